@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The mesh model: the tunnel's in-memory view of namespaces, pods,
+ * services and policies, built from Kubernetes objects (file mode: a file
+ * or a directory of *.json, *.yaml, *.yml files, read in name order).
+ *
+ * A model is immutable once built. A reload builds a new one and swaps it
+ * in only when the whole load succeeded, so a broken file leaves the last
+ * good model in use. mesh_free() frees everything the model owns,
+ * including the strings that the structs below point to.
+ *
+ * Objects kept: Namespace, Pod, Service; AuthorizationPolicy and
+ * PeerAuthentication (security.istio.io) are kept as raw JSON for the
+ * policy engine. Other kinds are ignored. An object of a known kind with a
+ * wrong shape (e.g. metadata.name missing) fails the load with a message
+ * naming the file and the object.
+ */
+#ifndef WARREN_MESH_H
+#define WARREN_MESH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+struct mesh_label {
+	const char *key;
+	const char *value;
+};
+
+struct mesh_labels {
+	struct mesh_label *items;
+	size_t n;
+};
+
+struct mesh_ip {
+	int family; /* AF_INET or AF_INET6 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
+};
+
+struct mesh_namespace {
+	const char *name;
+	struct mesh_labels labels;
+};
+
+struct mesh_pod {
+	const char *namespace;
+	const char *name;
+	const char *uid;             /* may be "" */
+	const char *service_account; /* "default" when unset */
+	const char *node;            /* spec.nodeName, may be "" */
+	bool host_network;
+	bool ready;                  /* status.phase Running and Ready condition not False */
+	struct mesh_labels labels;
+	struct mesh_ip *ips;         /* status.podIPs (or podIP) */
+	size_t n_ips;
+};
+
+struct mesh_service_port {
+	const char *name;     /* may be "" */
+	const char *protocol; /* "TCP" default */
+	uint16_t port;
+	uint16_t target_port;       /* numeric targetPort, 0 when named */
+	const char *target_port_name; /* named targetPort, or NULL */
+};
+
+struct mesh_service {
+	const char *namespace;
+	const char *name;
+	struct mesh_labels labels;   /* e.g. istio.io/use-waypoint */
+	struct mesh_labels selector;
+	struct mesh_ip *vips;        /* spec.clusterIP(s), "None" skipped */
+	size_t n_vips;
+	struct mesh_service_port *ports;
+	size_t n_ports;
+};
+
+struct mesh {
+	struct mesh_namespace *namespaces;
+	size_t n_namespaces;
+	struct mesh_pod *pods;
+	size_t n_pods;
+	struct mesh_service *services;
+	size_t n_services;
+	json_t *authorization_policies; /* array of raw objects */
+	json_t *peer_authentications;   /* array of raw objects */
+	uint64_t generation;            /* set by the owner on swap */
+};
+
+/* Build a model from a file or directory. *out owned by the caller. */
+int mesh_load_path(const char *path, struct mesh **out, char *err, size_t errlen);
+/* Build a model from an array of objects (borrowed). */
+int mesh_build(json_t *objects, const char *origin, struct mesh **out, char *err, size_t errlen);
+void mesh_free(struct mesh *m);
+
+const char *mesh_label(const struct mesh_labels *l, const char *key); /* NULL if absent */
+const struct mesh_namespace *mesh_find_namespace(const struct mesh *m, const char *name);
+const struct mesh_pod *mesh_find_pod(const struct mesh *m, const char *ns, const char *name);
+const struct mesh_pod *mesh_find_pod_by_uid(const struct mesh *m, const char *uid);
+const struct mesh_pod *mesh_find_pod_by_ip(const struct mesh *m, const struct mesh_ip *ip);
+const struct mesh_service *mesh_find_service_by_vip(const struct mesh *m, const struct mesh_ip *ip);
+/* Does the selector match these labels (all selector pairs present)? An
+ * empty selector matches nothing (Kubernetes Service semantics). */
+bool mesh_selector_matches(const struct mesh_labels *selector, const struct mesh_labels *labels);
+
+/* Enrollment decision (ambient-reference.md §2.4): a pod is enrolled when
+ * it is not host-network and either its own istio.io/dataplane-mode label
+ * is "ambient", or its namespace's label is "ambient" and the pod's label
+ * is not "none". A pod absent from the model is judged by its namespace
+ * alone. *reason gets a static human-readable explanation. */
+bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, const char **reason);
+
+/* Parse "10.1.2.3" / "fd00::1" into ip. 0 or -EINVAL. */
+int mesh_ip_parse(const char *s, struct mesh_ip *ip);
+bool mesh_ip_equal(const struct mesh_ip *a, const struct mesh_ip *b);
+/* Format into buf (INET6_ADDRSTRLEN). Returns buf. */
+const char *mesh_ip_str(const struct mesh_ip *ip, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * warren-tunnel configuration: one file, YAML or JSON (loaded through
+ * conf/kobj.h). Every key is optional; defaults in brackets:
+ *   node            node name, used for logs and the model  [hostname]
+ *   pluginSocket    plugin handoff socket      [/var/run/warren/tunnel.sock]
+ *   stateDir        pod records for restart    [/var/lib/warren]
+ *   meshPath        file or directory of Kubernetes objects  [required]
+ *   adminAddress    admin HTTP, host:port      [127.0.0.1:15000]
+ *   adminSocket     admin HTTP on a Unix socket too  [none]
+ *   metricsAddress  [0.0.0.0:15020]   readinessAddress [0.0.0.0:15021]
+ *   logLevel        error|warn|info|debug      [info]
+ *   logFile         also log to this file      [none]
+ *   trustDomain     [cluster.local]
+ *   meshReloadMs    poll interval for meshPath changes when inotify cannot be used [1000]
+ * Unknown keys are an error naming the key (a typo must not silently
+ * change behaviour); a known key of the wrong type is an error naming it.
+ * tunnel_conf_free() frees the strings.
+ */
+#ifndef WARREN_TUNNEL_CONF_H
+#define WARREN_TUNNEL_CONF_H
+
+#include <stddef.h>
+
+#include "conf/log.h"
+
+struct tunnel_conf {
+	char *node;
+	char *plugin_socket;
+	char *state_dir;
+	char *mesh_path;
+	char *admin_address;
+	char *admin_socket;
+	char *metrics_address;
+	char *readiness_address;
+	char *log_file;
+	char *trust_domain;
+	enum wlog_level log_level;
+	int mesh_reload_ms;
+};
+
+int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_t errlen);
+void tunnel_conf_free(struct tunnel_conf *c);
+
+#endif

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages needed to build, test, benchmark and demo warren.
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+PKGS=(
+  # build
+  build-essential pkg-config clang libclang-rt-14-dev
+  libjansson-dev libmnl-dev libnftnl-dev libssl-dev libnghttp2-dev libbpf-dev libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev
+  # run, test, demo
+  containernetworking-plugins nftables iproute2 conntrack tcpdump openssl
+  socat netcat-openbsd curl jq procps psmisc python3 iputils-ping
+  # benchmark peers and load tools
+  iperf3 sockperf haproxy
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

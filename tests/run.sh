@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every test and ends with "N passed, N failed".
+#  - unit tests: build/tests/test_* (TAP lines "ok N - x" / "not ok N - x"), no root needed
+#  - netns integration tests: tests/netns/test_*.sh, as root (TAP lines too)
+# A test program that exits non-zero without reporting a failure, or prints
+# no result at all, counts as one failure. Nothing is ever counted as passed
+# unless it printed "ok".
+# Env: B (build dir, default build), UNIT_ONLY=1, ONLY=<glob> to pick tests.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+B=${B:-build}
+export B WARREN_BUILD="$PWD/$B"
+pass=0 fail=0
+logdir=$(mktemp -d /tmp/warren-tests.XXXXXX)
+
+run_one() { # name, command...
+	local name=$1; shift
+	local log="$logdir/$(basename "$name").log" rc ok nok
+	echo "=== $name"
+	"$@" >"$log" 2>&1
+	rc=$?
+	ok=$(grep -cE '^ok ' "$log")
+	nok=$(grep -cE '^not ok ' "$log")
+	grep -E '^(ok|not ok) |^#' "$log" | sed 's/^/    /'
+	if ((nok > 0 || rc != 0)); then
+		echo "--- $name: exit $rc; last lines of its log:"
+		tail -n 40 "$log" | sed 's/^/    /'
+	fi
+	if ((rc != 0 && nok == 0)); then nok=1; fi
+	if ((ok == 0 && nok == 0)); then nok=1; echo "    not ok - $name printed no result"; fi
+	pass=$((pass + ok)); fail=$((fail + nok))
+}
+
+for t in "$B"/tests/test_*; do
+	[[ -x $t ]] || continue
+	[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
+	run_one "unit/$(basename "$t")" "$t"
+done
+
+# Fuzz targets (built by `make fuzz`), a bounded run each from the seed corpus.
+for f in "$B"/fuzz/fuzz_*; do
+	[[ -x $f && ! -d $f ]] || continue
+	[[ -n ${ONLY:-} && $(basename "$f") != $ONLY ]] && continue
+	n=$(basename "$f")
+	corpus="$logdir/corpus-$n"; mkdir -p "$corpus"
+	cp tests/fuzz/corpus/"$n"/* "$corpus"/ 2>/dev/null || true
+	run_one "fuzz/$n" bash -c "'$f' -max_total_time=${FUZZ_SECONDS:-15} -print_final_stats=1 '$corpus' && echo 'ok - $n ran ${FUZZ_SECONDS:-15}s without a crash'"
+done
+
+if [[ -z ${UNIT_ONLY:-} ]]; then
+	if ((EUID != 0)); then
+		echo "not ok - integration tests need root"; fail=$((fail + 1))
+	else
+		for t in tests/netns/test_*.sh; do
+			[[ -f $t ]] || continue
+			[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
+			run_one "netns/$(basename "$t")" timeout 600 bash "$t"
+		done
+	fi
+fi
+
+echo "logs: $logdir"
+echo "$pass passed, $fail failed"
+((fail == 0))

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Plain TCP relay between two connected, non-blocking stream sockets, on
+ * the loop. Zero-copy with splice() through one pipe per direction (the
+ * pipe is the bounded buffer: when it is full we stop reading that side,
+ * which gives backpressure; pipes are created on first data). Half-close
+ * is propagated: EOF from A, once A->B is drained, becomes shutdown(B,
+ * SHUT_WR), and the relay ends when both directions are finished. An error
+ * on either side resets both (SO_LINGER 0), so a peer never sees a clean
+ * close that did not happen.
+ *
+ * Ownership: relay_start() takes both fds (closed on every path, including
+ * its own failure). done_cb runs exactly once, after both fds are closed
+ * and before the relay is freed; the relay handle is invalid after it.
+ */
+#ifndef WARREN_RELAY_H
+#define WARREN_RELAY_H
+
+#include <stdint.h>
+
+#include "tunnel/loop.h"
+
+struct relay;
+
+struct relay_stats {
+	uint64_t a_to_b;     /* bytes written to B */
+	uint64_t b_to_a;     /* bytes written to A */
+	int error;           /* 0, or the errno that ended it */
+	const char *reason;  /* static: "closed", "reset by a", "aborted", ... */
+};
+
+typedef void (*relay_done_cb)(void *ctx, const struct relay_stats *st);
+
+/* 0 or -errno (fds closed, done_cb not called). */
+int relay_start(struct loop *l, int fd_a, int fd_b, relay_done_cb cb, void *ctx,
+		struct relay **out);
+/* Tear down now (both sides reset); done_cb runs before this returns. */
+void relay_abort(struct relay *r, const char *reason);
+/* Live counters. */
+void relay_get_stats(const struct relay *r, struct relay_stats *st);
+
+#endif
