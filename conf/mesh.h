@@ -111,7 +111,8 @@ bool mesh_selector_matches(const struct mesh_labels *selector, const struct mesh
  * it is not host-network and either its own istio.io/dataplane-mode label
  * is "ambient", or its namespace's label is "ambient" and the pod's label
  * is not "none". A pod absent from the model is judged by its namespace
- * alone. *reason gets a static human-readable explanation. */
+ * alone. *reason gets a human-readable explanation, not to be freed: static,
+ * or a thread-local buffer valid until the next call in the same thread. */
 bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, const char **reason);
 
 /* Parse "10.1.2.3" / "fd00::1" into ip. 0 or -EINVAL. */

@@ -1,0 +1,1107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The mesh model (contract in conf/mesh.h).
+ *
+ * mesh_build() deep-copies the input objects and points every string of the
+ * model into that private copy, so the model does not depend on the caller's
+ * array and mesh_free() releases all strings with one json_decref(). The
+ * copy lives in struct mesh_impl around the public struct; only models made
+ * by mesh_build()/mesh_load_path() may be passed to mesh_free().
+ *
+ * Arrays keep the input order (directory mode: file name order, then order
+ * in the file). Lookups only read the public arrays, linearly, so they also
+ * work on a struct mesh filled by hand (tests). Duplicates (same kind,
+ * namespace and name) fail the build; they are found through a temporary
+ * sorted index, O(n log n).
+ */
+#include "conf/mesh.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conf/kobj.h"
+#include "conf/warren.h"
+
+#define MESH_MAGIC 0x6d657368u
+
+struct mesh_impl {
+	struct mesh pub;
+	unsigned magic;
+	json_t *src; /* private deep copy; every model string points into it */
+};
+
+#define impl_of(m) ((struct mesh_impl *)((char *)(m) - offsetof(struct mesh_impl, pub)))
+
+/* One object being decoded, for error messages. */
+struct objctx {
+	const char *origin;
+	size_t index; /* position in its file, from 1 */
+	const char *kind;
+	const char *ns;   /* NULL for cluster-scoped kinds */
+	const char *name; /* NULL until known */
+	char *err;
+	size_t errlen;
+};
+
+static void __attribute__((format(printf, 3, 4)))
+oerr(const struct objctx *c, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!c->err || !c->errlen)
+		return;
+	if (c->name && c->ns)
+		n = snprintf(c->err, c->errlen, "%s: object %zu (%s %s/%s): %s: ", c->origin,
+			     c->index, c->kind, c->ns, c->name, field);
+	else if (c->name)
+		n = snprintf(c->err, c->errlen, "%s: object %zu (%s %s): %s: ", c->origin, c->index,
+			     c->kind, c->name, field);
+	else
+		n = snprintf(c->err, c->errlen, "%s: object %zu (%s): %s: ", c->origin, c->index,
+			     c->kind, field);
+	if (n < 0 || (size_t)n >= c->errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static const char *json_type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "a mapping";
+	case JSON_ARRAY: return "a list";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	case JSON_NULL: return "null";
+	}
+	return "?";
+}
+
+/* ---- small typed getters: absent or null means "unset" ---- */
+
+static int get_string(const struct objctx *c, json_t *parent, const char *key, const char *field,
+		      const char *dflt, const char **out)
+{
+	json_t *v = json_object_get(parent, key);
+
+	if (!v || json_is_null(v)) {
+		*out = dflt;
+		return 0;
+	}
+	if (!json_is_string(v)) {
+		oerr(c, field, "expected a string, got %s", json_type_name(v));
+		return -EINVAL;
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int get_object(const struct objctx *c, json_t *parent, const char *key, const char *field,
+		      json_t **out)
+{
+	json_t *v = json_object_get(parent, key);
+
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_object(v)) {
+		oerr(c, field, "expected a mapping, got %s", json_type_name(v));
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int get_array(const struct objctx *c, json_t *parent, const char *key, const char *field,
+		     json_t **out)
+{
+	json_t *v = json_object_get(parent, key);
+
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v)) {
+		oerr(c, field, "expected a list, got %s", json_type_name(v));
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int get_bool(const struct objctx *c, json_t *parent, const char *key, const char *field,
+		    bool *out)
+{
+	json_t *v = json_object_get(parent, key);
+
+	*out = false;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v)) {
+		oerr(c, field, "expected true or false, got %s", json_type_name(v));
+		return -EINVAL;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* Label maps: every value must be a string (Kubernetes rejects others; a
+ * YAML "version: 1" needs quotes). */
+static int get_labels(const struct objctx *c, json_t *parent, const char *key, const char *field,
+		      struct mesh_labels *out)
+{
+	json_t *obj, *v;
+	const char *k;
+	size_t i = 0;
+	int ret;
+
+	out->items = NULL;
+	out->n = 0;
+	ret = get_object(c, parent, key, field, &obj);
+	if (ret || !obj || !json_object_size(obj))
+		return ret;
+	out->items = calloc(json_object_size(obj), sizeof(*out->items));
+	if (!out->items) {
+		oerr(c, field, "out of memory");
+		return -ENOMEM;
+	}
+	json_object_foreach(obj, k, v) {
+		if (!json_is_string(v)) {
+			oerr(c, field, "value of \"%s\" must be a string, got %s (quote it)", k,
+			     json_type_name(v));
+			return -EINVAL; /* items freed with the model */
+		}
+		out->items[i].key = k;
+		out->items[i].value = json_string_value(v);
+		out->n = ++i;
+	}
+	return 0;
+}
+
+static int parse_ip_field(const struct objctx *c, const char *field, const char *s,
+			  struct mesh_ip *ip)
+{
+	if (mesh_ip_parse(s, ip)) {
+		oerr(c, field, "\"%s\" is not an IPv4 or IPv6 address", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static bool ip_in(const struct mesh_ip *ips, size_t n, const struct mesh_ip *ip)
+{
+	for (size_t i = 0; i < n; i++)
+		if (mesh_ip_equal(&ips[i], ip))
+			return true;
+	return false;
+}
+
+/* metadata.name (required) and metadata.namespace (default "default"). */
+static int decode_meta(struct objctx *c, json_t *o, bool namespaced, json_t **meta)
+{
+	const char *name, *ns = NULL;
+	int ret;
+
+	ret = get_object(c, o, "metadata", "metadata", meta);
+	if (ret)
+		return ret;
+	if (!*meta) {
+		oerr(c, "metadata", "missing; every object needs metadata.name");
+		return -EINVAL;
+	}
+	ret = get_string(c, *meta, "name", "metadata.name", NULL, &name);
+	if (ret)
+		return ret;
+	if (!name || !*name) {
+		oerr(c, "metadata.name", "missing or empty");
+		return -EINVAL;
+	}
+	if (namespaced) {
+		ret = get_string(c, *meta, "namespace", "metadata.namespace", "default", &ns);
+		if (ret)
+			return ret;
+		if (!*ns)
+			ns = "default";
+	}
+	c->name = name;
+	c->ns = ns;
+	return 0;
+}
+
+/* ---- kinds ---- */
+
+static int decode_namespace(struct objctx *c, json_t *o, struct mesh_namespace *out)
+{
+	json_t *meta;
+	int ret;
+
+	ret = decode_meta(c, o, false, &meta);
+	if (ret)
+		return ret;
+	out->name = c->name;
+	return get_labels(c, meta, "labels", "metadata.labels", &out->labels);
+}
+
+static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *p)
+{
+	json_t *ips, *conds, *e;
+	const char *phase, *ip;
+	size_t i;
+	int ret;
+
+	p->ready = true;
+	if (!status)
+		return 0;
+	ret = get_string(c, status, "phase", "status.phase", NULL, &phase);
+	if (ret)
+		return ret;
+	if (phase && strcmp(phase, "Running"))
+		p->ready = false;
+	ret = get_array(c, status, "conditions", "status.conditions", &conds);
+	if (ret)
+		return ret;
+	json_array_foreach(conds, i, e) {
+		const char *type, *st;
+
+		if (!json_is_object(e)) {
+			oerr(c, "status.conditions", "item %zu is %s, expected a mapping", i,
+			     json_type_name(e));
+			return -EINVAL;
+		}
+		ret = get_string(c, e, "type", "status.conditions[].type", "", &type);
+		if (!ret)
+			ret = get_string(c, e, "status", "status.conditions[].status", "", &st);
+		if (ret)
+			return ret;
+		if (!strcmp(type, "Ready") && !strcmp(st, "False"))
+			p->ready = false;
+	}
+
+	ret = get_array(c, status, "podIPs", "status.podIPs", &ips);
+	if (ret)
+		return ret;
+	if (ips && json_array_size(ips)) {
+		p->ips = calloc(json_array_size(ips), sizeof(*p->ips));
+		if (!p->ips) {
+			oerr(c, "status.podIPs", "out of memory");
+			return -ENOMEM;
+		}
+		json_array_foreach(ips, i, e) {
+			struct mesh_ip a;
+
+			if (!json_is_object(e)) {
+				oerr(c, "status.podIPs", "item %zu is %s, expected {ip: ...}", i,
+				     json_type_name(e));
+				return -EINVAL;
+			}
+			ret = get_string(c, e, "ip", "status.podIPs[].ip", NULL, &ip);
+			if (ret)
+				return ret;
+			if (!ip) {
+				oerr(c, "status.podIPs[].ip", "missing in item %zu", i);
+				return -EINVAL;
+			}
+			ret = parse_ip_field(c, "status.podIPs[].ip", ip, &a);
+			if (ret)
+				return ret;
+			if (!ip_in(p->ips, p->n_ips, &a))
+				p->ips[p->n_ips++] = a;
+		}
+		return 0;
+	}
+	ret = get_string(c, status, "podIP", "status.podIP", "", &ip);
+	if (ret || !*ip)
+		return ret;
+	p->ips = calloc(1, sizeof(*p->ips));
+	if (!p->ips) {
+		oerr(c, "status.podIP", "out of memory");
+		return -ENOMEM;
+	}
+	ret = parse_ip_field(c, "status.podIP", ip, &p->ips[0]);
+	if (ret)
+		return ret;
+	p->n_ips = 1;
+	return 0;
+}
+
+static int decode_pod(struct objctx *c, json_t *o, struct mesh_pod *p)
+{
+	json_t *meta, *spec, *status;
+	const char *sa;
+	int ret;
+
+	ret = decode_meta(c, o, true, &meta);
+	if (ret)
+		return ret;
+	p->namespace = c->ns;
+	p->name = c->name;
+	ret = get_string(c, meta, "uid", "metadata.uid", "", &p->uid);
+	if (!ret)
+		ret = get_labels(c, meta, "labels", "metadata.labels", &p->labels);
+	if (!ret)
+		ret = get_object(c, o, "spec", "spec", &spec);
+	if (!ret)
+		ret = get_object(c, o, "status", "status", &status);
+	if (ret)
+		return ret;
+	p->service_account = "default";
+	p->node = "";
+	if (spec) {
+		/* serviceAccount is the deprecated alias; serviceAccountName wins */
+		ret = get_string(c, spec, "serviceAccount", "spec.serviceAccount", NULL, &sa);
+		if (ret)
+			return ret;
+		if (sa && *sa)
+			p->service_account = sa;
+		ret = get_string(c, spec, "serviceAccountName", "spec.serviceAccountName", NULL, &sa);
+		if (ret)
+			return ret;
+		if (sa && *sa)
+			p->service_account = sa;
+		ret = get_string(c, spec, "nodeName", "spec.nodeName", "", &p->node);
+		if (!ret)
+			ret = get_bool(c, spec, "hostNetwork", "spec.hostNetwork", &p->host_network);
+		if (ret)
+			return ret;
+	}
+	return decode_pod_status(c, status, p);
+}
+
+static int get_port(const struct objctx *c, json_t *v, const char *field, size_t i,
+		    uint16_t *out)
+{
+	json_int_t n;
+
+	if (!json_is_integer(v)) {
+		oerr(c, field, "item %zu: expected an integer, got %s", i, json_type_name(v));
+		return -EINVAL;
+	}
+	n = json_integer_value(v);
+	if (n < 1 || n > 65535) {
+		oerr(c, field, "item %zu: %lld is not a port (1-65535)", i, (long long)n);
+		return -EINVAL;
+	}
+	*out = (uint16_t)n;
+	return 0;
+}
+
+static int decode_service_port(const struct objctx *c, json_t *e, size_t i,
+			       struct mesh_service_port *sp)
+{
+	json_t *v;
+	int ret;
+
+	if (!json_is_object(e)) {
+		oerr(c, "spec.ports", "item %zu is %s, expected a mapping", i, json_type_name(e));
+		return -EINVAL;
+	}
+	ret = get_string(c, e, "name", "spec.ports[].name", "", &sp->name);
+	if (!ret)
+		ret = get_string(c, e, "protocol", "spec.ports[].protocol", "TCP", &sp->protocol);
+	if (ret)
+		return ret;
+	v = json_object_get(e, "port");
+	if (!v) {
+		oerr(c, "spec.ports[].port", "missing in item %zu", i);
+		return -EINVAL;
+	}
+	ret = get_port(c, v, "spec.ports[].port", i, &sp->port);
+	if (ret)
+		return ret;
+	v = json_object_get(e, "targetPort");
+	if (!v || json_is_null(v)) {
+		sp->target_port = sp->port;
+		return 0;
+	}
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		char *end;
+		unsigned long n;
+
+		if (!*s) {
+			oerr(c, "spec.ports[].targetPort", "item %zu: empty name", i);
+			return -EINVAL;
+		}
+		/* "8080" quoted in YAML: IntOrString, read it as the number */
+		n = strtoul(s, &end, 10);
+		if (s[0] >= '0' && s[0] <= '9' && *end == '\0') {
+			if (n < 1 || n > 65535) {
+				oerr(c, "spec.ports[].targetPort", "item %zu: %s is not a port (1-65535)",
+				     i, s);
+				return -EINVAL;
+			}
+			sp->target_port = (uint16_t)n;
+			return 0;
+		}
+		sp->target_port_name = s;
+		return 0;
+	}
+	return get_port(c, v, "spec.ports[].targetPort", i, &sp->target_port);
+}
+
+static int add_vip(const struct objctx *c, struct mesh_service *s, const char *field,
+		   const char *ip, size_t cap)
+{
+	struct mesh_ip a;
+	int ret;
+
+	if (!*ip || !strcmp(ip, "None"))
+		return 0; /* headless */
+	ret = parse_ip_field(c, field, ip, &a);
+	if (ret)
+		return ret;
+	if (ip_in(s->vips, s->n_vips, &a))
+		return 0;
+	assert(s->n_vips < cap); /* cap counts every candidate */
+	s->vips[s->n_vips++] = a;
+	return 0;
+}
+
+static int decode_service(struct objctx *c, json_t *o, struct mesh_service *s)
+{
+	json_t *meta, *spec, *ips, *ports, *e;
+	const char *ip;
+	size_t i, cap;
+	int ret;
+
+	ret = decode_meta(c, o, true, &meta);
+	if (ret)
+		return ret;
+	s->namespace = c->ns;
+	s->name = c->name;
+	ret = get_labels(c, meta, "labels", "metadata.labels", &s->labels);
+	if (!ret)
+		ret = get_object(c, o, "spec", "spec", &spec);
+	if (ret || !spec)
+		return ret;
+	ret = get_labels(c, spec, "selector", "spec.selector", &s->selector);
+	if (!ret)
+		ret = get_string(c, spec, "clusterIP", "spec.clusterIP", "", &ip);
+	if (!ret)
+		ret = get_array(c, spec, "clusterIPs", "spec.clusterIPs", &ips);
+	if (!ret)
+		ret = get_array(c, spec, "ports", "spec.ports", &ports);
+	if (ret)
+		return ret;
+	cap = 1 + json_array_size(ips);
+	s->vips = calloc(cap, sizeof(*s->vips));
+	if (!s->vips) {
+		oerr(c, "spec.clusterIP", "out of memory");
+		return -ENOMEM;
+	}
+	ret = add_vip(c, s, "spec.clusterIP", ip, cap);
+	if (ret)
+		return ret;
+	json_array_foreach(ips, i, e) {
+		if (!json_is_string(e)) {
+			oerr(c, "spec.clusterIPs", "item %zu is %s, expected a string", i,
+			     json_type_name(e));
+			return -EINVAL;
+		}
+		ret = add_vip(c, s, "spec.clusterIPs", json_string_value(e), cap);
+		if (ret)
+			return ret;
+	}
+	if (!json_array_size(ports))
+		return 0;
+	s->ports = calloc(json_array_size(ports), sizeof(*s->ports));
+	if (!s->ports) {
+		oerr(c, "spec.ports", "out of memory");
+		return -ENOMEM;
+	}
+	json_array_foreach(ports, i, e) {
+		ret = decode_service_port(c, e, i, &s->ports[i]);
+		if (ret)
+			return ret;
+		s->n_ports = i + 1;
+	}
+	return 0;
+}
+
+/* Policies stay raw for the policy engine; check only what every consumer
+ * needs (a name) and fill the namespace default into the private copy. */
+static int decode_policy(struct objctx *c, json_t *o, json_t *arr)
+{
+	json_t *meta;
+	int ret;
+
+	ret = decode_meta(c, o, true, &meta);
+	if (ret)
+		return ret;
+	if (!json_is_string(json_object_get(meta, "namespace")) &&
+	    json_object_set_new(meta, "namespace", json_string("default"))) {
+		oerr(c, "metadata.namespace", "out of memory");
+		return -ENOMEM;
+	}
+	if (json_array_append(arr, o)) {
+		oerr(c, "metadata", "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- build ---- */
+
+enum okind { K_NONE, K_NAMESPACE, K_POD, K_SERVICE, K_AUTHZ, K_PEERAUTHN };
+
+static enum okind classify(const char *api, const char *kind)
+{
+	bool istio = !strcmp(api, "security.istio.io/v1") || !strcmp(api, "security.istio.io/v1beta1");
+
+	if (!strcmp(api, "v1")) {
+		if (!strcmp(kind, "Namespace"))
+			return K_NAMESPACE;
+		if (!strcmp(kind, "Pod"))
+			return K_POD;
+		if (!strcmp(kind, "Service"))
+			return K_SERVICE;
+	} else if (istio) {
+		if (!strcmp(kind, "AuthorizationPolicy"))
+			return K_AUTHZ;
+		if (!strcmp(kind, "PeerAuthentication"))
+			return K_PEERAUTHN;
+	}
+	return K_NONE;
+}
+
+/* Each object's provenance, for errors about duplicates. */
+struct prov {
+	const char *origin;
+	size_t index;
+};
+
+struct dupkey {
+	const char *ns;
+	const char *name;
+	const struct prov *prov;
+};
+
+static int dupkey_cmp(const void *a, const void *b)
+{
+	const struct dupkey *x = a, *y = b;
+	int r = strcmp(x->ns ? x->ns : "", y->ns ? y->ns : "");
+
+	return r ? r : strcmp(x->name, y->name);
+}
+
+static int check_dups(struct dupkey *keys, size_t n, const char *kind, char *err, size_t errlen)
+{
+	qsort(keys, n, sizeof(*keys), dupkey_cmp);
+	for (size_t i = 1; i < n; i++) {
+		if (dupkey_cmp(&keys[i - 1], &keys[i]))
+			continue;
+		const struct dupkey *a = &keys[i - 1], *b = &keys[i];
+
+		/* qsort is not stable: name them in input order */
+		if (a->prov > b->prov) {
+			const struct dupkey *t = a;
+
+			a = b;
+			b = t;
+		}
+		snprintf(err, errlen, "%s: object %zu: duplicate %s %s%s%s (first defined in %s, object %zu)",
+			 b->prov->origin, b->prov->index, kind, a->ns ? a->ns : "", a->ns ? "/" : "",
+			 a->name, a->prov->origin, a->prov->index);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int find_dups(struct mesh *m, const struct prov *pns, const struct prov *ppod,
+		     const struct prov *psvc, char *err, size_t errlen)
+{
+	size_t n = m->n_namespaces > m->n_pods ? m->n_namespaces : m->n_pods;
+	struct dupkey *keys;
+	int ret;
+
+	if (m->n_services > n)
+		n = m->n_services;
+	if (!n)
+		return 0;
+	keys = calloc(n, sizeof(*keys));
+	if (!keys) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->n_namespaces; i++)
+		keys[i] = (struct dupkey){ NULL, m->namespaces[i].name, &pns[i] };
+	ret = check_dups(keys, m->n_namespaces, "Namespace", err, errlen);
+	if (ret)
+		goto out;
+	for (size_t i = 0; i < m->n_pods; i++)
+		keys[i] = (struct dupkey){ m->pods[i].namespace, m->pods[i].name, &ppod[i] };
+	ret = check_dups(keys, m->n_pods, "Pod", err, errlen);
+	if (ret)
+		goto out;
+	for (size_t i = 0; i < m->n_services; i++)
+		keys[i] = (struct dupkey){ m->services[i].namespace, m->services[i].name, &psvc[i] };
+	ret = check_dups(keys, m->n_services, "Service", err, errlen);
+out:
+	free(keys);
+	return ret;
+}
+
+/* objs: private array, stolen (freed with the model or on error). provs[i]:
+ * where objs[i] came from, for error messages. */
+static int build(json_t *objs, const struct prov *provs, struct mesh **out, char *err,
+		 size_t errlen)
+{
+	struct mesh_impl *mi = NULL;
+	struct mesh *m;
+	struct prov *pns = NULL, *ppod = NULL, *psvc = NULL;
+	size_t n = json_array_size(objs), i;
+	json_t *o;
+	int ret = 0;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	mi = calloc(1, sizeof(*mi));
+	if (!mi) {
+		json_decref(objs);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	mi->magic = MESH_MAGIC;
+	mi->src = objs;
+	m = &mi->pub;
+	m->authorization_policies = json_array();
+	m->peer_authentications = json_array();
+	pns = calloc(n + 1, sizeof(*pns));
+	ppod = calloc(n + 1, sizeof(*ppod));
+	psvc = calloc(n + 1, sizeof(*psvc));
+	/* Upper bounds: one slot per input object; shrinking is not worth it. */
+	m->namespaces = calloc(n + 1, sizeof(*m->namespaces));
+	m->pods = calloc(n + 1, sizeof(*m->pods));
+	m->services = calloc(n + 1, sizeof(*m->services));
+	if (!m->authorization_policies || !m->peer_authentications || !pns || !ppod || !psvc ||
+	    !m->namespaces || !m->pods || !m->services) {
+		snprintf(err, errlen, "out of memory");
+		ret = -ENOMEM;
+		goto out;
+	}
+
+	json_array_foreach(objs, i, o) {
+		struct objctx c = { .origin = provs[i].origin, .index = provs[i].index,
+				    .err = err, .errlen = errlen };
+		const char *api, *kind;
+
+		if (!json_is_object(o)) {
+			snprintf(err, errlen, "%s: object %zu: is %s, expected a mapping",
+				 c.origin, c.index, json_type_name(o));
+			ret = -EINVAL;
+			goto out;
+		}
+		api = json_string_value(json_object_get(o, "apiVersion"));
+		kind = json_string_value(json_object_get(o, "kind"));
+		if (!kind || !api) {
+			snprintf(err, errlen, "%s: object %zu: %s missing or not a string; every object needs apiVersion and kind",
+				 c.origin, c.index, kind ? "apiVersion" : "kind");
+			ret = -EINVAL;
+			goto out;
+		}
+		c.kind = kind;
+		switch (classify(api, kind)) {
+		case K_NONE:
+			break;
+		case K_NAMESPACE:
+			pns[m->n_namespaces] = provs[i];
+			ret = decode_namespace(&c, o, &m->namespaces[m->n_namespaces++]);
+			break;
+		case K_POD:
+			ppod[m->n_pods] = provs[i];
+			ret = decode_pod(&c, o, &m->pods[m->n_pods++]);
+			break;
+		case K_SERVICE:
+			psvc[m->n_services] = provs[i];
+			ret = decode_service(&c, o, &m->services[m->n_services++]);
+			break;
+		case K_AUTHZ:
+			ret = decode_policy(&c, o, m->authorization_policies);
+			break;
+		case K_PEERAUTHN:
+			ret = decode_policy(&c, o, m->peer_authentications);
+			break;
+		}
+		if (ret)
+			goto out;
+	}
+	ret = find_dups(m, pns, ppod, psvc, err, errlen);
+out:
+	free(pns);
+	free(ppod);
+	free(psvc);
+	if (ret) {
+		mesh_free(m);
+		return ret;
+	}
+	*out = m;
+	return 0;
+}
+
+int mesh_build(json_t *objects, const char *origin, struct mesh **out, char *err, size_t errlen)
+{
+	struct prov *provs;
+	json_t *copy;
+	size_t n;
+	int ret;
+
+	*out = NULL;
+	if (!origin || !*origin)
+		origin = "<objects>";
+	if (!json_is_array(objects)) {
+		snprintf(err, errlen, "%s: expected an array of objects", origin);
+		return -EINVAL;
+	}
+	n = json_array_size(objects);
+	provs = calloc(n + 1, sizeof(*provs));
+	copy = json_deep_copy(objects);
+	if (!provs || !copy) {
+		free(provs);
+		json_decref(copy);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		provs[i] = (struct prov){ origin, i + 1 };
+	ret = build(copy, provs, out, err, errlen);
+	free(provs);
+	return ret;
+}
+
+static bool want_file(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (name[0] == '.')
+		return false;
+	return (n > 5 && !strcmp(name + n - 5, ".json")) || (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
+	       (n > 4 && !strcmp(name + n - 4, ".yml"));
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int mesh_load_path(const char *path, struct mesh **out, char *err, size_t errlen)
+{
+	struct stat st;
+	DIR *d = NULL;
+	struct dirent *de;
+	char **names = NULL, **paths = NULL;
+	size_t n_names = 0, cap = 0, total = 0;
+	json_t *all = NULL, *objs = NULL;
+	struct prov *provs = NULL;
+	int ret = 0;
+
+	*out = NULL;
+	if (stat(path, &st)) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: cannot read the mesh: %s", path, strerror(-ret));
+		return ret;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		ret = kobj_load_file(path, &objs, err, errlen);
+		if (ret)
+			return ret;
+		provs = calloc(json_array_size(objs) + 1, sizeof(*provs));
+		if (!provs) {
+			json_decref(objs);
+			snprintf(err, errlen, "%s: out of memory", path);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < json_array_size(objs); i++)
+			provs[i] = (struct prov){ path, i + 1 };
+		/* objs is private: build() takes it without a copy */
+		ret = build(objs, provs, out, err, errlen);
+		free(provs);
+		return ret;
+	}
+
+	d = opendir(path);
+	if (!d) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: cannot open the directory: %s", path, strerror(-ret));
+		return ret;
+	}
+	while ((de = readdir(d))) {
+		if (!want_file(de->d_name))
+			continue;
+		if (n_names == cap) {
+			char **nn;
+
+			cap = cap ? 2 * cap : 16;
+			nn = realloc(names, cap * sizeof(*names));
+			if (!nn)
+				goto oom;
+			names = nn;
+		}
+		names[n_names] = strdup(de->d_name);
+		if (!names[n_names])
+			goto oom;
+		n_names++;
+	}
+	if (n_names)
+		qsort(names, n_names, sizeof(*names), name_cmp);
+	paths = calloc(n_names + 1, sizeof(*paths));
+	all = json_array();
+	if (!paths || !all)
+		goto oom;
+	for (size_t i = 0; i < n_names; i++) {
+		struct stat fst;
+		struct prov *np;
+		size_t k;
+		json_t *x;
+
+		if (asprintf(&paths[i], "%s/%s", path, names[i]) < 0) {
+			paths[i] = NULL;
+			goto oom;
+		}
+		/* directories named x.yaml, dangling links: not mesh files */
+		if (stat(paths[i], &fst) || !S_ISREG(fst.st_mode))
+			continue;
+		ret = kobj_load_file(paths[i], &objs, err, errlen);
+		if (ret)
+			goto out;
+		np = realloc(provs, (total + json_array_size(objs) + 1) * sizeof(*provs));
+		if (!np)
+			goto oom;
+		provs = np;
+		json_array_foreach(objs, k, x)
+			provs[total + k] = (struct prov){ paths[i], k + 1 };
+		total += json_array_size(objs);
+		if (json_array_extend(all, objs))
+			goto oom;
+		json_decref(objs);
+		objs = NULL;
+	}
+	if (!provs) {
+		provs = calloc(1, sizeof(*provs));
+		if (!provs)
+			goto oom;
+	}
+	/* all is private: no deep copy needed */
+	ret = build(all, provs, out, err, errlen);
+	all = NULL;
+	goto out;
+oom:
+	snprintf(err, errlen, "%s: out of memory", path);
+	ret = -ENOMEM;
+out:
+	json_decref(objs);
+	json_decref(all);
+	free(provs);
+	for (size_t i = 0; i < n_names; i++) {
+		free(names[i]);
+		if (paths)
+			free(paths[i]);
+	}
+	free(names);
+	free(paths);
+	if (d)
+		closedir(d);
+	return ret;
+}
+
+void mesh_free(struct mesh *m)
+{
+	struct mesh_impl *mi;
+
+	if (!m)
+		return;
+	mi = impl_of(m);
+	assert(mi->magic == MESH_MAGIC); /* made by mesh_build(), freed once */
+	mi->magic = 0;
+	for (size_t i = 0; i < m->n_namespaces; i++)
+		free(m->namespaces[i].labels.items);
+	for (size_t i = 0; i < m->n_pods; i++) {
+		free(m->pods[i].labels.items);
+		free(m->pods[i].ips);
+	}
+	for (size_t i = 0; i < m->n_services; i++) {
+		free(m->services[i].labels.items);
+		free(m->services[i].selector.items);
+		free(m->services[i].vips);
+		free(m->services[i].ports);
+	}
+	free(m->namespaces);
+	free(m->pods);
+	free(m->services);
+	json_decref(m->authorization_policies);
+	json_decref(m->peer_authentications);
+	json_decref(mi->src);
+	free(mi);
+}
+
+/* ---- lookups ---- */
+
+const char *mesh_label(const struct mesh_labels *l, const char *key)
+{
+	if (!l || !key)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->items[i].key, key))
+			return l->items[i].value;
+	return NULL;
+}
+
+const struct mesh_namespace *mesh_find_namespace(const struct mesh *m, const char *name)
+{
+	if (!m || !name)
+		return NULL;
+	for (size_t i = 0; i < m->n_namespaces; i++)
+		if (!strcmp(m->namespaces[i].name, name))
+			return &m->namespaces[i];
+	return NULL;
+}
+
+const struct mesh_pod *mesh_find_pod(const struct mesh *m, const char *ns, const char *name)
+{
+	if (!m || !ns || !name)
+		return NULL;
+	for (size_t i = 0; i < m->n_pods; i++)
+		if (!strcmp(m->pods[i].name, name) && !strcmp(m->pods[i].namespace, ns))
+			return &m->pods[i];
+	return NULL;
+}
+
+const struct mesh_pod *mesh_find_pod_by_uid(const struct mesh *m, const char *uid)
+{
+	if (!m || !uid || !*uid)
+		return NULL; /* "" means unknown, never a match */
+	for (size_t i = 0; i < m->n_pods; i++)
+		if (!strcmp(m->pods[i].uid, uid))
+			return &m->pods[i];
+	return NULL;
+}
+
+/* Host-network pods share the node's IP; they never identify a workload. */
+const struct mesh_pod *mesh_find_pod_by_ip(const struct mesh *m, const struct mesh_ip *ip)
+{
+	if (!m || !ip)
+		return NULL;
+	for (size_t i = 0; i < m->n_pods; i++)
+		if (!m->pods[i].host_network && ip_in(m->pods[i].ips, m->pods[i].n_ips, ip))
+			return &m->pods[i];
+	return NULL;
+}
+
+const struct mesh_service *mesh_find_service_by_vip(const struct mesh *m, const struct mesh_ip *ip)
+{
+	if (!m || !ip)
+		return NULL;
+	for (size_t i = 0; i < m->n_services; i++)
+		if (ip_in(m->services[i].vips, m->services[i].n_vips, ip))
+			return &m->services[i];
+	return NULL;
+}
+
+bool mesh_selector_matches(const struct mesh_labels *selector, const struct mesh_labels *labels)
+{
+	if (!selector || !selector->n)
+		return false;
+	for (size_t i = 0; i < selector->n; i++) {
+		const char *v = mesh_label(labels, selector->items[i].key);
+
+		if (!v || strcmp(v, selector->items[i].value))
+			return false;
+	}
+	return true;
+}
+
+bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, const char **reason)
+{
+	/* Reasons naming the namespace are formatted here: valid until the next
+	 * call in the same thread. */
+	static __thread char buf[320];
+	const struct mesh_namespace *n;
+	const struct mesh_pod *p;
+	const char *why, *pl, *nl;
+	bool on = false;
+
+	if (!m) {
+		why = "no mesh model is loaded";
+		goto out;
+	}
+	p = mesh_find_pod(m, ns, name);
+	if (p && p->host_network) {
+		why = "pod uses the host network (spec.hostNetwork)";
+		goto out;
+	}
+	pl = p ? mesh_label(&p->labels, LABEL_DATAPLANE_MODE) : NULL;
+	if (pl && !strcmp(pl, "ambient")) {
+		on = true;
+		why = "pod has " LABEL_DATAPLANE_MODE "=ambient";
+		goto out;
+	}
+	if (pl && !strcmp(pl, "none")) {
+		why = "pod has " LABEL_DATAPLANE_MODE "=none";
+		goto out;
+	}
+	n = mesh_find_namespace(m, ns);
+	if (!n) {
+		snprintf(buf, sizeof(buf), "namespace %.128s is not in the mesh model", ns ? ns : "");
+		why = buf;
+		goto out;
+	}
+	nl = mesh_label(&n->labels, LABEL_DATAPLANE_MODE);
+	on = nl && !strcmp(nl, "ambient");
+	snprintf(buf, sizeof(buf), "namespace %.128s %s " LABEL_DATAPLANE_MODE "=ambient%s", n->name,
+		 on ? "has" : "does not have", p ? "" : " (pod not in the mesh model)");
+	why = buf;
+out:
+	if (reason)
+		*reason = why;
+	return on;
+}
+
+/* ---- addresses ---- */
+
+int mesh_ip_parse(const char *s, struct mesh_ip *ip)
+{
+	memset(ip, 0, sizeof(*ip));
+	if (!s)
+		return -EINVAL;
+	if (inet_pton(AF_INET, s, &ip->addr.v4) == 1) {
+		ip->family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &ip->addr.v6) == 1) {
+		ip->family = AF_INET6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+bool mesh_ip_equal(const struct mesh_ip *a, const struct mesh_ip *b)
+{
+	if (a->family != b->family)
+		return false;
+	if (a->family == AF_INET)
+		return a->addr.v4.s_addr == b->addr.v4.s_addr;
+	if (a->family == AF_INET6)
+		return !memcmp(&a->addr.v6, &b->addr.v6, sizeof(a->addr.v6));
+	return false;
+}
+
+const char *mesh_ip_str(const struct mesh_ip *ip, char *buf, size_t len)
+{
+	if (!len)
+		return buf;
+	if (!ip || (ip->family != AF_INET && ip->family != AF_INET6) ||
+	    !inet_ntop(ip->family, &ip->addr, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+	return buf;
+}

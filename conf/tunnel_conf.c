@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * warren-tunnel configuration file (contract in conf/tunnel_conf.h).
+ *
+ * The file goes through kobj (YAML or JSON) and must hold exactly one
+ * mapping. Keys are matched exactly (camelCase, as documented); an unknown
+ * key is an error, with a "did you mean" when only the case differs. A key
+ * set to null (YAML "key:" with no value) keeps its default. On success
+ * every string of *out is malloc'd (tunnel_conf_free frees them); on
+ * failure *out is left zeroed and err says which key was wrong and why.
+ */
+#include "conf/tunnel_conf.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "conf/kobj.h"
+#include "conf/warren.h"
+
+enum key_type { KT_STRING, KT_INT, KT_LEVEL };
+
+struct conf_key {
+	const char *name;
+	enum key_type type;
+	size_t off;
+	const char *dflt; /* strings only; NULL: unset */
+};
+
+#define SKEY(n, f, d) { n, KT_STRING, offsetof(struct tunnel_conf, f), d }
+
+static const struct conf_key keys[] = {
+	SKEY("node", node, NULL),
+	SKEY("pluginSocket", plugin_socket, DEFAULT_TUNNEL_SOCKET),
+	SKEY("stateDir", state_dir, DEFAULT_STATE_DIR),
+	SKEY("meshPath", mesh_path, NULL),
+	SKEY("adminAddress", admin_address, "127.0.0.1:15000"),
+	SKEY("adminSocket", admin_socket, NULL),
+	SKEY("metricsAddress", metrics_address, "0.0.0.0:15020"),
+	SKEY("readinessAddress", readiness_address, "0.0.0.0:15021"),
+	SKEY("logFile", log_file, NULL),
+	SKEY("trustDomain", trust_domain, "cluster.local"),
+	{ "logLevel", KT_LEVEL, offsetof(struct tunnel_conf, log_level), NULL },
+	{ "meshReloadMs", KT_INT, offsetof(struct tunnel_conf, mesh_reload_ms), NULL },
+};
+
+#define MESH_RELOAD_MS_MAX 3600000
+
+static const char *type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "a mapping";
+	case JSON_ARRAY: return "a list";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	case JSON_NULL: return "null";
+	}
+	return "?";
+}
+
+static const struct conf_key *find_key(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (!strcmp(keys[i].name, name))
+			return &keys[i];
+	return NULL;
+}
+
+static void unknown_key(const char *path, const char *name, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		if (!strcasecmp(keys[i].name, name)) {
+			snprintf(err, errlen, "%s: unknown key \"%s\" (did you mean \"%s\"?)", path,
+				 name, keys[i].name);
+			return;
+		}
+	}
+	snprintf(err, errlen,
+		 "%s: unknown key \"%s\"; known keys: node, pluginSocket, stateDir, meshPath, "
+		 "adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
+		 "trustDomain, meshReloadMs",
+		 path, name);
+}
+
+static int set_key(const char *path, const struct conf_key *k, json_t *v, struct tunnel_conf *c,
+		   char *err, size_t errlen)
+{
+	char **sp = (char **)((char *)c + k->off);
+
+	if (json_is_null(v))
+		return 0; /* "key:" with no value: keep the default */
+	switch (k->type) {
+	case KT_STRING:
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "%s: %s: expected a string, got %s", path, k->name,
+				 type_name(v));
+			return -EINVAL;
+		}
+		if (!*json_string_value(v)) {
+			snprintf(err, errlen, "%s: %s: must not be empty (remove the key for the default)",
+				 path, k->name);
+			return -EINVAL;
+		}
+		free(*sp);
+		*sp = strdup(json_string_value(v));
+		if (!*sp) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			return -ENOMEM;
+		}
+		return 0;
+	case KT_INT: {
+		json_int_t n;
+
+		if (!json_is_integer(v)) {
+			snprintf(err, errlen, "%s: %s: expected an integer, got %s", path, k->name,
+				 type_name(v));
+			return -EINVAL;
+		}
+		n = json_integer_value(v);
+		if (n < 1 || n > MESH_RELOAD_MS_MAX) {
+			snprintf(err, errlen, "%s: %s: %lld is out of range (1-%d)", path, k->name,
+				 (long long)n, MESH_RELOAD_MS_MAX);
+			return -EINVAL;
+		}
+		*(int *)((char *)c + k->off) = (int)n;
+		return 0;
+	}
+	case KT_LEVEL:
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "%s: %s: expected a string (error|warn|info|debug), got %s",
+				 path, k->name, type_name(v));
+			return -EINVAL;
+		}
+		if (wlog_parse_level(json_string_value(v),
+				     (enum wlog_level *)((char *)c + k->off))) {
+			snprintf(err, errlen, "%s: %s: \"%s\" is not one of error, warn, info, debug",
+				 path, k->name, json_string_value(v));
+			return -EINVAL;
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int apply_defaults(const char *path, struct tunnel_conf *c, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		char **sp = (char **)((char *)c + keys[i].off);
+
+		if (keys[i].type != KT_STRING || *sp || !keys[i].dflt)
+			continue;
+		*sp = strdup(keys[i].dflt);
+		if (!*sp)
+			goto oom;
+	}
+	if (!c->node) {
+		char host[HOST_NAME_MAX + 1] = "";
+
+		if (gethostname(host, sizeof(host)) || !host[0]) {
+			snprintf(err, errlen, "%s: node: not set and the hostname is unknown; set node",
+				 path);
+			return -EINVAL;
+		}
+		host[HOST_NAME_MAX] = '\0';
+		c->node = strdup(host);
+		if (!c->node)
+			goto oom;
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "%s: out of memory", path);
+	return -ENOMEM;
+}
+
+int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_t errlen)
+{
+	json_t *objs = NULL, *o, *v;
+	const char *name;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	out->log_level = WLOG_INFO;
+	out->mesh_reload_ms = 1000;
+	if (err && errlen)
+		err[0] = '\0';
+	ret = kobj_load_file(path, &objs, err, errlen);
+	if (ret)
+		goto out;
+	if (json_array_size(objs) != 1) {
+		snprintf(err, errlen, "%s: expected exactly one mapping of settings, found %zu documents",
+			 path, json_array_size(objs));
+		ret = -EINVAL;
+		goto out;
+	}
+	o = json_array_get(objs, 0);
+	json_object_foreach(o, name, v) {
+		const struct conf_key *k = find_key(name);
+
+		if (!k) {
+			unknown_key(path, name, err, errlen);
+			ret = -EINVAL;
+			goto out;
+		}
+		ret = set_key(path, k, v, out, err, errlen);
+		if (ret)
+			goto out;
+	}
+	if (!out->mesh_path) {
+		snprintf(err, errlen, "%s: meshPath: required (a file or directory of Kubernetes objects)",
+			 path);
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = apply_defaults(path, out, err, errlen);
+out:
+	json_decref(objs);
+	if (ret)
+		tunnel_conf_free(out);
+	return ret;
+}
+
+void tunnel_conf_free(struct tunnel_conf *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (keys[i].type == KT_STRING)
+			free(*(char **)((char *)c + keys[i].off));
+	memset(c, 0, sizeof(*c));
+}

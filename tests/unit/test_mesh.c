@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests of conf/mesh.c: decoding a realistic mesh file, lookups,
+ * selectors, enrollment decisions, shape errors, directory mode.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/kobj.h"
+#include "conf/mesh.h"
+#include "tests/unit/t.h"
+
+static char err[512];
+
+static const char mesh_yaml[] =
+	"apiVersion: v1\n"
+	"kind: Namespace\n"
+	"metadata:\n"
+	"  name: demo\n"
+	"  labels:\n"
+	"    istio.io/dataplane-mode: ambient\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Namespace\n"
+	"metadata: {name: plain}\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Pod\n"
+	"metadata:\n"
+	"  name: client\n"
+	"  namespace: demo\n"
+	"  uid: 1111-aaaa\n"
+	"  labels: {app: client, version: v1}\n"
+	"spec:\n"
+	"  serviceAccountName: client\n"
+	"  nodeName: node-a\n"
+	"  containers: [{name: c, image: curl}]\n"
+	"status:\n"
+	"  phase: Running\n"
+	"  podIP: 10.244.0.5\n"
+	"  podIPs: [{ip: 10.244.0.5}, {ip: 'fd00:10:244::5'}]\n"
+	"  conditions: [{type: Ready, status: 'True'}]\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Pod\n"
+	"metadata:\n"
+	"  name: server-0\n"
+	"  namespace: demo\n"
+	"  uid: 2222-bbbb\n"
+	"  labels: {app: server}\n"
+	"spec:\n"
+	"  serviceAccount: server\n"
+	"status:\n"
+	"  podIP: 10.244.0.6\n"
+	"  conditions: [{type: Ready, status: 'False'}]\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Pod\n"
+	"metadata:\n"
+	"  name: opted-out\n"
+	"  namespace: demo\n"
+	"  labels: {istio.io/dataplane-mode: none}\n"
+	"status: {phase: Pending}\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Pod\n"
+	"metadata:\n"
+	"  name: hostnet\n"
+	"  namespace: demo\n"
+	"spec: {hostNetwork: true}\n"
+	"status: {podIP: 192.168.1.10}\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Pod\n"
+	"metadata:\n"
+	"  name: solo\n"
+	"  namespace: plain\n"
+	"  labels: {istio.io/dataplane-mode: ambient}\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Pod\n"
+	"metadata: {name: lonely}\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Service\n"
+	"metadata:\n"
+	"  name: server\n"
+	"  namespace: demo\n"
+	"  labels: {istio.io/use-waypoint: wp}\n"
+	"spec:\n"
+	"  selector: {app: server}\n"
+	"  clusterIP: 10.96.0.10\n"
+	"  clusterIPs: [10.96.0.10, 'fd00:96::10']\n"
+	"  ports:\n"
+	"  - {name: http, port: 80, targetPort: 8080}\n"
+	"  - {name: grpc, port: 9090, protocol: TCP, targetPort: grpc-port}\n"
+	"  - {port: 53, protocol: UDP}\n"
+	"---\n"
+	"apiVersion: v1\n"
+	"kind: Service\n"
+	"metadata: {name: headless, namespace: demo}\n"
+	"spec: {clusterIP: None, selector: {app: server}}\n"
+	"---\n"
+	"apiVersion: security.istio.io/v1\n"
+	"kind: AuthorizationPolicy\n"
+	"metadata: {name: allow-client, namespace: demo}\n"
+	"spec:\n"
+	"  selector: {matchLabels: {app: server}}\n"
+	"  action: ALLOW\n"
+	"  rules:\n"
+	"  - from: [{source: {principals: [cluster.local/ns/demo/sa/client]}}]\n"
+	"---\n"
+	"apiVersion: security.istio.io/v1beta1\n"
+	"kind: PeerAuthentication\n"
+	"metadata: {name: strict}\n"
+	"spec: {mtls: {mode: STRICT}}\n"
+	"---\n"
+	"apiVersion: apps/v1\n"
+	"kind: Deployment\n"
+	"metadata: {name: ignored, namespace: demo}\n"
+	"spec: {replicas: 3}\n"
+	"---\n"
+	"apiVersion: example.com/v1\n"
+	"kind: Pod\n"
+	"metadata: {}\n";
+
+static struct mesh *build_text(const char *text, size_t len)
+{
+	json_t *objs = NULL;
+	struct mesh *m = NULL;
+
+	err[0] = '\0';
+	if (kobj_load_text(text, len, "mesh.yaml", &objs, err, sizeof(err)))
+		return NULL;
+	if (mesh_build(objs, "mesh.yaml", &m, err, sizeof(err)))
+		m = NULL;
+	json_decref(objs);
+	return m;
+}
+
+static struct mesh *build(const char *text)
+{
+	return build_text(text, strlen(text));
+}
+
+static struct mesh_ip ip(const char *s)
+{
+	struct mesh_ip a;
+
+	if (mesh_ip_parse(s, &a))
+		abort();
+	return a;
+}
+
+static void test_decode(void)
+{
+	struct mesh *m = build(mesh_yaml);
+	const struct mesh_pod *p;
+	const struct mesh_service *s;
+	char buf[64];
+
+	if (!m)
+		printf("# %s\n", err);
+	T_ASSERT(m);
+	T_ASSERT_INT(m->n_namespaces, 2);
+	T_ASSERT_INT(m->n_pods, 6);
+	T_ASSERT_INT(m->n_services, 2);
+	T_ASSERT_INT(json_array_size(m->authorization_policies), 1);
+	T_ASSERT_INT(json_array_size(m->peer_authentications), 1);
+
+	p = mesh_find_pod(m, "demo", "client");
+	T_ASSERT(p);
+	T_ASSERT_STR(p->uid, "1111-aaaa");
+	T_ASSERT_STR(p->service_account, "client");
+	T_ASSERT_STR(p->node, "node-a");
+	T_ASSERT(p->ready);
+	T_ASSERT(!p->host_network);
+	T_ASSERT_INT(p->n_ips, 2);
+	T_ASSERT_STR(mesh_ip_str(&p->ips[0], buf, sizeof(buf)), "10.244.0.5");
+	T_ASSERT_STR(mesh_ip_str(&p->ips[1], buf, sizeof(buf)), "fd00:10:244::5");
+	T_ASSERT_STR(mesh_label(&p->labels, "version"), "v1");
+	T_ASSERT(!mesh_label(&p->labels, "Version"));
+
+	p = mesh_find_pod(m, "demo", "server-0");
+	T_ASSERT(p);
+	T_ASSERT_STR(p->service_account, "server"); /* deprecated spec.serviceAccount */
+	T_ASSERT(!p->ready);                       /* Ready=False */
+	T_ASSERT_INT(p->n_ips, 1);
+	T_ASSERT_STR(p->node, "");
+
+	p = mesh_find_pod(m, "demo", "opted-out");
+	T_ASSERT(p && !p->ready && p->n_ips == 0); /* Pending */
+	T_ASSERT_STR(p->uid, "");
+	p = mesh_find_pod(m, "default", "lonely");
+	T_ASSERT(p);
+	T_ASSERT_STR(p->service_account, "default");
+	T_ASSERT(p->ready); /* no status at all: hand-written file */
+	T_ASSERT(mesh_find_pod(m, "demo", "hostnet")->host_network);
+
+	s = mesh_find_service_by_vip(m, &(struct mesh_ip){ 0 });
+	T_ASSERT(!s);
+	struct mesh_ip v6 = ip("fd00:96::10");
+	s = mesh_find_service_by_vip(m, &v6);
+	T_ASSERT(s);
+	T_ASSERT_STR(s->name, "server");
+	T_ASSERT_STR(s->namespace, "demo");
+	T_ASSERT_INT(s->n_vips, 2); /* clusterIP repeated in clusterIPs: once */
+	T_ASSERT_STR(mesh_label(&s->labels, "istio.io/use-waypoint"), "wp");
+	T_ASSERT_INT(s->n_ports, 3);
+	T_ASSERT_STR(s->ports[0].name, "http");
+	T_ASSERT_STR(s->ports[0].protocol, "TCP");
+	T_ASSERT_INT(s->ports[0].port, 80);
+	T_ASSERT_INT(s->ports[0].target_port, 8080);
+	T_ASSERT(!s->ports[0].target_port_name);
+	T_ASSERT_INT(s->ports[1].target_port, 0);
+	T_ASSERT_STR(s->ports[1].target_port_name, "grpc-port");
+	T_ASSERT_STR(s->ports[2].name, "");
+	T_ASSERT_STR(s->ports[2].protocol, "UDP");
+	T_ASSERT_INT(s->ports[2].target_port, 53);
+
+	/* headless: no VIP */
+	T_ASSERT_INT(m->services[1].n_vips, 0);
+
+	/* policies are raw, namespace defaulted */
+	json_t *pa = json_array_get(m->peer_authentications, 0);
+	T_ASSERT_STR(json_string_value(json_object_get(json_object_get(pa, "metadata"), "namespace")),
+		     "default");
+	json_t *ap = json_array_get(m->authorization_policies, 0);
+	T_ASSERT_STR(json_string_value(json_object_get(json_object_get(ap, "spec"), "action")), "ALLOW");
+	mesh_free(m);
+	mesh_free(NULL);
+}
+
+static void test_lookups(void)
+{
+	struct mesh *m = build(mesh_yaml);
+	struct mesh_ip a;
+
+	T_ASSERT(m);
+	T_ASSERT(mesh_find_namespace(m, "demo"));
+	T_ASSERT(!mesh_find_namespace(m, "Demo"));
+	T_ASSERT(!mesh_find_namespace(m, "kube-system"));
+	T_ASSERT_STR(mesh_find_pod_by_uid(m, "2222-bbbb")->name, "server-0");
+	T_ASSERT(!mesh_find_pod_by_uid(m, ""));
+	T_ASSERT(!mesh_find_pod_by_uid(m, "nope"));
+	T_ASSERT(!mesh_find_pod(m, "plain", "client"));
+
+	a = ip("10.244.0.6");
+	T_ASSERT_STR(mesh_find_pod_by_ip(m, &a)->name, "server-0");
+	a = ip("fd00:10:244::5");
+	T_ASSERT_STR(mesh_find_pod_by_ip(m, &a)->name, "client");
+	a = ip("192.168.1.10"); /* host-network pods never identify a workload */
+	T_ASSERT(!mesh_find_pod_by_ip(m, &a));
+	a = ip("10.96.0.10");
+	T_ASSERT(!mesh_find_pod_by_ip(m, &a));
+	T_ASSERT_STR(mesh_find_service_by_vip(m, &a)->name, "server");
+	a = ip("10.96.0.11");
+	T_ASSERT(!mesh_find_service_by_vip(m, &a));
+
+	T_ASSERT(!mesh_find_pod(NULL, "demo", "client"));
+	T_ASSERT(!mesh_find_namespace(NULL, "demo"));
+	mesh_free(m);
+}
+
+static void test_ip(void)
+{
+	struct mesh_ip a, b;
+	char buf[64];
+
+	T_ASSERT_INT(mesh_ip_parse("10.1.2.3", &a), 0);
+	T_ASSERT_INT(a.family, AF_INET);
+	T_ASSERT_INT(mesh_ip_parse("fd00::1", &b), 0);
+	T_ASSERT_INT(b.family, AF_INET6);
+	T_ASSERT(!mesh_ip_equal(&a, &b));
+	T_ASSERT_INT(mesh_ip_parse("FD00:0::1", &a), 0);
+	T_ASSERT(mesh_ip_equal(&a, &b));
+	T_ASSERT_STR(mesh_ip_str(&a, buf, sizeof(buf)), "fd00::1");
+	T_ASSERT_INT(mesh_ip_parse("10.1.2", &a), -EINVAL);
+	T_ASSERT_INT(mesh_ip_parse("10.1.2.3/24", &a), -EINVAL);
+	T_ASSERT_INT(mesh_ip_parse("", &a), -EINVAL);
+	T_ASSERT_INT(mesh_ip_parse(NULL, &a), -EINVAL);
+}
+
+static void test_selector(void)
+{
+	struct mesh_label sl[] = { { "app", "server" }, { "tier", "web" } };
+	struct mesh_label pl[] = { { "tier", "web" }, { "app", "server" }, { "x", "y" } };
+	struct mesh_label ql[] = { { "app", "server" } };
+	struct mesh_label rl[] = { { "app", "Server" }, { "tier", "web" } };
+	struct mesh_labels sel = { sl, 2 }, p = { pl, 3 }, q = { ql, 1 }, r = { rl, 2 };
+	struct mesh_labels empty = { NULL, 0 };
+
+	T_ASSERT(mesh_selector_matches(&sel, &p));
+	T_ASSERT(!mesh_selector_matches(&sel, &q)); /* missing tier */
+	T_ASSERT(!mesh_selector_matches(&sel, &r)); /* exact match only */
+	T_ASSERT(!mesh_selector_matches(&empty, &p));
+	T_ASSERT(!mesh_selector_matches(&sel, &empty));
+
+	/* against the model: the server Service selects server-0 only */
+	struct mesh *m = build(mesh_yaml);
+	size_t hits = 0;
+
+	T_ASSERT(m);
+	const struct mesh_service *s = &m->services[0];
+	for (size_t i = 0; i < m->n_pods; i++)
+		if (!strcmp(m->pods[i].namespace, s->namespace) &&
+		    mesh_selector_matches(&s->selector, &m->pods[i].labels)) {
+			hits++;
+			T_ASSERT_STR(m->pods[i].name, "server-0");
+		}
+	mesh_free(m);
+	T_ASSERT_INT(hits, 1);
+}
+
+static void test_enrollment(void)
+{
+	struct mesh *m = build(mesh_yaml);
+	const char *why = NULL;
+
+	T_ASSERT(m);
+	/* namespace label */
+	T_ASSERT(mesh_pod_enrolled(m, "demo", "client", &why));
+	T_ASSERT_STR(why, "namespace demo has istio.io/dataplane-mode=ambient");
+	/* pod opt-out wins over the namespace */
+	T_ASSERT(!mesh_pod_enrolled(m, "demo", "opted-out", &why));
+	T_ASSERT_STR(why, "pod has istio.io/dataplane-mode=none");
+	/* host network: never */
+	T_ASSERT(!mesh_pod_enrolled(m, "demo", "hostnet", &why));
+	T_ASSERT(strstr(why, "host network"));
+	/* pod label in a namespace without the label */
+	T_ASSERT(mesh_pod_enrolled(m, "plain", "solo", &why));
+	T_ASSERT_STR(why, "pod has istio.io/dataplane-mode=ambient");
+	/* pod absent from the model: judged by its namespace */
+	T_ASSERT(mesh_pod_enrolled(m, "demo", "new-pod", &why));
+	T_ASSERT(strstr(why, "namespace demo has") && strstr(why, "pod not in the mesh model"));
+	T_ASSERT(!mesh_pod_enrolled(m, "plain", "new-pod", &why));
+	T_ASSERT(strstr(why, "namespace plain does not have istio.io/dataplane-mode=ambient"));
+	/* namespace absent too */
+	T_ASSERT(!mesh_pod_enrolled(m, "default", "lonely", &why));
+	T_ASSERT_STR(why, "namespace default is not in the mesh model");
+	T_ASSERT(!mesh_pod_enrolled(m, "nowhere", "x", &why));
+	T_ASSERT(!mesh_pod_enrolled(NULL, "demo", "client", &why));
+	T_ASSERT(strstr(why, "no mesh model"));
+	T_ASSERT(mesh_pod_enrolled(m, "demo", "client", NULL));
+	mesh_free(m);
+}
+
+struct bad {
+	const char *yaml;
+	const char *msg;
+};
+
+static void test_bad_objects(void)
+{
+	static const struct bad cases[] = {
+		{ "apiVersion: v1\nkind: Pod\nmetadata: {namespace: demo}\n",
+		  "mesh.yaml: object 1 (Pod): metadata.name: missing or empty" },
+		{ "apiVersion: v1\nkind: Namespace\nspec: {}\n",
+		  "mesh.yaml: object 1 (Namespace): metadata: missing; every object needs metadata.name" },
+		{ "kind: Namespace\nmetadata: {name: a}\n",
+		  "mesh.yaml: object 1: apiVersion missing or not a string; every object needs apiVersion and kind" },
+		{ "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n"
+		  "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a}\nstatus: {podIP: 10.0.0.300}\n",
+		  "mesh.yaml: object 2 (Pod a/p): status.podIP: \"10.0.0.300\" is not an IPv4 or IPv6 address" },
+		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus: {podIPs: [{ip: x}]}\n",
+		  "mesh.yaml: object 1 (Pod default/p): status.podIPs[].ip: \"x\" is not an IPv4 or IPv6 address" },
+		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {version: 1}}\n",
+		  "mesh.yaml: object 1 (Pod default/p): metadata.labels: value of \"version\" must be a string, got an integer (quote it)" },
+		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {hostNetwork: 'yes'}\n",
+		  "mesh.yaml: object 1 (Pod default/p): spec.hostNetwork: expected true or false, got a string" },
+		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: 7}\n",
+		  "mesh.yaml: object 1 (Pod): metadata.name: expected a string, got an integer" },
+		{ "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: d}\nspec: {ports: [{port: 70000}]}\n",
+		  "mesh.yaml: object 1 (Service d/s): spec.ports[].port: item 0: 70000 is not a port (1-65535)" },
+		{ "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: d}\nspec: {ports: [{port: 80, targetPort: 0}]}\n",
+		  "mesh.yaml: object 1 (Service d/s): spec.ports[].targetPort: item 0: 0 is not a port (1-65535)" },
+		{ "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: d}\nspec: {ports: [{name: x}]}\n",
+		  "mesh.yaml: object 1 (Service d/s): spec.ports[].port: missing in item 0" },
+		{ "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: d}\nspec: {clusterIP: 10.96.0.1.2}\n",
+		  "mesh.yaml: object 1 (Service d/s): spec.clusterIP: \"10.96.0.1.2\" is not an IPv4 or IPv6 address" },
+		{ "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {selector: [app]}\n",
+		  "mesh.yaml: object 1 (Service default/s): spec.selector: expected a mapping, got a list" },
+		{ "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {namespace: x}\n",
+		  "mesh.yaml: object 1 (AuthorizationPolicy): metadata.name: missing or empty" },
+		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default}\n",
+		  "mesh.yaml: object 2: duplicate Pod default/p (first defined in mesh.yaml, object 1)" },
+		{ "apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n",
+		  "mesh.yaml: object 2: duplicate Namespace n (first defined in mesh.yaml, object 1)" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mesh *m = build(cases[i].yaml);
+
+		if (m)
+			printf("# case %zu unexpectedly loaded\n", i);
+		mesh_free(m);
+		T_ASSERT(!m);
+		T_ASSERT_STR(err, cases[i].msg);
+	}
+	/* a same-named Pod in two namespaces is not a duplicate */
+	struct mesh *m = build("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n---\n"
+			       "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: b}\n");
+	T_ASSERT(m);
+	mesh_free(m);
+}
+
+static void test_build_copies_input(void)
+{
+	json_t *objs = json_pack("[{s:s, s:s, s:{s:s}}]", "apiVersion", "v1", "kind", "Namespace",
+				 "metadata", "name", "orig");
+	struct mesh *m = NULL;
+
+	T_ASSERT(objs);
+	T_ASSERT_INT(mesh_build(objs, NULL, &m, err, sizeof(err)), 0);
+	json_object_set_new(json_object_get(json_array_get(objs, 0), "metadata"), "name",
+			    json_string("changed"));
+	json_decref(objs);
+	T_ASSERT(mesh_find_namespace(m, "orig"));
+	mesh_free(m);
+
+	m = (struct mesh *)1;
+	T_ASSERT_INT(mesh_build(json_object_get(NULL, "x"), "o", &m, err, sizeof(err)), -EINVAL);
+	T_ASSERT(!m);
+}
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+static void rm_files(const char *dir)
+{
+	static const char *const names[] = { "10-ns.yaml", "20-pods.json", ".hidden.yaml",
+					     "notes.txt", "sub", "30-bad.yml" };
+	char path[256];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+		rmdir(path);
+	}
+	rmdir(dir);
+}
+
+static void test_directory(void)
+{
+	char dir[] = "/tmp/warren-mesh.XXXXXX", path[256];
+	struct mesh *m = NULL;
+	int ret;
+
+	T_ASSERT(mkdtemp(dir));
+	ret = write_file(dir, "10-ns.yaml",
+			 "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n"
+			 "  labels: {istio.io/dataplane-mode: ambient}\n");
+	ret |= write_file(dir, "20-pods.json",
+			  "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": ["
+			  "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"a\", \"namespace\": \"demo\"}},"
+			  "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"b\", \"namespace\": \"demo\"}}]}");
+	/* skipped: hidden, other suffix, directory */
+	ret |= write_file(dir, ".hidden.yaml", "not: [valid");
+	ret |= write_file(dir, "notes.txt", "not: [valid");
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	ret |= mkdir(path, 0700);
+	if (ret) {
+		rm_files(dir);
+		T_ASSERT(!"cannot write test files");
+	}
+	ret = mesh_load_path(dir, &m, err, sizeof(err));
+	if (ret)
+		printf("# %s\n", err);
+	if (!ret) {
+		ret = m->n_namespaces == 1 && m->n_pods == 2 && !strcmp(m->pods[0].name, "a") &&
+			      mesh_pod_enrolled(m, "demo", "b", NULL) ? 0 : -1;
+		mesh_free(m);
+	}
+	/* a single file */
+	snprintf(path, sizeof(path), "%s/10-ns.yaml", dir);
+	if (!ret && !(ret = mesh_load_path(path, &m, err, sizeof(err)))) {
+		ret = m->n_namespaces == 1 && m->n_pods == 0 ? 0 : -1;
+		mesh_free(m);
+	}
+	int first = ret;
+
+	/* a broken third file fails the whole load, naming it */
+	write_file(dir, "30-bad.yml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: [x]\n");
+	int bad = mesh_load_path(dir, &m, err, sizeof(err));
+	char want[300];
+
+	snprintf(want, sizeof(want), "%s/30-bad.yml: object 1 (Pod): metadata.name: expected a string, got a list", dir);
+	/* duplicate across files names both */
+	write_file(dir, "30-bad.yml", "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: demo}\n");
+	char err2[512];
+	int dup = mesh_load_path(dir, &m, err2, sizeof(err2));
+
+	rm_files(dir);
+	T_ASSERT_INT(first, 0);
+	T_ASSERT_INT(bad, -EINVAL);
+	T_ASSERT_STR(err, want);
+	T_ASSERT_INT(dup, -EINVAL);
+	T_ASSERT(strstr(err2, "30-bad.yml: object 1: duplicate Pod demo/a (first defined in "));
+	T_ASSERT(strstr(err2, "20-pods.json, object 1)"));
+
+	T_ASSERT_INT(mesh_load_path(dir, &m, err, sizeof(err)), -ENOENT);
+	T_ASSERT(strstr(err, dir));
+}
+
+static void test_example_file(void)
+{
+	struct mesh *m = NULL;
+	const char *why;
+	int ret = mesh_load_path("hack/examples/mesh.yaml", &m, err, sizeof(err));
+
+	if (ret == -ENOENT) {
+		printf("# run from the source tree\n");
+		ret = mesh_load_path("../hack/examples/mesh.yaml", &m, err, sizeof(err));
+	}
+	if (ret)
+		printf("# %s\n", err);
+	T_ASSERT_INT(ret, 0);
+	T_ASSERT(mesh_pod_enrolled(m, "demo", "client", &why));
+	T_ASSERT(mesh_pod_enrolled(m, "demo", "server", &why));
+	T_ASSERT(!mesh_pod_enrolled(m, "demo", "opted-out", &why));
+	T_ASSERT(!mesh_pod_enrolled(m, "plain", "x", &why));
+	T_ASSERT_STR(mesh_find_pod(m, "demo", "server")->service_account, "server");
+	struct mesh_ip vip = ip("10.96.0.10");
+	const struct mesh_service *s = mesh_find_service_by_vip(m, &vip);
+	T_ASSERT(s && s->n_ports == 1 && s->ports[0].port == 80 && s->ports[0].target_port == 8080);
+	T_ASSERT(mesh_selector_matches(&s->selector, &mesh_find_pod(m, "demo", "server")->labels));
+	mesh_free(m);
+}
+
+static void test_large_model(void)
+{
+	/* 20000 pods: build and lookups stay fast (duplicate check is sorted) */
+	size_t n = 20000, cap = n * 120 + 64, len = 0;
+	char *s = malloc(cap);
+	struct mesh *m;
+
+	T_ASSERT(s);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(s + len, cap - len,
+					"---\napiVersion: v1\nkind: Pod\nmetadata: {name: p%zu, namespace: n%zu}\n"
+					"status: {podIP: 10.%zu.%zu.1}\n",
+					i, i % 7, (i >> 8) & 255, i & 255);
+	m = build_text(s, len);
+	free(s);
+	T_ASSERT(m);
+	T_ASSERT_INT(m->n_pods, n);
+	struct mesh_ip a = ip("10.78.31.1"); /* i = 78*256+31 = 19999 */
+	T_ASSERT_STR(mesh_find_pod_by_ip(m, &a)->name, "p19999");
+	mesh_free(m);
+}
+
+T_MAIN(T_CASE(test_decode), T_CASE(test_lookups), T_CASE(test_ip), T_CASE(test_selector),
+       T_CASE(test_enrollment), T_CASE(test_bad_objects), T_CASE(test_build_copies_input),
+       T_CASE(test_directory), T_CASE(test_example_file), T_CASE(test_large_model))

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests of conf/tunnel_conf.c: defaults, YAML and JSON, unknown keys,
+ * wrong types, the required meshPath.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/tunnel_conf.h"
+#include "conf/warren.h"
+#include "tests/unit/t.h"
+
+static char path[256];
+static char err[512];
+
+/* Writes text to a fresh temporary directory, loads it, removes both. path
+ * keeps the name for the error messages. */
+static int load_text(const char *text, struct tunnel_conf *c)
+{
+	char dir[] = "/tmp/warren-tconf.XXXXXX";
+	FILE *f;
+	int ret;
+
+	if (!mkdtemp(dir))
+		return -errno;
+	snprintf(path, sizeof(path), "%s/tunnel.yaml", dir);
+	f = fopen(path, "w");
+	if (!f) {
+		ret = -errno;
+		rmdir(dir);
+		return ret;
+	}
+	fputs(text, f);
+	fclose(f);
+	ret = tunnel_conf_load(path, c, err, sizeof(err));
+	unlink(path);
+	rmdir(dir);
+	return ret;
+}
+
+static void test_defaults(void)
+{
+	struct tunnel_conf c;
+	char host[HOST_NAME_MAX + 1] = "";
+
+	T_ASSERT_INT(load_text("meshPath: /etc/warren/mesh.yaml\n", &c), 0);
+	gethostname(host, sizeof(host));
+	T_ASSERT_STR(c.node, host);
+	T_ASSERT_STR(c.plugin_socket, DEFAULT_TUNNEL_SOCKET);
+	T_ASSERT_STR(c.state_dir, DEFAULT_STATE_DIR);
+	T_ASSERT_STR(c.mesh_path, "/etc/warren/mesh.yaml");
+	T_ASSERT_STR(c.admin_address, "127.0.0.1:15000");
+	T_ASSERT(!c.admin_socket);
+	T_ASSERT_STR(c.metrics_address, "0.0.0.0:15020");
+	T_ASSERT_STR(c.readiness_address, "0.0.0.0:15021");
+	T_ASSERT(!c.log_file);
+	T_ASSERT_STR(c.trust_domain, "cluster.local");
+	T_ASSERT_INT(c.log_level, WLOG_INFO);
+	T_ASSERT_INT(c.mesh_reload_ms, 1000);
+	tunnel_conf_free(&c);
+	tunnel_conf_free(&c); /* idempotent */
+}
+
+static void test_all_keys_yaml(void)
+{
+	struct tunnel_conf c;
+
+	T_ASSERT_INT(load_text("# tunnel for node-a\n"
+			       "node: node-a\n"
+			       "pluginSocket: /run/w/t.sock\n"
+			       "stateDir: /tmp/state\n"
+			       "meshPath: /tmp/mesh\n"
+			       "adminAddress: 127.0.0.1:16000\n"
+			       "adminSocket: /run/w/admin.sock\n"
+			       "metricsAddress: 127.0.0.1:16020\n"
+			       "readinessAddress: 127.0.0.1:16021\n"
+			       "logLevel: debug\n"
+			       "logFile: /tmp/t.log\n"
+			       "trustDomain: example.org\n"
+			       "meshReloadMs: 250\n"
+			       "adminSocket:\n", &c),
+		     -EINVAL); /* duplicate key */
+	T_ASSERT(strstr(err, "duplicate key \"adminSocket\""));
+	T_ASSERT(!c.node); /* zeroed on failure */
+
+	T_ASSERT_INT(load_text("node: node-a\n"
+			       "pluginSocket: /run/w/t.sock\n"
+			       "stateDir: /tmp/state\n"
+			       "meshPath: /tmp/mesh\n"
+			       "adminAddress: 127.0.0.1:16000\n"
+			       "adminSocket: /run/w/admin.sock\n"
+			       "metricsAddress: 127.0.0.1:16020\n"
+			       "readinessAddress: 127.0.0.1:16021\n"
+			       "logLevel: debug\n"
+			       "logFile: /tmp/t.log\n"
+			       "trustDomain: example.org\n"
+			       "meshReloadMs: 250\n", &c),
+		     0);
+	T_ASSERT_STR(c.node, "node-a");
+	T_ASSERT_STR(c.plugin_socket, "/run/w/t.sock");
+	T_ASSERT_STR(c.state_dir, "/tmp/state");
+	T_ASSERT_STR(c.mesh_path, "/tmp/mesh");
+	T_ASSERT_STR(c.admin_address, "127.0.0.1:16000");
+	T_ASSERT_STR(c.admin_socket, "/run/w/admin.sock");
+	T_ASSERT_STR(c.metrics_address, "127.0.0.1:16020");
+	T_ASSERT_STR(c.readiness_address, "127.0.0.1:16021");
+	T_ASSERT_INT(c.log_level, WLOG_DEBUG);
+	T_ASSERT_STR(c.log_file, "/tmp/t.log");
+	T_ASSERT_STR(c.trust_domain, "example.org");
+	T_ASSERT_INT(c.mesh_reload_ms, 250);
+	tunnel_conf_free(&c);
+}
+
+static void test_json(void)
+{
+	struct tunnel_conf c;
+
+	T_ASSERT_INT(load_text("{\"meshPath\": \"/m\", \"logLevel\": \"warn\", \"adminSocket\": null}", &c), 0);
+	T_ASSERT_STR(c.mesh_path, "/m");
+	T_ASSERT_INT(c.log_level, WLOG_WARN);
+	T_ASSERT(!c.admin_socket);
+	tunnel_conf_free(&c);
+}
+
+struct bad {
+	const char *text;
+	const char *msg; /* after "<path>: " */
+};
+
+static void test_errors(void)
+{
+	static const struct bad cases[] = {
+		{ "node: a\n", "meshPath: required (a file or directory of Kubernetes objects)" },
+		{ "meshPath: /m\nmeshpath: /n\n", "unknown key \"meshpath\" (did you mean \"meshPath\"?)" },
+		{ "meshPath: /m\nfoo: 1\n", "unknown key \"foo\"; known keys: " },
+		{ "meshPath: 42\n", "meshPath: expected a string, got an integer" },
+		{ "meshPath: /m\nmeshReloadMs: fast\n", "meshReloadMs: expected an integer, got a string" },
+		{ "meshPath: /m\nmeshReloadMs: '100'\n", "meshReloadMs: expected an integer, got a string" },
+		{ "meshPath: /m\nmeshReloadMs: 0\n", "meshReloadMs: 0 is out of range (1-3600000)" },
+		{ "meshPath: /m\nlogLevel: loud\n", "logLevel: \"loud\" is not one of error, warn, info, debug" },
+		{ "meshPath: /m\nlogLevel: 3\n", "logLevel: expected a string (error|warn|info|debug), got an integer" },
+		{ "meshPath: /m\nnode: [a]\n", "node: expected a string, got a list" },
+		{ "meshPath: ''\n", "meshPath: must not be empty (remove the key for the default)" },
+		{ "meshPath: /m\n---\nnode: x\n", "expected exactly one mapping of settings, found 2 documents" },
+		{ "", "expected exactly one mapping of settings, found 0 documents" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tunnel_conf c;
+		char want[512];
+
+		T_ASSERT_INT(load_text(cases[i].text, &c), -EINVAL);
+		snprintf(want, sizeof(want), "%s: %s", path, cases[i].msg);
+		if (strncmp(err, want, strlen(want)))
+			printf("# case %zu: got \"%s\"\n", i, err);
+		T_ASSERT(!strncmp(err, want, strlen(want)));
+	}
+
+	/* syntax errors carry the position */
+	struct tunnel_conf c;
+	T_ASSERT_INT(load_text("meshPath: /m\nnode: a: b\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "tunnel.yaml:2:"));
+	T_ASSERT_INT(tunnel_conf_load("/nonexistent/warren.yaml", &c, err, sizeof(err)), -ENOENT);
+	T_ASSERT(strstr(err, "/nonexistent/warren.yaml"));
+}
+
+T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors))
