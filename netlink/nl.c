@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -127,8 +128,10 @@ static void set_err(char *err, size_t errlen, int ret, const char *kmsg)
 int nl_talk(struct nl_sock *s, const void *buf, size_t len, unsigned flags, mnl_cb_t cb,
 	    void *data, char *err, size_t errlen, uint32_t *err_seq)
 {
-	static __thread char rbuf[MNL_SOCKET_BUFFER_SIZE > 32768 ? MNL_SOCKET_BUFFER_SIZE : 32768];
-	char kmsg[256] = "";
+	/* Kernel dump skbs are at most 32 KiB (netlink_dump); twice that
+	 * leaves room for any future growth without MSG_TRUNC. */
+	const size_t rlen = 65536;
+	char kmsg[256] = "", *rbuf = NULL;
 	int first_err = 0, fd, done = 0;
 	ssize_t n;
 
@@ -141,10 +144,16 @@ int nl_talk(struct nl_sock *s, const void *buf, size_t len, unsigned flags, mnl_
 		set_err(err, errlen, first_err, NULL);
 		return first_err;
 	}
+	rbuf = malloc(rlen);
+	if (!rbuf) {
+		first_err = -ENOMEM;
+		set_err(err, errlen, first_err, NULL);
+		return first_err;
+	}
 	fd = mnl_socket_get_fd(s->mnl);
 	while (!done) {
 		struct sockaddr_nl from;
-		struct iovec iov = { rbuf, sizeof(rbuf) };
+		struct iovec iov = { rbuf, rlen };
 		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from),
 				     .msg_iov = &iov, .msg_iovlen = 1 };
 		const struct nlmsghdr *nlh;
@@ -196,6 +205,15 @@ int nl_talk(struct nl_sock *s, const void *buf, size_t len, unsigned flags, mnl_
 				continue;
 			}
 			if (nlh->nlmsg_type == NLMSG_DONE) {
+				/* A dump may end with an error in DONE. */
+				if (nlh->nlmsg_len >= mnl_nlmsg_size(sizeof(int)) && !first_err) {
+					const int *de = mnl_nlmsg_get_payload(nlh);
+
+					if (*de < 0 && *de >= -4095) {
+						first_err = *de;
+						set_err(err, errlen, first_err, NULL);
+					}
+				}
 				done = 1;
 				continue;
 			}
@@ -217,5 +235,6 @@ int nl_talk(struct nl_sock *s, const void *buf, size_t len, unsigned flags, mnl_
 			}
 		}
 	}
+	free(rbuf);
 	return first_err;
 }

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * In-pod policy routing over rtnetlink (contract in route.h). Checks dump
+ * and filter on our side: without NETLINK_GET_STRICT_CHK the kernel
+ * ignores most dump filters anyway.
+ */
+#include "netlink/route.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/fib_rules.h>
+#include <linux/rtnetlink.h>
+
+#include "conf/warren.h"
+#include "netlink/netns.h"
+
+static bool family_ok(int family)
+{
+	return family == AF_INET || family == AF_INET6;
+}
+
+int route_build_rule(void *buf, size_t buflen, uint16_t type, int family, uint32_t seq)
+{
+	struct nlmsghdr *nlh;
+	struct fib_rule_hdr *frh;
+
+	if (!family_ok(family) || (type != RTM_NEWRULE && type != RTM_DELRULE))
+		return -EINVAL;
+	if (buflen < ROUTE_MSG_BUFSZ)
+		return -ENOSPC;
+	memset(buf, 0, ROUTE_MSG_BUFSZ);
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	if (type == RTM_NEWRULE)
+		nlh->nlmsg_flags |= NLM_F_CREATE | NLM_F_EXCL;
+	nlh->nlmsg_seq = seq;
+	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
+	frh->family = (uint8_t)family;
+	frh->table = ROUTE_TABLE_INPOD < 256 ? ROUTE_TABLE_INPOD : RT_TABLE_UNSPEC;
+	frh->action = FR_ACT_TO_TBL;
+	mnl_attr_put_u32(nlh, FRA_PRIORITY, RULE_PRIORITY_INPOD);
+	mnl_attr_put_u32(nlh, FRA_FWMARK, MARK_CONN);
+	mnl_attr_put_u32(nlh, FRA_FWMASK, MARK_MASK);
+	mnl_attr_put_u32(nlh, FRA_TABLE, ROUTE_TABLE_INPOD);
+	return (int)nlh->nlmsg_len;
+}
+
+int route_build_local(void *buf, size_t buflen, uint16_t type, int family, uint32_t seq)
+{
+	struct nlmsghdr *nlh;
+	struct rtmsg *rtm;
+
+	if (!family_ok(family) || (type != RTM_NEWROUTE && type != RTM_DELROUTE))
+		return -EINVAL;
+	if (buflen < ROUTE_MSG_BUFSZ)
+		return -ENOSPC;
+	memset(buf, 0, ROUTE_MSG_BUFSZ);
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	if (type == RTM_NEWROUTE)
+		nlh->nlmsg_flags |= NLM_F_CREATE | NLM_F_REPLACE;
+	nlh->nlmsg_seq = seq;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = (uint8_t)family;
+	rtm->rtm_dst_len = 0;
+	rtm->rtm_table = ROUTE_TABLE_INPOD < 256 ? ROUTE_TABLE_INPOD : RT_TABLE_UNSPEC;
+	rtm->rtm_type = RTN_LOCAL;
+	if (type == RTM_NEWROUTE) {
+		rtm->rtm_protocol = RTPROT_BOOT;
+		rtm->rtm_scope = RT_SCOPE_HOST;
+	} else {
+		/* Like `ip route del`: match any protocol and scope. */
+		rtm->rtm_protocol = 0;
+		rtm->rtm_scope = RT_SCOPE_NOWHERE;
+	}
+	mnl_attr_put_u32(nlh, RTA_TABLE, ROUTE_TABLE_INPOD);
+	mnl_attr_put_u32(nlh, RTA_OIF, ROUTE_LO_IFINDEX);
+	return (int)nlh->nlmsg_len;
+}
+
+static const char *fam_name(int family)
+{
+	return family == AF_INET6 ? "IPv6" : "IPv4";
+}
+
+static int talk(struct nl_sock *s, bool rule, uint16_t type, int family, const char *what,
+		char *err, size_t errlen)
+{
+	char buf[ROUTE_MSG_BUFSZ], kerr[320];
+	int len, ret;
+
+	len = rule ? route_build_rule(buf, sizeof(buf), type, family, nl_seq(s, 1))
+		   : route_build_local(buf, sizeof(buf), type, family, nl_seq(s, 1));
+	if (len < 0)
+		return len;
+	ret = nl_talk(s, buf, (size_t)len, 0, NULL, NULL, kerr, sizeof(kerr), NULL);
+	if (ret < 0 && err && errlen)
+		snprintf(err, errlen, "%s %s %s: %s", what, fam_name(family),
+			 rule ? "ip rule fwmark 0x111/0xfff lookup 100"
+			      : "route local default dev lo table 100",
+			 kerr);
+	return ret;
+}
+
+int route_rule_add(struct nl_sock *s, int family, bool *added, char *err, size_t errlen)
+{
+	int ret = talk(s, true, RTM_NEWRULE, family, "adding", err, errlen);
+
+	if (added)
+		*added = ret == 0;
+	if (ret == -EEXIST) {
+		if (err && errlen)
+			err[0] = '\0';
+		ret = 0;
+	}
+	return ret;
+}
+
+int route_rule_del(struct nl_sock *s, int family, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	/* Bounded: someone may have added duplicates (without EXCL). */
+	for (int i = 0; i < 16; i++) {
+		ret = talk(s, true, RTM_DELRULE, family, "deleting", err, errlen);
+		if (ret < 0)
+			break;
+	}
+	if (ret == -ENOENT || ret == -ESRCH || ret == -EAFNOSUPPORT) {
+		if (err && errlen)
+			err[0] = '\0';
+		ret = 0;
+	}
+	return ret;
+}
+
+int route_local_add(struct nl_sock *s, int family, char *err, size_t errlen)
+{
+	return talk(s, false, RTM_NEWROUTE, family, "adding", err, errlen);
+}
+
+int route_local_del(struct nl_sock *s, int family, char *err, size_t errlen)
+{
+	int ret = talk(s, false, RTM_DELROUTE, family, "deleting", err, errlen);
+
+	if (ret == -ENOENT || ret == -ESRCH || ret == -EAFNOSUPPORT) {
+		if (err && errlen)
+			err[0] = '\0';
+		ret = 0;
+	}
+	return ret;
+}
+
+struct attr_tb {
+	const struct nlattr *tb[FRA_MAX > RTA_MAX ? FRA_MAX + 1 : RTA_MAX + 1];
+	int max;
+};
+
+static int attr_cb(const struct nlattr *attr, void *data)
+{
+	struct attr_tb *t = data;
+	int type = mnl_attr_get_type(attr);
+
+	if (type > t->max)
+		return MNL_CB_OK; /* newer kernel attribute: skip */
+	if (mnl_attr_get_payload_len(attr) == sizeof(uint32_t))
+		t->tb[type] = attr;
+	return MNL_CB_OK;
+}
+
+static uint32_t tb_u32(const struct attr_tb *t, int type, uint32_t dflt)
+{
+	return t->tb[type] ? mnl_attr_get_u32(t->tb[type]) : dflt;
+}
+
+struct found {
+	int family;
+	bool hit;
+};
+
+static int rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct found *f = data;
+	const struct fib_rule_hdr *frh;
+	struct attr_tb t = { .max = FRA_MAX };
+
+	if (nlh->nlmsg_type != RTM_NEWRULE || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*frh)))
+		return MNL_CB_OK;
+	frh = mnl_nlmsg_get_payload(nlh);
+	if (frh->family != f->family || frh->action != FR_ACT_TO_TBL)
+		return MNL_CB_OK;
+	if (mnl_attr_parse(nlh, sizeof(*frh), attr_cb, &t) < 0)
+		return MNL_CB_OK;
+	if (tb_u32(&t, FRA_FWMARK, 0) == MARK_CONN && tb_u32(&t, FRA_FWMASK, 0) == MARK_MASK &&
+	    tb_u32(&t, FRA_PRIORITY, 0) == RULE_PRIORITY_INPOD &&
+	    tb_u32(&t, FRA_TABLE, frh->table) == ROUTE_TABLE_INPOD)
+		f->hit = true;
+	return MNL_CB_OK;
+}
+
+static int route_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct found *f = data;
+	const struct rtmsg *rtm;
+	struct attr_tb t = { .max = RTA_MAX };
+
+	if (nlh->nlmsg_type != RTM_NEWROUTE || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)))
+		return MNL_CB_OK;
+	rtm = mnl_nlmsg_get_payload(nlh);
+	if (rtm->rtm_family != f->family || rtm->rtm_dst_len != 0 || rtm->rtm_type != RTN_LOCAL)
+		return MNL_CB_OK;
+	if (mnl_attr_parse(nlh, sizeof(*rtm), attr_cb, &t) < 0)
+		return MNL_CB_OK;
+	if (tb_u32(&t, RTA_TABLE, rtm->rtm_table) == ROUTE_TABLE_INPOD &&
+	    tb_u32(&t, RTA_OIF, 0) == ROUTE_LO_IFINDEX)
+		f->hit = true;
+	return MNL_CB_OK;
+}
+
+static int dump(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb)
+{
+	char buf[ROUTE_MSG_BUFSZ] = { 0 };
+	struct nlmsghdr *nlh;
+	struct rtgenmsg *g;
+	struct found f = { family, false };
+	int ret;
+
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = nl_seq(s, 1);
+	/* rtmsg and fib_rule_hdr both start with the family byte; send the
+	 * full rtmsg size so strict-checking kernels accept it. */
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(struct rtmsg));
+	g->rtgen_family = (unsigned char)family;
+	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, cb, &f, NULL, 0, NULL);
+	if (ret == -EAFNOSUPPORT)
+		return 0;
+	return ret < 0 ? ret : f.hit;
+}
+
+int route_rule_check(struct nl_sock *s, int family)
+{
+	return dump(s, RTM_GETRULE, family, rule_cb);
+}
+
+int route_local_check(struct nl_sock *s, int family)
+{
+	return dump(s, RTM_GETROUTE, family, route_cb);
+}
+
+int route_ipv6_enabled(int netns_fd)
+{
+	int saved = -1, fd, ret;
+	char c = 0;
+
+	if (netns_fd >= 0) {
+		ret = netns_enter(netns_fd, &saved);
+		if (ret < 0)
+			return ret;
+	}
+	fd = open("/proc/sys/net/ipv6/conf/lo/disable_ipv6", O_RDONLY | O_CLOEXEC);
+	/* No file: no IPv6 in this kernel or netns. */
+	ret = fd >= 0 && read(fd, &c, 1) == 1 && c == '0';
+	if (fd >= 0)
+		close(fd);
+	netns_leave(&saved);
+	return ret;
+}

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# In-pod redirection (netlink/inpod.c) against the real kernel, via
+# tests/tools/inpodctl. Needs root. Prints TAP lines "ok - x" / "not ok - x".
+#
+#   netns wpod$$ ("the pod")               netns wpeer$$ ("another pod")
+#   lo up; warren rules applied            lo up
+#   wva$$: 10.77.0.1/24 fd77::1/64  <--->  wvb$$: 10.77.0.2/24 fd77::2/64
+#
+# Listeners are a small python3 helper that answers each connection with
+# "hello-<listening port> orig=<SO_ORIGINAL_DST or none>" and closes. The
+# listening port tells whether a connection was redirected; SO_ORIGINAL_DST
+# is the conntrack original destination (also set when nothing was NATed).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+B=${B:-build}
+CTL=${WARREN_BUILD:-$PWD/$B}/tests/inpodctl
+
+POD=wpod$$ PEER=wpeer$$ VA=wva$$ VB=wvb$$
+NSP=/var/run/netns/$POD
+TMP=$(mktemp -d /tmp/test_inpod.XXXXXX)
+PIDS=()
+failed=0
+
+ok() { echo "ok - $*"; }
+nok() { echo "not ok - $*"; failed=1; }
+check() { # name, command...
+	local name=$1; shift
+	if "$@"; then ok "$name"; else nok "$name"; fi
+}
+starts() { [[ $1 == "$2"* ]]; }
+pod() { ip netns exec "$POD" "$@"; }
+peer() { ip netns exec "$PEER" "$@"; }
+
+cleanup() {
+	[[ -n ${KEEP_LOGS:-} ]] && cat "$TMP"/*.log
+	set +e
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	for ns in "$POD" "$PEER"; do
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done
+		ip netns del "$ns" 2>/dev/null
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+if [[ ! -x $CTL ]]; then
+	nok "inpodctl built at $CTL"
+	exit 1
+fi
+
+cat >"$TMP/h.py" <<'PY'
+import selectors, socket, struct, sys
+
+def orig(c):
+    try:
+        if c.family == socket.AF_INET:
+            d = c.getsockopt(socket.SOL_IP, 80, 16)          # SO_ORIGINAL_DST
+            return "%s:%d" % (socket.inet_ntop(socket.AF_INET, d[4:8]),
+                              struct.unpack("!H", d[2:4])[0])
+        d = c.getsockopt(socket.IPPROTO_IPV6, 80, 28)       # IP6T_SO_ORIGINAL_DST
+        return "[%s]:%d" % (socket.inet_ntop(socket.AF_INET6, d[8:24]),
+                            struct.unpack("!H", d[2:4])[0])
+    except OSError:
+        return "none"
+
+if sys.argv[1] == "serve":
+    sel = selectors.DefaultSelector()
+    for p in map(int, sys.argv[2:]):
+        for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            s = socket.socket(fam, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if fam == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind((addr, p))
+            s.listen(16)
+            sel.register(s, selectors.EVENT_READ, p)
+    while True:
+        for key, _ in sel.select():
+            c, _ = key.fileobj.accept()
+            c.sendall(("hello-%d orig=%s\n" % (key.data, orig(c))).encode())
+            c.close()
+else:  # connect HOST PORT [MARK]
+    host, port = sys.argv[2], int(sys.argv[3])
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    if len(sys.argv) > 4:
+        s.setsockopt(socket.SOL_SOCKET, 36, int(sys.argv[4], 0))  # SO_MARK
+    s.settimeout(5)
+    try:
+        s.connect((host, port))
+        data = b""
+        while True:
+            b = s.recv(256)
+            if not b:
+                break
+            data += b
+        print(data.decode().strip())
+    except OSError as e:
+        print("error %s" % e)
+        sys.exit(1)
+PY
+
+# wait_listen NS PORT...: bounded poll until every port listens (v4 and v6).
+wait_listen() {
+	local ns=$1; shift
+	local p i
+	for p in "$@"; do
+		for ((i = 0; i < 100; i++)); do
+			(($(ip netns exec "$ns" ss -Hltn "sport = :$p" | wc -l) >= 2)) && break
+			sleep 0.05
+		done
+		((i < 100)) || return 1
+	done
+}
+
+# tags_in TABLE: sorted "chain tag" lines of the rules of inet TABLE.
+tags_in() {
+	pod nft -j list table inet "$1" 2>/dev/null |
+		jq -r '.nftables[] | select(.rule) | .rule | "\(.chain) \(.comment // "-")"' | sort
+}
+nrules() { pod nft -j list ruleset | jq '[.nftables[] | select(.rule)] | length'; }
+# counter TAG: packets counted by the rule with that comment.
+counter() {
+	pod nft -j list ruleset |
+		jq -r --arg t "$1" '.nftables[] | select(.rule) | .rule | select(.comment == $t)
+			| .expr[] | select(.counter) | .counter.packets'
+}
+rule_lines() { ip -n "$POD" "$@" rule show | grep -c 'fwmark 0x111/0xfff lookup 100'; }
+route_lines() { ip -n "$POD" "$@" route show table 100 | grep -c '^local default dev lo'; }
+
+ip netns add "$POD" && ip netns add "$PEER" || { nok "create netns"; exit 1; }
+ip link add "$VA" netns "$POD" type veth peer name "$VB" netns "$PEER"
+pod ip link set lo up && pod ip link set "$VA" up
+peer ip link set lo up && peer ip link set "$VB" up
+pod ip addr add 10.77.0.1/24 dev "$VA" && pod ip addr add fd77::1/64 dev "$VA" nodad
+peer ip addr add 10.77.0.2/24 dev "$VB" && peer ip addr add fd77::2/64 dev "$VB" nodad
+
+# --- apply / check / remove -------------------------------------------------
+
+expected_nat=$(printf '%s\n' \
+	"prerouting warren:nat-pre-probe-accept-v4" "prerouting warren:nat-pre-probe-accept-v6" \
+	"prerouting warren:nat-pre-redirect-v4" "prerouting warren:nat-pre-redirect-v6" \
+	"output warren:nat-out-probe-accept-v4" "output warren:nat-out-probe-accept-v6" \
+	"output warren:nat-out-mark-accept" "output warren:nat-out-lo-accept-v4" \
+	"output warren:nat-out-lo-accept-v6" "output warren:nat-out-redirect-v4" \
+	"output warren:nat-out-redirect-v6" | sort)
+expected_mangle=$(printf '%s\n' "output warren:mangle-out-mark-restore" \
+	"prerouting warren:mangle-pre-connmark-set" | sort)
+
+check "present says no before apply" bash -c "! '$CTL' present '$NSP' >/dev/null"
+check "apply" "$CTL" apply "$NSP"
+check "nat table has exactly the expected tagged rules" [ "$(tags_in warren-nat)" = "$expected_nat" ]
+check "mangle table has exactly the expected tagged rules" [ "$(tags_in warren-mangle)" = "$expected_mangle" ]
+check "only our two tables exist" [ "$(pod nft -j list tables | jq -r '.nftables[] | select(.table) | "\(.table.family) \(.table.name)"' | sort | tr '\n' ' ')" = "inet warren-mangle inet warren-nat " ]
+check "nat chains: type nat, prio -100, hooks prerouting/output" \
+	[ "$(pod nft -j list table inet warren-nat | jq -r '.nftables[] | select(.chain) | .chain | "\(.name) \(.type) \(.hook) \(.prio)"' | sort | tr '\n' ' ')" = "output nat output -100 prerouting nat prerouting -100 " ]
+check "mangle chains: filter/route, prio -150" \
+	[ "$(pod nft -j list table inet warren-mangle | jq -r '.nftables[] | select(.chain) | .chain | "\(.name) \(.type) \(.hook) \(.prio)"' | sort | tr '\n' ' ')" = "output route output -150 prerouting filter prerouting -150 " ]
+check "nft text shows the redirects and marks" bash -c "ip netns exec $POD nft list table inet warren-nat | grep -q 'redirect to :15001' && ip netns exec $POD nft list table inet warren-nat | grep -q 'redirect to :15006' && ip netns exec $POD nft list table inet warren-nat | grep -q 'tcp dport != 15008' && ip netns exec $POD nft list table inet warren-mangle | grep -q 'meta mark set ct mark'"
+check "ip rule fwmark 0x111/0xfff pref 32764 lookup 100 (v4, once)" [ "$(ip -n "$POD" rule show | grep -c '^32764:.*fwmark 0x111/0xfff lookup 100')" = 1 ]
+check "ip -6 rule (once)" [ "$(ip -n "$POD" -6 rule show | grep -c '^32764:.*fwmark 0x111/0xfff lookup 100')" = 1 ]
+check "route local default dev lo table 100 (v4)" [ "$(ip -n "$POD" route show table 100 | grep -c '^local default dev lo scope host')" = 1 ]
+check "route local default dev lo table 100 (v6)" [ "$(route_lines -6)" = 1 ]
+check "table 100 holds nothing else" [ "$(ip -n "$POD" route show table 100 | wc -l)+$(ip -n "$POD" -6 route show table 100 | wc -l)" = "1+1" ]
+check "present says yes" bash -c "'$CTL' present '$NSP' >/dev/null"
+check "check passes" "$CTL" check "$NSP"
+
+n1=$(nrules)
+check "apply twice" "$CTL" apply "$NSP"
+check "apply twice is idempotent (same rule count $n1, one ip rule each)" \
+	[ "$(nrules)/$(rule_lines)/$(rule_lines -6)/$(route_lines)/$(route_lines -6)" = "$n1/1/1/1/1" ]
+check "check passes after re-apply" "$CTL" check "$NSP"
+
+h=$(pod nft -j list chain inet warren-nat output |
+	jq -r '.nftables[] | select(.rule) | .rule | select(.comment == "warren:nat-out-redirect-v4") | .handle')
+pod nft delete rule inet warren-nat output handle "$h"
+out=$("$CTL" check "$NSP" 2>&1); rc=$?
+check "check fails after deleting a rule" [ $rc = 1 ]
+check "check names the missing rule ($out)" grep -q 'warren:nat-out-redirect-v4 missing from inet warren-nat chain output' <<<"$out"
+check "re-apply reconciles" bash -c "'$CTL' apply '$NSP' && '$CTL' check '$NSP'"
+check "re-apply restored the same rule count" [ "$(nrules)" = "$n1" ]
+
+ip -n "$POD" -6 route del local default dev lo table 100
+out=$("$CTL" check "$NSP" 2>&1); rc=$?
+check "check names a missing IPv6 route ($out)" bash -c "[ $rc = 1 ] && grep -q 'IPv6 route' <<<'$out'"
+"$CTL" apply "$NSP" >/dev/null 2>&1
+
+check "remove" "$CTL" remove "$NSP"
+check "remove left no table" [ "$(pod nft -j list ruleset | jq '[.nftables[] | select(.table)] | length')" = 0 ]
+check "remove left no ip rule" [ "$(rule_lines)+$(rule_lines -6)" = "0+0" ]
+check "remove left no route in table 100" [ -z "$(ip -n "$POD" route show table 100; ip -n "$POD" -6 route show table 100)" ]
+check "remove twice succeeds" "$CTL" remove "$NSP"
+check "present says no after remove" bash -c "! '$CTL' present '$NSP' >/dev/null"
+out=$("$CTL" check "$NSP" 2>&1); rc=$?
+check "check fails when nothing is there ($out)" bash -c "[ $rc = 1 ] && grep -q 'table inet warren-nat missing' <<<'$out'"
+out=$("$CTL" apply /var/run/netns/wnone$$ 2>&1); rc=$?
+check "apply on a missing netns fails cleanly ($out)" bash -c "[ $rc = 1 ] && grep -q 'No such file' <<<'$out'"
+out=$("$CTL" apply "$TMP/h.py" 2>&1); rc=$?
+check "apply on a non-netns path fails cleanly ($out)" bash -c "[ $rc = 1 ] && grep -q 'Invalid argument' <<<'$out'"
+
+# all-or-nothing: a conflicting chain makes the batch fail; nothing is left
+pod nft add table inet warren-nat
+pod nft add chain inet warren-nat prerouting '{ type filter hook input priority 0; }'
+out=$("$CTL" apply "$NSP" 2>&1); rc=$?
+check "apply fails on a conflicting chain and names it ($out)" bash -c "[ $rc = 1 ] && grep -q 'add chain inet warren-nat prerouting' <<<'$out'"
+check "  ... and added nothing (no mangle table, no rule, no route)" \
+	[ "$(pod nft -j list tables | jq '[.nftables[] | select(.table.name == "warren-mangle")] | length')/$(rule_lines)/$(route_lines)" = "0/0/0" ]
+pod nft delete table inet warren-nat
+
+# --- real traffic ---------------------------------------------------------------
+
+check "apply for traffic tests" "$CTL" apply "$NSP"
+pod python3 "$TMP/h.py" serve 15001 15006 15008 >"$TMP/pod.log" 2>&1 &
+PIDS+=($!)
+peer python3 "$TMP/h.py" serve 80 9999 >"$TMP/peer.log" 2>&1 &
+PIDS+=($!)
+check "listeners up" bash -c "$(declare -f wait_listen); wait_listen $POD 15001 15006 15008 && wait_listen $PEER 80 9999"
+
+c0=$(counter warren:nat-out-redirect-v4)
+out=$(pod python3 "$TMP/h.py" connect 10.77.0.2 80)
+check "outbound v4 to 10.77.0.2:80 lands on :15001 with orig dst ($out)" [ "$out" = "hello-15001 orig=10.77.0.2:80" ]
+c1=$(counter warren:nat-out-redirect-v4)
+check "nat-out-redirect-v4 counter moved ($c0 -> $c1)" [ "$c1" -gt "$c0" ]
+out=$(pod python3 "$TMP/h.py" connect fd77::2 80)
+check "outbound v6 to [fd77::2]:80 lands on :15001 with orig dst ($out)" [ "$out" = "hello-15001 orig=[fd77::2]:80" ]
+check "nat-out-redirect-v6 counter moved" [ "$(counter warren:nat-out-redirect-v6)" -gt 0 ]
+
+out=$(pod python3 "$TMP/h.py" connect 10.77.0.2 9999 0x539)
+check "outbound with SO_MARK 0x539 is not redirected ($out)" starts "$out" "hello-9999 "
+check "  ... and the redirect counter did not move" [ "$(counter warren:nat-out-redirect-v4)" = "$c1" ]
+out=$(pod python3 "$TMP/h.py" connect fd77::2 9999 0x1539)
+check "outbound v6 with mark 0x1539 (0x539 under mask 0xfff) is not redirected ($out)" starts "$out" "hello-9999 "
+out=$(pod python3 "$TMP/h.py" connect 10.77.0.2 9999)
+check "same connection without the mark is redirected ($out)" [ "$out" = "hello-15001 orig=10.77.0.2:9999" ]
+out=$(pod python3 "$TMP/h.py" connect 127.0.0.1 15008)
+check "outbound to 127.0.0.1 is not redirected ($out)" starts "$out" "hello-15008 "
+out=$(pod python3 "$TMP/h.py" connect 10.77.0.1 15008)
+check "outbound to the pod's own IP (via lo) is not redirected ($out)" starts "$out" "hello-15008 "
+
+out=$(peer python3 "$TMP/h.py" connect 10.77.0.1 8080)
+check "inbound v4 to :8080 lands on :15006 with orig dst ($out)" [ "$out" = "hello-15006 orig=10.77.0.1:8080" ]
+check "nat-pre-redirect-v4 counter moved" [ "$(counter warren:nat-pre-redirect-v4)" -gt 0 ]
+out=$(peer python3 "$TMP/h.py" connect fd77::1 8080)
+check "inbound v6 to :8080 lands on :15006 with orig dst ($out)" [ "$out" = "hello-15006 orig=[fd77::1]:8080" ]
+out=$(peer python3 "$TMP/h.py" connect 10.77.0.1 15008)
+check "inbound to :15008 is not redirected ($out)" starts "$out" "hello-15008 "
+out=$(peer python3 "$TMP/h.py" connect fd77::1 15008)
+check "inbound v6 to :15008 is not redirected ($out)" starts "$out" "hello-15008 "
+
+check "remove after traffic" "$CTL" remove "$NSP"
+out=$(peer python3 "$TMP/h.py" connect 10.77.0.1 8080)
+check "after remove, inbound :8080 is no longer redirected ($out)" [ "$out" != "hello-15006 orig=10.77.0.1:8080" ]
+out=$(pod python3 "$TMP/h.py" connect 10.77.0.2 80)
+check "after remove, outbound reaches the real peer ($out)" starts "$out" "hello-80 "
+
+exit $failed
