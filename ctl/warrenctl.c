@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * warrenctl: reads a warren-tunnel's admin API (libcurl, TCP or a Unix
+ * socket) and prints it for people (aligned tables) or for scripts (-o
+ * json, the API's JSON unchanged). Exit 0 on success, 1 on any error
+ * (message on stderr says what and what to do), 2 on bad usage.
+ */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/warren.h"
+
+#define DEFAULT_ADMIN_URL "http://127.0.0.1:15000"
+
+struct ctl {
+	const char *url;
+	const char *socket;
+	bool json;
+};
+
+struct buf {
+	char *p;
+	size_t n;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: warrenctl [--admin URL | --socket PATH] [-o json|table] COMMAND [ARGS]\n"
+		"\n"
+		"Inspect a running warren-tunnel through its admin API.\n"
+		"\n"
+		"Commands:\n"
+		"  pods               list the pods enrolled on this node's tunnel\n"
+		"                     (table: NAMESPACE NAME UID IPS CONTAINER)\n"
+		"  connections        list live relayed connections\n"
+		"  config-dump        print the tunnel's configuration, pods and mesh state (JSON)\n"
+		"  log-level [LEVEL]  print the tunnel's log level, or set it to\n"
+		"                     error|warn|info|debug\n"
+		"\n"
+		"Options:\n"
+		"  -a, --admin URL    admin API base URL [" DEFAULT_ADMIN_URL "]\n"
+		"  -s, --socket PATH  talk to the admin API over this Unix socket (adminSocket)\n"
+		"  -o, --output FMT   json (the API's JSON as is) or table [table]\n"
+		"  -h, --help         this help\n"
+		"  -V, --version      print the version\n"
+		"\n"
+		"The admin API listens on 127.0.0.1 inside the tunnel's network namespace: run\n"
+		"warrenctl in that namespace (e.g. ip netns exec NODE warrenctl pods) or use --socket.\n"
+		"Exit status: 0 ok, 1 error, 2 bad usage.\n");
+}
+
+static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
+{
+	struct buf *b = ctx;
+	size_t n = size * nmemb;
+	char *q = realloc(b->p, b->n + n + 1);
+
+	if (!q)
+		return 0;
+	memcpy(q + b->n, p, n);
+	b->n += n;
+	q[b->n] = '\0';
+	b->p = q;
+	return n;
+}
+
+/* GET (or POST when post) base+path. Returns 0 and the body in *out
+ * (malloc'd), or 1 after printing why. */
+static int http(const struct ctl *c, const char *path, bool post, char **out)
+{
+	char url[2048], errbuf[CURL_ERROR_SIZE] = "";
+	struct buf b = { 0 };
+	const char *where = c->socket ? c->socket : c->url;
+	long status = 0;
+	CURLcode rc;
+	CURL *h;
+	int ret = 1;
+
+	*out = NULL;
+	snprintf(url, sizeof(url), "%s%s", c->socket ? "http://localhost" : c->url, path);
+	h = curl_easy_init();
+	if (!h) {
+		fprintf(stderr, "warrenctl: cannot initialise libcurl\n");
+		return 1;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	if (c->socket)
+		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->socket);
+	if (post) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+	}
+	rc = curl_easy_perform(h);
+	if (rc == CURLE_COULDNT_CONNECT && !c->socket) {
+		fprintf(stderr, "warrenctl: cannot reach warren-tunnel admin API at %s: connection refused; "
+			"is warren-tunnel running (in this network namespace)?\n", where);
+		goto out;
+	}
+	if (rc == CURLE_COULDNT_CONNECT) {
+		fprintf(stderr, "warrenctl: cannot reach warren-tunnel admin API on socket %s (%s); "
+			"is warren-tunnel running with adminSocket set to this path?\n", where,
+			access(c->socket, F_OK) ? "no such socket file" : "connection refused");
+		goto out;
+	}
+	if (rc != CURLE_OK) {
+		fprintf(stderr, "warrenctl: request to warren-tunnel admin API at %s failed: %s\n", where,
+			access(c->socket, F_OK) ? "no such socket file" : "connection refused");
+		goto out;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		fprintf(stderr, "warrenctl: %s%s answered HTTP %ld: %s", where, path, status,
+			b.p ? b.p : "(no body)\n");
+		goto out;
+	}
+	*out = b.p ? b.p : strdup("");
+	b.p = NULL;
+	ret = *out ? 0 : 1;
+out:
+	free(b.p);
+	curl_easy_cleanup(h);
+	return ret;
+}
+
+static json_t *parse(const char *body)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(body, 0, &jerr);
+
+	if (!j)
+		fprintf(stderr, "warrenctl: the admin API answered something that is not JSON: %s\n", jerr.text);
+	return j;
+}
+
+static void print_cell(const char *s, size_t width, bool last)
+{
+	if (last)
+		printf("%s\n", s);
+	else
+		printf("%-*s  ", (int)width, s);
+}
+
+/* Print rows (arrays of strings) as left-aligned columns. */
+static void print_table(const char *const *hdr, size_t ncol, char ***rows, size_t nrow)
+{
+	size_t w[16] = { 0 };
+
+	for (size_t k = 0; k < ncol; k++) {
+		w[k] = strlen(hdr[k]);
+		for (size_t r = 0; r < nrow; r++)
+			if (strlen(rows[r][k]) > w[k])
+				w[k] = strlen(rows[r][k]);
+	}
+	for (size_t k = 0; k < ncol; k++)
+		print_cell(hdr[k], w[k], k + 1 == ncol);
+	for (size_t r = 0; r < nrow; r++)
+		for (size_t k = 0; k < ncol; k++)
+			print_cell(rows[r][k], w[k], k + 1 == ncol);
+}
+
+static char *jstr(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (json_is_string(v))
+		return strdup(json_string_value(v));
+	if (json_is_integer(v)) {
+		char *s;
+
+		if (asprintf(&s, "%lld", (long long)json_integer_value(v)) < 0)
+			return NULL;
+		return s;
+	}
+	return strdup("-");
+}
+
+static int table_of(json_t *arr, const char *const *hdr, const char *const *keys, size_t ncol)
+{
+	size_t n = json_array_size(arr), i;
+	char ***rows = calloc(n ? n : 1, sizeof(*rows));
+	json_t *o;
+	int ret = 1;
+
+	if (!rows)
+		return 1;
+	json_array_foreach(arr, i, o) {
+		rows[i] = calloc(ncol, sizeof(char *));
+		if (!rows[i])
+			goto out;
+		for (size_t k = 0; k < ncol; k++) {
+			if (!strcmp(keys[k], "ips")) {
+				json_t *ips = json_object_get(o, "ips"), *ip;
+				size_t j, len = 0;
+				char *s = NULL;
+
+				json_array_foreach(ips, j, ip) {
+					const char *v = json_string_value(ip);
+					char *q = v ? realloc(s, len + strlen(v) + 2) : s;
+
+					if (!v || !q)
+						continue;
+					s = q;
+					len += (size_t)sprintf(s + len, "%s%s", len ? "," : "", v);
+				}
+				rows[i][k] = s ? s : strdup("-");
+			} else {
+				rows[i][k] = jstr(o, keys[k]);
+			}
+			if (!rows[i][k])
+				goto out;
+		}
+	}
+	if (!n)
+		printf("no %s\n", !strcmp(keys[0], "namespace") ? "pods enrolled" : "entries");
+	else
+		print_table(hdr, ncol, rows, n);
+	ret = 0;
+out:
+	for (i = 0; i < n; i++) {
+		for (size_t k = 0; rows[i] && k < ncol; k++)
+			free(rows[i][k]);
+		free(rows[i]);
+	}
+	free(rows);
+	return ret;
+}
+
+static int cmd_list(const struct ctl *c, const char *path, const char *const *hdr,
+		    const char *const *keys, size_t ncol)
+{
+	char *body = NULL;
+	json_t *j = NULL;
+	int ret;
+
+	ret = http(c, path, false, &body);
+	if (ret)
+		goto out;
+	if (c->json) {
+		fputs(body, stdout);
+		goto out;
+	}
+	ret = 1;
+	j = parse(body);
+	if (!j)
+		goto out;
+	if (!json_is_array(j)) {
+		fprintf(stderr, "warrenctl: expected a JSON array from %s\n", path);
+		goto out;
+	}
+	ret = table_of(j, hdr, keys, ncol);
+out:
+	json_decref(j);
+	free(body);
+	return ret;
+}
+
+static int cmd_pods(const struct ctl *c, int argc, char **argv)
+{
+	static const char *const hdr[] = { "NAMESPACE", "NAME", "UID", "IPS", "CONTAINER" };
+	static const char *const keys[] = { "namespace", "name", "uid", "ips", "containerId" };
+
+	return cmd_list(c, "/pods", hdr, keys, ARRAY_SIZE(hdr));
+}
+
+static int cmd_connections(const struct ctl *c, int argc, char **argv)
+{
+	static const char *const hdr[] = { "NAMESPACE", "POD", "DIRECTION", "SRC", "DST", "AGE_MS" };
+	static const char *const keys[] = { "namespace", "pod", "direction", "src", "dst", "ageMs" };
+
+	return cmd_list(c, "/connections", hdr, keys, ARRAY_SIZE(hdr));
+}
+
+static int cmd_config_dump(const struct ctl *c, int argc, char **argv)
+{
+	char *body = NULL;
+	int ret = http(c, "/config_dump", false, &body);
+
+	if (!ret)
+		fputs(body, stdout);
+	free(body);
+	return ret;
+}
+
+static int cmd_log_level(const struct ctl *c, int argc, char **argv)
+{
+	char path[128], *body = NULL;
+	json_t *j = NULL;
+	int ret;
+
+	if (argc > 2) {
+		fprintf(stderr, "warrenctl: log-level takes at most one LEVEL (error|warn|info|debug)\n");
+		return 2;
+	}
+	if (argc == 2) {
+		if (strcmp(argv[1], "error") && strcmp(argv[1], "warn") && strcmp(argv[1], "info") &&
+		    strcmp(argv[1], "debug")) {
+			fprintf(stderr, "warrenctl: unknown log level \"%s\"; use error, warn, info or debug\n", argv[1]);
+			return 2;
+		}
+		snprintf(path, sizeof(path), "/logging?level=%s", argv[1]);
+	} else {
+		snprintf(path, sizeof(path), "/logging");
+	}
+	ret = http(c, path, argc == 2, &body);
+	if (ret)
+		goto out;
+	if (c->json) {
+		fputs(body, stdout);
+		goto out;
+	}
+	ret = 1;
+	j = parse(body);
+	if (!j)
+		goto out;
+	printf("%s\n", json_string_value(json_object_get(j, "level")) ?: "?");
+	ret = 0;
+out:
+	json_decref(j);
+	free(body);
+	return ret;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(const struct ctl *c, int argc, char **argv);
+} cmds[] = {
+	{ "pods", cmd_pods },
+	{ "connections", cmd_connections },
+	{ "config-dump", cmd_config_dump },
+	{ "log-level", cmd_log_level },
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "admin", required_argument, NULL, 'a' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctl c = { .url = DEFAULT_ADMIN_URL };
+	int opt, ret;
+
+	while ((opt = getopt_long(argc, argv, "+a:s:o:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			c.url = optarg;
+			break;
+		case 's':
+			c.socket = optarg;
+			break;
+		case 'o':
+			if (!strcmp(optarg, "json")) {
+				c.json = true;
+			} else if (strcmp(optarg, "table")) {
+				fprintf(stderr, "warrenctl: unknown output format \"%s\"; use json or table\n", optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("warrenctl %s\n", WARREN_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "warrenctl: missing COMMAND\n");
+		usage(stderr);
+		return 2;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
+		if (strcmp(argv[optind], cmds[i].name))
+			continue;
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		ret = cmds[i].fn(&c, argc - optind, argv + optind);
+		curl_global_cleanup();
+		return ret;
+	}
+	fprintf(stderr, "warrenctl: unknown command \"%s\"; see warrenctl --help\n", argv[optind]);
+	return 2;
+}

@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Admin and readiness HTTP, libmicrohttpd in external-epoll mode: no MHD
+ * thread; each daemon's epoll fd sits in our loop and MHD_run() is called
+ * when it is readable and on a timer from MHD_get_timeout(). Listening
+ * sockets are created here and handed over with MHD_OPTION_LISTEN_SOCKET
+ * (MHD closes them on stop), so bind errors carry our message.
+ *
+ * Admin (adminAddress, default 127.0.0.1:15000, and adminSocket, a Unix
+ * socket mode 0600, when set):
+ *   GET  /pods          JSON array of enrolled pods
+ *   GET  /connections   JSON array of live connections
+ *   GET  /config_dump   {config, pods, mesh, ready}
+ *   GET  /logging       {level};  POST /logging?level=debug sets it
+ *   GET  /healthz/ready (also on the readiness address)
+ * Readiness (readinessAddress, default 0.0.0.0:15021): GET /healthz/ready,
+ * 200 "ready" or 503 with the reason.
+ */
+#include "tunnel/tunnel.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conf/log.h"
+#include "conf/warren.h"
+
+#define SRV_MAGIC 0x48545450u
+#define SRV_MAX 3
+
+struct http_srv {
+	unsigned magic;
+	struct tunnel *t;
+	struct MHD_Daemon *d;
+	int epfd;
+	bool admin; /* false: readiness only */
+	struct loop_timer *timer;
+};
+
+struct admin {
+	struct http_srv srv[SRV_MAX];
+	int n;
+};
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body,
+			       const char *ctype)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!body)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+	char *body = NULL;
+
+	json_decref(j);
+	if (s && asprintf(&body, "%s\n", s) < 0)
+		body = NULL;
+	free(s);
+	return respond(conn, status, body, "application/json");
+}
+
+static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
+{
+	char *body = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&body, fmt, ap) < 0)
+		body = NULL;
+	va_end(ap);
+	return respond(conn, status, body, "text/plain; charset=utf-8");
+}
+
+static json_t *pods_json(const struct tunnel *t)
+{
+	json_t *a = json_array();
+
+	for (const struct pod *p = t->pods; a && p; p = p->next) {
+		json_t *o = pod_to_json(p);
+
+		if (!o)
+			continue;
+		json_object_set_new(o, "connections", json_integer((json_int_t)p->n_conns));
+		json_object_set_new(o, "state", json_string(p->listening ? "ready" : "pending"));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+static json_t *conns_json(const struct tunnel *t)
+{
+	json_t *a = json_array();
+	uint64_t now = loop_now_ms();
+
+	for (const struct pod *p = t->pods; a && p; p = p->next) {
+		for (const struct conn *c = p->conns; c; c = c->next) {
+			struct relay_stats st = { 0 };
+			char s[64], d[64];
+
+			if (c->relay)
+				relay_get_stats(c->relay, &st);
+			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}",
+				"pod", p->name, "namespace", p->namespace,
+				"direction", c->dir == CONN_OUTBOUND ? "outbound" : "inbound",
+				"src", sockaddr_str(&c->src, s, sizeof(s)),
+				"dst", sockaddr_str(&c->dst, d, sizeof(d)),
+				"ageMs", (json_int_t)(now - c->start_ms),
+				"sentBytes", (json_int_t)st.a_to_b, "receivedBytes", (json_int_t)st.b_to_a));
+		}
+	}
+	return a;
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *config_dump(const struct tunnel *t)
+{
+	const struct tunnel_conf *c = t->conf;
+	const char *reason;
+	bool ready = tunnel_ready(t, &reason);
+	json_t *conf, *mesh;
+
+	conf = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:s,s:i}",
+			 "node", str_or_null(c->node), "pluginSocket", str_or_null(c->plugin_socket),
+			 "stateDir", str_or_null(c->state_dir), "meshPath", str_or_null(c->mesh_path),
+			 "adminAddress", str_or_null(c->admin_address),
+			 "adminSocket", str_or_null(c->admin_socket),
+			 "metricsAddress", str_or_null(c->metrics_address),
+			 "readinessAddress", str_or_null(c->readiness_address),
+			 "logFile", str_or_null(c->log_file), "trustDomain", str_or_null(c->trust_domain),
+			 "logLevel", wlog_level_name(wlog_get_level()), "meshReloadMs", c->mesh_reload_ms);
+	mesh = json_pack("{s:b,s:I,s:I,s:o,s:I,s:I,s:I}", "loaded", t->mesh != NULL,
+			 "generation", (json_int_t)t->mesh_generation,
+			 "reloadErrors", (json_int_t)t->mesh_reload_errors,
+			 "lastError", t->mesh_error[0] ? json_string(t->mesh_error) : json_null(),
+			 "namespaces", (json_int_t)(t->mesh ? t->mesh->n_namespaces : 0),
+			 "pods", (json_int_t)(t->mesh ? t->mesh->n_pods : 0),
+			 "services", (json_int_t)(t->mesh ? t->mesh->n_services : 0));
+	return json_pack("{s:s,s:o,s:o,s:o,s:I,s:b,s:s}", "version", WARREN_VERSION,
+			 "config", conf ? conf : json_null(), "pods", pods_json(t),
+			 "mesh", mesh ? mesh : json_null(),
+			 "meshGeneration", (json_int_t)t->mesh_generation, "ready", ready,
+			 "readyReason", reason);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **con_cls)
+{
+	static int started;
+	struct http_srv *srv = cls;
+	struct tunnel *t;
+	bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+	bool post = !strcmp(method, MHD_HTTP_METHOD_POST) || !strcmp(method, MHD_HTTP_METHOD_PUT);
+
+	CHECK_OBJ(srv, SRV_MAGIC);
+	t = srv->t;
+	if (!*con_cls) {
+		*con_cls = &started;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		*upload_data_size = 0; /* bodies are ignored */
+		return MHD_YES;
+	}
+	if (!strcmp(url, "/healthz/ready") && get) {
+		const char *reason;
+
+		if (tunnel_ready(t, &reason))
+			return respond_text(conn, MHD_HTTP_OK, "ready\n");
+		return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: %s\n", reason);
+	}
+	if (!srv->admin)
+		return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found; this port serves GET /healthz/ready\n");
+	if (!strcmp(url, "/pods") && get)
+		return respond_json(conn, MHD_HTTP_OK, pods_json(t));
+	if (!strcmp(url, "/connections") && get)
+		return respond_json(conn, MHD_HTTP_OK, conns_json(t));
+	if (!strcmp(url, "/config_dump") && get)
+		return respond_json(conn, MHD_HTTP_OK, config_dump(t));
+	if (!strcmp(url, "/logging") && (get || post)) {
+		const char *lv = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "level");
+		enum wlog_level level;
+
+		if (post) {
+			if (!lv || wlog_parse_level(lv, &level) < 0)
+				return respond_text(conn, MHD_HTTP_BAD_REQUEST,
+						    "bad or missing level \"%s\"; use ?level=error|warn|info|debug\n",
+						    lv ? lv : "");
+			wlog_set_level(level);
+			log_info("log level set to %s via the admin API", wlog_level_name(level));
+		}
+		return respond_json(conn, MHD_HTTP_OK,
+				    json_pack("{s:s}", "level", wlog_level_name(wlog_get_level())));
+	}
+	return respond_text(conn, MHD_HTTP_NOT_FOUND,
+			    "not found: %s %s; endpoints: GET /pods, GET /connections, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready\n",
+			    method, url);
+}
+
+static void srv_run(struct http_srv *srv);
+
+static void srv_timer(struct loop *l, void *ctx)
+{
+	struct http_srv *srv = ctx;
+
+	CHECK_OBJ(srv, SRV_MAGIC);
+	srv->timer = NULL;
+	srv_run(srv);
+}
+
+static void srv_run(struct http_srv *srv)
+{
+	MHD_UNSIGNED_LONG_LONG to = 0;
+	uint64_t ms = 1000;
+
+	MHD_run(srv->d);
+	/* MHD may keep work it did not finish (its own ready list) without its
+	 * epoll fd being readable: the timeout is 0 then, so run again soon. */
+	if (MHD_get_timeout(srv->d, &to) == MHD_YES && to < ms)
+		ms = to;
+	if (srv->timer)
+		loop_timer_cancel(srv->t->loop, srv->timer);
+	srv->timer = loop_timer_add(srv->t->loop, ms, srv_timer, srv);
+}
+
+static void srv_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct http_srv *srv = ctx;
+
+	CHECK_OBJ(srv, SRV_MAGIC);
+	srv_run(srv);
+}
+
+static int listen_tcp(const char *addr, const char *what)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_PASSIVE };
+	struct addrinfo *ai = NULL;
+	char host[256];
+	const char *port;
+	int fd = -1, one = 1, ret;
+	size_t hl;
+
+	port = strrchr(addr, ':');
+	if (!port || port == addr)
+		goto bad;
+	if (addr[0] == '[') {
+		if (port[-1] != ']')
+			goto bad;
+		hl = (size_t)(port - addr) - 2;
+		if (hl >= sizeof(host))
+			goto bad;
+		memcpy(host, addr + 1, hl);
+	} else {
+		hl = (size_t)(port - addr);
+		if (hl >= sizeof(host))
+			goto bad;
+		memcpy(host, addr, hl);
+	}
+	host[hl] = '\0';
+	port++;
+	ret = getaddrinfo(host, port, &hints, &ai);
+	if (ret)
+		goto bad;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0) {
+		ret = -errno;
+		log_error("cannot listen on %s address %s: %s", what, addr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return ret;
+	}
+	freeaddrinfo(ai);
+	return fd;
+bad:
+	log_error("bad %s address \"%s\": want IP:PORT or [IPv6]:PORT", what, addr);
+	if (ai)
+		freeaddrinfo(ai);
+	return -EINVAL;
+}
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_error("adminSocket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	old = umask(0177);
+	ret = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (ret < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+		ret = -errno;
+		log_error("cannot listen on adminSocket %s: %s", path, strerror(errno));
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static int srv_start(struct tunnel *t, int lfd, bool admin_api, const char *where)
+{
+	struct admin *a = t->admin;
+	struct http_srv *srv = &a->srv[a->n];
+	const union MHD_DaemonInfo *info;
+	int ret;
+
+	assert(a->n < SRV_MAX);
+	*srv = (struct http_srv){ .magic = SRV_MAGIC, .t = t, .epfd = -1, .admin = admin_api };
+	srv->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, handle, srv,
+				  MHD_OPTION_LISTEN_SOCKET, lfd,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
+	if (!srv->d) {
+		log_error("cannot start the HTTP server on %s", where);
+		close(lfd);
+		return -EIO;
+	}
+	info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_EPOLL_FD);
+	srv->epfd = info ? info->epoll_fd : -1;
+	ret = srv->epfd >= 0 ? loop_add(t->loop, srv->epfd, EPOLLIN, srv_cb, srv) : -EIO;
+	if (ret < 0) {
+		MHD_stop_daemon(srv->d);
+		log_error("cannot watch the HTTP server on %s: %s", where, strerror(-ret));
+		return ret;
+	}
+	a->n++;
+	srv_run(srv);
+	log_info("%s listening on %s", admin_api ? "admin API" : "readiness", where);
+	return 0;
+}
+
+int admin_start(struct tunnel *t)
+{
+	const struct tunnel_conf *c = t->conf;
+	const char *aa = c->admin_address ? c->admin_address : "127.0.0.1:15000";
+	const char *ra = c->readiness_address ? c->readiness_address : "0.0.0.0:15021";
+	int fd, ret;
+
+	t->admin = calloc(1, sizeof(*t->admin));
+	if (!t->admin)
+		return -ENOMEM;
+	fd = listen_tcp(aa, "adminAddress");
+	if (fd < 0)
+		return fd;
+	ret = srv_start(t, fd, true, aa);
+	if (ret < 0)
+		return ret;
+	if (c->admin_socket && *c->admin_socket) {
+		fd = listen_unix(c->admin_socket);
+		if (fd < 0)
+			return fd;
+		ret = srv_start(t, fd, true, c->admin_socket);
+		if (ret < 0)
+			return ret;
+	}
+	fd = listen_tcp(ra, "readinessAddress");
+	if (fd < 0)
+		return fd;
+	return srv_start(t, fd, false, ra);
+}
+
+void admin_stop(struct tunnel *t)
+{
+	struct admin *a = t->admin;
+
+	if (!a)
+		return;
+	for (int i = 0; i < a->n; i++) {
+		struct http_srv *srv = &a->srv[i];
+
+		if (srv->timer)
+			loop_timer_cancel(t->loop, srv->timer);
+		loop_del(t->loop, srv->epfd);
+		MHD_stop_daemon(srv->d);
+	}
+	if (t->conf->admin_socket && *t->conf->admin_socket)
+		unlink(t->conf->admin_socket);
+	free(a);
+	t->admin = NULL;
+}

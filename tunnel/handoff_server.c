@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The tunnel side of the plugin handoff (protocol in conf/handoff.h).
+ * Clients must be root (SO_PEERCRED uid 0). Each connection carries one
+ * request and gets one response; requests are handled synchronously on
+ * the loop (an add creates three sockets and writes one small file), and
+ * the "add" answer is sent only after the listeners exist and the state
+ * record is on disk, so the plugin's ADD returns only when the pod is
+ * captured-and-served. A client that sends nothing is dropped after 5 s.
+ */
+#include "tunnel/tunnel.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conf/handoff.h"
+#include "conf/log.h"
+#include "netlink/netns.h"
+
+#define CLIENT_TIMEOUT_MS 5000
+#define CLIENT_MAGIC 0x434c4e54u
+
+struct client {
+	unsigned magic;
+	struct tunnel *t;
+	int fd;
+	struct loop_timer *timer;
+	long refused_uid; /* >= 0: not root; answer the request with an error */
+};
+
+static void client_free(struct client *c)
+{
+	if (!c)
+		return;
+	if (c->timer)
+		loop_timer_cancel(c->t->loop, c->timer);
+	loop_del(c->t->loop, c->fd);
+	close(c->fd);
+	c->magic = 0;
+	free(c);
+}
+
+static void reply(int fd, json_t *resp)
+{
+	int ret;
+
+	if (!resp)
+		resp = json_pack("{s:b,s:s}", "ok", 0, "error", "out of memory in warren-tunnel");
+	if (!resp)
+		return;
+	ret = handoff_send(fd, resp, -1);
+	if (ret < 0)
+		log_warn("cannot answer a handoff client: %s", strerror(-ret));
+	json_decref(resp);
+}
+
+static const char *str_field(json_t *req, const char *key)
+{
+	const char *s = json_string_value(json_object_get(req, key));
+
+	return s && *s ? s : NULL;
+}
+
+static json_t *op_query(struct tunnel *t, json_t *req)
+{
+	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name"), *reason = "";
+	bool enroll;
+
+	if (!ns || !name)
+		return handoff_error("query needs non-empty \"namespace\" and \"name\"");
+	if (!t->mesh)
+		return handoff_error("mesh model not loaded yet; retry");
+	enroll = mesh_pod_enrolled(t->mesh, ns, name, &reason);
+	return json_pack("{s:b,s:b,s:s}", "ok", 1, "enroll", enroll, "reason", reason ? reason : "");
+}
+
+static void drop_pod(struct tunnel *t, struct pod *p, const char *why)
+{
+	log_info("removing pod %s/%s (uid %s, container %s/%s): %s", p->namespace, p->name, p->uid,
+		 p->container_id, p->ifname, why);
+	state_remove(t, p->uid);
+	pod_free(p);
+}
+
+static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
+{
+	const char *uid = str_field(req, "uid"), *ns = str_field(req, "namespace");
+	const char *name = str_field(req, "name"), *cid = str_field(req, "containerId");
+	const char *ifname = str_field(req, "ifname"), *netns = str_field(req, "netns");
+	const char *sa = "default";
+	json_t *ips = json_object_get(req, "ips");
+	uint64_t dev, ino;
+	struct pod *p, *old;
+	char err[768];
+	int ret;
+
+	if (!uid || !ns || !name || !cid || !ifname || !netns)
+		return handoff_error("add needs non-empty \"uid\", \"namespace\", \"name\", \"containerId\", \"ifname\" and \"netns\"");
+	if (!state_uid_valid(uid))
+		return handoff_error("add: invalid pod uid \"%s\" (letters, digits, '-', '_', '.' only)", uid);
+	if (ips && !json_is_array(ips))
+		return handoff_error("add: \"ips\" must be an array of strings");
+	if (*fdp < 0)
+		return handoff_error("add for pod %s/%s carries no netns file descriptor; the plugin must pass exactly one (SCM_RIGHTS)",
+				     ns, name);
+	ret = netns_check_fd(*fdp);
+	if (ret < 0)
+		return handoff_error("add for pod %s/%s: the passed file descriptor is not a network namespace (%s)",
+				     ns, name, strerror(-ret));
+	ret = netns_identity(*fdp, &dev, &ino);
+	if (ret < 0)
+		return handoff_error("add for pod %s/%s: cannot stat the passed netns: %s", ns, name,
+				     strerror(-ret));
+	old = pod_find_uid(t, uid);
+	if (old && old->netns_dev == dev && old->netns_ino == ino) {
+		if (!old->listening && pod_listen(old, err, sizeof(err)) < 0)
+			return handoff_error("%s", err);
+		log_debug("add for pod %s/%s (uid %s): already enrolled with the same netns", ns, name, uid);
+		return handoff_ok();
+	}
+	if (old)
+		drop_pod(t, old, "re-added with a different netns (sandbox re-created)");
+	old = pod_find_cid(t, cid, ifname);
+	if (old)
+		drop_pod(t, old, "re-added under another uid");
+	if (t->mesh) {
+		const struct mesh_pod *mp = mesh_find_pod_by_uid(t->mesh, uid);
+
+		if (!mp)
+			mp = mesh_find_pod(t->mesh, ns, name);
+		if (mp && mp->service_account && *mp->service_account)
+			sa = mp->service_account;
+	}
+	p = pod_new(t, uid, cid, ifname, ns, name, sa, netns, *fdp, ips);
+	if (!p)
+		return handoff_error("add for pod %s/%s: out of memory in warren-tunnel", ns, name);
+	*fdp = -1;
+	p->netns_dev = dev;
+	p->netns_ino = ino;
+	if (pod_listen(p, err, sizeof(err)) < 0 || state_write(t, p, err, sizeof(err)) < 0) {
+		pod_free(p);
+		state_remove(t, uid);
+		log_error("add for pod %s/%s (uid %s) failed: %s", ns, name, uid, err);
+		return handoff_error("add for pod %s/%s failed: %s", ns, name, err);
+	}
+	log_info("enrolled pod %s/%s (uid %s, sa %s, container %s/%s, netns %s)", ns, name, uid, sa,
+		 cid, ifname, netns);
+	return handoff_ok();
+}
+
+static struct pod *find_req_pod(struct tunnel *t, json_t *req)
+{
+	const char *cid = str_field(req, "containerId"), *ifname = str_field(req, "ifname");
+	const char *uid = str_field(req, "uid");
+	struct pod *p = NULL;
+
+	if (cid && ifname)
+		p = pod_find_cid(t, cid, ifname);
+	if (!p && uid)
+		p = pod_find_uid(t, uid);
+	return p;
+}
+
+static json_t *op_del(struct tunnel *t, json_t *req)
+{
+	struct pod *p;
+
+	if (!(str_field(req, "containerId") && str_field(req, "ifname")) && !str_field(req, "uid"))
+		return handoff_error("del needs \"containerId\" and \"ifname\" (or \"uid\")");
+	p = find_req_pod(t, req);
+	if (p)
+		drop_pod(t, p, "deleted by the plugin");
+	return json_pack("{s:b,s:b}", "ok", 1, "known", p != NULL);
+}
+
+static json_t *op_check(struct tunnel *t, json_t *req)
+{
+	struct pod *p;
+
+	if (!(str_field(req, "containerId") && str_field(req, "ifname")) && !str_field(req, "uid"))
+		return handoff_error("check needs \"containerId\" and \"ifname\" (or \"uid\")");
+	p = find_req_pod(t, req);
+	if (p && !p->listening)
+		return handoff_error("pod %s/%s is known but has no listeners (see the warren-tunnel log)",
+				     p->namespace, p->name);
+	return json_pack("{s:b,s:b}", "ok", 1, "known", p != NULL);
+}
+
+static json_t *op_status(struct tunnel *t)
+{
+	const char *reason;
+	bool ready = tunnel_ready(t, &reason);
+
+	return json_pack("{s:b,s:b,s:s}", "ok", 1, "ready", ready, "reason", reason);
+}
+
+static json_t *op_gc(struct tunnel *t, json_t *req)
+{
+	json_t *valid = json_object_get(req, "valid"), *v;
+	struct pod *p, *next;
+	size_t i, removed = 0;
+
+	if (!json_is_array(valid))
+		return handoff_error("gc needs \"valid\": [{\"containerId\", \"ifname\"}, ...]");
+	json_array_foreach(valid, i, v) {
+		if (!json_is_string(json_object_get(v, "containerId")) ||
+		    !json_is_string(json_object_get(v, "ifname")))
+			return handoff_error("gc: entry %zu of \"valid\" needs string \"containerId\" and \"ifname\"", i);
+	}
+	for (p = t->pods; p; p = next) {
+		bool keep = false;
+
+		next = p->next;
+		json_array_foreach(valid, i, v) {
+			if (!strcmp(json_string_value(json_object_get(v, "containerId")), p->container_id) &&
+			    !strcmp(json_string_value(json_object_get(v, "ifname")), p->ifname)) {
+				keep = true;
+				break;
+			}
+		}
+		if (!keep) {
+			drop_pod(t, p, "not in the runtime's valid attachments (gc)");
+			removed++;
+		}
+	}
+	return json_pack("{s:b,s:I}", "ok", 1, "removed", (json_int_t)removed);
+}
+
+static void client_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct client *c = ctx;
+	struct tunnel *t;
+	json_t *req = NULL, *resp = NULL;
+	const char *op;
+	char err[256] = "";
+	int pfd = -1, ret;
+
+	CHECK_OBJ(c, CLIENT_MAGIC);
+	t = c->t;
+	ret = handoff_recv(fd, &req, &pfd, err, sizeof(err));
+	if (ret == -EAGAIN || ret == -EWOULDBLOCK)
+		return;
+	if (ret == -ECONNRESET)
+		goto out;
+	if (ret < 0) {
+		log_warn("bad handoff request: %s", err);
+		resp = handoff_error("bad request: %s", err);
+		goto out;
+	}
+	op = json_string_value(json_object_get(req, "op"));
+	if (c->refused_uid >= 0) {
+		resp = handoff_error("permission denied: only root (uid 0) may use the warren-tunnel handoff socket, you are uid %ld",
+				     c->refused_uid);
+	} else if (!op) {
+		resp = handoff_error("request has no \"op\"");
+	} else if (strcmp(op, "add") && pfd >= 0) {
+		resp = handoff_error("\"%s\" must not carry a file descriptor (only \"add\" does)", op);
+	} else if (!strcmp(op, "query")) {
+		resp = op_query(t, req);
+	} else if (!strcmp(op, "add")) {
+		resp = op_add(t, req, &pfd);
+	} else if (!strcmp(op, "del")) {
+		resp = op_del(t, req);
+	} else if (!strcmp(op, "check")) {
+		resp = op_check(t, req);
+	} else if (!strcmp(op, "status")) {
+		resp = op_status(t);
+	} else if (!strcmp(op, "gc")) {
+		resp = op_gc(t, req);
+	} else {
+		resp = handoff_error("unknown op \"%s\" (query, add, del, check, status, gc)", op);
+	}
+	if (resp && !json_is_true(json_object_get(resp, "ok")))
+		log_warn("handoff %s refused: %s", op ? op : "?",
+			 json_string_value(json_object_get(resp, "error")));
+out:
+	if (pfd >= 0)
+		close(pfd);
+	if (resp)
+		reply(fd, resp);
+	json_decref(req);
+	client_free(c);
+}
+
+static void client_timeout(struct loop *l, void *ctx)
+{
+	struct client *c = ctx;
+
+	CHECK_OBJ(c, CLIENT_MAGIC);
+	c->timer = NULL;
+	log_warn("handoff client sent no request within %d ms; closing it", CLIENT_TIMEOUT_MS);
+	client_free(c);
+}
+
+static void accept_cb(struct loop *l, int lfd, uint32_t events, void *ctx)
+{
+	struct tunnel *t = ctx;
+
+	CHECK_OBJ(t, TUNNEL_MAGIC);
+	for (int i = 0; i < 16; i++) {
+		struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+		socklen_t len = sizeof(cred);
+		struct client *c;
+		int fd;
+
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn("handoff accept failed: %s", strerror(errno));
+			return;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		*c = (struct client){ .magic = CLIENT_MAGIC, .t = t, .fd = fd, .refused_uid = -1 };
+		/* A non-root client still gets its request read and an error
+		 * answer: closing with its request unread would reset the
+		 * connection before it could read why. */
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
+			log_warn("handoff client pid %d uid %d refused: only root may talk to warren-tunnel",
+				 (int)cred.pid, (int)cred.uid);
+			c->refused_uid = (long)cred.uid;
+		}
+		if (loop_add(t->loop, fd, EPOLLIN, client_cb, c) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->timer = loop_timer_add(t->loop, CLIENT_TIMEOUT_MS, client_timeout, c);
+	}
+}
+
+int handoff_server_start(struct tunnel *t)
+{
+	int fd, ret;
+
+	fd = handoff_listen(t->conf->plugin_socket);
+	if (fd < 0) {
+		log_error("cannot listen on the plugin socket %s: %s", t->conf->plugin_socket,
+			  strerror(-fd));
+		return fd;
+	}
+	ret = loop_add(t->loop, fd, EPOLLIN, accept_cb, t);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	t->handoff_fd = fd;
+	log_info("handoff socket %s listening", t->conf->plugin_socket);
+	return 0;
+}
+
+void handoff_server_stop(struct tunnel *t)
+{
+	if (t->handoff_fd < 0)
+		return;
+	loop_del(t->loop, t->handoff_fd);
+	close(t->handoff_fd);
+	t->handoff_fd = -1;
+}

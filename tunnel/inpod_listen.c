@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The per-pod listeners: TCP [::]:15001, [::]:15006, [::]:15008, created
+ * inside the pod netns (netns_socket), dual-stack, SO_MARK MARK_TUNNEL so
+ * nothing they send is captured again, SO_REUSEADDR + SO_REUSEPORT so a
+ * restarted tunnel can bind while the old process's sockets linger.
+ * pod_listen() is all-or-nothing; the fds are owned by the pod and closed
+ * by pod_unlisten().
+ */
+#include "tunnel/tunnel.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "conf/log.h"
+#include "conf/warren.h"
+#include "netlink/netns.h"
+
+static const uint16_t lis_port[LIS_COUNT] = { PORT_OUTBOUND, PORT_INBOUND_PLAIN, PORT_INBOUND_HBONE };
+
+static void lis_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct pod_listener *pl = ctx;
+
+	CHECK_OBJ(pl, LIS_MAGIC);
+	proxy_accept(pl);
+}
+
+static int listen_one(int netns_fd, uint16_t port, const char **what)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT,
+				   .sin6_port = htons(port) };
+	int one = 1, zero = 0, fd, ret;
+	unsigned mark = MARK_TUNNEL;
+
+	*what = "socket in the pod netns";
+	fd = netns_socket(netns_fd, AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	*what = "setsockopt";
+	if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	*what = "SO_MARK (needs CAP_NET_ADMIN)";
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
+		goto fail;
+	*what = "bind";
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto fail;
+	*what = "listen";
+	if (listen(fd, 1024) < 0)
+		goto fail;
+	return fd;
+fail:
+	ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int pod_listen(struct pod *p, char *err, size_t errlen)
+{
+	const char *what = "";
+	int ret = 0, k;
+
+	CHECK_OBJ(p, POD_MAGIC);
+	if (p->listening)
+		return 0;
+	for (k = 0; k < LIS_COUNT; k++) {
+		ret = listen_one(p->netns_fd, lis_port[k], &what);
+		if (ret < 0)
+			goto out;
+		p->lis[k].fd = ret;
+		ret = loop_add(p->t->loop, p->lis[k].fd, EPOLLIN, lis_cb, &p->lis[k]);
+		if (ret < 0) {
+			what = "loop_add";
+			close(p->lis[k].fd);
+			p->lis[k].fd = -1;
+			goto out;
+		}
+	}
+	p->listening = true;
+	ret = 0;
+out:
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot create listener on [::]:%u in the netns of pod %s/%s (%s): %s: %s",
+			 lis_port[k], p->namespace, p->name, p->netns_path, what, strerror(-ret));
+		pod_unlisten(p);
+	}
+	return ret;
+}
+
+void pod_unlisten(struct pod *p)
+{
+	if (!p)
+		return;
+	for (int k = 0; k < LIS_COUNT; k++) {
+		if (p->lis[k].fd < 0)
+			continue;
+		loop_del(p->t->loop, p->lis[k].fd);
+		close(p->lis[k].fd);
+		p->lis[k].fd = -1;
+	}
+	p->listening = false;
+}

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * warren-tunnel: the per-node process that owns the listeners inside every
+ * enrolled pod's network namespace and relays their traffic.
+ *
+ * Process model: one thread, one epoll loop (tunnel/loop.h), nothing
+ * blocks. Per-pod sockets are created inside the pod's netns with a scoped
+ * setns round trip (netns_socket) and live there for their whole life, so
+ * one process serves every pod. The plugin hands pods over on a root-only
+ * Unix socket (handoff_server.c); each pod is recorded in stateDir
+ * (state.c) so a restarted tunnel re-adopts its pods without the runtime
+ * re-creating them. The mesh model (mesh_watch.c) is reloaded when
+ * meshPath changes; a bad file keeps the last good model.
+ *
+ * Startup: config, logging, signals; admin/readiness servers (they answer
+ * 503 until ready); mesh model (a failure is logged and retried); adoption
+ * of recorded pods; then the handoff socket. SIGTERM/SIGINT stop cleanly:
+ * listeners close, state records stay (a restart re-adopts), live
+ * connections are reset.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "conf/log.h"
+#include "conf/warren.h"
+#include "tunnel/tunnel.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: warren-tunnel --config FILE\n"
+		"       warren-tunnel --help | --version\n"
+		"\n"
+		"Per-node warren data plane: owns the 15001/15006/15008 listeners inside every\n"
+		"enrolled pod's network namespace and relays their traffic.\n"
+		"\n"
+		"  -c, --config FILE  tunnel configuration (YAML or JSON); keys: node, pluginSocket,\n"
+		"                     stateDir, meshPath (required), adminAddress, adminSocket,\n"
+		"                     metricsAddress, readinessAddress, logLevel, logFile,\n"
+		"                     trustDomain, meshReloadMs\n"
+		"  -h, --help         this help\n"
+		"  -V, --version      print the version\n"
+		"\n"
+		"Admin API (default 127.0.0.1:15000): GET /pods, /connections, /config_dump,\n"
+		"GET|POST /logging?level=LEVEL; readiness: GET /healthz/ready (default :15021).\n"
+		"Stop with SIGTERM or SIGINT; pod records in stateDir are kept for the restart.\n");
+}
+
+static void on_signal(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct signalfd_siginfo si;
+
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("received signal %u; stopping (pod records kept for the next start)", si.ssi_signo);
+	loop_stop(l);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct tunnel_conf conf = { 0 };
+	struct tunnel t = { .magic = TUNNEL_MAGIC, .conf = &conf, .handoff_fd = -1 };
+	const char *config = NULL;
+	char err[1024] = "";
+	sigset_t mask;
+	int sfd = -1, ret, c, rc = 1;
+
+	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("warren-tunnel %s\n", WARREN_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!config || optind != argc) {
+		fprintf(stderr, "warren-tunnel: %s\n", config ? "unexpected argument" : "--config FILE is required");
+		usage(stderr);
+		return 2;
+	}
+	ret = tunnel_conf_load(config, &conf, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "warren-tunnel: cannot load config %s: %s\n", config, err[0] ? err : strerror(-ret));
+		return 1;
+	}
+	ret = wlog_init("warren-tunnel", conf.log_file, conf.log_level);
+	if (ret < 0)
+		fprintf(stderr, "warren-tunnel: cannot open log file %s: %s; logging to stderr only\n",
+			conf.log_file, strerror(-ret));
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	t.loop = loop_new();
+	if (sfd < 0 || !t.loop) {
+		log_error("cannot set up the event loop or signalfd: %s", strerror(errno));
+		goto out;
+	}
+	if (loop_add(t.loop, sfd, EPOLLIN, on_signal, &t) < 0)
+		goto out;
+	log_info("warren-tunnel %s starting (node %s, mesh %s, state %s)", WARREN_VERSION,
+		 conf.node ? conf.node : "?", conf.mesh_path, conf.state_dir);
+	if (admin_start(&t) < 0)
+		goto out;
+	if (mesh_watch_start(&t) < 0)
+		goto out;
+	state_adopt(&t);
+	if (handoff_server_start(&t) < 0)
+		goto out;
+	ret = loop_run(t.loop);
+	if (ret < 0) {
+		log_error("event loop failed: %s", strerror(-ret));
+		goto out;
+	}
+	rc = 0;
+out:
+	handoff_server_stop(&t);
+	if (t.retry_timer)
+		loop_timer_cancel(t.loop, t.retry_timer);
+	while (t.pods)
+		pod_free(t.pods); /* records stay on disk for the next start */
+	admin_stop(&t);
+	mesh_watch_stop(&t);
+	mesh_free(t.mesh);
+	if (sfd >= 0) {
+		if (t.loop)
+			loop_del(t.loop, sfd);
+		close(sfd);
+	}
+	loop_free(t.loop);
+	log_info("warren-tunnel stopped");
+	wlog_close();
+	tunnel_conf_free(&conf);
+	return rc;
+}

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Keeps t->mesh current with meshPath. inotify watches the directory that
+ * holds the file (or the directory itself in directory mode), so an
+ * editor's or kubectl's atomic rename-over is seen; events are coalesced
+ * for a few ms and then the whole model is reloaded. When inotify cannot
+ * be used (or the watched directory goes away) we poll a stat signature
+ * every meshReloadMs instead. While no model has ever loaded we also retry
+ * on that interval.
+ *
+ * A failed load never replaces a good model: the loader's message is
+ * logged, t->mesh_reload_errors counts it, and the last good model (and its
+ * generation) stays in use.
+ */
+#include "tunnel/tunnel.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/log.h"
+
+#define DEBOUNCE_MS 30
+
+struct mesh_watch {
+	int ifd;
+	bool dir_mode;
+	bool symlink;
+	char *dir;   /* watched directory */
+	char *base;  /* file name in dir (file mode) */
+	uint64_t sig;
+	struct loop_timer *debounce, *poll;
+};
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	return h;
+}
+
+static uint64_t stat_sig(uint64_t h, const struct stat *st)
+{
+	h = mix(h, (uint64_t)st->st_ino);
+	h = mix(h, (uint64_t)st->st_size);
+	h = mix(h, (uint64_t)st->st_mtim.tv_sec);
+	return mix(h, (uint64_t)st->st_mtim.tv_nsec);
+}
+
+/* A cheap fingerprint of meshPath: changes when any file changes. */
+static uint64_t path_sig(const char *path)
+{
+	struct stat st;
+	uint64_t h = 1469598103934665603ull;
+	struct dirent *de;
+	DIR *d;
+
+	if (stat(path, &st) < 0)
+		return mix(h, (uint64_t)errno);
+	h = stat_sig(h, &st);
+	if (!S_ISDIR(st.st_mode))
+		return h;
+	d = opendir(path);
+	if (!d)
+		return mix(h, (uint64_t)errno);
+	while ((de = readdir(d))) {
+		char p[PATH_MAX];
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
+		if (stat(p, &st) == 0)
+			h = stat_sig(h, &st);
+		for (const char *c = de->d_name; *c; c++)
+			h = mix(h, (uint64_t)(unsigned char)*c);
+	}
+	closedir(d);
+	return h;
+}
+
+static void mesh_reload(struct tunnel *t)
+{
+	struct mesh *m = NULL;
+	char err[512] = "";
+	int ret;
+
+	t->mw->sig = path_sig(t->conf->mesh_path);
+	ret = mesh_load_path(t->conf->mesh_path, &m, err, sizeof(err));
+	if (ret < 0) {
+		t->mesh_reload_errors++;
+		snprintf(t->mesh_error, sizeof(t->mesh_error), "%s", err[0] ? err : strerror(-ret));
+		if (t->mesh)
+			log_error("cannot reload the mesh model from %s: %s; keeping generation %llu (fix the file, it is re-read on change)",
+				  t->conf->mesh_path, t->mesh_error,
+				  (unsigned long long)t->mesh_generation);
+		else
+			log_error("cannot load the mesh model from %s: %s; not ready until it loads (retrying)",
+				  t->conf->mesh_path, t->mesh_error);
+		return;
+	}
+	m->generation = ++t->mesh_generation;
+	mesh_free(t->mesh);
+	t->mesh = m;
+	t->mesh_error[0] = '\0';
+	log_info("mesh model generation %llu loaded from %s: %zu namespaces, %zu pods, %zu services",
+		 (unsigned long long)m->generation, t->conf->mesh_path, m->n_namespaces, m->n_pods,
+		 m->n_services);
+}
+
+static void poll_cb(struct loop *l, void *ctx);
+
+static void arm_poll(struct tunnel *t)
+{
+	struct mesh_watch *mw = t->mw;
+	int ms = t->conf->mesh_reload_ms > 0 ? t->conf->mesh_reload_ms : 1000;
+
+	if (mw->poll)
+		return;
+	if (mw->ifd >= 0 && t->mesh)
+		return; /* inotify covers changes; no retry needed */
+	mw->poll = loop_timer_add(t->loop, (uint64_t)ms, poll_cb, t);
+}
+
+static void poll_cb(struct loop *l, void *ctx)
+{
+	struct tunnel *t = ctx;
+	struct mesh_watch *mw;
+
+	CHECK_OBJ(t, TUNNEL_MAGIC);
+	mw = t->mw;
+	mw->poll = NULL;
+	/* Without a model, retry even if nothing changed: the loader may
+	 * have failed on something outside the file (a transient read). */
+	if (!t->mesh || path_sig(t->conf->mesh_path) != mw->sig)
+		mesh_reload(t);
+	arm_poll(t);
+}
+
+static void debounce_cb(struct loop *l, void *ctx)
+{
+	struct tunnel *t = ctx;
+
+	CHECK_OBJ(t, TUNNEL_MAGIC);
+	t->mw->debounce = NULL;
+	mesh_reload(t);
+	arm_poll(t);
+}
+
+static void stop_inotify(struct tunnel *t, const char *why)
+{
+	struct mesh_watch *mw = t->mw;
+
+	if (mw->ifd < 0)
+		return;
+	log_warn("no longer watching %s with inotify (%s); polling every %d ms", mw->dir, why,
+		 t->conf->mesh_reload_ms);
+	loop_del(t->loop, mw->ifd);
+	close(mw->ifd);
+	mw->ifd = -1;
+	arm_poll(t);
+}
+
+static void inotify_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct tunnel *t = ctx;
+	struct mesh_watch *mw;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool hit = false, gone = false;
+	ssize_t n;
+
+	CHECK_OBJ(t, TUNNEL_MAGIC);
+	mw = t->mw;
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const void *)p;
+
+			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_Q_OVERFLOW)) {
+				if (ev->mask & IN_Q_OVERFLOW)
+					hit = true;
+				else
+					gone = true;
+			} else if (mw->dir_mode || mw->symlink || !ev->len ||
+				   !strcmp(ev->name, mw->base) || !strncmp(ev->name, "..", 2)) {
+				hit = true;
+			}
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	if (gone) {
+		stop_inotify(t, "the watched directory went away");
+		hit = true;
+	}
+	if (hit && !mw->debounce)
+		mw->debounce = loop_timer_add(t->loop, DEBOUNCE_MS, debounce_cb, t);
+}
+
+int mesh_watch_start(struct tunnel *t)
+{
+	struct mesh_watch *mw;
+	struct stat st;
+	char *copy = NULL;
+	int ret = 0;
+
+	mw = calloc(1, sizeof(*mw));
+	if (!mw)
+		return -ENOMEM;
+	mw->ifd = -1;
+	t->mw = mw;
+	if (stat(t->conf->mesh_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		mw->dir_mode = true;
+		mw->dir = strdup(t->conf->mesh_path);
+	} else {
+		copy = strdup(t->conf->mesh_path);
+		if (copy) {
+			mw->base = strdup(basename(copy));
+			strcpy(copy, t->conf->mesh_path);
+			mw->dir = strdup(dirname(copy));
+		}
+		mw->symlink = lstat(t->conf->mesh_path, &st) == 0 && S_ISLNK(st.st_mode);
+	}
+	free(copy);
+	if (!mw->dir || (!mw->dir_mode && !mw->base)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	mw->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (mw->ifd >= 0 &&
+	    inotify_add_watch(mw->ifd, mw->dir,
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
+			      IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+		log_warn("cannot watch %s with inotify (%s); polling every %d ms", mw->dir,
+			 strerror(errno), t->conf->mesh_reload_ms);
+		close(mw->ifd);
+		mw->ifd = -1;
+	}
+	if (mw->ifd >= 0 && loop_add(t->loop, mw->ifd, EPOLLIN, inotify_cb, t) < 0) {
+		close(mw->ifd);
+		mw->ifd = -1;
+	}
+	mesh_reload(t);
+	arm_poll(t);
+out:
+	return ret;
+}
+
+void mesh_watch_stop(struct tunnel *t)
+{
+	struct mesh_watch *mw = t->mw;
+
+	if (!mw)
+		return;
+	if (mw->ifd >= 0) {
+		loop_del(t->loop, mw->ifd);
+		close(mw->ifd);
+	}
+	if (mw->debounce)
+		loop_timer_cancel(t->loop, mw->debounce);
+	if (mw->poll)
+		loop_timer_cancel(t->loop, mw->poll);
+	free(mw->dir);
+	free(mw->base);
+	free(mw);
+	t->mw = NULL;
+}

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The pod registry (contract in tunnel.h): lookup, creation and teardown
+ * of struct pod, and the readiness rule. Pods are few (one per enrolled
+ * pod on the node), so lookups are linear scans.
+ */
+#include "tunnel/tunnel.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/log.h"
+
+struct pod *pod_find_uid(struct tunnel *t, const char *uid)
+{
+	for (struct pod *p = t->pods; p; p = p->next)
+		if (uid && !strcmp(p->uid, uid))
+			return p;
+	return NULL;
+}
+
+struct pod *pod_find_cid(struct tunnel *t, const char *container_id, const char *ifname)
+{
+	for (struct pod *p = t->pods; p; p = p->next)
+		if (container_id && ifname && !strcmp(p->container_id, container_id) &&
+		    !strcmp(p->ifname, ifname))
+			return p;
+	return NULL;
+}
+
+static void pod_release(struct pod *p)
+{
+	if (!p)
+		return;
+	free(p->uid);
+	free(p->container_id);
+	free(p->ifname);
+	free(p->namespace);
+	free(p->name);
+	free(p->service_account);
+	free(p->netns_path);
+	for (size_t i = 0; i < p->n_ips; i++)
+		free(p->ips[i]);
+	free(p->ips);
+	p->magic = 0;
+	free(p);
+}
+
+struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
+		    const char *ifname, const char *ns, const char *name, const char *sa,
+		    const char *netns_path, int netns_fd, json_t *ips)
+{
+	struct pod *p;
+	size_t n = json_is_array(ips) ? json_array_size(ips) : 0;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->magic = POD_MAGIC;
+	p->t = t;
+	p->netns_fd = -1;
+	for (int k = 0; k < LIS_COUNT; k++)
+		p->lis[k] = (struct pod_listener){ .magic = LIS_MAGIC, .kind = k, .fd = -1, .pod = p };
+	p->uid = strdup(uid);
+	p->container_id = strdup(container_id);
+	p->ifname = strdup(ifname);
+	p->namespace = strdup(ns);
+	p->name = strdup(name);
+	p->service_account = strdup(sa);
+	p->netns_path = strdup(netns_path);
+	p->ips = n ? calloc(n, sizeof(*p->ips)) : NULL;
+	if (!p->uid || !p->container_id || !p->ifname || !p->namespace || !p->name ||
+	    !p->service_account || !p->netns_path || (n && !p->ips))
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		const char *s = json_string_value(json_array_get(ips, i));
+
+		if (!s)
+			continue;
+		p->ips[p->n_ips] = strdup(s);
+		if (!p->ips[p->n_ips])
+			goto fail;
+		p->n_ips++;
+	}
+	p->netns_fd = netns_fd;
+	p->next = t->pods;
+	if (t->pods)
+		t->pods->prev = p;
+	t->pods = p;
+	t->n_pods++;
+	return p;
+fail:
+	pod_release(p);
+	return NULL;
+}
+
+void pod_free(struct pod *p)
+{
+	struct tunnel *t;
+
+	if (!p)
+		return;
+	CHECK_OBJ(p, POD_MAGIC);
+	t = p->t;
+	proxy_abort_all(p, "pod removed");
+	pod_unlisten(p);
+	if (p->netns_fd >= 0)
+		close(p->netns_fd);
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		t->pods = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	t->n_pods--;
+	pod_release(p);
+}
+
+json_t *pod_to_json(const struct pod *p)
+{
+	json_t *o, *ips;
+
+	ips = json_array();
+	for (size_t i = 0; ips && i < p->n_ips; i++)
+		json_array_append_new(ips, json_string(p->ips[i]));
+	o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o}",
+		      "uid", p->uid, "containerId", p->container_id, "ifname", p->ifname,
+		      "namespace", p->namespace, "name", p->name,
+		      "serviceAccount", p->service_account, "netns", p->netns_path,
+		      "netnsDev", (json_int_t)p->netns_dev, "netnsIno", (json_int_t)p->netns_ino,
+		      "ips", ips ? ips : json_array());
+	return o;
+}
+
+bool tunnel_ready(const struct tunnel *t, const char **reason)
+{
+	const char *r = "ready";
+	bool ok = false;
+
+	if (!t->mesh)
+		r = t->mesh_error[0] ? "mesh model not loaded (last load failed; see the log)"
+				     : "mesh model not loaded yet";
+	else if (!t->adopted)
+		r = "re-adopting pods from the state directory";
+	else {
+		ok = true;
+		for (const struct pod *p = t->pods; p; p = p->next)
+			if (!p->listening) {
+				r = "a pod has no listeners yet (retrying; see the log)";
+				ok = false;
+				break;
+			}
+	}
+	if (reason)
+		*reason = r;
+	return ok;
+}

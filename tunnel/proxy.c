@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Plaintext capture (ambient-reference.md §7, §8.2): accept on a pod's
+ * 15001/15006 listeners, recover the original destination from conntrack
+ * (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST), open the upstream socket in
+ * the pod netns with SO_MARK MARK_TUNNEL, connect without blocking (10 s
+ * timeout) and hand both fds to relay_start(). 15008 (HBONE) is accepted
+ * and closed until HBONE lands.
+ *
+ * Inbound preserves the client's address: the upstream socket is
+ * IP_TRANSPARENT + IP_FREEBIND and bound to the client IP, and the in-pod
+ * connmark 0x111 / table 100 rules route the app's replies back to it.
+ *
+ * Every accepted connection is a struct conn on its pod's list until the
+ * relay's done_cb (or a failure) frees it. A failure before relaying
+ * resets the app's connection (SO_LINGER 0): the app saw its connect()
+ * succeed, so a reset is the honest signal.
+ */
+#include "tunnel/tunnel.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter_ipv4.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "conf/log.h"
+#include "conf/warren.h"
+#include "netlink/netns.h"
+
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78
+#endif
+
+#define CONNECT_TIMEOUT_MS 10000
+#define ACCEPT_BATCH 64
+
+static const char *const dir_name[] = { "outbound", "inbound" };
+
+const char *sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+	} else {
+		snprintf(buf, len, "?");
+	}
+	return buf;
+}
+
+/* v4-mapped v6 -> v4, so dual-stack listeners give one form per family. */
+static void canonicalise(struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *s6 = (void *)ss;
+	struct sockaddr_in s4 = { .sin_family = AF_INET };
+
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+		return;
+	s4.sin_port = s6->sin6_port;
+	memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &s4, sizeof(s4));
+}
+
+static uint16_t ss_port(const struct sockaddr_storage *ss)
+{
+	return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+					      : ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+static socklen_t ss_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+static bool ss_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+static bool ss_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	return IN6_ARE_ADDR_EQUAL(&((const struct sockaddr_in6 *)a)->sin6_addr,
+				  &((const struct sockaddr_in6 *)b)->sin6_addr);
+}
+
+static bool port_illegal(uint16_t port)
+{
+	return port == PORT_OUTBOUND || port == PORT_INBOUND_PLAIN || port == PORT_INBOUND_HBONE;
+}
+
+static int original_dst(int fd, struct sockaddr_storage *dst)
+{
+	socklen_t len = sizeof(struct sockaddr_in);
+
+	memset(dst, 0, sizeof(*dst));
+	/* A v4 flow on a dual-stack socket is tracked by IPv4 conntrack. */
+	if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len) == 0)
+		goto ok;
+	len = sizeof(struct sockaddr_in6);
+	memset(dst, 0, sizeof(*dst));
+	if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, dst, &len) == 0)
+		goto ok;
+	return -errno;
+ok:
+	canonicalise(dst);
+	return 0;
+}
+
+static void rst_close(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+static void conn_free(struct conn *c)
+{
+	struct pod *p = c->pod;
+
+	if (c->timer)
+		loop_timer_cancel(p->t->loop, c->timer);
+	if (c->up_fd >= 0) {
+		loop_del(p->t->loop, c->up_fd);
+		rst_close(c->up_fd);
+	}
+	rst_close(c->app_fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	p->n_conns--;
+	c->magic = 0;
+	free(c);
+}
+
+static void conn_fail(struct conn *c, const char *what, int err)
+{
+	char s[64], d[64];
+
+	log_info("%s connection %s -> %s of pod %s/%s failed: %s%s%s; resetting the app's connection",
+		 dir_name[c->dir], sockaddr_str(&c->src, s, sizeof(s)),
+		 sockaddr_str(&c->dst, d, sizeof(d)), c->pod->namespace, c->pod->name, what,
+		 err ? ": " : "", err ? strerror(err) : "");
+	conn_free(c);
+}
+
+static void relay_done(void *ctx, const struct relay_stats *st)
+{
+	struct conn *c = ctx;
+	char s[64], d[64];
+
+	CHECK_OBJ(c, CONN_MAGIC);
+	log_debug("%s connection %s -> %s of pod %s/%s ended (%s): %llu bytes sent, %llu received, %llu ms",
+		  dir_name[c->dir], sockaddr_str(&c->src, s, sizeof(s)),
+		  sockaddr_str(&c->dst, d, sizeof(d)), c->pod->namespace, c->pod->name,
+		  st->reason ? st->reason : "closed", (unsigned long long)st->a_to_b,
+		  (unsigned long long)st->b_to_a,
+		  (unsigned long long)(loop_now_ms() - c->start_ms));
+	c->relay = NULL;
+	conn_free(c);
+}
+
+static void conn_relay(struct conn *c)
+{
+	struct relay *r = NULL;
+	int a = c->app_fd, b = c->up_fd, ret;
+
+	c->app_fd = c->up_fd = -1;
+	/* relay_start owns both fds from here on, on every path. */
+	ret = relay_start(c->pod->t->loop, a, b, relay_done, c, &r);
+	if (ret < 0) {
+		conn_fail(c, "cannot start the relay", -ret);
+		return;
+	}
+	c->relay = r;
+}
+
+static void connect_timeout(struct loop *l, void *ctx)
+{
+	struct conn *c = ctx;
+
+	CHECK_OBJ(c, CONN_MAGIC);
+	c->timer = NULL;
+	conn_fail(c, "upstream connect timed out after 10 s", 0);
+}
+
+static void upstream_writable(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct conn *c = ctx;
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	CHECK_OBJ(c, CONN_MAGIC);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err == 0 && (events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLOUT))
+		err = ECONNRESET;
+	if (err) {
+		conn_fail(c, "upstream connect failed", err);
+		return;
+	}
+	loop_del(l, fd);
+	loop_timer_cancel(l, c->timer);
+	c->timer = NULL;
+	conn_relay(c);
+}
+
+static int upstream_socket(struct conn *c, const char **what)
+{
+	struct pod *p = c->pod;
+	int fd, one = 1;
+	unsigned mark = MARK_TUNNEL;
+
+	*what = "cannot create the upstream socket in the pod netns";
+	fd = netns_socket(p->netns_fd, c->dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	*what = "cannot set SO_MARK/TCP_NODELAY on the upstream socket";
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		goto fail;
+	if (c->dir == CONN_INBOUND && c->src.ss_family == c->dst.ss_family &&
+	    !ss_same_ip(&c->src, &c->dst)) {
+		struct sockaddr_storage b = c->src;
+
+		*what = "cannot make the upstream socket transparent (source-preserving)";
+		if (c->dst.ss_family == AF_INET) {
+			if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
+			    setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one)) < 0)
+				goto fail;
+			((struct sockaddr_in *)&b)->sin_port = 0;
+		} else {
+			if (setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0 ||
+			    setsockopt(fd, SOL_IPV6, IPV6_FREEBIND, &one, sizeof(one)) < 0)
+				goto fail;
+			((struct sockaddr_in6 *)&b)->sin6_port = 0;
+		}
+		*what = "cannot bind the upstream socket to the client's address";
+		if (bind(fd, (struct sockaddr *)&b, ss_len(&b)) < 0)
+			goto fail;
+	}
+	return fd;
+fail:
+	{
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+}
+
+static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr_storage *src)
+{
+	struct conn *c;
+	const char *what = "";
+	char s[64], d[64];
+	int ret;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		log_error("out of memory accepting a connection for pod %s/%s", p->namespace, p->name);
+		rst_close(fd);
+		return;
+	}
+	*c = (struct conn){ .magic = CONN_MAGIC, .pod = p, .dir = dir, .src = *src,
+			    .start_ms = loop_now_ms(), .app_fd = fd, .up_fd = -1 };
+	canonicalise(&c->src);
+	c->next = p->conns;
+	if (p->conns)
+		p->conns->prev = c;
+	p->conns = c;
+	p->n_conns++;
+
+	ret = original_dst(fd, &c->dst);
+	if (ret < 0) {
+		conn_fail(c, "no original destination (was the connection redirected by the in-pod rules?)", -ret);
+		return;
+	}
+	if (dir == CONN_OUTBOUND && ss_loopback(&c->dst) && port_illegal(ss_port(&c->dst))) {
+		conn_fail(c, "self-call to a tunnel port refused", 0);
+		return;
+	}
+	if (dir == CONN_INBOUND && port_illegal(ss_port(&c->dst))) {
+		conn_fail(c, "inbound to a tunnel port refused (self-call)", 0);
+		return;
+	}
+	log_debug("%s connection %s -> %s of pod %s/%s accepted", dir_name[dir],
+		  sockaddr_str(&c->src, s, sizeof(s)), sockaddr_str(&c->dst, d, sizeof(d)),
+		  p->namespace, p->name);
+	ret = upstream_socket(c, &what);
+	if (ret < 0) {
+		conn_fail(c, what, -ret);
+		return;
+	}
+	c->up_fd = ret;
+	if (connect(c->up_fd, (struct sockaddr *)&c->dst, ss_len(&c->dst)) == 0) {
+		conn_relay(c);
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		conn_fail(c, "upstream connect failed", errno);
+		return;
+	}
+	c->timer = loop_timer_add(p->t->loop, CONNECT_TIMEOUT_MS, connect_timeout, c);
+	if (!c->timer) {
+		conn_fail(c, "cannot arm the connect timer", ENOMEM);
+		return;
+	}
+	ret = loop_add(p->t->loop, c->up_fd, EPOLLOUT, upstream_writable, c);
+	if (ret < 0) {
+		/* not registered: keep conn_free from deleting it */
+		int ufd = c->up_fd;
+
+		c->up_fd = -1;
+		rst_close(ufd);
+		conn_fail(c, "cannot watch the upstream socket", -ret);
+	}
+}
+
+void proxy_accept(struct pod_listener *pl)
+{
+	struct pod *p = pl->pod;
+
+	CHECK_OBJ(p, POD_MAGIC);
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage src;
+		socklen_t len = sizeof(src);
+		char s[64];
+		int fd;
+
+		fd = accept4(pl->fd, (struct sockaddr *)&src, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			log_warn("accept on a listener of pod %s/%s failed: %s", p->namespace, p->name,
+				 strerror(errno));
+			return;
+		}
+		switch (pl->kind) {
+		case LIS_OUTBOUND:
+			conn_start(p, CONN_OUTBOUND, fd, &src);
+			break;
+		case LIS_INBOUND:
+			conn_start(p, CONN_INBOUND, fd, &src);
+			break;
+		default:
+			canonicalise(&src);
+			log_debug("HBONE connection from %s to pod %s/%s closed: HBONE is not implemented yet",
+				  sockaddr_str(&src, s, sizeof(s)), p->namespace, p->name);
+			close(fd);
+			break;
+		}
+	}
+}
+
+void proxy_abort_all(struct pod *p, const char *reason)
+{
+	struct conn *c = p->conns, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		CHECK_OBJ(c, CONN_MAGIC);
+		if (c->relay)
+			relay_abort(c->relay, reason); /* done_cb frees c */
+		else
+			conn_free(c);
+	}
+	assert(!p->conns);
+}

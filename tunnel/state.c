@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Pod records for surviving our own restart: one JSON file per pod,
+ * <stateDir>/pods/<uid>.json, written atomically (tmp + fsync + rename +
+ * fsync of the directory) so a crash leaves either the old or the new
+ * record, never a torn one. state_adopt() re-creates the listeners of every
+ * recorded pod whose netns still exists, is the same netns (dev/ino), and
+ * still carries our in-pod rules; anything else is dropped with a log line
+ * saying why (e.g. the pod was deleted while we were down).
+ */
+#include "tunnel/tunnel.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/log.h"
+#include "netlink/inpod.h"
+#include "netlink/netns.h"
+
+bool state_uid_valid(const char *uid)
+{
+	size_t n = 0;
+
+	if (!uid || !*uid || uid[0] == '.')
+		return false;
+	for (const char *c = uid; *c; c++, n++) {
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
+			return false;
+	}
+	return n <= 128;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int pods_dir(const struct tunnel *t, char *buf, size_t len)
+{
+	if ((size_t)snprintf(buf, len, "%s/pods", t->conf->state_dir) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen)
+{
+	char dir[4096], tmp[4200], path[4200];
+	json_t *rec = NULL;
+	char *text = NULL;
+	int fd = -1, dfd = -1, ret;
+	size_t len, off = 0;
+
+	ret = pods_dir(t, dir, sizeof(dir));
+	if (ret < 0)
+		goto out;
+	ret = mkdir_p(dir, 0700);
+	if (ret < 0)
+		goto out;
+	snprintf(tmp, sizeof(tmp), "%s/.%s.json.tmp", dir, p->uid);
+	snprintf(path, sizeof(path), "%s/%s.json", dir, p->uid);
+	rec = pod_to_json(p);
+	text = rec ? json_dumps(rec, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	if (!text) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	len = strlen(text);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		ret = -errno;
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		fsync(dfd);
+	ret = 0;
+out:
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot write the state record of pod %s/%s in %s: %s; check stateDir",
+			 p->namespace, p->name, dir, strerror(-ret));
+		if (fd >= 0)
+			unlink(tmp);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	free(text);
+	json_decref(rec);
+	return ret;
+}
+
+int state_remove(struct tunnel *t, const char *uid)
+{
+	char dir[4096], path[4200];
+	int ret;
+
+	ret = pods_dir(t, dir, sizeof(dir));
+	if (ret < 0)
+		return ret;
+	snprintf(path, sizeof(path), "%s/%s.json", dir, uid);
+	if (unlink(path) < 0 && errno != ENOENT) {
+		ret = -errno;
+		log_warn("cannot remove state record %s: %s", path, strerror(errno));
+		return ret;
+	}
+	return 0;
+}
+
+/* Adopt one record. Returns 0 when adopted or -errno (record to drop) with
+ * why filled. */
+static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whylen)
+{
+	const char *uid, *cid, *ifname, *ns, *name, *sa, *netns;
+	json_int_t dev = 0, ino = 0;
+	json_t *rec = NULL, *ips = NULL;
+	json_error_t jerr;
+	uint64_t cur_dev, cur_ino;
+	struct pod *p;
+	char lerr[512];
+	int fd = -1, ret;
+
+	rec = json_load_file(path, 0, &jerr);
+	if (!rec) {
+		snprintf(why, whylen, "unreadable record: %s", jerr.text);
+		return -EINVAL;
+	}
+	if (json_unpack_ex(rec, &jerr, 0, "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s?o}", "uid", &uid,
+			   "containerId", &cid, "ifname", &ifname, "namespace", &ns, "name", &name,
+			   "serviceAccount", &sa, "netns", &netns, "netnsDev", &dev, "netnsIno", &ino,
+			   "ips", &ips) < 0) {
+		snprintf(why, whylen, "malformed record: %s", jerr.text);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (!state_uid_valid(uid) || pod_find_uid(t, uid)) {
+		snprintf(why, whylen, "invalid or duplicate uid");
+		ret = -EINVAL;
+		goto out;
+	}
+	fd = netns_open(netns);
+	if (fd < 0) {
+		ret = fd;
+		snprintf(why, whylen, "its netns %s is gone (%s): the pod was deleted while we were down",
+			 netns, strerror(-ret));
+		goto out;
+	}
+	ret = netns_identity(fd, &cur_dev, &cur_ino);
+	if (ret < 0) {
+		snprintf(why, whylen, "cannot stat netns %s: %s", netns, strerror(-ret));
+		goto out;
+	}
+	if (cur_dev != (uint64_t)dev || cur_ino != (uint64_t)ino) {
+		ret = -ESTALE;
+		snprintf(why, whylen, "netns %s is a different namespace now (the pod sandbox was re-created)",
+			 netns);
+		goto out;
+	}
+	ret = inpod_present(fd);
+	if (ret == 0) {
+		ret = -ENOENT;
+		snprintf(why, whylen, "our in-pod rules are gone from netns %s (the pod was removed while we were down)",
+			 netns);
+		goto out;
+	}
+	if (ret < 0)
+		log_warn("cannot tell whether the in-pod rules of pod %s/%s are present (%s); adopting it anyway",
+			 ns, name, strerror(-ret));
+	p = pod_new(t, uid, cid, ifname, ns, name, sa, netns, fd, ips);
+	if (!p) {
+		ret = -ENOMEM;
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	fd = -1;
+	p->netns_dev = cur_dev;
+	p->netns_ino = cur_ino;
+	ret = pod_listen(p, lerr, sizeof(lerr));
+	if (ret < 0)
+		log_error("adopted pod %s/%s (uid %s) but %s; will retry", ns, name, uid, lerr);
+	else
+		log_info("re-adopted pod %s/%s (uid %s, netns %s)", ns, name, uid, netns);
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	json_decref(rec);
+	return ret;
+}
+
+static void retry_listen(struct loop *l, void *ctx)
+{
+	struct tunnel *t = ctx;
+	bool missing = false;
+	char err[512];
+
+	CHECK_OBJ(t, TUNNEL_MAGIC);
+	t->retry_timer = NULL;
+	for (struct pod *p = t->pods; p; p = p->next) {
+		if (p->listening)
+			continue;
+		if (pod_listen(p, err, sizeof(err)) < 0) {
+			log_warn("retrying listeners: %s", err);
+			missing = true;
+		} else {
+			log_info("listeners of pod %s/%s are up", p->namespace, p->name);
+		}
+	}
+	if (missing)
+		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
+}
+
+void state_adopt(struct tunnel *t)
+{
+	char dir[4096], path[4400], why[512];
+	struct dirent *de;
+	size_t adopted = 0, dropped = 0;
+	bool missing = false;
+	DIR *d = NULL;
+
+	if (pods_dir(t, dir, sizeof(dir)) < 0)
+		goto out;
+	d = opendir(dir);
+	if (!d) {
+		if (errno != ENOENT)
+			log_error("cannot read state directory %s: %s; no pods re-adopted", dir, strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+
+		if (de->d_name[0] == '.') {
+			if (n > 9 && !strcmp(de->d_name + n - 9, ".json.tmp")) {
+				snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+				unlink(path); /* a write interrupted by a crash */
+			}
+			continue;
+		}
+		if (n < 6 || strcmp(de->d_name + n - 5, ".json"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (adopt_one(t, path, why, sizeof(why)) < 0) {
+			log_warn("dropping state record %s: %s", path, why);
+			unlink(path);
+			dropped++;
+		} else {
+			adopted++;
+		}
+	}
+out:
+	if (d)
+		closedir(d);
+	for (struct pod *p = t->pods; p; p = p->next)
+		missing |= !p->listening;
+	if (missing && !t->retry_timer)
+		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
+	t->adopted = true;
+	log_info("adoption done: %zu pod(s) re-adopted, %zu record(s) dropped", adopted, dropped);
+}
