@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Refcounted per-service-account identities with half-life renewal.
+ * Contract and ownership: tunnel/identity.h.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/log.h"
+#include "tunnel/identity.h"
+
+#define IDENTITY_MAGIC 0x1de7a11cu
+
+struct identity {
+	unsigned magic;
+	struct identity *next;
+	char *ns;
+	char *sa;
+	unsigned refs;
+	struct ca_leaf *leaf;
+	SSL_CTX *client_ctx; /* one reference each, owned by the manager */
+	SSL_CTX *server_ctx;
+	time_t renew_at;
+	unsigned failures;
+};
+
+struct identity_mgr {
+	struct mesh_ca *ca; /* borrowed */
+	char *td;
+	uint32_t lifetime_s;
+	struct identity *head; /* acquisition order (appended) */
+	size_t count;
+};
+
+static void identity_free(struct identity *id)
+{
+	if (!id)
+		return;
+	assert(id->magic == IDENTITY_MAGIC);
+	SSL_CTX_free(id->client_ctx);
+	SSL_CTX_free(id->server_ctx);
+	ca_leaf_free(id->leaf);
+	free(id->ns);
+	free(id->sa);
+	id->magic = 0;
+	free(id);
+}
+
+int identity_mgr_new(struct mesh_ca *ca, const char *trust_domain, uint32_t lifetime_s,
+		     struct identity_mgr **out)
+{
+	struct identity_mgr *mgr;
+	char probe[SPIFFE_ID_MAX];
+
+	*out = NULL;
+	if (!ca || !trust_domain || spiffe_id_format(probe, sizeof(probe), trust_domain, "a", "a"))
+		return -EINVAL;
+	if (lifetime_s && (lifetime_s < CA_MIN_LIFETIME_S || lifetime_s > CA_MAX_LIFETIME_S))
+		return -EINVAL;
+	mgr = calloc(1, sizeof(*mgr));
+	if (!mgr)
+		return -ENOMEM;
+	mgr->td = strdup(trust_domain);
+	if (!mgr->td) {
+		free(mgr);
+		return -ENOMEM;
+	}
+	mgr->ca = ca;
+	mgr->lifetime_s = lifetime_s ? lifetime_s : CA_DEFAULT_LIFETIME_S;
+	*out = mgr;
+	return 0;
+}
+
+void identity_mgr_free(struct identity_mgr *mgr)
+{
+	struct identity *id, *next;
+
+	if (!mgr)
+		return;
+	for (id = mgr->head; id; id = next) {
+		next = id->next;
+		identity_free(id);
+	}
+	free(mgr->td);
+	free(mgr);
+}
+
+struct identity *identity_find(const struct identity_mgr *mgr, const char *ns, const char *sa)
+{
+	for (struct identity *id = mgr->head; id; id = id->next)
+		if (!strcmp(id->ns, ns) && !strcmp(id->sa, sa))
+			return id;
+	return NULL;
+}
+
+size_t identity_count(const struct identity_mgr *mgr)
+{
+	return mgr->count;
+}
+
+const char *identity_id(const struct identity *id)
+{
+	return id->leaf->id;
+}
+
+unsigned identity_refs(const struct identity *id)
+{
+	return id->refs;
+}
+
+SSL_CTX *identity_ctx0(const struct identity *id, enum tls_role role)
+{
+	return role == TLS_CLIENT ? id->client_ctx : id->server_ctx;
+}
+
+const struct ca_leaf *identity_leaf0(const struct identity *id)
+{
+	return id->leaf;
+}
+
+static time_t half_life(const struct ca_leaf *leaf)
+{
+	return leaf->not_before + (leaf->not_after - leaf->not_before) / 2;
+}
+
+/* Builds a new leaf and both contexts; on success swaps them into id and
+ * drops the manager's references to the old ones (live SSLs keep theirs).
+ * On failure id is untouched. */
+static int build(struct identity_mgr *mgr, struct identity *id, char *err, size_t errlen)
+{
+	struct ca_leaf *leaf = NULL;
+	SSL_CTX *cctx = NULL, *sctx = NULL;
+	int ret;
+
+	ret = ca_issue(mgr->ca, mgr->td, id->ns, id->sa, mgr->lifetime_s, &leaf, err, errlen);
+	if (ret)
+		goto out;
+	ret = tls_ctx_new(TLS_CLIENT, leaf, ca_root0(mgr->ca), &cctx, err, errlen);
+	if (ret)
+		goto out;
+	ret = tls_ctx_new(TLS_SERVER, leaf, ca_root0(mgr->ca), &sctx, err, errlen);
+	if (ret)
+		goto out;
+	/* Commit. */
+	SSL_CTX_free(id->client_ctx);
+	SSL_CTX_free(id->server_ctx);
+	ca_leaf_free(id->leaf);
+	id->client_ctx = cctx;
+	id->server_ctx = sctx;
+	id->leaf = leaf;
+	cctx = sctx = NULL;
+	leaf = NULL;
+	id->renew_at = half_life(id->leaf);
+	id->failures = 0;
+out:
+	SSL_CTX_free(cctx);
+	SSL_CTX_free(sctx);
+	ca_leaf_free(leaf);
+	return ret;
+}
+
+int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
+		     struct identity **out, char *err, size_t errlen)
+{
+	struct identity *id, **tail;
+	char probe[SPIFFE_ID_MAX];
+	int ret;
+
+	if (out)
+		*out = NULL;
+	if (!ns || !sa || spiffe_id_format(probe, sizeof(probe), mgr->td, ns, sa)) {
+		if (err && errlen)
+			snprintf(err, errlen, "invalid service account %s/%s",
+				 ns ? ns : "(null)", sa ? sa : "(null)");
+		return -EINVAL;
+	}
+	id = identity_find(mgr, ns, sa);
+	if (id) {
+		id->refs++;
+		if (out)
+			*out = id;
+		return 0;
+	}
+	ret = -ENOMEM;
+	id = calloc(1, sizeof(*id));
+	if (!id)
+		goto fail;
+	id->magic = IDENTITY_MAGIC;
+	id->ns = strdup(ns);
+	id->sa = strdup(sa);
+	if (!id->ns || !id->sa)
+		goto fail;
+	ret = build(mgr, id, err, errlen);
+	if (ret)
+		goto fail;
+	id->refs = 1;
+	for (tail = &mgr->head; *tail; tail = &(*tail)->next)
+		;
+	*tail = id;
+	mgr->count++;
+	log_info("identity %s: issued certificate serial %s, renewal in %llds", id->leaf->id,
+		 id->leaf->serial_hex, (long long)(id->renew_at - time(NULL)));
+	if (out)
+		*out = id;
+	return 0;
+fail:
+	if (ret == -ENOMEM && err && errlen)
+		snprintf(err, errlen, "out of memory creating identity %s", probe);
+	identity_free(id);
+	return ret;
+}
+
+int identity_release(struct identity_mgr *mgr, const char *ns, const char *sa)
+{
+	for (struct identity **pp = &mgr->head; *pp; pp = &(*pp)->next) {
+		struct identity *id = *pp;
+
+		if (strcmp(id->ns, ns) || strcmp(id->sa, sa))
+			continue;
+		assert(id->refs > 0);
+		if (--id->refs)
+			return 0;
+		*pp = id->next;
+		mgr->count--;
+		log_info("identity %s: last pod left, certificate dropped", id->leaf->id);
+		identity_free(id);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int64_t identity_next_renewal_ms(const struct identity_mgr *mgr)
+{
+	struct timespec ts;
+	int64_t now_ms, best = -1;
+
+	if (!mgr->head)
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	for (const struct identity *id = mgr->head; id; id = id->next) {
+		int64_t d = (int64_t)id->renew_at * 1000 - now_ms;
+
+		if (d < 0)
+			d = 0;
+		if (best < 0 || d < best)
+			best = d;
+	}
+	return best;
+}
+
+int identity_renew(struct identity_mgr *mgr, struct identity *id, time_t now, char *err,
+		   size_t errlen)
+{
+	char why[512] = "";
+	int ret;
+
+	assert(id && id->magic == IDENTITY_MAGIC);
+	ret = build(mgr, id, why, sizeof(why));
+	if (ret) {
+		unsigned shift = id->failures < 8 ? id->failures : 8;
+		time_t backoff = (time_t)IDENTITY_BACKOFF_MIN_S << shift;
+
+		if (backoff > IDENTITY_BACKOFF_MAX_S)
+			backoff = IDENTITY_BACKOFF_MAX_S;
+		id->failures++;
+		id->renew_at = now + backoff;
+		log_error("identity %s: renewal failed (%s); keeping the current certificate "
+			  "(expires in %llds), retry in %llds",
+			  id->leaf->id, why, (long long)(id->leaf->not_after - now),
+			  (long long)backoff);
+		if (err && errlen)
+			snprintf(err, errlen, "%s", why);
+		return ret;
+	}
+	log_info("identity %s: renewed, serial %s", id->leaf->id, id->leaf->serial_hex);
+	return 0;
+}
+
+int identity_renew_due(struct identity_mgr *mgr, time_t now)
+{
+	int renewed = 0, failed = 0;
+
+	for (struct identity *id = mgr->head; id; id = id->next) {
+		int ret;
+
+		if (id->renew_at > now)
+			continue;
+		ret = identity_renew(mgr, id, now, NULL, 0);
+		if (ret)
+			failed = ret;
+		else
+			renewed++;
+	}
+	return failed ? failed : renewed;
+}
+
+size_t identity_snapshot(const struct identity_mgr *mgr, time_t now, struct identity_info *out,
+			 size_t max)
+{
+	size_t n = 0;
+
+	for (const struct identity *id = mgr->head; id; id = id->next, n++) {
+		struct identity_info *in;
+
+		if (n >= max)
+			continue;
+		in = &out[n];
+		memset(in, 0, sizeof(*in));
+		snprintf(in->id, sizeof(in->id), "%s", id->leaf->id);
+		snprintf(in->serial_hex, sizeof(in->serial_hex), "%s", id->leaf->serial_hex);
+		in->not_before = id->leaf->not_before;
+		in->not_after = id->leaf->not_after;
+		in->renew_at = id->renew_at;
+		in->renew_in_s = (int64_t)(id->renew_at - now);
+		in->refs = id->refs;
+		in->failures = id->failures;
+	}
+	return n;
+}
