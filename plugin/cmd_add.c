@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * CNI ADD. Passes prevResult through (re-encoded for the config's
+ * cniVersion) and, for an enrolled pod, programs the in-pod redirection and
+ * hands the pod's netns to warren-tunnel. Succeeds only when the tunnel has
+ * acknowledged the pod; on any failure after programming, the redirection
+ * is removed again and ADD fails (fail closed: the runtime retries the
+ * sandbox rather than starting a pod whose traffic goes nowhere).
+ */
+#include "plugin/plugin.h"
+
+#include "conf/log.h"
+#include "netlink/inpod.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Ask the tunnel whether the pod is enrolled: 1 yes, 0 no, -1 error. */
+static int query_enrolled(const struct plugin_ctx *ctx, struct cni_error *err)
+{
+	const struct cni_args *a = &ctx->args;
+	json_t *req, *resp = NULL, *enroll, *reason;
+	int ret = -1;
+
+	req = json_pack("{s:s, s:s, s:s}", "op", "query", "namespace", a->pod_namespace, "name", a->pod_name);
+	if (!req || (a->pod_uid && json_object_set_new(req, "uid", json_string(a->pod_uid)) < 0)) {
+		cni_error_set(err, CNI_ERR_INTERNAL, "out of memory", "building the query request failed");
+		goto out;
+	}
+	if (plugin_tunnel_call(ctx, req, -1, &resp, err) < 0)
+		goto out;
+	enroll = json_object_get(resp, "enroll");
+	if (!json_is_boolean(enroll)) {
+		cni_error_set(err, CNI_ERR_TUNNEL_PROTOCOL, "unexpected answer from warren-tunnel",
+			      "warren-tunnel answered \"query\" for pod %s/%s without a boolean \"enroll\"; warren-cni and warren-tunnel must be the same version",
+			      a->pod_namespace, a->pod_name);
+		goto out;
+	}
+	reason = json_object_get(resp, "reason");
+	log_info("pod %s/%s: %s (%s)", a->pod_namespace, a->pod_name,
+		 json_is_true(enroll) ? "enrolled" : "not enrolled",
+		 json_is_string(reason) ? json_string_value(reason) : "no reason given");
+	ret = json_is_true(enroll) ? 1 : 0;
+out:
+	json_decref(req);
+	json_decref(resp);
+	return ret;
+}
+
+static int hand_off(const struct plugin_ctx *ctx, int nsfd, struct cni_error *err)
+{
+	const struct cni_args *a = &ctx->args;
+	json_t *req, *ips, *resp = NULL;
+	int ret = -1;
+
+	ips = cni_result_ips(ctx->conf->prev_result);
+	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o*}", "op", "add", "namespace", a->pod_namespace,
+			"name", a->pod_name, "containerId", ctx->container_id, "ifname", ctx->ifname,
+			"netns", ctx->netns, "ips", ips);
+	/* K8S_POD_UID is absent under some runtimes (podman, dockershim). */
+	if (!ips || !req || (a->pod_uid && json_object_set_new(req, "uid", json_string(a->pod_uid)) < 0)) {
+		cni_error_set(err, CNI_ERR_INTERNAL, "out of memory", "building the add request failed");
+		goto out;
+	}
+	if (plugin_tunnel_call(ctx, req, nsfd, &resp, err) < 0) {
+		if (err && err->code == CNI_ERR_TUNNEL_REFUSED)
+			snprintf(err->msg, sizeof(err->msg), "warren-tunnel refused pod %s/%s", a->pod_namespace,
+				 a->pod_name);
+		goto out;
+	}
+	ret = 0;
+out:
+	json_decref(req);
+	json_decref(resp);
+	return ret;
+}
+
+int cmd_add(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
+{
+	json_t *pass;
+	char ierr[512] = "", rerr[512] = "";
+	int nsfd = -1, ret = -1, r;
+	bool applied = false;
+
+	*result = NULL;
+	pass = cni_result_convert(ctx->conf->prev_result, ctx->conf->cni_version, err);
+	if (!pass)
+		goto out;
+	if (!plugin_pod_is_candidate(ctx))
+		goto done;
+	r = query_enrolled(ctx, err);
+	if (r < 0)
+		goto out;
+	if (r == 0)
+		goto done;
+	if (plugin_open_netns(ctx, &nsfd, NULL, err) < 0)
+		goto out;
+	r = inpod_apply(nsfd, ierr, sizeof(ierr));
+	/* inpod_apply is all-or-nothing, but a previous ADD may have left
+	 * rules: clean up below either way. */
+	applied = true;
+	if (r < 0) {
+		cni_error_set(err, CNI_ERR_REDIRECT, "failed to program traffic redirection in the pod",
+			      "programming nftables/routing in CNI_NETNS %s for pod %s/%s failed: %s (%s)",
+			      ctx->netns, ctx->args.pod_namespace, ctx->args.pod_name, ierr, strerror(-r));
+		goto out;
+	}
+	if (hand_off(ctx, nsfd, err) < 0)
+		goto out;
+	applied = false;
+	log_info("pod %s/%s: redirection programmed and handed to warren-tunnel", ctx->args.pod_namespace,
+		 ctx->args.pod_name);
+done:
+	*result = pass;
+	pass = NULL;
+	ret = 0;
+out:
+	if (applied) {
+		r = inpod_remove(nsfd, rerr, sizeof(rerr));
+		if (r < 0)
+			log_error("pod %s/%s: removing redirection after a failed ADD failed: %s",
+				  ctx->args.pod_namespace, ctx->args.pod_name, rerr);
+	}
+	if (nsfd >= 0)
+		close(nsfd);
+	json_decref(pass);
+	return ret;
+}

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Helpers shared by the warren-cni commands: talking to warren-tunnel with
+ * CNI error mapping, and opening the pod's netns safely. Contract in
+ * plugin/plugin.h.
+ */
+#include "plugin/plugin.h"
+
+#include "conf/handoff.h"
+#include "conf/log.h"
+#include "netlink/netns.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *plugin_pod_name(const struct plugin_ctx *ctx, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", ctx->args.pod_namespace ? ctx->args.pod_namespace : "?",
+		 ctx->args.pod_name ? ctx->args.pod_name : "?");
+	return buf;
+}
+
+bool plugin_pod_is_candidate(const struct plugin_ctx *ctx)
+{
+	if (!ctx->args.pod_namespace || !ctx->args.pod_name) {
+		log_info("container %s: not a Kubernetes pod (no K8S_POD_NAMESPACE/K8S_POD_NAME in CNI_ARGS), passing through",
+			 ctx->container_id ? ctx->container_id : "?");
+		return false;
+	}
+	if (cni_conf_excluded(ctx->conf, ctx->args.pod_namespace)) {
+		log_info("pod %s/%s: namespace is in excludeNamespaces, passing through",
+			 ctx->args.pod_namespace, ctx->args.pod_name);
+		return false;
+	}
+	return true;
+}
+
+int plugin_tunnel_call(const struct plugin_ctx *ctx, json_t *req, int pass_fd, json_t **resp,
+		       struct cni_error *err)
+{
+	const char *path = ctx->conf->tunnel_socket;
+	const char *op = json_string_value(json_object_get(req, "op"));
+	json_t *r = NULL, *ok, *e;
+	char herr[512] = "";
+	int ret;
+
+	*resp = NULL;
+	op = op ? op : "?";
+	ret = handoff_call(path, ctx->conf->timeout_ms, req, pass_fd, &r, herr, sizeof(herr));
+	if (ret == -EPROTO) {
+		return cni_error_set(err, CNI_ERR_TUNNEL_PROTOCOL, "unexpected answer from warren-tunnel",
+				     "warren-tunnel at %s sent a malformed answer to \"%s\": %s; warren-cni and warren-tunnel must be the same version",
+				     path, op, herr);
+	}
+	if (ret == -ETIMEDOUT) {
+		return cni_error_set(err, CNI_ERR_TRY_AGAIN_LATER, "warren-tunnel did not answer in time",
+				     "warren-tunnel at %s did not answer \"%s\" within %d ms (timeoutMs); check that it runs and is healthy (its logs, /healthz/ready on port 15021), then try again later",
+				     path, op, ctx->conf->timeout_ms);
+	}
+	if (ret < 0) {
+		char msg[sizeof(err->msg)];
+
+		log_debug("tunnel %s: %s: %s", path, op, herr);
+		snprintf(msg, sizeof(msg), "warren-tunnel is not reachable at %s", path);
+		return cni_error_set(err, CNI_ERR_TRY_AGAIN_LATER, msg,
+				     "warren-tunnel is not reachable at %s (%s); check that warren-tunnel runs on this node and that tunnelSocket in the CNI config points at its socket, then try again later",
+				     path, strerror(-ret));
+	}
+	ok = json_object_get(r, "ok");
+	if (!json_is_boolean(ok)) {
+		json_decref(r);
+		return cni_error_set(err, CNI_ERR_TUNNEL_PROTOCOL, "unexpected answer from warren-tunnel",
+				     "warren-tunnel at %s answered \"%s\" without a boolean \"ok\"; warren-cni and warren-tunnel must be the same version",
+				     path, op);
+	}
+	if (!json_is_true(ok)) {
+		e = json_object_get(r, "error");
+		cni_error_set(err, CNI_ERR_TUNNEL_REFUSED, "warren-tunnel refused the request",
+			      "warren-tunnel refused \"%s\": %s", op,
+			      json_is_string(e) ? json_string_value(e) : "(no reason given)");
+		json_decref(r);
+		return -1;
+	}
+	*resp = r;
+	return 0;
+}
+
+int plugin_open_netns(const struct plugin_ctx *ctx, int *out, int *errno_out, struct cni_error *err)
+{
+	uint64_t dev, ino, self_dev, self_ino;
+	int fd = -1, self = -1, ret;
+
+	*out = -1;
+	if (errno_out)
+		*errno_out = 0;
+	if (!ctx->netns || !*ctx->netns) {
+		ret = -ENOENT;
+		cni_error_set(err, CNI_ERR_INVALID_ENV, "required env variables [CNI_NETNS] missing",
+			      "set CNI_NETNS to the path of the pod's network namespace");
+		goto out;
+	}
+	fd = netns_open(ctx->netns);
+	if (fd < 0) {
+		ret = fd;
+		if (ret == -ENOENT)
+			cni_error_set(err, CNI_ERR_INVALID_ENV, "CNI_NETNS does not exist",
+				      "CNI_NETNS \"%s\" does not exist; the pod's network namespace must be created before the plugin runs",
+				      ctx->netns);
+		else if (ret == -EINVAL)
+			cni_error_set(err, CNI_ERR_INVALID_ENV, "CNI_NETNS is not a network namespace",
+				      "CNI_NETNS \"%s\" is not a network namespace (expected e.g. /var/run/netns/NAME or /proc/PID/ns/net)",
+				      ctx->netns);
+		else
+			cni_error_set(err, CNI_ERR_INVALID_ENV, "cannot open CNI_NETNS",
+				      "cannot open CNI_NETNS \"%s\": %s", ctx->netns, strerror(-ret));
+		goto out;
+	}
+	self = netns_open("/proc/self/ns/net");
+	if (self < 0) {
+		ret = self;
+		cni_error_set(err, CNI_ERR_IO, "cannot open the plugin's own network namespace",
+			      "open /proc/self/ns/net: %s", strerror(-ret));
+		goto out;
+	}
+	ret = netns_identity(fd, &dev, &ino);
+	if (ret == 0)
+		ret = netns_identity(self, &self_dev, &self_ino);
+	if (ret < 0) {
+		cni_error_set(err, CNI_ERR_IO, "cannot identify CNI_NETNS", "fstat of CNI_NETNS \"%s\": %s",
+			      ctx->netns, strerror(-ret));
+		goto out;
+	}
+	if (dev == self_dev && ino == self_ino) {
+		ret = -EINVAL;
+		cni_error_set(err, CNI_ERR_INVALID_ENV, "CNI_NETNS is the plugin's own network namespace",
+			      "CNI_NETNS \"%s\" is the host network namespace the plugin runs in; warren only redirects traffic of pods with their own network namespace",
+			      ctx->netns);
+		goto out;
+	}
+	*out = fd;
+	fd = -1;
+	ret = 0;
+out:
+	if (errno_out)
+		*errno_out = ret;
+	if (fd >= 0)
+		close(fd);
+	if (self >= 0)
+		close(self);
+	return ret < 0 ? -1 : 0;
+}
