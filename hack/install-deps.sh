@@ -9,7 +9,9 @@ PKGS=(
   libjansson-dev libmnl-dev libnftnl-dev libssl-dev libnghttp2-dev libbpf-dev libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev
   # run, test, demo
   containernetworking-plugins nftables iproute2 conntrack tcpdump openssl
-  socat netcat-openbsd curl jq procps psmisc python3 iputils-ping
+  socat netcat-openbsd curl jq procps psmisc python3 iputils-ping util-linux
+  # lint (tests/netns/test_warren_netns.sh checks hack/warren-netns with it)
+  shellcheck
   # benchmark peers and load tools
   iperf3 sockperf haproxy
 )
