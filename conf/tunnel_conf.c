@@ -46,6 +46,8 @@ static const struct conf_key keys[] = {
 	SKEY("readinessAddress", readiness_address, "0.0.0.0:15021"),
 	SKEY("logFile", log_file, NULL),
 	SKEY("trustDomain", trust_domain, "cluster.local"),
+	SKEY("accessLog", access_log, "stdout"),
+	SKEY("clusterId", cluster_id, "Kubernetes"),
 	{ "logLevel", KT_LEVEL, offsetof(struct tunnel_conf, log_level), NULL },
 	{ "meshReloadMs", KT_INT, offsetof(struct tunnel_conf, mesh_reload_ms), NULL },
 };
@@ -87,7 +89,7 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 	snprintf(err, errlen,
 		 "%s: unknown key \"%s\"; known keys: node, pluginSocket, stateDir, meshPath, "
 		 "adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
-		 "trustDomain, meshReloadMs",
+		 "trustDomain, meshReloadMs, accessLog, clusterId",
 		 path, name);
 }
 

@@ -13,6 +13,9 @@
  *   logFile         also log to this file      [none]
  *   trustDomain     [cluster.local]
  *   meshReloadMs    poll interval for meshPath changes when inotify cannot be used [1000]
+ *   accessLog       JSON access log per closed connection: stdout|off|PATH [stdout]
+ *   clusterId       source_cluster/destination_cluster metric label [Kubernetes]
+ *   metricsAddress and readinessAddress also accept "off" (no server).
  * Unknown keys are an error naming the key (a typo must not silently
  * change behaviour); a known key of the wrong type is an error naming it.
  * tunnel_conf_free() frees the strings.
@@ -37,6 +40,8 @@ struct tunnel_conf {
 	char *trust_domain;
 	enum wlog_level log_level;
 	int mesh_reload_ms;
+	char *access_log;  /* "stdout", "off" or a path */
+	char *cluster_id;
 };
 
 int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_t errlen);

@@ -39,6 +39,12 @@ static void usage(FILE *f)
 		"Commands:\n"
 		"  pods               list the pods enrolled on this node's tunnel\n"
 		"                     (table: NAMESPACE NAME UID IPS CONTAINER)\n"
+		"  workloads          list the pods of the mesh model: namespace, name, IPs, node,\n"
+		"                     service account, enrolled (by the mesh's labels), local (on\n"
+		"                     this tunnel's node), captured (served by this tunnel)\n"
+		"  services           list the services of the mesh model: VIPs, ports\n"
+		"                     (port->targetPort/protocol) and endpoints (ready pods the\n"
+		"                     selector matches)\n"
 		"  connections        list live relayed connections\n"
 		"  config-dump        print the tunnel's configuration, pods and mesh state (JSON)\n"
 		"  log-level [LEVEL]  print the tunnel's log level, or set it to\n"
@@ -47,7 +53,8 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  -a, --admin URL    admin API base URL [" DEFAULT_ADMIN_URL "]\n"
 		"  -s, --socket PATH  talk to the admin API over this Unix socket (adminSocket)\n"
-		"  -o, --output FMT   json (the API's JSON as is) or table [table]\n"
+		"  -o, --output FMT   json (the API's JSON as is) or table [table]; every command\n"
+		"                     takes it\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n"
 		"\n"
@@ -177,6 +184,8 @@ static char *jstr(json_t *o, const char *key)
 
 	if (json_is_string(v))
 		return strdup(json_string_value(v));
+	if (json_is_boolean(v))
+		return strdup(json_is_true(v) ? "yes" : "no");
 	if (json_is_integer(v)) {
 		char *s;
 
@@ -201,8 +210,8 @@ static int table_of(json_t *arr, const char *const *hdr, const char *const *keys
 		if (!rows[i])
 			goto out;
 		for (size_t k = 0; k < ncol; k++) {
-			if (!strcmp(keys[k], "ips")) {
-				json_t *ips = json_object_get(o, "ips"), *ip;
+			if (!strcmp(keys[k], "ips") || !strcmp(keys[k], "vips")) {
+				json_t *ips = json_object_get(o, keys[k]), *ip;
 				size_t j, len = 0;
 				char *s = NULL;
 
@@ -224,7 +233,7 @@ static int table_of(json_t *arr, const char *const *hdr, const char *const *keys
 		}
 	}
 	if (!n)
-		printf("no %s\n", !strcmp(keys[0], "namespace") ? "pods enrolled" : "entries");
+		printf("no %s\n", !strcmp(keys[2], "uid") ? "pods enrolled" : "entries");
 	else
 		print_table(hdr, ncol, rows, n);
 	ret = 0;
@@ -238,8 +247,20 @@ out:
 	return ret;
 }
 
+/* Rewrites a row for the table (e.g. nested arrays to one string). */
+typedef int (*flatten_fn)(json_t *row);
+
+static int cmd_list_flat(const struct ctl *c, const char *path, const char *const *hdr,
+			 const char *const *keys, size_t ncol, flatten_fn flat);
+
 static int cmd_list(const struct ctl *c, const char *path, const char *const *hdr,
 		    const char *const *keys, size_t ncol)
+{
+	return cmd_list_flat(c, path, hdr, keys, ncol, NULL);
+}
+
+static int cmd_list_flat(const struct ctl *c, const char *path, const char *const *hdr,
+			 const char *const *keys, size_t ncol, flatten_fn flat)
 {
 	char *body = NULL;
 	json_t *j = NULL;
@@ -260,6 +281,16 @@ static int cmd_list(const struct ctl *c, const char *path, const char *const *hd
 		fprintf(stderr, "warrenctl: expected a JSON array from %s\n", path);
 		goto out;
 	}
+	if (flat) {
+		size_t i;
+		json_t *row;
+
+		json_array_foreach(j, i, row)
+			if (flat(row) < 0) {
+				fprintf(stderr, "warrenctl: out of memory\n");
+				goto out;
+			}
+	}
 	ret = table_of(j, hdr, keys, ncol);
 out:
 	json_decref(j);
@@ -273,6 +304,83 @@ static int cmd_pods(const struct ctl *c, int argc, char **argv)
 	static const char *const keys[] = { "namespace", "name", "uid", "ips", "containerId" };
 
 	return cmd_list(c, "/pods", hdr, keys, ARRAY_SIZE(hdr));
+}
+
+static int cmd_workloads(const struct ctl *c, int argc, char **argv)
+{
+	static const char *const hdr[] = { "NAMESPACE", "NAME", "IPS", "NODE", "SERVICE-ACCOUNT",
+					   "ENROLLED", "LOCAL", "CAPTURED" };
+	static const char *const keys[] = { "namespace", "name", "ips", "node", "serviceAccount",
+					    "enrolled", "local", "captured" };
+
+	return cmd_list(c, "/workloads", hdr, keys, ARRAY_SIZE(hdr));
+}
+
+/* Appends s (with a ',' separator) to *acc. -1 on ENOMEM. */
+static int append(char **acc, const char *s)
+{
+	size_t n = *acc ? strlen(*acc) : 0;
+	char *q = realloc(*acc, n + strlen(s) + 2);
+
+	if (!q)
+		return -1;
+	sprintf(q + n, "%s%s", n ? "," : "", s);
+	*acc = q;
+	return 0;
+}
+
+static int set_joined(json_t *row, const char *key, char *s)
+{
+	int ret = json_object_set_new(row, key, json_string(s ? s : "-"));
+
+	free(s);
+	return ret;
+}
+
+/* ports -> "80->8080/TCP,..."; endpoints -> "name(ip),..."; vips -> "a,b". */
+static int flatten_service(json_t *row)
+{
+	json_t *v;
+	char *ports = NULL, *eps = NULL, item[512];
+	size_t i;
+
+	json_array_foreach(json_object_get(row, "ports"), i, v) {
+		json_t *tp = json_object_get(v, "targetPort");
+		char tps[128];
+
+		if (json_is_string(tp))
+			snprintf(tps, sizeof(tps), "%s", json_string_value(tp));
+		else
+			snprintf(tps, sizeof(tps), "%lld", (long long)json_integer_value(tp));
+		snprintf(item, sizeof(item), "%lld->%s/%s",
+			 (long long)json_integer_value(json_object_get(v, "port")), tps,
+			 json_string_value(json_object_get(v, "protocol")) ?: "TCP");
+		if (append(&ports, item) < 0)
+			goto oom;
+	}
+	json_array_foreach(json_object_get(row, "endpoints"), i, v) {
+		const char *ip = json_string_value(json_array_get(json_object_get(v, "ips"), 0));
+
+		snprintf(item, sizeof(item), "%s(%s)", json_string_value(json_object_get(v, "name")) ?: "?",
+			 ip ? ip : "no IP");
+		if (append(&eps, item) < 0)
+			goto oom;
+	}
+	if (set_joined(row, "_ports", ports) < 0 || set_joined(row, "_endpoints", eps) < 0)
+		return -1;
+	return 0;
+oom:
+	free(ports);
+	free(eps);
+	return -1;
+}
+
+static int cmd_services(const struct ctl *c, int argc, char **argv)
+{
+	static const char *const hdr[] = { "NAMESPACE", "NAME", "VIPS", "PORTS", "ENDPOINTS" };
+	static const char *const keys[] = { "namespace", "name", "vips", "_ports", "_endpoints" };
+
+	return cmd_list_flat(c, "/services", hdr, keys, ARRAY_SIZE(hdr), flatten_service);
 }
 
 static int cmd_connections(const struct ctl *c, int argc, char **argv)
@@ -338,6 +446,8 @@ static const struct {
 	int (*fn)(const struct ctl *c, int argc, char **argv);
 } cmds[] = {
 	{ "pods", cmd_pods },
+	{ "workloads", cmd_workloads },
+	{ "services", cmd_services },
 	{ "connections", cmd_connections },
 	{ "config-dump", cmd_config_dump },
 	{ "log-level", cmd_log_level },

@@ -9,15 +9,22 @@
  * Admin (adminAddress, default 127.0.0.1:15000, and adminSocket, a Unix
  * socket mode 0600, when set):
  *   GET  /pods          JSON array of enrolled pods
+ *   GET  /workloads     JSON array of the mesh model's pods (enrolled? local?)
+ *   GET  /services      JSON array of the mesh model's services with endpoints
  *   GET  /connections   JSON array of live connections
  *   GET  /config_dump   {config, pods, mesh, ready}
  *   GET  /logging       {level};  POST /logging?level=debug sets it
  *   GET  /healthz/ready (also on the readiness address)
+ *   GET  /stats/prometheus, /metrics (also on the metrics address)
  * Readiness (readinessAddress, default 0.0.0.0:15021): GET /healthz/ready,
  * 200 "ready" or 503 with the reason.
+ * Metrics (metricsAddress, default 0.0.0.0:15020): GET /metrics and
+ * /stats/prometheus, Prometheus text format 0.0.4 (tunnel/metrics.h).
+ * metricsAddress/readinessAddress "off" disable that server.
  */
 #include "tunnel/tunnel.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -34,14 +41,19 @@
 #include "conf/warren.h"
 
 #define SRV_MAGIC 0x48545450u
-#define SRV_MAX 3
+#define SRV_MAX 4
+#define PROM_CTYPE "text/plain; version=0.0.4; charset=utf-8"
+
+enum srv_kind { SRV_ADMIN, SRV_READINESS, SRV_METRICS };
+
+static const char *const srv_kind_name[] = { "admin API", "readiness", "metrics" };
 
 struct http_srv {
 	unsigned magic;
 	struct tunnel *t;
 	struct MHD_Daemon *d;
 	int epfd;
-	bool admin; /* false: readiness only */
+	enum srv_kind kind;
 	struct loop_timer *timer;
 };
 
@@ -140,6 +152,106 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+static json_t *ips_json(const struct mesh_ip *ips, size_t n)
+{
+	json_t *a = json_array();
+	char buf[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_string(mesh_ip_str(&ips[i], buf, sizeof(buf))));
+	return a ? a : json_array();
+}
+
+static json_t *labels_json(const struct mesh_labels *l)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; o && i < l->n; i++)
+		json_object_set_new(o, l->items[i].key, json_string(l->items[i].value));
+	return o ? o : json_object();
+}
+
+static bool pod_captured(const struct tunnel *t, const struct mesh_pod *mp)
+{
+	for (const struct pod *p = t->pods; p; p = p->next)
+		if ((*mp->uid && !strcmp(p->uid, mp->uid)) ||
+		    (!strcmp(p->namespace, mp->namespace) && !strcmp(p->name, mp->name)))
+			return true;
+	return false;
+}
+
+/* The mesh model's pods: who they are, whether the mesh enrolls them, and
+ * whether this node's tunnel serves them. */
+static json_t *workloads_json(const struct tunnel *t)
+{
+	const struct mesh *m = t->mesh;
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && m && i < m->n_pods; i++) {
+		const struct mesh_pod *mp = &m->pods[i];
+		const char *reason = "";
+		bool enrolled = mesh_pod_enrolled(m, mp->namespace, mp->name, &reason);
+
+		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:b,s:b,s:s,s:b,s:b,s:b,s:o}",
+			"namespace", mp->namespace, "name", mp->name, "uid", mp->uid,
+			"workload", metrics_workload_name(mp), "ips", ips_json(mp->ips, mp->n_ips),
+			"node", mp->node, "serviceAccount", mp->service_account,
+			"hostNetwork", mp->host_network, "ready", mp->ready,
+			"enrolledReason", reason ? reason : "", "enrolled", enrolled,
+			"local", *mp->node && !strcmp(mp->node, t->conf->node),
+			"captured", pod_captured(t, mp), "labels", labels_json(&mp->labels)));
+	}
+	return a;
+}
+
+/* The mesh model's services; endpoints are the ready pods of the
+ * service's namespace that its selector matches (Kubernetes semantics). */
+static json_t *services_json(const struct tunnel *t)
+{
+	const struct mesh *m = t->mesh;
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && m && i < m->n_services; i++) {
+		const struct mesh_service *s = &m->services[i];
+		json_t *ports = json_array(), *eps = json_array();
+
+		for (size_t k = 0; ports && k < s->n_ports; k++) {
+			const struct mesh_service_port *sp = &s->ports[k];
+			json_t *tp = sp->target_port_name ? json_string(sp->target_port_name)
+							  : json_integer(sp->target_port ? sp->target_port : sp->port);
+
+			json_array_append_new(ports, json_pack("{s:s,s:s,s:i,s:o}", "name", sp->name,
+				"protocol", sp->protocol, "port", (int)sp->port, "targetPort", tp));
+		}
+		for (size_t k = 0; eps && k < m->n_pods; k++) {
+			const struct mesh_pod *mp = &m->pods[k];
+
+			if (!mp->ready || strcmp(mp->namespace, s->namespace) ||
+			    !mesh_selector_matches(&s->selector, &mp->labels))
+				continue;
+			json_array_append_new(eps, json_pack("{s:s,s:s,s:o,s:s}", "namespace", mp->namespace,
+				"name", mp->name, "ips", ips_json(mp->ips, mp->n_ips), "node", mp->node));
+		}
+		json_array_append_new(a, json_pack("{s:s,s:s,s:s+++,s:o,s:o,s:o,s:o,s:o}",
+			"namespace", s->namespace, "name", s->name,
+			"hostname", s->name, ".", s->namespace, ".svc.cluster.local",
+			"vips", ips_json(s->vips, s->n_vips),
+			"ports", ports ? ports : json_array(), "selector", labels_json(&s->selector),
+			"waypoint", str_or_null(mesh_label(&s->labels, "istio.io/use-waypoint")),
+			"endpoints", eps ? eps : json_array()));
+	}
+	return a;
+}
+
+static enum MHD_Result respond_metrics(struct MHD_Connection *conn, struct tunnel *t)
+{
+	char *body = metrics_render(t);
+
+	if (!body)
+		return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory rendering metrics\n");
+	return respond(conn, MHD_HTTP_OK, body, PROM_CTYPE);
+}
+
 static json_t *config_dump(const struct tunnel *t)
 {
 	const struct tunnel_conf *c = t->conf;
@@ -156,6 +268,10 @@ static json_t *config_dump(const struct tunnel *t)
 			 "readinessAddress", str_or_null(c->readiness_address),
 			 "logFile", str_or_null(c->log_file), "trustDomain", str_or_null(c->trust_domain),
 			 "logLevel", wlog_level_name(wlog_get_level()), "meshReloadMs", c->mesh_reload_ms);
+	if (conf) {
+		json_object_set_new(conf, "accessLog", str_or_null(c->access_log));
+		json_object_set_new(conf, "clusterId", str_or_null(c->cluster_id));
+	}
 	mesh = json_pack("{s:b,s:I,s:I,s:o,s:I,s:I,s:I}", "loaded", t->mesh != NULL,
 			 "generation", (json_int_t)t->mesh_generation,
 			 "reloadErrors", (json_int_t)t->mesh_reload_errors,
@@ -197,10 +313,24 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			return respond_text(conn, MHD_HTTP_OK, "ready\n");
 		return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: %s\n", reason);
 	}
-	if (!srv->admin)
+	if ((!strcmp(url, "/metrics") || !strcmp(url, "/stats/prometheus")) && get &&
+	    srv->kind != SRV_READINESS)
+		return respond_metrics(conn, t);
+	if (srv->kind == SRV_READINESS)
 		return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found; this port serves GET /healthz/ready\n");
+	if (srv->kind == SRV_METRICS)
+		return respond_text(conn, MHD_HTTP_NOT_FOUND,
+				    "not found; this port serves GET /metrics and /stats/prometheus\n");
 	if (!strcmp(url, "/pods") && get)
 		return respond_json(conn, MHD_HTTP_OK, pods_json(t));
+	if ((!strcmp(url, "/workloads") || !strcmp(url, "/services")) && get) {
+		if (!t->mesh)
+			return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+					    "mesh model not loaded yet (%s); see the warren-tunnel log\n",
+					    t->mesh_error[0] ? t->mesh_error : "no load finished");
+		return respond_json(conn, MHD_HTTP_OK,
+				    url[1] == 'w' ? workloads_json(t) : services_json(t));
+	}
 	if (!strcmp(url, "/connections") && get)
 		return respond_json(conn, MHD_HTTP_OK, conns_json(t));
 	if (!strcmp(url, "/config_dump") && get)
@@ -221,7 +351,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 				    json_pack("{s:s}", "level", wlog_level_name(wlog_get_level())));
 	}
 	return respond_text(conn, MHD_HTTP_NOT_FOUND,
-			    "not found: %s %s; endpoints: GET /pods, GET /connections, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready\n",
+			    "not found: %s %s; endpoints: GET /pods, GET /workloads, GET /services, GET /connections, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready, GET /stats/prometheus\n",
 			    method, url);
 }
 
@@ -335,7 +465,7 @@ static int listen_unix(const char *path)
 	return fd;
 }
 
-static int srv_start(struct tunnel *t, int lfd, bool admin_api, const char *where)
+static int srv_start(struct tunnel *t, int lfd, enum srv_kind kind, const char *where)
 {
 	struct admin *a = t->admin;
 	struct http_srv *srv = &a->srv[a->n];
@@ -343,7 +473,7 @@ static int srv_start(struct tunnel *t, int lfd, bool admin_api, const char *wher
 	int ret;
 
 	assert(a->n < SRV_MAX);
-	*srv = (struct http_srv){ .magic = SRV_MAGIC, .t = t, .epfd = -1, .admin = admin_api };
+	*srv = (struct http_srv){ .magic = SRV_MAGIC, .t = t, .epfd = -1, .kind = kind };
 	srv->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, handle, srv,
 				  MHD_OPTION_LISTEN_SOCKET, lfd,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
@@ -363,7 +493,7 @@ static int srv_start(struct tunnel *t, int lfd, bool admin_api, const char *wher
 	}
 	a->n++;
 	srv_run(srv);
-	log_info("%s listening on %s", admin_api ? "admin API" : "readiness", where);
+	log_info("%s listening on %s", srv_kind_name[kind], where);
 	return 0;
 }
 
@@ -372,6 +502,7 @@ int admin_start(struct tunnel *t)
 	const struct tunnel_conf *c = t->conf;
 	const char *aa = c->admin_address ? c->admin_address : "127.0.0.1:15000";
 	const char *ra = c->readiness_address ? c->readiness_address : "0.0.0.0:15021";
+	const char *ma = c->metrics_address ? c->metrics_address : "0.0.0.0:15020";
 	int fd, ret;
 
 	t->admin = calloc(1, sizeof(*t->admin));
@@ -380,21 +511,31 @@ int admin_start(struct tunnel *t)
 	fd = listen_tcp(aa, "adminAddress");
 	if (fd < 0)
 		return fd;
-	ret = srv_start(t, fd, true, aa);
+	ret = srv_start(t, fd, SRV_ADMIN, aa);
 	if (ret < 0)
 		return ret;
 	if (c->admin_socket && *c->admin_socket) {
 		fd = listen_unix(c->admin_socket);
 		if (fd < 0)
 			return fd;
-		ret = srv_start(t, fd, true, c->admin_socket);
+		ret = srv_start(t, fd, SRV_ADMIN, c->admin_socket);
 		if (ret < 0)
 			return ret;
 	}
+	if (strcmp(ma, "off")) {
+		fd = listen_tcp(ma, "metricsAddress");
+		if (fd < 0)
+			return fd;
+		ret = srv_start(t, fd, SRV_METRICS, ma);
+		if (ret < 0)
+			return ret;
+	}
+	if (!strcmp(ra, "off"))
+		return 0;
 	fd = listen_tcp(ra, "readinessAddress");
 	if (fd < 0)
 		return fd;
-	return srv_start(t, fd, false, ra);
+	return srv_start(t, fd, SRV_READINESS, ra);
 }
 
 void admin_stop(struct tunnel *t)

@@ -236,7 +236,7 @@ static void client_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 	struct client *c = ctx;
 	struct tunnel *t;
 	json_t *req = NULL, *resp = NULL;
-	const char *op;
+	const char *op = NULL;
 	char err[256] = "";
 	int pfd = -1, ret;
 
@@ -281,8 +281,10 @@ static void client_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 out:
 	if (pfd >= 0)
 		close(pfd);
-	if (resp)
+	if (resp) {
+		metrics_plugin_request(t, op, json_is_true(json_object_get(resp, "ok")));
 		reply(fd, resp);
+	}
 	json_decref(req);
 	client_free(c);
 }

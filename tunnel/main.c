@@ -30,6 +30,7 @@
 
 #include "conf/log.h"
 #include "conf/warren.h"
+#include "tunnel/accesslog.h"
 #include "tunnel/tunnel.h"
 
 static void usage(FILE *f)
@@ -44,12 +45,16 @@ static void usage(FILE *f)
 		"  -c, --config FILE  tunnel configuration (YAML or JSON); keys: node, pluginSocket,\n"
 		"                     stateDir, meshPath (required), adminAddress, adminSocket,\n"
 		"                     metricsAddress, readinessAddress, logLevel, logFile,\n"
-		"                     trustDomain, meshReloadMs\n"
+		"                     trustDomain, meshReloadMs, accessLog (stdout|off|PATH),\n"
+		"                     clusterId\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n"
 		"\n"
-		"Admin API (default 127.0.0.1:15000): GET /pods, /connections, /config_dump,\n"
-		"GET|POST /logging?level=LEVEL; readiness: GET /healthz/ready (default :15021).\n"
+		"Admin API (default 127.0.0.1:15000): GET /pods, /workloads, /services,\n"
+		"/connections, /config_dump, GET|POST /logging?level=LEVEL; readiness: GET\n"
+		"/healthz/ready (default :15021); Prometheus metrics: GET /metrics or\n"
+		"/stats/prometheus (default :15020). One JSON access-log line per closed\n"
+		"connection goes to accessLog (default stdout).\n"
 		"Stop with SIGTERM or SIGINT; pod records in stateDir are kept for the restart.\n");
 }
 
@@ -122,6 +127,16 @@ int main(int argc, char **argv)
 	}
 	if (loop_add(t.loop, sfd, EPOLLIN, on_signal, &t) < 0)
 		goto out;
+	ret = metrics_new(&t.metrics);
+	if (ret < 0) {
+		log_error("cannot create the metrics registry: %s", strerror(-ret));
+		goto out;
+	}
+	ret = accesslog_open(conf.access_log, &t.alog, err, sizeof(err));
+	if (ret < 0) {
+		log_error("%s", err);
+		goto out;
+	}
 	log_info("warren-tunnel %s starting (node %s, mesh %s, state %s)", WARREN_VERSION,
 		 conf.node ? conf.node : "?", conf.mesh_path, conf.state_dir);
 	if (admin_start(&t) < 0)
@@ -146,6 +161,8 @@ out:
 	admin_stop(&t);
 	mesh_watch_stop(&t);
 	mesh_free(t.mesh);
+	accesslog_close(t.alog);
+	metrics_free(t.metrics);
 	if (sfd >= 0) {
 		if (t.loop)
 			loop_del(t.loop, sfd);

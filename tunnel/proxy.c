@@ -15,6 +15,10 @@
  * relay's done_cb (or a failure) frees it. A failure before relaying
  * resets the app's connection (SO_LINGER 0): the app saw its connect()
  * succeed, so a reset is the honest signal.
+ *
+ * Observability hooks: metrics_conn_open() once the original destination
+ * is known, metrics_conn_close() in conn_free() (every end, failures
+ * included): counters and the access-log line live in metrics.c.
  */
 #include "tunnel/tunnel.h"
 
@@ -141,10 +145,13 @@ static void rst_close(int fd)
 	close(fd);
 }
 
-static void conn_free(struct conn *c)
+/* The one teardown. st: the relay's final stats (NULL: it never relayed);
+ * reason: why it ended (NULL: st's). */
+static void conn_free(struct conn *c, const struct relay_stats *st, const char *reason)
 {
 	struct pod *p = c->pod;
 
+	metrics_conn_close(c, st, reason);
 	if (c->timer)
 		loop_timer_cancel(p->t->loop, c->timer);
 	if (c->up_fd >= 0) {
@@ -165,13 +172,14 @@ static void conn_free(struct conn *c)
 
 static void conn_fail(struct conn *c, const char *what, int err)
 {
-	char s[64], d[64];
+	char s[64], d[64], why[256];
 
+	snprintf(why, sizeof(why), "%s%s%s", what, err ? ": " : "", err ? strerror(err) : "");
 	log_info("%s connection %s -> %s of pod %s/%s failed: %s%s%s; resetting the app's connection",
 		 dir_name[c->dir], sockaddr_str(&c->src, s, sizeof(s)),
 		 sockaddr_str(&c->dst, d, sizeof(d)), c->pod->namespace, c->pod->name, what,
 		 err ? ": " : "", err ? strerror(err) : "");
-	conn_free(c);
+	conn_free(c, NULL, why);
 }
 
 static void relay_done(void *ctx, const struct relay_stats *st)
@@ -187,7 +195,7 @@ static void relay_done(void *ctx, const struct relay_stats *st)
 		  (unsigned long long)st->b_to_a,
 		  (unsigned long long)(loop_now_ms() - c->start_ms));
 	c->relay = NULL;
-	conn_free(c);
+	conn_free(c, st, NULL);
 }
 
 static void conn_relay(struct conn *c)
@@ -302,6 +310,7 @@ static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr
 	p->n_conns++;
 
 	ret = original_dst(fd, &c->dst);
+	metrics_conn_open(c);
 	if (ret < 0) {
 		conn_fail(c, "no original destination (was the connection redirected by the in-pod rules?)", -ret);
 		return;
@@ -393,7 +402,7 @@ void proxy_abort_all(struct pod *p, const char *reason)
 		if (c->relay)
 			relay_abort(c->relay, reason); /* done_cb frees c */
 		else
-			conn_free(c);
+			conn_free(c, NULL, reason);
 	}
 	assert(!p->conns);
 }

@@ -28,6 +28,7 @@
 #include "conf/mesh.h"
 #include "conf/tunnel_conf.h"
 #include "tunnel/loop.h"
+#include "tunnel/metrics.h"
 #include "tunnel/relay.h"
 
 #define TUNNEL_MAGIC 0x54554e4eu
@@ -62,6 +63,7 @@ struct conn {
 	int app_fd, up_fd;           /* owned until handed to relay_start */
 	struct loop_timer *timer;    /* connect timeout */
 	struct relay *relay;         /* set once relaying */
+	struct conn_obs *obs;        /* metrics.c: labels, byte accounting, access log */
 };
 
 struct pod {
@@ -81,6 +83,7 @@ struct pod {
 
 struct mesh_watch;
 struct admin;
+struct accesslog;
 
 struct tunnel {
 	unsigned magic;
@@ -97,6 +100,8 @@ struct tunnel {
 	int handoff_fd;
 	struct loop_timer *retry_timer; /* re-try listeners of adopted pods */
 	struct admin *admin;
+	struct metrics *metrics;       /* NULL: metrics off (hooks are no-ops) */
+	struct accesslog *alog;        /* NULL: access log off */
 };
 
 /* ---- pods.c: registry ---- */

@@ -60,6 +60,8 @@ static void test_defaults(void)
 	T_ASSERT_STR(c.trust_domain, "cluster.local");
 	T_ASSERT_INT(c.log_level, WLOG_INFO);
 	T_ASSERT_INT(c.mesh_reload_ms, 1000);
+	T_ASSERT_STR(c.access_log, "stdout");
+	T_ASSERT_STR(c.cluster_id, "Kubernetes");
 	tunnel_conf_free(&c);
 	tunnel_conf_free(&c); /* idempotent */
 }
@@ -97,7 +99,9 @@ static void test_all_keys_yaml(void)
 			       "logLevel: debug\n"
 			       "logFile: /tmp/t.log\n"
 			       "trustDomain: example.org\n"
-			       "meshReloadMs: 250\n", &c),
+			       "meshReloadMs: 250\n"
+			       "accessLog: /var/log/warren/access.log\n"
+			       "clusterId: east\n", &c),
 		     0);
 	T_ASSERT_STR(c.node, "node-a");
 	T_ASSERT_STR(c.plugin_socket, "/run/w/t.sock");
@@ -111,7 +115,28 @@ static void test_all_keys_yaml(void)
 	T_ASSERT_STR(c.log_file, "/tmp/t.log");
 	T_ASSERT_STR(c.trust_domain, "example.org");
 	T_ASSERT_INT(c.mesh_reload_ms, 250);
+	T_ASSERT_STR(c.access_log, "/var/log/warren/access.log");
+	T_ASSERT_STR(c.cluster_id, "east");
 	tunnel_conf_free(&c);
+}
+
+static void test_observe_keys(void)
+{
+	struct tunnel_conf c;
+
+	T_ASSERT_INT(load_text("meshPath: /m\naccessLog: off\nmetricsAddress: off\n", &c), 0);
+	T_ASSERT_STR(c.access_log, "off");
+	T_ASSERT_STR(c.metrics_address, "off");
+	T_ASSERT_STR(c.cluster_id, "Kubernetes");
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\naccessLog: 1\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "accessLog: expected a string, got an integer"));
+	T_ASSERT_INT(load_text("meshPath: /m\naccesslog: off\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "did you mean \"accessLog\"?"));
+	T_ASSERT_INT(load_text("meshPath: /m\nclusterId: ''\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "clusterId: must not be empty"));
+	T_ASSERT_INT(load_text("meshPath: /m\nbogus: 1\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "accessLog, clusterId"));
 }
 
 static void test_json(void)
@@ -167,4 +192,5 @@ static void test_errors(void)
 	T_ASSERT(strstr(err, "/nonexistent/warren.yaml"));
 }
 
-T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors))
+T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
+       T_CASE(test_observe_keys))

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Connection access log: one JSON object per line per closed connection
+ * (ztunnel's field names, dotted keys kept flat):
+ *   {"time", "scope":"access", "message":"connection closed", "start_time"
+ *    (RFC 3339 UTC, ms), "duration_ms", "direction" ("outbound"|"inbound"),
+ *    "src.addr", "src.workload", "src.namespace", "src.identity",
+ *    "dst.addr", "dst.workload", "dst.namespace", "dst.identity",
+ *    "dst.service", "bytes_sent", "bytes_received",
+ *    "policy": {"decision": "allow"|"deny"|"none", "policy": "ns/name"|null},
+ *    "reason"}
+ * bytes_sent is what the source sent to the destination, bytes_received
+ * what came back. Unknown peers/identities/services are JSON null.
+ *
+ * Destination (accessLog key): "stdout", "off", or a file path (opened
+ * O_APPEND, created 0640). Each line goes out in one write(2), so lines of
+ * concurrent writers do not interleave. A write error is logged once and
+ * the line dropped: the access log never stops traffic.
+ */
+#ifndef WARREN_ACCESSLOG_H
+#define WARREN_ACCESSLOG_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+struct accesslog;
+
+struct accesslog_entry {
+	int64_t start_unix_ms;
+	uint64_t duration_ms;
+	const char *direction;
+	const char *src_addr, *src_workload, *src_namespace, *src_identity;
+	const char *dst_addr, *dst_workload, *dst_namespace, *dst_identity, *dst_service;
+	uint64_t bytes_sent, bytes_received;
+	const char *policy_decision; /* NULL: "none" */
+	const char *policy_name;
+	const char *reason;
+};
+
+/* spec NULL means "stdout". *out NULL for "off". 0 or -errno with err. */
+int accesslog_open(const char *spec, struct accesslog **out, char *err, size_t errlen);
+void accesslog_close(struct accesslog *al);
+/* The line for e, '\n'-terminated, malloc'd; NULL on ENOMEM. */
+char *accesslog_format(const struct accesslog_entry *e);
+/* Format and write; no-op when al is NULL (log off). */
+void accesslog_write(struct accesslog *al, const struct accesslog_entry *e);
+/* "2026-01-02T03:04:05.678Z" into buf (>= 32 bytes). Returns buf. */
+const char *accesslog_time(int64_t unix_ms, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,802 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The metrics registry and the per-connection observation (contract in
+ * tunnel/metrics.h).
+ *
+ * Istio TCP series live in a hash table keyed by their rendered label
+ * string, and in a list in creation order (stable output). A series is
+ * never freed before the registry: counters must not go backwards while
+ * the process lives. Each connection keeps a struct conn_obs with its
+ * label values (copied: the mesh model may be swapped while it lives), its
+ * series, and how many of its relay's bytes are already counted, so a
+ * scrape can add just the difference.
+ *
+ * Peers are looked up in the mesh model by IP. Naming follows Istio:
+ * workload = app.kubernetes.io/name or app label, else the pod name;
+ * canonical service/revision from service.istio.io/canonical-* labels,
+ * then app/version labels; "unknown" for anything not in the model.
+ */
+#include "tunnel/tunnel.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf/log.h"
+#include "conf/warren.h"
+#include "tunnel/accesslog.h"
+
+#define HASH_BUCKETS 1024
+#define UNKNOWN "unknown"
+
+/* Istio's TCP label set, in Istio's order. */
+enum lbl {
+	L_REPORTER,
+	L_SRC_WORKLOAD, L_SRC_CANON_SVC, L_SRC_CANON_REV, L_SRC_NS, L_SRC_PRINCIPAL,
+	L_SRC_APP, L_SRC_VERSION, L_SRC_CLUSTER,
+	L_DST_SERVICE, L_DST_SERVICE_NS, L_DST_SERVICE_NAME,
+	L_DST_WORKLOAD, L_DST_CANON_SVC, L_DST_CANON_REV, L_DST_NS, L_DST_PRINCIPAL,
+	L_DST_APP, L_DST_VERSION, L_DST_CLUSTER,
+	L_PROTOCOL, L_FLAGS, L_SECURITY,
+	L_COUNT
+};
+
+static const char *const lbl_name[L_COUNT] = {
+	"reporter",
+	"source_workload", "source_canonical_service", "source_canonical_revision",
+	"source_workload_namespace", "source_principal", "source_app", "source_version",
+	"source_cluster",
+	"destination_service", "destination_service_namespace", "destination_service_name",
+	"destination_workload", "destination_canonical_service", "destination_canonical_revision",
+	"destination_workload_namespace", "destination_principal", "destination_app",
+	"destination_version", "destination_cluster",
+	"request_protocol", "response_flags", "connection_security_policy",
+};
+
+/* Offsets of a peer's labels from L_SRC_WORKLOAD / L_DST_WORKLOAD. */
+struct peer_lbl {
+	enum lbl workload, canon_svc, canon_rev, ns, principal, app, version, cluster;
+};
+static const struct peer_lbl SRC = { L_SRC_WORKLOAD, L_SRC_CANON_SVC, L_SRC_CANON_REV, L_SRC_NS,
+				     L_SRC_PRINCIPAL, L_SRC_APP, L_SRC_VERSION, L_SRC_CLUSTER };
+static const struct peer_lbl DST = { L_DST_WORKLOAD, L_DST_CANON_SVC, L_DST_CANON_REV, L_DST_NS,
+				     L_DST_PRINCIPAL, L_DST_APP, L_DST_VERSION, L_DST_CLUSTER };
+
+struct tcp_series {
+	struct tcp_series *hnext, *next;
+	uint64_t opened, closed, sent, received;
+	char labels[];
+};
+
+struct gseries {
+	struct gseries *next;
+	int64_t value;
+	char labels[];
+};
+
+enum fam_id { F_PLUGIN, F_HANDSHAKES, F_DENIALS, F_CERT, F_POOL_CONNS, F_POOL_STREAMS, F_COUNT };
+
+struct family {
+	const char *name, *type, *help;
+	struct gseries *series;
+	size_t n;
+};
+
+struct metrics {
+	struct tcp_series *bucket[HASH_BUCKETS];
+	struct tcp_series *all, **tail;
+	size_t n_series;
+	uint64_t dropped;
+	struct family fam[F_COUNT];
+};
+
+struct conn_obs {
+	bool opened;
+	bool mtls;
+	int policy; /* 0 none, 1 allow, 2 deny */
+	int64_t start_unix_ms;
+	struct tcp_series *series;
+	uint64_t acct_ab, acct_ba; /* relay bytes already counted */
+	char *lv[L_COUNT];
+	char *src_principal, *dst_principal, *policy_name;
+};
+
+static const struct family fam_init[F_COUNT] = {
+	[F_PLUGIN] = { "warren_plugin_requests_total", "counter",
+		       "Handoff requests from warren-cni, by operation and result." },
+	[F_HANDSHAKES] = { "warren_handshakes_total", "counter",
+			   "mTLS handshakes, by result and failure reason." },
+	[F_DENIALS] = { "warren_policy_denials_total", "counter",
+			"Connections denied by AuthorizationPolicy, by policy (namespace/name)." },
+	[F_CERT] = { "warren_certificate_expiry_seconds", "gauge",
+		     "Expiry of the workload certificate held for an identity (Unix time, seconds)." },
+	[F_POOL_CONNS] = { "warren_pool_connections", "gauge",
+			   "HBONE connections in the outbound pool." },
+	[F_POOL_STREAMS] = { "warren_pool_streams", "gauge",
+			     "HBONE streams (tunnelled connections) over the pooled connections." },
+};
+
+int metrics_new(struct metrics **out)
+{
+	struct metrics *m = calloc(1, sizeof(*m));
+
+	*out = NULL;
+	if (!m)
+		return -ENOMEM;
+	m->tail = &m->all;
+	for (int i = 0; i < F_COUNT; i++)
+		m->fam[i] = fam_init[i];
+	*out = m;
+	return 0;
+}
+
+void metrics_free(struct metrics *m)
+{
+	if (!m)
+		return;
+	for (struct tcp_series *s = m->all, *n; s; s = n) {
+		n = s->next;
+		free(s);
+	}
+	for (int i = 0; i < F_COUNT; i++)
+		for (struct gseries *g = m->fam[i].series, *n; g; g = n) {
+			n = g->next;
+			free(g);
+		}
+	free(m);
+}
+
+/* ---- label text ---- */
+
+static void put_escaped(FILE *f, const char *s)
+{
+	for (; s && *s; s++) {
+		if (*s == '\\')
+			fputs("\\\\", f);
+		else if (*s == '"')
+			fputs("\\\"", f);
+		else if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+const char *metrics_escape(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	if (!len)
+		return buf;
+	for (; s && *s; s++) {
+		const char *rep = *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : *s == '\n' ? "\\n" : NULL;
+		size_t n = rep ? 2 : 1;
+
+		if (o + n >= len)
+			break;
+		if (rep)
+			memcpy(buf + o, rep, 2);
+		else
+			buf[o] = *s;
+		o += n;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* name="value",... for NULL-terminated name/value pairs; malloc'd. */
+static char *labels_fmt(const char *name, ...)
+{
+	char *s = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&s, &n);
+	va_list ap;
+	bool first = true;
+
+	if (!f)
+		return NULL;
+	va_start(ap, name);
+	for (; name; name = va_arg(ap, const char *)) {
+		const char *v = va_arg(ap, const char *);
+
+		fprintf(f, "%s%s=\"", first ? "" : ",", name);
+		put_escaped(f, v ? v : UNKNOWN);
+		fputc('"', f);
+		first = false;
+	}
+	va_end(ap);
+	if (fclose(f)) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* ---- generic families ---- */
+
+static struct gseries *gs_find(struct family *f, const char *labels, bool create)
+{
+	struct gseries *g, **pp = &f->series;
+	size_t n;
+
+	for (; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->labels, labels))
+			return *pp;
+	if (!create || f->n >= METRICS_MAX_SERIES)
+		return NULL;
+	n = strlen(labels);
+	g = calloc(1, sizeof(*g) + n + 1);
+	if (!g)
+		return NULL;
+	memcpy(g->labels, labels, n + 1);
+	*pp = g;
+	f->n++;
+	return g;
+}
+
+static void fam_update(struct tunnel *t, enum fam_id id, char *labels, bool set, int64_t v)
+{
+	struct gseries *g;
+
+	if (labels && t && t->metrics) {
+		g = gs_find(&t->metrics->fam[id], labels, true);
+		if (g)
+			g->value = set ? v : g->value + v;
+	}
+	free(labels);
+}
+
+void metrics_plugin_request(struct tunnel *t, const char *op, bool ok)
+{
+	static const char *const ops[] = { "query", "add", "del", "check", "status", "gc" };
+	const char *o = "other";
+
+	if (!t || !t->metrics)
+		return;
+	for (size_t i = 0; op && i < ARRAY_SIZE(ops); i++)
+		if (!strcmp(op, ops[i]))
+			o = ops[i];
+	fam_update(t, F_PLUGIN, labels_fmt("op", o, "result", ok ? "ok" : "error", NULL), false, 1);
+}
+
+void metrics_handshake(struct tunnel *t, bool ok, const char *reason)
+{
+	if (!t || !t->metrics)
+		return;
+	fam_update(t, F_HANDSHAKES,
+		   labels_fmt("result", ok ? "ok" : "error", "reason", reason ? reason : (ok ? "ok" : UNKNOWN),
+			      NULL),
+		   false, 1);
+}
+
+void metrics_policy_denial(struct tunnel *t, const char *policy)
+{
+	if (!t || !t->metrics)
+		return;
+	fam_update(t, F_DENIALS, labels_fmt("policy", policy ? policy : "default-deny", NULL), false, 1);
+}
+
+void metrics_pool_set(struct tunnel *t, uint64_t connections, uint64_t streams)
+{
+	if (!t || !t->metrics)
+		return;
+	fam_update(t, F_POOL_CONNS, strdup(""), true, (int64_t)connections);
+	fam_update(t, F_POOL_STREAMS, strdup(""), true, (int64_t)streams);
+}
+
+void metrics_cert_expiry(struct tunnel *t, const char *identity, int64_t not_after)
+{
+	if (!t || !t->metrics)
+		return;
+	fam_update(t, F_CERT, labels_fmt("identity", identity, NULL), true, not_after);
+}
+
+void metrics_cert_forget(struct tunnel *t, const char *identity)
+{
+	struct family *f;
+	char *labels;
+
+	if (!t || !t->metrics)
+		return;
+	f = &t->metrics->fam[F_CERT];
+	labels = labels_fmt("identity", identity, NULL);
+	for (struct gseries **pp = &f->series; labels && *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->labels, labels))
+			continue;
+		struct gseries *g = *pp;
+
+		*pp = g->next;
+		free(g);
+		f->n--;
+		break;
+	}
+	free(labels);
+}
+
+/* ---- TCP series ---- */
+
+static uint64_t hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static struct tcp_series *tcp_series_get(struct metrics *m, const char *labels)
+{
+	uint64_t b = hash(labels) % HASH_BUCKETS;
+	struct tcp_series *s;
+	size_t n;
+
+	for (s = m->bucket[b]; s; s = s->hnext)
+		if (!strcmp(s->labels, labels))
+			return s;
+	if (m->n_series >= METRICS_MAX_SERIES) {
+		if (!m->dropped++)
+			log_warn("metrics: more than %d distinct Istio TCP label sets; new ones are not recorded (see warren_metrics_series_dropped_total)",
+				 METRICS_MAX_SERIES);
+		return NULL;
+	}
+	n = strlen(labels);
+	s = calloc(1, sizeof(*s) + n + 1);
+	if (!s)
+		return NULL;
+	memcpy(s->labels, labels, n + 1);
+	s->hnext = m->bucket[b];
+	m->bucket[b] = s;
+	*m->tail = s;
+	m->tail = &s->next;
+	m->n_series++;
+	return s;
+}
+
+static char *obs_labels(const struct conn_obs *o, const char *flags)
+{
+	char *s = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&s, &n);
+
+	if (!f)
+		return NULL;
+	for (int i = 0; i < L_COUNT; i++) {
+		fprintf(f, "%s%s=\"", i ? "," : "", lbl_name[i]);
+		put_escaped(f, i == L_FLAGS ? flags : o->lv[i] ? o->lv[i] : UNKNOWN);
+		fputc('"', f);
+	}
+	if (fclose(f)) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* ---- peers ---- */
+
+const char *metrics_workload_name(const struct mesh_pod *p)
+{
+	const char *v;
+
+	if (!p)
+		return UNKNOWN;
+	v = mesh_label(&p->labels, "app.kubernetes.io/name");
+	if (!v || !*v)
+		v = mesh_label(&p->labels, "app");
+	return v && *v ? v : p->name;
+}
+
+static const char *label_or(const struct mesh_pod *p, const char *k1, const char *k2,
+			    const char *k3, const char *dflt)
+{
+	const char *keys[] = { k1, k2, k3 };
+
+	for (size_t i = 0; p && i < ARRAY_SIZE(keys); i++) {
+		const char *v = keys[i] ? mesh_label(&p->labels, keys[i]) : NULL;
+
+		if (v && *v)
+			return v;
+	}
+	return dflt;
+}
+
+static void set_lv(struct conn_obs *o, enum lbl l, const char *v)
+{
+	free(o->lv[l]);
+	o->lv[l] = v ? strdup(v) : NULL; /* NULL renders "unknown" */
+}
+
+static void fill_peer(struct tunnel *t, struct conn_obs *o, const struct peer_lbl *pl,
+		      const struct mesh_pod *mp, const char *ns, const char *name)
+{
+	const char *wl = mp ? metrics_workload_name(mp) : name;
+
+	if (mp)
+		ns = mp->namespace;
+	set_lv(o, pl->workload, wl);
+	set_lv(o, pl->ns, ns);
+	set_lv(o, pl->canon_svc, mp ? label_or(mp, "service.istio.io/canonical-name",
+					       "app.kubernetes.io/name", "app", wl) : wl);
+	set_lv(o, pl->canon_rev, mp ? label_or(mp, "service.istio.io/canonical-revision",
+					       "app.kubernetes.io/version", "version", "latest")
+				    : (name ? "latest" : NULL));
+	set_lv(o, pl->app, label_or(mp, "app", "app.kubernetes.io/name", NULL, NULL));
+	set_lv(o, pl->version, label_or(mp, "version", "app.kubernetes.io/version", NULL, NULL));
+	set_lv(o, pl->cluster, (mp || name) ? t->conf->cluster_id ? t->conf->cluster_id : "Kubernetes"
+					    : NULL);
+}
+
+static void fill_service(struct conn_obs *o, const struct mesh_service *svc)
+{
+	char *fqdn = NULL;
+
+	if (!svc)
+		return;
+	if (asprintf(&fqdn, "%s.%s.svc.cluster.local", svc->name, svc->namespace) < 0)
+		fqdn = NULL;
+	free(o->lv[L_DST_SERVICE]);
+	o->lv[L_DST_SERVICE] = fqdn;
+	set_lv(o, L_DST_SERVICE_NAME, svc->name);
+	set_lv(o, L_DST_SERVICE_NS, svc->namespace);
+}
+
+static bool ss_to_ip(const struct sockaddr_storage *ss, struct mesh_ip *ip, uint16_t *port)
+{
+	memset(ip, 0, sizeof(*ip));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		ip->family = AF_INET;
+		ip->addr.v4 = s4->sin_addr;
+		*port = ntohs(s4->sin_port);
+		return true;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		ip->family = AF_INET6;
+		ip->addr.v6 = s6->sin6_addr;
+		*port = ntohs(s6->sin6_port);
+		return true;
+	}
+	return false;
+}
+
+/* The service a connection to pod mp on port reached: a service of the
+ * pod's namespace selecting it with that port or targetPort. */
+static const struct mesh_service *service_of_pod(const struct mesh *m, const struct mesh_pod *mp,
+						 uint16_t port)
+{
+	for (size_t i = 0; m && mp && i < m->n_services; i++) {
+		const struct mesh_service *s = &m->services[i];
+
+		if (strcmp(s->namespace, mp->namespace) ||
+		    !mesh_selector_matches(&s->selector, &mp->labels))
+			continue;
+		for (size_t k = 0; k < s->n_ports; k++)
+			if (s->ports[k].target_port == port ||
+			    (!s->ports[k].target_port && !s->ports[k].target_port_name &&
+			     s->ports[k].port == port))
+				return s;
+	}
+	return NULL;
+}
+
+static const struct mesh_pod *local_mesh_pod(const struct mesh *m, const struct pod *p)
+{
+	const struct mesh_pod *mp;
+
+	if (!m)
+		return NULL;
+	mp = mesh_find_pod_by_uid(m, p->uid);
+	return mp ? mp : mesh_find_pod(m, p->namespace, p->name);
+}
+
+static void fill_labels(struct tunnel *t, struct conn *c, struct conn_obs *o)
+{
+	const struct mesh *m = t->mesh;
+	const struct pod *p = c->pod;
+	const struct mesh_pod *local = local_mesh_pod(m, p), *peer = NULL;
+	struct mesh_ip ip;
+	uint16_t port = 0;
+
+	set_lv(o, L_PROTOCOL, "tcp");
+	set_lv(o, L_SECURITY, o->mtls ? "mutual_tls" : "none");
+	set_lv(o, L_SRC_PRINCIPAL, o->src_principal);
+	set_lv(o, L_DST_PRINCIPAL, o->dst_principal);
+	if (c->dir == CONN_OUTBOUND) {
+		set_lv(o, L_REPORTER, "source");
+		fill_peer(t, o, &SRC, local, p->namespace, p->name);
+		fill_peer(t, o, &DST, NULL, NULL, NULL);
+		if (m && ss_to_ip(&c->dst, &ip, &port)) {
+			const struct mesh_service *svc = mesh_find_service_by_vip(m, &ip);
+
+			if (svc) {
+				fill_service(o, svc);
+			} else if ((peer = mesh_find_pod_by_ip(m, &ip))) {
+				fill_peer(t, o, &DST, peer, NULL, NULL);
+				fill_service(o, service_of_pod(m, peer, port));
+			}
+		}
+	} else {
+		set_lv(o, L_REPORTER, "destination");
+		fill_peer(t, o, &DST, local, p->namespace, p->name);
+		fill_peer(t, o, &SRC, NULL, NULL, NULL);
+		if (ss_to_ip(&c->dst, &ip, &port))
+			fill_service(o, service_of_pod(m, local, port));
+		if (m && ss_to_ip(&c->src, &ip, &port) && (peer = mesh_find_pod_by_ip(m, &ip)))
+			fill_peer(t, o, &SRC, peer, NULL, NULL);
+	}
+}
+
+/* ---- connection hooks ---- */
+
+static struct conn_obs *obs_get(struct conn *c)
+{
+	struct tunnel *t = c->pod->t;
+
+	if (!t->metrics && !t->alog)
+		return NULL;
+	if (!c->obs)
+		c->obs = calloc(1, sizeof(*c->obs));
+	return c->obs;
+}
+
+static void obs_free(struct conn_obs *o)
+{
+	if (!o)
+		return;
+	for (int i = 0; i < L_COUNT; i++)
+		free(o->lv[i]);
+	free(o->src_principal);
+	free(o->dst_principal);
+	free(o->policy_name);
+	free(o);
+}
+
+void metrics_conn_identity(struct conn *c, const char *src_principal, const char *dst_principal)
+{
+	struct conn_obs *o = obs_get(c);
+
+	if (!o)
+		return;
+	free(o->src_principal);
+	free(o->dst_principal);
+	o->src_principal = src_principal ? strdup(src_principal) : NULL;
+	o->dst_principal = dst_principal ? strdup(dst_principal) : NULL;
+	o->mtls = true;
+}
+
+void metrics_conn_policy(struct conn *c, bool allow, const char *policy)
+{
+	struct conn_obs *o = obs_get(c);
+
+	if (!allow)
+		metrics_policy_denial(c->pod->t, policy);
+	if (!o)
+		return;
+	o->policy = allow ? 1 : 2;
+	free(o->policy_name);
+	o->policy_name = policy ? strdup(policy) : NULL;
+}
+
+void metrics_conn_open(struct conn *c)
+{
+	struct tunnel *t = c->pod->t;
+	struct conn_obs *o = obs_get(c);
+	struct timespec ts;
+	char *labels;
+
+	if (!o || o->opened)
+		return;
+	o->opened = true;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* c->start_ms is monotonic, taken at accept: back-date the wall clock. */
+	o->start_unix_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
+			   (int64_t)(loop_now_ms() - c->start_ms);
+	fill_labels(t, c, o);
+	if (!t->metrics)
+		return;
+	labels = obs_labels(o, "-");
+	o->series = labels ? tcp_series_get(t->metrics, labels) : NULL;
+	free(labels);
+	if (o->series)
+		o->series->opened++;
+}
+
+/* Count bytes the relay moved since the last call. */
+static void settle(struct conn_obs *o, uint64_t ab, uint64_t ba)
+{
+	if (o->series) {
+		if (ab > o->acct_ab)
+			o->series->received += ab - o->acct_ab;
+		if (ba > o->acct_ba)
+			o->series->sent += ba - o->acct_ba;
+	}
+	if (ab > o->acct_ab)
+		o->acct_ab = ab;
+	if (ba > o->acct_ba)
+		o->acct_ba = ba;
+}
+
+/* "reset by a" speaks relay.h's sides: a is the accepted socket (the
+ * source), b the upstream one (the destination). */
+static const char *close_reason(const struct relay_stats *st, const char *reason, char *buf,
+				size_t len)
+{
+	const char *r = reason ? reason : st && st->reason ? st->reason : "closed";
+
+	if (reason || !st)
+		return r;
+	if (!strcmp(r, "reset by a"))
+		return "reset by source";
+	if (!strcmp(r, "reset by b"))
+		return "reset by destination";
+	if (!strncmp(r, "error on ", 9) && (r[9] == 'a' || r[9] == 'b')) {
+		snprintf(buf, len, "error on %s: %s", r[9] == 'a' ? "source" : "destination",
+			 strerror(st->error ? st->error : EIO));
+		return buf;
+	}
+	return r;
+}
+
+static const char *known(const char *s)
+{
+	return s && strcmp(s, UNKNOWN) ? s : NULL;
+}
+
+void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char *reason)
+{
+	struct tunnel *t = c->pod->t;
+	struct conn_obs *o = obs_get(c);
+	struct accesslog_entry e;
+	char s[64], d[64], rbuf[128];
+
+	if (!o)
+		return;
+	if (!o->opened)
+		metrics_conn_open(c);
+	if (st)
+		settle(o, st->a_to_b, st->b_to_a);
+	if (t->metrics) {
+		struct tcp_series *cs = o->series;
+
+		if (!st) {
+			char *labels = obs_labels(o, "CONNECT");
+
+			cs = labels ? tcp_series_get(t->metrics, labels) : NULL;
+			free(labels);
+		}
+		if (cs)
+			cs->closed++;
+	}
+	if (t->alog) {
+		e = (struct accesslog_entry){
+			.start_unix_ms = o->start_unix_ms,
+			.duration_ms = loop_now_ms() - c->start_ms,
+			.direction = c->dir == CONN_OUTBOUND ? "outbound" : "inbound",
+			.src_addr = sockaddr_str(&c->src, s, sizeof(s)),
+			.src_workload = known(o->lv[L_SRC_WORKLOAD]),
+			.src_namespace = known(o->lv[L_SRC_NS]),
+			.src_identity = o->src_principal,
+			.dst_addr = sockaddr_str(&c->dst, d, sizeof(d)),
+			.dst_workload = known(o->lv[L_DST_WORKLOAD]),
+			.dst_namespace = known(o->lv[L_DST_NS]),
+			.dst_identity = o->dst_principal,
+			.dst_service = known(o->lv[L_DST_SERVICE]),
+			.bytes_sent = o->acct_ab,
+			.bytes_received = o->acct_ba,
+			.policy_decision = o->policy == 1 ? "allow" : o->policy == 2 ? "deny" : "none",
+			.policy_name = o->policy_name,
+			.reason = close_reason(st, reason, rbuf, sizeof(rbuf)),
+		};
+		accesslog_write(t->alog, &e);
+	}
+	obs_free(o);
+	c->obs = NULL;
+}
+
+/* ---- exposition ---- */
+
+static void header(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void sample(FILE *f, const char *name, const char *labels, uint64_t v)
+{
+	if (labels && *labels)
+		fprintf(f, "%s{%s} %llu\n", name, labels, (unsigned long long)v);
+	else
+		fprintf(f, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void render_tcp(FILE *f, const struct metrics *m)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} tcp[] = {
+		{ "istio_tcp_connections_opened_total", "Total TCP connections opened.",
+		  offsetof(struct tcp_series, opened) },
+		{ "istio_tcp_connections_closed_total", "Total TCP connections closed.",
+		  offsetof(struct tcp_series, closed) },
+		{ "istio_tcp_sent_bytes_total",
+		  "Total bytes sent during response (destination to source) over TCP connections.",
+		  offsetof(struct tcp_series, sent) },
+		{ "istio_tcp_received_bytes_total",
+		  "Total bytes received during request (source to destination) over TCP connections.",
+		  offsetof(struct tcp_series, received) },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(tcp); i++) {
+		header(f, tcp[i].name, "counter", tcp[i].help);
+		for (const struct tcp_series *s = m->all; s; s = s->next)
+			sample(f, tcp[i].name, s->labels,
+			       *(const uint64_t *)((const char *)s + tcp[i].off));
+	}
+}
+
+char *metrics_render(struct tunnel *t)
+{
+	struct metrics *m = t->metrics;
+	uint64_t active[2] = { 0, 0 };
+	char *s = NULL;
+	size_t n = 0;
+	FILE *f;
+
+	if (!m)
+		return strdup("");
+	/* Live connections: bring their byte counters up to date. */
+	for (struct pod *p = t->pods; p; p = p->next) {
+		for (struct conn *c = p->conns; c; c = c->next) {
+			active[c->dir == CONN_INBOUND]++;
+			if (c->obs && c->relay) {
+				struct relay_stats st;
+
+				relay_get_stats(c->relay, &st);
+				settle(c->obs, st.a_to_b, st.b_to_a);
+			}
+		}
+	}
+	f = open_memstream(&s, &n);
+	if (!f)
+		return NULL;
+	render_tcp(f, m);
+	header(f, "warren_build_info", "gauge", "warren-tunnel build information.");
+	fprintf(f, "warren_build_info{version=\"%s\"} 1\n", WARREN_VERSION);
+	header(f, "warren_enrolled_pods", "gauge", "Pods enrolled on this node's tunnel.");
+	sample(f, "warren_enrolled_pods", NULL, t->n_pods);
+	header(f, "warren_mesh_generation", "gauge",
+	       "Generation of the mesh model in use (0: none loaded yet).");
+	sample(f, "warren_mesh_generation", NULL, t->mesh_generation);
+	header(f, "warren_mesh_reload_errors_total", "counter",
+	       "Mesh model loads that failed (the last good model stayed in use).");
+	sample(f, "warren_mesh_reload_errors_total", NULL, t->mesh_reload_errors);
+	header(f, "warren_connections_active", "gauge", "Connections being relayed now, by direction.");
+	sample(f, "warren_connections_active", "direction=\"outbound\"", active[0]);
+	sample(f, "warren_connections_active", "direction=\"inbound\"", active[1]);
+	header(f, "warren_metrics_series_dropped_total", "counter",
+	       "Connections whose Istio label set was not recorded (series limit reached).");
+	sample(f, "warren_metrics_series_dropped_total", NULL, m->dropped);
+	for (int i = 0; i < F_COUNT; i++) {
+		const struct family *fam = &m->fam[i];
+
+		header(f, fam->name, fam->type, fam->help);
+		for (const struct gseries *g = fam->series; g; g = g->next) {
+			if (*g->labels)
+				fprintf(f, "%s{%s} %lld\n", fam->name, g->labels, (long long)g->value);
+			else
+				fprintf(f, "%s %lld\n", fam->name, (long long)g->value);
+		}
+	}
+	if (fclose(f)) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
