@@ -12,6 +12,8 @@ PKGS=(
   socat netcat-openbsd curl jq procps psmisc python3 iputils-ping util-linux
   # lint (tests/netns/test_warren_netns.sh checks hack/warren-netns with it)
   shellcheck
+  # runtime-level tests (tests/netns/test_runtime.sh): the libcni Go harness, ctr, podman
+  golang-go golang-github-appc-cni-dev containerd runc podman busybox-static
   # benchmark peers and load tools
   iperf3 sockperf haproxy
 )
