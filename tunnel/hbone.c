@@ -1,0 +1,1925 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * HBONE over nghttp2 + OpenSSL on the tunnel loop (contract: hbone.h).
+ *
+ * Re-entrancy: nghttp2 forbids nghttp2_session_send/mem_recv from inside
+ * its own callbacks, and user callbacks may run deep inside them. Every
+ * entry point therefore brackets its work with conn_enter()/conn_leave():
+ * only the outermost leave pumps output (nghttp2_session_send + SSL_write)
+ * and only the outermost leave frees a connection marked dead. Streams are
+ * freed once their done callback ran and nghttp2 no longer knows them
+ * (on_stream_close, or the session is deleted).
+ *
+ * nghttp2 1.52 (Debian 12) predates nghttp2_session_mem_recv2 and the
+ * nghttp2_ssize callbacks, so the ssize_t variants are used.
+ */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+
+#include "conf/log.h"
+#include "conf/warren.h"
+#include "tunnel/hbone.h"
+#include "tunnel/tls.h"
+
+#define CHECK_MAGIC(p, m) assert((p) && (p)->magic == (m))
+
+#define OUTBUF_CAP   (256u * 1024u)  /* bounded HTTP/2 output per connection */
+#define READ_CHUNK   (16u * 1024u)   /* one TLS record */
+#define DATA_FRAME_MAX (128 * 1024)   /* our DATA frame payload limit */
+#define READS_PER_EVENT 64           /* fairness between connections */
+#define HDR_VALUE_MAX 4096           /* longest header value we keep */
+
+/* ---------------------------------------------------------------- ring */
+
+/* A fixed-capacity byte ring; buf is allocated on first use. */
+struct ring {
+	uint8_t *buf;
+	size_t cap, head, len; /* invariant: len <= cap, head < cap (when cap) */
+};
+
+static int ring_reserve(struct ring *r)
+{
+	if (!r->buf) {
+		r->buf = malloc(r->cap);
+		if (!r->buf)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void ring_free(struct ring *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+	r->head = r->len = 0;
+}
+
+static size_t ring_space(const struct ring *r)
+{
+	return r->cap - r->len;
+}
+
+/* Free space as up to two iovecs. */
+static int ring_space_iov(struct ring *r, struct iovec iov[2])
+{
+	size_t tail = (r->head + r->len) % r->cap, sp = ring_space(r);
+	size_t first = r->cap - tail < sp ? r->cap - tail : sp;
+
+	iov[0].iov_base = r->buf + tail;
+	iov[0].iov_len = first;
+	iov[1].iov_base = r->buf;
+	iov[1].iov_len = sp - first;
+	return iov[1].iov_len ? 2 : 1;
+}
+
+/* Used bytes as up to two iovecs. */
+static int ring_data_iov(struct ring *r, struct iovec iov[2])
+{
+	size_t first = r->cap - r->head < r->len ? r->cap - r->head : r->len;
+
+	iov[0].iov_base = r->buf + r->head;
+	iov[0].iov_len = first;
+	iov[1].iov_base = r->buf;
+	iov[1].iov_len = r->len - first;
+	return iov[1].iov_len ? 2 : 1;
+}
+
+static void ring_commit(struct ring *r, size_t n)
+{
+	assert(n <= ring_space(r));
+	r->len += n;
+}
+
+static void ring_drop(struct ring *r, size_t n)
+{
+	assert(n <= r->len);
+	r->head = (r->head + n) % r->cap;
+	r->len -= n;
+	if (!r->len)
+		r->head = 0;
+}
+
+static void ring_put(struct ring *r, const uint8_t *p, size_t n)
+{
+	struct iovec iov[2];
+	size_t a;
+
+	assert(n <= ring_space(r));
+	ring_space_iov(r, iov);
+	a = n < iov[0].iov_len ? n : iov[0].iov_len;
+	memcpy(iov[0].iov_base, p, a);
+	memcpy(iov[1].iov_base, p + a, n - a);
+	ring_commit(r, n);
+}
+
+static size_t ring_get(struct ring *r, uint8_t *p, size_t n)
+{
+	struct iovec iov[2];
+	size_t a;
+
+	if (n > r->len)
+		n = r->len;
+	ring_data_iov(r, iov);
+	a = n < iov[0].iov_len ? n : iov[0].iov_len;
+	memcpy(p, iov[0].iov_base, a);
+	memcpy(p + a, iov[1].iov_base, n - a);
+	ring_drop(r, n);
+	return n;
+}
+
+/* ------------------------------------------------------------- structs */
+
+enum stream_state {
+	S_PENDING, /* client: waiting for the response; server: for a decision */
+	S_RELAY,
+	S_DONE,    /* done callback ran; waiting for nghttp2 to forget it */
+};
+
+struct hbone_stream {
+	unsigned magic;
+	struct hbone_stream *prev, *next;
+	struct hbone_conn *c;
+	int32_t id;              /* HTTP/2 stream id, 0 if none */
+	enum stream_state st;
+	int fd;                  /* the relayed socket, -1 none */
+	uint32_t fd_events;      /* registered interest */
+	bool fd_reg;
+	bool h2_closed;          /* nghttp2 forgot the stream */
+	bool announced;          /* server: on_request was called */
+	bool peer_eof;           /* END_STREAM received */
+	bool tcp_eof;            /* read() returned 0 */
+	bool eof_sent;           /* END_STREAM handed to nghttp2 */
+	bool wr_shut;            /* shutdown(SHUT_WR) done */
+	bool deferred;           /* our data provider returned DEFERRED */
+	bool rst_sent;
+	bool rst_after_response; /* rejected: RST_STREAM(NO_ERROR) once the answer left */
+	struct ring up;          /* socket -> peer */
+	struct ring down;        /* peer -> socket */
+	struct hbone_stream_stats stats;
+	hbone_stream_done_cb cb;
+	void *cb_ctx;
+	void *user;
+	/* request (server) / response (client) headers */
+	char *method, *authority, *forwarded, *baggage, *traceparent;
+	int status;
+};
+
+enum conn_role { ROLE_CLIENT, ROLE_SERVER };
+
+struct hbone_conn {
+	unsigned magic;
+	struct hbone_conn *prev, *next; /* pool list */
+	struct hbone_pool *pool;
+	char *pool_key;
+	struct loop *l;
+	enum conn_role role;
+	bool mem;                /* memory transport: no fd, no TLS */
+	enum hbone_conn_state state;
+	int fd;
+	uint32_t events;
+	bool fd_reg;
+	SSL *ssl;
+	enum tls_io hs_want;
+	nghttp2_session *h2;
+	struct hbone_opts o;
+	uint8_t *out;
+	size_t out_off, out_len; /* pending output is out[out_off, out_off+out_len) */
+	struct hbone_stream *streams;
+	unsigned live;           /* streams not yet done */
+	uint64_t streams_total;
+	struct loop_timer *ping_timer, *idle_timer, *connect_timer;
+	uint64_t ping_sent_ms, pings_sent, pings_acked;
+	bool ping_outstanding;
+	uint64_t created_ms, idle_since_ms;
+	uint64_t bytes_in, bytes_out;
+	char peer_id[SPIFFE_ID_MAX];
+	char reason[256];
+	int busy;
+	bool dead, destroyed;
+	bool hold;               /* memory transport: freed only by hbone_conn_abort */
+	hbone_conn_done_cb done_cb;
+	void *done_ctx;
+	struct hbone_server_cbs scbs;
+};
+
+struct hbone_pool {
+	unsigned magic;
+	struct loop *l;
+	struct hbone_opts o;
+	struct hbone_conn *conns;
+};
+
+static void conn_pump(struct hbone_conn *c);
+static void conn_kill(struct hbone_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void stream_update(struct hbone_stream *s);
+static void conn_arm_idle(struct hbone_conn *c);
+
+void hbone_opts_default(struct hbone_opts *o, bool server)
+{
+	memset(o, 0, sizeof(*o));
+	o->stream_window = 4u << 20;
+	o->conn_window = 16u << 20;
+	o->max_frame = 1u << 20;
+	o->max_streams = server ? 200 : 100;
+	o->max_header_list = server ? 64u << 10 : 16u << 10;
+	o->send_buf = 256u << 10;
+	o->ping_interval_ms = 10000;
+	o->ping_timeout_ms = 20000;
+	o->idle_ms = server ? 0 : 5 * 60 * 1000;
+	o->connect_timeout_ms = 10000;
+}
+
+const char *hbone_conn_state_name(enum hbone_conn_state s)
+{
+	static const char *const n[] = { "connecting", "handshake", "open", "closing", "dead" };
+
+	return (unsigned)s < ARRAY_SIZE(n) ? n[s] : "?";
+}
+
+/* ---------------------------------------------------------- enter/leave */
+
+static void conn_destroy(struct hbone_conn *c);
+
+static void conn_enter(struct hbone_conn *c)
+{
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	c->busy++;
+}
+
+static void conn_leave(struct hbone_conn *c)
+{
+	assert(c->busy > 0);
+	if (c->busy == 1 && !c->dead)
+		conn_pump(c);
+	if (--c->busy == 0 && c->dead && !c->hold)
+		conn_destroy(c);
+}
+
+static void conn_kill(struct hbone_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->dead)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+	va_end(ap);
+	c->dead = true;
+	c->state = HBONE_DEAD;
+}
+
+/* ----------------------------------------------------------- streams */
+
+static void set_reason(struct hbone_stream *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_reason(struct hbone_stream *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->stats.reason, sizeof(s->stats.reason), fmt, ap);
+	va_end(ap);
+}
+
+static struct hbone_stream *stream_new(struct hbone_conn *c)
+{
+	struct hbone_stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->magic = HBONE_STREAM_MAGIC;
+	s->c = c;
+	s->fd = -1;
+	s->up.cap = c->o.send_buf;
+	s->down.cap = c->o.stream_window;
+	s->next = c->streams;
+	if (c->streams)
+		c->streams->prev = s;
+	c->streams = s;
+	c->live++;
+	c->streams_total++;
+	if (c->idle_timer) {
+		loop_timer_cancel(c->l, c->idle_timer);
+		c->idle_timer = NULL;
+	}
+	return s;
+}
+
+static void stream_free(struct hbone_stream *s)
+{
+	struct hbone_conn *c;
+
+	if (!s)
+		return;
+	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	c = s->c;
+	assert(s->st == S_DONE && s->fd < 0);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		c->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	ring_free(&s->up);
+	ring_free(&s->down);
+	free(s->method);
+	free(s->authority);
+	free(s->forwarded);
+	free(s->baggage);
+	free(s->traceparent);
+	s->magic = 0;
+	free(s);
+}
+
+static void stream_close_fd(struct hbone_stream *s, bool reset)
+{
+	if (s->fd < 0)
+		return;
+	if (s->fd_reg)
+		loop_del(s->c->l, s->fd);
+	s->fd_reg = false;
+	if (reset) {
+		/* RST instead of FIN: the app must not mistake a failure for a
+		 * clean end of stream. */
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	close(s->fd);
+	s->fd = -1;
+}
+
+/*
+ * Ends the stream once: closes (reset=true: resets) the socket, resets the
+ * HTTP/2 stream when it is still open and reset is asked, runs the done
+ * callback. Frees the stream when nghttp2 already forgot it. The caller
+ * must not touch s afterwards.
+ */
+static void stream_end(struct hbone_stream *s, bool reset, uint32_t h2_error)
+{
+	struct hbone_conn *c = s->c;
+
+	if (s->st == S_DONE)
+		return;
+	stream_close_fd(s, reset);
+	if (!s->h2_closed && s->id > 0 && !c->dead && !s->rst_sent && (reset || !s->eof_sent)) {
+		nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id,
+					  h2_error ? h2_error : NGHTTP2_CANCEL);
+		s->rst_sent = true;
+		if (!s->stats.h2_error)
+			s->stats.h2_error = h2_error ? h2_error : NGHTTP2_CANCEL;
+	}
+	s->st = S_DONE;
+	if (s->down.len && !c->dead) /* unread bytes still hold connection window */
+		nghttp2_session_consume_connection(c->h2, s->down.len);
+	ring_free(&s->up);
+	ring_free(&s->down);
+	if (!s->stats.reason[0])
+		set_reason(s, reset ? "reset" : "closed");
+	assert(c->live > 0);
+	c->live--;
+	if (s->cb && (c->role == ROLE_CLIENT || s->announced))
+		s->cb(s->cb_ctx, s, &s->stats);
+	s->cb = NULL;
+	if (!c->live)
+		conn_arm_idle(c);
+	if (s->h2_closed)
+		stream_free(s);
+}
+
+static void stream_fail(struct hbone_stream *s, uint32_t h2_error, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void stream_fail(struct hbone_stream *s, uint32_t h2_error, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->st == S_DONE)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(s->stats.reason, sizeof(s->stats.reason), fmt, ap);
+	va_end(ap);
+	stream_end(s, true, h2_error);
+}
+
+static void stream_fd_cb(struct loop *l, int fd, uint32_t events, void *ctx);
+
+static void stream_set_interest(struct hbone_stream *s)
+{
+	uint32_t ev = 0;
+
+	if (s->st != S_RELAY || s->fd < 0)
+		return;
+	if (!s->tcp_eof && ring_space(&s->up) > 0)
+		ev |= EPOLLIN;
+	if (s->down.len > 0)
+		ev |= EPOLLOUT;
+	if (!s->fd_reg) {
+		if (loop_add(s->c->l, s->fd, ev, stream_fd_cb, s) < 0) {
+			stream_fail(s, NGHTTP2_INTERNAL_ERROR, "cannot watch the socket");
+			return;
+		}
+		s->fd_reg = true;
+	} else if (ev != s->fd_events) {
+		loop_mod(s->c->l, s->fd, ev);
+	}
+	s->fd_events = ev;
+}
+
+static void stream_resume(struct hbone_stream *s)
+{
+	if (s->deferred && s->id > 0 && !s->h2_closed && !s->c->dead) {
+		s->deferred = false;
+		nghttp2_session_resume_data(s->c->h2, s->id);
+	}
+}
+
+/* Peer -> socket: write what the down ring holds, give the window back. */
+static int stream_flush_down(struct hbone_stream *s)
+{
+	struct hbone_conn *c = s->c;
+
+	while (s->down.len > 0) {
+		struct iovec iov[2];
+		int n = ring_data_iov(&s->down, iov);
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		ring_drop(&s->down, (size_t)w);
+		s->stats.rx += (uint64_t)w;
+		if (!c->dead) {
+			/* Window goes back only for bytes the app has taken. */
+			if (!s->h2_closed)
+				nghttp2_session_consume(c->h2, s->id, (size_t)w);
+			else
+				nghttp2_session_consume_connection(c->h2, (size_t)w);
+		}
+	}
+	return 0;
+}
+
+/* Socket -> up ring. */
+static int stream_fill_up(struct hbone_stream *s)
+{
+	if (ring_reserve(&s->up))
+		return -ENOMEM;
+	while (!s->tcp_eof && ring_space(&s->up) > 0) {
+		struct iovec iov[2];
+		int n = ring_space_iov(&s->up, iov);
+		ssize_t r = readv(s->fd, iov, n);
+
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			s->tcp_eof = true;
+		ring_commit(&s->up, (size_t)r);
+	}
+	return 0;
+}
+
+/* Moves the relay state machine forward after any event. */
+static void stream_update(struct hbone_stream *s)
+{
+	int ret;
+
+	if (s->st != S_RELAY)
+		return;
+	ret = stream_flush_down(s);
+	if (ret < 0) {
+		stream_fail(s, NGHTTP2_CANCEL, "write to the socket failed: %s", strerror(-ret));
+		return;
+	}
+	if (s->down.len == 0 && s->peer_eof && !s->wr_shut) {
+		shutdown(s->fd, SHUT_WR);
+		s->wr_shut = true;
+	}
+	if (s->up.len > 0 || s->tcp_eof)
+		stream_resume(s);
+	if (s->h2_closed && s->down.len == 0) {
+		/* nghttp2 closed it cleanly (error streams were ended in
+		 * on_stream_close): both END_STREAMs went through. */
+		s->stats.ok = s->peer_eof && s->eof_sent;
+		stream_end(s, !s->peer_eof, 0);
+		return;
+	}
+	stream_set_interest(s);
+}
+
+static void stream_fd_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct hbone_stream *s = ctx;
+	struct hbone_conn *c;
+	int ret;
+
+	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	c = s->c;
+	conn_enter(c);
+	if (s->st == S_RELAY && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		ret = stream_fill_up(s);
+		if (ret < 0) {
+			stream_fail(s, NGHTTP2_CANCEL, "read from the socket failed: %s",
+				    strerror(-ret));
+			goto out;
+		}
+	}
+	stream_update(s);
+out:
+	conn_leave(c);
+}
+
+/* nghttp2 pulls DATA payload from the up ring. */
+static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+			    size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+			    void *user_data)
+{
+	struct hbone_stream *s = source->ptr;
+	size_t n;
+
+	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	if (s->st != S_RELAY || (s->up.len == 0 && !s->tcp_eof)) {
+		s->deferred = true;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	n = ring_get(&s->up, buf, length);
+	s->stats.tx += n;
+	if (s->up.len == 0 && s->tcp_eof) {
+		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
+		s->eof_sent = true;
+	}
+	/* Room again: reading the socket may resume. */
+	stream_set_interest(s);
+	return (ssize_t)n;
+}
+
+/* -------------------------------------------------------- connection I/O */
+
+static struct hbone_stream *conn_stream(struct hbone_conn *c, int32_t id)
+{
+	struct hbone_stream *s = nghttp2_session_get_stream_user_data(c->h2, id);
+
+	if (s) {
+		CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+		return s;
+	}
+	for (s = c->streams; s; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static ssize_t send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
+		       void *user_data)
+{
+	struct hbone_conn *c = user_data;
+	size_t space;
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	if (c->mem) {
+		c->bytes_out += length;
+		return (ssize_t)length;
+	}
+	if (c->out_off && c->out_off + c->out_len + length > OUTBUF_CAP) {
+		/* SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows this even with
+		 * a write pending. */
+		memmove(c->out, c->out + c->out_off, c->out_len);
+		c->out_off = 0;
+	}
+	space = OUTBUF_CAP - c->out_off - c->out_len;
+	if (!space)
+		return NGHTTP2_ERR_WOULDBLOCK;
+	if (length > space)
+		length = space;
+	memcpy(c->out + c->out_off + c->out_len, data, length);
+	c->out_len += length;
+	return (ssize_t)length;
+}
+
+static int hdr_dup(char **dst, const uint8_t *v, size_t n)
+{
+	if (n > HDR_VALUE_MAX)
+		return -1;
+	free(*dst);
+	*dst = strndup((const char *)v, n);
+	return *dst ? 0 : -1;
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+	struct hbone_conn *c = user_data;
+	struct hbone_stream *s;
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	if (c->role != ROLE_SERVER || frame->hd.type != NGHTTP2_HEADERS ||
+	    frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	s = stream_new(c);
+	if (!s)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets just this stream */
+	s->id = frame->hd.stream_id;
+	s->cb = c->scbs.on_stream_done;
+	s->cb_ctx = c->scbs.ctx;
+	nghttp2_session_set_stream_user_data(session, s->id, s);
+	return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+		     void *user_data)
+{
+	struct hbone_conn *c = user_data;
+	struct hbone_stream *s;
+	char **dst = NULL;
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	if (frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	s = conn_stream(c, frame->hd.stream_id);
+	if (!s || s->st == S_DONE)
+		return 0;
+#define IS(lit) (namelen == sizeof(lit) - 1 && !memcmp(name, lit, namelen))
+	if (c->role == ROLE_CLIENT) {
+		if (IS(":status")) {
+			int st = 0;
+
+			for (size_t i = 0; i < valuelen && i < 3; i++)
+				st = st * 10 + (value[i] - '0');
+			s->status = st; /* nghttp2 checked it is 3 digits */
+		} else if (IS("baggage")) {
+			dst = &s->baggage;
+		}
+	} else if (IS(":method")) {
+		dst = &s->method;
+	} else if (IS(":authority")) {
+		dst = &s->authority;
+	} else if (IS("forwarded")) {
+		dst = &s->forwarded;
+	} else if (IS("baggage")) {
+		dst = &s->baggage;
+	} else if (IS("traceparent")) {
+		dst = &s->traceparent;
+	}
+#undef IS
+	if (dst && hdr_dup(dst, value, valuelen))
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	return 0;
+}
+
+static int submit_status(struct hbone_stream *s, int status, bool with_body)
+{
+	char st[4];
+	nghttp2_nv nv = { (uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE };
+	nghttp2_data_provider prd = { .source.ptr = s, .read_callback = data_read_cb };
+
+	snprintf(st, sizeof(st), "%03d", status);
+	s->stats.status = status;
+	return nghttp2_submit_response(s->c->h2, s->id, &nv, 1, with_body ? &prd : NULL);
+}
+
+/* Answers status with END_STREAM and ends the stream (reason already set
+ * or "rejected <status>"). */
+static void server_reject(struct hbone_stream *s, int status)
+{
+	struct hbone_conn *c = s->c;
+
+	if (!c->dead && !s->h2_closed) {
+		submit_status(s, status, false);
+		/* We will not read the request body: tell the client to stop
+		 * (RFC 9113 §8.1) so the stream does not linger half-open. Not
+		 * now: a RST_STREAM queued now would cancel the answer. */
+		s->rst_after_response = true;
+		s->rst_sent = true;
+	}
+	s->stats.status = status;
+	if (!s->stats.reason[0])
+		set_reason(s, "rejected %d", status);
+	stream_end(s, false, 0);
+}
+
+/* Server: a complete request header block arrived. */
+static void server_request(struct hbone_conn *c, struct hbone_stream *s)
+{
+	struct hbone_request req;
+
+	memset(&req, 0, sizeof(req));
+	if (!s->method || strcmp(s->method, "CONNECT")) {
+		set_reason(s, "rejected 400: method %s is not CONNECT",
+			   s->method ? s->method : "(none)");
+		log_debug("hbone: %s", s->stats.reason);
+		server_reject(s, 400);
+		return;
+	}
+	if (!s->authority || hbone_parse_authority(s->authority, &req)) {
+		set_reason(s, "rejected 400: unparsable :authority");
+		server_reject(s, 400);
+		return;
+	}
+	req.peer_id = c->peer_id;
+	req.method = s->method;
+	req.authority = s->authority;
+	req.forwarded = s->forwarded;
+	req.baggage = s->baggage;
+	req.traceparent = s->traceparent;
+	s->announced = true;
+	c->scbs.on_request(c->scbs.ctx, s, &req);
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+	struct hbone_conn *c = user_data;
+	struct hbone_stream *s = NULL;
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	switch (frame->hd.type) {
+	case NGHTTP2_PING:
+		if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+			c->pings_acked++;
+			c->ping_outstanding = false;
+		}
+		return 0;
+	case NGHTTP2_GOAWAY:
+		if (c->state == HBONE_OPEN)
+			c->state = HBONE_CLOSING;
+		return 0;
+	case NGHTTP2_HEADERS:
+	case NGHTTP2_DATA:
+		break;
+	default:
+		return 0;
+	}
+	s = conn_stream(c, frame->hd.stream_id);
+	if (!s || s->st == S_DONE)
+		return 0;
+	if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+		s->peer_eof = true;
+	if (frame->hd.type == NGHTTP2_HEADERS) {
+		if (c->role == ROLE_SERVER && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+			server_request(c, s);
+			return 0;
+		}
+		if (c->role == ROLE_CLIENT && s->st == S_PENDING &&
+		    frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+			s->stats.status = s->status;
+			if (s->status != 200) {
+				set_reason(s, "peer answered %d", s->status);
+				stream_end(s, true, NGHTTP2_CANCEL);
+				return 0;
+			}
+			s->st = S_RELAY;
+		}
+	}
+	stream_update(s);
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+			 const uint8_t *data, size_t len, void *user_data)
+{
+	struct hbone_conn *c = user_data;
+	struct hbone_stream *s;
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	s = conn_stream(c, stream_id);
+	if (!s || s->st == S_DONE) {
+		/* Nobody will read it: return the window at once. */
+		nghttp2_session_consume(session, stream_id, len);
+		return 0;
+	}
+	if (len > ring_space(&s->down) || ring_reserve(&s->down)) {
+		/* Cannot happen with a peer that honours our window. */
+		nghttp2_session_consume(session, stream_id, len);
+		stream_fail(s, NGHTTP2_FLOW_CONTROL_ERROR, "peer exceeded the stream window");
+		return 0;
+	}
+	ring_put(&s->down, data, len);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+			   void *user_data)
+{
+	struct hbone_conn *c = user_data;
+	struct hbone_stream *s;
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	s = conn_stream(c, stream_id);
+	if (!s)
+		return 0;
+	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+	s->h2_closed = true;
+	if (s->st == S_DONE) {
+		stream_free(s);
+		return 0;
+	}
+	if (error_code != NGHTTP2_NO_ERROR || s->st == S_PENDING) {
+		s->stats.h2_error = error_code;
+		if (error_code != NGHTTP2_NO_ERROR)
+			stream_fail(s, 0, "stream reset by the peer: %s",
+				    nghttp2_http2_strerror(error_code));
+		else
+			stream_fail(s, 0, "stream closed before it was established");
+		return 0;
+	}
+	stream_update(s); /* drains, then ends */
+	return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+	struct hbone_conn *c = user_data;
+	struct hbone_stream *s;
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	if (frame->hd.type != NGHTTP2_HEADERS || c->role != ROLE_SERVER)
+		return 0;
+	s = conn_stream(c, frame->hd.stream_id);
+	if (s && s->rst_after_response && !s->h2_closed) {
+		s->rst_after_response = false;
+		nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+	}
+	return 0;
+}
+
+static int on_frame_not_send(nghttp2_session *session, const nghttp2_frame *frame,
+			     int lib_error_code, void *user_data)
+{
+	struct hbone_conn *c = user_data;
+	struct hbone_stream *s;
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	if (frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	s = conn_stream(c, frame->hd.stream_id);
+	if (!s || c->role != ROLE_CLIENT || s->st != S_PENDING)
+		return 0;
+	/* The request never left. nghttp2 may still report a close (it
+	 * closes a stream it opened for the request); the stream is freed
+	 * then, or with the connection. No RST for a stream never sent. */
+	s->rst_sent = true;
+	stream_fail(s, 0, "request not sent: %s", nghttp2_strerror(lib_error_code));
+	return 0;
+}
+
+/* DATA frames larger than nghttp2's 16 KiB default: fewer frames and
+ * copies per byte; bounded by the peer's MAX_FRAME_SIZE and our buffer. */
+static ssize_t data_len_cb(nghttp2_session *session, uint8_t frame_type, int32_t stream_id,
+			   int32_t session_remote_window_size, int32_t stream_remote_window_size,
+			   uint32_t remote_max_frame_size, void *user_data)
+{
+	ssize_t n = DATA_FRAME_MAX;
+
+	if ((uint32_t)n > remote_max_frame_size)
+		n = (ssize_t)remote_max_frame_size;
+	if (n > session_remote_window_size)
+		n = session_remote_window_size;
+	if (n > stream_remote_window_size)
+		n = stream_remote_window_size;
+	return n > 0 ? n : 1;
+}
+
+static int session_new(struct hbone_conn *c)
+{
+	nghttp2_session_callbacks *cbs = NULL;
+	nghttp2_option *opt = NULL;
+	nghttp2_settings_entry iv[5];
+	size_t niv = 0;
+	int ret = -ENOMEM;
+
+	if (nghttp2_session_callbacks_new(&cbs) || nghttp2_option_new(&opt))
+		goto out;
+	nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+	nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+	nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, data_len_cb);
+	/* Window only comes back when the socket took the bytes. */
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	nghttp2_option_set_max_send_header_block_length(opt, 64u << 10);
+	if (c->role == ROLE_CLIENT) {
+		nghttp2_option_set_peer_max_concurrent_streams(opt, c->o.max_streams);
+		ret = nghttp2_session_client_new2(&c->h2, cbs, c, opt);
+	} else {
+		ret = nghttp2_session_server_new2(&c->h2, cbs, c, opt);
+	}
+	if (ret) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (c->role == ROLE_CLIENT)
+		iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 };
+	else
+		iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+						      c->o.max_streams };
+	iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
+					      c->o.stream_window };
+	iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_FRAME_SIZE, c->o.max_frame };
+	iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+					      c->o.max_header_list };
+	ret = nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, niv);
+	if (!ret)
+		ret = nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0,
+							    (int32_t)c->o.conn_window);
+	ret = ret ? -EINVAL : 0;
+out:
+	nghttp2_session_callbacks_del(cbs);
+	nghttp2_option_del(opt);
+	return ret;
+}
+
+static void conn_fd_cb(struct loop *l, int fd, uint32_t events, void *ctx);
+
+static void conn_set_interest(struct hbone_conn *c)
+{
+	uint32_t ev = 0;
+
+	if (c->mem || c->fd < 0 || c->dead)
+		return;
+	switch (c->state) {
+	case HBONE_CONNECTING:
+		ev = EPOLLOUT;
+		break;
+	case HBONE_HANDSHAKE:
+		ev = c->hs_want == TLS_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+		break;
+	case HBONE_OPEN:
+	case HBONE_CLOSING:
+		ev = EPOLLIN | (c->out_len ? EPOLLOUT : 0);
+		break;
+	case HBONE_DEAD:
+		return;
+	}
+	if (!c->fd_reg) {
+		if (loop_add(c->l, c->fd, ev, conn_fd_cb, c) < 0) {
+			conn_kill(c, "cannot watch the socket");
+			return;
+		}
+		c->fd_reg = true;
+	} else if (ev != c->events) {
+		loop_mod(c->l, c->fd, ev);
+	}
+	c->events = ev;
+}
+
+/* Output buffer -> SSL_write. */
+static void conn_flush(struct hbone_conn *c)
+{
+	while (c->out_len > 0) {
+		size_t n = 0;
+		enum tls_io io = tls_write(c->ssl, c->out + c->out_off, c->out_len, &n);
+
+		if (io == TLS_IO_OK) {
+			c->out_off += n;
+			c->out_len -= n;
+			c->bytes_out += n;
+			continue;
+		}
+		if (io == TLS_IO_WANT_WRITE || io == TLS_IO_WANT_READ)
+			return;
+		conn_kill(c, "TLS write: %s", io == TLS_IO_CLOSED ? "peer closed" : tls_error(c->ssl));
+		return;
+	}
+	c->out_off = 0;
+}
+
+static void conn_pump(struct hbone_conn *c)
+{
+	if (c->dead)
+		return;
+	if (c->state == HBONE_OPEN || c->state == HBONE_CLOSING || c->mem) {
+		for (int round = 0; round < 64; round++) {
+			size_t before = c->out_len;
+			uint64_t before_mem = c->bytes_out;
+			int rv;
+
+			if (nghttp2_session_want_write(c->h2)) {
+				rv = nghttp2_session_send(c->h2);
+				if (rv) {
+					conn_kill(c, "HTTP/2: %s", nghttp2_strerror(rv));
+					return;
+				}
+			}
+			if (c->mem)
+				break;
+			conn_flush(c);
+			if (c->dead)
+				return;
+			if (c->out_len || !nghttp2_session_want_write(c->h2))
+				break;
+			if (c->out_len == before && c->bytes_out == before_mem)
+				break; /* no progress */
+		}
+		if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2) &&
+		    !c->out_len) {
+			if (c->reason[0]) {
+				c->dead = true;
+				c->state = HBONE_DEAD;
+			} else {
+				conn_kill(c, "closed");
+			}
+			return;
+		}
+	}
+	conn_set_interest(c);
+}
+
+static void conn_read(struct hbone_conn *c)
+{
+	uint8_t buf[READ_CHUNK];
+
+	for (int i = 0; i < READS_PER_EVENT || SSL_has_pending(c->ssl); i++) {
+		size_t n = 0;
+		enum tls_io io = tls_read(c->ssl, buf, sizeof(buf), &n);
+		ssize_t rv;
+
+		switch (io) {
+		case TLS_IO_OK:
+			c->bytes_in += n;
+			rv = nghttp2_session_mem_recv(c->h2, buf, n);
+			if (rv < 0) {
+				conn_kill(c, "HTTP/2 protocol error: %s", nghttp2_strerror((int)rv));
+				return;
+			}
+			if (c->dead)
+				return;
+			break;
+		case TLS_IO_WANT_READ:
+		case TLS_IO_WANT_WRITE:
+			return;
+		case TLS_IO_CLOSED:
+			conn_kill(c, "peer closed the connection");
+			return;
+		case TLS_IO_FATAL:
+			conn_kill(c, "TLS: %s", tls_error(c->ssl));
+			return;
+		}
+	}
+}
+
+static void ping_cb(struct loop *l, void *ctx);
+
+static void conn_arm_ping(struct hbone_conn *c)
+{
+	if (c->o.ping_interval_ms && !c->mem)
+		c->ping_timer = loop_timer_add(c->l, c->o.ping_interval_ms, ping_cb, c);
+}
+
+static void ping_cb(struct loop *l, void *ctx)
+{
+	struct hbone_conn *c = ctx;
+	uint64_t now = loop_now_ms();
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	c->ping_timer = NULL;
+	conn_enter(c);
+	if (c->ping_outstanding && now - c->ping_sent_ms >= c->o.ping_timeout_ms) {
+		conn_kill(c, "no PING answer within %u ms", c->o.ping_timeout_ms);
+	} else {
+		if (!c->ping_outstanding) {
+			uint8_t opaque[8];
+
+			memcpy(opaque, &now, sizeof(opaque));
+			if (!nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, opaque)) {
+				c->ping_outstanding = true;
+				c->ping_sent_ms = now;
+				c->pings_sent++;
+			}
+		}
+		conn_arm_ping(c);
+	}
+	conn_leave(c);
+}
+
+static void idle_cb(struct loop *l, void *ctx)
+{
+	struct hbone_conn *c = ctx;
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	c->idle_timer = NULL;
+	conn_enter(c);
+	if (!c->live) {
+		log_debug("hbone: closing idle connection to %s", c->peer_id);
+		hbone_conn_shutdown(c);
+	}
+	conn_leave(c);
+}
+
+static void conn_arm_idle(struct hbone_conn *c)
+{
+	c->idle_since_ms = loop_now_ms();
+	if (c->role != ROLE_CLIENT || !c->o.idle_ms || c->idle_timer || c->dead)
+		return;
+	c->idle_timer = loop_timer_add(c->l, c->o.idle_ms, idle_cb, c);
+}
+
+static void connect_timeout_cb(struct loop *l, void *ctx)
+{
+	struct hbone_conn *c = ctx;
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	c->connect_timer = NULL;
+	conn_enter(c);
+	conn_kill(c, "%s did not complete within %u ms",
+		  c->state == HBONE_CONNECTING ? "TCP connect" : "TLS handshake",
+		  c->o.connect_timeout_ms);
+	conn_leave(c);
+}
+
+static void conn_handshake(struct hbone_conn *c)
+{
+	enum tls_io io = tls_handshake(c->ssl);
+
+	if (io == TLS_IO_WANT_READ || io == TLS_IO_WANT_WRITE) {
+		c->hs_want = io;
+		return;
+	}
+	if (io != TLS_IO_OK) {
+		conn_kill(c, "TLS handshake failed: %s", tls_error(c->ssl));
+		return;
+	}
+	if (tls_peer_identity(c->ssl, c->peer_id, sizeof(c->peer_id))) {
+		conn_kill(c, "peer presented no SPIFFE identity");
+		return;
+	}
+	if (c->connect_timer) {
+		loop_timer_cancel(c->l, c->connect_timer);
+		c->connect_timer = NULL;
+	}
+	c->state = HBONE_OPEN;
+	conn_arm_ping(c);
+	/* Input that arrived with the last handshake flight. */
+	if (SSL_has_pending(c->ssl))
+		conn_read(c);
+}
+
+static void conn_fd_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct hbone_conn *c = ctx;
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	conn_enter(c);
+	switch (c->state) {
+	case HBONE_CONNECTING: {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err) {
+			conn_kill(c, "TCP connect failed: %s", strerror(err));
+			break;
+		}
+		c->state = HBONE_HANDSHAKE;
+		conn_handshake(c);
+		break;
+	}
+	case HBONE_HANDSHAKE:
+		conn_handshake(c);
+		break;
+	case HBONE_OPEN:
+	case HBONE_CLOSING:
+		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			conn_read(c);
+		/* EPOLLOUT: conn_leave pumps */
+		break;
+	case HBONE_DEAD:
+		break;
+	}
+	conn_leave(c);
+}
+
+static void conn_destroy(struct hbone_conn *c)
+{
+	struct hbone_stream *s, *next;
+
+	assert(c->dead && !c->busy && !c->destroyed);
+	c->destroyed = true;
+	c->busy++; /* callbacks below must not recurse into destroy */
+	for (s = c->streams; s; s = next) {
+		next = s->next;
+		if (s->st != S_DONE) {
+			if (!s->stats.reason[0])
+				set_reason(s, "connection closed: %s", c->reason);
+			s->h2_closed = true;
+			stream_end(s, true, 0); /* frees s */
+		} else {
+			s->h2_closed = true;
+			stream_free(s);
+		}
+	}
+	/* Streams opened by callbacks above on this dead connection were
+	 * refused, so the list is empty now. */
+	assert(!c->streams);
+	if (c->ping_timer)
+		loop_timer_cancel(c->l, c->ping_timer);
+	if (c->idle_timer)
+		loop_timer_cancel(c->l, c->idle_timer);
+	if (c->connect_timer)
+		loop_timer_cancel(c->l, c->connect_timer);
+	if (c->pool) {
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			c->pool->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+	}
+	if (c->fd_reg)
+		loop_del(c->l, c->fd);
+	if (c->ssl) {
+		/* Best effort close_notify; never wait for it. */
+		if (SSL_is_init_finished(c->ssl))
+			SSL_shutdown(c->ssl);
+		ERR_clear_error();
+		SSL_free(c->ssl);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	nghttp2_session_del(c->h2);
+	if (c->done_cb)
+		c->done_cb(c->done_ctx, c, c->reason);
+	free(c->out);
+	free(c->pool_key);
+	c->magic = 0;
+	free(c);
+}
+
+static int conn_new(struct loop *l, enum conn_role role, int fd, const struct hbone_opts *opts,
+		    struct hbone_conn **out)
+{
+	struct hbone_conn *c = calloc(1, sizeof(*c));
+	int ret;
+
+	*out = NULL;
+	if (!c)
+		return -ENOMEM;
+	c->magic = HBONE_CONN_MAGIC;
+	c->l = l;
+	c->role = role;
+	c->fd = fd;
+	if (opts)
+		c->o = *opts;
+	else
+		hbone_opts_default(&c->o, role == ROLE_SERVER);
+	if (c->o.stream_window < 65535 || c->o.stream_window > NGHTTP2_MAX_WINDOW_SIZE ||
+	    c->o.conn_window < 65535 || c->o.conn_window > NGHTTP2_MAX_WINDOW_SIZE ||
+	    c->o.max_frame < 16384 || c->o.max_frame > 16777215 || !c->o.send_buf ||
+	    !c->o.max_streams) {
+		free(c);
+		return -EINVAL;
+	}
+	c->created_ms = c->idle_since_ms = loop_now_ms();
+	c->out = malloc(OUTBUF_CAP);
+	ret = c->out ? session_new(c) : -ENOMEM;
+	if (ret) {
+		nghttp2_session_del(c->h2);
+		free(c->out);
+		free(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+/* Frees a connection that never ran (constructor failure paths). */
+static void conn_discard(struct hbone_conn *c)
+{
+	c->done_cb = NULL;
+	conn_kill(c, "setup failed");
+	conn_destroy(c);
+}
+
+int hbone_client_connect(struct loop *l, SSL_CTX *ctx, int fd, const struct sockaddr *dst,
+			 socklen_t dstlen, const char *const *expect, size_t n_expect,
+			 const struct hbone_opts *opts, hbone_conn_done_cb done_cb, void *ctx_cb,
+			 struct hbone_conn **out)
+{
+	struct hbone_conn *c = NULL;
+	int ret;
+
+	if (out)
+		*out = NULL;
+	if (!l || !ctx || fd < 0 || !dst || !expect || !n_expect) {
+		if (fd >= 0)
+			close(fd);
+		return -EINVAL;
+	}
+	ret = conn_new(l, ROLE_CLIENT, fd, opts, &c);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	ret = tls_conn_new(ctx, fd, &c->ssl);
+	for (size_t i = 0; !ret && i < n_expect; i++)
+		ret = tls_client_expect_identity(c->ssl, expect[i]);
+	if (ret)
+		goto fail;
+	if (connect(fd, dst, dstlen) < 0 && errno != EINPROGRESS) {
+		ret = -errno;
+		goto fail;
+	}
+	c->state = HBONE_CONNECTING;
+	c->done_cb = done_cb;
+	c->done_ctx = ctx_cb;
+	if (c->o.connect_timeout_ms)
+		c->connect_timer = loop_timer_add(l, c->o.connect_timeout_ms, connect_timeout_cb, c);
+	conn_set_interest(c);
+	if (c->dead) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	if (out)
+		*out = c;
+	return 0;
+fail:
+	conn_discard(c); /* closes fd */
+	return ret;
+}
+
+int hbone_server_accept(struct loop *l, SSL_CTX *ctx, int fd, const struct hbone_opts *opts,
+			const struct hbone_server_cbs *cbs, struct hbone_conn **out)
+{
+	struct hbone_conn *c = NULL;
+	int ret;
+
+	if (out)
+		*out = NULL;
+	if (!l || !ctx || fd < 0 || !cbs || !cbs->on_request) {
+		if (fd >= 0)
+			close(fd);
+		return -EINVAL;
+	}
+	ret = conn_new(l, ROLE_SERVER, fd, opts, &c);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	c->scbs = *cbs;
+	ret = tls_conn_new(ctx, fd, &c->ssl);
+	if (ret)
+		goto fail;
+	c->state = HBONE_HANDSHAKE;
+	c->hs_want = TLS_IO_WANT_READ;
+	if (c->o.connect_timeout_ms)
+		c->connect_timer = loop_timer_add(l, c->o.connect_timeout_ms, connect_timeout_cb, c);
+	conn_set_interest(c);
+	if (c->dead) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	c->done_cb = cbs->on_conn_done;
+	c->done_ctx = cbs->ctx;
+	if (out)
+		*out = c;
+	return 0;
+fail:
+	conn_discard(c);
+	return ret;
+}
+
+int hbone_server_new_mem(struct loop *l, const struct hbone_opts *opts,
+			 const struct hbone_server_cbs *cbs, const char *peer_id,
+			 struct hbone_conn **out)
+{
+	struct hbone_conn *c = NULL;
+	int ret;
+
+	*out = NULL;
+	if (!cbs || !cbs->on_request)
+		return -EINVAL;
+	ret = conn_new(l, ROLE_SERVER, -1, opts, &c);
+	if (ret)
+		return ret;
+	c->mem = true;
+	c->hold = true;
+	c->scbs = *cbs;
+	c->done_cb = cbs->on_conn_done;
+	c->done_ctx = cbs->ctx;
+	c->state = HBONE_OPEN;
+	snprintf(c->peer_id, sizeof(c->peer_id), "%s", peer_id ? peer_id : "");
+	*out = c;
+	return 0;
+}
+
+int hbone_conn_mem_feed(struct hbone_conn *c, const uint8_t *data, size_t len)
+{
+	ssize_t rv;
+	int ret = 0;
+
+	conn_enter(c);
+	assert(c->mem);
+	if (c->dead) {
+		ret = -EPROTO;
+		goto out;
+	}
+	rv = nghttp2_session_mem_recv(c->h2, data, len);
+	if (rv < 0) {
+		conn_kill(c, "HTTP/2 protocol error: %s", nghttp2_strerror((int)rv));
+		ret = -EPROTO;
+	}
+out:
+	conn_leave(c); /* c->hold keeps it for hbone_conn_abort() */
+	return ret;
+}
+
+void hbone_conn_shutdown(struct hbone_conn *c)
+{
+	conn_enter(c);
+	if (!c->dead && c->state != HBONE_CLOSING) {
+		if (c->state == HBONE_OPEN) {
+			c->state = HBONE_CLOSING;
+			nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
+			snprintf(c->reason, sizeof(c->reason), "closed (idle or shutdown)");
+		} else {
+			conn_kill(c, "shut down before it was established");
+		}
+	}
+	conn_leave(c);
+}
+
+void hbone_conn_abort(struct hbone_conn *c, const char *reason)
+{
+	if (!c)
+		return;
+	conn_enter(c);
+	c->hold = false;
+	conn_kill(c, "%s", reason ? reason : "aborted");
+	conn_leave(c);
+}
+
+void hbone_conn_get_info(const struct hbone_conn *c, struct hbone_conn_info *info)
+{
+	const struct hbone_stream *s;
+
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	memset(info, 0, sizeof(*info));
+	info->state = c->state;
+	info->server = c->role == ROLE_SERVER;
+	snprintf(info->peer_id, sizeof(info->peer_id), "%s", c->peer_id);
+	info->streams = c->live;
+	info->streams_total = c->streams_total;
+	info->bytes_in = c->bytes_in;
+	info->bytes_out = c->bytes_out;
+	info->pings_sent = c->pings_sent;
+	info->pings_acked = c->pings_acked;
+	info->buffered = c->out_len;
+	for (s = c->streams; s; s = s->next)
+		info->buffered += s->up.len + s->down.len;
+	info->age_ms = loop_now_ms() - c->created_ms;
+	info->idle_ms = c->live ? 0 : loop_now_ms() - c->idle_since_ms;
+}
+
+/* -------------------------------------------------------- stream API */
+
+static void random_traceparent(char buf[56])
+{
+	uint8_t r[24];
+	char *p = buf;
+
+	if (RAND_bytes(r, sizeof(r)) != 1) {
+		/* Telemetry only: a fixed id is better than none. */
+		memset(r, 0x5a, sizeof(r));
+	}
+	p += sprintf(p, "00-");
+	for (int i = 0; i < 16; i++)
+		p += sprintf(p, "%02x", r[i]);
+	*p++ = '-';
+	for (int i = 16; i < 24; i++)
+		p += sprintf(p, "%02x", r[i]);
+	sprintf(p, "-01");
+}
+
+#define MKNV(n, v) \
+	{ (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE }
+
+int hbone_stream_open(struct hbone_conn *c, const struct hbone_connect_req *req, int app_fd,
+		      hbone_stream_done_cb done_cb, void *ctx, struct hbone_stream **out)
+{
+	nghttp2_data_provider prd = { .read_callback = data_read_cb };
+	struct hbone_stream *s = NULL;
+	char tp[56];
+	nghttp2_nv nva[5];
+	size_t n = 0;
+	int32_t id;
+	int ret = 0;
+
+	if (out)
+		*out = NULL;
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	if (!req || !req->authority || !*req->authority || app_fd < 0 || c->role != ROLE_CLIENT) {
+		ret = -EINVAL;
+		goto fail_fd;
+	}
+	conn_enter(c);
+	if (c->dead || c->state == HBONE_CLOSING) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	s = stream_new(c);
+	if (!s) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	s->fd = app_fd;
+	s->cb = done_cb;
+	s->cb_ctx = ctx;
+	nva[n++] = (nghttp2_nv)MKNV(":method", "CONNECT");
+	nva[n++] = (nghttp2_nv)MKNV(":authority", req->authority);
+	if (req->forwarded)
+		nva[n++] = (nghttp2_nv)MKNV("forwarded", req->forwarded);
+	if (req->baggage)
+		nva[n++] = (nghttp2_nv)MKNV("baggage", req->baggage);
+	if (!req->traceparent)
+		random_traceparent(tp);
+	nva[n++] = (nghttp2_nv)MKNV("traceparent", req->traceparent ? req->traceparent : tp);
+	prd.source.ptr = s;
+	id = nghttp2_submit_request(c->h2, NULL, nva, n, &prd, s);
+	if (id < 0) {
+		ret = -EPROTO;
+		s->fd = -1;
+		s->st = S_DONE;
+		s->h2_closed = true;
+		c->live--;
+		c->streams_total--;
+		stream_free(s);
+		goto out;
+	}
+	s->id = id;
+	if (out)
+		*out = s;
+out:
+	conn_leave(c);
+	if (!ret)
+		return 0;
+fail_fd:
+	if (app_fd >= 0)
+		close(app_fd);
+	return ret;
+}
+
+int hbone_stream_accept(struct hbone_stream *s, int fd)
+{
+	struct hbone_conn *c;
+	int ret = 0;
+
+	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	c = s->c;
+	if (s->st != S_PENDING || c->role != ROLE_SERVER) {
+		close(fd);
+		return -EALREADY;
+	}
+	conn_enter(c);
+	if (c->dead) {
+		close(fd);
+		ret = -ENOTCONN;
+		goto out;
+	}
+	s->fd = fd;
+	if (submit_status(s, 200, true)) {
+		stream_fail(s, NGHTTP2_INTERNAL_ERROR, "cannot submit the 200 response");
+		ret = -EPROTO;
+		goto out;
+	}
+	s->st = S_RELAY;
+	stream_update(s);
+out:
+	conn_leave(c);
+	return ret;
+}
+
+int hbone_stream_reject(struct hbone_stream *s, int status)
+{
+	struct hbone_conn *c;
+
+	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	c = s->c;
+	if (status < 300 || status > 599)
+		return -EINVAL;
+	if (s->st != S_PENDING || c->role != ROLE_SERVER)
+		return -EALREADY;
+	conn_enter(c);
+	server_reject(s, status);
+	conn_leave(c);
+	return 0;
+}
+
+void hbone_stream_set_user(struct hbone_stream *s, void *user)
+{
+	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	s->user = user;
+}
+
+void *hbone_stream_user(const struct hbone_stream *s)
+{
+	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	return s->user;
+}
+
+void hbone_stream_get_stats(const struct hbone_stream *s, struct hbone_stream_stats *st)
+{
+	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	*st = s->stats;
+}
+
+size_t hbone_stream_buffered(const struct hbone_stream *s)
+{
+	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	return s->up.len + s->down.len;
+}
+
+struct hbone_conn *hbone_stream_conn(const struct hbone_stream *s)
+{
+	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	return s->c;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static int addr_port_str(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+	int n;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		n = snprintf(buf, len, "%s:%u", ip, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		n = snprintf(buf, len, "[%s]:%u", ip, ntohs(in6->sin6_port));
+	} else {
+		return -EINVAL;
+	}
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+int hbone_format_forwarded(char *buf, size_t len, const struct sockaddr *src, const char *host)
+{
+	char a[INET6_ADDRSTRLEN + 10];
+	int n, ret = addr_port_str(src, a, sizeof(a));
+
+	if (ret)
+		return ret;
+	if (host)
+		n = snprintf(buf, len, "for=\"%s\";host=%s", a, host);
+	else
+		n = snprintf(buf, len, "for=\"%s\"", a);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+static int parse_port(const char *p, uint16_t *port)
+{
+	unsigned long v = 0;
+
+	if (!*p || strlen(p) > 5)
+		return -EINVAL;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v == 0 || v > 65535)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int hbone_parse_authority(const char *a, struct hbone_request *r)
+{
+	const char *colon;
+	size_t hl;
+
+	r->is_ip = false;
+	memset(&r->target, 0, sizeof(r->target));
+	r->host[0] = 0;
+	if (!a || !*a)
+		return -EINVAL;
+	if (a[0] == '[') {
+		const char *end = strchr(a, ']');
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&r->target;
+
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		hl = (size_t)(end - a - 1);
+		if (!hl || hl >= sizeof(r->host))
+			return -EINVAL;
+		memcpy(r->host, a + 1, hl);
+		r->host[hl] = 0;
+		if (inet_pton(AF_INET6, r->host, &in6->sin6_addr) != 1 ||
+		    parse_port(end + 2, &r->port))
+			return -EINVAL;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(r->port);
+		r->is_ip = true;
+		return 0;
+	}
+	colon = strrchr(a, ':');
+	if (!colon || colon == a)
+		return -EINVAL;
+	hl = (size_t)(colon - a);
+	if (hl >= sizeof(r->host) || hl > 253)
+		return -EINVAL;
+	memcpy(r->host, a, hl);
+	r->host[hl] = 0;
+	if (parse_port(colon + 1, &r->port))
+		return -EINVAL;
+	{
+		struct sockaddr_in *in = (struct sockaddr_in *)&r->target;
+
+		if (inet_pton(AF_INET, r->host, &in->sin_addr) == 1) {
+			in->sin_family = AF_INET;
+			in->sin_port = htons(r->port);
+			r->is_ip = true;
+			return 0;
+		}
+	}
+	/* A DNS name (double HBONE): letters, digits, '-', '.'; no empty label. */
+	for (size_t i = 0; i < hl; i++) {
+		char ch = r->host[i];
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			  (ch >= '0' && ch <= '9') || ch == '-' || ch == '.';
+
+		if (!ok || (ch == '.' && (i == 0 || r->host[i - 1] == '.')))
+			return -EINVAL;
+	}
+	if (r->host[0] == '-')
+		return -EINVAL;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- pool */
+
+int hbone_pool_new(struct loop *l, const struct hbone_opts *opts, struct hbone_pool **out)
+{
+	struct hbone_pool *p = calloc(1, sizeof(*p));
+
+	*out = NULL;
+	if (!p)
+		return -ENOMEM;
+	p->magic = HBONE_POOL_MAGIC;
+	p->l = l;
+	if (opts)
+		p->o = *opts;
+	else
+		hbone_opts_default(&p->o, false);
+	*out = p;
+	return 0;
+}
+
+void hbone_pool_free(struct hbone_pool *p)
+{
+	if (!p)
+		return;
+	CHECK_MAGIC(p, HBONE_POOL_MAGIC);
+	while (p->conns) {
+		struct hbone_conn *c = p->conns;
+
+		/* Detach first: a busy connection is freed later, by its
+		 * own callback, and must not touch the pool then. */
+		p->conns = c->next;
+		if (p->conns)
+			p->conns->prev = NULL;
+		c->pool = NULL;
+		c->prev = c->next = NULL;
+		hbone_conn_abort(c, "pool freed");
+	}
+	p->magic = 0;
+	free(p);
+}
+
+static char *pool_key(const struct hbone_pool_target *t)
+{
+	char dst[64];
+	size_t len;
+	char *k;
+
+	if (addr_port_str(t->dst, dst, sizeof(dst)))
+		return NULL;
+	len = strlen(t->src_id) + strlen(dst) + 3;
+	for (size_t i = 0; i < t->n_expect; i++)
+		len += strlen(t->expect[i]) + 1;
+	k = malloc(len);
+	if (!k)
+		return NULL;
+	len = (size_t)sprintf(k, "%s|%s|", t->src_id, dst);
+	for (size_t i = 0; i < t->n_expect; i++)
+		len += (size_t)sprintf(k + len, "%s%s", i ? "," : "", t->expect[i]);
+	return k;
+}
+
+static bool conn_has_slot(const struct hbone_conn *c, uint32_t max)
+{
+	uint32_t remote;
+
+	if (c->dead || c->state == HBONE_CLOSING)
+		return false;
+	remote = nghttp2_session_get_remote_settings(c->h2, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+	if (remote < max)
+		max = remote;
+	return c->live < max;
+}
+
+int hbone_pool_open(struct hbone_pool *p, const struct hbone_pool_target *t,
+		    const struct hbone_connect_req *req, int app_fd, hbone_stream_done_cb done_cb,
+		    void *ctx, struct hbone_stream **out)
+{
+	struct hbone_conn *c;
+	char *key = NULL;
+	int fd, ret;
+
+	if (out)
+		*out = NULL;
+	CHECK_MAGIC(p, HBONE_POOL_MAGIC);
+	if (!t || !t->src_id || !t->ctx || !t->dst || !t->mksock || !t->n_expect ||
+	    (t->dst->sa_family != AF_INET && t->dst->sa_family != AF_INET6)) {
+		ret = -EINVAL;
+		goto fail;
+	}
+	key = pool_key(t);
+	if (!key) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	for (c = p->conns; c; c = c->next)
+		if (!strcmp(c->pool_key, key) && conn_has_slot(c, p->o.max_streams))
+			break;
+	if (!c) {
+		fd = t->mksock(t->mksock_ctx, t->dst, t->dstlen);
+		if (fd < 0) {
+			ret = fd;
+			goto fail;
+		}
+		ret = hbone_client_connect(p->l, t->ctx, fd, t->dst, t->dstlen, t->expect,
+					   t->n_expect, &p->o, NULL, NULL, &c);
+		if (ret)
+			goto fail;
+		c->pool = p;
+		c->pool_key = key;
+		key = NULL;
+		c->next = p->conns;
+		if (p->conns)
+			p->conns->prev = c;
+		p->conns = c;
+	}
+	free(key);
+	return hbone_stream_open(c, req, app_fd, done_cb, ctx, out);
+fail:
+	free(key);
+	if (app_fd >= 0)
+		close(app_fd);
+	return ret;
+}
+
+size_t hbone_pool_stats(const struct hbone_pool *p, struct hbone_pool_conn_info *out, size_t max)
+{
+	size_t n = 0;
+
+	CHECK_MAGIC(p, HBONE_POOL_MAGIC);
+	for (const struct hbone_conn *c = p->conns; c; c = c->next, n++) {
+		const char *k = c->pool_key, *bar1, *bar2;
+
+		if (n >= max)
+			continue;
+		bar1 = strchr(k, '|');
+		bar2 = bar1 ? strchr(bar1 + 1, '|') : NULL;
+		memset(&out[n], 0, sizeof(out[n]));
+		snprintf(out[n].src_id, sizeof(out[n].src_id), "%.*s",
+			 bar1 ? (int)(bar1 - k) : 0, k);
+		if (bar2)
+			snprintf(out[n].dst, sizeof(out[n].dst), "%.*s", (int)(bar2 - bar1 - 1),
+				 bar1 + 1);
+		hbone_conn_get_info(c, &out[n].conn);
+	}
+	return n;
+}
