@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""The "application" inside test pods: a TCP echo server that logs the peer
+address it sees, and a client.
+
+  app.py server PORT LOGFILE
+      Listens on 0.0.0.0:PORT; for each connection appends
+      "accept <peer-ip> <peer-port> <local-ip> <local-port>" to LOGFILE
+      (flushed at once) and echoes everything back until EOF.
+  app.py client HOST PORT MESSAGE [--timeout S] [--ready-file F --hold-until G]
+      Connects, sends MESSAGE, reads the echo and prints it. With
+      --hold-until: after the echo, creates F and keeps the connection open
+      until G exists (at most --timeout seconds), then closes.
+      Exit: 0 echo matched, 1 mismatch/short, 2 refused, 3 timeout,
+      4 reset, 5 other error.
+"""
+import errno
+import os
+import socket
+import sys
+import threading
+import time
+
+
+def server(port, logfile):
+    log = open(logfile, "a", buffering=1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(128)
+
+    def serve(c, peer):
+        try:
+            local = c.getsockname()
+            log.write("accept %s %d %s %d\n" % (peer[0], peer[1], local[0], local[1]))
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    while True:
+        c, peer = s.accept()
+        threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+
+
+def client(host, port, msg, timeout, ready_file, hold_until):
+    data = msg.encode()
+    try:
+        c = socket.create_connection((host, port), timeout=timeout)
+        c.sendall(data)
+        got = b""
+        while len(got) < len(data):
+            d = c.recv(65536)
+            if not d:
+                break
+            got += d
+        print(got.decode(errors="replace"))
+        if got != data:
+            return 1
+        if hold_until:
+            if ready_file:
+                open(ready_file, "w").close()
+            end = time.monotonic() + timeout
+            while not os.path.exists(hold_until) and time.monotonic() < end:
+                time.sleep(0.05)
+        c.close()
+        return 0
+    except ConnectionRefusedError:
+        print("refused", file=sys.stderr)
+        return 2
+    except socket.timeout:
+        print("timeout", file=sys.stderr)
+        return 3
+    except ConnectionResetError:
+        print("reset", file=sys.stderr)
+        return 4
+    except OSError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 4 if e.errno == errno.ECONNRESET else 5
+
+
+def main():
+    a = sys.argv[1:]
+    if a and a[0] == "server" and len(a) == 3:
+        server(int(a[1]), a[2])
+    elif a and a[0] == "client" and len(a) >= 4:
+        opts = {"--timeout": "5", "--ready-file": None, "--hold-until": None}
+        rest = a[4:]
+        while rest:
+            if rest[0] not in opts or len(rest) < 2:
+                sys.exit(__doc__)
+            opts[rest[0]] = rest[1]
+            rest = rest[2:]
+        sys.exit(client(a[1], int(a[2]), a[3], float(opts["--timeout"]),
+                        opts["--ready-file"], opts["--hold-until"]))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

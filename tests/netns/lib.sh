@@ -1,0 +1,428 @@
+# SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
+# Helpers for the cluster-in-a-box: a netns.sh-style topology of two "nodes"
+# (network namespaces) whose "pods" (more namespaces) are wired by the
+# reference CNI plugins with warren-cni chained after them, one warren-tunnel
+# per node, and one shared mesh file standing in for the API server.
+#
+#   node1 netns (10.0.0.1/30) <====== veth ======> node2 netns (10.0.0.2/30)
+#     route 10.244.2.0/24 via 10.0.0.2               route 10.244.1.0/24 via 10.0.0.1
+#     cni0 10.244.1.1/24 (bridge)                    cni0 10.244.2.1/24 (bridge)
+#      |-- pod netns eth0 10.244.1.x                  |-- pod netns eth0 10.244.2.x
+#     warren-tunnel (plugin/admin sockets in $T/node1) warren-tunnel ($T/node2)
+#                     \______ one mesh file $T/mesh.yaml ______/
+#
+# Source it, then: topo_up; tunnel_start node1; pod_add node1 ns name ...
+# Every name carries $$ (netns wn1-$$, wn2-$$, wp-$$-<pod>), everything
+# lives under one temp dir $T, and `trap cleanup EXIT` (installed by
+# lib_init) kills what we started, deletes what we created, and verifies
+# that nothing of ours is left. Traffic only flows between namespaces
+# created here.
+#
+# Functions (all return non-zero on failure, never exit, except die):
+#   pp CMD...               print the command (to fd $PP_FD), run it
+#   wait_for [-t S] CMD...  poll CMD every 50 ms until it succeeds, at most S s (10)
+#   wait_listen NETNS PORT [S]   poll ss until a TCP listener on PORT exists
+#   ok NAME / not_ok NAME [DIAG...] / check NAME CMD... / diag TEXT   TAP lines
+#   topo_up                 create node namespaces, veth, routes, conflists, mesh
+#   tunnel_start NODE / tunnel_stop NODE / tunnel_kill9 NODE / tunnel_ready NODE
+#   wctl NODE ARGS...       warrenctl against NODE's admin socket
+#   tunnel_knows / tunnel_forgot NODE CONTAINER_ID   does warrenctl -o json pods list it
+#   mesh ARGS...            tests/lib/mesh-edit.py on the shared mesh file
+#   pod_add NODE NS NAME [--label k=v]... [--conflist F] [--no-mesh]
+#                           netns + mesh Pod + CNI ADD + podIP in the mesh
+#   pod_del NAME            CNI DEL through the chain, netns deleted, Pod removed from mesh
+#   chain NODE CMD POD [extra cni-chain args]   run cni-chain.py for a pod
+#   pexec POD CMD...        run CMD in the pod's netns;  nexec NODE CMD...  in the node's
+#   app_server POD PORT     start the echo server in POD (log in $T/POD.app.log)
+#   bg CMD...               start CMD in the background and remember its pid for cleanup
+
+LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WARREN_ROOT=$(cd "$LIB_DIR/../.." && pwd)
+WARREN_BUILD=${WARREN_BUILD:-$WARREN_ROOT/${B:-build}}
+CNI_CHAIN="$WARREN_ROOT/tests/lib/cni-chain.py"
+MESH_EDIT="$WARREN_ROOT/tests/lib/mesh-edit.py"
+APP="$WARREN_ROOT/tests/lib/app.py"
+PYTHON=${PYTHON:-python3}
+PP_FD=${PP_FD:-2}
+E2E_ID=$$
+
+declare -A NODE_NETNS=([node1]="wn1-$E2E_ID" [node2]="wn2-$E2E_ID")
+declare -A NODE_ADDR=([node1]=10.0.0.1 [node2]=10.0.0.2)
+declare -A NODE_SUBNET=([node1]=10.244.1.0/24 [node2]=10.244.2.0/24)
+declare -A TUNNEL_PID=()
+declare -A POD_NETNS=() POD_NODE=() POD_NS=() POD_ID=() POD_IP=() POD_UID=() POD_CONFLIST=() POD_NOMESH=()
+BG_PIDS=()
+TAP_FAILED=0
+TAP_COUNT=0
+T=
+
+die() { echo "not ok - setup: $*"; exit 1; }
+diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
+ok() { echo "ok - $1"; TAP_COUNT=$((TAP_COUNT + 1)); }
+not_ok() {
+	local name=$1; shift
+	echo "not ok - $name"; TAP_COUNT=$((TAP_COUNT + 1)); TAP_FAILED=$((TAP_FAILED + 1))
+	(($#)) && diag "$*"
+	return 0
+}
+# check NAME CMD...: ok when CMD succeeds; on failure its output becomes diagnostics.
+check() {
+	local name=$1 out; shift
+	if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "command: $*"$'\n'"$out"; fi
+}
+
+pp() {
+	printf '\e[2m+ %s\e[0m\n' "$*" >&"$PP_FD"
+	"$@"
+}
+
+# Poll a condition with a bound (the 50 ms pause is the poll interval,
+# never a synchronisation).
+wait_for() {
+	local secs=10
+	if [[ $1 == -t ]]; then secs=$2; shift 2; fi
+	local end=$((SECONDS + secs)) tries=0
+	while :; do
+		"$@" >/dev/null 2>&1 && return 0
+		((SECONDS >= end && tries > 0)) && return 1
+		tries=$((tries + 1))
+		sleep 0.05
+	done
+}
+
+listening() { # NETNS PORT
+	[[ -n $(ss -N "$1" -Htln "sport = :$2" 2>/dev/null) ]]
+}
+wait_listen() { wait_for -t "${3:-10}" listening "$1" "$2"; }
+
+nexec() { local n=$1; shift; ip netns exec "${NODE_NETNS[$n]}" "$@"; }
+pexec() { local p=$1; shift; ip netns exec "${POD_NETNS[$p]}" "$@"; }
+
+# Edit the shared mesh file, then wait until every running tunnel has loaded
+# a newer generation of it (GET /config_dump meshGeneration), so that an ADD
+# right after sees the edit. MESH_SYNC=0 skips the wait.
+mesh() {
+	local node gens=() out rc
+	if [[ ${MESH_SYNC:-1} == 1 ]]; then
+		for node in "${!TUNNEL_PID[@]}"; do gens+=("$node=$(mesh_generation "$node")"); done
+	fi
+	out=$("$PYTHON" "$MESH_EDIT" "$T/mesh.yaml" "$@"); rc=$?
+	[[ -n $out ]] && echo "$out"
+	local g
+	for g in "${gens[@]}"; do
+		node=${g%%=*}
+		[[ -n ${g#*=} ]] || continue
+		wait_for -t 5 mesh_newer "$node" "${g#*=}" ||
+			echo "# mesh edit ($*) not loaded by $node's tunnel within 5 s" >&2
+	done
+	return $rc
+}
+mesh_generation() { # NODE
+	wctl "$1" -o json config-dump 2>/dev/null |
+		"$PYTHON" -c 'import json,sys; print(json.load(sys.stdin).get("meshGeneration",""))' 2>/dev/null
+}
+mesh_newer() { local g; g=$(mesh_generation "$1"); [[ -n $g ]] && ((g > $2)); }
+
+bg() {
+	"$@" &
+	BG_PIDS+=($!)
+}
+
+need() {
+	local c
+	for c in "$@"; do command -v "$c" >/dev/null 2>&1 || die "missing tool $c (run: bash hack/install-deps.sh)"; done
+}
+
+lib_init() {
+	((EUID == 0)) || { echo "not ok - needs root (network namespaces)"; exit 1; }
+	need ip nft ss "$PYTHON" curl
+	T=$(mktemp -d "/tmp/warren-e2e-$E2E_ID.XXXXXX") || die "mktemp"
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+# --- topology --------------------------------------------------------------
+
+conflist_write() { # NODE FILE WITH_WARREN(0/1) [extra warren-cni json keys]
+	local node=$1 file=$2 warren=$3 extra=${4:-}
+	local ipam="{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":\"${NODE_SUBNET[$node]}\"}]],\"routes\":[{\"dst\":\"0.0.0.0/0\"}],\"dataDir\":\"$T/$node/ipam\"}"
+	local plugins="{\"type\":\"bridge\",\"bridge\":\"cni0\",\"isGateway\":true,\"ipMasq\":false,\"ipam\":$ipam}"
+	if ((warren)); then
+		plugins+=",{\"type\":\"warren-cni\",\"tunnelSocket\":\"$T/$node/plugin.sock\",\"excludeNamespaces\":[\"kube-system\"],\"logFile\":\"$T/$node/cni.log\",\"logLevel\":\"debug\",\"timeoutMs\":5000$extra}"
+	fi
+	printf '{"cniVersion":"1.0.0","name":"warren-e2e","plugins":[%s]}\n' "$plugins" >"$file"
+}
+
+topo_up() {
+	local n1=${NODE_NETNS[node1]} n2=${NODE_NETNS[node2]} node
+	pp ip netns add "$n1" || return 1
+	pp ip netns add "$n2" || return 1
+	pp ip -n "$n1" link add "wv$E2E_ID" type veth peer name "wv$E2E_ID" netns "$n2" || return 1
+	pp ip -n "$n1" addr add 10.0.0.1/30 dev "wv$E2E_ID"
+	pp ip -n "$n2" addr add 10.0.0.2/30 dev "wv$E2E_ID"
+	for node in node1 node2; do
+		pp ip -n "${NODE_NETNS[$node]}" link set lo up
+		pp ip -n "${NODE_NETNS[$node]}" link set "wv$E2E_ID" up
+		pp ip netns exec "${NODE_NETNS[$node]}" sysctl -qw net.ipv4.ip_forward=1
+		mkdir -p "$T/$node/state"
+		conflist_write "$node" "$T/$node.conflist" 1
+		conflist_write "$node" "$T/$node.plain.conflist" 0
+	done
+	pp ip -n "$n1" route add 10.244.2.0/24 via 10.0.0.2
+	pp ip -n "$n2" route add 10.244.1.0/24 via 10.0.0.1
+	mesh init
+}
+
+# --- tunnels ---------------------------------------------------------------
+
+tunnel_conf_write() { # NODE
+	local node=$1 d=$T/$1
+	cat >"$d/tunnel.yaml" <<EOF
+node: $node
+pluginSocket: $d/plugin.sock
+stateDir: $d/state
+meshPath: $T/mesh.yaml
+adminAddress: 127.0.0.1:15000
+adminSocket: $d/admin.sock
+metricsAddress: 127.0.0.1:15020
+readinessAddress: 0.0.0.0:15021
+logLevel: ${TUNNEL_LOG_LEVEL:-debug}
+logFile: $d/tunnel.log
+EOF
+}
+
+tunnel_ready() { # NODE: readiness endpoint answers 200
+	[[ $(nexec "$1" curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
+		http://127.0.0.1:15021/healthz/ready 2>/dev/null) == 200 ]]
+}
+
+tunnel_start() { # NODE
+	local node=$1
+	[[ -x $WARREN_BUILD/warren-tunnel ]] || { echo "no $WARREN_BUILD/warren-tunnel (make B=...)" >&2; return 1; }
+	tunnel_conf_write "$node"
+	# Not through pp: a backgrounded function is a subshell, and $! must be
+	# the tunnel itself (ip netns exec execs it) so kill -9 hits the tunnel.
+	printf '\e[2m+ %s\e[0m\n' "ip netns exec ${NODE_NETNS[$node]} $WARREN_BUILD/warren-tunnel --config $T/$node/tunnel.yaml &" >&"$PP_FD"
+	ip netns exec "${NODE_NETNS[$node]}" "$WARREN_BUILD/warren-tunnel" \
+		--config "$T/$node/tunnel.yaml" >>"$T/$node/tunnel.out" 2>&1 &
+	TUNNEL_PID[$node]=$!
+	disown "$!" # no "Killed" job notice on kill -9; bash still reaps it
+	if ! wait_for -t 10 tunnel_ready "$node"; then
+		echo "warren-tunnel on $node not ready within 10 s; last log lines:" >&2
+		tail -n 20 "$T/$node/tunnel.out" "$T/$node/tunnel.log" >&2 2>/dev/null
+		return 1
+	fi
+}
+
+tunnel_alive() { [[ -n ${TUNNEL_PID[$1]:-} ]] && kill -0 "${TUNNEL_PID[$1]}" 2>/dev/null; }
+
+exited() { # PID: gone or a zombie
+	[[ ! -e /proc/$1/stat ]] || [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]]
+}
+
+tunnel_stop() { # NODE [SIGNAL]: signal the tunnel, KILL it after 10 s, reap it
+	local node=$1 sig=${2:-TERM} pid=${TUNNEL_PID[$1]:-}
+	[[ -n $pid ]] || return 0
+	kill -"$sig" "$pid" 2>/dev/null
+	if ! wait_for -t 10 exited "$pid"; then
+		echo "warren-tunnel on $node ignored SIG$sig for 10 s; killing it" >&2
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	unset "TUNNEL_PID[$node]"
+	return 0
+}
+tunnel_kill9() { tunnel_stop "$1" KILL; }
+
+tunnel_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/${TUNNEL_PID[$1]}/status"; }
+
+wctl() { # NODE ARGS...
+	local node=$1; shift
+	"$WARREN_BUILD/warrenctl" --socket "$T/$node/admin.sock" "$@"
+}
+
+# Does NODE's tunnel list the pod (by container id)? Output of `-o json pods`
+# is searched for the id string, so the exact JSON shape does not matter.
+tunnel_knows() { # NODE CONTAINER_ID
+	local out
+	out=$(wctl "$1" -o json pods 2>/dev/null) && grep -q -- "\"$2\"" <<<"$out"
+}
+# The tunnel answers and does not list the pod (a dead tunnel proves nothing).
+tunnel_forgot() { # NODE CONTAINER_ID
+	local out
+	out=$(wctl "$1" -o json pods 2>/dev/null) && ! grep -q -- "\"$2\"" <<<"$out"
+}
+
+# --- pods ------------------------------------------------------------------
+
+chain() { # NODE CMD POD [extra args]
+	local node=$1 cmd=$2 pod=$3; shift 3
+	CNI_PATH="/usr/lib/cni:$WARREN_BUILD" ip netns exec "${NODE_NETNS[$node]}" \
+		"$PYTHON" "$CNI_CHAIN" "$cmd" --conflist "${POD_CONFLIST[$pod]:-$T/$node.conflist}" \
+		--netns "/run/netns/${POD_NETNS[$pod]}" --id "${POD_ID[$pod]}" --ifname eth0 \
+		--args "IgnoreUnknown=1;K8S_POD_NAMESPACE=${POD_NS[$pod]};K8S_POD_NAME=$pod;K8S_POD_UID=${POD_UID[$pod]};K8S_POD_INFRA_CONTAINER_ID=${POD_ID[$pod]}" \
+		--cache-dir "$T/$node/cni-cache" --path "/usr/lib/cni:$WARREN_BUILD" "$@"
+}
+
+# Register a pod (netns, mesh object) without running ADD.
+pod_define() { # NODE NS NAME [--label k=v]... [--conflist F] [--no-mesh]
+	local node=$1 ns=$2 name=$3; shift 3
+	local labels=() conflist= inmesh=1
+	while (($#)); do
+		case $1 in
+		--label) labels+=(--label "$2"); shift 2 ;;
+		--conflist) conflist=$2; shift 2 ;;
+		--no-mesh) inmesh=0; shift ;;
+		*) echo "pod_define: unknown $1" >&2; return 1 ;;
+		esac
+	done
+	POD_NODE[$name]=$node POD_NS[$name]=$ns POD_NETNS[$name]="wp-$E2E_ID-$name"
+	POD_ID[$name]="c$E2E_ID$name" POD_CONFLIST[$name]=${conflist:-$T/$node.conflist}
+	if ((inmesh)); then
+		POD_UID[$name]=$(mesh pod "$ns" "$name" --node "$node" "${labels[@]}") || return 1
+	else # judged by its namespace alone, as a pod the API server has not shown yet
+		POD_UID[$name]=$(</proc/sys/kernel/random/uuid) POD_NOMESH[$name]=1
+	fi
+	ip netns add "${POD_NETNS[$name]}" || return 1
+	ip -n "${POD_NETNS[$name]}" link set lo up
+}
+
+# ADD through the chain, then publish the IP in the mesh as kubelet would.
+# The result JSON is kept in $T/NAME.result.
+pod_add() { # NODE NS NAME [--label k=v]... [--conflist F]
+	local name=$3
+	pod_define "$@" || return 1
+	pod_cni_add "$name"
+}
+
+pod_cni_add() { # NAME
+	local name=$1 node=${POD_NODE[$1]} ip
+	if ! chain "$node" ADD "$name" >"$T/$name.result" 2>"$T/$name.add.err"; then
+		cat "$T/$name.add.err" >&2
+		return 1
+	fi
+	ip=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["ips"][0]["address"].split("/")[0])' \
+		"$T/$name.result") || return 1
+	POD_IP[$name]=$ip
+	[[ -n ${POD_NOMESH[$name]:-} ]] || mesh ip "${POD_NS[$name]}" "$name" "$ip"
+}
+
+pod_del() { # NAME
+	local name=$1 rc=0
+	chain "${POD_NODE[$name]}" DEL "$name" >/dev/null || rc=1
+	pod_kill_procs "$name"
+	ip netns del "${POD_NETNS[$name]}" 2>/dev/null
+	[[ -n ${POD_NOMESH[$name]:-} ]] || mesh rm-pod "${POD_NS[$name]}" "$name"
+	unset "POD_NETNS[$name]" "POD_IP[$name]"
+	return $rc
+}
+
+pod_kill_procs() { # NAME: kill whatever runs in the pod netns (all ours)
+	local pids
+	pids=$(ip netns pids "${POD_NETNS[$1]}" 2>/dev/null)
+	[[ -n $pids ]] && kill -KILL $pids 2>/dev/null
+	return 0
+}
+
+app_server() { # POD PORT: echo server, log in $T/POD.app.log
+	local pod=$1 port=$2
+	: >"$T/$pod.app.log"
+	bg ip netns exec "${POD_NETNS[$pod]}" "$PYTHON" "$APP" server "$port" "$T/$pod.app.log"
+	wait_listen "${POD_NETNS[$pod]}" "$port" 10
+}
+
+app_client() { # POD HOST PORT MSG [app.py client options]
+	local pod=$1; shift
+	ip netns exec "${POD_NETNS[$pod]}" timeout 20 "$PYTHON" "$APP" client "$@"
+}
+
+# Counter (packets) of the nft rule whose comment (userdata) is TAG, in
+# table inet TABLE of the pod's netns; empty when the rule is missing.
+nft_counter() { # POD TABLE TAG
+	pexec "$1" nft -j list table inet "$2" 2>/dev/null | "$PYTHON" -c '
+import json, sys
+tag = sys.argv[1]
+for item in json.load(sys.stdin).get("nftables", []):
+    r = item.get("rule")
+    if not r or r.get("comment") != tag:
+        continue
+    for e in r.get("expr", []):
+        if isinstance(e, dict) and "counter" in e:
+            print(e["counter"]["packets"]); sys.exit(0)
+sys.exit(1)' "$3"
+}
+
+# Nothing of ours inside a pod netns: no warren tables, no rule for table 100,
+# no route in table 100.
+inpod_clean() { # POD
+	local p=${POD_NETNS[$1]}
+	! ip netns exec "$p" nft list tables 2>/dev/null | grep warren >/dev/null || return 1
+	! ip -n "$p" rule show 2>/dev/null | grep 'lookup 100' >/dev/null || return 1
+	[[ -z $(ip -n "$p" route show table 100 2>/dev/null) ]]
+}
+
+no_listeners() { # POD: none of 15001/15006/15008
+	[[ -z $(ss -N "${POD_NETNS[$1]}" -Htln '( sport = :15001 or sport = :15006 or sport = :15008 )' 2>/dev/null) ]]
+}
+
+# Run warren-cni directly (no chain) with STDIN as its config. ENV entries
+# (K=V) override, "-K" removes a variable. Prints stdout, returns its status.
+plugin_direct() { # NODE CMD POD STDIN [K=V | -K]...
+	local node=$1 cmd=$2 pod=$3 stdin=$4; shift 4
+	local env=(CNI_COMMAND="$cmd" CNI_CONTAINERID="${POD_ID[$pod]}"
+		CNI_NETNS="/run/netns/${POD_NETNS[$pod]}" CNI_IFNAME=eth0
+		CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=${POD_NS[$pod]};K8S_POD_NAME=$pod;K8S_POD_UID=${POD_UID[$pod]};K8S_POD_INFRA_CONTAINER_ID=${POD_ID[$pod]}"
+		CNI_PATH="/usr/lib/cni:$WARREN_BUILD")
+	local e i
+	for e in "$@"; do
+		for i in "${!env[@]}"; do
+			[[ ${env[$i]%%=*} == "${e#-}" || ${env[$i]%%=*} == "${e%%=*}" ]] && unset "env[$i]"
+		done
+		[[ $e == -* ]] || env+=("$e")
+	done
+	printf '%s' "$stdin" | ip netns exec "${NODE_NETNS[$node]}" env -u CNI_COMMAND -u CNI_NETNS "${env[@]}" \
+		"$WARREN_BUILD/warren-cni"
+}
+
+# The warren-cni object of NODE's conflist as a standalone config (no prevResult).
+plugin_conf() { # NODE [cniVersion]
+	"$PYTHON" -c 'import json,sys; c=json.load(open(sys.argv[1])); p=c["plugins"][-1]; p["name"]=c["name"]; p["cniVersion"]=sys.argv[2]; print(json.dumps(p))' \
+		"$T/$1.conflist" "${2:-1.0.0}"
+}
+
+# --- cleanup ---------------------------------------------------------------
+
+cleanup() {
+	local rc=$? node pod ns pid left=""
+	set +e
+	trap - EXIT INT TERM
+	exec 3>&2 2>/dev/null # no "Killed" job notices
+	for node in "${!TUNNEL_PID[@]}"; do kill -KILL "${TUNNEL_PID[$node]}" 2>/dev/null; done
+	for pid in "${BG_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+	# anything still running inside one of our namespaces was started by us
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E -- "^w[np][0-9]*-$E2E_ID(-|$)"); do
+		pid=$(ip netns pids "$ns" 2>/dev/null)
+		[[ -n $pid ]] && kill -KILL $pid 2>/dev/null
+	done
+	for node in "${!TUNNEL_PID[@]}"; do wait_for -t 5 exited "${TUNNEL_PID[$node]}"; done
+	for pid in "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E -- "^w[np][0-9]*-$E2E_ID(-|$)"); do
+		ip netns del "$ns" 2>/dev/null
+	done
+	# verify: no namespace, no process, no temp dir of ours
+	left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E -- "^w[np][0-9]*-$E2E_ID(-|$)" | tr '\n' ' ')
+	for pid in "${TUNNEL_PID[@]}" "${BG_PIDS[@]}"; do
+		exited "$pid" || left+="pid:$pid "
+	done
+	if [[ -n $T && -d $T && -z ${KEEP_TMP:-} ]]; then rm -rf "$T"; fi
+	[[ -n ${KEEP_TMP:-} ]] && echo "# kept $T" >&3
+	[[ -n $T && -d $T && -z ${KEEP_TMP:-} ]] && left+="$T "
+	if [[ -n ${CLEANUP_TAP:-} ]]; then
+		if [[ -z $left ]]; then ok "cleanup: no namespace, process or temp dir of ours left"
+		else not_ok "cleanup: left behind: $left"; rc=1; fi
+	elif [[ -n $left ]]; then
+		echo "cleanup: left behind: $left" >&3
+	fi
+	((rc == 0 && TAP_FAILED > 0)) && rc=1
+	exit "$rc"
+}
