@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The reactor behind tunnel/loop.h: level-triggered epoll, a table of
+ * registrations indexed by fd (grown on demand), and a binary min-heap of
+ * one-shot timers ordered by (deadline, insertion order). Each epoll event
+ * carries the fd and the generation of its registration, so an event
+ * collected for a registration that was deleted (or deleted and re-added
+ * for a new fd with the same number) earlier in the round is dropped.
+ * loop_stop() only sets a flag and writes an eventfd, so it is safe from
+ * a callback and from a signal handler; the round in progress is finished
+ * first (edge-triggered users would lose its events otherwise).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tunnel/loop.h"
+
+#define LOOP_MAX_EVENTS 64
+/* epoll data for the wakeup eventfd: never a valid (fd, generation) pair. */
+#define LOOP_WAKE_TOKEN UINT64_MAX
+
+struct loop_reg {
+	loop_fd_cb cb;     /* NULL: slot free */
+	void *ctx;
+	uint32_t events;
+	uint32_t gen;
+};
+
+struct loop_timer {
+	uint64_t when;     /* loop_now_ms() deadline */
+	uint64_t seq;      /* ties fire in the order they were added */
+	size_t idx;        /* position in the heap */
+	loop_timer_cb cb;
+	void *ctx;
+};
+
+struct loop {
+	int epfd;
+	int wakefd;
+	struct loop_reg *regs;
+	size_t nregs;
+	uint32_t gen;
+	struct loop_timer **heap;
+	size_t nheap, capheap;
+	uint64_t seq;
+	volatile sig_atomic_t stop;
+};
+
+uint64_t loop_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct loop *loop_new(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = LOOP_WAKE_TOKEN };
+	struct loop *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->epfd < 0 || l->wakefd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) < 0) {
+		loop_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+void loop_free(struct loop *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->nheap; i++)
+		free(l->heap[i]);
+	free(l->heap);
+	free(l->regs);
+	if (l->wakefd >= 0)
+		close(l->wakefd);
+	if (l->epfd >= 0)
+		close(l->epfd);
+	free(l);
+}
+
+static struct loop_reg *reg_get(struct loop *l, int fd)
+{
+	if (fd < 0 || (size_t)fd >= l->nregs || !l->regs[fd].cb)
+		return NULL;
+	return &l->regs[fd];
+}
+
+static int epoll_set(struct loop *l, int op, int fd, const struct loop_reg *reg)
+{
+	struct epoll_event ev = {
+		.events = reg->events,
+		.data.u64 = (uint64_t)reg->gen << 32 | (uint32_t)fd,
+	};
+
+	return epoll_ctl(l->epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+int loop_add(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ctx)
+{
+	struct loop_reg *reg;
+	int ret;
+
+	assert(cb);
+	if (fd < 0)
+		return -EBADF;
+	if (reg_get(l, fd))
+		return -EEXIST;
+	if ((size_t)fd >= l->nregs) {
+		size_t n = l->nregs ? l->nregs : 64;
+
+		while (n <= (size_t)fd)
+			n *= 2;
+		reg = realloc(l->regs, n * sizeof(*reg));
+		if (!reg)
+			return -ENOMEM;
+		memset(reg + l->nregs, 0, (n - l->nregs) * sizeof(*reg));
+		l->regs = reg;
+		l->nregs = n;
+	}
+	reg = &l->regs[fd];
+	*reg = (struct loop_reg){ .cb = cb, .ctx = ctx, .events = events, .gen = ++l->gen };
+	ret = epoll_set(l, EPOLL_CTL_ADD, fd, reg);
+	if (ret < 0)
+		reg->cb = NULL;
+	return ret;
+}
+
+int loop_mod(struct loop *l, int fd, uint32_t events)
+{
+	struct loop_reg *reg = reg_get(l, fd);
+	uint32_t old;
+	int ret;
+
+	if (!reg)
+		return -ENOENT;
+	/* Callers recompute interest after every event; skip the no-op. */
+	if (reg->events == events)
+		return 0;
+	old = reg->events;
+	reg->events = events;
+	ret = epoll_set(l, EPOLL_CTL_MOD, fd, reg);
+	if (ret < 0)
+		reg->events = old;
+	return ret;
+}
+
+int loop_del(struct loop *l, int fd)
+{
+	struct loop_reg *reg = reg_get(l, fd);
+
+	if (!reg)
+		return -ENOENT;
+	/* Forget it even if the kernel already did (fd closed too early). */
+	reg->cb = NULL;
+	return epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+}
+
+/* --- timers: binary min-heap --- */
+
+static bool timer_before(const struct loop_timer *a, const struct loop_timer *b)
+{
+	return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void heap_set(struct loop *l, size_t i, struct loop_timer *t)
+{
+	l->heap[i] = t;
+	t->idx = i;
+}
+
+static void heap_up(struct loop *l, size_t i)
+{
+	struct loop_timer *t = l->heap[i];
+
+	while (i > 0 && timer_before(t, l->heap[(i - 1) / 2])) {
+		heap_set(l, i, l->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_set(l, i, t);
+}
+
+static void heap_down(struct loop *l, size_t i)
+{
+	struct loop_timer *t = l->heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= l->nheap)
+			break;
+		if (c + 1 < l->nheap && timer_before(l->heap[c + 1], l->heap[c]))
+			c++;
+		if (!timer_before(l->heap[c], t))
+			break;
+		heap_set(l, i, l->heap[c]);
+		i = c;
+	}
+	heap_set(l, i, t);
+}
+
+static void heap_remove(struct loop *l, struct loop_timer *t)
+{
+	size_t i = t->idx;
+	struct loop_timer *last;
+
+	assert(i < l->nheap && l->heap[i] == t);
+	last = l->heap[--l->nheap];
+	if (last == t)
+		return;
+	heap_set(l, i, last);
+	heap_up(l, i);
+	heap_down(l, last->idx);
+}
+
+struct loop_timer *loop_timer_add(struct loop *l, uint64_t ms, loop_timer_cb cb, void *ctx)
+{
+	struct loop_timer *t;
+
+	assert(cb);
+	if (l->nheap == l->capheap) {
+		size_t n = l->capheap ? 2 * l->capheap : 16;
+		struct loop_timer **h = realloc(l->heap, n * sizeof(*h));
+
+		if (!h)
+			return NULL;
+		l->heap = h;
+		l->capheap = n;
+	}
+	t = malloc(sizeof(*t));
+	if (!t)
+		return NULL;
+	*t = (struct loop_timer){ .when = loop_now_ms() + ms, .seq = l->seq++, .cb = cb, .ctx = ctx };
+	heap_set(l, l->nheap++, t);
+	heap_up(l, t->idx);
+	return t;
+}
+
+void loop_timer_cancel(struct loop *l, struct loop_timer *t)
+{
+	if (!t)
+		return;
+	heap_remove(l, t);
+	free(t);
+}
+
+/* Fires due timers. Ones added by these callbacks wait for the next round,
+ * so a callback re-arming itself with 0 ms cannot starve the fds. */
+static void timers_run(struct loop *l)
+{
+	uint64_t now = loop_now_ms(), seq_limit = l->seq;
+
+	while (l->nheap && !l->stop) {
+		struct loop_timer *t = l->heap[0];
+		loop_timer_cb cb = t->cb;
+		void *ctx = t->ctx;
+
+		if (t->when > now || t->seq >= seq_limit)
+			break;
+		heap_remove(l, t);
+		free(t);
+		cb(l, ctx);
+	}
+}
+
+static int next_timeout(const struct loop *l)
+{
+	uint64_t now, when;
+
+	if (!l->nheap)
+		return -1;
+	now = loop_now_ms();
+	when = l->heap[0]->when;
+	if (when <= now)
+		return 0;
+	return when - now > INT_MAX ? INT_MAX : (int)(when - now);
+}
+
+int loop_run(struct loop *l)
+{
+	struct epoll_event evs[LOOP_MAX_EVENTS];
+
+	while (!l->stop) {
+		int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, next_timeout(l));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (int i = 0; i < n; i++) {
+			uint64_t token = evs[i].data.u64;
+			int fd = (int)(uint32_t)token;
+			struct loop_reg *reg;
+			uint32_t ev;
+
+			if (token == LOOP_WAKE_TOKEN) {
+				uint64_t v;
+
+				/* Drained so the next loop_stop() wakes us again. */
+				if (read(l->wakefd, &v, sizeof(v)) < 0)
+					assert(errno == EAGAIN);
+				continue;
+			}
+			/* Looked up now: an earlier callback may have deleted it. */
+			reg = reg_get(l, fd);
+			if (!reg || reg->gen != (uint32_t)(token >> 32))
+				continue;
+			/* Nor report interest that was dropped earlier in this round. */
+			ev = evs[i].events & (reg->events | EPOLLERR | EPOLLHUP);
+			if (ev)
+				reg->cb(l, fd, ev, reg->ctx);
+		}
+		timers_run(l);
+	}
+	/* Consumed: the next loop_run() runs until the next loop_stop(). */
+	l->stop = 0;
+	return 0;
+}
+
+void loop_stop(struct loop *l)
+{
+	uint64_t one = 1;
+	int saved = errno;
+	ssize_t n;
+
+	l->stop = 1;
+	/* Wakes an epoll_wait() this interrupted (signal handler); a failure
+	 * can only be a full counter, which is readable, so awake anyway. */
+	n = write(l->wakefd, &one, sizeof(one));
+	(void)n;
+	errno = saved;
+}
