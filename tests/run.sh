@@ -21,7 +21,7 @@ run_one() { # name, command...
 	rc=$?
 	ok=$(grep -cE '^ok ' "$log")
 	nok=$(grep -cE '^not ok ' "$log")
-	grep -E '^(ok|not ok) |^#' "$log" | sed 's/^/    /'
+	grep -E '^(ok|not ok) |^# ' "$log" | sed 's/^/    /'
 	if ((nok > 0 || rc != 0)); then
 		echo "--- $name: exit $rc; last lines of its log:"
 		tail -n 40 "$log" | sed 's/^/    /'
