@@ -31,9 +31,12 @@ struct conf_key {
 	enum key_type type;
 	size_t off;
 	const char *dflt; /* strings only; NULL: unset */
+	long long min, max; /* integers only */
 };
 
-#define SKEY(n, f, d) { n, KT_STRING, offsetof(struct tunnel_conf, f), d }
+#define SKEY(n, f, d) { n, KT_STRING, offsetof(struct tunnel_conf, f), d, 0, 0 }
+#define IKEY(n, f, lo, hi) { n, KT_INT, offsetof(struct tunnel_conf, f), NULL, lo, hi }
+#define MESH_RELOAD_MS_MAX 3600000
 
 static const struct conf_key keys[] = {
 	SKEY("node", node, NULL),
@@ -48,11 +51,16 @@ static const struct conf_key keys[] = {
 	SKEY("trustDomain", trust_domain, "cluster.local"),
 	SKEY("accessLog", access_log, "stdout"),
 	SKEY("clusterId", cluster_id, "Kubernetes"),
-	{ "logLevel", KT_LEVEL, offsetof(struct tunnel_conf, log_level), NULL },
-	{ "meshReloadMs", KT_INT, offsetof(struct tunnel_conf, mesh_reload_ms), NULL },
+	SKEY("caDir", ca_dir, NULL),
+	SKEY("rootNamespace", root_namespace, "istio-system"),
+	{ "logLevel", KT_LEVEL, offsetof(struct tunnel_conf, log_level), NULL, 0, 0 },
+	IKEY("meshReloadMs", mesh_reload_ms, 1, MESH_RELOAD_MS_MAX),
+	/* the CA's limits (tunnel/ca.h CA_MIN/MAX_LIFETIME_S) */
+	IKEY("certLifetimeSeconds", cert_lifetime_s, 60, 90LL * 24 * 3600),
+	IKEY("poolMaxStreams", pool_max_streams, 1, 10000),
+	IKEY("poolIdleTimeoutMs", pool_idle_timeout_ms, 1, 24LL * 3600 * 1000),
+	IKEY("hbonePingIntervalMs", hbone_ping_interval_ms, 0, 3600000),
 };
-
-#define MESH_RELOAD_MS_MAX 3600000
 
 static const char *type_name(const json_t *v)
 {
@@ -89,7 +97,8 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 	snprintf(err, errlen,
 		 "%s: unknown key \"%s\"; known keys: node, pluginSocket, stateDir, meshPath, "
 		 "adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
-		 "trustDomain, meshReloadMs, accessLog, clusterId",
+		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, certLifetimeSeconds, "
+		 "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs",
 		 path, name);
 }
 
@@ -128,9 +137,9 @@ static int set_key(const char *path, const struct conf_key *k, json_t *v, struct
 			return -EINVAL;
 		}
 		n = json_integer_value(v);
-		if (n < 1 || n > MESH_RELOAD_MS_MAX) {
-			snprintf(err, errlen, "%s: %s: %lld is out of range (1-%d)", path, k->name,
-				 (long long)n, MESH_RELOAD_MS_MAX);
+		if (n < k->min || n > k->max) {
+			snprintf(err, errlen, "%s: %s: %lld is out of range (%lld-%lld)", path, k->name,
+				 (long long)n, k->min, k->max);
 			return -EINVAL;
 		}
 		*(int *)((char *)c + k->off) = (int)n;
@@ -192,6 +201,10 @@ int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_
 	memset(out, 0, sizeof(*out));
 	out->log_level = WLOG_INFO;
 	out->mesh_reload_ms = 1000;
+	out->cert_lifetime_s = 86400;
+	out->pool_max_streams = 100;
+	out->pool_idle_timeout_ms = 300000;
+	out->hbone_ping_interval_ms = 10000;
 	if (err && errlen)
 		err[0] = '\0';
 	ret = kobj_load_file(path, &objs, err, errlen);

@@ -15,6 +15,19 @@
  *   meshReloadMs    poll interval for meshPath changes when inotify cannot be used [1000]
  *   accessLog       JSON access log per closed connection: stdout|off|PATH [stdout]
  *   clusterId       source_cluster/destination_cluster metric label [Kubernetes]
+ *   caDir           mesh CA directory made by hack/gen-ca.sh: root-cert.pem +
+ *                   root-key.pem, or ca-cert.pem + ca-key.pem + cert-chain.pem
+ *                   (intermediate layout, preferred when ca-cert.pem exists).
+ *                   Set: pod-to-pod traffic is mTLS HBONE (port 15008) with L4
+ *                   policy. Unset: plaintext mode, logged loudly at start  [none]
+ *   certLifetimeSeconds  workload certificate lifetime, 60..7776000; renewed
+ *                   at half-life  [86400]
+ *   rootNamespace   Istio root namespace: its selector-less policies are
+ *                   mesh-wide  [istio-system]
+ *   poolMaxStreams  HBONE streams per pooled HTTP/2 connection, 1..10000 [100]
+ *   poolIdleTimeoutMs  close a pooled HBONE connection idle this long [300000]
+ *   hbonePingIntervalMs  HTTP/2 PING keepalive interval, 0 = off; no answer
+ *                   within twice the interval drops the connection  [10000]
  *   metricsAddress and readinessAddress also accept "off" (no server).
  * Unknown keys are an error naming the key (a typo must not silently
  * change behaviour); a known key of the wrong type is an error naming it.
@@ -42,6 +55,12 @@ struct tunnel_conf {
 	int mesh_reload_ms;
 	char *access_log;  /* "stdout", "off" or a path */
 	char *cluster_id;
+	char *ca_dir;            /* NULL: plaintext mode */
+	int cert_lifetime_s;
+	char *root_namespace;
+	int pool_max_streams;
+	int pool_idle_timeout_ms;
+	int hbone_ping_interval_ms;
 };
 
 int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_t errlen);

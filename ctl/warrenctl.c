@@ -45,7 +45,15 @@ static void usage(FILE *f)
 		"  services           list the services of the mesh model: VIPs, ports\n"
 		"                     (port->targetPort/protocol) and endpoints (ready pods the\n"
 		"                     selector matches)\n"
-		"  connections        list live relayed connections\n"
+		"  connections        list live relayed connections (security: mutual_tls for\n"
+		"                     HBONE, with the source and destination identities)\n"
+		"  certs              list the workload certificates (mTLS mode): identity, serial,\n"
+		"                     not-after, seconds to renewal, pods using it (refs)\n"
+		"  policies           list AuthorizationPolicies and PeerAuthentications: scope,\n"
+		"                     action, state (active/ignored/invalid), messages, and the\n"
+		"                     local pods each selects\n"
+		"  pool               list the pooled outbound HBONE connections: source\n"
+		"                     identity, destination, streams, bytes, age\n"
 		"  config-dump        print the tunnel's configuration, pods and mesh state (JSON)\n"
 		"  log-level [LEVEL]  print the tunnel's log level, or set it to\n"
 		"                     error|warn|info|debug\n"
@@ -383,12 +391,70 @@ static int cmd_services(const struct ctl *c, int argc, char **argv)
 	return cmd_list_flat(c, "/services", hdr, keys, ARRAY_SIZE(hdr), flatten_service);
 }
 
-static int cmd_connections(const struct ctl *c, int argc, char **argv)
+
+static int cmd_connections_sec(const struct ctl *c, int argc, char **argv)
 {
-	static const char *const hdr[] = { "NAMESPACE", "POD", "DIRECTION", "SRC", "DST", "AGE_MS" };
-	static const char *const keys[] = { "namespace", "pod", "direction", "src", "dst", "ageMs" };
+	static const char *const hdr[] = { "NAMESPACE", "POD", "DIRECTION", "SRC", "DST", "AGE_MS",
+					   "SECURITY", "SRC-IDENTITY", "DST-IDENTITY" };
+	static const char *const keys[] = { "namespace", "pod", "direction", "src", "dst", "ageMs",
+					    "security", "srcIdentity", "dstIdentity" };
 
 	return cmd_list(c, "/connections", hdr, keys, ARRAY_SIZE(hdr));
+}
+
+static int cmd_certs(const struct ctl *c, int argc, char **argv)
+{
+	static const char *const hdr[] = { "IDENTITY", "SERIAL", "NOT-AFTER", "RENEW-IN-S", "REFS" };
+	static const char *const keys[] = { "identity", "serial", "notAfter", "renewInSeconds", "refs" };
+
+	return cmd_list(c, "/certs", hdr, keys, ARRAY_SIZE(hdr));
+}
+
+/* messages -> "level: text; ..."; selects -> "ns/pod,..." */
+static int flatten_policy(json_t *row)
+{
+	json_t *v;
+	char *msgs = NULL, *sel = NULL, item[1024];
+	size_t i;
+
+	json_array_foreach(json_object_get(row, "messages"), i, v) {
+		snprintf(item, sizeof(item), "%s%s: %s", msgs ? " " : "",
+			 json_string_value(json_object_get(v, "level")) ?: "?",
+			 json_string_value(json_object_get(v, "text")) ?: "?");
+		if (append(&msgs, item) < 0)
+			goto oom;
+	}
+	json_array_foreach(json_object_get(row, "selects"), i, v) {
+		if (append(&sel, json_string_value(v) ?: "?") < 0)
+			goto oom;
+	}
+	if (set_joined(row, "_messages", msgs) < 0 || set_joined(row, "_selects", sel) < 0)
+		return -1;
+	return 0;
+oom:
+	free(msgs);
+	free(sel);
+	return -1;
+}
+
+static int cmd_policies(const struct ctl *c, int argc, char **argv)
+{
+	static const char *const hdr[] = { "KIND", "POLICY", "SCOPE", "ACTION", "STATE",
+					   "SELECTS", "MESSAGES" };
+	static const char *const keys[] = { "kind", "key", "scope", "action", "state", "_selects",
+					    "_messages" };
+
+	return cmd_list_flat(c, "/policies", hdr, keys, ARRAY_SIZE(hdr), flatten_policy);
+}
+
+static int cmd_pool(const struct ctl *c, int argc, char **argv)
+{
+	static const char *const hdr[] = { "POD", "SOURCE-IDENTITY", "DESTINATION", "STATE", "STREAMS",
+					   "BYTES-IN", "BYTES-OUT", "AGE_MS" };
+	static const char *const keys[] = { "pod", "sourceIdentity", "destination", "state", "streams",
+					    "bytesIn", "bytesOut", "ageMs" };
+
+	return cmd_list(c, "/pool", hdr, keys, ARRAY_SIZE(hdr));
 }
 
 static int cmd_config_dump(const struct ctl *c, int argc, char **argv)
@@ -448,7 +514,10 @@ static const struct {
 	{ "pods", cmd_pods },
 	{ "workloads", cmd_workloads },
 	{ "services", cmd_services },
-	{ "connections", cmd_connections },
+	{ "connections", cmd_connections_sec },
+	{ "certs", cmd_certs },
+	{ "policies", cmd_policies },
+	{ "pool", cmd_pool },
 	{ "config-dump", cmd_config_dump },
 	{ "log-level", cmd_log_level },
 };

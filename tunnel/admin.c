@@ -11,7 +11,10 @@
  *   GET  /pods          JSON array of enrolled pods
  *   GET  /workloads     JSON array of the mesh model's pods (enrolled? local?)
  *   GET  /services      JSON array of the mesh model's services with endpoints
- *   GET  /connections   JSON array of live connections
+ *   GET  /connections   JSON array of live connections (with security and identities)
+ *   GET  /certs         JSON array of workload certificates (mTLS mode; else [])
+ *   GET  /policies      JSON array of compiled policies and the local pods they select
+ *   GET  /pool          JSON array of pooled outbound HBONE connections
  *   GET  /config_dump   {config, pods, mesh, ready}
  *   GET  /logging       {level};  POST /logging?level=debug sets it
  *   GET  /healthz/ready (also on the readiness address)
@@ -39,6 +42,7 @@
 
 #include "conf/log.h"
 #include "conf/warren.h"
+#include "tunnel/ca.h"
 
 #define SRV_MAGIC 0x48545450u
 #define SRV_MAX 4
@@ -129,17 +133,28 @@ static json_t *conns_json(const struct tunnel *t)
 	uint64_t now = loop_now_ms();
 
 	for (const struct pod *p = t->pods; a && p; p = p->next) {
-		for (const struct conn *c = p->conns; c; c = c->next) {
-			struct relay_stats st = { 0 };
-			char s[64], d[64];
+		char own[SPIFFE_ID_MAX];
 
-			if (c->relay)
-				relay_get_stats(c->relay, &st);
-			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}",
+		mtls_pod_identity(p, own, sizeof(own));
+		for (const struct conn *c = p->conns; c; c = c->next) {
+			struct relay_stats st;
+			char s[64], d[64], tg[64];
+			const char *src_id = NULL, *dst_id = NULL;
+
+			conn_get_stats(c, &st);
+			if (c->hbone) {
+				src_id = c->dir == CONN_OUTBOUND ? own : c->peer_id;
+				dst_id = c->dir == CONN_OUTBOUND ? c->peer_id : own;
+			}
+			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:I,s:I}",
 				"pod", p->name, "namespace", p->namespace,
 				"direction", c->dir == CONN_OUTBOUND ? "outbound" : "inbound",
 				"src", sockaddr_str(&c->src, s, sizeof(s)),
 				"dst", sockaddr_str(&c->dst, d, sizeof(d)),
+				"target", c->target.ss_family ? sockaddr_str(&c->target, tg, sizeof(tg)) : d,
+				"security", c->hbone ? "mutual_tls" : "none",
+				"srcIdentity", src_id && *src_id ? json_string(src_id) : json_null(),
+				"dstIdentity", dst_id && *dst_id ? json_string(dst_id) : json_null(),
 				"ageMs", (json_int_t)(now - c->start_ms),
 				"sentBytes", (json_int_t)st.a_to_b, "receivedBytes", (json_int_t)st.b_to_a));
 		}
@@ -271,6 +286,13 @@ static json_t *config_dump(const struct tunnel *t)
 	if (conf) {
 		json_object_set_new(conf, "accessLog", str_or_null(c->access_log));
 		json_object_set_new(conf, "clusterId", str_or_null(c->cluster_id));
+		json_object_set_new(conf, "caDir", str_or_null(c->ca_dir));
+		json_object_set_new(conf, "mtls", json_boolean(t->sec != NULL));
+		json_object_set_new(conf, "certLifetimeSeconds", json_integer(c->cert_lifetime_s));
+		json_object_set_new(conf, "rootNamespace", str_or_null(c->root_namespace));
+		json_object_set_new(conf, "poolMaxStreams", json_integer(c->pool_max_streams));
+		json_object_set_new(conf, "poolIdleTimeoutMs", json_integer(c->pool_idle_timeout_ms));
+		json_object_set_new(conf, "hbonePingIntervalMs", json_integer(c->hbone_ping_interval_ms));
 	}
 	mesh = json_pack("{s:b,s:I,s:I,s:o,s:I,s:I,s:I}", "loaded", t->mesh != NULL,
 			 "generation", (json_int_t)t->mesh_generation,
@@ -333,6 +355,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	}
 	if (!strcmp(url, "/connections") && get)
 		return respond_json(conn, MHD_HTTP_OK, conns_json(t));
+	if (!strcmp(url, "/certs") && get)
+		return respond_json(conn, MHD_HTTP_OK, mtls_certs_json(t));
+	if (!strcmp(url, "/policies") && get)
+		return respond_json(conn, MHD_HTTP_OK, mtls_policies_json(t));
+	if (!strcmp(url, "/pool") && get)
+		return respond_json(conn, MHD_HTTP_OK, mtls_pool_json(t));
 	if (!strcmp(url, "/config_dump") && get)
 		return respond_json(conn, MHD_HTTP_OK, config_dump(t));
 	if (!strcmp(url, "/logging") && (get || post)) {
@@ -351,7 +379,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 				    json_pack("{s:s}", "level", wlog_level_name(wlog_get_level())));
 	}
 	return respond_text(conn, MHD_HTTP_NOT_FOUND,
-			    "not found: %s %s; endpoints: GET /pods, GET /workloads, GET /services, GET /connections, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready, GET /stats/prometheus\n",
+			    "not found: %s %s; endpoints: GET /pods, GET /workloads, GET /services, GET /connections, GET /certs, GET /policies, GET /pool, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready, GET /stats/prometheus\n",
 			    method, url);
 }
 

@@ -148,6 +148,7 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 		log_error("add for pod %s/%s (uid %s) failed: %s", ns, name, uid, err);
 		return handoff_error("add for pod %s/%s failed: %s", ns, name, err);
 	}
+	mtls_pod_added(p); /* a failure is logged; its HBONE is refused */
 	log_info("enrolled pod %s/%s (uid %s, sa %s, container %s/%s, netns %s)", ns, name, uid, sa,
 		 cid, ifname, netns);
 	return handoff_ok();

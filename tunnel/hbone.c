@@ -110,7 +110,7 @@ static void ring_drop(struct ring *r, size_t n)
 	r->head = (r->head + n) % r->cap;
 	r->len -= n;
 	if (!r->len)
-		r->head = 0;
+		ring_free(r); /* an idle stream holds no buffer (re-allocated on next data) */
 }
 
 static void ring_put(struct ring *r, const uint8_t *p, size_t n)
@@ -133,6 +133,8 @@ static size_t ring_get(struct ring *r, uint8_t *p, size_t n)
 
 	if (n > r->len)
 		n = r->len;
+	if (!n)
+		return 0; /* the buffer may be released */
 	ring_data_iov(r, iov);
 	a = n < iov[0].iov_len ? n : iov[0].iov_len;
 	memcpy(p, iov[0].iov_base, a);
@@ -211,6 +213,7 @@ struct hbone_conn {
 	int busy;
 	bool dead, destroyed;
 	bool hold;               /* memory transport: freed only by hbone_conn_abort */
+	bool draining;           /* pool: no new streams; closed when the last one ends */
 	hbone_conn_done_cb done_cb;
 	void *done_ctx;
 	struct hbone_server_cbs scbs;
@@ -222,6 +225,21 @@ struct hbone_pool {
 	struct hbone_opts o;
 	struct hbone_conn *conns;
 };
+
+static hbone_handshake_cb hs_observer;
+static void *hs_observer_ctx;
+
+void hbone_set_handshake_observer(hbone_handshake_cb cb, void *ctx)
+{
+	hs_observer = cb;
+	hs_observer_ctx = ctx;
+}
+
+static void hs_observe(struct hbone_conn *c, bool ok, const char *reason)
+{
+	if (hs_observer && !c->mem)
+		hs_observer(hs_observer_ctx, c->role == ROLE_SERVER, ok, reason);
+}
 
 static void conn_pump(struct hbone_conn *c);
 static void conn_kill(struct hbone_conn *c, const char *fmt, ...)
@@ -491,7 +509,7 @@ static int stream_fill_up(struct hbone_stream *s)
 
 		if (r < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
+				break;
 			if (errno == EINTR)
 				continue;
 			return -errno;
@@ -500,6 +518,8 @@ static int stream_fill_up(struct hbone_stream *s)
 			s->tcp_eof = true;
 		ring_commit(&s->up, (size_t)r);
 	}
+	if (!s->up.len)
+		ring_free(&s->up);
 	return 0;
 }
 
@@ -1135,9 +1155,9 @@ static void idle_cb(struct loop *l, void *ctx)
 static void conn_arm_idle(struct hbone_conn *c)
 {
 	c->idle_since_ms = loop_now_ms();
-	if (c->role != ROLE_CLIENT || !c->o.idle_ms || c->idle_timer || c->dead)
+	if (c->role != ROLE_CLIENT || (!c->o.idle_ms && !c->draining) || c->idle_timer || c->dead)
 		return;
-	c->idle_timer = loop_timer_add(c->l, c->o.idle_ms, idle_cb, c);
+	c->idle_timer = loop_timer_add(c->l, c->draining ? 0 : c->o.idle_ms, idle_cb, c);
 }
 
 static void connect_timeout_cb(struct loop *l, void *ctx)
@@ -1147,6 +1167,8 @@ static void connect_timeout_cb(struct loop *l, void *ctx)
 	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
 	c->connect_timer = NULL;
 	conn_enter(c);
+	if (c->state == HBONE_HANDSHAKE)
+		hs_observe(c, false, "TLS handshake timed out");
 	conn_kill(c, "%s did not complete within %u ms",
 		  c->state == HBONE_CONNECTING ? "TCP connect" : "TLS handshake",
 		  c->o.connect_timeout_ms);
@@ -1162,13 +1184,20 @@ static void conn_handshake(struct hbone_conn *c)
 		return;
 	}
 	if (io != TLS_IO_OK) {
-		conn_kill(c, "TLS handshake failed: %s", tls_error(c->ssl));
+		const char *why = tls_error(c->ssl);
+
+		if (!why[0])
+			why = io == TLS_IO_CLOSED ? "peer closed the connection" : tls_io_name(io);
+		hs_observe(c, false, why);
+		conn_kill(c, "TLS handshake failed: %s", why);
 		return;
 	}
 	if (tls_peer_identity(c->ssl, c->peer_id, sizeof(c->peer_id))) {
+		hs_observe(c, false, "peer presented no SPIFFE identity");
 		conn_kill(c, "peer presented no SPIFFE identity");
 		return;
 	}
+	hs_observe(c, true, "ok");
 	if (c->connect_timer) {
 		loop_timer_cancel(c->l, c->connect_timer);
 		c->connect_timer = NULL;
@@ -1462,6 +1491,19 @@ void hbone_conn_shutdown(struct hbone_conn *c)
 			conn_kill(c, "shut down before it was established");
 		}
 	}
+	conn_leave(c);
+}
+
+void hbone_stream_abort(struct hbone_stream *s, const char *reason)
+{
+	struct hbone_conn *c;
+
+	if (!s)
+		return;
+	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	c = s->c;
+	conn_enter(c);
+	stream_fail(s, NGHTTP2_CANCEL, "%s", reason ? reason : "aborted");
 	conn_leave(c);
 }
 
@@ -1842,7 +1884,7 @@ static bool conn_has_slot(const struct hbone_conn *c, uint32_t max)
 {
 	uint32_t remote;
 
-	if (c->dead || c->state == HBONE_CLOSING)
+	if (c->dead || c->state == HBONE_CLOSING || c->draining)
 		return false;
 	remote = nghttp2_session_get_remote_settings(c->h2, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 	if (remote < max)
@@ -1899,6 +1941,20 @@ fail:
 	if (app_fd >= 0)
 		close(app_fd);
 	return ret;
+}
+
+void hbone_pool_drain(struct hbone_pool *p, const char *src_id)
+{
+	size_t n = src_id ? strlen(src_id) : 0;
+
+	CHECK_MAGIC(p, HBONE_POOL_MAGIC);
+	for (struct hbone_conn *c = p->conns; c; c = c->next) {
+		if (c->draining || (src_id && (strncmp(c->pool_key, src_id, n) || c->pool_key[n] != '|')))
+			continue;
+		c->draining = true;
+		if (!c->live)
+			conn_arm_idle(c);
+	}
 }
 
 size_t hbone_pool_stats(const struct hbone_pool *p, struct hbone_pool_conn_info *out, size_t max)

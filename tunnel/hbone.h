@@ -8,7 +8,8 @@
  * (NGHTTP2_ERR_WOULDBLOCK when full, resumed on writability).
  *
  * Each CONNECT stream relays to one plain TCP (or any stream) socket with
- * two bounded rings: peer->socket (the "down" ring, sized to the HTTP/2
+ * two bounded rings, allocated when data arrives and released as soon as
+ * they drain (an idle stream holds no ring): peer->socket (the "down" ring, sized to the HTTP/2
  * stream window: we advertise exactly what we can hold, and only return
  * window (nghttp2_session_consume) once bytes reached the socket, so an app
  * that does not read stops the remote sender) and socket->peer (the "up"
@@ -214,6 +215,17 @@ struct hbone_conn_info {
 
 void hbone_conn_get_info(const struct hbone_conn *c, struct hbone_conn_info *info);
 const char *hbone_conn_state_name(enum hbone_conn_state s);
+/* Ends one stream now (socket reset, RST_STREAM CANCEL); its done callback
+ * runs before this returns, with reason. Works on both sides, also on a
+ * server stream still waiting for accept/reject. */
+void hbone_stream_abort(struct hbone_stream *s, const char *reason);
+
+/* Observer of every TLS handshake (client and server, not the memory
+ * transport): ok, or the failure reason (tls_error text). One per process
+ * (the tunnel's metrics); NULL clears it. */
+typedef void (*hbone_handshake_cb)(void *ctx, bool server, bool ok, const char *reason);
+void hbone_set_handshake_observer(hbone_handshake_cb cb, void *ctx);
+
 /* Graceful: GOAWAY, no new streams, close when the live streams ended. */
 void hbone_conn_shutdown(struct hbone_conn *c);
 /* Hard: every stream is reset, callbacks run, the connection is freed
@@ -253,6 +265,11 @@ void hbone_pool_free(struct hbone_pool *p);
 int hbone_pool_open(struct hbone_pool *p, const struct hbone_pool_target *t,
 		    const struct hbone_connect_req *req, int app_fd, hbone_stream_done_cb done_cb,
 		    void *ctx, struct hbone_stream **out);
+
+/* Stops giving new streams to the pooled connections of src_id (NULL: all):
+ * their live streams go on, each closes when its last stream ends, and the
+ * next hbone_pool_open() dials a new one (e.g. with a renewed certificate). */
+void hbone_pool_drain(struct hbone_pool *p, const char *src_id);
 
 struct hbone_pool_conn_info {
 	char src_id[SPIFFE_ID_MAX];

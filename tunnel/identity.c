@@ -121,9 +121,17 @@ const struct ca_leaf *identity_leaf0(const struct identity *id)
 	return id->leaf;
 }
 
+/* The half-life of the certificate's validity. notBefore is backdated by
+ * CA_BACKDATE_S, so for very short lifetimes (60 s) the half-life falls at
+ * issuance and would renew in a loop: never renew sooner than a quarter of
+ * the lifetime after issuance. */
 static time_t half_life(const struct ca_leaf *leaf)
 {
-	return leaf->not_before + (leaf->not_after - leaf->not_before) / 2;
+	time_t hl = leaf->not_before + (leaf->not_after - leaf->not_before) / 2;
+	time_t issued = leaf->not_before + CA_BACKDATE_S;
+	time_t floor = issued + (leaf->not_after - issued) / 4;
+
+	return hl > floor ? hl : floor;
 }
 
 /* Builds a new leaf and both contexts; on success swaps them into id and

@@ -8,7 +8,9 @@
  * (struct ca_leaf, in memory only) and ready HBONE client and server
  * SSL_CTXs (tunnel/tls.h).
  *
- * Renewal at half-life (not_before + (not_after - not_before) / 2), driven
+ * Renewal at half-life (not_before + (not_after - not_before) / 2, but never
+ * sooner than a quarter of the lifetime after issuance: notBefore is
+ * backdated, which puts the half-life of a 60 s certificate at issuance), driven
  * by the caller's timer: arm it for identity_next_renewal_ms(), and call
  * identity_renew_due() when it fires. Renewal is transactional: a new leaf
  * and NEW client/server SSL_CTXs are built first; only when all succeed are

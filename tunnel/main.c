@@ -46,12 +46,15 @@ static void usage(FILE *f)
 		"                     stateDir, meshPath (required), adminAddress, adminSocket,\n"
 		"                     metricsAddress, readinessAddress, logLevel, logFile,\n"
 		"                     trustDomain, meshReloadMs, accessLog (stdout|off|PATH),\n"
-		"                     clusterId\n"
+		"                     clusterId, caDir (mTLS; none = plaintext), certLifetimeSeconds,\n"
+		"                     rootNamespace, poolMaxStreams, poolIdleTimeoutMs,\n"
+		"                     hbonePingIntervalMs\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n"
 		"\n"
 		"Admin API (default 127.0.0.1:15000): GET /pods, /workloads, /services,\n"
-		"/connections, /config_dump, GET|POST /logging?level=LEVEL; readiness: GET\n"
+		"/connections, /certs, /policies, /pool, /config_dump,\n"
+		"GET|POST /logging?level=LEVEL; readiness: GET\n"
 		"/healthz/ready (default :15021); Prometheus metrics: GET /metrics or\n"
 		"/stats/prometheus (default :15020). One JSON access-log line per closed\n"
 		"connection goes to accessLog (default stdout).\n"
@@ -139,6 +142,8 @@ int main(int argc, char **argv)
 	}
 	log_info("warren-tunnel %s starting (node %s, mesh %s, state %s)", WARREN_VERSION,
 		 conf.node ? conf.node : "?", conf.mesh_path, conf.state_dir);
+	if (mtls_start(&t) < 0)
+		goto out;
 	if (admin_start(&t) < 0)
 		goto out;
 	if (mesh_watch_start(&t) < 0)
@@ -160,6 +165,7 @@ out:
 		pod_free(t.pods); /* records stay on disk for the next start */
 	admin_stop(&t);
 	mesh_watch_stop(&t);
+	mtls_stop(&t);
 	mesh_free(t.mesh);
 	accesslog_close(t.alog);
 	metrics_free(t.metrics);

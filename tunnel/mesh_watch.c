@@ -112,6 +112,7 @@ static void mesh_reload(struct tunnel *t)
 	log_info("mesh model generation %llu loaded from %s: %zu namespaces, %zu pods, %zu services",
 		 (unsigned long long)m->generation, t->conf->mesh_path, m->n_namespaces, m->n_pods,
 		 m->n_services);
+	mtls_model_changed(t); /* policies recompiled, open inbound connections re-checked */
 }
 
 static void poll_cb(struct loop *l, void *ctx);

@@ -751,14 +751,15 @@ char *metrics_render(struct tunnel *t)
 
 	if (!m)
 		return strdup("");
+	mtls_scrape(t);
 	/* Live connections: bring their byte counters up to date. */
 	for (struct pod *p = t->pods; p; p = p->next) {
 		for (struct conn *c = p->conns; c; c = c->next) {
 			active[c->dir == CONN_INBOUND]++;
-			if (c->obs && c->relay) {
+			if (c->obs && (c->relay || c->hs)) {
 				struct relay_stats st;
 
-				relay_get_stats(c->relay, &st);
+				conn_get_stats(c, &st);
 				settle(c->obs, st.a_to_b, st.b_to_a);
 			}
 		}

@@ -104,6 +104,7 @@ void pod_free(struct pod *p)
 		return;
 	CHECK_OBJ(p, POD_MAGIC);
 	t = p->t;
+	mtls_pod_removed(p); /* HBONE first: its streams are conns too */
 	proxy_abort_all(p, "pod removed");
 	pod_unlisten(p);
 	if (p->netns_fd >= 0)

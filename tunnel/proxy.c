@@ -1,11 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Plaintext capture (ambient-reference.md §7, §8.2): accept on a pod's
- * 15001/15006 listeners, recover the original destination from conntrack
+ * Capture (ambient-reference.md §7, §8): accept on a pod's 15001/15006
+ * listeners, recover the original destination from conntrack
  * (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST), open the upstream socket in
  * the pod netns with SO_MARK MARK_TUNNEL, connect without blocking (10 s
- * timeout) and hand both fds to relay_start(). 15008 (HBONE) is accepted
- * and closed until HBONE lands.
+ * timeout) and hand both fds to relay_start(). In mTLS mode (t->sec)
+ * outbound connections are routed by mtls_outbound() first (HBONE to an
+ * enrolled destination, else plain TCP to the resolved target), 15008 is
+ * served by mtls_hbone_accept(), and an inbound HBONE stream uses the same
+ * upstream connect as 15006, then hbone_stream_accept() instead of a
+ * relay. Without a CA, 15008 connections are accepted and closed.
+ *
+ * Inbound L4 policy (conn_authorize) applies to 15006 (no identity) and
+ * HBONE streams (the peer's SPIFFE ID) before the upstream connect, and
+ * again on every model change (proxy_policy_recheck).
  *
  * Inbound preserves the client's address: the upstream socket is
  * IP_TRANSPARENT + IP_FREEBIND and bound to the client IP, and the in-pod
@@ -36,6 +44,7 @@
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "netlink/netns.h"
+#include "tunnel/hbone.h"
 
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80
@@ -70,7 +79,7 @@ const char *sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t le
 }
 
 /* v4-mapped v6 -> v4, so dual-stack listeners give one form per family. */
-static void canonicalise(struct sockaddr_storage *ss)
+void ss_canonicalise(struct sockaddr_storage *ss)
 {
 	struct sockaddr_in6 *s6 = (void *)ss;
 	struct sockaddr_in s4 = { .sin_family = AF_INET };
@@ -83,13 +92,13 @@ static void canonicalise(struct sockaddr_storage *ss)
 	memcpy(ss, &s4, sizeof(s4));
 }
 
-static uint16_t ss_port(const struct sockaddr_storage *ss)
+uint16_t ss_port(const struct sockaddr_storage *ss)
 {
 	return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
 					      : ((const struct sockaddr_in6 *)ss)->sin6_port);
 }
 
-static socklen_t ss_len(const struct sockaddr_storage *ss)
+socklen_t ss_len(const struct sockaddr_storage *ss)
 {
 	return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 }
@@ -131,11 +140,11 @@ static int original_dst(int fd, struct sockaddr_storage *dst)
 		goto ok;
 	return -errno;
 ok:
-	canonicalise(dst);
+	ss_canonicalise(dst);
 	return 0;
 }
 
-static void rst_close(int fd)
+void rst_close(int fd)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
@@ -146,12 +155,24 @@ static void rst_close(int fd)
 }
 
 /* The one teardown. st: the relay's final stats (NULL: it never relayed);
- * reason: why it ended (NULL: st's). */
-static void conn_free(struct conn *c, const struct relay_stats *st, const char *reason)
+ * reason: why it ended (NULL: st's). A stream still attached is detached
+ * first (its done callback then ignores it), then ended: a pending inbound
+ * one is answered 503, any other reset. */
+void conn_free(struct conn *c, const struct relay_stats *st, const char *reason)
 {
 	struct pod *p = c->pod;
 
 	metrics_conn_close(c, st, reason);
+	if (c->hs) {
+		struct hbone_stream *s = c->hs;
+
+		c->hs = NULL;
+		hbone_stream_set_user(s, NULL);
+		if (c->dir == CONN_INBOUND && !c->hs_open)
+			hbone_stream_reject(s, 503);
+		else
+			hbone_stream_abort(s, reason ? reason : "closed");
+	}
 	if (c->timer)
 		loop_timer_cancel(p->t->loop, c->timer);
 	if (c->up_fd >= 0) {
@@ -159,6 +180,8 @@ static void conn_free(struct conn *c, const struct relay_stats *st, const char *
 		rst_close(c->up_fd);
 	}
 	rst_close(c->app_fd);
+	free(c->peer_id);
+	free(c->early_reason);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -170,16 +193,125 @@ static void conn_free(struct conn *c, const struct relay_stats *st, const char *
 	free(c);
 }
 
-static void conn_fail(struct conn *c, const char *what, int err)
+void conn_fail(struct conn *c, const char *what, int err)
 {
-	char s[64], d[64], why[256];
+	char s[64], d[64], why[512];
 
 	snprintf(why, sizeof(why), "%s%s%s", what, err ? ": " : "", err ? strerror(err) : "");
-	log_info("%s connection %s -> %s of pod %s/%s failed: %s%s%s; resetting the app's connection",
-		 dir_name[c->dir], sockaddr_str(&c->src, s, sizeof(s)),
-		 sockaddr_str(&c->dst, d, sizeof(d)), c->pod->namespace, c->pod->name, what,
-		 err ? ": " : "", err ? strerror(err) : "");
+	log_info("%s%s connection %s -> %s of pod %s/%s failed: %s; %s", dir_name[c->dir],
+		 c->hbone ? " HBONE" : "", sockaddr_str(&c->src, s, sizeof(s)),
+		 sockaddr_str(&c->dst, d, sizeof(d)), c->pod->namespace, c->pod->name, why,
+		 c->hbone && c->dir == CONN_INBOUND ? "answering 503" : "resetting the app's connection");
 	conn_free(c, NULL, why);
+}
+
+void conn_hs_reject(struct conn *c, int status, const char *why)
+{
+	struct hbone_stream *s = c->hs;
+	char src[64], d[64];
+
+	log_info("inbound HBONE stream %s -> %s of pod %s/%s (peer %s) refused with %d: %s",
+		 sockaddr_str(&c->src, src, sizeof(src)), sockaddr_str(&c->dst, d, sizeof(d)),
+		 c->pod->namespace, c->pod->name, c->peer_id ? c->peer_id : "?", status, why);
+	c->hs = NULL;
+	if (s)
+		hbone_stream_set_user(s, NULL);
+	conn_free(c, NULL, why);
+	if (s)
+		hbone_stream_reject(s, status);
+}
+
+void conn_get_stats(const struct conn *c, struct relay_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (c->relay) {
+		relay_get_stats(c->relay, st);
+	} else if (c->hs) {
+		struct hbone_stream_stats hs;
+
+		hbone_stream_get_stats(c->hs, &hs);
+		/* the stream's socket is the app (outbound) or the upstream (inbound) */
+		st->a_to_b = c->dir == CONN_OUTBOUND ? hs.tx : hs.rx;
+		st->b_to_a = c->dir == CONN_OUTBOUND ? hs.rx : hs.tx;
+	}
+}
+
+/* Both directions: the stream ended. */
+static void hs_done(struct conn *c, const struct hbone_stream_stats *hst)
+{
+	struct relay_stats st = {
+		.a_to_b = c->dir == CONN_OUTBOUND ? hst->tx : hst->rx,
+		.b_to_a = c->dir == CONN_OUTBOUND ? hst->rx : hst->tx,
+		.reason = hst->reason[0] ? hst->reason : "closed",
+	};
+	char s[64], d[64];
+
+	c->hs = NULL;
+	if (!c->hs_open) {
+		char why[320];
+
+		if (c->dir == CONN_OUTBOUND && hst->status && hst->status != 200)
+			snprintf(why, sizeof(why), "destination answered %d: %s", hst->status, hst->reason);
+		else
+			snprintf(why, sizeof(why), "HBONE stream failed: %s", hst->reason);
+		conn_fail(c, why, 0);
+		return;
+	}
+	log_debug("%s HBONE connection %s -> %s of pod %s/%s ended (%s): %llu bytes sent, %llu received",
+		  dir_name[c->dir], sockaddr_str(&c->src, s, sizeof(s)),
+		  sockaddr_str(&c->dst, d, sizeof(d)), c->pod->namespace, c->pod->name, st.reason,
+		  (unsigned long long)st.a_to_b, (unsigned long long)st.b_to_a);
+	conn_free(c, &st, hst->ok ? "closed" : st.reason);
+}
+
+void conn_hs_out_done(void *ctx, struct hbone_stream *s, const struct hbone_stream_stats *st)
+{
+	struct conn *c = ctx;
+
+	CHECK_OBJ(c, CONN_MAGIC);
+	if (c->opening) { /* ended inside hbone_pool_open: the opener handles it */
+		free(c->early_reason);
+		c->early_reason = strdup(st->reason[0] ? st->reason : "stream ended at once");
+		return;
+	}
+	if (c->hs != s)
+		return; /* detached by conn_free */
+	if (st->status == 200)
+		c->hs_open = true;
+	hs_done(c, st);
+}
+
+void conn_hs_in_done(void *ctx, struct hbone_stream *s, const struct hbone_stream_stats *st)
+{
+	struct conn *c = hbone_stream_user(s);
+
+	(void)ctx;
+	if (!c)
+		return;
+	CHECK_OBJ(c, CONN_MAGIC);
+	hs_done(c, st);
+}
+
+static void relay_done(void *ctx, const struct relay_stats *st);
+static void conn_relay(struct conn *c);
+
+/* Upstream connected: relay, or answer the inbound HBONE stream 200. */
+static void conn_connected(struct conn *c)
+{
+	struct hbone_stream *s = c->hs;
+	int fd = c->up_fd, ret;
+
+	if (!c->hbone) {
+		conn_relay(c);
+		return;
+	}
+	assert(c->dir == CONN_INBOUND && s);
+	c->up_fd = -1;
+	c->hs_open = true;
+	/* last use of c: a stream failing inside accept frees it */
+	ret = hbone_stream_accept(s, fd);
+	if (ret < 0)
+		log_debug("HBONE stream accept failed: %s", strerror(-ret));
 }
 
 static void relay_done(void *ctx, const struct relay_stats *st)
@@ -240,29 +372,29 @@ static void upstream_writable(struct loop *l, int fd, uint32_t events, void *ctx
 	loop_del(l, fd);
 	loop_timer_cancel(l, c->timer);
 	c->timer = NULL;
-	conn_relay(c);
+	conn_connected(c);
 }
 
-static int upstream_socket(struct conn *c, const char **what)
+int conn_upstream_socket(struct conn *c, const char **what)
 {
 	struct pod *p = c->pod;
 	int fd, one = 1;
 	unsigned mark = MARK_TUNNEL;
 
 	*what = "cannot create the upstream socket in the pod netns";
-	fd = netns_socket(p->netns_fd, c->dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = netns_socket(p->netns_fd, c->target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return fd;
 	*what = "cannot set SO_MARK/TCP_NODELAY on the upstream socket";
 	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		goto fail;
-	if (c->dir == CONN_INBOUND && c->src.ss_family == c->dst.ss_family &&
-	    !ss_same_ip(&c->src, &c->dst)) {
+	if (c->dir == CONN_INBOUND && c->src.ss_family == c->target.ss_family &&
+	    !ss_same_ip(&c->src, &c->target)) {
 		struct sockaddr_storage b = c->src;
 
 		*what = "cannot make the upstream socket transparent (source-preserving)";
-		if (c->dst.ss_family == AF_INET) {
+		if (c->target.ss_family == AF_INET) {
 			if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
 			    setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one)) < 0)
 				goto fail;
@@ -287,53 +419,62 @@ fail:
 	}
 }
 
-static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr_storage *src)
+struct conn *conn_new(struct pod *p, enum conn_dir dir, int fd, const struct sockaddr_storage *src)
 {
-	struct conn *c;
-	const char *what = "";
-	char s[64], d[64];
-	int ret;
+	struct conn *c = calloc(1, sizeof(*c));
 
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		log_error("out of memory accepting a connection for pod %s/%s", p->namespace, p->name);
-		rst_close(fd);
-		return;
-	}
+	if (!c)
+		return NULL;
 	*c = (struct conn){ .magic = CONN_MAGIC, .pod = p, .dir = dir, .src = *src,
 			    .start_ms = loop_now_ms(), .app_fd = fd, .up_fd = -1 };
-	canonicalise(&c->src);
+	ss_canonicalise(&c->src);
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;
 	p->conns = c;
 	p->n_conns++;
+	return c;
+}
 
-	ret = original_dst(fd, &c->dst);
-	metrics_conn_open(c);
-	if (ret < 0) {
-		conn_fail(c, "no original destination (was the connection redirected by the in-pod rules?)", -ret);
-		return;
+int conn_authorize(struct conn *c)
+{
+	struct tunnel *t = c->pod->t;
+	struct authz_decision d;
+	char s[64], dst[64], why[900];
+
+	if (!t->authz || !authz_set_count(t->authz))
+		return 0; /* no policy: nothing to decide, the access log says "none" */
+	if (!mtls_authorize(c->pod, &c->src, &c->dst, c->peer_id, &d)) {
+		metrics_conn_policy(c, true, d.policy[0] == '(' ? NULL : d.policy);
+		return 0;
 	}
-	if (dir == CONN_OUTBOUND && ss_loopback(&c->dst) && port_illegal(ss_port(&c->dst))) {
-		conn_fail(c, "self-call to a tunnel port refused", 0);
-		return;
+	metrics_conn_policy(c, false, d.policy[0] == '(' ? NULL : d.policy);
+	snprintf(why, sizeof(why), "denied by policy %s: %s", d.policy, d.reason);
+	if (c->hbone) {
+		conn_hs_reject(c, 401, why);
+		return -EACCES;
 	}
-	if (dir == CONN_INBOUND && port_illegal(ss_port(&c->dst))) {
-		conn_fail(c, "inbound to a tunnel port refused (self-call)", 0);
-		return;
-	}
-	log_debug("%s connection %s -> %s of pod %s/%s accepted", dir_name[dir],
-		  sockaddr_str(&c->src, s, sizeof(s)), sockaddr_str(&c->dst, d, sizeof(d)),
-		  p->namespace, p->name);
-	ret = upstream_socket(c, &what);
+	log_info("inbound connection %s -> %s of pod %s/%s (%s) %s; resetting it",
+		 sockaddr_str(&c->src, s, sizeof(s)), sockaddr_str(&c->dst, dst, sizeof(dst)),
+		 c->pod->namespace, c->pod->name, c->peer_id ? c->peer_id : "plaintext", why);
+	conn_free(c, NULL, why);
+	return -EACCES;
+}
+
+void conn_connect(struct conn *c)
+{
+	struct pod *p = c->pod;
+	const char *what = "";
+	int ret;
+
+	ret = conn_upstream_socket(c, &what);
 	if (ret < 0) {
 		conn_fail(c, what, -ret);
 		return;
 	}
 	c->up_fd = ret;
-	if (connect(c->up_fd, (struct sockaddr *)&c->dst, ss_len(&c->dst)) == 0) {
-		conn_relay(c);
+	if (connect(c->up_fd, (struct sockaddr *)&c->target, ss_len(&c->target)) == 0) {
+		conn_connected(c);
 		return;
 	}
 	if (errno != EINPROGRESS) {
@@ -353,6 +494,74 @@ static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr
 		c->up_fd = -1;
 		rst_close(ufd);
 		conn_fail(c, "cannot watch the upstream socket", -ret);
+	}
+}
+
+static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr_storage *src)
+{
+	struct conn *c;
+	char s[64], d[64];
+	int ret;
+
+	c = conn_new(p, dir, fd, src);
+	if (!c) {
+		log_error("out of memory accepting a connection for pod %s/%s", p->namespace, p->name);
+		rst_close(fd);
+		return;
+	}
+	ret = original_dst(fd, &c->dst);
+	if (ret < 0) {
+		conn_fail(c, "no original destination (was the connection redirected by the in-pod rules?)", -ret);
+		return;
+	}
+	c->target = c->dst;
+	if (dir == CONN_OUTBOUND && ss_loopback(&c->dst) && port_illegal(ss_port(&c->dst))) {
+		conn_fail(c, "self-call to a tunnel port refused", 0);
+		return;
+	}
+	if (dir == CONN_INBOUND && port_illegal(ss_port(&c->dst))) {
+		conn_fail(c, "inbound to a tunnel port refused (self-call)", 0);
+		return;
+	}
+	log_debug("%s connection %s -> %s of pod %s/%s accepted", dir_name[dir],
+		  sockaddr_str(&c->src, s, sizeof(s)), sockaddr_str(&c->dst, d, sizeof(d)),
+		  p->namespace, p->name);
+	if (dir == CONN_INBOUND && conn_authorize(c) < 0)
+		return;
+	if (dir == CONN_OUTBOUND && p->t->sec && mtls_outbound(c))
+		return; /* HBONE (or failed): c is owned elsewhere or gone */
+	metrics_conn_open(c);
+	conn_connect(c);
+}
+
+void proxy_policy_recheck(struct tunnel *t)
+{
+	for (struct pod *p = t->pods; p; p = p->next) {
+		struct conn *c = p->conns, *next;
+
+		for (; c; c = next) {
+			struct authz_decision d;
+			char why[400], s[64], dst[64];
+
+			next = c->next;
+			CHECK_OBJ(c, CONN_MAGIC);
+			if (c->dir != CONN_INBOUND || (!c->relay && !c->hs && c->up_fd < 0))
+				continue;
+			if (!mtls_authorize(p, &c->src, &c->dst, c->peer_id, &d))
+				continue;
+			snprintf(why, sizeof(why), "closed by policy change: %s", d.policy);
+			log_info("inbound %sconnection %s -> %s of pod %s/%s (%s) %s (%s)",
+				 c->hbone ? "HBONE " : "", sockaddr_str(&c->src, s, sizeof(s)),
+				 sockaddr_str(&c->dst, dst, sizeof(dst)), p->namespace, p->name,
+				 c->peer_id ? c->peer_id : "plaintext", why, d.reason);
+			metrics_conn_policy(c, false, d.policy[0] == '(' ? NULL : d.policy);
+			if (c->relay)
+				relay_abort(c->relay, why); /* done_cb frees c */
+			else if (c->hbone && c->hs && !c->hs_open)
+				conn_hs_reject(c, 401, why); /* still connecting upstream */
+			else
+				conn_free(c, NULL, why);
+		}
 	}
 }
 
@@ -383,8 +592,12 @@ void proxy_accept(struct pod_listener *pl)
 			conn_start(p, CONN_INBOUND, fd, &src);
 			break;
 		default:
-			canonicalise(&src);
-			log_debug("HBONE connection from %s to pod %s/%s closed: HBONE is not implemented yet",
+			ss_canonicalise(&src);
+			if (p->t->sec) {
+				mtls_hbone_accept(p, fd, &src);
+				break;
+			}
+			log_debug("HBONE connection from %s to pod %s/%s closed: no mesh CA (caDir), plaintext mode",
 				  sockaddr_str(&src, s, sizeof(s)), p->namespace, p->name);
 			close(fd);
 			break;

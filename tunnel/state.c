@@ -219,6 +219,7 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 	fd = -1;
 	p->netns_dev = cur_dev;
 	p->netns_ino = cur_ino;
+	mtls_pod_added(p); /* a failure is logged; its HBONE is refused */
 	ret = pod_listen(p, lerr, sizeof(lerr));
 	if (ret < 0)
 		log_error("adopted pod %s/%s (uid %s) but %s; will retry", ns, name, uid, lerr);

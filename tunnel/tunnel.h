@@ -13,6 +13,14 @@
  * whether the record goes too: a DEL removes it, a shutdown keeps it).
  * An idle pod is a few hundred bytes plus three sockets: no per-pod
  * buffers (relays allocate their pipes on first data).
+ *
+ * mTLS (mtls.c, only when caDir is set): t->sec owns the mesh CA, the
+ * identity manager (one certificate per service account with a pod here),
+ * the renewal timer and the compiled L4 policy set. Each pod owns its
+ * outbound HBONE pool (so pooled sockets are made in that pod's netns) and
+ * its inbound HBONE server connections (struct hsrv). A connection
+ * tunnelled over HBONE is a struct conn whose hs is the HBONE stream
+ * instead of a relay.
  */
 #ifndef WARREN_TUNNEL_H
 #define WARREN_TUNNEL_H
@@ -25,6 +33,7 @@
 
 #include <jansson.h>
 
+#include "conf/authz.h"
 #include "conf/mesh.h"
 #include "conf/tunnel_conf.h"
 #include "tunnel/loop.h"
@@ -35,6 +44,7 @@
 #define POD_MAGIC    0x504f4421u
 #define CONN_MAGIC   0x434f4e4eu
 #define LIS_MAGIC    0x4c495354u
+#define HSRV_MAGIC   0x48535256u
 
 /* Verify a pointer that came back through a void * (loop/relay ctx). */
 #define CHECK_OBJ(p, m) assert((p) && (p)->magic == (m))
@@ -42,6 +52,11 @@
 enum lis_kind { LIS_OUTBOUND = 0, LIS_INBOUND, LIS_HBONE, LIS_COUNT };
 
 struct pod;
+struct hbone_stream;
+struct hbone_stream_stats;
+struct hbone_conn;
+struct hbone_pool;
+struct mtls;
 
 struct pod_listener {
 	unsigned magic;
@@ -64,6 +79,26 @@ struct conn {
 	struct loop_timer *timer;    /* connect timeout */
 	struct relay *relay;         /* set once relaying */
 	struct conn_obs *obs;        /* metrics.c: labels, byte accounting, access log */
+	/* HBONE (mTLS mode). Outbound: the stream to the destination's 15008;
+	 * inbound: the stream that arrived on this pod's 15008. */
+	struct hbone_stream *hs;
+	struct hsrv *hsrv;           /* inbound HBONE: the connection it came on */
+	bool hbone;
+	struct sockaddr_storage target; /* where up_fd connects (dst, or the Service endpoint) */
+	char *peer_id;               /* inbound HBONE: the client's SPIFFE ID */
+	bool hs_open;                /* the stream is relaying (200 sent or received) */
+	bool opening;                /* inside hbone_pool_open (early done is recorded) */
+	char *early_reason;          /* a stream that ended inside hbone_pool_open */
+};
+
+/* One inbound HBONE connection on a pod's 15008 (TLS + HTTP/2). */
+struct hsrv {
+	unsigned magic;
+	struct hsrv *prev, *next;
+	struct pod *pod;
+	struct hbone_conn *hc;
+	struct sockaddr_storage peer;  /* the client (source pod) address */
+	struct sockaddr_storage local; /* the pod address it arrived on */
 };
 
 struct pod {
@@ -79,6 +114,9 @@ struct pod {
 	bool listening;
 	struct conn *conns;
 	size_t n_conns;
+	bool id_held;                /* holds a reference on its identity (mtls) */
+	struct hbone_pool *pool;     /* outbound HBONE, created on first use */
+	struct hsrv *hsrvs;          /* inbound HBONE connections */
 };
 
 struct mesh_watch;
@@ -102,6 +140,8 @@ struct tunnel {
 	struct admin *admin;
 	struct metrics *metrics;       /* NULL: metrics off (hooks are no-ops) */
 	struct accesslog *alog;        /* NULL: access log off */
+	struct mtls *sec;              /* NULL: plaintext mode (no caDir) */
+	struct authz_set *authz;       /* compiled policies of t->mesh; NULL: none */
 };
 
 /* ---- pods.c: registry ---- */
@@ -130,6 +170,71 @@ void proxy_accept(struct pod_listener *pl);
 void proxy_abort_all(struct pod *p, const char *reason);
 /* "ip:port" / "[v6]:port". Returns buf. */
 const char *sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len);
+
+/* Live byte counters of a connection in relay_stats terms (a_to_b: from
+ * the source to the destination), from its relay or its HBONE stream. */
+void conn_get_stats(const struct conn *c, struct relay_stats *st);
+/* Re-evaluates every inbound connection of every pod against t->authz and
+ * closes those now denied. */
+void proxy_policy_recheck(struct tunnel *t);
+
+/* ---- mtls.c ---- */
+/* Loads caDir (when set) and sets up t->sec; logs plaintext mode loudly
+ * when not. 0 or -errno (a configured CA that does not load is fatal). */
+int mtls_start(struct tunnel *t);
+void mtls_stop(struct tunnel *t);
+/* Pod enrolled / adopted: take its identity (0, or -errno logged). */
+int mtls_pod_added(struct pod *p);
+/* Pod going away: drop its identity, pool and HBONE connections. */
+void mtls_pod_removed(struct pod *p);
+/* A new mesh model is in t->mesh: recompile policies, re-evaluate. */
+void mtls_model_changed(struct tunnel *t);
+/* Serve an accepted 15008 connection (fd owned). */
+void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *peer);
+/*
+ * Outbound routing for an accepted 15001 connection whose original
+ * destination is c->dst: resolves Services and workloads in the model.
+ * Returns 1 when the connection was taken over (HBONE, or failed and
+ * freed: c is gone), 0 to relay plain TCP to c->target (set here).
+ */
+int mtls_outbound(struct conn *c);
+/* The L4 decision for an inbound connection of pod p (peer_id NULL:
+ * plaintext). Returns 0 allow, -EACCES deny; d filled. */
+int mtls_authorize(struct pod *p, const struct sockaddr_storage *src,
+		   const struct sockaddr_storage *dst, const char *peer_id,
+		   struct authz_decision *d);
+/* Admin JSON. */
+json_t *mtls_certs_json(const struct tunnel *t);
+json_t *mtls_policies_json(const struct tunnel *t);
+json_t *mtls_pool_json(const struct tunnel *t);
+/* At scrape time: pool gauges. */
+void mtls_scrape(struct tunnel *t);
+/* The pod's SPIFFE ID, "" when none (plaintext). */
+const char *mtls_pod_identity(const struct pod *p, char *buf, size_t len);
+
+/* proxy.c helpers shared with mtls.c */
+struct conn *conn_new(struct pod *p, enum conn_dir dir, int fd, const struct sockaddr_storage *src);
+/* Connect up_fd to c->target without blocking, then relay (plain) or
+ * accept the HBONE stream (inbound HBONE). c may be gone on return. */
+void conn_connect(struct conn *c);
+/* Inbound L4 policy: records the decision; on deny logs, closes (RST or
+ * HBONE 401) and frees c. 0 allowed, -EACCES denied (c is gone). */
+int conn_authorize(struct conn *c);
+/* HBONE stream callbacks (ctx: outbound the conn, inbound the hsrv). */
+void conn_hs_out_done(void *ctx, struct hbone_stream *s, const struct hbone_stream_stats *st);
+void conn_hs_in_done(void *ctx, struct hbone_stream *s, const struct hbone_stream_stats *st);
+/* Answer a pending inbound HBONE stream with status and free c. */
+void conn_hs_reject(struct conn *c, int status, const char *why);
+void conn_free(struct conn *c, const struct relay_stats *st, const char *reason);
+void conn_fail(struct conn *c, const char *what, int err);
+/* Non-blocking socket in the pod netns with SO_MARK, for c->target
+ * (inbound: transparent, bound to c->src). fd or -errno, *what says which
+ * step failed. */
+int conn_upstream_socket(struct conn *c, const char **what);
+void rst_close(int fd);
+socklen_t ss_len(const struct sockaddr_storage *ss);
+uint16_t ss_port(const struct sockaddr_storage *ss);
+void ss_canonicalise(struct sockaddr_storage *ss);
 
 /* ---- state.c ---- */
 int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen);

@@ -62,6 +62,12 @@ static void test_defaults(void)
 	T_ASSERT_INT(c.mesh_reload_ms, 1000);
 	T_ASSERT_STR(c.access_log, "stdout");
 	T_ASSERT_STR(c.cluster_id, "Kubernetes");
+	T_ASSERT(!c.ca_dir); /* plaintext mode */
+	T_ASSERT_INT(c.cert_lifetime_s, 86400);
+	T_ASSERT_STR(c.root_namespace, "istio-system");
+	T_ASSERT_INT(c.pool_max_streams, 100);
+	T_ASSERT_INT(c.pool_idle_timeout_ms, 300000);
+	T_ASSERT_INT(c.hbone_ping_interval_ms, 10000);
 	tunnel_conf_free(&c);
 	tunnel_conf_free(&c); /* idempotent */
 }
@@ -139,6 +145,33 @@ static void test_observe_keys(void)
 	T_ASSERT(strstr(err, "accessLog, clusterId"));
 }
 
+static void test_mtls_keys(void)
+{
+	struct tunnel_conf c;
+
+	T_ASSERT_INT(load_text("meshPath: /m\ncaDir: /etc/warren/ca\ncertLifetimeSeconds: 60\n"
+			       "rootNamespace: mesh-root\npoolMaxStreams: 7\npoolIdleTimeoutMs: 1500\n"
+			       "hbonePingIntervalMs: 0\n", &c), 0);
+	T_ASSERT_STR(c.ca_dir, "/etc/warren/ca");
+	T_ASSERT_INT(c.cert_lifetime_s, 60);
+	T_ASSERT_STR(c.root_namespace, "mesh-root");
+	T_ASSERT_INT(c.pool_max_streams, 7);
+	T_ASSERT_INT(c.pool_idle_timeout_ms, 1500);
+	T_ASSERT_INT(c.hbone_ping_interval_ms, 0);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\ncertLifetimeSeconds: 59\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "certLifetimeSeconds: 59 is out of range (60-7776000)"));
+	T_ASSERT_INT(load_text("meshPath: /m\npoolMaxStreams: 0\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "poolMaxStreams: 0 is out of range (1-10000)"));
+	T_ASSERT_INT(load_text("meshPath: /m\ncaDir: 3\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "caDir: expected a string, got an integer"));
+	T_ASSERT_INT(load_text("meshPath: /m\ncadir: /x\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "did you mean \"caDir\"?"));
+	T_ASSERT_INT(load_text("meshPath: /m\nbogus: 1\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "caDir, certLifetimeSeconds, rootNamespace, poolMaxStreams, "
+			     "poolIdleTimeoutMs, hbonePingIntervalMs"));
+}
+
 static void test_json(void)
 {
 	struct tunnel_conf c;
@@ -193,4 +226,4 @@ static void test_errors(void)
 }
 
 T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
-       T_CASE(test_observe_keys))
+       T_CASE(test_observe_keys), T_CASE(test_mtls_keys))

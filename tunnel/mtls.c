@@ -1,0 +1,887 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mTLS wiring of the tunnel (ambient-reference.md §7-§11): the mesh CA and
+ * workload identities, outbound routing to HBONE, the inbound 15008
+ * server, and L4 policy. Contract in tunnel.h ("mtls.c").
+ *
+ * t->sec exists only when caDir is set (else the tunnel stays in plaintext
+ * mode and says so loudly at start). The compiled policy set t->authz is
+ * kept in both modes: 15006 is policed with no identity either way.
+ *
+ * Identities: one per service account with an enrolled pod here
+ * (identity_acquire at add/adopt, identity_release when the pod goes),
+ * renewed at half-life by one loop timer armed for the earliest renewal.
+ * After a renewal the pooled HBONE connections of that identity are
+ * drained: their live streams go on with the old certificate, new
+ * connections dial with the new one.
+ *
+ * Outbound: Service VIP:port -> a ready, non-host-network endpoint of the
+ * Service with an address of the same family, picked round-robin, port
+ * mapped by the numeric targetPort (a named targetPort is refused with a
+ * log: the model keeps no container ports); a pod IP is that workload.
+ * Enrolled destination -> HBONE to <pod IP>:15008 from the source pod's
+ * netns through the pod's own pool; anything else -> plain TCP to the
+ * resolved target.
+ *
+ * Inbound 15008: TLS with the pod identity's server context (the live
+ * one at accept time); per stream: :authority must be an IP equal to the
+ * address the connection arrived on (400), not a tunnel port (400), L4
+ * policy with the peer identity (401), upstream connect from the pod netns
+ * with the client's IP (503 on failure), then 200 and relay.
+ */
+#include "tunnel/tunnel.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/log.h"
+#include "conf/warren.h"
+#include "netlink/netns.h"
+#include "tunnel/ca.h"
+#include "tunnel/hbone.h"
+#include "tunnel/identity.h"
+
+#define RENEW_RECHECK_MS (3600u * 1000u) /* wall clock may jump: re-check hourly */
+#define MAX_IDS 256
+
+struct mtls {
+	struct mesh_ca *ca;
+	struct identity_mgr *ids;
+	struct loop_timer *renew_timer;
+	struct hbone_opts copts, sopts;
+	uint64_t rr;
+};
+
+/* ------------------------------------------------------------- helpers */
+
+static bool ss_to_mesh_ip(const struct sockaddr_storage *ss, struct mesh_ip *ip, uint16_t *port)
+{
+	memset(ip, 0, sizeof(*ip));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		ip->family = AF_INET;
+		ip->addr.v4 = s4->sin_addr;
+		if (port)
+			*port = ntohs(s4->sin_port);
+		return true;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		ip->family = AF_INET6;
+		ip->addr.v6 = s6->sin6_addr;
+		if (port)
+			*port = ntohs(s6->sin6_port);
+		return true;
+	}
+	return false;
+}
+
+static void mesh_ip_to_ss(const struct mesh_ip *ip, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (ip->family == AF_INET) {
+		struct sockaddr_in *s4 = (void *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_addr = ip->addr.v4;
+		s4->sin_port = htons(port);
+	} else {
+		struct sockaddr_in6 *s6 = (void *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = ip->addr.v6;
+		s6->sin6_port = htons(port);
+	}
+}
+
+static const struct mesh_pod *local_mesh_pod(const struct tunnel *t, const struct pod *p)
+{
+	const struct mesh_pod *mp;
+
+	if (!t->mesh)
+		return NULL;
+	mp = *p->uid ? mesh_find_pod_by_uid(t->mesh, p->uid) : NULL;
+	return mp ? mp : mesh_find_pod(t->mesh, p->namespace, p->name);
+}
+
+static struct identity *pod_identity(const struct pod *p)
+{
+	struct mtls *sec = p->t->sec;
+
+	if (!sec || !p->id_held)
+		return NULL;
+	return identity_find(sec->ids, p->namespace, p->service_account);
+}
+
+const char *mtls_pod_identity(const struct pod *p, char *buf, size_t len)
+{
+	struct identity *id = pod_identity(p);
+
+	snprintf(buf, len, "%s", id ? identity_id(id) : "");
+	return buf;
+}
+
+/* Low-cardinality label for warren_handshakes_total. */
+static const char *hs_reason_class(const char *r)
+{
+	static const struct { const char *needle, *cls; } map[] = {
+		{ "not signed by", "untrusted_ca" },
+		{ "not in trust domain", "trust_domain" },
+		{ "but peer presented", "identity_mismatch" },
+		{ "no client certificate", "no_client_cert" },
+		{ "requires a client certificate", "no_client_cert" },
+		{ "identity not accepted", "peer_refused" },
+		{ "no SPIFFE", "no_identity" },
+		{ "expired", "cert_expired" },
+		{ "not yet valid", "cert_not_yet_valid" },
+		{ "TLS 1.3", "tls_version" },
+		{ "ALPN", "alpn" },
+		{ "timed out", "timeout" },
+		{ "not speaking TLS", "not_tls" },
+		{ "closed", "peer_closed" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strstr(r, map[i].needle))
+			return map[i].cls;
+	return "other";
+}
+
+static void hs_observer(void *ctx, bool server, bool ok, const char *reason)
+{
+	struct tunnel *t = ctx;
+
+	CHECK_OBJ(t, TUNNEL_MAGIC);
+	if (ok) {
+		metrics_handshake(t, true, "ok");
+		return;
+	}
+	metrics_handshake(t, false, hs_reason_class(reason));
+	log_info("HBONE %s TLS handshake failed: %s", server ? "server (inbound 15008)" : "client (outbound)",
+		 reason);
+}
+
+/* -------------------------------------------------------------- renewal */
+
+static void renew_arm(struct tunnel *t);
+
+static void renew_cb(struct loop *l, void *ctx)
+{
+	struct tunnel *t = ctx;
+	struct mtls *sec;
+	struct identity_info *before = NULL, *after = NULL;
+	size_t nb, na;
+	int ret;
+
+	CHECK_OBJ(t, TUNNEL_MAGIC);
+	sec = t->sec;
+	sec->renew_timer = NULL;
+	before = calloc(MAX_IDS, sizeof(*before));
+	after = calloc(MAX_IDS, sizeof(*after));
+	if (!before || !after)
+		goto out;
+	nb = identity_snapshot(sec->ids, time(NULL), before, MAX_IDS);
+	ret = identity_renew_due(sec->ids, time(NULL));
+	if (ret < 0)
+		log_error("certificate renewal failed: %s; the current certificates stay in use and renewal is retried with backoff",
+			  strerror(-ret));
+	na = identity_snapshot(sec->ids, time(NULL), after, MAX_IDS);
+	for (size_t i = 0; i < na && i < MAX_IDS; i++) {
+		metrics_cert_expiry(t, after[i].id, (int64_t)after[i].not_after);
+		for (size_t k = 0; k < nb && k < MAX_IDS; k++) {
+			if (strcmp(before[k].id, after[i].id) ||
+			    !strcmp(before[k].serial_hex, after[i].serial_hex))
+				continue;
+			log_info("certificate for %s renewed: serial %s -> %s, valid until %lld, next renewal in %lld s; pooled HBONE connections drained (live streams continue)",
+				 after[i].id, before[k].serial_hex, after[i].serial_hex,
+				 (long long)after[i].not_after, (long long)after[i].renew_in_s);
+			for (struct pod *p = t->pods; p; p = p->next)
+				if (p->pool)
+					hbone_pool_drain(p->pool, after[i].id);
+		}
+	}
+out:
+	free(before);
+	free(after);
+	renew_arm(t);
+}
+
+static void renew_arm(struct tunnel *t)
+{
+	struct mtls *sec = t->sec;
+	int64_t ms;
+
+	if (!sec)
+		return;
+	if (sec->renew_timer) {
+		loop_timer_cancel(t->loop, sec->renew_timer);
+		sec->renew_timer = NULL;
+	}
+	ms = identity_next_renewal_ms(sec->ids);
+	if (ms < 0)
+		return;
+	if (ms > RENEW_RECHECK_MS)
+		ms = RENEW_RECHECK_MS;
+	if (ms < 100)
+		ms = 100; /* never spin, whatever the schedule says */
+	sec->renew_timer = loop_timer_add(t->loop, (uint64_t)ms, renew_cb, t);
+	if (!sec->renew_timer)
+		log_error("cannot arm the certificate renewal timer (out of memory); certificates will not renew");
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+int mtls_start(struct tunnel *t)
+{
+	const struct tunnel_conf *conf = t->conf;
+	struct mtls *sec;
+	char err[512] = "";
+	int ret;
+
+	if (!conf->ca_dir) {
+		log_warn("*** PLAINTEXT MODE: no caDir configured: pod-to-pod traffic is relayed as plain TCP, NOT encrypted and NOT authenticated (no HBONE on 15008). Set caDir (see hack/gen-ca.sh) to enable mTLS. ***");
+		return 0;
+	}
+	sec = calloc(1, sizeof(*sec));
+	if (!sec)
+		return -ENOMEM;
+	ret = ca_load_dir(conf->ca_dir, &sec->ca, err, sizeof(err));
+	if (ret < 0) {
+		log_error("cannot load the mesh CA from caDir %s: %s", conf->ca_dir,
+			  err[0] ? err : strerror(-ret));
+		goto fail;
+	}
+	ret = identity_mgr_new(sec->ca, conf->trust_domain, (uint32_t)conf->cert_lifetime_s, &sec->ids);
+	if (ret < 0) {
+		log_error("cannot set up workload identities (trust domain \"%s\", lifetime %d s): %s",
+			  conf->trust_domain, conf->cert_lifetime_s, strerror(-ret));
+		goto fail;
+	}
+	hbone_opts_default(&sec->copts, false);
+	hbone_opts_default(&sec->sopts, true);
+	sec->copts.max_streams = (uint32_t)conf->pool_max_streams;
+	sec->copts.idle_ms = (uint32_t)conf->pool_idle_timeout_ms;
+	sec->copts.ping_interval_ms = sec->sopts.ping_interval_ms = (uint32_t)conf->hbone_ping_interval_ms;
+	sec->copts.ping_timeout_ms = sec->sopts.ping_timeout_ms = 2u * (uint32_t)conf->hbone_ping_interval_ms;
+	t->sec = sec;
+	hbone_set_handshake_observer(hs_observer, t);
+	log_info("mTLS mode: mesh CA from %s, trust domain %s, certificate lifetime %d s; HBONE pool %d streams/connection, idle timeout %d ms, PING every %d ms",
+		 conf->ca_dir, conf->trust_domain, conf->cert_lifetime_s, conf->pool_max_streams,
+		 conf->pool_idle_timeout_ms, conf->hbone_ping_interval_ms);
+	return 0;
+fail:
+	identity_mgr_free(sec->ids);
+	ca_free(sec->ca);
+	free(sec);
+	return ret;
+}
+
+void mtls_stop(struct tunnel *t)
+{
+	struct mtls *sec = t->sec;
+
+	authz_set_free(t->authz);
+	t->authz = NULL;
+	if (!sec)
+		return;
+	if (sec->renew_timer)
+		loop_timer_cancel(t->loop, sec->renew_timer);
+	hbone_set_handshake_observer(NULL, NULL);
+	identity_mgr_free(sec->ids);
+	ca_free(sec->ca);
+	free(sec);
+	t->sec = NULL;
+}
+
+int mtls_pod_added(struct pod *p)
+{
+	struct tunnel *t = p->t;
+	struct identity *id = NULL;
+	const struct ca_leaf *leaf;
+	char err[512] = "";
+	int ret;
+
+	if (!t->sec || p->id_held)
+		return 0;
+	ret = identity_acquire(t->sec->ids, p->namespace, p->service_account, &id, err, sizeof(err));
+	if (ret < 0) {
+		log_error("no workload certificate for pod %s/%s (service account %s): %s; its HBONE traffic is refused until it is re-added",
+			  p->namespace, p->name, p->service_account, err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	p->id_held = true;
+	leaf = identity_leaf0(id);
+	metrics_cert_expiry(t, identity_id(id), (int64_t)leaf->not_after);
+	log_info("pod %s/%s uses identity %s (serial %s, refs %u)", p->namespace, p->name,
+		 identity_id(id), leaf->serial_hex, identity_refs(id));
+	renew_arm(t);
+	return 0;
+}
+
+static void hsrv_conn_done(void *ctx, struct hbone_conn *hc, const char *reason)
+{
+	struct hsrv *h = ctx;
+
+	CHECK_OBJ(h, HSRV_MAGIC);
+	(void)hc;
+	if (h->pod) {
+		if (h->prev)
+			h->prev->next = h->next;
+		else
+			h->pod->hsrvs = h->next;
+		if (h->next)
+			h->next->prev = h->prev;
+	}
+	log_debug("inbound HBONE connection ended: %s", reason ? reason : "closed");
+	h->magic = 0;
+	free(h);
+}
+
+void mtls_pod_removed(struct pod *p)
+{
+	struct tunnel *t = p->t;
+	struct hsrv *h, *next;
+
+	/* Outbound streams end through their done callbacks (conn freed). */
+	hbone_pool_free(p->pool);
+	p->pool = NULL;
+	h = p->hsrvs;
+	p->hsrvs = NULL;
+	for (; h; h = next) {
+		next = h->next;
+		h->pod = NULL;
+		h->prev = h->next = NULL;
+		hbone_conn_abort(h->hc, "pod removed");
+	}
+	if (p->id_held && t->sec) {
+		char id[SPIFFE_ID_MAX];
+
+		mtls_pod_identity(p, id, sizeof(id));
+		identity_release(t->sec->ids, p->namespace, p->service_account);
+		p->id_held = false;
+		if (!identity_find(t->sec->ids, p->namespace, p->service_account)) {
+			metrics_cert_forget(t, id);
+			log_info("identity %s dropped: its last pod on this node left", id);
+		}
+		renew_arm(t);
+	}
+}
+
+/* ---------------------------------------------------------------- policy */
+
+struct log_ctx {
+	size_t invalid, ignored;
+};
+
+static void log_policy(const struct authz_policy_info *in, void *ctx)
+{
+	struct log_ctx *lc = ctx;
+	char msgs[1024] = "";
+	size_t off = 0;
+
+	for (size_t i = 0; i < in->n_msgs && off < sizeof(msgs); i++)
+		off += (size_t)snprintf(msgs + off, sizeof(msgs) - off, "%s%s: %s", i ? "; " : "",
+					authz_msg_level_name(in->msgs[i].level), in->msgs[i].text);
+	if (in->state == AUTHZ_POLICY_INVALID) {
+		lc->invalid++;
+		log_error("%s %s is invalid, its workloads fail closed (every connection denied): %s",
+			  in->kind == AUTHZ_KIND_AUTHORIZATION ? "AuthorizationPolicy" : "PeerAuthentication",
+			  in->key, msgs);
+	} else if (in->state == AUTHZ_POLICY_IGNORED) {
+		lc->ignored++;
+		log_warn("%s %s is ignored: %s",
+			 in->kind == AUTHZ_KIND_AUTHORIZATION ? "AuthorizationPolicy" : "PeerAuthentication",
+			 in->key, msgs);
+	} else if (in->n_msgs) {
+		log_warn("%s %s: %s",
+			 in->kind == AUTHZ_KIND_AUTHORIZATION ? "AuthorizationPolicy" : "PeerAuthentication",
+			 in->key, msgs);
+	}
+}
+
+void mtls_model_changed(struct tunnel *t)
+{
+	struct authz_set *set = NULL;
+	struct log_ctx lc = { 0 };
+	int ret;
+
+	if (!t->mesh)
+		return;
+	ret = authz_compile(t->mesh->authorization_policies, t->mesh->peer_authentications,
+			    t->conf->root_namespace, &set);
+	if (ret < 0) {
+		log_error("cannot compile the policies of mesh generation %llu: %s; keeping the previous set",
+			  (unsigned long long)t->mesh->generation, strerror(-ret));
+		return;
+	}
+	authz_policies_foreach(set, log_policy, &lc);
+	if (authz_set_count(set) || (t->authz && authz_set_count(t->authz)))
+		log_info("policies of mesh generation %llu: %zu compiled (%zu invalid, %zu ignored)",
+			 (unsigned long long)t->mesh->generation, authz_set_count(set), lc.invalid,
+			 lc.ignored);
+	authz_set_free(t->authz);
+	t->authz = set;
+	proxy_policy_recheck(t);
+}
+
+int mtls_authorize(struct pod *p, const struct sockaddr_storage *src,
+		   const struct sockaddr_storage *dst, const char *peer_id,
+		   struct authz_decision *d)
+{
+	const struct mesh_pod *mp = local_mesh_pod(p->t, p);
+	struct authz_workload w = { .namespace = p->namespace, .name = p->name };
+	struct authz_conn ac = { .peer_identity = peer_id };
+
+	if (mp)
+		w.labels = mp->labels;
+	ss_to_mesh_ip(src, &ac.src_ip, &ac.src_port);
+	ss_to_mesh_ip(dst, &ac.dst_ip, &ac.dst_port);
+	return authz_evaluate(p->t->authz, &w, &ac, d);
+}
+
+/* --------------------------------------------------------------- outbound */
+
+static int pod_mksock(void *ctx, const struct sockaddr *dst, socklen_t dstlen)
+{
+	struct pod *p = ctx;
+	unsigned mark = MARK_TUNNEL;
+	int fd, one = 1, ret;
+
+	CHECK_OBJ(p, POD_MAGIC);
+	(void)dstlen;
+	fd = netns_socket(p->netns_fd, dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static bool pod_has_family(const struct mesh_pod *mp, int family, struct mesh_ip *out)
+{
+	for (size_t i = 0; i < mp->n_ips; i++) {
+		if (mp->ips[i].family == family) {
+			*out = mp->ips[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool endpoint_ok(const struct mesh_service *svc, const struct mesh_pod *mp, int family)
+{
+	struct mesh_ip ip;
+
+	return mp->ready && !mp->host_network && !strcmp(mp->namespace, svc->namespace) &&
+	       mesh_selector_matches(&svc->selector, &mp->labels) && pod_has_family(mp, family, &ip);
+}
+
+static void addr_str(const struct mesh_ip *ip, uint16_t port, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	mesh_ip_str(ip, a, sizeof(a));
+	snprintf(buf, len, ip->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
+}
+
+int mtls_outbound(struct conn *c)
+{
+	struct pod *p = c->pod;
+	struct tunnel *t = p->t;
+	struct mtls *sec = t->sec;
+	const struct mesh *m = t->mesh;
+	const struct mesh_service *svc = NULL;
+	const struct mesh_pod *ep = NULL;
+	const char *why = "";
+	struct identity *id;
+	struct mesh_ip ip, epip;
+	uint16_t port, tport;
+	struct sockaddr_storage hb;
+	char authority[80], expect[SPIFFE_ID_MAX], fwd[400], bag[512], host[320] = "", msg[600];
+	const char *expv[1] = { expect };
+	struct hbone_stream *s = NULL;
+	int app_fd, ret;
+
+	if (!m || !ss_to_mesh_ip(&c->dst, &ip, &port))
+		return 0;
+	svc = mesh_find_service_by_vip(m, &ip);
+	tport = port;
+	epip = ip;
+	if (svc) {
+		const struct mesh_service_port *sp = NULL;
+		size_t n = 0, k;
+
+		for (size_t i = 0; i < svc->n_ports; i++)
+			if (svc->ports[i].port == port &&
+			    (!svc->ports[i].protocol || !strcmp(svc->ports[i].protocol, "TCP")))
+				sp = &svc->ports[i];
+		if (!sp) {
+			snprintf(msg, sizeof(msg), "Service %s/%s has no TCP port %u", svc->namespace,
+				 svc->name, port);
+			conn_fail(c, msg, 0);
+			return 1;
+		}
+		if (sp->target_port_name) {
+			snprintf(msg, sizeof(msg),
+				 "Service %s/%s port %u has the named targetPort \"%s\", which is not supported (the mesh model keeps no container ports); use a numeric targetPort",
+				 svc->namespace, svc->name, port, sp->target_port_name);
+			conn_fail(c, msg, 0);
+			return 1;
+		}
+		tport = sp->target_port ? sp->target_port : sp->port;
+		for (size_t i = 0; i < m->n_pods; i++)
+			n += endpoint_ok(svc, &m->pods[i], ip.family);
+		if (!n) {
+			snprintf(msg, sizeof(msg),
+				 "Service %s/%s has no ready endpoint (selector matching a ready, non-host-network pod with an IP)",
+				 svc->namespace, svc->name);
+			conn_fail(c, msg, 0);
+			return 1;
+		}
+		k = (size_t)(sec->rr++ % n);
+		for (size_t i = 0; i < m->n_pods; i++) {
+			if (!endpoint_ok(svc, &m->pods[i], ip.family))
+				continue;
+			if (k-- == 0) {
+				ep = &m->pods[i];
+				break;
+			}
+		}
+		assert(ep);
+		pod_has_family(ep, ip.family, &epip);
+		mesh_ip_to_ss(&epip, tport, &c->target);
+		snprintf(host, sizeof(host), "%s.%s.svc.cluster.local", svc->name, svc->namespace);
+	} else {
+		ep = mesh_find_pod_by_ip(m, &ip);
+	}
+	if (!ep || ep->host_network || !mesh_pod_enrolled(m, ep->namespace, ep->name, &why))
+		return 0; /* outside the mesh: plain TCP to c->target */
+
+	/* HBONE */
+	id = pod_identity(p);
+	if (!id) {
+		conn_fail(c, "the source pod has no workload certificate (see the log); refusing to send in the clear to an enrolled destination",
+			  0);
+		return 1;
+	}
+	if (spiffe_id_format(expect, sizeof(expect), t->conf->trust_domain, ep->namespace,
+			     ep->service_account) < 0) {
+		snprintf(msg, sizeof(msg), "destination pod %s/%s has no valid identity (service account \"%s\")",
+			 ep->namespace, ep->name, ep->service_account);
+		conn_fail(c, msg, 0);
+		return 1;
+	}
+	if (!p->pool) {
+		ret = hbone_pool_new(t->loop, &sec->copts, &p->pool);
+		if (ret < 0) {
+			conn_fail(c, "cannot create the HBONE pool", -ret);
+			return 1;
+		}
+	}
+	mesh_ip_to_ss(&epip, PORT_INBOUND_HBONE, &hb);
+	addr_str(&epip, tport, authority, sizeof(authority));
+	if (hbone_format_forwarded(fwd, sizeof(fwd), (const struct sockaddr *)&c->src,
+				   host[0] ? host : NULL) < 0)
+		fwd[0] = '\0';
+	snprintf(bag, sizeof(bag), "k8s.cluster.name=%s,k8s.namespace.name=%s,k8s.pod.name=%s",
+		 t->conf->cluster_id ? t->conf->cluster_id : "Kubernetes", p->namespace, p->name);
+	c->hbone = true;
+	free(c->peer_id);
+	c->peer_id = strdup(expect);
+	metrics_conn_identity(c, identity_id(id), expect);
+	metrics_conn_open(c);
+	{
+		struct hbone_pool_target tg = {
+			.src_id = identity_id(id), .ctx = identity_ctx0(id, TLS_CLIENT),
+			.dst = (const struct sockaddr *)&hb, .dstlen = ss_len(&hb),
+			.expect = expv, .n_expect = 1, .mksock = pod_mksock, .mksock_ctx = p,
+		};
+		struct hbone_connect_req req = { .authority = authority,
+						 .forwarded = fwd[0] ? fwd : NULL, .baggage = bag };
+
+		app_fd = c->app_fd;
+		c->app_fd = -1;
+		c->opening = true;
+		ret = hbone_pool_open(p->pool, &tg, &req, app_fd, conn_hs_out_done, c, &s);
+		c->opening = false;
+	}
+	if (ret < 0) {
+		conn_fail(c, "cannot open an HBONE stream", -ret);
+		return 1;
+	}
+	if (c->early_reason) {
+		snprintf(msg, sizeof(msg), "HBONE stream failed: %s", c->early_reason);
+		conn_fail(c, msg, 0);
+		return 1;
+	}
+	c->hs = s;
+	{
+		char sa[64], da[64];
+
+		log_debug("outbound connection %s -> %s of pod %s/%s: HBONE to %s (:authority %s, expecting %s)",
+			  sockaddr_str(&c->src, sa, sizeof(sa)), sockaddr_str(&c->dst, da, sizeof(da)),
+			  p->namespace, p->name, sockaddr_str(&hb, msg, sizeof(msg)), authority, expect);
+	}
+	return 1;
+}
+
+/* ---------------------------------------------------------------- inbound */
+
+static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_request *req)
+{
+	struct hsrv *h = ctx;
+	struct pod *p;
+	struct conn *c;
+	char own[SPIFFE_ID_MAX], msg[300];
+	struct mesh_ip want, got;
+
+	CHECK_OBJ(h, HSRV_MAGIC);
+	p = h->pod;
+	if (!p) {
+		hbone_stream_reject(s, 503);
+		return;
+	}
+	c = conn_new(p, CONN_INBOUND, -1, &h->peer);
+	if (!c) {
+		log_error("out of memory for an HBONE stream of pod %s/%s", p->namespace, p->name);
+		hbone_stream_reject(s, 503);
+		return;
+	}
+	c->hbone = true;
+	c->hs = s;
+	hbone_stream_set_user(s, c);
+	c->peer_id = strdup(req->peer_id ? req->peer_id : "");
+	metrics_conn_identity(c, req->peer_id, mtls_pod_identity(p, own, sizeof(own)));
+	if (!req->is_ip) {
+		snprintf(msg, sizeof(msg), ":authority %s is a hostname; only <pod IP>:<port> is served here",
+			 req->authority);
+		conn_hs_reject(c, 400, msg);
+		return;
+	}
+	c->dst = req->target;
+	ss_canonicalise(&c->dst);
+	c->target = c->dst;
+	if (!ss_to_mesh_ip(&c->dst, &got, NULL) || !ss_to_mesh_ip(&h->local, &want, NULL) ||
+	    !mesh_ip_equal(&got, &want)) {
+		char a[64];
+
+		snprintf(msg, sizeof(msg), ":authority %s is not this pod's address %s", req->authority,
+			 sockaddr_str(&h->local, a, sizeof(a)));
+		conn_hs_reject(c, 400, msg);
+		return;
+	}
+	if (req->port == PORT_OUTBOUND || req->port == PORT_INBOUND_PLAIN ||
+	    req->port == PORT_INBOUND_HBONE) {
+		conn_hs_reject(c, 400, "target is a tunnel port (self-call refused)");
+		return;
+	}
+	if (conn_authorize(c) < 0)
+		return; /* answered 401, c freed */
+	metrics_conn_open(c);
+	conn_connect(c);
+}
+
+void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *peer)
+{
+	struct tunnel *t = p->t;
+	struct identity *id = pod_identity(p);
+	struct hbone_server_cbs cbs = { .on_request = hsrv_request, .on_stream_done = conn_hs_in_done,
+					.on_conn_done = hsrv_conn_done };
+	socklen_t len = sizeof(struct sockaddr_storage);
+	struct hsrv *h;
+	char a[64];
+	int ret;
+
+	if (!id) {
+		log_warn("HBONE connection from %s to pod %s/%s refused: the pod has no workload certificate (see the log)",
+			 sockaddr_str(peer, a, sizeof(a)), p->namespace, p->name);
+		rst_close(fd);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		rst_close(fd);
+		return;
+	}
+	*h = (struct hsrv){ .magic = HSRV_MAGIC, .pod = p, .peer = *peer };
+	if (getsockname(fd, (struct sockaddr *)&h->local, &len) < 0) {
+		free(h);
+		rst_close(fd);
+		return;
+	}
+	ss_canonicalise(&h->local);
+	cbs.ctx = h;
+	ret = hbone_server_accept(t->loop, identity_ctx0(id, TLS_SERVER), fd, &t->sec->sopts, &cbs, &h->hc);
+	if (ret < 0) {
+		log_warn("cannot serve HBONE connection from %s to pod %s/%s: %s",
+			 sockaddr_str(peer, a, sizeof(a)), p->namespace, p->name, strerror(-ret));
+		free(h);
+		return;
+	}
+	h->next = p->hsrvs;
+	if (p->hsrvs)
+		p->hsrvs->prev = h;
+	p->hsrvs = h;
+}
+
+/* ------------------------------------------------------------- scrape/admin */
+
+void mtls_scrape(struct tunnel *t)
+{
+	struct hbone_pool_conn_info *info;
+	uint64_t conns = 0, streams = 0;
+
+	if (!t->sec)
+		return;
+	info = calloc(64, sizeof(*info));
+	for (struct pod *p = t->pods; info && p; p = p->next) {
+		size_t n;
+
+		if (!p->pool)
+			continue;
+		n = hbone_pool_stats(p->pool, info, 64);
+		conns += n;
+		for (size_t i = 0; i < n && i < 64; i++)
+			streams += info[i].conn.streams;
+	}
+	free(info);
+	metrics_pool_set(t, conns, streams);
+}
+
+static json_t *time_json(time_t ts)
+{
+	char buf[32];
+	struct tm tm;
+
+	gmtime_r(&ts, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+json_t *mtls_certs_json(const struct tunnel *t)
+{
+	json_t *a = json_array();
+	struct identity_info *info;
+	size_t n;
+
+	if (!a || !t->sec)
+		return a;
+	info = calloc(MAX_IDS, sizeof(*info));
+	if (!info)
+		return a;
+	n = identity_snapshot(t->sec->ids, time(NULL), info, MAX_IDS);
+	for (size_t i = 0; i < n && i < MAX_IDS; i++)
+		json_array_append_new(a, json_pack("{s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I,s:I}",
+			"identity", info[i].id, "serial", info[i].serial_hex,
+			"notBefore", time_json(info[i].not_before), "notAfter", time_json(info[i].not_after),
+			"notAfterUnix", (json_int_t)info[i].not_after,
+			"renewAtUnix", (json_int_t)info[i].renew_at,
+			"renewInSeconds", (json_int_t)info[i].renew_in_s, "refs", (json_int_t)info[i].refs,
+			"failures", (json_int_t)info[i].failures));
+	free(info);
+	return a;
+}
+
+struct sel_ctx {
+	json_t *map; /* key -> array of "ns/name" */
+	const char *pod;
+};
+
+static void sel_cb(const struct authz_policy_info *in, void *ctx)
+{
+	struct sel_ctx *sc = ctx;
+	json_t *arr = json_object_get(sc->map, in->key);
+
+	if (!arr) {
+		arr = json_array();
+		json_object_set_new(sc->map, in->key, arr);
+	}
+	json_array_append_new(arr, json_string(sc->pod));
+}
+
+struct pol_ctx {
+	json_t *arr, *map;
+};
+
+static void pol_cb(const struct authz_policy_info *in, void *ctx)
+{
+	struct pol_ctx *pc = ctx;
+	json_t *msgs = json_array(), *sel = json_object_get(pc->map, in->key);
+
+	for (size_t i = 0; msgs && i < in->n_msgs; i++)
+		json_array_append_new(msgs, json_pack("{s:s,s:s}", "level",
+			authz_msg_level_name(in->msgs[i].level), "text", in->msgs[i].text));
+	json_array_append_new(pc->arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o}",
+		"kind", in->kind == AUTHZ_KIND_AUTHORIZATION ? "AuthorizationPolicy" : "PeerAuthentication",
+		"namespace", in->namespace, "name", in->name, "key", in->key, "scope", in->scope,
+		"action", in->action, "state", authz_state_name(in->state),
+		"messages", msgs ? msgs : json_array(),
+		"selects", sel ? json_incref(sel) : json_array()));
+}
+
+json_t *mtls_policies_json(const struct tunnel *t)
+{
+	struct pol_ctx pc = { .arr = json_array(), .map = json_object() };
+
+	if (!pc.arr || !pc.map || !t->authz)
+		goto out;
+	for (const struct pod *p = t->pods; p; p = p->next) {
+		const struct mesh_pod *mp = local_mesh_pod(t, p);
+		struct authz_workload w = { .namespace = p->namespace, .name = p->name };
+		char name[320];
+		struct sel_ctx sc = { .map = pc.map, .pod = name };
+
+		if (mp)
+			w.labels = mp->labels;
+		snprintf(name, sizeof(name), "%s/%s", p->namespace, p->name);
+		authz_policies_selecting(t->authz, &w, sel_cb, &sc);
+	}
+	authz_policies_foreach(t->authz, pol_cb, &pc);
+out:
+	json_decref(pc.map);
+	return pc.arr ? pc.arr : json_array();
+}
+
+json_t *mtls_pool_json(const struct tunnel *t)
+{
+	json_t *a = json_array();
+	struct hbone_pool_conn_info *info;
+
+	if (!a || !t->sec)
+		return a;
+	info = calloc(1024, sizeof(*info));
+	for (const struct pod *p = t->pods; info && p; p = p->next) {
+		size_t n;
+
+		if (!p->pool)
+			continue;
+		n = hbone_pool_stats(p->pool, info, 1024);
+		for (size_t i = 0; i < n && i < 1024; i++) {
+			const struct hbone_conn_info *ci = &info[i].conn;
+
+			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}",
+				"pod", p->name, "namespace", p->namespace,
+				"sourceIdentity", info[i].src_id, "destination", info[i].dst,
+				"state", hbone_conn_state_name(ci->state),
+				"peerIdentity", ci->peer_id, "streams", (json_int_t)ci->streams,
+				"streamsTotal", (json_int_t)ci->streams_total,
+				"bytesIn", (json_int_t)ci->bytes_in, "bytesOut", (json_int_t)ci->bytes_out,
+				"ageMs", (json_int_t)ci->age_ms, "idleMs", (json_int_t)ci->idle_ms));
+		}
+	}
+	free(info);
+	return a;
+}
