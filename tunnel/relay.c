@@ -1,17 +1,34 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The plain TCP relay behind tunnel/relay.h. Each direction moves bytes
- * src -> pipe -> dst with splice(), so payload never enters user space and
- * nothing is allocated after relay_start(). A direction reads only while
- * its pipe is empty: data left in the pipe means dst refused it, so we stop
- * reading src (no EPOLLIN) and wait for dst to be writable (EPOLLOUT). The
- * kernel socket buffers plus one pipe bound the memory of a direction.
+ * The plain TCP relay behind tunnel/relay.h. Each direction has two ways
+ * to move bytes, chosen by what the last read saw:
+ *   - bulk (splice): src -> pipe -> dst with splice(), payload never enters
+ *     user space; the pipe (64 KiB) is the direction's buffer;
+ *   - small (copy): recv() into a stack buffer, send() to dst at once. For
+ *     request/response traffic this is the same number of syscalls as
+ *     splice but no pipe page handling, and a short read ends the round
+ *     without the extra read that would only return EAGAIN (epoll is
+ *     level-triggered: unread data reports again). What dst refuses is
+ *     written into the pipe and drained from there like spliced data.
+ * A direction starts in copy mode, switches to splice when a read fills
+ * the copy buffer or dst refuses data (the pipe is then topped up from
+ * src, so a blocked direction always buffers a full pipe), and back when
+ * a splice brings less than RELAY_SMALL.
+ * A direction reads only while its pipe is empty: data left in the pipe
+ * means dst refused it, so we stop reading src (no EPOLLIN) and wait for
+ * dst to be writable (EPOLLOUT). The kernel socket buffers plus one pipe
+ * bound the memory of a direction; nothing is allocated after
+ * relay_start() but the pipe, on the first bulk read or refused write.
  * Each socket has one registration carrying the interest of both
- * directions that touch it. relay_end() is the only teardown path.
+ * directions that touch it, changed only when the interest changes (a
+ * pipe filling or draining), not per event. relay_end() is the only
+ * teardown path.
  */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -27,11 +44,17 @@
 #define RELAY_CHUNK (1024 * 1024)
 /* Fill/drain rounds per event before yielding to other connections. */
 #define RELAY_BURST 16
+/* Copy-mode buffer (on the stack); a read that fills it means bulk. Below
+ * a pipe's capacity, so a refused remainder always fits the empty pipe. */
+#define RELAY_COPY (16 * 1024)
+/* A splice bringing less than this goes back to copy mode. */
+#define RELAY_SMALL (4 * 1024)
 
 struct relay_dir {           /* bytes flowing fd[d] -> fd[!d] */
 	int pipe[2];         /* -1 until the first data */
 	size_t pending;      /* bytes sitting in the pipe */
 	uint64_t bytes;      /* bytes written to fd[!d] */
+	bool bulk;           /* splice mode, else copy mode */
 	bool eof;            /* read EOF from fd[d] */
 	bool shut;           /* EOF forwarded: shutdown(fd[!d], SHUT_WR) */
 };
@@ -94,13 +117,72 @@ static void relay_end(struct relay *r)
 	free(r);
 }
 
+static int relay_pipe(struct relay *r, int d)
+{
+	struct relay_dir *h = &r->dir[d];
+
+	if (h->pipe[0] < 0 && pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+		return relay_fail(r, d, errno);
+	return 0;
+}
+
+/* Copy mode, one read: recv into buf, send at once, park what dst refuses
+ * in the (empty) pipe. Returns the bytes read (0 at EOF), or -EAGAIN when
+ * src is dry, or another -errno (recorded by relay_fail). */
+static ssize_t relay_copy(struct relay *r, int d, char *buf)
+{
+	struct relay_dir *h = &r->dir[d];
+	int src = r->fd[d], dst = r->fd[!d];
+	ssize_t n, w;
+
+	n = recv(src, buf, RELAY_COPY, MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EAGAIN ? -EAGAIN : relay_fail(r, d, errno);
+	if (n == 0)
+		return 0;
+	w = send(dst, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (w < 0) {
+		if (errno != EAGAIN)
+			return relay_fail(r, !d, errno);
+		w = 0;
+	}
+	h->bytes += w;
+	if (w < n) {
+		ssize_t k;
+
+		if (relay_pipe(r, d) < 0)
+			return -r->error;
+		/* An empty pipe holds 64 KiB > RELAY_COPY: this cannot be short. */
+		k = write(h->pipe[1], buf + w, n - w);
+		if (k != n - w)
+			return relay_fail(r, d, k < 0 ? errno : EIO);
+		h->pending = k;
+		/* dst is slower than src: top the pipe up so a blocked
+		 * direction buffers a full pipe, as in splice mode, and stay
+		 * in splice mode until reads turn small again. */
+		k = splice(src, NULL, h->pipe[1], NULL, RELAY_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (k > 0)
+			h->pending += k;
+		else if (k == 0)
+			h->eof = true;
+		else if (errno != EAGAIN)
+			return relay_fail(r, d, errno);
+		h->bulk = true;
+	}
+	return n;
+}
+
 /* Moves what it can for direction d: drain the pipe to dst, and while
- * it is empty refill it from src. 0 or -errno (recorded by relay_fail). */
+ * it is empty refill it from src (splice) or copy straight through.
+ * bounded: level-triggered registration, so stop after RELAY_BURST rounds
+ * or a short copy read; else read until EAGAIN (no further edge would
+ * bring us back). 0 or -errno (recorded by relay_fail). */
 static int relay_pump(struct relay *r, int d, bool bounded)
 {
 	struct relay_dir *h = &r->dir[d];
 	const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 	int src = r->fd[d], dst = r->fd[!d];
+	char buf[RELAY_COPY];
 
 	for (int round = 0; !bounded || round < RELAY_BURST; round++) {
 		ssize_t n;
@@ -116,14 +198,32 @@ static int relay_pump(struct relay *r, int d, bool bounded)
 		}
 		if (h->eof)
 			break;
-		if (h->pipe[0] < 0 && pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
-			return relay_fail(r, d, errno);
+		if (!h->bulk) {
+			n = relay_copy(r, d, buf);
+			if (n == -EAGAIN)
+				return 0;
+			if (n < 0)
+				return n;
+			if (n == 0) {
+				h->eof = true;
+				continue;
+			}
+			if (n == RELAY_COPY)
+				h->bulk = true;
+			else if (bounded && !h->pending)
+				return 0; /* short read: src is (very likely) dry */
+			continue;
+		}
+		if (relay_pipe(r, d) < 0)
+			return -r->error;
 		/* An empty pipe cannot be full, so EAGAIN here means src is dry. */
 		n = splice(src, NULL, h->pipe[1], NULL, RELAY_CHUNK, flags);
 		if (n < 0)
 			return errno == EAGAIN ? 0 : relay_fail(r, d, errno);
 		if (n == 0)
 			h->eof = true;
+		else if (n < RELAY_SMALL)
+			h->bulk = false;
 		h->pending = n;
 	}
 	if (h->eof && !h->pending && !h->shut) {
@@ -215,9 +315,14 @@ int relay_start(struct loop *l, int fd_a, int fd_b, relay_done_cb cb, void *ctx,
 		.dir = { { .pipe = { -1, -1 } }, { .pipe = { -1, -1 } } },
 		.reason = "closed",
 	};
-	/* A blocking socket would stall the whole loop: enforce it here. */
+	/* A blocking socket would stall the whole loop: enforce it here. A
+	 * relay forwards what it got at once (the sender already chose the
+	 * segment sizes): no Nagle delay on either side. Not TCP (a test's
+	 * socketpair): ignored. */
 	for (; added < 2; added++) {
-		int fd = r->fd[added], fl = fcntl(fd, F_GETFL);
+		int fd = r->fd[added], fl = fcntl(fd, F_GETFL), one = 1;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
 			ret = -errno;

@@ -7,37 +7,80 @@
 #
 #   node1 netns (10.0.0.1/30) <====== veth ======> node2 netns (10.0.0.2/30)
 #     cni0 10.244.1.1/24                            cni0 10.244.2.1/24
-#      |-- dcli (ns plain)     --- direct --->       |-- dsrv (ns plain): iperf3 -s, sockperf sr
-#      |-- ecli (ns bench, enrolled) -- tunnels -->  |-- esrv (ns bench, enrolled): same
+#      |-- dcli (ns plain)     --- direct --->       |-- dsrv (ns plain): iperf3, sockperf, connrate
+#      |     haproxy mTLS client -- TLS 1.3 ----->   |     haproxy mTLS server (peer baseline)
+#      |-- ecli (ns bench, enrolled) -- tunnels -->  |-- esrv (ns bench, enrolled): same servers
 #      |-- cycle pods (ADD/DEL latency), idle pods (memory)
 #     warren-tunnel (node1)                          warren-tunnel (node2)
 #
-# Figures:
-#   - CNI ADD latency of warren-cni (its own exec, from the chain runner's
-#     timings) for an enrolled pod, p50/p99 over N ADD/DEL cycles through the
-#     full chain, beside the same for a non-enrolled pod (ratio), and the
-#     whole chain's ADD for context;
-#   - tunnel RSS per enrolled idle pod: VmRSS of node1's tunnel before and
-#     after enrolling M pods, divided by M;
-#   - one-stream iperf3 throughput, direct vs through both tunnels, ratio;
-#   - 1 KiB TCP ping-pong with sockperf at 1000 msg/s, p50/p99 direct vs
-#     through both tunnels, added microseconds (sockperf reports RTT/2).
-# Env: B / WARREN_BUILD, BENCH_CYCLES (200), BENCH_IDLE_PODS (100),
-#      BENCH_SECONDS (5, per iperf3/sockperf run), TUNNEL_LOG_LEVEL (warn).
+# Sections (BENCH_SECTIONS, default "cni mem plain mtls"):
+#   cni    CNI ADD latency of warren-cni (its own exec, from the chain
+#          runner's timings) for an enrolled pod, p50/p99 over N ADD/DEL
+#          cycles, beside a non-enrolled pod's, and the whole chain's ADD;
+#   mem    tunnel RSS per enrolled idle pod (VmRSS delta / M pods);
+#   plain  tunnels in plaintext mode. BENCH_ROUNDS interleaved rounds of
+#          {iperf3 direct, iperf3 tunnels, sockperf direct, sockperf
+#          tunnels} (medians and spread), CPU seconds per GB of every
+#          process (iperf3's own accounting for its ends, /proc/PID/stat
+#          deltas for the tunnels); then 8-stream iperf3, connections/s
+#          (tests/tools/connrate), memory per open idle relayed connection
+#          and tunnel RSS/CPU at 1000 req/s of short 1 KiB connections;
+#   mtls   only when warren-tunnel accepts caDir: both tunnels restarted
+#          with a mesh CA (hack/gen-ca.sh; enrolled pods survive the
+#          restart), ecli -> esrv then flows over HBONE. Rounds of
+#          {iperf3 HBONE, iperf3 haproxy, sockperf HBONE, sockperf
+#          haproxy}, then the same single-run figures as plain. haproxy:
+#          TLS 1.3, ECDSA P-256 leaves from the same CA (openssl), client
+#          certificate verified, a client-side haproxy in dcli (plain in,
+#          mTLS out) and a server-side one in dsrv (mTLS in, plain to the
+#          app), same cipher suites as warren.
+# Env: B / WARREN_BUILD, BENCH_CYCLES (100), BENCH_IDLE_PODS (100),
+#      BENCH_SECONDS (5, per iperf3/sockperf/connrate run), BENCH_ROUNDS (3),
+#      BENCH_IDLE_CONNS (1000), BENCH_SECTIONS, TUNNEL_LOG_LEVEL (warn),
+#      BENCH_PERF=1 (perf record -g both tunnels during one relayed iperf3;
+#      reports kept in $T, implies KEEP_TMP).
 set -uo pipefail
 source "$(dirname "$0")/../netns/lib.sh"
 
-CYCLES=${BENCH_CYCLES:-200}
+CYCLES=${BENCH_CYCLES:-100}
 IDLE=${BENCH_IDLE_PODS:-100}
 SECS=${BENCH_SECONDS:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+NCONN=${BENCH_IDLE_CONNS:-1000}
+SECTIONS=" ${BENCH_SECTIONS:-cni mem plain mtls} "
 export TUNNEL_LOG_LEVEL=${TUNNEL_LOG_LEVEL:-warn}
+[[ -n ${BENCH_PERF:-} ]] && export KEEP_TMP=1
+has() { [[ $SECTIONS == *" $1 "* ]]; }
 
 lib_init
 need iperf3 sockperf
-for b in warren-cni warren-tunnel warrenctl; do
+for b in warren-cni warren-tunnel warrenctl tests/connrate; do
 	[[ -x $WARREN_BUILD/$b ]] || die "$WARREN_BUILD/$b not built (make B=$(basename "$WARREN_BUILD") all)"
 done
+CONNRATE=$WARREN_BUILD/tests/connrate
 log() { printf '[bench %3ds] %s\n' "$SECONDS" "$*" >&2; }
+R=$T/results # "key value" lines; a key repeated once per round
+res() { echo "$1 $2" >>"$R"; }
+: >"$R"
+# CPU pressure (PSI "some" total, us) over the run: how shared the machine was.
+psi() { awk -F'total=' '/^some/ {print $2}' /proc/pressure/cpu 2>/dev/null || echo 0; }
+PSI0=$(psi)
+# 1000 idle connections need ~6 fds each in a tunnel (2 sockets, 2 pipes).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+
+# Tunnel configuration: lib.sh's, plus the mTLS keys once MTLS_CA is set.
+eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_conf_write/')"
+MTLS_CA=
+tunnel_conf_write() { # NODE
+	lib_tunnel_conf_write "$1"
+	[[ -n $MTLS_CA ]] && cat >>"$T/$1/tunnel.yaml" <<EOF
+caDir: $MTLS_CA
+certLifetimeSeconds: 86400
+poolMaxStreams: 100
+poolIdleTimeoutMs: 300000
+EOF
+	return 0
+}
 
 topo_up >/dev/null 2>&1 || die "topology"
 mesh ns bench istio.io/dataplane-mode=ambient
@@ -77,90 +120,404 @@ cycles() { # NS NAME TIMINGS: N ADD/DEL cycles of one pod through the full chain
 }
 
 # --- 1. CNI ADD latency ----------------------------------------------------------
-log "ADD/DEL cycles: $CYCLES enrolled, $CYCLES not enrolled"
-cycles bench cyc-e "$T/enrolled.timings" || die "enrolled cycles"
-cycles plain cyc-p "$T/plain.timings" || die "plain cycles"
-read -r e50 e99 ec50 ec99 en <<<"$(stats "$T/enrolled.timings")"
-read -r p50 p99 pc50 pc99 pn <<<"$(stats "$T/plain.timings")"
+if has cni; then
+	log "ADD/DEL cycles: $CYCLES enrolled, $CYCLES not enrolled"
+	cycles bench cyc-e "$T/enrolled.timings" || die "enrolled cycles"
+	cycles plain cyc-p "$T/plain.timings" || die "plain cycles"
+	read -r e50 e99 ec50 ec99 en <<<"$(stats "$T/enrolled.timings")"
+	read -r p50 p99 pc50 pc99 pn <<<"$(stats "$T/plain.timings")"
+	res cni.e50 "$e50"; res cni.e99 "$e99"; res cni.ec50 "$ec50"; res cni.ec99 "$ec99"; res cni.en "$en"
+	res cni.p50 "$p50"; res cni.p99 "$p99"; res cni.pc50 "$pc50"; res cni.pc99 "$pc99"; res cni.pn "$pn"
+fi
 
 # --- 2. memory per enrolled idle pod ------------------------------------------------
-log "memory: enrolling $IDLE idle pods"
-rss0=$(tunnel_rss_kb node1)
-for ((i = 0; i < IDLE; i++)); do
-	pod_add node1 bench "idle$i" --no-mesh >/dev/null 2>>"$T/idle.err" || die "ADD idle$i: $(tail -n 3 "$T/idle.err")"
-done
-enrolled_n=$(wctl node1 -o json pods | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)))')
-rss1=$(tunnel_rss_kb node1)
-per_pod=$("$PYTHON" -c "print('%.1f' % (($rss1 - $rss0) / $IDLE))")
-fds=$(ls "/proc/${TUNNEL_PID[node1]}/fd" | wc -l)
-# The idle pods stay enrolled (idle) until cleanup: deleting them one by one
-# would only cost time.
+if has mem; then
+	log "memory: enrolling $IDLE idle pods"
+	rss0=$(tunnel_rss_kb node1)
+	for ((i = 0; i < IDLE; i++)); do
+		pod_add node1 bench "idle$i" --no-mesh >/dev/null 2>>"$T/idle.err" || die "ADD idle$i: $(tail -n 3 "$T/idle.err")"
+	done
+	rss1=$(tunnel_rss_kb node1)
+	res mem.idle "$IDLE"; res mem.rss0 "$rss0"; res mem.rss1 "$rss1"
+	res mem.listed "$(wctl node1 -o json pods | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+	res mem.fds "$(ls "/proc/${TUNNEL_PID[node1]}/fd" | wc -l)"
+	# The idle pods stay enrolled (idle) until cleanup: deleting them one
+	# by one would only cost time.
+fi
 
-# --- 3. throughput and latency pods ---------------------------------------------
-pod_add node2 plain dsrv 2>/dev/null || die "ADD dsrv"
-pod_add node1 plain dcli 2>/dev/null || die "ADD dcli"
-pod_add node2 bench esrv 2>/dev/null || die "ADD esrv"
-pod_add node1 bench ecli 2>/dev/null || die "ADD ecli"
-for s in dsrv esrv; do
-	bg ip netns exec "${POD_NETNS[$s]}" iperf3 -s -p 5201 >/dev/null 2>&1
-	bg ip netns exec "${POD_NETNS[$s]}" sockperf sr --tcp -i 0.0.0.0 -p 11111 >/dev/null 2>&1
-	wait_listen "${POD_NETNS[$s]}" 5201 || die "iperf3 server in $s"
-	wait_listen "${POD_NETNS[$s]}" 11111 || die "sockperf server in $s"
-done
+has plain || has mtls || { SKIP_TRAFFIC=1; }
 
-iperf() { # CLIENT SERVER -> Gbit/s
-	pexec "$1" iperf3 -c "${POD_IP[$2]}" -p 5201 -t "$SECS" -J 2>/dev/null |
-		"$PYTHON" -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'
+# --- 3. traffic: helpers ------------------------------------------------------------
+ticks() { # PID -> utime+stime in clock ticks
+	awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0
 }
-sockperf_pp() { # CLIENT SERVER -> "p50 p99" usec
-	pexec "$1" sockperf ping-pong --tcp -i "${POD_IP[$2]}" -p 11111 --mps 1000 -m 1024 -t "$SECS" 2>&1 |
+TCK=$(getconf CLK_TCK)
+tun_ticks() { echo "$(ticks "${TUNNEL_PID[node1]}") $(ticks "${TUNNEL_PID[node2]}")"; }
+
+iperf_run() { # KEY CLIENT HOST PORT [iperf3 args]: records KEY.gbps, KEY.cli_s, KEY.srv_s, KEY.gb
+	local key=$1 cli=$2 host=$3 port=$4; shift 4
+	local out
+	out=$(pexec "$cli" iperf3 -c "$host" -p "$port" -t "$SECS" -J "$@" 2>/dev/null)
+	"$PYTHON" -c '
+import json, sys
+k, secs = sys.argv[1], float(sys.argv[2])
+try:
+    j = json.loads(sys.stdin.read()); e = j["end"]
+    bps = e["sum_received"]["bits_per_second"]; sec = e["sum_received"]["seconds"]
+    gb = e["sum_received"]["bytes"] / 1e9
+    cpu = e["cpu_utilization_percent"]
+    print(k + ".gbps %.3f" % (bps / 1e9))
+    print(k + ".gb %.4f" % gb)
+    print(k + ".cli_s %.3f" % (cpu["host_total"] / 100 * sec))
+    print(k + ".srv_s %.3f" % (cpu["remote_total"] / 100 * sec))
+except Exception as ex:
+    print(k + ".gbps nan")
+' "$key" "$SECS" <<<"$out" >>"$R"
+}
+
+iperf_tun() { # KEY CLIENT HOST PORT [args]: iperf_run plus tunnel CPU seconds
+	local key=$1 a b c d
+	read -r a b <<<"$(tun_ticks)"
+	iperf_run "$@"
+	read -r c d <<<"$(tun_ticks)"
+	res "$key.t1_s" "$(awk -v x=$((c - a)) -v t="$TCK" 'BEGIN{printf "%.3f", x / t}')"
+	res "$key.t2_s" "$(awk -v x=$((d - b)) -v t="$TCK" 'BEGIN{printf "%.3f", x / t}')"
+}
+
+sockperf_run() { # KEY CLIENT HOST PORT: records KEY.p50 KEY.p99 (usec, RTT/2)
+	local key=$1 cli=$2 host=$3 port=$4
+	pexec "$cli" sockperf ping-pong --tcp -i "$host" -p "$port" --mps 1000 -m 1024 -t "$SECS" 2>&1 |
 		"$PYTHON" -c '
 import re, sys
-t = sys.stdin.read()
+k, t = sys.argv[1], sys.stdin.read()
 def p(x):
     m = re.search(r"percentile %s\s*=\s*([0-9.]+)" % re.escape(x), t)
     return m.group(1) if m else "nan"
-print(p("50.000"), p("99.000"))'
+print(k + ".p50", p("50.000")); print(k + ".p99", p("99.000"))' "$key" >>"$R"
 }
-log "iperf3 direct"
-tput_d=$(iperf dcli dsrv)
-log "iperf3 through both tunnels"
-out0=$(nft_counter ecli warren-nat warren:nat-out-redirect-v4)
-tput_e=$(iperf ecli esrv)
-out1=$(nft_counter ecli warren-nat warren:nat-out-redirect-v4)
-log "sockperf direct"
-read -r lat_d50 lat_d99 <<<"$(sockperf_pp dcli dsrv)"
-log "sockperf through both tunnels"
-read -r lat_e50 lat_e99 <<<"$(sockperf_pp ecli esrv)"
-out2=$(nft_counter ecli warren-nat warren:nat-out-redirect-v4)
+
+connrate_run() { # KEY CLIENT HOST PORT SECS CONC SIZE [RATE]: KEY.rate KEY.err KEY.lat50 KEY.lat99
+	local key=$1 cli=$2; shift 2
+	pexec "$cli" "$CONNRATE" rate "$@" 2>>"$T/connrate.err" | awk -v k="$key" '
+		{ print k ".rate " $6; print k ".err " $8; print k ".lat50 " $10; print k ".lat99 " $12 }' >>"$R"
+}
+
+# Open NCONN idle connections CLIENT -> HOST:PORT through the tunnels;
+# records KEY.kb_per_conn (both tunnels' VmRSS delta / NCONN) and fds.
+idle_conns() { # KEY CLIENT HOST PORT
+	local key=$1 cli=$2 host=$3 port=$4 r0 r1 q0 q1 pid
+	r0=$(tunnel_rss_kb node1) q0=$(tunnel_rss_kb node2)
+	: >"$T/$key.hold"
+	pexec "$cli" "$CONNRATE" hold "$host" "$port" "$NCONN" >"$T/$key.hold" 2>>"$T/connrate.err" &
+	pid=$!
+	if wait_for -t 60 grep -q '^ready' "$T/$key.hold"; then
+		r1=$(tunnel_rss_kb node1) q1=$(tunnel_rss_kb node2)
+		res "$key.kb_per_conn" "$(awk -v a=$((r1 - r0 + q1 - q0)) -v n="$NCONN" 'BEGIN{printf "%.2f", a / n}')"
+		res "$key.rss" "$r0+$q0 -> $r1+$q1"
+		res "$key.fds" "$(ls "/proc/${TUNNEL_PID[node1]}/fd" | wc -l)+$(ls "/proc/${TUNNEL_PID[node2]}/fd" | wc -l)"
+	else
+		log "idle connections ($key) not ready: $(tail -n 2 "$T/connrate.err")"
+		res "$key.kb_per_conn" nan
+	fi
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	# the tunnels see the closes: wait until their connections are gone
+	wait_for -t 20 few_fds
+}
+few_fds() { (($(ls "/proc/${TUNNEL_PID[node1]}/fd" | wc -l) < 400)); }
+
+# Tunnel RSS and CPU while CLIENT makes 1000 short 1 KiB request/response
+# connections per second to HOST:PORT (records KEY.rss1/rss2 in KiB,
+# KEY.cpu1/cpu2 in vCPU, KEY.rate achieved).
+load_1000() { # KEY CLIENT HOST PORT
+	local key=$1 a b c d
+	read -r a b <<<"$(tun_ticks)"
+	connrate_run "$key" "$2" "$3" "$4" "$SECS" 64 1024 1000
+	read -r c d <<<"$(tun_ticks)"
+	res "$key.rss1" "$(tunnel_rss_kb node1)"
+	res "$key.rss2" "$(tunnel_rss_kb node2)"
+	res "$key.cpu1" "$(awk -v x=$((c - a)) -v t="$TCK" -v s="$SECS" 'BEGIN{printf "%.3f", x / t / s}')"
+	res "$key.cpu2" "$(awk -v x=$((d - b)) -v t="$TCK" -v s="$SECS" 'BEGIN{printf "%.3f", x / t / s}')"
+}
+
+perf_tunnels() { # CLIENT HOST PORT: perf record -g both tunnels during one iperf3
+	command -v perf >/dev/null || return 0
+	perf record -q -g -o "$T/perf.node1.data" -p "${TUNNEL_PID[node1]}" -- sleep "$SECS" >/dev/null 2>&1 &
+	local p1=$!
+	perf record -q -g -o "$T/perf.node2.data" -p "${TUNNEL_PID[node2]}" -- sleep "$SECS" >/dev/null 2>&1 &
+	local p2=$!
+	pexec "$1" iperf3 -c "$2" -p "$3" -t "$SECS" >/dev/null 2>&1
+	wait "$p1" "$p2"
+	for n in node1 node2; do
+		perf report -i "$T/perf.$n.data" --no-children --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -n 25 >"$T/perf.$n.txt"
+	done
+	log "perf reports: $T/perf.node1.txt $T/perf.node2.txt"
+}
+
+if [[ -z ${SKIP_TRAFFIC:-} ]]; then
+	pod_add node2 plain dsrv 2>/dev/null || die "ADD dsrv"
+	pod_add node1 plain dcli 2>/dev/null || die "ADD dcli"
+	pod_add node2 bench esrv 2>/dev/null || die "ADD esrv"
+	pod_add node1 bench ecli 2>/dev/null || die "ADD ecli"
+	for s in dsrv esrv; do
+		bg ip netns exec "${POD_NETNS[$s]}" iperf3 -s -p 5201 >/dev/null 2>&1
+		bg ip netns exec "${POD_NETNS[$s]}" sockperf sr --tcp -i 0.0.0.0 -p 11111 >/dev/null 2>&1
+		bg ip netns exec "${POD_NETNS[$s]}" "$CONNRATE" server 7000 1024
+		bg ip netns exec "${POD_NETNS[$s]}" "$CONNRATE" server 7001 0
+		bg ip netns exec "${POD_NETNS[$s]}" "$CONNRATE" server 7002 1
+		for port in 5201 11111 7000 7001 7002; do
+			wait_listen "${POD_NETNS[$s]}" $port || die "server :$port in $s"
+		done
+	done
+	# Short connections at 10k/s recycle the client's ephemeral ports.
+	for p in dcli ecli; do pexec "$p" sysctl -qw net.ipv4.tcp_tw_reuse=1; done
+	DS=${POD_IP[dsrv]} ES=${POD_IP[esrv]}
+fi
+
+# --- 4. plaintext relay -------------------------------------------------------------
+if has plain; then
+	out0=$(nft_counter ecli warren-nat warren:nat-out-redirect-v4)
+	for ((r = 1; r <= ROUNDS; r++)); do
+		log "plain round $r/$ROUNDS: iperf3 direct, tunnels; sockperf direct, tunnels"
+		iperf_run p.direct dcli "$DS" 5201
+		iperf_tun p.tun ecli "$ES" 5201
+		sockperf_run p.ldirect dcli "$DS" 11111
+		sockperf_run p.ltun ecli "$ES" 11111
+	done
+	out1=$(nft_counter ecli warren-nat warren:nat-out-redirect-v4)
+	res p.redirected "$out0 -> $out1"
+	log "plain: 8 streams direct, tunnels"
+	iperf_run p.direct8 dcli "$DS" 5201 -P 8
+	iperf_tun p.tun8 ecli "$ES" 5201 -P 8
+	log "plain: connections/s direct, tunnels"
+	connrate_run p.cdirect dcli "$DS" 7002 "$SECS" 64 1
+	connrate_run p.ctun ecli "$ES" 7002 "$SECS" 64 1
+	log "plain: $NCONN idle connections; RSS at 1000 req/s"
+	idle_conns p.idle ecli "$ES" 7001
+	load_1000 p.load ecli "$ES" 7000
+	[[ -n ${BENCH_PERF:-} ]] && perf_tunnels ecli "$ES" 5201
+fi
+
+# --- 5. mTLS / HBONE ------------------------------------------------------------------
+mtls_supported() { "$WARREN_BUILD/warren-tunnel" --help 2>&1 | grep -q caDir; }
+mtls_active() { # NODE: config dump shows the CA
+	wctl "$1" -o json config-dump 2>/dev/null | "$PYTHON" -c '
+import json, sys
+def find(o):
+    if isinstance(o, dict):
+        if o.get("caDir"): return True
+        return any(find(v) for v in o.values())
+    return False
+sys.exit(0 if find(json.load(sys.stdin)) else 1)'
+}
+hbone_pool_up() { [[ -n $(ss -N "${POD_NETNS[esrv]}" -Htn state established '( sport = :15008 )' 2>/dev/null) ]]; }
+
+haproxy_up() { # certs from the mesh CA, then client (dcli) and server (dsrv) haproxies
+	local ca=$1 d=$T/haproxy n
+	need haproxy openssl
+	mkdir -p "$d"
+	for n in server client; do
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$n" \
+			-keyout "$d/$n.key" -out "$d/$n.csr" 2>/dev/null || return 1
+		printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$DS" >"$d/$n.ext"
+		openssl x509 -req -in "$d/$n.csr" -CA "$ca/root-cert.pem" -CAkey "$ca/root-key.pem" \
+			-CAcreateserial -days 2 -sha256 -extfile "$d/$n.ext" -out "$d/$n.crt" 2>/dev/null || return 1
+		cat "$d/$n.crt" "$d/$n.key" >"$d/$n.pem"
+	done
+	local glob="global
+	maxconn 4000
+	ssl-default-bind-ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256
+	ssl-default-server-ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256
+	ssl-default-bind-options ssl-min-ver TLSv1.3
+	ssl-default-server-options ssl-min-ver TLSv1.3
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s"
+	cat >"$d/client.cfg" <<EOF
+$glob
+listen iperf
+	bind 127.0.0.1:25201
+	server s $DS:26443 ssl crt $d/client.pem ca-file $ca/root-cert.pem verify required
+listen sockperf
+	bind 127.0.0.1:21111
+	server s $DS:26444 ssl crt $d/client.pem ca-file $ca/root-cert.pem verify required
+listen conn
+	bind 127.0.0.1:27000
+	server s $DS:26445 ssl crt $d/client.pem ca-file $ca/root-cert.pem verify required
+EOF
+	cat >"$d/server.cfg" <<EOF
+$glob
+listen iperf
+	bind $DS:26443 ssl crt $d/server.pem ca-file $ca/root-cert.pem verify required
+	server app 127.0.0.1:5201
+listen sockperf
+	bind $DS:26444 ssl crt $d/server.pem ca-file $ca/root-cert.pem verify required
+	server app 127.0.0.1:11111
+listen conn
+	bind $DS:26445 ssl crt $d/server.pem ca-file $ca/root-cert.pem verify required
+	server app 127.0.0.1:7002
+EOF
+	bg ip netns exec "${POD_NETNS[dsrv]}" haproxy -db -f "$d/server.cfg" >"$d/server.log" 2>&1
+	bg ip netns exec "${POD_NETNS[dcli]}" haproxy -db -f "$d/client.cfg" >"$d/client.log" 2>&1
+	wait_listen "${POD_NETNS[dsrv]}" 26443 && wait_listen "${POD_NETNS[dcli]}" 25201 || return 1
+	# one end-to-end exchange proves the mTLS path (handshake + verify)
+	pexec dcli "$CONNRATE" rate 127.0.0.1 27000 0.5 1 1 >>"$T/haproxy.check" 2>&1
+	awk '$2 > 0 && $8 == 0 {ok=1} END {exit !ok}' "$T/haproxy.check"
+}
+
+MTLS_STATE=skip
+has mtls && MTLS_STATE="n/a (mTLS not built)"
+if has mtls && mtls_supported; then
+	MTLS_STATE="n/a (mTLS did not start, see $T/node*/tunnel.out)"
+	log "mtls: mesh CA, restarting both tunnels with caDir"
+	if bash "$WARREN_ROOT/hack/gen-ca.sh" "$T/ca" >/dev/null 2>&1; then
+		MTLS_CA=$T/ca
+		tunnel_stop node1; tunnel_stop node2
+		if tunnel_start node1 2>/dev/null && tunnel_start node2 2>/dev/null &&
+			mtls_active node1 && mtls_active node2 &&
+			wait_listen "${POD_NETNS[esrv]}" 15008 && wait_listen "${POD_NETNS[ecli]}" 15001; then
+			MTLS_STATE=ok
+		fi
+	fi
+	if [[ $MTLS_STATE == ok ]]; then
+		haproxy_up "$T/ca" || { log "haproxy mTLS baseline failed (see $T/haproxy)"; HAPROXY_BAD=1; }
+		# warm the pool; HBONE carries ecli -> esrv from here on
+		connrate_run h.warm ecli "$ES" 7002 1 8 1
+		hbone_pool_up || log "no HBONE connection to esrv:15008 after warm-up: is ecli -> esrv really HBONE?"
+		for ((r = 1; r <= ROUNDS; r++)); do
+			log "mtls round $r/$ROUNDS: iperf3 HBONE, haproxy; sockperf HBONE, haproxy"
+			iperf_tun h.tun ecli "$ES" 5201
+			[[ -z ${HAPROXY_BAD:-} ]] && iperf_run h.hap dcli 127.0.0.1 25201
+			sockperf_run h.ltun ecli "$ES" 11111
+			[[ -z ${HAPROXY_BAD:-} ]] && sockperf_run h.lhap dcli 127.0.0.1 21111
+		done
+		res h.pool "$(ss -N "${POD_NETNS[esrv]}" -Htn state established '( sport = :15008 )' 2>/dev/null | wc -l)"
+		log "mtls: 8 streams HBONE; connections/s HBONE, haproxy"
+		iperf_tun h.tun8 ecli "$ES" 5201 -P 8
+		connrate_run h.ctun ecli "$ES" 7002 "$SECS" 64 1
+		[[ -z ${HAPROXY_BAD:-} ]] && connrate_run h.chap dcli 127.0.0.1 27000 "$SECS" 64 1
+		log "mtls: $NCONN idle connections; RSS at 1000 req/s"
+		idle_conns h.idle ecli "$ES" 7001
+		load_1000 h.load ecli "$ES" 7000
+		[[ -n ${BENCH_PERF:-} ]] && perf_tunnels ecli "$ES" 5201
+	fi
+fi
 
 # --- table ------------------------------------------------------------------------
-"$PYTHON" - <<EOF
-def f(x):
+"$PYTHON" - "$R" "$ROUNDS" "$MTLS_STATE" "$TCK" "$SECS" "$NCONN" <<'EOF'
+import math, os, statistics, sys
+path, rounds, mtls_state = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+SECS, NCONN = float(sys.argv[5]), sys.argv[6]
+V = {}
+for line in open(path):
+    k, _, v = line.rstrip("\n").partition(" ")
+    V.setdefault(k, []).append(v)
+def num(x):
     try: return float(x)
-    except ValueError: return float("nan")
-def ratio(a, b):
-    a, b = f(a), f(b)
-    return "%.2fx" % (a / b) if b == b and b != 0 and a == a else "n/a"
-rows = [
-    ("CNI ADD warren-cni, enrolled, p50", "$e50 ms", "<= 5 ms", "%s of budget" % ratio("$e50", 5)),
-    ("CNI ADD warren-cni, enrolled, p99", "$e99 ms", "<= 20 ms", "%s of budget" % ratio("$e99", 20)),
-    ("CNI ADD warren-cni, not enrolled, p50 / p99", "$p50 / $p99 ms", "", "enrolled/not: %s p50, %s p99" % (ratio("$e50", "$p50"), ratio("$e99", "$p99"))),
-    ("CNI ADD whole chain (bridge+host-local+warren), enrolled p50 / p99", "$ec50 / $ec99 ms", "", "not enrolled: $pc50 / $pc99 ms"),
-    ("tunnel RSS (user space) per enrolled idle pod ($IDLE pods, $enrolled_n listed)", "$per_pod KiB", "<= 32 KiB", "%s of budget; RSS $rss0 -> $rss1 KiB, $fds fds" % ratio("$per_pod", 32)),
-    ("throughput, 1 stream, direct", "$tput_d Gbit/s", "", "baseline"),
-    ("throughput, 1 stream, through both tunnels", "$tput_e Gbit/s", ">= 60 % of direct", "%s of direct" % ratio("$tput_e", "$tput_d")),
-    ("1 KiB ping-pong @1000 msg/s, direct p50 / p99", "$lat_d50 / $lat_d99 us", "", "sockperf (RTT/2)"),
-    ("1 KiB ping-pong @1000 msg/s, tunnels p50 / p99", "$lat_e50 / $lat_e99 us", "<= 30 us added p50", "added p50 %+.1f us, p99 %+.1f us" % (f("$lat_e50") - f("$lat_d50"), f("$lat_e99") - f("$lat_d99"))),
-]
-w = [max(len(r[i]) for r in rows + [("figure", "value", "budget", "ratio / note")]) for i in range(4)]
+    except (TypeError, ValueError): return float("nan")
+def med(k):
+    a = [num(x) for x in V.get(k, [])]
+    a = [x for x in a if x == x]
+    return statistics.median(a) if a else float("nan")
+def spread(k, unit, fmt="%.2f"):
+    a = sorted(x for x in (num(x) for x in V.get(k, [])) if x == x)
+    if not a: return "n/a"
+    s = (fmt % statistics.median(a)) + " " + unit
+    if len(a) > 1: s += (" [" + fmt + "-" + fmt + "]") % (a[0], a[-1])
+    return s
+def raw(k): return V.get(k, ["n/a"])[-1]
+def ok(x): return x == x
+def r(a, b): return "%.2fx" % (a / b) if ok(a) and ok(b) and b else "n/a"
+rows = []
+def row(*c): rows.append(c)
+def sect(t): rows.append((t, "", "", ""))
+
+if "cni.e50" in V:
+    sect("-- CNI ADD (warren-cni exec, %s enrolled / %s not enrolled ADDs)" % (raw("cni.en"), raw("cni.pn")))
+    e50, e99, p50, p99 = med("cni.e50"), med("cni.e99"), med("cni.p50"), med("cni.p99")
+    row("enrolled p50", "%.2f ms" % e50, "<= 5 ms", r(e50, 5) + " of budget")
+    row("enrolled p99", "%.2f ms" % e99, "<= 20 ms", r(e99, 20) + " of budget")
+    row("not enrolled p50 / p99", "%.2f / %.2f ms" % (p50, p99), "", "enrolled/not %s p50, %s p99" % (r(e50, p50), r(e99, p99)))
+    row("whole chain enrolled p50 / p99", "%s / %s ms" % (raw("cni.ec50"), raw("cni.ec99")), "", "not enrolled %s / %s ms" % (raw("cni.pc50"), raw("cni.pc99")))
+if "mem.idle" in V:
+    n, a, b = num(raw("mem.idle")), num(raw("mem.rss0")), num(raw("mem.rss1"))
+    pp = (b - a) / n
+    sect("-- tunnel memory")
+    row("RSS per enrolled idle pod (%d pods)" % n, "%.1f KiB" % pp, "<= 32 KiB", "%s of budget; RSS %d -> %d KiB, %s fds, %s listed" % (r(pp, 32), a, b, raw("mem.fds"), raw("mem.listed")))
+
+def cpu_per_gb(k):
+    gb = med(k + ".gb")
+    parts = []
+    for lab, kk in (("iperf3 client", ".cli_s"), ("iperf3 server", ".srv_s"), ("tunnel1", ".t1_s"), ("tunnel2", ".t2_s")):
+        if k + kk in V:
+            parts.append("%s %.2f" % (lab, med(k + kk) / gb if gb else float("nan")))
+    return "CPU s/GB: " + ", ".join(parts)
+def tun_cpu(k):
+    return "tunnel CPU %.2f + %.2f cores" % (med(k + ".t1_s") / SECS, med(k + ".t2_s") / SECS)
+
+
+def traffic(p, title, base_tput, base_lat, base_conn, peer):
+    sect(title)
+    t, d = med(p + ".tun.gbps"), med(base_tput + ".gbps")
+    if p == "p":
+        row("1 stream, direct", spread("p.direct.gbps", "Gb/s"), "", "baseline; " + cpu_per_gb("p.direct"))
+        row("1 stream, through both tunnels", spread("p.tun.gbps", "Gb/s"), ">= 0.60x direct", "%s of direct; %s" % (r(t, d), cpu_per_gb("p.tun")))
+    else:
+        hp = med("h.hap.gbps")
+        row("1 stream, haproxy mTLS tunnel", spread("h.hap.gbps", "Gb/s"), "", "peer baseline; " + cpu_per_gb("h.hap"))
+        row("1 stream, HBONE through both tunnels", spread("h.tun.gbps", "Gb/s"), ">= 2x haproxy", "%s of haproxy, %s of plaintext direct; %s" % (r(t, hp), r(t, med("p.direct.gbps")), cpu_per_gb("h.tun")))
+    t8 = med(p + ".tun8.gbps")
+    if p == "p":
+        row("8 streams, direct", spread("p.direct8.gbps", "Gb/s"), "", "baseline")
+    row("8 streams, through both tunnels", spread(p + ".tun8.gbps", "Gb/s"), "both cores used" if p == "h" else "",
+        "%s; %s of 8-stream direct" % (tun_cpu(p + ".tun8"), r(t8, med("p.direct8.gbps"))))
+    l50, l99 = med(p + ".ltun.p50"), med(p + ".ltun.p99")
+    d50, d99 = med("p.ldirect.p50"), med("p.ldirect.p99")
+    if p == "p":
+        row("1 KiB ping-pong @1000/s, direct p50 / p99", "%s / %s" % (spread("p.ldirect.p50", "us", "%.1f"), spread("p.ldirect.p99", "us", "%.1f")), "", "sockperf, RTT/2")
+        row("1 KiB ping-pong @1000/s, tunnels p50 / p99", "%s / %s" % (spread("p.ltun.p50", "us", "%.1f"), spread("p.ltun.p99", "us", "%.1f")), "<= +30 us p50",
+            "added p50 %+.1f us, p99 %+.1f us" % (l50 - d50, l99 - d99))
+    else:
+        t50, t99 = med("p.ltun.p50"), med("p.ltun.p99")
+        row("1 KiB ping-pong @1000/s, haproxy p50 / p99", "%s / %s" % (spread("h.lhap.p50", "us", "%.1f"), spread("h.lhap.p99", "us", "%.1f")), "", "peer baseline")
+        row("1 KiB ping-pong @1000/s, HBONE p50 / p99", "%s / %s" % (spread("h.ltun.p50", "us", "%.1f"), spread("h.ltun.p99", "us", "%.1f")),
+            "p50 <= 2x, p99 <= 2.5x plaintext", "vs direct %s p50, %s p99; vs plaintext relay %s p50, %s p99; vs haproxy %s p50" % (
+                r(l50, d50), r(l99, d99), r(l50, t50), r(l99, t99), r(l50, med("h.lhap.p50"))))
+    c = med(p + ".ctun.rate")
+    if p == "p":
+        row("new connections/s, direct (64 in flight)", "%.0f /s" % med("p.cdirect.rate"), "", "p50/p99 %s/%s us, %s errors" % (raw("p.cdirect.lat50"), raw("p.cdirect.lat99"), raw("p.cdirect.err")))
+        row("new connections/s, tunnels", "%.0f /s" % c, "", "%s of direct; p50/p99 %s/%s us, %s errors" % (r(c, med("p.cdirect.rate")), raw("p.ctun.lat50"), raw("p.ctun.lat99"), raw("p.ctun.err")))
+    else:
+        row("new connections/s, haproxy (new TLS each)", "%.0f /s" % med("h.chap.rate"), "", "p50/p99 %s/%s us, %s errors" % (raw("h.chap.lat50"), raw("h.chap.lat99"), raw("h.chap.err")))
+        row("new connections/s, HBONE (warm pool)", "%.0f /s" % c, ">= 10000 /s", "%s of budget, %s of plaintext relay; p50/p99 %s/%s us, %s errors; %s pooled conn(s)" % (
+            r(c, 10000), r(c, med("p.ctun.rate")), raw("h.ctun.lat50"), raw("h.ctun.lat99"), raw("h.ctun.err"), raw("h.pool")))
+    k = med(p + ".idle.kb_per_conn")
+    row("RSS per open idle relayed connection (%s, both tunnels)" % NCONN, "%.2f KiB" % k, "<= 64 KiB" if p == "h" else "",
+        "%s of budget; RSS KiB %s; fds %s" % (r(k, 64), raw(p + ".idle.rss"), raw(p + ".idle.fds")))
+    a1, a2 = med(p + ".load.rss1"), med(p + ".load.rss2")
+    row("tunnel RSS at 1000 req/s (short conns, 1 KiB req/resp)", "%.1f / %.1f MiB" % (a1 / 1024, a2 / 1024), "<= 10 MiB" if p == "h" else "",
+        "%s of budget (larger); achieved %s req/s, tunnel CPU %s / %s vCPU" % (r(max(a1, a2) / 1024, 10), raw(p + ".load.rate"), raw(p + ".load.cpu1"), raw(p + ".load.cpu2")))
+
+if "p.tun.gbps" in V:
+    traffic("p", "-- plaintext relay (%d interleaved rounds: median [min-max])" % rounds, "p.direct", "p.ldirect", "p.cdirect", None)
+if "h.tun.gbps" in V:
+    traffic("h", "-- HBONE mTLS (%d interleaved rounds with haproxy)" % rounds, "h.hap", "h.lhap", "h.chap", "h.hap")
+elif mtls_state != "skip":
+    sect("-- HBONE mTLS: " + mtls_state)
+
 hdr = ("figure", "value", "budget", "ratio / note")
+w = [max(len(x[i]) for x in rows + [hdr] if x[1] or i == 0) for i in range(3)]
 print()
-print("  ".join(h.ljust(w[i]) for i, h in enumerate(hdr)))
-print("  ".join("-" * w[i] for i in range(4)))
-for r in rows:
-    print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
+print("  ".join(h.ljust(w[i]) for i, h in enumerate(hdr[:3])) + "  " + hdr[3])
+print("  ".join("-" * w[i] for i in range(3)) + "  " + "-" * 12)
+for x in rows:
+    if not x[1]:
+        print(x[0]); continue
+    print("  ".join(c.ljust(w[i]) for i, c in enumerate(x[:3])) + "  " + x[3])
 EOF
 echo
-echo "cycles: $en enrolled / $pn not enrolled ADDs timed; outbound redirect counter in ecli: $out0 -> $out1 (iperf3) -> $out2 (sockperf)"
-echo "kernel $(uname -r), $(nproc) cores; tunnel log level $TUNNEL_LOG_LEVEL; build $WARREN_BUILD; $SECONDS s"
+[[ -f $R ]] && grep -q p.redirected "$R" && echo "outbound redirect counter in ecli (plain rounds): $(awk '$1=="p.redirected"{$1=""; print}' "$R")"
+echo "CPU pressure during the run (PSI some, share of wall time a task waited for a CPU): $(awk -v a="$PSI0" -v b="$(psi)" -v s="$SECONDS" 'BEGIN{printf "%.0f %%", s ? (b - a) / 1e4 / s : 0}')"
+echo "kernel $(uname -r), $(nproc) cores, load average at end $(cut -d' ' -f1-3 /proc/loadavg); tunnel log level $TUNNEL_LOG_LEVEL; build $WARREN_BUILD; ${SECS}s per run; $SECONDS s"

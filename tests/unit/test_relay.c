@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <linux/sockios.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -641,7 +642,64 @@ static void relay_abort_resets_both(void)
 	fx_run(abort_body, 0, 0);
 }
 
+/* --- copy mode for small messages, splice for bulk, and back --- */
+
+static uint64_t want_c, want_s;
+
+static int nfds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static bool got_wanted(void *p)
+{
+	struct fx *f = p;
+
+	return f->s.received >= want_s && f->c.received >= want_c;
+}
+
+/* One request/response: cb bytes client -> server, sb bytes back. */
+static void step(struct fx *f, uint64_t cb, uint64_t sb)
+{
+	f->c.to_send += cb;
+	f->s.to_send += sb;
+	want_s += cb;
+	want_c += sb;
+	ep_arm(&f->c);
+	ep_arm(&f->s);
+	T_ASSERT(run_until(f->l, got_wanted, f, 20000));
+}
+
+static void modes_body(struct fx *f)
+{
+	int fds0 = nfds();
+
+	want_c = want_s = 0;
+	for (int i = 0; i < 20; i++)
+		step(f, 1024, 512);
+	/* request/response went through the copy path: no pipe was made */
+	T_ASSERT_INT(nfds(), fds0);
+	step(f, 8 * MIB, 4 * MIB);
+	for (int i = 0; i < 20; i++)
+		step(f, 100, 3000);
+	T_ASSERT(!f->c.rx_bad && !f->s.rx_bad);
+	exchange(f, f->c.to_send + 1000, f->s.to_send + 1000);
+}
+
+static void relay_small_copy_bulk_splice(void)
+{
+	fx_run(modes_body, 0, 0);
+}
+
 T_MAIN(T_CASE(loop_timers_order_and_cancel), T_CASE(loop_del_in_same_round),
        T_CASE(relay_both_ways), T_CASE(relay_half_close), T_CASE(relay_reset_propagates),
        T_CASE(relay_abort_resets_both), T_CASE(relay_backpressure), T_CASE(relay_hangup_while_blocked),
-       T_CASE(relay_64mib_byte_exact))
+       T_CASE(relay_64mib_byte_exact), T_CASE(relay_small_copy_bulk_splice))
