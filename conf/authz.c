@@ -763,7 +763,8 @@ static int conv_meta(struct pctx *pc, const json_t *o, size_t idx, const char *k
 	pathf(key, sizeof(key), "%s/%s", p->ns ? p->ns : "", p->name ? p->name : "");
 	p->key = ar_strdup(pc->ar, key);
 	p->created = ar_strdup(pc->ar, ts ? ts : "");
-	p->action_str = "";
+	if (!p->action_str) /* AuthorizationPolicy set its default (ALLOW) already */
+		p->action_str = "";
 	*spec = NULL;
 	if (!p->ns || !p->name || !p->key || !p->created)
 		return -EINVAL;

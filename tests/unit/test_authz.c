@@ -645,6 +645,7 @@ struct collect {
 	char keys[16][64];
 	char states[16][16];
 	char scopes[16][16];
+	char actions[16][16];
 	size_t n;
 	size_t warnings, errors;
 };
@@ -657,6 +658,7 @@ static void collect_cb(const struct authz_policy_info *info, void *ctx)
 		snprintf(c->keys[c->n], sizeof(c->keys[0]), "%s", info->key);
 		snprintf(c->states[c->n], sizeof(c->states[0]), "%s", authz_state_name(info->state));
 		snprintf(c->scopes[c->n], sizeof(c->scopes[0]), "%s", info->scope);
+		snprintf(c->actions[c->n], sizeof(c->actions[0]), "%s", info->action ? info->action : "(null)");
 		c->n++;
 	}
 	for (size_t i = 0; i < info->n_msgs; i++) {
@@ -693,6 +695,10 @@ static void test_listing(void)
 	T_ASSERT_INT(all.n, 9);
 	/* namespace/name order, AuthorizationPolicies first */
 	T_ASSERT_STR(all.keys[0], "app/a-wl");
+	T_ASSERT_STR(all.actions[0], "DENY");
+	/* no "action" key: ALLOW, as Istio defaults it */
+	T_ASSERT_STR(all.keys[1], "app/b-other");
+	T_ASSERT_STR(all.actions[1], "ALLOW");
 	T_ASSERT_STR(all.keys[2], "app/c-audit");
 	T_ASSERT_STR(all.states[2], "ignored");
 	T_ASSERT_STR(all.keys[3], "app/d-bad");
