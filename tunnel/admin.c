@@ -20,7 +20,9 @@
  *   GET  /healthz/ready (also on the readiness address)
  *   GET  /stats/prometheus, /metrics (also on the metrics address)
  * Readiness (readinessAddress, default 0.0.0.0:15021): GET /healthz/ready,
- * 200 "ready" or 503 with the reason.
+ * 200 "ready" or 503 with the reason ("adopting N/M pods" while the pods
+ * recorded before a restart are re-adopted: these servers start first and
+ * adoption runs on the loop, state.c).
  * Metrics (metricsAddress, default 0.0.0.0:15020): GET /metrics and
  * /stats/prometheus, Prometheus text format 0.0.4 (tunnel/metrics.h).
  * metricsAddress/readinessAddress "off" disable that server.

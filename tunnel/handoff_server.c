@@ -7,6 +7,14 @@
  * the "add" answer is sent only after the listeners exist and the state
  * record is on disk, so the plugin's ADD returns only when the pod is
  * captured-and-served. A client that sends nothing is dropped after 5 s.
+ *
+ * While the pods recorded before a restart are being adopted (state.c),
+ * "status" (ready=false, "adopting N/M pods") and "query" are answered at
+ * once; "add", "del", "check" and "gc" are held, request and fd kept, and
+ * answered in arrival order once adoption is complete
+ * (handoff_server_resume), so a request never races the adoption of the
+ * same pod. A held client that hangs up (the plugin's timeoutMs ran out:
+ * it reports CNI error 11, try again later) is dropped unprocessed.
  */
 #include "tunnel/tunnel.h"
 
@@ -14,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -25,22 +34,49 @@
 #define CLIENT_TIMEOUT_MS 5000
 #define CLIENT_MAGIC 0x434c4e54u
 
-struct client {
+struct hclient {
 	unsigned magic;
 	struct tunnel *t;
 	int fd;
 	struct loop_timer *timer;
 	long refused_uid; /* >= 0: not root; answer the request with an error */
+	/* Held until adoption is complete (t->held FIFO): */
+	bool held;
+	json_t *req;
+	int pfd;
+	struct hclient *next;
 };
 
-static void client_free(struct client *c)
+static void unhold(struct hclient *c)
+{
+	struct tunnel *t = c->t;
+	struct hclient **pp, *prev = NULL;
+
+	for (pp = &t->held; *pp; prev = *pp, pp = &(*pp)->next) {
+		if (*pp != c)
+			continue;
+		*pp = c->next;
+		if (t->held_tail == c)
+			t->held_tail = prev;
+		break;
+	}
+	c->next = NULL;
+	c->held = false;
+}
+
+static void client_free(struct hclient *c)
 {
 	if (!c)
 		return;
+	if (c->held)
+		unhold(c);
 	if (c->timer)
 		loop_timer_cancel(c->t->loop, c->timer);
 	loop_del(c->t->loop, c->fd);
 	close(c->fd);
+	if (c->pfd >= 0)
+		close(c->pfd);
+	json_decref(c->req);
 	c->magic = 0;
 	free(c);
 }
@@ -232,17 +268,95 @@ static json_t *op_gc(struct tunnel *t, json_t *req)
 	return json_pack("{s:b,s:I}", "ok", 1, "removed", (json_int_t)removed);
 }
 
+static json_t *dispatch(struct hclient *c, json_t *req, const char *op, int *pfd)
+{
+	struct tunnel *t = c->t;
+
+	if (c->refused_uid >= 0)
+		return handoff_error("permission denied: only root (uid 0) may use the warren-tunnel handoff socket, you are uid %ld",
+				     c->refused_uid);
+	if (!op)
+		return handoff_error("request has no \"op\"");
+	if (strcmp(op, "add") && *pfd >= 0)
+		return handoff_error("\"%s\" must not carry a file descriptor (only \"add\" does)", op);
+	if (!strcmp(op, "query"))
+		return op_query(t, req);
+	if (!strcmp(op, "add"))
+		return op_add(t, req, pfd);
+	if (!strcmp(op, "del"))
+		return op_del(t, req);
+	if (!strcmp(op, "check"))
+		return op_check(t, req);
+	if (!strcmp(op, "status"))
+		return op_status(t);
+	if (!strcmp(op, "gc"))
+		return op_gc(t, req);
+	return handoff_error("unknown op \"%s\" (query, add, del, check, status, gc)", op);
+}
+
+/* Requests that change or inspect the pod registry wait for adoption; a
+ * request that will be refused anyway is answered at once. */
+static bool must_hold(const struct hclient *c, const char *op, int pfd)
+{
+	if (c->t->adopted || c->refused_uid >= 0 || !op)
+		return false;
+	if (!strcmp(op, "add"))
+		return true;
+	return pfd < 0 && (!strcmp(op, "del") || !strcmp(op, "check") || !strcmp(op, "gc"));
+}
+
+/* Answers (when resp), then frees c with its request and fd. */
+static void finish(struct hclient *c, const char *op, json_t *resp)
+{
+	if (resp) {
+		if (!json_is_true(json_object_get(resp, "ok")))
+			log_warn("handoff %s refused: %s", op ? op : "?",
+				 json_string_value(json_object_get(resp, "error")));
+		metrics_plugin_request(c->t, op, json_is_true(json_object_get(resp, "ok")));
+		reply(c->fd, resp);
+	}
+	client_free(c);
+}
+
+static void hold(struct hclient *c, json_t *req, int pfd, const char *op)
+{
+	struct tunnel *t = c->t;
+
+	c->req = req;
+	c->pfd = pfd;
+	c->held = true;
+	if (c->timer) {
+		loop_timer_cancel(t->loop, c->timer);
+		c->timer = NULL;
+	}
+	/* From now on any event means the client hung up (or broke the
+	 * one-request protocol): client_cb drops it. */
+	if (loop_mod(t->loop, c->fd, EPOLLRDHUP) < 0)
+		log_debug("cannot watch a held handoff client for hang-up; its request will still be answered");
+	if (t->held_tail)
+		t->held_tail->next = c;
+	else
+		t->held = c;
+	t->held_tail = c;
+	log_info("handoff %s held until adoption of the recorded pods is complete (%s)", op,
+		 state_adopt_progress(t));
+}
+
 static void client_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
-	struct client *c = ctx;
-	struct tunnel *t;
+	struct hclient *c = ctx;
 	json_t *req = NULL, *resp = NULL;
 	const char *op = NULL;
 	char err[256] = "";
 	int pfd = -1, ret;
 
 	CHECK_OBJ(c, CLIENT_MAGIC);
-	t = c->t;
+	if (c->held) {
+		log_warn("handoff client went away while its %s was held for adoption; dropped unprocessed",
+			 json_string_value(json_object_get(c->req, "op")));
+		client_free(c);
+		return;
+	}
 	ret = handoff_recv(fd, &req, &pfd, err, sizeof(err));
 	if (ret == -EAGAIN || ret == -EWOULDBLOCK)
 		return;
@@ -254,45 +368,46 @@ static void client_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 		goto out;
 	}
 	op = json_string_value(json_object_get(req, "op"));
-	if (c->refused_uid >= 0) {
-		resp = handoff_error("permission denied: only root (uid 0) may use the warren-tunnel handoff socket, you are uid %ld",
-				     c->refused_uid);
-	} else if (!op) {
-		resp = handoff_error("request has no \"op\"");
-	} else if (strcmp(op, "add") && pfd >= 0) {
-		resp = handoff_error("\"%s\" must not carry a file descriptor (only \"add\" does)", op);
-	} else if (!strcmp(op, "query")) {
-		resp = op_query(t, req);
-	} else if (!strcmp(op, "add")) {
-		resp = op_add(t, req, &pfd);
-	} else if (!strcmp(op, "del")) {
-		resp = op_del(t, req);
-	} else if (!strcmp(op, "check")) {
-		resp = op_check(t, req);
-	} else if (!strcmp(op, "status")) {
-		resp = op_status(t);
-	} else if (!strcmp(op, "gc")) {
-		resp = op_gc(t, req);
-	} else {
-		resp = handoff_error("unknown op \"%s\" (query, add, del, check, status, gc)", op);
+	if (must_hold(c, op, pfd)) {
+		hold(c, req, pfd, op);
+		return;
 	}
-	if (resp && !json_is_true(json_object_get(resp, "ok")))
-		log_warn("handoff %s refused: %s", op ? op : "?",
-			 json_string_value(json_object_get(resp, "error")));
+	resp = dispatch(c, req, op, &pfd);
 out:
 	if (pfd >= 0)
 		close(pfd);
-	if (resp) {
-		metrics_plugin_request(t, op, json_is_true(json_object_get(resp, "ok")));
-		reply(fd, resp);
-	}
+	finish(c, op, resp);
 	json_decref(req);
-	client_free(c);
+}
+
+static bool peer_gone(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+void handoff_server_resume(struct tunnel *t)
+{
+	struct hclient *c;
+
+	while ((c = t->held)) {
+		const char *op = json_string_value(json_object_get(c->req, "op"));
+		json_t *resp = NULL;
+
+		unhold(c);
+		if (peer_gone(c->fd))
+			log_warn("handoff client went away while its %s was held for adoption; dropped unprocessed",
+				 op);
+		else
+			resp = dispatch(c, c->req, op, &c->pfd);
+		finish(c, op, resp);
+	}
 }
 
 static void client_timeout(struct loop *l, void *ctx)
 {
-	struct client *c = ctx;
+	struct hclient *c = ctx;
 
 	CHECK_OBJ(c, CLIENT_MAGIC);
 	c->timer = NULL;
@@ -308,7 +423,7 @@ static void accept_cb(struct loop *l, int lfd, uint32_t events, void *ctx)
 	for (int i = 0; i < 16; i++) {
 		struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 		socklen_t len = sizeof(cred);
-		struct client *c;
+		struct hclient *c;
 		int fd;
 
 		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -322,7 +437,7 @@ static void accept_cb(struct loop *l, int lfd, uint32_t events, void *ctx)
 			close(fd);
 			continue;
 		}
-		*c = (struct client){ .magic = CLIENT_MAGIC, .t = t, .fd = fd, .refused_uid = -1 };
+		*c = (struct hclient){ .magic = CLIENT_MAGIC, .t = t, .fd = fd, .refused_uid = -1, .pfd = -1 };
 		/* A non-root client still gets its request read and an error
 		 * answer: closing with its request unread would reset the
 		 * connection before it could read why. */
@@ -362,6 +477,8 @@ int handoff_server_start(struct tunnel *t)
 
 void handoff_server_stop(struct tunnel *t)
 {
+	while (t->held)
+		client_free(t->held);
 	if (t->handoff_fd < 0)
 		return;
 	loop_del(t->loop, t->handoff_fd);

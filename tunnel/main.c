@@ -12,15 +12,19 @@
  * re-creating them. The mesh model (mesh_watch.c) is reloaded when
  * meshPath changes; a bad file keeps the last good model.
  *
- * Startup: config, logging, signals; admin/readiness servers (they answer
- * 503 until ready); mesh model (a failure is logged and retried); adoption
- * of recorded pods; then the handoff socket. SIGTERM/SIGINT stop cleanly:
+ * Startup: config, logging, signals; admin/readiness/metrics servers;
+ * mesh model (a failure is logged and retried); the handoff socket; then
+ * the loop, on which the recorded pods are re-adopted a batch per
+ * iteration (state.c) while readiness answers 503 "adopting N/M pods" and
+ * the handoff socket holds adds until adoption is complete. SIGTERM/SIGINT
+ * stop cleanly (an unfinished adoption too):
  * listeners close, state records stay (a restart re-adopts), live
  * connections are reset.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +122,18 @@ int main(int argc, char **argv)
 			conf.log_file, strerror(-ret));
 
 	signal(SIGPIPE, SIG_IGN);
+	/* two fds per relayed connection (six while bulk data flows through
+	 * pipes): the usual soft limit of 1024 would cap a node at a few
+	 * hundred connections */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				log_warn("cannot raise the open-file limit: %s", strerror(errno));
+		}
+	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -148,9 +164,13 @@ int main(int argc, char **argv)
 		goto out;
 	if (mesh_watch_start(&t) < 0)
 		goto out;
-	state_adopt(&t);
 	if (handoff_server_start(&t) < 0)
 		goto out;
+	ret = state_adopt_start(&t);
+	if (ret < 0) {
+		log_error("cannot start re-adopting the recorded pods: %s", strerror(-ret));
+		goto out;
+	}
 	ret = loop_run(t.loop);
 	if (ret < 0) {
 		log_error("event loop failed: %s", strerror(-ret));
@@ -159,6 +179,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	handoff_server_stop(&t);
+	state_adopt_stop(&t);
 	if (t.retry_timer)
 		loop_timer_cancel(t.loop, t.retry_timer);
 	while (t.pods)

@@ -144,7 +144,7 @@ bool tunnel_ready(const struct tunnel *t, const char **reason)
 		r = t->mesh_error[0] ? "mesh model not loaded (last load failed; see the log)"
 				     : "mesh model not loaded yet";
 	else if (!t->adopted)
-		r = "re-adopting pods from the state directory";
+		r = state_adopt_progress(t);
 	else {
 		ok = true;
 		for (const struct pod *p = t->pods; p; p = p->next)

@@ -3,10 +3,29 @@
  * Pod records for surviving our own restart: one JSON file per pod,
  * <stateDir>/pods/<uid>.json, written atomically (tmp + fsync + rename +
  * fsync of the directory) so a crash leaves either the old or the new
- * record, never a torn one. state_adopt() re-creates the listeners of every
- * recorded pod whose netns still exists, is the same netns (dev/ino), and
- * still carries our in-pod rules; anything else is dropped with a log line
- * saying why (e.g. the pod was deleted while we were down).
+ * record, never a torn one.
+ *
+ * Adoption after a restart (state_adopt_start) re-creates the listeners of
+ * every recorded pod whose netns still exists, is the same netns (dev/ino),
+ * and still carries our in-pod rules; anything else is dropped with a log
+ * line saying why (e.g. the pod was deleted while we were down). A pod
+ * whose listeners fail is kept and retried every 5 s. The record files are
+ * listed once at the start and adopted ADOPT_BATCH per loop
+ * iteration (a 0 ms timer; the loop serves ready fds between timers), so
+ * the admin, readiness and metrics servers answer throughout: readiness is
+ * 503 "adopting N/M pods" until the last record is done, like ztunnel
+ * before its first snapshot is processed.
+ *
+ * Handoff requests during adoption: "status" (ready=false) and "query" are
+ * answered at once; "add", "del", "check" and "gc" are queued (held) and
+ * answered in order when adoption is complete. Not refused: the plugin
+ * maps an ok=false answer to CNI error 100 (warren-tunnel refused), which
+ * fails the ADD outright and rolls back its in-pod rules; only a tunnel
+ * that does not answer maps to 11 (try again later). Held, an ADD succeeds
+ * as soon as adoption is done; if adoption outlasts the plugin's timeoutMs
+ * the plugin reports 11 and hangs up, and its held request is dropped
+ * unprocessed. Holding is also what keeps a pod from being handed over
+ * twice: an add or del never races the adoption of the same record.
  */
 #include "tunnel/tunnel.h"
 
@@ -255,50 +274,201 @@ static void retry_listen(struct loop *l, void *ctx)
 		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
 }
 
-void state_adopt(struct tunnel *t)
-{
-	char dir[4096], path[4400], why[512];
-	struct dirent *de;
-	size_t adopted = 0, dropped = 0;
-	bool missing = false;
-	DIR *d = NULL;
+#define ADOPTION_MAGIC 0x41444f50u
+/* Records per loop iteration: a batch of 16 takes a few ms (netns checks,
+ * three sockets per pod), short enough that probes and the handoff socket
+ * wait no longer than that. */
+#define ADOPT_BATCH 16
 
-	if (pods_dir(t, dir, sizeof(dir)) < 0)
-		goto out;
-	d = opendir(dir);
+/* The records found when adoption started, worked through in batches. */
+struct adoption {
+	unsigned magic;
+	struct tunnel *t;
+	char dir[4096];
+	char **names;             /* "<uid>.json", owned */
+	size_t n, next;
+	size_t adopted, dropped;
+	struct loop_timer *timer; /* the next batch; NULL while one runs */
+	char reason[96];          /* readiness reason, kept current */
+};
+
+static void adoption_free(struct adoption *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->n; i++)
+		free(a->names[i]);
+	free(a->names);
+	a->magic = 0;
+	free(a);
+}
+
+/* Lists the record files (and removes the leftovers of interrupted
+ * writes). A directory that cannot be read leaves the list empty. */
+static int adoption_scan(struct adoption *a)
+{
+	char path[4400];
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *d;
+	int ret = 0;
+
+	d = opendir(a->dir);
 	if (!d) {
 		if (errno != ENOENT)
-			log_error("cannot read state directory %s: %s; no pods re-adopted", dir, strerror(errno));
-		goto out;
+			log_error("cannot read state directory %s: %s; no pods re-adopted", a->dir,
+				  strerror(errno));
+		return 0;
 	}
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name);
 
 		if (de->d_name[0] == '.') {
 			if (n > 9 && !strcmp(de->d_name + n - 9, ".json.tmp")) {
-				snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+				snprintf(path, sizeof(path), "%s/%s", a->dir, de->d_name);
 				unlink(path); /* a write interrupted by a crash */
 			}
 			continue;
 		}
 		if (n < 6 || strcmp(de->d_name + n - 5, ".json"))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (adopt_one(t, path, why, sizeof(why)) < 0) {
-			log_warn("dropping state record %s: %s", path, why);
-			unlink(path);
-			dropped++;
-		} else {
-			adopted++;
+		if (a->n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			char **nn = realloc(a->names, ncap * sizeof(*nn));
+
+			if (!nn) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			a->names = nn;
+			cap = ncap;
 		}
+		a->names[a->n] = strdup(de->d_name);
+		if (!a->names[a->n]) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		a->n++;
 	}
 out:
-	if (d)
-		closedir(d);
+	closedir(d);
+	return ret;
+}
+
+static void adoption_progress(struct adoption *a)
+{
+	snprintf(a->reason, sizeof(a->reason), "adopting %zu/%zu pods", a->next, a->n);
+}
+
+static void adoption_finish(struct tunnel *t)
+{
+	struct adoption *a = t->adoption;
+	bool missing = false;
+
+	CHECK_OBJ(a, ADOPTION_MAGIC);
 	for (struct pod *p = t->pods; p; p = p->next)
 		missing |= !p->listening;
 	if (missing && !t->retry_timer)
 		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
+	log_info("adoption done: %zu pod(s) re-adopted, %zu record(s) dropped", a->adopted, a->dropped);
+	adoption_free(a);
+	t->adoption = NULL;
 	t->adopted = true;
-	log_info("adoption done: %zu pod(s) re-adopted, %zu record(s) dropped", adopted, dropped);
+	/* Only now: a held add must see the adopted pod, never race it. */
+	handoff_server_resume(t);
+}
+
+/* Adopts up to ADOPT_BATCH records; true when the list is done. */
+static bool adoption_batch(struct adoption *a)
+{
+	char path[4400], why[512];
+	size_t end = a->next + ADOPT_BATCH;
+
+	if (end > a->n || end < a->next)
+		end = a->n;
+	for (; a->next < end; a->next++) {
+		snprintf(path, sizeof(path), "%s/%s", a->dir, a->names[a->next]);
+		if (adopt_one(a->t, path, why, sizeof(why)) < 0) {
+			log_warn("dropping state record %s: %s", path, why);
+			unlink(path);
+			a->dropped++;
+		} else {
+			a->adopted++;
+		}
+	}
+	adoption_progress(a);
+	return a->next >= a->n;
+}
+
+static void adoption_step(struct loop *l, void *ctx)
+{
+	struct adoption *a = ctx;
+	struct tunnel *t;
+
+	CHECK_OBJ(a, ADOPTION_MAGIC);
+	t = a->t;
+	a->timer = NULL;
+	if (adoption_batch(a)) {
+		adoption_finish(t);
+		return;
+	}
+	/* 0 ms: the loop serves every ready fd (readiness probes, handoff
+	 * status) before the next batch. */
+	a->timer = loop_timer_add(l, 0, adoption_step, a);
+	if (!a->timer) {
+		log_warn("cannot schedule the next adoption batch (out of memory); adopting the rest now");
+		while (!adoption_batch(a))
+			;
+		adoption_finish(t);
+	}
+}
+
+int state_adopt_start(struct tunnel *t)
+{
+	struct adoption *a;
+	int ret;
+
+	assert(!t->adoption && !t->adopted);
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*a = (struct adoption){ .magic = ADOPTION_MAGIC, .t = t };
+	ret = pods_dir(t, a->dir, sizeof(a->dir));
+	if (ret == 0)
+		ret = adoption_scan(a);
+	if (ret < 0) {
+		log_error("cannot list the pod records in %s: %s", a->dir, strerror(-ret));
+		adoption_free(a);
+		return ret;
+	}
+	t->adoption = a;
+	adoption_progress(a);
+	log_info("adopting %zu pod record(s) from %s, %d per loop iteration", a->n, a->dir,
+		 ADOPT_BATCH);
+	a->timer = loop_timer_add(t->loop, 0, adoption_step, a);
+	if (!a->timer) {
+		t->adoption = NULL;
+		adoption_free(a);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void state_adopt_stop(struct tunnel *t)
+{
+	struct adoption *a = t->adoption;
+
+	if (!a)
+		return;
+	if (a->timer)
+		loop_timer_cancel(t->loop, a->timer);
+	log_info("stopping with adoption unfinished (%zu/%zu records); the rest are kept for the next start",
+		 a->next, a->n);
+	adoption_free(a);
+	t->adoption = NULL;
+}
+
+const char *state_adopt_progress(const struct tunnel *t)
+{
+	return t->adoption ? t->adoption->reason : "adoption not started";
 }

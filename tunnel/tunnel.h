@@ -122,6 +122,8 @@ struct pod {
 struct mesh_watch;
 struct admin;
 struct accesslog;
+struct adoption;
+struct hclient;
 
 struct tunnel {
 	unsigned magic;
@@ -134,8 +136,10 @@ struct tunnel {
 	struct mesh_watch *mw;
 	struct pod *pods;
 	size_t n_pods;
-	bool adopted;
+	bool adopted;                  /* adoption of the recorded pods is complete */
+	struct adoption *adoption;     /* state.c: in progress; NULL before and after */
 	int handoff_fd;
+	struct hclient *held, *held_tail; /* handoff_server.c: requests held during adoption */
 	struct loop_timer *retry_timer; /* re-try listeners of adopted pods */
 	struct admin *admin;
 	struct metrics *metrics;       /* NULL: metrics off (hooks are no-ops) */
@@ -156,7 +160,8 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 json_t *pod_to_json(const struct pod *p);
 /* Unlink, abort connections, close listeners and the netns fd, free. */
 void pod_free(struct pod *p);
-/* Ready: model loaded, adoption done, every pod listening. reason static. */
+/* Ready: model loaded, adoption done, every pod listening. *reason is
+ * static or, while adopting, valid until the next loop callback. */
 bool tunnel_ready(const struct tunnel *t, const char **reason);
 
 /* ---- inpod_listen.c ---- */
@@ -239,8 +244,15 @@ void ss_canonicalise(struct sockaddr_storage *ss);
 /* ---- state.c ---- */
 int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen);
 int state_remove(struct tunnel *t, const char *uid);
-/* Re-adopt the pods recorded in stateDir; sets t->adopted. */
-void state_adopt(struct tunnel *t);
+/* Lists the pods recorded in stateDir and re-adopts them on the loop, a
+ * batch per iteration, so readiness and the handoff socket answer
+ * meanwhile; when done sets t->adopted and calls handoff_server_resume().
+ * 0 or -ENOMEM (nothing started). */
+int state_adopt_start(struct tunnel *t);
+/* Shutdown: drop an unfinished adoption (the records stay on disk). */
+void state_adopt_stop(struct tunnel *t);
+/* "adopting N/M pods" while adopting; valid until the next loop callback. */
+const char *state_adopt_progress(const struct tunnel *t);
 /* Safe as a file name component. */
 bool state_uid_valid(const char *uid);
 
@@ -251,7 +263,10 @@ void mesh_watch_stop(struct tunnel *t);
 
 /* ---- handoff_server.c ---- */
 int handoff_server_start(struct tunnel *t);
+/* Frees the held requests too (unanswered: their clients see EOF). */
 void handoff_server_stop(struct tunnel *t);
+/* Adoption is complete: answer the requests held meanwhile, in order. */
+void handoff_server_resume(struct tunnel *t);
 
 /* ---- admin.c ---- */
 int admin_start(struct tunnel *t);

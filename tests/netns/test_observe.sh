@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # warren-tunnel observability, as root, on the real kernel: Prometheus
 # metrics, the JSON access log, warrenctl workloads/services/pods, runtime
-# log level, and readiness across a restart with many pods.
+# log level, and readiness across a restart with many pods (and with
+# NBIG pods, 503 "adopting N/M pods" while re-adopting).
 #
 #   netns NODE: warren-tunnel (admin :15000, metrics :15020, ready :15021)
 #   netns CLI (10.252.0.1, pod obs/client, app=sleep) <-veth-> netns SRV
@@ -19,6 +20,7 @@ TUN=$B/warren-tunnel CTL=$B/warrenctl HCTL=$B/tests/handoffctl INPODCTL=$B/tests
 id=$$
 NODE=wo-node-$id CLI=wo-cli-$id SRV=wo-srv-$id
 NMANY=${NMANY:-30}
+NBIG=${NBIG:-200} # pods for the adoption-in-progress restart (>= NMANY + 2)
 tmp=$(mktemp -d /tmp/warren-observe-test.XXXXXX)
 chmod 755 "$tmp"
 sock=$tmp/run/tunnel.sock state=$tmp/state mesh=$tmp/mesh.yaml conf=$tmp/tunnel.yaml
@@ -29,7 +31,7 @@ failures=0
 cleanup() {
 	set +e
 	[[ -n $tpid ]] && kill -9 "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null
-	for ns in $NODE $CLI $SRV $(ip netns list | awk -v s="-$id" '$1 ~ /^wo-r[0-9]+-/ && $1 ~ s"$" {print $1}'); do
+	for ns in $NODE $CLI $SRV wo-late-$id $(ip netns list | awk -v s="-$id" '$1 ~ /^wo-r[0-9]+-/ && $1 ~ s"$" {print $1}'); do
 		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
 		ip netns del "$ns" 2>/dev/null
 	done
@@ -389,6 +391,102 @@ check "after restart: warren_enrolled_pods $total" grep -qx "warren_enrolled_pod
 check "relaying works after the restart (and is counted)" bash -c "
 	$(declare -f client n); CLI=$CLI
 	test \"\$(client 8080 7)\" = 3000"
+
+# --- adoption runs on the loop: with NBIG pods a restart answers 503
+# "adopting N/M pods" before the first 200 (readiness is served while the
+# recorded pods are re-adopted), and at the first 200 every pod listens.
+for ((i = NMANY; i < NBIG - 2; i++)); do
+	ip netns add "wo-r$i-$id" && n "wo-r$i-$id" ip link set lo up &&
+		"$INPODCTL" apply "/var/run/netns/wo-r$i-$id" &&
+		hctl add "uid-r$i-$id" obs "r$i" "cid-r$i-$id" "/var/run/netns/wo-r$i-$id" >/dev/null ||
+		nok "setup of big pod $i"
+done
+check "$NBIG pods enrolled" test "$(ctl -o json pods | jq length)" = "$NBIG"
+kill -9 "$tpid"; wait "$tpid" 2>/dev/null; tpid=
+PODS="$CLI $SRV $(for ((i = 0; i < NBIG - 2; i++)); do printf 'wo-r%d-%d ' $i $id; done)"
+rm -f "$tmp/ready.progress" "$tmp/first503"
+# Handoff clients that knock from before the start, as a runtime would
+# retry: a re-add of a recorded pod (same uid and netns: it must not be
+# handed over twice) and the add of a new pod must be held until adoption
+# is complete, then answered ok; status is answered at once, not ready.
+ip netns add "wo-late-$id" && n "wo-late-$id" ip link set lo up &&
+	"$INPODCTL" apply "/var/run/netns/wo-late-$id" || nok "setup of the late pod"
+knock() { # out-file, handoffctl args: retry while the socket does not answer
+	local out=$1 k; shift
+	for ((k = 0; k < 3000; k++)); do
+		hctl "$@" >"$out" 2>/dev/null
+		[[ -s $out ]] && return
+	done
+}
+knock "$tmp/readd.out" add "uid-r5-$id" obs r5 "cid-r5-$id" "/var/run/netns/wo-r5-$id" & k1=$!
+knock "$tmp/late.out" add "uid-late-$id" obs late "cid-late-$id" "/var/run/netns/wo-late-$id" & k2=$!
+knock "$tmp/status.out" status & k3=$!
+# A tight poll with bash's /dev/tcp (no process per request, well under a
+# millisecond each): every answer is recorded, run-length encoded as
+# CODExCOUNT (000: connection refused, nothing listening yet). At the first
+# 200 the listeners of every pod are counted before polling on.
+PODS="$PODS" PROGRESS="$tmp/ready.progress" FIRST503="$tmp/first503" ip netns exec "$NODE" bash -c '
+	seq=() prev= cnt=0 ok=0 end=$((SECONDS + 30))
+	printf -v hdr_end "\r\n\r\n"
+	while ((SECONDS < end && ok < 5)); do
+		c=000 resp=
+		if exec 3<>/dev/tcp/127.0.0.1/15021; then
+			printf "GET /healthz/ready HTTP/1.0\r\nHost: x\r\n\r\n" >&3
+			IFS= read -r -d "" -t 5 resp <&3
+			exec 3<&-
+			c=${resp#HTTP/1.? } c=${c:0:3}
+			[[ $c =~ ^[0-9]{3}$ ]] || c=bad
+		fi 2>/dev/null
+		if [[ $c == "$prev" ]]; then
+			cnt=$((cnt + 1))
+		else
+			[[ -n $prev ]] && seq+=("${prev}x$cnt")
+			prev=$c cnt=1
+			echo "$c" >>"$PROGRESS"
+		fi
+		[[ $c == 503 && ! -e $FIRST503 ]] && printf "%s" "${resp#*"$hdr_end"}" >"$FIRST503"
+		if [[ $c == 200 ]]; then
+			if ((ok == 0)); then
+				l=0
+				for p in $PODS; do l=$((l + $(ss -N "$p" -ltnH | grep -cE ":(15001|15006|15008)\b"))); done
+				echo "listeners_at_first_200=$l"
+			fi
+			ok=$((ok + 1))
+		fi
+	done
+	seq+=("${prev}x$cnt")
+	echo "seq=${seq[*]}"' >"$tmp/ready.seq" 2>&1 &
+poller=$!
+check "big restart: readiness poller runs before the tunnel starts (000)" poll grep -qsx 000 "$tmp/ready.progress"
+start_tunnel
+wait "$poller"
+seq=$(sed -n 's/^seq=//p' "$tmp/ready.seq")
+echo "# readiness sequence after a restart with $NBIG pods: $seq"
+echo "# first 503 answer: $(cat "$tmp/first503" 2>/dev/null)"
+echo "# adoption: $(grep -E "adopting $NBIG pod record|adoption done: $NBIG " "$log" | cut -d' ' -f1 | tr '\n' ' ')"
+codes=$(sed 's/x[0-9]*//g' <<<"$seq") # one entry per run: "000 503 200"
+check "big restart: 200 reached" grep -qw 200 <<<"$codes"
+check "big restart: at least one 503 before the first 200" bash -c "s='$codes'; pre=\${s%%200*}; grep -qw 503 <<<\"\$pre\""
+check "big restart: nothing but 000 or 503 before the first 200" \
+	bash -c "s='$codes'; pre=\${s%%200*}; ! grep -qvE '^(000|503)?\$' <<<\"\$(tr ' ' '\n' <<<\"\$pre\")\""
+check "big restart: never 503 after the first 200" bash -c "s='$codes'; post=\${s#*200}; ! grep -qw 503 <<<\"\$post\""
+check "big restart: the 503 says \"adopting N/$NBIG pods\"" grep -sqE "^not ready: adopting [0-9]+/$NBIG pods\$" "$tmp/first503"
+check "big restart: all $NBIG pods had their 3 listeners at the first 200" \
+	grep -qx "listeners_at_first_200=$((NBIG * 3))" "$tmp/ready.seq"
+check "big restart: the log shows adoption done with $NBIG pods" \
+	grep -q "adoption done: $NBIG pod(s) re-adopted, 0 record(s) dropped" "$log"
+wait "$k1" "$k2" "$k3"
+done_line=$(grep -n "adoption done: $NBIG pod" "$log" | tail -1 | cut -d: -f1)
+held=$(awk -v d="${done_line:-0}" 'NR < d && /handoff add held until adoption/' "$log" | grep -c .)
+check "big restart: handoff status during adoption: not ready, adopting N/$NBIG" \
+	jqok --arg r "adopting [0-9]+/$NBIG pods" '.ok and (.ready | not) and (.reason | test($r))' "$tmp/status.out"
+check "big restart: both adds sent during adoption were held ($held) until it was done" test "$held" = 2
+check "big restart: the held re-add of a recorded pod answered ok" jqok .ok "$tmp/readd.out"
+check "big restart: the held add of a new pod answered ok" jqok .ok "$tmp/late.out"
+check "big restart: no record dropped, $((NBIG + 1)) pods enrolled" \
+	bash -c "! grep -q 'dropping state record' '$log' && test \"\$($CTL --socket $adminsock -o json pods | jq length)\" = $((NBIG + 1))"
+check "big restart: the re-added pod's record is kept" test -s "$state/pods/uid-r5-$id.json"
+check "big restart: the new pod has its 3 listeners" test "$(listeners wo-late-$id)" = 3
 
 kill "${apps[@]}" 2>/dev/null; wait "${apps[@]}" 2>/dev/null
 kill -TERM "$tpid"; wait "$tpid"; rc=$?; tpid=
