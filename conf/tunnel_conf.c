@@ -24,7 +24,7 @@
 #include "conf/kobj.h"
 #include "conf/warren.h"
 
-enum key_type { KT_STRING, KT_INT, KT_LEVEL };
+enum key_type { KT_STRING, KT_INT, KT_LEVEL, KT_BOOL };
 
 struct conf_key {
 	const char *name;
@@ -60,6 +60,7 @@ static const struct conf_key keys[] = {
 	IKEY("poolMaxStreams", pool_max_streams, 1, 10000),
 	IKEY("poolIdleTimeoutMs", pool_idle_timeout_ms, 1, 24LL * 3600 * 1000),
 	IKEY("hbonePingIntervalMs", hbone_ping_interval_ms, 0, 3600000),
+	{ "keepCapabilities", KT_BOOL, offsetof(struct tunnel_conf, keep_capabilities), NULL, 0, 0 },
 };
 
 static const char *type_name(const json_t *v)
@@ -98,7 +99,8 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 		 "%s: unknown key \"%s\"; known keys: node, pluginSocket, stateDir, meshPath, "
 		 "adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
 		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, certLifetimeSeconds, "
-		 "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs",
+		 "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs, "
+		 "keepCapabilities",
 		 path, name);
 }
 
@@ -158,6 +160,14 @@ static int set_key(const char *path, const struct conf_key *k, json_t *v, struct
 			return -EINVAL;
 		}
 		return 0;
+	case KT_BOOL:
+		if (!json_is_boolean(v)) {
+			snprintf(err, errlen, "%s: %s: expected true or false, got %s", path, k->name,
+				 type_name(v));
+			return -EINVAL;
+		}
+		*(bool *)((char *)c + k->off) = json_is_true(v);
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -205,6 +215,7 @@ int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_
 	out->pool_max_streams = 100;
 	out->pool_idle_timeout_ms = 300000;
 	out->hbone_ping_interval_ms = 10000;
+	out->keep_capabilities = true;
 	if (err && errlen)
 		err[0] = '\0';
 	ret = kobj_load_file(path, &objs, err, errlen);

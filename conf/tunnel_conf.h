@@ -28,6 +28,12 @@
  *   poolIdleTimeoutMs  close a pooled HBONE connection idle this long [300000]
  *   hbonePingIntervalMs  HTTP/2 PING keepalive interval, 0 = off; no answer
  *                   within twice the interval drops the connection  [10000]
+ *   keepCapabilities  true: once started, keep only the capabilities the
+ *                   data path needs (CAP_NET_ADMIN, CAP_SYS_ADMIN,
+ *                   CAP_SYS_PTRACE; tunnel/main.c says why), empty the
+ *                   bounding, inheritable and ambient sets and set
+ *                   no_new_privs. false: keep every capability it was
+ *                   started with (debugging only)  [true]
  *   metricsAddress and readinessAddress also accept "off" (no server).
  * Unknown keys are an error naming the key (a typo must not silently
  * change behaviour); a known key of the wrong type is an error naming it.
@@ -36,6 +42,7 @@
 #ifndef WARREN_TUNNEL_CONF_H
 #define WARREN_TUNNEL_CONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conf/log.h"
@@ -61,6 +68,7 @@ struct tunnel_conf {
 	int pool_max_streams;
 	int pool_idle_timeout_ms;
 	int hbone_ping_interval_ms;
+	bool keep_capabilities;  /* true: drop to the data path's set */
 };
 
 int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_t errlen);

@@ -6,10 +6,10 @@ set -euo pipefail
 PKGS=(
   # build
   build-essential pkg-config clang libclang-rt-14-dev
-  libjansson-dev libmnl-dev libnftnl-dev libssl-dev libnghttp2-dev libbpf-dev libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev
+  libjansson-dev libmnl-dev libnftnl-dev libssl-dev libnghttp2-dev libbpf-dev libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev libcap-ng-dev
   # run, test, demo
   containernetworking-plugins nftables iproute2 conntrack tcpdump openssl
-  socat netcat-openbsd curl jq procps psmisc python3 iputils-ping util-linux
+  socat netcat-openbsd curl jq procps psmisc python3 python3-yaml iputils-ping util-linux
   # lint (tests/netns/test_warren_netns.sh checks hack/warren-netns with it)
   shellcheck
   # runtime-level tests (tests/netns/test_runtime.sh): the libcni Go harness, ctr, podman

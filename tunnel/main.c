@@ -13,17 +13,27 @@
  * meshPath changes; a bad file keeps the last good model.
  *
  * Startup: config, logging, signals; admin/readiness/metrics servers;
- * mesh model (a failure is logged and retried); the handoff socket; then
- * the loop, on which the recorded pods are re-adopted a batch per
- * iteration (state.c) while readiness answers 503 "adopting N/M pods" and
- * the handoff socket holds adds until adoption is complete. SIGTERM/SIGINT
+ * mesh model (a failure is logged and retried); the handoff socket; the
+ * capability drop (below); then the loop, on which the recorded pods are
+ * re-adopted a batch per iteration (state.c) while readiness answers 503
+ * "adopting N/M pods" and the handoff socket holds adds until adoption is
+ * complete. SIGTERM/SIGINT
  * stop cleanly (an unfinished adoption too):
  * listeners close, state records stay (a restart re-adopts), live
  * connections are reset.
+ *
+ * Privileges: everything that needs a file or a port is opened before the
+ * loop starts, so from then on (keepCapabilities: true, the default) the
+ * process keeps only kept_caps in its permitted and effective sets, the
+ * same in its bounding set, none inheritable or ambient, and sets
+ * no_new_privs. Fds inherited from whoever started us are closed first
+ * thing; every fd we open is O_CLOEXEC.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +41,8 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+
+#include <cap-ng.h>
 
 #include "conf/log.h"
 #include "conf/warren.h"
@@ -52,7 +64,7 @@ static void usage(FILE *f)
 		"                     trustDomain, meshReloadMs, accessLog (stdout|off|PATH),\n"
 		"                     clusterId, caDir (mTLS; none = plaintext), certLifetimeSeconds,\n"
 		"                     rootNamespace, poolMaxStreams, poolIdleTimeoutMs,\n"
-		"                     hbonePingIntervalMs\n"
+		"                     hbonePingIntervalMs, keepCapabilities\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n"
 		"\n"
@@ -63,6 +75,84 @@ static void usage(FILE *f)
 		"/stats/prometheus (default :15020). One JSON access-log line per closed\n"
 		"connection goes to accessLog (default stdout).\n"
 		"Stop with SIGTERM or SIGINT; pod records in stateDir are kept for the restart.\n");
+}
+
+/*
+ * The capabilities the data path needs once the servers are up: with
+ * exactly these, tests/netns test_tunnel, test_e2e, test_mtls,
+ * test_observe and test_runtime pass; without any one of them
+ * test_tunnel.sh fails. Not kept: CAP_NET_RAW (CAP_NET_ADMIN also allows
+ * SO_MARK and IP_TRANSPARENT; no raw sockets), CAP_NET_BIND_SERVICE (our
+ * ports are above 1024 and bound before the drop; transparent upstreams
+ * bind port 0), CAP_DAC_* (we stay uid 0 and only touch root's files),
+ * CAP_SYS_RESOURCE (the fd limit is raised before the drop; CAP_SYS_ADMIN
+ * already exempts pipes from the per-user pipe quota).
+ */
+static const struct {
+	unsigned cap;
+	const char *why;
+} kept_caps[] = {
+	{ CAP_NET_ADMIN, "SO_MARK on in-pod sockets, IP_TRANSPARENT upstreams, nftables reads" },
+	{ CAP_SYS_ADMIN, "setns into pod network namespaces" },
+	/* opening /proc/PID/ns/net is a ptrace read check: without it EACCES
+	 * for a process of another uid or with capabilities we no longer have
+	 * (a container's init), and ctr records such paths for re-adoption */
+	{ CAP_SYS_PTRACE, "re-adopting pods recorded as /proc/PID/ns/net" },
+};
+
+/* The process is single-threaded here: capabilities, the bounding set and
+ * no_new_privs are per thread. 0 or -errno (logged). */
+static int drop_capabilities(void)
+{
+	bool have[ARRAY_SIZE(kept_caps)];
+	char kept[512] = "";
+	size_t len = 0;
+	bool bounds;
+	int ret;
+
+	if (capng_get_caps_process() < 0) {
+		ret = errno ? -errno : -EIO;
+		log_error("cannot read our capabilities: %s; set keepCapabilities: false to skip the drop",
+			  strerror(-ret));
+		return ret;
+	}
+	/* the bounding set only shrinks with CAP_SETPCAP (a container may not
+	 * grant it); no_new_privs already keeps an exec from regaining more */
+	bounds = capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP);
+	for (size_t i = 0; i < ARRAY_SIZE(kept_caps); i++)
+		have[i] = capng_have_capability(CAPNG_PERMITTED, kept_caps[i].cap);
+	capng_clear(CAPNG_SELECT_ALL);
+	for (size_t i = 0; i < ARRAY_SIZE(kept_caps); i++) {
+		const char *name = capng_capability_to_name(kept_caps[i].cap);
+
+		if (!have[i]) {
+			log_warn("capability cap_%s is missing; %s will fail", name, kept_caps[i].why);
+			continue;
+		}
+		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET,
+			     kept_caps[i].cap);
+		len += snprintf(kept + len, sizeof(kept) - len, "%scap_%s (%s)", len ? ", " : "", name,
+				kept_caps[i].why);
+		if (len >= sizeof(kept))
+			len = sizeof(kept) - 1;
+	}
+	ret = capng_apply(bounds ? CAPNG_SELECT_ALL : CAPNG_SELECT_CAPS | CAPNG_SELECT_AMBIENT);
+	if (ret) {
+		log_error("cannot drop capabilities (libcap-ng error %d); set keepCapabilities: false to "
+			  "run with every capability", ret);
+		return -EPERM;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		ret = -errno;
+		log_error("cannot set no_new_privs: %s", strerror(-ret));
+		return ret;
+	}
+	if (!bounds)
+		log_warn("no CAP_SETPCAP: the capability bounding set is left as it was");
+	log_info("capabilities: kept %s; dropped every other one%s; none inheritable or ambient; "
+		 "no_new_privs set", kept[0] ? kept : "none",
+		 bounds ? " (bounding set too)" : "");
+	return 0;
 }
 
 static void on_signal(struct loop *l, int fd, uint32_t events, void *ctx)
@@ -106,6 +196,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* fds inherited from whoever started us are not ours to keep (kernels
+	 * before 5.9 lack close_range: then they stay) */
+	(void)close_range(3, ~0U, 0);
 	if (!config || optind != argc) {
 		fprintf(stderr, "warren-tunnel: %s\n", config ? "unexpected argument" : "--config FILE is required");
 		usage(stderr);
@@ -171,6 +264,11 @@ int main(int argc, char **argv)
 		log_error("cannot start re-adopting the recorded pods: %s", strerror(-ret));
 		goto out;
 	}
+	if (!conf.keep_capabilities)
+		log_warn("keepCapabilities is false: running with every capability we were started with "
+			 "(for debugging only)");
+	else if (drop_capabilities() < 0)
+		goto out;
 	ret = loop_run(t.loop);
 	if (ret < 0) {
 		log_error("event loop failed: %s", strerror(-ret));

@@ -24,12 +24,13 @@ tmp=$(mktemp -d /tmp/warren-tunnel-test.XXXXXX)
 chmod 755 "$tmp"
 sock=$tmp/run/tunnel.sock state=$tmp/state mesh=$tmp/mesh.yaml conf=$tmp/tunnel.yaml
 adminsock=$tmp/admin.sock log=$tmp/tunnel.log
-tpid=
+tpid='' hpid=''
 failures=0
 
 cleanup() {
 	set +e
 	[[ -n $tpid ]] && kill -9 "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null
+	[[ -n $hpid ]] && kill -9 "$hpid" 2>/dev/null
 	for ns in $NODE $POD $POD2 $POD3 $PEER $(ip netns list | awk -v s="-$id" '$1 ~ /^wt-m[0-9]+-/ && $1 ~ s"$" {print $1}'); do
 		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
 		ip netns del "$ns" 2>/dev/null
@@ -268,6 +269,39 @@ check "still ready with the old model" is_ready
 
 check "warrenctl --help documents the commands" bash -c "'$CTL' --help | grep -q 'log-level \\[LEVEL\\]' && '$CTL' --help | grep -q -- '--socket PATH'"
 check "warren-tunnel --version" bash -c "'$TUN' --version | grep -q '^warren-tunnel [0-9]'"
+
+# --- re-adoption by /proc/PID/ns/net (what ctr records) of a process of
+# another uid, like a pod's pause container: the capability drop must not
+# break it (opening that path is a ptrace check: needs CAP_SYS_PTRACE)
+unshare -n setpriv --reuid=65534 --regid=65534 --clear-groups sleep 600 & hpid=$!
+pns=/proc/$hpid/ns/net
+poll bash -c "[[ \$(cat /proc/$hpid/comm 2>/dev/null) == sleep ]]"
+nsenter -t "$hpid" -n ip link set lo up
+hctl add "uid-px-$id" demo px "cid-px-$id" "$pns" >/dev/null
+"$INPODCTL" apply "$pns" 2>/dev/null || nsenter -t "$hpid" -n nft add table inet warren-nat
+write_mesh none # the broken file above would keep the restarted tunnel unready
+kill -9 "$tpid"; wait "$tpid" 2>/dev/null; tpid=
+start_tunnel
+poll is_ready # ready means adoption is complete
+check "re-adopted a pod recorded as /proc/PID/ns/net of a uid-65534 process" \
+	bash -c "[[ \$(nsenter -t $hpid -n ss -ltnH | grep -cE ':(15001|15006|15008)\b') == 3 ]] && grep -q 're-adopted pod demo/px' '$log'"
+
+# --- privileges: only the data path's capabilities (tunnel/main.c kept_caps),
+# no_new_privs, and no fd without close-on-exec (0-2 aside)
+capmask=$(printf '%016x' $(( (1 << 12) | (1 << 19) | (1 << 21) ))) # net_admin sys_ptrace sys_admin
+capfield() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$tpid/status"; }
+check "capabilities: CapEff/CapPrm/CapBnd = net_admin+sys_ptrace+sys_admin, CapInh/CapAmb empty, NoNewPrivs 1" \
+	bash -c "[[ $(capfield CapEff) == $capmask && $(capfield CapPrm) == $capmask && $(capfield CapBnd) == $capmask &&
+		$(capfield CapInh) == 0000000000000000 && $(capfield CapAmb) == 0000000000000000 && $(capfield NoNewPrivs) == 1 ]]"
+check "capabilities: the kept set is logged" grep -q 'capabilities: kept cap_net_admin (.*), cap_sys_admin (.*), cap_sys_ptrace (.*); dropped every other one' "$log"
+noexec=
+for f in /proc/$tpid/fdinfo/*; do
+	fd=${f##*/}
+	((fd > 2)) || continue
+	fl=$(awk '$1 == "flags:" {print $2}' "$f" 2>/dev/null) || continue
+	[[ -n $fl ]] && ! (( 8#$fl & 8#2000000 )) && noexec+=" $fd->$(readlink "/proc/$tpid/fd/$fd")"
+done
+check "every tunnel fd above 2 is close-on-exec${noexec:+ (not:$noexec)}" test -z "$noexec"
 
 # --- clean stop keeps records; warrenctl explains an absent tunnel
 kill -TERM "$tpid"; wait "$tpid"; rc=$?; tpid=

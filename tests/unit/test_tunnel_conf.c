@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests of conf/tunnel_conf.c: defaults, YAML and JSON, unknown keys,
- * wrong types, the required meshPath.
+ * wrong types, the required meshPath, the keepCapabilities boolean.
  */
 #include <errno.h>
 #include <limits.h>
@@ -68,6 +68,7 @@ static void test_defaults(void)
 	T_ASSERT_INT(c.pool_max_streams, 100);
 	T_ASSERT_INT(c.pool_idle_timeout_ms, 300000);
 	T_ASSERT_INT(c.hbone_ping_interval_ms, 10000);
+	T_ASSERT(c.keep_capabilities); /* drop to the data path's set by default */
 	tunnel_conf_free(&c);
 	tunnel_conf_free(&c); /* idempotent */
 }
@@ -172,6 +173,32 @@ static void test_mtls_keys(void)
 			     "poolIdleTimeoutMs, hbonePingIntervalMs"));
 }
 
+static void test_keep_capabilities(void)
+{
+	struct tunnel_conf c;
+
+	T_ASSERT_INT(load_text("meshPath: /m\nkeepCapabilities: false\n", &c), 0);
+	T_ASSERT(!c.keep_capabilities);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nkeepCapabilities: true\n", &c), 0);
+	T_ASSERT(c.keep_capabilities);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nkeepCapabilities:\n", &c), 0);
+	T_ASSERT(c.keep_capabilities); /* null keeps the default */
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("{\"meshPath\": \"/m\", \"keepCapabilities\": false}", &c), 0);
+	T_ASSERT(!c.keep_capabilities);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nkeepCapabilities: 'no'\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "keepCapabilities: expected true or false, got a string"));
+	T_ASSERT_INT(load_text("meshPath: /m\nkeepCapabilities: 0\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "keepCapabilities: expected true or false, got an integer"));
+	T_ASSERT_INT(load_text("meshPath: /m\nkeepcapabilities: false\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "did you mean \"keepCapabilities\"?"));
+	T_ASSERT_INT(load_text("meshPath: /m\nbogus: 1\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "hbonePingIntervalMs, keepCapabilities"));
+}
+
 static void test_json(void)
 {
 	struct tunnel_conf c;
@@ -226,4 +253,4 @@ static void test_errors(void)
 }
 
 T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
-       T_CASE(test_observe_keys), T_CASE(test_mtls_keys))
+       T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_keep_capabilities))
