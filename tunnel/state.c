@@ -170,8 +170,12 @@ int state_remove(struct tunnel *t, const char *uid)
 	return 0;
 }
 
-/* Adopt one record. Returns 0 when adopted or -errno (record to drop) with
- * why filled. */
+/* adopt_one() could not adopt the pod, but the record must stay. */
+#define ADOPT_KEEP 1
+
+/* Adopt one record. Returns 0 when adopted, ADOPT_KEEP when it could not
+ * be adopted but may still be valid, or -errno (record to drop); why is
+ * filled for the last two. */
 static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whylen)
 {
 	const char *uid, *cid, *ifname, *ns, *name, *sa, *netns;
@@ -202,10 +206,20 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 		goto out;
 	}
 	fd = netns_open(netns);
-	if (fd < 0) {
+	if (fd < 0 && fd != -EACCES && fd != -EPERM) {
 		ret = fd;
-		snprintf(why, whylen, "its netns %s is gone (%s): the pod was deleted while we were down",
-			 netns, strerror(-ret));
+		if (ret == -ENOENT)
+			snprintf(why, whylen, "its netns %s is gone: the pod was deleted while we were down", netns);
+		else
+			snprintf(why, whylen, "its netns %s cannot be used: %s", netns, strerror(-ret));
+		goto out;
+	}
+	if (fd < 0) {
+		/* The pod still exists (EACCES on /proc/PID/ns/net):
+		 * keep its record so a later start can adopt it, rather than
+		 * forgetting an enrolled pod because of our own privileges. */
+		snprintf(why, whylen, "cannot open its netns %s (%s)", netns, strerror(-fd));
+		ret = ADOPT_KEEP;
 		goto out;
 	}
 	ret = netns_identity(fd, &cur_dev, &cur_ino);
@@ -287,7 +301,7 @@ struct adoption {
 	char dir[4096];
 	char **names;             /* "<uid>.json", owned */
 	size_t n, next;
-	size_t adopted, dropped;
+	size_t adopted, dropped, kept;
 	struct loop_timer *timer; /* the next batch; NULL while one runs */
 	char reason[96];          /* readiness reason, kept current */
 };
@@ -370,7 +384,8 @@ static void adoption_finish(struct tunnel *t)
 		missing |= !p->listening;
 	if (missing && !t->retry_timer)
 		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
-	log_info("adoption done: %zu pod(s) re-adopted, %zu record(s) dropped", a->adopted, a->dropped);
+	log_info("adoption done: %zu pod(s) re-adopted, %zu record(s) dropped, %zu kept but not adopted",
+		 a->adopted, a->dropped, a->kept);
 	adoption_free(a);
 	t->adoption = NULL;
 	t->adopted = true;
@@ -383,15 +398,20 @@ static bool adoption_batch(struct adoption *a)
 {
 	char path[4400], why[512];
 	size_t end = a->next + ADOPT_BATCH;
+	int r;
 
 	if (end > a->n || end < a->next)
 		end = a->n;
 	for (; a->next < end; a->next++) {
 		snprintf(path, sizeof(path), "%s/%s", a->dir, a->names[a->next]);
-		if (adopt_one(a->t, path, why, sizeof(why)) < 0) {
+		r = adopt_one(a->t, path, why, sizeof(why));
+		if (r < 0) {
 			log_warn("dropping state record %s: %s", path, why);
 			unlink(path);
 			a->dropped++;
+		} else if (r == ADOPT_KEEP) {
+			log_error("not adopting pod of state record %s: %s; the record is kept", path, why);
+			a->kept++;
 		} else {
 			a->adopted++;
 		}
