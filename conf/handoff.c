@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "conf/handoff.h"
 
+#include "conf/errbuf.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,19 +15,6 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int handoff_send(int sock, json_t *msg, int pass_fd)
 {
@@ -109,7 +98,7 @@ int handoff_recv(int sock, json_t **out, int *out_fd, char *err, size_t errlen)
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		ret = -errno;
-		set_err(err, errlen, "receive failed: %s", strerror(errno));
+		errbuf_set(err, errlen, "receive failed: %s", strerror(errno));
 		goto out;
 	}
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
@@ -120,29 +109,29 @@ int handoff_recv(int sock, json_t **out, int *out_fd, char *err, size_t errlen)
 	}
 	if (n == 0) {
 		ret = -ECONNRESET;
-		set_err(err, errlen, "peer closed the connection");
+		errbuf_set(err, errlen, "peer closed the connection");
 		goto out;
 	}
 	if ((size_t)n > HANDOFF_MAX_MSG || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		ret = -EPROTO;
-		set_err(err, errlen, "message truncated (limit %d bytes)", HANDOFF_MAX_MSG);
+		errbuf_set(err, errlen, "message truncated (limit %d bytes)", HANDOFF_MAX_MSG);
 		goto out;
 	}
 	if (nfds > 1) {
 		ret = -EPROTO;
-		set_err(err, errlen, "message carries %d file descriptors, at most one is allowed", nfds);
+		errbuf_set(err, errlen, "message carries %d file descriptors, at most one is allowed", nfds);
 		goto out;
 	}
 	msg = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
 	if (!msg || !json_is_object(msg)) {
 		ret = -EPROTO;
-		set_err(err, errlen, "message is not a JSON object: %s", msg ? "wrong type" : jerr.text);
+		errbuf_set(err, errlen, "message is not a JSON object: %s", msg ? "wrong type" : jerr.text);
 		goto out;
 	}
 	v = json_object_get(msg, "v");
 	if (!json_is_integer(v) || json_integer_value(v) != HANDOFF_VERSION) {
 		ret = -EPROTO;
-		set_err(err, errlen, "unsupported handoff version (want %d); plugin and tunnel must be upgraded together",
+		errbuf_set(err, errlen, "unsupported handoff version (want %d); plugin and tunnel must be upgraded together",
 			HANDOFF_VERSION);
 		goto out;
 	}
@@ -180,7 +169,7 @@ int handoff_call(const char *path, int timeout_ms, json_t *req, int pass_fd,
 
 	*resp = NULL;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		set_err(err, errlen, "tunnel socket path too long: %s", path);
+		errbuf_set(err, errlen, "tunnel socket path too long: %s", path);
 		return -ENAMETOOLONG;
 	}
 	strcpy(sun.sun_path, path);
@@ -194,18 +183,18 @@ int handoff_call(const char *path, int timeout_ms, json_t *req, int pass_fd,
 	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (sock < 0) {
 		ret = -errno;
-		set_err(err, errlen, "socket: %s", strerror(errno));
+		errbuf_set(err, errlen, "socket: %s", strerror(errno));
 		goto out;
 	}
 	if (connect(sock, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		ret = -errno;
-		set_err(err, errlen, "cannot reach warren-tunnel at %s: %s; is warren-tunnel running on this node?",
+		errbuf_set(err, errlen, "cannot reach warren-tunnel at %s: %s; is warren-tunnel running on this node?",
 			path, strerror(errno));
 		goto out;
 	}
 	ret = handoff_send(sock, req, pass_fd);
 	if (ret < 0) {
-		set_err(err, errlen, "sending to warren-tunnel at %s failed: %s", path, strerror(-ret));
+		errbuf_set(err, errlen, "sending to warren-tunnel at %s failed: %s", path, strerror(-ret));
 		goto out;
 	}
 	pfd.fd = sock;
@@ -216,7 +205,7 @@ int handoff_call(const char *path, int timeout_ms, json_t *req, int pass_fd,
 
 		if (left <= 0) {
 			ret = -ETIMEDOUT;
-			set_err(err, errlen, "warren-tunnel at %s did not answer within %d ms", path, timeout_ms);
+			errbuf_set(err, errlen, "warren-tunnel at %s did not answer within %d ms", path, timeout_ms);
 			goto out;
 		}
 		n = poll(&pfd, 1, (int)left);
@@ -224,7 +213,7 @@ int handoff_call(const char *path, int timeout_ms, json_t *req, int pass_fd,
 			break;
 		if (n < 0 && errno != EINTR) {
 			ret = -errno;
-			set_err(err, errlen, "poll: %s", strerror(errno));
+			errbuf_set(err, errlen, "poll: %s", strerror(errno));
 			goto out;
 		}
 	}

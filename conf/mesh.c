@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "conf/errbuf.h"
 #include "conf/kobj.h"
 #include "conf/warren.h"
 
@@ -74,21 +75,6 @@ oerr(const struct objctx *c, const char *field, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *json_type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "a mapping";
-	case JSON_ARRAY: return "a list";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
-	}
-	return "?";
-}
-
 /* ---- small typed getters: absent or null means "unset" ---- */
 
 static int get_string(const struct objctx *c, json_t *parent, const char *key, const char *field,
@@ -101,7 +87,7 @@ static int get_string(const struct objctx *c, json_t *parent, const char *key, c
 		return 0;
 	}
 	if (!json_is_string(v)) {
-		oerr(c, field, "expected a string, got %s", json_type_name(v));
+		oerr(c, field, "expected a string, got %s", errbuf_json_type(v));
 		return -EINVAL;
 	}
 	*out = json_string_value(v);
@@ -117,7 +103,7 @@ static int get_object(const struct objctx *c, json_t *parent, const char *key, c
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_object(v)) {
-		oerr(c, field, "expected a mapping, got %s", json_type_name(v));
+		oerr(c, field, "expected a mapping, got %s", errbuf_json_type(v));
 		return -EINVAL;
 	}
 	*out = v;
@@ -133,7 +119,7 @@ static int get_array(const struct objctx *c, json_t *parent, const char *key, co
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_array(v)) {
-		oerr(c, field, "expected a list, got %s", json_type_name(v));
+		oerr(c, field, "expected a list, got %s", errbuf_json_type(v));
 		return -EINVAL;
 	}
 	*out = v;
@@ -149,7 +135,7 @@ static int get_bool(const struct objctx *c, json_t *parent, const char *key, con
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_boolean(v)) {
-		oerr(c, field, "expected true or false, got %s", json_type_name(v));
+		oerr(c, field, "expected true or false, got %s", errbuf_json_type(v));
 		return -EINVAL;
 	}
 	*out = json_is_true(v);
@@ -179,7 +165,7 @@ static int get_labels(const struct objctx *c, json_t *parent, const char *key, c
 	json_object_foreach(obj, k, v) {
 		if (!json_is_string(v)) {
 			oerr(c, field, "value of \"%s\" must be a string, got %s (quote it)", k,
-			     json_type_name(v));
+			     errbuf_json_type(v));
 			return -EINVAL; /* items freed with the model */
 		}
 		out->items[i].key = k;
@@ -276,7 +262,7 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 
 		if (!json_is_object(e)) {
 			oerr(c, "status.conditions", "item %zu is %s, expected a mapping", i,
-			     json_type_name(e));
+			     errbuf_json_type(e));
 			return -EINVAL;
 		}
 		ret = get_string(c, e, "type", "status.conditions[].type", "", &type);
@@ -302,7 +288,7 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 
 			if (!json_is_object(e)) {
 				oerr(c, "status.podIPs", "item %zu is %s, expected {ip: ...}", i,
-				     json_type_name(e));
+				     errbuf_json_type(e));
 				return -EINVAL;
 			}
 			ret = get_string(c, e, "ip", "status.podIPs[].ip", NULL, &ip);
@@ -384,7 +370,7 @@ static int get_port(const struct objctx *c, json_t *v, const char *field, size_t
 	json_int_t n;
 
 	if (!json_is_integer(v)) {
-		oerr(c, field, "item %zu: expected an integer, got %s", i, json_type_name(v));
+		oerr(c, field, "item %zu: expected an integer, got %s", i, errbuf_json_type(v));
 		return -EINVAL;
 	}
 	n = json_integer_value(v);
@@ -403,7 +389,7 @@ static int decode_service_port(const struct objctx *c, json_t *e, size_t i,
 	int ret;
 
 	if (!json_is_object(e)) {
-		oerr(c, "spec.ports", "item %zu is %s, expected a mapping", i, json_type_name(e));
+		oerr(c, "spec.ports", "item %zu is %s, expected a mapping", i, errbuf_json_type(e));
 		return -EINVAL;
 	}
 	ret = get_string(c, e, "name", "spec.ports[].name", "", &sp->name);
@@ -506,7 +492,7 @@ static int decode_service(struct objctx *c, json_t *o, struct mesh_service *s)
 	json_array_foreach(ips, i, e) {
 		if (!json_is_string(e)) {
 			oerr(c, "spec.clusterIPs", "item %zu is %s, expected a string", i,
-			     json_type_name(e));
+			     errbuf_json_type(e));
 			return -EINVAL;
 		}
 		ret = add_vip(c, s, "spec.clusterIPs", json_string_value(e), cap);
@@ -699,7 +685,7 @@ static int build(json_t *objs, const struct prov *provs, struct mesh **out, char
 
 		if (!json_is_object(o)) {
 			snprintf(err, errlen, "%s: object %zu: is %s, expected a mapping",
-				 c.origin, c.index, json_type_name(o));
+				 c.origin, c.index, errbuf_json_type(o));
 			ret = -EINVAL;
 			goto out;
 		}

@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "conf/errbuf.h"
 #include "conf/kobj.h"
 #include "conf/warren.h"
 
@@ -63,21 +64,6 @@ static const struct conf_key keys[] = {
 	{ "keepCapabilities", KT_BOOL, offsetof(struct tunnel_conf, keep_capabilities), NULL, 0, 0 },
 };
 
-static const char *type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "a mapping";
-	case JSON_ARRAY: return "a list";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
-	}
-	return "?";
-}
-
 static const struct conf_key *find_key(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
@@ -115,7 +101,7 @@ static int set_key(const char *path, const struct conf_key *k, json_t *v, struct
 	case KT_STRING:
 		if (!json_is_string(v)) {
 			snprintf(err, errlen, "%s: %s: expected a string, got %s", path, k->name,
-				 type_name(v));
+				 errbuf_json_type(v));
 			return -EINVAL;
 		}
 		if (!*json_string_value(v)) {
@@ -135,7 +121,7 @@ static int set_key(const char *path, const struct conf_key *k, json_t *v, struct
 
 		if (!json_is_integer(v)) {
 			snprintf(err, errlen, "%s: %s: expected an integer, got %s", path, k->name,
-				 type_name(v));
+				 errbuf_json_type(v));
 			return -EINVAL;
 		}
 		n = json_integer_value(v);
@@ -150,7 +136,7 @@ static int set_key(const char *path, const struct conf_key *k, json_t *v, struct
 	case KT_LEVEL:
 		if (!json_is_string(v)) {
 			snprintf(err, errlen, "%s: %s: expected a string (error|warn|info|debug), got %s",
-				 path, k->name, type_name(v));
+				 path, k->name, errbuf_json_type(v));
 			return -EINVAL;
 		}
 		if (wlog_parse_level(json_string_value(v),
@@ -163,7 +149,7 @@ static int set_key(const char *path, const struct conf_key *k, json_t *v, struct
 	case KT_BOOL:
 		if (!json_is_boolean(v)) {
 			snprintf(err, errlen, "%s: %s: expected true or false, got %s", path, k->name,
-				 type_name(v));
+				 errbuf_json_type(v));
 			return -EINVAL;
 		}
 		*(bool *)((char *)c + k->off) = json_is_true(v);

@@ -204,6 +204,63 @@ static char *jstr(json_t *o, const char *key)
 	return strdup("-");
 }
 
+/* Appends s (with a ',' separator) to *acc. -1 on ENOMEM. */
+static int append(char **acc, const char *s)
+{
+	size_t n = *acc ? strlen(*acc) : 0;
+	char *q = realloc(*acc, n + strlen(s) + 2);
+
+	if (!q)
+		return -1;
+	sprintf(q + n, "%s%s", n ? "," : "", s);
+	*acc = q;
+	return 0;
+}
+
+/* Formats item i of an array for a table cell into buf; false skips it. */
+typedef bool (*item_fmt)(json_t *item, size_t i, char *buf, size_t len);
+
+/* The items of arr formatted by fmt and joined with ','. 0 and *out
+ * (malloc'd, NULL when nothing was formatted), or -1 on ENOMEM. */
+static int join_items(json_t *arr, item_fmt fmt, char **out)
+{
+	char *acc = NULL, item[1024];
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(arr, i, v) {
+		if (fmt(v, i, item, sizeof(item)) && append(&acc, item) < 0) {
+			free(acc);
+			return -1;
+		}
+	}
+	*out = acc;
+	return 0;
+}
+
+/* row[to] = the items of row[from] joined ("-" when none). */
+static int join_field(json_t *row, const char *from, const char *to, item_fmt fmt)
+{
+	char *s;
+	int ret;
+
+	if (join_items(json_object_get(row, from), fmt, &s) < 0)
+		return -1;
+	ret = json_object_set_new(row, to, json_string(s ? s : "-"));
+	free(s);
+	return ret;
+}
+
+/* A string item as is; anything else is skipped. */
+static bool fmt_string(json_t *v, size_t i, char *buf, size_t len)
+{
+	const char *s = json_string_value(v);
+
+	if (s)
+		snprintf(buf, len, "%s", s);
+	return s;
+}
+
 static int table_of(json_t *arr, const char *const *hdr, const char *const *keys, size_t ncol)
 {
 	size_t n = json_array_size(arr), i;
@@ -219,19 +276,10 @@ static int table_of(json_t *arr, const char *const *hdr, const char *const *keys
 			goto out;
 		for (size_t k = 0; k < ncol; k++) {
 			if (!strcmp(keys[k], "ips") || !strcmp(keys[k], "vips")) {
-				json_t *ips = json_object_get(o, keys[k]), *ip;
-				size_t j, len = 0;
-				char *s = NULL;
+				char *s;
 
-				json_array_foreach(ips, j, ip) {
-					const char *v = json_string_value(ip);
-					char *q = v ? realloc(s, len + strlen(v) + 2) : s;
-
-					if (!v || !q)
-						continue;
-					s = q;
-					len += (size_t)sprintf(s + len, "%s%s", len ? "," : "", v);
-				}
+				if (join_items(json_object_get(o, keys[k]), fmt_string, &s) < 0)
+					goto out;
 				rows[i][k] = s ? s : strdup("-");
 			} else {
 				rows[i][k] = jstr(o, keys[k]);
@@ -324,63 +372,37 @@ static int cmd_workloads(const struct ctl *c, int argc, char **argv)
 	return cmd_list(c, "/workloads", hdr, keys, ARRAY_SIZE(hdr));
 }
 
-/* Appends s (with a ',' separator) to *acc. -1 on ENOMEM. */
-static int append(char **acc, const char *s)
+/* port -> "80->8080/TCP" */
+static bool fmt_port(json_t *v, size_t i, char *buf, size_t len)
 {
-	size_t n = *acc ? strlen(*acc) : 0;
-	char *q = realloc(*acc, n + strlen(s) + 2);
+	json_t *tp = json_object_get(v, "targetPort");
+	char tps[128];
 
-	if (!q)
-		return -1;
-	sprintf(q + n, "%s%s", n ? "," : "", s);
-	*acc = q;
-	return 0;
+	if (json_is_string(tp))
+		snprintf(tps, sizeof(tps), "%s", json_string_value(tp));
+	else
+		snprintf(tps, sizeof(tps), "%lld", (long long)json_integer_value(tp));
+	snprintf(buf, len, "%lld->%s/%s", (long long)json_integer_value(json_object_get(v, "port")), tps,
+		 json_string_value(json_object_get(v, "protocol")) ?: "TCP");
+	return true;
 }
 
-static int set_joined(json_t *row, const char *key, char *s)
+/* endpoint -> "name(ip)" */
+static bool fmt_endpoint(json_t *v, size_t i, char *buf, size_t len)
 {
-	int ret = json_object_set_new(row, key, json_string(s ? s : "-"));
+	const char *ip = json_string_value(json_array_get(json_object_get(v, "ips"), 0));
 
-	free(s);
-	return ret;
+	snprintf(buf, len, "%s(%s)", json_string_value(json_object_get(v, "name")) ?: "?",
+		 ip ? ip : "no IP");
+	return true;
 }
 
-/* ports -> "80->8080/TCP,..."; endpoints -> "name(ip),..."; vips -> "a,b". */
 static int flatten_service(json_t *row)
 {
-	json_t *v;
-	char *ports = NULL, *eps = NULL, item[512];
-	size_t i;
-
-	json_array_foreach(json_object_get(row, "ports"), i, v) {
-		json_t *tp = json_object_get(v, "targetPort");
-		char tps[128];
-
-		if (json_is_string(tp))
-			snprintf(tps, sizeof(tps), "%s", json_string_value(tp));
-		else
-			snprintf(tps, sizeof(tps), "%lld", (long long)json_integer_value(tp));
-		snprintf(item, sizeof(item), "%lld->%s/%s",
-			 (long long)json_integer_value(json_object_get(v, "port")), tps,
-			 json_string_value(json_object_get(v, "protocol")) ?: "TCP");
-		if (append(&ports, item) < 0)
-			goto oom;
-	}
-	json_array_foreach(json_object_get(row, "endpoints"), i, v) {
-		const char *ip = json_string_value(json_array_get(json_object_get(v, "ips"), 0));
-
-		snprintf(item, sizeof(item), "%s(%s)", json_string_value(json_object_get(v, "name")) ?: "?",
-			 ip ? ip : "no IP");
-		if (append(&eps, item) < 0)
-			goto oom;
-	}
-	if (set_joined(row, "_ports", ports) < 0 || set_joined(row, "_endpoints", eps) < 0)
+	if (join_field(row, "ports", "_ports", fmt_port) < 0 ||
+	    join_field(row, "endpoints", "_endpoints", fmt_endpoint) < 0)
 		return -1;
 	return 0;
-oom:
-	free(ports);
-	free(eps);
-	return -1;
 }
 
 static int cmd_services(const struct ctl *c, int argc, char **argv)
@@ -410,31 +432,27 @@ static int cmd_certs(const struct ctl *c, int argc, char **argv)
 	return cmd_list(c, "/certs", hdr, keys, ARRAY_SIZE(hdr));
 }
 
-/* messages -> "level: text; ..."; selects -> "ns/pod,..." */
+/* message -> "level: text", a space after the ',' of the one before */
+static bool fmt_message(json_t *v, size_t i, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s: %s", i ? " " : "", json_string_value(json_object_get(v, "level")) ?: "?",
+		 json_string_value(json_object_get(v, "text")) ?: "?");
+	return true;
+}
+
+/* selected pod -> "ns/pod" */
+static bool fmt_selected(json_t *v, size_t i, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", json_string_value(v) ?: "?");
+	return true;
+}
+
 static int flatten_policy(json_t *row)
 {
-	json_t *v;
-	char *msgs = NULL, *sel = NULL, item[1024];
-	size_t i;
-
-	json_array_foreach(json_object_get(row, "messages"), i, v) {
-		snprintf(item, sizeof(item), "%s%s: %s", msgs ? " " : "",
-			 json_string_value(json_object_get(v, "level")) ?: "?",
-			 json_string_value(json_object_get(v, "text")) ?: "?");
-		if (append(&msgs, item) < 0)
-			goto oom;
-	}
-	json_array_foreach(json_object_get(row, "selects"), i, v) {
-		if (append(&sel, json_string_value(v) ?: "?") < 0)
-			goto oom;
-	}
-	if (set_joined(row, "_messages", msgs) < 0 || set_joined(row, "_selects", sel) < 0)
+	if (join_field(row, "messages", "_messages", fmt_message) < 0 ||
+	    join_field(row, "selects", "_selects", fmt_selected) < 0)
 		return -1;
 	return 0;
-oom:
-	free(msgs);
-	free(sel);
-	return -1;
 }
 
 static int cmd_policies(const struct ctl *c, int argc, char **argv)

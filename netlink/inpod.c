@@ -7,7 +7,6 @@
 #include "netlink/inpod.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,23 +15,12 @@
 #include <linux/netfilter.h>
 #include <linux/netlink.h>
 
+#include "conf/errbuf.h"
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "netlink/nft.h"
 #include "netlink/nl.h"
 #include "netlink/route.h"
-
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen,
-							  const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static const char *fam_name(int family)
 {
@@ -63,16 +51,17 @@ static int open_socks(int netns_fd, struct nl_sock *nf, struct nl_sock *rt, char
 
 	ret = nl_open(nf, NETLINK_NETFILTER, netns_fd);
 	if (ret < 0) {
-		seterr(err, errlen, "cannot open a netfilter netlink socket in the pod netns: %s",
-		       strerror(-ret));
+		errbuf_set(err, errlen,
+			   "cannot open a netfilter netlink socket in the pod netns: %s",
+			   strerror(-ret));
 		return ret;
 	}
 	if (!rt)
 		return 0;
 	ret = nl_open(rt, NETLINK_ROUTE, netns_fd);
 	if (ret < 0)
-		seterr(err, errlen, "cannot open a route netlink socket in the pod netns: %s",
-		       strerror(-ret));
+		errbuf_set(err, errlen, "cannot open a route netlink socket in the pod netns: %s",
+			   strerror(-ret));
 	return ret;
 }
 
@@ -92,8 +81,8 @@ static int families(int netns_fd, int fams[2], char *err, size_t errlen)
 	int v6 = route_ipv6_enabled(netns_fd);
 
 	if (v6 < 0) {
-		seterr(err, errlen, "cannot enter the pod netns to read its IPv6 settings: %s",
-		       strerror(-v6));
+		errbuf_set(err, errlen, "cannot enter the pod netns to read its IPv6 settings: %s",
+			   strerror(-v6));
 		return v6;
 	}
 	fams[0] = AF_INET;
@@ -109,7 +98,7 @@ int inpod_apply(int netns_fd, char *err, size_t errlen)
 	int fams[2], nfam, ret;
 	char ignore[256];
 
-	seterr(err, errlen, "%s", "");
+	errbuf_set(err, errlen, "%s", "");
 	ret = open_socks(netns_fd, &nf, &rt, err, errlen);
 	if (ret < 0)
 		goto out;
@@ -118,8 +107,8 @@ int inpod_apply(int netns_fd, char *err, size_t errlen)
 		goto out;
 	ret = any_table(&nf);
 	if (ret < 0) {
-		seterr(err, errlen, "cannot list nftables tables in the pod netns: %s",
-		       strerror(-ret));
+		errbuf_set(err, errlen, "cannot list nftables tables in the pod netns: %s",
+			   strerror(-ret));
 		goto out;
 	}
 	had_nft = ret == 1;
@@ -133,8 +122,8 @@ int inpod_apply(int netns_fd, char *err, size_t errlen)
 
 		if (existed < 0) {
 			ret = existed;
-			seterr(err, errlen, "cannot list %s routes in the pod netns: %s",
-			       fam_name(fams[i]), strerror(-ret));
+			errbuf_set(err, errlen, "cannot list %s routes in the pod netns: %s",
+				   fam_name(fams[i]), strerror(-ret));
 			goto out;
 		}
 		ret = route_rule_add(&rt, fams[i], &rule_added[i], err, errlen);
@@ -171,7 +160,7 @@ int inpod_remove(int netns_fd, char *err, size_t errlen)
 	char e[256];
 	int ret, first = 0;
 
-	seterr(err, errlen, "%s", "");
+	errbuf_set(err, errlen, "%s", "");
 	ret = open_socks(netns_fd, &nf, &rt, err, errlen);
 	if (ret < 0)
 		goto out;
@@ -180,18 +169,18 @@ int inpod_remove(int netns_fd, char *err, size_t errlen)
 	ret = nft_delete(&nf, e, sizeof(e));
 	if (ret < 0 && !first) {
 		first = ret;
-		seterr(err, errlen, "%s", e);
+		errbuf_set(err, errlen, "%s", e);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(fams); i++) {
 		ret = route_local_del(&rt, fams[i], e, sizeof(e));
 		if (ret < 0 && !first) {
 			first = ret;
-			seterr(err, errlen, "%s", e);
+			errbuf_set(err, errlen, "%s", e);
 		}
 		ret = route_rule_del(&rt, fams[i], e, sizeof(e));
 		if (ret < 0 && !first) {
 			first = ret;
-			seterr(err, errlen, "%s", e);
+			errbuf_set(err, errlen, "%s", e);
 		}
 	}
 	ret = first;
@@ -216,13 +205,13 @@ static int check_nft(struct nl_sock *nf, char *err, size_t errlen)
 	for (size_t t = 0; t < ntables; t++) {
 		ret = nft_table_exists(nf, tables[t]);
 		if (ret < 0) {
-			seterr(err, errlen, "cannot query nftables table inet %s: %s", tables[t],
-			       strerror(-ret));
+			errbuf_set(err, errlen, "cannot query nftables table inet %s: %s",
+				   tables[t], strerror(-ret));
 			goto out;
 		}
 		if (ret == 0) {
 			ret = -ENOENT;
-			seterr(err, errlen, "nftables table inet %s missing", tables[t]);
+			errbuf_set(err, errlen, "nftables table inet %s missing", tables[t]);
 			goto out;
 		}
 		for (size_t c = 0; c < nchains; c++) {
@@ -232,28 +221,30 @@ static int check_nft(struct nl_sock *nf, char *err, size_t errlen)
 				continue;
 			ret = nft_chain_get(nf, tables[t], chains[c].name, &ci);
 			if (ret == -ENOENT) {
-				seterr(err, errlen, "nftables chain %s missing from inet %s",
-				       chains[c].name, tables[t]);
+				errbuf_set(err, errlen, "nftables chain %s missing from inet %s",
+					   chains[c].name, tables[t]);
 				goto out;
 			}
 			if (ret < 0) {
-				seterr(err, errlen, "cannot query nftables chain inet %s %s: %s",
-				       tables[t], chains[c].name, strerror(-ret));
+				errbuf_set(err, errlen,
+					   "cannot query nftables chain inet %s %s: %s",
+					   tables[t], chains[c].name, strerror(-ret));
 				goto out;
 			}
 			if (!nft_chain_matches(&ci, &chains[c])) {
 				ret = -ENOENT;
-				seterr(err, errlen,
-				       "nftables chain inet %s %s is not \"type %s hook %s priority %d\"",
-				       tables[t], chains[c].name, chains[c].type,
-				       hook_name(chains[c].hook), chains[c].prio);
+				errbuf_set(err, errlen,
+					   "nftables chain inet %s %s is not \"type %s hook %s priority %d\"",
+					   tables[t], chains[c].name, chains[c].type,
+					   hook_name(chains[c].hook), chains[c].prio);
 				goto out;
 			}
 		}
 		nft_tags_free(&tags);
 		ret = nft_dump_tags(nf, tables[t], &tags, e, sizeof(e));
 		if (ret < 0) {
-			seterr(err, errlen, "cannot list the rules of inet %s: %s", tables[t], e);
+			errbuf_set(err, errlen, "cannot list the rules of inet %s: %s", tables[t],
+				   e);
 			goto out;
 		}
 		for (size_t r = 0; r < nrules; r++) {
@@ -261,8 +252,9 @@ static int check_nft(struct nl_sock *nf, char *err, size_t errlen)
 				continue;
 			if (!nft_tags_find(&tags, rules[r].chain, rules[r].tag)) {
 				ret = -ENOENT;
-				seterr(err, errlen, "nftables rule %s missing from inet %s chain %s",
-				       rules[r].tag, tables[t], rules[r].chain);
+				errbuf_set(err, errlen,
+					   "nftables rule %s missing from inet %s chain %s",
+					   rules[r].tag, tables[t], rules[r].chain);
 				goto out;
 			}
 		}
@@ -278,7 +270,7 @@ int inpod_check(int netns_fd, char *err, size_t errlen)
 	struct nl_sock nf = { 0 }, rt = { 0 };
 	int fams[2], nfam, ret;
 
-	seterr(err, errlen, "%s", "");
+	errbuf_set(err, errlen, "%s", "");
 	ret = open_socks(netns_fd, &nf, &rt, err, errlen);
 	if (ret < 0)
 		goto out;
@@ -292,26 +284,27 @@ int inpod_check(int netns_fd, char *err, size_t errlen)
 		ret = route_rule_check(&rt, fams[i]);
 		if (ret == 0) {
 			ret = -ENOENT;
-			seterr(err, errlen, "%s ip rule \"fwmark 0x%x/0x%x pref %u lookup %u\" missing",
-			       fam_name(fams[i]), MARK_CONN, MARK_MASK, RULE_PRIORITY_INPOD,
-			       ROUTE_TABLE_INPOD);
+			errbuf_set(err, errlen, "%s ip rule \"fwmark 0x%x/0x%x pref %u lookup %u\" missing",
+				   fam_name(fams[i]), MARK_CONN, MARK_MASK, RULE_PRIORITY_INPOD,
+				   ROUTE_TABLE_INPOD);
 			goto out;
 		}
 		if (ret < 0) {
-			seterr(err, errlen, "cannot list %s ip rules: %s", fam_name(fams[i]),
-			       strerror(-ret));
+			errbuf_set(err, errlen, "cannot list %s ip rules: %s", fam_name(fams[i]),
+				   strerror(-ret));
 			goto out;
 		}
 		ret = route_local_check(&rt, fams[i]);
 		if (ret == 0) {
 			ret = -ENOENT;
-			seterr(err, errlen, "%s route \"local default dev lo table %u\" missing",
-			       fam_name(fams[i]), ROUTE_TABLE_INPOD);
+			errbuf_set(err, errlen,
+				   "%s route \"local default dev lo table %u\" missing",
+				   fam_name(fams[i]), ROUTE_TABLE_INPOD);
 			goto out;
 		}
 		if (ret < 0) {
-			seterr(err, errlen, "cannot list %s routes: %s", fam_name(fams[i]),
-			       strerror(-ret));
+			errbuf_set(err, errlen, "cannot list %s routes: %s", fam_name(fams[i]),
+				   strerror(-ret));
 			goto out;
 		}
 	}

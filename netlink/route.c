@@ -24,6 +24,19 @@ static bool family_ok(int family)
 	return family == AF_INET || family == AF_INET6;
 }
 
+/* A zeroed, acked request header at the start of buf (ROUTE_MSG_BUFSZ bytes). */
+static struct nlmsghdr *put_request(void *buf, uint16_t type, uint16_t flags, uint32_t seq)
+{
+	struct nlmsghdr *nlh;
+
+	memset(buf, 0, ROUTE_MSG_BUFSZ);
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	nlh->nlmsg_seq = seq;
+	return nlh;
+}
+
 int route_build_rule(void *buf, size_t buflen, uint16_t type, int family, uint32_t seq)
 {
 	struct nlmsghdr *nlh;
@@ -33,13 +46,7 @@ int route_build_rule(void *buf, size_t buflen, uint16_t type, int family, uint32
 		return -EINVAL;
 	if (buflen < ROUTE_MSG_BUFSZ)
 		return -ENOSPC;
-	memset(buf, 0, ROUTE_MSG_BUFSZ);
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	if (type == RTM_NEWRULE)
-		nlh->nlmsg_flags |= NLM_F_CREATE | NLM_F_EXCL;
-	nlh->nlmsg_seq = seq;
+	nlh = put_request(buf, type, type == RTM_NEWRULE ? NLM_F_CREATE | NLM_F_EXCL : 0, seq);
 	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
 	frh->family = (uint8_t)family;
 	frh->table = ROUTE_TABLE_INPOD < 256 ? ROUTE_TABLE_INPOD : RT_TABLE_UNSPEC;
@@ -60,13 +67,7 @@ int route_build_local(void *buf, size_t buflen, uint16_t type, int family, uint3
 		return -EINVAL;
 	if (buflen < ROUTE_MSG_BUFSZ)
 		return -ENOSPC;
-	memset(buf, 0, ROUTE_MSG_BUFSZ);
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	if (type == RTM_NEWROUTE)
-		nlh->nlmsg_flags |= NLM_F_CREATE | NLM_F_REPLACE;
-	nlh->nlmsg_seq = seq;
+	nlh = put_request(buf, type, type == RTM_NEWROUTE ? NLM_F_CREATE | NLM_F_REPLACE : 0, seq);
 	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 	rtm->rtm_family = (uint8_t)family;
 	rtm->rtm_dst_len = 0;

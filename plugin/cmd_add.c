@@ -16,38 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Ask the tunnel whether the pod is enrolled: 1 yes, 0 no, -1 error. */
-static int query_enrolled(const struct plugin_ctx *ctx, struct cni_error *err)
-{
-	const struct cni_args *a = &ctx->args;
-	json_t *req, *resp = NULL, *enroll, *reason;
-	int ret = -1;
-
-	req = json_pack("{s:s, s:s, s:s}", "op", "query", "namespace", a->pod_namespace, "name", a->pod_name);
-	if (!req || (a->pod_uid && json_object_set_new(req, "uid", json_string(a->pod_uid)) < 0)) {
-		cni_error_set(err, CNI_ERR_INTERNAL, "out of memory", "building the query request failed");
-		goto out;
-	}
-	if (plugin_tunnel_call(ctx, req, -1, &resp, err) < 0)
-		goto out;
-	enroll = json_object_get(resp, "enroll");
-	if (!json_is_boolean(enroll)) {
-		cni_error_set(err, CNI_ERR_TUNNEL_PROTOCOL, "unexpected answer from warren-tunnel",
-			      "warren-tunnel answered \"query\" for pod %s/%s without a boolean \"enroll\"; warren-cni and warren-tunnel must be the same version",
-			      a->pod_namespace, a->pod_name);
-		goto out;
-	}
-	reason = json_object_get(resp, "reason");
-	log_info("pod %s/%s: %s (%s)", a->pod_namespace, a->pod_name,
-		 json_is_true(enroll) ? "enrolled" : "not enrolled",
-		 json_is_string(reason) ? json_string_value(reason) : "no reason given");
-	ret = json_is_true(enroll) ? 1 : 0;
-out:
-	json_decref(req);
-	json_decref(resp);
-	return ret;
-}
-
 static int hand_off(const struct plugin_ctx *ctx, int nsfd, struct cni_error *err)
 {
 	const struct cni_args *a = &ctx->args;
@@ -89,7 +57,7 @@ int cmd_add(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 		goto out;
 	if (!plugin_pod_is_candidate(ctx))
 		goto done;
-	r = query_enrolled(ctx, err);
+	r = plugin_query_enrolled(ctx, err);
 	if (r < 0)
 		goto out;
 	if (r == 0)

@@ -14,33 +14,27 @@
 #include <string.h>
 #include <unistd.h>
 
-static int query(const struct plugin_ctx *ctx, const char *op, const char *want, json_t **val,
-		 struct cni_error *err)
+/* Does warren-tunnel know the attachment ("check")? 1 yes, 0 no, -1 error. */
+static int tunnel_knows(const struct plugin_ctx *ctx, struct cni_error *err)
 {
 	const struct cni_args *a = &ctx->args;
-	json_t *req, *resp = NULL, *v;
+	json_t *req, *resp = NULL, *known;
 	int ret = -1;
 
-	*val = NULL;
-	if (!strcmp(op, "query"))
-		req = json_pack("{s:s, s:s, s:s}", "op", op, "namespace", a->pod_namespace, "name", a->pod_name);
-	else
-		req = json_pack("{s:s, s:s, s:s}", "op", op, "containerId", ctx->container_id, "ifname", ctx->ifname);
+	req = json_pack("{s:s, s:s, s:s}", "op", "check", "containerId", ctx->container_id, "ifname", ctx->ifname);
 	if (!req || (a->pod_uid && json_object_set_new(req, "uid", json_string(a->pod_uid)) < 0)) {
-		cni_error_set(err, CNI_ERR_INTERNAL, "out of memory", "building the %s request failed", op);
+		cni_error_set(err, CNI_ERR_INTERNAL, "out of memory", "building the check request failed");
 		goto out;
 	}
 	if (plugin_tunnel_call(ctx, req, -1, &resp, err) < 0)
 		goto out;
-	v = json_object_get(resp, want);
-	if (!json_is_boolean(v)) {
+	known = json_object_get(resp, "known");
+	if (!json_is_boolean(known)) {
 		cni_error_set(err, CNI_ERR_TUNNEL_PROTOCOL, "unexpected answer from warren-tunnel",
-			      "warren-tunnel answered \"%s\" without a boolean \"%s\"; warren-cni and warren-tunnel must be the same version",
-			      op, want);
+			      "warren-tunnel answered \"check\" without a boolean \"known\"; warren-cni and warren-tunnel must be the same version");
 		goto out;
 	}
-	*val = json_incref(v);
-	ret = 0;
+	ret = json_is_true(known) ? 1 : 0;
 out:
 	json_decref(req);
 	json_decref(resp);
@@ -50,7 +44,6 @@ out:
 int cmd_check(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 {
 	char ierr[512] = "", pod[300];
-	json_t *v = NULL;
 	int nsfd = -1, ret = -1, r;
 
 	*result = NULL;
@@ -63,9 +56,10 @@ int cmd_check(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 	if (!plugin_pod_is_candidate(ctx))
 		return 0;
 	plugin_pod_name(ctx, pod, sizeof(pod));
-	if (query(ctx, "query", "enroll", &v, err) < 0)
+	r = plugin_query_enrolled(ctx, err);
+	if (r < 0)
 		goto out;
-	if (!json_is_true(v)) {
+	if (r == 0) {
 		log_info("pod %s: not enrolled, nothing to check", pod);
 		ret = 0;
 		goto out;
@@ -79,10 +73,10 @@ int cmd_check(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 			      ierr, strerror(-r));
 		goto out;
 	}
-	json_decref(v);
-	if (query(ctx, "check", "known", &v, err) < 0)
+	r = tunnel_knows(ctx, err);
+	if (r < 0)
 		goto out;
-	if (!json_is_true(v)) {
+	if (r == 0) {
 		cni_error_set(err, CNI_ERR_CHECK_UNKNOWN, "warren-tunnel does not know the pod",
 			      "pod %s (container %s, %s) is enrolled but warren-tunnel has no record of it; its traffic is not relayed. Delete the pod to have it set up again",
 			      pod, ctx->container_id, ctx->ifname);
@@ -90,7 +84,6 @@ int cmd_check(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 	}
 	ret = 0;
 out:
-	json_decref(v);
 	if (nsfd >= 0)
 		close(nsfd);
 	return ret;

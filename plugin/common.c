@@ -88,6 +88,38 @@ int plugin_tunnel_call(const struct plugin_ctx *ctx, json_t *req, int pass_fd, j
 	return 0;
 }
 
+int plugin_query_enrolled(const struct plugin_ctx *ctx, struct cni_error *err)
+{
+	const struct cni_args *a = &ctx->args;
+	json_t *req, *resp = NULL, *enroll, *reason;
+	int ret = -1;
+
+	req = json_pack("{s:s, s:s, s:s}", "op", "query", "namespace", a->pod_namespace, "name", a->pod_name);
+	if (!req || (a->pod_uid && json_object_set_new(req, "uid", json_string(a->pod_uid)) < 0)) {
+		cni_error_set(err, CNI_ERR_INTERNAL, "out of memory", "building the query request failed");
+		goto out;
+	}
+	if (plugin_tunnel_call(ctx, req, -1, &resp, err) < 0)
+		goto out;
+	enroll = json_object_get(resp, "enroll");
+	if (!json_is_boolean(enroll)) {
+		cni_error_set(err, CNI_ERR_TUNNEL_PROTOCOL, "unexpected answer from warren-tunnel",
+			      "warren-tunnel answered \"query\" for pod %s/%s without a boolean \"enroll\"; warren-cni and warren-tunnel must be the same version",
+			      a->pod_namespace, a->pod_name);
+		goto out;
+	}
+	reason = json_object_get(resp, "reason");
+	log_info("pod %s/%s: %s (%s)", a->pod_namespace, a->pod_name,
+		 json_is_true(enroll) ? "enrolled" : "not enrolled",
+		 json_is_string(reason) ? json_string_value(reason) : "no reason given");
+	ret = json_is_true(enroll) ? 1 : 0;
+out:
+	json_decref(req);
+	json_decref(resp);
+	return ret;
+}
+
+
 int plugin_open_netns(const struct plugin_ctx *ctx, int *out, int *errno_out, struct cni_error *err)
 {
 	uint64_t dev, ino, self_dev, self_ino;

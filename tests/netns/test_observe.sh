@@ -26,7 +26,7 @@ chmod 755 "$tmp"
 sock=$tmp/run/tunnel.sock state=$tmp/state mesh=$tmp/mesh.yaml conf=$tmp/tunnel.yaml
 adminsock=$tmp/admin.sock log=$tmp/tunnel.log alog=$tmp/access.log
 tpid=
-failures=0
+. tests/netns/tunnel_lib.sh
 
 cleanup() {
 	set +e
@@ -39,34 +39,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { echo "ok - $*"; }
-nok() { echo "not ok - $*"; failures=$((failures + 1)); }
-check() { # name, command...
-	local name=$1; shift
-	if "$@"; then ok "$name"; else nok "$name"; fi
-}
-# poll: up to ~10 s for a command to succeed (the pause is the poll
-# interval, never a synchronisation)
-poll() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-n() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 ctl() { "$CTL" --socket "$adminsock" "$@"; }
 jqok() { jq -e "$@" >/dev/null; }
-hctl() { "$HCTL" "$sock" "$@"; }
-listeners() { n "$1" ss -ltnH | grep -cE ':(15001|15006|15008)\b'; }
-ready_code() { n "$NODE" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15021/healthz/ready; }
-is_ready() { [[ $(ready_code) == 200 ]]; }
 scrape() { n "$NODE" curl -sf --max-time 5 http://127.0.0.1:15020/metrics; }
-start_tunnel() {
-	ip netns exec "$NODE" "$TUN" --config "$conf" >>"$log" 2>&1 &
-	tpid=$!
-}
 # mval FILE NAME [LABEL="VALUE"]...: the sum of NAME's samples in an
 # exposition whose labels include every given pair (0 when none).
 mval() {
@@ -100,9 +75,7 @@ for tool in jq curl socat python3; do
 	command -v $tool >/dev/null || { echo "not ok - missing tool $tool"; exit 1; }
 done
 
-ip netns add "$NODE" && n "$NODE" ip link set lo up
-ip netns add "$CLI" && n "$CLI" ip link set lo up
-ip netns add "$SRV" && n "$SRV" ip link set lo up
+mkpod "$NODE"; mkpod "$CLI"; mkpod "$SRV"
 ip link add woc-$id netns "$CLI" type veth peer name wos-$id netns "$SRV"
 n "$CLI" ip addr add 10.252.0.1/24 dev woc-$id && n "$CLI" ip link set woc-$id up
 n "$SRV" ip addr add 10.252.0.2/24 dev wos-$id && n "$SRV" ip link set wos-$id up
@@ -167,7 +140,7 @@ accessLog: $alog
 logLevel: info
 EOF
 
-start_tunnel
+tunnel_start "$conf" "$log"
 check "tunnel becomes ready" poll is_ready
 
 # --- enrollment as warren-cni does it: in-pod rules, then the handoff
@@ -344,9 +317,7 @@ check "warrenctl log-level reads it back" test "$(ctl log-level)" = info
 # --- readiness after a restart with many pods: 503/refused until every
 # listener is back, then 200 and never 503 again
 for ((i = 0; i < NMANY; i++)); do
-	ip netns add "wo-r$i-$id" && n "wo-r$i-$id" ip link set lo up &&
-		"$INPODCTL" apply "/var/run/netns/wo-r$i-$id" &&
-		hctl add "uid-r$i-$id" obs "r$i" "cid-r$i-$id" "/var/run/netns/wo-r$i-$id" >/dev/null ||
+	mkpod "wo-r$i-$id" && enroll "wo-r$i-$id" "uid-r$i-$id" obs "r$i" "cid-r$i-$id" ||
 		nok "setup of many-pods pod $i"
 done
 total=$((NMANY + 2))
@@ -376,7 +347,7 @@ PODS="$PODS" PROGRESS="$tmp/ready.progress" ip netns exec "$NODE" bash -c '
 	echo "seq=${seq[*]}"' >"$tmp/ready.seq" 2>&1 &
 poller=$!
 check "readiness poller runs before the tunnel starts (000)" poll grep -qsx 000 "$tmp/ready.progress"
-start_tunnel
+tunnel_start "$conf" "$log"
 wait "$poller"
 seq=$(sed -n 's/^seq=//p' "$tmp/ready.seq")
 echo "# readiness sequence after restart: $(tr ' ' '\n' <<<"$seq" | uniq -c | awk '{printf "%sx%s ", $1, $2}')"
@@ -396,9 +367,7 @@ check "relaying works after the restart (and is counted)" bash -c "
 # "adopting N/M pods" before the first 200 (readiness is served while the
 # recorded pods are re-adopted), and at the first 200 every pod listens.
 for ((i = NMANY; i < NBIG - 2; i++)); do
-	ip netns add "wo-r$i-$id" && n "wo-r$i-$id" ip link set lo up &&
-		"$INPODCTL" apply "/var/run/netns/wo-r$i-$id" &&
-		hctl add "uid-r$i-$id" obs "r$i" "cid-r$i-$id" "/var/run/netns/wo-r$i-$id" >/dev/null ||
+	mkpod "wo-r$i-$id" && enroll "wo-r$i-$id" "uid-r$i-$id" obs "r$i" "cid-r$i-$id" ||
 		nok "setup of big pod $i"
 done
 check "$NBIG pods enrolled" test "$(ctl -o json pods | jq length)" = "$NBIG"
@@ -409,8 +378,7 @@ rm -f "$tmp/ready.progress" "$tmp/first503"
 # retry: a re-add of a recorded pod (same uid and netns: it must not be
 # handed over twice) and the add of a new pod must be held until adoption
 # is complete, then answered ok; status is answered at once, not ready.
-ip netns add "wo-late-$id" && n "wo-late-$id" ip link set lo up &&
-	"$INPODCTL" apply "/var/run/netns/wo-late-$id" || nok "setup of the late pod"
+mkpod "wo-late-$id" && "$INPODCTL" apply "/var/run/netns/wo-late-$id" || nok "setup of the late pod"
 knock() { # out-file, handoffctl args: retry while the socket does not answer
 	local out=$1 k; shift
 	for ((k = 0; k < 3000; k++)); do
@@ -458,7 +426,7 @@ PODS="$PODS" PROGRESS="$tmp/ready.progress" FIRST503="$tmp/first503" ip netns ex
 	echo "seq=${seq[*]}"' >"$tmp/ready.seq" 2>&1 &
 poller=$!
 check "big restart: readiness poller runs before the tunnel starts (000)" poll grep -qsx 000 "$tmp/ready.progress"
-start_tunnel
+tunnel_start "$conf" "$log"
 wait "$poller"
 seq=$(sed -n 's/^seq=//p' "$tmp/ready.seq")
 echo "# readiness sequence after a restart with $NBIG pods: $seq"

@@ -41,24 +41,8 @@ tlog=$T/tunnel.log plog=$T/plugin.log calls=$T/calls.log
 HARN=$T/libcni-harness
 tpid='' ctdpid=''
 created_dirs=()
-failures=0
+. tests/netns/tunnel_lib.sh
 
-ok() { echo "ok - $*"; }
-nok() { echo "not ok - $*"; failures=$((failures + 1)); }
-check() { # name, command...
-	local name=$1; shift
-	if "$@"; then ok "$name"; else nok "$name"; fi
-}
-# poll: up to ~10 s for a command to succeed (no sleeps as synchronisation)
-poll() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-n() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 diag() { sed 's/^/# /' "$@"; }
 
 ctd_sock=$T/ctd/ctd.sock
@@ -101,7 +85,7 @@ for c in jq ip nft socat curl ss nsenter unshare; do
 done
 
 # --- the node, its tunnel, the mesh model --------------------------------
-ip netns add "$NODE" && n "$NODE" ip link set lo up
+mkpod "$NODE"
 mkdir -p "$T/run" "$T/bin" "$T/calls" "$T/cache" "$T/ipam"
 chmod 700 "$T/run"
 cat >"$T/tunnel.yaml" <<EOF
@@ -127,12 +111,8 @@ kind: Namespace
 metadata:
   name: plain
 EOF
-ip netns exec "$NODE" "$TUN" --config "$T/tunnel.yaml" >/dev/null 2>&1 &
-tpid=$!
-is_ready() { [[ $(n "$NODE" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15021/healthz/ready) == 200 ]]; }
-if ! poll is_ready; then
-	echo "not ok - warren-tunnel did not become ready"; diag "$tlog"; exit 1
-fi
+tunnel_start "$T/tunnel.yaml" /dev/null
+tunnel_ready_or_die "$tlog"
 
 cat >"$T/bin/warren-cni" <<EOF
 #!/bin/sh
@@ -170,13 +150,11 @@ hcheck() { # name, condition...
 	if "$@"; then ok "$name"; else nok "$name"; hdiag; fi
 }
 tables() { n "$1" nft list tables 2>/dev/null | grep -c 'table inet warren-' ; }
-listeners() { n "$1" ss -ltnH | grep -cE ':(15001|15006|15008)\b'; }
 pods_json() { "$CTL" --socket "$adminsock" -o json pods; }
 listed() { pods_json | jq -e --arg u "uid-$1-$id" 'any(.[]; .uid == $u)' >/dev/null; }
 export CTL adminsock id
 export -f pods_json listed
 eth0_ip() { n "$1" ip -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}'; }
-mkpod() { ip netns add "$1" && n "$1" ip link set lo up; }
 # the chain's result as libcni returns it is exactly what bridge produced
 # (warren-cni's prevResult, recorded by the wrapper): same IPs, interfaces, routes
 same_as_bridge() { # POD

@@ -25,7 +25,7 @@ chmod 755 "$tmp"
 sock=$tmp/run/tunnel.sock state=$tmp/state mesh=$tmp/mesh.yaml conf=$tmp/tunnel.yaml
 adminsock=$tmp/admin.sock log=$tmp/tunnel.log
 tpid='' hpid=''
-failures=0
+. tests/netns/tunnel_lib.sh
 
 cleanup() {
 	set +e
@@ -39,34 +39,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { echo "ok - $*"; }
-nok() { echo "not ok - $*"; failures=$((failures + 1)); }
-check() { # name, command...
-	local name=$1; shift
-	if "$@"; then ok "$name"; else nok "$name"; fi
-}
-# poll: up to ~10 s for a command to succeed (no sleeps as synchronisation)
-poll() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-n() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-ready_code() { n "$NODE" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15021/healthz/ready; }
-is_ready() { [[ $(ready_code) == 200 ]]; }
 is_503() { [[ $(ready_code) == 503 ]]; }
-hctl() { "$HCTL" "$sock" "$@"; }
-listeners() { n "$1" ss -ltnH | grep -cE ':(15001|15006|15008)\b'; }
 marked_listeners() { n "$1" ss -ltneH 2>/dev/null | grep -E ':(15001|15006|15008)\b' | grep -c 'fwmark:0x539'; }
 has_rules() { # apply the in-pod rules the way the plugin would
 	if [[ -x $INPODCTL ]]; then "$INPODCTL" apply "/var/run/netns/$1"; else n "$1" nft add table inet warren-nat; fi
-}
-start_tunnel() {
-	ip netns exec "$NODE" "$TUN" --config "$conf" >>"$log" 2>&1 &
-	tpid=$!
 }
 write_mesh() { # label value for namespace demo; atomic rename-over
 	cat >"$mesh.tmp" <<EOF
@@ -97,17 +73,11 @@ status:
 EOF
 	mv -f "$mesh.tmp" "$mesh"
 }
-mkpod() {
-	ip netns add "$1" && n "$1" ip link set lo up
-}
-
 for bin in "$TUN" "$CTL" "$HCTL"; do
 	[[ -x $bin ]] || { echo "not ok - missing $bin (build first)"; exit 1; }
 done
 
-ip netns add "$NODE" && n "$NODE" ip link set lo up
-mkpod "$POD"; mkpod "$POD2"; mkpod "$POD3"
-ip netns add "$PEER" && n "$PEER" ip link set lo up
+mkpod "$NODE"; mkpod "$POD"; mkpod "$POD2"; mkpod "$POD3"; mkpod "$PEER"
 ip link add wtp-$id netns "$POD" type veth peer name wtq-$id netns "$PEER"
 n "$POD" ip addr add 10.251.0.1/24 dev wtp-$id
 n "$POD" ip link set wtp-$id up
@@ -125,7 +95,7 @@ meshReloadMs: 200
 EOF
 
 # --- start without a mesh file: not ready, then ready once it appears
-start_tunnel
+tunnel_start "$conf" "$log"
 check "readiness answers 503 while the mesh model is missing" poll is_503
 check "503 says why" bash -c "ip netns exec $NODE curl -s http://127.0.0.1:15021/healthz/ready | grep -q 'mesh model not loaded'"
 write_mesh ambient
@@ -227,7 +197,7 @@ check "listeners die with the tunnel" test "$(listeners "$POD")" = 0
 ip netns del "$POD2"                        # pod deleted while we were down
 if [[ -x $INPODCTL ]]; then "$INPODCTL" remove "/var/run/netns/$POD3"; else n "$POD3" nft delete table inet warren-nat; fi
 : >"$log"
-start_tunnel
+tunnel_start "$conf" "$log"
 check "restarted tunnel becomes ready" poll is_ready
 # readiness is only reported after adoption: the listeners must be there now
 check "re-adopted pod has its listeners when ready (no new add)" test "$(listeners "$POD")" = 3
@@ -281,7 +251,7 @@ hctl add "uid-px-$id" demo px "cid-px-$id" "$pns" >/dev/null
 "$INPODCTL" apply "$pns" 2>/dev/null || nsenter -t "$hpid" -n nft add table inet warren-nat
 write_mesh none # the broken file above would keep the restarted tunnel unready
 kill -9 "$tpid"; wait "$tpid" 2>/dev/null; tpid=
-start_tunnel
+tunnel_start "$conf" "$log"
 poll is_ready # ready means adoption is complete
 check "re-adopted a pod recorded as /proc/PID/ns/net of a uid-65534 process" \
 	bash -c "[[ \$(nsenter -t $hpid -n ss -ltnH | grep -cE ':(15001|15006|15008)\b') == 3 ]] && grep -q 're-adopted pod demo/px' '$log'"

@@ -37,7 +37,7 @@ cid=$(printf 'feed%06x' "$id")a1b2c3d4e5f60718293a4b5c6d7e8f90
 cid2=${cid:0:8}99887766554433221100ffeeddccbbaa
 uid=uid-app-$id uid2=uid-other-$id
 tpid='' bgpids=()
-failures=0
+. tests/netns/tunnel_lib.sh
 
 cleanup() {
 	set +e
@@ -54,24 +54,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ok() { echo "ok - $*"; }
-nok() { echo "not ok - $*"; failures=$((failures + 1)); }
 diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
 # check NAME CMD...: on failure the command and its last output become diagnostics
 check() {
 	local name=$1; shift
 	if "$@"; then ok "$name"; else nok "$name"; diag "command: $*"$'\n'"${OUT:-}"; fi
 }
-# poll: up to ~10 s (or $POLL_S) for a command to succeed (no sleeps as synchronisation)
-poll() {
-	local end=$((SECONDS + ${POLL_S:-10}))
-	while :; do
-		"$@" && return 0
-		((SECONDS < end)) || return 1
-		sleep 0.05
-	done
-}
-n() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 bg() { "$@" & bgpids+=($!); }
 
 # wn ARGS...: run warren-netns; output in OUT, status in RC
@@ -84,7 +72,6 @@ expect() {
 	for re in "$@"; do grep -qE -- "$re" <<<"$OUT" || return 1; done
 }
 
-is_ready() { [[ $(n "$NODE" curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:15021/healthz/ready) == 200 ]]; }
 have_tools() { [[ -x $TUN && -x $HCTL && -x $INPODCTL ]]; }
 
 ((EUID == 0)) || { echo "not ok - needs root (network namespaces)"; exit 1; }
@@ -96,10 +83,7 @@ POLL_S=60 poll have_tools || { echo "not ok - missing $TUN, $HCTL or $INPODCTL (
 
 # --- topology ---------------------------------------------------------------
 set -e
-ip netns add "$NODE"
-ip netns add "$POD"
-ip netns add "$POD2"
-for ns in $NODE $POD $POD2; do n "$ns" ip link set lo up; done
+for ns in $NODE $POD $POD2; do mkpod "$ns"; done
 ip -n "$NODE" link add "$VN" type veth peer name "$VP" netns "$POD"
 ip -n "$NODE" addr add "$NODE_IP/24" dev "$VN"
 ip -n "$POD" addr add "$POD_IP/24" dev "$VP"
@@ -155,22 +139,12 @@ logFile: $log
 EOF
 set +e
 
-# ip netns exec execs, so $! is the tunnel itself
-ip netns exec "$NODE" "$TUN" --config "$conf" >>"$tmp/tunnel.out" 2>&1 &
-tpid=$!
-if ! poll is_ready; then
-	echo "not ok - setup: warren-tunnel not ready within 10 s"
-	diag "$(tail -n 20 "$tmp/tunnel.out" "$log" 2>&1)"
-	exit 1
-fi
+tunnel_start "$conf" "$tmp/tunnel.out"
+tunnel_ready_or_die "$tmp/tunnel.out" "$log"
 ok "setup: warren-tunnel ready in node netns"
 
-enroll() { # NETNS UID NAME CID IP
-	"$INPODCTL" apply "/var/run/netns/$1" &&
-		"$HCTL" "$sock" add "$2" demo "$3" "$4" "/var/run/netns/$1" "$5" >/dev/null
-}
-listening3() { [[ $(n "$1" ss -Htln | grep -cE ':(15001|15006|15008)\b') == 3 ]]; }
-if enroll "$POD" "$uid" app "$cid" "$POD_IP/24" && enroll "$POD2" "$uid2" other "$cid2" 10.253.9.9/32 &&
+listening3() { [[ $(listeners "$1") == 3 ]]; }
+if enroll "$POD" "$uid" demo app "$cid" "$POD_IP/24" && enroll "$POD2" "$uid2" demo other "$cid2" 10.253.9.9/32 &&
 	poll listening3 "$POD" && poll listening3 "$POD2"; then
 	ok "setup: two pods enrolled (inpodctl apply + handoffctl add), listeners up"
 else

@@ -635,10 +635,10 @@ static void test_mtls_ok(void)
 	ca_free(ca);
 }
 
-/* Builds a client ctx for (td, ns, sa) from ca; the leaf is freed right away
- * (the context holds its own references). */
-static SSL_CTX *client_ctx_for(struct mesh_ca *ca, const char *td, const char *ns,
-			       const char *sa, X509 *trust)
+/* Builds a client or server ctx for (td, ns, sa) from ca; the leaf is freed
+ * right away (the context holds its own references). */
+static SSL_CTX *ctx_for(enum tls_role role, struct mesh_ca *ca, const char *td, const char *ns,
+			const char *sa, X509 *trust)
 {
 	struct ca_leaf *l = NULL;
 	SSL_CTX *ctx = NULL;
@@ -646,22 +646,7 @@ static SSL_CTX *client_ctx_for(struct mesh_ca *ca, const char *td, const char *n
 
 	if (ca_issue(ca, td, ns, sa, 0, &l, err, sizeof(err)))
 		return NULL;
-	if (tls_ctx_new(TLS_CLIENT, l, trust, &ctx, err, sizeof(err)))
-		ctx = NULL;
-	ca_leaf_free(l);
-	return ctx;
-}
-
-static SSL_CTX *server_ctx_for(struct mesh_ca *ca, const char *td, const char *ns,
-			       const char *sa, X509 *trust)
-{
-	struct ca_leaf *l = NULL;
-	SSL_CTX *ctx = NULL;
-	char err[512];
-
-	if (ca_issue(ca, td, ns, sa, 0, &l, err, sizeof(err)))
-		return NULL;
-	if (tls_ctx_new(TLS_SERVER, l, trust, &ctx, err, sizeof(err)))
+	if (tls_ctx_new(role, l, trust, &ctx, err, sizeof(err)))
 		ctx = NULL;
 	ca_leaf_free(l);
 	return ctx;
@@ -696,15 +681,15 @@ static void test_reject_client_from_other_ca(void)
 	T_ASSERT_INT(ca_create_root("warren-test", "root", 30, &evil), 0); /* same name! */
 	/* The client trusts the mesh root (so it accepts the server) but its own
 	 * certificate comes from the other CA. */
-	c = client_ctx_for(evil, TD, "a", "x", ca_root0(ca));
-	s = server_ctx_for(ca, TD, "b", "y", ca_root0(ca));
+	c = ctx_for(TLS_CLIENT, evil, TD, "a", "x", ca_root0(ca));
+	s = ctx_for(TLS_SERVER, ca, TD, "b", "y", ca_root0(ca));
 	T_ASSERT(expect_failure(c, s, SERVER_ID, true,
 				"peer certificate not signed by the mesh CA"));
 	SSL_CTX_free(c);
 	SSL_CTX_free(s);
 	/* And the other way round: a server from another CA. */
-	c = client_ctx_for(ca, TD, "a", "x", ca_root0(ca));
-	s = server_ctx_for(evil, TD, "b", "y", ca_root0(ca));
+	c = ctx_for(TLS_CLIENT, ca, TD, "a", "x", ca_root0(ca));
+	s = ctx_for(TLS_SERVER, evil, TD, "b", "y", ca_root0(ca));
 	T_ASSERT(expect_failure(c, s, SERVER_ID, false,
 				"peer certificate not signed by the mesh CA"));
 	SSL_CTX_free(c);
@@ -721,7 +706,7 @@ static void test_reject_no_client_cert(void)
 
 	T_ASSERT_INT(ca_create_root("warren-test", "root", 30, &ca), 0);
 	T_ASSERT_INT(tls_ctx_new(TLS_CLIENT, NULL, ca_root0(ca), &c, err, sizeof(err)), 0);
-	s = server_ctx_for(ca, TD, "b", "y", ca_root0(ca));
+	s = ctx_for(TLS_SERVER, ca, TD, "b", "y", ca_root0(ca));
 	T_ASSERT(expect_failure(c, s, SERVER_ID, true, "no client certificate"));
 	SSL_CTX_free(c);
 	SSL_CTX_free(s);
@@ -734,8 +719,8 @@ static void test_reject_other_trust_domain(void)
 	SSL_CTX *c = NULL, *s = NULL;
 
 	T_ASSERT_INT(ca_create_root("warren-test", "root", 30, &ca), 0);
-	c = client_ctx_for(ca, "other.td", "a", "x", ca_root0(ca));
-	s = server_ctx_for(ca, TD, "b", "y", ca_root0(ca));
+	c = ctx_for(TLS_CLIENT, ca, "other.td", "a", "x", ca_root0(ca));
+	s = ctx_for(TLS_SERVER, ca, TD, "b", "y", ca_root0(ca));
 	T_ASSERT(expect_failure(c, s, SERVER_ID, true,
 				"peer identity spiffe://other.td/ns/a/sa/x not in trust domain "
 				"cluster.local"));
@@ -751,8 +736,8 @@ static void test_reject_wrong_server_identity(void)
 	struct pair p;
 
 	T_ASSERT_INT(ca_create_root("warren-test", "root", 30, &ca), 0);
-	c = client_ctx_for(ca, TD, "a", "x", ca_root0(ca));
-	s = server_ctx_for(ca, TD, "b", "y", ca_root0(ca));
+	c = ctx_for(TLS_CLIENT, ca, TD, "a", "x", ca_root0(ca));
+	s = ctx_for(TLS_SERVER, ca, TD, "b", "y", ca_root0(ca));
 	T_ASSERT(expect_failure(c, s, "spiffe://cluster.local/ns/b/sa/x", false,
 				"expected spiffe://cluster.local/ns/b/sa/x but peer presented "
 				"spiffe://cluster.local/ns/b/sa/y"));
@@ -779,7 +764,7 @@ static void test_reject_tls12_and_no_alpn(void)
 
 	T_ASSERT_INT(ca_create_root("warren-test", "root", 30, &ca), 0);
 	T_ASSERT_INT(ca_issue(ca, TD, "a", "x", 0, &l, err, sizeof(err)), 0);
-	s = server_ctx_for(ca, TD, "b", "y", ca_root0(ca));
+	s = ctx_for(TLS_SERVER, ca, TD, "b", "y", ca_root0(ca));
 	T_ASSERT(s);
 
 	/* A plain OpenSSL client limited to TLS 1.2, with a valid mesh cert. */
@@ -899,7 +884,7 @@ static void test_io_map(void)
 	size_t n = 99;
 
 	T_ASSERT_INT(ca_create_root("warren-test", "root", 30, &ca), 0);
-	c = client_ctx_for(ca, TD, "a", "x", ca_root0(ca));
+	c = ctx_for(TLS_CLIENT, ca, TD, "a", "x", ca_root0(ca));
 	T_ASSERT(c);
 	T_ASSERT_INT(pair_new(&p, c, c, SERVER_ID), 0);
 	/* Nothing to read yet: a non-blocking client wants to read after
