@@ -34,6 +34,9 @@
  *                   bounding, inheritable and ambient sets and set
  *                   no_new_privs. false: keep every capability it was
  *                   started with (debugging only)  [true]
+ *   adoptBatch      pod records re-adopted per loop iteration after a
+ *                   restart, 1..4096: smaller keeps probes and the plugin
+ *                   answered sooner while adopting, larger adopts faster [16]
  *   metricsAddress and readinessAddress also accept "off" (no server).
  * Unknown keys are an error naming the key (a typo must not silently
  * change behaviour); a known key of the wrong type is an error naming it.
@@ -69,6 +72,7 @@ struct tunnel_conf {
 	int pool_idle_timeout_ms;
 	int hbone_ping_interval_ms;
 	bool keep_capabilities;  /* true: drop to the data path's set */
+	int adopt_batch;
 };
 
 int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_t errlen);

@@ -10,7 +10,7 @@
  * and still carries our in-pod rules; anything else is dropped with a log
  * line saying why (e.g. the pod was deleted while we were down). A pod
  * whose listeners fail is kept and retried every 5 s. The record files are
- * listed once at the start and adopted ADOPT_BATCH per loop
+ * listed once at the start and adopted adoptBatch (default 16) per loop
  * iteration (a 0 ms timer; the loop serves ready fds between timers), so
  * the admin, readiness and metrics servers answer throughout: readiness is
  * 503 "adopting N/M pods" until the last record is done, like ztunnel
@@ -289,10 +289,9 @@ static void retry_listen(struct loop *l, void *ctx)
 }
 
 #define ADOPTION_MAGIC 0x41444f50u
-/* Records per loop iteration: a batch of 16 takes a few ms (netns checks,
- * three sockets per pod), short enough that probes and the handoff socket
- * wait no longer than that. */
-#define ADOPT_BATCH 16
+/* Records per loop iteration (adoptBatch, default 16): a batch of 16 takes
+ * a few ms (netns checks, three sockets per pod), short enough that probes
+ * and the handoff socket wait no longer than that. */
 
 /* The records found when adoption started, worked through in batches. */
 struct adoption {
@@ -393,11 +392,11 @@ static void adoption_finish(struct tunnel *t)
 	handoff_server_resume(t);
 }
 
-/* Adopts up to ADOPT_BATCH records; true when the list is done. */
+/* Adopts up to adoptBatch records; true when the list is done. */
 static bool adoption_batch(struct adoption *a)
 {
 	char path[4400], why[512];
-	size_t end = a->next + ADOPT_BATCH;
+	size_t end = a->next + (size_t)a->t->conf->adopt_batch;
 	int r;
 
 	if (end > a->n || end < a->next)
@@ -464,7 +463,7 @@ int state_adopt_start(struct tunnel *t)
 	t->adoption = a;
 	adoption_progress(a);
 	log_info("adopting %zu pod record(s) from %s, %d per loop iteration", a->n, a->dir,
-		 ADOPT_BATCH);
+		 t->conf->adopt_batch);
 	a->timer = loop_timer_add(t->loop, 0, adoption_step, a);
 	if (!a->timer) {
 		t->adoption = NULL;

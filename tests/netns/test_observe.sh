@@ -372,6 +372,9 @@ for ((i = NMANY; i < NBIG - 2; i++)); do
 done
 check "$NBIG pods enrolled" test "$(ctl -o json pods | jq length)" = "$NBIG"
 kill -9 "$tpid"; wait "$tpid" 2>/dev/null; tpid=
+# One record per loop iteration: the same code path as the default batch,
+# with an adoption window long enough to observe on any machine.
+echo "adoptBatch: 1" >>"$conf"
 PODS="$CLI $SRV $(for ((i = 0; i < NBIG - 2; i++)); do printf 'wo-r%d-%d ' $i $id; done)"
 rm -f "$tmp/ready.progress" "$tmp/first503"
 # Handoff clients that knock from before the start, as a runtime would

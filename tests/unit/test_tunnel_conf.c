@@ -199,6 +199,22 @@ static void test_keep_capabilities(void)
 	T_ASSERT(strstr(err, "hbonePingIntervalMs, keepCapabilities"));
 }
 
+static void test_adopt_batch(void)
+{
+	struct tunnel_conf c;
+
+	T_ASSERT_INT(load_text("meshPath: /m\n", &c), 0);
+	T_ASSERT_INT(c.adopt_batch, 16);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nadoptBatch: 1\n", &c), 0);
+	T_ASSERT_INT(c.adopt_batch, 1);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nadoptBatch: 0\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "adoptBatch"));
+	T_ASSERT_INT(load_text("meshPath: /m\nadoptBatch: many\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "adoptBatch"));
+}
+
 static void test_json(void)
 {
 	struct tunnel_conf c;
@@ -253,4 +269,5 @@ static void test_errors(void)
 }
 
 T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
-       T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_keep_capabilities))
+       T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_keep_capabilities),
+       T_CASE(test_adopt_batch))
