@@ -2,18 +2,26 @@
 /*
  * HBONE transport (ambient-reference.md §8.1, §9): HTTP/2 CONNECT streams
  * over mutual TLS 1.3, one TCP connection per struct hbone_conn, driven by
- * the tunnel loop. nghttp2 is used sans-I/O: decrypted bytes go into
- * nghttp2_session_mem_recv(); output only leaves through the send callback
- * into a bounded per-connection buffer that is flushed with SSL_write
- * (NGHTTP2_ERR_WOULDBLOCK when full, resumed on writability).
+ * the tunnel loop. nghttp2 is used sans-I/O: decrypted bytes (gathered over
+ * several TLS records) go into nghttp2_session_mem_recv(); output leaves
+ * through the send callbacks into a bounded per-connection buffer (allocated
+ * while the connection has streams) that gathers frames and is flushed with
+ * SSL_write in full 16 KiB records (NGHTTP2_ERR_WOULDBLOCK when full,
+ * resumed on writability).
  *
- * Each CONNECT stream relays to one plain TCP (or any stream) socket with
- * two bounded rings, allocated when data arrives and released as soon as
- * they drain (an idle stream holds no ring): peer->socket (the "down" ring, sized to the HTTP/2
- * stream window: we advertise exactly what we can hold, and only return
- * window (nghttp2_session_consume) once bytes reached the socket, so an app
- * that does not read stops the remote sender) and socket->peer (the "up"
- * ring, hbone_opts.send_buf; reading the socket stops while it is full).
+ * Each CONNECT stream relays to one plain TCP (or any stream) socket:
+ *  - socket -> peer has no buffer of ours: the kernel's receive queue is the
+ *    buffer. When nghttp2 wants DATA, FIONREAD says how much is there and
+ *    the payload is read(2) straight into the TLS output buffer behind the
+ *    frame header (NGHTTP2_DATA_FLAG_NO_COPY). While the stream window is
+ *    closed nothing is read, so the app's sender is stopped by TCP.
+ *  - peer -> socket: DATA is sent to the socket straight from the decrypted
+ *    buffer; only what the socket does not take now goes into the "down"
+ *    ring, which grows on demand up to the HTTP/2 stream window (we
+ *    advertise exactly what we can hold, and only return window with
+ *    nghttp2_session_consume once bytes reached the socket, so an app that
+ *    does not read stops the remote sender) and is released when it drains
+ *    (an idle stream holds no buffer).
  * Half-close: socket EOF -> END_STREAM after the buffered bytes; END_STREAM
  * from the peer -> shutdown(SHUT_WR) once the down ring is drained. RST or
  * a socket error resets the other side (RST_STREAM CANCEL / SO_LINGER 0).
@@ -34,8 +42,8 @@
  *  - Everything here is single-threaded (the loop thread).
  * Errors: 0 or -errno. Human-readable reasons (TLS failures from
  * tunnel/tls.h, HTTP status, socket errors) travel in the stats structs.
- * Sockets are written with MSG_NOSIGNAL, but TLS uses write(2): the
- * process must ignore SIGPIPE.
+ * Sockets, the TLS one included (tunnel/tls.h), are written with
+ * MSG_NOSIGNAL.
  */
 #ifndef WARREN_HBONE_H
 #define WARREN_HBONE_H
@@ -65,7 +73,8 @@ struct hbone_opts {
 	uint32_t max_streams;      /* server: advertised MAX_CONCURRENT_STREAMS (200);
 				    * client pool: streams per connection (100) */
 	uint32_t max_header_list;  /* SETTINGS_MAX_HEADER_LIST_SIZE; 16 KiB client, 64 KiB server */
-	uint32_t send_buf;         /* up ring (socket -> peer) per stream; 256 KiB */
+	uint32_t send_buf;         /* unused (socket -> peer is read from the socket when
+				    * HTTP/2 can send); must be non-zero; 256 KiB */
 	uint32_t ping_interval_ms; /* keepalive PING; 10 s; 0 = off */
 	uint32_t ping_timeout_ms;  /* unanswered PING drops the connection; 20 s */
 	uint32_t idle_ms;          /* client: close a connection without streams after; 5 min; 0 = never */
@@ -189,7 +198,8 @@ void hbone_stream_set_user(struct hbone_stream *s, void *user);
 void *hbone_stream_user(const struct hbone_stream *s);
 /* Live counters (reason is "" until the stream ends). */
 void hbone_stream_get_stats(const struct hbone_stream *s, struct hbone_stream_stats *st);
-/* Bytes held in the stream's two rings right now. */
+/* Bytes buffered for the stream right now (its peer -> socket ring; the
+ * socket -> peer direction waits in the socket, not here). */
 size_t hbone_stream_buffered(const struct hbone_stream *s);
 struct hbone_conn *hbone_stream_conn(const struct hbone_stream *s);
 

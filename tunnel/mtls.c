@@ -628,7 +628,7 @@ int mtls_outbound(struct conn *c)
 		return 1;
 	}
 	c->hs = s;
-	{
+	if (wlog_get_level() >= WLOG_DEBUG) { /* three address formats per connection otherwise */
 		char sa[64], da[64];
 
 		log_debug("outbound connection %s -> %s of pod %s/%s: HBONE to %s (:authority %s, expecting %s)",

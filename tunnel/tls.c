@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -27,8 +29,130 @@ struct tls_conn_state {
 	char *reason;  /* last fatal result, what tls_error() shows */
 };
 
+/* Read-ahead buffer: four full records (ciphertext incl. overhead). */
+#define TLS_READ_AHEAD (4 * (SSL3_RT_MAX_PLAIN_LENGTH + SSL3_RT_MAX_ENCRYPTED_OVERHEAD + \
+			     SSL3_RT_HEADER_LENGTH))
+
 static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
 static int ex_idx = -1;
+
+/* ------------------------------------------------------------ socket BIO */
+
+/*
+ * Our own socket BIO instead of BIO_s_socket(): send(2) with MSG_NOSIGNAL
+ * (no SIGPIPE for the process), reads are plain read(2). The fd is not
+ * owned. (MSG_MORE per burst was tried: it made the kernel path slower.)
+ */
+struct sock_bio {
+	int fd;
+	bool eof;
+};
+
+static int sbio_create(BIO *b)
+{
+	struct sock_bio *sb = calloc(1, sizeof(*sb));
+
+	if (!sb)
+		return 0;
+	sb->fd = -1;
+	BIO_set_data(b, sb);
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static int sbio_destroy(BIO *b)
+{
+	free(BIO_get_data(b));
+	BIO_set_data(b, NULL);
+	return 1;
+}
+
+static int sbio_write(BIO *b, const char *buf, int len)
+{
+	struct sock_bio *sb = BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	do
+		n = send(sb->fd, buf, (size_t)len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		BIO_set_retry_write(b);
+	return (int)n;
+}
+
+static int sbio_read(BIO *b, char *buf, int len)
+{
+	struct sock_bio *sb = BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	do
+		n = read(sb->fd, buf, (size_t)len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		BIO_set_retry_read(b);
+	else if (n == 0 && len > 0)
+		sb->eof = true; /* OpenSSL asks BIO_eof() to tell a truncation */
+	return (int)n;
+}
+
+static long sbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct sock_bio *sb = BIO_get_data(b);
+
+	(void)num;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_CTRL_EOF:
+		return sb->eof;
+	case BIO_C_GET_FD:
+		if (ptr)
+			*(int *)ptr = sb->fd;
+		return sb->fd;
+	default:
+		return 0;
+	}
+}
+
+static pthread_once_t sbio_once = PTHREAD_ONCE_INIT;
+static BIO_METHOD *sbio_meth; /* process lifetime */
+
+static void sbio_init(void)
+{
+	int idx = BIO_get_new_index();
+	BIO_METHOD *m;
+
+	if (idx < 0)
+		return;
+	m = BIO_meth_new(idx | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "warren socket");
+	if (!m)
+		return;
+	if (!BIO_meth_set_write(m, sbio_write) || !BIO_meth_set_read(m, sbio_read) ||
+	    !BIO_meth_set_ctrl(m, sbio_ctrl) || !BIO_meth_set_create(m, sbio_create) ||
+	    !BIO_meth_set_destroy(m, sbio_destroy)) {
+		BIO_meth_free(m);
+		return;
+	}
+	sbio_meth = m;
+}
+
+static BIO *sbio_new(int fd)
+{
+	struct sock_bio *sb;
+	BIO *b;
+
+	pthread_once(&sbio_once, sbio_init);
+	if (!sbio_meth)
+		return NULL;
+	b = BIO_new(sbio_meth);
+	if (!b)
+		return NULL;
+	sb = BIO_get_data(b);
+	sb->fd = fd;
+	return b;
+}
 
 static void conn_state_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 			    void *argp)
@@ -306,6 +430,11 @@ int tls_ctx_new(enum tls_role role, const struct ca_leaf *leaf, X509 *root, SSL_
 	 * chain OpenSSL builds from the trust store. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_NO_AUTO_CHAIN);
+	/* Without read-ahead OpenSSL reads each record with two read(2)s
+	 * (header, then body); with it, one read fills a buffer of several
+	 * records. SSL_has_pending() (not SSL_pending) tells the caller. */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(ctx, TLS_READ_AHEAD);
 
 	what = "trust store";
 	/* The context's own store, empty (no system CAs); add_cert up-refs root. */
@@ -375,6 +504,7 @@ int tls_ctx_add_root(SSL_CTX *ctx, X509 *root)
 int tls_conn_new(SSL_CTX *ctx, int fd, SSL **out)
 {
 	SSL *ssl;
+	BIO *bio;
 
 	*out = NULL;
 	ssl = SSL_new(ctx); /* up-refs ctx */
@@ -386,11 +516,13 @@ int tls_conn_new(SSL_CTX *ctx, int fd, SSL **out)
 		SSL_free(ssl);
 		return -ENOMEM;
 	}
-	if (!SSL_set_fd(ssl, fd)) { /* BIO_NOCLOSE: the fd stays the caller's */
+	bio = sbio_new(fd); /* does not own fd */
+	if (!bio) {
 		ERR_clear_error();
 		SSL_free(ssl);
-		return -EIO;
+		return -ENOMEM;
 	}
+	SSL_set_bio(ssl, bio, bio); /* one reference, now the SSL's */
 	if (SSL_is_server(ssl))
 		SSL_set_accept_state(ssl);
 	else
@@ -576,6 +708,8 @@ enum tls_io tls_read(SSL *ssl, void *buf, size_t len, size_t *n)
 	errno = 0;
 	r = SSL_read_ex(ssl, buf, len, &got);
 	*n = r == 1 ? got : 0;
+	if (r == 1)
+		return TLS_IO_OK; /* the hot path: nothing to map or clear */
 	return tls_io_map(ssl, r);
 }
 
@@ -588,5 +722,7 @@ enum tls_io tls_write(SSL *ssl, const void *buf, size_t len, size_t *n)
 	errno = 0;
 	r = SSL_write_ex(ssl, buf, len, &put);
 	*n = r == 1 ? put : 0;
+	if (r == 1)
+		return TLS_IO_OK;
 	return tls_io_map(ssl, r);
 }

@@ -37,19 +37,23 @@
  *    up-refs it).
  *  - tls_conn_new(): SSL_new() takes its own reference on the SSL_CTX, so a
  *    live SSL keeps its context (and its certificate) alive after the
- *    creator drops the SSL_CTX (renewal relies on this). SSL_set_fd() does
- *    not own the fd (BIO_NOCLOSE): close it yourself after SSL_free().
+ *    creator drops the SSL_CTX (renewal relies on this). Our socket BIO
+ *    does not own the fd: close it yourself after SSL_free().
  *  - Per-connection state (expected identities, the failure reason) hangs
  *    off the SSL as ex_data and is freed by SSL_free().
  *  - tls_error() returns a string owned by the SSL, valid until the next
  *    tls_* call on it or SSL_free().
- * Writes use the socket BIO, i.e. write(2): the process must ignore SIGPIPE.
+ * I/O goes through our own socket BIO: read(2), and send(2) with
+ * MSG_NOSIGNAL (no SIGPIPE).
+ * Read-ahead is on (up to 4 records per read(2)): use SSL_has_pending(),
+ * not SSL_pending(), to know whether input is buffered.
  * Threads: contexts are immutable after tls_ctx_new() and may be shared;
  * one SSL is used by one thread at a time.
  */
 #ifndef WARREN_TLS_H
 #define WARREN_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/ssl.h>
@@ -85,8 +89,9 @@ int tls_ctx_add_root(SSL_CTX *ctx, X509 *root);
 
 /*
  * New connection on a connected non-blocking socket: SSL_new (takes a
- * reference on ctx) + SSL_set_fd (does not own fd) + connect/accept state
- * from the context's role. No SNI is ever set. 0, -ENOMEM, -EIO.
+ * reference on ctx) + our socket BIO on fd (does not own it) +
+ * connect/accept state from the context's role. No SNI is ever set.
+ * 0, -ENOMEM, -EIO.
  */
 int tls_conn_new(SSL_CTX *ctx, int fd, SSL **out);
 

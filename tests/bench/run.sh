@@ -208,7 +208,8 @@ idle_conns() { # KEY CLIENT HOST PORT
 	local key=$1 cli=$2 host=$3 port=$4 r0 r1 q0 q1 pid
 	r0=$(tunnel_rss_kb node1) q0=$(tunnel_rss_kb node2)
 	: >"$T/$key.hold"
-	pexec "$cli" "$CONNRATE" hold "$host" "$port" "$NCONN" >"$T/$key.hold" 2>>"$T/connrate.err" &
+	# not pexec: $! must be connrate itself, so the TERM below reaches it
+	ip netns exec "${POD_NETNS[$cli]}" "$CONNRATE" hold "$host" "$port" "$NCONN" >"$T/$key.hold" 2>>"$T/connrate.err" &
 	pid=$!
 	if wait_for -t 60 grep -q '^ready' "$T/$key.hold"; then
 		r1=$(tunnel_rss_kb node1) q1=$(tunnel_rss_kb node2)
