@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "conf/errbuf.h"
 #include "tunnel/ca.h"
 
 struct mesh_ca {
@@ -27,18 +28,6 @@ struct mesh_ca {
 	STACK_OF(X509) *chain;  /* issuers of cert, root last; empty if cert is the root */
 	X509 *root;             /* own reference */
 };
-
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* The most useful OpenSSL reason in the thread's queue; clears the queue. */
 static const char *ossl_reason(char *buf, size_t len)
@@ -387,7 +376,7 @@ static FILE *open_pem(const char *path, const char *what, int *ret, char *err, s
 
 	if (!f) {
 		*ret = -errno;
-		set_err(err, errlen, "cannot open %s %s: %s", what, path, strerror(errno));
+		errbuf_set(err, errlen, "cannot open %s %s: %s", what, path, strerror(errno));
 	}
 	return f;
 }
@@ -414,7 +403,7 @@ static int read_certs(const char *path, const char *what, STACK_OF(X509) *sk, ch
 	ERR_clear_error();
 	if (!ret && sk_X509_num(sk) == 0) {
 		ret = -EINVAL;
-		set_err(err, errlen, "%s %s holds no PEM certificate", what, path);
+		errbuf_set(err, errlen, "%s %s holds no PEM certificate", what, path);
 	}
 	return ret;
 }
@@ -453,14 +442,14 @@ int ca_load(const char *cert_path, const char *key_path, const char *chain_path,
 	ca->key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
 	if (!ca->key) {
 		ret = -EINVAL;
-		set_err(err, errlen, "CA key %s: no unencrypted PEM private key (%s)", key_path,
+		errbuf_set(err, errlen, "CA key %s: no unencrypted PEM private key (%s)", key_path,
 			ossl_reason(why, sizeof(why)));
 		goto out;
 	}
 	ret = -EINVAL;
 	if (X509_check_private_key(ca->cert, ca->key) != 1) {
 		ERR_clear_error();
-		set_err(err, errlen,
+		errbuf_set(err, errlen,
 			"CA key %s does not match CA certificate %s: use the key generated with "
 			"that certificate (hack/gen-ca.sh writes matching pairs)",
 			key_path, cert_path);
@@ -468,14 +457,14 @@ int ca_load(const char *cert_path, const char *key_path, const char *chain_path,
 	}
 	fl = X509_get_extension_flags(ca->cert);
 	if (!(fl & EXFLAG_BCONS) || !(fl & EXFLAG_CA)) {
-		set_err(err, errlen,
+		errbuf_set(err, errlen,
 			"%s is not a CA certificate (basicConstraints CA:TRUE missing): give the "
 			"mesh root or intermediate CA, not a workload certificate",
 			cert_path);
 		goto out;
 	}
 	if ((fl & EXFLAG_KUSAGE) && !(X509_get_key_usage(ca->cert) & KU_KEY_CERT_SIGN)) {
-		set_err(err, errlen, "CA certificate %s lacks keyUsage keyCertSign", cert_path);
+		errbuf_set(err, errlen, "CA certificate %s lacks keyUsage keyCertSign", cert_path);
 		goto out;
 	}
 
@@ -490,14 +479,14 @@ int ca_load(const char *cert_path, const char *key_path, const char *chain_path,
 		if (X509_cmp(sk_X509_value(sk, 0), ca->cert) == 0)
 			X509_free(sk_X509_shift(sk));
 		if (sk_X509_num(sk) == 0) {
-			set_err(err, errlen, "CA chain %s has no certificate above %s: it must end "
+			errbuf_set(err, errlen, "CA chain %s has no certificate above %s: it must end "
 				"with the root", chain_path, cert_path);
 			goto out;
 		}
 		ca->root = sk_X509_value(sk, sk_X509_num(sk) - 1);
 		if (!self_signed(ca->root)) {
 			ca->root = NULL;
-			set_err(err, errlen, "CA chain %s does not end with a self-signed root",
+			errbuf_set(err, errlen, "CA chain %s does not end with a self-signed root",
 				chain_path);
 			goto out;
 		}
@@ -508,7 +497,7 @@ int ca_load(const char *cert_path, const char *key_path, const char *chain_path,
 	} else {
 		ret = -EINVAL;
 		if (!self_signed(ca->cert)) {
-			set_err(err, errlen,
+			errbuf_set(err, errlen,
 				"CA certificate %s is not self-signed: for an intermediate CA also "
 				"give its chain (cert-chain.pem)",
 				cert_path);
@@ -532,7 +521,7 @@ int ca_load(const char *cert_path, const char *key_path, const char *chain_path,
 		int e = X509_STORE_CTX_get_error(vctx);
 
 		ERR_clear_error();
-		set_err(err, errlen, "CA certificate %s does not verify against the root: %s",
+		errbuf_set(err, errlen, "CA certificate %s does not verify against the root: %s",
 			cert_path, X509_verify_cert_error_string(e));
 		goto out;
 	}
@@ -541,7 +530,7 @@ int ca_load(const char *cert_path, const char *key_path, const char *chain_path,
 	ret = 0;
 out:
 	if (ret == -ENOMEM)
-		set_err(err, errlen, "out of memory loading the CA");
+		errbuf_set(err, errlen, "out of memory loading the CA");
 	if (f)
 		fclose(f);
 	X509_STORE_CTX_free(vctx);
@@ -706,7 +695,7 @@ int ca_issue(const struct mesh_ca *ca, const char *td, const char *ns, const cha
 	if (lifetime_s == 0)
 		lifetime_s = CA_DEFAULT_LIFETIME_S;
 	if (lifetime_s < CA_MIN_LIFETIME_S || lifetime_s > CA_MAX_LIFETIME_S) {
-		set_err(err, errlen, "certificate lifetime %us is outside [%u, %u] seconds",
+		errbuf_set(err, errlen, "certificate lifetime %us is outside [%u, %u] seconds",
 			lifetime_s, CA_MIN_LIFETIME_S, CA_MAX_LIFETIME_S);
 		return -EINVAL;
 	}
@@ -716,7 +705,7 @@ int ca_issue(const struct mesh_ca *ca, const char *td, const char *ns, const cha
 		goto out;
 	ret = spiffe_id_format(leaf->id, sizeof(leaf->id), td, ns, sa);
 	if (ret) {
-		set_err(err, errlen,
+		errbuf_set(err, errlen,
 			"invalid identity td=%s ns=%s sa=%s: each part must be a non-empty "
 			"DNS-style name",
 			td ? td : "(null)", ns ? ns : "(null)", sa ? sa : "(null)");
@@ -762,10 +751,10 @@ int ca_issue(const struct mesh_ca *ca, const char *td, const char *ns, const cha
 	ret = 0;
 out:
 	if (ret == -EIO)
-		set_err(err, errlen, "issuing a certificate failed: %s",
+		errbuf_set(err, errlen, "issuing a certificate failed: %s",
 			ossl_reason(why, sizeof(why)));
 	else if (ret == -ENOMEM)
-		set_err(err, errlen, "out of memory issuing a certificate");
+		errbuf_set(err, errlen, "out of memory issuing a certificate");
 	OPENSSL_free(hex);
 	BN_free(bn);
 	ca_leaf_free(leaf);
