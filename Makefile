@@ -10,7 +10,7 @@ CNI_BIN_DIR ?= /opt/cni/bin
 CC         ?= cc
 CFLAGS     ?= -O2 -g
 
-PKGS := jansson libmnl libnftnl libnghttp2 openssl libbpf yaml-0.1 libmicrohttpd libcurl libcap-ng
+PKGS := jansson libmnl libnftnl libnghttp2 openssl libbpf yaml-0.1 libcurl libcap-ng
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wwrite-strings -Wno-unused-parameter

@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   # build
   build-essential pkg-config clang libclang-rt-14-dev
-  libjansson-dev libmnl-dev libnftnl-dev libssl-dev libnghttp2-dev libbpf-dev libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev libcap-ng-dev
+  libjansson-dev libmnl-dev libnftnl-dev libssl-dev libnghttp2-dev libbpf-dev libyaml-dev libcurl4-openssl-dev libcap-ng-dev
   # run, test, demo
   containernetworking-plugins nftables iproute2 conntrack tcpdump openssl
   socat netcat-openbsd curl jq procps psmisc python3 python3-yaml iputils-ping util-linux

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Admin and readiness HTTP, libmicrohttpd in external-epoll mode: no MHD
- * thread; each daemon's epoll fd sits in our loop and MHD_run() is called
- * when it is readable and on a timer from MHD_get_timeout(). Listening
- * sockets are created here and handed over with MHD_OPTION_LISTEN_SOCKET
- * (MHD closes them on stop), so bind errors carry our message.
+ * Admin, readiness and metrics HTTP, served by our own small HTTP/1.1
+ * server on the tunnel's loop (tunnel/http.h: keep-alive, at most 64
+ * connections per socket, 30 s to send a request). Listening sockets are
+ * created here and handed to it (it closes them on stop), so bind errors
+ * carry our message. Responses are built whole (one malloc'd body) and
+ * HEAD is answered like GET without the body.
  *
  * Admin (adminAddress, default 127.0.0.1:15000, and adminSocket, a Unix
  * socket mode 0600, when set):
@@ -31,13 +32,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -45,6 +44,7 @@
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "tunnel/ca.h"
+#include "tunnel/http.h"
 
 #define SRV_MAGIC 0x48545450u
 #define SRV_MAX 4
@@ -57,10 +57,8 @@ static const char *const srv_kind_name[] = { "admin API", "readiness", "metrics"
 struct http_srv {
 	unsigned magic;
 	struct tunnel *t;
-	struct MHD_Daemon *d;
-	int epfd;
+	struct http_server *hs;
 	enum srv_kind kind;
-	struct loop_timer *timer;
 };
 
 struct admin {
@@ -68,26 +66,17 @@ struct admin {
 	int n;
 };
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body,
-			       const char *ctype)
+/* Takes body (malloc'd, NUL-terminated; NULL after an allocation failure,
+ * which the server answers with 500). */
+static void respond(struct http_response *resp, unsigned status, char *body, const char *ctype)
 {
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-
-	if (!body)
-		return MHD_NO;
-	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	ret = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	resp->status = status;
+	resp->content_type = ctype;
+	resp->body = body;
+	resp->body_len = body ? strlen(body) : 0;
 }
 
-static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status, json_t *j)
+static void respond_json(struct http_response *resp, unsigned status, json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
 	char *body = NULL;
@@ -96,12 +85,12 @@ static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status
 	if (s && asprintf(&body, "%s\n", s) < 0)
 		body = NULL;
 	free(s);
-	return respond(conn, status, body, "application/json");
+	respond(resp, status, body, "application/json");
 }
 
-static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
+static void respond_text(struct http_response *resp, unsigned status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
+static void respond_text(struct http_response *resp, unsigned status, const char *fmt, ...)
 {
 	char *body = NULL;
 	va_list ap;
@@ -110,7 +99,7 @@ static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status
 	if (vasprintf(&body, fmt, ap) < 0)
 		body = NULL;
 	va_end(ap);
-	return respond(conn, status, body, "text/plain; charset=utf-8");
+	respond(resp, status, body, "text/plain; charset=utf-8");
 }
 
 static json_t *pods_json(const struct tunnel *t)
@@ -260,13 +249,14 @@ static json_t *services_json(const struct tunnel *t)
 	return a;
 }
 
-static enum MHD_Result respond_metrics(struct MHD_Connection *conn, struct tunnel *t)
+static void respond_metrics(struct http_response *resp, struct tunnel *t)
 {
 	char *body = metrics_render(t);
 
 	if (!body)
-		return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory rendering metrics\n");
-	return respond(conn, MHD_HTTP_OK, body, PROM_CTYPE);
+		respond_text(resp, 500, "out of memory rendering metrics\n");
+	else
+		respond(resp, 200, body, PROM_CTYPE);
 }
 
 static json_t *config_dump(const struct tunnel *t)
@@ -310,113 +300,72 @@ static json_t *config_dump(const struct tunnel *t)
 			 "readyReason", reason);
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
-			      const char *method, const char *version, const char *upload_data,
-			      size_t *upload_data_size, void **con_cls)
+static void handle_logging(struct http_response *resp, const struct http_request *req, bool post)
 {
-	static int started;
-	struct http_srv *srv = cls;
+	char lv[32];
+	int n = http_query_arg(req->query, req->query_len, "level", lv, sizeof(lv));
+	enum wlog_level level;
+
+	if (post) {
+		if (n < 0 || wlog_parse_level(lv, &level) < 0) {
+			respond_text(resp, 400, "bad or missing level \"%s\"; use ?level=error|warn|info|debug\n",
+				     n < 0 ? "" : lv);
+			return;
+		}
+		wlog_set_level(level);
+		log_info("log level set to %s via the admin API", wlog_level_name(level));
+	}
+	respond_json(resp, 200, json_pack("{s:s}", "level", wlog_level_name(wlog_get_level())));
+}
+
+/* Request bodies are ignored. */
+static void handle(void *ctx, const struct http_request *req, struct http_response *resp)
+{
+	struct http_srv *srv = ctx;
 	struct tunnel *t;
-	bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
-	bool post = !strcmp(method, MHD_HTTP_METHOD_POST) || !strcmp(method, MHD_HTTP_METHOD_PUT);
+	const char *url = req->path, *method = req->method, *reason;
+	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+	bool post = !strcmp(method, "POST") || !strcmp(method, "PUT");
 
 	CHECK_OBJ(srv, SRV_MAGIC);
 	t = srv->t;
-	if (!*con_cls) {
-		*con_cls = &started;
-		return MHD_YES;
-	}
-	if (*upload_data_size) {
-		*upload_data_size = 0; /* bodies are ignored */
-		return MHD_YES;
-	}
 	if (!strcmp(url, "/healthz/ready") && get) {
-		const char *reason;
-
 		if (tunnel_ready(t, &reason))
-			return respond_text(conn, MHD_HTTP_OK, "ready\n");
-		return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: %s\n", reason);
-	}
-	if ((!strcmp(url, "/metrics") || !strcmp(url, "/stats/prometheus")) && get &&
-	    srv->kind != SRV_READINESS)
-		return respond_metrics(conn, t);
-	if (srv->kind == SRV_READINESS)
-		return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found; this port serves GET /healthz/ready\n");
-	if (srv->kind == SRV_METRICS)
-		return respond_text(conn, MHD_HTTP_NOT_FOUND,
-				    "not found; this port serves GET /metrics and /stats/prometheus\n");
-	if (!strcmp(url, "/pods") && get)
-		return respond_json(conn, MHD_HTTP_OK, pods_json(t));
-	if ((!strcmp(url, "/workloads") || !strcmp(url, "/services")) && get) {
+			respond_text(resp, 200, "ready\n");
+		else
+			respond_text(resp, 503, "not ready: %s\n", reason);
+	} else if ((!strcmp(url, "/metrics") || !strcmp(url, "/stats/prometheus")) && get &&
+		   srv->kind != SRV_READINESS) {
+		respond_metrics(resp, t);
+	} else if (srv->kind == SRV_READINESS) {
+		respond_text(resp, 404, "not found; this port serves GET /healthz/ready\n");
+	} else if (srv->kind == SRV_METRICS) {
+		respond_text(resp, 404, "not found; this port serves GET /metrics and /stats/prometheus\n");
+	} else if (!strcmp(url, "/pods") && get) {
+		respond_json(resp, 200, pods_json(t));
+	} else if ((!strcmp(url, "/workloads") || !strcmp(url, "/services")) && get) {
 		if (!t->mesh)
-			return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-					    "mesh model not loaded yet (%s); see the warren-tunnel log\n",
-					    t->mesh_error[0] ? t->mesh_error : "no load finished");
-		return respond_json(conn, MHD_HTTP_OK,
-				    url[1] == 'w' ? workloads_json(t) : services_json(t));
+			respond_text(resp, 503, "mesh model not loaded yet (%s); see the warren-tunnel log\n",
+				     t->mesh_error[0] ? t->mesh_error : "no load finished");
+		else
+			respond_json(resp, 200, url[1] == 'w' ? workloads_json(t) : services_json(t));
+	} else if (!strcmp(url, "/connections") && get) {
+		respond_json(resp, 200, conns_json(t));
+	} else if (!strcmp(url, "/certs") && get) {
+		respond_json(resp, 200, mtls_certs_json(t));
+	} else if (!strcmp(url, "/policies") && get) {
+		respond_json(resp, 200, mtls_policies_json(t));
+	} else if (!strcmp(url, "/pool") && get) {
+		respond_json(resp, 200, mtls_pool_json(t));
+	} else if (!strcmp(url, "/config_dump") && get) {
+		respond_json(resp, 200, config_dump(t));
+	} else if (!strcmp(url, "/logging") && (get || post)) {
+		handle_logging(resp, req, post);
+	} else {
+		respond_text(resp, 404,
+			     "not found: %s %s; endpoints: GET /pods, GET /workloads, GET /services, GET /connections, GET /certs, GET /policies, GET /pool, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready, GET /stats/prometheus\n",
+			     method, url);
 	}
-	if (!strcmp(url, "/connections") && get)
-		return respond_json(conn, MHD_HTTP_OK, conns_json(t));
-	if (!strcmp(url, "/certs") && get)
-		return respond_json(conn, MHD_HTTP_OK, mtls_certs_json(t));
-	if (!strcmp(url, "/policies") && get)
-		return respond_json(conn, MHD_HTTP_OK, mtls_policies_json(t));
-	if (!strcmp(url, "/pool") && get)
-		return respond_json(conn, MHD_HTTP_OK, mtls_pool_json(t));
-	if (!strcmp(url, "/config_dump") && get)
-		return respond_json(conn, MHD_HTTP_OK, config_dump(t));
-	if (!strcmp(url, "/logging") && (get || post)) {
-		const char *lv = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "level");
-		enum wlog_level level;
-
-		if (post) {
-			if (!lv || wlog_parse_level(lv, &level) < 0)
-				return respond_text(conn, MHD_HTTP_BAD_REQUEST,
-						    "bad or missing level \"%s\"; use ?level=error|warn|info|debug\n",
-						    lv ? lv : "");
-			wlog_set_level(level);
-			log_info("log level set to %s via the admin API", wlog_level_name(level));
-		}
-		return respond_json(conn, MHD_HTTP_OK,
-				    json_pack("{s:s}", "level", wlog_level_name(wlog_get_level())));
-	}
-	return respond_text(conn, MHD_HTTP_NOT_FOUND,
-			    "not found: %s %s; endpoints: GET /pods, GET /workloads, GET /services, GET /connections, GET /certs, GET /policies, GET /pool, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready, GET /stats/prometheus\n",
-			    method, url);
-}
-
-static void srv_run(struct http_srv *srv);
-
-static void srv_timer(struct loop *l, void *ctx)
-{
-	struct http_srv *srv = ctx;
-
-	CHECK_OBJ(srv, SRV_MAGIC);
-	srv->timer = NULL;
-	srv_run(srv);
-}
-
-static void srv_run(struct http_srv *srv)
-{
-	MHD_UNSIGNED_LONG_LONG to = 0;
-	uint64_t ms = 1000;
-
-	MHD_run(srv->d);
-	/* MHD may keep work it did not finish (its own ready list) without its
-	 * epoll fd being readable: the timeout is 0 then, so run again soon. */
-	if (MHD_get_timeout(srv->d, &to) == MHD_YES && to < ms)
-		ms = to;
-	if (srv->timer)
-		loop_timer_cancel(srv->t->loop, srv->timer);
-	srv->timer = loop_timer_add(srv->t->loop, ms, srv_timer, srv);
-}
-
-static void srv_cb(struct loop *l, int fd, uint32_t events, void *ctx)
-{
-	struct http_srv *srv = ctx;
-
-	CHECK_OBJ(srv, SRV_MAGIC);
-	srv_run(srv);
 }
 
 static int listen_tcp(const char *addr, const char *what)
@@ -499,30 +448,18 @@ static int srv_start(struct tunnel *t, int lfd, enum srv_kind kind, const char *
 {
 	struct admin *a = t->admin;
 	struct http_srv *srv = &a->srv[a->n];
-	const union MHD_DaemonInfo *info;
+	char name[300];
 	int ret;
 
 	assert(a->n < SRV_MAX);
-	*srv = (struct http_srv){ .magic = SRV_MAGIC, .t = t, .epfd = -1, .kind = kind };
-	srv->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, handle, srv,
-				  MHD_OPTION_LISTEN_SOCKET, lfd,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
-	if (!srv->d) {
-		log_error("cannot start the HTTP server on %s", where);
-		close(lfd);
-		return -EIO;
-	}
-	info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_EPOLL_FD);
-	srv->epfd = info ? info->epoll_fd : -1;
-	ret = srv->epfd >= 0 ? loop_add(t->loop, srv->epfd, EPOLLIN, srv_cb, srv) : -EIO;
+	*srv = (struct http_srv){ .magic = SRV_MAGIC, .t = t, .kind = kind };
+	snprintf(name, sizeof(name), "%s on %s", srv_kind_name[kind], where);
+	ret = http_server_new(t->loop, lfd, name, handle, srv, &srv->hs);
 	if (ret < 0) {
-		MHD_stop_daemon(srv->d);
-		log_error("cannot watch the HTTP server on %s: %s", where, strerror(-ret));
+		log_error("cannot start the HTTP server on %s: %s", where, strerror(-ret));
 		return ret;
 	}
 	a->n++;
-	srv_run(srv);
 	log_info("%s listening on %s", srv_kind_name[kind], where);
 	return 0;
 }
@@ -575,12 +512,8 @@ void admin_stop(struct tunnel *t)
 	if (!a)
 		return;
 	for (int i = 0; i < a->n; i++) {
-		struct http_srv *srv = &a->srv[i];
-
-		if (srv->timer)
-			loop_timer_cancel(t->loop, srv->timer);
-		loop_del(t->loop, srv->epfd);
-		MHD_stop_daemon(srv->d);
+		http_server_free(a->srv[i].hs);
+		a->srv[i].magic = 0;
 	}
 	if (t->conf->admin_socket && *t->conf->admin_socket)
 		unlink(t->conf->admin_socket);

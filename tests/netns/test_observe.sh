@@ -302,6 +302,16 @@ out=$(ctl workloads)
 check "warrenctl workloads table" bash -c "grep -qE '^NAMESPACE +NAME +IPS +NODE +SERVICE-ACCOUNT +ENROLLED +LOCAL +CAPTURED' <<<'$out' && grep -qE '^obs +client +10.252.0.1 +node-$id +sleep-sa +yes +yes +yes' <<<'$out'"
 check "warrenctl --help documents workloads and services" bash -c "'$CTL' --help | grep -q '^  workloads ' && '$CTL' --help | grep -q '^  services '"
 
+# --- the admin HTTP server itself: keep-alive, HEAD, refused oversized heads
+out=$(n "$NODE" curl -s -o /dev/null -o /dev/null -w '%{http_code} %{num_connects}\n' \
+	http://127.0.0.1:15000/pods http://127.0.0.1:15000/config_dump | tr '\n' ' ')
+check "admin HTTP: two requests over one kept-alive connection ($out)" test "$out" = "200 1 200 0 "
+out=$(n "$NODE" curl -s -I http://127.0.0.1:15021/healthz/ready | tr -d '\r')
+check "admin HTTP: HEAD /healthz/ready answers the GET's headers" \
+	bash -c 'grep -qx "HTTP/1.1 200 OK" <<<"$1" && grep -qx "Content-Length: 6" <<<"$1"' _ "$out"
+out=$(n "$NODE" curl -s -w ' %{http_code}' -H "X-Big: $(printf '%9000s' | tr ' ' a)" http://127.0.0.1:15000/pods | tr '\n' ' ')
+check "admin HTTP: a head over 8 KiB gets 431 saying so ($out)" grep -q 'request head too large.* 431$' <<<"$out"
+
 # --- runtime log level
 out=$(n "$NODE" "$CTL" log-level debug)
 check "warrenctl log-level debug answers debug" test "$out" = debug
