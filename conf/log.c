@@ -11,7 +11,7 @@
 
 static const char *log_prog = "warren";
 static int log_fd = -1;
-static enum wlog_level log_level = WLOG_INFO;
+enum wlog_level wlog_level_current = WLOG_INFO;
 static bool log_stderr = true;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -19,7 +19,7 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 int wlog_init(const char *prog, const char *file, enum wlog_level level)
 {
 	log_prog = prog;
-	log_level = level;
+	wlog_level_current = level;
 	wlog_close();
 	if (!file || !*file)
 		return 0;
@@ -34,8 +34,8 @@ void wlog_close(void)
 	log_fd = -1;
 }
 
-void wlog_set_level(enum wlog_level level) { log_level = level; }
-enum wlog_level wlog_get_level(void) { return log_level; }
+void wlog_set_level(enum wlog_level level) { wlog_level_current = level; }
+enum wlog_level wlog_get_level(void) { return wlog_level_current; }
 void wlog_set_stderr(bool on) { log_stderr = on; }
 
 int wlog_parse_level(const char *s, enum wlog_level *out)
@@ -66,7 +66,7 @@ void wlog(enum wlog_level level, const char *fmt, ...)
 	va_list ap;
 	int n, m;
 
-	if (level > log_level)
+	if (level > wlog_level_current)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);

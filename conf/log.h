@@ -26,9 +26,17 @@ void wlog_close(void);
 
 void wlog(enum wlog_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_error(...) wlog(WLOG_ERROR, __VA_ARGS__)
-#define log_warn(...)  wlog(WLOG_WARN, __VA_ARGS__)
-#define log_info(...)  wlog(WLOG_INFO, __VA_ARGS__)
-#define log_debug(...) wlog(WLOG_DEBUG, __VA_ARGS__)
+/* The level test comes before the arguments are evaluated: a hot path's
+ * debug line (addresses formatted per connection) then costs one compare. */
+extern enum wlog_level wlog_level_current;
+#define WLOG_AT(level, ...)                                \
+	do {                                               \
+		if ((level) <= wlog_level_current)         \
+			wlog((level), __VA_ARGS__);        \
+	} while (0)
+#define log_error(...) WLOG_AT(WLOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  WLOG_AT(WLOG_WARN, __VA_ARGS__)
+#define log_info(...)  WLOG_AT(WLOG_INFO, __VA_ARGS__)
+#define log_debug(...) WLOG_AT(WLOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -6,6 +6,7 @@
  */
 #include "netlink/netns.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -108,19 +109,31 @@ void netns_leave(int *saved)
 	*saved = -1;
 }
 
+int netns_sockets(int netns_fd, int domain, int type, int protocol, int *fds, unsigned n)
+{
+	int saved = -1, ret = 0;
+	unsigned made = 0;
+
+	assert(n > 0);
+	if (netns_fd >= 0) {
+		ret = netns_enter(netns_fd, &saved);
+		if (ret < 0)
+			return ret;
+	}
+	for (; made < n; made++) {
+		fds[made] = socket(domain, type, protocol);
+		if (fds[made] < 0) {
+			ret = -errno;
+			break;
+		}
+	}
+	netns_leave(&saved);
+	return made ? (int)made : ret;
+}
+
 int netns_socket(int netns_fd, int domain, int type, int protocol)
 {
-	int saved = -1, fd, ret;
+	int fd, ret = netns_sockets(netns_fd, domain, type, protocol, &fd, 1);
 
-	if (netns_fd < 0) {
-		fd = socket(domain, type, protocol);
-		return fd < 0 ? -errno : fd;
-	}
-	ret = netns_enter(netns_fd, &saved);
-	if (ret < 0)
-		return ret;
-	fd = socket(domain, type, protocol);
-	ret = fd < 0 ? -errno : fd;
-	netns_leave(&saved);
-	return ret;
+	return ret < 0 ? ret : fd;
 }

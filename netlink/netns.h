@@ -29,6 +29,11 @@ int netns_identity(int fd, uint64_t *dev, uint64_t *ino);
  * netns_fd < 0 means "current netns". */
 int netns_socket(int netns_fd, int domain, int type, int protocol);
 
+/* Up to n sockets inside the netns fd with one setns round trip (a caller
+ * keeping spares avoids two setns per connection). Fills fds[0..ret-1];
+ * returns how many were made (>= 1) or -errno when none could be. */
+int netns_sockets(int netns_fd, int domain, int type, int protocol, int *fds, unsigned n);
+
 /* Scoped switch for work that needs more than socket(): saves the current
  * netns into *saved and enters target. Returns 0 or -errno (nothing
  * changed on error). netns_leave() restores and closes *saved; it aborts

@@ -152,18 +152,66 @@ void metrics_free(struct metrics *m)
 
 /* ---- label text ---- */
 
-static void put_escaped(FILE *f, const char *s)
+/* Label text is built per connection, so not through stdio: a growing
+ * heap buffer, one allocation in the common case. err latches ENOMEM. */
+struct lbuf {
+	char *s;
+	size_t n, cap;
+	bool err;
+};
+
+static void lb_put(struct lbuf *b, const char *p, size_t n)
 {
-	for (; s && *s; s++) {
-		if (*s == '\\')
-			fputs("\\\\", f);
-		else if (*s == '"')
-			fputs("\\\"", f);
-		else if (*s == '\n')
-			fputs("\\n", f);
-		else
-			fputc(*s, f);
+	if (b->err)
+		return;
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 512;
+		char *s;
+
+		while (b->n + n + 1 > cap)
+			cap *= 2;
+		s = realloc(b->s, cap);
+		if (!s) {
+			b->err = true;
+			return;
+		}
+		b->s = s;
+		b->cap = cap;
 	}
+	memcpy(b->s + b->n, p, n);
+	b->n += n;
+	b->s[b->n] = '\0';
+}
+
+/* name="value" with Prometheus escaping, comma-separated after the first. */
+static void lb_label(struct lbuf *b, const char *name, const char *v)
+{
+	if (b->n)
+		lb_put(b, ",", 1);
+	lb_put(b, name, strlen(name));
+	lb_put(b, "=\"", 2);
+	for (const char *run = v; ; v++) {
+		const char *rep = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
+
+		if (!rep && *v)
+			continue;
+		lb_put(b, run, (size_t)(v - run));
+		if (!*v)
+			break;
+		lb_put(b, rep, 2);
+		run = v + 1;
+	}
+	lb_put(b, "\"", 1);
+}
+
+/* The text, malloc'd (the caller frees), or NULL on ENOMEM. */
+static char *lb_done(struct lbuf *b)
+{
+	if (b->err) {
+		free(b->s);
+		return NULL;
+	}
+	return b->s ? b->s : strdup("");
 }
 
 const char *metrics_escape(const char *s, char *buf, size_t len)
@@ -191,29 +239,17 @@ const char *metrics_escape(const char *s, char *buf, size_t len)
 /* name="value",... for NULL-terminated name/value pairs; malloc'd. */
 static char *labels_fmt(const char *name, ...)
 {
-	char *s = NULL;
-	size_t n = 0;
-	FILE *f = open_memstream(&s, &n);
+	struct lbuf b = { 0 };
 	va_list ap;
-	bool first = true;
 
-	if (!f)
-		return NULL;
 	va_start(ap, name);
 	for (; name; name = va_arg(ap, const char *)) {
 		const char *v = va_arg(ap, const char *);
 
-		fprintf(f, "%s%s=\"", first ? "" : ",", name);
-		put_escaped(f, v ? v : UNKNOWN);
-		fputc('"', f);
-		first = false;
+		lb_label(&b, name, v ? v : UNKNOWN);
 	}
 	va_end(ap);
-	if (fclose(f)) {
-		free(s);
-		return NULL;
-	}
-	return s;
+	return lb_done(&b);
 }
 
 /* ---- generic families ---- */
@@ -358,22 +394,11 @@ static struct tcp_series *tcp_series_get(struct metrics *m, const char *labels)
 
 static char *obs_labels(const struct conn_obs *o, const char *flags)
 {
-	char *s = NULL;
-	size_t n = 0;
-	FILE *f = open_memstream(&s, &n);
+	struct lbuf b = { 0 };
 
-	if (!f)
-		return NULL;
-	for (int i = 0; i < L_COUNT; i++) {
-		fprintf(f, "%s%s=\"", i ? "," : "", lbl_name[i]);
-		put_escaped(f, i == L_FLAGS ? flags : o->lv[i] ? o->lv[i] : UNKNOWN);
-		fputc('"', f);
-	}
-	if (fclose(f)) {
-		free(s);
-		return NULL;
-	}
-	return s;
+	for (int i = 0; i < L_COUNT; i++)
+		lb_label(&b, lbl_name[i], i == L_FLAGS ? flags : o->lv[i] ? o->lv[i] : UNKNOWN);
+	return lb_done(&b);
 }
 
 /* ---- peers ---- */

@@ -452,22 +452,8 @@ int mtls_authorize(struct pod *p, const struct sockaddr_storage *src,
 
 static int pod_mksock(void *ctx, const struct sockaddr *dst, socklen_t dstlen)
 {
-	struct pod *p = ctx;
-	unsigned mark = MARK_TUNNEL;
-	int fd, one = 1, ret;
-
-	CHECK_OBJ(p, POD_MAGIC);
 	(void)dstlen;
-	fd = netns_socket(p->netns_fd, dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return fd;
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	return fd;
+	return pod_socket(ctx, dst->sa_family);
 }
 
 static bool pod_has_family(const struct mesh_pod *mp, int family, struct mesh_ip *out)

@@ -6,12 +6,18 @@
  */
 #include "tunnel/tunnel.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "conf/log.h"
+#include "conf/warren.h"
+#include "netlink/netns.h"
 
 struct pod *pod_find_uid(struct tunnel *t, const char *uid)
 {
@@ -107,6 +113,9 @@ void pod_free(struct pod *p)
 	mtls_pod_removed(p); /* HBONE first: its streams are conns too */
 	proxy_abort_all(p, "pod removed");
 	pod_unlisten(p);
+	for (int f = 0; f < 2; f++)
+		while (p->n_spare[f])
+			close(p->spare[f][--p->n_spare[f]]);
 	if (p->netns_fd >= 0)
 		close(p->netns_fd);
 	if (p->prev)
@@ -117,6 +126,46 @@ void pod_free(struct pod *p)
 		p->next->prev = p->prev;
 	t->n_pods--;
 	pod_release(p);
+}
+
+/* Setting the mark and NODELAY here, once per socket, keeps the refill
+ * the only place that knows what an upstream socket needs. */
+static int pod_refill_spares(struct pod *p, int family)
+{
+	int f = family == AF_INET6, one = 1, ret;
+	unsigned mark = MARK_TUNNEL, kept = 0;
+	int *fds = p->spare[f];
+
+	ret = netns_sockets(p->netns_fd, family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+			    fds, POD_SPARE_SOCKETS);
+	if (ret < 0)
+		return ret;
+	for (int i = 0; i < ret; i++) {
+		if (setsockopt(fds[i], SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ||
+		    setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+			/* Unmarked, it would loop back into our own capture. */
+			ret = -errno;
+			close(fds[i]);
+			continue;
+		}
+		fds[kept++] = fds[i];
+	}
+	p->n_spare[f] = kept;
+	return kept ? 0 : ret;
+}
+
+int pod_socket(struct pod *p, int family)
+{
+	int f = family == AF_INET6, ret;
+
+	CHECK_OBJ(p, POD_MAGIC);
+	assert(family == AF_INET || family == AF_INET6);
+	if (!p->n_spare[f]) {
+		ret = pod_refill_spares(p, family);
+		if (ret < 0)
+			return ret;
+	}
+	return p->spare[f][--p->n_spare[f]];
 }
 
 json_t *pod_to_json(const struct pod *p)

@@ -379,16 +379,11 @@ int conn_upstream_socket(struct conn *c, const char **what)
 {
 	struct pod *p = c->pod;
 	int fd, one = 1;
-	unsigned mark = MARK_TUNNEL;
 
 	*what = "cannot create the upstream socket in the pod netns";
-	fd = netns_socket(p->netns_fd, c->target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = pod_socket(p, c->target.ss_family);
 	if (fd < 0)
 		return fd;
-	*what = "cannot set SO_MARK/TCP_NODELAY on the upstream socket";
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-		goto fail;
 	if (c->dir == CONN_INBOUND && c->src.ss_family == c->target.ss_family &&
 	    !ss_same_ip(&c->src, &c->target)) {
 		struct sockaddr_storage b = c->src;

@@ -101,6 +101,8 @@ struct hsrv {
 	struct sockaddr_storage local; /* the pod address it arrived on */
 };
 
+#define POD_SPARE_SOCKETS 16
+
 struct pod {
 	unsigned magic;
 	struct pod *prev, *next;
@@ -117,6 +119,10 @@ struct pod {
 	bool id_held;                /* holds a reference on its identity (mtls) */
 	struct hbone_pool *pool;     /* outbound HBONE, created on first use */
 	struct hsrv *hsrvs;          /* inbound HBONE connections */
+	/* Upstream sockets made ahead in the pod netns (pod_socket): [0] v4,
+	 * [1] v6. Filled on demand, POD_SPARE_SOCKETS per setns round trip. */
+	int spare[2][POD_SPARE_SOCKETS];
+	unsigned n_spare[2];
 };
 
 struct mesh_watch;
@@ -160,6 +166,10 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 json_t *pod_to_json(const struct pod *p);
 /* Unlink, abort connections, close listeners and the netns fd, free. */
 void pod_free(struct pod *p);
+/* A TCP socket in the pod netns for an upstream connection: non-blocking,
+ * close-on-exec, SO_MARK MARK_TUNNEL, TCP_NODELAY. family AF_INET or
+ * AF_INET6. Returns the fd (the caller owns it) or -errno. */
+int pod_socket(struct pod *p, int family);
 /* Ready: model loaded, adoption done, every pod listening. *reason is
  * static or, while adopting, valid until the next loop callback. */
 bool tunnel_ready(const struct tunnel *t, const char **reason);

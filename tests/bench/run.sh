@@ -37,8 +37,8 @@
 # Env: B / WARREN_BUILD, BENCH_CYCLES (100), BENCH_IDLE_PODS (100),
 #      BENCH_SECONDS (5, per iperf3/sockperf/connrate run), BENCH_ROUNDS (3),
 #      BENCH_IDLE_CONNS (1000), BENCH_SECTIONS, TUNNEL_LOG_LEVEL (warn),
-#      BENCH_PERF=1 (perf record -g both tunnels during one relayed iperf3;
-#      reports kept in $T, implies KEEP_TMP).
+#      BENCH_PERF=1 (perf record -g both tunnels during one iperf3 and one
+#      connrate run per mode; reports kept in $T, implies KEEP_TMP).
 set -uo pipefail
 source "$(dirname "$0")/../netns/lib.sh"
 
@@ -175,13 +175,20 @@ except Exception as ex:
 ' "$key" "$SECS" <<<"$out" >>"$R"
 }
 
-iperf_tun() { # KEY CLIENT HOST PORT [args]: iperf_run plus tunnel CPU seconds
-	local key=$1 a b c d
-	read -r a b <<<"$(tun_ticks)"
-	iperf_run "$@"
-	read -r c d <<<"$(tun_ticks)"
+iperf_pair() { # KEY PID1 PID2 CLIENT HOST PORT [args]: iperf_run plus the CPU
+	# seconds of the two relays on the path (KEY.t1_s, KEY.t2_s)
+	local key=$1 p1=$2 p2=$3 a b c d
+	shift 3
+	a=$(ticks "$p1") b=$(ticks "$p2")
+	iperf_run "$key" "$@"
+	c=$(ticks "$p1") d=$(ticks "$p2")
 	res "$key.t1_s" "$(awk -v x=$((c - a)) -v t="$TCK" 'BEGIN{printf "%.3f", x / t}')"
 	res "$key.t2_s" "$(awk -v x=$((d - b)) -v t="$TCK" 'BEGIN{printf "%.3f", x / t}')"
+}
+iperf_tun() { # KEY CLIENT HOST PORT [args]: iperf_run plus tunnel CPU seconds
+	local key=$1
+	shift
+	iperf_pair "$key" "${TUNNEL_PID[node1]}" "${TUNNEL_PID[node2]}" "$@"
 }
 
 sockperf_run() { # KEY CLIENT HOST PORT: records KEY.p50 KEY.p99 (usec, RTT/2)
@@ -241,18 +248,22 @@ load_1000() { # KEY CLIENT HOST PORT
 	res "$key.cpu2" "$(awk -v x=$((d - b)) -v t="$TCK" -v s="$SECS" 'BEGIN{printf "%.3f", x / t / s}')"
 }
 
-perf_tunnels() { # CLIENT HOST PORT: perf record -g both tunnels during one iperf3
+perf_tunnels() { # NAME CMD...: perf record -g both tunnels while CMD runs
 	command -v perf >/dev/null || return 0
-	perf record -q -g -o "$T/perf.node1.data" -p "${TUNNEL_PID[node1]}" -- sleep "$SECS" >/dev/null 2>&1 &
-	local p1=$!
-	perf record -q -g -o "$T/perf.node2.data" -p "${TUNNEL_PID[node2]}" -- sleep "$SECS" >/dev/null 2>&1 &
-	local p2=$!
-	pexec "$1" iperf3 -c "$2" -p "$3" -t "$SECS" >/dev/null 2>&1
+	local name=$1 p1 p2
+	shift
+	perf record -q -g -o "$T/perf.$name.node1.data" -p "${TUNNEL_PID[node1]}" >/dev/null 2>&1 &
+	p1=$!
+	perf record -q -g -o "$T/perf.$name.node2.data" -p "${TUNNEL_PID[node2]}" >/dev/null 2>&1 &
+	p2=$!
+	"$@" >/dev/null 2>&1
+	kill -INT "$p1" "$p2"
 	wait "$p1" "$p2"
 	for n in node1 node2; do
-		perf report -i "$T/perf.$n.data" --no-children --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -n 25 >"$T/perf.$n.txt"
+		perf report -i "$T/perf.$name.$n.data" --no-children --stdio 2>/dev/null |
+			grep -v '^#' | grep '%' | head -n 40 >"$T/perf.$name.$n.txt"
 	done
-	log "perf reports: $T/perf.node1.txt $T/perf.node2.txt"
+	log "perf reports: $T/perf.$name.node1.txt $T/perf.$name.node2.txt"
 }
 
 if [[ -z ${SKIP_TRAFFIC:-} ]]; then
@@ -296,7 +307,10 @@ if has plain; then
 	log "plain: $NCONN idle connections; RSS at 1000 req/s"
 	idle_conns p.idle ecli "$ES" 7001
 	load_1000 p.load ecli "$ES" 7000
-	[[ -n ${BENCH_PERF:-} ]] && perf_tunnels ecli "$ES" 5201
+	if [[ -n ${BENCH_PERF:-} ]]; then
+		perf_tunnels plain-iperf pexec ecli iperf3 -c "$ES" -p 5201 -t "$SECS"
+		perf_tunnels plain-conn pexec ecli "$CONNRATE" rate "$ES" 7002 "$SECS" 64 1
+	fi
 fi
 
 # --- 5. mTLS / HBONE ------------------------------------------------------------------
@@ -361,7 +375,9 @@ listen conn
 	server app 127.0.0.1:7002
 EOF
 	bg ip netns exec "${POD_NETNS[dsrv]}" haproxy -db -f "$d/server.cfg" >"$d/server.log" 2>&1
+	HAP_SRV_PID=$! # ip netns exec execs haproxy, which -db keeps in the foreground
 	bg ip netns exec "${POD_NETNS[dcli]}" haproxy -db -f "$d/client.cfg" >"$d/client.log" 2>&1
+	HAP_CLI_PID=$!
 	wait_listen "${POD_NETNS[dsrv]}" 26443 && wait_listen "${POD_NETNS[dcli]}" 25201 || return 1
 	# one end-to-end exchange proves the mTLS path (handshake + verify)
 	pexec dcli "$CONNRATE" rate 127.0.0.1 27000 0.5 1 1 >>"$T/haproxy.check" 2>&1
@@ -390,7 +406,7 @@ if has mtls && mtls_supported; then
 		for ((r = 1; r <= ROUNDS; r++)); do
 			log "mtls round $r/$ROUNDS: iperf3 HBONE, haproxy; sockperf HBONE, haproxy"
 			iperf_tun h.tun ecli "$ES" 5201
-			[[ -z ${HAPROXY_BAD:-} ]] && iperf_run h.hap dcli 127.0.0.1 25201
+			[[ -z ${HAPROXY_BAD:-} ]] && iperf_pair h.hap "$HAP_CLI_PID" "$HAP_SRV_PID" dcli 127.0.0.1 25201
 			sockperf_run h.ltun ecli "$ES" 11111
 			[[ -z ${HAPROXY_BAD:-} ]] && sockperf_run h.lhap dcli 127.0.0.1 21111
 		done
@@ -402,7 +418,10 @@ if has mtls && mtls_supported; then
 		log "mtls: $NCONN idle connections; RSS at 1000 req/s"
 		idle_conns h.idle ecli "$ES" 7001
 		load_1000 h.load ecli "$ES" 7000
-		[[ -n ${BENCH_PERF:-} ]] && perf_tunnels ecli "$ES" 5201
+		if [[ -n ${BENCH_PERF:-} ]]; then
+			perf_tunnels mtls-iperf pexec ecli iperf3 -c "$ES" -p 5201 -t "$SECS"
+			perf_tunnels mtls-conn pexec ecli "$CONNRATE" rate "$ES" 7002 "$SECS" 64 1
+		fi
 	fi
 fi
 
@@ -451,9 +470,12 @@ if "mem.idle" in V:
 def cpu_per_gb(k):
     gb = med(k + ".gb")
     parts = []
-    for lab, kk in (("iperf3 client", ".cli_s"), ("iperf3 server", ".srv_s"), ("tunnel1", ".t1_s"), ("tunnel2", ".t2_s")):
+    relay = ("haproxy client", "haproxy server") if k == "h.hap" else ("tunnel1", "tunnel2")
+    for lab, kk in (("iperf3 client", ".cli_s"), ("iperf3 server", ".srv_s"), (relay[0], ".t1_s"), (relay[1], ".t2_s")):
         if k + kk in V:
             parts.append("%s %.2f" % (lab, med(k + kk) / gb if gb else float("nan")))
+    if k + ".t1_s" in V and gb:
+        parts.append("relays together %.2f" % ((med(k + ".t1_s") + med(k + ".t2_s")) / gb))
     return "CPU s/GB: " + ", ".join(parts)
 def tun_cpu(k):
     return "tunnel CPU %.2f + %.2f cores" % (med(k + ".t1_s") / SECS, med(k + ".t2_s") / SECS)
