@@ -181,7 +181,9 @@ struct hbone_stream {
 	bool rst_sent;
 	bool rst_after_response; /* rejected: RST_STREAM(NO_ERROR) once the answer left */
 	int rd_err;              /* errno of a failed socket read, 0 none */
-	int avail;               /* FIONREAD from data_len_cb for data_read_cb, -1 none */
+	int avail;               /* bytes known queued on fd (FIONREAD minus what we
+				    read since), -1 unknown; a lower bound, as
+				    queued bytes only grow until we read them */
 	struct ring down;        /* peer -> socket: what the app did not take yet */
 	struct hbone_stream_stats stats;
 	hbone_stream_done_cb cb;
@@ -681,7 +683,7 @@ out:
 
 /*
  * nghttp2 asks for the next DATA payload (at most length bytes): we only
- * say how much the socket holds (FIONREAD) and send_data_cb reads it
+ * say how much the socket holds (s->avail, else FIONREAD) and send_data_cb reads it
  * straight into the TLS output buffer behind the frame header (no copy in
  * user space). Nothing queued: EOF (-> END_STREAM) once epoll reported
  * RDHUP/HUP (the queue is empty, so the FIN is next), else DEFERRED until
@@ -702,12 +704,14 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
 	if (!s->tcp_eof) {
 		int avail = s->avail;
 
-		/* data_len_cb just asked the socket; queued bytes only grow. */
-		s->avail = -1;
-		if (avail < 0 && ioctl(s->fd, FIONREAD, &avail) < 0) {
+		/* Known queued bytes are enough to go on; "none known" needs
+		 * the socket's word before deferring or ending the stream. */
+		if (avail <= 0 && ioctl(s->fd, FIONREAD, &avail) < 0) {
+			s->avail = -1;
 			s->rd_err = errno;
 			goto defer;
 		}
+		s->avail = avail;
 		if (avail > 0) {
 			*data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
 			return (ssize_t)(length < (size_t)avail ? length : (size_t)avail);
@@ -827,9 +831,11 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
 	while (r < 0 && errno == EINTR);
 	if (r != (ssize_t)length) {
 		/* FIONREAD promised these bytes: the socket failed. */
+		s->avail = -1;
 		s->rd_err = r < 0 ? errno : EIO;
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
+	s->avail = s->avail >= (int)length ? s->avail - (int)length : -1;
 	if (pad > 1)
 		memset(p + length, 0, pad - 1);
 	s->stats.tx += length;
@@ -1138,8 +1144,8 @@ static int on_frame_not_send(nghttp2_session *session, const nghttp2_frame *fram
 }
 
 /*
- * DATA frame size: what the socket holds (FIONREAD, kept for data_read_cb
- * which nghttp2 calls next), up to DATA_FRAME_MAX (fewer frames and
+ * DATA frame size: what the socket holds (s->avail, asked with FIONREAD
+ * when nothing is known to be queued), up to DATA_FRAME_MAX (fewer frames and
  * syscalls per byte than nghttp2's 16 KiB default), bounded by the peer's
  * MAX_FRAME_SIZE and the windows. Sized to the data because nghttp2 grows
  * the connection's frame buffer to the largest length returned here and
@@ -1155,9 +1161,11 @@ static ssize_t data_len_cb(nghttp2_session *session, uint8_t frame_type, int32_t
 
 	if (s && s->magic == HBONE_STREAM_MAGIC && s->st == S_RELAY && s->fd >= 0 &&
 	    !s->tcp_eof && !s->rd_err) {
-		int avail = 0;
+		int avail = s->avail;
 
-		if (ioctl(s->fd, FIONREAD, &avail) < 0) {
+		/* One FIONREAD per socket-full, not per frame: what it
+		 * reported and we have not read yet is still there. */
+		if (avail <= 0 && ioctl(s->fd, FIONREAD, &avail) < 0) {
 			s->rd_err = errno;
 			avail = 0;
 		}

@@ -234,6 +234,8 @@ tunnel_stop() { # NODE [SIGNAL]: signal the tunnel, KILL it after 10 s, reap it
 }
 tunnel_kill9() { tunnel_stop "$1" KILL; }
 
+tunnel_fds() { ls "/proc/${TUNNEL_PID[$1]}/fd" | wc -l; } # NODE
+
 tunnel_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/${TUNNEL_PID[$1]}/status"; }
 
 wctl() { # NODE ARGS...

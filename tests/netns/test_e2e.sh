@@ -126,6 +126,7 @@ pod_add node1 kube-system ks 2>"$T/err" && ok "ADD pod ks in kube-system (labell
 	not_ok "ADD ks" "$(cat "$T/err")"
 pod_add node1 mesh optout --label istio.io/dataplane-mode=none 2>"$T/err" &&
 	ok "ADD pod optout (label none) in the ambient namespace" || not_ok "ADD optout" "$(cat "$T/err")"
+fds_before_optin=$(tunnel_fds node1)
 pod_add node1 plain optin --label istio.io/dataplane-mode=ambient 2>"$T/err" &&
 	ok "ADD pod optin (label ambient) in a plain namespace" || not_ok "ADD optin" "$(cat "$T/err")"
 for p in pl ks optout; do
@@ -153,6 +154,14 @@ check "after DEL: no nft table, ip rule or table-100 route of ours in optin's ne
 check "after DEL: no listener in optin's netns" no_listeners optin
 tunnel_forgot node1 "${POD_ID[optin]}" && ok "after DEL: warrenctl -o json pods no longer lists optin" ||
 	not_ok "after DEL: tunnel forgot optin" "$(wctl node1 -o json pods)"
+# Its listeners, netns fd and spare upstream sockets (which would pin the
+# netns) are all closed: the tunnel is back to the fds it had before ADD.
+fds_back() { (($(tunnel_fds node1) <= fds_before_optin)); }
+if wait_for -t 5 fds_back; then
+	ok "after DEL: the tunnel holds no fd of optin ($(tunnel_fds node1) fds, $fds_before_optin before ADD)"
+else
+	not_ok "after DEL: the tunnel holds no fd of optin" "$(tunnel_fds node1) fds, $fds_before_optin before ADD: $(ls -l "/proc/${TUNNEL_PID[node1]}/fd" | tail -n 20)"
+fi
 ip netns del "${POD_NETNS[optin]}"; mesh rm-pod plain optin
 
 # --- 4. DEL edge cases ----------------------------------------------------------
