@@ -184,6 +184,7 @@ struct hbone_stream {
 	int avail;               /* bytes known queued on fd (FIONREAD minus what we
 				    read since), -1 unknown; a lower bound, as
 				    queued bytes only grow until we read them */
+	bool avail_fresh;        /* avail is FIONREAD's answer of just now */
 	struct ring down;        /* peer -> socket: what the app did not take yet */
 	struct hbone_stream_stats stats;
 	hbone_stream_done_cb cb;
@@ -699,14 +700,18 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
 	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
 	if (s->st != S_RELAY || s->fd < 0 || s->rd_err) {
 		s->avail = -1;
+		s->avail_fresh = false;
 		goto defer;
 	}
 	if (!s->tcp_eof) {
 		int avail = s->avail;
+		bool fresh = s->avail_fresh;
 
 		/* Known queued bytes are enough to go on; "none known" needs
-		 * the socket's word before deferring or ending the stream. */
-		if (avail <= 0 && ioctl(s->fd, FIONREAD, &avail) < 0) {
+		 * the socket's word before deferring or ending the stream,
+		 * unless data_len_cb just asked it. */
+		s->avail_fresh = false;
+		if ((avail < 0 || (avail == 0 && !fresh)) && ioctl(s->fd, FIONREAD, &avail) < 0) {
 			s->avail = -1;
 			s->rd_err = errno;
 			goto defer;
@@ -1165,9 +1170,12 @@ static ssize_t data_len_cb(nghttp2_session *session, uint8_t frame_type, int32_t
 
 		/* One FIONREAD per socket-full, not per frame: what it
 		 * reported and we have not read yet is still there. */
-		if (avail <= 0 && ioctl(s->fd, FIONREAD, &avail) < 0) {
-			s->rd_err = errno;
-			avail = 0;
+		if (avail <= 0) {
+			if (ioctl(s->fd, FIONREAD, &avail) < 0) {
+				s->rd_err = errno;
+				avail = 0;
+			}
+			s->avail_fresh = true; /* for data_read_cb, next */
 		}
 		s->avail = avail;
 		if (avail > 0)
