@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -47,10 +48,10 @@
 
 #define CHECK_MAGIC(p, m) assert((p) && (p)->magic == (m))
 
-#define OUTBUF_CAP   (256u * 1024u)  /* bounded HTTP/2 output per connection */
+#define OUTBUF_CAP   (1024u * 1024u) /* bounded HTTP/2 output per connection */
 #define TLS_RECORD   16384u          /* TLS plaintext record limit */
-#define READ_BUF     (64u * 1024u)   /* decrypted input handed to nghttp2 at once */
-#define DATA_FRAME_MAX (64 * 1024)    /* our DATA frame payload limit */
+#define READ_BUF     (256u * 1024u)  /* decrypted input handed to nghttp2 at once */
+#define DATA_FRAME_MAX (256 * 1024)   /* our DATA frame payload limit */
 #define H2_FRAME_HDLEN 9              /* HTTP/2 frame header (RFC 9113 §4.1) */
 #define READS_PER_EVENT 64           /* fairness between connections */
 #define HDR_VALUE_MAX 4096           /* longest header value we keep */
@@ -366,6 +367,13 @@ static void conn_kill(struct hbone_conn *c, const char *fmt, ...)
 #define TRIM_DELAY_MS 1000u
 static unsigned g_streams, g_streams_peak;
 
+/* conn_read()'s buffer: static (one loop thread; callbacks never read
+ * another connection), page-aligned so a trim can hand its pages back once
+ * bulk reads filled it (read_buf_high: the most it held since). */
+static uint8_t read_buf[READ_BUF] __attribute__((aligned(4096)));
+static bool read_buf_busy;
+static size_t read_buf_high;
+
 static void trim_cb(struct loop *l, void *ctx)
 {
 	struct hbone_conn *c = ctx;
@@ -375,6 +383,10 @@ static void trim_cb(struct loop *l, void *ctx)
 #ifdef __GLIBC__
 	malloc_trim(0);
 #endif
+	if (!read_buf_busy && read_buf_high > TLS_RECORD) {
+		(void)madvise(read_buf, sizeof(read_buf), MADV_DONTNEED);
+		read_buf_high = 0;
+	}
 }
 
 static void conn_trim_soon(struct hbone_conn *c)
@@ -508,7 +520,8 @@ static void stream_end(struct hbone_stream *s, bool reset, uint32_t h2_error)
 	assert(c->live > 0);
 	c->live--;
 	streams_dec(c);
-	if (s->down.grew_big)
+	/* a bulk stream: its ring, the output buffer or read_buf grew */
+	if (s->down.grew_big || s->stats.tx >= RING_BIG || read_buf_high > TLS_RECORD)
 		conn_trim_soon(c);
 	if (s->cb && (c->role == ROLE_CLIENT || s->announced))
 		s->cb(s->cb_ctx, s, &s->stats);
@@ -1364,11 +1377,9 @@ static void conn_pump(struct hbone_conn *c)
  * Decrypted input is gathered over several records (SSL_read returns one
  * per call) before nghttp2 sees it: one mem_recv and, for DATA, one send()
  * to the app per READ_BUF instead of per 16 KiB record. The buffer is
- * static (one loop thread; callbacks never read another connection); a
- * nested call would fall back to a small stack buffer.
+ * read_buf (see trim_cb); a nested call would fall back to a small stack
+ * buffer.
  */
-static uint8_t read_buf[READ_BUF];
-static bool read_buf_busy;
 
 static void conn_read(struct hbone_conn *c)
 {
@@ -1394,6 +1405,8 @@ static void conn_read(struct hbone_conn *c)
 			c->bytes_in += n;
 			fill += n;
 		}
+		if (own && fill > read_buf_high)
+			read_buf_high = fill;
 		if (fill) {
 			rv = nghttp2_session_mem_recv(c->h2, buf, fill);
 			if (rv < 0) {

@@ -22,6 +22,10 @@
 
 struct relay;
 
+/* What one direction holds at most in user-visible buffers: its pipe,
+ * asked for at this size (the kernel may give the 64 KiB default). */
+#define RELAY_PIPE_SIZE (1024 * 1024)
+
 struct relay_stats {
 	uint64_t a_to_b;     /* bytes written to B */
 	uint64_t b_to_a;     /* bytes written to A */

@@ -523,7 +523,7 @@ static void backpressure_body(struct fx *f)
 	printf("# stalled: client sent %llu, relayed %llu, A queue %d, client queue %d, relay holds %lld\n",
 	       (unsigned long long)f->c.sent, (unsigned long long)st.a_to_b, inq, outq,
 	       (long long)held);
-	T_ASSERT(held >= 0 && held <= 64 * 1024); /* the default pipe */
+	T_ASSERT(held >= 0 && held <= RELAY_PIPE_SIZE); /* one pipe */
 	/* The server reads again: everything arrives, in order. */
 	f->s.reading = true;
 	f->s.shut_when_sent = true;
