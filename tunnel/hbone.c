@@ -182,10 +182,10 @@ struct hbone_stream {
 	bool rst_sent;
 	bool rst_after_response; /* rejected: RST_STREAM(NO_ERROR) once the answer left */
 	int rd_err;              /* errno of a failed socket read, 0 none */
-	int avail;               /* bytes known queued on fd (FIONREAD minus what we
-				    read since), -1 unknown; a lower bound, as
-				    queued bytes only grow until we read them */
-	bool avail_fresh;        /* avail is FIONREAD's answer of just now */
+	int avail;               /* bytes known queued on fd: > 0 FIONREAD minus what
+				    we read since (a lower bound, queued bytes only
+				    grow); 0 FIONREAD's answer of just now, used
+				    once; -1 unknown */
 	struct ring down;        /* peer -> socket: what the app did not take yet */
 	struct hbone_stream_stats stats;
 	hbone_stream_done_cb cb;
@@ -713,23 +713,20 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
 	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
 	if (s->st != S_RELAY || s->fd < 0 || s->rd_err) {
 		s->avail = -1;
-		s->avail_fresh = false;
 		goto defer;
 	}
 	if (!s->tcp_eof) {
 		int avail = s->avail;
-		bool fresh = s->avail_fresh;
 
-		/* Known queued bytes are enough to go on; "none known" needs
-		 * the socket's word before deferring or ending the stream,
-		 * unless data_len_cb just asked it. */
-		s->avail_fresh = false;
-		if ((avail < 0 || (avail == 0 && !fresh)) && ioctl(s->fd, FIONREAD, &avail) < 0) {
+		/* Known queued bytes are enough to go on; deferring or ending
+		 * the stream needs the socket's word of just now (a 0 that
+		 * data_len_cb left, used up here). */
+		if (avail < 0 && ioctl(s->fd, FIONREAD, &avail) < 0) {
 			s->avail = -1;
 			s->rd_err = errno;
 			goto defer;
 		}
-		s->avail = avail;
+		s->avail = avail > 0 ? avail : -1;
 		if (avail > 0) {
 			*data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
 			return (ssize_t)(length < (size_t)avail ? length : (size_t)avail);
@@ -853,7 +850,7 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
 		s->rd_err = r < 0 ? errno : EIO;
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
-	s->avail = s->avail >= (int)length ? s->avail - (int)length : -1;
+	s->avail = s->avail > (int)length ? s->avail - (int)length : -1;
 	if (pad > 1)
 		memset(p + length, 0, pad - 1);
 	s->stats.tx += length;
@@ -1183,12 +1180,9 @@ static ssize_t data_len_cb(nghttp2_session *session, uint8_t frame_type, int32_t
 
 		/* One FIONREAD per socket-full, not per frame: what it
 		 * reported and we have not read yet is still there. */
-		if (avail <= 0) {
-			if (ioctl(s->fd, FIONREAD, &avail) < 0) {
-				s->rd_err = errno;
-				avail = 0;
-			}
-			s->avail_fresh = true; /* for data_read_cb, next */
+		if (avail <= 0 && ioctl(s->fd, FIONREAD, &avail) < 0) {
+			s->rd_err = errno;
+			avail = 0;
 		}
 		s->avail = avail;
 		if (avail > 0)

@@ -152,6 +152,13 @@ void metrics_free(struct metrics *m)
 
 /* ---- label text ---- */
 
+/* Prometheus label-value escaping: the two-byte replacement for c, or
+ * NULL when c stands as it is. */
+static const char *prom_escape(char c)
+{
+	return c == '\\' ? "\\\\" : c == '"' ? "\\\"" : c == '\n' ? "\\n" : NULL;
+}
+
 /* Label text is built per connection, so not through stdio: a growing
  * heap buffer, one allocation in the common case. err latches ENOMEM. */
 struct lbuf {
@@ -191,7 +198,7 @@ static void lb_label(struct lbuf *b, const char *name, const char *v)
 	lb_put(b, name, strlen(name));
 	lb_put(b, "=\"", 2);
 	for (const char *run = v; ; v++) {
-		const char *rep = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
+		const char *rep = prom_escape(*v);
 
 		if (!rep && *v)
 			continue;
@@ -221,7 +228,7 @@ const char *metrics_escape(const char *s, char *buf, size_t len)
 	if (!len)
 		return buf;
 	for (; s && *s; s++) {
-		const char *rep = *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : *s == '\n' ? "\\n" : NULL;
+		const char *rep = prom_escape(*s);
 		size_t n = rep ? 2 : 1;
 
 		if (o + n >= len)
