@@ -54,7 +54,7 @@ has() { [[ $SECTIONS == *" $1 "* ]]; }
 
 lib_init
 need iperf3 sockperf
-for b in warren-cni warren-tunnel warrenctl tests/connrate; do
+for b in warren-cni warren-tunnel warrenctl tests/connrate tests/pingpong; do
 	[[ -x $WARREN_BUILD/$b ]] || die "$WARREN_BUILD/$b not built (make B=$(basename "$WARREN_BUILD") all)"
 done
 CONNRATE=$WARREN_BUILD/tests/connrate
@@ -203,6 +203,28 @@ def p(x):
 print(k + ".p50", p("50.000")); print(k + ".p99", p("99.000"))' "$key" >>"$R"
 }
 
+# The same 1 KiB ping-pong at 1000/s from a client that sleeps between
+# messages (tests/tools/pingpong) against the echo server on 7001: sockperf
+# paces by spinning on one of the two cores, which leaves a single core to
+# every other hop. With PIN, the client, the echo server and both tunnels
+# run on CPU 0 only, so no hop waits for another CPU to wake up: the
+# difference between the two is the cost of cross-CPU wake-ups.
+pingpong_run() { # KEY CLIENT HOST [PIN]: records KEY.p50 KEY.p99 (usec, RTT/2)
+	local key=$1 cli=$2 host=$3 pin=${4:-} pids p
+	pids="${TUNNEL_PID[node1]} ${TUNNEL_PID[node2]} $(pgrep -f "$PINGPONG_ECHO")"
+	local run=("$WARREN_BUILD/tests/pingpong" "$host" 7001 1000 "$SECS" 1024)
+	if [[ -n $pin ]]; then
+		for p in $pids; do taskset -a -p -c 0 "$p" >/dev/null; done
+		run=(taskset -c 0 "${run[@]}")
+	fi
+	pexec "$cli" "${run[@]}" 2>>"$T/pingpong.err" |
+		awk -v k="$key" '{ print k ".p50 " $4; print k ".p99 " $6 }' >>"$R"
+	if [[ -n $pin ]]; then
+		for p in $pids; do taskset -a -p -c "0-$(($(nproc) - 1))" "$p" >/dev/null; done
+	fi
+}
+PINGPONG_ECHO="$CONNRATE server 7001 0"
+
 connrate_run() { # KEY CLIENT HOST PORT SECS CONC SIZE [RATE]: KEY.rate KEY.err KEY.lat50 KEY.lat99
 	local key=$1 cli=$2; shift 2
 	pexec "$cli" "$CONNRATE" rate "$@" 2>>"$T/connrate.err" | awk -v k="$key" '
@@ -322,11 +344,15 @@ fi
 if has plain; then
 	out0=$(nft_counter ecli warren-nat warren:nat-out-redirect-v4)
 	for ((r = 1; r <= ROUNDS; r++)); do
-		log "plain round $r/$ROUNDS: iperf3 direct, tunnels; sockperf direct, tunnels"
+		log "plain round $r/$ROUNDS: iperf3, sockperf, pingpong, pingpong on CPU 0; direct, tunnels"
 		iperf_run p.direct dcli "$DS" 5201
 		iperf_tun p.tun ecli "$ES" 5201
 		sockperf_run p.ldirect dcli "$DS" 11111
 		sockperf_run p.ltun ecli "$ES" 11111
+		pingpong_run p.sdirect dcli "$DS"
+		pingpong_run p.stun ecli "$ES"
+		pingpong_run p.pdirect dcli "$DS" pin
+		pingpong_run p.ptun ecli "$ES" pin
 	done
 	out1=$(nft_counter ecli warren-nat warren:nat-out-redirect-v4)
 	res p.redirected "$out0 -> $out1"
@@ -534,6 +560,14 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
         row("1 KiB ping-pong @1000/s, direct p50 / p99", "%s / %s" % (spread("p.ldirect.p50", "us", "%.1f"), spread("p.ldirect.p99", "us", "%.1f")), "", "sockperf, RTT/2")
         row("1 KiB ping-pong @1000/s, tunnels p50 / p99", "%s / %s" % (spread("p.ltun.p50", "us", "%.1f"), spread("p.ltun.p99", "us", "%.1f")), "<= +30 us p50",
             "added p50 %+.1f us, p99 %+.1f us" % (l50 - d50, l99 - d99))
+        for k, what, note in (("s", "sleeping client", "tests/tools/pingpong, RTT/2"),
+                              ("p", "all on CPU 0", "client, echo server, both tunnels pinned: no cross-CPU wake-ups")):
+            row("1 KiB ping-pong @1000/s, %s, direct p50 / p99" % what,
+                "%s / %s" % (spread("p.%sdirect.p50" % k, "us", "%.1f"), spread("p.%sdirect.p99" % k, "us", "%.1f")), "", note)
+            row("1 KiB ping-pong @1000/s, %s, tunnels p50 / p99" % what,
+                "%s / %s" % (spread("p.%stun.p50" % k, "us", "%.1f"), spread("p.%stun.p99" % k, "us", "%.1f")), "",
+                "added p50 %+.1f us, p99 %+.1f us" % (med("p.%stun.p50" % k) - med("p.%sdirect.p50" % k),
+                                                      med("p.%stun.p99" % k) - med("p.%sdirect.p99" % k)))
     else:
         t50, t99 = med("p.ltun.p50"), med("p.ltun.p99")
         row("1 KiB ping-pong @1000/s, haproxy p50 / p99", "%s / %s" % (spread("h.lhap.p50", "us", "%.1f"), spread("h.lhap.p99", "us", "%.1f")), "", "peer baseline")
