@@ -40,8 +40,6 @@ struct accesslog_entry {
 /* spec NULL means "stdout". *out NULL for "off". 0 or -errno with err. */
 int accesslog_open(const char *spec, struct accesslog **out, char *err, size_t errlen);
 void accesslog_close(struct accesslog *al);
-/* The line for e, '\n'-terminated, malloc'd; NULL on ENOMEM. */
-char *accesslog_format(const struct accesslog_entry *e);
 /* Format and write; no-op when al is NULL (log off). */
 void accesslog_write(struct accesslog *al, const struct accesslog_entry *e);
 /* "2026-01-02T03:04:05.678Z" into buf (>= 32 bytes). Returns buf. */

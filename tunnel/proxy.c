@@ -388,15 +388,15 @@ int conn_upstream_socket(struct conn *c, const char **what)
 	    !ss_same_ip(&c->src, &c->target)) {
 		struct sockaddr_storage b = c->src;
 
+		/* Transparent alone lets bind() take the client's (non-local)
+		 * address; IP_FREEBIND on top would add nothing. */
 		*what = "cannot make the upstream socket transparent (source-preserving)";
 		if (c->target.ss_family == AF_INET) {
-			if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
-			    setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one)) < 0)
+			if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0)
 				goto fail;
 			((struct sockaddr_in *)&b)->sin_port = 0;
 		} else {
-			if (setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0 ||
-			    setsockopt(fd, SOL_IPV6, IPV6_FREEBIND, &one, sizeof(one)) < 0)
+			if (setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0)
 				goto fail;
 			((struct sockaddr_in6 *)&b)->sin6_port = 0;
 		}

@@ -9,6 +9,10 @@
  * on either side resets both (SO_LINGER 0), so a peer never sees a clean
  * close that did not happen.
  *
+ * Both fds must be non-blocking (a blocking one would stall the loop), and
+ * TCP_NODELAY where the relay should forward what it got at once: the
+ * tunnel's listeners and upstream sockets set both when they are made.
+ *
  * Ownership: relay_start() takes both fds (closed on every path, including
  * its own failure). done_cb runs exactly once, after both fds are closed
  * and before the relay is freed; the relay handle is invalid after it.

@@ -260,5 +260,71 @@ static void test_accesslog_off(void)
 	T_ASSERT(strstr(err, "cannot open accessLog /nonexistent/dir/a.log"));
 }
 
+/* One log, consecutive lines: each line's fields are its own (nothing
+ * left over from the line before), in ztunnel's order, and text a peer
+ * controls is escaped. */
+static void test_accesslog_lines(void)
+{
+	static const char *const keys[] = {
+		"time", "scope", "message", "start_time", "duration_ms", "direction", "src.addr",
+		"src.workload", "src.namespace", "src.identity", "dst.addr", "dst.workload",
+		"dst.namespace", "dst.identity", "dst.service", "bytes_sent", "bytes_received",
+		"policy", "reason",
+	};
+	char path[] = "/tmp/warren-alog-lines.XXXXXX", err[256], *log = NULL, *nl;
+	json_t *j1 = NULL, *j2 = NULL;
+	struct accesslog *al = NULL;
+	const char *key;
+	json_t *v;
+	size_t i = 0;
+	int fd = mkstemp(path);
+
+	T_ASSERT(fd >= 0);
+	close(fd);
+	T_ASSERT_INT(accesslog_open(path, &al, err, sizeof(err)), 0);
+	accesslog_write(al, &(struct accesslog_entry){
+		.start_unix_ms = 1700000000123, .duration_ms = 7, .direction = "outbound",
+		.src_addr = "10.0.0.1:1234", .src_workload = "we\"ird\nname\u00e9",
+		.src_namespace = "a", .src_identity = "spiffe://cluster.local/ns/a/sa/s",
+		.dst_addr = "10.0.0.2:80", .dst_workload = "b", .dst_namespace = "b",
+		.dst_service = "b.b.svc.cluster.local", .bytes_sent = 5, .bytes_received = 6,
+		.policy_decision = "allow", .policy_name = "a/allow", .reason = "closed" });
+	accesslog_write(al, &(struct accesslog_entry){ .direction = "inbound" });
+	accesslog_close(al);
+	log = slurp(path);
+	unlink(path);
+	T_ASSERT(log);
+	nl = strchr(log, '\n');
+	T_ASSERT(nl && strchr(nl + 1, '\n') && !strchr(nl + 1, '\n')[1]); /* two lines */
+	*nl = 0;
+	j1 = json_loads(log, 0, NULL);
+	j2 = json_loads(nl + 1, 0, NULL);
+	if (!j1 || !j2)
+		goto out;
+	json_object_foreach(j1, key, v) {
+		T_ASSERT(i < sizeof(keys) / sizeof(keys[0]));
+		T_ASSERT_STR(key, keys[i]);
+		i++;
+	}
+	T_ASSERT(i == sizeof(keys) / sizeof(keys[0]));
+	T_ASSERT_STR(json_string_value(json_object_get(j1, "src.workload")), "we\"ird\nname\u00e9");
+	T_ASSERT_STR(json_string_value(json_object_get(j1, "start_time")), "2023-11-14T22:13:20.123Z");
+	T_ASSERT(json_integer_value(json_object_get(j1, "bytes_received")) == 6);
+	T_ASSERT_STR(json_string_value(json_object_get(json_object_get(j1, "policy"), "policy")), "a/allow");
+	T_ASSERT_STR(json_string_value(json_object_get(j2, "direction")), "inbound");
+	T_ASSERT(json_is_null(json_object_get(j2, "src.workload")));
+	T_ASSERT(json_is_null(json_object_get(j2, "dst.service")));
+	T_ASSERT(json_integer_value(json_object_get(j2, "bytes_received")) == 0);
+	T_ASSERT_STR(json_string_value(json_object_get(json_object_get(j2, "policy"), "decision")), "none");
+	T_ASSERT(json_is_null(json_object_get(json_object_get(j2, "policy"), "policy")));
+	T_ASSERT_STR(json_string_value(json_object_get(j2, "reason")), "closed");
+out:
+	json_decref(j1);
+	json_decref(j2);
+	free(log);
+	T_ASSERT(j1 && j2);
+}
+
 T_MAIN(T_CASE(test_escape), T_CASE(test_time), T_CASE(test_outbound),
-       T_CASE(test_inbound_failure_and_unknown), T_CASE(test_internals), T_CASE(test_accesslog_off))
+       T_CASE(test_inbound_failure_and_unknown), T_CASE(test_internals), T_CASE(test_accesslog_off),
+       T_CASE(test_accesslog_lines))
