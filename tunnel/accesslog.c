@@ -22,8 +22,9 @@
 
 #include "conf/log.h"
 
-/* A line is at most this long: the names in it come from Kubernetes
- * objects (253-byte names, identities under 400 bytes). */
+/* A line is at most this long. Its names are Kubernetes names (at most
+ * 253 bytes each, nothing to escape), so real lines stay far below; a
+ * longer one is dropped with a warning. */
 #define ACCESSLOG_LINE_MAX 8192
 
 struct accesslog {

@@ -211,9 +211,9 @@ print(k + ".p50", p("50.000")); print(k + ".p99", p("99.000"))' "$key" >>"$R"
 # difference between the two is the cost of cross-CPU wake-ups.
 pingpong_run() { # KEY CLIENT HOST [PIN]: records KEY.p50 KEY.p99 (usec, RTT/2)
 	local key=$1 cli=$2 host=$3 pin=${4:-} pids p
-	pids="${TUNNEL_PID[node1]} ${TUNNEL_PID[node2]} $(pgrep -f "$PINGPONG_ECHO")"
 	local run=("$WARREN_BUILD/tests/pingpong" "$host" 7001 1000 "$SECS" 1024)
 	if [[ -n $pin ]]; then
+		pids="${TUNNEL_PID[node1]} ${TUNNEL_PID[node2]} $(pgrep -f "$PINGPONG_ECHO")"
 		for p in $pids; do taskset -a -p -c 0 "$p" >/dev/null; done
 		run=(taskset -c 0 "${run[@]}")
 	fi

@@ -99,8 +99,10 @@ int main(int argc, char **argv)
 		goto usage;
 	max = (uint64_t)rate * (uint64_t)secs;
 	rtt = calloc(max, sizeof(*rtt));
+	if (!rtt)
+		goto out;
 	fd = dial(argv[1], argv[2]);
-	if (!rtt || fd < 0)
+	if (fd < 0)
 		goto out;
 	memset(buf, 'p', sizeof(buf));
 	period = 1000000000u / (uint64_t)rate;
@@ -113,6 +115,7 @@ int main(int argc, char **argv)
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &tick, NULL) == EINTR)
 			;
 		t0 = now_ns();
+		errno = 0; /* a closed connection sets none */
 		if (send(fd, buf, (size_t)size, MSG_NOSIGNAL) != size || read_full(fd, buf, (size_t)size) < 0) {
 			fprintf(stderr, "pingpong: message %llu: %s\n", (unsigned long long)n,
 				errno ? strerror(errno) : "connection closed");
