@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # warren build. `make` builds the three binaries; `make test` runs every test
 # and ends with "N passed, N failed"; `make SANITIZE=1 ...` builds everything
-# (tests included) with ASan+UBSan into build-san/.
+# (tests included) with ASan+UBSan into build-san/; `make SANITIZE=thread`
+# with TSan into build-tsan/ (the tunnel's worker threads).
 
 PKG_CONFIG ?= pkg-config
 PREFIX     ?= /usr/local
@@ -21,6 +22,10 @@ ifeq ($(SANITIZE),1)
 B ?= build-san
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
+else ifeq ($(SANITIZE),thread)
+B ?= build-tsan
+ALL_CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
 else
 B ?= build
 endif

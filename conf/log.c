@@ -34,8 +34,15 @@ void wlog_close(void)
 	log_fd = -1;
 }
 
-void wlog_set_level(enum wlog_level level) { wlog_level_current = level; }
-enum wlog_level wlog_get_level(void) { return wlog_level_current; }
+void wlog_set_level(enum wlog_level level)
+{
+	__atomic_store_n(&wlog_level_current, level, __ATOMIC_RELAXED);
+}
+
+enum wlog_level wlog_get_level(void)
+{
+	return __atomic_load_n(&wlog_level_current, __ATOMIC_RELAXED);
+}
 void wlog_set_stderr(bool on) { log_stderr = on; }
 
 int wlog_parse_level(const char *s, enum wlog_level *out)
@@ -66,7 +73,7 @@ void wlog(enum wlog_level level, const char *fmt, ...)
 	va_list ap;
 	int n, m;
 
-	if (level > wlog_level_current)
+	if (level > __atomic_load_n(&wlog_level_current, __ATOMIC_RELAXED))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);

@@ -63,6 +63,7 @@ static const struct conf_key keys[] = {
 	IKEY("hbonePingIntervalMs", hbone_ping_interval_ms, 0, 3600000),
 	{ "keepCapabilities", KT_BOOL, offsetof(struct tunnel_conf, keep_capabilities), NULL, 0, 0 },
 	IKEY("adoptBatch", adopt_batch, 1, 4096),
+	IKEY("workerThreads", worker_threads, 1, 64),
 };
 
 static const struct conf_key *find_key(const char *name)
@@ -87,7 +88,7 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 		 "adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
 		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, certLifetimeSeconds, "
 		 "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs, "
-		 "keepCapabilities, adoptBatch",
+		 "keepCapabilities, adoptBatch, workerThreads",
 		 path, name);
 }
 
@@ -204,6 +205,7 @@ int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_
 	out->hbone_ping_interval_ms = 10000;
 	out->keep_capabilities = true;
 	out->adopt_batch = 16;
+	out->worker_threads = 2;
 	if (err && errlen)
 		err[0] = '\0';
 	ret = kobj_load_file(path, &objs, err, errlen);

@@ -37,6 +37,8 @@
  *   adoptBatch      pod records re-adopted per loop iteration after a
  *                   restart, 1..4096: smaller keeps probes and the plugin
  *                   answered sooner while adopting, larger adopts faster [16]
+ *   workerThreads   data-path threads, 1..64; each accepts its share of
+ *                   every pod's connections (SO_REUSEPORT)  [2]
  *   metricsAddress and readinessAddress also accept "off" (no server).
  * Unknown keys are an error naming the key (a typo must not silently
  * change behaviour); a known key of the wrong type is an error naming it.
@@ -73,6 +75,7 @@ struct tunnel_conf {
 	int hbone_ping_interval_ms;
 	bool keep_capabilities;  /* true: drop to the data path's set */
 	int adopt_batch;
+	int worker_threads;
 };
 
 int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_t errlen);

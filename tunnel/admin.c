@@ -111,7 +111,7 @@ static json_t *pods_json(const struct tunnel *t)
 
 		if (!o)
 			continue;
-		json_object_set_new(o, "connections", json_integer((json_int_t)p->n_conns));
+		json_object_set_new(o, "connections", json_integer((json_int_t)pod_conn_count(p)));
 		json_object_set_new(o, "state", json_string(p->listening ? "ready" : "pending"));
 		json_array_append_new(a, o);
 	}
@@ -123,7 +123,7 @@ static json_t *conns_json(const struct tunnel *t)
 	json_t *a = json_array();
 	uint64_t now = loop_now_ms();
 
-	for (const struct pod *p = t->pods; a && p; p = p->next) {
+	for (const struct pod *p = t->pods; a && p; p = pod_shard_next(p)) {
 		char own[SPIFFE_ID_MAX];
 
 		mtls_pod_identity(p, own, sizeof(own));
@@ -137,7 +137,7 @@ static json_t *conns_json(const struct tunnel *t)
 				src_id = c->dir == CONN_OUTBOUND ? own : c->peer_id;
 				dst_id = c->dir == CONN_OUTBOUND ? c->peer_id : own;
 			}
-			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:I,s:I}",
+			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I}",
 				"pod", p->name, "namespace", p->namespace,
 				"direction", c->dir == CONN_OUTBOUND ? "outbound" : "inbound",
 				"src", sockaddr_str(&c->src, s, sizeof(s)),
@@ -147,7 +147,8 @@ static json_t *conns_json(const struct tunnel *t)
 				"srcIdentity", src_id && *src_id ? json_string(src_id) : json_null(),
 				"dstIdentity", dst_id && *dst_id ? json_string(dst_id) : json_null(),
 				"ageMs", (json_int_t)(now - c->start_ms),
-				"sentBytes", (json_int_t)st.a_to_b, "receivedBytes", (json_int_t)st.b_to_a));
+				"sentBytes", (json_int_t)st.a_to_b, "receivedBytes", (json_int_t)st.b_to_a,
+				"worker", (json_int_t)p->worker));
 		}
 	}
 	return a;
@@ -285,6 +286,7 @@ static json_t *config_dump(const struct tunnel *t)
 		json_object_set_new(conf, "poolMaxStreams", json_integer(c->pool_max_streams));
 		json_object_set_new(conf, "poolIdleTimeoutMs", json_integer(c->pool_idle_timeout_ms));
 		json_object_set_new(conf, "hbonePingIntervalMs", json_integer(c->hbone_ping_interval_ms));
+		json_object_set_new(conf, "workerThreads", json_integer(c->worker_threads));
 	}
 	mesh = json_pack("{s:b,s:I,s:I,s:o,s:I,s:I,s:I}", "loaded", t->mesh != NULL,
 			 "generation", (json_int_t)t->mesh_generation,

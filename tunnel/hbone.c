@@ -24,10 +24,12 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,18 +363,22 @@ static void conn_kill(struct hbone_conn *c, const char *fmt, ...)
  * ends, malloc_trim() hands the free pages back (a walk of the heap, well
  * under a millisecond here; at most one pending per connection). Bursts:
  * a stream whose ring reached RING_BIG ended, or the process-wide stream
- * count fell to a quarter of a peak of at least TRIM_MIN_PEAK.
+ * count fell to a quarter of a peak of at least TRIM_MIN_PEAK. The counts
+ * are atomic: streams end on their worker's thread or, closed by the
+ * control plane, on the main thread; a lost race only moves a trim.
  */
 #define TRIM_MIN_PEAK 32u
 #define TRIM_DELAY_MS 1000u
-static unsigned g_streams, g_streams_peak;
+static atomic_uint g_streams, g_streams_peak;
 
-/* conn_read()'s buffer: static (one loop thread; callbacks never read
- * another connection), page-aligned so a trim can hand its pages back once
- * bulk reads filled it (read_buf_high: the most it held since). */
-static uint8_t read_buf[READ_BUF] __attribute__((aligned(4096)));
-static bool read_buf_busy;
-static size_t read_buf_high;
+/* conn_read()'s buffer: one per thread (a loop runs on one thread and its
+ * callbacks never read another connection), page-aligned so a trim can
+ * hand its pages back once bulk reads filled it (read_buf_high: the most
+ * it held since). A connection lives on one loop, so its trim timer runs
+ * on the thread whose buffer it trims. */
+static _Thread_local uint8_t read_buf[READ_BUF] __attribute__((aligned(4096)));
+static _Thread_local bool read_buf_busy;
+static _Thread_local size_t read_buf_high;
 
 static void trim_cb(struct loop *l, void *ctx)
 {
@@ -397,19 +403,23 @@ static void conn_trim_soon(struct hbone_conn *c)
 
 static void streams_inc(void)
 {
-	if (++g_streams > g_streams_peak)
-		g_streams_peak = g_streams;
+	unsigned n = atomic_fetch_add(&g_streams, 1) + 1;
+	unsigned peak = atomic_load(&g_streams_peak);
+
+	while (n > peak && !atomic_compare_exchange_weak(&g_streams_peak, &peak, n))
+		;
 }
 
 /* One stream of c ended. */
 static void streams_dec(struct hbone_conn *c)
 {
-	assert(g_streams > 0);
-	g_streams--;
-	if (g_streams_peak >= TRIM_MIN_PEAK && g_streams <= g_streams_peak / 4) {
-		g_streams_peak = g_streams;
+	unsigned n = atomic_fetch_sub(&g_streams, 1) - 1;
+	unsigned peak = atomic_load(&g_streams_peak);
+
+	assert(n != UINT_MAX);
+	if (peak >= TRIM_MIN_PEAK && n <= peak / 4 &&
+	    atomic_compare_exchange_strong(&g_streams_peak, &peak, n))
 		conn_trim_soon(c);
-	}
 }
 
 static void set_reason(struct hbone_stream *s, const char *fmt, ...)
@@ -1935,7 +1945,7 @@ int hbone_stream_open(struct hbone_conn *c, const struct hbone_connect_req *req,
 		s->st = S_DONE;
 		s->h2_closed = true;
 		c->live--;
-		g_streams--;
+		atomic_fetch_sub(&g_streams, 1);
 		c->streams_total--;
 		stream_free(s);
 		goto out;

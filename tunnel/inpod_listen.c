@@ -3,9 +3,11 @@
  * The per-pod listeners: TCP [::]:15001, [::]:15006, [::]:15008, created
  * inside the pod netns (netns_socket), dual-stack, SO_MARK MARK_TUNNEL so
  * nothing they send is captured again, SO_REUSEADDR + SO_REUSEPORT so a
- * restarted tunnel can bind while the old process's sockets linger.
- * pod_listen() is all-or-nothing; the fds are owned by the pod and closed
- * by pod_unlisten().
+ * restarted tunnel can bind while the old process's sockets linger and so
+ * each worker's shard has its own listener, the kernel spreading new
+ * connections over them by their address hash. pod_listen() is
+ * all-or-nothing over the shards; the fds are owned by each shard and
+ * closed by pod_unlisten().
  */
 #include "tunnel/tunnel.h"
 
@@ -65,20 +67,17 @@ fail:
 	return ret;
 }
 
-int pod_listen(struct pod *p, char *err, size_t errlen)
+static int shard_listen(struct pod *p, char *err, size_t errlen)
 {
 	const char *what = "";
 	int ret = 0, k;
 
-	CHECK_OBJ(p, POD_MAGIC);
-	if (p->listening)
-		return 0;
 	for (k = 0; k < LIS_COUNT; k++) {
 		ret = listen_one(p->netns_fd, lis_port[k], &what);
 		if (ret < 0)
 			goto out;
 		p->lis[k].fd = ret;
-		ret = loop_add(p->t->loop, p->lis[k].fd, EPOLLIN, lis_cb, &p->lis[k]);
+		ret = loop_add(p->loop, p->lis[k].fd, EPOLLIN, lis_cb, &p->lis[k]);
 		if (ret < 0) {
 			what = "loop_add";
 			close(p->lis[k].fd);
@@ -89,24 +88,46 @@ int pod_listen(struct pod *p, char *err, size_t errlen)
 	p->listening = true;
 	ret = 0;
 out:
-	if (ret < 0) {
+	if (ret < 0)
 		snprintf(err, errlen, "cannot create listener on [::]:%u in the netns of pod %s/%s (%s): %s: %s",
 			 lis_port[k], p->namespace, p->name, p->netns_path, what, strerror(-ret));
-		pod_unlisten(p);
-	}
 	return ret;
+}
+
+static void shard_unlisten(struct pod *p)
+{
+	for (int k = 0; k < LIS_COUNT; k++) {
+		if (p->lis[k].fd < 0)
+			continue;
+		loop_del(p->loop, p->lis[k].fd);
+		close(p->lis[k].fd);
+		p->lis[k].fd = -1;
+	}
+	p->listening = false;
+}
+
+int pod_listen(struct pod *p, char *err, size_t errlen)
+{
+	CHECK_OBJ(p, POD_MAGIC);
+	assert(!p->primary);
+	if (p->listening)
+		return 0;
+	for (struct pod *s = p; s; s = s->next_shard) {
+		int ret = shard_listen(s, err, errlen);
+
+		if (ret < 0) {
+			pod_unlisten(p);
+			return ret;
+		}
+	}
+	return 0;
 }
 
 void pod_unlisten(struct pod *p)
 {
 	if (!p)
 		return;
-	for (int k = 0; k < LIS_COUNT; k++) {
-		if (p->lis[k].fd < 0)
-			continue;
-		loop_del(p->t->loop, p->lis[k].fd);
-		close(p->lis[k].fd);
-		p->lis[k].fd = -1;
-	}
-	p->listening = false;
+	assert(!p->primary);
+	for (struct pod *s = p; s; s = s->next_shard)
+		shard_unlisten(s);
 }

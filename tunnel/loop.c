@@ -9,6 +9,12 @@
  * loop_stop() only sets a flag and writes an eventfd, so it is safe from
  * a callback and from a signal handler; the round in progress is finished
  * first (edge-triggered users would lose its events otherwise).
+ *
+ * Threads (tunnel/workers.c): a loop's state is only touched while its
+ * guard is held. loop_run() holds it from the moment epoll_wait() returns
+ * until it is about to wait again, so another thread that takes the same
+ * guard may add, delete and arm timers; a timer armed from another thread
+ * wakes the loop, which then recomputes its timeout.
  */
 #include <assert.h>
 #include <errno.h>
@@ -53,7 +59,12 @@ struct loop {
 	size_t nheap, capheap;
 	uint64_t seq;
 	volatile sig_atomic_t stop;
+	loop_guard_cb guard;
+	void *guard_ctx;
 };
+
+/* The loop this thread is running, so a timer armed from elsewhere wakes it. */
+static _Thread_local struct loop *running_loop;
 
 uint64_t loop_now_ms(void)
 {
@@ -248,6 +259,8 @@ struct loop_timer *loop_timer_add(struct loop *l, uint64_t ms, loop_timer_cb cb,
 	*t = (struct loop_timer){ .when = loop_now_ms() + ms, .seq = l->seq++, .cb = cb, .ctx = ctx };
 	heap_set(l, l->nheap++, t);
 	heap_up(l, t->idx);
+	if (running_loop != l)
+		loop_wake(l);
 	return t;
 }
 
@@ -291,17 +304,36 @@ static int next_timeout(const struct loop *l)
 	return when - now > INT_MAX ? INT_MAX : (int)(when - now);
 }
 
+void loop_set_guard(struct loop *l, loop_guard_cb cb, void *ctx)
+{
+	l->guard = cb;
+	l->guard_ctx = ctx;
+}
+
+static void guard(struct loop *l, bool enter)
+{
+	if (l->guard)
+		l->guard(l->guard_ctx, enter);
+}
+
 int loop_run(struct loop *l)
 {
 	struct epoll_event evs[LOOP_MAX_EVENTS];
+	int ret = 0;
 
+	running_loop = l;
+	guard(l, true);
 	while (!l->stop) {
-		int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, next_timeout(l));
+		int timeout = next_timeout(l), n;
 
+		guard(l, false);
+		n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout);
+		guard(l, true);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			ret = -errno;
+			break;
 		}
 		for (int i = 0; i < n; i++) {
 			uint64_t token = evs[i].data.u64;
@@ -329,20 +361,28 @@ int loop_run(struct loop *l)
 		timers_run(l);
 	}
 	/* Consumed: the next loop_run() runs until the next loop_stop(). */
-	l->stop = 0;
-	return 0;
+	if (!ret)
+		l->stop = 0;
+	guard(l, false);
+	running_loop = NULL;
+	return ret;
 }
 
-void loop_stop(struct loop *l)
+void loop_wake(struct loop *l)
 {
 	uint64_t one = 1;
 	int saved = errno;
 	ssize_t n;
 
-	l->stop = 1;
-	/* Wakes an epoll_wait() this interrupted (signal handler); a failure
-	 * can only be a full counter, which is readable, so awake anyway. */
+	/* A failure can only be a full counter, which is readable: awake. */
 	n = write(l->wakefd, &one, sizeof(one));
 	(void)n;
 	errno = saved;
+}
+
+void loop_stop(struct loop *l)
+{
+	l->stop = 1;
+	/* Wakes an epoll_wait() this interrupted (signal handler). */
+	loop_wake(l);
 }

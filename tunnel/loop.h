@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The tunnel's reactor: one epoll instance, an fd-indexed table of
- * callbacks, and one-shot timers. Single-threaded: every callback runs on
- * the thread that called loop_run(). A callback may add, modify or delete
+ * callbacks, and one-shot timers. Every callback runs on the thread that
+ * called loop_run(); another thread may touch the loop only while holding
+ * its guard (loop_set_guard), which loop_run() holds except while it waits. A callback may add, modify or delete
  * any registration (its own included) and close fds; events already
  * collected for an fd deleted in the same round are dropped.
  * Ownership: the loop never closes fds it did not create; callers
@@ -12,6 +13,7 @@
 #ifndef WARREN_LOOP_H
 #define WARREN_LOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct loop;
@@ -19,6 +21,8 @@ struct loop_timer;
 
 typedef void (*loop_fd_cb)(struct loop *l, int fd, uint32_t events, void *ctx);
 typedef void (*loop_timer_cb)(struct loop *l, void *ctx);
+/* enter true: take the loop's lock; false: release it. */
+typedef void (*loop_guard_cb)(void *ctx, bool enter);
 
 struct loop *loop_new(void);
 void loop_free(struct loop *l);
@@ -29,7 +33,8 @@ int loop_add(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ctx);
 int loop_mod(struct loop *l, int fd, uint32_t events);
 int loop_del(struct loop *l, int fd);
 
-/* One-shot timer after ms milliseconds. NULL on allocation failure. */
+/* One-shot timer after ms milliseconds. NULL on allocation failure.
+ * Armed from a thread other than the loop's, it wakes the loop. */
 struct loop_timer *loop_timer_add(struct loop *l, uint64_t ms, loop_timer_cb cb, void *ctx);
 void loop_timer_cancel(struct loop *l, struct loop_timer *t);
 
@@ -39,5 +44,10 @@ uint64_t loop_now_ms(void);
 /* Run until loop_stop(). Returns 0, or -errno on an epoll failure. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
+/* Make a waiting loop_run() go round (safe from any thread). */
+void loop_wake(struct loop *l);
+/* Called with enter true once epoll_wait() returns and false before it
+ * waits again (and around loop_run() as a whole). Set before loop_run(). */
+void loop_set_guard(struct loop *l, loop_guard_cb cb, void *ctx);
 
 #endif

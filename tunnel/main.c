@@ -3,8 +3,10 @@
  * warren-tunnel: the per-node process that owns the listeners inside every
  * enrolled pod's network namespace and relays their traffic.
  *
- * Process model: one thread, one epoll loop (tunnel/loop.h), nothing
- * blocks. Per-pod sockets are created inside the pod's netns with a scoped
+ * Process model: a main thread whose epoll loop (tunnel/loop.h) runs the
+ * control plane, and workerThreads data-path threads, each with its own
+ * loop and its own shard of every pod (tunnel/workers.c); nothing blocks.
+ * Per-pod sockets are created inside the pod's netns with a scoped
  * setns round trip (netns_socket) and live there for their whole life, so
  * one process serves every pod. The plugin hands pods over on a root-only
  * Unix socket (handoff_server.c); each pod is recorded in stateDir
@@ -24,7 +26,8 @@
  *
  * Privileges: everything that needs a file or a port is opened before the
  * loop starts, so from then on (keepCapabilities: true, the default) the
- * process keeps only kept_caps in its permitted and effective sets, the
+ * process keeps only kept_caps in its permitted and effective sets (the
+ * worker threads start after the drop and inherit it), the
  * same in its bounding set, none inheritable or ambient, and sets
  * no_new_privs. Fds inherited from whoever started us are closed first
  * thing; every fd we open is O_CLOEXEC.
@@ -64,7 +67,8 @@ static void usage(FILE *f)
 		"                     trustDomain, meshReloadMs, accessLog (stdout|off|PATH),\n"
 		"                     clusterId, caDir (mTLS; none = plaintext), certLifetimeSeconds,\n"
 		"                     rootNamespace, poolMaxStreams, poolIdleTimeoutMs,\n"
-		"                     hbonePingIntervalMs, keepCapabilities\n"
+		"                     hbonePingIntervalMs, keepCapabilities, adoptBatch,\n"
+		"                     workerThreads\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n"
 		"\n"
@@ -239,6 +243,11 @@ int main(int argc, char **argv)
 	}
 	if (loop_add(t.loop, sfd, EPOLLIN, on_signal, &t) < 0)
 		goto out;
+	ret = workers_create(&t, (unsigned)conf.worker_threads);
+	if (ret < 0) {
+		log_error("cannot create %d worker loops: %s", conf.worker_threads, strerror(-ret));
+		goto out;
+	}
 	ret = metrics_new(&t.metrics);
 	if (ret < 0) {
 		log_error("cannot create the metrics registry: %s", strerror(-ret));
@@ -269,6 +278,8 @@ int main(int argc, char **argv)
 			 "(for debugging only)");
 	else if (drop_capabilities() < 0)
 		goto out;
+	if (workers_start(&t) < 0)
+		goto out;
 	ret = loop_run(t.loop);
 	if (ret < 0) {
 		log_error("event loop failed: %s", strerror(-ret));
@@ -276,6 +287,8 @@ int main(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	if (t.workers)
+		workers_stop(&t); /* from here on, one thread again */
 	handoff_server_stop(&t);
 	state_adopt_stop(&t);
 	if (t.retry_timer)
@@ -293,6 +306,7 @@ out:
 			loop_del(t.loop, sfd);
 		close(sfd);
 	}
+	workers_free(&t);
 	loop_free(t.loop);
 	log_info("warren-tunnel stopped");
 	wlog_close();

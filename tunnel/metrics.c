@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +87,11 @@ struct family {
 	size_t n;
 };
 
+/* Workers update series side by side, so mu guards the series and the
+ * families. The main thread needs no lock: its callbacks run while no
+ * worker does (workers.c), scrapes included. */
 struct metrics {
+	pthread_mutex_t mu;
 	struct tcp_series *bucket[HASH_BUCKETS];
 	struct tcp_series *all, **tail;
 	size_t n_series;
@@ -127,6 +132,7 @@ int metrics_new(struct metrics **out)
 	*out = NULL;
 	if (!m)
 		return -ENOMEM;
+	pthread_mutex_init(&m->mu, NULL);
 	m->tail = &m->all;
 	for (int i = 0; i < F_COUNT; i++)
 		m->fam[i] = fam_init[i];
@@ -147,6 +153,7 @@ void metrics_free(struct metrics *m)
 			n = g->next;
 			free(g);
 		}
+	pthread_mutex_destroy(&m->mu);
 	free(m);
 }
 
@@ -286,9 +293,11 @@ static void fam_update(struct tunnel *t, enum fam_id id, char *labels, bool set,
 	struct gseries *g;
 
 	if (labels && t && t->metrics) {
+		pthread_mutex_lock(&t->metrics->mu);
 		g = gs_find(&t->metrics->fam[id], labels, true);
 		if (g)
 			g->value = set ? v : g->value + v;
+		pthread_mutex_unlock(&t->metrics->mu);
 	}
 	free(labels);
 }
@@ -634,10 +643,12 @@ void metrics_conn_open(struct conn *c)
 	if (!t->metrics)
 		return;
 	labels = obs_labels(o, "-");
+	pthread_mutex_lock(&t->metrics->mu);
 	o->series = labels ? tcp_series_get(t->metrics, labels) : NULL;
-	free(labels);
 	if (o->series)
 		o->series->opened++;
+	pthread_mutex_unlock(&t->metrics->mu);
+	free(labels);
 }
 
 /* Count bytes the relay moved since the last call. */
@@ -692,19 +703,21 @@ void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char
 		return;
 	if (!o->opened)
 		metrics_conn_open(c);
-	if (st)
-		settle(o, st->a_to_b, st->b_to_a);
 	if (t->metrics) {
 		struct tcp_series *cs = o->series;
+		char *labels = st ? NULL : obs_labels(o, "CONNECT");
 
-		if (!st) {
-			char *labels = obs_labels(o, "CONNECT");
-
+		pthread_mutex_lock(&t->metrics->mu);
+		if (st)
+			settle(o, st->a_to_b, st->b_to_a);
+		else
 			cs = labels ? tcp_series_get(t->metrics, labels) : NULL;
-			free(labels);
-		}
 		if (cs)
 			cs->closed++;
+		pthread_mutex_unlock(&t->metrics->mu);
+		free(labels);
+	} else if (st) {
+		settle(o, st->a_to_b, st->b_to_a);
 	}
 	if (t->alog) {
 		e = (struct accesslog_entry){
@@ -785,7 +798,7 @@ char *metrics_render(struct tunnel *t)
 		return strdup("");
 	mtls_scrape(t);
 	/* Live connections: bring their byte counters up to date. */
-	for (struct pod *p = t->pods; p; p = p->next) {
+	for (struct pod *p = t->pods; p; p = pod_shard_next(p)) {
 		for (struct conn *c = p->conns; c; c = c->next) {
 			active[c->dir == CONN_INBOUND]++;
 			if (c->obs && (c->relay || c->hs)) {

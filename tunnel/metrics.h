@@ -18,7 +18,9 @@
  * here by the setters below. Every setter is a no-op when t or t->metrics
  * is NULL, so callers never check. Strings passed in are copied.
  *
- * Everything runs on the loop thread; nothing here is thread-safe.
+ * Worker threads call the per-connection hooks side by side (a lock inside
+ * guards the shared series); everything else runs on the main loop while
+ * no worker runs (tunnel/workers.c).
  */
 #ifndef WARREN_METRICS_H
 #define WARREN_METRICS_H

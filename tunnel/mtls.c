@@ -117,7 +117,8 @@ static struct identity *pod_identity(const struct pod *p)
 {
 	struct mtls *sec = p->t->sec;
 
-	if (!sec || !p->id_held)
+	/* replicas use their primary's reference */
+	if (!sec || !pod_primary(p)->id_held)
 		return NULL;
 	return identity_find(sec->ids, p->namespace, p->service_account);
 }
@@ -204,7 +205,7 @@ static void renew_cb(struct loop *l, void *ctx)
 			log_info("certificate for %s renewed: serial %s -> %s, valid until %lld, next renewal in %lld s; pooled HBONE connections drained (live streams continue)",
 				 after[i].id, before[k].serial_hex, after[i].serial_hex,
 				 (long long)after[i].not_after, (long long)after[i].renew_in_s);
-			for (struct pod *p = t->pods; p; p = p->next)
+			for (struct pod *p = t->pods; p; p = pod_shard_next(p))
 				if (p->pool)
 					hbone_pool_drain(p->pool, after[i].id);
 		}
@@ -571,7 +572,7 @@ int mtls_outbound(struct conn *c)
 		return 1;
 	}
 	if (!p->pool) {
-		ret = hbone_pool_new(t->loop, &sec->copts, &p->pool);
+		ret = hbone_pool_new(p->loop, &sec->copts, &p->pool);
 		if (ret < 0) {
 			conn_fail(c, "cannot create the HBONE pool", -ret);
 			return 1;
@@ -710,7 +711,7 @@ void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *pee
 	}
 	ss_canonicalise(&h->local);
 	cbs.ctx = h;
-	ret = hbone_server_accept(t->loop, identity_ctx0(id, TLS_SERVER), fd, &t->sec->sopts, &cbs, &h->hc);
+	ret = hbone_server_accept(p->loop, identity_ctx0(id, TLS_SERVER), fd, &t->sec->sopts, &cbs, &h->hc);
 	if (ret < 0) {
 		log_warn("cannot serve HBONE connection from %s to pod %s/%s: %s",
 			 sockaddr_str(peer, a, sizeof(a)), p->namespace, p->name, strerror(-ret));
@@ -733,7 +734,7 @@ void mtls_scrape(struct tunnel *t)
 	if (!t->sec)
 		return;
 	info = calloc(64, sizeof(*info));
-	for (struct pod *p = t->pods; info && p; p = p->next) {
+	for (struct pod *p = t->pods; info && p; p = pod_shard_next(p)) {
 		size_t n;
 
 		if (!p->pool)
@@ -849,7 +850,7 @@ json_t *mtls_pool_json(const struct tunnel *t)
 	if (!a || !t->sec)
 		return a;
 	info = calloc(1024, sizeof(*info));
-	for (const struct pod *p = t->pods; info && p; p = p->next) {
+	for (const struct pod *p = t->pods; info && p; p = pod_shard_next(p)) {
 		size_t n;
 
 		if (!p->pool)
@@ -858,8 +859,8 @@ json_t *mtls_pool_json(const struct tunnel *t)
 		for (size_t i = 0; i < n && i < 1024; i++) {
 			const struct hbone_conn_info *ci = &info[i].conn;
 
-			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}",
-				"pod", p->name, "namespace", p->namespace,
+			json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}",
+				"pod", p->name, "namespace", p->namespace, "worker", (json_int_t)p->worker,
 				"sourceIdentity", info[i].src_id, "destination", info[i].dst,
 				"state", hbone_conn_state_name(ci->state),
 				"peerIdentity", ci->peer_id, "streams", (json_int_t)ci->streams,

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The pod registry (contract in tunnel.h): lookup, creation and teardown
- * of struct pod, and the readiness rule. Pods are few (one per enrolled
- * pod on the node), so lookups are linear scans.
+ * of struct pod and its per-worker shards, and the readiness rule. Pods
+ * are few (one per enrolled pod on the node), so lookups are linear scans
+ * of the primaries.
  */
 #include "tunnel/tunnel.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -54,9 +56,11 @@ static void pod_release(struct pod *p)
 	free(p);
 }
 
-struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
-		    const char *ifname, const char *ns, const char *name, const char *sa,
-		    const char *netns_path, int netns_fd, json_t *ips)
+/* One shard (not linked anywhere); takes netns_fd on success only. */
+static struct pod *shard_new(struct tunnel *t, unsigned worker, const char *uid,
+			     const char *container_id, const char *ifname, const char *ns,
+			     const char *name, const char *sa, const char *netns_path, int netns_fd,
+			     json_t *ips)
 {
 	struct pod *p;
 	size_t n = json_is_array(ips) ? json_array_size(ips) : 0;
@@ -66,6 +70,8 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 		return NULL;
 	p->magic = POD_MAGIC;
 	p->t = t;
+	p->worker = worker;
+	p->loop = worker_loop(t, worker);
 	p->netns_fd = -1;
 	for (int k = 0; k < LIS_COUNT; k++)
 		p->lis[k] = (struct pod_listener){ .magic = LIS_MAGIC, .kind = k, .fd = -1, .pod = p };
@@ -91,33 +97,84 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 		p->n_ips++;
 	}
 	p->netns_fd = netns_fd;
-	p->next = t->pods;
-	if (t->pods)
-		t->pods->prev = p;
-	t->pods = p;
-	t->n_pods++;
 	return p;
 fail:
 	pod_release(p);
 	return NULL;
 }
 
-void pod_free(struct pod *p)
+/* Everything a shard owns but its strings; the shard stays allocated. */
+static void shard_close(struct pod *p)
 {
-	struct tunnel *t;
-
-	if (!p)
-		return;
-	CHECK_OBJ(p, POD_MAGIC);
-	t = p->t;
 	mtls_pod_removed(p); /* HBONE first: its streams are conns too */
 	proxy_abort_all(p, "pod removed");
-	pod_unlisten(p);
 	for (int f = 0; f < 2; f++)
 		while (p->n_spare[f])
 			close(p->spare[f][--p->n_spare[f]]);
 	if (p->netns_fd >= 0)
 		close(p->netns_fd);
+	p->netns_fd = -1;
+}
+
+struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
+		    const char *ifname, const char *ns, const char *name, const char *sa,
+		    const char *netns_path, int netns_fd, json_t *ips)
+{
+	struct pod *p, **tail;
+
+	p = shard_new(t, 0, uid, container_id, ifname, ns, name, sa, netns_path, -1, ips);
+	if (!p)
+		return NULL;
+	tail = &p->next_shard;
+	for (unsigned w = 1; w < t->n_workers; w++) {
+		int fd = fcntl(netns_fd, F_DUPFD_CLOEXEC, 0);
+
+		*tail = fd < 0 ? NULL : shard_new(t, w, uid, container_id, ifname, ns, name, sa,
+						  netns_path, fd, ips);
+		if (!*tail) {
+			log_error("pod %s/%s: cannot make its shard for worker %u: %s", ns, name, w,
+				  strerror(fd < 0 ? errno : ENOMEM));
+			if (fd >= 0)
+				close(fd);
+			while (p) {
+				struct pod *next = p->next_shard;
+
+				shard_close(p);
+				pod_release(p);
+				p = next;
+			}
+			return NULL;
+		}
+		(*tail)->primary = p;
+		tail = &(*tail)->next_shard;
+	}
+	p->netns_fd = netns_fd;
+	p->next = t->pods;
+	if (t->pods)
+		t->pods->prev = p;
+	t->pods = p;
+	t->n_pods++;
+	return p;
+}
+
+void pod_free(struct pod *p)
+{
+	struct tunnel *t;
+	struct pod *s, *next;
+
+	if (!p)
+		return;
+	CHECK_OBJ(p, POD_MAGIC);
+	assert(!p->primary);
+	t = p->t;
+	pod_unlisten(p);
+	/* replicas first: the primary's identity outlives their TLS */
+	for (s = p->next_shard; s; s = next) {
+		next = s->next_shard;
+		shard_close(s);
+		pod_release(s);
+	}
+	shard_close(p);
 	if (p->prev)
 		p->prev->next = p->next;
 	else
@@ -126,6 +183,22 @@ void pod_free(struct pod *p)
 		p->next->prev = p->prev;
 	t->n_pods--;
 	pod_release(p);
+}
+
+struct pod *pod_shard_next(const struct pod *p)
+{
+	if (p->next_shard)
+		return p->next_shard;
+	return pod_primary(p)->next;
+}
+
+size_t pod_conn_count(const struct pod *p)
+{
+	size_t n = 0;
+
+	for (const struct pod *s = p; s; s = s->next_shard)
+		n += s->n_conns;
+	return n;
 }
 
 /* Setting the mark and NODELAY here, once per socket, keeps the refill

@@ -174,9 +174,9 @@ void conn_free(struct conn *c, const struct relay_stats *st, const char *reason)
 			hbone_stream_abort(s, reason ? reason : "closed");
 	}
 	if (c->timer)
-		loop_timer_cancel(p->t->loop, c->timer);
+		loop_timer_cancel(p->loop, c->timer);
 	if (c->up_fd >= 0) {
-		loop_del(p->t->loop, c->up_fd);
+		loop_del(p->loop, c->up_fd);
 		rst_close(c->up_fd);
 	}
 	rst_close(c->app_fd);
@@ -337,7 +337,7 @@ static void conn_relay(struct conn *c)
 
 	c->app_fd = c->up_fd = -1;
 	/* relay_start owns both fds from here on, on every path. */
-	ret = relay_start(c->pod->t->loop, a, b, relay_done, c, &r);
+	ret = relay_start(c->pod->loop, a, b, relay_done, c, &r);
 	if (ret < 0) {
 		conn_fail(c, "cannot start the relay", -ret);
 		return;
@@ -476,12 +476,12 @@ void conn_connect(struct conn *c)
 		conn_fail(c, "upstream connect failed", errno);
 		return;
 	}
-	c->timer = loop_timer_add(p->t->loop, CONNECT_TIMEOUT_MS, connect_timeout, c);
+	c->timer = loop_timer_add(p->loop, CONNECT_TIMEOUT_MS, connect_timeout, c);
 	if (!c->timer) {
 		conn_fail(c, "cannot arm the connect timer", ENOMEM);
 		return;
 	}
-	ret = loop_add(p->t->loop, c->up_fd, EPOLLOUT, upstream_writable, c);
+	ret = loop_add(p->loop, c->up_fd, EPOLLOUT, upstream_writable, c);
 	if (ret < 0) {
 		/* not registered: keep conn_free from deleting it */
 		int ufd = c->up_fd;
@@ -531,7 +531,7 @@ static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr
 
 void proxy_policy_recheck(struct tunnel *t)
 {
-	for (struct pod *p = t->pods; p; p = p->next) {
+	for (struct pod *p = t->pods; p; p = pod_shard_next(p)) {
 		struct conn *c = p->conns, *next;
 
 		for (; c; c = next) {

@@ -3,9 +3,18 @@
  * warren-tunnel internals shared by the tunnel/ sources (not a public API).
  *
  * One struct tunnel per process owns: the configuration (borrowed from
- * main), the loop, the current mesh model (swapped whole on reload), the
- * pod registry (a doubly linked list of struct pod), and the servers
- * (handoff, admin, readiness). Everything runs on the loop thread.
+ * main), the main loop, the current mesh model (swapped whole on reload),
+ * the pod registry (a doubly linked list of struct pod), the servers
+ * (handoff, admin, readiness) and the data-path workers (workers.c, which
+ * says how the threads share all this). Control-plane code runs on the
+ * main loop; each pod shard's data path on its worker's loop.
+ *
+ * A pod is one struct pod per worker: the primary (in t->pods, worker 0)
+ * and its replicas (p->next_shard, workers 1..n-1), each with the same
+ * strings, its own dup of the netns fd, its own SO_REUSEPORT listeners and
+ * its own connections, HBONE pool and inbound HBONE connections. Only the
+ * primary holds the identity reference and the state record; pod_new()
+ * and pod_free() make and free every shard of a pod at once.
  *
  * A struct pod owns its strings, its netns fd, its three in-pod listener
  * fds and its live connections. pod_free() aborts the connections and
@@ -105,8 +114,12 @@ struct hsrv {
 
 struct pod {
 	unsigned magic;
-	struct pod *prev, *next;
+	struct pod *prev, *next;     /* t->pods, primaries only */
 	struct tunnel *t;
+	struct loop *loop;           /* its worker's */
+	unsigned worker;
+	struct pod *primary;         /* NULL on the primary */
+	struct pod *next_shard;      /* the primary's replicas, in worker order */
 	char *uid, *container_id, *ifname, *namespace, *name, *service_account, *netns_path;
 	int netns_fd;
 	uint64_t netns_dev, netns_ino;
@@ -126,6 +139,7 @@ struct pod {
 };
 
 struct mesh_watch;
+struct worker;
 struct admin;
 struct accesslog;
 struct adoption;
@@ -152,20 +166,47 @@ struct tunnel {
 	struct accesslog *alog;        /* NULL: access log off */
 	struct mtls *sec;              /* NULL: plaintext mode (no caDir) */
 	struct authz_set *authz;       /* compiled policies of t->mesh; NULL: none */
+	struct worker *workers;        /* workers.c */
+	unsigned n_workers;
 };
+
+/* ---- workers.c ---- */
+/* n worker loops (no threads yet); makes t->loop's guard lock them all.
+ * 0 or -ENOMEM. */
+int workers_create(struct tunnel *t, unsigned n);
+/* Start the threads (after the capability drop: capabilities are per
+ * thread and inherited). 0 or -errno (none left running). */
+int workers_start(struct tunnel *t);
+/* Stop and join the threads; their loops stay for the teardown. */
+void workers_stop(struct tunnel *t);
+void workers_free(struct tunnel *t);
+/* Outside the main loop's callbacks (which hold them already). */
+void workers_lock_all(struct tunnel *t);
+void workers_unlock_all(struct tunnel *t);
+struct loop *worker_loop(const struct tunnel *t, unsigned i);
 
 /* ---- pods.c: registry ---- */
 struct pod *pod_find_uid(struct tunnel *t, const char *uid);
 struct pod *pod_find_cid(struct tunnel *t, const char *container_id, const char *ifname);
-/* Allocate a pod (strings copied; ips: borrowed JSON array of strings, may
- * be NULL) and link it. Takes netns_fd on success only; NULL on ENOMEM. */
+/* Allocate a pod, one shard per worker (strings copied; ips: borrowed JSON
+ * array of strings, may be NULL) and link the primary. Takes netns_fd on
+ * success only; NULL on ENOMEM or when the fd cannot be duplicated. */
 struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 		    const char *ifname, const char *ns, const char *name, const char *sa,
 		    const char *netns_path, int netns_fd, json_t *ips);
 /* The pod as JSON (admin /pods and state records share field names). */
 json_t *pod_to_json(const struct pod *p);
-/* Unlink, abort connections, close listeners and the netns fd, free. */
+/* The primary: unlink, abort every shard's connections, close listeners
+ * and netns fds, free every shard. */
 void pod_free(struct pod *p);
+/* Every shard of every pod: for (p = t->pods; p; p = pod_shard_next(p)). */
+struct pod *pod_shard_next(const struct pod *p);
+static inline const struct pod *pod_primary(const struct pod *p)
+{
+	return p->primary ? p->primary : p;
+}
+/* Live connections over every shard of primary p. */
+size_t pod_conn_count(const struct pod *p);
 /* A TCP socket in the pod netns for an upstream connection: non-blocking,
  * close-on-exec, SO_MARK MARK_TUNNEL, TCP_NODELAY. family AF_INET or
  * AF_INET6. Returns the fd (the caller owns it) or -errno. */
@@ -175,7 +216,8 @@ int pod_socket(struct pod *p, int family);
 bool tunnel_ready(const struct tunnel *t, const char **reason);
 
 /* ---- inpod_listen.c ---- */
-/* Create the three listeners inside the pod netns. 0 or -errno with err. */
+/* Create the three listeners of every shard of primary p inside the pod
+ * netns (all or none). 0 or -errno with err. */
 int pod_listen(struct pod *p, char *err, size_t errlen);
 void pod_unlisten(struct pod *p);
 

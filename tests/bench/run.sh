@@ -153,6 +153,26 @@ ticks() { # PID -> utime+stime in clock ticks
 }
 TCK=$(getconf CLK_TCK)
 tun_ticks() { echo "$(ticks "${TUNNEL_PID[node1]}") $(ticks "${TUNNEL_PID[node2]}")"; }
+# CPU ticks of each worker thread of both tunnels, "name ticks" per line
+# (names like warren-w0, per tunnel node1/node2)
+worker_ticks() {
+	local n f comm
+	for n in node1 node2; do
+		for f in /proc/"${TUNNEL_PID[$n]}"/task/*; do
+			read -r comm <"$f/comm" 2>/dev/null || continue
+			[[ $comm == warren-w* ]] && echo "$n.${comm#warren-} $(awk '{print $14 + $15}' "$f/stat")"
+		done
+	done
+}
+iperf_workers() { # KEY CLIENT HOST PORT [args]: iperf_tun plus each worker
+	# thread's CPU seconds (KEY.node1.w0_s ...)
+	local key=$1 before after
+	before=$(worker_ticks)
+	iperf_tun "$@"
+	after=$(worker_ticks)
+	awk -v k="$key" -v t="$TCK" 'NR == FNR { b[$1] = $2; next } ($1 in b) { printf "%s.%s_s %.3f\n", k, $1, ($2 - b[$1]) / t }' \
+		<(echo "$before") <(echo "$after") >>"$R"
+}
 
 iperf_run() { # KEY CLIENT HOST PORT [iperf3 args]: records KEY.gbps, KEY.cli_s, KEY.srv_s, KEY.gb
 	local key=$1 cli=$2 host=$3 port=$4; shift 4
@@ -358,7 +378,7 @@ if has plain; then
 	res p.redirected "$out0 -> $out1"
 	log "plain: 8 streams direct, tunnels"
 	iperf_run p.direct8 dcli "$DS" 5201 -P 8
-	iperf_tun p.tun8 ecli "$ES" 5201 -P 8
+	iperf_workers p.tun8 ecli "$ES" 5201 -P 8
 	log "plain: connections/s direct, tunnels"
 	connrate_run p.cdirect dcli "$DS" 7002 "$SECS" 64 1
 	connrate_run p.ctun ecli "$ES" 7002 "$SECS" 64 1
@@ -470,7 +490,7 @@ if has mtls && mtls_supported; then
 		done
 		res h.pool "$(ss -N "${POD_NETNS[esrv]}" -Htn state established '( sport = :15008 )' 2>/dev/null | wc -l)"
 		log "mtls: 8 streams HBONE; connections/s HBONE, haproxy"
-		iperf_tun h.tun8 ecli "$ES" 5201 -P 8
+		iperf_workers h.tun8 ecli "$ES" 5201 -P 8
 		connrate_run h.ctun ecli "$ES" 7002 "$SECS" 64 1
 		[[ -z ${HAPROXY_BAD:-} ]] && connrate_run h.chap dcli 127.0.0.1 27000 "$SECS" 64 1
 		log "mtls: $NCONN idle connections; RSS at 1000 req/s"
@@ -536,7 +556,12 @@ def cpu_per_gb(k):
         parts.append("relays together %.2f" % ((med(k + ".t1_s") + med(k + ".t2_s")) / gb))
     return "CPU s/GB: " + ", ".join(parts)
 def tun_cpu(k):
-    return "tunnel CPU %.2f + %.2f cores" % (med(k + ".t1_s") / SECS, med(k + ".t2_s") / SECS)
+    s = "tunnel CPU %.2f + %.2f cores" % (med(k + ".t1_s") / SECS, med(k + ".t2_s") / SECS)
+    for n, lab in (("node1", "tunnel1"), ("node2", "tunnel2")):
+        ws = sorted(x[len(k) + len(n) + 2:-2] for x in V if x.startswith(k + "." + n + ".w") and x.endswith("_s"))
+        if ws:
+            s += "; %s threads %s" % (lab, " + ".join("%.2f" % (med("%s.%s.%s_s" % (k, n, w)) / SECS) for w in ws))
+    return s
 
 
 def traffic(p, title, base_tput, base_lat, base_conn, peer):

@@ -56,6 +56,9 @@ BG_PIDS=()
 TAP_FAILED=0
 TAP_COUNT=0
 T=
+# warren-tunnel's default workerThreads (tunnel_conf_write leaves it unset):
+# every pod has one listener per port per worker
+WORKERS=2
 
 die() { echo "not ok - setup: $*"; exit 1; }
 diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }

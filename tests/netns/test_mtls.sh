@@ -335,11 +335,15 @@ BG_PIDS+=($POOLPID)
 if wait_for -t 20 test -e "$T/pool.ready"; then
 	ok "100 concurrent connections cli -> srv echoed"
 	pool=$(wctl node1 -o json pool)
-	check "warrenctl pool -o json: the 100 streams to $SRV:15008 ride ceil(100/poolMaxStreams) = 1 connection" \
+	# each worker thread has its own pool, and the kernel spread the 100
+	# connections over the workers' listeners (all on one: p = 2^-99)
+	check "warrenctl pool -o json: the 100 streams to $SRV:15008 ride one connection per worker thread ($WORKERS, each pool at most poolMaxStreams = 100)" \
 		"$PYTHON" -c '
 import json,sys; p=[c for c in json.loads(sys.argv[1]) if c["destination"] == sys.argv[2] + ":15008" and c["streams"] > 0]
-print(p); assert len(p) == 1 and p[0]["streams"] == 100 and p[0]["sourceIdentity"] == sys.argv[3] and p[0]["peerIdentity"] == sys.argv[4]' \
-		"$pool" "$SRV" "$CLI_ID" "$SRV_ID"
+print(p); w=sorted(c["worker"] for c in p)
+assert w == list(range(int(sys.argv[5]))) and sum(c["streams"] for c in p) == 100
+assert all(c["sourceIdentity"] == sys.argv[3] and c["peerIdentity"] == sys.argv[4] for c in p)' \
+		"$pool" "$SRV" "$CLI_ID" "$SRV_ID" "$WORKERS"
 	check "warrenctl pool table" bash -c "'$WARREN_BUILD/warrenctl' --socket '$T/node1/admin.sock' pool | grep -E '^POD +SOURCE-IDENTITY +DESTINATION' >/dev/null"
 	check "warren_pool_connections / warren_pool_streams gauges (node1)" bash -c \
 		"m=\$(ip netns exec ${NODE_NETNS[node1]} curl -s http://127.0.0.1:15020/metrics); grep -qE '^warren_pool_streams 10[0-9]\$' <<<\"\$m\" && grep -qE '^warren_pool_connections [1-9]' <<<\"\$m\""
@@ -347,6 +351,9 @@ print(p); assert len(p) == 1 and p[0]["streams"] == 100 and p[0]["sourceIdentity
 	check "warrenctl connections: outbound HBONE with identities (security mutual_tls)" "$PYTHON" -c '
 import json,sys; c=[x for x in json.loads(sys.argv[1]) if x["security"] == "mutual_tls" and x["direction"] == "outbound"]
 assert len(c) >= 100 and all(x["srcIdentity"] == sys.argv[2] and x["dstIdentity"] == sys.argv[3] for x in c)' "$conns" "$CLI_ID" "$SRV_ID"
+	check "warrenctl connections: the kernel spread the 100 over node1's $WORKERS worker threads" "$PYTHON" -c '
+import json,sys; c=[x for x in json.loads(sys.argv[1]) if x["direction"] == "outbound"]
+assert sorted(set(x["worker"] for x in c)) == list(range(int(sys.argv[2])))' "$conns" "$WORKERS"
 	rss1=$(( $(tunnel_rss_kb node1) + $(tunnel_rss_kb node2) ))
 	per=$(( (rss1 - rss0) * 1024 / 100 ))
 	if ldd "$WARREN_BUILD/warren-tunnel" 2>/dev/null | grep -q libasan; then

@@ -201,7 +201,7 @@ if ((have_go)); then
 			(.interfaces[.ips[0].interface].name == "eth0")' "$T/h.out" >/dev/null
 	hcheck "result printed by libcni = what bridge produced (ips, interfaces, routes, dns)" same_as_bridge "$PA"
 	check "our nft tables exist in the pod (inet warren-nat, inet warren-mangle)" test "$(tables "$PA")" = 2
-	check "tunnel listeners 15001/15006/15008 in the pod" test "$(listeners "$PA")" = 3
+	check "tunnel listeners 15001/15006/15008 in the pod" test "$(listeners "$PA")" = $LIS
 	check "warrenctl -o json pods lists demo/a with the result's IP" \
 		bash -c "'$CTL' --socket '$adminsock' -o json pods | jq -e --arg ip '$(jq -r '.ips[0].address' "$T/result-a.json")' \
 			'any(.[]; .uid == \"uid-a-$id\" and .namespace == \"demo\" and .name == \"a\" and .ips == [\$ip])' >/dev/null"
@@ -277,7 +277,7 @@ if ((have_go)); then
 			bash -c "[[ $rc == 0 ]] && jq -e '.cniVersion == \"$v\" and .ips[0].version == \"4\"' '$T/h.out' >/dev/null"
 		hcheck "[$v] result = what bridge produced" same_as_bridge "$PE"
 		check "[$v] tables, listeners, listed by warrenctl" \
-			bash -c "[[ $(tables "$PE") == 2 && $(listeners "$PE") == 3 ]] && listed e"
+			bash -c "[[ $(tables "$PE") == 2 && $(listeners "$PE") == $LIS ]] && listed e"
 		H $v "$PE" "$(k8s demo e)" check
 		if [[ $v == 0.4.0 ]]; then
 			hcheck "[$v] CHECK passes" test $rc = 0

@@ -110,8 +110,8 @@ check "query: unlabelled namespace -> enroll false" bash -c "jq -e '.ok and .enr
 # --- add
 out=$(hctl add uid-app-$id demo app cid-app-$id /var/run/netns/$POD 10.251.0.1/24)
 check "add answers ok" bash -c "jq -e .ok <<<'$out' >/dev/null"
-check "pod netns has listeners on 15001/15006/15008" test "$(listeners "$POD")" = 3
-check "the listeners carry fwmark 0x539" test "$(marked_listeners "$POD")" = 3
+check "pod netns has listeners on 15001/15006/15008" test "$(listeners "$POD")" = $LIS
+check "the listeners carry fwmark 0x539" test "$(marked_listeners "$POD")" = $LIS
 check "state record written" bash -c "jq -e '.uid == \"uid-app-$id\" and .containerId == \"cid-app-$id\" and .serviceAccount == \"app-sa\"' $state/pods/uid-app-$id.json >/dev/null"
 out=$("$CTL" --socket "$adminsock" -o json pods)
 check "warrenctl -o json pods lists the pod" bash -c "jq -e 'length == 1 and .[0].uid == \"uid-app-$id\" and .[0].namespace == \"demo\" and .[0].name == \"app\" and .[0].serviceAccount == \"app-sa\" and .[0].ips == [\"10.251.0.1/24\"] and .[0].state == \"ready\"' <<<'$out' >/dev/null"
@@ -119,7 +119,7 @@ out=$(n "$NODE" "$CTL" pods)
 check "warrenctl pods table (default admin URL)" bash -c "grep -qE '^NAMESPACE +NAME +UID +IPS +CONTAINER' <<<'$out' && grep -qE '^demo +app +uid-app-$id +10.251.0.1/24 +cid-app-$id' <<<'$out'"
 
 out=$(hctl add uid-app-$id demo app cid-app-$id /var/run/netns/$POD 10.251.0.1/24)
-check "second add with same uid/netns is idempotent" bash -c "jq -e .ok <<<'$out' >/dev/null && test \$(ip netns exec $POD ss -ltnH | grep -cE ':(15001|15006|15008)\b') = 3"
+check "second add with same uid/netns is idempotent" bash -c "jq -e .ok <<<'$out' >/dev/null && test \$(ip netns exec $POD ss -ltnH | grep -cE ':(15001|15006|15008)\b') = $LIS"
 
 # --- refusals
 out=$(hctl add uid-x-$id demo x cid-x-$id - ); rc=$?
@@ -186,7 +186,7 @@ hctl add uid-b-$id demo b cid-b-$id /var/run/netns/$POD2 >/dev/null
 out=$(hctl gc cid-app-$id:eth0)
 check "gc removes pods not listed" bash -c "jq -e '.ok and .removed == 1' <<<'$out' >/dev/null"
 check "gc: dropped pod's listeners are gone, kept pod's remain" \
-	bash -c "test $(listeners "$POD2") = 0 && test $(listeners "$POD") = 3 && test ! -e $state/pods/uid-b-$id.json"
+	bash -c "test $(listeners "$POD2") = 0 && test $(listeners "$POD") = $LIS && test ! -e $state/pods/uid-b-$id.json"
 
 # --- restart: kill -9, re-adopt; drop records whose pod went away meanwhile
 hctl add uid-b-$id demo b cid-b-$id /var/run/netns/$POD2 >/dev/null
@@ -200,7 +200,7 @@ if [[ -x $INPODCTL ]]; then "$INPODCTL" remove "/var/run/netns/$POD3"; else n "$
 tunnel_start "$conf" "$log"
 check "restarted tunnel becomes ready" poll is_ready
 # readiness is only reported after adoption: the listeners must be there now
-check "re-adopted pod has its listeners when ready (no new add)" test "$(listeners "$POD")" = 3
+check "re-adopted pod has its listeners when ready (no new add)" test "$(listeners "$POD")" = $LIS
 check "record of a pod whose netns was deleted is dropped" bash -c "test ! -e $state/pods/uid-b-$id.json && grep -q 'dropping state record.*uid-b-$id.*gone' $log"
 check "record of a pod whose in-pod rules are gone is dropped" bash -c "test ! -e $state/pods/uid-c-$id.json && grep -q 'dropping state record.*uid-c-$id.*rules are gone' $log && test $(listeners "$POD3") = 0"
 out=$("$CTL" --socket "$adminsock" -o json pods)
@@ -254,7 +254,7 @@ kill -9 "$tpid"; wait "$tpid" 2>/dev/null; tpid=
 tunnel_start "$conf" "$log"
 poll is_ready # ready means adoption is complete
 check "re-adopted a pod recorded as /proc/PID/ns/net of a uid-65534 process" \
-	bash -c "[[ \$(nsenter -t $hpid -n ss -ltnH | grep -cE ':(15001|15006|15008)\b') == 3 ]] && grep -q 're-adopted pod demo/px' '$log'"
+	bash -c "[[ \$(nsenter -t $hpid -n ss -ltnH | grep -cE ':(15001|15006|15008)\b') == $LIS ]] && grep -q 're-adopted pod demo/px' '$log'"
 
 # --- privileges: only the data path's capabilities (tunnel/main.c kept_caps),
 # no_new_privs, and no fd without close-on-exec (0-2 aside)
@@ -263,6 +263,18 @@ capfield() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$tpid/status"; }
 check "capabilities: CapEff/CapPrm/CapBnd = net_admin+sys_ptrace+sys_admin, CapInh/CapAmb empty, NoNewPrivs 1" \
 	bash -c "[[ $(capfield CapEff) == $capmask && $(capfield CapPrm) == $capmask && $(capfield CapBnd) == $capmask &&
 		$(capfield CapInh) == 0000000000000000 && $(capfield CapAmb) == 0000000000000000 && $(capfield NoNewPrivs) == 1 ]]"
+# capabilities and no_new_privs are per thread: the workers start after the drop
+threads_ok() {
+	local f names=()
+	for f in /proc/"$tpid"/task/*; do
+		[[ $(awk '$1 == "CapEff:" || $1 == "CapPrm:" || $1 == "CapBnd:" {print $2}' "$f/status" | sort -u) == "$capmask" &&
+			$(awk '$1 == "NoNewPrivs:" {print $2}' "$f/status") == 1 ]] || return 1
+		names+=("$(cat "$f/comm")")
+	done
+	echo "# threads: ${names[*]}"
+	[[ ${#names[@]} == $((WORKERS + 1)) && $(printf '%s\n' "${names[@]}" | grep -c '^warren-w[0-9]') == "$WORKERS" ]]
+}
+check "threads: main + $WORKERS workers (warren-w*), each with the same capabilities and no_new_privs" threads_ok
 check "capabilities: the kept set is logged" grep -q 'capabilities: kept cap_net_admin (.*), cap_sys_admin (.*), cap_sys_ptrace (.*); dropped every other one' "$log"
 noexec=
 for f in /proc/$tpid/fdinfo/*; do
@@ -279,6 +291,24 @@ check "SIGTERM: clean exit (status 0, no sanitizer report)" bash -c "[[ $rc == 0
 check "SIGTERM keeps the state records" test -e "$state/pods/uid-app-$id.json"
 out=$(n "$NODE" "$CTL" pods 2>&1); rc=$?
 check "warrenctl without a tunnel: exit 1 and says so" bash -c "[[ $rc == 1 ]] && grep -q 'cannot reach warren-tunnel admin API at http://127.0.0.1:15000: connection refused; is warren-tunnel running' <<<'$out'"
+
+# --- workerThreads: 1: one worker, one listener per port, still relaying
+echo "workerThreads: 1" >>"$conf"
+tunnel_start "$conf" "$log"
+poll is_ready
+check "workerThreads 1: the re-adopted pod has one listener per port" test "$(listeners "$POD")" = 3
+check "workerThreads 1: main + 1 worker thread" test "$(ls "/proc/$tpid/task" | wc -l)" = 2
+if [[ -x $INPODCTL ]]; then
+	n "$PEER" socat TCP-LISTEN:8082,reuseaddr,fork EXEC:cat &
+	echo_pid=$!
+	poll bash -c "ip netns exec $PEER ss -ltnH | grep -q ':8082\b'"
+	out=$(n "$POD" bash -c 'exec 3<>/dev/tcp/10.251.0.2/8082 || exit 1; echo ping >&3; read -r line <&3; echo "reply=$line"')
+	check "workerThreads 1: outbound relaying works" grep -q '^reply=ping$' <<<"$out"
+	check "workerThreads 1: ... through the tunnel (access log)" poll grep -q '"direction":"outbound","src.addr":"10.251.0.1:[0-9]*",.*"dst.addr":"10.251.0.2:8082"' "$log"
+	kill "$echo_pid" 2>/dev/null
+fi
+kill -TERM "$tpid"; wait "$tpid"; rc=$?; tpid=
+check "workerThreads 1: clean exit" test "$rc" = 0
 
 if ((failures)); then
 	echo "# tunnel log:"; sed 's/^/# /' "$log" | tail -40

@@ -143,9 +143,9 @@ tunnel_start "$conf" "$tmp/tunnel.out"
 tunnel_ready_or_die "$tmp/tunnel.out" "$log"
 ok "setup: warren-tunnel ready in node netns"
 
-listening3() { [[ $(listeners "$1") == 3 ]]; }
+listening_all() { [[ $(listeners "$1") == "$LIS" ]]; }
 if enroll "$POD" "$uid" demo app "$cid" "$POD_IP/24" && enroll "$POD2" "$uid2" demo other "$cid2" 10.253.9.9/32 &&
-	poll listening3 "$POD" && poll listening3 "$POD2"; then
+	poll listening_all "$POD" && poll listening_all "$POD2"; then
 	ok "setup: two pods enrolled (inpodctl apply + handoffctl add), listeners up"
 else
 	echo "not ok - setup: enrolling the pods failed"

@@ -17,7 +17,9 @@
 #                           interval, never a synchronisation)
 #   n NETNS CMD...          run CMD in NETNS
 #   mkpod NETNS             a new netns with lo up
-#   listeners NETNS         how many of 15001/15006/15008 listen in NETNS
+#   listeners NETNS         how many sockets listen on 15001/15006/15008 in
+#                           NETNS: $LIS for an enrolled pod (one per port
+#                           per worker thread, $WORKERS being the default)
 #   ready_code / is_ready   the tunnel's /healthz/ready status in $NODE / is it 200
 #   tunnel_start CONF OUT   warren-tunnel in $NODE with CONF, stdout and stderr
 #                           appended to OUT; its pid in $tpid (ip netns exec
@@ -29,6 +31,9 @@
 #                           enrolled pod: in-pod rules, then the handoff
 
 failures=0
+# warren-tunnel's default workerThreads; the tests' configs leave it unset
+WORKERS=2
+LIS=$((3 * WORKERS))
 
 ok() { echo "ok - $*"; }
 nok() { echo "not ok - $*"; failures=$((failures + 1)); }

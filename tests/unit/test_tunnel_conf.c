@@ -215,6 +215,27 @@ static void test_adopt_batch(void)
 	T_ASSERT(strstr(err, "adoptBatch"));
 }
 
+static void test_worker_threads(void)
+{
+	struct tunnel_conf c;
+
+	T_ASSERT_INT(load_text("meshPath: /m\n", &c), 0);
+	T_ASSERT_INT(c.worker_threads, 2);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nworkerThreads: 1\n", &c), 0);
+	T_ASSERT_INT(c.worker_threads, 1);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nworkerThreads: 64\n", &c), 0);
+	T_ASSERT_INT(c.worker_threads, 64);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nworkerThreads: 0\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "workerThreads: 0 is out of range (1-64)"));
+	T_ASSERT_INT(load_text("meshPath: /m\nworkerThreads: 65\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "workerThreads: 65 is out of range (1-64)"));
+	T_ASSERT_INT(load_text("meshPath: /m\nworkerthreads: 3\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "did you mean \"workerThreads\"?"));
+}
+
 static void test_json(void)
 {
 	struct tunnel_conf c;
@@ -270,4 +291,4 @@ static void test_errors(void)
 
 T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
        T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_keep_capabilities),
-       T_CASE(test_adopt_batch))
+       T_CASE(test_adopt_batch), T_CASE(test_worker_threads))
