@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The README's test command: installs what it needs, builds with strict
 # warnings, builds everything again with ASan+UBSan (tests and fuzz targets
-# too) and runs the whole suite on the sanitizer build, as root.
+# too) and runs the whole suite on the sanitizer build, as root; then the
+# suites that drive the tunnel's threads hardest once more on a TSan build.
 # Ends with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/install-deps.sh
 make -j2 all >/dev/null
 make -j2 SANITIZE=1 all fuzz >/dev/null
+make -j2 SANITIZE=thread all >/dev/null
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-B=build-san exec bash tests/run.sh
+B=build-san TSAN_B=build-tsan exec bash tests/run.sh

@@ -372,13 +372,27 @@ static void conn_kill(struct hbone_conn *c, const char *fmt, ...)
 static atomic_uint g_streams, g_streams_peak;
 
 /* conn_read()'s buffer: one per thread (a loop runs on one thread and its
- * callbacks never read another connection), page-aligned so a trim can
- * hand its pages back once bulk reads filled it (read_buf_high: the most
- * it held since). A connection lives on one loop, so its trim timer runs
- * on the thread whose buffer it trims. */
-static _Thread_local uint8_t read_buf[READ_BUF] __attribute__((aligned(4096)));
+ * callbacks never read another connection), mapped on first use and
+ * page-aligned so a trim can hand its pages back once bulk reads filled it
+ * (read_buf_high: the most it held since). A connection lives on one loop,
+ * so its trim timer runs on the thread whose buffer it trims. Not a
+ * _Thread_local array: glibc zeroes a thread's TLS block when the thread
+ * starts, which would make all of it resident in every thread. */
+static _Thread_local uint8_t *read_buf;
 static _Thread_local bool read_buf_busy;
 static _Thread_local size_t read_buf_high;
+
+/* This thread's buffer, NULL when it cannot be mapped. */
+static uint8_t *read_buf_get(void)
+{
+	if (!read_buf) {
+		void *p = mmap(NULL, READ_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p != MAP_FAILED)
+			read_buf = p;
+	}
+	return read_buf;
+}
 
 static void trim_cb(struct loop *l, void *ctx)
 {
@@ -389,8 +403,8 @@ static void trim_cb(struct loop *l, void *ctx)
 #ifdef __GLIBC__
 	malloc_trim(0);
 #endif
-	if (!read_buf_busy && read_buf_high > TLS_RECORD) {
-		(void)madvise(read_buf, sizeof(read_buf), MADV_DONTNEED);
+	if (read_buf && !read_buf_busy && read_buf_high > TLS_RECORD) {
+		(void)madvise(read_buf, READ_BUF, MADV_DONTNEED);
 		read_buf_high = 0;
 	}
 }
@@ -1381,19 +1395,20 @@ static void conn_pump(struct hbone_conn *c)
  * Decrypted input is gathered over several records (SSL_read returns one
  * per call) before nghttp2 sees it: one mem_recv and, for DATA, one send()
  * to the app per READ_BUF instead of per 16 KiB record. The buffer is
- * read_buf (see trim_cb); a nested call would fall back to a small stack
- * buffer.
+ * read_buf (see trim_cb); a nested call, or a thread whose buffer cannot
+ * be mapped, falls back to a small stack buffer.
  */
 
 static void conn_read(struct hbone_conn *c)
 {
 	uint8_t small[TLS_RECORD];
-	bool own = !read_buf_busy;
+	bool own = !read_buf_busy && read_buf_get();
 	uint8_t *buf = own ? read_buf : small;
-	size_t cap = own ? sizeof(read_buf) : sizeof(small);
+	size_t cap = own ? READ_BUF : sizeof(small);
 	int reads = 0;
 
-	read_buf_busy = true;
+	if (own)
+		read_buf_busy = true;
 	while (reads < READS_PER_EVENT || SSL_has_pending(c->ssl)) {
 		enum tls_io io = TLS_IO_OK;
 		size_t fill = 0;

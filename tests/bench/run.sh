@@ -38,7 +38,8 @@
 #      BENCH_SECONDS (5, per iperf3/sockperf/connrate run), BENCH_ROUNDS (3),
 #      BENCH_IDLE_CONNS (1000), BENCH_SECTIONS, TUNNEL_LOG_LEVEL (warn),
 #      BENCH_PERF=1 (perf record -g both tunnels during one iperf3 and one
-#      connrate run per mode; reports kept in $T, implies KEEP_TMP).
+#      connrate run per mode; reports kept in $T, implies KEEP_TMP),
+#      BENCH_WORKERS (workerThreads of both tunnels; unset: the default).
 set -uo pipefail
 source "$(dirname "$0")/../netns/lib.sh"
 
@@ -73,6 +74,7 @@ eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_con
 MTLS_CA=
 tunnel_conf_write() { # NODE
 	lib_tunnel_conf_write "$1"
+	[[ -n ${BENCH_WORKERS:-} ]] && echo "workerThreads: $BENCH_WORKERS" >>"$T/$1/tunnel.yaml"
 	[[ -n $MTLS_CA ]] && cat >>"$T/$1/tunnel.yaml" <<EOF
 caDir: $MTLS_CA
 certLifetimeSeconds: 86400
