@@ -39,7 +39,10 @@
  *    (e.g. a failed hbone_stream_open does not call done; a stream that
  *    fails later does). A callback may open streams and accept/reject other
  *    streams; it must not free the loop.
- *  - Everything here is single-threaded (the loop thread).
+ *  - A connection, its streams and a pool belong to the loop they were
+ *    made on: only that loop's thread, or another holding that loop's
+ *    guard (tunnel/workers.c), touches them. Different loops may run on
+ *    different threads.
  * Errors: 0 or -errno. Human-readable reasons (TLS failures from
  * tunnel/tls.h, HTTP status, socket errors) travel in the stats structs.
  * Sockets, the TLS one included (tunnel/tls.h), are written with

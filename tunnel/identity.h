@@ -32,7 +32,8 @@
  *    longer calls SSL_CTX_up_ref() and later SSL_CTX_free().
  *  - identity_leaf0(): get0, same lifetime as identity_ctx0().
  * Errors: 0 or -errno; err (when non-NULL) gets a message for the log.
- * Threads: single-threaded (the tunnel loop); no locking.
+ * Threads: no locking of its own. The main thread changes it while every
+ * worker is paused (tunnel/workers.c); workers only read it meanwhile.
  */
 #ifndef WARREN_IDENTITY_H
 #define WARREN_IDENTITY_H
