@@ -334,6 +334,7 @@ static void hsrv_conn_done(void *ctx, struct hbone_conn *hc, const char *reason)
 
 	CHECK_OBJ(h, HSRV_MAGIC);
 	(void)hc;
+	workers_hbone_conns_add(h->t, h->worker, -1);
 	if (h->pod) {
 		if (h->prev)
 			h->prev->next = h->next;
@@ -722,6 +723,9 @@ void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *pee
 	if (p->hsrvs)
 		p->hsrvs->prev = h;
 	p->hsrvs = h;
+	h->t = t;
+	h->worker = p->worker;
+	workers_hbone_conns_add(t, p->worker, 1);
 }
 
 /* ------------------------------------------------------------- scrape/admin */

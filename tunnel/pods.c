@@ -106,6 +106,7 @@ fail:
 /* Everything a shard owns but its strings; the shard stays allocated. */
 static void shard_close(struct pod *p)
 {
+	workers_forget_shard(p);
 	mtls_pod_removed(p); /* HBONE first: its streams are conns too */
 	proxy_abort_all(p, "pod removed");
 	for (int f = 0; f < 2; f++)

@@ -589,7 +589,7 @@ void proxy_accept(struct pod_listener *pl)
 		default:
 			ss_canonicalise(&src);
 			if (p->t->sec) {
-				mtls_hbone_accept(p, fd, &src);
+				workers_hbone_accept(p, fd, &src);
 				break;
 			}
 			log_debug("HBONE connection from %s to pod %s/%s closed: no mesh CA (caDir), plaintext mode",

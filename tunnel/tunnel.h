@@ -108,6 +108,8 @@ struct hsrv {
 	struct hbone_conn *hc;
 	struct sockaddr_storage peer;  /* the client (source pod) address */
 	struct sockaddr_storage local; /* the pod address it arrived on */
+	struct tunnel *t;
+	unsigned worker;               /* counted in workers_hbone_conns_add */
 };
 
 #define POD_SPARE_SOCKETS 16
@@ -184,6 +186,17 @@ void workers_free(struct tunnel *t);
 void workers_lock_all(struct tunnel *t);
 void workers_unlock_all(struct tunnel *t);
 struct loop *worker_loop(const struct tunnel *t, unsigned i);
+/* An HBONE connection accepted on shard p (fd owned): served here, or, when
+ * another worker serves fewer inbound HBONE connections, queued to that
+ * worker's shard of the same pod. A pooled connection carries many
+ * streams, so spreading the few of them by the kernel's hash alone can
+ * leave a worker idle. */
+void workers_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *peer);
+/* Live inbound HBONE connections served by worker w (mtls.c). */
+void workers_hbone_conns_add(struct tunnel *t, unsigned w, int delta);
+/* Shard s is going away: close the connections queued to it (main
+ * thread, every worker paused). */
+void workers_forget_shard(struct pod *s);
 
 /* ---- pods.c: registry ---- */
 struct pod *pod_find_uid(struct tunnel *t, const char *uid);

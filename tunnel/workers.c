@@ -17,6 +17,8 @@
  *    read and change any shard, the model, the policies, the identities;
  *  - what workers share with each other (metrics and the access log) has
  *    its own lock inside metrics.c, taken last.
+ *  - a worker's inbox (HBONE connections handed over by another worker,
+ *    workers_hbone_accept) has its own lock, taken last too.
  * A worker never takes another worker's mutex, so there is no cycle.
  * "wanted" makes a worker that just woke step aside when the main thread
  * is waiting, so a busy data path cannot starve the control plane.
@@ -29,8 +31,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "conf/log.h"
+
+/* An accepted HBONE connection queued to another worker's shard. */
+struct handoff {
+	struct handoff *next;
+	struct pod *shard;
+	int fd;
+	struct sockaddr_storage peer;
+};
 
 struct worker {
 	unsigned index;
@@ -40,7 +53,11 @@ struct worker {
 	bool started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	atomic_uint wanted; /* main threads waiting for mu (0 or 1) */
+	atomic_uint wanted;      /* main threads waiting for mu (0 or 1) */
+	atomic_uint hbone_conns; /* live inbound HBONE connections it serves */
+	int inbox_fd;            /* eventfd: something is in inbox */
+	pthread_mutex_t inbox_mu;
+	struct handoff *inbox;   /* newest first */
 };
 
 static void worker_guard(void *ctx, bool enter)
@@ -87,6 +104,99 @@ void workers_unlock_all(struct tunnel *t)
 	}
 }
 
+static void inbox_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct worker *w = ctx;
+	struct handoff *h, *fifo = NULL;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0)
+		assert(errno == EAGAIN);
+	pthread_mutex_lock(&w->inbox_mu);
+	h = w->inbox;
+	w->inbox = NULL;
+	pthread_mutex_unlock(&w->inbox_mu);
+	while (h) { /* oldest first */
+		struct handoff *next = h->next;
+
+		h->next = fifo;
+		fifo = h;
+		h = next;
+	}
+	for (h = fifo; h; h = fifo) {
+		fifo = h->next;
+		CHECK_OBJ(h->shard, POD_MAGIC);
+		mtls_hbone_accept(h->shard, h->fd, &h->peer);
+		free(h);
+	}
+}
+
+static void inbox_drop(struct worker *w, const struct pod *only)
+{
+	pthread_mutex_lock(&w->inbox_mu);
+	for (struct handoff **pp = &w->inbox; *pp;) {
+		struct handoff *h = *pp;
+
+		if (only && h->shard != only) {
+			pp = &h->next;
+			continue;
+		}
+		*pp = h->next;
+		close(h->fd);
+		free(h);
+	}
+	pthread_mutex_unlock(&w->inbox_mu);
+}
+
+void workers_hbone_conns_add(struct tunnel *t, unsigned w, int delta)
+{
+	assert(w < t->n_workers);
+	atomic_fetch_add(&t->workers[w].hbone_conns, (unsigned)delta);
+}
+
+void workers_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *peer)
+{
+	struct tunnel *t = p->t;
+	unsigned best = p->worker, least = atomic_load(&t->workers[best].hbone_conns);
+	struct pod *s = (struct pod *)pod_primary(p);
+	struct handoff *h;
+
+	for (unsigned i = 0; i < t->n_workers; i++) {
+		unsigned n = atomic_load(&t->workers[i].hbone_conns);
+
+		if (n < least) {
+			least = n;
+			best = i;
+		}
+	}
+	while (s && s->worker != best)
+		s = s->next_shard;
+	h = s && s != p ? malloc(sizeof(*h)) : NULL;
+	if (!h) {
+		mtls_hbone_accept(p, fd, peer);
+		return;
+	}
+	*h = (struct handoff){ .shard = s, .fd = fd, .peer = *peer };
+	pthread_mutex_lock(&t->workers[best].inbox_mu);
+	h->next = t->workers[best].inbox;
+	t->workers[best].inbox = h;
+	pthread_mutex_unlock(&t->workers[best].inbox_mu);
+	log_debug("HBONE connection to pod %s/%s handed from worker %u to worker %u (%u inbound HBONE connections)",
+		  p->namespace, p->name, p->worker, best, least);
+	{
+		uint64_t one = 1;
+		/* a failure can only be a full counter, which is readable */
+		ssize_t n = write(t->workers[best].inbox_fd, &one, sizeof(one));
+
+		(void)n;
+	}
+}
+
+void workers_forget_shard(struct pod *s)
+{
+	inbox_drop(&s->t->workers[s->worker], s);
+}
+
 int workers_create(struct tunnel *t, unsigned n)
 {
 	assert(n >= 1 && !t->workers);
@@ -96,12 +206,15 @@ int workers_create(struct tunnel *t, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		struct worker *w = &t->workers[i];
 
-		*w = (struct worker){ .index = i, .t = t };
+		*w = (struct worker){ .index = i, .t = t, .inbox_fd = -1 };
 		pthread_mutex_init(&w->mu, NULL);
 		pthread_cond_init(&w->cv, NULL);
+		pthread_mutex_init(&w->inbox_mu, NULL);
 		t->n_workers++;
 		w->loop = loop_new();
-		if (!w->loop) {
+		w->inbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (!w->loop || w->inbox_fd < 0 ||
+		    loop_add(w->loop, w->inbox_fd, EPOLLIN, inbox_cb, w) < 0) {
 			workers_free(t);
 			return -ENOMEM;
 		}
@@ -171,7 +284,14 @@ void workers_free(struct tunnel *t)
 		struct worker *w = &t->workers[i];
 
 		assert(!w->started);
+		inbox_drop(w, NULL);
+		if (w->inbox_fd >= 0) {
+			if (w->loop)
+				loop_del(w->loop, w->inbox_fd);
+			close(w->inbox_fd);
+		}
 		loop_free(w->loop);
+		pthread_mutex_destroy(&w->inbox_mu);
 		pthread_cond_destroy(&w->cv);
 		pthread_mutex_destroy(&w->mu);
 	}

@@ -354,6 +354,11 @@ assert len(c) >= 100 and all(x["srcIdentity"] == sys.argv[2] and x["dstIdentity"
 	check "warrenctl connections: the kernel spread the 100 over node1's $WORKERS worker threads" "$PYTHON" -c '
 import json,sys; c=[x for x in json.loads(sys.argv[1]) if x["direction"] == "outbound"]
 assert sorted(set(x["worker"] for x in c)) == list(range(int(sys.argv[2])))' "$conns" "$WORKERS"
+	# node1's pooled connections (one per worker) are few: node2 hands one
+	# to its idle worker when the kernel's hash put both on the same one
+	check "node2 serves the inbound streams on all its $WORKERS worker threads (pooled connections balanced)" "$PYTHON" -c '
+import json,sys; c=[x for x in json.loads(sys.argv[1]) if x["direction"] == "inbound" and x["security"] == "mutual_tls"]
+assert len(c) >= 100 and sorted(set(x["worker"] for x in c)) == list(range(int(sys.argv[2])))' "$(wctl node2 -o json connections)" "$WORKERS"
 	rss1=$(( $(tunnel_rss_kb node1) + $(tunnel_rss_kb node2) ))
 	per=$(( (rss1 - rss0) * 1024 / 100 ))
 	if ldd "$WARREN_BUILD/warren-tunnel" 2>/dev/null | grep -qE 'lib[at]san'; then
