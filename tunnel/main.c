@@ -34,6 +34,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/prctl.h>
@@ -243,6 +244,14 @@ int main(int argc, char **argv)
 	}
 	if (loop_add(t.loop, sfd, EPOLLIN, on_signal, &t) < 0)
 		goto out;
+#ifdef __GLIBC__
+	/* One malloc arena for every thread: glibc's per-thread arenas keep
+	 * their free top chunk (up to twice the mmap threshold, which rises to
+	 * 1 MiB with the HBONE buffers) even through malloc_trim(), so after a
+	 * burst the tunnel stayed at 12.8 MiB instead of 8.5 with two workers.
+	 * The workers rarely malloc at the same time (tcache serves most). */
+	mallopt(M_ARENA_MAX, 1);
+#endif
 	ret = workers_create(&t, (unsigned)conf.worker_threads);
 	if (ret < 0) {
 		log_error("cannot create %d worker loops: %s", conf.worker_threads, strerror(-ret));
