@@ -30,10 +30,11 @@ void wlog(enum wlog_level level, const char *fmt, ...) __attribute__((format(pri
  * debug line (addresses formatted per connection) then costs one compare.
  * Relaxed atomic: the admin API changes it while worker threads log. */
 extern enum wlog_level wlog_level_current;
-#define WLOG_AT(level, ...)                                                          \
-	do {                                                                         \
-		if ((int)(level) <= (int)__atomic_load_n(&wlog_level_current, __ATOMIC_RELAXED)) \
-			wlog((level), __VA_ARGS__);                                  \
+#define WLOG_AT(level, ...)                                                      \
+	do {                                                                     \
+		if ((int)(level) <=                                              \
+		    (int)__atomic_load_n(&wlog_level_current, __ATOMIC_RELAXED)) \
+			wlog((level), __VA_ARGS__);                              \
 	} while (0)
 #define log_error(...) WLOG_AT(WLOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  WLOG_AT(WLOG_WARN, __VA_ARGS__)
