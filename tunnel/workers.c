@@ -15,8 +15,8 @@
  *  - the main loop's guard takes every worker's mutex, in index order, so
  *    control-plane code runs exactly as it did single-threaded: it may
  *    read and change any shard, the model, the policies, the identities;
- *  - what workers share with each other (metrics and the access log) has
- *    its own lock inside metrics.c, taken last.
+ *  - what workers share with each other (the metrics series and the
+ *    access log) has its own lock (metrics.c, accesslog.c), taken last;
  *  - a worker's inbox (HBONE connections handed over by another worker,
  *    workers_hbone_accept) has its own lock, taken last too.
  * A worker never takes another worker's mutex, so there is no cycle.
@@ -169,13 +169,13 @@ void workers_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *
 			best = i;
 		}
 	}
-	while (s && s->worker != best)
-		s = s->next_shard;
-	h = s && s != p ? malloc(sizeof(*h)) : NULL;
+	h = best != p->worker ? malloc(sizeof(*h)) : NULL;
 	if (!h) {
 		mtls_hbone_accept(p, fd, peer);
 		return;
 	}
+	while (s->worker != best) /* every worker has a shard of the pod */
+		s = s->next_shard;
 	*h = (struct handoff){ .shard = s, .fd = fd, .peer = *peer };
 	pthread_mutex_lock(&t->workers[best].inbox_mu);
 	h->next = t->workers[best].inbox;
