@@ -9,6 +9,7 @@
 #     cni0 10.244.1.1/24                            cni0 10.244.2.1/24
 #      |-- dcli (ns plain)     --- direct --->       |-- dsrv (ns plain): iperf3, sockperf, connrate
 #      |     haproxy mTLS client -- TLS 1.3 ----->   |     haproxy mTLS server (peer baseline)
+#      |     haproxy TCP client  -- plain ------->   |     haproxy TCP server (plaintext peer)
 #      |-- ecli (ns bench, enrolled) -- tunnels -->  |-- esrv (ns bench, enrolled): same servers
 #      |-- cycle pods (ADD/DEL latency), idle pods (memory)
 #     warren-tunnel (node1)                          warren-tunnel (node2)
@@ -19,8 +20,11 @@
 #          cycles, beside a non-enrolled pod's, and the whole chain's ADD;
 #   mem    tunnel RSS per enrolled idle pod (VmRSS delta / M pods);
 #   plain  tunnels in plaintext mode. BENCH_ROUNDS interleaved rounds of
-#          {iperf3 direct, iperf3 tunnels, sockperf direct, sockperf
-#          tunnels} (medians and spread), CPU seconds per GB of every
+#          {iperf3 direct, tunnels, haproxy pair; sockperf direct,
+#          tunnels, haproxy pair} (medians and spread), the haproxy pair
+#          being the relay peer (plain TCP, kernel splicing, in dcli and
+#          dsrv, not transparent: no capture, no source IP kept), CPU
+#          seconds per GB of every
 #          process (iperf3's own accounting for its ends, /proc/PID/stat
 #          deltas for the tunnels); then 8-stream iperf3, connections/s
 #          (tests/tools/connrate), memory per open idle relayed connection
@@ -342,6 +346,80 @@ perf_tunnels() { # NAME CMD...: perf record -g both tunnels while CMD runs
 	log "perf reports: $T/perf.$name.node1.txt $T/perf.$name.node2.txt"
 }
 
+# haproxy as the peer relay pair: a client-side haproxy in dcli (the app
+# connects to 127.0.0.1) and a server-side one in dsrv (connects to the app
+# on 127.0.0.1). MODE mtls: TLS 1.3 with ECDSA P-256 leaves from CA (the
+# mesh CA), client certificate verified, listening on 25201/21111/27000 ->
+# 26443-26445; MODE plain: plain TCP with kernel splicing, as the relay
+# peer of the plaintext tunnels, on 35201/31111/37000 -> 36443-36445.
+# Sets HAP_CLI_PID/HAP_SRV_PID (mtls) or HPP_CLI_PID/HPP_SRV_PID (plain).
+haproxy_up() { # MODE [CA]
+	local mode=$1 ca=${2:-} d=$T/haproxy-$1 n base peer cs ss opts
+	need haproxy
+	mkdir -p "$d"
+	if [[ $mode == mtls ]]; then
+		need openssl
+		for n in server client; do
+			openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$n" \
+				-keyout "$d/$n.key" -out "$d/$n.csr" 2>/dev/null || return 1
+			printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$DS" >"$d/$n.ext"
+			openssl x509 -req -in "$d/$n.csr" -CA "$ca/root-cert.pem" -CAkey "$ca/root-key.pem" \
+				-CAcreateserial -days 2 -sha256 -extfile "$d/$n.ext" -out "$d/$n.crt" 2>/dev/null || return 1
+			cat "$d/$n.crt" "$d/$n.key" >"$d/$n.pem"
+		done
+		base=2 cs=" ssl crt $d/client.pem ca-file $ca/root-cert.pem verify required"
+		ss=" ssl crt $d/server.pem ca-file $ca/root-cert.pem verify required"
+		opts="	ssl-default-bind-ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256
+	ssl-default-server-ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256
+	ssl-default-bind-options ssl-min-ver TLSv1.3
+	ssl-default-server-options ssl-min-ver TLSv1.3"
+	else
+		base=3 cs="" ss="" opts=""
+	fi
+	local glob="global
+	maxconn 4000
+$opts
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s"
+	[[ $mode == plain ]] && glob+="
+	option splice-auto"
+	cat >"$d/client.cfg" <<EOF
+$glob
+listen iperf
+	bind 127.0.0.1:${base}5201
+	server s $DS:${base}6443$cs
+listen sockperf
+	bind 127.0.0.1:${base}1111
+	server s $DS:${base}6444$cs
+listen conn
+	bind 127.0.0.1:${base}7000
+	server s $DS:${base}6445$cs
+EOF
+	cat >"$d/server.cfg" <<EOF
+$glob
+listen iperf
+	bind $DS:${base}6443$ss
+	server app 127.0.0.1:5201
+listen sockperf
+	bind $DS:${base}6444$ss
+	server app 127.0.0.1:11111
+listen conn
+	bind $DS:${base}6445$ss
+	server app 127.0.0.1:7002
+EOF
+	bg ip netns exec "${POD_NETNS[dsrv]}" haproxy -db -f "$d/server.cfg" >"$d/server.log" 2>&1
+	peer=$! # ip netns exec execs haproxy, which -db keeps in the foreground
+	bg ip netns exec "${POD_NETNS[dcli]}" haproxy -db -f "$d/client.cfg" >"$d/client.log" 2>&1
+	if [[ $mode == mtls ]]; then HAP_SRV_PID=$peer HAP_CLI_PID=$!; else HPP_SRV_PID=$peer HPP_CLI_PID=$!; fi
+	wait_listen "${POD_NETNS[dsrv]}" "${base}6443" && wait_listen "${POD_NETNS[dcli]}" "${base}5201" || return 1
+	# one end-to-end exchange proves the path (for mtls: handshake + verify)
+	pexec dcli "$CONNRATE" rate 127.0.0.1 "${base}7000" 0.5 1 1 >>"$d/check" 2>&1
+	awk '$2 > 0 && $8 == 0 {ok=1} END {exit !ok}' "$d/check"
+}
+
 if [[ -z ${SKIP_TRAFFIC:-} ]]; then
 	pod_add node2 plain dsrv 2>/dev/null || die "ADD dsrv"
 	pod_add node1 plain dcli 2>/dev/null || die "ADD dcli"
@@ -364,13 +442,16 @@ fi
 
 # --- 4. plaintext relay -------------------------------------------------------------
 if has plain; then
+	haproxy_up plain || { log "haproxy plain relay baseline failed (see $T/haproxy-plain)"; HPP_BAD=1; }
 	out0=$(nft_counter ecli warren-nat warren:nat-out-redirect-v4)
 	for ((r = 1; r <= ROUNDS; r++)); do
-		log "plain round $r/$ROUNDS: iperf3, sockperf, pingpong, pingpong on CPU 0; direct, tunnels"
+		log "plain round $r/$ROUNDS: iperf3, sockperf, pingpong, pingpong on CPU 0; direct, tunnels, haproxy"
 		iperf_run p.direct dcli "$DS" 5201
 		iperf_tun p.tun ecli "$ES" 5201
+		[[ -z ${HPP_BAD:-} ]] && iperf_pair p.hap "$HPP_CLI_PID" "$HPP_SRV_PID" dcli 127.0.0.1 35201
 		sockperf_run p.ldirect dcli "$DS" 11111
 		sockperf_run p.ltun ecli "$ES" 11111
+		[[ -z ${HPP_BAD:-} ]] && sockperf_run p.lhap dcli 127.0.0.1 31111
 		pingpong_run p.sdirect dcli "$DS"
 		pingpong_run p.stun ecli "$ES"
 		pingpong_run p.pdirect dcli "$DS" pin
@@ -384,6 +465,7 @@ if has plain; then
 	log "plain: connections/s direct, tunnels"
 	connrate_run p.cdirect dcli "$DS" 7002 "$SECS" 64 1
 	connrate_run p.ctun ecli "$ES" 7002 "$SECS" 64 1
+	[[ -z ${HPP_BAD:-} ]] && connrate_run p.chap dcli 127.0.0.1 37000 "$SECS" 64 1
 	log "plain: $NCONN idle connections; RSS at 1000 req/s"
 	idle_conns p.idle ecli "$ES" 7001
 	load_1000 p.load ecli "$ES" 7000
@@ -407,63 +489,6 @@ sys.exit(0 if find(json.load(sys.stdin)) else 1)'
 }
 hbone_pool_up() { [[ -n $(ss -N "${POD_NETNS[esrv]}" -Htn state established '( sport = :15008 )' 2>/dev/null) ]]; }
 
-haproxy_up() { # certs from the mesh CA, then client (dcli) and server (dsrv) haproxies
-	local ca=$1 d=$T/haproxy n
-	need haproxy openssl
-	mkdir -p "$d"
-	for n in server client; do
-		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$n" \
-			-keyout "$d/$n.key" -out "$d/$n.csr" 2>/dev/null || return 1
-		printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$DS" >"$d/$n.ext"
-		openssl x509 -req -in "$d/$n.csr" -CA "$ca/root-cert.pem" -CAkey "$ca/root-key.pem" \
-			-CAcreateserial -days 2 -sha256 -extfile "$d/$n.ext" -out "$d/$n.crt" 2>/dev/null || return 1
-		cat "$d/$n.crt" "$d/$n.key" >"$d/$n.pem"
-	done
-	local glob="global
-	maxconn 4000
-	ssl-default-bind-ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256
-	ssl-default-server-ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256
-	ssl-default-bind-options ssl-min-ver TLSv1.3
-	ssl-default-server-options ssl-min-ver TLSv1.3
-defaults
-	mode tcp
-	timeout connect 5s
-	timeout client 60s
-	timeout server 60s"
-	cat >"$d/client.cfg" <<EOF
-$glob
-listen iperf
-	bind 127.0.0.1:25201
-	server s $DS:26443 ssl crt $d/client.pem ca-file $ca/root-cert.pem verify required
-listen sockperf
-	bind 127.0.0.1:21111
-	server s $DS:26444 ssl crt $d/client.pem ca-file $ca/root-cert.pem verify required
-listen conn
-	bind 127.0.0.1:27000
-	server s $DS:26445 ssl crt $d/client.pem ca-file $ca/root-cert.pem verify required
-EOF
-	cat >"$d/server.cfg" <<EOF
-$glob
-listen iperf
-	bind $DS:26443 ssl crt $d/server.pem ca-file $ca/root-cert.pem verify required
-	server app 127.0.0.1:5201
-listen sockperf
-	bind $DS:26444 ssl crt $d/server.pem ca-file $ca/root-cert.pem verify required
-	server app 127.0.0.1:11111
-listen conn
-	bind $DS:26445 ssl crt $d/server.pem ca-file $ca/root-cert.pem verify required
-	server app 127.0.0.1:7002
-EOF
-	bg ip netns exec "${POD_NETNS[dsrv]}" haproxy -db -f "$d/server.cfg" >"$d/server.log" 2>&1
-	HAP_SRV_PID=$! # ip netns exec execs haproxy, which -db keeps in the foreground
-	bg ip netns exec "${POD_NETNS[dcli]}" haproxy -db -f "$d/client.cfg" >"$d/client.log" 2>&1
-	HAP_CLI_PID=$!
-	wait_listen "${POD_NETNS[dsrv]}" 26443 && wait_listen "${POD_NETNS[dcli]}" 25201 || return 1
-	# one end-to-end exchange proves the mTLS path (handshake + verify)
-	pexec dcli "$CONNRATE" rate 127.0.0.1 27000 0.5 1 1 >>"$T/haproxy.check" 2>&1
-	awk '$2 > 0 && $8 == 0 {ok=1} END {exit !ok}' "$T/haproxy.check"
-}
-
 MTLS_STATE=skip
 has mtls && MTLS_STATE="n/a (mTLS not built)"
 if has mtls && mtls_supported; then
@@ -479,7 +504,7 @@ if has mtls && mtls_supported; then
 		fi
 	fi
 	if [[ $MTLS_STATE == ok ]]; then
-		haproxy_up "$T/ca" || { log "haproxy mTLS baseline failed (see $T/haproxy)"; HAPROXY_BAD=1; }
+		haproxy_up mtls "$T/ca" || { log "haproxy mTLS baseline failed (see $T/haproxy-mtls)"; HAPROXY_BAD=1; }
 		# warm the pool; HBONE carries ecli -> esrv from here on
 		connrate_run h.warm ecli "$ES" 7002 1 8 1
 		hbone_pool_up || log "no HBONE connection to esrv:15008 after warm-up: is ecli -> esrv really HBONE?"
@@ -565,7 +590,7 @@ if "mem.idle" in V:
 def cpu_per_gb(k):
     gb = med(k + ".gb")
     parts = []
-    relay = ("haproxy client", "haproxy server") if k == "h.hap" else ("tunnel1", "tunnel2")
+    relay = ("haproxy client", "haproxy server") if k.endswith(".hap") else ("tunnel1", "tunnel2")
     for lab, kk in (("iperf3 client", ".cli_s"), ("iperf3 server", ".srv_s"), (relay[0], ".t1_s"), (relay[1], ".t2_s")):
         if k + kk in V:
             parts.append("%s %.2f" % (lab, med(k + kk) / gb if gb else float("nan")))
@@ -587,6 +612,9 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
     if p == "p":
         row("1 stream, direct", spread("p.direct.gbps", "Gb/s"), "", "baseline; " + cpu_per_gb("p.direct"))
         row("1 stream, through both tunnels", spread("p.tun.gbps", "Gb/s"), ">= 0.60x direct", "%s of direct; %s" % (r(t, d), cpu_per_gb("p.tun")))
+        if "p.hap.gbps" in V:
+            row("1 stream, haproxy plain TCP relay pair", spread("p.hap.gbps", "Gb/s"), "",
+                "peer baseline: %s of direct, the tunnels %s of it; %s" % (r(med("p.hap.gbps"), d), r(t, med("p.hap.gbps")), cpu_per_gb("p.hap")))
     else:
         hp = med("h.hap.gbps")
         row("1 stream, haproxy mTLS tunnel", spread("h.hap.gbps", "Gb/s"), "", "peer baseline; " + cpu_per_gb("h.hap"))
@@ -602,6 +630,9 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
         row("1 KiB ping-pong @1000/s, direct p50 / p99", "%s / %s" % (spread("p.ldirect.p50", "us", "%.1f"), spread("p.ldirect.p99", "us", "%.1f")), "", "sockperf, RTT/2")
         row("1 KiB ping-pong @1000/s, tunnels p50 / p99", "%s / %s" % (spread("p.ltun.p50", "us", "%.1f"), spread("p.ltun.p99", "us", "%.1f")), "<= +30 us p50",
             "added p50 %+.1f us, p99 %+.1f us" % (l50 - d50, l99 - d99))
+        if "p.lhap.p50" in V:
+            row("1 KiB ping-pong @1000/s, haproxy plain relay pair p50 / p99", "%s / %s" % (spread("p.lhap.p50", "us", "%.1f"), spread("p.lhap.p99", "us", "%.1f")), "",
+                "peer baseline: added p50 %+.1f us, p99 %+.1f us" % (med("p.lhap.p50") - d50, med("p.lhap.p99") - d99))
         for k, what, note in (("s", "sleeping client", "tests/tools/pingpong, RTT/2"),
                               ("p", "all on CPU 0", "client, echo server, both tunnels pinned: no cross-CPU wake-ups")):
             row("1 KiB ping-pong @1000/s, %s, direct p50 / p99" % what,
@@ -620,6 +651,8 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
     if p == "p":
         row("new connections/s, direct (64 in flight)", "%.0f /s" % med("p.cdirect.rate"), "", "p50/p99 %s/%s us, %s errors" % (raw("p.cdirect.lat50"), raw("p.cdirect.lat99"), raw("p.cdirect.err")))
         row("new connections/s, tunnels", "%.0f /s" % c, "", "%s of direct; p50/p99 %s/%s us, %s errors" % (r(c, med("p.cdirect.rate")), raw("p.ctun.lat50"), raw("p.ctun.lat99"), raw("p.ctun.err")))
+        if "p.chap.rate" in V:
+            row("new connections/s, haproxy plain relay pair", "%.0f /s" % med("p.chap.rate"), "", "peer baseline: %s of direct; p50/p99 %s/%s us, %s errors" % (r(med("p.chap.rate"), med("p.cdirect.rate")), raw("p.chap.lat50"), raw("p.chap.lat99"), raw("p.chap.err")))
     else:
         row("new connections/s, haproxy (new TLS each)", "%.0f /s" % med("h.chap.rate"), "", "p50/p99 %s/%s us, %s errors" % (raw("h.chap.lat50"), raw("h.chap.lat99"), raw("h.chap.err")))
         row("new connections/s, HBONE (warm pool)", "%.0f /s" % c, ">= 10000 /s", "%s of budget, %s of plaintext relay; p50/p99 %s/%s us, %s errors; %s pooled conn(s)" % (
