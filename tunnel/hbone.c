@@ -502,7 +502,7 @@ static void stream_close_fd(struct hbone_stream *s, bool reset)
 	if (s->fd < 0)
 		return;
 	if (s->fd_reg)
-		loop_del(s->c->l, s->fd);
+		loop_forget(s->c->l, s->fd);
 	s->fd_reg = false;
 	if (reset) {
 		/* RST instead of FIN: the app must not mistake a failure for a

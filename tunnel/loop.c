@@ -171,6 +171,32 @@ int loop_mod(struct loop *l, int fd, uint32_t events)
 	return ret;
 }
 
+int loop_set(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ctx)
+{
+	struct loop_reg *reg = reg_get(l, fd), old;
+	int ret;
+
+	if (!reg)
+		return loop_add(l, fd, events, cb, ctx);
+	assert(cb);
+	/* A new generation, so events already collected for the old
+	 * callback this round are dropped instead of reaching the new one. */
+	old = *reg;
+	*reg = (struct loop_reg){ .cb = cb, .ctx = ctx, .events = events, .gen = ++l->gen };
+	ret = epoll_set(l, EPOLL_CTL_MOD, fd, reg);
+	if (ret < 0)
+		*reg = old;
+	return ret;
+}
+
+void loop_forget(struct loop *l, int fd)
+{
+	struct loop_reg *reg = reg_get(l, fd);
+
+	if (reg)
+		reg->cb = NULL;
+}
+
 int loop_del(struct loop *l, int fd)
 {
 	struct loop_reg *reg = reg_get(l, fd);

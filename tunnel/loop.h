@@ -7,7 +7,9 @@
  * any registration (its own included) and close fds; events already
  * collected for an fd deleted in the same round are dropped.
  * Ownership: the loop never closes fds it did not create; callers
- * loop_del() before close(). Timers are owned by the loop until they fire
+ * loop_del() before close(), or loop_forget() when they hold the only
+ * reference to the file and close it at once (close() then takes it out
+ * of the epoll set, one syscall fewer per socket). Timers are owned by the loop until they fire
  * or are cancelled (the handle is invalid after either).
  */
 #ifndef WARREN_LOOP_H
@@ -32,6 +34,13 @@ void loop_free(struct loop *l);
 int loop_add(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ctx);
 int loop_mod(struct loop *l, int fd, uint32_t events);
 int loop_del(struct loop *l, int fd);
+/* Registers fd, or gives a registered fd new events, callback and context
+ * in one EPOLL_CTL_MOD (a handover between owners without DEL + ADD).
+ * 0 or -errno; on failure the old registration stays. */
+int loop_set(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ctx);
+/* Forgets fd's registration without telling the kernel: only right before
+ * close() of an fd that has no duplicate (see above). No-op if unknown. */
+void loop_forget(struct loop *l, int fd);
 
 /* One-shot timer after ms milliseconds. NULL on allocation failure.
  * Armed from a thread other than the loop's, it wakes the loop. */

@@ -176,7 +176,7 @@ void conn_free(struct conn *c, const struct relay_stats *st, const char *reason)
 	if (c->timer)
 		loop_timer_cancel(p->loop, c->timer);
 	if (c->up_fd >= 0) {
-		loop_del(p->loop, c->up_fd);
+		loop_forget(p->loop, c->up_fd);
 		rst_close(c->up_fd);
 	}
 	rst_close(c->app_fd);
@@ -361,15 +361,22 @@ static void upstream_writable(struct loop *l, int fd, uint32_t events, void *ctx
 	int err = 0;
 
 	CHECK_OBJ(c, CONN_MAGIC);
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err == 0 && (events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLOUT))
-		err = ECONNRESET;
+	/* A failed connect reports EPOLLERR; writable alone means connected,
+	 * without asking SO_ERROR. */
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err == 0 && !(events & EPOLLOUT))
+			err = ECONNRESET;
+	}
 	if (err) {
 		conn_fail(c, "upstream connect failed", err);
 		return;
 	}
-	loop_del(l, fd);
+	/* The relay takes the registration over (relay_start); an HBONE
+	 * stream registers the socket itself. */
+	if (c->hbone)
+		loop_del(l, fd);
 	loop_timer_cancel(l, c->timer);
 	c->timer = NULL;
 	conn_connected(c);

@@ -100,7 +100,7 @@ static void relay_end(struct relay *r)
 
 			setsockopt(r->fd[i], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 		}
-		loop_del(r->loop, r->fd[i]);
+		loop_forget(r->loop, r->fd[i]);
 		close(r->fd[i]);
 		for (int j = 0; j < 2; j++)
 			if (r->dir[i].pipe[j] >= 0)
@@ -235,7 +235,10 @@ static int relay_pump(struct relay *r, int d, bool bounded)
 		h->pending = n;
 	}
 	if (h->eof && !h->pending && !h->shut) {
-		if (shutdown(dst, SHUT_WR) < 0 && errno != ENOTCONN)
+		/* The last direction to end: relay_end()'s close() sends the
+		 * FIN (a FIN, not a reset: the EOF of both sockets was read, so
+		 * nothing is left unread), one shutdown() fewer per connection. */
+		if (!r->dir[!d].shut && shutdown(dst, SHUT_WR) < 0 && errno != ENOTCONN)
 			return relay_fail(r, !d, errno);
 		h->shut = true;
 	}
@@ -310,7 +313,7 @@ int relay_start(struct loop *l, int fd_a, int fd_b, relay_done_cb cb, void *ctx,
 		struct relay **out)
 {
 	struct relay *r = NULL;
-	int ret, added = 0;
+	int ret;
 
 	*out = NULL;
 	r = calloc(1, sizeof(*r));
@@ -324,18 +327,19 @@ int relay_start(struct loop *l, int fd_a, int fd_b, relay_done_cb cb, void *ctx,
 		.reason = "closed",
 	};
 	/* Non-blocking and TCP_NODELAY are the callers' (relay.h): checking
-	 * them here cost four syscalls per connection for nothing. */
-	for (; added < 2; added++) {
-		ret = loop_add(l, r->fd[added], EPOLLIN, relay_event, r);
+	 * them here cost four syscalls per connection for nothing. A socket
+	 * the caller still watches (its connect) is taken over in place. */
+	for (int i = 0; i < 2; i++) {
+		ret = loop_set(l, r->fd[i], EPOLLIN, relay_event, r);
 		if (ret < 0)
 			goto out;
 	}
 	*out = r;
 	return 0;
 out:
-	while (added-- > 0)
-		loop_del(l, r->fd[added]);
 	free(r);
+	loop_forget(l, fd_a);
+	loop_forget(l, fd_b);
 	close(fd_a);
 	close(fd_b);
 	return ret;

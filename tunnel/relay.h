@@ -14,7 +14,8 @@
  * tunnel's listeners and upstream sockets set both when they are made.
  *
  * Ownership: relay_start() takes both fds (closed on every path, including
- * its own failure). done_cb runs exactly once, after both fds are closed
+ * its own failure), and their loop registrations if the caller still has
+ * one (replaced in place). done_cb runs exactly once, after both fds are closed
  * and before the relay is freed; the relay handle is invalid after it.
  */
 #ifndef WARREN_RELAY_H

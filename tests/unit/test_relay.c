@@ -221,6 +221,17 @@ static void on_done(void *ctx, const struct relay_stats *st)
 	f->st = *st;
 }
 
+/* With fx_watch_b, B is registered before relay_start() (EPOLLOUT, ready
+ * at once), as the tunnel's connect leaves it: the relay takes it over and
+ * the old callback must never run. */
+static bool fx_watch_b;
+static int watch_b_calls;
+
+static void watch_b_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	watch_b_calls++;
+}
+
 /* cbuf, sbuf: socket buffer caps for client<->A and B<->server. */
 static void fx_run(void (*body)(struct fx *), int cbuf, int sbuf)
 {
@@ -228,6 +239,7 @@ static void fx_run(void (*body)(struct fx *), int cbuf, int sbuf)
 
 	f.l = loop_new();
 	if (!f.l || tcp_pair(&f.c.fd, &f.a, cbuf) < 0 || tcp_pair(&f.b, &f.s.fd, sbuf) < 0 ||
+	    (fx_watch_b && loop_add(f.l, f.b, EPOLLOUT, watch_b_cb, NULL) < 0) ||
 	    relay_start(f.l, f.a, f.b, on_done, &f, &f.r) < 0) {
 		printf("# fixture setup failed: %s\n", strerror(errno));
 		t_failed_current = 1;
@@ -377,6 +389,116 @@ static void loop_del_in_same_round(void)
 	T_ASSERT_INT(d.stale_calls, 0);
 }
 
+static void stop_cb(struct loop *l, void *ctx)
+{
+	loop_stop(l);
+}
+
+struct setfx {
+	int p1[2], p2[2];
+	int first;              /* fd whose callback ran first, -1 before */
+	int other;              /* the fd handed over */
+	int set_ret, old_calls, new_calls;
+	char got;               /* what set_new_cb read: 0 = nothing */
+};
+
+static void set_new_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct setfx *d = ctx;
+
+	d->new_calls++;
+	if (read(fd, &d->got, 1) != 1)
+		d->got = 0;
+	loop_stop(l);
+}
+
+static void set_refill(struct loop *l, void *ctx)
+{
+	struct setfx *d = ctx;
+
+	if (write(d->other == d->p1[0] ? d->p1[1] : d->p2[1], "z", 1) != 1)
+		loop_stop(l);
+}
+
+/* Whichever of p1/p2 runs first hands the other to set_new_cb with
+ * loop_set(), drains it and refills it a round later: the event already
+ * collected for the old registration must reach neither callback (the new
+ * one would find the pipe empty); the refill must reach the new one. */
+static void set_old_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct setfx *d = ctx;
+	char c;
+
+	if (d->first >= 0) {
+		d->old_calls++;
+		return;
+	}
+	d->first = fd;
+	d->other = fd == d->p1[0] ? d->p2[0] : d->p1[0];
+	d->set_ret = loop_set(l, d->other, EPOLLIN, set_new_cb, d);
+	if (read(d->other, &c, 1) != 1 || !loop_timer_add(l, 1, set_refill, d))
+		loop_stop(l);
+	loop_del(l, fd);
+}
+
+static void loop_set_hands_over_in_same_round(void)
+{
+	struct loop *l = loop_new();
+	struct setfx d = { .first = -1, .set_ret = 1 };
+	int ok;
+
+	T_ASSERT(l);
+	T_ASSERT(pipe2(d.p1, O_CLOEXEC | O_NONBLOCK) == 0 && pipe2(d.p2, O_CLOEXEC | O_NONBLOCK) == 0);
+	T_ASSERT(write(d.p1[1], "x", 1) == 1 && write(d.p2[1], "x", 1) == 1);
+	T_ASSERT(loop_add(l, d.p1[0], EPOLLIN, set_old_cb, &d) == 0);
+	T_ASSERT(loop_add(l, d.p2[0], EPOLLIN, set_old_cb, &d) == 0);
+	ok = loop_timer_add(l, 2000, stop_cb, NULL) && loop_run(l) == 0;
+	loop_free(l);
+	for (int *fd = (int[]){ d.p1[0], d.p1[1], d.p2[0], d.p2[1] }, i = 0; i < 4; i++)
+		close(fd[i]);
+	T_ASSERT(ok);
+	T_ASSERT_INT(d.set_ret, 0);
+	T_ASSERT_INT(d.old_calls, 0);
+	T_ASSERT_INT(d.new_calls, 1);
+	T_ASSERT_INT(d.got, 'z');
+}
+
+static void count_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	(*(int *)ctx)++;
+	loop_stop(l);
+}
+
+/* loop_forget() + close(): the kernel drops the registration with the last
+ * reference, the loop's slot is free for the fd number's next owner, and
+ * the closed pipe's readable data never reaches its old callback. */
+static void loop_forget_before_close(void)
+{
+	struct loop *l = loop_new();
+	int p1[2], p2[2] = { -1, -1 }, old_calls = 0, new_calls = 0, add_ret = 1, ok, reused;
+
+	T_ASSERT(l);
+	T_ASSERT(pipe2(p1, O_CLOEXEC) == 0 && write(p1[1], "x", 1) == 1);
+	T_ASSERT(loop_add(l, p1[0], EPOLLIN, count_cb, &old_calls) == 0);
+	loop_forget(l, p1[0]);
+	loop_forget(l, p1[1]); /* never registered: a no-op */
+	close(p1[0]);
+	reused = pipe2(p2, O_CLOEXEC) == 0 && p2[0] == p1[0];
+	if (reused && write(p2[1], "y", 1) == 1)
+		add_ret = loop_add(l, p2[0], EPOLLIN, count_cb, &new_calls);
+	/* a deadline, so a failure to register cannot hang the test */
+	ok = loop_timer_add(l, 2000, stop_cb, NULL) && loop_run(l) == 0;
+	loop_free(l);
+	for (int *fd = (int[]){ p1[1], p2[0], p2[1] }, i = 0; i < 3; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+	T_ASSERT(reused); /* else the test would prove nothing */
+	T_ASSERT(ok);
+	T_ASSERT_INT(add_ret, 0);
+	T_ASSERT_INT(old_calls, 0);
+	T_ASSERT_INT(new_calls, 1);
+}
+
 /* --- relay tests --- */
 
 static void echo_body(struct fx *f)
@@ -431,6 +553,15 @@ static void half_close_body(struct fx *f)
 static void relay_half_close(void)
 {
 	fx_run(half_close_body, 0, 0);
+}
+
+static void relay_takes_over_registration(void)
+{
+	fx_watch_b = true;
+	watch_b_calls = 0;
+	fx_run(echo_body, 0, 0);
+	fx_watch_b = false;
+	T_ASSERT_INT(watch_b_calls, 0);
 }
 
 static bool server_got_1000(void *p)
@@ -700,6 +831,7 @@ static void relay_small_copy_bulk_splice(void)
 }
 
 T_MAIN(T_CASE(loop_timers_order_and_cancel), T_CASE(loop_del_in_same_round),
-       T_CASE(relay_both_ways), T_CASE(relay_half_close), T_CASE(relay_reset_propagates),
+       T_CASE(loop_set_hands_over_in_same_round), T_CASE(loop_forget_before_close),
+       T_CASE(relay_both_ways), T_CASE(relay_half_close), T_CASE(relay_takes_over_registration), T_CASE(relay_reset_propagates),
        T_CASE(relay_abort_resets_both), T_CASE(relay_backpressure), T_CASE(relay_hangup_while_blocked),
        T_CASE(relay_64mib_byte_exact), T_CASE(relay_small_copy_bulk_splice))
