@@ -686,7 +686,10 @@ static void stream_fd_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 			int err = 0;
 			socklen_t len = sizeof(err);
 
-			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
+			/* A reset reports EPOLLERR; a hang-up alone is two clean
+			 * FINs and needs no SO_ERROR (one syscall per stream). */
+			if ((events & EPOLLERR) &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
 				stream_fail(s, NGHTTP2_CANCEL, "socket error: %s", strerror(err));
 				goto out;
 			}
