@@ -9,8 +9,9 @@
  * Ownership: the loop never closes fds it did not create; callers
  * loop_del() before close(), or loop_forget() when they hold the only
  * reference to the file and close it at once (close() then takes it out
- * of the epoll set, one syscall fewer per socket). Timers are owned by the loop until they fire
- * or are cancelled (the handle is invalid after either).
+ * of the epoll set, one syscall fewer per socket). Timers are owned by
+ * the loop until they fire or are cancelled (the handle is invalid after
+ * either).
  */
 #ifndef WARREN_LOOP_H
 #define WARREN_LOOP_H
