@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -199,41 +201,52 @@ static void test_keep_capabilities(void)
 	T_ASSERT(strstr(err, "hbonePingIntervalMs, keepCapabilities"));
 }
 
-static void test_adopt_batch(void)
+/* An int key: "meshPath: /m" plus "KEY: VALUE" (no key line when value is
+ * NULL) loads, and the int at offset off of the result reads want. */
+static void int_key_reads(const char *key, size_t off, const char *value, int want)
 {
 	struct tunnel_conf c;
+	char text[128];
 
-	T_ASSERT_INT(load_text("meshPath: /m\n", &c), 0);
-	T_ASSERT_INT(c.adopt_batch, 16);
+	snprintf(text, sizeof(text), "meshPath: /m\n%s%s%s\n", value ? key : "", value ? ": " : "",
+		 value ? value : "");
+	T_ASSERT_INT(load_text(text, &c), 0);
+	T_ASSERT_INT(*(const int *)((const char *)&c + off), want);
 	tunnel_conf_free(&c);
-	T_ASSERT_INT(load_text("meshPath: /m\nadoptBatch: 1\n", &c), 0);
-	T_ASSERT_INT(c.adopt_batch, 1);
-	tunnel_conf_free(&c);
-	T_ASSERT_INT(load_text("meshPath: /m\nadoptBatch: 0\n", &c), -EINVAL);
-	T_ASSERT(strstr(err, "adoptBatch"));
-	T_ASSERT_INT(load_text("meshPath: /m\nadoptBatch: many\n", &c), -EINVAL);
-	T_ASSERT(strstr(err, "adoptBatch"));
+}
+
+/* "KEY: VALUE" is refused, with an error that contains msg. */
+static void int_key_refused(const char *key, const char *value, const char *msg)
+{
+	struct tunnel_conf c;
+	char text[128];
+
+	snprintf(text, sizeof(text), "meshPath: /m\n%s: %s\n", key, value);
+	T_ASSERT_INT(load_text(text, &c), -EINVAL);
+	T_ASSERT(strstr(err, msg));
+}
+
+static void test_adopt_batch(void)
+{
+	const size_t off = offsetof(struct tunnel_conf, adopt_batch);
+
+	int_key_reads("adoptBatch", off, NULL, 16);
+	int_key_reads("adoptBatch", off, "1", 1);
+	int_key_refused("adoptBatch", "0", "adoptBatch");
+	int_key_refused("adoptBatch", "many", "adoptBatch");
 }
 
 static void test_worker_threads(void)
 {
-	struct tunnel_conf c;
+	const size_t off = offsetof(struct tunnel_conf, worker_threads);
 
-	T_ASSERT_INT(load_text("meshPath: /m\n", &c), 0);
-	T_ASSERT_INT(c.worker_threads, 2);
-	tunnel_conf_free(&c);
-	T_ASSERT_INT(load_text("meshPath: /m\nworkerThreads: 1\n", &c), 0);
-	T_ASSERT_INT(c.worker_threads, 1);
-	tunnel_conf_free(&c);
-	T_ASSERT_INT(load_text("meshPath: /m\nworkerThreads: 64\n", &c), 0);
-	T_ASSERT_INT(c.worker_threads, 64);
-	tunnel_conf_free(&c);
-	T_ASSERT_INT(load_text("meshPath: /m\nworkerThreads: 0\n", &c), -EINVAL);
-	T_ASSERT(strstr(err, "workerThreads: 0 is out of range (1-64)"));
-	T_ASSERT_INT(load_text("meshPath: /m\nworkerThreads: 65\n", &c), -EINVAL);
-	T_ASSERT(strstr(err, "workerThreads: 65 is out of range (1-64)"));
-	T_ASSERT_INT(load_text("meshPath: /m\nworkerthreads: 3\n", &c), -EINVAL);
-	T_ASSERT(strstr(err, "did you mean \"workerThreads\"?"));
+	int_key_reads("workerThreads", off, NULL, 2);
+	int_key_reads("workerThreads", off, "1", 1);
+	int_key_reads("workerThreads", off, "64", 64);
+	int_key_refused("workerThreads", "0", "workerThreads: 0 is out of range (1-64)");
+	int_key_refused("workerThreads", "65", "workerThreads: 65 is out of range (1-64)");
+	int_key_refused("workerthreads", "3", "did you mean \"workerThreads\"?");
+	int_key_refused("bogus", "1", "hbonePingIntervalMs, keepCapabilities");
 }
 
 static void test_json(void)
