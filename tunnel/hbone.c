@@ -51,6 +51,7 @@
 #define CHECK_MAGIC(p, m) assert((p) && (p)->magic == (m))
 
 #define OUTBUF_CAP   (1024u * 1024u) /* bounded HTTP/2 output per connection */
+#define OUTBUF_MIN   (32u * 1024u)   /* its first size: two full TLS records */
 #define TLS_RECORD   16384u          /* TLS plaintext record limit */
 #define READ_BUF     (256u * 1024u)  /* decrypted input handed to nghttp2 at once */
 #define DATA_FRAME_MAX (256 * 1024)   /* our DATA frame payload limit */
@@ -217,6 +218,7 @@ struct hbone_conn {
 	nghttp2_session *h2;
 	struct hbone_opts o;
 	uint8_t *out;
+	size_t out_cap;          /* out's size: OUTBUF_MIN doubling up to OUTBUF_CAP */
 	size_t out_off, out_len; /* pending output is out[out_off, out_off+out_len) */
 	struct hbone_stream *streams;
 	unsigned live;           /* streams not yet done */
@@ -356,20 +358,49 @@ static void conn_kill(struct hbone_conn *c, const char *fmt, ...)
 /* ----------------------------------------------------------- streams */
 
 /*
- * Heap after a burst. free() only returns the top of the heap, and glibc
- * keeps up to twice its (self-raising) mmap threshold there: after a bulk
- * stream whose down ring grew to MiBs, or 1000 relayed connections
- * ending, the freed pages stay resident. So a second after such a burst
- * ends, malloc_trim() hands the free pages back (a walk of the heap, well
- * under a millisecond here; at most one pending per connection). Bursts:
- * a stream whose ring reached RING_BIG ended, or the process-wide stream
- * count fell to a quarter of a peak of at least TRIM_MIN_PEAK. The counts
- * are atomic: streams end on their worker's thread or, closed by the
- * control plane, on the main thread; a lost race only moves a trim.
+ * Heap after a burst. free() only returns the top of the heap: after a
+ * bulk stream, or 1000 relayed connections ending, the freed pages in the
+ * middle stay resident. So a second after such a burst ends,
+ * malloc_trim() hands the free pages back (a walk of the heap, well under
+ * a millisecond here; at most one pending per connection). Bursts: a
+ * stream whose ring reached RING_BIG ended, or the process-wide stream
+ * count fell to a quarter of a peak of at least TRIM_MIN_PEAK. Pooled
+ * connections outlive their streams' burst (they close when idle, minutes
+ * later) and pin pages of their own, so the connection count falling to a
+ * quarter of a peak of at least TRIM_MIN_CONNS trims too, at once (the
+ * connection is gone, and connections end far more rarely than streams).
+ * The counts are atomic: streams and connections end on their worker's
+ * thread or, closed by the control plane, on the main thread; a lost race
+ * only moves a trim.
  */
 #define TRIM_MIN_PEAK 32u
+#define TRIM_MIN_CONNS 4u
 #define TRIM_DELAY_MS 1000u
-static atomic_uint g_streams, g_streams_peak;
+
+struct burst {
+	atomic_uint now, peak;
+};
+static struct burst g_streams, g_conns;
+
+static void burst_inc(struct burst *b)
+{
+	unsigned n = atomic_fetch_add(&b->now, 1) + 1;
+	unsigned peak = atomic_load(&b->peak);
+
+	while (n > peak && !atomic_compare_exchange_weak(&b->peak, &peak, n))
+		;
+}
+
+/* One fewer; true when that ends a burst of at least min (the count fell
+ * to a quarter of its peak, which restarts from here). */
+static bool burst_dec(struct burst *b, unsigned min)
+{
+	unsigned n = atomic_fetch_sub(&b->now, 1) - 1;
+	unsigned peak = atomic_load(&b->peak);
+
+	assert(n != UINT_MAX);
+	return peak >= min && n <= peak / 4 && atomic_compare_exchange_strong(&b->peak, &peak, n);
+}
 
 /* conn_read()'s buffer: one per thread (a loop runs on one thread and its
  * callbacks never read another connection), mapped on first use and
@@ -394,15 +425,20 @@ static uint8_t *read_buf_get(void)
 	return read_buf;
 }
 
+static void heap_trim(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 static void trim_cb(struct loop *l, void *ctx)
 {
 	struct hbone_conn *c = ctx;
 
 	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
 	c->trim_timer = NULL;
-#ifdef __GLIBC__
-	malloc_trim(0);
-#endif
+	heap_trim();
 	if (read_buf && !read_buf_busy && read_buf_high > TLS_RECORD) {
 		(void)madvise(read_buf, READ_BUF, MADV_DONTNEED);
 		read_buf_high = 0;
@@ -413,27 +449,6 @@ static void conn_trim_soon(struct hbone_conn *c)
 {
 	if (!c->trim_timer && !c->mem)
 		c->trim_timer = loop_timer_add(c->l, TRIM_DELAY_MS, trim_cb, c);
-}
-
-static void streams_inc(void)
-{
-	unsigned n = atomic_fetch_add(&g_streams, 1) + 1;
-	unsigned peak = atomic_load(&g_streams_peak);
-
-	while (n > peak && !atomic_compare_exchange_weak(&g_streams_peak, &peak, n))
-		;
-}
-
-/* One stream of c ended. */
-static void streams_dec(struct hbone_conn *c)
-{
-	unsigned n = atomic_fetch_sub(&g_streams, 1) - 1;
-	unsigned peak = atomic_load(&g_streams_peak);
-
-	assert(n != UINT_MAX);
-	if (peak >= TRIM_MIN_PEAK && n <= peak / 4 &&
-	    atomic_compare_exchange_strong(&g_streams_peak, &peak, n))
-		conn_trim_soon(c);
 }
 
 static void set_reason(struct hbone_stream *s, const char *fmt, ...)
@@ -463,7 +478,7 @@ static struct hbone_stream *stream_new(struct hbone_conn *c)
 		c->streams->prev = s;
 	c->streams = s;
 	c->live++;
-	streams_inc();
+	burst_inc(&g_streams);
 	c->streams_total++;
 	if (c->idle_timer) {
 		loop_timer_cancel(c->l, c->idle_timer);
@@ -543,7 +558,8 @@ static void stream_end(struct hbone_stream *s, bool reset, uint32_t h2_error)
 		set_reason(s, reset ? "reset" : "closed");
 	assert(c->live > 0);
 	c->live--;
-	streams_dec(c);
+	if (burst_dec(&g_streams, TRIM_MIN_PEAK))
+		conn_trim_soon(c);
 	/* a bulk stream: its ring, the output buffer or read_buf grew */
 	if (s->down.grew_big || s->stats.tx >= RING_BIG || read_buf_high > TLS_RECORD)
 		conn_trim_soon(c);
@@ -790,26 +806,43 @@ static struct hbone_stream *conn_stream(struct hbone_conn *c, int32_t id)
 /*
  * Room for need more bytes at the end of the output buffer (allocated on
  * first use, released when the connection has drained and has no stream).
- * Pending bytes are moved to the front only when that copies no more than
- * it frees: a connection whose socket is slow does not memmove its whole
- * buffer per frame. 0, -EAGAIN (full for now), -ENOMEM.
+ * It starts at OUTBUF_MIN, so request/response traffic stays on small heap
+ * chunks, and doubles up to OUTBUF_CAP under bulk; a grown buffer is a
+ * large one only while the connection is busy. Pending bytes are moved to
+ * the front only when that copies no more than it frees: a connection
+ * whose socket is slow does not memmove its whole buffer per frame.
+ * 0, -EAGAIN (full for now), -ENOMEM.
  */
 static int out_reserve(struct hbone_conn *c, size_t need)
 {
-	if (!c->out) {
-		c->out = malloc(OUTBUF_CAP);
-		if (!c->out)
-			return -ENOMEM;
-		c->out_off = c->out_len = 0;
-	}
+	size_t cap;
+	uint8_t *nb;
+
 	if (!c->out_len)
 		c->out_off = 0;
-	if (c->out_off + c->out_len + need <= OUTBUF_CAP)
+	if (c->out && c->out_off + c->out_len + need <= c->out_cap)
 		return 0;
-	if (c->out_len + need > OUTBUF_CAP || c->out_len > c->out_off)
+	if (c->out_len + need > OUTBUF_CAP)
 		return -EAGAIN;
-	/* SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows this with a write pending. */
-	memmove(c->out, c->out + c->out_off, c->out_len);
+	if (c->out && c->out_len + need <= c->out_cap && c->out_len <= c->out_off) {
+		/* SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows this with a write pending. */
+		memmove(c->out, c->out + c->out_off, c->out_len);
+		c->out_off = 0;
+		return 0;
+	}
+	if (c->out && c->out_cap == OUTBUF_CAP)
+		return -EAGAIN;
+	for (cap = c->out ? c->out_cap * 2 : OUTBUF_MIN; cap < c->out_len + need; cap *= 2)
+		;
+	assert(cap <= OUTBUF_CAP);
+	nb = malloc(cap);
+	if (!nb)
+		return -ENOMEM;
+	if (c->out_len)
+		memcpy(nb, c->out + c->out_off, c->out_len); /* a pending write may move, as above */
+	free(c->out);
+	c->out = nb;
+	c->out_cap = cap;
 	c->out_off = 0;
 	return 0;
 }
@@ -827,7 +860,7 @@ static ssize_t send_cb(nghttp2_session *session, const uint8_t *data, size_t len
 	}
 	if (out_reserve(c, length > 4096 ? 4096 : length) < 0)
 		return NGHTTP2_ERR_WOULDBLOCK;
-	space = OUTBUF_CAP - c->out_off - c->out_len;
+	space = c->out_cap - c->out_off - c->out_len;
 	if (length > space)
 		length = space;
 	memcpy(c->out + c->out_off + c->out_len, data, length);
@@ -1349,6 +1382,7 @@ static void conn_flush(struct hbone_conn *c)
 		 * Not SSL_MODE_RELEASE_BUFFERS: that frees them per record. */
 		free(c->out);
 		c->out = NULL;
+		c->out_cap = 0;
 		SSL_free_buffers(c->ssl);
 	}
 }
@@ -1649,6 +1683,8 @@ static void conn_destroy(struct hbone_conn *c)
 	free(c->pool_key);
 	c->magic = 0;
 	free(c);
+	if (burst_dec(&g_conns, TRIM_MIN_CONNS))
+		heap_trim();
 }
 
 static int conn_new(struct loop *l, enum conn_role role, int fd, const struct hbone_opts *opts,
@@ -1682,6 +1718,7 @@ static int conn_new(struct loop *l, enum conn_role role, int fd, const struct hb
 		free(c);
 		return ret;
 	}
+	burst_inc(&g_conns);
 	*out = c;
 	return 0;
 }
@@ -1963,7 +2000,7 @@ int hbone_stream_open(struct hbone_conn *c, const struct hbone_connect_req *req,
 		s->st = S_DONE;
 		s->h2_closed = true;
 		c->live--;
-		atomic_fetch_sub(&g_streams, 1);
+		(void)burst_dec(&g_streams, UINT_MAX); /* never counted as ended */
 		c->streams_total--;
 		stream_free(s);
 		goto out;
