@@ -61,7 +61,8 @@ if [[ -z ${UNIT_ONLY:-} ]]; then
 			run_one "netns/$(basename "$t")" timeout 600 bash "$t"
 		done
 		if [[ -n ${TSAN_B:-} ]]; then
-			for t in tests/netns/test_mtls.sh tests/netns/test_e2e.sh; do
+			for t in tests/netns/test_mtls.sh tests/netns/test_e2e.sh tests/netns/test_policy.sh \
+				tests/netns/test_observe.sh; do
 				[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
 				n=$(basename "$t" .sh)
 				mkdir -p "$logdir/tsan-$n"

@@ -118,38 +118,99 @@ static json_t *pods_json(const struct tunnel *t)
 	return a;
 }
 
-static json_t *conns_json(const struct tunnel *t)
-{
-	json_t *a = json_array();
-	uint64_t now = loop_now_ms();
+/*
+ * GET /connections in two steps: rows copied under the guard (a connection
+ * may end once the worker threads run again), then the JSON built without
+ * it (for thousands of connections that is the slow part). Pods, whose
+ * names the rows point at, are added and removed only by this thread.
+ */
+struct conn_row {
+	const struct pod *pod;
+	bool outbound, hbone;
+	char src[64], dst[64], target[64];
+	char *src_id, *dst_id; /* NULL: none (or out of memory) */
+	uint64_t age_ms, sent, received;
+};
 
-	for (const struct pod *p = t->pods; a && p; p = pod_shard_next(p)) {
+static void conn_rows_free(struct conn_row *rows, size_t n)
+{
+	for (size_t i = 0; rows && i < n; i++) {
+		free(rows[i].src_id);
+		free(rows[i].dst_id);
+	}
+	free(rows);
+}
+
+static char *id_dup(const char *id)
+{
+	return id && *id ? strdup(id) : NULL;
+}
+
+/* NULL with *n 0 when there is none; NULL with *n SIZE_MAX: out of memory. */
+static struct conn_row *conn_rows(const struct tunnel *t, size_t *n)
+{
+	struct conn_row *rows;
+	uint64_t now = loop_now_ms();
+	size_t i = 0;
+
+	*n = 0;
+	for (const struct pod *p = t->pods; p; p = pod_shard_next(p))
+		for (const struct conn *c = p->conns; c; c = c->next)
+			(*n)++;
+	if (!*n)
+		return NULL;
+	rows = calloc(*n, sizeof(*rows));
+	if (!rows) {
+		*n = SIZE_MAX;
+		return NULL;
+	}
+	for (const struct pod *p = t->pods; p; p = pod_shard_next(p)) {
 		char own[SPIFFE_ID_MAX];
 
 		mtls_pod_identity(p, own, sizeof(own));
-		for (const struct conn *c = p->conns; c; c = c->next) {
+		for (const struct conn *c = p->conns; c; c = c->next, i++) {
+			struct conn_row *r = &rows[i];
 			struct relay_stats st;
-			char s[64], d[64], tg[64];
-			const char *src_id = NULL, *dst_id = NULL;
 
 			conn_get_stats(c, &st);
+			r->pod = p;
+			r->outbound = c->dir == CONN_OUTBOUND;
+			r->hbone = c->hbone;
+			sockaddr_str(&c->src, r->src, sizeof(r->src));
+			sockaddr_str(&c->dst, r->dst, sizeof(r->dst));
+			if (c->target.ss_family)
+				sockaddr_str(&c->target, r->target, sizeof(r->target));
+			else
+				memcpy(r->target, r->dst, sizeof(r->target));
 			if (c->hbone) {
-				src_id = c->dir == CONN_OUTBOUND ? own : c->peer_id;
-				dst_id = c->dir == CONN_OUTBOUND ? c->peer_id : own;
+				r->src_id = id_dup(r->outbound ? own : c->peer_id);
+				r->dst_id = id_dup(r->outbound ? c->peer_id : own);
 			}
-			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I}",
-				"pod", p->name, "namespace", p->namespace,
-				"direction", c->dir == CONN_OUTBOUND ? "outbound" : "inbound",
-				"src", sockaddr_str(&c->src, s, sizeof(s)),
-				"dst", sockaddr_str(&c->dst, d, sizeof(d)),
-				"target", c->target.ss_family ? sockaddr_str(&c->target, tg, sizeof(tg)) : d,
-				"security", c->hbone ? "mutual_tls" : "none",
-				"srcIdentity", src_id && *src_id ? json_string(src_id) : json_null(),
-				"dstIdentity", dst_id && *dst_id ? json_string(dst_id) : json_null(),
-				"ageMs", (json_int_t)(now - c->start_ms),
-				"sentBytes", (json_int_t)st.a_to_b, "receivedBytes", (json_int_t)st.b_to_a,
-				"worker", (json_int_t)p->worker));
+			r->age_ms = now - c->start_ms;
+			r->sent = st.a_to_b;
+			r->received = st.b_to_a;
 		}
+	}
+	return rows;
+}
+
+static json_t *conn_rows_json(const struct conn_row *rows, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		const struct conn_row *r = &rows[i];
+
+		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I}",
+			"pod", r->pod->name, "namespace", r->pod->namespace,
+			"direction", r->outbound ? "outbound" : "inbound",
+			"src", r->src, "dst", r->dst, "target", r->target,
+			"security", r->hbone ? "mutual_tls" : "none",
+			"srcIdentity", r->src_id ? json_string(r->src_id) : json_null(),
+			"dstIdentity", r->dst_id ? json_string(r->dst_id) : json_null(),
+			"ageMs", (json_int_t)r->age_ms,
+			"sentBytes", (json_int_t)r->sent, "receivedBytes", (json_int_t)r->received,
+			"worker", (json_int_t)r->pod->worker));
 	}
 	return a;
 }
@@ -326,6 +387,11 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 	struct http_srv *srv = ctx;
 	struct tunnel *t;
 	const char *url = req->path, *method = req->method, *reason;
+	json_t *j = NULL;
+	bool json = false; /* answer with j: NULL (out of memory) makes a 500 */
+	struct conn_row *rows = NULL; /* GET /connections: j is built from these */
+	size_t n_rows = 0;
+	bool conns = false;
 	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	bool post = !strcmp(method, "POST") || !strcmp(method, "PUT");
 
@@ -344,29 +410,50 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 	} else if (srv->kind == SRV_METRICS) {
 		respond_text(resp, 404, "not found; this port serves GET /metrics and /stats/prometheus\n");
 	} else if (!strcmp(url, "/pods") && get) {
-		respond_json(resp, 200, pods_json(t));
+		j = pods_json(t);
+		json = true;
 	} else if ((!strcmp(url, "/workloads") || !strcmp(url, "/services")) && get) {
-		if (!t->mesh)
+		if (!t->mesh) {
 			respond_text(resp, 503, "mesh model not loaded yet (%s); see the warren-tunnel log\n",
 				     t->mesh_error[0] ? t->mesh_error : "no load finished");
-		else
-			respond_json(resp, 200, url[1] == 'w' ? workloads_json(t) : services_json(t));
+		} else {
+			j = url[1] == 'w' ? workloads_json(t) : services_json(t);
+			json = true;
+		}
 	} else if (!strcmp(url, "/connections") && get) {
-		respond_json(resp, 200, conns_json(t));
+		rows = conn_rows(t, &n_rows);
+		json = conns = n_rows != SIZE_MAX;
+		if (!json)
+			respond_text(resp, 500, "out of memory listing connections\n");
 	} else if (!strcmp(url, "/certs") && get) {
-		respond_json(resp, 200, mtls_certs_json(t));
+		j = mtls_certs_json(t);
+		json = true;
 	} else if (!strcmp(url, "/policies") && get) {
-		respond_json(resp, 200, mtls_policies_json(t));
+		j = mtls_policies_json(t);
+		json = true;
 	} else if (!strcmp(url, "/pool") && get) {
-		respond_json(resp, 200, mtls_pool_json(t));
+		j = mtls_pool_json(t);
+		json = true;
 	} else if (!strcmp(url, "/config_dump") && get) {
-		respond_json(resp, 200, config_dump(t));
+		j = config_dump(t);
+		json = true;
 	} else if (!strcmp(url, "/logging") && (get || post)) {
 		handle_logging(resp, req, post);
 	} else {
 		respond_text(resp, 404,
 			     "not found: %s %s; endpoints: GET /pods, GET /workloads, GET /services, GET /connections, GET /certs, GET /policies, GET /pool, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready, GET /stats/prometheus\n",
 			     method, url);
+	}
+	if (json) {
+		/* The snapshot is our own copy: serialize it (the slow part for
+		 * thousands of connections) while the worker threads run. */
+		loop_unguard(t->loop);
+		if (conns) {
+			j = conn_rows_json(rows, n_rows);
+			conn_rows_free(rows, n_rows);
+		}
+		respond_json(resp, 200, j);
+		loop_reguard(t->loop);
 	}
 }
 

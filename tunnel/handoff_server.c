@@ -178,7 +178,9 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 	*fdp = -1;
 	p->netns_dev = dev;
 	p->netns_ino = ino;
-	if (pod_listen(p, err, sizeof(err)) < 0 || state_write(t, p, err, sizeof(err)) < 0) {
+	/* The record first: state_write() lets the worker threads run while
+	 * it writes, and until pod_listen() they cannot reach this pod. */
+	if (state_write(t, p, err, sizeof(err)) < 0 || pod_listen(p, err, sizeof(err)) < 0) {
 		pod_free(p);
 		state_remove(t, uid);
 		log_error("add for pod %s/%s (uid %s) failed: %s", ns, name, uid, err);

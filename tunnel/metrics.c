@@ -793,6 +793,7 @@ char *metrics_render(struct tunnel *t)
 	char *s = NULL;
 	size_t n = 0;
 	FILE *f;
+	bool ok;
 
 	if (!m)
 		return strdup("");
@@ -812,6 +813,10 @@ char *metrics_render(struct tunnel *t)
 	f = open_memstream(&s, &n);
 	if (!f)
 		return NULL;
+	/* The rest reads the series under their own lock and what only this
+	 * (the main) thread writes: the worker threads run meanwhile. */
+	loop_unguard(t->loop);
+	pthread_mutex_lock(&m->mu);
 	render_tcp(f, m);
 	header(f, "warren_build_info", "gauge", "warren-tunnel build information.");
 	fprintf(f, "warren_build_info{version=\"%s\"} 1\n", WARREN_VERSION);
@@ -840,7 +845,10 @@ char *metrics_render(struct tunnel *t)
 				fprintf(f, "%s %lld\n", fam->name, (long long)g->value);
 		}
 	}
-	if (fclose(f)) {
+	pthread_mutex_unlock(&m->mu);
+	ok = fclose(f) == 0;
+	loop_reguard(t->loop);
+	if (!ok) {
 		free(s);
 		return NULL;
 	}

@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,7 @@ struct mtls {
 	struct identity_mgr *ids;
 	struct loop_timer *renew_timer;
 	struct hbone_opts copts, sopts;
-	uint64_t rr;
+	atomic_uint_fast64_t rr; /* Service endpoint round robin, shared by the workers */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -410,29 +411,34 @@ static void log_policy(const struct authz_policy_info *in, void *ctx)
 	}
 }
 
-void mtls_model_changed(struct tunnel *t)
+int mtls_policies_compile(const struct tunnel *t, const struct mesh *m, struct authz_set **out)
 {
-	struct authz_set *set = NULL;
 	struct log_ctx lc = { 0 };
 	int ret;
 
-	if (!t->mesh)
-		return;
-	ret = authz_compile(t->mesh->authorization_policies, t->mesh->peer_authentications,
-			    t->conf->root_namespace, &set);
+	*out = NULL;
+	ret = authz_compile(m->authorization_policies, m->peer_authentications,
+			    t->conf->root_namespace, out);
 	if (ret < 0) {
 		log_error("cannot compile the policies of mesh generation %llu: %s; keeping the previous set",
-			  (unsigned long long)t->mesh->generation, strerror(-ret));
-		return;
+			  (unsigned long long)m->generation, strerror(-ret));
+		return ret;
 	}
-	authz_policies_foreach(set, log_policy, &lc);
-	if (authz_set_count(set) || (t->authz && authz_set_count(t->authz)))
+	authz_policies_foreach(*out, log_policy, &lc);
+	if (authz_set_count(*out) || authz_set_count(t->authz))
 		log_info("policies of mesh generation %llu: %zu compiled (%zu invalid, %zu ignored)",
-			 (unsigned long long)t->mesh->generation, authz_set_count(set), lc.invalid,
+			 (unsigned long long)m->generation, authz_set_count(*out), lc.invalid,
 			 lc.ignored);
-	authz_set_free(t->authz);
+	return 0;
+}
+
+struct authz_set *mtls_policies_install(struct tunnel *t, struct authz_set *set)
+{
+	struct authz_set *old = t->authz;
+
 	t->authz = set;
 	proxy_policy_recheck(t);
+	return old;
 }
 
 int mtls_authorize(struct pod *p, const struct sockaddr_storage *src,
@@ -539,7 +545,7 @@ int mtls_outbound(struct conn *c)
 			conn_fail(c, msg, 0);
 			return 1;
 		}
-		k = (size_t)(sec->rr++ % n);
+		k = (size_t)(atomic_fetch_add_explicit(&sec->rr, 1, memory_order_relaxed) % n);
 		for (size_t i = 0; i < m->n_pods; i++) {
 			if (!endpoint_ok(svc, &m->pods[i], ip.family))
 				continue;

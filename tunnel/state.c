@@ -95,9 +95,6 @@ int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen)
 	ret = pods_dir(t, dir, sizeof(dir));
 	if (ret < 0)
 		goto out;
-	ret = mkdir_p(dir, 0700);
-	if (ret < 0)
-		goto out;
 	snprintf(tmp, sizeof(tmp), "%s/.%s.json.tmp", dir, p->uid);
 	snprintf(path, sizeof(path), "%s/%s.json", dir, p->uid);
 	rec = pod_to_json(p);
@@ -107,6 +104,12 @@ int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen)
 		goto out;
 	}
 	len = strlen(text);
+	/* The file work (two fsyncs: milliseconds on a real disk) touches
+	 * only our copy, so the worker threads' data path runs meanwhile. */
+	loop_unguard(t->loop);
+	ret = mkdir_p(dir, 0700);
+	if (ret < 0)
+		goto out;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = -errno;
@@ -138,6 +141,7 @@ int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen)
 		fsync(dfd);
 	ret = 0;
 out:
+	loop_reguard(t->loop);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot write the state record of pod %s/%s in %s: %s; check stateDir",
 			 p->namespace, p->name, dir, strerror(-ret));

@@ -257,8 +257,14 @@ void mtls_stop(struct tunnel *t);
 int mtls_pod_added(struct pod *p);
 /* Pod going away: drop its identity, pool and HBONE connections. */
 void mtls_pod_removed(struct pod *p);
-/* A new mesh model is in t->mesh: recompile policies, re-evaluate. */
-void mtls_model_changed(struct tunnel *t);
+/* The policies of model m (its generation set), compiled into *out (the
+ * caller's) and logged. Reads only t->conf and, on the main thread,
+ * t->authz: runs without the guard.
+ * 0, or -errno logged (the previous set stays in use). */
+int mtls_policies_compile(const struct tunnel *t, const struct mesh *m, struct authz_set **out);
+/* Puts set (owned, may be NULL) in use and re-evaluates the open inbound
+ * connections against it; returns the previous set, the caller's to free. */
+struct authz_set *mtls_policies_install(struct tunnel *t, struct authz_set *set);
 /* Serve an accepted 15008 connection (fd owned). */
 void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *peer);
 /*
@@ -307,6 +313,9 @@ uint16_t ss_port(const struct sockaddr_storage *ss);
 void ss_canonicalise(struct sockaddr_storage *ss);
 
 /* ---- state.c ---- */
+/* Writes p's record atomically. Releases the main loop's guard while it
+ * writes the file: call it only while no worker can reach p (before
+ * pod_listen). 0, or -errno with err filled. */
 int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen);
 int state_remove(struct tunnel *t, const char *uid);
 /* Lists the pods recorded in stateDir and re-adopts them on the loop, a

@@ -33,7 +33,10 @@
 #          with a mesh CA (hack/gen-ca.sh; enrolled pods survive the
 #          restart), ecli -> esrv then flows over HBONE. Rounds of
 #          {iperf3 HBONE, iperf3 haproxy, sockperf HBONE, sockperf
-#          haproxy}, then the same single-run figures as plain. haproxy:
+#          haproxy}, then the same single-run figures as plain, then
+#          1 KiB ping-pong (pingpong: p99, p99.9, max) quiet, while both
+#          tunnels reload a large mesh model and while the admin API lists
+#          the open connections (tests/bench/cp-load.py). haproxy:
 #          TLS 1.3, ECDSA P-256 leaves from the same CA (openssl), client
 #          certificate verified, a client-side haproxy in dcli (plain in,
 #          mTLS out) and a server-side one in dsrv (mTLS in, plain to the
@@ -43,7 +46,9 @@
 #      BENCH_IDLE_CONNS (1000), BENCH_SECTIONS, TUNNEL_LOG_LEVEL (warn),
 #      BENCH_PERF=1 (perf record -g both tunnels during one iperf3 and one
 #      connrate run per mode; reports kept in $T, implies KEEP_TMP),
-#      BENCH_WORKERS (workerThreads of both tunnels; unset: the default).
+#      BENCH_WORKERS (workerThreads of both tunnels; unset: the default),
+#      BENCH_CP_PODS (5000, pods in the mesh model the control-plane rows
+#      reload).
 set -uo pipefail
 source "$(dirname "$0")/../netns/lib.sh"
 
@@ -235,7 +240,7 @@ print(k + ".p50", p("50.000")); print(k + ".p99", p("99.000"))' "$key" >>"$R"
 # every other hop. With PIN, the client, the echo server and both tunnels
 # run on CPU 0 only, so no hop waits for another CPU to wake up: the
 # difference between the two is the cost of cross-CPU wake-ups.
-pingpong_run() { # KEY CLIENT HOST [PIN]: records KEY.p50 KEY.p99 (usec, RTT/2)
+pingpong_run() { # KEY CLIENT HOST [PIN]: records KEY.p50 .p99 .p999 .max (usec, RTT/2)
 	local key=$1 cli=$2 host=$3 pin=${4:-} pids p
 	local run=("$WARREN_BUILD/tests/pingpong" "$host" 7001 1000 "$SECS" 1024)
 	if [[ -n $pin ]]; then
@@ -244,7 +249,7 @@ pingpong_run() { # KEY CLIENT HOST [PIN]: records KEY.p50 KEY.p99 (usec, RTT/2)
 		run=(taskset -c 0 "${run[@]}")
 	fi
 	pexec "$cli" "${run[@]}" 2>>"$T/pingpong.err" |
-		awk -v k="$key" '{ print k ".p50 " $4; print k ".p99 " $6 }' >>"$R"
+		awk -v k="$key" '{ print k ".p50 " $4; print k ".p99 " $6; print k ".p999 " $8; print k ".max " $10 }' >>"$R"
 	if [[ -n $pin ]]; then
 		for p in $pids; do taskset -a -p -c "0-$(($(nproc) - 1))" "$p" >/dev/null; done
 	fi
@@ -489,6 +494,41 @@ sys.exit(0 if find(json.load(sys.stdin)) else 1)'
 }
 hbone_pool_up() { [[ -n $(ss -N "${POD_NETNS[esrv]}" -Htn state established '( sport = :15008 )' 2>/dev/null) ]]; }
 
+# The data path while the control plane works: 1 KiB ping-pong over HBONE
+# (pingpong, its p99.9 and worst case), quiet; while both tunnels reload a
+# mesh model of CP_PODS pods every 0.5 s; while the admin API lists NCONN
+# open connections 5 times a second (tests/bench/cp-load.py).
+CP_PODS=${BENCH_CP_PODS:-5000}
+control_plane_load() {
+	local saved=$T/mesh.yaml.before-cp hold loader
+	pingpong_run h.cpq ecli "$ES"
+	cp "$T/mesh.yaml" "$saved"
+	"$PYTHON" "$WARREN_ROOT/tests/bench/cp-load.py" mesh "$T/mesh.yaml" "$CP_PODS" "$((SECS + 1))" 0.5 \
+		>"$T/cp-mesh.out" 2>>"$T/cp-load.err" &
+	loader=$!
+	pingpong_run h.cpm ecli "$ES"
+	wait "$loader" || log "mesh load failed: $(tail -n 1 "$T/cp-load.err")"
+	res h.cpm.writes "$(awk '{print $2}' "$T/cp-mesh.out")"
+	res h.cpm.pods "$CP_PODS"
+	cp "$saved" "$T/mesh.yaml"
+	: >"$T/cp.hold"
+	ip netns exec "${POD_NETNS[ecli]}" "$CONNRATE" hold "$ES" 7001 "$NCONN" >"$T/cp.hold" 2>>"$T/connrate.err" &
+	hold=$!
+	if wait_for -t 60 grep -q '^ready' "$T/cp.hold"; then
+		nexec node1 "$PYTHON" "$WARREN_ROOT/tests/bench/cp-load.py" http 127.0.0.1 15000 /connections 5 \
+			"$((SECS + 1))" >"$T/cp-http.out" 2>>"$T/cp-load.err" &
+		loader=$!
+		pingpong_run h.cpc ecli "$ES"
+		wait "$loader" || log "admin API load failed: $(tail -n 1 "$T/cp-load.err")"
+		res h.cpc.req "$(cat "$T/cp-http.out")"
+	else
+		log "idle connections for the admin API load not ready: $(tail -n 2 "$T/connrate.err")"
+	fi
+	kill -TERM "$hold" 2>/dev/null
+	wait "$hold" 2>/dev/null
+	wait_for -t 20 few_fds
+}
+
 MTLS_STATE=skip
 has mtls && MTLS_STATE="n/a (mTLS not built)"
 if has mtls && mtls_supported; then
@@ -523,6 +563,8 @@ if has mtls && mtls_supported; then
 		log "mtls: $NCONN idle connections; RSS at 1000 req/s"
 		idle_conns h.idle ecli "$ES" 7001
 		load_1000 h.load ecli "$ES" 7000
+		log "mtls: ping-pong while the control plane works (mesh reloads, admin API)"
+		control_plane_load
 		if [[ -n ${BENCH_PERF:-} ]]; then
 			perf_tunnels mtls-iperf pexec ecli iperf3 -c "$ES" -p 5201 -t "$SECS"
 			perf_tunnels mtls-conn pexec ecli "$CONNRATE" rate "$ES" 7002 "$SECS" 64 1
@@ -668,6 +710,17 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
     a1, a2 = med(p + ".load.rss1"), med(p + ".load.rss2")
     row("tunnel RSS at 1000 req/s (short conns, 1 KiB req/resp)", "%.1f / %.1f MiB" % (a1 / 1024, a2 / 1024), "<= 10 MiB" if p == "h" else "",
         "%s of budget (larger); peak over the run; tunnel1 at the end %s KiB anon + %s KiB file; achieved %s req/s, tunnel CPU %s / %s vCPU" % (r(max(a1, a2) / 1024, 10), raw(p + ".load.anon1"), raw(p + ".load.file1"), raw(p + ".load.rate"), raw(p + ".load.cpu1"), raw(p + ".load.cpu2")))
+    if p + ".cpq.max" in V:
+        q999, qmax = med(p + ".cpq.p999"), med(p + ".cpq.max")
+        def cp_row(what, k, note):
+            row("1 KiB ping-pong @1000/s, HBONE, %s: p99 / p99.9 / max" % what,
+                "%s / %s / %s us" % (raw(k + ".p99"), raw(k + ".p999"), raw(k + ".max")), "",
+                note if k == p + ".cpq" else "p99.9 %s, max %s of quiet; %s" % (r(med(k + ".p999"), q999), r(med(k + ".max"), qmax), note))
+        cp_row("quiet", p + ".cpq", "pingpong (sleeping client), baseline for the two rows below")
+        if p + ".cpm.max" in V:
+            cp_row("mesh reloads", p + ".cpm", "both tunnels reload a %s-pod mesh model every 0.5 s (%s writes)" % (raw(p + ".cpm.pods"), raw(p + ".cpm.writes")))
+        if p + ".cpc.max" in V:
+            cp_row("admin API", p + ".cpc", "GET /connections of %s open connections 5x/s: %s" % (NCONN, raw(p + ".cpc.req")))
 
 if "p.tun.gbps" in V:
     traffic("p", "-- plaintext relay (%d interleaved rounds: median [min-max])" % rounds, "p.direct", "p.ldirect", "p.cdirect", None)
