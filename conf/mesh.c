@@ -9,12 +9,15 @@
  * by mesh_build()/mesh_load_path() may be passed to mesh_free().
  *
  * Arrays keep the input order (directory mode: file name order, then order
- * in the file). Lookups only read the public arrays, linearly, so they also
- * work on a struct mesh filled by hand (tests). Duplicates (same kind,
+ * in the file). Lookups go through the model's hash indexes
+ * (conf/mesh_index.c), built once the model is complete; a struct mesh
+ * filled by hand (tests) has none and is scanned, with the same answers.
+ * Duplicates (same kind,
  * namespace and name) fail the build; they are found through a temporary
  * sorted index, O(n log n).
  */
 #include "conf/mesh.h"
+#include "conf/mesh_index.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -185,7 +188,7 @@ static int parse_ip_field(const struct objctx *c, const char *field, const char 
 	return 0;
 }
 
-static bool ip_in(const struct mesh_ip *ips, size_t n, const struct mesh_ip *ip)
+bool mesh_ip_in(const struct mesh_ip *ips, size_t n, const struct mesh_ip *ip)
 {
 	for (size_t i = 0; i < n; i++)
 		if (mesh_ip_equal(&ips[i], ip))
@@ -301,7 +304,7 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 			ret = parse_ip_field(c, "status.podIPs[].ip", ip, &a);
 			if (ret)
 				return ret;
-			if (!ip_in(p->ips, p->n_ips, &a))
+			if (!mesh_ip_in(p->ips, p->n_ips, &a))
 				p->ips[p->n_ips++] = a;
 		}
 		return 0;
@@ -447,7 +450,7 @@ static int add_vip(const struct objctx *c, struct mesh_service *s, const char *f
 	ret = parse_ip_field(c, field, ip, &a);
 	if (ret)
 		return ret;
-	if (ip_in(s->vips, s->n_vips, &a))
+	if (mesh_ip_in(s->vips, s->n_vips, &a))
 		return 0;
 	assert(s->n_vips < cap); /* cap counts every candidate */
 	s->vips[s->n_vips++] = a;
@@ -724,6 +727,8 @@ static int build(json_t *objs, const struct prov *provs, struct mesh **out, char
 			goto out;
 	}
 	ret = find_dups(m, pns, ppod, psvc, err, errlen);
+	if (!ret)
+		m->index = mesh_index_build(m); /* NULL (out of memory): lookups scan */
 out:
 	free(pns);
 	free(ppod);
@@ -925,6 +930,7 @@ void mesh_free(struct mesh *m)
 	free(m->namespaces);
 	free(m->pods);
 	free(m->services);
+	mesh_index_free(m->index);
 	json_decref(m->authorization_policies);
 	json_decref(m->peer_authentications);
 	json_decref(mi->src);
@@ -945,52 +951,118 @@ const char *mesh_label(const struct mesh_labels *l, const char *key)
 
 const struct mesh_namespace *mesh_find_namespace(const struct mesh *m, const char *name)
 {
+	ssize_t i;
+
 	if (!m || !name)
 		return NULL;
-	for (size_t i = 0; i < m->n_namespaces; i++)
-		if (!strcmp(m->namespaces[i].name, name))
-			return &m->namespaces[i];
+	if (m->index) {
+		i = mesh_index_namespace(m->index, m, name);
+		return i < 0 ? NULL : &m->namespaces[i];
+	}
+	for (size_t k = 0; k < m->n_namespaces; k++)
+		if (!strcmp(m->namespaces[k].name, name))
+			return &m->namespaces[k];
 	return NULL;
 }
 
 const struct mesh_pod *mesh_find_pod(const struct mesh *m, const char *ns, const char *name)
 {
+	ssize_t i;
+
 	if (!m || !ns || !name)
 		return NULL;
-	for (size_t i = 0; i < m->n_pods; i++)
-		if (!strcmp(m->pods[i].name, name) && !strcmp(m->pods[i].namespace, ns))
-			return &m->pods[i];
+	if (m->index) {
+		i = mesh_index_pod_by_name(m->index, m, ns, name);
+		return i < 0 ? NULL : &m->pods[i];
+	}
+	for (size_t k = 0; k < m->n_pods; k++)
+		if (!strcmp(m->pods[k].name, name) && !strcmp(m->pods[k].namespace, ns))
+			return &m->pods[k];
 	return NULL;
 }
 
 const struct mesh_pod *mesh_find_pod_by_uid(const struct mesh *m, const char *uid)
 {
+	ssize_t i;
+
 	if (!m || !uid || !*uid)
 		return NULL; /* "" means unknown, never a match */
-	for (size_t i = 0; i < m->n_pods; i++)
-		if (!strcmp(m->pods[i].uid, uid))
-			return &m->pods[i];
+	if (m->index) {
+		i = mesh_index_pod_by_uid(m->index, m, uid);
+		return i < 0 ? NULL : &m->pods[i];
+	}
+	for (size_t k = 0; k < m->n_pods; k++)
+		if (!strcmp(m->pods[k].uid, uid))
+			return &m->pods[k];
 	return NULL;
 }
 
 /* Host-network pods share the node's IP; they never identify a workload. */
 const struct mesh_pod *mesh_find_pod_by_ip(const struct mesh *m, const struct mesh_ip *ip)
 {
+	ssize_t i;
+
 	if (!m || !ip)
 		return NULL;
-	for (size_t i = 0; i < m->n_pods; i++)
-		if (!m->pods[i].host_network && ip_in(m->pods[i].ips, m->pods[i].n_ips, ip))
-			return &m->pods[i];
+	if (m->index) {
+		i = mesh_index_pod_by_ip(m->index, m, ip);
+		return i < 0 ? NULL : &m->pods[i];
+	}
+	for (size_t k = 0; k < m->n_pods; k++)
+		if (!m->pods[k].host_network && mesh_ip_in(m->pods[k].ips, m->pods[k].n_ips, ip))
+			return &m->pods[k];
 	return NULL;
 }
 
 const struct mesh_service *mesh_find_service_by_vip(const struct mesh *m, const struct mesh_ip *ip)
 {
+	ssize_t i;
+
 	if (!m || !ip)
 		return NULL;
-	for (size_t i = 0; i < m->n_services; i++)
-		if (ip_in(m->services[i].vips, m->services[i].n_vips, ip))
-			return &m->services[i];
+	if (m->index) {
+		i = mesh_index_service_by_vip(m->index, m, ip);
+		return i < 0 ? NULL : &m->services[i];
+	}
+	for (size_t k = 0; k < m->n_services; k++)
+		if (mesh_ip_in(m->services[k].vips, m->services[k].n_vips, ip))
+			return &m->services[k];
+	return NULL;
+}
+
+const struct mesh_pod *mesh_service_next_pod(const struct mesh *m, const struct mesh_service *svc,
+					     size_t *pos)
+{
+	if (m->index) {
+		size_t n;
+		const uint32_t *pods = mesh_index_service_pods(m->index, (size_t)(svc - m->services), &n);
+
+		return *pos < n ? &m->pods[pods[(*pos)++]] : NULL;
+	}
+	while (*pos < m->n_pods) {
+		const struct mesh_pod *p = &m->pods[(*pos)++];
+
+		if (!strcmp(p->namespace, svc->namespace) && mesh_selector_matches(&svc->selector, &p->labels))
+			return p;
+	}
+	return NULL;
+}
+
+const struct mesh_service *mesh_pod_next_service(const struct mesh *m, const struct mesh_pod *p,
+						 size_t *pos)
+{
+	if (m->index) {
+		size_t n;
+		const uint32_t *svcs = mesh_index_pod_services(m->index, (size_t)(p - m->pods), &n);
+
+		return *pos < n ? &m->services[svcs[(*pos)++]] : NULL;
+	}
+	while (*pos < m->n_services) {
+		const struct mesh_service *s = &m->services[(*pos)++];
+
+		if (!strcmp(s->namespace, p->namespace) && mesh_selector_matches(&s->selector, &p->labels))
+			return s;
+	}
 	return NULL;
 }
 

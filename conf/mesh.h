@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <netinet/in.h>
 
+struct mesh_index;
+
 struct mesh_label {
 	const char *key;
 	const char *value;
@@ -89,6 +91,8 @@ struct mesh {
 	json_t *authorization_policies; /* array of raw objects */
 	json_t *peer_authentications;   /* array of raw objects */
 	uint64_t generation;            /* set by the owner on swap */
+	struct mesh_index *index;       /* lookups' hash indexes (conf/mesh_index.h);
+					   NULL: they scan (a model filled by hand) */
 };
 
 /* Build a model from a file or directory. *out owned by the caller. */
@@ -103,6 +107,13 @@ const struct mesh_pod *mesh_find_pod(const struct mesh *m, const char *ns, const
 const struct mesh_pod *mesh_find_pod_by_uid(const struct mesh *m, const char *uid);
 const struct mesh_pod *mesh_find_pod_by_ip(const struct mesh *m, const struct mesh_ip *ip);
 const struct mesh_service *mesh_find_service_by_vip(const struct mesh *m, const struct mesh_ip *ip);
+/* Iterate the pods Service svc (an element of m->services) selects in its
+ * namespace, ready or not, in model order; *pos starts at 0. NULL at the end. */
+const struct mesh_pod *mesh_service_next_pod(const struct mesh *m, const struct mesh_service *svc,
+					     size_t *pos);
+/* Iterate the Services selecting pod p (an element of m->pods), likewise. */
+const struct mesh_service *mesh_pod_next_service(const struct mesh *m, const struct mesh_pod *p,
+						 size_t *pos);
 /* Does the selector match these labels (all selector pairs present)? An
  * empty selector matches nothing (Kubernetes Service semantics). */
 bool mesh_selector_matches(const struct mesh_labels *selector, const struct mesh_labels *labels);
@@ -118,6 +129,7 @@ bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, c
 /* Parse "10.1.2.3" / "fd00::1" into ip. 0 or -EINVAL. */
 int mesh_ip_parse(const char *s, struct mesh_ip *ip);
 bool mesh_ip_equal(const struct mesh_ip *a, const struct mesh_ip *b);
+bool mesh_ip_in(const struct mesh_ip *ips, size_t n, const struct mesh_ip *ip);
 /* Format into buf (INET6_ADDRSTRLEN). Returns buf. */
 const char *mesh_ip_str(const struct mesh_ip *ip, char *buf, size_t len);
 

@@ -512,12 +512,12 @@ static bool ss_to_ip(const struct sockaddr_storage *ss, struct mesh_ip *ip, uint
 static const struct mesh_service *service_of_pod(const struct mesh *m, const struct mesh_pod *mp,
 						 uint16_t port)
 {
-	for (size_t i = 0; m && mp && i < m->n_services; i++) {
-		const struct mesh_service *s = &m->services[i];
+	const struct mesh_service *s;
+	size_t pos = 0;
 
-		if (strcmp(s->namespace, mp->namespace) ||
-		    !mesh_selector_matches(&s->selector, &mp->labels))
-			continue;
+	if (!m || !mp)
+		return NULL;
+	while ((s = mesh_pod_next_service(m, mp, &pos))) {
 		for (size_t k = 0; k < s->n_ports; k++)
 			if (s->ports[k].target_port == port ||
 			    (!s->ports[k].target_port && !s->ports[k].target_port_name &&

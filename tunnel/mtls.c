@@ -475,12 +475,13 @@ static bool pod_has_family(const struct mesh_pod *mp, int family, struct mesh_ip
 	return false;
 }
 
-static bool endpoint_ok(const struct mesh_service *svc, const struct mesh_pod *mp, int family)
+/* A pod the Service selects (mesh_service_next_pod) that can take a
+ * connection of this family. */
+static bool endpoint_ok(const struct mesh_pod *mp, int family)
 {
 	struct mesh_ip ip;
 
-	return mp->ready && !mp->host_network && !strcmp(mp->namespace, svc->namespace) &&
-	       mesh_selector_matches(&svc->selector, &mp->labels) && pod_has_family(mp, family, &ip);
+	return mp->ready && !mp->host_network && pod_has_family(mp, family, &ip);
 }
 
 static void addr_str(const struct mesh_ip *ip, uint16_t port, char *buf, size_t len)
@@ -516,7 +517,8 @@ int mtls_outbound(struct conn *c)
 	epip = ip;
 	if (svc) {
 		const struct mesh_service_port *sp = NULL;
-		size_t n = 0, k;
+		const struct mesh_pod *mp;
+		size_t n = 0, k, pos;
 
 		for (size_t i = 0; i < svc->n_ports; i++)
 			if (svc->ports[i].port == port &&
@@ -536,8 +538,8 @@ int mtls_outbound(struct conn *c)
 			return 1;
 		}
 		tport = sp->target_port ? sp->target_port : sp->port;
-		for (size_t i = 0; i < m->n_pods; i++)
-			n += endpoint_ok(svc, &m->pods[i], ip.family);
+		for (pos = 0; (mp = mesh_service_next_pod(m, svc, &pos));)
+			n += endpoint_ok(mp, ip.family);
 		if (!n) {
 			snprintf(msg, sizeof(msg),
 				 "Service %s/%s has no ready endpoint (selector matching a ready, non-host-network pod with an IP)",
@@ -546,11 +548,9 @@ int mtls_outbound(struct conn *c)
 			return 1;
 		}
 		k = (size_t)(atomic_fetch_add_explicit(&sec->rr, 1, memory_order_relaxed) % n);
-		for (size_t i = 0; i < m->n_pods; i++) {
-			if (!endpoint_ok(svc, &m->pods[i], ip.family))
-				continue;
-			if (k-- == 0) {
-				ep = &m->pods[i];
+		for (pos = 0; (mp = mesh_service_next_pod(m, svc, &pos));) {
+			if (endpoint_ok(mp, ip.family) && k-- == 0) {
+				ep = mp;
 				break;
 			}
 		}

@@ -4,10 +4,12 @@ node's tunnel does besides relaying, so the bench can show what it costs
 the data path.
 
   cp-load.py mesh FILE PODS SECS PERIOD
-      Appends PODS pods (PODS/4 Services, 50 ambient namespaces, none on
-      the bench's nodes) to the mesh file FILE, then rewrites FILE every
-      PERIOD seconds (a changed comment: each write is a full reload) for
-      SECS seconds. The caller restores FILE.
+      Puts PODS pods (PODS/4 Services, 50 ambient namespaces, none on
+      the bench's nodes) in the mesh file FILE, before its own objects
+      (a lookup that scanned the model would pass all of them first),
+      then rewrites FILE every PERIOD seconds (a changed comment: each
+      write is a full reload) for SECS seconds. FILE stays that large;
+      the caller restores it.
   cp-load.py http HOST PORT PATH RATE SECS
       GET http://HOST:PORT/PATH RATE times a second on one keep-alive
       connection for SECS seconds.
@@ -41,7 +43,7 @@ def grow_mesh(path, pods):
                     "  ports:\n  - port: 80\n    targetPort: 8080\n    protocol: TCP\n")
     with open(path) as f:
         base = f.read()
-    return base.rstrip("\n") + "\n" + "".join(docs)
+    return "".join(docs) + "---\n" + base.rstrip("\n") + "\n"
 
 
 def write_atomic(path, text):

@@ -36,7 +36,8 @@
 #          haproxy}, then the same single-run figures as plain, then
 #          1 KiB ping-pong (pingpong: p99, p99.9, max) quiet, while both
 #          tunnels reload a large mesh model and while the admin API lists
-#          the open connections (tests/bench/cp-load.py). haproxy:
+#          the open connections (tests/bench/cp-load.py), and
+#          connections/s through the large model. haproxy:
 #          TLS 1.3, ECDSA P-256 leaves from the same CA (openssl), client
 #          certificate verified, a client-side haproxy in dcli (plain in,
 #          mTLS out) and a server-side one in dsrv (mTLS in, plain to the
@@ -497,11 +498,20 @@ hbone_pool_up() { [[ -n $(ss -N "${POD_NETNS[esrv]}" -Htn state established '( s
 # The data path while the control plane works: 1 KiB ping-pong over HBONE
 # (pingpong, its p99.9 and worst case), quiet; while both tunnels reload a
 # mesh model of CP_PODS pods every 0.5 s; while the admin API lists NCONN
-# open connections 5 times a second (tests/bench/cp-load.py).
+# open connections 5 times a second (tests/bench/cp-load.py). Between the
+# two, connections/s with that large model in use (the bench's own pods
+# last in it, so a lookup that scanned would pass all CP_PODS first).
 CP_PODS=${BENCH_CP_PODS:-5000}
+workload_count() { # NODE: pods in the mesh model the tunnel runs
+	wctl "$1" -o json workloads 2>/dev/null | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null
+}
+mesh_settled() { # N: both tunnels run a model of N pods
+	[[ $(workload_count node1) == "$1" && $(workload_count node2) == "$1" ]]
+}
 control_plane_load() {
-	local saved=$T/mesh.yaml.before-cp hold loader
+	local saved=$T/mesh.yaml.before-cp hold loader base
 	pingpong_run h.cpq ecli "$ES"
+	base=$(workload_count node1)
 	cp "$T/mesh.yaml" "$saved"
 	"$PYTHON" "$WARREN_ROOT/tests/bench/cp-load.py" mesh "$T/mesh.yaml" "$CP_PODS" "$((SECS + 1))" 0.5 \
 		>"$T/cp-mesh.out" 2>>"$T/cp-load.err" &
@@ -510,6 +520,12 @@ control_plane_load() {
 	wait "$loader" || log "mesh load failed: $(tail -n 1 "$T/cp-load.err")"
 	res h.cpm.writes "$(awk '{print $2}' "$T/cp-mesh.out")"
 	res h.cpm.pods "$CP_PODS"
+	# the large model stays (no more writes): connections/s through it
+	if wait_for -t 20 mesh_settled "$((base + CP_PODS))"; then
+		connrate_run h.cbig ecli "$ES" 7002 "$SECS" 64 1
+	else
+		log "the tunnels did not load the $CP_PODS-pod model: $(workload_count node1) / $(workload_count node2) pods"
+	fi
 	cp "$saved" "$T/mesh.yaml"
 	: >"$T/cp.hold"
 	ip netns exec "${POD_NETNS[ecli]}" "$CONNRATE" hold "$ES" 7001 "$NCONN" >"$T/cp.hold" 2>>"$T/connrate.err" &
@@ -719,6 +735,10 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
         cp_row("quiet", p + ".cpq", "pingpong (sleeping client), baseline for the two rows below")
         if p + ".cpm.max" in V:
             cp_row("mesh reloads", p + ".cpm", "both tunnels reload a %s-pod mesh model every 0.5 s (%s writes)" % (raw(p + ".cpm.pods"), raw(p + ".cpm.writes")))
+        if p + ".cbig.rate" in V:
+            row("new connections/s, HBONE, %s-pod mesh model" % raw(p + ".cpm.pods"), "%.0f /s" % med(p + ".cbig.rate"), "",
+                "%s of the small model's (above); the bench's pods come last in the model; p50/p99 %s/%s us, %s errors" % (
+                    r(med(p + ".cbig.rate"), med(p + ".ctun.rate")), raw(p + ".cbig.lat50"), raw(p + ".cbig.lat99"), raw(p + ".cbig.err")))
         if p + ".cpc.max" in V:
             cp_row("admin API", p + ".cpc", "GET /connections of %s open connections 5x/s: %s" % (NCONN, raw(p + ".cpc.req")))
 

@@ -2,15 +2,58 @@
 /*
  * libFuzzer target: arbitrary bytes through kobj_load_text (JSON or YAML),
  * then mesh_build and every lookup on what it built. Must never crash,
- * leak or trip a sanitizer; errors are expected and ignored.
+ * leak or trip a sanitizer; errors are expected and ignored. Every lookup
+ * is asked again with the model's hash index set aside (the lookups then
+ * scan): a different answer aborts.
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "conf/kobj.h"
 #include "conf/mesh.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct mesh_index *idx;
+
+/* The same question, indexed and scanned. */
+#define SAME(m, call)                                      \
+	do {                                               \
+		const void *a_ = (call);                   \
+		(m)->index = NULL;                         \
+		if ((const void *)(call) != a_)            \
+			abort();                           \
+		(m)->index = idx;                          \
+	} while (0)
+
+static void same_selection(struct mesh *m)
+{
+	for (size_t i = 0; i < m->n_services; i++) {
+		size_t a = 0, b = 0;
+		const struct mesh_pod *p;
+
+		do {
+			p = mesh_service_next_pod(m, &m->services[i], &a);
+			m->index = NULL;
+			if (mesh_service_next_pod(m, &m->services[i], &b) != p)
+				abort();
+			m->index = idx;
+		} while (p);
+	}
+	for (size_t i = 0; i < m->n_pods; i++) {
+		size_t a = 0, b = 0;
+		const struct mesh_service *s;
+
+		do {
+			s = mesh_pod_next_service(m, &m->pods[i], &a);
+			m->index = NULL;
+			if (mesh_pod_next_service(m, &m->pods[i], &b) != s)
+				abort();
+			m->index = idx;
+		} while (s);
+	}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -23,27 +66,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (kobj_load_text((const char *)data, size, "fuzz", &objs, err, sizeof(err)))
 		return 0;
 	if (mesh_build(objs, "fuzz", &m, err, sizeof(err)) == 0) {
+		idx = m->index;
 		for (size_t i = 0; i < m->n_pods; i++) {
 			const struct mesh_pod *p = &m->pods[i];
 
-			mesh_find_pod(m, p->namespace, p->name);
-			mesh_find_pod_by_uid(m, p->uid);
+			SAME(m, mesh_find_pod(m, p->namespace, p->name));
+			SAME(m, mesh_find_pod_by_uid(m, p->uid));
 			mesh_pod_enrolled(m, p->namespace, p->name, &why);
 			for (size_t j = 0; j < p->n_ips; j++) {
-				mesh_find_pod_by_ip(m, &p->ips[j]);
+				SAME(m, mesh_find_pod_by_ip(m, &p->ips[j]));
+				SAME(m, mesh_find_service_by_vip(m, &p->ips[j]));
 				mesh_ip_str(&p->ips[j], buf, sizeof(buf));
 			}
 		}
 		for (size_t i = 0; i < m->n_services; i++) {
 			const struct mesh_service *s = &m->services[i];
 
-			for (size_t j = 0; j < s->n_vips; j++)
-				mesh_find_service_by_vip(m, &s->vips[j]);
+			for (size_t j = 0; j < s->n_vips; j++) {
+				SAME(m, mesh_find_service_by_vip(m, &s->vips[j]));
+				SAME(m, mesh_find_pod_by_ip(m, &s->vips[j]));
+			}
 			for (size_t j = 0; j < m->n_pods; j++)
 				mesh_selector_matches(&s->selector, &m->pods[j].labels);
 		}
-		for (size_t i = 0; i < m->n_namespaces; i++)
+		for (size_t i = 0; i < m->n_namespaces; i++) {
+			SAME(m, mesh_find_namespace(m, m->namespaces[i].name));
 			mesh_pod_enrolled(m, m->namespaces[i].name, "absent", &why);
+		}
+		same_selection(m);
 		mesh_free(m);
 	}
 	json_decref(objs);

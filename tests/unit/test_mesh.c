@@ -563,6 +563,137 @@ static void test_large_model(void)
 	mesh_free(m);
 }
 
+/*
+ * The hash indexes against the scans they replace: a generated model with
+ * the awkward cases (two pods on one IP, host-network pods, pods without
+ * uid, dual-stack pods, Services with two VIPs, overlapping and empty
+ * selectors, the same names in several namespaces) is asked every question
+ * twice, with its index and with it set aside (the lookups then scan), and
+ * every answer must be the same element.
+ */
+static const void *idx_answer(struct mesh *m, bool indexed, int q, size_t i, char *a1, char *a2)
+{
+	struct mesh_index *saved = m->index;
+	const void *r = NULL;
+	struct mesh_ip a;
+
+	m->index = indexed ? saved : NULL;
+	switch (q) {
+	case 0:
+		snprintf(a1, 64, "10.1.%zu.%zu", i / 256, i % 256);
+		a = ip(a1);
+		r = mesh_find_pod_by_ip(m, &a);
+		break;
+	case 1:
+		snprintf(a1, 64, "fd00::%zx", i);
+		a = ip(a1);
+		r = mesh_find_pod_by_ip(m, &a);
+		break;
+	case 2:
+		snprintf(a1, 64, "10.96.%zu.%zu", i / 256, i % 256);
+		a = ip(a1);
+		r = mesh_find_service_by_vip(m, &a);
+		break;
+	case 3:
+		snprintf(a1, 64, "uid-%zu", i);
+		r = mesh_find_pod_by_uid(m, a1);
+		break;
+	case 4:
+		snprintf(a1, 64, "n%zu", i % 9);
+		snprintf(a2, 64, "p%zu", i / 3);
+		r = mesh_find_pod(m, a1, a2);
+		break;
+	case 5:
+		snprintf(a1, 64, "n%zu", i);
+		r = mesh_find_namespace(m, a1);
+		break;
+	}
+	m->index = saved;
+	return r;
+}
+
+static void test_index_matches_scan(void)
+{
+	size_t np = 600, ns = 120, cap = (np + ns) * 400, len = 0;
+	char *s = malloc(cap), a1[64], a2[64];
+	struct mesh *m;
+	struct mesh_index *x;
+	size_t pairs = 0;
+
+	T_ASSERT(s);
+	for (size_t i = 0; i < 8; i++)
+		len += (size_t)snprintf(s + len, cap - len,
+					"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: n%zu}\n", i);
+	for (size_t i = 0; i < np; i++) {
+		size_t at = i % 50 == 7 ? i - 1 : i; /* shares its IPv4 with pod i - 1 */
+		char uid[32] = "";
+
+		if (i % 4)
+			snprintf(uid, sizeof(uid), ", uid: uid-%zu", i);
+		len += (size_t)snprintf(s + len, cap - len,
+			"---\napiVersion: v1\nkind: Pod\nmetadata: {name: p%zu, namespace: n%zu%s, labels: {app: a%zu, tier: t%zu}}\n"
+			"spec: {hostNetwork: %s}\nstatus: {podIPs: [{ip: 10.1.%zu.%zu}%s]}\n",
+			i / 3, i % 9, uid, i % 5, i % 3, i % 11 == 3 ? "true" : "false", at / 256, at % 256,
+			i % 2 ? "" : ", {ip: 'fd00::1'}");
+	}
+	for (size_t i = 0; i < ns; i++) {
+		char sel[32] = ""; /* every 7th: an empty selector, which picks nothing */
+
+		if (i % 7)
+			snprintf(sel, sizeof(sel), "app: a%zu", i % 5);
+		len += (size_t)snprintf(s + len, cap - len,
+			"---\napiVersion: v1\nkind: Service\nmetadata: {name: s%zu, namespace: n%zu}\n"
+			"spec: {clusterIPs: [10.96.%zu.%zu%s], selector: {%s}, ports: [{port: 80}]}\n",
+			i, i % 9, i / 256, i % 256, i % 3 ? "" : ", 10.96.200.1", sel);
+	}
+	m = build_text(s, len);
+	free(s);
+	if (!m)
+		printf("# %s\n", err);
+	T_ASSERT(m);
+	x = m->index;
+	T_ASSERT(x);
+	for (int q = 0; q < 6; q++) {
+		size_t found = 0;
+
+		for (size_t i = 0; i < np + 10; i++) {
+			const void *r = idx_answer(m, true, q, i, a1, a2);
+
+			T_ASSERT(r == idx_answer(m, false, q, i, a1, a2));
+			found += r != NULL;
+		}
+		T_ASSERT(found > 0); /* each kind of question has answers to compare */
+	}
+	for (size_t i = 0; i < m->n_services; i++) {
+		size_t pi = 0, ps = 0;
+		const struct mesh_pod *a, *b;
+
+		do {
+			a = mesh_service_next_pod(m, &m->services[i], &pi);
+			pairs += a != NULL;
+			m->index = NULL;
+			b = mesh_service_next_pod(m, &m->services[i], &ps);
+			m->index = x;
+			T_ASSERT(a == b);
+		} while (a);
+	}
+	for (size_t i = 0; i < m->n_pods; i++) {
+		size_t pi = 0, ps = 0;
+		const struct mesh_service *a, *b;
+
+		do {
+			a = mesh_pod_next_service(m, &m->pods[i], &pi);
+			m->index = NULL;
+			b = mesh_pod_next_service(m, &m->pods[i], &ps);
+			m->index = x;
+			T_ASSERT(a == b);
+		} while (a);
+	}
+	T_ASSERT(pairs > 0);
+	mesh_free(m);
+}
+
 T_MAIN(T_CASE(test_decode), T_CASE(test_lookups), T_CASE(test_ip), T_CASE(test_selector),
        T_CASE(test_enrollment), T_CASE(test_bad_objects), T_CASE(test_build_copies_input),
-       T_CASE(test_directory), T_CASE(test_example_file), T_CASE(test_large_model))
+       T_CASE(test_directory), T_CASE(test_example_file), T_CASE(test_large_model),
+       T_CASE(test_index_matches_scan))
