@@ -281,6 +281,7 @@ static json_t *services_json(const struct tunnel *t)
 
 	for (size_t i = 0; a && m && i < m->n_services; i++) {
 		const struct mesh_service *s = &m->services[i];
+		const struct mesh_pod *mp;
 		json_t *ports = json_array(), *eps = json_array();
 
 		for (size_t k = 0; ports && k < s->n_ports; k++) {
@@ -291,11 +292,8 @@ static json_t *services_json(const struct tunnel *t)
 			json_array_append_new(ports, json_pack("{s:s,s:s,s:i,s:o}", "name", sp->name,
 				"protocol", sp->protocol, "port", (int)sp->port, "targetPort", tp));
 		}
-		for (size_t k = 0; eps && k < m->n_pods; k++) {
-			const struct mesh_pod *mp = &m->pods[k];
-
-			if (!mp->ready || strcmp(mp->namespace, s->namespace) ||
-			    !mesh_selector_matches(&s->selector, &mp->labels))
+		for (size_t pos = 0; eps && (mp = mesh_service_next_pod(m, s, &pos));) {
+			if (!mp->ready)
 				continue;
 			json_array_append_new(eps, json_pack("{s:s,s:s,s:o,s:s}", "namespace", mp->namespace,
 				"name", mp->name, "ips", ips_json(mp->ips, mp->n_ips), "node", mp->node));
@@ -392,6 +390,7 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 	struct conn_row *rows = NULL; /* GET /connections: j is built from these */
 	size_t n_rows = 0;
 	bool conns = false;
+	char model = 0; /* GET /workloads ('w') or /services ('s'): built from t->mesh */
 	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	bool post = !strcmp(method, "POST") || !strcmp(method, "PUT");
 
@@ -417,7 +416,7 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 			respond_text(resp, 503, "mesh model not loaded yet (%s); see the warren-tunnel log\n",
 				     t->mesh_error[0] ? t->mesh_error : "no load finished");
 		} else {
-			j = url[1] == 'w' ? workloads_json(t) : services_json(t);
+			model = url[1] == 'w' ? 'w' : 's';
 			json = true;
 		}
 	} else if (!strcmp(url, "/connections") && get) {
@@ -445,12 +444,16 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 			     method, url);
 	}
 	if (json) {
-		/* The snapshot is our own copy: serialize it (the slow part for
-		 * thousands of connections) while the worker threads run. */
+		/* What is left reads only our own copies (or the immutable
+		 * model): build and serialize it (the slow part for thousands
+		 * of connections or pods) while the worker threads run. */
 		loop_unguard(t->loop);
 		if (conns) {
 			j = conn_rows_json(rows, n_rows);
 			conn_rows_free(rows, n_rows);
+		} else if (model) {
+			/* the model is immutable and swapped only by this thread */
+			j = model == 'w' ? workloads_json(t) : services_json(t);
 		}
 		respond_json(resp, 200, j);
 		loop_reguard(t->loop);
