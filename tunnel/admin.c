@@ -385,12 +385,13 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 	struct http_srv *srv = ctx;
 	struct tunnel *t;
 	const char *url = req->path, *method = req->method, *reason;
+	/* A JSON answer is built, or finished, after the guard is lent:
+	 * J_READY from j (NULL: out of memory, a 500), J_CONNS from rows,
+	 * J_WORKLOADS and J_SERVICES from the immutable model. */
+	enum { J_NONE, J_READY, J_CONNS, J_WORKLOADS, J_SERVICES } json = J_NONE;
 	json_t *j = NULL;
-	bool json = false; /* answer with j: NULL (out of memory) makes a 500 */
-	struct conn_row *rows = NULL; /* GET /connections: j is built from these */
+	struct conn_row *rows = NULL;
 	size_t n_rows = 0;
-	bool conns = false;
-	char model = 0; /* GET /workloads ('w') or /services ('s'): built from t->mesh */
 	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	bool post = !strcmp(method, "POST") || !strcmp(method, "PUT");
 
@@ -410,32 +411,32 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 		respond_text(resp, 404, "not found; this port serves GET /metrics and /stats/prometheus\n");
 	} else if (!strcmp(url, "/pods") && get) {
 		j = pods_json(t);
-		json = true;
+		json = J_READY;
 	} else if ((!strcmp(url, "/workloads") || !strcmp(url, "/services")) && get) {
 		if (!t->mesh) {
 			respond_text(resp, 503, "mesh model not loaded yet (%s); see the warren-tunnel log\n",
 				     t->mesh_error[0] ? t->mesh_error : "no load finished");
 		} else {
-			model = url[1] == 'w' ? 'w' : 's';
-			json = true;
+			json = url[1] == 'w' ? J_WORKLOADS : J_SERVICES;
 		}
 	} else if (!strcmp(url, "/connections") && get) {
 		rows = conn_rows(t, &n_rows);
-		json = conns = n_rows != SIZE_MAX;
-		if (!json)
+		if (n_rows == SIZE_MAX)
 			respond_text(resp, 500, "out of memory listing connections\n");
+		else
+			json = J_CONNS;
 	} else if (!strcmp(url, "/certs") && get) {
 		j = mtls_certs_json(t);
-		json = true;
+		json = J_READY;
 	} else if (!strcmp(url, "/policies") && get) {
 		j = mtls_policies_json(t);
-		json = true;
+		json = J_READY;
 	} else if (!strcmp(url, "/pool") && get) {
 		j = mtls_pool_json(t);
-		json = true;
+		json = J_READY;
 	} else if (!strcmp(url, "/config_dump") && get) {
 		j = config_dump(t);
-		json = true;
+		json = J_READY;
 	} else if (!strcmp(url, "/logging") && (get || post)) {
 		handle_logging(resp, req, post);
 	} else {
@@ -443,17 +444,18 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 			     "not found: %s %s; endpoints: GET /pods, GET /workloads, GET /services, GET /connections, GET /certs, GET /policies, GET /pool, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready, GET /stats/prometheus\n",
 			     method, url);
 	}
-	if (json) {
+	if (json != J_NONE) {
 		/* What is left reads only our own copies (or the immutable
 		 * model): build and serialize it (the slow part for thousands
 		 * of connections or pods) while the worker threads run. */
 		loop_unguard(t->loop);
-		if (conns) {
+		if (json == J_CONNS) {
 			j = conn_rows_json(rows, n_rows);
 			conn_rows_free(rows, n_rows);
-		} else if (model) {
-			/* the model is immutable and swapped only by this thread */
-			j = model == 'w' ? workloads_json(t) : services_json(t);
+		} else if (json == J_WORKLOADS) {
+			j = workloads_json(t); /* the model is swapped only by this thread */
+		} else if (json == J_SERVICES) {
+			j = services_json(t);
 		}
 		respond_json(resp, 200, j);
 		loop_reguard(t->loop);

@@ -2000,7 +2000,7 @@ int hbone_stream_open(struct hbone_conn *c, const struct hbone_connect_req *req,
 		s->st = S_DONE;
 		s->h2_closed = true;
 		c->live--;
-		(void)burst_dec(&g_streams, UINT_MAX); /* never counted as ended */
+		atomic_fetch_sub(&g_streams.now, 1); /* it never opened: not an end */
 		c->streams_total--;
 		stream_free(s);
 		goto out;
