@@ -324,6 +324,111 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 	return 0;
 }
 
+static int get_port(const struct objctx *c, json_t *v, const char *field, size_t i,
+		    uint16_t *out)
+{
+	json_int_t n;
+
+	if (!json_is_integer(v)) {
+		oerr(c, field, "item %zu: expected an integer, got %s", i, errbuf_json_type(v));
+		return -EINVAL;
+	}
+	n = json_integer_value(v);
+	if (n < 1 || n > 65535) {
+		oerr(c, field, "item %zu: %lld is not a port (1-65535)", i, (long long)n);
+		return -EINVAL;
+	}
+	*out = (uint16_t)n;
+	return 0;
+}
+
+/* One container list's named ports into p->ports (room for all counted by
+ * the caller). Every port is checked; of initContainers only sidecars
+ * (restartPolicy Always) are kept, the ones that keep running and serve. */
+static int decode_container_ports(const struct objctx *c, json_t *list, const char *field,
+				  bool sidecars_only, struct mesh_pod *p)
+{
+	json_t *ct, *ports, *e, *v;
+	const char *rp, *name, *proto;
+	char f_rp[64], f_ports[64], f_name[64], f_proto[64], f_cport[64];
+	size_t i, k;
+	bool keep;
+	int ret;
+
+	snprintf(f_rp, sizeof(f_rp), "%s[].restartPolicy", field);
+	snprintf(f_ports, sizeof(f_ports), "%s[].ports", field);
+	snprintf(f_name, sizeof(f_name), "%s[].ports[].name", field);
+	snprintf(f_proto, sizeof(f_proto), "%s[].ports[].protocol", field);
+	snprintf(f_cport, sizeof(f_cport), "%s[].ports[].containerPort", field);
+	json_array_foreach(list, i, ct) {
+		if (!json_is_object(ct)) {
+			oerr(c, field, "item %zu is %s, expected a mapping", i, errbuf_json_type(ct));
+			return -EINVAL;
+		}
+		ret = get_string(c, ct, "restartPolicy", f_rp, "", &rp);
+		if (ret)
+			return ret;
+		keep = !sidecars_only || !strcmp(rp, "Always");
+		ret = get_array(c, ct, "ports", f_ports, &ports);
+		if (ret)
+			return ret;
+		json_array_foreach(ports, k, e) {
+			struct mesh_container_port *cp = &p->ports[p->n_ports];
+
+			if (!json_is_object(e)) {
+				oerr(c, f_ports, "item %zu is %s, expected a mapping", k,
+				     errbuf_json_type(e));
+				return -EINVAL;
+			}
+			ret = get_string(c, e, "name", f_name, "", &name);
+			if (!ret)
+				ret = get_string(c, e, "protocol", f_proto, "TCP", &proto);
+			if (ret)
+				return ret;
+			v = json_object_get(e, "containerPort");
+			if (!v) {
+				oerr(c, f_cport, "missing in item %zu", k);
+				return -EINVAL;
+			}
+			ret = get_port(c, v, f_cport, k, &cp->port);
+			if (ret)
+				return ret;
+			if (!*name || !keep)
+				continue; /* only a name can be a targetPort's */
+			cp->name = name;
+			cp->protocol = proto;
+			p->n_ports++;
+		}
+	}
+	return 0;
+}
+
+static int decode_pod_ports(const struct objctx *c, json_t *spec, struct mesh_pod *p)
+{
+	json_t *ctrs, *inits, *ct;
+	size_t i, n = 0;
+	int ret;
+
+	ret = get_array(c, spec, "containers", "spec.containers", &ctrs);
+	if (!ret)
+		ret = get_array(c, spec, "initContainers", "spec.initContainers", &inits);
+	if (ret)
+		return ret;
+	json_array_foreach(ctrs, i, ct)
+		n += json_array_size(json_object_get(ct, "ports"));
+	json_array_foreach(inits, i, ct)
+		n += json_array_size(json_object_get(ct, "ports"));
+	p->ports = n ? calloc(n, sizeof(*p->ports)) : NULL;
+	if (n && !p->ports) {
+		oerr(c, "spec.containers", "out of memory");
+		return -ENOMEM;
+	}
+	ret = decode_container_ports(c, ctrs, "spec.containers", false, p);
+	if (!ret)
+		ret = decode_container_ports(c, inits, "spec.initContainers", true, p);
+	return ret;
+}
+
 static int decode_pod(struct objctx *c, json_t *o, struct mesh_pod *p)
 {
 	json_t *meta, *spec, *status;
@@ -361,28 +466,12 @@ static int decode_pod(struct objctx *c, json_t *o, struct mesh_pod *p)
 		ret = get_string(c, spec, "nodeName", "spec.nodeName", "", &p->node);
 		if (!ret)
 			ret = get_bool(c, spec, "hostNetwork", "spec.hostNetwork", &p->host_network);
+		if (!ret)
+			ret = decode_pod_ports(c, spec, p);
 		if (ret)
 			return ret;
 	}
 	return decode_pod_status(c, status, p);
-}
-
-static int get_port(const struct objctx *c, json_t *v, const char *field, size_t i,
-		    uint16_t *out)
-{
-	json_int_t n;
-
-	if (!json_is_integer(v)) {
-		oerr(c, field, "item %zu: expected an integer, got %s", i, errbuf_json_type(v));
-		return -EINVAL;
-	}
-	n = json_integer_value(v);
-	if (n < 1 || n > 65535) {
-		oerr(c, field, "item %zu: %lld is not a port (1-65535)", i, (long long)n);
-		return -EINVAL;
-	}
-	*out = (uint16_t)n;
-	return 0;
 }
 
 static int decode_service_port(const struct objctx *c, json_t *e, size_t i,
@@ -920,6 +1009,7 @@ void mesh_free(struct mesh *m)
 	for (size_t i = 0; i < m->n_pods; i++) {
 		free(m->pods[i].labels.items);
 		free(m->pods[i].ips);
+		free(m->pods[i].ports);
 	}
 	for (size_t i = 0; i < m->n_services; i++) {
 		free(m->services[i].labels.items);
@@ -938,6 +1028,19 @@ void mesh_free(struct mesh *m)
 }
 
 /* ---- lookups ---- */
+
+uint16_t mesh_pod_target_port(const struct mesh_pod *p, const struct mesh_service_port *sp)
+{
+	const char *proto = sp->protocol ? sp->protocol : "TCP";
+
+	if (!sp->target_port_name)
+		return sp->target_port ? sp->target_port : sp->port;
+	for (size_t i = 0; i < p->n_ports; i++)
+		if (!strcmp(p->ports[i].name, sp->target_port_name) &&
+		    !strcmp(p->ports[i].protocol, proto))
+			return p->ports[i].port;
+	return 0;
+}
 
 const char *mesh_label(const struct mesh_labels *l, const char *key)
 {

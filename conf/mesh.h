@@ -49,6 +49,15 @@ struct mesh_namespace {
 	struct mesh_labels labels;
 };
 
+/* A named port of one of a pod's containers: what a Service's named
+ * targetPort resolves to (spec.containers[].ports[], then those of sidecar
+ * init containers, restartPolicy Always; as Kubernetes' FindPort). */
+struct mesh_container_port {
+	const char *name;
+	const char *protocol; /* "TCP" default */
+	uint16_t port;        /* containerPort */
+};
+
 struct mesh_pod {
 	const char *namespace;
 	const char *name;
@@ -60,6 +69,8 @@ struct mesh_pod {
 	struct mesh_labels labels;
 	struct mesh_ip *ips;         /* status.podIPs (or podIP) */
 	size_t n_ips;
+	struct mesh_container_port *ports; /* named container ports only, in spec order */
+	size_t n_ports;
 };
 
 struct mesh_service_port {
@@ -67,7 +78,8 @@ struct mesh_service_port {
 	const char *protocol; /* "TCP" default */
 	uint16_t port;
 	uint16_t target_port;       /* numeric targetPort, 0 when named */
-	const char *target_port_name; /* named targetPort, or NULL */
+	const char *target_port_name; /* named targetPort, or NULL: resolved per
+					 pod, mesh_pod_target_port() */
 };
 
 struct mesh_service {
@@ -114,6 +126,11 @@ const struct mesh_pod *mesh_service_next_pod(const struct mesh *m, const struct 
 /* Iterate the Services selecting pod p (an element of m->pods), likewise. */
 const struct mesh_service *mesh_pod_next_service(const struct mesh *m, const struct mesh_pod *p,
 						 size_t *pos);
+/* The port pod p serves Service port sp on: the numeric targetPort (or the
+ * port itself), or for a named targetPort the first container port of p
+ * with that name and protocol. 0 when p has no such port: p is then not an
+ * endpoint of sp, as in Kubernetes' EndpointSlices. */
+uint16_t mesh_pod_target_port(const struct mesh_pod *p, const struct mesh_service_port *sp);
 /* Does the selector match these labels (all selector pairs present)? An
  * empty selector matches nothing (Kubernetes Service semantics). */
 bool mesh_selector_matches(const struct mesh_labels *selector, const struct mesh_labels *labels);

@@ -293,10 +293,25 @@ static json_t *services_json(const struct tunnel *t)
 				"protocol", sp->protocol, "port", (int)sp->port, "targetPort", tp));
 		}
 		for (size_t pos = 0; eps && (mp = mesh_service_next_pod(m, s, &pos));) {
-			if (!mp->ready)
+			json_t *tports = json_object();
+			char key[8];
+
+			if (!mp->ready) {
+				json_decref(tports);
 				continue;
-			json_array_append_new(eps, json_pack("{s:s,s:s,s:o,s:s}", "namespace", mp->namespace,
-				"name", mp->name, "ips", ips_json(mp->ips, mp->n_ips), "node", mp->node));
+			}
+			/* service port -> the port this pod serves it on; a named
+			 * targetPort the pod lacks is absent, as in EndpointSlices */
+			for (size_t k = 0; tports && k < s->n_ports; k++) {
+				uint16_t tp = mesh_pod_target_port(mp, &s->ports[k]);
+
+				snprintf(key, sizeof(key), "%u", s->ports[k].port);
+				if (tp)
+					json_object_set_new(tports, key, json_integer(tp));
+			}
+			json_array_append_new(eps, json_pack("{s:s,s:s,s:o,s:s,s:o}", "namespace",
+				mp->namespace, "name", mp->name, "ips", ips_json(mp->ips, mp->n_ips),
+				"node", mp->node, "ports", tports ? tports : json_object()));
 		}
 		json_array_append_new(a, json_pack("{s:s,s:s,s:s+++,s:o,s:o,s:o,s:o,s:o}",
 			"namespace", s->namespace, "name", s->name,

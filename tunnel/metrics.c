@@ -508,7 +508,7 @@ static bool ss_to_ip(const struct sockaddr_storage *ss, struct mesh_ip *ip, uint
 }
 
 /* The service a connection to pod mp on port reached: a service of the
- * pod's namespace selecting it with that port or targetPort. */
+ * pod's namespace selecting it whose targetPort resolves to port. */
 static const struct mesh_service *service_of_pod(const struct mesh *m, const struct mesh_pod *mp,
 						 uint16_t port)
 {
@@ -519,9 +519,7 @@ static const struct mesh_service *service_of_pod(const struct mesh *m, const str
 		return NULL;
 	while ((s = mesh_pod_next_service(m, mp, &pos))) {
 		for (size_t k = 0; k < s->n_ports; k++)
-			if (s->ports[k].target_port == port ||
-			    (!s->ports[k].target_port && !s->ports[k].target_port_name &&
-			     s->ports[k].port == port))
+			if (mesh_pod_target_port(mp, &s->ports[k]) == port)
 				return s;
 	}
 	return NULL;

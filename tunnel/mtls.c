@@ -17,8 +17,8 @@
  *
  * Outbound: Service VIP:port -> a ready, non-host-network endpoint of the
  * Service with an address of the same family, picked round-robin, port
- * mapped by the numeric targetPort (a named targetPort is refused with a
- * log: the model keeps no container ports); a pod IP is that workload.
+ * mapped by the targetPort (a named one through the endpoint's container
+ * ports, and pods without it are no endpoint); a pod IP is that workload.
  * Enrolled destination -> HBONE to <pod IP>:15008 from the source pod's
  * netns through the pod's own pool; anything else -> plain TCP to the
  * resolved target.
@@ -477,11 +477,15 @@ static bool pod_has_family(const struct mesh_pod *mp, int family, struct mesh_ip
 
 /* A pod the Service selects (mesh_service_next_pod) that can take a
  * connection of this family. */
-static bool endpoint_ok(const struct mesh_pod *mp, int family)
+/* Kubernetes' EndpointSlice rules: ready, not host-network, an IP of the
+ * family asked for, and a port to serve sp on (a named targetPort the pod
+ * does not declare leaves it out). */
+static bool endpoint_ok(const struct mesh_pod *mp, const struct mesh_service_port *sp, int family)
 {
 	struct mesh_ip ip;
 
-	return mp->ready && !mp->host_network && pod_has_family(mp, family, &ip);
+	return mp->ready && !mp->host_network && pod_has_family(mp, family, &ip) &&
+	       mesh_pod_target_port(mp, sp);
 }
 
 static void addr_str(const struct mesh_ip *ip, uint16_t port, char *buf, size_t len)
@@ -530,31 +534,30 @@ int mtls_outbound(struct conn *c)
 			conn_fail(c, msg, 0);
 			return 1;
 		}
-		if (sp->target_port_name) {
-			snprintf(msg, sizeof(msg),
-				 "Service %s/%s port %u has the named targetPort \"%s\", which is not supported (the mesh model keeps no container ports); use a numeric targetPort",
-				 svc->namespace, svc->name, port, sp->target_port_name);
-			conn_fail(c, msg, 0);
-			return 1;
-		}
-		tport = sp->target_port ? sp->target_port : sp->port;
 		for (pos = 0; (mp = mesh_service_next_pod(m, svc, &pos));)
-			n += endpoint_ok(mp, ip.family);
+			n += endpoint_ok(mp, sp, ip.family);
 		if (!n) {
-			snprintf(msg, sizeof(msg),
-				 "Service %s/%s has no ready endpoint (selector matching a ready, non-host-network pod with an IP)",
-				 svc->namespace, svc->name);
+			if (sp->target_port_name)
+				snprintf(msg, sizeof(msg),
+					 "Service %s/%s has no ready endpoint for port %u (no ready, non-host-network pod with an IP that its selector matches has a %s container port named \"%s\")",
+					 svc->namespace, svc->name, port, sp->protocol ? sp->protocol : "TCP",
+					 sp->target_port_name);
+			else
+				snprintf(msg, sizeof(msg),
+					 "Service %s/%s has no ready endpoint (selector matching a ready, non-host-network pod with an IP)",
+					 svc->namespace, svc->name);
 			conn_fail(c, msg, 0);
 			return 1;
 		}
 		k = (size_t)(atomic_fetch_add_explicit(&sec->rr, 1, memory_order_relaxed) % n);
 		for (pos = 0; (mp = mesh_service_next_pod(m, svc, &pos));) {
-			if (endpoint_ok(mp, ip.family) && k-- == 0) {
+			if (endpoint_ok(mp, sp, ip.family) && k-- == 0) {
 				ep = mp;
 				break;
 			}
 		}
 		assert(ep);
+		tport = mesh_pod_target_port(ep, sp);
 		pod_has_family(ep, ip.family, &epip);
 		mesh_ip_to_ss(&epip, tport, &c->target);
 		snprintf(host, sizeof(host), "%s.%s.svc.cluster.local", svc->name, svc->namespace);

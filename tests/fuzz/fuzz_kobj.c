@@ -6,12 +6,31 @@
  * is asked again with the model's hash index set aside (the lookups then
  * scan): a different answer aborts.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "conf/kobj.h"
 #include "conf/mesh.h"
+
+/* A numeric targetPort always resolves; a named one to 0 or to one of the
+ * pod's own container ports. */
+static void check_target_port(const struct mesh_pod *p, const struct mesh_service_port *sp)
+{
+	uint16_t tp = mesh_pod_target_port(p, sp);
+	bool declared = false;
+
+	if (!sp->target_port_name) {
+		if (!tp)
+			abort();
+		return;
+	}
+	for (size_t i = 0; i < p->n_ports; i++)
+		declared |= p->ports[i].port == tp;
+	if (tp && !declared)
+		abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -86,8 +105,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				SAME(m, mesh_find_service_by_vip(m, &s->vips[j]));
 				SAME(m, mesh_find_pod_by_ip(m, &s->vips[j]));
 			}
-			for (size_t j = 0; j < m->n_pods; j++)
+			for (size_t j = 0; j < m->n_pods; j++) {
 				mesh_selector_matches(&s->selector, &m->pods[j].labels);
+				for (size_t k = 0; k < s->n_ports; k++)
+					check_target_port(&m->pods[j], &s->ports[k]);
+			}
 		}
 		for (size_t i = 0; i < m->n_namespaces; i++) {
 			SAME(m, mesh_find_namespace(m, m->namespaces[i].name));

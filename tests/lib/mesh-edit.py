@@ -13,6 +13,7 @@ Edits are serialised with flock on FILE.lock.
   mesh-edit.py FILE ip NS NAME IP                     set status.podIP(s), Running/Ready
   mesh-edit.py FILE rm-pod NS NAME
   mesh-edit.py FILE service NS NAME --selector k=v --port PORT[:TARGET] [--cluster-ip IP]
+                                                      (TARGET a number or a port name)
   mesh-edit.py FILE show                              print FILE
 """
 import argparse
@@ -171,8 +172,9 @@ def main():
         ports = []
         for p in a.port:
             port, _, target = p.partition(":")
+            target = target or port
             ports.append({"name": "p%s" % port, "protocol": "TCP", "port": int(port),
-                          "targetPort": int(target or port)})
+                          "targetPort": int(target) if target.isdigit() else target})
         spec = {"selector": labels(a.selector), "ports": ports}
         if a.cluster_ip:
             spec["clusterIP"] = a.cluster_ip

@@ -8,12 +8,13 @@
 #      |-- ext (ns plain, not enrolled: the            |        enrolled, echo :8080)
 #      |        openssl s_client / plaintext peer)     |-- psrv (ns plain, not enrolled, echo :9090)
 #                                                      Service mesh/echo 10.96.0.10:80 -> 8080
+#                                                      Service mesh/named 10.96.0.12:80 -> http
 #     warren-tunnel caDir=$T/ca                      warren-tunnel caDir=$T/ca
 #
 # Pods are wired by the real plugin chain (tests/netns/lib.sh, sourced
 # read-only; tunnel_conf_write is wrapped here to add the mTLS keys). The
 # mesh CA comes from hack/gen-ca.sh. Shows: direct and Service-VIP traffic
-# over HBONE (tcpdump: TCP to 15008, a TLS 1.3 handshake, the payload never
+# (numeric and named targetPorts) over HBONE (tcpdump: TCP to 15008, a TLS 1.3 handshake, the payload never
 # in clear), source IP preserved, the destination refusing foreign-CA /
 # missing / foreign-trust-domain client certificates, the source refusing a
 # destination with the wrong identity, DENY policy (401) and removal, late
@@ -198,6 +199,23 @@ check "cli -> psrv (node2, not enrolled) is relayed as plain TCP and works" app_
 mesh service mesh empty --selector app=nobody --port 81:8080 --cluster-ip 10.96.0.11 >/dev/null
 check "a Service with no ready endpoint: the app's connection is closed" fails app_client cli 10.96.0.11 81 "none-$E2E_ID"
 check "... and the reason is logged" wait_for -t 5 grep -q 'Service mesh/empty has no ready endpoint' "$T/node1/tunnel.log"
+# A named targetPort resolves per endpoint through its container ports.
+mesh_py "[o['spec']['containers'][0].__setitem__('ports', [{'name': 'http', 'containerPort': 8080}]) for o in objs if o['kind'] == 'Pod' and o['metadata']['name'] == 'srv']"
+mesh service mesh named --selector app=srv --port 80:http --port 81:grpc --cluster-ip 10.96.0.12 >/dev/null
+check "named targetPort: cli -> 10.96.0.12:80 (targetPort http) round-trips" app_client cli 10.96.0.12 80 "named-$E2E_ID"
+[[ $(tail -n 1 "$T/srv.app.log" | awk '{print $2, $5}') == "$CLI 8080" ]] &&
+	ok "... the server sees it on srv's container port named http, 8080" ||
+	not_ok "via the named targetPort the server sees the client on 8080" "$(tail -n 3 "$T/srv.app.log")"
+check "a named targetPort that no endpoint declares (grpc): the connection is closed" \
+	fails app_client cli 10.96.0.12 81 "noname-$E2E_ID"
+check "... and the reason names the port" wait_for -t 5 grep -q \
+	'Service mesh/named has no ready endpoint for port 81 .*container port named "grpc"' "$T/node1/tunnel.log"
+check "warrenctl services -o json: srv serves port 80 on 8080, and not port 81" bash -c "
+	'$WARREN_BUILD/warrenctl' --socket '$T/node1/admin.sock' -o json services | \"$PYTHON\" -c '
+import json,sys
+s = [x for x in json.load(sys.stdin) if x[\"name\"] == \"named\"][0]
+assert [p[\"targetPort\"] for p in s[\"ports\"]] == [\"http\", \"grpc\"], s
+assert [e[\"ports\"] for e in s[\"endpoints\"]] == [{\"80\": 8080}], s'"
 out=$(nexec node1 curl -s http://127.0.0.1:15020/metrics)
 check "istio_tcp metrics: connection_security_policy mutual_tls with both principals" bash -c \
 	"grep -F 'istio_tcp_connections_opened_total{' <<<\"\$0\" | grep -F 'connection_security_policy=\"mutual_tls\"' | grep -F 'source_principal=\"$CLI_ID\"' | grep -F 'destination_principal=\"$SRV_ID\"' >/dev/null" "$out"

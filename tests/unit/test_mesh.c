@@ -372,6 +372,14 @@ static void test_bad_objects(void)
 		  "mesh.yaml: object 1 (Pod default/p): metadata.labels: value of \"version\" must be a string, got an integer (quote it)" },
 		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {hostNetwork: 'yes'}\n",
 		  "mesh.yaml: object 1 (Pod default/p): spec.hostNetwork: expected true or false, got a string" },
+		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{ports: [{name: http}]}]}\n",
+		  "mesh.yaml: object 1 (Pod default/p): spec.containers[].ports[].containerPort: missing in item 0" },
+		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {initContainers: [{ports: [{containerPort: 0}]}]}\n",
+		  "mesh.yaml: object 1 (Pod default/p): spec.initContainers[].ports[].containerPort: item 0: 0 is not a port (1-65535)" },
+		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{ports: {http: 80}}]}\n",
+		  "mesh.yaml: object 1 (Pod default/p): spec.containers[].ports: expected a list, got a mapping" },
+		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{ports: [{name: 8, containerPort: 80}]}]}\n",
+		  "mesh.yaml: object 1 (Pod default/p): spec.containers[].ports[].name: expected a string, got an integer" },
 		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: 7}\n",
 		  "mesh.yaml: object 1 (Pod): metadata.name: expected a string, got an integer" },
 		{ "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: d}\nspec: {ports: [{port: 70000}]}\n",
@@ -693,7 +701,54 @@ static void test_index_matches_scan(void)
 	mesh_free(m);
 }
 
+/* Named targetPorts resolve per pod through its container ports, as
+ * Kubernetes' FindPort: containers first, then sidecar init containers;
+ * name and protocol must both match; a pod without it serves nothing. */
+static void test_named_target_port(void)
+{
+	static const char yaml[] =
+		"apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: d}\n"
+		"spec:\n  selector: {app: web}\n  clusterIP: 10.96.0.20\n  ports:\n"
+		"  - {name: http, port: 80, targetPort: http}\n"
+		"  - {name: dns, port: 53, protocol: UDP, targetPort: dns}\n"
+		"  - {name: num, port: 81, targetPort: '9001'}\n"
+		"  - {name: side, port: 82, targetPort: metrics}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: d, labels: {app: web}}\n"
+		"spec:\n  containers:\n"
+		"  - {name: app, ports: [{containerPort: 7000}, {name: http, containerPort: 8080},\n"
+		"                        {name: dns, containerPort: 5353}]}\n"
+		"  - {name: other, ports: [{name: http, containerPort: 9999}]}\n"
+		"  initContainers:\n"
+		"  - {name: sidecar, restartPolicy: Always, ports: [{name: metrics, containerPort: 9100}]}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: d, labels: {app: web}}\n"
+		"spec:\n  containers:\n"
+		"  - {name: app, ports: [{name: dns, containerPort: 53, protocol: UDP}]}\n"
+		"  initContainers:\n"
+		"  - {name: init, ports: [{name: http, containerPort: 8181}, {name: metrics, containerPort: 1}]}\n";
+	struct mesh *m = build(yaml);
+	const struct mesh_pod *a, *b;
+	const struct mesh_service *s;
+
+	if (!m)
+		printf("# %s\n", err);
+	T_ASSERT(m);
+	a = mesh_find_pod(m, "d", "a");
+	b = mesh_find_pod(m, "d", "b");
+	s = &m->services[0];
+	T_ASSERT(a && b && s->n_ports == 4);
+	T_ASSERT_INT(a->n_ports, 4); /* the unnamed 7000 is not kept */
+	T_ASSERT_INT(mesh_pod_target_port(a, &s->ports[0]), 8080); /* first container's wins */
+	T_ASSERT_INT(mesh_pod_target_port(a, &s->ports[1]), 0);    /* dns is TCP on a */
+	T_ASSERT_INT(mesh_pod_target_port(a, &s->ports[2]), 9001);
+	T_ASSERT_INT(mesh_pod_target_port(a, &s->ports[3]), 9100); /* sidecar init container */
+	T_ASSERT_INT(mesh_pod_target_port(b, &s->ports[0]), 0);    /* only an init container has it */
+	T_ASSERT_INT(mesh_pod_target_port(b, &s->ports[1]), 53);
+	T_ASSERT_INT(mesh_pod_target_port(b, &s->ports[2]), 9001);
+	T_ASSERT_INT(mesh_pod_target_port(b, &s->ports[3]), 0);
+	mesh_free(m);
+}
+
 T_MAIN(T_CASE(test_decode), T_CASE(test_lookups), T_CASE(test_ip), T_CASE(test_selector),
        T_CASE(test_enrollment), T_CASE(test_bad_objects), T_CASE(test_build_copies_input),
        T_CASE(test_directory), T_CASE(test_example_file), T_CASE(test_large_model),
-       T_CASE(test_index_matches_scan))
+       T_CASE(test_index_matches_scan), T_CASE(test_named_target_port))
