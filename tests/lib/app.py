@@ -3,8 +3,8 @@
 """The "application" inside test pods: a TCP echo server that logs the peer
 address it sees, and a client.
 
-  app.py server PORT LOGFILE
-      Listens on 0.0.0.0:PORT; for each connection appends
+  app.py server PORT LOGFILE [--v6]
+      Listens on 0.0.0.0:PORT (and [::]:PORT with --v6); for each connection appends
       "accept <peer-ip> <peer-port> <local-ip> <local-port>" to LOGFILE
       (flushed at once) and echoes everything back until EOF.
   app.py client HOST PORT MESSAGE [--timeout S] [--ready-file F --hold-until G]
@@ -22,12 +22,18 @@ import threading
 import time
 
 
-def server(port, logfile):
+def server(port, logfile, v6=False):
     log = open(logfile, "a", buffering=1)
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port))
     s.listen(128)
+    if v6:
+        s6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s6.bind(("::", port))
+        s6.listen(128)
 
     def serve(c, peer):
         try:
@@ -43,9 +49,14 @@ def server(port, logfile):
         finally:
             c.close()
 
-    while True:
-        c, peer = s.accept()
-        threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+    def accept_loop(ls):
+        while True:
+            c, peer = ls.accept()
+            threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+
+    if v6:
+        threading.Thread(target=accept_loop, args=(s6,), daemon=True).start()
+    accept_loop(s)
 
 
 def client(host, port, msg, timeout, ready_file, hold_until):
@@ -86,8 +97,8 @@ def client(host, port, msg, timeout, ready_file, hold_until):
 
 def main():
     a = sys.argv[1:]
-    if a and a[0] == "server" and len(a) == 3:
-        server(int(a[1]), a[2])
+    if a and a[0] == "server" and (len(a) == 3 or (len(a) == 4 and a[3] == "--v6")):
+        server(int(a[1]), a[2], len(a) == 4)
     elif a and a[0] == "client" and len(a) >= 4:
         opts = {"--timeout": "5", "--ready-file": None, "--hold-until": None}
         rest = a[4:]

@@ -10,9 +10,9 @@ Edits are serialised with flock on FILE.lock.
   mesh-edit.py FILE init
   mesh-edit.py FILE ns NAME [key=value ...]          create/replace a Namespace
   mesh-edit.py FILE pod NS NAME --node N [--uid U] [--sa SA] [--label k=v ...]
-  mesh-edit.py FILE ip NS NAME IP                     set status.podIP(s), Running/Ready
+  mesh-edit.py FILE ip NS NAME IP [IP6]               set status.podIP(s), Running/Ready
   mesh-edit.py FILE rm-pod NS NAME
-  mesh-edit.py FILE service NS NAME --selector k=v --port PORT[:TARGET] [--cluster-ip IP]
+  mesh-edit.py FILE service NS NAME --selector k=v --port PORT[:TARGET] [--cluster-ip IP]...
                                                       (TARGET a number or a port name)
   mesh-edit.py FILE show                              print FILE
 """
@@ -114,7 +114,7 @@ def main():
     p = sub.add_parser("ip")
     p.add_argument("ns")
     p.add_argument("name")
-    p.add_argument("ip")
+    p.add_argument("ip", nargs="+")
     p = sub.add_parser("rm-pod")
     p.add_argument("ns")
     p.add_argument("name")
@@ -123,7 +123,7 @@ def main():
     p.add_argument("name")
     p.add_argument("--selector", action="append", default=[])
     p.add_argument("--port", action="append", default=[])
-    p.add_argument("--cluster-ip", default=None)
+    p.add_argument("--cluster-ip", action="append", default=[])
     a = ap.parse_args()
 
     if a.op == "show":
@@ -162,7 +162,7 @@ def main():
         i = find(objs, "Pod", a.ns, a.name)
         if i < 0:
             sys.exit("mesh-edit: no pod %s/%s" % (a.ns, a.name))
-        objs[i]["status"] = {"phase": "Running", "podIP": a.ip, "podIPs": [{"ip": a.ip}],
+        objs[i]["status"] = {"phase": "Running", "podIP": a.ip[0], "podIPs": [{"ip": x} for x in a.ip],
                              "conditions": [{"type": "Ready", "status": "True"}]}
     elif a.op == "rm-pod":
         i = find(objs, "Pod", a.ns, a.name)
@@ -177,7 +177,8 @@ def main():
                           "targetPort": int(target) if target.isdigit() else target})
         spec = {"selector": labels(a.selector), "ports": ports}
         if a.cluster_ip:
-            spec["clusterIP"] = a.cluster_ip
+            spec["clusterIP"] = a.cluster_ip[0]
+            spec["clusterIPs"] = a.cluster_ip
         o = {"apiVersion": "v1", "kind": "Service",
              "metadata": {"name": a.name, "namespace": a.ns}, "spec": spec}
         i = find(objs, "Service", a.ns, a.name)

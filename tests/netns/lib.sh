@@ -50,8 +50,13 @@ E2E_ID=$$
 declare -A NODE_NETNS=([node1]="wn1-$E2E_ID" [node2]="wn2-$E2E_ID")
 declare -A NODE_ADDR=([node1]=10.0.0.1 [node2]=10.0.0.2)
 declare -A NODE_SUBNET=([node1]=10.244.1.0/24 [node2]=10.244.2.0/24)
+# DUALSTACK=1 (set before topo_up): pods get an IPv6 address too (POD_IP6),
+# nodes route these subnets over fd00:10::1/64 <-> fd00:10::2/64
+DUALSTACK=${DUALSTACK:-0}
+declare -A NODE_ADDR6=([node1]=fd00:10::1 [node2]=fd00:10::2)
+declare -A NODE_SUBNET6=([node1]=fd00:244:1::/64 [node2]=fd00:244:2::/64)
 declare -A TUNNEL_PID=()
-declare -A POD_NETNS=() POD_NODE=() POD_NS=() POD_ID=() POD_IP=() POD_UID=() POD_CONFLIST=() POD_NOMESH=()
+declare -A POD_NETNS=() POD_NODE=() POD_NS=() POD_ID=() POD_IP=() POD_IP6=() POD_UID=() POD_CONFLIST=() POD_NOMESH=()
 BG_PIDS=()
 TAP_FAILED=0
 TAP_COUNT=0
@@ -149,7 +154,11 @@ lib_init() {
 
 conflist_write() { # NODE FILE WITH_WARREN(0/1) [extra warren-cni json keys]
 	local node=$1 file=$2 warren=$3 extra=${4:-}
-	local ipam="{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":\"${NODE_SUBNET[$node]}\"}]],\"routes\":[{\"dst\":\"0.0.0.0/0\"}],\"dataDir\":\"$T/$node/ipam\"}"
+	local ranges="[{\"subnet\":\"${NODE_SUBNET[$node]}\"}]" routes="{\"dst\":\"0.0.0.0/0\"}"
+	if ((DUALSTACK)); then
+		ranges+=",[{\"subnet\":\"${NODE_SUBNET6[$node]}\"}]" routes+=",{\"dst\":\"::/0\"}"
+	fi
+	local ipam="{\"type\":\"host-local\",\"ranges\":[$ranges],\"routes\":[$routes],\"dataDir\":\"$T/$node/ipam\"}"
 	local plugins="{\"type\":\"bridge\",\"bridge\":\"cni0\",\"isGateway\":true,\"ipMasq\":false,\"ipam\":$ipam}"
 	if ((warren)); then
 		plugins+=",{\"type\":\"warren-cni\",\"tunnelSocket\":\"$T/$node/plugin.sock\",\"excludeNamespaces\":[\"kube-system\"],\"logFile\":\"$T/$node/cni.log\",\"logLevel\":\"debug\",\"timeoutMs\":5000$extra}"
@@ -174,6 +183,14 @@ topo_up() {
 	done
 	pp ip -n "$n1" route add 10.244.2.0/24 via 10.0.0.2
 	pp ip -n "$n2" route add 10.244.1.0/24 via 10.0.0.1
+	if ((DUALSTACK)); then
+		for node in node1 node2; do
+			pp ip netns exec "${NODE_NETNS[$node]}" sysctl -qw net.ipv6.conf.all.forwarding=1
+			pp ip -n "${NODE_NETNS[$node]}" addr add "${NODE_ADDR6[$node]}/64" dev "wv$E2E_ID" nodad
+		done
+		pp ip -n "$n1" route add "${NODE_SUBNET6[node2]}" via "${NODE_ADDR6[node2]}"
+		pp ip -n "$n2" route add "${NODE_SUBNET6[node1]}" via "${NODE_ADDR6[node1]}"
+	fi
 	mesh init
 }
 
@@ -306,10 +323,12 @@ pod_cni_add() { # NAME
 		cat "$T/$name.add.err" >&2
 		return 1
 	fi
-	ip=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["ips"][0]["address"].split("/")[0])' \
+	ip=$("$PYTHON" -c 'import json,sys; print(" ".join(i["address"].split("/")[0] for i in json.load(open(sys.argv[1]))["ips"]))' \
 		"$T/$name.result") || return 1
-	POD_IP[$name]=$ip
-	[[ -n ${POD_NOMESH[$name]:-} ]] || mesh ip "${POD_NS[$name]}" "$name" "$ip"
+	read -r -a ip <<<"$ip"
+	POD_IP[$name]=${ip[0]}
+	[[ ${ip[1]:-} != *:* ]] || POD_IP6[$name]=${ip[1]}
+	[[ -n ${POD_NOMESH[$name]:-} ]] || mesh ip "${POD_NS[$name]}" "$name" "${ip[@]}"
 }
 
 pod_del() { # NAME
@@ -329,10 +348,11 @@ pod_kill_procs() { # NAME: kill whatever runs in the pod netns (all ours)
 	return 0
 }
 
-app_server() { # POD PORT: echo server, log in $T/POD.app.log
-	local pod=$1 port=$2
+app_server() { # POD PORT: echo server, log in $T/POD.app.log (IPv6 too with DUALSTACK=1)
+	local pod=$1 port=$2 v6=()
 	: >"$T/$pod.app.log"
-	bg ip netns exec "${POD_NETNS[$pod]}" "$PYTHON" "$APP" server "$port" "$T/$pod.app.log"
+	((DUALSTACK)) && v6=(--v6)
+	bg ip netns exec "${POD_NETNS[$pod]}" "$PYTHON" "$APP" server "$port" "$T/$pod.app.log" "${v6[@]}"
 	wait_listen "${POD_NETNS[$pod]}" "$port" 10
 }
 
