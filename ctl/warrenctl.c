@@ -44,7 +44,8 @@ static void usage(FILE *f)
 		"                     this tunnel's node), captured (served by this tunnel)\n"
 		"  services           list the services of the mesh model: VIPs, ports\n"
 		"                     (port->targetPort/protocol) and endpoints (ready pods the\n"
-		"                     selector matches)\n"
+		"                     selector matches; with a named targetPort, the port each\n"
+		"                     one serves it on: name(ip 80->8080))\n"
 		"  connections        list live relayed connections (security: mutual_tls for\n"
 		"                     HBONE, with the source and destination identities)\n"
 		"  certs              list the workload certificates (mTLS mode): identity, serial,\n"
@@ -397,10 +398,42 @@ static bool fmt_endpoint(json_t *v, size_t i, char *buf, size_t len)
 	return true;
 }
 
+/* endpoint -> "name(ip 80->8080,81->9090)": with a named targetPort the
+ * numbers differ per pod, and a port the pod does not declare is absent */
+static bool fmt_endpoint_ports(json_t *v, size_t i, char *buf, size_t len)
+{
+	const char *ip = json_string_value(json_array_get(json_object_get(v, "ips"), 0));
+	const char *port, *sep = " ";
+	json_t *tp;
+	size_t off;
+	int n;
+
+	n = snprintf(buf, len, "%s(%s", json_string_value(json_object_get(v, "name")) ?: "?",
+		     ip ? ip : "no IP");
+	off = n < 0 ? 0 : (size_t)n;
+	json_object_foreach(json_object_get(v, "ports"), port, tp) {
+		if (off >= len)
+			break;
+		n = snprintf(buf + off, len - off, "%s%s->%lld", sep, port,
+			     (long long)json_integer_value(tp));
+		off += n < 0 ? 0 : (size_t)n;
+		sep = ",";
+	}
+	if (off < len)
+		snprintf(buf + off, len - off, ")");
+	return true;
+}
+
 static int flatten_service(json_t *row)
 {
+	json_t *p;
+	size_t i;
+	bool named = false;
+
+	json_array_foreach(json_object_get(row, "ports"), i, p)
+		named |= json_is_string(json_object_get(p, "targetPort"));
 	if (join_field(row, "ports", "_ports", fmt_port) < 0 ||
-	    join_field(row, "endpoints", "_endpoints", fmt_endpoint) < 0)
+	    join_field(row, "endpoints", "_endpoints", named ? fmt_endpoint_ports : fmt_endpoint) < 0)
 		return -1;
 	return 0;
 }

@@ -216,6 +216,8 @@ import json,sys
 s = [x for x in json.load(sys.stdin) if x[\"name\"] == \"named\"][0]
 assert [p[\"targetPort\"] for p in s[\"ports\"]] == [\"http\", \"grpc\"], s
 assert [e[\"ports\"] for e in s[\"endpoints\"]] == [{\"80\": 8080}], s'"
+check "warrenctl services table: the named Service's endpoint with its resolved port" bash -c \
+	"'$WARREN_BUILD/warrenctl' --socket '$T/node1/admin.sock' services | grep -E '^mesh +named ' | grep -qF 'srv($SRV 80->8080)'"
 out=$(nexec node1 curl -s http://127.0.0.1:15020/metrics)
 check "istio_tcp metrics: connection_security_policy mutual_tls with both principals" bash -c \
 	"grep -F 'istio_tcp_connections_opened_total{' <<<\"\$0\" | grep -F 'connection_security_policy=\"mutual_tls\"' | grep -F 'source_principal=\"$CLI_ID\"' | grep -F 'destination_principal=\"$SRV_ID\"' >/dev/null" "$out"
