@@ -65,9 +65,7 @@ has() { [[ $SECTIONS == *" $1 "* ]]; }
 
 lib_init
 need iperf3 sockperf
-for b in warren-cni warren-tunnel warrenctl tests/connrate tests/pingpong; do
-	[[ -x $WARREN_BUILD/$b ]] || die "$WARREN_BUILD/$b not built (make B=$(basename "$WARREN_BUILD") all)"
-done
+need_built warren-cni warren-tunnel warrenctl tests/connrate tests/pingpong
 CONNRATE=$WARREN_BUILD/tests/connrate
 log() { printf '[bench %3ds] %s\n' "$SECONDS" "$*" >&2; }
 R=$T/results # "key value" lines; a key repeated once per round

@@ -25,7 +25,10 @@
 #   wait_listen NETNS PORT [S]   poll ss until a TCP listener on PORT exists
 #   ok NAME / not_ok NAME [DIAG...] / check NAME CMD... / diag TEXT   TAP lines
 #   topo_up                 create node namespaces, veth, routes, conflists, mesh
+#   mtls_cluster_up         mesh CA, topo_up, namespaces mesh (ambient) and plain, both tunnels
+#   need_built BIN...       die unless $WARREN_BUILD/BIN exists
 #   tunnel_start NODE / tunnel_stop NODE / tunnel_kill9 NODE / tunnel_ready NODE
+#   sanitizer_clean NODE... a TAP line per node: no sanitizer report in its tunnel.out
 #   wctl NODE ARGS...       warrenctl against NODE's admin socket
 #   tunnel_knows / tunnel_forgot NODE CONTAINER_ID   does warrenctl -o json pods list it
 #   mesh ARGS...            tests/lib/mesh-edit.py on the shared mesh file
@@ -142,6 +145,13 @@ need() {
 	for c in "$@"; do command -v "$c" >/dev/null 2>&1 || die "missing tool $c (run: bash hack/install-deps.sh)"; done
 }
 
+need_built() { # BINARY...: under $WARREN_BUILD, or die
+	local b
+	for b in "$@"; do
+		[[ -x $WARREN_BUILD/$b ]] || die "$WARREN_BUILD/$b not built (make B=$(basename "$WARREN_BUILD") all)"
+	done
+}
+
 lib_init() {
 	((EUID == 0)) || { echo "not ok - needs root (network namespaces)"; exit 1; }
 	need ip nft ss "$PYTHON" curl
@@ -192,6 +202,18 @@ topo_up() {
 		pp ip -n "$n2" route add "${NODE_SUBNET6[node1]}" via "${NODE_ADDR6[node1]}"
 	fi
 	mesh init
+}
+
+# The mTLS cluster-in-a-box: a mesh CA in $T/ca, the nodes, namespaces mesh
+# (ambient) and plain, both tunnels ready. The caller's tunnel_conf_write
+# adds caDir: $T/ca.
+mtls_cluster_up() {
+	bash "$WARREN_ROOT/hack/gen-ca.sh" "$T/ca" 2>/dev/null || die "gen-ca.sh (mesh CA)"
+	topo_up >/dev/null 2>&1 || die "topology"
+	mesh ns mesh istio.io/dataplane-mode=ambient
+	mesh ns plain
+	tunnel_start node1 2>/dev/null || die "warren-tunnel on node1 not ready (see $T/node1/tunnel.out)"
+	tunnel_start node2 2>/dev/null || die "warren-tunnel on node2 not ready (see $T/node2/tunnel.out)"
 }
 
 # --- tunnels ---------------------------------------------------------------
@@ -253,6 +275,20 @@ tunnel_stop() { # NODE [SIGNAL]: signal the tunnel, KILL it after 10 s, reap it
 	return 0
 }
 tunnel_kill9() { tunnel_stop "$1" KILL; }
+
+# One TAP line per node: no AddressSanitizer, LeakSanitizer or UBSan report
+# in its tunnels' output (tunnel.out, every start of it appended).
+sanitizer_clean() { # NODE...
+	local node
+	for node in "$@"; do
+		if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$T/$node/tunnel.out" 2>/dev/null; then
+			not_ok "$node tunnel: no sanitizer report" \
+				"$(grep -m5 -A8 -E 'Sanitizer|runtime error' "$T/$node/tunnel.out")"
+		else
+			ok "$node tunnel: no sanitizer report"
+		fi
+	done
+}
 
 tunnel_fds() { ls "/proc/${TUNNEL_PID[$1]}/fd" | wc -l; } # NODE
 

@@ -28,9 +28,7 @@ source "$(dirname "$0")/lib.sh"
 lib_init
 CLEANUP_TAP=1
 need iperf3 nsenter "$PYTHON"
-for b in warren-cni warren-tunnel warrenctl; do
-	[[ -x $WARREN_BUILD/$b ]] || die "$WARREN_BUILD/$b not built (make B=$(basename "$WARREN_BUILD") all)"
-done
+need_built warren-cni warren-tunnel warrenctl
 CHURN=${CHURN:-8}
 
 eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_conf_write/')"
@@ -107,12 +105,7 @@ conns_of() { wctl "$1" -o json connections | "$PYTHON" -c 'import json,sys; prin
 no_conns() { [[ $(conns_of "$1") == 0 ]]; }
 
 # --- set-up -------------------------------------------------------------------
-bash "$WARREN_ROOT/hack/gen-ca.sh" "$T/ca" 2>/dev/null || die "gen-ca.sh (mesh CA)"
-topo_up >/dev/null 2>&1 || die "topology"
-mesh ns mesh istio.io/dataplane-mode=ambient
-mesh ns plain
-tunnel_start node1 2>/dev/null || die "warren-tunnel on node1 not ready (see $T/node1/tunnel.out)"
-tunnel_start node2 2>/dev/null || die "warren-tunnel on node2 not ready"
+mtls_cluster_up
 for p in srv1 srv2; do
 	pod_add node2 mesh $p --label app=srv --label role=fixed 2>"$T/err" || die "ADD $p: $(cat "$T/err")"
 	app_server $p 8080 || die "echo server in $p"
@@ -194,13 +187,5 @@ check "after the churn: cli -> VIP works" app_client cli 10.96.0.10 80 after-$E2
 check "after the churn: ext -> srv2 works" app_client ext "${POD_IP[srv2]}" 8080 after-$E2E_ID
 tunnel_stop node1
 tunnel_stop node2
-for node in node1 node2; do
-	f=("$T/$node"/tunnel.out*)
-	if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "${f[@]}" 2>/dev/null; then
-		not_ok "$node tunnel: no sanitizer report, no leak at exit" \
-			"$(grep -h -m5 -A8 -E 'Sanitizer|runtime error' "${f[@]}")"
-	else
-		ok "$node tunnel: no sanitizer report, no leak at exit"
-	fi
-done
+sanitizer_clean node1 node2 # after their exit: LeakSanitizer has reported by then
 echo "# $TAP_COUNT checks, $TAP_FAILED failed"

@@ -25,9 +25,7 @@ source "$(dirname "$0")/lib.sh"
 lib_init
 CLEANUP_TAP=1
 need tcpdump "$PYTHON"
-for b in warren-cni warren-tunnel warrenctl; do
-	[[ -x $WARREN_BUILD/$b ]] || die "$WARREN_BUILD/$b not built (make B=$(basename "$WARREN_BUILD") all)"
-done
+need_built warren-cni warren-tunnel warrenctl
 
 eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_conf_write/')"
 tunnel_conf_write() { # NODE
@@ -53,12 +51,7 @@ PY
 	mesh ns mesh istio.io/dataplane-mode=ambient # re-render + wait for both tunnels
 }
 
-bash "$WARREN_ROOT/hack/gen-ca.sh" "$T/ca" 2>/dev/null || die "gen-ca.sh (mesh CA)"
-topo_up >/dev/null 2>&1 || die "topology"
-mesh ns mesh istio.io/dataplane-mode=ambient
-mesh ns plain
-tunnel_start node1 2>/dev/null || die "warren-tunnel on node1 not ready (see $T/node1/tunnel.out)"
-tunnel_start node2 2>/dev/null || die "warren-tunnel on node2 not ready"
+mtls_cluster_up
 pod_add node2 mesh srv --label app=srv 2>"$T/err" || die "ADD srv: $(cat "$T/err")"
 pod_add node1 mesh cli --label app=cli 2>"$T/err" || die "ADD cli: $(cat "$T/err")"
 pod_add node1 plain ext --conflist "$T/node1.plain.conflist" 2>"$T/err" || die "ADD ext: $(cat "$T/err")"
@@ -127,9 +120,5 @@ check "... and over IPv4 it is not" fails app_client cli "${POD_IP[srv]}" 8080 "
 policy "" || not_ok "policy removed"
 
 check "no tunnel crashed" eval 'tunnel_alive node1 && tunnel_alive node2'
-for node in node1 node2; do
-	if grep -qE 'AddressSanitizer|runtime error|LeakSanitizer' "$T/$node/tunnel.out" 2>/dev/null; then
-		not_ok "$node tunnel: sanitizer report" "$(grep -m5 -E 'Sanitizer|runtime error' "$T/$node/tunnel.out")"
-	fi
-done
+sanitizer_clean node1 node2
 echo "# $TAP_COUNT checks, $TAP_FAILED failed"

@@ -23,9 +23,7 @@ source "$(dirname "$0")/lib.sh"
 lib_init
 CLEANUP_TAP=1
 need tcpdump conntrack
-for b in warren-cni warren-tunnel warrenctl; do
-	[[ -x $WARREN_BUILD/$b ]] || die "$WARREN_BUILD/$b not built (make B=$(basename "$WARREN_BUILD") all)"
-done
+need_built warren-cni warren-tunnel warrenctl
 
 topo_up >/dev/null 2>&1 || die "topology"
 # Namespaces before the tunnels start, so the first model already has them.
@@ -320,9 +318,5 @@ chain node2 DEL psrv >/dev/null 2>&1
 check "tunnels list no pod after every DEL" bash -c "
 	[[ \$('$WARREN_BUILD/warrenctl' --socket '$T/node1/admin.sock' -o json pods | tr -d ' \n') == '[]' ]] &&
 	[[ \$('$WARREN_BUILD/warrenctl' --socket '$T/node2/admin.sock' -o json pods | tr -d ' \n') == '[]' ]]"
-for node in node1 node2; do
-	if grep -qE 'AddressSanitizer|runtime error|LeakSanitizer' "$T/$node/tunnel.out" 2>/dev/null; then
-		not_ok "$node tunnel: sanitizer report" "$(grep -m5 -E 'Sanitizer|runtime error' "$T/$node/tunnel.out")"
-	fi
-done
+sanitizer_clean node1 node2
 echo "# $TAP_COUNT checks, $TAP_FAILED failed"

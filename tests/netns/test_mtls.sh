@@ -29,9 +29,7 @@ source "$(dirname "$0")/lib.sh"
 lib_init
 CLEANUP_TAP=1
 need tcpdump openssl "$PYTHON"
-for b in warren-cni warren-tunnel warrenctl; do
-	[[ -x $WARREN_BUILD/$b ]] || die "$WARREN_BUILD/$b not built (make B=$(basename "$WARREN_BUILD") all)"
-done
+need_built warren-cni warren-tunnel warrenctl
 
 # --- tunnel configuration: lib.sh's, plus the mTLS keys -----------------------
 eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_conf_write/')"
@@ -433,9 +431,5 @@ wait "${HOLD_PID[rot]}"; rc=$?
 ((rc == 0)) && ok "the long-running connection ended cleanly" || not_ok "long-running connection ended cleanly" "exit $rc"
 
 check "no tunnel crashed" eval 'tunnel_alive node1 && tunnel_alive node2'
-for node in node1 node2; do
-	if grep -qE 'AddressSanitizer|runtime error|LeakSanitizer' "$T/$node/tunnel.out" 2>/dev/null; then
-		not_ok "$node tunnel: sanitizer report" "$(grep -m5 -E 'Sanitizer|runtime error' "$T/$node/tunnel.out")"
-	fi
-done
+sanitizer_clean node1 node2
 echo "# $TAP_COUNT checks, $TAP_FAILED failed"

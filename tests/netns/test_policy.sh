@@ -43,9 +43,7 @@ need jq flock
 CASES=${POLICY_CASES:-$LIB_DIR/policy/cases.yaml}
 [[ -r $CASES ]] || die "no case table $CASES"
 "$PYTHON" -c 'import yaml' 2>/dev/null || die "python3-yaml missing (run: bash hack/install-deps.sh)"
-for b in warren-cni warren-tunnel warrenctl; do
-	[[ -x $WARREN_BUILD/$b ]] || die "$WARREN_BUILD/$b not built (make B=$(basename "$WARREN_BUILD") all)"
-done
+need_built warren-cni warren-tunnel warrenctl
 SUITE_START=$SECONDS
 
 # --- tunnel configuration: lib.sh's, plus mTLS, policy and access-log keys ---
@@ -333,9 +331,5 @@ done 7<"$T/probes.tsv"
 check "no tunnel crashed" eval 'tunnel_alive node1 && tunnel_alive node2'
 tunnel_stop node1
 tunnel_stop node2
-for node in node1 node2; do
-	if grep -qE 'AddressSanitizer|runtime error|LeakSanitizer' "$T/$node/tunnel.out" 2>/dev/null; then
-		not_ok "$node tunnel: sanitizer report" "$(grep -m5 -E 'Sanitizer|runtime error' "$T/$node/tunnel.out")"
-	fi
-done
+sanitizer_clean node1 node2
 echo "# $PROBE_N probes, $TAP_COUNT checks, $TAP_FAILED failed, $((SECONDS - SUITE_START)) s"
