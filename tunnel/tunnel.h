@@ -317,6 +317,8 @@ void ss_canonicalise(struct sockaddr_storage *ss);
  * writes the file: call it only while no worker can reach p (before
  * pod_listen). 0, or -errno with err filled. */
 int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen);
+/* Removes uid's record; also releases the guard while it unlinks. 0 or
+ * -errno (logged). */
 int state_remove(struct tunnel *t, const char *uid);
 /* Lists the pods recorded in stateDir and re-adopts them on the loop, a
  * batch per iteration, so readiness and the handoff socket answer
