@@ -11,6 +11,7 @@
 
 #include "conf/log.h"
 #include "tunnel/identity.h"
+#include "tunnel/loop.h"
 
 #define IDENTITY_MAGIC 0x1de7a11cu
 
@@ -33,7 +34,13 @@ struct identity_mgr {
 	uint32_t lifetime_s;
 	struct identity *head; /* acquisition order (appended) */
 	size_t count;
+	struct loop *loop;     /* whose guard issuing releases, or NULL */
 };
+
+void identity_mgr_set_loop(struct identity_mgr *mgr, struct loop *loop)
+{
+	mgr->loop = loop;
+}
 
 static void identity_free(struct identity *id)
 {
@@ -143,13 +150,16 @@ static int build(struct identity_mgr *mgr, struct identity *id, char *err, size_
 	SSL_CTX *cctx = NULL, *sctx = NULL;
 	int ret;
 
+	/* A key, a signature and two contexts take milliseconds; they read
+	 * only the immutable CA and write only these new objects, so the
+	 * worker threads' data path runs meanwhile. id changes after. */
+	loop_unguard(mgr->loop);
 	ret = ca_issue(mgr->ca, mgr->td, id->ns, id->sa, mgr->lifetime_s, &leaf, err, errlen);
-	if (ret)
-		goto out;
-	ret = tls_ctx_new(TLS_CLIENT, leaf, ca_root0(mgr->ca), &cctx, err, errlen);
-	if (ret)
-		goto out;
-	ret = tls_ctx_new(TLS_SERVER, leaf, ca_root0(mgr->ca), &sctx, err, errlen);
+	if (!ret)
+		ret = tls_ctx_new(TLS_CLIENT, leaf, ca_root0(mgr->ca), &cctx, err, errlen);
+	if (!ret)
+		ret = tls_ctx_new(TLS_SERVER, leaf, ca_root0(mgr->ca), &sctx, err, errlen);
+	loop_reguard(mgr->loop);
 	if (ret)
 		goto out;
 	/* Commit. */

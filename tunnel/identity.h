@@ -34,6 +34,9 @@
  * Errors: 0 or -errno; err (when non-NULL) gets a message for the log.
  * Threads: no locking of its own. The main thread changes it while every
  * worker is paused (tunnel/workers.c); workers only read it meanwhile.
+ * With identity_mgr_set_loop(), issuing a certificate (acquire, renew)
+ * releases that loop's guard while it builds the new leaf and contexts,
+ * and takes it back before it changes anything the workers read.
  */
 #ifndef WARREN_IDENTITY_H
 #define WARREN_IDENTITY_H
@@ -53,6 +56,9 @@
 
 struct identity_mgr;
 struct identity;
+
+struct loop;
+void identity_mgr_set_loop(struct identity_mgr *mgr, struct loop *loop);
 
 /* lifetime_s: workload certificate lifetime (0 = CA_DEFAULT_LIFETIME_S).
  * 0, -EINVAL (bad trust domain or lifetime), -ENOMEM. */

@@ -268,6 +268,7 @@ int mtls_start(struct tunnel *t)
 			  conf->trust_domain, conf->cert_lifetime_s, strerror(-ret));
 		goto fail;
 	}
+	identity_mgr_set_loop(sec->ids, t->loop);
 	hbone_opts_default(&sec->copts, false);
 	hbone_opts_default(&sec->sopts, true);
 	sec->copts.max_streams = (uint32_t)conf->pool_max_streams;
