@@ -476,11 +476,10 @@ static bool pod_has_family(const struct mesh_pod *mp, int family, struct mesh_ip
 	return false;
 }
 
-/* A pod the Service selects (mesh_service_next_pod) that can take a
- * connection of this family. */
-/* Kubernetes' EndpointSlice rules: ready, not host-network, an IP of the
- * family asked for, and a port to serve sp on (a named targetPort the pod
- * does not declare leaves it out). */
+/* Can a pod the Service selects (mesh_service_next_pod) take a connection
+ * of this family on port sp? Kubernetes' EndpointSlice rules: ready, not
+ * host-network, an IP of that family, and a port to serve sp on (a named
+ * targetPort the pod does not declare leaves it out). */
 static bool endpoint_ok(const struct mesh_pod *mp, const struct mesh_service_port *sp, int family)
 {
 	struct mesh_ip ip;
