@@ -293,13 +293,12 @@ static json_t *services_json(const struct tunnel *t)
 				"protocol", sp->protocol, "port", (int)sp->port, "targetPort", tp));
 		}
 		for (size_t pos = 0; eps && (mp = mesh_service_next_pod(m, s, &pos));) {
-			json_t *tports = json_object();
+			json_t *tports;
 			char key[8];
 
-			if (!mp->ready) {
-				json_decref(tports);
+			if (!mp->ready)
 				continue;
-			}
+			tports = json_object();
 			/* service port -> the port this pod serves it on; a named
 			 * targetPort the pod lacks is absent, as in EndpointSlices */
 			for (size_t k = 0; tports && k < s->n_ports; k++) {

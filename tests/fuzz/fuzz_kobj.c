@@ -14,24 +14,6 @@
 #include "conf/kobj.h"
 #include "conf/mesh.h"
 
-/* A numeric targetPort always resolves; a named one to 0 or to one of the
- * pod's own container ports. */
-static void check_target_port(const struct mesh_pod *p, const struct mesh_service_port *sp)
-{
-	uint16_t tp = mesh_pod_target_port(p, sp);
-	bool declared = false;
-
-	if (!sp->target_port_name) {
-		if (!tp)
-			abort();
-		return;
-	}
-	for (size_t i = 0; i < p->n_ports; i++)
-		declared |= p->ports[i].port == tp;
-	if (tp && !declared)
-		abort();
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct mesh_index *idx;
@@ -72,6 +54,24 @@ static void same_selection(struct mesh *m)
 			m->index = idx;
 		} while (s);
 	}
+}
+
+/* A numeric targetPort always resolves; a named one to 0 or to one of the
+ * pod's own container ports. */
+static void check_target_port(const struct mesh_pod *p, const struct mesh_service_port *sp)
+{
+	uint16_t tp = mesh_pod_target_port(p, sp);
+	bool declared = false;
+
+	if (!sp->target_port_name) {
+		if (!tp)
+			abort();
+		return;
+	}
+	for (size_t i = 0; i < p->n_ports; i++)
+		declared |= p->ports[i].port == tp;
+	if (tp && !declared)
+		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
