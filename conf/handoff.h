@@ -9,11 +9,16 @@
  * netns, SCM_RIGHTS); any fd on another message is closed and rejected.
  *
  * Requests (plugin -> tunnel):
- *   query  {namespace, name, uid}                       -> {enroll: bool, reason}
+ *   query  {namespace, name, uid}                       -> {enroll: bool, reason,
+ *                                                           captureInbound: bool}
  *   add    {uid, namespace, name, containerId, ifname,
- *           netns, ips: ["10.0.0.2/24", ...]} + fd      -> {}   (after listeners are up)
+ *           netns, ips: ["10.0.0.2/24", ...],
+ *           captureInbound?} + fd                        -> {}   (after listeners are up)
  *   del    {containerId, ifname, uid?}                  -> {known: bool}
- *   check  {containerId, ifname, uid?}                  -> {known: bool}
+ *   check  {containerId, ifname, uid?}                  -> {known: bool, captureInbound: bool}
+ * captureInbound false: the pod's inbound capture rules are left out
+ * (annotation ambient.istio.io/bypass-inbound-capture); absent means true,
+ * so a plugin or tunnel one version older still interoperates.
  *   status {}                                           -> {ready: bool}
  *   gc     {valid: [{containerId, ifname}, ...]}        -> {removed: N}
  * Responses (tunnel -> plugin): {"v":1, "ok": true, ...} or

@@ -444,6 +444,8 @@ static int decode_pod(struct objctx *c, json_t *o, struct mesh_pod *p)
 	if (!ret)
 		ret = get_labels(c, meta, "labels", "metadata.labels", &p->labels);
 	if (!ret)
+		ret = get_labels(c, meta, "annotations", "metadata.annotations", &p->annotations);
+	if (!ret)
 		ret = get_object(c, o, "spec", "spec", &spec);
 	if (!ret)
 		ret = get_object(c, o, "status", "status", &status);
@@ -1008,6 +1010,7 @@ void mesh_free(struct mesh *m)
 		free(m->namespaces[i].labels.items);
 	for (size_t i = 0; i < m->n_pods; i++) {
 		free(m->pods[i].labels.items);
+		free(m->pods[i].annotations.items);
 		free(m->pods[i].ips);
 		free(m->pods[i].ports);
 	}
@@ -1201,6 +1204,10 @@ bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, c
 		why = "pod uses the host network (spec.hostNetwork)";
 		goto out;
 	}
+	if (p && mesh_label(&p->annotations, ANNOTATION_SIDECAR_STATUS)) {
+		why = "pod has a sidecar (annotation " ANNOTATION_SIDECAR_STATUS ")";
+		goto out;
+	}
 	pl = p ? mesh_label(&p->labels, LABEL_DATAPLANE_MODE) : NULL;
 	if (pl && !strcmp(pl, "ambient")) {
 		on = true;
@@ -1226,6 +1233,27 @@ out:
 	if (reason)
 		*reason = why;
 	return on;
+}
+
+bool mesh_pod_capture_inbound(const struct mesh_pod *p, const char **bad_value)
+{
+	static const char *const yes[] = { "1", "t", "T", "TRUE", "true", "True" };
+	static const char *const no[] = { "0", "f", "F", "FALSE", "false", "False" };
+	const char *v = mesh_label(&p->annotations, ANNOTATION_BYPASS_INBOUND_CAPTURE);
+
+	if (bad_value)
+		*bad_value = NULL;
+	if (!v)
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (!strcmp(v, yes[i]))
+			return false;
+		if (!strcmp(v, no[i]))
+			return true;
+	}
+	if (bad_value)
+		*bad_value = v;
+	return true;
 }
 
 /* ---- addresses ---- */

@@ -67,6 +67,7 @@ struct mesh_pod {
 	bool host_network;
 	bool ready;                  /* status.phase Running and Ready condition not False */
 	struct mesh_labels labels;
+	struct mesh_labels annotations; /* metadata.annotations */
 	struct mesh_ip *ips;         /* status.podIPs (or podIP) */
 	size_t n_ips;
 	struct mesh_container_port *ports; /* named container ports only, in spec order */
@@ -136,12 +137,20 @@ uint16_t mesh_pod_target_port(const struct mesh_pod *p, const struct mesh_servic
 bool mesh_selector_matches(const struct mesh_labels *selector, const struct mesh_labels *labels);
 
 /* Enrollment decision (ambient-reference.md §2.4): a pod is enrolled when
- * it is not host-network and either its own istio.io/dataplane-mode label
- * is "ambient", or its namespace's label is "ambient" and the pod's label
- * is not "none". A pod absent from the model is judged by its namespace
- * alone. *reason gets a human-readable explanation, not to be freed: static,
+ * it is not host-network, has no sidecar (annotation
+ * sidecar.istio.io/status), and either its own istio.io/dataplane-mode
+ * label is "ambient", or its namespace's label is "ambient" and the pod's
+ * label is not "none". A pod absent from the model is judged by its
+ * namespace alone. *reason gets a human-readable explanation, not to be freed: static,
  * or a thread-local buffer valid until the next call in the same thread. */
 bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, const char **reason);
+
+/* Is an enrolled pod's inbound traffic captured? false when its
+ * annotation ambient.istio.io/bypass-inbound-capture is true in one of Go's
+ * strconv.ParseBool spellings (Istio's "ingress mode": outbound only). A
+ * value that is no boolean is ignored, as Istio does: true, with *bad_value
+ * (may be NULL) pointing at it so the caller can say so; else NULL. */
+bool mesh_pod_capture_inbound(const struct mesh_pod *p, const char **bad_value);
 
 /* Parse "10.1.2.3" / "fd00::1" into ip. 0 or -EINVAL. */
 int mesh_ip_parse(const char *s, struct mesh_ip *ip);

@@ -39,6 +39,12 @@
 #define DEFAULT_STATE_DIR     "/var/lib/warren"
 
 #define LABEL_DATAPLANE_MODE "istio.io/dataplane-mode"
+/* Pod annotations. "true" (Go's strconv.ParseBool spellings): capture the
+ * pod's outbound traffic only (Istio's "ingress mode"). */
+#define ANNOTATION_BYPASS_INBOUND_CAPTURE "ambient.istio.io/bypass-inbound-capture"
+/* Set by Istio's sidecar injector: such a pod has a sidecar and is never
+ * enrolled. */
+#define ANNOTATION_SIDECAR_STATUS "sidecar.istio.io/status"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

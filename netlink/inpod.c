@@ -90,7 +90,7 @@ static int families(int netns_fd, int fams[2], char *err, size_t errlen)
 	return v6 ? 2 : 1;
 }
 
-int inpod_apply(int netns_fd, char *err, size_t errlen)
+int inpod_apply(int netns_fd, bool capture_inbound, char *err, size_t errlen)
 {
 	struct nl_sock nf = { 0 }, rt = { 0 };
 	bool rule_added[2] = { false, false }, route_added[2] = { false, false };
@@ -113,7 +113,7 @@ int inpod_apply(int netns_fd, char *err, size_t errlen)
 	}
 	had_nft = ret == 1;
 	/* One atomic batch: on failure nothing changed. */
-	ret = nft_apply(&nf, err, errlen);
+	ret = nft_apply(&nf, capture_inbound, err, errlen);
 	if (ret < 0)
 		goto out;
 	nft_done = true;
@@ -190,7 +190,7 @@ out:
 	return ret;
 }
 
-static int check_nft(struct nl_sock *nf, char *err, size_t errlen)
+static int check_nft(struct nl_sock *nf, bool capture_inbound, char *err, size_t errlen)
 {
 	const char *const *tables;
 	const struct nft_chain_spec *chains;
@@ -248,9 +248,19 @@ static int check_nft(struct nl_sock *nf, char *err, size_t errlen)
 			goto out;
 		}
 		for (size_t r = 0; r < nrules; r++) {
+			bool found;
+
 			if (strcmp(rules[r].table, tables[t]))
 				continue;
-			if (!nft_tags_find(&tags, rules[r].chain, rules[r].tag)) {
+			found = nft_tags_find(&tags, rules[r].chain, rules[r].tag);
+			if (found && rules[r].inbound && !capture_inbound) {
+				ret = -EEXIST;
+				errbuf_set(err, errlen,
+					   "nftables rule %s is in inet %s chain %s, but the pod was enrolled with inbound capture bypassed (" ANNOTATION_BYPASS_INBOUND_CAPTURE ")",
+					   rules[r].tag, tables[t], rules[r].chain);
+				goto out;
+			}
+			if (!found && (capture_inbound || !rules[r].inbound)) {
 				ret = -ENOENT;
 				errbuf_set(err, errlen,
 					   "nftables rule %s missing from inet %s chain %s",
@@ -265,7 +275,7 @@ out:
 	return ret;
 }
 
-int inpod_check(int netns_fd, char *err, size_t errlen)
+int inpod_check(int netns_fd, bool capture_inbound, char *err, size_t errlen)
 {
 	struct nl_sock nf = { 0 }, rt = { 0 };
 	int fams[2], nfam, ret;
@@ -274,7 +284,7 @@ int inpod_check(int netns_fd, char *err, size_t errlen)
 	ret = open_socks(netns_fd, &nf, &rt, err, errlen);
 	if (ret < 0)
 		goto out;
-	ret = check_nft(&nf, err, errlen);
+	ret = check_nft(&nf, capture_inbound, err, errlen);
 	if (ret < 0)
 		goto out;
 	ret = nfam = families(netns_fd, fams, err, errlen);

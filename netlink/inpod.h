@@ -12,6 +12,8 @@
  *      nat prerouting (type nat, prio -100):
  *        tcp from 169.254.7.127 / fd16:9254:7127:1337:ffff:ffff:ffff:ffff: accept
  *        tcp daddr != 127.0.0.1/::1, dport != 15008, mark&0xfff != 0x539: redirect :15006
+ *        (both left out when the pod bypasses inbound capture: Istio's
+ *        "ingress mode", annotation ambient.istio.io/bypass-inbound-capture)
  *      nat output (type nat, prio -100):
  *        tcp to probe address: accept
  *        tcp mark&0xfff == 0x111: accept
@@ -33,18 +35,23 @@
 #ifndef WARREN_INPOD_H
 #define WARREN_INPOD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
-/* Program everything. All-or-nothing: on any failure, whatever this call
- * added is removed again before returning the error. Idempotent. */
-int inpod_apply(int netns_fd, char *err, size_t errlen);
+/* Program everything (without the inbound capture rules unless
+ * capture_inbound). All-or-nothing: on any failure, whatever this call
+ * added is removed again before returning the error. Idempotent, and a
+ * re-apply with the other capture_inbound switches the rule set. */
+int inpod_apply(int netns_fd, bool capture_inbound, char *err, size_t errlen);
 
 /* Remove everything. Idempotent: success when nothing is there. */
 int inpod_remove(int netns_fd, char *err, size_t errlen);
 
-/* Verify everything is in place. 0 when complete; -ENOENT with err naming
- * the first missing piece (table, chain, rule tag, ip rule or route). */
-int inpod_check(int netns_fd, char *err, size_t errlen);
+/* Verify everything is in place for that capture_inbound. 0 when complete;
+ * -ENOENT with err naming the first missing piece (table, chain, rule tag,
+ * ip rule or route), or -EEXIST naming an inbound capture rule present
+ * while !capture_inbound. */
+int inpod_check(int netns_fd, bool capture_inbound, char *err, size_t errlen);
 
 /* Are our nft tables present at all? 1 yes, 0 no, -errno on error. Used by
  * the tunnel on restart to decide whether a recorded pod is still ours. */

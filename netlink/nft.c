@@ -53,19 +53,19 @@ static const struct nft_chain_spec chains[] = {
 #define ANY NFPROTO_UNSPEC
 
 static const struct nft_rule_spec rules[] = {
-	{ NFT_TABLE_NAT, "prerouting", "warren:nat-pre-probe-accept-v4", V4 },
-	{ NFT_TABLE_NAT, "prerouting", "warren:nat-pre-probe-accept-v6", V6 },
-	{ NFT_TABLE_NAT, "prerouting", "warren:nat-pre-redirect-v4", V4 },
-	{ NFT_TABLE_NAT, "prerouting", "warren:nat-pre-redirect-v6", V6 },
-	{ NFT_TABLE_NAT, "output", "warren:nat-out-probe-accept-v4", V4 },
-	{ NFT_TABLE_NAT, "output", "warren:nat-out-probe-accept-v6", V6 },
-	{ NFT_TABLE_NAT, "output", "warren:nat-out-mark-accept", ANY },
-	{ NFT_TABLE_NAT, "output", "warren:nat-out-lo-accept-v4", V4 },
-	{ NFT_TABLE_NAT, "output", "warren:nat-out-lo-accept-v6", V6 },
-	{ NFT_TABLE_NAT, "output", "warren:nat-out-redirect-v4", V4 },
-	{ NFT_TABLE_NAT, "output", "warren:nat-out-redirect-v6", V6 },
-	{ NFT_TABLE_MANGLE, "prerouting", "warren:mangle-pre-connmark-set", ANY },
-	{ NFT_TABLE_MANGLE, "output", "warren:mangle-out-mark-restore", ANY },
+	{ NFT_TABLE_NAT, "prerouting", "warren:nat-pre-probe-accept-v4", V4, true },
+	{ NFT_TABLE_NAT, "prerouting", "warren:nat-pre-probe-accept-v6", V6, true },
+	{ NFT_TABLE_NAT, "prerouting", "warren:nat-pre-redirect-v4", V4, true },
+	{ NFT_TABLE_NAT, "prerouting", "warren:nat-pre-redirect-v6", V6, true },
+	{ NFT_TABLE_NAT, "output", "warren:nat-out-probe-accept-v4", V4, false },
+	{ NFT_TABLE_NAT, "output", "warren:nat-out-probe-accept-v6", V6, false },
+	{ NFT_TABLE_NAT, "output", "warren:nat-out-mark-accept", ANY, false },
+	{ NFT_TABLE_NAT, "output", "warren:nat-out-lo-accept-v4", V4, false },
+	{ NFT_TABLE_NAT, "output", "warren:nat-out-lo-accept-v6", V6, false },
+	{ NFT_TABLE_NAT, "output", "warren:nat-out-redirect-v4", V4, false },
+	{ NFT_TABLE_NAT, "output", "warren:nat-out-redirect-v6", V6, false },
+	{ NFT_TABLE_MANGLE, "prerouting", "warren:mangle-pre-connmark-set", ANY, false },
+	{ NFT_TABLE_MANGLE, "output", "warren:mangle-out-mark-restore", ANY, false },
 };
 
 static const enum rule_kind rule_kinds[] = {
@@ -508,7 +508,7 @@ static int batch_close(struct builder *bl, int ret)
 	return ret;
 }
 
-int nft_build_apply(struct nft_batch *b)
+int nft_build_apply(struct nft_batch *b, bool capture_inbound)
 {
 	struct builder bl;
 	int ret;
@@ -526,7 +526,7 @@ int nft_build_apply(struct nft_batch *b)
 			if (!strcmp(chains[c].table, tables[t]))
 				ret = put_chain(&bl, &chains[c]);
 		for (size_t i = 0; ret >= 0 && i < ARRAY_SIZE(rules); i++)
-			if (!strcmp(rules[i].table, tables[t]))
+			if (!strcmp(rules[i].table, tables[t]) && (capture_inbound || !rules[i].inbound))
 				ret = put_rule(&bl, i);
 	}
 	return batch_close(&bl, ret);
@@ -587,7 +587,8 @@ void nft_batch_describe(const struct nft_batch *b, uint32_t seq, char *out, size
 
 /* ---- I/O ---- */
 
-static int send_batch(struct nl_sock *s, bool apply, char *err, size_t errlen)
+static int send_batch(struct nl_sock *s, bool apply, bool capture_inbound, char *err,
+		      size_t errlen)
 {
 	struct nft_batch *b = NULL;
 	void *buf = NULL;
@@ -602,7 +603,7 @@ static int send_batch(struct nl_sock *s, bool apply, char *err, size_t errlen)
 		goto out;
 	}
 	nft_batch_init(b, buf, NFT_BATCH_BUFSZ, nl_seq(s, NFT_BATCH_MAX_MSGS));
-	ret = apply ? nft_build_apply(b) : nft_build_delete(b);
+	ret = apply ? nft_build_apply(b, capture_inbound) : nft_build_delete(b);
 	if (ret < 0) {
 		if (err && errlen)
 			snprintf(err, errlen, "building the nftables batch: %s", strerror(-ret));
@@ -624,14 +625,14 @@ out:
 	return ret;
 }
 
-int nft_apply(struct nl_sock *s, char *err, size_t errlen)
+int nft_apply(struct nl_sock *s, bool capture_inbound, char *err, size_t errlen)
 {
-	return send_batch(s, true, err, errlen);
+	return send_batch(s, true, capture_inbound, err, errlen);
 }
 
 int nft_delete(struct nl_sock *s, char *err, size_t errlen)
 {
-	return send_batch(s, false, err, errlen);
+	return send_batch(s, false, true, err, errlen);
 }
 
 int nft_table_exists(struct nl_sock *s, const char *table)

@@ -28,12 +28,15 @@ struct nft_chain_spec {
 };
 
 /* A rule we create, identified by its tag. family: NFPROTO_IPV4,
- * NFPROTO_IPV6, or NFPROTO_UNSPEC for family-independent rules. */
+ * NFPROTO_IPV6, or NFPROTO_UNSPEC for family-independent rules. inbound:
+ * part of inbound capture, left out for a pod that bypasses it
+ * (ambient.istio.io/bypass-inbound-capture, Istio's "ingress mode"). */
 struct nft_rule_spec {
 	const char *table;
 	const char *chain;
 	const char *tag;
 	uint8_t family;
+	bool inbound;
 };
 
 /* The expected objects, in creation order. Static storage; never freed. */
@@ -66,9 +69,10 @@ struct nft_batch {
 void nft_batch_init(struct nft_batch *b, void *buf, size_t cap, uint32_t seq0);
 
 /* The apply batch: for each table, add table + flush table (so a re-apply
- * reconciles) + add chains + append rules; all NLM_F_ACK. 0 or -errno
- * (-ENOSPC when buf is too small, -ENOMEM). */
-int nft_build_apply(struct nft_batch *b);
+ * reconciles) + add chains + append rules (without the inbound ones unless
+ * capture_inbound); all NLM_F_ACK. 0 or -errno (-ENOSPC when buf is too
+ * small, -ENOMEM). */
+int nft_build_apply(struct nft_batch *b, bool capture_inbound);
 
 /* The delete batch: add table + delete table for each table, so it never
  * fails when they are absent. 0 or -errno. */
@@ -80,7 +84,7 @@ void nft_batch_describe(const struct nft_batch *b, uint32_t seq, char *out, size
 
 /* I/O. s must be a NETLINK_NETFILTER nl_sock. err gets a reason
  * (including the kernel's ext-ack text) on failure. 0 or -errno. */
-int nft_apply(struct nl_sock *s, char *err, size_t errlen);
+int nft_apply(struct nl_sock *s, bool capture_inbound, char *err, size_t errlen);
 int nft_delete(struct nl_sock *s, char *err, size_t errlen);
 
 /* Is table (family inet) there? 1 yes, 0 no, -errno on error. */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * CNI CHECK: strict, unlike DEL. For an enrolled pod, the in-pod
- * redirection must be complete and warren-tunnel must know the pod.
+ * CNI CHECK: strict, unlike DEL. For an enrolled pod, warren-tunnel must
+ * know the pod and the in-pod redirection must be complete, in the shape
+ * the pod was enrolled with (outbound only when it bypasses inbound
+ * capture).
  * Pods that are not Kubernetes pods, are excluded, or are not enrolled
  * pass (we own nothing of theirs).
  */
@@ -14,8 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Does warren-tunnel know the attachment ("check")? 1 yes, 0 no, -1 error. */
-static int tunnel_knows(const struct plugin_ctx *ctx, struct cni_error *err)
+/* Does warren-tunnel know the attachment ("check")? 1 yes, 0 no, -1 error.
+ * *capture_inbound gets how the pod was enrolled (its record, not the
+ * model's current annotation: the rules were programmed from that). */
+static int tunnel_knows(const struct plugin_ctx *ctx, bool *capture_inbound, struct cni_error *err)
 {
 	const struct cni_args *a = &ctx->args;
 	json_t *req, *resp = NULL, *known;
@@ -34,6 +38,7 @@ static int tunnel_knows(const struct plugin_ctx *ctx, struct cni_error *err)
 			      "warren-tunnel answered \"check\" without a boolean \"known\"; warren-cni and warren-tunnel must be the same version");
 		goto out;
 	}
+	*capture_inbound = !json_is_false(json_object_get(resp, "captureInbound"));
 	ret = json_is_true(known) ? 1 : 0;
 out:
 	json_decref(req);
@@ -45,6 +50,7 @@ int cmd_check(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 {
 	char ierr[512] = "", pod[300];
 	int nsfd = -1, ret = -1, r;
+	bool capture_inbound = true;
 
 	*result = NULL;
 	if (cni_version_cmp(ctx->conf->cni_version, "0.4.0") < 0)
@@ -56,7 +62,7 @@ int cmd_check(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 	if (!plugin_pod_is_candidate(ctx))
 		return 0;
 	plugin_pod_name(ctx, pod, sizeof(pod));
-	r = plugin_query_enrolled(ctx, err);
+	r = plugin_query_enrolled(ctx, NULL, err);
 	if (r < 0)
 		goto out;
 	if (r == 0) {
@@ -64,22 +70,23 @@ int cmd_check(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 		ret = 0;
 		goto out;
 	}
-	if (plugin_open_netns(ctx, &nsfd, NULL, err) < 0)
-		goto out;
-	r = inpod_check(nsfd, ierr, sizeof(ierr));
-	if (r < 0) {
-		cni_error_set(err, CNI_ERR_CHECK_REDIRECT, "traffic redirection in the pod is incomplete",
-			      "pod %s (CNI_NETNS %s): %s (%s); delete the pod to have it set up again", pod, ctx->netns,
-			      ierr, strerror(-r));
-		goto out;
-	}
-	r = tunnel_knows(ctx, err);
+	/* The tunnel's record first: it says which rule set to expect. */
+	r = tunnel_knows(ctx, &capture_inbound, err);
 	if (r < 0)
 		goto out;
 	if (r == 0) {
 		cni_error_set(err, CNI_ERR_CHECK_UNKNOWN, "warren-tunnel does not know the pod",
 			      "pod %s (container %s, %s) is enrolled but warren-tunnel has no record of it; its traffic is not relayed. Delete the pod to have it set up again",
 			      pod, ctx->container_id, ctx->ifname);
+		goto out;
+	}
+	if (plugin_open_netns(ctx, &nsfd, NULL, err) < 0)
+		goto out;
+	r = inpod_check(nsfd, capture_inbound, ierr, sizeof(ierr));
+	if (r < 0) {
+		cni_error_set(err, CNI_ERR_CHECK_REDIRECT, "traffic redirection in the pod is incomplete",
+			      "pod %s (CNI_NETNS %s): %s (%s); delete the pod to have it set up again", pod, ctx->netns,
+			      ierr, strerror(-r));
 		goto out;
 	}
 	ret = 0;

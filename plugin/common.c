@@ -8,6 +8,7 @@
 
 #include "conf/handoff.h"
 #include "conf/log.h"
+#include "conf/warren.h"
 #include "netlink/netns.h"
 
 #include <errno.h>
@@ -88,10 +89,10 @@ int plugin_tunnel_call(const struct plugin_ctx *ctx, json_t *req, int pass_fd, j
 	return 0;
 }
 
-int plugin_query_enrolled(const struct plugin_ctx *ctx, struct cni_error *err)
+int plugin_query_enrolled(const struct plugin_ctx *ctx, bool *capture_inbound, struct cni_error *err)
 {
 	const struct cni_args *a = &ctx->args;
-	json_t *req, *resp = NULL, *enroll, *reason;
+	json_t *req, *resp = NULL, *enroll, *reason, *capture;
 	int ret = -1;
 
 	req = json_pack("{s:s, s:s, s:s}", "op", "query", "namespace", a->pod_namespace, "name", a->pod_name);
@@ -109,9 +110,14 @@ int plugin_query_enrolled(const struct plugin_ctx *ctx, struct cni_error *err)
 		goto out;
 	}
 	reason = json_object_get(resp, "reason");
-	log_info("pod %s/%s: %s (%s)", a->pod_namespace, a->pod_name,
+	/* Absent (a tunnel one version older): capture everything. */
+	capture = json_object_get(resp, "captureInbound");
+	if (capture_inbound)
+		*capture_inbound = !json_is_false(capture);
+	log_info("pod %s/%s: %s (%s)%s", a->pod_namespace, a->pod_name,
 		 json_is_true(enroll) ? "enrolled" : "not enrolled",
-		 json_is_string(reason) ? json_string_value(reason) : "no reason given");
+		 json_is_string(reason) ? json_string_value(reason) : "no reason given",
+		 json_is_true(enroll) && json_is_false(capture) ? "; inbound capture bypassed (" ANNOTATION_BYPASS_INBOUND_CAPTURE ")" : "");
 	ret = json_is_true(enroll) ? 1 : 0;
 out:
 	json_decref(req);

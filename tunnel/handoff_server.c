@@ -29,6 +29,7 @@
 
 #include "conf/handoff.h"
 #include "conf/log.h"
+#include "conf/warren.h"
 #include "netlink/netns.h"
 
 #define CLIENT_TIMEOUT_MS 5000
@@ -105,14 +106,24 @@ static const char *str_field(json_t *req, const char *key)
 static json_t *op_query(struct tunnel *t, json_t *req)
 {
 	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name"), *reason = "";
-	bool enroll;
+	bool enroll, capture_inbound = true;
 
 	if (!ns || !name)
 		return handoff_error("query needs non-empty \"namespace\" and \"name\"");
 	if (!t->mesh)
 		return handoff_error("mesh model not loaded yet; retry");
 	enroll = mesh_pod_enrolled(t->mesh, ns, name, &reason);
-	return json_pack("{s:b,s:b,s:s}", "ok", 1, "enroll", enroll, "reason", reason ? reason : "");
+	if (enroll) {
+		const struct mesh_pod *mp = mesh_find_pod(t->mesh, ns, name);
+		const char *bad = NULL;
+
+		capture_inbound = !mp || mesh_pod_capture_inbound(mp, &bad);
+		if (bad)
+			log_warn("pod %s/%s: annotation " ANNOTATION_BYPASS_INBOUND_CAPTURE "=\"%s\" is not true or false; ignored, inbound traffic is captured",
+				 ns, name, bad);
+	}
+	return json_pack("{s:b,s:b,s:s,s:b}", "ok", 1, "enroll", enroll, "reason", reason ? reason : "",
+			 "captureInbound", capture_inbound);
 }
 
 static void drop_pod(struct tunnel *t, struct pod *p, const char *why)
@@ -129,7 +140,8 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 	const char *name = str_field(req, "name"), *cid = str_field(req, "containerId");
 	const char *ifname = str_field(req, "ifname"), *netns = str_field(req, "netns");
 	const char *sa = "default";
-	json_t *ips = json_object_get(req, "ips");
+	json_t *ips = json_object_get(req, "ips"), *capture = json_object_get(req, "captureInbound");
+	bool capture_inbound = !capture || json_is_true(capture); /* absent: an older plugin */
 	uint64_t dev, ino;
 	struct pod *p, *old;
 	char err[768];
@@ -141,6 +153,8 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 		return handoff_error("add: invalid pod uid \"%s\" (letters, digits, '-', '_', '.' only)", uid);
 	if (ips && !json_is_array(ips))
 		return handoff_error("add: \"ips\" must be an array of strings");
+	if (capture && !json_is_boolean(capture))
+		return handoff_error("add: \"captureInbound\" must be true or false");
 	if (*fdp < 0)
 		return handoff_error("add for pod %s/%s carries no netns file descriptor; the plugin must pass exactly one (SCM_RIGHTS)",
 				     ns, name);
@@ -154,6 +168,12 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 				     strerror(-ret));
 	old = pod_find_uid(t, uid);
 	if (old && old->netns_dev == dev && old->netns_ino == ino) {
+		if (old->capture_inbound != capture_inbound) {
+			/* The plugin re-applied the rules the other way. */
+			old->capture_inbound = capture_inbound;
+			if (state_write(t, old, err, sizeof(err)) < 0)
+				return handoff_error("add for pod %s/%s failed: %s", ns, name, err);
+		}
 		if (!old->listening && pod_listen(old, err, sizeof(err)) < 0)
 			return handoff_error("%s", err);
 		log_debug("add for pod %s/%s (uid %s): already enrolled with the same netns", ns, name, uid);
@@ -178,6 +198,7 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 	*fdp = -1;
 	p->netns_dev = dev;
 	p->netns_ino = ino;
+	p->capture_inbound = capture_inbound;
 	/* The record first: state_write() lets the worker threads run while
 	 * it writes, and until pod_listen() they cannot reach this pod. */
 	if (state_write(t, p, err, sizeof(err)) < 0 || pod_listen(p, err, sizeof(err)) < 0) {
@@ -187,8 +208,8 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 		return handoff_error("add for pod %s/%s failed: %s", ns, name, err);
 	}
 	mtls_pod_added(p); /* a failure is logged; its HBONE is refused */
-	log_info("enrolled pod %s/%s (uid %s, sa %s, container %s/%s, netns %s)", ns, name, uid, sa,
-		 cid, ifname, netns);
+	log_info("enrolled pod %s/%s (uid %s, sa %s, container %s/%s, netns %s%s)", ns, name, uid, sa,
+		 cid, ifname, netns, capture_inbound ? "" : ", outbound capture only");
 	return handoff_ok();
 }
 
@@ -227,7 +248,8 @@ static json_t *op_check(struct tunnel *t, json_t *req)
 	if (p && !p->listening)
 		return handoff_error("pod %s/%s is known but has no listeners (see the warren-tunnel log)",
 				     p->namespace, p->name);
-	return json_pack("{s:b,s:b}", "ok", 1, "known", p != NULL);
+	return json_pack("{s:b,s:b,s:b}", "ok", 1, "known", p != NULL, "captureInbound",
+			 !p || p->capture_inbound);
 }
 
 static json_t *op_status(struct tunnel *t)

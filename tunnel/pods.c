@@ -150,6 +150,7 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 		tail = &(*tail)->next_shard;
 	}
 	p->netns_fd = netns_fd;
+	p->capture_inbound = true;
 	p->next = t->pods;
 	if (t->pods)
 		t->pods->prev = p;
@@ -249,12 +250,12 @@ json_t *pod_to_json(const struct pod *p)
 	ips = json_array();
 	for (size_t i = 0; ips && i < p->n_ips; i++)
 		json_array_append_new(ips, json_string(p->ips[i]));
-	o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o}",
+	o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}",
 		      "uid", p->uid, "containerId", p->container_id, "ifname", p->ifname,
 		      "namespace", p->namespace, "name", p->name,
 		      "serviceAccount", p->service_account, "netns", p->netns_path,
 		      "netnsDev", (json_int_t)p->netns_dev, "netnsIno", (json_int_t)p->netns_ino,
-		      "ips", ips ? ips : json_array());
+		      "ips", ips ? ips : json_array(), "captureInbound", p->capture_inbound);
 	return o;
 }
 

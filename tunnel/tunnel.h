@@ -129,6 +129,8 @@ struct pod {
 	size_t n_ips;
 	struct pod_listener lis[LIS_COUNT];
 	bool listening;
+	bool capture_inbound;        /* false: the plugin left inbound capture
+					out (bypass-inbound-capture) */
 	struct conn *conns;
 	size_t n_conns;
 	bool id_held;                /* holds a reference on its identity (mtls) */

@@ -92,6 +92,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			SAME(m, mesh_find_pod(m, p->namespace, p->name));
 			SAME(m, mesh_find_pod_by_uid(m, p->uid));
 			mesh_pod_enrolled(m, p->namespace, p->name, &why);
+			{
+				const char *bad;
+
+				/* an unreadable annotation never bypasses capture */
+				if (!mesh_pod_capture_inbound(p, &bad) && bad)
+					abort();
+			}
 			for (size_t j = 0; j < p->n_ips; j++) {
 				SAME(m, mesh_find_pod_by_ip(m, &p->ips[j]));
 				SAME(m, mesh_find_service_by_vip(m, &p->ips[j]));

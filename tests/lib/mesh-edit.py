@@ -10,6 +10,7 @@ Edits are serialised with flock on FILE.lock.
   mesh-edit.py FILE init
   mesh-edit.py FILE ns NAME [key=value ...]          create/replace a Namespace
   mesh-edit.py FILE pod NS NAME --node N [--uid U] [--sa SA] [--label k=v ...]
+                                                      [--annotation k=v ...]
   mesh-edit.py FILE ip NS NAME IP [IP6]               set status.podIP(s), Running/Ready
   mesh-edit.py FILE rm-pod NS NAME
   mesh-edit.py FILE service NS NAME --selector k=v --port PORT[:TARGET] [--cluster-ip IP]...
@@ -111,6 +112,7 @@ def main():
     p.add_argument("--uid", default="")
     p.add_argument("--sa", default="default")
     p.add_argument("--label", action="append", default=[])
+    p.add_argument("--annotation", action="append", default=[])
     p = sub.add_parser("ip")
     p.add_argument("ns")
     p.add_argument("name")
@@ -149,6 +151,8 @@ def main():
         md = {"name": a.name, "namespace": a.ns, "uid": a.uid or str(uuid.uuid4())}
         if a.label:
             md["labels"] = labels(a.label)
+        if a.annotation:
+            md["annotations"] = labels(a.annotation)
         o = {"apiVersion": "v1", "kind": "Pod", "metadata": md,
              "spec": {"serviceAccountName": a.sa, "nodeName": a.node,
                       "containers": [{"name": "app", "image": "none"}]},

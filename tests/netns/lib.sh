@@ -323,12 +323,12 @@ chain() { # NODE CMD POD [extra args]
 }
 
 # Register a pod (netns, mesh object) without running ADD.
-pod_define() { # NODE NS NAME [--label k=v]... [--conflist F] [--no-mesh]
+pod_define() { # NODE NS NAME [--label k=v]... [--annotation k=v]... [--conflist F] [--no-mesh]
 	local node=$1 ns=$2 name=$3; shift 3
 	local labels=() conflist= inmesh=1
 	while (($#)); do
 		case $1 in
-		--label) labels+=(--label "$2"); shift 2 ;;
+		--label | --annotation) labels+=("$1" "$2"); shift 2 ;;
 		--conflist) conflist=$2; shift 2 ;;
 		--no-mesh) inmesh=0; shift ;;
 		*) echo "pod_define: unknown $1" >&2; return 1 ;;
@@ -347,7 +347,7 @@ pod_define() { # NODE NS NAME [--label k=v]... [--conflist F] [--no-mesh]
 
 # ADD through the chain, then publish the IP in the mesh as kubelet would.
 # The result JSON is kept in $T/NAME.result.
-pod_add() { # NODE NS NAME [--label k=v]... [--conflist F]
+pod_add() { # NODE NS NAME [--label k=v]... [--annotation k=v]... [--conflist F]
 	local name=$3
 	pod_define "$@" || return 1
 	pod_cni_add "$name"

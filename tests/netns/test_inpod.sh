@@ -185,6 +185,21 @@ out=$("$CTL" check "$NSP" 2>&1); rc=$?
 check "check names a missing IPv6 route ($out)" bash -c "[ $rc = 1 ] && grep -q 'IPv6 route' <<<'$out'"
 "$CTL" apply "$NSP" >/dev/null 2>&1
 
+# outbound only (bypass-inbound-capture): a re-apply switches the rule set
+expected_nat_out=$(grep -v '^prerouting ' <<<"$expected_nat")
+check "apply outbound-only over the full set" "$CTL" apply "$NSP" outbound
+check "  ... nat has the full set minus prerouting's four rules" [ "$(tags_in warren-nat)" = "$expected_nat_out" ]
+check "  ... mangle is unchanged" [ "$(tags_in warren-mangle)" = "$expected_mangle" ]
+check "  ... one ip rule and route per family still" [ "$(rule_lines)/$(rule_lines -6)/$(route_lines)/$(route_lines -6)" = "1/1/1/1" ]
+check "check outbound passes" "$CTL" check "$NSP" outbound
+out=$("$CTL" check "$NSP" 2>&1); rc=$?
+check "full check fails on the outbound-only set ($out)" bash -c "[ $rc = 1 ] && grep -q 'warren:nat-pre-probe-accept-v4 missing' <<<'$out'"
+"$CTL" apply "$NSP" >/dev/null 2>&1
+out=$("$CTL" check "$NSP" outbound 2>&1); rc=$?
+check "outbound check fails on the full set, naming an inbound rule ($out)" \
+	bash -c "[ $rc = 1 ] && grep -q 'warren:nat-pre-probe-accept-v4 is in inet warren-nat chain prerouting, but the pod was enrolled with inbound capture bypassed' <<<'$out'"
+check "full re-apply restored the full set" [ "$(tags_in warren-nat)" = "$expected_nat" ]
+
 check "remove" "$CTL" remove "$NSP"
 check "remove left no table" [ "$(pod nft -j list ruleset | jq '[.nftables[] | select(.table)] | length')" = 0 ]
 check "remove left no ip rule" [ "$(rule_lines)+$(rule_lines -6)" = "0+0" ]

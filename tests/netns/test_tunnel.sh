@@ -103,7 +103,7 @@ check "ready once the mesh file appears" poll is_ready
 
 # --- query
 out=$(hctl query demo app uid-app-$id)
-check "query: labelled namespace -> enroll true" bash -c "jq -e '.ok and .enroll == true' <<<'$out' >/dev/null"
+check "query: labelled namespace -> enroll true, inbound captured" bash -c "jq -e '.ok and .enroll == true and .captureInbound == true' <<<'$out' >/dev/null"
 out=$(hctl query plain web uid-web-$id)
 check "query: unlabelled namespace -> enroll false" bash -c "jq -e '.ok and .enroll == false' <<<'$out' >/dev/null"
 
@@ -112,11 +112,11 @@ out=$(hctl add uid-app-$id demo app cid-app-$id /var/run/netns/$POD 10.251.0.1/2
 check "add answers ok" bash -c "jq -e .ok <<<'$out' >/dev/null"
 check "pod netns has listeners on 15001/15006/15008" test "$(listeners "$POD")" = $LIS
 check "the listeners carry fwmark 0x539" test "$(marked_listeners "$POD")" = $LIS
-check "state record written" bash -c "jq -e '.uid == \"uid-app-$id\" and .containerId == \"cid-app-$id\" and .serviceAccount == \"app-sa\"' $state/pods/uid-app-$id.json >/dev/null"
+check "state record written" bash -c "jq -e '.uid == \"uid-app-$id\" and .containerId == \"cid-app-$id\" and .serviceAccount == \"app-sa\" and .captureInbound == true' $state/pods/uid-app-$id.json >/dev/null"
 out=$("$CTL" --socket "$adminsock" -o json pods)
 check "warrenctl -o json pods lists the pod" bash -c "jq -e 'length == 1 and .[0].uid == \"uid-app-$id\" and .[0].namespace == \"demo\" and .[0].name == \"app\" and .[0].serviceAccount == \"app-sa\" and .[0].ips == [\"10.251.0.1/24\"] and .[0].state == \"ready\"' <<<'$out' >/dev/null"
 out=$(n "$NODE" "$CTL" pods)
-check "warrenctl pods table (default admin URL)" bash -c "grep -qE '^NAMESPACE +NAME +UID +IPS +CONTAINER' <<<'$out' && grep -qE '^demo +app +uid-app-$id +10.251.0.1/24 +cid-app-$id' <<<'$out'"
+check "warrenctl pods table (default admin URL)" bash -c "grep -qE '^NAMESPACE +NAME +UID +IPS +CONTAINER +INBOUND' <<<'$out' && grep -qE '^demo +app +uid-app-$id +10.251.0.1/24 +cid-app-$id +yes' <<<'$out'"
 
 out=$(hctl add uid-app-$id demo app cid-app-$id /var/run/netns/$POD 10.251.0.1/24)
 check "second add with same uid/netns is idempotent" bash -c "jq -e .ok <<<'$out' >/dev/null && test \$(ip netns exec $POD ss -ltnH | grep -cE ':(15001|15006|15008)\b') = $LIS"
@@ -126,6 +126,9 @@ out=$(hctl add uid-x-$id demo x cid-x-$id - ); rc=$?
 check "add without a netns fd is refused" bash -c "[[ $rc != 0 ]] && jq -e '.ok == false and (.error | test(\"no netns file descriptor\"))' <<<'$out' >/dev/null"
 out=$(hctl add uid-x-$id demo x cid-x-$id /dev/null); rc=$?
 check "add with a non-netns fd is refused" bash -c "[[ $rc != 0 ]] && jq -e '.ok == false and (.error | test(\"not a network namespace\"))' <<<'$out' >/dev/null"
+out=$(HANDOFFCTL_CAPTURE_INBOUND='"no"' hctl add uid-x-$id demo x cid-x-$id /var/run/netns/$POD2); rc=$?
+check "add with a non-boolean captureInbound is refused, naming it" bash -c "[[ $rc != 0 ]] && jq -e '.ok == false and (.error | test(\"captureInbound. must be true or false\"))' <<<'$out' >/dev/null"
+check "  ... and opened no listener in that pod" test "$(listeners "$POD2")" = 0
 check "refused adds leave no state record" test ! -e "$state/pods/uid-x-$id.json"
 cp "$HCTL" "$tmp/handoffctl"
 chmod 755 "$tmp/run"; chmod 666 "$sock"

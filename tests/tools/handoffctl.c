@@ -11,7 +11,9 @@
  *   handoffctl SOCKET gc [CONTAINERID:IFNAME ...]
  * Prints the JSON response on stdout; exit 0 when it says ok, 1 when not
  * (or on a transport error, printed on stderr), 2 on bad usage.
- * The interface name for add is "eth0" unless HANDOFFCTL_IFNAME is set.
+ * The interface name for add is "eth0" unless HANDOFFCTL_IFNAME is set;
+ * HANDOFFCTL_CAPTURE_INBOUND (a JSON value, e.g. false) is sent as add's
+ * "captureInbound".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,9 +56,14 @@ int main(int argc, char **argv)
 
 		for (int i = 8; i < argc; i++)
 			json_array_append_new(ips, json_string(argv[i]));
+		const char *capture = getenv("HANDOFFCTL_CAPTURE_INBOUND");
+
 		req = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "op", "add", "uid", argv[3],
 				"namespace", argv[4], "name", argv[5], "containerId", argv[6],
 				"ifname", ifname, "netns", argv[7], "ips", ips);
+		if (req && capture)
+			json_object_set_new(req, "captureInbound",
+					    json_loads(capture, JSON_DECODE_ANY, NULL));
 		if (strcmp(argv[7], "-")) {
 			fd = open(argv[7], O_RDONLY | O_CLOEXEC);
 			if (fd < 0) {

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Test helper: `inpodctl apply|remove|check|present NETNS_PATH`.
- * Runs the matching inpod_* call on the netns at NETNS_PATH, prints the
+ * Test helper: `inpodctl apply|remove|check|present NETNS_PATH [outbound]`.
+ * Runs the matching inpod_* call on the netns at NETNS_PATH ("outbound":
+ * apply or check the rule set without inbound capture), prints the
  * error text on failure (stderr) and exits 0 on success, 1 on failure.
  * `present` prints "yes" (exit 0) or "no" (exit 1).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,12 +19,14 @@ int main(int argc, char **argv)
 {
 	char err[512] = "";
 	const char *cmd;
+	bool capture_inbound;
 	int fd, ret;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s apply|remove|check|present NETNS_PATH\n", argv[0]);
+	if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "outbound"))) {
+		fprintf(stderr, "usage: %s apply|remove|check|present NETNS_PATH [outbound]\n", argv[0]);
 		return 1;
 	}
+	capture_inbound = argc == 3;
 	cmd = argv[1];
 	fd = netns_open(argv[2]);
 	if (fd < 0) {
@@ -31,11 +35,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!strcmp(cmd, "apply")) {
-		ret = inpod_apply(fd, err, sizeof(err));
+		ret = inpod_apply(fd, capture_inbound, err, sizeof(err));
 	} else if (!strcmp(cmd, "remove")) {
 		ret = inpod_remove(fd, err, sizeof(err));
 	} else if (!strcmp(cmd, "check")) {
-		ret = inpod_check(fd, err, sizeof(err));
+		ret = inpod_check(fd, capture_inbound, err, sizeof(err));
 	} else if (!strcmp(cmd, "present")) {
 		ret = inpod_present(fd);
 		close(fd);

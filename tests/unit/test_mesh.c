@@ -349,6 +349,59 @@ static void test_enrollment(void)
 	mesh_free(m);
 }
 
+/* Pod annotations: a sidecar-injected pod is never enrolled, and
+ * bypass-inbound-capture takes Go's ParseBool spellings; anything else is
+ * ignored (inbound captured) and reported to the caller. */
+static void test_pod_annotations(void)
+{
+	static const struct {
+		const char *value;
+		bool capture;
+		bool bad;
+	} cases[] = {
+		{ "true", false, false },  { "True", false, false }, { "TRUE", false, false },
+		{ "t", false, false },	   { "1", false, false },    { "false", true, false },
+		{ "F", true, false },	   { "0", true, false },     { "yes", true, true },
+		{ "", true, true },	   { "true ", true, true },
+	};
+	struct mesh *m = build("apiVersion: v1\nkind: Namespace\nmetadata: {name: ing, labels: {istio.io/dataplane-mode: ambient}}\n---\n"
+			       "apiVersion: v1\nkind: Pod\nmetadata: {name: gw, namespace: ing, annotations: {ambient.istio.io/bypass-inbound-capture: 'true'}}\n---\n"
+			       "apiVersion: v1\nkind: Pod\nmetadata: {name: app, namespace: ing}\n---\n"
+			       "apiVersion: v1\nkind: Pod\nmetadata: {name: side, namespace: ing, annotations: {sidecar.istio.io/status: '{}'}}\n---\n"
+			       "apiVersion: v1\nkind: Pod\nmetadata: {name: side-in, namespace: ing, labels: {istio.io/dataplane-mode: ambient}, annotations: {sidecar.istio.io/status: '{}'}}\n");
+	const char *why = NULL, *bad = "x";
+	struct mesh_pod p = { 0 };
+	struct mesh_label a;
+
+	T_ASSERT(m);
+	T_ASSERT(mesh_pod_enrolled(m, "ing", "gw", &why));
+	T_ASSERT(!mesh_pod_capture_inbound(mesh_find_pod(m, "ing", "gw"), &bad));
+	T_ASSERT(!bad);
+	T_ASSERT(mesh_pod_capture_inbound(mesh_find_pod(m, "ing", "app"), &bad));
+	T_ASSERT(!bad);
+	/* a sidecar wins over both the namespace and the pod label */
+	T_ASSERT(!mesh_pod_enrolled(m, "ing", "side", &why));
+	T_ASSERT_STR(why, "pod has a sidecar (annotation sidecar.istio.io/status)");
+	T_ASSERT(!mesh_pod_enrolled(m, "ing", "side-in", &why));
+	mesh_free(m);
+
+	a.key = "ambient.istio.io/bypass-inbound-capture";
+	p.annotations.items = &a;
+	p.annotations.n = 1;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		a.value = cases[i].value;
+		if (mesh_pod_capture_inbound(&p, &bad) != cases[i].capture || (bad != NULL) != cases[i].bad) {
+			printf("# value \"%s\" misread\n", cases[i].value);
+			T_ASSERT(false);
+		}
+		T_ASSERT(!bad || bad == a.value);
+	}
+	/* annotation values are strings, as in Kubernetes */
+	m = build("apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {ambient.istio.io/bypass-inbound-capture: true}}\n");
+	T_ASSERT(!m);
+	T_ASSERT_STR(err, "mesh.yaml: object 1 (Pod default/p): metadata.annotations: value of \"ambient.istio.io/bypass-inbound-capture\" must be a string, got a boolean (quote it)");
+}
+
 struct bad {
 	const char *yaml;
 	const char *msg;
@@ -749,6 +802,6 @@ static void test_named_target_port(void)
 }
 
 T_MAIN(T_CASE(test_decode), T_CASE(test_lookups), T_CASE(test_ip), T_CASE(test_selector),
-       T_CASE(test_enrollment), T_CASE(test_bad_objects), T_CASE(test_build_copies_input),
+       T_CASE(test_enrollment), T_CASE(test_pod_annotations), T_CASE(test_bad_objects), T_CASE(test_build_copies_input),
        T_CASE(test_directory), T_CASE(test_example_file), T_CASE(test_large_model),
        T_CASE(test_index_matches_scan), T_CASE(test_named_target_port))

@@ -34,10 +34,18 @@
 static char batch_buf[NFT_BATCH_BUFSZ];
 static struct nft_batch batch;
 
-static int build(bool apply)
+static int build_apply(bool capture_inbound)
 {
 	nft_batch_init(&batch, batch_buf, sizeof(batch_buf), SEQ0);
-	return apply ? nft_build_apply(&batch) : nft_build_delete(&batch);
+	return nft_build_apply(&batch, capture_inbound);
+}
+
+static int build(bool apply)
+{
+	if (apply)
+		return build_apply(true);
+	nft_batch_init(&batch, batch_buf, sizeof(batch_buf), SEQ0);
+	return nft_build_delete(&batch);
 }
 
 /* Message i of the batch (NULL past the end). */
@@ -279,6 +287,42 @@ static void t_apply_rules_tags(void)
 	}
 }
 
+/* Ingress mode (bypass-inbound-capture): the batch is the full one minus
+ * exactly the rules marked inbound, i.e. nat prerouting's probe accept and
+ * 15006 redirect; the chains are still created, and outbound capture and
+ * the mangle rules (which HBONE's inbound return path needs) stay. */
+static void t_outbound_only_rules(void)
+{
+	const struct nft_rule_spec *spec;
+	size_t nspec = nft_inpod_rules(&spec), n, ninbound = 0, k = 0, chains = 0;
+	struct nftnl_rule *r[64];
+	char tag[128];
+	bool ok = true;
+
+	for (size_t i = 0; i < nspec; i++) {
+		if (!spec[i].inbound)
+			continue;
+		ninbound++;
+		T_ASSERT_STR(spec[i].table, "warren-nat");
+		T_ASSERT_STR(spec[i].chain, "prerouting");
+	}
+	T_ASSERT_INT(ninbound, 4);
+	T_ASSERT_INT(build_apply(false), 0);
+	for (size_t i = 0; msg_at(i); i++)
+		chains += is_nft(msg_at(i), NFT_MSG_NEWCHAIN);
+	T_ASSERT_INT(chains, 4);
+	n = parse_rules(r, 64);
+	for (size_t i = 0; i < nspec && ok; i++) {
+		if (spec[i].inbound)
+			continue;
+		ok = k < n && nft_rule_tag(r[k], tag, sizeof(tag)) && !strcmp(tag, spec[i].tag);
+		k++;
+	}
+	free_rules(r, n);
+	T_ASSERT(ok);
+	T_ASSERT_INT(n, nspec - ninbound);
+}
+
 /* Redirect rules: immediate port (network order) into a register, redir
  * reading REG_PROTO_MIN from it; 15006 in prerouting, 15001 in output;
  * and each also excludes marked (0x539/0xfff) packets. */
@@ -517,7 +561,7 @@ static void t_batch_errors_and_describe(void)
 	char d[160];
 
 	nft_batch_init(&batch, small, sizeof(small), 1);
-	T_ASSERT_INT(nft_build_apply(&batch), -ENOSPC);
+	T_ASSERT_INT(nft_build_apply(&batch, true), -ENOSPC);
 	T_ASSERT_INT(batch.len, 0);
 	T_ASSERT_INT(build(true), 0);
 	nft_batch_describe(&batch, SEQ0 + 1, d, sizeof(d));
@@ -644,7 +688,7 @@ static void t_route_bad_args(void)
 }
 
 T_MAIN(T_CASE(t_apply_batch_framing), T_CASE(t_apply_tables_and_flush), T_CASE(t_apply_chains),
-       T_CASE(t_apply_rules_tags), T_CASE(t_redirect_ports_and_marks), T_CASE(t_family_guards),
+       T_CASE(t_apply_rules_tags), T_CASE(t_outbound_only_rules), T_CASE(t_redirect_ports_and_marks), T_CASE(t_family_guards),
        T_CASE(t_connmark_rules), T_CASE(t_probe_addresses), T_CASE(t_delete_batch),
        T_CASE(t_batch_errors_and_describe), T_CASE(t_rule_requests), T_CASE(t_route_requests),
        T_CASE(t_route_bad_args))

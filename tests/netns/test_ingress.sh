@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Per-pod annotations, as root on the real kernel (TAP):
+#   ambient.istio.io/bypass-inbound-capture: "true"  Istio's "ingress mode":
+#     the pod's outbound traffic is captured, its inbound plaintext is not
+#     (for ingress controllers that take traffic from outside the mesh);
+#     HBONE to its port 15008 still works;
+#   sidecar.istio.io/status                          a sidecar-injected pod
+#     is never enrolled.
+#
+#   node1 netns                  <====== veth ======>  node2 netns
+#     cni0 10.244.1.1/24                                 cni0 10.244.2.1/24
+#      |-- cli (ns mesh, enrolled)                        |-- gw   (ns mesh, bypass-inbound-capture,
+#      |-- ext (ns plain, no warren-cni in its chain)     |         echo :8080)
+#                                                         |-- srv  (ns mesh, enrolled, echo :8080)
+#                                                         |-- side (ns mesh, sidecar.istio.io/status)
+#                                                         |-- odd  (ns mesh, bypass value "yes")
+#     warren-tunnel caDir=$T/ca                          warren-tunnel caDir=$T/ca
+#
+# Each claim is shown by the kernel (nft rules and counters, conntrack) and
+# by traffic, plus CHECK, warrenctl and a tunnel restart (the mode is kept
+# in the pod's state record). Env: B or WARREN_BUILD, KEEP_TMP=1.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+
+lib_init
+CLEANUP_TAP=1
+need conntrack "$PYTHON"
+need_built warren-cni warren-tunnel warrenctl
+
+eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_conf_write/')"
+tunnel_conf_write() { # NODE
+	lib_tunnel_conf_write "$1"
+	echo "caDir: $T/ca" >>"$T/$1/tunnel.yaml"
+}
+BYPASS=ambient.istio.io/bypass-inbound-capture
+last_peer() { tail -n 1 "$T/$1.app.log" | awk '{print $2}'; }
+prerouting_rules() { # POD: the rules of our nat prerouting chain, one per line
+	pexec "$1" nft -j list chain inet warren-nat prerouting | "$PYTHON" -c '
+import json, sys
+for i in json.load(sys.stdin)["nftables"]:
+    if "rule" in i: print(i["rule"].get("comment", "?"))'
+}
+# Did a connection to PORT inside POD get redirected to REDIR (conntrack's
+# reply tuple comes from the redirect port)? Pass "src=IP" to pick a peer.
+redirected() { # POD PORT REDIR SRC
+	pexec "$1" conntrack -L -p tcp --orig-src "$4" --orig-port-dst "$2" 2>/dev/null | grep -q "sport=$3 "
+}
+conntrack_to() { # POD PORT SRC: some connection from SRC to PORT is known
+	pexec "$1" conntrack -L -p tcp --orig-src "$3" --orig-port-dst "$2" 2>/dev/null | grep -q "dport=$2 "
+}
+pod_json() { # NODE POD: the tunnel's /pods entry
+	wctl "$1" -o json pods | "$PYTHON" -c '
+import json, sys
+for p in json.load(sys.stdin):
+    if p["name"] == sys.argv[1]: print(json.dumps(p))' "$2"
+}
+capture_of() { pod_json "$1" "$2" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["captureInbound"])'; }
+
+mtls_cluster_up
+pod_add node2 mesh srv --label app=srv 2>"$T/err" || die "ADD srv: $(cat "$T/err")"
+pod_add node1 mesh cli --label app=cli 2>"$T/err" || die "ADD cli: $(cat "$T/err")"
+pod_add node1 plain ext --conflist "$T/node1.plain.conflist" 2>"$T/err" || die "ADD ext: $(cat "$T/err")"
+app_server srv 8080 || die "echo server in srv"
+
+# --- ingress mode: what is programmed ------------------------------------------
+pod_add node2 mesh gw --annotation "$BYPASS=true" 2>"$T/err" &&
+	ok "ADD gw ($BYPASS: \"true\") in the ambient namespace" || die "ADD gw: $(cat "$T/err")"
+app_server gw 8080 || die "echo server in gw"
+rules=$(prerouting_rules gw)
+[[ -z $rules ]] && ok "gw: nat prerouting has no rule (no 15006 redirect, no probe accept)" ||
+	not_ok "gw: nat prerouting has no rule" "$rules"
+[[ $(prerouting_rules srv | tr '\n' ' ') == *warren:nat-pre-redirect-v4* ]] &&
+	ok "srv (no annotation): nat prerouting redirects to 15006" ||
+	not_ok "srv: nat prerouting redirects to 15006" "$(prerouting_rules srv)"
+check "gw: the outbound redirect to 15001 is there" nft_counter gw warren-nat warren:nat-out-redirect-v4
+for tag in mangle-pre-connmark-set mangle-out-mark-restore; do
+	pexec gw nft list table inet warren-mangle | grep -q "warren:$tag" && ok "gw: mangle rule warren:$tag kept (the return path HBONE needs)" ||
+		not_ok "gw: mangle rule warren:$tag kept" "$(pexec gw nft list table inet warren-mangle)"
+done
+ip -n "${POD_NETNS[gw]}" rule show | grep -q 'fwmark 0x111/0xfff lookup 100' &&
+	ip -n "${POD_NETNS[gw]}" route show table 100 | grep -q 'local default dev lo' &&
+	ok "gw: ip rule fwmark 0x111/0xfff lookup 100 and its local route are there" ||
+	not_ok "gw: policy routing for the return path" "$(ip -n "${POD_NETNS[gw]}" rule show)"
+[[ $(capture_of node2 gw) == False && $(capture_of node2 srv) == True ]] &&
+	ok "warrenctl -o json pods: gw captureInbound false, srv true" ||
+	not_ok "warrenctl pods shows the capture mode" "$(wctl node2 -o json pods)"
+wctl node2 pods | awk '$2 == "gw" && $NF == "no" {f=1} END {exit !f}' &&
+	ok "warrenctl pods: INBOUND column says no for gw" || not_ok "warrenctl pods: INBOUND column" "$(wctl node2 pods)"
+check "CHECK passes for gw" chain node2 CHECK gw
+
+# --- ingress mode: traffic -----------------------------------------------------
+check "ext (outside the mesh) -> gw:8080 in plaintext round-trips" app_client ext "${POD_IP[gw]}" 8080 "ext-gw-$E2E_ID"
+[[ $(last_peer gw) == "${POD_IP[ext]}" ]] && ok "... gw's app sees ext's address" ||
+	not_ok "gw's app sees ext's address" "$(tail -n 2 "$T/gw.app.log")"
+if conntrack_to gw 8080 "${POD_IP[ext]}" && ! redirected gw 8080 15006 "${POD_IP[ext]}"; then
+	ok "conntrack in gw: ext's connection went straight to :8080, not to the tunnel's :15006"
+else
+	not_ok "conntrack in gw: not redirected" "$(pexec gw conntrack -L -p tcp 2>/dev/null)"
+fi
+check "ext -> srv:8080 (no annotation) round-trips" app_client ext "${POD_IP[srv]}" 8080 "ext-srv-$E2E_ID"
+check "conntrack in srv: the same traffic to a pod without the annotation is redirected to :15006" \
+	redirected srv 8080 15006 "${POD_IP[ext]}"
+
+c0=$(nft_counter gw warren-nat warren:nat-out-redirect-v4)
+check "gw -> srv:8080 round-trips" app_client gw "${POD_IP[srv]}" 8080 "gw-srv-$E2E_ID"
+c1=$(nft_counter gw warren-nat warren:nat-out-redirect-v4)
+((c1 > c0)) && redirected gw 8080 15001 "${POD_IP[gw]}" &&
+	ok "gw's outbound is captured: its redirect counter moved ($c0 -> $c1), conntrack shows :15001" ||
+	not_ok "gw's outbound is captured" "counter $c0 -> $c1; $(pexec gw conntrack -L -p tcp 2>/dev/null)"
+[[ $(last_peer srv) == "${POD_IP[gw]}" ]] && ok "... srv sees gw's address" ||
+	not_ok "srv sees gw's address" "$(tail -n 2 "$T/srv.app.log")"
+
+check "cli (mesh) -> gw:8080 round-trips over HBONE" app_client cli "${POD_IP[gw]}" 8080 "cli-gw-$E2E_ID"
+conntrack_to gw 15008 "${POD_IP[cli]}" && ok "conntrack in gw: cli's connection arrived on 15008 (HBONE)" ||
+	not_ok "conntrack in gw: HBONE on 15008" "$(pexec gw conntrack -L -p tcp 2>/dev/null)"
+[[ $(last_peer gw) == "${POD_IP[cli]}" ]] && ok "... gw's app sees cli's address (the kept return path works)" ||
+	not_ok "gw's app sees cli's address" "$(tail -n 2 "$T/gw.app.log")"
+
+# --- CHECK knows the shape -----------------------------------------------------
+pexec gw nft add rule inet warren-nat prerouting meta nfproto ipv4 tcp dport != 15008 counter redirect to :15006 \
+	comment '"warren:nat-pre-redirect-v4"'
+out=$(chain node2 CHECK gw 2>&1); rc=$?
+((rc != 0)) && grep -q "inbound capture bypassed" <<<"$out" &&
+	ok "CHECK fails when an inbound redirect appears in gw, naming the bypass (rc $rc)" ||
+	not_ok "CHECK fails on an inbound redirect in an ingress-mode pod" "rc=$rc: $out"
+h=$(pexec gw nft -a list chain inet warren-nat prerouting | awk '/nat-pre-redirect-v4/ {print $NF}')
+pexec gw nft delete rule inet warren-nat prerouting handle "$h"
+check "CHECK passes again once it is gone" chain node2 CHECK gw
+
+# --- the mode survives a tunnel restart ----------------------------------------
+tunnel_stop node2
+tunnel_start node2 2>/dev/null || die "warren-tunnel on node2 did not come back"
+[[ $(capture_of node2 gw) == False ]] && ok "after a tunnel restart gw is re-adopted with captureInbound false" ||
+	not_ok "re-adopted gw keeps its mode" "$(pod_json node2 gw)"
+check "CHECK still passes for gw after the restart" chain node2 CHECK gw
+check "ext -> gw:8080 still works after the restart" app_client ext "${POD_IP[gw]}" 8080 "ext-gw2-$E2E_ID"
+check "cli -> gw:8080 over HBONE after the restart" app_client cli "${POD_IP[gw]}" 8080 "cli-gw2-$E2E_ID"
+
+# --- a value that is no boolean, and a sidecar ---------------------------------
+pod_add node2 mesh odd --annotation "$BYPASS=yes" 2>"$T/err" || not_ok "ADD odd" "$(cat "$T/err")"
+[[ $(prerouting_rules odd | tr '\n' ' ') == *warren:nat-pre-redirect-v4* && $(capture_of node2 odd) == True ]] &&
+	ok "odd ($BYPASS: \"yes\"): ignored, as Istio does: inbound is captured" ||
+	not_ok "a non-boolean value is ignored" "$(prerouting_rules odd)"
+grep -q "annotation $BYPASS=\"yes\" is not true or false" "$T/node2/tunnel.log" &&
+	ok "... and the tunnel's log says why" || not_ok "the tunnel logs the bad value" "$(tail -n 5 "$T/node2/tunnel.log")"
+pod_add node2 mesh side --annotation 'sidecar.istio.io/status={"containers":["istio-proxy"]}' 2>"$T/err" &&
+	ok "ADD side (sidecar.istio.io/status) succeeds" || not_ok "ADD side" "$(cat "$T/err")"
+if inpod_clean side && no_listeners side && tunnel_forgot node2 "${POD_ID[side]}"; then
+	ok "side: not enrolled (no rules, no listeners, not listed): a sidecar pod is never captured twice"
+else
+	not_ok "side is not enrolled" "$(pexec side nft list tables)"
+fi
+grep -q 'pod mesh/side: not enrolled (pod has a sidecar (annotation sidecar.istio.io/status))' "$T/node2/cni.log" &&
+	ok "... the plugin's log gives the reason" || not_ok "the plugin logs why side is not enrolled" "$(tail -n 3 "$T/node2/cni.log")"
+
+# --- DEL -----------------------------------------------------------------------
+chain node2 DEL gw >/dev/null 2>"$T/err" && ok "DEL gw" || not_ok "DEL gw" "$(cat "$T/err")"
+check "after DEL: nothing of ours in gw's netns" inpod_clean gw
+check "after DEL: the tunnel forgot gw" tunnel_forgot node2 "${POD_ID[gw]}"
+sanitizer_clean node1 node2
