@@ -289,3 +289,48 @@ json_t *handoff_error(const char *fmt, ...)
 	va_end(ap);
 	return json_pack("{s:b,s:s}", "ok", 0, "error", msg);
 }
+
+int handoff_mode_put(json_t *obj, const struct inpod_mode *mode)
+{
+	json_t *ifs = json_array();
+
+	for (size_t i = 0; ifs && i < mode->n_reroute; i++)
+		if (json_array_append_new(ifs, json_string(mode->reroute[i])) < 0) {
+			json_decref(ifs);
+			return -ENOMEM;
+		}
+	if (!ifs || json_object_set_new(obj, "rerouteInterfaces", ifs) < 0 ||
+	    json_object_set_new(obj, "captureInbound", json_boolean(mode->capture_inbound)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int handoff_mode_get(json_t *obj, struct inpod_mode *mode, char *err, size_t errlen)
+{
+	json_t *capture = json_object_get(obj, "captureInbound");
+	json_t *ifs = json_object_get(obj, "rerouteInterfaces"), *v;
+	char why[160];
+	size_t i;
+
+	inpod_mode_init(mode);
+	if (capture && !json_is_boolean(capture)) {
+		errbuf_set(err, errlen, "\"captureInbound\" must be true or false");
+		return -EPROTO;
+	}
+	mode->capture_inbound = !json_is_false(capture);
+	if (ifs && !json_is_array(ifs)) {
+		errbuf_set(err, errlen, "\"rerouteInterfaces\" must be an array of interface names");
+		return -EPROTO;
+	}
+	json_array_foreach(ifs, i, v) {
+		if (!json_is_string(v)) {
+			errbuf_set(err, errlen, "\"rerouteInterfaces\" item %zu is not a string", i);
+			return -EPROTO;
+		}
+		if (inpod_mode_add_reroute(mode, json_string_value(v), why, sizeof(why)) < 0) {
+			errbuf_set(err, errlen, "\"rerouteInterfaces\": %s", why);
+			return -EPROTO;
+		}
+	}
+	return 0;
+}

@@ -9,16 +9,17 @@
  * netns, SCM_RIGHTS); any fd on another message is closed and rejected.
  *
  * Requests (plugin -> tunnel):
- *   query  {namespace, name, uid}                       -> {enroll: bool, reason,
- *                                                           captureInbound: bool}
+ *   query  {namespace, name, uid}                       -> {enroll: bool, reason, mode}
  *   add    {uid, namespace, name, containerId, ifname,
- *           netns, ips: ["10.0.0.2/24", ...],
- *           captureInbound?} + fd                        -> {}   (after listeners are up)
+ *           netns, ips: ["10.0.0.2/24", ...], mode} + fd -> {}   (after listeners are up)
  *   del    {containerId, ifname, uid?}                  -> {known: bool}
- *   check  {containerId, ifname, uid?}                  -> {known: bool, captureInbound: bool}
- * captureInbound false: the pod's inbound capture rules are left out
- * (annotation ambient.istio.io/bypass-inbound-capture); absent means true,
- * so a plugin or tunnel one version older still interoperates.
+ *   check  {containerId, ifname, uid?}                  -> {known: bool, mode}
+ * and query, add and check also carry the pod's capture mode (struct
+ * inpod_mode): captureInbound (bool; false: annotation
+ * ambient.istio.io/bypass-inbound-capture) and rerouteInterfaces (array of
+ * interface names; annotation istio.io/reroute-virtual-interfaces).
+ * Absent means capture everything, reroute nothing, so a plugin or tunnel
+ * one version older still interoperates.
  *   status {}                                           -> {ready: bool}
  *   gc     {valid: [{containerId, ifname}, ...]}        -> {removed: N}
  * Responses (tunnel -> plugin): {"v":1, "ok": true, ...} or
@@ -33,6 +34,8 @@
 
 #include <jansson.h>
 #include <stddef.h>
+
+#include "netlink/inpod.h"
 
 #define HANDOFF_VERSION 1
 #define HANDOFF_MAX_MSG 65536
@@ -56,6 +59,13 @@ int handoff_call(const char *path, int timeout_ms, json_t *req, int pass_fd,
  * replacing a stale socket. Returns the listening fd (non-blocking,
  * close-on-exec) or -errno. */
 int handoff_listen(const char *path);
+
+/* Set obj's "captureInbound" and "rerouteInterfaces" from mode: 0 or
+ * -ENOMEM. */
+int handoff_mode_put(json_t *obj, const struct inpod_mode *mode);
+/* Read them back into *mode (absent: everything captured, nothing
+ * rerouted): 0, or -EPROTO with err naming the bad field. */
+int handoff_mode_get(json_t *obj, struct inpod_mode *mode, char *err, size_t errlen);
 
 /* Build a response: ok=true, or ok=false with a printf-style error. */
 json_t *handoff_ok(void);

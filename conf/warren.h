@@ -42,6 +42,9 @@
 /* Pod annotations. "true" (Go's strconv.ParseBool spellings): capture the
  * pod's outbound traffic only (Istio's "ingress mode"). */
 #define ANNOTATION_BYPASS_INBOUND_CAPTURE "ambient.istio.io/bypass-inbound-capture"
+/* "ifA,ifB": TCP arriving on these interfaces is the pod's outbound
+ * traffic (KubeVirt, nested containers). */
+#define ANNOTATION_REROUTE_VIRTUAL_INTERFACES "istio.io/reroute-virtual-interfaces"
 /* Set by Istio's sidecar injector: such a pod has a sidecar and is never
  * enrolled. */
 #define ANNOTATION_SIDECAR_STATUS "sidecar.istio.io/status"

@@ -6,6 +6,7 @@
  */
 #include "netlink/inpod.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -90,7 +91,88 @@ static int families(int netns_fd, int fams[2], char *err, size_t errlen)
 	return v6 ? 2 : 1;
 }
 
-int inpod_apply(int netns_fd, bool capture_inbound, char *err, size_t errlen)
+void inpod_mode_init(struct inpod_mode *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->capture_inbound = true;
+}
+
+bool inpod_mode_equal(const struct inpod_mode *a, const struct inpod_mode *b)
+{
+	if (a->capture_inbound != b->capture_inbound || a->n_reroute != b->n_reroute)
+		return false;
+	for (size_t i = 0; i < a->n_reroute; i++)
+		if (strcmp(a->reroute[i], b->reroute[i]))
+			return false;
+	return true;
+}
+
+/* The kernel's dev_valid_name(). */
+static bool ifname_valid(const char *name)
+{
+	if (!*name || strlen(name) >= INPOD_IFNAMSIZ || !strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	for (const char *c = name; *c; c++)
+		if (*c == '/' || *c == ':' || isspace((unsigned char)*c))
+			return false;
+	return true;
+}
+
+int inpod_mode_add_reroute(struct inpod_mode *m, const char *ifname, char *err, size_t errlen)
+{
+	if (!ifname_valid(ifname)) {
+		errbuf_set(err, errlen,
+			   "\"%.64s\" is not a network interface name (1-15 characters, no '/', ':' or spaces)",
+			   ifname);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < m->n_reroute; i++) {
+		if (!strcmp(m->reroute[i], ifname)) {
+			errbuf_set(err, errlen, "interface %s is listed twice", ifname);
+			return -EINVAL;
+		}
+	}
+	if (m->n_reroute == INPOD_MAX_REROUTE) {
+		errbuf_set(err, errlen, "more than %d interfaces", INPOD_MAX_REROUTE);
+		return -EINVAL;
+	}
+	snprintf(m->reroute[m->n_reroute++], INPOD_IFNAMSIZ, "%s", ifname);
+	return 0;
+}
+
+int inpod_mode_parse_reroute(struct inpod_mode *m, const char *csv, char *err, size_t errlen)
+{
+	struct inpod_mode tmp = *m;
+	const char *p = csv;
+
+	tmp.n_reroute = 0;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char name[64];
+		int ret;
+
+		while (len && isspace((unsigned char)*p)) {
+			p++;
+			len--;
+		}
+		while (len && isspace((unsigned char)p[len - 1]))
+			len--;
+		if (len >= sizeof(name)) {
+			errbuf_set(err, errlen, "\"%.32s...\" is not a network interface name", p);
+			return -EINVAL;
+		}
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (len && (ret = inpod_mode_add_reroute(&tmp, name, err, errlen)) < 0)
+			return ret;
+		p += (end ? (size_t)(end - p) + 1 : strlen(p));
+	}
+	*m = tmp;
+	return 0;
+}
+
+int inpod_apply(int netns_fd, const struct inpod_mode *mode, char *err, size_t errlen)
 {
 	struct nl_sock nf = { 0 }, rt = { 0 };
 	bool rule_added[2] = { false, false }, route_added[2] = { false, false };
@@ -113,7 +195,7 @@ int inpod_apply(int netns_fd, bool capture_inbound, char *err, size_t errlen)
 	}
 	had_nft = ret == 1;
 	/* One atomic batch: on failure nothing changed. */
-	ret = nft_apply(&nf, capture_inbound, err, errlen);
+	ret = nft_apply(&nf, mode, err, errlen);
 	if (ret < 0)
 		goto out;
 	nft_done = true;
@@ -190,7 +272,15 @@ out:
 	return ret;
 }
 
-static int check_nft(struct nl_sock *nf, bool capture_inbound, char *err, size_t errlen)
+static bool reroute_expected(const struct inpod_mode *mode, const char *tag)
+{
+	for (size_t i = 0; i < mode->n_reroute; i++)
+		if (!strcmp(tag + strlen(NFT_REROUTE_TAG_PREFIX), mode->reroute[i]))
+			return true;
+	return false;
+}
+
+static int check_nft(struct nl_sock *nf, const struct inpod_mode *mode, char *err, size_t errlen)
 {
 	const char *const *tables;
 	const struct nft_chain_spec *chains;
@@ -253,18 +343,41 @@ static int check_nft(struct nl_sock *nf, bool capture_inbound, char *err, size_t
 			if (strcmp(rules[r].table, tables[t]))
 				continue;
 			found = nft_tags_find(&tags, rules[r].chain, rules[r].tag);
-			if (found && rules[r].inbound && !capture_inbound) {
+			if (found && rules[r].inbound && !mode->capture_inbound) {
 				ret = -EEXIST;
 				errbuf_set(err, errlen,
 					   "nftables rule %s is in inet %s chain %s, but the pod was enrolled with inbound capture bypassed (" ANNOTATION_BYPASS_INBOUND_CAPTURE ")",
 					   rules[r].tag, tables[t], rules[r].chain);
 				goto out;
 			}
-			if (!found && (capture_inbound || !rules[r].inbound)) {
+			if (!found && (mode->capture_inbound || !rules[r].inbound)) {
 				ret = -ENOENT;
 				errbuf_set(err, errlen,
 					   "nftables rule %s missing from inet %s chain %s",
 					   rules[r].tag, tables[t], rules[r].chain);
+				goto out;
+			}
+		}
+		if (strcmp(tables[t], NFT_TABLE_NAT))
+			continue;
+		for (size_t i = 0; i < mode->n_reroute; i++) {
+			char tag[sizeof(NFT_REROUTE_TAG_PREFIX) + INPOD_IFNAMSIZ];
+
+			snprintf(tag, sizeof(tag), "%s%s", NFT_REROUTE_TAG_PREFIX, mode->reroute[i]);
+			if (!nft_tags_find(&tags, "prerouting", tag)) {
+				ret = -ENOENT;
+				errbuf_set(err, errlen, "nftables rule %s missing from inet %s chain prerouting",
+					   tag, tables[t]);
+				goto out;
+			}
+		}
+		for (size_t i = 0; i < tags.n; i++) {
+			if (!strncmp(tags.v[i].tag, NFT_REROUTE_TAG_PREFIX, strlen(NFT_REROUTE_TAG_PREFIX)) &&
+			    !reroute_expected(mode, tags.v[i].tag)) {
+				ret = -EEXIST;
+				errbuf_set(err, errlen,
+					   "nftables rule %s is in inet %s chain %s, but the pod was enrolled without rerouting that interface (" ANNOTATION_REROUTE_VIRTUAL_INTERFACES ")",
+					   tags.v[i].tag, tables[t], tags.v[i].chain);
 				goto out;
 			}
 		}
@@ -275,7 +388,7 @@ out:
 	return ret;
 }
 
-int inpod_check(int netns_fd, bool capture_inbound, char *err, size_t errlen)
+int inpod_check(int netns_fd, const struct inpod_mode *mode, char *err, size_t errlen)
 {
 	struct nl_sock nf = { 0 }, rt = { 0 };
 	int fams[2], nfam, ret;
@@ -284,7 +397,7 @@ int inpod_check(int netns_fd, bool capture_inbound, char *err, size_t errlen)
 	ret = open_socks(netns_fd, &nf, &rt, err, errlen);
 	if (ret < 0)
 		goto out;
-	ret = check_nft(&nf, capture_inbound, err, errlen);
+	ret = check_nft(&nf, mode, err, errlen);
 	if (ret < 0)
 		goto out;
 	ret = nfam = families(netns_fd, fams, err, errlen);

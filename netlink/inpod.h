@@ -13,7 +13,8 @@
  *        tcp from 169.254.7.127 / fd16:9254:7127:1337:ffff:ffff:ffff:ffff: accept
  *        tcp daddr != 127.0.0.1/::1, dport != 15008, mark&0xfff != 0x539: redirect :15006
  *        (both left out when the pod bypasses inbound capture: Istio's
- *        "ingress mode", annotation ambient.istio.io/bypass-inbound-capture)
+ *        "ingress mode", annotation ambient.istio.io/bypass-inbound-capture;
+ *        reroutes of virtual interfaces come first, see struct inpod_mode)
  *      nat output (type nat, prio -100):
  *        tcp to probe address: accept
  *        tcp mark&0xfff == 0x111: accept
@@ -38,20 +39,49 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Program everything (without the inbound capture rules unless
- * capture_inbound). All-or-nothing: on any failure, whatever this call
- * added is removed again before returning the error. Idempotent, and a
- * re-apply with the other capture_inbound switches the rule set. */
-int inpod_apply(int netns_fd, bool capture_inbound, char *err, size_t errlen);
+/* How a pod is captured, from its annotations (Istio's per-pod options):
+ *  - capture_inbound false: ambient.istio.io/bypass-inbound-capture, the
+ *    two inbound rules of nat prerouting are left out ("ingress mode");
+ *  - reroute: istio.io/reroute-virtual-interfaces, TCP arriving on these
+ *    interfaces (a KubeVirt VM's tap, a nested container's veth) is the
+ *    pod's outbound traffic: first in nat prerouting, one rule each,
+ *    "iifname IF meta l4proto tcp redirect :15001", tag
+ *    "warren:nat-pre-reroute-IF".
+ * Plain data, no pointers: copy it freely. */
+#define INPOD_MAX_REROUTE 8
+#define INPOD_IFNAMSIZ 16
+struct inpod_mode {
+	bool capture_inbound;
+	size_t n_reroute;
+	char reroute[INPOD_MAX_REROUTE][INPOD_IFNAMSIZ];
+};
+
+/* Everything captured, nothing rerouted. */
+void inpod_mode_init(struct inpod_mode *m);
+/* Same capture and the same interfaces in the same order? */
+bool inpod_mode_equal(const struct inpod_mode *a, const struct inpod_mode *b);
+/* Add one interface to reroute: 0, or -EINVAL with err saying why (not a
+ * Linux interface name, a duplicate, more than INPOD_MAX_REROUTE). */
+int inpod_mode_add_reroute(struct inpod_mode *m, const char *ifname, char *err, size_t errlen);
+/* The annotation's value "ifA,ifB" (spaces around names and empty items
+ * ignored) into m's reroute list: 0 or -EINVAL with err; m's list is
+ * unchanged on error. */
+int inpod_mode_parse_reroute(struct inpod_mode *m, const char *csv, char *err, size_t errlen);
+
+/* Program everything, shaped by mode. All-or-nothing: on any failure,
+ * whatever this call added is removed again before returning the error.
+ * Idempotent, and a re-apply with another mode switches the rule set. */
+int inpod_apply(int netns_fd, const struct inpod_mode *mode, char *err, size_t errlen);
 
 /* Remove everything. Idempotent: success when nothing is there. */
 int inpod_remove(int netns_fd, char *err, size_t errlen);
 
-/* Verify everything is in place for that capture_inbound. 0 when complete;
+/* Verify everything is in place, in the shape of mode. 0 when complete;
  * -ENOENT with err naming the first missing piece (table, chain, rule tag,
- * ip rule or route), or -EEXIST naming an inbound capture rule present
- * while !capture_inbound. */
-int inpod_check(int netns_fd, bool capture_inbound, char *err, size_t errlen);
+ * ip rule or route), or -EEXIST naming a rule the mode excludes (an
+ * inbound capture rule while !capture_inbound, a reroute of an interface
+ * not in the list). */
+int inpod_check(int netns_fd, const struct inpod_mode *mode, char *err, size_t errlen);
 
 /* Are our nft tables present at all? 1 yes, 0 no, -errno on error. Used by
  * the tunnel on restart to decide whether a recorded pod is still ours. */

@@ -8,6 +8,7 @@
 #include "netlink/nft.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@ enum rule_kind {
 	RK_OUT_REDIRECT,       /* meta l4proto tcp ip daddr != lo mark&0xfff != 0x539 redirect :15001 */
 	RK_CONNMARK_SET,       /* mark&0xfff == 0x539 ct mark set ct mark & 0xfffff000 | 0x111 */
 	RK_MARK_RESTORE,       /* ct mark&0xfff == 0x111 meta mark set ct mark */
+	RK_REROUTE,            /* iifname IF meta l4proto tcp redirect :15001 */
 };
 
 enum msg_kind { MK_BATCH, MK_ADD_TABLE, MK_FLUSH_TABLE, MK_DEL_TABLE, MK_ADD_CHAIN, MK_ADD_RULE };
@@ -76,7 +78,8 @@ static const enum rule_kind rule_kinds[] = {
 };
 
 _Static_assert(ARRAY_SIZE(rules) == ARRAY_SIZE(rule_kinds), "one kind per rule");
-_Static_assert(2 + ARRAY_SIZE(tables) * 2 + ARRAY_SIZE(chains) + ARRAY_SIZE(rules) <=
+_Static_assert(2 + ARRAY_SIZE(tables) * 2 + ARRAY_SIZE(chains) + ARRAY_SIZE(rules) +
+			       INPOD_MAX_REROUTE <=
 		       NFT_BATCH_MAX_MSGS,
 	       "apply batch fits nft_batch.msg[]");
 
@@ -282,11 +285,13 @@ static int m_mark(struct nftnl_rule *r, bool ct, uint32_t op, uint32_t value)
 	return ret < 0 ? ret : e_cmp(r, op, &value, sizeof(value));
 }
 
-static int m_oifname_lo(struct nftnl_rule *r)
+/* meta oifname/iifname == ifname, zero padded to IFNAMSIZ: an exact match */
+static int m_ifname(struct nftnl_rule *r, uint32_t key, const char *ifname)
 {
-	char name[16] = "lo"; /* IFNAMSIZ, zero padded: exact match */
-	int ret = e_meta_load(r, NFT_META_OIFNAME);
+	char name[INPOD_IFNAMSIZ] = "";
+	int ret = e_meta_load(r, key);
 
+	snprintf(name, sizeof(name), "%s", ifname);
 	return ret < 0 ? ret : e_cmp(r, NFT_CMP_EQ, name, sizeof(name));
 }
 
@@ -297,7 +302,8 @@ static int m_oifname_lo(struct nftnl_rule *r)
 			return ret; \
 	} while (0)
 
-static int build_exprs(struct nftnl_rule *r, enum rule_kind k, uint8_t fam)
+/* ifname: only for RK_REROUTE. */
+static int build_exprs(struct nftnl_rule *r, enum rule_kind k, uint8_t fam, const char *ifname)
 {
 	const char *lo = fam == NFPROTO_IPV4 ? "127.0.0.1" : "::1";
 	const char *probe = fam == NFPROTO_IPV4 ? PROBE_SNAT_IPV4 : PROBE_SNAT_IPV6;
@@ -325,7 +331,7 @@ static int build_exprs(struct nftnl_rule *r, enum rule_kind k, uint8_t fam)
 		TRY(e_counter(r));
 		return e_accept(r);
 	case RK_LO_ACCEPT:
-		TRY(m_oifname_lo(r));
+		TRY(m_ifname(r, NFT_META_OIFNAME, "lo"));
 		TRY(m_nfproto(r, fam));
 		TRY(m_addr(r, fam, true, NFT_CMP_NEQ, lo));
 		TRY(e_counter(r));
@@ -348,6 +354,11 @@ static int build_exprs(struct nftnl_rule *r, enum rule_kind k, uint8_t fam)
 		TRY(e_counter(r));
 		TRY(e_ct_load(r, NFT_CT_MARK));
 		return e_meta_set(r, NFT_META_MARK);
+	case RK_REROUTE:
+		TRY(m_ifname(r, NFT_META_IIFNAME, ifname));
+		TRY(m_tcp(r));
+		TRY(e_counter(r));
+		return e_redirect(r, PORT_OUTBOUND);
 	}
 	return -EINVAL;
 }
@@ -448,9 +459,11 @@ static int put_chain(struct builder *bl, const struct nft_chain_spec *cs)
 	return msg_end(bl, MK_ADD_CHAIN, cs->table, cs->name);
 }
 
-static int put_rule(struct builder *bl, size_t i)
+/* One rule: spec is an element of rules[] (kind from rule_kinds[]), or a
+ * reroute (spec->family NFPROTO_UNSPEC, ifname set). */
+static int put_rule(struct builder *bl, const struct nft_rule_spec *rs, enum rule_kind kind,
+		    const char *ifname)
 {
-	const struct nft_rule_spec *rs = &rules[i];
 	struct nftnl_udata_buf *ud = NULL;
 	struct nftnl_rule *r = NULL;
 	struct nlmsghdr *nlh;
@@ -470,7 +483,7 @@ static int put_rule(struct builder *bl, size_t i)
 	}
 	nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud),
 			    nftnl_udata_buf_len(ud));
-	ret = build_exprs(r, rule_kinds[i], rs->family);
+	ret = build_exprs(r, kind, rs->family, ifname);
 	if (ret < 0)
 		goto out;
 	nlh = msg_start(bl, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK);
@@ -508,11 +521,12 @@ static int batch_close(struct builder *bl, int ret)
 	return ret;
 }
 
-int nft_build_apply(struct nft_batch *b, bool capture_inbound)
+int nft_build_apply(struct nft_batch *b, const struct inpod_mode *mode)
 {
 	struct builder bl;
 	int ret;
 
+	assert(mode->n_reroute <= INPOD_MAX_REROUTE);
 	ret = batch_open(&bl, b);
 	if (ret < 0)
 		return ret;
@@ -525,9 +539,18 @@ int nft_build_apply(struct nft_batch *b, bool capture_inbound)
 		for (size_t c = 0; ret >= 0 && c < ARRAY_SIZE(chains); c++)
 			if (!strcmp(chains[c].table, tables[t]))
 				ret = put_chain(&bl, &chains[c]);
+		/* Reroutes first: the inbound redirect would take their packets. */
+		for (size_t i = 0; ret >= 0 && i < mode->n_reroute && !strcmp(tables[t], NFT_TABLE_NAT); i++) {
+			const struct nft_rule_spec rs = { NFT_TABLE_NAT, "prerouting", b->reroute_tag[i],
+							  NFPROTO_UNSPEC, false };
+
+			snprintf(b->reroute_tag[i], sizeof(b->reroute_tag[i]), "%s%s",
+				 NFT_REROUTE_TAG_PREFIX, mode->reroute[i]);
+			ret = put_rule(&bl, &rs, RK_REROUTE, mode->reroute[i]);
+		}
 		for (size_t i = 0; ret >= 0 && i < ARRAY_SIZE(rules); i++)
-			if (!strcmp(rules[i].table, tables[t]) && (capture_inbound || !rules[i].inbound))
-				ret = put_rule(&bl, i);
+			if (!strcmp(rules[i].table, tables[t]) && (mode->capture_inbound || !rules[i].inbound))
+				ret = put_rule(&bl, &rules[i], rule_kinds[i], NULL);
 	}
 	return batch_close(&bl, ret);
 }
@@ -587,8 +610,8 @@ void nft_batch_describe(const struct nft_batch *b, uint32_t seq, char *out, size
 
 /* ---- I/O ---- */
 
-static int send_batch(struct nl_sock *s, bool apply, bool capture_inbound, char *err,
-		      size_t errlen)
+/* mode: NULL for the delete batch. */
+static int send_batch(struct nl_sock *s, const struct inpod_mode *mode, char *err, size_t errlen)
 {
 	struct nft_batch *b = NULL;
 	void *buf = NULL;
@@ -603,7 +626,7 @@ static int send_batch(struct nl_sock *s, bool apply, bool capture_inbound, char 
 		goto out;
 	}
 	nft_batch_init(b, buf, NFT_BATCH_BUFSZ, nl_seq(s, NFT_BATCH_MAX_MSGS));
-	ret = apply ? nft_build_apply(b, capture_inbound) : nft_build_delete(b);
+	ret = mode ? nft_build_apply(b, mode) : nft_build_delete(b);
 	if (ret < 0) {
 		if (err && errlen)
 			snprintf(err, errlen, "building the nftables batch: %s", strerror(-ret));
@@ -613,8 +636,8 @@ static int send_batch(struct nl_sock *s, bool apply, bool capture_inbound, char 
 	if (ret < 0 && err && errlen) {
 		nft_batch_describe(b, err_seq, what, sizeof(what));
 		snprintf(err, errlen, "nftables %s failed at \"%s\": %s%s",
-			 apply ? "apply" : "delete", what, kerr,
-			 apply ? "; nothing was changed. Check that no other program owns "
+			 mode ? "apply" : "delete", what, kerr,
+			 mode ? "; nothing was changed. Check that no other program owns "
 				 "these tables and that the kernel has nf_tables with nat, "
 				 "redir and ct support"
 			       : "");
@@ -625,14 +648,15 @@ out:
 	return ret;
 }
 
-int nft_apply(struct nl_sock *s, bool capture_inbound, char *err, size_t errlen)
+int nft_apply(struct nl_sock *s, const struct inpod_mode *mode, char *err, size_t errlen)
 {
-	return send_batch(s, true, capture_inbound, err, errlen);
+	assert(mode);
+	return send_batch(s, mode, err, errlen);
 }
 
 int nft_delete(struct nl_sock *s, char *err, size_t errlen)
 {
-	return send_batch(s, false, true, err, errlen);
+	return send_batch(s, NULL, err, errlen);
 }
 
 int nft_table_exists(struct nl_sock *s, const char *table)

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "netlink/inpod.h"
 #include "netlink/nl.h"
 
 /* A base chain we create. hook is NF_INET_*; type "nat"|"filter"|"route". */
@@ -30,7 +31,10 @@ struct nft_chain_spec {
 /* A rule we create, identified by its tag. family: NFPROTO_IPV4,
  * NFPROTO_IPV6, or NFPROTO_UNSPEC for family-independent rules. inbound:
  * part of inbound capture, left out for a pod that bypasses it
- * (ambient.istio.io/bypass-inbound-capture, Istio's "ingress mode"). */
+ * (ambient.istio.io/bypass-inbound-capture, Istio's "ingress mode").
+ * The per-interface reroutes of struct inpod_mode are not in this table:
+ * their tags are NFT_REROUTE_TAG_PREFIX + the interface name. */
+#define NFT_REROUTE_TAG_PREFIX "warren:nat-pre-reroute-"
 struct nft_rule_spec {
 	const char *table;
 	const char *chain;
@@ -61,6 +65,7 @@ struct nft_batch {
 		const char *table;
 		const char *name;
 	} msg[NFT_BATCH_MAX_MSGS];
+	char reroute_tag[INPOD_MAX_REROUTE][sizeof(NFT_REROUTE_TAG_PREFIX) + INPOD_IFNAMSIZ];
 };
 
 /* Recommended buffer size for either batch. */
@@ -69,10 +74,10 @@ struct nft_batch {
 void nft_batch_init(struct nft_batch *b, void *buf, size_t cap, uint32_t seq0);
 
 /* The apply batch: for each table, add table + flush table (so a re-apply
- * reconciles) + add chains + append rules (without the inbound ones unless
- * capture_inbound); all NLM_F_ACK. 0 or -errno (-ENOSPC when buf is too
+ * reconciles) + add chains + append rules in the shape of mode (see
+ * struct inpod_mode); all NLM_F_ACK. 0 or -errno (-ENOSPC when buf is too
  * small, -ENOMEM). */
-int nft_build_apply(struct nft_batch *b, bool capture_inbound);
+int nft_build_apply(struct nft_batch *b, const struct inpod_mode *mode);
 
 /* The delete batch: add table + delete table for each table, so it never
  * fails when they are absent. 0 or -errno. */
@@ -84,7 +89,7 @@ void nft_batch_describe(const struct nft_batch *b, uint32_t seq, char *out, size
 
 /* I/O. s must be a NETLINK_NETFILTER nl_sock. err gets a reason
  * (including the kernel's ext-ack text) on failure. 0 or -errno. */
-int nft_apply(struct nl_sock *s, bool capture_inbound, char *err, size_t errlen);
+int nft_apply(struct nl_sock *s, const struct inpod_mode *mode, char *err, size_t errlen);
 int nft_delete(struct nl_sock *s, char *err, size_t errlen);
 
 /* Is table (family inet) there? 1 yes, 0 no, -errno on error. */

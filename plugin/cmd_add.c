@@ -9,6 +9,7 @@
  */
 #include "plugin/plugin.h"
 
+#include "conf/handoff.h"
 #include "conf/log.h"
 #include "netlink/inpod.h"
 
@@ -16,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int hand_off(const struct plugin_ctx *ctx, int nsfd, bool capture_inbound,
+static int hand_off(const struct plugin_ctx *ctx, int nsfd, const struct inpod_mode *mode,
 		    struct cni_error *err)
 {
 	const struct cni_args *a = &ctx->args;
@@ -24,12 +25,12 @@ static int hand_off(const struct plugin_ctx *ctx, int nsfd, bool capture_inbound
 	int ret = -1;
 
 	ips = cni_result_ips(ctx->conf->prev_result);
-	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o*, s:b}", "op", "add", "namespace",
-			a->pod_namespace, "name", a->pod_name, "containerId", ctx->container_id,
-			"ifname", ctx->ifname, "netns", ctx->netns, "ips", ips, "captureInbound",
-			capture_inbound);
+	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o*}", "op", "add", "namespace", a->pod_namespace,
+			"name", a->pod_name, "containerId", ctx->container_id, "ifname", ctx->ifname,
+			"netns", ctx->netns, "ips", ips);
 	/* K8S_POD_UID is absent under some runtimes (podman, dockershim). */
-	if (!ips || !req || (a->pod_uid && json_object_set_new(req, "uid", json_string(a->pod_uid)) < 0)) {
+	if (!ips || !req || handoff_mode_put(req, mode) < 0 ||
+	    (a->pod_uid && json_object_set_new(req, "uid", json_string(a->pod_uid)) < 0)) {
 		cni_error_set(err, CNI_ERR_INTERNAL, "out of memory", "building the add request failed");
 		goto out;
 	}
@@ -51,7 +52,8 @@ int cmd_add(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 	json_t *pass;
 	char ierr[512] = "", rerr[512] = "";
 	int nsfd = -1, ret = -1, r;
-	bool applied = false, capture_inbound = true;
+	bool applied = false;
+	struct inpod_mode mode;
 
 	*result = NULL;
 	pass = cni_result_convert(ctx->conf->prev_result, ctx->conf->cni_version, err);
@@ -59,14 +61,14 @@ int cmd_add(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 		goto out;
 	if (!plugin_pod_is_candidate(ctx))
 		goto done;
-	r = plugin_query_enrolled(ctx, &capture_inbound, err);
+	r = plugin_query_enrolled(ctx, &mode, err);
 	if (r < 0)
 		goto out;
 	if (r == 0)
 		goto done;
 	if (plugin_open_netns(ctx, &nsfd, NULL, err) < 0)
 		goto out;
-	r = inpod_apply(nsfd, capture_inbound, ierr, sizeof(ierr));
+	r = inpod_apply(nsfd, &mode, ierr, sizeof(ierr));
 	/* inpod_apply is all-or-nothing, but a previous ADD may have left
 	 * rules: clean up below either way. */
 	applied = true;
@@ -76,12 +78,12 @@ int cmd_add(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 			      ctx->netns, ctx->args.pod_namespace, ctx->args.pod_name, ierr, strerror(-r));
 		goto out;
 	}
-	if (hand_off(ctx, nsfd, capture_inbound, err) < 0)
+	if (hand_off(ctx, nsfd, &mode, err) < 0)
 		goto out;
 	applied = false;
-	log_info("pod %s/%s: redirection programmed (%s) and handed to warren-tunnel",
+	log_info("pod %s/%s: redirection programmed (%s, %zu virtual interfaces rerouted) and handed to warren-tunnel",
 		 ctx->args.pod_namespace, ctx->args.pod_name,
-		 capture_inbound ? "outbound and inbound" : "outbound only");
+		 mode.capture_inbound ? "outbound and inbound" : "outbound only", mode.n_reroute);
 done:
 	*result = pass;
 	pass = NULL;

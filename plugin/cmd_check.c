@@ -2,8 +2,8 @@
 /*
  * CNI CHECK: strict, unlike DEL. For an enrolled pod, warren-tunnel must
  * know the pod and the in-pod redirection must be complete, in the shape
- * the pod was enrolled with (outbound only when it bypasses inbound
- * capture).
+ * the pod was enrolled with (struct inpod_mode: outbound only when it
+ * bypasses inbound capture, plus its rerouted virtual interfaces).
  * Pods that are not Kubernetes pods, are excluded, or are not enrolled
  * pass (we own nothing of theirs).
  */
@@ -17,9 +17,9 @@
 #include <unistd.h>
 
 /* Does warren-tunnel know the attachment ("check")? 1 yes, 0 no, -1 error.
- * *capture_inbound gets how the pod was enrolled (its record, not the
- * model's current annotation: the rules were programmed from that). */
-static int tunnel_knows(const struct plugin_ctx *ctx, bool *capture_inbound, struct cni_error *err)
+ * *mode gets how the pod was enrolled (its record, not the model's current
+ * annotations: the rules were programmed from that). */
+static int tunnel_knows(const struct plugin_ctx *ctx, struct inpod_mode *mode, struct cni_error *err)
 {
 	const struct cni_args *a = &ctx->args;
 	json_t *req, *resp = NULL, *known;
@@ -38,7 +38,8 @@ static int tunnel_knows(const struct plugin_ctx *ctx, bool *capture_inbound, str
 			      "warren-tunnel answered \"check\" without a boolean \"known\"; warren-cni and warren-tunnel must be the same version");
 		goto out;
 	}
-	*capture_inbound = !json_is_false(json_object_get(resp, "captureInbound"));
+	if (plugin_answer_mode(ctx, resp, "check", mode, err) < 0)
+		goto out;
 	ret = json_is_true(known) ? 1 : 0;
 out:
 	json_decref(req);
@@ -50,7 +51,7 @@ int cmd_check(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 {
 	char ierr[512] = "", pod[300];
 	int nsfd = -1, ret = -1, r;
-	bool capture_inbound = true;
+	struct inpod_mode mode;
 
 	*result = NULL;
 	if (cni_version_cmp(ctx->conf->cni_version, "0.4.0") < 0)
@@ -71,7 +72,7 @@ int cmd_check(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 		goto out;
 	}
 	/* The tunnel's record first: it says which rule set to expect. */
-	r = tunnel_knows(ctx, &capture_inbound, err);
+	r = tunnel_knows(ctx, &mode, err);
 	if (r < 0)
 		goto out;
 	if (r == 0) {
@@ -82,7 +83,7 @@ int cmd_check(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 	}
 	if (plugin_open_netns(ctx, &nsfd, NULL, err) < 0)
 		goto out;
-	r = inpod_check(nsfd, capture_inbound, ierr, sizeof(ierr));
+	r = inpod_check(nsfd, &mode, ierr, sizeof(ierr));
 	if (r < 0) {
 		cni_error_set(err, CNI_ERR_CHECK_REDIRECT, "traffic redirection in the pod is incomplete",
 			      "pod %s (CNI_NETNS %s): %s (%s); delete the pod to have it set up again", pod, ctx->netns,

@@ -89,10 +89,25 @@ int plugin_tunnel_call(const struct plugin_ctx *ctx, json_t *req, int pass_fd, j
 	return 0;
 }
 
-int plugin_query_enrolled(const struct plugin_ctx *ctx, bool *capture_inbound, struct cni_error *err)
+int plugin_answer_mode(const struct plugin_ctx *ctx, json_t *resp, const char *op,
+		       struct inpod_mode *mode, struct cni_error *err)
+{
+	char why[256];
+
+	if (handoff_mode_get(resp, mode, why, sizeof(why)) < 0) {
+		cni_error_set(err, CNI_ERR_TUNNEL_PROTOCOL, "unexpected answer from warren-tunnel",
+			      "warren-tunnel answered \"%s\" for pod %s/%s with %s; warren-cni and warren-tunnel must be the same version",
+			      op, ctx->args.pod_namespace, ctx->args.pod_name, why);
+		return -1;
+	}
+	return 0;
+}
+
+int plugin_query_enrolled(const struct plugin_ctx *ctx, struct inpod_mode *mode, struct cni_error *err)
 {
 	const struct cni_args *a = &ctx->args;
-	json_t *req, *resp = NULL, *enroll, *reason, *capture;
+	json_t *req, *resp = NULL, *enroll, *reason;
+	struct inpod_mode m;
 	int ret = -1;
 
 	req = json_pack("{s:s, s:s, s:s}", "op", "query", "namespace", a->pod_namespace, "name", a->pod_name);
@@ -110,14 +125,15 @@ int plugin_query_enrolled(const struct plugin_ctx *ctx, bool *capture_inbound, s
 		goto out;
 	}
 	reason = json_object_get(resp, "reason");
-	/* Absent (a tunnel one version older): capture everything. */
-	capture = json_object_get(resp, "captureInbound");
-	if (capture_inbound)
-		*capture_inbound = !json_is_false(capture);
-	log_info("pod %s/%s: %s (%s)%s", a->pod_namespace, a->pod_name,
+	if (plugin_answer_mode(ctx, resp, "query", &m, err) < 0)
+		goto out;
+	if (mode)
+		*mode = m;
+	log_info("pod %s/%s: %s (%s)%s%s", a->pod_namespace, a->pod_name,
 		 json_is_true(enroll) ? "enrolled" : "not enrolled",
 		 json_is_string(reason) ? json_string_value(reason) : "no reason given",
-		 json_is_true(enroll) && json_is_false(capture) ? "; inbound capture bypassed (" ANNOTATION_BYPASS_INBOUND_CAPTURE ")" : "");
+		 json_is_true(enroll) && !m.capture_inbound ? "; inbound capture bypassed (" ANNOTATION_BYPASS_INBOUND_CAPTURE ")" : "",
+		 json_is_true(enroll) && m.n_reroute ? "; virtual interfaces rerouted as outbound (" ANNOTATION_REROUTE_VIRTUAL_INTERFACES ")" : "");
 	ret = json_is_true(enroll) ? 1 : 0;
 out:
 	json_decref(req);

@@ -13,6 +13,7 @@
 #define WARREN_PLUGIN_H
 
 #include "conf/cni.h"
+#include "netlink/inpod.h"
 
 #include <jansson.h>
 
@@ -47,10 +48,12 @@ int plugin_tunnel_call(const struct plugin_ctx *ctx, json_t *req, int pass_fd, j
 
 /* Ask warren-tunnel ("query") whether the mesh enrolls the pod, and log its
  * answer and reason: 1 yes, 0 no, or -1 with err (as plugin_tunnel_call,
- * or 101 when the answer has no boolean "enroll"). *capture_inbound (may
- * be NULL) gets whether the pod's inbound traffic is to be captured too:
- * false for a pod that bypasses inbound capture (Istio's ingress mode). */
-int plugin_query_enrolled(const struct plugin_ctx *ctx, bool *capture_inbound, struct cni_error *err);
+ * or 101 when the answer has no boolean "enroll" or a bad mode). *mode
+ * (may be NULL) gets how an enrolled pod is captured (its annotations). */
+int plugin_query_enrolled(const struct plugin_ctx *ctx, struct inpod_mode *mode, struct cni_error *err);
+/* The capture mode in a tunnel's answer to op: 0, or -1 with err (101). */
+int plugin_answer_mode(const struct plugin_ctx *ctx, json_t *resp, const char *op,
+		       struct inpod_mode *mode, struct cni_error *err);
 
 /* Open CNI_NETNS. 0 and *fd, or -1 with err code 4 naming CNI_NETNS when
  * it does not exist, is not a network namespace, or is the plugin's own

@@ -106,24 +106,39 @@ static const char *str_field(json_t *req, const char *key)
 static json_t *op_query(struct tunnel *t, json_t *req)
 {
 	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name"), *reason = "";
-	bool enroll, capture_inbound = true;
+	struct inpod_mode mode;
+	json_t *resp;
+	bool enroll;
 
 	if (!ns || !name)
 		return handoff_error("query needs non-empty \"namespace\" and \"name\"");
 	if (!t->mesh)
 		return handoff_error("mesh model not loaded yet; retry");
 	enroll = mesh_pod_enrolled(t->mesh, ns, name, &reason);
+	inpod_mode_init(&mode);
 	if (enroll) {
 		const struct mesh_pod *mp = mesh_find_pod(t->mesh, ns, name);
-		const char *bad = NULL;
+		const char *bad = NULL, *ifs = NULL;
+		char err[256];
 
-		capture_inbound = !mp || mesh_pod_capture_inbound(mp, &bad);
+		mode.capture_inbound = !mp || mesh_pod_capture_inbound(mp, &bad);
 		if (bad)
 			log_warn("pod %s/%s: annotation " ANNOTATION_BYPASS_INBOUND_CAPTURE "=\"%s\" is not true or false; ignored, inbound traffic is captured",
 				 ns, name, bad);
+		if (mp)
+			ifs = mesh_label(&mp->annotations, ANNOTATION_REROUTE_VIRTUAL_INTERFACES);
+		/* A pod whose rules cannot be programmed as asked must not start
+		 * half-captured: ADD fails, as Istio's does on the same value. */
+		if (ifs && inpod_mode_parse_reroute(&mode, ifs, err, sizeof(err)) < 0)
+			return handoff_error("pod %s/%s: annotation " ANNOTATION_REROUTE_VIRTUAL_INTERFACES "=\"%.128s\": %s; fix the annotation (a comma-separated list of interface names)",
+					     ns, name, ifs, err);
 	}
-	return json_pack("{s:b,s:b,s:s,s:b}", "ok", 1, "enroll", enroll, "reason", reason ? reason : "",
-			 "captureInbound", capture_inbound);
+	resp = json_pack("{s:b,s:b,s:s}", "ok", 1, "enroll", enroll, "reason", reason ? reason : "");
+	if (resp && handoff_mode_put(resp, &mode) < 0) {
+		json_decref(resp);
+		resp = NULL;
+	}
+	return resp;
 }
 
 static void drop_pod(struct tunnel *t, struct pod *p, const char *why)
@@ -140,8 +155,8 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 	const char *name = str_field(req, "name"), *cid = str_field(req, "containerId");
 	const char *ifname = str_field(req, "ifname"), *netns = str_field(req, "netns");
 	const char *sa = "default";
-	json_t *ips = json_object_get(req, "ips"), *capture = json_object_get(req, "captureInbound");
-	bool capture_inbound = !capture || json_is_true(capture); /* absent: an older plugin */
+	json_t *ips = json_object_get(req, "ips");
+	struct inpod_mode mode;
 	uint64_t dev, ino;
 	struct pod *p, *old;
 	char err[768];
@@ -153,8 +168,8 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 		return handoff_error("add: invalid pod uid \"%s\" (letters, digits, '-', '_', '.' only)", uid);
 	if (ips && !json_is_array(ips))
 		return handoff_error("add: \"ips\" must be an array of strings");
-	if (capture && !json_is_boolean(capture))
-		return handoff_error("add: \"captureInbound\" must be true or false");
+	if (handoff_mode_get(req, &mode, err, sizeof(err)) < 0)
+		return handoff_error("add: %s", err);
 	if (*fdp < 0)
 		return handoff_error("add for pod %s/%s carries no netns file descriptor; the plugin must pass exactly one (SCM_RIGHTS)",
 				     ns, name);
@@ -168,9 +183,9 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 				     strerror(-ret));
 	old = pod_find_uid(t, uid);
 	if (old && old->netns_dev == dev && old->netns_ino == ino) {
-		if (old->capture_inbound != capture_inbound) {
-			/* The plugin re-applied the rules the other way. */
-			old->capture_inbound = capture_inbound;
+		if (!inpod_mode_equal(&old->mode, &mode)) {
+			/* The plugin re-applied the rules another way. */
+			old->mode = mode;
 			if (state_write(t, old, err, sizeof(err)) < 0)
 				return handoff_error("add for pod %s/%s failed: %s", ns, name, err);
 		}
@@ -198,7 +213,7 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 	*fdp = -1;
 	p->netns_dev = dev;
 	p->netns_ino = ino;
-	p->capture_inbound = capture_inbound;
+	p->mode = mode;
 	/* The record first: state_write() lets the worker threads run while
 	 * it writes, and until pod_listen() they cannot reach this pod. */
 	if (state_write(t, p, err, sizeof(err)) < 0 || pod_listen(p, err, sizeof(err)) < 0) {
@@ -208,8 +223,9 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 		return handoff_error("add for pod %s/%s failed: %s", ns, name, err);
 	}
 	mtls_pod_added(p); /* a failure is logged; its HBONE is refused */
-	log_info("enrolled pod %s/%s (uid %s, sa %s, container %s/%s, netns %s%s)", ns, name, uid, sa,
-		 cid, ifname, netns, capture_inbound ? "" : ", outbound capture only");
+	log_info("enrolled pod %s/%s (uid %s, sa %s, container %s/%s, netns %s%s%s)", ns, name, uid, sa,
+		 cid, ifname, netns, mode.capture_inbound ? "" : ", outbound capture only",
+		 mode.n_reroute ? ", virtual interfaces rerouted" : "");
 	return handoff_ok();
 }
 
@@ -241,6 +257,7 @@ static json_t *op_del(struct tunnel *t, json_t *req)
 static json_t *op_check(struct tunnel *t, json_t *req)
 {
 	struct pod *p;
+	json_t *resp;
 
 	if (!(str_field(req, "containerId") && str_field(req, "ifname")) && !str_field(req, "uid"))
 		return handoff_error("check needs \"containerId\" and \"ifname\" (or \"uid\")");
@@ -248,8 +265,12 @@ static json_t *op_check(struct tunnel *t, json_t *req)
 	if (p && !p->listening)
 		return handoff_error("pod %s/%s is known but has no listeners (see the warren-tunnel log)",
 				     p->namespace, p->name);
-	return json_pack("{s:b,s:b,s:b}", "ok", 1, "known", p != NULL, "captureInbound",
-			 !p || p->capture_inbound);
+	resp = json_pack("{s:b,s:b}", "ok", 1, "known", p != NULL);
+	if (resp && p && handoff_mode_put(resp, &p->mode) < 0) {
+		json_decref(resp);
+		resp = NULL;
+	}
+	return resp;
 }
 
 static json_t *op_status(struct tunnel *t)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conf/handoff.h"
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "netlink/netns.h"
@@ -150,7 +151,7 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 		tail = &(*tail)->next_shard;
 	}
 	p->netns_fd = netns_fd;
-	p->capture_inbound = true;
+	inpod_mode_init(&p->mode);
 	p->next = t->pods;
 	if (t->pods)
 		t->pods->prev = p;
@@ -250,12 +251,16 @@ json_t *pod_to_json(const struct pod *p)
 	ips = json_array();
 	for (size_t i = 0; ips && i < p->n_ips; i++)
 		json_array_append_new(ips, json_string(p->ips[i]));
-	o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}",
+	o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o}",
 		      "uid", p->uid, "containerId", p->container_id, "ifname", p->ifname,
 		      "namespace", p->namespace, "name", p->name,
 		      "serviceAccount", p->service_account, "netns", p->netns_path,
 		      "netnsDev", (json_int_t)p->netns_dev, "netnsIno", (json_int_t)p->netns_ino,
-		      "ips", ips ? ips : json_array(), "captureInbound", p->capture_inbound);
+		      "ips", ips ? ips : json_array());
+	if (o && handoff_mode_put(o, &p->mode) < 0) {
+		json_decref(o);
+		return NULL;
+	}
 	return o;
 }
 

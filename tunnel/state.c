@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf/handoff.h"
 #include "conf/log.h"
 #include "netlink/inpod.h"
 #include "netlink/netns.h"
@@ -186,7 +187,7 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 {
 	const char *uid, *cid, *ifname, *ns, *name, *sa, *netns;
 	json_int_t dev = 0, ino = 0;
-	int capture_inbound = 1; /* records written before the field existed */
+	struct inpod_mode mode;
 	json_t *rec = NULL, *ips = NULL;
 	json_error_t jerr;
 	uint64_t cur_dev, cur_ino;
@@ -199,11 +200,17 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 		snprintf(why, whylen, "unreadable record: %s", jerr.text);
 		return -EINVAL;
 	}
-	if (json_unpack_ex(rec, &jerr, 0, "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s?o,s?b}", "uid", &uid,
+	if (json_unpack_ex(rec, &jerr, 0, "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s?o}", "uid", &uid,
 			   "containerId", &cid, "ifname", &ifname, "namespace", &ns, "name", &name,
 			   "serviceAccount", &sa, "netns", &netns, "netnsDev", &dev, "netnsIno", &ino,
-			   "ips", &ips, "captureInbound", &capture_inbound) < 0) {
+			   "ips", &ips) < 0) {
 		snprintf(why, whylen, "malformed record: %s", jerr.text);
+		ret = -EINVAL;
+		goto out;
+	}
+	/* Records written before the mode existed have none: full capture. */
+	if (handoff_mode_get(rec, &mode, lerr, sizeof(lerr)) < 0) {
+		snprintf(why, whylen, "malformed record: %.200s", lerr);
 		ret = -EINVAL;
 		goto out;
 	}
@@ -259,7 +266,7 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 	fd = -1;
 	p->netns_dev = cur_dev;
 	p->netns_ino = cur_ino;
-	p->capture_inbound = capture_inbound;
+	p->mode = mode;
 	mtls_pod_added(p); /* a failure is logged; its HBONE is refused */
 	ret = pod_listen(p, lerr, sizeof(lerr));
 	if (ret < 0)

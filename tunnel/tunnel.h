@@ -44,6 +44,7 @@
 
 #include "conf/authz.h"
 #include "conf/mesh.h"
+#include "netlink/inpod.h"
 #include "conf/tunnel_conf.h"
 #include "tunnel/loop.h"
 #include "tunnel/metrics.h"
@@ -129,8 +130,7 @@ struct pod {
 	size_t n_ips;
 	struct pod_listener lis[LIS_COUNT];
 	bool listening;
-	bool capture_inbound;        /* false: the plugin left inbound capture
-					out (bypass-inbound-capture) */
+	struct inpod_mode mode;      /* how the plugin captured it (annotations) */
 	struct conn *conns;
 	size_t n_conns;
 	bool id_held;                /* holds a reference on its identity (mtls) */

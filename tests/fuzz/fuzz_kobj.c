@@ -10,9 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "conf/kobj.h"
 #include "conf/mesh.h"
+#include "conf/warren.h"
+#include "netlink/inpod.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -95,9 +98,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			{
 				const char *bad;
 
+				struct inpod_mode mode;
+				const char *ifs = mesh_label(&p->annotations,
+							     ANNOTATION_REROUTE_VIRTUAL_INTERFACES);
+
 				/* an unreadable annotation never bypasses capture */
 				if (!mesh_pod_capture_inbound(p, &bad) && bad)
 					abort();
+				/* an accepted reroute list holds only kernel-valid names */
+				inpod_mode_init(&mode);
+				if (ifs && inpod_mode_parse_reroute(&mode, ifs, buf, sizeof(buf)) == 0)
+					for (size_t k = 0; k < mode.n_reroute; k++)
+						if (!mode.reroute[k][0] || strpbrk(mode.reroute[k], "/: \t\n") ||
+						    strlen(mode.reroute[k]) > 15)
+							abort();
 			}
 			for (size_t j = 0; j < p->n_ips; j++) {
 				SAME(m, mesh_find_pod_by_ip(m, &p->ips[j]));

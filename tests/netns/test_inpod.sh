@@ -6,6 +6,8 @@
 #   netns wpod$$ ("the pod")               netns wpeer$$ ("another pod")
 #   lo up; warren rules applied            lo up
 #   wva$$: 10.77.0.1/24 fd77::1/64  <--->  wvb$$: 10.77.0.2/24 fd77::2/64
+#   vmtap: 10.78.0.1/30             <--->  netns wvm$$ ("a VM in the pod", KubeVirt-style)
+#                                          eth0: 10.78.0.2/30, default via 10.78.0.1
 #
 # Listeners are a small python3 helper that answers each connection with
 # "hello-<listening port> orig=<SO_ORIGINAL_DST or none>" and closes. The
@@ -16,7 +18,7 @@ cd "$(dirname "$0")/../.."
 B=${B:-build}
 CTL=${WARREN_BUILD:-$PWD/$B}/tests/inpodctl
 
-POD=wpod$$ PEER=wpeer$$ VA=wva$$ VB=wvb$$
+POD=wpod$$ PEER=wpeer$$ VM=wvm$$ VA=wva$$ VB=wvb$$
 NSP=/var/run/netns/$POD
 TMP=$(mktemp -d /tmp/test_inpod.XXXXXX)
 PIDS=()
@@ -31,12 +33,13 @@ check() { # name, command...
 starts() { [[ $1 == "$2"* ]]; }
 pod() { ip netns exec "$POD" "$@"; }
 peer() { ip netns exec "$PEER" "$@"; }
+vm() { ip netns exec "$VM" "$@"; }
 
 cleanup() {
 	[[ -n ${KEEP_LOGS:-} ]] && cat "$TMP"/*.log
 	set +e
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	for ns in "$POD" "$PEER"; do
+	for ns in "$POD" "$PEER" "$VM"; do
 		for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done
 		ip netns del "$ns" 2>/dev/null
 	done
@@ -134,6 +137,11 @@ pod ip link set lo up && pod ip link set "$VA" up
 peer ip link set lo up && peer ip link set "$VB" up
 pod ip addr add 10.77.0.1/24 dev "$VA" && pod ip addr add fd77::1/64 dev "$VA" nodad
 peer ip addr add 10.77.0.2/24 dev "$VB" && peer ip addr add fd77::2/64 dev "$VB" nodad
+ip netns add "$VM" || { nok "create netns"; exit 1; }
+ip link add vmtap netns "$POD" type veth peer name eth0 netns "$VM"
+pod ip link set vmtap up && pod ip addr add 10.78.0.1/30 dev vmtap
+vm ip link set lo up && vm ip link set eth0 up && vm ip addr add 10.78.0.2/30 dev eth0
+vm ip route add default via 10.78.0.1
 
 # --- apply / check / remove -------------------------------------------------
 
@@ -200,6 +208,25 @@ check "outbound check fails on the full set, naming an inbound rule ($out)" \
 	bash -c "[ $rc = 1 ] && grep -q 'warren:nat-pre-probe-accept-v4 is in inet warren-nat chain prerouting, but the pod was enrolled with inbound capture bypassed' <<<'$out'"
 check "full re-apply restored the full set" [ "$(tags_in warren-nat)" = "$expected_nat" ]
 
+# virtual interfaces (reroute-virtual-interfaces): a rule each, first
+check "apply with reroute=vmtap,vnet7" "$CTL" apply "$NSP" reroute=vmtap,vnet7
+check "  ... the two reroutes come first in nat prerouting" \
+	[ "$(pod nft -j list chain inet warren-nat prerouting | jq -r '[.nftables[] | select(.rule) | .rule.comment][0:3] | join(" ")')" = \
+		"warren:nat-pre-reroute-vmtap warren:nat-pre-reroute-vnet7 warren:nat-pre-probe-accept-v4" ]
+check "  ... and match the interface, then redirect to :15001" \
+	bash -c "ip netns exec $POD nft list chain inet warren-nat prerouting | grep -q 'iifname \"vmtap\" meta l4proto tcp counter packets 0 bytes 0 redirect to :15001'"
+check "check with the same list passes" "$CTL" check "$NSP" reroute=vnet7,vmtap
+out=$("$CTL" check "$NSP" reroute=vmtap 2>&1); rc=$?
+check "check without vnet7 names the extra reroute ($out)" \
+	bash -c "[ $rc = 1 ] && grep -q 'warren:nat-pre-reroute-vnet7 is in inet warren-nat chain prerouting, but the pod was enrolled without rerouting' <<<'$out'"
+out=$("$CTL" check "$NSP" reroute=vmtap,vnet7,eth1 2>&1); rc=$?
+check "check with eth1 names the missing reroute ($out)" \
+	bash -c "[ $rc = 1 ] && grep -q 'warren:nat-pre-reroute-eth1 missing from inet warren-nat chain prerouting' <<<'$out'"
+out=$("$CTL" apply "$NSP" 'reroute=vm/tap' 2>&1); rc=$?
+check "a bad interface name is refused before anything is sent ($out)" bash -c "[ $rc = 1 ] && grep -q 'not a network interface name' <<<'$out'"
+check "  ... and the rules stay as they were" "$CTL" check "$NSP" reroute=vmtap,vnet7
+check "full re-apply drops the reroutes" bash -c "'$CTL' apply '$NSP' && [ \"\$(tags_in warren-nat)\" = \"\$expected_nat\" ]"
+
 check "remove" "$CTL" remove "$NSP"
 check "remove left no table" [ "$(pod nft -j list ruleset | jq '[.nftables[] | select(.table)] | length')" = 0 ]
 check "remove left no ip rule" [ "$(rule_lines)+$(rule_lines -6)" = "0+0" ]
@@ -261,6 +288,16 @@ out=$(peer python3 "$TMP/h.py" connect 10.77.0.1 15008)
 check "inbound to :15008 is not redirected ($out)" starts "$out" "hello-15008 "
 out=$(peer python3 "$TMP/h.py" connect fd77::1 15008)
 check "inbound v6 to :15008 is not redirected ($out)" starts "$out" "hello-15008 "
+
+out=$(vm python3 "$TMP/h.py" connect 10.77.0.2 80)
+check "without reroute, the VM's TCP (arriving on vmtap) is taken as inbound: :15006 ($out)" starts "$out" "hello-15006 "
+check "apply with reroute=vmtap for traffic" "$CTL" apply "$NSP" reroute=vmtap
+c0=$(counter warren:nat-pre-reroute-vmtap)
+out=$(vm python3 "$TMP/h.py" connect 10.77.0.2 80)
+check "with reroute, the VM's TCP to 10.77.0.2:80 lands on :15001 with orig dst ($out)" [ "$out" = "hello-15001 orig=10.77.0.2:80" ]
+check "  ... counted by warren:nat-pre-reroute-vmtap ($c0 -> $(counter warren:nat-pre-reroute-vmtap))" [ "$(counter warren:nat-pre-reroute-vmtap)" -gt "$c0" ]
+out=$(peer python3 "$TMP/h.py" connect 10.77.0.1 8080)
+check "  ... while inbound on the pod's own interface still lands on :15006 ($out)" [ "$out" = "hello-15006 orig=10.77.0.1:8080" ]
 
 check "remove after traffic" "$CTL" remove "$NSP"
 out=$(peer python3 "$TMP/h.py" connect 10.77.0.1 8080)

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -185,5 +186,42 @@ static void test_call_listen(void)
 	rmdir(dir);
 }
 
-T_MAIN(T_CASE(test_roundtrip_with_fd), T_CASE(test_rejects_bad_version_and_json),
+/* The capture mode on the wire: put then get gives it back; absent means
+ * everything captured (an older peer); bad shapes are named. */
+static void test_mode_fields(void)
+{
+	static const char *const bad[][2] = {
+		{ "{\"captureInbound\": \"no\"}", "\"captureInbound\" must be true or false" },
+		{ "{\"rerouteInterfaces\": \"tap0\"}", "\"rerouteInterfaces\" must be an array of interface names" },
+		{ "{\"rerouteInterfaces\": [\"tap0\", 7]}", "\"rerouteInterfaces\" item 1 is not a string" },
+		{ "{\"rerouteInterfaces\": [\"a b\"]}", "\"rerouteInterfaces\": \"a b\" is not a network interface name (1-15 characters, no '/', ':' or spaces)" },
+	};
+	struct inpod_mode in, out;
+	json_t *o = json_object();
+	char err[256];
+
+	inpod_mode_init(&in);
+	in.capture_inbound = false;
+	T_ASSERT_INT(inpod_mode_parse_reroute(&in, "tap0,vnet1", err, sizeof(err)), 0);
+	T_ASSERT_INT(handoff_mode_put(o, &in), 0);
+	T_ASSERT_INT(handoff_mode_get(o, &out, err, sizeof(err)), 0);
+	T_ASSERT(inpod_mode_equal(&in, &out));
+	out.capture_inbound = true;
+	T_ASSERT(!inpod_mode_equal(&in, &out));
+	json_decref(o);
+	o = json_object();
+	T_ASSERT_INT(handoff_mode_get(o, &out, err, sizeof(err)), 0);
+	T_ASSERT(out.capture_inbound && out.n_reroute == 0);
+	json_decref(o);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o = json_loads(bad[i][0], 0, NULL);
+		T_ASSERT(o);
+		err[0] = '\0';
+		T_ASSERT_INT(handoff_mode_get(o, &out, err, sizeof(err)), -EPROTO);
+		T_ASSERT_STR(err, bad[i][1]);
+		json_decref(o);
+	}
+}
+
+T_MAIN(T_CASE(test_roundtrip_with_fd), T_CASE(test_mode_fields), T_CASE(test_rejects_bad_version_and_json),
        T_CASE(test_rejects_two_fds), T_CASE(test_too_large), T_CASE(test_call_listen))

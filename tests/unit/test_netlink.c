@@ -34,10 +34,19 @@
 static char batch_buf[NFT_BATCH_BUFSZ];
 static struct nft_batch batch;
 
-static int build_apply(bool capture_inbound)
+static int build_mode(const struct inpod_mode *mode)
 {
 	nft_batch_init(&batch, batch_buf, sizeof(batch_buf), SEQ0);
-	return nft_build_apply(&batch, capture_inbound);
+	return nft_build_apply(&batch, mode);
+}
+
+static int build_apply(bool capture_inbound)
+{
+	struct inpod_mode mode;
+
+	inpod_mode_init(&mode);
+	mode.capture_inbound = capture_inbound;
+	return build_mode(&mode);
 }
 
 static int build(bool apply)
@@ -323,6 +332,93 @@ static void t_outbound_only_rules(void)
 	T_ASSERT_INT(n, nspec - ninbound);
 }
 
+/* Virtual interfaces: one rule per interface, first in nat prerouting
+ * (before the inbound redirect would take the packets), matching the
+ * zero-padded iifname exactly and redirecting TCP to 15001. */
+static void t_reroute_rules(void)
+{
+	static const char *const names[] = { "tap0", "veth-vm.1" };
+	struct inpod_mode mode;
+	struct nftnl_rule *r[64];
+	char tag[128], err[128];
+	size_t n, first_pre = SIZE_MAX, nspec;
+	const struct nft_rule_spec *spec;
+	bool ok = true;
+
+	nspec = nft_inpod_rules(&spec);
+	inpod_mode_init(&mode);
+	T_ASSERT_INT(inpod_mode_parse_reroute(&mode, " tap0, ,veth-vm.1,", err, sizeof(err)), 0);
+	T_ASSERT_INT(mode.n_reroute, 2);
+	T_ASSERT_INT(build_mode(&mode), 0);
+	n = parse_rules(r, 64);
+	for (size_t i = 0; i < n && first_pre == SIZE_MAX; i++)
+		if (!strcmp(nftnl_rule_get_str(r[i], NFTNL_RULE_CHAIN), "prerouting"))
+			first_pre = i;
+	for (size_t k = 0; ok && k < 2; k++) {
+		struct nftnl_rule *x = r[first_pre + k];
+		struct expr_view v;
+		char want[64], ifname[16] = "";
+		ssize_t meta, redir, imm;
+		uint32_t len = 0;
+		const void *d;
+
+		snprintf(want, sizeof(want), "warren:nat-pre-reroute-%s", names[k]);
+		ok = nft_rule_tag(x, tag, sizeof(tag)) && !strcmp(tag, want) &&
+		     !strcmp(nftnl_rule_get_str(x, NFTNL_RULE_TABLE), "warren-nat");
+		view(x, &v);
+		meta = find_expr(&v, "meta", 0);
+		ok = ok && meta == 0 && nftnl_expr_get_u32(v.e[0], NFTNL_EXPR_META_KEY) == NFT_META_IIFNAME;
+		d = ok ? nftnl_expr_get(v.e[1], NFTNL_EXPR_CMP_DATA, &len) : NULL;
+		ok = ok && d && len == sizeof(ifname);
+		if (ok)
+			memcpy(ifname, d, sizeof(ifname));
+		ok = ok && !strcmp(ifname, names[k]) && !ifname[strlen(names[k]) + 1];
+		redir = find_expr(&v, "redir", 0);
+		imm = find_expr(&v, "immediate", 0);
+		d = imm >= 0 ? nftnl_expr_get(v.e[imm], NFTNL_EXPR_IMM_DATA, &len) : NULL;
+		ok = ok && redir > imm && imm > 0 && d && len == 2 && ntohs(*(const uint16_t *)d) == 15001;
+		ok = ok && find_expr(&v, "counter", 0) >= 0;
+		if (!ok)
+			printf("#   reroute rule %zu wrong\n", k);
+	}
+	/* then the full set, unchanged */
+	ok = ok && n == nspec + 2 && nft_rule_tag(r[first_pre + 2], tag, sizeof(tag)) &&
+	     !strcmp(tag, "warren:nat-pre-probe-accept-v4");
+	free_rules(r, n);
+	T_ASSERT(ok);
+}
+
+/* The annotation's list: trimmed, empty items skipped, every name checked
+ * as the kernel does; an error leaves the mode as it was. */
+static void t_reroute_parse(void)
+{
+	static const char *const bad[] = { "tap0,a/b", "x:1", "toolonginterface", ".", "..", "a b",
+					   "tap0,tap0", "a,b,c,d,e,f,g,h,i" };
+	struct inpod_mode mode;
+	char err[160];
+
+	inpod_mode_init(&mode);
+	T_ASSERT(mode.capture_inbound);
+	T_ASSERT_INT(inpod_mode_parse_reroute(&mode, "", err, sizeof(err)), 0);
+	T_ASSERT_INT(mode.n_reroute, 0);
+	T_ASSERT_INT(inpod_mode_parse_reroute(&mode, "eth1", err, sizeof(err)), 0);
+	T_ASSERT_INT(mode.n_reroute, 1);
+	T_ASSERT_INT(inpod_mode_parse_reroute(&mode, "a,b,c,d,e,f,g,fifteen-chars-x", err, sizeof(err)), 0);
+	T_ASSERT_INT(mode.n_reroute, 8);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (inpod_mode_parse_reroute(&mode, bad[i], err, sizeof(err)) != -EINVAL || !err[0] ||
+		    mode.n_reroute != 8) {
+			printf("# \"%s\" accepted\n", bad[i]);
+			T_ASSERT(false);
+		}
+	}
+	T_ASSERT_INT(inpod_mode_parse_reroute(&mode, "a,b,c,d,e,f,g,h,i", err, sizeof(err)), -EINVAL);
+	T_ASSERT_STR(err, "more than 8 interfaces");
+	T_ASSERT_INT(inpod_mode_parse_reroute(&mode, "tap0,a/b", err, sizeof(err)), -EINVAL);
+	T_ASSERT_STR(err, "\"a/b\" is not a network interface name (1-15 characters, no '/', ':' or spaces)");
+}
+
 /* Redirect rules: immediate port (network order) into a register, redir
  * reading REG_PROTO_MIN from it; 15006 in prerouting, 15001 in output;
  * and each also excludes marked (0x539/0xfff) packets. */
@@ -560,8 +656,11 @@ static void t_batch_errors_and_describe(void)
 	static char small[1024];
 	char d[160];
 
+	struct inpod_mode mode;
+
+	inpod_mode_init(&mode);
 	nft_batch_init(&batch, small, sizeof(small), 1);
-	T_ASSERT_INT(nft_build_apply(&batch, true), -ENOSPC);
+	T_ASSERT_INT(nft_build_apply(&batch, &mode), -ENOSPC);
 	T_ASSERT_INT(batch.len, 0);
 	T_ASSERT_INT(build(true), 0);
 	nft_batch_describe(&batch, SEQ0 + 1, d, sizeof(d));
@@ -688,7 +787,8 @@ static void t_route_bad_args(void)
 }
 
 T_MAIN(T_CASE(t_apply_batch_framing), T_CASE(t_apply_tables_and_flush), T_CASE(t_apply_chains),
-       T_CASE(t_apply_rules_tags), T_CASE(t_outbound_only_rules), T_CASE(t_redirect_ports_and_marks), T_CASE(t_family_guards),
+       T_CASE(t_apply_rules_tags), T_CASE(t_outbound_only_rules), T_CASE(t_reroute_rules),
+       T_CASE(t_reroute_parse), T_CASE(t_redirect_ports_and_marks), T_CASE(t_family_guards),
        T_CASE(t_connmark_rules), T_CASE(t_probe_addresses), T_CASE(t_delete_batch),
        T_CASE(t_batch_errors_and_describe), T_CASE(t_rule_requests), T_CASE(t_route_requests),
        T_CASE(t_route_bad_args))

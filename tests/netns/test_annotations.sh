@@ -5,6 +5,8 @@
 #     the pod's outbound traffic is captured, its inbound plaintext is not
 #     (for ingress controllers that take traffic from outside the mesh);
 #     HBONE to its port 15008 still works;
+#   istio.io/reroute-virtual-interfaces: "vmtap"     TCP arriving on these
+#     interfaces (a KubeVirt VM's tap) is the pod's outbound traffic;
 #   sidecar.istio.io/status                          a sidecar-injected pod
 #     is never enrolled.
 #
@@ -12,9 +14,10 @@
 #     cni0 10.244.1.1/24                                 cni0 10.244.2.1/24
 #      |-- cli (ns mesh, enrolled)                        |-- gw   (ns mesh, bypass-inbound-capture,
 #      |-- ext (ns plain, no warren-cni in its chain)     |         echo :8080)
-#                                                         |-- srv  (ns mesh, enrolled, echo :8080)
-#                                                         |-- side (ns mesh, sidecar.istio.io/status)
-#                                                         |-- odd  (ns mesh, bypass value "yes")
+#      |-- vmhost (ns mesh, reroute vmtap)                |-- srv  (ns mesh, enrolled, echo :8080)
+#      |     vmtap 10.78.0.1/30 <-> netns "vm"            |-- side (ns mesh, sidecar.istio.io/status)
+#      |                       eth0 10.78.0.2/30          |-- odd  (ns mesh, bypass value "yes")
+#      |-- badif (ns mesh, reroute "vm/tap": ADD fails)
 #     warren-tunnel caDir=$T/ca                          warren-tunnel caDir=$T/ca
 #
 # Each claim is shown by the kernel (nft rules and counters, conntrack) and
@@ -34,6 +37,7 @@ tunnel_conf_write() { # NODE
 	echo "caDir: $T/ca" >>"$T/$1/tunnel.yaml"
 }
 BYPASS=ambient.istio.io/bypass-inbound-capture
+REROUTE=istio.io/reroute-virtual-interfaces
 last_peer() { tail -n 1 "$T/$1.app.log" | awk '{print $2}'; }
 prerouting_rules() { # POD: the rules of our nat prerouting chain, one per line
 	pexec "$1" nft -j list chain inet warren-nat prerouting | "$PYTHON" -c '
@@ -153,6 +157,42 @@ else
 fi
 grep -q 'pod mesh/side: not enrolled (pod has a sidecar (annotation sidecar.istio.io/status))' "$T/node2/cni.log" &&
 	ok "... the plugin's log gives the reason" || not_ok "the plugin logs why side is not enrolled" "$(tail -n 3 "$T/node2/cni.log")"
+
+# --- virtual interfaces: a VM inside a pod --------------------------------------
+pod_add node1 mesh vmhost --annotation "$REROUTE=vmtap" 2>"$T/err" &&
+	ok "ADD vmhost ($REROUTE: vmtap)" || die "ADD vmhost: $(cat "$T/err")"
+VMNS=wp-$E2E_ID-vm
+vm() { ip netns exec "$VMNS" "$@"; }
+ip netns add "$VMNS" && ip link add vmtap netns "${POD_NETNS[vmhost]}" type veth peer name eth0 netns "$VMNS" &&
+	ip -n "${POD_NETNS[vmhost]}" addr add 10.78.0.1/30 dev vmtap && ip -n "${POD_NETNS[vmhost]}" link set vmtap up &&
+	ip -n "$VMNS" link set lo up && ip -n "$VMNS" addr add 10.78.0.2/30 dev eth0 && ip -n "$VMNS" link set eth0 up &&
+	ip -n "$VMNS" route add default via 10.78.0.1 || die "the VM's netns and tap"
+[[ $(prerouting_rules vmhost | head -n 1) == warren:nat-pre-reroute-vmtap ]] &&
+	ok "vmhost: the reroute of vmtap is the first rule of nat prerouting" ||
+	not_ok "vmhost: reroute rule first" "$(prerouting_rules vmhost)"
+wctl node1 -o json pods | "$PYTHON" -c '
+import json, sys
+p = [p for p in json.load(sys.stdin) if p["name"] == "vmhost"]
+sys.exit(not (p and p[0]["rerouteInterfaces"] == ["vmtap"] and p[0]["captureInbound"]))' &&
+	ok "warrenctl -o json pods: vmhost rerouteInterfaces [\"vmtap\"]" || not_ok "warrenctl shows the reroute" "$(pod_json node1 vmhost)"
+check "CHECK passes for vmhost" chain node1 CHECK vmhost
+c0=$(nft_counter vmhost warren-nat warren:nat-pre-reroute-vmtap)
+check "the VM -> srv:8080 round-trips" vm timeout 20 "$PYTHON" "$APP" client "${POD_IP[srv]}" 8080 "vm-srv-$E2E_ID"
+c1=$(nft_counter vmhost warren-nat warren:nat-pre-reroute-vmtap)
+((c1 > c0)) && redirected vmhost 8080 15001 10.78.0.2 &&
+	ok "vmhost: the VM's connection was taken to the tunnel's :15001 (counter $c0 -> $c1, conntrack)" ||
+	not_ok "the VM's connection was rerouted" "counter $c0 -> $c1; $(pexec vmhost conntrack -L -p tcp 2>/dev/null)"
+[[ $(last_peer srv) == "${POD_IP[vmhost]}" ]] && ok "... srv sees it come from vmhost's address" ||
+	not_ok "srv sees vmhost's address" "$(tail -n 2 "$T/srv.app.log")"
+check "... over HBONE: conntrack in srv has vmhost's connection to 15008" conntrack_to srv 15008 "${POD_IP[vmhost]}"
+
+pod_define node1 mesh badif --annotation "$REROUTE=eth1,vm/tap" || die "define badif"
+out=$(chain node1 ADD badif 2>&1); rc=$?
+((rc != 0)) && grep -qF "annotation $REROUTE=\"eth1,vm/tap\": \"vm/tap\" is not a network interface name" <<<"$out" &&
+	ok "ADD of badif ($REROUTE: eth1,vm/tap) fails, naming the annotation and the bad name (rc $rc)" ||
+	not_ok "ADD with a bad interface name fails clearly" "rc=$rc: $out"
+check "... and leaves nothing of ours in badif" inpod_clean badif
+check "... nor in the tunnel" tunnel_forgot node1 "${POD_ID[badif]}"
 
 # --- DEL -----------------------------------------------------------------------
 chain node2 DEL gw >/dev/null 2>"$T/err" && ok "DEL gw" || not_ok "DEL gw" "$(cat "$T/err")"
