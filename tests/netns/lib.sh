@@ -232,6 +232,8 @@ readinessAddress: 0.0.0.0:15021
 logLevel: ${TUNNEL_LOG_LEVEL:-debug}
 logFile: $d/tunnel.log
 EOF
+	# A test adds its own keys by defining tunnel_conf_extra NODE (prints YAML).
+	if declare -F tunnel_conf_extra >/dev/null; then tunnel_conf_extra "$node" >>"$d/tunnel.yaml"; fi
 }
 
 tunnel_ready() { # NODE: readiness endpoint answers 200
@@ -391,6 +393,8 @@ app_server() { # POD PORT: echo server, log in $T/POD.app.log (IPv6 too with DUA
 	bg ip netns exec "${POD_NETNS[$pod]}" "$PYTHON" "$APP" server "$port" "$T/$pod.app.log" "${v6[@]}"
 	wait_listen "${POD_NETNS[$pod]}" "$port" 10
 }
+
+last_peer() { tail -n 1 "$T/$1.app.log" | awk '{print $2}'; } # POD: peer IP of the app's last accept
 
 app_client() { # POD HOST PORT MSG [app.py client options]
 	local pod=$1; shift

@@ -31,14 +31,9 @@ CLEANUP_TAP=1
 need conntrack "$PYTHON"
 need_built warren-cni warren-tunnel warrenctl
 
-eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_conf_write/')"
-tunnel_conf_write() { # NODE
-	lib_tunnel_conf_write "$1"
-	echo "caDir: $T/ca" >>"$T/$1/tunnel.yaml"
-}
+tunnel_conf_extra() { echo "caDir: $T/ca"; } # NODE
 BYPASS=ambient.istio.io/bypass-inbound-capture
 REROUTE=istio.io/reroute-virtual-interfaces
-last_peer() { tail -n 1 "$T/$1.app.log" | awk '{print $2}'; }
 prerouting_rules() { # POD: the rules of our nat prerouting chain, one per line
 	pexec "$1" nft -j list chain inet warren-nat prerouting | "$PYTHON" -c '
 import json, sys

@@ -31,10 +31,8 @@ need iperf3 nsenter "$PYTHON"
 need_built warren-cni warren-tunnel warrenctl
 CHURN=${CHURN:-8}
 
-eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_conf_write/')"
-tunnel_conf_write() { # NODE: short certificate and pool lifetimes, so they turn over too
-	lib_tunnel_conf_write "$1"
-	cat >>"$T/$1/tunnel.yaml" <<EOF
+tunnel_conf_extra() { # NODE: short certificate and pool lifetimes, so they turn over too
+	cat <<EOF
 caDir: $T/ca
 meshReloadMs: 200
 poolIdleTimeoutMs: 1000

@@ -27,16 +27,8 @@ CLEANUP_TAP=1
 need tcpdump "$PYTHON"
 need_built warren-cni warren-tunnel warrenctl
 
-eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_conf_write/')"
-tunnel_conf_write() { # NODE
-	lib_tunnel_conf_write "$1"
-	cat >>"$T/$1/tunnel.yaml" <<EOF
-caDir: $T/ca
-meshReloadMs: 200
-EOF
-}
+tunnel_conf_extra() { printf 'caDir: %s\nmeshReloadMs: 200\n' "$T/ca"; } # NODE
 fails() { ! "$@"; }
-last_peer() { tail -n 1 "$T/$1.app.log" | awk '{print $2}'; } # POD: peer IP of the last accept
 policy() { # YAML of one object, or "" to remove mesh/only-v6: re-render + wait
 	"$PYTHON" - "$T/mesh.yaml" "$1" <<'PY' || return 1
 import fcntl, json, sys

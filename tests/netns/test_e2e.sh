@@ -57,7 +57,6 @@ untouched_state() { # POD NODE: nothing of ours is there
 	no_listeners "$1" || { echo "listeners in the pod"; ss -N "${POD_NETNS[$1]}" -tln; return 1; }
 	tunnel_forgot "$2" "${POD_ID[$1]}" || { echo "tunnel on $2 lists the pod"; return 1; }
 }
-last_peer() { tail -n 1 "$T/$1.app.log" | awk '{print $2}'; }
 accepts() { wc -l <"$T/$1.app.log"; }
 chain_code() { # prints the plugin error code from cni-chain's stdout JSON (or rc)
 	"$PYTHON" -c 'import json,sys

@@ -47,10 +47,8 @@ need_built warren-cni warren-tunnel warrenctl
 SUITE_START=$SECONDS
 
 # --- tunnel configuration: lib.sh's, plus mTLS, policy and access-log keys ---
-eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_conf_write/')"
-tunnel_conf_write() { # NODE
-	lib_tunnel_conf_write "$1"
-	cat >>"$T/$1/tunnel.yaml" <<EOF
+tunnel_conf_extra() { # NODE
+	cat <<EOF
 caDir: $T/ca
 trustDomain: cluster.local
 rootNamespace: istio-system
