@@ -126,6 +126,13 @@ int inpod_mode_add_reroute(struct inpod_mode *m, const char *ifname, char *err, 
 			   ifname);
 		return -EINVAL;
 	}
+	if (!strcmp(ifname, "lo")) {
+		/* The tunnel's own connections to the app cross lo: they would
+		 * loop back into 15001. */
+		errbuf_set(err, errlen, "lo cannot be rerouted: the pod's own loopback traffic, the tunnel's included, would loop into port %d",
+			   PORT_OUTBOUND);
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < m->n_reroute; i++) {
 		if (!strcmp(m->reroute[i], ifname)) {
 			errbuf_set(err, errlen, "interface %s is listed twice", ifname);

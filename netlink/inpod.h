@@ -61,7 +61,7 @@ void inpod_mode_init(struct inpod_mode *m);
 /* Same capture and the same interfaces in the same order? */
 bool inpod_mode_equal(const struct inpod_mode *a, const struct inpod_mode *b);
 /* Add one interface to reroute: 0, or -EINVAL with err saying why (not a
- * Linux interface name, a duplicate, more than INPOD_MAX_REROUTE). */
+ * Linux interface name, lo, a duplicate, more than INPOD_MAX_REROUTE). */
 int inpod_mode_add_reroute(struct inpod_mode *m, const char *ifname, char *err, size_t errlen);
 /* The annotation's value "ifA,ifB" (spaces around names and empty items
  * ignored) into m's reroute list: 0 or -EINVAL with err; m's list is

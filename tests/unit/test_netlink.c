@@ -393,7 +393,7 @@ static void t_reroute_rules(void)
 static void t_reroute_parse(void)
 {
 	static const char *const bad[] = { "tap0,a/b", "x:1", "toolonginterface", ".", "..", "a b",
-					   "tap0,tap0", "a,b,c,d,e,f,g,h,i" };
+					   "tap0,tap0", "a,b,c,d,e,f,g,h,i", "tap0, lo" };
 	struct inpod_mode mode;
 	char err[160];
 
