@@ -14,14 +14,14 @@
  *           netns, ips: ["10.0.0.2/24", ...], mode} + fd -> {}   (after listeners are up)
  *   del    {containerId, ifname, uid?}                  -> {known: bool}
  *   check  {containerId, ifname, uid?}                  -> {known: bool, mode}
- * and query, add and check also carry the pod's capture mode (struct
- * inpod_mode): captureInbound (bool; false: annotation
+ *   status {}                                           -> {ready: bool}
+ *   gc     {valid: [{containerId, ifname}, ...]}        -> {removed: N}
+ * "mode" is the pod's capture mode (struct inpod_mode), as two fields:
+ * captureInbound (bool; false: annotation
  * ambient.istio.io/bypass-inbound-capture) and rerouteInterfaces (array of
  * interface names; annotation istio.io/reroute-virtual-interfaces).
  * Absent means capture everything, reroute nothing, so a plugin or tunnel
  * one version older still interoperates.
- *   status {}                                           -> {ready: bool}
- *   gc     {valid: [{containerId, ifname}, ...]}        -> {removed: N}
  * Responses (tunnel -> plugin): {"v":1, "ok": true, ...} or
  *   {"v":1, "ok": false, "error": "what went wrong and what to do"}.
  *

@@ -44,8 +44,8 @@
 
 #include "conf/authz.h"
 #include "conf/mesh.h"
-#include "netlink/inpod.h"
 #include "conf/tunnel_conf.h"
+#include "netlink/inpod.h"
 #include "tunnel/loop.h"
 #include "tunnel/metrics.h"
 #include "tunnel/relay.h"
