@@ -232,7 +232,7 @@ mesh_with() { # FILE|none
 }
 
 mtls_ready() { # the tunnel knows caDir and warrenctl knows certs/policies
-	warren-tunnel --help 2>&1 | grep -q caDir && warrenctl --help 2>&1 | grep -q '^ *certs'
+	warren-tunnel --help 2>&1 | grep caDir >/dev/null && warrenctl --help 2>&1 | grep '^ *certs' >/dev/null
 }
 
 lib_init

@@ -480,7 +480,7 @@ if has plain; then
 fi
 
 # --- 5. mTLS / HBONE ------------------------------------------------------------------
-mtls_supported() { "$WARREN_BUILD/warren-tunnel" --help 2>&1 | grep -q caDir; }
+mtls_supported() { "$WARREN_BUILD/warren-tunnel" --help 2>&1 | grep caDir >/dev/null; }
 mtls_active() { # NODE: config dump shows the CA
 	wctl "$1" -o json config-dump 2>/dev/null | "$PYTHON" -c '
 import json, sys

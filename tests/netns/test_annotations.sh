@@ -43,10 +43,10 @@ for i in json.load(sys.stdin)["nftables"]:
 # Did a connection to PORT inside POD get redirected to REDIR (conntrack's
 # reply tuple comes from the redirect port)? Pass "src=IP" to pick a peer.
 redirected() { # POD PORT REDIR SRC
-	pexec "$1" conntrack -L -p tcp --orig-src "$4" --orig-port-dst "$2" 2>/dev/null | grep -q "sport=$3 "
+	pexec "$1" conntrack -L -p tcp --orig-src "$4" --orig-port-dst "$2" 2>/dev/null | grep "sport=$3 " >/dev/null
 }
 conntrack_to() { # POD PORT SRC: some connection from SRC to PORT is known
-	pexec "$1" conntrack -L -p tcp --orig-src "$3" --orig-port-dst "$2" 2>/dev/null | grep -q "dport=$2 "
+	pexec "$1" conntrack -L -p tcp --orig-src "$3" --orig-port-dst "$2" 2>/dev/null | grep "dport=$2 " >/dev/null
 }
 pod_json() { # NODE POD: the tunnel's /pods entry
 	wctl "$1" -o json pods | "$PYTHON" -c '
@@ -74,11 +74,11 @@ rules=$(prerouting_rules gw)
 	not_ok "srv: nat prerouting redirects to 15006" "$(prerouting_rules srv)"
 check "gw: the outbound redirect to 15001 is there" nft_counter gw warren-nat warren:nat-out-redirect-v4
 for tag in mangle-pre-connmark-set mangle-out-mark-restore; do
-	pexec gw nft list table inet warren-mangle | grep -q "warren:$tag" && ok "gw: mangle rule warren:$tag kept (the return path HBONE needs)" ||
+	pexec gw nft list table inet warren-mangle | grep "warren:$tag" >/dev/null && ok "gw: mangle rule warren:$tag kept (the return path HBONE needs)" ||
 		not_ok "gw: mangle rule warren:$tag kept" "$(pexec gw nft list table inet warren-mangle)"
 done
-ip -n "${POD_NETNS[gw]}" rule show | grep -q 'fwmark 0x111/0xfff lookup 100' &&
-	ip -n "${POD_NETNS[gw]}" route show table 100 | grep -q 'local default dev lo' &&
+ip -n "${POD_NETNS[gw]}" rule show | grep 'fwmark 0x111/0xfff lookup 100' >/dev/null &&
+	ip -n "${POD_NETNS[gw]}" route show table 100 | grep 'local default dev lo' >/dev/null &&
 	ok "gw: ip rule fwmark 0x111/0xfff lookup 100 and its local route are there" ||
 	not_ok "gw: policy routing for the return path" "$(ip -n "${POD_NETNS[gw]}" rule show)"
 [[ $(capture_of node2 gw) == False && $(capture_of node2 srv) == True ]] &&

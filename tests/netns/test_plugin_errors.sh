@@ -70,7 +70,7 @@ is_error() { # CODE [WORD]
 	((rc != 0)) && one_json &&
 		jq -e --argjson c "$1" '.code == $c and (.msg|type) == "string" and (.msg|length) > 0
 			and (.details|type) == "string" and (.cniVersion|type) == "string"' "$T/out" >/dev/null &&
-		{ [[ -z ${2:-} ]] || jq -r '.msg + " " + .details' "$T/out" | grep -qF -- "$2"; }
+		{ [[ -z ${2:-} ]] || jq -r '.msg + " " + .details' "$T/out" | grep -F -- "$2" >/dev/null; }
 }
 expect_error() { # NAME CODE [WORD]
 	if is_error "$2" "${3:-}"; then ok "$1"; else
@@ -89,7 +89,7 @@ expect_result() { # NAME EXPECTED
 		echo "# stderr:"; diag "$T/err"
 	fi
 }
-no_warren_tables() { ! ip netns exec "$NS" nft list tables 2>/dev/null | grep -q warren; }
+no_warren_tables() { ! ip netns exec "$NS" nft list tables 2>/dev/null | grep warren >/dev/null; }
 
 conf() { # VERSION [extra json keys, starting with a comma]
 	printf '{"cniVersion":"%s","name":"k8s-pod-network","type":"warren-cni","tunnelSocket":"%s"%s}' \
