@@ -64,6 +64,8 @@ static const struct conf_key keys[] = {
 	{ "keepCapabilities", KT_BOOL, offsetof(struct tunnel_conf, keep_capabilities), NULL, 0, 0 },
 	IKEY("adoptBatch", adopt_batch, 1, 4096),
 	IKEY("workerThreads", worker_threads, 1, 64),
+	{ "hostProbeSnat", KT_BOOL, offsetof(struct tunnel_conf, host_probe_snat), NULL, 0, 0 },
+	IKEY("kubeletUid", kubelet_uid, 0, 2147483647),
 };
 
 static const struct conf_key *find_key(const char *name)
@@ -88,7 +90,7 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 		 "adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
 		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, certLifetimeSeconds, "
 		 "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs, "
-		 "keepCapabilities, adoptBatch, workerThreads",
+		 "keepCapabilities, adoptBatch, workerThreads, hostProbeSnat, kubeletUid",
 		 path, name);
 }
 
@@ -206,6 +208,8 @@ int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_
 	out->keep_capabilities = true;
 	out->adopt_batch = 16;
 	out->worker_threads = 2;
+	out->host_probe_snat = true;
+	out->kubelet_uid = -1;
 	if (err && errlen)
 		err[0] = '\0';
 	ret = kobj_load_file(path, &objs, err, errlen);

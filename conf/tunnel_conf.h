@@ -39,6 +39,13 @@
  *                   answered sooner while adopting, larger adopts faster [16]
  *   workerThreads   data-path threads, 1..64; each accepts its share of
  *                   every pod's connections (SO_REUSEPORT)  [2]
+ *   hostProbeSnat   keep the node's table inet warren-host, which makes the
+ *                   kubelet's TCP to enrolled pods leave from 169.254.7.127
+ *                   so the in-pod rules pass it to the app uncaptured
+ *                   (netlink/nft_host.h). false: delete that table  [true]
+ *   kubeletUid      the UID whose connections are kubelet probes, 0..2^31-1
+ *                   [found at start: the owner of a process named kubelet,
+ *                   kubelite or k3s, as Istio finds it]
  *   metricsAddress and readinessAddress also accept "off" (no server).
  * Unknown keys are an error naming the key (a typo must not silently
  * change behaviour); a known key of the wrong type is an error naming it.
@@ -76,6 +83,8 @@ struct tunnel_conf {
 	bool keep_capabilities;  /* true: drop to the data path's set */
 	int adopt_batch;
 	int worker_threads;
+	bool host_probe_snat;
+	int kubelet_uid;         /* -1: find the kubelet's at start */
 };
 
 int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_t errlen);

@@ -68,11 +68,20 @@ demo_done() {
 eval "lib_$(declare -f tunnel_conf_write)"
 tunnel_conf_write() {
 	lib_tunnel_conf_write "$@" || return 1
+	# No kubelet runs here: the demo's "probes" are made as nobody (65534).
+	echo "kubeletUid: $PROBE_UID" >>"$T/$1/tunnel.yaml"
 	if [[ -n ${DEMO_CA:-} ]]; then echo "caDir: $DEMO_CA" >>"$T/$1/tunnel.yaml"; fi
 	return 0
 }
 
+PROBE_UID=65534
 ctl() { local n=$1; shift; show warrenctl --socket "$T/$n/admin.sock" "$@"; }
+# TCP from node2's netns to the server app as UID (0: root; PROBE_UID: the
+# "kubelet"); prints the echo. app.py comes on stdin: nobody cannot read $T.
+node2_connect() { # UID MESSAGE
+	nexec node2 setpriv --reuid="$1" --regid="$1" --clear-groups \
+		timeout 10 "$USER_PYTHON" - client "${POD_IP[server]}" 8080 "$2" <"$APP"
+}
 
 # The request every step makes: app.py client in the client pod (prints the
 # echo; exit 0 matched, 1 short/empty, 2 refused, 3 timeout, 4 reset).
@@ -456,6 +465,23 @@ else
 	say "reply: $reply"
 	wait_for -t 5 alog_more node2 "$n_al2"
 	alog node2 | tail -n 1 | jq -c '{direction, "src.identity", policy}' | ind
+
+	step "STRICT mTLS for the whole mesh; the kubelet's probes still reach the apps"
+	show cat hack/demo-strict.yaml
+	mesh_with hack/demo-strict.yaml || fail "the tunnels did not load the PeerAuthentication"
+	say "plaintext from node2 (root) to the server pod: captured into :15006, refused by STRICT"
+	say "+ ip netns exec ${NODE_NETNS[node2]} python3 tests/lib/app.py client ${POD_IP[server]} 8080 ..."
+	reply=$(node2_connect 0 "root-$RANDOM" 2>&1); rc=$?
+	((rc != 0)) || fail "plaintext from the node went through under STRICT (reply: $reply)"
+	say "refused (app.py exit status $rc: 1 = no echo, 2 = refused, 4 = reset)"
+	say "each node's tunnel keeps a table of its enrolled pods; the kubelet's TCP to them leaves"
+	say "from 169.254.7.127 (the demo's kubeletUid is $PROBE_UID, as no kubelet runs here):"
+	show ip netns exec "${NODE_NETNS[node2]}" nft list table inet warren-host
+	say "+ ip netns exec ${NODE_NETNS[node2]} setpriv --reuid=$PROBE_UID ... app.py client ${POD_IP[server]} 8080 ..."
+	reply=$(node2_connect "$PROBE_UID" "probe-$RANDOM") || fail "the probe was refused under STRICT"
+	say "reply: $reply"
+	read -r _ peer _ <<<"$(tail -n 1 "$T/server.app.log")"
+	say "${bold}the server app saw it from $peer${reset}: the pod's rules let it through, no tunnel involved"
 	mesh_with none || fail "the tunnels did not load the mesh without the policy"
 fi
 

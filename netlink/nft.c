@@ -6,6 +6,7 @@
  * are guarded by `meta nfproto`, transport loads by `meta l4proto tcp`.
  */
 #include "netlink/nft.h"
+#include "netlink/nft_build.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -38,8 +39,6 @@ enum rule_kind {
 	RK_MARK_RESTORE,       /* ct mark&0xfff == 0x111 meta mark set ct mark */
 	RK_REROUTE,            /* iifname IF meta l4proto tcp redirect :15001 */
 };
-
-enum msg_kind { MK_BATCH, MK_ADD_TABLE, MK_FLUSH_TABLE, MK_DEL_TABLE, MK_ADD_CHAIN, MK_ADD_RULE };
 
 static const char *const tables[] = { NFT_TABLE_NAT, NFT_TABLE_MANGLE };
 
@@ -101,207 +100,6 @@ size_t nft_inpod_rules(const struct nft_rule_spec **out)
 	return ARRAY_SIZE(rules);
 }
 
-/* ---- expression helpers: each returns 0 or -ENOMEM ---- */
-
-static int add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
-{
-	if (!e)
-		return -ENOMEM;
-	nftnl_rule_add_expr(r, e);
-	return 0;
-}
-
-static int e_meta_load(struct nftnl_rule *r, uint32_t key)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("meta");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
-	}
-	return add_expr(r, e);
-}
-
-static int e_meta_set(struct nftnl_rule *r, uint32_t key)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("meta");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
-	}
-	return add_expr(r, e);
-}
-
-static int e_ct_load(struct nftnl_rule *r, uint32_t key)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("ct");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	}
-	return add_expr(r, e);
-}
-
-static int e_ct_set(struct nftnl_rule *r, uint32_t key)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("ct");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
-	}
-	return add_expr(r, e);
-}
-
-static int e_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
-	}
-	return add_expr(r, e);
-}
-
-static int e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("payload");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-	}
-	return add_expr(r, e);
-}
-
-/* reg1 = (reg1 & mask) ^ xor, on a host-order u32 (marks). */
-static int e_bitwise(struct nftnl_rule *r, uint32_t mask, uint32_t xor)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &xor, sizeof(xor));
-	}
-	return add_expr(r, e);
-}
-
-static int e_counter(struct nftnl_rule *r)
-{
-	return add_expr(r, nftnl_expr_alloc("counter"));
-}
-
-static int e_accept(struct nftnl_rule *r)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NF_ACCEPT);
-	}
-	return add_expr(r, e);
-}
-
-/* redirect to :port: the port goes into a register in network byte
- * order, and redir reads REG_PROTO_MIN from it. */
-static int e_redirect(struct nftnl_rule *r, uint16_t port)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
-	uint16_t be = htons(port);
-	int ret;
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
-		nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, &be, sizeof(be));
-	}
-	ret = add_expr(r, e);
-	if (ret < 0)
-		return ret;
-	e = nftnl_expr_alloc("redir");
-	if (e)
-		nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
-	return add_expr(r, e);
-}
-
-static int m_nfproto(struct nftnl_rule *r, uint8_t fam)
-{
-	int ret = e_meta_load(r, NFT_META_NFPROTO);
-
-	return ret < 0 ? ret : e_cmp(r, NFT_CMP_EQ, &fam, sizeof(fam));
-}
-
-static int m_tcp(struct nftnl_rule *r)
-{
-	uint8_t proto = IPPROTO_TCP;
-	int ret = e_meta_load(r, NFT_META_L4PROTO);
-
-	return ret < 0 ? ret : e_cmp(r, NFT_CMP_EQ, &proto, sizeof(proto));
-}
-
-/* ip/ip6 saddr or daddr OP addr. Caller has matched nfproto already. */
-static int m_addr(struct nftnl_rule *r, uint8_t fam, bool daddr, uint32_t op, const char *addr)
-{
-	unsigned char buf[16];
-	uint32_t off, len;
-	int ret;
-
-	if (fam == NFPROTO_IPV4) {
-		off = daddr ? 16 : 12;
-		len = 4;
-	} else {
-		off = daddr ? 24 : 8;
-		len = 16;
-	}
-	if (inet_pton(fam == NFPROTO_IPV4 ? AF_INET : AF_INET6, addr, buf) != 1)
-		return -EINVAL;
-	ret = e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, len);
-	return ret < 0 ? ret : e_cmp(r, op, buf, len);
-}
-
-static int m_dport(struct nftnl_rule *r, uint32_t op, uint16_t port)
-{
-	uint16_t be = htons(port);
-	int ret = e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, sizeof(be));
-
-	return ret < 0 ? ret : e_cmp(r, op, &be, sizeof(be));
-}
-
-/* meta mark (or ct mark) & 0xfff OP value */
-static int m_mark(struct nftnl_rule *r, bool ct, uint32_t op, uint32_t value)
-{
-	int ret = ct ? e_ct_load(r, NFT_CT_MARK) : e_meta_load(r, NFT_META_MARK);
-
-	if (ret >= 0)
-		ret = e_bitwise(r, MARK_MASK, 0);
-	return ret < 0 ? ret : e_cmp(r, op, &value, sizeof(value));
-}
-
-/* meta oifname/iifname == ifname, zero padded to IFNAMSIZ: an exact match */
-static int m_ifname(struct nftnl_rule *r, uint32_t key, const char *ifname)
-{
-	char name[INPOD_IFNAMSIZ] = "";
-	int ret = e_meta_load(r, key);
-
-	snprintf(name, sizeof(name), "%s", ifname);
-	return ret < 0 ? ret : e_cmp(r, NFT_CMP_EQ, name, sizeof(name));
-}
-
-#define TRY(x)                    \
-	do {                      \
-		ret = (x);        \
-		if (ret < 0)      \
-			return ret; \
-	} while (0)
-
 /* ifname: only for RK_REROUTE. */
 static int build_exprs(struct nftnl_rule *r, enum rule_kind k, uint8_t fam, const char *ifname)
 {
@@ -312,233 +110,99 @@ static int build_exprs(struct nftnl_rule *r, enum rule_kind k, uint8_t fam, cons
 	switch (k) {
 	case RK_PROBE_SADDR_ACCEPT:
 	case RK_PROBE_DADDR_ACCEPT:
-		TRY(m_nfproto(r, fam));
-		TRY(m_tcp(r));
-		TRY(m_addr(r, fam, k == RK_PROBE_DADDR_ACCEPT, NFT_CMP_EQ, probe));
-		TRY(e_counter(r));
-		return e_accept(r);
+		TRY(nx_nfproto(r, fam));
+		TRY(nx_tcp(r));
+		TRY(nx_addr(r, fam, k == RK_PROBE_DADDR_ACCEPT, NFT_CMP_EQ, probe));
+		TRY(nx_counter(r));
+		return nx_accept(r);
 	case RK_PRE_REDIRECT:
-		TRY(m_nfproto(r, fam));
-		TRY(m_addr(r, fam, true, NFT_CMP_NEQ, lo));
-		TRY(m_tcp(r));
-		TRY(m_dport(r, NFT_CMP_NEQ, PORT_INBOUND_HBONE));
-		TRY(m_mark(r, false, NFT_CMP_NEQ, MARK_TUNNEL));
-		TRY(e_counter(r));
-		return e_redirect(r, PORT_INBOUND_PLAIN);
+		TRY(nx_nfproto(r, fam));
+		TRY(nx_addr(r, fam, true, NFT_CMP_NEQ, lo));
+		TRY(nx_tcp(r));
+		TRY(nx_dport(r, NFT_CMP_NEQ, PORT_INBOUND_HBONE));
+		TRY(nx_mark(r, false, NFT_CMP_NEQ, MARK_TUNNEL));
+		TRY(nx_counter(r));
+		return nx_redirect(r, PORT_INBOUND_PLAIN);
 	case RK_MARK_ACCEPT:
-		TRY(m_tcp(r));
-		TRY(m_mark(r, false, NFT_CMP_EQ, MARK_CONN));
-		TRY(e_counter(r));
-		return e_accept(r);
+		TRY(nx_tcp(r));
+		TRY(nx_mark(r, false, NFT_CMP_EQ, MARK_CONN));
+		TRY(nx_counter(r));
+		return nx_accept(r);
 	case RK_LO_ACCEPT:
-		TRY(m_ifname(r, NFT_META_OIFNAME, "lo"));
-		TRY(m_nfproto(r, fam));
-		TRY(m_addr(r, fam, true, NFT_CMP_NEQ, lo));
-		TRY(e_counter(r));
-		return e_accept(r);
+		TRY(nx_ifname(r, NFT_META_OIFNAME, "lo"));
+		TRY(nx_nfproto(r, fam));
+		TRY(nx_addr(r, fam, true, NFT_CMP_NEQ, lo));
+		TRY(nx_counter(r));
+		return nx_accept(r);
 	case RK_OUT_REDIRECT:
-		TRY(m_nfproto(r, fam));
-		TRY(m_tcp(r));
-		TRY(m_addr(r, fam, true, NFT_CMP_NEQ, lo));
-		TRY(m_mark(r, false, NFT_CMP_NEQ, MARK_TUNNEL));
-		TRY(e_counter(r));
-		return e_redirect(r, PORT_OUTBOUND);
+		TRY(nx_nfproto(r, fam));
+		TRY(nx_tcp(r));
+		TRY(nx_addr(r, fam, true, NFT_CMP_NEQ, lo));
+		TRY(nx_mark(r, false, NFT_CMP_NEQ, MARK_TUNNEL));
+		TRY(nx_counter(r));
+		return nx_redirect(r, PORT_OUTBOUND);
 	case RK_CONNMARK_SET:
-		TRY(m_mark(r, false, NFT_CMP_EQ, MARK_TUNNEL));
-		TRY(e_counter(r));
-		TRY(e_ct_load(r, NFT_CT_MARK));
-		TRY(e_bitwise(r, ~MARK_MASK, MARK_CONN));
-		return e_ct_set(r, NFT_CT_MARK);
+		TRY(nx_mark(r, false, NFT_CMP_EQ, MARK_TUNNEL));
+		TRY(nx_counter(r));
+		TRY(nx_ct_load(r, NFT_CT_MARK));
+		TRY(nx_bitwise(r, ~MARK_MASK, MARK_CONN));
+		return nx_ct_set(r, NFT_CT_MARK);
 	case RK_MARK_RESTORE:
-		TRY(m_mark(r, true, NFT_CMP_EQ, MARK_CONN));
-		TRY(e_counter(r));
-		TRY(e_ct_load(r, NFT_CT_MARK));
-		return e_meta_set(r, NFT_META_MARK);
+		TRY(nx_mark(r, true, NFT_CMP_EQ, MARK_CONN));
+		TRY(nx_counter(r));
+		TRY(nx_ct_load(r, NFT_CT_MARK));
+		return nx_meta_set(r, NFT_META_MARK);
 	case RK_REROUTE:
-		TRY(m_ifname(r, NFT_META_IIFNAME, ifname));
-		TRY(m_tcp(r));
-		TRY(e_counter(r));
-		return e_redirect(r, PORT_OUTBOUND);
+		TRY(nx_ifname(r, NFT_META_IIFNAME, ifname));
+		TRY(nx_tcp(r));
+		TRY(nx_counter(r));
+		return nx_redirect(r, PORT_OUTBOUND);
 	}
 	return -EINVAL;
 }
 
-/* ---- batch building ---- */
-
-void nft_batch_init(struct nft_batch *b, void *buf, size_t cap, uint32_t seq0)
-{
-	memset(b, 0, sizeof(*b));
-	b->buf = buf;
-	b->cap = cap;
-	b->seq0 = seq0;
-}
-
-struct builder {
-	struct nft_batch *b;
-	struct mnl_nlmsg_batch *mb;
-};
-
-static struct nlmsghdr *msg_start(struct builder *bl, uint16_t type, uint16_t flags)
-{
-	uint32_t seq = bl->b->seq0 + (uint32_t)bl->b->nmsg;
-
-	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bl->mb), type, NFPROTO_INET, flags,
-				     seq);
-}
-
-static int msg_end(struct builder *bl, uint8_t kind, const char *table, const char *name)
-{
-	struct nft_batch *b = bl->b;
-
-	if (b->nmsg >= NFT_BATCH_MAX_MSGS || !mnl_nlmsg_batch_next(bl->mb))
-		return -ENOSPC;
-	b->msg[b->nmsg].kind = kind;
-	b->msg[b->nmsg].table = table;
-	b->msg[b->nmsg].name = name;
-	b->nmsg++;
-	return 0;
-}
-
-static int put_batch_marker(struct builder *bl, bool begin)
-{
-	uint32_t seq = bl->b->seq0 + (uint32_t)bl->b->nmsg;
-
-	if (begin)
-		nftnl_batch_begin(mnl_nlmsg_batch_current(bl->mb), seq);
-	else
-		nftnl_batch_end(mnl_nlmsg_batch_current(bl->mb), seq);
-	return msg_end(bl, MK_BATCH, NULL, begin ? "begin" : "end");
-}
-
-static int put_table(struct builder *bl, uint16_t type, uint16_t flags, uint8_t kind,
-		     const char *name)
-{
-	struct nftnl_table *t = nftnl_table_alloc();
-	struct nlmsghdr *nlh;
-
-	if (!t)
-		return -ENOMEM;
-	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
-	nlh = msg_start(bl, type, flags);
-	nftnl_table_nlmsg_build_payload(nlh, t);
-	nftnl_table_free(t);
-	return msg_end(bl, kind, name, NULL);
-}
-
-/* "flush table": DELRULE naming only the table deletes all its rules. */
-static int put_flush(struct builder *bl, const char *table)
+static int put_rule(struct nftb *bl, const struct nft_rule_spec *rs, enum rule_kind kind,
+		    const char *ifname)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
 	struct nlmsghdr *nlh;
+	int ret;
 
 	if (!r)
 		return -ENOMEM;
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
-	nlh = msg_start(bl, NFT_MSG_DELRULE, NLM_F_ACK);
-	nftnl_rule_nlmsg_build_payload(nlh, r);
-	nftnl_rule_free(r);
-	return msg_end(bl, MK_FLUSH_TABLE, table, NULL);
-}
-
-static int put_chain(struct builder *bl, const struct nft_chain_spec *cs)
-{
-	struct nftnl_chain *c = nftnl_chain_alloc();
-	struct nlmsghdr *nlh;
-
-	if (!c)
-		return -ENOMEM;
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, cs->table);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, cs->name);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, cs->type);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, cs->hook);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, cs->prio);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-	nlh = msg_start(bl, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_ACK);
-	nftnl_chain_nlmsg_build_payload(nlh, c);
-	nftnl_chain_free(c);
-	return msg_end(bl, MK_ADD_CHAIN, cs->table, cs->name);
-}
-
-/* One rule: spec is an element of rules[] (kind from rule_kinds[]), or a
- * reroute (spec->family NFPROTO_UNSPEC, ifname set). */
-static int put_rule(struct builder *bl, const struct nft_rule_spec *rs, enum rule_kind kind,
-		    const char *ifname)
-{
-	struct nftnl_udata_buf *ud = NULL;
-	struct nftnl_rule *r = NULL;
-	struct nlmsghdr *nlh;
-	int ret;
-
-	r = nftnl_rule_alloc();
-	ud = nftnl_udata_buf_alloc(256);
-	if (!r || !ud) {
-		ret = -ENOMEM;
-		goto out;
-	}
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, rs->table);
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, rs->chain);
-	if (!nftnl_udata_put_strz(ud, NFTNL_UDATA_RULE_COMMENT, rs->tag)) {
-		ret = -ENOSPC;
-		goto out;
+	ret = nx_comment(r, rs->tag);
+	if (ret >= 0)
+		ret = build_exprs(r, kind, rs->family, ifname);
+	if (ret >= 0) {
+		nlh = nftb_msg_start(bl, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK);
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		ret = nftb_msg_end(bl, MK_ADD_RULE, rs->table, rs->tag);
 	}
-	nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud),
-			    nftnl_udata_buf_len(ud));
-	ret = build_exprs(r, kind, rs->family, ifname);
-	if (ret < 0)
-		goto out;
-	nlh = msg_start(bl, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK);
-	nftnl_rule_nlmsg_build_payload(nlh, r);
-	ret = msg_end(bl, MK_ADD_RULE, rs->table, rs->tag);
-out:
 	nftnl_rule_free(r);
-	nftnl_udata_buf_free(ud);
 	return ret;
 }
 
-/* mnl_nlmsg_batch lets the last message run past its limit, so the limit
- * is half the buffer (libmnl's documented sizing); our messages are far
- * smaller than half of NFT_BATCH_BUFSZ. */
-static int batch_open(struct builder *bl, struct nft_batch *b)
-{
-	if (!b->buf || b->cap < 4096)
-		return -ENOSPC;
-	b->len = 0;
-	b->nmsg = 0;
-	bl->b = b;
-	bl->mb = mnl_nlmsg_batch_start(b->buf, b->cap / 2);
-	return bl->mb ? 0 : -ENOMEM;
-}
-
-static int batch_close(struct builder *bl, int ret)
-{
-	if (ret >= 0)
-		ret = put_batch_marker(bl, false);
-	if (ret >= 0)
-		bl->b->len = mnl_nlmsg_batch_size(bl->mb);
-	else
-		bl->b->len = 0;
-	mnl_nlmsg_batch_stop(bl->mb);
-	return ret;
-}
 
 int nft_build_apply(struct nft_batch *b, const struct inpod_mode *mode)
 {
-	struct builder bl;
+	struct nftb bl;
 	int ret;
 
 	assert(mode->n_reroute <= INPOD_MAX_REROUTE);
-	ret = batch_open(&bl, b);
+	ret = nftb_open(&bl, b);
 	if (ret < 0)
 		return ret;
-	ret = put_batch_marker(&bl, true);
+	ret = nftb_marker(&bl, true);
 	for (size_t t = 0; ret >= 0 && t < ARRAY_SIZE(tables); t++) {
-		ret = put_table(&bl, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, MK_ADD_TABLE,
+		ret = nftb_table(&bl, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, MK_ADD_TABLE,
 				tables[t]);
 		if (ret >= 0)
-			ret = put_flush(&bl, tables[t]);
+			ret = nftb_flush_table(&bl, tables[t]);
 		for (size_t c = 0; ret >= 0 && c < ARRAY_SIZE(chains); c++)
 			if (!strcmp(chains[c].table, tables[t]))
-				ret = put_chain(&bl, &chains[c]);
+				ret = nftb_chain(&bl, &chains[c]);
 		/* Reroutes first: the inbound redirect would take their packets. */
 		for (size_t i = 0; ret >= 0 && i < mode->n_reroute && !strcmp(tables[t], NFT_TABLE_NAT); i++) {
 			const struct nft_rule_spec rs = { NFT_TABLE_NAT, "prerouting", b->reroute_tag[i],
@@ -552,61 +216,28 @@ int nft_build_apply(struct nft_batch *b, const struct inpod_mode *mode)
 			if (!strcmp(rules[i].table, tables[t]) && (mode->capture_inbound || !rules[i].inbound))
 				ret = put_rule(&bl, &rules[i], rule_kinds[i], NULL);
 	}
-	return batch_close(&bl, ret);
+	return nftb_close(&bl, ret);
 }
 
 int nft_build_delete(struct nft_batch *b)
 {
-	struct builder bl;
+	struct nftb bl;
 	int ret;
 
-	ret = batch_open(&bl, b);
+	ret = nftb_open(&bl, b);
 	if (ret < 0)
 		return ret;
-	ret = put_batch_marker(&bl, true);
+	ret = nftb_marker(&bl, true);
 	for (size_t t = 0; ret >= 0 && t < ARRAY_SIZE(tables); t++) {
 		/* Adding first makes the delete succeed when absent. */
-		ret = put_table(&bl, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, MK_ADD_TABLE,
+		ret = nftb_table(&bl, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, MK_ADD_TABLE,
 				tables[t]);
 		if (ret >= 0)
-			ret = put_table(&bl, NFT_MSG_DELTABLE, NLM_F_ACK, MK_DEL_TABLE, tables[t]);
+			ret = nftb_table(&bl, NFT_MSG_DELTABLE, NLM_F_ACK, MK_DEL_TABLE, tables[t]);
 	}
-	return batch_close(&bl, ret);
+	return nftb_close(&bl, ret);
 }
 
-void nft_batch_describe(const struct nft_batch *b, uint32_t seq, char *out, size_t outlen)
-{
-	size_t i = (size_t)(seq - b->seq0);
-
-	if (!outlen)
-		return;
-	if (i >= b->nmsg) {
-		snprintf(out, outlen, "nftables batch");
-		return;
-	}
-	switch (b->msg[i].kind) {
-	case MK_BATCH:
-		snprintf(out, outlen, "nftables batch %s", b->msg[i].name);
-		break;
-	case MK_ADD_TABLE:
-		snprintf(out, outlen, "add table inet %s", b->msg[i].table);
-		break;
-	case MK_FLUSH_TABLE:
-		snprintf(out, outlen, "flush table inet %s", b->msg[i].table);
-		break;
-	case MK_DEL_TABLE:
-		snprintf(out, outlen, "delete table inet %s", b->msg[i].table);
-		break;
-	case MK_ADD_CHAIN:
-		snprintf(out, outlen, "add chain inet %s %s", b->msg[i].table, b->msg[i].name);
-		break;
-	case MK_ADD_RULE:
-		snprintf(out, outlen, "add rule %s to inet %s", b->msg[i].name, b->msg[i].table);
-		break;
-	default:
-		snprintf(out, outlen, "nftables batch message %zu", i);
-	}
-}
 
 /* ---- I/O ---- */
 
@@ -616,7 +247,6 @@ static int send_batch(struct nl_sock *s, const struct inpod_mode *mode, char *er
 	struct nft_batch *b = NULL;
 	void *buf = NULL;
 	char kerr[384] = "", what[160];
-	uint32_t err_seq = 0;
 	int ret;
 
 	b = malloc(sizeof(*b));
@@ -632,9 +262,8 @@ static int send_batch(struct nl_sock *s, const struct inpod_mode *mode, char *er
 			snprintf(err, errlen, "building the nftables batch: %s", strerror(-ret));
 		goto out;
 	}
-	ret = nl_talk(s, b->buf, b->len, 0, NULL, NULL, kerr, sizeof(kerr), &err_seq);
+	ret = nftb_send(s, b, what, sizeof(what), kerr, sizeof(kerr));
 	if (ret < 0 && err && errlen) {
-		nft_batch_describe(b, err_seq, what, sizeof(what));
 		snprintf(err, errlen, "nftables %s failed at \"%s\": %s%s",
 			 mode ? "apply" : "delete", what, kerr,
 			 mode ? "; nothing was changed. Check that no other program owns "

@@ -16,7 +16,7 @@
  *   GET  /certs         JSON array of workload certificates (mTLS mode; else [])
  *   GET  /policies      JSON array of compiled policies and the local pods they select
  *   GET  /pool          JSON array of pooled outbound HBONE connections
- *   GET  /config_dump   {config, pods, mesh, ready}
+ *   GET  /config_dump   {config, pods, mesh, ready, hostProbe}
  *   GET  /logging       {level};  POST /logging?level=debug sets it
  *   GET  /healthz/ready (also on the readiness address)
  *   GET  /stats/prometheus, /metrics (also on the metrics address)
@@ -360,6 +360,9 @@ static json_t *config_dump(const struct tunnel *t)
 		json_object_set_new(conf, "poolIdleTimeoutMs", json_integer(c->pool_idle_timeout_ms));
 		json_object_set_new(conf, "hbonePingIntervalMs", json_integer(c->hbone_ping_interval_ms));
 		json_object_set_new(conf, "workerThreads", json_integer(c->worker_threads));
+		json_object_set_new(conf, "hostProbeSnat", json_boolean(c->host_probe_snat));
+		json_object_set_new(conf, "kubeletUid",
+				    c->kubelet_uid >= 0 ? json_integer(c->kubelet_uid) : json_null());
 	}
 	mesh = json_pack("{s:b,s:I,s:I,s:o,s:I,s:I,s:I}", "loaded", t->mesh != NULL,
 			 "generation", (json_int_t)t->mesh_generation,
@@ -368,11 +371,11 @@ static json_t *config_dump(const struct tunnel *t)
 			 "namespaces", (json_int_t)(t->mesh ? t->mesh->n_namespaces : 0),
 			 "pods", (json_int_t)(t->mesh ? t->mesh->n_pods : 0),
 			 "services", (json_int_t)(t->mesh ? t->mesh->n_services : 0));
-	return json_pack("{s:s,s:o,s:o,s:o,s:I,s:b,s:s}", "version", WARREN_VERSION,
+	return json_pack("{s:s,s:o,s:o,s:o,s:I,s:b,s:s,s:o}", "version", WARREN_VERSION,
 			 "config", conf ? conf : json_null(), "pods", pods_json(t),
 			 "mesh", mesh ? mesh : json_null(),
 			 "meshGeneration", (json_int_t)t->mesh_generation, "ready", ready,
-			 "readyReason", reason);
+			 "readyReason", reason, "hostProbe", host_probe_json(t));
 }
 
 static void handle_logging(struct http_response *resp, const struct http_request *req, bool post)

@@ -313,7 +313,7 @@ static json_t *op_gc(struct tunnel *t, json_t *req)
 	return json_pack("{s:b,s:I}", "ok", 1, "removed", (json_int_t)removed);
 }
 
-static json_t *dispatch(struct hclient *c, json_t *req, const char *op, int *pfd)
+static json_t *dispatch_op(struct hclient *c, json_t *req, const char *op, int *pfd)
 {
 	struct tunnel *t = c->t;
 
@@ -337,6 +337,15 @@ static json_t *dispatch(struct hclient *c, json_t *req, const char *op, int *pfd
 	if (!strcmp(op, "gc"))
 		return op_gc(t, req);
 	return handoff_error("unknown op \"%s\" (query, add, del, check, status, gc)", op);
+}
+
+static json_t *dispatch(struct hclient *c, json_t *req, const char *op, int *pfd)
+{
+	json_t *resp = dispatch_op(c, req, op, pfd);
+
+	/* Before the answer: once the plugin returns, the kubelet may probe. */
+	host_probe_flush(c->t);
+	return resp;
 }
 
 /* Requests that change or inspect the pod registry wait for adoption; a

@@ -69,7 +69,7 @@ static void usage(FILE *f)
 		"                     clusterId, caDir (mTLS; none = plaintext), certLifetimeSeconds,\n"
 		"                     rootNamespace, poolMaxStreams, poolIdleTimeoutMs,\n"
 		"                     hbonePingIntervalMs, keepCapabilities, adoptBatch,\n"
-		"                     workerThreads\n"
+		"                     workerThreads, hostProbeSnat, kubeletUid\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n"
 		"\n"
@@ -285,6 +285,8 @@ int main(int argc, char **argv)
 		goto out;
 	if (handoff_server_start(&t) < 0)
 		goto out;
+	if (host_probe_start(&t) < 0)
+		goto out;
 	ret = state_adopt_start(&t);
 	if (ret < 0) {
 		log_error("cannot start re-adopting the recorded pods: %s", strerror(-ret));
@@ -312,6 +314,7 @@ out:
 		loop_timer_cancel(t.loop, t.retry_timer);
 	while (t.pods)
 		pod_free(t.pods); /* records stay on disk for the next start */
+	host_probe_stop(&t); /* its table stays too (host_probe.c says why) */
 	admin_stop(&t);
 	mesh_watch_stop(&t);
 	mtls_stop(&t);

@@ -157,6 +157,7 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 		t->pods->prev = p;
 	t->pods = p;
 	t->n_pods++;
+	t->host_probe_stale = true;
 	return p;
 }
 
@@ -185,6 +186,7 @@ void pod_free(struct pod *p)
 	if (p->next)
 		p->next->prev = p->prev;
 	t->n_pods--;
+	t->host_probe_stale = t->host_probe_full = true;
 	pod_release(p);
 }
 

@@ -403,6 +403,7 @@ static void adoption_finish(struct tunnel *t)
 	adoption_free(a);
 	t->adoption = NULL;
 	t->adopted = true;
+	host_probe_flush(t);
 	/* Only now: a held add must see the adopted pod, never race it. */
 	handoff_server_resume(t);
 }

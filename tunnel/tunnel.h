@@ -131,6 +131,7 @@ struct pod {
 	struct pod_listener lis[LIS_COUNT];
 	bool listening;
 	struct inpod_mode mode;      /* how the plugin captured it (annotations) */
+	bool in_host_table;          /* its addresses are in the host probe set */
 	struct conn *conns;
 	size_t n_conns;
 	bool id_held;                /* holds a reference on its identity (mtls) */
@@ -148,6 +149,7 @@ struct admin;
 struct accesslog;
 struct adoption;
 struct hclient;
+struct host_probe;
 
 struct tunnel {
 	unsigned magic;
@@ -172,6 +174,9 @@ struct tunnel {
 	struct authz_set *authz;       /* compiled policies of t->mesh; NULL: none */
 	struct worker *workers;        /* workers.c */
 	unsigned n_workers;
+	struct host_probe *hp;         /* host_probe.c */
+	bool host_probe_stale;         /* pods came or went since the last sync */
+	bool host_probe_full;          /* ... and some went: sync the whole table */
 };
 
 /* ---- workers.c ---- */
@@ -229,6 +234,20 @@ int pod_socket(struct pod *p, int family);
 /* Ready: model loaded, adoption done, every pod listening. *reason is
  * static or, while adopting, valid until the next loop callback. */
 bool tunnel_ready(const struct tunnel *t, const char **reason);
+
+/* ---- host_probe.c: the node's table for kubelet probes ---- */
+/* Opens the netfilter socket and finds the kubelet's UID; with
+ * hostProbeSnat: false deletes the table instead. Problems are logged and
+ * leave probes captured: 0, or -ENOMEM. */
+int host_probe_start(struct tunnel *t);
+void host_probe_stop(struct tunnel *t);
+/* Sync the table with the pods when t->host_probe_stale (after adoption). */
+void host_probe_flush(struct tunnel *t);
+json_t *host_probe_json(const struct tunnel *t);
+/* The UID of a kubelet, kubelite or k3s process under proc (a procfs
+ * path), Istio's way: 0 with *uid and *pid, -ENOENT, -EEXIST when such
+ * processes run under different UIDs (err says which), or -errno. */
+int kubelet_uid_find(const char *proc, long long *uid, long *pid, char *err, size_t errlen);
 
 /* ---- inpod_listen.c ---- */
 /* Create the three listeners of every shard of primary p inside the pod

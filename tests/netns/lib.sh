@@ -24,6 +24,7 @@
 #   wait_for [-t S] CMD...  poll CMD every 50 ms until it succeeds, at most S s (10)
 #   wait_listen NETNS PORT [S]   poll ss until a TCP listener on PORT exists
 #   ok NAME / not_ok NAME [DIAG...] / check NAME CMD... / diag TEXT   TAP lines
+#   fails CMD...            succeeds when CMD fails
 #   topo_up                 create node namespaces, veth, routes, conflists, mesh
 #   mtls_cluster_up         mesh CA, topo_up, namespaces mesh (ambient) and plain, both tunnels
 #   need_built BIN...       die unless $WARREN_BUILD/BIN exists
@@ -47,6 +48,8 @@ CNI_CHAIN="$WARREN_ROOT/tests/lib/cni-chain.py"
 MESH_EDIT="$WARREN_ROOT/tests/lib/mesh-edit.py"
 APP="$WARREN_ROOT/tests/lib/app.py"
 PYTHON=${PYTHON:-python3}
+# For processes run as another user (setpriv): Debian's, not one under root's home.
+USER_PYTHON=/usr/bin/python3
 PP_FD=${PP_FD:-2}
 E2E_ID=$$
 
@@ -82,6 +85,8 @@ check() {
 	local name=$1 out; shift
 	if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "command: $*"$'\n'"$out"; fi
 }
+
+fails() { ! "$@"; } # CMD...: succeeds when CMD fails (check "..." fails CMD)
 
 pp() {
 	printf '\e[2m+ %s\e[0m\n' "$*" >&"$PP_FD"
@@ -128,6 +133,27 @@ mesh() {
 			echo "# mesh edit ($*) not loaded by $node's tunnel within 5 s" >&2
 	done
 	return $rc
+}
+# Apply python code to the mesh objects (list `objs`) under the editor's
+# lock, then let mesh-edit re-render the YAML (and wait for the tunnels).
+mesh_py() {
+	"$PYTHON" - "$T/mesh.yaml" "$1" <<'PY' || return 1
+import fcntl, json, os, sys
+f, code = sys.argv[1], sys.argv[2]
+lock = open(f + ".lock", "a"); fcntl.flock(lock, fcntl.LOCK_EX)
+objs = json.load(open(f + ".json"))
+exec(code)
+tmp = f + ".json.tmp"
+open(tmp, "w").write(json.dumps(objs, indent=1)); os.rename(tmp, f + ".json")
+PY
+	mesh ns mesh istio.io/dataplane-mode=ambient # re-render (mtls_cluster_up's namespace) + wait for both tunnels
+}
+# Istio policy objects (AuthorizationPolicy, PeerAuthentication) in the mesh.
+add_policy() { # JSON of one object
+	mesh_py "objs.append(json.loads('''$1'''))"
+}
+del_policy() { # KIND NS NAME
+	mesh_py "objs[:] = [o for o in objs if not (o['kind'] == '$1' and o['metadata']['namespace'] == '$2' and o['metadata']['name'] == '$3')]"
 }
 mesh_generation() { # NODE
 	wctl "$1" -o json config-dump 2>/dev/null |
@@ -396,15 +422,22 @@ app_server() { # POD PORT: echo server, log in $T/POD.app.log (IPv6 too with DUA
 
 last_peer() { tail -n 1 "$T/$1.app.log" | awk '{print $2}'; } # POD: peer IP of the app's last accept
 
+# app.py client from NODE's netns as UID (setpriv; the script comes on stdin,
+# as $T is root's only): a kubelet-style probe when UID is the kubelet's.
+connect_as() { # NODE UID ADDR PORT MSG
+	nexec "$1" setpriv --reuid="$2" --regid="$2" --clear-groups \
+		timeout 20 "$USER_PYTHON" - client "$3" "$4" "$5" <"$APP"
+}
+
 app_client() { # POD HOST PORT MSG [app.py client options]
 	local pod=$1; shift
 	ip netns exec "${POD_NETNS[$pod]}" timeout 20 "$PYTHON" "$APP" client "$@"
 }
 
 # Counter (packets) of the nft rule whose comment (userdata) is TAG, in
-# table inet TABLE of the pod's netns; empty when the rule is missing.
-nft_counter() { # POD TABLE TAG
-	pexec "$1" nft -j list table inet "$2" 2>/dev/null | "$PYTHON" -c '
+# table inet TABLE of the netns; empty when the rule is missing.
+nft_counter_in() { # NETNS TABLE TAG
+	ip netns exec "$1" nft -j list table inet "$2" 2>/dev/null | "$PYTHON" -c '
 import json, sys
 tag = sys.argv[1]
 for item in json.load(sys.stdin).get("nftables", []):
@@ -416,6 +449,7 @@ for item in json.load(sys.stdin).get("nftables", []):
             print(e["counter"]["packets"]); sys.exit(0)
 sys.exit(1)' "$3"
 }
+nft_counter() { nft_counter_in "${POD_NETNS[$1]}" "$2" "$3"; } # POD TABLE TAG
 
 # Nothing of ours inside a pod netns: no warren tables, no rule for table 100,
 # no route in table 100.

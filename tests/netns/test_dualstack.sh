@@ -17,18 +17,19 @@
 # VIP over HBONE (TLS to [srv]:15008 on the wire, the payload never in
 # clear, the server sees cli's IPv6 address), IPv4 beside it, plaintext
 # capture over IPv6 from a pod outside the mesh, an L4 policy with an IPv6
-# ipBlock, and identities in the metrics. Env: B or WARREN_BUILD, KEEP_TMP=1.
+# ipBlock, identities in the metrics, and a kubelet probe over IPv6 leaving
+# node2 from the IPv6 probe address. Env: B or WARREN_BUILD, KEEP_TMP=1.
 set -uo pipefail
 DUALSTACK=1
 source "$(dirname "$0")/lib.sh"
 
 lib_init
 CLEANUP_TAP=1
-need tcpdump "$PYTHON"
+need tcpdump setpriv "$PYTHON" "$USER_PYTHON"
 need_built warren-cni warren-tunnel warrenctl
 
-tunnel_conf_extra() { printf 'caDir: %s\nmeshReloadMs: 200\n' "$T/ca"; } # NODE
-fails() { ! "$@"; }
+KUBELET_UID=4321
+tunnel_conf_extra() { printf 'caDir: %s\nmeshReloadMs: 200\nkubeletUid: %s\n' "$T/ca" "$KUBELET_UID"; } # NODE
 policy() { # YAML of one object, or "" to remove mesh/only-v6: re-render + wait
 	"$PYTHON" - "$T/mesh.yaml" "$1" <<'PY' || return 1
 import fcntl, json, sys
@@ -94,6 +95,16 @@ check "ext (not enrolled) -> [$SRV6]:8080 is delivered through srv's capture" \
 	not_ok "plaintext over IPv6: the server sees ext's address" "$(tail -n 3 "$T/srv.app.log")"
 check "... node2 took it on 15006 (inbound plaintext)" \
 	grep -qF "inbound connection [${POD_IP6[ext]}]:" "$T/node2/tunnel.log"
+
+# --- a kubelet probe over IPv6 -------------------------------------------------
+nexec node2 nft list set inet warren-host probe-pods-v6 | grep -F " $SRV6 " >/dev/null &&
+	ok "node2's probe-pods-v6 set holds srv's IPv6 address" ||
+	not_ok "node2's probe-pods-v6 set" "$(nexec node2 nft list table inet warren-host)"
+check "a probe (kubelet uid $KUBELET_UID) from node2 -> [$SRV6]:8080 works" \
+	connect_as node2 "$KUBELET_UID" "$SRV6" 8080 "probe6-$E2E_ID"
+[[ $(last_peer srv) == fd16:9254:7127:1337:ffff:ffff:ffff:ffff ]] &&
+	ok "... the app sees it from the IPv6 probe address" ||
+	not_ok "the IPv6 probe arrives from fd16:9254:7127:1337:ffff:ffff:ffff:ffff" "$(tail -n 3 "$T/srv.app.log")"
 
 # --- L4 policy with IPv6 addresses -------------------------------------------
 policy '{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",

@@ -50,27 +50,7 @@ meshReloadMs: 200
 EOF
 }
 
-# Apply python code to the mesh objects (list `objs`) under the editor's
-# lock, then let mesh-edit re-render the YAML (and wait for the tunnels).
-mesh_py() {
-	"$PYTHON" - "$T/mesh.yaml" "$1" <<'PY' || return 1
-import fcntl, json, os, sys
-f, code = sys.argv[1], sys.argv[2]
-lock = open(f + ".lock", "a"); fcntl.flock(lock, fcntl.LOCK_EX)
-objs = json.load(open(f + ".json"))
-exec(code)
-tmp = f + ".json.tmp"
-open(tmp, "w").write(json.dumps(objs, indent=1)); os.rename(tmp, f + ".json")
-PY
-	mesh ns mesh istio.io/dataplane-mode=ambient # re-render + wait for both tunnels
-}
 set_sa() { mesh_py "[o['spec'].__setitem__('serviceAccountName', '$3') for o in objs if o['kind'] == 'Pod' and o['metadata']['namespace'] == '$1' and o['metadata']['name'] == '$2']"; }
-add_policy() { # JSON of one object
-	mesh_py "objs.append(json.loads('''$1'''))"
-}
-del_policy() { # KIND NS NAME
-	mesh_py "objs[:] = [o for o in objs if not (o['kind'] == '$1' and o['metadata']['namespace'] == '$2' and o['metadata']['name'] == '$3')]"
-}
 metric() { # NODE NAME LABEL-SUBSTRING: value (sum) or 0
 	nexec "$1" curl -s --max-time 2 http://127.0.0.1:15020/metrics |
 		awk -v n="$2" -v l="$3" 'index($0, n) == 1 && index($0, l) { s += $NF } END { print s + 0 }'
@@ -80,7 +60,6 @@ serial_of() { # NODE IDENTITY
 for c in json.load(sys.stdin):
     if c["identity"] == sys.argv[1]: print(c["serial"])' "$2"
 }
-fails() { ! "$@"; }
 at_least() { local v; v=$(metric "$1" "$2" "$3"); ((v >= $4)); } # NODE NAME LABELS MIN
 serial_changed() { local s; s=$(serial_of "$1" "$2"); [[ -n $s && $s != "$3" ]]; }
 

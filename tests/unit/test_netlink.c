@@ -22,10 +22,12 @@
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/table.h>
 
 #include "conf/warren.h"
 #include "netlink/nft.h"
+#include "netlink/nft_host.h"
 #include "netlink/route.h"
 #include "tests/unit/t.h"
 
@@ -675,6 +677,256 @@ static void t_batch_errors_and_describe(void)
 	T_ASSERT_STR(d, "nftables batch");
 }
 
+/* ---- the node's host table (nft_host.h) ---- */
+
+static void *host_buf;
+
+static int build_host(const struct nft_host_elem *el, size_t n, long long uid)
+{
+	const struct nft_host_spec spec = { .kubelet_uid = uid, .elems = el, .n = n };
+	size_t cap = nft_host_bufsz(n);
+
+	free(host_buf);
+	host_buf = malloc(cap);
+	if (!host_buf)
+		return -ENOMEM;
+	nft_batch_init(&batch, host_buf, cap, SEQ0);
+	return nft_build_host_sync(&batch, &spec);
+}
+
+static void host_elems(struct nft_host_elem *el)
+{
+	static const char *const v4[] = { "10.244.2.5", "10.244.2.6", "10.244.2.7" };
+
+	for (size_t i = 0; i < 3; i++) {
+		el[i] = (struct nft_host_elem){ .family = AF_INET, .comment = "uid-v4" };
+		inet_pton(AF_INET, v4[i], el[i].addr);
+	}
+	el[3] = (struct nft_host_elem){ .family = AF_INET6, .comment = "uid-v6" };
+	inet_pton(AF_INET6, "fd00:244:2::5", el[3].addr);
+}
+
+/* One element as the kernel reads it: a nest { KEY { DATA_VALUE },
+ * USERDATA }. libnftnl numbers the element nests 1, 2, 3... where its own
+ * parser expects NFTA_LIST_ELEM (1) for each, so it cannot read back a
+ * message of several elements; the kernel ignores the nest type. Hence
+ * libmnl here. */
+static bool elem_matches(const struct nlattr *elem, const struct nft_host_elem *want,
+			 size_t keylen)
+{
+	const struct nlattr *a, *k = NULL, *ud = NULL;
+
+	mnl_attr_for_each_nested(a, elem) {
+		if (mnl_attr_get_type(a) == NFTA_SET_ELEM_KEY)
+			k = mnl_attr_get_payload(a);
+		else if (mnl_attr_get_type(a) == NFTA_SET_ELEM_USERDATA)
+			ud = a;
+	}
+	if (!k || mnl_attr_get_type(k) != NFTA_DATA_VALUE || mnl_attr_get_payload_len(k) != keylen ||
+	    memcmp(mnl_attr_get_payload(k), want->addr, keylen) || !ud)
+		return false;
+	/* userdata: type 0 (comment), length, the string with its NUL */
+	return mnl_attr_get_payload_len(ud) == 2 + strlen(want->comment) + 1 &&
+	       ((const char *)mnl_attr_get_payload(ud))[0] == 0 &&
+	       !strcmp((const char *)mnl_attr_get_payload(ud) + 2, want->comment);
+}
+
+/* The elements of a NEWSETELEM/DELSETELEM message of set: how many (*n),
+ * and how many of them are in want. 0, or -1 when the message names
+ * another set or is malformed. */
+static int set_elems(const struct nlmsghdr *nlh, const char *set, const struct nft_host_elem *want,
+		     size_t nwant, size_t keylen, size_t *n, size_t *matched)
+{
+	const struct nlattr *a, *e, *elems = NULL;
+	const char *name = NULL;
+
+	*n = *matched = 0;
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_SET)
+			name = mnl_attr_get_str(a);
+		else if (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_ELEMENTS)
+			elems = a;
+	}
+	if (!name || strcmp(name, set))
+		return -1;
+	if (!elems)
+		return 0;
+	mnl_attr_for_each_nested(e, elems) {
+		(*n)++;
+		for (size_t i = 0; i < nwant; i++)
+			if (elem_matches(e, &want[i], keylen))
+				(*matched)++;
+	}
+	return 0;
+}
+
+static void t_host_sync_batch(void)
+{
+	static const uint16_t types[] = {
+		NFT_MSG_NEWTABLE,   NFT_MSG_DELRULE, NFT_MSG_NEWCHAIN,
+		NFT_MSG_NEWSET,     NFT_MSG_DELSETELEM, NFT_MSG_NEWSETELEM, NFT_MSG_NEWRULE,
+		NFT_MSG_NEWSET,     NFT_MSG_DELSETELEM, NFT_MSG_NEWSETELEM, NFT_MSG_NEWRULE,
+	};
+	struct nft_host_elem el[4];
+	struct nftnl_chain *c;
+	struct nftnl_set *s;
+	size_t n, matched;
+	char d[160];
+
+	host_elems(el);
+	T_ASSERT_INT(build_host(el, 4, 4321), 0);
+	T_ASSERT_INT(msg_count(), ARRAY_SIZE(types) + 2);
+	T_ASSERT_INT(msg_at(0)->nlmsg_type, NFNL_MSG_BATCH_BEGIN);
+	T_ASSERT_INT(msg_at(ARRAY_SIZE(types) + 1)->nlmsg_type, NFNL_MSG_BATCH_END);
+	for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+		T_ASSERT(is_nft(msg_at(i + 1), types[i]));
+		T_ASSERT(msg_at(i + 1)->nlmsg_flags & NLM_F_ACK);
+		/* nothing may fail on what exists: no EXCL anywhere */
+		T_ASSERT(!(msg_at(i + 1)->nlmsg_flags & NLM_F_EXCL));
+	}
+	c = nftnl_chain_alloc();
+	T_ASSERT_INT(nftnl_chain_nlmsg_parse(msg_at(3), c), 0);
+	T_ASSERT_STR(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE), "warren-host");
+	T_ASSERT_STR(nftnl_chain_get_str(c, NFTNL_CHAIN_TYPE), "nat");
+	T_ASSERT_INT(nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM), NF_INET_POST_ROUTING);
+	T_ASSERT_INT(nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO), 99);
+	nftnl_chain_free(c);
+	for (int f = 0; f < 2; f++) {
+		size_t at = 4 + 4 * (size_t)f;
+
+		s = nftnl_set_alloc();
+		T_ASSERT_INT(nftnl_set_nlmsg_parse(msg_at(at), s), 0);
+		T_ASSERT_STR(nftnl_set_get_str(s, NFTNL_SET_NAME), f ? "probe-pods-v6" : "probe-pods-v4");
+		T_ASSERT_INT(nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN), f ? 16 : 4);
+		T_ASSERT_INT(nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE), f ? 8 : 7); /* ip6/ipv4_addr */
+		nftnl_set_free(s);
+		/* the flush names the set and carries no element */
+		T_ASSERT_INT(set_elems(msg_at(at + 1), f ? "probe-pods-v6" : "probe-pods-v4", NULL, 0,
+				       0, &n, &matched), 0);
+		T_ASSERT_INT(n, 0);
+		T_ASSERT_INT(set_elems(msg_at(at + 2), f ? "probe-pods-v6" : "probe-pods-v4",
+				       f ? el + 3 : el, f ? 1 : 3, f ? 16 : 4, &n, &matched), 0);
+		T_ASSERT_INT(n, f ? 1 : 3);
+		T_ASSERT_INT(matched, n);
+	}
+	nft_batch_describe(&batch, SEQ0 + 6, d, sizeof(d));
+	T_ASSERT_STR(d, "add element inet warren-host probe-pods-v4");
+	nft_batch_describe(&batch, SEQ0 + 5, d, sizeof(d));
+	T_ASSERT_STR(d, "flush set inet warren-host probe-pods-v4");
+	nft_batch_describe(&batch, SEQ0 + 8, d, sizeof(d));
+	T_ASSERT_STR(d, "add set inet warren-host probe-pods-v6");
+}
+
+static void t_host_snat_rules(void)
+{
+	struct nftnl_rule *r[4];
+	struct nft_host_elem el[4];
+	unsigned char probe[16];
+	size_t n;
+
+	host_elems(el);
+	T_ASSERT_INT(build_host(el, 4, 4321), 0);
+	n = parse_rules(r, 4);
+	T_ASSERT_INT(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		bool v6 = i == 1, ok;
+		struct expr_view v;
+		char tag[128];
+		uint32_t len = 0;
+		const void *d;
+		ssize_t at;
+
+		nft_rule_tag(r[i], tag, sizeof(tag));
+		inet_pton(v6 ? AF_INET6 : AF_INET, v6 ? PROBE_SNAT_IPV6 : PROBE_SNAT_IPV4, probe);
+		view(r[i], &v);
+		/* nfproto, l4proto tcp, skuid, daddr @set, counter, snat to the probe address */
+		ok = !strcmp(tag, v6 ? "warren:host-probe-snat-v6" : "warren:host-probe-snat-v4") &&
+		     v.n == 11 && !strcmp(v.name[0], "meta") &&
+		     cmp_u32(v.e[1]) == (v6 ? NFPROTO_IPV6 : NFPROTO_IPV4) &&
+		     nftnl_expr_get_u32(v.e[2], NFTNL_EXPR_META_KEY) == NFT_META_L4PROTO &&
+		     cmp_u32(v.e[3]) == IPPROTO_TCP &&
+		     nftnl_expr_get_u32(v.e[4], NFTNL_EXPR_META_KEY) == NFT_META_SKUID &&
+		     cmp_u32(v.e[5]) == 4321 && !strcmp(v.name[6], "payload") &&
+		     nftnl_expr_get_u32(v.e[6], NFTNL_EXPR_PAYLOAD_OFFSET) == (v6 ? 24u : 16u) &&
+		     !strcmp(v.name[7], "lookup") &&
+		     !strcmp(nftnl_expr_get_str(v.e[7], NFTNL_EXPR_LOOKUP_SET),
+			     v6 ? "probe-pods-v6" : "probe-pods-v4") &&
+		     !strcmp(v.name[8], "counter") && !strcmp(v.name[9], "immediate") &&
+		     !strcmp(v.name[10], "nat") &&
+		     nftnl_expr_get_u32(v.e[10], NFTNL_EXPR_NAT_TYPE) == NFT_NAT_SNAT &&
+		     nftnl_expr_get_u32(v.e[10], NFTNL_EXPR_NAT_FAMILY) ==
+			     (v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+		at = find_expr(&v, "immediate", 0);
+		d = at >= 0 ? nftnl_expr_get(v.e[at], NFTNL_EXPR_IMM_DATA, &len) : NULL;
+		ok = ok && d && len == (v6 ? 16u : 4u) && !memcmp(d, probe, len);
+		if (!ok) {
+			printf("#   rule %zu (%s) wrong\n", i, tag);
+			free_rules(r, n);
+			T_ASSERT(ok);
+		}
+	}
+	free_rules(r, n);
+	/* no kubelet UID known: the sets are kept in step, no rule */
+	T_ASSERT_INT(build_host(el, 4, -1), 0);
+	T_ASSERT_INT(parse_rules(r, 4), 0);
+	T_ASSERT_INT(msg_count(), 11);
+}
+
+static void t_host_limits(void)
+{
+	struct nft_host_elem *el = calloc(2 * NFT_HOST_MAX_ELEMS + 1, sizeof(*el));
+	size_t adds = 0, total = 0, n, k, matched;
+
+	T_ASSERT(el);
+	for (size_t i = 0; i < 2 * NFT_HOST_MAX_ELEMS + 1; i++) {
+		uint32_t a = htonl(0x0a000000u + (uint32_t)i);
+
+		el[i].family = i < NFT_HOST_MAX_ELEMS ? AF_INET : AF_INET6;
+		memcpy(el[i].addr, &a, 4);
+		el[i].comment = "0b7c9a4e-5d1f-4a8e-9c3b-2f6e8d1a7b40"; /* a pod uid's length */
+	}
+	/* a full node: every element, in messages of at most 256 */
+	if (build_host(el, 2 * NFT_HOST_MAX_ELEMS, 0) < 0) {
+		free(el);
+		T_ASSERT(0);
+	}
+	n = msg_count();
+	for (size_t i = 0; i < n; i++) {
+		if (!is_nft(msg_at(i), NFT_MSG_NEWSETELEM))
+			continue;
+		adds++;
+		T_ASSERT_INT(set_elems(msg_at(i), adds <= 4 ? "probe-pods-v4" : "probe-pods-v6",
+				       NULL, 0, 0, &k, &matched), 0);
+		T_ASSERT(k <= 256);
+		total += k;
+	}
+	/* under net.core.wmem_default (208 KiB): one sendmsg takes it */
+	printf("#   %zu elements: %zu bytes, %zu element messages\n", 2 * (size_t)NFT_HOST_MAX_ELEMS,
+	       batch.len, adds);
+	T_ASSERT(batch.len < 208 * 1024);
+	T_ASSERT_INT(adds, 2 * NFT_HOST_MAX_ELEMS / 256);
+	T_ASSERT_INT(total, 2 * NFT_HOST_MAX_ELEMS);
+	/* one more of a family is refused, as is an unknown family */
+	T_ASSERT_INT(build_host(el + NFT_HOST_MAX_ELEMS - 1, NFT_HOST_MAX_ELEMS + 2, 0), -E2BIG);
+	el[0].family = AF_UNIX;
+	T_ASSERT_INT(build_host(el, 1, 0), -EINVAL);
+	el[0].family = AF_INET;
+	T_ASSERT_INT(build_host(el, 1, 1LL << 32), -EINVAL);
+	free(el);
+}
+
+static void t_host_delete_batch(void)
+{
+	T_ASSERT(host_buf || (host_buf = malloc(nft_host_bufsz(0))));
+	nft_batch_init(&batch, host_buf, nft_host_bufsz(0), SEQ0);
+	T_ASSERT_INT(nft_build_host_delete(&batch), 0);
+	T_ASSERT_INT(msg_count(), 4);
+	T_ASSERT(is_nft(msg_at(1), NFT_MSG_NEWTABLE));
+	T_ASSERT(is_nft(msg_at(2), NFT_MSG_DELTABLE));
+	free(host_buf);
+	host_buf = NULL;
+}
+
 /* ---- rtnetlink ---- */
 
 struct tb {
@@ -791,4 +1043,5 @@ T_MAIN(T_CASE(t_apply_batch_framing), T_CASE(t_apply_tables_and_flush), T_CASE(t
        T_CASE(t_reroute_parse), T_CASE(t_redirect_ports_and_marks), T_CASE(t_family_guards),
        T_CASE(t_connmark_rules), T_CASE(t_probe_addresses), T_CASE(t_delete_batch),
        T_CASE(t_batch_errors_and_describe), T_CASE(t_rule_requests), T_CASE(t_route_requests),
-       T_CASE(t_route_bad_args))
+       T_CASE(t_route_bad_args), T_CASE(t_host_sync_batch), T_CASE(t_host_snat_rules),
+       T_CASE(t_host_limits), T_CASE(t_host_delete_batch))

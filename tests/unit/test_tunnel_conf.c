@@ -249,6 +249,27 @@ static void test_worker_threads(void)
 	int_key_refused("bogus", "1", "hbonePingIntervalMs, keepCapabilities");
 }
 
+static void test_host_probe_keys(void)
+{
+	const size_t off = offsetof(struct tunnel_conf, kubelet_uid);
+	struct tunnel_conf c;
+
+	T_ASSERT_INT(load_text("meshPath: /m\n", &c), 0);
+	T_ASSERT(c.host_probe_snat);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nhostProbeSnat: false\n", &c), 0);
+	T_ASSERT(!c.host_probe_snat);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nhostProbeSnat: 'off'\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "hostProbeSnat: expected true or false, got a string"));
+	int_key_reads("kubeletUid", off, NULL, -1); /* unset: found at start */
+	int_key_reads("kubeletUid", off, "0", 0);
+	int_key_reads("kubeletUid", off, "4321", 4321);
+	int_key_refused("kubeletUid", "-1", "kubeletUid: -1 is out of range (0-2147483647)");
+	int_key_refused("kubeletUid", "kubelet", "kubeletUid: expected an integer, got a string");
+	int_key_refused("kubeletUID", "0", "did you mean \"kubeletUid\"?");
+}
+
 static void test_json(void)
 {
 	struct tunnel_conf c;
@@ -304,4 +325,4 @@ static void test_errors(void)
 
 T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
        T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_keep_capabilities),
-       T_CASE(test_adopt_batch), T_CASE(test_worker_threads))
+       T_CASE(test_adopt_batch), T_CASE(test_worker_threads), T_CASE(test_host_probe_keys))

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Kubelet probes to enrolled pods, as root on the real kernel (TAP).
+#
+# The tunnel keeps the node's table inet warren-host: a set of its enrolled
+# pods' IPs and a postrouting SNAT of the kubelet's TCP to them to
+# 169.254.7.127, which the in-pod rules pass to the app uncaptured. So a
+# probe works under STRICT mTLS, while any other plaintext from the node
+# is still captured (and refused by STRICT).
+#
+#   node1 netns                  <====== veth ======>  node2 netns
+#     cni0 10.244.1.1/24                                 cni0 10.244.2.1/24
+#      |-- cli (ns mesh, enrolled)                        |-- srv  (ns mesh, enrolled, echo :8080)
+#      |-- ext (ns plain, no warren-cni)                  |-- srv2 (ns mesh, enrolled, echo :8080)
+#     warren-tunnel caDir=$T/ca,                          |-- side (ns plain, echo :8080)
+#       kubeletUid: 4322 (configured)                    warren-tunnel caDir=$T/ca, kubelet found
+#                                                          in /proc: a "kubelet" process of uid 4321
+#     a probe = TCP from the node's netns as the kubelet's uid (setpriv)
+#
+# Shown by the kernel (the table's set and counters, the in-pod probe
+# accept counter) and by traffic (the app sees 169.254.7.127), across a
+# tunnel restart, a pod deleted while the tunnel was down, a table deleted
+# by hand, and hostProbeSnat: false. Env: B or WARREN_BUILD, KEEP_TMP=1.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+
+lib_init
+CLEANUP_TAP=1
+need setpriv "$PYTHON" "$USER_PYTHON"
+need_built warren-cni warren-tunnel warrenctl
+
+KUBELET_UID=4321 # node2's "kubelet", found in /proc
+NODE1_UID=4322   # node1's, from its config
+HOST_PROBE_OFF=0
+tunnel_conf_extra() { # NODE
+	echo "caDir: $T/ca"
+	[[ $1 == node1 ]] && echo "kubeletUid: $NODE1_UID"
+	((HOST_PROBE_OFF)) && echo "hostProbeSnat: false"
+	return 0
+}
+STRICT='{"apiVersion":"security.istio.io/v1","kind":"PeerAuthentication","metadata":{"namespace":"istio-system","name":"default","creationTimestamp":"2024-01-01T00:00:00Z"},"spec":{"mtls":{"mode":"STRICT"}}}'
+
+probe() { connect_as node2 "$KUBELET_UID" "${POD_IP[$1]}" 8080 "$2"; } # POD MSG: the kubelet's probe
+root_connect() { connect_as node2 0 "${POD_IP[$1]}" 8080 "$2"; } # POD MSG: root's plaintext
+host_set() { # NODE: "ADDR COMMENT" per element of set probe-pods-v4
+	nexec "$1" nft -j list set inet warren-host probe-pods-v4 2>/dev/null | "$PYTHON" -c '
+import json, sys
+for i in json.load(sys.stdin)["nftables"]:
+    for e in i.get("set", {}).get("elem", []):
+        if isinstance(e, dict): print(e["elem"]["val"], e["elem"].get("comment", ""))
+        else: print(e, "")'
+}
+in_host_set() { host_set "$1" | grep "^$2 " >/dev/null; } # NODE ADDR
+host_table() { nexec "$1" nft list table inet warren-host >/dev/null 2>&1; } # NODE
+host_probe() { # NODE KEY: config_dump hostProbe.KEY
+	wctl "$1" -o json config-dump | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["hostProbe"][sys.argv[1]])' "$2"
+}
+
+# --- the "kubelet" --------------------------------------------------------------
+# A process named kubelet with kubelet on its command line, as Istio looks
+# for it. It only sleeps; the probes are made by connect_as.
+bg setpriv --reuid=$KUBELET_UID --regid=$KUBELET_UID --clear-groups "$USER_PYTHON" -c \
+	'import time; open("/proc/self/comm", "w").write("kubelet"); time.sleep(3600)' kubelet --fake
+KUBELET_PID=${BG_PIDS[-1]}
+wait_for -t 5 bash -c "[[ \$(cat /proc/$KUBELET_PID/comm) == kubelet ]]" || die "fake kubelet process"
+
+mtls_cluster_up
+pod_add node2 mesh srv --label app=srv 2>"$T/err" || die "ADD srv: $(cat "$T/err")"
+pod_add node2 mesh srv2 --label app=srv2 2>"$T/err" || die "ADD srv2: $(cat "$T/err")"
+pod_add node2 plain side --conflist "$T/node2.plain.conflist" 2>"$T/err" || die "ADD side: $(cat "$T/err")"
+pod_add node1 mesh cli --label app=cli 2>"$T/err" || die "ADD cli: $(cat "$T/err")"
+pod_add node1 plain ext --conflist "$T/node1.plain.conflist" 2>"$T/err" || die "ADD ext: $(cat "$T/err")"
+for p in srv srv2 side; do app_server "$p" 8080 || die "echo server in $p"; done
+
+# --- the table ------------------------------------------------------------------
+[[ $(host_probe node2 kubeletUid) == "$KUBELET_UID" &&
+	$(host_probe node2 kubeletUidFrom) == "kubelet process (pid $KUBELET_PID)" ]] &&
+	ok "node2 found the kubelet's uid $KUBELET_UID in /proc (pid $KUBELET_PID)" ||
+	not_ok "node2 found the kubelet's uid" "$(wctl node2 -o json config-dump | grep -A12 hostProbe)"
+[[ $(host_probe node1 kubeletUid) == "$NODE1_UID" && $(host_probe node1 kubeletUidFrom) == "config (kubeletUid)" ]] &&
+	ok "node1 uses the configured kubeletUid $NODE1_UID" ||
+	not_ok "node1 uses kubeletUid" "$(wctl node1 -o json config-dump | grep -A12 hostProbe)"
+host_set node2 | grep -Fx "${POD_IP[srv]} ${POD_UID[srv]}" >/dev/null &&
+	ok "node2's set holds srv's address, with its pod uid as the comment" ||
+	not_ok "node2's set holds srv's address" "$(nexec node2 nft list table inet warren-host)"
+[[ $(host_set node2 | wc -l) == 2 ]] && in_host_set node2 "${POD_IP[srv2]}" &&
+	ok "... and srv2's; not side's (not enrolled): 2 elements" ||
+	not_ok "node2's set: srv and srv2 only" "$(host_set node2)"
+rules=$(nexec node2 nft list chain inet warren-host postrouting)
+grep -F "meta skuid $KUBELET_UID ip daddr @probe-pods-v4 counter" <<<"$rules" | grep -F "snat ip to 169.254.7.127" >/dev/null &&
+	grep -F "type nat hook postrouting priority srcnat - 1" <<<"$rules" >/dev/null &&
+	ok "node2: postrouting (srcnat - 1) SNATs uid $KUBELET_UID's TCP to the set to 169.254.7.127" ||
+	not_ok "node2: the SNAT rule" "$rules"
+host_set node1 | grep -Fx "${POD_IP[cli]} ${POD_UID[cli]}" >/dev/null &&
+	ok "node1's set holds cli's address (each node lists its own pods)" ||
+	not_ok "node1's set holds cli's address" "$(host_set node1)"
+
+# --- probes, before and under STRICT -----------------------------------------------
+c0=$(nft_counter_in "${NODE_NETNS[node2]}" warren-host warren:host-probe-snat-v4)
+a0=$(nft_counter srv warren-nat warren:nat-pre-probe-accept-v4)
+check "probe (uid $KUBELET_UID) from node2 -> srv:8080 works" probe srv "probe-$E2E_ID"
+[[ $(last_peer srv) == 169.254.7.127 ]] && ok "... srv's app sees it from 169.254.7.127" ||
+	not_ok "srv's app sees the probe from 169.254.7.127" "$(tail -n 3 "$T/srv.app.log")"
+c1=$(nft_counter_in "${NODE_NETNS[node2]}" warren-host warren:host-probe-snat-v4)
+a1=$(nft_counter srv warren-nat warren:nat-pre-probe-accept-v4)
+((c1 > c0 && a1 > a0)) && ok "... the host SNAT rule and srv's in-pod probe accept both counted it ($c0 -> $c1, $a0 -> $a1)" ||
+	not_ok "host SNAT and in-pod probe-accept counters" "host $c0 -> $c1, pod $a0 -> $a1"
+check "root from node2 -> srv:8080 works too (captured as plaintext through 15006)" root_connect srv "root-$E2E_ID"
+[[ $(last_peer srv) == 10.244.2.1 ]] && ok "... and srv's app sees the node's address, not the probe address" ||
+	not_ok "root's connection is not rewritten" "$(tail -n 3 "$T/srv.app.log")"
+check "probe from node2 -> side (not enrolled) works, not rewritten" probe side "side-$E2E_ID"
+[[ $(last_peer side) == 10.244.2.1 ]] && ok "... side's app sees the node's address" ||
+	not_ok "side's app sees the node's address" "$(tail -n 3 "$T/side.app.log")"
+
+add_policy "$STRICT" || not_ok "add STRICT PeerAuthentication"
+check "STRICT: plaintext ext -> srv:8080 is refused" fails app_client ext "${POD_IP[srv]}" 8080 "strict-$E2E_ID"
+check "STRICT: root from node2 -> srv:8080 is refused (only the kubelet's TCP is a probe)" \
+	fails root_connect srv "strict-root-$E2E_ID"
+check "STRICT: probe from node2 -> srv:8080 still works" probe srv "strict-probe-$E2E_ID"
+check "STRICT: HBONE cli -> srv:8080 still works" app_client cli "${POD_IP[srv]}" 8080 "strict-hbone-$E2E_ID"
+
+# --- the tunnel down, then back ------------------------------------------------------
+tunnel_stop node2
+host_table node2 && in_host_set node2 "${POD_IP[srv]}" &&
+	ok "node2's tunnel stopped: its table stays, srv's address in it" ||
+	not_ok "the table outlives the tunnel" "$(nexec node2 nft list ruleset)"
+check "tunnel down: probe -> srv:8080 still reaches the app (the kubelet keeps the pod)" probe srv "down-probe-$E2E_ID"
+check "tunnel down: root from node2 -> srv:8080 fails closed" fails root_connect srv "down-root-$E2E_ID"
+srv2_ip=${POD_IP[srv2]}
+pod_del srv2 || not_ok "DEL srv2 while node2's tunnel is down"
+tunnel_start node2 || die "node2's tunnel restart"
+in_host_set node2 "${POD_IP[srv]}" && ! in_host_set node2 "$srv2_ip" &&
+	ok "restarted: srv's address kept, srv2's (deleted while down) gone" ||
+	not_ok "restart syncs the set" "$(host_set node2)"
+check "restarted: probe -> srv:8080 works" probe srv "restart-probe-$E2E_ID"
+
+# --- changes while up ---------------------------------------------------------------
+pod_add node2 mesh srv3 --label app=srv3 2>"$T/err" || not_ok "ADD srv3" "$(cat "$T/err")"
+in_host_set node2 "${POD_IP[srv3]}" && ok "ADD srv3: its address is in the set when the ADD returns" ||
+	not_ok "ADD srv3: in the set" "$(host_set node2)"
+srv3_ip=${POD_IP[srv3]}
+pod_del srv3 || not_ok "DEL srv3"
+! in_host_set node2 "$srv3_ip" && in_host_set node2 "${POD_IP[srv]}" &&
+	ok "DEL srv3: its address left the set when the DEL returned; srv's stays" ||
+	not_ok "DEL srv3: out of the set" "$(host_set node2)"
+nexec node2 nft delete table inet warren-host || not_ok "delete the table by hand"
+pod_add node2 mesh srv4 --label app=srv4 2>"$T/err" || not_ok "ADD srv4" "$(cat "$T/err")"
+in_host_set node2 "${POD_IP[srv]}" && in_host_set node2 "${POD_IP[srv4]}" &&
+	[[ -n $(nft_counter_in "${NODE_NETNS[node2]}" warren-host warren:host-probe-snat-v4) ]] &&
+	ok "a table deleted by hand comes back whole at the next change (srv, srv4, the rule)" ||
+	not_ok "the table is repaired" "$(nexec node2 nft list table inet warren-host 2>&1)"
+[[ $(host_probe node2 lastError) == None && $(host_probe node2 addresses) == 2 ]] &&
+	ok "config_dump hostProbe: 2 addresses, no error" ||
+	not_ok "config_dump hostProbe" "$(wctl node2 -o json config-dump | grep -A12 hostProbe)"
+
+# --- hostProbeSnat: false -------------------------------------------------------------
+tunnel_stop node2
+HOST_PROBE_OFF=1
+tunnel_start node2 || die "node2's tunnel with hostProbeSnat: false"
+! host_table node2 && ok "hostProbeSnat: false removes the table" ||
+	not_ok "hostProbeSnat: false removes the table" "$(nexec node2 nft list table inet warren-host)"
+[[ $(host_probe node2 enabled) == False ]] && ok "... config_dump says hostProbe disabled" ||
+	not_ok "config_dump hostProbe.enabled" "$(wctl node2 -o json config-dump | grep -A12 hostProbe)"
+check "... and a probe is captured as plaintext like any other, so STRICT refuses it" \
+	fails probe srv "off-probe-$E2E_ID"
+pod_add node2 mesh srv5 --label app=srv5 2>"$T/err" && ! host_table node2 &&
+	ok "... an ADD does not bring the table back" || not_ok "ADD with hostProbeSnat: false" "$(cat "$T/err")"
+
+tunnel_stop node1
+tunnel_stop node2
+sanitizer_clean node1 node2
+echo "# $TAP_COUNT checks, $TAP_FAILED failed"

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kubelet_uid_find() (tunnel/host_probe.c) on a made-up procfs: the
+ * kubelet is found by its comm and command line, as Istio finds it; a
+ * process that only calls itself kubelet is not.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tunnel/tunnel.h"
+#include "tests/unit/t.h"
+
+static char root[64];
+static char err[256];
+
+static void put(const char *pid, const char *name, const void *data, size_t len)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", root, pid);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%s/%s", root, pid, name);
+	f = fopen(path, "w");
+	if (f) {
+		fwrite(data, 1, len, f);
+		fclose(f);
+	}
+}
+
+/* A process: comm, its NUL-separated command line (cmdlen bytes), real uid. */
+static void proc(const char *pid, const char *comm, const char *cmdline, size_t cmdlen, int uid)
+{
+	char status[256], c[64];
+
+	snprintf(c, sizeof(c), "%s\n", comm);
+	put(pid, "comm", c, strlen(c));
+	put(pid, "cmdline", cmdline, cmdlen);
+	snprintf(status, sizeof(status), "Name:\t%s\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t%s\nPid:\t%s\nUid:\t%d\t%d\t%d\t%d\nGid:\t0\t0\t0\t0\n",
+		 comm, pid, pid, uid, uid + 1, uid + 2, uid + 3);
+	put(pid, "status", status, strlen(status));
+}
+
+static void fresh_root(void)
+{
+	char cmd[128];
+
+	if (root[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+		if (system(cmd) != 0)
+			fprintf(stderr, "# cannot remove %s\n", root);
+	}
+	snprintf(root, sizeof(root), "/tmp/warren-proc.XXXXXX");
+	if (!mkdtemp(root))
+		root[0] = '\0';
+}
+
+static void test_finds_kubelet(void)
+{
+	static const char real[] = "/usr/bin/kubelet\0--config=/var/lib/kubelet/config.yaml";
+	static const char spoof[] = "/usr/bin/sleep\0" "600";
+	long long uid = -1;
+	long pid = 0;
+
+	fresh_root();
+	T_ASSERT(root[0]);
+	proc("1", "systemd", "/sbin/init", 11, 0);
+	proc("200", "kubelet", spoof, sizeof(spoof), 7); /* named so, but is not */
+	proc("300", "kubelet", real, sizeof(real), 1234);
+	put("self", "comm", "kubelet\n", 8); /* not a pid */
+	T_ASSERT_INT(kubelet_uid_find(root, &uid, &pid, err, sizeof(err)), 0);
+	T_ASSERT_INT(uid, 1234); /* the first (real) uid of the status line */
+	T_ASSERT_INT(pid, 300);
+}
+
+static void test_kubelite_and_k3s(void)
+{
+	long long uid = -1;
+	long pid = 0;
+
+	fresh_root();
+	proc("42", "kubelite", "/snap/microk8s/kubelite", 24, 0);
+	T_ASSERT_INT(kubelet_uid_find(root, &uid, &pid, err, sizeof(err)), 0);
+	T_ASSERT_INT(uid, 0);
+	T_ASSERT_INT(pid, 42);
+	fresh_root();
+	proc("43", "k3s", "k3s server", 11, 55); /* no command-line check for k3s */
+	T_ASSERT_INT(kubelet_uid_find(root, &uid, &pid, err, sizeof(err)), 0);
+	T_ASSERT_INT(uid, 55);
+	T_ASSERT_INT(pid, 43);
+}
+
+static void test_not_found(void)
+{
+	long long uid = -1;
+	long pid = 0;
+
+	fresh_root();
+	proc("1", "systemd", "/sbin/init", 11, 0);
+	proc("2", "kubelet-x", "/usr/bin/kubelet-x", 19, 3);    /* comm must be exact */
+	put("3", "comm", "kubelet\n", 8);                       /* no status */
+	put("3", "cmdline", "kubelet", 8);
+	proc("4", "kubelet", "/usr/bin/sleep\0" "600", 19, 7); /* comm alone is not enough */
+	T_ASSERT_INT(kubelet_uid_find(root, &uid, &pid, err, sizeof(err)), -ENOENT);
+	T_ASSERT_INT(kubelet_uid_find("/nonexistent/proc", &uid, &pid, err, sizeof(err)), -ENOENT);
+}
+
+static void test_two_owners(void)
+{
+	static const char real[] = "/usr/bin/kubelet\0--v=2";
+	long long uid = -1;
+	long pid = 0;
+
+	fresh_root();
+	proc("300", "kubelet", real, sizeof(real), 0);
+	proc("301", "kubelet", real, sizeof(real), 0); /* a second one, same uid: fine */
+	T_ASSERT_INT(kubelet_uid_find(root, &uid, &pid, err, sizeof(err)), 0);
+	T_ASSERT_INT(uid, 0);
+	proc("900", "k3s", "k3s", 4, 1000); /* someone else's look-alike */
+	T_ASSERT_INT(kubelet_uid_find(root, &uid, &pid, err, sizeof(err)), -EEXIST);
+	T_ASSERT(strstr(err, "uid 1000 (pid 900)"));
+	T_ASSERT(strstr(err, "uid 0 (pid 30"));
+}
+
+static void test_real_proc(void)
+{
+	long long uid = -1;
+	long pid = 0;
+	int ret = kubelet_uid_find("/proc", &uid, &pid, err, sizeof(err));
+
+	/* this machine may or may not run a kubelet: either answer is well formed */
+	T_ASSERT(ret == 0 || ret == -ENOENT);
+	if (ret == 0)
+		T_ASSERT(uid >= 0 && pid > 0);
+	fresh_root();
+	rmdir(root);
+	root[0] = '\0';
+}
+
+T_MAIN(T_CASE(test_finds_kubelet), T_CASE(test_kubelite_and_k3s), T_CASE(test_not_found),
+       T_CASE(test_two_owners), T_CASE(test_real_proc))

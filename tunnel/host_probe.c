@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The node's host table for kubelet probes (netlink/nft_host.h), kept in
+ * step with the pod registry. The main thread owns all of it.
+ *
+ * pod_new() and pod_free() mark the table stale; host_probe_flush() syncs
+ * it at the points where the registry has settled: after each handoff
+ * request (before an add is acknowledged, so the first probe of a new pod
+ * already leaves from the probe address) and when adoption is done. A
+ * shutdown frees every pod but never flushes, so the table outlives the
+ * tunnel: while it restarts, probes still reach the apps directly and the
+ * kubelet does not restart healthy pods. hostProbeSnat: false deletes it.
+ *
+ * A failed sync is logged (once per distinct error) and retried at the
+ * next change; it never fails an add: without the rule a probe is
+ * captured like any plaintext client, which is safe, only refused under
+ * STRICT mTLS.
+ */
+#include "tunnel/tunnel.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/log.h"
+#include "conf/warren.h"
+#include "netlink/nft_host.h"
+#include "netlink/nl.h"
+
+/* How often an unknown kubelet UID is looked for again. */
+#define KUBELET_RESCAN_MS 10000
+
+struct host_probe {
+	struct nl_sock nl;
+	bool open;
+	long long uid;          /* -1: not known */
+	char uid_from[96];      /* "config", "kubelet (pid 123)" */
+	uint64_t last_scan_ms;
+	bool scan_logged;
+	bool synced;            /* the last sync or add succeeded */
+	long long synced_uid;   /* the rule's uid at the last good sync */
+	uint64_t syncs, failures;
+	char last_error[512];   /* of the last sync; "" after a good one */
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Reads up to len-1 bytes of dir/pid/name into buf (NUL-terminated).
+ * Returns the byte count or -1. */
+static ssize_t read_proc(int dirfd, const char *pid, const char *name, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pid, name);
+	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
+static bool cmdline_mentions(const char *buf, ssize_t n, const char *word)
+{
+	/* NUL-separated arguments: search each */
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1)
+		if (strstr(buf + i, word))
+			return true;
+	return false;
+}
+
+int kubelet_uid_find(const char *proc, long long *uid, long *pid, char *err, size_t errlen)
+{
+	char comm[64], buf[4096];
+	struct dirent *de;
+	int ret = -ENOENT;
+	DIR *d;
+
+	d = opendir(proc);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		const char *line;
+		long long u;
+		ssize_t n;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		n = read_proc(dirfd(d), de->d_name, "comm", comm, sizeof(comm));
+		if (n <= 0)
+			continue;
+		comm[strcspn(comm, "\n")] = '\0';
+		if (!strcmp(comm, "kubelet")) {
+			/* comm is settable by anyone; the kubelet's command line
+			 * names it too (Istio's check) */
+			n = read_proc(dirfd(d), de->d_name, "cmdline", buf, sizeof(buf));
+			if (n <= 0 || !cmdline_mentions(buf, n, "kubelet"))
+				continue;
+		} else if (strcmp(comm, "kubelite") && strcmp(comm, "k3s")) {
+			continue;
+		}
+		if (read_proc(dirfd(d), de->d_name, "status", buf, sizeof(buf)) <= 0)
+			continue;
+		line = strstr(buf, "\nUid:");
+		if (!line || sscanf(line + 5, "%lld", &u) != 1 || u < 0)
+			continue;
+		if (ret == 0 && u != *uid) {
+			/* Any user can start a process that looks like this, and its
+			 * TCP would then pass as probes: with two owners, trust none. */
+			snprintf(err, errlen, "processes that look like the kubelet run as uid %lld (pid %ld) and uid %lld (pid %s)",
+				 *uid, *pid, u, de->d_name);
+			ret = -EEXIST;
+			break;
+		}
+		if (ret == 0)
+			continue;
+		*uid = u;
+		*pid = strtol(de->d_name, NULL, 10);
+		ret = 0;
+	}
+	closedir(d);
+	return ret;
+}
+
+static void resolve_uid(struct host_probe *hp, const struct tunnel_conf *c)
+{
+	char err[256] = "";
+	long pid = 0;
+	int ret;
+
+	if (hp->uid >= 0)
+		return;
+	if (c->kubelet_uid >= 0) {
+		hp->uid = c->kubelet_uid;
+		snprintf(hp->uid_from, sizeof(hp->uid_from), "config (kubeletUid)");
+		return;
+	}
+	if (hp->last_scan_ms && now_ms() - hp->last_scan_ms < KUBELET_RESCAN_MS)
+		return;
+	hp->last_scan_ms = now_ms();
+	ret = kubelet_uid_find("/proc", &hp->uid, &pid, err, sizeof(err));
+	if (ret == 0) {
+		snprintf(hp->uid_from, sizeof(hp->uid_from), "kubelet process (pid %ld)", pid);
+		log_info("host probe SNAT: the kubelet runs as uid %lld (pid %ld); its TCP to enrolled pods leaves from " PROBE_SNAT_IPV4,
+			 hp->uid, pid);
+		return;
+	}
+	hp->uid = -1;
+	if (hp->scan_logged)
+		return;
+	hp->scan_logged = true;
+	if (ret == -EEXIST)
+		log_error("host probe SNAT: %s; kubelet probes are captured like any plaintext client. Set kubeletUid to the kubelet's",
+			  err);
+	else
+		log_warn("host probe SNAT: no kubelet, kubelite or k3s process found (%s); kubelet probes to enrolled pods are captured like any plaintext client until one appears. Set kubeletUid if the kubelet runs under another name",
+			 ret == -ENOENT ? "none in /proc" : strerror(-ret));
+}
+
+int host_probe_start(struct tunnel *t)
+{
+	struct host_probe *hp;
+	char err[768];
+	int ret;
+
+	hp = calloc(1, sizeof(*hp));
+	if (!hp)
+		return -ENOMEM;
+	hp->uid = -1;
+	t->hp = hp;
+	ret = nl_open(&hp->nl, NETLINK_NETFILTER, -1);
+	if (ret < 0) {
+		snprintf(hp->last_error, sizeof(hp->last_error), "cannot open a netfilter netlink socket: %s",
+			 strerror(-ret));
+		log_error("host probe SNAT: %s; kubelet probes to enrolled pods will be captured", hp->last_error);
+		return 0;
+	}
+	hp->open = true;
+	if (!t->conf->host_probe_snat) {
+		if (nft_host_delete(&hp->nl, err, sizeof(err)) < 0)
+			log_error("host probe SNAT is off (hostProbeSnat: false) but %s", err);
+		else
+			log_info("host probe SNAT is off (hostProbeSnat: false): table inet " NFT_HOST_TABLE " removed");
+		return 0;
+	}
+	resolve_uid(hp, t->conf);
+	t->host_probe_stale = true; /* the first sync comes when adoption is done */
+	return 0;
+}
+
+void host_probe_stop(struct tunnel *t)
+{
+	if (!t->hp)
+		return;
+	nl_close(&t->hp->nl);
+	free(t->hp);
+	t->hp = NULL;
+}
+
+/* The pod's address without the prefix length ("10.0.0.2/24"). */
+static bool parse_pod_ip(const char *s, struct nft_host_elem *e)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	size_t n = strcspn(s, "/");
+
+	if (n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	memset(e->addr, 0, sizeof(e->addr));
+	if (inet_pton(AF_INET, buf, e->addr) == 1)
+		e->family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, e->addr) == 1)
+		e->family = AF_INET6;
+	else
+		return false;
+	return true;
+}
+
+/* The addresses of the pods (only those not in the table yet, when
+ * only_new) into *out (the caller frees it): 0 or -ENOMEM. */
+static int collect(struct tunnel *t, bool only_new, struct nft_host_elem **out, size_t *nout)
+{
+	struct nft_host_elem *elems = NULL;
+	size_t n = 0, cap = 0;
+
+	for (const struct pod *p = t->pods; p; p = p->next)
+		if (!only_new || !p->in_host_table)
+			cap += p->n_ips;
+	if (cap && !(elems = calloc(cap, sizeof(*elems))))
+		return -ENOMEM;
+	for (const struct pod *p = t->pods; p; p = p->next) {
+		if (only_new && p->in_host_table)
+			continue;
+		for (size_t i = 0; i < p->n_ips; i++) {
+			struct nft_host_elem e = { .comment = p->uid };
+			bool dup = false;
+
+			if (!parse_pod_ip(p->ips[i], &e)) {
+				log_debug("host probe SNAT: pod %s/%s: address \"%s\" skipped (not an IP)",
+					  p->namespace, p->name, p->ips[i]);
+				continue;
+			}
+			/* Two records may briefly share an address (a pod re-created
+			 * before the old record is dropped): one element serves both. */
+			for (size_t k = 0; k < n && !dup; k++)
+				dup = elems[k].family == e.family && !memcmp(elems[k].addr, e.addr, 16);
+			if (!dup)
+				elems[n++] = e;
+		}
+	}
+	*out = elems;
+	*nout = n;
+	return 0;
+}
+
+static void mark_all(struct tunnel *t)
+{
+	for (struct pod *p = t->pods; p; p = p->next)
+		p->in_host_table = true;
+}
+
+/* New pods only, with the add batch: 0, or -errno with err. */
+static int add_new(struct tunnel *t, char *err, size_t errlen)
+{
+	struct nft_host_elem *elems;
+	struct nft_host_spec spec;
+	size_t n;
+	int ret;
+
+	ret = collect(t, true, &elems, &n);
+	if (ret < 0)
+		return ret;
+	spec = (struct nft_host_spec){ .kubelet_uid = -1, .elems = elems, .n = n };
+	ret = n ? nft_host_add(&t->hp->nl, &spec, err, errlen) : 0;
+	free(elems);
+	return ret;
+}
+
+/* The whole table: 0, or -errno with err. */
+static int sync_all(struct tunnel *t, char *err, size_t errlen)
+{
+	struct nft_host_elem *elems;
+	struct nft_host_spec spec;
+	size_t n;
+	int ret;
+
+	ret = collect(t, false, &elems, &n);
+	if (ret < 0) {
+		snprintf(err, errlen, "out of memory");
+		return ret;
+	}
+	spec = (struct nft_host_spec){ .kubelet_uid = t->hp->uid, .elems = elems, .n = n };
+	ret = nft_host_sync(&t->hp->nl, &spec, err, errlen);
+	free(elems);
+	return ret;
+}
+
+void host_probe_flush(struct tunnel *t)
+{
+	struct host_probe *hp = t->hp;
+	char err[768] = "";
+	int ret = -1;
+
+	if (!t->host_probe_stale || !hp || !hp->open || !t->conf->host_probe_snat || !t->adopted)
+		return;
+	t->host_probe_stale = false;
+	resolve_uid(hp, t->conf);
+	hp->syncs++;
+	/* Only new pods since a good sync with the same rule: add them. */
+	if (!t->host_probe_full && hp->synced && hp->synced_uid == hp->uid) {
+		ret = add_new(t, err, sizeof(err));
+		if (ret < 0)
+			log_debug("host probe SNAT: adding the new pods' addresses failed (%s); syncing the whole table",
+				  err);
+	}
+	if (ret < 0)
+		ret = sync_all(t, err, sizeof(err));
+	if (ret < 0) {
+		hp->failures++;
+		hp->synced = false;
+		t->host_probe_stale = t->host_probe_full = true; /* retried at the next change */
+		if (strcmp(err, hp->last_error))
+			log_error("host probe SNAT: %s", err);
+		snprintf(hp->last_error, sizeof(hp->last_error), "%s", err);
+		return;
+	}
+	mark_all(t);
+	t->host_probe_full = false;
+	hp->synced = true;
+	hp->synced_uid = hp->uid;
+	if (hp->last_error[0])
+		log_info("host probe SNAT: table inet " NFT_HOST_TABLE " is in step again");
+	hp->last_error[0] = '\0';
+}
+
+json_t *host_probe_json(const struct tunnel *t)
+{
+	const struct host_probe *hp = t->hp;
+	size_t n_addrs = 0;
+
+	if (!hp)
+		return json_null();
+	for (const struct pod *p = t->pods; p; p = p->next)
+		n_addrs += p->in_host_table ? p->n_ips : 0;
+	return json_pack("{s:b,s:s,s:o,s:o,s:I,s:I,s:I,s:o}", "enabled",
+			 t->conf->host_probe_snat && hp->open, "table", "inet " NFT_HOST_TABLE,
+			 "kubeletUid", hp->uid >= 0 ? json_integer(hp->uid) : json_null(),
+			 "kubeletUidFrom", hp->uid >= 0 ? json_string(hp->uid_from) : json_null(),
+			 "addresses", (json_int_t)n_addrs, "syncs", (json_int_t)hp->syncs,
+			 "failures", (json_int_t)hp->failures,
+			 "lastError", hp->last_error[0] ? json_string(hp->last_error) : json_null());
+}
