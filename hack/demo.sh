@@ -474,14 +474,15 @@ else
 	reply=$(node2_connect 0 "root-$RANDOM" 2>&1); rc=$?
 	((rc != 0)) || fail "plaintext from the node went through under STRICT (reply: $reply)"
 	say "refused (app.py exit status $rc: 1 = no echo, 2 = refused, 4 = reset)"
-	say "each node's tunnel keeps a table of its enrolled pods; the kubelet's TCP to them leaves"
-	say "from 169.254.7.127 (the demo's kubeletUid is $PROBE_UID, as no kubelet runs here):"
-	show ip netns exec "${NODE_NETNS[node2]}" nft list table inet warren-host
+	say "the same as the kubelet (the demo's kubeletUid is $PROBE_UID, as no kubelet runs here):"
 	say "+ ip netns exec ${NODE_NETNS[node2]} setpriv --reuid=$PROBE_UID ... app.py client ${POD_IP[server]} 8080 ..."
 	reply=$(node2_connect "$PROBE_UID" "probe-$RANDOM") || fail "the probe was refused under STRICT"
 	say "reply: $reply"
 	read -r _ peer _ <<<"$(tail -n 1 "$T/server.app.log")"
 	say "${bold}the server app saw it from $peer${reset}: the pod's rules let it through, no tunnel involved"
+	say "each node's tunnel keeps a table of its enrolled pods; the kubelet's TCP to them leaves"
+	say "from 169.254.7.127 (the IPv4 rule counted the probe):"
+	show ip netns exec "${NODE_NETNS[node2]}" nft list table inet warren-host
 	mesh_with none || fail "the tunnels did not load the mesh without the policy"
 fi
 

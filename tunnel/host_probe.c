@@ -11,10 +11,11 @@
  * tunnel: while it restarts, probes still reach the apps directly and the
  * kubelet does not restart healthy pods. hostProbeSnat: false deletes it.
  *
- * A failed sync is logged (once per distinct error) and retried at the
- * next change; it never fails an add: without the rule a probe is
- * captured like any plaintext client, which is safe, only refused under
- * STRICT mTLS.
+ * The kernel's round trips run with the workers' locks released, like
+ * the state records' writes. A failed sync is logged (once per distinct
+ * error) and retried at the next change. It never fails an add: without
+ * the rule a probe is captured like any plaintext client, which is safe,
+ * and only refused under STRICT mTLS.
  */
 #include "tunnel/tunnel.h"
 
@@ -291,7 +292,11 @@ static int add_new(struct tunnel *t, char *err, size_t errlen)
 	if (ret < 0)
 		return ret;
 	spec = (struct nft_host_spec){ .kubelet_uid = -1, .elems = elems, .n = n };
+	/* elems point into the pods, which only this thread frees: the
+	 * kernel's round trip needs none of the workers' state */
+	loop_unguard(t->loop);
 	ret = n ? nft_host_add(&t->hp->nl, &spec, err, errlen) : 0;
+	loop_reguard(t->loop);
 	free(elems);
 	return ret;
 }
@@ -310,7 +315,9 @@ static int sync_all(struct tunnel *t, char *err, size_t errlen)
 		return ret;
 	}
 	spec = (struct nft_host_spec){ .kubelet_uid = t->hp->uid, .elems = elems, .n = n };
+	loop_unguard(t->loop);
 	ret = nft_host_sync(&t->hp->nl, &spec, err, errlen);
+	loop_reguard(t->loop);
 	free(elems);
 	return ret;
 }
