@@ -66,6 +66,7 @@ static const struct conf_key keys[] = {
 	IKEY("workerThreads", worker_threads, 1, 64),
 	{ "hostProbeSnat", KT_BOOL, offsetof(struct tunnel_conf, host_probe_snat), NULL, 0, 0 },
 	IKEY("kubeletUid", kubelet_uid, 0, 2147483647),
+	IKEY("drainSeconds", drain_seconds, 0, 3600),
 };
 
 static const struct conf_key *find_key(const char *name)
@@ -90,7 +91,7 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 		 "adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
 		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, certLifetimeSeconds, "
 		 "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs, "
-		 "keepCapabilities, adoptBatch, workerThreads, hostProbeSnat, kubeletUid",
+		 "keepCapabilities, adoptBatch, workerThreads, hostProbeSnat, kubeletUid, drainSeconds",
 		 path, name);
 }
 
@@ -210,6 +211,7 @@ int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_
 	out->worker_threads = 2;
 	out->host_probe_snat = true;
 	out->kubelet_uid = -1;
+	out->drain_seconds = 25;
 	if (err && errlen)
 		err[0] = '\0';
 	ret = kobj_load_file(path, &objs, err, errlen);

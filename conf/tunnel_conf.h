@@ -46,6 +46,9 @@
  *   kubeletUid      the UID whose connections are kubelet probes, 0..2^31-1
  *                   [found at start: the owner of a process named kubelet,
  *                   kubelite or k3s, as Istio finds it]
+ *   drainSeconds    on SIGTERM, close the listeners in every pod and keep
+ *                   relaying established connections this long, 0..3600;
+ *                   0 stops at once (tunnel/drain.c)  [25, as ztunnel's]
  *   metricsAddress and readinessAddress also accept "off" (no server).
  * Unknown keys are an error naming the key (a typo must not silently
  * change behaviour); a known key of the wrong type is an error naming it.
@@ -85,6 +88,7 @@ struct tunnel_conf {
 	int worker_threads;
 	bool host_probe_snat;
 	int kubelet_uid;         /* -1: find the kubelet's at start */
+	int drain_seconds;
 };
 
 int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_t errlen);

@@ -62,7 +62,7 @@ if [[ -z ${UNIT_ONLY:-} ]]; then
 		done
 		if [[ -n ${TSAN_B:-} ]]; then
 			for t in tests/netns/test_mtls.sh tests/netns/test_e2e.sh tests/netns/test_policy.sh \
-				tests/netns/test_observe.sh tests/netns/test_churn.sh; do
+				tests/netns/test_observe.sh tests/netns/test_churn.sh tests/netns/test_rollout.sh; do
 				[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
 				n=$(basename "$t" .sh)
 				mkdir -p "$logdir/tsan-$n"

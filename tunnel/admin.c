@@ -16,7 +16,7 @@
  *   GET  /certs         JSON array of workload certificates (mTLS mode; else [])
  *   GET  /policies      JSON array of compiled policies and the local pods they select
  *   GET  /pool          JSON array of pooled outbound HBONE connections
- *   GET  /config_dump   {config, pods, mesh, ready, hostProbe}
+ *   GET  /config_dump   {version, pid, config, pods, mesh, ready, hostProbe}
  *   GET  /logging       {level};  POST /logging?level=debug sets it
  *   GET  /healthz/ready (also on the readiness address)
  *   GET  /stats/prometheus, /metrics (also on the metrics address)
@@ -64,6 +64,8 @@ struct http_srv {
 struct admin {
 	struct http_srv srv[SRV_MAX];
 	int n;
+	dev_t sock_dev; /* adminSocket's file as we bound it: a successor may */
+	ino_t sock_ino; /* have bound its own at the path since */
 };
 
 /* Takes body (malloc'd, NUL-terminated; NULL after an allocation failure,
@@ -363,6 +365,7 @@ static json_t *config_dump(const struct tunnel *t)
 		json_object_set_new(conf, "hostProbeSnat", json_boolean(c->host_probe_snat));
 		json_object_set_new(conf, "kubeletUid",
 				    c->kubelet_uid >= 0 ? json_integer(c->kubelet_uid) : json_null());
+		json_object_set_new(conf, "drainSeconds", json_integer(c->drain_seconds));
 	}
 	mesh = json_pack("{s:b,s:I,s:I,s:o,s:I,s:I,s:I}", "loaded", t->mesh != NULL,
 			 "generation", (json_int_t)t->mesh_generation,
@@ -371,7 +374,8 @@ static json_t *config_dump(const struct tunnel *t)
 			 "namespaces", (json_int_t)(t->mesh ? t->mesh->n_namespaces : 0),
 			 "pods", (json_int_t)(t->mesh ? t->mesh->n_pods : 0),
 			 "services", (json_int_t)(t->mesh ? t->mesh->n_services : 0));
-	return json_pack("{s:s,s:o,s:o,s:o,s:I,s:b,s:s,s:o}", "version", WARREN_VERSION,
+	return json_pack("{s:s,s:I,s:o,s:o,s:o,s:I,s:b,s:s,s:o}", "version", WARREN_VERSION,
+			 "pid", (json_int_t)getpid(),
 			 "config", conf ? conf : json_null(), "pods", pods_json(t),
 			 "mesh", mesh ? mesh : json_null(),
 			 "meshGeneration", (json_int_t)t->mesh_generation, "ready", ready,
@@ -510,7 +514,9 @@ static int listen_tcp(const char *addr, const char *what)
 	if (ret)
 		goto bad;
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* SO_REUSEPORT: a successor binds beside us during a rollout (drain.c) */
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0) {
 		ret = -errno;
 		log_error("cannot listen on %s address %s: %s", what, addr, strerror(errno));
@@ -528,8 +534,9 @@ bad:
 	return -EINVAL;
 }
 
-static int listen_unix(const char *path)
+static int listen_unix(const char *path, struct admin *a)
 {
+	struct stat st;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	mode_t old;
 	int fd, ret;
@@ -546,12 +553,14 @@ static int listen_unix(const char *path)
 	old = umask(0177);
 	ret = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
-	if (ret < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+	if (ret < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0 || stat(path, &st) < 0) {
 		ret = -errno;
 		log_error("cannot listen on adminSocket %s: %s", path, strerror(errno));
 		close(fd);
 		return ret;
 	}
+	a->sock_dev = st.st_dev;
+	a->sock_ino = st.st_ino;
 	return fd;
 }
 
@@ -593,7 +602,7 @@ int admin_start(struct tunnel *t)
 	if (ret < 0)
 		return ret;
 	if (c->admin_socket && *c->admin_socket) {
-		fd = listen_unix(c->admin_socket);
+		fd = listen_unix(c->admin_socket, t->admin);
 		if (fd < 0)
 			return fd;
 		ret = srv_start(t, fd, SRV_ADMIN, c->admin_socket);
@@ -626,8 +635,14 @@ void admin_stop(struct tunnel *t)
 		http_server_free(a->srv[i].hs);
 		a->srv[i].magic = 0;
 	}
-	if (t->conf->admin_socket && *t->conf->admin_socket)
-		unlink(t->conf->admin_socket);
+	if (t->conf->admin_socket && *t->conf->admin_socket && a->sock_ino) {
+		struct stat st;
+
+		/* Only our own file: a successor's stays (drain.c). */
+		if (stat(t->conf->admin_socket, &st) == 0 && st.st_dev == a->sock_dev &&
+		    st.st_ino == a->sock_ino)
+			unlink(t->conf->admin_socket);
+	}
 	free(a);
 	t->admin = NULL;
 }

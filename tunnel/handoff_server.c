@@ -322,6 +322,8 @@ static json_t *dispatch_op(struct hclient *c, json_t *req, const char *op, int *
 				     c->refused_uid);
 	if (!op)
 		return handoff_error("request has no \"op\"");
+	if (t->draining && strcmp(op, "status"))
+		return handoff_error("warren-tunnel is stopping (draining after SIGTERM); try again: its successor serves this socket once started");
 	if (strcmp(op, "add") && *pfd >= 0)
 		return handoff_error("\"%s\" must not carry a file descriptor (only \"add\" does)", op);
 	if (!strcmp(op, "query"))

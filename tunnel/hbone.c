@@ -226,6 +226,7 @@ struct hbone_conn {
 	struct loop_timer *ping_timer, *idle_timer, *connect_timer;
 	struct loop_timer *flush_timer; /* output pump at the end of this loop round */
 	struct loop_timer *trim_timer;  /* malloc_trim after a burst */
+	struct loop_timer *goaway_timer; /* server drain: the final GOAWAY */
 	bool pump_now;           /* flush_cb: conn_leave pumps instead of deferring */
 	uint64_t ping_sent_ms, pings_sent, pings_acked;
 	bool ping_outstanding;
@@ -1657,6 +1658,8 @@ static void conn_destroy(struct hbone_conn *c)
 		loop_timer_cancel(c->l, c->flush_timer);
 	if (c->trim_timer)
 		loop_timer_cancel(c->l, c->trim_timer);
+	if (c->goaway_timer)
+		loop_timer_cancel(c->l, c->goaway_timer);
 	if (c->pool) {
 		if (c->prev)
 			c->prev->next = c->next;
@@ -1875,6 +1878,41 @@ void hbone_conn_shutdown(struct hbone_conn *c)
 		} else {
 			conn_kill(c, "shut down before it was established");
 		}
+	}
+	conn_leave(c);
+}
+
+static void goaway_cb(struct loop *l, void *ctx)
+{
+	struct hbone_conn *c = ctx;
+
+	(void)l;
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	c->goaway_timer = NULL;
+	conn_enter(c);
+	if (!c->dead)
+		nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+				      nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
+				      NULL, 0);
+	conn_leave(c);
+}
+
+void hbone_conn_goaway(struct hbone_conn *c)
+{
+	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	conn_enter(c);
+	if (!c->dead && c->role == ROLE_SERVER && c->state == HBONE_OPEN) {
+		c->state = HBONE_CLOSING;
+		snprintf(c->reason, sizeof(c->reason), "closed (the tunnel is draining)");
+		/* A CONNECT already on its way was sent before the peer saw the
+		 * notice: the final GOAWAY, which refuses later streams, waits
+		 * until it has arrived. */
+		nghttp2_submit_shutdown_notice(c->h2);
+		c->goaway_timer = loop_timer_add(c->l, HBONE_GOAWAY_GRACE_MS, goaway_cb, c);
+		if (!c->goaway_timer)
+			nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+					      nghttp2_session_get_last_proc_stream_id(c->h2),
+					      NGHTTP2_NO_ERROR, NULL, 0);
 	}
 	conn_leave(c);
 }

@@ -241,6 +241,13 @@ void hbone_set_handshake_observer(hbone_handshake_cb cb, void *ctx);
 
 /* Graceful: GOAWAY, no new streams, close when the live streams ended. */
 void hbone_conn_shutdown(struct hbone_conn *c);
+/* Server side, for a draining tunnel: a GOAWAY shutdown notice (last
+ * stream 2^31-1), so the peer opens no new stream here but streams it
+ * already sent are served; HBONE_GOAWAY_GRACE_MS later the final GOAWAY
+ * names the last stream taken. The connection closes when its streams
+ * have ended. No-op on a client connection or one not open. */
+#define HBONE_GOAWAY_GRACE_MS 1000
+void hbone_conn_goaway(struct hbone_conn *c);
 /* Hard: every stream is reset, callbacks run, the connection is freed
  * (when called from one of its own callbacks, on return to the loop). */
 void hbone_conn_abort(struct hbone_conn *c, const char *reason);

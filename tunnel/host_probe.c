@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "conf/log.h"
@@ -51,14 +50,6 @@ struct host_probe {
 	uint64_t syncs, failures;
 	char last_error[512];   /* of the last sync; "" after a good one */
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Reads up to len-1 bytes of dir/pid/name into buf (NUL-terminated).
  * Returns the byte count or -1. */
@@ -155,9 +146,9 @@ static void resolve_uid(struct host_probe *hp, const struct tunnel_conf *c)
 		snprintf(hp->uid_from, sizeof(hp->uid_from), "config (kubeletUid)");
 		return;
 	}
-	if (hp->last_scan_ms && now_ms() - hp->last_scan_ms < KUBELET_RESCAN_MS)
+	if (hp->last_scan_ms && loop_now_ms() - hp->last_scan_ms < KUBELET_RESCAN_MS)
 		return;
-	hp->last_scan_ms = now_ms();
+	hp->last_scan_ms = loop_now_ms();
 	ret = kubelet_uid_find("/proc", &hp->uid, &pid, err, sizeof(err));
 	if (ret == 0) {
 		snprintf(hp->uid_from, sizeof(hp->uid_from), "kubelet process (pid %ld)", pid);

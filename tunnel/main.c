@@ -69,7 +69,7 @@ static void usage(FILE *f)
 		"                     clusterId, caDir (mTLS; none = plaintext), certLifetimeSeconds,\n"
 		"                     rootNamespace, poolMaxStreams, poolIdleTimeoutMs,\n"
 		"                     hbonePingIntervalMs, keepCapabilities, adoptBatch,\n"
-		"                     workerThreads, hostProbeSnat, kubeletUid\n"
+		"                     workerThreads, hostProbeSnat, kubeletUid, drainSeconds\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n"
 		"\n"
@@ -164,10 +164,10 @@ static void on_signal(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct signalfd_siginfo si;
 
+	(void)l;
 	if (read(fd, &si, sizeof(si)) != sizeof(si))
 		return;
-	log_info("received signal %u; stopping (pod records kept for the next start)", si.ssi_signo);
-	loop_stop(l);
+	tunnel_drain_start(ctx, (int)si.ssi_signo);
 }
 
 int main(int argc, char **argv)
@@ -312,6 +312,8 @@ out:
 	state_adopt_stop(&t);
 	if (t.retry_timer)
 		loop_timer_cancel(t.loop, t.retry_timer);
+	if (t.drain_timer)
+		loop_timer_cancel(t.loop, t.drain_timer);
 	while (t.pods)
 		pod_free(t.pods); /* records stay on disk for the next start */
 	host_probe_stop(&t); /* its table stays too (host_probe.c says why) */

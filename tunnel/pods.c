@@ -271,7 +271,9 @@ bool tunnel_ready(const struct tunnel *t, const char **reason)
 	const char *r = "ready";
 	bool ok = false;
 
-	if (!t->mesh)
+	if (t->draining)
+		r = "draining: stopping after SIGTERM";
+	else if (!t->mesh)
 		r = t->mesh_error[0] ? "mesh model not loaded (last load failed; see the log)"
 				     : "mesh model not loaded yet";
 	else if (!t->adopted)

@@ -5,8 +5,9 @@
  * One struct tunnel per process owns: the configuration (borrowed from
  * main), the main loop, the current mesh model (swapped whole on reload),
  * the pod registry (a doubly linked list of struct pod), the servers
- * (handoff, admin, readiness) and the data-path workers (workers.c, which
- * says how the threads share all this). Control-plane code runs on the
+ * (handoff, admin, readiness), the node's probe table (host_probe.c) and
+ * the data-path workers (workers.c, which says how the threads share all
+ * this). Control-plane code runs on the
  * main loop; each pod shard's data path on its worker's loop.
  *
  * A pod is one struct pod per worker: the primary (in t->pods, worker 0)
@@ -131,7 +132,7 @@ struct pod {
 	struct pod_listener lis[LIS_COUNT];
 	bool listening;
 	struct inpod_mode mode;      /* how the plugin captured it (annotations) */
-	bool in_host_table;          /* its addresses are in the host probe set */
+	bool in_host_table;          /* primary: its addresses are in the probe table */
 	struct conn *conns;
 	size_t n_conns;
 	bool id_held;                /* holds a reference on its identity (mtls) */
@@ -174,6 +175,9 @@ struct tunnel {
 	struct authz_set *authz;       /* compiled policies of t->mesh; NULL: none */
 	struct worker *workers;        /* workers.c */
 	unsigned n_workers;
+	bool draining;                 /* drain.c: SIGTERM received, listeners closed */
+	uint64_t drain_start_ms;
+	struct loop_timer *drain_timer;
 	struct host_probe *hp;         /* host_probe.c */
 	bool host_probe_stale;         /* pods came or went since the last sync */
 	bool host_probe_full;          /* ... and some went: sync the whole table */
@@ -234,6 +238,11 @@ int pod_socket(struct pod *p, int family);
 /* Ready: model loaded, adoption done, every pod listening. *reason is
  * static or, while adopting, valid until the next loop callback. */
 bool tunnel_ready(const struct tunnel *t, const char **reason);
+
+/* ---- drain.c ---- */
+/* SIGTERM/SIGINT: start draining (drain.c says how), or stop the loop at
+ * once when already draining or drainSeconds is 0. */
+void tunnel_drain_start(struct tunnel *t, int signo);
 
 /* ---- host_probe.c: the node's table for kubelet probes ---- */
 /* Opens the netfilter socket and finds the kubelet's UID; with

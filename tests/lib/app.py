@@ -13,6 +13,13 @@ address it sees, and a client.
       until G exists (at most --timeout seconds), then closes.
       Exit: 0 echo matched, 1 mismatch/short, 2 refused, 3 timeout,
       4 reset, 5 other error.
+  app.py loop HOST PORT STATUS STOP
+      New connections one after another (connect, echo a message, close,
+      5 ms apart) until the file STOP exists. STATUS is rewritten after
+      each one: "ok N fail M" plus the first errors.
+  app.py chat HOST PORT STATUS STOP
+      One connection, a message echoed every 50 ms on it until STOP exists;
+      STATUS as for loop (a failure ends it: the connection is gone).
 """
 import errno
 import os
@@ -95,6 +102,62 @@ def client(host, port, msg, timeout, ready_file, hold_until):
         return 4 if e.errno == errno.ECONNRESET else 5
 
 
+def one_echo(c, data):
+    c.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        d = c.recv(65536)
+        if not d:
+            raise OSError("closed by the peer after %d of %d bytes" % (len(got), len(data)))
+        got += d
+    if got != data:
+        raise OSError("echo mismatch")
+
+
+def write_status(path, ok, fail, errors):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("ok %d fail %d\n" % (ok, fail))
+        for e in errors[:5]:
+            f.write(e + "\n")
+    os.rename(tmp, path)
+
+
+def loop(host, port, status, stop):
+    ok = fail = 0
+    errors = []
+    while not os.path.exists(stop):
+        try:
+            c = socket.create_connection((host, port), timeout=5)
+            try:
+                one_echo(c, b"loop-%d" % (ok + fail))
+            finally:
+                c.close()
+            ok += 1
+        except OSError as e:
+            fail += 1
+            errors.append("%d: %s" % (ok + fail, e))
+        write_status(status, ok, fail, errors)
+        time.sleep(0.005)
+
+
+def chat(host, port, status, stop):
+    ok = fail = 0
+    errors = []
+    try:
+        c = socket.create_connection((host, port), timeout=5)
+        while not os.path.exists(stop):
+            one_echo(c, b"chat-%d\n" % ok)
+            ok += 1
+            write_status(status, ok, fail, errors)
+            time.sleep(0.05)
+        c.close()
+    except OSError as e:
+        fail += 1
+        errors.append("%d: %s" % (ok + fail, e))
+    write_status(status, ok, fail, errors)
+
+
 def main():
     a = sys.argv[1:]
     if a and a[0] == "server" and (len(a) == 3 or (len(a) == 4 and a[3] == "--v6")):
@@ -109,6 +172,8 @@ def main():
             rest = rest[2:]
         sys.exit(client(a[1], int(a[2]), a[3], float(opts["--timeout"]),
                         opts["--ready-file"], opts["--hold-until"]))
+    elif a and a[0] in ("loop", "chat") and len(a) == 5:
+        (loop if a[0] == "loop" else chat)(a[1], int(a[2]), a[3], a[4])
     else:
         sys.exit(__doc__)
 

@@ -257,8 +257,11 @@ metricsAddress: 127.0.0.1:15020
 readinessAddress: 0.0.0.0:15021
 logLevel: ${TUNNEL_LOG_LEVEL:-debug}
 logFile: $d/tunnel.log
+drainSeconds: ${DRAIN_SECONDS:-0}
 EOF
-	# A test adds its own keys by defining tunnel_conf_extra NODE (prints YAML).
+	# drainSeconds 0: SIGTERM stops at once, as the tests that restart a tunnel
+	# mid-traffic expect (test_rollout.sh drains). A test adds its own keys
+	# by defining tunnel_conf_extra NODE (prints YAML).
 	if declare -F tunnel_conf_extra >/dev/null; then tunnel_conf_extra "$node" >>"$d/tunnel.yaml"; fi
 }
 

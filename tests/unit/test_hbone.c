@@ -992,6 +992,84 @@ static void t_ping_timeout(void)
 	env_fini(&srv); /* the thread is joined: its connection is ours to abort */
 }
 
+static struct hbone_conn *g_goaway_cli;
+static uint64_t g_goaway_at;
+static bool cli_closing(struct env *e)
+{
+	struct hbone_conn_info ci;
+
+	if (e->cli_conn_done) /* gone: the checks after say so */
+		return true;
+	hbone_conn_get_info(g_goaway_cli, &ci);
+	return ci.state == HBONE_CLOSING;
+}
+
+static bool app_finished_3000(struct env *e)
+{
+	(void)e;
+	return (g_app->received >= 3000 && loop_now_ms() >= g_goaway_at + HBONE_GOAWAY_GRACE_MS + 100) ||
+	       g_app->err || g_app->mismatch;
+}
+
+static bool some_echoed(struct env *e)
+{
+	(void)e;
+	return g_app->received >= 1000 || g_app->err || g_app->mismatch;
+}
+
+static bool drained(struct env *e)
+{
+	return (e->srv_conns_done >= 1 && e->cli_conn_done) || g_app->err || g_app->mismatch;
+}
+
+/* A draining tunnel's inbound connection (hbone_conn_goaway): the client
+ * learns that it may open no new stream there, the stream it has keeps
+ * working to its end, then both sides close the connection. */
+static void t_goaway_drain(void)
+{
+	struct env e;
+	struct hbone_conn_info ci;
+	struct hbone_stream *s2 = NULL;
+	struct hbone_connect_req req = { .authority = "127.0.0.1:8080" };
+	int sp[2];
+
+	T_ASSERT_INT(env_init(&e), 0);
+	e.mode = SRV_ECHO;
+	g_goaway_cli = client_conn(&e, SERVER_ID);
+	T_ASSERT(g_goaway_cli);
+	g_app = open_app(&e, g_goaway_cli, NULL);
+	T_ASSERT(g_app);
+	g_app->to_send = 1000;
+	tpeer_interest(g_app);
+	T_ASSERT(run_until(&e, some_echoed, 5000));
+	T_ASSERT(!g_app->err && !g_app->mismatch && e.last_srv_conn);
+	hbone_conn_goaway(g_goaway_cli); /* a client connection: no-op */
+	hbone_conn_get_info(g_goaway_cli, &ci);
+	T_ASSERT_INT(ci.state, HBONE_OPEN);
+	hbone_conn_goaway(e.last_srv_conn);
+	g_goaway_at = loop_now_ms();
+	T_ASSERT(run_until(&e, cli_closing, 5000));
+	T_ASSERT(!e.cli_conn_done && !g_app->err);
+	T_ASSERT_INT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp), 0);
+	T_ASSERT_INT(hbone_stream_open(g_goaway_cli, &req, sp[0], cli_stream_done, &e, &s2), -ENOTCONN);
+	close(sp[1]);
+	/* the live stream still carries data, both ways, past the final
+	 * GOAWAY (HBONE_GOAWAY_GRACE_MS) */
+	g_app->to_send = 3000;
+	tpeer_interest(g_app);
+	T_ASSERT(run_until(&e, app_finished_3000, 5000));
+	T_ASSERT(!g_app->err && !g_app->mismatch);
+	T_ASSERT_INT(e.srv_conns_done, 0);
+	shutdown(g_app->fd, SHUT_WR);
+	g_app->shut_done = true;
+	T_ASSERT(run_until(&e, drained, 5000));
+	T_ASSERT(!g_app->err && !g_app->mismatch);
+	T_ASSERT_INT(g_app->received, 3000);
+	T_ASSERT(e.last_cli_stats.ok);
+	T_ASSERT_INT(e.requests, 1);
+	env_fini(&e);
+}
+
 static void t_init(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -1002,4 +1080,4 @@ static void t_init(void)
 T_MAIN(T_CASE(t_init), T_CASE(t_authority), T_CASE(t_echo), T_CASE(t_half_close),
        T_CASE(t_32mib), T_CASE(t_pool), T_CASE(t_reject_401), T_CASE(t_reject_503),
        T_CASE(t_bad_requests_400), T_CASE(t_identity_mismatch), T_CASE(t_backpressure),
-       T_CASE(t_ping), T_CASE(t_ping_timeout))
+       T_CASE(t_ping), T_CASE(t_ping_timeout), T_CASE(t_goaway_drain))

@@ -270,6 +270,17 @@ static void test_host_probe_keys(void)
 	int_key_refused("kubeletUID", "0", "did you mean \"kubeletUid\"?");
 }
 
+static void test_drain_seconds(void)
+{
+	const size_t off = offsetof(struct tunnel_conf, drain_seconds);
+
+	int_key_reads("drainSeconds", off, NULL, 25); /* ztunnel's: a 30 s grace period less 5 */
+	int_key_reads("drainSeconds", off, "0", 0);
+	int_key_reads("drainSeconds", off, "3600", 3600);
+	int_key_refused("drainSeconds", "-1", "drainSeconds: -1 is out of range (0-3600)");
+	int_key_refused("drainSeconds", "3601", "drainSeconds: 3601 is out of range (0-3600)");
+}
+
 static void test_json(void)
 {
 	struct tunnel_conf c;
@@ -325,4 +336,5 @@ static void test_errors(void)
 
 T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
        T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_keep_capabilities),
-       T_CASE(test_adopt_batch), T_CASE(test_worker_threads), T_CASE(test_host_probe_keys))
+       T_CASE(test_adopt_batch), T_CASE(test_worker_threads), T_CASE(test_host_probe_keys),
+       T_CASE(test_drain_seconds))

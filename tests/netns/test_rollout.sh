@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# A tunnel rollout with no failed connection, as root on the real kernel
+# (TAP): the successor starts beside the running tunnel, then the old one
+# gets SIGTERM and drains (tunnel/drain.c).
+#
+#   node1 netns                  <====== veth ======>  node2 netns
+#     cli (ns mesh)  -- loop: new HBONE connections -->  srv (ns mesh, echo :8080)
+#         \--------- chat: one HBONE connection ----->/  ^        ^
+#     ext (ns plain) -- loop: plaintext (15006) ------->/         |
+#                                                        loc (ns mesh) -- loop: same-node HBONE
+#     warren-tunnel (caDir)                             warren-tunnel A (drainSeconds: 20)
+#                                                        warren-tunnel B, started beside A
+#                                                          (drainSeconds: 3)
+#
+# Shown by traffic (every connection of three loops succeeds across the
+# whole rollout; the held connection keeps echoing on the old tunnel until
+# it is closed), by the kernel (whose listeners are in the pod: ss shows the
+# owning process), and by the logs. Then the drain deadline: B alone gets
+# SIGTERM, refuses new connections (fail closed) and cuts a held one after
+# drainSeconds. Env: B or WARREN_BUILD, KEEP_TMP=1.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+
+lib_init
+CLEANUP_TAP=1
+need "$PYTHON"
+need_built warren-cni warren-tunnel warrenctl
+
+tunnel_conf_extra() { echo "caDir: $T/ca"; } # NODE
+DRAIN_SECONDS=20
+
+# Traffic that runs in the background until its stop file exists: app.py
+# loop (new connections) or chat (one connection), status in $T/NAME.status.
+traffic() { # NAME MODE POD ADDR
+	bg ip netns exec "${POD_NETNS[$3]}" "$PYTHON" "$APP" "$2" "$4" 8080 "$T/$1.status" "$T/$1.stop"
+}
+status_ok() { awk 'NR == 1 {print $2}' "$T/$1.status" 2>/dev/null; } # NAME: successes so far
+status_fail() { awk 'NR == 1 {print $4}' "$T/$1.status" 2>/dev/null; } # NAME: failures so far
+progressed() { local n; n=$(status_ok "$1"); [[ -n $n ]] && ((n > $2)); } # NAME COUNT
+# pids owning a TCP listener on PORT in POD's netns, sorted, space-separated
+listener_pids() { # POD PORT
+	ss -N "${POD_NETNS[$1]}" -Htlnp "sport = :$2" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' '
+}
+dump_pid() { # NODE: the pid of the tunnel answering its admin socket, with ready:true
+	wctl "$1" -o json config-dump 2>/dev/null |
+		"$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(d["pid"] if d["ready"] else "")'
+}
+answered_by() { [[ $(dump_pid "$1") == "$2" ]]; } # NODE PID
+stop_traffic() { touch "$T/$1.stop"; wait_for -t 10 exited "$2"; } # NAME PID
+pool_states() { # the states of cli's pooled HBONE connections to srv (node1)
+	wctl node1 -o json pool | "$PYTHON" -c '
+import json, sys
+print(" ".join(sorted(c["state"] for c in json.load(sys.stdin)
+                      if c["pod"] == "cli" and c["destination"].startswith(sys.argv[1] + ":"))))' "$SRV"
+}
+# node1 got A's GOAWAY notice: the connection to A is closing (the held
+# stream still on it) and a new one, to B, carries the new streams
+pool_moved() { local s; s=$(pool_states); [[ $s == *closing* && $s == *open* ]]; }
+
+mtls_cluster_up
+pod_add node2 mesh srv --label app=srv 2>"$T/err" || die "ADD srv: $(cat "$T/err")"
+pod_add node2 mesh loc --label app=loc 2>"$T/err" || die "ADD loc: $(cat "$T/err")"
+pod_add node1 mesh cli --label app=cli 2>"$T/err" || die "ADD cli: $(cat "$T/err")"
+pod_add node1 plain ext --conflist "$T/node1.plain.conflist" 2>"$T/err" || die "ADD ext: $(cat "$T/err")"
+app_server srv 8080 || die "echo server in srv"
+SRV=${POD_IP[srv]}
+A=${TUNNEL_PID[node2]}
+
+traffic hbone loop cli "$SRV"; P_HBONE=${BG_PIDS[-1]}
+traffic plain loop ext "$SRV"; P_PLAIN=${BG_PIDS[-1]}
+traffic local loop loc "$SRV"; P_LOCAL=${BG_PIDS[-1]}
+traffic held chat cli "$SRV"; P_HELD=${BG_PIDS[-1]}
+for n in hbone plain local held; do
+	wait_for -t 10 progressed "$n" 5 || die "traffic $n does not flow: $(cat "$T/$n.status" 2>&1)"
+done
+ok "traffic flows through tunnel A (pid $A): HBONE across nodes, plaintext, HBONE within node2, one held connection"
+
+# --- the successor starts beside A --------------------------------------------------------
+DRAIN_SECONDS=3 tunnel_conf_write node2 # B's configuration; A has read its own
+ip netns exec "${NODE_NETNS[node2]}" "$WARREN_BUILD/warren-tunnel" --config "$T/node2/tunnel.yaml" \
+	>>"$T/node2/tunnel.out" 2>&1 &
+B=$!
+BG_PIDS+=("$B")
+wait_for -t 10 answered_by node2 "$B" &&
+	ok "tunnel B (pid $B) started beside A: it took the admin socket over, adopted the pods, ready" ||
+	die "tunnel B not ready (config-dump: $(wctl node2 -o json config-dump 2>&1 | head -c 300))"
+both=$(printf '%s\n' "$A" "$B" | sort | tr '\n' ' ') shared=1
+for port in 15001 15006 15008; do [[ $(listener_pids srv $port) == "$both" ]] || shared=0; done
+((shared)) && ok "srv's listeners on 15001, 15006 and 15008: A's and B's (one SO_REUSEPORT group per port)" ||
+	not_ok "srv's listeners belong to A and B" "$(ss -N "${POD_NETNS[srv]}" -tlnp)"
+before=$(status_ok held)
+
+# --- A drains -----------------------------------------------------------------------------------
+kill -TERM "$A"
+wait_for -t 5 bash -c "[[ \$(ss -N '${POD_NETNS[srv]}' -Htlnp 'sport = :15001' | grep -c 'pid=$A,') == 0 ]]" &&
+	[[ $(listener_pids srv 15008) == "$B " && $(listener_pids loc 15001) == "$B " ]] &&
+	ok "SIGTERM: A closed its listeners in the pods; only B's are left" ||
+	not_ok "A closed its listeners" "$(ss -N "${POD_NETNS[srv]}" -tlnp)"
+check "A logged that it drains" wait_for -t 5 grep -q 'draining. Listeners closed in 2 pod(s)' "$T/node2/tunnel.log"
+for n in hbone plain local; do eval "mark_$n=\$(status_ok $n)"; done
+wait_for -t 10 progressed hbone $((mark_hbone + 40)) && wait_for -t 10 progressed plain $((mark_plain + 40)) &&
+	wait_for -t 10 progressed local $((mark_local + 40)) &&
+	ok "new connections keep succeeding after A's SIGTERM (40 more of each loop, through B)" ||
+	not_ok "the loops made progress after SIGTERM" "$(head -n 3 "$T"/{hbone,plain,local}.status)"
+wait_for -t 5 progressed held $((before + 20)) && ! exited "$A" &&
+	ok "the held connection keeps echoing on A, which is still draining" ||
+	not_ok "the held connection on the draining A" "$(cat "$T/held.status"); A alive: $(exited "$A" && echo no || echo yes)"
+wait_for -t 5 pool_moved &&
+	ok "node1's pool got A's GOAWAY notice: its connection to A is closing, a new one (to B) is open" ||
+	not_ok "node1's pool moved to B" "states: $(pool_states)"
+stop_traffic held "$P_HELD"
+[[ $(status_fail held) == 0 ]] && ok "... it ended without an error when its client closed it ($(status_ok held) echoes)" ||
+	not_ok "the held connection had no error" "$(cat "$T/held.status")"
+check "A stopped once its last connection ended, well before drainSeconds (20 s)" wait_for -t 10 exited "$A"
+check "A said so" grep -q 'drained: no connection left after' "$T/node2/tunnel.log"
+TUNNEL_PID[node2]=$B
+for n in hbone plain local; do eval "mark_$n=\$(status_ok $n)"; done
+wait_for -t 10 progressed hbone $((mark_hbone + 20)) && wait_for -t 10 progressed plain $((mark_plain + 20)) &&
+	wait_for -t 10 progressed local $((mark_local + 20)) &&
+	ok "traffic keeps flowing after A exited (20 more of each loop)" ||
+	not_ok "traffic after A exited" "$(head -n 3 "$T"/{hbone,plain,local}.status)"
+stop_traffic hbone "$P_HBONE"
+stop_traffic plain "$P_PLAIN"
+stop_traffic local "$P_LOCAL"
+for n in hbone plain local; do
+	[[ $(status_fail $n) == 0 && $(status_ok $n) -gt 100 ]] &&
+		ok "loop $n: $(status_ok $n) connections across the rollout, none failed" ||
+		not_ok "loop $n: no failed connection" "$(cat "$T/$n.status")"
+done
+
+# --- B serves alone -------------------------------------------------------------------------------
+answered_by node2 "$B" && [[ -S $T/node2/admin.sock ]] &&
+	ok "A left B's admin socket in place (it removes only its own)" ||
+	not_ok "B's admin socket survived A" "$(ls -l "$T/node2/")"
+pod_add node2 mesh srv2 --label app=srv2 2>"$T/err" && app_server srv2 8080 &&
+	check "B serves the plugin socket: a new pod, and cli -> it over HBONE" app_client cli "${POD_IP[srv2]}" 8080 "new-$E2E_ID" ||
+	not_ok "ADD srv2 through B" "$(cat "$T/err")"
+
+# --- the drain deadline, with no successor -------------------------------------------------------
+traffic held2 chat cli "$SRV"; P_HELD2=${BG_PIDS[-1]}
+wait_for -t 10 progressed held2 3 || not_ok "a second held connection" "$(cat "$T/held2.status")"
+t0=$SECONDS
+kill -TERM "$B"
+wait_for -t 5 bash -c "[[ -z \$(ss -N '${POD_NETNS[srv]}' -Htln 'sport = :15008') ]]" ||
+	not_ok "B closed its listeners" "$(ss -N "${POD_NETNS[srv]}" -tlnp)"
+# A CONNECT that reached B before its GOAWAY notice reached node1 is still
+# served; once node1 knows, new connections find no listener.
+check "B alone, draining: new connections cli -> srv fail (no listener: closed, not bypassed)" \
+	wait_for -t 3 fails app_client cli "$SRV" 8080 "closed-$E2E_ID"
+check "B stops when drainSeconds (3) are over" wait_for -t 10 exited "$B"
+elapsed=$((SECONDS - t0))
+((elapsed >= 2 && elapsed <= 8)) && ok "... after about 3 s (${elapsed} s by the shell's clock)" ||
+	not_ok "B's drain took about drainSeconds" "${elapsed} s"
+check "B logged the deadline and the connection it closed" \
+	grep -q 'drain period (drainSeconds: 3) over: closing the 1 connection(s) left' "$T/node2/tunnel.log"
+wait_for -t 10 exited "$P_HELD2"
+[[ $(status_fail held2) == 1 ]] && ok "the connection held past the deadline was cut: $(sed -n 2p "$T/held2.status")" ||
+	not_ok "the held connection was cut at the deadline" "$(cat "$T/held2.status")"
+unset "TUNNEL_PID[node2]"
+
+tunnel_stop node1
+sanitizer_clean node1 node2
+echo "# $TAP_COUNT checks, $TAP_FAILED failed"
