@@ -191,10 +191,9 @@ int nft_build_apply(struct nft_batch *b, const struct inpod_mode *mode)
 	int ret;
 
 	assert(mode->n_reroute <= INPOD_MAX_REROUTE);
-	ret = nftb_open(&bl, b);
+	ret = nftb_begin(&bl, b);
 	if (ret < 0)
 		return ret;
-	ret = nftb_marker(&bl, true);
 	for (size_t t = 0; ret >= 0 && t < ARRAY_SIZE(tables); t++) {
 		ret = nftb_table(&bl, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, MK_ADD_TABLE,
 				tables[t]);
@@ -224,17 +223,11 @@ int nft_build_delete(struct nft_batch *b)
 	struct nftb bl;
 	int ret;
 
-	ret = nftb_open(&bl, b);
+	ret = nftb_begin(&bl, b);
 	if (ret < 0)
 		return ret;
-	ret = nftb_marker(&bl, true);
-	for (size_t t = 0; ret >= 0 && t < ARRAY_SIZE(tables); t++) {
-		/* Adding first makes the delete succeed when absent. */
-		ret = nftb_table(&bl, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, MK_ADD_TABLE,
-				tables[t]);
-		if (ret >= 0)
-			ret = nftb_table(&bl, NFT_MSG_DELTABLE, NLM_F_ACK, MK_DEL_TABLE, tables[t]);
-	}
+	for (size_t t = 0; ret >= 0 && t < ARRAY_SIZE(tables); t++)
+		ret = nftb_remove_table(&bl, tables[t]);
 	return nftb_close(&bl, ret);
 }
 

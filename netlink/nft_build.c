@@ -326,6 +326,23 @@ int nftb_open(struct nftb *bl, struct nft_batch *b)
 	return bl->mb ? 0 : -ENOMEM;
 }
 
+int nftb_begin(struct nftb *bl, struct nft_batch *b)
+{
+	int ret = nftb_open(bl, b);
+
+	if (ret < 0)
+		return ret;
+	ret = nftb_marker(bl, true);
+	return ret < 0 ? nftb_close(bl, ret) : 0;
+}
+
+int nftb_remove_table(struct nftb *bl, const char *table)
+{
+	int ret = nftb_table(bl, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, MK_ADD_TABLE, table);
+
+	return ret < 0 ? ret : nftb_table(bl, NFT_MSG_DELTABLE, NLM_F_ACK, MK_DEL_TABLE, table);
+}
+
 int nftb_close(struct nftb *bl, int ret)
 {
 	if (ret >= 0)

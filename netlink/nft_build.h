@@ -75,6 +75,9 @@ struct nftb {
 };
 
 int nftb_open(struct nftb *bl, struct nft_batch *b);
+/* nftb_open() and the batch's begin marker; on failure there is nothing
+ * to close. */
+int nftb_begin(struct nftb *bl, struct nft_batch *b);
 /* ret: the building so far; the batch end is written only when ret >= 0.
  * Returns ret, or the end marker's error. */
 int nftb_close(struct nftb *bl, int ret);
@@ -85,6 +88,8 @@ int nftb_table(struct nftb *bl, uint16_t type, uint16_t flags, uint8_t kind, con
 /* "flush table": every rule of the table goes; chains and sets stay. */
 int nftb_flush_table(struct nftb *bl, const char *table);
 int nftb_chain(struct nftb *bl, const struct nft_chain_spec *cs);
+/* add table + delete table: the delete then never fails on an absent one. */
+int nftb_remove_table(struct nftb *bl, const char *table);
 
 /* Send a built batch and read every answer. On failure returns -errno and
  * fills what (the failed message, nft_batch_describe) and kerr (the

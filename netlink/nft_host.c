@@ -212,17 +212,22 @@ static int check_spec(const struct nft_host_spec *spec)
 	return spec->kubelet_uid > (long long)UINT32_MAX - 1 ? -EINVAL : 0;
 }
 
+/* check_spec() and nftb_begin(): 0, or -errno with nothing to close. */
+static int host_begin(struct nftb *bl, struct nft_batch *b, const struct nft_host_spec *spec)
+{
+	int ret = check_spec(spec);
+
+	return ret < 0 ? ret : nftb_begin(bl, b);
+}
+
 int nft_build_host_add(struct nft_batch *b, const struct nft_host_spec *spec)
 {
 	struct nftb bl;
 	int ret;
 
-	ret = check_spec(spec);
-	if (ret >= 0)
-		ret = nftb_open(&bl, b);
+	ret = host_begin(&bl, b, spec);
 	if (ret < 0)
 		return ret;
-	ret = nftb_marker(&bl, true);
 	for (size_t f = 0; ret >= 0 && f < ARRAY_SIZE(families); f++) {
 		size_t next = 0;
 
@@ -237,15 +242,11 @@ int nft_build_host_sync(struct nft_batch *b, const struct nft_host_spec *spec)
 	struct nftb bl;
 	int ret;
 
-	ret = check_spec(spec);
-	if (ret >= 0)
-		ret = nftb_open(&bl, b);
+	ret = host_begin(&bl, b, spec);
 	if (ret < 0)
 		return ret;
-	ret = nftb_marker(&bl, true);
-	if (ret >= 0)
-		ret = nftb_table(&bl, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, MK_ADD_TABLE,
-				 NFT_HOST_TABLE);
+	ret = nftb_table(&bl, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, MK_ADD_TABLE,
+			 NFT_HOST_TABLE);
 	if (ret >= 0)
 		ret = nftb_flush_table(&bl, NFT_HOST_TABLE);
 	if (ret >= 0)
@@ -269,16 +270,10 @@ int nft_build_host_delete(struct nft_batch *b)
 	struct nftb bl;
 	int ret;
 
-	ret = nftb_open(&bl, b);
+	ret = nftb_begin(&bl, b);
 	if (ret < 0)
 		return ret;
-	ret = nftb_marker(&bl, true);
-	if (ret >= 0)
-		ret = nftb_table(&bl, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, MK_ADD_TABLE,
-				 NFT_HOST_TABLE);
-	if (ret >= 0)
-		ret = nftb_table(&bl, NFT_MSG_DELTABLE, NLM_F_ACK, MK_DEL_TABLE, NFT_HOST_TABLE);
-	return nftb_close(&bl, ret);
+	return nftb_close(&bl, nftb_remove_table(&bl, NFT_HOST_TABLE));
 }
 
 enum host_batch { HB_SYNC, HB_ADD, HB_DELETE };
