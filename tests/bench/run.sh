@@ -49,7 +49,8 @@
 #      connrate run per mode; reports kept in $T, implies KEEP_TMP),
 #      BENCH_WORKERS (workerThreads of both tunnels; unset: the default),
 #      BENCH_CP_PODS (5000, pods in the mesh model the control-plane rows
-#      reload).
+#      reload), BENCH_TUNNEL_CONF (YAML lines added to both tunnels'
+#      configuration, e.g. "hostProbeSnat: false").
 set -uo pipefail
 source "$(dirname "$0")/../netns/lib.sh"
 
@@ -83,6 +84,7 @@ MTLS_CA=
 tunnel_conf_write() { # NODE
 	lib_tunnel_conf_write "$1"
 	[[ -n ${BENCH_WORKERS:-} ]] && echo "workerThreads: $BENCH_WORKERS" >>"$T/$1/tunnel.yaml"
+	[[ -n ${BENCH_TUNNEL_CONF:-} ]] && echo "$BENCH_TUNNEL_CONF" >>"$T/$1/tunnel.yaml"
 	[[ -n $MTLS_CA ]] && cat >>"$T/$1/tunnel.yaml" <<EOF
 caDir: $MTLS_CA
 certLifetimeSeconds: 86400
