@@ -75,6 +75,9 @@ tunnel_conf_write() {
 }
 
 PROBE_UID=65534
+# SIGTERM drains (tunnel/drain.c): the rollout step shows it. The restart in
+# part 3 happens with no connection open, so it is immediate all the same.
+DRAIN_SECONDS=25
 ctl() { local n=$1; shift; show warrenctl --socket "$T/$n/admin.sock" "$@"; }
 # TCP from node2's netns to the server app as UID (0: root; PROBE_UID: the
 # "kubelet"); prints the echo. app.py comes on stdin: nobody cannot read $T.
@@ -484,6 +487,51 @@ else
 	say "from 169.254.7.127 (the IPv4 rule counted the probe):"
 	show ip netns exec "${NODE_NETNS[node2]}" nft list table inet warren-host
 	mesh_with none || fail "the tunnels did not load the mesh without the policy"
+
+	part "Part 4: upgrading node2's tunnel without failing a connection"
+
+	step "Traffic through node2's tunnel: new connections in a loop, and one held connection"
+	OLD=${TUNNEL_PID[node2]}
+	say "+ ip netns exec ${POD_NETNS[client]} python3 tests/lib/app.py loop ${POD_IP[server]} 8080 ... &"
+	traffic rloop loop client "${POD_IP[server]}"; P_LOOP=${BG_PIDS[-1]}
+	say "+ ip netns exec ${POD_NETNS[client]} python3 tests/lib/app.py chat ${POD_IP[server]} 8080 ... &"
+	traffic rheld chat client "${POD_IP[server]}"; P_HELD=${BG_PIDS[-1]}
+	wait_for -t 10 progressed rloop 20 && wait_for -t 10 progressed rheld 5 || fail "the traffic does not flow"
+	say "loop: $(head -n 1 "$T/rloop.status"); held connection: $(head -n 1 "$T/rheld.status") echoes"
+
+	step "The successor starts beside it (as a DaemonSet with maxSurge: 1 would start it)"
+	say "+ ip netns exec ${NODE_NETNS[node2]} warren-tunnel --config $T/node2/tunnel.yaml &"
+	successor_start node2
+	NEW=$SUCCESSOR_PID
+	wait_for -t 10 answered_by node2 "$NEW" || fail "the successor did not become ready"
+	say "it took the admin socket over and adopted the pods (config-dump pid $NEW, ready);"
+	say "in the server pod, each port's listeners belong to both processes (one SO_REUSEPORT group):"
+	show ss -N "${POD_NETNS[server]}" -tlnp
+
+	step "SIGTERM to the old tunnel: it closes its listeners and drains (drainSeconds: 25)"
+	say "+ kill -TERM $OLD"
+	kill -TERM "$OLD"
+	wait_for -t 5 bash -c "[[ -z \$(ss -N '${POD_NETNS[server]}' -Htlnp 'sport = :15008' | grep 'pid=$OLD,') ]]" ||
+		fail "the old tunnel did not close its listeners"
+	show ss -N "${POD_NETNS[server]}" -tlnp
+	grep -h 'draining' "$T/node2/tunnel.log" | tail -n 1 | ind
+	say "node1's pool got the old tunnel's GOAWAY notice: that connection is closing (the held"
+	say "stream still on it), new streams go on a new connection, to the successor:"
+	wait_for -t 5 bash -c "warrenctl --socket '$T/node1/admin.sock' pool | grep -q closing"
+	ctl node1 pool
+	n=$(status_ok rheld)
+	wait_for -t 5 progressed rheld $((n + 10)) || fail "the held connection stopped echoing on the draining tunnel"
+	say "the held connection still echoes on the old tunnel: $(head -n 1 "$T/rheld.status")"
+
+	step "The held connection ends; the old tunnel, drained, stops"
+	stop_traffic rheld "$P_HELD"
+	wait_for -t 10 exited "$OLD" || fail "the old tunnel did not stop after its last connection"
+	TUNNEL_PID[node2]=$NEW
+	grep -h -E 'drained|warren-tunnel stopped' "$T/node2/tunnel.log" | tail -n 2 | ind
+	stop_traffic rloop "$P_LOOP"
+	say "held connection: $(head -n 1 "$T/rheld.status")"
+	say "${bold}loop: $(head -n 1 "$T/rloop.status")${reset}: no connection failed during the upgrade"
+	[[ $(status_fail rloop) == 0 && $(status_fail rheld) == 0 ]] || fail "a connection failed during the rollout"
 fi
 
 part "The end: pods deleted"

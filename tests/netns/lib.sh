@@ -425,6 +425,35 @@ app_server() { # POD PORT: echo server, log in $T/POD.app.log (IPv6 too with DUA
 
 last_peer() { tail -n 1 "$T/$1.app.log" | awk '{print $2}'; } # POD: peer IP of the app's last accept
 
+# Traffic that runs in the background until its stop file exists: app.py
+# loop (new connections) or chat (one connection) from POD to ADDR:8080,
+# status in $T/NAME.status.
+traffic() { # NAME MODE POD ADDR
+	bg ip netns exec "${POD_NETNS[$3]}" "$PYTHON" "$APP" "$2" "$4" 8080 "$T/$1.status" "$T/$1.stop"
+}
+stop_traffic() { touch "$T/$1.stop"; wait_for -t 10 exited "$2"; } # NAME PID
+status_ok() { awk 'NR == 1 {print $2}' "$T/$1.status" 2>/dev/null; } # NAME: successes so far
+status_fail() { awk 'NR == 1 {print $4}' "$T/$1.status" 2>/dev/null; } # NAME: failures so far
+progressed() { local n; n=$(status_ok "$1"); [[ -n $n ]] && ((n > $2)); } # NAME COUNT
+# pids owning a TCP listener on PORT in POD's netns, sorted, space-separated
+listener_pids() { # POD PORT
+	ss -N "${POD_NETNS[$1]}" -Htlnp "sport = :$2" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' '
+}
+dump_pid() { # NODE: the pid of the tunnel answering its admin socket, if it is ready
+	wctl "$1" -o json config-dump 2>/dev/null |
+		"$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(d["pid"] if d["ready"] else "")'
+}
+answered_by() { [[ $(dump_pid "$1") == "$2" ]]; } # NODE PID
+# A second warren-tunnel on NODE beside the running one (a rollout's
+# successor), with the same configuration file; its pid in SUCCESSOR_PID,
+# its output appended to the node's tunnel.out. Ready: answered_by.
+successor_start() { # NODE
+	ip netns exec "${NODE_NETNS[$1]}" "$WARREN_BUILD/warren-tunnel" --config "$T/$1/tunnel.yaml" \
+		>>"$T/$1/tunnel.out" 2>&1 &
+	SUCCESSOR_PID=$!
+	BG_PIDS+=("$SUCCESSOR_PID")
+}
+
 # app.py client from NODE's netns as UID (setpriv; the script comes on stdin,
 # as $T is root's only): a kubelet-style probe when UID is the kubelet's.
 connect_as() { # NODE UID ADDR PORT MSG

@@ -30,24 +30,6 @@ need_built warren-cni warren-tunnel warrenctl
 tunnel_conf_extra() { echo "caDir: $T/ca"; } # NODE
 DRAIN_SECONDS=20
 
-# Traffic that runs in the background until its stop file exists: app.py
-# loop (new connections) or chat (one connection), status in $T/NAME.status.
-traffic() { # NAME MODE POD ADDR
-	bg ip netns exec "${POD_NETNS[$3]}" "$PYTHON" "$APP" "$2" "$4" 8080 "$T/$1.status" "$T/$1.stop"
-}
-status_ok() { awk 'NR == 1 {print $2}' "$T/$1.status" 2>/dev/null; } # NAME: successes so far
-status_fail() { awk 'NR == 1 {print $4}' "$T/$1.status" 2>/dev/null; } # NAME: failures so far
-progressed() { local n; n=$(status_ok "$1"); [[ -n $n ]] && ((n > $2)); } # NAME COUNT
-# pids owning a TCP listener on PORT in POD's netns, sorted, space-separated
-listener_pids() { # POD PORT
-	ss -N "${POD_NETNS[$1]}" -Htlnp "sport = :$2" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' '
-}
-dump_pid() { # NODE: the pid of the tunnel answering its admin socket, with ready:true
-	wctl "$1" -o json config-dump 2>/dev/null |
-		"$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(d["pid"] if d["ready"] else "")'
-}
-answered_by() { [[ $(dump_pid "$1") == "$2" ]]; } # NODE PID
-stop_traffic() { touch "$T/$1.stop"; wait_for -t 10 exited "$2"; } # NAME PID
 pool_states() { # the states of cli's pooled HBONE connections to srv (node1)
 	wctl node1 -o json pool | "$PYTHON" -c '
 import json, sys
@@ -78,10 +60,8 @@ ok "traffic flows through tunnel A (pid $A): HBONE across nodes, plaintext, HBON
 
 # --- the successor starts beside A --------------------------------------------------------
 DRAIN_SECONDS=3 tunnel_conf_write node2 # B's configuration; A has read its own
-ip netns exec "${NODE_NETNS[node2]}" "$WARREN_BUILD/warren-tunnel" --config "$T/node2/tunnel.yaml" \
-	>>"$T/node2/tunnel.out" 2>&1 &
-B=$!
-BG_PIDS+=("$B")
+successor_start node2
+B=$SUCCESSOR_PID
 wait_for -t 10 answered_by node2 "$B" &&
 	ok "tunnel B (pid $B) started beside A: it took the admin socket over, adopted the pods, ready" ||
 	die "tunnel B not ready (config-dump: $(wctl node2 -o json config-dump 2>&1 | head -c 300))"
