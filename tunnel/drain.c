@@ -14,7 +14,8 @@
  *    successor's instead of being reset;
  *  - sends its peers a GOAWAY notice on every inbound HBONE connection,
  *    so their pools open new streams on new connections (the successor's)
- *    while the streams in flight finish here;
+ *    while the streams in flight finish here; a connection still in its
+ *    handshake, or accepted but not yet served, gets it once open;
  *  - stops serving the plugin (a request already read is refused with a
  *    reason) and reports not ready;
  *  - keeps relaying its established connections until they end or
@@ -72,18 +73,21 @@ static size_t live_connections(const struct tunnel *t)
 static void drain_tick(struct loop *l, void *ctx)
 {
 	struct tunnel *t = ctx;
+	uint64_t now = loop_now_ms();
 	size_t n;
 
 	CHECK_OBJ(t, TUNNEL_MAGIC);
 	t->drain_timer = NULL;
 	n = live_connections(t);
-	if (!n) {
+	/* With inbound HBONE connections, a CONNECT sent before the peer saw
+	 * our GOAWAY notice may still be on its way: the grace is waited out. */
+	if (!n && now >= t->drain_start_ms + t->drain_min_ms) {
 		log_info("drained: no connection left after %.1f s; stopping",
 			 (double)(loop_now_ms() - t->drain_start_ms) / 1000);
 		loop_stop(l);
 		return;
 	}
-	if (loop_now_ms() >= t->drain_start_ms + (uint64_t)t->conf->drain_seconds * 1000) {
+	if (now >= t->drain_start_ms + (uint64_t)t->conf->drain_seconds * 1000) {
 		log_info("drain period (drainSeconds: %d) over: closing the %zu connection(s) left",
 			 t->conf->drain_seconds, n);
 		loop_stop(l);
@@ -123,9 +127,13 @@ void tunnel_drain_start(struct tunnel *t, int signo)
 	}
 	/* Peers' pools must stop opening streams on our inbound HBONE
 	 * connections, or they would keep this tunnel busy to the end. */
-	for (struct pod *s = t->pods; s; s = pod_shard_next(s))
-		for (struct hsrv *h = s->hsrvs; h; h = h->next)
+	t->drain_min_ms = 0;
+	for (struct pod *s = t->pods; s; s = pod_shard_next(s)) {
+		for (struct hsrv *h = s->hsrvs; h; h = h->next) {
 			hbone_conn_goaway(h->hc);
+			t->drain_min_ms = HBONE_GOAWAY_GRACE_MS + 2 * DRAIN_POLL_MS;
+		}
+	}
 	log_info("received signal %d: draining. Listeners closed in %zu pod(s) and the plugin socket closed; %zu established connection(s) are served for up to %d s (a second signal stops at once)",
 		 signo, pods, live_connections(t), t->conf->drain_seconds);
 	drain_tick(t->loop, t);

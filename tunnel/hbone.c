@@ -227,6 +227,7 @@ struct hbone_conn {
 	struct loop_timer *flush_timer; /* output pump at the end of this loop round */
 	struct loop_timer *trim_timer;  /* malloc_trim after a burst */
 	struct loop_timer *goaway_timer; /* server drain: the final GOAWAY */
+	bool goaway_pending;     /* server drain asked before the handshake ended */
 	bool pump_now;           /* flush_cb: conn_leave pumps instead of deferring */
 	uint64_t ping_sent_ms, pings_sent, pings_acked;
 	bool ping_outstanding;
@@ -1556,6 +1557,8 @@ static void connect_timeout_cb(struct loop *l, void *ctx)
 	conn_leave(c);
 }
 
+static void goaway_start(struct hbone_conn *c);
+
 static void conn_handshake(struct hbone_conn *c)
 {
 	enum tls_io io = tls_handshake(c->ssl);
@@ -1584,6 +1587,8 @@ static void conn_handshake(struct hbone_conn *c)
 		c->connect_timer = NULL;
 	}
 	c->state = HBONE_OPEN;
+	if (c->goaway_pending)
+		goaway_start(c);
 	conn_arm_ping(c);
 	/* Input that arrived with the last handshake flight. */
 	if (SSL_has_pending(c->ssl))
@@ -1897,22 +1902,32 @@ static void goaway_cb(struct loop *l, void *ctx)
 	conn_leave(c);
 }
 
+/* c: an open server connection, inside conn_enter(). */
+static void goaway_start(struct hbone_conn *c)
+{
+	c->goaway_pending = false;
+	c->state = HBONE_CLOSING;
+	snprintf(c->reason, sizeof(c->reason), "closed (the tunnel is draining)");
+	/* A CONNECT already on its way was sent before the peer saw the
+	 * notice: the final GOAWAY, which refuses later streams, waits until
+	 * it has arrived. */
+	nghttp2_submit_shutdown_notice(c->h2);
+	c->goaway_timer = loop_timer_add(c->l, HBONE_GOAWAY_GRACE_MS, goaway_cb, c);
+	if (!c->goaway_timer)
+		nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+				      nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
+				      NULL, 0);
+}
+
 void hbone_conn_goaway(struct hbone_conn *c)
 {
 	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
 	conn_enter(c);
-	if (!c->dead && c->role == ROLE_SERVER && c->state == HBONE_OPEN) {
-		c->state = HBONE_CLOSING;
-		snprintf(c->reason, sizeof(c->reason), "closed (the tunnel is draining)");
-		/* A CONNECT already on its way was sent before the peer saw the
-		 * notice: the final GOAWAY, which refuses later streams, waits
-		 * until it has arrived. */
-		nghttp2_submit_shutdown_notice(c->h2);
-		c->goaway_timer = loop_timer_add(c->l, HBONE_GOAWAY_GRACE_MS, goaway_cb, c);
-		if (!c->goaway_timer)
-			nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-					      nghttp2_session_get_last_proc_stream_id(c->h2),
-					      NGHTTP2_NO_ERROR, NULL, 0);
+	if (!c->dead && c->role == ROLE_SERVER) {
+		if (c->state == HBONE_OPEN)
+			goaway_start(c);
+		else if (c->state == HBONE_CONNECTING || c->state == HBONE_HANDSHAKE)
+			c->goaway_pending = true; /* sent as soon as it is open */
 	}
 	conn_leave(c);
 }

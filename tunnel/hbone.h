@@ -245,7 +245,8 @@ void hbone_conn_shutdown(struct hbone_conn *c);
  * stream 2^31-1), so the peer opens no new stream here but streams it
  * already sent are served; HBONE_GOAWAY_GRACE_MS later the final GOAWAY
  * names the last stream taken. The connection closes when its streams
- * have ended. No-op on a client connection or one not open. */
+ * have ended. A connection still in its handshake gets the notice as soon
+ * as it is open. No-op on a client connection. */
 #define HBONE_GOAWAY_GRACE_MS 1000
 void hbone_conn_goaway(struct hbone_conn *c);
 /* Hard: every stream is reset, callbacks run, the connection is freed

@@ -735,6 +735,9 @@ void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *pee
 	h->t = t;
 	h->worker = p->worker;
 	workers_hbone_conns_add(t, p->worker, 1);
+	/* accepted before our listeners closed, served after: drain.c */
+	if (t->draining)
+		hbone_conn_goaway(h->hc);
 }
 
 /* ------------------------------------------------------------- scrape/admin */

@@ -176,7 +176,7 @@ struct tunnel {
 	struct worker *workers;        /* workers.c */
 	unsigned n_workers;
 	bool draining;                 /* drain.c: SIGTERM received, listeners closed */
-	uint64_t drain_start_ms;
+	uint64_t drain_start_ms, drain_min_ms;
 	struct loop_timer *drain_timer;
 	struct host_probe *hp;         /* host_probe.c */
 	bool host_probe_stale;         /* pods came or went since the last sync */

@@ -226,6 +226,7 @@ struct env {
 	bool (*pred)(struct env *e);
 	bool timed_out, met;
 	uint64_t deadline;
+	bool goaway_on_accept;         /* hbone_conn_goaway() right after accept */
 	/* backpressure sampling */
 	size_t max_srv_buffered;
 	uint64_t last_sent;
@@ -318,6 +319,8 @@ static void accept_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 		return;
 	if (hbone_server_accept(l, g_sctx, c, &e->sopts, &cbs, &e->last_srv_conn))
 		return;
+	if (e->goaway_on_accept)
+		hbone_conn_goaway(e->last_srv_conn); /* still in its TLS handshake */
 	for (size_t i = 0; i < 8; i++) {
 		if (!e->srv_live[i]) {
 			e->srv_live[i] = e->last_srv_conn;
@@ -1070,6 +1073,40 @@ static void t_goaway_drain(void)
 	env_fini(&e);
 }
 
+static bool srv_conn_closed(struct env *e)
+{
+	return e->srv_conns_done >= 1;
+}
+
+/* A draining tunnel's connection that was still in its handshake gets the
+ * notice once open: the client never gets to open a stream on it. */
+static void t_goaway_during_handshake(void)
+{
+	struct env e;
+	struct hbone_stream *s = NULL;
+	struct hbone_connect_req req = { .authority = "127.0.0.1:8080" };
+	int sp[2];
+
+	T_ASSERT_INT(env_init(&e), 0);
+	e.mode = SRV_ECHO;
+	e.goaway_on_accept = true;
+	g_goaway_cli = client_conn(&e, SERVER_ID);
+	T_ASSERT(g_goaway_cli);
+	/* closing, or already closed: with no stream, a client closes on GOAWAY */
+	T_ASSERT(run_until(&e, cli_closing, 5000));
+	if (!e.cli_conn_done) {
+		T_ASSERT_INT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp), 0);
+		T_ASSERT_INT(hbone_stream_open(g_goaway_cli, &req, sp[0], cli_stream_done, &e, &s),
+			     -ENOTCONN);
+		close(sp[1]);
+	}
+	T_ASSERT(run_until(&e, srv_conn_closed, 5000));
+	T_ASSERT_INT(e.requests, 0);
+	if (!e.cli_conn_done)
+		hbone_conn_abort(g_goaway_cli, "test over");
+	env_fini(&e);
+}
+
 static void t_init(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -1080,4 +1117,5 @@ static void t_init(void)
 T_MAIN(T_CASE(t_init), T_CASE(t_authority), T_CASE(t_echo), T_CASE(t_half_close),
        T_CASE(t_32mib), T_CASE(t_pool), T_CASE(t_reject_401), T_CASE(t_reject_503),
        T_CASE(t_bad_requests_400), T_CASE(t_identity_mismatch), T_CASE(t_backpressure),
-       T_CASE(t_ping), T_CASE(t_ping_timeout), T_CASE(t_goaway_drain))
+       T_CASE(t_ping), T_CASE(t_ping_timeout), T_CASE(t_goaway_drain),
+       T_CASE(t_goaway_during_handshake))
