@@ -78,6 +78,10 @@ wait_for -t 5 bash -c "[[ \$(ss -N '${POD_NETNS[srv]}' -Htlnp 'sport = :15001' |
 	ok "SIGTERM: A closed its listeners in the pods; only B's are left" ||
 	not_ok "A closed its listeners" "$(ss -N "${POD_NETNS[srv]}" -tlnp)"
 check "A logged that it drains" wait_for -t 5 grep -q 'draining. Listeners closed in 2 pod(s)' "$T/node2/tunnel.log"
+[[ $(pexec srv sysctl -n net.ipv4.tcp_migrate_req) == 1 && $(pexec loc sysctl -n net.ipv4.tcp_migrate_req) == 1 &&
+	$(nexec node2 sysctl -n net.ipv4.tcp_migrate_req) == 0 ]] &&
+	ok "... having set net.ipv4.tcp_migrate_req in each pod first (queued connections move to B), not on the node" ||
+	not_ok "tcp_migrate_req set in the pods only" "srv $(pexec srv sysctl -n net.ipv4.tcp_migrate_req), loc $(pexec loc sysctl -n net.ipv4.tcp_migrate_req), node2 $(nexec node2 sysctl -n net.ipv4.tcp_migrate_req)"
 for n in hbone plain local; do eval "mark_$n=\$(status_ok $n)"; done
 wait_for -t 10 progressed hbone $((mark_hbone + 40)) && wait_for -t 10 progressed plain $((mark_plain + 40)) &&
 	wait_for -t 10 progressed local $((mark_local + 40)) &&
