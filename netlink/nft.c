@@ -234,51 +234,29 @@ int nft_build_delete(struct nft_batch *b)
 
 /* ---- I/O ---- */
 
-/* mode: NULL for the delete batch. */
-static int send_batch(struct nl_sock *s, const struct inpod_mode *mode, char *err, size_t errlen)
+static int build_apply(struct nft_batch *b, const void *mode)
 {
-	struct nft_batch *b = NULL;
-	void *buf = NULL;
-	char kerr[384] = "", what[160];
-	int ret;
+	return nft_build_apply(b, mode);
+}
 
-	b = malloc(sizeof(*b));
-	buf = malloc(NFT_BATCH_BUFSZ);
-	if (!b || !buf) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	nft_batch_init(b, buf, NFT_BATCH_BUFSZ, nl_seq(s, NFT_BATCH_MAX_MSGS));
-	ret = mode ? nft_build_apply(b, mode) : nft_build_delete(b);
-	if (ret < 0) {
-		if (err && errlen)
-			snprintf(err, errlen, "building the nftables batch: %s", strerror(-ret));
-		goto out;
-	}
-	ret = nftb_send(s, b, what, sizeof(what), kerr, sizeof(kerr));
-	if (ret < 0 && err && errlen) {
-		snprintf(err, errlen, "nftables %s failed at \"%s\": %s%s",
-			 mode ? "apply" : "delete", what, kerr,
-			 mode ? "; nothing was changed. Check that no other program owns "
-				 "these tables and that the kernel has nf_tables with nat, "
-				 "redir and ct support"
-			       : "");
-	}
-out:
-	free(buf);
-	free(b);
-	return ret;
+static int build_delete(struct nft_batch *b, const void *unused)
+{
+	(void)unused;
+	return nft_build_delete(b);
 }
 
 int nft_apply(struct nl_sock *s, const struct inpod_mode *mode, char *err, size_t errlen)
 {
 	assert(mode);
-	return send_batch(s, mode, err, errlen);
+	return nftb_run(s, NFT_BATCH_BUFSZ, build_apply, mode, "apply",
+			"; nothing was changed. Check that no other program owns these tables and "
+			"that the kernel has nf_tables with nat, redir and ct support",
+			err, errlen);
 }
 
 int nft_delete(struct nl_sock *s, char *err, size_t errlen)
 {
-	return send_batch(s, NULL, err, errlen);
+	return nftb_run(s, NFT_BATCH_BUFSZ, build_delete, NULL, "delete", "", err, errlen);
 }
 
 int nft_table_exists(struct nl_sock *s, const char *table)

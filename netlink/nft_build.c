@@ -21,6 +21,7 @@
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 
+#include "conf/errbuf.h"
 #include "conf/warren.h"
 
 /* ---- expression helpers: each returns 0 or -ENOMEM ---- */
@@ -414,14 +415,33 @@ int nx_comment(struct nftnl_rule *r, const char *tag)
 	return ret;
 }
 
-int nftb_send(struct nl_sock *s, const struct nft_batch *b, char *what, size_t whatlen,
-	      char *kerr, size_t kerrlen)
+int nftb_run(struct nl_sock *s, size_t cap, nftb_build_fn build, const void *ctx, const char *op,
+	     const char *hint, char *err, size_t errlen)
 {
+	struct nft_batch *b = malloc(sizeof(*b));
+	void *buf = malloc(cap);
+	char kerr[384] = "", what[160];
 	uint32_t err_seq = 0;
 	int ret;
 
-	ret = nl_talk(s, b->buf, b->len, 0, NULL, NULL, kerr, kerrlen, &err_seq);
-	if (ret < 0)
-		nft_batch_describe(b, err_seq, what, whatlen);
+	if (!b || !buf) {
+		ret = -ENOMEM;
+		errbuf_set(err, errlen, "building the nftables batch: out of memory");
+		goto out;
+	}
+	nft_batch_init(b, buf, cap, nl_seq(s, NFT_BATCH_MAX_MSGS));
+	ret = build(b, ctx);
+	if (ret < 0) {
+		errbuf_set(err, errlen, "building the nftables batch: %s", strerror(-ret));
+		goto out;
+	}
+	ret = nl_talk(s, b->buf, b->len, 0, NULL, NULL, kerr, sizeof(kerr), &err_seq);
+	if (ret < 0) {
+		nft_batch_describe(b, err_seq, what, sizeof(what));
+		errbuf_set(err, errlen, "nftables %s failed at \"%s\": %s%s", op, what, kerr, hint);
+	}
+out:
+	free(buf);
+	free(b);
 	return ret;
 }

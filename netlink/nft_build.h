@@ -91,10 +91,12 @@ int nftb_chain(struct nftb *bl, const struct nft_chain_spec *cs);
 /* add table + delete table: the delete then never fails on an absent one. */
 int nftb_remove_table(struct nftb *bl, const char *table);
 
-/* Send a built batch and read every answer. On failure returns -errno and
- * fills what (the failed message, nft_batch_describe) and kerr (the
- * kernel's words, ext-ack included). */
-int nftb_send(struct nl_sock *s, const struct nft_batch *b, char *what, size_t whatlen,
-	      char *kerr, size_t kerrlen);
+/* One batch from start to end: a buffer of cap bytes, build(b, ctx), then
+ * the exchange with the kernel. 0 or -errno; err (may be NULL) then says
+ * "building the nftables batch: <why>" or "nftables <op> failed at
+ * \"<message>\": <the kernel's words, ext-ack included><hint>". */
+typedef int (*nftb_build_fn)(struct nft_batch *b, const void *ctx);
+int nftb_run(struct nl_sock *s, size_t cap, nftb_build_fn build, const void *ctx, const char *op,
+	     const char *hint, char *err, size_t errlen);
 
 #endif

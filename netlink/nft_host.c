@@ -22,6 +22,7 @@
 #include <libnftnl/set.h>
 #include <libnftnl/udata.h>
 
+#include "conf/errbuf.h"
 #include "conf/warren.h"
 #include "netlink/nft_build.h"
 
@@ -276,56 +277,52 @@ int nft_build_host_delete(struct nft_batch *b)
 	return nftb_close(&bl, nftb_remove_table(&bl, NFT_HOST_TABLE));
 }
 
-enum host_batch { HB_SYNC, HB_ADD, HB_DELETE };
-
-static const char *const batch_names[] = { "sync", "add", "delete" };
-
-/* spec: NULL for HB_DELETE. */
-static int host_send(struct nl_sock *s, enum host_batch kind, const struct nft_host_spec *spec,
-		     char *err, size_t errlen)
+static int build_sync(struct nft_batch *b, const void *spec)
 {
-	size_t cap = nft_host_bufsz(spec ? spec->n : 0);
-	struct nft_batch *b = malloc(sizeof(*b));
-	void *buf = malloc(cap);
-	char kerr[384] = "", what[160];
-	int ret;
+	return nft_build_host_sync(b, spec);
+}
 
-	if (!b || !buf) {
-		ret = -ENOMEM;
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	nft_batch_init(b, buf, cap, nl_seq(s, NFT_BATCH_MAX_MSGS));
-	ret = kind == HB_SYNC  ? nft_build_host_sync(b, spec)
-	      : kind == HB_ADD ? nft_build_host_add(b, spec)
-			       : nft_build_host_delete(b);
-	if (ret < 0) {
-		snprintf(err, errlen, "building the host table batch: %s%s", strerror(-ret),
-			 ret == -E2BIG ? " (more pod addresses than the table holds)" : "");
-		goto out;
-	}
-	ret = nftb_send(s, b, what, sizeof(what), kerr, sizeof(kerr));
-	if (ret < 0)
-		snprintf(err, errlen, "nftables %s of table inet " NFT_HOST_TABLE " failed at \"%s\": %s; nothing was changed%s",
-			 batch_names[kind], what, kerr,
-			 kind == HB_SYNC ? ". Check that the kernel has nf_tables with nat and that no other program owns the table" : "");
-out:
-	free(buf);
-	free(b);
+static int build_add(struct nft_batch *b, const void *spec)
+{
+	return nft_build_host_add(b, spec);
+}
+
+static int build_delete(struct nft_batch *b, const void *unused)
+{
+	(void)unused;
+	return nft_build_host_delete(b);
+}
+
+/* -E2BIG from the builder: say it in the table's terms. */
+static int too_many(int ret, char *err, size_t errlen)
+{
+	if (ret == -E2BIG)
+		errbuf_set(err, errlen, "building the nftables batch: more pod addresses of one family than table inet " NFT_HOST_TABLE " holds (%d)",
+			   NFT_HOST_MAX_ELEMS);
 	return ret;
 }
 
 int nft_host_sync(struct nl_sock *s, const struct nft_host_spec *spec, char *err, size_t errlen)
 {
-	return host_send(s, HB_SYNC, spec, err, errlen);
+	int ret = nftb_run(s, nft_host_bufsz(spec->n), build_sync, spec,
+			   "sync of table inet " NFT_HOST_TABLE,
+			   "; nothing was changed. Check that the kernel has nf_tables with nat and "
+			   "that no other program owns the table",
+			   err, errlen);
+
+	return too_many(ret, err, errlen);
 }
 
 int nft_host_add(struct nl_sock *s, const struct nft_host_spec *spec, char *err, size_t errlen)
 {
-	return host_send(s, HB_ADD, spec, err, errlen);
+	int ret = nftb_run(s, nft_host_bufsz(spec->n), build_add, spec,
+			   "add to table inet " NFT_HOST_TABLE, "; nothing was changed", err, errlen);
+
+	return too_many(ret, err, errlen);
 }
 
 int nft_host_delete(struct nl_sock *s, char *err, size_t errlen)
 {
-	return host_send(s, HB_DELETE, NULL, err, errlen);
+	return nftb_run(s, nft_host_bufsz(0), build_delete, NULL, "delete of table inet " NFT_HOST_TABLE,
+			"; nothing was changed", err, errlen);
 }

@@ -216,15 +216,17 @@ static bool parse_pod_ip(const char *s, struct nft_host_elem *e)
 
 	if (n >= sizeof(buf))
 		return false;
+	struct mesh_ip ip;
+
+	if (n >= sizeof(buf))
+		return false;
 	memcpy(buf, s, n);
 	buf[n] = '\0';
-	memset(e->addr, 0, sizeof(e->addr));
-	if (inet_pton(AF_INET, buf, e->addr) == 1)
-		e->family = AF_INET;
-	else if (inet_pton(AF_INET6, buf, e->addr) == 1)
-		e->family = AF_INET6;
-	else
+	if (mesh_ip_parse(buf, &ip) < 0)
 		return false;
+	e->family = ip.family;
+	memset(e->addr, 0, sizeof(e->addr));
+	memcpy(e->addr, &ip.addr, ip.family == AF_INET ? sizeof(ip.addr.v4) : sizeof(ip.addr.v6));
 	return true;
 }
 
