@@ -240,10 +240,9 @@ python3 "$ROOT/hack/kube/images/oci-image.py" "$K/images/pause.tar" localhost/wa
 	--entrypoint '["/pause"]' --file "$K/images/pause:/pause"
 bblinks=()
 for a in sh cat echo env hostname httpd ip ls nc ping sleep wget; do bblinks+=(--link "/bin/busybox:/bin/$a"); done
-printf '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n%%s %%s\\n" "$REMOTE_ADDR" "$(hostname)"\n' >"$K/images/peer.cgi"
 python3 "$ROOT/hack/kube/images/oci-image.py" "$K/images/app.tar" localhost/warren-app:1 \
 	--cmd '["/bin/httpd","-f","-p","8080","-h","/www"]' --file /usr/bin/busybox:/bin/busybox \
-	--file "$K/images/peer.cgi:/www/cgi-bin/peer" --dir /tmp "${bblinks[@]}"
+	--file "$ROOT/hack/kube/images/peer.cgi:/www/cgi-bin/peer" --dir /tmp "${bblinks[@]}"
 
 # --- nodes ------------------------------------------------------------------
 # The kubelet's kernel tunables (not namespaced): saved by the first cluster
@@ -325,6 +324,10 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   enable_cdi = false
   netns_mounts_under_state_dir = true
   tolerate_missing_hugetlb_controller = true
+  # lowering an oom_score_adj needs CAP_SYS_RESOURCE, which sandboxes (CI
+  # runners, this project's machines) may not grant: keep every container's
+  # at or above containerd's own instead of failing the sandbox
+  restrict_oom_score_adj = true
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
@@ -354,6 +357,7 @@ healthzPort: 10248
 podLogsDir: $D/pod-logs
 volumePluginDir: $D/kubelet/volume-plugins
 makeIPTablesUtilChains: false
+oomScoreAdj: 0
 hairpinMode: none
 resolvConf: ""
 failSwapOn: false
