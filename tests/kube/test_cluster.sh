@@ -30,12 +30,27 @@ need_built warren-cni warren-tunnel warrenctl
 "$WARREN_ROOT/hack/kube-build.sh" --paths >"$T/kube-bins" 2>&1 ||
 	die "cluster binaries not built: run hack/kube-build.sh ($(tail -n 1 "$T/kube-bins"))"
 
+# The kernel tunables the kubelet changes; kube-down.sh restores them when
+# the last cluster on the machine goes (so only checked if ours was alone).
+SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+sysctls() { sysctl -n "${SYSCTLS[@]}" | tr '\n' ' '; }
+sysctl_before=$(sysctls)
+[[ -e /run/warren-kube-sysctl ]] && sysctl_before= # another cluster is up
+
 kube_cleanup() {
 	local rc=$?
 	if [[ -f $T/env ]]; then
 		for node in "${!TUNNEL_PID[@]}"; do tunnel_stop "$node"; done
 		if "$WARREN_ROOT/hack/kube-down.sh" "$T" >"$T/kube-down.log" 2>&1; then
-			ok "kube-down: no process, mount, cgroup, netns or sysctl change of the cluster left"
+			ok "kube-down: no process, mount, cgroup or netns of the cluster left"
+			if [[ -z $sysctl_before ]]; then
+				diag "another cluster was up: the kubelet's kernel tunables stay until it goes"
+			elif [[ $(sysctls) == "$sysctl_before" ]]; then
+				ok "kube-down: the kernel tunables the kubelet set are back (${SYSCTLS[*]})"
+			else
+				not_ok "kube-down: the kubelet's kernel tunables restored" "before: $sysctl_before"$'\n'"after:  $(sysctls)"
+				rc=1
+			fi
 		else
 			not_ok "kube-down: everything removed" "$(cat "$T/kube-down.log")"
 			rc=1
