@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/install-deps.sh
 # the real-cluster tests' binaries (cached by version outside the checkout;
-# a fresh machine builds them once)
-bash hack/kube-build.sh
+# a fresh machine builds them once). If that fails, the rest still runs and
+# tests/kube/ reports the missing binaries as failures.
+bash hack/kube-build.sh || echo "hack/test.sh: hack/kube-build.sh failed; the tests in tests/kube/ will fail" >&2
 make -j2 all >/dev/null
 make -j2 SANITIZE=1 all fuzz >/dev/null
 make -j2 SANITIZE=thread all >/dev/null
