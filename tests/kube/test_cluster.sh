@@ -175,9 +175,13 @@ enrolled() { # POD NODE
 	local p
 	for p in 15001 15006 15008; do listening "${POD_NETNS[$1]}" $p || { echo "no listener on $p"; return 1; }; done
 	tunnel_knows "$2" "${POD_ID[$1]}" || { echo "$2's tunnel does not list ${POD_ID[$1]}"; return 1; }
+	# the handoff carried the kubelet's pod UID
+	wctl "$2" -o json pods | "$PYTHON" -c 'import json, sys
+p = [x for x in json.load(sys.stdin) if x["containerId"] == sys.argv[1]]
+sys.exit(0 if p and p[0].get("uid") == sys.argv[2] else "tunnel record: %s" % p)' "${POD_ID[$1]}" "${POD_UID[$1]}"
 }
-check "srv (ambient namespace): enrolled by warren-cni, listed by node2's tunnel" enrolled srv node2
-check "cli (ambient namespace): enrolled, listed by node1's tunnel" enrolled cli node1
+check "srv (ambient namespace): enrolled by warren-cni, listed by node2's tunnel with the pod's UID" enrolled srv node2
+check "cli (ambient namespace): enrolled, listed by node1's tunnel with the pod's UID" enrolled cli node1
 not_enrolled() { # POD NODE
 	inpod_clean "$1" || { echo "warren state in the pod"; return 1; }
 	no_listeners "$1" || { echo "listeners in the pod"; return 1; }
