@@ -28,7 +28,8 @@
 #   KUBE_CNI_WARREN  1: chain warren-cni after bridge + host-local (default
 #               when $WARREN_BUILD/warren-cni exists), 0: bridge + host-local
 #   WARREN_BUILD     build dir with warren-cni (default: build/)
-# Writes KUBE_DIR/env (source it: KUBECONFIG, KUBE_* names, binary paths) and
+# Writes KUBE_DIR/env (source it: KUBECONFIG, KUBE_APISERVER, KUBE_CA,
+# KUBE_TOKEN_FILE (a system:masters bearer token), KUBE_* names, binary paths) and
 # KUBE_DIR/kubectl (kubectl run in the control plane's netns). Stop with
 # hack/kube-down.sh KUBE_DIR, which removes everything this started.
 # Pods must set spec.nodeName (no scheduler), imagePullPolicy: Never and, as
@@ -158,7 +159,12 @@ ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$P/sa.key"
 ossl pkey -in "$P/sa.key" -pubout -out "$P/sa.pub"
 TOKEN=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
 echo "$TOKEN,warren-admin,warren-admin,system:masters" >"$P/tokens.csv"
-chmod 600 "$P"/*.key "$P/tokens.csv"
+printf '%s' "$TOKEN" >"$P/token"
+chmod 600 "$P"/*.key "$P/tokens.csv" "$P/token"
+{
+	echo "KUBE_CA=$P/ca.crt"
+	echo "KUBE_TOKEN_FILE=$P/token"
+} >>"$K/env"
 cat >"$K/kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
