@@ -30,7 +30,7 @@ else
 B ?= build
 endif
 
-LIB_SRCS    := $(wildcard conf/*.c netlink/*.c) $(filter-out plugin/main.c,$(wildcard plugin/*.c)) \
+LIB_SRCS    := $(wildcard conf/*.c model/*.c netlink/*.c) $(filter-out plugin/main.c,$(wildcard plugin/*.c)) \
                $(filter-out tunnel/main.c,$(wildcard tunnel/*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)

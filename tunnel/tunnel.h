@@ -43,8 +43,8 @@
 
 #include <jansson.h>
 
-#include "conf/authz.h"
-#include "conf/mesh.h"
+#include "model/authz.h"
+#include "model/mesh.h"
 #include "conf/tunnel_conf.h"
 #include "netlink/inpod.h"
 #include "tunnel/loop.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests of conf/authz.c. The table below is the specification of the
+ * Unit tests of model/authz.c. The table below is the specification of the
  * L4 policy engine: each case is YAML policy text (loaded with
  * kobj_load_text), a destination workload, a connection, and the expected
  * decision, deciding policy and, optionally, a reason and a policy message
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf/authz.h"
+#include "model/authz.h"
 #include "conf/kobj.h"
 #include "tests/unit/t.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * L4 authorization engine (contract and semantics in conf/authz.h).
+ * L4 authorization engine (contract and semantics in model/authz.h).
  *
  * Compilation mirrors istiod's ambient conversion (authorization.go
  * handleRule) and evaluation mirrors ztunnel's rbac.rs, so that the same
@@ -8,7 +8,7 @@
  * strings, messages) lives in one arena, freed at once by authz_set_free():
  * the compiled structure is never modified after authz_compile() returns.
  */
-#include "conf/authz.h"
+#include "model/authz.h"
 
 #include <arpa/inet.h>
 #include <assert.h>

@@ -2,7 +2,7 @@
 /*
  * L4 authorization engine (ambient-reference.md §10): compiles the raw
  * security.istio.io AuthorizationPolicy and PeerAuthentication objects kept
- * by conf/mesh.h into an immutable set, and decides whether one inbound
+ * by model/mesh.h into an immutable set, and decides whether one inbound
  * connection to one workload is allowed. Pure library: no I/O, no logging,
  * no global state; a compiled set may be read from any number of threads.
  *
@@ -79,7 +79,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conf/mesh.h"
+#include "model/mesh.h"
 
 #define AUTHZ_DEFAULT_ROOT_NAMESPACE "istio-system"
 

@@ -104,7 +104,7 @@ struct mesh {
 	json_t *authorization_policies; /* array of raw objects */
 	json_t *peer_authentications;   /* array of raw objects */
 	uint64_t generation;            /* set by the owner on swap */
-	struct mesh_index *index;       /* lookups' hash indexes (conf/mesh_index.h);
+	struct mesh_index *index;       /* lookups' hash indexes (model/mesh_index.h);
 					   NULL: they scan (a model filled by hand) */
 };
 

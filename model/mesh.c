@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The mesh model (contract in conf/mesh.h).
+ * The mesh model (contract in model/mesh.h).
  *
  * mesh_build() deep-copies the input objects and points every string of the
  * model into that private copy, so the model does not depend on the caller's
@@ -10,14 +10,14 @@
  *
  * Arrays keep the input order (directory mode: file name order, then order
  * in the file). Lookups go through the model's hash indexes
- * (conf/mesh_index.c), built once the model is complete; a struct mesh
+ * (model/mesh_index.c), built once the model is complete; a struct mesh
  * filled by hand (tests) has none and is scanned, with the same answers.
  * Duplicates (same kind,
  * namespace and name) fail the build; they are found through a temporary
  * sorted index, O(n log n).
  */
-#include "conf/mesh.h"
-#include "conf/mesh_index.h"
+#include "model/mesh.h"
+#include "model/mesh_index.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
