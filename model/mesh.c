@@ -188,14 +188,6 @@ static int parse_ip_field(const struct objctx *c, const char *field, const char 
 	return 0;
 }
 
-bool mesh_ip_in(const struct mesh_ip *ips, size_t n, const struct mesh_ip *ip)
-{
-	for (size_t i = 0; i < n; i++)
-		if (mesh_ip_equal(&ips[i], ip))
-			return true;
-	return false;
-}
-
 /* metadata.name (required) and metadata.namespace (default "default"). */
 static int decode_meta(struct objctx *c, json_t *o, bool namespaced, json_t **meta)
 {
@@ -1045,16 +1037,6 @@ uint16_t mesh_pod_target_port(const struct mesh_pod *p, const struct mesh_servic
 	return 0;
 }
 
-const char *mesh_label(const struct mesh_labels *l, const char *key)
-{
-	if (!l || !key)
-		return NULL;
-	for (size_t i = 0; i < l->n; i++)
-		if (!strcmp(l->items[i].key, key))
-			return l->items[i].value;
-	return NULL;
-}
-
 const struct mesh_namespace *mesh_find_namespace(const struct mesh *m, const char *name)
 {
 	ssize_t i;
@@ -1172,19 +1154,6 @@ const struct mesh_service *mesh_pod_next_service(const struct mesh *m, const str
 	return NULL;
 }
 
-bool mesh_selector_matches(const struct mesh_labels *selector, const struct mesh_labels *labels)
-{
-	if (!selector || !selector->n)
-		return false;
-	for (size_t i = 0; i < selector->n; i++) {
-		const char *v = mesh_label(labels, selector->items[i].key);
-
-		if (!v || strcmp(v, selector->items[i].value))
-			return false;
-	}
-	return true;
-}
-
 bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, const char **reason)
 {
 	/* Reasons naming the namespace are formatted here: valid until the next
@@ -1254,43 +1223,4 @@ bool mesh_pod_capture_inbound(const struct mesh_pod *p, const char **bad_value)
 	if (bad_value)
 		*bad_value = v;
 	return true;
-}
-
-/* ---- addresses ---- */
-
-int mesh_ip_parse(const char *s, struct mesh_ip *ip)
-{
-	memset(ip, 0, sizeof(*ip));
-	if (!s)
-		return -EINVAL;
-	if (inet_pton(AF_INET, s, &ip->addr.v4) == 1) {
-		ip->family = AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, &ip->addr.v6) == 1) {
-		ip->family = AF_INET6;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-bool mesh_ip_equal(const struct mesh_ip *a, const struct mesh_ip *b)
-{
-	if (a->family != b->family)
-		return false;
-	if (a->family == AF_INET)
-		return a->addr.v4.s_addr == b->addr.v4.s_addr;
-	if (a->family == AF_INET6)
-		return !memcmp(&a->addr.v6, &b->addr.v6, sizeof(a->addr.v6));
-	return false;
-}
-
-const char *mesh_ip_str(const struct mesh_ip *ip, char *buf, size_t len)
-{
-	if (!len)
-		return buf;
-	if (!ip || (ip->family != AF_INET && ip->family != AF_INET6) ||
-	    !inet_ntop(ip->family, &ip->addr, buf, (socklen_t)len))
-		snprintf(buf, len, "?");
-	return buf;
 }

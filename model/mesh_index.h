@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "model/mesh.h"
+#include "model/mesh_types.h"
 
 /* NULL when out of memory (lookups then scan: slower, same answers). */
 struct mesh_index *mesh_index_build(const struct mesh *m);
