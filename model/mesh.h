@@ -49,7 +49,7 @@ const struct mesh_service *mesh_pod_next_service(const struct mesh *m, const str
  * endpoint of sp, as in Kubernetes' EndpointSlices. */
 uint16_t mesh_pod_target_port(const struct mesh_pod *p, const struct mesh_service_port *sp);
 
-/* Enrollment decision (ambient-reference.md §2.4): a pod is enrolled when
+/* Enrollment decision (Istio ambient's): a pod is enrolled when
  * it is not host-network, has no sidecar (annotation
  * sidecar.istio.io/status), and either its own istio.io/dataplane-mode
  * label is "ambient", or its namespace's label is "ambient" and the pod's

@@ -6,8 +6,8 @@
  *
  *  - nftables: tables "inet warren-nat" and "inet warren-mangle" (names in
  *    conf/warren.h), installed as ONE atomic batch (add+flush+re-add, so a
- *    re-apply reconciles). Shape of Istio's in-pod nftables rules
- *    (ambient-reference.md §4.9), IPv4 and IPv6, every rule with a counter
+ *    re-apply reconciles). Shape of Istio's in-pod nftables rules,
+ *    IPv4 and IPv6, every rule with a counter
  *    and a userdata tag "warren:<rule-name>" so CHECK can find it:
  *      nat prerouting (type nat, prio -100):
  *        tcp from 169.254.7.127 / fd16:9254:7127:1337:ffff:ffff:ffff:ffff: accept

@@ -1353,9 +1353,8 @@ static void conn_set_interest(struct hbone_conn *c)
 
 /*
  * Output buffer -> SSL_write, one full record per call (partial writes).
- * Not MSG_MORE/TCP_CORK: measured on the veth + forwarding path, 64 KiB
- * segments cost far more in the kernel than 16 KiB pushes (1.9 vs 3.8
- * Gb/s, twice the CPU per GB).
+ * Not MSG_MORE/TCP_CORK: on the veth + forwarding path, 64 KiB segments
+ * cost far more in the kernel than 16 KiB pushes (docs/performance.md).
  */
 static void conn_flush(struct hbone_conn *c)
 {

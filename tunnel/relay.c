@@ -122,10 +122,8 @@ static int relay_pipe(struct relay *r, int d)
 	if (pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		return relay_fail(r, d, errno);
 	/* RELAY_PIPE_SIZE (1 MiB, the kernel's pipe-max-size) instead of the
-	 * 64 KiB default. Measured on the two-node topology (make bench), one
-	 * stream through both tunnels: 64 KiB 0.54x of direct, 256 KiB 0.58x,
-	 * 1 MiB 0.67x, and the tunnels' CPU per GB fell from 0.88 to 0.56 s
-	 * (16x fewer splice pairs, larger segments). A pipe holds page
+	 * 64 KiB default: 16x fewer splice pairs and larger segments, more
+	 * throughput for less CPU per GB (docs/performance.md). A pipe holds page
 	 * references, not copies, and only while dst is slower than src; the
 	 * source socket's receive buffer (up to tcp_rmem's 6 MiB) already
 	 * bounds a stalled direction far more loosely. If the kernel refuses
