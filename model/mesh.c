@@ -31,6 +31,7 @@
 
 #include "conf/errbuf.h"
 #include "conf/kobj.h"
+#include "conf/objcheck.h"
 #include "conf/warren.h"
 
 #define MESH_MAGIC 0x6d657368u
@@ -996,7 +997,7 @@ void mesh_free(struct mesh *m)
 	if (!m)
 		return;
 	mi = impl_of(m);
-	assert(mi->magic == MESH_MAGIC); /* made by mesh_build(), freed once */
+	CHECK_OBJ(mi, MESH_MAGIC); /* made by mesh_build(), freed once */
 	mi->magic = 0;
 	for (size_t i = 0; i < m->n_namespaces; i++)
 		free(m->namespaces[i].labels.items);

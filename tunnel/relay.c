@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conf/objcheck.h"
 #include "tunnel/relay.h"
 
 #define RELAY_MAGIC 0x72656c61u /* "rela" */
@@ -71,7 +72,7 @@ static struct relay *relay_cast(void *p)
 {
 	struct relay *r = p;
 
-	assert(r && r->magic == RELAY_MAGIC);
+	CHECK_OBJ(r, RELAY_MAGIC);
 	return r;
 }
 
@@ -353,7 +354,7 @@ void relay_abort(struct relay *r, const char *reason)
 
 void relay_get_stats(const struct relay *r, struct relay_stats *st)
 {
-	assert(r->magic == RELAY_MAGIC);
+	CHECK_OBJ(r, RELAY_MAGIC);
 	*st = (struct relay_stats){
 		.a_to_b = r->dir[0].bytes,
 		.b_to_a = r->dir[1].bytes,
