@@ -11,6 +11,9 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tap import Tap  # noqa: E402
+
 os.chdir(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
@@ -42,32 +45,16 @@ def doc_keys(heading):
     return set(re.findall(r"^\|\s*`([A-Za-z0-9]+)`\s*\|", m.group(1), re.M))
 
 
-n = 0
-failed = False
+tap = Tap()
 for what, code, heading in (("warren-tunnel", tunnel_keys(), "warren-tunnel"),
                             ("warren-cni", plugin_keys(), "warren-cni")):
     doc = doc_keys(heading)
-    n += 1
-    ok = len(code) >= 5  # the parser above still finds the table
-    failed |= not ok
-    print(f"{'ok' if ok else 'not ok'} {n} - {what}: {len(code)} keys found in the code")
-    n += 1
-    ok = doc is not None
-    failed |= not ok
-    print(f"{'ok' if ok else 'not ok'} {n} - docs/configuration.md has a section \"## {heading}\"")
+    # at least a few: the parser above still finds the table
+    tap.result(len(code) >= 5, f"{what}: {len(code)} keys found in the code")
+    tap.result(doc is not None, f"docs/configuration.md has a section \"## {heading}\"")
     doc = doc or set()
-    missing, stale = sorted(code - doc), sorted(doc - code)
-    n += 1
-    ok = not missing
-    failed |= not ok
-    print(f"{'ok' if ok else 'not ok'} {n} - {what}: every key is documented")
-    for k in missing:
-        print(f"#  {k}: read by the code, missing from docs/configuration.md")
-    n += 1
-    ok = not stale
-    failed |= not ok
-    print(f"{'ok' if ok else 'not ok'} {n} - {what}: the doc names no key the code lacks")
-    for k in stale:
-        print(f"#  {k}: in docs/configuration.md, not read by the code")
-print(f"1..{n}")
-sys.exit(1 if failed else 0)
+    tap.result(not code - doc, f"{what}: every key is documented",
+               [f"{k}: read by the code, missing from docs/configuration.md" for k in sorted(code - doc)])
+    tap.result(not doc - code, f"{what}: the doc names no key the code lacks",
+               [f"{k}: in docs/configuration.md, not read by the code" for k in sorted(doc - code)])
+tap.done()

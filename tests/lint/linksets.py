@@ -12,6 +12,9 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tap import Tap  # noqa: E402
+
 os.chdir(os.path.join(os.path.dirname(__file__), "..", ".."))
 B = os.environ.get("B", "build")
 BINS = ["warren-cni", "warren-tunnel", "warrenctl"]
@@ -23,13 +26,11 @@ def out(*cmd):
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 
-n = 0
-failed = False
+tap = Tap()
 for name in BINS:
     path = os.path.join(B, name)
     if not os.path.exists(path):
-        n += 1
-        print(f"ok {n} - {name} # SKIP not built in {B}")
+        tap.result(True, name, skip=f"not built in {B}")
         continue
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out("readelf", "-d", path))
     where = dict(re.findall(r"^\s*(\S+) => (\S+)", out("ldd", path), re.M))
@@ -43,13 +44,7 @@ for name in BINS:
         if not imports & defined:
             unused.append(lib)
     banned = [l for l in needed if l.startswith("libbpf") or (l.startswith("libcurl") and name != "warrenctl")]
-    n += 1
-    ok = not unused and not banned
-    failed |= not ok
-    print(f"{'ok' if ok else 'not ok'} {n} - {name} links only what it calls: {' '.join(l.split('.so')[0] for l in needed)}")
-    for l in unused:
-        print(f"#  {l}: no symbol of it is used")
-    for l in banned:
-        print(f"#  {l}: must not be linked")
-print(f"1..{n}")
-sys.exit(1 if failed else 0)
+    tap.result(not unused and not banned,
+               f"{name} links only what it calls: {' '.join(l.split('.so')[0] for l in needed)}",
+               [f"{l}: no symbol of it is used" for l in unused] + [f"{l}: must not be linked" for l in banned])
+tap.done()
