@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test and ends with "N passed, N failed".
 #  - unit tests: build/tests/test_* (TAP lines "ok N - x" / "not ok N - x"), no root needed
+#  - source checks: tests/lint/*.py (include layers, docs/configuration.md)
 #  - netns integration tests: tests/netns/test_*.sh, as root (TAP lines too)
 #  - real-cluster tests: tests/kube/test_*.sh, as root, on hack/kube-up.sh's
 #    cluster (hack/kube-build.sh builds its binaries; hack/test.sh runs it)
@@ -41,6 +42,13 @@ for t in "$B"/tests/test_*; do
 	[[ -x $t ]] || continue
 	[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
 	run_one "unit/$(basename "$t")" "$t"
+done
+
+# Source checks (the include layers, the configuration reference): no build needed.
+for t in tests/lint/*.py; do
+	[[ -f $t ]] || continue
+	[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
+	run_one "lint/$(basename "$t")" python3 "$t"
 done
 
 # Fuzz targets (built by `make fuzz`), a bounded run each from the seed corpus.
