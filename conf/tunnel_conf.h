@@ -5,7 +5,12 @@
  *   node            node name, used for logs and the model  [hostname]
  *   pluginSocket    plugin handoff socket      [/var/run/warren/tunnel.sock]
  *   stateDir        pod records for restart    [/var/lib/warren]
- *   meshPath        file or directory of Kubernetes objects  [required]
+ *   meshPath        file or directory of Kubernetes objects  [required in file mode]
+ *   meshSource      file: the model comes from meshPath; kubernetes: from
+ *                   the API server (tunnel/kube_watch.c)  [file]
+ *   kubeconfig      kubernetes mode: the kubeconfig to use (its current
+ *                   context)  [in-cluster: the service-account files and
+ *                   KUBERNETES_SERVICE_HOST/PORT]
  *   adminAddress    admin HTTP, host:port      [127.0.0.1:15000]
  *   adminSocket     admin HTTP on a Unix socket too  [none]
  *   metricsAddress  [0.0.0.0:15020]   readinessAddress [0.0.0.0:15021]
@@ -66,7 +71,10 @@ struct tunnel_conf {
 	char *node;
 	char *plugin_socket;
 	char *state_dir;
-	char *mesh_path;
+	char *mesh_path;         /* NULL in kubernetes mode */
+	char *mesh_source;       /* "file" or "kubernetes" */
+	char *kubeconfig;        /* NULL: in-cluster */
+	bool kube;               /* meshSource is kubernetes */
 	char *admin_address;
 	char *admin_socket;
 	char *metrics_address;
