@@ -273,6 +273,8 @@ bool tunnel_ready(const struct tunnel *t, const char **reason)
 
 	if (t->draining)
 		r = "draining: stopping after SIGTERM";
+	else if (!t->mesh && !kube_watch_synced(t, &r))
+		; /* r says which resource has not listed yet */
 	else if (!t->mesh)
 		r = t->mesh_error[0] ? "mesh model not loaded (last load failed; see the log)"
 				     : "mesh model not loaded yet";

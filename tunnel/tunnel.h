@@ -39,6 +39,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include <jansson.h>
@@ -145,6 +146,7 @@ struct pod {
 };
 
 struct mesh_watch;
+struct kube_watch;
 struct worker;
 struct admin;
 struct accesslog;
@@ -161,6 +163,7 @@ struct tunnel {
 	uint64_t mesh_reload_errors;
 	char mesh_error[512];          /* last load error, "" when none */
 	struct mesh_watch *mw;
+	struct kube_watch *kw;         /* kube_watch.c: meshSource kubernetes */
 	struct pod *pods;
 	size_t n_pods;
 	bool adopted;                  /* adoption of the recorded pods is complete */
@@ -366,6 +369,26 @@ bool state_uid_valid(const char *uid);
 /* Load now (errors logged, retried) and watch meshPath. 0 or -errno. */
 int mesh_watch_start(struct tunnel *t);
 void mesh_watch_stop(struct tunnel *t);
+/* The one way a new model (owned, from mesh_build or mesh_load_path) goes
+ * in use, whatever its source: generation set, policies compiled, swapped
+ * in, the old one freed. Main loop, guard held. */
+void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin);
+/* A build from origin failed: counted, err kept for the admin API, logged;
+ * the model in use (if any) stays. hint says how it gets retried. */
+void mesh_watch_failed(struct tunnel *t, const char *origin, const char *err, const char *hint);
+
+/* ---- kube_watch.c: meshSource kubernetes ---- */
+/* Start listing and watching the API server on t->loop (the model is built
+ * once every resource has listed). 0 or -errno (bad credentials: logged). */
+int kube_watch_start(struct tunnel *t);
+void kube_watch_stop(struct tunnel *t);
+/* Per resource: state, resourceVersion, counters, last sync; NULL when not
+ * in kubernetes mode. */
+json_t *kube_watch_json(const struct tunnel *t);
+/* Prometheus text for the same (nothing when not in kubernetes mode). */
+void kube_watch_metrics(const struct tunnel *t, FILE *f);
+/* false with *reason while some resource has never listed. */
+bool kube_watch_synced(const struct tunnel *t, const char **reason);
 
 /* ---- handoff_server.c ---- */
 int handoff_server_start(struct tunnel *t);
