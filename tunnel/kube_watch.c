@@ -51,7 +51,7 @@
 #define REBUILD_MS        50
 #define BACKOFF_BASE_MS   250
 #define BACKOFF_MAX_MS    30000
-#define ABSENT_RETRY_MS   60000
+#define ABSENT_RETRY_MS   10000
 #define LIST_LIMIT        500
 #define BODY_MAX          (64u << 20) /* one list page; 500 objects are far below */
 #define LINE_MAX_BYTES    (16u << 20) /* one watch event */
