@@ -125,9 +125,26 @@ struct kube_watch {
 	uint64_t rebuilds, build_errors;
 	bool curl_inited;
 	struct kres res[N_RES];
+	struct kpatch *patches;        /* status PATCHes in flight */
+	struct loop_timer *annotate;   /* kw_annotate_cb armed */
+	uint64_t patches_ok, patches_failed;
+};
+
+/* One PATCH of a pod's status annotation in flight. */
+struct kpatch {
+	struct kube_watch *kw;
+	struct kpatch *next;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char key[320]; /* "ns/name" */
+	bool enable;
+	char errbuf[CURL_ERROR_SIZE];
 };
 
 static int kres_start(struct kres *r);
+static void kw_annotate_soon(struct kube_watch *kw, uint64_t ms);
+static struct curl_slist *kw_headers(struct kube_watch *kw, const char *content_type);
+static void kw_tls_opts(struct kube_watch *kw, CURL *e);
 
 static uint32_t rnd32(void)
 {
@@ -238,6 +255,7 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 		return;
 	}
 	mesh_watch_install(t, m, ORIGIN);
+	kw_annotate_soon(kw, 0);
 }
 
 static void kw_changed(struct kube_watch *kw)
@@ -617,67 +635,45 @@ static void kres_done(struct kres *r, CURLcode res)
 	kres_backoff(r);
 }
 
-/* Starts the request of r's state. 0, or -1 (a retry is armed). */
-static int kres_start(struct kres *r)
+/* Accept, Authorization (when there is a token) and Content-Type (when
+ * given). NULL on allocation failure. */
+static struct curl_slist *kw_headers(struct kube_watch *kw, const char *content_type)
 {
-	struct kube_watch *kw = r->kw;
-	const struct kube_creds *c = &kw->creds;
-	char *url = NULL, *auth = NULL, *esc = NULL;
-	struct curl_slist *h;
-	CURL *e;
-	int n;
+	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json"), *n;
+	char *line = NULL;
 
-	if (r->state == KS_ABSENT) {
-		r->ver = 0;
-		kres_begin_list(r);
+	if (h && content_type) {
+		if (asprintf(&line, "Content-Type: %s", content_type) < 0)
+			line = NULL;
+		n = line ? curl_slist_append(h, line) : NULL;
+		free(line);
+		if (!n) {
+			curl_slist_free_all(h);
+			return NULL;
+		}
 	}
-	kw_token_refresh(kw, false);
-	if (r->state == KS_LIST) {
-		if (r->cont)
-			esc = curl_easy_escape(NULL, r->cont, 0);
-		n = asprintf(&url, "%s%s/%s?limit=%d%s%s", c->server, r->def->prefix[r->ver],
-			     r->def->name, LIST_LIMIT, esc ? "&continue=" : "", esc ? esc : "");
-		curl_free(esc);
-	} else {
-		/* as client-go: a random timeout, so watches do not all end together */
-		n = asprintf(&url,
-			     "%s%s/%s?watch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%u",
-			     c->server, r->def->prefix[r->ver], r->def->name, r->rv ? r->rv : "0",
-			     300 + rnd32() % 300);
+	if (h && kw->token) {
+		if (asprintf(&line, "Authorization: Bearer %s", kw->token) < 0)
+			line = NULL;
+		n = line ? curl_slist_append(h, line) : NULL;
+		if (line) {
+			explicit_bzero(line, strlen(line));
+			free(line);
+		}
+		if (!n) {
+			curl_slist_free_all(h);
+			return NULL;
+		}
 	}
-	if (n < 0)
-		url = NULL;
-	h = curl_slist_append(NULL, "Accept: application/json");
-	if (kw->token && asprintf(&auth, "Authorization: Bearer %s", kw->token) < 0)
-		auth = NULL;
-	if (h && auth)
-		h = curl_slist_append(h, auth) ?: (curl_slist_free_all(h), NULL);
-	if (auth) {
-		explicit_bzero(auth, strlen(auth));
-		free(auth);
-	}
-	e = curl_easy_init();
-	if (!url || !h || !e || (kw->token && !h->next)) {
-		curl_easy_cleanup(e);
-		curl_slist_free_all(h);
-		free(url);
-		r->errors++;
-		kres_note(r, "out of memory starting a request");
-		kres_backoff(r);
-		return -1;
-	}
-	r->easy = e;
-	r->hdrs = h;
-	r->code = 0;
-	r->len = 0;
-	r->overflow = false;
-	r->errbuf[0] = '\0';
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, kres_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	return h;
+}
+
+/* What every request shares: TLS to the API server, HTTP/2 on the one
+ * shared connection, timeouts. */
+static void kw_tls_opts(struct kube_watch *kw, CURL *e)
+{
+	const struct kube_creds *c = &kw->creds;
+
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -686,9 +682,6 @@ static int kres_start(struct kres *r)
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 10L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 5L);
-	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-	/* a list must finish; a watch ends by its timeoutSeconds, this is a backstop */
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->state == KS_LIST ? 120000L : 700000L);
 	if (c->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
 	if (c->ca_pem) {
@@ -716,6 +709,66 @@ static int kres_start(struct kres *r)
 		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
 		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &b);
 	}
+}
+
+/* Starts the request of r's state. 0, or -1 (a retry is armed). */
+static int kres_start(struct kres *r)
+{
+	struct kube_watch *kw = r->kw;
+	const struct kube_creds *c = &kw->creds;
+	char *url = NULL, *esc = NULL;
+	struct curl_slist *h;
+	CURL *e;
+	int n;
+
+	if (r->state == KS_ABSENT) {
+		r->ver = 0;
+		kres_begin_list(r);
+	}
+	kw_token_refresh(kw, false);
+	if (r->state == KS_LIST) {
+		if (r->cont)
+			esc = curl_easy_escape(NULL, r->cont, 0);
+		n = asprintf(&url, "%s%s/%s?limit=%d%s%s", c->server, r->def->prefix[r->ver],
+			     r->def->name, LIST_LIMIT, esc ? "&continue=" : "", esc ? esc : "");
+		curl_free(esc);
+	} else {
+		/* as client-go: a random timeout, so watches do not all end together */
+		n = asprintf(&url,
+			     "%s%s/%s?watch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%u",
+			     c->server, r->def->prefix[r->ver], r->def->name, r->rv ? r->rv : "0",
+			     300 + rnd32() % 300);
+	}
+	if (n < 0)
+		url = NULL;
+	h = kw_headers(kw, NULL);
+	e = curl_easy_init();
+	if (!url || !h || !e) {
+		curl_easy_cleanup(e);
+		curl_slist_free_all(h);
+		free(url);
+		r->errors++;
+		kres_note(r, "out of memory starting a request");
+		kres_backoff(r);
+		return -1;
+	}
+	r->easy = e;
+	r->hdrs = h;
+	r->code = 0;
+	r->len = 0;
+	r->overflow = false;
+	r->errbuf[0] = '\0';
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, kres_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	/* a list must finish; a watch ends by its timeoutSeconds, this is a backstop */
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->state == KS_LIST ? 120000L : 700000L);
+	kw_tls_opts(kw, e);
 	free(url);
 	if (curl_multi_add_handle(kw->multi, e) != CURLM_OK) {
 		curl_easy_cleanup(e);
@@ -730,6 +783,180 @@ static int kres_start(struct kres *r)
 	return 0;
 }
 
+/* ---- ambient.istio.io/redirection on the pods' status ---- */
+
+/*
+ * As istio-cni does, so that Istio's tools read warren's pods: "enabled"
+ * on every pod this tunnel has enrolled, removed from every pod of this
+ * node that carries it and is not enrolled here. Compared against the
+ * model after each rebuild and each pod added or released, so a change
+ * missed during an outage (or a tunnel restart) is made at the next sync.
+ * Removals wait for the re-adoption after a restart: a pod not yet
+ * re-adopted is not released.
+ */
+#define REDIRECTION "ambient.istio.io/redirection"
+#define PATCH_RETRY_MS 5000
+
+static size_t kpatch_discard(char *p, size_t size, size_t nmemb, void *ud)
+{
+	return size * nmemb;
+}
+
+static bool kpatch_inflight(const struct kube_watch *kw, const char *key)
+{
+	for (const struct kpatch *kp = kw->patches; kp; kp = kp->next)
+		if (!strcmp(kp->key, key))
+			return true;
+	return false;
+}
+
+static void kw_patch(struct kube_watch *kw, const char *ns, const char *name, bool enable)
+{
+	struct kpatch *kp;
+	char *url = NULL;
+
+	kp = calloc(1, sizeof(*kp));
+	if (!kp)
+		return;
+	kp->kw = kw;
+	kp->enable = enable;
+	snprintf(kp->key, sizeof(kp->key), "%s/%s", ns, name);
+	if (kpatch_inflight(kw, kp->key)) {
+		free(kp);
+		return;
+	}
+	kw_token_refresh(kw, false);
+	if (asprintf(&url, "%s/api/v1/namespaces/%s/pods/%s/status", kw->creds.server, ns, name) < 0)
+		url = NULL;
+	kp->hdrs = kw_headers(kw, "application/merge-patch+json");
+	kp->easy = curl_easy_init();
+	if (!url || !kp->hdrs || !kp->easy) {
+		curl_easy_cleanup(kp->easy);
+		curl_slist_free_all(kp->hdrs);
+		free(url);
+		free(kp);
+		kw_annotate_soon(kw, PATCH_RETRY_MS);
+		return;
+	}
+	curl_easy_setopt(kp->easy, CURLOPT_URL, url);
+	free(url);
+	curl_easy_setopt(kp->easy, CURLOPT_CUSTOMREQUEST, "PATCH");
+	curl_easy_setopt(kp->easy, CURLOPT_COPYPOSTFIELDS,
+			 enable ? "{\"metadata\":{\"annotations\":{\"" REDIRECTION "\":\"enabled\"}}}"
+				: "{\"metadata\":{\"annotations\":{\"" REDIRECTION "\":null}}}");
+	curl_easy_setopt(kp->easy, CURLOPT_HTTPHEADER, kp->hdrs);
+	curl_easy_setopt(kp->easy, CURLOPT_PRIVATE, kp);
+	curl_easy_setopt(kp->easy, CURLOPT_WRITEFUNCTION, kpatch_discard);
+	curl_easy_setopt(kp->easy, CURLOPT_ERRORBUFFER, kp->errbuf);
+	curl_easy_setopt(kp->easy, CURLOPT_TIMEOUT_MS, 30000L);
+	kw_tls_opts(kw, kp->easy);
+	if (curl_multi_add_handle(kw->multi, kp->easy) != CURLM_OK) {
+		curl_easy_cleanup(kp->easy);
+		curl_slist_free_all(kp->hdrs);
+		free(kp);
+		kw_annotate_soon(kw, PATCH_RETRY_MS);
+		return;
+	}
+	kp->next = kw->patches;
+	kw->patches = kp;
+}
+
+static void kpatch_free(struct kpatch *kp)
+{
+	struct kube_watch *kw = kp->kw;
+
+	for (struct kpatch **pp = &kw->patches; *pp; pp = &(*pp)->next) {
+		if (*pp == kp) {
+			*pp = kp->next;
+			break;
+		}
+	}
+	curl_multi_remove_handle(kw->multi, kp->easy);
+	curl_easy_cleanup(kp->easy);
+	curl_slist_free_all(kp->hdrs);
+	free(kp);
+}
+
+static void kpatch_done(struct kpatch *kp, CURLcode res)
+{
+	struct kube_watch *kw = kp->kw;
+	long code = 0;
+
+	curl_easy_getinfo(kp->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (res == CURLE_OK && code == 200) {
+		kw->patches_ok++;
+		log_info("kubernetes: pod %s: %s " REDIRECTION, kp->key,
+			 kp->enable ? "set" : "removed");
+	} else if (code == 404) {
+		log_debug("kubernetes: pod %s is gone; no annotation to change", kp->key);
+	} else {
+		kw->patches_failed++;
+		log_warn("kubernetes: pod %s: cannot %s " REDIRECTION ": %s (HTTP %ld); retrying in %d s",
+			 kp->key, kp->enable ? "set" : "remove",
+			 code == 403 ? "forbidden: the tunnel needs patch on pods/status"
+			 : kp->errbuf[0] ? kp->errbuf : curl_easy_strerror(res),
+			 code, PATCH_RETRY_MS / 1000);
+		if (code == 401)
+			kw_token_refresh(kw, true);
+		kw_annotate_soon(kw, PATCH_RETRY_MS);
+	}
+	kpatch_free(kp);
+}
+
+static bool redirection_enabled(const struct mesh_pod *mp)
+{
+	const char *v = mesh_label(&mp->annotations, REDIRECTION);
+
+	return v && !strcmp(v, "enabled");
+}
+
+static void kw_annotate_cb(struct loop *l, void *ctx)
+{
+	struct kube_watch *kw = ctx;
+	struct tunnel *t = kw->t;
+	const struct mesh *m = t->mesh;
+
+	CHECK_OBJ(kw, KW_MAGIC);
+	kw->annotate = NULL;
+	if (!m)
+		return;
+	for (const struct pod *p = t->pods; p; p = p->next) {
+		const struct mesh_pod *mp = mesh_find_pod(m, p->namespace, p->name);
+
+		/* same name, another pod (recreated): wait for the model */
+		if (!mp || (p->uid[0] && mp->uid[0] && strcmp(p->uid, mp->uid)))
+			continue;
+		if (!redirection_enabled(mp))
+			kw_patch(kw, p->namespace, p->name, true);
+	}
+	if (!t->adopted)
+		return;
+	for (size_t i = 0; i < m->n_pods; i++) {
+		const struct mesh_pod *mp = &m->pods[i];
+		const struct pod *p;
+
+		if (strcmp(mp->node, t->conf->node) || !redirection_enabled(mp))
+			continue;
+		for (p = t->pods; p; p = p->next)
+			if (!strcmp(p->namespace, mp->namespace) && !strcmp(p->name, mp->name))
+				break;
+		if (!p)
+			kw_patch(kw, mp->namespace, mp->name, false);
+	}
+}
+
+static void kw_annotate_soon(struct kube_watch *kw, uint64_t ms)
+{
+	if (!kw->annotate)
+		kw->annotate = loop_timer_add(kw->t->loop, ms, kw_annotate_cb, kw);
+}
+
+void kube_watch_pods_changed(struct tunnel *t)
+{
+	if (t->kw)
+		kw_annotate_soon(t->kw, REBUILD_MS);
+}
+
 /* ---- libcurl on the loop ---- */
 
 static void kw_check_done(struct kube_watch *kw)
@@ -738,12 +965,15 @@ static void kw_check_done(struct kube_watch *kw)
 	int left;
 
 	while ((msg = curl_multi_info_read(kw->multi, &left))) {
-		struct kres *r = NULL;
+		char *priv = NULL;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-		kres_done(r, msg->data.result);
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+		if (priv >= (char *)kw->res && priv < (char *)(kw->res + N_RES))
+			kres_done((struct kres *)priv, msg->data.result);
+		else
+			kpatch_done((struct kpatch *)priv, msg->data.result);
 	}
 }
 
@@ -886,6 +1116,10 @@ void kube_watch_stop(struct tunnel *t)
 		json_decref(r->objs);
 		json_decref(r->next);
 	}
+	while (kw->patches)
+		kpatch_free(kw->patches);
+	if (kw->annotate)
+		loop_timer_cancel(t->loop, kw->annotate);
 	if (kw->multi)
 		curl_multi_cleanup(kw->multi);
 	if (kw->curl_timer)
@@ -945,9 +1179,12 @@ json_t *kube_watch_json(const struct tunnel *t)
 			json_object_set_new(o, "rejected", json_integer((json_int_t)r->rejected));
 		json_object_set_new(res, r->def->name, o ? o : json_null());
 	}
-	return json_pack("{s:s,s:s,s:I,s:I,s:o}", "server", kw->creds.server, "credentials",
-			 kw->creds.origin, "rebuilds", (json_int_t)kw->rebuilds, "buildErrors",
-			 (json_int_t)kw->build_errors, "resources", res ? res : json_null());
+	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o}", "server", kw->creds.server,
+			 "credentials", kw->creds.origin, "rebuilds", (json_int_t)kw->rebuilds,
+			 "buildErrors", (json_int_t)kw->build_errors,
+			 "statusPatches", (json_int_t)kw->patches_ok,
+			 "statusPatchErrors", (json_int_t)kw->patches_failed,
+			 "resources", res ? res : json_null());
 }
 
 void kube_watch_metrics(const struct tunnel *t, FILE *f)

@@ -389,6 +389,9 @@ json_t *kube_watch_json(const struct tunnel *t);
 void kube_watch_metrics(const struct tunnel *t, FILE *f);
 /* false with *reason while some resource has never listed. */
 bool kube_watch_synced(const struct tunnel *t, const char **reason);
+/* A pod was enrolled or released here: its status annotation follows
+ * (a no-op in file mode). */
+void kube_watch_pods_changed(struct tunnel *t);
 
 /* ---- handoff_server.c ---- */
 int handoff_server_start(struct tunnel *t);
