@@ -255,6 +255,7 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 		return;
 	}
 	mesh_watch_install(t, m, ORIGIN);
+	kube_enroll_reconcile(t);
 	kw_annotate_soon(kw, 0);
 }
 
@@ -1100,6 +1101,7 @@ void kube_watch_stop(struct tunnel *t)
 
 	if (!kw)
 		return;
+	kube_enroll_stop(t);
 	for (size_t i = 0; i < N_RES; i++) {
 		struct kres *r = &kw->res[i];
 

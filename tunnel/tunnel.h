@@ -147,6 +147,7 @@ struct pod {
 
 struct mesh_watch;
 struct kube_watch;
+struct kube_seen;
 struct worker;
 struct admin;
 struct accesslog;
@@ -164,6 +165,7 @@ struct tunnel {
 	char mesh_error[512];          /* last load error, "" when none */
 	struct mesh_watch *mw;
 	struct kube_watch *kw;         /* kube_watch.c: meshSource kubernetes */
+	struct kube_seen *seen;        /* kube_enroll.c: pods known from ADD, enrolled or not */
 	struct pod *pods;
 	size_t n_pods;
 	bool adopted;                  /* adoption of the recorded pods is complete */
@@ -399,6 +401,19 @@ int handoff_server_start(struct tunnel *t);
 void handoff_server_stop(struct tunnel *t);
 /* Adoption is complete: answer the requests held meanwhile, in order. */
 void handoff_server_resume(struct tunnel *t);
+/* A request of the tunnel's own (kube_enroll.c), through the plugin's code
+ * path: answered at once (main loop, after adoption). *pfd as for "add". */
+json_t *handoff_server_local(struct tunnel *t, json_t *req, int *pfd);
+
+/* ---- kube_enroll.c: enrollment follows labels (Kubernetes mode) ---- */
+/* A "query" carrying netns/containerId/ifname: remember where the pod is. */
+void kube_enroll_remember(struct tunnel *t, json_t *req);
+/* A "del" from the plugin: the pod is gone. */
+void kube_enroll_forget(struct tunnel *t, json_t *req);
+/* After a model change: enroll the remembered pods the model now enrolls,
+ * release the enrolled ones it no longer does. */
+void kube_enroll_reconcile(struct tunnel *t);
+void kube_enroll_stop(struct tunnel *t);
 
 /* ---- admin.c ---- */
 int admin_start(struct tunnel *t);

@@ -241,6 +241,41 @@ pod_create shop stray 10.244.1.13
 k -n shop annotate pod stray ambient.istio.io/redirection=enabled >/dev/null
 check "a pod of this node annotated but not enrolled here loses the annotation" wait_for -t 5 not_annotated shop stray
 
+# --- enrollment follows labels: a running pod joins and leaves ---------------
+pod_netns() { # POD IP: a pod netns with eth0 holding IP
+	local p=wp-$E2E_ID-$1
+	POD_NETNS[$1]=$p
+	ip netns add "$p" && ip -n "$p" link set lo up && ip -n "$p" link add eth0 type dummy &&
+		ip -n "$p" addr add "$2/24" dev eth0 && ip -n "$p" link set eth0 up
+}
+has_inpod_rules() { ! inpod_clean "$1"; }
+k create namespace shop2 >/dev/null
+pod_create shop2 db 10.244.1.20 || die "pod db"
+pod_netns db 10.244.1.20 || die "pod netns db"
+uid_db=$(k -n shop2 get pod db -o jsonpath='{.metadata.uid}')
+check "db set up outside the mesh: the plugin's query (with its netns) says no" \
+	bash -c "'$WARREN_BUILD/tests/handoffctl' '$T/$N/plugin.sock' query shop2 db '$uid_db' cid-db /var/run/netns/${POD_NETNS[db]} 10.244.1.20/24 | jq -e '.enroll == false'"
+t0=$(date +%s%N)
+k label namespace shop2 istio.io/dataplane-mode=ambient >/dev/null
+if wait_for -t 5 tunnel_knows $N cid-db; then
+	ok "label added: the running pod db is enrolled by the tunnel ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+else
+	not_ok "label added: the running pod db is enrolled" "$(grep -E 'db' "$T/$N/tunnel.log" | tail -n 5)"
+fi
+check "... its in-pod rules are programmed" has_inpod_rules db
+check "... its listeners are open" wait_listen "${POD_NETNS[db]}" 15001 5
+check "... its status says ambient.istio.io/redirection: enabled" wait_for -t 5 annotated shop2 db
+k -n shop2 label pod db istio.io/dataplane-mode=none >/dev/null
+check "pod labelled none: released by the tunnel" wait_for -t 5 tunnel_forgot $N cid-db
+check "... in-pod rules removed" inpod_clean db
+check "... listeners closed" no_listeners db
+check "... annotation removed" wait_for -t 5 not_annotated shop2 db
+k -n shop2 label pod db istio.io/dataplane-mode- >/dev/null
+check "pod label removed again (namespace ambient): enrolled again" wait_for -t 5 tunnel_knows $N cid-db
+k label namespace shop2 istio.io/dataplane-mode- >/dev/null
+check "namespace label removed: released again" wait_for -t 5 tunnel_forgot $N cid-db
+check "... in-pod rules removed" inpod_clean db
+
 k -n shop delete pod api --wait=false >/dev/null
 check "a pod deleted with kubectl leaves the model" wait_for -t 5 no_workload shop api
 
