@@ -383,19 +383,35 @@ static int buf_add(struct kres *r, const char *p, size_t n, size_t max)
 	return 0;
 }
 
+/* The status is known with the headers: a watch that answered 200 is open
+ * (and may stay silent until the next change). */
+static void kres_got_code(struct kres *r)
+{
+	if (r->code)
+		return;
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->code);
+	if (r->code == 200 && r->state == KS_WATCH) {
+		r->streaming = true;
+		r->attempt = 0;
+		r->last_sync_ms = loop_now_ms();
+	}
+}
+
+static size_t kres_header(char *p, size_t size, size_t nmemb, void *ud)
+{
+	struct kres *r = ud;
+
+	if (size * nmemb == 2 && p[0] == '\r') /* the end of the headers */
+		kres_got_code(r);
+	return size * nmemb;
+}
+
 static size_t kres_write(char *p, size_t size, size_t nmemb, void *ud)
 {
 	struct kres *r = ud;
 	size_t n = size * nmemb, off = 0;
 
-	if (!r->code) {
-		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->code);
-		if (r->code == 200 && r->state == KS_WATCH) {
-			r->streaming = true;
-			r->attempt = 0;
-			r->last_sync_ms = loop_now_ms();
-		}
-	}
+	kres_got_code(r);
 	if (r->code != 200)
 		return buf_add(r, p, n, STATUS_MAX) ? 0 : n;
 	if (r->state == KS_LIST)
@@ -764,6 +780,8 @@ static int kres_start(struct kres *r)
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, kres_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, kres_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
