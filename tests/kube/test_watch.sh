@@ -11,6 +11,8 @@
 #     warren-tunnel   meshSource: kubernetes, as user warren-tunnel bound to
 #                     the ClusterRole of docs/kubernetes.md (nothing more)
 #     kubectl         as system:masters
+#   pod netns wp-<pid>-web, wp-<pid>-db: no kubelet runs; handoffctl sends the
+#     query/add/del warren-cni would, and a status patch gives pods their IPs
 #
 # Binaries: ETCD, KUBE_APISERVER, KUBECTL, or hack/kube-build.sh --paths.
 set -uo pipefail
