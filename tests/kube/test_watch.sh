@@ -130,7 +130,7 @@ node: $N
 pluginSocket: $d/plugin.sock
 stateDir: $d/state
 meshSource: kubernetes
-kubeconfig: $T/tunnel.kubeconfig
+kubeconfig: ${TUNNEL_KUBECONFIG:-$T/tunnel.kubeconfig}
 adminAddress: 127.0.0.1:15000
 adminSocket: $d/admin.sock
 metricsAddress: 127.0.0.1:15020
@@ -349,6 +349,55 @@ check "the handed-over pod survived outage and relist" tunnel_knows $N cid-web
 
 if out=$(hctl del cid-web eth0 2>&1); then ok "pod web released (DEL)"; else not_ok "pod web released (DEL)" "$out"; fi
 check "released pod: status annotation removed" wait_for -t 5 not_annotated shop web
+
+# --- one watch failing does not stall the others ------------------------------
+errs=$(metric warren_kube_errors_total endpointslices)
+k patch clusterrole warren-tunnel --type=json -p '[{"op":"remove","path":"/rules/1"}]' >/dev/null
+nexec $N ss -K dst 127.0.0.1 dport = 6443 >/dev/null 2>&1 # open watches are not re-authorized
+check "role without endpointslices: that watch fails and retries" wait_for -t 10 metric_gt warren_kube_errors_total endpointslices "$errs"
+check "... the log names the missing permission" wait_for -t 5 grep -q "403 Forbidden: the tunnel's account needs get, list and watch on endpointslices" "$T/$N/tunnel.log"
+check "... the other watches resume" wait_for -t 10 metric_is warren_kube_watching pods 1
+pod_create shop iso 10.244.1.15
+check "... and their events reach the model" wait_for -t 10 has_workload shop iso
+k apply -f "$WARREN_ROOT/docs/kubernetes-rbac.yaml" >/dev/null
+check "role restored: endpointslices watched again (after its backoff)" wait_for -t 45 metric_is warren_kube_watching endpointslices 1
+
+# --- a service-account token: rotated in its file, revoked ----------------------
+tunnel_stop $N
+ns_create warren-system
+k -n warren-system create serviceaccount warren-tunnel >/dev/null
+k create clusterrolebinding warren-tunnel-sa --clusterrole warren-tunnel --serviceaccount warren-system:warren-tunnel >/dev/null
+token_new() { # SECRET: a token bound to a new Secret (deleting it revokes the token), into $T/token
+	k -n warren-system create secret generic "$1" >/dev/null &&
+		k -n warren-system create token warren-tunnel --bound-object-kind Secret --bound-object-name "$1" >"$T/token.new" &&
+		mv "$T/token.new" "$T/token"
+}
+token_new tok1 || die "token"
+cat >"$T/sa.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+current-context: sa
+contexts: [{name: sa, context: {cluster: test, user: sa}}]
+clusters: [{name: test, cluster: {server: "https://127.0.0.1:6443", certificate-authority: pki/ca.crt}}]
+users: [{name: sa, user: {tokenFile: token}}]
+EOF
+if TUNNEL_KUBECONFIG=$T/sa.kubeconfig tunnel_kube_start; then ok "tunnel with a service-account token (tokenFile) ready"
+else not_ok "tunnel with a service-account token ready" "$(tail -n 5 "$T/$N/tunnel.log")"; fi
+token_new tok2 && k -n warren-system delete secret tok1 >/dev/null
+nexec $N ss -K dst 127.0.0.1 dport = 6443 >/dev/null 2>&1
+check "token rotated in its file, the old one revoked: watching again" wait_for -t 15 metric_is warren_kube_watching pods 1
+check "... with the token re-read" grep -q "re-read the token" "$T/$N/tunnel.log"
+pod_create shop tok 10.244.1.16
+check "... and events flow" wait_for -t 10 has_workload shop tok
+k -n warren-system delete secret tok2 >/dev/null
+# The apiserver accepts a token it has seen for a while after its revocation
+# and never re-checks an open watch: drop the connection until one is refused.
+refused_401() { nexec $N ss -K dst 127.0.0.1 dport = 6443 >/dev/null 2>&1; grep -q "401 Unauthorized" "$T/$N/tunnel.log"; }
+check "token revoked, file unchanged: 401s, logged" wait_for -t 40 refused_401
+check "... still ready with the last model" tunnel_ready $N
+token_new tok3
+check "a new token written: watching again" wait_for -t 45 metric_is warren_kube_watching pods 1
+check "no token in the log" fails grep -qF "$(cut -c1-40 "$T/token")" "$T/$N/tunnel.log"
 
 tunnel_stop $N
 sanitizer_clean $N
