@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "conf/kube.h"
-#include "conf/mesh.h"
+#include "model/mesh.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "conf/kube.h"
-#include "conf/mesh.h"
+#include "model/mesh.h"
 #include "tests/unit/t.h"
 
 static char dir[] = "/tmp/warren-kube.XXXXXX";
