@@ -1098,6 +1098,7 @@ int kube_watch_start(struct tunnel *t)
 	curl_multi_setopt(kw->multi, CURLMOPT_TIMERFUNCTION, kw_timerfn);
 	curl_multi_setopt(kw->multi, CURLMOPT_TIMERDATA, kw);
 	curl_multi_setopt(kw->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	kube_enroll_load(t);
 	log_info("kubernetes: watching %s (%s)", kw->creds.server, kw->creds.origin);
 	for (size_t i = 0; i < N_RES; i++) {
 		struct kres *r = &kw->res[i];

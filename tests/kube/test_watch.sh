@@ -364,6 +364,8 @@ check "role restored: endpointslices watched again (after its backoff)" wait_for
 
 # --- a service-account token: rotated in its file, revoked ----------------------
 tunnel_stop $N
+# meanwhile, the namespace of the remembered pod db is labelled
+k label namespace shop2 istio.io/dataplane-mode=ambient >/dev/null
 ns_create warren-system
 k -n warren-system create serviceaccount warren-tunnel >/dev/null
 k create clusterrolebinding warren-tunnel-sa --clusterrole warren-tunnel --serviceaccount warren-system:warren-tunnel >/dev/null
@@ -383,6 +385,8 @@ users: [{name: sa, user: {tokenFile: token}}]
 EOF
 if TUNNEL_KUBECONFIG=$T/sa.kubeconfig tunnel_kube_start; then ok "tunnel with a service-account token (tokenFile) ready"
 else not_ok "tunnel with a service-account token ready" "$(tail -n 5 "$T/$N/tunnel.log")"; fi
+check "labelled while the tunnel was down: db enrolled once it is back" wait_for -t 10 tunnel_knows $N cid-db
+check "... with its in-pod rules" has_inpod_rules db
 token_new tok2 && k -n warren-system delete secret tok1 >/dev/null
 nexec $N ss -K dst 127.0.0.1 dport = 6443 >/dev/null 2>&1
 check "token rotated in its file, the old one revoked: watching again" wait_for -t 15 metric_is warren_kube_watching pods 1
@@ -398,6 +402,8 @@ check "... still ready with the last model" tunnel_ready $N
 token_new tok3
 check "a new token written: watching again" wait_for -t 45 metric_is warren_kube_watching pods 1
 check "no token in the log" fails grep -qF "$(cut -c1-40 "$T/token")" "$T/$N/tunnel.log"
+if out=$(hctl del cid-db eth0 2>&1); then ok "pod db deleted (DEL)"; else not_ok "pod db deleted (DEL)" "$out"; fi
+check "... and forgotten" fails grep -q cid-db "$T/$N/state/kube-seen.json"
 
 tunnel_stop $N
 sanitizer_clean $N
