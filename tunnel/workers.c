@@ -26,6 +26,7 @@
 #include "tunnel/tunnel.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@
 #include <unistd.h>
 
 #include "conf/log.h"
+#include "tunnel/harden.h"
 
 /* An accepted HBONE connection queued to another worker's shard. */
 struct handoff {
@@ -232,6 +234,9 @@ static void *worker_main(void *arg)
 
 	snprintf(name, sizeof(name), "warren-w%u", w->index);
 	pthread_setname_np(pthread_self(), name);
+	/* only the main thread re-adopts pods (harden.h) */
+	if (w->t->conf->keep_capabilities && (ret = harden_drop_thread_cap(CAP_SYS_PTRACE)) < 0)
+		log_error("worker %u: cannot drop cap_sys_ptrace: %s", w->index, strerror(-ret));
 	ret = loop_run(w->loop);
 	if (ret < 0) {
 		/* Its pods' connections would queue unanswered: stop the
