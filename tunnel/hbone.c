@@ -46,6 +46,7 @@
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "tunnel/hbone.h"
+#include "tunnel/relay.h"
 #include "tunnel/tls.h"
 
 #define CHECK_MAGIC(p, m) assert((p) && (p)->magic == (m))
@@ -521,13 +522,13 @@ static void stream_close_fd(struct hbone_stream *s, bool reset)
 	if (s->fd_reg)
 		loop_forget(s->c->l, s->fd);
 	s->fd_reg = false;
-	if (reset) {
-		/* RST instead of FIN: the app must not mistake a failure for a
-		 * clean end of stream. */
-		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	}
+	/* RST instead of FIN: the app must not mistake a failure for a clean
+	 * end of stream. The app's socket resets on close unless told
+	 * otherwise (relay.h). */
+	if (reset)
+		sock_rst_on_exit(s->fd);
+	else
+		sock_fin_on_close(s->fd);
 	close(s->fd);
 	s->fd = -1;
 }
