@@ -1912,6 +1912,25 @@ int hbone_server_new_mem(struct loop *l, const struct hbone_opts *opts,
 	return 0;
 }
 
+int hbone_client_new_mem(struct loop *l, const struct hbone_opts *opts, const char *peer_id,
+			 struct hbone_conn **out)
+{
+	struct hbone_conn *c = NULL;
+	int ret;
+
+	*out = NULL;
+	ret = conn_new(l, ROLE_CLIENT, -1, opts, &c);
+	if (ret)
+		return ret;
+	c->mem = true;
+	c->hold = true;
+	c->state = HBONE_OPEN;
+	c->opened = true;
+	snprintf(c->peer_id, sizeof(c->peer_id), "%s", peer_id ? peer_id : "");
+	*out = c;
+	return 0;
+}
+
 int hbone_conn_mem_feed(struct hbone_conn *c, const uint8_t *data, size_t len)
 {
 	ssize_t rv;

@@ -325,6 +325,10 @@ size_t hbone_pool_stats(const struct hbone_pool *p, struct hbone_pool_conn_info 
 int hbone_server_new_mem(struct loop *l, const struct hbone_opts *opts,
 			 const struct hbone_server_cbs *cbs, const char *peer_id,
 			 struct hbone_conn **out);
+/* The client side of the same: streams are opened with hbone_stream_open()
+ * and the fed bytes are the server's answers. 0, -ENOMEM. */
+int hbone_client_new_mem(struct loop *l, const struct hbone_opts *opts, const char *peer_id,
+			 struct hbone_conn **out);
 /* 0, or -EPROTO once the HTTP/2 session failed (the connection is dead but
  * still needs hbone_conn_abort). */
 int hbone_conn_mem_feed(struct hbone_conn *c, const uint8_t *data, size_t len);
