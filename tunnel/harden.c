@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <linux/audit.h>
-#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -20,6 +19,8 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cap-ng.h>
 
 #include "conf/errbuf.h"
 #include "conf/log.h"
@@ -107,18 +108,16 @@ static const int allowed[] = {
 #define JUMP(code, k, jt, jf) ((struct sock_filter)BPF_JUMP((code), (k), (jt), (jf)))
 #define ARG0_LO               (offsetof(struct seccomp_data, args[0]))
 
+/* libcap-ng's state is per thread and it reads the calling thread's sets
+ * (capget on its tid), so each thread drops the bit from its own. */
 int harden_drop_thread_cap(unsigned cap)
 {
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct d[2];
-
-	if (syscall(SYS_capget, &h, d) < 0)
-		return -errno;
-	d[cap / 32].effective &= ~(1u << (cap % 32));
-	d[cap / 32].permitted &= ~(1u << (cap % 32));
-	d[cap / 32].inheritable &= ~(1u << (cap % 32));
-	/* capset on 0 is the calling thread only */
-	return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+	if (capng_get_caps_process() < 0)
+		return errno ? -errno : -EIO;
+	if (capng_update(CAPNG_DROP, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE, cap) < 0 ||
+	    capng_apply(CAPNG_SELECT_CAPS) < 0)
+		return -EPERM;
+	return 0;
 }
 
 int harden_seccomp_install(int all_threads, char *err, size_t errlen)
