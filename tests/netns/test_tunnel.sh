@@ -275,7 +275,8 @@ threads_ok() {
 		[[ $(awk '$1 == "CapEff:" || $1 == "CapPrm:" || $1 == "CapBnd:" {print $2}' "$f/status" | sort -u) == "$capmask" &&
 			$(awk '$1 == "NoNewPrivs:" {print $2}' "$f/status") == 1 &&
 			$(awk '$1 == "Seccomp:" {print $2}' "$f/status") == 2 &&
-			$(awk '$1 == "Seccomp_filters:" {print $2}' "$f/status") == 1 ]] || return 1
+			$(awk '$1 == "Seccomp_filters:" {print $2}' "$f/status") == 1 ]] ||
+			{ echo "# $(grep -E '^(Name|Cap(Eff|Prm|Bnd)|NoNewPrivs|Seccomp)' "$f/status" | tr '\n' ' ')"; return 1; }
 		names+=("$(cat "$f/comm")")
 	done
 	echo "# threads: ${names[*]}"
