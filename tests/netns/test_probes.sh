@@ -76,6 +76,22 @@ host_probe() { # NODE KEY: config_dump hostProbe.KEY
 }
 
 # --- the "kubelet" --------------------------------------------------------------
+# The tunnel looks for the kubelet in the whole /proc: another kubelet on this
+# machine (a real cluster's) would be found too. Then the checks are skipped.
+KUBELET_PID=
+other_kubelets() { # pids of live kubelet-like processes that are not ours
+	local d
+	for d in /proc/[0-9]*; do
+		[[ ${d#/proc/} == "$KUBELET_PID" ]] && continue
+		[[ $(cat "$d/comm" 2>/dev/null) =~ ^(kubelet|kubelite|k3s)$ &&
+			-n $(tr -d '\0' <"$d/cmdline" 2>/dev/null) ]] && echo "${d#/proc/}"
+	done
+}
+others=$(other_kubelets | tr '\n' ' ')
+if [[ -n $others ]]; then
+	echo "ok - kubelet probes # SKIP another kubelet runs on this machine (pid $others)"
+	exit 0
+fi
 # A process named kubelet with kubelet on its command line, as Istio looks
 # for it. It only sleeps; the probes are made by connect_as.
 bg setpriv --reuid=$KUBELET_UID --regid=$KUBELET_UID --clear-groups "$USER_PYTHON" -c \
@@ -194,13 +210,6 @@ in_host_set node2 "${POD_IP[srv]}" && in_host_set node2 "${POD_IP[srv4]}" &&
 # tunnel says so loudly.
 # (The tunnel takes the first kubelet it finds in /proc: on a machine where
 # another root kubelet runs, these checks are skipped, not passed.)
-other_kubelets() { # pids of live kubelet-like processes that are not ours
-	local d
-	for d in /proc/[0-9]*; do
-		[[ ${d#/proc/} == "$KUBELET_PID" ]] && continue
-		[[ $(cat "$d/comm" 2>/dev/null) =~ ^(kubelet|kubelite|k3s)$ && -s $d/cmdline ]] && echo "${d#/proc/}"
-	done
-}
 tunnel_stop node2
 kill "$KUBELET_PID" && wait_for -t 5 exited "$KUBELET_PID" || die "stop the uid $KUBELET_UID kubelet"
 KUBELET_UID=0
