@@ -112,6 +112,19 @@ fuzz-run: $(FUZZ_BINS)
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(B)/fuzz/corpus-$$n >$(B)/fuzz/$$n.log 2>&1 \
 	    || { tail -50 $(B)/fuzz/$$n.log; exit 1; }; done
 
+# Every fuzz target for FUZZ_SECONDS each (600 unless given), one after
+# another, each from its committed seeds plus what earlier runs found
+# ($(B)/fuzz/corpus-NAME); one summary line per target, and the first
+# crash stops it (its log and reproducer stay in $(B)/fuzz/).
+FUZZ_LONG_SECONDS = $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),600)
+fuzz-long: $(FUZZ_BINS)
+	$(Q)for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(B)/fuzz/corpus-$$n; \
+	  cp -n tests/fuzz/corpus/$$n/* $(B)/fuzz/corpus-$$n/ 2>/dev/null || true; \
+	  $$f -max_total_time=$(FUZZ_LONG_SECONDS) -print_final_stats=1 -artifact_prefix=$(B)/fuzz/$$n- \
+	    $(B)/fuzz/corpus-$$n >$(B)/fuzz/$$n.long.log 2>&1 || { tail -50 $(B)/fuzz/$$n.long.log; exit 1; }; \
+	  echo "  $$n: $(FUZZ_LONG_SECONDS)s, $$(sed -n 's/^stat::number_of_executed_units: *//p' $(B)/fuzz/$$n.long.log) runs, $$(grep -o 'cov: [0-9]*' $(B)/fuzz/$$n.long.log | tail -1), corpus $$(ls $(B)/fuzz/corpus-$$n | wc -l) inputs, no crash"; \
+	done
+
 test: all
 	$(Q)B=$(B) bash tests/run.sh
 
@@ -135,7 +148,7 @@ install: $(BINS)
 clean:
 	rm -rf build build-san
 
-.PHONY: all test unit bench demo install clean fuzz fuzz-run
+.PHONY: all test unit bench demo install clean fuzz fuzz-run fuzz-long
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -15,6 +15,20 @@
  *       (and the same for ipv6, to fd16:9254:7127:1337:ffff:ffff:ffff:ffff)
  *   }
  *
+ * With the kubelet's cgroup v2 known (kubelet_cgroup != 0), the UID alone
+ * no longer decides: the socket expression is only allowed before
+ * routing, so an output chain labels the kubelet's own connections and
+ * the SNAT rule also requires the label (after `meta skuid UID`):
+ *
+ *     chain output { type filter hook output priority filter; }
+ *       meta nfproto ipv4 meta l4proto tcp meta skuid UID
+ *           socket cgroupv2 level LEVEL "PATH" ip daddr @probe-pods-v4
+ *           counter ct label set 127            comment "warren:host-probe-mark-v4"
+ *     postrouting: ... meta skuid UID ct label 127 ip daddr @probe-pods-v4 ...
+ *
+ * A conntrack label, not a packet mark: marks are shared with kube-proxy
+ * and the primary CNI, and a mark bit someone else set would pass as ours.
+ *
  * One priority ahead of srcnat, so that no masquerade rule of the primary
  * CNI at the same priority decides first. The sync batch reconciles the
  * whole table at once (add table, flush its rules, re-add chain and sets,
@@ -41,6 +55,10 @@
 #define NFT_HOST_TAG_V4   "warren:host-probe-snat-v4"
 #define NFT_HOST_TAG_V6   "warren:host-probe-snat-v6"
 #define NFT_HOST_PRIO     99 /* NF_IP_PRI_NAT_SRC - 1 */
+#define NFT_HOST_OUT_CHAIN "output"
+#define NFT_HOST_MARK_TAG_V4 "warren:host-probe-mark-v4"
+#define NFT_HOST_MARK_TAG_V6 "warren:host-probe-mark-v6"
+#define NFT_HOST_CT_LABEL 127 /* the conntrack label bit of a kubelet probe */
 /* Elements per family: a node's pods are far fewer, and the whole batch
  * then stays under the netlink socket's default send buffer. */
 #define NFT_HOST_MAX_ELEMS 1024
@@ -52,9 +70,14 @@ struct nft_host_elem {
 	const char *comment; /* the pod UID; borrowed */
 };
 
-/* uid < 0: no kubelet UID known, so the sets are kept but no rule matches. */
+/* uid < 0: no kubelet UID known, so the sets are kept but no rule matches.
+ * kubelet_cgroup: the cgroup v2 id (its directory's inode number) of the
+ * kubelet's cgroup, at depth kubelet_cgroup_level ("/a/b" is 2); 0 for
+ * the UID alone. */
 struct nft_host_spec {
 	long long kubelet_uid;
+	uint64_t kubelet_cgroup;
+	uint32_t kubelet_cgroup_level;
 	const struct nft_host_elem *elems; /* either family, any order */
 	size_t n;
 };

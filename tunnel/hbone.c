@@ -47,6 +47,7 @@
 #include "conf/objcheck.h"
 #include "conf/warren.h"
 #include "tunnel/hbone.h"
+#include "tunnel/relay.h"
 #include "tunnel/tls.h"
 
 
@@ -206,9 +207,11 @@ struct hbone_conn {
 	struct hbone_conn *prev, *next; /* pool list */
 	struct hbone_pool *pool;
 	char *pool_key;
+	char pool_dst[64];       /* a pooled dial's destination, for its backoff */
 	struct loop *l;
 	enum conn_role role;
 	bool mem;                /* memory transport: no fd, no TLS */
+	bool opened;             /* the TLS handshake completed */
 	enum hbone_conn_state state;
 	int fd;
 	uint32_t events;
@@ -244,11 +247,21 @@ struct hbone_conn {
 	struct hbone_server_cbs scbs;
 };
 
+/* A destination whose last dials failed (hbone.h: dial backoff). */
+struct pool_backoff {
+	struct pool_backoff *next;
+	char dst[64];           /* "10.0.0.2:15008" */
+	unsigned failures;      /* in a row */
+	uint64_t until_ms;      /* no dial before */
+	char last[160];         /* why the last dial failed */
+};
+
 struct hbone_pool {
 	unsigned magic;
 	struct loop *l;
 	struct hbone_opts o;
 	struct hbone_conn *conns;
+	struct pool_backoff *backoff;
 };
 
 static hbone_handshake_cb hs_observer;
@@ -264,6 +277,49 @@ static void hs_observe(struct hbone_conn *c, bool ok, const char *reason)
 {
 	if (hs_observer && !c->mem)
 		hs_observer(hs_observer_ctx, c->role == ROLE_SERVER, ok, reason);
+}
+
+static struct pool_backoff *pool_backoff_find(struct hbone_pool *p, const char *dst)
+{
+	for (struct pool_backoff *b = p->backoff; b; b = b->next)
+		if (!strcmp(b->dst, dst))
+			return b;
+	return NULL;
+}
+
+/* A pooled dial to dst ended: opened (why NULL) forgets the destination's
+ * failures; failed waits HBONE_BACKOFF_MIN_MS, doubled per failure in a
+ * row up to HBONE_BACKOFF_MAX_MS, before the next dial. */
+static void pool_dial_result(struct hbone_pool *p, const char *dst, const char *why)
+{
+	struct pool_backoff *b = pool_backoff_find(p, dst), **pp;
+	uint64_t wait = HBONE_BACKOFF_MIN_MS;
+
+	if (!why) {
+		for (pp = &p->backoff; b && *pp; pp = &(*pp)->next)
+			if (*pp == b) {
+				*pp = b->next;
+				free(b);
+				break;
+			}
+		return;
+	}
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return; /* no backoff then: each connection dials */
+		snprintf(b->dst, sizeof(b->dst), "%s", dst);
+		b->next = p->backoff;
+		p->backoff = b;
+	}
+	if (b->failures < 32)
+		b->failures++;
+	for (unsigned i = 1; i < b->failures && wait < HBONE_BACKOFF_MAX_MS; i++)
+		wait *= 2;
+	if (wait > HBONE_BACKOFF_MAX_MS)
+		wait = HBONE_BACKOFF_MAX_MS;
+	b->until_ms = loop_now_ms() + wait;
+	snprintf(b->last, sizeof(b->last), "%s", why);
 }
 
 static void conn_pump(struct hbone_conn *c);
@@ -521,13 +577,13 @@ static void stream_close_fd(struct hbone_stream *s, bool reset)
 	if (s->fd_reg)
 		loop_forget(s->c->l, s->fd);
 	s->fd_reg = false;
-	if (reset) {
-		/* RST instead of FIN: the app must not mistake a failure for a
-		 * clean end of stream. */
-		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	}
+	/* RST instead of FIN: the app must not mistake a failure for a clean
+	 * end of stream. The app's socket resets on close unless told
+	 * otherwise (relay.h). */
+	if (reset)
+		sock_rst_on_exit(s->fd);
+	else
+		sock_fin_on_close(s->fd);
 	close(s->fd);
 	s->fd = -1;
 }
@@ -1581,11 +1637,14 @@ static void conn_handshake(struct hbone_conn *c)
 		return;
 	}
 	hs_observe(c, true, "ok");
+	if (c->pool)
+		pool_dial_result(c->pool, c->pool_dst, NULL);
 	if (c->connect_timer) {
 		loop_timer_cancel(c->l, c->connect_timer);
 		c->connect_timer = NULL;
 	}
 	c->state = HBONE_OPEN;
+	c->opened = true;
 	if (c->goaway_pending)
 		goaway_start(c);
 	conn_arm_ping(c);
@@ -1665,6 +1724,8 @@ static void conn_destroy(struct hbone_conn *c)
 	if (c->goaway_timer)
 		loop_timer_cancel(c->l, c->goaway_timer);
 	if (c->pool) {
+		if (!c->opened)
+			pool_dial_result(c->pool, c->pool_dst, c->reason);
 		if (c->prev)
 			c->prev->next = c->next;
 		else
@@ -1845,6 +1906,25 @@ int hbone_server_new_mem(struct loop *l, const struct hbone_opts *opts,
 	c->done_cb = cbs->on_conn_done;
 	c->done_ctx = cbs->ctx;
 	c->state = HBONE_OPEN;
+	snprintf(c->peer_id, sizeof(c->peer_id), "%s", peer_id ? peer_id : "");
+	*out = c;
+	return 0;
+}
+
+int hbone_client_new_mem(struct loop *l, const struct hbone_opts *opts, const char *peer_id,
+			 struct hbone_conn **out)
+{
+	struct hbone_conn *c = NULL;
+	int ret;
+
+	*out = NULL;
+	ret = conn_new(l, ROLE_CLIENT, -1, opts, &c);
+	if (ret)
+		return ret;
+	c->mem = true;
+	c->hold = true;
+	c->state = HBONE_OPEN;
+	c->opened = true;
 	snprintf(c->peer_id, sizeof(c->peer_id), "%s", peer_id ? peer_id : "");
 	*out = c;
 	return 0;
@@ -2287,6 +2367,12 @@ void hbone_pool_free(struct hbone_pool *p)
 	if (!p)
 		return;
 	CHECK_OBJ(p, HBONE_POOL_MAGIC);
+	while (p->backoff) {
+		struct pool_backoff *b = p->backoff;
+
+		p->backoff = b->next;
+		free(b);
+	}
 	while (p->conns) {
 		struct hbone_conn *c = p->conns;
 
@@ -2360,6 +2446,18 @@ int hbone_pool_open(struct hbone_pool *p, const struct hbone_pool_target *t,
 		if (!strcmp(c->pool_key, key) && conn_has_slot(c, p->o.max_streams))
 			break;
 	if (!c) {
+		char dst[64];
+		struct pool_backoff *b;
+
+		if (addr_port_str(t->dst, dst, sizeof(dst))) {
+			ret = -EINVAL;
+			goto fail;
+		}
+		b = pool_backoff_find(p, dst);
+		if (b && loop_now_ms() < b->until_ms) {
+			ret = -ECONNREFUSED; /* no dial: hbone_pool_backoff() says why */
+			goto fail;
+		}
 		fd = t->mksock(t->mksock_ctx, t->dst, t->dstlen);
 		if (fd < 0) {
 			ret = fd;
@@ -2367,8 +2465,11 @@ int hbone_pool_open(struct hbone_pool *p, const struct hbone_pool_target *t,
 		}
 		ret = hbone_client_connect(p->l, t->ctx, fd, t->dst, t->dstlen, t->expect,
 					   t->n_expect, &p->o, NULL, NULL, &c);
-		if (ret)
+		if (ret) {
+			pool_dial_result(p, dst, strerror(-ret));
 			goto fail;
+		}
+		snprintf(c->pool_dst, sizeof(c->pool_dst), "%s", dst);
 		c->pool = p;
 		c->pool_key = key;
 		key = NULL;
@@ -2384,6 +2485,21 @@ fail:
 	if (app_fd >= 0)
 		close(app_fd);
 	return ret;
+}
+
+int hbone_pool_backoff(struct hbone_pool *p, const struct sockaddr *dst, char *why, size_t len)
+{
+	struct pool_backoff *b;
+	char d[64];
+	uint64_t now = loop_now_ms();
+
+	CHECK_OBJ(p, HBONE_POOL_MAGIC);
+	if (addr_port_str(dst, d, sizeof(d)) || !(b = pool_backoff_find(p, d)) || now >= b->until_ms)
+		return 0;
+	snprintf(why, len, "retry in %llu ms after %u failed dial%s to %s; the last: %s",
+		 (unsigned long long)(b->until_ms - now), b->failures, b->failures == 1 ? "" : "s",
+		 d, b->last);
+	return 1;
 }
 
 void hbone_pool_drain(struct hbone_pool *p, const char *src_id)

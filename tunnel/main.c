@@ -30,7 +30,9 @@
  * worker threads start after the drop and inherit it), the
  * same in its bounding set, none inheritable or ambient, and sets
  * no_new_privs. Fds inherited from whoever started us are closed first
- * thing; every fd we open is O_CLOEXEC.
+ * thing; every fd we open is O_CLOEXEC. When adoption is done,
+ * CAP_SYS_PTRACE goes too and a seccomp allow-list covers every thread
+ * (tunnel/harden.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -102,7 +104,9 @@ static const struct {
 	/* opening /proc/PID/ns/net is a ptrace read check: without it EACCES
 	 * for a process of another uid or with capabilities we no longer have
 	 * (a container's init), and ctr records such paths for re-adoption */
-	{ CAP_SYS_PTRACE, "re-adopting pods recorded as /proc/PID/ns/net" },
+	/* ... only until adoption is done (tunnel/harden.h), so never in
+	 * the bounding set */
+	{ CAP_SYS_PTRACE, "re-adopting pods recorded as /proc/PID/ns/net, until adoption is done" },
 };
 
 /* The process is single-threaded here: capabilities, the bounding set and
@@ -134,7 +138,9 @@ static int drop_capabilities(void)
 			log_warn("capability cap_%s is missing; %s will fail", name, kept_caps[i].why);
 			continue;
 		}
-		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET,
+		capng_update(CAPNG_ADD,
+			     CAPNG_EFFECTIVE | CAPNG_PERMITTED |
+				     (kept_caps[i].cap == CAP_SYS_PTRACE ? 0 : CAPNG_BOUNDING_SET),
 			     kept_caps[i].cap);
 		len += snprintf(kept + len, sizeof(kept) - len, "%scap_%s (%s)", len ? ", " : "", name,
 				kept_caps[i].why);

@@ -616,6 +616,15 @@ int mtls_outbound(struct conn *c)
 		c->opening = false;
 	}
 	if (ret < 0) {
+		char bo[400];
+
+		if (ret == -ECONNREFUSED &&
+		    hbone_pool_backoff(p->pool, (const struct sockaddr *)&hb, bo, sizeof(bo))) {
+			/* the access log's reason says why the connection was refused */
+			snprintf(msg, sizeof(msg), "upstream connect refused, backing off (%s)", bo);
+			conn_fail(c, msg, 0);
+			return 1;
+		}
 		conn_fail(c, "cannot open an HBONE stream", -ret);
 		return 1;
 	}

@@ -391,6 +391,9 @@ int conn_upstream_socket(struct conn *c, const char **what)
 	fd = pod_socket(p, c->target.ss_family);
 	if (fd < 0)
 		return fd;
+	*what = "cannot set SO_LINGER on the upstream socket";
+	if (sock_rst_on_exit(fd) < 0) /* an app is at the other end (relay.h) */
+		goto fail;
 	if (c->dir == CONN_INBOUND && c->src.ss_family == c->target.ss_family &&
 	    !ss_same_ip(&c->src, &c->target)) {
 		struct sockaddr_storage b = c->src;

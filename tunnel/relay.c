@@ -89,18 +89,32 @@ static int relay_fail(struct relay *r, int side, int err)
 	return -err;
 }
 
+int sock_rst_on_exit(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	return setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0 ? -errno : 0;
+}
+
+void sock_fin_on_close(int fd)
+{
+	struct linger lg = { .l_onoff = 0, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 /* The one teardown: RST both on error so no peer mistakes it for a clean
- * close, then close everything, report, and free. */
+ * close (app-facing sockets already reset on close, relay.h), a FIN
+ * otherwise; then close everything, report, and free. */
 static void relay_end(struct relay *r)
 {
 	struct relay_stats st;
 
 	for (int i = 0; i < 2; i++) {
-		if (r->error) {
-			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-			setsockopt(r->fd[i], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		}
+		if (r->error)
+			sock_rst_on_exit(r->fd[i]);
+		else
+			sock_fin_on_close(r->fd[i]);
 		loop_forget(r->loop, r->fd[i]);
 		close(r->fd[i]);
 		for (int j = 0; j < 2; j++)

@@ -260,6 +260,12 @@ json_t *host_probe_json(const struct tunnel *t);
  * path), Istio's way: 0 with *uid and *pid, -ENOENT, -EEXIST when such
  * processes run under different UIDs (err says which), or -errno. */
 int kubelet_uid_find(const char *proc, long long *uid, long *pid, char *err, size_t errlen);
+/* The cgroup v2 of process pid (its "0::" line under proc) as a path, its
+ * id (the inode of cgroot+path) and depth. 0; -EEXIST when the cgroup is
+ * the root or holds a process that is neither pid nor its child (err says
+ * which), so that the kubelet's uid alone must do; -ENOENT; -errno. */
+int kubelet_cgroup_find(const char *proc, const char *cgroot, long pid, char *path,
+			size_t pathlen, uint64_t *id, uint32_t *level, char *err, size_t errlen);
 
 /* ---- inpod_listen.c ---- */
 /* Create the three listeners of every shard of primary p inside the pod

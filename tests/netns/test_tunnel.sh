@@ -259,26 +259,34 @@ wait_for node_ready # ready means adoption is complete
 check "re-adopted a pod recorded as /proc/PID/ns/net of a uid-65534 process" \
 	bash -c "[[ \$(nsenter -t $hpid -n ss -ltnH | grep -cE ':(15001|15006|15008)\b') == $LIS ]] && grep -q 're-adopted pod demo/px' '$log'"
 
-# --- privileges: only the data path's capabilities (tunnel/main.c kept_caps),
-# no_new_privs, and no fd without close-on-exec (0-2 aside)
-capmask=$(printf '%016x' $(( (1 << 12) | (1 << 19) | (1 << 21) ))) # net_admin sys_ptrace sys_admin
+# --- privileges: only the data path's capabilities (tunnel/main.c kept_caps;
+# cap_sys_ptrace only until adoption is done), no_new_privs, a seccomp
+# filter on every thread, and no fd without close-on-exec (0-2 aside)
+capmask=$(printf '%016x' $(( (1 << 12) | (1 << 21) ))) # net_admin sys_admin
 capfield() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$tpid/status"; }
-check "capabilities: CapEff/CapPrm/CapBnd = net_admin+sys_ptrace+sys_admin, CapInh/CapAmb empty, NoNewPrivs 1" \
+check "capabilities: CapEff/CapPrm/CapBnd = net_admin+sys_admin (sys_ptrace dropped after adoption), CapInh/CapAmb empty, NoNewPrivs 1" \
 	bash -c "[[ $(capfield CapEff) == $capmask && $(capfield CapPrm) == $capmask && $(capfield CapBnd) == $capmask &&
 		$(capfield CapInh) == 0000000000000000 && $(capfield CapAmb) == 0000000000000000 && $(capfield NoNewPrivs) == 1 ]]"
-# capabilities and no_new_privs are per thread: the workers start after the drop
+# capabilities, no_new_privs and seccomp are per thread: the workers start
+# after the first drop, drop sys_ptrace themselves, and get the filter by TSYNC
 threads_ok() {
 	local f names=()
 	for f in /proc/"$tpid"/task/*; do
 		[[ $(awk '$1 == "CapEff:" || $1 == "CapPrm:" || $1 == "CapBnd:" {print $2}' "$f/status" | sort -u) == "$capmask" &&
-			$(awk '$1 == "NoNewPrivs:" {print $2}' "$f/status") == 1 ]] || return 1
+			$(awk '$1 == "NoNewPrivs:" {print $2}' "$f/status") == 1 &&
+			$(awk '$1 == "Seccomp:" {print $2}' "$f/status") == 2 &&
+			$(awk '$1 == "Seccomp_filters:" {print $2}' "$f/status") == 1 ]] ||
+			{ echo "# $(grep -E '^(Name|Cap(Eff|Prm|Bnd)|NoNewPrivs|Seccomp)' "$f/status" | tr '\n' ' ')"; return 1; }
 		names+=("$(cat "$f/comm")")
 	done
 	echo "# threads: ${names[*]}"
 	[[ ${#names[@]} == $((WORKERS + 1)) && $(printf '%s\n' "${names[@]}" | grep -c '^warren-w[0-9]') == "$WORKERS" ]]
 }
-check "threads: main + $WORKERS workers (warren-w*), each with the same capabilities and no_new_privs" threads_ok
+check "threads: main + $WORKERS workers (warren-w*), each with the same capabilities, no_new_privs and one seccomp filter" threads_ok
 check "capabilities: the kept set is logged" grep -q 'capabilities: kept cap_net_admin (.*), cap_sys_admin (.*), cap_sys_ptrace (.*); dropped every other one' "$log"
+check "adoption done: sys_ptrace dropped and the seccomp allow-list installed, both logged" \
+	bash -c "grep -q 'adoption done: cap_sys_ptrace dropped' '$log' && grep -q 'seccomp: allow-list of [0-9]* syscalls on every thread' '$log'"
+# (that the filter refuses execve, ptrace and fork: tests/unit/test_harden.c)
 noexec=
 for f in /proc/$tpid/fdinfo/*; do
 	fd=${f##*/}
