@@ -18,7 +18,7 @@ CFLAGS     ?= -O2 -g
 # libbpf is compiled against (headers) but linked by nothing until the eBPF
 # capture mode exists.
 CNI_PKGS    := jansson libmnl libnftnl
-TUNNEL_PKGS := jansson libmnl libnftnl libnghttp2 openssl yaml-0.1 libcap-ng
+TUNNEL_PKGS := jansson libmnl libnftnl libnghttp2 openssl yaml-0.1 libcap-ng libcurl
 CTL_PKGS    := jansson libcurl
 PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) libbpf)
 
