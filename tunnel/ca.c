@@ -419,10 +419,12 @@ static int key_mode_check(FILE *f, const char *path, char *err, size_t errlen)
 		errbuf_set(err, errlen, "CA key %s: %s", path, strerror(errno));
 		return -errno;
 	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+	/* Group read stays allowed: a Secret volume with fsGroup is 0440, owner
+	 * root, group the pod's. */
+	if (st.st_mode & (S_IRWXO | S_IWGRP)) {
 		errbuf_set(err, errlen,
-			"CA key %s is mode %04o: group or others may read it; make it 0600 or "
-			"0400 (a Secret volume: defaultMode: 0400)",
+			"CA key %s is mode %04o: others may read it (or group write it); make it "
+			"0600, 0400 or 0440 (a Secret volume: defaultMode: 0400)",
 			path, (unsigned)(st.st_mode & 07777));
 		return -EACCES;
 	}

@@ -91,8 +91,8 @@ struct ca_leaf {
  * Checks: the key matches the certificate, the certificate is a CA
  * (basicConstraints CA:TRUE and, when keyUsage is present, keyCertSign), and
  * the certificate verifies against the root now (not expired), and the key
- * file gives no access to group or others (-EACCES otherwise: a key others
- * can read is a key others can sign with).
+ * file gives no access to others and no write to its group (-EACCES
+ * otherwise: a key others can read is a key others can sign with).
  * 0, -ENOENT/-EACCES (file), -EINVAL (bad PEM or a failed check), -ENOMEM.
  */
 int ca_load(const char *cert_path, const char *key_path, const char *chain_path,

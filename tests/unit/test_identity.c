@@ -467,9 +467,11 @@ static void test_load_rejects_bad_material(void)
 	T_ASSERT_INT(ca_load(cert, key, NULL, &got, err, sizeof(err)), -EACCES);
 	printf("# %s\n", err);
 	T_ASSERT(strstr(err, "mode 0644") != NULL);
-	T_ASSERT_INT(chmod(key, 0640), 0);
+	T_ASSERT_INT(chmod(key, 0604), 0);
 	T_ASSERT_INT(ca_load(cert, key, NULL, &got, err, sizeof(err)), -EACCES);
-	T_ASSERT_INT(chmod(key, 0600), 0);
+	T_ASSERT_INT(chmod(key, 0660), 0);
+	T_ASSERT_INT(ca_load(cert, key, NULL, &got, err, sizeof(err)), -EACCES);
+	T_ASSERT_INT(chmod(key, 0440), 0); /* a Secret volume with fsGroup */
 	T_ASSERT_INT(ca_load(cert, key, NULL, &got, err, sizeof(err)), -EINVAL);
 	printf("# %s\n", err);
 	T_ASSERT(strstr(err, "not a CA certificate") != NULL);
