@@ -353,8 +353,8 @@ static void cas_usage(FILE *f)
 		"  --tunnel-sa NS/NAME   the tunnel's service account (default warren-system/warren)\n"
 		"  --namespace NS        warren-ca's own namespace, for its serving identity\n"
 		"                        (default $POD_NAMESPACE or warren-system)\n"
-		"  --dns NAME            a DNS name of the serving certificate (repeatable;\n"
-		"                        default warren-ca.<namespace>.svc)\n"
+		"  --dns NAME            a DNS name (or IP address) of the serving certificate\n"
+		"                        (repeatable; default warren-ca.<namespace>.svc)\n"
 		"  --kubeconfig PATH     API server credentials (default: in-cluster)\n"
 		"  --threads N           workers (default 8, at most 64)\n"
 		"  --log-level LEVEL     error|warn|info|debug (default info)\n");
@@ -512,6 +512,8 @@ int main(int argc, char **argv)
 			next = time(NULL) + 60;
 	}
 	log_info("stopping");
-	/* Workers block in accept(2): exit without joining; the kernel closes all. */
-	return 0;
+	/* Workers block in accept(2) or in a kept-alive connection: no joining
+	 * and no atexit cleanup under them (OpenSSL's would race their reads);
+	 * nothing is buffered, the kernel closes every socket. */
+	_exit(0);
 }

@@ -3,6 +3,7 @@
  * Mesh CA: load/create CA material and issue workload certificates in
  * memory. Contract and ownership: tunnel/ca.h.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -680,7 +681,8 @@ void ca_leaf_free(struct ca_leaf *leaf)
 	free(leaf);
 }
 
-/* The SAN: one URI (the SPIFFE ID) then DNS names, built as GENERAL_NAMEs
+/* The SAN: one URI (the SPIFFE ID) then host names (DNS, or IP for an
+ * address), built as GENERAL_NAMEs
  * rather than through the config syntax, so no identity string is ever
  * parsed as config. */
 static int add_san(X509 *x, const char *uri, const char *const *dns)
@@ -695,11 +697,22 @@ static int add_san(X509 *x, const char *uri, const char *const *dns)
 	for (size_t i = 0; i == 0 || (dns && dns[i - 1]); i++) {
 		const char *v = i == 0 ? uri : dns[i - 1];
 
+		unsigned char ip[16];
+		int iplen = inet_pton(AF_INET, v, ip) == 1 ? 4 : inet_pton(AF_INET6, v, ip) == 1 ? 16 : 0;
+
 		gn = GENERAL_NAME_new();
-		ia5 = ASN1_IA5STRING_new();
-		if (!gn || !ia5 || !ASN1_STRING_set(ia5, v, (int)strlen(v)))
+		ia5 = ASN1_IA5STRING_new(); /* also an OCTET STRING for an address */
+		if (!gn || !ia5)
 			goto out;
-		GENERAL_NAME_set0_value(gn, i == 0 ? GEN_URI : GEN_DNS, ia5); /* gn steals ia5 */
+		if (i > 0 && iplen) { /* a host given as an address: an IP SAN */
+			if (!ASN1_OCTET_STRING_set(ia5, ip, iplen))
+				goto out;
+			GENERAL_NAME_set0_value(gn, GEN_IPADD, ia5); /* gn steals ia5 */
+		} else {
+			if (!ASN1_STRING_set(ia5, v, (int)strlen(v)))
+				goto out;
+			GENERAL_NAME_set0_value(gn, i == 0 ? GEN_URI : GEN_DNS, ia5);
+		}
 		ia5 = NULL;
 		if (!sk_GENERAL_NAME_push(gens, gn)) /* gens steals gn */
 			goto out;

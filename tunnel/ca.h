@@ -137,9 +137,9 @@ void ca_leaf_free(struct ca_leaf *leaf);
 int ca_sign_pubkey(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
 		   EVP_PKEY *pub, uint32_t lifetime_s, struct ca_leaf **out, char *err,
 		   size_t errlen);
-/* ca_issue() plus DNS names after the URI SAN (dns: NULL-terminated list
- * or NULL): warren-ca's own serving certificate, which clients check by
- * host name. */
+/* ca_issue() plus host names after the URI SAN (dns: NULL-terminated list
+ * or NULL; an IPv4/IPv6 address becomes an IP SAN): warren-ca's own
+ * serving certificate, which clients check by host name. */
 int ca_issue_server(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
 		    const char *const *dns, uint32_t lifetime_s, struct ca_leaf **out, char *err,
 		    size_t errlen);

@@ -90,8 +90,8 @@ contexts: [{name: c, context: {cluster: c, user: warren-ca}}]
 current-context: c
 YAML
 CA_ADDR=127.0.0.1:15012
-ca_start() {
-	cpexec "$WARREN_BUILD/warren-ca" --ca-dir "$T/ca" --kubeconfig "$T/ca-kubeconfig" \
+ca_start() { # ip netns exec execs warren-ca: $! is warren-ca itself
+	ip netns exec "$KUBE_CP_NETNS" "$WARREN_BUILD/warren-ca" --ca-dir "$T/ca" --kubeconfig "$T/ca-kubeconfig" \
 		--listen "$CA_ADDR" --namespace warren-system "$@" >>"$T/ca.log" 2>&1 &
 	CA_PID=$!
 }
