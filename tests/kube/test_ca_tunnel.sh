@@ -17,7 +17,8 @@
 # Each tunnel runs as a host process with the projected token of a pod of
 # service account warren-system/warren bound to its node (what the
 # DaemonSet's projected volume holds), caAddress, trustBundle (a copy of
-# the root, as the ConfigMap holds it) and no caDir.
+# the root, as the ConfigMap holds it) and no caDir. Then warren-ca is
+# stopped and started again, and the root is rotated under traffic.
 set -uo pipefail
 source "$(dirname "$0")/../netns/lib.sh"
 
@@ -109,9 +110,11 @@ users: [{name: warren-ca, user: {tokenFile: "$T/ca-token"}}]
 contexts: [{name: c, context: {cluster: c, user: warren-ca}}]
 current-context: c
 YAML
-ca_start() { # ip netns exec execs warren-ca: $! is warren-ca itself
-	ip netns exec "$KUBE_CP_NETNS" "$WARREN_BUILD/warren-ca" --ca-dir "$T/ca" --kubeconfig "$T/ca-kubeconfig" \
-		--listen 10.100.0.1:15012 --dns 10.100.0.1 --namespace warren-system >>"$T/ca.log" 2>&1 &
+# Certificates of 120 s: renewed every 30 s, so that renewal during the outage
+# and the root rotation happen within the test.
+ca_start() { # [CA_DIR]; ip netns exec execs warren-ca: $! is warren-ca itself
+	ip netns exec "$KUBE_CP_NETNS" "$WARREN_BUILD/warren-ca" --ca-dir "${1:-$T/ca}" --kubeconfig "$T/ca-kubeconfig" \
+		--listen 10.100.0.1:15012 --dns 10.100.0.1 --namespace warren-system --cert-lifetime 120 >>"$T/ca.log" 2>&1 &
 	CA_PID=$!
 }
 ca_healthy() { [[ $(cpexec curl -s --cacert "$T/bundle.pem" https://10.100.0.1:15012/healthz) == *ok* ]]; }
@@ -161,9 +164,9 @@ get() { pexec "$1" curl -s --max-time 5 "http://$2:8080/cgi-bin/peer"; }
 reply=$(get cli "${POD_IP[srv]}")
 [[ $reply == "${POD_IP[cli]} srv" ]] && ok "cli -> srv over HBONE with warren-ca's certificates" ||
 	not_ok "cli -> srv over HBONE" "reply: '$reply'; $(tail -n 5 "$T/node1/tunnel.out")"
-check "metrics: one ok CSR and the certificate's expiry on node1" bash -c \
+check "metrics: ok CSRs counted and the certificate's expiry on node1" bash -c \
 	"m=\$(ip netns exec ${NODE_NETNS[node1]} curl -s http://127.0.0.1:15020/metrics)
-	 grep -q 'warren_ca_csr_total{result=\"ok\"} 1' <<<\"\$m\" &&
+	 grep -q 'warren_ca_csr_total{result=\"ok\"} [1-9]' <<<\"\$m\" &&
 	 grep -q 'warren_certificate_expiry_seconds{identity=\"spiffe://cluster.local/ns/mesh/sa/default\"}' <<<\"\$m\""
 
 # --- warren-ca down ----------------------------------------------------------------------
@@ -203,5 +206,49 @@ else
 fi
 check "node1's tunnel logs the certificate issued after the failed attempts" \
 	grep -q "identity spiffe://cluster.local/ns/late/sa/default: issued certificate serial .* after [0-9]* failed attempts" "$T/node1/tunnel.out"
+
+# --- root rotation: a second root in the bundle, certificates from it, the first
+# --- root removed; connections flow all along ------------------------------------------
+bash "$WARREN_ROOT/hack/gen-ca.sh" "$T/ca2" >/dev/null 2>&1 || die "gen-ca.sh (second root)"
+bundle() { cat "$@" >"$T/bundle.new" && mv "$T/bundle.new" "$T/bundle.pem"; } # atomic, as a ConfigMap update
+signed() { grep -c ": 200 in" "$T/ca.log"; }
+# every identity (node1: mesh, late; node2: mesh) signed again after log line MARK
+all_renewed() { # MARK
+	local new
+	new=$(tail -n +"$(($1 + 1))" "$T/ca.log")
+	grep -q "sign spiffe://cluster.local/ns/mesh/sa/default for node node1 .*: 200" <<<"$new" &&
+		grep -q "sign spiffe://cluster.local/ns/late/sa/default for node node1 .*: 200" <<<"$new" &&
+		grep -q "sign spiffe://cluster.local/ns/mesh/sa/default for node node2 .*: 200" <<<"$new"
+}
+: >"$T/rot.ok"; : >"$T/rot.fail"
+rot_traffic() { # paced requests cli -> srv and late -> srv until $T/rot.stop
+	while [[ ! -e $T/rot.stop ]]; do
+		for c in cli late; do
+			if [[ $(get "$c" "${POD_IP[srv]}") == "${POD_IP[$c]} srv" ]]; then echo >>"$T/rot.ok"
+			else date +%T.%N >>"$T/rot.fail"; fi
+		done
+		sleep 0.2
+	done
+}
+rot_traffic &
+rot_pid=$!
+bundle "$T/ca/root-cert.pem" "$T/ca2/root-cert.pem"
+mark=$(wc -l <"$T/ca.log")
+check "rotation 1/3: both roots in the bundle, every identity renewed (contexts trust both)" wait_for -t 60 all_renewed "$mark"
+ca_stop
+mark=$(wc -l <"$T/ca.log")
+ca_start "$T/ca2"
+check "rotation 2/3: warren-ca signs with the second root, every identity renewed from it" wait_for -t 60 all_renewed "$mark"
+bundle "$T/ca2/root-cert.pem"
+mark=$(wc -l <"$T/ca.log")
+check "rotation 3/3: the first root removed, every identity renewed (contexts trust the second only)" wait_for -t 60 all_renewed "$mark"
+reply=$(get cli "${POD_IP[srv]}")
+[[ $reply == "${POD_IP[cli]} srv" ]] && ok "after the rotation cli -> srv works with the second root alone" ||
+	not_ok "after the rotation cli -> srv works" "reply: '$reply'"
+touch "$T/rot.stop"
+wait "$rot_pid"
+nok=$(wc -l <"$T/rot.ok") nfail=$(wc -l <"$T/rot.fail")
+((nfail == 0 && nok > 100)) && ok "no failed connection during the rotation ($nok requests)" ||
+	not_ok "no failed connection during the rotation" "$nok ok, $nfail failed at: $(head -c 300 "$T/rot.fail")"
 sanitizer_clean node1 node2
 [[ $TAP_FAILED == 0 ]]
