@@ -135,9 +135,8 @@ static time_t cc_time(const ASN1_TIME *t)
 	return timegm(&tm);
 }
 
-/* Checks the answer's chain against the bundle and fills leaf. */
-static int cc_accept(const char *chain_pem, STACK_OF(X509) *roots, const char *want_id,
-		     struct ca_leaf *leaf, char *err, size_t errlen)
+int caclient_accept(const char *chain_pem, STACK_OF(X509) *roots, const char *want_id,
+		    struct ca_leaf *leaf, char *err, size_t errlen)
 {
 	BIO *bio = BIO_new_mem_buf(chain_pem, -1);
 	STACK_OF(X509) *untrusted = sk_X509_new_null(), *verified = NULL;
@@ -294,7 +293,7 @@ int caclient_request(struct caclient *cc, const char *ns, const char *sa, struct
 		errbuf_set(err, errlen, "warren-ca's answer has no certChain");
 		goto out;
 	}
-	ret = cc_accept(json_string_value(json_object_get(ans, "certChain")), roots, id, leaf, err,
+	ret = caclient_accept(json_string_value(json_object_get(ans, "certChain")), roots, id, leaf, err,
 			errlen);
 	if (ret)
 		goto out;

@@ -53,5 +53,12 @@ int caclient_bundle_load(const char *path, STACK_OF(X509) **out, char *err, size
 
 int caclient_request(struct caclient *cc, const char *ns, const char *sa, struct ca_leaf **leaf,
 		     STACK_OF(X509) **roots, char *err, size_t errlen);
+/* The checks of an answer (exposed for the unit tests): chain_pem (leaf
+ * then intermediates) must verify against roots for TLS client and server
+ * use, name exactly want_id as its only URI SAN, and hold leaf->key (set by
+ * the caller). Fills leaf's cert, chain, id, times and serial. 0 or -EIO
+ * with err; on failure the caller frees leaf (ca_leaf_free). */
+int caclient_accept(const char *chain_pem, STACK_OF(X509) *roots, const char *want_id,
+		    struct ca_leaf *leaf, char *err, size_t errlen);
 
 #endif

@@ -227,4 +227,5 @@ kubectl apply -f "$WARREN_ROOT/deploy/ca/rbac.yaml" >/dev/null
 pid=$CA_PID
 ca_stop
 check "warren-ca stops on SIGTERM" fails kill -0 "$pid"
+check "warren-ca: no sanitizer report (with B=build-san)" fails grep -q "Sanitizer" "$T/ca.log"
 [[ $TAP_FAILED == 0 ]]

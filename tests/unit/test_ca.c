@@ -19,6 +19,7 @@
 #include "ca/authz.h"
 #include "ca/sign.h"
 #include "tunnel/ca.h"
+#include "tunnel/ca_client.h"
 #include "tunnel/csr.h"
 #include "tunnel/http.h"
 #include "t.h"
@@ -283,5 +284,107 @@ static void test_http_header(void)
 	T_ASSERT_INT(http_header(h2, strlen(h2), "Authorization", &v, &n), -EEXIST);
 }
 
-T_MAIN(T_CASE(test_csr_roundtrip), T_CASE(test_csr_hostile), T_CASE(test_sign_root_and_intermediate),
+/* The tunnel's checks of warren-ca's answer. */
+static void test_client_accepts_only_the_bundle(void)
+{
+	struct mesh_ca *root = NULL, *other = NULL, *inter = NULL;
+	EVP_PKEY *key = p256(), *pub = NULL, *stranger = p256();
+	STACK_OF(X509) *bundle = sk_X509_new_null(), *both = sk_X509_new_null();
+	struct spiffe_id id = { "cluster.local", "shop", "cart" };
+	struct ca_leaf *leaf = NULL;
+	char *ans = NULL, err[256];
+	json_t *j = NULL;
+	const char *chain;
+
+	T_ASSERT_INT(ca_create_root("warren", "root", 30, &root), 0);
+	T_ASSERT_INT(ca_create_root("warren", "other root", 30, &other), 0);
+	T_ASSERT_INT(ca_create_intermediate(root, "inter", 30, &inter), 0);
+	sk_X509_push(bundle, ca_root0(root));
+	sk_X509_push(both, ca_root0(other));
+	sk_X509_push(both, ca_root0(root));
+	pub = key;
+	/* Signed by the intermediate: accepted against its root, the chain
+	 * holding the intermediate then the root. */
+	T_ASSERT_INT(casign_answer(inter, &id, pub, 3600, &ans, err, sizeof(err)), 0);
+	j = json_loads(ans, 0, NULL);
+	chain = json_string_value(json_object_get(j, "certChain"));
+	leaf = calloc(1, sizeof(*leaf));
+	T_ASSERT(leaf);
+	leaf->key = key;
+	EVP_PKEY_up_ref(key);
+	T_ASSERT_INT(caclient_accept(chain, bundle, "spiffe://cluster.local/ns/shop/sa/cart", leaf, err,
+				     sizeof(err)), 0);
+	T_ASSERT_INT(sk_X509_num(leaf->chain), 2);
+	T_ASSERT(leaf->not_after > time(NULL) + 3500 && leaf->serial_hex[0]);
+	ca_leaf_free(leaf);
+	/* A bundle holding another root too (a rotation): accepted. */
+	leaf = calloc(1, sizeof(*leaf));
+	leaf->key = key;
+	EVP_PKEY_up_ref(key);
+	T_ASSERT_INT(caclient_accept(chain, both, "spiffe://cluster.local/ns/shop/sa/cart", leaf, err,
+				     sizeof(err)), 0);
+	ca_leaf_free(leaf);
+	/* Another identity than asked for: refused. */
+	leaf = calloc(1, sizeof(*leaf));
+	leaf->key = key;
+	EVP_PKEY_up_ref(key);
+	T_ASSERT_INT(caclient_accept(chain, bundle, "spiffe://cluster.local/ns/shop/sa/other", leaf,
+				     err, sizeof(err)), -EIO);
+	printf("# %s\n", err);
+	T_ASSERT(strstr(err, "not spiffe://cluster.local/ns/shop/sa/other"));
+	ca_leaf_free(leaf);
+	/* Not our key: refused. */
+	leaf = calloc(1, sizeof(*leaf));
+	leaf->key = stranger;
+	EVP_PKEY_up_ref(stranger);
+	T_ASSERT_INT(caclient_accept(chain, bundle, "spiffe://cluster.local/ns/shop/sa/cart", leaf, err,
+				     sizeof(err)), -EIO);
+	printf("# %s\n", err);
+	T_ASSERT(strstr(err, "not for our key"));
+	ca_leaf_free(leaf);
+	/* A bundle without its root: refused. */
+	sk_X509_pop(both);
+	leaf = calloc(1, sizeof(*leaf));
+	leaf->key = key;
+	EVP_PKEY_up_ref(key);
+	T_ASSERT_INT(caclient_accept(chain, both, "spiffe://cluster.local/ns/shop/sa/cart", leaf, err,
+				     sizeof(err)), -EIO);
+	printf("# %s\n", err);
+	T_ASSERT(strstr(err, "does not verify against the trust bundle"));
+	ca_leaf_free(leaf);
+	json_decref(j);
+	free(ans);
+	sk_X509_free(bundle);
+	sk_X509_free(both);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(stranger);
+	ca_free(inter);
+	ca_free(other);
+	ca_free(root);
+}
+
+/* An RSA requester: keyEncipherment too, as RSA key transport needs it. */
+static void test_sign_rsa_key(void)
+{
+	struct mesh_ca *root = NULL;
+	EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048), *pub = NULL;
+	struct ca_leaf *leaf = NULL;
+	struct spiffe_id id;
+	char *pem = NULL, err[256];
+
+	T_ASSERT_INT(ca_create_root("warren", "root", 30, &root), 0);
+	T_ASSERT_INT(csr_make(rsa, "spiffe://" TD "/ns/a/sa/b", &pem, err, sizeof(err)), 0);
+	T_ASSERT_INT(csr_check(pem, strlen(pem), TD, &id, &pub, err, sizeof(err)), 0);
+	T_ASSERT_INT(ca_sign_pubkey(root, id.td, id.ns, id.sa, pub, 0, &leaf, err, sizeof(err)), 0);
+	T_ASSERT_INT(X509_get_key_usage(leaf->cert), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
+	T_ASSERT(leaf->key == NULL); /* the requester keeps its private key */
+	T_ASSERT(leaf->not_after - leaf->not_before == CA_DEFAULT_LIFETIME_S + CA_BACKDATE_S);
+	ca_leaf_free(leaf);
+	EVP_PKEY_free(pub);
+	EVP_PKEY_free(rsa);
+	free(pem);
+	ca_free(root);
+}
+
+T_MAIN(T_CASE(test_csr_roundtrip), T_CASE(test_sign_rsa_key), T_CASE(test_client_accepts_only_the_bundle), T_CASE(test_csr_hostile), T_CASE(test_sign_root_and_intermediate),
        T_CASE(test_sign_body_refused), T_CASE(test_review_checks), T_CASE(test_http_header))
