@@ -16,8 +16,12 @@
  *     Succeeded nor Failed (limit 1): at least one such pod must exist.
  *     The answer is checked again here, so a server that ignores a
  *     selector cannot widen what is signed.
- * Nothing is cached: a pod that leaves the node stops its identity's next
- * renewal.
+ * An accepted TokenReview is remembered for CAZ_REVIEW_TTL_S (by the
+ * token's SHA-256; refusals are not), as kube-apiserver's own webhook token
+ * authenticator caches: a tunnel's burst of CSRs at start costs one review,
+ * and a token whose pod was deleted is refused at most that much later.
+ * The pod list is never cached: a pod that leaves the node stops its
+ * identity's next renewal.
  *
  * Results: 0 (allowed; node and pod get the caller's node and pod),
  * -EACCES (refused: reason says why, for a 403 the tunnel logs), -EIO (the
@@ -34,6 +38,8 @@
 #include <stddef.h>
 
 #include "conf/kube.h"
+
+#define CAZ_REVIEW_TTL_S 10
 
 struct caz_conf {
 	const struct kube_creds *creds; /* the API server and warren-ca's own credentials */

@@ -198,11 +198,12 @@ grep -q "403 token not authenticated:.*expired" "$T/ca.log" &&
 	ok "the API server's reason (expired) is in warren-ca's log" || not_ok "expired in the log" "$(grep -i expired "$T/ca.log" | tail -n 2)"
 
 # The token's pod deleted: the API server no longer accepts the bound token.
-# (The API server looks the pod up in its informer cache: poll, bounded.)
+# (warren-ca remembers an accepted review for 10 s, and the API server looks
+# the pod up in its informer cache: poll, bounded.)
 kubectl delete pod tunnel-2 -n warren-system --grace-period=0 --force >/dev/null 2>&1
 wait_for -t 10 fails kubectl get pod tunnel-2 -n warren-system || not_ok "tunnel-2 deleted"
 unbound_refused() { [[ $(sign "$T/tok-node2" shop cart) == 403 && $(reason) == *"token not authenticated"* ]]; }
-if wait_for -t 10 unbound_refused; then
+if wait_for -t 20 unbound_refused; then
 	ok "a token bound to a deleted tunnel pod is refused ($(reason))"
 else
 	not_ok "a token bound to a deleted tunnel pod is refused" "$(reason)"
