@@ -48,6 +48,8 @@ kube_ns shop || die "namespace shop"
 kubectl create serviceaccount warren -n warren-system >/dev/null || die "sa warren"
 for sa in cart batch lonely; do kubectl create serviceaccount "$sa" -n shop >/dev/null || die "sa $sa"; done
 kubectl apply -f "$WARREN_ROOT/deploy/ca/rbac.yaml" >/dev/null || die "deploy/ca/rbac.yaml"
+check "deploy/ca/deployment.yaml (Deployment, Service) passes the API server's validation" \
+	kubectl apply --dry-run=server -f "$WARREN_ROOT/deploy/ca/deployment.yaml"
 for n in node1 node2; do
 	printf 'apiVersion: v1\nkind: Node\nmetadata: {name: %s}\n' "$n" | kubectl create -f - >/dev/null || die "node $n"
 done
