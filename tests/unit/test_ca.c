@@ -7,6 +7,8 @@
  * Node authorization against a real API server: tests/kube/test_ca.sh.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,7 @@
 #include "tunnel/ca.h"
 #include "tunnel/ca_client.h"
 #include "tunnel/csr.h"
+#include "tunnel/identity.h"
 #include "tunnel/http.h"
 #include "t.h"
 
@@ -386,5 +389,77 @@ static void test_sign_rsa_key(void)
 	ca_free(root);
 }
 
-T_MAIN(T_CASE(test_csr_roundtrip), T_CASE(test_sign_rsa_key), T_CASE(test_client_accepts_only_the_bundle), T_CASE(test_csr_hostile), T_CASE(test_sign_root_and_intermediate),
+static int obs_calls, obs_last;
+static void obs(void *ctx, int ret, double ms)
+{
+	(void)ctx;
+	(void)ms;
+	obs_calls++;
+	obs_last = ret;
+}
+
+/* warren-ca unreachable: the identity is held PENDING (no certificate, no
+ * context: its pods fail closed), says why, and is retried. */
+static void test_remote_identity_pending(void)
+{
+	char dir[] = "/tmp/warren-test-ca.XXXXXX", bundle[128], token[128];
+	struct caclient_conf cf = { .url = "https://127.0.0.1:1", .token_file = token,
+				    .bundle_file = bundle, .td = TD };
+	struct mesh_ca *root = NULL;
+	struct caclient *cc = NULL;
+	struct identity_mgr *mgr = NULL;
+	struct identity *id = NULL;
+	struct identity_info info[2];
+	char err[256] = "";
+	FILE *f;
+
+	T_ASSERT(mkdtemp(dir));
+	snprintf(bundle, sizeof(bundle), "%s/roots.pem", dir);
+	snprintf(token, sizeof(token), "%s/token", dir);
+	T_ASSERT_INT(ca_create_root("warren", "root", 30, &root), 0);
+	f = fopen(bundle, "w");
+	T_ASSERT(f && PEM_write_X509(f, ca_root0(root)));
+	fclose(f);
+	f = fopen(token, "w");
+	T_ASSERT(f && fputs("not-a-real-token\n", f) >= 0);
+	fclose(f);
+	T_ASSERT_INT(caclient_new(&cf, &cc), 0);
+	T_ASSERT_INT(identity_mgr_new_remote(cc, TD, &mgr), 0);
+	identity_mgr_set_csr_observer(mgr, obs, NULL);
+
+	T_ASSERT_INT(identity_acquire(mgr, "shop", "cart", &id, err, sizeof(err)), 0);
+	printf("# %s\n", err);
+	T_ASSERT(id && !identity_ready(id));
+	T_ASSERT(identity_ctx0(id, TLS_CLIENT) == NULL && identity_ctx0(id, TLS_SERVER) == NULL);
+	T_ASSERT(identity_leaf0(id) == NULL);
+	T_ASSERT_STR(identity_id(id), "spiffe://" TD "/ns/shop/sa/cart");
+	T_ASSERT(strstr(identity_error(id), "unreachable"));
+	T_ASSERT_INT(obs_calls, 1);
+	T_ASSERT_INT(obs_last, -EIO);
+	/* Retried at the backoff, and still pending while warren-ca is away. */
+	T_ASSERT(identity_next_renewal_ms(mgr) >= 0 && identity_next_renewal_ms(mgr) <= 1000);
+	T_ASSERT(identity_renew_due(mgr, time(NULL) + 5) < 0);
+	T_ASSERT_INT(obs_calls, 2);
+	T_ASSERT(!identity_ready(id));
+	T_ASSERT_INT(identity_snapshot(mgr, time(NULL), info, 2), 1);
+	T_ASSERT_INT(info[0].not_after, 0);
+	T_ASSERT_INT(info[0].failures, 2);
+	/* A second pod of the account shares it; the last release drops it. */
+	T_ASSERT_INT(identity_acquire(mgr, "shop", "cart", NULL, err, sizeof(err)), 0);
+	T_ASSERT_INT(identity_refs(id), 2);
+	T_ASSERT_INT(identity_release(mgr, "shop", "cart"), 0);
+	T_ASSERT_INT(identity_release(mgr, "shop", "cart"), 0);
+	T_ASSERT_INT(identity_count(mgr), 0);
+	/* An unreadable bundle is a failure too, never a certificate. */
+	unlink(bundle);
+	T_ASSERT_INT(identity_acquire(mgr, "shop", "cart", &id, err, sizeof(err)), 0);
+	T_ASSERT(!identity_ready(id) && strstr(identity_error(id), "trust bundle"));
+	identity_mgr_free(mgr);
+	caclient_free(cc);
+	ca_free(root);
+	unlink(token);
+	rmdir(dir);
+}
+
+T_MAIN(T_CASE(test_csr_roundtrip), T_CASE(test_remote_identity_pending), T_CASE(test_sign_rsa_key), T_CASE(test_client_accepts_only_the_bundle), T_CASE(test_csr_hostile), T_CASE(test_sign_root_and_intermediate),
        T_CASE(test_sign_body_refused), T_CASE(test_review_checks), T_CASE(test_http_header))
