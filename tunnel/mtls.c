@@ -325,9 +325,14 @@ int mtls_start(struct tunnel *t)
 	sec->copts.ping_timeout_ms = sec->sopts.ping_timeout_ms = 2u * (uint32_t)conf->hbone_ping_interval_ms;
 	t->sec = sec;
 	hbone_set_handshake_observer(hs_observer, t);
-	log_info("mTLS mode: certificates from %s, trust domain %s, certificate lifetime %d s; HBONE pool %d streams/connection, idle timeout %d ms, PING every %d ms",
-		 conf->ca_address ? conf->ca_address : conf->ca_dir, conf->trust_domain, conf->cert_lifetime_s, conf->pool_max_streams,
-		 conf->pool_idle_timeout_ms, conf->hbone_ping_interval_ms);
+	if (conf->ca_address)
+		log_info("mTLS mode: certificates from warren-ca %s (trust bundle %s), trust domain %s; HBONE pool %d streams/connection, idle timeout %d ms, PING every %d ms",
+			 conf->ca_address, conf->trust_bundle, conf->trust_domain, conf->pool_max_streams,
+			 conf->pool_idle_timeout_ms, conf->hbone_ping_interval_ms);
+	else
+		log_info("mTLS mode: mesh CA from %s, trust domain %s, certificate lifetime %d s; HBONE pool %d streams/connection, idle timeout %d ms, PING every %d ms",
+			 conf->ca_dir, conf->trust_domain, conf->cert_lifetime_s, conf->pool_max_streams,
+			 conf->pool_idle_timeout_ms, conf->hbone_ping_interval_ms);
 	return 0;
 fail:
 	identity_mgr_free(sec->ids);

@@ -129,7 +129,7 @@ tunnel_conf_extra() { # NODE
 tunnel_start node1 2>/dev/null || die "warren-tunnel on node1 not ready (see $T/node1/tunnel.out)"
 tunnel_start node2 2>/dev/null || die "warren-tunnel on node2 not ready (see $T/node2/tunnel.out)"
 check "no tunnel has a signing key: caAddress and trustBundle, no caDir" bash -c \
-	"! grep -q caDir '$T/node1/tunnel.yaml' '$T/node2/tunnel.yaml' && grep -q 'certificates from https://10.100.0.1:15012' '$T/node1/tunnel.out'"
+	"! grep -q caDir '$T/node1/tunnel.yaml' '$T/node2/tunnel.yaml' && grep -q 'mTLS mode: certificates from warren-ca https://10.100.0.1:15012' '$T/node1/tunnel.out'"
 
 # --- the tunnels' own pods (service account warren), their tokens (warren-cni
 # --- needs the tunnels up before any pod; the tunnels read the token at each CSR)
