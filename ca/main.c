@@ -222,8 +222,11 @@ static void cas_conn(struct caz *z, int fd, const char *peer)
 		size_t got;
 		int hl, n;
 
+		/* Each read waits at most CAS_IO_TIMEOUT_S; the connection as a
+		 * whole, byte by slow byte, at most CAS_CONN_MAX_S. */
 		while ((hl = http_parse_request(buf, have, &req)) == 0) {
-			if (have == sizeof(buf) - 1 || SSL_read_ex(ssl, buf + have, sizeof(buf) - 1 - have, &got) != 1)
+			if (have == sizeof(buf) - 1 || time(NULL) >= deadline ||
+			    SSL_read_ex(ssl, buf + have, sizeof(buf) - 1 - have, &got) != 1)
 				goto out;
 			have += got;
 		}
@@ -233,7 +236,8 @@ static void cas_conn(struct caz *z, int fd, const char *peer)
 			req.keep_alive = false;
 		} else {
 			while (have < (size_t)hl + req.content_length) {
-				if (SSL_read_ex(ssl, buf + have, sizeof(buf) - 1 - have, &got) != 1)
+				if (time(NULL) >= deadline ||
+				    SSL_read_ex(ssl, buf + have, sizeof(buf) - 1 - have, &got) != 1)
 					goto out;
 				have += got;
 			}

@@ -71,3 +71,6 @@ echo "one client:   $one"
 echo "$CLIENTS clients:   $many"
 echo "warren-ca CPU: $(( (cpu1 - cpu0) * 1000 / $(getconf CLK_TCK) )) ms over both runs"
 echo "budgets: p50 <= 10 ms (one client), >= 200 signatures/s per replica"
+# B=build-san / build-tsan: the sanitizer's reports under load
+grep -q Sanitizer "$T/ca.log" && { echo "warren-ca sanitizer report:"; head -n 40 "$T/ca.log"; exit 1; }
+exit 0
