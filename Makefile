@@ -20,6 +20,7 @@ CFLAGS     ?= -O2 -g
 CNI_PKGS    := jansson libmnl libnftnl
 TUNNEL_PKGS := jansson libmnl libnftnl libnghttp2 openssl yaml-0.1 libcap-ng libcurl
 CTL_PKGS    := jansson libcurl
+CA_PKGS     := jansson libcurl openssl yaml-0.1
 PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) libbpf)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -28,6 +29,7 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -I. $(shell $(PKG_CONFIG) --cflag
 CNI_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CNI_PKGS))
 TUNNEL_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(TUNNEL_PKGS)) -lpthread
 CTL_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CTL_PKGS))
+CA_LIBS     := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CA_PKGS)) -lpthread
 # Unit tests, tools and fuzz targets: the tunnel's libraries (not libcurl:
 # only warrenctl calls it); --as-needed keeps each to the ones it calls.
 TEST_LIBS   := -Wl,--as-needed $(shell $(PKG_CONFIG) --libs $(TUNNEL_PKGS)) -lpthread
@@ -45,7 +47,8 @@ B ?= build
 endif
 
 LIB_SRCS    := $(wildcard conf/*.c model/*.c netlink/*.c) $(filter-out plugin/main.c,$(wildcard plugin/*.c)) \
-               $(filter-out tunnel/main.c,$(wildcard tunnel/*.c))
+               $(filter-out tunnel/main.c,$(wildcard tunnel/*.c)) \
+               $(filter-out ca/main.c,$(wildcard ca/*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
@@ -54,7 +57,7 @@ TOOL_BINS   := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 
-BINS := $(B)/warren-cni $(B)/warren-tunnel $(B)/warrenctl
+BINS := $(B)/warren-cni $(B)/warren-tunnel $(B)/warrenctl $(B)/warren-ca
 
 Q := @
 ifeq ($(V),1)
@@ -83,6 +86,10 @@ $(B)/warren-tunnel: $(B)/tunnel/main.o $(B)/libwarren.a
 $(B)/warrenctl: $(B)/ctl/warrenctl.o $(B)/libwarren.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
+
+$(B)/warren-ca: $(B)/ca/main.o $(B)/libwarren.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CA_LIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libwarren.a
 	@echo "  LD      $@"
@@ -139,7 +146,7 @@ demo: all
 
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(CNI_BIN_DIR)
-	install -m 0755 $(B)/warren-tunnel $(B)/warrenctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(B)/warren-tunnel $(B)/warrenctl $(B)/warren-ca $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 hack/warren-netns $(DESTDIR)$(PREFIX)/bin/ 2>/dev/null || true
 	# atomic replace: runtimes may exec the plugin while we write it
 	install -m 0755 $(B)/warren-cni $(DESTDIR)$(CNI_BIN_DIR)/.warren-cni.new

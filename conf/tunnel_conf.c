@@ -55,6 +55,9 @@ static const struct conf_key keys[] = {
 	SKEY("accessLog", access_log, "stdout"),
 	SKEY("clusterId", cluster_id, "Kubernetes"),
 	SKEY("caDir", ca_dir, NULL),
+	SKEY("caAddress", ca_address, NULL),
+	SKEY("caTokenFile", ca_token_file, "/var/run/secrets/warren-ca/token"),
+	SKEY("trustBundle", trust_bundle, NULL),
 	SKEY("rootNamespace", root_namespace, "istio-system"),
 	{ "logLevel", KT_LEVEL, offsetof(struct tunnel_conf, log_level), NULL, 0, 0 },
 	IKEY("meshReloadMs", mesh_reload_ms, 1, MESH_RELOAD_MS_MAX),
@@ -91,7 +94,8 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 	snprintf(err, errlen,
 		 "%s: unknown key \"%s\"; known keys: node, pluginSocket, stateDir, meshPath, "
 		 "meshSource, kubeconfig, adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
-		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, certLifetimeSeconds, "
+		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, caAddress, caTokenFile, "
+		 "trustBundle, certLifetimeSeconds, "
 		 "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs, "
 		 "keepCapabilities, adoptBatch, workerThreads, hostProbeSnat, kubeletUid, drainSeconds",
 		 path, name);
@@ -260,6 +264,25 @@ int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_
 	}
 	if (out->kubeconfig && !out->kube) {
 		snprintf(err, errlen, "%s: kubeconfig: only used with meshSource: kubernetes", path);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (out->ca_dir && out->ca_address) {
+		snprintf(err, errlen, "%s: caDir and caAddress: one certificate source only (caDir is "
+			 "the development-only local CA; caAddress is warren-ca)", path);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (!out->ca_address != !out->trust_bundle) {
+		snprintf(err, errlen, "%s: %s", path, out->ca_address
+			 ? "caAddress needs trustBundle (the roots file, from the ConfigMap)"
+			 : "trustBundle: only used with caAddress");
+		ret = -EINVAL;
+		goto out;
+	}
+	if (out->ca_address && strncmp(out->ca_address, "https://", 8)) {
+		snprintf(err, errlen, "%s: caAddress: \"%s\" is not an https:// URL", path,
+			 out->ca_address);
 		ret = -EINVAL;
 		goto out;
 	}

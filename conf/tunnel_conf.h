@@ -34,7 +34,10 @@ struct tunnel_conf {
 	int mesh_reload_ms;
 	char *access_log;  /* "stdout", "off" or a path */
 	char *cluster_id;
-	char *ca_dir;            /* NULL: plaintext mode */
+	char *ca_dir;            /* the local CA (development only) */
+	char *ca_address;        /* warren-ca's https:// URL */
+	char *ca_token_file;     /* the projected token sent to warren-ca */
+	char *trust_bundle;      /* PEM roots (several during a rotation) */
 	int cert_lifetime_s;
 	char *root_namespace;
 	int pool_max_streams;

@@ -14,8 +14,9 @@ PKGS=(
   shellcheck
   # runtime-level tests (tests/netns/test_runtime.sh): the libcni Go harness, ctr, podman
   golang-go golang-github-appc-cni-dev containerd runc podman busybox-static
-  # the real-cluster tests (tests/kube/, hack/kube-build.sh): runc's seccomp
-  libseccomp-dev
+  # the real-cluster tests (tests/kube/, hack/kube-build.sh): runc's seccomp;
+  # test_ca.sh re-signs a service-account token to make an expired one
+  libseccomp-dev python3-cryptography
   # benchmark peers and load tools
   iperf3 sockperf haproxy
 )

@@ -355,6 +355,8 @@ static json_t *config_dump(const struct tunnel *t)
 		json_object_set_new(conf, "accessLog", str_or_null(c->access_log));
 		json_object_set_new(conf, "clusterId", str_or_null(c->cluster_id));
 		json_object_set_new(conf, "caDir", str_or_null(c->ca_dir));
+		json_object_set_new(conf, "caAddress", str_or_null(c->ca_address));
+		json_object_set_new(conf, "trustBundle", str_or_null(c->trust_bundle));
 		json_object_set_new(conf, "mtls", json_boolean(t->sec != NULL));
 		json_object_set_new(conf, "certLifetimeSeconds", json_integer(c->cert_lifetime_s));
 		json_object_set_new(conf, "rootNamespace", str_or_null(c->root_namespace));

@@ -3,6 +3,7 @@
  * Mesh CA: load/create CA material and issue workload certificates in
  * memory. Contract and ownership: tunnel/ca.h.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -408,6 +409,29 @@ static int read_certs(const char *path, const char *what, STACK_OF(X509) *sk, ch
 	return ret;
 }
 
+/* The signing key must be private to its owner: a key others can read is a
+ * key others can sign with. fstat on the open file, so a Secret volume's
+ * symlinks are followed to the file actually read. */
+static int key_mode_check(FILE *f, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(fileno(f), &st)) {
+		errbuf_set(err, errlen, "CA key %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	/* Group read stays allowed: a Secret volume with fsGroup is 0440, owner
+	 * root, group the pod's. */
+	if (st.st_mode & (S_IRWXO | S_IWGRP)) {
+		errbuf_set(err, errlen,
+			"CA key %s is mode %04o: others may read it (or group write it); make it "
+			"0600, 0400 or 0440 (a Secret volume: defaultMode: 0400)",
+			path, (unsigned)(st.st_mode & 07777));
+		return -EACCES;
+	}
+	return 0;
+}
+
 static bool self_signed(X509 *x)
 {
 	return X509_check_issued(x, x) == X509_V_OK;
@@ -438,6 +462,9 @@ int ca_load(const char *cert_path, const char *key_path, const char *chain_path,
 
 	f = open_pem(key_path, "CA key", &ret, err, errlen);
 	if (!f)
+		goto out;
+	ret = key_mode_check(f, key_path, err, errlen);
+	if (ret)
 		goto out;
 	ca->key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
 	if (!ca->key) {
@@ -654,22 +681,43 @@ void ca_leaf_free(struct ca_leaf *leaf)
 	free(leaf);
 }
 
-/* One critical URI SAN, built as a GENERAL_NAME rather than through the
- * config syntax, so no identity string is ever parsed as config. */
-static int add_uri_san(X509 *x, const char *uri)
+/* The SAN: one URI (the SPIFFE ID) then host names (DNS, or IP for an
+ * address), built as GENERAL_NAMEs
+ * rather than through the config syntax, so no identity string is ever
+ * parsed as config. */
+static int add_san(X509 *x, const char *uri, const char *const *dns)
 {
 	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
-	GENERAL_NAME *gn = GENERAL_NAME_new();
-	ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
+	GENERAL_NAME *gn = NULL;
+	ASN1_IA5STRING *ia5 = NULL;
 	int ret = -EIO;
 
-	if (!gens || !gn || !ia5 || !ASN1_STRING_set(ia5, uri, (int)strlen(uri)))
+	if (!gens)
 		goto out;
-	GENERAL_NAME_set0_value(gn, GEN_URI, ia5); /* gn steals ia5 */
-	ia5 = NULL;
-	if (!sk_GENERAL_NAME_push(gens, gn))      /* gens steals gn */
-		goto out;
-	gn = NULL;
+	for (size_t i = 0; i == 0 || (dns && dns[i - 1]); i++) {
+		const char *v = i == 0 ? uri : dns[i - 1];
+
+		unsigned char ip[16];
+		int iplen = inet_pton(AF_INET, v, ip) == 1 ? 4 : inet_pton(AF_INET6, v, ip) == 1 ? 16 : 0;
+
+		gn = GENERAL_NAME_new();
+		ia5 = ASN1_IA5STRING_new(); /* also an OCTET STRING for an address */
+		if (!gn || !ia5)
+			goto out;
+		if (i > 0 && iplen) { /* a host given as an address: an IP SAN */
+			if (!ASN1_OCTET_STRING_set(ia5, ip, iplen))
+				goto out;
+			GENERAL_NAME_set0_value(gn, GEN_IPADD, ia5); /* gn steals ia5 */
+		} else {
+			if (!ASN1_STRING_set(ia5, v, (int)strlen(v)))
+				goto out;
+			GENERAL_NAME_set0_value(gn, i == 0 ? GEN_URI : GEN_DNS, ia5);
+		}
+		ia5 = NULL;
+		if (!sk_GENERAL_NAME_push(gens, gn)) /* gens steals gn */
+			goto out;
+		gn = NULL;
+	}
 	/* X509_add1_ext_i2d encodes a copy; critical because the subject is empty
 	 * (RFC 5280 §4.2.1.6), as Istio does. */
 	if (X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 1, X509V3_ADD_DEFAULT) != 1)
@@ -682,8 +730,11 @@ out:
 	return ret;
 }
 
-int ca_issue(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
-	     uint32_t lifetime_s, struct ca_leaf **out, char *err, size_t errlen)
+/* Signs pub into a new leaf; the leaf takes ownership of key (may be NULL:
+ * a remote requester keeps its private key). */
+static int sign_leaf(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
+		     EVP_PKEY *pub, EVP_PKEY *key, const char *const *dns, uint32_t lifetime_s,
+		     struct ca_leaf **out, char *err, size_t errlen)
 {
 	struct ca_leaf *leaf = NULL;
 	BIGNUM *bn = NULL;
@@ -697,12 +748,16 @@ int ca_issue(const struct mesh_ca *ca, const char *td, const char *ns, const cha
 	if (lifetime_s < CA_MIN_LIFETIME_S || lifetime_s > CA_MAX_LIFETIME_S) {
 		errbuf_set(err, errlen, "certificate lifetime %us is outside [%u, %u] seconds",
 			lifetime_s, CA_MIN_LIFETIME_S, CA_MAX_LIFETIME_S);
+		EVP_PKEY_free(key);
 		return -EINVAL;
 	}
 	ret = -ENOMEM;
 	leaf = calloc(1, sizeof(*leaf));
-	if (!leaf)
+	if (!leaf) {
+		EVP_PKEY_free(key);
 		goto out;
+	}
+	leaf->key = key;
 	ret = spiffe_id_format(leaf->id, sizeof(leaf->id), td, ns, sa);
 	if (ret) {
 		errbuf_set(err, errlen,
@@ -713,18 +768,19 @@ int ca_issue(const struct mesh_ca *ca, const char *td, const char *ns, const cha
 		goto out;
 	}
 	ret = -EIO;
-	leaf->key = new_p256();
-	if (!leaf->key)
-		goto out;
 	now = time(NULL);
-	leaf->cert = cert_skeleton(ca->cert, NULL, leaf->key, now, (long)lifetime_s);
+	leaf->cert = cert_skeleton(ca->cert, NULL, pub, now, (long)lifetime_s);
 	if (!leaf->cert)
 		goto out;
+	/* keyEncipherment only where the key can encipher (RSA key transport). */
 	if (add_ext(leaf->cert, ca->cert, NID_basic_constraints, "critical,CA:FALSE") ||
-	    add_ext(leaf->cert, ca->cert, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
+	    add_ext(leaf->cert, ca->cert, NID_key_usage,
+		    EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA
+			    ? "critical,digitalSignature,keyEncipherment"
+			    : "critical,digitalSignature") ||
 	    add_ext(leaf->cert, ca->cert, NID_ext_key_usage, "serverAuth,clientAuth") ||
 	    add_ext(leaf->cert, ca->cert, NID_authority_key_identifier, "keyid") ||
-	    add_uri_san(leaf->cert, leaf->id))
+	    add_san(leaf->cert, leaf->id, dns))
 		goto out;
 	if (!X509_sign(leaf->cert, ca->key, EVP_sha256()))
 		goto out;
@@ -759,4 +815,38 @@ out:
 	BN_free(bn);
 	ca_leaf_free(leaf);
 	return ret;
+}
+
+int ca_issue(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
+	     uint32_t lifetime_s, struct ca_leaf **out, char *err, size_t errlen)
+{
+	EVP_PKEY *key = new_p256();
+
+	*out = NULL;
+	if (!key) {
+		errbuf_set(err, errlen, "generating a key failed");
+		return -EIO;
+	}
+	return sign_leaf(ca, td, ns, sa, key, key, NULL, lifetime_s, out, err, errlen);
+}
+
+int ca_sign_pubkey(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
+		   EVP_PKEY *pub, uint32_t lifetime_s, struct ca_leaf **out, char *err,
+		   size_t errlen)
+{
+	return sign_leaf(ca, td, ns, sa, pub, NULL, NULL, lifetime_s, out, err, errlen);
+}
+
+int ca_issue_server(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
+		    const char *const *dns, uint32_t lifetime_s, struct ca_leaf **out, char *err,
+		    size_t errlen)
+{
+	EVP_PKEY *key = new_p256();
+
+	*out = NULL;
+	if (!key) {
+		errbuf_set(err, errlen, "generating a key failed");
+		return -EIO;
+	}
+	return sign_leaf(ca, td, ns, sa, key, key, dns, lifetime_s, out, err, errlen);
 }

@@ -8,7 +8,8 @@
  * memory (tests). ca_issue() makes a workload certificate in memory: a new
  * ECDSA P-256 key, an X.509 v3 leaf with exactly one critical URI SAN
  * spiffe://<td>/ns/<ns>/sa/<sa>, empty subject, keyUsage
- * digitalSignature+keyEncipherment, extendedKeyUsage serverAuth+clientAuth,
+ * digitalSignature (+keyEncipherment for an RSA key), extendedKeyUsage
+ * serverAuth+clientAuth,
  * basicConstraints CA:FALSE, a random positive 16-byte serial (126 random
  * bits), notBefore = now - 60 s, notAfter = now + lifetime, signed with
  * SHA-256 by the CA key. Workload keys never touch disk.
@@ -89,7 +90,9 @@ struct ca_leaf {
  *    Istio's plugged-in CA); the root is the last certificate of the chain.
  * Checks: the key matches the certificate, the certificate is a CA
  * (basicConstraints CA:TRUE and, when keyUsage is present, keyCertSign), and
- * the certificate verifies against the root now (not expired).
+ * the certificate verifies against the root now (not expired), and the key
+ * file gives no access to others and no write to its group (-EACCES
+ * otherwise: a key others can read is a key others can sign with).
  * 0, -ENOENT/-EACCES (file), -EINVAL (bad PEM or a failed check), -ENOMEM.
  */
 int ca_load(const char *cert_path, const char *key_path, const char *chain_path,
@@ -127,5 +130,18 @@ STACK_OF(X509) *ca_chain0(const struct mesh_ca *ca);
 int ca_issue(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
 	     uint32_t lifetime_s, struct ca_leaf **out, char *err, size_t errlen);
 void ca_leaf_free(struct ca_leaf *leaf);
+
+/* Signs a requester's public key (warren-ca: the key of a CSR) with the
+ * same profile as ca_issue(); pub is borrowed, the leaf's key is NULL (the
+ * requester keeps its private key). Same returns as ca_issue(). */
+int ca_sign_pubkey(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
+		   EVP_PKEY *pub, uint32_t lifetime_s, struct ca_leaf **out, char *err,
+		   size_t errlen);
+/* ca_issue() plus host names after the URI SAN (dns: NULL-terminated list
+ * or NULL; an IPv4/IPv6 address becomes an IP SAN): warren-ca's own
+ * serving certificate, which clients check by host name. */
+int ca_issue_server(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
+		    const char *const *dns, uint32_t lifetime_s, struct ca_leaf **out, char *err,
+		    size_t errlen);
 
 #endif

@@ -279,6 +279,37 @@ more:
 	return 0;
 }
 
+int http_header(const char *head, size_t head_len, const char *name, const char **val,
+		size_t *vlen)
+{
+	size_t pos = 0, s, e, c, vs, ve;
+	int found = 0;
+
+	*val = NULL;
+	*vlen = 0;
+	/* Skip the request line (and the empty lines before it). */
+	while (pos < head_len && (head[pos] == '\n' || head[pos] == '\r'))
+		pos++;
+	if (next_line(head, head_len, &pos, &s, &e) != 1)
+		return -EBADMSG;
+	while (next_line(head, head_len, &pos, &s, &e) == 1 && s != e) {
+		c = s;
+		while (c < e && head[c] != ':')
+			c++;
+		if (c >= e || !name_is(head + s, c - s, name))
+			continue;
+		if (found++)
+			return -EEXIST;
+		for (vs = c + 1; vs < e && is_ows((unsigned char)head[vs]); vs++)
+			;
+		for (ve = e; ve > vs && is_ows((unsigned char)head[ve - 1]); ve--)
+			;
+		*val = head + vs;
+		*vlen = ve - vs;
+	}
+	return found ? 0 : -ENOENT;
+}
+
 unsigned http_error_status(int err)
 {
 	switch (err) {

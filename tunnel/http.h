@@ -73,6 +73,12 @@ struct http_request {
  */
 int http_parse_request(const char *buf, size_t len, struct http_request *req);
 
+/* The value of header field name (case-insensitive) in a head that
+ * http_parse_request() accepted (head_len: its return), trimmed, not
+ * NUL-terminated. 0, -ENOENT (absent), -EEXIST (more than once: a
+ * credential must not be ambiguous), -EBADMSG. */
+int http_header(const char *head, size_t head_len, const char *name, const char **val,
+		size_t *vlen);
 /* The HTTP status for a negative return of http_parse_request(). */
 unsigned http_error_status(int err);
 

@@ -11,6 +11,7 @@
 
 #include "conf/log.h"
 #include "conf/objcheck.h"
+#include "tunnel/ca_client.h"
 #include "tunnel/identity.h"
 #include "tunnel/loop.h"
 
@@ -22,7 +23,9 @@ struct identity {
 	char *ns;
 	char *sa;
 	unsigned refs;
-	struct ca_leaf *leaf;
+	char sid[SPIFFE_ID_MAX];
+	struct ca_leaf *leaf; /* NULL while pending (warren-ca has not signed yet) */
+	char why[256];        /* the last failure, for the log and refusals */
 	SSL_CTX *client_ctx; /* one reference each, owned by the manager */
 	SSL_CTX *server_ctx;
 	time_t renew_at;
@@ -30,7 +33,10 @@ struct identity {
 };
 
 struct identity_mgr {
-	struct mesh_ca *ca; /* borrowed */
+	struct mesh_ca *ca; /* borrowed; NULL with cc */
+	struct caclient *cc; /* borrowed; NULL with ca */
+	void (*csr_obs)(void *ctx, int ret, double ms);
+	void *csr_obs_ctx;
 	char *td;
 	uint32_t lifetime_s;
 	struct identity *head; /* acquisition order (appended) */
@@ -57,14 +63,42 @@ static void identity_free(struct identity *id)
 	free(id);
 }
 
+static int mgr_new(struct mesh_ca *ca, struct caclient *cc, const char *trust_domain,
+		   uint32_t lifetime_s, struct identity_mgr **out);
+
+void identity_mgr_set_csr_observer(struct identity_mgr *mgr,
+				   void (*obs)(void *ctx, int ret, double ms), void *ctx)
+{
+	mgr->csr_obs = obs;
+	mgr->csr_obs_ctx = ctx;
+}
+
+int identity_mgr_new_remote(struct caclient *cc, const char *trust_domain,
+			    struct identity_mgr **out)
+{
+	*out = NULL;
+	if (!cc)
+		return -EINVAL;
+	return mgr_new(NULL, cc, trust_domain, 0, out);
+}
+
 int identity_mgr_new(struct mesh_ca *ca, const char *trust_domain, uint32_t lifetime_s,
 		     struct identity_mgr **out)
+{
+	*out = NULL;
+	if (!ca)
+		return -EINVAL;
+	return mgr_new(ca, NULL, trust_domain, lifetime_s, out);
+}
+
+static int mgr_new(struct mesh_ca *ca, struct caclient *cc, const char *trust_domain,
+		   uint32_t lifetime_s, struct identity_mgr **out)
 {
 	struct identity_mgr *mgr;
 	char probe[SPIFFE_ID_MAX];
 
 	*out = NULL;
-	if (!ca || !trust_domain || spiffe_id_format(probe, sizeof(probe), trust_domain, "a", "a"))
+	if (!trust_domain || spiffe_id_format(probe, sizeof(probe), trust_domain, "a", "a"))
 		return -EINVAL;
 	if (lifetime_s && (lifetime_s < CA_MIN_LIFETIME_S || lifetime_s > CA_MAX_LIFETIME_S))
 		return -EINVAL;
@@ -77,6 +111,7 @@ int identity_mgr_new(struct mesh_ca *ca, const char *trust_domain, uint32_t life
 		return -ENOMEM;
 	}
 	mgr->ca = ca;
+	mgr->cc = cc;
 	mgr->lifetime_s = lifetime_s ? lifetime_s : CA_DEFAULT_LIFETIME_S;
 	*out = mgr;
 	return 0;
@@ -111,7 +146,17 @@ size_t identity_count(const struct identity_mgr *mgr)
 
 const char *identity_id(const struct identity *id)
 {
-	return id->leaf->id;
+	return id->sid;
+}
+
+bool identity_ready(const struct identity *id)
+{
+	return id->leaf != NULL;
+}
+
+const char *identity_error(const struct identity *id)
+{
+	return id->why;
 }
 
 unsigned identity_refs(const struct identity *id)
@@ -148,18 +193,40 @@ static time_t half_life(const struct ca_leaf *leaf)
 static int build(struct identity_mgr *mgr, struct identity *id, char *err, size_t errlen)
 {
 	struct ca_leaf *leaf = NULL;
+	STACK_OF(X509) *roots = NULL;
 	SSL_CTX *cctx = NULL, *sctx = NULL;
+	struct timespec t0, t1;
 	int ret;
 
-	/* A key, a signature and two contexts take milliseconds; they read
-	 * only the immutable CA and write only these new objects, so the
-	 * worker threads' data path runs meanwhile. id changes after. */
+	/* A key, a signature and two contexts take milliseconds (a CSR to
+	 * warren-ca at most CACLIENT_TIMEOUT_MS); they read only the immutable
+	 * CA and write only these new objects, so the worker threads' data
+	 * path runs meanwhile. id changes after. */
 	loop_unguard(mgr->loop);
-	ret = ca_issue(mgr->ca, mgr->td, id->ns, id->sa, mgr->lifetime_s, &leaf, err, errlen);
+	if (mgr->cc) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		ret = caclient_request(mgr->cc, id->ns, id->sa, &leaf, &roots, err, errlen);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (mgr->csr_obs)
+			mgr->csr_obs(mgr->csr_obs_ctx, ret,
+				     (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+					     (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	} else {
+		ret = ca_issue(mgr->ca, mgr->td, id->ns, id->sa, mgr->lifetime_s, &leaf, err, errlen);
+	}
+	/* Peers are verified against every root of the bundle (a rotation
+	 * adds the new root before anything is signed by it). */
 	if (!ret)
-		ret = tls_ctx_new(TLS_CLIENT, leaf, ca_root0(mgr->ca), &cctx, err, errlen);
+		ret = tls_ctx_new(TLS_CLIENT, leaf, roots ? sk_X509_value(roots, 0) : ca_root0(mgr->ca),
+				  &cctx, err, errlen);
 	if (!ret)
-		ret = tls_ctx_new(TLS_SERVER, leaf, ca_root0(mgr->ca), &sctx, err, errlen);
+		ret = tls_ctx_new(TLS_SERVER, leaf, roots ? sk_X509_value(roots, 0) : ca_root0(mgr->ca),
+				  &sctx, err, errlen);
+	for (int i = 1; !ret && roots && i < sk_X509_num(roots); i++)
+		if (tls_ctx_add_root(cctx, sk_X509_value(roots, i)) ||
+		    tls_ctx_add_root(sctx, sk_X509_value(roots, i)))
+			ret = -EIO;
+	sk_X509_pop_free(roots, X509_free);
 	loop_reguard(mgr->loop);
 	if (ret)
 		goto out;
@@ -174,6 +241,7 @@ static int build(struct identity_mgr *mgr, struct identity *id, char *err, size_
 	leaf = NULL;
 	id->renew_at = half_life(id->leaf);
 	id->failures = 0;
+	id->why[0] = '\0';
 out:
 	SSL_CTX_free(cctx);
 	SSL_CTX_free(sctx);
@@ -212,16 +280,34 @@ int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
 	id->sa = strdup(sa);
 	if (!id->ns || !id->sa)
 		goto fail;
-	ret = build(mgr, id, err, errlen);
-	if (ret)
+	snprintf(id->sid, sizeof(id->sid), "%s", probe);
+	ret = build(mgr, id, id->why, sizeof(id->why));
+	/* From warren-ca, a failure leaves the identity pending: held, no
+	 * certificate (its pods' connections are refused), retried with
+	 * backoff by identity_renew_due(), so it works once warren-ca answers
+	 * without the pods being added again. */
+	if (ret && (!mgr->cc || ret == -EINVAL || ret == -ENOMEM)) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s", id->why);
 		goto fail;
+	}
+	if (ret) {
+		id->failures = 1;
+		id->renew_at = time(NULL) + IDENTITY_BACKOFF_MIN_S;
+		log_error("identity %s: no certificate yet (%s); its pods' connections are refused "
+			  "until warren-ca signs one, retry in %ds", id->sid, id->why,
+			  IDENTITY_BACKOFF_MIN_S);
+		if (err && errlen)
+			snprintf(err, errlen, "%s", id->why);
+	}
 	id->refs = 1;
 	for (tail = &mgr->head; *tail; tail = &(*tail)->next)
 		;
 	*tail = id;
 	mgr->count++;
-	log_info("identity %s: issued certificate serial %s, renewal in %llds", id->leaf->id,
-		 id->leaf->serial_hex, (long long)(id->renew_at - time(NULL)));
+	if (id->leaf)
+		log_info("identity %s: issued certificate serial %s, renewal in %llds", id->sid,
+			 id->leaf->serial_hex, (long long)(id->renew_at - time(NULL)));
 	if (out)
 		*out = id;
 	return 0;
@@ -244,7 +330,7 @@ int identity_release(struct identity_mgr *mgr, const char *ns, const char *sa)
 			return 0;
 		*pp = id->next;
 		mgr->count--;
-		log_info("identity %s: last pod left, certificate dropped", id->leaf->id);
+		log_info("identity %s: last pod left, certificate dropped", id->sid);
 		identity_free(id);
 		return 0;
 	}
@@ -275,10 +361,26 @@ int identity_renew(struct identity_mgr *mgr, struct identity *id, time_t now, ch
 		   size_t errlen)
 {
 	char why[512] = "";
+	bool was_pending = !id->leaf;
 	int ret;
 
 	CHECK_OBJ(id, IDENTITY_MAGIC);
 	ret = build(mgr, id, why, sizeof(why));
+	if (ret && was_pending) {
+		unsigned shift = id->failures < 8 ? id->failures : 8;
+		time_t backoff = (time_t)IDENTITY_BACKOFF_MIN_S << shift;
+
+		if (backoff > IDENTITY_BACKOFF_MAX_S)
+			backoff = IDENTITY_BACKOFF_MAX_S;
+		id->failures++;
+		id->renew_at = now + backoff;
+		snprintf(id->why, sizeof(id->why), "%s", why);
+		log_error("identity %s: still no certificate (%s); its pods' connections are refused, "
+			  "retry in %llds", id->sid, why, (long long)backoff);
+		if (err && errlen)
+			snprintf(err, errlen, "%s", why);
+		return ret;
+	}
 	if (ret) {
 		unsigned shift = id->failures < 8 ? id->failures : 8;
 		time_t backoff = (time_t)IDENTITY_BACKOFF_MIN_S << shift;
@@ -287,15 +389,20 @@ int identity_renew(struct identity_mgr *mgr, struct identity *id, time_t now, ch
 			backoff = IDENTITY_BACKOFF_MAX_S;
 		id->failures++;
 		id->renew_at = now + backoff;
+		snprintf(id->why, sizeof(id->why), "%s", why);
 		log_error("identity %s: renewal failed (%s); keeping the current certificate "
 			  "(expires in %llds), retry in %llds",
-			  id->leaf->id, why, (long long)(id->leaf->not_after - now),
+			  id->sid, why, (long long)(id->leaf->not_after - now),
 			  (long long)backoff);
 		if (err && errlen)
 			snprintf(err, errlen, "%s", why);
 		return ret;
 	}
-	log_info("identity %s: renewed, serial %s", id->leaf->id, id->leaf->serial_hex);
+	if (was_pending)
+		log_info("identity %s: issued certificate serial %s after %u failed attempts; its pods' "
+			 "connections are accepted", id->sid, id->leaf->serial_hex, id->failures);
+	else
+		log_info("identity %s: renewed, serial %s", id->sid, id->leaf->serial_hex);
 	return 0;
 }
 
@@ -329,10 +436,12 @@ size_t identity_snapshot(const struct identity_mgr *mgr, time_t now, struct iden
 			continue;
 		in = &out[n];
 		memset(in, 0, sizeof(*in));
-		snprintf(in->id, sizeof(in->id), "%s", id->leaf->id);
-		snprintf(in->serial_hex, sizeof(in->serial_hex), "%s", id->leaf->serial_hex);
-		in->not_before = id->leaf->not_before;
-		in->not_after = id->leaf->not_after;
+		snprintf(in->id, sizeof(in->id), "%s", id->sid);
+		if (id->leaf) {
+			snprintf(in->serial_hex, sizeof(in->serial_hex), "%s", id->leaf->serial_hex);
+			in->not_before = id->leaf->not_before;
+			in->not_after = id->leaf->not_after;
+		}
 		in->renew_at = id->renew_at;
 		in->renew_in_s = (int64_t)(id->renew_at - now);
 		in->refs = id->refs;

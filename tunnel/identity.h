@@ -41,6 +41,7 @@
 #ifndef WARREN_IDENTITY_H
 #define WARREN_IDENTITY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -56,6 +57,7 @@
 
 struct identity_mgr;
 struct identity;
+struct caclient;
 
 struct loop;
 void identity_mgr_set_loop(struct identity_mgr *mgr, struct loop *loop);
@@ -64,6 +66,19 @@ void identity_mgr_set_loop(struct identity_mgr *mgr, struct loop *loop);
  * 0, -EINVAL (bad trust domain or lifetime), -ENOMEM. */
 int identity_mgr_new(struct mesh_ca *ca, const char *trust_domain, uint32_t lifetime_s,
 		     struct identity_mgr **out);
+/* Certificates from warren-ca (tunnel/ca_client.h, borrowed: it must
+ * outlive the manager) instead of a local CA; the lifetime is warren-ca's.
+ * In this mode an identity whose CSR fails (warren-ca unreachable or
+ * refusing) is still acquired, PENDING: identity_ready() is false, it holds
+ * no certificate and no context, identity_error() says why, and
+ * identity_renew_due() retries it with the renewal backoff until it gets
+ * one. Its pods' connections must be refused meanwhile (fail closed). */
+int identity_mgr_new_remote(struct caclient *cc, const char *trust_domain,
+			    struct identity_mgr **out);
+/* Called after each CSR with its result (0 or -errno) and duration, for
+ * metrics. */
+void identity_mgr_set_csr_observer(struct identity_mgr *mgr,
+				   void (*obs)(void *ctx, int ret, double ms), void *ctx);
 /* Frees every identity whatever its count, and the manager's SSL_CTX
  * references (live SSLs keep theirs). NULL-tolerant. */
 void identity_mgr_free(struct identity_mgr *mgr);
@@ -84,6 +99,10 @@ struct identity *identity_find(const struct identity_mgr *mgr, const char *ns, c
 size_t identity_count(const struct identity_mgr *mgr);
 
 const char *identity_id(const struct identity *id);            /* "spiffe://..." */
+/* false while pending (no certificate yet: contexts and leaf are NULL). */
+bool identity_ready(const struct identity *id);
+/* The last failure ("" after a success). */
+const char *identity_error(const struct identity *id);
 unsigned identity_refs(const struct identity *id);
 SSL_CTX *identity_ctx0(const struct identity *id, enum tls_role role);
 const struct ca_leaf *identity_leaf0(const struct identity *id);

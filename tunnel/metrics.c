@@ -79,7 +79,8 @@ struct gseries {
 	char labels[];
 };
 
-enum fam_id { F_PLUGIN, F_HANDSHAKES, F_DENIALS, F_CERT, F_POOL_CONNS, F_POOL_STREAMS, F_COUNT };
+enum fam_id { F_PLUGIN, F_HANDSHAKES, F_DENIALS, F_CERT, F_POOL_CONNS, F_POOL_STREAMS, F_CSR, F_CSR_US,
+	      F_COUNT };
 
 struct family {
 	const char *name, *type, *help;
@@ -123,6 +124,11 @@ static const struct family fam_init[F_COUNT] = {
 			   "HBONE connections in the outbound pool." },
 	[F_POOL_STREAMS] = { "warren_pool_streams", "gauge",
 			     "HBONE streams (tunnelled connections) over the pooled connections." },
+	[F_CSR] = { "warren_ca_csr_total", "counter",
+		    "Certificate requests to warren-ca, by result (ok, refused, unavailable)." },
+	[F_CSR_US] = { "warren_ca_csr_duration_microseconds_total", "counter",
+		       "Time spent in certificate requests to warren-ca, by result (divide by "
+		       "warren_ca_csr_total for the mean)." },
 };
 
 int metrics_new(struct metrics **out)
@@ -345,6 +351,16 @@ void metrics_cert_expiry(struct tunnel *t, const char *identity, int64_t not_aft
 	if (!t || !t->metrics)
 		return;
 	fam_update(t, F_CERT, labels_fmt("identity", identity, NULL), true, not_after);
+}
+
+void metrics_csr(struct tunnel *t, int ret, double ms)
+{
+	const char *r = ret == 0 ? "ok" : ret == -EACCES ? "refused" : "unavailable";
+
+	if (!t || !t->metrics)
+		return;
+	fam_update(t, F_CSR, labels_fmt("result", r, NULL), false, 1);
+	fam_update(t, F_CSR_US, labels_fmt("result", r, NULL), false, (int64_t)(ms * 1000.0));
 }
 
 void metrics_cert_forget(struct tunnel *t, const char *identity)

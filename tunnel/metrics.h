@@ -75,6 +75,9 @@ void metrics_pool_set(struct tunnel *t, uint64_t connections, uint64_t streams);
  * the gauge is the expiry timestamp, so "x - time()" is the time left. */
 void metrics_cert_expiry(struct tunnel *t, const char *identity, int64_t not_after);
 void metrics_cert_forget(struct tunnel *t, const char *identity);
+/* One CSR to warren-ca: its result (0, -EACCES refused, else unavailable)
+ * and duration. */
+void metrics_csr(struct tunnel *t, int ret, double ms);
 
 /* The whole exposition (malloc'd text, caller frees), NULL on ENOMEM. */
 char *metrics_render(struct tunnel *t);

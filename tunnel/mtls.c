@@ -46,6 +46,7 @@
 #include "conf/warren.h"
 #include "netlink/netns.h"
 #include "tunnel/ca.h"
+#include "tunnel/ca_client.h"
 #include "tunnel/hbone.h"
 #include "tunnel/identity.h"
 
@@ -53,7 +54,8 @@
 #define MAX_IDS 256
 
 struct mtls {
-	struct mesh_ca *ca;
+	struct mesh_ca *ca;        /* caDir (development only), or ... */
+	struct caclient *cc;       /* ... warren-ca (caAddress) */
 	struct identity_mgr *ids;
 	struct loop_timer *renew_timer;
 	struct hbone_opts copts, sopts;
@@ -118,10 +120,27 @@ static struct identity *pod_identity(const struct pod *p)
 {
 	struct mtls *sec = p->t->sec;
 
+	struct identity *id;
+
 	/* replicas use their primary's reference */
 	if (!sec || !pod_primary(p)->id_held)
 		return NULL;
-	return identity_find(sec->ids, p->namespace, p->service_account);
+	id = identity_find(sec->ids, p->namespace, p->service_account);
+	return id && identity_ready(id) ? id : NULL; /* pending: no certificate yet */
+}
+
+/* Why pod_identity() is NULL, for refusals in the log and access log. */
+static const char *pod_identity_why(const struct pod *p, char *buf, size_t len)
+{
+	struct mtls *sec = p->t->sec;
+	struct identity *id = sec ? identity_find(sec->ids, p->namespace, p->service_account) : NULL;
+
+	if (id && !identity_ready(id))
+		snprintf(buf, len, "the source pod's identity %s has no certificate yet (%s)",
+			 identity_id(id), identity_error(id));
+	else
+		snprintf(buf, len, "the source pod has no workload certificate (see the log)");
+	return buf;
 }
 
 const char *mtls_pod_identity(const struct pod *p, char *buf, size_t len)
@@ -174,6 +193,11 @@ static void hs_observer(void *ctx, bool server, bool ok, const char *reason)
 
 /* -------------------------------------------------------------- renewal */
 
+static void csr_observer(void *ctx, int ret, double ms)
+{
+	metrics_csr(ctx, ret, ms);
+}
+
 static void renew_arm(struct tunnel *t);
 
 static void renew_cb(struct loop *l, void *ctx)
@@ -198,6 +222,8 @@ static void renew_cb(struct loop *l, void *ctx)
 			  strerror(-ret));
 	na = identity_snapshot(sec->ids, time(NULL), after, MAX_IDS);
 	for (size_t i = 0; i < na && i < MAX_IDS; i++) {
+		if (!after[i].not_after)
+			continue; /* pending: no certificate yet */
 		metrics_cert_expiry(t, after[i].id, (int64_t)after[i].not_after);
 		for (size_t k = 0; k < nb && k < MAX_IDS; k++) {
 			if (strcmp(before[k].id, after[i].id) ||
@@ -249,20 +275,42 @@ int mtls_start(struct tunnel *t)
 	char err[512] = "";
 	int ret;
 
-	if (!conf->ca_dir) {
-		log_warn("*** PLAINTEXT MODE: no caDir configured: pod-to-pod traffic is relayed as plain TCP, NOT encrypted and NOT authenticated (no HBONE on 15008). Set caDir (see hack/gen-ca.sh) to enable mTLS. ***");
+	if (!conf->ca_dir && !conf->ca_address) {
+		log_warn("*** PLAINTEXT MODE: no caAddress or caDir configured: pod-to-pod traffic is relayed as plain TCP, NOT encrypted and NOT authenticated (no HBONE on 15008). Set caDir (see hack/gen-ca.sh) to enable mTLS. ***");
 		return 0;
 	}
 	sec = calloc(1, sizeof(*sec));
 	if (!sec)
 		return -ENOMEM;
-	ret = ca_load_dir(conf->ca_dir, &sec->ca, err, sizeof(err));
-	if (ret < 0) {
-		log_error("cannot load the mesh CA from caDir %s: %s", conf->ca_dir,
-			  err[0] ? err : strerror(-ret));
-		goto fail;
+	if (conf->ca_address) {
+		struct caclient_conf cc = { .url = conf->ca_address, .token_file = conf->ca_token_file,
+					    .bundle_file = conf->trust_bundle,
+					    .td = conf->trust_domain };
+		STACK_OF(X509) *roots = NULL;
+
+		/* A bad bundle is a configuration error: say so now, not per pod. */
+		ret = caclient_bundle_load(conf->trust_bundle, &roots, err, sizeof(err));
+		sk_X509_pop_free(roots, X509_free);
+		if (ret < 0) {
+			log_error("%s", err);
+			goto fail;
+		}
+		ret = caclient_new(&cc, &sec->cc);
+		if (!ret)
+			ret = identity_mgr_new_remote(sec->cc, conf->trust_domain, &sec->ids);
+		if (!ret)
+			identity_mgr_set_csr_observer(sec->ids, csr_observer, t);
+	} else {
+		log_warn("caDir: the mesh signing key is on this node: development and single-host use only (a node can then mint any identity); use caAddress (warren-ca) in a cluster");
+		ret = ca_load_dir(conf->ca_dir, &sec->ca, err, sizeof(err));
+		if (ret < 0) {
+			log_error("cannot load the mesh CA from caDir %s: %s", conf->ca_dir,
+				  err[0] ? err : strerror(-ret));
+			goto fail;
+		}
+		ret = identity_mgr_new(sec->ca, conf->trust_domain, (uint32_t)conf->cert_lifetime_s,
+				       &sec->ids);
 	}
-	ret = identity_mgr_new(sec->ca, conf->trust_domain, (uint32_t)conf->cert_lifetime_s, &sec->ids);
 	if (ret < 0) {
 		log_error("cannot set up workload identities (trust domain \"%s\", lifetime %d s): %s",
 			  conf->trust_domain, conf->cert_lifetime_s, strerror(-ret));
@@ -277,12 +325,18 @@ int mtls_start(struct tunnel *t)
 	sec->copts.ping_timeout_ms = sec->sopts.ping_timeout_ms = 2u * (uint32_t)conf->hbone_ping_interval_ms;
 	t->sec = sec;
 	hbone_set_handshake_observer(hs_observer, t);
-	log_info("mTLS mode: mesh CA from %s, trust domain %s, certificate lifetime %d s; HBONE pool %d streams/connection, idle timeout %d ms, PING every %d ms",
-		 conf->ca_dir, conf->trust_domain, conf->cert_lifetime_s, conf->pool_max_streams,
-		 conf->pool_idle_timeout_ms, conf->hbone_ping_interval_ms);
+	if (conf->ca_address)
+		log_info("mTLS mode: certificates from warren-ca %s (trust bundle %s), trust domain %s; HBONE pool %d streams/connection, idle timeout %d ms, PING every %d ms",
+			 conf->ca_address, conf->trust_bundle, conf->trust_domain, conf->pool_max_streams,
+			 conf->pool_idle_timeout_ms, conf->hbone_ping_interval_ms);
+	else
+		log_info("mTLS mode: mesh CA from %s, trust domain %s, certificate lifetime %d s; HBONE pool %d streams/connection, idle timeout %d ms, PING every %d ms",
+			 conf->ca_dir, conf->trust_domain, conf->cert_lifetime_s, conf->pool_max_streams,
+			 conf->pool_idle_timeout_ms, conf->hbone_ping_interval_ms);
 	return 0;
 fail:
 	identity_mgr_free(sec->ids);
+	caclient_free(sec->cc);
 	ca_free(sec->ca);
 	free(sec);
 	return ret;
@@ -300,6 +354,7 @@ void mtls_stop(struct tunnel *t)
 		loop_timer_cancel(t->loop, sec->renew_timer);
 	hbone_set_handshake_observer(NULL, NULL);
 	identity_mgr_free(sec->ids);
+	caclient_free(sec->cc);
 	ca_free(sec->ca);
 	free(sec);
 	t->sec = NULL;
@@ -323,9 +378,14 @@ int mtls_pod_added(struct pod *p)
 	}
 	p->id_held = true;
 	leaf = identity_leaf0(id);
-	metrics_cert_expiry(t, identity_id(id), (int64_t)leaf->not_after);
-	log_info("pod %s/%s uses identity %s (serial %s, refs %u)", p->namespace, p->name,
-		 identity_id(id), leaf->serial_hex, identity_refs(id));
+	if (leaf) {
+		metrics_cert_expiry(t, identity_id(id), (int64_t)leaf->not_after);
+		log_info("pod %s/%s uses identity %s (serial %s, refs %u)", p->namespace, p->name,
+			 identity_id(id), leaf->serial_hex, identity_refs(id));
+	} else {
+		log_warn("pod %s/%s uses identity %s, which has no certificate yet (%s): its connections are refused until warren-ca signs one",
+			 p->namespace, p->name, identity_id(id), identity_error(id));
+	}
 	renew_arm(t);
 	return 0;
 }
@@ -570,8 +630,11 @@ int mtls_outbound(struct conn *c)
 	/* HBONE */
 	id = pod_identity(p);
 	if (!id) {
-		conn_fail(c, "the source pod has no workload certificate (see the log); refusing to send in the clear to an enrolled destination",
-			  0);
+		char idwhy[400];
+
+		snprintf(msg, sizeof(msg), "%s; refusing to send in the clear to an enrolled destination",
+			 pod_identity_why(p, idwhy, sizeof(idwhy)));
+		conn_fail(c, msg, 0);
 		return 1;
 	}
 	if (spiffe_id_format(expect, sizeof(expect), t->conf->trust_domain, ep->namespace,
@@ -712,8 +775,11 @@ void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *pee
 	int ret;
 
 	if (!id) {
-		log_warn("HBONE connection from %s to pod %s/%s refused: the pod has no workload certificate (see the log)",
-			 sockaddr_str(peer, a, sizeof(a)), p->namespace, p->name);
+		char why[400];
+
+		log_warn("HBONE connection from %s to pod %s/%s refused: %s",
+			 sockaddr_str(peer, a, sizeof(a)), p->namespace, p->name,
+			 pod_identity_why(p, why, sizeof(why)));
 		rst_close(fd);
 		return;
 	}

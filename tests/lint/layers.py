@@ -4,8 +4,9 @@
 
 Derived from the #include "dir/file.h" lines of the product sources:
   - folders: each folder may include only itself and the folders below it,
-    conf < model < netlink < {plugin, tunnel, ctl} (the top three are peers
-    and never include each other);
+    conf < model < netlink < {plugin, tunnel, ctl} (the three are peers
+    and never include each other) < ca (warren-ca uses the tunnel's CA,
+    CSR and HTTP parser modules);
   - modules (a folder's x.c + x.h): the module graph has no cycle
     (tunnel/ not yet: its tunnel.h still serves eleven files).
 docs/architecture.md explains the layers.
@@ -14,7 +15,7 @@ import os
 import re
 import sys
 
-RANK = {"conf": 0, "model": 1, "netlink": 2, "plugin": 3, "tunnel": 3, "ctl": 3}
+RANK = {"conf": 0, "model": 1, "netlink": 2, "plugin": 3, "tunnel": 3, "ctl": 3, "ca": 4}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))

@@ -5,7 +5,8 @@
 For the three product binaries in $B (default build): every shared library
 the binary needs (readelf -d NEEDED) defines at least one symbol the binary
 imports (nm -D --undefined-only), and none of them links libbpf, nor
-libcurl but warrenctl and warren-tunnel (Kubernetes mode's API client).
+libcurl but warrenctl, warren-tunnel (Kubernetes mode's API client) and
+warren-ca (TokenReview).
 Skipped when the binaries are not built.
 """
 import os
@@ -18,7 +19,7 @@ from tap import Tap  # noqa: E402
 
 os.chdir(os.path.join(os.path.dirname(__file__), "..", ".."))
 B = os.environ.get("B", "build")
-BINS = ["warren-cni", "warren-tunnel", "warrenctl"]
+BINS = ["warren-cni", "warren-tunnel", "warrenctl", "warren-ca"]
 # The C runtime and the sanitizers' runtimes come with the compiler.
 RUNTIME = re.compile(r"^(libc|libm|libpthread|libdl|librt|libasan|libubsan|libtsan|libgcc_s|libstdc\+\+)\.so")
 
@@ -44,7 +45,7 @@ for name in BINS:
                    for l in out("nm", "-D", "--defined-only", where[lib]).splitlines() if l.strip()}
         if not imports & defined:
             unused.append(lib)
-    banned = [l for l in needed if l.startswith("libbpf") or (l.startswith("libcurl") and name not in ("warrenctl", "warren-tunnel"))]
+    banned = [l for l in needed if l.startswith("libbpf") or (l.startswith("libcurl") and name not in ("warrenctl", "warren-tunnel", "warren-ca"))]
     tap.result(not unused and not banned,
                f"{name} links only what it calls: {' '.join(l.split('.so')[0] for l in needed)}",
                [f"{l}: no symbol of it is used" for l in unused] + [f"{l}: must not be linked" for l in banned])

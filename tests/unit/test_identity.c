@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -309,9 +310,9 @@ static void test_issue_leaf(void)
 	T_ASSERT_INT(X509_check_private_key(l1->cert, l1->key), 1);
 	T_ASSERT(EVP_PKEY_eq(l1->key, l2->key) != 1); /* a new key per issuance */
 
-	/* Usages: leaf, digitalSignature+keyEncipherment, serverAuth+clientAuth. */
+	/* Usages: leaf, digitalSignature (an EC key: no keyEncipherment), serverAuth+clientAuth. */
 	T_ASSERT_INT(X509_check_ca(l1->cert), 0);
-	T_ASSERT_INT(X509_get_key_usage(l1->cert), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
+	T_ASSERT_INT(X509_get_key_usage(l1->cert), KU_DIGITAL_SIGNATURE);
 	T_ASSERT_INT(X509_get_extended_key_usage(l1->cert), XKU_SSL_SERVER | XKU_SSL_CLIENT);
 	T_ASSERT_INT(X509_get_signature_nid(l1->cert), NID_ecdsa_with_SHA256);
 
@@ -461,6 +462,16 @@ static void test_load_rejects_bad_material(void)
 	f = fopen(key, "w");
 	T_ASSERT(f && PEM_write_PrivateKey(f, l->key, NULL, NULL, 0, NULL, NULL));
 	fclose(f);
+	/* A key others can read is refused before anything else. */
+	T_ASSERT_INT(chmod(key, 0644), 0);
+	T_ASSERT_INT(ca_load(cert, key, NULL, &got, err, sizeof(err)), -EACCES);
+	printf("# %s\n", err);
+	T_ASSERT(strstr(err, "mode 0644") != NULL);
+	T_ASSERT_INT(chmod(key, 0604), 0);
+	T_ASSERT_INT(ca_load(cert, key, NULL, &got, err, sizeof(err)), -EACCES);
+	T_ASSERT_INT(chmod(key, 0660), 0);
+	T_ASSERT_INT(ca_load(cert, key, NULL, &got, err, sizeof(err)), -EACCES);
+	T_ASSERT_INT(chmod(key, 0440), 0); /* a Secret volume with fsGroup */
 	T_ASSERT_INT(ca_load(cert, key, NULL, &got, err, sizeof(err)), -EINVAL);
 	printf("# %s\n", err);
 	T_ASSERT(strstr(err, "not a CA certificate") != NULL);

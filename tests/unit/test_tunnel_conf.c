@@ -171,8 +171,29 @@ static void test_mtls_keys(void)
 	T_ASSERT_INT(load_text("meshPath: /m\ncadir: /x\n", &c), -EINVAL);
 	T_ASSERT(strstr(err, "did you mean \"caDir\"?"));
 	T_ASSERT_INT(load_text("meshPath: /m\nbogus: 1\n", &c), -EINVAL);
-	T_ASSERT(strstr(err, "caDir, certLifetimeSeconds, rootNamespace, poolMaxStreams, "
-			     "poolIdleTimeoutMs, hbonePingIntervalMs"));
+	T_ASSERT(strstr(err, "caDir, caAddress, caTokenFile, trustBundle, certLifetimeSeconds, "
+			     "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs"));
+}
+
+static void test_ca_client_keys(void)
+{
+	struct tunnel_conf c;
+
+	T_ASSERT_INT(load_text("meshPath: /m\ncaAddress: https://warren-ca.warren-system.svc:15012\n"
+			       "trustBundle: /etc/warren/bundle/roots.pem\n", &c), 0);
+	T_ASSERT_STR(c.ca_address, "https://warren-ca.warren-system.svc:15012");
+	T_ASSERT_STR(c.trust_bundle, "/etc/warren/bundle/roots.pem");
+	T_ASSERT_STR(c.ca_token_file, "/var/run/secrets/warren-ca/token");
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\ncaAddress: https://ca:1\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "caAddress needs trustBundle"));
+	T_ASSERT_INT(load_text("meshPath: /m\ntrustBundle: /b\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "trustBundle: only used with caAddress"));
+	T_ASSERT_INT(load_text("meshPath: /m\ncaAddress: http://ca:1\ntrustBundle: /b\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "not an https:// URL"));
+	T_ASSERT_INT(load_text("meshPath: /m\ncaAddress: https://ca:1\ntrustBundle: /b\ncaDir: /d\n", &c),
+		     -EINVAL);
+	T_ASSERT(strstr(err, "one certificate source only"));
 }
 
 static void test_keep_capabilities(void)
@@ -361,6 +382,6 @@ static void test_mesh_source(void)
 }
 
 T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
-       T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_keep_capabilities),
+       T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_ca_client_keys), T_CASE(test_keep_capabilities),
        T_CASE(test_adopt_batch), T_CASE(test_worker_threads), T_CASE(test_host_probe_keys),
        T_CASE(test_drain_seconds), T_CASE(test_mesh_source))

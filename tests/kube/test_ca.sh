@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# warren-ca on a real control plane (hack/kube-up.sh, KUBE_NODES=0): node
+# authorization through the API server's own TokenReview and pod list,
+# with warren-ca's RBAC from deploy/ca/rbac.yaml and its own token.
+#
+#   netns wkc-ID: etcd, kube-apiserver 10.100.0.1:6443
+#                 warren-ca 127.0.0.1:15012 (--kubeconfig: the warren-ca SA's token)
+#                 curl --cacert root-cert.pem, as a tunnel: Bearer <pod-bound token>
+#
+#   Node objects node1, node2 (no kubelet: pods stay Pending, which is
+#   "not finished"); pods warren-system/tunnel-1 on node1 and tunnel-2 on
+#   node2 (service account warren), shop/cart-1 on node1 (cart),
+#   shop/batch-1 on node1 (batch, phase Succeeded).
+set -uo pipefail
+source "$(dirname "$0")/../netns/lib.sh"
+
+lib_init
+need openssl
+need_built warren-ca
+"$WARREN_ROOT/hack/kube-build.sh" --paths >"$T/kube-bins" 2>&1 ||
+	die "cluster binaries not built: run hack/kube-build.sh ($(tail -n 1 "$T/kube-bins"))"
+
+CA_PID=
+kube_cleanup() {
+	local rc=$?
+	ca_stop
+	if [[ -f $T/env ]]; then
+		"$WARREN_ROOT/hack/kube-down.sh" "$T" >"$T/kube-down.log" 2>&1 ||
+			{ not_ok "kube-down: everything removed" "$(cat "$T/kube-down.log")"; rc=1; }
+	fi
+	(exit $rc)
+	cleanup
+}
+trap kube_cleanup EXIT
+
+t0=$SECONDS
+KUBE_DIR=$T KUBE_ID=$E2E_ID KUBE_NODES=0 "$WARREN_ROOT/hack/kube-up.sh" >"$T/kube-up.log" 2>&1 ||
+	die "hack/kube-up.sh: $(tail -n 15 "$T/kube-up.log")"
+ok "kube-up: etcd and kube-apiserver ready in $((SECONDS - t0)) s"
+# shellcheck source=/dev/null
+source "$T/env"
+cpexec() { ip netns exec "$KUBE_CP_NETNS" "$@"; }
+
+# --- objects ---------------------------------------------------------------------
+kube_ns warren-system || die "namespace warren-system"
+kube_ns shop || die "namespace shop"
+kubectl create serviceaccount warren -n warren-system >/dev/null || die "sa warren"
+for sa in cart batch lonely; do kubectl create serviceaccount "$sa" -n shop >/dev/null || die "sa $sa"; done
+kubectl apply -f "$WARREN_ROOT/deploy/ca/rbac.yaml" >/dev/null || die "deploy/ca/rbac.yaml"
+check "deploy/ca/deployment.yaml (Deployment, Service) passes the API server's validation" \
+	kubectl apply --dry-run=server -f "$WARREN_ROOT/deploy/ca/deployment.yaml"
+for n in node1 node2; do
+	printf 'apiVersion: v1\nkind: Node\nmetadata: {name: %s}\n' "$n" | kubectl create -f - >/dev/null || die "node $n"
+done
+pod() { # NS NAME SA NODE
+	kubectl create -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {namespace: $1, name: $2}
+spec:
+  nodeName: $4
+  serviceAccountName: $3
+  automountServiceAccountToken: false
+  containers: [{name: app, image: localhost/warren-app:1}]
+YAML
+}
+pod warren-system tunnel-1 warren node1 && pod warren-system tunnel-2 warren node2 &&
+	pod shop cart-1 cart node1 && pod shop batch-1 batch node1 || die "pods"
+kubectl patch pod batch-1 -n shop --subresource=status --type=merge \
+	-p '{"status":{"phase":"Succeeded"}}' >/dev/null || die "batch-1 Succeeded"
+
+# tokens: what the tunnel pods' projected volumes hold (audience warren-ca, bound to the pod)
+token() { # NS SA POD [AUDIENCE]
+	kubectl create token "$2" -n "$1" --audience "${4:-warren-ca}" --bound-object-kind Pod \
+		--bound-object-name "$3" --duration 1h
+}
+token warren-system warren tunnel-1 >"$T/tok-node1" && token warren-system warren tunnel-2 >"$T/tok-node2" &&
+	token shop cart cart-1 >"$T/tok-cart" && token warren-system warren tunnel-1 api >"$T/tok-aud" ||
+	die "kubectl create token"
+
+# --- warren-ca, with its own service account's token ------------------------------
+bash "$WARREN_ROOT/hack/gen-ca.sh" "$T/ca" >/dev/null 2>&1 || die "gen-ca.sh"
+kubectl create token warren-ca -n warren-system --duration 2h >"$T/ca-token" || die "warren-ca token"
+chmod 600 "$T/ca-token"
+cat >"$T/ca-kubeconfig" <<YAML
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "$KUBE_APISERVER", certificate-authority: "$KUBE_CA"}}]
+users: [{name: warren-ca, user: {tokenFile: "$T/ca-token"}}]
+contexts: [{name: c, context: {cluster: c, user: warren-ca}}]
+current-context: c
+YAML
+CA_ADDR=127.0.0.1:15012
+ca_start() { # ip netns exec execs warren-ca: $! is warren-ca itself
+	ip netns exec "$KUBE_CP_NETNS" "$WARREN_BUILD/warren-ca" --ca-dir "$T/ca" --kubeconfig "$T/ca-kubeconfig" \
+		--listen "$CA_ADDR" --namespace warren-system "$@" >>"$T/ca.log" 2>&1 &
+	CA_PID=$!
+}
+ca_stop() { [[ -n $CA_PID ]] && kill "$CA_PID" 2>/dev/null && wait "$CA_PID" 2>/dev/null; CA_PID=; }
+CURL=(cpexec curl -s --cacert "$T/ca/root-cert.pem" --resolve "warren-ca.warren-system.svc:15012:127.0.0.1")
+ca_healthy() { [[ $("${CURL[@]}" https://warren-ca.warren-system.svc:15012/healthz) == *ok* ]]; }
+
+# A key that others can read: refused.
+chmod 644 "$T/ca/root-key.pem"
+ca_start
+if wait_for -t 10 exited "$CA_PID" && grep -q "root-key.pem is mode 0644: others may read it" "$T/ca.log"; then
+	ok "warren-ca refuses a CA key others can read (mode 0644)"
+else
+	not_ok "warren-ca refuses a CA key others can read" "$(tail -n 5 "$T/ca.log")"
+fi
+ca_stop
+chmod 600 "$T/ca/root-key.pem"
+: >"$T/ca.log"
+ca_start
+wait_for -t 10 ca_healthy || die "warren-ca not serving (see $T/ca.log: $(tail -n 5 "$T/ca.log"))"
+ok "warren-ca serves TLS 1.3 with a certificate for warren-ca.warren-system.svc from the mesh root"
+
+# --- signing -------------------------------------------------------------------------
+csr() { # NS SA -> $T/NS-SA.key, prints the request body
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1-$2.key" \
+		-subj / -addext "subjectAltName=URI:spiffe://cluster.local/ns/$1/sa/$2" 2>/dev/null |
+		"$PYTHON" -c 'import json,sys; print(json.dumps({"csr": sys.stdin.read()}))'
+}
+sign() { # TOKENFILE NS SA -> $T/out.json, prints the HTTP status
+	csr "$2" "$3" >"$T/body.json"
+	"${CURL[@]}" -o "$T/out.json" -w '%{http_code}' -H "Authorization: Bearer $(cat "$1")" \
+		-H 'Content-Type: application/json' --data-binary @"$T/body.json" \
+		https://warren-ca.warren-system.svc:15012/v1/sign
+}
+reason() { "$PYTHON" -c 'import json; print(json.load(open("'"$T"'/out.json")).get("error", ""))'; }
+expect() { # NAME WANT_STATUS WANT_REASON_SUBSTRING TOKENFILE NS SA
+	local code why
+	code=$(sign "$4" "$5" "$6")
+	why=$(reason 2>/dev/null)
+	if [[ $code == "$2" && $why == *"$3"* ]]; then
+		ok "$1 ($code${why:+: $why})"
+	else
+		not_ok "$1" "status $code, want $2; reason: $why; warren-ca log:"$'\n'"$(tail -n 3 "$T/ca.log")"
+	fi
+}
+
+code=$(sign "$T/tok-node1" shop cart)
+if [[ $code == 200 ]]; then
+	"$PYTHON" -c 'import json; j=json.load(open("'"$T"'/out.json")); open("'"$T"'/leaf.pem","w").write(j["certChain"])'
+	ok "node1's tunnel gets spiffe://cluster.local/ns/shop/sa/cart (a cart pod runs on node1)"
+	check "the certificate verifies against the root and holds the tunnel's key" bash -c "
+		openssl verify -CAfile '$T/ca/root-cert.pem' '$T/leaf.pem' &&
+		[[ \$(openssl x509 -in '$T/leaf.pem' -noout -pubkey) == \$(openssl pkey -in '$T/shop-cart.key' -pubout) ]]"
+	check "the SPIFFE ID is the only SAN; digitalSignature, serverAuth+clientAuth, CA:FALSE, 24 h" bash -c "
+		t=\$(openssl x509 -in '$T/leaf.pem' -noout -text)
+		grep -A1 'Subject Alternative Name' <<<\"\$t\" | tail -n 1 | grep -qx ' *URI:spiffe://cluster.local/ns/shop/sa/cart' &&
+		grep -A1 'X509v3 Key Usage' <<<\"\$t\" | tail -n 1 | grep -qx ' *Digital Signature' &&
+		grep -A1 'Extended Key Usage' <<<\"\$t\" | tail -n 1 | grep -q 'TLS Web Server Authentication, TLS Web Client Authentication' &&
+		grep -q 'CA:FALSE' <<<\"\$t\" &&
+		end=\$(date -d \"\$(openssl x509 -in '$T/leaf.pem' -noout -enddate | cut -d= -f2)\" +%s) &&
+		(( end - \$(date +%s) > 86000 && end - \$(date +%s) <= 86400 ))"
+else
+	not_ok "node1's tunnel gets spiffe://cluster.local/ns/shop/sa/cart" "status $code: $(cat "$T/out.json")"
+fi
+grep -q "sign spiffe://cluster.local/ns/shop/sa/cart for node node1 pod tunnel-1 .*: 200" "$T/ca.log" &&
+	ok "warren-ca logs the signature with the caller's node and pod" ||
+	not_ok "warren-ca logs the signature" "$(tail -n 3 "$T/ca.log")"
+
+expect "node2's tunnel is refused cart: no cart pod on node2" 403 "no running pod with service account shop/cart on node node2" \
+	"$T/tok-node2" shop cart
+grep -q "sign spiffe://cluster.local/ns/shop/sa/cart for node node2 pod tunnel-2 .*: 403 no running pod" "$T/ca.log" &&
+	ok "warren-ca logs the refusal and why" || not_ok "warren-ca logs the refusal" "$(tail -n 3 "$T/ca.log")"
+expect "a service account with no pod anywhere is refused" 403 "no running pod with service account shop/lonely" \
+	"$T/tok-node1" shop lonely
+expect "a finished pod (phase Succeeded) does not count" 403 "no running pod with service account shop/batch" \
+	"$T/tok-node1" shop batch
+expect "a token of another service account (the cart pod's own) is refused" 403 \
+	"caller system:serviceaccount:shop:cart is not the tunnel's service account" "$T/tok-cart" shop cart
+expect "a token for another audience is refused" 403 "token not authenticated" "$T/tok-aud" shop cart
+printf 'garbage' >"$T/tok-bad"
+expect "a token that is not a JWT is refused" 403 "token not authenticated" "$T/tok-bad" shop cart
+
+# An expired token: the tunnel-1 token's claims moved two hours back and signed
+# again with the cluster's service-account key, as the API server would have
+# issued it then.
+"$PYTHON" - "$T/tok-node1" "$T/pki/sa.key" >"$T/tok-expired" <<'PY' || die "expired token"
+import base64, json, sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+tok = open(sys.argv[1]).read().strip()
+head, body, _ = tok.split(".")
+pad = lambda s: s + "=" * (-len(s) % 4)
+claims = json.loads(base64.urlsafe_b64decode(pad(body)))
+for k in ("exp", "iat", "nbf"):
+    claims[k] -= 7200
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+signing = head + "." + b64(json.dumps(claims, separators=(",", ":")).encode())
+key = serialization.load_pem_private_key(open(sys.argv[2], "rb").read(), None)
+r, s = utils.decode_dss_signature(key.sign(signing.encode(), ec.ECDSA(hashes.SHA256())))
+print(signing + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big")))
+PY
+expect "an expired token (signed by the cluster's key) is refused" 403 "token not authenticated" "$T/tok-expired" shop cart
+grep -q "403 token not authenticated:.*expired" "$T/ca.log" &&
+	ok "the API server's reason (expired) is in warren-ca's log" || not_ok "expired in the log" "$(grep -i expired "$T/ca.log" | tail -n 2)"
+
+# The token's pod deleted: the API server no longer accepts the bound token.
+# (warren-ca remembers an accepted review for 10 s, and the API server looks
+# the pod up in its informer cache: poll, bounded.)
+kubectl delete pod tunnel-2 -n warren-system --grace-period=0 --force >/dev/null 2>&1
+wait_for -t 10 fails kubectl get pod tunnel-2 -n warren-system || not_ok "tunnel-2 deleted"
+unbound_refused() { [[ $(sign "$T/tok-node2" shop cart) == 403 && $(reason) == *"token not authenticated"* ]]; }
+if wait_for -t 20 unbound_refused; then
+	ok "a token bound to a deleted tunnel pod is refused ($(reason))"
+else
+	not_ok "a token bound to a deleted tunnel pod is refused" "$(reason)"
+fi
+
+# The cart pod finished: node1 loses cart at its next request.
+kubectl patch pod cart-1 -n shop --subresource=status --type=merge -p '{"status":{"phase":"Failed"}}' >/dev/null
+expect "once the cart pod has failed, node1 is refused cart too" 403 "no running pod" "$T/tok-node1" shop cart
+
+# Malformed requests.
+code=$("${CURL[@]}" -o "$T/out.json" -w '%{http_code}' --data-binary @"$T/body.json" https://warren-ca.warren-system.svc:15012/v1/sign)
+[[ $code == 401 ]] && ok "no bearer token: 401" || not_ok "no bearer token: 401" "status $code"
+code=$("${CURL[@]}" -o "$T/out.json" -w '%{http_code}' -H "Authorization: Bearer $(cat "$T/tok-node1")" \
+	--data-binary '{"csr":"nope"}' https://warren-ca.warren-system.svc:15012/v1/sign)
+[[ $code == 400 && $(reason) == *"no PEM"* ]] && ok "a body without a CSR: 400 ($(reason))" || not_ok "bad CSR: 400" "status $code $(reason)"
+
+# warren-ca's RBAC is what it needs: without it, a 503 that says so, not a signature.
+kubectl delete clusterrolebinding warren-ca >/dev/null || die "delete binding"
+expect "without its RBAC, warren-ca answers 503 and names the RBAC" 503 "RBAC" "$T/tok-node1" shop lonely
+kubectl apply -f "$WARREN_ROOT/deploy/ca/rbac.yaml" >/dev/null
+
+pid=$CA_PID
+ca_stop
+check "warren-ca stops on SIGTERM" fails kill -0 "$pid"
+check "warren-ca: no sanitizer report (with B=build-san)" fails grep -q "Sanitizer" "$T/ca.log"
+[[ $TAP_FAILED == 0 ]]
