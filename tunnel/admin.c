@@ -2,7 +2,9 @@
 /*
  * Admin, readiness and metrics HTTP, served by our own small HTTP/1.1
  * server on the tunnel's loop (tunnel/http.h: keep-alive, at most 64
- * connections per socket, 30 s to send a request). Listening sockets are
+ * connections per socket, the one idle longest closed for a new one, 5 s
+ * to send a request). Each address has its own server, so a client that
+ * fills the admin or metrics port never delays the readiness answer. Listening sockets are
  * created here and handed to it (it closes them on stop), so bind errors
  * carry our message. Responses are built whole (one malloc'd body) and
  * HEAD is answered like GET without the body.
@@ -564,6 +566,15 @@ static int listen_unix(const char *path, struct admin *a)
 	return fd;
 }
 
+static void srv_paused(void *ctx)
+{
+	static const char *const metric_name[] = { "admin", "readiness", "metrics" };
+	struct http_srv *srv = ctx;
+
+	CHECK_OBJ(srv, SRV_MAGIC);
+	metrics_accept_paused(srv->t, metric_name[srv->kind]);
+}
+
 static int srv_start(struct tunnel *t, int lfd, enum srv_kind kind, const char *where)
 {
 	struct admin *a = t->admin;
@@ -579,6 +590,7 @@ static int srv_start(struct tunnel *t, int lfd, enum srv_kind kind, const char *
 		log_error("cannot start the HTTP server on %s: %s", where, strerror(-ret));
 		return ret;
 	}
+	http_server_on_pause(srv->hs, srv_paused, srv);
 	a->n++;
 	log_info("%s listening on %s", srv_kind_name[kind], where);
 	return 0;

@@ -74,6 +74,7 @@ struct pod_listener {
 	enum lis_kind kind;
 	int fd;
 	struct pod *pod;
+	struct loop_timer *pause;    /* accepting paused (out of fds); inpod_listen.c */
 };
 
 enum conn_dir { CONN_OUTBOUND, CONN_INBOUND };
@@ -167,6 +168,8 @@ struct tunnel {
 	struct adoption *adoption;     /* state.c: in progress; NULL before and after */
 	int handoff_fd;
 	struct hclient *held, *held_tail; /* handoff_server.c: requests held during adoption */
+	struct loop_timer *handoff_pause; /* handoff_server.c: accepting paused (out of fds) */
+	uint64_t handoff_warned_ms;
 	struct loop_timer *retry_timer; /* re-try listeners of adopted pods */
 	struct admin *admin;
 	struct metrics *metrics;       /* NULL: metrics off (hooks are no-ops) */
@@ -263,6 +266,14 @@ int kubelet_uid_find(const char *proc, long long *uid, long *pid, char *err, siz
  * netns (all or none). 0 or -errno with err. */
 int pod_listen(struct pod *p, char *err, size_t errlen);
 void pod_unlisten(struct pod *p);
+/* accept4() failed with err (EMFILE, ENFILE, ENOBUFS, ENOMEM or another
+ * lasting error): the connection stays queued and the listener readable,
+ * so stop polling it (no spin) until a timer, or a connection of its shard
+ * closing (pod_listen_resume), tries again. Logs at most every 10 s over
+ * all listeners and counts warren_accept_paused_total. Worker thread. */
+void pod_listen_pause(struct pod_listener *pl, int err);
+/* Shard p freed fds: resume its paused listeners now. */
+void pod_listen_resume(struct pod *p);
 
 /* ---- proxy.c ---- */
 void proxy_accept(struct pod_listener *pl);
