@@ -49,6 +49,11 @@
  *   drainSeconds    on SIGTERM, close the listeners in every pod and keep
  *                   relaying established connections this long, 0..3600;
  *                   0 stops at once (tunnel/drain.c)  [25, as ztunnel's]
+ *   hboneHandshakeTimeoutMs  an inbound connection to a pod's 15008 must
+ *                   finish its TLS handshake within this, 500..60000  [5000]
+ *   hboneMaxPendingHandshakes  inbound 15008 connections of one pod still in
+ *                   their handshake, 1..65536; more are closed at once  [128]
+ *   hboneMaxPendingPerSource  the same per client address  [16]
  *   metricsAddress and readinessAddress also accept "off" (no server).
  * Unknown keys are an error naming the key (a typo must not silently
  * change behaviour); a known key of the wrong type is an error naming it.
@@ -89,6 +94,9 @@ struct tunnel_conf {
 	bool host_probe_snat;
 	int kubelet_uid;         /* -1: find the kubelet's at start */
 	int drain_seconds;
+	int hbone_handshake_timeout_ms;
+	int hbone_max_pending;        /* per pod */
+	int hbone_max_pending_source; /* per pod and client address */
 };
 
 int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_t errlen);

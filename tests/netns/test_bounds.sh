@@ -5,8 +5,8 @@
 # servers. As root, on the real kernel (TAP).
 #
 #   node1 netns <============== veth ==============> node2 netns
-#     |-- srv (mesh, enrolled, echo :8080)             warren-tunnel (mTLS)
-#     |-- ext (plain, not enrolled): the flood
+#     |-- srv (mesh, enrolled, echo :8080)             |-- cli (mesh, enrolled)
+#     |-- ext (plain, not enrolled): the floods         warren-tunnel (mTLS)
 #     warren-tunnel (mTLS), its fd limit lowered with prlimit
 #     readiness :15021, metrics :15020 on node1's loopback
 #
@@ -16,6 +16,10 @@
 #    serve again once the flood ends, the handoff socket included.
 # 2. 80 idle connections on readiness and on metrics: /healthz/ready and
 #    /metrics still answer at once.
+# 3. ext opens 1500 connections to srv:15008 and never starts TLS: the
+#    tunnel's RSS stays bounded, the handshakes beyond the per-source cap
+#    are refused and counted, the rest time out within 5 s, and cli (mesh,
+#    on node2) still reaches srv over HBONE meanwhile.
 # Env: B or WARREN_BUILD, KEEP_TMP=1.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -100,5 +104,26 @@ check "80 idle connections on :15021: /healthz/ready answers 200" \
 check "80 idle connections on :15020: /metrics answers 200" \
 	eval '[[ $(http_code node1 http://127.0.0.1:15020/metrics 2) == 200 ]]'
 touch "$T/ready-idle.stop" "$T/metrics-idle.stop"
+
+# --- 3. unauthenticated connections to 15008 ---------------------------------------
+pod_add node2 mesh cli --label app=cli 2>"$T/err" || die "ADD cli: $(cat "$T/err")"
+check "before: cli -> srv:8080 (HBONE)" echo_ok cli "${POD_IP[srv]}" hbone-before
+rss0=$(tunnel_rss_kb node1)
+hold hs-idle "${POD_NETNS[ext]}" "${POD_IP[srv]}" 15008 1500
+wait_for -t 20 held hs-idle 1500 || die "the idle 15008 connections did not connect"
+t0=$SECONDS
+check "1500 idle connections to 15008: refusals counted (per source address)" wait_for -t 10 \
+	metric_above node1 'warren_hbone_refused_total{reason="source_limit"}' 1000
+rss=$(($(tunnel_rss_kb node1) - rss0))
+if ((rss < 8192)); then ok "1500 idle connections to 15008: the tunnel's RSS grew $rss KiB (< 8 MiB)"
+else not_ok "1500 idle connections to 15008: the tunnel's RSS grew $rss KiB (< 8 MiB)"; fi
+check "1500 idle connections to 15008: cli -> srv:8080 (HBONE) still works" echo_ok cli "${POD_IP[srv]}" hbone-during
+# the tunnel's side of ext's connections still open (not yet timed out)
+pending_from() { ss -N "${POD_NETNS[$1]}" -Htn state established "( sport = :15008 and dst ${POD_IP[$2]} )" | wc -l; } # POD FROM
+none_pending() { (($(pending_from srv ext) == 0)); }
+wait_for -t 8 none_pending; t=$((SECONDS - t0))
+if ((t <= 8)) && none_pending; then ok "1500 idle connections to 15008: the pending handshakes time out (after $t s)"
+else not_ok "1500 idle connections to 15008: the pending handshakes time out ($(pending_from srv ext) open after $t s)"; fi
+touch "$T/hs-idle.stop"
 
 sanitizer_clean node1 node2

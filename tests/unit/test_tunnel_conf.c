@@ -270,6 +270,19 @@ static void test_host_probe_keys(void)
 	int_key_refused("kubeletUID", "0", "did you mean \"kubeletUid\"?");
 }
 
+static void test_hbone_pending(void)
+{
+	int_key_reads("hboneHandshakeTimeoutMs", offsetof(struct tunnel_conf, hbone_handshake_timeout_ms),
+		      NULL, 5000);
+	int_key_refused("hboneHandshakeTimeoutMs", "100",
+			"hboneHandshakeTimeoutMs: 100 is out of range (500-60000)");
+	int_key_reads("hboneMaxPendingHandshakes", offsetof(struct tunnel_conf, hbone_max_pending),
+		      NULL, 128);
+	int_key_reads("hboneMaxPendingPerSource", offsetof(struct tunnel_conf, hbone_max_pending_source),
+		      "4", 4);
+	int_key_refused("hboneMaxPendingPerSource", "0", "hboneMaxPendingPerSource: 0 is out of range (1-65536)");
+}
+
 static void test_drain_seconds(void)
 {
 	const size_t off = offsetof(struct tunnel_conf, drain_seconds);
@@ -337,4 +350,4 @@ static void test_errors(void)
 T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
        T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_keep_capabilities),
        T_CASE(test_adopt_batch), T_CASE(test_worker_threads), T_CASE(test_host_probe_keys),
-       T_CASE(test_drain_seconds))
+       T_CASE(test_drain_seconds), T_CASE(test_hbone_pending))
