@@ -6,8 +6,10 @@
  *   pluginSocket    plugin handoff socket      [/var/run/warren/tunnel.sock]
  *   stateDir        pod records for restart    [/var/lib/warren]
  *   meshPath        file or directory of Kubernetes objects  [required]
- *   adminAddress    admin HTTP, host:port      [127.0.0.1:15000]
- *   adminSocket     admin HTTP on a Unix socket too  [none]
+ *   adminSocket     admin HTTP on a Unix socket (mode 0600), "off": none
+ *                   [/var/run/warren/admin.sock]
+ *   adminAddress    admin HTTP on TCP too, host:port, read-only (no
+ *                   /certs, /config_dump or log-level change)  [none]
  *   metricsAddress  [0.0.0.0:15020]   readinessAddress [0.0.0.0:15021]
  *   logLevel        error|warn|info|debug      [info]
  *   logFile         also log to this file      [none]

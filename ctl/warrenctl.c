@@ -16,7 +16,7 @@
 
 #include "conf/warren.h"
 
-#define DEFAULT_ADMIN_URL "http://127.0.0.1:15000"
+#define DEFAULT_ADMIN_SOCKET "/var/run/warren/admin.sock"
 
 struct ctl {
 	const char *url;
@@ -60,15 +60,18 @@ static void usage(FILE *f)
 		"                     error|warn|info|debug\n"
 		"\n"
 		"Options:\n"
-		"  -a, --admin URL    admin API base URL [" DEFAULT_ADMIN_URL "]\n"
-		"  -s, --socket PATH  talk to the admin API over this Unix socket (adminSocket)\n"
+		"  -s, --socket PATH  the admin API's Unix socket (adminSocket) [" DEFAULT_ADMIN_SOCKET "]\n"
+		"  -a, --admin URL    use the admin API over TCP instead (adminAddress, e.g.\n"
+		"                     http://127.0.0.1:15000): read-only, so no certs,\n"
+		"                     config-dump or log-level LEVEL\n"
 		"  -o, --output FMT   json (the API's JSON as is) or table [table]; every command\n"
 		"                     takes it\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n"
 		"\n"
-		"The admin API listens on 127.0.0.1 inside the tunnel's network namespace: run\n"
-		"warrenctl in that namespace (e.g. ip netns exec NODE warrenctl pods) or use --socket.\n"
+		"The tunnel serves its admin API on its adminSocket (root only); an adminAddress,\n"
+		"when configured, listens inside the tunnel's network namespace: run warrenctl\n"
+		"there (e.g. ip netns exec NODE warrenctl --admin URL pods).\n"
 		"Exit status: 0 ok, 1 error, 2 bad usage.\n");
 }
 
@@ -584,13 +587,14 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ctl c = { .url = DEFAULT_ADMIN_URL };
+	struct ctl c = { .socket = DEFAULT_ADMIN_SOCKET };
 	int opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "+a:s:o:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'a':
 			c.url = optarg;
+			c.socket = NULL;
 			break;
 		case 's':
 			c.socket = optarg;

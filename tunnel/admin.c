@@ -9,8 +9,12 @@
  * carry our message. Responses are built whole (one malloc'd body) and
  * HEAD is answered like GET without the body.
  *
- * Admin (adminAddress, default 127.0.0.1:15000, and adminSocket, a Unix
- * socket mode 0600, when set):
+ * Admin on adminSocket (a Unix socket, mode 0600: root only; default
+ * /var/run/warren/admin.sock), every endpoint below. On adminAddress (TCP,
+ * none by default), which any local user or host-network pod can reach,
+ * only the read-only ones that hold no secret: /certs, /config_dump and
+ * POST /logging answer 403 there.
+ *
  *   GET  /pods          JSON array of enrolled pods
  *   GET  /workloads     JSON array of the mesh model's pods (enrolled? local?)
  *   GET  /services      JSON array of the mesh model's services with endpoints
@@ -52,9 +56,10 @@
 #define SRV_MAX 4
 #define PROM_CTYPE "text/plain; version=0.0.4; charset=utf-8"
 
-enum srv_kind { SRV_ADMIN, SRV_READINESS, SRV_METRICS };
+enum srv_kind { SRV_ADMIN, SRV_READINESS, SRV_METRICS, SRV_ADMIN_TCP };
 
-static const char *const srv_kind_name[] = { "admin API", "readiness", "metrics" };
+static const char *const srv_kind_name[] = { "admin API", "readiness", "metrics",
+					     "admin API (read-only)" };
 
 struct http_srv {
 	unsigned magic;
@@ -432,6 +437,12 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 		respond_text(resp, 404, "not found; this port serves GET /healthz/ready\n");
 	} else if (srv->kind == SRV_METRICS) {
 		respond_text(resp, 404, "not found; this port serves GET /metrics and /stats/prometheus\n");
+	} else if (srv->kind == SRV_ADMIN_TCP &&
+		   (!strcmp(url, "/certs") || !strcmp(url, "/config_dump") ||
+		    (!strcmp(url, "/logging") && post))) {
+		respond_text(resp, 403,
+			     "forbidden: %s %s is served on the admin Unix socket (adminSocket) only; adminAddress is read-only\n",
+			     method, url);
 	} else if (!strcmp(url, "/pods") && get) {
 		j = pods_json(t);
 		json = J_READY;
@@ -540,6 +551,7 @@ static int listen_unix(const char *path, struct admin *a)
 {
 	struct stat st;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char *dir;
 	mode_t old;
 	int fd, ret;
 
@@ -548,6 +560,14 @@ static int listen_unix(const char *path, struct admin *a)
 		return -ENAMETOOLONG;
 	}
 	strcpy(sun.sun_path, path);
+	/* The default's directory (/var/run/warren) may not exist yet. */
+	dir = strrchr(sun.sun_path, '/');
+	if (dir && dir != sun.sun_path) {
+		*dir = '\0';
+		if (mkdir(sun.sun_path, 0755) < 0 && errno != EEXIST)
+			log_warn("cannot create the adminSocket directory %s: %s", sun.sun_path, strerror(errno));
+		*dir = '/';
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -568,7 +588,7 @@ static int listen_unix(const char *path, struct admin *a)
 
 static void srv_paused(void *ctx)
 {
-	static const char *const metric_name[] = { "admin", "readiness", "metrics" };
+	static const char *const metric_name[] = { "admin", "readiness", "metrics", "admin" };
 	struct http_srv *srv = ctx;
 
 	CHECK_OBJ(srv, SRV_MAGIC);
@@ -599,7 +619,8 @@ static int srv_start(struct tunnel *t, int lfd, enum srv_kind kind, const char *
 int admin_start(struct tunnel *t)
 {
 	const struct tunnel_conf *c = t->conf;
-	const char *aa = c->admin_address ? c->admin_address : "127.0.0.1:15000";
+	const char *aa = c->admin_address ? c->admin_address : "off";
+	const char *as = c->admin_socket ? c->admin_socket : "off";
 	const char *ra = c->readiness_address ? c->readiness_address : "0.0.0.0:15021";
 	const char *ma = c->metrics_address ? c->metrics_address : "0.0.0.0:15020";
 	int fd, ret;
@@ -607,17 +628,19 @@ int admin_start(struct tunnel *t)
 	t->admin = calloc(1, sizeof(*t->admin));
 	if (!t->admin)
 		return -ENOMEM;
-	fd = listen_tcp(aa, "adminAddress");
-	if (fd < 0)
-		return fd;
-	ret = srv_start(t, fd, SRV_ADMIN, aa);
-	if (ret < 0)
-		return ret;
-	if (c->admin_socket && *c->admin_socket) {
-		fd = listen_unix(c->admin_socket, t->admin);
+	if (*as && strcmp(as, "off")) {
+		fd = listen_unix(as, t->admin);
 		if (fd < 0)
 			return fd;
-		ret = srv_start(t, fd, SRV_ADMIN, c->admin_socket);
+		ret = srv_start(t, fd, SRV_ADMIN, as);
+		if (ret < 0)
+			return ret;
+	}
+	if (strcmp(aa, "off")) {
+		fd = listen_tcp(aa, "adminAddress");
+		if (fd < 0)
+			return fd;
+		ret = srv_start(t, fd, SRV_ADMIN_TCP, aa);
 		if (ret < 0)
 			return ret;
 	}
@@ -647,7 +670,7 @@ void admin_stop(struct tunnel *t)
 		http_server_free(a->srv[i].hs);
 		a->srv[i].magic = 0;
 	}
-	if (t->conf->admin_socket && *t->conf->admin_socket && a->sock_ino) {
+	if (a->sock_ino) {
 		struct stat st;
 
 		/* Only our own file: a successor's stays (drain.c). */

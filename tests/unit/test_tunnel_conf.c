@@ -54,8 +54,8 @@ static void test_defaults(void)
 	T_ASSERT_STR(c.plugin_socket, DEFAULT_TUNNEL_SOCKET);
 	T_ASSERT_STR(c.state_dir, DEFAULT_STATE_DIR);
 	T_ASSERT_STR(c.mesh_path, "/etc/warren/mesh.yaml");
-	T_ASSERT_STR(c.admin_address, "127.0.0.1:15000");
-	T_ASSERT(!c.admin_socket);
+	T_ASSERT(!c.admin_address); /* TCP admin: none unless configured */
+	T_ASSERT_STR(c.admin_socket, "/var/run/warren/admin.sock");
 	T_ASSERT_STR(c.metrics_address, "0.0.0.0:15020");
 	T_ASSERT_STR(c.readiness_address, "0.0.0.0:15021");
 	T_ASSERT(!c.log_file);
@@ -301,7 +301,7 @@ static void test_json(void)
 	T_ASSERT_INT(load_text("{\"meshPath\": \"/m\", \"logLevel\": \"warn\", \"adminSocket\": null}", &c), 0);
 	T_ASSERT_STR(c.mesh_path, "/m");
 	T_ASSERT_INT(c.log_level, WLOG_WARN);
-	T_ASSERT(!c.admin_socket);
+	T_ASSERT_STR(c.admin_socket, DEFAULT_ADMIN_SOCKET); /* null: the default */
 	tunnel_conf_free(&c);
 }
 
