@@ -38,7 +38,9 @@ static void usage(FILE *f)
 		"\n"
 		"Commands:\n"
 		"  pods               list the pods enrolled on this node's tunnel\n"
-		"                     (table: NAMESPACE NAME UID IPS CONTAINER)\n"
+		"                     (table: NAMESPACE NAME UID IPS CONTAINER), then any state\n"
+		"                     record the tunnel could not read at start (-o json: GET\n"
+		"                     /state_records has those)\n"
 		"  workloads          list the pods of the mesh model: namespace, name, IPs, node,\n"
 		"                     service account, enrolled (by the mesh's labels), local (on\n"
 		"                     this tunnel's node), captured (served by this tunnel)\n"
@@ -364,7 +366,30 @@ static int cmd_pods(const struct ctl *c, int argc, char **argv)
 	static const char *const keys[] = { "namespace", "name", "uid", "ips", "containerId",
 					    "captureInbound" };
 
-	return cmd_list(c, "/pods", hdr, keys, ARRAY_SIZE(hdr));
+	char *body = NULL;
+	json_t *bad, *r;
+	size_t i;
+	int ret;
+
+	ret = cmd_list(c, "/pods", hdr, keys, ARRAY_SIZE(hdr));
+	if (ret || c->json)
+		return ret;
+	/* Records that could not be read at start: pods that may still be
+	 * captured with nobody serving them. */
+	if (http(c, "/state_records", false, &body))
+		return 1;
+	bad = parse(body);
+	free(body);
+	if (json_is_array(bad) && json_array_size(bad)) {
+		printf("\nstate records that could not be read (moved aside; their pods were not re-adopted:\n"
+		       "connections of such a pod are refused until it is re-created):\n");
+		json_array_foreach(bad, i, r)
+			printf("  uid %s: %s (%s)\n", json_string_value(json_object_get(r, "uid")) ?: "?",
+			       json_string_value(json_object_get(r, "record")) ?: "?",
+			       json_string_value(json_object_get(r, "reason")) ?: "?");
+	}
+	json_decref(bad);
+	return 0;
 }
 
 static int cmd_workloads(const struct ctl *c, int argc, char **argv)

@@ -22,6 +22,8 @@
  *   GET  /certs         JSON array of workload certificates (mTLS mode; else [])
  *   GET  /policies      JSON array of compiled policies and the local pods they select
  *   GET  /pool          JSON array of pooled outbound HBONE connections
+ *   GET  /state_records JSON array of state records that could not be read
+ *                       at start (moved aside; their pods not re-adopted)
  *   GET  /config_dump   {version, pid, config, pods, mesh, ready, hostProbe}
  *   GET  /logging       {level};  POST /logging?level=debug sets it
  *   GET  /healthz/ready (also on the readiness address)
@@ -465,6 +467,9 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 	} else if (!strcmp(url, "/policies") && get) {
 		j = mtls_policies_json(t);
 		json = J_READY;
+	} else if (!strcmp(url, "/state_records") && get) {
+		j = state_bad_records_json(t);
+		json = J_READY;
 	} else if (!strcmp(url, "/pool") && get) {
 		j = mtls_pool_json(t);
 		json = J_READY;
@@ -475,7 +480,7 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 		handle_logging(resp, req, post);
 	} else {
 		respond_text(resp, 404,
-			     "not found: %s %s; endpoints: GET /pods, GET /workloads, GET /services, GET /connections, GET /certs, GET /policies, GET /pool, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready, GET /stats/prometheus\n",
+			     "not found: %s %s; endpoints: GET /pods, GET /workloads, GET /services, GET /connections, GET /certs, GET /policies, GET /pool, GET /state_records, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready, GET /stats/prometheus\n",
 			     method, url);
 	}
 	if (json != J_NONE) {

@@ -166,6 +166,7 @@ struct tunnel {
 	size_t n_pods;
 	bool adopted;                  /* adoption of the recorded pods is complete */
 	struct adoption *adoption;     /* state.c: in progress; NULL before and after */
+	json_t *bad_records;           /* state.c: records set aside at start (array); NULL: none */
 	int handoff_fd;
 	struct hclient *held, *held_tail; /* handoff_server.c: requests held during adoption */
 	struct loop_timer *handoff_pause; /* handoff_server.c: accepting paused (out of fds) */
@@ -366,8 +367,13 @@ int state_remove(struct tunnel *t, const char *uid);
  * meanwhile; when done sets t->adopted and calls handoff_server_resume().
  * 0 or -ENOMEM (nothing started). */
 int state_adopt_start(struct tunnel *t);
-/* Shutdown: drop an unfinished adoption (the records stay on disk). */
+/* Shutdown: drop an unfinished adoption (the records stay on disk) and
+ * the list of records set aside. */
 void state_adopt_stop(struct tunnel *t);
+/* The records that could not be read at start, each moved aside to
+ * <uid>.json.bad-<unix time> in the same directory (kept for a human, never
+ * deleted): [{uid, record, reason}], a new reference (NULL on ENOMEM). */
+json_t *state_bad_records_json(const struct tunnel *t);
 /* "adopting N/M pods" while adopting; valid until the next loop callback. */
 const char *state_adopt_progress(const struct tunnel *t);
 /* Safe as a file name component. */
