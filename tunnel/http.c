@@ -21,6 +21,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -43,6 +44,10 @@
 #define ACCEPT_PAUSE_MS 100	/* after EMFILE & co: the listener stays readable */
 #define HTTP_LINGER_MS  2000
 #define LOG_EVERY_MS    10000
+/* A response this big was built from many small allocations (a JSON tree
+ * of thousands of objects) that the heap keeps once freed: hand the free
+ * pages back when it is gone. */
+#define HTTP_TRIM_BYTES (1u << 20)
 
 #define CHECK_MAGIC(p, m) assert((p) && (p)->magic == (m))
 
@@ -423,6 +428,7 @@ struct http_conn {
 	char *out;
 	size_t out_len, out_off;
 	bool close;		/* after the response being written */
+	bool trim;		/* a big response was freed: malloc_trim() */
 };
 
 static void srv_resume(struct loop *l, void *ctx);
@@ -448,12 +454,16 @@ static void conn_free(struct http_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->n_conns--;
+	if (c->out && c->out_len >= HTTP_TRIM_BYTES)
+		c->trim = true;
 	if (s->pause) { /* an fd is free: try accepting again now */
 		loop_timer_cancel(s->loop, s->pause);
 		srv_resume(s->loop, s);
 	}
 	free(c->in);
 	free(c->out);
+	if (c->trim)
+		malloc_trim(0);
 	c->magic = 0;
 	free(c);
 }
@@ -633,6 +643,8 @@ static int conn_flush(struct http_conn *c)
 	}
 	free(c->out);
 	c->out = NULL;
+	if (c->out_len >= HTTP_TRIM_BYTES)
+		malloc_trim(0);
 	if (c->close) {
 		c->state = CONN_LINGER;
 		shutdown(c->fd, SHUT_WR);

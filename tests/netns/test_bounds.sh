@@ -20,6 +20,9 @@
 #    tunnel's RSS stays bounded, the handshakes beyond the per-source cap
 #    are refused and counted, the rest time out within 5 s, and cli (mesh,
 #    on node2) still reaches srv over HBONE meanwhile.
+# 4. cli holds 3000 connections to srv:9090 (HBONE): one GET /connections
+#    listing them leaves node1's tunnel no bigger than before (the answer's
+#    memory goes back to the system).
 # Env: B or WARREN_BUILD, KEEP_TMP=1.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -125,5 +128,31 @@ wait_for -t 8 none_pending; t=$((SECONDS - t0))
 if ((t <= 8)) && none_pending; then ok "1500 idle connections to 15008: the pending handshakes time out (after $t s)"
 else not_ok "1500 idle connections to 15008: the pending handshakes time out ($(pending_from srv ext) open after $t s)"; fi
 touch "$T/hs-idle.stop"
+
+# --- 4. a big admin answer ---------------------------------------------------------
+SINK_PY='import selectors, socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9090)); s.listen(4096); s.setblocking(False)
+sel = selectors.DefaultSelector(); sel.register(s, selectors.EVENT_READ)
+held = []
+while True:
+    sel.select()
+    try:
+        while True:
+            held.append(s.accept()[0])
+    except BlockingIOError:
+        pass'
+bg ip netns exec "${POD_NETNS[srv]}" "$PYTHON" -c "$SINK_PY"
+wait_listen "${POD_NETNS[srv]}" 9090 || die "sink in srv"
+hold many "${POD_NETNS[cli]}" "${POD_IP[srv]}" 9090 3000
+wait_for -t 60 held many 3000 || die "cli's 3000 connections"
+inbound_at_least() { (($(metric node1 'warren_connections_active{direction="inbound"}') >= $1)); }
+wait_for -t 60 inbound_at_least 2500 || die "node1 relays only $(metric node1 'warren_connections_active{direction="inbound"}') connections"
+rss0=$(tunnel_rss_kb node1)
+n_conns=$(wctl node1 -o json connections | "$PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)))')
+rss=$(($(tunnel_rss_kb node1) - rss0))
+if ((rss < 2048)); then ok "GET /connections listing $n_conns connections: RSS grew $rss KiB (< 2 MiB)"
+else not_ok "GET /connections listing $n_conns connections: RSS grew $rss KiB (< 2 MiB)"; fi
+touch "$T/many.stop"
 
 sanitizer_clean node1 node2
