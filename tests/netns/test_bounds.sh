@@ -31,6 +31,8 @@ lib_init
 CLEANUP_TAP=1
 need prlimit "$PYTHON"
 need_built warren-cni warren-tunnel warrenctl
+SAN=0
+ldd "$WARREN_BUILD/warren-tunnel" | grep -q libasan && SAN=1
 
 tunnel_conf_extra() { echo "caDir: $T/ca"; }
 
@@ -151,7 +153,8 @@ wait_for -t 60 inbound_at_least 2500 || die "node1 relays only $(metric node1 'w
 rss0=$(tunnel_rss_kb node1)
 n_conns=$(wctl node1 -o json connections | "$PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)))')
 rss=$(($(tunnel_rss_kb node1) - rss0))
-if ((rss < 2048)); then ok "GET /connections listing $n_conns connections: RSS grew $rss KiB (< 2 MiB)"
+if ((SAN)); then ok "GET /connections: RSS after the answer # SKIP sanitizer build (its allocator keeps freed memory)"
+elif ((rss < 2048)); then ok "GET /connections listing $n_conns connections: RSS grew $rss KiB (< 2 MiB)"
 else not_ok "GET /connections listing $n_conns connections: RSS grew $rss KiB (< 2 MiB)"; fi
 touch "$T/many.stop"
 
