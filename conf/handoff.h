@@ -35,7 +35,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "netlink/inpod.h"
+#include "conf/inpod_mode.h"
 
 #define HANDOFF_VERSION 1
 #define HANDOFF_MAX_MSG 65536

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The node's host table: kubelet probes to enrolled pods leave the node
- * from the probe address (Istio's host rule, ambient-reference §4.5), so
+ * from the probe address (Istio's host rule), so
  * the in-pod rules let them reach the app directly instead of capturing
  * them as plaintext into 15006, where a STRICT PeerAuthentication would
  * refuse them.
@@ -20,7 +20,7 @@
  * whole table at once (add table, flush its rules, re-add chain and sets,
  * flush and refill the sets, re-add the rules): the kernel applies all of
  * it or none, and re-running it repairs whatever changed by hand. It never
- * re-registers the hook (0.4 to 1.1 ms for 100 pods, measured by hand). The
+ * re-registers the hook (docs/performance.md has its cost). The
  * add batch puts a new pod's addresses in and touches nothing else.
  * Builders write into a caller buffer (unit-testable); the I/O functions
  * send through a NETLINK_NETFILTER nl_sock in the node's netns.

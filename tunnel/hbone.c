@@ -44,11 +44,11 @@
 #include <openssl/rand.h>
 
 #include "conf/log.h"
+#include "conf/objcheck.h"
 #include "conf/warren.h"
 #include "tunnel/hbone.h"
 #include "tunnel/tls.h"
 
-#define CHECK_MAGIC(p, m) assert((p) && (p)->magic == (m))
 
 #define OUTBUF_CAP   (1024u * 1024u) /* bounded HTTP/2 output per connection */
 #define OUTBUF_MIN   (32u * 1024u)   /* its first size: two full TLS records */
@@ -300,7 +300,7 @@ static void conn_destroy(struct hbone_conn *c);
 
 static void conn_enter(struct hbone_conn *c)
 {
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->busy++;
 }
 
@@ -310,7 +310,7 @@ static void flush_cb(struct loop *l, void *ctx)
 {
 	struct hbone_conn *c = ctx;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->flush_timer = NULL;
 	conn_enter(c);
 	c->pump_now = true;
@@ -438,7 +438,7 @@ static void trim_cb(struct loop *l, void *ctx)
 {
 	struct hbone_conn *c = ctx;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->trim_timer = NULL;
 	heap_trim();
 	if (read_buf && !read_buf_busy && read_buf_high > TLS_RECORD) {
@@ -495,7 +495,7 @@ static void stream_free(struct hbone_stream *s)
 
 	if (!s)
 		return;
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	c = s->c;
 	assert(s->st == S_DONE && s->fd < 0);
 	if (s->prev)
@@ -696,7 +696,7 @@ static void stream_fd_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 	struct hbone_stream *s = ctx;
 	struct hbone_conn *c;
 
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	c = s->c;
 	conn_enter(c);
 	if (s->st == S_RELAY) {
@@ -755,7 +755,7 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
 {
 	struct hbone_stream *s = source->ptr;
 
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	if (s->st != S_RELAY || s->fd < 0 || s->rd_err) {
 		s->avail = -1;
 		goto defer;
@@ -796,7 +796,7 @@ static struct hbone_stream *conn_stream(struct hbone_conn *c, int32_t id)
 	struct hbone_stream *s = nghttp2_session_get_stream_user_data(c->h2, id);
 
 	if (s) {
-		CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+		CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 		return s;
 	}
 	for (s = c->streams; s; s = s->next)
@@ -855,7 +855,7 @@ static ssize_t send_cb(nghttp2_session *session, const uint8_t *data, size_t len
 	struct hbone_conn *c = user_data;
 	size_t space;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	if (c->mem) {
 		c->bytes_out += length;
 		return (ssize_t)length;
@@ -886,8 +886,8 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
 	uint8_t *p;
 	ssize_t r;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	if (s->st == S_DONE || s->fd < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* ended meanwhile: drop the frame */
 	switch (out_reserve(c, need)) {
@@ -937,7 +937,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 	struct hbone_conn *c = user_data;
 	struct hbone_stream *s;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	if (c->role != ROLE_SERVER || frame->hd.type != NGHTTP2_HEADERS ||
 	    frame->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
@@ -959,7 +959,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 	struct hbone_stream *s;
 	char **dst = NULL;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	if (frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	s = conn_stream(c, frame->hd.stream_id);
@@ -1057,7 +1057,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 	struct hbone_conn *c = user_data;
 	struct hbone_stream *s = NULL;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	switch (frame->hd.type) {
 	case NGHTTP2_PING:
 		if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
@@ -1107,7 +1107,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 	struct hbone_conn *c = user_data;
 	struct hbone_stream *s;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	s = conn_stream(c, stream_id);
 	if (!s || s->st == S_DONE) {
 		/* Nobody will read it: return the window at once. */
@@ -1159,7 +1159,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 	struct hbone_conn *c = user_data;
 	struct hbone_stream *s;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	s = conn_stream(c, stream_id);
 	if (!s)
 		return 0;
@@ -1189,7 +1189,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
 	struct hbone_conn *c = user_data;
 	struct hbone_stream *s;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	if (frame->hd.type != NGHTTP2_HEADERS || c->role != ROLE_SERVER)
 		return 0;
 	s = conn_stream(c, frame->hd.stream_id);
@@ -1206,7 +1206,7 @@ static int on_frame_not_send(nghttp2_session *session, const nghttp2_frame *fram
 	struct hbone_conn *c = user_data;
 	struct hbone_stream *s;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	if (frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	s = conn_stream(c, frame->hd.stream_id);
@@ -1353,9 +1353,8 @@ static void conn_set_interest(struct hbone_conn *c)
 
 /*
  * Output buffer -> SSL_write, one full record per call (partial writes).
- * Not MSG_MORE/TCP_CORK: measured on the veth + forwarding path, 64 KiB
- * segments cost far more in the kernel than 16 KiB pushes (1.9 vs 3.8
- * Gb/s, twice the CPU per GB).
+ * Not MSG_MORE/TCP_CORK: on the veth + forwarding path, 64 KiB segments
+ * cost far more in the kernel than 16 KiB pushes (docs/performance.md).
  */
 static void conn_flush(struct hbone_conn *c)
 {
@@ -1499,7 +1498,7 @@ static void ping_cb(struct loop *l, void *ctx)
 	struct hbone_conn *c = ctx;
 	uint64_t now = loop_now_ms();
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->ping_timer = NULL;
 	conn_enter(c);
 	if (c->ping_outstanding && now - c->ping_sent_ms >= c->o.ping_timeout_ms) {
@@ -1524,7 +1523,7 @@ static void idle_cb(struct loop *l, void *ctx)
 {
 	struct hbone_conn *c = ctx;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->idle_timer = NULL;
 	conn_enter(c);
 	if (!c->live) {
@@ -1546,7 +1545,7 @@ static void connect_timeout_cb(struct loop *l, void *ctx)
 {
 	struct hbone_conn *c = ctx;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->connect_timer = NULL;
 	conn_enter(c);
 	if (c->state == HBONE_HANDSHAKE)
@@ -1606,7 +1605,7 @@ static void conn_fd_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct hbone_conn *c = ctx;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	conn_enter(c);
 	switch (c->state) {
 	case HBONE_CONNECTING: {
@@ -1902,7 +1901,7 @@ static void goaway_cb(struct loop *l, void *ctx)
 	struct hbone_conn *c = ctx;
 
 	(void)l;
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->goaway_timer = NULL;
 	conn_enter(c);
 	if (!c->dead)
@@ -1931,7 +1930,7 @@ static void goaway_start(struct hbone_conn *c)
 
 void hbone_conn_goaway(struct hbone_conn *c)
 {
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	conn_enter(c);
 	if (!c->dead && c->role == ROLE_SERVER) {
 		if (c->state == HBONE_OPEN)
@@ -1948,7 +1947,7 @@ void hbone_stream_abort(struct hbone_stream *s, const char *reason)
 
 	if (!s)
 		return;
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	c = s->c;
 	conn_enter(c);
 	stream_fail(s, NGHTTP2_CANCEL, "%s", reason ? reason : "aborted");
@@ -1969,7 +1968,7 @@ void hbone_conn_get_info(const struct hbone_conn *c, struct hbone_conn_info *inf
 {
 	const struct hbone_stream *s;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	memset(info, 0, sizeof(*info));
 	info->state = c->state;
 	info->server = c->role == ROLE_SERVER;
@@ -2028,7 +2027,7 @@ int hbone_stream_open(struct hbone_conn *c, const struct hbone_connect_req *req,
 
 	if (out)
 		*out = NULL;
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	if (!req || !req->authority || !*req->authority || app_fd < 0 || c->role != ROLE_CLIENT) {
 		ret = -EINVAL;
 		goto fail_fd;
@@ -2086,7 +2085,7 @@ int hbone_stream_accept(struct hbone_stream *s, int fd)
 	struct hbone_conn *c;
 	int ret = 0;
 
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	c = s->c;
 	if (s->st != S_PENDING || c->role != ROLE_SERVER) {
 		close(fd);
@@ -2115,7 +2114,7 @@ int hbone_stream_reject(struct hbone_stream *s, int status)
 {
 	struct hbone_conn *c;
 
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	c = s->c;
 	if (status < 300 || status > 599)
 		return -EINVAL;
@@ -2129,31 +2128,31 @@ int hbone_stream_reject(struct hbone_stream *s, int status)
 
 void hbone_stream_set_user(struct hbone_stream *s, void *user)
 {
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	s->user = user;
 }
 
 void *hbone_stream_user(const struct hbone_stream *s)
 {
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	return s->user;
 }
 
 void hbone_stream_get_stats(const struct hbone_stream *s, struct hbone_stream_stats *st)
 {
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	*st = s->stats;
 }
 
 size_t hbone_stream_buffered(const struct hbone_stream *s)
 {
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	return s->down.len;
 }
 
 struct hbone_conn *hbone_stream_conn(const struct hbone_stream *s)
 {
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	return s->c;
 }
 
@@ -2297,7 +2296,7 @@ void hbone_pool_free(struct hbone_pool *p)
 {
 	if (!p)
 		return;
-	CHECK_MAGIC(p, HBONE_POOL_MAGIC);
+	CHECK_OBJ(p, HBONE_POOL_MAGIC);
 	while (p->conns) {
 		struct hbone_conn *c = p->conns;
 
@@ -2356,7 +2355,7 @@ int hbone_pool_open(struct hbone_pool *p, const struct hbone_pool_target *t,
 
 	if (out)
 		*out = NULL;
-	CHECK_MAGIC(p, HBONE_POOL_MAGIC);
+	CHECK_OBJ(p, HBONE_POOL_MAGIC);
 	if (!t || !t->src_id || !t->ctx || !t->dst || !t->mksock || !t->n_expect ||
 	    (t->dst->sa_family != AF_INET && t->dst->sa_family != AF_INET6)) {
 		ret = -EINVAL;
@@ -2401,7 +2400,7 @@ void hbone_pool_drain(struct hbone_pool *p, const char *src_id)
 {
 	size_t n = src_id ? strlen(src_id) : 0;
 
-	CHECK_MAGIC(p, HBONE_POOL_MAGIC);
+	CHECK_OBJ(p, HBONE_POOL_MAGIC);
 	for (struct hbone_conn *c = p->conns; c; c = c->next) {
 		if (c->draining || (src_id && (strncmp(c->pool_key, src_id, n) || c->pool_key[n] != '|')))
 			continue;
@@ -2415,7 +2414,7 @@ size_t hbone_pool_stats(const struct hbone_pool *p, struct hbone_pool_conn_info 
 {
 	size_t n = 0;
 
-	CHECK_MAGIC(p, HBONE_POOL_MAGIC);
+	CHECK_OBJ(p, HBONE_POOL_MAGIC);
 	for (const struct hbone_conn *c = p->conns; c; c = c->next, n++) {
 		const char *k = c->pool_key, *bar1, *bar2;
 

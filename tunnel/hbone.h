@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * HBONE transport (ambient-reference.md §8.1, §9): HTTP/2 CONNECT streams
+ * HBONE transport: HTTP/2 CONNECT streams
  * over mutual TLS 1.3, one TCP connection per struct hbone_conn, driven by
  * the tunnel loop. nghttp2 is used sans-I/O: decrypted bytes (gathered over
  * several TLS records) go into nghttp2_session_mem_recv(); output leaves
@@ -84,7 +84,7 @@ struct hbone_opts {
 	uint32_t connect_timeout_ms; /* TCP connect + TLS handshake; 10 s */
 };
 
-/* Fills the §9.3 / §8.1 defaults for a client (server = false) or server. */
+/* Fills Istio's HBONE defaults for a client (server = false) or server. */
 void hbone_opts_default(struct hbone_opts *o, bool server);
 
 struct hbone_stream_stats {
@@ -140,7 +140,7 @@ int hbone_stream_open(struct hbone_conn *c, const struct hbone_connect_req *req,
 		      hbone_stream_done_cb done_cb, void *ctx, struct hbone_stream **out);
 
 /* forwarded: for="<ip>:<port>" ("[v6]:port"), plus ;host=<host> when host
- * is non-NULL (§9.4). 0, -EINVAL, -ENOSPC. */
+ * is non-NULL. 0, -EINVAL, -ENOSPC. */
 int hbone_format_forwarded(char *buf, size_t len, const struct sockaddr *src, const char *host);
 
 /* ------------------------------------------------------------- server */

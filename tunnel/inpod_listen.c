@@ -17,7 +17,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <stdatomic.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 

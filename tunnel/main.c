@@ -251,16 +251,15 @@ int main(int argc, char **argv)
 	/* One malloc arena for every thread: glibc's per-thread arenas keep
 	 * their free top chunk (up to twice the mmap threshold, which rises to
 	 * 1 MiB with the HBONE buffers) even through malloc_trim(), so after a
-	 * burst the tunnel stayed at 12.8 MiB instead of 8.5 with two workers.
+	 * burst the tunnel kept megabytes it no longer used (docs/performance.md).
 	 * The workers rarely malloc at the same time (tcache serves most). */
 	mallopt(M_ARENA_MAX, 1);
 	/* A fixed mmap threshold (glibc's default value). The dynamic one
 	 * rises to the largest buffer freed so far (a grown HBONE output
 	 * buffer or ring: up to MiBs), and from then on such buffers come
-	 * from the heap, whose freed pages stay resident: after a burst of
-	 * held connections a load of 1000 req/s ran at 11.0 MiB instead of
-	 * 9.6. Fixed, buffers from 128 KiB up are mapped, and unmapped when
-	 * freed. */
+	 * from the heap, whose freed pages stay resident after a burst of
+	 * held connections (docs/performance.md). Fixed, buffers from 128 KiB
+	 * up are mapped, and unmapped when freed. */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 #endif
 	ret = workers_create(&t, (unsigned)conf.worker_threads);

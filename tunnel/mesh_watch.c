@@ -88,7 +88,7 @@ static uint64_t path_sig(const char *path)
 /*
  * Reading the files and compiling the policies run without the loop's
  * guard: they build private structures, and a large mesh takes a while
- * (about 100 ms for 5000 pods), which the worker threads' data path would
+ * (docs/performance.md), which the worker threads' data path would
  * otherwise wait out on every change. Only the swap and the re-check of
  * open connections hold it; the old model is freed after.
  */

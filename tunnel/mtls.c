@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * mTLS wiring of the tunnel (ambient-reference.md §7-§11): the mesh CA and
+ * mTLS wiring of the tunnel: the mesh CA and
  * workload identities, outbound routing to HBONE, the inbound 15008
  * server, and L4 policy. Contract in tunnel.h ("mtls.c").
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Capture (ambient-reference.md §7, §8): accept on a pod's 15001/15006
+ * Capture: accept on a pod's 15001/15006
  * listeners, recover the original destination from conntrack
  * (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST), open the upstream socket in
  * the pod netns with SO_MARK MARK_TUNNEL, connect without blocking (10 s

@@ -43,9 +43,10 @@
 
 #include <jansson.h>
 
-#include "conf/authz.h"
-#include "conf/mesh.h"
+#include "conf/objcheck.h"
 #include "conf/tunnel_conf.h"
+#include "model/authz.h"
+#include "model/mesh.h"
 #include "netlink/inpod.h"
 #include "tunnel/loop.h"
 #include "tunnel/metrics.h"
@@ -56,9 +57,6 @@
 #define CONN_MAGIC   0x434f4e4eu
 #define LIS_MAGIC    0x4c495354u
 #define HSRV_MAGIC   0x48535256u
-
-/* Verify a pointer that came back through a void * (loop/relay ctx). */
-#define CHECK_OBJ(p, m) assert((p) && (p)->magic == (m))
 
 enum lis_kind { LIS_OUTBOUND = 0, LIS_INBOUND, LIS_HBONE, LIS_COUNT };
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Hash indexes over a built mesh model (conf/mesh.c's lookups use them):
+ * Hash indexes over a built mesh model (model/mesh.c's lookups use them):
  * pods by IP, uid and namespace/name, Services by VIP, namespaces by name,
  * and, both ways, which pods each Service's selector picks. A relayed
  * connection looks the model up several times, so these keep its cost the
@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "conf/mesh.h"
+#include "model/mesh_types.h"
 
 /* NULL when out of memory (lookups then scan: slower, same answers). */
 struct mesh_index *mesh_index_build(const struct mesh *m);

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * L4 authorization engine (contract and semantics in conf/authz.h).
+ * The policy engine's compiler (contract and semantics in model/authz.h;
+ * the compiled form in authz_set.h; the evaluator in authz_eval.c).
  *
  * Compilation mirrors istiod's ambient conversion (authorization.go
- * handleRule) and evaluation mirrors ztunnel's rbac.rs, so that the same
- * objects give the same decisions. Everything a set owns (policies, rules,
- * strings, messages) lives in one arena, freed at once by authz_set_free():
- * the compiled structure is never modified after authz_compile() returns.
+ * handleRule), so that the same objects give the same decisions as with
+ * ztunnel. Everything a set owns (policies, rules, strings, messages)
+ * lives in one arena, freed at once by authz_set_free(): the compiled
+ * structure is never modified after authz_compile() returns.
  */
-#include "conf/authz.h"
+#include "model/authz.h"
+#include "model/authz_set.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -18,180 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- arena ---- */
-
-struct arena_blk {
-	struct arena_blk *next;
-	size_t used, cap;
-	max_align_t data[];
-};
-
-struct arena {
-	struct arena_blk *head;
-	bool nomem; /* sticky: some allocation failed */
-};
-
-#define ARENA_BLK 16384u
-
-static void *ar_alloc(struct arena *a, size_t n)
-{
-	struct arena_blk *b = a->head;
-	size_t al = sizeof(max_align_t);
-
-	if (n > SIZE_MAX / 2) {
-		a->nomem = true;
-		return NULL;
-	}
-	n = (n + al - 1) / al * al;
-	if (!n)
-		n = al;
-	if (!b || b->cap - b->used < n) {
-		size_t cap = n > ARENA_BLK ? n : ARENA_BLK;
-
-		b = calloc(1, sizeof(*b) + cap);
-		if (!b) {
-			a->nomem = true;
-			return NULL;
-		}
-		b->cap = cap;
-		b->next = a->head;
-		a->head = b;
-	}
-	void *p = (char *)b->data + b->used;
-
-	b->used += n;
-	return p; /* zeroed: blocks come from calloc and are never reused */
-}
-
-static void *ar_calloc(struct arena *a, size_t n, size_t sz)
-{
-	if (sz && n > SIZE_MAX / sz) {
-		a->nomem = true;
-		return NULL;
-	}
-	return ar_alloc(a, n * sz);
-}
-
-static char *ar_strndup(struct arena *a, const char *s, size_t len)
-{
-	char *p = ar_alloc(a, len + 1);
-
-	if (p)
-		memcpy(p, s, len);
-	return p;
-}
-
-static char *ar_strdup(struct arena *a, const char *s)
-{
-	return ar_strndup(a, s, strlen(s));
-}
-
-static void ar_free(struct arena *a)
-{
-	struct arena_blk *b = a->head;
-
-	while (b) {
-		struct arena_blk *n = b->next;
-
-		free(b);
-		b = n;
-	}
-	a->head = NULL;
-}
-
-/* ---- compiled form ---- */
-
-/* Match field types, as in ztunnel's RbacMatch. */
-enum field { F_NS, F_PR, F_SA, F_SIP, F_DIP, F_DPORT, F_MAX };
-enum vtype { T_STR, T_SA, T_IP, T_PORT, T_L7, T_L7IP };
-enum smkind { SM_EXACT, SM_PREFIX, SM_SUFFIX, SM_PRESENCE };
-
-struct strmatch {
-	enum smkind kind;
-	const char *s;
-	size_t len;
-};
-
-struct samatch {
-	const char *ns;
-	const char *sa;
-};
-
-struct cidr {
-	int family;
-	uint8_t addr[16];
-	unsigned bits;
-};
-
-struct flist {
-	size_t n;
-	union {
-		struct strmatch *s;
-		struct samatch *sa;
-		struct cidr *c;
-		uint16_t *port;
-	} u;
-};
-
-struct match {
-	struct flist f[F_MAX][2]; /* [field][0 positive, 1 not-form] */
-};
-
-struct clause {
-	struct match *m;
-	size_t n;
-};
-
-struct rule {
-	struct clause *c;
-	size_t n;
-};
-
-enum scope { SC_NONE, SC_GLOBAL, SC_NS, SC_WL, SC_MESH };
-enum action { A_ALLOW, A_DENY };
-enum mtls { M_UNSET, M_DISABLE, M_PERMISSIVE, M_STRICT };
-
-struct portmode {
-	uint16_t port;
-	enum mtls mode;
-};
-
-struct policy {
-	enum authz_policy_kind kind;
-	const char *ns, *name, *key;
-	const char *created; /* creationTimestamp or "" */
-	enum scope scope;
-	struct mesh_label *sel;
-	size_t n_sel;
-	enum action action;
-	const char *action_str;
-	enum authz_policy_state state;
-	struct rule *rules;
-	size_t n_rules;
-	struct authz_msg *msgs;
-	size_t n_msgs, cap_msgs;
-	const char *first_error;
-	/* PeerAuthentication */
-	enum mtls mode;
-	struct portmode *ports;
-	size_t n_ports;
-};
-
-struct authz_set {
-	struct arena ar;
-	const char *root;
-	struct policy *ap;
-	size_t n_ap;
-	struct policy *pa;
-	size_t n_pa;
-	size_t n_invalid;
-};
-
 /* ---- compile context ---- */
 
 struct pctx {
 	struct arena *ar;
-	struct policy *p;
+	struct az_policy *p;
 	const char *root;
 	/* L7 attribute names found, for the warning (unique, in order seen) */
 	const char **l7;
@@ -201,7 +34,7 @@ struct pctx {
 static void __attribute__((format(printf, 3, 4)))
 addmsg(struct pctx *pc, enum authz_msg_level level, const char *fmt, ...)
 {
-	struct policy *p = pc->p;
+	struct az_policy *p = pc->p;
 	char buf[768];
 	va_list ap;
 	char *s;
@@ -209,12 +42,12 @@ addmsg(struct pctx *pc, enum authz_msg_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	s = ar_strdup(pc->ar, buf);
+	s = arena_strdup(pc->ar, buf);
 	if (!s)
 		return;
 	if (p->n_msgs == p->cap_msgs) {
 		size_t cap = p->cap_msgs ? p->cap_msgs * 2 : 4;
-		struct authz_msg *m = ar_calloc(pc->ar, cap, sizeof(*m));
+		struct authz_msg *m = arena_calloc(pc->ar, cap, sizeof(*m));
 
 		if (!m)
 			return;
@@ -240,7 +73,7 @@ static void note_l7(struct pctx *pc, const char *name)
 			return;
 	if (pc->n_l7 == pc->cap_l7) {
 		size_t cap = pc->cap_l7 ? pc->cap_l7 * 2 : 8;
-		const char **v = ar_calloc(pc->ar, cap, sizeof(*v));
+		const char **v = arena_calloc(pc->ar, cap, sizeof(*v));
 
 		if (!v)
 			return;
@@ -249,7 +82,7 @@ static void note_l7(struct pctx *pc, const char *name)
 		pc->l7 = v;
 		pc->cap_l7 = cap;
 	}
-	pc->l7[pc->n_l7++] = ar_strdup(pc->ar, name);
+	pc->l7[pc->n_l7++] = arena_strdup(pc->ar, name);
 	if (!pc->l7[pc->n_l7 - 1])
 		pc->n_l7--;
 }
@@ -300,7 +133,7 @@ static int parse_port(const char *s, uint16_t *out)
 }
 
 /* "a.b.c.d", "a.b.c.d/n", "v6", "v6/n"; a bare IP is /32 or /128. */
-static int parse_cidr(const char *s, struct cidr *c)
+static int parse_cidr(const char *s, struct az_cidr *c)
 {
 	char buf[INET6_ADDRSTRLEN + 8];
 	const char *slash = strchr(s, '/');
@@ -341,25 +174,25 @@ static int parse_cidr(const char *s, struct cidr *c)
 }
 
 /* istiod stringToMatch: "*" presence, "*x" suffix, "x*" prefix, else exact. */
-static void make_strmatch(struct arena *ar, const char *v, struct strmatch *m)
+static void make_strmatch(struct arena *ar, const char *v, struct az_strmatch *m)
 {
 	size_t len = strlen(v);
 
 	if (!strcmp(v, "*")) {
-		m->kind = SM_PRESENCE;
+		m->kind = AZ_SM_PRESENCE;
 		m->s = "";
 		m->len = 0;
 	} else if (v[0] == '*') {
-		m->kind = SM_SUFFIX;
-		m->s = ar_strdup(ar, v + 1);
+		m->kind = AZ_SM_SUFFIX;
+		m->s = arena_strdup(ar, v + 1);
 		m->len = len - 1;
 	} else if (len && v[len - 1] == '*') {
-		m->kind = SM_PREFIX;
-		m->s = ar_strndup(ar, v, len - 1);
+		m->kind = AZ_SM_PREFIX;
+		m->s = arena_strndup(ar, v, len - 1);
 		m->len = len - 1;
 	} else {
-		m->kind = SM_EXACT;
-		m->s = ar_strdup(ar, v);
+		m->kind = AZ_SM_EXACT;
+		m->s = arena_strdup(ar, v);
 		m->len = len;
 	}
 }
@@ -369,7 +202,7 @@ static void make_strmatch(struct arena *ar, const char *v, struct strmatch *m)
  * messages) and converts it by type into *out (which may be NULL for L7
  * types). Absent or null: empty list. Problems are policy errors.
  */
-static void conv_list(struct pctx *pc, const json_t *arr, enum vtype type, struct flist *out,
+static void conv_list(struct pctx *pc, const json_t *arr, enum az_vtype type, struct az_flist *out,
 		      const char *path)
 {
 	size_t n, i, k = 0;
@@ -385,10 +218,10 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum vtype type, struc
 	if (!n)
 		return;
 	if (out) {
-		size_t sz = type == T_STR ? sizeof(struct strmatch) :
-			    type == T_SA  ? sizeof(struct samatch) :
-			    type == T_IP  ? sizeof(struct cidr) : sizeof(uint16_t);
-		void *mem = ar_calloc(pc->ar, n, sz);
+		size_t sz = type == AZ_T_STR ? sizeof(struct az_strmatch) :
+			    type == AZ_T_SA  ? sizeof(struct az_samatch) :
+			    type == AZ_T_IP  ? sizeof(struct az_cidr) : sizeof(uint16_t);
+		void *mem = arena_calloc(pc->ar, n, sz);
 
 		if (!mem)
 			return;
@@ -407,12 +240,12 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum vtype type, struc
 			continue;
 		}
 		switch (type) {
-		case T_STR:
+		case AZ_T_STR:
 			make_strmatch(pc->ar, s, &out->u.s[k++]);
 			break;
-		case T_SA: {
+		case AZ_T_SA: {
 			const char *sl = strchr(s, '/');
-			struct samatch *m = &out->u.sa[k];
+			struct az_samatch *m = &out->u.sa[k];
 
 			if (sl && (sl == s || !sl[1] || strchr(sl + 1, '/'))) {
 				addmsg(pc, AUTHZ_MSG_ERROR,
@@ -421,19 +254,19 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum vtype type, struc
 				continue;
 			}
 			if (sl) {
-				m->ns = ar_strndup(pc->ar, s, (size_t)(sl - s));
-				m->sa = ar_strdup(pc->ar, sl + 1);
+				m->ns = arena_strndup(pc->ar, s, (size_t)(sl - s));
+				m->sa = arena_strdup(pc->ar, sl + 1);
 			} else {
 				/* bare name: the policy's namespace (istiod) */
 				m->ns = pc->p->ns;
-				m->sa = ar_strdup(pc->ar, s);
+				m->sa = arena_strdup(pc->ar, s);
 			}
 			k++;
 			break;
 		}
-		case T_IP:
-		case T_L7IP: {
-			struct cidr c;
+		case AZ_T_IP:
+		case AZ_T_L7IP: {
+			struct az_cidr c;
 
 			if (parse_cidr(s, &c)) {
 				addmsg(pc, AUTHZ_MSG_ERROR,
@@ -441,11 +274,11 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum vtype type, struc
 				       path, i, s);
 				continue;
 			}
-			if (type == T_IP)
+			if (type == AZ_T_IP)
 				out->u.c[k++] = c;
 			break;
 		}
-		case T_PORT:
+		case AZ_T_PORT:
 			if (parse_port(s, &out->u.port[k])) {
 				addmsg(pc, AUTHZ_MSG_ERROR,
 				       "%s[%zu]: \"%s\" is not a port: use a number 1..65535 as a string",
@@ -454,7 +287,7 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum vtype type, struc
 			}
 			k++;
 			break;
-		case T_L7:
+		case AZ_T_L7:
 			break;
 		}
 	}
@@ -466,51 +299,43 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum vtype type, struc
 
 struct fspec {
 	const char *name;
-	enum field field;
+	enum az_field field;
 	int neg;
-	enum vtype type;
+	enum az_vtype type;
 };
 
 static const struct fspec source_fields[] = {
-	{ "principals", F_PR, 0, T_STR },
-	{ "notPrincipals", F_PR, 1, T_STR },
-	{ "namespaces", F_NS, 0, T_STR },
-	{ "notNamespaces", F_NS, 1, T_STR },
-	{ "serviceAccounts", F_SA, 0, T_SA },
-	{ "notServiceAccounts", F_SA, 1, T_SA },
-	{ "ipBlocks", F_SIP, 0, T_IP },
-	{ "notIpBlocks", F_SIP, 1, T_IP },
-	{ "requestPrincipals", F_MAX, 0, T_L7 },
-	{ "notRequestPrincipals", F_MAX, 0, T_L7 },
-	{ "remoteIpBlocks", F_MAX, 0, T_L7IP },
-	{ "notRemoteIpBlocks", F_MAX, 0, T_L7IP },
-	{ "trustDomains", F_MAX, 0, T_L7 },
-	{ "notTrustDomains", F_MAX, 0, T_L7 },
+	{ "principals", AZ_F_PR, 0, AZ_T_STR },
+	{ "notPrincipals", AZ_F_PR, 1, AZ_T_STR },
+	{ "namespaces", AZ_F_NS, 0, AZ_T_STR },
+	{ "notNamespaces", AZ_F_NS, 1, AZ_T_STR },
+	{ "serviceAccounts", AZ_F_SA, 0, AZ_T_SA },
+	{ "notServiceAccounts", AZ_F_SA, 1, AZ_T_SA },
+	{ "ipBlocks", AZ_F_SIP, 0, AZ_T_IP },
+	{ "notIpBlocks", AZ_F_SIP, 1, AZ_T_IP },
+	{ "requestPrincipals", AZ_F_MAX, 0, AZ_T_L7 },
+	{ "notRequestPrincipals", AZ_F_MAX, 0, AZ_T_L7 },
+	{ "remoteIpBlocks", AZ_F_MAX, 0, AZ_T_L7IP },
+	{ "notRemoteIpBlocks", AZ_F_MAX, 0, AZ_T_L7IP },
+	{ "trustDomains", AZ_F_MAX, 0, AZ_T_L7 },
+	{ "notTrustDomains", AZ_F_MAX, 0, AZ_T_L7 },
 };
 
 static const struct fspec operation_fields[] = {
-	{ "ports", F_DPORT, 0, T_PORT },
-	{ "notPorts", F_DPORT, 1, T_PORT },
-	{ "hosts", F_MAX, 0, T_L7 },
-	{ "notHosts", F_MAX, 0, T_L7 },
-	{ "methods", F_MAX, 0, T_L7 },
-	{ "notMethods", F_MAX, 0, T_L7 },
-	{ "paths", F_MAX, 0, T_L7 },
-	{ "notPaths", F_MAX, 0, T_L7 },
+	{ "ports", AZ_F_DPORT, 0, AZ_T_PORT },
+	{ "notPorts", AZ_F_DPORT, 1, AZ_T_PORT },
+	{ "hosts", AZ_F_MAX, 0, AZ_T_L7 },
+	{ "notHosts", AZ_F_MAX, 0, AZ_T_L7 },
+	{ "methods", AZ_F_MAX, 0, AZ_T_L7 },
+	{ "notMethods", AZ_F_MAX, 0, AZ_T_L7 },
+	{ "paths", AZ_F_MAX, 0, AZ_T_L7 },
+	{ "notPaths", AZ_F_MAX, 0, AZ_T_L7 },
 };
-
-static bool match_is_empty(const struct match *m)
-{
-	for (int f = 0; f < F_MAX; f++)
-		if (m->f[f][0].n || m->f[f][1].n)
-			return false;
-	return true;
-}
 
 /* One from[].source or to[].operation entry -> one match. Returns whether
  * any L7 field was present. */
 static bool conv_entry(struct pctx *pc, const json_t *obj, const struct fspec *specs,
-		       size_t n_specs, struct match *m, const char *path)
+		       size_t n_specs, struct az_match *m, const char *path)
 {
 	const char *k;
 	const json_t *v;
@@ -528,7 +353,7 @@ static bool conv_entry(struct pctx *pc, const json_t *obj, const struct fspec *s
 			continue;
 		}
 		pathf(sub, sizeof(sub), "%s.%s", path, k);
-		if (fs->field == F_MAX) {
+		if (fs->field == AZ_F_MAX) {
 			conv_list(pc, v, fs->type, NULL, sub);
 			if (json_array_size(v)) {
 				l7 = any = true;
@@ -547,19 +372,19 @@ static bool conv_entry(struct pctx *pc, const json_t *obj, const struct fspec *s
 
 static const struct {
 	const char *key;
-	enum field field;
-	enum vtype type;
+	enum az_field field;
+	enum az_vtype type;
 } when_keys[] = {
-	{ "source.ip", F_SIP, T_IP },
-	{ "source.namespace", F_NS, T_STR },
-	{ "source.principal", F_PR, T_STR },
-	{ "destination.ip", F_DIP, T_IP },
-	{ "destination.port", F_DPORT, T_PORT },
+	{ "source.ip", AZ_F_SIP, AZ_T_IP },
+	{ "source.namespace", AZ_F_NS, AZ_T_STR },
+	{ "source.principal", AZ_F_PR, AZ_T_STR },
+	{ "destination.ip", AZ_F_DIP, AZ_T_IP },
+	{ "destination.port", AZ_F_DPORT, AZ_T_PORT },
 };
 
 /* A clause of one match per element of list (from[] or to[]). */
 static bool conv_entries(struct pctx *pc, const json_t *list, const char *inner,
-			 const struct fspec *specs, size_t n_specs, struct clause *cl,
+			 const struct fspec *specs, size_t n_specs, struct az_clause *cl,
 			 const char *path)
 {
 	size_t i, n = json_array_size(list);
@@ -567,7 +392,7 @@ static bool conv_entries(struct pctx *pc, const json_t *list, const char *inner,
 	bool l7 = false;
 	char sub[320];
 
-	cl->m = ar_calloc(pc->ar, n, sizeof(*cl->m));
+	cl->m = arena_calloc(pc->ar, n, sizeof(*cl->m));
 	if (!cl->m)
 		return false;
 	cl->n = n;
@@ -593,11 +418,11 @@ static bool conv_entries(struct pctx *pc, const json_t *list, const char *inner,
 		}
 		l7 |= conv_entry(pc, o, specs, n_specs, &cl->m[i], sub);
 		if (!strcmp(inner, "source")) {
-			const struct match *m = &cl->m[i];
+			const struct az_match *m = &cl->m[i];
 
-			if ((m->f[F_PR][0].n || m->f[F_PR][1].n || m->f[F_NS][0].n ||
-			     m->f[F_NS][1].n) &&
-			    (m->f[F_SA][0].n || m->f[F_SA][1].n))
+			if ((m->f[AZ_F_PR][0].n || m->f[AZ_F_PR][1].n || m->f[AZ_F_NS][0].n ||
+			     m->f[AZ_F_NS][1].n) &&
+			    (m->f[AZ_F_SA][0].n || m->f[AZ_F_SA][1].n))
 				addmsg(pc, AUTHZ_MSG_ERROR,
 				       "%s: cannot set serviceAccounts with namespaces or principals", sub);
 		}
@@ -605,7 +430,7 @@ static bool conv_entries(struct pctx *pc, const json_t *list, const char *inner,
 	return l7;
 }
 
-static bool conv_when(struct pctx *pc, const json_t *c, struct clause *cl, const char *path)
+static bool conv_when(struct pctx *pc, const json_t *c, struct az_clause *cl, const char *path)
 {
 	const json_t *key, *vals, *nvals;
 	const char *k, *ks;
@@ -613,7 +438,7 @@ static bool conv_when(struct pctx *pc, const json_t *c, struct clause *cl, const
 	char sub[320];
 	bool l7 = false;
 
-	cl->m = ar_calloc(pc->ar, 1, sizeof(*cl->m));
+	cl->m = arena_calloc(pc->ar, 1, sizeof(*cl->m));
 	if (!cl->m)
 		return false;
 	cl->n = 1;
@@ -648,16 +473,16 @@ static bool conv_when(struct pctx *pc, const json_t *c, struct clause *cl, const
 	}
 	/* any other key is an HTTP attribute: checked for shape, then an empty match */
 	pathf(sub, sizeof(sub), "%s.values", path);
-	conv_list(pc, vals, T_L7, NULL, sub);
+	conv_list(pc, vals, AZ_T_L7, NULL, sub);
 	pathf(sub, sizeof(sub), "%s.notValues", path);
-	conv_list(pc, nvals, T_L7, NULL, sub);
+	conv_list(pc, nvals, AZ_T_L7, NULL, sub);
 	note_l7(pc, ks);
 	l7 = true;
 	return l7;
 }
 
 /* istiod handleRule. Returns false when the rule is dropped (ALLOW with L7). */
-static bool conv_rule(struct pctx *pc, const json_t *r, struct rule *out, const char *path)
+static bool conv_rule(struct pctx *pc, const json_t *r, struct az_rule *out, const char *path)
 {
 	const json_t *from, *to, *when, *v;
 	const char *k;
@@ -695,7 +520,7 @@ static bool conv_rule(struct pctx *pc, const json_t *r, struct rule *out, const 
 		addmsg(pc, AUTHZ_MSG_ERROR, "%s.when: must be a list, found %s", path, jtype(when));
 		when = NULL;
 	}
-	out->c = ar_calloc(pc->ar, 2 + json_array_size(when), sizeof(*out->c));
+	out->c = arena_calloc(pc->ar, 2 + json_array_size(when), sizeof(*out->c));
 	if (!out->c)
 		return false;
 	if (to) {
@@ -714,23 +539,23 @@ static bool conv_rule(struct pctx *pc, const json_t *r, struct rule *out, const 
 		l7 |= conv_when(pc, v, &out->c[n++], sub);
 	}
 	out->n = n;
-	if (pc->p->action == A_ALLOW && l7)
+	if (pc->p->action == AZ_A_ALLOW && l7)
 		return false; /* L7 rules never match in ALLOW (fail safe) */
 	return true;
 }
 
 /* Istio hasEffectiveRules: can any rule fire at all? */
-static bool has_effective_rules(const struct policy *p)
+static bool has_effective_rules(const struct az_policy *p)
 {
 	for (size_t r = 0; r < p->n_rules; r++) {
 		bool eff = true;
 
 		for (size_t c = 0; c < p->rules[r].n && eff; c++) {
-			const struct clause *cl = &p->rules[r].c[c];
+			const struct az_clause *cl = &p->rules[r].c[c];
 			bool nonempty = false;
 
 			for (size_t m = 0; m < cl->n; m++)
-				nonempty |= !match_is_empty(&cl->m[m]);
+				nonempty |= !az_match_is_empty(&cl->m[m]);
 			eff = nonempty;
 		}
 		if (eff)
@@ -746,23 +571,23 @@ static bool has_effective_rules(const struct policy *p)
 static int conv_meta(struct pctx *pc, const json_t *o, size_t idx, const char *kind,
 		     const json_t **spec)
 {
-	struct policy *p = pc->p;
+	struct az_policy *p = pc->p;
 	const json_t *meta = json_object_get(o, "metadata");
 	const char *ns = json_string_value(json_object_get(meta, "namespace"));
 	const char *name = json_string_value(json_object_get(meta, "name"));
 	const char *ts = json_string_value(json_object_get(meta, "creationTimestamp"));
 	char key[320];
 
-	p->ns = ar_strdup(pc->ar, ns && *ns ? ns : "default");
+	p->ns = arena_strdup(pc->ar, ns && *ns ? ns : "default");
 	if (name && *name) {
-		p->name = ar_strdup(pc->ar, name);
+		p->name = arena_strdup(pc->ar, name);
 	} else {
 		pathf(key, sizeof(key), "(unnamed %s #%zu)", kind, idx + 1);
-		p->name = ar_strdup(pc->ar, key);
+		p->name = arena_strdup(pc->ar, key);
 	}
 	pathf(key, sizeof(key), "%s/%s", p->ns ? p->ns : "", p->name ? p->name : "");
-	p->key = ar_strdup(pc->ar, key);
-	p->created = ar_strdup(pc->ar, ts ? ts : "");
+	p->key = arena_strdup(pc->ar, key);
+	p->created = arena_strdup(pc->ar, ts ? ts : "");
 	if (!p->action_str) /* AuthorizationPolicy set its default (ALLOW) already */
 		p->action_str = "";
 	*spec = NULL;
@@ -801,7 +626,7 @@ static int conv_meta(struct pctx *pc, const json_t *o, size_t idx, const char *k
  */
 static int conv_selector(struct pctx *pc, const json_t *spec)
 {
-	struct policy *p = pc->p;
+	struct az_policy *p = pc->p;
 	const json_t *sel = json_object_get(spec, "selector"), *ml, *v;
 	const char *k;
 	size_t n = 0;
@@ -828,7 +653,7 @@ static int conv_selector(struct pctx *pc, const json_t *spec)
 		return -1;
 	if (!json_object_size(ml))
 		return 2;
-	p->sel = ar_calloc(pc->ar, json_object_size(ml), sizeof(*p->sel));
+	p->sel = arena_calloc(pc->ar, json_object_size(ml), sizeof(*p->sel));
 	if (!p->sel)
 		return -1;
 	json_object_foreach((json_t *)ml, k, v) {
@@ -839,8 +664,8 @@ static int conv_selector(struct pctx *pc, const json_t *spec)
 			bad = 1;
 			continue;
 		}
-		p->sel[n].key = ar_strdup(pc->ar, k);
-		p->sel[n].value = ar_strdup(pc->ar, json_string_value(v));
+		p->sel[n].key = arena_strdup(pc->ar, k);
+		p->sel[n].value = arena_strdup(pc->ar, json_string_value(v));
 		n++;
 	}
 	p->n_sel = n;
@@ -877,7 +702,7 @@ static bool has_target_ref(const json_t *spec)
 
 static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 {
-	struct policy *p = pc->p;
+	struct az_policy *p = pc->p;
 	const json_t *spec, *act, *rules, *r, *v;
 	const char *k, *dry;
 	size_t i, n = 0;
@@ -886,10 +711,10 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 
 	p->kind = AUTHZ_KIND_AUTHORIZATION;
 	p->state = AUTHZ_POLICY_ACTIVE;
-	p->action = A_ALLOW;
+	p->action = AZ_A_ALLOW;
 	p->action_str = "ALLOW";
 	if (conv_meta(pc, o, idx, "AuthorizationPolicy", &spec)) {
-		p->scope = p->ns && !strcmp(p->ns, pc->root) ? SC_GLOBAL : SC_NS;
+		p->scope = p->ns && !strcmp(p->ns, pc->root) ? AZ_SC_GLOBAL : AZ_SC_NS;
 		return;
 	}
 	json_object_foreach((json_t *)spec, k, v)
@@ -899,11 +724,11 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 
 	sel = conv_selector(pc, spec);
 	if (sel == 1)
-		p->scope = SC_WL;
+		p->scope = AZ_SC_WL;
 	else if (sel == 2)
-		p->scope = SC_NONE;
+		p->scope = AZ_SC_NONE;
 	else
-		p->scope = !strcmp(p->ns, pc->root) ? SC_GLOBAL : SC_NS;
+		p->scope = !strcmp(p->ns, pc->root) ? AZ_SC_GLOBAL : AZ_SC_NS;
 
 	/* The three reasons istiod sends nothing to ztunnel, in its order. */
 	dry = json_string_value(json_object_get(
@@ -938,7 +763,7 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 		} else if (!strcmp(a, "ALLOW") || !*a) {
 			/* default */
 		} else if (!strcmp(a, "DENY")) {
-			p->action = A_DENY;
+			p->action = AZ_A_DENY;
 			p->action_str = "DENY";
 		} else if (!strcmp(a, "AUDIT") || !strcmp(a, "CUSTOM")) {
 			p->action_str = !strcmp(a, "AUDIT") ? "AUDIT" : "CUSTOM";
@@ -961,7 +786,7 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 		return;
 	}
 	if (json_array_size(rules)) {
-		p->rules = ar_calloc(pc->ar, json_array_size(rules), sizeof(*p->rules));
+		p->rules = arena_calloc(pc->ar, json_array_size(rules), sizeof(*p->rules));
 		if (!p->rules)
 			return;
 	}
@@ -975,7 +800,7 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 	if (sel == 2)
 		addmsg(pc, AUTHZ_MSG_WARNING,
 		       "spec.selector has no matchLabels: Istio ambient attaches selector policies by labels, so this policy selects no workload");
-	if (p->action == A_DENY && !json_array_size(rules))
+	if (p->action == AZ_A_DENY && !json_array_size(rules))
 		addmsg(pc, AUTHZ_MSG_WARNING,
 		       "DENY policy without rules never matches; add an empty rule {} to deny everything");
 	if (pc->n_l7) {
@@ -1001,7 +826,7 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 		addmsg(pc, AUTHZ_MSG_WARNING,
 		       "the tunnel does not enforce HTTP attributes (found: %s); use a waypoint for HTTP rules. %s",
 		       found,
-		       p->action == A_ALLOW ?
+		       p->action == AZ_A_ALLOW ?
 			       "Within an ALLOW policy, rules with HTTP attributes are omitted (never match): more restrictive than requested." :
 		       has_effective_rules(p) ?
 			       "The DENY policy is enforced without its HTTP attributes: more restrictive than requested." :
@@ -1009,12 +834,12 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 	}
 }
 
-static int parse_mode(struct pctx *pc, const json_t *mtls, enum mtls *out, const char *path)
+static int parse_mode(struct pctx *pc, const json_t *mtls, enum az_mtls *out, const char *path)
 {
 	const json_t *m, *v;
 	const char *s, *k;
 
-	*out = M_UNSET;
+	*out = AZ_M_UNSET;
 	if (!mtls || json_is_null(mtls))
 		return 0;
 	if (!json_is_object(mtls)) {
@@ -1033,13 +858,13 @@ static int parse_mode(struct pctx *pc, const json_t *mtls, enum mtls *out, const
 		return -EINVAL;
 	}
 	if (!strcmp(s, "UNSET") || !*s)
-		*out = M_UNSET;
+		*out = AZ_M_UNSET;
 	else if (!strcmp(s, "DISABLE"))
-		*out = M_DISABLE;
+		*out = AZ_M_DISABLE;
 	else if (!strcmp(s, "PERMISSIVE"))
-		*out = M_PERMISSIVE;
+		*out = AZ_M_PERMISSIVE;
 	else if (!strcmp(s, "STRICT"))
-		*out = M_STRICT;
+		*out = AZ_M_STRICT;
 	else {
 		addmsg(pc, AUTHZ_MSG_ERROR,
 		       "%s.mode: unknown mode \"%s\" (use STRICT, PERMISSIVE, DISABLE or UNSET)", path, s);
@@ -1048,20 +873,20 @@ static int parse_mode(struct pctx *pc, const json_t *mtls, enum mtls *out, const
 	return 0;
 }
 
-static const char *mode_name(enum mtls m)
+static const char *mode_name(enum az_mtls m)
 {
 	switch (m) {
-	case M_UNSET: return "UNSET";
-	case M_DISABLE: return "DISABLE";
-	case M_PERMISSIVE: return "PERMISSIVE";
-	case M_STRICT: return "STRICT";
+	case AZ_M_UNSET: return "UNSET";
+	case AZ_M_DISABLE: return "DISABLE";
+	case AZ_M_PERMISSIVE: return "PERMISSIVE";
+	case AZ_M_STRICT: return "STRICT";
 	}
 	return "?";
 }
 
 static void conv_peerauthn(struct pctx *pc, const json_t *o, size_t idx)
 {
-	struct policy *p = pc->p;
+	struct az_policy *p = pc->p;
 	const json_t *spec, *plm, *v;
 	const char *k;
 	int sel;
@@ -1070,11 +895,11 @@ static void conv_peerauthn(struct pctx *pc, const json_t *o, size_t idx)
 
 	p->kind = AUTHZ_KIND_PEER_AUTHENTICATION;
 	p->state = AUTHZ_POLICY_ACTIVE;
-	p->action = A_DENY;
+	p->action = AZ_A_DENY;
 	is_root = false;
 	if (conv_meta(pc, o, idx, "PeerAuthentication", &spec)) {
 		is_root = p->ns && !strcmp(p->ns, pc->root);
-		p->scope = is_root ? SC_MESH : SC_NS;
+		p->scope = is_root ? AZ_SC_MESH : AZ_SC_NS;
 		p->action_str = "?";
 		return;
 	}
@@ -1084,16 +909,16 @@ static void conv_peerauthn(struct pctx *pc, const json_t *o, size_t idx)
 			addmsg(pc, AUTHZ_MSG_ERROR, "spec: unknown field \"%s\"", k);
 	sel = conv_selector(pc, spec);
 	if (sel == 1)
-		p->scope = is_root ? SC_NONE : SC_WL;
+		p->scope = is_root ? AZ_SC_NONE : AZ_SC_WL;
 	else
-		p->scope = is_root ? SC_MESH : SC_NS;
+		p->scope = is_root ? AZ_SC_MESH : AZ_SC_NS;
 	if (sel == 1 && is_root && p->state != AUTHZ_POLICY_INVALID)
 		/* istiod: a workload-level policy in the root namespace is never effective */
 		p->state = AUTHZ_POLICY_IGNORED;
 
 	parse_mode(pc, json_object_get(spec, "mtls"), &p->mode, "spec.mtls");
 	p->action_str = mode_name(p->mode);
-	if (p->mode == M_DISABLE)
+	if (p->mode == AZ_M_DISABLE)
 		addmsg(pc, AUTHZ_MSG_WARNING,
 		       "mode DISABLE acts as PERMISSIVE: the tunnel always uses mTLS between enrolled pods");
 
@@ -1110,7 +935,7 @@ static void conv_peerauthn(struct pctx *pc, const json_t *o, size_t idx)
 		} else if (sel != 1) {
 			addmsg(pc, AUTHZ_MSG_ERROR,
 			       "spec.portLevelMtls: mesh/namespace peer authentication cannot have port level mTLS");
-		} else if ((p->ports = ar_calloc(pc->ar, json_object_size(plm), sizeof(*p->ports)))) {
+		} else if ((p->ports = arena_calloc(pc->ar, json_object_size(plm), sizeof(*p->ports)))) {
 			json_object_foreach((json_t *)plm, k, v) {
 				uint16_t port;
 
@@ -1138,14 +963,14 @@ static void conv_peerauthn(struct pctx *pc, const json_t *o, size_t idx)
 
 static int cmp_policy(const void *a, const void *b)
 {
-	const struct policy *x = a, *y = b;
+	const struct az_policy *x = a, *y = b;
 	int c = strcmp(x->ns, y->ns);
 
 	return c ? c : strcmp(x->name, y->name);
 }
 
 static int compile_list(struct authz_set *set, const json_t *arr, enum authz_policy_kind kind,
-			struct policy **out, size_t *n_out)
+			struct az_policy **out, size_t *n_out)
 {
 	size_t n = json_array_size(arr), i;
 	const json_t *o;
@@ -1154,7 +979,7 @@ static int compile_list(struct authz_set *set, const json_t *arr, enum authz_pol
 	*n_out = 0;
 	if (!n)
 		return 0;
-	*out = ar_calloc(&set->ar, n, sizeof(**out));
+	*out = arena_calloc(&set->ar, n, sizeof(**out));
 	if (!*out)
 		return -ENOMEM;
 	json_array_foreach(arr, i, o) {
@@ -1187,7 +1012,7 @@ int authz_compile(const json_t *authorization_policies, const json_t *peer_authe
 	set = calloc(1, sizeof(*set));
 	if (!set)
 		return -ENOMEM;
-	set->root = ar_strdup(&set->ar, root_namespace && *root_namespace ?
+	set->root = arena_strdup(&set->ar, root_namespace && *root_namespace ?
 						root_namespace : AUTHZ_DEFAULT_ROOT_NAMESPACE);
 	if (!set->root) {
 		ret = -ENOMEM;
@@ -1212,7 +1037,7 @@ void authz_set_free(struct authz_set *set)
 {
 	if (!set)
 		return;
-	ar_free(&set->ar);
+	arena_free(&set->ar);
 	free(set);
 }
 
@@ -1224,439 +1049,4 @@ size_t authz_set_count(const struct authz_set *set)
 size_t authz_set_invalid_count(const struct authz_set *set)
 {
 	return set ? set->n_invalid : 0;
-}
-
-/* ---- evaluation ---- */
-
-struct ectx {
-	const char *principal; /* identity without "spiffe://", NULL if none */
-	size_t principal_len;
-	const char *id_ns; /* namespace of the identity, "" if none */
-	size_t id_ns_len;
-	const char *id_sa; /* NULL if the identity is not spiffe://td/ns/N/sa/S */
-	size_t id_sa_len;
-	struct mesh_ip src, dst;
-	uint16_t dport;
-};
-
-static bool labels_contain(const struct mesh_labels *l, const struct mesh_label *sel, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		bool found = false;
-
-		for (size_t j = 0; j < l->n && !found; j++)
-			found = l->items[j].key && l->items[j].value &&
-				!strcmp(l->items[j].key, sel[i].key) &&
-				!strcmp(l->items[j].value, sel[i].value);
-		if (!found)
-			return false;
-	}
-	return true;
-}
-
-static bool ap_selects(const struct authz_set *set, const struct policy *p,
-		       const struct authz_workload *w)
-{
-	switch (p->scope) {
-	case SC_GLOBAL:
-	case SC_MESH:
-		return true;
-	case SC_NS:
-		return !strcmp(p->ns, w->namespace);
-	case SC_WL:
-		return (!strcmp(p->ns, w->namespace) || !strcmp(p->ns, set->root)) &&
-		       labels_contain(&w->labels, p->sel, p->n_sel);
-	case SC_NONE:
-		return false;
-	}
-	return false;
-}
-
-/* PeerAuthentication selection (istiod fetchPeerAuthentications): a
- * selector only selects in its own namespace. */
-static bool pa_selects(const struct policy *p, const struct authz_workload *w)
-{
-	switch (p->scope) {
-	case SC_MESH:
-	case SC_GLOBAL:
-		return true;
-	case SC_NS:
-		return !strcmp(p->ns, w->namespace);
-	case SC_WL:
-		return !strcmp(p->ns, w->namespace) && labels_contain(&w->labels, p->sel, p->n_sel);
-	case SC_NONE:
-		return false;
-	}
-	return false;
-}
-
-static bool sm_match(const struct strmatch *m, const char *s, size_t len)
-{
-	switch (m->kind) {
-	case SM_EXACT: return len == m->len && !memcmp(s, m->s, len);
-	case SM_PREFIX: return len >= m->len && !memcmp(s, m->s, m->len);
-	case SM_SUFFIX: return len >= m->len && !memcmp(s + len - m->len, m->s, m->len);
-	case SM_PRESENCE: return len > 0;
-	}
-	return false;
-}
-
-static bool cidr_contains(const struct cidr *c, const struct mesh_ip *ip)
-{
-	const uint8_t *a;
-	unsigned full, rem;
-
-	if (c->family != ip->family)
-		return false;
-	a = ip->family == AF_INET ? (const uint8_t *)&ip->addr.v4 : ip->addr.v6.s6_addr;
-	full = c->bits / 8;
-	rem = c->bits % 8;
-	if (memcmp(a, c->addr, full))
-		return false;
-	if (rem) {
-		uint8_t mask = (uint8_t)(0xffu << (8 - rem));
-
-		if ((a[full] & mask) != (c->addr[full] & mask))
-			return false;
-	}
-	return true;
-}
-
-static bool value_hit(enum field f, const struct flist *l, size_t i, const struct ectx *e)
-{
-	switch (f) {
-	case F_NS:
-		return sm_match(&l->u.s[i], e->id_ns, e->id_ns_len);
-	case F_PR:
-		/* an absent identity never matches (ztunnel matches_principal) */
-		return e->principal && sm_match(&l->u.s[i], e->principal, e->principal_len);
-	case F_SA:
-		return e->id_sa && strlen(l->u.sa[i].ns) == e->id_ns_len &&
-		       !memcmp(l->u.sa[i].ns, e->id_ns, e->id_ns_len) &&
-		       strlen(l->u.sa[i].sa) == e->id_sa_len &&
-		       !memcmp(l->u.sa[i].sa, e->id_sa, e->id_sa_len);
-	case F_SIP:
-		return cidr_contains(&l->u.c[i], &e->src);
-	case F_DIP:
-		return cidr_contains(&l->u.c[i], &e->dst);
-	case F_DPORT:
-		return l->u.port[i] == e->dport;
-	case F_MAX:
-		break;
-	}
-	return false;
-}
-
-static bool list_any(enum field f, const struct flist *l, const struct ectx *e)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (value_hit(f, l, i, e))
-			return true;
-	return false;
-}
-
-static bool match_eval(const struct match *m, const struct ectx *e)
-{
-	for (int f = 0; f < F_MAX; f++) {
-		if (m->f[f][0].n && !list_any((enum field)f, &m->f[f][0], e))
-			return false;
-		if (m->f[f][1].n && list_any((enum field)f, &m->f[f][1], e))
-			return false;
-	}
-	return true;
-}
-
-static bool policy_matches(const struct policy *p, const struct ectx *e)
-{
-	for (size_t r = 0; r < p->n_rules; r++) {
-		const struct rule *ru = &p->rules[r];
-		bool rule_ok = true;
-
-		for (size_t c = 0; c < ru->n && rule_ok; c++) {
-			const struct clause *cl = &ru->c[c];
-			bool ok = cl->n == 0;
-
-			for (size_t m = 0; m < cl->n && !ok; m++)
-				ok = !match_is_empty(&cl->m[m]) && match_eval(&cl->m[m], e);
-			rule_ok = ok;
-		}
-		if (rule_ok)
-			return true;
-	}
-	return false;
-}
-
-static const struct policy *oldest(const struct policy *cur, const struct policy *cand)
-{
-	/* policies are in key order, so strict "older" keeps the first on a tie */
-	if (!cur || strcmp(cand->created, cur->created) < 0)
-		return cand;
-	return cur;
-}
-
-/* The effective PeerAuthentications for w (istiod convertedSelectorPeerAuthentications). */
-static void pa_effective(const struct authz_set *set, const struct authz_workload *w,
-			 const struct policy **mesh, const struct policy **ns,
-			 const struct policy **wl)
-{
-	*mesh = *ns = *wl = NULL;
-	for (size_t i = 0; i < set->n_pa; i++) {
-		const struct policy *p = &set->pa[i];
-
-		if (p->state != AUTHZ_POLICY_ACTIVE || !pa_selects(p, w))
-			continue;
-		if (p->scope == SC_MESH)
-			*mesh = oldest(*mesh, p);
-		else if (p->scope == SC_NS)
-			*ns = oldest(*ns, p);
-		else if (p->scope == SC_WL)
-			*wl = oldest(*wl, p);
-	}
-}
-
-/* Returns the policy that makes (w, port) STRICT, or NULL. */
-static const struct policy *pa_strict(const struct authz_set *set, const struct authz_workload *w,
-				      uint16_t port)
-{
-	const struct policy *mesh, *ns, *wl, *decider = NULL;
-	bool strict = false;
-
-	pa_effective(set, w, &mesh, &ns, &wl);
-	if (mesh) {
-		strict = mesh->mode == M_STRICT;
-		decider = mesh;
-	}
-	if (ns && ns->mode != M_UNSET) {
-		strict = ns->mode == M_STRICT;
-		decider = ns;
-	}
-	if (wl) {
-		if (wl->mode != M_UNSET) {
-			strict = wl->mode == M_STRICT;
-			decider = wl;
-		}
-		for (size_t i = 0; i < wl->n_ports; i++) {
-			if (wl->ports[i].port != port || wl->ports[i].mode == M_UNSET)
-				continue;
-			strict = wl->ports[i].mode == M_STRICT;
-			decider = wl;
-		}
-	}
-	return strict ? decider : NULL;
-}
-
-static void canon_ip(const struct mesh_ip *in, struct mesh_ip *out)
-{
-	*out = *in;
-	if (in->family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in->addr.v6)) {
-		memset(out, 0, sizeof(*out));
-		out->family = AF_INET;
-		memcpy(&out->addr.v4, &in->addr.v6.s6_addr[12], 4);
-	}
-}
-
-/* ztunnel Identity: spiffe://<td>/ns/<ns>/sa/<sa>, exactly five segments. */
-static void parse_identity(const char *id, struct ectx *e)
-{
-	static const char pfx[] = "spiffe://";
-	const char *seg[6];
-	size_t len[6], n = 0;
-	const char *s;
-
-	e->principal = NULL;
-	e->principal_len = 0;
-	e->id_ns = "";
-	e->id_ns_len = 0;
-	e->id_sa = NULL;
-	e->id_sa_len = 0;
-	if (!id || !*id || strncmp(id, pfx, sizeof(pfx) - 1))
-		return;
-	s = id + sizeof(pfx) - 1;
-	e->principal = s;
-	e->principal_len = strlen(s);
-	for (;;) {
-		const char *sl = strchr(s, '/');
-		size_t l = sl ? (size_t)(sl - s) : strlen(s);
-
-		if (n == 6)
-			return;
-		seg[n] = s;
-		len[n++] = l;
-		if (!sl)
-			break;
-		s = sl + 1;
-	}
-	if (n != 5 || !len[0] || len[1] != 2 || memcmp(seg[1], "ns", 2) || !len[2] || len[3] != 2 ||
-	    memcmp(seg[3], "sa", 2) || !len[4])
-		return;
-	e->id_ns = seg[2];
-	e->id_ns_len = len[2];
-	e->id_sa = seg[4];
-	e->id_sa_len = len[4];
-}
-
-static int decide(struct authz_decision *out, bool allow, const char *policy, const char *fmt,
-		  ...) __attribute__((format(printf, 4, 5)));
-
-static int decide(struct authz_decision *out, bool allow, const char *policy, const char *fmt, ...)
-{
-	va_list ap;
-
-	out->allow = allow;
-	snprintf(out->policy, sizeof(out->policy), "%s", policy);
-	va_start(ap, fmt);
-	vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
-	va_end(ap);
-	return allow ? 0 : -EACCES;
-}
-
-int authz_evaluate(const struct authz_set *set, const struct authz_workload *dst,
-		   const struct authz_conn *conn, struct authz_decision *out)
-{
-	struct authz_workload w;
-	const struct policy *strict;
-	struct ectx e;
-	bool any = false, any_allow = false;
-	size_t i;
-
-	assert(dst && conn && out);
-	memset(out, 0, sizeof(*out));
-	w = *dst;
-	if (!w.namespace)
-		w.namespace = "";
-	if (!set)
-		return decide(out, true, AUTHZ_NO_POLICIES, "no policies apply");
-
-	/* fail closed: a policy we cannot read might have denied this */
-	for (i = 0; i < set->n_ap; i++)
-		if (set->ap[i].state == AUTHZ_POLICY_INVALID && ap_selects(set, &set->ap[i], &w))
-			return decide(out, false, set->ap[i].key, "policy %s is invalid: %s",
-				      set->ap[i].key, set->ap[i].first_error ? set->ap[i].first_error : "?");
-	for (i = 0; i < set->n_pa; i++)
-		if (set->pa[i].state == AUTHZ_POLICY_INVALID && pa_selects(&set->pa[i], &w))
-			return decide(out, false, set->pa[i].key, "policy %s is invalid: %s",
-				      set->pa[i].key, set->pa[i].first_error ? set->pa[i].first_error : "?");
-
-	parse_identity(conn->peer_identity, &e);
-	canon_ip(&conn->src_ip, &e.src);
-	canon_ip(&conn->dst_ip, &e.dst);
-	e.dport = conn->dst_port;
-
-	strict = pa_strict(set, &w, conn->dst_port);
-	if (strict) {
-		any = true;
-		if (!conn->peer_identity || !*conn->peer_identity)
-			return decide(out, false, strict->key,
-				      "PeerAuthentication %s requires mTLS (STRICT) and the connection has no peer identity",
-				      strict->key);
-	}
-	for (i = 0; i < set->n_ap; i++) {
-		const struct policy *p = &set->ap[i];
-
-		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != A_DENY || !ap_selects(set, p, &w))
-			continue;
-		any = true;
-		if (policy_matches(p, &e))
-			return decide(out, false, p->key, "denied by DENY policy %s", p->key);
-	}
-	for (i = 0; i < set->n_ap; i++) {
-		const struct policy *p = &set->ap[i];
-
-		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != A_ALLOW || !ap_selects(set, p, &w))
-			continue;
-		any_allow = true;
-		if (policy_matches(p, &e))
-			return decide(out, true, p->key, "allowed by ALLOW policy %s", p->key);
-	}
-	if (!any_allow)
-		return any ? decide(out, true, AUTHZ_NO_ALLOW_POLICY,
-				    "no DENY policy matched and no ALLOW policy applies") :
-			     decide(out, true, AUTHZ_NO_POLICIES, "no policies apply");
-	return decide(out, false, AUTHZ_NO_ALLOW_MATCHED,
-		      "ALLOW policies apply to %s/%s but none matched", w.namespace,
-		      w.name ? w.name : "");
-}
-
-/* ---- listing ---- */
-
-static const char *scope_name(const struct policy *p)
-{
-	switch (p->scope) {
-	case SC_GLOBAL: return "global";
-	case SC_NS: return "namespace";
-	case SC_WL: return "workload";
-	case SC_MESH: return "mesh";
-	case SC_NONE: return "none";
-	}
-	return "?";
-}
-
-static void emit(const struct policy *p, authz_policy_cb cb, void *ctx)
-{
-	struct authz_policy_info info = {
-		.kind = p->kind,
-		.namespace = p->ns,
-		.name = p->name,
-		.key = p->key,
-		.scope = scope_name(p),
-		.action = p->action_str,
-		.state = p->state,
-		.msgs = p->msgs,
-		.n_msgs = p->n_msgs,
-	};
-
-	cb(&info, ctx);
-}
-
-void authz_policies_foreach(const struct authz_set *set, authz_policy_cb cb, void *ctx)
-{
-	if (!set)
-		return;
-	for (size_t i = 0; i < set->n_ap; i++)
-		emit(&set->ap[i], cb, ctx);
-	for (size_t i = 0; i < set->n_pa; i++)
-		emit(&set->pa[i], cb, ctx);
-}
-
-void authz_policies_selecting(const struct authz_set *set, const struct authz_workload *w,
-			      authz_policy_cb cb, void *ctx)
-{
-	const struct policy *eff[3];
-	struct authz_workload ww;
-
-	if (!set || !w)
-		return;
-	ww = *w;
-	if (!ww.namespace)
-		ww.namespace = "";
-	for (size_t i = 0; i < set->n_ap; i++)
-		if (set->ap[i].state != AUTHZ_POLICY_IGNORED && ap_selects(set, &set->ap[i], &ww))
-			emit(&set->ap[i], cb, ctx);
-	pa_effective(set, &ww, &eff[0], &eff[1], &eff[2]);
-	for (size_t i = 0; i < 3; i++)
-		if (eff[i])
-			emit(eff[i], cb, ctx);
-	for (size_t i = 0; i < set->n_pa; i++)
-		if (set->pa[i].state == AUTHZ_POLICY_INVALID && pa_selects(&set->pa[i], &ww))
-			emit(&set->pa[i], cb, ctx);
-}
-
-const char *authz_state_name(enum authz_policy_state s)
-{
-	switch (s) {
-	case AUTHZ_POLICY_ACTIVE: return "active";
-	case AUTHZ_POLICY_IGNORED: return "ignored";
-	case AUTHZ_POLICY_INVALID: return "invalid";
-	}
-	return "?";
-}
-
-const char *authz_msg_level_name(enum authz_msg_level l)
-{
-	switch (l) {
-	case AUTHZ_MSG_WARNING: return "warning";
-	case AUTHZ_MSG_ERROR: return "error";
-	case AUTHZ_MSG_INFO: return "info";
-	}
-	return "?";
 }

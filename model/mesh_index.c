@@ -6,7 +6,7 @@
  * Service/pod relation is kept as two compressed lists (offsets + items),
  * built from the pods sorted by namespace.
  */
-#include "conf/mesh_index.h"
+#include "model/mesh_index.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The mesh model (contract in conf/mesh.h).
+ * The mesh model (contract in model/mesh.h).
  *
  * mesh_build() deep-copies the input objects and points every string of the
  * model into that private copy, so the model does not depend on the caller's
@@ -10,14 +10,14 @@
  *
  * Arrays keep the input order (directory mode: file name order, then order
  * in the file). Lookups go through the model's hash indexes
- * (conf/mesh_index.c), built once the model is complete; a struct mesh
+ * (model/mesh_index.c), built once the model is complete; a struct mesh
  * filled by hand (tests) has none and is scanned, with the same answers.
  * Duplicates (same kind,
  * namespace and name) fail the build; they are found through a temporary
  * sorted index, O(n log n).
  */
-#include "conf/mesh.h"
-#include "conf/mesh_index.h"
+#include "model/mesh.h"
+#include "model/mesh_index.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -31,6 +31,7 @@
 
 #include "conf/errbuf.h"
 #include "conf/kobj.h"
+#include "conf/objcheck.h"
 #include "conf/warren.h"
 
 #define MESH_MAGIC 0x6d657368u
@@ -186,14 +187,6 @@ static int parse_ip_field(const struct objctx *c, const char *field, const char 
 		return -EINVAL;
 	}
 	return 0;
-}
-
-bool mesh_ip_in(const struct mesh_ip *ips, size_t n, const struct mesh_ip *ip)
-{
-	for (size_t i = 0; i < n; i++)
-		if (mesh_ip_equal(&ips[i], ip))
-			return true;
-	return false;
 }
 
 /* metadata.name (required) and metadata.namespace (default "default"). */
@@ -1004,7 +997,7 @@ void mesh_free(struct mesh *m)
 	if (!m)
 		return;
 	mi = impl_of(m);
-	assert(mi->magic == MESH_MAGIC); /* made by mesh_build(), freed once */
+	CHECK_OBJ(mi, MESH_MAGIC); /* made by mesh_build(), freed once */
 	mi->magic = 0;
 	for (size_t i = 0; i < m->n_namespaces; i++)
 		free(m->namespaces[i].labels.items);
@@ -1043,16 +1036,6 @@ uint16_t mesh_pod_target_port(const struct mesh_pod *p, const struct mesh_servic
 		    !strcmp(p->ports[i].protocol, proto))
 			return p->ports[i].port;
 	return 0;
-}
-
-const char *mesh_label(const struct mesh_labels *l, const char *key)
-{
-	if (!l || !key)
-		return NULL;
-	for (size_t i = 0; i < l->n; i++)
-		if (!strcmp(l->items[i].key, key))
-			return l->items[i].value;
-	return NULL;
 }
 
 const struct mesh_namespace *mesh_find_namespace(const struct mesh *m, const char *name)
@@ -1172,19 +1155,6 @@ const struct mesh_service *mesh_pod_next_service(const struct mesh *m, const str
 	return NULL;
 }
 
-bool mesh_selector_matches(const struct mesh_labels *selector, const struct mesh_labels *labels)
-{
-	if (!selector || !selector->n)
-		return false;
-	for (size_t i = 0; i < selector->n; i++) {
-		const char *v = mesh_label(labels, selector->items[i].key);
-
-		if (!v || strcmp(v, selector->items[i].value))
-			return false;
-	}
-	return true;
-}
-
 bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, const char **reason)
 {
 	/* Reasons naming the namespace are formatted here: valid until the next
@@ -1254,43 +1224,4 @@ bool mesh_pod_capture_inbound(const struct mesh_pod *p, const char **bad_value)
 	if (bad_value)
 		*bad_value = v;
 	return true;
-}
-
-/* ---- addresses ---- */
-
-int mesh_ip_parse(const char *s, struct mesh_ip *ip)
-{
-	memset(ip, 0, sizeof(*ip));
-	if (!s)
-		return -EINVAL;
-	if (inet_pton(AF_INET, s, &ip->addr.v4) == 1) {
-		ip->family = AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, &ip->addr.v6) == 1) {
-		ip->family = AF_INET6;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-bool mesh_ip_equal(const struct mesh_ip *a, const struct mesh_ip *b)
-{
-	if (a->family != b->family)
-		return false;
-	if (a->family == AF_INET)
-		return a->addr.v4.s_addr == b->addr.v4.s_addr;
-	if (a->family == AF_INET6)
-		return !memcmp(&a->addr.v6, &b->addr.v6, sizeof(a->addr.v6));
-	return false;
-}
-
-const char *mesh_ip_str(const struct mesh_ip *ip, char *buf, size_t len)
-{
-	if (!len)
-		return buf;
-	if (!ip || (ip->family != AF_INET && ip->family != AF_INET6) ||
-	    !inet_ntop(ip->family, &ip->addr, buf, (socklen_t)len))
-		snprintf(buf, len, "?");
-	return buf;
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * L4 authorization engine (ambient-reference.md §10): compiles the raw
+ * L4 authorization engine (Istio's L4 semantics): compiles the raw
  * security.istio.io AuthorizationPolicy and PeerAuthentication objects kept
- * by conf/mesh.h into an immutable set, and decides whether one inbound
+ * by model/mesh.h into an immutable set, and decides whether one inbound
  * connection to one workload is allowed. Pure library: no I/O, no logging,
  * no global state; a compiled set may be read from any number of threads.
  *
@@ -65,7 +65,7 @@
  *  selector itself is unreadable, the scope is the whole namespace (the
  *  whole mesh in the root namespace).
  *
- *  Decision order (§10.4): invalid policy in scope -> deny; STRICT
+ *  Decision order: invalid policy in scope -> deny; STRICT
  *  PeerAuthentication and no identity -> deny; any matching DENY -> deny;
  *  no ALLOW policy in scope -> allow; a matching ALLOW -> allow; else deny.
  *  Policies are examined in namespace/name order, so the deciding policy
@@ -79,7 +79,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conf/mesh.h"
+#include "model/mesh.h"
 
 #define AUTHZ_DEFAULT_ROOT_NAMESPACE "istio-system"
 
