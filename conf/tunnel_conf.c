@@ -46,8 +46,8 @@ static const struct conf_key keys[] = {
 	SKEY("meshPath", mesh_path, NULL),
 	SKEY("meshSource", mesh_source, "file"),
 	SKEY("kubeconfig", kubeconfig, NULL),
-	SKEY("adminAddress", admin_address, "127.0.0.1:15000"),
-	SKEY("adminSocket", admin_socket, NULL),
+	SKEY("adminAddress", admin_address, NULL),
+	SKEY("adminSocket", admin_socket, DEFAULT_ADMIN_SOCKET),
 	SKEY("metricsAddress", metrics_address, "0.0.0.0:15020"),
 	SKEY("readinessAddress", readiness_address, "0.0.0.0:15021"),
 	SKEY("logFile", log_file, NULL),
@@ -72,6 +72,9 @@ static const struct conf_key keys[] = {
 	{ "hostProbeSnat", KT_BOOL, offsetof(struct tunnel_conf, host_probe_snat), NULL, 0, 0 },
 	IKEY("kubeletUid", kubelet_uid, 0, 2147483647),
 	IKEY("drainSeconds", drain_seconds, 0, 3600),
+	IKEY("hboneHandshakeTimeoutMs", hbone_handshake_timeout_ms, 500, 60000),
+	IKEY("hboneMaxPendingHandshakes", hbone_max_pending, 1, 65536),
+	IKEY("hboneMaxPendingPerSource", hbone_max_pending_source, 1, 65536),
 };
 
 static const struct conf_key *find_key(const char *name)
@@ -97,7 +100,8 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, caAddress, caTokenFile, "
 		 "trustBundle, certLifetimeSeconds, "
 		 "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs, "
-		 "keepCapabilities, adoptBatch, workerThreads, hostProbeSnat, kubeletUid, drainSeconds",
+		 "keepCapabilities, adoptBatch, workerThreads, hostProbeSnat, kubeletUid, drainSeconds, "
+		 "hboneHandshakeTimeoutMs, hboneMaxPendingHandshakes, hboneMaxPendingPerSource",
 		 path, name);
 }
 
@@ -218,6 +222,9 @@ int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_
 	out->host_probe_snat = true;
 	out->kubelet_uid = -1;
 	out->drain_seconds = 25;
+	out->hbone_handshake_timeout_ms = 5000;
+	out->hbone_max_pending = 128;
+	out->hbone_max_pending_source = 16;
 	if (err && errlen)
 		err[0] = '\0';
 	ret = kobj_load_file(path, &objs, err, errlen);

@@ -49,6 +49,9 @@ struct tunnel_conf {
 	bool host_probe_snat;
 	int kubelet_uid;         /* -1: find the kubelet's at start */
 	int drain_seconds;
+	int hbone_handshake_timeout_ms;
+	int hbone_max_pending;        /* per pod */
+	int hbone_max_pending_source; /* per pod and client address */
 };
 
 int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_t errlen);

@@ -36,6 +36,7 @@
 #define NFT_TABLE_MANGLE "warren-mangle"
 
 #define DEFAULT_TUNNEL_SOCKET "/var/run/warren/tunnel.sock"
+#define DEFAULT_ADMIN_SOCKET  "/var/run/warren/admin.sock"
 #define DEFAULT_STATE_DIR     "/var/lib/warren"
 
 #define LABEL_DATAPLANE_MODE "istio.io/dataplane-mode"

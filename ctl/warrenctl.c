@@ -16,7 +16,7 @@
 
 #include "conf/warren.h"
 
-#define DEFAULT_ADMIN_URL "http://127.0.0.1:15000"
+#define DEFAULT_ADMIN_SOCKET "/var/run/warren/admin.sock"
 
 struct ctl {
 	const char *url;
@@ -38,7 +38,9 @@ static void usage(FILE *f)
 		"\n"
 		"Commands:\n"
 		"  pods               list the pods enrolled on this node's tunnel\n"
-		"                     (table: NAMESPACE NAME UID IPS CONTAINER)\n"
+		"                     (table: NAMESPACE NAME UID IPS CONTAINER), then any state\n"
+		"                     record the tunnel could not read at start (-o json: GET\n"
+		"                     /state_records has those)\n"
 		"  workloads          list the pods of the mesh model: namespace, name, IPs, node,\n"
 		"                     service account, enrolled (by the mesh's labels), local (on\n"
 		"                     this tunnel's node), captured (served by this tunnel)\n"
@@ -60,15 +62,18 @@ static void usage(FILE *f)
 		"                     error|warn|info|debug\n"
 		"\n"
 		"Options:\n"
-		"  -a, --admin URL    admin API base URL [" DEFAULT_ADMIN_URL "]\n"
-		"  -s, --socket PATH  talk to the admin API over this Unix socket (adminSocket)\n"
+		"  -s, --socket PATH  the admin API's Unix socket (adminSocket) [" DEFAULT_ADMIN_SOCKET "]\n"
+		"  -a, --admin URL    use the admin API over TCP instead (adminAddress, e.g.\n"
+		"                     http://127.0.0.1:15000): read-only, so no certs,\n"
+		"                     config-dump or log-level LEVEL\n"
 		"  -o, --output FMT   json (the API's JSON as is) or table [table]; every command\n"
 		"                     takes it\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n"
 		"\n"
-		"The admin API listens on 127.0.0.1 inside the tunnel's network namespace: run\n"
-		"warrenctl in that namespace (e.g. ip netns exec NODE warrenctl pods) or use --socket.\n"
+		"The tunnel serves its admin API on its adminSocket (root only); an adminAddress,\n"
+		"when configured, listens inside the tunnel's network namespace: run warrenctl\n"
+		"there (e.g. ip netns exec NODE warrenctl --admin URL pods).\n"
 		"Exit status: 0 ok, 1 error, 2 bad usage.\n");
 }
 
@@ -361,7 +366,30 @@ static int cmd_pods(const struct ctl *c, int argc, char **argv)
 	static const char *const keys[] = { "namespace", "name", "uid", "ips", "containerId",
 					    "captureInbound" };
 
-	return cmd_list(c, "/pods", hdr, keys, ARRAY_SIZE(hdr));
+	char *body = NULL;
+	json_t *bad, *r;
+	size_t i;
+	int ret;
+
+	ret = cmd_list(c, "/pods", hdr, keys, ARRAY_SIZE(hdr));
+	if (ret || c->json)
+		return ret;
+	/* Records that could not be read at start: pods that may still be
+	 * captured with nobody serving them. */
+	if (http(c, "/state_records", false, &body))
+		return 1;
+	bad = parse(body);
+	free(body);
+	if (json_is_array(bad) && json_array_size(bad)) {
+		printf("\nstate records that could not be read (moved aside; their pods were not re-adopted:\n"
+		       "connections of such a pod are refused until it is re-created):\n");
+		json_array_foreach(bad, i, r)
+			printf("  uid %s: %s (%s)\n", json_string_value(json_object_get(r, "uid")) ?: "?",
+			       json_string_value(json_object_get(r, "record")) ?: "?",
+			       json_string_value(json_object_get(r, "reason")) ?: "?");
+	}
+	json_decref(bad);
+	return 0;
 }
 
 static int cmd_workloads(const struct ctl *c, int argc, char **argv)
@@ -584,13 +612,14 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ctl c = { .url = DEFAULT_ADMIN_URL };
+	struct ctl c = { .socket = DEFAULT_ADMIN_SOCKET };
 	int opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "+a:s:o:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'a':
 			c.url = optarg;
+			c.socket = NULL;
 			break;
 		case 's':
 			c.socket = optarg;

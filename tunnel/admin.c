@@ -2,13 +2,19 @@
 /*
  * Admin, readiness and metrics HTTP, served by our own small HTTP/1.1
  * server on the tunnel's loop (tunnel/http.h: keep-alive, at most 64
- * connections per socket, 30 s to send a request). Listening sockets are
+ * connections per socket, the one idle longest closed for a new one, 5 s
+ * to send a request). Each address has its own server, so a client that
+ * fills the admin or metrics port never delays the readiness answer. Listening sockets are
  * created here and handed to it (it closes them on stop), so bind errors
  * carry our message. Responses are built whole (one malloc'd body) and
  * HEAD is answered like GET without the body.
  *
- * Admin (adminAddress, default 127.0.0.1:15000, and adminSocket, a Unix
- * socket mode 0600, when set):
+ * Admin on adminSocket (a Unix socket, mode 0600: root only; default
+ * /var/run/warren/admin.sock), every endpoint below. On adminAddress (TCP,
+ * none by default), which any local user or host-network pod can reach,
+ * only the read-only ones that hold no secret: /certs, /config_dump and
+ * POST /logging answer 403 there.
+ *
  *   GET  /pods          JSON array of enrolled pods
  *   GET  /workloads     JSON array of the mesh model's pods (enrolled? local?)
  *   GET  /services      JSON array of the mesh model's services with endpoints
@@ -16,6 +22,8 @@
  *   GET  /certs         JSON array of workload certificates (mTLS mode; else [])
  *   GET  /policies      JSON array of compiled policies and the local pods they select
  *   GET  /pool          JSON array of pooled outbound HBONE connections
+ *   GET  /state_records JSON array of state records that could not be read
+ *                       at start (moved aside; their pods not re-adopted)
  *   GET  /config_dump   {version, pid, config, pods, mesh, ready, hostProbe}
  *   GET  /logging       {level};  POST /logging?level=debug sets it
  *   GET  /healthz/ready (also on the readiness address)
@@ -50,9 +58,10 @@
 #define SRV_MAX 4
 #define PROM_CTYPE "text/plain; version=0.0.4; charset=utf-8"
 
-enum srv_kind { SRV_ADMIN, SRV_READINESS, SRV_METRICS };
+enum srv_kind { SRV_ADMIN, SRV_READINESS, SRV_METRICS, SRV_ADMIN_TCP };
 
-static const char *const srv_kind_name[] = { "admin API", "readiness", "metrics" };
+static const char *const srv_kind_name[] = { "admin API", "readiness", "metrics",
+					     "admin API (read-only)" };
 
 struct http_srv {
 	unsigned magic;
@@ -435,6 +444,12 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 		respond_text(resp, 404, "not found; this port serves GET /healthz/ready\n");
 	} else if (srv->kind == SRV_METRICS) {
 		respond_text(resp, 404, "not found; this port serves GET /metrics and /stats/prometheus\n");
+	} else if (srv->kind == SRV_ADMIN_TCP &&
+		   (!strcmp(url, "/certs") || !strcmp(url, "/config_dump") ||
+		    (!strcmp(url, "/logging") && post))) {
+		respond_text(resp, 403,
+			     "forbidden: %s %s is served on the admin Unix socket (adminSocket) only; adminAddress is read-only\n",
+			     method, url);
 	} else if (!strcmp(url, "/pods") && get) {
 		j = pods_json(t);
 		json = J_READY;
@@ -457,6 +472,9 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 	} else if (!strcmp(url, "/policies") && get) {
 		j = mtls_policies_json(t);
 		json = J_READY;
+	} else if (!strcmp(url, "/state_records") && get) {
+		j = state_bad_records_json(t);
+		json = J_READY;
 	} else if (!strcmp(url, "/pool") && get) {
 		j = mtls_pool_json(t);
 		json = J_READY;
@@ -467,7 +485,7 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 		handle_logging(resp, req, post);
 	} else {
 		respond_text(resp, 404,
-			     "not found: %s %s; endpoints: GET /pods, GET /workloads, GET /services, GET /connections, GET /certs, GET /policies, GET /pool, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready, GET /stats/prometheus\n",
+			     "not found: %s %s; endpoints: GET /pods, GET /workloads, GET /services, GET /connections, GET /certs, GET /policies, GET /pool, GET /state_records, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready, GET /stats/prometheus\n",
 			     method, url);
 	}
 	if (json != J_NONE) {
@@ -543,6 +561,7 @@ static int listen_unix(const char *path, struct admin *a)
 {
 	struct stat st;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char *dir;
 	mode_t old;
 	int fd, ret;
 
@@ -551,6 +570,14 @@ static int listen_unix(const char *path, struct admin *a)
 		return -ENAMETOOLONG;
 	}
 	strcpy(sun.sun_path, path);
+	/* The default's directory (/var/run/warren) may not exist yet. */
+	dir = strrchr(sun.sun_path, '/');
+	if (dir && dir != sun.sun_path) {
+		*dir = '\0';
+		if (mkdir(sun.sun_path, 0755) < 0 && errno != EEXIST)
+			log_warn("cannot create the adminSocket directory %s: %s", sun.sun_path, strerror(errno));
+		*dir = '/';
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -569,6 +596,15 @@ static int listen_unix(const char *path, struct admin *a)
 	return fd;
 }
 
+static void srv_paused(void *ctx)
+{
+	static const char *const metric_name[] = { "admin", "readiness", "metrics", "admin" };
+	struct http_srv *srv = ctx;
+
+	CHECK_OBJ(srv, SRV_MAGIC);
+	metrics_accept_paused(srv->t, metric_name[srv->kind]);
+}
+
 static int srv_start(struct tunnel *t, int lfd, enum srv_kind kind, const char *where)
 {
 	struct admin *a = t->admin;
@@ -584,6 +620,7 @@ static int srv_start(struct tunnel *t, int lfd, enum srv_kind kind, const char *
 		log_error("cannot start the HTTP server on %s: %s", where, strerror(-ret));
 		return ret;
 	}
+	http_server_on_pause(srv->hs, srv_paused, srv);
 	a->n++;
 	log_info("%s listening on %s", srv_kind_name[kind], where);
 	return 0;
@@ -592,7 +629,8 @@ static int srv_start(struct tunnel *t, int lfd, enum srv_kind kind, const char *
 int admin_start(struct tunnel *t)
 {
 	const struct tunnel_conf *c = t->conf;
-	const char *aa = c->admin_address ? c->admin_address : "127.0.0.1:15000";
+	const char *aa = c->admin_address ? c->admin_address : "off";
+	const char *as = c->admin_socket ? c->admin_socket : "off";
 	const char *ra = c->readiness_address ? c->readiness_address : "0.0.0.0:15021";
 	const char *ma = c->metrics_address ? c->metrics_address : "0.0.0.0:15020";
 	int fd, ret;
@@ -600,17 +638,19 @@ int admin_start(struct tunnel *t)
 	t->admin = calloc(1, sizeof(*t->admin));
 	if (!t->admin)
 		return -ENOMEM;
-	fd = listen_tcp(aa, "adminAddress");
-	if (fd < 0)
-		return fd;
-	ret = srv_start(t, fd, SRV_ADMIN, aa);
-	if (ret < 0)
-		return ret;
-	if (c->admin_socket && *c->admin_socket) {
-		fd = listen_unix(c->admin_socket, t->admin);
+	if (*as && strcmp(as, "off")) {
+		fd = listen_unix(as, t->admin);
 		if (fd < 0)
 			return fd;
-		ret = srv_start(t, fd, SRV_ADMIN, c->admin_socket);
+		ret = srv_start(t, fd, SRV_ADMIN, as);
+		if (ret < 0)
+			return ret;
+	}
+	if (strcmp(aa, "off")) {
+		fd = listen_tcp(aa, "adminAddress");
+		if (fd < 0)
+			return fd;
+		ret = srv_start(t, fd, SRV_ADMIN_TCP, aa);
 		if (ret < 0)
 			return ret;
 	}
@@ -640,7 +680,7 @@ void admin_stop(struct tunnel *t)
 		http_server_free(a->srv[i].hs);
 		a->srv[i].magic = 0;
 	}
-	if (t->conf->admin_socket && *t->conf->admin_socket && a->sock_ino) {
+	if (a->sock_ino) {
 		struct stat st;
 
 		/* Only our own file: a successor's stays (drain.c). */

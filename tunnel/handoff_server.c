@@ -34,6 +34,8 @@
 
 #define CLIENT_TIMEOUT_MS 5000
 #define CLIENT_MAGIC 0x434c4e54u
+#define ACCEPT_PAUSE_MS 100
+#define ACCEPT_WARN_EVERY_MS 10000
 
 struct hclient {
 	unsigned magic;
@@ -65,6 +67,8 @@ static void unhold(struct hclient *c)
 	c->held = false;
 }
 
+static void accept_resume(struct tunnel *t);
+
 static void client_free(struct hclient *c)
 {
 	if (!c)
@@ -77,6 +81,8 @@ static void client_free(struct hclient *c)
 	close(c->fd);
 	if (c->pfd >= 0)
 		close(c->pfd);
+	if (c->t->handoff_pause)
+		accept_resume(c->t); /* fds freed */
 	json_decref(c->req);
 	c->magic = 0;
 	free(c);
@@ -480,6 +486,44 @@ static void client_timeout(struct loop *l, void *ctx)
 	client_free(c);
 }
 
+static void accept_resume(struct tunnel *t)
+{
+	if (t->handoff_pause) {
+		loop_timer_cancel(t->loop, t->handoff_pause);
+		t->handoff_pause = NULL;
+	}
+	if (t->handoff_fd >= 0)
+		loop_mod(t->loop, t->handoff_fd, EPOLLIN);
+}
+
+static void accept_pause_done(struct loop *l, void *ctx)
+{
+	struct tunnel *t = ctx;
+
+	CHECK_OBJ(t, TUNNEL_MAGIC);
+	t->handoff_pause = NULL;
+	accept_resume(t);
+}
+
+/* EMFILE & co: the client stays queued and the socket readable; stop
+ * polling it until a timer or a client's close (client_free) frees fds. */
+static void accept_pause(struct tunnel *t, int err)
+{
+	uint64_t now = loop_now_ms();
+
+	metrics_accept_paused(t, "handoff");
+	if (!t->handoff_warned_ms || now - t->handoff_warned_ms >= ACCEPT_WARN_EVERY_MS) {
+		t->handoff_warned_ms = now;
+		log_warn("handoff accept failed: %s; pausing accepts for %d ms", strerror(err),
+			 ACCEPT_PAUSE_MS);
+	}
+	if (t->handoff_pause || loop_mod(t->loop, t->handoff_fd, 0) < 0)
+		return;
+	t->handoff_pause = loop_timer_add(t->loop, ACCEPT_PAUSE_MS, accept_pause_done, t);
+	if (!t->handoff_pause)
+		loop_mod(t->loop, t->handoff_fd, EPOLLIN);
+}
+
 static void accept_cb(struct loop *l, int lfd, uint32_t events, void *ctx)
 {
 	struct tunnel *t = ctx;
@@ -493,8 +537,10 @@ static void accept_cb(struct loop *l, int lfd, uint32_t events, void *ctx)
 
 		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_warn("handoff accept failed: %s", strerror(errno));
+			if (errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EINTR)
+				accept_pause(t, errno);
 			return;
 		}
 		c = calloc(1, sizeof(*c));
@@ -544,6 +590,10 @@ void handoff_server_stop(struct tunnel *t)
 {
 	while (t->held)
 		client_free(t->held);
+	if (t->handoff_pause) {
+		loop_timer_cancel(t->loop, t->handoff_pause);
+		t->handoff_pause = NULL;
+	}
 	if (t->handoff_fd < 0)
 		return;
 	loop_del(t->loop, t->handoff_fd);

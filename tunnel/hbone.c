@@ -1636,6 +1636,13 @@ static void conn_handshake(struct hbone_conn *c)
 		conn_kill(c, "peer presented no SPIFFE identity");
 		return;
 	}
+	if (!c->h2 && session_new(c)) {
+		hs_observe(c, false, "out of memory");
+		conn_kill(c, "cannot start HTTP/2: out of memory");
+		return;
+	}
+	if (c->role == ROLE_SERVER)
+		tls_conn_opened(c->ssl);
 	hs_observe(c, true, "ok");
 	if (c->pool)
 		pool_dial_result(c->pool, c->pool_dst, NULL);
@@ -1780,7 +1787,9 @@ static int conn_new(struct loop *l, enum conn_role role, int fd, const struct hb
 		return -EINVAL;
 	}
 	c->created_ms = c->idle_since_ms = loop_now_ms();
-	ret = session_new(c);
+	/* A TLS server connection gets its HTTP/2 session once the client
+	 * has authenticated: a pending handshake costs no more than the SSL. */
+	ret = role == ROLE_SERVER && fd >= 0 ? 0 : session_new(c);
 	if (ret) {
 		nghttp2_session_del(c->h2);
 		free(c);
@@ -1868,6 +1877,7 @@ int hbone_server_accept(struct loop *l, SSL_CTX *ctx, int fd, const struct hbone
 	ret = tls_conn_new(ctx, fd, &c->ssl);
 	if (ret)
 		goto fail;
+	tls_conn_handshaking(c->ssl);
 	c->state = HBONE_HANDSHAKE;
 	c->hs_want = TLS_IO_WANT_READ;
 	if (c->o.connect_timeout_ms)

@@ -21,6 +21,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -44,6 +45,10 @@
 #define ACCEPT_PAUSE_MS 100	/* after EMFILE & co: the listener stays readable */
 #define HTTP_LINGER_MS  2000
 #define LOG_EVERY_MS    10000
+/* A response this big was built from many small allocations (a JSON tree
+ * of thousands of objects) that the heap keeps once freed: hand the free
+ * pages back when it is gone. */
+#define HTTP_TRIM_BYTES (1u << 20)
 
 
 /* ---- parser ---- */
@@ -434,6 +439,8 @@ struct http_server {
 	size_t n_conns;
 	struct loop_timer *pause; /* accepting paused after EMFILE & co */
 	uint64_t full_logged_ms, err_logged_ms;
+	void (*on_pause)(void *ctx);
+	void *pause_ctx;
 };
 
 struct http_conn {
@@ -444,6 +451,7 @@ struct http_conn {
 	enum conn_state state;
 	uint32_t events;
 	struct loop_timer *timer;
+	uint64_t wait_ms;	/* READ: when the wait for this request began */
 	char *in;		/* HTTP_IN_SIZE bytes */
 	size_t in_len;
 	size_t need;		/* head + body of the current request once its head is parsed */
@@ -451,7 +459,10 @@ struct http_conn {
 	char *out;
 	size_t out_len, out_off;
 	bool close;		/* after the response being written */
+	bool trim;		/* a big response was freed: malloc_trim() */
 };
+
+static void srv_resume(struct loop *l, void *ctx);
 
 static void conn_free(struct http_conn *c)
 {
@@ -474,8 +485,16 @@ static void conn_free(struct http_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->n_conns--;
+	if (c->out && c->out_len >= HTTP_TRIM_BYTES)
+		c->trim = true;
+	if (s->pause) { /* an fd is free: try accepting again now */
+		loop_timer_cancel(s->loop, s->pause);
+		srv_resume(s->loop, s);
+	}
 	free(c->in);
 	free(c->out);
+	if (c->trim)
+		malloc_trim(0);
 	c->magic = 0;
 	free(c);
 }
@@ -495,7 +514,8 @@ static void conn_timeout(struct loop *l, void *ctx)
 	c->timer = NULL;
 	if (c->state != CONN_LINGER)
 		log_debug("%s: closing a connection after %d s without a complete %s", c->srv->name,
-			  HTTP_TIMEOUT_MS / 1000, c->state == CONN_READ ? "request" : "response write");
+			  (c->state == CONN_READ ? HTTP_REQUEST_TIMEOUT_MS : HTTP_TIMEOUT_MS) / 1000,
+			  c->state == CONN_READ ? "request" : "response write");
 	conn_free(c);
 }
 
@@ -654,6 +674,8 @@ static int conn_flush(struct http_conn *c)
 	}
 	free(c->out);
 	c->out = NULL;
+	if (c->out_len >= HTTP_TRIM_BYTES)
+		malloc_trim(0);
 	if (c->close) {
 		c->state = CONN_LINGER;
 		shutdown(c->fd, SHUT_WR);
@@ -666,7 +688,8 @@ static int conn_flush(struct http_conn *c)
 	c->in_len -= c->need;
 	c->need = 0;
 	c->state = CONN_READ;
-	if (conn_events(c, EPOLLIN) < 0 || conn_arm(c, HTTP_TIMEOUT_MS) < 0)
+	c->wait_ms = loop_now_ms();
+	if (conn_events(c, EPOLLIN) < 0 || conn_arm(c, HTTP_REQUEST_TIMEOUT_MS) < 0)
 		return -1;
 	return 1;
 }
@@ -747,6 +770,7 @@ static void conn_new(struct http_server *s, int fd)
 	c->fd = fd;
 	c->state = CONN_READ;
 	c->events = EPOLLIN;
+	c->wait_ms = loop_now_ms();
 	/* Responses are one buffer; their tail must not wait for an ACK. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (loop_add(s->loop, fd, EPOLLIN, conn_cb, c) < 0) {
@@ -760,7 +784,19 @@ static void conn_new(struct http_server *s, int fd)
 		s->conns->prev = c;
 	s->conns = c;
 	s->n_conns++;
-	conn_arm(c, HTTP_TIMEOUT_MS);
+	conn_arm(c, HTTP_REQUEST_TIMEOUT_MS);
+}
+
+/* Full: the connection that has waited longest for a request (idle, or
+ * still sending one) makes room; NULL when every one is answering. */
+static struct http_conn *oldest_waiting(struct http_server *s)
+{
+	struct http_conn *o = NULL;
+
+	for (struct http_conn *c = s->conns; c; c = c->next)
+		if (c->state == CONN_READ && (!o || c->wait_ms <= o->wait_ms))
+			o = c;
+	return o;
 }
 
 static void srv_accept_cb(struct loop *l, int fd, uint32_t events, void *ctx);
@@ -772,6 +808,12 @@ static void srv_resume(struct loop *l, void *ctx)
 	CHECK_OBJ(s, HTTP_SRV_MAGIC);
 	s->pause = NULL;
 	loop_mod(l, s->lfd, EPOLLIN);
+}
+
+void http_server_on_pause(struct http_server *s, void (*cb)(void *ctx), void *ctx)
+{
+	s->on_pause = cb;
+	s->pause_ctx = ctx;
 }
 
 static bool log_due(uint64_t *last)
@@ -806,6 +848,8 @@ static void srv_accept_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 			if (log_due(&s->err_logged_ms))
 				log_warn("%s: cannot accept a connection: %s; pausing %d ms", s->name,
 					 strerror(errno), ACCEPT_PAUSE_MS);
+			if (s->on_pause)
+				s->on_pause(s->pause_ctx);
 			if (!s->pause && loop_mod(l, s->lfd, 0) == 0) {
 				s->pause = loop_timer_add(l, ACCEPT_PAUSE_MS, srv_resume, s);
 				if (!s->pause)
@@ -814,11 +858,17 @@ static void srv_accept_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 			return;
 		}
 		if (s->n_conns >= HTTP_CONN_MAX) {
+			struct http_conn *old = oldest_waiting(s);
+
 			if (log_due(&s->full_logged_ms))
-				log_warn("%s: %d connections open, refusing more", s->name, HTTP_CONN_MAX);
-			(void)!send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-			close(cfd);
-			continue;
+				log_warn("%s: %d connections open; %s", s->name, HTTP_CONN_MAX,
+					 old ? "closing the one idle longest" : "refusing more");
+			if (!old) {
+				(void)!send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+				close(cfd);
+				continue;
+			}
+			conn_free(old);
 		}
 		conn_new(s, cfd);
 	}

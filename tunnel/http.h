@@ -12,19 +12,25 @@
  * Server: one http_server per listening socket. It owns that socket (closed
  * by http_server_free(), also when http_server_new() fails) and every
  * connection it accepts: at most HTTP_CONN_MAX at once (beyond that a new
- * connection gets a best-effort 503 and is closed), each with one input
+ * connection closes the one that has waited longest for a request, idle
+ * or still sending it, so a few idle clients cannot lock others out; when
+ * every one is being answered, the new one gets a best-effort 503 and is
+ * closed), each with one input
  * buffer of HTTP_HEAD_MAX + HTTP_BODY_MAX bytes allocated at accept and
  * freed at close. Requests are handled one at a time per connection: reading
  * stops until the response, one malloc'd buffer, is written (EPOLLOUT, so a
  * slow reader costs no CPU). HTTP/1.1 connections are kept alive unless the
  * client says "Connection: close"; HTTP/1.0 ones only with "Connection:
- * keep-alive". A request must arrive within HTTP_TIMEOUT_MS of the
+ * keep-alive". A request must arrive within HTTP_REQUEST_TIMEOUT_MS of the
  * connection's start or of the previous response, and a response must be
  * taken by the client within HTTP_TIMEOUT_MS; otherwise the connection is
  * closed. HEAD is answered with the headers of the GET response. Malformed
  * requests get 400 (431 head too large, 413 body too large, 501
  * Transfer-Encoding, 505 not HTTP/1.x) with a plain-text body saying what
- * was wrong, and the connection is closed.
+ * was wrong, and the connection is closed. When accept() fails for want
+ * of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the server stops
+ * polling its socket for 100 ms, or until one of its connections closes,
+ * instead of spinning; http_server_on_pause() is told each time.
  */
 #ifndef WARREN_HTTP_H
 #define WARREN_HTTP_H
@@ -38,7 +44,8 @@ struct loop;
 #define HTTP_HEADERS_MAX 64      /* header fields per request */
 #define HTTP_BODY_MAX    65536   /* Content-Length */
 #define HTTP_CONN_MAX    64      /* open connections per server */
-#define HTTP_TIMEOUT_MS  30000   /* to receive a request, or to send a response */
+#define HTTP_REQUEST_TIMEOUT_MS 5000 /* to receive a request (head and body) */
+#define HTTP_TIMEOUT_MS  30000   /* to send a response */
 
 /* A parsed request head. Strings point into the parsed buffer and are not
  * NUL-terminated by the parser; the server NUL-terminates method, path and
@@ -124,6 +131,9 @@ int http_server_new(struct loop *l, int lfd, const char *name, http_handler hand
 
 /* Closes the listening socket and every connection; NULL is a no-op. */
 void http_server_free(struct http_server *s);
+
+/* cb(ctx) on each accept pause (for a metric); cb NULL: none. */
+void http_server_on_pause(struct http_server *s, void (*cb)(void *ctx), void *ctx);
 
 /* Open connections (for tests and logs). */
 size_t http_server_conns(const struct http_server *s);

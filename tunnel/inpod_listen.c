@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -24,6 +25,64 @@
 #include "netlink/netns.h"
 
 static const uint16_t lis_port[LIS_COUNT] = { PORT_OUTBOUND, PORT_INBOUND_PLAIN, PORT_INBOUND_HBONE };
+
+#define LIS_PAUSE_MS 100
+#define LIS_WARN_EVERY_MS 10000
+
+static const char *const lis_name[LIS_COUNT] = { "outbound", "inbound", "hbone" };
+
+static void lis_resume_one(struct pod_listener *pl)
+{
+	struct pod *p = pl->pod;
+
+	if (pl->pause) {
+		loop_timer_cancel(p->loop, pl->pause);
+		pl->pause = NULL;
+	}
+	if (pl->fd >= 0)
+		loop_mod(p->loop, pl->fd, EPOLLIN);
+}
+
+static void lis_pause_done(struct loop *l, void *ctx)
+{
+	struct pod_listener *pl = ctx;
+
+	CHECK_OBJ(pl, LIS_MAGIC);
+	pl->pause = NULL;
+	lis_resume_one(pl);
+}
+
+void pod_listen_pause(struct pod_listener *pl, int err)
+{
+	/* One warning every 10 s for all listeners of all workers: a full fd
+	 * table hits every pod at once. */
+	static _Atomic uint64_t warned_ms;
+	static _Atomic unsigned long pauses;
+	struct pod *p = pl->pod;
+	uint64_t now = loop_now_ms(), last = warned_ms;
+	unsigned long n = ++pauses;
+
+	metrics_accept_paused(p->t, lis_name[pl->kind]);
+	if ((!last || now - last >= LIS_WARN_EVERY_MS) &&
+	    atomic_compare_exchange_strong(&warned_ms, &last, now)) {
+		pauses = 0;
+		log_warn("cannot accept on the %s listener of pod %s/%s: %s; pausing accepts for %d ms "
+			 "(%lu pauses since the last warning; see warren_accept_paused_total)",
+			 lis_name[pl->kind], p->namespace, p->name, strerror(err), LIS_PAUSE_MS, n);
+	}
+	if (pl->pause || loop_mod(p->loop, pl->fd, 0) < 0)
+		return;
+	pl->pause = loop_timer_add(p->loop, LIS_PAUSE_MS, lis_pause_done, pl);
+	if (!pl->pause)
+		loop_mod(p->loop, pl->fd, EPOLLIN);
+}
+
+void pod_listen_resume(struct pod *p)
+{
+	for (int k = 0; k < LIS_COUNT; k++)
+		if (p->lis[k].pause)
+			lis_resume_one(&p->lis[k]);
+}
 
 static void lis_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
@@ -102,6 +161,10 @@ out:
 static void shard_unlisten(struct pod *p)
 {
 	for (int k = 0; k < LIS_COUNT; k++) {
+		if (p->lis[k].pause) {
+			loop_timer_cancel(p->loop, p->lis[k].pause);
+			p->lis[k].pause = NULL;
+		}
 		if (p->lis[k].fd < 0)
 			continue;
 		loop_del(p->loop, p->lis[k].fd);

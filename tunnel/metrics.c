@@ -80,7 +80,7 @@ struct gseries {
 };
 
 enum fam_id { F_PLUGIN, F_HANDSHAKES, F_DENIALS, F_CERT, F_POOL_CONNS, F_POOL_STREAMS, F_CSR, F_CSR_US,
-	      F_COUNT };
+	      F_ACCEPT_PAUSED, F_HBONE_REFUSED, F_STATE_BAD, F_COUNT };
 
 struct family {
 	const char *name, *type, *help;
@@ -129,6 +129,12 @@ static const struct family fam_init[F_COUNT] = {
 	[F_CSR_US] = { "warren_ca_csr_duration_microseconds_total", "counter",
 		       "Time spent in certificate requests to warren-ca, by result (divide by "
 		       "warren_ca_csr_total for the mean)." },
+	[F_ACCEPT_PAUSED] = { "warren_accept_paused_total", "counter",
+			      "Times a listener stopped accepting for a while because the process was out of file descriptors or memory, by listener." },
+	[F_HBONE_REFUSED] = { "warren_hbone_refused_total", "counter",
+			      "Connections to a pod's 15008 closed before their TLS handshake because too many handshakes were pending, by limit." },
+	[F_STATE_BAD] = { "warren_state_records_bad_total", "counter",
+			  "State records that could not be read at start and were moved aside." },
 };
 
 int metrics_new(struct metrics **out)
@@ -336,6 +342,27 @@ void metrics_policy_denial(struct tunnel *t, const char *policy)
 	if (!t || !t->metrics)
 		return;
 	fam_update(t, F_DENIALS, labels_fmt("policy", policy ? policy : "default-deny", NULL), false, 1);
+}
+
+void metrics_accept_paused(struct tunnel *t, const char *listener)
+{
+	if (!t || !t->metrics)
+		return;
+	fam_update(t, F_ACCEPT_PAUSED, labels_fmt("listener", listener, NULL), false, 1);
+}
+
+void metrics_hbone_refused(struct tunnel *t, const char *reason)
+{
+	if (!t || !t->metrics)
+		return;
+	fam_update(t, F_HBONE_REFUSED, labels_fmt("reason", reason, NULL), false, 1);
+}
+
+void metrics_state_record_bad(struct tunnel *t)
+{
+	if (!t || !t->metrics)
+		return;
+	fam_update(t, F_STATE_BAD, strdup(""), false, 1);
 }
 
 void metrics_pool_set(struct tunnel *t, uint64_t connections, uint64_t streams)

@@ -69,6 +69,15 @@ void metrics_handshake(struct tunnel *t, bool ok, const char *reason);
 /* A connection denied by an AuthorizationPolicy ("ns/name", or NULL for
  * the default deny of an ALLOW-only policy set). */
 void metrics_policy_denial(struct tunnel *t, const char *policy);
+/* A listener stopped accepting for a while: the process was out of fds or
+ * memory (listener: "outbound", "inbound", "hbone", "handoff", "admin",
+ * "metrics", "readiness"). Any thread. */
+void metrics_accept_paused(struct tunnel *t, const char *listener);
+/* A connection to a pod's 15008 refused before its TLS handshake (reason:
+ * "pod_limit", "source_limit"). Any thread. */
+void metrics_hbone_refused(struct tunnel *t, const char *reason);
+/* A state record that could not be read was moved aside at start. */
+void metrics_state_record_bad(struct tunnel *t);
 /* Current HBONE pool size. */
 void metrics_pool_set(struct tunnel *t, uint64_t connections, uint64_t streams);
 /* Certificate of identity (spiffe://...) expires at not_after (Unix s);

@@ -323,6 +323,7 @@ int mtls_start(struct tunnel *t)
 	sec->copts.idle_ms = (uint32_t)conf->pool_idle_timeout_ms;
 	sec->copts.ping_interval_ms = sec->sopts.ping_interval_ms = (uint32_t)conf->hbone_ping_interval_ms;
 	sec->copts.ping_timeout_ms = sec->sopts.ping_timeout_ms = 2u * (uint32_t)conf->hbone_ping_interval_ms;
+	sec->sopts.connect_timeout_ms = (uint32_t)conf->hbone_handshake_timeout_ms;
 	t->sec = sec;
 	hbone_set_handshake_observer(hs_observer, t);
 	if (conf->ca_address)
@@ -763,6 +764,48 @@ static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_r
 	conn_connect(c);
 }
 
+static bool ss_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		       &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
+}
+
+/*
+ * Before a client has authenticated it has cost us an fd, a timer and an
+ * SSL: cap how many may wait in their handshake, per pod and per client
+ * address. Each worker's shard takes its share of the limits (connections
+ * are spread over the shards). NULL when p may take one more, else which
+ * limit was hit (the metric's reason).
+ */
+static const char *hbone_pending_full(const struct pod *p, const struct sockaddr_storage *peer)
+{
+	const struct tunnel_conf *conf = p->t->conf;
+	unsigned nw = p->t->n_workers ? p->t->n_workers : 1;
+	unsigned max_pod = ((unsigned)conf->hbone_max_pending + nw - 1) / nw;
+	unsigned max_src = ((unsigned)conf->hbone_max_pending_source + nw - 1) / nw;
+	unsigned pod_n = 0, src_n = 0;
+
+	for (const struct hsrv *h = p->hsrvs; h; h = h->next) {
+		struct hbone_conn_info info;
+
+		hbone_conn_get_info(h->hc, &info);
+		if (info.state != HBONE_HANDSHAKE)
+			continue;
+		pod_n++;
+		src_n += ss_same_addr(&h->peer, peer);
+	}
+	if (src_n >= max_src)
+		return "source_limit";
+	if (pod_n >= max_pod)
+		return "pod_limit";
+	return NULL;
+}
+
 void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *peer)
 {
 	struct tunnel *t = p->t;
@@ -771,6 +814,7 @@ void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *pee
 					.on_conn_done = hsrv_conn_done };
 	socklen_t len = sizeof(struct sockaddr_storage);
 	struct hsrv *h;
+	const char *full;
 	char a[64];
 	int ret;
 
@@ -780,6 +824,19 @@ void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *pee
 		log_warn("HBONE connection from %s to pod %s/%s refused: %s",
 			 sockaddr_str(peer, a, sizeof(a)), p->namespace, p->name,
 			 pod_identity_why(p, why, sizeof(why)));
+		rst_close(fd);
+		return;
+	}
+	full = hbone_pending_full(p, peer);
+	if (full) {
+		static _Atomic uint64_t warned_ms;
+		uint64_t now = loop_now_ms(), last = warned_ms;
+
+		metrics_hbone_refused(t, full);
+		if ((!last || now - last >= 10000) && atomic_compare_exchange_strong(&warned_ms, &last, now))
+			log_warn("HBONE connection from %s to pod %s/%s refused: too many TLS handshakes pending %s (see warren_hbone_refused_total)",
+				 sockaddr_str(peer, a, sizeof(a)), p->namespace, p->name,
+				 full[0] == 's' ? "from that address" : "for the pod");
 		rst_close(fd);
 		return;
 	}

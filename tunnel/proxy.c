@@ -180,6 +180,7 @@ void conn_free(struct conn *c, const struct relay_stats *st, const char *reason)
 		rst_close(c->up_fd);
 	}
 	rst_close(c->app_fd);
+	pod_listen_resume(p); /* fds freed: a paused listener may accept again */
 	free(c->peer_id);
 	free(c->early_reason);
 	if (c->prev)
@@ -583,10 +584,13 @@ void proxy_accept(struct pod_listener *pl)
 
 		fd = accept4(pl->fd, (struct sockaddr *)&src, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+			if (errno == EAGAIN || errno == EINTR)
 				return;
-			log_warn("accept on a listener of pod %s/%s failed: %s", p->namespace, p->name,
-				 strerror(errno));
+			if (errno == ECONNABORTED)
+				continue;
+			/* EMFILE & co: the connection stays queued, the
+			 * listener readable; polling it now would spin. */
+			pod_listen_pause(pl, errno);
 			return;
 		}
 		switch (pl->kind) {

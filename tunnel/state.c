@@ -8,7 +8,12 @@
  * Adoption after a restart (state_adopt_start) re-creates the listeners of
  * every recorded pod whose netns still exists, is the same netns (dev/ino),
  * and still carries our in-pod rules; anything else is dropped with a log
- * line saying why (e.g. the pod was deleted while we were down). A pod
+ * line saying why (e.g. the pod was deleted while we were down). A record
+ * that cannot be read or parsed (truncated by a full disk, damaged by
+ * hand) is not deleted: it is renamed <uid>.json.bad-<unix time>, counted in
+ * warren_state_records_bad_total and listed by GET /state_records (and
+ * under `warrenctl pods`), since its pod may still be captured with
+ * nobody listening until it is re-created. A pod
  * whose listeners fail is kept and retried every 5 s. The record files are
  * listed once at the start and adopted adoptBatch (default 16) per loop
  * iteration (a 0 ms timer; the loop serves ready fds between timers), so
@@ -36,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf/handoff.h"
@@ -199,14 +205,14 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 	rec = json_load_file(path, 0, &jerr);
 	if (!rec) {
 		snprintf(why, whylen, "unreadable record: %s", jerr.text);
-		return -EINVAL;
+		return -EBADMSG;
 	}
 	if (json_unpack_ex(rec, &jerr, 0, "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s?o}", "uid", &uid,
 			   "containerId", &cid, "ifname", &ifname, "namespace", &ns, "name", &name,
 			   "serviceAccount", &sa, "netns", &netns, "netnsDev", &dev, "netnsIno", &ino,
 			   "ips", &ips) < 0) {
 		snprintf(why, whylen, "malformed record: %s", jerr.text);
-		ret = -EINVAL;
+		ret = -EBADMSG;
 		goto out;
 	}
 	/* Records written before the mode existed have none: full capture. */
@@ -410,6 +416,40 @@ static void adoption_finish(struct tunnel *t)
 	handoff_server_resume(t);
 }
 
+/* A record that cannot be read: moved aside (not deleted), counted and
+ * listed for `warrenctl pods`. */
+static void record_set_aside(struct tunnel *t, const char *dir, const char *name, const char *why)
+{
+	char path[4400], bad[4500], uid[256];
+	size_t n = strlen(name) - 5; /* ".json" */
+	json_t *o;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(bad, sizeof(bad), "%s.bad-%lld", path, (long long)time(NULL));
+	snprintf(uid, sizeof(uid), "%.*s", (int)(n < sizeof(uid) ? n : sizeof(uid) - 1), name);
+	metrics_state_record_bad(t);
+	if (rename(path, bad) < 0) {
+		log_error("state record %s: %s; cannot move it aside (%s): left in place", path, why,
+			  strerror(errno));
+		snprintf(bad, sizeof(bad), "%s", path);
+	} else {
+		log_error("state record %s: %s; moved aside to %s. Its pod (uid %s) is not re-adopted: "
+			  "if it still runs, its connections are refused until it is re-created",
+			  path, why, bad, uid);
+	}
+	if (!t->bad_records)
+		t->bad_records = json_array();
+	o = json_pack("{s:s,s:s,s:s}", "uid", uid, "record", bad, "reason", why);
+	if (t->bad_records && o)
+		json_array_append(t->bad_records, o);
+	json_decref(o);
+}
+
+json_t *state_bad_records_json(const struct tunnel *t)
+{
+	return t->bad_records ? json_deep_copy(t->bad_records) : json_array();
+}
+
 /* Adopts up to adoptBatch records; true when the list is done. */
 static bool adoption_batch(struct adoption *a)
 {
@@ -422,7 +462,10 @@ static bool adoption_batch(struct adoption *a)
 	for (; a->next < end; a->next++) {
 		snprintf(path, sizeof(path), "%s/%s", a->dir, a->names[a->next]);
 		r = adopt_one(a->t, path, why, sizeof(why));
-		if (r < 0) {
+		if (r == -EBADMSG) {
+			record_set_aside(a->t, a->dir, a->names[a->next], why);
+			a->dropped++;
+		} else if (r < 0) {
 			log_warn("dropping state record %s: %s", path, why);
 			unlink(path);
 			a->dropped++;
@@ -495,6 +538,8 @@ void state_adopt_stop(struct tunnel *t)
 {
 	struct adoption *a = t->adoption;
 
+	json_decref(t->bad_records);
+	t->bad_records = NULL;
 	if (!a)
 		return;
 	if (a->timer)

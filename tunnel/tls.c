@@ -501,6 +501,21 @@ int tls_ctx_add_root(SSL_CTX *ctx, X509 *root)
 	return 0;
 }
 
+void tls_conn_handshaking(SSL *ssl)
+{
+	SSL_set_read_ahead(ssl, 0);
+	SSL_set_default_read_buffer_len(ssl, 0);
+}
+
+void tls_conn_opened(SSL *ssl)
+{
+	SSL_set_read_ahead(ssl, 1);
+	SSL_set_default_read_buffer_len(ssl, TLS_READ_AHEAD);
+	if (!SSL_has_pending(ssl))
+		SSL_free_buffers(ssl); /* refuses while a buffer holds data */
+	ERR_clear_error();
+}
+
 int tls_conn_new(SSL_CTX *ctx, int fd, SSL **out)
 {
 	SSL *ssl;

@@ -94,6 +94,13 @@ int tls_ctx_add_root(SSL_CTX *ctx, X509 *root);
  * 0, -ENOMEM, -EIO.
  */
 int tls_conn_new(SSL_CTX *ctx, int fd, SSL **out);
+/* Server: until tls_conn_opened(), read one record at a time into a
+ * one-record buffer instead of the read-ahead one, so a client that never
+ * finishes its handshake holds as little as OpenSSL allows. */
+void tls_conn_handshaking(SSL *ssl);
+/* The handshake is done: read ahead again (the big buffer is allocated by
+ * the next read once the small one is empty). */
+void tls_conn_opened(SSL *ssl);
 
 /* Client: add an identity the server may present (copied). Call before
  * the handshake; at least one is required. 0, -EINVAL (not a SPIFFE ID),

@@ -73,6 +73,7 @@ struct pod_listener {
 	enum lis_kind kind;
 	int fd;
 	struct pod *pod;
+	struct loop_timer *pause;    /* accepting paused (out of fds); inpod_listen.c */
 };
 
 enum conn_dir { CONN_OUTBOUND, CONN_INBOUND };
@@ -168,8 +169,11 @@ struct tunnel {
 	size_t n_pods;
 	bool adopted;                  /* adoption of the recorded pods is complete */
 	struct adoption *adoption;     /* state.c: in progress; NULL before and after */
+	json_t *bad_records;           /* state.c: records set aside at start (array); NULL: none */
 	int handoff_fd;
 	struct hclient *held, *held_tail; /* handoff_server.c: requests held during adoption */
+	struct loop_timer *handoff_pause; /* handoff_server.c: accepting paused (out of fds) */
+	uint64_t handoff_warned_ms;
 	struct loop_timer *retry_timer; /* re-try listeners of adopted pods */
 	struct admin *admin;
 	struct metrics *metrics;       /* NULL: metrics off (hooks are no-ops) */
@@ -272,6 +276,14 @@ int kubelet_cgroup_find(const char *proc, const char *cgroot, long pid, char *pa
  * netns (all or none). 0 or -errno with err. */
 int pod_listen(struct pod *p, char *err, size_t errlen);
 void pod_unlisten(struct pod *p);
+/* accept4() failed with err (EMFILE, ENFILE, ENOBUFS, ENOMEM or another
+ * lasting error): the connection stays queued and the listener readable,
+ * so stop polling it (no spin) until a timer, or a connection of its shard
+ * closing (pod_listen_resume), tries again. Logs at most every 10 s over
+ * all listeners and counts warren_accept_paused_total. Worker thread. */
+void pod_listen_pause(struct pod_listener *pl, int err);
+/* Shard p freed fds: resume its paused listeners now. */
+void pod_listen_resume(struct pod *p);
 
 /* ---- proxy.c ---- */
 void proxy_accept(struct pod_listener *pl);
@@ -364,8 +376,13 @@ int state_remove(struct tunnel *t, const char *uid);
  * meanwhile; when done sets t->adopted and calls handoff_server_resume().
  * 0 or -ENOMEM (nothing started). */
 int state_adopt_start(struct tunnel *t);
-/* Shutdown: drop an unfinished adoption (the records stay on disk). */
+/* Shutdown: drop an unfinished adoption (the records stay on disk) and
+ * the list of records set aside. */
 void state_adopt_stop(struct tunnel *t);
+/* The records that could not be read at start, each moved aside to
+ * <uid>.json.bad-<unix time> in the same directory (kept for a human, never
+ * deleted): [{uid, record, reason}], a new reference (NULL on ENOMEM). */
+json_t *state_bad_records_json(const struct tunnel *t);
 /* "adopting N/M pods" while adopting; valid until the next loop callback. */
 const char *state_adopt_progress(const struct tunnel *t);
 /* Safe as a file name component. */

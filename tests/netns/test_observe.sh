@@ -5,7 +5,7 @@
 # log level, and readiness across a restart with many pods (and with
 # NBIG pods, 503 "adopting N/M pods" while re-adopting).
 #
-#   netns NODE: warren-tunnel (admin :15000, metrics :15020, ready :15021)
+#   netns NODE: warren-tunnel (admin on its Unix socket only, metrics :15020, ready :15021)
 #   netns CLI (10.252.0.1, pod obs/client, app=sleep) <-veth-> netns SRV
 #   (10.252.0.2, pod obs/server, app=echo); both enrolled (inpodctl rules +
 #   handoffctl add), so CLI -> SRV traffic is relayed twice: outbound in
@@ -304,20 +304,24 @@ out=$(ctl workloads)
 check "warrenctl workloads table" bash -c "grep -qE '^NAMESPACE +NAME +IPS +NODE +SERVICE-ACCOUNT +ENROLLED +LOCAL +CAPTURED' <<<'$out' && grep -qE '^obs +client +10.252.0.1 +node-$id +sleep-sa +yes +yes +yes' <<<'$out'"
 check "warrenctl --help documents workloads and services" bash -c "'$CTL' --help | grep -q '^  workloads ' && '$CTL' --help | grep -q '^  services '"
 
+# --- no adminAddress configured: no TCP admin API, the Unix socket only
+out=$(n "$NODE" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15000/pods)
+check "no TCP admin API unless adminAddress is set (got $out)" test "$out" = 000
+
 # --- the admin HTTP server itself: keep-alive, HEAD, refused oversized heads
-out=$(n "$NODE" curl -s -o /dev/null -o /dev/null -w '%{http_code} %{num_connects}\n' \
-	http://127.0.0.1:15000/pods http://127.0.0.1:15000/config_dump | tr '\n' ' ')
+out=$(curl -s --unix-socket "$adminsock" -o /dev/null -o /dev/null -w '%{http_code} %{num_connects}\n' \
+	http://l/pods http://l/config_dump | tr '\n' ' ')
 check "admin HTTP: two requests over one kept-alive connection ($out)" test "$out" = "200 1 200 0 "
 out=$(n "$NODE" curl -s -I http://127.0.0.1:15021/healthz/ready | tr -d '\r')
 check "admin HTTP: HEAD /healthz/ready answers the GET's headers" \
 	bash -c 'grep -qx "HTTP/1.1 200 OK" <<<"$1" && grep -qx "Content-Length: 6" <<<"$1"' _ "$out"
-out=$(n "$NODE" curl -s -w ' %{http_code}' -H "X-Big: $(printf '%9000s' | tr ' ' a)" http://127.0.0.1:15000/pods | tr '\n' ' ')
+out=$(curl -s --unix-socket "$adminsock" -w ' %{http_code}' -H "X-Big: $(printf '%9000s' | tr ' ' a)" http://l/pods | tr '\n' ' ')
 check "admin HTTP: a head over 8 KiB gets 431 saying so ($out)" grep -q 'request head too large.* 431$' <<<"$out"
 
 # --- runtime log level
-out=$(n "$NODE" "$CTL" log-level debug)
+out=$(ctl log-level debug)
 check "warrenctl log-level debug answers debug" test "$out" = debug
-out=$(n "$NODE" curl -s http://127.0.0.1:15000/logging)
+out=$(curl -s --unix-socket "$adminsock" http://l/logging)
 check "GET /logging shows the new level" jqok '.level == "debug"' <<<"$out"
 client 8080 1 >/dev/null
 check "debug lines appear at debug level" wait_for grep -q 'outbound connection 10.252.0.1:[0-9]* -> 10.252.0.2:8080 of pod obs/client accepted' "$log"

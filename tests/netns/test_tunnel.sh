@@ -90,6 +90,7 @@ pluginSocket: $sock
 stateDir: $state
 meshPath: $mesh
 adminSocket: $adminsock
+adminAddress: 127.0.0.1:15000
 logLevel: info
 meshReloadMs: 200
 EOF
@@ -115,8 +116,8 @@ check "the listeners carry fwmark 0x539" test "$(marked_listeners "$POD")" = $LI
 check "state record written" bash -c "jq -e '.uid == \"uid-app-$id\" and .containerId == \"cid-app-$id\" and .serviceAccount == \"app-sa\" and .captureInbound == true' $state/pods/uid-app-$id.json >/dev/null"
 out=$("$CTL" --socket "$adminsock" -o json pods)
 check "warrenctl -o json pods lists the pod" bash -c "jq -e 'length == 1 and .[0].uid == \"uid-app-$id\" and .[0].namespace == \"demo\" and .[0].name == \"app\" and .[0].serviceAccount == \"app-sa\" and .[0].ips == [\"10.251.0.1/24\"] and .[0].state == \"ready\"' <<<'$out' >/dev/null"
-out=$(n "$NODE" "$CTL" pods)
-check "warrenctl pods table (default admin URL)" bash -c "grep -qE '^NAMESPACE +NAME +UID +IPS +CONTAINER +INBOUND' <<<'$out' && grep -qE '^demo +app +uid-app-$id +10.251.0.1/24 +cid-app-$id +yes' <<<'$out'"
+out=$(n "$NODE" "$CTL" --admin http://127.0.0.1:15000 pods)
+check "warrenctl pods table (over the TCP adminAddress)" bash -c "grep -qE '^NAMESPACE +NAME +UID +IPS +CONTAINER +INBOUND' <<<'$out' && grep -qE '^demo +app +uid-app-$id +10.251.0.1/24 +cid-app-$id +yes' <<<'$out'"
 
 out=$(hctl add uid-app-$id demo app cid-app-$id /var/run/netns/$POD 10.251.0.1/24)
 check "second add with same uid/netns is idempotent" bash -c "jq -e .ok <<<'$out' >/dev/null && test \$(ip netns exec $POD ss -ltnH | grep -cE ':(15001|15006|15008)\b') = $LIS"
@@ -142,7 +143,7 @@ check "check -> known" bash -c "jq -e '.ok and .known' <<<'$out' >/dev/null"
 
 # --- real relaying through the in-pod rules
 if [[ -x $INPODCTL ]] && "$INPODCTL" apply "/var/run/netns/$POD" 2>"$tmp/inpod.err"; then
-	n "$NODE" "$CTL" log-level debug >/dev/null
+	"$CTL" --socket "$adminsock" log-level debug >/dev/null
 	n "$PEER" socat TCP-LISTEN:8080,reuseaddr,fork EXEC:cat &
 	n "$POD" socat TCP-LISTEN:8081,reuseaddr,fork SYSTEM:'echo peer=$SOCAT_PEERADDR' &
 	wait_for bash -c "ip netns exec $PEER ss -ltnH | grep -q ':8080\b'"
@@ -165,15 +166,26 @@ if [[ -x $INPODCTL ]] && "$INPODCTL" apply "/var/run/netns/$POD" 2>"$tmp/inpod.e
 	out=$(n "$PEER" socat -T 5 - TCP:10.251.0.1:8081 </dev/null)
 	check "inbound: the app sees the real client IP" grep -qx 'peer=10.251.0.2' <<<"$out"
 	check "inbound: went through the 15006 listener" wait_for grep -q "inbound connection 10.251.0.2:[0-9]* -> 10.251.0.1:8081 of pod demo/app accepted" "$log"
-	n "$NODE" "$CTL" log-level info >/dev/null
+	"$CTL" --socket "$adminsock" log-level info >/dev/null
 	for p in $(ip netns pids "$PEER"); do kill "$p" 2>/dev/null; done
 	for p in $(ip netns pids "$POD"); do kill "$p" 2>/dev/null; done
 else
 	echo "# in-pod rules unavailable ($(cat "$tmp/inpod.err" 2>/dev/null)); relay checks skipped"
 	ok "relay checks # SKIP inpodctl missing or failed"
 fi
-out=$(n "$NODE" "$CTL" log-level)
+out=$(n "$NODE" "$CTL" --admin http://127.0.0.1:15000 log-level)
 check "warrenctl log-level reads the level" test "$out" = info
+# The TCP admin address is read-only: no level change, no certificates or
+# configuration; the Unix socket serves them.
+tcp_out=$(n "$NODE" "$CTL" --admin http://127.0.0.1:15000 log-level debug 2>&1); tcp_rc=$?
+check "TCP admin: log-level debug refused (names adminSocket), level unchanged" \
+	eval '((tcp_rc != 0)) && grep -q adminSocket <<<"$tcp_out" && [[ $("$CTL" --socket "$adminsock" log-level) == info ]]'
+tcp_code() { n "$NODE" curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:15000$1"; }
+sock_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 --unix-socket "$adminsock" "http://l$1"; }
+check "TCP admin: /certs and /config_dump answer 403, /pods 200" \
+	eval '[[ $(tcp_code /certs) == 403 && $(tcp_code /config_dump) == 403 && $(tcp_code /pods) == 200 ]]'
+check "Unix socket admin: /certs and /config_dump answer 200" \
+	eval '[[ $(sock_code /certs) == 200 && $(sock_code /config_dump) == 200 ]]'
 
 # --- del
 out=$(hctl del cid-app-$id eth0)
@@ -300,13 +312,22 @@ check "every tunnel fd above 2 is close-on-exec${noexec:+ (not:$noexec)}" test -
 kill -TERM "$tpid"; wait "$tpid"; rc=$?; tpid=
 check "SIGTERM: clean exit (status 0, no sanitizer report)" bash -c "[[ $rc == 0 ]] && ! grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' $log"
 check "SIGTERM keeps the state records" test -e "$state/pods/uid-app-$id.json"
-out=$(n "$NODE" "$CTL" pods 2>&1); rc=$?
+out=$(n "$NODE" "$CTL" --admin http://127.0.0.1:15000 pods 2>&1); rc=$?
 check "warrenctl without a tunnel: exit 1 and says so" bash -c "[[ $rc == 1 ]] && grep -q 'cannot reach warren-tunnel admin API at http://127.0.0.1:15000: connection refused; is warren-tunnel running' <<<'$out'"
 
-# --- workerThreads: 1: one worker, one listener per port, still relaying
+# --- workerThreads: 1: one worker, one listener per port, still relaying;
+# a truncated state record beside the good one is moved aside, not deleted
 echo "workerThreads: 1" >>"$conf"
+head -c 40 "$state/pods/uid-app-$id.json" >"$state/pods/uid-cut-$id.json"
 node_tunnel_start "$conf" "$log"
 wait_for node_ready
+check "truncated state record: moved aside (uid-cut-$id.json.bad-*), not deleted" \
+	eval '[[ ! -e $state/pods/uid-cut-$id.json ]] && compgen -G "$state/pods/uid-cut-$id.json.bad-*" >/dev/null'
+check "truncated state record: counted in warren_state_records_bad_total" \
+	eval '[[ $(n "$NODE" curl -s --max-time 2 http://127.0.0.1:15020/metrics | awk "\$1 == \"warren_state_records_bad_total\" {print \$2}") == 1 ]]'
+out=$("$CTL" --socket "$adminsock" pods)
+check "truncated state record: warrenctl pods reports it (uid, where it went, why)" \
+	grep -qE "uid uid-cut-$id: .*uid-cut-$id.json.bad-[0-9]+ \(unreadable record" <<<"$out"
 check "workerThreads 1: the re-adopted pod has one listener per port" test "$(listeners "$POD")" = 3
 check "workerThreads 1: main + 1 worker thread" test "$(ls "/proc/$tpid/task" | wc -l)" = 2
 if [[ -x $INPODCTL ]]; then

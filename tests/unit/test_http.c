@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/unit/t.h"
@@ -424,6 +425,62 @@ static int client(const char *path)
 	return 0;
 }
 
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 10 };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	strcpy(sun.sun_path, path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* More idle clients than the server takes: a new client is still answered
+ * (the one idle longest is closed for it), and one that never finishes
+ * its head is closed after HTTP_REQUEST_TIMEOUT_MS. */
+static int idle_client(const char *path)
+{
+	static const char get[] = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok";
+	int idle[HTTP_CONN_MAX + 8], fd;
+	char head[512], body[256], c;
+	struct timespec a, b;
+	long n, ms;
+
+	for (size_t i = 0; i < sizeof(idle) / sizeof(idle[0]); i++)
+		if ((idle[i] = unix_connect(path)) < 0)
+			return 1;
+	fd = unix_connect(path);
+	if (fd < 0 || write(fd, get, sizeof(get) - 1) != (ssize_t)sizeof(get) - 1)
+		return 2;
+	n = read_response(fd, head, sizeof(head), body, sizeof(body), false);
+	if (n != 2 || strncmp(head, "HTTP/1.1 200 ", 13) || memcmp(body, "ok", 2))
+		return 3; /* before: 503 too many open connections */
+	close(fd);
+	/* the first idle one made room: closed */
+	if (read(idle[0], &c, 1) != 0)
+		return 4;
+	/* the last one is still open: half a head, then the timeout */
+	fd = idle[sizeof(idle) / sizeof(idle[0]) - 1];
+	if (write(fd, "GET /slow HTTP/1.1\r\n", 19) != 19)
+		return 5;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	if (read(fd, &c, 1) != 0)
+		return 6;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+	if (ms > HTTP_REQUEST_TIMEOUT_MS + 2000)
+		return 7;
+	for (size_t i = 0; i < sizeof(idle) / sizeof(idle[0]); i++)
+		close(idle[i]);
+	return 0;
+}
+
 struct srv_test {
 	pid_t pid;
 	int status;
@@ -484,8 +541,46 @@ static void test_server(void)
 	http_server_free(NULL);
 }
 
+static void test_idle_clients(void)
+{
+	char path[108];
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct loop *l = loop_new();
+	struct srv_test st = { .status = -1 };
+	int lfd, count = 0, ret;
+
+	T_ASSERT(l);
+	snprintf(path, sizeof(path), "/tmp/warren-test-http-idle-%d.sock", (int)getpid());
+	strcpy(sun.sun_path, path);
+	unlink(path);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	T_ASSERT(lfd >= 0);
+	T_ASSERT(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) == 0 && listen(lfd, 256) == 0);
+	ret = http_server_new(l, lfd, "test", srv_handler, &count, &st.hs);
+	T_ASSERT_INT(ret, 0);
+	st.pid = fork();
+	T_ASSERT(st.pid >= 0);
+	if (st.pid == 0)
+		_exit(idle_client(path));
+	st.deadline = loop_now_ms() + 20000;
+	loop_timer_add(l, 5, srv_poll, &st);
+	ret = loop_run(l);
+	if (st.pid > 0) {
+		kill(st.pid, SIGKILL);
+		waitpid(st.pid, &st.status, 0);
+	}
+	http_server_free(st.hs);
+	loop_free(l);
+	unlink(path);
+	T_ASSERT_INT(ret, 0);
+	if (!WIFEXITED(st.status) || WEXITSTATUS(st.status))
+		printf("#   idle client exit status %d\n", WIFEXITED(st.status) ? WEXITSTATUS(st.status) : -1);
+	T_ASSERT(WIFEXITED(st.status) && WEXITSTATUS(st.status) == 0);
+	T_ASSERT_INT(count, 1);
+}
+
 T_MAIN(T_CASE(test_complete_get), T_CASE(test_partial_heads), T_CASE(test_bare_lf),
        T_CASE(test_malformed), T_CASE(test_head_limit), T_CASE(test_too_many_fields),
        T_CASE(test_content_length), T_CASE(test_transfer_encoding),
        T_CASE(test_versions_keep_alive), T_CASE(test_query_arg), T_CASE(test_reasons),
-       T_CASE(test_server))
+       T_CASE(test_server), T_CASE(test_idle_clients))

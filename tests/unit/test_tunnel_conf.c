@@ -54,8 +54,8 @@ static void test_defaults(void)
 	T_ASSERT_STR(c.plugin_socket, DEFAULT_TUNNEL_SOCKET);
 	T_ASSERT_STR(c.state_dir, DEFAULT_STATE_DIR);
 	T_ASSERT_STR(c.mesh_path, "/etc/warren/mesh.yaml");
-	T_ASSERT_STR(c.admin_address, "127.0.0.1:15000");
-	T_ASSERT(!c.admin_socket);
+	T_ASSERT(!c.admin_address); /* TCP admin: none unless configured */
+	T_ASSERT_STR(c.admin_socket, "/var/run/warren/admin.sock");
 	T_ASSERT_STR(c.metrics_address, "0.0.0.0:15020");
 	T_ASSERT_STR(c.readiness_address, "0.0.0.0:15021");
 	T_ASSERT(!c.log_file);
@@ -291,6 +291,19 @@ static void test_host_probe_keys(void)
 	int_key_refused("kubeletUID", "0", "did you mean \"kubeletUid\"?");
 }
 
+static void test_hbone_pending(void)
+{
+	int_key_reads("hboneHandshakeTimeoutMs", offsetof(struct tunnel_conf, hbone_handshake_timeout_ms),
+		      NULL, 5000);
+	int_key_refused("hboneHandshakeTimeoutMs", "100",
+			"hboneHandshakeTimeoutMs: 100 is out of range (500-60000)");
+	int_key_reads("hboneMaxPendingHandshakes", offsetof(struct tunnel_conf, hbone_max_pending),
+		      NULL, 128);
+	int_key_reads("hboneMaxPendingPerSource", offsetof(struct tunnel_conf, hbone_max_pending_source),
+		      "4", 4);
+	int_key_refused("hboneMaxPendingPerSource", "0", "hboneMaxPendingPerSource: 0 is out of range (1-65536)");
+}
+
 static void test_drain_seconds(void)
 {
 	const size_t off = offsetof(struct tunnel_conf, drain_seconds);
@@ -309,7 +322,7 @@ static void test_json(void)
 	T_ASSERT_INT(load_text("{\"meshPath\": \"/m\", \"logLevel\": \"warn\", \"adminSocket\": null}", &c), 0);
 	T_ASSERT_STR(c.mesh_path, "/m");
 	T_ASSERT_INT(c.log_level, WLOG_WARN);
-	T_ASSERT(!c.admin_socket);
+	T_ASSERT_STR(c.admin_socket, DEFAULT_ADMIN_SOCKET); /* null: the default */
 	tunnel_conf_free(&c);
 }
 
@@ -384,4 +397,4 @@ static void test_mesh_source(void)
 T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
        T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_ca_client_keys), T_CASE(test_keep_capabilities),
        T_CASE(test_adopt_batch), T_CASE(test_worker_threads), T_CASE(test_host_probe_keys),
-       T_CASE(test_drain_seconds), T_CASE(test_mesh_source))
+       T_CASE(test_drain_seconds), T_CASE(test_mesh_source), T_CASE(test_hbone_pending))
