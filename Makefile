@@ -18,7 +18,7 @@ CFLAGS     ?= -O2 -g
 # libbpf is compiled against (headers) but linked by nothing until the eBPF
 # capture mode exists.
 CNI_PKGS    := jansson libmnl libnftnl
-TUNNEL_PKGS := jansson libmnl libnftnl libnghttp2 openssl yaml-0.1 libcap-ng
+TUNNEL_PKGS := jansson libmnl libnftnl libnghttp2 openssl yaml-0.1 libcap-ng libcurl
 CTL_PKGS    := jansson libcurl
 PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) libbpf)
 
@@ -28,8 +28,8 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -I. $(shell $(PKG_CONFIG) --cflag
 CNI_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CNI_PKGS))
 TUNNEL_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(TUNNEL_PKGS)) -lpthread
 CTL_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CTL_PKGS))
-# Unit tests, tools and fuzz targets: the tunnel's libraries (not libcurl:
-# only warrenctl calls it); --as-needed keeps each to the ones it calls.
+# Unit tests, tools and fuzz targets: the tunnel's libraries
+# (--as-needed keeps each to the ones it calls).
 TEST_LIBS   := -Wl,--as-needed $(shell $(PKG_CONFIG) --libs $(TUNNEL_PKGS)) -lpthread
 
 ifeq ($(SANITIZE),1)

@@ -20,7 +20,10 @@ struct tunnel_conf {
 	char *node;
 	char *plugin_socket;
 	char *state_dir;
-	char *mesh_path;
+	char *mesh_path;         /* NULL in kubernetes mode */
+	char *mesh_source;       /* "file" or "kubernetes" */
+	char *kubeconfig;        /* NULL: in-cluster */
+	bool kube;               /* meshSource is kubernetes */
 	char *admin_address;
 	char *admin_socket;
 	char *metrics_address;

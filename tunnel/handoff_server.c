@@ -114,6 +114,7 @@ static json_t *op_query(struct tunnel *t, json_t *req)
 		return handoff_error("query needs non-empty \"namespace\" and \"name\"");
 	if (!t->mesh)
 		return handoff_error("mesh model not loaded yet; retry");
+	kube_enroll_remember(t, req);
 	enroll = mesh_pod_enrolled(t->mesh, ns, name, &reason);
 	inpod_mode_init(&mode);
 	if (enroll) {
@@ -248,6 +249,7 @@ static json_t *op_del(struct tunnel *t, json_t *req)
 
 	if (!(str_field(req, "containerId") && str_field(req, "ifname")) && !str_field(req, "uid"))
 		return handoff_error("del needs \"containerId\" and \"ifname\" (or \"uid\")");
+	kube_enroll_forget(t, req);
 	p = find_req_pod(t, req);
 	if (p)
 		drop_pod(t, p, "deleted by the plugin");
@@ -348,6 +350,13 @@ static json_t *dispatch(struct hclient *c, json_t *req, const char *op, int *pfd
 	/* Before the answer: once the plugin returns, the kubelet may probe. */
 	host_probe_flush(c->t);
 	return resp;
+}
+
+json_t *handoff_server_local(struct tunnel *t, json_t *req, int *pfd)
+{
+	struct hclient c = { .magic = CLIENT_MAGIC, .t = t, .fd = -1, .refused_uid = -1 };
+
+	return dispatch(&c, req, json_string_value(json_object_get(req, "op")), pfd);
 }
 
 /* Requests that change or inspect the pod registry wait for adoption; a

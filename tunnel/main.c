@@ -275,12 +275,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_info("warren-tunnel %s starting (node %s, mesh %s, state %s)", WARREN_VERSION,
-		 conf.node ? conf.node : "?", conf.mesh_path, conf.state_dir);
+		 conf.node ? conf.node : "?", conf.kube ? "from the Kubernetes API" : conf.mesh_path,
+		 conf.state_dir);
 	if (mtls_start(&t) < 0)
 		goto out;
 	if (admin_start(&t) < 0)
 		goto out;
-	if (mesh_watch_start(&t) < 0)
+	if (conf.kube ? kube_watch_start(&t) < 0 : mesh_watch_start(&t) < 0)
 		goto out;
 	if (handoff_server_start(&t) < 0)
 		goto out;
@@ -318,6 +319,7 @@ out:
 	host_probe_stop(&t); /* its table stays too (host_probe.c says why) */
 	admin_stop(&t);
 	mesh_watch_stop(&t);
+	kube_watch_stop(&t);
 	mtls_stop(&t);
 	mesh_free(t.mesh);
 	accesslog_close(t.alog);

@@ -94,38 +94,50 @@ static uint64_t path_sig(const char *path)
  */
 static void mesh_reload(struct tunnel *t)
 {
-	struct mesh *m = NULL, *old;
-	struct authz_set *set = NULL;
+	struct mesh *m = NULL;
 	char err[512] = "";
 	int ret;
 
 	t->mw->sig = path_sig(t->conf->mesh_path);
 	loop_unguard(t->loop);
 	ret = mesh_load_path(t->conf->mesh_path, &m, err, sizeof(err));
-	if (ret == 0) {
-		m->generation = t->mesh_generation + 1;
-		if (mtls_policies_compile(t, m, &set) < 0)
-			set = NULL; /* logged; the previous set stays */
-	}
 	loop_reguard(t->loop);
 	if (ret < 0) {
-		t->mesh_reload_errors++;
-		snprintf(t->mesh_error, sizeof(t->mesh_error), "%s", err[0] ? err : strerror(-ret));
-		if (t->mesh)
-			log_error("cannot reload the mesh model from %s: %s; keeping generation %llu (fix the file, it is re-read on change)",
-				  t->conf->mesh_path, t->mesh_error,
-				  (unsigned long long)t->mesh_generation);
-		else
-			log_error("cannot load the mesh model from %s: %s; not ready until it loads (retrying)",
-				  t->conf->mesh_path, t->mesh_error);
+		mesh_watch_failed(t, t->conf->mesh_path, err[0] ? err : strerror(-ret),
+				  "fix the file, it is re-read on change");
 		return;
 	}
+	mesh_watch_install(t, m, t->conf->mesh_path);
+}
+
+void mesh_watch_failed(struct tunnel *t, const char *origin, const char *err, const char *hint)
+{
+	t->mesh_reload_errors++;
+	snprintf(t->mesh_error, sizeof(t->mesh_error), "%s", err);
+	if (t->mesh)
+		log_error("cannot reload the mesh model from %s: %s; keeping generation %llu (%s)",
+			  origin, t->mesh_error, (unsigned long long)t->mesh_generation, hint);
+	else
+		log_error("cannot load the mesh model from %s: %s; not ready until it loads (retrying)",
+			  origin, t->mesh_error);
+}
+
+void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin)
+{
+	struct authz_set *set = NULL;
+	struct mesh *old;
+
+	m->generation = t->mesh_generation + 1;
+	loop_unguard(t->loop);
+	if (mtls_policies_compile(t, m, &set) < 0)
+		set = NULL; /* logged; the previous set stays */
+	loop_reguard(t->loop);
 	t->mesh_generation = m->generation;
 	old = t->mesh;
 	t->mesh = m;
 	t->mesh_error[0] = '\0';
 	log_info("mesh model generation %llu loaded from %s: %zu namespaces, %zu pods, %zu services",
-		 (unsigned long long)m->generation, t->conf->mesh_path, m->n_namespaces, m->n_pods,
+		 (unsigned long long)m->generation, origin, m->n_namespaces, m->n_pods,
 		 m->n_services);
 	if (set)
 		set = mtls_policies_install(t, set); /* open inbound connections re-checked */

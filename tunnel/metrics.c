@@ -826,6 +826,7 @@ char *metrics_render(struct tunnel *t)
 	header(f, "warren_mesh_reload_errors_total", "counter",
 	       "Mesh model loads that failed (the last good model stayed in use).");
 	sample(f, "warren_mesh_reload_errors_total", NULL, t->mesh_reload_errors);
+	kube_watch_metrics(t, f);
 	header(f, "warren_connections_active", "gauge", "Connections being relayed now, by direction.");
 	sample(f, "warren_connections_active", "direction=\"outbound\"", active[0]);
 	sample(f, "warren_connections_active", "direction=\"inbound\"", active[1]);

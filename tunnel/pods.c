@@ -158,6 +158,7 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 	t->pods = p;
 	t->n_pods++;
 	t->host_probe_stale = true;
+	kube_watch_pods_changed(t);
 	return p;
 }
 
@@ -187,6 +188,7 @@ void pod_free(struct pod *p)
 		p->next->prev = p->prev;
 	t->n_pods--;
 	t->host_probe_stale = t->host_probe_full = true;
+	kube_watch_pods_changed(t);
 	pod_release(p);
 }
 
@@ -273,6 +275,8 @@ bool tunnel_ready(const struct tunnel *t, const char **reason)
 
 	if (t->draining)
 		r = "draining: stopping after SIGTERM";
+	else if (!t->mesh && !kube_watch_synced(t, &r))
+		; /* r says which resource has not listed yet */
 	else if (!t->mesh)
 		r = t->mesh_error[0] ? "mesh model not loaded (last load failed; see the log)"
 				     : "mesh model not loaded yet";

@@ -39,6 +39,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include <jansson.h>
@@ -143,6 +144,8 @@ struct pod {
 };
 
 struct mesh_watch;
+struct kube_watch;
+struct kube_seen;
 struct worker;
 struct admin;
 struct accesslog;
@@ -159,6 +162,8 @@ struct tunnel {
 	uint64_t mesh_reload_errors;
 	char mesh_error[512];          /* last load error, "" when none */
 	struct mesh_watch *mw;
+	struct kube_watch *kw;         /* kube_watch.c: meshSource kubernetes */
+	struct kube_seen *seen;        /* kube_enroll.c: pods known from ADD, enrolled or not */
 	struct pod *pods;
 	size_t n_pods;
 	bool adopted;                  /* adoption of the recorded pods is complete */
@@ -364,6 +369,29 @@ bool state_uid_valid(const char *uid);
 /* Load now (errors logged, retried) and watch meshPath. 0 or -errno. */
 int mesh_watch_start(struct tunnel *t);
 void mesh_watch_stop(struct tunnel *t);
+/* The one way a new model (owned, from mesh_build or mesh_load_path) goes
+ * in use, whatever its source: generation set, policies compiled, swapped
+ * in, the old one freed. Main loop, guard held. */
+void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin);
+/* A build from origin failed: counted, err kept for the admin API, logged;
+ * the model in use (if any) stays. hint says how it gets retried. */
+void mesh_watch_failed(struct tunnel *t, const char *origin, const char *err, const char *hint);
+
+/* ---- kube_watch.c: meshSource kubernetes ---- */
+/* Start listing and watching the API server on t->loop (the model is built
+ * once every resource has listed). 0 or -errno (bad credentials: logged). */
+int kube_watch_start(struct tunnel *t);
+void kube_watch_stop(struct tunnel *t);
+/* Per resource: state, resourceVersion, counters, last sync; NULL when not
+ * in kubernetes mode. */
+json_t *kube_watch_json(const struct tunnel *t);
+/* Prometheus text for the same (nothing when not in kubernetes mode). */
+void kube_watch_metrics(const struct tunnel *t, FILE *f);
+/* false with *reason while some resource has never listed. */
+bool kube_watch_synced(const struct tunnel *t, const char **reason);
+/* A pod was enrolled or released here: its status annotation follows
+ * (a no-op in file mode). */
+void kube_watch_pods_changed(struct tunnel *t);
 
 /* ---- handoff_server.c ---- */
 int handoff_server_start(struct tunnel *t);
@@ -371,6 +399,19 @@ int handoff_server_start(struct tunnel *t);
 void handoff_server_stop(struct tunnel *t);
 /* Adoption is complete: answer the requests held meanwhile, in order. */
 void handoff_server_resume(struct tunnel *t);
+/* A request of the tunnel's own (kube_enroll.c), through the plugin's code
+ * path: answered at once (main loop, after adoption). *pfd as for "add". */
+json_t *handoff_server_local(struct tunnel *t, json_t *req, int *pfd);
+
+/* ---- kube_enroll.c: enrollment follows labels (Kubernetes mode) ---- */
+/* A "query" carrying netns/containerId/ifname: remember where the pod is. */
+void kube_enroll_remember(struct tunnel *t, json_t *req);
+/* A "del" from the plugin: the pod is gone. */
+void kube_enroll_forget(struct tunnel *t, json_t *req);
+/* After a model change: enroll the remembered pods the model now enrolls,
+ * release the enrolled ones it no longer does. */
+void kube_enroll_reconcile(struct tunnel *t);
+void kube_enroll_stop(struct tunnel *t);
 
 /* ---- admin.c ---- */
 int admin_start(struct tunnel *t);

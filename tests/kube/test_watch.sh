@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# warren-tunnel in Kubernetes mode against a real etcd and kube-apiserver:
+# it lists and watches the API server, and what kubectl creates, labels,
+# breaks or deletes reaches its model; an API server restart and an etcd
+# compaction past its watch are survived.
+#
+#   node1 netns (lo, dummy0 10.0.0.1/32)
+#     etcd            127.0.0.1:2379 (gRPC gateway used for compaction)
+#     kube-apiserver  127.0.0.1:6443, RBAC, client certificates
+#     warren-tunnel   meshSource: kubernetes, as user warren-tunnel bound to
+#                     the ClusterRole of docs/kubernetes.md (nothing more)
+#     kubectl         as system:masters
+#
+# Binaries: ETCD, KUBE_APISERVER, KUBECTL, or hack/kube-build.sh --paths.
+set -uo pipefail
+source "$(dirname "$0")/../netns/lib.sh"
+
+bin_of() { # NAME ENVVAR
+	local v=${!2:-}
+	if [[ -z $v && -x $WARREN_ROOT/hack/kube-build.sh ]]; then
+		v=$("$WARREN_ROOT/hack/kube-build.sh" --paths 2>/dev/null | awk -v n="$1" '$1 == n {print $2}')
+	fi
+	[[ -n $v && -x $v ]] && echo "$v"
+}
+ETCD=$(bin_of etcd ETCD) KUBE_APISERVER=$(bin_of kube-apiserver KUBE_APISERVER) KUBECTL=$(bin_of kubectl KUBECTL)
+if [[ -z $ETCD || -z $KUBE_APISERVER || -z $KUBECTL ]]; then
+	echo "ok - test_watch # SKIP no etcd/kube-apiserver/kubectl (hack/kube-build.sh, or set ETCD, KUBE_APISERVER, KUBECTL)"
+	exit 0
+fi
+lib_init
+need openssl jq
+need_built warren-tunnel warrenctl tests/handoffctl
+N=node1
+P= # pki dir
+APISERVER_PID='' ETCD_PID=''
+
+# --- control plane ---------------------------------------------------------
+
+pki() { # make the CA, serving and client certificates
+	P=$T/pki; mkdir -p "$P"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$P/ca.key" -out "$P/ca.crt" -days 1 \
+		-subj /CN=warren-test-ca 2>/dev/null || return 1
+	cert apiserver /CN=kube-apiserver "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,IP:10.96.0.1,DNS:kubernetes.default.svc" || return 1
+	cert admin "/O=system:masters/CN=admin" || return 1
+	cert tunnel "/CN=warren-tunnel" || return 1
+	openssl genrsa -out "$P/sa.key" 2048 2>/dev/null && openssl rsa -in "$P/sa.key" -pubout -out "$P/sa.pub" 2>/dev/null
+}
+cert() { # NAME SUBJ [EXT]
+	openssl req -newkey rsa:2048 -nodes -keyout "$P/$1.key" -out "$P/$1.csr" -subj "$2" 2>/dev/null &&
+		openssl x509 -req -in "$P/$1.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -days 1 \
+			-out "$P/$1.crt" ${3:+-extfile <(echo "$3")} 2>/dev/null
+}
+kubeconfig() { # NAME: a kubeconfig for that client certificate
+	cat >"$T/$1.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+current-context: test
+contexts: [{name: test, context: {cluster: test, user: $1}}]
+clusters: [{name: test, cluster: {server: "https://127.0.0.1:6443", certificate-authority: pki/ca.crt}}]
+users: [{name: $1, user: {client-certificate: pki/$1.crt, client-key: pki/$1.key}}]
+EOF
+}
+etcd_start() {
+	nexec $N "$ETCD" --name t --data-dir "$T/etcd" --listen-client-urls http://127.0.0.1:2379 \
+		--advertise-client-urls http://127.0.0.1:2379 --listen-peer-urls http://127.0.0.1:2380 \
+		--initial-advertise-peer-urls http://127.0.0.1:2380 --initial-cluster t=http://127.0.0.1:2380 \
+		>>"$T/etcd.log" 2>&1 &
+	ETCD_PID=$!; BG_PIDS+=("$ETCD_PID")
+	wait_for -t 30 etcd_rev
+}
+apiserver_up() { [[ $(k get --raw /readyz 2>/dev/null) == ok ]]; }
+apiserver_start() {
+	nexec $N "$KUBE_APISERVER" --etcd-servers http://127.0.0.1:2379 --bind-address 127.0.0.1 \
+		--secure-port 6443 --advertise-address 10.0.0.1 \
+		--tls-cert-file "$P/apiserver.crt" --tls-private-key-file "$P/apiserver.key" \
+		--client-ca-file "$P/ca.crt" --authorization-mode RBAC \
+		--service-account-key-file "$P/sa.pub" --service-account-signing-key-file "$P/sa.key" \
+		--service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.96.0.0/16 \
+		--etcd-compaction-interval 0 >>"$T/apiserver.log" 2>&1 &
+	APISERVER_PID=$!; BG_PIDS+=("$APISERVER_PID")
+	wait_for -t 90 apiserver_up
+}
+apiserver_stop() { kill "$APISERVER_PID" 2>/dev/null; wait_for -t 30 exited "$APISERVER_PID"; wait "$APISERVER_PID" 2>/dev/null; }
+k() { nexec $N "$KUBECTL" --kubeconfig "$T/admin.kubeconfig" "$@"; }
+# etcd's gRPC gateway: the current revision; compaction to it
+etcd_rev() { nexec $N curl -sf -X POST http://127.0.0.1:2379/v3/kv/range -d '{"key":"AA=="}' | jq -er '.header.revision'; }
+etcd_put() { nexec $N curl -sf -X POST http://127.0.0.1:2379/v3/kv/put -d "{\"key\":\"$(echo -n "$1" | base64)\",\"value\":\"eA==\"}" >/dev/null; }
+etcd_compact() { nexec $N curl -sf -X POST http://127.0.0.1:2379/v3/kv/compaction -d "{\"revision\":\"$1\",\"physical\":true}" >/dev/null; }
+
+crd() { # KIND PLURAL VERSIONS...: a schemaless security.istio.io CRD (first version stored)
+	local kind=$1 plural=$2 v first=1; shift 2
+	{
+		cat <<EOF
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: $plural.security.istio.io}
+spec:
+  group: security.istio.io
+  scope: Namespaced
+  names: {kind: $kind, listKind: ${kind}List, plural: $plural, singular: ${plural%s}}
+  versions:
+EOF
+		for v in "$@"; do
+			echo "  - {name: $v, served: true, storage: $([[ $first == 1 ]] && echo true || echo false), schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}"
+			first=0
+		done
+	} | k apply -f - >/dev/null
+}
+
+# --- the tunnel ------------------------------------------------------------
+
+tunnel_kube_start() {
+	local d=$T/$N
+	mkdir -p "$d"
+	cat >"$d/tunnel.yaml" <<EOF
+node: $N
+pluginSocket: $d/plugin.sock
+stateDir: $d/state
+meshSource: kubernetes
+kubeconfig: $T/tunnel.kubeconfig
+adminAddress: 127.0.0.1:15000
+adminSocket: $d/admin.sock
+metricsAddress: 127.0.0.1:15020
+readinessAddress: 127.0.0.1:15021
+logLevel: debug
+logFile: $d/tunnel.log
+drainSeconds: 0
+hostProbeSnat: false
+EOF
+	nexec $N "$WARREN_BUILD/warren-tunnel" --config "$d/tunnel.yaml" >>"$d/tunnel.out" 2>&1 &
+	TUNNEL_PID[$N]=$!
+	disown "$!"
+	wait_for -t 20 tunnel_ready $N
+}
+kdump() { wctl $N -o json config-dump | jq -cr "${1:-.}"; } # [JQ]
+dump_is() { [[ $(kdump "$1") == "$2" ]]; } # JQ VALUE
+res() { kdump ".kubernetes.resources.$1.$2"; } # RESOURCE FIELD
+workload() { wctl $N -o json workloads | jq -ce ".[] | select(.namespace == \"$1\" and .name == \"$2\")$3"; }
+enrolled() { [[ $(workload "$1" "$2" .enrolled) == true ]]; }
+not_enrolled() { [[ $(workload "$1" "$2" .enrolled) == false ]]; }
+has_workload() { workload "$1" "$2" "" >/dev/null; }
+no_workload() { wctl $N -o json workloads >/dev/null && ! has_workload "$1" "$2"; }
+policy_state() { wctl $N -o json policies | jq -r ".. | objects | select(.name? == \"$2\" and .namespace? == \"$1\") | .state" | head -n1; }
+policy_is() { [[ $(policy_state "$1" "$2") == "$3" ]]; } # NS NAME STATE
+metric() { nexec $N curl -sf http://127.0.0.1:15020/metrics | awk -v m="$1{resource=\"$2\"}" '$1 == m {print $2}'; }
+metric_is() { [[ $(metric "$1" "$2") == "$3" ]]; } # NAME RESOURCE VALUE
+metric_gt() { local v; v=$(metric "$1" "$2"); [[ -n $v ]] && ((v > $3)); } # NAME RESOURCE VALUE
+hctl() { "$WARREN_BUILD/tests/handoffctl" "$T/$N/plugin.sock" "$@"; }
+annotation() { k -n "$1" get pod "$2" -o jsonpath='{.metadata.annotations.ambient\.istio\.io/redirection}'; }
+annotated() { [[ $(annotation "$1" "$2") == enabled ]]; }
+not_annotated() { local a; a=$(annotation "$1" "$2") && [[ -z $a ]]; }
+pod_yaml() { # NS NAME IP
+	cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $2, namespace: $1, labels: {app: $2}}
+spec: {nodeName: $N, containers: [{name: app, image: app:local, imagePullPolicy: Never}]}
+EOF
+}
+pod_create() { # NS NAME IP: a pod (no kubelet runs it) with its status.podIP set as a kubelet would
+	pod_yaml "$1" "$2" | k apply -f - >/dev/null &&
+		k -n "$1" patch pod "$2" --subresource=status --type=merge \
+			-p "{\"status\":{\"phase\":\"Running\",\"podIP\":\"$3\",\"podIPs\":[{\"ip\":\"$3\"}]}}" >/dev/null
+}
+
+# --- setup -----------------------------------------------------------------
+
+ip netns add "${NODE_NETNS[$N]}" || die "ip netns add"
+nexec $N ip link set lo up
+nexec $N ip link add dummy0 type dummy && nexec $N ip addr add 10.0.0.1/32 dev dummy0 && nexec $N ip link set dummy0 up
+pki || die "openssl: certificates"
+kubeconfig admin; kubeconfig tunnel
+etcd_start || die "etcd did not start (see $T/etcd.log)"
+apiserver_start || die "kube-apiserver not ready in 90 s: $(tail -n 5 "$T/apiserver.log")"
+k apply -f "$WARREN_ROOT/docs/kubernetes-rbac.yaml" >/dev/null || die "RBAC from docs/kubernetes-rbac.yaml"
+k create clusterrolebinding warren-tunnel-test --clusterrole warren-tunnel --user warren-tunnel >/dev/null || die "binding"
+# AuthorizationPolicy served as v1; PeerAuthentication comes later, as v1beta1 only
+crd AuthorizationPolicy authorizationpolicies v1 v1beta1 || die "CRD"
+wait_for -t 20 k get authorizationpolicies -A || die "CRD not served"
+k create namespace shop >/dev/null || die "namespace"
+pod_create shop web 10.244.1.10 || die "pod"
+
+# --- tests -----------------------------------------------------------------
+
+start=$SECONDS
+if tunnel_kube_start; then ok "tunnel in kubernetes mode ready after its first lists ($((SECONDS - start)) s)"
+else not_ok "tunnel in kubernetes mode ready" "$(tail -n 20 "$T/$N/tunnel.out")"; exit 1; fi
+check "the pod created before the start is in the model" has_workload shop web
+check "model not enrolled: namespace shop has no label" not_enrolled shop web
+check "PeerAuthentication CRD missing: reported as absent, not fatal" \
+	dump_is .kubernetes.resources.peerauthentications.state absent
+for r in namespaces pods services endpointslices authorizationpolicies; do
+	[[ $(res $r watching) == true ]] || { not_ok "$r watched" "$(kdump .kubernetes.resources.$r)"; continue; }
+	ok "$r listed and watched"
+done
+
+pod_create shop api 10.244.1.11
+check "a pod created with kubectl reaches the model" wait_for -t 5 has_workload shop api
+
+t0=$(date +%s%N)
+k label namespace shop istio.io/dataplane-mode=ambient >/dev/null
+if wait_for -t 5 enrolled shop web; then
+	ok "namespace label reaches the model within 5 s ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+else
+	not_ok "namespace label reaches the model within 5 s" "$(workload shop web '')"
+fi
+k -n shop label pod api istio.io/dataplane-mode=none >/dev/null
+check "pod label none reaches the model" wait_for -t 5 not_enrolled shop api
+
+k apply -f - >/dev/null <<EOF
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-web, namespace: shop}
+spec: {selector: {matchLabels: {app: web}}, action: ALLOW, rules: [{from: [{source: {namespaces: [shop]}}]}]}
+EOF
+check "an AuthorizationPolicy applied with kubectl is compiled" wait_for -t 5 policy_is shop allow-web active
+k apply -f - >/dev/null <<EOF
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: broken, namespace: shop}
+spec: {selector: {matchLabels: {app: api}}, action: ALLOW, rules: [{to: [{operation: {ports: ["not-a-port"]}}]}]}
+EOF
+check "an invalid AuthorizationPolicy fails closed (state invalid)" wait_for -t 5 policy_is shop broken invalid
+check "... and the tunnel log names it" grep -q "broken" "$T/$N/tunnel.log"
+
+crd PeerAuthentication peerauthentications v1beta1
+check "PeerAuthentication CRD installed later: found at v1beta1 within 15 s" \
+	wait_for -t 15 dump_is .kubernetes.resources.peerauthentications.path /apis/security.istio.io/v1beta1
+
+# --- enrolled pods carry ambient.istio.io/redirection ------------------------
+PODNS=wp-$E2E_ID-web
+ip netns add "$PODNS" && ip -n "$PODNS" link set lo up &&
+	ip -n "$PODNS" link add eth0 type dummy && ip -n "$PODNS" addr add 10.244.1.10/24 dev eth0 &&
+	ip -n "$PODNS" link set eth0 up || die "pod netns"
+uid=$(k -n shop get pod web -o jsonpath='{.metadata.uid}')
+if out=$(hctl add "$uid" shop web cid-web "/var/run/netns/$PODNS" 10.244.1.10/24 2>&1); then ok "pod web handed to the tunnel (enrolled)"
+else not_ok "pod web handed to the tunnel" "$out"; fi
+check "enrolled pod: status annotation set to enabled" wait_for -t 5 annotated shop web
+pod_create shop stray 10.244.1.13
+k -n shop annotate pod stray ambient.istio.io/redirection=enabled >/dev/null
+check "a pod of this node annotated but not enrolled here loses the annotation" wait_for -t 5 not_annotated shop stray
+
+# --- enrollment follows labels: a running pod joins and leaves ---------------
+pod_netns() { # POD IP: a pod netns with eth0 holding IP
+	local p=wp-$E2E_ID-$1
+	POD_NETNS[$1]=$p
+	ip netns add "$p" && ip -n "$p" link set lo up && ip -n "$p" link add eth0 type dummy &&
+		ip -n "$p" addr add "$2/24" dev eth0 && ip -n "$p" link set eth0 up
+}
+has_inpod_rules() { ! inpod_clean "$1"; }
+k create namespace shop2 >/dev/null
+pod_create shop2 db 10.244.1.20 || die "pod db"
+pod_netns db 10.244.1.20 || die "pod netns db"
+uid_db=$(k -n shop2 get pod db -o jsonpath='{.metadata.uid}')
+check "db set up outside the mesh: the plugin's query (with its netns) says no" \
+	bash -c "'$WARREN_BUILD/tests/handoffctl' '$T/$N/plugin.sock' query shop2 db '$uid_db' cid-db /var/run/netns/${POD_NETNS[db]} 10.244.1.20/24 | jq -e '.enroll == false'"
+t0=$(date +%s%N)
+k label namespace shop2 istio.io/dataplane-mode=ambient >/dev/null
+if wait_for -t 5 tunnel_knows $N cid-db; then
+	ok "label added: the running pod db is enrolled by the tunnel ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+else
+	not_ok "label added: the running pod db is enrolled" "$(grep -E 'db' "$T/$N/tunnel.log" | tail -n 5)"
+fi
+check "... its in-pod rules are programmed" has_inpod_rules db
+check "... its listeners are open" wait_listen "${POD_NETNS[db]}" 15001 5
+check "... its status says ambient.istio.io/redirection: enabled" wait_for -t 5 annotated shop2 db
+k -n shop2 label pod db istio.io/dataplane-mode=none >/dev/null
+check "pod labelled none: released by the tunnel" wait_for -t 5 tunnel_forgot $N cid-db
+check "... in-pod rules removed" inpod_clean db
+check "... listeners closed" no_listeners db
+check "... annotation removed" wait_for -t 5 not_annotated shop2 db
+k -n shop2 label pod db istio.io/dataplane-mode- >/dev/null
+check "pod label removed again (namespace ambient): enrolled again" wait_for -t 5 tunnel_knows $N cid-db
+k label namespace shop2 istio.io/dataplane-mode- >/dev/null
+check "namespace label removed: released again" wait_for -t 5 tunnel_forgot $N cid-db
+check "... in-pod rules removed" inpod_clean db
+
+k -n shop delete pod api --wait=false >/dev/null
+check "a pod deleted with kubectl leaves the model" wait_for -t 5 no_workload shop api
+
+# --- API server outage and restart -------------------------------------------
+gen=$(kdump .meshGeneration)
+lists_before=$(metric warren_kube_lists_total pods)
+apiserver_stop
+check "API server down: the watches notice" wait_for -t 15 metric_is warren_kube_watching pods 0
+check "API server down: still ready, model generation $gen kept" dump_is '[.ready, .meshGeneration]' "[true,$gen]"
+check "API server down: the age of the last sync shows" wait_for -t 5 metric_gt warren_kube_last_sync_age_seconds pods 0
+check "API server down: the pod is still known and enrolled" enrolled shop web
+check "API server down: the handed-over pod is kept" tunnel_knows $N cid-web
+if apiserver_start; then ok "API server restarted"; else not_ok "API server restarted"; fi
+check "watches resume after the restart" wait_for -t 40 metric_is warren_kube_watching pods 1
+pod_create shop late 10.244.1.12
+check "a pod created after the restart reaches the model" wait_for -t 10 has_workload shop late
+lists_after=$(metric warren_kube_lists_total pods)
+if [[ $lists_after == "$lists_before" ]]; then ok "the restart cost no relist of pods (resumed from resourceVersion)"
+else not_ok "the restart cost no relist of pods" "lists before $lists_before, after $lists_after"; fi
+
+# --- 410: etcd compacted past the watch's resourceVersion -------------------
+apiserver_stop
+for i in 1 2 3; do etcd_put "/warren-test/bump$i"; done
+rev=$(etcd_rev)
+if etcd_compact "$rev"; then ok "etcd compacted to revision $rev"; else not_ok "etcd compaction"; fi
+apiserver_start || not_ok "API server restarted after compaction"
+check "after compaction: pods listed again (410 Gone)" wait_for -t 40 metric_gt warren_kube_lists_total pods "$lists_after"
+check "after compaction: watching again" wait_for -t 20 metric_is warren_kube_watching pods 1
+n=$(metric warren_kube_lists_total pods)
+if ((n == lists_after + 1)); then ok "exactly one relist of pods"
+else not_ok "exactly one relist of pods" "lists $lists_after -> $n"; fi
+check "after the relist the model still has the pods" enrolled shop web
+check "... and the one created last" enrolled shop late
+diag "$(grep -E 'kubernetes' "$T/$N/tunnel.log" | grep -E 'listed|410|expired' | tail -n 8)"
+check "the handed-over pod survived outage and relist" tunnel_knows $N cid-web
+
+if out=$(hctl del cid-web eth0 2>&1); then ok "pod web released (DEL)"; else not_ok "pod web released (DEL)" "$out"; fi
+check "released pod: status annotation removed" wait_for -t 5 not_annotated shop web
+
+tunnel_stop $N
+sanitizer_clean $N
+apiserver_stop
+echo "1..$TAP_COUNT"
