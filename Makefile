@@ -20,7 +20,11 @@ CFLAGS     ?= -O2 -g
 CNI_PKGS    := jansson libmnl libnftnl
 TUNNEL_PKGS := jansson libmnl libnftnl libnghttp2 openssl yaml-0.1 libcap-ng libcurl
 CTL_PKGS    := jansson libcurl
-PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) libbpf)
+# warren-install: jansson for the conflist, libcurl to ask the API server
+# whether its DaemonSet is being deleted (conf/kube.c reads the in-cluster
+# credentials; it needs OpenSSL's base64 and, through kobj, libyaml).
+INSTALL_PKGS := jansson libcurl libcrypto yaml-0.1
+PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) $(INSTALL_PKGS) libbpf)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wwrite-strings -Wno-unused-parameter
@@ -28,6 +32,7 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -I. $(shell $(PKG_CONFIG) --cflag
 CNI_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CNI_PKGS))
 TUNNEL_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(TUNNEL_PKGS)) -lpthread
 CTL_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CTL_PKGS))
+INSTALL_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(INSTALL_PKGS))
 # Unit tests, tools and fuzz targets: the tunnel's libraries
 # (--as-needed keeps each to the ones it calls).
 TEST_LIBS   := -Wl,--as-needed $(shell $(PKG_CONFIG) --libs $(TUNNEL_PKGS)) -lpthread
@@ -45,7 +50,7 @@ B ?= build
 endif
 
 LIB_SRCS    := $(wildcard conf/*.c model/*.c netlink/*.c) $(filter-out plugin/main.c,$(wildcard plugin/*.c)) \
-               $(filter-out tunnel/main.c,$(wildcard tunnel/*.c))
+               $(filter-out tunnel/main.c,$(wildcard tunnel/*.c)) $(filter-out install/main.c,$(wildcard install/*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
@@ -54,7 +59,7 @@ TOOL_BINS   := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 
-BINS := $(B)/warren-cni $(B)/warren-tunnel $(B)/warrenctl
+BINS := $(B)/warren-cni $(B)/warren-tunnel $(B)/warrenctl $(B)/warren-install
 
 Q := @
 ifeq ($(V),1)
@@ -83,6 +88,10 @@ $(B)/warren-tunnel: $(B)/tunnel/main.o $(B)/libwarren.a
 $(B)/warrenctl: $(B)/ctl/warrenctl.o $(B)/libwarren.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
+
+$(B)/warren-install: $(B)/install/main.o $(B)/libwarren.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(INSTALL_LIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libwarren.a
 	@echo "  LD      $@"
