@@ -141,10 +141,15 @@ install: $(BINS)
 	install -m 0755 $(B)/warren-cni $(DESTDIR)$(CNI_BIN_DIR)/.warren-cni.new
 	mv -f $(DESTDIR)$(CNI_BIN_DIR)/.warren-cni.new $(DESTDIR)$(CNI_BIN_DIR)/warren-cni
 
-clean:
-	rm -rf build build-san
+# The container image as an OCI archive, no registry (hack/image.sh;
+# docs/install.md). IMAGE=localhost/warren:TAG names it.
+image:
+	$(Q)bash hack/image.sh
 
-.PHONY: all test unit bench demo install clean fuzz fuzz-run
+clean:
+	rm -rf build build-san build-image
+
+.PHONY: all test unit bench demo install clean fuzz fuzz-run image
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
