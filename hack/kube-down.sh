@@ -50,7 +50,7 @@ cgroup_empty() { [[ -z $(cgroup_procs "$1") ]]; }
 
 # 1. pods, through the API, while kubelets and containerd still run
 if ((KUBE_NODES)) && [[ -x $K/kubectl ]] && "$K/kubectl" get --raw /readyz >/dev/null 2>&1; then
-	"$K/kubectl" delete pods --all --all-namespaces --wait=false >/dev/null 2>&1
+	"$K/kubectl" delete pods --all --all-namespaces --grace-period=1 --wait=false >/dev/null 2>&1
 	no_pods() { [[ -z $("$K/kubectl" get pods -A -o name 2>/dev/null) ]]; }
 	wait_for "${KUBE_DOWN_POD_WAIT:-60}" no_pods || echo "kube-down: pods still there after ${KUBE_DOWN_POD_WAIT:-60} s; killing them" >&2
 fi

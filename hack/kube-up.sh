@@ -32,7 +32,8 @@
 #               node's private /run), where real nodes keep them and
 #               deploy/warren.yaml mounts them from (default true: under
 #               containerd's state dir)
-# Writes KUBE_DIR/env (source it: KUBECONFIG, KUBE_* names, binary paths) and
+# Writes KUBE_DIR/env (source it: KUBECONFIG, KUBE_APISERVER, KUBE_CA,
+# KUBE_TOKEN_FILE (a system:masters bearer token), KUBE_* names, binary paths) and
 # KUBE_DIR/kubectl (kubectl run in the control plane's netns). Stop with
 # hack/kube-down.sh KUBE_DIR, which removes everything this started.
 # Pods must set spec.nodeName (no scheduler), imagePullPolicy: Never and, as
@@ -162,7 +163,12 @@ ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$P/sa.key"
 ossl pkey -in "$P/sa.key" -pubout -out "$P/sa.pub"
 TOKEN=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
 echo "$TOKEN,warren-admin,warren-admin,system:masters" >"$P/tokens.csv"
-chmod 600 "$P"/*.key "$P/tokens.csv"
+printf '%s' "$TOKEN" >"$P/token"
+chmod 600 "$P"/*.key "$P/tokens.csv" "$P/token"
+{
+	echo "KUBE_CA=$P/ca.crt"
+	echo "KUBE_TOKEN_FILE=$P/token"
+} >>"$K/env"
 cat >"$K/kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
@@ -244,10 +250,9 @@ python3 "$ROOT/hack/kube/images/oci-image.py" "$K/images/pause.tar" localhost/wa
 	--entrypoint '["/pause"]' --file "$K/images/pause:/pause"
 bblinks=()
 for a in sh cat echo env hostname httpd ip ls nc ping sleep wget; do bblinks+=(--link "/bin/busybox:/bin/$a"); done
-printf '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n%%s %%s\\n" "$REMOTE_ADDR" "$(hostname)"\n' >"$K/images/peer.cgi"
 python3 "$ROOT/hack/kube/images/oci-image.py" "$K/images/app.tar" localhost/warren-app:1 \
 	--cmd '["/bin/httpd","-f","-p","8080","-h","/www"]' --file /usr/bin/busybox:/bin/busybox \
-	--file "$K/images/peer.cgi:/www/cgi-bin/peer" --dir /tmp "${bblinks[@]}"
+	--file "$ROOT/hack/kube/images/peer.cgi:/www/cgi-bin/peer" --dir /tmp "${bblinks[@]}"
 
 # --- nodes ------------------------------------------------------------------
 # The kubelet's kernel tunables (not namespaced): saved by the first cluster
@@ -329,6 +334,10 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   enable_cdi = false
   netns_mounts_under_state_dir = ${KUBE_NETNS_UNDER_STATE:-true}
   tolerate_missing_hugetlb_controller = true
+  # lowering an oom_score_adj needs CAP_SYS_RESOURCE, which sandboxes (CI
+  # runners, this project's machines) may not grant: keep every container's
+  # at or above containerd's own instead of failing the sandbox
+  restrict_oom_score_adj = true
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
@@ -358,6 +367,7 @@ healthzPort: 10248
 podLogsDir: $D/pod-logs
 volumePluginDir: $D/kubelet/volume-plugins
 makeIPTablesUtilChains: false
+oomScoreAdj: 0
 hairpinMode: none
 resolvConf: ""
 failSwapOn: false

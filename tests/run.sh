@@ -3,6 +3,8 @@
 #  - unit tests: build/tests/test_* (TAP lines "ok N - x" / "not ok N - x"), no root needed
 #  - source checks: tests/lint/*.py (include layers, docs/configuration.md)
 #  - netns integration tests: tests/netns/test_*.sh, as root (TAP lines too)
+#  - real-cluster tests: tests/kube/test_*.sh, as root, on hack/kube-up.sh's
+#    cluster (hack/kube-build.sh builds its binaries; hack/test.sh runs it)
 # A test program that exits non-zero without reporting a failure, or prints
 # no result at all, counts as one failure. Nothing is ever counted as passed
 # unless it printed "ok"; an "ok ... # SKIP" is counted as skipped, not passed.
@@ -67,6 +69,12 @@ if [[ -z ${UNIT_ONLY:-} ]]; then
 			[[ -f $t ]] || continue
 			[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
 			run_one "netns/$(basename "$t")" timeout 600 bash "$t"
+		done
+		# real-cluster tests (hack/kube-up.sh; binaries from hack/kube-build.sh)
+		for t in tests/kube/test_*.sh; do
+			[[ -f $t ]] || continue
+			[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
+			run_one "kube/$(basename "$t")" timeout 900 bash "$t"
 		done
 		if [[ -n ${TSAN_B:-} ]]; then
 			for t in tests/netns/test_mtls.sh tests/netns/test_e2e.sh tests/netns/test_policy.sh \
