@@ -18,14 +18,16 @@
  *    ends its relayed connections (as ztunnel drains a removed workload
  *    at once) and forgets its record.
  * A pod missing from the model is left alone: its DEL comes from the
- * runtime. Pods that started before this tunnel (or before its restart)
- * are not remembered, since their ADD is past; they follow a label change
- * after their next ADD.
+ * runtime. What we remember is kept in stateDir/kube-seen.json (rewritten
+ * whole on each change, atomically), so a label flipped while the tunnel
+ * was down is followed once it is back. Pods that started before warren
+ * was installed are not known (their ADD is past).
  */
 #include "tunnel/tunnel.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -84,7 +86,76 @@ static void seen_drop(struct kube_seen *ks, const char *uid, const char *cid, co
 	}
 }
 
+#define SEEN_FILE "kube-seen.json"
+
+static json_t *seen_json(const struct kube_seen_pod *e)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:O}", "uid", e->uid, "namespace", e->ns, "name",
+			 e->name, "containerId", e->cid, "ifname", e->ifname, "netns", e->netns, "ips",
+			 e->ips);
+}
+
+/* The whole table, atomically (a few hundred pods at most per node). */
+static void seen_save(struct tunnel *t)
+{
+	char path[4096], tmp[4200];
+	json_t *a = json_array();
+
+	for (const struct kube_seen_pod *e = t->seen->pods; a && e; e = e->next)
+		json_array_append_new(a, seen_json(e));
+	snprintf(path, sizeof(path), "%s/" SEEN_FILE, t->conf->state_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (!a || json_dump_file(a, tmp, JSON_COMPACT) < 0 || rename(tmp, path) < 0) {
+		log_warn("cannot write %s: %s; pods labelled while the tunnel is down are followed after their next ADD",
+			 path, a ? strerror(errno) : "out of memory");
+		unlink(tmp);
+	}
+	json_decref(a);
+}
+
+static bool seen_same(const struct kube_seen_pod *e, json_t *req)
+{
+	json_t *now = seen_json(e);
+	bool same = true;
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(now, k, v) {
+		json_t *r = json_object_get(req, k);
+
+		if (!r ? strcmp(k, "ips") || json_array_size(v) : !json_equal(r, v)) {
+			same = false;
+			break;
+		}
+	}
+	json_decref(now);
+	return same;
+}
+
+static void remember(struct tunnel *t, json_t *req, bool save);
+
 void kube_enroll_remember(struct tunnel *t, json_t *req)
+{
+	remember(t, req, true);
+}
+
+void kube_enroll_load(struct tunnel *t)
+{
+	char path[4096];
+	json_t *a, *e;
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/" SEEN_FILE, t->conf->state_dir);
+	a = json_load_file(path, 0, NULL);
+	json_array_foreach(a, i, e)
+		remember(t, e, false);
+	if (json_array_size(a))
+		log_info("kubernetes: %zu pods of this node remembered from %s", t->seen ? t->seen->n : 0,
+			 path);
+	json_decref(a);
+}
+
+static void remember(struct tunnel *t, json_t *req, bool save)
 {
 	const char *uid = field(req, "uid"), *ns = field(req, "namespace"), *name = field(req, "name");
 	const char *cid = field(req, "containerId"), *ifname = field(req, "ifname");
@@ -96,6 +167,9 @@ void kube_enroll_remember(struct tunnel *t, json_t *req)
 		return;
 	if (!t->seen && !(t->seen = calloc(1, sizeof(*t->seen))))
 		return;
+	for (e = t->seen->pods; e; e = e->next)
+		if (!strcmp(e->uid, uid) && seen_same(e, req))
+			return; /* a CHECK's query: nothing new */
 	seen_drop(t->seen, uid, cid, ifname);
 	if (t->seen->n >= SEEN_MAX)
 		return;
@@ -116,12 +190,20 @@ void kube_enroll_remember(struct tunnel *t, json_t *req)
 	e->next = t->seen->pods;
 	t->seen->pods = e;
 	t->seen->n++;
+	if (save)
+		seen_save(t);
 }
 
 void kube_enroll_forget(struct tunnel *t, json_t *req)
 {
-	if (t->seen && !t->seen->releasing)
-		seen_drop(t->seen, field(req, "uid"), field(req, "containerId"), field(req, "ifname"));
+	size_t n;
+
+	if (!t->seen || t->seen->releasing)
+		return;
+	n = t->seen->n;
+	seen_drop(t->seen, field(req, "uid"), field(req, "containerId"), field(req, "ifname"));
+	if (t->seen->n != n)
+		seen_save(t);
 }
 
 void kube_enroll_stop(struct tunnel *t)
@@ -195,6 +277,7 @@ static void enroll(struct tunnel *t, struct kube_seen_pod *e)
 		log_warn("pod %s/%s: cannot open its netns %s (%s); forgetting it until its next ADD",
 			 e->ns, e->name, e->netns, strerror(errno));
 		seen_drop(t->seen, e->uid, NULL, NULL); /* frees e */
+		seen_save(t);
 		return;
 	}
 	if (inpod_apply(fd, &mode, err, sizeof(err)) < 0) {

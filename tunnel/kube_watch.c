@@ -127,6 +127,7 @@ struct kube_watch {
 	struct kres res[N_RES];
 	struct kpatch *patches;        /* status PATCHes in flight */
 	struct loop_timer *annotate;   /* kw_annotate_cb armed */
+	struct loop_timer *resync;     /* kw_resync_cb: the backstop of both reconciles */
 	uint64_t patches_ok, patches_failed;
 };
 
@@ -970,6 +971,21 @@ static void kw_annotate_soon(struct kube_watch *kw, uint64_t ms)
 		kw->annotate = loop_timer_add(kw->t->loop, ms, kw_annotate_cb, kw);
 }
 
+/* Enrollment and annotations are reconciled after each rebuild and pod
+ * change; this catches what no event announces (re-adoption finishing after
+ * the first rebuild, a PATCH lost with its connection). */
+#define RESYNC_MS 10000
+
+static void kw_resync_cb(struct loop *l, void *ctx)
+{
+	struct kube_watch *kw = ctx;
+
+	CHECK_OBJ(kw, KW_MAGIC);
+	kw->resync = loop_timer_add(l, RESYNC_MS, kw_resync_cb, kw);
+	kube_enroll_reconcile(kw->t);
+	kw_annotate_soon(kw, 0);
+}
+
 void kube_watch_pods_changed(struct tunnel *t)
 {
 	if (t->kw)
@@ -1098,6 +1114,8 @@ int kube_watch_start(struct tunnel *t)
 	curl_multi_setopt(kw->multi, CURLMOPT_TIMERFUNCTION, kw_timerfn);
 	curl_multi_setopt(kw->multi, CURLMOPT_TIMERDATA, kw);
 	curl_multi_setopt(kw->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	kube_enroll_load(t);
+	kw->resync = loop_timer_add(t->loop, RESYNC_MS, kw_resync_cb, kw);
 	log_info("kubernetes: watching %s (%s)", kw->creds.server, kw->creds.origin);
 	for (size_t i = 0; i < N_RES; i++) {
 		struct kres *r = &kw->res[i];
@@ -1140,6 +1158,8 @@ void kube_watch_stop(struct tunnel *t)
 		kpatch_free(kw->patches);
 	if (kw->annotate)
 		loop_timer_cancel(t->loop, kw->annotate);
+	if (kw->resync)
+		loop_timer_cancel(t->loop, kw->resync);
 	if (kw->multi)
 		curl_multi_cleanup(kw->multi);
 	if (kw->curl_timer)

@@ -411,6 +411,8 @@ void kube_enroll_forget(struct tunnel *t, json_t *req);
 /* After a model change: enroll the remembered pods the model now enrolls,
  * release the enrolled ones it no longer does. */
 void kube_enroll_reconcile(struct tunnel *t);
+/* At start: what the last run remembered (stateDir/kube-seen.json). */
+void kube_enroll_load(struct tunnel *t);
 void kube_enroll_stop(struct tunnel *t);
 
 /* ---- admin.c ---- */

@@ -4,8 +4,10 @@
 
 For the product binaries in $B (default build): every shared library
 the binary needs (readelf -d NEEDED) defines at least one symbol the binary
-imports (nm -D --undefined-only), and none of them links libbpf or, but
-warrenctl and warren-install, libcurl. Skipped when the binaries are not built.
+imports (nm -D --undefined-only), and none of them links libbpf, nor
+libcurl but warrenctl, warren-tunnel (Kubernetes mode's API client) and
+warren-install (is its DaemonSet being deleted?). Skipped when the binaries
+are not built.
 """
 import os
 import re
@@ -20,7 +22,7 @@ B = os.environ.get("B", "build")
 BINS = ["warren-cni", "warren-tunnel", "warrenctl", "warren-install"]
 # The C runtime and the sanitizers' runtimes come with the compiler.
 # who may call the API server (warren-install: is its DaemonSet being deleted?)
-CURL_OK = {"warrenctl", "warren-install"}
+CURL_OK = {"warrenctl", "warren-tunnel", "warren-install"}
 RUNTIME = re.compile(r"^(libc|libm|libpthread|libdl|librt|libasan|libubsan|libtsan|libgcc_s|libstdc\+\+)\.so")
 
 
