@@ -36,8 +36,6 @@ T=$(mktemp -d /tmp/warren-kinst.XXXXXX)
 ID=wi$$
 K=$T/kube
 CP=wkc-$ID
-KV=v1.36.3
-CACHE=${WARREN_KUBE_CACHE:-/var/cache/warren-kube}
 MADE_VAR_LIB_WARREN=0
 CTRL_PIDS=()
 
@@ -60,24 +58,12 @@ cleanup_all() {
 trap cleanup_all EXIT
 trap 'exit 130' INT TERM
 
-# --- the controller-manager and the scheduler, from the same pinned module ------
-ctrl_bin() { # NAME: built once per go.mod/go.sum and Go version, cached beside kube-build.sh's
-	local go=/usr/local/go/bin/go key dir
-	[[ -x $go ]] || go=$(command -v go)
-	key=$(cat hack/kube/kubernetes/go.mod hack/kube/kubernetes/go.sum <("$go" version) | sha256sum | cut -c1-10)
-	dir=$CACHE/kube-ctrl-$KV-$key/bin
-	if [[ ! -x $dir/$1 ]]; then
-		mkdir -p "$dir"
-		(cd hack/kube/kubernetes && GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOTOOLCHAIN=local \
-			GOFLAGS="-mod=readonly -modcacherw" CGO_ENABLED=0 nice -n 10 "$go" build -trimpath \
-			-ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$KV" -o "$dir/$1.tmp" \
-			"k8s.io/kubernetes/cmd/$1") >"$T/build-$1.log" 2>&1 || return 1
-		mv "$dir/$1.tmp" "$dir/$1"
-	fi
-	echo "$dir/$1"
-}
-KCM=$(ctrl_bin kube-controller-manager) || die "building kube-controller-manager: $(tail -5 "$T/build-kube-controller-manager.log")"
-KSCHED=$(ctrl_bin kube-scheduler) || die "building kube-scheduler: $(tail -5 "$T/build-kube-scheduler.log")"
+# --- the controller-manager and the scheduler (hack/kube-ctrl-build.sh) ----------------
+declare -A CTRL
+while read -r name path; do CTRL[$name]=$path; done < <(bash hack/kube-ctrl-build.sh --paths 2>/dev/null)
+[[ -x ${CTRL[kube-controller-manager]:-} && -x ${CTRL[kube-scheduler]:-} ]] ||
+	die "kube-controller-manager and kube-scheduler not built (bash hack/kube-ctrl-build.sh)"
+KCM=${CTRL[kube-controller-manager]} KSCHED=${CTRL[kube-scheduler]}
 
 # --- images: two tags of the same build (the rollout's old and new) ------------------
 for tag in t1 t2; do
@@ -91,16 +77,17 @@ KUBE_DIR=$K KUBE_ID=$ID KUBE_NODES=2 KUBE_CNI_WARREN=0 KUBE_NETNS_UNDER_STATE=fa
 # shellcheck source=/dev/null
 . "$K/env"
 P=$K/pki
-start_ctrl() { # LOG CMD...
-	local log=$1; shift
-	setsid ip netns exec "$CP" "$@" </dev/null >"$log" 2>&1 &
+start_ctrl() { # NAME CMD...: in the control plane's netns; kube-down.sh stops it with the netns
+	local name=$1; shift
+	setsid ip netns exec "$CP" "$@" </dev/null >"$T/$name.log" 2>&1 &
 	CTRL_PIDS+=($!)
+	echo "$name $!" >>"$K/pids"
 }
-start_ctrl "$T/kcm.log" "$KCM" --kubeconfig "$K/kubeconfig" --leader-elect=false \
+start_ctrl kube-controller-manager "$KCM" --kubeconfig "$K/kubeconfig" --leader-elect=false \
 	--service-account-private-key-file "$P/sa.key" --root-ca-file "$P/ca.crt" \
 	--use-service-account-credentials=false --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle' \
 	--cluster-signing-cert-file "$P/ca.crt" --cluster-signing-key-file "$P/ca.key" --v 1
-start_ctrl "$T/sched.log" "$KSCHED" --kubeconfig "$K/kubeconfig" --leader-elect=false --v 1
+start_ctrl kube-scheduler "$KSCHED" --kubeconfig "$K/kubeconfig" --leader-elect=false --v 1
 
 anchor() { awk -v n="anchor-$1" '$1 == n {print $2}' "$K/pids"; } # NODE
 in_node() { local n=$1; shift; nsenter -t "$(anchor "$n")" -m -n "$@"; } # NODE CMD...: the node's mount+net ns
@@ -191,8 +178,19 @@ for p in server client; do
 	check "shop/$p: enrolled (ambient.istio.io/redirection: enabled)" wait_for -t 30 annotated "$p"
 done
 SERVER_IP=$(kubectl -n shop get pod server -o 'jsonpath={.status.podIP}')
-fetch() { kubectl -n shop exec client -- wget -q -T 3 -O - "http://$SERVER_IP:8080/cgi-bin/peer"; }
-check "client -> server across nodes through the tunnels" wait_for -t 30 fetch
+CLIENT_IP=$(kubectl -n shop get pod client -o 'jsonpath={.status.podIP}')
+pod_netns() { # NODE IP: the pod's netns path on the node (its runtime's /var/run/netns)
+	in_node "$1" sh -c 'for f in /var/run/netns/*; do nsenter --net="$f" ip -4 -o addr show | grep -q " $0/" && { echo "$f"; exit 0; }; done; exit 1' "$2"
+}
+CLIENT_NS=$(pod_netns node1 "$CLIENT_IP") || die "the client pod's netns on node1"
+# the client's requests: curl run in its netns (the app image's busybox has no resolver-free wget)
+fetch() { in_node node1 nsenter --net="$CLIENT_NS" curl -s --max-time 5 "http://$SERVER_IP:8080/cgi-bin/peer"; }
+seen_by_server() { local out; out=$(fetch) && grep -q "^$CLIENT_IP " <<<"$out"; }
+check "client -> server across nodes through the tunnels, the server sees the client's address" wait_for -t 30 seen_by_server
+# HBONE, not plaintext: node2's tunnel counted the connection as mutual TLS (Istio's label)
+mtls_in() { local m; m=$(ip netns exec "wk2-$ID" curl -s --max-time 3 http://127.0.0.1:15020/metrics) &&
+	awk '/^istio_tcp_connections_opened_total\{/ && /reporter="destination"/ && /connection_security_policy="mutual_tls"/ {n++} END {exit !n}' <<<"$m"; }
+check "node2's tunnel took it in over mTLS HBONE (istio_tcp_connections_opened_total, mutual_tls)" wait_for -t 10 mtls_in
 tunnel_pod() { kubectl -n warren-system get pods -l app.kubernetes.io/name=warren --field-selector "spec.nodeName=$1" -o 'jsonpath={.items[0].metadata.name}'; }
 wctl_on() { local n=$1; shift; kubectl -n warren-system exec "$(tunnel_pod "$n")" -c tunnel -- warrenctl --socket /var/run/warren/admin.sock "$@"; }
 holds() { local out; out=$(wctl_on "$1" pods) && grep -q "$2" <<<"$out"; } # NODE POD
@@ -211,13 +209,14 @@ else
 fi
 
 # --- rolling update while a client loops connections through HBONE --------------------
-kubectl -n shop exec client -- sh -c 'rm -f /tmp/loop.*; n=0; f=0; while [ ! -e /tmp/loop.stop ]; do
-	if wget -q -T 3 -O /dev/null "http://'"$SERVER_IP"':8080/cgi-bin/peer"; then n=$((n+1)); else f=$((f+1)); fi
-	echo "$n $f" > /tmp/loop.count; done' >/dev/null 2>&1 &
+rm -f "$T/loop.stop"
+in_node node1 nsenter --net="$CLIENT_NS" sh -c 'n=0; f=0; while [ ! -e "$1/loop.stop" ]; do
+	if curl -s -o /dev/null --max-time 5 "http://$2:8080/cgi-bin/peer"; then n=$((n+1)); else f=$((f+1)); fi
+	echo "$n $f" >"$1/loop.count.tmp"; mv "$1/loop.count.tmp" "$1/loop.count"; done' sh "$T" "$SERVER_IP" >/dev/null 2>&1 &
 LOOP=$!
 BG_PIDS+=("$LOOP")
-loop_count() { kubectl -n shop exec client -- cat /tmp/loop.count 2>/dev/null; }
-loop_ok() { local c; c=$(loop_count) && (( ${c%% *} > $1 )); }
+loop_count() { cat "$T/loop.count" 2>/dev/null; }
+loop_ok() { local c; c=$(loop_count) && ((${c%% *} > $1)); }
 wait_for -t 30 loop_ok 5 || not_ok "the client loop does not run" "$(loop_count)"
 old_pods=$(kubectl -n warren-system get pods -l app.kubernetes.io/name=warren -o 'jsonpath={.items[*].metadata.name}')
 kubectl -n warren-system set image ds/warren tunnel=localhost/warren:t2 install=localhost/warren:t2 >/dev/null
@@ -231,7 +230,7 @@ if wait_for -t 300 rolled; then ok "rolling update to localhost/warren:t2 done o
 else not_ok "rolling update not done within 300 s" "$(kubectl -n warren-system get pods -o wide 2>&1)"; fi
 before=$(loop_count)
 wait_for -t 30 loop_ok $((${before%% *} + 5))
-kubectl -n shop exec client -- touch /tmp/loop.stop
+touch "$T/loop.stop"
 wait_for -t 10 exited "$LOOP"
 c=$(loop_count)
 if [[ -n $c ]] && (( ${c#* } == 0 && ${c%% *} > 20 )); then
