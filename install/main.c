@@ -527,7 +527,7 @@ int main(int argc, char **argv)
 	bool uninstall = false, deleting;
 	char err[1024] = "";
 	sigset_t set;
-	int sfd, ifd, ret;
+	int sfd, ifd, ret, rc = 1;
 
 	wlog_init("warren-install", NULL, WLOG_INFO);
 	if (inst_options(&in, argc, argv, &uninstall))
@@ -535,10 +535,13 @@ int main(int argc, char **argv)
 	in.entry = chain_entry(&in.cs);
 	if (!in.entry || curl_global_init(CURL_GLOBAL_DEFAULT)) {
 		log_error("out of memory");
+		json_decref(in.entry);
 		return 1;
 	}
-	if (uninstall)
-		return inst_uninstall(&in) ? 1 : 0;
+	if (uninstall) {
+		rc = inst_uninstall(&in) ? 1 : 0;
+		goto out;
+	}
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -548,17 +551,19 @@ int main(int argc, char **argv)
 	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (sfd < 0 || ifd < 0) {
 		log_error("signalfd/inotify: %s", strerror(errno));
-		return 1;
+		goto out;
 	}
 	if (inotify_add_watch(ifd, in.conf_dir, IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO |
 						IN_MOVED_FROM | IN_DELETE | IN_ATTRIB) < 0 ||
 	    inotify_add_watch(ifd, in.bin_dir, IN_MOVED_FROM | IN_DELETE | IN_CLOSE_WRITE |
 					       IN_MOVED_TO) < 0) {
 		log_error("cannot watch %s and %s: %s", in.conf_dir, in.bin_dir, strerror(errno));
-		return 1;
+		goto out;
 	}
-	if (!inst_lock(&in, sfd))
-		return 0;
+	if (!inst_lock(&in, sfd)) {
+		rc = 0;
+		goto out;
+	}
 	if (in.on_exit == ON_EXIT_AUTO) {
 		long code = inst_daemonset(&in, &deleting, err, sizeof(err));
 
@@ -576,18 +581,20 @@ int main(int argc, char **argv)
 		ret = inst_reconcile(&in);
 		if (inst_fatal(ret)) {
 			log_error("giving up: the node's CNI directories must be writable");
-			return 1;
+			goto out;
 		}
 		if (poll(p, 2, INST_RECHECK_MS) < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
-			return 1;
+			goto out;
 		}
 		if (p[0].revents)
 			break;
 		while (read(ifd, evbuf, sizeof(evbuf)) > 0)
 			;
 	}
-	if (inst_should_uninstall(&in))
-		return inst_uninstall(&in) ? 1 : 0;
-	return 0;
+	rc = inst_should_uninstall(&in) && inst_uninstall(&in) ? 1 : 0;
+out:
+	json_decref(in.entry);
+	curl_global_cleanup();
+	return rc;
 }

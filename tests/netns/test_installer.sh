@@ -148,6 +148,7 @@ check "... the chain stays as it was, the binary stays" \
 # two installers (a rollout's surge pod): the second waits for the first
 inst_start b --on-exit keep
 pid_b=$ipid
+wait_for logged "$T/b.log" "chaining warren-cni" || not_ok "installer b did not start" "$(cat "$T/b.log")"
 inst_start c --on-exit uninstall
 pid_c=$ipid
 check "a second installer waits for the lock" wait_for logged "$T/c.log" "another warren-install holds"
