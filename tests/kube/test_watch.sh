@@ -31,7 +31,17 @@ if [[ -z $ETCD || -z $KUBE_APISERVER || -z $KUBECTL ]]; then
 	exit 0
 fi
 lib_init
-need openssl jq
+SA_MADE=
+SA_PATH=/var/run/secrets/kubernetes.io/serviceaccount
+sa_cleanup() { # the empty directories we made for the in-cluster check, then lib.sh's
+	local rc=$? d=$SA_PATH
+	if [[ -n $SA_MADE ]]; then
+		while rmdir "$d" 2>/dev/null && [[ $d != "$SA_MADE" ]]; do d=$(dirname "$d"); done
+	fi
+	(exit "$rc"); cleanup
+}
+trap sa_cleanup EXIT
+need openssl jq unshare
 need_built warren-tunnel warrenctl tests/handoffctl
 N=node1
 P= # pki dir
@@ -404,6 +414,28 @@ check "a new token written: watching again" wait_for -t 45 metric_is warren_kube
 check "no token in the log" fails grep -qF "$(cut -c1-40 "$T/token")" "$T/$N/tunnel.log"
 if out=$(hctl del cid-db eth0 2>&1); then ok "pod db deleted (DEL)"; else not_ok "pod db deleted (DEL)" "$out"; fi
 check "... and forgotten" fails grep -q cid-db "$T/$N/state/kube-seen.json"
+
+# --- in-cluster configuration: the service-account files and KUBERNETES_SERVICE_* -
+# A pod's view, made in a private mount namespace: the token and CA bind-mounted
+# on the standard path, which is made (empty) on the host only if missing.
+tunnel_stop $N
+mkdir -p "$T/sa" && cp "$T/token" "$T/sa/token" && cp "$P/ca.crt" "$T/sa/ca.crt" && echo warren-system >"$T/sa/namespace"
+if [[ ! -d $SA_PATH ]]; then
+	made=/var/run/secrets
+	[[ -d $made ]] && made=/var/run/secrets/kubernetes.io
+	mkdir -p "$SA_PATH" && SA_MADE=$made
+fi
+sed -i '/^kubeconfig:/d' "$T/$N/tunnel.yaml"
+ip netns exec "${NODE_NETNS[$N]}" unshare -m sh -c \
+	"mount --bind '$T/sa' '$SA_PATH' && exec env KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=6443 '$WARREN_BUILD/warren-tunnel' --config '$T/$N/tunnel.yaml'" \
+	>>"$T/$N/tunnel.out" 2>&1 &
+TUNNEL_PID[$N]=$!
+disown "$!"
+check "in-cluster configuration (no kubeconfig): ready" wait_for -t 20 tunnel_ready $N
+check "... credentials from the service-account files" dump_is .kubernetes.credentials in-cluster
+check "... every resource watched" dump_is '[.kubernetes.resources[] | .watching] | all' true
+pod_create shop incluster 10.244.1.17
+check "... and events flow" wait_for -t 10 has_workload shop incluster
 
 tunnel_stop $N
 sanitizer_clean $N
