@@ -21,7 +21,11 @@ CNI_PKGS    := jansson libmnl libnftnl
 TUNNEL_PKGS := jansson libmnl libnftnl libnghttp2 openssl yaml-0.1 libcap-ng libcurl
 CTL_PKGS    := jansson libcurl
 CA_PKGS     := jansson libcurl openssl yaml-0.1
-PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) libbpf)
+# warren-install: jansson for the conflist, libcurl to ask the API server
+# whether its DaemonSet is being deleted (conf/kube.c reads the in-cluster
+# credentials; it needs OpenSSL's base64 and, through kobj, libyaml).
+INSTALL_PKGS := jansson libcurl libcrypto yaml-0.1
+PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) $(INSTALL_PKGS) $(CA_PKGS) libbpf)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wwrite-strings -Wno-unused-parameter
@@ -32,6 +36,9 @@ CTL_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CTL_PKGS))
 CA_LIBS     := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CA_PKGS)) -lpthread
 # Unit tests, tools and fuzz targets: the tunnel's libraries (not libcurl:
 # only warrenctl calls it); --as-needed keeps each to the ones it calls.
+INSTALL_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(INSTALL_PKGS))
+# Unit tests, tools and fuzz targets: the tunnel's libraries
+# (--as-needed keeps each to the ones it calls).
 TEST_LIBS   := -Wl,--as-needed $(shell $(PKG_CONFIG) --libs $(TUNNEL_PKGS)) -lpthread
 
 ifeq ($(SANITIZE),1)
@@ -48,7 +55,8 @@ endif
 
 LIB_SRCS    := $(wildcard conf/*.c model/*.c netlink/*.c) $(filter-out plugin/main.c,$(wildcard plugin/*.c)) \
                $(filter-out tunnel/main.c,$(wildcard tunnel/*.c)) \
-               $(filter-out ca/main.c,$(wildcard ca/*.c))
+               $(filter-out ca/main.c,$(wildcard ca/*.c)) \
+               $(filter-out install/main.c,$(wildcard install/*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
@@ -57,7 +65,7 @@ TOOL_BINS   := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 
-BINS := $(B)/warren-cni $(B)/warren-tunnel $(B)/warrenctl $(B)/warren-ca
+BINS := $(B)/warren-cni $(B)/warren-tunnel $(B)/warrenctl $(B)/warren-ca $(B)/warren-install
 
 Q := @
 ifeq ($(V),1)
@@ -88,8 +96,9 @@ $(B)/warrenctl: $(B)/ctl/warrenctl.o $(B)/libwarren.a
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
 
 $(B)/warren-ca: $(B)/ca/main.o $(B)/libwarren.a
+$(B)/warren-install: $(B)/install/main.o $(B)/libwarren.a
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CA_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(INSTALL_LIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libwarren.a
 	@echo "  LD      $@"
@@ -152,10 +161,15 @@ install: $(BINS)
 	install -m 0755 $(B)/warren-cni $(DESTDIR)$(CNI_BIN_DIR)/.warren-cni.new
 	mv -f $(DESTDIR)$(CNI_BIN_DIR)/.warren-cni.new $(DESTDIR)$(CNI_BIN_DIR)/warren-cni
 
-clean:
-	rm -rf build build-san
+# The container image as an OCI archive, no registry (hack/image.sh;
+# docs/install.md). IMAGE=localhost/warren:TAG names it.
+image:
+	$(Q)bash hack/image.sh
 
-.PHONY: all test unit bench demo install clean fuzz fuzz-run fuzz-long
+clean:
+	rm -rf build build-san build-image
+
+.PHONY: all test unit bench demo install clean fuzz fuzz-run fuzz-long image
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

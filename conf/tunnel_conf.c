@@ -184,6 +184,13 @@ static int apply_defaults(const char *path, struct tunnel_conf *c, char *err, si
 		if (!*sp)
 			goto oom;
 	}
+	/* in a DaemonSet the node's name comes from the downward API: with
+	 * hostNetwork the hostname is the machine's, which may differ */
+	if (!c->node && getenv("NODE_NAME") && *getenv("NODE_NAME")) {
+		c->node = strdup(getenv("NODE_NAME"));
+		if (!c->node)
+			goto oom;
+	}
 	if (!c->node) {
 		char host[HOST_NAME_MAX + 1] = "";
 

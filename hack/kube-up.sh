@@ -28,6 +28,10 @@
 #   KUBE_CNI_WARREN  1: chain warren-cni after bridge + host-local (default
 #               when $WARREN_BUILD/warren-cni exists), 0: bridge + host-local
 #   WARREN_BUILD     build dir with warren-cni (default: build/)
+#   KUBE_NETNS_UNDER_STATE  false: pods' netns under /var/run/netns (the
+#               node's private /run), where real nodes keep them and
+#               deploy/warren.yaml mounts them from (default true: under
+#               containerd's state dir)
 # Writes KUBE_DIR/env (source it: KUBECONFIG, KUBE_APISERVER, KUBE_CA,
 # KUBE_TOKEN_FILE (a system:masters bearer token), KUBE_* names, binary paths) and
 # KUBE_DIR/kubectl (kubectl run in the control plane's netns). Stop with
@@ -328,7 +332,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   sandbox = "localhost/warren-pause:1"
 [plugins.'io.containerd.cri.v1.runtime']
   enable_cdi = false
-  netns_mounts_under_state_dir = true
+  netns_mounts_under_state_dir = ${KUBE_NETNS_UNDER_STATE:-true}
   tolerate_missing_hugetlb_controller = true
   # lowering an oom_score_adj needs CAP_SYS_RESOURCE, which sandboxes (CI
   # runners, this project's machines) may not grant: keep every container's

@@ -12,6 +12,7 @@ bash hack/install-deps.sh
 # a fresh machine builds them once). If that fails, the rest still runs and
 # tests/kube/ reports the missing binaries as failures.
 bash hack/kube-build.sh || echo "hack/test.sh: hack/kube-build.sh failed; the tests in tests/kube/ will fail" >&2
+bash hack/kube-ctrl-build.sh >/dev/null || echo "hack/test.sh: hack/kube-ctrl-build.sh failed; tests/kube/test_install.sh will fail" >&2
 make -j2 all >/dev/null
 make -j2 SANITIZE=1 all fuzz >/dev/null
 make -j2 SANITIZE=thread all >/dev/null

@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Each binary links only libraries it calls (TAP).
 
-For the three product binaries in $B (default build): every shared library
+For the product binaries in $B (default build): every shared library
 the binary needs (readelf -d NEEDED) defines at least one symbol the binary
 imports (nm -D --undefined-only), and none of them links libbpf, nor
-libcurl but warrenctl, warren-tunnel (Kubernetes mode's API client) and
-warren-ca (TokenReview).
+libcurl but warrenctl, warren-tunnel (Kubernetes mode's API client),
+warren-ca (TokenReview) and warren-install (is its DaemonSet being deleted?).
 Skipped when the binaries are not built.
 """
 import os
@@ -19,8 +19,10 @@ from tap import Tap  # noqa: E402
 
 os.chdir(os.path.join(os.path.dirname(__file__), "..", ".."))
 B = os.environ.get("B", "build")
-BINS = ["warren-cni", "warren-tunnel", "warrenctl", "warren-ca"]
+BINS = ["warren-cni", "warren-tunnel", "warrenctl", "warren-ca", "warren-install"]
 # The C runtime and the sanitizers' runtimes come with the compiler.
+# who may call the API server (warren-install: is its DaemonSet being deleted?)
+CURL_OK = {"warrenctl", "warren-tunnel", "warren-install", "warren-ca"}
 RUNTIME = re.compile(r"^(libc|libm|libpthread|libdl|librt|libasan|libubsan|libtsan|libgcc_s|libstdc\+\+)\.so")
 
 
@@ -45,7 +47,7 @@ for name in BINS:
                    for l in out("nm", "-D", "--defined-only", where[lib]).splitlines() if l.strip()}
         if not imports & defined:
             unused.append(lib)
-    banned = [l for l in needed if l.startswith("libbpf") or (l.startswith("libcurl") and name not in ("warrenctl", "warren-tunnel", "warren-ca"))]
+    banned = [l for l in needed if l.startswith("libbpf") or (l.startswith("libcurl") and name not in CURL_OK)]
     tap.result(not unused and not banned,
                f"{name} links only what it calls: {' '.join(l.split('.so')[0] for l in needed)}",
                [f"{l}: no symbol of it is used" for l in unused] + [f"{l}: must not be linked" for l in banned])

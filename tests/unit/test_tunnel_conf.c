@@ -48,6 +48,7 @@ static void test_defaults(void)
 	struct tunnel_conf c;
 	char host[HOST_NAME_MAX + 1] = "";
 
+	unsetenv("NODE_NAME");
 	T_ASSERT_INT(load_text("meshPath: /etc/warren/mesh.yaml\n", &c), 0);
 	gethostname(host, sizeof(host));
 	T_ASSERT_STR(c.node, host);
@@ -394,7 +395,22 @@ static void test_mesh_source(void)
 	T_ASSERT(strstr(err, "or set meshSource: kubernetes"));
 }
 
-T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
+/* a DaemonSet passes spec.nodeName as NODE_NAME; the key still wins */
+static void test_node_name_env(void)
+{
+	struct tunnel_conf c;
+
+	setenv("NODE_NAME", "node-from-env", 1);
+	T_ASSERT_INT(load_text("meshPath: /m\n", &c), 0);
+	T_ASSERT_STR(c.node, "node-from-env");
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nnode: node-a\n", &c), 0);
+	T_ASSERT_STR(c.node, "node-a");
+	tunnel_conf_free(&c);
+	unsetenv("NODE_NAME");
+}
+
+T_MAIN(T_CASE(test_defaults), T_CASE(test_node_name_env), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
        T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_ca_client_keys), T_CASE(test_keep_capabilities),
        T_CASE(test_adopt_batch), T_CASE(test_worker_threads), T_CASE(test_host_probe_keys),
        T_CASE(test_drain_seconds), T_CASE(test_mesh_source), T_CASE(test_hbone_pending))
