@@ -155,7 +155,7 @@ demo: all
 
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(CNI_BIN_DIR)
-	install -m 0755 $(B)/warren-tunnel $(B)/warrenctl $(B)/warren-ca $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(B)/warren-tunnel $(B)/warrenctl $(B)/warren-ca $(B)/warren-install $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 hack/warren-netns $(DESTDIR)$(PREFIX)/bin/ 2>/dev/null || true
 	# atomic replace: runtimes may exec the plugin while we write it
 	install -m 0755 $(B)/warren-cni $(DESTDIR)$(CNI_BIN_DIR)/.warren-cni.new
@@ -167,7 +167,7 @@ image:
 	$(Q)bash hack/image.sh
 
 clean:
-	rm -rf build build-san build-image
+	rm -rf build build-san build-tsan build-image
 
 .PHONY: all test unit bench demo install clean fuzz fuzz-run fuzz-long image
 .SECONDARY:
