@@ -25,7 +25,7 @@
 #include "conf/kobj.h"
 #include "conf/warren.h"
 
-enum key_type { KT_STRING, KT_INT, KT_LEVEL, KT_BOOL };
+enum key_type { KT_STRING, KT_INT, KT_LEVEL, KT_BOOL, KT_MTLS };
 
 struct conf_key {
 	const char *name;
@@ -53,6 +53,7 @@ static const struct conf_key keys[] = {
 	SKEY("accessLog", access_log, "stdout"),
 	SKEY("clusterId", cluster_id, "Kubernetes"),
 	SKEY("caDir", ca_dir, NULL),
+	{ "mtls", KT_MTLS, offsetof(struct tunnel_conf, mtls_disabled), NULL, 0, 0 },
 	SKEY("rootNamespace", root_namespace, "istio-system"),
 	{ "logLevel", KT_LEVEL, offsetof(struct tunnel_conf, log_level), NULL, 0, 0 },
 	IKEY("meshReloadMs", mesh_reload_ms, 1, MESH_RELOAD_MS_MAX),
@@ -89,7 +90,7 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 	snprintf(err, errlen,
 		 "%s: unknown key \"%s\"; known keys: node, pluginSocket, stateDir, meshPath, "
 		 "adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
-		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, certLifetimeSeconds, "
+		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, mtls, certLifetimeSeconds, "
 		 "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs, "
 		 "keepCapabilities, adoptBatch, workerThreads, hostProbeSnat, kubeletUid, drainSeconds",
 		 path, name);
@@ -159,6 +160,15 @@ static int set_key(const char *path, const struct conf_key *k, json_t *v, struct
 		}
 		*(bool *)((char *)c + k->off) = json_is_true(v);
 		return 0;
+	case KT_MTLS:
+		if (!json_is_string(v) || (strcmp(json_string_value(v), "enabled") &&
+					   strcmp(json_string_value(v), "disabled"))) {
+			snprintf(err, errlen, "%s: %s: expected \"enabled\" or \"disabled\"", path,
+				 k->name);
+			return -EINVAL;
+		}
+		*(bool *)((char *)c + k->off) = !strcmp(json_string_value(v), "disabled");
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -186,6 +196,11 @@ static int apply_defaults(const char *path, struct tunnel_conf *c, char *err, si
 		c->node = strdup(host);
 		if (!c->node)
 			goto oom;
+	}
+	if (c->mtls_disabled && c->ca_dir) {
+		snprintf(err, errlen, "%s: mtls: \"disabled\" contradicts caDir; remove one of them",
+			 path);
+		return -EINVAL;
 	}
 	return 0;
 oom:

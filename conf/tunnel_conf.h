@@ -19,7 +19,11 @@
  *                   root-key.pem, or ca-cert.pem + ca-key.pem + cert-chain.pem
  *                   (intermediate layout, preferred when ca-cert.pem exists).
  *                   Set: pod-to-pod traffic is mTLS HBONE (port 15008) with L4
- *                   policy. Unset: plaintext mode, logged loudly at start  [none]
+ *                   policy. Unset: the tunnel is not ready and refuses every
+ *                   captured connection, unless mtls is "disabled"  [none]
+ *   mtls            "enabled" or "disabled". disabled: no caDir, and traffic
+ *                   between enrolled pods is plain TCP (an explicit choice,
+ *                   logged loudly at start; caDir must then be unset)  [enabled]
  *   certLifetimeSeconds  workload certificate lifetime, 60..7776000; renewed
  *                   at half-life  [86400]
  *   rootNamespace   Istio root namespace: its selector-less policies are
@@ -77,7 +81,8 @@ struct tunnel_conf {
 	int mesh_reload_ms;
 	char *access_log;  /* "stdout", "off" or a path */
 	char *cluster_id;
-	char *ca_dir;            /* NULL: plaintext mode */
+	char *ca_dir;            /* NULL: no mTLS (allowed only with mtls_disabled) */
+	bool mtls_disabled;      /* mtls: disabled, the explicit plaintext choice */
 	int cert_lifetime_s;
 	char *root_namespace;
 	int pool_max_streams;

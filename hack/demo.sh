@@ -70,7 +70,10 @@ tunnel_conf_write() {
 	lib_tunnel_conf_write "$@" || return 1
 	# No kubelet runs here: the demo's "probes" are made as nobody (65534).
 	echo "kubeletUid: $PROBE_UID" >>"$T/$1/tunnel.yaml"
-	if [[ -n ${DEMO_CA:-} ]]; then echo "caDir: $DEMO_CA" >>"$T/$1/tunnel.yaml"; fi
+	# Parts 1 and 2 are plaintext, and say so: without caDir the tunnel
+	# refuses captured traffic unless mtls: disabled is set.
+	if [[ -n ${DEMO_CA:-} ]]; then echo "caDir: $DEMO_CA" >>"$T/$1/tunnel.yaml"
+	else echo "mtls: disabled" >>"$T/$1/tunnel.yaml"; fi
 	return 0
 }
 

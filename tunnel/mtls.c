@@ -143,6 +143,7 @@ static const char *hs_reason_class(const char *r)
 		{ "requires a client certificate", "no_client_cert" },
 		{ "identity not accepted", "peer_refused" },
 		{ "no SPIFFE", "no_identity" },
+		{ "URI SANs", "uri_san_count" },
 		{ "expired", "cert_expired" },
 		{ "not yet valid", "cert_not_yet_valid" },
 		{ "TLS 1.3", "tls_version" },
@@ -249,8 +250,13 @@ int mtls_start(struct tunnel *t)
 	char err[512] = "";
 	int ret;
 
+	if (!conf->ca_dir && conf->mtls_disabled) {
+		log_warn("*** PLAINTEXT MODE (mtls: disabled): pod-to-pod traffic is relayed as plain TCP, NOT encrypted and NOT authenticated (no HBONE on 15008). Set caDir (see hack/gen-ca.sh) and remove mtls: disabled to enable mTLS. ***");
+		return 0;
+	}
 	if (!conf->ca_dir) {
-		log_warn("*** PLAINTEXT MODE: no caDir configured: pod-to-pod traffic is relayed as plain TCP, NOT encrypted and NOT authenticated (no HBONE on 15008). Set caDir (see hack/gen-ca.sh) to enable mTLS. ***");
+		/* Plaintext between enrolled pods only by explicit choice. */
+		log_error("no caDir configured and mtls is not disabled: NOT READY, every captured connection is refused. Set caDir (see hack/gen-ca.sh), or mtls: disabled for plaintext between enrolled pods");
 		return 0;
 	}
 	sec = calloc(1, sizeof(*sec));
@@ -438,6 +444,8 @@ struct authz_set *mtls_policies_install(struct tunnel *t, struct authz_set *set)
 	struct authz_set *old = t->authz;
 
 	t->authz = set;
+	if (set)
+		t->policies_loaded = true;
 	proxy_policy_recheck(t);
 	return old;
 }

@@ -266,6 +266,23 @@ json_t *pod_to_json(const struct pod *p)
 	return o;
 }
 
+bool tunnel_serving(const struct tunnel *t, const char **reason)
+{
+	const char *r = NULL;
+
+	if (!t->mesh)
+		r = t->mesh_error[0] ? "mesh model not loaded (last load failed; see the log)"
+				     : "mesh model not loaded yet";
+	else if (!t->policies_loaded)
+		r = "the mesh model's policies did not compile (see the log)";
+	else if (!t->sec && !t->conf->mtls_disabled)
+		r = t->conf->ca_dir ? "the mesh CA (caDir) did not load (see the log)"
+				    : "no mesh CA: set caDir, or mtls: disabled for plaintext between enrolled pods";
+	if (reason)
+		*reason = r ? r : "serving";
+	return !r;
+}
+
 bool tunnel_ready(const struct tunnel *t, const char **reason)
 {
 	const char *r = "ready";
@@ -273,9 +290,8 @@ bool tunnel_ready(const struct tunnel *t, const char **reason)
 
 	if (t->draining)
 		r = "draining: stopping after SIGTERM";
-	else if (!t->mesh)
-		r = t->mesh_error[0] ? "mesh model not loaded (last load failed; see the log)"
-				     : "mesh model not loaded yet";
+	else if (!tunnel_serving(t, &r))
+		;
 	else if (!t->adopted)
 		r = state_adopt_progress(t);
 	else {

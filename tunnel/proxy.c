@@ -567,9 +567,29 @@ void proxy_policy_recheck(struct tunnel *t)
 	}
 }
 
+#define GATE_LOG_MS 5000
+
+/* The gate is closed (tunnel_serving): reset fd, and say why at most once
+ * per GATE_LOG_MS over all workers, with the count refused meanwhile. */
+static void gate_refuse(struct pod *p, enum lis_kind kind, int fd, const char *why)
+{
+	static const unsigned short port[] = { PORT_OUTBOUND, PORT_INBOUND_PLAIN, PORT_INBOUND_HBONE };
+	struct tunnel *t = p->t;
+	uint64_t now = loop_now_ms(), last = atomic_load(&t->gate_log_ms);
+	uint64_t n = atomic_fetch_add(&t->gate_refused, 1) + 1;
+
+	rst_close(fd);
+	if ((last && now - last < GATE_LOG_MS) ||
+	    !atomic_compare_exchange_strong(&t->gate_log_ms, &last, now))
+		return;
+	log_warn("refusing captured connections (%llu so far; this one on port %u of pod %s/%s): %s. Nothing is relayed past policy or in plaintext until this is fixed",
+		 (unsigned long long)n, port[kind], p->namespace, p->name, why);
+}
+
 void proxy_accept(struct pod_listener *pl)
 {
 	struct pod *p = pl->pod;
+	const char *why;
 
 	CHECK_OBJ(p, POD_MAGIC);
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -585,6 +605,11 @@ void proxy_accept(struct pod_listener *pl)
 			log_warn("accept on a listener of pod %s/%s failed: %s", p->namespace, p->name,
 				 strerror(errno));
 			return;
+		}
+		/* Before any model, policy or CA: refused, never relayed. */
+		if (!tunnel_serving(p->t, &why)) {
+			gate_refuse(p, pl->kind, fd, why);
+			continue;
 		}
 		switch (pl->kind) {
 		case LIS_OUTBOUND:

@@ -36,6 +36,7 @@
 #define WARREN_TUNNEL_H
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -173,6 +174,9 @@ struct tunnel {
 	struct accesslog *alog;        /* NULL: access log off */
 	struct mtls *sec;              /* NULL: plaintext mode (no caDir) */
 	struct authz_set *authz;       /* compiled policies of t->mesh; NULL: none */
+	bool policies_loaded;          /* a compiled set was installed (tunnel_serving) */
+	atomic_uint_fast64_t gate_refused; /* captured connections refused by the gate */
+	atomic_uint_fast64_t gate_log_ms;  /* when the gate last logged (rate limit) */
 	struct worker *workers;        /* workers.c */
 	unsigned n_workers;
 	bool draining;                 /* drain.c: SIGTERM received, listeners closed */
@@ -235,7 +239,13 @@ size_t pod_conn_count(const struct pod *p);
  * close-on-exec, SO_MARK MARK_TUNNEL, TCP_NODELAY. family AF_INET or
  * AF_INET6. Returns the fd (the caller owns it) or -errno. */
 int pod_socket(struct pod *p, int family);
-/* Ready: model loaded, adoption done, every pod listening. *reason is
+/* May captured connections (15001, 15006, 15008) be served at all? Only
+ * once a mesh model and its policies have loaded, and with a mesh CA
+ * unless mtls: disabled says plaintext is wanted. Otherwise every one is
+ * refused: without them the tunnel cannot tell what is enrolled or
+ * allowed. Any thread (reads what the guard protects). *reason static. */
+bool tunnel_serving(const struct tunnel *t, const char **reason);
+/* Ready: serving, adoption done, every pod listening. *reason is
  * static or, while adopting, valid until the next loop callback. */
 bool tunnel_ready(const struct tunnel *t, const char **reason);
 

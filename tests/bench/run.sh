@@ -85,6 +85,9 @@ tunnel_conf_write() { # NODE
 	lib_tunnel_conf_write "$1"
 	[[ -n ${BENCH_WORKERS:-} ]] && echo "workerThreads: $BENCH_WORKERS" >>"$T/$1/tunnel.yaml"
 	[[ -n ${BENCH_TUNNEL_CONF:-} ]] && echo "$BENCH_TUNNEL_CONF" >>"$T/$1/tunnel.yaml"
+	# The plaintext rows are plaintext by choice (mtls: disabled) until the
+	# mTLS part restarts the tunnels with caDir.
+	[[ -z $MTLS_CA ]] && echo "mtls: disabled" >>"$T/$1/tunnel.yaml"
 	[[ -n $MTLS_CA ]] && cat >>"$T/$1/tunnel.yaml" <<EOF
 caDir: $MTLS_CA
 certLifetimeSeconds: 86400

@@ -138,6 +138,7 @@ adminSocket: $adminsock
 metricsAddress: 127.0.0.1:15020
 accessLog: $alog
 logLevel: info
+mtls: disabled
 EOF
 
 tunnel_start "$conf" "$log"

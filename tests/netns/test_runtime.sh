@@ -97,6 +97,7 @@ adminSocket: $adminsock
 logLevel: debug
 logFile: $tlog
 meshReloadMs: 200
+mtls: disabled
 EOF
 cat >"$mesh" <<EOF
 apiVersion: v1

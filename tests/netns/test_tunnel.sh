@@ -92,6 +92,7 @@ meshPath: $mesh
 adminSocket: $adminsock
 logLevel: info
 meshReloadMs: 200
+mtls: disabled
 EOF
 
 # --- start without a mesh file: not ready, then ready once it appears
