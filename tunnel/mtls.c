@@ -20,7 +20,9 @@
  * mapped by the targetPort (a named one through the endpoint's container
  * ports, and pods without it are no endpoint); a pod IP is that workload.
  * Enrolled destination -> HBONE to <pod IP>:15008 from the source pod's
- * netns through the pod's own pool; anything else -> plain TCP to the
+ * netns through the pod's own pool; so is a pod enrolled and held here,
+ * whatever the model says of it; an address several live pods of the
+ * model claim alike is refused; anything else -> plain TCP to the
  * resolved target.
  *
  * Inbound 15008: TLS with the pod identity's server context (the live
@@ -512,7 +514,7 @@ int mtls_outbound(struct conn *c)
 	const struct mesh *m = t->mesh;
 	const struct mesh_service *svc = NULL;
 	const struct mesh_pod *ep = NULL;
-	const char *why = "";
+	const char *why = "", *dst_ns, *dst_sa;
 	struct identity *id;
 	struct mesh_ip ip, epip;
 	uint16_t port, tport;
@@ -572,8 +574,25 @@ int mtls_outbound(struct conn *c)
 	} else {
 		ep = mesh_find_pod_by_ip(m, &ip);
 	}
-	if (!ep || ep->host_network || !mesh_pod_enrolled(m, ep->namespace, ep->name, &why))
-		return 0; /* outside the mesh: plain TCP to c->target */
+	if (!ep || ep->host_network || !mesh_pod_enrolled(m, ep->namespace, ep->name, &why)) {
+		/* A pod enrolled and held here is enrolled whatever the model
+		 * says (a file cut short, a stale entry): never plaintext. */
+		const struct pod *local = pod_find_ip(t, &epip);
+
+		if (local) {
+			dst_ns = local->namespace;
+			dst_sa = local->service_account;
+		} else if (!svc && mesh_ip_conflict(m, &ip)) {
+			conn_fail(c, "the mesh model has several live pods with this address (see the log); refusing rather than guessing which",
+				  0);
+			return 1;
+		} else {
+			return 0; /* outside the mesh: plain TCP to c->target */
+		}
+	} else {
+		dst_ns = ep->namespace;
+		dst_sa = ep->service_account;
+	}
 
 	/* HBONE */
 	id = pod_identity(p);
@@ -582,10 +601,9 @@ int mtls_outbound(struct conn *c)
 			  0);
 		return 1;
 	}
-	if (spiffe_id_format(expect, sizeof(expect), t->conf->trust_domain, ep->namespace,
-			     ep->service_account) < 0) {
-		snprintf(msg, sizeof(msg), "destination pod %s/%s has no valid identity (service account \"%s\")",
-			 ep->namespace, ep->name, ep->service_account);
+	if (spiffe_id_format(expect, sizeof(expect), t->conf->trust_domain, dst_ns, dst_sa) < 0) {
+		snprintf(msg, sizeof(msg), "destination pod in %s has no valid identity (service account \"%s\")",
+			 dst_ns, dst_sa);
 		conn_fail(c, msg, 0);
 		return 1;
 	}

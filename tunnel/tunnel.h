@@ -130,6 +130,8 @@ struct pod {
 	uint64_t netns_dev, netns_ino;
 	char **ips; /* "10.0.0.2/24" as the plugin passed them */
 	size_t n_ips;
+	struct mesh_ip *addrs;       /* the same, parsed (those that parse) */
+	size_t n_addrs;
 	struct pod_listener lis[LIS_COUNT];
 	bool listening;
 	struct inpod_mode mode;      /* how the plugin captured it (annotations) */
@@ -161,6 +163,7 @@ struct tunnel {
 	uint64_t mesh_generation;
 	uint64_t mesh_reload_errors;
 	char mesh_error[512];          /* last load error, "" when none */
+	size_t mesh_pods_kept;         /* held pods t->mesh kept from an earlier model */
 	struct mesh_watch *mw;
 	struct pod *pods;
 	size_t n_pods;
@@ -216,6 +219,9 @@ void workers_forget_shard(struct pod *s);
 /* ---- pods.c: registry ---- */
 struct pod *pod_find_uid(struct tunnel *t, const char *uid);
 struct pod *pod_find_cid(struct tunnel *t, const char *container_id, const char *ifname);
+/* The primary of the enrolled pod here with address ip, or NULL. Any
+ * thread (t->pods changes only under every worker's lock). */
+const struct pod *pod_find_ip(const struct tunnel *t, const struct mesh_ip *ip);
 /* Allocate a pod, one shard per worker (strings copied; ips: borrowed JSON
  * array of strings, may be NULL) and link the primary. Takes netns_fd on
  * success only; NULL on ENOMEM or when the fd cannot be duplicated. */

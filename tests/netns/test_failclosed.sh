@@ -7,7 +7,7 @@
 #   node1 netns (10.0.0.1/30) <====== veth ======> node2 netns (10.0.0.2/30)
 #     cni0 10.244.1.1/24                             cni0 10.244.2.1/24
 #      |-- cli (ns mesh, enrolled, echo :8080)         |-- srv (ns mesh, enrolled, echo :8080)
-#      |-- out (ns plain, not enrolled)                |
+#      |-- out (ns plain, not enrolled)                |-- cli2 (ns mesh, enrolled)
 #     warren-tunnel caDir=$T/ca                      warren-tunnel caDir=$T/ca (restarted
 #                                                      broken, without a CA, ...)
 #
@@ -15,7 +15,11 @@
 # every captured connection (inbound plaintext, inbound HBONE, outbound)
 # and says why in the log and /healthz/ready, until the file is fixed;
 # without caDir and without `mtls: disabled` it is not ready and refuses
-# likewise, and `mtls: disabled` lets plaintext through by choice.
+# likewise, and `mtls: disabled` lets plaintext through by choice. A
+# truncated mesh file is not loaded; one cut short keeps the pods node2
+# holds (log, metric); pods held by one tunnel talk HBONE whatever the
+# model says; a Succeeded pod with a live pod's IP does not shadow it, and
+# two live pods with one IP make connections to it fail closed.
 # Env: B or WARREN_BUILD, KEEP_TMP=1.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -31,6 +35,7 @@ tunnel_conf_extra() { # NODE
 	[[ -n ${NO_CA[$1]:-} ]] || echo "caDir: $T/ca"
 	[[ -z ${MTLS_OFF[$1]:-} ]] || echo "mtls: disabled"
 	echo "meshReloadMs: 200"
+	echo "accessLog: $T/$1/access.log"
 }
 
 # Start NODE's tunnel without waiting for readiness (it is not meant to be ready).
@@ -55,6 +60,27 @@ refused() { # CLIENT ADDR SERVER: no echo, and the server's app saw no connectio
 	after=$(grep -c " ${POD_IP[$1]} " "$T/$3.app.log")
 	((after == before))
 }
+# src.identity of NODE's inbound access-log lines from CLIENT to SERVER:8080,
+# one a line ("null" for plaintext).
+in_identities() { # NODE CLIENT SERVER
+	jq -r --arg s "${POD_IP[$2]}:" --arg d "${POD_IP[$3]}:8080" \
+		'select(.direction == "inbound" and .["dst.addr"] == $d and (.["src.addr"] | startswith($s))) | .["src.identity"]' \
+		"$T/$1/access.log" 2>/dev/null
+}
+more_lines() { (($(in_identities "$1" "$2" "$3" | wc -l) > $4)); } # NODE CLIENT SERVER COUNT
+# CLIENT -> SERVER:8080 echoes, and NODE (SERVER's) logged that connection
+# (a new line, written when it closed) inbound with CLIENT's identity.
+echoes_mtls() { # NODE CLIENT SERVER
+	local n
+	n=$(in_identities "$1" "$2" "$3" | wc -l)
+	echoes "$2" "${POD_IP[$3]}" || return 1
+	wait_for -t 3 more_lines "$1" "$2" "$3" "$n" || return 1
+	[[ $(in_identities "$1" "$2" "$3" | tail -n 1) == spiffe://cluster.local/ns/mesh/sa/default ]]
+}
+metric() { # NODE NAME: value or empty
+	nexec "$1" curl -s --max-time 2 http://127.0.0.1:15020/metrics | awk -v n="$2" '$1 == n { print $2 }'
+}
+gen_is() { [[ $(mesh_generation "$1") == "$2" ]]; } # NODE GENERATION
 # Write the mesh file in place through a temp file (what an atomic writer does).
 mesh_write_raw() { printf '%s' "$1" >"$T/mesh.yaml.tmp" && mv "$T/mesh.yaml.tmp" "$T/mesh.yaml"; }
 mesh_restore() { MESH_SYNC=0 mesh ns mesh istio.io/dataplane-mode=ambient >/dev/null; }
@@ -107,6 +133,48 @@ tunnel_stop node2
 NO_CA[node2]= MTLS_OFF[node2]=
 tunnel_start node2 2>/dev/null
 check "node2 back with caDir: cli -> srv over HBONE echoes" wait_for -t 5 echoes cli "${POD_IP[srv]}"
+
+# --- item: an empty or half-written mesh file never becomes the model -----------------
+pod_add node2 mesh cli2 >/dev/null || die "pod cli2"
+check "baseline: cli2 -> srv (same node) over HBONE" echoes_mtls node2 cli2 srv
+g=$(mesh_generation node2)
+: >"$T/mesh.yaml" # truncated in place: IN_CLOSE_WRITE of a 0-byte file
+check "a truncated (0-byte) mesh file is reported as empty" \
+	wait_for -t 5 grep -q "mesh.yaml: the file is empty" "$T/node2/tunnel.out"
+check "... and not loaded: node2 keeps generation $g" gen_is node2 "$g"
+check "... cli2 -> srv still over HBONE" echoes_mtls node2 cli2 srv
+mesh_restore
+check "restored file: node2 loads a newer generation" wait_for -t 5 mesh_newer node2 "$g"
+g=$(mesh_generation node2)
+# Cut short, but parses: only the plain namespace is left.
+mesh_write_raw $'apiVersion: v1\nkind: Namespace\nmetadata: {name: plain}\n'
+check "a mesh file cut short is loaded" wait_for -t 5 mesh_newer node2 "$g"
+check "... but keeps the two pods node2 holds (log)" \
+	grep -q "pod mesh/srv is enrolled on this node but missing from" "$T/node2/tunnel.out"
+check "... warren_mesh_pods_kept is 2" eval '[[ $(metric node2 warren_mesh_pods_kept) == 2 ]]'
+check "... cli2 -> srv still over HBONE" echoes_mtls node2 cli2 srv
+g=$(mesh_generation node2)
+mesh_restore
+check "restored file: nothing kept any more" \
+	eval 'wait_for -t 5 mesh_newer node2 '"$g"' && [[ $(metric node2 warren_mesh_pods_kept) == 0 ]]'
+# The model says the namespace left the mesh; both pods are still enrolled here.
+MESH_SYNC=1 mesh ns mesh >/dev/null
+check "model says mesh is no longer ambient: cli2 -> srv (both held by node2) still over HBONE" \
+	echoes_mtls node2 cli2 srv
+MESH_SYNC=1 mesh ns mesh istio.io/dataplane-mode=ambient >/dev/null
+
+# --- item: a finished pod does not shadow a live one; a true conflict fails closed ------
+pyobj() { # NAME NS PHASE IP: a Pod object as a python literal
+	echo "{'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': '$1', 'namespace': '$2'}, 'status': {'phase': '$3', 'podIP': '$4'}}"
+}
+mesh_py "objs.insert(0, $(pyobj ghost plain Succeeded "${POD_IP[srv]}"))" >/dev/null
+check "a Succeeded pod (non-ambient namespace, first in the model) with srv's IP: cli -> srv still over HBONE" \
+	echoes_mtls node2 cli srv
+mesh_py "objs.insert(0, $(pyobj twin mesh Running "${POD_IP[srv]}"))" >/dev/null
+check "a second running, enrolled pod with srv's IP: cli -> srv is refused" refused cli "${POD_IP[srv]}" srv
+check "... and node1 logs the conflict" grep -q "claimed by several live pods" "$T/node1/tunnel.out"
+mesh_py "objs[:] = [o for o in objs if o['metadata']['name'] not in ('ghost', 'twin')]" >/dev/null
+check "conflict gone: cli -> srv over HBONE again" echoes_mtls node2 cli srv
 
 tunnel_stop node1
 tunnel_stop node2
