@@ -172,6 +172,7 @@ static void mesh_reload(struct tunnel *t)
 		 m->n_services);
 	if (set)
 		set = mtls_policies_install(t, set); /* open inbound connections re-checked */
+	handoff_server_model_changed(t); /* plugin requests waiting for their pod */
 	loop_unguard(t->loop);
 	mesh_free(old);
 	authz_set_free(set); /* the previous set */

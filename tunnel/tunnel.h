@@ -171,6 +171,7 @@ struct tunnel {
 	struct adoption *adoption;     /* state.c: in progress; NULL before and after */
 	int handoff_fd;
 	struct hclient *held, *held_tail; /* handoff_server.c: requests held during adoption */
+	struct hclient *model_wait;    /* handoff_server.c: requests waiting for their pod */
 	struct loop_timer *retry_timer; /* re-try listeners of adopted pods */
 	struct admin *admin;
 	struct metrics *metrics;       /* NULL: metrics off (hooks are no-ops) */
@@ -389,6 +390,8 @@ int handoff_server_start(struct tunnel *t);
 void handoff_server_stop(struct tunnel *t);
 /* Adoption is complete: answer the requests held meanwhile, in order. */
 void handoff_server_resume(struct tunnel *t);
+/* A new model is in use: answer the requests that waited for it. */
+void handoff_server_model_changed(struct tunnel *t);
 
 /* ---- admin.c ---- */
 int admin_start(struct tunnel *t);

@@ -8,6 +8,7 @@
 #     cni0 10.244.1.1/24                             cni0 10.244.2.1/24
 #      |-- cli (ns mesh, enrolled, echo :8080)         |-- srv (ns mesh, enrolled, echo :8080)
 #      |-- out (ns plain, not enrolled)                |-- cli2 (ns mesh, enrolled)
+#      |-- late (ns mesh, added before its object)
 #     warren-tunnel caDir=$T/ca                      warren-tunnel caDir=$T/ca (restarted
 #                                                      broken, without a CA, ...)
 #
@@ -19,7 +20,9 @@
 # truncated mesh file is not loaded; one cut short keeps the pods node2
 # holds (log, metric); pods held by one tunnel talk HBONE whatever the
 # model says; a Succeeded pod with a live pod's IP does not shadow it, and
-# two live pods with one IP make connections to it fail closed.
+# two live pods with one IP make connections to it fail closed. An ADD of a
+# pod the model does not know waits for its object (bounded), else fails
+# with CNI error 11.
 # Env: B or WARREN_BUILD, KEEP_TMP=1.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -175,6 +178,28 @@ check "a second running, enrolled pod with srv's IP: cli -> srv is refused" refu
 check "... and node1 logs the conflict" grep -q "claimed by several live pods" "$T/node1/tunnel.out"
 mesh_py "objs[:] = [o for o in objs if o['metadata']['name'] not in ('ghost', 'twin')]" >/dev/null
 check "conflict gone: cli -> srv over HBONE again" echoes_mtls node2 cli srv
+
+# --- item: ADD waits (bounded) for the pod's object, else CNI error 11 ---------------------
+waits_logged() { (($(grep -c "handoff query for pod mesh/late waits" "$T/node1/tunnel.out") >= $1)); }
+pod_define node1 mesh late --no-mesh || die "pod late"
+start=$SECONDS
+chain node1 ADD late >"$T/late.out" 2>"$T/late.err"
+rc=$?
+check "ADD of a pod the model does not know fails with CNI error 11 (try again later)" test "$rc" = 11
+check "... saying the pod is not in the mesh model yet" grep -q "not in the mesh model yet" "$T/late.out"
+check "... after a bounded wait (under 6 s)" eval '((SECONDS - start < 6))'
+check "... and leaves nothing of ours in the pod" inpod_clean late
+chain node1 DEL late >/dev/null 2>&1 # as a runtime does after a failed ADD
+chain node1 ADD late >"$T/late2.out" 2>&1 &
+addpid=$!
+wait_for -t 5 waits_logged 2
+MESH_SYNC=0 mesh pod mesh late --node node1 --uid "${POD_UID[late]}" --sa late-sa >/dev/null
+wait "$addpid"
+rc=$?
+check "an ADD waiting for the object succeeds once it arrives" test "$rc" = 0
+check "... and the pod has its own service account, not default" \
+	eval "wctl node1 -o json pods | jq -e '.[] | select(.name == \"late\") | .serviceAccount == \"late-sa\"' >/dev/null"
+chain node1 DEL late >/dev/null 2>&1
 
 tunnel_stop node1
 tunnel_stop node2

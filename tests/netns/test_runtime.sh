@@ -112,6 +112,11 @@ kind: Namespace
 metadata:
   name: plain
 EOF
+# The enrolled pods' objects: an ADD waits for its pod's.
+for p in a b d e; do
+	printf -- '---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: demo, uid: uid-%s-%s}\n' \
+		"$p" "$p" "$id" >>"$mesh"
+done
 tunnel_start "$T/tunnel.yaml" /dev/null
 tunnel_ready_or_die "$tlog"
 
