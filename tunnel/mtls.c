@@ -4,9 +4,11 @@
  * workload identities, outbound routing to HBONE, the inbound 15008
  * server, and L4 policy. Contract in tunnel.h ("mtls.c").
  *
- * t->sec exists only when caDir is set (else the tunnel stays in plaintext
- * mode and says so loudly at start). The compiled policy set t->authz is
- * kept in both modes: 15006 is policed with no identity either way.
+ * t->sec exists only when caDir is set. Without it the tunnel relays in
+ * plaintext only when mtls: disabled says so (logged loudly at start);
+ * otherwise it serves nothing (tunnel_serving). The compiled policy set
+ * t->authz is kept in both modes: 15006 is policed with no identity
+ * either way.
  *
  * Identities: one per service account with an enrolled pod here
  * (identity_acquire at add/adopt, identity_release when the pod goes),

@@ -11,6 +11,10 @@
  * upstream connect as 15006, then hbone_stream_accept() instead of a
  * relay. Without a CA, 15008 connections are accepted and closed.
  *
+ * Until the tunnel can serve (tunnel_serving: a model, its policies, a CA
+ * or mtls: disabled) every accepted connection is reset at once, so
+ * nothing is relayed unpoliced or in plaintext after a restart.
+ *
  * Inbound L4 policy (conn_authorize) applies to 15006 (no identity) and
  * HBONE streams (the peer's SPIFFE ID) before the upstream connect, and
  * again on every model change (proxy_policy_recheck).

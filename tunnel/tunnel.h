@@ -176,7 +176,7 @@ struct tunnel {
 	struct admin *admin;
 	struct metrics *metrics;       /* NULL: metrics off (hooks are no-ops) */
 	struct accesslog *alog;        /* NULL: access log off */
-	struct mtls *sec;              /* NULL: plaintext mode (no caDir) */
+	struct mtls *sec;              /* NULL: no caDir (plaintext only with mtls: disabled) */
 	struct authz_set *authz;       /* compiled policies of t->mesh; NULL: none */
 	bool policies_loaded;          /* a compiled set was installed (tunnel_serving) */
 	atomic_uint_fast64_t gate_refused; /* captured connections refused by the gate */
