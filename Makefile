@@ -11,12 +11,26 @@ CNI_BIN_DIR ?= /opt/cni/bin
 CC         ?= cc
 CFLAGS     ?= -O2 -g
 
-PKGS := jansson libmnl libnftnl libnghttp2 openssl libbpf yaml-0.1 libcurl libcap-ng
+# Each binary links only the libraries it calls. The product binaries link
+# with --no-as-needed, so these lists are exactly what they load whatever the
+# toolchain's default; tests/lint/linksets.py fails on a library they list
+# but do not call.
+# libbpf is compiled against (headers) but linked by nothing until the eBPF
+# capture mode exists.
+CNI_PKGS    := jansson libmnl libnftnl
+TUNNEL_PKGS := jansson libmnl libnftnl libnghttp2 openssl yaml-0.1 libcap-ng libcurl
+CTL_PKGS    := jansson libcurl
+PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) libbpf)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wwrite-strings -Wno-unused-parameter
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -I. $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(CFLAGS) -MMD -MP
-LDLIBS := $(shell $(PKG_CONFIG) --libs $(PKGS)) -lpthread
+CNI_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CNI_PKGS))
+TUNNEL_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(TUNNEL_PKGS)) -lpthread
+CTL_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CTL_PKGS))
+# Unit tests, tools and fuzz targets: the tunnel's libraries (not libcurl:
+# only warrenctl calls it); --as-needed keeps each to the ones it calls.
+TEST_LIBS   := -Wl,--as-needed $(shell $(PKG_CONFIG) --libs $(TUNNEL_PKGS)) -lpthread
 
 ifeq ($(SANITIZE),1)
 B ?= build-san
@@ -30,7 +44,7 @@ else
 B ?= build
 endif
 
-LIB_SRCS    := $(wildcard conf/*.c netlink/*.c) $(filter-out plugin/main.c,$(wildcard plugin/*.c)) \
+LIB_SRCS    := $(wildcard conf/*.c model/*.c netlink/*.c) $(filter-out plugin/main.c,$(wildcard plugin/*.c)) \
                $(filter-out tunnel/main.c,$(wildcard tunnel/*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
@@ -60,23 +74,23 @@ $(B)/libwarren.a: $(LIB_OBJS)
 
 $(B)/warren-cni: $(B)/plugin/main.o $(B)/libwarren.a
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CNI_LIBS)
 
 $(B)/warren-tunnel: $(B)/tunnel/main.o $(B)/libwarren.a
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TUNNEL_LIBS)
 
 $(B)/warrenctl: $(B)/ctl/warrenctl.o $(B)/libwarren.a
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libwarren.a
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
 $(B)/tests/%: $(B)/tests/tools/%.o $(B)/libwarren.a
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
 # libFuzzer targets: always clang, always with ASan+UBSan.
 FUZZ_CC ?= clang
@@ -85,7 +99,7 @@ FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -I. $(shell $(PKG_CONFIG) --cflag
 $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(TEST_LIBS)
 
 fuzz: $(FUZZ_BINS)
 
@@ -97,6 +111,19 @@ fuzz-run: $(FUZZ_BINS)
 	  echo "  RUN     $$n ($(FUZZ_SECONDS)s)"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(B)/fuzz/corpus-$$n >$(B)/fuzz/$$n.log 2>&1 \
 	    || { tail -50 $(B)/fuzz/$$n.log; exit 1; }; done
+
+# Every fuzz target for FUZZ_SECONDS each (600 unless given), one after
+# another, each from its committed seeds plus what earlier runs found
+# ($(B)/fuzz/corpus-NAME); one summary line per target, and the first
+# crash stops it (its log and reproducer stay in $(B)/fuzz/).
+FUZZ_LONG_SECONDS = $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),600)
+fuzz-long: $(FUZZ_BINS)
+	$(Q)for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(B)/fuzz/corpus-$$n; \
+	  cp -n tests/fuzz/corpus/$$n/* $(B)/fuzz/corpus-$$n/ 2>/dev/null || true; \
+	  $$f -max_total_time=$(FUZZ_LONG_SECONDS) -print_final_stats=1 -artifact_prefix=$(B)/fuzz/$$n- \
+	    $(B)/fuzz/corpus-$$n >$(B)/fuzz/$$n.long.log 2>&1 || { tail -50 $(B)/fuzz/$$n.long.log; exit 1; }; \
+	  echo "  $$n: $(FUZZ_LONG_SECONDS)s, $$(sed -n 's/^stat::number_of_executed_units: *//p' $(B)/fuzz/$$n.long.log) runs, $$(grep -o 'cov: [0-9]*' $(B)/fuzz/$$n.long.log | tail -1), corpus $$(ls $(B)/fuzz/corpus-$$n | wc -l) inputs, no crash"; \
+	done
 
 test: all
 	$(Q)B=$(B) bash tests/run.sh
@@ -121,7 +148,7 @@ install: $(BINS)
 clean:
 	rm -rf build build-san
 
-.PHONY: all test unit bench demo install clean fuzz fuzz-run
+.PHONY: all test unit bench demo install clean fuzz fuzz-run fuzz-long
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -2,7 +2,7 @@
 /*
  * The CNI side of warren-cni: the plugin's stdin configuration, CNI_ARGS,
  * CNI result conversion between spec versions, and CNI error JSON
- * (cni-reference.md §1.3, §1.6-1.8, §1.10).
+ * (the CNI spec's result and error formats).
  *
  * Pure functions over memory: no I/O, no environment access, so they can be
  * unit-tested and fuzzed. Every failure fills a struct cni_error with the
@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Error codes (cni-reference.md §1.8); >= 100 are ours. */
+/* Error codes (the CNI spec's); >= 100 are ours. */
 enum {
 	CNI_ERR_INCOMPATIBLE_VERSION = 1,
 	CNI_ERR_UNSUPPORTED_FIELD = 2,

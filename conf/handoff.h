@@ -10,6 +10,8 @@
  *
  * Requests (plugin -> tunnel):
  *   query  {namespace, name, uid}                       -> {enroll: bool, reason, mode}
+ *          (+ netns, containerId, ifname, ips from ADD: Kubernetes mode
+ *          remembers them to enroll the pod when its labels change)
  *   add    {uid, namespace, name, containerId, ifname,
  *           netns, ips: ["10.0.0.2/24", ...], mode} + fd -> {}   (after listeners are up)
  *   del    {containerId, ifname, uid?}                  -> {known: bool}
@@ -37,7 +39,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "netlink/inpod.h"
+#include "conf/inpod_mode.h"
 
 #define HANDOFF_VERSION 1
 #define HANDOFF_MAX_MSG 65536

@@ -44,6 +44,8 @@ static const struct conf_key keys[] = {
 	SKEY("pluginSocket", plugin_socket, DEFAULT_TUNNEL_SOCKET),
 	SKEY("stateDir", state_dir, DEFAULT_STATE_DIR),
 	SKEY("meshPath", mesh_path, NULL),
+	SKEY("meshSource", mesh_source, "file"),
+	SKEY("kubeconfig", kubeconfig, NULL),
 	SKEY("adminAddress", admin_address, "127.0.0.1:15000"),
 	SKEY("adminSocket", admin_socket, NULL),
 	SKEY("metricsAddress", metrics_address, "0.0.0.0:15020"),
@@ -89,7 +91,7 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 	}
 	snprintf(err, errlen,
 		 "%s: unknown key \"%s\"; known keys: node, pluginSocket, stateDir, meshPath, "
-		 "adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
+		 "meshSource, kubeconfig, adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
 		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, mtls, certLifetimeSeconds, "
 		 "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs, "
 		 "keepCapabilities, adoptBatch, workerThreads, hostProbeSnat, kubeletUid, drainSeconds",
@@ -251,9 +253,28 @@ int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_
 		if (ret)
 			goto out;
 	}
-	if (!out->mesh_path) {
-		snprintf(err, errlen, "%s: meshPath: required (a file or directory of Kubernetes objects)",
+	if (out->mesh_source && strcmp(out->mesh_source, "file") &&
+	    strcmp(out->mesh_source, "kubernetes")) {
+		snprintf(err, errlen, "%s: meshSource: \"%s\" is not one of file, kubernetes", path,
+			 out->mesh_source);
+		ret = -EINVAL;
+		goto out;
+	}
+	out->kube = out->mesh_source && !strcmp(out->mesh_source, "kubernetes");
+	if (!out->mesh_path && !out->kube) {
+		snprintf(err, errlen, "%s: meshPath: required (a file or directory of Kubernetes objects), "
+			 "or set meshSource: kubernetes", path);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (out->mesh_path && out->kube) {
+		snprintf(err, errlen, "%s: meshPath: not used with meshSource: kubernetes (remove one)",
 			 path);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (out->kubeconfig && !out->kube) {
+		snprintf(err, errlen, "%s: kubeconfig: only used with meshSource: kubernetes", path);
 		ret = -EINVAL;
 		goto out;
 	}

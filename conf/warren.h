@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Constants of the compatible surface (ambient-reference.md §4.1, §6).
+ * Constants of the compatible surface (Istio ambient's ports, marks and addresses).
  * Shared by plugin, tunnel and tests; nothing here allocates.
  */
 #ifndef WARREN_H

@@ -63,17 +63,15 @@ demo_done() {
 	cleanup    # from lib.sh: kills what we started, deletes namespaces, verifies
 }
 
-# lib.sh writes the tunnel configuration; with DEMO_CA set, the tunnels also
-# get caDir (mTLS). A wrapper, so lib.sh stays as the tests use it.
-eval "lib_$(declare -f tunnel_conf_write)"
-tunnel_conf_write() {
-	lib_tunnel_conf_write "$@" || return 1
+# lib.sh writes the tunnel configuration and appends what this hook prints:
+# with DEMO_CA set, the tunnels also get caDir (mTLS).
+tunnel_conf_extra() { # NODE
 	# No kubelet runs here: the demo's "probes" are made as nobody (65534).
-	echo "kubeletUid: $PROBE_UID" >>"$T/$1/tunnel.yaml"
+	echo "kubeletUid: $PROBE_UID"
 	# Parts 1 and 2 are plaintext, and say so: without caDir the tunnel
 	# refuses captured traffic unless mtls: disabled is set.
-	if [[ -n ${DEMO_CA:-} ]]; then echo "caDir: $DEMO_CA" >>"$T/$1/tunnel.yaml"
-	else echo "mtls: disabled" >>"$T/$1/tunnel.yaml"; fi
+	if [[ -n ${DEMO_CA:-} ]]; then echo "caDir: $DEMO_CA"
+	else echo "mtls: disabled"; fi
 	return 0
 }
 

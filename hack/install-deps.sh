@@ -14,6 +14,8 @@ PKGS=(
   shellcheck
   # runtime-level tests (tests/netns/test_runtime.sh): the libcni Go harness, ctr, podman
   golang-go golang-github-appc-cni-dev containerd runc podman busybox-static
+  # the real-cluster tests (tests/kube/, hack/kube-build.sh): runc's seccomp
+  libseccomp-dev
   # benchmark peers and load tools
   iperf3 sockperf haproxy
 )

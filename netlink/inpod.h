@@ -6,15 +6,15 @@
  *
  *  - nftables: tables "inet warren-nat" and "inet warren-mangle" (names in
  *    conf/warren.h), installed as ONE atomic batch (add+flush+re-add, so a
- *    re-apply reconciles). Shape of Istio's in-pod nftables rules
- *    (ambient-reference.md §4.9), IPv4 and IPv6, every rule with a counter
+ *    re-apply reconciles). Shape of Istio's in-pod nftables rules,
+ *    IPv4 and IPv6, every rule with a counter
  *    and a userdata tag "warren:<rule-name>" so CHECK can find it:
  *      nat prerouting (type nat, prio -100):
  *        tcp from 169.254.7.127 / fd16:9254:7127:1337:ffff:ffff:ffff:ffff: accept
  *        tcp daddr != 127.0.0.1/::1, dport != 15008, mark&0xfff != 0x539: redirect :15006
  *        (both left out when the pod bypasses inbound capture: Istio's
  *        "ingress mode", annotation ambient.istio.io/bypass-inbound-capture;
- *        reroutes of virtual interfaces come first, see struct inpod_mode)
+ *        reroutes of virtual interfaces come first, see conf/inpod_mode.h)
  *      nat output (type nat, prio -100):
  *        tcp to probe address: accept
  *        tcp mark&0xfff == 0x111: accept
@@ -39,34 +39,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* How a pod is captured, from its annotations (Istio's per-pod options):
- *  - capture_inbound false: ambient.istio.io/bypass-inbound-capture, the
- *    two inbound rules of nat prerouting are left out ("ingress mode");
- *  - reroute: istio.io/reroute-virtual-interfaces, TCP arriving on these
- *    interfaces (a KubeVirt VM's tap, a nested container's veth) is the
- *    pod's outbound traffic: first in nat prerouting, one rule each,
- *    "iifname IF meta l4proto tcp redirect :15001", tag
- *    "warren:nat-pre-reroute-IF".
- * Plain data, no pointers: copy it freely. */
-#define INPOD_MAX_REROUTE 8
-#define INPOD_IFNAMSIZ 16
-struct inpod_mode {
-	bool capture_inbound;
-	size_t n_reroute;
-	char reroute[INPOD_MAX_REROUTE][INPOD_IFNAMSIZ];
-};
-
-/* Everything captured, nothing rerouted. */
-void inpod_mode_init(struct inpod_mode *m);
-/* Same capture and the same interfaces in the same order? */
-bool inpod_mode_equal(const struct inpod_mode *a, const struct inpod_mode *b);
-/* Add one interface to reroute: 0, or -EINVAL with err saying why (not a
- * Linux interface name, lo, a duplicate, more than INPOD_MAX_REROUTE). */
-int inpod_mode_add_reroute(struct inpod_mode *m, const char *ifname, char *err, size_t errlen);
-/* The annotation's value "ifA,ifB" (spaces around names and empty items
- * ignored) into m's reroute list: 0 or -EINVAL with err; m's list is
- * unchanged on error. */
-int inpod_mode_parse_reroute(struct inpod_mode *m, const char *csv, char *err, size_t errlen);
+#include "conf/inpod_mode.h"
 
 /* Program everything, shaped by mode. All-or-nothing: on any failure,
  * whatever this call added is removed again before returning the error.

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "netlink/inpod.h"
+#include "conf/inpod_mode.h"
 #include "netlink/nl.h"
 
 /* A base chain we create. hook is NF_INET_*; type "nat"|"filter"|"route". */

@@ -3,7 +3,9 @@
  * The node's host table for kubelet probes (contract in nft_host.h). The
  * rule's expressions are the ones `nft --debug=netlink` shows for
  * "meta l4proto tcp meta skuid UID ip daddr @set counter snat ip to ADDR",
- * with the network-header load guarded by `meta nfproto` as in nft.c.
+ * with the network-header load guarded by `meta nfproto` as in nft.c;
+ * the output chain's are those of "socket cgroupv2 level N PATH ... ct
+ * label set 127", and the SNAT rule's label match those of "ct label 127".
  */
 #include "netlink/nft_host.h"
 
@@ -35,6 +37,9 @@
 static const struct nft_chain_spec host_chain = {
 	NFT_HOST_TABLE, NFT_HOST_CHAIN, "nat", NF_INET_POST_ROUTING, NFT_HOST_PRIO,
 };
+static const struct nft_chain_spec out_chain = {
+	NFT_HOST_TABLE, NFT_HOST_OUT_CHAIN, "filter", NF_INET_LOCAL_OUT, 0 /* NF_IP_PRI_FILTER */,
+};
 
 struct host_family {
 	int family;
@@ -46,13 +51,14 @@ struct host_family {
 	uint32_t daddr_off;
 	const char *probe;
 	const char *tag;
+	const char *mark_tag;
 };
 
 static const struct host_family families[] = {
 	{ AF_INET, NFPROTO_IPV4, NFT_HOST_SET_V4, 1, NFT_TYPE_IPADDR, 4, 16, PROBE_SNAT_IPV4,
-	  NFT_HOST_TAG_V4 },
+	  NFT_HOST_TAG_V4, NFT_HOST_MARK_TAG_V4 },
 	{ AF_INET6, NFPROTO_IPV6, NFT_HOST_SET_V6, 2, NFT_TYPE_IP6ADDR, 16, 24, PROBE_SNAT_IPV6,
-	  NFT_HOST_TAG_V6 },
+	  NFT_HOST_TAG_V6, NFT_HOST_MARK_TAG_V6 },
 };
 
 size_t nft_host_bufsz(size_t n)
@@ -142,18 +148,32 @@ out:
 	return ret;
 }
 
-static int rule_exprs(struct nftnl_rule *r, const struct host_family *hf, uint32_t uid)
+/* Register 1 gets the probe label's bit (the kernel's label bitmap). */
+static void label_bits(unsigned char bits[16])
 {
-	unsigned char probe[16];
-	struct nftnl_expr *e;
+	unsigned long words[16 / sizeof(unsigned long)] = { 0 };
+
+	words[NFT_HOST_CT_LABEL / (8 * sizeof(unsigned long))] =
+		1UL << (NFT_HOST_CT_LABEL % (8 * sizeof(unsigned long)));
+	memcpy(bits, words, 16);
+}
+
+/* meta nfproto, tcp, skuid UID, then (after `extra`) daddr @set. */
+static int match_head(struct nftnl_rule *r, const struct host_family *hf, uint32_t uid)
+{
 	int ret;
 
-	if (inet_pton(hf->family, hf->probe, probe) != 1)
-		return -EINVAL;
 	TRY(nx_nfproto(r, hf->nfproto));
 	TRY(nx_tcp(r));
 	TRY(nx_meta_load(r, NFT_META_SKUID));
-	TRY(nx_cmp(r, NFT_CMP_EQ, &uid, sizeof(uid)));
+	return nx_cmp(r, NFT_CMP_EQ, &uid, sizeof(uid));
+}
+
+static int match_daddr(struct nftnl_rule *r, const struct host_family *hf)
+{
+	struct nftnl_expr *e;
+	int ret;
+
 	TRY(nx_payload(r, NFT_PAYLOAD_NETWORK_HEADER, hf->daddr_off, hf->key_len));
 	e = nftnl_expr_alloc("lookup");
 	if (e) {
@@ -161,7 +181,44 @@ static int rule_exprs(struct nftnl_rule *r, const struct host_family *hf, uint32
 		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, hf->set);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, hf->set_id);
 	}
+	return nx_add(r, e);
+}
+
+/* ct label 127: ct load label, bitwise with the bit, cmp neq 0. */
+static int match_label(struct nftnl_rule *r)
+{
+	static const unsigned char zero[16];
+	unsigned char bits[16];
+	struct nftnl_expr *e;
+	int ret;
+
+	label_bits(bits);
+	TRY(nx_ct_load(r, NFT_CT_LABELS));
+	e = nftnl_expr_alloc("bitwise");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(bits));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, bits, sizeof(bits));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, sizeof(zero));
+	}
 	TRY(nx_add(r, e));
+	return nx_cmp(r, NFT_CMP_NEQ, zero, sizeof(zero));
+}
+
+static int rule_exprs(struct nftnl_rule *r, const struct host_family *hf,
+		      const struct nft_host_spec *spec)
+{
+	unsigned char probe[16];
+	struct nftnl_expr *e;
+	int ret;
+
+	if (inet_pton(hf->family, hf->probe, probe) != 1)
+		return -EINVAL;
+	TRY(match_head(r, hf, (uint32_t)spec->kubelet_uid));
+	if (spec->kubelet_cgroup)
+		TRY(match_label(r));
+	TRY(match_daddr(r, hf));
 	TRY(nx_counter(r));
 	e = nftnl_expr_alloc("immediate");
 	if (e) {
@@ -178,23 +235,56 @@ static int rule_exprs(struct nftnl_rule *r, const struct host_family *hf, uint32
 	return nx_add(r, e);
 }
 
-static int put_snat_rule(struct nftb *bl, const struct host_family *hf, uint32_t uid)
+/* The output chain's rule: the kubelet's sockets (UID and cgroup) to a
+ * pod in the set get the probe label. */
+static int mark_exprs(struct nftnl_rule *r, const struct host_family *hf,
+		      const struct nft_host_spec *spec)
+{
+	uint64_t id = spec->kubelet_cgroup;
+	unsigned char bits[16];
+	struct nftnl_expr *e;
+	int ret;
+
+	TRY(match_head(r, hf, (uint32_t)spec->kubelet_uid));
+	e = nftnl_expr_alloc("socket");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_KEY, NFT_SOCKET_CGROUPV2);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_LEVEL, spec->kubelet_cgroup_level);
+	}
+	TRY(nx_add(r, e));
+	TRY(nx_cmp(r, NFT_CMP_EQ, &id, sizeof(id)));
+	TRY(match_daddr(r, hf));
+	TRY(nx_counter(r));
+	label_bits(bits);
+	e = nftnl_expr_alloc("immediate");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+		nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, bits, sizeof(bits));
+	}
+	TRY(nx_add(r, e));
+	return nx_ct_set(r, NFT_CT_LABELS);
+}
+
+static int put_rule(struct nftb *bl, const struct host_family *hf,
+		    const struct nft_host_spec *spec, bool mark)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
+	const char *tag = mark ? hf->mark_tag : hf->tag;
 	struct nlmsghdr *nlh;
 	int ret;
 
 	if (!r)
 		return -ENOMEM;
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_HOST_TABLE);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, NFT_HOST_CHAIN);
-	ret = nx_comment(r, hf->tag);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, mark ? NFT_HOST_OUT_CHAIN : NFT_HOST_CHAIN);
+	ret = nx_comment(r, tag);
 	if (ret >= 0)
-		ret = rule_exprs(r, hf, uid);
+		ret = mark ? mark_exprs(r, hf, spec) : rule_exprs(r, hf, spec);
 	if (ret >= 0) {
 		nlh = nftb_msg_start(bl, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK);
 		nftnl_rule_nlmsg_build_payload(nlh, r);
-		ret = nftb_msg_end(bl, MK_ADD_RULE, NFT_HOST_TABLE, hf->tag);
+		ret = nftb_msg_end(bl, MK_ADD_RULE, NFT_HOST_TABLE, tag);
 	}
 	nftnl_rule_free(r);
 	return ret;
@@ -210,6 +300,8 @@ static int check_spec(const struct nft_host_spec *spec)
 		if (++count[spec->elems[i].family == AF_INET6] > NFT_HOST_MAX_ELEMS)
 			return -E2BIG;
 	}
+	if (spec->kubelet_cgroup && spec->kubelet_cgroup_level > 255) /* the kernel's bound */
+		return -EINVAL;
 	return spec->kubelet_uid > (long long)UINT32_MAX - 1 ? -EINVAL : 0;
 }
 
@@ -252,6 +344,9 @@ int nft_build_host_sync(struct nft_batch *b, const struct nft_host_spec *spec)
 		ret = nftb_flush_table(&bl, NFT_HOST_TABLE);
 	if (ret >= 0)
 		ret = nftb_chain(&bl, &host_chain);
+	/* only with a cgroup to match: a UID-only table hooks nothing else */
+	if (ret >= 0 && spec->kubelet_cgroup && spec->kubelet_uid >= 0)
+		ret = nftb_chain(&bl, &out_chain);
 	for (size_t f = 0; ret >= 0 && f < ARRAY_SIZE(families); f++) {
 		size_t next = 0;
 
@@ -260,8 +355,10 @@ int nft_build_host_sync(struct nft_batch *b, const struct nft_host_spec *spec)
 			ret = put_set_msg(&bl, &families[f], NFT_MSG_DELSETELEM);
 		while (ret >= 0 && next < spec->n)
 			ret = put_elems(&bl, &families[f], spec, &next);
+		if (ret >= 0 && spec->kubelet_uid >= 0 && spec->kubelet_cgroup)
+			ret = put_rule(&bl, &families[f], spec, true);
 		if (ret >= 0 && spec->kubelet_uid >= 0)
-			ret = put_snat_rule(&bl, &families[f], (uint32_t)spec->kubelet_uid);
+			ret = put_rule(&bl, &families[f], spec, false);
 	}
 	return nftb_close(&bl, ret);
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The in-pod policy routing (ambient-reference.md §4.3), over rtnetlink:
+ * The in-pod policy routing, over rtnetlink:
  *   ip rule fwmark 0x111/0xfff pref 32764 lookup 100
  *   ip route replace local default dev lo table 100   (RTN_LOCAL, scope host)
  * per address family (AF_INET / AF_INET6). Builders only fill a caller

@@ -119,6 +119,17 @@ int plugin_query_enrolled(const struct plugin_ctx *ctx, struct inpod_mode *mode,
 	int ret = -1;
 
 	req = json_pack("{s:s, s:s, s:s}", "op", "query", "namespace", a->pod_namespace, "name", a->pod_name);
+	/* Where the pod lives, enrolled or not: in Kubernetes mode the tunnel
+	 * remembers it, to enroll the pod if its labels change later. */
+	if (req && ctx->netns && ctx->container_id && ctx->ifname &&
+	    (json_object_set_new(req, "netns", json_string(ctx->netns)) < 0 ||
+	     json_object_set_new(req, "containerId", json_string(ctx->container_id)) < 0 ||
+	     json_object_set_new(req, "ifname", json_string(ctx->ifname)) < 0 ||
+	     (ctx->conf && ctx->conf->prev_result &&
+	      json_object_set_new(req, "ips", cni_result_ips(ctx->conf->prev_result)) < 0))) {
+		json_decref(req);
+		req = NULL;
+	}
 	if (!req || (a->pod_uid && json_object_set_new(req, "uid", json_string(a->pod_uid)) < 0)) {
 		cni_error_set(err, CNI_ERR_INTERNAL, "out of memory", "building the query request failed");
 		goto out;

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test and ends with "N passed, N failed".
 #  - unit tests: build/tests/test_* (TAP lines "ok N - x" / "not ok N - x"), no root needed
+#  - source checks: tests/lint/*.py (include layers, docs/configuration.md)
 #  - netns integration tests: tests/netns/test_*.sh, as root (TAP lines too)
+#  - real-cluster tests: tests/kube/test_*.sh, as root, on hack/kube-up.sh's
+#    cluster (hack/kube-build.sh builds its binaries; hack/test.sh runs it)
 # A test program that exits non-zero without reporting a failure, or prints
 # no result at all, counts as one failure. Nothing is ever counted as passed
 # unless it printed "ok"; an "ok ... # SKIP" is counted as skipped, not passed.
@@ -41,6 +44,13 @@ for t in "$B"/tests/test_*; do
 	run_one "unit/$(basename "$t")" "$t"
 done
 
+# Source checks (the include layers, the configuration reference): no build needed.
+for t in tests/lint/*.py; do
+	[[ -f $t ]] || continue
+	[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
+	run_one "lint/$(basename "$t")" python3 "$t"
+done
+
 # Fuzz targets (built by `make fuzz`), a bounded run each from the seed corpus.
 for f in "$B"/fuzz/fuzz_*; do
 	[[ -x $f && ! -d $f ]] || continue
@@ -59,6 +69,12 @@ if [[ -z ${UNIT_ONLY:-} ]]; then
 			[[ -f $t ]] || continue
 			[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
 			run_one "netns/$(basename "$t")" timeout 600 bash "$t"
+		done
+		# real-cluster tests (hack/kube-up.sh; binaries from hack/kube-build.sh)
+		for t in tests/kube/test_*.sh; do
+			[[ -f $t ]] || continue
+			[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
+			run_one "kube/$(basename "$t")" timeout 900 bash "$t"
 		done
 		if [[ -n ${TSAN_B:-} ]]; then
 			for t in tests/netns/test_mtls.sh tests/netns/test_e2e.sh tests/netns/test_policy.sh \

@@ -366,6 +366,8 @@ static json_t *config_dump(const struct tunnel *t)
 		json_object_set_new(conf, "kubeletUid",
 				    c->kubelet_uid >= 0 ? json_integer(c->kubelet_uid) : json_null());
 		json_object_set_new(conf, "drainSeconds", json_integer(c->drain_seconds));
+		json_object_set_new(conf, "meshSource", str_or_null(c->mesh_source));
+		json_object_set_new(conf, "kubeconfig", str_or_null(c->kubeconfig));
 	}
 	mesh = json_pack("{s:b,s:I,s:I,s:o,s:I,s:I,s:I}", "loaded", t->mesh != NULL,
 			 "generation", (json_int_t)t->mesh_generation,
@@ -374,12 +376,13 @@ static json_t *config_dump(const struct tunnel *t)
 			 "namespaces", (json_int_t)(t->mesh ? t->mesh->n_namespaces : 0),
 			 "pods", (json_int_t)(t->mesh ? t->mesh->n_pods : 0),
 			 "services", (json_int_t)(t->mesh ? t->mesh->n_services : 0));
-	return json_pack("{s:s,s:I,s:o,s:o,s:o,s:I,s:b,s:s,s:o}", "version", WARREN_VERSION,
+	return json_pack("{s:s,s:I,s:o,s:o,s:o,s:I,s:b,s:s,s:o,s:o}", "version", WARREN_VERSION,
 			 "pid", (json_int_t)getpid(),
 			 "config", conf ? conf : json_null(), "pods", pods_json(t),
 			 "mesh", mesh ? mesh : json_null(),
 			 "meshGeneration", (json_int_t)t->mesh_generation, "ready", ready,
-			 "readyReason", reason, "hostProbe", host_probe_json(t));
+			 "readyReason", reason, "hostProbe", host_probe_json(t),
+			 "kubernetes", kube_watch_json(t));
 }
 
 static void handle_logging(struct http_response *resp, const struct http_request *req, bool post)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The node-local mesh CA (ambient-reference.md §9.2, §11) and SPIFFE IDs.
+ * The node-local mesh CA and SPIFFE IDs.
  *
  * A struct mesh_ca holds the signing certificate and key, the chain from
  * the signer up to the root (root last) and the root itself. It is loaded

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Graceful stop on SIGTERM, for rollouts with no failed connection (the
- * shape of ztunnel's, ambient-reference §5.6). The successor starts while
+ * shape of ztunnel's). The successor starts while
  * this tunnel runs: it takes over the plugin and admin sockets (their
  * paths, by unlinking and binding anew), binds the admin, metrics and
  * readiness ports beside ours (SO_REUSEPORT), adopts every pod from the

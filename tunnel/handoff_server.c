@@ -181,6 +181,7 @@ static json_t *op_query(struct tunnel *t, json_t *req, bool *wait)
 		return not_known(t, "query", ns, name);
 	}
 	*wait = false;
+	kube_enroll_remember(t, req);
 	enroll = mesh_pod_enrolled(t->mesh, ns, name, &reason);
 	inpod_mode_init(&mode);
 	if (enroll) {
@@ -321,6 +322,7 @@ static json_t *op_del(struct tunnel *t, json_t *req)
 
 	if (!(str_field(req, "containerId") && str_field(req, "ifname")) && !str_field(req, "uid"))
 		return handoff_error("del needs \"containerId\" and \"ifname\" (or \"uid\")");
+	kube_enroll_forget(t, req);
 	p = find_req_pod(t, req);
 	if (p)
 		drop_pod(t, p, "deleted by the plugin");
@@ -428,6 +430,14 @@ static json_t *dispatch(struct hclient *c, json_t *req, const char *op, int *pfd
 	/* Before the answer: once the plugin returns, the kubelet may probe. */
 	host_probe_flush(c->t);
 	return resp;
+}
+
+json_t *handoff_server_local(struct tunnel *t, json_t *req, int *pfd)
+{
+	struct hclient c = { .magic = CLIENT_MAGIC, .t = t, .fd = -1, .refused_uid = -1 };
+	bool wait = false; /* the caller acts on the model in use: no waiting */
+
+	return dispatch(&c, req, json_string_value(json_object_get(req, "op")), pfd, &wait);
 }
 
 /* Requests that change or inspect the pod registry wait for adoption; a

@@ -44,11 +44,12 @@
 #include <openssl/rand.h>
 
 #include "conf/log.h"
+#include "conf/objcheck.h"
 #include "conf/warren.h"
 #include "tunnel/hbone.h"
+#include "tunnel/relay.h"
 #include "tunnel/tls.h"
 
-#define CHECK_MAGIC(p, m) assert((p) && (p)->magic == (m))
 
 #define OUTBUF_CAP   (1024u * 1024u) /* bounded HTTP/2 output per connection */
 #define OUTBUF_MIN   (32u * 1024u)   /* its first size: two full TLS records */
@@ -206,9 +207,11 @@ struct hbone_conn {
 	struct hbone_conn *prev, *next; /* pool list */
 	struct hbone_pool *pool;
 	char *pool_key;
+	char pool_dst[64];       /* a pooled dial's destination, for its backoff */
 	struct loop *l;
 	enum conn_role role;
 	bool mem;                /* memory transport: no fd, no TLS */
+	bool opened;             /* the TLS handshake completed */
 	enum hbone_conn_state state;
 	int fd;
 	uint32_t events;
@@ -244,11 +247,21 @@ struct hbone_conn {
 	struct hbone_server_cbs scbs;
 };
 
+/* A destination whose last dials failed (hbone.h: dial backoff). */
+struct pool_backoff {
+	struct pool_backoff *next;
+	char dst[64];           /* "10.0.0.2:15008" */
+	unsigned failures;      /* in a row */
+	uint64_t until_ms;      /* no dial before */
+	char last[160];         /* why the last dial failed */
+};
+
 struct hbone_pool {
 	unsigned magic;
 	struct loop *l;
 	struct hbone_opts o;
 	struct hbone_conn *conns;
+	struct pool_backoff *backoff;
 };
 
 static hbone_handshake_cb hs_observer;
@@ -264,6 +277,49 @@ static void hs_observe(struct hbone_conn *c, bool ok, const char *reason)
 {
 	if (hs_observer && !c->mem)
 		hs_observer(hs_observer_ctx, c->role == ROLE_SERVER, ok, reason);
+}
+
+static struct pool_backoff *pool_backoff_find(struct hbone_pool *p, const char *dst)
+{
+	for (struct pool_backoff *b = p->backoff; b; b = b->next)
+		if (!strcmp(b->dst, dst))
+			return b;
+	return NULL;
+}
+
+/* A pooled dial to dst ended: opened (why NULL) forgets the destination's
+ * failures; failed waits HBONE_BACKOFF_MIN_MS, doubled per failure in a
+ * row up to HBONE_BACKOFF_MAX_MS, before the next dial. */
+static void pool_dial_result(struct hbone_pool *p, const char *dst, const char *why)
+{
+	struct pool_backoff *b = pool_backoff_find(p, dst), **pp;
+	uint64_t wait = HBONE_BACKOFF_MIN_MS;
+
+	if (!why) {
+		for (pp = &p->backoff; b && *pp; pp = &(*pp)->next)
+			if (*pp == b) {
+				*pp = b->next;
+				free(b);
+				break;
+			}
+		return;
+	}
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return; /* no backoff then: each connection dials */
+		snprintf(b->dst, sizeof(b->dst), "%s", dst);
+		b->next = p->backoff;
+		p->backoff = b;
+	}
+	if (b->failures < 32)
+		b->failures++;
+	for (unsigned i = 1; i < b->failures && wait < HBONE_BACKOFF_MAX_MS; i++)
+		wait *= 2;
+	if (wait > HBONE_BACKOFF_MAX_MS)
+		wait = HBONE_BACKOFF_MAX_MS;
+	b->until_ms = loop_now_ms() + wait;
+	snprintf(b->last, sizeof(b->last), "%s", why);
 }
 
 static void conn_pump(struct hbone_conn *c);
@@ -300,7 +356,7 @@ static void conn_destroy(struct hbone_conn *c);
 
 static void conn_enter(struct hbone_conn *c)
 {
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->busy++;
 }
 
@@ -310,7 +366,7 @@ static void flush_cb(struct loop *l, void *ctx)
 {
 	struct hbone_conn *c = ctx;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->flush_timer = NULL;
 	conn_enter(c);
 	c->pump_now = true;
@@ -438,7 +494,7 @@ static void trim_cb(struct loop *l, void *ctx)
 {
 	struct hbone_conn *c = ctx;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->trim_timer = NULL;
 	heap_trim();
 	if (read_buf && !read_buf_busy && read_buf_high > TLS_RECORD) {
@@ -495,7 +551,7 @@ static void stream_free(struct hbone_stream *s)
 
 	if (!s)
 		return;
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	c = s->c;
 	assert(s->st == S_DONE && s->fd < 0);
 	if (s->prev)
@@ -521,13 +577,13 @@ static void stream_close_fd(struct hbone_stream *s, bool reset)
 	if (s->fd_reg)
 		loop_forget(s->c->l, s->fd);
 	s->fd_reg = false;
-	if (reset) {
-		/* RST instead of FIN: the app must not mistake a failure for a
-		 * clean end of stream. */
-		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	}
+	/* RST instead of FIN: the app must not mistake a failure for a clean
+	 * end of stream. The app's socket resets on close unless told
+	 * otherwise (relay.h). */
+	if (reset)
+		sock_rst_on_exit(s->fd);
+	else
+		sock_fin_on_close(s->fd);
 	close(s->fd);
 	s->fd = -1;
 }
@@ -696,7 +752,7 @@ static void stream_fd_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 	struct hbone_stream *s = ctx;
 	struct hbone_conn *c;
 
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	c = s->c;
 	conn_enter(c);
 	if (s->st == S_RELAY) {
@@ -755,7 +811,7 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
 {
 	struct hbone_stream *s = source->ptr;
 
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	if (s->st != S_RELAY || s->fd < 0 || s->rd_err) {
 		s->avail = -1;
 		goto defer;
@@ -796,7 +852,7 @@ static struct hbone_stream *conn_stream(struct hbone_conn *c, int32_t id)
 	struct hbone_stream *s = nghttp2_session_get_stream_user_data(c->h2, id);
 
 	if (s) {
-		CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+		CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 		return s;
 	}
 	for (s = c->streams; s; s = s->next)
@@ -855,7 +911,7 @@ static ssize_t send_cb(nghttp2_session *session, const uint8_t *data, size_t len
 	struct hbone_conn *c = user_data;
 	size_t space;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	if (c->mem) {
 		c->bytes_out += length;
 		return (ssize_t)length;
@@ -886,8 +942,8 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
 	uint8_t *p;
 	ssize_t r;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	if (s->st == S_DONE || s->fd < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* ended meanwhile: drop the frame */
 	switch (out_reserve(c, need)) {
@@ -937,7 +993,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 	struct hbone_conn *c = user_data;
 	struct hbone_stream *s;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	if (c->role != ROLE_SERVER || frame->hd.type != NGHTTP2_HEADERS ||
 	    frame->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
@@ -959,7 +1015,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 	struct hbone_stream *s;
 	char **dst = NULL;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	if (frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	s = conn_stream(c, frame->hd.stream_id);
@@ -1057,7 +1113,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 	struct hbone_conn *c = user_data;
 	struct hbone_stream *s = NULL;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	switch (frame->hd.type) {
 	case NGHTTP2_PING:
 		if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
@@ -1107,7 +1163,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 	struct hbone_conn *c = user_data;
 	struct hbone_stream *s;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	s = conn_stream(c, stream_id);
 	if (!s || s->st == S_DONE) {
 		/* Nobody will read it: return the window at once. */
@@ -1159,7 +1215,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 	struct hbone_conn *c = user_data;
 	struct hbone_stream *s;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	s = conn_stream(c, stream_id);
 	if (!s)
 		return 0;
@@ -1189,7 +1245,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
 	struct hbone_conn *c = user_data;
 	struct hbone_stream *s;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	if (frame->hd.type != NGHTTP2_HEADERS || c->role != ROLE_SERVER)
 		return 0;
 	s = conn_stream(c, frame->hd.stream_id);
@@ -1206,7 +1262,7 @@ static int on_frame_not_send(nghttp2_session *session, const nghttp2_frame *fram
 	struct hbone_conn *c = user_data;
 	struct hbone_stream *s;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	if (frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	s = conn_stream(c, frame->hd.stream_id);
@@ -1353,9 +1409,8 @@ static void conn_set_interest(struct hbone_conn *c)
 
 /*
  * Output buffer -> SSL_write, one full record per call (partial writes).
- * Not MSG_MORE/TCP_CORK: measured on the veth + forwarding path, 64 KiB
- * segments cost far more in the kernel than 16 KiB pushes (1.9 vs 3.8
- * Gb/s, twice the CPU per GB).
+ * Not MSG_MORE/TCP_CORK: on the veth + forwarding path, 64 KiB segments
+ * cost far more in the kernel than 16 KiB pushes (docs/performance.md).
  */
 static void conn_flush(struct hbone_conn *c)
 {
@@ -1499,7 +1554,7 @@ static void ping_cb(struct loop *l, void *ctx)
 	struct hbone_conn *c = ctx;
 	uint64_t now = loop_now_ms();
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->ping_timer = NULL;
 	conn_enter(c);
 	if (c->ping_outstanding && now - c->ping_sent_ms >= c->o.ping_timeout_ms) {
@@ -1524,7 +1579,7 @@ static void idle_cb(struct loop *l, void *ctx)
 {
 	struct hbone_conn *c = ctx;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->idle_timer = NULL;
 	conn_enter(c);
 	if (!c->live) {
@@ -1546,7 +1601,7 @@ static void connect_timeout_cb(struct loop *l, void *ctx)
 {
 	struct hbone_conn *c = ctx;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->connect_timer = NULL;
 	conn_enter(c);
 	if (c->state == HBONE_HANDSHAKE)
@@ -1582,11 +1637,14 @@ static void conn_handshake(struct hbone_conn *c)
 		return;
 	}
 	hs_observe(c, true, "ok");
+	if (c->pool)
+		pool_dial_result(c->pool, c->pool_dst, NULL);
 	if (c->connect_timer) {
 		loop_timer_cancel(c->l, c->connect_timer);
 		c->connect_timer = NULL;
 	}
 	c->state = HBONE_OPEN;
+	c->opened = true;
 	if (c->goaway_pending)
 		goaway_start(c);
 	conn_arm_ping(c);
@@ -1599,7 +1657,7 @@ static void conn_fd_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct hbone_conn *c = ctx;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	conn_enter(c);
 	switch (c->state) {
 	case HBONE_CONNECTING: {
@@ -1666,6 +1724,8 @@ static void conn_destroy(struct hbone_conn *c)
 	if (c->goaway_timer)
 		loop_timer_cancel(c->l, c->goaway_timer);
 	if (c->pool) {
+		if (!c->opened)
+			pool_dial_result(c->pool, c->pool_dst, c->reason);
 		if (c->prev)
 			c->prev->next = c->next;
 		else
@@ -1851,6 +1911,25 @@ int hbone_server_new_mem(struct loop *l, const struct hbone_opts *opts,
 	return 0;
 }
 
+int hbone_client_new_mem(struct loop *l, const struct hbone_opts *opts, const char *peer_id,
+			 struct hbone_conn **out)
+{
+	struct hbone_conn *c = NULL;
+	int ret;
+
+	*out = NULL;
+	ret = conn_new(l, ROLE_CLIENT, -1, opts, &c);
+	if (ret)
+		return ret;
+	c->mem = true;
+	c->hold = true;
+	c->state = HBONE_OPEN;
+	c->opened = true;
+	snprintf(c->peer_id, sizeof(c->peer_id), "%s", peer_id ? peer_id : "");
+	*out = c;
+	return 0;
+}
+
 int hbone_conn_mem_feed(struct hbone_conn *c, const uint8_t *data, size_t len)
 {
 	ssize_t rv;
@@ -1892,7 +1971,7 @@ static void goaway_cb(struct loop *l, void *ctx)
 	struct hbone_conn *c = ctx;
 
 	(void)l;
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	c->goaway_timer = NULL;
 	conn_enter(c);
 	if (!c->dead)
@@ -1921,7 +2000,7 @@ static void goaway_start(struct hbone_conn *c)
 
 void hbone_conn_goaway(struct hbone_conn *c)
 {
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	conn_enter(c);
 	if (!c->dead && c->role == ROLE_SERVER) {
 		if (c->state == HBONE_OPEN)
@@ -1938,7 +2017,7 @@ void hbone_stream_abort(struct hbone_stream *s, const char *reason)
 
 	if (!s)
 		return;
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	c = s->c;
 	conn_enter(c);
 	stream_fail(s, NGHTTP2_CANCEL, "%s", reason ? reason : "aborted");
@@ -1959,7 +2038,7 @@ void hbone_conn_get_info(const struct hbone_conn *c, struct hbone_conn_info *inf
 {
 	const struct hbone_stream *s;
 
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	memset(info, 0, sizeof(*info));
 	info->state = c->state;
 	info->server = c->role == ROLE_SERVER;
@@ -2018,7 +2097,7 @@ int hbone_stream_open(struct hbone_conn *c, const struct hbone_connect_req *req,
 
 	if (out)
 		*out = NULL;
-	CHECK_MAGIC(c, HBONE_CONN_MAGIC);
+	CHECK_OBJ(c, HBONE_CONN_MAGIC);
 	if (!req || !req->authority || !*req->authority || app_fd < 0 || c->role != ROLE_CLIENT) {
 		ret = -EINVAL;
 		goto fail_fd;
@@ -2076,7 +2155,7 @@ int hbone_stream_accept(struct hbone_stream *s, int fd)
 	struct hbone_conn *c;
 	int ret = 0;
 
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	c = s->c;
 	if (s->st != S_PENDING || c->role != ROLE_SERVER) {
 		close(fd);
@@ -2105,7 +2184,7 @@ int hbone_stream_reject(struct hbone_stream *s, int status)
 {
 	struct hbone_conn *c;
 
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	c = s->c;
 	if (status < 300 || status > 599)
 		return -EINVAL;
@@ -2119,31 +2198,31 @@ int hbone_stream_reject(struct hbone_stream *s, int status)
 
 void hbone_stream_set_user(struct hbone_stream *s, void *user)
 {
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	s->user = user;
 }
 
 void *hbone_stream_user(const struct hbone_stream *s)
 {
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	return s->user;
 }
 
 void hbone_stream_get_stats(const struct hbone_stream *s, struct hbone_stream_stats *st)
 {
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	*st = s->stats;
 }
 
 size_t hbone_stream_buffered(const struct hbone_stream *s)
 {
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	return s->down.len;
 }
 
 struct hbone_conn *hbone_stream_conn(const struct hbone_stream *s)
 {
-	CHECK_MAGIC(s, HBONE_STREAM_MAGIC);
+	CHECK_OBJ(s, HBONE_STREAM_MAGIC);
 	return s->c;
 }
 
@@ -2287,7 +2366,13 @@ void hbone_pool_free(struct hbone_pool *p)
 {
 	if (!p)
 		return;
-	CHECK_MAGIC(p, HBONE_POOL_MAGIC);
+	CHECK_OBJ(p, HBONE_POOL_MAGIC);
+	while (p->backoff) {
+		struct pool_backoff *b = p->backoff;
+
+		p->backoff = b->next;
+		free(b);
+	}
 	while (p->conns) {
 		struct hbone_conn *c = p->conns;
 
@@ -2346,7 +2431,7 @@ int hbone_pool_open(struct hbone_pool *p, const struct hbone_pool_target *t,
 
 	if (out)
 		*out = NULL;
-	CHECK_MAGIC(p, HBONE_POOL_MAGIC);
+	CHECK_OBJ(p, HBONE_POOL_MAGIC);
 	if (!t || !t->src_id || !t->ctx || !t->dst || !t->mksock || !t->n_expect ||
 	    (t->dst->sa_family != AF_INET && t->dst->sa_family != AF_INET6)) {
 		ret = -EINVAL;
@@ -2361,6 +2446,18 @@ int hbone_pool_open(struct hbone_pool *p, const struct hbone_pool_target *t,
 		if (!strcmp(c->pool_key, key) && conn_has_slot(c, p->o.max_streams))
 			break;
 	if (!c) {
+		char dst[64];
+		struct pool_backoff *b;
+
+		if (addr_port_str(t->dst, dst, sizeof(dst))) {
+			ret = -EINVAL;
+			goto fail;
+		}
+		b = pool_backoff_find(p, dst);
+		if (b && loop_now_ms() < b->until_ms) {
+			ret = -ECONNREFUSED; /* no dial: hbone_pool_backoff() says why */
+			goto fail;
+		}
 		fd = t->mksock(t->mksock_ctx, t->dst, t->dstlen);
 		if (fd < 0) {
 			ret = fd;
@@ -2368,8 +2465,11 @@ int hbone_pool_open(struct hbone_pool *p, const struct hbone_pool_target *t,
 		}
 		ret = hbone_client_connect(p->l, t->ctx, fd, t->dst, t->dstlen, t->expect,
 					   t->n_expect, &p->o, NULL, NULL, &c);
-		if (ret)
+		if (ret) {
+			pool_dial_result(p, dst, strerror(-ret));
 			goto fail;
+		}
+		snprintf(c->pool_dst, sizeof(c->pool_dst), "%s", dst);
 		c->pool = p;
 		c->pool_key = key;
 		key = NULL;
@@ -2387,11 +2487,26 @@ fail:
 	return ret;
 }
 
+int hbone_pool_backoff(struct hbone_pool *p, const struct sockaddr *dst, char *why, size_t len)
+{
+	struct pool_backoff *b;
+	char d[64];
+	uint64_t now = loop_now_ms();
+
+	CHECK_OBJ(p, HBONE_POOL_MAGIC);
+	if (addr_port_str(dst, d, sizeof(d)) || !(b = pool_backoff_find(p, d)) || now >= b->until_ms)
+		return 0;
+	snprintf(why, len, "retry in %llu ms after %u failed dial%s to %s; the last: %s",
+		 (unsigned long long)(b->until_ms - now), b->failures, b->failures == 1 ? "" : "s",
+		 d, b->last);
+	return 1;
+}
+
 void hbone_pool_drain(struct hbone_pool *p, const char *src_id)
 {
 	size_t n = src_id ? strlen(src_id) : 0;
 
-	CHECK_MAGIC(p, HBONE_POOL_MAGIC);
+	CHECK_OBJ(p, HBONE_POOL_MAGIC);
 	for (struct hbone_conn *c = p->conns; c; c = c->next) {
 		if (c->draining || (src_id && (strncmp(c->pool_key, src_id, n) || c->pool_key[n] != '|')))
 			continue;
@@ -2405,7 +2520,7 @@ size_t hbone_pool_stats(const struct hbone_pool *p, struct hbone_pool_conn_info 
 {
 	size_t n = 0;
 
-	CHECK_MAGIC(p, HBONE_POOL_MAGIC);
+	CHECK_OBJ(p, HBONE_POOL_MAGIC);
 	for (const struct hbone_conn *c = p->conns; c; c = c->next, n++) {
 		const char *k = c->pool_key, *bar1, *bar2;
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * HBONE transport (ambient-reference.md §8.1, §9): HTTP/2 CONNECT streams
+ * HBONE transport: HTTP/2 CONNECT streams
  * over mutual TLS 1.3, one TCP connection per struct hbone_conn, driven by
  * the tunnel loop. nghttp2 is used sans-I/O: decrypted bytes (gathered over
  * several TLS records) go into nghttp2_session_mem_recv(); output leaves
@@ -84,7 +84,7 @@ struct hbone_opts {
 	uint32_t connect_timeout_ms; /* TCP connect + TLS handshake; 10 s */
 };
 
-/* Fills the §9.3 / §8.1 defaults for a client (server = false) or server. */
+/* Fills Istio's HBONE defaults for a client (server = false) or server. */
 void hbone_opts_default(struct hbone_opts *o, bool server);
 
 struct hbone_stream_stats {
@@ -140,7 +140,7 @@ int hbone_stream_open(struct hbone_conn *c, const struct hbone_connect_req *req,
 		      hbone_stream_done_cb done_cb, void *ctx, struct hbone_stream **out);
 
 /* forwarded: for="<ip>:<port>" ("[v6]:port"), plus ;host=<host> when host
- * is non-NULL (§9.4). 0, -EINVAL, -ENOSPC. */
+ * is non-NULL. 0, -EINVAL, -ENOSPC. */
 int hbone_format_forwarded(char *buf, size_t len, const struct sockaddr *src, const char *host);
 
 /* ------------------------------------------------------------- server */
@@ -282,10 +282,24 @@ void hbone_pool_free(struct hbone_pool *p);
  * min(max_streams, the server's MAX_CONCURRENT_STREAMS) live streams), or a
  * new one. Same contract as hbone_stream_open (app_fd owned, closed on
  * failure); also -errno from mksock/connect.
+ *
+ * Dial backoff, per destination address: when a new pooled connection
+ * fails before its TLS handshake completes (a refused or timed-out TCP
+ * connect, as when the destination's tunnel is down, or a failed
+ * handshake), the next dial to that address waits HBONE_BACKOFF_MIN_MS,
+ * doubled per failure in a row up to HBONE_BACKOFF_MAX_MS; a completed
+ * handshake resets it. Meanwhile a stream that would need a new connection
+ * fails at once with -ECONNREFUSED, and hbone_pool_backoff() says why.
  */
+#define HBONE_BACKOFF_MIN_MS 100
+#define HBONE_BACKOFF_MAX_MS 5000
 int hbone_pool_open(struct hbone_pool *p, const struct hbone_pool_target *t,
 		    const struct hbone_connect_req *req, int app_fd, hbone_stream_done_cb done_cb,
 		    void *ctx, struct hbone_stream **out);
+
+/* 1 with why ("retry in N ms after K failed dials to ADDR; the last: ...")
+ * while dst is backed off, else 0. */
+int hbone_pool_backoff(struct hbone_pool *p, const struct sockaddr *dst, char *why, size_t len);
 
 /* Stops giving new streams to the pooled connections of src_id (NULL: all):
  * their live streams go on, each closes when its last stream ends, and the
@@ -310,6 +324,10 @@ size_t hbone_pool_stats(const struct hbone_pool *p, struct hbone_pool_conn_info 
  */
 int hbone_server_new_mem(struct loop *l, const struct hbone_opts *opts,
 			 const struct hbone_server_cbs *cbs, const char *peer_id,
+			 struct hbone_conn **out);
+/* The client side of the same: streams are opened with hbone_stream_open()
+ * and the fed bytes are the server's answers. 0, -ENOMEM. */
+int hbone_client_new_mem(struct loop *l, const struct hbone_opts *opts, const char *peer_id,
 			 struct hbone_conn **out);
 /* 0, or -EPROTO once the HTTP/2 session failed (the connection is dead but
  * still needs hbone_conn_abort). */

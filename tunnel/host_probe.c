@@ -24,10 +24,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/netlink.h>
+#include <mntent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf/log.h"
@@ -43,10 +46,14 @@ struct host_probe {
 	bool open;
 	long long uid;          /* -1: not known */
 	char uid_from[96];      /* "config", "kubelet (pid 123)" */
+	uint64_t cgroup_id;     /* the kubelet's cgroup v2; 0: matched by uid alone */
+	uint32_t cgroup_level;
+	char cgroup[256];       /* its path, or why the uid alone is used */
 	uint64_t last_scan_ms;
 	bool scan_logged;
 	bool synced;            /* the last sync or add succeeded */
 	long long synced_uid;   /* the rule's uid at the last good sync */
+	uint64_t synced_cgroup; /* and cgroup */
 	uint64_t syncs, failures;
 	char last_error[512];   /* of the last sync; "" after a good one */
 };
@@ -133,6 +140,162 @@ int kubelet_uid_find(const char *proc, long long *uid, long *pid, char *err, siz
 	return ret;
 }
 
+/* Whether pid's parent is ppid (the kubelet's short-lived helpers share
+ * its cgroup). */
+static bool child_of(int dirfd, const char *pid, long ppid)
+{
+	char buf[4096];
+	const char *line;
+	long pp;
+
+	if (read_proc(dirfd, pid, "status", buf, sizeof(buf)) <= 0)
+		return false;
+	line = strstr(buf, "\nPPid:");
+	return line && sscanf(line + 6, "%ld", &pp) == 1 && pp == ppid;
+}
+
+int kubelet_cgroup_find(const char *proc, const char *cgroot, long pid, char *path,
+			size_t pathlen, uint64_t *id, uint32_t *level, char *err, size_t errlen)
+{
+	char pidstr[24], buf[4096], dir[PATH_MAX + 16];
+	const char *line;
+	struct stat st;
+	int dfd, ret = 0;
+	size_t n;
+	FILE *f;
+
+	dfd = open(proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	snprintf(pidstr, sizeof(pidstr), "%ld", pid);
+	/* cgroup v2 is the "0::" line; v1 hierarchies have other numbers */
+	if (read_proc(dfd, pidstr, "cgroup", buf + 1, sizeof(buf) - 1) <= 0) {
+		snprintf(err, errlen, "cannot read %s/%ld/cgroup", proc, pid);
+		ret = -ENOENT;
+		goto out;
+	}
+	buf[0] = '\n';
+	line = strstr(buf, "\n0::");
+	if (!line || line[4] != '/') {
+		snprintf(err, errlen, "process %ld has no cgroup v2", pid);
+		ret = -ENOENT;
+		goto out;
+	}
+	line += 4;
+	n = strcspn(line, "\n");
+	if (n >= pathlen || n >= PATH_MAX) {
+		snprintf(err, errlen, "process %ld's cgroup path is too long", pid);
+		ret = -ENAMETOOLONG;
+		goto out;
+	}
+	memcpy(path, line, n);
+	path[n] = '\0';
+	if (!strcmp(path, "/")) {
+		snprintf(err, errlen, "the kubelet (pid %ld) is in the root cgroup, with every other process", pid);
+		ret = -EEXIST;
+		goto out;
+	}
+	*level = 0;
+	for (const char *c = path; *c; c++)
+		*level += *c == '/' && c[1] && c[1] != '/';
+	snprintf(dir, sizeof(dir), "%s%s", cgroot, path);
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "cgroup %s of the kubelet (pid %ld) not found under %s", path, pid, cgroot);
+		ret = -ENOENT;
+		goto out;
+	}
+	*id = (uint64_t)st.st_ino; /* the kernel's cgroup id, as nft takes it */
+	snprintf(dir, sizeof(dir), "%s%s/cgroup.procs", cgroot, path);
+	f = fopen(dir, "re");
+	if (!f) {
+		snprintf(err, errlen, "cannot read %s: %s", dir, strerror(errno));
+		ret = -errno;
+		goto out;
+	}
+	/* Any other process there could make connections that pass as probes. */
+	while (ret == 0 && fgets(buf, sizeof(buf), f)) {
+		long other = strtol(buf, NULL, 10);
+
+		buf[strcspn(buf, "\n")] = '\0';
+		if (other == pid || child_of(dfd, buf, pid))
+			continue;
+		snprintf(err, errlen, "the kubelet's cgroup %s (pid %ld) also holds pid %ld", path, pid, other);
+		ret = -EEXIST;
+	}
+	fclose(f);
+out:
+	close(dfd);
+	return ret;
+}
+
+/* Where cgroup v2 is mounted as the kubelet (pid) sees it, reached
+ * through its /proc/PID/root: the tunnel's own mounts may not have it
+ * (a container, or `ip netns exec`, which mounts a fresh /sys). On a
+ * hybrid node it is /sys/fs/cgroup/unified. 0 or -ENOENT. */
+static int cgroup2_root(long pid, char *buf, size_t len)
+{
+	struct mntent *m;
+	char path[64];
+	int ret = -ENOENT;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/mounts", pid);
+	f = setmntent(path, "re");
+	if (!f)
+		return -ENOENT;
+	while ((m = getmntent(f)))
+		if (!strcmp(m->mnt_type, "cgroup2")) {
+			snprintf(buf, len, "/proc/%ld/root%s", pid, strcmp(m->mnt_dir, "/") ? m->mnt_dir : "");
+			ret = 0;
+			break;
+		}
+	endmntent(f);
+	return ret;
+}
+
+/* The kubelet's cgroup, to match its sockets more narrowly than by uid.
+ * pid <= 0: look for a kubelet process running as hp->uid. */
+static void resolve_cgroup(struct host_probe *hp, long pid)
+{
+	char err[512] = "", root[320], path[256];
+	long long uid = -1;
+	uint32_t level = 0;
+	uint64_t id = 0;
+	int ret;
+
+	hp->cgroup_id = 0;
+	if (pid <= 0) {
+		ret = kubelet_uid_find("/proc", &uid, &pid, err, sizeof(err));
+		if (ret < 0 || uid != hp->uid) {
+			pid = 0;
+			snprintf(err, sizeof(err), "no kubelet process of uid %lld found", hp->uid);
+		}
+	}
+	if (pid > 0) {
+		ret = cgroup2_root(pid, root, sizeof(root));
+		if (ret < 0)
+			snprintf(err, sizeof(err), "cgroup v2 is not mounted where the kubelet (pid %ld) runs", pid);
+		else
+			ret = kubelet_cgroup_find("/proc", root, pid, path, sizeof(path), &id, &level, err,
+						  sizeof(err));
+		if (ret == 0) {
+			hp->cgroup_id = id;
+			hp->cgroup_level = level;
+			snprintf(hp->cgroup, sizeof(hp->cgroup), "%s", path);
+			log_info("host probe SNAT: only the sockets of uid %lld in the kubelet's cgroup %s (level %u, id %llu) leave from " PROBE_SNAT_IPV4,
+				 hp->uid, path, level, (unsigned long long)id);
+			return;
+		}
+	}
+	snprintf(hp->cgroup, sizeof(hp->cgroup), "%s", err);
+	if (hp->uid == 0)
+		log_error("host probe SNAT: WARNING: the kubelet is matched by uid 0 alone (%s): every root process on the node and every host-network pod running as root reaches enrolled pods as " PROBE_SNAT_IPV4 ", past capture, STRICT mTLS and policy. Run the kubelet in a cgroup of its own (a systemd service is one) and restart the tunnel",
+			  err);
+	else
+		log_warn("host probe SNAT: the kubelet is matched by uid %lld alone (%s): every process of that uid reaches enrolled pods as " PROBE_SNAT_IPV4 ". Run the kubelet in a cgroup of its own",
+			 hp->uid, err);
+}
+
 static void resolve_uid(struct host_probe *hp, const struct tunnel_conf *c)
 {
 	char err[256] = "";
@@ -144,6 +307,7 @@ static void resolve_uid(struct host_probe *hp, const struct tunnel_conf *c)
 	if (c->kubelet_uid >= 0) {
 		hp->uid = c->kubelet_uid;
 		snprintf(hp->uid_from, sizeof(hp->uid_from), "config (kubeletUid)");
+		resolve_cgroup(hp, 0);
 		return;
 	}
 	if (hp->last_scan_ms && loop_now_ms() - hp->last_scan_ms < KUBELET_RESCAN_MS)
@@ -152,8 +316,8 @@ static void resolve_uid(struct host_probe *hp, const struct tunnel_conf *c)
 	ret = kubelet_uid_find("/proc", &hp->uid, &pid, err, sizeof(err));
 	if (ret == 0) {
 		snprintf(hp->uid_from, sizeof(hp->uid_from), "kubelet process (pid %ld)", pid);
-		log_info("host probe SNAT: the kubelet runs as uid %lld (pid %ld); its TCP to enrolled pods leaves from " PROBE_SNAT_IPV4,
-			 hp->uid, pid);
+		log_info("host probe SNAT: the kubelet runs as uid %lld (pid %ld)", hp->uid, pid);
+		resolve_cgroup(hp, pid);
 		return;
 	}
 	hp->uid = -1;
@@ -307,7 +471,11 @@ static int sync_all(struct tunnel *t, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return ret;
 	}
-	spec = (struct nft_host_spec){ .kubelet_uid = t->hp->uid, .elems = elems, .n = n };
+	spec = (struct nft_host_spec){ .kubelet_uid = t->hp->uid,
+				       .kubelet_cgroup = t->hp->cgroup_id,
+				       .kubelet_cgroup_level = t->hp->cgroup_level,
+				       .elems = elems,
+				       .n = n };
 	loop_unguard(t->loop);
 	ret = nft_host_sync(&t->hp->nl, &spec, err, errlen);
 	loop_reguard(t->loop);
@@ -327,7 +495,8 @@ void host_probe_flush(struct tunnel *t)
 	resolve_uid(hp, t->conf);
 	hp->syncs++;
 	/* Only new pods since a good sync with the same rule: add them. */
-	if (!t->host_probe_full && hp->synced && hp->synced_uid == hp->uid) {
+	if (!t->host_probe_full && hp->synced && hp->synced_uid == hp->uid &&
+	    hp->synced_cgroup == hp->cgroup_id) {
 		ret = add_new(t, err, sizeof(err));
 		if (ret < 0)
 			log_debug("host probe SNAT: adding the new pods' addresses failed (%s); syncing the whole table",
@@ -348,6 +517,7 @@ void host_probe_flush(struct tunnel *t)
 	t->host_probe_full = false;
 	hp->synced = true;
 	hp->synced_uid = hp->uid;
+	hp->synced_cgroup = hp->cgroup_id;
 	if (hp->last_error[0])
 		log_info("host probe SNAT: table inet " NFT_HOST_TABLE " is in step again");
 	hp->last_error[0] = '\0';
@@ -362,10 +532,15 @@ json_t *host_probe_json(const struct tunnel *t)
 		return json_null();
 	for (const struct pod *p = t->pods; p; p = p->next)
 		n_addrs += p->in_host_table ? p->n_ips : 0;
-	return json_pack("{s:b,s:s,s:o,s:o,s:I,s:I,s:I,s:o}", "enabled",
+	return json_pack("{s:b,s:s,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:o}", "enabled",
 			 t->conf->host_probe_snat && hp->open, "table", "inet " NFT_HOST_TABLE,
 			 "kubeletUid", hp->uid >= 0 ? json_integer(hp->uid) : json_null(),
 			 "kubeletUidFrom", hp->uid >= 0 ? json_string(hp->uid_from) : json_null(),
+			 /* the cgroup path, or null with the reason the uid alone is matched */
+			 "kubeletCgroup",
+			 hp->uid >= 0 && hp->cgroup_id ? json_string(hp->cgroup) : json_null(),
+			 "uidOnlyReason",
+			 hp->uid >= 0 && !hp->cgroup_id ? json_string(hp->cgroup) : json_null(),
 			 "addresses", (json_int_t)n_addrs, "syncs", (json_int_t)hp->syncs,
 			 "failures", (json_int_t)hp->failures,
 			 "lastError", hp->last_error[0] ? json_string(hp->last_error) : json_null());

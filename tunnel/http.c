@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "conf/log.h"
+#include "conf/objcheck.h"
 #include "tunnel/loop.h"
 
 #define HTTP_SRV_MAGIC  0x48545053u
@@ -44,7 +45,6 @@
 #define HTTP_LINGER_MS  2000
 #define LOG_EVERY_MS    10000
 
-#define CHECK_MAGIC(p, m) assert((p) && (p)->magic == (m))
 
 /* ---- parser ---- */
 
@@ -428,7 +428,7 @@ static void conn_free(struct http_conn *c)
 
 	if (!c)
 		return;
-	CHECK_MAGIC(c, HTTP_CONN_MAGIC);
+	CHECK_OBJ(c, HTTP_CONN_MAGIC);
 	s = c->srv;
 	if (c->timer)
 		loop_timer_cancel(s->loop, c->timer);
@@ -460,7 +460,7 @@ static void conn_timeout(struct loop *l, void *ctx)
 {
 	struct http_conn *c = ctx;
 
-	CHECK_MAGIC(c, HTTP_CONN_MAGIC);
+	CHECK_OBJ(c, HTTP_CONN_MAGIC);
 	c->timer = NULL;
 	if (c->state != CONN_LINGER)
 		log_debug("%s: closing a connection after %d s without a complete %s", c->srv->name,
@@ -667,7 +667,7 @@ static void conn_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 	struct http_conn *c = ctx;
 	ssize_t n;
 
-	CHECK_MAGIC(c, HTTP_CONN_MAGIC);
+	CHECK_OBJ(c, HTTP_CONN_MAGIC);
 	switch (c->state) {
 	case CONN_READ:
 		assert(c->in_len < HTTP_IN_SIZE);
@@ -738,7 +738,7 @@ static void srv_resume(struct loop *l, void *ctx)
 {
 	struct http_server *s = ctx;
 
-	CHECK_MAGIC(s, HTTP_SRV_MAGIC);
+	CHECK_OBJ(s, HTTP_SRV_MAGIC);
 	s->pause = NULL;
 	loop_mod(l, s->lfd, EPOLLIN);
 }
@@ -761,7 +761,7 @@ static void srv_accept_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 				   "too many open connections; try again later\n";
 	struct http_server *s = ctx;
 
-	CHECK_MAGIC(s, HTTP_SRV_MAGIC);
+	CHECK_OBJ(s, HTTP_SRV_MAGIC);
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		int cfd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
@@ -832,7 +832,7 @@ void http_server_free(struct http_server *s)
 {
 	if (!s)
 		return;
-	CHECK_MAGIC(s, HTTP_SRV_MAGIC);
+	CHECK_OBJ(s, HTTP_SRV_MAGIC);
 	while (s->conns)
 		conn_free(s->conns);
 	if (s->pause)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "conf/log.h"
+#include "conf/objcheck.h"
 #include "tunnel/identity.h"
 #include "tunnel/loop.h"
 
@@ -46,7 +47,7 @@ static void identity_free(struct identity *id)
 {
 	if (!id)
 		return;
-	assert(id->magic == IDENTITY_MAGIC);
+	CHECK_OBJ(id, IDENTITY_MAGIC);
 	SSL_CTX_free(id->client_ctx);
 	SSL_CTX_free(id->server_ctx);
 	ca_leaf_free(id->leaf);
@@ -276,7 +277,7 @@ int identity_renew(struct identity_mgr *mgr, struct identity *id, time_t now, ch
 	char why[512] = "";
 	int ret;
 
-	assert(id && id->magic == IDENTITY_MAGIC);
+	CHECK_OBJ(id, IDENTITY_MAGIC);
 	ret = build(mgr, id, why, sizeof(why));
 	if (ret) {
 		unsigned shift = id->failures < 8 ? id->failures : 8;

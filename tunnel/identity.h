@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Per-node workload identities (ambient-reference.md §11.3): one
+ * Per-node workload identities: one
  * certificate per service account that has enrolled pods on this node, not
  * one per pod. identity_acquire() is called when a pod of that account is
  * enrolled and identity_release() when it leaves; the certificate is

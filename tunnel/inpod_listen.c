@@ -51,6 +51,11 @@ static int listen_one(int netns_fd, uint16_t port, const char **what)
 	    /* inherited by accepted sockets: relayed bytes leave at once */
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		goto fail;
+	/* the app's connections, accepted here, reset if the tunnel dies
+	 * (relay.h); 15008's peers are tunnels, which tell a cut TLS stream */
+	*what = "SO_LINGER";
+	if (port != PORT_INBOUND_HBONE && sock_rst_on_exit(fd) < 0)
+		goto fail;
 	*what = "SO_MARK (needs CAP_NET_ADMIN)";
 	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
 		goto fail;

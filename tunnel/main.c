@@ -30,7 +30,9 @@
  * worker threads start after the drop and inherit it), the
  * same in its bounding set, none inheritable or ambient, and sets
  * no_new_privs. Fds inherited from whoever started us are closed first
- * thing; every fd we open is O_CLOEXEC.
+ * thing; every fd we open is O_CLOEXEC. When adoption is done,
+ * CAP_SYS_PTRACE goes too and a seccomp allow-list covers every thread
+ * (tunnel/harden.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -102,7 +104,9 @@ static const struct {
 	/* opening /proc/PID/ns/net is a ptrace read check: without it EACCES
 	 * for a process of another uid or with capabilities we no longer have
 	 * (a container's init), and ctr records such paths for re-adoption */
-	{ CAP_SYS_PTRACE, "re-adopting pods recorded as /proc/PID/ns/net" },
+	/* ... only until adoption is done (tunnel/harden.h), so never in
+	 * the bounding set */
+	{ CAP_SYS_PTRACE, "re-adopting pods recorded as /proc/PID/ns/net, until adoption is done" },
 };
 
 /* The process is single-threaded here: capabilities, the bounding set and
@@ -134,7 +138,9 @@ static int drop_capabilities(void)
 			log_warn("capability cap_%s is missing; %s will fail", name, kept_caps[i].why);
 			continue;
 		}
-		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET,
+		capng_update(CAPNG_ADD,
+			     CAPNG_EFFECTIVE | CAPNG_PERMITTED |
+				     (kept_caps[i].cap == CAP_SYS_PTRACE ? 0 : CAPNG_BOUNDING_SET),
 			     kept_caps[i].cap);
 		len += snprintf(kept + len, sizeof(kept) - len, "%scap_%s (%s)", len ? ", " : "", name,
 				kept_caps[i].why);
@@ -248,16 +254,15 @@ int main(int argc, char **argv)
 	/* One malloc arena for every thread: glibc's per-thread arenas keep
 	 * their free top chunk (up to twice the mmap threshold, which rises to
 	 * 1 MiB with the HBONE buffers) even through malloc_trim(), so after a
-	 * burst the tunnel stayed at 12.8 MiB instead of 8.5 with two workers.
+	 * burst the tunnel kept megabytes it no longer used (docs/performance.md).
 	 * The workers rarely malloc at the same time (tcache serves most). */
 	mallopt(M_ARENA_MAX, 1);
 	/* A fixed mmap threshold (glibc's default value). The dynamic one
 	 * rises to the largest buffer freed so far (a grown HBONE output
 	 * buffer or ring: up to MiBs), and from then on such buffers come
-	 * from the heap, whose freed pages stay resident: after a burst of
-	 * held connections a load of 1000 req/s ran at 11.0 MiB instead of
-	 * 9.6. Fixed, buffers from 128 KiB up are mapped, and unmapped when
-	 * freed. */
+	 * from the heap, whose freed pages stay resident after a burst of
+	 * held connections (docs/performance.md). Fixed, buffers from 128 KiB
+	 * up are mapped, and unmapped when freed. */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 #endif
 	ret = workers_create(&t, (unsigned)conf.worker_threads);
@@ -276,12 +281,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_info("warren-tunnel %s starting (node %s, mesh %s, state %s)", WARREN_VERSION,
-		 conf.node ? conf.node : "?", conf.mesh_path, conf.state_dir);
+		 conf.node ? conf.node : "?", conf.kube ? "from the Kubernetes API" : conf.mesh_path,
+		 conf.state_dir);
 	if (mtls_start(&t) < 0)
 		goto out;
 	if (admin_start(&t) < 0)
 		goto out;
-	if (mesh_watch_start(&t) < 0)
+	if (conf.kube ? kube_watch_start(&t) < 0 : mesh_watch_start(&t) < 0)
 		goto out;
 	if (handoff_server_start(&t) < 0)
 		goto out;
@@ -319,6 +325,7 @@ out:
 	host_probe_stop(&t); /* its table stays too (host_probe.c says why) */
 	admin_stop(&t);
 	mesh_watch_stop(&t);
+	kube_watch_stop(&t);
 	mtls_stop(&t);
 	mesh_free(t.mesh);
 	accesslog_close(t.alog);

@@ -99,76 +99,91 @@ static uint64_t path_sig(const char *path)
 /*
  * Reading the files and compiling the policies run without the loop's
  * guard: they build private structures, and a large mesh takes a while
- * (about 100 ms for 5000 pods), which the worker threads' data path would
+ * (docs/performance.md), which the worker threads' data path would
  * otherwise wait out on every change. Only the swap and the re-check of
  * open connections hold it; the old model is freed after.
  */
 /* Runs unguarded on the main thread, which alone changes t->pods. */
-static bool held_pod(void *ctx, const struct mesh_pod *mp)
+bool mesh_watch_held_pod(void *ctx, const struct mesh_pod *mp)
 {
-	const struct tunnel *t = ctx;
+	const struct mesh_watch_keep *k = ctx;
 
-	for (const struct pod *p = t->pods; p; p = p->next)
+	for (const struct pod *p = k->t->pods; p; p = p->next)
 		if ((*mp->uid && !strcmp(p->uid, mp->uid)) ||
 		    (!strcmp(p->namespace, mp->namespace) && !strcmp(p->name, mp->name)))
 			return true;
 	return false;
 }
 
-static void log_kept(void *ctx, const struct mesh_pod *mp)
+void mesh_watch_log_kept(void *ctx, const struct mesh_pod *mp)
 {
-	const struct tunnel *t = ctx;
+	const struct mesh_watch_keep *k = ctx;
 
-	log_warn("pod %s/%s is enrolled on this node but missing from %s; keeping what mesh generation %llu said about it (its identity, addresses and enrollment) until it is deleted or the file lists it again",
-		 mp->namespace, mp->name, t->conf->mesh_path, (unsigned long long)t->mesh_generation);
+	log_warn("pod %s/%s is enrolled on this node but missing from %s; keeping what mesh generation %llu said about it (its identity, addresses and enrollment) until it is deleted or %s lists it again",
+		 mp->namespace, mp->name, k->origin, (unsigned long long)k->t->mesh_generation,
+		 k->origin);
 }
 
 static void mesh_reload(struct tunnel *t)
 {
-	struct mesh *m = NULL, *old;
-	struct authz_set *set = NULL;
+	struct mesh_watch_keep k = { t, t->conf->mesh_path };
+	struct mesh *m = NULL;
 	char err[512] = "";
-	size_t kept = 0, conflicts;
-	struct mesh_ip first;
+	size_t kept = 0;
 	int ret;
 
 	t->mw->sig = t->mw->pending = path_sig(t->conf->mesh_path);
 	loop_unguard(t->loop);
-	ret = mesh_load_path_keeping(t->conf->mesh_path, t->mesh, held_pod, log_kept, t, &kept, &m,
-				     err, sizeof(err));
-	if (ret == 0) {
-		m->generation = t->mesh_generation + 1;
-		if (mtls_policies_compile(t, m, &set) < 0)
-			set = NULL; /* logged; the previous set stays */
-		conflicts = mesh_ip_conflicts(m, &first);
-		if (conflicts) {
-			char a[INET6_ADDRSTRLEN];
-
-			log_warn("mesh generation %llu: %zu IP address%s claimed by several live pods alike (e.g. %s); connections to %s are refused until one pod holds it",
-				 (unsigned long long)m->generation, conflicts, conflicts > 1 ? "es are" : " is",
-				 mesh_ip_str(&first, a, sizeof(a)), conflicts > 1 ? "them" : "it");
-		}
-	}
+	ret = mesh_load_path_keeping(t->conf->mesh_path, t->mesh, mesh_watch_held_pod,
+				     mesh_watch_log_kept, &k, &kept, &m, err, sizeof(err));
 	loop_reguard(t->loop);
 	if (ret < 0) {
-		t->mesh_reload_errors++;
-		snprintf(t->mesh_error, sizeof(t->mesh_error), "%s", err[0] ? err : strerror(-ret));
-		if (t->mesh)
-			log_error("cannot reload the mesh model from %s: %s; keeping generation %llu (fix the file, it is re-read on change)",
-				  t->conf->mesh_path, t->mesh_error,
-				  (unsigned long long)t->mesh_generation);
-		else
-			log_error("cannot load the mesh model from %s: %s; not ready until it loads (retrying)",
-				  t->conf->mesh_path, t->mesh_error);
+		mesh_watch_failed(t, t->conf->mesh_path, err[0] ? err : strerror(-ret),
+				  "fix the file, it is re-read on change");
 		return;
 	}
+	mesh_watch_install(t, m, t->conf->mesh_path, kept);
+}
+
+void mesh_watch_failed(struct tunnel *t, const char *origin, const char *err, const char *hint)
+{
+	t->mesh_reload_errors++;
+	snprintf(t->mesh_error, sizeof(t->mesh_error), "%s", err);
+	if (t->mesh)
+		log_error("cannot reload the mesh model from %s: %s; keeping generation %llu (%s)",
+			  origin, t->mesh_error, (unsigned long long)t->mesh_generation, hint);
+	else
+		log_error("cannot load the mesh model from %s: %s; not ready until it loads (retrying)",
+			  origin, t->mesh_error);
+}
+
+void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin, size_t kept)
+{
+	struct authz_set *set = NULL;
+	struct mesh *old;
+	struct mesh_ip first;
+	size_t conflicts;
+
+	m->generation = t->mesh_generation + 1;
+	loop_unguard(t->loop);
+	if (mtls_policies_compile(t, m, &set) < 0)
+		set = NULL; /* logged; the previous set stays */
+	conflicts = mesh_ip_conflicts(m, &first);
+	if (conflicts) {
+		char a[INET6_ADDRSTRLEN];
+
+		log_warn("mesh generation %llu: %zu IP address%s claimed by several live pods alike (e.g. %s); connections to %s are refused until one pod holds it",
+			 (unsigned long long)m->generation, conflicts, conflicts > 1 ? "es are" : " is",
+			 mesh_ip_str(&first, a, sizeof(a)), conflicts > 1 ? "them" : "it");
+	}
+	loop_reguard(t->loop);
 	t->mesh_generation = m->generation;
 	t->mesh_pods_kept = kept;
 	old = t->mesh;
 	t->mesh = m;
 	t->mesh_error[0] = '\0';
 	log_info("mesh model generation %llu loaded from %s: %zu namespaces, %zu pods, %zu services",
-		 (unsigned long long)m->generation, t->conf->mesh_path, m->n_namespaces, m->n_pods,
+		 (unsigned long long)m->generation, origin, m->n_namespaces, m->n_pods,
 		 m->n_services);
 	if (set)
 		set = mtls_policies_install(t, set); /* open inbound connections re-checked */

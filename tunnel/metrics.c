@@ -832,6 +832,7 @@ char *metrics_render(struct tunnel *t)
 	header(f, "warren_connections_refused_unserving_total", "counter",
 	       "Captured connections refused before a model, its policies or a CA had loaded.");
 	sample(f, "warren_connections_refused_unserving_total", NULL, atomic_load(&t->gate_refused));
+	kube_watch_metrics(t, f);
 	header(f, "warren_connections_active", "gauge", "Connections being relayed now, by direction.");
 	sample(f, "warren_connections_active", "direction=\"outbound\"", active[0]);
 	sample(f, "warren_connections_active", "direction=\"inbound\"", active[1]);

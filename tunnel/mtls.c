@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * mTLS wiring of the tunnel (ambient-reference.md §7-§11): the mesh CA and
+ * mTLS wiring of the tunnel: the mesh CA and
  * workload identities, outbound routing to HBONE, the inbound 15008
  * server, and L4 policy. Contract in tunnel.h ("mtls.c").
  *
@@ -644,6 +644,15 @@ int mtls_outbound(struct conn *c)
 		c->opening = false;
 	}
 	if (ret < 0) {
+		char bo[400];
+
+		if (ret == -ECONNREFUSED &&
+		    hbone_pool_backoff(p->pool, (const struct sockaddr *)&hb, bo, sizeof(bo))) {
+			/* the access log's reason says why the connection was refused */
+			snprintf(msg, sizeof(msg), "upstream connect refused, backing off (%s)", bo);
+			conn_fail(c, msg, 0);
+			return 1;
+		}
 		conn_fail(c, "cannot open an HBONE stream", -ret);
 		return 1;
 	}

@@ -177,6 +177,7 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 	t->pods = p;
 	t->n_pods++;
 	t->host_probe_stale = true;
+	kube_watch_pods_changed(t);
 	return p;
 }
 
@@ -206,6 +207,7 @@ void pod_free(struct pod *p)
 		p->next->prev = p->prev;
 	t->n_pods--;
 	t->host_probe_stale = t->host_probe_full = true;
+	kube_watch_pods_changed(t);
 	pod_release(p);
 }
 
@@ -309,6 +311,8 @@ bool tunnel_ready(const struct tunnel *t, const char **reason)
 
 	if (t->draining)
 		r = "draining: stopping after SIGTERM";
+	else if (!t->mesh && !kube_watch_synced(t, &r))
+		; /* r says which resource has not listed yet */
 	else if (!tunnel_serving(t, &r))
 		;
 	else if (!t->adopted)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Capture (ambient-reference.md §7, §8): accept on a pod's 15001/15006
+ * Capture: accept on a pod's 15001/15006
  * listeners, recover the original destination from conntrack
  * (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST), open the upstream socket in
  * the pod netns with SO_MARK MARK_TUNNEL, connect without blocking (10 s
@@ -395,6 +395,9 @@ int conn_upstream_socket(struct conn *c, const char **what)
 	fd = pod_socket(p, c->target.ss_family);
 	if (fd < 0)
 		return fd;
+	*what = "cannot set SO_LINGER on the upstream socket";
+	if (sock_rst_on_exit(fd) < 0) /* an app is at the other end (relay.h) */
+		goto fail;
 	if (c->dir == CONN_INBOUND && c->src.ss_family == c->target.ss_family &&
 	    !ss_same_ip(&c->src, &c->target)) {
 		struct sockaddr_storage b = c->src;

@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conf/objcheck.h"
 #include "tunnel/relay.h"
 
 #define RELAY_MAGIC 0x72656c61u /* "rela" */
@@ -71,7 +72,7 @@ static struct relay *relay_cast(void *p)
 {
 	struct relay *r = p;
 
-	assert(r && r->magic == RELAY_MAGIC);
+	CHECK_OBJ(r, RELAY_MAGIC);
 	return r;
 }
 
@@ -88,18 +89,32 @@ static int relay_fail(struct relay *r, int side, int err)
 	return -err;
 }
 
+int sock_rst_on_exit(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	return setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0 ? -errno : 0;
+}
+
+void sock_fin_on_close(int fd)
+{
+	struct linger lg = { .l_onoff = 0, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 /* The one teardown: RST both on error so no peer mistakes it for a clean
- * close, then close everything, report, and free. */
+ * close (app-facing sockets already reset on close, relay.h), a FIN
+ * otherwise; then close everything, report, and free. */
 static void relay_end(struct relay *r)
 {
 	struct relay_stats st;
 
 	for (int i = 0; i < 2; i++) {
-		if (r->error) {
-			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-			setsockopt(r->fd[i], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		}
+		if (r->error)
+			sock_rst_on_exit(r->fd[i]);
+		else
+			sock_fin_on_close(r->fd[i]);
 		loop_forget(r->loop, r->fd[i]);
 		close(r->fd[i]);
 		for (int j = 0; j < 2; j++)
@@ -122,10 +137,8 @@ static int relay_pipe(struct relay *r, int d)
 	if (pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		return relay_fail(r, d, errno);
 	/* RELAY_PIPE_SIZE (1 MiB, the kernel's pipe-max-size) instead of the
-	 * 64 KiB default. Measured on the two-node topology (make bench), one
-	 * stream through both tunnels: 64 KiB 0.54x of direct, 256 KiB 0.58x,
-	 * 1 MiB 0.67x, and the tunnels' CPU per GB fell from 0.88 to 0.56 s
-	 * (16x fewer splice pairs, larger segments). A pipe holds page
+	 * 64 KiB default: 16x fewer splice pairs and larger segments, more
+	 * throughput for less CPU per GB (docs/performance.md). A pipe holds page
 	 * references, not copies, and only while dst is slower than src; the
 	 * source socket's receive buffer (up to tcp_rmem's 6 MiB) already
 	 * bounds a stalled direction far more loosely. If the kernel refuses
@@ -355,7 +368,7 @@ void relay_abort(struct relay *r, const char *reason)
 
 void relay_get_stats(const struct relay *r, struct relay_stats *st)
 {
-	assert(r->magic == RELAY_MAGIC);
+	CHECK_OBJ(r, RELAY_MAGIC);
 	*st = (struct relay_stats){
 		.a_to_b = r->dir[0].bytes,
 		.b_to_a = r->dir[1].bytes,

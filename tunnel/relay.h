@@ -48,4 +48,14 @@ void relay_abort(struct relay *r, const char *reason);
 /* Live counters. */
 void relay_get_stats(const struct relay *r, struct relay_stats *st);
 
+/* App-facing sockets (accepted on 15001/15006, which inherit it from the
+ * listener, and upstreams to an app) carry SO_LINGER {1, 0} for their
+ * whole life: when the tunnel dies (kill -9, a crash) the kernel resets
+ * them, so the app sees an abnormal end instead of a FIN that would make a
+ * truncated response read as complete. A graceful end clears it just
+ * before close(), which then sends the FIN (relay_end, the HBONE stream's
+ * close). 0 or -errno. */
+int sock_rst_on_exit(int fd);
+void sock_fin_on_close(int fd);
+
 #endif

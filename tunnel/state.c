@@ -42,6 +42,7 @@
 #include "conf/log.h"
 #include "netlink/inpod.h"
 #include "netlink/netns.h"
+#include "tunnel/harden.h"
 
 bool state_uid_valid(const char *uid)
 {
@@ -404,6 +405,7 @@ static void adoption_finish(struct tunnel *t)
 	t->adoption = NULL;
 	t->adopted = true;
 	host_probe_flush(t);
+	harden_after_startup(t); /* the last step that needed cap_sys_ptrace is done */
 	/* Only now: a held add must see the adopted pod, never race it. */
 	handoff_server_resume(t);
 }

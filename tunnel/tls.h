@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * TLS for HBONE (ambient-reference.md §9.2, §8.1): mutual TLS 1.3 only,
+ * TLS for HBONE: mutual TLS 1.3 only,
  * ALPN "h2", SPIFFE identities in URI SANs, verification against the mesh
  * root. Non-blocking use: every SSL_do_handshake/SSL_read/SSL_write result
  * goes through tls_io_map() (or the tls_handshake/tls_read/tls_write

@@ -40,13 +40,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include <jansson.h>
 
-#include "conf/authz.h"
-#include "conf/mesh.h"
+#include "conf/objcheck.h"
 #include "conf/tunnel_conf.h"
+#include "model/authz.h"
+#include "model/mesh.h"
 #include "netlink/inpod.h"
 #include "tunnel/loop.h"
 #include "tunnel/metrics.h"
@@ -57,9 +59,6 @@
 #define CONN_MAGIC   0x434f4e4eu
 #define LIS_MAGIC    0x4c495354u
 #define HSRV_MAGIC   0x48535256u
-
-/* Verify a pointer that came back through a void * (loop/relay ctx). */
-#define CHECK_OBJ(p, m) assert((p) && (p)->magic == (m))
 
 enum lis_kind { LIS_OUTBOUND = 0, LIS_INBOUND, LIS_HBONE, LIS_COUNT };
 
@@ -148,6 +147,8 @@ struct pod {
 };
 
 struct mesh_watch;
+struct kube_watch;
+struct kube_seen;
 struct worker;
 struct admin;
 struct accesslog;
@@ -165,6 +166,8 @@ struct tunnel {
 	char mesh_error[512];          /* last load error, "" when none */
 	size_t mesh_pods_kept;         /* held pods t->mesh kept from an earlier model */
 	struct mesh_watch *mw;
+	struct kube_watch *kw;         /* kube_watch.c: meshSource kubernetes */
+	struct kube_seen *seen;        /* kube_enroll.c: pods known from ADD, enrolled or not */
 	struct pod *pods;
 	size_t n_pods;
 	bool adopted;                  /* adoption of the recorded pods is complete */
@@ -274,6 +277,12 @@ json_t *host_probe_json(const struct tunnel *t);
  * path), Istio's way: 0 with *uid and *pid, -ENOENT, -EEXIST when such
  * processes run under different UIDs (err says which), or -errno. */
 int kubelet_uid_find(const char *proc, long long *uid, long *pid, char *err, size_t errlen);
+/* The cgroup v2 of process pid (its "0::" line under proc) as a path, its
+ * id (the inode of cgroot+path) and depth. 0; -EEXIST when the cgroup is
+ * the root or holds a process that is neither pid nor its child (err says
+ * which), so that the kubelet's uid alone must do; -ENOENT; -errno. */
+int kubelet_cgroup_find(const char *proc, const char *cgroot, long pid, char *path,
+			size_t pathlen, uint64_t *id, uint32_t *level, char *err, size_t errlen);
 
 /* ---- inpod_listen.c ---- */
 /* Create the three listeners of every shard of primary p inside the pod
@@ -383,6 +392,40 @@ bool state_uid_valid(const char *uid);
 /* Load now (errors logged, retried) and watch meshPath. 0 or -errno. */
 int mesh_watch_start(struct tunnel *t);
 void mesh_watch_stop(struct tunnel *t);
+/* The one way a new model (owned, from mesh_build_keeping or
+ * mesh_load_path_keeping) goes in use, whatever its source: generation set,
+ * policies compiled, swapped in, the plugin requests waiting for their pod
+ * answered, the old one freed. kept: how many held pods m kept from the
+ * previous model (warren_mesh_pods_kept). Main loop, guard held. */
+void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin, size_t kept);
+/* The keep rule every source applies (mesh_build_keeping's keep and
+ * on_kept, ctx a struct mesh_watch_keep): a new model never drops a pod
+ * this tunnel holds. Main thread (reads t->pods), guard not needed. */
+struct mesh_watch_keep {
+	struct tunnel *t;
+	const char *origin;
+};
+bool mesh_watch_held_pod(void *ctx, const struct mesh_pod *mp);
+void mesh_watch_log_kept(void *ctx, const struct mesh_pod *mp);
+/* A build from origin failed: counted, err kept for the admin API, logged;
+ * the model in use (if any) stays. hint says how it gets retried. */
+void mesh_watch_failed(struct tunnel *t, const char *origin, const char *err, const char *hint);
+
+/* ---- kube_watch.c: meshSource kubernetes ---- */
+/* Start listing and watching the API server on t->loop (the model is built
+ * once every resource has listed). 0 or -errno (bad credentials: logged). */
+int kube_watch_start(struct tunnel *t);
+void kube_watch_stop(struct tunnel *t);
+/* Per resource: state, resourceVersion, counters, last sync; NULL when not
+ * in kubernetes mode. */
+json_t *kube_watch_json(const struct tunnel *t);
+/* Prometheus text for the same (nothing when not in kubernetes mode). */
+void kube_watch_metrics(const struct tunnel *t, FILE *f);
+/* false with *reason while some resource has never listed. */
+bool kube_watch_synced(const struct tunnel *t, const char **reason);
+/* A pod was enrolled or released here: its status annotation follows
+ * (a no-op in file mode). */
+void kube_watch_pods_changed(struct tunnel *t);
 
 /* ---- handoff_server.c ---- */
 int handoff_server_start(struct tunnel *t);
@@ -392,6 +435,21 @@ void handoff_server_stop(struct tunnel *t);
 void handoff_server_resume(struct tunnel *t);
 /* A new model is in use: answer the requests that waited for it. */
 void handoff_server_model_changed(struct tunnel *t);
+/* A request of the tunnel's own (kube_enroll.c), through the plugin's code
+ * path: answered at once (main loop, after adoption). *pfd as for "add". */
+json_t *handoff_server_local(struct tunnel *t, json_t *req, int *pfd);
+
+/* ---- kube_enroll.c: enrollment follows labels (Kubernetes mode) ---- */
+/* A "query" carrying netns/containerId/ifname: remember where the pod is. */
+void kube_enroll_remember(struct tunnel *t, json_t *req);
+/* A "del" from the plugin: the pod is gone. */
+void kube_enroll_forget(struct tunnel *t, json_t *req);
+/* After a model change: enroll the remembered pods the model now enrolls,
+ * release the enrolled ones it no longer does. */
+void kube_enroll_reconcile(struct tunnel *t);
+/* At start: what the last run remembered (stateDir/kube-seen.json). */
+void kube_enroll_load(struct tunnel *t);
+void kube_enroll_stop(struct tunnel *t);
 
 /* ---- admin.c ---- */
 int admin_start(struct tunnel *t);

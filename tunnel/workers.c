@@ -26,7 +26,9 @@
 #include "tunnel/tunnel.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,7 @@
 #include <unistd.h>
 
 #include "conf/log.h"
+#include "tunnel/harden.h"
 
 /* An accepted HBONE connection queued to another worker's shard. */
 struct handoff {
@@ -51,6 +54,7 @@ struct worker {
 	struct loop *loop;
 	pthread_t thread;
 	bool started;
+	sem_t up;                /* posted once the thread dropped cap_sys_ptrace */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	atomic_uint wanted;      /* main threads waiting for mu (0 or 1) */
@@ -232,6 +236,10 @@ static void *worker_main(void *arg)
 
 	snprintf(name, sizeof(name), "warren-w%u", w->index);
 	pthread_setname_np(pthread_self(), name);
+	/* only the main thread re-adopts pods (harden.h) */
+	if (w->t->conf->keep_capabilities && (ret = harden_drop_thread_cap(CAP_SYS_PTRACE)) < 0)
+		log_error("worker %u: cannot drop cap_sys_ptrace: %s", w->index, strerror(-ret));
+	sem_post(&w->up);
 	ret = loop_run(w->loop);
 	if (ret < 0) {
 		/* Its pods' connections would queue unanswered: stop the
@@ -247,14 +255,21 @@ int workers_start(struct tunnel *t)
 {
 	for (unsigned i = 0; i < t->n_workers; i++) {
 		struct worker *w = &t->workers[i];
-		int ret = pthread_create(&w->thread, NULL, worker_main, w);
+		int ret;
 
+		sem_init(&w->up, 0, 0);
+		ret = pthread_create(&w->thread, NULL, worker_main, w);
 		if (ret) {
 			log_error("cannot start worker thread %u: %s", i, strerror(ret));
+			sem_destroy(&w->up);
 			workers_stop(t);
 			return -ret;
 		}
 		w->started = true;
+		/* it runs with no capability it does not need from here on */
+		while (sem_wait(&w->up) < 0 && errno == EINTR)
+			;
+		sem_destroy(&w->up);
 	}
 	log_info("%u data-path worker thread%s", t->n_workers, t->n_workers == 1 ? "" : "s");
 	return 0;

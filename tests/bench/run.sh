@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # warren benchmark: one command, one run, one table of figures and ratios
 # against baselines measured in the same run on the same topology
-# (docs: performance.md). Never pass/fail: budgets are printed beside the
+# (docs/performance.md). Never pass/fail: budgets are printed beside the
 # figures for reading, the exit status only says whether the run completed.
 #
 #   node1 netns (10.0.0.1/30) <====== veth ======> node2 netns (10.0.0.2/30)
@@ -78,17 +78,16 @@ PSI0=$(psi)
 # 1000 idle connections need ~6 fds each in a tunnel (2 sockets, 2 pipes).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-# Tunnel configuration: lib.sh's, plus the mTLS keys once MTLS_CA is set.
-eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_conf_write/')"
+# Tunnel configuration: lib.sh's, plus what this hook prints (the mTLS keys
+# once MTLS_CA is set).
 MTLS_CA=
-tunnel_conf_write() { # NODE
-	lib_tunnel_conf_write "$1"
-	[[ -n ${BENCH_WORKERS:-} ]] && echo "workerThreads: $BENCH_WORKERS" >>"$T/$1/tunnel.yaml"
-	[[ -n ${BENCH_TUNNEL_CONF:-} ]] && echo "$BENCH_TUNNEL_CONF" >>"$T/$1/tunnel.yaml"
+tunnel_conf_extra() { # NODE
+	[[ -n ${BENCH_WORKERS:-} ]] && echo "workerThreads: $BENCH_WORKERS"
+	[[ -n ${BENCH_TUNNEL_CONF:-} ]] && echo "$BENCH_TUNNEL_CONF"
 	# The plaintext rows are plaintext by choice (mtls: disabled) until the
 	# mTLS part restarts the tunnels with caDir.
-	[[ -z $MTLS_CA ]] && echo "mtls: disabled" >>"$T/$1/tunnel.yaml"
-	[[ -n $MTLS_CA ]] && cat >>"$T/$1/tunnel.yaml" <<EOF
+	[[ -z $MTLS_CA ]] && echo "mtls: disabled"
+	[[ -n $MTLS_CA ]] && cat <<EOF
 caDir: $MTLS_CA
 certLifetimeSeconds: 86400
 poolMaxStreams: 100

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * libFuzzer target for conf/authz.c: arbitrary bytes -> json_loadb -> a
+ * libFuzzer target for model/authz.c: arbitrary bytes -> json_loadb -> a
  * list of AuthorizationPolicy / PeerAuthentication objects (split on
  * "kind"; a lone object is used as both) -> authz_compile -> authz_evaluate
  * over a few fixed workloads and connections, plus both listing calls.
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf/authz.h"
+#include "model/authz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "conf/kobj.h"
-#include "conf/mesh.h"
+#include "model/mesh.h"
 #include "conf/warren.h"
 #include "netlink/inpod.h"
 

@@ -20,6 +20,12 @@ address it sees, and a client.
   app.py chat HOST PORT STATUS STOP
       One connection, a message echoed every 50 ms on it until STOP exists;
       STATUS as for loop (a failure ends it: the connection is gone).
+  app.py until-end HOST PORT MESSAGE READY [--half-close]
+      Connects, sends MESSAGE, reads its echo, creates READY, then reads
+      until the connection ends (with --half-close it shuts down its
+      write side after the echo, so the server ends it normally). Prints
+      how it ended: "eof" (exit 0), "reset" (ECONNRESET, exit 4) or the
+      error (exit 5).
 """
 import errno
 import os
@@ -158,6 +164,26 @@ def chat(host, port, status, stop):
     write_status(status, ok, fail, errors)
 
 
+def until_end(host, port, msg, ready, half_close):
+    try:
+        c = socket.create_connection((host, port), timeout=5)
+        one_echo(c, msg.encode())
+        if half_close:
+            c.shutdown(socket.SHUT_WR)
+        open(ready, "w").close()
+        c.settimeout(60)
+        while c.recv(65536):
+            pass
+        print("eof")
+        return 0
+    except ConnectionResetError:
+        print("reset")
+        return 4
+    except OSError as e:
+        print("error: %s" % e)
+        return 5
+
+
 def main():
     a = sys.argv[1:]
     if a and a[0] == "server" and (len(a) == 3 or (len(a) == 4 and a[3] == "--v6")):
@@ -172,6 +198,8 @@ def main():
             rest = rest[2:]
         sys.exit(client(a[1], int(a[2]), a[3], float(opts["--timeout"]),
                         opts["--ready-file"], opts["--hold-until"]))
+    elif a and a[0] == "until-end" and len(a) in (5, 6) and a[5:] in ([], ["--half-close"]):
+        sys.exit(until_end(a[1], int(a[2]), a[3], a[4], len(a) == 6))
     elif a and a[0] in ("loop", "chat") and len(a) == 5:
         (loop if a[0] == "loop" else chat)(a[1], int(a[2]), a[3], a[4])
     else:

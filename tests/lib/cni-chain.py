@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Run a CNI conflist the way libcni does (cni-reference.md §1.4-1.8).
+"""Run a CNI conflist the way libcni does (the CNI spec: executing a network configuration list).
 
 Contract:
   ADD    each plugin in list order; stdin is the plugin object with `name`,

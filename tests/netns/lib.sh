@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=bash
-# Helpers for the cluster-in-a-box: a netns.sh-style topology of two "nodes"
+# The one library of the netns tests, the demo and the benchmark.
+#
+# Most use the cluster-in-a-box: a netns.sh-style topology of two "nodes"
 # (network namespaces) whose "pods" (more namespaces) are wired by the
 # reference CNI plugins with warren-cni chained after them, one warren-tunnel
 # per node, and one shared mesh file standing in for the API server.
@@ -40,6 +42,32 @@
 #   pexec POD CMD...        run CMD in the pod's netns;  nexec NODE CMD...  in the node's
 #   app_server POD PORT     start the echo server in POD (log in $T/POD.app.log)
 #   bg CMD...               start CMD in the background and remember its pid for cleanup
+#   diag_files FILE...      the files' lines as TAP diagnostics
+#
+# Hooks a test, the demo or the benchmark defines to change what the
+# library does, instead of redefining its functions:
+#   tunnel_conf_extra NODE  print YAML lines to append to NODE's tunnel.yaml
+#
+# Single-node tests (test_tunnel.sh, test_observe.sh, test_runtime.sh,
+# test_warren_netns.sh) keep their own topology, names and cleanup: one
+# node netns $NODE running warren-tunnel from the test's config, pods handed
+# over directly or through one CNI chain. They use, when called: $NODE, $TUN
+# (warren-tunnel), $HCTL and $sock (handoffctl, the plugin socket),
+# $INPODCTL (tests/inpodctl).
+#   n NETNS CMD...          run CMD in the netns named NETNS
+#   mkpod NETNS             a new netns with lo up
+#   listeners NETNS         how many sockets listen on 15001/15006/15008 in
+#                           NETNS: $LIS for an enrolled pod (one per port
+#                           per worker thread, $WORKERS being the default)
+#   node_ready_code / node_ready   $NODE's /healthz/ready status / is it 200
+#   node_tunnel_start CONF OUT   warren-tunnel in $NODE with CONF, stdout
+#                           and stderr appended to OUT; its pid in $tpid (ip
+#                           netns exec execs it, so that is the tunnel itself)
+#   node_tunnel_ready_or_die FILE...  wait for node_ready; if it never is, a
+#                           "not ok - setup" line, the last lines of FILEs, exit 1
+#   hctl ARGS...            handoffctl on $sock
+#   enroll NETNS UID NAMESPACE NAME CID [IP]   what warren-cni does for an
+#                           enrolled pod: in-pod rules, then the handoff
 
 LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WARREN_ROOT=$(cd "$LIB_DIR/../.." && pwd)
@@ -66,13 +94,15 @@ declare -A POD_NETNS=() POD_NODE=() POD_NS=() POD_ID=() POD_IP=() POD_IP6=() POD
 BG_PIDS=()
 TAP_FAILED=0
 TAP_COUNT=0
-T=
+T=${T:-}
 # warren-tunnel's default workerThreads (tunnel_conf_write leaves it unset):
 # every pod has one listener per port per worker
 WORKERS=2
+LIS=$((3 * WORKERS))
 
 die() { echo "not ok - setup: $*"; exit 1; }
 diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
+diag_files() { sed 's/^/# /' "$@"; }
 ok() { echo "ok - $1"; TAP_COUNT=$((TAP_COUNT + 1)); }
 not_ok() {
 	local name=$1; shift
@@ -95,7 +125,7 @@ pp() {
 
 # Poll a condition with a bound (the 50 ms pause is the poll interval,
 # never a synchronisation).
-wait_for() {
+wait_for() { # [-t S] CMD...
 	local secs=10
 	if [[ $1 == -t ]]; then secs=$2; shift 2; fi
 	local end=$((SECONDS + secs)) tries=0
@@ -519,6 +549,33 @@ plugin_direct() { # NODE CMD POD STDIN [K=V | -K]...
 plugin_conf() { # NODE [cniVersion]
 	"$PYTHON" -c 'import json,sys; c=json.load(open(sys.argv[1])); p=c["plugins"][-1]; p["name"]=c["name"]; p["cniVersion"]=sys.argv[2]; print(json.dumps(p))' \
 		"$T/$1.conflist" "${2:-1.0.0}"
+}
+
+# --- single-node tests ------------------------------------------------------
+
+n() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+mkpod() { ip netns add "$1" && n "$1" ip link set lo up; }
+listeners() { n "$1" ss -ltnH | grep -cE ':(15001|15006|15008)\b'; }
+
+node_ready_code() { n "$NODE" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15021/healthz/ready; }
+node_ready() { [[ $(node_ready_code) == 200 ]]; }
+node_tunnel_start() { # CONF OUT
+	ip netns exec "$NODE" "$TUN" --config "$1" >>"$2" 2>&1 &
+	# shellcheck disable=SC2034 # tpid is the test's
+	tpid=$!
+}
+node_tunnel_ready_or_die() { # FILE...
+	wait_for node_ready && return 0
+	echo "not ok - setup: warren-tunnel in $NODE not ready within 10 s"
+	tail -n 20 "$@" 2>&1 | sed 's/^/# /'
+	exit 1
+}
+
+# shellcheck disable=SC2154 # sock is the test's
+hctl() { "$HCTL" "$sock" "$@"; }
+enroll() { # NETNS UID NAMESPACE NAME CID [IP]
+	"$INPODCTL" apply "/var/run/netns/$1" &&
+		hctl add "$2" "$3" "$4" "$5" "/var/run/netns/$1" ${6:+"$6"} >/dev/null
 }
 
 # --- cleanup ---------------------------------------------------------------

@@ -26,7 +26,7 @@ chmod 755 "$tmp"
 sock=$tmp/run/tunnel.sock state=$tmp/state mesh=$tmp/mesh.yaml conf=$tmp/tunnel.yaml
 adminsock=$tmp/admin.sock log=$tmp/tunnel.log alog=$tmp/access.log
 tpid=
-. tests/netns/tunnel_lib.sh
+. tests/netns/lib.sh
 
 cleanup() {
 	set +e
@@ -141,8 +141,8 @@ logLevel: info
 mtls: disabled
 EOF
 
-tunnel_start "$conf" "$log"
-check "tunnel becomes ready" poll is_ready
+node_tunnel_start "$conf" "$log"
+check "tunnel becomes ready" wait_for node_ready
 
 # --- enrollment as warren-cni does it: in-pod rules, then the handoff
 "$INPODCTL" apply "/var/run/netns/$CLI" && "$INPODCTL" apply "/var/run/netns/$SRV" ||
@@ -152,7 +152,7 @@ o2=$(hctl add uid-srv-$id obs server cid-srv-$id /var/run/netns/$SRV 10.252.0.2/
 check "both pods enrolled" bash -c "jq -e .ok <<<'$o1' >/dev/null && jq -e .ok <<<'$o2' >/dev/null && test $(listeners "$CLI") = $LIS && test $(listeners "$SRV") = $LIS"
 
 # --- the exposition itself
-scrape >"$tmp/m0" || nok "scrape /metrics"
+scrape >"$tmp/m0" || not_ok "scrape /metrics"
 for m in istio_tcp_connections_opened_total istio_tcp_connections_closed_total \
 	istio_tcp_sent_bytes_total istio_tcp_received_bytes_total warren_enrolled_pods \
 	warren_mesh_generation warren_mesh_reload_errors_total warren_plugin_requests_total \
@@ -177,8 +177,8 @@ n "$SRV" socat TCP-LISTEN:8080,reuseaddr,fork SYSTEM:'cat >/dev/null; head -c 30
 apps=($!)
 n "$SRV" socat TCP-LISTEN:8081,reuseaddr,fork EXEC:cat &
 apps+=($!)
-poll bash -c "ip netns exec $SRV ss -ltnH | grep -q ':8081\b'"
-poll bash -c "ip netns exec $SRV ss -ltnH | grep -q ':8080\b'"
+wait_for bash -c "ip netns exec $SRV ss -ltnH | grep -q ':8081\b'"
+wait_for bash -c "ip netns exec $SRV ss -ltnH | grep -q ':8080\b'"
 K=3 want_req=0
 got=""
 for ((i = 1; i <= K; i++)); do
@@ -192,7 +192,7 @@ OUT=('reporter="source"' 'source_workload="sleep"' 'source_workload_namespace="o
 IN=('reporter="destination"' 'source_workload="sleep"' 'source_workload_namespace="obs"'
 	'destination_workload="echo"' 'destination_workload_namespace="obs"')
 closed_delta() { scrape >"$tmp/m1" && (($(mval "$tmp/m1" istio_tcp_connections_closed_total "$@") - $(mval "$tmp/m0" istio_tcp_connections_closed_total "$@") == K)); }
-check "closed counters reach +$K for both reporters" poll bash -c "$(declare -f scrape mval n closed_delta); K=$K NODE=$NODE tmp=$tmp; closed_delta '${OUT[0]}' && closed_delta '${IN[0]}'"
+check "closed counters reach +$K for both reporters" wait_for bash -c "$(declare -f scrape mval n closed_delta); K=$K NODE=$NODE tmp=$tmp; closed_delta '${OUT[0]}' && closed_delta '${IN[0]}'"
 scrape >"$tmp/m1"
 for side in OUT IN; do
 	declare -n L=$side
@@ -223,7 +223,7 @@ check "exactly one series per label set (no duplicates)" \
 # --- the access log: one line per relayed connection, both directions
 acc() { jq -c --arg d "$1" --arg dst "$2" 'select(.direction == $d and .["dst.addr"] == $dst)' "$alog"; }
 check "access log: $K outbound + $K inbound lines for :8080" \
-	poll bash -c "$(declare -f acc); alog=$alog; test \$(acc outbound 10.252.0.2:8080 | wc -l) = $K && test \$(acc inbound 10.252.0.2:8080 | wc -l) = $K"
+	wait_for bash -c "$(declare -f acc); alog=$alog; test \$(acc outbound 10.252.0.2:8080 | wc -l) = $K && test \$(acc inbound 10.252.0.2:8080 | wc -l) = $K"
 check "access log: every line is one JSON object" bash -c "jq -e . '$alog' >/dev/null && test \$(jq -c . '$alog' | wc -l) = \$(wc -l <'$alog')"
 for d in outbound inbound; do
 	lines=$(acc $d 10.252.0.2:8080)
@@ -257,19 +257,19 @@ check "long connection: sent bytes show +500 before it closes" \
 	test $(($(mval "$tmp/m3" istio_tcp_sent_bytes_total "${L8081[@]}") - $(mval "$tmp/m2" istio_tcp_sent_bytes_total "${L8081[@]}"))) = 500
 check "warren_connections_active shows it (outbound 1, inbound 1)" \
 	bash -c "grep -qx 'warren_connections_active{direction=\"outbound\"} 1' '$tmp/m3' && grep -qx 'warren_connections_active{direction=\"inbound\"} 1' '$tmp/m3'"
-check "after close: bytes are not counted twice" poll bash -c "
+check "after close: bytes are not counted twice" wait_for bash -c "
 	$(declare -f scrape mval n); NODE=$NODE
 	scrape >$tmp/m4 && grep -qx 'warren_connections_active{direction=\"outbound\"} 0' $tmp/m4 &&
 	test \$((\$(mval $tmp/m4 istio_tcp_received_bytes_total ${L8081[*]@Q}) - \$(mval $tmp/m2 istio_tcp_received_bytes_total ${L8081[*]@Q}))) = 500"
 
 # --- failures are logged and counted: nothing listens on SRV:9999
 out=$(client 9999 10 2>&1)
-check "access log: refused upstream is logged inbound with its reason" poll bash -c "
+check "access log: refused upstream is logged inbound with its reason" wait_for bash -c "
 	$(declare -f acc); alog=$alog
 	acc inbound 10.252.0.2:9999 | jq -e 'select(.reason == \"upstream connect failed: Connection refused\" and .bytes_sent == 0 and .bytes_received == 0)' >/dev/null"
 # (the server side's worker thread may reset it before the client side's
 # sees its connect complete: then the connect itself failed with the reset)
-check "access log: the client side sees the reset" poll bash -c "
+check "access log: the client side sees the reset" wait_for bash -c "
 	$(declare -f acc); alog=$alog
 	acc outbound 10.252.0.2:9999 | jq -e 'select(.reason == \"reset by destination\" or .reason == \"upstream connect failed: Connection reset by peer\")' >/dev/null"
 scrape >"$tmp/m5"
@@ -321,7 +321,7 @@ check "warrenctl log-level debug answers debug" test "$out" = debug
 out=$(n "$NODE" curl -s http://127.0.0.1:15000/logging)
 check "GET /logging shows the new level" jqok '.level == "debug"' <<<"$out"
 client 8080 1 >/dev/null
-check "debug lines appear at debug level" poll grep -q 'outbound connection 10.252.0.1:[0-9]* -> 10.252.0.2:8080 of pod obs/client accepted' "$log"
+check "debug lines appear at debug level" wait_for grep -q 'outbound connection 10.252.0.1:[0-9]* -> 10.252.0.2:8080 of pod obs/client accepted' "$log"
 "$CTL" --socket "$adminsock" log-level loud >/dev/null 2>&1; rc=$?
 check "warrenctl log-level rejects an unknown level (exit 2)" test "$rc" = 2
 ctl log-level info >/dev/null
@@ -337,11 +337,11 @@ for p in late $(seq -f 'r%g' 0 $((NBIG - 3))); do
 		"$p" "$p" "$id" >>"$mesh.tmp"
 done
 mv -f "$mesh.tmp" "$mesh"
-poll bash -c "(( \$('$CTL' --socket '$adminsock' -o json config-dump | jq .meshGeneration) > $gen ))" ||
-	nok "the mesh with the many pods is loaded"
+wait_for bash -c "(( \$('$CTL' --socket '$adminsock' -o json config-dump | jq .meshGeneration) > $gen ))" ||
+	not_ok "the mesh with the many pods is loaded"
 for ((i = 0; i < NMANY; i++)); do
 	mkpod "wo-r$i-$id" && enroll "wo-r$i-$id" "uid-r$i-$id" obs "r$i" "cid-r$i-$id" ||
-		nok "setup of many-pods pod $i"
+		not_ok "setup of many-pods pod $i"
 done
 total=$((NMANY + 2))
 check "$total pods enrolled" test "$(ctl -o json pods | jq length)" = "$total"
@@ -369,8 +369,8 @@ PODS="$PODS" PROGRESS="$tmp/ready.progress" ip netns exec "$NODE" bash -c '
 	done
 	echo "seq=${seq[*]}"' >"$tmp/ready.seq" 2>&1 &
 poller=$!
-check "readiness poller runs before the tunnel starts (000)" poll grep -qsx 000 "$tmp/ready.progress"
-tunnel_start "$conf" "$log"
+check "readiness poller runs before the tunnel starts (000)" wait_for grep -qsx 000 "$tmp/ready.progress"
+node_tunnel_start "$conf" "$log"
 wait "$poller"
 seq=$(sed -n 's/^seq=//p' "$tmp/ready.seq")
 echo "# readiness sequence after restart: $(tr ' ' '\n' <<<"$seq" | uniq -c | awk '{printf "%sx%s ", $1, $2}')"
@@ -391,7 +391,7 @@ check "relaying works after the restart (and is counted)" bash -c "
 # recorded pods are re-adopted), and at the first 200 every pod listens.
 for ((i = NMANY; i < NBIG - 2; i++)); do
 	mkpod "wo-r$i-$id" && enroll "wo-r$i-$id" "uid-r$i-$id" obs "r$i" "cid-r$i-$id" ||
-		nok "setup of big pod $i"
+		not_ok "setup of big pod $i"
 done
 check "$NBIG pods enrolled" test "$(ctl -o json pods | jq length)" = "$NBIG"
 kill -9 "$tpid"; wait "$tpid" 2>/dev/null; tpid=
@@ -404,7 +404,7 @@ rm -f "$tmp/ready.progress" "$tmp/first503"
 # retry: a re-add of a recorded pod (same uid and netns: it must not be
 # handed over twice) and the add of a new pod must be held until adoption
 # is complete, then answered ok; status is answered at once, not ready.
-mkpod "wo-late-$id" && "$INPODCTL" apply "/var/run/netns/wo-late-$id" || nok "setup of the late pod"
+mkpod "wo-late-$id" && "$INPODCTL" apply "/var/run/netns/wo-late-$id" || not_ok "setup of the late pod"
 knock() { # out-file, handoffctl args: retry while the socket does not answer
 	local out=$1 k; shift
 	for ((k = 0; k < 3000; k++)); do
@@ -415,7 +415,7 @@ knock() { # out-file, handoffctl args: retry while the socket does not answer
 knock "$tmp/readd.out" add "uid-r5-$id" obs r5 "cid-r5-$id" "/var/run/netns/wo-r5-$id" & k1=$!
 knock "$tmp/late.out" add "uid-late-$id" obs late "cid-late-$id" "/var/run/netns/wo-late-$id" & k2=$!
 knock "$tmp/status.out" status & k3=$!
-# A tight poll with bash's /dev/tcp (no process per request, well under a
+# A tight wait_for with bash's /dev/tcp (no process per request, well under a
 # millisecond each): every answer is recorded, run-length encoded as
 # CODExCOUNT (000: connection refused, nothing listening yet). At the first
 # 200 the listeners of every pod are counted before polling on.
@@ -451,8 +451,8 @@ PODS="$PODS" PROGRESS="$tmp/ready.progress" FIRST503="$tmp/first503" ip netns ex
 	seq+=("${prev}x$cnt")
 	echo "seq=${seq[*]}"' >"$tmp/ready.seq" 2>&1 &
 poller=$!
-check "big restart: readiness poller runs before the tunnel starts (000)" poll grep -qsx 000 "$tmp/ready.progress"
-tunnel_start "$conf" "$log"
+check "big restart: readiness poller runs before the tunnel starts (000)" wait_for grep -qsx 000 "$tmp/ready.progress"
+node_tunnel_start "$conf" "$log"
 wait "$poller"
 seq=$(sed -n 's/^seq=//p' "$tmp/ready.seq")
 echo "# readiness sequence after a restart with $NBIG pods: $seq"
@@ -486,7 +486,7 @@ kill "${apps[@]}" 2>/dev/null; wait "${apps[@]}" 2>/dev/null
 kill -TERM "$tpid"; wait "$tpid"; rc=$?; tpid=
 check "SIGTERM: clean exit (status 0, no sanitizer report)" bash -c "[[ $rc == 0 ]] && ! grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' $log"
 
-if ((failures)); then
+if ((TAP_FAILED)); then
 	echo "# tunnel log:"; sed 's/^/# /' "$log" | tail -40
 	echo "# access log:"; sed 's/^/# /' "$alog" | tail -10
 fi

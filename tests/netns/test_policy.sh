@@ -30,8 +30,8 @@
 #          client the source tunnel's access log shows the 401 answer.
 # At the end both tunnels get SIGTERM, so a sanitizer build reports leaks.
 # Takes about a minute.
-# Expectations come from Istio ambient's semantics (ambient-reference.md §10,
-# conf/authz.h), never from observed behaviour.
+# Expectations come from Istio ambient's semantics
+# (model/authz.h), never from observed behaviour.
 # Env: B or WARREN_BUILD, KEEP_TMP=1, POLICY_CASES=FILE (another table),
 # POLICY_ONLY=REGEX (only sets whose name matches).
 set -uo pipefail

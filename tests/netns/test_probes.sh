@@ -15,18 +15,22 @@
 #     warren-tunnel caDir=$T/ca,                          |-- side (ns plain, echo :8080)
 #       kubeletUid: 4322 (configured)                    warren-tunnel caDir=$T/ca, kubelet found
 #                                                          in /proc: a "kubelet" process of uid 4321
-#     a probe = TCP from the node's netns as the kubelet's uid (setpriv)
+#                                                          in a cgroup v2 of its own (later: uid 0)
+#     a probe = TCP from the node's netns as the kubelet's uid (setpriv), made
+#     from inside the kubelet's cgroup; the same uid outside it is not a probe
 #
 # Shown by the kernel (the table's set and counters, the in-pod probe
 # accept counter) and by traffic (the app sees 169.254.7.127), across a
 # tunnel restart, a pod deleted while the tunnel was down, a table deleted
-# by hand, and hostProbeSnat: false. Env: B or WARREN_BUILD, KEEP_TMP=1.
+# by hand, a kubelet running as root (in a cgroup of its own, then in the
+# root cgroup: the uid alone, with a warning) and hostProbeSnat: false.
+# Env: B or WARREN_BUILD, KEEP_TMP=1.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
 lib_init
 CLEANUP_TAP=1
-need setpriv "$PYTHON" "$USER_PYTHON"
+need setpriv findmnt "$PYTHON" "$USER_PYTHON"
 need_built warren-cni warren-tunnel warrenctl
 
 KUBELET_UID=4321 # node2's "kubelet", found in /proc
@@ -40,7 +44,22 @@ tunnel_conf_extra() { # NODE
 }
 STRICT='{"apiVersion":"security.istio.io/v1","kind":"PeerAuthentication","metadata":{"namespace":"istio-system","name":"default","creationTimestamp":"2024-01-01T00:00:00Z"},"spec":{"mtls":{"mode":"STRICT"}}}'
 
-probe() { connect_as node2 "$KUBELET_UID" "${POD_IP[$1]}" 8080 "$2"; } # POD MSG: the kubelet's probe
+# The kubelet's cgroup v2: the tunnel matches its sockets by uid and cgroup.
+CGROOT=$(findmnt -n -t cgroup2 -o TARGET | head -n 1)
+[[ -n $CGROOT ]] || die "cgroup v2 is not mounted"
+KCG_REL=/warren-probes-$E2E_ID/kubelet
+KCG=$CGROOT$KCG_REL
+cgroup_cleanup() { # move what is left in our cgroups back to the root one, remove them
+	local pid
+	for pid in $(cat "$KCG/cgroup.procs" 2>/dev/null); do echo "$pid" >"$CGROOT/cgroup.procs"; done
+	rmdir "$KCG" "$CGROOT/warren-probes-$E2E_ID" 2>/dev/null
+}
+trap 'rc=$?; cgroup_cleanup; (exit $rc); cleanup' EXIT
+mkdir -p "$KCG" || die "cgroup $KCG"
+in_kubelet_cgroup() { (echo "$BASHPID" >"$KCG/cgroup.procs" && "$@"); } # CMD...: run it in the kubelet's cgroup
+
+probe() { in_kubelet_cgroup connect_as node2 "$KUBELET_UID" "${POD_IP[$1]}" 8080 "$2"; } # POD MSG: the kubelet's probe
+uid_connect() { connect_as node2 "$KUBELET_UID" "${POD_IP[$1]}" 8080 "$2"; } # POD MSG: the kubelet's uid, another cgroup
 root_connect() { connect_as node2 0 "${POD_IP[$1]}" 8080 "$2"; } # POD MSG: root's plaintext
 host_set() { # NODE: "ADDR COMMENT" per element of set probe-pods-v4
 	nexec "$1" nft -j list set inet warren-host probe-pods-v4 2>/dev/null | "$PYTHON" -c '
@@ -57,12 +76,29 @@ host_probe() { # NODE KEY: config_dump hostProbe.KEY
 }
 
 # --- the "kubelet" --------------------------------------------------------------
+# The tunnel looks for the kubelet in the whole /proc: another kubelet on this
+# machine (a real cluster's) would be found too. Then the checks are skipped.
+KUBELET_PID=
+other_kubelets() { # pids of live kubelet-like processes that are not ours
+	local d
+	for d in /proc/[0-9]*; do
+		[[ ${d#/proc/} == "$KUBELET_PID" ]] && continue
+		[[ $(cat "$d/comm" 2>/dev/null) =~ ^(kubelet|kubelite|k3s)$ &&
+			-n $(tr -d '\0' <"$d/cmdline" 2>/dev/null) ]] && echo "${d#/proc/}"
+	done
+}
+others=$(other_kubelets | tr '\n' ' ')
+if [[ -n $others ]]; then
+	echo "ok - kubelet probes # SKIP another kubelet runs on this machine (pid $others)"
+	exit 0
+fi
 # A process named kubelet with kubelet on its command line, as Istio looks
 # for it. It only sleeps; the probes are made by connect_as.
 bg setpriv --reuid=$KUBELET_UID --regid=$KUBELET_UID --clear-groups "$USER_PYTHON" -c \
 	'import time; open("/proc/self/comm", "w").write("kubelet"); time.sleep(3600)' kubelet --fake
 KUBELET_PID=${BG_PIDS[-1]}
 wait_for -t 5 bash -c "[[ \$(cat /proc/$KUBELET_PID/comm) == kubelet ]]" || die "fake kubelet process"
+echo "$KUBELET_PID" >"$KCG/cgroup.procs" || die "fake kubelet into $KCG"
 
 mtls_cluster_up
 pod_add node2 mesh srv --label app=srv 2>"$T/err" || die "ADD srv: $(cat "$T/err")"
@@ -77,9 +113,15 @@ for p in srv srv2 side; do app_server "$p" 8080 || die "echo server in $p"; done
 	$(host_probe node2 kubeletUidFrom) == "kubelet process (pid $KUBELET_PID)" ]] &&
 	ok "node2 found the kubelet's uid $KUBELET_UID in /proc (pid $KUBELET_PID)" ||
 	not_ok "node2 found the kubelet's uid" "$(wctl node2 -o json config-dump | grep -A12 hostProbe)"
+[[ $(host_probe node2 kubeletCgroup) == "$KCG_REL" ]] &&
+	ok "node2 matches the kubelet's sockets by its cgroup $KCG_REL too" ||
+	not_ok "node2 found the kubelet's cgroup" "$(wctl node2 -o json config-dump | grep -A14 hostProbe)"
 [[ $(host_probe node1 kubeletUid) == "$NODE1_UID" && $(host_probe node1 kubeletUidFrom) == "config (kubeletUid)" ]] &&
 	ok "node1 uses the configured kubeletUid $NODE1_UID" ||
 	not_ok "node1 uses kubeletUid" "$(wctl node1 -o json config-dump | grep -A12 hostProbe)"
+[[ $(host_probe node1 kubeletCgroup) == None ]] && grep -F "matched by uid $NODE1_UID alone (no kubelet process of uid $NODE1_UID found)" "$T/node1/tunnel.log" >/dev/null &&
+	ok "node1 (no such kubelet process): the uid alone, and a warning says so" ||
+	not_ok "node1: uid alone, with a warning" "$(grep -i 'host probe' "$T/node1/tunnel.log")"
 host_set node2 | grep -Fx "${POD_IP[srv]} ${POD_UID[srv]}" >/dev/null &&
 	ok "node2's set holds srv's address, with its pod uid as the comment" ||
 	not_ok "node2's set holds srv's address" "$(nexec node2 nft list table inet warren-host)"
@@ -87,10 +129,14 @@ host_set node2 | grep -Fx "${POD_IP[srv]} ${POD_UID[srv]}" >/dev/null &&
 	ok "... and srv2's; not side's (not enrolled): 2 elements" ||
 	not_ok "node2's set: srv and srv2 only" "$(host_set node2)"
 rules=$(nexec node2 nft list chain inet warren-host postrouting)
-grep -F "meta skuid $KUBELET_UID ip daddr @probe-pods-v4 counter" <<<"$rules" | grep -F "snat ip to 169.254.7.127" >/dev/null &&
+grep -F "meta skuid $KUBELET_UID ct label 127 ip daddr @probe-pods-v4 counter" <<<"$rules" | grep -F "snat ip to 169.254.7.127" >/dev/null &&
 	grep -F "type nat hook postrouting priority srcnat - 1" <<<"$rules" >/dev/null &&
-	ok "node2: postrouting (srcnat - 1) SNATs uid $KUBELET_UID's TCP to the set to 169.254.7.127" ||
+	ok "node2: postrouting (srcnat - 1) SNATs uid $KUBELET_UID's TCP with the probe label to the set to 169.254.7.127" ||
 	not_ok "node2: the SNAT rule" "$rules"
+rules=$(nexec node2 nft list chain inet warren-host output)
+grep -F "meta skuid $KUBELET_UID socket cgroupv2 level 2 " <<<"$rules" | grep -F "ip daddr @probe-pods-v4 counter" | grep -F "ct label set 127" >/dev/null &&
+	ok "node2: output labels the TCP of uid $KUBELET_UID in the kubelet's cgroup (level 2)" ||
+	not_ok "node2: the output rule" "$rules"
 host_set node1 | grep -Fx "${POD_IP[cli]} ${POD_UID[cli]}" >/dev/null &&
 	ok "node1's set holds cli's address (each node lists its own pods)" ||
 	not_ok "node1's set holds cli's address" "$(host_set node1)"
@@ -108,6 +154,9 @@ a1=$(nft_counter srv warren-nat warren:nat-pre-probe-accept-v4)
 check "root from node2 -> srv:8080 works too (captured as plaintext through 15006)" root_connect srv "root-$E2E_ID"
 [[ $(last_peer srv) == 10.244.2.1 ]] && ok "... and srv's app sees the node's address, not the probe address" ||
 	not_ok "root's connection is not rewritten" "$(tail -n 3 "$T/srv.app.log")"
+check "uid $KUBELET_UID outside the kubelet's cgroup -> srv:8080 works (captured as plaintext)" uid_connect srv "uid-$E2E_ID"
+[[ $(last_peer srv) == 10.244.2.1 ]] && ok "... and is not rewritten: the kubelet's uid alone is not a probe" ||
+	not_ok "uid $KUBELET_UID outside the cgroup is not rewritten" "$(tail -n 3 "$T/srv.app.log")"
 check "probe from node2 -> side (not enrolled) works, not rewritten" probe side "side-$E2E_ID"
 [[ $(last_peer side) == 10.244.2.1 ]] && ok "... side's app sees the node's address" ||
 	not_ok "side's app sees the node's address" "$(tail -n 3 "$T/side.app.log")"
@@ -116,6 +165,8 @@ add_policy "$STRICT" || not_ok "add STRICT PeerAuthentication"
 check "STRICT: plaintext ext -> srv:8080 is refused" fails app_client ext "${POD_IP[srv]}" 8080 "strict-$E2E_ID"
 check "STRICT: root from node2 -> srv:8080 is refused (only the kubelet's TCP is a probe)" \
 	fails root_connect srv "strict-root-$E2E_ID"
+check "STRICT: uid $KUBELET_UID outside the kubelet's cgroup -> srv:8080 is refused" \
+	fails uid_connect srv "strict-uid-$E2E_ID"
 check "STRICT: probe from node2 -> srv:8080 still works" probe srv "strict-probe-$E2E_ID"
 check "STRICT: HBONE cli -> srv:8080 still works" app_client cli "${POD_IP[srv]}" 8080 "strict-hbone-$E2E_ID"
 
@@ -152,6 +203,44 @@ in_host_set node2 "${POD_IP[srv]}" && in_host_set node2 "${POD_IP[srv4]}" &&
 [[ $(host_probe node2 lastError) == None && $(host_probe node2 addresses) == 2 ]] &&
 	ok "config_dump hostProbe: 2 addresses, no error" ||
 	not_ok "config_dump hostProbe" "$(wctl node2 -o json config-dump | grep -A12 hostProbe)"
+
+# --- a kubelet running as root ----------------------------------------------------------
+# The usual case. In a cgroup of its own, only its sockets are probes; in
+# the root cgroup (shared with everything) the uid alone must do, and the
+# tunnel says so loudly.
+# (The tunnel takes the first kubelet it finds in /proc: on a machine where
+# another root kubelet runs, these checks are skipped, not passed.)
+tunnel_stop node2
+kill "$KUBELET_PID" && wait_for -t 5 exited "$KUBELET_PID" || die "stop the uid $KUBELET_UID kubelet"
+KUBELET_UID=0
+bg "$USER_PYTHON" -c 'import time; open("/proc/self/comm", "w").write("kubelet"); time.sleep(3600)' kubelet --fake
+KUBELET_PID=${BG_PIDS[-1]}
+wait_for -t 5 bash -c "[[ \$(cat /proc/$KUBELET_PID/comm) == kubelet ]]" || die "root's fake kubelet"
+echo "$KUBELET_PID" >"$KCG/cgroup.procs" || die "root's fake kubelet into $KCG"
+tunnel_start node2 || die "node2's tunnel with a root kubelet"
+others=$(other_kubelets | tr '\n' ' ')
+if [[ -n $others ]]; then
+	echo "ok - root kubelet checks # SKIP another kubelet runs on this machine (pid $others)"
+else
+	[[ $(host_probe node2 kubeletUid) == 0 && $(host_probe node2 kubeletCgroup) == "$KCG_REL" ]] &&
+		ok "root kubelet in its own cgroup: node2 matches uid 0 and $KCG_REL" ||
+		not_ok "root kubelet: uid 0 and its cgroup" "$(wctl node2 -o json config-dump | grep -A14 hostProbe)"
+	check "STRICT: the root kubelet's probe -> srv:8080 works" probe srv "root-probe-$E2E_ID"
+	[[ $(last_peer srv) == 169.254.7.127 ]] && ok "... srv's app sees it from 169.254.7.127" ||
+		not_ok "the root kubelet's probe comes from 169.254.7.127" "$(tail -n 3 "$T/srv.app.log")"
+	check "STRICT: another root process on the node -> srv:8080 is refused (not a probe)" \
+		fails root_connect srv "root-other-$E2E_ID"
+	tunnel_stop node2
+	echo "$KUBELET_PID" >"$CGROOT/cgroup.procs" || die "root's fake kubelet back to the root cgroup"
+	tunnel_start node2 || die "node2's tunnel with a root kubelet in the root cgroup"
+	[[ $(host_probe node2 kubeletCgroup) == None ]] &&
+		grep -F "WARNING: the kubelet is matched by uid 0 alone (the kubelet (pid $KUBELET_PID) is in the root cgroup" "$T/node2/tunnel.log" >/dev/null &&
+		ok "root kubelet in the root cgroup: the uid alone, with a warning at start" ||
+		not_ok "root cgroup: uid alone and a warning" "$(grep -i 'host probe' "$T/node2/tunnel.log")"
+	check "... and then any root process passes as a probe (the documented limit)" root_connect srv "root-limit-$E2E_ID"
+	[[ $(last_peer srv) == 169.254.7.127 ]] && ok "... from 169.254.7.127" ||
+		not_ok "root-cgroup fallback SNATs root" "$(tail -n 3 "$T/srv.app.log")"
+fi
 
 # --- hostProbeSnat: false -------------------------------------------------------------
 tunnel_stop node2

@@ -41,9 +41,8 @@ tlog=$T/tunnel.log plog=$T/plugin.log calls=$T/calls.log
 HARN=$T/libcni-harness
 tpid='' ctdpid=''
 created_dirs=()
-. tests/netns/tunnel_lib.sh
+. tests/netns/lib.sh
 
-diag() { sed 's/^/# /' "$@"; }
 
 ctd_sock=$T/ctd/ctd.sock
 ctr_() { ctr --address "$ctd_sock" "$@"; }
@@ -117,8 +116,8 @@ for p in a b d e; do
 	printf -- '---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: demo, uid: uid-%s-%s}\n' \
 		"$p" "$p" "$id" >>"$mesh"
 done
-tunnel_start "$T/tunnel.yaml" /dev/null
-tunnel_ready_or_die "$tlog"
+node_tunnel_start "$T/tunnel.yaml" /dev/null
+node_tunnel_ready_or_die "$tlog"
 
 cat >"$T/bin/warren-cni" <<EOF
 #!/bin/sh
@@ -150,10 +149,10 @@ H() {
 		-cid "cid-${2#wr-}" -netns "/run/netns/$2" -ifname eth0 -args "$3" "$4" >"$T/h.out" 2>"$T/h.err"
 	rc=$?
 }
-hdiag() { echo "# rc=$rc stdout:"; diag "$T/h.out"; echo "# stderr:"; diag "$T/h.err"; }
+hdiag() { echo "# rc=$rc stdout:"; diag_files "$T/h.out"; echo "# stderr:"; diag_files "$T/h.err"; }
 hcheck() { # name, condition...
 	local name=$1; shift
-	if "$@"; then ok "$name"; else nok "$name"; hdiag; fi
+	if "$@"; then ok "$name"; else not_ok "$name"; hdiag; fi
 }
 tables() { n "$1" nft list tables 2>/dev/null | grep -c 'table inet warren-' ; }
 pods_json() { "$CTL" --socket "$adminsock" -o json pods; }
@@ -178,12 +177,12 @@ if ((have_go)); then
 	mkdir -p "$T/go"
 	if ! (cd "$T" && GO111MODULE=off GOPATH=$T/go:/usr/share/gocode GOCACHE=$T/gocache GOPROXY=off GOFLAGS='' \
 		go build -o "$HARN" "$SRC/tests/runtime/libcni-harness.go") >"$T/gobuild.log" 2>&1; then
-		nok "libcni harness builds (go build, GOPATH=/usr/share/gocode)"; diag "$T/gobuild.log"; have_go=0
+		not_ok "libcni harness builds (go build, GOPATH=/usr/share/gocode)"; diag_files "$T/gobuild.log"; have_go=0
 	else
 		ok "libcni harness builds against Debian's libcni $(dpkg-query -W -f='${Version}' golang-github-appc-cni-dev 2>/dev/null)"
 	fi
 else
-	nok "libcni harness: golang-go or golang-github-appc-cni-dev missing (hack/install-deps.sh)"
+	not_ok "libcni harness: golang-go or golang-github-appc-cni-dev missing (hack/install-deps.sh)"
 fi
 
 if ((have_go)); then
@@ -225,7 +224,7 @@ if ((have_go)); then
 	ipa=$(eth0_ip "$PA"); ipa=${ipa%/*}
 	ipb=$(eth0_ip "$PB"); ipb=${ipb%/*}
 	n "$PB" socat TCP-LISTEN:8080,reuseaddr,fork SYSTEM:'echo peer=$SOCAT_PEERADDR' >/dev/null 2>&1 &
-	poll bash -c "ip netns exec $PB ss -ltnH | grep -q ':8080\b'"
+	wait_for bash -c "ip netns exec $PB ss -ltnH | grep -q ':8080\b'"
 	counter() { # POD PORT: packets of the redirect-to-PORT rule
 		n "$1" nft list table inet warren-nat | awk -v p="redirect to :$2" 'index($0, p) {
 			for (i = 1; i < NF; i++) if ($i == "packets") s += $(i + 1) } END {print s + 0}'
@@ -236,7 +235,7 @@ if ((have_go)); then
 	check "a's outbound redirect (:15001) counted the connection" test "$(counter "$PA" 15001)" -gt "$oa"
 	check "b's inbound redirect (:15006) counted the connection" test "$(counter "$PB" 15006)" -gt "$ib"
 	check "the tunnel relayed it (outbound from demo/a, inbound to demo/b)" \
-		poll bash -c "grep -q 'outbound connection $ipa:[0-9]* -> $ipb:8080 of pod demo/a' '$tlog' &&
+		wait_for bash -c "grep -q 'outbound connection $ipa:[0-9]* -> $ipb:8080 of pod demo/a' '$tlog' &&
 			grep -q 'inbound connection $ipa:[0-9]* -> $ipb:8080 of pod demo/b' '$tlog'"
 	for p in $(ip netns pids "$PB"); do kill "$p" 2>/dev/null; done
 
@@ -303,7 +302,7 @@ if ((have_go)); then
 	hcheck "ADD without K8S args (a peer for the runtimes) passes through" test $rc = 0
 	ipp=$(eth0_ip "$PP"); ipp=${ipp%/*}
 	n "$PP" socat TCP-LISTEN:8080,reuseaddr,fork SYSTEM:'echo peer=$SOCAT_PEERADDR' >/dev/null 2>&1 &
-	poll bash -c "ip netns exec $PP ss -ltnH | grep -q ':8080\b'"
+	wait_for bash -c "ip netns exec $PP ss -ltnH | grep -q ':8080\b'"
 fi
 
 # a busybox rootfs for the containers
@@ -318,9 +317,9 @@ container_ip() { awk '$2 == "eth0" && $3 == "inet" {print $4}' "$1"; }
 # --- 2. ctr run --cni -------------------------------------------------------
 if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null || ! command -v runc >/dev/null ||
 	[[ ! -x /bin/busybox ]]; then
-	nok "ctr: containerd, runc or busybox-static missing (hack/install-deps.sh)"
+	not_ok "ctr: containerd, runc or busybox-static missing (hack/install-deps.sh)"
 elif [[ -z ${ipp:-} ]]; then
-	nok "ctr: needs the libcni part (peer pod) to run"
+	not_ok "ctr: needs the libcni part (peer pod) to run"
 else
 	mkrootfs
 	mkdir -p "$T/ctd" "$T/netd" "$T/ctrbin" "$T/ctrcache"
@@ -341,8 +340,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 EOF
 	containerd --config "$T/ctd/config.toml" >"$T/ctd/log" 2>&1 &
 	ctdpid=$!
-	if ! poll bash -c "ctr --address '$ctd_sock' version >/dev/null 2>&1"; then
-		nok "containerd started with a private config"; diag "$T/ctd/log"
+	if ! wait_for bash -c "ctr --address '$ctd_sock' version >/dev/null 2>&1"; then
+		not_ok "containerd started with a private config"; diag_files "$T/ctd/log"
 	else
 		ok "containerd $(ctr_ version 2>/dev/null | awk '/Version/ {print $2; exit}') started by hand (private socket/root/state, CRI disabled)"
 		# ctr's conf dir and plugin dirs are fixed: shadow them in a private mount ns
@@ -363,7 +362,7 @@ EOF
 		rc=$?
 		cip=$(container_ip "$T/ctr.out")
 		if [[ $rc == 0 ]]; then ok "ctr run --rm --cni --rootfs exits 0 (ADD and DEL succeeded)"; else
-			nok "ctr run --rm --cni --rootfs exits 0 (rc=$rc)"; diag "$T/ctr.out" "$T/ctr.err"; fi
+			not_ok "ctr run --rm --cni --rootfs exits 0 (rc=$rc)"; diag_files "$T/ctr.out" "$T/ctr.err"; fi
 		check "ctr: the container has eth0 with a bridge IP ($cip)" bash -c "[[ '$cip' == $SUBNET.*/24 ]]"
 		check "ctr: the container reaches the peer on the bridge, which sees its IP" \
 			grep -qx "peer=${cip%/*}" "$T/ctr.out"
@@ -385,9 +384,9 @@ fi
 
 # --- 3. podman --network-backend cni ---------------------------------------
 if ! command -v podman >/dev/null || ! command -v runc >/dev/null || [[ ! -x /bin/busybox ]]; then
-	nok "podman: podman, runc or busybox-static missing (hack/install-deps.sh)"
+	not_ok "podman: podman, runc or busybox-static missing (hack/install-deps.sh)"
 elif [[ -z ${ipp:-} ]]; then
-	nok "podman: needs the libcni part (peer pod) to run"
+	not_ok "podman: needs the libcni part (peer pod) to run"
 else
 	[[ -d $T/rootfs ]] || mkrootfs
 	mkdir -p "$T/podman"/{root,runroot,tmp,netd}
@@ -412,7 +411,7 @@ EOF
 	rc=$?
 	pip=$(container_ip "$T/podman.out")
 	if [[ $rc == 0 ]]; then ok "podman --network-backend cni run --rm --rootfs exits 0"; else
-		nok "podman --network-backend cni run --rm --rootfs exits 0 (rc=$rc)"; diag "$T/podman.out" "$T/podman.err"; fi
+		not_ok "podman --network-backend cni run --rm --rootfs exits 0 (rc=$rc)"; diag_files "$T/podman.out" "$T/podman.err"; fi
 	check "podman: the container has eth0 with a bridge IP ($pip) and reaches the peer" \
 		bash -c "[[ '$pip' == $SUBNET.*/24 ]] && grep -qx 'peer=${pip%/*}' '$T/podman.out'"
 	check "podman: VERSION probe before ADD" bash -c "head -1 '$calls' | grep -q '^VERSION ' && grep -q '^ADD ' '$calls'"
@@ -444,8 +443,8 @@ if ((have_go)); then
 		bash -c "[[ $rc == 0 && -z \$(ip netns exec $PD ip -o link show eth0 2>/dev/null) ]]"
 fi
 
-if ((failures)); then
-	echo "# tunnel log (tail):"; tail -30 "$tlog" 2>/dev/null | diag
-	echo "# plugin log (tail):"; tail -30 "$plog" 2>/dev/null | diag
+if ((TAP_FAILED)); then
+	echo "# tunnel log (tail):"; tail -30 "$tlog" 2>/dev/null | diag_files
+	echo "# plugin log (tail):"; tail -30 "$plog" 2>/dev/null | diag_files
 fi
 exit 0

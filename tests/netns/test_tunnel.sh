@@ -25,7 +25,7 @@ chmod 755 "$tmp"
 sock=$tmp/run/tunnel.sock state=$tmp/state mesh=$tmp/mesh.yaml conf=$tmp/tunnel.yaml
 adminsock=$tmp/admin.sock log=$tmp/tunnel.log
 tpid='' hpid=''
-. tests/netns/tunnel_lib.sh
+. tests/netns/lib.sh
 
 cleanup() {
 	set +e
@@ -39,7 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-is_503() { [[ $(ready_code) == 503 ]]; }
+is_503() { [[ $(node_ready_code) == 503 ]]; }
 marked_listeners() { n "$1" ss -ltneH 2>/dev/null | grep -E ':(15001|15006|15008)\b' | grep -c 'fwmark:0x539'; }
 has_rules() { # apply the in-pod rules the way the plugin would
 	if [[ -x $INPODCTL ]]; then "$INPODCTL" apply "/var/run/netns/$1"; else n "$1" nft add table inet warren-nat; fi
@@ -102,11 +102,11 @@ mtls: disabled
 EOF
 
 # --- start without a mesh file: not ready, then ready once it appears
-tunnel_start "$conf" "$log"
-check "readiness answers 503 while the mesh model is missing" poll is_503
+node_tunnel_start "$conf" "$log"
+check "readiness answers 503 while the mesh model is missing" wait_for is_503
 check "503 says why" bash -c "ip netns exec $NODE curl -s http://127.0.0.1:15021/healthz/ready | grep -q 'mesh model not loaded'"
 write_mesh ambient
-check "ready once the mesh file appears" poll is_ready
+check "ready once the mesh file appears" wait_for node_ready
 
 # --- query
 out=$(hctl query demo app uid-app-$id)
@@ -152,8 +152,8 @@ if [[ -x $INPODCTL ]] && "$INPODCTL" apply "/var/run/netns/$POD" 2>"$tmp/inpod.e
 	n "$NODE" "$CTL" log-level debug >/dev/null
 	n "$PEER" socat TCP-LISTEN:8080,reuseaddr,fork EXEC:cat &
 	n "$POD" socat TCP-LISTEN:8081,reuseaddr,fork SYSTEM:'echo peer=$SOCAT_PEERADDR' &
-	poll bash -c "ip netns exec $PEER ss -ltnH | grep -q ':8080\b'"
-	poll bash -c "ip netns exec $POD ss -ltnH | grep -q ':8081\b'"
+	wait_for bash -c "ip netns exec $PEER ss -ltnH | grep -q ':8080\b'"
+	wait_for bash -c "ip netns exec $POD ss -ltnH | grep -q ':8081\b'"
 	# one connection from the pod app, held open while we look at the sockets
 	out=$(CTL=$CTL ADMINSOCK=$adminsock ip netns exec "$POD" bash -c '
 		exec 3<>/dev/tcp/10.251.0.2/8080 || exit 1
@@ -163,15 +163,15 @@ if [[ -x $INPODCTL ]] && "$INPODCTL" apply "/var/run/netns/$POD" 2>"$tmp/inpod.e
 		exec 3>&-')
 	check "outbound: the app's bytes come back through the tunnel" grep -q '^reply=ping$' <<<"$out"
 	check "outbound: the upstream socket is the tunnel's (fwmark 0x539)" grep -q 'fwmark:0x539' <<<"$out"
-	check "outbound: the tunnel logged the relayed connection" poll grep -q "outbound connection 10.251.0.1:[0-9]* -> 10.251.0.2:8080 of pod demo/app" "$log"
+	check "outbound: the tunnel logged the relayed connection" wait_for grep -q "outbound connection 10.251.0.1:[0-9]* -> 10.251.0.2:8080 of pod demo/app" "$log"
 	check "outbound: the live connection is listed by warrenctl connections" grep -qx 'conns=\["outbound"\]' <<<"$out"
 	! n "$POD" bash -c 'exec 3<>/dev/tcp/127.0.0.1/15001 && read -r -t 5 line <&3' 2>/dev/null
-	check "outbound: a self-call to 127.0.0.1:15001 is refused" poll grep -q "127.0.0.1:15001 of pod demo/app failed: self-call" "$log"
+	check "outbound: a self-call to 127.0.0.1:15001 is refused" wait_for grep -q "127.0.0.1:15001 of pod demo/app failed: self-call" "$log"
 	! n "$PEER" bash -c 'exec 3<>/dev/tcp/10.251.0.1/15008 && read -r -t 5 line <&3' 2>/dev/null
-	check "15008: accepted and closed (HBONE not yet)" poll grep -q "HBONE connection from 10.251.0.2:[0-9]* to pod demo/app closed" "$log"
+	check "15008: accepted and closed (HBONE not yet)" wait_for grep -q "HBONE connection from 10.251.0.2:[0-9]* to pod demo/app closed" "$log"
 	out=$(n "$PEER" socat -T 5 - TCP:10.251.0.1:8081 </dev/null)
 	check "inbound: the app sees the real client IP" grep -qx 'peer=10.251.0.2' <<<"$out"
-	check "inbound: went through the 15006 listener" poll grep -q "inbound connection 10.251.0.2:[0-9]* -> 10.251.0.1:8081 of pod demo/app accepted" "$log"
+	check "inbound: went through the 15006 listener" wait_for grep -q "inbound connection 10.251.0.2:[0-9]* -> 10.251.0.1:8081 of pod demo/app accepted" "$log"
 	n "$NODE" "$CTL" log-level info >/dev/null
 	for p in $(ip netns pids "$PEER"); do kill "$p" 2>/dev/null; done
 	for p in $(ip netns pids "$POD"); do kill "$p" 2>/dev/null; done
@@ -207,8 +207,8 @@ check "listeners die with the tunnel" test "$(listeners "$POD")" = 0
 ip netns del "$POD2"                        # pod deleted while we were down
 if [[ -x $INPODCTL ]]; then "$INPODCTL" remove "/var/run/netns/$POD3"; else n "$POD3" nft delete table inet warren-nat; fi
 : >"$log"
-tunnel_start "$conf" "$log"
-check "restarted tunnel becomes ready" poll is_ready
+node_tunnel_start "$conf" "$log"
+check "restarted tunnel becomes ready" wait_for node_ready
 # readiness is only reported after adoption: the listeners must be there now
 check "re-adopted pod has its listeners when ready (no new add)" test "$(listeners "$POD")" = $LIS
 check "record of a pod whose netns was deleted is dropped" bash -c "test ! -e $state/pods/uid-b-$id.json && grep -q 'dropping state record.*uid-b-$id.*gone' $log"
@@ -237,15 +237,15 @@ done
 gen=$("$CTL" --socket "$adminsock" config-dump | jq .meshGeneration)
 write_mesh none
 check "mesh reload: query answer follows the new label" \
-	poll bash -c "$HCTL $sock query demo app uid-app-$id | jq -e '.enroll == false' >/dev/null"
+	wait_for bash -c "$HCTL $sock query demo app uid-app-$id | jq -e '.enroll == false' >/dev/null"
 printf 'kind: Namespace\nmetadata: [this is: not valid\n' >"$mesh.tmp" && mv -f "$mesh.tmp" "$mesh"
-check "broken mesh file: the error is logged" poll grep -q 'cannot reload the mesh model' "$log"
+check "broken mesh file: the error is logged" wait_for grep -q 'cannot reload the mesh model' "$log"
 out=$(hctl query demo app uid-app-$id)
 check "broken mesh file: the last good model stays in use" bash -c "jq -e '.ok and .enroll == false' <<<'$out' >/dev/null"
 dump=$("$CTL" --socket "$adminsock" config-dump)
 check "config_dump counts the reload error and keeps the generation" \
 	bash -c "jq -e '.mesh.reloadErrors >= 1 and .meshGeneration == $((gen + 1)) and .mesh.loaded' <<<'$dump' >/dev/null"
-check "still ready with the old model" is_ready
+check "still ready with the old model" node_ready
 
 check "warrenctl --help documents the commands" bash -c "'$CTL' --help | grep -q 'log-level \\[LEVEL\\]' && '$CTL' --help | grep -q -- '--socket PATH'"
 check "warren-tunnel --version" bash -c "'$TUN' --version | grep -q '^warren-tunnel [0-9]'"
@@ -255,37 +255,45 @@ check "warren-tunnel --version" bash -c "'$TUN' --version | grep -q '^warren-tun
 # break it (opening that path is a ptrace check: needs CAP_SYS_PTRACE)
 unshare -n setpriv --reuid=65534 --regid=65534 --clear-groups sleep 600 & hpid=$!
 pns=/proc/$hpid/ns/net
-poll bash -c "[[ \$(cat /proc/$hpid/comm 2>/dev/null) == sleep ]]"
+wait_for bash -c "[[ \$(cat /proc/$hpid/comm 2>/dev/null) == sleep ]]"
 nsenter -t "$hpid" -n ip link set lo up
 hctl add "uid-px-$id" demo px "cid-px-$id" "$pns" >/dev/null
 "$INPODCTL" apply "$pns" 2>/dev/null || nsenter -t "$hpid" -n nft add table inet warren-nat
 write_mesh none # the broken file above would keep the restarted tunnel unready
 kill -9 "$tpid"; wait "$tpid" 2>/dev/null; tpid=
-tunnel_start "$conf" "$log"
-poll is_ready # ready means adoption is complete
+node_tunnel_start "$conf" "$log"
+wait_for node_ready # ready means adoption is complete
 check "re-adopted a pod recorded as /proc/PID/ns/net of a uid-65534 process" \
 	bash -c "[[ \$(nsenter -t $hpid -n ss -ltnH | grep -cE ':(15001|15006|15008)\b') == $LIS ]] && grep -q 're-adopted pod demo/px' '$log'"
 
-# --- privileges: only the data path's capabilities (tunnel/main.c kept_caps),
-# no_new_privs, and no fd without close-on-exec (0-2 aside)
-capmask=$(printf '%016x' $(( (1 << 12) | (1 << 19) | (1 << 21) ))) # net_admin sys_ptrace sys_admin
+# --- privileges: only the data path's capabilities (tunnel/main.c kept_caps;
+# cap_sys_ptrace only until adoption is done), no_new_privs, a seccomp
+# filter on every thread, and no fd without close-on-exec (0-2 aside)
+capmask=$(printf '%016x' $(( (1 << 12) | (1 << 21) ))) # net_admin sys_admin
 capfield() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$tpid/status"; }
-check "capabilities: CapEff/CapPrm/CapBnd = net_admin+sys_ptrace+sys_admin, CapInh/CapAmb empty, NoNewPrivs 1" \
+check "capabilities: CapEff/CapPrm/CapBnd = net_admin+sys_admin (sys_ptrace dropped after adoption), CapInh/CapAmb empty, NoNewPrivs 1" \
 	bash -c "[[ $(capfield CapEff) == $capmask && $(capfield CapPrm) == $capmask && $(capfield CapBnd) == $capmask &&
 		$(capfield CapInh) == 0000000000000000 && $(capfield CapAmb) == 0000000000000000 && $(capfield NoNewPrivs) == 1 ]]"
-# capabilities and no_new_privs are per thread: the workers start after the drop
+# capabilities, no_new_privs and seccomp are per thread: the workers start
+# after the first drop, drop sys_ptrace themselves, and get the filter by TSYNC
 threads_ok() {
 	local f names=()
 	for f in /proc/"$tpid"/task/*; do
 		[[ $(awk '$1 == "CapEff:" || $1 == "CapPrm:" || $1 == "CapBnd:" {print $2}' "$f/status" | sort -u) == "$capmask" &&
-			$(awk '$1 == "NoNewPrivs:" {print $2}' "$f/status") == 1 ]] || return 1
+			$(awk '$1 == "NoNewPrivs:" {print $2}' "$f/status") == 1 &&
+			$(awk '$1 == "Seccomp:" {print $2}' "$f/status") == 2 &&
+			$(awk '$1 == "Seccomp_filters:" {print $2}' "$f/status") == 1 ]] ||
+			{ echo "# $(grep -E '^(Name|Cap(Eff|Prm|Bnd)|NoNewPrivs|Seccomp)' "$f/status" | tr '\n' ' ')"; return 1; }
 		names+=("$(cat "$f/comm")")
 	done
 	echo "# threads: ${names[*]}"
 	[[ ${#names[@]} == $((WORKERS + 1)) && $(printf '%s\n' "${names[@]}" | grep -c '^warren-w[0-9]') == "$WORKERS" ]]
 }
-check "threads: main + $WORKERS workers (warren-w*), each with the same capabilities and no_new_privs" threads_ok
+check "threads: main + $WORKERS workers (warren-w*), each with the same capabilities, no_new_privs and one seccomp filter" threads_ok
 check "capabilities: the kept set is logged" grep -q 'capabilities: kept cap_net_admin (.*), cap_sys_admin (.*), cap_sys_ptrace (.*); dropped every other one' "$log"
+check "adoption done: sys_ptrace dropped and the seccomp allow-list installed, both logged" \
+	bash -c "grep -q 'adoption done: cap_sys_ptrace dropped' '$log' && grep -q 'seccomp: allow-list of [0-9]* syscalls on every thread' '$log'"
+# (that the filter refuses execve, ptrace and fork: tests/unit/test_harden.c)
 noexec=
 for f in /proc/$tpid/fdinfo/*; do
 	fd=${f##*/}
@@ -304,23 +312,23 @@ check "warrenctl without a tunnel: exit 1 and says so" bash -c "[[ $rc == 1 ]] &
 
 # --- workerThreads: 1: one worker, one listener per port, still relaying
 echo "workerThreads: 1" >>"$conf"
-tunnel_start "$conf" "$log"
-poll is_ready
+node_tunnel_start "$conf" "$log"
+wait_for node_ready
 check "workerThreads 1: the re-adopted pod has one listener per port" test "$(listeners "$POD")" = 3
 check "workerThreads 1: main + 1 worker thread" test "$(ls "/proc/$tpid/task" | wc -l)" = 2
 if [[ -x $INPODCTL ]]; then
 	n "$PEER" socat TCP-LISTEN:8082,reuseaddr,fork EXEC:cat &
 	echo_pid=$!
-	poll bash -c "ip netns exec $PEER ss -ltnH | grep -q ':8082\b'"
+	wait_for bash -c "ip netns exec $PEER ss -ltnH | grep -q ':8082\b'"
 	out=$(n "$POD" bash -c 'exec 3<>/dev/tcp/10.251.0.2/8082 || exit 1; echo ping >&3; read -r line <&3; echo "reply=$line"')
 	check "workerThreads 1: outbound relaying works" grep -q '^reply=ping$' <<<"$out"
-	check "workerThreads 1: ... through the tunnel (access log)" poll grep -q '"direction":"outbound","src.addr":"10.251.0.1:[0-9]*",.*"dst.addr":"10.251.0.2:8082"' "$log"
+	check "workerThreads 1: ... through the tunnel (access log)" wait_for grep -q '"direction":"outbound","src.addr":"10.251.0.1:[0-9]*",.*"dst.addr":"10.251.0.2:8082"' "$log"
 	kill "$echo_pid" 2>/dev/null
 fi
 kill -TERM "$tpid"; wait "$tpid"; rc=$?; tpid=
 check "workerThreads 1: clean exit" test "$rc" = 0
 
-if ((failures)); then
+if ((TAP_FAILED)); then
 	echo "# tunnel log:"; sed 's/^/# /' "$log" | tail -40
 fi
 exit 0

@@ -28,7 +28,7 @@ export WARREN_NETNS_NO_FALLBACK=1
 id=$$
 NODE=wnn-node-$id POD=wnn-pod-$id POD2=wnn-pod2-$id
 VN=wnn-n$id VP=wnn-p$id
-NODE_IP=10.253.0.1 POD_IP=10.253.0.2 PORT=9099 UPORT=9199
+NODE_IP=10.253.0.1 POD_ADDR=10.253.0.2 PORT=9099 UPORT=9199
 tmp=$(mktemp -d /tmp/warren-netns-test.XXXXXX)
 sock=$tmp/plugin.sock adminsock=$tmp/admin.sock mesh=$tmp/mesh.yaml conf=$tmp/tunnel.yaml
 log=$tmp/tunnel.log
@@ -36,40 +36,35 @@ log=$tmp/tunnel.log
 cid=$(printf 'feed%06x' "$id")a1b2c3d4e5f60718293a4b5c6d7e8f90
 cid2=${cid:0:8}99887766554433221100ffeeddccbbaa
 uid=uid-app-$id uid2=uid-other-$id
-tpid='' bgpids=()
-. tests/netns/tunnel_lib.sh
+tpid=''
+. tests/netns/lib.sh
 
 cleanup() {
 	set +e
 	exec 2>/dev/null
 	[[ -n $tpid ]] && kill -9 "$tpid" && wait "$tpid"
-	for p in "${bgpids[@]}"; do kill -9 "$p"; done
+	for p in "${BG_PIDS[@]}"; do kill -9 "$p"; done
 	for ns in $NODE $POD $POD2; do
 		for p in $(ip netns pids "$ns"); do kill -9 "$p"; done
 	done
-	for p in "${bgpids[@]}"; do wait "$p"; done
+	for p in "${BG_PIDS[@]}"; do wait "$p"; done
 	for ns in $NODE $POD $POD2; do ip netns del "$ns"; done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
-# check NAME CMD...: on failure the command and its last output become diagnostics
-check() {
-	local name=$1; shift
-	if "$@"; then ok "$name"; else nok "$name"; diag "command: $*"$'\n'"${OUT:-}"; fi
-}
-bg() { "$@" & bgpids+=($!); }
-
 # wn ARGS...: run warren-netns; output in OUT, status in RC
 OUT='' RC=0
 wn() { RC=0; OUT=$("$WN" "$@" 2>&1) || RC=$?; }
-# expect RC_WANTED REGEX...: RC matches and OUT matches every (extended) regex
+# expect RC_WANTED REGEX...: RC matches and OUT matches every (extended)
+# regex; else prints RC and OUT (check shows them as diagnostics)
 expect() {
 	local want=$1 re; shift
-	[[ $RC == "$want" ]] || return 1
-	for re in "$@"; do grep -qE -- "$re" <<<"$OUT" || return 1; done
+	[[ $RC == "$want" ]] || { echo "exit $RC, wanted $want; output:"$'\n'"$OUT"; return 1; }
+	for re in "$@"; do
+		grep -qE -- "$re" <<<"$OUT" || { echo "no match for $re in:"$'\n'"$OUT"; return 1; }
+	done
 }
 
 have_tools() { [[ -x $TUN && -x $HCTL && -x $INPODCTL ]]; }
@@ -79,14 +74,14 @@ for c in ip nft ss curl jq nsenter conntrack tcpdump python3 timeout; do
 	command -v "$c" >/dev/null || { echo "not ok - missing tool $c (run: bash hack/install-deps.sh)"; exit 1; }
 done
 # the tunnel and the test tools may still be building: wait a bounded time
-POLL_S=60 poll have_tools || { echo "not ok - missing $TUN, $HCTL or $INPODCTL (build first: make B=... all)"; exit 1; }
+wait_for -t 60 have_tools || { echo "not ok - missing $TUN, $HCTL or $INPODCTL (build first: make B=... all)"; exit 1; }
 
 # --- topology ---------------------------------------------------------------
 set -e
 for ns in $NODE $POD $POD2; do mkpod "$ns"; done
 ip -n "$NODE" link add "$VN" type veth peer name "$VP" netns "$POD"
 ip -n "$NODE" addr add "$NODE_IP/24" dev "$VN"
-ip -n "$POD" addr add "$POD_IP/24" dev "$VP"
+ip -n "$POD" addr add "$POD_ADDR/24" dev "$VP"
 ip -n "$NODE" link set "$VN" up
 ip -n "$POD" link set "$VP" up
 ip -n "$POD2" addr add 10.253.9.9/32 dev lo
@@ -110,7 +105,7 @@ spec:
   nodeName: node-$id
 status:
   phase: Running
-  podIP: $POD_IP
+  podIP: $POD_ADDR
 ---
 apiVersion: v1
 kind: Pod
@@ -140,13 +135,13 @@ mtls: disabled
 EOF
 set +e
 
-tunnel_start "$conf" "$tmp/tunnel.out"
-tunnel_ready_or_die "$tmp/tunnel.out" "$log"
+node_tunnel_start "$conf" "$tmp/tunnel.out"
+node_tunnel_ready_or_die "$tmp/tunnel.out" "$log"
 ok "setup: warren-tunnel ready in node netns"
 
 listening_all() { [[ $(listeners "$1") == "$LIS" ]]; }
-if enroll "$POD" "$uid" demo app "$cid" "$POD_IP/24" && enroll "$POD2" "$uid2" demo other "$cid2" 10.253.9.9/32 &&
-	poll listening_all "$POD" && poll listening_all "$POD2"; then
+if enroll "$POD" "$uid" demo app "$cid" "$POD_ADDR/24" && enroll "$POD2" "$uid2" demo other "$cid2" 10.253.9.9/32 &&
+	wait_for listening_all "$POD" && wait_for listening_all "$POD2"; then
 	ok "setup: two pods enrolled (inpodctl apply + handoffctl add), listeners up"
 else
 	echo "not ok - setup: enrolling the pods failed"
@@ -162,7 +157,7 @@ wn --node-netns "$NODE" "$cid" path
 check "path by full container id (--node-netns, default admin URL)" expect 0 "^$want\$"
 wn --node-netns "$NODE" --admin http://127.0.0.1:15000 "${cid:0:12}" path
 check "path by container id prefix (12 chars, --admin URL)" expect 0 "^$want\$"
-wn --socket "$adminsock" "$POD_IP" path
+wn --socket "$adminsock" "$POD_ADDR" path
 check "path by pod IP (tunnel lists it as a CIDR)" expect 0 "^$want\$"
 wn --socket "$adminsock" "$uid" path
 check "path by pod uid" expect 0 "^$want\$"
@@ -191,7 +186,7 @@ check "sockets: 15001/15006/15008 listeners marked L with fwmark 0x539" expect 0
 	"^L +LISTEN .*:15001 .*fwmark:0x539" "^L +LISTEN .*:15006 " "^L +LISTEN .*:15008 " "missing: none"
 
 wn --socket "$adminsock" demo/app exec ip -o addr
-check "exec ip -o addr shows the pod's address" expect 0 "inet $POD_IP/24"
+check "exec ip -o addr shows the pod's address" expect 0 "inet $POD_ADDR/24"
 wn --socket "$adminsock" demo/app exec sh -c 'exit 7'
 check "exec passes the command's exit status through" expect 7
 
@@ -199,7 +194,7 @@ check "exec passes the command's exit status through" expect 7
 # relayed by the tunnel with a socket marked 0x539. The client holds it open.
 bg n "$NODE" socat "TCP-LISTEN:$PORT,bind=$NODE_IP,reuseaddr,fork" SYSTEM:cat
 n_listening() { [[ -n $(n "$NODE" ss -Htln "sport = :$PORT") ]]; }
-poll n_listening
+wait_for n_listening
 bg n "$POD" python3 -c '
 import socket, sys, time
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
@@ -208,9 +203,9 @@ print(s.recv(64).decode().strip(), flush=True)
 time.sleep(300)  # hold the connection open; killed by cleanup
 ' "$NODE_IP" "$PORT" >"$tmp/client.out" 2>&1
 echoed() { grep -q hello-relay "$tmp/client.out"; }
-check "setup: pod client got its echo through the tunnel" poll echoed
+check "setup: pod client got its echo through the tunnel" wait_for echoed
 relayed() { wn --socket "$adminsock" demo/app sockets && expect 0 "^R .*$NODE_IP:$PORT .*fwmark:0x539"; }
-check "sockets: the relayed connection is marked R (fwmark 0x539)" poll relayed
+check "sockets: the relayed connection is marked R (fwmark 0x539)" wait_for relayed
 diag "$OUT"
 
 wn --socket "$adminsock" demo/app conntrack -p tcp --dport "$PORT"
@@ -230,23 +225,23 @@ check "status: the outbound redirect counter counted our connection" test "${red
 : >"$tmp/cap.err"
 "$WN" --socket "$adminsock" demo/app capture -c 1 udp port "$UPORT" >"$tmp/cap.out" 2>"$tmp/cap.err" &
 cap=$!
-bgpids+=("$cap")
+BG_PIDS+=("$cap")
 cap_listening() { grep -q 'listening on' "$tmp/cap.err"; }
 cap_done() {
 	kill -0 "$cap" 2>/dev/null || return 0
 	n "$POD" bash -c "echo probe >/dev/udp/$NODE_IP/$UPORT" 2>/dev/null
 	return 1
 }
-if poll cap_listening && poll cap_done; then
+if wait_for cap_listening && wait_for cap_done; then
 	wait "$cap"; crc=$?
 	OUT=$(cat "$tmp/cap.out" "$tmp/cap.err")
 	RC=$crc
 	diag "$OUT"
 	check "capture -c 1: captured one UDP packet from the pod, then exited" \
-		expect 0 "$POD_IP\\.[0-9]+ > $NODE_IP\\.$UPORT: UDP" "1 packet captured"
+		expect 0 "$POD_ADDR\\.[0-9]+ > $NODE_IP\\.$UPORT: UDP" "1 packet captured"
 else
 	kill "$cap" 2>/dev/null
-	nok "capture -c 1: tcpdump did not start or capture within 10 s"
+	not_ok "capture -c 1: tcpdump did not start or capture within 10 s"
 	diag "$(cat "$tmp/cap.err")"
 fi
 
@@ -263,7 +258,7 @@ fi
 # --- tunnel gone ------------------------------------------------------------------
 kill -TERM "$tpid"
 gone() { ! kill -0 "$tpid" 2>/dev/null; }
-poll gone
+wait_for gone
 wait "$tpid" 2>/dev/null
 tpid=''
 wn --socket "$adminsock" demo/app path
@@ -273,4 +268,4 @@ check "tunnel stopped: exit 3 over --node-netns" expect 3 "cannot reach" "127.0.
 wn --node-netns "wnn-none-$id" demo/app path
 check "missing node netns: exit 3 naming it" expect 3 "wnn-none-$id"
 
-((failures == 0))
+((TAP_FAILED == 0))

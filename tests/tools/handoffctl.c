@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * handoffctl: a test client for the plugin <-> tunnel handoff socket.
- *   handoffctl SOCKET query NS NAME UID
+ *   handoffctl SOCKET query NS NAME UID [CONTAINERID NETNS_PATH [IP...]]
+ *        (with a container id: where the pod lives, as warren-cni's ADD sends)
  *   handoffctl SOCKET add UID NS NAME CONTAINERID NETNS_PATH [IP...]
  *        (opens NETNS_PATH and passes its fd; NETNS_PATH "-" passes none,
  *         any other file is passed as is so refusals can be tested)
@@ -27,7 +28,7 @@
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: handoffctl SOCKET query NS NAME UID\n"
+		"usage: handoffctl SOCKET query NS NAME UID [CONTAINERID NETNS_PATH [IP...]]\n"
 		"       handoffctl SOCKET add UID NS NAME CONTAINERID NETNS_PATH|- [IP...]\n"
 		"       handoffctl SOCKET del|check CONTAINERID IFNAME\n"
 		"       handoffctl SOCKET status\n"
@@ -48,9 +49,19 @@ int main(int argc, char **argv)
 	op = argv[2];
 	if (!ifname)
 		ifname = "eth0";
-	if (!strcmp(op, "query") && argc == 6) {
+	if (!strcmp(op, "query") && (argc == 6 || argc >= 8)) {
 		req = json_pack("{s:s,s:s,s:s,s:s}", "op", "query", "namespace", argv[3], "name", argv[4],
 				"uid", argv[5]);
+		if (req && argc >= 8) {
+			json_t *ips = json_array();
+
+			for (int i = 8; ips && i < argc; i++)
+				json_array_append_new(ips, json_string(argv[i]));
+			json_object_set_new(req, "containerId", json_string(argv[6]));
+			json_object_set_new(req, "netns", json_string(argv[7]));
+			json_object_set_new(req, "ifname", json_string(ifname));
+			json_object_set_new(req, "ips", ips ? ips : json_array());
+		}
 	} else if (!strcmp(op, "add") && argc >= 8) {
 		json_t *ips = json_array();
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests of conf/authz.c. The table below is the specification of the
+ * Unit tests of model/authz.c. The table below is the specification of the
  * L4 policy engine: each case is YAML policy text (loaded with
  * kobj_load_text), a destination workload, a connection, and the expected
  * decision, deciding policy and, optionally, a reason and a policy message
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf/authz.h"
+#include "model/authz.h"
 #include "conf/kobj.h"
 #include "tests/unit/t.h"
 
@@ -50,7 +50,7 @@ struct acase {
 };
 
 static const struct acase cases[] = {
-	/* ---- basics and edge rules (§10.4) ---- */
+	/* ---- basics and edge rules ---- */
 	{ .name = "no policies: allow", .yaml = "", .allow = 1, .policy = AUTHZ_NO_POLICIES },
 	{ .name = "ALLOW with spec {} (no rules) allows nothing",
 	  .yaml = AP("app", "allow-nothing") "spec: {}\n",
@@ -248,7 +248,7 @@ static const struct acase cases[] = {
 		  "    - key: source.namespace\n      values: [nope]\n",
 	  .allow = 0, .policy = AUTHZ_NO_ALLOW_MATCHED },
 
-	/* ---- HTTP (L7) fields (§10.3) ---- */
+	/* ---- HTTP (L7) fields ---- */
 	{ .name = "ALLOW rule with methods is dropped (deny, warning)",
 	  .yaml = AP("app", "p") "spec:\n  rules:\n  - to:\n    - operation:\n        methods: [GET]\n        ports: [\"8080\"]\n",
 	  .allow = 0, .policy = AUTHZ_NO_ALLOW_MATCHED, .msg = "found: methods" },
@@ -327,7 +327,7 @@ static const struct acase cases[] = {
 		  "  annotations:\n    istio.io/dry-run: \"true\"\nspec:\n  action: DENY\n  rules:\n  - {}\n",
 	  .allow = 1, .policy = AUTHZ_NO_POLICIES, .msg = "dry-run" },
 
-	/* ---- PeerAuthentication (§10.5) ---- */
+	/* ---- PeerAuthentication ---- */
 	{ .name = "mesh STRICT denies plaintext",
 	  .yaml = PA("istio-system", "default") "spec:\n  mtls:\n    mode: STRICT\n", .id = PLAIN,
 	  .allow = 0, .policy = "istio-system/default", .reason = "no peer identity" },

@@ -528,7 +528,7 @@ static void echo_case(uint64_t total, unsigned timeout_ms)
 	T_ASSERT(e.last_srv_stats.ok);
 	T_ASSERT_INT(e.last_srv_stats.tx, total);
 	T_ASSERT_INT(e.last_srv_stats.rx, total);
-	/* what the server saw (§9.4) */
+	/* what the server saw */
 	T_ASSERT_STR(e.last_authority, "127.0.0.1:8080");
 	T_ASSERT_STR(e.last_forwarded, "for=\"10.1.2.3:40000\"");
 	T_ASSERT_STR(e.last_baggage, "k8s.namespace.name=front,k8s.pod.name=web-0");

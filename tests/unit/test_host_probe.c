@@ -2,7 +2,10 @@
 /*
  * kubelet_uid_find() (tunnel/host_probe.c) on a made-up procfs: the
  * kubelet is found by its comm and command line, as Istio finds it; a
- * process that only calls itself kubelet is not.
+ * process that only calls itself kubelet is not. kubelet_cgroup_find() on
+ * a made-up procfs and cgroup v2 tree: a cgroup of its own (and of its
+ * children) is used; the root cgroup or one shared with another process
+ * is not.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -128,5 +131,58 @@ static void test_two_owners(void)
 	rmdir(root);
 }
 
+static void put_str(const char *pid, const char *name, const char *text)
+{
+	put(pid, name, text, strlen(text));
+}
+
+static void test_cgroup(void)
+{
+	static const char real[] = "/usr/bin/kubelet";
+	char cg[128], path[400], dir[300];
+	uint32_t level = 0;
+	uint64_t id = 0;
+	struct stat st;
+	FILE *f;
+
+	fresh_root();
+	snprintf(cg, sizeof(cg), "%s/cg", root);
+	snprintf(dir, sizeof(dir), "%s/cg/system.slice/kubelet.service", root);
+	T_ASSERT_INT(system(strcat(strcpy(path, "mkdir -p "), dir)), 0);
+	T_ASSERT_INT(stat(dir, &st), 0);
+	proc("300", "kubelet", real, sizeof(real), 0);
+	put_str("300", "cgroup", "1:name=systemd:/system.slice/kubelet.service\n0::/system.slice/kubelet.service\n");
+	proc("301", "mount", "mount", 6, 0); /* a helper the kubelet started */
+	put_str("301", "status", "Name:\tmount\nPPid:\t300\n");
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	f = fopen(path, "w");
+	T_ASSERT(f);
+	fputs("300\n301\n", f);
+	fclose(f);
+	T_ASSERT_INT(kubelet_cgroup_find(root, cg, 300, path, sizeof(path), &id, &level, err, sizeof(err)), 0);
+	T_ASSERT_STR(path, "/system.slice/kubelet.service");
+	T_ASSERT_INT(level, 2);
+	T_ASSERT(id == (uint64_t)st.st_ino);
+	/* another process in it: its connections would pass as probes */
+	proc("302", "sh", "sh", 3, 0);
+	put_str("302", "status", "Name:\tsh\nPPid:\t1\n");
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	f = fopen(path, "a");
+	T_ASSERT(f);
+	fputs("302\n", f);
+	fclose(f);
+	T_ASSERT_INT(kubelet_cgroup_find(root, cg, 300, path, sizeof(path), &id, &level, err, sizeof(err)), -EEXIST);
+	T_ASSERT(strstr(err, "also holds pid 302"));
+	/* the root cgroup holds everything */
+	put_str("300", "cgroup", "0::/\n");
+	T_ASSERT_INT(kubelet_cgroup_find(root, cg, 300, path, sizeof(path), &id, &level, err, sizeof(err)), -EEXIST);
+	T_ASSERT(strstr(err, "root cgroup"));
+	/* cgroup v1 only, or a cgroup that is not there */
+	put_str("300", "cgroup", "4:memory:/kubelet\n");
+	T_ASSERT_INT(kubelet_cgroup_find(root, cg, 300, path, sizeof(path), &id, &level, err, sizeof(err)), -ENOENT);
+	put_str("300", "cgroup", "0::/gone\n");
+	T_ASSERT_INT(kubelet_cgroup_find(root, cg, 300, path, sizeof(path), &id, &level, err, sizeof(err)), -ENOENT);
+}
+
 T_MAIN(T_CASE(test_finds_kubelet), T_CASE(test_kubelite_and_k3s), T_CASE(test_not_found),
-       T_CASE(test_two_owners))
+       T_CASE(test_cgroup), T_CASE(test_two_owners))

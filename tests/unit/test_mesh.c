@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests of conf/mesh.c: decoding a realistic mesh file, lookups,
+ * Unit tests of model/mesh.c: decoding a realistic mesh file, lookups,
  * selectors, enrollment decisions, shape errors, directory mode.
  */
 #include <errno.h>
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "conf/kobj.h"
-#include "conf/mesh.h"
+#include "model/mesh.h"
 #include "tests/unit/t.h"
 
 static char err[512];

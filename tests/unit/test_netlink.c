@@ -872,6 +872,80 @@ static void t_host_snat_rules(void)
 	T_ASSERT_INT(msg_count(), 11);
 }
 
+/* With the kubelet's cgroup: an output chain whose rule labels the
+ * kubelet's sockets (uid and cgroup v2), and a SNAT rule that also wants
+ * the label. */
+static void t_host_cgroup_rules(void)
+{
+	const struct nft_host_spec spec = { .kubelet_uid = 0, .kubelet_cgroup = 0x1234567890ULL,
+					    .kubelet_cgroup_level = 2 };
+	unsigned char label[16] = { 0 };
+	struct nftnl_rule *r[4];
+	struct nftnl_chain *c;
+	uint64_t id = 0;
+	size_t n, chains = 0;
+
+	label[15] = 0x80; /* bit 127 of the kernel's little-endian bitmap */
+	T_ASSERT(host_buf || (host_buf = malloc(nft_host_bufsz(0))));
+	nft_batch_init(&batch, host_buf, nft_host_bufsz(0), SEQ0);
+	T_ASSERT_INT(nft_build_host_sync(&batch, &spec), 0);
+	for (size_t i = 0; i < msg_count(); i++) {
+		if (!is_nft(msg_at(i), NFT_MSG_NEWCHAIN))
+			continue;
+		c = nftnl_chain_alloc();
+		T_ASSERT_INT(nftnl_chain_nlmsg_parse(msg_at(i), c), 0);
+		if (!strcmp(nftnl_chain_get_str(c, NFTNL_CHAIN_NAME), "output")) {
+			T_ASSERT_STR(nftnl_chain_get_str(c, NFTNL_CHAIN_TYPE), "filter");
+			T_ASSERT_INT(nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM), NF_INET_LOCAL_OUT);
+		}
+		nftnl_chain_free(c);
+		chains++;
+	}
+	T_ASSERT_INT(chains, 2);
+	n = parse_rules(r, 4);
+	T_ASSERT_INT(n, 4); /* per family: the label rule, then the SNAT rule */
+	for (size_t i = 0; i < n; i++) {
+		bool mark = i % 2 == 0, ok;
+		struct expr_view v;
+		char tag[128];
+		uint32_t len = 0;
+		const void *d;
+		ssize_t at;
+
+		nft_rule_tag(r[i], tag, sizeof(tag));
+		view(r[i], &v);
+		if (mark) {
+			at = find_expr(&v, "socket", 0);
+			ok = strstr(tag, "warren:host-probe-mark-v") && at == 6 &&
+			     !strcmp(nftnl_rule_get_str(r[i], NFTNL_RULE_CHAIN), "output") &&
+			     nftnl_expr_get_u32(v.e[at], NFTNL_EXPR_SOCKET_KEY) == NFT_SOCKET_CGROUPV2 &&
+			     nftnl_expr_get_u32(v.e[at], NFTNL_EXPR_SOCKET_LEVEL) == 2;
+			d = ok ? nftnl_expr_get(v.e[at + 1], NFTNL_EXPR_CMP_DATA, &len) : NULL;
+			if (d && len == 8)
+				memcpy(&id, d, 8);
+			ok = ok && id == 0x1234567890ULL && !strcmp(v.name[v.n - 1], "ct") &&
+			     nftnl_expr_get_u32(v.e[v.n - 1], NFTNL_EXPR_CT_KEY) == NFT_CT_LABELS;
+			d = ok ? nftnl_expr_get(v.e[v.n - 2], NFTNL_EXPR_IMM_DATA, &len) : NULL;
+			ok = ok && d && len == 16 && !memcmp(d, label, 16);
+		} else {
+			/* after skuid: ct load label, bitwise & bit 127, cmp neq 0 */
+			ok = strstr(tag, "warren:host-probe-snat-v") && v.n == 14 &&
+			     !strcmp(v.name[6], "ct") &&
+			     nftnl_expr_get_u32(v.e[6], NFTNL_EXPR_CT_KEY) == NFT_CT_LABELS &&
+			     !strcmp(v.name[7], "bitwise") &&
+			     nftnl_expr_get_u32(v.e[8], NFTNL_EXPR_CMP_OP) == NFT_CMP_NEQ;
+			d = ok ? nftnl_expr_get(v.e[7], NFTNL_EXPR_BITWISE_MASK, &len) : NULL;
+			ok = ok && d && len == 16 && !memcmp(d, label, 16) && !strcmp(v.name[13], "nat");
+		}
+		if (!ok) {
+			printf("#   rule %zu (%s) wrong\n", i, tag);
+			free_rules(r, n);
+			T_ASSERT(ok);
+		}
+	}
+	free_rules(r, n);
+}
+
 static void t_host_limits(void)
 {
 	struct nft_host_elem *el = calloc(2 * NFT_HOST_MAX_ELEMS + 1, sizeof(*el));
@@ -1043,5 +1117,5 @@ T_MAIN(T_CASE(t_apply_batch_framing), T_CASE(t_apply_tables_and_flush), T_CASE(t
        T_CASE(t_reroute_parse), T_CASE(t_redirect_ports_and_marks), T_CASE(t_family_guards),
        T_CASE(t_connmark_rules), T_CASE(t_probe_addresses), T_CASE(t_delete_batch),
        T_CASE(t_batch_errors_and_describe), T_CASE(t_rule_requests), T_CASE(t_route_requests),
-       T_CASE(t_route_bad_args), T_CASE(t_host_sync_batch), T_CASE(t_host_snat_rules),
+       T_CASE(t_route_bad_args), T_CASE(t_host_sync_batch), T_CASE(t_host_snat_rules), T_CASE(t_host_cgroup_rules),
        T_CASE(t_host_limits), T_CASE(t_host_delete_batch))

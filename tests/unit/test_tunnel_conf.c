@@ -356,8 +356,34 @@ static void test_errors(void)
 	T_ASSERT(strstr(err, "/nonexistent/warren.yaml"));
 }
 
+static void test_mesh_source(void)
+{
+	struct tunnel_conf c;
+
+	T_ASSERT_INT(load_text("meshPath: /m\n", &c), 0);
+	T_ASSERT_STR(c.mesh_source, "file");
+	T_ASSERT(!c.kube);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshSource: kubernetes\n", &c), 0);
+	T_ASSERT(c.kube);
+	T_ASSERT(!c.mesh_path);
+	T_ASSERT(!c.kubeconfig);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshSource: kubernetes\nkubeconfig: /etc/k.yaml\n", &c), 0);
+	T_ASSERT_STR(c.kubeconfig, "/etc/k.yaml");
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshSource: etcd\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "meshSource: \"etcd\" is not one of file, kubernetes"));
+	T_ASSERT_INT(load_text("meshSource: kubernetes\nmeshPath: /m\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "meshPath: not used with meshSource: kubernetes"));
+	T_ASSERT_INT(load_text("meshPath: /m\nkubeconfig: /k\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "kubeconfig: only used with meshSource: kubernetes"));
+	T_ASSERT_INT(load_text("node: x\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "or set meshSource: kubernetes"));
+}
+
 T_MAIN(T_CASE(test_defaults), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
        T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_mtls_disabled),
        T_CASE(test_keep_capabilities),
        T_CASE(test_adopt_batch), T_CASE(test_worker_threads), T_CASE(test_host_probe_keys),
-       T_CASE(test_drain_seconds))
+       T_CASE(test_drain_seconds), T_CASE(test_mesh_source))

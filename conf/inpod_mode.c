@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A pod's capture mode (contract in inpod_mode.h). */
+#include "conf/inpod_mode.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conf/errbuf.h"
+#include "conf/warren.h"
+
+void inpod_mode_init(struct inpod_mode *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->capture_inbound = true;
+}
+
+bool inpod_mode_equal(const struct inpod_mode *a, const struct inpod_mode *b)
+{
+	if (a->capture_inbound != b->capture_inbound || a->n_reroute != b->n_reroute)
+		return false;
+	for (size_t i = 0; i < a->n_reroute; i++)
+		if (strcmp(a->reroute[i], b->reroute[i]))
+			return false;
+	return true;
+}
+
+/* The kernel's dev_valid_name(). */
+static bool ifname_valid(const char *name)
+{
+	if (!*name || strlen(name) >= INPOD_IFNAMSIZ || !strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	for (const char *c = name; *c; c++)
+		if (*c == '/' || *c == ':' || isspace((unsigned char)*c))
+			return false;
+	return true;
+}
+
+int inpod_mode_add_reroute(struct inpod_mode *m, const char *ifname, char *err, size_t errlen)
+{
+	if (!ifname_valid(ifname)) {
+		errbuf_set(err, errlen,
+			   "\"%.64s\" is not a network interface name (1-15 characters, no '/', ':' or spaces)",
+			   ifname);
+		return -EINVAL;
+	}
+	if (!strcmp(ifname, "lo")) {
+		/* The tunnel's own connections to the app cross lo: they would
+		 * loop back into 15001. */
+		errbuf_set(err, errlen, "lo cannot be rerouted: the pod's own loopback traffic, the tunnel's included, would loop into port %d",
+			   PORT_OUTBOUND);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < m->n_reroute; i++) {
+		if (!strcmp(m->reroute[i], ifname)) {
+			errbuf_set(err, errlen, "interface %s is listed twice", ifname);
+			return -EINVAL;
+		}
+	}
+	if (m->n_reroute == INPOD_MAX_REROUTE) {
+		errbuf_set(err, errlen, "more than %d interfaces", INPOD_MAX_REROUTE);
+		return -EINVAL;
+	}
+	snprintf(m->reroute[m->n_reroute++], INPOD_IFNAMSIZ, "%s", ifname);
+	return 0;
+}
+
+int inpod_mode_parse_reroute(struct inpod_mode *m, const char *csv, char *err, size_t errlen)
+{
+	struct inpod_mode tmp = *m;
+	const char *p = csv;
+
+	tmp.n_reroute = 0;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char name[64];
+		int ret;
+
+		while (len && isspace((unsigned char)*p)) {
+			p++;
+			len--;
+		}
+		while (len && isspace((unsigned char)p[len - 1]))
+			len--;
+		if (len >= sizeof(name)) {
+			errbuf_set(err, errlen, "\"%.32s...\" is not a network interface name", p);
+			return -EINVAL;
+		}
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (len && (ret = inpod_mode_add_reroute(&tmp, name, err, errlen)) < 0)
+			return ret;
+		p += (end ? (size_t)(end - p) + 1 : strlen(p));
+	}
+	*m = tmp;
+	return 0;
+}

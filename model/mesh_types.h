@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The mesh model's data types (a model is built by model/mesh.h and
+ * indexed by model/mesh_index.h) and the pure functions over them: labels,
+ * selectors, addresses. Strings are owned by the model that holds the
+ * struct; these functions allocate nothing, keep no state and may be
+ * called from any thread.
+ */
+#ifndef WARREN_MESH_TYPES_H
+#define WARREN_MESH_TYPES_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+struct mesh_index;
+
+struct mesh_label {
+	const char *key;
+	const char *value;
+};
+
+struct mesh_labels {
+	struct mesh_label *items;
+	size_t n;
+};
+
+struct mesh_ip {
+	int family; /* AF_INET or AF_INET6 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
+};
+
+struct mesh_namespace {
+	const char *name;
+	struct mesh_labels labels;
+};
+
+/* A named port of one of a pod's containers: what a Service's named
+ * targetPort resolves to (spec.containers[].ports[], then those of sidecar
+ * init containers, restartPolicy Always; as Kubernetes' FindPort). */
+struct mesh_container_port {
+	const char *name;
+	const char *protocol; /* "TCP" default */
+	uint16_t port;        /* containerPort */
+};
+
+struct mesh_pod {
+	const char *namespace;
+	const char *name;
+	const char *uid;             /* may be "" */
+	const char *service_account; /* "default" when unset */
+	const char *node;            /* spec.nodeName, may be "" */
+	bool host_network;
+	bool ready;                  /* status.phase Running and Ready condition not False */
+	bool running;                /* status.phase Running (or no phase given) */
+	bool finished;               /* status.phase Succeeded or Failed: holds no IP */
+	bool kept;                   /* copied from an earlier model (MESH_ANNOTATION_KEPT) */
+	struct mesh_labels labels;
+	struct mesh_labels annotations; /* metadata.annotations */
+	struct mesh_ip *ips;         /* status.podIPs (or podIP) */
+	size_t n_ips;
+	struct mesh_container_port *ports; /* named container ports only, in spec order */
+	size_t n_ports;
+};
+
+struct mesh_service_port {
+	const char *name;     /* may be "" */
+	const char *protocol; /* "TCP" default */
+	uint16_t port;
+	uint16_t target_port;       /* numeric targetPort, 0 when named */
+	const char *target_port_name; /* named targetPort, or NULL: resolved per
+					 pod, mesh_pod_target_port() */
+};
+
+struct mesh_service {
+	const char *namespace;
+	const char *name;
+	struct mesh_labels labels;   /* e.g. istio.io/use-waypoint */
+	struct mesh_labels selector;
+	struct mesh_ip *vips;        /* spec.clusterIP(s), "None" skipped */
+	size_t n_vips;
+	struct mesh_service_port *ports;
+	size_t n_ports;
+};
+
+struct mesh {
+	struct mesh_namespace *namespaces;
+	size_t n_namespaces;
+	struct mesh_pod *pods;
+	size_t n_pods;
+	struct mesh_service *services;
+	size_t n_services;
+	json_t *authorization_policies; /* array of raw objects */
+	json_t *peer_authentications;   /* array of raw objects */
+	uint64_t generation;            /* set by the owner on swap */
+	struct mesh_index *index;       /* lookups' hash indexes (model/mesh_index.h);
+					   NULL: they scan (a model filled by hand) */
+};
+
+const char *mesh_label(const struct mesh_labels *l, const char *key); /* NULL if absent */
+
+/* Does the selector match these labels (all selector pairs present)? An
+ * empty selector matches nothing (Kubernetes Service semantics). */
+bool mesh_selector_matches(const struct mesh_labels *selector, const struct mesh_labels *labels);
+
+/* Parse "10.1.2.3" / "fd00::1" into ip. 0 or -EINVAL. */
+int mesh_ip_parse(const char *s, struct mesh_ip *ip);
+bool mesh_ip_equal(const struct mesh_ip *a, const struct mesh_ip *b);
+bool mesh_ip_in(const struct mesh_ip *ips, size_t n, const struct mesh_ip *ip);
+/* Format into buf (INET6_ADDRSTRLEN). Returns buf. */
+const char *mesh_ip_str(const struct mesh_ip *ip, char *buf, size_t len);
+
+#endif
