@@ -973,8 +973,49 @@ static void test_keep_pods(void)
 	rm_files(dir);
 }
 
+/* The Kubernetes source's rebuild keeps them too: a model built from the
+ * API server's objects (mesh_build) never drops a pod the tunnel holds, and
+ * the input array is left alone. */
+static void test_build_keeping(void)
+{
+	struct mesh *prev = NULL, *m = NULL;
+	const struct mesh_pod *p;
+	json_t *objs, *now;
+	size_t n = 0;
+	int calls = 0;
+
+	objs = json_loads("[{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"mesh\","
+			  "\"labels\":{\"istio.io/dataplane-mode\":\"ambient\"}}},"
+			  "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"k1\",\"namespace\":\"mesh\",\"uid\":\"u1\"},"
+			  "\"spec\":{\"serviceAccountName\":\"sa1\"},\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.1\"}},"
+			  "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"x\",\"namespace\":\"mesh\"},"
+			  "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.3\"}}]", 0, NULL);
+	T_ASSERT(objs);
+	T_ASSERT_INT(mesh_build(objs, "api", &prev, err, sizeof(err)), 0);
+	prev->generation = 3;
+	now = json_loads("[{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"y\",\"namespace\":\"mesh\"},"
+			 "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.9\"}}]", 0, NULL);
+	T_ASSERT(now);
+	T_ASSERT_INT(mesh_build_keeping(now, "api", prev, keep_names_k, count_kept, &calls, &n, &m,
+					err, sizeof(err)), 0);
+	T_ASSERT_INT(n, 1);
+	T_ASSERT_INT(calls, 1);
+	T_ASSERT_INT(json_array_size(now), 1); /* the caller's array is untouched */
+	p = mesh_find_pod(m, "mesh", "k1");
+	T_ASSERT(p && p->kept && !strcmp(p->service_account, "sa1"));
+	T_ASSERT_STR(mesh_label(&p->annotations, MESH_ANNOTATION_KEPT), "3");
+	T_ASSERT(mesh_pod_enrolled(m, "mesh", "k1", NULL));
+	T_ASSERT(!mesh_find_pod(m, "mesh", "x"));
+	T_ASSERT(mesh_find_pod(m, "mesh", "y"));
+	mesh_free(m);
+	mesh_free(prev);
+	json_decref(objs);
+	json_decref(now);
+}
+
 T_MAIN(T_CASE(test_decode), T_CASE(test_lookups), T_CASE(test_ip), T_CASE(test_selector),
        T_CASE(test_enrollment), T_CASE(test_pod_annotations), T_CASE(test_bad_objects), T_CASE(test_build_copies_input),
        T_CASE(test_directory), T_CASE(test_example_file), T_CASE(test_large_model),
        T_CASE(test_index_matches_scan), T_CASE(test_named_target_port),
-       T_CASE(test_pod_by_ip_phases), T_CASE(test_empty_file), T_CASE(test_keep_pods))
+       T_CASE(test_pod_by_ip_phases), T_CASE(test_empty_file), T_CASE(test_keep_pods),
+       T_CASE(test_build_keeping))
