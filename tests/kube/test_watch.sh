@@ -149,6 +149,8 @@ logLevel: debug
 logFile: $d/tunnel.log
 drainSeconds: 0
 hostProbeSnat: false
+# No CA here (the model, not traffic, is under test): plaintext by choice.
+mtls: disabled
 EOF
 	ip netns exec "${NODE_NETNS[$N]}" "$WARREN_BUILD/warren-tunnel" --config "$d/tunnel.yaml" >>"$d/tunnel.out" 2>&1 &
 	TUNNEL_PID[$N]=$!
