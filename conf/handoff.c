@@ -290,6 +290,17 @@ json_t *handoff_error(const char *fmt, ...)
 	return json_pack("{s:b,s:s}", "ok", 0, "error", msg);
 }
 
+json_t *handoff_retry(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:b,s:s,s:b}", "ok", 0, "error", msg, "retry", 1);
+}
+
 int handoff_mode_put(json_t *obj, const struct inpod_mode *mode)
 {
 	json_t *ifs = json_array();

@@ -25,7 +25,9 @@
  * Absent means capture everything, reroute nothing, so a plugin or tunnel
  * one version older still interoperates.
  * Responses (tunnel -> plugin): {"v":1, "ok": true, ...} or
- *   {"v":1, "ok": false, "error": "what went wrong and what to do"}.
+ *   {"v":1, "ok": false, "error": "what went wrong and what to do"}, with
+ *   "retry": true when the same request may succeed later (the pod is not
+ *   in the mesh model yet): the plugin then answers CNI error 11.
  *
  * Ownership: functions taking json_t * borrow it; *out json_t are new
  * references owned by the caller. Received fds are owned by the caller.
@@ -72,5 +74,7 @@ int handoff_mode_get(json_t *obj, struct inpod_mode *mode, char *err, size_t err
 /* Build a response: ok=true, or ok=false with a printf-style error. */
 json_t *handoff_ok(void);
 json_t *handoff_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with "retry": true. */
+json_t *handoff_retry(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -25,7 +25,7 @@
 #include "conf/kobj.h"
 #include "conf/warren.h"
 
-enum key_type { KT_STRING, KT_INT, KT_LEVEL, KT_BOOL };
+enum key_type { KT_STRING, KT_INT, KT_LEVEL, KT_BOOL, KT_MTLS };
 
 struct conf_key {
 	const char *name;
@@ -58,6 +58,7 @@ static const struct conf_key keys[] = {
 	SKEY("caAddress", ca_address, NULL),
 	SKEY("caTokenFile", ca_token_file, "/var/run/secrets/warren-ca/token"),
 	SKEY("trustBundle", trust_bundle, NULL),
+	{ "mtls", KT_MTLS, offsetof(struct tunnel_conf, mtls_disabled), NULL, 0, 0 },
 	SKEY("rootNamespace", root_namespace, "istio-system"),
 	{ "logLevel", KT_LEVEL, offsetof(struct tunnel_conf, log_level), NULL, 0, 0 },
 	IKEY("meshReloadMs", mesh_reload_ms, 1, MESH_RELOAD_MS_MAX),
@@ -98,7 +99,7 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 		 "%s: unknown key \"%s\"; known keys: node, pluginSocket, stateDir, meshPath, "
 		 "meshSource, kubeconfig, adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
 		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, caAddress, caTokenFile, "
-		 "trustBundle, certLifetimeSeconds, "
+		 "trustBundle, mtls, certLifetimeSeconds, "
 		 "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs, "
 		 "keepCapabilities, adoptBatch, workerThreads, hostProbeSnat, kubeletUid, drainSeconds, "
 		 "hboneHandshakeTimeoutMs, hboneMaxPendingHandshakes, hboneMaxPendingPerSource",
@@ -169,6 +170,15 @@ static int set_key(const char *path, const struct conf_key *k, json_t *v, struct
 		}
 		*(bool *)((char *)c + k->off) = json_is_true(v);
 		return 0;
+	case KT_MTLS:
+		if (!json_is_string(v) || (strcmp(json_string_value(v), "enabled") &&
+					   strcmp(json_string_value(v), "disabled"))) {
+			snprintf(err, errlen, "%s: %s: expected \"enabled\" or \"disabled\"", path,
+				 k->name);
+			return -EINVAL;
+		}
+		*(bool *)((char *)c + k->off) = !strcmp(json_string_value(v), "disabled");
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -203,6 +213,11 @@ static int apply_defaults(const char *path, struct tunnel_conf *c, char *err, si
 		c->node = strdup(host);
 		if (!c->node)
 			goto oom;
+	}
+	if (c->mtls_disabled && (c->ca_dir || c->ca_address)) {
+		snprintf(err, errlen, "%s: mtls: \"disabled\" contradicts caDir or caAddress; remove one of them",
+			 path);
+		return -EINVAL;
 	}
 	return 0;
 oom:

@@ -38,6 +38,7 @@ struct tunnel_conf {
 	char *ca_address;        /* warren-ca's https:// URL */
 	char *ca_token_file;     /* the projected token sent to warren-ca */
 	char *trust_bundle;      /* PEM roots (several during a rotation) */
+	bool mtls_disabled;      /* mtls: disabled, the explicit plaintext choice */
 	int cert_lifetime_s;
 	char *root_namespace;
 	int pool_max_streams;

@@ -68,7 +68,10 @@ demo_done() {
 tunnel_conf_extra() { # NODE
 	# No kubelet runs here: the demo's "probes" are made as nobody (65534).
 	echo "kubeletUid: $PROBE_UID"
-	if [[ -n ${DEMO_CA:-} ]]; then echo "caDir: $DEMO_CA"; fi
+	# Parts 1 and 2 are plaintext, and say so: without caDir the tunnel
+	# refuses captured traffic unless mtls: disabled is set.
+	if [[ -n ${DEMO_CA:-} ]]; then echo "caDir: $DEMO_CA"
+	else echo "mtls: disabled"; fi
 	return 0
 }
 

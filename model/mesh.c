@@ -242,14 +242,16 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 	size_t i;
 	int ret;
 
-	p->ready = true;
+	p->ready = p->running = true;
 	if (!status)
 		return 0;
 	ret = get_string(c, status, "phase", "status.phase", NULL, &phase);
 	if (ret)
 		return ret;
 	if (phase && strcmp(phase, "Running"))
-		p->ready = false;
+		p->ready = p->running = false;
+	/* A finished pod's IP goes back to the pool and may be a live pod's now. */
+	p->finished = phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"));
 	ret = get_array(c, status, "conditions", "status.conditions", &conds);
 	if (ret)
 		return ret;
@@ -466,6 +468,7 @@ static int decode_pod(struct objctx *c, json_t *o, struct mesh_pod *p)
 		if (ret)
 			return ret;
 	}
+	p->kept = mesh_label(&p->annotations, MESH_ANNOTATION_KEPT) != NULL;
 	return decode_pod_status(c, status, p);
 }
 
@@ -812,7 +815,7 @@ static int build(json_t *objs, const struct prov *provs, struct mesh **out, char
 	}
 	ret = find_dups(m, pns, ppod, psvc, err, errlen);
 	if (!ret)
-		m->index = mesh_index_build(m); /* NULL (out of memory): lookups scan */
+		m->index = mesh_index_build(m, mesh_pod_ip_rank); /* NULL (out of memory): lookups scan */
 out:
 	free(pns);
 	free(ppod);
@@ -825,7 +828,18 @@ out:
 	return 0;
 }
 
+static int keep_pods(json_t *objs, struct prov **provs, const struct mesh *prev,
+		     mesh_keep_fn keep, void (*on_kept)(void *, const struct mesh_pod *),
+		     void *ctx, size_t *n_kept);
+
 int mesh_build(json_t *objects, const char *origin, struct mesh **out, char *err, size_t errlen)
+{
+	return mesh_build_keeping(objects, origin, NULL, NULL, NULL, NULL, NULL, out, err, errlen);
+}
+
+int mesh_build_keeping(json_t *objects, const char *origin, const struct mesh *prev,
+		       mesh_keep_fn keep, void (*on_kept)(void *ctx, const struct mesh_pod *p),
+		       void *ctx, size_t *n_kept, struct mesh **out, char *err, size_t errlen)
 {
 	struct prov *provs;
 	json_t *copy;
@@ -833,6 +847,8 @@ int mesh_build(json_t *objects, const char *origin, struct mesh **out, char *err
 	int ret;
 
 	*out = NULL;
+	if (n_kept)
+		*n_kept = 0;
 	if (!origin || !*origin)
 		origin = "<objects>";
 	if (!json_is_array(objects)) {
@@ -842,17 +858,21 @@ int mesh_build(json_t *objects, const char *origin, struct mesh **out, char *err
 	n = json_array_size(objects);
 	provs = calloc(n + 1, sizeof(*provs));
 	copy = json_deep_copy(objects);
-	if (!provs || !copy) {
-		free(provs);
-		json_decref(copy);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (!provs || !copy)
+		goto oom;
 	for (size_t i = 0; i < n; i++)
 		provs[i] = (struct prov){ origin, i + 1 };
+	if (keep_pods(copy, &provs, prev, keep, on_kept, ctx, n_kept) < 0)
+		goto oom;
+	/* copy is private: build() takes it */
 	ret = build(copy, provs, out, err, errlen);
 	free(provs);
 	return ret;
+oom:
+	free(provs);
+	json_decref(copy);
+	snprintf(err, errlen, "out of memory");
+	return -ENOMEM;
 }
 
 static bool want_file(const char *name)
@@ -870,7 +890,131 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* A 0-byte file is a truncation or a write not yet done, never "no objects". */
+static int load_file(const char *path, const struct stat *st, json_t **objs, char *err,
+		     size_t errlen)
+{
+	if (st->st_size == 0) {
+		snprintf(err, errlen, "%s: the file is empty (truncated, or a write in progress?); an empty mesh is not loaded",
+			 path);
+		return -ENODATA;
+	}
+	return kobj_load_file(path, objs, err, errlen);
+}
+
+static const char *obj_str(json_t *o, const char *k1, const char *k2)
+{
+	return json_string_value(json_object_get(json_object_get(o, k1), k2));
+}
+
+static bool obj_is(json_t *o, const char *kind, const char *ns, const char *name)
+{
+	const char *k = json_string_value(json_object_get(o, "kind"));
+	const char *n = obj_str(o, "metadata", "name"), *s = obj_str(o, "metadata", "namespace");
+
+	if (!k || strcmp(k, kind) || !n || strcmp(n, name))
+		return false;
+	if (!ns) /* cluster-scoped */
+		return true;
+	return !strcmp(s && *s ? s : "default", ns);
+}
+
+static bool objs_have(json_t *objs, const char *kind, const char *ns, const char *name)
+{
+	size_t i;
+	json_t *o;
+
+	json_array_foreach(objs, i, o)
+		if (obj_is(o, kind, ns, name))
+			return true;
+	return false;
+}
+
+/* A deep copy of prev's source object (kind, ns, name) appended to objs,
+ * annotated when pods. 0, 1 (not in prev), -ENOMEM. */
+static int keep_obj(json_t *objs, json_t *src, const char *kind, const char *ns, const char *name,
+		    uint64_t gen)
+{
+	char g[32];
+	size_t i;
+	json_t *o, *copy, *meta, *ann;
+
+	json_array_foreach(src, i, o) {
+		if (!obj_is(o, kind, ns, name))
+			continue;
+		copy = json_deep_copy(o);
+		if (!copy)
+			return -ENOMEM;
+		if (ns) {
+			snprintf(g, sizeof(g), "%llu", (unsigned long long)gen);
+			meta = json_object_get(copy, "metadata");
+			ann = json_object_get(meta, "annotations");
+			if (!json_is_object(ann)) {
+				ann = json_object();
+				if (!ann || json_object_set_new(meta, "annotations", ann)) {
+					json_decref(copy);
+					return -ENOMEM;
+				}
+			}
+			if (json_object_set_new(ann, MESH_ANNOTATION_KEPT, json_string(g))) {
+				json_decref(copy);
+				return -ENOMEM;
+			}
+		}
+		return json_array_append_new(objs, copy) ? -ENOMEM : 0;
+	}
+	return 1;
+}
+
+/* Adds to objs (and provs, *n long) what prev knew of the pods keep
+ * selects and objs lacks. */
+static int keep_pods(json_t *objs, struct prov **provs, const struct mesh *prev,
+		     mesh_keep_fn keep, void (*on_kept)(void *, const struct mesh_pod *),
+		     void *ctx, size_t *n_kept)
+{
+	json_t *src;
+	size_t before = json_array_size(objs);
+	struct prov *np;
+	int ret;
+
+	if (!prev || !keep)
+		return 0;
+	src = impl_of(prev)->src;
+	for (size_t i = 0; i < prev->n_pods; i++) {
+		const struct mesh_pod *p = &prev->pods[i];
+
+		if (!keep(ctx, p) || objs_have(objs, "Pod", p->namespace, p->name))
+			continue;
+		ret = keep_obj(objs, src, "Pod", p->namespace, p->name, prev->generation);
+		if (ret < 0)
+			return ret;
+		if (ret)
+			continue;
+		if (!objs_have(objs, "Namespace", NULL, p->namespace) &&
+		    keep_obj(objs, src, "Namespace", NULL, p->namespace, prev->generation) < 0)
+			return -ENOMEM;
+		if (n_kept)
+			(*n_kept)++;
+		if (on_kept)
+			on_kept(ctx, p);
+	}
+	np = realloc(*provs, (json_array_size(objs) + 1) * sizeof(**provs));
+	if (!np)
+		return -ENOMEM;
+	*provs = np;
+	for (size_t i = before; i < json_array_size(objs); i++)
+		np[i] = (struct prov){ "<kept from the previous model>", i - before + 1 };
+	return 0;
+}
+
 int mesh_load_path(const char *path, struct mesh **out, char *err, size_t errlen)
+{
+	return mesh_load_path_keeping(path, NULL, NULL, NULL, NULL, NULL, out, err, errlen);
+}
+
+int mesh_load_path_keeping(const char *path, const struct mesh *prev, mesh_keep_fn keep,
+			   void (*on_kept)(void *ctx, const struct mesh_pod *p), void *ctx,
+			   size_t *n_kept, struct mesh **out, char *err, size_t errlen)
 {
 	struct stat st;
 	DIR *d = NULL;
@@ -887,8 +1031,10 @@ int mesh_load_path(const char *path, struct mesh **out, char *err, size_t errlen
 		snprintf(err, errlen, "%s: cannot read the mesh: %s", path, strerror(-ret));
 		return ret;
 	}
+	if (n_kept)
+		*n_kept = 0;
 	if (!S_ISDIR(st.st_mode)) {
-		ret = kobj_load_file(path, &objs, err, errlen);
+		ret = load_file(path, &st, &objs, err, errlen);
 		if (ret)
 			return ret;
 		provs = calloc(json_array_size(objs) + 1, sizeof(*provs));
@@ -899,6 +1045,12 @@ int mesh_load_path(const char *path, struct mesh **out, char *err, size_t errlen
 		}
 		for (size_t i = 0; i < json_array_size(objs); i++)
 			provs[i] = (struct prov){ path, i + 1 };
+		if (keep_pods(objs, &provs, prev, keep, on_kept, ctx, n_kept) < 0) {
+			json_decref(objs);
+			free(provs);
+			snprintf(err, errlen, "%s: out of memory", path);
+			return -ENOMEM;
+		}
 		/* objs is private: build() takes it without a copy */
 		ret = build(objs, provs, out, err, errlen);
 		free(provs);
@@ -947,7 +1099,7 @@ int mesh_load_path(const char *path, struct mesh **out, char *err, size_t errlen
 		/* directories named x.yaml, dangling links: not mesh files */
 		if (stat(paths[i], &fst) || !S_ISREG(fst.st_mode))
 			continue;
-		ret = kobj_load_file(paths[i], &objs, err, errlen);
+		ret = load_file(paths[i], &fst, &objs, err, errlen);
 		if (ret)
 			goto out;
 		np = realloc(provs, (total + json_array_size(objs) + 1) * sizeof(*provs));
@@ -967,6 +1119,8 @@ int mesh_load_path(const char *path, struct mesh **out, char *err, size_t errlen
 		if (!provs)
 			goto oom;
 	}
+	if (keep_pods(all, &provs, prev, keep, on_kept, ctx, n_kept) < 0)
+		goto oom;
 	/* all is private: no deep copy needed */
 	ret = build(all, provs, out, err, errlen);
 	all = NULL;
@@ -1086,21 +1240,64 @@ const struct mesh_pod *mesh_find_pod_by_uid(const struct mesh *m, const char *ui
 	return NULL;
 }
 
-/* Host-network pods share the node's IP; they never identify a workload. */
-const struct mesh_pod *mesh_find_pod_by_ip(const struct mesh *m, const struct mesh_ip *ip)
+int mesh_pod_ip_rank(const struct mesh *m, const struct mesh_pod *p)
 {
+	return (p->running ? 4 : 0) + (mesh_pod_is_enrolled(m, p) ? 2 : 0) + (p->kept ? 0 : 1);
+}
+
+/* Host-network pods share the node's IP; they never identify a workload.
+ * *conflict: the best holders of ip tie. */
+static const struct mesh_pod *pod_by_ip(const struct mesh *m, const struct mesh_ip *ip,
+					bool *conflict)
+{
+	const struct mesh_pod *best = NULL;
+	int best_rank = -1;
 	ssize_t i;
 
+	*conflict = false;
 	if (!m || !ip)
 		return NULL;
 	if (m->index) {
 		i = mesh_index_pod_by_ip(m->index, m, ip);
+		*conflict = i == -2;
 		return i < 0 ? NULL : &m->pods[i];
 	}
-	for (size_t k = 0; k < m->n_pods; k++)
-		if (!m->pods[k].host_network && mesh_ip_in(m->pods[k].ips, m->pods[k].n_ips, ip))
-			return &m->pods[k];
-	return NULL;
+	for (size_t k = 0; k < m->n_pods; k++) {
+		const struct mesh_pod *p = &m->pods[k];
+		int r;
+
+		if (p->host_network || p->finished || !mesh_ip_in(p->ips, p->n_ips, ip))
+			continue;
+		r = mesh_pod_ip_rank(m, p);
+		if (r > best_rank) {
+			best = p;
+			best_rank = r;
+			*conflict = false;
+		} else if (r == best_rank) {
+			*conflict = true;
+		}
+	}
+	return *conflict ? NULL : best;
+}
+
+const struct mesh_pod *mesh_find_pod_by_ip(const struct mesh *m, const struct mesh_ip *ip)
+{
+	bool conflict;
+
+	return pod_by_ip(m, ip, &conflict);
+}
+
+bool mesh_ip_conflict(const struct mesh *m, const struct mesh_ip *ip)
+{
+	bool conflict;
+
+	pod_by_ip(m, ip, &conflict);
+	return conflict;
+}
+
+size_t mesh_ip_conflicts(const struct mesh *m, struct mesh_ip *first)
+{
+	return m && m->index ? mesh_index_ip_conflicts(m->index, first) : 0;
 }
 
 const struct mesh_service *mesh_find_service_by_vip(const struct mesh *m, const struct mesh_ip *ip)
@@ -1155,21 +1352,35 @@ const struct mesh_service *mesh_pod_next_service(const struct mesh *m, const str
 	return NULL;
 }
 
+static bool pod_enrolled(const struct mesh *m, const struct mesh_pod *p, const char *ns,
+			 const char **reason);
+
 bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, const char **reason)
+{
+	if (!m) {
+		if (reason)
+			*reason = "no mesh model is loaded";
+		return false;
+	}
+	return pod_enrolled(m, mesh_find_pod(m, ns, name), ns, reason);
+}
+
+bool mesh_pod_is_enrolled(const struct mesh *m, const struct mesh_pod *p)
+{
+	return pod_enrolled(m, p, p->namespace, NULL);
+}
+
+/* p may be NULL: judged by namespace ns alone. */
+static bool pod_enrolled(const struct mesh *m, const struct mesh_pod *p, const char *ns,
+			 const char **reason)
 {
 	/* Reasons naming the namespace are formatted here: valid until the next
 	 * call in the same thread. */
 	static __thread char buf[320];
 	const struct mesh_namespace *n;
-	const struct mesh_pod *p;
 	const char *why, *pl, *nl;
 	bool on = false;
 
-	if (!m) {
-		why = "no mesh model is loaded";
-		goto out;
-	}
-	p = mesh_find_pod(m, ns, name);
 	if (p && p->host_network) {
 		why = "pod uses the host network (spec.hostNetwork)";
 		goto out;

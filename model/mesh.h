@@ -25,16 +25,48 @@
 
 #include "model/mesh_types.h"
 
-/* Build a model from a file or directory. *out owned by the caller. */
+/* Build a model from a file or directory. *out owned by the caller. An
+ * empty (0-byte) file is an error, never an empty model: it is what a
+ * truncation or a write in progress leaves. */
 int mesh_load_path(const char *path, struct mesh **out, char *err, size_t errlen);
+
+/* A pod the new model must not lose (see mesh_load_path_keeping). */
+typedef bool (*mesh_keep_fn)(void *ctx, const struct mesh_pod *p);
+#define MESH_ANNOTATION_KEPT "warren.io/kept-from-generation"
+/* mesh_load_path, then: every Pod of prev (may be NULL) that keep selects
+ * and that the new objects lack (same namespace and name) is copied from
+ * prev into the new model, annotated MESH_ANNOTATION_KEPT with prev's
+ * generation (its Namespace too, when the new objects lack it). *n_kept
+ * (may be NULL) gets how many; on_kept (may be NULL) is called for each.
+ * A tunnel uses it so that a file cut short never silently un-enrolls
+ * the pods it still holds. */
+int mesh_load_path_keeping(const char *path, const struct mesh *prev, mesh_keep_fn keep,
+			   void (*on_kept)(void *ctx, const struct mesh_pod *p), void *ctx,
+			   size_t *n_kept, struct mesh **out, char *err, size_t errlen);
 /* Build a model from an array of objects (borrowed). */
 int mesh_build(json_t *objects, const char *origin, struct mesh **out, char *err, size_t errlen);
+/* mesh_build, keeping prev's pods as mesh_load_path_keeping does (the
+ * Kubernetes source: a model rebuilt from the API server must not drop the
+ * pods a tunnel holds either). */
+int mesh_build_keeping(json_t *objects, const char *origin, const struct mesh *prev,
+		       mesh_keep_fn keep, void (*on_kept)(void *ctx, const struct mesh_pod *p),
+		       void *ctx, size_t *n_kept, struct mesh **out, char *err, size_t errlen);
 void mesh_free(struct mesh *m);
 
 const struct mesh_namespace *mesh_find_namespace(const struct mesh *m, const char *name);
 const struct mesh_pod *mesh_find_pod(const struct mesh *m, const char *ns, const char *name);
 const struct mesh_pod *mesh_find_pod_by_uid(const struct mesh *m, const char *uid);
+/* The pod that holds ip: never a finished (Succeeded, Failed) or
+ * host-network one; of several, the best by mesh_pod_ip_rank(). NULL when
+ * none, or when the best tie: then mesh_ip_conflict() is true, and a
+ * caller must refuse rather than guess (fail closed). */
 const struct mesh_pod *mesh_find_pod_by_ip(const struct mesh *m, const struct mesh_ip *ip);
+bool mesh_ip_conflict(const struct mesh *m, const struct mesh_ip *ip);
+/* How many IPs are in conflict; *first (may be NULL) gets one. */
+size_t mesh_ip_conflicts(const struct mesh *m, struct mesh_ip *first);
+/* How well pod p holds its IPs: running beats not running, then enrolled
+ * beats not, then a live object beats one kept from an earlier model. */
+int mesh_pod_ip_rank(const struct mesh *m, const struct mesh_pod *p);
 const struct mesh_service *mesh_find_service_by_vip(const struct mesh *m, const struct mesh_ip *ip);
 /* Iterate the pods Service svc (an element of m->services) selects in its
  * namespace, ready or not, in model order; *pos starts at 0. NULL at the end. */
@@ -57,6 +89,8 @@ uint16_t mesh_pod_target_port(const struct mesh_pod *p, const struct mesh_servic
  * namespace alone. *reason gets a human-readable explanation, not to be freed: static,
  * or a thread-local buffer valid until the next call in the same thread. */
 bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, const char **reason);
+/* The same for a pod of m's. */
+bool mesh_pod_is_enrolled(const struct mesh *m, const struct mesh_pod *p);
 
 /* Is an enrolled pod's inbound traffic captured? false when its
  * annotation ambient.istio.io/bypass-inbound-capture is true in one of Go's

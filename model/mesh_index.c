@@ -26,6 +26,9 @@ struct lists {
 struct mesh_index {
 	struct table pod_ip, svc_vip, pod_uid, pod_name, ns_name;
 	struct lists svc_pods, pod_svcs;
+	uint8_t *ip_conflict;   /* per pod_ip slot: the IP's best pods tie */
+	size_t n_conflicts;
+	struct mesh_ip first_conflict;
 };
 
 struct pod_key {
@@ -122,6 +125,34 @@ static ssize_t table_get(const struct table *t, uint64_t h, const struct mesh *m
 		if (match(m, t->slot[i] - 1, key))
 			return (ssize_t)t->slot[i] - 1;
 	return -1;
+}
+
+/* The pod IP table keeps, per IP, the pod that best holds it
+ * (rank: mesh_pod_ip_rank); a tie at the top marks the slot a conflict. */
+static void ip_put(struct mesh_index *x, const struct mesh *m, mesh_index_rank_fn rank,
+		   const struct mesh_ip *ip, size_t elem)
+{
+	struct table *t = &x->pod_ip;
+
+	for (size_t i = hash_ip(ip) & t->mask;; i = (i + 1) & t->mask) {
+		int have, want;
+
+		if (!t->slot[i]) {
+			t->slot[i] = (uint32_t)elem + 1;
+			return;
+		}
+		if (!pod_has_ip(m, t->slot[i] - 1, ip))
+			continue;
+		have = rank(m, &m->pods[t->slot[i] - 1]);
+		want = rank(m, &m->pods[elem]);
+		if (want > have) {
+			t->slot[i] = (uint32_t)elem + 1;
+			x->ip_conflict[i] = 0;
+		} else if (want == have) {
+			x->ip_conflict[i] = 1;
+		}
+		return;
+	}
 }
 
 static int cmp_pod_ns(const void *a, const void *b, void *ctx)
@@ -235,6 +266,7 @@ void mesh_index_free(struct mesh_index *x)
 	if (!x)
 		return;
 	free(x->pod_ip.slot);
+	free(x->ip_conflict);
 	free(x->svc_vip.slot);
 	free(x->pod_uid.slot);
 	free(x->pod_name.slot);
@@ -244,7 +276,7 @@ void mesh_index_free(struct mesh_index *x)
 	free(x);
 }
 
-struct mesh_index *mesh_index_build(const struct mesh *m)
+struct mesh_index *mesh_index_build(const struct mesh *m, mesh_index_rank_fn rank)
 {
 	struct mesh_index *x = calloc(1, sizeof(*x));
 	size_t n_ips = 0, n_vips = 0;
@@ -259,12 +291,15 @@ struct mesh_index *mesh_index_build(const struct mesh *m)
 	    table_init(&x->pod_uid, m->n_pods) || table_init(&x->pod_name, m->n_pods) ||
 	    table_init(&x->ns_name, m->n_namespaces) || build_selection(x, m))
 		goto fail;
+	x->ip_conflict = calloc(x->pod_ip.mask + 1, 1);
+	if (!x->ip_conflict)
+		goto fail;
 	for (size_t i = 0; i < m->n_pods; i++) {
 		const struct mesh_pod *p = &m->pods[i];
 		struct pod_key k = { p->namespace, p->name };
 
-		for (size_t j = 0; !p->host_network && j < p->n_ips; j++)
-			table_put(&x->pod_ip, hash_ip(&p->ips[j]), m, pod_has_ip, &p->ips[j], i);
+		for (size_t j = 0; !p->host_network && !p->finished && j < p->n_ips; j++)
+			ip_put(x, m, rank, &p->ips[j], i);
 		if (*p->uid)
 			table_put(&x->pod_uid, hash_strs(p->uid, NULL), m, pod_has_uid, p->uid, i);
 		table_put(&x->pod_name, hash_strs(p->namespace, p->name), m, pod_has_name, &k, i);
@@ -276,6 +311,25 @@ struct mesh_index *mesh_index_build(const struct mesh *m)
 	for (size_t i = 0; i < m->n_namespaces; i++)
 		table_put(&x->ns_name, hash_strs(m->namespaces[i].name, NULL), m, namespace_has_name,
 			  m->namespaces[i].name, i);
+	/* Count the conflicted IPs once each (marked 2 once counted), in model order. */
+	for (size_t i = 0; i < m->n_pods; i++) {
+		const struct mesh_pod *p = &m->pods[i];
+
+		for (size_t j = 0; !p->host_network && !p->finished && j < p->n_ips; j++) {
+			const struct table *t = &x->pod_ip;
+
+			for (size_t k = hash_ip(&p->ips[j]) & t->mask; t->slot[k]; k = (k + 1) & t->mask) {
+				if (!pod_has_ip(m, t->slot[k] - 1, &p->ips[j]))
+					continue;
+				if (x->ip_conflict[k] == 1) {
+					x->ip_conflict[k] = 2;
+					if (!x->n_conflicts++)
+						x->first_conflict = p->ips[j];
+				}
+				break;
+			}
+		}
+	}
 	return x;
 fail:
 	mesh_index_free(x);
@@ -284,7 +338,19 @@ fail:
 
 ssize_t mesh_index_pod_by_ip(const struct mesh_index *x, const struct mesh *m, const struct mesh_ip *ip)
 {
-	return table_get(&x->pod_ip, hash_ip(ip), m, pod_has_ip, ip);
+	const struct table *t = &x->pod_ip;
+
+	for (size_t i = hash_ip(ip) & t->mask; t->slot[i]; i = (i + 1) & t->mask)
+		if (pod_has_ip(m, t->slot[i] - 1, ip))
+			return x->ip_conflict[i] ? -2 : (ssize_t)t->slot[i] - 1;
+	return -1;
+}
+
+size_t mesh_index_ip_conflicts(const struct mesh_index *x, struct mesh_ip *first)
+{
+	if (x->n_conflicts && first)
+		*first = x->first_conflict;
+	return x->n_conflicts;
 }
 
 ssize_t mesh_index_service_by_vip(const struct mesh_index *x, const struct mesh *m,

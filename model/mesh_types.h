@@ -57,6 +57,9 @@ struct mesh_pod {
 	const char *node;            /* spec.nodeName, may be "" */
 	bool host_network;
 	bool ready;                  /* status.phase Running and Ready condition not False */
+	bool running;                /* status.phase Running (or no phase given) */
+	bool finished;               /* status.phase Succeeded or Failed: holds no IP */
+	bool kept;                   /* copied from an earlier model (MESH_ANNOTATION_KEPT) */
 	struct mesh_labels labels;
 	struct mesh_labels annotations; /* metadata.annotations */
 	struct mesh_ip *ips;         /* status.podIPs (or podIP) */

@@ -77,6 +77,14 @@ int plugin_tunnel_call(const struct plugin_ctx *ctx, json_t *req, int pass_fd, j
 				     "warren-tunnel at %s answered \"%s\" without a boolean \"ok\"; warren-cni and warren-tunnel must be the same version",
 				     path, op);
 	}
+	if (!json_is_true(ok) && json_is_true(json_object_get(r, "retry"))) {
+		e = json_object_get(r, "error");
+		cni_error_set(err, CNI_ERR_TRY_AGAIN_LATER, "warren-tunnel asks to try again later",
+			      "warren-tunnel cannot serve \"%s\" yet: %s", op,
+			      json_is_string(e) ? json_string_value(e) : "(no reason given)");
+		json_decref(r);
+		return -1;
+	}
 	if (!json_is_true(ok)) {
 		e = json_object_get(r, "error");
 		cni_error_set(err, CNI_ERR_TUNNEL_REFUSED, "warren-tunnel refused the request",

@@ -40,9 +40,9 @@ int cmd_gc(struct plugin_ctx *ctx, json_t **result, struct cni_error *err);
 
 /* One request/response with warren-tunnel at conf->tunnel_socket (req is
  * borrowed; it gets "v" added). 0 and *resp (owned) when the tunnel
- * answered ok=true. Otherwise -1 and err: 11 not reachable or no answer in
- * time, 101 malformed answer, 100 the tunnel answered ok=false (its error
- * text in details). */
+ * answered ok=true. Otherwise -1 and err: 11 not reachable, no answer in
+ * time, or an answer with "retry": true; 101 malformed answer, 100 the
+ * tunnel answered ok=false (its error text in details). */
 int plugin_tunnel_call(const struct plugin_ctx *ctx, json_t *req, int pass_fd, json_t **resp,
 		       struct cni_error *err);
 

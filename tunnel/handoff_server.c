@@ -15,6 +15,16 @@
  * (handoff_server_resume), so a request never races the adoption of the
  * same pod. A held client that hangs up (the plugin's timeoutMs ran out:
  * it reports CNI error 11, try again later) is dropped unprocessed.
+ *
+ * A pod's identity (its service account) and enrollment come from its
+ * Pod object, so "add", and a "query" the namespace alone would enroll,
+ * wait until the mesh model knows the pod: parked (t->model_wait) and
+ * answered at the next model that has it, or after MODEL_WAIT_MS with
+ * "retry": true, which the plugin reports as CNI error 11 (try again
+ * later), so the runtime retries the ADD. In Kubernetes the Pod object
+ * exists before the kubelet calls CNI, so this only bridges the model's
+ * lag; re-issuing the identity later instead would leave a window in
+ * which the pod runs as sa/default and its peers refuse it.
  */
 #include "tunnel/tunnel.h"
 
@@ -33,6 +43,8 @@
 #include "netlink/netns.h"
 
 #define CLIENT_TIMEOUT_MS 5000
+/* Below the plugin's default timeoutMs (5000), so it reads why. */
+#define MODEL_WAIT_MS 3000
 #define CLIENT_MAGIC 0x434c4e54u
 #define ACCEPT_PAUSE_MS 100
 #define ACCEPT_WARN_EVERY_MS 10000
@@ -43,8 +55,10 @@ struct hclient {
 	int fd;
 	struct loop_timer *timer;
 	long refused_uid; /* >= 0: not root; answer the request with an error */
-	/* Held until adoption is complete (t->held FIFO): */
-	bool held;
+	/* Held until adoption is complete (t->held FIFO), or waiting for the
+	 * model to know the pod (t->model_wait): */
+	bool held, waiting;
+	bool wait_armed; /* its MODEL_WAIT_MS deadline runs (c->timer) */
 	json_t *req;
 	int pfd;
 	struct hclient *next;
@@ -68,6 +82,19 @@ static void unhold(struct hclient *c)
 }
 
 static void accept_resume(struct tunnel *t);
+static void unwait(struct hclient *c)
+{
+	struct hclient **pp;
+
+	for (pp = &c->t->model_wait; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	c->next = NULL;
+	c->waiting = false;
+}
 
 static void client_free(struct hclient *c)
 {
@@ -75,6 +102,8 @@ static void client_free(struct hclient *c)
 		return;
 	if (c->held)
 		unhold(c);
+	if (c->waiting)
+		unwait(c);
 	if (c->timer)
 		loop_timer_cancel(c->t->loop, c->timer);
 	loop_del(c->t->loop, c->fd);
@@ -109,7 +138,40 @@ static const char *str_field(json_t *req, const char *key)
 	return s && *s ? s : NULL;
 }
 
-static json_t *op_query(struct tunnel *t, json_t *req)
+static bool pod_known(const struct tunnel *t, const char *uid, const char *ns, const char *name)
+{
+	return t->mesh && ((uid && mesh_find_pod_by_uid(t->mesh, uid)) ||
+			   mesh_find_pod(t->mesh, ns, name));
+}
+
+/* Must this request wait for the model (see the top)? */
+static bool needs_model(const struct tunnel *t, const char *op, json_t *req)
+{
+	const char *uid = str_field(req, "uid"), *ns = str_field(req, "namespace");
+	const char *name = str_field(req, "name");
+
+	if (!ns || !name)
+		return false; /* answered with what is missing */
+	if (!t->mesh)
+		return true;
+	if (pod_known(t, uid, ns, name))
+		return false;
+	if (!strcmp(op, "add"))
+		return true;
+	/* query: an unknown pod the namespace would not enroll passes through */
+	return mesh_pod_enrolled(t->mesh, ns, name, NULL);
+}
+
+static json_t *not_known(const struct tunnel *t, const char *op, const char *ns, const char *name)
+{
+	if (!t->mesh)
+		return handoff_retry("%s for pod %s/%s: no mesh model has loaded yet (waited %d ms; see the warren-tunnel log); try again later",
+				     op, ns, name, MODEL_WAIT_MS);
+	return handoff_retry("%s for pod %s/%s: the pod is not in the mesh model yet (its Pod object decides its identity and enrollment; waited %d ms); try again later",
+			     op, ns, name, MODEL_WAIT_MS);
+}
+
+static json_t *op_query(struct tunnel *t, json_t *req, bool *wait)
 {
 	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name"), *reason = "";
 	struct inpod_mode mode;
@@ -118,8 +180,12 @@ static json_t *op_query(struct tunnel *t, json_t *req)
 
 	if (!ns || !name)
 		return handoff_error("query needs non-empty \"namespace\" and \"name\"");
-	if (!t->mesh)
-		return handoff_error("mesh model not loaded yet; retry");
+	if (needs_model(t, "query", req)) {
+		if (*wait)
+			return NULL;
+		return not_known(t, "query", ns, name);
+	}
+	*wait = false;
 	kube_enroll_remember(t, req);
 	enroll = mesh_pod_enrolled(t->mesh, ns, name, &reason);
 	inpod_mode_init(&mode);
@@ -156,7 +222,7 @@ static void drop_pod(struct tunnel *t, struct pod *p, const char *why)
 	pod_free(p);
 }
 
-static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
+static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 {
 	const char *uid = str_field(req, "uid"), *ns = str_field(req, "namespace");
 	const char *name = str_field(req, "name"), *cid = str_field(req, "containerId");
@@ -188,6 +254,12 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp)
 	if (ret < 0)
 		return handoff_error("add for pod %s/%s: cannot stat the passed netns: %s", ns, name,
 				     strerror(-ret));
+	if (needs_model(t, "add", req)) {
+		if (*wait)
+			return NULL;
+		return not_known(t, "add", ns, name);
+	}
+	*wait = false;
 	old = pod_find_uid(t, uid);
 	if (old && old->netns_dev == dev && old->netns_ino == ino) {
 		if (!inpod_mode_equal(&old->mode, &mode)) {
@@ -321,10 +393,13 @@ static json_t *op_gc(struct tunnel *t, json_t *req)
 	return json_pack("{s:b,s:I}", "ok", 1, "removed", (json_int_t)removed);
 }
 
-static json_t *dispatch_op(struct hclient *c, json_t *req, const char *op, int *pfd)
+/* *wait in: the request may wait for the model; out: it must (NULL). */
+static json_t *dispatch_op(struct hclient *c, json_t *req, const char *op, int *pfd, bool *wait)
 {
 	struct tunnel *t = c->t;
+	bool may_wait = *wait;
 
+	*wait = false;
 	if (c->refused_uid >= 0)
 		return handoff_error("permission denied: only root (uid 0) may use the warren-tunnel handoff socket, you are uid %ld",
 				     c->refused_uid);
@@ -334,10 +409,12 @@ static json_t *dispatch_op(struct hclient *c, json_t *req, const char *op, int *
 		return handoff_error("warren-tunnel is stopping (draining after SIGTERM); try again: its successor serves this socket once started");
 	if (strcmp(op, "add") && *pfd >= 0)
 		return handoff_error("\"%s\" must not carry a file descriptor (only \"add\" does)", op);
+	*wait = may_wait;
 	if (!strcmp(op, "query"))
-		return op_query(t, req);
+		return op_query(t, req, wait);
 	if (!strcmp(op, "add"))
-		return op_add(t, req, pfd);
+		return op_add(t, req, pfd, wait);
+	*wait = false;
 	if (!strcmp(op, "del"))
 		return op_del(t, req);
 	if (!strcmp(op, "check"))
@@ -349,10 +426,12 @@ static json_t *dispatch_op(struct hclient *c, json_t *req, const char *op, int *
 	return handoff_error("unknown op \"%s\" (query, add, del, check, status, gc)", op);
 }
 
-static json_t *dispatch(struct hclient *c, json_t *req, const char *op, int *pfd)
+static json_t *dispatch(struct hclient *c, json_t *req, const char *op, int *pfd, bool *wait)
 {
-	json_t *resp = dispatch_op(c, req, op, pfd);
+	json_t *resp = dispatch_op(c, req, op, pfd, wait);
 
+	if (*wait)
+		return NULL;
 	/* Before the answer: once the plugin returns, the kubelet may probe. */
 	host_probe_flush(c->t);
 	return resp;
@@ -361,8 +440,9 @@ static json_t *dispatch(struct hclient *c, json_t *req, const char *op, int *pfd
 json_t *handoff_server_local(struct tunnel *t, json_t *req, int *pfd)
 {
 	struct hclient c = { .magic = CLIENT_MAGIC, .t = t, .fd = -1, .refused_uid = -1 };
+	bool wait = false; /* the caller acts on the model in use: no waiting */
 
-	return dispatch(&c, req, json_string_value(json_object_get(req, "op")), pfd);
+	return dispatch(&c, req, json_string_value(json_object_get(req, "op")), pfd, &wait);
 }
 
 /* Requests that change or inspect the pod registry wait for adoption; a
@@ -387,6 +467,83 @@ static void finish(struct hclient *c, const char *op, json_t *resp)
 		reply(c->fd, resp);
 	}
 	client_free(c);
+}
+
+static void model_wait_timeout(struct loop *l, void *ctx);
+
+/* Parks c (its request and fd with it) until the model knows its pod. */
+static void model_wait(struct hclient *c, json_t *req, int pfd, const char *op)
+{
+	struct tunnel *t = c->t;
+
+	c->req = req;
+	c->pfd = pfd;
+	c->waiting = true;
+	if (!c->wait_armed) { /* parked again after a model change: same deadline */
+		if (c->timer) /* the no-request timer */
+			loop_timer_cancel(t->loop, c->timer);
+		c->timer = loop_timer_add(t->loop, MODEL_WAIT_MS, model_wait_timeout, c);
+		c->wait_armed = true;
+		log_info("handoff %s for pod %s/%s waits (at most %d ms) for the mesh model to know the pod",
+			 op, json_string_value(json_object_get(req, "namespace")),
+			 json_string_value(json_object_get(req, "name")), MODEL_WAIT_MS);
+	}
+	if (loop_mod(t->loop, c->fd, EPOLLRDHUP) < 0)
+		log_debug("cannot watch a waiting handoff client for hang-up; its request will still be answered");
+	c->next = t->model_wait;
+	t->model_wait = c;
+}
+
+/* Answers req (owned, with pfd) or parks it; c is answered and freed, or
+ * parked. */
+static void serve(struct hclient *c, json_t *req, const char *op, int pfd, bool may_wait)
+{
+	bool wait = may_wait;
+	json_t *resp = dispatch(c, req, op, &pfd, &wait);
+
+	if (wait) {
+		model_wait(c, req, pfd, op);
+		return;
+	}
+	if (pfd >= 0)
+		close(pfd);
+	finish(c, op, resp);
+	json_decref(req);
+}
+
+static void model_wait_timeout(struct loop *l, void *ctx)
+{
+	struct hclient *c = ctx;
+	json_t *req;
+	int pfd;
+
+	CHECK_OBJ(c, CLIENT_MAGIC);
+	c->timer = NULL;
+	unwait(c);
+	req = c->req;
+	pfd = c->pfd;
+	c->req = NULL;
+	c->pfd = -1;
+	serve(c, req, json_string_value(json_object_get(req, "op")), pfd, false);
+}
+
+void handoff_server_model_changed(struct tunnel *t)
+{
+	struct hclient *list = t->model_wait, *c, *next;
+
+	/* Detach the list first: serve() may park a client again. */
+	t->model_wait = NULL;
+	for (c = list; c; c = next) {
+		json_t *req = c->req;
+		int pfd = c->pfd;
+
+		next = c->next;
+		c->next = NULL;
+		c->waiting = false;
+		c->req = NULL;
+		c->pfd = -1;
+		serve(c, req, json_string_value(json_object_get(req, "op")), pfd, true);
+	}
 }
 
 static void hold(struct hclient *c, json_t *req, int pfd, const char *op)
@@ -422,9 +579,10 @@ static void client_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 	int pfd = -1, ret;
 
 	CHECK_OBJ(c, CLIENT_MAGIC);
-	if (c->held) {
-		log_warn("handoff client went away while its %s was held for adoption; dropped unprocessed",
-			 json_string_value(json_object_get(c->req, "op")));
+	if (c->held || c->waiting) {
+		log_warn("handoff client went away while its %s was held for %s; dropped unprocessed",
+			 json_string_value(json_object_get(c->req, "op")),
+			 c->held ? "adoption" : "the mesh model");
 		client_free(c);
 		return;
 	}
@@ -443,7 +601,8 @@ static void client_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 		hold(c, req, pfd, op);
 		return;
 	}
-	resp = dispatch(c, req, op, &pfd);
+	serve(c, req, op, pfd, true);
+	return;
 out:
 	if (pfd >= 0)
 		close(pfd);
@@ -464,15 +623,19 @@ void handoff_server_resume(struct tunnel *t)
 
 	while ((c = t->held)) {
 		const char *op = json_string_value(json_object_get(c->req, "op"));
-		json_t *resp = NULL;
+		json_t *req = c->req;
+		int pfd = c->pfd;
 
 		unhold(c);
-		if (peer_gone(c->fd))
+		if (peer_gone(c->fd)) {
 			log_warn("handoff client went away while its %s was held for adoption; dropped unprocessed",
 				 op);
-		else
-			resp = dispatch(c, c->req, op, &c->pfd);
-		finish(c, op, resp);
+			finish(c, op, NULL);
+			continue;
+		}
+		c->req = NULL;
+		c->pfd = -1;
+		serve(c, req, op, pfd, true);
 	}
 }
 
@@ -594,6 +757,8 @@ void handoff_server_stop(struct tunnel *t)
 		loop_timer_cancel(t->loop, t->handoff_pause);
 		t->handoff_pause = NULL;
 	}
+	while (t->model_wait)
+		client_free(t->model_wait);
 	if (t->handoff_fd < 0)
 		return;
 	loop_del(t->loop, t->handoff_fd);

@@ -223,8 +223,10 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 {
 	struct kube_watch *kw = ctx;
 	struct tunnel *t = kw->t;
+	struct mesh_watch_keep keep = { t, ORIGIN };
 	struct mesh *m = NULL;
 	char err[512] = "";
+	size_t kept = 0;
 	json_t *all;
 	int ret;
 
@@ -246,7 +248,8 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 	}
 	/* the store is the main thread's alone; the workers need not wait */
 	loop_unguard(t->loop);
-	ret = mesh_build(all, ORIGIN, &m, err, sizeof(err));
+	ret = mesh_build_keeping(all, ORIGIN, t->mesh, mesh_watch_held_pod, mesh_watch_log_kept, &keep,
+				 &kept, &m, err, sizeof(err));
 	json_decref(all);
 	loop_reguard(t->loop);
 	kw->rebuilds++;
@@ -255,7 +258,7 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 		mesh_watch_failed(t, ORIGIN, err[0] ? err : strerror(-ret), "retried on the next change");
 		return;
 	}
-	mesh_watch_install(t, m, ORIGIN);
+	mesh_watch_install(t, m, ORIGIN, kept);
 	kube_enroll_reconcile(t);
 	kw_annotate_soon(kw, 0);
 }

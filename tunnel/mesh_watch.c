@@ -11,9 +11,19 @@
  * A failed load never replaces a good model: the loader's message is
  * logged, t->mesh_reload_errors counts it, and the last good model (and its
  * generation) stays in use.
+ *
+ * Only complete writes are loaded. In file mode inotify reloads on
+ * IN_CLOSE_WRITE or IN_MOVED_TO of the file (a writer closing it, or a
+ * rename into place), never on a truncation or a write in progress;
+ * polling loads a change only once the file's signature has stayed the
+ * same for one interval; and an empty file is an error (mesh.h). A file
+ * cut short can still parse, so a new model never drops a pod this tunnel
+ * holds: mesh_load_path_keeping() keeps what the previous model said about
+ * it, logged and counted (warren_mesh_pods_kept).
  */
 #include "tunnel/tunnel.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
@@ -37,6 +47,7 @@ struct mesh_watch {
 	char *dir;   /* watched directory */
 	char *base;  /* file name in dir (file mode) */
 	uint64_t sig;
+	uint64_t pending; /* polling: a changed signature seen once, not loaded yet */
 	struct loop_timer *debounce, *poll;
 };
 
@@ -92,22 +103,46 @@ static uint64_t path_sig(const char *path)
  * otherwise wait out on every change. Only the swap and the re-check of
  * open connections hold it; the old model is freed after.
  */
+/* Runs unguarded on the main thread, which alone changes t->pods. */
+bool mesh_watch_held_pod(void *ctx, const struct mesh_pod *mp)
+{
+	const struct mesh_watch_keep *k = ctx;
+
+	for (const struct pod *p = k->t->pods; p; p = p->next)
+		if ((*mp->uid && !strcmp(p->uid, mp->uid)) ||
+		    (!strcmp(p->namespace, mp->namespace) && !strcmp(p->name, mp->name)))
+			return true;
+	return false;
+}
+
+void mesh_watch_log_kept(void *ctx, const struct mesh_pod *mp)
+{
+	const struct mesh_watch_keep *k = ctx;
+
+	log_warn("pod %s/%s is enrolled on this node but missing from %s; keeping what mesh generation %llu said about it (its identity, addresses and enrollment) until it is deleted or %s lists it again",
+		 mp->namespace, mp->name, k->origin, (unsigned long long)k->t->mesh_generation,
+		 k->origin);
+}
+
 static void mesh_reload(struct tunnel *t)
 {
+	struct mesh_watch_keep k = { t, t->conf->mesh_path };
 	struct mesh *m = NULL;
 	char err[512] = "";
+	size_t kept = 0;
 	int ret;
 
-	t->mw->sig = path_sig(t->conf->mesh_path);
+	t->mw->sig = t->mw->pending = path_sig(t->conf->mesh_path);
 	loop_unguard(t->loop);
-	ret = mesh_load_path(t->conf->mesh_path, &m, err, sizeof(err));
+	ret = mesh_load_path_keeping(t->conf->mesh_path, t->mesh, mesh_watch_held_pod,
+				     mesh_watch_log_kept, &k, &kept, &m, err, sizeof(err));
 	loop_reguard(t->loop);
 	if (ret < 0) {
 		mesh_watch_failed(t, t->conf->mesh_path, err[0] ? err : strerror(-ret),
 				  "fix the file, it is re-read on change");
 		return;
 	}
-	mesh_watch_install(t, m, t->conf->mesh_path);
+	mesh_watch_install(t, m, t->conf->mesh_path, kept);
 }
 
 void mesh_watch_failed(struct tunnel *t, const char *origin, const char *err, const char *hint)
@@ -122,17 +157,28 @@ void mesh_watch_failed(struct tunnel *t, const char *origin, const char *err, co
 			  origin, t->mesh_error);
 }
 
-void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin)
+void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin, size_t kept)
 {
 	struct authz_set *set = NULL;
 	struct mesh *old;
+	struct mesh_ip first;
+	size_t conflicts;
 
 	m->generation = t->mesh_generation + 1;
 	loop_unguard(t->loop);
 	if (mtls_policies_compile(t, m, &set) < 0)
 		set = NULL; /* logged; the previous set stays */
+	conflicts = mesh_ip_conflicts(m, &first);
+	if (conflicts) {
+		char a[INET6_ADDRSTRLEN];
+
+		log_warn("mesh generation %llu: %zu IP address%s claimed by several live pods alike (e.g. %s); connections to %s are refused until one pod holds it",
+			 (unsigned long long)m->generation, conflicts, conflicts > 1 ? "es are" : " is",
+			 mesh_ip_str(&first, a, sizeof(a)), conflicts > 1 ? "them" : "it");
+	}
 	loop_reguard(t->loop);
 	t->mesh_generation = m->generation;
+	t->mesh_pods_kept = kept;
 	old = t->mesh;
 	t->mesh = m;
 	t->mesh_error[0] = '\0';
@@ -141,6 +187,7 @@ void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin)
 		 m->n_services);
 	if (set)
 		set = mtls_policies_install(t, set); /* open inbound connections re-checked */
+	handoff_server_model_changed(t); /* plugin requests waiting for their pod */
 	loop_unguard(t->loop);
 	mesh_free(old);
 	authz_set_free(set); /* the previous set */
@@ -170,9 +217,19 @@ static void poll_cb(struct loop *l, void *ctx)
 	mw = t->mw;
 	mw->poll = NULL;
 	/* Without a model, retry even if nothing changed: the loader may
-	 * have failed on something outside the file (a transient read). */
-	if (!t->mesh || path_sig(t->conf->mesh_path) != mw->sig)
+	 * have failed on something outside the file (a transient read). A
+	 * change is loaded once it has held still for one interval: a file
+	 * being written keeps changing. */
+	if (!t->mesh) {
 		mesh_reload(t);
+	} else {
+		uint64_t sig = path_sig(t->conf->mesh_path);
+
+		if (sig != mw->sig && sig == mw->pending)
+			mesh_reload(t);
+		else
+			mw->pending = sig;
+	}
 	arm_poll(t);
 }
 
@@ -223,8 +280,13 @@ static void inotify_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 				else
 					gone = true;
 			} else if (mw->dir_mode || mw->symlink || !ev->len ||
-				   !strcmp(ev->name, mw->base) || !strncmp(ev->name, "..", 2)) {
+				   !strncmp(ev->name, "..", 2)) {
 				hit = true;
+			} else if (!strcmp(ev->name, mw->base)) {
+				/* the file itself: only a finished write or a rename
+				 * into place, never its creation or truncation */
+				if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
+					hit = true;
 			}
 			p += sizeof(*ev) + ev->len;
 		}

@@ -869,6 +869,12 @@ char *metrics_render(struct tunnel *t)
 	header(f, "warren_mesh_reload_errors_total", "counter",
 	       "Mesh model loads that failed (the last good model stayed in use).");
 	sample(f, "warren_mesh_reload_errors_total", NULL, t->mesh_reload_errors);
+	header(f, "warren_mesh_pods_kept", "gauge",
+	       "Pods enrolled here that the mesh file no longer lists, kept from an earlier model.");
+	sample(f, "warren_mesh_pods_kept", NULL, t->mesh_pods_kept);
+	header(f, "warren_connections_refused_unserving_total", "counter",
+	       "Captured connections refused before a model, its policies or a CA had loaded.");
+	sample(f, "warren_connections_refused_unserving_total", NULL, atomic_load(&t->gate_refused));
 	kube_watch_metrics(t, f);
 	header(f, "warren_connections_active", "gauge", "Connections being relayed now, by direction.");
 	sample(f, "warren_connections_active", "direction=\"outbound\"", active[0]);

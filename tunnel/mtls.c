@@ -4,9 +4,11 @@
  * workload identities, outbound routing to HBONE, the inbound 15008
  * server, and L4 policy. Contract in tunnel.h ("mtls.c").
  *
- * t->sec exists only when caDir is set (else the tunnel stays in plaintext
- * mode and says so loudly at start). The compiled policy set t->authz is
- * kept in both modes: 15006 is policed with no identity either way.
+ * t->sec exists only when caDir is set. Without it the tunnel relays in
+ * plaintext only when mtls: disabled says so (logged loudly at start);
+ * otherwise it serves nothing (tunnel_serving). The compiled policy set
+ * t->authz is kept in both modes: 15006 is policed with no identity
+ * either way.
  *
  * Identities: one per service account with an enrolled pod here
  * (identity_acquire at add/adopt, identity_release when the pod goes),
@@ -20,7 +22,9 @@
  * mapped by the targetPort (a named one through the endpoint's container
  * ports, and pods without it are no endpoint); a pod IP is that workload.
  * Enrolled destination -> HBONE to <pod IP>:15008 from the source pod's
- * netns through the pod's own pool; anything else -> plain TCP to the
+ * netns through the pod's own pool; so is a pod enrolled and held here,
+ * whatever the model says of it; an address several live pods of the
+ * model claim alike is refused; anything else -> plain TCP to the
  * resolved target.
  *
  * Inbound 15008: TLS with the pod identity's server context (the live
@@ -162,6 +166,7 @@ static const char *hs_reason_class(const char *r)
 		{ "requires a client certificate", "no_client_cert" },
 		{ "identity not accepted", "peer_refused" },
 		{ "no SPIFFE", "no_identity" },
+		{ "URI SANs", "uri_san_count" },
 		{ "expired", "cert_expired" },
 		{ "not yet valid", "cert_not_yet_valid" },
 		{ "TLS 1.3", "tls_version" },
@@ -275,8 +280,13 @@ int mtls_start(struct tunnel *t)
 	char err[512] = "";
 	int ret;
 
+	if (!conf->ca_dir && !conf->ca_address && conf->mtls_disabled) {
+		log_warn("*** PLAINTEXT MODE (mtls: disabled): pod-to-pod traffic is relayed as plain TCP, NOT encrypted and NOT authenticated (no HBONE on 15008). Set caAddress (warren-ca) or caDir (see hack/gen-ca.sh) and remove mtls: disabled to enable mTLS. ***");
+		return 0;
+	}
 	if (!conf->ca_dir && !conf->ca_address) {
-		log_warn("*** PLAINTEXT MODE: no caAddress or caDir configured: pod-to-pod traffic is relayed as plain TCP, NOT encrypted and NOT authenticated (no HBONE on 15008). Set caDir (see hack/gen-ca.sh) to enable mTLS. ***");
+		/* Plaintext between enrolled pods only by explicit choice. */
+		log_error("no caAddress or caDir configured and mtls is not disabled: NOT READY, every captured connection is refused. Set caAddress (warren-ca) or caDir (see hack/gen-ca.sh), or mtls: disabled for plaintext between enrolled pods");
 		return 0;
 	}
 	sec = calloc(1, sizeof(*sec));
@@ -499,6 +509,8 @@ struct authz_set *mtls_policies_install(struct tunnel *t, struct authz_set *set)
 	struct authz_set *old = t->authz;
 
 	t->authz = set;
+	if (set)
+		t->policies_loaded = true;
 	proxy_policy_recheck(t);
 	return old;
 }
@@ -565,7 +577,7 @@ int mtls_outbound(struct conn *c)
 	const struct mesh *m = t->mesh;
 	const struct mesh_service *svc = NULL;
 	const struct mesh_pod *ep = NULL;
-	const char *why = "";
+	const char *why = "", *dst_ns, *dst_sa;
 	struct identity *id;
 	struct mesh_ip ip, epip;
 	uint16_t port, tport;
@@ -625,8 +637,25 @@ int mtls_outbound(struct conn *c)
 	} else {
 		ep = mesh_find_pod_by_ip(m, &ip);
 	}
-	if (!ep || ep->host_network || !mesh_pod_enrolled(m, ep->namespace, ep->name, &why))
-		return 0; /* outside the mesh: plain TCP to c->target */
+	if (!ep || ep->host_network || !mesh_pod_enrolled(m, ep->namespace, ep->name, &why)) {
+		/* A pod enrolled and held here is enrolled whatever the model
+		 * says (a file cut short, a stale entry): never plaintext. */
+		const struct pod *local = pod_find_ip(t, &epip);
+
+		if (local) {
+			dst_ns = local->namespace;
+			dst_sa = local->service_account;
+		} else if (!svc && mesh_ip_conflict(m, &ip)) {
+			conn_fail(c, "the mesh model has several live pods with this address (see the log); refusing rather than guessing which",
+				  0);
+			return 1;
+		} else {
+			return 0; /* outside the mesh: plain TCP to c->target */
+		}
+	} else {
+		dst_ns = ep->namespace;
+		dst_sa = ep->service_account;
+	}
 
 	/* HBONE */
 	id = pod_identity(p);
@@ -638,10 +667,9 @@ int mtls_outbound(struct conn *c)
 		conn_fail(c, msg, 0);
 		return 1;
 	}
-	if (spiffe_id_format(expect, sizeof(expect), t->conf->trust_domain, ep->namespace,
-			     ep->service_account) < 0) {
-		snprintf(msg, sizeof(msg), "destination pod %s/%s has no valid identity (service account \"%s\")",
-			 ep->namespace, ep->name, ep->service_account);
+	if (spiffe_id_format(expect, sizeof(expect), t->conf->trust_domain, dst_ns, dst_sa) < 0) {
+		snprintf(msg, sizeof(msg), "destination pod in %s has no valid identity (service account \"%s\")",
+			 dst_ns, dst_sa);
 		conn_fail(c, msg, 0);
 		return 1;
 	}

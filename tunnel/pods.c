@@ -7,8 +7,10 @@
  */
 #include "tunnel/tunnel.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -39,10 +41,19 @@ struct pod *pod_find_cid(struct tunnel *t, const char *container_id, const char 
 	return NULL;
 }
 
+const struct pod *pod_find_ip(const struct tunnel *t, const struct mesh_ip *ip)
+{
+	for (const struct pod *p = t->pods; p; p = p->next)
+		if (mesh_ip_in(p->addrs, p->n_addrs, ip))
+			return p;
+	return NULL;
+}
+
 static void pod_release(struct pod *p)
 {
 	if (!p)
 		return;
+	free(p->addrs);
 	free(p->uid);
 	free(p->container_id);
 	free(p->ifname);
@@ -84,11 +95,13 @@ static struct pod *shard_new(struct tunnel *t, unsigned worker, const char *uid,
 	p->service_account = strdup(sa);
 	p->netns_path = strdup(netns_path);
 	p->ips = n ? calloc(n, sizeof(*p->ips)) : NULL;
+	p->addrs = n ? calloc(n, sizeof(*p->addrs)) : NULL;
 	if (!p->uid || !p->container_id || !p->ifname || !p->namespace || !p->name ||
-	    !p->service_account || !p->netns_path || (n && !p->ips))
+	    !p->service_account || !p->netns_path || (n && (!p->ips || !p->addrs)))
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		const char *s = json_string_value(json_array_get(ips, i));
+		char a[INET6_ADDRSTRLEN + 8], *slash;
 
 		if (!s)
 			continue;
@@ -96,6 +109,12 @@ static struct pod *shard_new(struct tunnel *t, unsigned worker, const char *uid,
 		if (!p->ips[p->n_ips])
 			goto fail;
 		p->n_ips++;
+		snprintf(a, sizeof(a), "%s", s);
+		slash = strchr(a, '/');
+		if (slash)
+			*slash = '\0';
+		if (!mesh_ip_parse(a, &p->addrs[p->n_addrs]))
+			p->n_addrs++;
 	}
 	p->netns_fd = netns_fd;
 	return p;
@@ -268,6 +287,24 @@ json_t *pod_to_json(const struct pod *p)
 	return o;
 }
 
+bool tunnel_serving(const struct tunnel *t, const char **reason)
+{
+	const char *r = NULL;
+
+	if (!t->mesh)
+		r = t->mesh_error[0] ? "mesh model not loaded (last load failed; see the log)"
+				     : "mesh model not loaded yet";
+	else if (!t->policies_loaded)
+		r = "the mesh model's policies did not compile (see the log)";
+	else if (!t->sec && !t->conf->mtls_disabled)
+		r = t->conf->ca_address ? "the warren-ca client (caAddress) did not start (see the log)"
+		    : t->conf->ca_dir   ? "the mesh CA (caDir) did not load (see the log)"
+					: "no mesh CA: set caAddress or caDir, or mtls: disabled for plaintext between enrolled pods";
+	if (reason)
+		*reason = r ? r : "serving";
+	return !r;
+}
+
 bool tunnel_ready(const struct tunnel *t, const char **reason)
 {
 	const char *r = "ready";
@@ -277,9 +314,8 @@ bool tunnel_ready(const struct tunnel *t, const char **reason)
 		r = "draining: stopping after SIGTERM";
 	else if (!t->mesh && !kube_watch_synced(t, &r))
 		; /* r says which resource has not listed yet */
-	else if (!t->mesh)
-		r = t->mesh_error[0] ? "mesh model not loaded (last load failed; see the log)"
-				     : "mesh model not loaded yet";
+	else if (!tunnel_serving(t, &r))
+		;
 	else if (!t->adopted)
 		r = state_adopt_progress(t);
 	else {

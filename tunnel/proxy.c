@@ -11,6 +11,10 @@
  * upstream connect as 15006, then hbone_stream_accept() instead of a
  * relay. Without a CA, 15008 connections are accepted and closed.
  *
+ * Until the tunnel can serve (tunnel_serving: a model, its policies, a CA
+ * or mtls: disabled) every accepted connection is reset at once, so
+ * nothing is relayed unpoliced or in plaintext after a restart.
+ *
  * Inbound L4 policy (conn_authorize) applies to 15006 (no identity) and
  * HBONE streams (the peer's SPIFFE ID) before the upstream connect, and
  * again on every model change (proxy_policy_recheck).
@@ -571,9 +575,29 @@ void proxy_policy_recheck(struct tunnel *t)
 	}
 }
 
+#define GATE_LOG_MS 5000
+
+/* The gate is closed (tunnel_serving): reset fd, and say why at most once
+ * per GATE_LOG_MS over all workers, with the count refused meanwhile. */
+static void gate_refuse(struct pod *p, enum lis_kind kind, int fd, const char *why)
+{
+	static const unsigned short port[] = { PORT_OUTBOUND, PORT_INBOUND_PLAIN, PORT_INBOUND_HBONE };
+	struct tunnel *t = p->t;
+	uint64_t now = loop_now_ms(), last = atomic_load(&t->gate_log_ms);
+	uint64_t n = atomic_fetch_add(&t->gate_refused, 1) + 1;
+
+	rst_close(fd);
+	if ((last && now - last < GATE_LOG_MS) ||
+	    !atomic_compare_exchange_strong(&t->gate_log_ms, &last, now))
+		return;
+	log_warn("refusing captured connections (%llu so far; this one on port %u of pod %s/%s): %s. Nothing is relayed past policy or in plaintext until this is fixed",
+		 (unsigned long long)n, port[kind], p->namespace, p->name, why);
+}
+
 void proxy_accept(struct pod_listener *pl)
 {
 	struct pod *p = pl->pod;
+	const char *why;
 
 	CHECK_OBJ(p, POD_MAGIC);
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -592,6 +616,11 @@ void proxy_accept(struct pod_listener *pl)
 			 * listener readable; polling it now would spin. */
 			pod_listen_pause(pl, errno);
 			return;
+		}
+		/* Before any model, policy or CA: refused, never relayed. */
+		if (!tunnel_serving(p->t, &why)) {
+			gate_refuse(p, pl->kind, fd, why);
+			continue;
 		}
 		switch (pl->kind) {
 		case LIS_OUTBOUND:

@@ -303,6 +303,7 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
 	char id[SPIFFE_ID_MAX];
 	X509 *peer;
+	int nuri = 0;
 
 	if (!ssl)
 		return 0;
@@ -337,9 +338,16 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 		return 1;
 
 	peer = X509_STORE_CTX_get_current_cert(xs); /* get0 */
-	if (spiffe_id_from_cert(peer, id, sizeof(id), NULL)) {
+	if (spiffe_id_from_cert(peer, id, sizeof(id), &nuri)) {
 		set_vreason(ssl, "peer certificate has no SPIFFE identity (URI SAN "
 				 "spiffe://<td>/ns/<ns>/sa/<sa>)");
+		return reject(xs);
+	}
+	/* An X.509 SVID has exactly one URI SAN (the SPIFFE spec): with more,
+	 * which one names the peer would be our guess. */
+	if (nuri != 1) {
+		set_vreason(ssl, "peer certificate has %d URI SANs; a SPIFFE identity has exactly one",
+			    nuri);
 		return reject(xs);
 	}
 	if (SSL_is_server(ssl)) {

@@ -21,10 +21,13 @@
  *    (VERIFY_PEER|FAIL_IF_NO_PEER_CERT), accepts only a peer whose SPIFFE
  *    identity (first SPIFFE URI SAN) is in the trust domain of the server's
  *    own certificate.
+ *  - both: the peer's certificate must carry exactly one URI SAN (an X.509
+ *    SVID does); one with more is refused whatever they say.
  * Failure reasons a caller can log (tls_error after TLS_IO_FATAL):
  *   "peer certificate not signed by the mesh CA"
  *   "peer identity spiffe://x/... not in trust domain td"
  *   "expected spiffe://a but peer presented spiffe://b"
+ *   "peer certificate has N URI SANs; a SPIFFE identity has exactly one"
  *   "no client certificate", "peer does not support TLS 1.3",
  *   "server did not negotiate ALPN h2", ...
  *

@@ -36,6 +36,7 @@
 #define WARREN_TUNNEL_H
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -129,6 +130,8 @@ struct pod {
 	uint64_t netns_dev, netns_ino;
 	char **ips; /* "10.0.0.2/24" as the plugin passed them */
 	size_t n_ips;
+	struct mesh_ip *addrs;       /* the same, parsed (those that parse) */
+	size_t n_addrs;
 	struct pod_listener lis[LIS_COUNT];
 	bool listening;
 	struct inpod_mode mode;      /* how the plugin captured it (annotations) */
@@ -162,6 +165,7 @@ struct tunnel {
 	uint64_t mesh_generation;
 	uint64_t mesh_reload_errors;
 	char mesh_error[512];          /* last load error, "" when none */
+	size_t mesh_pods_kept;         /* held pods t->mesh kept from an earlier model */
 	struct mesh_watch *mw;
 	struct kube_watch *kw;         /* kube_watch.c: meshSource kubernetes */
 	struct kube_seen *seen;        /* kube_enroll.c: pods known from ADD, enrolled or not */
@@ -174,12 +178,16 @@ struct tunnel {
 	struct hclient *held, *held_tail; /* handoff_server.c: requests held during adoption */
 	struct loop_timer *handoff_pause; /* handoff_server.c: accepting paused (out of fds) */
 	uint64_t handoff_warned_ms;
+	struct hclient *model_wait;    /* handoff_server.c: requests waiting for their pod */
 	struct loop_timer *retry_timer; /* re-try listeners of adopted pods */
 	struct admin *admin;
 	struct metrics *metrics;       /* NULL: metrics off (hooks are no-ops) */
 	struct accesslog *alog;        /* NULL: access log off */
-	struct mtls *sec;              /* NULL: plaintext mode (no caDir) */
+	struct mtls *sec;              /* NULL: no caDir (plaintext only with mtls: disabled) */
 	struct authz_set *authz;       /* compiled policies of t->mesh; NULL: none */
+	bool policies_loaded;          /* a compiled set was installed (tunnel_serving) */
+	atomic_uint_fast64_t gate_refused; /* captured connections refused by the gate */
+	atomic_uint_fast64_t gate_log_ms;  /* when the gate last logged (rate limit) */
 	struct worker *workers;        /* workers.c */
 	unsigned n_workers;
 	bool draining;                 /* drain.c: SIGTERM received, listeners closed */
@@ -219,6 +227,9 @@ void workers_forget_shard(struct pod *s);
 /* ---- pods.c: registry ---- */
 struct pod *pod_find_uid(struct tunnel *t, const char *uid);
 struct pod *pod_find_cid(struct tunnel *t, const char *container_id, const char *ifname);
+/* The primary of the enrolled pod here with address ip, or NULL. Any
+ * thread (t->pods changes only under every worker's lock). */
+const struct pod *pod_find_ip(const struct tunnel *t, const struct mesh_ip *ip);
 /* Allocate a pod, one shard per worker (strings copied; ips: borrowed JSON
  * array of strings, may be NULL) and link the primary. Takes netns_fd on
  * success only; NULL on ENOMEM or when the fd cannot be duplicated. */
@@ -242,7 +253,13 @@ size_t pod_conn_count(const struct pod *p);
  * close-on-exec, SO_MARK MARK_TUNNEL, TCP_NODELAY. family AF_INET or
  * AF_INET6. Returns the fd (the caller owns it) or -errno. */
 int pod_socket(struct pod *p, int family);
-/* Ready: model loaded, adoption done, every pod listening. *reason is
+/* May captured connections (15001, 15006, 15008) be served at all? Only
+ * once a mesh model and its policies have loaded, and with a mesh CA
+ * unless mtls: disabled says plaintext is wanted. Otherwise every one is
+ * refused: without them the tunnel cannot tell what is enrolled or
+ * allowed. Any thread (reads what the guard protects). *reason static. */
+bool tunnel_serving(const struct tunnel *t, const char **reason);
+/* Ready: serving, adoption done, every pod listening. *reason is
  * static or, while adopting, valid until the next loop callback. */
 bool tunnel_ready(const struct tunnel *t, const char **reason);
 
@@ -392,10 +409,21 @@ bool state_uid_valid(const char *uid);
 /* Load now (errors logged, retried) and watch meshPath. 0 or -errno. */
 int mesh_watch_start(struct tunnel *t);
 void mesh_watch_stop(struct tunnel *t);
-/* The one way a new model (owned, from mesh_build or mesh_load_path) goes
- * in use, whatever its source: generation set, policies compiled, swapped
- * in, the old one freed. Main loop, guard held. */
-void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin);
+/* The one way a new model (owned, from mesh_build_keeping or
+ * mesh_load_path_keeping) goes in use, whatever its source: generation set,
+ * policies compiled, swapped in, the plugin requests waiting for their pod
+ * answered, the old one freed. kept: how many held pods m kept from the
+ * previous model (warren_mesh_pods_kept). Main loop, guard held. */
+void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin, size_t kept);
+/* The keep rule every source applies (mesh_build_keeping's keep and
+ * on_kept, ctx a struct mesh_watch_keep): a new model never drops a pod
+ * this tunnel holds. Main thread (reads t->pods), guard not needed. */
+struct mesh_watch_keep {
+	struct tunnel *t;
+	const char *origin;
+};
+bool mesh_watch_held_pod(void *ctx, const struct mesh_pod *mp);
+void mesh_watch_log_kept(void *ctx, const struct mesh_pod *mp);
 /* A build from origin failed: counted, err kept for the admin API, logged;
  * the model in use (if any) stays. hint says how it gets retried. */
 void mesh_watch_failed(struct tunnel *t, const char *origin, const char *err, const char *hint);
@@ -422,6 +450,8 @@ int handoff_server_start(struct tunnel *t);
 void handoff_server_stop(struct tunnel *t);
 /* Adoption is complete: answer the requests held meanwhile, in order. */
 void handoff_server_resume(struct tunnel *t);
+/* A new model is in use: answer the requests that waited for it. */
+void handoff_server_model_changed(struct tunnel *t);
 /* A request of the tunnel's own (kube_enroll.c), through the plugin's code
  * path: answered at once (main loop, after adoption). *pfd as for "add". */
 json_t *handoff_server_local(struct tunnel *t, json_t *req, int *pfd);

@@ -128,6 +128,10 @@ for p in "mesh srv node2" "mesh cli node1" "plain pl node1"; do
 	pod_yaml "$ns" "$name" "$node" | kubectl apply -f - >/dev/null || die "kubectl apply pod $ns/$name"
 	POD_NS[$name]=$ns POD_NODE[$name]=$node
 done
+# The tunnels take a pod's identity from its object, so an ADD waits (3 s,
+# then CNI error 11 and the kubelet retries) until the model has the pod:
+# the mesh file gets the new objects, as a watch would.
+mesh_sync || die "mesh file with the new pods' objects"
 for name in srv cli pl; do
 	kubectl wait -n "${POD_NS[$name]}" --for=condition=Ready "pod/$name" --timeout=120s >/dev/null 2>&1 ||
 		die "pod $name not Ready within 120 s: $(kubectl get pod -n "${POD_NS[$name]}" "$name" -o wide 2>&1 | tail -n 1); $(tail -n 5 "$T/${POD_NODE[$name]}/cni.log" 2>/dev/null)"

@@ -149,6 +149,8 @@ logLevel: debug
 logFile: $d/tunnel.log
 drainSeconds: 0
 hostProbeSnat: false
+# No CA here (the model, not traffic, is under test): plaintext by choice.
+mtls: disabled
 EOF
 	ip netns exec "${NODE_NETNS[$N]}" "$WARREN_BUILD/warren-tunnel" --config "$d/tunnel.yaml" >>"$d/tunnel.out" 2>&1 &
 	TUNNEL_PID[$N]=$!
@@ -412,8 +414,20 @@ check "... still ready with the last model" tunnel_ready $N
 token_new tok3
 check "a new token written: watching again" wait_for -t 45 metric_is warren_kube_watching pods 1
 check "no token in the log" fails grep -qF "$(cut -c1-40 "$T/token")" "$T/$N/tunnel.log"
+# The object goes before the DEL (a forced delete): the tunnel still holds
+# db, so the model keeps what it knew of it until the DEL.
+kept() { [[ $(nexec $N curl -sf http://127.0.0.1:15020/metrics | awk '$1 == "warren_mesh_pods_kept" {print $2}') == "$1" ]]; }
+k -n shop2 delete pod db --force --grace-period=0 >/dev/null 2>&1
+pod_create shop gone 10.244.1.17
+check "db's object deleted while the tunnel holds it: the next model keeps it" wait_for -t 10 has_workload shop gone
+db_kept() { enrolled shop2 db && kept 1; }
+check "... still enrolled, and counted in warren_mesh_pods_kept" db_kept
+check "... and logged" grep -q "pod shop2/db is enrolled on this node but missing from the API server" "$T/$N/tunnel.log"
 if out=$(hctl del cid-db eth0 2>&1); then ok "pod db deleted (DEL)"; else not_ok "pod db deleted (DEL)" "$out"; fi
 check "... and forgotten" fails grep -q cid-db "$T/$N/state/kube-seen.json"
+pod_create shop gone2 10.244.1.18
+check "... and the next model drops it" wait_for -t 10 no_workload shop2 db
+check "... none kept" kept 0
 
 # --- in-cluster configuration: the service-account files and KUBERNETES_SERVICE_* -
 # A pod's view, made in a private mount namespace: the token and CA bind-mounted

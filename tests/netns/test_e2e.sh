@@ -19,6 +19,8 @@
 # Env: B or WARREN_BUILD (build dir), KEEP_TMP=1 keeps the temp dir (logs).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
+# Plaintext between enrolled pods is what this test covers: an explicit choice.
+tunnel_conf_extra() { echo "mtls: disabled"; } # NODE
 
 lib_init
 CLEANUP_TAP=1

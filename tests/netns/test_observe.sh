@@ -138,6 +138,7 @@ adminSocket: $adminsock
 metricsAddress: 127.0.0.1:15020
 accessLog: $alog
 logLevel: info
+mtls: disabled
 EOF
 
 node_tunnel_start "$conf" "$log"
@@ -332,6 +333,16 @@ check "warrenctl log-level reads it back" test "$(ctl log-level)" = info
 
 # --- readiness after a restart with many pods: 503/refused until every
 # listener is back, then 200 and never 503 again
+# Their Pod objects first (and the late pod's below): an add waits for its pod's.
+gen=$(ctl -o json config-dump | jq .meshGeneration)
+cp "$mesh" "$mesh.tmp"
+for p in late $(seq -f 'r%g' 0 $((NBIG - 3))); do
+	printf -- '---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: obs, uid: uid-%s-%s}\n' \
+		"$p" "$p" "$id" >>"$mesh.tmp"
+done
+mv -f "$mesh.tmp" "$mesh"
+wait_for bash -c "(( \$('$CTL' --socket '$adminsock' -o json config-dump | jq .meshGeneration) > $gen ))" ||
+	not_ok "the mesh with the many pods is loaded"
 for ((i = 0; i < NMANY; i++)); do
 	mkpod "wo-r$i-$id" && enroll "wo-r$i-$id" "uid-r$i-$id" obs "r$i" "cid-r$i-$id" ||
 		not_ok "setup of many-pods pod $i"

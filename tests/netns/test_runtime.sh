@@ -96,6 +96,7 @@ adminSocket: $adminsock
 logLevel: debug
 logFile: $tlog
 meshReloadMs: 200
+mtls: disabled
 EOF
 cat >"$mesh" <<EOF
 apiVersion: v1
@@ -110,6 +111,11 @@ kind: Namespace
 metadata:
   name: plain
 EOF
+# The enrolled pods' objects: an ADD waits for its pod's.
+for p in a b d e; do
+	printf -- '---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: demo, uid: uid-%s-%s}\n' \
+		"$p" "$p" "$id" >>"$mesh"
+done
 node_tunnel_start "$T/tunnel.yaml" /dev/null
 node_tunnel_ready_or_die "$tlog"
 

@@ -71,6 +71,12 @@ status:
   phase: Running
   podIP: 10.251.0.1
 EOF
+	# The other pods this test adds: an add waits for the pod's object.
+	local p
+	for p in b c px $(seq -f 'm%g' 0 39); do
+		printf -- '---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: demo, uid: uid-%s-%s}\n' \
+			"$p" "$p" "$id" >>"$mesh.tmp"
+	done
 	mv -f "$mesh.tmp" "$mesh"
 }
 for bin in "$TUN" "$CTL" "$HCTL"; do
@@ -93,6 +99,7 @@ adminSocket: $adminsock
 adminAddress: 127.0.0.1:15000
 logLevel: info
 meshReloadMs: 200
+mtls: disabled
 EOF
 
 # --- start without a mesh file: not ready, then ready once it appears

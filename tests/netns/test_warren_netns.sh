@@ -131,6 +131,7 @@ metricsAddress: 127.0.0.1:15020
 readinessAddress: 127.0.0.1:15021
 logLevel: debug
 logFile: $log
+mtls: disabled
 EOF
 set +e
 

@@ -767,6 +767,80 @@ static void test_reject_wrong_server_identity(void)
 	ca_free(ca);
 }
 
+/* A leaf of ca for (td, ns, sa) with extra_uri as a second URI SAN,
+ * re-signed with the CA's key (read back from ca_save's files), so only the
+ * SAN count is wrong. */
+static SSL_CTX *ctx_two_uris(enum tls_role role, struct mesh_ca *ca, const char *ns,
+			     const char *sa, const char *extra_uri)
+{
+	char *dir = mk_tmpdir(), path[512], err[512];
+	struct ca_leaf *l = NULL;
+	GENERAL_NAMES *gens = NULL;
+	GENERAL_NAME *gn = NULL;
+	ASN1_IA5STRING *ia5 = NULL;
+	EVP_PKEY *cakey = NULL;
+	SSL_CTX *ctx = NULL;
+	FILE *f = NULL;
+	int nuri = 0;
+
+	if (!dir || ca_save(ca, dir) || ca_issue(ca, TD, ns, sa, 0, &l, err, sizeof(err)))
+		goto out;
+	snprintf(path, sizeof(path), "%s/root-key.pem", dir);
+	f = fopen(path, "r");
+	cakey = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+	gens = X509_get_ext_d2i(l->cert, NID_subject_alt_name, NULL, NULL);
+	gn = GENERAL_NAME_new();
+	ia5 = ASN1_IA5STRING_new();
+	if (!cakey || !gens || !gn || !ia5 || !ASN1_STRING_set(ia5, extra_uri, -1))
+		goto out;
+	GENERAL_NAME_set0_value(gn, GEN_URI, ia5);
+	ia5 = NULL;
+	if (!sk_GENERAL_NAME_push(gens, gn))
+		goto out;
+	gn = NULL;
+	if (X509_add1_ext_i2d(l->cert, NID_subject_alt_name, gens, 1, X509V3_ADD_REPLACE) != 1 ||
+	    !X509_sign(l->cert, cakey, EVP_sha256()))
+		goto out;
+	if (spiffe_id_from_cert(l->cert, path, sizeof(path), &nuri) || nuri != 2)
+		goto out; /* the certificate is what the test means */
+	if (tls_ctx_new(role, l, ca_root0(ca), &ctx, err, sizeof(err)))
+		ctx = NULL;
+out:
+	if (f)
+		fclose(f);
+	EVP_PKEY_free(cakey);
+	GENERAL_NAMES_free(gens);
+	GENERAL_NAME_free(gn);
+	ASN1_IA5STRING_free(ia5);
+	ca_leaf_free(l);
+	if (dir)
+		rm_tmpdir(dir);
+	return ctx;
+}
+
+/* SPIFFE: an X.509 SVID has exactly one URI SAN. A peer with two is refused
+ * on both sides, even when its first is the identity expected. */
+static void test_reject_two_uri_sans(void)
+{
+	struct mesh_ca *ca = NULL;
+	SSL_CTX *c = NULL, *s = NULL;
+
+	T_ASSERT_INT(ca_create_root("warren-test", "root", 30, &ca), 0);
+	c = ctx_two_uris(TLS_CLIENT, ca, "a", "x", "spiffe://cluster.local/ns/b/sa/y");
+	s = ctx_for(TLS_SERVER, ca, TD, "b", "y", ca_root0(ca));
+	T_ASSERT(c && s);
+	T_ASSERT(expect_failure(c, s, SERVER_ID, true, "has 2 URI SANs"));
+	SSL_CTX_free(c);
+	SSL_CTX_free(s);
+	c = ctx_for(TLS_CLIENT, ca, TD, "a", "x", ca_root0(ca));
+	s = ctx_two_uris(TLS_SERVER, ca, "b", "y", "spiffe://cluster.local/ns/a/sa/x");
+	T_ASSERT(c && s);
+	T_ASSERT(expect_failure(c, s, SERVER_ID, false, "has 2 URI SANs"));
+	SSL_CTX_free(c);
+	SSL_CTX_free(s);
+	ca_free(ca);
+}
+
 static void test_reject_tls12_and_no_alpn(void)
 {
 	struct mesh_ca *ca = NULL;
@@ -998,5 +1072,6 @@ T_MAIN(T_CASE(test_spiffe_ids), T_CASE(test_issue_releases_guard), T_CASE(test_i
        T_CASE(test_load_rejects_bad_material), T_CASE(test_gen_ca_sh), T_CASE(test_refcount),
        T_CASE(test_mtls_ok), T_CASE(test_reject_client_from_other_ca),
        T_CASE(test_reject_no_client_cert), T_CASE(test_reject_other_trust_domain),
-       T_CASE(test_reject_wrong_server_identity), T_CASE(test_reject_tls12_and_no_alpn),
+       T_CASE(test_reject_wrong_server_identity), T_CASE(test_reject_two_uri_sans),
+       T_CASE(test_reject_tls12_and_no_alpn),
        T_CASE(test_renewal_swaps_contexts), T_CASE(test_io_map))

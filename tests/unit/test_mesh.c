@@ -686,16 +686,20 @@ static void test_index_matches_scan(void)
 		len += (size_t)snprintf(s + len, cap - len,
 					"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: n%zu}\n", i);
 	for (size_t i = 0; i < np; i++) {
-		size_t at = i % 50 == 7 ? i - 1 : i; /* shares its IPv4 with pod i - 1 */
-		char uid[32] = "";
+		/* shares its IPv4 with pod i - 1 (a conflict, or not when one of
+		 * them is host-network or finished) */
+		size_t at = i % 50 == 7 ? i - 1 : i;
+		char uid[32] = "", v6[32] = "";
 
 		if (i % 4)
 			snprintf(uid, sizeof(uid), ", uid: uid-%zu", i);
+		if (!(i % 2)) /* pods 0 and 2 share theirs: a conflict */
+			snprintf(v6, sizeof(v6), ", {ip: 'fd00::%zx'}", i == 2 ? (size_t)0 : i);
 		len += (size_t)snprintf(s + len, cap - len,
 			"---\napiVersion: v1\nkind: Pod\nmetadata: {name: p%zu, namespace: n%zu%s, labels: {app: a%zu, tier: t%zu}}\n"
-			"spec: {hostNetwork: %s}\nstatus: {podIPs: [{ip: 10.1.%zu.%zu}%s]}\n",
-			i / 3, i % 9, uid, i % 5, i % 3, i % 11 == 3 ? "true" : "false", at / 256, at % 256,
-			i % 2 ? "" : ", {ip: 'fd00::1'}");
+			"spec: {hostNetwork: %s}\nstatus: {phase: %s, podIPs: [{ip: 10.1.%zu.%zu}%s]}\n",
+			i / 3, i % 9, uid, i % 5, i % 3, i % 11 == 3 ? "true" : "false",
+			i % 13 == 5 ? "Succeeded" : "Running", at / 256, at % 256, v6);
 	}
 	for (size_t i = 0; i < ns; i++) {
 		char sel[32] = ""; /* every 7th: an empty selector, which picks nothing */
@@ -801,7 +805,217 @@ static void test_named_target_port(void)
 	mesh_free(m);
 }
 
+/* One IP, several pods: a finished pod never holds it; a running, enrolled
+ * pod beats the others; a tie at the top is a conflict (refuse, never
+ * guess), with the index and the scan agreeing. */
+static const char ip_pods_yaml[] =
+	"apiVersion: v1\nkind: Namespace\nmetadata: {name: mesh, labels: {istio.io/dataplane-mode: ambient}}\n"
+	"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: plain}\n"
+	/* 10.0.0.1: an old finished pod (first in model order), then the live one */
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: job, namespace: plain}\n"
+	"status: {phase: Succeeded, podIP: 10.0.0.1}\n"
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: mesh}\n"
+	"status: {phase: Running, podIP: 10.0.0.1}\n"
+	/* 10.0.0.2: only a failed pod */
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: dead, namespace: mesh}\n"
+	"status: {phase: Failed, podIP: 10.0.0.2}\n"
+	/* 10.0.0.3: pending and enrolled vs running and not: running wins */
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: pend, namespace: mesh}\n"
+	"status: {phase: Pending, podIP: 10.0.0.3}\n"
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: run, namespace: plain}\n"
+	"status: {phase: Running, podIP: 10.0.0.3}\n"
+	/* 10.0.0.4: running, not enrolled vs running, enrolled: enrolled wins */
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: other, namespace: plain}\n"
+	"status: {phase: Running, podIP: 10.0.0.4}\n"
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: app, namespace: mesh}\n"
+	"status: {phase: Running, podIP: 10.0.0.4}\n"
+	/* 10.0.0.5: two running, enrolled pods: a true conflict */
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: mesh}\n"
+	"status: {phase: Running, podIP: 10.0.0.5}\n"
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: mesh}\n"
+	"status: {phase: Running, podIP: 10.0.0.5}\n"
+	/* 10.0.0.6: a live pod beats one kept from an earlier model */
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: old, namespace: mesh, annotations: {warren.io/kept-from-generation: '3'}}\n"
+	"status: {phase: Running, podIP: 10.0.0.6}\n"
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: new, namespace: mesh}\n"
+	"status: {phase: Running, podIP: 10.0.0.6}\n";
+
+static void test_pod_by_ip_phases(void)
+{
+	struct mesh *m = build(ip_pods_yaml);
+	struct mesh_index *x;
+	static const char *const want[] = { "web", NULL, "run", "app", NULL, "new" };
+	struct mesh_ip first;
+
+	T_ASSERT(m);
+	x = m->index;
+	T_ASSERT(x);
+	for (int pass = 0; pass < 2; pass++) { /* indexed, then scanning */
+		m->index = pass ? NULL : x;
+		for (size_t i = 0; i < 6; i++) {
+			char a[32];
+			struct mesh_ip q;
+			const struct mesh_pod *p;
+
+			snprintf(a, sizeof(a), "10.0.0.%zu", i + 1);
+			q = ip(a);
+			p = mesh_find_pod_by_ip(m, &q);
+			printf("# %s %s: %s\n", pass ? "scan" : "index", a, p ? p->name : "(none)");
+			if (want[i])
+				T_ASSERT(p && !strcmp(p->name, want[i]));
+			else
+				T_ASSERT(!p);
+			T_ASSERT_INT(mesh_ip_conflict(m, &q), i == 4);
+		}
+	}
+	m->index = x;
+	T_ASSERT_INT(mesh_ip_conflicts(m, &first), 1);
+	T_ASSERT(mesh_ip_equal(&first, &(struct mesh_ip){ 0 }) == false);
+	T_ASSERT(mesh_ip_equal(&first, &(struct mesh_ip){ .family = AF_INET, .addr.v4.s_addr = 0 }) == false);
+	{
+		struct mesh_ip five = ip("10.0.0.5");
+
+		T_ASSERT(mesh_ip_equal(&first, &five));
+	}
+	mesh_free(m);
+}
+
+/* A 0-byte mesh file is a truncation, never an empty model. */
+static void test_empty_file(void)
+{
+	char dir[] = "/tmp/warren-mesh.XXXXXX", path[256];
+	struct mesh *m = NULL;
+
+	T_ASSERT(mkdtemp(dir));
+	T_ASSERT_INT(write_file(dir, "10-ns.yaml", ""), 0);
+	snprintf(path, sizeof(path), "%s/10-ns.yaml", dir);
+	T_ASSERT_INT(mesh_load_path(path, &m, err, sizeof(err)), -ENODATA);
+	T_ASSERT(!m);
+	T_ASSERT(strstr(err, "10-ns.yaml: the file is empty"));
+	/* in a directory too */
+	T_ASSERT_INT(mesh_load_path(dir, &m, err, sizeof(err)), -ENODATA);
+	T_ASSERT(strstr(err, "the file is empty"));
+	/* a file with only a comment is a (written) file without objects */
+	T_ASSERT_INT(write_file(dir, "10-ns.yaml", "# nothing\n"), 0);
+	T_ASSERT_INT(mesh_load_path(path, &m, err, sizeof(err)), 0);
+	mesh_free(m);
+	rm_files(dir);
+}
+
+static bool keep_names_k(void *ctx, const struct mesh_pod *p)
+{
+	(void)ctx;
+	return p->name[0] == 'k';
+}
+
+static void count_kept(void *ctx, const struct mesh_pod *p)
+{
+	(void)p;
+	(*(int *)ctx)++;
+}
+
+/* The pods a tunnel holds survive a model that lacks them: copied from the
+ * previous model with their namespace, annotated, and ranked below a live
+ * pod with their IP. */
+static void test_keep_pods(void)
+{
+	char dir[] = "/tmp/warren-mesh.XXXXXX", path[256];
+	struct mesh *prev = NULL, *m = NULL;
+	const struct mesh_pod *p;
+	size_t n = 0;
+	int calls = 0;
+
+	T_ASSERT(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/10-ns.yaml", dir);
+	T_ASSERT_INT(write_file(dir, "10-ns.yaml",
+		"apiVersion: v1\nkind: Namespace\nmetadata: {name: mesh, labels: {istio.io/dataplane-mode: ambient}}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: k1, namespace: mesh, uid: u1}\n"
+		"spec: {serviceAccountName: sa1}\nstatus: {phase: Running, podIP: 10.0.0.1}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: k2, namespace: mesh}\n"
+		"status: {phase: Running, podIP: 10.0.0.2}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: x, namespace: mesh}\n"
+		"status: {phase: Running, podIP: 10.0.0.3}\n"), 0);
+	T_ASSERT_INT(mesh_load_path(path, &prev, err, sizeof(err)), 0);
+	prev->generation = 7;
+	/* cut short: the namespace and k1 are gone, k2 stays, x goes, and a new
+	 * pod now has k1's IP */
+	T_ASSERT_INT(write_file(dir, "10-ns.yaml",
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: k2, namespace: mesh}\n"
+		"status: {phase: Running, podIP: 10.0.0.2}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: y, namespace: mesh}\n"
+		"status: {phase: Running, podIP: 10.0.0.1}\n"), 0);
+	T_ASSERT_INT(mesh_load_path_keeping(path, prev, keep_names_k, count_kept, &calls, &n, &m, err,
+					    sizeof(err)), 0);
+	T_ASSERT_INT(n, 1);
+	T_ASSERT_INT(calls, 1);
+	p = mesh_find_pod(m, "mesh", "k1");
+	T_ASSERT(p && p->kept && !strcmp(p->service_account, "sa1") && !strcmp(p->uid, "u1"));
+	T_ASSERT_STR(mesh_label(&p->annotations, MESH_ANNOTATION_KEPT), "7");
+	T_ASSERT(mesh_pod_enrolled(m, "mesh", "k1", NULL)); /* its namespace came along */
+	T_ASSERT(!mesh_find_pod(m, "mesh", "x"));           /* not selected: dropped */
+	p = mesh_find_pod(m, "mesh", "k2");
+	T_ASSERT(p && !p->kept);
+	{
+		struct mesh_ip a = ip("10.0.0.1");
+
+		p = mesh_find_pod_by_ip(m, &a);
+		T_ASSERT(p && !strcmp(p->name, "y")); /* the live pod wins */
+	}
+	mesh_free(m);
+	m = NULL;
+	/* without a previous model nothing is kept */
+	T_ASSERT_INT(mesh_load_path_keeping(path, NULL, keep_names_k, NULL, NULL, &n, &m, err,
+					    sizeof(err)), 0);
+	T_ASSERT_INT(n, 0);
+	T_ASSERT(!mesh_find_pod(m, "mesh", "k1"));
+	mesh_free(m);
+	mesh_free(prev);
+	rm_files(dir);
+}
+
+/* The Kubernetes source's rebuild keeps them too: a model built from the
+ * API server's objects (mesh_build) never drops a pod the tunnel holds, and
+ * the input array is left alone. */
+static void test_build_keeping(void)
+{
+	struct mesh *prev = NULL, *m = NULL;
+	const struct mesh_pod *p;
+	json_t *objs, *now;
+	size_t n = 0;
+	int calls = 0;
+
+	objs = json_loads("[{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"mesh\","
+			  "\"labels\":{\"istio.io/dataplane-mode\":\"ambient\"}}},"
+			  "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"k1\",\"namespace\":\"mesh\",\"uid\":\"u1\"},"
+			  "\"spec\":{\"serviceAccountName\":\"sa1\"},\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.1\"}},"
+			  "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"x\",\"namespace\":\"mesh\"},"
+			  "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.3\"}}]", 0, NULL);
+	T_ASSERT(objs);
+	T_ASSERT_INT(mesh_build(objs, "api", &prev, err, sizeof(err)), 0);
+	prev->generation = 3;
+	now = json_loads("[{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"y\",\"namespace\":\"mesh\"},"
+			 "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.9\"}}]", 0, NULL);
+	T_ASSERT(now);
+	T_ASSERT_INT(mesh_build_keeping(now, "api", prev, keep_names_k, count_kept, &calls, &n, &m,
+					err, sizeof(err)), 0);
+	T_ASSERT_INT(n, 1);
+	T_ASSERT_INT(calls, 1);
+	T_ASSERT_INT(json_array_size(now), 1); /* the caller's array is untouched */
+	p = mesh_find_pod(m, "mesh", "k1");
+	T_ASSERT(p && p->kept && !strcmp(p->service_account, "sa1"));
+	T_ASSERT_STR(mesh_label(&p->annotations, MESH_ANNOTATION_KEPT), "3");
+	T_ASSERT(mesh_pod_enrolled(m, "mesh", "k1", NULL));
+	T_ASSERT(!mesh_find_pod(m, "mesh", "x"));
+	T_ASSERT(mesh_find_pod(m, "mesh", "y"));
+	mesh_free(m);
+	mesh_free(prev);
+	json_decref(objs);
+	json_decref(now);
+}
+
 T_MAIN(T_CASE(test_decode), T_CASE(test_lookups), T_CASE(test_ip), T_CASE(test_selector),
        T_CASE(test_enrollment), T_CASE(test_pod_annotations), T_CASE(test_bad_objects), T_CASE(test_build_copies_input),
        T_CASE(test_directory), T_CASE(test_example_file), T_CASE(test_large_model),
-       T_CASE(test_index_matches_scan), T_CASE(test_named_target_port))
+       T_CASE(test_index_matches_scan), T_CASE(test_named_target_port),
+       T_CASE(test_pod_by_ip_phases), T_CASE(test_empty_file), T_CASE(test_keep_pods),
+       T_CASE(test_build_keeping))

@@ -172,7 +172,7 @@ static void test_mtls_keys(void)
 	T_ASSERT_INT(load_text("meshPath: /m\ncadir: /x\n", &c), -EINVAL);
 	T_ASSERT(strstr(err, "did you mean \"caDir\"?"));
 	T_ASSERT_INT(load_text("meshPath: /m\nbogus: 1\n", &c), -EINVAL);
-	T_ASSERT(strstr(err, "caDir, caAddress, caTokenFile, trustBundle, certLifetimeSeconds, "
+	T_ASSERT(strstr(err, "caDir, caAddress, caTokenFile, trustBundle, mtls, certLifetimeSeconds, "
 			     "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs"));
 }
 
@@ -195,6 +195,28 @@ static void test_ca_client_keys(void)
 	T_ASSERT_INT(load_text("meshPath: /m\ncaAddress: https://ca:1\ntrustBundle: /b\ncaDir: /d\n", &c),
 		     -EINVAL);
 	T_ASSERT(strstr(err, "one certificate source only"));
+}
+
+/* Plaintext between enrolled pods is an explicit choice: mtls: disabled,
+ * and never beside a caDir. */
+static void test_mtls_disabled(void)
+{
+	struct tunnel_conf c;
+
+	T_ASSERT_INT(load_text("meshPath: /m\n", &c), 0);
+	T_ASSERT(!c.mtls_disabled);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nmtls: disabled\n", &c), 0);
+	T_ASSERT(c.mtls_disabled);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nmtls: enabled\ncaDir: /ca\n", &c), 0);
+	T_ASSERT(!c.mtls_disabled);
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\nmtls: off\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "mtls: expected \"enabled\" or \"disabled\""));
+	T_ASSERT_INT(load_text("meshPath: /m\nmtls: false\n", &c), -EINVAL);
+	T_ASSERT_INT(load_text("meshPath: /m\nmtls: disabled\ncaDir: /ca\n", &c), -EINVAL);
+	T_ASSERT(strstr(err, "mtls: \"disabled\" contradicts caDir"));
 }
 
 static void test_keep_capabilities(void)
@@ -411,6 +433,7 @@ static void test_node_name_env(void)
 }
 
 T_MAIN(T_CASE(test_defaults), T_CASE(test_node_name_env), T_CASE(test_all_keys_yaml), T_CASE(test_json), T_CASE(test_errors),
-       T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_ca_client_keys), T_CASE(test_keep_capabilities),
+       T_CASE(test_observe_keys), T_CASE(test_mtls_keys), T_CASE(test_ca_client_keys), T_CASE(test_mtls_disabled),
+       T_CASE(test_keep_capabilities),
        T_CASE(test_adopt_batch), T_CASE(test_worker_threads), T_CASE(test_host_probe_keys),
        T_CASE(test_drain_seconds), T_CASE(test_mesh_source), T_CASE(test_hbone_pending))
