@@ -296,11 +296,12 @@ static json_t *services_json(const struct tunnel *t)
 		}
 		for (size_t e = 0; eps && e < s->n_endpoints; e++) {
 			const struct mesh_endpoint *ep = &s->endpoints[e];
-			json_t *tports = json_object();
+			json_t *tports;
 			char key[8];
 
 			if (!ep->ready)
 				continue;
+			tports = json_object();
 			/* a Service without a selector: its EndpointSlices' addresses */
 			for (size_t k = 0; tports && k < s->n_ports; k++) {
 				snprintf(key, sizeof(key), "%u", s->ports[k].port);
