@@ -627,9 +627,213 @@ static int decode_policy(struct objctx *c, json_t *o, json_t *arr)
 	return 0;
 }
 
+/* An EndpointSlice, decoded and checked, until its Service is known. */
+struct slice_port {
+	const char *name;     /* "" default */
+	const char *protocol; /* "TCP" default */
+	uint16_t port;        /* 0: null (all ports), which no Service port names */
+};
+
+struct slice_addr {
+	struct mesh_ip ip;
+	bool ready;
+};
+
+struct mesh_slice {
+	const char *ns;
+	const char *service; /* label kubernetes.io/service-name, or NULL: no Service's */
+	bool used;           /* FQDN slices are checked and left out */
+	struct slice_addr *addrs;
+	size_t n_addrs;
+	struct slice_port *ports;
+	size_t n_ports;
+};
+
+static int decode_slice_ports(struct objctx *c, json_t *ports, struct mesh_slice *sl)
+{
+	json_t *e, *v;
+	size_t i;
+	int ret;
+
+	if (!json_array_size(ports))
+		return 0;
+	sl->ports = calloc(json_array_size(ports), sizeof(*sl->ports));
+	if (!sl->ports) {
+		oerr(c, "ports", "out of memory");
+		return -ENOMEM;
+	}
+	json_array_foreach(ports, i, e) {
+		struct slice_port *sp = &sl->ports[i];
+
+		if (!json_is_object(e)) {
+			oerr(c, "ports", "item %zu is %s, expected a mapping", i, errbuf_json_type(e));
+			return -EINVAL;
+		}
+		ret = get_string(c, e, "name", "ports[].name", "", &sp->name);
+		if (!ret)
+			ret = get_string(c, e, "protocol", "ports[].protocol", "TCP", &sp->protocol);
+		v = json_object_get(e, "port");
+		if (!ret && v && !json_is_null(v))
+			ret = get_port(c, v, "ports[].port", i, &sp->port);
+		if (ret)
+			return ret;
+		sl->n_ports = i + 1;
+	}
+	return 0;
+}
+
+static int decode_slice(struct objctx *c, json_t *o, struct mesh_slice *sl)
+{
+	json_t *meta, *eps, *ports, *e, *addrs, *conds, *rv;
+	struct mesh_labels labels = { 0 };
+	const char *type;
+	int family = 0;
+	size_t i;
+	int ret;
+
+	ret = decode_meta(c, o, true, &meta);
+	if (ret)
+		return ret;
+	sl->ns = c->ns;
+	ret = get_labels(c, meta, "labels", "metadata.labels", &labels);
+	if (!ret)
+		sl->service = mesh_label(&labels, "kubernetes.io/service-name");
+	free(labels.items);
+	if (!ret)
+		ret = get_string(c, o, "addressType", "addressType", NULL, &type);
+	if (ret)
+		return ret;
+	if (!type) {
+		oerr(c, "addressType", "missing (IPv4, IPv6 or FQDN)");
+		return -EINVAL;
+	}
+	if (!strcmp(type, "IPv4"))
+		family = AF_INET;
+	else if (!strcmp(type, "IPv6"))
+		family = AF_INET6;
+	else if (strcmp(type, "FQDN")) {
+		oerr(c, "addressType", "\"%s\" is none of IPv4, IPv6, FQDN", type);
+		return -EINVAL;
+	}
+	ret = get_array(c, o, "endpoints", "endpoints", &eps);
+	if (!ret)
+		ret = get_array(c, o, "ports", "ports", &ports);
+	if (!ret)
+		ret = decode_slice_ports(c, ports, sl);
+	if (ret || !family || !json_array_size(eps))
+		return ret;
+	sl->used = true;
+	sl->addrs = calloc(json_array_size(eps), sizeof(*sl->addrs));
+	if (!sl->addrs) {
+		oerr(c, "endpoints", "out of memory");
+		return -ENOMEM;
+	}
+	json_array_foreach(eps, i, e) {
+		struct slice_addr *a = &sl->addrs[i];
+		json_t *first;
+
+		if (!json_is_object(e)) {
+			oerr(c, "endpoints", "item %zu is %s, expected a mapping", i, errbuf_json_type(e));
+			return -EINVAL;
+		}
+		ret = get_array(c, e, "addresses", "endpoints[].addresses", &addrs);
+		if (!ret)
+			ret = get_object(c, e, "conditions", "endpoints[].conditions", &conds);
+		if (ret)
+			return ret;
+		first = json_array_get(addrs, 0);
+		if (!json_is_string(first)) {
+			oerr(c, "endpoints[].addresses", "item %zu: needs at least one address, a string", i);
+			return -EINVAL;
+		}
+		ret = parse_ip_field(c, "endpoints[].addresses", json_string_value(first), &a->ip);
+		if (ret)
+			return ret;
+		if (a->ip.family != family) {
+			oerr(c, "endpoints[].addresses", "item %zu: \"%s\" is not an %s address", i,
+			     json_string_value(first), type);
+			return -EINVAL;
+		}
+		/* Kubernetes: an unknown (null) readiness is read as ready */
+		rv = json_object_get(conds, "ready");
+		if (rv && !json_is_null(rv) && !json_is_boolean(rv)) {
+			oerr(c, "endpoints[].conditions.ready", "item %zu: expected true or false, got %s",
+			     i, errbuf_json_type(rv));
+			return -EINVAL;
+		}
+		a->ready = !rv || json_is_null(rv) || json_is_true(rv);
+		sl->n_addrs = i + 1;
+	}
+	return 0;
+}
+
+static void slice_clear(struct mesh_slice *sl)
+{
+	free(sl->addrs);
+	free(sl->ports);
+}
+
+static int slice_cmp(const void *a, const void *b)
+{
+	const struct mesh_slice *x = a, *y = b;
+	int r = strcmp(x->ns, y->ns);
+
+	return r ? r : strcmp(x->service ? x->service : "", y->service ? y->service : "");
+}
+
+/* The endpoints of each Service without a selector, from the slices naming
+ * it (sorted by slice_cmp), in slice order. Pods are looked up by IP, so
+ * the model's indexes must be built. */
+static int attach_slices(struct mesh *m, struct mesh_slice *sl, size_t n, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < m->n_services; i++) {
+		struct mesh_service *s = &m->services[i];
+		struct mesh_slice key = { .ns = s->namespace, .service = s->name }, *lo;
+		size_t cnt = 0, k;
+
+		if (s->selector.n || !n)
+			continue;
+		lo = bsearch(&key, sl, n, sizeof(*sl), slice_cmp);
+		if (!lo)
+			continue;
+		while (lo > sl && !slice_cmp(lo - 1, &key))
+			lo--;
+		for (k = (size_t)(lo - sl); k < n && !slice_cmp(&sl[k], &key); k++)
+			cnt += sl[k].used ? sl[k].n_addrs : 0;
+		if (!cnt)
+			continue;
+		s->endpoints = calloc(cnt, sizeof(*s->endpoints));
+		if (!s->endpoints)
+			goto oom;
+		for (k = (size_t)(lo - sl); k < n && !slice_cmp(&sl[k], &key); k++) {
+			for (size_t a = 0; sl[k].used && a < sl[k].n_addrs; a++) {
+				struct mesh_endpoint *ep = &s->endpoints[s->n_endpoints++];
+
+				ep->ip = sl[k].addrs[a].ip;
+				ep->ready = sl[k].addrs[a].ready;
+				ep->pod = mesh_find_pod_by_ip(m, &ep->ip);
+				if (!s->n_ports)
+					continue;
+				ep->ports = calloc(s->n_ports, sizeof(*ep->ports));
+				if (!ep->ports)
+					goto oom;
+				for (size_t p = 0; p < s->n_ports; p++)
+					for (size_t q = 0; q < sl[k].n_ports && !ep->ports[p]; q++)
+						if (!strcmp(sl[k].ports[q].name, s->ports[p].name) &&
+						    !strcmp(sl[k].ports[q].protocol, s->ports[p].protocol))
+							ep->ports[p] = sl[k].ports[q].port;
+			}
+		}
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
 /* ---- build ---- */
 
-enum okind { K_NONE, K_NAMESPACE, K_POD, K_SERVICE, K_AUTHZ, K_PEERAUTHN };
+enum okind { K_NONE, K_NAMESPACE, K_POD, K_SERVICE, K_SLICE, K_AUTHZ, K_PEERAUTHN };
 
 static enum okind classify(const char *api, const char *kind)
 {
@@ -642,6 +846,9 @@ static enum okind classify(const char *api, const char *kind)
 			return K_POD;
 		if (!strcmp(kind, "Service"))
 			return K_SERVICE;
+	} else if (!strcmp(api, "discovery.k8s.io/v1")) {
+		if (!strcmp(kind, "EndpointSlice"))
+			return K_SLICE;
 	} else if (istio) {
 		if (!strcmp(kind, "AuthorizationPolicy"))
 			return K_AUTHZ;
@@ -736,7 +943,8 @@ static int build(json_t *objs, const struct prov *provs, struct mesh **out, char
 	struct mesh_impl *mi = NULL;
 	struct mesh *m;
 	struct prov *pns = NULL, *ppod = NULL, *psvc = NULL;
-	size_t n = json_array_size(objs), i;
+	struct mesh_slice *slices = NULL;
+	size_t n = json_array_size(objs), i, n_slices = 0;
 	json_t *o;
 	int ret = 0;
 
@@ -761,8 +969,9 @@ static int build(json_t *objs, const struct prov *provs, struct mesh **out, char
 	m->namespaces = calloc(n + 1, sizeof(*m->namespaces));
 	m->pods = calloc(n + 1, sizeof(*m->pods));
 	m->services = calloc(n + 1, sizeof(*m->services));
+	slices = calloc(n + 1, sizeof(*slices));
 	if (!m->authorization_policies || !m->peer_authentications || !pns || !ppod || !psvc ||
-	    !m->namespaces || !m->pods || !m->services) {
+	    !m->namespaces || !m->pods || !m->services || !slices) {
 		snprintf(err, errlen, "out of memory");
 		ret = -ENOMEM;
 		goto out;
@@ -803,6 +1012,9 @@ static int build(json_t *objs, const struct prov *provs, struct mesh **out, char
 			psvc[m->n_services] = provs[i];
 			ret = decode_service(&c, o, &m->services[m->n_services++]);
 			break;
+		case K_SLICE:
+			ret = decode_slice(&c, o, &slices[n_slices++]);
+			break;
 		case K_AUTHZ:
 			ret = decode_policy(&c, o, m->authorization_policies);
 			break;
@@ -816,7 +1028,14 @@ static int build(json_t *objs, const struct prov *provs, struct mesh **out, char
 	ret = find_dups(m, pns, ppod, psvc, err, errlen);
 	if (!ret)
 		m->index = mesh_index_build(m, mesh_pod_ip_rank); /* NULL (out of memory): lookups scan */
+	if (!ret && n_slices) {
+		qsort(slices, n_slices, sizeof(*slices), slice_cmp);
+		ret = attach_slices(m, slices, n_slices, err, errlen);
+	}
 out:
+	for (i = 0; slices && i < n_slices; i++)
+		slice_clear(&slices[i]);
+	free(slices);
 	free(pns);
 	free(ppod);
 	free(psvc);
@@ -1166,6 +1385,9 @@ void mesh_free(struct mesh *m)
 		free(m->services[i].selector.items);
 		free(m->services[i].vips);
 		free(m->services[i].ports);
+		for (size_t k = 0; k < m->services[i].n_endpoints; k++)
+			free(m->services[i].endpoints[k].ports);
+		free(m->services[i].endpoints);
 	}
 	free(m->namespaces);
 	free(m->pods);
@@ -1332,6 +1554,39 @@ const struct mesh_pod *mesh_service_next_pod(const struct mesh *m, const struct 
 			return p;
 	}
 	return NULL;
+}
+
+bool mesh_service_next_endpoint(const struct mesh *m, const struct mesh_service *svc,
+				const struct mesh_service_port *sp, int family, size_t *pos,
+				struct mesh_ep *out)
+{
+	const struct mesh_pod *mp;
+	size_t k = (size_t)(sp - svc->ports);
+
+	if (!svc->selector.n) {
+		while (*pos < svc->n_endpoints) {
+			const struct mesh_endpoint *e = &svc->endpoints[(*pos)++];
+
+			if (!e->ready || e->ip.family != family || !e->ports || !e->ports[k])
+				continue;
+			*out = (struct mesh_ep){ .pod = e->pod, .ip = e->ip, .port = e->ports[k] };
+			return true;
+		}
+		return false;
+	}
+	while ((mp = mesh_service_next_pod(m, svc, pos))) {
+		uint16_t port;
+
+		if (!mp->ready || mp->host_network || !(port = mesh_pod_target_port(mp, sp)))
+			continue;
+		for (size_t i = 0; i < mp->n_ips; i++) {
+			if (mp->ips[i].family == family) {
+				*out = (struct mesh_ep){ .pod = mp, .ip = mp->ips[i], .port = port };
+				return true;
+			}
+		}
+	}
+	return false;
 }
 
 const struct mesh_service *mesh_pod_next_service(const struct mesh *m, const struct mesh_pod *p,

@@ -9,7 +9,9 @@
  * good model in use. mesh_free() frees everything the model owns,
  * including the strings that the structs below point to.
  *
- * Objects kept: Namespace, Pod, Service; AuthorizationPolicy and
+ * Objects kept: Namespace, Pod, Service, EndpointSlice (the endpoints of
+ * the Services without a selector; for a Service with one, its pods are
+ * the endpoints, as in Istio's ambient mode); AuthorizationPolicy and
  * PeerAuthentication (security.istio.io) are kept as raw JSON for the
  * policy engine. Other kinds are ignored. An object of a known kind with a
  * wrong shape (e.g. metadata.name missing) fails the load with a message
@@ -72,6 +74,21 @@ const struct mesh_service *mesh_find_service_by_vip(const struct mesh *m, const 
  * namespace, ready or not, in model order; *pos starts at 0. NULL at the end. */
 const struct mesh_pod *mesh_service_next_pod(const struct mesh *m, const struct mesh_service *svc,
 					     size_t *pos);
+/* One endpoint a connection to a Service port can go to. */
+struct mesh_ep {
+	const struct mesh_pod *pod; /* NULL: an address outside the model */
+	struct mesh_ip ip;
+	uint16_t port;
+};
+/* Iterate the endpoints that can take a connection of this family on
+ * port sp of svc. With a selector: the ready, non-host-network pods it
+ * selects that have an IP of the family and serve sp
+ * (mesh_pod_target_port). Without: the ready addresses of the family of
+ * its EndpointSlices that have a port of sp's name and protocol. *pos
+ * starts at 0; false at the end. */
+bool mesh_service_next_endpoint(const struct mesh *m, const struct mesh_service *svc,
+				const struct mesh_service_port *sp, int family, size_t *pos,
+				struct mesh_ep *out);
 /* Iterate the Services selecting pod p (an element of m->pods), likewise. */
 const struct mesh_service *mesh_pod_next_service(const struct mesh *m, const struct mesh_pod *p,
 						 size_t *pos);

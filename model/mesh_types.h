@@ -77,6 +77,17 @@ struct mesh_service_port {
 					 pod, mesh_pod_target_port() */
 };
 
+/* An address of a Service without a selector, from its EndpointSlices
+ * (discovery.k8s.io/v1, label kubernetes.io/service-name; the first of
+ * each endpoint's addresses, as Kubernetes' consumers do). */
+struct mesh_endpoint {
+	struct mesh_ip ip;
+	bool ready;                 /* conditions.ready; unset counts as ready */
+	const struct mesh_pod *pod; /* the non-host-network pod holding ip, or NULL */
+	uint16_t *ports;            /* per Service port, in its order: the slice port
+				       of the same name and protocol, 0 when none */
+};
+
 struct mesh_service {
 	const char *namespace;
 	const char *name;
@@ -86,6 +97,9 @@ struct mesh_service {
 	size_t n_vips;
 	struct mesh_service_port *ports;
 	size_t n_ports;
+	struct mesh_endpoint *endpoints; /* selector-less Services only (else the
+					    selected pods are the endpoints) */
+	size_t n_endpoints;
 };
 
 struct mesh {

@@ -257,6 +257,59 @@ int route_local_check(struct nl_sock *s, int family)
 	return dump(s, RTM_GETROUTE, family, route_cb);
 }
 
+struct addr_want {
+	int family;
+	const void *addr;
+	bool hit;
+};
+
+static int addr_attr_cb(const struct nlattr *attr, void *data)
+{
+	struct addr_want *w = data;
+	size_t len = w->family == AF_INET ? 4 : 16;
+	int type = mnl_attr_get_type(attr);
+
+	if ((type == IFA_ADDRESS || type == IFA_LOCAL) && mnl_attr_get_payload_len(attr) == len &&
+	    !memcmp(mnl_attr_get_payload(attr), w->addr, len))
+		w->hit = true;
+	return MNL_CB_OK;
+}
+
+static int addr_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct addr_want *w = data;
+	const struct ifaddrmsg *ifa;
+
+	if (nlh->nlmsg_type != RTM_NEWADDR || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)))
+		return MNL_CB_OK;
+	ifa = mnl_nlmsg_get_payload(nlh);
+	if (ifa->ifa_family == w->family)
+		mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, w);
+	return MNL_CB_OK;
+}
+
+int route_addr_check(struct nl_sock *s, int family, const void *addr)
+{
+	char buf[ROUTE_MSG_BUFSZ] = { 0 };
+	struct addr_want w = { family, addr, false };
+	struct nlmsghdr *nlh;
+	struct ifaddrmsg *ifa;
+	int ret;
+
+	if (!family_ok(family))
+		return -EINVAL;
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_GETADDR;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = nl_seq(s, 1);
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = (unsigned char)family;
+	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, addr_cb, &w, NULL, 0, NULL);
+	if (ret == -EAFNOSUPPORT)
+		return 0;
+	return ret < 0 ? ret : w.hit;
+}
+
 int route_ipv6_enabled(int netns_fd)
 {
 	int saved = -1, fd, ret;

@@ -48,6 +48,10 @@ int route_local_del(struct nl_sock *s, int family, char *err, size_t errlen);
 /* 1 present, 0 absent, -errno. */
 int route_local_check(struct nl_sock *s, int family);
 
+/* Does an interface of the socket's netns hold addr (4 or 16 bytes of
+ * family, network order)? 1 yes, 0 no, -errno. */
+int route_addr_check(struct nl_sock *s, int family, const void *addr);
+
 /* Is IPv6 usable on lo inside netns_fd (< 0: current)? Reads
  * /proc/sys/net/ipv6/conf/lo/disable_ipv6 while inside that netns (sysctl
  * files reflect the opener's netns). 1 yes, 0 no (disabled, or no IPv6 at

@@ -303,6 +303,25 @@ static json_t *services_json(const struct tunnel *t)
 			json_array_append_new(ports, json_pack("{s:s,s:s,s:i,s:o}", "name", sp->name,
 				"protocol", sp->protocol, "port", (int)sp->port, "targetPort", tp));
 		}
+		for (size_t e = 0; eps && e < s->n_endpoints; e++) {
+			const struct mesh_endpoint *ep = &s->endpoints[e];
+			json_t *tports;
+			char key[8];
+
+			if (!ep->ready)
+				continue;
+			tports = json_object();
+			/* a Service without a selector: its EndpointSlices' addresses */
+			for (size_t k = 0; tports && k < s->n_ports; k++) {
+				snprintf(key, sizeof(key), "%u", s->ports[k].port);
+				if (ep->ports && ep->ports[k])
+					json_object_set_new(tports, key, json_integer(ep->ports[k]));
+			}
+			json_array_append_new(eps, json_pack("{s:s?,s:s?,s:o,s:s?,s:o}", "namespace",
+				ep->pod ? ep->pod->namespace : NULL, "name", ep->pod ? ep->pod->name : NULL,
+				"ips", ips_json(&ep->ip, 1), "node", ep->pod ? ep->pod->node : NULL,
+				"ports", tports ? tports : json_object()));
+		}
 		for (size_t pos = 0; eps && (mp = mesh_service_next_pod(m, s, &pos));) {
 			json_t *tports;
 			char key[8];

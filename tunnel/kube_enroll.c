@@ -20,8 +20,12 @@
  * A pod missing from the model is left alone: its DEL comes from the
  * runtime. What we remember is kept in stateDir/kube-seen.json (rewritten
  * whole on each change, atomically), so a label flipped while the tunnel
- * was down is followed once it is back. Pods that started before warren
- * was installed are not known (their ADD is past).
+ * was down is followed once it is back. A pod of this node that the model
+ * enrolls and that no ADD told us about (it predates warren, or ran
+ * before a lost state dir) is looked for with the /proc scan istio-cni
+ * uses (netlink/pod_netns.h) and remembered with the netns it finds, under
+ * the container id "proc-scan:<uid>"; its runtime DEL cannot name that id,
+ * so such a pod is released when the model no longer has it.
  */
 #include "tunnel/tunnel.h"
 
@@ -35,6 +39,8 @@
 #include "conf/handoff.h"
 #include "conf/log.h"
 #include "netlink/inpod.h"
+#include "netlink/netns.h"
+#include "netlink/pod_netns.h"
 
 #define SEEN_MAX 65536 /* far above the pods a node runs; bounds a misbehaving client */
 
@@ -250,6 +256,49 @@ static void release(struct tunnel *t, struct pod *p, const char *reason)
 	json_decref(resp);
 }
 
+/* The netns of a remembered pod: its path from the ADD, else (the path is
+ * the runtime's, in a mount namespace we do not see, or gone) the /proc
+ * scan, whose path then replaces it. An fd or -errno. */
+static int seen_netns(struct tunnel *t, struct kube_seen_pod *e)
+{
+	struct mesh_ip ips[8];
+	size_t n = 0, i;
+	char path[300], buf[64];
+	json_t *v;
+	int fd, ret;
+
+	fd = open(e->netns, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && netns_check_fd(fd) == 0)
+		return fd;
+	ret = fd < 0 ? -errno : -EINVAL;
+	if (fd >= 0)
+		close(fd);
+	json_array_foreach(e->ips, i, v) {
+		const char *s = json_string_value(v);
+
+		if (!s || n == sizeof(ips) / sizeof(ips[0]))
+			continue;
+		snprintf(buf, sizeof(buf), "%.*s", (int)strcspn(s, "/"), s);
+		if (!mesh_ip_parse(buf, &ips[n]))
+			n++;
+	}
+	if (!n)
+		return ret;
+	fd = pod_netns_find("/proc", e->uid, ips, n, path, sizeof(path));
+	if (fd < 0)
+		return ret;
+	log_info("pod %s/%s: netns %s not usable here (%s); found it in /proc as %s", e->ns, e->name,
+		 e->netns, strerror(-ret), path);
+	free(e->netns);
+	e->netns = strdup(path);
+	if (!e->netns) {
+		close(fd);
+		return -ENOMEM;
+	}
+	seen_save(t);
+	return fd;
+}
+
 static void enroll(struct tunnel *t, struct kube_seen_pod *e)
 {
 	struct inpod_mode mode;
@@ -272,10 +321,10 @@ static void enroll(struct tunnel *t, struct kube_seen_pod *e)
 		return;
 	}
 	json_decref(resp);
-	fd = open(e->netns, O_RDONLY | O_CLOEXEC);
+	fd = seen_netns(t, e);
 	if (fd < 0) {
-		log_warn("pod %s/%s: cannot open its netns %s (%s); forgetting it until its next ADD",
-			 e->ns, e->name, e->netns, strerror(errno));
+		log_warn("pod %s/%s: cannot open its netns %s (%s), nor find it in /proc; forgetting it until its next ADD",
+			 e->ns, e->name, e->netns, strerror(-fd));
 		seen_drop(t->seen, e->uid, NULL, NULL); /* frees e */
 		seen_save(t);
 		return;
@@ -300,7 +349,7 @@ static void enroll(struct tunnel *t, struct kube_seen_pod *e)
 	} else {
 		log_error("pod %s/%s: enrolling after its label change failed: %s", e->ns, e->name, why);
 		if (fd < 0)
-			fd = open(e->netns, O_RDONLY | O_CLOEXEC);
+			fd = seen_netns(t, e);
 		if (fd >= 0 && inpod_remove(fd, err, sizeof(err)) < 0)
 			log_warn("pod %s/%s: removing the in-pod rules failed: %s", e->ns, e->name, err);
 	}
@@ -308,6 +357,55 @@ static void enroll(struct tunnel *t, struct kube_seen_pod *e)
 		close(fd);
 	json_decref(req);
 	json_decref(resp);
+}
+
+#define SCAN_CID "proc-scan:"
+
+static bool seen_has(const struct kube_seen *ks, const char *uid)
+{
+	for (const struct kube_seen_pod *e = ks->pods; e; e = e->next)
+		if (!strcmp(e->uid, uid))
+			return true;
+	return false;
+}
+
+/* Pods of this node that the model enrolls, with IPs, that we know nothing
+ * of: their netns from the /proc scan, remembered as if told at ADD. */
+static void scan_unknown(struct tunnel *t)
+{
+	const struct mesh *m = t->mesh;
+	char path[300], cid[128], ip[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; t->conf->node && i < m->n_pods; i++) {
+		const struct mesh_pod *mp = &m->pods[i];
+		json_t *req, *ips;
+		int fd;
+
+		if (!mp->uid[0] || !mp->n_ips || mp->host_network || strcmp(mp->node, t->conf->node) ||
+		    pod_find_uid(t, mp->uid) || seen_has(t->seen, mp->uid) ||
+		    !mesh_pod_enrolled(m, mp->namespace, mp->name, NULL))
+			continue;
+		fd = pod_netns_find("/proc", mp->uid, mp->ips, mp->n_ips, path, sizeof(path));
+		if (fd < 0) {
+			log_debug("pod %s/%s: enrolled by the model, never seen at ADD, and no process of it found in /proc (%s)",
+				  mp->namespace, mp->name, strerror(-fd));
+			continue;
+		}
+		close(fd);
+		ips = json_array();
+		for (size_t k = 0; ips && k < mp->n_ips; k++)
+			json_array_append_new(ips, json_string(mesh_ip_str(&mp->ips[k], ip, sizeof(ip))));
+		snprintf(cid, sizeof(cid), SCAN_CID "%s", mp->uid);
+		req = ips ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "uid", mp->uid, "namespace",
+				      mp->namespace, "name", mp->name, "containerId", cid, "ifname", "eth0",
+				      "netns", path, "ips", ips)
+			  : NULL;
+		log_info("pod %s/%s predates warren: its netns is %s (a process in its cgroup, holding its IP)",
+			 mp->namespace, mp->name, path);
+		if (req)
+			remember(t, req, true);
+		json_decref(req);
+	}
 }
 
 void kube_enroll_reconcile(struct tunnel *t)
@@ -326,11 +424,22 @@ void kube_enroll_reconcile(struct tunnel *t)
 		const char *reason = "";
 
 		pn = p->next;
-		if (!mp || (p->uid[0] && mp->uid[0] && strcmp(p->uid, mp->uid)))
+		if (!mp || (p->uid[0] && mp->uid[0] && strcmp(p->uid, mp->uid))) {
+			/* found by the scan: no runtime DEL will name it */
+			if (!strncmp(p->container_id, SCAN_CID, strlen(SCAN_CID))) {
+				char uid[128];
+
+				snprintf(uid, sizeof(uid), "%s", p->uid);
+				release(t, p, "gone from the model"); /* frees p */
+				seen_drop(t->seen, uid, NULL, NULL);
+				seen_save(t);
+			}
 			continue;
+		}
 		if (!mesh_pod_enrolled(m, p->namespace, p->name, &reason))
 			release(t, p, reason);
 	}
+	scan_unknown(t);
 	for (e = t->seen->pods; e; e = next) {
 		const struct mesh_pod *mp = mesh_find_pod(m, e->ns, e->name);
 

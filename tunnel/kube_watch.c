@@ -45,6 +45,7 @@
 #include <curl/curl.h>
 
 #include "conf/kube.h"
+#include "tunnel/kube_annotate.h"
 #include "conf/log.h"
 
 #define KW_MAGIC          0x4b574154u
@@ -125,25 +126,11 @@ struct kube_watch {
 	uint64_t rebuilds, build_errors;
 	bool curl_inited;
 	struct kres res[N_RES];
-	struct kpatch *patches;        /* status PATCHes in flight */
-	struct loop_timer *annotate;   /* kw_annotate_cb armed */
+	struct kube_annotate ann;      /* the status annotation (kube_annotate.c) */
 	struct loop_timer *resync;     /* kw_resync_cb: the backstop of both reconciles */
-	uint64_t patches_ok, patches_failed;
-};
-
-/* One PATCH of a pod's status annotation in flight. */
-struct kpatch {
-	struct kube_watch *kw;
-	struct kpatch *next;
-	CURL *easy;
-	struct curl_slist *hdrs;
-	char key[320]; /* "ns/name" */
-	bool enable;
-	char errbuf[CURL_ERROR_SIZE];
 };
 
 static int kres_start(struct kres *r);
-static void kw_annotate_soon(struct kube_watch *kw, uint64_t ms);
 static struct curl_slist *kw_headers(struct kube_watch *kw, const char *content_type);
 static void kw_tls_opts(struct kube_watch *kw, CURL *e);
 
@@ -173,7 +160,7 @@ static void kres_note(struct kres *r, const char *fmt, ...)
 
 /* Re-reads the token file when it changed (or force). A failed read keeps
  * the old token: the server says whether it still works. */
-static void kw_token_refresh(struct kube_watch *kw, bool force)
+void kube_watch_token_refresh(struct kube_watch *kw, bool force)
 {
 	struct stat st;
 	char err[256], *tok;
@@ -260,7 +247,7 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 	}
 	mesh_watch_install(t, m, ORIGIN, kept);
 	kube_enroll_reconcile(t);
-	kw_annotate_soon(kw, 0);
+	kube_annotate_soon(&kw->ann, 0);
 }
 
 static void kw_changed(struct kube_watch *kw)
@@ -644,7 +631,7 @@ static void kres_done(struct kres *r, CURLcode res)
 	r->errors++;
 	if (code == 401) {
 		kres_note(r, "401 Unauthorized (%s); re-reading the token", msg);
-		kw_token_refresh(kw, true);
+		kube_watch_token_refresh(kw, true);
 	} else if (code == 403) {
 		kres_note(r, "403 Forbidden: the tunnel's account needs get, list and watch on %s (%s)",
 			  r->def->name, msg);
@@ -732,6 +719,41 @@ static void kw_tls_opts(struct kube_watch *kw, CURL *e)
 	}
 }
 
+CURL *kube_watch_request(struct kube_watch *kw, const char *path, const char *content_type,
+			 struct curl_slist **hdrs)
+{
+	char *url = NULL;
+	CURL *e;
+
+	kube_watch_token_refresh(kw, false);
+	if (asprintf(&url, "%s%s", kw->creds.server, path) < 0)
+		url = NULL;
+	*hdrs = kw_headers(kw, content_type);
+	e = curl_easy_init();
+	if (!url || !*hdrs || !e) {
+		curl_easy_cleanup(e);
+		curl_slist_free_all(*hdrs);
+		*hdrs = NULL;
+		free(url);
+		return NULL;
+	}
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	free(url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, *hdrs);
+	kw_tls_opts(kw, e);
+	return e;
+}
+
+int kube_watch_submit(struct kube_watch *kw, CURL *e)
+{
+	return curl_multi_add_handle(kw->multi, e) == CURLM_OK ? 0 : -1;
+}
+
+void kube_watch_cancel(struct kube_watch *kw, CURL *e)
+{
+	curl_multi_remove_handle(kw->multi, e);
+}
+
 /* Starts the request of r's state. 0, or -1 (a retry is armed). */
 static int kres_start(struct kres *r)
 {
@@ -746,7 +768,7 @@ static int kres_start(struct kres *r)
 		r->ver = 0;
 		kres_begin_list(r);
 	}
-	kw_token_refresh(kw, false);
+	kube_watch_token_refresh(kw, false);
 	if (r->state == KS_LIST) {
 		if (r->cont)
 			esc = curl_easy_escape(NULL, r->cont, 0);
@@ -806,174 +828,6 @@ static int kres_start(struct kres *r)
 	return 0;
 }
 
-/* ---- ambient.istio.io/redirection on the pods' status ---- */
-
-/*
- * As istio-cni does, so that Istio's tools read warren's pods: "enabled"
- * on every pod this tunnel has enrolled, removed from every pod of this
- * node that carries it and is not enrolled here. Compared against the
- * model after each rebuild and each pod added or released, so a change
- * missed during an outage (or a tunnel restart) is made at the next sync.
- * Removals wait for the re-adoption after a restart: a pod not yet
- * re-adopted is not released.
- */
-#define REDIRECTION "ambient.istio.io/redirection"
-#define PATCH_RETRY_MS 5000
-
-static size_t kpatch_discard(char *p, size_t size, size_t nmemb, void *ud)
-{
-	return size * nmemb;
-}
-
-static bool kpatch_inflight(const struct kube_watch *kw, const char *key)
-{
-	for (const struct kpatch *kp = kw->patches; kp; kp = kp->next)
-		if (!strcmp(kp->key, key))
-			return true;
-	return false;
-}
-
-static void kw_patch(struct kube_watch *kw, const char *ns, const char *name, bool enable)
-{
-	struct kpatch *kp;
-	char *url = NULL;
-
-	kp = calloc(1, sizeof(*kp));
-	if (!kp)
-		return;
-	kp->kw = kw;
-	kp->enable = enable;
-	snprintf(kp->key, sizeof(kp->key), "%s/%s", ns, name);
-	if (kpatch_inflight(kw, kp->key)) {
-		free(kp);
-		return;
-	}
-	kw_token_refresh(kw, false);
-	if (asprintf(&url, "%s/api/v1/namespaces/%s/pods/%s/status", kw->creds.server, ns, name) < 0)
-		url = NULL;
-	kp->hdrs = kw_headers(kw, "application/merge-patch+json");
-	kp->easy = curl_easy_init();
-	if (!url || !kp->hdrs || !kp->easy) {
-		curl_easy_cleanup(kp->easy);
-		curl_slist_free_all(kp->hdrs);
-		free(url);
-		free(kp);
-		kw_annotate_soon(kw, PATCH_RETRY_MS);
-		return;
-	}
-	curl_easy_setopt(kp->easy, CURLOPT_URL, url);
-	free(url);
-	curl_easy_setopt(kp->easy, CURLOPT_CUSTOMREQUEST, "PATCH");
-	curl_easy_setopt(kp->easy, CURLOPT_COPYPOSTFIELDS,
-			 enable ? "{\"metadata\":{\"annotations\":{\"" REDIRECTION "\":\"enabled\"}}}"
-				: "{\"metadata\":{\"annotations\":{\"" REDIRECTION "\":null}}}");
-	curl_easy_setopt(kp->easy, CURLOPT_HTTPHEADER, kp->hdrs);
-	curl_easy_setopt(kp->easy, CURLOPT_PRIVATE, kp);
-	curl_easy_setopt(kp->easy, CURLOPT_WRITEFUNCTION, kpatch_discard);
-	curl_easy_setopt(kp->easy, CURLOPT_ERRORBUFFER, kp->errbuf);
-	curl_easy_setopt(kp->easy, CURLOPT_TIMEOUT_MS, 30000L);
-	kw_tls_opts(kw, kp->easy);
-	if (curl_multi_add_handle(kw->multi, kp->easy) != CURLM_OK) {
-		curl_easy_cleanup(kp->easy);
-		curl_slist_free_all(kp->hdrs);
-		free(kp);
-		kw_annotate_soon(kw, PATCH_RETRY_MS);
-		return;
-	}
-	kp->next = kw->patches;
-	kw->patches = kp;
-}
-
-static void kpatch_free(struct kpatch *kp)
-{
-	struct kube_watch *kw = kp->kw;
-
-	for (struct kpatch **pp = &kw->patches; *pp; pp = &(*pp)->next) {
-		if (*pp == kp) {
-			*pp = kp->next;
-			break;
-		}
-	}
-	curl_multi_remove_handle(kw->multi, kp->easy);
-	curl_easy_cleanup(kp->easy);
-	curl_slist_free_all(kp->hdrs);
-	free(kp);
-}
-
-static void kpatch_done(struct kpatch *kp, CURLcode res)
-{
-	struct kube_watch *kw = kp->kw;
-	long code = 0;
-
-	curl_easy_getinfo(kp->easy, CURLINFO_RESPONSE_CODE, &code);
-	if (res == CURLE_OK && code == 200) {
-		kw->patches_ok++;
-		log_info("kubernetes: pod %s: %s " REDIRECTION, kp->key,
-			 kp->enable ? "set" : "removed");
-	} else if (code == 404) {
-		log_debug("kubernetes: pod %s is gone; no annotation to change", kp->key);
-	} else {
-		kw->patches_failed++;
-		log_warn("kubernetes: pod %s: cannot %s " REDIRECTION ": %s (HTTP %ld); retrying in %d s",
-			 kp->key, kp->enable ? "set" : "remove",
-			 code == 403 ? "forbidden: the tunnel needs patch on pods/status"
-			 : kp->errbuf[0] ? kp->errbuf : curl_easy_strerror(res),
-			 code, PATCH_RETRY_MS / 1000);
-		if (code == 401)
-			kw_token_refresh(kw, true);
-		kw_annotate_soon(kw, PATCH_RETRY_MS);
-	}
-	kpatch_free(kp);
-}
-
-static bool redirection_enabled(const struct mesh_pod *mp)
-{
-	const char *v = mesh_label(&mp->annotations, REDIRECTION);
-
-	return v && !strcmp(v, "enabled");
-}
-
-static void kw_annotate_cb(struct loop *l, void *ctx)
-{
-	struct kube_watch *kw = ctx;
-	struct tunnel *t = kw->t;
-	const struct mesh *m = t->mesh;
-
-	CHECK_OBJ(kw, KW_MAGIC);
-	kw->annotate = NULL;
-	if (!m)
-		return;
-	for (const struct pod *p = t->pods; p; p = p->next) {
-		const struct mesh_pod *mp = mesh_find_pod(m, p->namespace, p->name);
-
-		/* same name, another pod (recreated): wait for the model */
-		if (!mp || (p->uid[0] && mp->uid[0] && strcmp(p->uid, mp->uid)))
-			continue;
-		if (!redirection_enabled(mp))
-			kw_patch(kw, p->namespace, p->name, true);
-	}
-	if (!t->adopted)
-		return;
-	for (size_t i = 0; i < m->n_pods; i++) {
-		const struct mesh_pod *mp = &m->pods[i];
-		const struct pod *p;
-
-		if (strcmp(mp->node, t->conf->node) || !redirection_enabled(mp))
-			continue;
-		for (p = t->pods; p; p = p->next)
-			if (!strcmp(p->namespace, mp->namespace) && !strcmp(p->name, mp->name))
-				break;
-		if (!p)
-			kw_patch(kw, mp->namespace, mp->name, false);
-	}
-}
-
-static void kw_annotate_soon(struct kube_watch *kw, uint64_t ms)
-{
-	if (!kw->annotate)
-		kw->annotate = loop_timer_add(kw->t->loop, ms, kw_annotate_cb, kw);
-}
-
 /* Enrollment and annotations are reconciled after each rebuild and pod
  * change; this catches what no event announces (re-adoption finishing after
  * the first rebuild, a PATCH lost with its connection). */
@@ -986,13 +840,13 @@ static void kw_resync_cb(struct loop *l, void *ctx)
 	CHECK_OBJ(kw, KW_MAGIC);
 	kw->resync = loop_timer_add(l, RESYNC_MS, kw_resync_cb, kw);
 	kube_enroll_reconcile(kw->t);
-	kw_annotate_soon(kw, 0);
+	kube_annotate_soon(&kw->ann, 0);
 }
 
 void kube_watch_pods_changed(struct tunnel *t)
 {
 	if (t->kw)
-		kw_annotate_soon(t->kw, REBUILD_MS);
+		kube_annotate_soon(&t->kw->ann, REBUILD_MS);
 }
 
 /* ---- libcurl on the loop ---- */
@@ -1011,7 +865,7 @@ static void kw_check_done(struct kube_watch *kw)
 		if (priv >= (char *)kw->res && priv < (char *)(kw->res + N_RES))
 			kres_done((struct kres *)priv, msg->data.result);
 		else
-			kpatch_done((struct kpatch *)priv, msg->data.result);
+			kube_annotate_done((struct kpatch *)priv, msg->data.result);
 	}
 }
 
@@ -1089,6 +943,8 @@ int kube_watch_start(struct tunnel *t)
 		return -ENOMEM;
 	kw->magic = KW_MAGIC;
 	kw->t = t;
+	kw->ann.kw = kw;
+	kw->ann.t = t;
 	t->kw = kw;
 	if (t->conf->kubeconfig)
 		ret = kube_config_load(t->conf->kubeconfig, &kw->creds, err, sizeof(err));
@@ -1100,7 +956,7 @@ int kube_watch_start(struct tunnel *t)
 	}
 	if (kw->creds.token)
 		kw->token = strdup(kw->creds.token);
-	kw_token_refresh(kw, true);
+	kube_watch_token_refresh(kw, true);
 	if (kw->creds.insecure)
 		log_warn("kubernetes: insecure-skip-tls-verify is set in %s: the API server's certificate is NOT checked",
 			 kw->creds.origin);
@@ -1157,10 +1013,7 @@ void kube_watch_stop(struct tunnel *t)
 		json_decref(r->objs);
 		json_decref(r->next);
 	}
-	while (kw->patches)
-		kpatch_free(kw->patches);
-	if (kw->annotate)
-		loop_timer_cancel(t->loop, kw->annotate);
+	kube_annotate_stop(&kw->ann);
 	if (kw->resync)
 		loop_timer_cancel(t->loop, kw->resync);
 	if (kw->multi)
@@ -1225,8 +1078,8 @@ json_t *kube_watch_json(const struct tunnel *t)
 	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o}", "server", kw->creds.server,
 			 "credentials", kw->creds.origin, "rebuilds", (json_int_t)kw->rebuilds,
 			 "buildErrors", (json_int_t)kw->build_errors,
-			 "statusPatches", (json_int_t)kw->patches_ok,
-			 "statusPatchErrors", (json_int_t)kw->patches_failed,
+			 "statusPatches", (json_int_t)kw->ann.ok,
+			 "statusPatchErrors", (json_int_t)kw->ann.failed,
 			 "resources", res ? res : json_null());
 }
 

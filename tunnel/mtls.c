@@ -538,29 +538,6 @@ static int pod_mksock(void *ctx, const struct sockaddr *dst, socklen_t dstlen)
 	return pod_socket(ctx, dst->sa_family);
 }
 
-static bool pod_has_family(const struct mesh_pod *mp, int family, struct mesh_ip *out)
-{
-	for (size_t i = 0; i < mp->n_ips; i++) {
-		if (mp->ips[i].family == family) {
-			*out = mp->ips[i];
-			return true;
-		}
-	}
-	return false;
-}
-
-/* Can a pod the Service selects (mesh_service_next_pod) take a connection
- * of this family on port sp? Kubernetes' EndpointSlice rules: ready, not
- * host-network, an IP of that family, and a port to serve sp on (a named
- * targetPort the pod does not declare leaves it out). */
-static bool endpoint_ok(const struct mesh_pod *mp, const struct mesh_service_port *sp, int family)
-{
-	struct mesh_ip ip;
-
-	return mp->ready && !mp->host_network && pod_has_family(mp, family, &ip) &&
-	       mesh_pod_target_port(mp, sp);
-}
-
 static void addr_str(const struct mesh_ip *ip, uint16_t port, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN];
@@ -594,7 +571,7 @@ int mtls_outbound(struct conn *c)
 	epip = ip;
 	if (svc) {
 		const struct mesh_service_port *sp = NULL;
-		const struct mesh_pod *mp;
+		struct mesh_ep e;
 		size_t n = 0, k, pos;
 
 		for (size_t i = 0; i < svc->n_ports; i++)
@@ -607,10 +584,14 @@ int mtls_outbound(struct conn *c)
 			conn_fail(c, msg, 0);
 			return 1;
 		}
-		for (pos = 0; (mp = mesh_service_next_pod(m, svc, &pos));)
-			n += endpoint_ok(mp, sp, ip.family);
+		for (pos = 0; mesh_service_next_endpoint(m, svc, sp, ip.family, &pos, &e);)
+			n++;
 		if (!n) {
-			if (sp->target_port_name)
+			if (!svc->selector.n)
+				snprintf(msg, sizeof(msg),
+					 "Service %s/%s has no ready endpoint for port %u (it has no selector: no ready address of its EndpointSlices has a port named \"%s\")",
+					 svc->namespace, svc->name, port, sp->name);
+			else if (sp->target_port_name)
 				snprintf(msg, sizeof(msg),
 					 "Service %s/%s has no ready endpoint for port %u (no ready, non-host-network pod with an IP that its selector matches has a %s container port named \"%s\")",
 					 svc->namespace, svc->name, port, sp->protocol ? sp->protocol : "TCP",
@@ -623,15 +604,11 @@ int mtls_outbound(struct conn *c)
 			return 1;
 		}
 		k = (size_t)(atomic_fetch_add_explicit(&sec->rr, 1, memory_order_relaxed) % n);
-		for (pos = 0; (mp = mesh_service_next_pod(m, svc, &pos));) {
-			if (endpoint_ok(mp, sp, ip.family) && k-- == 0) {
-				ep = mp;
-				break;
-			}
-		}
-		assert(ep);
-		tport = mesh_pod_target_port(ep, sp);
-		pod_has_family(ep, ip.family, &epip);
+		for (pos = 0; mesh_service_next_endpoint(m, svc, sp, ip.family, &pos, &e) && k--;)
+			;
+		ep = e.pod;
+		epip = e.ip;
+		tport = e.port;
 		mesh_ip_to_ss(&epip, tport, &c->target);
 		snprintf(host, sizeof(host), "%s.%s.svc.cluster.local", svc->name, svc->namespace);
 	} else {

@@ -45,6 +45,24 @@ static void same_selection(struct mesh *m)
 			m->index = idx;
 		} while (p);
 	}
+	/* endpoints: the same with or without indexes, each with a port */
+	for (size_t i = 0; i < m->n_services; i++) {
+		for (size_t k = 0; k < m->services[i].n_ports; k++) {
+			const struct mesh_service *s = &m->services[i];
+			struct mesh_ep x, y;
+			size_t a = 0, b = 0;
+			bool more;
+
+			do {
+				more = mesh_service_next_endpoint(m, s, &s->ports[k], AF_INET, &a, &x);
+				m->index = NULL;
+				if (mesh_service_next_endpoint(m, s, &s->ports[k], AF_INET, &b, &y) != more ||
+				    (more && (x.pod != y.pod || x.port != y.port || !x.port)))
+					abort();
+				m->index = idx;
+			} while (more);
+		}
+	}
 	for (size_t i = 0; i < m->n_pods; i++) {
 		size_t a = 0, b = 0;
 		const struct mesh_service *s;

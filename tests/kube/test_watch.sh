@@ -251,6 +251,33 @@ EOF
 check "an invalid AuthorizationPolicy fails closed (state invalid)" wait_for -t 5 policy_is shop broken invalid
 check "... and the tunnel log names it" grep -q "broken" "$T/$N/tunnel.log"
 
+# A Service without a selector: its endpoints are its EndpointSlices' addresses
+svc_eps() { wctl $N -o json services | jq -r ".[] | select(.namespace == \"$1\" and .name == \"$2\") | [.endpoints[] | \"\(.name // \"-\")=\(.ips[0]):\(.ports[\"80\"] // 0)\"] | join(\",\")"; }
+svc_eps_is() { [[ $(svc_eps "$1" "$2") == "$3" ]]; } # NS NAME ENDPOINTS
+slice_apply() { # ENDPOINTS (a YAML flow list)
+	k apply -f - >/dev/null <<EOF
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ext-1, namespace: shop, labels: {kubernetes.io/service-name: ext}}
+addressType: IPv4
+endpoints: $1
+ports: [{name: http, port: 8080, protocol: TCP}]
+EOF
+}
+k apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: ext, namespace: shop}
+spec: {ports: [{name: http, port: 80}]}
+EOF
+slice_apply '[{addresses: [10.244.1.10]}, {addresses: [192.0.2.7]}, {addresses: [192.0.2.8], conditions: {ready: false}}]'
+check "a Service without a selector gets its EndpointSlice's ready addresses (pod web, and one outside the model)" \
+	wait_for -t 5 svc_eps_is shop ext "web=10.244.1.10:8080,-=192.0.2.7:8080"
+slice_apply '[{addresses: [192.0.2.9]}]'
+check "... and follows the slice's changes" wait_for -t 5 svc_eps_is shop ext "-=192.0.2.9:8080"
+k -n shop delete endpointslice ext-1 >/dev/null
+check "... and its deletion" wait_for -t 5 svc_eps_is shop ext ""
+
 crd PeerAuthentication peerauthentications v1beta1
 check "PeerAuthentication CRD installed later: found at v1beta1 within 15 s" \
 	wait_for -t 15 dump_is .kubernetes.resources.peerauthentications.path /apis/security.istio.io/v1beta1

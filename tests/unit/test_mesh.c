@@ -12,6 +12,7 @@
 
 #include "conf/kobj.h"
 #include "model/mesh.h"
+#include "model/mesh_index.h"
 #include "tests/unit/t.h"
 
 static char err[512];
@@ -433,6 +434,16 @@ static void test_bad_objects(void)
 		  "mesh.yaml: object 1 (Pod default/p): spec.containers[].ports: expected a list, got a mapping" },
 		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{ports: [{name: 8, containerPort: 80}]}]}\n",
 		  "mesh.yaml: object 1 (Pod default/p): spec.containers[].ports[].name: expected a string, got an integer" },
+		{ "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e}\nendpoints: []\n",
+		  "mesh.yaml: object 1 (EndpointSlice default/e): addressType: missing (IPv4, IPv6 or FQDN)" },
+		{ "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e}\naddressType: IPv4\nendpoints: [{addresses: ['fd00::1']}]\n",
+		  "mesh.yaml: object 1 (EndpointSlice default/e): endpoints[].addresses: item 0: \"fd00::1\" is not an IPv4 address" },
+		{ "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e}\naddressType: IPv4\nendpoints: [{addresses: []}]\n",
+		  "mesh.yaml: object 1 (EndpointSlice default/e): endpoints[].addresses: item 0: needs at least one address, a string" },
+		{ "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e}\naddressType: IPv4\nendpoints: [{addresses: [10.0.0.1], conditions: {ready: 'yes'}}]\n",
+		  "mesh.yaml: object 1 (EndpointSlice default/e): endpoints[].conditions.ready: item 0: expected true or false, got a string" },
+		{ "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e}\naddressType: IPv4\nports: [{port: 0}]\n",
+		  "mesh.yaml: object 1 (EndpointSlice default/e): ports[].port: item 0: 0 is not a port (1-65535)" },
 		{ "apiVersion: v1\nkind: Pod\nmetadata: {name: 7}\n",
 		  "mesh.yaml: object 1 (Pod): metadata.name: expected a string, got an integer" },
 		{ "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: d}\nspec: {ports: [{port: 70000}]}\n",
@@ -1013,9 +1024,92 @@ static void test_build_keeping(void)
 	json_decref(now);
 }
 
+/* A Service without a selector takes its endpoints from the EndpointSlices
+ * naming it (first address of each endpoint, unset readiness = ready,
+ * ports matched by name and protocol); one with a selector keeps its pods
+ * and ignores slices; FQDN slices and slices of no Service are left out. */
+static void test_endpoint_slices(void)
+{
+	static const char yaml[] =
+		"apiVersion: v1\nkind: Service\nmetadata: {name: ext, namespace: d}\n"
+		"spec:\n  clusterIP: 10.96.0.30\n  ports: [{name: http, port: 80}, {name: grpc, port: 90}]\n"
+		"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+		"metadata: {name: ext-a, namespace: d, labels: {kubernetes.io/service-name: ext}}\n"
+		"addressType: IPv4\n"
+		"endpoints:\n"
+		"- {addresses: [10.1.0.5, 10.1.0.99]}\n"
+		"- {addresses: [192.0.2.7], conditions: {ready: true}}\n"
+		"- {addresses: [192.0.2.8], conditions: {ready: false}}\n"
+		"ports: [{name: http, port: 8080}, {name: grpc, protocol: UDP, port: 9090}]\n"
+		"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+		"metadata: {name: ext-b, namespace: d, labels: {kubernetes.io/service-name: ext}}\n"
+		"addressType: IPv6\nendpoints: [{addresses: ['fd00::9']}]\nports: [{name: http, port: 8081}]\n"
+		"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+		"metadata: {name: ext-c, namespace: d, labels: {kubernetes.io/service-name: ext}}\n"
+		"addressType: FQDN\nendpoints: [{addresses: [example.com]}]\nports: [{name: http, port: 80}]\n"
+		"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+		"metadata: {name: ext-x, namespace: other, labels: {kubernetes.io/service-name: ext}}\n"
+		"addressType: IPv4\nendpoints: [{addresses: [192.0.2.66]}]\nports: [{name: http, port: 1}]\n"
+		"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+		"metadata: {name: web-1, namespace: d, labels: {kubernetes.io/service-name: web}}\n"
+		"addressType: IPv4\nendpoints: [{addresses: [192.0.2.77]}]\nports: [{port: 1}]\n"
+		"---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: d}\n"
+		"spec: {selector: {app: web}, clusterIP: 10.96.0.31, ports: [{port: 80, targetPort: 8000}]}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: d, labels: {app: web}}\n"
+		"status: {phase: Running, podIP: 10.1.0.5}\n";
+	struct mesh *m = build(yaml);
+	const struct mesh_service *ext, *web;
+	struct mesh_ep e;
+	size_t pos = 0;
+	char a[INET6_ADDRSTRLEN];
+
+	if (!m)
+		printf("# %s\n", err);
+	T_ASSERT(m);
+	ext = &m->services[0];
+	web = &m->services[1];
+	T_ASSERT(ext && !strcmp(ext->name, "ext") && !strcmp(web->name, "web"));
+	T_ASSERT_INT(ext->n_endpoints, 4); /* 3 IPv4 + 1 IPv6; FQDN and other namespace out */
+	T_ASSERT_INT(web->n_endpoints, 0); /* a selector: its pods, not slices */
+
+	T_ASSERT(mesh_service_next_endpoint(m, ext, &ext->ports[0], AF_INET, &pos, &e));
+	T_ASSERT_STR(mesh_ip_str(&e.ip, a, sizeof(a)), "10.1.0.5");
+	T_ASSERT(e.pod && !strcmp(e.pod->name, "a")); /* the address is a pod of the model */
+	T_ASSERT_INT(e.port, 8080);
+	T_ASSERT(mesh_service_next_endpoint(m, ext, &ext->ports[0], AF_INET, &pos, &e));
+	T_ASSERT_STR(mesh_ip_str(&e.ip, a, sizeof(a)), "192.0.2.7");
+	T_ASSERT(!e.pod);
+	T_ASSERT_INT(e.port, 8080);
+	T_ASSERT(!mesh_service_next_endpoint(m, ext, &ext->ports[0], AF_INET, &pos, &e)); /* .8 not ready */
+	pos = 0;
+	T_ASSERT(!mesh_service_next_endpoint(m, ext, &ext->ports[1], AF_INET, &pos, &e)); /* grpc is UDP there */
+	pos = 0;
+	T_ASSERT(mesh_service_next_endpoint(m, ext, &ext->ports[0], AF_INET6, &pos, &e));
+	T_ASSERT_STR(mesh_ip_str(&e.ip, a, sizeof(a)), "fd00::9");
+	T_ASSERT_INT(e.port, 8081);
+	T_ASSERT(!mesh_service_next_endpoint(m, ext, &ext->ports[0], AF_INET6, &pos, &e));
+
+	pos = 0;
+	T_ASSERT(mesh_service_next_endpoint(m, web, &web->ports[0], AF_INET, &pos, &e));
+	T_ASSERT(e.pod && !strcmp(e.pod->name, "a"));
+	T_ASSERT_INT(e.port, 8000);
+	T_ASSERT(!mesh_service_next_endpoint(m, web, &web->ports[0], AF_INET, &pos, &e));
+	mesh_free(m);
+
+	/* the same without indexes (a model scanned): same answers */
+	m = build(yaml);
+	T_ASSERT(m);
+	mesh_index_free(m->index);
+	m->index = NULL;
+	pos = 0;
+	T_ASSERT(mesh_service_next_endpoint(m, &m->services[1], &m->services[1].ports[0], AF_INET, &pos, &e));
+	T_ASSERT_INT(e.port, 8000);
+	mesh_free(m);
+}
+
 T_MAIN(T_CASE(test_decode), T_CASE(test_lookups), T_CASE(test_ip), T_CASE(test_selector),
        T_CASE(test_enrollment), T_CASE(test_pod_annotations), T_CASE(test_bad_objects), T_CASE(test_build_copies_input),
        T_CASE(test_directory), T_CASE(test_example_file), T_CASE(test_large_model),
        T_CASE(test_index_matches_scan), T_CASE(test_named_target_port),
        T_CASE(test_pod_by_ip_phases), T_CASE(test_empty_file), T_CASE(test_keep_pods),
-       T_CASE(test_build_keeping))
+       T_CASE(test_build_keeping), T_CASE(test_endpoint_slices))
