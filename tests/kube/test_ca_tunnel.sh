@@ -11,9 +11,9 @@
 #          pod mesh/cli  ------------- HBONE :15008 ----> pod mesh/srv
 #          pod late/late (created while warren-ca is down: a new identity)
 #
-# The pods use their namespace's default service account: the tunnel takes a
-# pod's service account from the mesh file, which is written after the pod
-# has its IP, so at ADD time it knows only the default.
+# The tunnel takes a pod's identity from its object, so the mesh file gets
+# the new pods' objects right after kubectl apply, as a watch would (an ADD
+# before that waits, then fails with CNI error 11 and the kubelet retries).
 # Each tunnel runs as a host process with the projected token of a pod of
 # service account warren-system/warren bound to its node (what the
 # DaemonSet's projected volume holds), caAddress, trustBundle (a copy of
@@ -149,6 +149,7 @@ for p in "srv node2 default" "cli node1 default"; do
 	pod_yaml mesh "$name" "$node" "$sa" | kubectl apply -f - >/dev/null || die "pod $name"
 	POD_NS[$name]=mesh POD_NODE[$name]=$node
 done
+mesh_sync || not_ok "mesh file with the pods' objects"
 for name in srv cli; do
 	pod_ready mesh "$name" || die "pod $name not Ready"
 	pod_netns "$name" || die "netns of $name"
@@ -178,6 +179,7 @@ reply=$(get cli "${POD_IP[srv]}")
 
 pod_yaml late late node1 default | kubectl apply -f - >/dev/null || die "pod late"
 POD_NS[late]=late POD_NODE[late]=node1
+mesh_sync || not_ok "mesh file with late's object"
 pod_ready late late || die "pod late not Ready"
 pod_netns late || die "netns of late"
 mesh_sync || not_ok "mesh file with late"
