@@ -96,6 +96,9 @@ $(B)/warrenctl: $(B)/ctl/warrenctl.o $(B)/libwarren.a
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
 
 $(B)/warren-ca: $(B)/ca/main.o $(B)/libwarren.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CA_LIBS)
+
 $(B)/warren-install: $(B)/install/main.o $(B)/libwarren.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(INSTALL_LIBS)

@@ -15,16 +15,22 @@
 #       the node's own directories, bound
 #       in its mount namespace
 #     pod shop/client (ambient) --- HBONE 15008 ---> pod shop/server (ambient)
+#     warren-ca pod (Deployment, 2 replicas; the Secret with the signing key
+#     mounted there only) <--- CSRs over TLS, 15012 --- both tunnels
 #
 # The image is `make image`'s archive imported with ctr; the manifest is
 # deploy/warren.yaml as it is, applied with kubectl. No kube-proxy runs:
 # each node's netns DNATs the kubernetes Service (10.96.0.1:443) to the API
-# server, as kube-proxy would, so the pods' in-cluster configuration works.
+# server, as kube-proxy would, so the pods' in-cluster configuration works;
+# likewise it DNATs warren-ca's Service to its pods, and (no cluster DNS)
+# each node's /etc/hosts, which the kubelet copies into host-network pods,
+# names the Service's address warren-ca.warren-system.svc.
 # Checks: the DaemonSet gets ready; warren-cni is last in each node's
 # chain; an ambient namespace's pods are enrolled and talk; another agent
 # rewriting the configuration gets warren back within a second; a rolling
 # update to a new image tag while a client loops connections through HBONE
-# fails none; kubectl delete leaves each node's configuration byte-identical,
+# fails none; warren-ca runs from the image and signs both tunnels'
+# certificates, and no DaemonSet pod mounts a Secret; kubectl delete leaves each node's configuration byte-identical,
 # the binary gone, and a new pod gets its network.
 # Env: KEEP_CLUSTER=1 leaves the cluster up (prints its KUBE_DIR).
 set -uo pipefail
@@ -111,6 +117,8 @@ EOF
 	for tag in t1 t2; do
 		ctr_node "$n" images import "$T/warren-$tag.tar" >>"$T/import.log" 2>&1 || die "$n: ctr import: $(tail -3 "$T/import.log")"
 	done
+	cp /etc/hosts "$D/hosts"
+	in_node "$n" mount --bind "$D/hosts" /etc/hosts || die "$n: binding the node's /etc/hosts"
 	cp "$D/cni-conf/10-warren-kube.conflist" "$T/$n.orig.conflist"
 	stat -c %a "$D/cni-conf/10-warren-kube.conflist" >"$T/$n.orig.mode"
 done
@@ -125,9 +133,40 @@ check "the applied manifest differs from deploy/warren.yaml in the image tag onl
 	test "$(diff deploy/warren.yaml "$T/warren.yaml" | grep '^[<>]' | grep -vc 'image: localhost/warren:')" = 0
 out=$(kubectl apply -f "$T/warren.yaml" 2>&1)
 check "kubectl apply -f deploy/warren.yaml" test $? -eq 0
-bash hack/gen-ca.sh "$T/ca" >/dev/null 2>&1 || die "gen-ca"
-kubectl -n warren-system create secret generic warren-ca --from-file="$T/ca/root-cert.pem" \
-	--from-file="$T/ca/root-key.pem" >/dev/null || die "the CA secret"
+# cluster DNS for the tunnels (host network): warren-ca's Service name, in
+# each node's /etc/hosts before the pods start (they wait for the bundle)
+CA_VIP=$(kubectl -n warren-system get service warren-ca -o 'jsonpath={.spec.clusterIP}')
+[[ -n $CA_VIP ]] || die "warren-ca's Service has no clusterIP"
+for n in node1 node2; do echo "$CA_VIP warren-ca.warren-system.svc" >>"$K/$n/hosts"; done
+bash hack/ca-bootstrap.sh --kubectl "$K/kubectl" >"$T/ca-bootstrap.log" 2>&1
+check "hack/ca-bootstrap.sh: the warren-ca Secret and the trust bundle created" test $? -eq 0
+check "hack/ca-bootstrap.sh again: the Secret is left as it is" \
+	bash -c "bash hack/ca-bootstrap.sh --kubectl '$K/kubectl' | grep -q 'exists: left as it is'"
+# The node lifecycle controller, which lifts the kubelet's registration taint
+# from a Ready node, is not run here (no cloud, no node monitoring): its part
+# for the Deployment's pods, which the scheduler places.
+for n in node1 node2; do kubectl taint nodes "$n" node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1; done
+ca_ready() { [[ $(kubectl -n warren-system get deploy warren-ca -o 'jsonpath={.status.availableReplicas}' 2>/dev/null) == 2 ]]; }
+if wait_for -t 180 ca_ready; then
+	ok "warren-ca: 2 replicas available"
+else
+	not_ok "warren-ca not available within 180 s" "$(kubectl -n warren-system get deploy,pods -o wide 2>&1; kubectl get nodes -o 'jsonpath={range .items[*]}{.metadata.name} {.spec.taints}{"\n"}{end}'; kubectl -n warren-system describe pods -l app.kubernetes.io/name=warren-ca 2>&1 | tail -15; kubectl -n warren-system logs -l app.kubernetes.io/name=warren-ca --tail 20 2>&1)"
+	exit 1
+fi
+ca_pods=$(kubectl -n warren-system get pods -l app.kubernetes.io/name=warren-ca -o \
+	'jsonpath={range .items[*]}{.spec.containers[0].image} {.spec.containers[0].command[0]}{"\n"}{end}')
+check "warren-ca runs from warren's image" test "$(sort -u <<<"$ca_pods")" = "localhost/warren:t1 /usr/local/bin/warren-ca"
+# kube-proxy's part for warren-ca's Service: its address to the ready pods, in turn
+read -r -a CA_IPS < <(kubectl -n warren-system get pods -l app.kubernetes.io/name=warren-ca -o 'jsonpath={.items[*].status.podIP}')
+map=
+for i in "${!CA_IPS[@]}"; do map+="${map:+, }$i : ${CA_IPS[$i]}"; done
+for n in node1 node2; do
+	ip netns exec "wk${n#node}-$ID" nft -f - <<EOF || die "$n: DNAT for warren-ca's Service"
+table ip wi-kube-proxy-ca {
+	chain out { type nat hook output priority -100; ip daddr $CA_VIP tcp dport 15012 dnat to numgen inc mod ${#CA_IPS[@]} map { $map }; }
+}
+EOF
+done
 
 ds_field() { kubectl -n warren-system get ds warren -o "jsonpath={.status.$1}" 2>/dev/null; }
 ds_ready() { # every node has an updated, ready and available pod, and no other
@@ -195,6 +234,38 @@ tunnel_pod() { kubectl -n warren-system get pods -l app.kubernetes.io/name=warre
 wctl_on() { local n=$1; shift; kubectl -n warren-system exec "$(tunnel_pod "$n")" -c tunnel -- warrenctl --socket /var/run/warren/admin.sock "$@"; }
 holds() { local out; out=$(wctl_on "$1" pods) && grep -q "$2" <<<"$out"; } # NODE POD
 check "node1's tunnel holds shop/client (warrenctl in the DaemonSet pod)" holds node1 client
+
+# --- certificates from warren-ca; no Secret on any node --------------------------------
+csr_ok() { # NODE: the tunnel's warren_ca_csr_total{result="ok"} > 0
+	ip netns exec "wk${1#node}-$ID" curl -s --max-time 3 http://127.0.0.1:15020/metrics |
+		awk '/^warren_ca_csr_total\{/ && /result="ok"/ && $NF > 0 {n++} END {exit !n}'
+}
+has_cert() { local out; out=$(wctl_on "$1" certs) && grep -q "spiffe://cluster.local/ns/shop/sa/default" <<<"$out"; } # NODE
+for n in node1 node2; do
+	check "$n: the tunnel's certificates came from warren-ca (warren_ca_csr_total{result=\"ok\"})" wait_for -t 10 csr_ok "$n"
+	check "$n: warrenctl certs lists shop's identity" has_cert "$n"
+	pod=$(tunnel_pod "$n")
+	vols=$(kubectl -n warren-system get pod "$pod" -o json | "$PYTHON" -c '
+import json, sys
+spec = json.load(sys.stdin)["spec"]
+print(" ".join(v["name"] for v in spec["volumes"] if "secret" in v or
+      any("secret" in s for s in v.get("projected", {}).get("sources", []))))')
+	check "$n: the DaemonSet pod's spec has no Secret volume" test -z "$vols"
+	# the mounts containerd gave each of the pod's containers, by their source on the node
+	mounts=
+	for cid in $(kubectl -n warren-system get pod "$pod" -o 'jsonpath={.status.containerStatuses[*].containerID}'); do
+		mounts+=$(ctr_node "$n" containers info "${cid#containerd://}" |
+			"$PYTHON" -c 'import json, sys; [print(m["source"], m["destination"]) for m in json.load(sys.stdin)["Spec"]["mounts"]]')$'\n'
+	done
+	diag "$n: the DaemonSet pod's mounts: $(grep -c . <<<"$mounts")"
+	check "$n: no container of the DaemonSet pod mounts a Secret (the token is projected)" \
+		bash -c 'grep -q "kubernetes.io~projected/warren-ca-token /var/run/secrets/warren-ca$" <<<"$1" &&
+			! grep -q "kubernetes.io~secret" <<<"$1"' sh "$mounts"
+	files=$(kubectl -n warren-system exec "$pod" -c tunnel -- bash -c 'shopt -s globstar; printf "%s\n" /etc/warren/** /var/run/secrets/**' 2>&1)
+	check "$n: the tunnel container has its token and bundle, and no key file" \
+		bash -c 'grep -qx /var/run/secrets/warren-ca/token <<<"$1" && grep -qx /etc/warren/bundle/roots.pem <<<"$1" &&
+			! grep -q key <<<"$1"' sh "$files"
+done
 
 # --- another agent rewrites the configuration -----------------------------------------
 D1=$K/node1/cni-conf

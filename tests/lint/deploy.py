@@ -11,6 +11,11 @@
     would keep a rollout's surge pod off the node); maxSurge 1,
     maxUnavailable 0; system-node-critical; the netns mount propagates
     HostToContainer; a grace period longer than drainSeconds;
+  - no Secret on the DaemonSet's pods (the signing key stays with warren-ca):
+    no secret volume, none projected; the tunnel's token is a projected
+    service-account token of audience warren-ca; the tunnel uses caAddress
+    and no caDir; warren-ca's ClusterRole is exactly tokenreviews create
+    and pods list;
   - no CRD in warren.yaml (Istio's must never be replaced by applying it);
     the CRDs file has structural schemas for both Istio kinds, v1 stored.
 """
@@ -52,8 +57,9 @@ def rules_set(rules):
 
 
 want = rules_set(yaml.safe_load(open("docs/kubernetes-rbac.yaml"))["rules"])
-have = rules_set(kinds["ClusterRole"][0]["rules"])
-result(want == have and len(kinds["ClusterRole"]) == 1,
+croles = {d["metadata"]["name"]: d for d in kinds["ClusterRole"]}
+have = rules_set(croles["warren-tunnel"]["rules"])
+result(want == have and sorted(croles) == ["warren-ca", "warren-tunnel"],
            "the ClusterRole grants exactly docs/kubernetes-rbac.yaml's verbs",
            [f"missing: {sorted(want - have)}", f"extra: {sorted(have - want)}"])
 role = rules_set(kinds["Role"][0]["rules"])
@@ -88,6 +94,21 @@ conf = yaml.safe_load(kinds["ConfigMap"][0]["data"]["tunnel.yaml"])
 result(conf.get("meshSource") == "kubernetes" and spec.get("terminationGracePeriodSeconds", 30) > conf.get("drainSeconds", 25),
            "tunnel in Kubernetes mode; grace period longer than drainSeconds",
            [f"grace {spec.get('terminationGracePeriodSeconds')} drain {conf.get('drainSeconds')}"])
+secret_vols = [v["name"] for v in spec["volumes"] if "secret" in v or
+               any("secret" in src for src in v.get("projected", {}).get("sources", []))]
+result(not secret_vols, "the DaemonSet mounts no Secret (no node holds the signing key)", secret_vols)
+tok = [src["serviceAccountToken"] for v in spec["volumes"] for src in v.get("projected", {}).get("sources", [])
+       if "serviceAccountToken" in src and v["name"] == "warren-ca-token"]
+result(len(tok) == 1 and tok[0].get("audience") == "warren-ca" and tok[0].get("expirationSeconds", 3600) <= 3600
+       and conf.get("caTokenFile", "").endswith("/" + tok[0].get("path", "-"))
+       and any(m["name"] == "warren-ca-token" and conf["caTokenFile"].startswith(m["mountPath"] + "/")
+               for m in ctrs["tunnel"]["volumeMounts"]),
+       "tunnel: caTokenFile is a projected token of audience warren-ca, at most 1 h", [str(tok), str(conf)])
+result(conf.get("caAddress", "").startswith("https://warren-ca.") and "caDir" not in conf and conf.get("trustBundle"),
+       "tunnel: caAddress (warren-ca's Service) and trustBundle, no caDir", [str(conf)])
+ca_rules = rules_set(croles.get("warren-ca", {}).get("rules", []))
+result(ca_rules == {("authentication.k8s.io", "tokenreviews", "create", ()), ("", "pods", "list", ())},
+       "warren-ca's ClusterRole: create tokenreviews, list pods, nothing else", [str(sorted(ca_rules))])
 result("CustomResourceDefinition" not in kinds, "deploy/warren.yaml holds no CRD")
 
 crds = [d for d in yaml.safe_load_all(open("deploy/crds/istio-security.yaml")) if d]
