@@ -357,8 +357,9 @@ out:
 
 static int cmd_pods(const struct ctl *c, int argc, char **argv)
 {
-	static const char *const hdr[] = { "NAMESPACE", "NAME", "UID", "IPS", "CONTAINER", "INBOUND" };
-	static const char *const keys[] = { "namespace", "name", "uid", "ips", "containerId",
+	static const char *const hdr[] = { "NAMESPACE", "NAME", "UID", "IPS", "CONTAINER", "REDIRECT",
+					   "INBOUND" };
+	static const char *const keys[] = { "namespace", "name", "uid", "ips", "containerId", "redirect",
 					    "captureInbound" };
 
 	return cmd_list(c, "/pods", hdr, keys, ARRAY_SIZE(hdr));

@@ -7,7 +7,10 @@
  * each worker's shard has its own listener, the kernel spreading new
  * connections over them by their address hash. pod_listen() is
  * all-or-nothing over the shards; the fds are owned by each shard and
- * closed by pod_unlisten().
+ * closed by pod_unlisten(). A pod captured by eBPF gets the first shard's
+ * 15001 and 15006 in its pinned listener map (pod_publish): the program
+ * assigns connections to them and the kernel's reuseport selection spreads
+ * them over the shards; closing them empties the map (fail closed).
  */
 #include "tunnel/tunnel.h"
 
@@ -21,6 +24,7 @@
 
 #include "conf/log.h"
 #include "conf/warren.h"
+#include "netlink/inpod_ebpf.h"
 #include "netlink/netns.h"
 
 static const uint16_t lis_port[LIS_COUNT] = { PORT_OUTBOUND, PORT_INBOUND_PLAIN, PORT_INBOUND_HBONE };
@@ -106,21 +110,40 @@ static void shard_unlisten(struct pod *p)
 	p->listening = false;
 }
 
+int pod_publish(struct pod *p, char *err, size_t errlen)
+{
+	char e[384];
+	int ret;
+
+	CHECK_OBJ(p, POD_MAGIC);
+	if (p->mode.redirect != INPOD_REDIRECT_EBPF || !p->listening)
+		return 0;
+	ret = ebpf_capture_publish(p->mode.bpf_dir, p->container_id, p->lis[LIS_OUTBOUND].fd, p->lis[LIS_INBOUND].fd, e,
+				   sizeof(e));
+	if (ret < 0)
+		snprintf(err, errlen, "pod %s/%s: %s", p->namespace, p->name, e);
+	return ret;
+}
+
 int pod_listen(struct pod *p, char *err, size_t errlen)
 {
+	int ret;
+
 	CHECK_OBJ(p, POD_MAGIC);
 	assert(!p->primary);
 	if (p->listening)
 		return 0;
 	for (struct pod *s = p; s; s = s->next_shard) {
-		int ret = shard_listen(s, err, errlen);
-
+		ret = shard_listen(s, err, errlen);
 		if (ret < 0) {
 			pod_unlisten(p);
 			return ret;
 		}
 	}
-	return 0;
+	ret = pod_publish(p, err, errlen);
+	if (ret < 0)
+		pod_unlisten(p);
+	return ret;
 }
 
 void pod_unlisten(struct pod *p)
