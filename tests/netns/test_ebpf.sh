@@ -32,7 +32,7 @@ pin_dir() { echo "$T/bpffs/warren/${POD_ID[$1]}"; }
 netns_ino() { stat -L -c %i "/run/netns/${POD_NETNS[$1]}"; }
 # the id of the sk_lookup link attached to POD's netns running warren_capture
 link_id() { # POD
-	local ino prog
+	local ino
 	ino=$(netns_ino "$1")
 	bpftool -j link show 2>/dev/null | "$PYTHON" -c '
 import json, subprocess, sys
