@@ -37,7 +37,7 @@ static void lis_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 	proxy_accept(pl);
 }
 
-static int listen_one(int netns_fd, uint16_t port, const char **what)
+static int listen_one(int netns_fd, uint16_t port, bool transparent, const char **what)
 {
 	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT,
 				   .sin6_port = htons(port) };
@@ -54,6 +54,13 @@ static int listen_one(int netns_fd, uint16_t port, const char **what)
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
 	    /* inherited by accepted sockets: relayed bytes leave at once */
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		goto fail;
+	/* eBPF capture assigns the app's outbound connections to 15001 with
+	 * their original (non-local) destination as the local address: the
+	 * SYN-ACK may only leave from it on a transparent socket. */
+	*what = "IP_TRANSPARENT (needs CAP_NET_ADMIN)";
+	if (transparent && (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
+			    setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0))
 		goto fail;
 	*what = "SO_MARK (needs CAP_NET_ADMIN)";
 	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
@@ -77,7 +84,10 @@ static int shard_listen(struct pod *p, char *err, size_t errlen)
 	int ret = 0, k;
 
 	for (k = 0; k < LIS_COUNT; k++) {
-		ret = listen_one(p->netns_fd, lis_port[k], &what);
+		const struct pod *prim = p->primary ? p->primary : p;
+
+		ret = listen_one(p->netns_fd, lis_port[k],
+				 prim->mode.redirect == INPOD_REDIRECT_EBPF && k == LIS_OUTBOUND, &what);
 		if (ret < 0)
 			goto out;
 		p->lis[k].fd = ret;

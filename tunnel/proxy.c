@@ -416,6 +416,13 @@ int conn_upstream_socket(struct conn *c, const char **what)
 				goto fail;
 			((struct sockaddr_in6 *)&b)->sin6_port = 0;
 		}
+		/* eBPF capture: over lo, the program passes it to the app
+		 * (docs/ebpf.md); otherwise it arrives "on eth0", like the
+		 * client's own connection, and would be captured again. */
+		*what = "cannot bind the upstream socket to lo (eBPF capture)";
+		if ((p->primary ? p->primary : p)->mode.redirect == INPOD_REDIRECT_EBPF &&
+		    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3) < 0)
+			goto fail;
 		*what = "cannot bind the upstream socket to the client's address";
 		if (bind(fd, (struct sockaddr *)&b, ss_len(&b)) < 0)
 			goto fail;

@@ -9,10 +9,15 @@
 # put back on restart (re-adoption).
 #
 #   node1 netns <== veth ==> node2 netns (lib.sh topology)
+#     |-- cli (mesh), pl (plain)                    |-- web (mesh, echo :8080), psrv (plain, echo :8080)
 #     |-- srv (ns mesh, enrolled, redirect ebpf)
 #     |-- byp (ns mesh, bypass-inbound-capture: refused)
 #     |-- busy (ns mesh, 15006 taken before ADD: the handoff fails after attach)
 #   bpffs: $T/bpffs (bpfDir), mounted by topo_up
+#
+# Plus traffic: HBONE cli -> web, plaintext pl -> web (inbound) and
+# cli -> psrv (outbound), refused while a tunnel is down, working again
+# after it re-adopts its pods.
 #
 # Env: B or WARREN_BUILD (build dir), KEEP_TMP=1 keeps the temp dir (logs).
 set -uo pipefail
@@ -24,9 +29,8 @@ CLEANUP_TAP=1
 need bpftool mountpoint
 need_built warren-cni warren-tunnel warrenctl
 
-topo_up >/dev/null 2>&1 || die "topology (with a bpffs at $T/bpffs)"
-mesh ns mesh istio.io/dataplane-mode=ambient
-tunnel_start node1 2>/dev/null || die "warren-tunnel on node1 not ready (see $T/node1/tunnel.out)"
+tunnel_conf_extra() { echo "caDir: $T/ca"; } # NODE: mTLS, so mesh-to-mesh is HBONE
+mtls_cluster_up # CA, topology with a bpffs at $T/bpffs, both tunnels
 
 pin_dir() { echo "$T/bpffs/warren/${POD_ID[$1]}"; }
 netns_ino() { stat -L -c %i "/run/netns/${POD_NETNS[$1]}"; }
@@ -56,6 +60,48 @@ map_elems() { bpftool -j map dump pinned "$(pin_dir "$1")/lis" 2>/dev/null |
 map_full() { [[ $(map_elems "$1") == 2 ]]; }
 map_empty() { [[ $(map_elems "$1") == 0 ]]; }
 cni_check() { chain node1 CHECK "$1" >"$T/$1.check.out" 2>&1; }
+
+metric() { # NODE NAME LABEL-SUBSTRING: value (sum) or 0
+	nexec "$1" curl -s --max-time 2 http://127.0.0.1:15020/metrics |
+		awk -v n="$2" -v l="$3" 'index($0, n) == 1 && index($0, l) { s += $NF } END { print s + 0 }'
+}
+accepts() { wc -l <"$T/$1.app.log"; }
+
+# --- 0. traffic through the mode ------------------------------------------------
+pod_add node2 mesh web 2>"$T/err" || die "ADD web: $(cat "$T/err")"
+pod_add node1 mesh cli 2>"$T/err" || die "ADD cli: $(cat "$T/err")"
+pod_add node1 plain pl 2>"$T/err" || die "ADD pl: $(cat "$T/err")"
+pod_add node2 plain psrv 2>"$T/err" || die "ADD psrv: $(cat "$T/err")"
+app_server web 8080 || die "echo server in web"
+app_server psrv 8080 || die "echo server in psrv"
+m0=$(metric node2 istio_tcp_connections_opened_total 'connection_security_policy="mutual_tls"')
+check "HBONE: cli -> web:8080 round-trips (both pods captured by eBPF)" app_client cli "${POD_IP[web]}" 8080 "hbone-$E2E_ID"
+m1=$(metric node2 istio_tcp_connections_opened_total 'connection_security_policy="mutual_tls"')
+((m1 > m0)) && ok "HBONE: web's tunnel counted a mutual_tls connection ($m0 -> $m1)" ||
+	not_ok "HBONE: web's tunnel counted a mutual_tls connection" "$m0 -> $m1"
+check "HBONE: web's app saw cli's address (source preserved)" test "$(last_peer web)" = "${POD_IP[cli]}"
+check "plaintext inbound: pl (not enrolled) -> web:8080 round-trips through web's 15006" app_client pl "${POD_IP[web]}" 8080 "plain-in-$E2E_ID"
+check "plaintext inbound: web's app saw pl's address" test "$(last_peer web)" = "${POD_IP[pl]}"
+check "plaintext inbound: web's tunnel logged it, original destination from the socket" \
+	grep -q "inbound connection ${POD_IP[pl]}:[0-9]* -> ${POD_IP[web]}:8080 of pod mesh/web accepted" "$T/node2/tunnel.log"
+check "plaintext outbound: cli -> psrv:8080 (not enrolled) round-trips through cli's 15001" app_client cli "${POD_IP[psrv]}" 8080 "plain-out-$E2E_ID"
+check "plaintext outbound: cli's tunnel logged it with the original destination" \
+	grep -q "outbound connection ${POD_IP[cli]}:[0-9]* -> ${POD_IP[psrv]}:8080 of pod mesh/cli accepted" "$T/node1/tunnel.log"
+
+# fail closed: a stopped tunnel leaves its pods' captured connections refused
+tunnel_stop node2
+n0=$(accepts web)
+check "tunnel on node2 stopped: pl -> web:8080 fails" fails app_client pl "${POD_IP[web]}" 8080 "nope-$E2E_ID" --timeout 3
+check "tunnel on node2 stopped: web's app accepted nothing (no plaintext bypass)" test "$(accepts web)" -eq "$n0"
+tunnel_stop node1
+n0=$(accepts psrv)
+check "tunnel on node1 stopped: cli -> psrv:8080 fails" fails app_client cli "${POD_IP[psrv]}" 8080 "nope-$E2E_ID" --timeout 3
+check "tunnel on node1 stopped: psrv's app accepted nothing (cli's traffic did not leave uncaptured)" test "$(accepts psrv)" -eq "$n0"
+tunnel_start node1 2>/dev/null || die "warren-tunnel restart on node1"
+tunnel_start node2 2>/dev/null || die "warren-tunnel restart on node2"
+check "tunnels restarted (pods re-adopted): HBONE cli -> web:8080 works again" \
+	wait_for -t 10 app_client cli "${POD_IP[web]}" 8080 "again-$E2E_ID" --timeout 2
+check "tunnels restarted: plaintext pl -> web:8080 works again" app_client pl "${POD_IP[web]}" 8080 "again2-$E2E_ID"
 
 # --- 1. ADD attaches ----------------------------------------------------------
 pod_add node1 mesh srv 2>"$T/err" && ok "ADD enrolled pod srv with redirect ebpf (${POD_IP[srv]})" ||
@@ -138,5 +184,6 @@ fi
 check "no bpffs: nothing attached" fails attached nob
 
 tunnel_stop node1
-sanitizer_clean node1
+tunnel_stop node2
+sanitizer_clean node1 node2
 echo "1..$((TAP_COUNT + 1))"
