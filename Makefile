@@ -15,17 +15,17 @@ CFLAGS     ?= -O2 -g
 # with --no-as-needed, so these lists are exactly what they load whatever the
 # toolchain's default; tests/lint/linksets.py fails on a library they list
 # but do not call.
-# libbpf is compiled against (headers) but linked by nothing until the eBPF
-# capture mode exists.
-CNI_PKGS    := jansson libmnl libnftnl
-TUNNEL_PKGS := jansson libmnl libnftnl libnghttp2 openssl yaml-0.1 libcap-ng libcurl
+# libbpf: the plugin loads and attaches the eBPF capture program, the
+# tunnel fills its listener map; the other binaries do neither.
+CNI_PKGS    := jansson libmnl libnftnl libbpf
+TUNNEL_PKGS := jansson libmnl libnftnl libnghttp2 openssl yaml-0.1 libcap-ng libcurl libbpf
 CTL_PKGS    := jansson libcurl
 CA_PKGS     := jansson libcurl openssl yaml-0.1
 # warren-install: jansson for the conflist, libcurl to ask the API server
 # whether its DaemonSet is being deleted (conf/kube.c reads the in-cluster
 # credentials; it needs OpenSSL's base64 and, through kobj, libyaml).
 INSTALL_PKGS := jansson libcurl libcrypto yaml-0.1
-PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) $(INSTALL_PKGS) $(CA_PKGS) libbpf)
+PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) $(INSTALL_PKGS) $(CA_PKGS))
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wwrite-strings -Wno-unused-parameter
@@ -52,6 +52,8 @@ LDFLAGS += -fsanitize=thread
 else
 B ?= build
 endif
+# generated headers (the eBPF skeleton)
+ALL_CFLAGS += -I$(B)
 
 LIB_SRCS    := $(wildcard conf/*.c model/*.c netlink/*.c) $(filter-out plugin/main.c,$(wildcard plugin/*.c)) \
                $(filter-out tunnel/main.c,$(wildcard tunnel/*.c)) \
@@ -78,6 +80,27 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The eBPF capture program (bpf/): compiled for the running kernel's BTF
+# (CO-RE), embedded into netlink/inpod_ebpf.o as a libbpf skeleton.
+CLANG   ?= clang
+BPFTOOL ?= $(shell command -v bpftool || echo /usr/sbin/bpftool)
+BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+$(B)/bpf/vmlinux.h:
+	@mkdir -p $(dir $@)
+	@echo "  BTF     $@"
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(B)/bpf/%.bpf.o: bpf/%.bpf.c bpf/%.h $(B)/bpf/vmlinux.h
+	@echo "  BPF     $<"
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Werror -I. -I$(B)/bpf -c -o $@ $<
+
+$(B)/bpf/%.skel.h: $(B)/bpf/%.bpf.o
+	@echo "  SKEL    $@"
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
+
+$(B)/netlink/inpod_ebpf.o: $(B)/bpf/capture.skel.h
 
 $(B)/libwarren.a: $(LIB_OBJS)
 	@echo "  AR      $@"
@@ -113,9 +136,9 @@ $(B)/tests/%: $(B)/tests/tools/%.o $(B)/libwarren.a
 
 # libFuzzer targets: always clang, always with ASan+UBSan.
 FUZZ_CC ?= clang
-FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -I. $(shell $(PKG_CONFIG) --cflags $(PKGS)) \
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -I. -I$(B) $(shell $(PKG_CONFIG) --cflags $(PKGS)) \
                -fsanitize=fuzzer,address,undefined -Wno-unused-command-line-argument
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(B)/bpf/capture.skel.h
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(TEST_LIBS)

@@ -6,6 +6,7 @@
  */
 #include "conf/cni.h"
 
+#include "conf/inpod_mode.h"
 #include "conf/log.h"
 #include "conf/warren.h"
 
@@ -159,6 +160,7 @@ void cni_conf_free(struct cni_conf *conf)
 		free(conf->exclude_namespaces[i]);
 	free(conf->exclude_namespaces);
 	free(conf->log_file);
+	free(conf->bpf_dir);
 	free(conf->log_level);
 	free(conf);
 }
@@ -278,8 +280,7 @@ static int parse_redirect(json_t *root, struct cni_conf *c, struct cni_error *er
 	if (!strcmp(mode, "nftables"))
 		c->redirect = CNI_REDIRECT_NFTABLES;
 	else if (!strcmp(mode, "ebpf"))
-		ret = cni_error_set(err, CNI_ERR_UNSUPPORTED_FIELD, "redirect \"ebpf\" is not supported yet",
-				    "key \"redirect\" has value \"ebpf\", which is not supported yet; use \"nftables\"");
+		c->redirect = CNI_REDIRECT_EBPF;
 	else
 		ret = cni_error_set(err, CNI_ERR_INVALID_CONFIG, "invalid network configuration",
 				    "key \"redirect\" must be \"nftables\" or \"ebpf\", got \"%.64s\"", mode);
@@ -314,7 +315,8 @@ int cni_conf_parse(const char *buf, size_t len, struct cni_conf **out, struct cn
 	c->timeout_ms = CNI_DEFAULT_TIMEOUT_MS;
 	c->redirect = CNI_REDIRECT_NFTABLES;
 	c->tunnel_socket = strdup(DEFAULT_TUNNEL_SOCKET);
-	if (!c->tunnel_socket) {
+	c->bpf_dir = strdup(CNI_DEFAULT_BPF_DIR);
+	if (!c->tunnel_socket || !c->bpf_dir) {
 		nomem(err);
 		goto out;
 	}
@@ -324,6 +326,7 @@ int cni_conf_parse(const char *buf, size_t len, struct cni_conf **out, struct cn
 	    get_string(root, "type", true, &c->type, err) < 0 ||
 	    get_string(root, "tunnelSocket", false, &c->tunnel_socket, err) < 0 ||
 	    get_string(root, "logFile", true, &c->log_file, err) < 0 ||
+	    get_string(root, "bpfDir", false, &c->bpf_dir, err) < 0 ||
 	    get_string(root, "logLevel", true, &c->log_level, err) < 0 ||
 	    parse_excludes(root, c, err) < 0 || parse_redirect(root, c, err) < 0 ||
 	    parse_timeout(root, c, err) < 0)
@@ -331,6 +334,12 @@ int cni_conf_parse(const char *buf, size_t len, struct cni_conf **out, struct cn
 	if (!c->name) {
 		cni_error_set(err, CNI_ERR_INVALID_CONFIG, "missing network name",
 			      "key \"name\" (a non-empty string) is required in the network configuration");
+		goto out;
+	}
+	if (c->bpf_dir[0] != '/' || strlen(c->bpf_dir) >= INPOD_BPF_DIR_MAX) {
+		cni_error_set(err, CNI_ERR_INVALID_CONFIG, "invalid network configuration",
+			      "key \"bpfDir\" must be an absolute path shorter than %d bytes (a bpffs mount), got \"%.64s\"",
+			      INPOD_BPF_DIR_MAX, c->bpf_dir);
 		goto out;
 	}
 	if (strlen(c->tunnel_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {

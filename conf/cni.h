@@ -43,6 +43,7 @@ enum {
 
 #define CNI_VERSION_LATEST "1.1.0"
 #define CNI_DEFAULT_TIMEOUT_MS 5000
+#define CNI_DEFAULT_BPF_DIR "/sys/fs/bpf"
 #define CNI_MAX_TIMEOUT_MS 600000
 
 struct cni_error {
@@ -73,6 +74,7 @@ struct cni_conf {
 	char **exclude_namespaces;
 	size_t n_exclude_namespaces;
 	enum cni_redirect redirect;
+	char *bpf_dir;      /* bpffs mount for redirect ebpf; always set */
 	char *log_file;     /* may be NULL */
 	char *log_level;    /* may be NULL; validated by wlog_parse_level */
 	int timeout_ms;
@@ -80,7 +82,7 @@ struct cni_conf {
 
 /* Parse the plugin's stdin. Returns 0 and *out, or -1 with err filled:
  * 6 malformed JSON / not an object, 1 unsupported cniVersion, 7 a known
- * key of the wrong type or an invalid value, 2 redirect "ebpf". */
+ * key of the wrong type or an invalid value. */
 int cni_conf_parse(const char *buf, size_t len, struct cni_conf **out, struct cni_error *err);
 void cni_conf_free(struct cni_conf *conf);
 

@@ -310,7 +310,13 @@ int handoff_mode_put(json_t *obj, const struct inpod_mode *mode)
 			json_decref(ifs);
 			return -ENOMEM;
 		}
+	if (mode->redirect == INPOD_REDIRECT_EBPF &&
+	    json_object_set_new(obj, "bpfDir", json_string(mode->bpf_dir)) < 0) {
+		json_decref(ifs);
+		return -ENOMEM;
+	}
 	if (!ifs || json_object_set_new(obj, "rerouteInterfaces", ifs) < 0 ||
+	    json_object_set_new(obj, "redirect", json_string(inpod_redirect_name(mode->redirect))) < 0 ||
 	    json_object_set_new(obj, "captureInbound", json_boolean(mode->capture_inbound)) < 0)
 		return -ENOMEM;
 	return 0;
@@ -320,10 +326,29 @@ int handoff_mode_get(json_t *obj, struct inpod_mode *mode, char *err, size_t err
 {
 	json_t *capture = json_object_get(obj, "captureInbound");
 	json_t *ifs = json_object_get(obj, "rerouteInterfaces"), *v;
+	json_t *redirect = json_object_get(obj, "redirect");
 	char why[160];
 	size_t i;
 
 	inpod_mode_init(mode);
+	if (redirect && (!json_is_string(redirect) ||
+			 (strcmp(json_string_value(redirect), "nftables") &&
+			  strcmp(json_string_value(redirect), "ebpf")))) {
+		errbuf_set(err, errlen, "\"redirect\" must be \"nftables\" or \"ebpf\"");
+		return -EPROTO;
+	}
+	if (redirect && !strcmp(json_string_value(redirect), "ebpf")) {
+		json_t *dir = json_object_get(obj, "bpfDir");
+		const char *d = json_string_value(dir);
+
+		if (!d || d[0] != '/' || strlen(d) >= sizeof(mode->bpf_dir) || strstr(d, "..")) {
+			errbuf_set(err, errlen, "\"bpfDir\" must be an absolute path shorter than %zu bytes with redirect \"ebpf\"",
+				   sizeof(mode->bpf_dir));
+			return -EPROTO;
+		}
+		mode->redirect = INPOD_REDIRECT_EBPF;
+		snprintf(mode->bpf_dir, sizeof(mode->bpf_dir), "%s", d);
+	}
 	if (capture && !json_is_boolean(capture)) {
 		errbuf_set(err, errlen, "\"captureInbound\" must be true or false");
 		return -EPROTO;

@@ -18,8 +18,9 @@
  *   check  {containerId, ifname, uid?}                  -> {known: bool, mode}
  *   status {}                                           -> {ready: bool}
  *   gc     {valid: [{containerId, ifname}, ...]}        -> {removed: N}
- * "mode" is the pod's capture mode (struct inpod_mode), as two fields:
- * captureInbound (bool; false: annotation
+ * "mode" is the pod's capture mode (struct inpod_mode), as three fields:
+ * redirect ("nftables" or "ebpf": the plugin's config; with "ebpf", bpfDir:
+ * the bpffs mount holding the pod's pins), captureInbound (bool; false: annotation
  * ambient.istio.io/bypass-inbound-capture) and rerouteInterfaces (array of
  * interface names; annotation istio.io/reroute-virtual-interfaces).
  * Absent means capture everything, reroute nothing, so a plugin or tunnel
@@ -64,7 +65,7 @@ int handoff_call(const char *path, int timeout_ms, json_t *req, int pass_fd,
  * close-on-exec) or -errno. */
 int handoff_listen(const char *path);
 
-/* Set obj's "captureInbound" and "rerouteInterfaces" from mode: 0 or
+/* Set obj's "redirect", "captureInbound" and "rerouteInterfaces" from mode: 0 or
  * -ENOMEM. */
 int handoff_mode_put(json_t *obj, const struct inpod_mode *mode);
 /* Read them back into *mode (absent: everything captured, nothing

@@ -16,9 +16,35 @@ void inpod_mode_init(struct inpod_mode *m)
 	m->capture_inbound = true;
 }
 
+const char *inpod_redirect_name(enum inpod_redirect r)
+{
+	return r == INPOD_REDIRECT_EBPF ? "ebpf" : "nftables";
+}
+
+int inpod_mode_supported(const struct inpod_mode *mode, char *err, size_t errlen)
+{
+	if (mode->redirect != INPOD_REDIRECT_EBPF)
+		return 0;
+	/* The sk_lookup program tells outbound from inbound by the interface
+	 * a SYN arrives on (lo or not): an uncaptured inbound connection's
+	 * replies, or a virtual interface's outbound SYN, would be taken for
+	 * the other direction. docs/ebpf.md. */
+	if (!mode->capture_inbound) {
+		errbuf_set(err, errlen, "annotation " ANNOTATION_BYPASS_INBOUND_CAPTURE
+			   " is not supported with redirect \"ebpf\"; use redirect \"nftables\" for this pod's node or remove the annotation");
+		return -EOPNOTSUPP;
+	}
+	if (mode->n_reroute) {
+		errbuf_set(err, errlen, "annotation " ANNOTATION_REROUTE_VIRTUAL_INTERFACES
+			   " is not supported with redirect \"ebpf\"; use redirect \"nftables\" for this pod's node or remove the annotation");
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
 bool inpod_mode_equal(const struct inpod_mode *a, const struct inpod_mode *b)
 {
-	if (a->capture_inbound != b->capture_inbound || a->n_reroute != b->n_reroute)
+	if (a->redirect != b->redirect || strcmp(a->bpf_dir, b->bpf_dir) || a->capture_inbound != b->capture_inbound || a->n_reroute != b->n_reroute)
 		return false;
 	for (size_t i = 0; i < a->n_reroute; i++)
 		if (strcmp(a->reroute[i], b->reroute[i]))

@@ -21,13 +21,27 @@
  * Plain data, no pointers: copy it freely. */
 #define INPOD_MAX_REROUTE 8
 #define INPOD_IFNAMSIZ 16
+#define INPOD_BPF_DIR_MAX 96
+/* Which mechanism captures the pod (the plugin's "redirect" key): the
+ * nftables rules of netlink/inpod.h, or the sk_lookup program of
+ * netlink/inpod_ebpf.h. */
+enum inpod_redirect { INPOD_REDIRECT_NFTABLES = 0, INPOD_REDIRECT_EBPF };
 struct inpod_mode {
+	enum inpod_redirect redirect;
+	/* INPOD_REDIRECT_EBPF: the bpffs mount holding the pod's pins
+	 * (the plugin's "bpfDir"); "" otherwise. */
+	char bpf_dir[INPOD_BPF_DIR_MAX];
 	bool capture_inbound;
 	size_t n_reroute;
 	char reroute[INPOD_MAX_REROUTE][INPOD_IFNAMSIZ];
 };
 
-/* Everything captured, nothing rerouted. */
+/* "nftables" / "ebpf". */
+const char *inpod_redirect_name(enum inpod_redirect r);
+/* Can redirect r program mode's per-pod options? 0, or -EOPNOTSUPP with
+ * err naming the annotation the eBPF mode does not support. */
+int inpod_mode_supported(const struct inpod_mode *mode, char *err, size_t errlen);
+/* Everything captured by nftables, nothing rerouted. */
 void inpod_mode_init(struct inpod_mode *m);
 /* Same capture and the same interfaces in the same order? */
 bool inpod_mode_equal(const struct inpod_mode *a, const struct inpod_mode *b);

@@ -362,8 +362,9 @@ out:
 
 static int cmd_pods(const struct ctl *c, int argc, char **argv)
 {
-	static const char *const hdr[] = { "NAMESPACE", "NAME", "UID", "IPS", "CONTAINER", "INBOUND" };
-	static const char *const keys[] = { "namespace", "name", "uid", "ips", "containerId",
+	static const char *const hdr[] = { "NAMESPACE", "NAME", "UID", "IPS", "CONTAINER", "REDIRECT",
+					   "INBOUND" };
+	static const char *const keys[] = { "namespace", "name", "uid", "ips", "containerId", "redirect",
 					    "captureInbound" };
 
 	char *body = NULL;

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   # build
-  build-essential pkg-config clang libclang-rt-14-dev
+  build-essential pkg-config clang llvm libclang-rt-14-dev bpftool
   libjansson-dev libmnl-dev libnftnl-dev libssl-dev libnghttp2-dev libbpf-dev libyaml-dev libcurl4-openssl-dev libcap-ng-dev
   # run, test, demo
   containernetworking-plugins nftables iproute2 conntrack tcpdump openssl

@@ -6,8 +6,10 @@
  */
 #include "netlink/route.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -323,6 +325,208 @@ int route_ipv6_enabled(int netns_fd)
 	fd = open("/proc/sys/net/ipv6/conf/lo/disable_ipv6", O_RDONLY | O_CLOEXEC);
 	/* No file: no IPv6 in this kernel or netns. */
 	ret = fd >= 0 && read(fd, &c, 1) == 1 && c == '0';
+	if (fd >= 0)
+		close(fd);
+	netns_leave(&saved);
+	return ret;
+}
+
+/* The eBPF capture mode's rules (route.h). */
+size_t route_ebpf_rules(int family, struct route_rule out[ROUTE_EBPF_RULES])
+{
+	memset(out, 0, ROUTE_EBPF_RULES * sizeof(*out));
+	out[0] = (struct route_rule){ .priority = RULE_PRIORITY_INPOD - 2, .table = RT_TABLE_MAIN,
+				      .fwmark = MARK_TUNNEL, .fwmask = MARK_MASK,
+				      .text = "fwmark 0x539/0xfff lookup main" };
+	out[1] = (struct route_rule){ .priority = RULE_PRIORITY_INPOD - 1, .table = RT_TABLE_MAIN,
+				      .ip_proto = IPPROTO_TCP };
+	if (family == AF_INET) {
+		out[1].dst_len = 32;
+		inet_pton(AF_INET, PROBE_SNAT_IPV4, out[1].dst);
+		out[1].text = "to " PROBE_SNAT_IPV4 "/32 ipproto tcp lookup main";
+	} else {
+		out[1].dst_len = 128;
+		inet_pton(AF_INET6, PROBE_SNAT_IPV6, out[1].dst);
+		out[1].text = "to " PROBE_SNAT_IPV6 "/128 ipproto tcp lookup main";
+	}
+	out[2] = (struct route_rule){ .priority = RULE_PRIORITY_INPOD, .table = ROUTE_TABLE_INPOD,
+				      .ip_proto = IPPROTO_TCP, .text = "ipproto tcp lookup 100" };
+	return ROUTE_EBPF_RULES;
+}
+
+int route_build_rule_spec(void *buf, size_t buflen, uint16_t type, int family,
+			  const struct route_rule *r, uint32_t seq)
+{
+	struct nlmsghdr *nlh;
+	struct fib_rule_hdr *frh;
+
+	if (!family_ok(family) || (type != RTM_NEWRULE && type != RTM_DELRULE))
+		return -EINVAL;
+	if (buflen < ROUTE_MSG_BUFSZ)
+		return -ENOSPC;
+	nlh = put_request(buf, type, type == RTM_NEWRULE ? NLM_F_CREATE | NLM_F_EXCL : 0, seq);
+	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
+	frh->family = (uint8_t)family;
+	frh->table = r->table < 256 ? (uint8_t)r->table : RT_TABLE_UNSPEC;
+	frh->action = FR_ACT_TO_TBL;
+	frh->flags = r->invert ? FIB_RULE_INVERT : 0;
+	frh->dst_len = r->dst_len;
+	mnl_attr_put_u32(nlh, FRA_PRIORITY, r->priority);
+	if (r->fwmask) {
+		mnl_attr_put_u32(nlh, FRA_FWMARK, r->fwmark);
+		mnl_attr_put_u32(nlh, FRA_FWMASK, r->fwmask);
+	}
+	if (r->ip_proto)
+		mnl_attr_put_u8(nlh, FRA_IP_PROTO, r->ip_proto);
+	if (r->dst_len)
+		mnl_attr_put(nlh, FRA_DST, family == AF_INET ? 4 : 16, r->dst);
+	mnl_attr_put_u32(nlh, FRA_TABLE, r->table);
+	return (int)nlh->nlmsg_len;
+}
+
+static int spec_talk(struct nl_sock *s, uint16_t type, int family, const struct route_rule *r,
+		     const char *what, char *err, size_t errlen)
+{
+	char buf[ROUTE_MSG_BUFSZ], kerr[320];
+	int len, ret;
+
+	len = route_build_rule_spec(buf, sizeof(buf), type, family, r, nl_seq(s, 1));
+	if (len < 0)
+		return len;
+	ret = nl_talk(s, buf, (size_t)len, 0, NULL, NULL, kerr, sizeof(kerr), NULL);
+	if (ret < 0 && err && errlen)
+		snprintf(err, errlen, "%s %s ip rule \"%s pref %u\": %s", what, fam_name(family), r->text,
+			 r->priority, kerr);
+	return ret;
+}
+
+int route_spec_add(struct nl_sock *s, int family, const struct route_rule *r, bool *added,
+		   char *err, size_t errlen)
+{
+	int ret = spec_talk(s, RTM_NEWRULE, family, r, "adding", err, errlen);
+
+	if (added)
+		*added = ret == 0;
+	if (ret == -EEXIST) {
+		if (err && errlen)
+			err[0] = '\0';
+		ret = 0;
+	}
+	return ret;
+}
+
+int route_spec_del(struct nl_sock *s, int family, const struct route_rule *r, char *err,
+		   size_t errlen)
+{
+	int ret = 0;
+
+	for (int i = 0; i < 16; i++) {
+		ret = spec_talk(s, RTM_DELRULE, family, r, "deleting", err, errlen);
+		if (ret < 0)
+			break;
+	}
+	if (ret == -ENOENT || ret == -ESRCH || ret == -EAFNOSUPPORT) {
+		if (err && errlen)
+			err[0] = '\0';
+		ret = 0;
+	}
+	return ret;
+}
+
+struct spec_found {
+	int family;
+	const struct route_rule *r;
+	bool hit;
+};
+
+static int spec_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct spec_found *f = data;
+	const struct route_rule *r = f->r;
+	const struct fib_rule_hdr *frh;
+	const struct nlattr *a;
+	uint8_t proto = 0;
+	struct attr_tb t = { .max = FRA_MAX };
+	bool dst_ok = !r->dst_len;
+
+	if (nlh->nlmsg_type != RTM_NEWRULE || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*frh)))
+		return MNL_CB_OK;
+	frh = mnl_nlmsg_get_payload(nlh);
+	if (frh->family != f->family || frh->action != FR_ACT_TO_TBL || frh->dst_len != r->dst_len ||
+	    !!(frh->flags & FIB_RULE_INVERT) != r->invert)
+		return MNL_CB_OK;
+	if (mnl_attr_parse(nlh, sizeof(*frh), attr_cb, &t) < 0)
+		return MNL_CB_OK;
+	mnl_attr_for_each(a, nlh, sizeof(*frh)) {
+		if (mnl_attr_get_type(a) == FRA_IP_PROTO && mnl_attr_get_payload_len(a) == 1)
+			proto = mnl_attr_get_u8(a);
+		if (r->dst_len && mnl_attr_get_type(a) == FRA_DST &&
+		    mnl_attr_get_payload_len(a) == (f->family == AF_INET ? 4u : 16u))
+			dst_ok = !memcmp(mnl_attr_get_payload(a), r->dst, mnl_attr_get_payload_len(a));
+	}
+	if (proto == r->ip_proto && dst_ok && tb_u32(&t, FRA_PRIORITY, 0) == r->priority &&
+	    tb_u32(&t, FRA_TABLE, frh->table) == r->table &&
+	    (!r->fwmask || (tb_u32(&t, FRA_FWMARK, 0) == r->fwmark && tb_u32(&t, FRA_FWMASK, 0) == r->fwmask)))
+		f->hit = true;
+	return MNL_CB_OK;
+}
+
+int route_spec_check(struct nl_sock *s, int family, const struct route_rule *r)
+{
+	char buf[ROUTE_MSG_BUFSZ] = { 0 };
+	struct nlmsghdr *nlh;
+	struct rtgenmsg *g;
+	struct spec_found f = { family, r, false };
+	int ret;
+
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_GETRULE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = nl_seq(s, 1);
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(struct rtmsg));
+	g->rtgen_family = (unsigned char)family;
+	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, spec_cb, &f, NULL, 0, NULL);
+	if (ret == -EAFNOSUPPORT)
+		return 0;
+	return ret < 0 ? ret : f.hit;
+}
+
+int route_build_local_src(void *buf, size_t buflen, int family, const void *src, uint32_t seq)
+{
+	int len = route_build_local(buf, buflen, RTM_NEWROUTE, family, seq);
+
+	if (len < 0 || !src)
+		return len;
+	mnl_attr_put((struct nlmsghdr *)buf, RTA_PREFSRC, family == AF_INET ? 4 : 16, src);
+	return (int)((struct nlmsghdr *)buf)->nlmsg_len;
+}
+
+int route_local_add_src(struct nl_sock *s, int family, const void *src, char *err, size_t errlen)
+{
+	char buf[ROUTE_MSG_BUFSZ], kerr[320];
+	int len, ret;
+
+	len = route_build_local_src(buf, sizeof(buf), family, src, nl_seq(s, 1));
+	if (len < 0)
+		return len;
+	ret = nl_talk(s, buf, (size_t)len, 0, NULL, NULL, kerr, sizeof(kerr), NULL);
+	if (ret < 0 && err && errlen)
+		snprintf(err, errlen, "adding %s route local default dev lo table %u%s: %s", fam_name(family),
+			 ROUTE_TABLE_INPOD, src ? " src POD-IP" : "", kerr);
+	return ret;
+}
+
+int route_accept_local(int netns_fd, bool on)
+{
+	int saved = -1, fd, ret;
+
+	ret = netns_enter(netns_fd, &saved);
+	if (ret < 0)
+		return ret;
+	fd = open("/proc/sys/net/ipv4/conf/all/accept_local", O_WRONLY | O_CLOEXEC);
+	ret = fd < 0 ? -errno : 0;
+	if (fd >= 0 && write(fd, on ? "1" : "0", 1) != 1)
+		ret = -errno;
 	if (fd >= 0)
 		close(fd);
 	netns_leave(&saved);

@@ -66,23 +66,34 @@ int cmd_add(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 		goto out;
 	if (r == 0)
 		goto done;
+	/* The annotations come from the tunnel, the mechanism from our config. */
+	if (ctx->conf->redirect == CNI_REDIRECT_EBPF) {
+		mode.redirect = INPOD_REDIRECT_EBPF;
+		snprintf(mode.bpf_dir, sizeof(mode.bpf_dir), "%s", ctx->conf->bpf_dir);
+	}
+	if (inpod_mode_supported(&mode, ierr, sizeof(ierr)) < 0) {
+		cni_error_set(err, CNI_ERR_REDIRECT, "pod options not supported by the eBPF capture mode",
+			      "pod %s/%s: %s", ctx->args.pod_namespace, ctx->args.pod_name, ierr);
+		goto out;
+	}
 	if (plugin_open_netns(ctx, &nsfd, NULL, err) < 0)
 		goto out;
-	r = inpod_apply(nsfd, &mode, ierr, sizeof(ierr));
-	/* inpod_apply is all-or-nothing, but a previous ADD may have left
-	 * rules: clean up below either way. */
+	r = plugin_capture_apply(ctx, nsfd, &mode, ierr, sizeof(ierr));
+	/* Each mode's apply is all-or-nothing, but a previous ADD may have
+	 * left rules: clean up below either way. */
 	applied = true;
 	if (r < 0) {
 		cni_error_set(err, CNI_ERR_REDIRECT, "failed to program traffic redirection in the pod",
-			      "programming nftables/routing in CNI_NETNS %s for pod %s/%s failed: %s (%s)",
-			      ctx->netns, ctx->args.pod_namespace, ctx->args.pod_name, ierr, strerror(-r));
+			      "programming %s capture in CNI_NETNS %s for pod %s/%s failed: %s (%s)",
+			      inpod_redirect_name(mode.redirect), ctx->netns, ctx->args.pod_namespace,
+			      ctx->args.pod_name, ierr, strerror(-r));
 		goto out;
 	}
 	if (hand_off(ctx, nsfd, &mode, err) < 0)
 		goto out;
 	applied = false;
-	log_info("pod %s/%s: redirection programmed (%s, %zu virtual interfaces rerouted) and handed to warren-tunnel",
-		 ctx->args.pod_namespace, ctx->args.pod_name,
+	log_info("pod %s/%s: %s redirection programmed (%s, %zu virtual interfaces rerouted) and handed to warren-tunnel",
+		 ctx->args.pod_namespace, ctx->args.pod_name, inpod_redirect_name(mode.redirect),
 		 mode.capture_inbound ? "outbound and inbound" : "outbound only", mode.n_reroute);
 done:
 	*result = pass;
@@ -90,7 +101,7 @@ done:
 	ret = 0;
 out:
 	if (applied) {
-		r = inpod_remove(nsfd, rerr, sizeof(rerr));
+		r = plugin_capture_remove(ctx, nsfd, rerr, sizeof(rerr));
 		if (r < 0)
 			log_error("pod %s/%s: removing redirection after a failed ADD failed: %s",
 				  ctx->args.pod_namespace, ctx->args.pod_name, rerr);

@@ -83,7 +83,7 @@ int cmd_check(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 	}
 	if (plugin_open_netns(ctx, &nsfd, NULL, err) < 0)
 		goto out;
-	r = inpod_check(nsfd, &mode, ierr, sizeof(ierr));
+	r = plugin_capture_check(ctx, nsfd, &mode, ierr, sizeof(ierr));
 	if (r < 0) {
 		cni_error_set(err, CNI_ERR_CHECK_REDIRECT, "traffic redirection in the pod is incomplete",
 			      "pod %s (CNI_NETNS %s): %s (%s); delete the pod to have it set up again", pod, ctx->netns,

@@ -22,20 +22,20 @@ static void remove_redirect(const struct plugin_ctx *ctx)
 
 	if (!ctx->netns || !*ctx->netns) {
 		log_debug("container %s: no CNI_NETNS, nothing to remove in the pod", ctx->container_id);
-		return;
-	}
-	if (plugin_open_netns(ctx, &nsfd, &cause, NULL) < 0) {
+	} else if (plugin_open_netns(ctx, &nsfd, &cause, NULL) < 0) {
 		if (cause == -ENOENT)
-			log_debug("container %s: netns %s is gone, nothing to remove", ctx->container_id, ctx->netns);
+			log_debug("container %s: netns %s is gone, nothing to remove in it", ctx->container_id, ctx->netns);
 		else
 			log_warn("container %s: not touching netns %s: %s", ctx->container_id, ctx->netns,
 				 strerror(-cause));
-		return;
+		/* The pinned eBPF objects live in bpffs, not in the netns. */
+		nsfd = -1;
 	}
-	r = inpod_remove(nsfd, ierr, sizeof(ierr));
+	r = plugin_capture_remove(ctx, nsfd, ierr, sizeof(ierr));
 	if (r < 0)
 		log_error("container %s: removing redirection in %s failed: %s", ctx->container_id, ctx->netns, ierr);
-	close(nsfd);
+	if (nsfd >= 0)
+		close(nsfd);
 }
 
 static void tell_tunnel(const struct plugin_ctx *ctx)

@@ -6,9 +6,12 @@
  */
 #include "plugin/plugin.h"
 
+#include "bpf/capture.h"
+#include "conf/errbuf.h"
 #include "conf/handoff.h"
 #include "conf/log.h"
 #include "conf/warren.h"
+#include "netlink/inpod_ebpf.h"
 #include "netlink/netns.h"
 
 #include <errno.h>
@@ -224,4 +227,76 @@ out:
 	if (self >= 0)
 		close(self);
 	return ret < 0 ? -1 : 0;
+}
+
+static int capture_addrs(const struct plugin_ctx *ctx, struct ebpf_pod_addrs *a, char *ierr,
+			 size_t ierrlen)
+{
+	json_t *ips = cni_result_ips(ctx->conf->prev_result), *v;
+	const char *cidrs[2 * CAPTURE_MAX_ADDRS + 1];
+	size_t i, n = 0;
+	int ret;
+
+	if (!ips) {
+		errbuf_set(ierr, ierrlen, "out of memory");
+		return -ENOMEM;
+	}
+	json_array_foreach(ips, i, v) {
+		if (n == ARRAY_SIZE(cidrs))
+			break;
+		cidrs[n++] = json_string_value(v);
+	}
+	ret = ebpf_addrs_parse(cidrs, n, a, ierr, ierrlen);
+	json_decref(ips);
+	return ret;
+}
+
+int plugin_capture_apply(const struct plugin_ctx *ctx, int nsfd, const struct inpod_mode *mode,
+			 char *ierr, size_t ierrlen)
+{
+	struct ebpf_pod_addrs a;
+	char path[300];
+	int ret;
+
+	if (mode->redirect == INPOD_REDIRECT_NFTABLES) {
+		/* Cheap when the node never used eBPF: no directory. */
+		snprintf(path, sizeof(path), "%s/warren/%s", ctx->conf->bpf_dir, ctx->container_id);
+		if (access(path, F_OK) == 0 &&
+		    (ret = ebpf_capture_remove(nsfd, ctx->conf->bpf_dir, ctx->container_id, ierr, ierrlen)) < 0)
+			return ret;
+		return inpod_apply(nsfd, mode, ierr, ierrlen);
+	}
+	ret = inpod_mode_supported(mode, ierr, ierrlen);
+	if (ret < 0)
+		return ret;
+	ret = capture_addrs(ctx, &a, ierr, ierrlen);
+	if (ret < 0)
+		return ret;
+	ret = inpod_present(nsfd);
+	if (ret > 0 && (ret = inpod_remove(nsfd, ierr, ierrlen)) < 0)
+		return ret;
+	return ebpf_capture_apply(nsfd, mode->bpf_dir, ctx->container_id, &a, ierr, ierrlen);
+}
+
+int plugin_capture_remove(const struct plugin_ctx *ctx, int nsfd, char *ierr, size_t ierrlen)
+{
+	char e[512];
+	int r1 = 0, r2;
+
+	if (nsfd >= 0)
+		r1 = inpod_remove(nsfd, ierr, ierrlen);
+	r2 = ebpf_capture_remove(nsfd, ctx->conf->bpf_dir, ctx->container_id, e, sizeof(e));
+	if (r2 < 0 && r1 == 0) {
+		errbuf_set(ierr, ierrlen, "%s", e);
+		return r2;
+	}
+	return r1;
+}
+
+int plugin_capture_check(const struct plugin_ctx *ctx, int nsfd, const struct inpod_mode *mode,
+			 char *ierr, size_t ierrlen)
+{
+	if (mode->redirect == INPOD_REDIRECT_EBPF)
+		return ebpf_capture_check(nsfd, mode->bpf_dir, ctx->container_id, ierr, ierrlen);
+	return inpod_check(nsfd, mode, ierr, ierrlen);
 }

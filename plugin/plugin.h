@@ -61,6 +61,17 @@ int plugin_answer_mode(const struct plugin_ctx *ctx, json_t *resp, const char *o
  * NULL) gets the -errno cause. */
 int plugin_open_netns(const struct plugin_ctx *ctx, int *fd, int *errno_out, struct cni_error *err);
 
+/* The pod's capture, in mode->redirect's way (netlink/inpod.h or
+ * netlink/inpod_ebpf.h), and the other way's leftovers removed first (a
+ * node switched modes). -errno with ierr. */
+int plugin_capture_apply(const struct plugin_ctx *ctx, int nsfd, const struct inpod_mode *mode,
+			 char *ierr, size_t ierrlen);
+/* Remove the capture of either kind (DEL does not know the mode); nsfd
+ * may be -1 (netns gone: only the pinned eBPF objects are removed). */
+int plugin_capture_remove(const struct plugin_ctx *ctx, int nsfd, char *ierr, size_t ierrlen);
+int plugin_capture_check(const struct plugin_ctx *ctx, int nsfd, const struct inpod_mode *mode,
+			 char *ierr, size_t ierrlen);
+
 /* "ns/name" of the pod for messages, into buf. */
 const char *plugin_pod_name(const struct plugin_ctx *ctx, char *buf, size_t len);
 

@@ -270,6 +270,8 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 		}
 		if (!old->listening && pod_listen(old, err, sizeof(err)) < 0)
 			return handoff_error("%s", err);
+		if (pod_publish(old, err, sizeof(err)) < 0)
+			return handoff_error("%s", err);
 		log_debug("add for pod %s/%s (uid %s): already enrolled with the same netns", ns, name, uid);
 		return handoff_ok();
 	}
@@ -302,8 +304,8 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 		return handoff_error("add for pod %s/%s failed: %s", ns, name, err);
 	}
 	mtls_pod_added(p); /* a failure is logged; its HBONE is refused */
-	log_info("enrolled pod %s/%s (uid %s, sa %s, container %s/%s, netns %s%s%s)", ns, name, uid, sa,
-		 cid, ifname, netns, mode.capture_inbound ? "" : ", outbound capture only",
+	log_info("enrolled pod %s/%s (uid %s, sa %s, container %s/%s, netns %s, %s capture%s%s)", ns, name, uid, sa,
+		 cid, ifname, netns, inpod_redirect_name(mode.redirect), mode.capture_inbound ? "" : ", outbound capture only",
 		 mode.n_reroute ? ", virtual interfaces rerouted" : "");
 	return handoff_ok();
 }

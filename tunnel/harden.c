@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <linux/audit.h>
+#include <linux/bpf.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -104,6 +105,13 @@ static const int allowed[] = {
 #endif
 };
 
+/* bpf(2) only to use the eBPF capture's pinned objects (fill and check the
+ * listener map, read the link's state), never to load or attach. */
+static const unsigned allowed_bpf_cmds[] = {
+	BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_OBJ_GET,
+	BPF_PROG_GET_FD_BY_ID, BPF_MAP_GET_FD_BY_ID, BPF_OBJ_GET_INFO_BY_FD, BPF_LINK_GET_FD_BY_ID,
+};
+
 #define STMT(code, k)         ((struct sock_filter)BPF_STMT((code), (k)))
 #define JUMP(code, k, jt, jf) ((struct sock_filter)BPF_JUMP((code), (k), (jt), (jf)))
 #define ARG0_LO               (offsetof(struct seccomp_data, args[0]))
@@ -126,8 +134,8 @@ int harden_seccomp_install(int all_threads, char *err, size_t errlen)
 	errbuf_set(err, errlen, "no seccomp filter for this architecture");
 	return -ENOTSUP;
 #else
-	enum { N = ARRAY_SIZE(allowed) };
-	struct sock_filter f[N + 16];
+	enum { N = ARRAY_SIZE(allowed), C = ARRAY_SIZE(allowed_bpf_cmds), B = C + 4 };
+	struct sock_filter f[N + B + 16];
 	struct sock_fprog prog = { .filter = f };
 	size_t n = 0;
 	long ret;
@@ -137,8 +145,16 @@ int harden_seccomp_install(int all_threads, char *err, size_t errlen)
 	f[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS); /* another ABI: never ours */
 	f[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
 #if defined(__x86_64__)
-	f[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000 /* __X32_SYSCALL_BIT */, N + 5, 0);
+	f[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000 /* __X32_SYSCALL_BIT */, N + B + 5, 0);
 #endif
+	/* bpf(2): allowed by its command (argument 0), then the list below */
+	_Static_assert(N + B + 5 <= 255, "a BPF jump offset is 8 bits");
+	f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_bpf, 0, B - 1);
+	f[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, ARG0_LO);
+	for (size_t j = 0; j < C; j++)
+		f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, allowed_bpf_cmds[j], (uint8_t)(C - j), 0);
+	f[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+	f[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	/* each allowed number jumps to the allow at the end: over the rest of
 	 * the list and the six instructions after it */
 	_Static_assert(N + 5 <= 255, "a BPF jump offset is 8 bits");

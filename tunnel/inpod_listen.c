@@ -7,7 +7,10 @@
  * each worker's shard has its own listener, the kernel spreading new
  * connections over them by their address hash. pod_listen() is
  * all-or-nothing over the shards; the fds are owned by each shard and
- * closed by pod_unlisten().
+ * closed by pod_unlisten(). A pod captured by eBPF gets the first shard's
+ * 15001 and 15006 in its pinned listener map (pod_publish): the program
+ * assigns connections to them and the kernel's reuseport selection spreads
+ * them over the shards; closing them empties the map (fail closed).
  */
 #include "tunnel/tunnel.h"
 
@@ -22,6 +25,7 @@
 
 #include "conf/log.h"
 #include "conf/warren.h"
+#include "netlink/inpod_ebpf.h"
 #include "netlink/netns.h"
 
 static const uint16_t lis_port[LIS_COUNT] = { PORT_OUTBOUND, PORT_INBOUND_PLAIN, PORT_INBOUND_HBONE };
@@ -92,7 +96,7 @@ static void lis_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 	proxy_accept(pl);
 }
 
-static int listen_one(int netns_fd, uint16_t port, const char **what)
+static int listen_one(int netns_fd, uint16_t port, bool transparent, const char **what)
 {
 	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT,
 				   .sin6_port = htons(port) };
@@ -114,6 +118,13 @@ static int listen_one(int netns_fd, uint16_t port, const char **what)
 	 * (relay.h); 15008's peers are tunnels, which tell a cut TLS stream */
 	*what = "SO_LINGER";
 	if (port != PORT_INBOUND_HBONE && sock_rst_on_exit(fd) < 0)
+		goto fail;
+	/* eBPF capture assigns the app's outbound connections to 15001 with
+	 * their original (non-local) destination as the local address: the
+	 * SYN-ACK may only leave from it on a transparent socket. */
+	*what = "IP_TRANSPARENT (needs CAP_NET_ADMIN)";
+	if (transparent && (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
+			    setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0))
 		goto fail;
 	*what = "SO_MARK (needs CAP_NET_ADMIN)";
 	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
@@ -137,7 +148,10 @@ static int shard_listen(struct pod *p, char *err, size_t errlen)
 	int ret = 0, k;
 
 	for (k = 0; k < LIS_COUNT; k++) {
-		ret = listen_one(p->netns_fd, lis_port[k], &what);
+		const struct pod *prim = p->primary ? p->primary : p;
+
+		ret = listen_one(p->netns_fd, lis_port[k],
+				 prim->mode.redirect == INPOD_REDIRECT_EBPF && k == LIS_OUTBOUND, &what);
 		if (ret < 0)
 			goto out;
 		p->lis[k].fd = ret;
@@ -174,21 +188,40 @@ static void shard_unlisten(struct pod *p)
 	p->listening = false;
 }
 
+int pod_publish(struct pod *p, char *err, size_t errlen)
+{
+	char e[384];
+	int ret;
+
+	CHECK_OBJ(p, POD_MAGIC);
+	if (p->mode.redirect != INPOD_REDIRECT_EBPF || !p->listening)
+		return 0;
+	ret = ebpf_capture_publish(p->mode.bpf_dir, p->container_id, p->lis[LIS_OUTBOUND].fd, p->lis[LIS_INBOUND].fd, e,
+				   sizeof(e));
+	if (ret < 0)
+		snprintf(err, errlen, "pod %s/%s: %s", p->namespace, p->name, e);
+	return ret;
+}
+
 int pod_listen(struct pod *p, char *err, size_t errlen)
 {
+	int ret;
+
 	CHECK_OBJ(p, POD_MAGIC);
 	assert(!p->primary);
 	if (p->listening)
 		return 0;
 	for (struct pod *s = p; s; s = s->next_shard) {
-		int ret = shard_listen(s, err, errlen);
-
+		ret = shard_listen(s, err, errlen);
 		if (ret < 0) {
 			pod_unlisten(p);
 			return ret;
 		}
 	}
-	return 0;
+	ret = pod_publish(p, err, errlen);
+	if (ret < 0)
+		pod_unlisten(p);
+	return ret;
 }
 
 void pod_unlisten(struct pod *p)

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Capture: accept on a pod's 15001/15006
- * listeners, recover the original destination from conntrack
- * (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST), open the upstream socket in
+ * listeners, recover the original destination (nftables mode: from
+ * conntrack, SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST; eBPF mode: the
+ * accepted socket's own local address, which the sk_lookup program left
+ * untouched), open the upstream socket in
  * the pod netns with SO_MARK MARK_TUNNEL, connect without blocking (10 s
  * timeout) and hand both fds to relay_start(). In mTLS mode (t->sec)
  * outbound connections are routed by mtls_outbound() first (HBONE to an
@@ -130,11 +132,18 @@ static bool port_illegal(uint16_t port)
 	return port == PORT_OUTBOUND || port == PORT_INBOUND_PLAIN || port == PORT_INBOUND_HBONE;
 }
 
-static int original_dst(int fd, struct sockaddr_storage *dst)
+static int original_dst(const struct pod *p, int fd, struct sockaddr_storage *dst)
 {
 	socklen_t len = sizeof(struct sockaddr_in);
 
 	memset(dst, 0, sizeof(*dst));
+	/* The mode lives on the primary (shards copy only what they serve). */
+	if ((p->primary ? p->primary : p)->mode.redirect == INPOD_REDIRECT_EBPF) {
+		len = sizeof(*dst);
+		if (getsockname(fd, (struct sockaddr *)dst, &len) < 0)
+			return -errno;
+		goto ok;
+	}
 	/* A v4 flow on a dual-stack socket is tracked by IPv4 conntrack. */
 	if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len) == 0)
 		goto ok;
@@ -415,6 +424,13 @@ int conn_upstream_socket(struct conn *c, const char **what)
 				goto fail;
 			((struct sockaddr_in6 *)&b)->sin6_port = 0;
 		}
+		/* eBPF capture: over lo, the program passes it to the app
+		 * (docs/ebpf.md); otherwise it arrives "on eth0", like the
+		 * client's own connection, and would be captured again. */
+		*what = "cannot bind the upstream socket to lo (eBPF capture)";
+		if ((p->primary ? p->primary : p)->mode.redirect == INPOD_REDIRECT_EBPF &&
+		    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3) < 0)
+			goto fail;
 		*what = "cannot bind the upstream socket to the client's address";
 		if (bind(fd, (struct sockaddr *)&b, ss_len(&b)) < 0)
 			goto fail;
@@ -519,7 +535,7 @@ static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr
 		rst_close(fd);
 		return;
 	}
-	ret = original_dst(fd, &c->dst);
+	ret = original_dst(p, fd, &c->dst);
 	if (ret < 0) {
 		conn_fail(c, "no original destination (was the connection redirected by the in-pod rules?)", -ret);
 		return;

@@ -47,6 +47,7 @@
 #include "conf/handoff.h"
 #include "conf/log.h"
 #include "netlink/inpod.h"
+#include "netlink/inpod_ebpf.h"
 #include "netlink/netns.h"
 #include "tunnel/harden.h"
 
@@ -254,11 +255,11 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 			 netns);
 		goto out;
 	}
-	ret = inpod_present(fd);
+	ret = mode.redirect == INPOD_REDIRECT_EBPF ? ebpf_capture_present(fd, mode.bpf_dir, cid) : inpod_present(fd);
 	if (ret == 0) {
 		ret = -ENOENT;
-		snprintf(why, whylen, "our in-pod rules are gone from netns %s (the pod was removed while we were down)",
-			 netns);
+		snprintf(why, whylen, "our in-pod %s capture is gone from netns %s (the pod was removed while we were down)",
+			 inpod_redirect_name(mode.redirect), netns);
 		goto out;
 	}
 	if (ret < 0)

@@ -290,8 +290,12 @@ int kubelet_cgroup_find(const char *proc, const char *cgroot, long pid, char *pa
 
 /* ---- inpod_listen.c ---- */
 /* Create the three listeners of every shard of primary p inside the pod
- * netns (all or none). 0 or -errno with err. */
+ * netns (all or none), then pod_publish(). 0 or -errno with err. */
 int pod_listen(struct pod *p, char *err, size_t errlen);
+/* An eBPF-captured pod: put its listening 15001/15006 into the pod's
+ * pinned listener map (again: a re-ADD may have re-created the map). 0
+ * for other pods. 0 or -errno with err. */
+int pod_publish(struct pod *p, char *err, size_t errlen);
 void pod_unlisten(struct pod *p);
 /* accept4() failed with err (EMFILE, ENFILE, ENOBUFS, ENOMEM or another
  * lasting error): the connection stays queued and the listener readable,

@@ -48,6 +48,11 @@
 # library does, instead of redefining its functions:
 #   tunnel_conf_extra NODE  print YAML lines to append to NODE's tunnel.yaml
 #
+# REDIRECT_MODE=ebpf (set before topo_up): the conflists say redirect "ebpf",
+# with bpfDir $T/bpffs, a bpffs mounted by topo_up (ip netns exec, which
+# runs the plugin and the tunnels, remounts /sys, so /sys/fs/bpf is not
+# shared with them) and unmounted by cleanup.
+#
 # Single-node tests (test_tunnel.sh, test_observe.sh, test_runtime.sh,
 # test_warren_netns.sh) keep their own topology, names and cleanup: one
 # node netns $NODE running warren-tunnel from the test's config, pods handed
@@ -87,6 +92,7 @@ declare -A NODE_SUBNET=([node1]=10.244.1.0/24 [node2]=10.244.2.0/24)
 # DUALSTACK=1 (set before topo_up): pods get an IPv6 address too (POD_IP6),
 # nodes route these subnets over fd00:10::1/64 <-> fd00:10::2/64
 DUALSTACK=${DUALSTACK:-0}
+REDIRECT_MODE=${REDIRECT_MODE:-nftables}
 declare -A NODE_ADDR6=([node1]=fd00:10::1 [node2]=fd00:10::2)
 declare -A NODE_SUBNET6=([node1]=fd00:244:1::/64 [node2]=fd00:244:2::/64)
 declare -A TUNNEL_PID=()
@@ -226,6 +232,7 @@ conflist_write() { # NODE FILE WITH_WARREN(0/1) [extra warren-cni json keys]
 	fi
 	local ipam="{\"type\":\"host-local\",\"ranges\":[$ranges],\"routes\":[$routes],\"dataDir\":\"$T/$node/ipam\"}"
 	local plugins="{\"type\":\"bridge\",\"bridge\":\"cni0\",\"isGateway\":true,\"ipMasq\":false,\"ipam\":$ipam}"
+	[[ $REDIRECT_MODE == ebpf ]] && extra+=",\"redirect\":\"ebpf\",\"bpfDir\":\"$T/bpffs\""
 	if ((warren)); then
 		plugins+=",{\"type\":\"warren-cni\",\"tunnelSocket\":\"$T/$node/plugin.sock\",\"excludeNamespaces\":[\"kube-system\"],\"logFile\":\"$T/$node/cni.log\",\"logLevel\":\"debug\",\"timeoutMs\":5000$extra}"
 	fi
@@ -234,6 +241,9 @@ conflist_write() { # NODE FILE WITH_WARREN(0/1) [extra warren-cni json keys]
 
 topo_up() {
 	local n1=${NODE_NETNS[node1]} n2=${NODE_NETNS[node2]} node
+	if [[ $REDIRECT_MODE == ebpf ]]; then
+		mkdir -p "$T/bpffs" && pp mount -t bpf bpf "$T/bpffs" || return 1
+	fi
 	pp ip netns add "$n1" || return 1
 	pp ip netns add "$n2" || return 1
 	pp ip -n "$n1" link add "wv$E2E_ID" type veth peer name "wv$E2E_ID" netns "$n2" || return 1
@@ -602,6 +612,8 @@ cleanup() {
 	for pid in "${TUNNEL_PID[@]}" "${BG_PIDS[@]}"; do
 		exited "$pid" || left+="pid:$pid "
 	done
+	# our bpffs: unmounting it drops every pin (and link) left in it
+	[[ -n $T ]] && mountpoint -q "$T/bpffs" 2>/dev/null && umount "$T/bpffs"
 	if [[ -n $T && -d $T && -z ${KEEP_TMP:-} ]]; then rm -rf "$T"; fi
 	[[ -n ${KEEP_TMP:-} ]] && echo "# kept $T" >&3
 	[[ -n $T && -d $T && -z ${KEEP_TMP:-} ]] && left+="$T "

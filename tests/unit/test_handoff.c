@@ -195,6 +195,9 @@ static void test_mode_fields(void)
 		{ "{\"rerouteInterfaces\": \"tap0\"}", "\"rerouteInterfaces\" must be an array of interface names" },
 		{ "{\"rerouteInterfaces\": [\"tap0\", 7]}", "\"rerouteInterfaces\" item 1 is not a string" },
 		{ "{\"rerouteInterfaces\": [\"a b\"]}", "\"rerouteInterfaces\": \"a b\" is not a network interface name (1-15 characters, no '/', ':' or spaces)" },
+		{ "{\"redirect\": \"iptables\"}", "\"redirect\" must be \"nftables\" or \"ebpf\"" },
+		{ "{\"redirect\": \"ebpf\"}", "\"bpfDir\" must be an absolute path shorter than 96 bytes with redirect \"ebpf\"" },
+		{ "{\"redirect\": \"ebpf\", \"bpfDir\": \"/sys/fs/bpf/../x\"}", "\"bpfDir\" must be an absolute path shorter than 96 bytes with redirect \"ebpf\"" },
 	};
 	struct inpod_mode in, out;
 	json_t *o = json_object();
@@ -212,6 +215,18 @@ static void test_mode_fields(void)
 	o = json_object();
 	T_ASSERT_INT(handoff_mode_get(o, &out, err, sizeof(err)), 0);
 	T_ASSERT(out.capture_inbound && out.n_reroute == 0);
+	T_ASSERT_INT(out.redirect, INPOD_REDIRECT_NFTABLES);
+	json_decref(o);
+	/* the eBPF mode and its bpffs travel with the mode */
+	inpod_mode_init(&in);
+	in.redirect = INPOD_REDIRECT_EBPF;
+	snprintf(in.bpf_dir, sizeof(in.bpf_dir), "/sys/fs/bpf");
+	o = json_object();
+	T_ASSERT_INT(handoff_mode_put(o, &in), 0);
+	T_ASSERT_STR(json_string_value(json_object_get(o, "redirect")), "ebpf");
+	T_ASSERT_INT(handoff_mode_get(o, &out, err, sizeof(err)), 0);
+	T_ASSERT(inpod_mode_equal(&in, &out));
+	T_ASSERT_STR(out.bpf_dir, "/sys/fs/bpf");
 	json_decref(o);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		o = json_loads(bad[i][0], 0, NULL);

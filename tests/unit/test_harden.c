@@ -7,13 +7,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,7 +33,7 @@
 /* Bits of the child's exit status: what went wrong. */
 enum {
 	F_INSTALL = 1, F_EXECVE = 2, F_PTRACE = 4, F_FORK = 8, F_SOCKET = 16, F_THREAD = 32,
-	F_FILE = 64,
+	F_FILE = 64, F_BPF = 128,
 };
 
 static void *thread_fn(void *arg)
@@ -82,6 +85,26 @@ static int child(void)
 		bad |= F_FILE;
 	else
 		close(fd);
+	/* bpf(2): a pinned object may be opened (here: none there, ENOENT or
+	 * EPERM from the kernel's bpffs checks, never the filter's EPERM for
+	 * every command), nothing may be loaded or created */
+	{
+		union bpf_attr a;
+
+		memset(&a, 0, sizeof(a));
+		a.map_type = BPF_MAP_TYPE_ARRAY;
+		a.key_size = 4;
+		a.value_size = 4;
+		a.max_entries = 1;
+		errno = 0;
+		if (syscall(SYS_bpf, BPF_MAP_CREATE, &a, sizeof(a)) != -1 || errno != EPERM)
+			bad |= F_BPF;
+		memset(&a, 0, sizeof(a));
+		a.pathname = (uintptr_t)"/nonexistent/warren-test-pin";
+		errno = 0;
+		if (syscall(SYS_bpf, BPF_OBJ_GET, &a, sizeof(a)) != -1 || errno != ENOENT)
+			bad |= F_BPF;
+	}
 	return bad;
 }
 
@@ -104,7 +127,7 @@ static void test_filter(void)
 	int bad = run_child(child);
 
 	if (bad)
-		printf("#   child status %#x (1 install, 2 execve, 4 ptrace, 8 fork, 16 socket, 32 thread, 64 open)\n",
+		printf("#   child status %#x (1 install, 2 execve, 4 ptrace, 8 fork, 16 socket, 32 thread, 64 open, 128 bpf)\n",
 		       bad);
 	T_ASSERT_INT(bad, 0);
 }

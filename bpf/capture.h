@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shared between the eBPF capture program (bpf/capture.bpf.c) and its
+ * userspace (netlink/inpod_ebpf.c, the tunnel): the listener map's keys
+ * and the size of the pod address table. Plain constants, no kernel or
+ * libc headers, so both sides can include it.
+ */
+#ifndef WARREN_BPF_CAPTURE_H
+#define WARREN_BPF_CAPTURE_H
+
+/* Keys of the pod's SOCKMAP "warren_lis": the tunnel's listeners. */
+#define CAPTURE_KEY_OUTBOUND 0 /* [::]:15001 */
+#define CAPTURE_KEY_INBOUND 1  /* [::]:15006 */
+#define CAPTURE_N_KEYS 2
+
+/* At most this many addresses per family (prevResult's ips). */
+#define CAPTURE_MAX_ADDRS 4
+
+/* The program's name as the kernel shows it (BPF_OBJ_NAME_LEN 16). */
+#define CAPTURE_PROG_NAME "warren_capture"
+
+#endif

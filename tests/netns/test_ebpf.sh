@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The eBPF capture mode's life cycle (redirect "ebpf", docs/ebpf.md), as
+# root, on the real kernel (TAP): the sk_lookup program attached after ADD
+# (bpftool), the pins, the rules, the mode in warrenctl; CHECK naming a
+# detached program; nothing pinned after DEL or a failed ADD; clear ADD
+# errors for a missing bpffs and for unsupported pod options; the tunnel's
+# listeners put into the pod's map, emptied when it stops (fail closed) and
+# put back on restart (re-adoption).
+#
+#   node1 netns <== veth ==> node2 netns (lib.sh topology)
+#     |-- cli (mesh), pl (plain)                    |-- web (mesh, echo :8080), psrv (plain, echo :8080)
+#     |-- srv (ns mesh, enrolled, redirect ebpf)
+#     |-- byp (ns mesh, bypass-inbound-capture: refused)
+#     |-- busy (ns mesh, 15006 taken before ADD: the handoff fails after attach)
+#   bpffs: $T/bpffs (bpfDir), mounted by topo_up
+#
+# Plus traffic: HBONE cli -> web, plaintext pl -> web (inbound) and
+# cli -> psrv (outbound), refused while a tunnel is down, working again
+# after it re-adopts its pods.
+#
+# Env: B or WARREN_BUILD (build dir), KEEP_TMP=1 keeps the temp dir (logs).
+set -uo pipefail
+REDIRECT_MODE=ebpf
+source "$(dirname "$0")/lib.sh"
+
+lib_init
+CLEANUP_TAP=1
+need bpftool mountpoint
+need_built warren-cni warren-tunnel warrenctl
+
+tunnel_conf_extra() { echo "caDir: $T/ca"; } # NODE: mTLS, so mesh-to-mesh is HBONE
+mtls_cluster_up # CA, topology with a bpffs at $T/bpffs, both tunnels
+
+pin_dir() { echo "$T/bpffs/warren/${POD_ID[$1]}"; }
+netns_ino() { stat -L -c %i "/run/netns/${POD_NETNS[$1]}"; }
+# the id of the sk_lookup link attached to POD's netns running warren_capture
+link_id() { # POD
+	local ino
+	ino=$(netns_ino "$1")
+	bpftool -j link show 2>/dev/null | "$PYTHON" -c '
+import json, subprocess, sys
+ino = int(sys.argv[1])
+for l in json.load(sys.stdin):
+    if l.get("type") == "netns" and l.get("netns_ino") == ino and l.get("attach_type") == "sk_lookup":
+        p = json.loads(subprocess.run(["bpftool", "-j", "prog", "show", "id", str(l["prog_id"])],
+                                      capture_output=True, text=True).stdout)
+        if p.get("name") == "warren_capture":
+            print(l["id"]); sys.exit(0)
+sys.exit(1)' "$ino"
+}
+attached() { link_id "$1" >/dev/null; }
+pinned() { [[ -e $(pin_dir "$1")/link && -e $(pin_dir "$1")/lis ]]; }
+unpinned() { [[ ! -e $(pin_dir "$1") ]]; }
+rules_in() { ip -n "${POD_NETNS[$1]}" rule show | grep -c -E 'fwmark 0x539/0xfff lookup main|to 169.254.7.127 ipproto tcp lookup main|ipproto tcp lookup 100'; }
+# listeners in the pod's map: the number of elements bpftool finds
+# (an empty SOCKMAP slot is listed with an "error" value)
+map_elems() { bpftool -j map dump pinned "$(pin_dir "$1")/lis" 2>/dev/null |
+	"$PYTHON" -c 'import json,sys; print(sum(1 for e in json.load(sys.stdin) if "error" not in str(e.get("value"))))'; }
+map_full() { [[ $(map_elems "$1") == 2 ]]; }
+map_empty() { [[ $(map_elems "$1") == 0 ]]; }
+cni_check() { chain node1 CHECK "$1" >"$T/$1.check.out" 2>&1; }
+
+metric() { # NODE NAME LABEL-SUBSTRING: value (sum) or 0
+	nexec "$1" curl -s --max-time 2 http://127.0.0.1:15020/metrics |
+		awk -v n="$2" -v l="$3" 'index($0, n) == 1 && index($0, l) { s += $NF } END { print s + 0 }'
+}
+accepts() { wc -l <"$T/$1.app.log"; }
+
+# --- 0. traffic through the mode ------------------------------------------------
+pod_add node2 mesh web 2>"$T/err" || die "ADD web: $(cat "$T/err")"
+pod_add node1 mesh cli 2>"$T/err" || die "ADD cli: $(cat "$T/err")"
+pod_add node1 plain pl 2>"$T/err" || die "ADD pl: $(cat "$T/err")"
+pod_add node2 plain psrv 2>"$T/err" || die "ADD psrv: $(cat "$T/err")"
+app_server web 8080 || die "echo server in web"
+app_server psrv 8080 || die "echo server in psrv"
+m0=$(metric node2 istio_tcp_connections_opened_total 'connection_security_policy="mutual_tls"')
+check "HBONE: cli -> web:8080 round-trips (both pods captured by eBPF)" app_client cli "${POD_IP[web]}" 8080 "hbone-$E2E_ID"
+m1=$(metric node2 istio_tcp_connections_opened_total 'connection_security_policy="mutual_tls"')
+((m1 > m0)) && ok "HBONE: web's tunnel counted a mutual_tls connection ($m0 -> $m1)" ||
+	not_ok "HBONE: web's tunnel counted a mutual_tls connection" "$m0 -> $m1"
+check "HBONE: web's app saw cli's address (source preserved)" test "$(last_peer web)" = "${POD_IP[cli]}"
+check "plaintext inbound: pl (not enrolled) -> web:8080 round-trips through web's 15006" app_client pl "${POD_IP[web]}" 8080 "plain-in-$E2E_ID"
+check "plaintext inbound: web's app saw pl's address" test "$(last_peer web)" = "${POD_IP[pl]}"
+check "plaintext inbound: web's tunnel logged it, original destination from the socket" \
+	grep -q "inbound connection ${POD_IP[pl]}:[0-9]* -> ${POD_IP[web]}:8080 of pod mesh/web accepted" "$T/node2/tunnel.log"
+check "plaintext outbound: cli -> psrv:8080 (not enrolled) round-trips through cli's 15001" app_client cli "${POD_IP[psrv]}" 8080 "plain-out-$E2E_ID"
+check "plaintext outbound: cli's tunnel logged it with the original destination" \
+	grep -q "outbound connection ${POD_IP[cli]}:[0-9]* -> ${POD_IP[psrv]}:8080 of pod mesh/cli accepted" "$T/node1/tunnel.log"
+
+# fail closed: a stopped tunnel leaves its pods' captured connections refused
+tunnel_stop node2
+n0=$(accepts web)
+check "tunnel on node2 stopped: pl -> web:8080 fails" fails app_client pl "${POD_IP[web]}" 8080 "nope-$E2E_ID" --timeout 3
+check "tunnel on node2 stopped: web's app accepted nothing (no plaintext bypass)" test "$(accepts web)" -eq "$n0"
+tunnel_stop node1
+n0=$(accepts psrv)
+check "tunnel on node1 stopped: cli -> psrv:8080 fails" fails app_client cli "${POD_IP[psrv]}" 8080 "nope-$E2E_ID" --timeout 3
+check "tunnel on node1 stopped: psrv's app accepted nothing (cli's traffic did not leave uncaptured)" test "$(accepts psrv)" -eq "$n0"
+tunnel_start node1 2>/dev/null || die "warren-tunnel restart on node1"
+tunnel_start node2 2>/dev/null || die "warren-tunnel restart on node2"
+check "tunnels restarted (pods re-adopted): HBONE cli -> web:8080 works again" \
+	wait_for -t 10 app_client cli "${POD_IP[web]}" 8080 "again-$E2E_ID" --timeout 2
+check "tunnels restarted: plaintext pl -> web:8080 works again" app_client pl "${POD_IP[web]}" 8080 "again2-$E2E_ID"
+
+# --- 1. ADD attaches ----------------------------------------------------------
+pod_add node1 mesh srv 2>"$T/err" && ok "ADD enrolled pod srv with redirect ebpf (${POD_IP[srv]})" ||
+	die "ADD srv: $(cat "$T/err")"
+check "bpftool: an sk_lookup link of program warren_capture is attached to srv's netns" attached srv
+check "link and listener map pinned under bpfDir/warren/<container ID>" pinned srv
+check "the three ip rules of the eBPF mode are in the pod" test "$(rules_in srv)" -ge 3
+check "no nftables table of ours in the pod (the eBPF mode replaces them)" \
+	fails sh -c "ip netns exec ${POD_NETNS[srv]} nft list tables | grep -q warren"
+check "the tunnel put its 15001 and 15006 into the pod's map" wait_for -t 5 map_full srv
+check "warrenctl pods shows the pod's redirect mode: ebpf" \
+	sh -c "'$WARREN_BUILD/warrenctl' --socket '$T/node1/admin.sock' pods | grep '${POD_ID[srv]}' | grep -qw ebpf"
+check "CHECK passes with everything in place" cni_check srv
+
+# --- 2. CHECK names a detached program ------------------------------------------
+id=$(link_id srv)
+if [[ -n $id ]] && bpftool link detach id "$id" 2>"$T/err"; then
+	if cni_check srv; then
+		not_ok "CHECK fails once the program is detached" "$(cat "$T/srv.check.out")"
+	else
+		check "CHECK fails naming program warren_capture once it is detached" grep -q 'warren_capture' "$T/srv.check.out"
+	fi
+else
+	not_ok "bpftool link detach" "$(cat "$T/err")"
+fi
+# a re-ADD of warren-cni alone (the runtime's retry) repairs it
+readd_conf=$("$PYTHON" -c 'import json,sys; c=json.loads(sys.argv[1]); c["prevResult"]=json.load(open(sys.argv[2])); print(json.dumps(c))' \
+	"$(plugin_conf node1)" "$T/srv.result")
+plugin_direct node1 ADD srv "$readd_conf" >/dev/null 2>"$T/err" && attached srv && ok "re-ADD re-attaches a detached program" ||
+	not_ok "re-ADD re-attaches a detached program" "$(cat "$T/err")"
+check "after the re-ADD the tunnel's listeners are in the new map" wait_for -t 5 map_full srv
+
+# --- 3. fail closed: no tunnel, no listener in the map; restart puts them back --
+tunnel_stop node1
+check "tunnel stopped: the pod's map is empty (captured SYNs are dropped, never passed)" wait_for -t 5 map_empty srv
+check "tunnel stopped: the program stays attached" attached srv
+tunnel_start node1 2>/dev/null || die "warren-tunnel restart"
+check "tunnel restarted: pod re-adopted, its listeners back in the map" wait_for -t 10 map_full srv
+check "tunnel restarted: the pod is listed with redirect ebpf" tunnel_knows node1 "${POD_ID[srv]}"
+
+# --- 4. DEL detaches and unpins ------------------------------------------------
+ino=$(netns_ino srv)
+chain node1 DEL srv >/dev/null 2>"$T/err" || not_ok "DEL srv" "$(cat "$T/err")"
+check "DEL: nothing pinned for the pod" unpinned srv
+check "DEL: no sk_lookup link left on the pod's netns" fails attached srv
+check "DEL: the eBPF mode's rules are gone" test "$(rules_in srv)" -eq 0
+pod_kill_procs srv; ip netns del "${POD_NETNS[srv]}"; mesh rm-pod mesh srv
+
+# --- 5. failed ADDs leave nothing -------------------------------------------------
+pod_define node1 mesh byp --annotation ambient.istio.io/bypass-inbound-capture=true >/dev/null || die "define byp"
+if chain node1 ADD byp >"$T/byp.out" 2>&1; then
+	not_ok "ADD of a pod bypassing inbound capture is refused in the eBPF mode"
+else
+	check "ADD of a pod bypassing inbound capture is refused, naming the annotation" \
+		grep -q 'bypass-inbound-capture.*not supported with redirect' "$T/byp.out"
+fi
+check "refused ADD: nothing pinned" unpinned byp
+
+pod_define node1 mesh busy >/dev/null || die "define busy"
+bg ip netns exec "${POD_NETNS[busy]}" "$PYTHON" -c 'import socket,time
+s=socket.socket(socket.AF_INET6); s.bind(("::",15006)); s.listen(); time.sleep(120)'
+wait_listen "${POD_NETNS[busy]}" 15006 || die "squatter on 15006"
+if chain node1 ADD busy >"$T/busy.out" 2>&1; then
+	not_ok "ADD fails when the tunnel cannot listen in the pod (after the program was attached)"
+else
+	ok "ADD fails when the tunnel cannot listen in the pod (after the program was attached)"
+fi
+check "failed ADD: nothing pinned" unpinned busy
+check "failed ADD: no link on the pod's netns" fails attached busy
+
+# a bpfDir that is not a bpffs: a clear error, nothing done
+mkdir -p "$T/notbpf"
+sed "s|\"bpfDir\":\"$T/bpffs\"|\"bpfDir\":\"$T/notbpf\"|" "$T/node1.conflist" >"$T/notbpf.conflist"
+pod_define node1 mesh nob --conflist "$T/notbpf.conflist" >/dev/null || die "define nob"
+if chain node1 ADD nob >"$T/nob.out" 2>&1; then
+	not_ok "ADD with no bpffs at bpfDir fails"
+else
+	check "ADD with no bpffs at bpfDir fails, naming what is missing" grep -q "no bpffs mounted at $T/notbpf" "$T/nob.out"
+fi
+check "no bpffs: nothing attached" fails attached nob
+
+tunnel_stop node1
+tunnel_stop node2
+sanitizer_clean node1 node2
+echo "1..$((TAP_COUNT + 1))"
