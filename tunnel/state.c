@@ -10,7 +10,8 @@
  * and still carries our in-pod rules; anything else is dropped with a log
  * line saying why (e.g. the pod was deleted while we were down). A record
  * that cannot be read or parsed (truncated by a full disk, damaged by
- * hand) is not deleted: it is renamed <uid>.json.bad-<unix time>, counted in
+ * hand; state_record_parse() in tunnel/state_record.h says which field)
+ * is not deleted: it is renamed <uid>.json.bad-<unix time>, counted in
  * warren_state_records_bad_total and listed by GET /state_records (and
  * under `warrenctl pods`), since its pod may still be captured with
  * nobody listening until it is re-created. A pod
@@ -50,20 +51,7 @@
 #include "netlink/inpod_ebpf.h"
 #include "netlink/netns.h"
 #include "tunnel/harden.h"
-
-bool state_uid_valid(const char *uid)
-{
-	size_t n = 0;
-
-	if (!uid || !*uid || uid[0] == '.')
-		return false;
-	for (const char *c = uid; *c; c++, n++) {
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
-			return false;
-	}
-	return n <= 128;
-}
+#include "tunnel/state_record.h"
 
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -188,42 +176,66 @@ int state_remove(struct tunnel *t, const char *uid)
 /* adopt_one() could not adopt the pod, but the record must stay. */
 #define ADOPT_KEEP 1
 
+/* The record file's bytes into buf (up to STATE_RECORD_MAX + 1, so that a
+ * larger file is refused by the parser). Bytes read, or -errno. */
+static ssize_t record_read(const char *path, char *buf, size_t cap)
+{
+	size_t off = 0;
+	int fd, err;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (off < cap) {
+		ssize_t n = read(fd, buf + off, cap - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = errno;
+			close(fd);
+			return -err;
+		}
+		if (n == 0)
+			break;
+		off += (size_t)n;
+	}
+	close(fd);
+	return (ssize_t)off;
+}
+
 /* Adopt one record. Returns 0 when adopted, ADOPT_KEEP when it could not
- * be adopted but may still be valid, or -errno (record to drop); why is
- * filled for the last two. */
+ * be adopted but may still be valid, -EBADMSG when the record itself is
+ * bad (to be set aside), or -errno (record to drop); why is filled for the
+ * last three. */
 static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whylen)
 {
+	static char buf[STATE_RECORD_MAX + 1]; /* main thread only */
 	const char *uid, *cid, *ifname, *ns, *name, *sa, *netns;
-	json_int_t dev = 0, ino = 0;
-	struct inpod_mode mode;
-	json_t *rec = NULL, *ips = NULL;
-	json_error_t jerr;
+	struct state_record rec;
 	uint64_t cur_dev, cur_ino;
 	struct pod *p;
 	char lerr[512];
 	int fd = -1, ret;
+	ssize_t len;
 
-	rec = json_load_file(path, 0, &jerr);
-	if (!rec) {
-		snprintf(why, whylen, "unreadable record: %s", jerr.text);
+	len = record_read(path, buf, sizeof(buf));
+	if (len < 0) {
+		snprintf(why, whylen, "unreadable record: %s", strerror((int)-len));
 		return -EBADMSG;
 	}
-	if (json_unpack_ex(rec, &jerr, 0, "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s?o}", "uid", &uid,
-			   "containerId", &cid, "ifname", &ifname, "namespace", &ns, "name", &name,
-			   "serviceAccount", &sa, "netns", &netns, "netnsDev", &dev, "netnsIno", &ino,
-			   "ips", &ips) < 0) {
-		snprintf(why, whylen, "malformed record: %s", jerr.text);
-		ret = -EBADMSG;
-		goto out;
-	}
-	/* Records written before the mode existed have none: full capture. */
-	if (handoff_mode_get(rec, &mode, lerr, sizeof(lerr)) < 0) {
-		snprintf(why, whylen, "malformed record: %.200s", lerr);
-		ret = -EINVAL;
-		goto out;
-	}
-	if (!state_uid_valid(uid) || pod_find_uid(t, uid)) {
-		snprintf(why, whylen, "invalid or duplicate uid");
+	ret = state_record_parse(buf, (size_t)len, &rec, why, whylen);
+	if (ret < 0)
+		return ret;
+	uid = rec.uid;
+	cid = rec.container_id;
+	ifname = rec.ifname;
+	ns = rec.namespace;
+	name = rec.name;
+	sa = rec.service_account;
+	netns = rec.netns;
+	if (pod_find_uid(t, uid)) {
+		snprintf(why, whylen, "duplicate uid");
 		ret = -EINVAL;
 		goto out;
 	}
@@ -249,7 +261,7 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 		snprintf(why, whylen, "cannot stat netns %s: %s", netns, strerror(-ret));
 		goto out;
 	}
-	if (cur_dev != (uint64_t)dev || cur_ino != (uint64_t)ino) {
+	if (cur_dev != rec.netns_dev || cur_ino != rec.netns_ino) {
 		ret = -ESTALE;
 		snprintf(why, whylen, "netns %s is a different namespace now (the pod sandbox was re-created)",
 			 netns);
@@ -265,7 +277,7 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 	if (ret < 0)
 		log_warn("cannot tell whether the in-pod rules of pod %s/%s are present (%s); adopting it anyway",
 			 ns, name, strerror(-ret));
-	p = pod_new(t, uid, cid, ifname, ns, name, sa, netns, fd, ips);
+	p = pod_new(t, uid, cid, ifname, ns, name, sa, netns, fd, rec.ips);
 	if (!p) {
 		ret = -ENOMEM;
 		snprintf(why, whylen, "out of memory");
@@ -274,7 +286,7 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 	fd = -1;
 	p->netns_dev = cur_dev;
 	p->netns_ino = cur_ino;
-	p->mode = mode;
+	p->mode = rec.mode;
 	mtls_pod_added(p); /* a failure is logged; its HBONE is refused */
 	ret = pod_listen(p, lerr, sizeof(lerr));
 	if (ret < 0)
@@ -285,7 +297,7 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 out:
 	if (fd >= 0)
 		close(fd);
-	json_decref(rec);
+	state_record_clear(&rec);
 	return ret;
 }
 

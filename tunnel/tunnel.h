@@ -53,6 +53,7 @@
 #include "tunnel/loop.h"
 #include "tunnel/metrics.h"
 #include "tunnel/relay.h"
+#include "tunnel/state_record.h"
 
 #define TUNNEL_MAGIC 0x54554e4eu
 #define POD_MAGIC    0x504f4421u
@@ -406,8 +407,7 @@ void state_adopt_stop(struct tunnel *t);
 json_t *state_bad_records_json(const struct tunnel *t);
 /* "adopting N/M pods" while adopting; valid until the next loop callback. */
 const char *state_adopt_progress(const struct tunnel *t);
-/* Safe as a file name component. */
-bool state_uid_valid(const char *uid);
+/* state_uid_valid(): tunnel/state_record.h. */
 
 /* ---- mesh_watch.c ---- */
 /* Load now (errors logged, retried) and watch meshPath. 0 or -errno. */

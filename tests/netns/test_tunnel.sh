@@ -323,18 +323,23 @@ out=$(n "$NODE" "$CTL" --admin http://127.0.0.1:15000 pods 2>&1); rc=$?
 check "warrenctl without a tunnel: exit 1 and says so" bash -c "[[ $rc == 1 ]] && grep -q 'cannot reach warren-tunnel admin API at http://127.0.0.1:15000: connection refused; is warren-tunnel running' <<<'$out'"
 
 # --- workerThreads: 1: one worker, one listener per port, still relaying;
-# a truncated state record beside the good one is moved aside, not deleted
+# a truncated state record beside the good one is moved aside, not deleted;
+# so is a complete one with a bad field
 echo "workerThreads: 1" >>"$conf"
 head -c 40 "$state/pods/uid-app-$id.json" >"$state/pods/uid-cut-$id.json"
+sed 's/"captureInbound": [a-z]*/"captureInbound": "yes"/' "$state/pods/uid-app-$id.json" >"$state/pods/uid-field-$id.json"
 node_tunnel_start "$conf" "$log"
 wait_for node_ready
 check "truncated state record: moved aside (uid-cut-$id.json.bad-*), not deleted" \
 	eval '[[ ! -e $state/pods/uid-cut-$id.json ]] && compgen -G "$state/pods/uid-cut-$id.json.bad-*" >/dev/null'
-check "truncated state record: counted in warren_state_records_bad_total" \
-	eval '[[ $(n "$NODE" curl -s --max-time 2 http://127.0.0.1:15020/metrics | awk "\$1 == \"warren_state_records_bad_total\" {print \$2}") == 1 ]]'
+check "bad state records: both counted in warren_state_records_bad_total" \
+	eval '[[ $(n "$NODE" curl -s --max-time 2 http://127.0.0.1:15020/metrics | awk "\$1 == \"warren_state_records_bad_total\" {print \$2}") == 2 ]]'
 out=$("$CTL" --socket "$adminsock" pods)
 check "truncated state record: warrenctl pods reports it (uid, where it went, why)" \
 	grep -qE "uid uid-cut-$id: .*uid-cut-$id.json.bad-[0-9]+ \(unreadable record" <<<"$out"
+check "state record with a bad field: moved aside, and warrenctl pods names the field" \
+	bash -c '[[ ! -e $0 ]] && grep -qE "uid uid-field-$1: .*uid-field-$1.json.bad-[0-9]+ \(malformed record: .captureInbound. must be true or false" <<<"$2"' \
+	"$state/pods/uid-field-$id.json" "$id" "$out"
 check "workerThreads 1: the re-adopted pod has one listener per port" test "$(listeners "$POD")" = 3
 check "workerThreads 1: main + 1 worker thread" test "$(ls "/proc/$tpid/task" | wc -l)" = 2
 if [[ -x $INPODCTL ]]; then
