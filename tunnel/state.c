@@ -267,11 +267,11 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 			 netns);
 		goto out;
 	}
-	ret = mode.redirect == INPOD_REDIRECT_EBPF ? ebpf_capture_present(fd, mode.bpf_dir, cid) : inpod_present(fd);
+	ret = rec.mode.redirect == INPOD_REDIRECT_EBPF ? ebpf_capture_present(fd, rec.mode.bpf_dir, cid) : inpod_present(fd);
 	if (ret == 0) {
 		ret = -ENOENT;
 		snprintf(why, whylen, "our in-pod %s capture is gone from netns %s (the pod was removed while we were down)",
-			 inpod_redirect_name(mode.redirect), netns);
+			 inpod_redirect_name(rec.mode.redirect), netns);
 		goto out;
 	}
 	if (ret < 0)
