@@ -124,7 +124,7 @@ check "state record written" bash -c "jq -e '.uid == \"uid-app-$id\" and .contai
 out=$("$CTL" --socket "$adminsock" -o json pods)
 check "warrenctl -o json pods lists the pod" bash -c "jq -e 'length == 1 and .[0].uid == \"uid-app-$id\" and .[0].namespace == \"demo\" and .[0].name == \"app\" and .[0].serviceAccount == \"app-sa\" and .[0].ips == [\"10.251.0.1/24\"] and .[0].state == \"ready\"' <<<'$out' >/dev/null"
 out=$(n "$NODE" "$CTL" --admin http://127.0.0.1:15000 pods)
-check "warrenctl pods table (over the TCP adminAddress)" bash -c "grep -qE '^NAMESPACE +NAME +UID +IPS +CONTAINER +INBOUND' <<<'$out' && grep -qE '^demo +app +uid-app-$id +10.251.0.1/24 +cid-app-$id +yes' <<<'$out'"
+check "warrenctl pods table (over the TCP adminAddress)" bash -c "grep -qE '^NAMESPACE +NAME +UID +IPS +CONTAINER +REDIRECT +INBOUND' <<<'$out' && grep -qE '^demo +app +uid-app-$id +10.251.0.1/24 +cid-app-$id +nftables +yes' <<<'$out'"
 
 out=$(hctl add uid-app-$id demo app cid-app-$id /var/run/netns/$POD 10.251.0.1/24)
 check "second add with same uid/netns is idempotent" bash -c "jq -e .ok <<<'$out' >/dev/null && test \$(ip netns exec $POD ss -ltnH | grep -cE ':(15001|15006|15008)\b') = $LIS"
@@ -224,7 +224,7 @@ check "restarted tunnel becomes ready" wait_for node_ready
 # readiness is only reported after adoption: the listeners must be there now
 check "re-adopted pod has its listeners when ready (no new add)" test "$(listeners "$POD")" = $LIS
 check "record of a pod whose netns was deleted is dropped" bash -c "test ! -e $state/pods/uid-b-$id.json && grep -q 'dropping state record.*uid-b-$id.*gone' $log"
-check "record of a pod whose in-pod rules are gone is dropped" bash -c "test ! -e $state/pods/uid-c-$id.json && grep -q 'dropping state record.*uid-c-$id.*rules are gone' $log && test $(listeners "$POD3") = 0"
+check "record of a pod whose in-pod rules are gone is dropped" bash -c "test ! -e $state/pods/uid-c-$id.json && grep -q 'dropping state record.*uid-c-$id.*nftables capture is gone' $log && test $(listeners "$POD3") = 0"
 out=$("$CTL" --socket "$adminsock" -o json pods)
 check "after restart only the surviving pod is listed" bash -c "jq -e 'length == 1 and .[0].uid == \"uid-app-$id\"' <<<'$out' >/dev/null"
 
