@@ -247,12 +247,13 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static int dump(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb)
+/* A dump of type for family through cb(data); *hit (set by cb) or -errno. */
+static int dump_hit(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb, void *data,
+		    const bool *hit)
 {
 	char buf[ROUTE_MSG_BUFSZ] = { 0 };
 	struct nlmsghdr *nlh;
 	struct rtgenmsg *g;
-	struct found f = { family, false };
 	int ret;
 
 	nlh = mnl_nlmsg_put_header(buf);
@@ -263,10 +264,17 @@ static int dump(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb)
 	 * full rtmsg size so strict-checking kernels accept it. */
 	g = mnl_nlmsg_put_extra_header(nlh, sizeof(struct rtmsg));
 	g->rtgen_family = (unsigned char)family;
-	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, cb, &f, NULL, 0, NULL);
+	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, cb, data, NULL, 0, NULL);
 	if (ret == -EAFNOSUPPORT)
 		return 0;
-	return ret < 0 ? ret : f.hit;
+	return ret < 0 ? ret : *hit;
+}
+
+static int dump(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb)
+{
+	struct found f = { family, false };
+
+	return dump_hit(s, type, family, cb, &f, &f.hit);
 }
 
 int route_rule_check(struct nl_sock *s, int family)
@@ -472,22 +480,9 @@ static int spec_cb(const struct nlmsghdr *nlh, void *data)
 
 int route_spec_check(struct nl_sock *s, int family, const struct route_rule *r)
 {
-	char buf[ROUTE_MSG_BUFSZ] = { 0 };
-	struct nlmsghdr *nlh;
-	struct rtgenmsg *g;
 	struct spec_found f = { family, r, false };
-	int ret;
 
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = RTM_GETRULE;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = nl_seq(s, 1);
-	g = mnl_nlmsg_put_extra_header(nlh, sizeof(struct rtmsg));
-	g->rtgen_family = (unsigned char)family;
-	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, spec_cb, &f, NULL, 0, NULL);
-	if (ret == -EAFNOSUPPORT)
-		return 0;
-	return ret < 0 ? ret : f.hit;
+	return dump_hit(s, RTM_GETRULE, family, spec_cb, &f, &f.hit);
 }
 
 int route_build_local_src(void *buf, size_t buflen, int family, const void *src, uint32_t seq)
