@@ -16,6 +16,14 @@ void errbuf_set(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+void errbuf_keep_first(int *first, int ret, char *err, size_t errlen, const char *msg)
+{
+	if (ret >= 0 || *first)
+		return;
+	*first = ret;
+	errbuf_set(err, errlen, "%s", msg);
+}
+
 const char *errbuf_json_type(const json_t *v)
 {
 	switch (json_typeof(v)) {

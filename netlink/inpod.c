@@ -167,21 +167,12 @@ int inpod_remove(int netns_fd, char *err, size_t errlen)
 	/* Keep going after an error so as much as possible is removed; report
 	 * the first one. */
 	ret = nft_delete(&nf, e, sizeof(e));
-	if (ret < 0 && !first) {
-		first = ret;
-		errbuf_set(err, errlen, "%s", e);
-	}
+	errbuf_keep_first(&first, ret, err, errlen, e);
 	for (size_t i = 0; i < ARRAY_SIZE(fams); i++) {
 		ret = route_local_del(&rt, fams[i], e, sizeof(e));
-		if (ret < 0 && !first) {
-			first = ret;
-			errbuf_set(err, errlen, "%s", e);
-		}
+		errbuf_keep_first(&first, ret, err, errlen, e);
 		ret = route_rule_del(&rt, fams[i], e, sizeof(e));
-		if (ret < 0 && !first) {
-			first = ret;
-			errbuf_set(err, errlen, "%s", e);
-		}
+		errbuf_keep_first(&first, ret, err, errlen, e);
 	}
 	ret = first;
 out:

@@ -169,16 +169,10 @@ static int ebpf_routing(int netns_fd, const struct ebpf_pod_addrs *a, bool add, 
 		/* Remove: keep going, report the first error. */
 		for (size_t i = 0; i < n; i++) {
 			ret = route_spec_del(&rt, fams[f], &rules[i], e, sizeof(e));
-			if (ret < 0 && !first) {
-				first = ret;
-				errbuf_set(err, errlen, "%s", e);
-			}
+			errbuf_keep_first(&first, ret, err, errlen, e);
 		}
 		ret = route_local_del(&rt, fams[f], e, sizeof(e));
-		if (ret < 0 && !first) {
-			first = ret;
-			errbuf_set(err, errlen, "%s", e);
-		}
+		errbuf_keep_first(&first, ret, err, errlen, e);
 	}
 	ret = first;
 out:
@@ -324,10 +318,7 @@ int ebpf_capture_remove(int netns_fd, const char *dir, const char *key, char *er
 			errbuf_set(err, errlen, "%s", e);
 	}
 	ret = ebpf_unpin(dir, key, e, sizeof(e));
-	if (ret < 0 && !first) {
-		first = ret;
-		errbuf_set(err, errlen, "%s", e);
-	}
+	errbuf_keep_first(&first, ret, err, errlen, e);
 	return first;
 }
 

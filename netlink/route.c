@@ -112,36 +112,61 @@ static int talk(struct nl_sock *s, bool rule, uint16_t type, int family, const c
 	return ret;
 }
 
-int route_rule_add(struct nl_sock *s, int family, bool *added, char *err, size_t errlen)
+/* Already there (an add) or already gone (a delete) is success, with no error text. */
+static int route_settled(int ret, bool del, char *err, size_t errlen)
 {
-	int ret = talk(s, true, RTM_NEWRULE, family, "adding", err, errlen);
+	bool settled = del ? ret == -ENOENT || ret == -ESRCH || ret == -EAFNOSUPPORT : ret == -EEXIST;
+
+	if (!settled)
+		return ret;
+	if (err && errlen)
+		err[0] = '\0';
+	return 0;
+}
+
+static int spec_talk(struct nl_sock *s, uint16_t type, int family, const struct route_rule *r,
+		     const char *what, char *err, size_t errlen);
+
+/* r: a rule spec; NULL: the fwmark rule (route_build_rule). */
+static int route_rule_talk(struct nl_sock *s, uint16_t type, int family, const struct route_rule *r,
+			   const char *what, char *err, size_t errlen)
+{
+	return r ? spec_talk(s, type, family, r, what, err, errlen)
+		 : talk(s, true, type, family, what, err, errlen);
+}
+
+static int route_rule_add_one(struct nl_sock *s, int family, const struct route_rule *r, bool *added,
+			      char *err, size_t errlen)
+{
+	int ret = route_rule_talk(s, RTM_NEWRULE, family, r, "adding", err, errlen);
 
 	if (added)
 		*added = ret == 0;
-	if (ret == -EEXIST) {
-		if (err && errlen)
-			err[0] = '\0';
-		ret = 0;
-	}
-	return ret;
+	return route_settled(ret, false, err, errlen);
 }
 
-int route_rule_del(struct nl_sock *s, int family, char *err, size_t errlen)
+static int route_rule_del_all(struct nl_sock *s, int family, const struct route_rule *r, char *err,
+			      size_t errlen)
 {
 	int ret = 0;
 
 	/* Bounded: someone may have added duplicates (without EXCL). */
 	for (int i = 0; i < 16; i++) {
-		ret = talk(s, true, RTM_DELRULE, family, "deleting", err, errlen);
+		ret = route_rule_talk(s, RTM_DELRULE, family, r, "deleting", err, errlen);
 		if (ret < 0)
 			break;
 	}
-	if (ret == -ENOENT || ret == -ESRCH || ret == -EAFNOSUPPORT) {
-		if (err && errlen)
-			err[0] = '\0';
-		ret = 0;
-	}
-	return ret;
+	return route_settled(ret, true, err, errlen);
+}
+
+int route_rule_add(struct nl_sock *s, int family, bool *added, char *err, size_t errlen)
+{
+	return route_rule_add_one(s, family, NULL, added, err, errlen);
+}
+
+int route_rule_del(struct nl_sock *s, int family, char *err, size_t errlen)
+{
+	return route_rule_del_all(s, family, NULL, err, errlen);
 }
 
 int route_local_add(struct nl_sock *s, int family, char *err, size_t errlen)
@@ -153,12 +178,7 @@ int route_local_del(struct nl_sock *s, int family, char *err, size_t errlen)
 {
 	int ret = talk(s, false, RTM_DELROUTE, family, "deleting", err, errlen);
 
-	if (ret == -ENOENT || ret == -ESRCH || ret == -EAFNOSUPPORT) {
-		if (err && errlen)
-			err[0] = '\0';
-		ret = 0;
-	}
-	return ret;
+	return route_settled(ret, true, err, errlen);
 }
 
 struct attr_tb {
@@ -227,12 +247,13 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static int dump(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb)
+/* A dump of type for family through cb(data); *hit (set by cb) or -errno. */
+static int dump_hit(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb, void *data,
+		    const bool *hit)
 {
 	char buf[ROUTE_MSG_BUFSZ] = { 0 };
 	struct nlmsghdr *nlh;
 	struct rtgenmsg *g;
-	struct found f = { family, false };
 	int ret;
 
 	nlh = mnl_nlmsg_put_header(buf);
@@ -243,10 +264,17 @@ static int dump(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb)
 	 * full rtmsg size so strict-checking kernels accept it. */
 	g = mnl_nlmsg_put_extra_header(nlh, sizeof(struct rtmsg));
 	g->rtgen_family = (unsigned char)family;
-	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, cb, &f, NULL, 0, NULL);
+	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, cb, data, NULL, 0, NULL);
 	if (ret == -EAFNOSUPPORT)
 		return 0;
-	return ret < 0 ? ret : f.hit;
+	return ret < 0 ? ret : *hit;
+}
+
+static int dump(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb)
+{
+	struct found f = { family, false };
+
+	return dump_hit(s, type, family, cb, &f, &f.hit);
 }
 
 int route_rule_check(struct nl_sock *s, int family)
@@ -403,34 +431,13 @@ static int spec_talk(struct nl_sock *s, uint16_t type, int family, const struct 
 int route_spec_add(struct nl_sock *s, int family, const struct route_rule *r, bool *added,
 		   char *err, size_t errlen)
 {
-	int ret = spec_talk(s, RTM_NEWRULE, family, r, "adding", err, errlen);
-
-	if (added)
-		*added = ret == 0;
-	if (ret == -EEXIST) {
-		if (err && errlen)
-			err[0] = '\0';
-		ret = 0;
-	}
-	return ret;
+	return route_rule_add_one(s, family, r, added, err, errlen);
 }
 
 int route_spec_del(struct nl_sock *s, int family, const struct route_rule *r, char *err,
 		   size_t errlen)
 {
-	int ret = 0;
-
-	for (int i = 0; i < 16; i++) {
-		ret = spec_talk(s, RTM_DELRULE, family, r, "deleting", err, errlen);
-		if (ret < 0)
-			break;
-	}
-	if (ret == -ENOENT || ret == -ESRCH || ret == -EAFNOSUPPORT) {
-		if (err && errlen)
-			err[0] = '\0';
-		ret = 0;
-	}
-	return ret;
+	return route_rule_del_all(s, family, r, err, errlen);
 }
 
 struct spec_found {
@@ -473,22 +480,9 @@ static int spec_cb(const struct nlmsghdr *nlh, void *data)
 
 int route_spec_check(struct nl_sock *s, int family, const struct route_rule *r)
 {
-	char buf[ROUTE_MSG_BUFSZ] = { 0 };
-	struct nlmsghdr *nlh;
-	struct rtgenmsg *g;
 	struct spec_found f = { family, r, false };
-	int ret;
 
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = RTM_GETRULE;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = nl_seq(s, 1);
-	g = mnl_nlmsg_put_extra_header(nlh, sizeof(struct rtmsg));
-	g->rtgen_family = (unsigned char)family;
-	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, spec_cb, &f, NULL, 0, NULL);
-	if (ret == -EAFNOSUPPORT)
-		return 0;
-	return ret < 0 ? ret : f.hit;
+	return dump_hit(s, RTM_GETRULE, family, spec_cb, &f, &f.hit);
 }
 
 int route_build_local_src(void *buf, size_t buflen, int family, const void *src, uint32_t seq)

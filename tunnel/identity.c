@@ -357,45 +357,46 @@ int64_t identity_next_renewal_ms(const struct identity_mgr *mgr)
 	return best;
 }
 
+/* A failed attempt: the next one after an exponential backoff (returned),
+ * why kept for the admin API and err. */
+static time_t identity_failed(struct identity *id, time_t now, const char *why, char *err,
+			      size_t errlen)
+{
+	unsigned shift = id->failures < 8 ? id->failures : 8;
+	time_t backoff = (time_t)IDENTITY_BACKOFF_MIN_S << shift;
+
+	if (backoff > IDENTITY_BACKOFF_MAX_S)
+		backoff = IDENTITY_BACKOFF_MAX_S;
+	id->failures++;
+	id->renew_at = now + backoff;
+	snprintf(id->why, sizeof(id->why), "%s", why);
+	if (err && errlen)
+		snprintf(err, errlen, "%s", why);
+	return backoff;
+}
+
 int identity_renew(struct identity_mgr *mgr, struct identity *id, time_t now, char *err,
 		   size_t errlen)
 {
 	char why[512] = "";
 	bool was_pending = !id->leaf;
+	time_t backoff;
 	int ret;
 
 	CHECK_OBJ(id, IDENTITY_MAGIC);
 	ret = build(mgr, id, why, sizeof(why));
 	if (ret && was_pending) {
-		unsigned shift = id->failures < 8 ? id->failures : 8;
-		time_t backoff = (time_t)IDENTITY_BACKOFF_MIN_S << shift;
-
-		if (backoff > IDENTITY_BACKOFF_MAX_S)
-			backoff = IDENTITY_BACKOFF_MAX_S;
-		id->failures++;
-		id->renew_at = now + backoff;
-		snprintf(id->why, sizeof(id->why), "%s", why);
+		backoff = identity_failed(id, now, why, err, errlen);
 		log_error("identity %s: still no certificate (%s); its pods' connections are refused, "
 			  "retry in %llds", id->sid, why, (long long)backoff);
-		if (err && errlen)
-			snprintf(err, errlen, "%s", why);
 		return ret;
 	}
 	if (ret) {
-		unsigned shift = id->failures < 8 ? id->failures : 8;
-		time_t backoff = (time_t)IDENTITY_BACKOFF_MIN_S << shift;
-
-		if (backoff > IDENTITY_BACKOFF_MAX_S)
-			backoff = IDENTITY_BACKOFF_MAX_S;
-		id->failures++;
-		id->renew_at = now + backoff;
-		snprintf(id->why, sizeof(id->why), "%s", why);
+		backoff = identity_failed(id, now, why, err, errlen);
 		log_error("identity %s: renewal failed (%s); keeping the current certificate "
 			  "(expires in %llds), retry in %llds",
 			  id->sid, why, (long long)(id->leaf->not_after - now),
 			  (long long)backoff);
-		if (err && errlen)
-			snprintf(err, errlen, "%s", why);
 		return ret;
 	}
 	if (was_pending)

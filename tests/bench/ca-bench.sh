@@ -22,16 +22,13 @@ CA_PID=
 bench_cleanup() {
 	local rc=$?
 	[[ -n $CA_PID ]] && kill "$CA_PID" 2>/dev/null && wait "$CA_PID" 2>/dev/null
-	[[ -f $T/env ]] && "$WARREN_ROOT/hack/kube-down.sh" "$T" >"$T/kube-down.log" 2>&1
+	kube_down
 	(exit $rc)
 	cleanup
 }
 trap bench_cleanup EXIT
 
-KUBE_DIR=$T KUBE_ID=$E2E_ID KUBE_NODES=0 "$WARREN_ROOT/hack/kube-up.sh" >"$T/kube-up.log" 2>&1 ||
-	die "hack/kube-up.sh: $(tail -n 15 "$T/kube-up.log")"
-# shellcheck source=/dev/null
-source "$T/env"
+kube_up 0
 kube_ns warren-system >/dev/null && kube_ns bench >/dev/null || die "namespaces"
 kubectl create serviceaccount warren -n warren-system >/dev/null && kubectl create serviceaccount app -n bench >/dev/null || die "sa"
 kubectl apply -f "$WARREN_ROOT/deploy/ca/rbac.yaml" >/dev/null || die "rbac"
@@ -44,15 +41,7 @@ done
 kubectl create token warren -n warren-system --audience warren-ca --bound-object-kind Pod --bound-object-name tunnel \
 	--duration 1h >"$T/token" || die "token"
 bash "$WARREN_ROOT/hack/gen-ca.sh" "$T/ca" >/dev/null 2>&1 || die "gen-ca.sh"
-kubectl create token warren-ca -n warren-system --duration 2h >"$T/ca-token" || die "ca token"
-cat >"$T/ca-kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "$KUBE_APISERVER", certificate-authority: "$KUBE_CA"}}]
-users: [{name: warren-ca, user: {tokenFile: "$T/ca-token"}}]
-contexts: [{name: c, context: {cluster: c, user: warren-ca}}]
-current-context: c
-YAML
+kube_ca_kubeconfig || die "ca token"
 ip netns exec "$KUBE_CP_NETNS" "$WARREN_BUILD/warren-ca" --ca-dir "$T/ca" --kubeconfig "$T/ca-kubeconfig" \
 	--listen 127.0.0.1:15012 --dns 127.0.0.1 --threads "$CA_THREADS" --log-level warn >"$T/ca.log" 2>&1 &
 CA_PID=$!

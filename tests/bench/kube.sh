@@ -30,12 +30,10 @@ MODEL_SERVICES=${MODEL_SERVICES:-1000} WATCHERS=${WATCHERS:-4} CHURN=${CHURN:-20
 lib_init
 need jq
 need_built warren-tunnel warrenctl tests/handoffctl
-"$WARREN_ROOT/hack/kube-build.sh" --paths >"$T/kube-bins" 2>&1 ||
-	die "cluster binaries not built: run hack/kube-build.sh ($(tail -n 1 "$T/kube-bins"))"
+kube_need_bins
 bench_cleanup() {
-	local rc=$? node
-	for node in "${!TUNNEL_PID[@]}"; do tunnel_stop "$node"; done
-	[[ -f $T/env ]] && "$WARREN_ROOT/hack/kube-down.sh" "$T" >"$T/kube-down.log" 2>&1
+	local rc=$?
+	kube_down
 	(exit $rc); cleanup
 }
 trap bench_cleanup EXIT
@@ -45,10 +43,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$1/stat"; } # PID
 rss_kib() { awk '$1 == "VmRSS:" {print $2}' "/proc/$1/status"; } # PID
 
-KUBE_DIR=$T KUBE_ID=$E2E_ID KUBE_NODES=0 "$WARREN_ROOT/hack/kube-up.sh" >"$T/kube-up.log" 2>&1 ||
-	die "hack/kube-up.sh: $(tail -n 15 "$T/kube-up.log")"
-# shellcheck source=/dev/null
-source "$T/env"
+kube_up 0
 N=node1
 NODE_NETNS[$N]=$KUBE_CP_NETNS
 APISERVER_PID=$(ip netns pids "$KUBE_CP_NETNS" | while read -r p; do

@@ -18,29 +18,21 @@ source "$(dirname "$0")/../netns/lib.sh"
 lib_init
 need openssl
 need_built warren-ca
-"$WARREN_ROOT/hack/kube-build.sh" --paths >"$T/kube-bins" 2>&1 ||
-	die "cluster binaries not built: run hack/kube-build.sh ($(tail -n 1 "$T/kube-bins"))"
+kube_need_bins
 
 CA_PID=
 kube_cleanup() {
 	local rc=$?
 	ca_stop
-	if [[ -f $T/env ]]; then
-		"$WARREN_ROOT/hack/kube-down.sh" "$T" >"$T/kube-down.log" 2>&1 ||
-			{ not_ok "kube-down: everything removed" "$(cat "$T/kube-down.log")"; rc=1; }
-	fi
+	kube_down || { not_ok "kube-down: everything removed" "$(cat "$T/kube-down.log")"; rc=1; }
 	(exit $rc)
 	cleanup
 }
 trap kube_cleanup EXIT
 
 t0=$SECONDS
-KUBE_DIR=$T KUBE_ID=$E2E_ID KUBE_NODES=0 "$WARREN_ROOT/hack/kube-up.sh" >"$T/kube-up.log" 2>&1 ||
-	die "hack/kube-up.sh: $(tail -n 15 "$T/kube-up.log")"
+kube_up 0
 ok "kube-up: etcd and kube-apiserver ready in $((SECONDS - t0)) s"
-# shellcheck source=/dev/null
-source "$T/env"
-cpexec() { ip netns exec "$KUBE_CP_NETNS" "$@"; }
 
 # --- objects ---------------------------------------------------------------------
 kube_ns warren-system || die "namespace warren-system"
@@ -81,16 +73,8 @@ token warren-system warren tunnel-1 >"$T/tok-node1" && token warren-system warre
 
 # --- warren-ca, with its own service account's token ------------------------------
 bash "$WARREN_ROOT/hack/gen-ca.sh" "$T/ca" >/dev/null 2>&1 || die "gen-ca.sh"
-kubectl create token warren-ca -n warren-system --duration 2h >"$T/ca-token" || die "warren-ca token"
+kube_ca_kubeconfig || die "warren-ca token"
 chmod 600 "$T/ca-token"
-cat >"$T/ca-kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "$KUBE_APISERVER", certificate-authority: "$KUBE_CA"}}]
-users: [{name: warren-ca, user: {tokenFile: "$T/ca-token"}}]
-contexts: [{name: c, context: {cluster: c, user: warren-ca}}]
-current-context: c
-YAML
 CA_ADDR=127.0.0.1:15012
 ca_start() { # ip netns exec execs warren-ca: $! is warren-ca itself
 	ip netns exec "$KUBE_CP_NETNS" "$WARREN_BUILD/warren-ca" --ca-dir "$T/ca" --kubeconfig "$T/ca-kubeconfig" \

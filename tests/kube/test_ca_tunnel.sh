@@ -26,32 +26,22 @@ lib_init
 CLEANUP_TAP=1
 need conntrack
 need_built warren-cni warren-tunnel warrenctl warren-ca
-"$WARREN_ROOT/hack/kube-build.sh" --paths >"$T/kube-bins" 2>&1 ||
-	die "cluster binaries not built: run hack/kube-build.sh ($(tail -n 1 "$T/kube-bins"))"
+kube_need_bins
 
 CA_PID=
 ca_stop() { [[ -n $CA_PID ]] && kill "$CA_PID" 2>/dev/null && wait "$CA_PID" 2>/dev/null; CA_PID=; }
 kube_cleanup() {
 	local rc=$?
 	ca_stop
-	if [[ -f $T/env ]]; then
-		for node in "${!TUNNEL_PID[@]}"; do tunnel_stop "$node"; done
-		"$WARREN_ROOT/hack/kube-down.sh" "$T" >"$T/kube-down.log" 2>&1 ||
-			{ not_ok "kube-down: everything removed" "$(cat "$T/kube-down.log")"; rc=1; }
-	fi
+	kube_down || { not_ok "kube-down: everything removed" "$(cat "$T/kube-down.log")"; rc=1; }
 	(exit $rc)
 	cleanup
 }
 trap kube_cleanup EXIT
 
 t0=$SECONDS
-KUBE_DIR=$T KUBE_ID=$E2E_ID KUBE_NODES=2 KUBE_CNI_WARREN=1 WARREN_BUILD=$WARREN_BUILD \
-	"$WARREN_ROOT/hack/kube-up.sh" >"$T/kube-up.log" 2>&1 || die "hack/kube-up.sh: $(tail -n 15 "$T/kube-up.log")"
+kube_up 2 KUBE_CNI_WARREN=1 WARREN_BUILD="$WARREN_BUILD"
 ok "kube-up: control plane and two nodes Ready in $((SECONDS - t0)) s"
-# shellcheck source=/dev/null
-source "$T/env"
-NODE_NETNS[node1]=$KUBE_NETNS_node1 NODE_NETNS[node2]=$KUBE_NETNS_node2
-cpexec() { ip netns exec "$KUBE_CP_NETNS" "$@"; }
 
 kube_ns mesh istio.io/dataplane-mode=ambient || die "namespace mesh"
 kube_ns late istio.io/dataplane-mode=ambient || die "namespace late"
@@ -101,15 +91,7 @@ pod_netns() { # NAME: POD_IP, POD_NETNS from the pod's process
 # --- warren-ca in the control plane's netns, its own token; the bundle ----------
 bash "$WARREN_ROOT/hack/gen-ca.sh" "$T/ca" >/dev/null 2>&1 || die "gen-ca.sh"
 cp "$T/ca/root-cert.pem" "$T/bundle.pem"
-kubectl create token warren-ca -n warren-system --duration 2h >"$T/ca-token" || die "warren-ca token"
-cat >"$T/ca-kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "$KUBE_APISERVER", certificate-authority: "$KUBE_CA"}}]
-users: [{name: warren-ca, user: {tokenFile: "$T/ca-token"}}]
-contexts: [{name: c, context: {cluster: c, user: warren-ca}}]
-current-context: c
-YAML
+kube_ca_kubeconfig || die "warren-ca token"
 # Certificates of 120 s: renewed every 30 s, so that renewal during the outage
 # and the root rotation happen within the test.
 ca_start() { # [CA_DIR]; ip netns exec execs warren-ca: $! is warren-ca itself

@@ -27,8 +27,7 @@ lib_init
 CLEANUP_TAP=1
 need conntrack
 need_built warren-cni warren-tunnel warrenctl
-"$WARREN_ROOT/hack/kube-build.sh" --paths >"$T/kube-bins" 2>&1 ||
-	die "cluster binaries not built: run hack/kube-build.sh ($(tail -n 1 "$T/kube-bins"))"
+kube_need_bins
 
 # The kernel tunables the kubelet changes; kube-down.sh restores them when
 # the last cluster on the machine goes (so only checked if ours was alone).
@@ -40,8 +39,7 @@ sysctl_before=$(sysctls)
 kube_cleanup() {
 	local rc=$?
 	if [[ -f $T/env ]]; then
-		for node in "${!TUNNEL_PID[@]}"; do tunnel_stop "$node"; done
-		if "$WARREN_ROOT/hack/kube-down.sh" "$T" >"$T/kube-down.log" 2>&1; then
+		if kube_down; then
 			ok "kube-down: no process, mount, cgroup or netns of the cluster left"
 			if [[ -z $sysctl_before ]]; then
 				diag "another cluster was up: the kubelet's kernel tunables stay until it goes"
@@ -63,12 +61,8 @@ trap kube_cleanup EXIT
 
 # --- the cluster -------------------------------------------------------------
 t0=$SECONDS
-KUBE_DIR=$T KUBE_ID=$E2E_ID KUBE_NODES=2 KUBE_CNI_WARREN=1 WARREN_BUILD=$WARREN_BUILD \
-	"$WARREN_ROOT/hack/kube-up.sh" >"$T/kube-up.log" 2>&1 || die "hack/kube-up.sh: $(tail -n 15 "$T/kube-up.log")"
+kube_up 2 KUBE_CNI_WARREN=1 WARREN_BUILD="$WARREN_BUILD"
 ok "kube-up: etcd, kube-apiserver, two nodes (containerd + kubelet) Ready in $((SECONDS - t0)) s"
-# shellcheck source=/dev/null
-source "$T/env"
-NODE_NETNS[node1]=$KUBE_NETNS_node1 NODE_NETNS[node2]=$KUBE_NETNS_node2
 
 check "kubectl: both nodes registered, kubelet v1.36 on containerd 2.3" bash -c \
 	"'$T/kubectl' get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.nodeInfo.kubeletVersion} {.status.nodeInfo.containerRuntimeVersion}{\"\\n\"}{end}' |

@@ -25,16 +25,11 @@ CLEANUP_TAP=1
 need conntrack
 need jq
 need_built warren-cni warren-tunnel warrenctl
-"$WARREN_ROOT/hack/kube-build.sh" --paths >"$T/kube-bins" 2>&1 ||
-	die "cluster binaries not built: run hack/kube-build.sh ($(tail -n 1 "$T/kube-bins"))"
+kube_need_bins
 
 kube_cleanup() {
 	local rc=$?
-	if [[ -f $T/env ]]; then
-		for node in "${!TUNNEL_PID[@]}"; do tunnel_stop "$node"; done
-		"$WARREN_ROOT/hack/kube-down.sh" "$T" >"$T/kube-down.log" 2>&1 ||
-			{ not_ok "kube-down: everything removed" "$(cat "$T/kube-down.log")"; rc=1; }
-	fi
+	kube_down || { not_ok "kube-down: everything removed" "$(cat "$T/kube-down.log")"; rc=1; }
 	(exit $rc)
 	cleanup
 }
@@ -42,12 +37,8 @@ trap kube_cleanup EXIT
 
 # --- the cluster, the tunnels in Kubernetes mode -------------------------------
 t0=$SECONDS
-KUBE_DIR=$T KUBE_ID=$E2E_ID KUBE_NODES=2 KUBE_CNI_WARREN=1 WARREN_BUILD=$WARREN_BUILD \
-	"$WARREN_ROOT/hack/kube-up.sh" >"$T/kube-up.log" 2>&1 || die "hack/kube-up.sh: $(tail -n 15 "$T/kube-up.log")"
+kube_up 2 KUBE_CNI_WARREN=1 WARREN_BUILD="$WARREN_BUILD"
 ok "kube-up: etcd, kube-apiserver, two nodes Ready in $((SECONDS - t0)) s"
-# shellcheck source=/dev/null
-source "$T/env"
-NODE_NETNS[node1]=$KUBE_NETNS_node1 NODE_NETNS[node2]=$KUBE_NETNS_node2
 
 crd() { # KIND PLURAL: a schemaless security.istio.io CRD served as v1
 	kubectl apply -f - >/dev/null <<EOF

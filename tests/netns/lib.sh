@@ -588,6 +588,47 @@ enroll() { # NETNS UID NAMESPACE NAME CID [IP]
 		hctl add "$2" "$3" "$4" "$5" "/var/run/netns/$1" ${6:+"$6"} >/dev/null
 }
 
+# --- real cluster (hack/kube-up.sh; tests/kube/, tests/bench/) ----------------
+
+kube_need_bins() { # the binaries hack/kube-build.sh caches, or die
+	"$WARREN_ROOT/hack/kube-build.sh" --paths >"$T/kube-bins" 2>&1 ||
+		die "cluster binaries not built: run hack/kube-build.sh ($(tail -n 1 "$T/kube-bins"))"
+}
+
+kube_up() { # NODES [VAR=VALUE...]: a cluster in $T, its env sourced, NODE_NETNS its nodes'; or die
+	local nodes=$1 i
+	shift
+	KUBE_DIR=$T KUBE_ID=$E2E_ID KUBE_NODES=$nodes env "$@" "$WARREN_ROOT/hack/kube-up.sh" >"$T/kube-up.log" 2>&1 ||
+		die "hack/kube-up.sh: $(tail -n 15 "$T/kube-up.log")"
+	# shellcheck source=/dev/null
+	source "$T/env"
+	for ((i = 1; i <= nodes; i++)); do
+		local v=KUBE_NETNS_node$i
+		NODE_NETNS[node$i]=${!v}
+	done
+}
+
+cpexec() { ip netns exec "$KUBE_CP_NETNS" "$@"; } # CMD...: in the control plane's netns
+
+kube_ca_kubeconfig() { # warren-ca's token in $T/ca-token, its kubeconfig in $T/ca-kubeconfig
+	kubectl create token warren-ca -n warren-system --duration 2h >"$T/ca-token" || return 1
+	cat >"$T/ca-kubeconfig" <<YAML
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "$KUBE_APISERVER", certificate-authority: "$KUBE_CA"}}]
+users: [{name: warren-ca, user: {tokenFile: "$T/ca-token"}}]
+contexts: [{name: c, context: {cluster: c, user: warren-ca}}]
+current-context: c
+YAML
+}
+
+kube_down() { # stop the tunnels, remove the cluster (log in $T/kube-down.log); fails if any is left
+	local node
+	[[ -f $T/env ]] || return 0
+	for node in "${!TUNNEL_PID[@]}"; do tunnel_stop "$node"; done
+	"$WARREN_ROOT/hack/kube-down.sh" "$T" >"$T/kube-down.log" 2>&1
+}
+
 # --- cleanup ---------------------------------------------------------------
 
 cleanup() {

@@ -502,30 +502,33 @@ static void srv_poll(struct loop *l, void *ctx)
 	loop_timer_add(l, 5, srv_poll, st);
 }
 
-static void test_server(void)
+/* Serves srv_handler on /tmp/warren-test-http-TAGPID.sock with CHILD(path)
+ * forked as the client, until the client exited and the server closed its
+ * connections: the loop's result in *ret, the client's wait status in *status. */
+static void srv_run(const char *tag, int backlog, int (*child)(const char *path), int *count,
+		    int *ret, int *status)
 {
 	char path[108];
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct loop *l = loop_new();
 	struct srv_test st = { .status = -1 };
-	int lfd, count = 0, ret;
+	int lfd;
 
 	T_ASSERT(l);
-	snprintf(path, sizeof(path), "/tmp/warren-test-http-%d.sock", (int)getpid());
+	snprintf(path, sizeof(path), "/tmp/warren-test-http-%s%d.sock", tag, (int)getpid());
 	strcpy(sun.sun_path, path);
 	unlink(path);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	T_ASSERT(lfd >= 0);
-	T_ASSERT(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) == 0 && listen(lfd, 8) == 0);
-	ret = http_server_new(l, lfd, "test", srv_handler, &count, &st.hs);
-	T_ASSERT_INT(ret, 0);
+	T_ASSERT(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) == 0 && listen(lfd, backlog) == 0);
+	T_ASSERT_INT(http_server_new(l, lfd, "test", srv_handler, count, &st.hs), 0);
 	st.pid = fork();
 	T_ASSERT(st.pid >= 0);
 	if (st.pid == 0)
-		_exit(client(path));
+		_exit(child(path));
 	st.deadline = loop_now_ms() + 20000;
 	loop_timer_add(l, 5, srv_poll, &st);
-	ret = loop_run(l);
+	*ret = loop_run(l);
 	if (st.pid > 0) {
 		kill(st.pid, SIGKILL);
 		waitpid(st.pid, &st.status, 0);
@@ -533,49 +536,31 @@ static void test_server(void)
 	http_server_free(st.hs);
 	loop_free(l);
 	unlink(path);
+	*status = st.status;
+}
+
+static void test_server(void)
+{
+	int count = 0, ret = -1, status = -1;
+
+	srv_run("", 8, client, &count, &ret, &status);
 	T_ASSERT_INT(ret, 0);
-	if (!WIFEXITED(st.status) || WEXITSTATUS(st.status))
-		printf("#   client exit status %d\n", WIFEXITED(st.status) ? WEXITSTATUS(st.status) : -1);
-	T_ASSERT(WIFEXITED(st.status) && WEXITSTATUS(st.status) == 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		printf("#   client exit status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	T_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	T_ASSERT_INT(count, 5); /* big, a, b, echo, c; the malformed one never reaches it */
 	http_server_free(NULL);
 }
 
 static void test_idle_clients(void)
 {
-	char path[108];
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct loop *l = loop_new();
-	struct srv_test st = { .status = -1 };
-	int lfd, count = 0, ret;
+	int count = 0, ret = -1, status = -1;
 
-	T_ASSERT(l);
-	snprintf(path, sizeof(path), "/tmp/warren-test-http-idle-%d.sock", (int)getpid());
-	strcpy(sun.sun_path, path);
-	unlink(path);
-	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	T_ASSERT(lfd >= 0);
-	T_ASSERT(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) == 0 && listen(lfd, 256) == 0);
-	ret = http_server_new(l, lfd, "test", srv_handler, &count, &st.hs);
+	srv_run("idle-", 256, idle_client, &count, &ret, &status);
 	T_ASSERT_INT(ret, 0);
-	st.pid = fork();
-	T_ASSERT(st.pid >= 0);
-	if (st.pid == 0)
-		_exit(idle_client(path));
-	st.deadline = loop_now_ms() + 20000;
-	loop_timer_add(l, 5, srv_poll, &st);
-	ret = loop_run(l);
-	if (st.pid > 0) {
-		kill(st.pid, SIGKILL);
-		waitpid(st.pid, &st.status, 0);
-	}
-	http_server_free(st.hs);
-	loop_free(l);
-	unlink(path);
-	T_ASSERT_INT(ret, 0);
-	if (!WIFEXITED(st.status) || WEXITSTATUS(st.status))
-		printf("#   idle client exit status %d\n", WIFEXITED(st.status) ? WEXITSTATUS(st.status) : -1);
-	T_ASSERT(WIFEXITED(st.status) && WEXITSTATUS(st.status) == 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		printf("#   idle client exit status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	T_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	T_ASSERT_INT(count, 1);
 }
 

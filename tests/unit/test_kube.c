@@ -34,16 +34,18 @@ static const char *put(const char *name, const char *text)
 	return p;
 }
 
-static const char kc_head[] =
-	"apiVersion: v1\nkind: Config\ncurrent-context: b\n"
-	"contexts:\n"
-	"- name: a\n  context: {cluster: one, user: tok}\n"
-	"- name: b\n  context: {cluster: two, user: cert, namespace: shop}\n"
-	"clusters:\n"
-	"- name: one\n  cluster: {server: 'https://10.0.0.1:6443'}\n"
-	"- name: two\n  cluster:\n    server: https://127.0.0.1:6443/\n"
-	"    certificate-authority: pki/ca.crt\n"
-	"    certificate-authority-data: aGVsbG8=\n";
+/* Contexts and clusters; the tests add the users. */
+#define KC_HEAD                                                                     \
+	"apiVersion: v1\nkind: Config\ncurrent-context: b\n"                        \
+	"contexts:\n"                                                               \
+	"- name: a\n  context: {cluster: one, user: tok}\n"                         \
+	"- name: b\n  context: {cluster: two, user: cert, namespace: shop}\n"       \
+	"clusters:\n"                                                               \
+	"- name: one\n  cluster: {server: 'https://10.0.0.1:6443'}\n"               \
+	"- name: two\n  cluster:\n    server: https://127.0.0.1:6443/\n"            \
+	"    certificate-authority: pki/ca.crt\n"                                   \
+	"    certificate-authority-data: aGVsbG8=\n"
+static const char kc_head[] = KC_HEAD;
 
 static void test_kubeconfig(void)
 {
@@ -51,15 +53,7 @@ static void test_kubeconfig(void)
 	char want[600];
 	const char *p;
 
-	p = put("kc.yaml", "apiVersion: v1\nkind: Config\ncurrent-context: b\n"
-			   "contexts:\n"
-			   "- name: a\n  context: {cluster: one, user: tok}\n"
-			   "- name: b\n  context: {cluster: two, user: cert, namespace: shop}\n"
-			   "clusters:\n"
-			   "- name: one\n  cluster: {server: 'https://10.0.0.1:6443'}\n"
-			   "- name: two\n  cluster:\n    server: https://127.0.0.1:6443/\n"
-			   "    certificate-authority: pki/ca.crt\n"
-			   "    certificate-authority-data: aGVsbG8=\n"
+	p = put("kc.yaml", KC_HEAD
 			   "users:\n"
 			   "- name: tok\n  user: {token: abc}\n"
 			   "- name: cert\n  user:\n    client-certificate: /etc/c.pem\n"
