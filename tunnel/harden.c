@@ -199,11 +199,19 @@ void harden_after_startup(struct tunnel *t)
 
 	if (!t->conf->keep_capabilities)
 		return;
-	ret = harden_drop_thread_cap(CAP_SYS_PTRACE);
-	if (ret < 0)
-		log_error("cannot drop cap_sys_ptrace after adoption: %s", strerror(-ret));
-	else
-		log_info("adoption done: cap_sys_ptrace dropped");
+	/* Kubernetes mode enrolls running pods as labels change, and opens a
+	 * pod's /proc/PID/ns/net when its recorded netns path is not ours to
+	 * open: the main thread keeps cap_sys_ptrace for that (the workers
+	 * dropped it at start). */
+	if (t->conf->kube) {
+		log_info("adoption done: cap_sys_ptrace kept on the main thread (Kubernetes mode finds running pods' netns in /proc)");
+	} else {
+		ret = harden_drop_thread_cap(CAP_SYS_PTRACE);
+		if (ret < 0)
+			log_error("cannot drop cap_sys_ptrace after adoption: %s", strerror(-ret));
+		else
+			log_info("adoption done: cap_sys_ptrace dropped");
+	}
 	ret = harden_seccomp_install(1, err, sizeof(err));
 	if (ret < 0)
 		log_error("%s; running without a syscall filter", err);

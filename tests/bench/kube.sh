@@ -80,6 +80,7 @@ logLevel: info
 logFile: $d/tunnel.log
 drainSeconds: 0
 hostProbeSnat: false
+mtls: disabled
 EOF
 }
 # a start; START_CPU: its CPU from exec to ready (every first list, one build)
