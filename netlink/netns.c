@@ -137,3 +137,21 @@ int netns_socket(int netns_fd, int domain, int type, int protocol)
 
 	return ret < 0 ? ret : fd;
 }
+
+int netns_sysctl_write(int target_fd, const char *path, const char *val)
+{
+	int saved = -1, fd, ret;
+	size_t len = strlen(val);
+
+	ret = netns_enter(target_fd, &saved);
+	if (ret < 0)
+		return ret;
+	/* /proc/sys/net is the opener's netns: open it while inside */
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, len) != (ssize_t)len)
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	netns_leave(&saved);
+	return ret;
+}

@@ -41,4 +41,8 @@ int netns_sockets(int netns_fd, int domain, int type, int protocol, int *fds, un
 int netns_enter(int target_fd, int *saved);
 void netns_leave(int *saved);
 
+/* Write val to a per-netns sysctl (path under /proc/sys/net) inside
+ * target's netns. 0 or -errno. */
+int netns_sysctl_write(int target_fd, const char *path, const char *val);
+
 #endif

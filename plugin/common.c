@@ -258,6 +258,13 @@ int plugin_capture_apply(const struct plugin_ctx *ctx, int nsfd, const struct in
 	char path[300];
 	int ret;
 
+	/* A draining tunnel's queued connections move to its successor's
+	 * listeners (SO_REUSEPORT migration). Set here, on the node, because
+	 * a tunnel in a container cannot write /proc/sys; best effort. */
+	ret = netns_sysctl_write(nsfd, "/proc/sys/net/ipv4/tcp_migrate_req", "1");
+	if (ret < 0)
+		log_warn("cannot set net.ipv4.tcp_migrate_req in the pod: %s", strerror(-ret));
+
 	if (mode->redirect == INPOD_REDIRECT_NFTABLES) {
 		/* Cheap when the node never used eBPF: no directory. */
 		snprintf(path, sizeof(path), "%s/warren/%s", ctx->conf->bpf_dir, ctx->container_id);

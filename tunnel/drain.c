@@ -44,21 +44,12 @@
  * SO_REUSEPORT group (Linux 5.14+). Per netns, so per pod; best effort. */
 static void migrate_on_close(struct pod *p)
 {
-	int saved = -1, fd, ret;
+	int ret = netns_sysctl_write(p->netns_fd, "/proc/sys/net/ipv4/tcp_migrate_req", "1");
 
-	ret = netns_enter(p->netns_fd, &saved);
-	if (ret < 0) {
-		log_debug("pod %s/%s: cannot enter its netns to set tcp_migrate_req: %s", p->namespace,
-			  p->name, strerror(-ret));
-		return;
-	}
-	fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "1", 1) != 1)
-		log_debug("pod %s/%s: cannot set net.ipv4.tcp_migrate_req: %s; connections queued on our listeners may be reset",
-			  p->namespace, p->name, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	netns_leave(&saved);
+	/* In a container /proc/sys is read-only: the plugin set it at ADD. */
+	if (ret < 0)
+		log_debug("pod %s/%s: cannot set net.ipv4.tcp_migrate_req: %s (the plugin sets it at ADD)",
+			  p->namespace, p->name, strerror(-ret));
 }
 
 static size_t live_connections(const struct tunnel *t)
