@@ -94,7 +94,7 @@ $(B)/bpf/vmlinux.h:
 
 $(B)/bpf/%.bpf.o: bpf/%.bpf.c bpf/%.h $(B)/bpf/vmlinux.h
 	@echo "  BPF     $<"
-	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Werror -I. -I$(B)/bpf -c -o $@ $<
+	$(Q)$(CLANG) -g -O2 -fdebug-prefix-map=$(CURDIR)=. -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Werror -I. -I$(B)/bpf -c -o $@ $<
 
 $(B)/bpf/%.skel.h: $(B)/bpf/%.bpf.o
 	@echo "  SKEL    $@"

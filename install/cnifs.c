@@ -15,7 +15,8 @@
 #include "conf/errbuf.h"
 #include "install/chain.h"
 
-#define CNIFS_MAX (1u << 20)
+#define CNIFS_MAX (1u << 20)      /* a configuration file */
+#define CNIFS_BIN_MAX (64u << 20) /* the plugin binary (a sanitizer build is several MiB) */
 
 int cnifs_pick(const char *dir, const char *want, char *name, size_t namelen, char *err,
 	       size_t errlen)
@@ -73,8 +74,8 @@ int cnifs_pick(const char *dir, const char *want, char *name, size_t namelen, ch
 	return -ENOENT;
 }
 
-/* Reads fd (at most CNIFS_MAX) into a NUL-terminated buffer. */
-static int cnifs_slurp(int fd, char **buf, size_t *len)
+/* Reads fd (at most max bytes) into a NUL-terminated buffer. */
+static int cnifs_slurp(int fd, size_t max, char **buf, size_t *len)
 {
 	size_t cap = 4096, n = 0;
 	char *b = malloc(cap + 1);
@@ -87,7 +88,7 @@ static int cnifs_slurp(int fd, char **buf, size_t *len)
 		if (n == cap) {
 			char *nb;
 
-			if (cap >= CNIFS_MAX) {
+			if (cap >= max) {
 				free(b);
 				return -EFBIG;
 			}
@@ -133,7 +134,7 @@ int cnifs_read(const char *dir, const char *name, char **buf, size_t *len, struc
 		errbuf_set(err, errlen, "cannot open %s: %s", path, strerror(-ret));
 		return ret;
 	}
-	ret = fstat(fd, st) ? -errno : cnifs_slurp(fd, buf, len);
+	ret = fstat(fd, st) ? -errno : cnifs_slurp(fd, CNIFS_MAX, buf, len);
 	close(fd);
 	if (ret)
 		errbuf_set(err, errlen, "cannot read %s: %s", path,
@@ -207,8 +208,7 @@ int cnifs_copy(const char *src, const char *dir, const char *name, char *err, si
 		errbuf_set(err, errlen, "cannot open %s: %s", src, strerror(-ret));
 		return ret;
 	}
-	/* the plugin is well under the slurp limit; a bigger file is an error */
-	ret = cnifs_slurp(fd, &buf, &len);
+	ret = cnifs_slurp(fd, CNIFS_BIN_MAX, &buf, &len);
 	close(fd);
 	if (ret) {
 		errbuf_set(err, errlen, "cannot read %s: %s", src, strerror(-ret));
@@ -229,7 +229,7 @@ bool cnifs_same(const char *src, const char *dir, const char *name)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	fa = open(src, O_RDONLY | O_CLOEXEC);
 	fb = open(path, O_RDONLY | O_CLOEXEC);
-	if (fa >= 0 && fb >= 0 && !cnifs_slurp(fa, &a, &alen) && !cnifs_slurp(fb, &b, &blen))
+	if (fa >= 0 && fb >= 0 && !cnifs_slurp(fa, CNIFS_BIN_MAX, &a, &alen) && !cnifs_slurp(fb, CNIFS_BIN_MAX, &b, &blen))
 		same = alen == blen && !memcmp(a, b, alen);
 	if (fa >= 0)
 		close(fa);

@@ -149,8 +149,8 @@ run ADD "$(conf 1.0.0 ',"excludeNamespaces":"kube-system"')"
 expect_error "excludeNamespaces of the wrong type -> code 7 naming it" 7 excludeNamespaces
 run ADD "$(conf 1.0.0 ',"tunnelSocket":42')"
 expect_error "tunnelSocket of the wrong type -> code 7 naming it" 7 tunnelSocket
-run ADD "$(conf 1.0.0 ',"redirect":"ebpf"')"
-expect_error "redirect ebpf -> code 2 (not supported yet)" 2 "not supported yet"
+run ADD "$(conf 1.0.0 ',"redirect":"bogus"')"
+expect_error "redirect bogus -> code 7 naming the key" 7 redirect
 run ADD "$(conf 1.0.0)" CNI_ARGS="K8S_POD_NAMESPACE=default;oops"
 expect_error "malformed CNI_ARGS -> code 4 naming it" 4 CNI_ARGS
 run ADD "$(conf 1.0.0)" CNI_NETNS=/run/netns/does-not-exist-$$ CNI_ARGS="$K8S"
