@@ -41,23 +41,13 @@ static struct nlmsghdr *put_request(void *buf, uint16_t type, uint16_t flags, ui
 
 int route_build_rule(void *buf, size_t buflen, uint16_t type, int family, uint32_t seq)
 {
-	struct nlmsghdr *nlh;
-	struct fib_rule_hdr *frh;
+	/* the fwmark rule is one rule spec among others */
+	static const struct route_rule fwmark_rule = {
+		.priority = RULE_PRIORITY_INPOD, .table = ROUTE_TABLE_INPOD,
+		.fwmark = MARK_CONN, .fwmask = MARK_MASK,
+	};
 
-	if (!family_ok(family) || (type != RTM_NEWRULE && type != RTM_DELRULE))
-		return -EINVAL;
-	if (buflen < ROUTE_MSG_BUFSZ)
-		return -ENOSPC;
-	nlh = put_request(buf, type, type == RTM_NEWRULE ? NLM_F_CREATE | NLM_F_EXCL : 0, seq);
-	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
-	frh->family = (uint8_t)family;
-	frh->table = ROUTE_TABLE_INPOD < 256 ? ROUTE_TABLE_INPOD : RT_TABLE_UNSPEC;
-	frh->action = FR_ACT_TO_TBL;
-	mnl_attr_put_u32(nlh, FRA_PRIORITY, RULE_PRIORITY_INPOD);
-	mnl_attr_put_u32(nlh, FRA_FWMARK, MARK_CONN);
-	mnl_attr_put_u32(nlh, FRA_FWMASK, MARK_MASK);
-	mnl_attr_put_u32(nlh, FRA_TABLE, ROUTE_TABLE_INPOD);
-	return (int)nlh->nlmsg_len;
+	return route_build_rule_spec(buf, buflen, type, family, &fwmark_rule, seq);
 }
 
 int route_build_local(void *buf, size_t buflen, uint16_t type, int family, uint32_t seq)
