@@ -27,6 +27,9 @@ struct mesh_index {
 	struct table pod_ip, svc_vip, pod_uid, pod_name, ns_name;
 	struct lists svc_pods, pod_svcs;
 	uint8_t *ip_conflict;   /* per pod_ip slot: the IP's best pods tie */
+	/* per pod_ip slot: the IP it holds. A pod with two IPs has two slots, and
+	 * a slot answers only for its own IP (not for another IP of its pod). */
+	struct mesh_ip *ip_key;
 	size_t n_conflicts;
 	struct mesh_ip first_conflict;
 };
@@ -62,11 +65,6 @@ static uint64_t hash_strs(const char *a, const char *b)
 	uint64_t h = fnv(FNV_BASIS, a, strlen(a) + 1);
 
 	return b ? fnv(h, b, strlen(b)) : h;
-}
-
-static bool pod_has_ip(const struct mesh *m, size_t e, const void *key)
-{
-	return !m->pods[e].host_network && mesh_ip_in(m->pods[e].ips, m->pods[e].n_ips, key);
 }
 
 static bool service_has_vip(const struct mesh *m, size_t e, const void *key)
@@ -139,9 +137,10 @@ static void ip_put(struct mesh_index *x, const struct mesh *m, mesh_index_rank_f
 
 		if (!t->slot[i]) {
 			t->slot[i] = (uint32_t)elem + 1;
+			x->ip_key[i] = *ip;
 			return;
 		}
-		if (!pod_has_ip(m, t->slot[i] - 1, ip))
+		if (!mesh_ip_equal(&x->ip_key[i], ip))
 			continue;
 		have = rank(m, &m->pods[t->slot[i] - 1]);
 		want = rank(m, &m->pods[elem]);
@@ -267,6 +266,7 @@ void mesh_index_free(struct mesh_index *x)
 		return;
 	free(x->pod_ip.slot);
 	free(x->ip_conflict);
+	free(x->ip_key);
 	free(x->svc_vip.slot);
 	free(x->pod_uid.slot);
 	free(x->pod_name.slot);
@@ -292,7 +292,8 @@ struct mesh_index *mesh_index_build(const struct mesh *m, mesh_index_rank_fn ran
 	    table_init(&x->ns_name, m->n_namespaces) || build_selection(x, m))
 		goto fail;
 	x->ip_conflict = calloc(x->pod_ip.mask + 1, 1);
-	if (!x->ip_conflict)
+	x->ip_key = calloc(x->pod_ip.mask + 1, sizeof(*x->ip_key));
+	if (!x->ip_conflict || !x->ip_key)
 		goto fail;
 	for (size_t i = 0; i < m->n_pods; i++) {
 		const struct mesh_pod *p = &m->pods[i];
@@ -319,7 +320,7 @@ struct mesh_index *mesh_index_build(const struct mesh *m, mesh_index_rank_fn ran
 			const struct table *t = &x->pod_ip;
 
 			for (size_t k = hash_ip(&p->ips[j]) & t->mask; t->slot[k]; k = (k + 1) & t->mask) {
-				if (!pod_has_ip(m, t->slot[k] - 1, &p->ips[j]))
+				if (!mesh_ip_equal(&x->ip_key[k], &p->ips[j]))
 					continue;
 				if (x->ip_conflict[k] == 1) {
 					x->ip_conflict[k] = 2;
@@ -340,8 +341,9 @@ ssize_t mesh_index_pod_by_ip(const struct mesh_index *x, const struct mesh *m, c
 {
 	const struct table *t = &x->pod_ip;
 
+	(void)m;
 	for (size_t i = hash_ip(ip) & t->mask; t->slot[i]; i = (i + 1) & t->mask)
-		if (pod_has_ip(m, t->slot[i] - 1, ip))
+		if (mesh_ip_equal(&x->ip_key[i], ip))
 			return x->ip_conflict[i] ? -2 : (ssize_t)t->slot[i] - 1;
 	return -1;
 }

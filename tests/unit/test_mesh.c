@@ -769,6 +769,39 @@ static void test_index_matches_scan(void)
 	mesh_free(m);
 }
 
+/* A dual-stack pod alone: each of its IPs finds it, neither is a conflict.
+ * Its two IPs share a small table, so one's probe runs into the other's
+ * slot for some addresses; that slot must not answer for (or tie with) the
+ * pod's other IP. */
+static void test_dual_stack_pod_index(void)
+{
+	char text[512];
+	size_t checked = 0;
+
+	for (int i = 1; i < 256; i++) {
+		struct mesh *m;
+		struct mesh_ip ip;
+		char v4[32], v6[32];
+
+		snprintf(v4, sizeof(v4), "10.0.%d.%d", i / 7, i);
+		snprintf(v6, sizeof(v6), "fd15::%x", i * 31);
+		snprintf(text, sizeof(text),
+			 "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: n, uid: u1}\n"
+			 "spec: {serviceAccountName: s}\n"
+			 "status: {phase: Running, podIPs: [{ip: '%s'}, {ip: '%s'}]}\n", v4, v6);
+		m = build(text);
+		T_ASSERT(m && m->index && m->n_pods == 1);
+		T_ASSERT(mesh_ip_conflicts(m, NULL) == 0);
+		T_ASSERT(mesh_ip_parse(v4, &ip) == 0);
+		T_ASSERT(mesh_find_pod_by_ip(m, &ip) == &m->pods[0] && !mesh_ip_conflict(m, &ip));
+		T_ASSERT(mesh_ip_parse(v6, &ip) == 0);
+		T_ASSERT(mesh_find_pod_by_ip(m, &ip) == &m->pods[0] && !mesh_ip_conflict(m, &ip));
+		mesh_free(m);
+		checked++;
+	}
+	T_ASSERT(checked == 255);
+}
+
 /* Named targetPorts resolve per pod through its container ports, as
  * Kubernetes' FindPort: containers first, then sidecar init containers;
  * name and protocol must both match; a pod without it serves nothing. */
@@ -1110,6 +1143,6 @@ static void test_endpoint_slices(void)
 T_MAIN(T_CASE(test_decode), T_CASE(test_lookups), T_CASE(test_ip), T_CASE(test_selector),
        T_CASE(test_enrollment), T_CASE(test_pod_annotations), T_CASE(test_bad_objects), T_CASE(test_build_copies_input),
        T_CASE(test_directory), T_CASE(test_example_file), T_CASE(test_large_model),
-       T_CASE(test_index_matches_scan), T_CASE(test_named_target_port),
+       T_CASE(test_index_matches_scan), T_CASE(test_dual_stack_pod_index), T_CASE(test_named_target_port),
        T_CASE(test_pod_by_ip_phases), T_CASE(test_empty_file), T_CASE(test_keep_pods),
        T_CASE(test_build_keeping), T_CASE(test_endpoint_slices))
