@@ -386,6 +386,13 @@ uint64_t kube_backoff_ms(unsigned attempt, uint64_t base, uint64_t max, uint32_t
 	return d - d / 2 + (d / 2 ? (uint64_t)rnd % (d / 2 + 1) : 0);
 }
 
+uint64_t kube_rebuild_delay(uint64_t now, uint64_t last, uint64_t window)
+{
+	if (!last || now < last || now - last >= window)
+		return 0;
+	return last + window - now;
+}
+
 int kube_obj_key(const json_t *obj, char *buf, size_t len)
 {
 	const json_t *md = json_object_get(obj, "metadata");

@@ -70,6 +70,14 @@ const char *kube_event_type_name(enum kube_ev_type t);
  * the API server together do not come back in step. */
 uint64_t kube_backoff_ms(unsigned attempt, uint64_t base, uint64_t max, uint32_t rnd);
 
+/* How long a change at now waits for its model rebuild, the last one
+ * having started at last (0: none yet): at most one rebuild per window ms,
+ * and none later than needed: 0 when the last is window or more ago (the
+ * first change after a quiet spell, with those of the same read: a label
+ * flipped alone is acted on at once), else until last + window (a burst
+ * is coalesced). */
+uint64_t kube_rebuild_delay(uint64_t now, uint64_t last, uint64_t window);
+
 /* The object store of one resource: an object of "ns/name" (cluster
  * scoped: "name") -> object. */
 /* "ns/name" of obj into buf; -EINVAL when metadata.name is missing. */

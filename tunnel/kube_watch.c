@@ -23,8 +23,10 @@
  * reads (kube_obj_compact). The whole model is rebuilt from them with the
  * builder file mode uses (mesh_build_shared: the model refers to the
  * stored objects, which are replaced, never changed), at most every
- * REBUILD_MS after the first change of a burst; an event that changes
- * nothing kept (a pod's status heartbeat) rebuilds nothing. No model is built
+ * REBUILD_MS: the first change after a quiet spell is built at once
+ * (with whatever else arrived in the same read), the changes that follow
+ * wait for the end of the window (kube_rebuild_delay); an event that
+ * changes nothing kept (a pod's status heartbeat) rebuilds nothing. No model is built
  * before every resource has listed once (a model with pods and no policies
  * would let through what policy denies). An object the builder rejects is
  * logged with its name and field and kept out: its previous version (if
@@ -130,6 +132,7 @@ struct kube_watch {
 	CURLM *multi;
 	struct loop_timer *curl_timer, *rebuild;
 	uint64_t rebuilds, build_errors;
+	uint64_t last_rebuild_ms;  /* when the last rebuild started */
 	bool curl_inited;
 	struct kres res[N_RES];
 	struct kube_annotate ann;      /* the status annotation (kube_annotate.c) */
@@ -227,6 +230,7 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 	kw->rebuild = NULL;
 	if (!kw_all_listed(kw, NULL))
 		return; /* the last first list re-arms us */
+	kw->last_rebuild_ms = loop_now_ms();
 	all = json_array();
 	if (!all) {
 		mesh_watch_failed(t, ORIGIN, "out of memory", "retried on the next change");
@@ -259,7 +263,10 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 static void kw_changed(struct kube_watch *kw)
 {
 	if (!kw->rebuild)
-		kw->rebuild = loop_timer_add(kw->t->loop, REBUILD_MS, kw_rebuild_cb, kw);
+		kw->rebuild = loop_timer_add(kw->t->loop,
+					     kube_rebuild_delay(loop_now_ms(), kw->last_rebuild_ms,
+								REBUILD_MS),
+					     kw_rebuild_cb, kw);
 	if (!kw->rebuild)
 		log_error("kubernetes: out of memory arming the model rebuild");
 }

@@ -223,6 +223,35 @@ static void test_backoff(void)
 	T_ASSERT_INT(kube_backoff_ms(0, 0, 10, 5), 1);
 }
 
+/* Coalescing: a change after a quiet spell is built at once, a burst at
+ * most once per window, a simulated stream never more often. */
+static void test_rebuild_delay(void)
+{
+	uint64_t last = 0, due = 0, builds = 0, now;
+	bool armed = false;
+
+	T_ASSERT_INT(kube_rebuild_delay(1000, 0, 50), 0);
+	T_ASSERT_INT(kube_rebuild_delay(1000, 900, 50), 0);
+	T_ASSERT_INT(kube_rebuild_delay(1000, 950, 50), 0);
+	T_ASSERT_INT(kube_rebuild_delay(1000, 980, 50), 30);
+	T_ASSERT_INT(kube_rebuild_delay(1000, 1000, 50), 50);
+	T_ASSERT_INT(kube_rebuild_delay(1000, 2000, 50), 0); /* a clock that went back */
+	/* an event every 3 ms for 3 s, as kw_changed and kw_rebuild_cb use it */
+	for (now = 1; now <= 3000; now++) {
+		if (armed && now >= due) {
+			T_ASSERT(!last || now - last >= 50);
+			last = now;
+			builds++;
+			armed = false;
+		}
+		if (now % 3 == 0 && !armed) {
+			due = now + kube_rebuild_delay(now, last, 50);
+			armed = true;
+		}
+	}
+	T_ASSERT(builds >= 3000 / 51 && builds <= 3000 / 50 + 1);
+}
+
 static void test_store_objects(void)
 {
 	json_t *o = json_loads("{\"metadata\":{\"name\":\"web-1\",\"namespace\":\"shop\","
@@ -474,6 +503,6 @@ static void setup(void)
 }
 
 T_MAIN(T_CASE(setup), T_CASE(test_kubeconfig), T_CASE(test_kubeconfig_errors),
-       T_CASE(test_incluster), T_CASE(test_events), T_CASE(test_backoff),
+       T_CASE(test_incluster), T_CASE(test_events), T_CASE(test_backoff), T_CASE(test_rebuild_delay),
        T_CASE(test_store_objects), T_CASE(test_drop_managed), T_CASE(test_compact),
        T_CASE(test_same), T_CASE(test_cleanup))
