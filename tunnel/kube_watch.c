@@ -544,7 +544,7 @@ static void kres_list_done(struct kres *r)
 /* An optional resource answered 404 in every version. */
 static void kres_absent(struct kres *r)
 {
-	bool had = r->objs && json_object_size(r->objs);
+	bool had = r->objs && json_object_size(r->objs), was_listed = r->listed;
 
 	r->ver = 0;
 	r->state = KS_ABSENT;
@@ -559,7 +559,9 @@ static void kres_absent(struct kres *r)
 	r->rv = NULL;
 	r->listed = true;
 	r->last_sync_ms = loop_now_ms();
-	kw_changed(r->kw);
+	/* still absent, nothing lost: no new model (every 10 s, a whole rebuild) */
+	if (!was_listed || had)
+		kw_changed(r->kw);
 	kres_retry_in(r, ABSENT_RETRY_MS);
 }
 
