@@ -222,20 +222,20 @@ report "tunnel RSS after its start, KiB per 1000 pods (objects, model, indexes)"
 say "one page of the pod list (500 pods, JSON) is $list_bytes bytes: a node's full relist of $MODEL_PODS pods moves ~$((list_bytes * MODEL_PODS / 500 / 1024)) KiB"
 
 # --- 4. the cost per node of watching every pod --------------------------------------
-churn() { # -> "api_cpu_ms tunnel_cpu_ms seconds"
+churn() { # SALT -> "api_cpu_ms tunnel_cpu_ms seconds"; each SALT changes the pods anew
 	local a0 t0 s0 out
 	a0=$(cpu_ms "$APISERVER_PID") t0=$(cpu_ms "${TUNNEL_PID[$N]}") s0=$(now_ms)
-	out=$(load churn "$MODEL_PODS" "$CHURN" 50) || { echo "churn failed: $out" >&2; return 1; }
+	out=$(load churn "$MODEL_PODS" "$CHURN" 50 "$1") || { echo "churn failed: $out" >&2; return 1; }
 	sleep 1 # the last events reach the watchers (figures only; nothing is synchronized on it)
 	echo "$(($(cpu_ms "$APISERVER_PID") - a0)) $(($(cpu_ms "${TUNNEL_PID[$N]}") - t0)) $(($(now_ms) - s0))"
 }
 if [[ -n ${BASE:-} ]]; then
 	use base
-	read -r _ tunb msb < <(churn)
+	read -r _ tunb msb < <(churn base)
 	say "tunnel (base): $tunb ms CPU for $CHURN pod events in $msb ms ($((tunb * 1000 / CHURN)) µs per event)"
 fi
 use new
-read -r api1 tun1 ms1 < <(churn)
+read -r api1 tun1 ms1 < <(churn one)
 rss_api1=$(rss_kib "$APISERVER_PID")
 a0=$(cpu_ms "$APISERVER_PID")
 for ((w = 0; w < WATCHERS; w++)); do
@@ -246,7 +246,7 @@ for ((w = 0; w < WATCHERS; w++)); do
 		"$KUBE_APISERVER/api/v1/pods" -o /dev/null # each node lists first
 done
 list_cpu=$((($(cpu_ms "$APISERVER_PID") - a0) / (WATCHERS > 0 ? WATCHERS : 1)))
-read -r api2 tun2 ms2 < <(churn)
+read -r api2 tun2 ms2 < <(churn more)
 rss_api2=$(rss_kib "$APISERVER_PID")
 say "tunnel: $tun1 ms CPU for $CHURN pod events in $ms1 ms ($((tun1 * 1000 / CHURN)) µs per event, rebuilds included)"
 say "kube-apiserver: $list_cpu ms CPU per node's full list of $MODEL_PODS pods; during $CHURN pod updates $api1 ms CPU with 1 watching node, $api2 ms with $((WATCHERS + 1)): $(((api2 - api1) / (WATCHERS > 0 ? WATCHERS : 1))) ms per more node ($(((api2 - api1) * 1000 / (WATCHERS > 0 ? WATCHERS : 1) / CHURN)) µs per event per node); RSS $rss_api1 -> $rss_api2 KiB"
