@@ -386,6 +386,13 @@ uint64_t kube_backoff_ms(unsigned attempt, uint64_t base, uint64_t max, uint32_t
 	return d - d / 2 + (d / 2 ? (uint64_t)rnd % (d / 2 + 1) : 0);
 }
 
+uint64_t kube_rebuild_delay(uint64_t now, uint64_t last, uint64_t window)
+{
+	if (!last || now < last || now - last >= window)
+		return 0;
+	return last + window - now;
+}
+
 int kube_obj_key(const json_t *obj, char *buf, size_t len)
 {
 	const json_t *md = json_object_get(obj, "metadata");
@@ -412,4 +419,270 @@ void kube_obj_trim(json_t *obj, const char *api_version, const char *kind)
 		json_object_set_new(obj, "apiVersion", json_string(api_version));
 	if (kind && !json_is_string(json_object_get(obj, "kind")))
 		json_object_set_new(obj, "kind", json_string(kind));
+}
+
+/* ---- compact objects ---- */
+
+/* Copies into dst (by reference) the keys of src named in keep. 0 or -1. */
+static int kc_pick(json_t *dst, json_t *src, const char *const *keep)
+{
+	for (; *keep; keep++) {
+		json_t *v = json_object_get(src, *keep);
+
+		if (v && json_object_set(dst, *keep, v))
+			return -1;
+	}
+	return 0;
+}
+
+/* src's value of key, reduced to keep when it is a mapping (anything else,
+ * as sent, so that the builder rejects it as it would have). */
+static int kc_sub(json_t *dst, json_t *src, const char *key, const char *const *keep)
+{
+	json_t *v = json_object_get(src, key), *o;
+
+	if (!v)
+		return 0;
+	if (!json_is_object(v))
+		return json_object_set(dst, key, v);
+	o = json_object();
+	if (!o || kc_pick(o, v, keep)) {
+		json_decref(o);
+		return -1;
+	}
+	return json_object_set_new(dst, key, o);
+}
+
+/* An array of mappings each reduced to keep; items of another type and a
+ * value that is no array are kept as sent. */
+static int kc_list(json_t *dst, json_t *src, const char *key, const char *const *keep)
+{
+	json_t *v = json_object_get(src, key), *a, *e;
+	size_t i;
+
+	if (!v)
+		return 0;
+	if (!json_is_array(v))
+		return json_object_set(dst, key, v);
+	a = json_array();
+	if (!a)
+		return -1;
+	json_array_foreach(v, i, e) {
+		json_t *o = e;
+
+		if (json_is_object(e)) {
+			o = json_object();
+			if (!o || kc_pick(o, e, keep)) {
+				json_decref(o);
+				json_decref(a);
+				return -1;
+			}
+			if (json_array_append_new(a, o)) {
+				json_decref(a);
+				return -1;
+			}
+		} else if (json_array_append(a, o)) {
+			json_decref(a);
+			return -1;
+		}
+	}
+	return json_object_set_new(dst, key, a);
+}
+
+static const char *const kc_top[] = { "apiVersion", "kind", NULL };
+static const char *const kc_meta[] = { "name", "namespace", "uid", "resourceVersion", "labels",
+					"annotations", NULL };
+static const char *const kc_spec[] = { "serviceAccount", "serviceAccountName", "nodeName",
+					"hostNetwork", NULL };
+static const char *const kc_ctr[] = { "restartPolicy", "ports", NULL };
+static const char *const kc_status[] = { "phase", "podIP", "podIPs", NULL };
+static const char *const kc_cond[] = { "type", "status", NULL };
+
+/* The pod's fields the model reads (model/mesh.c decode_pod), each as sent. */
+static json_t *kc_pod(json_t *pod)
+{
+	json_t *o = json_object(), *spec = json_object_get(pod, "spec");
+	json_t *st = json_object_get(pod, "status"), *s = NULL, *x = NULL;
+
+	if (!o || kc_pick(o, pod, kc_top) || kc_sub(o, pod, "metadata", kc_meta))
+		goto fail;
+	if (json_is_object(spec)) {
+		s = json_object();
+		if (!s || kc_pick(s, spec, kc_spec) || kc_list(s, spec, "containers", kc_ctr) ||
+		    kc_list(s, spec, "initContainers", kc_ctr) || json_object_set_new(o, "spec", s))
+			goto fail_s;
+	} else if (spec && json_object_set(o, "spec", spec)) {
+		goto fail;
+	}
+	if (json_is_object(st)) {
+		x = json_object();
+		if (!x || kc_pick(x, st, kc_status) || kc_list(x, st, "conditions", kc_cond) ||
+		    json_object_set_new(o, "status", x))
+			goto fail_x;
+	} else if (st && json_object_set(o, "status", st)) {
+		goto fail;
+	}
+	return o;
+fail_s:
+	json_decref(s);
+	goto fail;
+fail_x:
+	json_decref(x);
+fail:
+	json_decref(o);
+	return NULL;
+}
+
+json_t *kube_obj_compact(json_t *obj)
+{
+	const char *kind = json_string_value(json_object_get(obj, "kind"));
+
+	if (json_is_object(obj) && kind && !strcmp(kind, "Pod"))
+		return kc_pod(obj);
+	return json_incref(obj);
+}
+
+/* ---- managedFields dropped from the text ---- */
+
+#define KS_DEPTH 32
+
+/* The end of the JSON string that starts at s[i] ('"'), or n. */
+static size_t ks_string_end(const char *s, size_t i, size_t n)
+{
+	for (i++; i < n; i++) {
+		if (s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			return i + 1;
+	}
+	return n;
+}
+
+static size_t ks_space(const char *s, size_t i, size_t n)
+{
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* The end of the value that starts at s[i]; n when it does not end. */
+static size_t ks_value_end(const char *s, size_t i, size_t n)
+{
+	size_t depth = 0;
+
+	while (i < n) {
+		char c = s[i];
+
+		if (c == '"') {
+			i = ks_string_end(s, i, n);
+			if (!depth)
+				return i;
+			continue;
+		}
+		if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			if (!depth)
+				return i; /* a scalar ended by its container */
+			if (!--depth)
+				return i + 1;
+		} else if (!depth && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+			return i; /* a scalar's end */
+		}
+		i++;
+	}
+	return n;
+}
+
+size_t kube_json_drop_managed(char *s, size_t n, unsigned meta_depth)
+{
+	bool meta[KS_DEPTH + 1] = { false };
+	bool obj[KS_DEPTH + 1] = { false };
+	bool key_meta = false;
+	size_t i = 0, o = 0, depth = 0;
+
+	if (!meta_depth || meta_depth > KS_DEPTH)
+		return n;
+	while (i < n) {
+		char c = s[i];
+
+		if (c == '"') {
+			size_t e = ks_string_end(s, i, n), k = ks_space(s, e, n);
+			bool is_key = depth && obj[depth] && k < n && s[k] == ':';
+
+			if (is_key && depth == meta_depth && meta[depth] && e - i == 15 &&
+			    !memcmp(s + i, "\"managedFields\"", 15)) {
+				/* the member goes, with one comma around it */
+				size_t v = ks_value_end(s, ks_space(s, k + 1, n), n), a;
+
+				if (v >= n)
+					break; /* cut short: copied as it is, for the parser to judge */
+				a = ks_space(s, v, n);
+				if (a < n && s[a] == ',') {
+					i = a + 1;
+				} else {
+					size_t b = o;
+
+					while (b > 0 && (s[b - 1] == ' ' || s[b - 1] == '\t' ||
+							 s[b - 1] == '\n' || s[b - 1] == '\r'))
+						b--;
+					if (b > 0 && s[b - 1] == ',')
+						o = b - 1;
+					i = v;
+				}
+				key_meta = false;
+				continue;
+			}
+			if (is_key)
+				key_meta = e - i == 10 && !memcmp(s + i, "\"metadata\"", 10);
+			memmove(s + o, s + i, e - i);
+			o += e - i;
+			i = e;
+			continue;
+		}
+		if (c == '{' || c == '[') {
+			if (depth >= KS_DEPTH) {
+				/* deeper than any metadata we look for: the rest as it is */
+				break;
+			}
+			depth++;
+			obj[depth] = c == '{';
+			meta[depth] = c == '{' && key_meta;
+			key_meta = false;
+		} else if (c == '}' || c == ']') {
+			if (depth)
+				depth--;
+			key_meta = false;
+		} else if (c == ',') {
+			key_meta = false;
+		}
+		s[o++] = s[i++];
+	}
+	if (i < n) {
+		memmove(s + o, s + i, n - i);
+		o += n - i;
+	}
+	return o;
+}
+
+bool kube_obj_same(json_t *a, json_t *b)
+{
+	json_t *ma = json_object_get(a, "metadata"), *mb = json_object_get(b, "metadata");
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(a) || !json_is_object(b) || json_object_size(a) != json_object_size(b))
+		return false;
+	json_object_foreach(a, k, v)
+		if (strcmp(k, "metadata") && !json_equal(v, json_object_get(b, k)))
+			return false;
+	if (!json_is_object(ma) || !json_is_object(mb))
+		return json_equal(ma, mb);
+	if (json_object_size(ma) - !!json_object_get(ma, "resourceVersion") !=
+	    json_object_size(mb) - !!json_object_get(mb, "resourceVersion"))
+		return false;
+	json_object_foreach(ma, k, v)
+		if (strcmp(k, "resourceVersion") && !json_equal(v, json_object_get(mb, k)))
+			return false;
+	return true;
 }

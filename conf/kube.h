@@ -70,6 +70,14 @@ const char *kube_event_type_name(enum kube_ev_type t);
  * the API server together do not come back in step. */
 uint64_t kube_backoff_ms(unsigned attempt, uint64_t base, uint64_t max, uint32_t rnd);
 
+/* How long a change at now waits for its model rebuild, the last one
+ * having started at last (0: none yet): at most one rebuild per window ms,
+ * and none later than needed: 0 when the last is window or more ago (the
+ * first change after a quiet spell, with those of the same read: a label
+ * flipped alone is acted on at once), else until last + window (a burst
+ * is coalesced). */
+uint64_t kube_rebuild_delay(uint64_t now, uint64_t last, uint64_t window);
+
 /* The object store of one resource: an object of "ns/name" (cluster
  * scoped: "name") -> object. */
 /* "ns/name" of obj into buf; -EINVAL when metadata.name is missing. */
@@ -78,5 +86,30 @@ const char *kube_obj_rv(const json_t *obj);
 /* Drops metadata.managedFields (large, never read) and sets apiVersion and
  * kind when missing (a list's items carry neither). */
 void kube_obj_trim(json_t *obj, const char *api_version, const char *kind);
+/* A new reference to what the model needs of obj (trimmed): of a Pod, a new
+ * object holding only the fields the model builder reads (metadata name,
+ * namespace, uid, resourceVersion, labels, annotations; spec service
+ * account, node, hostNetwork, the containers' and initContainers'
+ * restartPolicy and ports; status phase, podIP, podIPs, the conditions'
+ * type and status), sharing their values with obj and each as sent, so the
+ * builder decodes it exactly as it decodes obj; of any other kind, obj
+ * itself. A pod is ~1/10 of its JSON. NULL when out of memory. */
+json_t *kube_obj_compact(json_t *obj);
+/* a and b are the same object but for metadata.resourceVersion: an event
+ * that changes nothing the store keeps (a pod's status heartbeat, once
+ * compact) needs no new model. */
+bool kube_obj_same(json_t *a, json_t *b);
+
+/* Removes, in place, the member "managedFields" (and one comma beside it)
+ * from every object that is the value of a key "metadata" and opens at
+ * nesting depth meta_depth (1: the outermost value; a list's items'
+ * metadata: 4, a watch event's object's: 3) of the JSON text s[0..n), and
+ * returns the new length. managedFields is ~3/4 of a pod's JSON and never
+ * read: not parsing it is most of a relist's CPU. Only strings, brackets,
+ * commas and colons are looked at: text that is no JSON stays no JSON
+ * (left for the parser to refuse), and JSON that jansson reads gives, after
+ * this, the same values less those members (tests/fuzz/fuzz_kube_event.c
+ * checks it). */
+size_t kube_json_drop_managed(char *s, size_t n, unsigned meta_depth);
 
 #endif

@@ -4,7 +4,9 @@
  *
  * mesh_build() deep-copies the input objects and points every string of the
  * model into that private copy, so the model does not depend on the caller's
- * array and mesh_free() releases all strings with one json_decref(). The
+ * array and mesh_free() releases all strings with one json_decref().
+ * mesh_build_shared() holds references to the caller's objects instead
+ * (jansson's reference counts are atomic; the objects are never changed). The
  * copy lives in struct mesh_impl around the public struct; only models made
  * by mesh_build()/mesh_load_path() may be passed to mesh_free().
  *
@@ -937,7 +939,7 @@ out:
 
 /* objs: private array, stolen (freed with the model or on error). provs[i]:
  * where objs[i] came from, for error messages. */
-static int build(json_t *objs, const struct prov *provs, struct mesh **out, char *err,
+static int build(json_t *objs, const struct prov *provs, bool index, struct mesh **out, char *err,
 		 size_t errlen)
 {
 	struct mesh_impl *mi = NULL;
@@ -1026,7 +1028,7 @@ static int build(json_t *objs, const struct prov *provs, struct mesh **out, char
 			goto out;
 	}
 	ret = find_dups(m, pns, ppod, psvc, err, errlen);
-	if (!ret)
+	if (!ret && index)
 		m->index = mesh_index_build(m, mesh_pod_ip_rank); /* NULL (out of memory): lookups scan */
 	if (!ret && n_slices) {
 		qsort(slices, n_slices, sizeof(*slices), slice_cmp);
@@ -1056,9 +1058,9 @@ int mesh_build(json_t *objects, const char *origin, struct mesh **out, char *err
 	return mesh_build_keeping(objects, origin, NULL, NULL, NULL, NULL, NULL, out, err, errlen);
 }
 
-int mesh_build_keeping(json_t *objects, const char *origin, const struct mesh *prev,
-		       mesh_keep_fn keep, void (*on_kept)(void *ctx, const struct mesh_pod *p),
-		       void *ctx, size_t *n_kept, struct mesh **out, char *err, size_t errlen)
+static int build_keeping(json_t *objects, bool deep, const char *origin, const struct mesh *prev,
+			 mesh_keep_fn keep, void (*on_kept)(void *ctx, const struct mesh_pod *p),
+			 void *ctx, size_t *n_kept, struct mesh **out, char *err, size_t errlen)
 {
 	struct prov *provs;
 	json_t *copy;
@@ -1076,7 +1078,7 @@ int mesh_build_keeping(json_t *objects, const char *origin, const struct mesh *p
 	}
 	n = json_array_size(objects);
 	provs = calloc(n + 1, sizeof(*provs));
-	copy = json_deep_copy(objects);
+	copy = deep ? json_deep_copy(objects) : json_copy(objects);
 	if (!provs || !copy)
 		goto oom;
 	for (size_t i = 0; i < n; i++)
@@ -1084,7 +1086,7 @@ int mesh_build_keeping(json_t *objects, const char *origin, const struct mesh *p
 	if (keep_pods(copy, &provs, prev, keep, on_kept, ctx, n_kept) < 0)
 		goto oom;
 	/* copy is private: build() takes it */
-	ret = build(copy, provs, out, err, errlen);
+	ret = build(copy, provs, true, out, err, errlen);
 	free(provs);
 	return ret;
 oom:
@@ -1092,6 +1094,37 @@ oom:
 	json_decref(copy);
 	snprintf(err, errlen, "out of memory");
 	return -ENOMEM;
+}
+
+int mesh_build_keeping(json_t *objects, const char *origin, const struct mesh *prev,
+		       mesh_keep_fn keep, void (*on_kept)(void *ctx, const struct mesh_pod *p),
+		       void *ctx, size_t *n_kept, struct mesh **out, char *err, size_t errlen)
+{
+	return build_keeping(objects, true, origin, prev, keep, on_kept, ctx, n_kept, out, err, errlen);
+}
+
+int mesh_build_shared(json_t *objects, const char *origin, const struct mesh *prev,
+		      mesh_keep_fn keep, void (*on_kept)(void *ctx, const struct mesh_pod *p),
+		      void *ctx, size_t *n_kept, struct mesh **out, char *err, size_t errlen)
+{
+	return build_keeping(objects, false, origin, prev, keep, on_kept, ctx, n_kept, out, err, errlen);
+}
+
+int mesh_check_object(json_t *obj, const char *origin, char *err, size_t errlen)
+{
+	struct prov prov = { origin && *origin ? origin : "<objects>", 1 };
+	struct mesh *m = NULL;
+	json_t *one = json_pack("[O]", obj);
+	int ret;
+
+	if (!one) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* no copy: the model is freed before obj can change; no indexes: no lookups */
+	ret = build(one, &prov, false, &m, err, errlen);
+	mesh_free(m);
+	return ret;
 }
 
 static bool want_file(const char *name)
@@ -1271,7 +1304,7 @@ int mesh_load_path_keeping(const char *path, const struct mesh *prev, mesh_keep_
 			return -ENOMEM;
 		}
 		/* objs is private: build() takes it without a copy */
-		ret = build(objs, provs, out, err, errlen);
+		ret = build(objs, provs, true, out, err, errlen);
 		free(provs);
 		return ret;
 	}
@@ -1341,7 +1374,7 @@ int mesh_load_path_keeping(const char *path, const struct mesh *prev, mesh_keep_
 	if (keep_pods(all, &provs, prev, keep, on_kept, ctx, n_kept) < 0)
 		goto oom;
 	/* all is private: no deep copy needed */
-	ret = build(all, provs, out, err, errlen);
+	ret = build(all, provs, true, out, err, errlen);
 	all = NULL;
 	goto out;
 oom:

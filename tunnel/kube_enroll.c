@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf/handoff.h"
@@ -111,6 +112,9 @@ static void seen_save(struct tunnel *t)
 		json_array_append_new(a, seen_json(e));
 	snprintf(path, sizeof(path), "%s/" SEEN_FILE, t->conf->state_dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	/* before the first enrollment nothing has made the state dir */
+	if (mkdir(t->conf->state_dir, 0700) < 0 && errno != EEXIST)
+		log_debug("cannot make %s: %s", t->conf->state_dir, strerror(errno));
 	if (!a || json_dump_file(a, tmp, JSON_COMPACT) < 0 || rename(tmp, path) < 0) {
 		log_warn("cannot write %s: %s; pods labelled while the tunnel is down are followed after their next ADD",
 			 path, a ? strerror(errno) : "out of memory");

@@ -17,9 +17,16 @@
  * timeouts through a loop timer); over HTTP/2 all watches share one TLS
  * connection.
  *
- * Objects are kept per resource by "namespace/name" and the whole model is
- * rebuilt from them with mesh_build(), the builder file mode uses, at most
- * every REBUILD_MS after the first change of a burst. No model is built
+ * Objects are kept per resource by "namespace/name", as the model needs
+ * them: metadata.managedFields is cut from the text before it is parsed (it
+ * is most of a pod's JSON), and a pod keeps only the fields the builder
+ * reads (kube_obj_compact). The whole model is rebuilt from them with the
+ * builder file mode uses (mesh_build_shared: the model refers to the
+ * stored objects, which are replaced, never changed), at most every
+ * REBUILD_MS: the first change after a quiet spell is built at once
+ * (with whatever else arrived in the same read), the changes that follow
+ * wait for the end of the window (kube_rebuild_delay); an event that
+ * changes nothing kept (a pod's status heartbeat) rebuilds nothing. No model is built
  * before every resource has listed once (a model with pods and no policies
  * would let through what policy denies). An object the builder rejects is
  * logged with its name and field and kept out: its previous version (if
@@ -112,6 +119,7 @@ struct kres {
 	struct loop_timer *retry;
 	uint64_t last_sync_ms;     /* last list, event, bookmark or watch end */
 	uint64_t lists, events, errors, rejected;
+	uint64_t unchanged;        /* events that changed nothing the model reads */
 	char last_error[384];
 };
 
@@ -124,6 +132,7 @@ struct kube_watch {
 	CURLM *multi;
 	struct loop_timer *curl_timer, *rebuild;
 	uint64_t rebuilds, build_errors;
+	uint64_t last_rebuild_ms;  /* when the last rebuild started */
 	bool curl_inited;
 	struct kres res[N_RES];
 	struct kube_annotate ann;      /* the status annotation (kube_annotate.c) */
@@ -221,6 +230,7 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 	kw->rebuild = NULL;
 	if (!kw_all_listed(kw, NULL))
 		return; /* the last first list re-arms us */
+	kw->last_rebuild_ms = loop_now_ms();
 	all = json_array();
 	if (!all) {
 		mesh_watch_failed(t, ORIGIN, "out of memory", "retried on the next change");
@@ -235,7 +245,7 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 	}
 	/* the store is the main thread's alone; the workers need not wait */
 	loop_unguard(t->loop);
-	ret = mesh_build_keeping(all, ORIGIN, t->mesh, mesh_watch_held_pod, mesh_watch_log_kept, &keep,
+	ret = mesh_build_shared(all, ORIGIN, t->mesh, mesh_watch_held_pod, mesh_watch_log_kept, &keep,
 				 &kept, &m, err, sizeof(err));
 	json_decref(all);
 	loop_reguard(t->loop);
@@ -253,39 +263,46 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 static void kw_changed(struct kube_watch *kw)
 {
 	if (!kw->rebuild)
-		kw->rebuild = loop_timer_add(kw->t->loop, REBUILD_MS, kw_rebuild_cb, kw);
+		kw->rebuild = loop_timer_add(kw->t->loop,
+					     kube_rebuild_delay(loop_now_ms(), kw->last_rebuild_ms,
+								REBUILD_MS),
+					     kw_rebuild_cb, kw);
 	if (!kw->rebuild)
 		log_error("kubernetes: out of memory arming the model rebuild");
 }
 
 /* ---- objects ---- */
 
-/* Validates obj with the model builder and stores it in store. */
-static void kres_put(struct kres *r, json_t *store, json_t *obj, const char *api_version)
+/* Checks obj with the model builder and stores what the model needs of it
+ * (kube_obj_compact) in store. true when that changed the store (more than
+ * a resourceVersion). */
+static bool kres_put(struct kres *r, json_t *store, json_t *obj, const char *api_version)
 {
 	char key[512], err[512] = "";
-	struct mesh *m = NULL;
-	json_t *one;
+	json_t *keep, *old;
+	bool changed;
 	int ret;
 
 	kube_obj_trim(obj, api_version, r->def->kind);
 	if (kube_obj_key(obj, key, sizeof(key))) {
 		r->rejected++;
 		kres_note(r, "a %s without metadata.name (or one too long) was ignored", r->def->kind);
-		return;
+		return false;
 	}
-	one = json_pack("[O]", obj);
-	ret = one ? mesh_build(one, ORIGIN, &m, err, sizeof(err)) : -ENOMEM;
-	json_decref(one);
-	mesh_free(m);
+	keep = kube_obj_compact(obj);
+	ret = keep ? mesh_check_object(keep, ORIGIN, err, sizeof(err)) : -ENOMEM;
 	if (ret < 0) {
+		json_decref(keep);
 		r->rejected++;
 		kres_note(r, "%s %s rejected: %s; %s", r->def->kind, key, err[0] ? err : strerror(-ret),
 			  json_object_get(store, key) ? "its previous version stays in the model"
 						      : "it stays out of the model");
-		return;
+		return false;
 	}
-	json_object_set(store, key, obj);
+	old = json_object_get(store, key);
+	changed = !old || !kube_obj_same(old, keep);
+	json_object_set_new(store, key, keep);
+	return changed;
 }
 
 static void kres_set_rv(struct kres *r, const char *rv)
@@ -301,13 +318,14 @@ static void kres_set_rv(struct kres *r, const char *rv)
 	}
 }
 
-/* One line of a watch stream. 0, or -1 to end this watch. */
-static int kres_event(struct kres *r, const char *line, size_t len)
+/* One line of a watch stream (changed in place). 0, or -1 to end this watch. */
+static int kres_event(struct kres *r, char *line, size_t len)
 {
 	struct kube_event ev;
 	char err[256], key[512];
 	int ret = 0;
 
+	len = kube_json_drop_managed(line, len, 3); /* {"object": {"metadata": {...}}} */
 	if (kube_event_parse(line, len, &ev, err, sizeof(err))) {
 		r->errors++;
 		kres_note(r, "%s; restarting the watch", err);
@@ -333,9 +351,11 @@ static int kres_event(struct kres *r, const char *line, size_t len)
 		break;
 	case KEV_ADDED:
 	case KEV_MODIFIED:
-		kres_put(r, r->objs, ev.object, NULL);
+		if (kres_put(r, r->objs, ev.object, NULL))
+			kw_changed(r->kw);
+		else
+			r->unchanged++;
 		kres_set_rv(r, ev.rv);
-		kw_changed(r->kw);
 		break;
 	case KEV_DELETED:
 		if (!kube_obj_key(ev.object, key, sizeof(key)))
@@ -465,6 +485,8 @@ static void kres_list_done(struct kres *r)
 	const char *apiv, *cont;
 	size_t i;
 
+	if (r->buf) /* {"items": [{"metadata": {...}}]} */
+		r->len = kube_json_drop_managed(r->buf, r->len, 4);
 	body = json_loadb(r->buf ? r->buf : "", r->len, 0, &je);
 	items = json_object_get(body, "items");
 	md = json_object_get(body, "metadata");
@@ -522,7 +544,7 @@ static void kres_list_done(struct kres *r)
 /* An optional resource answered 404 in every version. */
 static void kres_absent(struct kres *r)
 {
-	bool had = r->objs && json_object_size(r->objs);
+	bool had = r->objs && json_object_size(r->objs), was_listed = r->listed;
 
 	r->ver = 0;
 	r->state = KS_ABSENT;
@@ -537,7 +559,9 @@ static void kres_absent(struct kres *r)
 	r->rv = NULL;
 	r->listed = true;
 	r->last_sync_ms = loop_now_ms();
-	kw_changed(r->kw);
+	/* still absent, nothing lost: no new model (every 10 s, a whole rebuild) */
+	if (!was_listed || had)
+		kw_changed(r->kw);
 	kres_retry_in(r, ABSENT_RETRY_MS);
 }
 
@@ -1071,8 +1095,10 @@ json_t *kube_watch_json(const struct tunnel *t)
 			      "events", (json_int_t)r->events, "errors", (json_int_t)r->errors,
 			      "lastSyncAgeSeconds", age < 0 ? json_null() : json_real(age),
 			      "lastError", r->last_error[0] ? json_string(r->last_error) : json_null());
-		if (o)
+		if (o) {
 			json_object_set_new(o, "rejected", json_integer((json_int_t)r->rejected));
+			json_object_set_new(o, "unchanged", json_integer((json_int_t)r->unchanged));
+		}
 		json_object_set_new(res, r->def->name, o ? o : json_null());
 	}
 	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o}", "server", kw->creds.server,

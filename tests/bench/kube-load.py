@@ -7,8 +7,10 @@ keep-alive connections in parallel.
       NS_COUNT namespaces "load<i>" (ambient), PODS pods spread over them
       (nodeName "load-node", status.podIP 10.128.x.y set by a status
       patch as a kubelet would), SERVICES Services selecting groups of them.
-  kube-load.py SERVER CA TOKEN churn PODS COUNT
-      COUNT label patches of pods load<i%NS>/p<i> (one event each).
+  kube-load.py SERVER CA TOKEN churn PODS COUNT [NS_COUNT [SALT]]
+      COUNT label patches of pods load<i%NS>/p<i> (one event each: the
+      value carries SALT, so that a second churn with another SALT changes
+      the pods again; a patch that changes nothing makes no event).
 
 Prints one line: "created N in S s" / "patched N in S s". Exit 0, 1 on error.
 """
@@ -102,9 +104,10 @@ def main():
     elif op == "churn":
         pods, count = int(sys.argv[5]), int(sys.argv[6])
         nns = int(sys.argv[7]) if len(sys.argv) > 7 else NS
+        salt = sys.argv[8] if len(sys.argv) > 8 else "0"
         parallel(server, ctx, token, [
             ("PATCH", f"/api/v1/namespaces/load{(k % pods) % nns}/pods/p{k % pods}",
-             {"metadata": {"labels": {"churn": str(k)}}}, M)
+             {"metadata": {"labels": {"churn": f"{salt}-{k}"}}}, M)
             for k in range(count)])
         print(f"patched {count} in {time.monotonic() - t0:.1f} s")
     else:

@@ -4,7 +4,10 @@
  * data, refused exec plugins, in-cluster files and environment, token
  * reading, watch event lines (410 in the stream), backoff bounds and
  * jitter, store keys, and list items (no kind) going through the model
- * builder once trimmed.
+ * builder once trimmed; what a relist keeps of an object: managedFields
+ * dropped from the text, pods compacted to the fields the builder reads
+ * (the same model as the whole pod), events that change nothing, and the
+ * builder's per-object check agreeing with mesh_build().
  */
 #include <errno.h>
 #include <stdio.h>
@@ -220,6 +223,35 @@ static void test_backoff(void)
 	T_ASSERT_INT(kube_backoff_ms(0, 0, 10, 5), 1);
 }
 
+/* Coalescing: a change after a quiet spell is built at once, a burst at
+ * most once per window, a simulated stream never more often. */
+static void test_rebuild_delay(void)
+{
+	uint64_t last = 0, due = 0, builds = 0, now;
+	bool armed = false;
+
+	T_ASSERT_INT(kube_rebuild_delay(1000, 0, 50), 0);
+	T_ASSERT_INT(kube_rebuild_delay(1000, 900, 50), 0);
+	T_ASSERT_INT(kube_rebuild_delay(1000, 950, 50), 0);
+	T_ASSERT_INT(kube_rebuild_delay(1000, 980, 50), 30);
+	T_ASSERT_INT(kube_rebuild_delay(1000, 1000, 50), 50);
+	T_ASSERT_INT(kube_rebuild_delay(1000, 2000, 50), 0); /* a clock that went back */
+	/* an event every 3 ms for 3 s, as kw_changed and kw_rebuild_cb use it */
+	for (now = 1; now <= 3000; now++) {
+		if (armed && now >= due) {
+			T_ASSERT(!last || now - last >= 50);
+			last = now;
+			builds++;
+			armed = false;
+		}
+		if (now % 3 == 0 && !armed) {
+			due = now + kube_rebuild_delay(now, last, 50);
+			armed = true;
+		}
+	}
+	T_ASSERT(builds >= 3000 / 51 && builds <= 3000 / 50 + 1);
+}
+
 static void test_store_objects(void)
 {
 	json_t *o = json_loads("{\"metadata\":{\"name\":\"web-1\",\"namespace\":\"shop\","
@@ -255,6 +287,208 @@ static void test_store_objects(void)
 	json_decref(o);
 }
 
+/* drop(in) at depth d gives out, and jansson reads out as it reads in
+ * less metadata.managedFields */
+static void drop_case(const char *in, unsigned d, const char *want)
+{
+	char buf[512];
+	size_t n = strlen(in);
+
+	snprintf(buf, sizeof(buf), "%s", in);
+	n = kube_json_drop_managed(buf, n, d);
+	buf[n] = '\0';
+	T_ASSERT_STR(buf, want);
+}
+
+static void test_drop_managed(void)
+{
+	static const char pod[] =
+		"{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"7\"},\"items\":["
+		"{\"metadata\":{\"name\":\"a\",\"managedFields\":[{\"manager\":\"k\",\"fieldsV1\":{\"f:metadata\":{\".\":{},\"k:{\\\"x\\\":\\\"]}\\\"}\":{}}}}],"
+		"\"uid\":\"u1\",\"labels\":{\"managedFields\":\"x\"}},\"spec\":{\"managedFields\":[1]},\"status\":{\"podIP\":\"10.0.0.1\"}},"
+		"{\"metadata\" : { \"name\" : \"b\" ,\n \"managedFields\" : [ ] \n}},"
+		"{\"metadata\":{\"managedFields\":[]}}]}";
+	json_t *a, *b, *it;
+	char *buf;
+	size_t n, i;
+
+	/* first, last, only member; whitespace */
+	drop_case("{\"items\":[{\"metadata\":{\"managedFields\":[{}],\"name\":\"a\"}}]}", 4,
+		  "{\"items\":[{\"metadata\":{\"name\":\"a\"}}]}");
+	drop_case("{\"items\":[{\"metadata\":{\"name\":\"a\" , \"managedFields\":[{}] }}]}", 4,
+		  "{\"items\":[{\"metadata\":{\"name\":\"a\"  }}]}");
+	drop_case("{\"object\":{\"metadata\":{\"managedFields\":null}}}", 3,
+		  "{\"object\":{\"metadata\":{}}}");
+	/* another depth, another parent, in a string, cut short: as it was */
+	drop_case("{\"items\":[{\"metadata\":{\"managedFields\":[]}}]}", 3,
+		  "{\"items\":[{\"metadata\":{\"managedFields\":[]}}]}");
+	drop_case("{\"object\":{\"spec\":{\"managedFields\":[]},\"metadata\":{\"name\":\"\\\"managedFields\\\":\"}}}", 3,
+		  "{\"object\":{\"spec\":{\"managedFields\":[]},\"metadata\":{\"name\":\"\\\"managedFields\\\":\"}}}");
+	drop_case("{\"object\":{\"metadata\":{\"managedFields\":[1,2", 3,
+		  "{\"object\":{\"metadata\":{\"managedFields\":[1,2");
+	drop_case("not json", 3, "not json");
+	/* a list: the same values as trimming after the parse */
+	a = json_loads(pod, 0, NULL);
+	T_ASSERT(a);
+	json_array_foreach(json_object_get(a, "items"), i, it)
+		kube_obj_trim(it, NULL, NULL);
+	buf = strdup(pod);
+	n = kube_json_drop_managed(buf, strlen(buf), 4);
+	T_ASSERT(n < strlen(pod));
+	b = json_loadb(buf, n, 0, NULL);
+	T_ASSERT(b);
+	T_ASSERT(json_equal(a, b));
+	json_decref(a);
+	json_decref(b);
+	free(buf);
+}
+
+static const char full_pod[] =
+	"{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"web-1\",\"namespace\":\"shop\","
+	"\"uid\":\"u-1\",\"resourceVersion\":\"9\",\"generation\":1,\"creationTimestamp\":\"2026-01-01T00:00:00Z\","
+	"\"labels\":{\"app\":\"web\",\"istio.io/dataplane-mode\":\"ambient\"},"
+	"\"annotations\":{\"ambient.istio.io/bypass-inbound-capture\":\"true\"},"
+	"\"ownerReferences\":[{\"kind\":\"ReplicaSet\",\"name\":\"web\"}]},"
+	"\"spec\":{\"nodeName\":\"n1\",\"serviceAccountName\":\"web-sa\",\"serviceAccount\":\"old\","
+	"\"hostNetwork\":false,\"dnsPolicy\":\"ClusterFirst\",\"tolerations\":[{\"key\":\"k\"}],"
+	"\"containers\":[{\"name\":\"app\",\"image\":\"i\",\"ports\":[{\"name\":\"http\",\"containerPort\":8080},"
+	"{\"containerPort\":9090,\"protocol\":\"UDP\"}],\"resources\":{}}],"
+	"\"initContainers\":[{\"name\":\"side\",\"restartPolicy\":\"Always\",\"ports\":[{\"name\":\"m\",\"containerPort\":15000}]},"
+	"{\"name\":\"init\",\"ports\":[{\"name\":\"x\",\"containerPort\":1}]}]},"
+	"\"status\":{\"phase\":\"Running\",\"podIP\":\"10.1.0.5\",\"podIPs\":[{\"ip\":\"10.1.0.5\"},{\"ip\":\"fd00::5\"}],"
+	"\"qosClass\":\"BestEffort\",\"hostIP\":\"192.0.2.1\","
+	"\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\",\"lastProbeTime\":null},"
+	"{\"type\":\"PodScheduled\",\"status\":\"True\"}],\"containerStatuses\":[{\"name\":\"app\",\"ready\":false}]}}";
+
+static void same_pod(const struct mesh_pod *x, const struct mesh_pod *y)
+{
+	T_ASSERT_STR(x->name, y->name);
+	T_ASSERT_STR(x->namespace, y->namespace);
+	T_ASSERT_STR(x->uid, y->uid);
+	T_ASSERT_STR(x->service_account, y->service_account);
+	T_ASSERT_STR(x->node, y->node);
+	T_ASSERT_INT(x->host_network, y->host_network);
+	T_ASSERT_INT(x->ready, y->ready);
+	T_ASSERT_INT(x->running, y->running);
+	T_ASSERT_INT(x->finished, y->finished);
+	T_ASSERT_INT(x->labels.n, y->labels.n);
+	T_ASSERT_INT(x->annotations.n, y->annotations.n);
+	T_ASSERT_INT(x->n_ips, y->n_ips);
+	T_ASSERT(!memcmp(x->ips, y->ips, x->n_ips * sizeof(*x->ips)));
+	T_ASSERT_INT(x->n_ports, y->n_ports);
+	for (size_t i = 0; i < x->n_ports; i++) {
+		T_ASSERT_INT(x->ports[i].port, y->ports[i].port);
+		T_ASSERT_STR(x->ports[i].name, y->ports[i].name);
+		T_ASSERT_STR(x->ports[i].protocol, y->ports[i].protocol);
+	}
+}
+
+/* mesh_build() of [a] and of [b]: both fail with the same message, or
+ * both give the same pods */
+static void same_model(json_t *a, json_t *b)
+{
+	char e1[512] = "", e2[512] = "", e3[512] = "";
+	struct mesh *m1 = NULL, *m2 = NULL;
+	json_t *x = json_pack("[O]", a), *y = json_pack("[O]", b);
+	int r1 = mesh_build(x, "api", &m1, e1, sizeof(e1));
+	int r2 = mesh_build(y, "api", &m2, e2, sizeof(e2));
+
+	T_ASSERT_INT(r1, r2);
+	T_ASSERT_STR(e1, e2);
+	/* the per-object check says what the builder says */
+	T_ASSERT_INT(mesh_check_object(b, "api", e3, sizeof(e3)), r2);
+	T_ASSERT_STR(e3, e2);
+	if (!r1) {
+		T_ASSERT_INT(m1->n_pods, m2->n_pods);
+		for (size_t i = 0; i < m1->n_pods; i++)
+			same_pod(&m1->pods[i], &m2->pods[i]);
+	}
+	mesh_free(m1);
+	mesh_free(m2);
+	json_decref(x);
+	json_decref(y);
+}
+
+static void test_compact(void)
+{
+	/* a field of the wrong type stays for the builder to refuse */
+	static const char *const bad[] = {
+		"{\"spec\":{\"containers\":\"x\"}}", "{\"spec\":{\"containers\":[1]}}",
+		"{\"spec\":{\"containers\":[{\"ports\":[{\"containerPort\":\"80\"}]}]}}",
+		"{\"spec\":7}", "{\"status\":[]}", "{\"status\":{\"conditions\":[\"Ready\"]}}",
+		"{\"status\":{\"podIPs\":[{\"ip\":\"nope\"}]}}", "{\"metadata\":{\"labels\":[]}}",
+		"{\"spec\":{\"hostNetwork\":\"yes\"}}", "{\"status\":{\"phase\":1}}",
+	};
+	json_t *o = json_loads(full_pod, 0, NULL), *c;
+	char *s;
+
+	T_ASSERT(o);
+	c = kube_obj_compact(o);
+	T_ASSERT(c);
+	T_ASSERT(!json_object_get(json_object_get(c, "spec"), "tolerations"));
+	T_ASSERT(!json_object_get(json_object_get(c, "status"), "containerStatuses"));
+	T_ASSERT(!json_object_get(json_object_get(c, "metadata"), "ownerReferences"));
+	s = json_dumps(c, JSON_COMPACT);
+	T_ASSERT(s && strlen(s) < strlen(full_pod));
+	free(s);
+	same_model(o, c);
+	json_decref(c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *patch = json_loads(bad[i], 0, NULL), *p = json_deep_copy(o);
+
+		T_ASSERT(patch && p);
+		/* merge one level down, as a merge patch would */
+		const char *k;
+		json_t *v;
+
+		json_object_foreach(patch, k, v) {
+			if (json_is_object(v) && json_is_object(json_object_get(p, k)))
+				json_object_update(json_object_get(p, k), v);
+			else
+				json_object_set(p, k, v);
+		}
+		c = kube_obj_compact(p);
+		T_ASSERT(c);
+		same_model(p, c);
+		T_ASSERT(mesh_check_object(c, "api", err, sizeof(err)) < 0);
+		json_decref(c);
+		json_decref(p);
+		json_decref(patch);
+	}
+	/* other kinds are kept whole */
+	c = json_pack("{s:s,s:s,s:{s:s},s:{s:[]}}", "apiVersion", "v1", "kind", "Service", "metadata",
+		      "name", "s", "spec", "ports");
+	T_ASSERT(kube_obj_compact(c) == c);
+	json_decref(c);
+	json_decref(c);
+	json_decref(o);
+}
+
+static void test_same(void)
+{
+	json_t *a = json_loads(full_pod, 0, NULL), *ca, *cb, *b;
+
+	T_ASSERT(a);
+	b = json_deep_copy(a);
+	json_object_set_new(json_object_get(b, "metadata"), "resourceVersion", json_string("10"));
+	/* a status heartbeat: only what the model does not read changes */
+	json_object_set_new(json_object_get(b, "status"), "qosClass", json_string("Burstable"));
+	ca = kube_obj_compact(a);
+	cb = kube_obj_compact(b);
+	T_ASSERT(kube_obj_same(ca, cb));
+	T_ASSERT(!kube_obj_same(a, b));
+	json_object_del(json_object_get(cb, "metadata"), "resourceVersion");
+	T_ASSERT(kube_obj_same(ca, cb));
+	json_object_set_new(json_object_get(json_object_get(cb, "metadata"), "labels"), "app",
+			    json_string("api"));
+	T_ASSERT(!kube_obj_same(ca, cb));
+	T_ASSERT(!kube_obj_same(ca, NULL));
+	json_decref(ca);
+	json_decref(cb);
+	json_decref(a);
+	json_decref(b);
+}
+
 static void test_cleanup(void)
 {
 	char cmd[600];
@@ -269,5 +503,6 @@ static void setup(void)
 }
 
 T_MAIN(T_CASE(setup), T_CASE(test_kubeconfig), T_CASE(test_kubeconfig_errors),
-       T_CASE(test_incluster), T_CASE(test_events), T_CASE(test_backoff),
-       T_CASE(test_store_objects), T_CASE(test_cleanup))
+       T_CASE(test_incluster), T_CASE(test_events), T_CASE(test_backoff), T_CASE(test_rebuild_delay),
+       T_CASE(test_store_objects), T_CASE(test_drop_managed), T_CASE(test_compact),
+       T_CASE(test_same), T_CASE(test_cleanup))
