@@ -8,7 +8,13 @@
  * Adoption after a restart (state_adopt_start) re-creates the listeners of
  * every recorded pod whose netns still exists, is the same netns (dev/ino),
  * and still carries our in-pod rules; anything else is dropped with a log
- * line saying why (e.g. the pod was deleted while we were down). A record
+ * line saying why (e.g. the pod was deleted while we were down). The
+ * listeners of an adopted pod open only once the tunnel can serve
+ * (tunnel_serving: in Kubernetes mode the model comes after the lists):
+ * in a rollout our predecessor's listeners share the pod's SO_REUSEPORT
+ * groups (and its eBPF listener map slot), and a listener of ours opened
+ * earlier would take a share of the new connections only to reset them;
+ * state_listen_adopted() opens them when the model is in. A record
  * that cannot be read or parsed (truncated by a full disk, damaged by
  * hand; state_record_parse() in tunnel/state_record.h says which field)
  * is not deleted: it is renamed <uid>.json.bad-<unix time>, counted in
@@ -211,7 +217,7 @@ static ssize_t record_read(const char *path, char *buf, size_t cap)
 static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whylen)
 {
 	static char buf[STATE_RECORD_MAX + 1]; /* main thread only */
-	const char *uid, *cid, *ifname, *ns, *name, *sa, *netns;
+	const char *uid, *cid, *ifname, *ns, *name, *sa, *netns, *gate;
 	struct state_record rec;
 	uint64_t cur_dev, cur_ino;
 	struct pod *p;
@@ -288,8 +294,10 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 	p->netns_ino = cur_ino;
 	p->mode = rec.mode;
 	mtls_pod_added(p); /* a failure is logged; its HBONE is refused */
-	ret = pod_listen(p, lerr, sizeof(lerr));
-	if (ret < 0)
+	if (!tunnel_serving(t, &gate))
+		log_info("re-adopted pod %s/%s (uid %s, netns %s); its listeners wait until we can serve (%s)",
+			 ns, name, uid, netns, gate);
+	else if (pod_listen(p, lerr, sizeof(lerr)) < 0)
 		log_error("adopted pod %s/%s (uid %s) but %s; will retry", ns, name, uid, lerr);
 	else
 		log_info("re-adopted pod %s/%s (uid %s, netns %s)", ns, name, uid, netns);
@@ -309,6 +317,8 @@ static void retry_listen(struct loop *l, void *ctx)
 
 	CHECK_OBJ(t, TUNNEL_MAGIC);
 	t->retry_timer = NULL;
+	if (t->draining || !tunnel_serving(t, NULL))
+		return; /* state_listen_adopted() starts again once we serve */
 	for (struct pod *p = t->pods; p; p = p->next) {
 		if (p->listening)
 			continue;
@@ -321,6 +331,20 @@ static void retry_listen(struct loop *l, void *ctx)
 	}
 	if (missing)
 		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
+}
+
+void state_listen_adopted(struct tunnel *t)
+{
+	size_t n = 0;
+
+	if (t->draining || !tunnel_serving(t, NULL))
+		return;
+	for (const struct pod *p = t->pods; p; p = p->next)
+		n += !p->listening;
+	if (!n || t->retry_timer)
+		return;
+	log_info("serving now: opening the listeners of %zu adopted pod(s)", n);
+	retry_listen(t->loop, t);
 }
 
 #define ADOPTION_MAGIC 0x41444f50u
@@ -416,7 +440,7 @@ static void adoption_finish(struct tunnel *t)
 	CHECK_OBJ(a, ADOPTION_MAGIC);
 	for (struct pod *p = t->pods; p; p = p->next)
 		missing |= !p->listening;
-	if (missing && !t->retry_timer)
+	if (missing && !t->retry_timer && tunnel_serving(t, NULL))
 		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
 	log_info("adoption done: %zu pod(s) re-adopted, %zu record(s) dropped, %zu kept but not adopted",
 		 a->adopted, a->dropped, a->kept);

@@ -405,6 +405,10 @@ void state_adopt_stop(struct tunnel *t);
  * <uid>.json.bad-<unix time> in the same directory (kept for a human, never
  * deleted): [{uid, record, reason}], a new reference (NULL on ENOMEM). */
 json_t *state_bad_records_json(const struct tunnel *t);
+/* Opens the listeners of the adopted pods that wait for the tunnel to
+ * serve (state.c says why they wait); nothing while it cannot, or drains.
+ * Main thread; called when a model is installed. */
+void state_listen_adopted(struct tunnel *t);
 /* "adopting N/M pods" while adopting; valid until the next loop callback. */
 const char *state_adopt_progress(const struct tunnel *t);
 /* state_uid_valid(): tunnel/state_record.h. */

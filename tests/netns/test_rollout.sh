@@ -14,8 +14,8 @@
 #                                                          (drainSeconds: 3)
 #
 # Shown by traffic (every connection of three loops succeeds across the
-# whole rollout; the held connection keeps echoing on the old tunnel until
-# it is closed), by the kernel (whose listeners are in the pod: ss shows the
+# whole rollout, also while the successor waits for its model; the held
+# connection keeps echoing on the old tunnel until it is closed), by the kernel (whose listeners are in the pod: ss shows the
 # owning process), and by the logs. Then the drain deadline: B alone gets
 # SIGTERM, refuses new connections (fail closed) and cuts a held one after
 # drainSeconds. Env: B or WARREN_BUILD, KEEP_TMP=1.
@@ -58,12 +58,34 @@ for n in hbone plain local held; do
 done
 ok "traffic flows through tunnel A (pid $A): HBONE across nodes, plaintext, HBONE within node2, one held connection"
 
-# --- the successor starts beside A --------------------------------------------------------
+# --- the successor starts beside A, its model not there yet -----------------------------------
+# (Kubernetes mode: the model comes after the lists.) B adopts the pods but
+# opens no listener in them until it can serve: one opened before would
+# take a share of srv's new connections (SO_REUSEPORT) only to reset them.
+# The mesh file is moved aside while B starts (A keeps the model it has).
 DRAIN_SECONDS=3 tunnel_conf_write node2 # B's configuration; A has read its own
+mv "$T/mesh.yaml" "$T/mesh.yaml.held"
 successor_start node2
 B=$SUCCESSOR_PID
+dump_reason() { wctl node2 -o json config-dump 2>/dev/null | "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(d["pid"], d["readyReason"])'; }
+b_waits() { [[ $(dump_reason) == "$B mesh model not loaded"* ]] && grep -q "warren-tunnel\[$B\]: adoption done" "$T/node2/tunnel.log"; }
+wait_for -t 10 b_waits &&
+	ok "tunnel B (pid $B) started beside A with no model yet: it adopted the pods, not ready (no mesh model)" ||
+	die "tunnel B waiting for its model (readiness: $(dump_reason))"
+check "B logged that srv's listeners wait for a model" \
+	grep -q "warren-tunnel\[$B\]: re-adopted pod mesh/srv .*its listeners wait until we can serve" "$T/node2/tunnel.log"
+[[ $(listener_pids srv 15008) == "$A " && $(listener_pids srv 15006) == "$A " && $(listener_pids loc 15001) == "$A " ]] &&
+	ok "... and opened no listener in the pods: only A's (pid $A) are there" ||
+	not_ok "B opened no listener before its model" "$(ss -N "${POD_NETNS[srv]}" -tlnp)"
+for n in hbone plain local; do eval "mark_$n=\$(status_ok $n) fail_$n=\$(status_fail $n)"; done
+wait_for -t 10 progressed hbone $((mark_hbone + 40)) && wait_for -t 10 progressed plain $((mark_plain + 40)) &&
+	wait_for -t 10 progressed local $((mark_local + 40)) &&
+	[[ $(status_fail hbone) == "$fail_hbone" && $(status_fail plain) == "$fail_plain" && $(status_fail local) == "$fail_local" ]] &&
+	ok "meanwhile A serves every new connection (40 more of each loop, none failed)" ||
+	not_ok "no connection failed while B waited for its model" "$(head -n 3 "$T"/{hbone,plain,local}.status)"
+mv "$T/mesh.yaml.held" "$T/mesh.yaml"
 wait_for -t 10 answered_by node2 "$B" &&
-	ok "tunnel B (pid $B) started beside A: it took the admin socket over, adopted the pods, ready" ||
+	ok "with its model B opened the pods' listeners and is ready" ||
 	die "tunnel B not ready (config-dump: $(wctl node2 -o json config-dump 2>&1 | head -c 300))"
 both=$(printf '%s\n' "$A" "$B" | sort | tr '\n' ' ') shared=1
 for port in 15001 15006 15008; do [[ $(listener_pids srv $port) == "$both" ]] || shared=0; done
