@@ -12,14 +12,14 @@
 #     warren-tunnel caDir=$T/ca                      warren-tunnel caDir=$T/ca (restarted
 #                                                      broken, without a CA, ...)
 #
-# Shows: node2 restarted with a broken mesh file adopts srv but refuses
-# every captured connection (inbound plaintext, inbound HBONE, outbound)
-# and says why in the log and /healthz/ready, until the file is fixed;
-# without caDir and without `mtls: disabled` it is not ready and refuses
-# likewise, and `mtls: disabled` lets plaintext through by choice. A
-# truncated mesh file is not loaded; one cut short keeps the pods node2
-# holds (log, metric); pods held by one tunnel talk HBONE whatever the
-# model says; a Succeeded pod with a live pod's IP does not shadow it, and
+# Shows: node2 restarted with a broken mesh file adopts srv but opens no
+# listener in it, so every captured connection (inbound plaintext, inbound
+# HBONE, outbound) is refused, and says why in the log and /healthz/ready,
+# until the file is fixed; without caDir and without `mtls: disabled` it is
+# not ready and refuses likewise, and `mtls: disabled` lets plaintext
+# through by choice. A truncated mesh file is not loaded; one cut short
+# keeps the pods node2 holds (log, metric); pods held by one tunnel talk
+# HBONE whatever the model says; a Succeeded pod with a live pod's IP does not shadow it, and
 # two live pods with one IP make connections to it fail closed. An ADD of a
 # pod the model does not know waits for its object (bounded), else fails
 # with CNI error 11.
@@ -103,17 +103,18 @@ check "baseline: srv -> cli echoes" echoes srv "${POD_IP[cli]}"
 tunnel_kill9 node2
 mesh_write_raw $'apiVersion: v1\nkind: Namespace\nmetadata: [broken\n'
 tunnel_start_unready node2
-check "node2 restarted with a broken mesh file re-adopts srv (its listeners are up)" \
-	wait_for -t 10 pod_listening srv
+check "node2 restarted with a broken mesh file re-adopts srv; its listeners wait for a model (logged)" \
+	wait_for -t 10 grep -q "re-adopted pod mesh/srv .*its listeners wait until we can serve (mesh model not loaded" "$T/node2/tunnel.out"
 check "... /healthz/ready answers 503 saying the model is not loaded" \
 	wait_for -t 5 ready_says node2 "mesh model not loaded"
+check "... no listener of its in srv: a captured connection finds nobody" fails pod_listening srv
 check "... out (plaintext) -> srv is refused, the app sees nothing" refused out "${POD_IP[srv]}" srv
 check "... cli -> srv (HBONE to 15008) is refused, the app sees nothing" refused cli "${POD_IP[srv]}" srv
 check "... srv -> cli (outbound) is refused, cli's app sees nothing" refused srv "${POD_IP[cli]}" cli
-check "... the log says why captured connections are refused" \
-	grep -q "refusing captured connections.*mesh model not loaded" "$T/node2/tunnel.out"
 mesh_restore
 check "fixed mesh file: node2 becomes ready" wait_for -t 10 tunnel_ready node2
+check "... having opened srv's listeners once serving (logged)" \
+	grep -q "serving now: opening the listeners of 1 adopted pod(s)" "$T/node2/tunnel.out"
 check "... srv -> cli echoes again" wait_for -t 5 echoes srv "${POD_IP[cli]}"
 check "... out -> srv echoes again" echoes out "${POD_IP[srv]}"
 
@@ -121,9 +122,11 @@ check "... out -> srv echoes again" echoes out "${POD_IP[srv]}"
 tunnel_stop node2
 NO_CA[node2]=1
 tunnel_start_unready node2
-check "node2 without caDir (mtls not disabled) re-adopts srv" wait_for -t 10 pod_listening srv
+check "node2 without caDir (mtls not disabled) re-adopts srv; its listeners wait (no mesh CA)" \
+	wait_for -t 10 grep -q "re-adopted pod mesh/srv .*its listeners wait until we can serve (no mesh CA" "$T/node2/tunnel.out"
 check "... /healthz/ready answers 503 saying there is no mesh CA" \
 	wait_for -t 5 ready_says node2 "no mesh CA"
+check "... no listener of its in srv" fails pod_listening srv
 check "... out (plaintext) -> srv is refused" refused out "${POD_IP[srv]}" srv
 check "... srv -> cli is refused (never plaintext between enrolled pods)" refused srv "${POD_IP[cli]}" cli
 tunnel_stop node2
