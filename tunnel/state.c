@@ -19,8 +19,10 @@
  * hand; state_record_parse() in tunnel/state_record.h says which field)
  * is not deleted: it is renamed <uid>.json.bad-<unix time>, counted in
  * warren_state_records_bad_total and listed by GET /state_records (and
- * under `warrenctl pods`), since its pod may still be captured with
- * nobody listening until it is re-created. A pod
+ * under `warrenctl pods`), and its pod is looked for in its netns once the
+ * good records are adopted and a model is loaded (state_readopt.c): found
+ * and verified, it is adopted and gets a new record; otherwise it stays
+ * captured with nobody listening (refused) until it is re-created. A pod
  * whose listeners fail is kept and retried every 5 s. The record files are
  * listed once at the start and adopted adoptBatch (default 16) per loop
  * iteration (a 0 ms timer; the loop serves ready fds between timers), so
@@ -337,6 +339,7 @@ void state_listen_adopted(struct tunnel *t)
 {
 	size_t n = 0;
 
+	state_readopt_bad(t); /* those that waited for a model */
 	if (t->draining || !tunnel_serving(t, NULL))
 		return;
 	for (const struct pod *p = t->pods; p; p = p->next)
@@ -438,15 +441,18 @@ static void adoption_finish(struct tunnel *t)
 	bool missing = false;
 
 	CHECK_OBJ(a, ADOPTION_MAGIC);
+	log_info("adoption done: %zu pod(s) re-adopted, %zu record(s) dropped, %zu kept but not adopted",
+		 a->adopted, a->dropped, a->kept);
+	t->adopted = true;
+	/* Records set aside: their pods from their netns, the good ones held
+	 * (a netns they hold is no candidate), and before cap_sys_ptrace goes. */
+	state_readopt_bad(t);
 	for (struct pod *p = t->pods; p; p = p->next)
 		missing |= !p->listening;
 	if (missing && !t->retry_timer && tunnel_serving(t, NULL))
 		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
-	log_info("adoption done: %zu pod(s) re-adopted, %zu record(s) dropped, %zu kept but not adopted",
-		 a->adopted, a->dropped, a->kept);
 	adoption_free(a);
 	t->adoption = NULL;
-	t->adopted = true;
 	host_probe_flush(t);
 	harden_after_startup(t); /* the last step that needed cap_sys_ptrace is done */
 	/* Only now: a held add must see the adopted pod, never race it. */
@@ -470,13 +476,13 @@ static void record_set_aside(struct tunnel *t, const char *dir, const char *name
 			  strerror(errno));
 		snprintf(bad, sizeof(bad), "%s", path);
 	} else {
-		log_error("state record %s: %s; moved aside to %s. Its pod (uid %s) is not re-adopted: "
-			  "if it still runs, its connections are refused until it is re-created",
+		log_error("state record %s: %s; moved aside to %s. Its pod (uid %s) is looked for in its netns",
 			  path, why, bad, uid);
 	}
 	if (!t->bad_records)
 		t->bad_records = json_array();
-	o = json_pack("{s:s,s:s,s:s}", "uid", uid, "record", bad, "reason", why);
+	o = json_pack("{s:s,s:s,s:s,s:b,s:s}", "uid", uid, "record", bad, "reason", why, "pending", 1,
+		      "readopt", "after the records that could be read");
 	if (t->bad_records && o)
 		json_array_append(t->bad_records, o);
 	json_decref(o);

@@ -409,6 +409,13 @@ json_t *state_bad_records_json(const struct tunnel *t);
  * serve (state.c says why they wait); nothing while it cannot, or drains.
  * Main thread; called when a model is installed. */
 void state_listen_adopted(struct tunnel *t);
+/* ---- state_readopt.c ---- */
+/* The pods of the records set aside at start that still wait: each looked
+ * for in its netns and adopted when found and verified (state_readopt.c
+ * says how), else left failed closed; the outcome goes into its
+ * GET /state_records entry. Nothing before adoption is done or while
+ * draining; without a model they wait for one. Main thread. */
+void state_readopt_bad(struct tunnel *t);
 /* "adopting N/M pods" while adopting; valid until the next loop callback. */
 const char *state_adopt_progress(const struct tunnel *t);
 /* state_uid_valid(): tunnel/state_record.h. */

@@ -22,7 +22,9 @@
 # HBONE whatever the model says; a Succeeded pod with a live pod's IP does not shadow it, and
 # two live pods with one IP make connections to it fail closed. An ADD of a
 # pod the model does not know waits for its object (bounded), else fails
-# with CNI error 11.
+# with CNI error 11. A pod whose state record was cut short is re-adopted
+# from its netns when that is found and verified, and left refused (and
+# listed) when the netns is ambiguous.
 # Env: B or WARREN_BUILD, KEEP_TMP=1.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -203,6 +205,38 @@ check "an ADD waiting for the object succeeds once it arrives" test "$rc" = 0
 check "... and the pod has its own service account, not default" \
 	eval "wctl node1 -o json pods | jq -e '.[] | select(.name == \"late\") | .serviceAccount == \"late-sa\"' >/dev/null"
 chain node1 DEL late >/dev/null 2>&1
+
+# --- item: a state record that cannot be read: its pod re-adopted from its netns -----------
+# node2 stopped; srv's and cli2's records cut short; a decoy netns joined to
+# node2 by a veth holds cli2's IP too. Restarted, node2 finds srv's netns
+# (its IP, its veth to node2, our capture), adopts it and writes a good
+# record; cli2's netns cannot be told from the decoy: left captured, refused.
+tunnel_stop node2
+for p in srv cli2; do
+	rec=$T/node2/state/pods/${POD_UID[$p]}.json
+	head -c 60 "$rec" >"$rec.cut" && mv "$rec.cut" "$rec" || die "truncating $p's record"
+done
+DECOY=wp-$E2E_ID-decoy
+ip netns add "$DECOY" && ip -n "${NODE_NETNS[node2]}" link add "wd$E2E_ID" type veth peer name eth0 netns "$DECOY" &&
+	ip -n "$DECOY" addr add "${POD_IP[cli2]}/32" dev eth0 || die "decoy netns"
+tunnel_start node2 2>/dev/null || die "node2 not ready after the restart (see $T/node2/tunnel.out)"
+check "node2 restarted: both cut records moved aside and counted" \
+	eval '[[ $(metric node2 warren_state_records_bad_total) == 2 ]] && compgen -G "$T/node2/state/pods/${POD_UID[srv]}.json.bad-*" >/dev/null'
+check "... srv re-adopted from its netns (its listeners are up)" wait_for -t 5 pod_listening srv
+check "... and logged" grep -q "pod of uid ${POD_UID[srv]} re-adopted from netns /var/run/netns/${POD_NETNS[srv]}" "$T/node2/tunnel.out"
+check "... with a good record written anew" \
+	eval "jq -e '.name == \"srv\" and .namespace == \"mesh\"' '$T/node2/state/pods/${POD_UID[srv]}.json' >/dev/null"
+check "... cli -> srv over mTLS HBONE again (node2 logs cli's identity)" wait_for -t 5 echoes_mtls node2 cli srv
+check "cli2 (its IP also in a decoy netns joined to node2) not re-adopted: no listener" fails pod_listening cli2
+check "... cli2 -> srv refused (captured, nobody serving it), srv's app sees nothing" refused cli2 "${POD_IP[srv]}" srv
+out=$(wctl node2 pods 2>&1)
+check "... warrenctl pods lists cli2's record: not re-adopted, ambiguous" \
+	grep -qE "uid ${POD_UID[cli2]}: .*\.json\.bad-[0-9]+ \(.*\): not re-adopted: ambiguous: 2 netns" <<<"$out"
+check "... and srv's as re-adopted" grep -qE "uid ${POD_UID[srv]}: .*: re-adopted from netns" <<<"$out"
+check "warren_state_records_readopt_total: 1 adopted, 1 refused" \
+	eval '[[ $(metric node2 "warren_state_records_readopt_total{result=\"adopted\"}") == 1 &&
+		$(metric node2 "warren_state_records_readopt_total{result=\"refused\"}") == 1 ]]'
+ip netns del "$DECOY"
 
 tunnel_stop node1
 tunnel_stop node2
