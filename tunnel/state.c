@@ -14,7 +14,10 @@
  * in a rollout our predecessor's listeners share the pod's SO_REUSEPORT
  * groups (and its eBPF listener map slot), and a listener of ours opened
  * earlier would take a share of the new connections only to reset them;
- * state_listen_adopted() opens them when the model is in. A record
+ * state_listen_adopted() opens them when the model is in. Likewise a pod
+ * whose identity has no certificate yet (warren-ca unreachable) waits for
+ * it: our listeners would refuse its HBONE while the predecessor's serve.
+ * Without a predecessor, nobody listening refuses as surely. A record
  * that cannot be read or parsed (truncated by a full disk, damaged by
  * hand; state_record_parse() in tunnel/state_record.h says which field)
  * is not deleted: it is renamed <uid>.json.bad-<unix time>, counted in
@@ -299,6 +302,9 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 	if (!tunnel_serving(t, &gate))
 		log_info("re-adopted pod %s/%s (uid %s, netns %s); its listeners wait until we can serve (%s)",
 			 ns, name, uid, netns, gate);
+	else if (mtls_pod_cert_pending(p))
+		log_warn("re-adopted pod %s/%s (uid %s, netns %s); its listeners wait for its certificate",
+			 ns, name, uid, netns);
 	else if (pod_listen(p, lerr, sizeof(lerr)) < 0)
 		log_error("adopted pod %s/%s (uid %s) but %s; will retry", ns, name, uid, lerr);
 	else
@@ -322,8 +328,8 @@ static void retry_listen(struct loop *l, void *ctx)
 	if (t->draining || !tunnel_serving(t, NULL))
 		return; /* state_listen_adopted() starts again once we serve */
 	for (struct pod *p = t->pods; p; p = p->next) {
-		if (p->listening)
-			continue;
+		if (p->listening || mtls_pod_cert_pending(p))
+			continue; /* the latter: once renew_cb() has its certificate */
 		if (pod_listen(p, err, sizeof(err)) < 0) {
 			log_warn("retrying listeners: %s", err);
 			missing = true;
@@ -343,7 +349,7 @@ void state_listen_adopted(struct tunnel *t)
 	if (t->draining || !tunnel_serving(t, NULL))
 		return;
 	for (const struct pod *p = t->pods; p; p = p->next)
-		n += !p->listening;
+		n += !p->listening && !mtls_pod_cert_pending(p);
 	if (!n || t->retry_timer)
 		return;
 	log_info("serving now: opening the listeners of %zu adopted pod(s)", n);
@@ -448,7 +454,7 @@ static void adoption_finish(struct tunnel *t)
 	 * (a netns they hold is no candidate), and before cap_sys_ptrace goes. */
 	state_readopt_bad(t);
 	for (struct pod *p = t->pods; p; p = p->next)
-		missing |= !p->listening;
+		missing |= !p->listening && !mtls_pod_cert_pending(p);
 	if (missing && !t->retry_timer && tunnel_serving(t, NULL))
 		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
 	adoption_free(a);

@@ -177,7 +177,8 @@ static int readopt_one(struct tunnel *t, const char *uid, char *why, size_t whyl
 	}
 	mtls_pod_added(p); /* a failure is logged; its HBONE is refused */
 	snprintf(why, whylen, "re-adopted from netns %.300s", path);
-	if (tunnel_serving(t, NULL) && !t->draining && pod_listen(p, err, sizeof(err)) < 0)
+	if (tunnel_serving(t, NULL) && !t->draining && !mtls_pod_cert_pending(p) &&
+	    pod_listen(p, err, sizeof(err)) < 0)
 		log_error("re-adopted pod %s/%s but %s; will retry", p->namespace, p->name, err);
 	return 0;
 }

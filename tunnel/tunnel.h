@@ -360,6 +360,9 @@ json_t *mtls_pool_json(const struct tunnel *t);
 void mtls_scrape(struct tunnel *t);
 /* The pod's SPIFFE ID, "" when none (plaintext). */
 const char *mtls_pod_identity(const struct pod *p, char *buf, size_t len);
+/* Does p's identity wait for its certificate (warren-ca has not signed
+ * yet)? false without mTLS or without an identity at all. Main thread. */
+bool mtls_pod_cert_pending(const struct pod *p);
 
 /* proxy.c helpers shared with mtls.c */
 struct conn *conn_new(struct pod *p, enum conn_dir dir, int fd, const struct sockaddr_storage *src);
@@ -406,8 +409,9 @@ void state_adopt_stop(struct tunnel *t);
  * deleted): [{uid, record, reason}], a new reference (NULL on ENOMEM). */
 json_t *state_bad_records_json(const struct tunnel *t);
 /* Opens the listeners of the adopted pods that wait for the tunnel to
- * serve (state.c says why they wait); nothing while it cannot, or drains.
- * Main thread; called when a model is installed. */
+ * serve or for their certificate (state.c says why they wait); nothing
+ * while it cannot serve, or drains. Main thread; called when a model is
+ * installed and after certificate renewals. */
 void state_listen_adopted(struct tunnel *t);
 /* ---- state_readopt.c ---- */
 /* The pods of the records set aside at start that still wait: each looked
