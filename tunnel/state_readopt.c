@@ -64,8 +64,8 @@ static int readopt_mode(int fd, struct inpod_mode *mode, char *why, size_t whyle
 }
 
 /* The pod's netns: exactly one candidate. fd or -errno with why. */
-static int readopt_find(struct tunnel *t, const struct mesh_pod *mp, char *path, size_t len,
-			char *why, size_t whylen)
+static int readopt_find(const struct mesh_pod *mp, char *path, size_t len, char *why,
+			size_t whylen)
 {
 	char ppath[300];
 	unsigned matches = 0;
@@ -74,8 +74,9 @@ static int readopt_find(struct tunnel *t, const struct mesh_pod *mp, char *path,
 
 	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (self < 0) {
-		snprintf(why, whylen, "cannot open our own netns: %s", strerror(errno));
-		return -errno;
+		fd = -errno;
+		snprintf(why, whylen, "cannot open our own netns: %s", strerror(-fd));
+		return fd;
 	}
 	fd = pod_netns_find_dir(STATE_NETNS_DIR, self, mp->ips, mp->n_ips, path, len, &matches);
 	close(self);
@@ -137,7 +138,7 @@ static int readopt_one(struct tunnel *t, const char *uid, char *why, size_t whyl
 		snprintf(why, whylen, "%s", r);
 		return -ENOENT;
 	}
-	fd = readopt_find(t, mp, path, sizeof(path), why, whylen);
+	fd = readopt_find(mp, path, sizeof(path), why, whylen);
 	if (fd < 0)
 		return fd;
 	ret = netns_identity(fd, &dev, &ino);
