@@ -57,7 +57,10 @@ cleanup_all() {
 	fi
 	for p in "${CTRL_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	[[ -f $K/env ]] && bash hack/kube-down.sh "$K" >"$T/kube-down.log" 2>&1
-	((MADE_VAR_LIB_WARREN)) && rmdir /var/lib/warren 2>/dev/null
+	# Not while another run of this test is up: removing the directory
+	# would detach the bind mounts its nodes hold there (their state dirs).
+	((MADE_VAR_LIB_WARREN)) && [[ -z $(ls -d /tmp/warren-kinst.* 2>/dev/null | grep -vxF "$T") ]] &&
+		rmdir /var/lib/warren 2>/dev/null
 	rm -rf "$T"
 	((rc == 0 && TAP_FAILED > 0)) && rc=1
 	exit "$rc"
