@@ -382,12 +382,16 @@ static int cmd_pods(const struct ctl *c, int argc, char **argv)
 	bad = parse(body);
 	free(body);
 	if (json_is_array(bad) && json_array_size(bad)) {
-		printf("\nstate records that could not be read (moved aside; their pods were not re-adopted:\n"
-		       "connections of such a pod are refused until it is re-created):\n");
+		printf("\nstate records that could not be read (moved aside; a pod not re-adopted from its\n"
+		       "netns stays captured and refused until it is re-created):\n");
 		json_array_foreach(bad, i, r)
-			printf("  uid %s: %s (%s)\n", json_string_value(json_object_get(r, "uid")) ?: "?",
+			printf("  uid %s: %s (%s): %s%s\n", json_string_value(json_object_get(r, "uid")) ?: "?",
 			       json_string_value(json_object_get(r, "record")) ?: "?",
-			       json_string_value(json_object_get(r, "reason")) ?: "?");
+			       json_string_value(json_object_get(r, "reason")) ?: "?",
+			       json_is_true(json_object_get(r, "adopted")) ? ""
+			       : json_is_true(json_object_get(r, "pending")) ? "not re-adopted yet: "
+									 : "not re-adopted: ",
+			       json_string_value(json_object_get(r, "readopt")) ?: "?");
 	}
 	json_decref(bad);
 	return 0;

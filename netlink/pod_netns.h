@@ -28,4 +28,19 @@
 int pod_netns_find(const char *proc, const char *uid, const struct mesh_ip *ips, size_t n_ips,
 		   char *path, size_t len);
 
+/* Is netns nsfd joined to netns peer_fd by a link (a veth whose other end
+ * is in peer_fd, as a CNI plugin joins a pod to its node)? Asks nsfd
+ * which id it gives peer_fd (RTM_GETNSID) and looks for a link of nsfd
+ * with that IFLA_LINK_NETNSID. 1 yes, 0 no, -errno. */
+int pod_netns_linked(int nsfd, int peer_fd);
+
+/* The netns among dir's entries (a runtime's netns mounts, e.g.
+ * /var/run/netns) that hold ips[0..n_ips) and are linked to peer_fd (the
+ * node's netns): *matches counts them (each netns once). With exactly one,
+ * returns its O_RDONLY|O_CLOEXEC fd and writes "<dir>/<entry>" into path;
+ * -ENOENT with none, -EEXIST with several (ambiguous: nothing returned),
+ * -EINVAL with no ips, else -errno. */
+int pod_netns_find_dir(const char *dir, int peer_fd, const struct mesh_ip *ips, size_t n_ips,
+		       char *path, size_t len, unsigned *matches);
+
 #endif

@@ -75,7 +75,12 @@ struct admin {
 	int n;
 	dev_t sock_dev; /* adminSocket's file as we bound it: a successor may */
 	ino_t sock_ino; /* have bound its own at the path since */
+	struct loop_timer *succ_timer; /* watching for that while we answer readiness */
 };
+
+/* How often a tunnel answering readiness checks whether a successor took
+ * adminSocket over. */
+#define ADMIN_SUCCESSOR_CHECK_MS 500
 
 /* Takes body (malloc'd, NUL-terminated; NULL after an allocation failure,
  * which the server answers with 500). */
@@ -645,6 +650,32 @@ static int srv_start(struct tunnel *t, int lfd, enum srv_kind kind, const char *
 	return 0;
 }
 
+/* A successor bound adminSocket anew (drain.c): it also shares our
+ * readiness port (SO_REUSEPORT), so a kubelet's probe of either pod reaches
+ * either process, and ours would answer for the successor's pod: "ready"
+ * before it has its model, pods and certificates, or "draining" once we
+ * were told to stop. From now on the port is the successor's alone. */
+static void admin_successor_check(struct loop *l, void *ctx)
+{
+	struct tunnel *t = ctx;
+	struct admin *a = t->admin;
+	struct stat st;
+
+	a->succ_timer = NULL;
+	if (stat(t->conf->admin_socket, &st) < 0 || (st.st_dev == a->sock_dev && st.st_ino == a->sock_ino)) {
+		a->succ_timer = loop_timer_add(l, ADMIN_SUCCESSOR_CHECK_MS, admin_successor_check, t);
+		return;
+	}
+	for (int i = 0; i < a->n; i++) {
+		if (a->srv[i].kind != SRV_READINESS || !a->srv[i].hs)
+			continue;
+		http_server_free(a->srv[i].hs);
+		a->srv[i].hs = NULL;
+		log_info("a successor took adminSocket %s over: readiness is left to it (a probe of our pod, "
+			 "on the shared port, now reports the successor's state)", t->conf->admin_socket);
+	}
+}
+
 int admin_start(struct tunnel *t)
 {
 	const struct tunnel_conf *c = t->conf;
@@ -686,7 +717,10 @@ int admin_start(struct tunnel *t)
 	fd = listen_tcp(ra, "readinessAddress");
 	if (fd < 0)
 		return fd;
-	return srv_start(t, fd, SRV_READINESS, ra);
+	ret = srv_start(t, fd, SRV_READINESS, ra);
+	if (ret == 0 && t->admin->sock_ino)
+		t->admin->succ_timer = loop_timer_add(t->loop, ADMIN_SUCCESSOR_CHECK_MS, admin_successor_check, t);
+	return ret;
 }
 
 void admin_stop(struct tunnel *t)
@@ -695,6 +729,8 @@ void admin_stop(struct tunnel *t)
 
 	if (!a)
 		return;
+	if (a->succ_timer)
+		loop_timer_cancel(t->loop, a->succ_timer);
 	for (int i = 0; i < a->n; i++) {
 		http_server_free(a->srv[i].hs);
 		a->srv[i].magic = 0;

@@ -4,9 +4,11 @@
  * shape of ztunnel's). The successor starts while
  * this tunnel runs: it takes over the plugin and admin sockets (their
  * paths, by unlinking and binding anew), binds the admin, metrics and
- * readiness ports beside ours (SO_REUSEPORT), adopts every pod from the
- * shared state directory and opens its listeners in each pod beside ours
- * (the same SO_REUSEPORT groups). Then this tunnel gets SIGTERM and:
+ * readiness ports beside ours (SO_REUSEPORT; seeing adminSocket taken,
+ * admin.c closes our readiness port), adopts every pod from the shared
+ * state directory and, once it can serve them (a model; each pod's
+ * certificate), opens its listeners in each pod beside ours (the same
+ * SO_REUSEPORT groups). Then this tunnel gets SIGTERM and:
  *
  *  - closes its listeners in every pod at once, so new connections go to
  *    the successor's; first it sets net.ipv4.tcp_migrate_req in each pod,

@@ -188,6 +188,7 @@ void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin, si
 	if (set)
 		set = mtls_policies_install(t, set); /* open inbound connections re-checked */
 	handoff_server_model_changed(t); /* plugin requests waiting for their pod */
+	state_listen_adopted(t); /* adopted pods waiting for a model */
 	loop_unguard(t->loop);
 	mesh_free(old);
 	authz_set_free(set); /* the previous set */

@@ -80,7 +80,7 @@ struct gseries {
 };
 
 enum fam_id { F_PLUGIN, F_HANDSHAKES, F_DENIALS, F_CERT, F_POOL_CONNS, F_POOL_STREAMS, F_CSR, F_CSR_US,
-	      F_ACCEPT_PAUSED, F_HBONE_REFUSED, F_STATE_BAD, F_COUNT };
+	      F_ACCEPT_PAUSED, F_HBONE_REFUSED, F_STATE_BAD, F_STATE_READOPT, F_COUNT };
 
 struct family {
 	const char *name, *type, *help;
@@ -135,6 +135,8 @@ static const struct family fam_init[F_COUNT] = {
 			      "Connections to a pod's 15008 closed before their TLS handshake because too many handshakes were pending, by limit." },
 	[F_STATE_BAD] = { "warren_state_records_bad_total", "counter",
 			  "State records that could not be read at start and were moved aside." },
+	[F_STATE_READOPT] = { "warren_state_records_readopt_total", "counter",
+			      "Pods of state records moved aside, by what became of them: re-adopted from their netns, or refused (left failed closed)." },
 };
 
 int metrics_new(struct metrics **out)
@@ -363,6 +365,13 @@ void metrics_state_record_bad(struct tunnel *t)
 	if (!t || !t->metrics)
 		return;
 	fam_update(t, F_STATE_BAD, strdup(""), false, 1);
+}
+
+void metrics_state_record_readopt(struct tunnel *t, bool adopted)
+{
+	if (!t || !t->metrics)
+		return;
+	fam_update(t, F_STATE_READOPT, labels_fmt("result", adopted ? "adopted" : "refused", NULL), false, 1);
 }
 
 void metrics_pool_set(struct tunnel *t, uint64_t connections, uint64_t streams)

@@ -78,6 +78,8 @@ void metrics_accept_paused(struct tunnel *t, const char *listener);
 void metrics_hbone_refused(struct tunnel *t, const char *reason);
 /* A state record that could not be read was moved aside at start. */
 void metrics_state_record_bad(struct tunnel *t);
+/* The pod of a record moved aside: re-adopted from its netns, or refused. */
+void metrics_state_record_readopt(struct tunnel *t, bool adopted);
 /* Current HBONE pool size. */
 void metrics_pool_set(struct tunnel *t, uint64_t connections, uint64_t streams);
 /* Certificate of identity (spiffe://...) expires at not_after (Unix s);

@@ -147,6 +147,17 @@ static const char *pod_identity_why(const struct pod *p, char *buf, size_t len)
 	return buf;
 }
 
+bool mtls_pod_cert_pending(const struct pod *p)
+{
+	struct mtls *sec = p->t->sec;
+	struct identity *id;
+
+	if (!sec || !pod_primary(p)->id_held)
+		return false;
+	id = identity_find(sec->ids, p->namespace, p->service_account);
+	return id && !identity_ready(id);
+}
+
 const char *mtls_pod_identity(const struct pod *p, char *buf, size_t len)
 {
 	struct identity *id = pod_identity(p);
@@ -246,6 +257,7 @@ out:
 	free(before);
 	free(after);
 	renew_arm(t);
+	state_listen_adopted(t); /* adopted pods whose certificate just came */
 }
 
 static void renew_arm(struct tunnel *t)

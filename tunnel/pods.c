@@ -322,7 +322,8 @@ bool tunnel_ready(const struct tunnel *t, const char **reason)
 		ok = true;
 		for (const struct pod *p = t->pods; p; p = p->next)
 			if (!p->listening) {
-				r = "a pod has no listeners yet (retrying; see the log)";
+				r = mtls_pod_cert_pending(p) ? "a pod's identity has no certificate yet (see the log)"
+							     : "a pod has no listeners yet (retrying; see the log)";
 				ok = false;
 				break;
 			}

@@ -8,13 +8,24 @@
  * Adoption after a restart (state_adopt_start) re-creates the listeners of
  * every recorded pod whose netns still exists, is the same netns (dev/ino),
  * and still carries our in-pod rules; anything else is dropped with a log
- * line saying why (e.g. the pod was deleted while we were down). A record
+ * line saying why (e.g. the pod was deleted while we were down). The
+ * listeners of an adopted pod open only once the tunnel can serve
+ * (tunnel_serving: in Kubernetes mode the model comes after the lists):
+ * in a rollout our predecessor's listeners share the pod's SO_REUSEPORT
+ * groups (and its eBPF listener map slot), and a listener of ours opened
+ * earlier would take a share of the new connections only to reset them;
+ * state_listen_adopted() opens them when the model is in. Likewise a pod
+ * whose identity has no certificate yet (warren-ca unreachable) waits for
+ * it: our listeners would refuse its HBONE while the predecessor's serve.
+ * Without a predecessor, nobody listening refuses as surely. A record
  * that cannot be read or parsed (truncated by a full disk, damaged by
  * hand; state_record_parse() in tunnel/state_record.h says which field)
  * is not deleted: it is renamed <uid>.json.bad-<unix time>, counted in
  * warren_state_records_bad_total and listed by GET /state_records (and
- * under `warrenctl pods`), since its pod may still be captured with
- * nobody listening until it is re-created. A pod
+ * under `warrenctl pods`), and its pod is looked for in its netns once the
+ * good records are adopted and a model is loaded (state_readopt.c): found
+ * and verified, it is adopted and gets a new record; otherwise it stays
+ * captured with nobody listening (refused) until it is re-created. A pod
  * whose listeners fail is kept and retried every 5 s. The record files are
  * listed once at the start and adopted adoptBatch (default 16) per loop
  * iteration (a 0 ms timer; the loop serves ready fds between timers), so
@@ -211,7 +222,7 @@ static ssize_t record_read(const char *path, char *buf, size_t cap)
 static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whylen)
 {
 	static char buf[STATE_RECORD_MAX + 1]; /* main thread only */
-	const char *uid, *cid, *ifname, *ns, *name, *sa, *netns;
+	const char *uid, *cid, *ifname, *ns, *name, *sa, *netns, *gate;
 	struct state_record rec;
 	uint64_t cur_dev, cur_ino;
 	struct pod *p;
@@ -288,8 +299,13 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 	p->netns_ino = cur_ino;
 	p->mode = rec.mode;
 	mtls_pod_added(p); /* a failure is logged; its HBONE is refused */
-	ret = pod_listen(p, lerr, sizeof(lerr));
-	if (ret < 0)
+	if (!tunnel_serving(t, &gate))
+		log_info("re-adopted pod %s/%s (uid %s, netns %s); its listeners wait until we can serve (%s)",
+			 ns, name, uid, netns, gate);
+	else if (mtls_pod_cert_pending(p))
+		log_warn("re-adopted pod %s/%s (uid %s, netns %s); its listeners wait for its certificate",
+			 ns, name, uid, netns);
+	else if (pod_listen(p, lerr, sizeof(lerr)) < 0)
 		log_error("adopted pod %s/%s (uid %s) but %s; will retry", ns, name, uid, lerr);
 	else
 		log_info("re-adopted pod %s/%s (uid %s, netns %s)", ns, name, uid, netns);
@@ -309,9 +325,11 @@ static void retry_listen(struct loop *l, void *ctx)
 
 	CHECK_OBJ(t, TUNNEL_MAGIC);
 	t->retry_timer = NULL;
+	if (t->draining || !tunnel_serving(t, NULL))
+		return; /* state_listen_adopted() starts again once we serve */
 	for (struct pod *p = t->pods; p; p = p->next) {
-		if (p->listening)
-			continue;
+		if (p->listening || mtls_pod_cert_pending(p))
+			continue; /* the latter: once renew_cb() has its certificate */
 		if (pod_listen(p, err, sizeof(err)) < 0) {
 			log_warn("retrying listeners: %s", err);
 			missing = true;
@@ -321,6 +339,21 @@ static void retry_listen(struct loop *l, void *ctx)
 	}
 	if (missing)
 		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
+}
+
+void state_listen_adopted(struct tunnel *t)
+{
+	size_t n = 0;
+
+	state_readopt_bad(t); /* those that waited for a model */
+	if (t->draining || !tunnel_serving(t, NULL))
+		return;
+	for (const struct pod *p = t->pods; p; p = p->next)
+		n += !p->listening && !mtls_pod_cert_pending(p);
+	if (!n || t->retry_timer)
+		return;
+	log_info("serving now: opening the listeners of %zu adopted pod(s)", n);
+	retry_listen(t->loop, t);
 }
 
 #define ADOPTION_MAGIC 0x41444f50u
@@ -414,15 +447,18 @@ static void adoption_finish(struct tunnel *t)
 	bool missing = false;
 
 	CHECK_OBJ(a, ADOPTION_MAGIC);
-	for (struct pod *p = t->pods; p; p = p->next)
-		missing |= !p->listening;
-	if (missing && !t->retry_timer)
-		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
 	log_info("adoption done: %zu pod(s) re-adopted, %zu record(s) dropped, %zu kept but not adopted",
 		 a->adopted, a->dropped, a->kept);
+	t->adopted = true;
+	/* Records set aside: their pods from their netns, the good ones held
+	 * (a netns they hold is no candidate), and before cap_sys_ptrace goes. */
+	state_readopt_bad(t);
+	for (struct pod *p = t->pods; p; p = p->next)
+		missing |= !p->listening && !mtls_pod_cert_pending(p);
+	if (missing && !t->retry_timer && tunnel_serving(t, NULL))
+		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
 	adoption_free(a);
 	t->adoption = NULL;
-	t->adopted = true;
 	host_probe_flush(t);
 	harden_after_startup(t); /* the last step that needed cap_sys_ptrace is done */
 	/* Only now: a held add must see the adopted pod, never race it. */
@@ -446,13 +482,13 @@ static void record_set_aside(struct tunnel *t, const char *dir, const char *name
 			  strerror(errno));
 		snprintf(bad, sizeof(bad), "%s", path);
 	} else {
-		log_error("state record %s: %s; moved aside to %s. Its pod (uid %s) is not re-adopted: "
-			  "if it still runs, its connections are refused until it is re-created",
+		log_error("state record %s: %s; moved aside to %s. Its pod (uid %s) is looked for in its netns",
 			  path, why, bad, uid);
 	}
 	if (!t->bad_records)
 		t->bad_records = json_array();
-	o = json_pack("{s:s,s:s,s:s}", "uid", uid, "record", bad, "reason", why);
+	o = json_pack("{s:s,s:s,s:s,s:b,s:s}", "uid", uid, "record", bad, "reason", why, "pending", 1,
+		      "readopt", "after the records that could be read");
 	if (t->bad_records && o)
 		json_array_append(t->bad_records, o);
 	json_decref(o);

@@ -360,6 +360,9 @@ json_t *mtls_pool_json(const struct tunnel *t);
 void mtls_scrape(struct tunnel *t);
 /* The pod's SPIFFE ID, "" when none (plaintext). */
 const char *mtls_pod_identity(const struct pod *p, char *buf, size_t len);
+/* Does p's identity wait for its certificate (warren-ca has not signed
+ * yet)? false without mTLS or without an identity at all. Main thread. */
+bool mtls_pod_cert_pending(const struct pod *p);
 
 /* proxy.c helpers shared with mtls.c */
 struct conn *conn_new(struct pod *p, enum conn_dir dir, int fd, const struct sockaddr_storage *src);
@@ -405,6 +408,18 @@ void state_adopt_stop(struct tunnel *t);
  * <uid>.json.bad-<unix time> in the same directory (kept for a human, never
  * deleted): [{uid, record, reason}], a new reference (NULL on ENOMEM). */
 json_t *state_bad_records_json(const struct tunnel *t);
+/* Opens the listeners of the adopted pods that wait for the tunnel to
+ * serve or for their certificate (state.c says why they wait); nothing
+ * while it cannot serve, or drains. Main thread; called when a model is
+ * installed and after certificate renewals. */
+void state_listen_adopted(struct tunnel *t);
+/* ---- state_readopt.c ---- */
+/* The pods of the records set aside at start that still wait: each looked
+ * for in its netns and adopted when found and verified (state_readopt.c
+ * says how), else left failed closed; the outcome goes into its
+ * GET /state_records entry. Nothing before adoption is done or while
+ * draining; without a model they wait for one. Main thread. */
+void state_readopt_bad(struct tunnel *t);
 /* "adopting N/M pods" while adopting; valid until the next loop callback. */
 const char *state_adopt_progress(const struct tunnel *t);
 /* state_uid_valid(): tunnel/state_record.h. */

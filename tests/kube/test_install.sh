@@ -32,7 +32,8 @@
 # fails none; warren-ca runs from the image and signs both tunnels'
 # certificates, and no DaemonSet pod mounts a Secret; kubectl delete leaves each node's configuration byte-identical,
 # the binary gone, and a new pod gets its network.
-# Env: KEEP_CLUSTER=1 leaves the cluster up (prints its KUBE_DIR).
+# Env: KEEP_CLUSTER=1 leaves the cluster up (prints its KUBE_DIR); KEEP_LOGS=DIR
+# copies the tunnels' logs of the rollout there.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -56,7 +57,10 @@ cleanup_all() {
 	fi
 	for p in "${CTRL_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	[[ -f $K/env ]] && bash hack/kube-down.sh "$K" >"$T/kube-down.log" 2>&1
-	((MADE_VAR_LIB_WARREN)) && rmdir /var/lib/warren 2>/dev/null
+	# Not while another run of this test is up: removing the directory
+	# would detach the bind mounts its nodes hold there (their state dirs).
+	((MADE_VAR_LIB_WARREN)) && [[ -z $(ls -d /tmp/warren-kinst.* 2>/dev/null | grep -vxF "$T") ]] &&
+		rmdir /var/lib/warren 2>/dev/null
 	rm -rf "$T"
 	((rc == 0 && TAP_FAILED > 0)) && rc=1
 	exit "$rc"
@@ -280,9 +284,13 @@ else
 fi
 
 # --- rolling update while a client loops connections through HBONE --------------------
-rm -f "$T/loop.stop"
+# Each failed connection is recorded (time, curl's exit code, HTTP code) in
+# loop.fail, and every tunnel's log (old pods streamed before they go) is
+# dumped into the test log when one fails.
+rm -f "$T/loop.stop" "$T/loop.fail"
 in_node node1 nsenter --net="$CLIENT_NS" sh -c 'n=0; f=0; while [ ! -e "$1/loop.stop" ]; do
-	if curl -s -o /dev/null --max-time 5 "http://$2:8080/cgi-bin/peer"; then n=$((n+1)); else f=$((f+1)); fi
+	code=$(curl -s -o /dev/null -w "%{http_code}" --max-time 5 "http://$2:8080/cgi-bin/peer"); rc=$?
+	if [ "$rc" = 0 ] && [ "$code" = 200 ]; then n=$((n+1)); else f=$((f+1)); echo "$(date -u +%H:%M:%S.%N) curl=$rc http=$code" >>"$1/loop.fail"; fi
 	echo "$n $f" >"$1/loop.count.tmp"; mv "$1/loop.count.tmp" "$1/loop.count"; done' sh "$T" "$SERVER_IP" >/dev/null 2>&1 &
 LOOP=$!
 BG_PIDS+=("$LOOP")
@@ -290,6 +298,11 @@ loop_count() { cat "$T/loop.count" 2>/dev/null; }
 loop_ok() { local c; c=$(loop_count) && ((${c%% *} > $1)); }
 wait_for -t 30 loop_ok 5 || not_ok "the client loop does not run" "$(loop_count)"
 old_pods=$(kubectl -n warren-system get pods -l app.kubernetes.io/name=warren -o 'jsonpath={.items[*].metadata.name}')
+for p in $old_pods; do # their logs, kept past their deletion
+	kubectl -n warren-system logs -f --timestamps -c tunnel "$p" >"$T/tunnel-$p.log" 2>&1 &
+	BG_PIDS+=($!)
+done
+diag "rollout starts at $(date -u +%H:%M:%S.%N)"
 kubectl -n warren-system set image ds/warren tunnel=localhost/warren:t2 install=localhost/warren:t2 >/dev/null
 rolled() {
 	local p
@@ -304,10 +317,19 @@ wait_for -t 30 loop_ok $((${before%% *} + 5))
 touch "$T/loop.stop"
 wait_for -t 10 exited "$LOOP"
 c=$(loop_count)
+for p in $(kubectl -n warren-system get pods -l app.kubernetes.io/name=warren -o 'jsonpath={.items[*].metadata.name}'); do
+	kubectl -n warren-system logs --timestamps -c tunnel "$p" >"$T/tunnel-$p.log" 2>&1
+done
+[[ -n ${KEEP_LOGS:-} ]] && mkdir -p "$KEEP_LOGS" && cp "$T"/tunnel-*.log "$T/loop.fail" "$KEEP_LOGS/" 2>/dev/null
 if [[ -n $c ]] && (( ${c#* } == 0 && ${c%% *} > 20 )); then
 	ok "a client looping connections through HBONE during the rollout: ${c%% *} succeeded, none failed"
 else
-	not_ok "connections during the rollout: ${c:-none} (succeeded failed)"
+	dump=$(cat "$T/loop.fail" 2>&1)
+	for f in "$T"/tunnel-*.log; do
+		# the tunnel's own lines, and the access log's lines of failed connections
+		dump+=$'\n'"--- ${f##*/tunnel-}:"$'\n'$(grep -v '"reason":"closed"}' "$f" | tail -n 150)
+	done
+	not_ok "connections during the rollout: ${c:-none} (succeeded failed)" "$dump"
 fi
 for n in node1 node2; do
 	check "$n: after the rollout warren-cni is still the chain's last plugin" test "$(last_plugin "$K/$n/cni-conf/10-warren-kube.conflist")" = warren-cni

@@ -12,17 +12,19 @@
 #     warren-tunnel caDir=$T/ca                      warren-tunnel caDir=$T/ca (restarted
 #                                                      broken, without a CA, ...)
 #
-# Shows: node2 restarted with a broken mesh file adopts srv but refuses
-# every captured connection (inbound plaintext, inbound HBONE, outbound)
-# and says why in the log and /healthz/ready, until the file is fixed;
-# without caDir and without `mtls: disabled` it is not ready and refuses
-# likewise, and `mtls: disabled` lets plaintext through by choice. A
-# truncated mesh file is not loaded; one cut short keeps the pods node2
-# holds (log, metric); pods held by one tunnel talk HBONE whatever the
-# model says; a Succeeded pod with a live pod's IP does not shadow it, and
+# Shows: node2 restarted with a broken mesh file adopts srv but opens no
+# listener in it, so every captured connection (inbound plaintext, inbound
+# HBONE, outbound) is refused, and says why in the log and /healthz/ready,
+# until the file is fixed; without caDir and without `mtls: disabled` it is
+# not ready and refuses likewise, and `mtls: disabled` lets plaintext
+# through by choice. A truncated mesh file is not loaded; one cut short
+# keeps the pods node2 holds (log, metric); pods held by one tunnel talk
+# HBONE whatever the model says; a Succeeded pod with a live pod's IP does not shadow it, and
 # two live pods with one IP make connections to it fail closed. An ADD of a
 # pod the model does not know waits for its object (bounded), else fails
-# with CNI error 11.
+# with CNI error 11. A pod whose state record was cut short is re-adopted
+# from its netns when that is found and verified, and left refused (and
+# listed) when the netns is ambiguous.
 # Env: B or WARREN_BUILD, KEEP_TMP=1.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -103,17 +105,18 @@ check "baseline: srv -> cli echoes" echoes srv "${POD_IP[cli]}"
 tunnel_kill9 node2
 mesh_write_raw $'apiVersion: v1\nkind: Namespace\nmetadata: [broken\n'
 tunnel_start_unready node2
-check "node2 restarted with a broken mesh file re-adopts srv (its listeners are up)" \
-	wait_for -t 10 pod_listening srv
+check "node2 restarted with a broken mesh file re-adopts srv; its listeners wait for a model (logged)" \
+	wait_for -t 10 grep -q "re-adopted pod mesh/srv .*its listeners wait until we can serve (mesh model not loaded" "$T/node2/tunnel.out"
 check "... /healthz/ready answers 503 saying the model is not loaded" \
 	wait_for -t 5 ready_says node2 "mesh model not loaded"
+check "... no listener of its in srv: a captured connection finds nobody" fails pod_listening srv
 check "... out (plaintext) -> srv is refused, the app sees nothing" refused out "${POD_IP[srv]}" srv
 check "... cli -> srv (HBONE to 15008) is refused, the app sees nothing" refused cli "${POD_IP[srv]}" srv
 check "... srv -> cli (outbound) is refused, cli's app sees nothing" refused srv "${POD_IP[cli]}" cli
-check "... the log says why captured connections are refused" \
-	grep -q "refusing captured connections.*mesh model not loaded" "$T/node2/tunnel.out"
 mesh_restore
 check "fixed mesh file: node2 becomes ready" wait_for -t 10 tunnel_ready node2
+check "... having opened srv's listeners once serving (logged)" \
+	grep -q "serving now: opening the listeners of 1 adopted pod(s)" "$T/node2/tunnel.out"
 check "... srv -> cli echoes again" wait_for -t 5 echoes srv "${POD_IP[cli]}"
 check "... out -> srv echoes again" echoes out "${POD_IP[srv]}"
 
@@ -121,9 +124,11 @@ check "... out -> srv echoes again" echoes out "${POD_IP[srv]}"
 tunnel_stop node2
 NO_CA[node2]=1
 tunnel_start_unready node2
-check "node2 without caDir (mtls not disabled) re-adopts srv" wait_for -t 10 pod_listening srv
+check "node2 without caDir (mtls not disabled) re-adopts srv; its listeners wait (no mesh CA)" \
+	wait_for -t 10 grep -q "re-adopted pod mesh/srv .*its listeners wait until we can serve (no mesh CA" "$T/node2/tunnel.out"
 check "... /healthz/ready answers 503 saying there is no mesh CA" \
 	wait_for -t 5 ready_says node2 "no mesh CA"
+check "... no listener of its in srv" fails pod_listening srv
 check "... out (plaintext) -> srv is refused" refused out "${POD_IP[srv]}" srv
 check "... srv -> cli is refused (never plaintext between enrolled pods)" refused srv "${POD_IP[cli]}" cli
 tunnel_stop node2
@@ -200,6 +205,38 @@ check "an ADD waiting for the object succeeds once it arrives" test "$rc" = 0
 check "... and the pod has its own service account, not default" \
 	eval "wctl node1 -o json pods | jq -e '.[] | select(.name == \"late\") | .serviceAccount == \"late-sa\"' >/dev/null"
 chain node1 DEL late >/dev/null 2>&1
+
+# --- item: a state record that cannot be read: its pod re-adopted from its netns -----------
+# node2 stopped; srv's and cli2's records cut short; a decoy netns joined to
+# node2 by a veth holds cli2's IP too. Restarted, node2 finds srv's netns
+# (its IP, its veth to node2, our capture), adopts it and writes a good
+# record; cli2's netns cannot be told from the decoy: left captured, refused.
+tunnel_stop node2
+for p in srv cli2; do
+	rec=$T/node2/state/pods/${POD_UID[$p]}.json
+	head -c 60 "$rec" >"$rec.cut" && mv "$rec.cut" "$rec" || die "truncating $p's record"
+done
+DECOY=wp-$E2E_ID-decoy
+ip netns add "$DECOY" && ip -n "${NODE_NETNS[node2]}" link add "wd$E2E_ID" type veth peer name eth0 netns "$DECOY" &&
+	ip -n "$DECOY" addr add "${POD_IP[cli2]}/32" dev eth0 || die "decoy netns"
+tunnel_start node2 2>/dev/null || die "node2 not ready after the restart (see $T/node2/tunnel.out)"
+check "node2 restarted: both cut records moved aside and counted" \
+	eval '[[ $(metric node2 warren_state_records_bad_total) == 2 ]] && compgen -G "$T/node2/state/pods/${POD_UID[srv]}.json.bad-*" >/dev/null'
+check "... srv re-adopted from its netns (its listeners are up)" wait_for -t 5 pod_listening srv
+check "... and logged" grep -q "pod of uid ${POD_UID[srv]} re-adopted from netns /var/run/netns/${POD_NETNS[srv]}" "$T/node2/tunnel.out"
+check "... with a good record written anew" \
+	eval "jq -e '.name == \"srv\" and .namespace == \"mesh\"' '$T/node2/state/pods/${POD_UID[srv]}.json' >/dev/null"
+check "... cli -> srv over mTLS HBONE again (node2 logs cli's identity)" wait_for -t 5 echoes_mtls node2 cli srv
+check "cli2 (its IP also in a decoy netns joined to node2) not re-adopted: no listener" fails pod_listening cli2
+check "... cli2 -> srv refused (captured, nobody serving it), srv's app sees nothing" refused cli2 "${POD_IP[srv]}" srv
+out=$(wctl node2 pods 2>&1)
+check "... warrenctl pods lists cli2's record: not re-adopted, ambiguous" \
+	grep -qE "uid ${POD_UID[cli2]}: .*\.json\.bad-[0-9]+ \(.*\): not re-adopted: ambiguous: 2 netns" <<<"$out"
+check "... and srv's as re-adopted" grep -qE "uid ${POD_UID[srv]}: .*: re-adopted from netns" <<<"$out"
+check "warren_state_records_readopt_total: 1 adopted, 1 refused" \
+	eval '[[ $(metric node2 "warren_state_records_readopt_total{result=\"adopted\"}") == 1 &&
+		$(metric node2 "warren_state_records_readopt_total{result=\"refused\"}") == 1 ]]'
+ip netns del "$DECOY"
 
 tunnel_stop node1
 tunnel_stop node2

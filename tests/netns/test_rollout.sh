@@ -14,9 +14,10 @@
 #                                                          (drainSeconds: 3)
 #
 # Shown by traffic (every connection of three loops succeeds across the
-# whole rollout; the held connection keeps echoing on the old tunnel until
-# it is closed), by the kernel (whose listeners are in the pod: ss shows the
-# owning process), and by the logs. Then the drain deadline: B alone gets
+# whole rollout, also while the successor waits for its model; the held
+# connection keeps echoing on the old tunnel until it is closed), by the
+# kernel (whose listeners are in the pod: ss shows the owning process), by
+# the readiness port (B's answers alone once B started), and by the logs. Then the drain deadline: B alone gets
 # SIGTERM, refuses new connections (fail closed) and cuts a held one after
 # drainSeconds. Env: B or WARREN_BUILD, KEEP_TMP=1.
 set -uo pipefail
@@ -27,7 +28,14 @@ CLEANUP_TAP=1
 need "$PYTHON"
 need_built warren-cni warren-tunnel warrenctl
 
-tunnel_conf_extra() { echo "caDir: $T/ca"; } # NODE
+# caDir, or (UNSIGNED=1) a warren-ca nobody answers: no certificate comes
+tunnel_conf_extra() { # NODE
+	if [[ -n ${UNSIGNED:-} ]]; then
+		printf 'caAddress: https://127.0.0.1:9\ntrustBundle: %s\ncaTokenFile: %s\n' "$T/ca/root-cert.pem" "$T/token"
+	else
+		echo "caDir: $T/ca"
+	fi
+}
 DRAIN_SECONDS=20
 
 pool_states() { # the states of cli's pooled HBONE connections to srv (node1)
@@ -58,13 +66,74 @@ for n in hbone plain local held; do
 done
 ok "traffic flows through tunnel A (pid $A): HBONE across nodes, plaintext, HBONE within node2, one held connection"
 
-# --- the successor starts beside A --------------------------------------------------------
+# --- a successor with no certificate for the pods ---------------------------------------------
+# (warren-ca unreachable when it starts.) It adopts the pods but opens no
+# listener in them: its own would refuse their HBONE while A's serve it.
+echo token >"$T/token"
+DRAIN_SECONDS=3 UNSIGNED=1 tunnel_conf_write node2
+successor_start node2
+B0=$SUCCESSOR_PID
+b0_waits() { grep -q "warren-tunnel\[$B0\]: re-adopted pod mesh/srv .*its listeners wait for its certificate" "$T/node2/tunnel.log"; }
+check "a successor (pid $B0) whose warren-ca does not answer adopts srv; its listeners wait for its certificate" \
+	wait_for -t 10 b0_waits
+b0_reason() { wctl node2 -o json config-dump 2>/dev/null | "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(d["pid"], d["readyReason"])'; }
+check "... not ready: a pod's identity has no certificate yet" \
+	wait_for -t 5 eval '[[ $(b0_reason) == "$B0 a pod'"'"'s identity has no certificate yet (see the log)" ]]'
+[[ $(listener_pids srv 15008) == "$A " && $(listener_pids srv 15006) == "$A " && $(listener_pids loc 15001) == "$A " ]] &&
+	ok "... no listener of its in the pods: only A's" ||
+	not_ok "the successor without certificates opened no listener" "$(ss -N "${POD_NETNS[srv]}" -tlnp)"
+for n in hbone plain local; do eval "mark_$n=\$(status_ok $n) fail_$n=\$(status_fail $n)"; done
+wait_for -t 10 progressed hbone $((mark_hbone + 40)) && wait_for -t 10 progressed plain $((mark_plain + 40)) &&
+	wait_for -t 10 progressed local $((mark_local + 40)) &&
+	[[ $(status_fail hbone) == "$fail_hbone" && $(status_fail plain) == "$fail_plain" && $(status_fail local) == "$fail_local" ]] &&
+	ok "meanwhile A serves every new connection (40 more of each loop, none failed)" ||
+	not_ok "no connection failed beside the successor without certificates" "$(head -n 3 "$T"/{hbone,plain,local}.status)"
+kill -KILL "$B0" # a successor that crashed: the next one takes over
+wait_for -t 5 exited "$B0"
+
+# --- the successor starts beside A, its model not there yet -----------------------------------
+# (Kubernetes mode: the model comes after the lists.) B adopts the pods but
+# opens no listener in them until it can serve: one opened before would
+# take a share of srv's new connections (SO_REUSEPORT) only to reset them.
+# The mesh file is moved aside while B starts (A keeps the model it has).
 DRAIN_SECONDS=3 tunnel_conf_write node2 # B's configuration; A has read its own
+mv "$T/mesh.yaml" "$T/mesh.yaml.held"
 successor_start node2
 B=$SUCCESSOR_PID
+dump_reason() { wctl node2 -o json config-dump 2>/dev/null | "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(d["pid"], d["readyReason"])'; }
+b_waits() { [[ $(dump_reason) == "$B mesh model not loaded"* ]] && grep -q "warren-tunnel\[$B\]: adoption done" "$T/node2/tunnel.log"; }
+wait_for -t 10 b_waits &&
+	ok "tunnel B (pid $B) started beside A with no model yet: it adopted the pods, not ready (no mesh model)" ||
+	die "tunnel B waiting for its model (readiness: $(dump_reason))"
+check "B logged that srv's listeners wait for a model" \
+	grep -q "warren-tunnel\[$B\]: re-adopted pod mesh/srv .*its listeners wait until we can serve" "$T/node2/tunnel.log"
+[[ $(listener_pids srv 15008) == "$A " && $(listener_pids srv 15006) == "$A " && $(listener_pids loc 15001) == "$A " ]] &&
+	ok "... and opened no listener in the pods: only A's (pid $A) are there" ||
+	not_ok "B opened no listener before its model" "$(ss -N "${POD_NETNS[srv]}" -tlnp)"
+# The readiness port is shared too (SO_REUSEPORT), so a kubelet probing
+# B's pod could be answered by A ("ready"): A leaves it to B once B took
+# the admin socket over. 20 probes on fresh connections: all B's 503.
+probes() { # the readiness port's answers to 20 new connections, sorted and counted
+	local i
+	for ((i = 0; i < 20; i++)); do
+		nexec node2 curl -s -o /dev/null -w '%{http_code}\n' --max-time 1 http://127.0.0.1:15021/healthz/ready
+	done | sort | uniq -c | awk '{print $2 "x" $1}' | tr '\n' ' '
+}
+a_left() { grep -q "warren-tunnel\[$A\]: a successor took adminSocket .* over: readiness is left to it" "$T/node2/tunnel.log"; }
+check "A leaves the readiness port to B once B took the admin socket over (logged)" wait_for -t 5 a_left
+check "... 20 probes on the node's readiness port: all 503 (B not ready), none answered by A" \
+	test "$(probes)" = "503x20 "
+for n in hbone plain local; do eval "mark_$n=\$(status_ok $n) fail_$n=\$(status_fail $n)"; done
+wait_for -t 10 progressed hbone $((mark_hbone + 40)) && wait_for -t 10 progressed plain $((mark_plain + 40)) &&
+	wait_for -t 10 progressed local $((mark_local + 40)) &&
+	[[ $(status_fail hbone) == "$fail_hbone" && $(status_fail plain) == "$fail_plain" && $(status_fail local) == "$fail_local" ]] &&
+	ok "meanwhile A serves every new connection (40 more of each loop, none failed)" ||
+	not_ok "no connection failed while B waited for its model" "$(head -n 3 "$T"/{hbone,plain,local}.status)"
+mv "$T/mesh.yaml.held" "$T/mesh.yaml"
 wait_for -t 10 answered_by node2 "$B" &&
-	ok "tunnel B (pid $B) started beside A: it took the admin socket over, adopted the pods, ready" ||
+	ok "with its model B opened the pods' listeners and is ready" ||
 	die "tunnel B not ready (config-dump: $(wctl node2 -o json config-dump 2>&1 | head -c 300))"
+check "... and the readiness port answers 200 to 20 probes" test "$(probes)" = "200x20 "
 both=$(printf '%s\n' "$A" "$B" | sort | tr '\n' ' ') shared=1
 for port in 15001 15006 15008; do [[ $(listener_pids srv $port) == "$both" ]] || shared=0; done
 ((shared)) && ok "srv's listeners on 15001, 15006 and 15008: A's and B's (one SO_REUSEPORT group per port)" ||
