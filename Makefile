@@ -58,7 +58,8 @@ ALL_CFLAGS += -I$(B)
 LIB_SRCS    := $(wildcard conf/*.c model/*.c netlink/*.c) $(filter-out plugin/main.c,$(wildcard plugin/*.c)) \
                $(filter-out tunnel/main.c,$(wildcard tunnel/*.c)) \
                $(filter-out ca/main.c,$(wildcard ca/*.c)) \
-               $(filter-out install/main.c,$(wildcard install/*.c))
+               $(filter-out install/main.c,$(wildcard install/*.c)) \
+               $(filter-out waypoint/main.c,$(wildcard waypoint/*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
