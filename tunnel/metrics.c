@@ -80,7 +80,7 @@ struct gseries {
 };
 
 enum fam_id { F_PLUGIN, F_HANDSHAKES, F_DENIALS, F_CERT, F_POOL_CONNS, F_POOL_STREAMS, F_CSR, F_CSR_US,
-	      F_ACCEPT_PAUSED, F_HBONE_REFUSED, F_STATE_BAD, F_COUNT };
+	      F_ACCEPT_PAUSED, F_HBONE_REFUSED, F_STATE_BAD, F_WAYPOINT_REFUSED, F_COUNT };
 
 struct family {
 	const char *name, *type, *help;
@@ -135,6 +135,8 @@ static const struct family fam_init[F_COUNT] = {
 			      "Connections to a pod's 15008 closed before their TLS handshake because too many handshakes were pending, by limit." },
 	[F_STATE_BAD] = { "warren_state_records_bad_total", "counter",
 			  "State records that could not be read at start and were moved aside." },
+	[F_WAYPOINT_REFUSED] = { "warren_waypoint_refused_total", "counter",
+				 "Connections refused for a waypoint's sake, by waypoint (namespace/name) and reason: missing, not_ready (source side: the destination is bound to a waypoint that cannot take it), bypass (destination side: HBONE not from the waypoint)." },
 };
 
 int metrics_new(struct metrics **out)
@@ -356,6 +358,14 @@ void metrics_hbone_refused(struct tunnel *t, const char *reason)
 	if (!t || !t->metrics)
 		return;
 	fam_update(t, F_HBONE_REFUSED, labels_fmt("reason", reason, NULL), false, 1);
+}
+
+void metrics_waypoint_refused(struct tunnel *t, const char *waypoint, const char *reason)
+{
+	if (!t || !t->metrics)
+		return;
+	fam_update(t, F_WAYPOINT_REFUSED, labels_fmt("waypoint", waypoint, "reason", reason, NULL),
+		   false, 1);
 }
 
 void metrics_state_record_bad(struct tunnel *t)

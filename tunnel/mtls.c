@@ -48,6 +48,7 @@
 
 #include "conf/log.h"
 #include "conf/warren.h"
+#include "model/waypoint.h"
 #include "netlink/netns.h"
 #include "tunnel/ca.h"
 #include "tunnel/ca_client.h"
@@ -546,6 +547,46 @@ static void addr_str(const struct mesh_ip *ip, uint16_t port, char *buf, size_t 
 	snprintf(buf, len, ip->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
 }
 
+/* Fail closed for a destination bound to a waypoint that cannot take it
+ * (Istio would drop the binding and go direct, past the L7 policy). Else
+ * picks one of its ready pods (round robin) into *wp, *wpip; *wp NULL:
+ * not bound. Returns 1 when c was refused (and freed). */
+static int waypoint_pick(struct conn *c, const struct mesh_wp_binding *b, const char *what,
+			 int family, const struct mesh_pod **wp, struct mesh_ip *wpip)
+{
+	struct tunnel *t = c->pod->t;
+	const struct mesh_pod *q;
+	char name[300], msg[600];
+	size_t n = 0, k, pos = 0;
+
+	*wp = NULL;
+	if (b->state == MESH_WP_NONE)
+		return 0;
+	snprintf(name, sizeof(name), "%s/%s", b->ns, b->name);
+	if (b->state == MESH_WP_BOUND)
+		while (mesh_gateway_next_ready_pod(b->gw, family, &pos))
+			n++;
+	if (!n) {
+		snprintf(msg, sizeof(msg), "%s is bound to waypoint %s, which %s; refusing rather than skipping its policy",
+			 what, name, b->state == MESH_WP_MISSING ? "does not exist (no Gateway of class " GATEWAY_CLASS_WAYPOINT ")"
+			 : "has no ready pod of this address family");
+		metrics_waypoint_refused(t, name, b->state == MESH_WP_MISSING ? "missing" : "not_ready");
+		conn_fail(c, msg, 0);
+		return 1;
+	}
+	k = (size_t)(atomic_fetch_add_explicit(&t->sec->rr, 1, memory_order_relaxed) % n);
+	pos = 0;
+	while ((q = mesh_gateway_next_ready_pod(b->gw, family, &pos)) && k--)
+		;
+	for (size_t i = 0; i < q->n_ips; i++)
+		if (q->ips[i].family == family) {
+			*wpip = q->ips[i];
+			break;
+		}
+	*wp = q;
+	return 0;
+}
+
 int mtls_outbound(struct conn *c)
 {
 	struct pod *p = c->pod;
@@ -556,7 +597,9 @@ int mtls_outbound(struct conn *c)
 	const struct mesh_pod *ep = NULL;
 	const char *why = "", *dst_ns, *dst_sa;
 	struct identity *id;
-	struct mesh_ip ip, epip;
+	struct mesh_ip ip, epip, wpip;
+	const struct mesh_pod *wp = NULL;
+	struct mesh_wp_binding wb;
 	uint16_t port, tport;
 	struct sockaddr_storage hb;
 	char authority[80], expect[SPIFFE_ID_MAX], fwd[400], bag[512], host[320] = "", msg[600];
@@ -584,9 +627,13 @@ int mtls_outbound(struct conn *c)
 			conn_fail(c, msg, 0);
 			return 1;
 		}
-		for (pos = 0; mesh_service_next_endpoint(m, svc, sp, ip.family, &pos, &e);)
+		mesh_service_waypoint(m, svc, &wb);
+		snprintf(msg, sizeof(msg), "Service %s/%s", svc->namespace, svc->name);
+		if (waypoint_pick(c, &wb, msg, ip.family, &wp, &wpip))
+			return 1;
+		for (pos = 0; !wp && mesh_service_next_endpoint(m, svc, sp, ip.family, &pos, &e);)
 			n++;
-		if (!n) {
+		if (!n && !wp) {
 			if (!svc->selector.n)
 				snprintf(msg, sizeof(msg),
 					 "Service %s/%s has no ready endpoint for port %u (it has no selector: no ready address of its EndpointSlices has a port named \"%s\")",
@@ -603,18 +650,31 @@ int mtls_outbound(struct conn *c)
 			conn_fail(c, msg, 0);
 			return 1;
 		}
-		k = (size_t)(atomic_fetch_add_explicit(&sec->rr, 1, memory_order_relaxed) % n);
-		for (pos = 0; mesh_service_next_endpoint(m, svc, sp, ip.family, &pos, &e) && k--;)
-			;
-		ep = e.pod;
-		epip = e.ip;
-		tport = e.port;
-		mesh_ip_to_ss(&epip, tport, &c->target);
 		snprintf(host, sizeof(host), "%s.%s.svc.cluster.local", svc->name, svc->namespace);
+		if (!wp) {
+			k = (size_t)(atomic_fetch_add_explicit(&sec->rr, 1, memory_order_relaxed) % n);
+			for (pos = 0; mesh_service_next_endpoint(m, svc, sp, ip.family, &pos, &e) && k--;)
+				;
+			ep = e.pod;
+			epip = e.ip;
+			tport = e.port;
+			mesh_ip_to_ss(&epip, tport, &c->target);
+		}
 	} else {
 		ep = mesh_find_pod_by_ip(m, &ip);
+		if (ep) {
+			mesh_pod_waypoint(m, ep, &wb);
+			snprintf(msg, sizeof(msg), "pod %s/%s", ep->namespace, ep->name);
+			if (waypoint_pick(c, &wb, msg, ip.family, &wp, &wpip))
+				return 1;
+		}
 	}
-	if (!ep || ep->host_network || !mesh_pod_enrolled(m, ep->namespace, ep->name, &why)) {
+	if (wp) {
+		/* to the waypoint's 15008, :authority the original destination
+		 * (VIP:port, or podIP:port for a workload waypoint) */
+		dst_ns = wp->namespace;
+		dst_sa = wp->service_account;
+	} else if (!ep || ep->host_network || !mesh_pod_enrolled(m, ep->namespace, ep->name, &why)) {
 		/* A pod enrolled and held here is enrolled whatever the model
 		 * says (a file cut short, a stale entry): never plaintext. */
 		const struct pod *local = pod_find_ip(t, &epip);
@@ -657,7 +717,7 @@ int mtls_outbound(struct conn *c)
 			return 1;
 		}
 	}
-	mesh_ip_to_ss(&epip, PORT_INBOUND_HBONE, &hb);
+	mesh_ip_to_ss(wp ? &wpip : &epip, PORT_INBOUND_HBONE, &hb);
 	addr_str(&epip, tport, authority, sizeof(authority));
 	if (hbone_format_forwarded(fwd, sizeof(fwd), (const struct sockaddr *)&c->src,
 				   host[0] ? host : NULL) < 0)
@@ -715,6 +775,37 @@ int mtls_outbound(struct conn *c)
 
 /* ---------------------------------------------------------------- inbound */
 
+/* No bypass: a workload bound to a waypoint (its own label, or a Service
+ * selecting it) takes HBONE only from that waypoint's identity, unless an
+ * ALLOW policy that names the source admits it, or the pod opts out
+ * (MESH_ANNOTATION_ALLOW_DIRECT). Istio leaves this to a policy the user
+ * writes; here it is the default. 0, or -EACCES (answered 401, c freed). */
+static int waypoint_bypass(struct conn *c)
+{
+	struct tunnel *t = c->pod->t;
+	const struct mesh_pod *mp = local_mesh_pod(t, c->pod);
+	struct mesh_wp_binding b;
+	struct spiffe_id sid;
+	struct authz_decision d;
+	char name[300], msg[700];
+
+	if (!t->mesh || !mp || !mesh_pod_requires_waypoint(t->mesh, mp, &b))
+		return 0;
+	if (c->peer_id && !spiffe_id_parse(c->peer_id, &sid) &&
+	    mesh_waypoint_identity(&b, sid.ns, sid.sa))
+		return 0;
+	/* an ALLOW policy that matched this source explicitly lets it in */
+	if (t->authz && authz_set_count(t->authz) &&
+	    !mtls_authorize(c->pod, &c->src, &c->dst, c->peer_id, &d) && d.policy[0] != '(')
+		return 0;
+	snprintf(name, sizeof(name), "%s/%s", b.ns, b.name);
+	snprintf(msg, sizeof(msg), "pod is bound to waypoint %s and %s is not its identity (no bypass; an ALLOW policy naming the source, or annotation " MESH_ANNOTATION_ALLOW_DIRECT "=true, admits it)",
+		 name, c->peer_id ? c->peer_id : "the peer");
+	metrics_waypoint_refused(t, name, "bypass");
+	conn_hs_reject(c, 401, msg);
+	return -EACCES;
+}
+
 static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_request *req)
 {
 	struct hsrv *h = ctx;
@@ -763,6 +854,8 @@ static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_r
 		conn_hs_reject(c, 400, "target is a tunnel port (self-call refused)");
 		return;
 	}
+	if (waypoint_bypass(c) < 0)
+		return; /* answered 401, c freed */
 	if (conn_authorize(c) < 0)
 		return; /* answered 401, c freed */
 	metrics_conn_open(c);
