@@ -374,6 +374,132 @@ int h1_parse_head(const char *buf, size_t len, struct h1_request *req)
 	return ret ? ret : (int)pos;
 }
 
+int h1_parse_response_head(const char *buf, size_t len, bool head_request, struct h1_response *resp)
+{
+	struct h1_request scratch; /* its fields only (3 KiB of stack) */
+	struct h1_request *f = &scratch;
+	size_t pos = 0;
+	bool first = true, te = false, cl = false, conn_close = false, conn_keep = false;
+	uint64_t clv = 0;
+
+	memset(resp, 0, sizeof(*resp));
+	f->n_fields = 0;
+	for (;;) {
+		const char *nl = memchr(buf + pos, '\n', len - pos);
+		size_t n;
+
+		if (!nl) {
+			if (len >= H1_HEAD_MAX) {
+				resp->error = "response head too large";
+				return -E2BIG;
+			}
+			return 0;
+		}
+		n = (size_t)(nl - (buf + pos));
+		if ((size_t)(nl - buf) + 1 > H1_HEAD_MAX) {
+			resp->error = "response head too large";
+			return -E2BIG;
+		}
+		if (!n || buf[pos + n - 1] != '\r' || memchr(buf + pos, '\r', n - 1)) {
+			resp->error = "a response line does not end in CRLF";
+			return -EBADMSG;
+		}
+		n--;
+		if (first) {
+			const char *l = buf + pos;
+
+			if (n < 12 || memcmp(l, "HTTP/1.", 7) || (l[7] != '0' && l[7] != '1') || l[8] != ' ' ||
+			    l[9] < '1' || l[9] > '5' || l[10] < '0' || l[10] > '9' || l[11] < '0' ||
+			    l[11] > '9' || (n > 12 && l[12] != ' ')) {
+				resp->error = "the status line is not HTTP/1.x NNN reason";
+				return -EBADMSG;
+			}
+			resp->minor = (unsigned)(l[7] - '0');
+			resp->status = (unsigned)((l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0'));
+			for (size_t i = 12; i < n; i++)
+				if (!h1_value_char((unsigned char)l[i])) {
+					resp->error = "the reason phrase has a control byte";
+					return -EBADMSG;
+				}
+			first = false;
+		} else if (!n) {
+			pos += 2;
+			break;
+		} else {
+			struct h1_field *fl;
+
+			if (f->n_fields == H1_HEADERS_MAX) {
+				resp->error = "too many response header fields";
+				return -E2BIG;
+			}
+			fl = &f->fields[f->n_fields];
+			if (h1_field_line(buf + pos, n, fl, f)) {
+				resp->error = f->error;
+				return -EBADMSG;
+			}
+			f->n_fields++;
+		}
+		pos += n + 2;
+	}
+	for (size_t k = 0; k < f->n_fields; k++) {
+		const struct h1_field *fl = &f->fields[k];
+		struct h1_str el;
+		size_t p2 = 0;
+
+		if (h1_str_ieq(fl->name, "content-length")) {
+			while (h1_next_elem(fl->value, &p2, &el)) {
+				uint64_t v = 0;
+
+				for (size_t i = 0; i < el.n; i++) {
+					if (el.p[i] < '0' || el.p[i] > '9' || v > H1_BODY_LENGTH_MAX) {
+						resp->error = "bad Content-Length in the response";
+						return -EBADMSG;
+					}
+					v = v * 10 + (uint64_t)(el.p[i] - '0');
+				}
+				if (cl && v != clv) {
+					resp->error = "differing Content-Length in the response";
+					return -EBADMSG;
+				}
+				cl = true;
+				clv = v;
+			}
+		} else if (h1_str_ieq(fl->name, "transfer-encoding")) {
+			bool last_chunked = false;
+
+			while (h1_next_elem(fl->value, &p2, &el))
+				last_chunked = h1_str_ieq(el, "chunked");
+			if (!last_chunked) {
+				resp->error = "a response Transfer-Encoding that does not end in chunked";
+				return -EBADMSG;
+			}
+			te = true;
+		} else if (h1_str_ieq(fl->name, "connection")) {
+			while (h1_next_elem(fl->value, &p2, &el)) {
+				conn_close |= h1_str_ieq(el, "close");
+				conn_keep |= h1_str_ieq(el, "keep-alive");
+			}
+		}
+	}
+	if (te && cl) {
+		resp->error = "both Content-Length and Transfer-Encoding in the response";
+		return -EBADMSG;
+	}
+	resp->keep_alive = resp->minor == 1 ? !conn_close : (conn_keep && !conn_close);
+	if (head_request || resp->status < 200 || resp->status == 204 || resp->status == 304)
+		return (int)pos;
+	if (te) {
+		resp->body = H1_BODY_CHUNKED;
+	} else if (cl) {
+		resp->body = clv ? H1_BODY_LENGTH : H1_BODY_NONE;
+		resp->content_length = clv;
+	} else {
+		resp->until_close = true;
+		resp->keep_alive = false;
+	}
+	return (int)pos;
+}
+
 /* ---- chunked bodies ---- */
 
 enum {

@@ -100,6 +100,25 @@ const struct h1_field *h1_field(const struct h1_request *req, const char *name, 
 /* Does s equal the NUL-terminated lit, ignoring ASCII case? */
 bool h1_str_ieq(struct h1_str s, const char *lit);
 
+/* A response head from the application (the next hop). */
+struct h1_response {
+	unsigned status;         /* 100..599 */
+	unsigned minor;
+	enum h1_body body;       /* H1_BODY_NONE also for a body up to the close: see until_close */
+	uint64_t content_length;
+	bool until_close;        /* no framing: the body ends when the app closes */
+	bool keep_alive;
+	const char *error;
+};
+
+/*
+ * Parses a response head, as strictly as a request's (line endings,
+ * folding, field names and values, CL+TE, differing Content-Length).
+ * head_request: the request was HEAD (no body whatever the fields say).
+ * Returns the head's length, 0 (incomplete) or -EBADMSG / -E2BIG.
+ */
+int h1_parse_response_head(const char *buf, size_t len, bool head_request, struct h1_response *resp);
+
 /* A chunked body being read. Zero it (or h1_chunked_init) per body. */
 struct h1_chunked {
 	int state;

@@ -10,7 +10,9 @@
 #     warren-tunnel caDir=$T/ca                      warren-tunnel caDir=$T/ca
 #
 #   Gateway mesh/waypoint (istio-waypoint, HBONE 15008): wp is its pod
-#   Service mesh/web 10.96.0.20:80 -> srv:8080, istio.io/use-waypoint=waypoint
+#   Service mesh/web 10.96.0.20:80 (http) -> srv:8081 (HTTP app), :7 -> srv:8080 (echo),
+#     istio.io/use-waypoint=waypoint; warren-waypoint runs in wp
+#   cli2 (ns mesh, sa other-sa) on node1: another principal
 #   Service mesh/ghost 10.96.0.21:80 -> srv2, bound to a Gateway that does not exist
 #   Service mesh/cold 10.96.0.22:80 -> srv2, bound to waypoint cold-wp, which has no pod
 #
@@ -110,28 +112,162 @@ check "... not_ready counted" at_least node1 warren_waypoint_refused_total 'wayp
 svc_label mesh cold istio.io/use-waypoint none
 check "istio.io/use-waypoint=none on the Service: cli -> cold works again" app_client cli 10.96.0.22 80 "none-$E2E_ID"
 
-# --- 3. a bound Service goes to the waypoint's 15008 ---------------------------
-# A stand-in listener on wp:15008 records who connects (the real
-# waypoint terminates HBONE there): the tunnel must come to it, not to srv.
-bg ip netns exec "${POD_NETNS[wp]}" "$PYTHON" -c '
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 15008)); s.listen(16)
-while True:
-    c, a = s.accept()
-    open(sys.argv[1], "a").write("%s %d\n" % a); c.close()' "$T/wp.15008.log"
-wait_listen "${POD_NETNS[wp]}" 15008 10 || not_ok "stand-in listener on wp:15008"
-mesh service mesh web --selector app=srv --port 80:8080 --cluster-ip 10.96.0.20 >/dev/null
+# --- 3. the waypoint -----------------------------------------------------------
+# srv2 also serves HTTP on 8081 (a tiny app that logs "METHOD PATH BODYLEN
+# SRC" per request); Service web's port 80 (named http) goes to it.
+HTTP_APP='import sys, http.server
+log = sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def any(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if not size:
+                    while self.rfile.readline() not in (b"\r\n", b""): pass
+                    break
+                body += self.rfile.read(size); self.rfile.readline()
+        else:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        open(log, "a").write("%s %s %d %s\n" % (self.command, self.path, len(body), self.client_address[0]))
+        out = ("hello %s %d\n" % (self.path, len(body))).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(out))); self.end_headers()
+        self.wfile.write(out)
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = any
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever()'
+: >"$T/app.http.log"
+bg ip netns exec "${POD_NETNS[srv]}" "$PYTHON" -c "$HTTP_APP" 8081 "$T/app.http.log"
+wait_listen "${POD_NETNS[srv]}" 8081 10 || not_ok "HTTP app in srv"
+pod_define node1 mesh cli2 --label app=cli2 || die "define cli2"
+set_sa mesh cli2 other-sa
+pod_cni_add cli2 2>"$T/err" || die "ADD cli2: $(cat "$T/err")"
+mesh service mesh web --selector app=srv --port 80:8081 --port 7:8080 --cluster-ip 10.96.0.20 >/dev/null
+mesh_py "[o['spec']['ports'][0].__setitem__('name', 'http') for o in objs if o['kind'] == 'Service' and o['metadata']['name'] == 'web']"
 svc_label mesh web istio.io/use-waypoint waypoint
-n0=$(wc -l <"$T/srv.app.log")
-app_client cli 10.96.0.20 80 "web-$E2E_ID" >/dev/null 2>&1
-check "cli -> Service web 10.96.0.20:80 (bound to mesh/waypoint) connects to wp:15008" \
-	wait_for -t 5 test -s "$T/wp.15008.log"
-check "... from node1 (the source tunnel, in cli's netns: cli's address)" grep -q "^$CLI " "$T/wp.15008.log"
-check "... with :authority 10.96.0.20:80, expecting the waypoint's identity (log)" wait_for -t 5 grep -q \
-	"HBONE to $WP:15008 (:authority 10.96.0.20:80, expecting spiffe://cluster.local/ns/mesh/sa/waypoint)" "$T/node1/tunnel.log"
-[[ $(wc -l <"$T/srv.app.log") -eq $n0 ]] && ok "... and srv's app never saw it" || not_ok "srv's app never saw it"
+# The waypoint's policies: a DENY on the Gateway (paths /admin*, hosts
+# evil.*), an ALLOW on Service web (cli's principal for GET/POST, or anyone
+# with the header x-token: letmein).
+add_policy '{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+  "metadata": {"name": "deny-admin", "namespace": "mesh"},
+  "spec": {"targetRefs": [{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "waypoint"}],
+           "action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]},
+                                       {"to": [{"operation": {"hosts": ["evil.*"]}}]}]}}'
+add_policy '{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+  "metadata": {"name": "allow-web", "namespace": "mesh"},
+  "spec": {"targetRefs": [{"kind": "Service", "group": "", "name": "web"}],
+           "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/mesh/sa/cli-sa"]}}],
+                      "to": [{"operation": {"methods": ["GET", "POST", "HEAD"]}}]},
+                     {"when": [{"key": "request.headers[x-token]", "values": ["letmein"]}]}]}}'
+printf '\e[2m+ %s\e[0m\n' "warren-waypoint in wp" >&"$PP_FD"
+bg ip netns exec "${POD_NETNS[wp]}" "$WARREN_BUILD/warren-waypoint" --mesh "$T/mesh.yaml" --ca-dir "$T/ca" \
+	--namespace mesh --name waypoint --log-level debug >"$T/wp.access" 2>"$T/wp.log"
+wp_ready() { [[ $(pexec wp curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:15021/healthz/ready) == 200 ]]; }
+check "warren-waypoint serves readiness on 15021 in wp" wait_for -t 10 wp_ready
+check "... as spiffe://cluster.local/ns/mesh/sa/waypoint, with both policies active" bash -c \
+	"grep -q 'as spiffe://cluster.local/ns/mesh/sa/waypoint: HBONE on 0.0.0.0:15008' '$T/wp.log' && grep -q '2 policies (0 invalid)' '$T/wp.log'"
+req() { # POD [curl args...]: "CODE BODY"
+	local pod=$1; shift
+	pexec "$pod" curl -s --max-time 5 -w ' %{http_code}' "$@" 2>/dev/null | tr -d '\n'
+}
+expect_req() { # WANT-CODE POD [curl args...]: the status is WANT-CODE
+	local want=$1 got; shift
+	got=$(req "$@")
+	[[ ${got##* } == "$want" ]] || { echo "got: $got"; return 1; }
+}
+app_saw() { grep -qF "$1" "$T/app.http.log"; } # TEXT
+n0=$(wc -l <"$T/app.http.log")
+check "cli GET http://10.96.0.20/hello through the waypoint: 200 from srv's app" \
+	expect_req 200 cli http://10.96.0.20/hello
+check "... the app saw GET /hello" app_saw "GET /hello 0"
+check "... the tunnel sent it to $WP:15008 with :authority 10.96.0.20:80, expecting the waypoint" \
+	wait_for -t 5 grep -q "HBONE to $WP:15008 (:authority 10.96.0.20:80, expecting spiffe://cluster.local/ns/mesh/sa/waypoint)" "$T/node1/tunnel.log"
+check "... and the waypoint sent it on to $SRV:8081 as itself, expecting srv's identity" \
+	grep -q "upstream $SRV:8081 (expecting spiffe://cluster.local/ns/mesh/sa/srv-sa)" "$T/wp.log"
+check "... the waypoint's access log: cli's principal, GET /hello, 200, by allow-web" bash -c \
+	"grep -F '\"path\":\"/hello\"' '$T/wp.access' | grep -F '\"src.identity\":\"spiffe://cluster.local/ns/mesh/sa/cli-sa\"' | grep -F '\"response_code\":200' | grep -qF 'mesh/allow-web'"
 
+# a path DENY on one keep-alive connection, between two allowed requests
+out=$(pexec cli curl -s --max-time 5 -w '%{http_code} %{num_connects}\n' -o /dev/null \
+	http://10.96.0.20/before -o /dev/null http://10.96.0.20/admin/secret -o /dev/null http://10.96.0.20/after)
+[[ $(tr '\n' ' ' <<<"$out") == "200 1 403 0 200 0 " ]] &&
+	ok "one connection: /before 200, /admin/secret 403, /after 200 (num_connects 1 0 0)" ||
+	not_ok "one connection: 200, 403, 200 on the same connection" "$out"
+check "... the 403's body is RBAC: access denied" bash -c \
+	"[[ \$(ip netns exec ${POD_NETNS[cli]} curl -s --max-time 5 http://10.96.0.20/admin) == 'RBAC: access denied' ]]"
+check "... the app never saw /admin" fails grep -q ' /admin' "$T/app.http.log"
+check "... but saw /before and /after" bash -c "grep -q 'GET /before' '$T/app.http.log' && grep -q 'GET /after' '$T/app.http.log'"
+
+# The table: method, host, header (when) and principal rules over real requests
+table=(
+	"200|cli|GET /t1|"
+	"200|cli|POST /t2|-d x=1"
+	"403|cli|DELETE /t3|-X DELETE"
+	"200|cli|DELETE /t4|-X DELETE -H x-token:letmein"
+	"403|cli|GET /t5 (Host evil.example)|-H Host:evil.example"
+	"403|cli2|GET /t6 (principal other-sa)|"
+	"200|cli2|GET /t7 (other-sa with the token)|-H x-token:letmein"
+	"403|cli2|GET /t8 (wrong token)|-H x-token:nope"
+	"403|cli|GET /admin (header does not lift a DENY)|-H x-token:letmein"
+)
+for row in "${table[@]}"; do
+	IFS='|' read -r want pod what args <<<"$row"
+	path=${what#* }; path=${path%% *}
+	# shellcheck disable=SC2086
+	check "table: $pod $what -> $want" expect_req "$want" "$pod" $args "http://10.96.0.20$path"
+	if [[ $want == 403 ]]; then
+		check "table: ... the app never saw $path" fails app_saw " $path "
+	else
+		check "table: ... the app saw $path" app_saw " $path "
+	fi
+done
+
+# HTTP/1.1 on the wire: pipelining, chunked, smuggling shapes
+RAW_PY='import socket, sys
+s = socket.create_connection(("10.96.0.20", 80), timeout=5)
+s.sendall(sys.argv[1].encode().decode("unicode_escape").encode("latin-1"))
+got = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        got += d
+        if got.count(b"HTTP/1.1 ") >= int(sys.argv[2]) and got.endswith(b"\n") and sys.argv[3] == "keep": break
+except socket.timeout:
+    pass
+sys.stdout.write(got.decode("latin-1"))'
+raw() { pexec cli timeout 10 "$PYTHON" -c "$RAW_PY" "$@"; } # REQUEST-ESCAPED NRESP keep|close
+out=$(raw 'GET /p1 HTTP/1.1\r\nHost: web\r\n\r\nGET /p2 HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n' 2 close)
+[[ $(grep -c '^HTTP/1.1 200' <<<"$out") == 2 && $out == *"hello /p1"*"hello /p2"* ]] &&
+	ok "two pipelined requests in one write: two 200s, in order" || not_ok "pipelined requests" "$out"
+out=$(raw 'POST /chunked HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n' 1 close)
+[[ $out == *"hello /chunked 11"* ]] && ok "a chunked body reaches the app whole (11 bytes)" || not_ok "chunked body" "$out"
+smuggle=(
+	'CL.TE|POST /sm1 HTTP/1.1\r\nHost: web\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG'
+	'TE.CL|POST /sm2 HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n'
+	'CL.CL|POST /sm3 HTTP/1.1\r\nHost: web\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'
+	'obs-fold TE|POST /sm4 HTTP/1.1\r\nHost: web\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n'
+	'space before colon|POST /sm5 HTTP/1.1\r\nHost: web\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n'
+	'bare LF|GET /sm6 HTTP/1.1\nHost: web\n\n'
+	'NUL in a header|GET /sm7 HTTP/1.1\r\nHost: web\r\nX: a\x00b\r\n\r\n'
+	'TE xchunked|POST /sm8 HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n'
+)
+for row in "${smuggle[@]}"; do
+	name=${row%%|*}
+	out=$(raw "${row#*|}" 1 close)
+	[[ $out == "HTTP/1.1 400 "* && $out == *"connection: close"* ]] &&
+		ok "smuggling shape $name: 400 and the connection closed" || not_ok "smuggling shape $name refused" "$out"
+done
+check "... the app saw none of them" fails grep -q ' /sm[0-9]' "$T/app.http.log"
+
+# A port not named http*: one L4 decision, then bytes. allow-web's rules
+# all need HTTP attributes (methods, a header), which a TCP connection
+# cannot match, so it is refused, as Envoy's network RBAC does.
+check "Service web port 7 (p7, TCP) through the waypoint: refused (allow-web needs HTTP attributes)" \
+	fails app_client cli 10.96.0.20 7 "tcp-$E2E_ID"
+check "... a tcp access-log line at the waypoint says why" bash -c \
+	"grep -F '\"protocol\":\"tcp\"' '$T/wp.access' | grep -F '\"authority\":\"10.96.0.20:7\"' | grep -qF 'ALLOW policies apply but none matched'"
 # --- 4. no bypass at the destination ------------------------------------------
 check "cli -> srv $SRV:8080 directly (srv is behind mesh/waypoint) is refused" \
 	fails app_client cli "$SRV" 8080 "direct-$E2E_ID"
