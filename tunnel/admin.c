@@ -189,13 +189,13 @@ static struct conn_row *conn_rows(const struct tunnel *t, size_t *n)
 			r->hbone = c->hbone;
 			sockaddr_str(&c->src, r->src, sizeof(r->src));
 			sockaddr_str(&c->dst, r->dst, sizeof(r->dst));
-			if (c->target.ss_family)
-				sockaddr_str(&c->target, r->target, sizeof(r->target));
+			if (c->route.target.ss_family)
+				sockaddr_str(&c->route.target, r->target, sizeof(r->target));
 			else
 				memcpy(r->target, r->dst, sizeof(r->target));
 			if (c->hbone) {
-				r->src_id = id_dup(r->outbound ? own : c->peer_id);
-				r->dst_id = id_dup(r->outbound ? c->peer_id : own);
+				r->src_id = id_dup(r->outbound ? own : c->route.peer_id);
+				r->dst_id = id_dup(r->outbound ? c->route.peer_id : own);
 			}
 			r->age_ms = now - c->start_ms;
 			r->sent = st.a_to_b;

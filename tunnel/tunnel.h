@@ -53,6 +53,7 @@
 #include "tunnel/loop.h"
 #include "tunnel/metrics.h"
 #include "tunnel/relay.h"
+#include "tunnel/route.h"
 #include "tunnel/state_record.h"
 
 #define TUNNEL_MAGIC 0x54554e4eu
@@ -97,8 +98,7 @@ struct conn {
 	struct hbone_stream *hs;
 	struct hsrv *hsrv;           /* inbound HBONE: the connection it came on */
 	bool hbone;
-	struct sockaddr_storage target; /* where up_fd connects (dst, or the Service endpoint) */
-	char *peer_id;               /* inbound HBONE: the client's SPIFFE ID */
+	struct route route;          /* route.h: where it goes, who the peer is */
 	bool hs_open;                /* the stream is relaying (200 sent or received) */
 	bool opening;                /* inside hbone_pool_open (early done is recorded) */
 	char *early_reason;          /* a stream that ended inside hbone_pool_open */
@@ -340,18 +340,14 @@ int mtls_policies_compile(const struct tunnel *t, const struct mesh *m, struct a
 struct authz_set *mtls_policies_install(struct tunnel *t, struct authz_set *set);
 /* Serve an accepted 15008 connection (fd owned). */
 void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *peer);
-/*
- * Outbound routing for an accepted 15001 connection whose original
- * destination is c->dst: resolves Services and workloads in the model.
- * Returns 1 when the connection was taken over (HBONE, or failed and
- * freed: c is gone), 0 to relay plain TCP to c->target (set here).
- */
-int mtls_outbound(struct conn *c);
-/* The L4 decision for an inbound connection of pod p (peer_id NULL:
- * plaintext). Returns 0 allow, -EACCES deny; d filled. */
-int mtls_authorize(struct pod *p, const struct sockaddr_storage *src,
-		   const struct sockaddr_storage *dst, const char *peer_id,
-		   struct authz_decision *d);
+/* An accepted 15001 connection whose route is ROUTE_HBONE: open its
+ * stream through the pod's pool. c is owned by the stream, or failed and
+ * freed, on return. */
+void mtls_outbound_hbone(struct conn *c);
+/* The L4 decision for inbound connection c from its route (the local
+ * pod's labels, the peer's identity; none: plaintext). Returns 0 allow,
+ * -EACCES deny; d filled. */
+int mtls_authorize(const struct conn *c, struct authz_decision *d);
 /* Admin JSON. */
 json_t *mtls_certs_json(const struct tunnel *t);
 json_t *mtls_policies_json(const struct tunnel *t);
