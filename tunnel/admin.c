@@ -36,7 +36,7 @@
  * /stats/prometheus, Prometheus text format 0.0.4 (tunnel/metrics.h).
  * metricsAddress/readinessAddress "off" disable that server.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/admin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,7 +52,17 @@
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "tunnel/ca.h"
+#include "tunnel/host_probe.h"
 #include "tunnel/http.h"
+#include "tunnel/kube_watch.h"
+#include "tunnel/loop.h"
+#include "tunnel/metrics.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/proxy.h"
+#include "tunnel/relay.h"
+#include "tunnel/state.h"
+#include "tunnel/tunnel.h"
 
 #define SRV_MAGIC 0x48545450u
 #define SRV_MAX 4

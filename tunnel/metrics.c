@@ -16,7 +16,7 @@
  * canonical service/revision from service.istio.io/canonical-* labels,
  * then app/version labels; "unknown" for anything not in the model.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,6 +30,13 @@
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "tunnel/accesslog.h"
+#include "tunnel/kube_watch.h"
+#include "tunnel/loop.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/proxy.h"
+#include "tunnel/relay.h"
+#include "tunnel/tunnel.h"
 
 #define HASH_BUCKETS 1024
 #define UNKNOWN "unknown"

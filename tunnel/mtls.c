@@ -27,7 +27,7 @@
  * policy with the peer identity (401), upstream connect from the pod netns
  * with the client's IP (503 on failure), then 200 and relay.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/mtls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,6 +47,12 @@
 #include "tunnel/ca_client.h"
 #include "tunnel/hbone.h"
 #include "tunnel/identity.h"
+#include "tunnel/loop.h"
+#include "tunnel/metrics.h"
+#include "tunnel/pods.h"
+#include "tunnel/proxy.h"
+#include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 #define RENEW_RECHECK_MS (3600u * 1000u) /* wall clock may jump: re-check hourly */
 #define MAX_IDS 256

@@ -35,7 +35,7 @@
  * is known, metrics_conn_close() in conn_free() (every end, failures
  * included): counters and the access-log line live in metrics.c.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/proxy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,6 +52,14 @@
 #include "conf/warren.h"
 #include "netlink/netns.h"
 #include "tunnel/hbone.h"
+#include "tunnel/inpod_listen.h"
+#include "tunnel/loop.h"
+#include "tunnel/metrics.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/relay.h"
+#include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80

@@ -24,6 +24,8 @@
 
 #include "conf/warren.h"
 #include "tunnel/ca.h"
+#include "tunnel/pods.h"
+#include "tunnel/proxy.h"
 #include "tunnel/tunnel.h"
 
 /* Service endpoint round robin, shared by the workers. */

@@ -13,7 +13,13 @@
 #include <unistd.h>
 
 #include "tunnel/accesslog.h"
+#include "tunnel/loop.h"
+#include "tunnel/metrics.h"
+#include "tunnel/pods.h"
+#include "tunnel/proxy.h"
+#include "tunnel/relay.h"
 #include "tunnel/tunnel.h"
+
 #include "tests/unit/t.h"
 #include "tests/unit/tunnel_fixture.h"
 

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tunnel/pods.h"
+#include "tunnel/proxy.h"
 #include "tunnel/tunnel.h"
+
 #include "tests/unit/t.h"
 #include "tests/unit/tunnel_fixture.h"
 
