@@ -2,7 +2,7 @@
 /*
  * mTLS wiring of the tunnel: the mesh CA and
  * workload identities, outbound routing to HBONE, the inbound 15008
- * server, and L4 policy. Contract in tunnel.h ("mtls.c").
+ * server, and L4 policy. Contract in mtls.h.
  *
  * t->sec exists only when caDir is set. Without it the tunnel relays in
  * plaintext only when mtls: disabled says so (logged loudly at start);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The pod registry (contract in tunnel.h): lookup, creation and teardown
+ * The pod registry (contract in pods.h): lookup, creation and teardown
  * of struct pod and its per-worker shards, and the readiness rule. Pods
  * are few (one per enrolled pod on the node), so lookups are linear scans
  * of the primaries.

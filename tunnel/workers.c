@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Data-path worker threads (contract in tunnel.h).
+ * Data-path worker threads (contract in workers.h).
  *
  * Each worker runs its own loop. Every pod has one shard per worker
  * (pods.c): its own SO_REUSEPORT listeners on 15001/15006/15008, so the
