@@ -435,6 +435,12 @@ static bool wp_step(struct wp_conn *c)
 			c->uin_len -= (size_t)r;
 			return true;
 		}
+		if (!c->discard && c->u_eof && !c->uin_len) {
+			/* the upstream went away while we still send it the body */
+			wp_upstream_close(c);
+			wp_fail_request(c, 503, "Service Unavailable", "upstream connection closed during the request body");
+			return true;
+		}
 		r = wp_move_body(c, c->din, &c->din_len, c->uout, &c->uout_len, c->req_chunked, c->discard);
 		if (r < 0) {
 			wp_upstream_close(c);

@@ -9,7 +9,8 @@
  * every string points inside it, one byte short is never complete, a
  * refusal carries a reason and a 4xx/5xx, the chunked decoder consumes
  * within bounds and never counts more data than it consumed; a head never
- * has both framings. Aborts on a broken invariant; ASan/UBSan catch
+ * has both framings. The input is also parsed as a response head (the
+ * application's answer). Aborts on a broken invariant; ASan/UBSan catch
  * memory errors.
  */
 #include "waypoint/http1.h"
@@ -39,6 +40,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!size)
 		return 0;
 	step = 1 + data[0] % 17; /* chunked feeding granularity */
+	{
+		/* the same bytes as an application's response head */
+		struct h1_response rs;
+		int r = h1_parse_response_head(buf + 1, size - 1, data[0] & 1, &rs);
+
+		if (r < 0 && (!rs.error || !*rs.error))
+			abort();
+		if (r > 0 && ((size_t)r > size - 1 || rs.status < 100 || rs.status > 599 ||
+			      (rs.body == H1_BODY_LENGTH && !rs.content_length)))
+			abort();
+	}
 	pos = 1;
 	for (int n_req = 0; pos < size && n_req < 64; n_req++) {
 		const char *b = buf + pos;

@@ -215,5 +215,36 @@ static void test_chunked(void)
 	}
 }
 
-T_MAIN(T_CASE(test_refused_shapes), T_CASE(test_well_formed), T_CASE(test_byte_at_a_time),
+static void test_response(void)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+	static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static const char close_delim[] = "HTTP/1.0 200 OK\r\n\r\nbody until close";
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	static const char *const bad[] = {
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+		"HTTP/1.1 200 OK\nContent-Length: 5\n\n",
+		"HTTP/1.1 2000 OK\r\n\r\n",
+		"HTTP/2 200\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX:\r\n y\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+	};
+	struct h1_response rs;
+
+	T_ASSERT_INT(h1_parse_response_head(ok, sizeof(ok) - 1, false, &rs), sizeof(ok) - 1 - 5);
+	T_ASSERT(rs.status == 200 && rs.body == H1_BODY_LENGTH && rs.content_length == 5 && rs.keep_alive);
+	T_ASSERT(h1_parse_response_head(ok, sizeof(ok) - 1, true, &rs) > 0 && rs.body == H1_BODY_NONE);
+	T_ASSERT(h1_parse_response_head(chunked, sizeof(chunked) - 1, false, &rs) > 0 && rs.body == H1_BODY_CHUNKED);
+	T_ASSERT(h1_parse_response_head(close_delim, sizeof(close_delim) - 1, false, &rs) > 0);
+	T_ASSERT(rs.until_close && !rs.keep_alive);
+	T_ASSERT(h1_parse_response_head(cont, sizeof(cont) - 1, false, &rs) > 0 && rs.status == 100);
+	T_ASSERT_INT(h1_parse_response_head(ok, 20, false, &rs), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		T_ASSERT(h1_parse_response_head(bad[i], strlen(bad[i]), false, &rs) < 0);
+		printf("# response %zu -> %s\n", i, rs.error);
+	}
+}
+
+T_MAIN(T_CASE(test_response), T_CASE(test_refused_shapes), T_CASE(test_well_formed), T_CASE(test_byte_at_a_time),
        T_CASE(test_limits), T_CASE(test_chunked))
