@@ -3,7 +3,8 @@
  * warren-waypoint: the L7 proxy a namespace's Services (or workloads) are
  * bound to with istio.io/use-waypoint. It runs as the pods of one Gateway
  * (gatewayClassName istio-waypoint) and serves HBONE on 15008 (data path:
- * waypoint/proxy.h) and readiness on 15021. Its identity is
+ * waypoint/proxy.h), readiness on 15021 and metrics on 15020
+ * (waypoint/stats.h). Its identity is
  * spiffe://<td>/ns/<namespace>/sa/<service account>, issued from the mesh
  * CA directory (--ca-dir), as a tunnel's caDir mode does.
  *
@@ -37,6 +38,7 @@
 #include "tunnel/loop.h"
 #include "tunnel/tls.h"
 #include "waypoint/proxy.h"
+#include "waypoint/stats.h"
 
 static struct loop *wpm_loop;
 
@@ -44,7 +46,8 @@ static void wpm_usage(FILE *f)
 {
 	fprintf(f, "usage: warren-waypoint --mesh PATH --ca-dir DIR --namespace NS --name GATEWAY\n"
 		   "         [--service-account SA] [--trust-domain TD] [--root-namespace NS]\n"
-		   "         [--listen ADDR:PORT] [--readiness ADDR:PORT|off] [--log-level LEVEL]\n");
+		   "         [--listen ADDR:PORT] [--readiness ADDR:PORT|off] [--metrics ADDR:PORT|off]\n"
+		   "         [--log-level LEVEL]\n");
 }
 
 static int wpm_listen(const char *spec, int *out)
@@ -103,6 +106,15 @@ static void wpm_ready(void *ctx, const struct http_request *req, struct http_res
 	char buf[200];
 	int n;
 
+	if (!strcmp(req->path, "/metrics") || !strcmp(req->path, "/stats/prometheus")) {
+		size_t len = 0;
+
+		resp->status = 200;
+		resp->content_type = "text/plain; version=0.0.4";
+		resp->body = w->stats ? wp_stats_render(w->stats, &len) : strdup("");
+		resp->body_len = resp->body ? (w->stats ? len : 0) : 0;
+		return;
+	}
 	if (strcmp(req->path, "/healthz/ready") && strcmp(req->path, "/stats")) {
 		resp->status = 404;
 		resp->content_type = "text/plain";
@@ -149,19 +161,20 @@ int main(int argc, char **argv)
 		{ "root-namespace", required_argument, NULL, 'r' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "readiness", required_argument, NULL, 'R' },
+		{ "metrics", required_argument, NULL, 'M' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *mesh_path = NULL, *ca_dir = NULL, *ns = NULL, *name = NULL, *sa = NULL;
 	const char *td = "cluster.local", *root = NULL, *listen_on = "0.0.0.0:15008";
-	const char *ready_on = "0.0.0.0:15021";
+	const char *ready_on = "0.0.0.0:15021", *metrics_on = "0.0.0.0:15020";
 	enum wlog_level level = WLOG_INFO;
 	struct mesh *m = NULL;
 	struct authz_set *set = NULL;
 	struct mesh_ca *ca = NULL;
 	struct ca_leaf *leaf = NULL;
-	struct http_server *hs = NULL;
+	struct http_server *hs = NULL, *ms = NULL;
 	const struct mesh_gateway *gw;
 	struct wp w = { 0 };
 	char err[512];
@@ -178,6 +191,7 @@ int main(int argc, char **argv)
 		case 'r': root = optarg; break;
 		case 'l': listen_on = optarg; break;
 		case 'R': ready_on = optarg; break;
+		case 'M': metrics_on = optarg; break;
 		case 'L':
 			if (wlog_parse_level(optarg, &level)) {
 				fprintf(stderr, "warren-waypoint: unknown log level %s\n", optarg);
@@ -238,11 +252,28 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (strcmp(ready_on, "off")) {
-		if (wpm_listen(ready_on, &rfd) || http_server_new(w.loop, rfd, "readiness", wpm_ready, &w, &hs)) {
+		int r2 = wpm_listen(ready_on, &rfd);
+
+		if (!r2) {
+			r2 = http_server_new(w.loop, rfd, "readiness", wpm_ready, &w, &hs);
+			rfd = -1; /* the server owns it, also when it failed */
+		}
+		if (r2) {
 			log_error("cannot serve readiness on %s", ready_on);
 			goto out;
 		}
-		rfd = -1; /* the server owns it */
+	}
+	if (strcmp(metrics_on, "off")) {
+		int r2 = (w.stats = wp_stats_new()) ? wpm_listen(metrics_on, &rfd) : -ENOMEM;
+
+		if (!r2) {
+			r2 = http_server_new(w.loop, rfd, "metrics", wpm_ready, &w, &ms);
+			rfd = -1;
+		}
+		if (r2) {
+			log_error("cannot serve metrics on %s", metrics_on);
+			goto out;
+		}
 	}
 	log_info("waypoint %s/%s as %s: HBONE on %s, readiness on %s, %zu policies (%zu invalid)", ns, name,
 		 leaf->id, listen_on, ready_on, authz_set_count(set), authz_set_invalid_count(set));
@@ -253,6 +284,7 @@ int main(int argc, char **argv)
 		 (unsigned long long)w.denied);
 out:
 	http_server_free(hs);
+	http_server_free(ms);
 	if (w.pool)
 		hbone_pool_free(w.pool);
 	if (lfd >= 0)
@@ -266,6 +298,7 @@ out:
 	ca_leaf_free(leaf);
 	ca_free(ca);
 	authz_set_free(set);
+	wp_stats_free(w.stats);
 	mesh_free(m);
 	return ret;
 }

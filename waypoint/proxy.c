@@ -19,6 +19,7 @@
 #include "model/waypoint.h"
 #include "tunnel/ca.h"
 #include "waypoint/http1.h"
+#include "waypoint/stats.h"
 
 #define WPC_MAGIC 0x77706363u /* "wpcc" */
 #define WP_BUF    H1_HEAD_MAX  /* each of the four buffers */
@@ -95,6 +96,28 @@ static void wp_access(struct wp_conn *c, const char *kind)
 		      "src.identity", c->peer, "authority", c->authority, "method", c->method, "path",
 		      c->path, "response_code", (int)c->status, "policy", c->policy, "reason", c->reason,
 		      "duration_ms", (json_int_t)(wp_now_ms() - c->start_ms));
+	if (c->w->stats) {
+		struct spiffe_id sid;
+		const struct mesh_pod *sp = wp_ss_ip(&c->src, &ip) ? mesh_find_pod_by_ip(c->w->mesh, &ip) : NULL;
+		char host[320] = "";
+		struct wp_stats_labels l = {
+			.source_principal = c->peer, .request_protocol = kind,
+			.response_code = c->status,
+			.response_flags = c->status == 503 ? "UF" : c->status == 502 ? "UPE" : "-",
+			.destination_service_name = c->svc ? c->svc->name : NULL,
+			.destination_service_namespace = c->svc ? c->svc->namespace : c->pod ? c->pod->namespace : NULL,
+			.destination_workload = c->pod ? c->pod->name : NULL,
+		};
+
+		if (c->peer[0] && !spiffe_id_parse(c->peer, &sid))
+			l.source_namespace = sid.ns;
+		if (sp)
+			l.source_workload = mesh_label(&sp->labels, "app") ? mesh_label(&sp->labels, "app") : sp->name;
+		if (c->svc)
+			snprintf(host, sizeof(host), "%s.%s.svc.cluster.local", c->svc->name, c->svc->namespace);
+		l.destination_service = host[0] ? host : NULL;
+		wp_stats_request(c->w->stats, &l, wp_now_ms() - c->start_ms);
+	}
 	line = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	if (line) {
 		printf("%s\n", line);

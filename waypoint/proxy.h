@@ -26,7 +26,8 @@
  * Other ports: decided once per connection with the L4 fields only, then
  * relayed as bytes.
  *
- * One JSON access-log line per request (or TCP connection) on stdout.
+ * One JSON access-log line per request (or TCP connection) on stdout, and
+ * the same request counted in waypoint/stats.h (reporter="waypoint").
  * Single-threaded: everything runs on the loop it was made with.
  */
 #ifndef WARREN_WAYPOINT_PROXY_H
@@ -43,6 +44,8 @@
 
 #define WP_MAX_STREAMS 100
 
+struct wp_stats;
+
 struct wp {
 	struct loop *loop;
 	const struct mesh *mesh;      /* borrowed */
@@ -52,6 +55,7 @@ struct wp {
 	const char *id;               /* our SPIFFE ID */
 	SSL_CTX *server_ctx, *client_ctx;
 	struct hbone_pool *pool;
+	struct wp_stats *stats;       /* waypoint/stats.h; may be NULL */
 	unsigned rr;
 	uint64_t requests, denied, conns;
 };

@@ -223,6 +223,19 @@ for row in "${table[@]}"; do
 	fi
 done
 
+wp_metric() { # LABEL-SUBSTRING...: sum of istio_requests_total series having them all
+	pexec wp curl -s --max-time 2 http://127.0.0.1:15020/metrics | grep '^istio_requests_total{' |
+		awk -v a="${1:-}" -v b="${2:-}" -v c="${3:-}" 'index($0, a) && index($0, b) && index($0, c) { s += $NF } END { print s + 0 }'
+}
+v=$(wp_metric 'reporter="waypoint"' 'source_principal="spiffe://cluster.local/ns/mesh/sa/cli-sa"' 'response_code="403"')
+((v >= 4)) && ok "istio_requests_total{reporter=waypoint, cli's principal, response_code=403} counts the denials ($v)" ||
+	not_ok "istio_requests_total counts cli's 403s" "$v; $(pexec wp curl -s http://127.0.0.1:15020/metrics | head -5)"
+v=$(wp_metric 'destination_service="web.mesh.svc.cluster.local"' 'source_workload="cli2"' 'response_code="200"')
+((v >= 1)) && ok "... and cli2's 200s, with the destination Service and the source workload ($v)" ||
+	not_ok "istio_requests_total labels for cli2's 200s" "$v"
+check "... a duration histogram per series" bash -c \
+	"ip netns exec ${POD_NETNS[wp]} curl -s http://127.0.0.1:15020/metrics | grep -q '^istio_request_duration_milliseconds_bucket{reporter=\"waypoint\".*le=\"+Inf\"}'"
+
 # HTTP/1.1 on the wire: pipelining, chunked, smuggling shapes
 RAW_PY='import socket, sys
 s = socket.create_connection(("10.96.0.20", 80), timeout=5)
