@@ -36,7 +36,7 @@ struct wp_conn {
 	unsigned magic;
 	struct wp *w;
 	int dfd, ufd;
-	bool d_eof, u_eof, http, dead;
+	bool d_eof, u_eof, u_shut, http;
 	enum wpc_state st;
 	char peer[SPIFFE_ID_MAX];
 	struct sockaddr_storage src;
@@ -149,7 +149,7 @@ static void wp_upstream_close(struct wp_conn *c)
 	loop_del(c->w->loop, c->ufd);
 	close(c->ufd);
 	c->ufd = -1;
-	c->u_eof = false;
+	c->u_eof = c->u_shut = false;
 	c->uin_len = c->uout_len = c->uout_off = 0;
 }
 
@@ -565,9 +565,10 @@ resp_done:
 			c->uin_len -= n;
 			moved = true;
 		}
-		if (c->ufd >= 0 && c->d_eof && !c->din_len && !c->uout_len) {
-			shutdown(c->ufd, SHUT_WR);
-			moved |= !c->u_eof;
+		if (c->ufd >= 0 && c->d_eof && !c->din_len && !c->uout_len && !c->u_shut) {
+			shutdown(c->ufd, SHUT_WR); /* the client's half-close, passed on once */
+			c->u_shut = true;
+			moved = true;
 		}
 		if ((c->u_eof && !c->uin_len && !c->dout_len) || c->ufd < 0) {
 			c->st = S_CLOSING;

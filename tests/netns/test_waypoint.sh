@@ -63,7 +63,7 @@ mesh ns mesh istio.io/dataplane-mode=ambient
 tunnel_start node1 2>/dev/null || die "warren-tunnel on node1 not ready (see $T/node1/tunnel.out)"
 tunnel_start node2 2>/dev/null || die "warren-tunnel on node2 not ready"
 
-gateway mesh waypoint
+gateway mesh waypoint all
 gateway mesh cold-wp all
 for p in srv srv2; do
 	pod_define node2 mesh $p --label app=$p || die "define $p"
@@ -160,6 +160,9 @@ add_policy '{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy"
            "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/mesh/sa/cli-sa"]}}],
                       "to": [{"operation": {"methods": ["GET", "POST", "HEAD"]}}]},
                      {"when": [{"key": "request.headers[x-token]", "values": ["letmein"]}]}]}}'
+# srv2's own traffic (pod-addressed) is bound too: a workload waypoint
+# (mesh/waypoint serves both, istio.io/waypoint-for: all)
+mesh_py "[o['metadata']['labels'].__setitem__('istio.io/use-waypoint', 'waypoint') for o in objs if o['kind'] == 'Pod' and o['metadata']['name'] == 'srv2']"
 printf '\e[2m+ %s\e[0m\n' "warren-waypoint in wp" >&"$PP_FD"
 bg ip netns exec "${POD_NETNS[wp]}" "$WARREN_BUILD/warren-waypoint" --mesh "$T/mesh.yaml" --ca-dir "$T/ca" \
 	--namespace mesh --name waypoint --log-level debug >"$T/wp.access" 2>"$T/wp.log"
@@ -281,6 +284,14 @@ check "Service web port 7 (p7, TCP) through the waypoint: refused (allow-web nee
 	fails app_client cli 10.96.0.20 7 "tcp-$E2E_ID"
 check "... a tcp access-log line at the waypoint says why" bash -c \
 	"grep -F '\"protocol\":\"tcp\"' '$T/wp.access' | grep -F '\"authority\":\"10.96.0.20:7\"' | grep -qF 'ALLOW policies apply but none matched'"
+# pod-addressed traffic to a workload bound to the waypoint
+check "cli -> srv2 ${POD_IP[srv2]}:8080 (pod label use-waypoint=waypoint) round-trips through the waypoint" \
+	app_client cli "${POD_IP[srv2]}" 8080 "wl-$E2E_ID"
+check "... the tunnel sent it to the waypoint with :authority ${POD_IP[srv2]}:8080" wait_for -t 5 grep -q \
+	"HBONE to $WP:15008 (:authority ${POD_IP[srv2]}:8080, expecting spiffe://cluster.local/ns/mesh/sa/waypoint)" "$T/node1/tunnel.log"
+check "... the waypoint relayed it (tcp access-log line for ${POD_IP[srv2]}:8080)" bash -c \
+	"grep -F '\"authority\":\"${POD_IP[srv2]}:8080\"' '$T/wp.access' | grep -qF '\"response_code\":0'"
+
 # --- 4. no bypass at the destination ------------------------------------------
 check "cli -> srv $SRV:8080 directly (srv is behind mesh/waypoint) is refused" \
 	fails app_client cli "$SRV" 8080 "direct-$E2E_ID"
@@ -288,7 +299,7 @@ check "... node2 answered 401 naming the waypoint" wait_for -t 5 grep -q \
 	"refused with 401: pod is bound to waypoint mesh/waypoint and spiffe://cluster.local/ns/mesh/sa/cli-sa is not its identity" \
 	"$T/node2/tunnel.log"
 check "... counted as bypass on node2" at_least node2 warren_waypoint_refused_total 'waypoint="mesh/waypoint",reason="bypass"' 1
-check "cli -> srv2 directly (no waypoint) works" app_client cli "${POD_IP[srv2]}" 8080 "srv2-$E2E_ID"
+check "cli -> srv2 (through its workload waypoint) still works" app_client cli "${POD_IP[srv2]}" 8080 "srv2-$E2E_ID"
 add_policy '{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
   "metadata": {"name": "allow-cli", "namespace": "mesh"},
   "spec": {"selector": {"matchLabels": {"app": "srv"}}, "action": "ALLOW",
