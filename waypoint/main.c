@@ -124,7 +124,7 @@ static void wpm_ready(void *ctx, const struct http_request *req, struct http_res
 	}
 	n = snprintf(buf, sizeof(buf), "ready\nrequests %llu\ndenied %llu\nstreams %llu\n",
 		     (unsigned long long)w->requests, (unsigned long long)w->denied,
-		     (unsigned long long)w->conns);
+		     (unsigned long long)w->n_conns);
 	resp->status = 200;
 	resp->content_type = "text/plain";
 	resp->body = strndup(buf, (size_t)n);
@@ -283,6 +283,7 @@ int main(int argc, char **argv)
 	log_info("stopping: %llu requests, %llu denied", (unsigned long long)w.requests,
 		 (unsigned long long)w.denied);
 out:
+	wp_shutdown(&w);
 	http_server_free(hs);
 	http_server_free(ms);
 	if (w.pool)

@@ -27,6 +27,8 @@
 /* One HBONE connection: the peer address for every stream on it. */
 struct wp_hconn {
 	struct wp *w;
+	struct hbone_conn *hc;
+	struct wp_hconn *next, **pprev;
 	struct sockaddr_storage peer;
 };
 
@@ -35,6 +37,7 @@ enum wpc_state { S_HEAD, S_BODY, S_RESP, S_RESP_BODY, S_RAW, S_CLOSING };
 struct wp_conn {
 	unsigned magic;
 	struct wp *w;
+	struct wp_conn *next, **pprev;
 	int dfd, ufd;
 	bool d_eof, u_eof, u_shut, http;
 	enum wpc_state st;
@@ -130,6 +133,11 @@ static void wp_access(struct wp_conn *c, const char *kind)
 static void wp_conn_free(struct wp_conn *c)
 {
 	CHECK_OBJ(c, WPC_MAGIC);
+	if (c->pprev) {
+		*c->pprev = c->next;
+		if (c->next)
+			c->next->pprev = c->pprev;
+	}
 	if (c->dfd >= 0) {
 		loop_del(c->w->loop, c->dfd);
 		close(c->dfd);
@@ -739,7 +747,12 @@ static void wp_request(void *ctx, struct hbone_stream *s, const struct hbone_req
 		free(c);
 		return;
 	}
-	w->conns++;
+	w->n_conns++;
+	c->next = w->conns;
+	if (c->next)
+		c->next->pprev = &c->next;
+	c->pprev = &w->conns;
+	w->conns = c;
 	if (c->http) {
 		c->st = S_HEAD;
 		return;
@@ -769,9 +782,22 @@ static void wp_request(void *ctx, struct hbone_stream *s, const struct hbone_req
 
 static void wp_hconn_done(void *ctx, struct hbone_conn *hc, const char *reason)
 {
+	struct wp_hconn *h = ctx;
+
 	(void)hc;
 	log_debug("HBONE connection ended: %s", reason ? reason : "closed");
-	free(ctx);
+	*h->pprev = h->next;
+	if (h->next)
+		h->next->pprev = h->pprev;
+	free(h);
+}
+
+void wp_shutdown(struct wp *w)
+{
+	while (w->hconns)
+		hbone_conn_abort(w->hconns->hc, "waypoint stopping"); /* its done unlinks it */
+	while (w->conns)
+		wp_conn_free(w->conns);
 }
 
 void wp_accept(struct wp *w, int fd, const struct sockaddr_storage *peer)
@@ -789,6 +815,15 @@ void wp_accept(struct wp *w, int fd, const struct sockaddr_storage *peer)
 	cbs.ctx = h;
 	hbone_opts_default(&o, true);
 	o.max_streams = WP_MAX_STREAMS;
-	if (hbone_server_accept(w->loop, w->server_ctx, fd, &o, &cbs, NULL) < 0)
+	h->next = w->hconns;
+	if (h->next)
+		h->next->pprev = &h->next;
+	h->pprev = &w->hconns;
+	w->hconns = h;
+	if (hbone_server_accept(w->loop, w->server_ctx, fd, &o, &cbs, &h->hc) < 0) {
+		*h->pprev = h->next; /* fd closed, no callback */
+		if (h->next)
+			h->next->pprev = h->pprev;
 		free(h);
+	}
 }

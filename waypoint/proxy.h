@@ -45,6 +45,8 @@
 #define WP_MAX_STREAMS 100
 
 struct wp_stats;
+struct wp_hconn;
+struct wp_conn;
 
 struct wp {
 	struct loop *loop;
@@ -56,11 +58,15 @@ struct wp {
 	SSL_CTX *server_ctx, *client_ctx;
 	struct hbone_pool *pool;
 	struct wp_stats *stats;       /* waypoint/stats.h; may be NULL */
+	struct wp_hconn *hconns;      /* live HBONE server connections */
+	struct wp_conn *conns;        /* live streams */
 	unsigned rr;
-	uint64_t requests, denied, conns;
+	uint64_t requests, denied, n_conns;
 };
 
 /* Serves one accepted TCP connection on 15008 (fd owned from now on). */
 void wp_accept(struct wp *w, int fd, const struct sockaddr_storage *peer);
+/* Ends every connection and stream (the loop has stopped). */
+void wp_shutdown(struct wp *w);
 
 #endif

@@ -166,6 +166,7 @@ mesh_py "[o['metadata']['labels'].__setitem__('istio.io/use-waypoint', 'waypoint
 printf '\e[2m+ %s\e[0m\n' "warren-waypoint in wp" >&"$PP_FD"
 bg ip netns exec "${POD_NETNS[wp]}" "$WARREN_BUILD/warren-waypoint" --mesh "$T/mesh.yaml" --ca-dir "$T/ca" \
 	--namespace mesh --name waypoint --log-level debug >"$T/wp.access" 2>"$T/wp.log"
+WP_PID=$! # ip netns exec execs it: the waypoint itself
 wp_ready() { [[ $(pexec wp curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:15021/healthz/ready) == 200 ]]; }
 check "warren-waypoint serves readiness on 15021 in wp" wait_for -t 10 wp_ready
 check "... as spiffe://cluster.local/ns/mesh/sa/waypoint, with both policies active" bash -c \
@@ -312,3 +313,10 @@ check "annotation warren.io/waypoint-allow-direct=true on srv: cli -> srv direct
 	app_client cli "$SRV" 8080 "optout-$E2E_ID"
 
 sanitizer_clean node1 node2
+kill -TERM "$WP_PID" 2>/dev/null
+check "warren-waypoint stops on SIGTERM" wait_for -t 10 exited "$WP_PID"
+if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$T/wp.log"; then
+	not_ok "waypoint: no sanitizer report" "$(grep -m5 -A8 -E 'Sanitizer|runtime error' "$T/wp.log")"
+else
+	ok "waypoint: no sanitizer report"
+fi
