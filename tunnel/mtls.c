@@ -605,7 +605,6 @@ static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_r
 	struct pod *p;
 	struct conn *c;
 	char own[SPIFFE_ID_MAX], msg[300];
-	struct mesh_ip want, got;
 
 	CHECK_OBJ(h, HSRV_MAGIC);
 	p = h->pod;
@@ -632,9 +631,7 @@ static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_r
 	}
 	c->dst = req->target;
 	ss_canonicalise(&c->dst);
-	route_inbound(&c->route, p->t, p, &c->src, &c->dst);
-	if (!route_ss_to_ip(&c->dst, &got, NULL) || !route_ss_to_ip(&h->local, &want, NULL) ||
-	    !mesh_ip_equal(&got, &want)) {
+	if (!ss_same_ip(&c->dst, &h->local)) {
 		char a[64];
 
 		snprintf(msg, sizeof(msg), ":authority %s is not this pod's address %s", req->authority,
@@ -642,28 +639,17 @@ static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_r
 		conn_hs_reject(c, 400, msg);
 		return;
 	}
-	if (req->port == PORT_OUTBOUND || req->port == PORT_INBOUND_PLAIN ||
-	    req->port == PORT_INBOUND_HBONE) {
+	if (port_is_tunnel(req->port)) {
 		conn_hs_reject(c, 400, "target is a tunnel port (self-call refused)");
 		return;
 	}
+	route_inbound(&c->route, p->t, p, &c->src, &c->dst);
 	if (waypoint_bypass(c) < 0)
 		return; /* answered 401, c freed */
 	if (conn_authorize(c) < 0)
 		return; /* answered 401, c freed */
 	metrics_conn_open(c);
 	conn_connect(c);
-}
-
-static bool ss_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-	return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-		       &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
 }
 
 /*
@@ -688,7 +674,7 @@ static const char *hbone_pending_full(const struct pod *p, const struct sockaddr
 		if (info.state != HBONE_HANDSHAKE)
 			continue;
 		pod_n++;
-		src_n += ss_same_addr(&h->peer, peer);
+		src_n += ss_same_ip(&h->peer, peer);
 	}
 	if (src_n >= max_src)
 		return "source_limit";

@@ -125,7 +125,7 @@ static bool ss_loopback(const struct sockaddr_storage *ss)
 	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
-static bool ss_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+bool ss_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family)
 		return false;
@@ -136,7 +136,7 @@ static bool ss_same_ip(const struct sockaddr_storage *a, const struct sockaddr_s
 				  &((const struct sockaddr_in6 *)b)->sin6_addr);
 }
 
-static bool port_illegal(uint16_t port)
+bool port_is_tunnel(uint16_t port)
 {
 	return port == PORT_OUTBOUND || port == PORT_INBOUND_PLAIN || port == PORT_INBOUND_HBONE;
 }
@@ -550,11 +550,11 @@ static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr
 		conn_fail(c, "no original destination (was the connection redirected by the in-pod rules?)", -ret);
 		return;
 	}
-	if (dir == CONN_OUTBOUND && ss_loopback(&c->dst) && port_illegal(ss_port(&c->dst))) {
+	if (dir == CONN_OUTBOUND && ss_loopback(&c->dst) && port_is_tunnel(ss_port(&c->dst))) {
 		conn_fail(c, "self-call to a tunnel port refused", 0);
 		return;
 	}
-	if (dir == CONN_INBOUND && port_illegal(ss_port(&c->dst))) {
+	if (dir == CONN_INBOUND && port_is_tunnel(ss_port(&c->dst))) {
 		conn_fail(c, "inbound to a tunnel port refused (self-call)", 0);
 		return;
 	}

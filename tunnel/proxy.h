@@ -94,6 +94,10 @@ void conn_fail(struct conn *c, const char *what, int err);
 int conn_upstream_socket(struct conn *c, const char **what);
 void rst_close(int fd);
 socklen_t ss_len(const struct sockaddr_storage *ss);
+/* Same address (family and IP; ports ignored). */
+bool ss_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+/* 15001, 15006 or 15008: never a connection's destination (self-call). */
+bool port_is_tunnel(uint16_t port);
 uint16_t ss_port(const struct sockaddr_storage *ss);
 void ss_canonicalise(struct sockaddr_storage *ss);
 
