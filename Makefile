@@ -25,7 +25,10 @@ CA_PKGS     := jansson libcurl openssl yaml-0.1
 # whether its DaemonSet is being deleted (conf/kube.c reads the in-cluster
 # credentials; it needs OpenSSL's base64 and, through kobj, libyaml).
 INSTALL_PKGS := jansson libcurl libcrypto yaml-0.1
-PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) $(INSTALL_PKGS) $(CA_PKGS))
+# warren-waypoint: the tunnel's loop, TLS and HBONE (nghttp2, OpenSSL), the
+# mesh model (jansson, libyaml); no netlink, no eBPF, no API client.
+WAYPOINT_PKGS := jansson libnghttp2 openssl yaml-0.1
+PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) $(INSTALL_PKGS) $(CA_PKGS) $(WAYPOINT_PKGS))
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wwrite-strings -Wno-unused-parameter
@@ -34,6 +37,7 @@ CNI_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CNI_PKGS))
 TUNNEL_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(TUNNEL_PKGS)) -lpthread
 CTL_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CTL_PKGS))
 CA_LIBS     := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CA_PKGS)) -lpthread
+WAYPOINT_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(WAYPOINT_PKGS))
 # Unit tests, tools and fuzz targets: the tunnel's libraries (not libcurl:
 # only warrenctl calls it); --as-needed keeps each to the ones it calls.
 INSTALL_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(INSTALL_PKGS))
@@ -58,7 +62,8 @@ ALL_CFLAGS += -I$(B)
 LIB_SRCS    := $(wildcard conf/*.c model/*.c netlink/*.c) $(filter-out plugin/main.c,$(wildcard plugin/*.c)) \
                $(filter-out tunnel/main.c,$(wildcard tunnel/*.c)) \
                $(filter-out ca/main.c,$(wildcard ca/*.c)) \
-               $(filter-out install/main.c,$(wildcard install/*.c))
+               $(filter-out install/main.c,$(wildcard install/*.c)) \
+               $(filter-out waypoint/main.c,$(wildcard waypoint/*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
@@ -67,7 +72,8 @@ TOOL_BINS   := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 
-BINS := $(B)/warren-cni $(B)/warren-tunnel $(B)/warrenctl $(B)/warren-ca $(B)/warren-install
+BINS := $(B)/warren-cni $(B)/warren-tunnel $(B)/warrenctl $(B)/warren-ca $(B)/warren-install \
+        $(B)/warren-waypoint
 
 Q := @
 ifeq ($(V),1)
@@ -121,6 +127,10 @@ $(B)/warrenctl: $(B)/ctl/warrenctl.o $(B)/libwarren.a
 $(B)/warren-ca: $(B)/ca/main.o $(B)/libwarren.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CA_LIBS)
+
+$(B)/warren-waypoint: $(B)/waypoint/main.o $(B)/libwarren.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(WAYPOINT_LIBS)
 
 $(B)/warren-install: $(B)/install/main.o $(B)/libwarren.a
 	@echo "  LD      $@"
@@ -181,7 +191,7 @@ demo: all
 
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(CNI_BIN_DIR)
-	install -m 0755 $(B)/warren-tunnel $(B)/warrenctl $(B)/warren-ca $(B)/warren-install $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(B)/warren-tunnel $(B)/warrenctl $(B)/warren-ca $(B)/warren-install $(B)/warren-waypoint $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 hack/warren-netns $(DESTDIR)$(PREFIX)/bin/ 2>/dev/null || true
 	# atomic replace: runtimes may exec the plugin while we write it
 	install -m 0755 $(B)/warren-cni $(DESTDIR)$(CNI_BIN_DIR)/.warren-cni.new

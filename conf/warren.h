@@ -49,6 +49,12 @@
 /* Set by Istio's sidecar injector: such a pod has a sidecar and is never
  * enrolled. */
 #define ANNOTATION_SIDECAR_STATUS "sidecar.istio.io/status"
+/* Waypoint attachment (Istio's labels; docs/waypoint.md). */
+#define LABEL_USE_WAYPOINT           "istio.io/use-waypoint"
+#define LABEL_USE_WAYPOINT_NAMESPACE "istio.io/use-waypoint-namespace"
+#define LABEL_WAYPOINT_FOR           "istio.io/waypoint-for"
+#define LABEL_GATEWAY_NAME           "gateway.networking.k8s.io/gateway-name"
+#define GATEWAY_CLASS_WAYPOINT       "istio-waypoint"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

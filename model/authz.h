@@ -90,6 +90,7 @@ struct authz_workload {
 	const char *namespace;
 	const char *name;
 	struct mesh_labels labels;
+	const char *service; /* a waypoint's request: the Service addressed, or NULL */
 };
 
 /* One inbound connection. dst_port is the port after target-port
@@ -114,6 +115,8 @@ struct authz_decision {
 	char policy[320];
 	/* Human-readable explanation, for logs and access logs. */
 	char reason[512];
+	/* authz_evaluate_request: the first AUDIT policy that matched, or "" */
+	char audit[320];
 };
 
 /*
@@ -138,6 +141,47 @@ size_t authz_set_invalid_count(const struct authz_set *set);
  */
 int authz_evaluate(const struct authz_set *set, const struct authz_workload *dst,
 		   const struct authz_conn *conn, struct authz_decision *out);
+
+/*
+ * A waypoint's policy set (L7). Only AuthorizationPolicies with targetRefs
+ * are in it: kind Gateway naming gw_name in gw_ns (the policy must live in
+ * gw_ns) scopes a policy to every request through the waypoint; kind
+ * Service (core group) to requests addressed to those Services of the
+ * policy's namespace. A policy for another Gateway, or without targetRefs
+ * (a selector policy: the destination tunnels enforce it), is ignored; a
+ * target of another kind or namespace makes it invalid, and an invalid
+ * policy denies every request through the waypoint (fail closed).
+ * Besides the L4 fields: to.operation hosts (ASCII case-insensitive),
+ * methods, paths (exact, "x*" prefix, "*x" suffix, "*" presence; the path
+ * without its query) and their not-forms; when key request.headers[name]
+ * (values / notValues, same forms; name case-insensitive). AUDIT is
+ * accepted and only reported (decision.audit). requestPrincipals,
+ * remoteIpBlocks, trustDomains and other when keys are not enforced: as in
+ * a tunnel's set, an ALLOW rule with them never matches and a DENY rule
+ * is kept without them, with a warning.
+ * 0, -EINVAL, -ENOMEM.
+ */
+int authz_compile_waypoint(const json_t *authorization_policies, const char *root_namespace,
+			   const char *gw_ns, const char *gw_name, struct authz_set **out);
+
+/* One HTTP request at a waypoint. conn: its source (the peer identity is
+ * the client workload's, from the HBONE mTLS), dst_ip/dst_port the
+ * addressed VIP or pod and port. Strings NUL-terminated; header(ctx, name,
+ * &len) returns the value of a header (name lower-case) or NULL. */
+struct authz_request {
+	struct authz_conn conn;
+	const char *svc_namespace; /* the Service addressed (or the pod's namespace) */
+	const char *svc_name;      /* NULL: pod-addressed */
+	const char *method, *host, *path;
+	const char *(*header)(void *ctx, const char *name, size_t *len);
+	void *header_ctx;
+};
+
+/* Decides one request against a waypoint's set, in Istio's order: an
+ * invalid policy in scope denies; a matching DENY denies; with ALLOW
+ * policies in scope one must match. 0 allow, -EACCES deny; *out filled. */
+int authz_evaluate_request(const struct authz_set *set, const struct authz_request *rq,
+			   struct authz_decision *out);
 
 enum authz_policy_kind { AUTHZ_KIND_AUTHORIZATION, AUTHZ_KIND_PEER_AUTHENTICATION };
 enum authz_policy_state {

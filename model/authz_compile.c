@@ -29,6 +29,10 @@ struct pctx {
 	/* L7 attribute names found, for the warning (unique, in order seen) */
 	const char **l7;
 	size_t n_l7, cap_l7;
+	/* a waypoint's set: HTTP attributes and targetRefs are compiled */
+	bool wp;
+	const char *gw_ns, *gw_name;
+	const char *hdr; /* AZ_T_HDR: the header name being compiled */
 };
 
 static void __attribute__((format(printf, 3, 4)))
@@ -220,7 +224,8 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum az_vtype type, st
 	if (out) {
 		size_t sz = type == AZ_T_STR ? sizeof(struct az_strmatch) :
 			    type == AZ_T_SA  ? sizeof(struct az_samatch) :
-			    type == AZ_T_IP  ? sizeof(struct az_cidr) : sizeof(uint16_t);
+			    type == AZ_T_IP  ? sizeof(struct az_cidr) :
+			    type == AZ_T_HDR ? sizeof(struct az_hdrmatch) : sizeof(uint16_t);
 		void *mem = arena_calloc(pc->ar, n, sz);
 
 		if (!mem)
@@ -287,6 +292,11 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum az_vtype type, st
 			}
 			k++;
 			break;
+		case AZ_T_HDR:
+			out->u.h[k].name = pc->hdr;
+			make_strmatch(pc->ar, s, &out->u.h[k].m);
+			k++;
+			break;
 		case AZ_T_L7:
 			break;
 		}
@@ -324,12 +334,13 @@ static const struct fspec source_fields[] = {
 static const struct fspec operation_fields[] = {
 	{ "ports", AZ_F_DPORT, 0, AZ_T_PORT },
 	{ "notPorts", AZ_F_DPORT, 1, AZ_T_PORT },
-	{ "hosts", AZ_F_MAX, 0, AZ_T_L7 },
-	{ "notHosts", AZ_F_MAX, 0, AZ_T_L7 },
-	{ "methods", AZ_F_MAX, 0, AZ_T_L7 },
-	{ "notMethods", AZ_F_MAX, 0, AZ_T_L7 },
-	{ "paths", AZ_F_MAX, 0, AZ_T_L7 },
-	{ "notPaths", AZ_F_MAX, 0, AZ_T_L7 },
+	/* HTTP: compiled at a waypoint, dropped by a tunnel */
+	{ "hosts", AZ_F_HOST, 0, AZ_T_L7 },
+	{ "notHosts", AZ_F_HOST, 1, AZ_T_L7 },
+	{ "methods", AZ_F_METHOD, 0, AZ_T_L7 },
+	{ "notMethods", AZ_F_METHOD, 1, AZ_T_L7 },
+	{ "paths", AZ_F_PATH, 0, AZ_T_L7 },
+	{ "notPaths", AZ_F_PATH, 1, AZ_T_L7 },
 };
 
 /* One from[].source or to[].operation entry -> one match. Returns whether
@@ -353,7 +364,11 @@ static bool conv_entry(struct pctx *pc, const json_t *obj, const struct fspec *s
 			continue;
 		}
 		pathf(sub, sizeof(sub), "%s.%s", path, k);
-		if (fs->field == AZ_F_MAX) {
+		if (pc->wp && fs->type == AZ_T_L7 && fs->field != AZ_F_MAX) {
+			conv_list(pc, v, AZ_T_STR, &m->f[fs->field][fs->neg], sub);
+			if (json_array_size(v))
+				any = true;
+		} else if (fs->type == AZ_T_L7 || fs->type == AZ_T_L7IP) {
 			conv_list(pc, v, fs->type, NULL, sub);
 			if (json_array_size(v)) {
 				l7 = any = true;
@@ -469,6 +484,20 @@ static bool conv_when(struct pctx *pc, const json_t *c, struct az_clause *cl, co
 		conv_list(pc, vals, when_keys[i].type, &cl->m[0].f[when_keys[i].field][0], sub);
 		pathf(sub, sizeof(sub), "%s.notValues", path);
 		conv_list(pc, nvals, when_keys[i].type, &cl->m[0].f[when_keys[i].field][1], sub);
+		return false;
+	}
+	if (pc->wp && !strncmp(ks, "request.headers[", 16) && strlen(ks) > 17 &&
+	    ks[strlen(ks) - 1] == ']') {
+		char *name = arena_strndup(pc->ar, ks + 16, strlen(ks) - 17);
+
+		for (char *q = name; q && *q; q++)
+			if (*q >= 'A' && *q <= 'Z')
+				*q = (char)(*q - 'A' + 'a');
+		pc->hdr = name;
+		pathf(sub, sizeof(sub), "%s.values", path);
+		conv_list(pc, vals, AZ_T_HDR, &cl->m[0].f[AZ_F_HDR][0], sub);
+		pathf(sub, sizeof(sub), "%s.notValues", path);
+		conv_list(pc, nvals, AZ_T_HDR, &cl->m[0].f[AZ_F_HDR][1], sub);
 		return false;
 	}
 	/* any other key is an HTTP attribute: checked for shape, then an empty match */
@@ -700,6 +729,82 @@ static bool has_target_ref(const json_t *spec)
 	       (trs && !json_is_null(trs) && !json_is_array(trs));
 }
 
+/* A waypoint's targetRefs: a Gateway (this waypoint, in the policy's
+ * namespace) or Services of the policy's namespace. A policy for another
+ * Gateway is ignored; a target of another kind, or unreadable, makes the
+ * policy invalid, scoped to the whole waypoint (fail closed). Returns 1
+ * when the policy is ignored. */
+static int conv_targets(struct pctx *pc, const json_t *spec)
+{
+	struct az_policy *p = pc->p;
+	const json_t *one = json_object_get(spec, "targetRef"), *list = json_object_get(spec, "targetRefs");
+	const json_t *t;
+	size_t i, n = json_array_size(list) + (one && !json_is_null(one));
+	bool gw = false, other_gw = false;
+
+	p->scope = AZ_SC_GATEWAY; /* until read: an error fails the whole waypoint closed */
+	if (list && !json_is_null(list) && !json_is_array(list)) {
+		addmsg(pc, AUTHZ_MSG_ERROR, "spec.targetRefs: must be a list, found %s", jtype(list));
+		return 0;
+	}
+	p->targets = arena_calloc(pc->ar, n + 1, sizeof(*p->targets));
+	if (!p->targets)
+		return 0;
+	for (i = 0; i < n; i++) {
+		const char *kind, *name, *group, *ns, *k;
+		const json_t *v;
+
+		t = i < json_array_size(list) ? json_array_get(list, i) : one;
+		if (!json_is_object(t)) {
+			addmsg(pc, AUTHZ_MSG_ERROR, "spec.targetRefs[%zu]: must be an object, found %s", i,
+			       jtype(t));
+			continue;
+		}
+		json_object_foreach((json_t *)t, k, v)
+			if (strcmp(k, "group") && strcmp(k, "kind") && strcmp(k, "name") &&
+			    strcmp(k, "namespace"))
+				addmsg(pc, AUTHZ_MSG_ERROR, "spec.targetRefs[%zu]: unknown field \"%s\"", i, k);
+		kind = json_string_value(json_object_get(t, "kind"));
+		name = json_string_value(json_object_get(t, "name"));
+		group = json_string_value(json_object_get(t, "group"));
+		ns = json_string_value(json_object_get(t, "namespace"));
+		if (!kind || !name || !*name) {
+			addmsg(pc, AUTHZ_MSG_ERROR, "spec.targetRefs[%zu]: kind and name are required", i);
+			continue;
+		}
+		if (ns && *ns && strcmp(ns, p->ns)) {
+			addmsg(pc, AUTHZ_MSG_ERROR,
+			       "spec.targetRefs[%zu]: namespace %s: a target must be in the policy's namespace %s",
+			       i, ns, p->ns);
+			continue;
+		}
+		if (!strcmp(kind, "Gateway") && (!group || !strcmp(group, "gateway.networking.k8s.io"))) {
+			if (!strcmp(name, pc->gw_name) && !strcmp(p->ns, pc->gw_ns))
+				gw = true;
+			else
+				other_gw = true;
+		} else if (!strcmp(kind, "Service") && (!group || !*group)) {
+			p->targets[p->n_targets++] = arena_strdup(pc->ar, name);
+		} else {
+			addmsg(pc, AUTHZ_MSG_ERROR,
+			       "spec.targetRefs[%zu]: kind %s%s%s: a waypoint takes Gateway or Service", i,
+			       group && *group ? group : "", group && *group ? "/" : "", kind);
+		}
+	}
+	if (p->state == AUTHZ_POLICY_INVALID)
+		return 0;
+	if (gw)
+		return 0; /* the whole waypoint (its Service targets are then moot) */
+	if (p->n_targets) {
+		p->scope = AZ_SC_SERVICE;
+		return 0;
+	}
+	p->scope = AZ_SC_NONE;
+	p->state = AUTHZ_POLICY_IGNORED;
+	addmsg(pc, AUTHZ_MSG_INFO, "%s", other_gw ? "targets another Gateway" : "targets nothing here");
+	return 1;
+}
+
 static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 {
 	struct az_policy *p = pc->p;
@@ -747,7 +852,17 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 			return;
 		}
 	}
-	if (has_target_ref(spec)) {
+	if (pc->wp) {
+		if (!has_target_ref(spec)) {
+			p->scope = AZ_SC_NONE;
+			p->state = AUTHZ_POLICY_IGNORED;
+			addmsg(pc, AUTHZ_MSG_INFO,
+			       "no targetRefs: enforced by the tunnels of the workloads it selects, not by the waypoint");
+			return;
+		}
+		if (conv_targets(pc, spec))
+			return;
+	} else if (has_target_ref(spec)) {
 		p->state = AUTHZ_POLICY_IGNORED;
 		addmsg(pc, AUTHZ_MSG_INFO,
 		       "has targetRef/targetRefs: it is for a waypoint or gateway, not enforced by the tunnel");
@@ -765,6 +880,10 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 		} else if (!strcmp(a, "DENY")) {
 			p->action = AZ_A_DENY;
 			p->action_str = "DENY";
+		} else if (pc->wp && !strcmp(a, "AUDIT")) {
+			/* a waypoint logs what an AUDIT policy matches; it decides nothing */
+			p->action = AZ_A_AUDIT;
+			p->action_str = "AUDIT";
 		} else if (!strcmp(a, "AUDIT") || !strcmp(a, "CUSTOM")) {
 			p->action_str = !strcmp(a, "AUDIT") ? "AUDIT" : "CUSTOM";
 			p->state = AUTHZ_POLICY_IGNORED;
@@ -824,7 +943,8 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 			off += (size_t)w;
 		}
 		addmsg(pc, AUTHZ_MSG_WARNING,
-		       "the tunnel does not enforce HTTP attributes (found: %s); use a waypoint for HTTP rules. %s",
+		       pc->wp ? "the waypoint does not enforce these attributes (found: %s). %s"
+			      : "the tunnel does not enforce HTTP attributes (found: %s); use a waypoint for HTTP rules. %s",
 		       found,
 		       p->action == AZ_A_ALLOW ?
 			       "Within an ALLOW policy, rules with HTTP attributes are omitted (never match): more restrictive than requested." :
@@ -983,7 +1103,8 @@ static int compile_list(struct authz_set *set, const json_t *arr, enum authz_pol
 	if (!*out)
 		return -ENOMEM;
 	json_array_foreach(arr, i, o) {
-		struct pctx pc = { .ar = &set->ar, .p = &(*out)[i], .root = set->root };
+		struct pctx pc = { .ar = &set->ar, .p = &(*out)[i], .root = set->root,
+				   .wp = set->waypoint, .gw_ns = set->gw_ns, .gw_name = set->gw_name };
 
 		if (kind == AUTHZ_KIND_AUTHORIZATION)
 			conv_authz(&pc, o, i);
@@ -1029,6 +1150,34 @@ int authz_compile(const json_t *authorization_policies, const json_t *peer_authe
 	*out = set;
 	set = NULL;
 out:
+	authz_set_free(set);
+	return ret;
+}
+
+int authz_compile_waypoint(const json_t *authorization_policies, const char *root_namespace,
+			   const char *gw_ns, const char *gw_name, struct authz_set **out)
+{
+	struct authz_set *set = NULL;
+	int ret = -ENOMEM;
+
+	*out = NULL;
+	if ((authorization_policies && !json_is_array(authorization_policies)) || !gw_ns || !gw_name)
+		return -EINVAL;
+	set = calloc(1, sizeof(*set));
+	if (!set)
+		return -ENOMEM;
+	set->waypoint = true;
+	set->root = arena_strdup(&set->ar, root_namespace && *root_namespace ?
+						root_namespace : AUTHZ_DEFAULT_ROOT_NAMESPACE);
+	set->gw_ns = arena_strdup(&set->ar, gw_ns);
+	set->gw_name = arena_strdup(&set->ar, gw_name);
+	if (set->root && set->gw_ns && set->gw_name)
+		ret = compile_list(set, authorization_policies, AUTHZ_KIND_AUTHORIZATION, &set->ap,
+				   &set->n_ap);
+	if (!ret) {
+		*out = set;
+		set = NULL;
+	}
 	authz_set_free(set);
 	return ret;
 }

@@ -26,6 +26,7 @@ struct ectx {
 	size_t id_sa_len;
 	struct mesh_ip src, dst;
 	uint16_t dport;
+	const struct authz_request *rq; /* a waypoint's request, or NULL */
 };
 
 static bool labels_contain(const struct mesh_labels *l, const struct mesh_label *sel, size_t n)
@@ -55,6 +56,13 @@ static bool ap_selects(const struct authz_set *set, const struct az_policy *p,
 	case AZ_SC_WL:
 		return (!strcmp(p->ns, w->namespace) || !strcmp(p->ns, set->root)) &&
 		       labels_contain(&w->labels, p->sel, p->n_sel);
+	case AZ_SC_GATEWAY:
+		return true; /* a waypoint's own set: every request through it */
+	case AZ_SC_SERVICE:
+		for (size_t i = 0; w->service && i < p->n_targets; i++)
+			if (!strcmp(p->targets[i], w->service) && !strcmp(p->ns, w->namespace))
+				return true;
+		return false;
 	case AZ_SC_NONE:
 		return false;
 	}
@@ -73,6 +81,8 @@ static bool pa_selects(const struct az_policy *p, const struct authz_workload *w
 		return !strcmp(p->ns, w->namespace);
 	case AZ_SC_WL:
 		return !strcmp(p->ns, w->namespace) && labels_contain(&w->labels, p->sel, p->n_sel);
+	case AZ_SC_GATEWAY:
+	case AZ_SC_SERVICE:
 	case AZ_SC_NONE:
 		return false;
 	}
@@ -88,6 +98,18 @@ static bool sm_match(const struct az_strmatch *m, const char *s, size_t len)
 	case AZ_SM_PRESENCE: return len > 0;
 	}
 	return false;
+}
+
+/* Host names compare without regard to ASCII case. */
+static bool sm_match_ci(const struct az_strmatch *m, const char *s, size_t len)
+{
+	size_t off = m->kind == AZ_SM_SUFFIX && len >= m->len ? len - m->len : 0;
+
+	if (m->kind == AZ_SM_PRESENCE)
+		return len > 0;
+	if (len < m->len || (m->kind == AZ_SM_EXACT && len != m->len))
+		return false;
+	return !strncasecmp(s + off, m->s, m->len);
 }
 
 static bool cidr_contains(const struct az_cidr *c, const struct mesh_ip *ip)
@@ -130,6 +152,19 @@ static bool value_hit(enum az_field f, const struct az_flist *l, size_t i, const
 		return cidr_contains(&l->u.c[i], &e->dst);
 	case AZ_F_DPORT:
 		return l->u.port[i] == e->dport;
+	case AZ_F_HOST:
+		return e->rq && e->rq->host && sm_match_ci(&l->u.s[i], e->rq->host, strlen(e->rq->host));
+	case AZ_F_METHOD:
+		return e->rq && e->rq->method && sm_match(&l->u.s[i], e->rq->method, strlen(e->rq->method));
+	case AZ_F_PATH:
+		return e->rq && e->rq->path && sm_match(&l->u.s[i], e->rq->path, strlen(e->rq->path));
+	case AZ_F_HDR: {
+		size_t vlen = 0;
+		const char *v = e->rq && e->rq->header ?
+					e->rq->header(e->rq->header_ctx, l->u.h[i].name, &vlen) : NULL;
+
+		return v && (l->u.h[i].m.kind == AZ_SM_PRESENCE || sm_match(&l->u.h[i].m, v, vlen));
+	}
 	case AZ_F_MAX:
 		break;
 	}
@@ -368,6 +403,57 @@ int authz_evaluate(const struct authz_set *set, const struct authz_workload *dst
 
 /* ---- listing ---- */
 
+int authz_evaluate_request(const struct authz_set *set, const struct authz_request *rq,
+			   struct authz_decision *out)
+{
+	struct authz_workload w = { .namespace = rq->svc_namespace ? rq->svc_namespace : "",
+				    .service = rq->svc_name };
+	struct ectx e;
+	bool any_allow = false;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	if (!set || !set->n_ap)
+		return decide(out, true, AUTHZ_NO_POLICIES, "no policies apply");
+	for (i = 0; i < set->n_ap; i++)
+		if (set->ap[i].state == AUTHZ_POLICY_INVALID && ap_selects(set, &set->ap[i], &w))
+			return decide(out, false, set->ap[i].key, "policy %s is invalid: %s",
+				      set->ap[i].key, set->ap[i].first_error ? set->ap[i].first_error : "?");
+	parse_identity(rq->conn.peer_identity, &e);
+	canon_ip(&rq->conn.src_ip, &e.src);
+	canon_ip(&rq->conn.dst_ip, &e.dst);
+	e.dport = rq->conn.dst_port;
+	e.rq = rq;
+	/* Istio's order: (CUSTOM,) DENY, ALLOW; AUDIT only marks */
+	for (i = 0; i < set->n_ap; i++) {
+		const struct az_policy *p = &set->ap[i];
+
+		if (p->state == AUTHZ_POLICY_ACTIVE && p->action == AZ_A_AUDIT &&
+		    ap_selects(set, p, &w) && policy_matches(p, &e) && !out->audit[0])
+			snprintf(out->audit, sizeof(out->audit), "%s", p->key);
+	}
+	for (i = 0; i < set->n_ap; i++) {
+		const struct az_policy *p = &set->ap[i];
+
+		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != AZ_A_DENY || !ap_selects(set, p, &w))
+			continue;
+		if (policy_matches(p, &e))
+			return decide(out, false, p->key, "denied by DENY policy %s", p->key);
+	}
+	for (i = 0; i < set->n_ap; i++) {
+		const struct az_policy *p = &set->ap[i];
+
+		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != AZ_A_ALLOW || !ap_selects(set, p, &w))
+			continue;
+		any_allow = true;
+		if (policy_matches(p, &e))
+			return decide(out, true, p->key, "allowed by ALLOW policy %s", p->key);
+	}
+	if (!any_allow)
+		return decide(out, true, AUTHZ_NO_ALLOW_POLICY, "no DENY policy matched and no ALLOW policy applies");
+	return decide(out, false, AUTHZ_NO_ALLOW_MATCHED, "ALLOW policies apply but none matched");
+}
+
 static const char *scope_name(const struct az_policy *p)
 {
 	switch (p->scope) {
@@ -375,6 +461,8 @@ static const char *scope_name(const struct az_policy *p)
 	case AZ_SC_NS: return "namespace";
 	case AZ_SC_WL: return "workload";
 	case AZ_SC_MESH: return "mesh";
+	case AZ_SC_GATEWAY: return "gateway";
+	case AZ_SC_SERVICE: return "service";
 	case AZ_SC_NONE: return "none";
 	}
 	return "?";

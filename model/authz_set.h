@@ -18,8 +18,11 @@
 #include "model/authz.h"
 
 /* Match field types, as in ztunnel's RbacMatch. */
-enum az_field { AZ_F_NS, AZ_F_PR, AZ_F_SA, AZ_F_SIP, AZ_F_DIP, AZ_F_DPORT, AZ_F_MAX };
-enum az_vtype { AZ_T_STR, AZ_T_SA, AZ_T_IP, AZ_T_PORT, AZ_T_L7, AZ_T_L7IP };
+/* AZ_F_HOST .. AZ_F_HDR: HTTP attributes, compiled only for a waypoint
+ * (authz_compile_waypoint); a tunnel's set never has them. */
+enum az_field { AZ_F_NS, AZ_F_PR, AZ_F_SA, AZ_F_SIP, AZ_F_DIP, AZ_F_DPORT, AZ_F_HOST, AZ_F_METHOD,
+		AZ_F_PATH, AZ_F_HDR, AZ_F_MAX };
+enum az_vtype { AZ_T_STR, AZ_T_SA, AZ_T_IP, AZ_T_PORT, AZ_T_L7, AZ_T_L7IP, AZ_T_HDR };
 enum az_smkind { AZ_SM_EXACT, AZ_SM_PREFIX, AZ_SM_SUFFIX, AZ_SM_PRESENCE };
 
 struct az_strmatch {
@@ -31,6 +34,12 @@ struct az_strmatch {
 struct az_samatch {
 	const char *ns;
 	const char *sa;
+};
+
+/* request.headers[name] (name lower-case) */
+struct az_hdrmatch {
+	const char *name;
+	struct az_strmatch m;
 };
 
 struct az_cidr {
@@ -46,6 +55,7 @@ struct az_flist {
 		struct az_samatch *sa;
 		struct az_cidr *c;
 		uint16_t *port;
+		struct az_hdrmatch *h;
 	} u;
 };
 
@@ -63,8 +73,11 @@ struct az_rule {
 	size_t n;
 };
 
-enum az_scope { AZ_SC_NONE, AZ_SC_GLOBAL, AZ_SC_NS, AZ_SC_WL, AZ_SC_MESH };
-enum az_action { AZ_A_ALLOW, AZ_A_DENY };
+/* AZ_SC_GATEWAY, AZ_SC_SERVICE: targetRefs at a waypoint (the waypoint
+ * itself; the Services of targets[] in the policy's namespace). */
+enum az_scope { AZ_SC_NONE, AZ_SC_GLOBAL, AZ_SC_NS, AZ_SC_WL, AZ_SC_MESH, AZ_SC_GATEWAY,
+		AZ_SC_SERVICE };
+enum az_action { AZ_A_ALLOW, AZ_A_DENY, AZ_A_AUDIT };
 enum az_mtls { AZ_M_UNSET, AZ_M_DISABLE, AZ_M_PERMISSIVE, AZ_M_STRICT };
 
 struct az_portmode {
@@ -77,6 +90,8 @@ struct az_policy {
 	const char *ns, *name, *key;
 	const char *created; /* creationTimestamp or "" */
 	enum az_scope scope;
+	const char **targets; /* AZ_SC_SERVICE: Service names */
+	size_t n_targets;
 	struct mesh_label *sel;
 	size_t n_sel;
 	enum az_action action;
@@ -101,6 +116,9 @@ struct authz_set {
 	struct az_policy *pa;
 	size_t n_pa;
 	size_t n_invalid;
+	/* a waypoint's set (authz_compile_waypoint): its Gateway */
+	bool waypoint;
+	const char *gw_ns, *gw_name;
 };
 
 /* Does m constrain nothing (no field, in either form)? */

@@ -629,6 +629,116 @@ static int decode_policy(struct objctx *c, json_t *o, json_t *arr)
 	return 0;
 }
 
+/* A Gateway. A waypoint (gatewayClassName istio-waypoint) must listen on
+ * 15008 with protocol HBONE, as Istio's waypoints do, and may say which
+ * traffic it serves (label istio.io/waypoint-for); anything else about it
+ * is wrong, and wrong means the load fails (a typo must not leave a
+ * Service's L7 policy silently unenforced). Other classes are kept, unread. */
+static const char *const mesh_listener_keys[] = { "name", "port", "protocol", "hostname",
+						  "allowedRoutes", "tls" };
+
+static int decode_listener(const struct objctx *c, json_t *l, size_t i, struct mesh_gateway *g)
+{
+	const char *k, *proto = NULL;
+	json_t *v, *port;
+	bool known;
+
+	if (!json_is_object(l)) {
+		oerr(c, "spec.listeners", "item %zu is %s, expected a mapping", i, errbuf_json_type(l));
+		return -EINVAL;
+	}
+	json_object_foreach(l, k, v) {
+		known = false;
+		for (size_t j = 0; j < ARRAY_SIZE(mesh_listener_keys); j++)
+			known |= !strcmp(k, mesh_listener_keys[j]);
+		if (!known) {
+			oerr(c, "spec.listeners", "item %zu: unknown key \"%s\"", i, k);
+			return -EINVAL;
+		}
+	}
+	port = json_object_get(l, "port");
+	if (!json_is_integer(port) || json_integer_value(port) < 1 ||
+	    json_integer_value(port) > 65535) {
+		oerr(c, "spec.listeners", "item %zu: port must be a number 1..65535", i);
+		return -EINVAL;
+	}
+	if (get_string(c, l, "protocol", "spec.listeners[].protocol", NULL, &proto))
+		return -EINVAL;
+	if (!proto) {
+		oerr(c, "spec.listeners", "item %zu: protocol missing", i);
+		return -EINVAL;
+	}
+	if (!strcmp(proto, "HBONE")) {
+		if (json_integer_value(port) != PORT_INBOUND_HBONE) {
+			oerr(c, "spec.listeners", "item %zu: an HBONE listener must be on port %d, not %lld",
+			     i, PORT_INBOUND_HBONE, (long long)json_integer_value(port));
+			return -EINVAL;
+		}
+		g->hbone_port = PORT_INBOUND_HBONE;
+	}
+	return 0;
+}
+
+static int decode_gateway(struct objctx *c, json_t *o, struct mesh_gateway *g)
+{
+	static const char *const fors[] = { "service", "workload", "all", "none" };
+	json_t *meta, *spec, *listeners, *e;
+	const char *wf;
+	size_t i;
+	int ret;
+
+	ret = decode_meta(c, o, true, &meta);
+	if (ret)
+		return ret;
+	g->namespace = c->ns;
+	g->name = c->name;
+	ret = get_labels(c, meta, "labels", "metadata.labels", &g->labels);
+	if (!ret)
+		ret = get_object(c, o, "spec", "spec", &spec);
+	if (!ret && !spec) {
+		oerr(c, "spec", "missing");
+		ret = -EINVAL;
+	}
+	if (!ret)
+		ret = get_string(c, spec, "gatewayClassName", "spec.gatewayClassName", NULL,
+				 &g->class_name);
+	if (ret)
+		return ret;
+	if (!g->class_name || !*g->class_name) {
+		oerr(c, "spec.gatewayClassName", "missing or empty");
+		return -EINVAL;
+	}
+	g->waypoint = !strcmp(g->class_name, GATEWAY_CLASS_WAYPOINT);
+	if (!g->waypoint)
+		return 0;
+	wf = mesh_label(&g->labels, LABEL_WAYPOINT_FOR);
+	g->waypoint_for = MESH_WAYPOINT_FOR_SERVICE;
+	if (wf) {
+		for (i = 0; i < ARRAY_SIZE(fors) && strcmp(wf, fors[i]); i++)
+			;
+		if (i == ARRAY_SIZE(fors)) {
+			oerr(c, "metadata.labels", LABEL_WAYPOINT_FOR " is \"%s\"; expected service, workload, all or none",
+			     wf);
+			return -EINVAL;
+		}
+		g->waypoint_for = (enum mesh_waypoint_for)i;
+	}
+	ret = get_array(c, spec, "listeners", "spec.listeners", &listeners);
+	if (ret)
+		return ret;
+	json_array_foreach(listeners, i, e) {
+		ret = decode_listener(c, e, i, g);
+		if (ret)
+			return ret;
+	}
+	if (!g->hbone_port) {
+		oerr(c, "spec.listeners", "a waypoint needs a listener with port %d and protocol HBONE",
+		     PORT_INBOUND_HBONE);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* An EndpointSlice, decoded and checked, until its Service is known. */
 struct slice_port {
 	const char *name;     /* "" default */
@@ -835,7 +945,7 @@ oom:
 
 /* ---- build ---- */
 
-enum okind { K_NONE, K_NAMESPACE, K_POD, K_SERVICE, K_SLICE, K_AUTHZ, K_PEERAUTHN };
+enum okind { K_NONE, K_NAMESPACE, K_POD, K_SERVICE, K_SLICE, K_AUTHZ, K_PEERAUTHN, K_GATEWAY };
 
 static enum okind classify(const char *api, const char *kind)
 {
@@ -851,6 +961,10 @@ static enum okind classify(const char *api, const char *kind)
 	} else if (!strcmp(api, "discovery.k8s.io/v1")) {
 		if (!strcmp(kind, "EndpointSlice"))
 			return K_SLICE;
+	} else if (!strcmp(api, "gateway.networking.k8s.io/v1") ||
+		   !strcmp(api, "gateway.networking.k8s.io/v1beta1")) {
+		if (!strcmp(kind, "Gateway"))
+			return K_GATEWAY;
 	} else if (istio) {
 		if (!strcmp(kind, "AuthorizationPolicy"))
 			return K_AUTHZ;
@@ -937,6 +1051,27 @@ out:
 	return ret;
 }
 
+static int link_gateway_pods(struct mesh *m, char *err, size_t errlen);
+
+static int find_gateway_dups(struct mesh *m, const struct prov *pgw, char *err, size_t errlen)
+{
+	struct dupkey *keys;
+	int ret;
+
+	if (!m->n_gateways)
+		return 0;
+	keys = calloc(m->n_gateways, sizeof(*keys));
+	if (!keys) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->n_gateways; i++)
+		keys[i] = (struct dupkey){ m->gateways[i].namespace, m->gateways[i].name, &pgw[i] };
+	ret = check_dups(keys, m->n_gateways, "Gateway", err, errlen);
+	free(keys);
+	return ret;
+}
+
 /* objs: private array, stolen (freed with the model or on error). provs[i]:
  * where objs[i] came from, for error messages. */
 static int build(json_t *objs, const struct prov *provs, bool index, struct mesh **out, char *err,
@@ -944,7 +1079,7 @@ static int build(json_t *objs, const struct prov *provs, bool index, struct mesh
 {
 	struct mesh_impl *mi = NULL;
 	struct mesh *m;
-	struct prov *pns = NULL, *ppod = NULL, *psvc = NULL;
+	struct prov *pns = NULL, *ppod = NULL, *psvc = NULL, *pgw = NULL;
 	struct mesh_slice *slices = NULL;
 	size_t n = json_array_size(objs), i, n_slices = 0;
 	json_t *o;
@@ -971,9 +1106,11 @@ static int build(json_t *objs, const struct prov *provs, bool index, struct mesh
 	m->namespaces = calloc(n + 1, sizeof(*m->namespaces));
 	m->pods = calloc(n + 1, sizeof(*m->pods));
 	m->services = calloc(n + 1, sizeof(*m->services));
+	m->gateways = calloc(n + 1, sizeof(*m->gateways));
+	pgw = calloc(n + 1, sizeof(*pgw));
 	slices = calloc(n + 1, sizeof(*slices));
 	if (!m->authorization_policies || !m->peer_authentications || !pns || !ppod || !psvc ||
-	    !m->namespaces || !m->pods || !m->services || !slices) {
+	    !m->namespaces || !m->pods || !m->services || !m->gateways || !pgw || !slices) {
 		snprintf(err, errlen, "out of memory");
 		ret = -ENOMEM;
 		goto out;
@@ -1023,11 +1160,19 @@ static int build(json_t *objs, const struct prov *provs, bool index, struct mesh
 		case K_PEERAUTHN:
 			ret = decode_policy(&c, o, m->peer_authentications);
 			break;
+		case K_GATEWAY:
+			pgw[m->n_gateways] = provs[i];
+			ret = decode_gateway(&c, o, &m->gateways[m->n_gateways++]);
+			break;
 		}
 		if (ret)
 			goto out;
 	}
 	ret = find_dups(m, pns, ppod, psvc, err, errlen);
+	if (!ret)
+		ret = find_gateway_dups(m, pgw, err, errlen);
+	if (!ret && m->n_gateways)
+		ret = link_gateway_pods(m, err, errlen);
 	if (!ret && index)
 		m->index = mesh_index_build(m, mesh_pod_ip_rank); /* NULL (out of memory): lookups scan */
 	if (!ret && n_slices) {
@@ -1041,6 +1186,7 @@ out:
 	free(pns);
 	free(ppod);
 	free(psvc);
+	free(pgw);
 	if (ret) {
 		mesh_free(m);
 		return ret;
@@ -1422,9 +1568,14 @@ void mesh_free(struct mesh *m)
 			free(m->services[i].endpoints[k].ports);
 		free(m->services[i].endpoints);
 	}
+	for (size_t i = 0; i < m->n_gateways; i++) {
+		free(m->gateways[i].labels.items);
+		free(m->gateways[i].pods);
+	}
 	free(m->namespaces);
 	free(m->pods);
 	free(m->services);
+	free(m->gateways);
 	mesh_index_free(m->index);
 	json_decref(m->authorization_policies);
 	json_decref(m->peer_authentications);
@@ -1642,6 +1793,7 @@ const struct mesh_service *mesh_pod_next_service(const struct mesh *m, const str
 
 static bool pod_enrolled(const struct mesh *m, const struct mesh_pod *p, const char *ns,
 			 const char **reason);
+static const struct mesh_gateway *pod_waypoint(const struct mesh *m, const struct mesh_pod *p);
 
 bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, const char **reason)
 {
@@ -1656,6 +1808,41 @@ bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, c
 bool mesh_pod_is_enrolled(const struct mesh *m, const struct mesh_pod *p)
 {
 	return pod_enrolled(m, p, p->namespace, NULL);
+}
+
+/* The waypoint Gateway pod p belongs to (label gateway-name naming an
+ * istio-waypoint Gateway of its namespace), or NULL. */
+static const struct mesh_gateway *pod_waypoint(const struct mesh *m, const struct mesh_pod *p)
+{
+	const char *gn = mesh_label(&p->labels, LABEL_GATEWAY_NAME);
+
+	for (size_t i = 0; gn && i < m->n_gateways; i++) {
+		const struct mesh_gateway *g = &m->gateways[i];
+
+		if (g->waypoint && !strcmp(g->name, gn) && !strcmp(g->namespace, p->namespace))
+			return g;
+	}
+	return NULL;
+}
+
+/* Each waypoint's pods (struct mesh_gateway.pods). */
+static int link_gateway_pods(struct mesh *m, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < m->n_pods; i++) {
+		struct mesh_gateway *g = (struct mesh_gateway *)pod_waypoint(m, &m->pods[i]);
+		const struct mesh_pod **np;
+
+		if (!g)
+			continue;
+		np = realloc(g->pods, (g->n_pods + 1) * sizeof(*g->pods));
+		if (!np) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		g->pods = np;
+		g->pods[g->n_pods++] = &m->pods[i];
+	}
+	return 0;
 }
 
 /* p may be NULL: judged by namespace ns alone. */
@@ -1675,6 +1862,11 @@ static bool pod_enrolled(const struct mesh *m, const struct mesh_pod *p, const c
 	}
 	if (p && mesh_label(&p->annotations, ANNOTATION_SIDECAR_STATUS)) {
 		why = "pod has a sidecar (annotation " ANNOTATION_SIDECAR_STATUS ")";
+		goto out;
+	}
+	if (p && pod_waypoint(m, p)) {
+		/* its own traffic is the waypoint's HBONE: capturing it would loop */
+		why = "pod is a waypoint (label " LABEL_GATEWAY_NAME ")";
 		goto out;
 	}
 	pl = p ? mesh_label(&p->labels, LABEL_DATAPLANE_MODE) : NULL;

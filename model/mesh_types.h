@@ -102,6 +102,31 @@ struct mesh_service {
 	size_t n_endpoints;
 };
 
+/* istio.io/waypoint-for on a waypoint Gateway: which traffic it serves. */
+enum mesh_waypoint_for {
+	MESH_WAYPOINT_FOR_SERVICE, /* default */
+	MESH_WAYPOINT_FOR_WORKLOAD,
+	MESH_WAYPOINT_FOR_ALL,
+	MESH_WAYPOINT_FOR_NONE,
+};
+
+/* A gateway.networking.k8s.io/v1 Gateway. Only gatewayClassName
+ * istio-waypoint ones are waypoints (model/waypoint.h); others are kept
+ * with waypoint false and otherwise unchecked. */
+struct mesh_gateway {
+	const char *namespace;
+	const char *name;
+	const char *class_name;
+	bool waypoint;                   /* gatewayClassName istio-waypoint */
+	enum mesh_waypoint_for waypoint_for;
+	uint16_t hbone_port;             /* its HBONE listener's port: 15008 */
+	struct mesh_labels labels;
+	/* Its pods (label gateway.networking.k8s.io/gateway-name = name, same
+	 * namespace), ready or not; its address is its ready pods'. */
+	const struct mesh_pod **pods;
+	size_t n_pods;
+};
+
 struct mesh {
 	struct mesh_namespace *namespaces;
 	size_t n_namespaces;
@@ -109,6 +134,8 @@ struct mesh {
 	size_t n_pods;
 	struct mesh_service *services;
 	size_t n_services;
+	struct mesh_gateway *gateways;
+	size_t n_gateways;
 	json_t *authorization_policies; /* array of raw objects */
 	json_t *peer_authentications;   /* array of raw objects */
 	uint64_t generation;            /* set by the owner on swap */

@@ -36,7 +36,7 @@
  * /stats/prometheus, Prometheus text format 0.0.4 (tunnel/metrics.h).
  * metricsAddress/readinessAddress "off" disable that server.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/admin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,7 +52,17 @@
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "tunnel/ca.h"
+#include "tunnel/host_probe.h"
 #include "tunnel/http.h"
+#include "tunnel/kube_watch.h"
+#include "tunnel/loop.h"
+#include "tunnel/metrics.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/proxy.h"
+#include "tunnel/relay.h"
+#include "tunnel/state.h"
+#include "tunnel/tunnel.h"
 
 #define SRV_MAGIC 0x48545450u
 #define SRV_MAX 4
@@ -194,13 +204,13 @@ static struct conn_row *conn_rows(const struct tunnel *t, size_t *n)
 			r->hbone = c->hbone;
 			sockaddr_str(&c->src, r->src, sizeof(r->src));
 			sockaddr_str(&c->dst, r->dst, sizeof(r->dst));
-			if (c->target.ss_family)
-				sockaddr_str(&c->target, r->target, sizeof(r->target));
+			if (c->route.target.ss_family)
+				sockaddr_str(&c->route.target, r->target, sizeof(r->target));
 			else
 				memcpy(r->target, r->dst, sizeof(r->target));
 			if (c->hbone) {
-				r->src_id = id_dup(r->outbound ? own : c->peer_id);
-				r->dst_id = id_dup(r->outbound ? c->peer_id : own);
+				r->src_id = id_dup(r->outbound ? own : c->route.peer_id);
+				r->dst_id = id_dup(r->outbound ? c->route.peer_id : own);
 			}
 			r->age_ms = now - c->start_ms;
 			r->sent = st.a_to_b;

@@ -29,7 +29,7 @@
  * signal, or drainSeconds: 0, stops at once. State records stay either way.
  * Main thread only.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/drain.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +38,14 @@
 
 #include "conf/log.h"
 #include "netlink/netns.h"
+#include "tunnel/handoff_server.h"
 #include "tunnel/hbone.h"
+#include "tunnel/inpod_listen.h"
+#include "tunnel/loop.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/state.h"
+#include "tunnel/tunnel.h"
 
 #define DRAIN_POLL_MS 100
 

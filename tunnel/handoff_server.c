@@ -26,7 +26,7 @@
  * lag; re-issuing the identity later instead would leave a window in
  * which the pod runs as sa/default and its peers refuse it.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/handoff_server.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -38,9 +38,20 @@
 #include <unistd.h>
 
 #include "conf/handoff.h"
+#include "conf/inpod_mode.h"
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "netlink/netns.h"
+#include "tunnel/host_probe.h"
+#include "tunnel/inpod_listen.h"
+#include "tunnel/kube_enroll.h"
+#include "tunnel/loop.h"
+#include "tunnel/metrics.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/state.h"
+#include "tunnel/state_record.h"
+#include "tunnel/tunnel.h"
 
 #define CLIENT_TIMEOUT_MS 5000
 /* Below the plugin's default timeoutMs (5000), so it reads why. */

@@ -17,7 +17,7 @@
  * the rule a probe is captured like any plaintext client, which is safe,
  * and only refused under STRICT mTLS.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/host_probe.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -37,6 +37,9 @@
 #include "conf/warren.h"
 #include "netlink/nft_host.h"
 #include "netlink/nl.h"
+#include "tunnel/loop.h"
+#include "tunnel/pods.h"
+#include "tunnel/tunnel.h"
 
 /* How often an unknown kubelet UID is looked for again. */
 #define KUBELET_RESCAN_MS 10000

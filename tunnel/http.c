@@ -464,7 +464,7 @@ struct http_conn {
 
 static void srv_resume(struct loop *l, void *ctx);
 
-static void conn_free(struct http_conn *c)
+static void http_conn_free(struct http_conn *c)
 {
 	struct http_server *s;
 
@@ -502,7 +502,7 @@ static void conn_free(struct http_conn *c)
 /* Closes c; returns -1 so that callers can `return conn_drop(c);`. */
 static int conn_drop(struct http_conn *c)
 {
-	conn_free(c);
+	http_conn_free(c);
 	return -1;
 }
 
@@ -516,7 +516,7 @@ static void conn_timeout(struct loop *l, void *ctx)
 		log_debug("%s: closing a connection after %d s without a complete %s", c->srv->name,
 			  (c->state == CONN_READ ? HTTP_REQUEST_TIMEOUT_MS : HTTP_TIMEOUT_MS) / 1000,
 			  c->state == CONN_READ ? "request" : "response write");
-	conn_free(c);
+	http_conn_free(c);
 }
 
 static int conn_arm(struct http_conn *c, uint64_t ms)
@@ -729,7 +729,7 @@ static void conn_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
 		if (n <= 0) {
-			conn_free(c); /* EOF or error: mid-request or between requests */
+			http_conn_free(c); /* EOF or error: mid-request or between requests */
 			return;
 		}
 		c->in_len += (size_t)n;
@@ -749,13 +749,13 @@ static void conn_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 				continue;
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 				return;
-			conn_free(c); /* EOF (or error): the client has our response */
+			http_conn_free(c); /* EOF (or error): the client has our response */
 			return;
 		}
 	}
 }
 
-static void conn_new(struct http_server *s, int fd)
+static void http_conn_new(struct http_server *s, int fd)
 {
 	struct http_conn *c = calloc(1, sizeof(*c));
 	int one = 1;
@@ -868,9 +868,9 @@ static void srv_accept_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 				close(cfd);
 				continue;
 			}
-			conn_free(old);
+			http_conn_free(old);
 		}
-		conn_new(s, cfd);
+		http_conn_new(s, cfd);
 	}
 }
 
@@ -915,7 +915,7 @@ void http_server_free(struct http_server *s)
 		return;
 	CHECK_OBJ(s, HTTP_SRV_MAGIC);
 	while (s->conns)
-		conn_free(s->conns);
+		http_conn_free(s->conns);
 	if (s->pause)
 		loop_timer_cancel(s->loop, s->pause);
 	loop_del(s->loop, s->lfd);

@@ -12,8 +12,9 @@
  * assigns connections to them and the kernel's reuseport selection spreads
  * them over the shards; closing them empties the map (fail closed).
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/inpod_listen.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -24,9 +25,14 @@
 #include <unistd.h>
 
 #include "conf/log.h"
+#include "conf/objcheck.h"
 #include "conf/warren.h"
 #include "netlink/inpod_ebpf.h"
 #include "netlink/netns.h"
+#include "tunnel/loop.h"
+#include "tunnel/metrics.h"
+#include "tunnel/pods.h"
+#include "tunnel/proxy.h"
 
 static const uint16_t lis_port[LIS_COUNT] = { PORT_OUTBOUND, PORT_INBOUND_PLAIN, PORT_INBOUND_HBONE };
 

@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "conf/log.h"
+#include "tunnel/loop.h"
+#include "tunnel/pods.h"
 #include "tunnel/tunnel.h"
 
 #define REDIRECTION "ambient.istio.io/redirection"

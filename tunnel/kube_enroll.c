@@ -27,7 +27,7 @@
  * the container id "proc-scan:<uid>"; its runtime DEL cannot name that id,
  * so such a pod is released when the model no longer has it.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/kube_enroll.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +42,10 @@
 #include "netlink/inpod.h"
 #include "netlink/netns.h"
 #include "netlink/pod_netns.h"
+#include "tunnel/handoff_server.h"
+#include "tunnel/pods.h"
+#include "tunnel/state_record.h"
+#include "tunnel/tunnel.h"
 
 #define SEEN_MAX 65536 /* far above the pods a node runs; bounds a misbehaving client */
 

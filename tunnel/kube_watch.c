@@ -38,7 +38,7 @@
  * stays in use and enforced, readiness stays as it was, and the admin API
  * and metrics say since when each resource is out of sync.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/kube_watch.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -48,12 +48,15 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-
 #include <curl/curl.h>
 
 #include "conf/kube.h"
-#include "tunnel/kube_annotate.h"
 #include "conf/log.h"
+#include "tunnel/kube_annotate.h"
+#include "tunnel/kube_enroll.h"
+#include "tunnel/loop.h"
+#include "tunnel/mesh_watch.h"
+#include "tunnel/tunnel.h"
 
 #define KW_MAGIC          0x4b574154u
 #define REBUILD_MS        50

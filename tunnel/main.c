@@ -47,13 +47,24 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
-
 #include <cap-ng.h>
 
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "tunnel/accesslog.h"
+#include "tunnel/admin.h"
+#include "tunnel/drain.h"
+#include "tunnel/handoff_server.h"
+#include "tunnel/host_probe.h"
+#include "tunnel/kube_watch.h"
+#include "tunnel/loop.h"
+#include "tunnel/mesh_watch.h"
+#include "tunnel/metrics.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/state.h"
 #include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 static void usage(FILE *f)
 {

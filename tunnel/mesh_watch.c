@@ -21,7 +21,7 @@
  * holds: mesh_load_path_keeping() keeps what the previous model said about
  * it, logged and counted (warren_mesh_pods_kept).
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/mesh_watch.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -37,6 +37,12 @@
 #include <unistd.h>
 
 #include "conf/log.h"
+#include "tunnel/handoff_server.h"
+#include "tunnel/loop.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/state.h"
+#include "tunnel/tunnel.h"
 
 #define DEBOUNCE_MS 30
 

@@ -16,7 +16,7 @@
  * canonical service/revision from service.istio.io/canonical-* labels,
  * then app/version labels; "unknown" for anything not in the model.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,6 +30,13 @@
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "tunnel/accesslog.h"
+#include "tunnel/kube_watch.h"
+#include "tunnel/loop.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/proxy.h"
+#include "tunnel/relay.h"
+#include "tunnel/tunnel.h"
 
 #define HASH_BUCKETS 1024
 #define UNKNOWN "unknown"
@@ -80,7 +87,7 @@ struct gseries {
 };
 
 enum fam_id { F_PLUGIN, F_HANDSHAKES, F_DENIALS, F_CERT, F_POOL_CONNS, F_POOL_STREAMS, F_CSR, F_CSR_US,
-	      F_ACCEPT_PAUSED, F_HBONE_REFUSED, F_STATE_BAD, F_STATE_READOPT, F_COUNT };
+	      F_ACCEPT_PAUSED, F_HBONE_REFUSED, F_STATE_BAD, F_STATE_READOPT, F_WAYPOINT_REFUSED, F_COUNT };
 
 struct family {
 	const char *name, *type, *help;
@@ -137,6 +144,8 @@ static const struct family fam_init[F_COUNT] = {
 			  "State records that could not be read at start and were moved aside." },
 	[F_STATE_READOPT] = { "warren_state_records_readopt_total", "counter",
 			      "Pods of state records moved aside, by what became of them: re-adopted from their netns, or refused (left failed closed)." },
+	[F_WAYPOINT_REFUSED] = { "warren_waypoint_refused_total", "counter",
+				 "Connections refused for a waypoint's sake, by waypoint (namespace/name) and reason: missing, not_ready (source side: the destination is bound to a waypoint that cannot take it), bypass (destination side: HBONE not from the waypoint)." },
 };
 
 int metrics_new(struct metrics **out)
@@ -360,6 +369,14 @@ void metrics_hbone_refused(struct tunnel *t, const char *reason)
 	fam_update(t, F_HBONE_REFUSED, labels_fmt("reason", reason, NULL), false, 1);
 }
 
+void metrics_waypoint_refused(struct tunnel *t, const char *waypoint, const char *reason)
+{
+	if (!t || !t->metrics)
+		return;
+	fam_update(t, F_WAYPOINT_REFUSED, labels_fmt("waypoint", waypoint, "reason", reason, NULL),
+		   false, 1);
+}
+
 void metrics_state_record_bad(struct tunnel *t)
 {
 	if (!t || !t->metrics)
@@ -537,63 +554,10 @@ static void fill_service(struct conn_obs *o, const struct mesh_service *svc)
 	set_lv(o, L_DST_SERVICE_NS, svc->namespace);
 }
 
-static bool ss_to_ip(const struct sockaddr_storage *ss, struct mesh_ip *ip, uint16_t *port)
-{
-	memset(ip, 0, sizeof(*ip));
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)ss;
-
-		ip->family = AF_INET;
-		ip->addr.v4 = s4->sin_addr;
-		*port = ntohs(s4->sin_port);
-		return true;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-
-		ip->family = AF_INET6;
-		ip->addr.v6 = s6->sin6_addr;
-		*port = ntohs(s6->sin6_port);
-		return true;
-	}
-	return false;
-}
-
-/* The service a connection to pod mp on port reached: a service of the
- * pod's namespace selecting it whose targetPort resolves to port. */
-static const struct mesh_service *service_of_pod(const struct mesh *m, const struct mesh_pod *mp,
-						 uint16_t port)
-{
-	const struct mesh_service *s;
-	size_t pos = 0;
-
-	if (!m || !mp)
-		return NULL;
-	while ((s = mesh_pod_next_service(m, mp, &pos))) {
-		for (size_t k = 0; k < s->n_ports; k++)
-			if (mesh_pod_target_port(mp, &s->ports[k]) == port)
-				return s;
-	}
-	return NULL;
-}
-
-static const struct mesh_pod *local_mesh_pod(const struct mesh *m, const struct pod *p)
-{
-	const struct mesh_pod *mp;
-
-	if (!m)
-		return NULL;
-	mp = mesh_find_pod_by_uid(m, p->uid);
-	return mp ? mp : mesh_find_pod(m, p->namespace, p->name);
-}
-
 static void fill_labels(struct tunnel *t, struct conn *c, struct conn_obs *o)
 {
-	const struct mesh *m = t->mesh;
+	const struct route *r = &c->route;
 	const struct pod *p = c->pod;
-	const struct mesh_pod *local = local_mesh_pod(m, p), *peer = NULL;
-	struct mesh_ip ip;
-	uint16_t port = 0;
 
 	set_lv(o, L_PROTOCOL, "tcp");
 	set_lv(o, L_SECURITY, o->mtls ? "mutual_tls" : "none");
@@ -601,27 +565,19 @@ static void fill_labels(struct tunnel *t, struct conn *c, struct conn_obs *o)
 	set_lv(o, L_DST_PRINCIPAL, o->dst_principal);
 	if (c->dir == CONN_OUTBOUND) {
 		set_lv(o, L_REPORTER, "source");
-		fill_peer(t, o, &SRC, local, p->namespace, p->name);
+		fill_peer(t, o, &SRC, r->local, p->namespace, p->name);
 		fill_peer(t, o, &DST, NULL, NULL, NULL);
-		if (m && ss_to_ip(&c->dst, &ip, &port)) {
-			const struct mesh_service *svc = mesh_find_service_by_vip(m, &ip);
-
-			if (svc) {
-				fill_service(o, svc);
-			} else if ((peer = mesh_find_pod_by_ip(m, &ip))) {
-				fill_peer(t, o, &DST, peer, NULL, NULL);
-				fill_service(o, service_of_pod(m, peer, port));
-			}
-		}
+		/* to a VIP the labels name the Service, not the endpoint picked */
+		if (!r->via_vip && r->peer)
+			fill_peer(t, o, &DST, r->peer, NULL, NULL);
 	} else {
 		set_lv(o, L_REPORTER, "destination");
-		fill_peer(t, o, &DST, local, p->namespace, p->name);
+		fill_peer(t, o, &DST, r->local, p->namespace, p->name);
 		fill_peer(t, o, &SRC, NULL, NULL, NULL);
-		if (ss_to_ip(&c->dst, &ip, &port))
-			fill_service(o, service_of_pod(m, local, port));
-		if (m && ss_to_ip(&c->src, &ip, &port) && (peer = mesh_find_pod_by_ip(m, &ip)))
-			fill_peer(t, o, &SRC, peer, NULL, NULL);
+		if (r->peer)
+			fill_peer(t, o, &SRC, r->peer, NULL, NULL);
 	}
+	fill_service(o, r->svc);
 }
 
 /* ---- connection hooks ---- */

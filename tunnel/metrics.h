@@ -76,6 +76,9 @@ void metrics_accept_paused(struct tunnel *t, const char *listener);
 /* A connection to a pod's 15008 refused before its TLS handshake (reason:
  * "pod_limit", "source_limit"). Any thread. */
 void metrics_hbone_refused(struct tunnel *t, const char *reason);
+/* A connection refused for waypoint ("ns/name"): reason "missing",
+ * "not_ready" (source side) or "bypass" (destination side). */
+void metrics_waypoint_refused(struct tunnel *t, const char *waypoint, const char *reason);
 /* A state record that could not be read was moved aside at start. */
 void metrics_state_record_bad(struct tunnel *t);
 /* The pod of a record moved aside: re-adopted from its netns, or refused. */

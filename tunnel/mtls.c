@@ -2,7 +2,7 @@
 /*
  * mTLS wiring of the tunnel: the mesh CA and
  * workload identities, outbound routing to HBONE, the inbound 15008
- * server, and L4 policy. Contract in tunnel.h ("mtls.c").
+ * server, and L4 policy. Contract in mtls.h.
  *
  * t->sec exists only when caDir is set. Without it the tunnel relays in
  * plaintext only when mtls: disabled says so (logged loudly at start);
@@ -17,15 +17,9 @@
  * drained: their live streams go on with the old certificate, new
  * connections dial with the new one.
  *
- * Outbound: Service VIP:port -> a ready, non-host-network endpoint of the
- * Service with an address of the same family, picked round-robin, port
- * mapped by the targetPort (a named one through the endpoint's container
- * ports, and pods without it are no endpoint); a pod IP is that workload.
- * Enrolled destination -> HBONE to <pod IP>:15008 from the source pod's
- * netns through the pod's own pool; so is a pod enrolled and held here,
- * whatever the model says of it; an address several live pods of the
- * model claim alike is refused; anything else -> plain TCP to the
- * resolved target.
+ * Outbound: route.c decides where a connection goes; a route to HBONE is
+ * opened here, from the source pod's netns through the pod's own pool,
+ * with the identity the route expects of the destination.
  *
  * Inbound 15008: TLS with the pod identity's server context (the live
  * one at accept time); per stream: :authority must be an IP equal to the
@@ -33,7 +27,7 @@
  * policy with the peer identity (401), upstream connect from the pod netns
  * with the client's IP (503 on failure), then 200 and relay.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/mtls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,11 +42,19 @@
 
 #include "conf/log.h"
 #include "conf/warren.h"
+#include "model/waypoint.h"
 #include "netlink/netns.h"
 #include "tunnel/ca.h"
 #include "tunnel/ca_client.h"
 #include "tunnel/hbone.h"
 #include "tunnel/identity.h"
+#include "tunnel/loop.h"
+#include "tunnel/metrics.h"
+#include "tunnel/pods.h"
+#include "tunnel/proxy.h"
+#include "tunnel/state.h"
+#include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 #define RENEW_RECHECK_MS (3600u * 1000u) /* wall clock may jump: re-check hourly */
 #define MAX_IDS 256
@@ -63,62 +65,9 @@ struct mtls {
 	struct identity_mgr *ids;
 	struct loop_timer *renew_timer;
 	struct hbone_opts copts, sopts;
-	atomic_uint_fast64_t rr; /* Service endpoint round robin, shared by the workers */
 };
 
 /* ------------------------------------------------------------- helpers */
-
-static bool ss_to_mesh_ip(const struct sockaddr_storage *ss, struct mesh_ip *ip, uint16_t *port)
-{
-	memset(ip, 0, sizeof(*ip));
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)ss;
-
-		ip->family = AF_INET;
-		ip->addr.v4 = s4->sin_addr;
-		if (port)
-			*port = ntohs(s4->sin_port);
-		return true;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-
-		ip->family = AF_INET6;
-		ip->addr.v6 = s6->sin6_addr;
-		if (port)
-			*port = ntohs(s6->sin6_port);
-		return true;
-	}
-	return false;
-}
-
-static void mesh_ip_to_ss(const struct mesh_ip *ip, uint16_t port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (ip->family == AF_INET) {
-		struct sockaddr_in *s4 = (void *)ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_addr = ip->addr.v4;
-		s4->sin_port = htons(port);
-	} else {
-		struct sockaddr_in6 *s6 = (void *)ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_addr = ip->addr.v6;
-		s6->sin6_port = htons(port);
-	}
-}
-
-static const struct mesh_pod *local_mesh_pod(const struct tunnel *t, const struct pod *p)
-{
-	const struct mesh_pod *mp;
-
-	if (!t->mesh)
-		return NULL;
-	mp = *p->uid ? mesh_find_pod_by_uid(t->mesh, p->uid) : NULL;
-	return mp ? mp : mesh_find_pod(t->mesh, p->namespace, p->name);
-}
 
 static struct identity *pod_identity(const struct pod *p)
 {
@@ -527,18 +476,16 @@ struct authz_set *mtls_policies_install(struct tunnel *t, struct authz_set *set)
 	return old;
 }
 
-int mtls_authorize(struct pod *p, const struct sockaddr_storage *src,
-		   const struct sockaddr_storage *dst, const char *peer_id,
-		   struct authz_decision *d)
+int mtls_authorize(const struct conn *c, struct authz_decision *d)
 {
-	const struct mesh_pod *mp = local_mesh_pod(p->t, p);
+	const struct pod *p = c->pod;
 	struct authz_workload w = { .namespace = p->namespace, .name = p->name };
-	struct authz_conn ac = { .peer_identity = peer_id };
+	struct authz_conn ac = { .peer_identity = c->route.peer_id };
 
-	if (mp)
-		w.labels = mp->labels;
-	ss_to_mesh_ip(src, &ac.src_ip, &ac.src_port);
-	ss_to_mesh_ip(dst, &ac.dst_ip, &ac.dst_port);
+	if (c->route.local)
+		w.labels = c->route.local->labels;
+	route_ss_to_ip(&c->src, &ac.src_ip, &ac.src_port);
+	route_ss_to_ip(&c->dst, &ac.dst_ip, &ac.dst_port);
 	return authz_evaluate(p->t->authz, &w, &ac, d);
 }
 
@@ -550,103 +497,18 @@ static int pod_mksock(void *ctx, const struct sockaddr *dst, socklen_t dstlen)
 	return pod_socket(ctx, dst->sa_family);
 }
 
-static void addr_str(const struct mesh_ip *ip, uint16_t port, char *buf, size_t len)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	mesh_ip_str(ip, a, sizeof(a));
-	snprintf(buf, len, ip->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
-}
-
-int mtls_outbound(struct conn *c)
+void mtls_outbound_hbone(struct conn *c)
 {
 	struct pod *p = c->pod;
 	struct tunnel *t = p->t;
 	struct mtls *sec = t->sec;
-	const struct mesh *m = t->mesh;
-	const struct mesh_service *svc = NULL;
-	const struct mesh_pod *ep = NULL;
-	const char *why = "", *dst_ns, *dst_sa;
+	const struct route *r = &c->route;
 	struct identity *id;
-	struct mesh_ip ip, epip;
-	uint16_t port, tport;
-	struct sockaddr_storage hb;
-	char authority[80], expect[SPIFFE_ID_MAX], fwd[400], bag[512], host[320] = "", msg[600];
-	const char *expv[1] = { expect };
+	char fwd[400], bag[512], host[320], msg[600];
+	const char *expv[1] = { r->peer_id };
 	struct hbone_stream *s = NULL;
 	int app_fd, ret;
 
-	if (!m || !ss_to_mesh_ip(&c->dst, &ip, &port))
-		return 0;
-	svc = mesh_find_service_by_vip(m, &ip);
-	tport = port;
-	epip = ip;
-	if (svc) {
-		const struct mesh_service_port *sp = NULL;
-		struct mesh_ep e;
-		size_t n = 0, k, pos;
-
-		for (size_t i = 0; i < svc->n_ports; i++)
-			if (svc->ports[i].port == port &&
-			    (!svc->ports[i].protocol || !strcmp(svc->ports[i].protocol, "TCP")))
-				sp = &svc->ports[i];
-		if (!sp) {
-			snprintf(msg, sizeof(msg), "Service %s/%s has no TCP port %u", svc->namespace,
-				 svc->name, port);
-			conn_fail(c, msg, 0);
-			return 1;
-		}
-		for (pos = 0; mesh_service_next_endpoint(m, svc, sp, ip.family, &pos, &e);)
-			n++;
-		if (!n) {
-			if (!svc->selector.n)
-				snprintf(msg, sizeof(msg),
-					 "Service %s/%s has no ready endpoint for port %u (it has no selector: no ready address of its EndpointSlices has a port named \"%s\")",
-					 svc->namespace, svc->name, port, sp->name);
-			else if (sp->target_port_name)
-				snprintf(msg, sizeof(msg),
-					 "Service %s/%s has no ready endpoint for port %u (no ready, non-host-network pod with an IP that its selector matches has a %s container port named \"%s\")",
-					 svc->namespace, svc->name, port, sp->protocol ? sp->protocol : "TCP",
-					 sp->target_port_name);
-			else
-				snprintf(msg, sizeof(msg),
-					 "Service %s/%s has no ready endpoint (selector matching a ready, non-host-network pod with an IP)",
-					 svc->namespace, svc->name);
-			conn_fail(c, msg, 0);
-			return 1;
-		}
-		k = (size_t)(atomic_fetch_add_explicit(&sec->rr, 1, memory_order_relaxed) % n);
-		for (pos = 0; mesh_service_next_endpoint(m, svc, sp, ip.family, &pos, &e) && k--;)
-			;
-		ep = e.pod;
-		epip = e.ip;
-		tport = e.port;
-		mesh_ip_to_ss(&epip, tport, &c->target);
-		snprintf(host, sizeof(host), "%s.%s.svc.cluster.local", svc->name, svc->namespace);
-	} else {
-		ep = mesh_find_pod_by_ip(m, &ip);
-	}
-	if (!ep || ep->host_network || !mesh_pod_enrolled(m, ep->namespace, ep->name, &why)) {
-		/* A pod enrolled and held here is enrolled whatever the model
-		 * says (a file cut short, a stale entry): never plaintext. */
-		const struct pod *local = pod_find_ip(t, &epip);
-
-		if (local) {
-			dst_ns = local->namespace;
-			dst_sa = local->service_account;
-		} else if (!svc && mesh_ip_conflict(m, &ip)) {
-			conn_fail(c, "the mesh model has several live pods with this address (see the log); refusing rather than guessing which",
-				  0);
-			return 1;
-		} else {
-			return 0; /* outside the mesh: plain TCP to c->target */
-		}
-	} else {
-		dst_ns = ep->namespace;
-		dst_sa = ep->service_account;
-	}
-
-	/* HBONE */
 	id = pod_identity(p);
 	if (!id) {
 		char idwhy[400];
@@ -654,40 +516,32 @@ int mtls_outbound(struct conn *c)
 		snprintf(msg, sizeof(msg), "%s; refusing to send in the clear to an enrolled destination",
 			 pod_identity_why(p, idwhy, sizeof(idwhy)));
 		conn_fail(c, msg, 0);
-		return 1;
-	}
-	if (spiffe_id_format(expect, sizeof(expect), t->conf->trust_domain, dst_ns, dst_sa) < 0) {
-		snprintf(msg, sizeof(msg), "destination pod in %s has no valid identity (service account \"%s\")",
-			 dst_ns, dst_sa);
-		conn_fail(c, msg, 0);
-		return 1;
+		return;
 	}
 	if (!p->pool) {
 		ret = hbone_pool_new(p->loop, &sec->copts, &p->pool);
 		if (ret < 0) {
 			conn_fail(c, "cannot create the HBONE pool", -ret);
-			return 1;
+			return;
 		}
 	}
-	mesh_ip_to_ss(&epip, PORT_INBOUND_HBONE, &hb);
-	addr_str(&epip, tport, authority, sizeof(authority));
+	route_service_host(r, host, sizeof(host));
 	if (hbone_format_forwarded(fwd, sizeof(fwd), (const struct sockaddr *)&c->src,
 				   host[0] ? host : NULL) < 0)
 		fwd[0] = '\0';
 	snprintf(bag, sizeof(bag), "k8s.cluster.name=%s,k8s.namespace.name=%s,k8s.pod.name=%s",
 		 t->conf->cluster_id ? t->conf->cluster_id : "Kubernetes", p->namespace, p->name);
 	c->hbone = true;
-	free(c->peer_id);
-	c->peer_id = strdup(expect);
-	metrics_conn_identity(c, identity_id(id), expect);
+	metrics_conn_identity(c, identity_id(id), r->peer_id);
 	metrics_conn_open(c);
 	{
 		struct hbone_pool_target tg = {
 			.src_id = identity_id(id), .ctx = identity_ctx0(id, TLS_CLIENT),
-			.dst = (const struct sockaddr *)&hb, .dstlen = ss_len(&hb),
+			.dst = (const struct sockaddr *)&r->hbone_addr,
+			.dstlen = ss_len(&r->hbone_addr),
 			.expect = expv, .n_expect = 1, .mksock = pod_mksock, .mksock_ctx = p,
 		};
-		struct hbone_connect_req req = { .authority = authority,
+		struct hbone_connect_req req = { .authority = r->authority,
 						 .forwarded = fwd[0] ? fwd : NULL, .baggage = bag };
 
 		app_fd = c->app_fd;
@@ -700,19 +554,19 @@ int mtls_outbound(struct conn *c)
 		char bo[400];
 
 		if (ret == -ECONNREFUSED &&
-		    hbone_pool_backoff(p->pool, (const struct sockaddr *)&hb, bo, sizeof(bo))) {
+		    hbone_pool_backoff(p->pool, (const struct sockaddr *)&r->hbone_addr, bo, sizeof(bo))) {
 			/* the access log's reason says why the connection was refused */
 			snprintf(msg, sizeof(msg), "upstream connect refused, backing off (%s)", bo);
 			conn_fail(c, msg, 0);
-			return 1;
+			return;
 		}
 		conn_fail(c, "cannot open an HBONE stream", -ret);
-		return 1;
+		return;
 	}
 	if (c->early_reason) {
 		snprintf(msg, sizeof(msg), "HBONE stream failed: %s", c->early_reason);
 		conn_fail(c, msg, 0);
-		return 1;
+		return;
 	}
 	c->hs = s;
 	if (wlog_get_level() >= WLOG_DEBUG) { /* three address formats per connection otherwise */
@@ -720,12 +574,43 @@ int mtls_outbound(struct conn *c)
 
 		log_debug("outbound connection %s -> %s of pod %s/%s: HBONE to %s (:authority %s, expecting %s)",
 			  sockaddr_str(&c->src, sa, sizeof(sa)), sockaddr_str(&c->dst, da, sizeof(da)),
-			  p->namespace, p->name, sockaddr_str(&hb, msg, sizeof(msg)), authority, expect);
+			  p->namespace, p->name, sockaddr_str(&r->hbone_addr, msg, sizeof(msg)), r->authority,
+			  r->peer_id);
 	}
-	return 1;
+	return;
 }
 
 /* ---------------------------------------------------------------- inbound */
+
+/* No bypass: a workload bound to a waypoint (its own label, or a Service
+ * selecting it) takes HBONE only from that waypoint's identity, unless an
+ * ALLOW policy that names the source admits it, or the pod opts out
+ * (MESH_ANNOTATION_ALLOW_DIRECT). Istio leaves this to a policy the user
+ * writes; here it is the default. 0, or -EACCES (answered 401, c freed). */
+static int waypoint_bypass(struct conn *c)
+{
+	struct tunnel *t = c->pod->t;
+	const struct mesh_pod *mp = c->route.local;
+	const char *peer = c->route.peer_id;
+	struct mesh_wp_binding b;
+	struct spiffe_id sid;
+	struct authz_decision d;
+	char name[300], msg[700];
+
+	if (!t->mesh || !mp || !mesh_pod_requires_waypoint(t->mesh, mp, &b))
+		return 0;
+	if (peer && !spiffe_id_parse(peer, &sid) && mesh_waypoint_identity(&b, sid.ns, sid.sa))
+		return 0;
+	/* an ALLOW policy that matched this source explicitly lets it in */
+	if (t->authz && authz_set_count(t->authz) && !mtls_authorize(c, &d) && d.policy[0] != '(')
+		return 0;
+	snprintf(name, sizeof(name), "%s/%s", b.ns, b.name);
+	snprintf(msg, sizeof(msg), "pod is bound to waypoint %s and %s is not its identity (no bypass; an ALLOW policy naming the source, or annotation " MESH_ANNOTATION_ALLOW_DIRECT "=true, admits it)",
+		 name, peer && *peer ? peer : "the peer");
+	metrics_waypoint_refused(t, name, "bypass");
+	conn_hs_reject(c, 401, msg);
+	return -EACCES;
+}
 
 static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_request *req)
 {
@@ -733,7 +618,6 @@ static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_r
 	struct pod *p;
 	struct conn *c;
 	char own[SPIFFE_ID_MAX], msg[300];
-	struct mesh_ip want, got;
 
 	CHECK_OBJ(h, HSRV_MAGIC);
 	p = h->pod;
@@ -750,7 +634,7 @@ static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_r
 	c->hbone = true;
 	c->hs = s;
 	hbone_stream_set_user(s, c);
-	c->peer_id = strdup(req->peer_id ? req->peer_id : "");
+	c->route.peer_id = strdup(req->peer_id ? req->peer_id : "");
 	metrics_conn_identity(c, req->peer_id, mtls_pod_identity(p, own, sizeof(own)));
 	if (!req->is_ip) {
 		snprintf(msg, sizeof(msg), ":authority %s is a hostname; only <pod IP>:<port> is served here",
@@ -760,9 +644,7 @@ static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_r
 	}
 	c->dst = req->target;
 	ss_canonicalise(&c->dst);
-	c->target = c->dst;
-	if (!ss_to_mesh_ip(&c->dst, &got, NULL) || !ss_to_mesh_ip(&h->local, &want, NULL) ||
-	    !mesh_ip_equal(&got, &want)) {
+	if (!ss_same_ip(&c->dst, &h->local)) {
 		char a[64];
 
 		snprintf(msg, sizeof(msg), ":authority %s is not this pod's address %s", req->authority,
@@ -770,26 +652,17 @@ static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_r
 		conn_hs_reject(c, 400, msg);
 		return;
 	}
-	if (req->port == PORT_OUTBOUND || req->port == PORT_INBOUND_PLAIN ||
-	    req->port == PORT_INBOUND_HBONE) {
+	if (port_is_tunnel(req->port)) {
 		conn_hs_reject(c, 400, "target is a tunnel port (self-call refused)");
 		return;
 	}
+	route_inbound(&c->route, p->t, p, &c->src, &c->dst);
+	if (waypoint_bypass(c) < 0)
+		return; /* answered 401, c freed */
 	if (conn_authorize(c) < 0)
 		return; /* answered 401, c freed */
 	metrics_conn_open(c);
 	conn_connect(c);
-}
-
-static bool ss_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-	return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-		       &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
 }
 
 /*
@@ -814,7 +687,7 @@ static const char *hbone_pending_full(const struct pod *p, const struct sockaddr
 		if (info.state != HBONE_HANDSHAKE)
 			continue;
 		pod_n++;
-		src_n += ss_same_addr(&h->peer, peer);
+		src_n += ss_same_ip(&h->peer, peer);
 	}
 	if (src_n >= max_src)
 		return "source_limit";
@@ -991,7 +864,7 @@ json_t *mtls_policies_json(const struct tunnel *t)
 	if (!pc.arr || !pc.map || !t->authz)
 		goto out;
 	for (const struct pod *p = t->pods; p; p = p->next) {
-		const struct mesh_pod *mp = local_mesh_pod(t, p);
+		const struct mesh_pod *mp = route_local_pod(t, p);
 		struct authz_workload w = { .namespace = p->namespace, .name = p->name };
 		char name[320];
 		struct sel_ctx sc = { .map = pc.map, .pod = name };

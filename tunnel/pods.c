@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The pod registry (contract in tunnel.h): lookup, creation and teardown
+ * The pod registry (contract in pods.h): lookup, creation and teardown
  * of struct pod and its per-worker shards, and the readiness rule. Pods
  * are few (one per enrolled pod on the node), so lookups are linear scans
  * of the primaries.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/pods.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -20,9 +20,17 @@
 #include <unistd.h>
 
 #include "conf/handoff.h"
+#include "conf/inpod_mode.h"
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "netlink/netns.h"
+#include "tunnel/inpod_listen.h"
+#include "tunnel/kube_watch.h"
+#include "tunnel/mtls.h"
+#include "tunnel/proxy.h"
+#include "tunnel/state.h"
+#include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 struct pod *pod_find_uid(struct tunnel *t, const char *uid)
 {

@@ -6,9 +6,10 @@
  * accepted socket's own local address, which the sk_lookup program left
  * untouched), open the upstream socket in
  * the pod netns with SO_MARK MARK_TUNNEL, connect without blocking (10 s
- * timeout) and hand both fds to relay_start(). In mTLS mode (t->sec)
- * outbound connections are routed by mtls_outbound() first (HBONE to an
- * enrolled destination, else plain TCP to the resolved target), 15008 is
+ * timeout) and hand both fds to relay_start(). Every connection's route is
+ * resolved once (route.c) and read by everything after; in mTLS mode (t->sec)
+ * an outbound route is HBONE to an enrolled destination (opened by
+ * mtls_outbound_hbone()), else plain TCP to the resolved target; 15008 is
  * served by mtls_hbone_accept(), and an inbound HBONE stream uses the same
  * upstream connect as 15006, then hbone_stream_accept() instead of a
  * relay. Without a CA, 15008 connections are accepted and closed.
@@ -34,7 +35,7 @@
  * is known, metrics_conn_close() in conn_free() (every end, failures
  * included): counters and the access-log line live in metrics.c.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/proxy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,6 +52,14 @@
 #include "conf/warren.h"
 #include "netlink/netns.h"
 #include "tunnel/hbone.h"
+#include "tunnel/inpod_listen.h"
+#include "tunnel/loop.h"
+#include "tunnel/metrics.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/relay.h"
+#include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80
@@ -116,7 +125,7 @@ static bool ss_loopback(const struct sockaddr_storage *ss)
 	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
-static bool ss_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+bool ss_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family)
 		return false;
@@ -127,7 +136,7 @@ static bool ss_same_ip(const struct sockaddr_storage *a, const struct sockaddr_s
 				  &((const struct sockaddr_in6 *)b)->sin6_addr);
 }
 
-static bool port_illegal(uint16_t port)
+bool port_is_tunnel(uint16_t port)
 {
 	return port == PORT_OUTBOUND || port == PORT_INBOUND_PLAIN || port == PORT_INBOUND_HBONE;
 }
@@ -194,7 +203,7 @@ void conn_free(struct conn *c, const struct relay_stats *st, const char *reason)
 	}
 	rst_close(c->app_fd);
 	pod_listen_resume(p); /* fds freed: a paused listener may accept again */
-	free(c->peer_id);
+	route_clear(&c->route);
 	free(c->early_reason);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -226,7 +235,7 @@ void conn_hs_reject(struct conn *c, int status, const char *why)
 
 	log_info("inbound HBONE stream %s -> %s of pod %s/%s (peer %s) refused with %d: %s",
 		 sockaddr_str(&c->src, src, sizeof(src)), sockaddr_str(&c->dst, d, sizeof(d)),
-		 c->pod->namespace, c->pod->name, c->peer_id ? c->peer_id : "?", status, why);
+		 c->pod->namespace, c->pod->name, c->route.peer_id ? c->route.peer_id : "?", status, why);
 	c->hs = NULL;
 	if (s)
 		hbone_stream_set_user(s, NULL);
@@ -402,20 +411,20 @@ int conn_upstream_socket(struct conn *c, const char **what)
 	int fd, one = 1;
 
 	*what = "cannot create the upstream socket in the pod netns";
-	fd = pod_socket(p, c->target.ss_family);
+	fd = pod_socket(p, c->route.target.ss_family);
 	if (fd < 0)
 		return fd;
 	*what = "cannot set SO_LINGER on the upstream socket";
 	if (sock_rst_on_exit(fd) < 0) /* an app is at the other end (relay.h) */
 		goto fail;
-	if (c->dir == CONN_INBOUND && c->src.ss_family == c->target.ss_family &&
-	    !ss_same_ip(&c->src, &c->target)) {
+	if (c->dir == CONN_INBOUND && c->src.ss_family == c->route.target.ss_family &&
+	    !ss_same_ip(&c->src, &c->route.target)) {
 		struct sockaddr_storage b = c->src;
 
 		/* Transparent alone lets bind() take the client's (non-local)
 		 * address; IP_FREEBIND on top would add nothing. */
 		*what = "cannot make the upstream socket transparent (source-preserving)";
-		if (c->target.ss_family == AF_INET) {
+		if (c->route.target.ss_family == AF_INET) {
 			if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0)
 				goto fail;
 			((struct sockaddr_in *)&b)->sin_port = 0;
@@ -454,6 +463,7 @@ struct conn *conn_new(struct pod *p, enum conn_dir dir, int fd, const struct soc
 	*c = (struct conn){ .magic = CONN_MAGIC, .pod = p, .dir = dir, .src = *src,
 			    .start_ms = loop_now_ms(), .app_fd = fd, .up_fd = -1 };
 	ss_canonicalise(&c->src);
+	route_begin(&c->route, p->t, p);
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;
@@ -470,7 +480,7 @@ int conn_authorize(struct conn *c)
 
 	if (!t->authz || !authz_set_count(t->authz))
 		return 0; /* no policy: nothing to decide, the access log says "none" */
-	if (!mtls_authorize(c->pod, &c->src, &c->dst, c->peer_id, &d)) {
+	if (!mtls_authorize(c, &d)) {
 		metrics_conn_policy(c, true, d.policy[0] == '(' ? NULL : d.policy);
 		return 0;
 	}
@@ -482,7 +492,7 @@ int conn_authorize(struct conn *c)
 	}
 	log_info("inbound connection %s -> %s of pod %s/%s (%s) %s; resetting it",
 		 sockaddr_str(&c->src, s, sizeof(s)), sockaddr_str(&c->dst, dst, sizeof(dst)),
-		 c->pod->namespace, c->pod->name, c->peer_id ? c->peer_id : "plaintext", why);
+		 c->pod->namespace, c->pod->name, c->route.peer_id ? c->route.peer_id : "plaintext", why);
 	conn_free(c, NULL, why);
 	return -EACCES;
 }
@@ -499,7 +509,7 @@ void conn_connect(struct conn *c)
 		return;
 	}
 	c->up_fd = ret;
-	if (connect(c->up_fd, (struct sockaddr *)&c->target, ss_len(&c->target)) == 0) {
+	if (connect(c->up_fd, (struct sockaddr *)&c->route.target, ss_len(&c->route.target)) == 0) {
 		conn_connected(c);
 		return;
 	}
@@ -540,22 +550,39 @@ static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr
 		conn_fail(c, "no original destination (was the connection redirected by the in-pod rules?)", -ret);
 		return;
 	}
-	c->target = c->dst;
-	if (dir == CONN_OUTBOUND && ss_loopback(&c->dst) && port_illegal(ss_port(&c->dst))) {
+	if (dir == CONN_OUTBOUND && ss_loopback(&c->dst) && port_is_tunnel(ss_port(&c->dst))) {
 		conn_fail(c, "self-call to a tunnel port refused", 0);
 		return;
 	}
-	if (dir == CONN_INBOUND && port_illegal(ss_port(&c->dst))) {
+	if (dir == CONN_INBOUND && port_is_tunnel(ss_port(&c->dst))) {
 		conn_fail(c, "inbound to a tunnel port refused (self-call)", 0);
 		return;
 	}
 	log_debug("%s connection %s -> %s of pod %s/%s accepted", dir_name[dir],
 		  sockaddr_str(&c->src, s, sizeof(s)), sockaddr_str(&c->dst, d, sizeof(d)),
 		  p->namespace, p->name);
-	if (dir == CONN_INBOUND && conn_authorize(c) < 0)
-		return;
-	if (dir == CONN_OUTBOUND && p->t->sec && mtls_outbound(c))
-		return; /* HBONE (or failed): c is owned elsewhere or gone */
+	if (dir == CONN_INBOUND) {
+		route_inbound(&c->route, p->t, p, &c->src, &c->dst);
+		if (conn_authorize(c) < 0)
+			return;
+	} else {
+		char why[400];
+
+		switch (route_outbound(&c->route, p->t, p, &c->dst, p->t->sec != NULL, why,
+				       sizeof(why))) {
+		case ROUTE_REFUSE:
+			if (c->route.waypoint.refused)
+				metrics_waypoint_refused(p->t, c->route.waypoint.name,
+							 c->route.waypoint.refused);
+			conn_fail(c, why, 0);
+			return;
+		case ROUTE_HBONE:
+			mtls_outbound_hbone(c);
+			return; /* c is owned by its stream, or gone */
+		case ROUTE_PLAIN:
+			break;
+		}
+	}
 	metrics_conn_open(c);
 	conn_connect(c);
 }
@@ -573,13 +600,14 @@ void proxy_policy_recheck(struct tunnel *t)
 			CHECK_OBJ(c, CONN_MAGIC);
 			if (c->dir != CONN_INBOUND || (!c->relay && !c->hs && c->up_fd < 0))
 				continue;
-			if (!mtls_authorize(p, &c->src, &c->dst, c->peer_id, &d))
+			route_rebind(&c->route, t, p, &c->src, &c->dst);
+			if (!mtls_authorize(c, &d))
 				continue;
 			snprintf(why, sizeof(why), "closed by policy change: %s", d.policy);
 			log_info("inbound %sconnection %s -> %s of pod %s/%s (%s) %s (%s)",
 				 c->hbone ? "HBONE " : "", sockaddr_str(&c->src, s, sizeof(s)),
 				 sockaddr_str(&c->dst, dst, sizeof(dst)), p->namespace, p->name,
-				 c->peer_id ? c->peer_id : "plaintext", why, d.reason);
+				 c->route.peer_id ? c->route.peer_id : "plaintext", why, d.reason);
 			metrics_conn_policy(c, false, d.policy[0] == '(' ? NULL : d.policy);
 			if (c->relay)
 				relay_abort(c->relay, why); /* done_cb frees c */

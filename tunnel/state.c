@@ -44,7 +44,7 @@
  * unprocessed. Holding is also what keeps a pod from being handed over
  * twice: an add or del never races the adoption of the same record.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/state.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -61,8 +61,17 @@
 #include "netlink/inpod.h"
 #include "netlink/inpod_ebpf.h"
 #include "netlink/netns.h"
+#include "tunnel/handoff_server.h"
 #include "tunnel/harden.h"
+#include "tunnel/host_probe.h"
+#include "tunnel/inpod_listen.h"
+#include "tunnel/loop.h"
+#include "tunnel/metrics.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/state_readopt.h"
 #include "tunnel/state_record.h"
+#include "tunnel/tunnel.h"
 
 static int mkdir_p(const char *path, mode_t mode)
 {

@@ -25,7 +25,7 @@
  * outcome is kept with the record's entry (GET /state_records, `warrenctl
  * pods`) and counted in warren_state_records_readopt_total. Main thread.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/state_readopt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +37,12 @@
 #include "netlink/inpod.h"
 #include "netlink/netns.h"
 #include "netlink/pod_netns.h"
+#include "tunnel/inpod_listen.h"
+#include "tunnel/metrics.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/state.h"
+#include "tunnel/tunnel.h"
 
 #define STATE_NETNS_DIR "/var/run/netns"
 #define READOPT_CID     "readopted:"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Data-path worker threads (contract in tunnel.h).
+ * Data-path worker threads (contract in workers.h).
  *
  * Each worker runs its own loop. Every pod has one shard per worker
  * (pods.c): its own SO_REUSEPORT listeners on 15001/15006/15008, so the
@@ -23,7 +23,7 @@
  * "wanted" makes a worker that just woke step aside when the main thread
  * is waiting, so a busy data path cannot starve the control plane.
  */
-#include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 #include <errno.h>
 #include <linux/capability.h>
@@ -39,6 +39,10 @@
 
 #include "conf/log.h"
 #include "tunnel/harden.h"
+#include "tunnel/loop.h"
+#include "tunnel/mtls.h"
+#include "tunnel/pods.h"
+#include "tunnel/tunnel.h"
 
 /* An accepted HBONE connection queued to another worker's shard. */
 struct handoff {

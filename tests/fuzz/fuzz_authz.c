@@ -2,7 +2,8 @@
 /*
  * libFuzzer target for model/authz.c: arbitrary bytes -> json_loadb -> a
  * list of AuthorizationPolicy / PeerAuthentication objects (split on
- * "kind"; a lone object is used as both) -> authz_compile -> authz_evaluate
+ * "kind"; a lone object is used as both) -> authz_compile -> authz_evaluate,
+ * then authz_compile_waypoint -> authz_evaluate_request
  * over a few fixed workloads and connections, plus both listing calls.
  * Checks that a decision is always complete and that nothing leaks or
  * reads out of bounds (ASan/UBSan). Seeds: tests/fuzz/corpus/fuzz_authz/.
@@ -96,6 +97,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		}
 		authz_policies_selecting(set, &ws[w], touch, &sum);
+	}
+	authz_policies_foreach(set, touch, &sum);
+	authz_set_free(set);
+	set = NULL;
+	/* the same objects as a waypoint's set, against a few requests */
+	if (authz_compile_waypoint(aps, NULL, "app", "waypoint", &set))
+		goto out;
+	for (size_t c = 0; c < sizeof(cs) / sizeof(cs[0]); c++) {
+		static const char *const methods[] = { "GET", "POST" }, *const paths[] = { "/", "/admin/x" };
+		struct authz_request rq = { .conn = { .dst_port = cs[c].port, .peer_identity = cs[c].id },
+					    .svc_namespace = "app", .svc_name = c % 2 ? "web" : NULL,
+					    .method = methods[c % 2], .host = "web.app", .path = paths[c % 2] };
+		struct authz_decision d;
+		int ret = authz_evaluate_request(set, &rq, &d);
+
+		if ((ret == 0) != d.allow || !d.policy[0] || !d.reason[0] || (ret && ret != -EACCES))
+			abort();
 	}
 	authz_policies_foreach(set, touch, &sum);
 out:

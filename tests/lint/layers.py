@@ -5,8 +5,9 @@
 Derived from the #include "dir/file.h" lines of the product sources:
   - folders: each folder may include only itself and the folders below it,
     conf < model < netlink < {plugin, tunnel, ctl, install} (the four are peers
-    and never include each other) < ca (warren-ca uses the tunnel's CA,
-    CSR and HTTP parser modules);
+    and never include each other) < {ca, waypoint} (warren-ca uses the
+    tunnel's CA, CSR and HTTP parser modules; warren-waypoint its TLS, HBONE,
+    identity and loop modules; the two are peers);
     bpf/ (the eBPF program's shared constants and its generated skeleton,
     *.skel.h, made in the build directory) ranks with conf, and its *.bpf.c
     programs are not C of ours;
@@ -18,7 +19,7 @@ import os
 import re
 import sys
 
-RANK = {"bpf": 0, "conf": 0, "model": 1, "netlink": 2, "plugin": 3, "tunnel": 3, "ctl": 3, "install": 3, "ca": 4}
+RANK = {"bpf": 0, "conf": 0, "model": 1, "netlink": 2, "plugin": 3, "tunnel": 3, "ctl": 3, "install": 3, "ca": 4, "waypoint": 4}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))

@@ -20,7 +20,7 @@ from tap import Tap  # noqa: E402
 
 os.chdir(os.path.join(os.path.dirname(__file__), "..", ".."))
 B = os.environ.get("B", "build")
-BINS = ["warren-cni", "warren-tunnel", "warrenctl", "warren-ca", "warren-install"]
+BINS = ["warren-cni", "warren-tunnel", "warrenctl", "warren-ca", "warren-install", "warren-waypoint"]
 # The C runtime and the sanitizers' runtimes come with the compiler.
 # who may call the API server (warren-install: is its DaemonSet being deleted?)
 CURL_OK = {"warrenctl", "warren-tunnel", "warren-install", "warren-ca"}

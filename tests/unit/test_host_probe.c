@@ -14,7 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tunnel/tunnel.h"
+#include "tunnel/host_probe.h"
+
 #include "tests/unit/t.h"
 
 static char root[64];

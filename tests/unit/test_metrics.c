@@ -13,8 +13,15 @@
 #include <unistd.h>
 
 #include "tunnel/accesslog.h"
+#include "tunnel/loop.h"
+#include "tunnel/metrics.h"
+#include "tunnel/pods.h"
+#include "tunnel/proxy.h"
+#include "tunnel/relay.h"
 #include "tunnel/tunnel.h"
+
 #include "tests/unit/t.h"
+#include "tests/unit/tunnel_fixture.h"
 
 static const char mesh_json[] =
 	"[{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"obs\"}},"
@@ -78,23 +85,22 @@ static void teardown(struct fixture *f)
 	unlink(f->alog_path);
 }
 
-static void addr(struct sockaddr_storage *ss, const char *ip, uint16_t port)
-{
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	s4->sin_family = AF_INET;
-	s4->sin_port = htons(port);
-	inet_pton(AF_INET, ip, &s4->sin_addr);
-}
-
 static void conn_init(struct conn *c, struct pod *p, enum conn_dir dir, const char *src,
 		      const char *dst, uint16_t dport)
 {
 	*c = (struct conn){ .magic = CONN_MAGIC, .pod = p, .dir = dir, .start_ms = loop_now_ms(),
 			    .app_fd = -1, .up_fd = -1 };
-	addr(&c->src, src, 40000);
-	addr(&c->dst, dst, dport);
+	tfix_addr(&c->src, src, 40000);
+	tfix_addr(&c->dst, dst, dport);
+	/* resolved as a plaintext tunnel's proxy.c does: metrics read the route */
+	route_begin(&c->route, p->t, p);
+	if (dir == CONN_OUTBOUND) {
+		char why[200];
+
+		route_outbound(&c->route, p->t, p, &c->dst, false, why, sizeof(why));
+	} else {
+		route_inbound(&c->route, p->t, p, &c->src, &c->dst);
+	}
 }
 
 static char *slurp(const char *path)

@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/inpod_mode.h"
+#include "tunnel/pods.h"
+#include "tunnel/state.h"
 #include "tunnel/state_record.h"
-#include "tunnel/tunnel.h"
+
 #include "tests/unit/t.h"
 
 /* The bytes state_write() would put in the file for p. */

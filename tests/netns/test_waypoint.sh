@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Waypoints, as root, on the real kernel (TAP).
+#
+#   node1 netns (10.0.0.1/30) <====== veth ======> node2 netns (10.0.0.2/30)
+#     cni0 10.244.1.1/24                             cni0 10.244.2.1/24
+#      |-- cli (ns mesh, sa cli-sa, enrolled)          |-- srv (ns mesh, sa srv-sa, app=srv,
+#      |-- wp  (ns mesh, sa waypoint, label               enrolled, echo :8080)
+#      |        gateway-name=waypoint: never captured) |-- srv2 (ns mesh, app=srv2, echo :8080)
+#     warren-tunnel caDir=$T/ca                      warren-tunnel caDir=$T/ca
+#
+#   Gateway mesh/waypoint (istio-waypoint, HBONE 15008): wp is its pod
+#   Service mesh/web 10.96.0.20:80 (http) -> srv:8081 (HTTP app), :7 -> srv:8080 (echo),
+#     istio.io/use-waypoint=waypoint; warren-waypoint runs in wp
+#   cli2 (ns mesh, sa other-sa) on node1: another principal
+#   Service mesh/ghost 10.96.0.21:80 -> srv2, bound to a Gateway that does not exist
+#   Service mesh/cold 10.96.0.22:80 -> srv2, bound to waypoint cold-wp, which has no pod
+#
+# Shows the tunnel's side of waypoints: a waypoint pod is not captured; a
+# Service bound to a missing or unready waypoint refuses connections (fail
+# closed: a log line, the access log's reason and a metric name the
+# waypoint); traffic to a bound Service goes to the waypoint pod's 15008
+# with :authority VIP:port; a direct HBONE connection to a workload behind
+# the waypoint, from another identity, is refused at the destination (no
+# bypass), unless the pod opts out (annotation
+# warren.io/waypoint-allow-direct) or an ALLOW policy names the source.
+# Env: B or WARREN_BUILD, KEEP_TMP=1.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+
+lib_init
+CLEANUP_TAP=1
+need openssl "$PYTHON"
+need_built warren-cni warren-tunnel warrenctl
+
+eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_conf_write/')"
+tunnel_conf_write() { # NODE
+	lib_tunnel_conf_write "$1"
+	printf 'caDir: %s\nmeshReloadMs: 200\n' "$T/ca" >>"$T/$1/tunnel.yaml"
+}
+set_sa() { mesh_py "[o['spec'].__setitem__('serviceAccountName', '$3') for o in objs if o['kind'] == 'Pod' and o['metadata']['namespace'] == '$1' and o['metadata']['name'] == '$2']"; }
+metric() { # NODE NAME LABEL-SUBSTRING: value (sum) or 0
+	nexec "$1" curl -s --max-time 2 http://127.0.0.1:15020/metrics |
+		awk -v n="$2" -v l="$3" 'index($0, n) == 1 && index($0, l) { s += $NF } END { print s + 0 }'
+}
+at_least() { local v; v=$(metric "$1" "$2" "$3"); ((v >= $4)); } # NODE NAME LABELS MIN
+gateway() { # NS NAME [waypoint-for]
+	add_policy "{\"apiVersion\": \"gateway.networking.k8s.io/v1\", \"kind\": \"Gateway\",
+	  \"metadata\": {\"name\": \"$2\", \"namespace\": \"$1\", \"labels\": {\"istio.io/waypoint-for\": \"${3:-service}\"}},
+	  \"spec\": {\"gatewayClassName\": \"istio-waypoint\", \"listeners\": [{\"name\": \"mesh\", \"port\": 15008, \"protocol\": \"HBONE\"}]}}"
+}
+svc_label() { # NS NAME KEY VALUE
+	mesh_py "[o['metadata'].setdefault('labels', {}).__setitem__('$3', '$4') for o in objs if o['kind'] == 'Service' and o['metadata']['namespace'] == '$1' and o['metadata']['name'] == '$2']"
+}
+pod_annotate() { # NS NAME KEY VALUE
+	mesh_py "[o['metadata'].setdefault('annotations', {}).__setitem__('$3', '$4') for o in objs if o['kind'] == 'Pod' and o['metadata']['namespace'] == '$1' and o['metadata']['name'] == '$2']"
+}
+access_log_has() { grep -F '"scope":"access"' "$T/$1/tunnel.out" | grep -F "$2" | grep -qF "$3"; } # NODE TEXT1 TEXT2
+
+bash "$WARREN_ROOT/hack/gen-ca.sh" "$T/ca" 2>/dev/null || die "gen-ca.sh (mesh CA)"
+topo_up >/dev/null 2>&1 || die "topology"
+mesh ns mesh istio.io/dataplane-mode=ambient
+tunnel_start node1 2>/dev/null || die "warren-tunnel on node1 not ready (see $T/node1/tunnel.out)"
+tunnel_start node2 2>/dev/null || die "warren-tunnel on node2 not ready"
+
+gateway mesh waypoint all
+gateway mesh cold-wp all
+for p in srv srv2; do
+	pod_define node2 mesh $p --label app=$p || die "define $p"
+	set_sa mesh $p $p-sa
+	pod_cni_add $p 2>"$T/err" || die "ADD $p: $(cat "$T/err")"
+	app_server $p 8080 || die "echo server in $p"
+done
+pod_define node1 mesh cli --label app=cli || die "define cli"
+set_sa mesh cli cli-sa
+pod_cni_add cli 2>"$T/err" || die "ADD cli: $(cat "$T/err")"
+pod_define node1 mesh wp --label gateway.networking.k8s.io/gateway-name=waypoint || die "define wp"
+set_sa mesh wp waypoint
+pod_cni_add wp 2>"$T/err" || die "ADD wp: $(cat "$T/err")"
+CLI=${POD_IP[cli]} SRV=${POD_IP[srv]} WP=${POD_IP[wp]}
+ok "pods: cli $CLI, wp $WP (node1), srv $SRV, srv2 ${POD_IP[srv2]} (node2)"
+
+# --- 1. the waypoint pod is not captured --------------------------------------
+check "the waypoint pod wp (namespace ambient) has no tunnel listeners" no_listeners wp
+check "... and the tunnel says why (to the plugin)" wait_for -t 5 grep -rq 'pod is a waypoint' "$T/node1/"
+
+# --- 2. fail closed: missing and unready waypoints ----------------------------
+mesh service mesh ghost --selector app=srv2 --port 80:8080 --cluster-ip 10.96.0.21 >/dev/null
+check "without a waypoint label, cli -> Service ghost 10.96.0.21:80 works" app_client cli 10.96.0.21 80 "pre-$E2E_ID"
+svc_label mesh ghost istio.io/use-waypoint nowhere
+check "Service ghost bound to the missing waypoint nowhere: the connection is refused" \
+	fails app_client cli 10.96.0.21 80 "ghost-$E2E_ID"
+check "... the log names the waypoint" wait_for -t 5 grep -q \
+	'Service mesh/ghost is bound to waypoint mesh/nowhere, which does not exist' "$T/node1/tunnel.log"
+check "... the access log's reason too" wait_for -t 5 access_log_has node1 '"reason"' 'waypoint mesh/nowhere'
+check "... warren_waypoint_refused_total{waypoint=mesh/nowhere,reason=missing}" \
+	at_least node1 warren_waypoint_refused_total 'waypoint="mesh/nowhere",reason="missing"' 1
+[[ $(wc -l <"$T/srv2.app.log") -eq 1 ]] && ok "... srv2's app saw only the connection made before the label" ||
+	not_ok "srv2's app saw only the unbound connection" "$(cat "$T/srv2.app.log")"
+
+# srv2 is behind ghost's (missing) waypoint: nobody may reach it directly
+# (fail closed at the destination too); drop ghost before going on.
+check "... and a direct connection to srv2 is refused at node2 (no waypoint identity can exist)" \
+	fails app_client cli "${POD_IP[srv2]}" 8080 "ghost-direct-$E2E_ID"
+mesh_py "objs[:] = [o for o in objs if not (o['kind'] == 'Service' and o['metadata']['name'] == 'ghost')]"
+
+mesh service mesh cold --selector app=srv2 --port 80:8080 --cluster-ip 10.96.0.22 >/dev/null
+svc_label mesh cold istio.io/use-waypoint cold-wp
+check "Service cold bound to waypoint cold-wp, which has no pod: refused" \
+	fails app_client cli 10.96.0.22 80 "cold-$E2E_ID"
+check "... not_ready counted" at_least node1 warren_waypoint_refused_total 'waypoint="mesh/cold-wp",reason="not_ready"' 1
+svc_label mesh cold istio.io/use-waypoint none
+check "istio.io/use-waypoint=none on the Service: cli -> cold works again" app_client cli 10.96.0.22 80 "none-$E2E_ID"
+
+# --- 3. the waypoint -----------------------------------------------------------
+# srv2 also serves HTTP on 8081 (a tiny app that logs "METHOD PATH BODYLEN
+# SRC" per request); Service web's port 80 (named http) goes to it.
+HTTP_APP='import sys, http.server
+log = sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def any(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if not size:
+                    while self.rfile.readline() not in (b"\r\n", b""): pass
+                    break
+                body += self.rfile.read(size); self.rfile.readline()
+        else:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        open(log, "a").write("%s %s %d %s\n" % (self.command, self.path, len(body), self.client_address[0]))
+        out = ("hello %s %d\n" % (self.path, len(body))).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(out))); self.end_headers()
+        self.wfile.write(out)
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = any
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever()'
+: >"$T/app.http.log"
+bg ip netns exec "${POD_NETNS[srv]}" "$PYTHON" -c "$HTTP_APP" 8081 "$T/app.http.log"
+wait_listen "${POD_NETNS[srv]}" 8081 10 || not_ok "HTTP app in srv"
+pod_define node1 mesh cli2 --label app=cli2 || die "define cli2"
+set_sa mesh cli2 other-sa
+pod_cni_add cli2 2>"$T/err" || die "ADD cli2: $(cat "$T/err")"
+mesh service mesh web --selector app=srv --port 80:8081 --port 7:8080 --cluster-ip 10.96.0.20 >/dev/null
+mesh_py "[o['spec']['ports'][0].__setitem__('name', 'http') for o in objs if o['kind'] == 'Service' and o['metadata']['name'] == 'web']"
+svc_label mesh web istio.io/use-waypoint waypoint
+# The waypoint's policies: a DENY on the Gateway (paths /admin*, hosts
+# evil.*), an ALLOW on Service web (cli's principal for GET/POST, or anyone
+# with the header x-token: letmein).
+add_policy '{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+  "metadata": {"name": "deny-admin", "namespace": "mesh"},
+  "spec": {"targetRefs": [{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "waypoint"}],
+           "action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]},
+                                       {"to": [{"operation": {"hosts": ["evil.*"]}}]}]}}'
+add_policy '{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+  "metadata": {"name": "allow-web", "namespace": "mesh"},
+  "spec": {"targetRefs": [{"kind": "Service", "group": "", "name": "web"}],
+           "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/mesh/sa/cli-sa"]}}],
+                      "to": [{"operation": {"methods": ["GET", "POST", "HEAD"]}}]},
+                     {"when": [{"key": "request.headers[x-token]", "values": ["letmein"]}]}]}}'
+# srv2's own traffic (pod-addressed) is bound too: a workload waypoint
+# (mesh/waypoint serves both, istio.io/waypoint-for: all)
+mesh_py "[o['metadata']['labels'].__setitem__('istio.io/use-waypoint', 'waypoint') for o in objs if o['kind'] == 'Pod' and o['metadata']['name'] == 'srv2']"
+printf '\e[2m+ %s\e[0m\n' "warren-waypoint in wp" >&"$PP_FD"
+bg ip netns exec "${POD_NETNS[wp]}" "$WARREN_BUILD/warren-waypoint" --mesh "$T/mesh.yaml" --ca-dir "$T/ca" \
+	--namespace mesh --name waypoint --log-level debug >"$T/wp.access" 2>"$T/wp.log"
+WP_PID=$! # ip netns exec execs it: the waypoint itself
+wp_ready() { [[ $(pexec wp curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:15021/healthz/ready) == 200 ]]; }
+check "warren-waypoint serves readiness on 15021 in wp" wait_for -t 10 wp_ready
+check "... as spiffe://cluster.local/ns/mesh/sa/waypoint, with both policies active" bash -c \
+	"grep -q 'as spiffe://cluster.local/ns/mesh/sa/waypoint: HBONE on 0.0.0.0:15008' '$T/wp.log' && grep -q '2 policies (0 invalid)' '$T/wp.log'"
+req() { # POD [curl args...]: "CODE BODY"
+	local pod=$1; shift
+	pexec "$pod" curl -s --max-time 5 -w ' %{http_code}' "$@" 2>/dev/null | tr -d '\n'
+}
+expect_req() { # WANT-CODE POD [curl args...]: the status is WANT-CODE
+	local want=$1 got; shift
+	got=$(req "$@")
+	[[ ${got##* } == "$want" ]] || { echo "got: $got"; return 1; }
+}
+app_saw() { grep -qF "$1" "$T/app.http.log"; } # TEXT
+n0=$(wc -l <"$T/app.http.log")
+check "cli GET http://10.96.0.20/hello through the waypoint: 200 from srv's app" \
+	expect_req 200 cli http://10.96.0.20/hello
+check "... the app saw GET /hello" app_saw "GET /hello 0"
+check "... the tunnel sent it to $WP:15008 with :authority 10.96.0.20:80, expecting the waypoint" \
+	wait_for -t 5 grep -q "HBONE to $WP:15008 (:authority 10.96.0.20:80, expecting spiffe://cluster.local/ns/mesh/sa/waypoint)" "$T/node1/tunnel.log"
+check "... and the waypoint sent it on to $SRV:8081 as itself, expecting srv's identity" \
+	grep -q "upstream $SRV:8081 (expecting spiffe://cluster.local/ns/mesh/sa/srv-sa)" "$T/wp.log"
+check "... the waypoint's access log: cli's principal, GET /hello, 200, by allow-web" bash -c \
+	"grep -F '\"path\":\"/hello\"' '$T/wp.access' | grep -F '\"src.identity\":\"spiffe://cluster.local/ns/mesh/sa/cli-sa\"' | grep -F '\"response_code\":200' | grep -qF 'mesh/allow-web'"
+
+# a path DENY on one keep-alive connection, between two allowed requests
+out=$(pexec cli curl -s --max-time 5 -w '%{http_code} %{num_connects}\n' -o /dev/null \
+	http://10.96.0.20/before -o /dev/null http://10.96.0.20/admin/secret -o /dev/null http://10.96.0.20/after)
+[[ $(tr '\n' ' ' <<<"$out") == "200 1 403 0 200 0 " ]] &&
+	ok "one connection: /before 200, /admin/secret 403, /after 200 (num_connects 1 0 0)" ||
+	not_ok "one connection: 200, 403, 200 on the same connection" "$out"
+check "... the 403's body is RBAC: access denied" bash -c \
+	"[[ \$(ip netns exec ${POD_NETNS[cli]} curl -s --max-time 5 http://10.96.0.20/admin) == 'RBAC: access denied' ]]"
+check "... the app never saw /admin" fails grep -q ' /admin' "$T/app.http.log"
+check "... but saw /before and /after" bash -c "grep -q 'GET /before' '$T/app.http.log' && grep -q 'GET /after' '$T/app.http.log'"
+
+# The table: method, host, header (when) and principal rules over real requests
+table=(
+	"200|cli|GET /t1|"
+	"200|cli|POST /t2|-d x=1"
+	"403|cli|DELETE /t3|-X DELETE"
+	"200|cli|DELETE /t4|-X DELETE -H x-token:letmein"
+	"403|cli|GET /t5 (Host evil.example)|-H Host:evil.example"
+	"403|cli2|GET /t6 (principal other-sa)|"
+	"200|cli2|GET /t7 (other-sa with the token)|-H x-token:letmein"
+	"403|cli2|GET /t8 (wrong token)|-H x-token:nope"
+	"403|cli|GET /admin (header does not lift a DENY)|-H x-token:letmein"
+)
+for row in "${table[@]}"; do
+	IFS='|' read -r want pod what args <<<"$row"
+	path=${what#* }; path=${path%% *}
+	# shellcheck disable=SC2086
+	check "table: $pod $what -> $want" expect_req "$want" "$pod" $args "http://10.96.0.20$path"
+	if [[ $want == 403 ]]; then
+		check "table: ... the app never saw $path" fails app_saw " $path "
+	else
+		check "table: ... the app saw $path" app_saw " $path "
+	fi
+done
+
+wp_metric() { # LABEL-SUBSTRING...: sum of istio_requests_total series having them all
+	pexec wp curl -s --max-time 2 http://127.0.0.1:15020/metrics | grep '^istio_requests_total{' |
+		awk -v a="${1:-}" -v b="${2:-}" -v c="${3:-}" 'index($0, a) && index($0, b) && index($0, c) { s += $NF } END { print s + 0 }'
+}
+v=$(wp_metric 'reporter="waypoint"' 'source_principal="spiffe://cluster.local/ns/mesh/sa/cli-sa"' 'response_code="403"')
+((v >= 4)) && ok "istio_requests_total{reporter=waypoint, cli's principal, response_code=403} counts the denials ($v)" ||
+	not_ok "istio_requests_total counts cli's 403s" "$v; $(pexec wp curl -s http://127.0.0.1:15020/metrics | head -5)"
+v=$(wp_metric 'destination_service="web.mesh.svc.cluster.local"' 'source_workload="cli2"' 'response_code="200"')
+((v >= 1)) && ok "... and cli2's 200s, with the destination Service and the source workload ($v)" ||
+	not_ok "istio_requests_total labels for cli2's 200s" "$v"
+check "... a duration histogram per series" bash -c \
+	"ip netns exec ${POD_NETNS[wp]} curl -s http://127.0.0.1:15020/metrics | grep -q '^istio_request_duration_milliseconds_bucket{reporter=\"waypoint\".*le=\"+Inf\"}'"
+
+# HTTP/1.1 on the wire: pipelining, chunked, smuggling shapes
+RAW_PY='import socket, sys
+s = socket.create_connection(("10.96.0.20", 80), timeout=5)
+s.sendall(sys.argv[1].encode().decode("unicode_escape").encode("latin-1"))
+got = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        got += d
+        if got.count(b"HTTP/1.1 ") >= int(sys.argv[2]) and got.endswith(b"\n") and sys.argv[3] == "keep": break
+except socket.timeout:
+    pass
+sys.stdout.write(got.decode("latin-1"))'
+raw() { pexec cli timeout 10 "$PYTHON" -c "$RAW_PY" "$@"; } # REQUEST-ESCAPED NRESP keep|close
+out=$(raw 'GET /p1 HTTP/1.1\r\nHost: web\r\n\r\nGET /p2 HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n' 2 close)
+[[ $(grep -c '^HTTP/1.1 200' <<<"$out") == 2 && $out == *"hello /p1"*"hello /p2"* ]] &&
+	ok "two pipelined requests in one write: two 200s, in order" || not_ok "pipelined requests" "$out"
+out=$(raw 'POST /chunked HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n' 1 close)
+[[ $out == *"hello /chunked 11"* ]] && ok "a chunked body reaches the app whole (11 bytes)" || not_ok "chunked body" "$out"
+smuggle=(
+	'CL.TE|POST /sm1 HTTP/1.1\r\nHost: web\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG'
+	'TE.CL|POST /sm2 HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n'
+	'CL.CL|POST /sm3 HTTP/1.1\r\nHost: web\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'
+	'obs-fold TE|POST /sm4 HTTP/1.1\r\nHost: web\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n'
+	'space before colon|POST /sm5 HTTP/1.1\r\nHost: web\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n'
+	'bare LF|GET /sm6 HTTP/1.1\nHost: web\n\n'
+	'NUL in a header|GET /sm7 HTTP/1.1\r\nHost: web\r\nX: a\x00b\r\n\r\n'
+	'TE xchunked|POST /sm8 HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n'
+)
+for row in "${smuggle[@]}"; do
+	name=${row%%|*}
+	out=$(raw "${row#*|}" 1 close)
+	[[ $out == "HTTP/1.1 400 "* && $out == *"connection: close"* ]] &&
+		ok "smuggling shape $name: 400 and the connection closed" || not_ok "smuggling shape $name refused" "$out"
+done
+check "... the app saw none of them" fails grep -q ' /sm[0-9]' "$T/app.http.log"
+
+# A port not named http*: one L4 decision, then bytes. allow-web's rules
+# all need HTTP attributes (methods, a header), which a TCP connection
+# cannot match, so it is refused, as Envoy's network RBAC does.
+check "Service web port 7 (p7, TCP) through the waypoint: refused (allow-web needs HTTP attributes)" \
+	fails app_client cli 10.96.0.20 7 "tcp-$E2E_ID"
+check "... a tcp access-log line at the waypoint says why" bash -c \
+	"grep -F '\"protocol\":\"tcp\"' '$T/wp.access' | grep -F '\"authority\":\"10.96.0.20:7\"' | grep -qF 'ALLOW policies apply but none matched'"
+# pod-addressed traffic to a workload bound to the waypoint
+check "cli -> srv2 ${POD_IP[srv2]}:8080 (pod label use-waypoint=waypoint) round-trips through the waypoint" \
+	app_client cli "${POD_IP[srv2]}" 8080 "wl-$E2E_ID"
+check "... the tunnel sent it to the waypoint with :authority ${POD_IP[srv2]}:8080" wait_for -t 5 grep -q \
+	"HBONE to $WP:15008 (:authority ${POD_IP[srv2]}:8080, expecting spiffe://cluster.local/ns/mesh/sa/waypoint)" "$T/node1/tunnel.log"
+check "... the waypoint relayed it (tcp access-log line for ${POD_IP[srv2]}:8080)" bash -c \
+	"grep -F '\"authority\":\"${POD_IP[srv2]}:8080\"' '$T/wp.access' | grep -qF '\"response_code\":0'"
+
+# --- 4. no bypass at the destination ------------------------------------------
+check "cli -> srv $SRV:8080 directly (srv is behind mesh/waypoint) is refused" \
+	fails app_client cli "$SRV" 8080 "direct-$E2E_ID"
+check "... node2 answered 401 naming the waypoint" wait_for -t 5 grep -q \
+	"refused with 401: pod is bound to waypoint mesh/waypoint and spiffe://cluster.local/ns/mesh/sa/cli-sa is not its identity" \
+	"$T/node2/tunnel.log"
+check "... counted as bypass on node2" at_least node2 warren_waypoint_refused_total 'waypoint="mesh/waypoint",reason="bypass"' 1
+check "cli -> srv2 (through its workload waypoint) still works" app_client cli "${POD_IP[srv2]}" 8080 "srv2-$E2E_ID"
+add_policy '{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+  "metadata": {"name": "allow-cli", "namespace": "mesh"},
+  "spec": {"selector": {"matchLabels": {"app": "srv"}}, "action": "ALLOW",
+           "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/mesh/sa/cli-sa"]}}]}]}}'
+check "an ALLOW policy naming cli's principal admits cli -> srv directly" app_client cli "$SRV" 8080 "allowed-$E2E_ID"
+del_policy AuthorizationPolicy mesh allow-cli
+check "without it, refused again" fails app_client cli "$SRV" 8080 "again-$E2E_ID"
+pod_annotate mesh srv warren.io/waypoint-allow-direct true
+check "annotation warren.io/waypoint-allow-direct=true on srv: cli -> srv directly works" \
+	app_client cli "$SRV" 8080 "optout-$E2E_ID"
+
+sanitizer_clean node1 node2
+kill -TERM "$WP_PID" 2>/dev/null
+check "warren-waypoint stops on SIGTERM" wait_for -t 10 exited "$WP_PID"
+if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$T/wp.log"; then
+	not_ok "waypoint: no sanitizer report" "$(grep -m5 -A8 -E 'Sanitizer|runtime error' "$T/wp.log")"
+else
+	ok "waypoint: no sanitizer report"
+fi

@@ -1,0 +1,829 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The waypoint's data path (contract in waypoint/proxy.h). */
+#include "waypoint/proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/log.h"
+#include "conf/objcheck.h"
+#include "conf/warren.h"
+#include "model/waypoint.h"
+#include "tunnel/ca.h"
+#include "waypoint/http1.h"
+#include "waypoint/stats.h"
+
+#define WPC_MAGIC 0x77706363u /* "wpcc" */
+#define WP_BUF    H1_HEAD_MAX  /* each of the four buffers */
+
+/* One HBONE connection: the peer address for every stream on it. */
+struct wp_hconn {
+	struct wp *w;
+	struct hbone_conn *hc;
+	struct wp_hconn *next, **pprev;
+	struct sockaddr_storage peer;
+};
+
+enum wpc_state { S_HEAD, S_BODY, S_RESP, S_RESP_BODY, S_RAW, S_CLOSING };
+
+struct wp_conn {
+	unsigned magic;
+	struct wp *w;
+	struct wp_conn *next, **pprev;
+	int dfd, ufd;
+	bool d_eof, u_eof, u_shut, http;
+	enum wpc_state st;
+	char peer[SPIFFE_ID_MAX];
+	struct sockaddr_storage src;
+	const struct mesh_service *svc;
+	const struct mesh_service_port *sp;
+	const struct mesh_pod *pod;
+	struct mesh_ip dst_ip;
+	uint16_t dst_port;
+	char authority[80];
+	/* the request in flight */
+	bool discard, req_keep, head_req, resp_keep, sent_resp, req_chunked, resp_chunked;
+	uint64_t left;
+	struct h1_chunked ch;
+	char method[16], path[256], policy[320], reason[520];
+	unsigned status;
+	uint64_t start_ms;
+	char din[WP_BUF], uin[WP_BUF], dout[WP_BUF], uout[WP_BUF];
+	size_t din_len, uin_len, dout_len, dout_off, uout_len, uout_off;
+};
+
+static uint64_t wp_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool wp_ss_ip(const struct sockaddr_storage *ss, struct mesh_ip *ip)
+{
+	if (ss->ss_family == AF_INET) {
+		ip->family = AF_INET;
+		ip->addr.v4 = ((const struct sockaddr_in *)ss)->sin_addr;
+		return true;
+	}
+	if (ss->ss_family == AF_INET6) {
+		ip->family = AF_INET6;
+		ip->addr.v6 = ((const struct sockaddr_in6 *)ss)->sin6_addr;
+		return true;
+	}
+	return false;
+}
+
+static void wp_access(struct wp_conn *c, const char *kind)
+{
+	char src[INET6_ADDRSTRLEN] = "", tbuf[32];
+	struct mesh_ip ip;
+	time_t now = time(NULL);
+	json_t *o;
+	char *line;
+
+	if (wp_ss_ip(&c->src, &ip))
+		mesh_ip_str(&ip, src, sizeof(src));
+	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:I}", "time", tbuf,
+		      "scope", "access", "reporter", "waypoint", "protocol", kind, "src.addr", src,
+		      "src.identity", c->peer, "authority", c->authority, "method", c->method, "path",
+		      c->path, "response_code", (int)c->status, "policy", c->policy, "reason", c->reason,
+		      "duration_ms", (json_int_t)(wp_now_ms() - c->start_ms));
+	if (c->w->stats) {
+		struct spiffe_id sid;
+		const struct mesh_pod *sp = wp_ss_ip(&c->src, &ip) ? mesh_find_pod_by_ip(c->w->mesh, &ip) : NULL;
+		char host[320] = "";
+		struct wp_stats_labels l = {
+			.source_principal = c->peer, .request_protocol = kind,
+			.response_code = c->status,
+			.response_flags = c->status == 503 ? "UF" : c->status == 502 ? "UPE" : "-",
+			.destination_service_name = c->svc ? c->svc->name : NULL,
+			.destination_service_namespace = c->svc ? c->svc->namespace : c->pod ? c->pod->namespace : NULL,
+			.destination_workload = c->pod ? c->pod->name : NULL,
+		};
+
+		if (c->peer[0] && !spiffe_id_parse(c->peer, &sid))
+			l.source_namespace = sid.ns;
+		if (sp)
+			l.source_workload = mesh_label(&sp->labels, "app") ? mesh_label(&sp->labels, "app") : sp->name;
+		if (c->svc)
+			snprintf(host, sizeof(host), "%s.%s.svc.cluster.local", c->svc->name, c->svc->namespace);
+		l.destination_service = host[0] ? host : NULL;
+		wp_stats_request(c->w->stats, &l, wp_now_ms() - c->start_ms);
+	}
+	line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (line) {
+		printf("%s\n", line);
+		fflush(stdout);
+	}
+	free(line);
+	json_decref(o);
+}
+
+static void wp_conn_free(struct wp_conn *c)
+{
+	CHECK_OBJ(c, WPC_MAGIC);
+	if (c->pprev) {
+		*c->pprev = c->next;
+		if (c->next)
+			c->next->pprev = c->pprev;
+	}
+	if (c->dfd >= 0) {
+		loop_del(c->w->loop, c->dfd);
+		close(c->dfd);
+	}
+	if (c->ufd >= 0) {
+		loop_del(c->w->loop, c->ufd);
+		close(c->ufd);
+	}
+	c->magic = 0;
+	free(c);
+}
+
+static void wp_upstream_close(struct wp_conn *c)
+{
+	if (c->ufd < 0)
+		return;
+	loop_del(c->w->loop, c->ufd);
+	close(c->ufd);
+	c->ufd = -1;
+	c->u_eof = c->u_shut = false;
+	c->uin_len = c->uout_len = c->uout_off = 0;
+}
+
+/* Queues a local response (it always fits: dout is empty when we answer). */
+static void wp_local(struct wp_conn *c, unsigned status, const char *phrase, const char *body,
+		     bool close_after)
+{
+	int n = snprintf(c->dout + c->dout_len, sizeof(c->dout) - c->dout_len,
+			 "HTTP/1.1 %u %s\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\n%s\r\n%s",
+			 status, phrase, strlen(body), close_after ? "connection: close\r\n" : "", body);
+
+	if (n > 0 && (size_t)n < sizeof(c->dout) - c->dout_len)
+		c->dout_len += (size_t)n;
+	c->status = status;
+	c->sent_resp = true;
+}
+
+static void wp_fail_request(struct wp_conn *c, unsigned status, const char *phrase, const char *why)
+{
+	char body[300];
+
+	snprintf(body, sizeof(body), "%s\n", why);
+	snprintf(c->reason, sizeof(c->reason), "%s", why);
+	wp_local(c, status, phrase, body, true);
+	wp_access(c, "http");
+	c->st = S_CLOSING;
+}
+
+/* ---- upstream ---- */
+
+static int wp_mksock(void *ctx, const struct sockaddr *dst, socklen_t dstlen)
+{
+	int fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	(void)ctx;
+	(void)dstlen;
+	return fd < 0 ? -errno : fd;
+}
+
+static void wp_up_done(void *ctx, struct hbone_stream *s, const struct hbone_stream_stats *st)
+{
+	(void)ctx;
+	(void)s;
+	if (!st->ok)
+		log_debug("upstream HBONE stream ended: %s (status %d)", st->reason, st->status);
+}
+
+static void wp_io(struct loop *l, int fd, uint32_t events, void *ctx);
+
+/* Picks an endpoint (round robin) and opens an HBONE stream to it. */
+static int wp_upstream_open(struct wp_conn *c, char *why, size_t whylen)
+{
+	struct wp *w = c->w;
+	struct mesh_ep e = { 0 };
+	const struct mesh_pod *ep;
+	struct mesh_ip epip;
+	uint16_t port;
+	size_t n = 0, k, pos = 0;
+	struct sockaddr_storage hb = { 0 };
+	char expect[SPIFFE_ID_MAX], authority[80], a[INET6_ADDRSTRLEN], fwd[200];
+	const char *expv[1] = { expect };
+	int sp[2], ret;
+
+	if (c->svc) {
+		while (mesh_service_next_endpoint(w->mesh, c->svc, c->sp, c->dst_ip.family, &pos, &e))
+			n++;
+		if (!n) {
+			snprintf(why, whylen, "no ready endpoint of Service %s/%s", c->svc->namespace,
+				 c->svc->name);
+			return -EHOSTUNREACH;
+		}
+		k = w->rr++ % n;
+		pos = 0;
+		while (mesh_service_next_endpoint(w->mesh, c->svc, c->sp, c->dst_ip.family, &pos, &e) && k--)
+			;
+		ep = e.pod;
+		epip = e.ip;
+		port = e.port;
+	} else {
+		ep = c->pod;
+		epip = c->dst_ip;
+		port = c->dst_port;
+	}
+	if (!ep) {
+		snprintf(why, whylen, "the endpoint is outside the mesh (no HBONE)");
+		return -EHOSTUNREACH;
+	}
+	if (spiffe_id_format(expect, sizeof(expect), w->td, ep->namespace, ep->service_account) < 0) {
+		snprintf(why, whylen, "endpoint %s/%s has no valid identity", ep->namespace, ep->name);
+		return -EINVAL;
+	}
+	mesh_ip_str(&epip, a, sizeof(a));
+	snprintf(authority, sizeof(authority), epip.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
+	if (epip.family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&hb;
+
+		s4->sin_family = AF_INET;
+		s4->sin_addr = epip.addr.v4;
+		s4->sin_port = htons(PORT_INBOUND_HBONE);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&hb;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = epip.addr.v6;
+		s6->sin6_port = htons(PORT_INBOUND_HBONE);
+	}
+	if (hbone_format_forwarded(fwd, sizeof(fwd), (const struct sockaddr *)&c->src, NULL) < 0)
+		fwd[0] = '\0';
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) < 0) {
+		snprintf(why, whylen, "socketpair: %s", strerror(errno));
+		return -errno;
+	}
+	{
+		struct hbone_pool_target tg = {
+			.src_id = w->id, .ctx = w->client_ctx, .dst = (const struct sockaddr *)&hb,
+			.dstlen = epip.family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6),
+			.expect = expv, .n_expect = 1, .mksock = wp_mksock,
+		};
+		struct hbone_connect_req req = { .authority = authority, .forwarded = fwd[0] ? fwd : NULL };
+
+		ret = hbone_pool_open(w->pool, &tg, &req, sp[0], wp_up_done, NULL, NULL);
+	}
+	if (ret < 0) {
+		close(sp[1]);
+		snprintf(why, whylen, "cannot open an HBONE stream to %s: %s", authority, strerror(-ret));
+		return ret;
+	}
+	c->ufd = sp[1];
+	c->u_eof = false;
+	ret = loop_add(w->loop, c->ufd, EPOLLIN, wp_io, c);
+	if (ret < 0) {
+		close(c->ufd);
+		c->ufd = -1;
+		snprintf(why, whylen, "cannot watch the upstream socket");
+		return ret;
+	}
+	log_debug("request of %s to %s: upstream %s (expecting %s)", c->peer, c->authority, authority, expect);
+	return 0;
+}
+
+/* ---- policy ---- */
+
+struct wp_hdrctx {
+	const struct h1_request *rq;
+	char buf[512];
+};
+
+static const char *wp_header(void *ctx, const char *name, size_t *len)
+{
+	struct wp_hdrctx *h = ctx;
+	const struct h1_field *f = h->rq ? h1_field(h->rq, name, NULL) : NULL; /* TCP: no headers */
+
+	if (!f)
+		return NULL;
+	*len = f->value.n;
+	return f->value.p;
+}
+
+static bool wp_authorize(struct wp_conn *c, const struct h1_request *rq)
+{
+	struct wp_hdrctx hc = { .rq = rq };
+	char host[256];
+	struct authz_request ar = {
+		.conn = { .dst_ip = c->dst_ip, .dst_port = c->dst_port, .peer_identity = c->peer },
+		.svc_namespace = c->svc ? c->svc->namespace : c->pod->namespace,
+		.svc_name = c->svc ? c->svc->name : NULL,
+		.method = c->method, .path = c->path, .host = host,
+		.header = wp_header, .header_ctx = &hc,
+	};
+	struct authz_decision d;
+	size_t hn = rq ? rq->authority.n : 0;
+
+	if (hn >= sizeof(host))
+		hn = sizeof(host) - 1;
+	if (rq)
+		memcpy(host, rq->authority.p, hn);
+	host[hn] = '\0';
+	if (!rq)
+		ar.host = ar.method = ar.path = NULL;
+	wp_ss_ip(&c->src, &ar.conn.src_ip);
+	authz_evaluate_request(c->w->authz, &ar, &d);
+	snprintf(c->policy, sizeof(c->policy), "%s", d.policy);
+	snprintf(c->reason, sizeof(c->reason), "%s", d.reason);
+	if (d.audit[0])
+		log_info("AUDIT policy %s matched %s %s of %s", d.audit, c->method, c->path, c->peer);
+	return d.allow;
+}
+
+/* ---- the state machine ---- */
+
+static size_t wp_room(size_t len)
+{
+	return WP_BUF - len;
+}
+
+/* Moves up to *left body bytes (or a chunked body) from in to out (or
+ * drops them). Returns -1 on a framing error, 1 when the body ended, 0
+ * when more is needed. */
+static int wp_move_body(struct wp_conn *c, char *in, size_t *in_len, char *out, size_t *out_len,
+			bool chunked, bool drop)
+{
+	size_t n = *in_len, room = drop ? n : wp_room(*out_len);
+
+	if (n > room)
+		n = room;
+	if (chunked) {
+		long r;
+
+		if (c->ch.done)
+			return 1;
+		r = h1_chunked_step(&c->ch, in, n, NULL);
+		if (r < 0)
+			return -1;
+		n = (size_t)r;
+	} else if (n > c->left) {
+		n = (size_t)c->left;
+	}
+	if (!drop)
+		memcpy(out + *out_len, in, n);
+	if (!drop)
+		*out_len += n;
+	memmove(in, in + n, *in_len - n);
+	*in_len -= n;
+	if (!chunked)
+		c->left -= n;
+	return chunked ? c->ch.done : !c->left;
+}
+
+static void wp_copy_str(char *dst, size_t len, struct h1_str s)
+{
+	size_t n = s.n < len - 1 ? s.n : len - 1;
+
+	memcpy(dst, s.p, n);
+	dst[n] = '\0';
+}
+
+/* One step; true when something changed. */
+static bool wp_step(struct wp_conn *c)
+{
+	struct h1_request rq;
+	struct h1_response rs;
+	char why[300];
+	int r;
+
+	switch (c->st) {
+	case S_HEAD:
+		if (c->dout_len || !c->din_len)
+			return false;
+		r = h1_parse_head(c->din, c->din_len, &rq);
+		if (r == 0)
+			return false;
+		c->start_ms = wp_now_ms();
+		c->status = 0;
+		c->sent_resp = false;
+		c->policy[0] = c->reason[0] = c->method[0] = c->path[0] = '\0';
+		if (r < 0) {
+			unsigned st = h1_error_status(r);
+
+			c->w->requests++;
+			wp_fail_request(c, st, st == 431 ? "Request Header Fields Too Large" :
+					       st == 501 ? "Not Implemented" : st == 505 ? "HTTP Version Not Supported" :
+					       st == 405 ? "Method Not Allowed" : "Bad Request", rq.error);
+			return true;
+		}
+		c->w->requests++;
+		wp_copy_str(c->method, sizeof(c->method), rq.method);
+		wp_copy_str(c->path, sizeof(c->path), rq.path);
+		c->req_keep = rq.keep_alive;
+		c->head_req = h1_str_ieq(rq.method, "HEAD");
+		c->left = rq.content_length;
+		h1_chunked_init(&c->ch);
+		c->discard = !wp_authorize(c, &rq);
+		if (c->discard) {
+			c->w->denied++;
+			/* the client waits for 100 before its body: do not take it */
+			wp_local(c, 403, "Forbidden", "RBAC: access denied", rq.expect_continue && rq.body != H1_BODY_NONE);
+			wp_access(c, "http");
+			if (rq.expect_continue && rq.body != H1_BODY_NONE) {
+				c->st = S_CLOSING;
+				return true;
+			}
+		} else if (wp_upstream_open(c, why, sizeof(why)) < 0) {
+			wp_fail_request(c, 503, "Service Unavailable", why);
+			return true;
+		} else {
+			memcpy(c->uout, c->din, (size_t)r); /* r <= WP_BUF: the head as received */
+			c->uout_len = (size_t)r;
+		}
+		memmove(c->din, c->din + r, c->din_len - (size_t)r);
+		c->din_len -= (size_t)r;
+		c->st = S_BODY;
+		c->req_chunked = rq.body == H1_BODY_CHUNKED;
+		c->left = rq.body == H1_BODY_LENGTH ? rq.content_length : 0;
+		if (rq.body == H1_BODY_NONE)
+			goto body_done;
+		return true;
+	case S_BODY:
+		/* an interim response (100 Continue) goes to the client now: it
+		 * may be waiting for it before it sends the body */
+		if (!c->discard && c->uin_len && !c->dout_len &&
+		    (r = h1_parse_response_head(c->uin, c->uin_len, c->head_req, &rs)) > 0 &&
+		    rs.status >= 100 && rs.status < 200 && rs.status != 101) {
+			memcpy(c->dout, c->uin, (size_t)r);
+			c->dout_len = (size_t)r;
+			memmove(c->uin, c->uin + r, c->uin_len - (size_t)r);
+			c->uin_len -= (size_t)r;
+			return true;
+		}
+		if (!c->discard && c->u_eof && !c->uin_len) {
+			/* the upstream went away while we still send it the body */
+			wp_upstream_close(c);
+			wp_fail_request(c, 503, "Service Unavailable", "upstream connection closed during the request body");
+			return true;
+		}
+		r = wp_move_body(c, c->din, &c->din_len, c->uout, &c->uout_len, c->req_chunked, c->discard);
+		if (r < 0) {
+			wp_upstream_close(c);
+			snprintf(c->reason, sizeof(c->reason), "%s", c->ch.error);
+			c->dout_len = 0; /* a 403 not yet sent would be followed by garbage */
+			if (!c->sent_resp || c->discard)
+				wp_local(c, 400, "Bad Request", "bad chunked body\n", true);
+			c->st = S_CLOSING;
+			return true;
+		}
+		if (!r)
+			return false;
+body_done:
+		if (c->discard) {
+			c->st = c->req_keep ? S_HEAD : S_CLOSING;
+			return true;
+		}
+		c->st = S_RESP;
+		return true;
+	case S_RESP:
+		if (c->dout_len)
+			return false;
+		r = c->uin_len ? h1_parse_response_head(c->uin, c->uin_len, c->head_req, &rs) : 0;
+		if (r == 0) {
+			if (c->u_eof) {
+				wp_upstream_close(c);
+				wp_fail_request(c, 503, "Service Unavailable",
+						"upstream connection closed before a response (refused, reset or unreachable)");
+				return true;
+			}
+			return false;
+		}
+		if (r < 0) {
+			wp_upstream_close(c);
+			wp_fail_request(c, 502, "Bad Gateway", rs.error);
+			return true;
+		}
+		memcpy(c->dout, c->uin, (size_t)r);
+		c->dout_len = (size_t)r;
+		memmove(c->uin, c->uin + r, c->uin_len - (size_t)r);
+		c->uin_len -= (size_t)r;
+		c->status = rs.status;
+		c->sent_resp = true;
+		if (rs.status == 101) {
+			wp_access(c, "http");
+			c->st = S_RAW;
+			return true;
+		}
+		if (rs.status < 200)
+			return true; /* 100 Continue and friends: the final response follows */
+		c->resp_keep = rs.keep_alive && c->req_keep;
+		h1_chunked_init(&c->ch);
+		c->ch.done = rs.body != H1_BODY_CHUNKED;
+		c->left = rs.until_close ? UINT64_MAX : rs.content_length;
+		c->st = S_RESP_BODY;
+		if (rs.body == H1_BODY_NONE && !rs.until_close)
+			goto resp_done;
+		c->resp_chunked = rs.body == H1_BODY_CHUNKED;
+		return true;
+	case S_RESP_BODY:
+		r = wp_move_body(c, c->uin, &c->uin_len, c->dout, &c->dout_len, c->resp_chunked, false);
+		if (r < 0) {
+			snprintf(c->reason, sizeof(c->reason), "upstream: %s", c->ch.error);
+			c->st = S_CLOSING;
+			return true;
+		}
+		if (!r) {
+			if (c->u_eof && !c->uin_len) {
+				/* until-close bodies end here; others were cut short */
+				if (c->left != UINT64_MAX)
+					snprintf(c->reason, sizeof(c->reason), "upstream closed mid-response");
+				wp_access(c, "http");
+				c->st = S_CLOSING;
+				return true;
+			}
+			return false;
+		}
+resp_done:
+		wp_access(c, "http");
+		wp_upstream_close(c);
+		c->st = c->resp_keep ? S_HEAD : S_CLOSING;
+		return true;
+	case S_RAW: {
+		bool moved = false;
+		size_t n = c->din_len < wp_room(c->uout_len) ? c->din_len : wp_room(c->uout_len);
+
+		if (n) {
+			memcpy(c->uout + c->uout_len, c->din, n);
+			c->uout_len += n;
+			memmove(c->din, c->din + n, c->din_len - n);
+			c->din_len -= n;
+			moved = true;
+		}
+		n = c->uin_len < wp_room(c->dout_len) ? c->uin_len : wp_room(c->dout_len);
+		if (n) {
+			memcpy(c->dout + c->dout_len, c->uin, n);
+			c->dout_len += n;
+			memmove(c->uin, c->uin + n, c->uin_len - n);
+			c->uin_len -= n;
+			moved = true;
+		}
+		if (c->ufd >= 0 && c->d_eof && !c->din_len && !c->uout_len && !c->u_shut) {
+			shutdown(c->ufd, SHUT_WR); /* the client's half-close, passed on once */
+			c->u_shut = true;
+			moved = true;
+		}
+		if ((c->u_eof && !c->uin_len && !c->dout_len) || c->ufd < 0) {
+			c->st = S_CLOSING;
+			moved = true;
+		}
+		return moved;
+	}
+	case S_CLOSING:
+		return false;
+	}
+	return false;
+}
+
+/* Writes what is pending; false on a fatal error. */
+static bool wp_flush(int fd, char *buf, size_t *len, size_t *off)
+{
+	while (*off < *len) {
+		ssize_t n = send(fd, buf + *off, *len - *off, MSG_NOSIGNAL);
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+		*off += (size_t)n;
+	}
+	*len = *off = 0;
+	return true;
+}
+
+/* Reads what fits; false on a fatal error. */
+static bool wp_fill(int fd, char *buf, size_t *len, bool *eof)
+{
+	while (!*eof && *len < WP_BUF) {
+		ssize_t n = read(fd, buf + *len, WP_BUF - *len);
+
+		if (n == 0)
+			*eof = true;
+		else if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+		else
+			*len += (size_t)n;
+	}
+	return true;
+}
+
+static void wp_pump(struct wp_conn *c)
+{
+	for (int i = 0; i < 64; i++) {
+		bool progress = false;
+		size_t dl = c->din_len, ul = c->uin_len, dol = c->dout_len, uol = c->uout_len;
+
+		if (!wp_flush(c->dfd, c->dout, &c->dout_len, &c->dout_off)) {
+			wp_conn_free(c);
+			return;
+		}
+		if (c->ufd >= 0 && !wp_flush(c->ufd, c->uout, &c->uout_len, &c->uout_off))
+			c->u_eof = true; /* reset: handled by the state machine */
+		if (!wp_fill(c->dfd, c->din, &c->din_len, &c->d_eof)) {
+			wp_conn_free(c);
+			return;
+		}
+		if (c->ufd >= 0 && !wp_fill(c->ufd, c->uin, &c->uin_len, &c->u_eof))
+			c->u_eof = true;
+		while (wp_step(c))
+			progress = true;
+		if (c->st == S_CLOSING) {
+			wp_flush(c->dfd, c->dout, &c->dout_len, &c->dout_off);
+			if (!c->dout_len || c->d_eof) {
+				wp_conn_free(c);
+				return;
+			}
+		} else if (c->d_eof && c->st == S_HEAD && !c->din_len && !c->dout_len) {
+			wp_conn_free(c);
+			return;
+		}
+		progress |= dl != c->din_len || ul != c->uin_len || dol != c->dout_len ||
+			    uol != c->uout_len;
+		if (!progress)
+			break;
+	}
+	loop_mod(c->w->loop, c->dfd,
+		 (c->din_len < WP_BUF && !c->d_eof && c->st != S_CLOSING ? EPOLLIN : 0) |
+			 (c->dout_len ? EPOLLOUT : 0));
+	if (c->ufd >= 0)
+		loop_mod(c->w->loop, c->ufd,
+			 (c->uin_len < WP_BUF && !c->u_eof ? EPOLLIN : 0) | (c->uout_len ? EPOLLOUT : 0));
+}
+
+static void wp_io(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct wp_conn *c = ctx;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	CHECK_OBJ(c, WPC_MAGIC);
+	wp_pump(c);
+}
+
+/* ---- HBONE server side ---- */
+
+static bool wp_port_is_http(const struct mesh_service_port *sp)
+{
+	const char *n = sp && sp->name ? sp->name : "";
+
+	return !strcmp(n, "http") || !strncmp(n, "http-", 5) || !strncmp(n, "http2", 5) ||
+	       !strncmp(n, "grpc", 4);
+}
+
+static void wp_request(void *ctx, struct hbone_stream *s, const struct hbone_request *req)
+{
+	struct wp_hconn *h = ctx;
+	struct wp *w = h->w;
+	struct wp_conn *c;
+	struct mesh_wp_binding b;
+	int sp[2];
+
+	if (!req->is_ip) {
+		hbone_stream_reject(s, 400);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		hbone_stream_reject(s, 503);
+		return;
+	}
+	c->magic = WPC_MAGIC;
+	c->w = w;
+	c->dfd = c->ufd = -1;
+	c->src = h->peer;
+	c->start_ms = wp_now_ms();
+	snprintf(c->peer, sizeof(c->peer), "%s", req->peer_id ? req->peer_id : "");
+	snprintf(c->authority, sizeof(c->authority), "%s", req->authority);
+	c->dst_port = req->port;
+	wp_ss_ip(&req->target, &c->dst_ip);
+	c->svc = mesh_find_service_by_vip(w->mesh, &c->dst_ip);
+	if (c->svc) {
+		for (size_t i = 0; i < c->svc->n_ports; i++)
+			if (c->svc->ports[i].port == c->dst_port)
+				c->sp = &c->svc->ports[i];
+		mesh_service_waypoint(w->mesh, c->svc, &b);
+	} else {
+		c->pod = mesh_find_pod_by_ip(w->mesh, &c->dst_ip);
+		if (c->pod)
+			mesh_pod_waypoint(w->mesh, c->pod, &b);
+	}
+	/* only what is bound to this waypoint: no open relay */
+	if ((!c->svc && !c->pod) || (c->svc && !c->sp) || b.state == MESH_WP_NONE ||
+	    strcmp(b.ns, w->ns) || strcmp(b.name, w->name)) {
+		log_info("HBONE stream from %s for %s refused with 404: not a destination of waypoint %s/%s",
+			 c->peer, c->authority, w->ns, w->name);
+		free(c);
+		hbone_stream_reject(s, 404);
+		return;
+	}
+	c->http = c->svc ? wp_port_is_http(c->sp) : false;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) < 0) {
+		free(c);
+		hbone_stream_reject(s, 503);
+		return;
+	}
+	if (hbone_stream_accept(s, sp[0]) < 0) {
+		close(sp[1]);
+		free(c);
+		return;
+	}
+	c->dfd = sp[1];
+	if (loop_add(w->loop, c->dfd, EPOLLIN, wp_io, c) < 0) {
+		close(c->dfd);
+		free(c);
+		return;
+	}
+	w->n_conns++;
+	c->next = w->conns;
+	if (c->next)
+		c->next->pprev = &c->next;
+	c->pprev = &w->conns;
+	w->conns = c;
+	if (c->http) {
+		c->st = S_HEAD;
+		return;
+	}
+	/* TCP: one L4 decision, then bytes */
+	snprintf(c->method, sizeof(c->method), "-");
+	snprintf(c->path, sizeof(c->path), "-");
+	if (!wp_authorize(c, NULL)) {
+		c->status = 403;
+		wp_access(c, "tcp");
+		wp_conn_free(c);
+		return;
+	}
+	{
+		char why[300];
+
+		if (wp_upstream_open(c, why, sizeof(why)) < 0) {
+			snprintf(c->reason, sizeof(c->reason), "%s", why);
+			wp_access(c, "tcp");
+			wp_conn_free(c);
+			return;
+		}
+	}
+	wp_access(c, "tcp");
+	c->st = S_RAW;
+}
+
+static void wp_hconn_done(void *ctx, struct hbone_conn *hc, const char *reason)
+{
+	struct wp_hconn *h = ctx;
+
+	(void)hc;
+	log_debug("HBONE connection ended: %s", reason ? reason : "closed");
+	*h->pprev = h->next;
+	if (h->next)
+		h->next->pprev = h->pprev;
+	free(h);
+}
+
+void wp_shutdown(struct wp *w)
+{
+	while (w->hconns)
+		hbone_conn_abort(w->hconns->hc, "waypoint stopping"); /* its done unlinks it */
+	while (w->conns)
+		wp_conn_free(w->conns);
+}
+
+void wp_accept(struct wp *w, int fd, const struct sockaddr_storage *peer)
+{
+	struct wp_hconn *h = calloc(1, sizeof(*h));
+	struct hbone_opts o;
+	struct hbone_server_cbs cbs = { .on_request = wp_request, .on_conn_done = wp_hconn_done };
+
+	if (!h) {
+		close(fd);
+		return;
+	}
+	h->w = w;
+	h->peer = *peer;
+	cbs.ctx = h;
+	hbone_opts_default(&o, true);
+	o.max_streams = WP_MAX_STREAMS;
+	h->next = w->hconns;
+	if (h->next)
+		h->next->pprev = &h->next;
+	h->pprev = &w->hconns;
+	w->hconns = h;
+	if (hbone_server_accept(w->loop, w->server_ctx, fd, &o, &cbs, &h->hc) < 0) {
+		*h->pprev = h->next; /* fd closed, no callback */
+		if (h->next)
+			h->next->pprev = h->pprev;
+		free(h);
+	}
+}
