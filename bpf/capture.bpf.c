@@ -18,6 +18,12 @@
  * the SYN, and TCP answers it with a reset: captured connections fail,
  * never pass uncaptured.
  */
+/* The kernel's own types (vmlinux.h, from its BTF at build time), without
+ * CO-RE relocations: the program reads only its context, struct
+ * bpf_sk_lookup, whose layout is UAPI (the verifier rewrites each access).
+ * With no relocation libbpf need not load and parse the running kernel's
+ * BTF (megabytes) at every ADD (docs/ebpf.md). */
+#define BPF_NO_PRESERVE_ACCESS_INDEX
 #include "vmlinux.h"
 
 #include <bpf/bpf_endian.h>
