@@ -87,8 +87,9 @@ $(B)/%.o: %.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-# The eBPF capture program (bpf/): compiled for the running kernel's BTF
-# (CO-RE), embedded into netlink/inpod_ebpf.o as a libbpf skeleton.
+# The eBPF capture program (bpf/): compiled against the kernel's types
+# (vmlinux.h from its BTF; no CO-RE relocation is needed, docs/ebpf.md),
+# embedded into netlink/inpod_ebpf.o as a libbpf skeleton.
 CLANG   ?= clang
 BPFTOOL ?= $(shell command -v bpftool || echo /usr/sbin/bpftool)
 BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')

@@ -18,6 +18,12 @@
  * the SYN, and TCP answers it with a reset: captured connections fail,
  * never pass uncaptured.
  */
+/* The kernel's own types (vmlinux.h, from its BTF at build time), without
+ * CO-RE relocations: the program reads only its context, struct
+ * bpf_sk_lookup, whose layout is UAPI (the verifier rewrites each access).
+ * With no relocation libbpf need not load and parse the running kernel's
+ * BTF (megabytes) at every ADD (docs/ebpf.md). */
+#define BPF_NO_PRESERVE_ACCESS_INDEX
 #include "vmlinux.h"
 
 #include <bpf/bpf_endian.h>
@@ -38,6 +44,24 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } warren_lis SEC(".maps");
+
+/* What the program decided, per CPU (CAPTURE_CNT_*): the eBPF mode's
+ * counterpart of the nftables rules' counters, for warren-netns and tests
+ * (bpftool map dump). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CAPTURE_N_CNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} warren_cnt SEC(".maps");
+
+static __always_inline void count(__u32 what)
+{
+	__u64 *c = bpf_map_lookup_elem(&warren_cnt, &what);
+
+	if (c)
+		*c += 1;
+}
 
 /* The pod's addresses, set by the loader before the program is loaded
  * (network byte order; IPv4 in word 0). */
@@ -101,10 +125,13 @@ int warren_capture(struct bpf_sk_lookup *ctx)
 		key = CAPTURE_KEY_INBOUND;
 	}
 	sk = bpf_map_lookup_elem(&warren_lis, &key);
-	if (!sk)
+	if (!sk) {
+		count(CAPTURE_CNT_DROPPED);
 		return SK_DROP; /* no tunnel: refuse, never bypass */
+	}
 	err = bpf_sk_assign(ctx, sk, 0);
 	bpf_sk_release(sk);
+	count(err ? CAPTURE_CNT_DROPPED : key);
 	return err ? SK_DROP : SK_PASS;
 }
 

@@ -13,6 +13,14 @@
 #define CAPTURE_KEY_INBOUND 1  /* [::]:15006 */
 #define CAPTURE_N_KEYS 2
 
+/* Slots of the per-CPU counter map "warren_cnt": SYNs assigned to the
+ * outbound and inbound listeners (same numbers as the keys above), and
+ * SYNs dropped for want of a listener. */
+#define CAPTURE_CNT_OUTBOUND CAPTURE_KEY_OUTBOUND
+#define CAPTURE_CNT_INBOUND CAPTURE_KEY_INBOUND
+#define CAPTURE_CNT_DROPPED 2
+#define CAPTURE_N_CNT 3
+
 /* At most this many addresses per family (prevResult's ips). */
 #define CAPTURE_MAX_ADDRS 4
 

@@ -8,7 +8,10 @@
 # A test program that exits non-zero without reporting a failure, or prints
 # no result at all, counts as one failure. Nothing is ever counted as passed
 # unless it printed "ok"; an "ok ... # SKIP" is counted as skipped, not passed.
+# The netns suites that exercise capture run twice: as netns/x (nftables,
+# the default) and as netns-ebpf/x (REDIRECT_MODE=ebpf).
 # Env: B (build dir, default build), UNIT_ONLY=1, ONLY=<glob> to pick tests,
+# NO_EBPF=1 (no netns-ebpf/ pass), EBPF_SUITES="test_x.sh ..." (its suites),
 # TSAN_B (a `make SANITIZE=thread` build dir): then the suites that drive the
 # tunnel's worker threads hardest run once more on that build, and every
 # ThreadSanitizer report is a failure.
@@ -17,11 +20,15 @@ cd "$(dirname "$0")/.."
 B=${B:-build}
 export B WARREN_BUILD="$PWD/$B"
 pass=0 fail=0 skip=0
+# shellcheck disable=SC2206 # a list of names, split on blanks
+EBPF_SUITES=(${EBPF_SUITES:-test_inpod.sh test_e2e.sh test_mtls.sh test_policy.sh test_annotations.sh
+	test_probes.sh test_rollout.sh test_churn.sh test_failclosed.sh test_runtime.sh})
 logdir=$(mktemp -d /tmp/warren-tests.XXXXXX)
 
 run_one() { # name, command...
 	local name=$1; shift
 	local log="$logdir/$(basename "$name").log" rc ok nok
+	[[ $name == netns-ebpf/* ]] && log="$logdir/ebpf-$(basename "$name").log"
 	echo "=== $name"
 	"$@" >"$log" 2>&1
 	rc=$?
@@ -70,6 +77,16 @@ if [[ -z ${UNIT_ONLY:-} ]]; then
 			[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
 			run_one "netns/$(basename "$t")" timeout 600 bash "$t"
 		done
+		# The suites that exercise capture, once more with redirect "ebpf"
+		# (tests/netns/lib.sh's REDIRECT_MODE; docs/ebpf.md). NO_EBPF=1 skips.
+		if [[ -z ${NO_EBPF:-} ]]; then
+			for t in "${EBPF_SUITES[@]}"; do
+				t=tests/netns/$t
+				[[ -f $t ]] || continue
+				[[ -n ${ONLY:-} && $(basename "$t") != $ONLY ]] && continue
+				run_one "netns-ebpf/$(basename "$t")" env REDIRECT_MODE=ebpf timeout 600 bash "$t"
+			done
+		fi
 		# real-cluster tests (hack/kube-up.sh; binaries from hack/kube-build.sh)
 		for t in tests/kube/test_*.sh; do
 			[[ -f $t ]] || continue

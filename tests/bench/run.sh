@@ -14,7 +14,7 @@
 #      |-- cycle pods (ADD/DEL latency), idle pods (memory)
 #     warren-tunnel (node1)                          warren-tunnel (node2)
 #
-# Sections (BENCH_SECTIONS, default "cni mem plain mtls"):
+# Sections (BENCH_SECTIONS, default "cni mem plain ebpf mtls"):
 #   cni    CNI ADD latency of warren-cni (its own exec, from the chain
 #          runner's timings) for an enrolled pod, p50/p99 over N ADD/DEL
 #          cycles, beside a non-enrolled pod's, and the whole chain's ADD;
@@ -29,6 +29,15 @@
 #          deltas for the tunnels); then 8-stream iperf3, connections/s
 #          (tests/tools/connrate), memory per open idle relayed connection
 #          and tunnel RSS/CPU at 1000 req/s of short 1 KiB connections;
+#   ebpf   the two capture modes side by side, tunnels in plaintext: a
+#          second pair of enrolled pods, bcli -> bsrv, captured by the
+#          eBPF mode (redirect "ebpf", docs/ebpf.md) beside ecli -> esrv
+#          (nftables). BENCH_ROUNDS interleaved rounds of {connections/s
+#          nftables, eBPF, haproxy plain pair; iperf3 1 stream nftables,
+#          eBPF; sockperf direct, nftables, eBPF; BENCH_EBPF_CYCLES (30)
+#          ADD/DEL cycles of an enrolled pod per mode}; min/median/max and
+#          the eBPF/nftables ratios, and the conntrack entries left in the
+#          client pods (none expected in the eBPF mode);
 #   mtls   only when warren-tunnel accepts caDir: both tunnels restarted
 #          with a mesh CA (hack/gen-ca.sh; enrolled pods survive the
 #          restart), ecli -> esrv then flows over HBONE. Rounds of
@@ -59,7 +68,8 @@ IDLE=${BENCH_IDLE_PODS:-100}
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 NCONN=${BENCH_IDLE_CONNS:-1000}
-SECTIONS=" ${BENCH_SECTIONS:-cni mem plain mtls} "
+SECTIONS=" ${BENCH_SECTIONS:-cni mem plain ebpf mtls} "
+ECYCLES=${BENCH_EBPF_CYCLES:-30}
 export TUNNEL_LOG_LEVEL=${TUNNEL_LOG_LEVEL:-warn}
 [[ -n ${BENCH_PERF:-} ]] && export KEEP_TMP=1
 has() { [[ $SECTIONS == *" $1 "* ]]; }
@@ -96,6 +106,11 @@ EOF
 	return 0
 }
 
+# The eBPF mode's bpffs, mounted before the tunnels start: each runs
+# under ip netns exec, which does not see mounts made afterwards.
+if has ebpf; then
+	mkdir -p "$T/bpffs" && mount -t bpf bpf "$T/bpffs" || die "bpffs at $T/bpffs"
+fi
 topo_up >/dev/null 2>&1 || die "topology"
 mesh ns bench istio.io/dataplane-mode=ambient
 mesh ns plain
@@ -123,10 +138,10 @@ print("%.2f %.2f %.2f %.2f %d" % (pct(w, 50), pct(w, 99), pct(chain, 50), pct(ch
 EOF
 }
 
-cycles() { # NS NAME TIMINGS: N ADD/DEL cycles of one pod through the full chain
-	local ns=$1 name=$2 tf=$3 i
-	pod_define node1 "$ns" "$name" --no-mesh || return 1
-	for ((i = 0; i < CYCLES; i++)); do
+cycles() { # NS NAME TIMINGS [N [CONFLIST]]: N ADD/DEL cycles of one pod through the full chain
+	local ns=$1 name=$2 tf=$3 n=${4:-$CYCLES} i
+	pod_define node1 "$ns" "$name" --no-mesh ${5:+--conflist "$5"} || return 1
+	for ((i = 0; i < n; i++)); do
 		chain node1 ADD "$name" --timings "$tf" >/dev/null 2>>"$T/cycles.err" || { log "ADD failed, see $T/cycles.err"; return 1; }
 		chain node1 DEL "$name" >/dev/null 2>>"$T/cycles.err" || { log "DEL failed"; return 1; }
 	done
@@ -165,7 +180,7 @@ if has mem; then
 	# by one would only cost time.
 fi
 
-has plain || has mtls || { SKIP_TRAFFIC=1; }
+has plain || has mtls || has ebpf || { SKIP_TRAFFIC=1; }
 
 # --- 3. traffic: helpers ------------------------------------------------------------
 ticks() { # PID -> utime+stime in clock ticks
@@ -489,6 +504,56 @@ if has plain; then
 	fi
 fi
 
+# --- 4b. the capture modes side by side -------------------------------------------
+# conntrack entries in POD's netns for TCP to PORT (the eBPF mode has none)
+ct_entries() { pexec "$1" conntrack -L -p tcp --orig-port-dst "$2" 2>/dev/null | wc -l; }
+if has ebpf; then
+	need bpftool conntrack
+	for n in node1 node2; do
+		conflist_write "$n" "$T/$n.ebpf.conflist" 1 ",\"redirect\":\"ebpf\",\"bpfDir\":\"$T/bpffs\""
+	done
+	pod_add node2 bench bsrv --conflist "$T/node2.ebpf.conflist" 2>"$T/err" || die "ADD bsrv: $(cat "$T/err")"
+	pod_add node1 bench bcli --conflist "$T/node1.ebpf.conflist" 2>"$T/err" || die "ADD bcli: $(cat "$T/err")"
+	bg ip netns exec "${POD_NETNS[bsrv]}" iperf3 -s -p 5201 >/dev/null 2>&1
+	bg ip netns exec "${POD_NETNS[bsrv]}" sockperf sr --tcp -i 0.0.0.0 -p 11111 >/dev/null 2>&1
+	bg ip netns exec "${POD_NETNS[bsrv]}" "$CONNRATE" server 7002 1
+	for port in 5201 11111 7002; do wait_listen "${POD_NETNS[bsrv]}" $port || die "server :$port in bsrv"; done
+	pexec bcli sysctl -qw net.ipv4.tcp_tw_reuse=1
+	BS=${POD_IP[bsrv]}
+	[[ -n ${HPP_CLI_PID:-} || -n ${HPP_BAD:-} ]] ||
+		haproxy_up plain || { log "haproxy plain relay baseline failed (see $T/haproxy-plain)"; HPP_BAD=1; }
+	mesh pod bench cyc-n --node node1 >/dev/null && mesh pod bench cyc-b --node node1 >/dev/null || die "mesh pods cyc-n, cyc-b"
+	connrate_run x.warm bcli "$BS" 7002 1 8 1
+	connrate_run x.warm ecli "$ES" 7002 1 8 1
+	ctn0=$(ct_entries ecli 7002) cte0=$(ct_entries bcli 7002)
+	for ((r = 1; r <= ROUNDS; r++)); do
+		log "capture modes round $r/$ROUNDS: connections/s, iperf3, sockperf, $ECYCLES ADD/DEL cycles; nftables, eBPF (, haproxy, direct)"
+		connrate_run x.cn ecli "$ES" 7002 "$SECS" 64 1
+		connrate_run x.ce bcli "$BS" 7002 "$SECS" 64 1
+		[[ -z ${HPP_BAD:-} ]] && connrate_run x.ch dcli 127.0.0.1 37000 "$SECS" 64 1
+		iperf_tun x.tn ecli "$ES" 5201
+		iperf_tun x.te bcli "$BS" 5201
+		sockperf_run x.ld dcli "$DS" 11111
+		sockperf_run x.ln ecli "$ES" 11111
+		sockperf_run x.le bcli "$BS" 11111
+		: >"$T/cyc-n.timings"; : >"$T/cyc-b.timings"
+		cycles bench cyc-n "$T/cyc-n.timings" "$ECYCLES" || die "nftables cycles"
+		cycles bench cyc-b "$T/cyc-b.timings" "$ECYCLES" "$T/node1.ebpf.conflist" || die "eBPF cycles"
+		read -r a _ c _ _ <<<"$(stats "$T/cyc-n.timings")"; res x.an "$a"; res x.acn "$c"
+		read -r a _ c _ _ <<<"$(stats "$T/cyc-b.timings")"; res x.ab "$a"; res x.acb "$c"
+	done
+	res x.ctn "$(($(ct_entries ecli 7002) - ctn0))"
+	res x.cte "$(($(ct_entries bcli 7002) - cte0))"
+	res x.ctse "$(ct_entries bsrv 7002)"
+	# the node still tracks the flows it routes (its nat chain for probes)
+	res x.ctnode "$(nexec node1 conntrack -L -p tcp --orig-dst "$BS" --orig-port-dst 7002 2>/dev/null | wc -l)"
+	res x.bcnt "$(ebpf_count bcli 0 2>/dev/null || echo n/a)"
+	if [[ -n ${BENCH_PERF:-} ]]; then
+		perf_tunnels nft-conn pexec ecli "$CONNRATE" rate "$ES" 7002 "$SECS" 64 1
+		perf_tunnels ebpf-conn pexec bcli "$CONNRATE" rate "$BS" 7002 "$SECS" 64 1
+	fi
+fi
+
 # --- 5. mTLS / HBONE ------------------------------------------------------------------
 mtls_supported() { "$WARREN_BUILD/warren-tunnel" --help 2>&1 | grep caDir >/dev/null; }
 mtls_active() { # NODE: config dump shows the CA
@@ -767,6 +832,52 @@ for x in rows:
         print(x[0]); continue
     print("  ".join(c.ljust(w[i]) for i, c in enumerate(x[:3])) + "  " + x[3])
 EOF
+if grep -q '^x.cn.rate' "$R" 2>/dev/null; then
+	"$PYTHON" - "$R" "$ROUNDS" "$ECYCLES" <<'EOF'
+import statistics, sys
+V = {}
+for line in open(sys.argv[1]):
+    k, _, v = line.rstrip("\n").partition(" ")
+    V.setdefault(k, []).append(v)
+def nums(k):
+    out = []
+    for x in V.get(k, []):
+        try: out.append(float(x))
+        except ValueError: pass
+    return sorted(x for x in out if x == x)
+def mmm(k, fmt):
+    a = nums(k)
+    return (fmt % a[0], fmt % statistics.median(a), fmt % a[-1]) if a else ("n/a",) * 3
+def med(k):
+    a = nums(k)
+    return statistics.median(a) if a else float("nan")
+def ratio(a, b): return "%.2fx" % (a / b) if a == a and b == b and b else "n/a"
+# added latency: each round's tunnel p50 minus the same round's direct p50
+for k in ("x.ln", "x.le"):
+    V[k + ".add"] = ["%.3f" % (float(a) - float(b)) for a, b in zip(V.get(k + ".p50", []), V.get("x.ld.p50", []))
+                     if a != "nan" and b != "nan"]
+print()
+print("-- capture modes, tunnels in plaintext (%s interleaved rounds; min / median / max; %s ADD/DEL cycles per mode per round)" % (sys.argv[2], sys.argv[3]))
+rows = [("figure", "nftables", "ebpf", "ebpf/nftables", "budget / note")]
+def row(name, kn, ke, fmt, note):
+    rows.append((name, " / ".join(mmm(kn, fmt)), " / ".join(mmm(ke, fmt)), ratio(med(ke), med(kn)), note))
+cn, ce, ch = med("x.cn.rate"), med("x.ce.rate"), med("x.ch.rate")
+row("new connections/s (64 concurrent)", "x.cn.rate", "x.ce.rate", "%.0f",
+    ">= 1.3x nftables, >= haproxy: ebpf/haproxy %s, nftables/haproxy %s (haproxy plain pair %s)" % (ratio(ce, ch), ratio(cn, ch), " / ".join(mmm("x.ch.rate", "%.0f"))))
+row("  connect+exchange p50, us", "x.cn.lat50", "x.ce.lat50", "%.0f", "lower is better")
+row("throughput, 1 stream, Gb/s", "x.tn.gbps", "x.te.gbps", "%.2f", "no worse than nftables")
+row("1 KiB ping-pong p50, us (RTT/2)", "x.ln.p50", "x.le.p50", "%.1f", "direct %s" % " / ".join(mmm("x.ld.p50", "%.1f")))
+row("  added p50 over direct (same round), us", "x.ln.add", "x.le.add", "%.1f", "no worse than nftables (lower is better)")
+row("CNI ADD p50, enrolled pod (warren-cni exec), ms", "x.an", "x.ab", "%.2f", "no worse than nftables (lower is better)")
+row("  whole chain ADD p50, ms", "x.acn", "x.acb", "%.2f", "bridge + host-local + warren-cni")
+w = [max(len(r[i]) for r in rows) for i in range(4)]
+for r in rows:
+    print("  ".join(c.ljust(w[i]) for i, c in enumerate(r[:4])) + "  " + r[4])
+print("conntrack entries added in the client pod by the rounds' connections: nftables %s, ebpf %s (ebpf server pod: %s); eBPF program's outbound count in bcli: %s" % (
+    V.get("x.ctn", ["n/a"])[-1], V.get("x.cte", ["n/a"])[-1], V.get("x.ctse", ["n/a"])[-1], V.get("x.bcnt", ["n/a"])[-1]))
+print("conntrack entries in node1 for the eBPF pods' flows at the end (the node's own nat chain for probes tracks what it routes): %s" % V.get("x.ctnode", ["n/a"])[-1])
+EOF
+fi
 echo
 [[ -f $R ]] && grep -q p.redirected "$R" && echo "outbound redirect counter in ecli (plain rounds): $(awk '$1=="p.redirected"{$1=""; print}' "$R")"
 echo "CPU pressure during the run (PSI some, share of wall time a task waited for a CPU): $(awk -v a="$PSI0" -v b="$(psi)" -v s="$SECONDS" 'BEGIN{printf "%.0f %%", s ? (b - a) / 1e4 / s : 0}')"

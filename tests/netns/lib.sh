@@ -523,13 +523,110 @@ sys.exit(1)' "$3"
 }
 nft_counter() { nft_counter_in "${POD_NETNS[$1]}" "$2" "$3"; } # POD TABLE TAG
 
+# --- capture state in either mode (REDIRECT_MODE) -----------------------------
+# For the suites that run in both modes; the eBPF counterparts of the
+# nftables checks read the kernel through bpftool:
+#   capture_state POD      everything of the mode is in POD: nftables: the two
+#                          tables, the fwmark rule, table 100's route; ebpf: the
+#                          sk_lookup link attached to POD's netns running
+#                          warren_capture, its pins, the mode's three ip rules
+#                          and table 100's route. Prints what is missing.
+#   capture_count POD out|in   connections captured in that direction so far:
+#                          the nft redirect rule's counter, or the program's
+#                          per-CPU counter (map warren_cnt); empty if unknown
+#   capture_break POD      remove the piece CHECK must then name (the outbound
+#                          redirect rule, or the program's link); prints a
+#                          pattern of CHECK's message
+#   ebpf_link_id POD       the id of the sk_lookup link on POD's netns
+#                          running warren_capture (ebpf mode)
+#   ebpf_pin_dir POD       the pod's bpffs directory
+ebpf_pin_dir() { echo "$T/bpffs/warren/${POD_ID[$1]}"; }
+ebpf_link_id() { # POD
+	local ino
+	ino=$(stat -L -c %i "/run/netns/${POD_NETNS[$1]}") || return 1
+	bpftool -j link show 2>/dev/null | "$PYTHON" -c '
+import json, subprocess, sys
+ino = int(sys.argv[1])
+for l in json.load(sys.stdin):
+    if l.get("type") == "netns" and l.get("netns_ino") == ino and l.get("attach_type") == "sk_lookup":
+        p = json.loads(subprocess.run(["bpftool", "-j", "prog", "show", "id", str(l["prog_id"])],
+                                      capture_output=True, text=True).stdout)
+        if p.get("name") == "warren_capture":
+            print(l["id"]); sys.exit(0)
+sys.exit(1)' "$ino"
+}
+# SYNs counted by POD's program in slot N of its map warren_cnt (summed over CPUs)
+ebpf_count() { # POD N
+	local id
+	id=$(ebpf_link_id "$1") || return 1
+	"$PYTHON" -c '
+import json, subprocess, sys
+def bt(*a):
+    return json.loads(subprocess.run(["bpftool", "-j", *a], capture_output=True, text=True).stdout)
+prog = bt("link", "show", "id", sys.argv[1])["prog_id"]
+for m in bt("prog", "show", "id", str(prog)).get("map_ids", []):
+    if bt("map", "show", "id", str(m)).get("name") != "warren_cnt":
+        continue
+    for e in bt("map", "dump", "id", str(m)):
+        f = e.get("formatted", e)
+        k = f["key"] if isinstance(f["key"], int) else int(f["key"][0], 16)
+        if k == int(sys.argv[2]):
+            print(sum(int(v["value"]) if isinstance(v["value"], int) else
+                      int.from_bytes(bytes(int(b, 16) for b in v["value"]), "little")
+                      for v in f["values"]))
+            sys.exit(0)
+sys.exit(1)' "$id" "$2"
+}
+capture_state() { # POD
+	local p=${POD_NETNS[$1]} f
+	if [[ $REDIRECT_MODE == ebpf ]]; then
+		ebpf_link_id "$1" >/dev/null || { echo "no sk_lookup link running warren_capture on the pod's netns"; return 1; }
+		[[ -e $(ebpf_pin_dir "$1")/link && -e $(ebpf_pin_dir "$1")/lis ]] || { echo "link or map not pinned in $(ebpf_pin_dir "$1")"; return 1; }
+		for f in 'fwmark 0x539/0xfff lookup main' 'to 169.254.7.127 ipproto tcp lookup main' 'ipproto tcp lookup 100'; do
+			ip -n "$p" rule show | grep "$f" >/dev/null || { echo "no ip rule $f"; return 1; }
+		done
+	else
+		ip netns exec "$p" nft list tables | grep 'inet warren-nat' >/dev/null &&
+			ip netns exec "$p" nft list tables | grep 'inet warren-mangle' >/dev/null || { echo "no warren tables"; return 1; }
+		ip -n "$p" rule show | grep 'fwmark 0x111/0xfff lookup 100' >/dev/null || { echo "no ip rule fwmark 0x111/0xfff lookup 100"; return 1; }
+	fi
+	ip -n "$p" route show table 100 | grep 'local default dev lo' >/dev/null || { echo "no local default route in table 100"; return 1; }
+}
+capture_count() { # POD out|in
+	if [[ $REDIRECT_MODE == ebpf ]]; then
+		ebpf_count "$1" "$([[ $2 == out ]] && echo 0 || echo 1)"
+	elif [[ $2 == out ]]; then
+		nft_counter "$1" warren-nat warren:nat-out-redirect-v4
+	else
+		nft_counter "$1" warren-nat warren:nat-pre-redirect-v4
+	fi
+}
+capture_break() { # POD
+	local h id
+	if [[ $REDIRECT_MODE == ebpf ]]; then
+		id=$(ebpf_link_id "$1") && bpftool link detach id "$id" && echo 'warren_capture.*detached'
+		return
+	fi
+	h=$(ip netns exec "${POD_NETNS[$1]}" nft -j -a list chain inet warren-nat output | "$PYTHON" -c '
+import json, sys
+for i in json.load(sys.stdin)["nftables"]:
+    r = i.get("rule")
+    if r and r.get("comment") == "warren:nat-out-redirect-v4":
+        print(r["handle"]); sys.exit(0)
+sys.exit(1)') && ip netns exec "${POD_NETNS[$1]}" nft delete rule inet warren-nat output handle "$h" && echo 'nat-out-redirect'
+}
+
 # Nothing of ours inside a pod netns: no warren tables, no rule for table 100,
-# no route in table 100.
+# no route in table 100; in ebpf mode also nothing pinned and no link.
 inpod_clean() { # POD
 	local p=${POD_NETNS[$1]}
 	! ip netns exec "$p" nft list tables 2>/dev/null | grep warren >/dev/null || return 1
-	! ip -n "$p" rule show 2>/dev/null | grep 'lookup 100' >/dev/null || return 1
-	[[ -z $(ip -n "$p" route show table 100 2>/dev/null) ]]
+	! ip -n "$p" rule show 2>/dev/null | grep -E 'lookup 100|0x539/0xfff lookup main|169.254.7.127 ipproto tcp' >/dev/null || return 1
+	[[ -z $(ip -n "$p" route show table 100 2>/dev/null) ]] || return 1
+	if [[ $REDIRECT_MODE == ebpf ]]; then
+		[[ ! -e $(ebpf_pin_dir "$1") ]] || return 1
+		! ebpf_link_id "$1" >/dev/null 2>&1
+	fi
 }
 
 no_listeners() { # POD: none of 15001/15006/15008

@@ -62,6 +62,37 @@ pod_add node1 mesh cli --label app=cli 2>"$T/err" || die "ADD cli: $(cat "$T/err
 pod_add node1 plain ext --conflist "$T/node1.plain.conflist" 2>"$T/err" || die "ADD ext: $(cat "$T/err")"
 app_server srv 8080 || die "echo server in srv"
 
+# --- eBPF mode: both options are refused, clearly, leaving nothing ------------
+# (docs/ebpf.md: the program tells directions apart by the arriving interface,
+# which neither option fits); a sidecar and a non-boolean value as above.
+if [[ $REDIRECT_MODE == ebpf ]]; then
+	refused() { # NODE POD ANNOTATION: ADD fails with 102 naming it, nothing left
+		local out rc
+		pod_define "$1" mesh "$2" --annotation "$3" >/dev/null || { not_ok "define $2"; return; }
+		out=$(chain "$1" ADD "$2" 2>&1); rc=$?
+		((rc == 102)) && grep -q "annotation ${3%%=*}.*not supported with redirect \"ebpf\"" <<<"$out" &&
+			ok "ebpf: ADD of $2 ($3) refused with code 102, naming the annotation and the mode" ||
+			not_ok "ebpf: ADD of $2 ($3) refused, naming the annotation" "rc=$rc: $out"
+		check "ebpf: ... nothing of ours in $2's netns (no rule, route, pin or link)" inpod_clean "$2"
+		check "ebpf: ... nor in the tunnel" tunnel_forgot "$1" "${POD_ID[$2]}"
+		chain "$1" DEL "$2" >/dev/null 2>&1
+	}
+	refused node2 gw "$BYPASS=true"
+	refused node1 vmhost "$REROUTE=vmtap"
+	pod_add node2 mesh odd --annotation "$BYPASS=yes" 2>"$T/err" || not_ok "ADD odd" "$(cat "$T/err")"
+	capture_state odd >/dev/null && [[ $(capture_of node2 odd) == True ]] &&
+		ok "ebpf: odd ($BYPASS: \"yes\"): ignored, as Istio does: enrolled with inbound captured" ||
+		not_ok "ebpf: a non-boolean value is ignored" "$(capture_state odd)"
+	pod_add node2 mesh off --annotation "$BYPASS=false" 2>"$T/err" && capture_state off >/dev/null &&
+		ok "ebpf: $BYPASS: \"false\" is enrolled in the eBPF mode" || not_ok "ebpf: ADD off" "$(cat "$T/err")"
+	pod_add node2 mesh side --annotation 'sidecar.istio.io/status={"containers":["istio-proxy"]}' 2>"$T/err" &&
+		inpod_clean side && no_listeners side && tunnel_forgot node2 "${POD_ID[side]}" &&
+		ok "ebpf: side (sidecar.istio.io/status): ADD succeeds, not enrolled" || not_ok "ebpf: side not enrolled" "$(cat "$T/err")"
+	check "ebpf: cli -> srv:8080 round-trips beside the refused pods" app_client cli "${POD_IP[srv]}" 8080 "cli-srv-$E2E_ID"
+	sanitizer_clean node1 node2
+	exit
+fi
+
 # --- ingress mode: what is programmed ------------------------------------------
 pod_add node2 mesh gw --annotation "$BYPASS=true" 2>"$T/err" &&
 	ok "ADD gw ($BYPASS: \"true\") in the ambient namespace" || die "ADD gw: $(cat "$T/err")"

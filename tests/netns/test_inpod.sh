@@ -53,7 +53,7 @@ if [[ ! -x $CTL ]]; then
 fi
 
 cat >"$TMP/h.py" <<'PY'
-import selectors, socket, struct, sys
+import os, selectors, socket, struct, sys
 
 def orig(c):
     try:
@@ -73,6 +73,8 @@ if sys.argv[1] == "serve":
         for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
             s = socket.socket(fam, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if os.environ.get("H_MARK"):  # as the tunnel's in-pod sockets
+                s.setsockopt(socket.SOL_SOCKET, 36, int(os.environ["H_MARK"], 0))
             if fam == socket.AF_INET6:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             s.bind((addr, p))
@@ -82,6 +84,7 @@ if sys.argv[1] == "serve":
         for key, _ in sel.select():
             c, _ = key.fileobj.accept()
             c.sendall(("hello-%d orig=%s\n" % (key.data, orig(c))).encode())
+            print("accept %d %s" % (key.data, c.getpeername()[0]), flush=True)
             c.close()
 else:  # connect HOST PORT [MARK]
     host, port = sys.argv[2], int(sys.argv[3])
@@ -142,6 +145,162 @@ ip link add vmtap netns "$POD" type veth peer name eth0 netns "$VM"
 pod ip link set vmtap up && pod ip addr add 10.78.0.1/30 dev vmtap
 vm ip link set lo up && vm ip link set eth0 up && vm ip addr add 10.78.0.2/30 dev eth0
 vm ip route add default via 10.78.0.1
+
+# --- the eBPF mode (REDIRECT_MODE=ebpf): the same claims, the kernel's view --------
+# What netlink/inpod_ebpf.c programs (docs/ebpf.md): the sk_lookup program
+# warren_capture attached to the pod's netns by a pinned link, its listener
+# map pinned beside it, three ip rules per family, table 100's local route.
+# inpodctl serve stands in for the tunnel (listeners in the map; answers
+# with the accepted socket's local address, the original destination).
+if [[ ${REDIRECT_MODE:-nftables} == ebpf ]]; then
+	BPFFS=$TMP/bpffs KEY=ctr$$
+	mkdir -p "$BPFFS" && mount -t bpf bpf "$BPFFS" || { nok "mount a bpffs"; exit 1; }
+	trap 'umount "$BPFFS" 2>/dev/null; cleanup' EXIT
+	EB="ebpf=$BPFFS,$KEY,10.77.0.1/24,fd77::1/64"
+	PIN=$BPFFS/warren/$KEY
+	ino=$(stat -L -c %i "$NSP")
+	link_id() { # the sk_lookup link on the pod's netns running warren_capture
+		bpftool -j link show 2>/dev/null | python3 -c '
+import json, subprocess, sys
+for l in json.load(sys.stdin):
+    if l.get("type") == "netns" and l.get("netns_ino") == int(sys.argv[1]) and l.get("attach_type") == "sk_lookup":
+        p = json.loads(subprocess.run(["bpftool", "-j", "prog", "show", "id", str(l["prog_id"])],
+                                      capture_output=True, text=True).stdout)
+        if p.get("name") == "warren_capture":
+            print(l["id"]); sys.exit(0)
+sys.exit(1)' "$ino"
+	}
+	# counter N: SYNs the program counted in slot N (0 outbound, 1 inbound, 2 dropped)
+	counter() {
+		python3 -c '
+import json, subprocess, sys
+def bt(*a):
+    return json.loads(subprocess.run(["bpftool", "-j", *a], capture_output=True, text=True).stdout)
+prog = bt("link", "show", "id", sys.argv[1])["prog_id"]
+for m in bt("prog", "show", "id", str(prog)).get("map_ids", []):
+    if bt("map", "show", "id", str(m)).get("name") == "warren_cnt":
+        for e in bt("map", "dump", "id", str(m)):
+            f = e.get("formatted", e)
+            if f["key"] == int(sys.argv[2]):
+                print(sum(v["value"] for v in f["values"])); sys.exit(0)
+sys.exit(1)' "$(link_id)" "$1"
+	}
+	ebpf_rules() { ip -n "$POD" "$@" rule show | grep -cE '^3276[2-4]:.*(fwmark 0x539/0xfff lookup main|to (169.254.7.127|fd16:9254:7127:1337:ffff:ffff:ffff:ffff) ipproto tcp lookup main|ipproto tcp lookup 100)'; }
+	no_conntrack() { [[ -z $(pod conntrack -L -p tcp --orig-port-dst "$1" 2>/dev/null) ]]; }
+
+	check "ebpf: present says no before apply" bash -c "! '$CTL' present '$NSP' $EB >/dev/null"
+	check "ebpf: apply" "$CTL" apply "$NSP" "$EB"
+	id=$(link_id)
+	check "ebpf: bpftool: one sk_lookup link on the pod's netns runs warren_capture (link $id)" test -n "$id"
+	check "ebpf: link and listener map pinned under bpfDir/warren/KEY" test -e "$PIN/link" -a -e "$PIN/lis"
+	check "ebpf: the pinned map is a 2-slot SOCKMAP" bash -c "bpftool -j map show pinned '$PIN/lis' | jq -e '.type == \"sockmap\" and .max_entries == 2' >/dev/null"
+	check "ebpf: three ip rules per family (32762 mark, 32763 probe, 32764 tcp -> 100)" [ "$(ebpf_rules)/$(ebpf_rules -6)" = "3/3" ]
+	check "ebpf: route local default dev lo src the pod's address in table 100 (v4, v6)" \
+		[ "$(ip -n "$POD" route show table 100 | grep -c '^local default dev lo .*src 10.77.0.1')/$(ip -n "$POD" -6 route show table 100 | grep -c '^local default dev lo')" = "1/1" ]
+	check "ebpf: accept_local is on in the pod" [ "$(pod sysctl -n net.ipv4.conf.all.accept_local)" = 1 ]
+	check "ebpf: no nftables table in the pod" [ -z "$(pod nft list tables)" ]
+	check "ebpf: present says yes" bash -c "'$CTL' present '$NSP' $EB >/dev/null"
+	check "ebpf: check passes" "$CTL" check "$NSP" "$EB"
+	check "ebpf: apply twice" "$CTL" apply "$NSP" "$EB"
+	check "ebpf: apply twice keeps the same link and one rule each" [ "$(link_id)/$(ebpf_rules)/$(ebpf_rules -6)" = "$id/3/3" ]
+
+	ip -n "$POD" rule del pref 32764
+	out=$("$CTL" check "$NSP" "$EB" 2>&1); rc=$?
+	check "ebpf: check names a deleted ip rule ($out)" bash -c "[ $rc = 1 ] && grep -q 'IPv4 ip rule.*pref 32764.*missing' <<<'$out'"
+	check "ebpf: re-apply reconciles" bash -c "'$CTL' apply '$NSP' $EB && '$CTL' check '$NSP' $EB"
+	ip -n "$POD" -6 route del local default dev lo table 100
+	out=$("$CTL" check "$NSP" "$EB" 2>&1); rc=$?
+	check "ebpf: check names a missing IPv6 route ($out)" bash -c "[ $rc = 1 ] && grep -q 'IPv6 route' <<<'$out'"
+	"$CTL" apply "$NSP" "$EB" >/dev/null 2>&1
+	bpftool link detach id "$(link_id)"
+	out=$("$CTL" check "$NSP" "$EB" 2>&1); rc=$?
+	check "ebpf: check names a detached program ($out)" bash -c "[ $rc = 1 ] && grep -q 'warren_capture (sk_lookup) is detached' <<<'$out'"
+	check "ebpf: present says no with the link detached" bash -c "! '$CTL' present '$NSP' $EB >/dev/null"
+	check "ebpf: re-apply attaches a new link" bash -c "'$CTL' apply '$NSP' $EB && '$CTL' check '$NSP' $EB"
+	id=$(link_id)
+
+	check "ebpf: remove" "$CTL" remove "$NSP" "$EB"
+	check "ebpf: remove left no link on the netns" bash -c "! $(declare -f link_id); ino=$ino; ! link_id"
+	check "ebpf: remove left nothing pinned" [ ! -e "$PIN" ]
+	check "ebpf: remove left no ip rule and no route in table 100" \
+		[ "$(ebpf_rules)+$(ebpf_rules -6)+$(ip -n "$POD" route show table 100; ip -n "$POD" -6 route show table 100)" = "0+0+" ]
+	check "ebpf: remove twice succeeds" "$CTL" remove "$NSP" "$EB"
+	out=$("$CTL" check "$NSP" "$EB" 2>&1); rc=$?
+	check "ebpf: check fails when nothing is there ($out)" bash -c "[ $rc = 1 ] && grep -q 'is not pinned' <<<'$out'"
+	out=$("$CTL" apply /var/run/netns/wnone$$ "$EB" 2>&1); rc=$?
+	check "ebpf: apply on a missing netns fails cleanly ($out)" bash -c "[ $rc = 1 ] && grep -q 'No such file' <<<'$out'"
+	mkdir -p "$TMP/notbpffs"
+	out=$("$CTL" apply "$NSP" "ebpf=$TMP/notbpffs,$KEY,10.77.0.1/24" 2>&1); rc=$?
+	[[ $rc == 1 && $out == *"no bpffs mounted at $TMP/notbpffs"* ]] && ok "ebpf: apply without a bpffs fails, naming it ($out)" ||
+		nok "ebpf: apply without a bpffs fails, naming it ($out)"
+	check "  ... and changed nothing in the pod" [ "$(ebpf_rules)/$(ls "$TMP/notbpffs")" = "0/" ]
+
+	# --- real traffic ---
+	check "ebpf: apply for traffic tests" "$CTL" apply "$NSP" "$EB"
+	"$CTL" serve "$NSP" "$EB" >"$TMP/serve.log" 2>&1 &
+	SERVE=$!
+	PIDS+=($SERVE)
+	# 15008 is the tunnel's too, so marked: an unmarked in-pod socket's
+	# replies would be taken local by rule 32764 (docs/ebpf.md)
+	pod env H_MARK=0x539 python3 "$TMP/h.py" serve 15008 >"$TMP/pod.log" 2>&1 &
+	PIDS+=($!)
+	peer python3 "$TMP/h.py" serve 80 8080 9999 >"$TMP/peer.log" 2>&1 &
+	PIDS+=($!)
+	check "ebpf: listeners up, the stand-in tunnel's in the map" bash -c "$(declare -f wait_listen); wait_listen $POD 15008 && wait_listen $PEER 80 9999 && for i in \$(seq 100); do grep -q serving '$TMP/serve.log' && exit 0; sleep 0.05; done; exit 1"
+
+	c0=$(counter 0)
+	out=$(pod python3 "$TMP/h.py" connect 10.77.0.2 80)
+	check "ebpf: outbound v4 to 10.77.0.2:80 lands on :15001 with orig dst ($out)" [ "$out" = "hello-15001 orig=10.77.0.2:80" ]
+	c1=$(counter 0)
+	check "ebpf: the program's outbound counter moved ($c0 -> $c1)" [ "$c1" -gt "$c0" ]
+	check "ebpf: no conntrack entry in the pod for the captured connection (no NAT)" no_conntrack 80
+	out=$(pod python3 "$TMP/h.py" connect fd77::2 80)
+	check "ebpf: outbound v6 to [fd77::2]:80 lands on :15001 with orig dst ($out)" [ "$out" = "hello-15001 orig=[fd77::2]:80" ]
+	c1=$(counter 0)
+	out=$(pod python3 "$TMP/h.py" connect 10.77.0.2 9999 0x539)
+	check "ebpf: outbound with SO_MARK 0x539 is not captured ($out)" starts "$out" "hello-9999 "
+	check "  ... and the outbound counter did not move" [ "$(counter 0)" = "$c1" ]
+	out=$(pod python3 "$TMP/h.py" connect fd77::2 9999 0x1539)
+	check "ebpf: outbound v6 with mark 0x1539 (0x539 under mask 0xfff) is not captured ($out)" starts "$out" "hello-9999 "
+	out=$(pod python3 "$TMP/h.py" connect 10.77.0.2 9999)
+	check "ebpf: same connection without the mark is captured ($out)" [ "$out" = "hello-15001 orig=10.77.0.2:9999" ]
+	out=$(pod python3 "$TMP/h.py" connect 127.0.0.1 15008)
+	check "ebpf: outbound to 127.0.0.1 is not captured ($out)" starts "$out" "hello-15008 "
+	out=$(pod python3 "$TMP/h.py" connect 10.77.0.1 15008)
+	check "ebpf: outbound to the pod's own IP (via lo) is not captured ($out)" starts "$out" "hello-15008 "
+
+	c0=$(counter 1)
+	out=$(peer python3 "$TMP/h.py" connect 10.77.0.1 8080)
+	check "ebpf: inbound v4 to :8080 lands on :15006 with orig dst ($out)" [ "$out" = "hello-15006 orig=10.77.0.1:8080" ]
+	check "ebpf: the program's inbound counter moved" [ "$(counter 1)" -gt "$c0" ]
+	check "ebpf: no conntrack entry in the pod for it" no_conntrack 8080
+	out=$(peer python3 "$TMP/h.py" connect fd77::1 8080)
+	check "ebpf: inbound v6 to :8080 lands on :15006 with orig dst ($out)" [ "$out" = "hello-15006 orig=[fd77::1]:8080" ]
+	out=$(peer python3 "$TMP/h.py" connect 10.77.0.1 15008)
+	check "ebpf: inbound to :15008 is not captured ($out)" starts "$out" "hello-15008 "
+	out=$(peer python3 "$TMP/h.py" connect fd77::1 15008)
+	check "ebpf: inbound v6 to :15008 is not captured ($out)" starts "$out" "hello-15008 "
+	out=$(vm python3 "$TMP/h.py" connect 10.77.0.2 80)
+	check "ebpf: a VM's TCP arriving on vmtap (no reroute in this mode) does not pass uncaptured ($out)" starts "$out" "error"
+	check "  ... the peer logged no connection from the VM" bash -c "! grep -q 'accept 80 10.78.0.2' '$TMP/peer.log'"
+
+	# fail closed: the stand-in tunnel gone, the map empties, captured SYNs are dropped
+	kill "$SERVE"; wait "$SERVE" 2>/dev/null
+	d0=$(counter 2) a0=$(grep -c 'accept 80 10.77.0.1' "$TMP/peer.log")
+	out=$(peer python3 "$TMP/h.py" connect 10.77.0.1 8080)
+	check "ebpf: no tunnel: inbound :8080 fails, never reaches an app ($out)" starts "$out" "error"
+	out=$(pod timeout 8 python3 "$TMP/h.py" connect 10.77.0.2 80)
+	check "ebpf: no tunnel: outbound to 10.77.0.2:80 fails (times out), never reaches the peer ($out)" starts "$out" "error"
+	check "  ... the peer logged no connection on :80 from the pod" [ "$(grep -c 'accept 80 10.77.0.1' "$TMP/peer.log")" = "$a0" ]
+	check "  ... counted as dropped by the program ($d0 -> $(counter 2))" [ "$(counter 2)" -gt "$d0" ]
+
+	check "ebpf: remove after traffic" "$CTL" remove "$NSP" "$EB"
+	out=$(pod python3 "$TMP/h.py" connect 10.77.0.2 80)
+	check "ebpf: after remove, outbound reaches the real peer ($out)" starts "$out" "hello-80 "
+	out=$(peer python3 "$TMP/h.py" connect 10.77.0.1 15008)
+	check "ebpf: after remove, inbound reaches the pod's own listener ($out)" starts "$out" "hello-15008 "
+	exit $failed
+fi
 
 # --- apply / check / remove -------------------------------------------------
 

@@ -17,6 +17,11 @@
 #   runtimes (harness, ctr, podman) run the chain; pods are netns named
 #   wr-<x>-$$ (libcni) or the runtimes' own.
 #
+# REDIRECT_MODE=ebpf: the conflists say redirect "ebpf" with bpfDir on a
+# bpffs mounted at $T/bpffs (the harness and runtimes run in the node netns
+# through ip netns exec or nsenter; ip netns exec remounts /sys), and the
+# capture checks read the sk_lookup link, its pins and counters (bpftool).
+#
 # warren-cni is reached through a tiny wrapper ($T/bin/warren-cni) that
 # records each call (command, CNI_NETNS, CNI_ARGS, stdin) and execs the
 # real binary with the same environment and stdin.
@@ -86,6 +91,12 @@ done
 # --- the node, its tunnel, the mesh model --------------------------------
 mkpod "$NODE"
 mkdir -p "$T/run" "$T/bin" "$T/calls" "$T/cache" "$T/ipam"
+EXTRA=
+if [[ $REDIRECT_MODE == ebpf ]]; then
+	command -v bpftool >/dev/null || { echo "not ok - missing tool bpftool (hack/install-deps.sh)"; exit 1; }
+	mkdir -p "$T/bpffs" && mount -t bpf bpf "$T/bpffs" || { echo "not ok - mount a bpffs at $T/bpffs"; exit 1; }
+	EXTRA=", \"redirect\": \"ebpf\", \"bpfDir\": \"$T/bpffs\""
+fi
 chmod 700 "$T/run"
 cat >"$T/tunnel.yaml" <<EOF
 node: node-$id
@@ -137,7 +148,7 @@ conflist() { # VERSION -> path of a conflist for that version
     { "type": "bridge", "bridge": "$BR", "isGateway": true,
       "ipam": { "type": "host-local", "dataDir": "$T/ipam",
                 "ranges": [[{ "subnet": "$SUBNET.0/24" }]], "routes": [{ "dst": "0.0.0.0/0" }] } },
-    { "type": "warren-cni", "tunnelSocket": "$sock", "logFile": "$plog", "logLevel": "debug" }
+    { "type": "warren-cni", "tunnelSocket": "$sock", "logFile": "$plog", "logLevel": "debug"$EXTRA }
   ] }
 EOF
 	echo "$f"
@@ -154,7 +165,28 @@ hcheck() { # name, condition...
 	local name=$1; shift
 	if "$@"; then ok "$name"; else not_ok "$name"; hdiag; fi
 }
-tables() { n "$1" nft list tables 2>/dev/null | grep -c 'table inet warren-' ; }
+# tables NETNS: how many of the mode's two capture objects are in the pod:
+# nftables: inet warren-nat and inet warren-mangle; ebpf: the sk_lookup link
+# running warren_capture on its netns, and the pinned directory of it
+tables() {
+	if [[ $REDIRECT_MODE != ebpf ]]; then
+		n "$1" nft list tables 2>/dev/null | grep -c 'table inet warren-'
+		return
+	fi
+	local ino c=0 l
+	ino=$(stat -L -c %i "/run/netns/$1" 2>/dev/null) || { echo 0; return; }
+	l=$(ebpf_netns_link "$ino") && ((c++))
+	[[ -n $l ]] && for d in "$T"/bpffs/warren/*/; do
+		[[ $(bpftool -j link show pinned "$d/link" 2>/dev/null | jq -r .id) == "$l" ]] && ((c++)) && break
+	done
+	echo $c
+}
+ebpf_netns_link() { # NETNS_INO: id of the sk_lookup link running warren_capture there
+	bpftool -j link show 2>/dev/null | jq -r --argjson ino "$1" '.[] | select(.type == "netns" and .netns_ino == $ino and .attach_type == "sk_lookup") | "\(.id) \(.prog_id)"' |
+		while read -r l p; do
+			[[ $(bpftool -j prog show id "$p" | jq -r .name) == warren_capture ]] && echo "$l" && exit 0
+		done | grep .
+}
 pods_json() { "$CTL" --socket "$adminsock" -o json pods; }
 listed() { pods_json | jq -e --arg u "uid-$1-$id" 'any(.[]; .uid == $u)' >/dev/null; }
 export CTL adminsock id
@@ -205,7 +237,7 @@ if ((have_go)); then
 		jq -e --arg ip "$(eth0_ip "$PA")" '.cniVersion == "1.0.0" and .ips[0].address == $ip and
 			(.interfaces[.ips[0].interface].name == "eth0")' "$T/h.out" >/dev/null
 	hcheck "result printed by libcni = what bridge produced (ips, interfaces, routes, dns)" same_as_bridge "$PA"
-	check "our nft tables exist in the pod (inet warren-nat, inet warren-mangle)" test "$(tables "$PA")" = 2
+	check "our $REDIRECT_MODE capture exists in the pod (nft tables inet warren-nat and warren-mangle, or the sk_lookup link and its pins)" test "$(tables "$PA")" = 2
 	check "tunnel listeners 15001/15006/15008 in the pod" test "$(listeners "$PA")" = $LIS
 	check "warrenctl -o json pods lists demo/a with the result's IP" \
 		bash -c "'$CTL' --socket '$adminsock' -o json pods | jq -e --arg ip '$(jq -r '.ips[0].address' "$T/result-a.json")' \
@@ -225,7 +257,16 @@ if ((have_go)); then
 	ipb=$(eth0_ip "$PB"); ipb=${ipb%/*}
 	n "$PB" socat TCP-LISTEN:8080,reuseaddr,fork SYSTEM:'echo peer=$SOCAT_PEERADDR' >/dev/null 2>&1 &
 	wait_for bash -c "ip netns exec $PB ss -ltnH | grep -q ':8080\b'"
-	counter() { # POD PORT: packets of the redirect-to-PORT rule
+	counter() { # POD PORT: packets of the redirect-to-PORT rule, or the program's count
+		if [[ $REDIRECT_MODE == ebpf ]]; then
+			local l m
+			l=$(ebpf_netns_link "$(stat -L -c %i "/run/netns/$1")") || return 1
+			m=$(bpftool -j prog show id "$(bpftool -j link show id "$l" | jq .prog_id)" | jq '.map_ids[]' |
+				while read -r m; do [[ $(bpftool -j map show id "$m" | jq -r .name) == warren_cnt ]] && echo "$m"; done)
+			bpftool -j map dump id "$m" | jq --argjson k "$([[ $2 == 15001 ]] && echo 0 || echo 1)" \
+				'[.[] | (.formatted // .) | select(.key == $k) | .values[].value] | add'
+			return
+		fi
 		n "$1" nft list table inet warren-nat | awk -v p="redirect to :$2" 'index($0, p) {
 			for (i = 1; i < NF; i++) if ($i == "packets") s += $(i + 1) } END {print s + 0}'
 	}
@@ -240,10 +281,17 @@ if ((have_go)); then
 	for p in $(ip netns pids "$PB"); do kill "$p" 2>/dev/null; done
 
 	# CHECK names what is missing
-	n "$PA" nft delete table inet warren-mangle
-	H 1.0.0 "$PA" "$(k8s demo a)" check
-	hcheck "CHECK fails once inet warren-mangle is deleted, naming it" \
-		bash -c "[[ $rc != 0 ]] && grep -q 'traffic redirection in the pod is incomplete.*table inet warren-mangle missing' '$T/h.err'"
+	if [[ $REDIRECT_MODE == ebpf ]]; then
+		bpftool link detach id "$(ebpf_netns_link "$(stat -L -c %i "/run/netns/$PA")")"
+		H 1.0.0 "$PA" "$(k8s demo a)" check
+		hcheck "CHECK fails once the sk_lookup link is detached, naming the program" \
+			bash -c "[[ $rc != 0 ]] && grep -q 'traffic redirection in the pod is incomplete.*warren_capture (sk_lookup) is detached' '$T/h.err'"
+	else
+		n "$PA" nft delete table inet warren-mangle
+		H 1.0.0 "$PA" "$(k8s demo a)" check
+		hcheck "CHECK fails once inet warren-mangle is deleted, naming it" \
+			bash -c "[[ $rc != 0 ]] && grep -q 'traffic redirection in the pod is incomplete.*table inet warren-mangle missing' '$T/h.err'"
+	fi
 
 	# DEL
 	H 1.0.0 "$PA" "$(k8s demo a)" del
@@ -441,6 +489,10 @@ if ((have_go)); then
 	H 1.0.0 "$PD" "$(k8s demo d)" del
 	hcheck "tunnel down: the runtime's DEL after the failed ADD succeeds" \
 		bash -c "[[ $rc == 0 && -z \$(ip netns exec $PD ip -o link show eth0 2>/dev/null) ]]"
+fi
+if [[ $REDIRECT_MODE == ebpf ]]; then
+	check "ebpf: after every DEL and the failed ADD, nothing is pinned under bpfDir/warren" \
+		bash -c "[[ -z \$(ls -A '$T/bpffs/warren' 2>/dev/null) ]]"
 fi
 
 if ((TAP_FAILED)); then
