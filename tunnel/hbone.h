@@ -59,6 +59,7 @@
 #include <openssl/ssl.h>
 
 #include "tunnel/ca.h"
+#include "tunnel/hbone_wire.h"
 #include "tunnel/loop.h"
 
 #define HBONE_CONN_MAGIC   0x48424e43u /* "HBNC" */
@@ -139,24 +140,9 @@ int hbone_client_connect(struct loop *l, SSL_CTX *ctx, int fd, const struct sock
 int hbone_stream_open(struct hbone_conn *c, const struct hbone_connect_req *req, int app_fd,
 		      hbone_stream_done_cb done_cb, void *ctx, struct hbone_stream **out);
 
-/* forwarded: for="<ip>:<port>" ("[v6]:port"), plus ;host=<host> when host
- * is non-NULL. 0, -EINVAL, -ENOSPC. */
-int hbone_format_forwarded(char *buf, size_t len, const struct sockaddr *src, const char *host);
-
 /* ------------------------------------------------------------- server */
 
-struct hbone_request {
-	const char *peer_id;      /* the client's SPIFFE identity (verified) */
-	const char *method;       /* always "CONNECT" here (others got 400) */
-	const char *authority;
-	bool is_ip;               /* authority is ip:port (else hostname:port) */
-	struct sockaddr_storage target; /* when is_ip: the parsed address */
-	char host[256];           /* the host part without brackets */
-	uint16_t port;
-	const char *forwarded;    /* NULL when absent; hints only, never trust */
-	const char *baggage;
-	const char *traceparent;
-};
+/* struct hbone_request: tunnel/hbone_wire.h */
 
 /*
  * Called once per valid CONNECT request; the strings are valid during the
@@ -332,9 +318,5 @@ int hbone_client_new_mem(struct loop *l, const struct hbone_opts *opts, const ch
 /* 0, or -EPROTO once the HTTP/2 session failed (the connection is dead but
  * still needs hbone_conn_abort). */
 int hbone_conn_mem_feed(struct hbone_conn *c, const uint8_t *data, size_t len);
-
-/* Parses an HBONE :authority (ip:port, [v6]:port, hostname:port) into r's
- * is_ip/target/host/port. 0 or -EINVAL. */
-int hbone_parse_authority(const char *authority, struct hbone_request *r);
 
 #endif

@@ -8,8 +8,10 @@
  * fatal, and stores a reason string for fatal results (tls_error()).
  *
  * Contexts (tls_ctx_new):
- *  - both: min = max = TLS 1.3, cipher suites AES-256-GCM-SHA384 and
- *    AES-128-GCM-SHA256, no session resumption (no tickets, no cache),
+ *  - both: min = max = TLS 1.3, cipher suites AES-128-GCM-SHA256,
+ *    AES-256-GCM-SHA384 and ChaCha20-Poly1305-SHA256 in that order (the
+ *    server chooses by its own order), no session resumption (no tickets,
+ *    no cache),
  *    peer verification against `root` only (no system store, no partial
  *    chains), our leaf presented with its intermediates (not the root).
  *  - client: offers ALPN h2 (the handshake fails if the server does not

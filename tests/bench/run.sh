@@ -59,7 +59,13 @@
 #      BENCH_WORKERS (workerThreads of both tunnels; unset: the default),
 #      BENCH_CP_PODS (5000, pods in the mesh model the control-plane rows
 #      reload), BENCH_TUNNEL_CONF (YAML lines added to both tunnels'
-#      configuration, e.g. "hostProbeSnat: false").
+#      configuration, e.g. "hostProbeSnat: false"),
+#      BENCH_BEFORE (a build directory, e.g. one made from the commit before a
+#      change: each mtls round also runs the HBONE 1-stream, 8-stream and
+#      ping-pong figures with both tunnels restarted from its warren-tunnel,
+#      interleaved with the current build's and haproxy's; rows "before"),
+#      BENCH_MTLS_ROUNDS_ONLY=1 (the mtls section stops after its rounds:
+#      no connection rate, idle connections, control-plane or worker rows).
 set -uo pipefail
 source "$(dirname "$0")/../netns/lib.sh"
 
@@ -357,22 +363,43 @@ load_1000() { # KEY CLIENT HOST PORT
 	res "$key.cpu2" "$(awk -v x=$((d - b)) -v t="$TCK" -v s="$SECS" 'BEGIN{printf "%.3f", x / t / s}')"
 }
 
-perf_tunnels() { # NAME CMD...: perf record -g both tunnels while CMD runs
+# Per thread of both tunnels: "node/comm on-CPU-ns runqueue-wait-ns
+# voluntary-switches involuntary-switches" (schedstat, status).
+thread_sched() {
+	local n f comm
+	for n in node1 node2; do
+		for f in /proc/"${TUNNEL_PID[$n]}"/task/*; do
+			read -r comm <"$f/comm" 2>/dev/null || continue
+			echo "$n/$comm $(cut -d' ' -f1,2 "$f/schedstat") $(awk '/^voluntary_ctxt/ {v=$2} /^nonvoluntary_ctxt/ {n=$2} END {print v, n}' "$f/status")"
+		done
+	done
+}
+perf_tunnels() { # NAME CMD...: perf record -g both tunnels while CMD runs, and
+	# each tunnel thread's time on CPU, waiting for a CPU (runqueue) and
+	# asleep (the rest of the wall time: epoll_wait, a lock), with its
+	# context switches, over the same run ($T/sched.NAME.txt)
 	command -v perf >/dev/null || return 0
-	local name=$1 p1 p2
+	local name=$1 p1 p2 s0 w0
 	shift
 	perf record -q -g -o "$T/perf.$name.node1.data" -p "${TUNNEL_PID[node1]}" >/dev/null 2>&1 &
 	p1=$!
 	perf record -q -g -o "$T/perf.$name.node2.data" -p "${TUNNEL_PID[node2]}" >/dev/null 2>&1 &
 	p2=$!
+	s0=$(thread_sched) w0=${EPOCHREALTIME/./}
 	"$@" >/dev/null 2>&1
+	awk -v wall=$((${EPOCHREALTIME/./} - w0)) 'NR == FNR { on[$1] = $2; rq[$1] = $3; v[$1] = $4; nv[$1] = $5; next }
+		($1 in on) { o = ($2 - on[$1]) / 1e9; q = ($3 - rq[$1]) / 1e9; w = wall / 1e6
+			printf "%-16s on-CPU %6.2f s  runqueue %6.2f s  asleep %6.2f s  switches %d voluntary, %d involuntary\n", $1, o, q, w - o - q, $4 - v[$1], $5 - nv[$1] }' \
+		<(echo "$s0") <(thread_sched) >"$T/sched.$name.txt"
 	kill -INT "$p1" "$p2"
 	wait "$p1" "$p2"
 	for n in node1 node2; do
 		perf report -i "$T/perf.$name.$n.data" --no-children --stdio 2>/dev/null |
 			grep -v '^#' | grep '%' | head -n 40 >"$T/perf.$name.$n.txt"
+		perf report -i "$T/perf.$name.$n.data" --no-children --sort dso --stdio 2>/dev/null |
+			grep -v '^#' | grep '%' | head -n 12 >"$T/perf.$name.$n.dso.txt"
 	done
-	log "perf reports: $T/perf.$name.node1.txt $T/perf.$name.node2.txt"
+	log "perf reports: $T/perf.$name.node1.txt $T/perf.$name.node2.txt (per library: .dso.txt); threads: $T/sched.$name.txt"
 }
 
 # haproxy as the peer relay pair: a client-side haproxy in dcli (the app
@@ -398,8 +425,8 @@ haproxy_up() { # MODE [CA]
 		done
 		base=2 cs=" ssl crt $d/client.pem ca-file $ca/root-cert.pem verify required"
 		ss=" ssl crt $d/server.pem ca-file $ca/root-cert.pem verify required"
-		opts="	ssl-default-bind-ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256
-	ssl-default-server-ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256
+		opts="	ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+	ssl-default-server-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 	ssl-default-bind-options ssl-min-ver TLSv1.3
 	ssl-default-server-options ssl-min-ver TLSv1.3"
 	else
@@ -567,6 +594,17 @@ def find(o):
 sys.exit(0 if find(json.load(sys.stdin)) else 1)'
 }
 hbone_pool_up() { [[ -n $(ss -N "${POD_NETNS[esrv]}" -Htn state established '( sport = :15008 )' 2>/dev/null) ]]; }
+tunnels_from() { # BUILD: both tunnels restarted from BUILD/warren-tunnel (same
+	# configuration, enrolled pods kept), the HBONE pool warmed
+	local build=$WARREN_BUILD ok=1
+	tunnel_stop node1; tunnel_stop node2
+	WARREN_BUILD=$1
+	tunnel_start node1 2>/dev/null && tunnel_start node2 2>/dev/null &&
+		wait_listen "${POD_NETNS[esrv]}" 15008 && wait_listen "${POD_NETNS[ecli]}" 15001 && ok=0
+	WARREN_BUILD=$build
+	((ok == 0)) || { log "tunnels of $1 did not start (see $T/node*/tunnel.out)"; return 1; }
+	connrate_run h.warm ecli "$ES" 7002 1 8 1
+}
 
 # The data path while the control plane works: 1 KiB ping-pong over HBONE
 # (pingpong, its p99.9 and worst case), quiet; while both tunnels reload a
@@ -638,15 +676,35 @@ if has mtls && mtls_supported; then
 		connrate_run h.warm ecli "$ES" 7002 1 8 1
 		hbone_pool_up || log "no HBONE connection to esrv:15008 after warm-up: is ecli -> esrv really HBONE?"
 		for ((r = 1; r <= ROUNDS; r++)); do
-			log "mtls round $r/$ROUNDS: iperf3 HBONE, haproxy; sockperf HBONE, haproxy"
+			if [[ -n ${BENCH_BEFORE:-} ]]; then
+				log "mtls round $r/$ROUNDS: the tunnels of $BENCH_BEFORE: iperf3 1 and 8 streams, sockperf"
+				if tunnels_from "$BENCH_BEFORE"; then
+					iperf_tun h.old ecli "$ES" 5201
+					iperf_workers h.old8 ecli "$ES" 5201 -P 8
+					sockperf_run h.lold ecli "$ES" 11111
+				fi
+				tunnels_from "$WARREN_BUILD" || die "tunnels of $WARREN_BUILD did not restart"
+			fi
+			log "mtls round $r/$ROUNDS: iperf3 HBONE, haproxy; 8 streams HBONE, haproxy; sockperf HBONE, haproxy"
 			iperf_tun h.tun ecli "$ES" 5201
 			[[ -z ${HAPROXY_BAD:-} ]] && iperf_pair h.hap "$HAP_CLI_PID" "$HAP_SRV_PID" dcli 127.0.0.1 25201
+			iperf_workers h.tun8 ecli "$ES" 5201 -P 8
+			[[ -z ${HAPROXY_BAD:-} ]] && iperf_pair h.hap8 "$HAP_CLI_PID" "$HAP_SRV_PID" dcli 127.0.0.1 25201 -P 8
 			sockperf_run h.ltun ecli "$ES" 11111
 			[[ -z ${HAPROXY_BAD:-} ]] && sockperf_run h.lhap dcli 127.0.0.1 21111
 		done
+		if [[ -n ${BENCH_PERF:-} ]]; then
+			perf_tunnels mtls-iperf pexec ecli iperf3 -c "$ES" -p 5201 -t "$SECS"
+			perf_tunnels mtls-conn pexec ecli "$CONNRATE" rate "$ES" 7002 "$SECS" 64 1
+		fi
+	fi
+	# the cipher's bound: AES-128-GCM on one core in 16 KiB records, each
+	# byte is sealed by one tunnel and opened by the other
+	[[ $MTLS_STATE == ok ]] && res h.aes128 "$(openssl speed -seconds 1 -bytes 16384 -evp aes-128-gcm 2>/dev/null |
+		awk '/^AES-128-GCM/ {printf "%.3f", $NF / 1e6}')"
+	if [[ $MTLS_STATE == ok && -z ${BENCH_MTLS_ROUNDS_ONLY:-} ]]; then
 		res h.pool "$(ss -N "${POD_NETNS[esrv]}" -Htn state established '( sport = :15008 )' 2>/dev/null | wc -l)"
-		log "mtls: 8 streams HBONE; connections/s HBONE, haproxy"
-		iperf_workers h.tun8 ecli "$ES" 5201 -P 8
+		log "mtls: connections/s HBONE, haproxy"
 		connrate_run h.ctun ecli "$ES" 7002 "$SECS" 64 1
 		[[ -z ${HAPROXY_BAD:-} ]] && connrate_run h.chap dcli 127.0.0.1 27000 "$SECS" 64 1
 		log "mtls: $NCONN idle connections; RSS at 1000 req/s"
@@ -654,10 +712,6 @@ if has mtls && mtls_supported; then
 		load_1000 h.load ecli "$ES" 7000
 		log "mtls: ping-pong while the control plane works (mesh reloads, admin API)"
 		control_plane_load
-		if [[ -n ${BENCH_PERF:-} ]]; then
-			perf_tunnels mtls-iperf pexec ecli iperf3 -c "$ES" -p 5201 -t "$SECS"
-			perf_tunnels mtls-conn pexec ecli "$CONNRATE" rate "$ES" 7002 "$SECS" 64 1
-		fi
 		# last, as it leaves the tunnels with one worker: what the
 		# default's second worker thread buys, in the same run
 		if [[ -z ${BENCH_WORKERS:-} ]]; then
@@ -721,13 +775,19 @@ if "mem.idle" in V:
 def cpu_per_gb(k):
     gb = med(k + ".gb")
     parts = []
-    relay = ("haproxy client", "haproxy server") if k.endswith(".hap") else ("tunnel1", "tunnel2")
+    relay = ("haproxy client", "haproxy server") if k.split(".")[-1].startswith("hap") else ("tunnel1", "tunnel2")
     for lab, kk in (("iperf3 client", ".cli_s"), ("iperf3 server", ".srv_s"), (relay[0], ".t1_s"), (relay[1], ".t2_s")):
         if k + kk in V:
             parts.append("%s %.2f" % (lab, med(k + kk) / gb if gb else float("nan")))
     if k + ".t1_s" in V and gb:
         parts.append("relays together %.2f" % ((med(k + ".t1_s") + med(k + ".t2_s")) / gb))
     return "CPU s/GB: " + ", ".join(parts)
+def relays_per_gb(k):
+    gb = med(k + ".gb")
+    return (med(k + ".t1_s") + med(k + ".t2_s")) / gb if gb else float("nan")
+def lo(k):
+    a = [x for x in (num(x) for x in V.get(k, [])) if x == x]
+    return min(a) if a else float("nan")
 def tun_cpu(k):
     s = "tunnel CPU %.2f + %.2f cores" % (med(k + ".t1_s") / SECS, med(k + ".t2_s") / SECS)
     for n, lab in (("node1", "tunnel1"), ("node2", "tunnel2")):
@@ -749,12 +809,30 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
     else:
         hp = med("h.hap.gbps")
         row("1 stream, haproxy mTLS tunnel", spread("h.hap.gbps", "Gb/s"), "", "peer baseline; " + cpu_per_gb("h.hap"))
-        row("1 stream, HBONE through both tunnels", spread("h.tun.gbps", "Gb/s"), ">= 2x haproxy", "%s of haproxy, %s of plaintext direct; %s" % (r(t, hp), r(t, med("p.direct.gbps")), cpu_per_gb("h.tun")))
+        row("1 stream, HBONE through both tunnels", spread("h.tun.gbps", "Gb/s"), ">= 1.25x haproxy; min >= 0.85x median",
+            "%s of haproxy, %s of plaintext direct; min round %s of median; %s" % (r(t, hp), r(t, med("p.direct.gbps")), r(lo("h.tun.gbps"), t), cpu_per_gb("h.tun")))
+        row("CPU s/GB, both relays together, HBONE / haproxy", "%.2f / %.2f s" % (relays_per_gb("h.tun"), relays_per_gb("h.hap")), "<= 0.75x haproxy",
+            r(relays_per_gb("h.tun"), relays_per_gb("h.hap")) + " of haproxy")
+        if "h.aes128" in V:
+            a = med("h.aes128")
+            row("AES-128-GCM, one core, 16 KiB records (openssl speed)", "%.2f GB/s" % a, "",
+                "sealing + opening each byte costs %.2f CPU s/GB of the relays' %.2f" % (2 / a, relays_per_gb("h.tun")))
+        if "h.old.gbps" in V:
+            o = med("h.old.gbps")
+            row("1 stream, HBONE, before (BENCH_BEFORE)", spread("h.old.gbps", "Gb/s"), "",
+                "%s of haproxy; now %s of before; min round %s of median; CPU s/GB relays together %.2f (now %s of it)" % (
+                    r(o, hp), r(t, o), r(lo("h.old.gbps"), o), relays_per_gb("h.old"), r(relays_per_gb("h.tun"), relays_per_gb("h.old"))))
     t8 = med(p + ".tun8.gbps")
     if p == "p":
         row("8 streams, direct", spread("p.direct8.gbps", "Gb/s"), "", "baseline")
-    row("8 streams, through both tunnels", spread(p + ".tun8.gbps", "Gb/s"), "both cores used" if p == "h" else "",
+    if p == "h" and "h.hap8.gbps" in V:
+        row("8 streams, haproxy mTLS tunnel", spread("h.hap8.gbps", "Gb/s"), "", "peer baseline; " + cpu_per_gb("h.hap8"))
+    row("8 streams, through both tunnels", spread(p + ".tun8.gbps", "Gb/s"), ">= 1.2x haproxy" if p == "h" else "",
+        ("%s of haproxy; " % r(t8, med("h.hap8.gbps")) if p == "h" else "") +
         "%s; %s of 8-stream direct" % (tun_cpu(p + ".tun8"), r(t8, med("p.direct8.gbps"))))
+    if p == "h" and "h.old8.gbps" in V:
+        row("8 streams, HBONE, before (BENCH_BEFORE)", spread("h.old8.gbps", "Gb/s"), "",
+            "%s of haproxy; now %s of before" % (r(med("h.old8.gbps"), med("h.hap8.gbps")), r(t8, med("h.old8.gbps"))))
     l50, l99 = med(p + ".ltun.p50"), med(p + ".ltun.p99")
     d50, d99 = med("p.ldirect.p50"), med("p.ldirect.p99")
     if p == "p":
@@ -776,8 +854,11 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
         t50, t99 = med("p.ltun.p50"), med("p.ltun.p99")
         row("1 KiB ping-pong @1000/s, haproxy p50 / p99", "%s / %s" % (spread("h.lhap.p50", "us", "%.1f"), spread("h.lhap.p99", "us", "%.1f")), "", "peer baseline")
         row("1 KiB ping-pong @1000/s, HBONE p50 / p99", "%s / %s" % (spread("h.ltun.p50", "us", "%.1f"), spread("h.ltun.p99", "us", "%.1f")),
-            "p50 <= 2x, p99 <= 2.5x plaintext", "vs direct %s p50, %s p99; vs plaintext relay %s p50, %s p99; vs haproxy %s p50" % (
-                r(l50, d50), r(l99, d99), r(l50, t50), r(l99, t99), r(l50, med("h.lhap.p50"))))
+            "p50 <= 2x, p99 <= 2.5x plaintext", "vs direct %s p50, %s p99; vs plaintext relay %s p50, %s p99; vs haproxy %s p50, %s p99" % (
+                r(l50, d50), r(l99, d99), r(l50, t50), r(l99, t99), r(l50, med("h.lhap.p50")), r(l99, med("h.lhap.p99"))))
+        if "h.lold.p50" in V:
+            row("1 KiB ping-pong @1000/s, HBONE before (BENCH_BEFORE) p50 / p99", "%s / %s" % (spread("h.lold.p50", "us", "%.1f"), spread("h.lold.p99", "us", "%.1f")), "",
+                "vs haproxy %s p50, %s p99" % (r(med("h.lold.p50"), med("h.lhap.p50")), r(med("h.lold.p99"), med("h.lhap.p99"))))
     c = med(p + ".ctun.rate")
     if p == "p":
         row("new connections/s, direct (64 in flight)", "%.0f /s" % med("p.cdirect.rate"), "", "p50/p99 %s/%s us, %s errors" % (raw("p.cdirect.lat50"), raw("p.cdirect.lat99"), raw("p.cdirect.err")))

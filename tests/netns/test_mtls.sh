@@ -211,7 +211,7 @@ check "tcpdump: the marker payload never appears in clear (grep -a on the pcap)"
 	bash -c "! grep -a -q '$MARK' '$T/wire.pcap'"
 check "control: the same capture shows the plain (not enrolled) destination's payload in clear" \
 	bash -c "grep -a -q '$CLEAR' '$T/wire.pcap'"
-check "pcap: a TLS ClientHello to 15008 offering h2, a ServerHello selecting TLS 1.3, then only encrypted records" \
+check "pcap: a TLS ClientHello to 15008 offering h2, a ServerHello selecting TLS 1.3 with AES-128-GCM, then only encrypted records" \
 	"$PYTHON" - "$T/wire.pcap" <<'PY'
 import struct, sys
 data = open(sys.argv[1], "rb").read()
@@ -236,18 +236,22 @@ for (to_srv, _), segs in streams.items():
         ct, ver, ln = s[i], s[i+1:i+3], struct.unpack(">H", s[i+3:i+5])[0]
         body = s[i+5:i+5+ln]; types.add(ct)
         if ct == 22 and body[:1] == b"\x01" and to_srv and b"\x00\x10" in body and b"h2" in body: ch = True
-        if ct == 22 and body[:1] == b"\x02" and not to_srv and b"\x00\x2b\x00\x02\x03\x04" in body: sh = True
+        if ct == 22 and body[:1] == b"\x02" and not to_srv and b"\x00\x2b\x00\x02\x03\x04" in body:
+            sid = body[38]
+            suite = body[39 + sid:41 + sid]
+            sh = suite == b"\x13\x01" # the tunnels agree on TLS_AES_128_GCM_SHA256
         i += 5 + ln
-print("ClientHello(h2)=%s ServerHello(TLS1.3)=%s record types=%s" % (ch, sh, sorted(types)))
+print("ClientHello(h2)=%s ServerHello(TLS1.3, AES-128-GCM)=%s record types=%s" % (ch, sh, sorted(types)))
 sys.exit(0 if ch and sh and 23 in types and types <= {20, 21, 22, 23} else 1)
 PY
 
 # --- 2. the destination refuses bad clients -----------------------------------
-sclient() { # CERT-NAME|none: handshake from ext (not enrolled) to srv:15008
+sclient() { # CERT-NAME|none [s_client options]: handshake from ext (not enrolled) to srv:15008
 	local c=()
 	[[ $1 != none ]] && c=(-cert "$T/$1.crt" -key "$T/$1.key")
+	shift
 	pexec ext timeout 10 openssl s_client -connect "$SRV:15008" -tls1_3 -alpn h2 -noservername \
-		-CAfile "$T/ca/root-cert.pem" "${c[@]}" -ign_eof </dev/null 2>&1 | tr -d '\0'
+		-CAfile "$T/ca/root-cert.pem" "${c[@]}" "$@" -ign_eof </dev/null 2>&1 | tr -d '\0'
 }
 f0=$(metric node2 warren_handshakes_total 'result="error"')
 out=$(sclient good)
@@ -268,6 +272,34 @@ check "... node2 logged the trust-domain refusal and counted it" bash -c \
 	"grep -q 'not in trust domain cluster.local' '$T/node2/tunnel.log' && ip netns exec ${NODE_NETNS[node2]} curl -s http://127.0.0.1:15020/metrics | grep -F 'reason=\"trust_domain\"' >/dev/null"
 f1=$(metric node2 warren_handshakes_total 'result="error"')
 ((f1 >= f0 + 3)) && ok "node2 counted 3 failed handshakes ($f0 -> $f1)" || not_ok "node2 counted 3 failed handshakes" "$f0 -> $f1"
+
+# --- 2b. interoperability and cipher suites ---------------------------------------
+# An HBONE client on an independent stack (Go's crypto/tls and HTTP/2):
+# CONNECT to srv:8080 through node2's 15008, a message echoed back. Then
+# the suites: node2 prefers AES-128-GCM whatever order the client offers,
+# and still accepts a client that offers only AES-256-GCM or only
+# ChaCha20-Poly1305.
+if command -v go >/dev/null; then
+	if (cd "$T" && GO111MODULE=off GOPATH=$T/go GOPROXY=off GOFLAGS='' \
+		go build -o "$T/h2connect" "$WARREN_ROOT/tests/tools/h2connect.go") >"$T/gobuild.log" 2>&1; then
+		out=$(pexec ext timeout 20 "$T/h2connect" -addr "$SRV:15008" -authority "$SRV:8080" \
+			-cert "$T/good.crt" -key "$T/good.key" -ca "$T/ca/root-cert.pem" -expect "$SRV_ID" \
+			-msg "interop-$E2E_ID" 2>&1)
+		check "interop: Go's TLS + HTTP/2 client CONNECTs to srv:8080 through node2 and gets its echo (AES-128-GCM)" \
+			bash -c 'grep -q "^ok status=200 cipher=TLS_AES_128_GCM_SHA256 " <<<"$0"' "$out"
+	else
+		not_ok "interop: tests/tools/h2connect.go builds" "$(tail -n 5 "$T/gobuild.log")"
+	fi
+else
+	not_ok "interop: go (golang-go, hack/install-deps.sh) is needed for the independent HBONE client"
+fi
+suite() { sclient good -ciphersuites "$1" | awk '/^New, TLSv1.3, Cipher is/ {print $NF; exit}'; }
+check "a client preferring AES-256-GCM gets AES-128-GCM (node2's preference)" \
+	test "$(suite TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256)" = TLS_AES_128_GCM_SHA256
+check "a client offering only AES-256-GCM is accepted" \
+	test "$(suite TLS_AES_256_GCM_SHA384)" = TLS_AES_256_GCM_SHA384
+check "a client offering only ChaCha20-Poly1305 is accepted" \
+	test "$(suite TLS_CHACHA20_POLY1305_SHA256)" = TLS_CHACHA20_POLY1305_SHA256
 
 # --- 3. L4 AuthorizationPolicy --------------------------------------------------
 DENY='{"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy","metadata":{"namespace":"mesh","name":"deny-cli"},"spec":{"selector":{"matchLabels":{"app":"srv"}},"action":"DENY","rules":[{"from":[{"source":{"principals":["cluster.local/ns/mesh/sa/cli-sa"]}}]}]}}'

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * hbonebench: HBONE (tunnel/hbone.c) as a TCP forwarder, to compare its
+ * hbonebench: HBONE (tunnel/hbone*.c) as a TCP forwarder, to compare its
  * throughput with a direct connection and with other mTLS proxies on
  * loopback (e.g. iperf3 through it).
  *
