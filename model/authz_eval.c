@@ -334,6 +334,38 @@ static int decide(struct authz_decision *out, bool allow, const char *policy, co
 	return allow ? 0 : -EACCES;
 }
 
+/* Istio's order after CUSTOM: a DENY policy of w's that matches denies,
+ * then an ALLOW policy of w's that matches allows. true with *ret when one
+ * decided; *any_deny / *any_allow become true when such policies apply. */
+static bool deny_then_allow(const struct authz_set *set, const struct authz_workload *w,
+			    const struct ectx *e, struct authz_decision *out, int *ret,
+			    bool *any_deny, bool *any_allow)
+{
+	for (size_t i = 0; i < set->n_ap; i++) {
+		const struct az_policy *p = &set->ap[i];
+
+		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != AZ_A_DENY || !ap_selects(set, p, w))
+			continue;
+		*any_deny = true;
+		if (policy_matches(p, e)) {
+			*ret = decide(out, false, p->key, "denied by DENY policy %s", p->key);
+			return true;
+		}
+	}
+	for (size_t i = 0; i < set->n_ap; i++) {
+		const struct az_policy *p = &set->ap[i];
+
+		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != AZ_A_ALLOW || !ap_selects(set, p, w))
+			continue;
+		*any_allow = true;
+		if (policy_matches(p, e)) {
+			*ret = decide(out, true, p->key, "allowed by ALLOW policy %s", p->key);
+			return true;
+		}
+	}
+	return false;
+}
+
 int authz_evaluate(const struct authz_set *set, const struct authz_workload *dst,
 		   const struct authz_conn *conn, struct authz_decision *out)
 {
@@ -342,6 +374,7 @@ int authz_evaluate(const struct authz_set *set, const struct authz_workload *dst
 	struct ectx e;
 	bool any = false, any_allow = false;
 	size_t i;
+	int ret;
 
 	assert(dst && conn && out);
 	memset(out, 0, sizeof(*out));
@@ -374,24 +407,8 @@ int authz_evaluate(const struct authz_set *set, const struct authz_workload *dst
 				      "PeerAuthentication %s requires mTLS (STRICT) and the connection has no peer identity",
 				      strict->key);
 	}
-	for (i = 0; i < set->n_ap; i++) {
-		const struct az_policy *p = &set->ap[i];
-
-		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != AZ_A_DENY || !ap_selects(set, p, &w))
-			continue;
-		any = true;
-		if (policy_matches(p, &e))
-			return decide(out, false, p->key, "denied by DENY policy %s", p->key);
-	}
-	for (i = 0; i < set->n_ap; i++) {
-		const struct az_policy *p = &set->ap[i];
-
-		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != AZ_A_ALLOW || !ap_selects(set, p, &w))
-			continue;
-		any_allow = true;
-		if (policy_matches(p, &e))
-			return decide(out, true, p->key, "allowed by ALLOW policy %s", p->key);
-	}
+	if (deny_then_allow(set, &w, &e, out, &ret, &any, &any_allow))
+		return ret;
 	if (!any_allow)
 		return any ? decide(out, true, AUTHZ_NO_ALLOW_POLICY,
 				    "no DENY policy matched and no ALLOW policy applies") :
@@ -409,8 +426,9 @@ int authz_evaluate_request(const struct authz_set *set, const struct authz_reque
 	struct authz_workload w = { .namespace = rq->svc_namespace ? rq->svc_namespace : "",
 				    .service = rq->svc_name };
 	struct ectx e;
-	bool any_allow = false;
+	bool any_deny = false, any_allow = false;
 	size_t i;
+	int ret;
 
 	memset(out, 0, sizeof(*out));
 	if (!set || !set->n_ap)
@@ -432,23 +450,8 @@ int authz_evaluate_request(const struct authz_set *set, const struct authz_reque
 		    ap_selects(set, p, &w) && policy_matches(p, &e) && !out->audit[0])
 			snprintf(out->audit, sizeof(out->audit), "%s", p->key);
 	}
-	for (i = 0; i < set->n_ap; i++) {
-		const struct az_policy *p = &set->ap[i];
-
-		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != AZ_A_DENY || !ap_selects(set, p, &w))
-			continue;
-		if (policy_matches(p, &e))
-			return decide(out, false, p->key, "denied by DENY policy %s", p->key);
-	}
-	for (i = 0; i < set->n_ap; i++) {
-		const struct az_policy *p = &set->ap[i];
-
-		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != AZ_A_ALLOW || !ap_selects(set, p, &w))
-			continue;
-		any_allow = true;
-		if (policy_matches(p, &e))
-			return decide(out, true, p->key, "allowed by ALLOW policy %s", p->key);
-	}
+	if (deny_then_allow(set, &w, &e, out, &ret, &any_deny, &any_allow))
+		return ret;
 	if (!any_allow)
 		return decide(out, true, AUTHZ_NO_ALLOW_POLICY, "no DENY policy matched and no ALLOW policy applies");
 	return decide(out, false, AUTHZ_NO_ALLOW_MATCHED, "ALLOW policies apply but none matched");
