@@ -32,30 +32,14 @@ need_built warren-cni warren-tunnel warrenctl
 tunnel_conf_extra() { echo "caDir: $T/ca"; } # NODE: mTLS, so mesh-to-mesh is HBONE
 mtls_cluster_up # CA, topology with a bpffs at $T/bpffs, both tunnels
 
-pin_dir() { echo "$T/bpffs/warren/${POD_ID[$1]}"; }
 netns_ino() { stat -L -c %i "/run/netns/${POD_NETNS[$1]}"; }
-# the id of the sk_lookup link attached to POD's netns running warren_capture
-link_id() { # POD
-	local ino
-	ino=$(netns_ino "$1")
-	bpftool -j link show 2>/dev/null | "$PYTHON" -c '
-import json, subprocess, sys
-ino = int(sys.argv[1])
-for l in json.load(sys.stdin):
-    if l.get("type") == "netns" and l.get("netns_ino") == ino and l.get("attach_type") == "sk_lookup":
-        p = json.loads(subprocess.run(["bpftool", "-j", "prog", "show", "id", str(l["prog_id"])],
-                                      capture_output=True, text=True).stdout)
-        if p.get("name") == "warren_capture":
-            print(l["id"]); sys.exit(0)
-sys.exit(1)' "$ino"
-}
-attached() { link_id "$1" >/dev/null; }
-pinned() { [[ -e $(pin_dir "$1")/link && -e $(pin_dir "$1")/lis ]]; }
-unpinned() { [[ ! -e $(pin_dir "$1") ]]; }
+attached() { ebpf_link_id "$1" >/dev/null; }
+pinned() { [[ -e $(ebpf_pin_dir "$1")/link && -e $(ebpf_pin_dir "$1")/lis ]]; }
+unpinned() { [[ ! -e $(ebpf_pin_dir "$1") ]]; }
 rules_in() { ip -n "${POD_NETNS[$1]}" rule show | grep -c -E 'fwmark 0x539/0xfff lookup main|to 169.254.7.127 ipproto tcp lookup main|ipproto tcp lookup 100'; }
 # listeners in the pod's map: the number of elements bpftool finds
 # (an empty SOCKMAP slot is listed with an "error" value)
-map_elems() { bpftool -j map dump pinned "$(pin_dir "$1")/lis" 2>/dev/null |
+map_elems() { bpftool -j map dump pinned "$(ebpf_pin_dir "$1")/lis" 2>/dev/null |
 	"$PYTHON" -c 'import json,sys; print(sum(1 for e in json.load(sys.stdin) if "error" not in str(e.get("value"))))'; }
 map_full() { [[ $(map_elems "$1") == 2 ]]; }
 map_empty() { [[ $(map_elems "$1") == 0 ]]; }
@@ -117,7 +101,7 @@ check "warrenctl pods shows the pod's redirect mode: ebpf" \
 check "CHECK passes with everything in place" cni_check srv
 
 # --- 2. CHECK names a detached program ------------------------------------------
-id=$(link_id srv)
+id=$(ebpf_link_id srv)
 if [[ -n $id ]] && bpftool link detach id "$id" 2>"$T/err"; then
 	if cni_check srv; then
 		not_ok "CHECK fails once the program is detached" "$(cat "$T/srv.check.out")"
