@@ -15,6 +15,8 @@
 #   cli2 (ns mesh, sa other-sa) on node1: another principal
 #   Service mesh/ghost 10.96.0.21:80 -> srv2, bound to a Gateway that does not exist
 #   Service mesh/cold 10.96.0.22:80 -> srv2, bound to waypoint cold-wp, which has no pod
+#   Service mesh/shop 10.96.0.23:80 (http), bound to waypoint, HTTPRoute mesh/shop to
+#     Services web (srv:8081) and web-v2 10.96.0.24 (srv2:8081, the same HTTP app)
 #
 # Shows the tunnel's side of waypoints: a waypoint pod is not captured; a
 # Service bound to a missing or unready waypoint refuses connections (fail
@@ -117,6 +119,7 @@ check "istio.io/use-waypoint=none on the Service: cli -> cold works again" app_c
 # SRC" per request); Service web's port 80 (named http) goes to it.
 HTTP_APP='import sys, http.server
 log = sys.argv[2]
+name = sys.argv[3] if len(sys.argv) > 3 else "srv"
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def any(self):
@@ -131,7 +134,7 @@ class H(http.server.BaseHTTPRequestHandler):
         else:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         open(log, "a").write("%s %s %d %s\n" % (self.command, self.path, len(body), self.client_address[0]))
-        out = ("hello %s %d\n" % (self.path, len(body))).encode()
+        out = ("hello %s %d from %s\n" % (self.path, len(body), name)).encode()
         self.send_response(200); self.send_header("Content-Length", str(len(out))); self.end_headers()
         self.wfile.write(out)
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = any
@@ -163,6 +166,30 @@ add_policy '{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy"
 # srv2's own traffic (pod-addressed) is bound too: a workload waypoint
 # (mesh/waypoint serves both, istio.io/waypoint-for: all)
 mesh_py "[o['metadata']['labels'].__setitem__('istio.io/use-waypoint', 'waypoint') for o in objs if o['kind'] == 'Pod' and o['metadata']['name'] == 'srv2']"
+# HTTPRoute: Service shop (10.96.0.23:80, bound to the waypoint) is routed
+# to Service web (srv's app, "from srv") and Service web-v2 (the same app
+# in srv2, "from srv2"): 90/10 under /split, v2 by header, path prefix,
+# regex, query and method, v1 for the exact path /exact; nothing else.
+: >"$T/app2.http.log"
+bg ip netns exec "${POD_NETNS[srv2]}" "$PYTHON" -c "$HTTP_APP" 8081 "$T/app2.http.log" srv2
+wait_listen "${POD_NETNS[srv2]}" 8081 10 || not_ok "HTTP app in srv2"
+mesh service mesh web-v2 --selector app=srv2 --port 80:8081 --cluster-ip 10.96.0.24 >/dev/null
+mesh service mesh shop --selector app=srv --port 80:8081 --cluster-ip 10.96.0.23 >/dev/null
+mesh_py "[o['spec']['ports'][0].__setitem__('name', 'http') for o in objs if o['kind'] == 'Service' and o['metadata']['name'] in ('shop', 'web-v2')]"
+svc_label mesh shop istio.io/use-waypoint waypoint
+add_policy '{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+  "metadata": {"name": "shop", "namespace": "mesh"},
+  "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "shop", "port": 80}],
+           "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/split"}}],
+                      "backendRefs": [{"name": "web", "port": 80, "weight": 90}, {"name": "web-v2", "port": 80, "weight": 10}]},
+                     {"matches": [{"path": {"type": "PathPrefix", "value": "/split"}, "headers": [{"name": "x-version", "value": "v2"}]},
+                                  {"path": {"type": "PathPrefix", "value": "/v2"}},
+                                  {"path": {"type": "RegularExpression", "value": "/re/[0-9]+"}},
+                                  {"path": {"type": "Exact", "value": "/q"}, "queryParams": [{"name": "tier", "value": "gold"}]},
+                                  {"path": {"type": "PathPrefix", "value": "/m"}, "method": "POST"}],
+                      "backendRefs": [{"name": "web-v2", "port": 80}]},
+                     {"matches": [{"path": {"type": "Exact", "value": "/exact"}}],
+                      "backendRefs": [{"name": "web", "port": 80}]}]}}'
 printf '\e[2m+ %s\e[0m\n' "warren-waypoint in wp" >&"$PP_FD"
 bg ip netns exec "${POD_NETNS[wp]}" "$WARREN_BUILD/warren-waypoint" --mesh "$T/mesh.yaml" --ca-dir "$T/ca" \
 	--namespace mesh --name waypoint --log-level debug >"$T/wp.access" 2>"$T/wp.log"
@@ -226,6 +253,56 @@ for row in "${table[@]}"; do
 		check "table: ... the app saw $path" app_saw " $path "
 	fi
 done
+
+# HTTPRoute over real requests (Service shop)
+routed() { # WANT-CODE WANT-BACKEND|- [curl args...] URL-PATH
+	local want=$1 be=$2 got; shift 2
+	got=$(req cli "${@:1:$#-1}" "http://10.96.0.23${*: -1}")
+	[[ ${got##* } == "$want" && ($be == - || $got == *"from $be "*) ]] || { echo "got: $got"; return 1; }
+}
+routes=(
+	"200|srv2|header x-version: v2 under /split|-H x-version:v2|/split/h"
+	"200|srv2|path prefix /v2|/v2/thing"
+	"200|srv2|regex /re/[0-9]+ (whole path)|/re/123"
+	"404|-|regex does not match /re/12a|/re/12a"
+	"404|-|regex is anchored: /re/123/x|/re/123/x"
+	"200|srv2|query tier=gold|/q?tier=gold"
+	"404|-|query tier=silver|/q?tier=silver"
+	"200|srv2|method POST /m|-d x=1|/m/1"
+	"404|-|method GET /m|/m/1"
+	"200|srv|exact /exact|/exact"
+	"404|-|exact does not match /exact/more|/exact/more"
+	"404|-|no rule matches /nothing (GAMMA: 404)|/nothing"
+)
+for row in "${routes[@]}"; do
+	IFS='|' read -r want be what a1 a2 <<<"$row"
+	# shellcheck disable=SC2086
+	if [[ -n $a2 ]]; then args=($a1); p=$a2; else args=(); p=$a1; fi
+	check "route: $what -> $want ${be/#-/}" routed "$want" "$be" "${args[@]}" "$p"
+done
+check "... the 404s never reached an app" bash -c "! grep -qE ' /(nothing|re/12a|exact/more)' '$T/app.http.log' '$T/app2.http.log'"
+check "... the access log names the route of a routed request" bash -c \
+	"grep -F '\"path\":\"/v2/thing\"' '$T/wp.access' | grep -qF '\"route\":\"mesh/shop\"'"
+check "... and says why a request got 404" bash -c \
+	"grep -F '\"path\":\"/nothing\"' '$T/wp.access' | grep -qF 'no HTTPRoute rule of Service mesh/shop port 80 matches'"
+# 90/10 over N requests on one keep-alive connection. srv2's count is
+# Binomial(N, 0.1): mean N/10, sd sqrt(N * 0.09) = 9.5 for N = 1000; the
+# check accepts mean +- 4 sd ([62, 138]), a false failure once in ~16000 runs.
+SPLIT_PY='import http.client, sys
+n = int(sys.argv[1]); c = http.client.HTTPConnection("10.96.0.23", 80, timeout=10); got = {}
+for i in range(n):
+    c.request("GET", "/split/%d" % i); r = c.getresponse(); b = r.read().decode()
+    k = b.split()[-1] if r.status == 200 else "status-%d" % r.status
+    got[k] = got.get(k, 0) + 1
+print(" ".join("%s=%d" % kv for kv in sorted(got.items())))'
+N=1000
+out=$(pexec cli timeout 120 "$PYTHON" -c "$SPLIT_PY" $N)
+v1=$(sed -n 's/.*srv=\([0-9]*\).*/\1/p' <<<"$out") v2=$(sed -n 's/.*srv2=\([0-9]*\).*/\1/p' <<<"$out")
+if [[ -n $v1 && -n $v2 ]] && ((v1 + v2 == N && v2 >= 62 && v2 <= 138)); then
+	ok "90/10 split over $N requests: srv $v1, srv2 $v2 (srv2 within 100 +- 38, 4 sd)"
+else
+	not_ok "90/10 split over $N requests: srv2 within [62, 138], all 200" "$out"
+fi
 
 wp_metric() { # LABEL-SUBSTRING...: sum of istio_requests_total series having them all
 	pexec wp curl -s --max-time 2 http://127.0.0.1:15020/metrics | grep '^istio_requests_total{' |
