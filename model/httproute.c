@@ -379,10 +379,70 @@ static int hr_backends(const struct hr_ctx *c, json_t *rule, const char *ns, str
 	return 0;
 }
 
+/* A Gateway API Duration: ^([0-9]{1,5}(h|m|s|ms)){1,4}$, in ms. */
+static int hr_duration(const struct hr_ctx *c, json_t *t, const char *key, uint32_t *out)
+{
+	const char *s, *p;
+	uint64_t total = 0;
+	unsigned parts = 0;
+	int ret = hr_str(c, t, key, "spec.rules[].timeouts", NULL, &s);
+
+	*out = 0;
+	if (ret || !s)
+		return ret;
+	for (p = s; *p; parts++) {
+		uint64_t v = 0, unit;
+		unsigned digits = 0;
+
+		while (*p >= '0' && *p <= '9' && digits < 6) {
+			v = v * 10 + (uint64_t)(*p++ - '0');
+			digits++;
+		}
+		if (!digits || digits > 5 || parts == 4)
+			goto bad;
+		if (p[0] == 'm' && p[1] == 's') {
+			unit = 1;
+			p += 2;
+		} else if (*p == 'h' || *p == 'm' || *p == 's') {
+			unit = *p == 'h' ? 3600000 : *p == 'm' ? 60000 : 1000;
+			p++;
+		} else {
+			goto bad;
+		}
+		total += v * unit;
+	}
+	if (!parts)
+		goto bad;
+	if (total > 24 * 3600000ull)
+		return hr_err(c, "spec.rules[].timeouts", "%s \"%s\": at most 24h", key, s);
+	*out = (uint32_t)total;
+	return 0;
+bad:
+	return hr_err(c, "spec.rules[].timeouts", "%s \"%s\" is not a duration such as 10s, 500ms or 1m30s", key, s);
+}
+
+static int hr_timeouts(const struct hr_ctx *c, json_t *rule, struct mesh_route_rule *ru)
+{
+	static const char *const keys[] = { "request", "backendRequest", NULL };
+	json_t *t = json_object_get(rule, "timeouts");
+	int ret;
+
+	if (!t || json_is_null(t))
+		return 0;
+	ret = hr_keys(c, t, "spec.rules[].timeouts", keys, NULL);
+	if (!ret)
+		ret = hr_duration(c, t, "request", &ru->timeout_ms);
+	if (!ret)
+		ret = hr_duration(c, t, "backendRequest", &ru->backend_timeout_ms);
+	if (!ret && ru->timeout_ms && ru->backend_timeout_ms > ru->timeout_ms)
+		return hr_err(c, "spec.rules[].timeouts", "backendRequest is longer than request");
+	return ret;
+}
+
 static int hr_rules(const struct hr_ctx *c, json_t *spec, const char *ns, struct mesh_httproute *r)
 {
-	static const char *const keys[] = { "name", "matches", "backendRefs", NULL };
-	static const char *const unsupported[] = { "filters", "timeouts", "retry", "sessionPersistence", NULL };
+	static const char *const keys[] = { "name", "matches", "backendRefs", "timeouts", NULL };
+	static const char *const unsupported[] = { "filters", "retry", "sessionPersistence", NULL };
 	json_t *list, *e, *ml, *m;
 	size_t i, j;
 	int ret = hr_list(c, spec, "rules", "spec.rules", HR_RULES_MAX, &list);
@@ -417,6 +477,8 @@ static int hr_rules(const struct hr_ctx *c, json_t *spec, const char *ns, struct
 				return ret;
 		}
 		ret = hr_backends(c, e, ns, ru);
+		if (!ret)
+			ret = hr_timeouts(c, e, ru);
 		if (ret)
 			return ret;
 	}

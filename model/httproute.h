@@ -7,7 +7,7 @@
  * Decoding (mesh_httproute_decode, called by model/mesh.c) is strict: an
  * unknown key, a bad path/header/query/method match, a regex regcomp()
  * refuses, a backendRef to another namespace or kind, or a field warren does
- * not implement yet (filters, timeouts, retry, sessionPersistence) fails
+ * not implement yet (filters, retry, sessionPersistence) fails
  * the model's load with an error naming the field: a route that would be
  * applied only in part must not be applied at all. parentRefs of kind
  * Service (group "") attach the route to that Service of the route's
@@ -31,6 +31,10 @@
  * Weights (mesh_route_pick): a backendRef is picked with probability
  * weight / sum of the rule's weights (default weight 1); none when the sum
  * is 0 (the waypoint answers 500, as the Gateway API says).
+ *
+ * Timeouts: timeouts.request and timeouts.backendRequest are Gateway API
+ * durations (1 to 4 of 1..5 digits followed by h, m, s or ms; "0s" or
+ * absent: none), backendRequest not above request; at most 24 h.
  *
  * Lifetime: a route's strings and arrays are owned by the model; regexes
  * are compiled once at decode and freed by mesh_httproute_clear. The
@@ -82,6 +86,10 @@ struct mesh_route_rule {
 	struct mesh_route_backend *backends;
 	size_t n_backends;
 	uint64_t weight_sum;
+	/* timeouts.request and timeouts.backendRequest in ms, 0: none. With no
+	 * retries both bound the one upstream attempt: the waypoint answers 504
+	 * at the smaller. */
+	uint32_t timeout_ms, backend_timeout_ms;
 };
 
 struct mesh_route_parent {

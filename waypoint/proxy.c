@@ -55,6 +55,8 @@ struct wp_conn {
 	uint64_t left;
 	struct h1_chunked ch;
 	char method[16], path[256], policy[320], reason[520], route[300];
+	uint32_t timeout_ms;      /* the route's, for the request in flight; 0: none */
+	struct loop_timer *timer; /* armed while a routed request with a timeout is upstream */
 	unsigned status;
 	uint64_t start_ms;
 	char din[WP_BUF], uin[WP_BUF], dout[WP_BUF], uout[WP_BUF];
@@ -84,6 +86,13 @@ static bool wp_ss_ip(const struct sockaddr_storage *ss, struct mesh_ip *ip)
 	return false;
 }
 
+static void wp_timer_stop(struct wp_conn *c)
+{
+	if (c->timer)
+		loop_timer_cancel(c->w->loop, c->timer);
+	c->timer = NULL;
+}
+
 static void wp_access(struct wp_conn *c, const char *kind)
 {
 	char src[INET6_ADDRSTRLEN] = "", tbuf[32];
@@ -92,6 +101,7 @@ static void wp_access(struct wp_conn *c, const char *kind)
 	json_t *o;
 	char *line;
 
+	wp_timer_stop(c); /* the request has ended */
 	if (wp_ss_ip(&c->src, &ip))
 		mesh_ip_str(&ip, src, sizeof(src));
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
@@ -107,7 +117,7 @@ static void wp_access(struct wp_conn *c, const char *kind)
 		struct wp_stats_labels l = {
 			.source_principal = c->peer, .request_protocol = kind,
 			.response_code = c->status,
-			.response_flags = c->status == 503 ? "UF" : c->status == 502 ? "UPE" : "-",
+			.response_flags = c->status == 503 ? "UF" : c->status == 502 ? "UPE" : c->status == 504 ? "UT" : "-",
 			.destination_service_name = c->svc ? c->svc->name : NULL,
 			.destination_service_namespace = c->svc ? c->svc->namespace : c->pod ? c->pod->namespace : NULL,
 			.destination_workload = c->pod ? c->pod->name : NULL,
@@ -134,6 +144,7 @@ static void wp_access(struct wp_conn *c, const char *kind)
 static void wp_conn_free(struct wp_conn *c)
 {
 	CHECK_OBJ(c, WPC_MAGIC);
+	wp_timer_stop(c);
 	if (c->pprev) {
 		*c->pprev = c->next;
 		if (c->next)
@@ -348,6 +359,34 @@ static bool wp_authorize(struct wp_conn *c, const struct h1_request *rq)
 	return d.allow;
 }
 
+static void wp_pump(struct wp_conn *c);
+
+/* The route's timeout expired with the request upstream: 504 if no
+ * response has started (the connection then closes: the request body may
+ * be half sent), else the response is cut and the connection closed. */
+static void wp_timeout(struct loop *l, void *ctx)
+{
+	struct wp_conn *c = ctx;
+
+	(void)l;
+	CHECK_OBJ(c, WPC_MAGIC);
+	c->timer = NULL;
+	if (c->st != S_BODY && c->st != S_RESP && c->st != S_RESP_BODY)
+		return;
+	wp_upstream_close(c);
+	if (!c->sent_resp) {
+		char why[400];
+
+		snprintf(why, sizeof(why), "upstream request timeout (%u ms, HTTPRoute %s)", c->timeout_ms, c->route);
+		wp_fail_request(c, 504, "Gateway Timeout", why);
+	} else {
+		snprintf(c->reason, sizeof(c->reason), "upstream request timeout (%u ms) mid-response", c->timeout_ms);
+		wp_access(c, "http");
+		c->st = S_CLOSING;
+	}
+	wp_pump(c);
+}
+
 /* ---- routes (model/httproute.h) ---- */
 
 static const struct mesh_service *wp_find_service(const struct mesh *m, const char *ns, const char *name)
@@ -409,6 +448,9 @@ static bool wp_route(struct wp_conn *c, const struct h1_request *rq, const struc
 	}
 	*svc = bs;
 	c->status = 0;
+	c->timeout_ms = rule->timeout_ms;
+	if (rule->backend_timeout_ms && (!c->timeout_ms || rule->backend_timeout_ms < c->timeout_ms))
+		c->timeout_ms = rule->backend_timeout_ms;
 	log_debug("request %s %s to %s: HTTPRoute %s/%s, backend %s:%u", c->method, c->path, c->authority,
 		  route->namespace, route->name, be->service, be->port);
 	return true;
@@ -501,6 +543,7 @@ static bool wp_step(struct wp_conn *c)
 		c->left = rq.content_length;
 		h1_chunked_init(&c->ch);
 		c->route[0] = '\0';
+		c->timeout_ms = 0;
 		c->discard = !wp_authorize(c, &rq);
 		if (c->discard) {
 			c->w->denied++;
@@ -526,6 +569,8 @@ static bool wp_step(struct wp_conn *c)
 			wp_fail_request(c, 503, "Service Unavailable", why);
 			return true;
 		} else {
+			if (c->timeout_ms)
+				c->timer = loop_timer_add(c->w->loop, c->timeout_ms, wp_timeout, c);
 			memcpy(c->uout, c->din, (size_t)r); /* r <= WP_BUF: the head as received */
 			c->uout_len = (size_t)r;
 		}

@@ -15,7 +15,10 @@
  * at a time (a pipelined request waits for the previous response), and
  * each is decided by the waypoint's policy set (model/authz.h,
  * authz_compile_waypoint): denied -> 403 "RBAC: access denied", the body
- * discarded, the connection kept; allowed -> over HBONE (a pooled
+ * discarded, the connection kept; allowed -> routed when an HTTPRoute is
+ * attached to the Service port (model/httproute.h: the matching rule's
+ * weighted backend Service; no rule matches -> 404, no usable backend ->
+ * 500, the connection kept), then over HBONE (a pooled
  * connection, the waypoint's own identity, the endpoint's identity
  * expected) to a ready endpoint's 15008 with :authority podIP:targetPort,
  * endpoints taken round robin per request; the response is relayed by its

@@ -117,7 +117,7 @@ check "istio.io/use-waypoint=none on the Service: cli -> cold works again" app_c
 # --- 3. the waypoint -----------------------------------------------------------
 # srv2 also serves HTTP on 8081 (a tiny app that logs "METHOD PATH BODYLEN
 # SRC" per request); Service web's port 80 (named http) goes to it.
-HTTP_APP='import sys, http.server
+HTTP_APP='import sys, time, http.server
 log = sys.argv[2]
 name = sys.argv[3] if len(sys.argv) > 3 else "srv"
 class H(http.server.BaseHTTPRequestHandler):
@@ -133,6 +133,7 @@ class H(http.server.BaseHTTPRequestHandler):
                 body += self.rfile.read(size); self.rfile.readline()
         else:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.startswith("/slow"): time.sleep(3)
         open(log, "a").write("%s %s %d %s\n" % (self.command, self.path, len(body), self.client_address[0]))
         out = ("hello %s %d from %s\n" % (self.path, len(body), name)).encode()
         self.send_response(200); self.send_header("Content-Length", str(len(out))); self.end_headers()
@@ -169,7 +170,8 @@ mesh_py "[o['metadata']['labels'].__setitem__('istio.io/use-waypoint', 'waypoint
 # HTTPRoute: Service shop (10.96.0.23:80, bound to the waypoint) is routed
 # to Service web (srv's app, "from srv") and Service web-v2 (the same app
 # in srv2, "from srv2"): 90/10 under /split, v2 by header, path prefix,
-# regex, query and method, v1 for the exact path /exact; nothing else.
+# regex, query and method, v1 for the exact path /exact, /slow with a 1 s
+# timeout; nothing else.
 : >"$T/app2.http.log"
 bg ip netns exec "${POD_NETNS[srv2]}" "$PYTHON" -c "$HTTP_APP" 8081 "$T/app2.http.log" srv2
 wait_listen "${POD_NETNS[srv2]}" 8081 10 || not_ok "HTTP app in srv2"
@@ -189,6 +191,8 @@ add_policy '{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
                                   {"path": {"type": "PathPrefix", "value": "/m"}, "method": "POST"}],
                       "backendRefs": [{"name": "web-v2", "port": 80}]},
                      {"matches": [{"path": {"type": "Exact", "value": "/exact"}}],
+                      "backendRefs": [{"name": "web", "port": 80}]},
+                     {"matches": [{"path": {"type": "PathPrefix", "value": "/slow"}}], "timeouts": {"request": "1s"},
                       "backendRefs": [{"name": "web", "port": 80}]}]}}'
 printf '\e[2m+ %s\e[0m\n' "warren-waypoint in wp" >&"$PP_FD"
 bg ip netns exec "${POD_NETNS[wp]}" "$WARREN_BUILD/warren-waypoint" --mesh "$T/mesh.yaml" --ca-dir "$T/ca" \
@@ -285,6 +289,15 @@ check "... the access log names the route of a routed request" bash -c \
 	"grep -F '\"path\":\"/v2/thing\"' '$T/wp.access' | grep -qF '\"route\":\"mesh/shop\"'"
 check "... and says why a request got 404" bash -c \
 	"grep -F '\"path\":\"/nothing\"' '$T/wp.access' | grep -qF 'no HTTPRoute rule of Service mesh/shop port 80 matches'"
+# timeouts.request 1s on /slow, whose app answers after 3 s: 504 at ~1 s
+out=$(pexec cli curl -s -o /dev/null --max-time 10 -w '%{http_code} %{time_total}' http://10.96.0.23/slow/1)
+code=${out%% *} secs=${out#* }
+[[ $code == 504 ]] && awk -v t="$secs" 'BEGIN { exit !(t >= 0.9 && t < 2.5) }' &&
+	ok "route timeout 1s: a slow backend (3 s) gets 504 after ${secs}s" ||
+	not_ok "route timeout: 504 after about 1 s" "$out"
+check "... the access log says why (upstream request timeout)" bash -c \
+	"grep -F '\"path\":\"/slow/1\"' '$T/wp.access' | grep -F '\"response_code\":504' | grep -qF 'upstream request timeout (1000 ms'"
+check "... a request under the timeout passes (/exact, same route)" routed 200 srv /exact
 # 90/10 over N requests on one keep-alive connection. srv2's count is
 # Binomial(N, 0.1): mean N/10, sd sqrt(N * 0.09) = 9.5 for N = 1000; the
 # check accepts mean +- 4 sd ([62, 138]), a false failure once in ~16000 runs.

@@ -176,6 +176,35 @@ static void test_weights(void)
 	mesh_free(m);
 }
 
+static void test_timeouts(void)
+{
+	static const struct {
+		const char *t;
+		unsigned request, backend;
+	} cases[] = {
+		{ "{request: 10s}", 10000, 0 },
+		{ "{request: 1m30s, backendRequest: 500ms}", 90000, 500 },
+		{ "{request: 1h0m0s1ms}", 3600001, 0 },
+		{ "{request: 0s, backendRequest: 2s}", 0, 2000 },
+		{ "{backendRequest: 99999ms}", 0, 99999 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[1024];
+		struct mesh *m;
+
+		snprintf(text, sizeof(text), "%s" ROUTE("r", "  parentRefs: [{group: '', kind: Service, name: web}]\n"
+							     "  rules: [{timeouts: %s, backendRefs: [{name: web, port: 80}]}]\n"),
+			 SVC("web", "10.96.0.1"), cases[i].t);
+		m = build(text);
+		printf("# %s %s\n", cases[i].t, err);
+		T_ASSERT(m);
+		T_ASSERT_INT(m->httproutes[0].rules[0].timeout_ms, cases[i].request);
+		T_ASSERT_INT(m->httproutes[0].rules[0].backend_timeout_ms, cases[i].backend);
+		mesh_free(m);
+	}
+}
+
 static void test_bad_routes(void)
 {
 	static const struct {
@@ -215,8 +244,22 @@ static void test_bad_routes(void)
 		  "\"FETCH\" is not an HTTP method" },
 		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{matches: [{paht: {value: /}}], backendRefs: [{name: v1, port: 80}]}]\n",
 		  "spec.rules[].matches[]: unknown key \"paht\"" },
-		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{timeouts: {request: 1s}, backendRefs: [{name: v1, port: 80}]}]\n",
-		  "\"timeouts\" is not supported by warren yet" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{timeouts: {request: 10}, backendRefs: [{name: v1, port: 80}]}]\n",
+		  "expected a string" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{timeouts: {request: 1d}, backendRefs: [{name: v1, port: 80}]}]\n",
+		  "request \"1d\" is not a duration" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{timeouts: {request: 123456s}, backendRefs: [{name: v1, port: 80}]}]\n",
+		  "request \"123456s\" is not a duration" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{timeouts: {request: 1h1m1s1ms1s}, backendRefs: [{name: v1, port: 80}]}]\n",
+		  "is not a duration" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{timeouts: {request: 25h}, backendRefs: [{name: v1, port: 80}]}]\n",
+		  "at most 24h" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{timeouts: {request: 1s, backendRequest: 2s}, backendRefs: [{name: v1, port: 80}]}]\n",
+		  "backendRequest is longer than request" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{timeouts: {requests: 1s}, backendRefs: [{name: v1, port: 80}]}]\n",
+		  "spec.rules[].timeouts: unknown key \"requests\"" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{retry: {attempts: 2}, backendRefs: [{name: v1, port: 80}]}]\n",
+		  "\"retry\" is not supported by warren yet" },
 		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{filters: [], backendRefs: [{name: v1, port: 80}]}]\n",
 		  "\"filters\" is not supported by warren yet" },
 		{ "  parentRefs: [{group: '', kind: Service, name: web, sectionName: http}]\n  rules: [{backendRefs: [{name: v1, port: 80}]}]\n",
@@ -244,4 +287,5 @@ static void test_bad_routes(void)
 	}
 }
 
-T_MAIN(T_CASE(test_decode), T_CASE(test_match), T_CASE(test_weights), T_CASE(test_bad_routes))
+T_MAIN(T_CASE(test_decode), T_CASE(test_match), T_CASE(test_weights), T_CASE(test_timeouts),
+       T_CASE(test_bad_routes))
