@@ -439,10 +439,136 @@ static int hr_timeouts(const struct hr_ctx *c, json_t *rule, struct mesh_route_r
 	return ret;
 }
 
+static const char *const hr_framing[] = { "content-length", "transfer-encoding", "connection", "upgrade",
+					   "te", "trailer", "keep-alive", "proxy-connection", "expect", "host" };
+
+static int hr_hdrname(const struct hr_ctx *c, const char *field, const char *name)
+{
+	if (!hr_token(name))
+		return hr_err(c, field, "\"%s\" is not a header name", name);
+	for (size_t i = 0; i < ARRAY_SIZE(hr_framing); i++)
+		if (!strcasecmp(name, hr_framing[i]))
+			return hr_err(c, field, "%s frames the message or the connection; a route may not change it",
+				      name);
+	return 0;
+}
+
+static int hr_modkvs(const struct hr_ctx *c, json_t *o, const char *key, const char *field,
+		     struct mesh_route_kv **out, size_t *n)
+{
+	static const char *const keys[] = { "name", "value", NULL };
+	json_t *list, *e;
+	size_t i;
+	int ret = hr_list(c, o, key, field, 16, &list);
+
+	if (ret || !list)
+		return ret;
+	*out = calloc(json_array_size(list) + 1, sizeof(**out));
+	if (!*out)
+		return hr_oom(c);
+	json_array_foreach(list, i, e) {
+		struct mesh_route_kv *kv = &(*out)[i];
+
+		ret = hr_keys(c, e, field, keys, NULL);
+		if (!ret)
+			ret = hr_name(c, e, field, &kv->name);
+		if (!ret)
+			ret = hr_hdrname(c, field, kv->name);
+		if (!ret)
+			ret = hr_str(c, e, "value", field, NULL, &kv->value);
+		if (ret)
+			return ret;
+		if (!kv->value)
+			return hr_err(c, field, "%s: value missing", kv->name);
+		for (const char *p = kv->value; *p; p++)
+			if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+				return hr_err(c, field, "%s: the value has a control byte", kv->name);
+		*n = i + 1;
+	}
+	return 0;
+}
+
+static int hr_hdrmod(const struct hr_ctx *c, json_t *o, const char *field, struct mesh_route_hdrmod *m)
+{
+	static const char *const keys[] = { "set", "add", "remove", NULL };
+	json_t *list, *e;
+	size_t i;
+	int ret = hr_keys(c, o, field, keys, NULL);
+
+	if (!ret)
+		ret = hr_modkvs(c, o, "set", field, &m->set, &m->n_set);
+	if (!ret)
+		ret = hr_modkvs(c, o, "add", field, &m->add, &m->n_add);
+	if (!ret)
+		ret = hr_list(c, o, "remove", field, 16, &list);
+	if (ret || !list)
+		return ret;
+	m->remove = calloc(json_array_size(list) + 1, sizeof(*m->remove));
+	if (!m->remove)
+		return hr_oom(c);
+	json_array_foreach(list, i, e) {
+		if (!json_is_string(e))
+			return hr_err(c, field, "remove: item %zu is %s, expected a string", i, errbuf_json_type(e));
+		m->remove[i] = json_string_value(e);
+		ret = hr_hdrname(c, field, m->remove[i]);
+		if (ret)
+			return ret;
+		m->n_remove = i + 1;
+	}
+	return 0;
+}
+
+static int hr_filters(const struct hr_ctx *c, json_t *rule, struct mesh_route_rule *ru)
+{
+	static const char *const keys[] = { "type", "requestHeaderModifier", "responseHeaderModifier", NULL };
+	json_t *list, *e, *o;
+	bool req = false, resp = false;
+	size_t i;
+	int ret = hr_list(c, rule, "filters", "spec.rules[].filters", 16, &list);
+
+	if (ret || !list)
+		return ret;
+	json_array_foreach(list, i, e) {
+		const char *type;
+
+		ret = hr_str(c, e, "type", "spec.rules[].filters[].type", NULL, &type);
+		if (ret)
+			return ret;
+		if (!type)
+			return hr_err(c, "spec.rules[].filters[]", "type missing");
+		if (!strcmp(type, "RequestHeaderModifier") || !strcmp(type, "ResponseHeaderModifier")) {
+			ret = hr_keys(c, e, "spec.rules[].filters[]", keys, NULL);
+			if (ret)
+				return ret;
+			bool is_req = type[2] == 'q';
+			const char *k = is_req ? "requestHeaderModifier" : "responseHeaderModifier";
+
+			if (is_req ? req : resp)
+				return hr_err(c, "spec.rules[].filters[]", "%s twice in a rule", type);
+			o = json_object_get(e, k);
+			if (!json_is_object(o))
+				return hr_err(c, "spec.rules[].filters[]", "%s needs the mapping %s", type, k);
+			if (json_object_get(e, is_req ? "responseHeaderModifier" : "requestHeaderModifier"))
+				return hr_err(c, "spec.rules[].filters[]", "%s with the other modifier's field", type);
+			ret = hr_hdrmod(c, o, is_req ? "spec.rules[].filters[].requestHeaderModifier"
+						     : "spec.rules[].filters[].responseHeaderModifier",
+					is_req ? &ru->req_mod : &ru->resp_mod);
+			if (ret)
+				return ret;
+			*(is_req ? &req : &resp) = true;
+			continue;
+		}
+		return hr_err(c, "spec.rules[].filters[].type",
+			      "\"%s\" is not supported by warren yet (only RequestHeaderModifier and ResponseHeaderModifier); refusing the route rather than applying it in part",
+			      type);
+	}
+	return 0;
+}
+
 static int hr_rules(const struct hr_ctx *c, json_t *spec, const char *ns, struct mesh_httproute *r)
 {
-	static const char *const keys[] = { "name", "matches", "backendRefs", "timeouts", NULL };
-	static const char *const unsupported[] = { "filters", "retry", "sessionPersistence", NULL };
+	static const char *const keys[] = { "name", "matches", "backendRefs", "timeouts", "filters", NULL };
+	static const char *const unsupported[] = { "retry", "sessionPersistence", NULL };
 	json_t *list, *e, *ml, *m;
 	size_t i, j;
 	int ret = hr_list(c, spec, "rules", "spec.rules", HR_RULES_MAX, &list);
@@ -479,6 +605,8 @@ static int hr_rules(const struct hr_ctx *c, json_t *spec, const char *ns, struct
 		ret = hr_backends(c, e, ns, ru);
 		if (!ret)
 			ret = hr_timeouts(c, e, ru);
+		if (!ret)
+			ret = hr_filters(c, e, ru);
 		if (ret)
 			return ret;
 	}
@@ -525,6 +653,12 @@ void mesh_httproute_clear(struct mesh_httproute *r)
 		}
 		free(ru->matches);
 		free(ru->backends);
+		free(ru->req_mod.set);
+		free(ru->req_mod.add);
+		free(ru->req_mod.remove);
+		free(ru->resp_mod.set);
+		free(ru->resp_mod.add);
+		free(ru->resp_mod.remove);
 	}
 	free(r->rules);
 	free(r->parents);
@@ -672,4 +806,66 @@ const struct mesh_route_backend *mesh_route_pick(const struct mesh_route_rule *r
 		x -= rule->backends[i].weight;
 	}
 	return NULL; /* not reached: x < weight_sum */
+}
+
+/* ---- header modifiers ---- */
+
+static bool hr_named(const char *line, size_t n, const char *name)
+{
+	size_t nl = strlen(name);
+
+	return n > nl && line[nl] == ':' && !strncasecmp(line, name, nl);
+}
+
+static bool hr_put(char *out, size_t cap, size_t *len, const char *s, size_t n)
+{
+	if (n > cap - *len)
+		return false;
+	memcpy(out + *len, s, n);
+	*len += n;
+	return true;
+}
+
+static bool hr_put_field(char *out, size_t cap, size_t *len, const struct mesh_route_kv *kv)
+{
+	return hr_put(out, cap, len, kv->name, strlen(kv->name)) && hr_put(out, cap, len, ": ", 2) &&
+	       hr_put(out, cap, len, kv->value, strlen(kv->value)) && hr_put(out, cap, len, "\r\n", 2);
+}
+
+long mesh_route_rewrite_head(const char *head, size_t len, const struct mesh_route_hdrmod *m, char *out,
+			     size_t cap)
+{
+	const char *p = head, *end = head + len, *eol;
+	size_t o = 0;
+	bool first = true;
+
+	/* the start line, then each field line, up to the empty line */
+	while (p < end && (eol = memmem(p, (size_t)(end - p), "\r\n", 2))) {
+		size_t n = (size_t)(eol - p);
+		bool drop = false;
+
+		if (!n && first) { /* leading empty lines (RFC 9112 2.2): dropped */
+			p = eol + 2;
+			continue;
+		}
+		if (!n)
+			break;
+		for (size_t i = 0; !first && n && i < m->n_remove; i++)
+			drop |= hr_named(p, n, m->remove[i]);
+		for (size_t i = 0; !first && n && i < m->n_set; i++)
+			drop |= hr_named(p, n, m->set[i].name);
+		if (!drop && !hr_put(out, cap, &o, p, n + 2))
+			return -E2BIG;
+		first = false;
+		p = eol + 2;
+	}
+	for (size_t i = 0; i < m->n_set; i++)
+		if (!hr_put_field(out, cap, &o, &m->set[i]))
+			return -E2BIG;
+	for (size_t i = 0; i < m->n_add; i++)
+		if (!hr_put_field(out, cap, &o, &m->add[i]))
+			return -E2BIG;
+	if (!hr_put(out, cap, &o, "\r\n", 2))
+		return -E2BIG;
+	return (long)o;
 }

@@ -7,7 +7,8 @@
  * Decoding (mesh_httproute_decode, called by model/mesh.c) is strict: an
  * unknown key, a bad path/header/query/method match, a regex regcomp()
  * refuses, a backendRef to another namespace or kind, or a field warren does
- * not implement yet (filters, retry, sessionPersistence) fails
+ * not implement yet (filters but the header modifiers, retry,
+ * sessionPersistence) fails
  * the model's load with an error naming the field: a route that would be
  * applied only in part must not be applied at all. parentRefs of kind
  * Service (group "") attach the route to that Service of the route's
@@ -35,6 +36,14 @@
  * Timeouts: timeouts.request and timeouts.backendRequest are Gateway API
  * durations (1 to 4 of 1..5 digits followed by h, m, s or ms; "0s" or
  * absent: none), backendRequest not above request; at most 24 h.
+ *
+ * Header modifiers (filters RequestHeaderModifier, ResponseHeaderModifier,
+ * each at most once per rule): names are tokens, values have no control
+ * byte but HTAB; a name that frames the message or the connection
+ * (Content-Length, Transfer-Encoding, Connection, Upgrade, TE, Trailer,
+ * Keep-Alive, Proxy-Connection, Expect, Host) is refused: the waypoint
+ * frames what it forwards by the head it parsed, and the next hop must
+ * frame it the same way. mesh_route_rewrite_head applies one to a head.
  *
  * Lifetime: a route's strings and arrays are owned by the model; regexes
  * are compiled once at decode and freed by mesh_httproute_clear. The
@@ -80,6 +89,15 @@ struct mesh_route_backend {
 	uint32_t weight;
 };
 
+/* RequestHeaderModifier / ResponseHeaderModifier: remove, then set
+ * (replacing every field of the name), then add. */
+struct mesh_route_hdrmod {
+	struct mesh_route_kv *set, *add;
+	size_t n_set, n_add;
+	const char **remove;
+	size_t n_remove;
+};
+
 struct mesh_route_rule {
 	struct mesh_route_match *matches;
 	size_t n_matches;
@@ -90,6 +108,7 @@ struct mesh_route_rule {
 	 * retries both bound the one upstream attempt: the waypoint answers 504
 	 * at the smaller. */
 	uint32_t timeout_ms, backend_timeout_ms;
+	struct mesh_route_hdrmod req_mod, resp_mod; /* filters; empty: none */
 };
 
 struct mesh_route_parent {
@@ -139,5 +158,15 @@ const struct mesh_route_rule *mesh_route_select(const struct mesh *m, const stru
 /* The backend for random value rnd (uniform in [0, 2^32)), or NULL when
  * the rule has no backend with a weight. */
 const struct mesh_route_backend *mesh_route_pick(const struct mesh_route_rule *rule, uint32_t rnd);
+
+/* Writes head (a request or response head as the strict parser accepted
+ * it: CRLF lines, ending with an empty line) into out with m applied.
+ * Returns the new length, or -E2BIG when it does not fit in cap. */
+long mesh_route_rewrite_head(const char *head, size_t len, const struct mesh_route_hdrmod *m, char *out,
+			     size_t cap);
+static inline bool mesh_route_hdrmod_empty(const struct mesh_route_hdrmod *m)
+{
+	return !m->n_set && !m->n_add && !m->n_remove;
+}
 
 #endif

@@ -56,6 +56,7 @@ struct wp_conn {
 	struct h1_chunked ch;
 	char method[16], path[256], policy[320], reason[520], route[300];
 	uint32_t timeout_ms;      /* the route's, for the request in flight; 0: none */
+	const struct mesh_route_rule *rule; /* the request in flight's, or NULL */
 	struct loop_timer *timer; /* armed while a routed request with a timeout is upstream */
 	unsigned status;
 	uint64_t start_ms;
@@ -448,6 +449,7 @@ static bool wp_route(struct wp_conn *c, const struct h1_request *rq, const struc
 	}
 	*svc = bs;
 	c->status = 0;
+	c->rule = rule;
 	c->timeout_ms = rule->timeout_ms;
 	if (rule->backend_timeout_ms && (!c->timeout_ms || rule->backend_timeout_ms < c->timeout_ms))
 		c->timeout_ms = rule->backend_timeout_ms;
@@ -544,6 +546,7 @@ static bool wp_step(struct wp_conn *c)
 		h1_chunked_init(&c->ch);
 		c->route[0] = '\0';
 		c->timeout_ms = 0;
+		c->rule = NULL;
 		c->discard = !wp_authorize(c, &rq);
 		if (c->discard) {
 			c->w->denied++;
@@ -571,8 +574,20 @@ static bool wp_step(struct wp_conn *c)
 		} else {
 			if (c->timeout_ms)
 				c->timer = loop_timer_add(c->w->loop, c->timeout_ms, wp_timeout, c);
-			memcpy(c->uout, c->din, (size_t)r); /* r <= WP_BUF: the head as received */
-			c->uout_len = (size_t)r;
+			if (c->rule && !mesh_route_hdrmod_empty(&c->rule->req_mod)) {
+				long n = mesh_route_rewrite_head(c->din, (size_t)r, &c->rule->req_mod, c->uout, WP_BUF);
+
+				if (n < 0) {
+					wp_upstream_close(c);
+					wp_fail_request(c, 431, "Request Header Fields Too Large",
+							"the request head is too large with the route's header modifier");
+					return true;
+				}
+				c->uout_len = (size_t)n;
+			} else {
+				memcpy(c->uout, c->din, (size_t)r); /* r <= WP_BUF: the head as received */
+				c->uout_len = (size_t)r;
+			}
 		}
 		memmove(c->din, c->din + r, c->din_len - (size_t)r);
 		c->din_len -= (size_t)r;
@@ -637,8 +652,20 @@ body_done:
 			wp_fail_request(c, 502, "Bad Gateway", rs.error);
 			return true;
 		}
-		memcpy(c->dout, c->uin, (size_t)r);
-		c->dout_len = (size_t)r;
+		if (rs.status >= 200 && c->rule && !mesh_route_hdrmod_empty(&c->rule->resp_mod)) {
+			long n = mesh_route_rewrite_head(c->uin, (size_t)r, &c->rule->resp_mod, c->dout, WP_BUF);
+
+			if (n < 0) {
+				wp_upstream_close(c);
+				wp_fail_request(c, 502, "Bad Gateway",
+						"the response head is too large with the route's header modifier");
+				return true;
+			}
+			c->dout_len = (size_t)n;
+		} else {
+			memcpy(c->dout, c->uin, (size_t)r);
+			c->dout_len = (size_t)r;
+		}
 		memmove(c->uin, c->uin + r, c->uin_len - (size_t)r);
 		c->uin_len -= (size_t)r;
 		c->status = rs.status;

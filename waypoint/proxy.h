@@ -17,8 +17,9 @@
  * authz_compile_waypoint): denied -> 403 "RBAC: access denied", the body
  * discarded, the connection kept; allowed -> routed when an HTTPRoute is
  * attached to the Service port (model/httproute.h: the matching rule's
- * weighted backend Service; no rule matches -> 404, no usable backend ->
- * 500, the connection kept), then over HBONE (a pooled
+ * weighted backend Service, its header modifiers applied to the heads and
+ * its timeout armed, 504 at expiry; no rule matches -> 404, no usable
+ * backend -> 500, the connection kept), then over HBONE (a pooled
  * connection, the waypoint's own identity, the endpoint's identity
  * expected) to a ready endpoint's 15008 with :authority podIP:targetPort,
  * endpoints taken round robin per request; the response is relayed by its

@@ -4,6 +4,7 @@
  * path/header/query/method matching, the Gateway API's precedence between
  * rules, attachment to a Service port, weighted backend choice.
  */
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
 
@@ -205,6 +206,39 @@ static void test_timeouts(void)
 	}
 }
 
+static void test_header_modifiers(void)
+{
+	static const char text[] =
+		SVC("web", "10.96.0.1")
+		ROUTE("r", "  parentRefs: [{group: '', kind: Service, name: web}]\n"
+			   "  rules:\n  - backendRefs: [{name: web, port: 80}]\n"
+			   "    filters:\n"
+			   "    - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-Env, value: prod}],\n"
+			   "       add: [{name: x-added, value: '1'}], remove: [x-drop]}}\n"
+			   "    - {type: ResponseHeaderModifier, responseHeaderModifier: {remove: [server]}}\n");
+	static const char head[] = "\r\nGET /a HTTP/1.1\r\nHost: web\r\nx-env: dev\r\nX-Drop: 1\r\nx-keep: k\r\n"
+				   "X-ENV: dev2\r\nx-dropped: no\r\n\r\n";
+	static const char want[] = "GET /a HTTP/1.1\r\nHost: web\r\nx-keep: k\r\nx-dropped: no\r\n"
+				   "X-Env: prod\r\nx-added: 1\r\n\r\n";
+	struct mesh *m = build(text);
+	char out[256];
+	long n;
+
+	printf("# %s\n", err);
+	T_ASSERT(m);
+	n = mesh_route_rewrite_head(head, sizeof(head) - 1, &m->httproutes[0].rules[0].req_mod, out, sizeof(out));
+	T_ASSERT_INT(n, (long)sizeof(want) - 1);
+	T_ASSERT(!memcmp(out, want, sizeof(want) - 1));
+	T_ASSERT_INT(mesh_route_rewrite_head(head, sizeof(head) - 1, &m->httproutes[0].rules[0].req_mod, out, 40),
+		     -E2BIG);
+	T_ASSERT(mesh_route_hdrmod_empty(&m->httproutes[0].rules[0].resp_mod) == false);
+	n = mesh_route_rewrite_head("HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 0\r\n\r\n", 49,
+				    &m->httproutes[0].rules[0].resp_mod, out, sizeof(out));
+	T_ASSERT_INT(n, 38);
+	T_ASSERT(!memcmp(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 38));
+	mesh_free(m);
+}
+
 static void test_bad_routes(void)
 {
 	static const struct {
@@ -260,8 +294,18 @@ static void test_bad_routes(void)
 		  "spec.rules[].timeouts: unknown key \"requests\"" },
 		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{retry: {attempts: 2}, backendRefs: [{name: v1, port: 80}]}]\n",
 		  "\"retry\" is not supported by warren yet" },
-		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{filters: [], backendRefs: [{name: v1, port: 80}]}]\n",
-		  "\"filters\" is not supported by warren yet" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{filters: [{type: URLRewrite, urlRewrite: {}}], backendRefs: [{name: v1, port: 80}]}]\n",
+		  "\"URLRewrite\" is not supported by warren yet" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {remove: [Content-Length]}}], backendRefs: [{name: v1, port: 80}]}]\n",
+		  "Content-Length frames the message or the connection" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: transfer-encoding, value: chunked}]}}], backendRefs: [{name: v1, port: 80}]}]\n",
+		  "transfer-encoding frames the message" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: x, value: \"a\\r\\nb\"}]}}], backendRefs: [{name: v1, port: 80}]}]\n",
+		  "x: the value has a control byte" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{filters: [{type: RequestHeaderModifier}], backendRefs: [{name: v1, port: 80}]}]\n",
+		  "RequestHeaderModifier needs the mapping requestHeaderModifier" },
+		{ "  parentRefs: [{group: '', kind: Service, name: web}]\n  rules: [{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: a, value: b}]}}, {type: RequestHeaderModifier, requestHeaderModifier: {}}], backendRefs: [{name: v1, port: 80}]}]\n",
+		  "RequestHeaderModifier twice in a rule" },
 		{ "  parentRefs: [{group: '', kind: Service, name: web, sectionName: http}]\n  rules: [{backendRefs: [{name: v1, port: 80}]}]\n",
 		  "sectionName on a Service parent is not supported" },
 	};
@@ -288,4 +332,4 @@ static void test_bad_routes(void)
 }
 
 T_MAIN(T_CASE(test_decode), T_CASE(test_match), T_CASE(test_weights), T_CASE(test_timeouts),
-       T_CASE(test_bad_routes))
+       T_CASE(test_header_modifiers), T_CASE(test_bad_routes))
