@@ -11,7 +11,7 @@
 
 #include "conf/errbuf.h"
 #include "conf/warren.h"
-#include "model/mesh.h"
+#include "model/mesh_types.h"
 
 #define HR_BACKENDS_MAX 16 /* the Gateway API's own limits */
 #define HR_MATCHES_MAX  64
