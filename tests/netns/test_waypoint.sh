@@ -202,7 +202,8 @@ add_policy '{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
                       "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-env", "value": "prod"}],
                                      "add": [{"name": "x-added", "value": "1"}], "remove": ["x-drop"]}},
                                   {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"set": [{"name": "x-served-by", "value": "waypoint"}],
-                                     "remove": ["x-secret"]}}]}]}}'
+                                     "remove": ["x-secret"]}}]},
+                     {"matches": [{"path": {"type": "Exact", "value": "/missing"}}], "backendRefs": [{"name": "nope", "port": 80}]}]}}'
 printf '\e[2m+ %s\e[0m\n' "warren-waypoint in wp" >&"$PP_FD"
 bg ip netns exec "${POD_NETNS[wp]}" "$WARREN_BUILD/warren-waypoint" --mesh "$T/mesh.yaml" --ca-dir "$T/ca" \
 	--namespace mesh --name waypoint --log-level debug >"$T/wp.access" 2>"$T/wp.log"
@@ -286,6 +287,7 @@ routes=(
 	"200|srv|exact /exact|/exact"
 	"404|-|exact does not match /exact/more|/exact/more"
 	"404|-|no rule matches /nothing (GAMMA: 404)|/nothing"
+	"500|-|the rule's backend Service nope does not exist|/missing"
 )
 for row in "${routes[@]}"; do
 	IFS='|' read -r want be what a1 a2 <<<"$row"
@@ -293,7 +295,9 @@ for row in "${routes[@]}"; do
 	if [[ -n $a2 ]]; then args=($a1); p=$a2; else args=(); p=$a1; fi
 	check "route: $what -> $want ${be/#-/}" routed "$want" "$be" "${args[@]}" "$p"
 done
-check "... the 404s never reached an app" bash -c "! grep -qE ' /(nothing|re/12a|exact/more)' '$T/app.http.log' '$T/app2.http.log'"
+check "... the 404s and the 500 never reached an app" bash -c "! grep -qE ' /(nothing|re/12a|exact/more|missing)' '$T/app.http.log' '$T/app2.http.log'"
+check "... the access log says why /missing got 500" bash -c \
+	"grep -F '\"path\":\"/missing\"' '$T/wp.access' | grep -qF 'HTTPRoute mesh/shop: backend Service nope does not exist'"
 check "... the access log names the route of a routed request" bash -c \
 	"grep -F '\"path\":\"/v2/thing\"' '$T/wp.access' | grep -qF '\"route\":\"mesh/shop\"'"
 check "... and says why a request got 404" bash -c \
