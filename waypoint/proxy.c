@@ -57,6 +57,12 @@ struct wp_conn {
 	char method[16], path[256], policy[320], reason[520], route[300];
 	uint32_t timeout_ms;      /* the route's, for the request in flight; 0: none */
 	const struct mesh_route_rule *rule; /* the request in flight's, or NULL */
+	/* a retryable request's head (idempotent, no body) and where it went */
+	char *retry_head;
+	size_t retry_len;
+	unsigned retries;
+	const struct mesh_service *up_svc;
+	const struct mesh_service_port *up_sp;
 	struct loop_timer *timer; /* armed while a routed request with a timeout is upstream */
 	unsigned status;
 	uint64_t start_ms;
@@ -103,6 +109,8 @@ static void wp_access(struct wp_conn *c, const char *kind)
 	char *line;
 
 	wp_timer_stop(c); /* the request has ended */
+	free(c->retry_head);
+	c->retry_head = NULL;
 	if (wp_ss_ip(&c->src, &ip))
 		mesh_ip_str(&ip, src, sizeof(src));
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
@@ -146,6 +154,7 @@ static void wp_conn_free(struct wp_conn *c)
 {
 	CHECK_OBJ(c, WPC_MAGIC);
 	wp_timer_stop(c);
+	free(c->retry_head);
 	if (c->pprev) {
 		*c->pprev = c->next;
 		if (c->next)
@@ -460,6 +469,15 @@ static bool wp_route(struct wp_conn *c, const struct h1_request *rq, const struc
 
 /* ---- the state machine ---- */
 
+#define WP_RETRIES 2
+
+/* RFC 9110 9.2.2 */
+static bool wp_idempotent(const char *m)
+{
+	return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS") || !strcmp(m, "PUT") ||
+	       !strcmp(m, "DELETE") || !strcmp(m, "TRACE");
+}
+
 static size_t wp_room(size_t len)
 {
 	return WP_BUF - len;
@@ -588,6 +606,13 @@ static bool wp_step(struct wp_conn *c)
 				memcpy(c->uout, c->din, (size_t)r); /* r <= WP_BUF: the head as received */
 				c->uout_len = (size_t)r;
 			}
+			c->up_svc = bsvc;
+			c->up_sp = bsp;
+			c->retries = 0;
+			if (rq.body == H1_BODY_NONE && wp_idempotent(c->method) && (c->retry_head = malloc(c->uout_len))) {
+				memcpy(c->retry_head, c->uout, c->uout_len);
+				c->retry_len = c->uout_len;
+			}
 		}
 		memmove(c->din, c->din + r, c->din_len - (size_t)r);
 		c->din_len -= (size_t)r;
@@ -639,6 +664,20 @@ body_done:
 			return false;
 		r = c->uin_len ? h1_parse_response_head(c->uin, c->uin_len, c->head_req, &rs) : 0;
 		if (r == 0) {
+			if (c->u_eof && !c->uin_len && c->retry_head && c->retries < WP_RETRIES) {
+				/* closed before any response byte (connect failure, refused
+				 * stream): an idempotent request without a body goes again,
+				 * to the next endpoint, as Istio's default retry policy */
+				wp_upstream_close(c);
+				c->retries++;
+				if (wp_upstream_open(c, c->up_svc, c->up_sp, why, sizeof(why)) == 0) {
+					log_info("retry %u of %s %s to %s: the upstream closed before a response",
+						 c->retries, c->method, c->path, c->authority);
+					memcpy(c->uout, c->retry_head, c->retry_len);
+					c->uout_len = c->retry_len;
+					return true;
+				}
+			}
 			if (c->u_eof) {
 				wp_upstream_close(c);
 				wp_fail_request(c, 503, "Service Unavailable",

@@ -15,6 +15,7 @@
 #   cli2 (ns mesh, sa other-sa) on node1: another principal
 #   Service mesh/ghost 10.96.0.21:80 -> srv2, bound to a Gateway that does not exist
 #   Service mesh/cold 10.96.0.22:80 -> srv2, bound to waypoint cold-wp, which has no pod
+#   Service mesh/flaky 10.96.0.25:80 (http) -> srv, srv2 :8082 (only srv listens)
 #   Service mesh/shop 10.96.0.23:80 (http), bound to waypoint, HTTPRoute mesh/shop to
 #     Services web (srv:8081) and web-v2 10.96.0.24 (srv2:8081, the same HTTP app)
 #
@@ -204,6 +205,15 @@ add_policy '{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
                                   {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"set": [{"name": "x-served-by", "value": "waypoint"}],
                                      "remove": ["x-secret"]}}]},
                      {"matches": [{"path": {"type": "Exact", "value": "/missing"}}], "backendRefs": [{"name": "nope", "port": 80}]}]}}'
+# Service flaky 10.96.0.25:80 -> :8082 of pods labelled flaky=yes (srv and
+# srv2), where only srv listens: every other endpoint refuses (retries)
+: >"$T/app3.http.log"
+bg ip netns exec "${POD_NETNS[srv]}" "$PYTHON" -c "$HTTP_APP" 8082 "$T/app3.http.log" srv
+wait_listen "${POD_NETNS[srv]}" 8082 10 || not_ok "HTTP app on 8082 in srv"
+mesh_py "[o['metadata']['labels'].__setitem__('flaky', 'yes') for o in objs if o['kind'] == 'Pod' and o['metadata']['name'] in ('srv', 'srv2')]"
+mesh service mesh flaky --selector flaky=yes --port 80:8082 --cluster-ip 10.96.0.25 >/dev/null
+mesh_py "[o['spec']['ports'][0].__setitem__('name', 'http') for o in objs if o['kind'] == 'Service' and o['metadata']['name'] == 'flaky']"
+svc_label mesh flaky istio.io/use-waypoint waypoint
 printf '\e[2m+ %s\e[0m\n' "warren-waypoint in wp" >&"$PP_FD"
 bg ip netns exec "${POD_NETNS[wp]}" "$WARREN_BUILD/warren-waypoint" --mesh "$T/mesh.yaml" --ca-dir "$T/ca" \
 	--namespace mesh --name waypoint --log-level debug >"$T/wp.access" 2>"$T/wp.log"
@@ -320,6 +330,17 @@ grep -qi '^x-served-by: waypoint$' <<<"$out" && ! grep -qi '^x-secret:' <<<"$out
 	ok "ResponseHeaderModifier: x-served-by set, the app's x-secret removed" || not_ok "response header modifier" "$out"
 out=$(pexec cli curl -s -D - -o /dev/null --max-time 5 http://10.96.0.23/exact | tr -d '\r')
 grep -qi '^x-secret: s$' <<<"$out" && ok "... only on that rule: /exact keeps x-secret" || not_ok "x-secret on /exact" "$out"
+# retries: flaky's srv2 endpoint refuses; a GET (idempotent, no body) that
+# lands there goes again to the next endpoint, a POST does not
+codes=""
+for i in 1 2 3 4 5 6; do codes+="$(req cli http://10.96.0.25/get$i | awk '{print $NF}') "; done
+[[ $codes == "200 200 200 200 200 200 " ]] && ok "GETs to Service flaky (one endpoint refuses): all 200 ($codes)" ||
+	not_ok "GETs to flaky all 200 through retries" "$codes"
+check "... the waypoint retried (log)" grep -q 'retry 1 of GET /get[0-9] to 10.96.0.25:80' "$T/wp.log"
+codes=""
+for i in 1 2 3 4; do codes+="$(req cli -d x=1 http://10.96.0.25/post$i | awk '{print $NF}') "; done
+[[ $codes == *503* && $codes == *200* ]] && ok "POSTs (not idempotent) are not retried: some 503 ($codes)" ||
+	not_ok "POSTs to flaky: some 503, some 200" "$codes"
 # 90/10 over N requests on one keep-alive connection. srv2's count is
 # Binomial(N, 0.1): mean N/10, sd sqrt(N * 0.09) = 9.5 for N = 1000; the
 # check accepts mean +- 4 sd ([62, 138]), a false failure once in ~16000 runs.
