@@ -25,7 +25,9 @@
  * endpoints taken round robin per request; the response is relayed by its
  * framing and the upstream stream closed (no upstream keep-alive yet). A
  * malformed request gets 400 (431, 501, 505, 405) and the connection is
- * closed; an upstream that fails gets 503, one that answers garbage 502.
+ * closed; an upstream that closes before any response byte is retried (an
+ * idempotent request without a body, twice at most, to the next
+ * endpoint), else gets 503; one that answers garbage 502.
  * A 101 response turns the stream into a byte relay (WebSocket).
  * Other ports: decided once per connection with the L4 fields only, then
  * relayed as bytes.
