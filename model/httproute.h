@@ -104,9 +104,9 @@ struct mesh_route_rule {
 	struct mesh_route_backend *backends;
 	size_t n_backends;
 	uint64_t weight_sum;
-	/* timeouts.request and timeouts.backendRequest in ms, 0: none. With no
-	 * retries both bound the one upstream attempt: the waypoint answers 504
-	 * at the smaller. */
+	/* timeouts.request and timeouts.backendRequest in ms, 0: none. The
+	 * waypoint bounds the whole request (retries included) by the smaller
+	 * and answers 504 at expiry. */
 	uint32_t timeout_ms, backend_timeout_ms;
 	struct mesh_route_hdrmod req_mod, resp_mod; /* filters; empty: none */
 };
