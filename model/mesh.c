@@ -20,6 +20,7 @@
  */
 #include "model/mesh.h"
 #include "model/mesh_index.h"
+#include "model/httproute.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -739,6 +740,19 @@ static int decode_gateway(struct objctx *c, json_t *o, struct mesh_gateway *g)
 	return 0;
 }
 
+/* An HTTPRoute: decoded and checked by model/httproute.c. */
+static int decode_httproute(struct objctx *c, json_t *o, struct mesh_httproute *r)
+{
+	char where[600];
+	json_t *meta;
+	int ret = decode_meta(c, o, true, &meta);
+
+	if (ret)
+		return ret;
+	snprintf(where, sizeof(where), "%s: object %zu (HTTPRoute %s/%s)", c->origin, c->index, c->ns, c->name);
+	return mesh_httproute_decode(o, c->ns, c->name, where, r, c->err, c->errlen);
+}
+
 /* An EndpointSlice, decoded and checked, until its Service is known. */
 struct slice_port {
 	const char *name;     /* "" default */
@@ -945,7 +959,7 @@ oom:
 
 /* ---- build ---- */
 
-enum okind { K_NONE, K_NAMESPACE, K_POD, K_SERVICE, K_SLICE, K_AUTHZ, K_PEERAUTHN, K_GATEWAY };
+enum okind { K_NONE, K_NAMESPACE, K_POD, K_SERVICE, K_SLICE, K_AUTHZ, K_PEERAUTHN, K_GATEWAY, K_HTTPROUTE };
 
 static enum okind classify(const char *api, const char *kind)
 {
@@ -965,6 +979,8 @@ static enum okind classify(const char *api, const char *kind)
 		   !strcmp(api, "gateway.networking.k8s.io/v1beta1")) {
 		if (!strcmp(kind, "Gateway"))
 			return K_GATEWAY;
+		if (!strcmp(kind, "HTTPRoute"))
+			return K_HTTPROUTE;
 	} else if (istio) {
 		if (!strcmp(kind, "AuthorizationPolicy"))
 			return K_AUTHZ;
@@ -1072,6 +1088,25 @@ static int find_gateway_dups(struct mesh *m, const struct prov *pgw, char *err, 
 	return ret;
 }
 
+static int find_httproute_dups(struct mesh *m, const struct prov *phr, char *err, size_t errlen)
+{
+	struct dupkey *keys;
+	int ret;
+
+	if (!m->n_httproutes)
+		return 0;
+	keys = calloc(m->n_httproutes, sizeof(*keys));
+	if (!keys) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->n_httproutes; i++)
+		keys[i] = (struct dupkey){ m->httproutes[i].namespace, m->httproutes[i].name, &phr[i] };
+	ret = check_dups(keys, m->n_httproutes, "HTTPRoute", err, errlen);
+	free(keys);
+	return ret;
+}
+
 /* objs: private array, stolen (freed with the model or on error). provs[i]:
  * where objs[i] came from, for error messages. */
 static int build(json_t *objs, const struct prov *provs, bool index, struct mesh **out, char *err,
@@ -1079,7 +1114,7 @@ static int build(json_t *objs, const struct prov *provs, bool index, struct mesh
 {
 	struct mesh_impl *mi = NULL;
 	struct mesh *m;
-	struct prov *pns = NULL, *ppod = NULL, *psvc = NULL, *pgw = NULL;
+	struct prov *pns = NULL, *ppod = NULL, *psvc = NULL, *pgw = NULL, *phr = NULL;
 	struct mesh_slice *slices = NULL;
 	size_t n = json_array_size(objs), i, n_slices = 0;
 	json_t *o;
@@ -1108,9 +1143,12 @@ static int build(json_t *objs, const struct prov *provs, bool index, struct mesh
 	m->services = calloc(n + 1, sizeof(*m->services));
 	m->gateways = calloc(n + 1, sizeof(*m->gateways));
 	pgw = calloc(n + 1, sizeof(*pgw));
+	m->httproutes = calloc(n + 1, sizeof(*m->httproutes));
+	phr = calloc(n + 1, sizeof(*phr));
 	slices = calloc(n + 1, sizeof(*slices));
 	if (!m->authorization_policies || !m->peer_authentications || !pns || !ppod || !psvc ||
-	    !m->namespaces || !m->pods || !m->services || !m->gateways || !pgw || !slices) {
+	    !m->namespaces || !m->pods || !m->services || !m->gateways || !pgw || !slices ||
+	    !m->httproutes || !phr) {
 		snprintf(err, errlen, "out of memory");
 		ret = -ENOMEM;
 		goto out;
@@ -1164,6 +1202,12 @@ static int build(json_t *objs, const struct prov *provs, bool index, struct mesh
 			pgw[m->n_gateways] = provs[i];
 			ret = decode_gateway(&c, o, &m->gateways[m->n_gateways++]);
 			break;
+		case K_HTTPROUTE:
+			phr[m->n_httproutes] = provs[i];
+			ret = decode_httproute(&c, o, &m->httproutes[m->n_httproutes]);
+			if (!ret)
+				m->n_httproutes++;
+			break;
 		}
 		if (ret)
 			goto out;
@@ -1171,6 +1215,8 @@ static int build(json_t *objs, const struct prov *provs, bool index, struct mesh
 	ret = find_dups(m, pns, ppod, psvc, err, errlen);
 	if (!ret)
 		ret = find_gateway_dups(m, pgw, err, errlen);
+	if (!ret)
+		ret = find_httproute_dups(m, phr, err, errlen);
 	if (!ret && m->n_gateways)
 		ret = link_gateway_pods(m, err, errlen);
 	if (!ret && index)
@@ -1187,6 +1233,7 @@ out:
 	free(ppod);
 	free(psvc);
 	free(pgw);
+	free(phr);
 	if (ret) {
 		mesh_free(m);
 		return ret;
@@ -1576,6 +1623,9 @@ void mesh_free(struct mesh *m)
 	free(m->pods);
 	free(m->services);
 	free(m->gateways);
+	for (size_t i = 0; i < m->n_httproutes; i++)
+		mesh_httproute_clear(&m->httproutes[i]);
+	free(m->httproutes);
 	mesh_index_free(m->index);
 	json_decref(m->authorization_policies);
 	json_decref(m->peer_authentications);

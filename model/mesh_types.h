@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 
 struct mesh_index;
+struct mesh_httproute;
 
 struct mesh_label {
 	const char *key;
@@ -136,6 +137,8 @@ struct mesh {
 	size_t n_services;
 	struct mesh_gateway *gateways;
 	size_t n_gateways;
+	struct mesh_httproute *httproutes; /* model/httproute.h */
+	size_t n_httproutes;
 	json_t *authorization_policies; /* array of raw objects */
 	json_t *peer_authentications;   /* array of raw objects */
 	uint64_t generation;            /* set by the owner on swap */

@@ -87,11 +87,28 @@ static const struct kres_def kres_defs[] = {
 	  { "/apis/security.istio.io/v1", "/apis/security.istio.io/v1beta1" }, true },
 	{ "peerauthentications", "PeerAuthentication",
 	  { "/apis/security.istio.io/v1", "/apis/security.istio.io/v1beta1" }, true },
-	/* The waypoint's Gateway and HTTPRoute join as optional rows with
-	 * { "/apis/gateway.networking.k8s.io/v1" } once the model reads them. */
+	/* waypoints (Gateway) and their routes (HTTPRoute); the Gateway API's
+	 * CRDs are not installed everywhere */
+	{ "gateways", "Gateway",
+	  { "/apis/gateway.networking.k8s.io/v1", "/apis/gateway.networking.k8s.io/v1beta1" }, true },
+	{ "httproutes", "HTTPRoute",
+	  { "/apis/gateway.networking.k8s.io/v1", "/apis/gateway.networking.k8s.io/v1beta1" }, true },
 };
 
 #define N_RES (sizeof(kres_defs) / sizeof(kres_defs[0]))
+
+bool kube_watch_resource(const char *kind, const char **plural, const char *const **prefix,
+			 bool *optional)
+{
+	for (size_t i = 0; i < N_RES; i++)
+		if (!strcmp(kres_defs[i].kind, kind)) {
+			*plural = kres_defs[i].name;
+			*prefix = kres_defs[i].prefix;
+			*optional = kres_defs[i].optional;
+			return true;
+		}
+	return false;
+}
 
 enum kstate { KS_LIST, KS_WATCH, KS_ABSENT };
 

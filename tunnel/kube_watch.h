@@ -27,5 +27,10 @@ bool kube_watch_synced(const struct tunnel *t, const char **reason);
 /* A pod was enrolled or released here: its status annotation follows
  * (a no-op in file mode). */
 void kube_watch_pods_changed(struct tunnel *t);
+/* Is kind watched? Then its plural (as in the URL), its API prefixes
+ * (prefix[0] tried first; prefix[1] may be NULL) and whether it is an
+ * optional CRD (absent: reported and checked again, not fatal). */
+bool kube_watch_resource(const char *kind, const char **plural, const char *const **prefix,
+			 bool *optional);
 
 #endif

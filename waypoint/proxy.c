@@ -16,6 +16,7 @@
 #include "conf/log.h"
 #include "conf/objcheck.h"
 #include "conf/warren.h"
+#include "model/httproute.h"
 #include "model/waypoint.h"
 #include "tunnel/ca.h"
 #include "waypoint/http1.h"
@@ -53,7 +54,16 @@ struct wp_conn {
 	bool discard, req_keep, head_req, resp_keep, sent_resp, req_chunked, resp_chunked;
 	uint64_t left;
 	struct h1_chunked ch;
-	char method[16], path[256], policy[320], reason[520];
+	char method[16], path[256], policy[320], reason[520], route[300];
+	uint32_t timeout_ms;      /* the route's, for the request in flight; 0: none */
+	const struct mesh_route_rule *rule; /* the request in flight's, or NULL */
+	/* a retryable request's head (idempotent, no body) and where it went */
+	char *retry_head;
+	size_t retry_len;
+	unsigned retries;
+	const struct mesh_service *up_svc;
+	const struct mesh_service_port *up_sp;
+	struct loop_timer *timer; /* armed while a routed request with a timeout is upstream */
 	unsigned status;
 	uint64_t start_ms;
 	char din[WP_BUF], uin[WP_BUF], dout[WP_BUF], uout[WP_BUF];
@@ -83,6 +93,13 @@ static bool wp_ss_ip(const struct sockaddr_storage *ss, struct mesh_ip *ip)
 	return false;
 }
 
+static void wp_timer_stop(struct wp_conn *c)
+{
+	if (c->timer)
+		loop_timer_cancel(c->w->loop, c->timer);
+	c->timer = NULL;
+}
+
 static void wp_access(struct wp_conn *c, const char *kind)
 {
 	char src[INET6_ADDRSTRLEN] = "", tbuf[32];
@@ -91,14 +108,17 @@ static void wp_access(struct wp_conn *c, const char *kind)
 	json_t *o;
 	char *line;
 
+	wp_timer_stop(c); /* the request has ended */
+	free(c->retry_head);
+	c->retry_head = NULL;
 	if (wp_ss_ip(&c->src, &ip))
 		mesh_ip_str(&ip, src, sizeof(src));
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:I}", "time", tbuf,
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I}", "time", tbuf,
 		      "scope", "access", "reporter", "waypoint", "protocol", kind, "src.addr", src,
 		      "src.identity", c->peer, "authority", c->authority, "method", c->method, "path",
 		      c->path, "response_code", (int)c->status, "policy", c->policy, "reason", c->reason,
-		      "duration_ms", (json_int_t)(wp_now_ms() - c->start_ms));
+		      "route", c->route[0] ? c->route : "-", "duration_ms", (json_int_t)(wp_now_ms() - c->start_ms));
 	if (c->w->stats) {
 		struct spiffe_id sid;
 		const struct mesh_pod *sp = wp_ss_ip(&c->src, &ip) ? mesh_find_pod_by_ip(c->w->mesh, &ip) : NULL;
@@ -106,7 +126,7 @@ static void wp_access(struct wp_conn *c, const char *kind)
 		struct wp_stats_labels l = {
 			.source_principal = c->peer, .request_protocol = kind,
 			.response_code = c->status,
-			.response_flags = c->status == 503 ? "UF" : c->status == 502 ? "UPE" : "-",
+			.response_flags = c->status == 503 ? "UF" : c->status == 502 ? "UPE" : c->status == 504 ? "UT" : "-",
 			.destination_service_name = c->svc ? c->svc->name : NULL,
 			.destination_service_namespace = c->svc ? c->svc->namespace : c->pod ? c->pod->namespace : NULL,
 			.destination_workload = c->pod ? c->pod->name : NULL,
@@ -133,6 +153,8 @@ static void wp_access(struct wp_conn *c, const char *kind)
 static void wp_conn_free(struct wp_conn *c)
 {
 	CHECK_OBJ(c, WPC_MAGIC);
+	wp_timer_stop(c);
+	free(c->retry_head);
 	if (c->pprev) {
 		*c->pprev = c->next;
 		if (c->next)
@@ -207,8 +229,10 @@ static void wp_up_done(void *ctx, struct hbone_stream *s, const struct hbone_str
 
 static void wp_io(struct loop *l, int fd, uint32_t events, void *ctx);
 
-/* Picks an endpoint (round robin) and opens an HBONE stream to it. */
-static int wp_upstream_open(struct wp_conn *c, char *why, size_t whylen)
+/* Picks an endpoint of (svc, sp) (round robin), or the pod-addressed
+ * destination when svc is NULL, and opens an HBONE stream to it. */
+static int wp_upstream_open(struct wp_conn *c, const struct mesh_service *svc,
+			    const struct mesh_service_port *svp, char *why, size_t whylen)
 {
 	struct wp *w = c->w;
 	struct mesh_ep e = { 0 };
@@ -221,17 +245,16 @@ static int wp_upstream_open(struct wp_conn *c, char *why, size_t whylen)
 	const char *expv[1] = { expect };
 	int sp[2], ret;
 
-	if (c->svc) {
-		while (mesh_service_next_endpoint(w->mesh, c->svc, c->sp, c->dst_ip.family, &pos, &e))
+	if (svc) {
+		while (mesh_service_next_endpoint(w->mesh, svc, svp, c->dst_ip.family, &pos, &e))
 			n++;
 		if (!n) {
-			snprintf(why, whylen, "no ready endpoint of Service %s/%s", c->svc->namespace,
-				 c->svc->name);
+			snprintf(why, whylen, "no ready endpoint of Service %s/%s", svc->namespace, svc->name);
 			return -EHOSTUNREACH;
 		}
 		k = w->rr++ % n;
 		pos = 0;
-		while (mesh_service_next_endpoint(w->mesh, c->svc, c->sp, c->dst_ip.family, &pos, &e) && k--)
+		while (mesh_service_next_endpoint(w->mesh, svc, svp, c->dst_ip.family, &pos, &e) && k--)
 			;
 		ep = e.pod;
 		epip = e.ip;
@@ -346,7 +369,114 @@ static bool wp_authorize(struct wp_conn *c, const struct h1_request *rq)
 	return d.allow;
 }
 
+static void wp_pump(struct wp_conn *c);
+
+/* The route's timeout expired with the request upstream: 504 if no
+ * response has started (the connection then closes: the request body may
+ * be half sent), else the response is cut and the connection closed. */
+static void wp_timeout(struct loop *l, void *ctx)
+{
+	struct wp_conn *c = ctx;
+
+	(void)l;
+	CHECK_OBJ(c, WPC_MAGIC);
+	c->timer = NULL;
+	if (c->st != S_BODY && c->st != S_RESP && c->st != S_RESP_BODY)
+		return;
+	wp_upstream_close(c);
+	if (!c->sent_resp) {
+		char why[400];
+
+		snprintf(why, sizeof(why), "upstream request timeout (%u ms, HTTPRoute %s)", c->timeout_ms, c->route);
+		wp_fail_request(c, 504, "Gateway Timeout", why);
+	} else {
+		snprintf(c->reason, sizeof(c->reason), "upstream request timeout (%u ms) mid-response", c->timeout_ms);
+		wp_access(c, "http");
+		c->st = S_CLOSING;
+	}
+	wp_pump(c);
+}
+
+/* ---- routes (model/httproute.h) ---- */
+
+static const struct mesh_service *wp_find_service(const struct mesh *m, const char *ns, const char *name)
+{
+	for (size_t i = 0; i < m->n_services; i++)
+		if (!strcmp(m->services[i].name, name) && !strcmp(m->services[i].namespace, ns))
+			return &m->services[i];
+	return NULL;
+}
+
+/* Chooses where an allowed request goes: (*svc, *sp) unchanged when no
+ * route is attached to the destination; the picked backend of the rule
+ * that matches otherwise. false with c->status 404 (no rule matches, as
+ * GAMMA says) or 500 (the rule has no usable backend) and c->reason set. */
+static bool wp_route(struct wp_conn *c, const struct h1_request *rq, const struct mesh_service **svc,
+		     const struct mesh_service_port **sp)
+{
+	struct wp_hdrctx hc = { .rq = rq };
+	struct mesh_route_req mr = {
+		.method = c->method, .path = rq->path.p, .path_len = rq->path.n,
+		.query = rq->query.p, .query_len = rq->query.n, .header = wp_header, .ctx = &hc,
+	};
+	const struct mesh_httproute *route;
+	const struct mesh_route_rule *rule;
+	const struct mesh_route_backend *be;
+	const struct mesh_service *bs;
+
+	if (!c->svc || !mesh_service_routed(c->w->mesh, c->svc, c->dst_port))
+		return true;
+	rule = mesh_route_select(c->w->mesh, c->svc, c->dst_port, &mr, &route);
+	if (!rule) {
+		c->status = 404;
+		snprintf(c->reason, sizeof(c->reason), "no HTTPRoute rule of Service %s/%s port %u matches",
+			 c->svc->namespace, c->svc->name, c->dst_port);
+		return false;
+	}
+	snprintf(c->route, sizeof(c->route), "%s/%s", route->namespace, route->name);
+	be = mesh_route_pick(rule, arc4random());
+	bs = be ? wp_find_service(c->w->mesh, route->namespace, be->service) : NULL;
+	c->status = 500;
+	if (!be) {
+		snprintf(c->reason, sizeof(c->reason), "HTTPRoute %s/%s: the matching rule has no backend with a weight",
+			 route->namespace, route->name);
+		return false;
+	}
+	if (!bs) {
+		snprintf(c->reason, sizeof(c->reason), "HTTPRoute %s/%s: backend Service %s does not exist",
+			 route->namespace, route->name, be->service);
+		return false;
+	}
+	*sp = NULL;
+	for (size_t i = 0; i < bs->n_ports; i++)
+		if (bs->ports[i].port == be->port)
+			*sp = &bs->ports[i];
+	if (!*sp) {
+		snprintf(c->reason, sizeof(c->reason), "HTTPRoute %s/%s: backend Service %s has no port %u",
+			 route->namespace, route->name, be->service, be->port);
+		return false;
+	}
+	*svc = bs;
+	c->status = 0;
+	c->rule = rule;
+	c->timeout_ms = rule->timeout_ms;
+	if (rule->backend_timeout_ms && (!c->timeout_ms || rule->backend_timeout_ms < c->timeout_ms))
+		c->timeout_ms = rule->backend_timeout_ms;
+	log_debug("request %s %s to %s: HTTPRoute %s/%s, backend %s:%u", c->method, c->path, c->authority,
+		  route->namespace, route->name, be->service, be->port);
+	return true;
+}
+
 /* ---- the state machine ---- */
+
+#define WP_RETRIES 2
+
+/* RFC 9110 9.2.2 */
+static bool wp_idempotent(const char *m)
+{
+	return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS") || !strcmp(m, "PUT") ||
+	       !strcmp(m, "DELETE") || !strcmp(m, "TRACE");
+}
 
 static size_t wp_room(size_t len)
 {
@@ -399,6 +529,9 @@ static bool wp_step(struct wp_conn *c)
 {
 	struct h1_request rq;
 	struct h1_response rs;
+	const struct mesh_service *bsvc = c->svc;
+	const struct mesh_service_port *bsp = c->sp;
+	unsigned lstatus = 0;
 	char why[300];
 	int r;
 
@@ -429,22 +562,57 @@ static bool wp_step(struct wp_conn *c)
 		c->head_req = h1_str_ieq(rq.method, "HEAD");
 		c->left = rq.content_length;
 		h1_chunked_init(&c->ch);
+		c->route[0] = '\0';
+		c->timeout_ms = 0;
+		c->rule = NULL;
 		c->discard = !wp_authorize(c, &rq);
 		if (c->discard) {
 			c->w->denied++;
+			lstatus = 403;
+		} else if (!wp_route(c, &rq, &bsvc, &bsp)) {
+			c->discard = true;
+			lstatus = c->status;
+		}
+		if (c->discard) {
 			/* the client waits for 100 before its body: do not take it */
-			wp_local(c, 403, "Forbidden", "RBAC: access denied", rq.expect_continue && rq.body != H1_BODY_NONE);
+			bool close_now = rq.expect_continue && rq.body != H1_BODY_NONE;
+
+			wp_local(c, lstatus, lstatus == 403 ? "Forbidden" : lstatus == 404 ? "Not Found" :
+					     "Internal Server Error",
+				 lstatus == 403 ? "RBAC: access denied" : lstatus == 404 ? "no route matched\n" :
+				 "route has no usable backend\n", close_now);
 			wp_access(c, "http");
-			if (rq.expect_continue && rq.body != H1_BODY_NONE) {
+			if (close_now) {
 				c->st = S_CLOSING;
 				return true;
 			}
-		} else if (wp_upstream_open(c, why, sizeof(why)) < 0) {
+		} else if (wp_upstream_open(c, bsvc, bsp, why, sizeof(why)) < 0) {
 			wp_fail_request(c, 503, "Service Unavailable", why);
 			return true;
 		} else {
-			memcpy(c->uout, c->din, (size_t)r); /* r <= WP_BUF: the head as received */
-			c->uout_len = (size_t)r;
+			if (c->timeout_ms)
+				c->timer = loop_timer_add(c->w->loop, c->timeout_ms, wp_timeout, c);
+			if (c->rule && !mesh_route_hdrmod_empty(&c->rule->req_mod)) {
+				long n = mesh_route_rewrite_head(c->din, (size_t)r, &c->rule->req_mod, c->uout, WP_BUF);
+
+				if (n < 0) {
+					wp_upstream_close(c);
+					wp_fail_request(c, 431, "Request Header Fields Too Large",
+							"the request head is too large with the route's header modifier");
+					return true;
+				}
+				c->uout_len = (size_t)n;
+			} else {
+				memcpy(c->uout, c->din, (size_t)r); /* r <= WP_BUF: the head as received */
+				c->uout_len = (size_t)r;
+			}
+			c->up_svc = bsvc;
+			c->up_sp = bsp;
+			c->retries = 0;
+			if (rq.body == H1_BODY_NONE && wp_idempotent(c->method) && (c->retry_head = malloc(c->uout_len))) {
+				memcpy(c->retry_head, c->uout, c->uout_len);
+				c->retry_len = c->uout_len;
+			}
 		}
 		memmove(c->din, c->din + r, c->din_len - (size_t)r);
 		c->din_len -= (size_t)r;
@@ -496,6 +664,20 @@ body_done:
 			return false;
 		r = c->uin_len ? h1_parse_response_head(c->uin, c->uin_len, c->head_req, &rs) : 0;
 		if (r == 0) {
+			if (c->u_eof && !c->uin_len && c->retry_head && c->retries < WP_RETRIES) {
+				/* closed before any response byte (connect failure, refused
+				 * stream): an idempotent request without a body goes again,
+				 * to the next endpoint, as Istio's default retry policy */
+				wp_upstream_close(c);
+				c->retries++;
+				if (wp_upstream_open(c, c->up_svc, c->up_sp, why, sizeof(why)) == 0) {
+					log_info("retry %u of %s %s to %s: the upstream closed before a response",
+						 c->retries, c->method, c->path, c->authority);
+					memcpy(c->uout, c->retry_head, c->retry_len);
+					c->uout_len = c->retry_len;
+					return true;
+				}
+			}
 			if (c->u_eof) {
 				wp_upstream_close(c);
 				wp_fail_request(c, 503, "Service Unavailable",
@@ -509,8 +691,20 @@ body_done:
 			wp_fail_request(c, 502, "Bad Gateway", rs.error);
 			return true;
 		}
-		memcpy(c->dout, c->uin, (size_t)r);
-		c->dout_len = (size_t)r;
+		if (rs.status >= 200 && c->rule && !mesh_route_hdrmod_empty(&c->rule->resp_mod)) {
+			long n = mesh_route_rewrite_head(c->uin, (size_t)r, &c->rule->resp_mod, c->dout, WP_BUF);
+
+			if (n < 0) {
+				wp_upstream_close(c);
+				wp_fail_request(c, 502, "Bad Gateway",
+						"the response head is too large with the route's header modifier");
+				return true;
+			}
+			c->dout_len = (size_t)n;
+		} else {
+			memcpy(c->dout, c->uin, (size_t)r);
+			c->dout_len = (size_t)r;
+		}
 		memmove(c->uin, c->uin + r, c->uin_len - (size_t)r);
 		c->uin_len -= (size_t)r;
 		c->status = rs.status;
@@ -769,7 +963,7 @@ static void wp_request(void *ctx, struct hbone_stream *s, const struct hbone_req
 	{
 		char why[300];
 
-		if (wp_upstream_open(c, why, sizeof(why)) < 0) {
+		if (wp_upstream_open(c, c->svc, c->sp, why, sizeof(why)) < 0) {
 			snprintf(c->reason, sizeof(c->reason), "%s", why);
 			wp_access(c, "tcp");
 			wp_conn_free(c);

@@ -15,13 +15,19 @@
  * at a time (a pipelined request waits for the previous response), and
  * each is decided by the waypoint's policy set (model/authz.h,
  * authz_compile_waypoint): denied -> 403 "RBAC: access denied", the body
- * discarded, the connection kept; allowed -> over HBONE (a pooled
+ * discarded, the connection kept; allowed -> routed when an HTTPRoute is
+ * attached to the Service port (model/httproute.h: the matching rule's
+ * weighted backend Service, its header modifiers applied to the heads and
+ * its timeout armed, 504 at expiry; no rule matches -> 404, no usable
+ * backend -> 500, the connection kept), then over HBONE (a pooled
  * connection, the waypoint's own identity, the endpoint's identity
  * expected) to a ready endpoint's 15008 with :authority podIP:targetPort,
  * endpoints taken round robin per request; the response is relayed by its
  * framing and the upstream stream closed (no upstream keep-alive yet). A
  * malformed request gets 400 (431, 501, 505, 405) and the connection is
- * closed; an upstream that fails gets 503, one that answers garbage 502.
+ * closed; an upstream that closes before any response byte is retried (an
+ * idempotent request without a body, twice at most, to the next
+ * endpoint), else gets 503; one that answers garbage 502.
  * A 101 response turns the stream into a byte relay (WebSocket).
  * Other ports: decided once per connection with the L4 fields only, then
  * relayed as bytes.

@@ -4,7 +4,9 @@
  * then mesh_build and every lookup on what it built. Must never crash,
  * leak or trip a sanitizer; errors are expected and ignored. Every lookup
  * is asked again with the model's hash index set aside (the lookups then
- * scan): a different answer aborts.
+ * scan): a different answer aborts. HTTPRoutes that built are asked to
+ * route a few requests to every Service port and to rewrite a head: a
+ * picked backend is one of the rule's, with a weight.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,9 +15,41 @@
 #include <string.h>
 
 #include "conf/kobj.h"
+#include "model/httproute.h"
 #include "model/mesh.h"
 #include "conf/warren.h"
 #include "netlink/inpod.h"
+
+static const char *fz_header(void *ctx, const char *name, size_t *len)
+{
+	(void)ctx;
+	*len = 2;
+	return name[0] == 'x' ? "v2" : NULL;
+}
+
+static void check_routes(const struct mesh *m)
+{
+	static const char *const paths[] = { "/", "/v2/a", "/re/123", "/exact", "/q" };
+	static const char head[] = "GET / HTTP/1.1\r\nHost: a\r\nx-a: 1\r\n\r\n";
+	char out[512];
+
+	for (size_t i = 0; i < m->n_services; i++)
+		for (size_t k = 0; k < m->services[i].n_ports; k++)
+			for (size_t j = 0; j < sizeof(paths) / sizeof(paths[0]); j++) {
+				struct mesh_route_req rq = { .method = "GET", .path = paths[j],
+							     .path_len = strlen(paths[j]), .query = "tier=gold",
+							     .query_len = 9, .header = fz_header };
+				const struct mesh_route_rule *r =
+					mesh_route_select(m, &m->services[i], m->services[i].ports[k].port, &rq, NULL);
+				const struct mesh_route_backend *b = r ? mesh_route_pick(r, (uint32_t)(j * 0x9e3779b9u)) : NULL;
+
+				if (b && (b < r->backends || b >= r->backends + r->n_backends || !b->weight))
+					abort();
+				if (r && mesh_route_rewrite_head(head, sizeof(head) - 1, &r->req_mod, out, sizeof(out)) < 0 &&
+				    r->req_mod.n_set + r->req_mod.n_add < 16)
+					abort();
+			}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -155,6 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			mesh_pod_enrolled(m, m->namespaces[i].name, "absent", &why);
 		}
 		same_selection(m);
+		check_routes(m);
 		mesh_free(m);
 	}
 	json_decref(objs);

@@ -110,15 +110,18 @@ etcd_rev() { nexec $N curl -sf -X POST http://127.0.0.1:2379/v3/kv/range -d '{"k
 etcd_put() { nexec $N curl -sf -X POST http://127.0.0.1:2379/v3/kv/put -d "{\"key\":\"$(echo -n "$1" | base64)\",\"value\":\"eA==\"}" >/dev/null; }
 etcd_compact() { nexec $N curl -sf -X POST http://127.0.0.1:2379/v3/kv/compaction -d "{\"revision\":\"$1\",\"physical\":true}" >/dev/null; }
 
-crd() { # KIND PLURAL VERSIONS...: a schemaless security.istio.io CRD (first version stored)
-	local kind=$1 plural=$2 v first=1; shift 2
+crd() { # KIND PLURAL VERSIONS...: a schemaless CRD of CRD_GROUP (security.istio.io; first version stored)
+	local kind=$1 plural=$2 v first=1 group=${CRD_GROUP:-security.istio.io}; shift 2
 	{
 		cat <<EOF
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
-metadata: {name: $plural.security.istio.io}
+metadata:
+  name: $plural.$group
+  # *.k8s.io groups need it (the Gateway API's own CRDs carry one); others must not have it
+  annotations: {$([[ $group == *.k8s.io ]] && echo 'api-approved.kubernetes.io: "https://github.com/kubernetes-sigs/gateway-api/pull/1538"')}
 spec:
-  group: security.istio.io
+  group: $group
   scope: Namespaced
   names: {kind: $kind, listKind: ${kind}List, plural: $plural, singular: ${plural%s}}
   versions:
@@ -217,6 +220,9 @@ check "the pod created before the start is in the model" has_workload shop web
 check "model not enrolled: namespace shop has no label" not_enrolled shop web
 check "PeerAuthentication CRD missing: reported as absent, not fatal" \
 	dump_is .kubernetes.resources.peerauthentications.state absent
+check "Gateway API CRDs missing: gateways reported as absent, not fatal" \
+	dump_is .kubernetes.resources.gateways.state absent
+check "... httproutes too" dump_is .kubernetes.resources.httproutes.state absent
 for r in namespaces pods services endpointslices authorizationpolicies; do
 	[[ $(res $r watching) == true ]] || { not_ok "$r watched" "$(kdump .kubernetes.resources.$r)"; continue; }
 	ok "$r listed and watched"
@@ -281,6 +287,22 @@ check "... and its deletion" wait_for -t 5 svc_eps_is shop ext ""
 crd PeerAuthentication peerauthentications v1beta1
 check "PeerAuthentication CRD installed later: found at v1beta1 within 15 s" \
 	wait_for -t 15 dump_is .kubernetes.resources.peerauthentications.path /apis/security.istio.io/v1beta1
+CRD_GROUP=gateway.networking.k8s.io crd Gateway gateways v1
+CRD_GROUP=gateway.networking.k8s.io crd HTTPRoute httproutes v1
+for r in gateways httproutes; do
+	check "Gateway API CRD $r installed later: watched at v1 within 15 s" \
+		wait_for -t 15 dump_is ".kubernetes.resources.$r | .state + \" \" + .path" "watching /apis/gateway.networking.k8s.io/v1"
+done
+k apply -f - >/dev/null <<EOF
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: shop}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+EOF
+check "... an HTTPRoute created with kubectl reaches the tunnel's store" \
+	wait_for -t 5 dump_is .kubernetes.resources.httproutes.objects 1
 
 # --- enrolled pods carry ambient.istio.io/redirection ------------------------
 PODNS=wp-$E2E_ID-web

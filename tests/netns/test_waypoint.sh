@@ -15,6 +15,9 @@
 #   cli2 (ns mesh, sa other-sa) on node1: another principal
 #   Service mesh/ghost 10.96.0.21:80 -> srv2, bound to a Gateway that does not exist
 #   Service mesh/cold 10.96.0.22:80 -> srv2, bound to waypoint cold-wp, which has no pod
+#   Service mesh/flaky 10.96.0.25:80 (http) -> srv, srv2 :8082 (only srv listens)
+#   Service mesh/shop 10.96.0.23:80 (http), bound to waypoint, HTTPRoute mesh/shop to
+#     Services web (srv:8081) and web-v2 10.96.0.24 (srv2:8081, the same HTTP app)
 #
 # Shows the tunnel's side of waypoints: a waypoint pod is not captured; a
 # Service bound to a missing or unready waypoint refuses connections (fail
@@ -115,8 +118,9 @@ check "istio.io/use-waypoint=none on the Service: cli -> cold works again" app_c
 # --- 3. the waypoint -----------------------------------------------------------
 # srv2 also serves HTTP on 8081 (a tiny app that logs "METHOD PATH BODYLEN
 # SRC" per request); Service web's port 80 (named http) goes to it.
-HTTP_APP='import sys, http.server
+HTTP_APP='import sys, time, http.server
 log = sys.argv[2]
+name = sys.argv[3] if len(sys.argv) > 3 else "srv"
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def any(self):
@@ -130,9 +134,14 @@ class H(http.server.BaseHTTPRequestHandler):
                 body += self.rfile.read(size); self.rfile.readline()
         else:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.startswith("/slow"): time.sleep(3)
         open(log, "a").write("%s %s %d %s\n" % (self.command, self.path, len(body), self.client_address[0]))
-        out = ("hello %s %d\n" % (self.path, len(body))).encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(out))); self.end_headers()
+        extra = ""
+        if self.path.startswith("/hdr"):
+            extra = " env=%s added=%s drop=%s" % tuple(self.headers.get(h) for h in ("x-env", "x-added", "x-drop"))
+        out = ("hello %s %d from %s%s\n" % (self.path, len(body), name, extra)).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(out))); self.send_header("X-Secret", "s")
+        self.end_headers()
         self.wfile.write(out)
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = any
     def log_message(self, *a): pass
@@ -163,6 +172,48 @@ add_policy '{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy"
 # srv2's own traffic (pod-addressed) is bound too: a workload waypoint
 # (mesh/waypoint serves both, istio.io/waypoint-for: all)
 mesh_py "[o['metadata']['labels'].__setitem__('istio.io/use-waypoint', 'waypoint') for o in objs if o['kind'] == 'Pod' and o['metadata']['name'] == 'srv2']"
+# HTTPRoute: Service shop (10.96.0.23:80, bound to the waypoint) is routed
+# to Service web (srv's app, "from srv") and Service web-v2 (the same app
+# in srv2, "from srv2"): 90/10 under /split, v2 by header, path prefix,
+# regex, query and method, v1 for the exact path /exact, /slow with a 1 s
+# timeout, /hdr with header modifiers; nothing else.
+: >"$T/app2.http.log"
+bg ip netns exec "${POD_NETNS[srv2]}" "$PYTHON" -c "$HTTP_APP" 8081 "$T/app2.http.log" srv2
+wait_listen "${POD_NETNS[srv2]}" 8081 10 || not_ok "HTTP app in srv2"
+mesh service mesh web-v2 --selector app=srv2 --port 80:8081 --cluster-ip 10.96.0.24 >/dev/null
+mesh service mesh shop --selector app=srv --port 80:8081 --cluster-ip 10.96.0.23 >/dev/null
+mesh_py "[o['spec']['ports'][0].__setitem__('name', 'http') for o in objs if o['kind'] == 'Service' and o['metadata']['name'] in ('shop', 'web-v2')]"
+svc_label mesh shop istio.io/use-waypoint waypoint
+add_policy '{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+  "metadata": {"name": "shop", "namespace": "mesh"},
+  "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "shop", "port": 80}],
+           "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/split"}}],
+                      "backendRefs": [{"name": "web", "port": 80, "weight": 90}, {"name": "web-v2", "port": 80, "weight": 10}]},
+                     {"matches": [{"path": {"type": "PathPrefix", "value": "/split"}, "headers": [{"name": "x-version", "value": "v2"}]},
+                                  {"path": {"type": "PathPrefix", "value": "/v2"}},
+                                  {"path": {"type": "RegularExpression", "value": "/re/[0-9]+"}},
+                                  {"path": {"type": "Exact", "value": "/q"}, "queryParams": [{"name": "tier", "value": "gold"}]},
+                                  {"path": {"type": "PathPrefix", "value": "/m"}, "method": "POST"}],
+                      "backendRefs": [{"name": "web-v2", "port": 80}]},
+                     {"matches": [{"path": {"type": "Exact", "value": "/exact"}}],
+                      "backendRefs": [{"name": "web", "port": 80}]},
+                     {"matches": [{"path": {"type": "PathPrefix", "value": "/slow"}}], "timeouts": {"request": "1s"},
+                      "backendRefs": [{"name": "web", "port": 80}]},
+                     {"matches": [{"path": {"type": "PathPrefix", "value": "/hdr"}}], "backendRefs": [{"name": "web", "port": 80}],
+                      "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-env", "value": "prod"}],
+                                     "add": [{"name": "x-added", "value": "1"}], "remove": ["x-drop"]}},
+                                  {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"set": [{"name": "x-served-by", "value": "waypoint"}],
+                                     "remove": ["x-secret"]}}]},
+                     {"matches": [{"path": {"type": "Exact", "value": "/missing"}}], "backendRefs": [{"name": "nope", "port": 80}]}]}}'
+# Service flaky 10.96.0.25:80 -> :8082 of pods labelled flaky=yes (srv and
+# srv2), where only srv listens: every other endpoint refuses (retries)
+: >"$T/app3.http.log"
+bg ip netns exec "${POD_NETNS[srv]}" "$PYTHON" -c "$HTTP_APP" 8082 "$T/app3.http.log" srv
+wait_listen "${POD_NETNS[srv]}" 8082 10 || not_ok "HTTP app on 8082 in srv"
+mesh_py "[o['metadata']['labels'].__setitem__('flaky', 'yes') for o in objs if o['kind'] == 'Pod' and o['metadata']['name'] in ('srv', 'srv2')]"
+mesh service mesh flaky --selector flaky=yes --port 80:8082 --cluster-ip 10.96.0.25 >/dev/null
+mesh_py "[o['spec']['ports'][0].__setitem__('name', 'http') for o in objs if o['kind'] == 'Service' and o['metadata']['name'] == 'flaky']"
+svc_label mesh flaky istio.io/use-waypoint waypoint
 printf '\e[2m+ %s\e[0m\n' "warren-waypoint in wp" >&"$PP_FD"
 bg ip netns exec "${POD_NETNS[wp]}" "$WARREN_BUILD/warren-waypoint" --mesh "$T/mesh.yaml" --ca-dir "$T/ca" \
 	--namespace mesh --name waypoint --log-level debug >"$T/wp.access" 2>"$T/wp.log"
@@ -226,6 +277,88 @@ for row in "${table[@]}"; do
 		check "table: ... the app saw $path" app_saw " $path "
 	fi
 done
+
+# HTTPRoute over real requests (Service shop)
+routed() { # WANT-CODE WANT-BACKEND|- [curl args...] URL-PATH
+	local want=$1 be=$2 got; shift 2
+	got=$(req cli "${@:1:$#-1}" "http://10.96.0.23${*: -1}")
+	[[ ${got##* } == "$want" && ($be == - || $got == *"from $be "*) ]] || { echo "got: $got"; return 1; }
+}
+routes=(
+	"200|srv2|header x-version: v2 under /split|-H x-version:v2|/split/h"
+	"200|srv2|path prefix /v2|/v2/thing"
+	"200|srv2|regex /re/[0-9]+ (whole path)|/re/123"
+	"404|-|regex does not match /re/12a|/re/12a"
+	"404|-|regex is anchored: /re/123/x|/re/123/x"
+	"200|srv2|query tier=gold|/q?tier=gold"
+	"404|-|query tier=silver|/q?tier=silver"
+	"200|srv2|method POST /m|-d x=1|/m/1"
+	"404|-|method GET /m|/m/1"
+	"200|srv|exact /exact|/exact"
+	"404|-|exact does not match /exact/more|/exact/more"
+	"404|-|no rule matches /nothing (GAMMA: 404)|/nothing"
+	"500|-|the rule's backend Service nope does not exist|/missing"
+)
+for row in "${routes[@]}"; do
+	IFS='|' read -r want be what a1 a2 <<<"$row"
+	# shellcheck disable=SC2086
+	if [[ -n $a2 ]]; then args=($a1); p=$a2; else args=(); p=$a1; fi
+	check "route: $what -> $want ${be/#-/}" routed "$want" "$be" "${args[@]}" "$p"
+done
+check "... the 404s and the 500 never reached an app" bash -c "! grep -qE ' /(nothing|re/12a|exact/more|missing)' '$T/app.http.log' '$T/app2.http.log'"
+check "... the access log says why /missing got 500" bash -c \
+	"grep -F '\"path\":\"/missing\"' '$T/wp.access' | grep -qF 'HTTPRoute mesh/shop: backend Service nope does not exist'"
+check "... the access log names the route of a routed request" bash -c \
+	"grep -F '\"path\":\"/v2/thing\"' '$T/wp.access' | grep -qF '\"route\":\"mesh/shop\"'"
+check "... and says why a request got 404" bash -c \
+	"grep -F '\"path\":\"/nothing\"' '$T/wp.access' | grep -qF 'no HTTPRoute rule of Service mesh/shop port 80 matches'"
+# timeouts.request 1s on /slow, whose app answers after 3 s: 504 at ~1 s
+out=$(pexec cli curl -s -o /dev/null --max-time 10 -w '%{http_code} %{time_total}' http://10.96.0.23/slow/1)
+code=${out%% *} secs=${out#* }
+[[ $code == 504 ]] && awk -v t="$secs" 'BEGIN { exit !(t >= 0.9 && t < 2.5) }' &&
+	ok "route timeout 1s: a slow backend (3 s) gets 504 after ${secs}s" ||
+	not_ok "route timeout: 504 after about 1 s" "$out"
+check "... the access log says why (upstream request timeout)" bash -c \
+	"grep -F '\"path\":\"/slow/1\"' '$T/wp.access' | grep -F '\"response_code\":504' | grep -qF 'upstream request timeout (1000 ms'"
+check "... a request under the timeout passes (/exact, same route)" routed 200 srv /exact
+# header modifiers on /hdr: the app sees x-env set, x-added added, x-drop
+# removed; the client sees x-served-by set and the app's x-secret removed
+out=$(pexec cli curl -s -D - --max-time 5 -H 'x-env: dev' -H 'x-drop: 1' http://10.96.0.23/hdr/1 | tr -d '\r')
+[[ $out == *"env=prod added=1 drop=None"* ]] &&
+	ok "RequestHeaderModifier: the app saw x-env: prod (set), x-added: 1, no x-drop" || not_ok "request header modifier" "$out"
+grep -qi '^x-served-by: waypoint$' <<<"$out" && ! grep -qi '^x-secret:' <<<"$out" &&
+	ok "ResponseHeaderModifier: x-served-by set, the app's x-secret removed" || not_ok "response header modifier" "$out"
+out=$(pexec cli curl -s -D - -o /dev/null --max-time 5 http://10.96.0.23/exact | tr -d '\r')
+grep -qi '^x-secret: s$' <<<"$out" && ok "... only on that rule: /exact keeps x-secret" || not_ok "x-secret on /exact" "$out"
+# retries: flaky's srv2 endpoint refuses; a GET (idempotent, no body) that
+# lands there goes again to the next endpoint, a POST does not
+codes=""
+for i in 1 2 3 4 5 6; do codes+="$(req cli http://10.96.0.25/get$i | awk '{print $NF}') "; done
+[[ $codes == "200 200 200 200 200 200 " ]] && ok "GETs to Service flaky (one endpoint refuses): all 200 ($codes)" ||
+	not_ok "GETs to flaky all 200 through retries" "$codes"
+check "... the waypoint retried (log)" grep -q 'retry 1 of GET /get[0-9] to 10.96.0.25:80' "$T/wp.log"
+codes=""
+for i in 1 2 3 4; do codes+="$(req cli -d x=1 http://10.96.0.25/post$i | awk '{print $NF}') "; done
+[[ $codes == *503* && $codes == *200* ]] && ok "POSTs (not idempotent) are not retried: some 503 ($codes)" ||
+	not_ok "POSTs to flaky: some 503, some 200" "$codes"
+# 90/10 over N requests on one keep-alive connection. srv2's count is
+# Binomial(N, 0.1): mean N/10, sd sqrt(N * 0.09) = 9.5 for N = 1000; the
+# check accepts mean +- 4 sd ([62, 138]), a false failure once in ~16000 runs.
+SPLIT_PY='import http.client, sys
+n = int(sys.argv[1]); c = http.client.HTTPConnection("10.96.0.23", 80, timeout=10); got = {}
+for i in range(n):
+    c.request("GET", "/split/%d" % i); r = c.getresponse(); b = r.read().decode()
+    k = b.split()[-1] if r.status == 200 else "status-%d" % r.status
+    got[k] = got.get(k, 0) + 1
+print(" ".join("%s=%d" % kv for kv in sorted(got.items())))'
+N=1000
+out=$(pexec cli timeout 120 "$PYTHON" -c "$SPLIT_PY" $N)
+v1=$(sed -n 's/.*srv=\([0-9]*\).*/\1/p' <<<"$out") v2=$(sed -n 's/.*srv2=\([0-9]*\).*/\1/p' <<<"$out")
+if [[ -n $v1 && -n $v2 ]] && ((v1 + v2 == N && v2 >= 62 && v2 <= 138)); then
+	ok "90/10 split over $N requests: srv $v1, srv2 $v2 (srv2 within 100 +- 38, 4 sd)"
+else
+	not_ok "90/10 split over $N requests: srv2 within [62, 138], all 200" "$out"
+fi
 
 wp_metric() { # LABEL-SUBSTRING...: sum of istio_requests_total series having them all
 	pexec wp curl -s --max-time 2 http://127.0.0.1:15020/metrics | grep '^istio_requests_total{' |

@@ -18,6 +18,7 @@
 
 #include "conf/kube.h"
 #include "model/mesh.h"
+#include "tunnel/kube_watch.h"
 #include "tests/unit/t.h"
 
 static char dir[] = "/tmp/warren-kube.XXXXXX";
@@ -287,6 +288,57 @@ static void test_store_objects(void)
 	json_decref(o);
 }
 
+/* The Kubernetes source watches what the model reads: the Gateway API's
+ * kinds (waypoints, their routes) as optional CRDs like Istio's, v1 then
+ * v1beta1; and their list items (no kind) build once trimmed. */
+static void test_watched_kinds(void)
+{
+	static const struct {
+		const char *kind, *plural, *prefix0;
+		bool optional;
+	} want[] = {
+		{ "Pod", "pods", "/api/v1", false },
+		{ "AuthorizationPolicy", "authorizationpolicies", "/apis/security.istio.io/v1", true },
+		{ "Gateway", "gateways", "/apis/gateway.networking.k8s.io/v1", true },
+		{ "HTTPRoute", "httproutes", "/apis/gateway.networking.k8s.io/v1", true },
+	};
+	const char *plural;
+	const char *const *prefix;
+	bool optional;
+	json_t *gw, *rt, *arr;
+	struct mesh *m = NULL;
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		T_ASSERT(kube_watch_resource(want[i].kind, &plural, &prefix, &optional));
+		T_ASSERT_STR(plural, want[i].plural);
+		T_ASSERT_STR(prefix[0], want[i].prefix0);
+		T_ASSERT_INT(optional, want[i].optional);
+	}
+	T_ASSERT(kube_watch_resource("HTTPRoute", &plural, &prefix, &optional));
+	T_ASSERT_STR(prefix[1], "/apis/gateway.networking.k8s.io/v1beta1");
+	T_ASSERT(!kube_watch_resource("GRPCRoute", &plural, &prefix, &optional));
+
+	gw = json_loads("{\"metadata\":{\"name\":\"waypoint\",\"namespace\":\"shop\"},"
+			"\"spec\":{\"gatewayClassName\":\"istio-waypoint\",\"listeners\":"
+			"[{\"name\":\"mesh\",\"port\":15008,\"protocol\":\"HBONE\"}]},\"status\":{}}", 0, NULL);
+	rt = json_loads("{\"metadata\":{\"name\":\"r\",\"namespace\":\"shop\"},\"spec\":{\"parentRefs\":"
+			"[{\"group\":\"\",\"kind\":\"Service\",\"name\":\"web\"}],\"rules\":[{\"matches\":"
+			"[{\"path\":{\"type\":\"PathPrefix\",\"value\":\"/\"}}],\"backendRefs\":[{\"group\":\"\","
+			"\"kind\":\"Service\",\"name\":\"web\",\"port\":80,\"weight\":1}]}]},\"status\":{}}",
+			0, NULL);
+	T_ASSERT(gw && rt);
+	kube_obj_trim(gw, "gateway.networking.k8s.io/v1", "Gateway");
+	kube_obj_trim(rt, "gateway.networking.k8s.io/v1", "HTTPRoute");
+	T_ASSERT_INT(mesh_check_object(rt, "api", err, sizeof(err)), 0);
+	arr = json_pack("[o, o]", gw, rt);
+	T_ASSERT_INT(mesh_build(arr, "api", &m, err, sizeof(err)), 0);
+	T_ASSERT_INT(m->n_gateways, 1);
+	T_ASSERT(m->gateways[0].waypoint);
+	T_ASSERT_INT(m->n_httproutes, 1);
+	mesh_free(m);
+	json_decref(arr);
+}
+
 /* drop(in) at depth d gives out, and jansson reads out as it reads in
  * less metadata.managedFields */
 static void drop_case(const char *in, unsigned d, const char *want)
@@ -505,4 +557,4 @@ static void setup(void)
 T_MAIN(T_CASE(setup), T_CASE(test_kubeconfig), T_CASE(test_kubeconfig_errors),
        T_CASE(test_incluster), T_CASE(test_events), T_CASE(test_backoff), T_CASE(test_rebuild_delay),
        T_CASE(test_store_objects), T_CASE(test_drop_managed), T_CASE(test_compact),
-       T_CASE(test_same), T_CASE(test_cleanup))
+       T_CASE(test_same), T_CASE(test_watched_kinds), T_CASE(test_cleanup))
