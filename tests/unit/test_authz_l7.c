@@ -12,6 +12,7 @@
 
 #include "conf/kobj.h"
 #include "model/authz.h"
+#include "tests/unit/mesh_fixture.h"
 #include "tests/unit/t.h"
 
 static json_t *objs(const char *yaml)
@@ -24,21 +25,6 @@ static json_t *objs(const char *yaml)
 	return o;
 }
 
-struct hdrs {
-	const char *const *kv; /* name, value, ..., NULL */
-};
-
-static const char *hdr(void *ctx, const char *name, size_t *len)
-{
-	const struct hdrs *h = ctx;
-
-	for (size_t i = 0; h->kv && h->kv[i]; i += 2)
-		if (!strcasecmp(h->kv[i], name)) {
-			*len = strlen(h->kv[i + 1]);
-			return h->kv[i + 1];
-		}
-	return NULL;
-}
 
 static const char policies[] =
 	"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"

@@ -11,23 +11,9 @@
 #include "conf/kobj.h"
 #include "model/httproute.h"
 #include "model/mesh.h"
+#include "tests/unit/mesh_fixture.h"
 #include "tests/unit/t.h"
 
-static char err[512];
-
-static struct mesh *build(const char *text)
-{
-	json_t *objs = NULL;
-	struct mesh *m = NULL;
-
-	err[0] = '\0';
-	if (kobj_load_text(text, strlen(text), "mesh.yaml", &objs, err, sizeof(err)))
-		return NULL;
-	if (mesh_build(objs, "mesh.yaml", &m, err, sizeof(err)))
-		m = NULL;
-	json_decref(objs);
-	return m;
-}
 
 #define SVC(name, ip)                                                                      \
 	"---\napiVersion: v1\nkind: Service\nmetadata: {name: " name ", namespace: shop}\n" \
@@ -61,21 +47,6 @@ static const char yaml[] =
 	      "  parentRefs: [{name: some-gateway}]\n"
 	      "  rules: [{backendRefs: [{name: other, port: 80}]}]\n");
 
-struct hdrs {
-	const char *const *kv; /* name, value, ..., NULL */
-};
-
-static const char *hdr(void *ctx, const char *name, size_t *len)
-{
-	const struct hdrs *h = ctx;
-
-	for (size_t i = 0; h->kv && h->kv[i]; i += 2)
-		if (!strcasecmp(h->kv[i], name)) {
-			*len = strlen(h->kv[i + 1]);
-			return h->kv[i + 1];
-		}
-	return NULL;
-}
 
 /* The backend Service name chosen for (method, target, headers), "404"
  * when no rule matches, "500" when its rule has no weight. */
@@ -100,9 +71,9 @@ static const char *route(const struct mesh *m, uint16_t port, const char *method
 
 static void test_decode(void)
 {
-	struct mesh *m = build(yaml);
+	struct mesh *m = mf_build(yaml);
 
-	printf("# %s\n", err);
+	printf("# %s\n", mf_err);
 	T_ASSERT(m);
 	T_ASSERT_INT(m->n_httproutes, 3);
 	T_ASSERT_INT(m->httproutes[0].n_parents, 1);
@@ -120,7 +91,7 @@ static void test_decode(void)
 
 static void test_match(void)
 {
-	struct mesh *m = build(yaml);
+	struct mesh *m = mf_build(yaml);
 	static const char *const v2[] = { "x-version", "v2", NULL };
 	static const char *const v3[] = { "x-version", "v3", NULL };
 
@@ -160,7 +131,7 @@ static void test_match(void)
 
 static void test_weights(void)
 {
-	struct mesh *m = build(yaml);
+	struct mesh *m = mf_build(yaml);
 	const struct mesh_route_rule *r;
 	size_t n2 = 0;
 
@@ -197,8 +168,8 @@ static void test_timeouts(void)
 		snprintf(text, sizeof(text), "%s" ROUTE("r", "  parentRefs: [{group: '', kind: Service, name: web}]\n"
 							     "  rules: [{timeouts: %s, backendRefs: [{name: web, port: 80}]}]\n"),
 			 SVC("web", "10.96.0.1"), cases[i].t);
-		m = build(text);
-		printf("# %s %s\n", cases[i].t, err);
+		m = mf_build(text);
+		printf("# %s %s\n", cases[i].t, mf_err);
 		T_ASSERT(m);
 		T_ASSERT_INT(m->httproutes[0].rules[0].timeout_ms, cases[i].request);
 		T_ASSERT_INT(m->httproutes[0].rules[0].backend_timeout_ms, cases[i].backend);
@@ -220,11 +191,11 @@ static void test_header_modifiers(void)
 				   "X-ENV: dev2\r\nx-dropped: no\r\n\r\n";
 	static const char want[] = "GET /a HTTP/1.1\r\nHost: web\r\nx-keep: k\r\nx-dropped: no\r\n"
 				   "X-Env: prod\r\nx-added: 1\r\n\r\n";
-	struct mesh *m = build(text);
+	struct mesh *m = mf_build(text);
 	char out[256];
 	long n;
 
-	printf("# %s\n", err);
+	printf("# %s\n", mf_err);
 	T_ASSERT(m);
 	n = mesh_route_rewrite_head(head, sizeof(head) - 1, &m->httproutes[0].rules[0].req_mod, out, sizeof(out));
 	T_ASSERT_INT(n, (long)sizeof(want) - 1);
@@ -315,19 +286,19 @@ static void test_bad_routes(void)
 		struct mesh *m;
 
 		snprintf(text, sizeof(text), "%s" ROUTE("r", "%s"), SVC("web", "10.96.0.1"), cases[i].rest);
-		m = build(text);
-		printf("# %s\n", err);
+		m = mf_build(text);
+		printf("# %s\n", mf_err);
 		T_ASSERT(!m);
-		T_ASSERT(strstr(err, cases[i].want));
-		T_ASSERT(strstr(err, "(HTTPRoute shop/r)"));
+		T_ASSERT(strstr(mf_err, cases[i].want));
+		T_ASSERT(strstr(mf_err, "(HTTPRoute shop/r)"));
 	}
 	{
-		struct mesh *m = build(SVC("web", "10.96.0.1") ROUTE("r", "  parentRefs: [{group: '', kind: Service, name: web}]\n"
+		struct mesh *m = mf_build(SVC("web", "10.96.0.1") ROUTE("r", "  parentRefs: [{group: '', kind: Service, name: web}]\n"
 									"  rules: [{backendRefs: [{name: v1, port: 80}]}]\n")
 					       ROUTE("r", "  parentRefs: [{group: '', kind: Service, name: web}]\n"
 							  "  rules: [{backendRefs: [{name: v1, port: 80}]}]\n"));
 		T_ASSERT(!m);
-		T_ASSERT(strstr(err, "duplicate HTTPRoute shop/r"));
+		T_ASSERT(strstr(mf_err, "duplicate HTTPRoute shop/r"));
 	}
 }
 

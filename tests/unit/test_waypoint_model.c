@@ -10,23 +10,9 @@
 #include "conf/kobj.h"
 #include "model/mesh.h"
 #include "model/waypoint.h"
+#include "tests/unit/mesh_fixture.h"
 #include "tests/unit/t.h"
 
-static char err[512];
-
-static struct mesh *build(const char *text)
-{
-	json_t *objs = NULL;
-	struct mesh *m = NULL;
-
-	err[0] = '\0';
-	if (kobj_load_text(text, strlen(text), "mesh.yaml", &objs, err, sizeof(err)))
-		return NULL;
-	if (mesh_build(objs, "mesh.yaml", &m, err, sizeof(err)))
-		m = NULL;
-	json_decref(objs);
-	return m;
-}
 
 #define GW(ns, name, extra_labels)                                                   \
 	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"            \
@@ -84,7 +70,7 @@ static const struct mesh_service *svc(const struct mesh *m, const char *ns, cons
 
 static void test_decode_gateways(void)
 {
-	struct mesh *m = build(yaml);
+	struct mesh *m = mf_build(yaml);
 	const struct mesh_gateway *g;
 
 	T_ASSERT(m);
@@ -104,7 +90,7 @@ static void test_decode_gateways(void)
 
 static void test_ready_pods(void)
 {
-	struct mesh *m = build(yaml);
+	struct mesh *m = mf_build(yaml);
 	const struct mesh_pod *p;
 	size_t pos = 0;
 
@@ -120,7 +106,7 @@ static void test_ready_pods(void)
 /* Waypoint pods are never captured, even in an ambient namespace. */
 static void test_waypoint_pods_not_enrolled(void)
 {
-	struct mesh *m = build(yaml);
+	struct mesh *m = mf_build(yaml);
 	const char *why;
 
 	T_ASSERT(m);
@@ -148,7 +134,7 @@ static void test_service_binding(void)
 		{ "plain", "web", MESH_WP_BOUND, "infra", "shared" },       /* use-waypoint-namespace */
 		{ "plain", "web2", MESH_WP_NONE, NULL, NULL },              /* no label anywhere */
 	};
-	struct mesh *m = build(yaml);
+	struct mesh *m = mf_build(yaml);
 	struct mesh_wp_binding b;
 
 	T_ASSERT(m);
@@ -169,7 +155,7 @@ static void test_service_binding(void)
 
 static void test_pod_binding(void)
 {
-	struct mesh *m = build(yaml);
+	struct mesh *m = mf_build(yaml);
 	struct mesh_wp_binding b;
 
 	T_ASSERT(m);
@@ -190,7 +176,7 @@ static void test_pod_binding(void)
 /* No bypass: a workload behind a waypoint admits the waypoint's identity. */
 static void test_requires_waypoint(void)
 {
-	struct mesh *m = build(yaml);
+	struct mesh *m = mf_build(yaml);
 	struct mesh_wp_binding b;
 
 	T_ASSERT(m);
@@ -210,7 +196,7 @@ static void test_requires_waypoint(void)
 	mesh_free(m);
 
 	/* the escape hatch */
-	m = build(GW("a", "wp", "")
+	m = mf_build(GW("a", "wp", "")
 		  "---\napiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a, labels: {app: p},"
 		  " annotations: {warren.io/waypoint-allow-direct: 'true'}}\nstatus: {podIP: 10.0.0.1}\n"
 		  SVC("a", "s", "istio.io/use-waypoint: wp", "app: p"));
@@ -246,11 +232,11 @@ static void test_bad_gateways(void)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct mesh *m = build(cases[i].yaml);
+		struct mesh *m = mf_build(cases[i].yaml);
 
-		printf("# %s\n", err);
+		printf("# %s\n", mf_err);
 		T_ASSERT(!m);
-		T_ASSERT(strstr(err, cases[i].want));
+		T_ASSERT(strstr(mf_err, cases[i].want));
 	}
 }
 
