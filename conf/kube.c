@@ -533,136 +533,67 @@ fail:
 	return NULL;
 }
 
+/* Is every member of o (an object, else nothing to reduce) in keep, or in
+ * more (may be NULL)? */
+static bool kc_only(json_t *o, const char *const *keep, const char *const *more)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return true;
+	json_object_foreach(o, k, v) {
+		const char *const *p;
+		bool found = false;
+
+		for (p = keep; *p && !found; p++)
+			found = !strcmp(k, *p);
+		for (p = more; p && *p && !found; p++)
+			found = !strcmp(k, *p);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static bool kc_list_only(json_t *a, const char *const *keep)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(a, i, e)
+		if (!kc_only(e, keep, NULL))
+			return false;
+	return true;
+}
+
+static const char *const kc_top_more[] = { "metadata", "spec", "status", NULL };
+static const char *const kc_spec_more[] = { "containers", "initContainers", NULL };
+static const char *const kc_status_more[] = { "conditions", NULL };
+
+/* Is pod already what kc_pod() would make of it (as a pod pruned from the
+ * text is: conf/kube_prune.c)? Then it is kept as it is, not copied. */
+static bool kc_pod_compact(json_t *pod)
+{
+	json_t *spec = json_object_get(pod, "spec"), *st = json_object_get(pod, "status");
+
+	return kc_only(pod, kc_top, kc_top_more) &&
+	       kc_only(json_object_get(pod, "metadata"), kc_meta, NULL) &&
+	       kc_only(spec, kc_spec, kc_spec_more) &&
+	       (!json_is_object(spec) ||
+		(kc_list_only(json_object_get(spec, "containers"), kc_ctr) &&
+		 kc_list_only(json_object_get(spec, "initContainers"), kc_ctr))) &&
+	       kc_only(st, kc_status, kc_status_more) &&
+	       (!json_is_object(st) || kc_list_only(json_object_get(st, "conditions"), kc_cond));
+}
+
 json_t *kube_obj_compact(json_t *obj)
 {
 	const char *kind = json_string_value(json_object_get(obj, "kind"));
 
-	if (json_is_object(obj) && kind && !strcmp(kind, "Pod"))
+	if (json_is_object(obj) && kind && !strcmp(kind, "Pod") && !kc_pod_compact(obj))
 		return kc_pod(obj);
 	return json_incref(obj);
-}
-
-/* ---- managedFields dropped from the text ---- */
-
-#define KS_DEPTH 32
-
-/* The end of the JSON string that starts at s[i] ('"'), or n. */
-static size_t ks_string_end(const char *s, size_t i, size_t n)
-{
-	for (i++; i < n; i++) {
-		if (s[i] == '\\')
-			i++;
-		else if (s[i] == '"')
-			return i + 1;
-	}
-	return n;
-}
-
-static size_t ks_space(const char *s, size_t i, size_t n)
-{
-	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-		i++;
-	return i;
-}
-
-/* The end of the value that starts at s[i]; n when it does not end. */
-static size_t ks_value_end(const char *s, size_t i, size_t n)
-{
-	size_t depth = 0;
-
-	while (i < n) {
-		char c = s[i];
-
-		if (c == '"') {
-			i = ks_string_end(s, i, n);
-			if (!depth)
-				return i;
-			continue;
-		}
-		if (c == '{' || c == '[') {
-			depth++;
-		} else if (c == '}' || c == ']') {
-			if (!depth)
-				return i; /* a scalar ended by its container */
-			if (!--depth)
-				return i + 1;
-		} else if (!depth && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
-			return i; /* a scalar's end */
-		}
-		i++;
-	}
-	return n;
-}
-
-size_t kube_json_drop_managed(char *s, size_t n, unsigned meta_depth)
-{
-	bool meta[KS_DEPTH + 1] = { false };
-	bool obj[KS_DEPTH + 1] = { false };
-	bool key_meta = false;
-	size_t i = 0, o = 0, depth = 0;
-
-	if (!meta_depth || meta_depth > KS_DEPTH)
-		return n;
-	while (i < n) {
-		char c = s[i];
-
-		if (c == '"') {
-			size_t e = ks_string_end(s, i, n), k = ks_space(s, e, n);
-			bool is_key = depth && obj[depth] && k < n && s[k] == ':';
-
-			if (is_key && depth == meta_depth && meta[depth] && e - i == 15 &&
-			    !memcmp(s + i, "\"managedFields\"", 15)) {
-				/* the member goes, with one comma around it */
-				size_t v = ks_value_end(s, ks_space(s, k + 1, n), n), a;
-
-				if (v >= n)
-					break; /* cut short: copied as it is, for the parser to judge */
-				a = ks_space(s, v, n);
-				if (a < n && s[a] == ',') {
-					i = a + 1;
-				} else {
-					size_t b = o;
-
-					while (b > 0 && (s[b - 1] == ' ' || s[b - 1] == '\t' ||
-							 s[b - 1] == '\n' || s[b - 1] == '\r'))
-						b--;
-					if (b > 0 && s[b - 1] == ',')
-						o = b - 1;
-					i = v;
-				}
-				key_meta = false;
-				continue;
-			}
-			if (is_key)
-				key_meta = e - i == 10 && !memcmp(s + i, "\"metadata\"", 10);
-			memmove(s + o, s + i, e - i);
-			o += e - i;
-			i = e;
-			continue;
-		}
-		if (c == '{' || c == '[') {
-			if (depth >= KS_DEPTH) {
-				/* deeper than any metadata we look for: the rest as it is */
-				break;
-			}
-			depth++;
-			obj[depth] = c == '{';
-			meta[depth] = c == '{' && key_meta;
-			key_meta = false;
-		} else if (c == '}' || c == ']') {
-			if (depth)
-				depth--;
-			key_meta = false;
-		} else if (c == ',') {
-			key_meta = false;
-		}
-		s[o++] = s[i++];
-	}
-	if (i < n) {
-		memmove(s + o, s + i, n - i);
-		o += n - i;
-	}
-	return o;
 }
 
 bool kube_obj_same(json_t *a, json_t *b)

@@ -8,9 +8,9 @@
  *    KUBERNETES_SERVICE_HOST/PORT;
  *  - one line of a watch stream decoded into an event;
  *  - the retry delay after a failure (exponential, with jitter);
- *  - the object store: per resource, "namespace/name" -> the object as
- *    the API server sent it (managedFields dropped), from which the model
- *    is rebuilt through mesh_build(), the builder file mode uses.
+ *  - the object store: per resource, "namespace/name" -> what the model
+ *    needs of the object the API server sent (kube_obj_compact), from which
+ *    the model is rebuilt through mesh_build(), the builder file mode uses.
  *
  * Ownership: every string and JSON value in a struct below is owned by it
  * and freed by its _free(); kube_event_parse() gives the caller a
@@ -92,24 +92,13 @@ void kube_obj_trim(json_t *obj, const char *api_version, const char *kind);
  * account, node, hostNetwork, the containers' and initContainers'
  * restartPolicy and ports; status phase, podIP, podIPs, the conditions'
  * type and status), sharing their values with obj and each as sent, so the
- * builder decodes it exactly as it decodes obj; of any other kind, obj
- * itself. A pod is ~1/10 of its JSON. NULL when out of memory. */
+ * builder decodes it exactly as it decodes obj; obj itself when it holds
+ * nothing else (a pod pruned from the text, conf/kube_prune.h) and for any
+ * other kind. A pod is ~1/10 of its JSON. NULL when out of memory. */
 json_t *kube_obj_compact(json_t *obj);
 /* a and b are the same object but for metadata.resourceVersion: an event
  * that changes nothing the store keeps (a pod's status heartbeat, once
  * compact) needs no new model. */
 bool kube_obj_same(json_t *a, json_t *b);
-
-/* Removes, in place, the member "managedFields" (and one comma beside it)
- * from every object that is the value of a key "metadata" and opens at
- * nesting depth meta_depth (1: the outermost value; a list's items'
- * metadata: 4, a watch event's object's: 3) of the JSON text s[0..n), and
- * returns the new length. managedFields is ~3/4 of a pod's JSON and never
- * read: not parsing it is most of a relist's CPU. Only strings, brackets,
- * commas and colons are looked at: text that is no JSON stays no JSON
- * (left for the parser to refuse), and JSON that jansson reads gives, after
- * this, the same values less those members (tests/fuzz/fuzz_kube_event.c
- * checks it). */
-size_t kube_json_drop_managed(char *s, size_t n, unsigned meta_depth);
 
 #endif

@@ -18,9 +18,10 @@
  * connection.
  *
  * Objects are kept per resource by "namespace/name", as the model needs
- * them: metadata.managedFields is cut from the text before it is parsed (it
- * is most of a pod's JSON), and a pod keeps only the fields the builder
- * reads (kube_obj_compact). The whole model is rebuilt from them with the
+ * them: what the model never reads is cut from the text before it is
+ * parsed (kube_json_prune: of a pod, all but the fields the builder reads,
+ * which is most of its JSON; of other objects metadata.managedFields), and
+ * a pod is stored as kube_obj_compact() makes it. The whole model is rebuilt from them with the
  * builder file mode uses (mesh_build_shared: the model refers to the
  * stored objects, which are replaced, never changed), at most every
  * REBUILD_MS: the first change after a quiet spell is built at once
@@ -51,6 +52,7 @@
 #include <curl/curl.h>
 
 #include "conf/kube.h"
+#include "conf/kube_prune.h"
 #include "conf/log.h"
 #include "tunnel/kube_annotate.h"
 #include "tunnel/kube_enroll.h"
@@ -338,14 +340,25 @@ static void kres_set_rv(struct kres *r, const char *rv)
 	}
 }
 
+static bool kres_is_pods(const struct kres *r)
+{
+	return !strcmp(r->def->kind, "Pod");
+}
+
 /* One line of a watch stream (changed in place). 0, or -1 to end this watch. */
 static int kres_event(struct kres *r, char *line, size_t len)
 {
 	struct kube_event ev;
 	char err[256], key[512];
+	size_t bad;
 	int ret = 0;
 
-	len = kube_json_drop_managed(line, len, 3); /* {"object": {"metadata": {...}}} */
+	if (kube_json_prune(line, len, KUBE_PRUNE_EVENT, kres_is_pods(r), &len, &bad)) {
+		r->errors++;
+		kres_note(r, "watch event is not JSON (byte %zu of %zu); restarting the watch", bad,
+			  len);
+		return -1;
+	}
 	if (kube_event_parse(line, len, &ev, err, sizeof(err))) {
 		r->errors++;
 		kres_note(r, "%s; restarting the watch", err);
@@ -503,10 +516,15 @@ static void kres_list_done(struct kres *r)
 	json_error_t je;
 	json_t *body, *items, *it, *md;
 	const char *apiv, *cont;
-	size_t i;
+	size_t i, bad;
 
-	if (r->buf) /* {"items": [{"metadata": {...}}]} */
-		r->len = kube_json_drop_managed(r->buf, r->len, 4);
+	if (r->buf && kube_json_prune(r->buf, r->len, KUBE_PRUNE_LIST, kres_is_pods(r), &r->len, &bad)) {
+		r->errors++;
+		kres_note(r, "the list answer is not JSON (byte %zu of %zu)", bad, r->len);
+		kres_begin_list(r);
+		kres_backoff(r);
+		return;
+	}
 	body = json_loadb(r->buf ? r->buf : "", r->len, 0, &je);
 	items = json_object_get(body, "items");
 	md = json_object_get(body, "metadata");

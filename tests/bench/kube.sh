@@ -26,8 +26,12 @@
 # both with their ratio: the machine is shared, only same-run figures
 # compare.
 #
+# SAVE_LISTS=<dir> also saves the pages of the pod and Service lists of the
+# big model there (compact JSON, as the tunnel gets them), to profile the
+# list path offline (tests/tools/kubelistbench).
+#
 # Env: ROUNDS (3), PODS_ENROLL (100), MODEL_PODS (5000), MODEL_SERVICES
-# (1000), WATCHERS (4), CHURN (2000), BASE (unset).
+# (1000), WATCHERS (4), CHURN (2000), BASE (unset), SAVE_LISTS (unset).
 set -uo pipefail
 source "$(dirname "$0")/../netns/lib.sh"
 
@@ -204,6 +208,23 @@ out=$(load create 50 "$MODEL_PODS" "$MODEL_SERVICES") || die "kube-load create: 
 say "API: $out (namespaces, pods, their status, Services)"
 list_bytes=$(nexec $N curl -s --cacert "$KUBE_CA" -H "Authorization: Bearer $(cat "$KUBE_TOKEN_FILE")" \
 	"$KUBE_APISERVER/api/v1/pods?limit=500" -o /dev/null -w '%{size_download}')
+save_lists() { # DIR: every page of the pod and Service lists
+	local res page cont q
+	mkdir -p "$1" || die "SAVE_LISTS=$1"
+	for res in pods services; do
+		page=0 cont=""
+		while :; do
+			q="limit=500${cont:+&continue=$cont}"
+			nexec $N curl -sf -A warren-bench --cacert "$KUBE_CA" -H "Authorization: Bearer $(cat "$KUBE_TOKEN_FILE")" \
+				"$KUBE_APISERVER/api/v1/$res?$q" -o "$1/$res.$page.json" || die "save $res page $page"
+			cont=$(jq -r '.metadata.continue // ""' "$1/$res.$page.json")
+			[[ -n $cont ]] || break
+			page=$((page + 1))
+		done
+	done
+	say "saved the pod and Service lists in $1"
+}
+[[ -n ${SAVE_LISTS:-} ]] && save_lists "$SAVE_LISTS"
 for ((r = 0; r < ROUNDS; r++)); do
 	for tag in "${TAGS[@]}"; do
 		stop

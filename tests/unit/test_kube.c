@@ -4,8 +4,9 @@
  * data, refused exec plugins, in-cluster files and environment, token
  * reading, watch event lines (410 in the stream), backoff bounds and
  * jitter, store keys, and list items (no kind) going through the model
- * builder once trimmed; what a relist keeps of an object: managedFields
- * dropped from the text, pods compacted to the fields the builder reads
+ * builder once trimmed; what a relist keeps of an object: what the model
+ * never reads cut from the text (refused exactly when jansson refuses it,
+ * the same compact pod and model after), pods compacted to the fields the builder reads
  * (the same model as the whole pod), events that change nothing, and the
  * builder's per-object check agreeing with mesh_build().
  */
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "conf/kube.h"
+#include "conf/kube_prune.h"
 #include "model/mesh.h"
 #include "tunnel/kube_watch.h"
 #include "tests/unit/t.h"
@@ -339,62 +341,6 @@ static void test_watched_kinds(void)
 	json_decref(arr);
 }
 
-/* drop(in) at depth d gives out, and jansson reads out as it reads in
- * less metadata.managedFields */
-static void drop_case(const char *in, unsigned d, const char *want)
-{
-	char buf[512];
-	size_t n = strlen(in);
-
-	snprintf(buf, sizeof(buf), "%s", in);
-	n = kube_json_drop_managed(buf, n, d);
-	buf[n] = '\0';
-	T_ASSERT_STR(buf, want);
-}
-
-static void test_drop_managed(void)
-{
-	static const char pod[] =
-		"{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"7\"},\"items\":["
-		"{\"metadata\":{\"name\":\"a\",\"managedFields\":[{\"manager\":\"k\",\"fieldsV1\":{\"f:metadata\":{\".\":{},\"k:{\\\"x\\\":\\\"]}\\\"}\":{}}}}],"
-		"\"uid\":\"u1\",\"labels\":{\"managedFields\":\"x\"}},\"spec\":{\"managedFields\":[1]},\"status\":{\"podIP\":\"10.0.0.1\"}},"
-		"{\"metadata\" : { \"name\" : \"b\" ,\n \"managedFields\" : [ ] \n}},"
-		"{\"metadata\":{\"managedFields\":[]}}]}";
-	json_t *a, *b, *it;
-	char *buf;
-	size_t n, i;
-
-	/* first, last, only member; whitespace */
-	drop_case("{\"items\":[{\"metadata\":{\"managedFields\":[{}],\"name\":\"a\"}}]}", 4,
-		  "{\"items\":[{\"metadata\":{\"name\":\"a\"}}]}");
-	drop_case("{\"items\":[{\"metadata\":{\"name\":\"a\" , \"managedFields\":[{}] }}]}", 4,
-		  "{\"items\":[{\"metadata\":{\"name\":\"a\"  }}]}");
-	drop_case("{\"object\":{\"metadata\":{\"managedFields\":null}}}", 3,
-		  "{\"object\":{\"metadata\":{}}}");
-	/* another depth, another parent, in a string, cut short: as it was */
-	drop_case("{\"items\":[{\"metadata\":{\"managedFields\":[]}}]}", 3,
-		  "{\"items\":[{\"metadata\":{\"managedFields\":[]}}]}");
-	drop_case("{\"object\":{\"spec\":{\"managedFields\":[]},\"metadata\":{\"name\":\"\\\"managedFields\\\":\"}}}", 3,
-		  "{\"object\":{\"spec\":{\"managedFields\":[]},\"metadata\":{\"name\":\"\\\"managedFields\\\":\"}}}");
-	drop_case("{\"object\":{\"metadata\":{\"managedFields\":[1,2", 3,
-		  "{\"object\":{\"metadata\":{\"managedFields\":[1,2");
-	drop_case("not json", 3, "not json");
-	/* a list: the same values as trimming after the parse */
-	a = json_loads(pod, 0, NULL);
-	T_ASSERT(a);
-	json_array_foreach(json_object_get(a, "items"), i, it)
-		kube_obj_trim(it, NULL, NULL);
-	buf = strdup(pod);
-	n = kube_json_drop_managed(buf, strlen(buf), 4);
-	T_ASSERT(n < strlen(pod));
-	b = json_loadb(buf, n, 0, NULL);
-	T_ASSERT(b);
-	T_ASSERT(json_equal(a, b));
-	json_decref(a);
-	json_decref(b);
-	free(buf);
-}
-
 static const char full_pod[] =
 	"{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"web-1\",\"namespace\":\"shop\","
 	"\"uid\":\"u-1\",\"resourceVersion\":\"9\",\"generation\":1,\"creationTimestamp\":\"2026-01-01T00:00:00Z\","
@@ -459,6 +405,158 @@ static void same_model(json_t *a, json_t *b)
 	mesh_free(m2);
 	json_decref(x);
 	json_decref(y);
+}
+
+/* prune(in) gives want (NULL: refused), and jansson agrees: it reads in
+ * exactly when prune accepts it */
+static void prune_case(const char *in, enum kube_prune_what what, bool pod, const char *want)
+{
+	char buf[8192];
+	size_t n = strlen(in), len, bad = 0;
+	json_t *j = json_loads(in, 0, NULL);
+	int ret;
+
+	snprintf(buf, sizeof(buf), "%s", in);
+	ret = kube_json_prune(buf, n, what, pod, &len, &bad);
+	if (ret != (want ? 0 : -1))
+		printf("#   the case: %s\n", in);
+	T_ASSERT_INT(ret, want ? 0 : -1);
+	T_ASSERT_INT(!!j, !!want);
+	json_decref(j);
+	if (want) {
+		buf[len] = '\0';
+		T_ASSERT_STR(buf, want);
+	} else {
+		T_ASSERT(bad <= n);
+	}
+}
+
+/* objects nested d deep in a cut member */
+static char *deep(size_t d)
+{
+	char *s = malloc(2 * d + 64);
+	size_t o = (size_t)sprintf(s, "{\"items\":[{\"metadata\":{\"managedFields\":");
+
+	for (size_t i = 0; i < d; i++)
+		s[o++] = '[';
+	for (size_t i = 0; i < d; i++)
+		s[o++] = ']';
+	strcpy(s + o, "}}]}");
+	return s;
+}
+
+static void test_prune_syntax(void)
+{
+	static const char *const refused[] = {
+		"[}", "[1,]", "{\"a\":1,}", "01", "-", "1.", "1e", ".5", "tru", "nul", "truex",
+		"\"\\x\"", "\"\\u12\"", "\"\\u0000\"", "\"\\udc00\"", "\"\\ud800\"", "\"\\ud800\\u0041\"",
+		"\"a\x01\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xf5\x80\x80\x80\"", "\"\xe2\x82\"",
+		"1e999", "-1e999", "9223372036854775808", "-9223372036854775809",
+		"123456789012345678901234567890", "{\"a\" 1}", "{1:2}", "[1 2]", "\"abc",
+	};
+	static const char *const kept[] = {
+		"[]", "{}", "[1,-0,0.5e-3,2E+2,true,false,null]", "\"\\\" ] } \\\\\"",
+		"\"\\ud83d\\ude00 \xe2\x82\xac \xf0\x9f\x98\x80 \\/\\b\\f\\n\\r\\t\"", "1e-999",
+		"9223372036854775807", "-9223372036854775808", "{\"k:{\\\"x\\\":\\\"]}\\\"}\":{}}",
+		" [ { \"a\" : [ ] } ] ",
+	};
+	char in[512], *d;
+	size_t len, bad;
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		snprintf(in, sizeof(in), "{\"items\":[{\"metadata\":{\"name\":\"a\",\"managedFields\":%s}}]}",
+			 refused[i]);
+		prune_case(in, KUBE_PRUNE_LIST, false, NULL);
+		snprintf(in, sizeof(in), "{\"object\":{\"spec\":{\"volumes\":%s}}}", refused[i]);
+		prune_case(in, KUBE_PRUNE_EVENT, true, NULL);
+	}
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		snprintf(in, sizeof(in), "{\"items\":[{\"metadata\":{\"name\":\"a\",\"managedFields\":%s}}]}",
+			 kept[i]);
+		prune_case(in, KUBE_PRUNE_LIST, false, "{\"items\":[{\"metadata\":{\"name\":\"a\"}}]}");
+		snprintf(in, sizeof(in), "{\"items\":[{\"metadata\":{\"name\":\"a\",\"labels\":{\"x\":%s}}}]}",
+			 kept[i]);
+		prune_case(in, KUBE_PRUNE_LIST, false, in);
+	}
+	/* jansson's depth limit (2048 containers) holds in what is cut */
+	d = deep(2044);
+	prune_case(d, KUBE_PRUNE_LIST, false, "{\"items\":[{\"metadata\":{}}]}");
+	free(d);
+	d = deep(2045);
+	prune_case(d, KUBE_PRUNE_LIST, false, NULL);
+	free(d);
+	/* no object: left for jansson to judge; what follows the value too */
+	prune_case("[1]", KUBE_PRUNE_LIST, true, "[1]");
+	strcpy(in, "{\"items\" : [] } x");
+	T_ASSERT_INT(kube_json_prune(in, strlen(in), KUBE_PRUNE_LIST, true, &len, &bad), 0);
+	in[len] = '\0';
+	T_ASSERT_STR(in, "{\"items\":[]} x");
+	T_ASSERT_INT(kube_json_prune(in, 0, KUBE_PRUNE_LIST, true, &len, &bad), 0);
+	T_ASSERT_INT(len, 0);
+}
+
+static void test_prune_objects(void)
+{
+	/* first, last, only member; whitespace; the key escaped; another parent */
+	prune_case("{\"items\":[{\"metadata\":{\"managedFields\":[{}],\"name\":\"a\"}}]}", KUBE_PRUNE_LIST,
+		   false, "{\"items\":[{\"metadata\":{\"name\":\"a\"}}]}");
+	prune_case("{\"items\" : [ {\"metadata\" : { \"name\":\"a\" , \"managedFields\":[{}] } } ] }",
+		   KUBE_PRUNE_LIST, false, "{\"items\":[{\"metadata\":{\"name\":\"a\"}}]}");
+	prune_case("{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"managed\\u0046ields\":null}}}",
+		   KUBE_PRUNE_EVENT, false, "{\"type\":\"ADDED\",\"object\":{\"metadata\":{}}}");
+	prune_case("{\"object\":{\"spec\":{\"managedFields\":[]},\"metadata\":{\"name\":\"\\\"managedFields\\\":\"}}}",
+		   KUBE_PRUNE_EVENT, false,
+		   "{\"object\":{\"spec\":{\"managedFields\":[]},\"metadata\":{\"name\":\"\\\"managedFields\\\":\"}}}");
+	/* a pod: only what the builder reads; a value of another type as sent */
+	prune_case("{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\",\"spe\\u0063\":{\"dnsPolicy\":\"x\","
+		   "\"containers\":[{\"name\":\"a\",\"env\":[],\"ports\":[{\"containerPort\":1}]},7],"
+		   "\"volumes\":[{\"name\":\"v\"}],\"hostNetwork\":true},\"status\":[1]}}",
+		   KUBE_PRUNE_EVENT, true,
+		   "{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\",\"spe\\u0063\":{"
+		   "\"containers\":[{\"ports\":[{\"containerPort\":1}]},7],\"hostNetwork\":true},\"status\":[1]}}");
+	/* an ERROR event's Status keeps what is read of it */
+	prune_case("{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+		   "\"status\":\"Failure\",\"message\":\"too old resource version\",\"reason\":\"Expired\","
+		   "\"code\":410}}",
+		   KUBE_PRUNE_EVENT, true,
+		   "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+		   "\"status\":\"Failure\",\"message\":\"too old resource version\",\"reason\":\"Expired\","
+		   "\"code\":410}}");
+}
+
+/* A list of full_pod, pruned: what kube_obj_compact() keeps is the same
+ * (and so the model), the text much shorter. */
+static void test_prune_pod(void)
+{
+	char *text = malloc(2 * sizeof(full_pod) + 128);
+	json_t *a, *b, *ca, *cb, *ia, *ib;
+	size_t n, len, bad, i;
+
+	n = (size_t)sprintf(text, "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":"
+			    "{\"resourceVersion\":\"7\",\"continue\":\"c\"},\"items\":[%s,%s]}",
+			    full_pod, full_pod);
+	a = json_loadb(text, n, 0, NULL);
+	T_ASSERT(a);
+	T_ASSERT_INT(kube_json_prune(text, n, KUBE_PRUNE_LIST, true, &len, &bad), 0);
+	T_ASSERT(len < n * 3 / 4);
+	b = json_loadb(text, len, 0, NULL);
+	T_ASSERT(b);
+	T_ASSERT(json_equal(json_object_get(a, "metadata"), json_object_get(b, "metadata")));
+	T_ASSERT_INT(json_array_size(json_object_get(b, "items")), 2);
+	json_array_foreach(json_object_get(a, "items"), i, ia) {
+		ib = json_array_get(json_object_get(b, "items"), i);
+		ca = kube_obj_compact(ia);
+		cb = kube_obj_compact(ib);
+		T_ASSERT(ca && cb);
+		T_ASSERT(json_equal(ca, cb));
+		T_ASSERT(json_object_get(json_object_get(ib, "spec"), "tolerations") == NULL);
+		same_model(ia, ib);
+		json_decref(ca);
+		json_decref(cb);
+	}
+	json_decref(a);
+	json_decref(b);
+	free(text);
 }
 
 static void test_compact(void)
@@ -556,5 +654,6 @@ static void setup(void)
 
 T_MAIN(T_CASE(setup), T_CASE(test_kubeconfig), T_CASE(test_kubeconfig_errors),
        T_CASE(test_incluster), T_CASE(test_events), T_CASE(test_backoff), T_CASE(test_rebuild_delay),
-       T_CASE(test_store_objects), T_CASE(test_drop_managed), T_CASE(test_compact),
+       T_CASE(test_store_objects), T_CASE(test_compact), T_CASE(test_prune_syntax),
+       T_CASE(test_prune_objects), T_CASE(test_prune_pod),
        T_CASE(test_same), T_CASE(test_watched_kinds), T_CASE(test_cleanup))
