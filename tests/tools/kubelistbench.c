@@ -12,6 +12,8 @@
  * the parse while every node reads every pod).
  *
  *   kubelistbench ROUNDS FILE...   (files named pods.* are the Pod list)
+ *
+ * KLB_ONLY=pod or managed: only that mode (to profile it alone).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -154,9 +156,12 @@ int main(int argc, char **argv)
 		}
 	for (int r = 0; r < rounds; r++) {
 		for (int mode = 0; mode < 2; mode++) {
+			const char *only = getenv("KLB_ONLY");
 			double ph[PH_N] = { 0 }, total = 0;
 			size_t bytes;
 
+			if (only && strcmp(only, mode ? "pod" : "managed"))
+				continue;
 			if (one_round(pages, n, mode == 1, ph, &bytes))
 				return 1;
 			printf("round %d %-8s %8zu bytes parsed:", r, mode ? "pod" : "managed", bytes);
