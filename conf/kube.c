@@ -490,8 +490,7 @@ static int kc_list(json_t *dst, json_t *src, const char *key, const char *const 
 }
 
 /* conf/kube_prune.c's pod schema keeps the same fields from the text: a
- * field added here goes there too (fuzz_kube_prune and test_kube fail
- * otherwise). */
+ * field added here goes there too (fuzz_kube_prune compares the two). */
 static const char *const kc_top[] = { "apiVersion", "kind", NULL };
 static const char *const kc_meta[] = { "name", "namespace", "uid", "resourceVersion", "labels",
 					"annotations", NULL };
