@@ -94,7 +94,6 @@ int kube_tunnel_start(struct tunnel *t)
 		return -ENOMEM;
 	kt->t = t;
 	kt->ann.t = t;
-	kube_enroll_load(t);
 	ret = kube_watch_new(&h, &t->kw);
 	if (!t->kw)
 		free(kt);
@@ -102,6 +101,9 @@ int kube_tunnel_start(struct tunnel *t)
 		kt->ann.kw = t->kw;
 	if (ret < 0)
 		return ret;
+	/* after t->kw is set (it says Kubernetes mode); the first answers
+	 * come from the loop, after this */
+	kube_enroll_load(t);
 	kt->resync = loop_timer_add(t->loop, KT_RESYNC_MS, kt_resync_cb, kt);
 	return 0;
 }
