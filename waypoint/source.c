@@ -132,51 +132,13 @@ struct wps_refusal {
 	const char *root_ns;
 };
 
-static void wps_refuse(json_t *refused, const char *key, const char *why)
-{
-	if (!json_object_get(refused, key))
-		json_object_set_new(refused, key, json_string(why));
-}
-
-/* Which Services a refused object leaves without its configuration. */
 static void wps_refused_one(void *ctx, const char *kind, const char *key, json_t *obj, const char *err)
 {
 	struct wps_refusal *r = ctx;
-	const char *ns = json_string_value(json_object_get(json_object_get(obj, "metadata"), "namespace"));
-	json_t *parents = json_object_get(json_object_get(obj, "spec"), "parentRefs"), *p;
-	char why[700], k[512];
-	size_t i;
 
 	json_array_append_new(r->list, json_pack("{s:s,s:s,s:s}", "kind", kind, "name", key, "error",
 						 err ? err : "?"));
-	if (!ns)
-		return;
-	snprintf(why, sizeof(why), "%s %s refused: %s", kind, key, err ? err : "?");
-	if (!strcmp(kind, "AuthorizationPolicy")) {
-		snprintf(k, sizeof(k), "%s/", ns);
-		wps_refuse(r->refused, r->root_ns && !strcmp(ns, r->root_ns) ? "*" : k, why);
-		return;
-	}
-	if (strcmp(kind, "HTTPRoute"))
-		return; /* a refused Service or Gateway is absent: its traffic is not served */
-	if (!json_is_array(parents) || !json_array_size(parents)) {
-		snprintf(k, sizeof(k), "%s/", ns);
-		wps_refuse(r->refused, k, why);
-		return;
-	}
-	json_array_foreach(parents, i, p) {
-		const char *pk = json_string_value(json_object_get(p, "kind"));
-		const char *pn = json_string_value(json_object_get(p, "name"));
-		const char *pns = json_string_value(json_object_get(p, "namespace"));
-
-		if (pk && strcmp(pk, "Service"))
-			continue; /* a Gateway parent: not a mesh route */
-		if (!json_is_object(p) || !pk || !pn)
-			snprintf(k, sizeof(k), "%s/", pns ? pns : ns); /* cannot tell: the namespace */
-		else
-			snprintf(k, sizeof(k), "%s/%s", pns ? pns : ns, pn);
-		wps_refuse(r->refused, k, why);
-	}
+	wmodel_refuse(r->refused, kind, key, obj, err, r->root_ns);
 }
 
 static int wps_rebuild(void *ctx, json_t *all)

@@ -38,6 +38,13 @@ struct wmodel {
 struct wmodel *wmodel_new(struct mesh *m, struct authz_set *a, json_t *refused, uint64_t gen);
 struct wmodel *wmodel_ref(struct wmodel *wm);
 void wmodel_unref(struct wmodel *wm);
+/* Records in refused (a JSON object) what the source's refusal of object
+ * kind "ns/name" (obj, as sent; err the builder's error) leaves without its
+ * configuration: an HTTPRoute's parentRefs of kind Service (every Service
+ * of its namespace when they cannot be read), an AuthorizationPolicy's
+ * namespace (all, in the root namespace root_ns); other kinds nothing. */
+void wmodel_refuse(json_t *refused, const char *kind, const char *key, json_t *obj, const char *err,
+		   const char *root_ns);
 /* Why HTTP requests to Service ns/name are refused, or NULL. */
 const char *wmodel_refused(const struct wmodel *wm, const char *ns, const char *name);
 
