@@ -175,7 +175,7 @@ expect "a token of the identity's own account not bound to a pod is refused" 403
 # warren-waypoint asks for its own identity: a key in memory, a CSR, the
 # pod's projected token; without an answer it serves nothing (fail closed).
 ca_stop
-ca_start --dns warren-ca.warren-system.svc --dns 127.0.0.1
+ca_start --dns warren-ca.warren-system.svc --dns 127.0.0.1 --cert-lifetime 60
 wait_for -t 10 ca_healthy || die "warren-ca not serving again"
 printf 'apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: shop}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE}]\n' >"$T/wp-mesh.yaml"
 WP_PID=
@@ -196,6 +196,9 @@ check "... as spiffe://cluster.local/ns/shop/sa/waypoint, signed for its own pod
 check "... and serves TLS 1.3 on 15008 with that certificate (the mesh root verifies it)" bash -c \
 	"ip netns exec '$KUBE_CP_NETNS' openssl s_client -connect 127.0.0.1:15108 -tls1_3 -alpn h2 -CAfile '$T/ca/root-cert.pem' \
 	  -cert '$T/cart-self.pem' -key '$T/cart-self.key' </dev/null 2>/dev/null | grep -q 'Verify return code: 0'"
+wp_renewed() { grep -q 'identity spiffe://cluster.local/ns/shop/sa/waypoint: renewed, serial' "$T/wp.log"; }
+check "... renewed before it expires (60 s certificates: a quarter of their life after issue)" wait_for -t 45 wp_renewed
+check "... and still ready with the new one" wp_ready_is 200
 wp_stop
 wp_start "$T/tok-cart"
 check "warren-waypoint with another account's token: refused by warren-ca, not ready" wait_for -t 20 bash -c \
