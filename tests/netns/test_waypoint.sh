@@ -442,6 +442,32 @@ check "... the same waypoint process (pid $WP_PID), a newer model generation" \
 check "... other paths still pass" expect_req 200 cli http://10.96.0.20/hello
 del_policy AuthorizationPolicy mesh deny-live
 check "the DENY deleted: /live/3 allowed again" wait_for -t 10 expect_req 200 cli http://10.96.0.20/live/3
+# A kept-alive connection takes a new model at its next request: one
+# request, then the policy, then a second request on the same socket.
+rm -f "$T/ka.go" "$T/ka.out"
+KA_PY='import http.client, os, sys, time
+c = http.client.HTTPConnection("10.96.0.20", 80, timeout=5)
+c.request("GET", "/live/ka1"); r = c.getresponse(); r.read(); s1 = r.status; sock = c.sock
+open(sys.argv[1] + ".first", "w").write(str(s1))
+end = time.time() + 20
+while not os.path.exists(sys.argv[2]) and time.time() < end: time.sleep(0.05)
+c.request("GET", "/live/ka2"); r = c.getresponse(); r.read()
+open(sys.argv[1], "w").write("%d %d %s" % (s1, r.status, "same" if c.sock is sock and sock is not None else "new"))'
+bg ip netns exec "${POD_NETNS[cli]}" "$PYTHON" -c "$KA_PY" "$T/ka.out" "$T/ka.go"
+KA_PID=$!
+wait_for -t 10 test -s "$T/ka.out.first" || not_ok "the kept-alive client's first request" "$(cat "$T/ka.out.first" 2>&1)"
+add_policy '{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+  "metadata": {"name": "deny-live", "namespace": "mesh"},
+  "spec": {"targetRefs": [{"kind": "Service", "group": "", "name": "web"}],
+           "action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/live/*"]}}]}]}}'
+wait_for -t 10 expect_req 403 cli http://10.96.0.20/live/4 || not_ok "the DENY added again"
+touch "$T/ka.go"
+wait_for -t 10 exited "$KA_PID"
+[[ $(cat "$T/ka.out" 2>/dev/null) == "200 403 same" ]] &&
+	ok "a kept-alive connection: 200 before the policy, 403 after it on the same socket" ||
+	not_ok "the next request on a kept-alive connection takes the new policy" "$(cat "$T/ka.out" 2>&1)"
+del_policy AuthorizationPolicy mesh deny-live
+wait_for -t 10 expect_req 200 cli http://10.96.0.20/live/5 || not_ok "the DENY deleted again"
 # a broken file (an HTTPRoute with a filter warren does not implement) leaves
 # the last good model in use, counted; fixed, it loads
 errs0=$(wp_metric warren_waypoint_model_reload_errors_total)
