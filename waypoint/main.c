@@ -324,9 +324,9 @@ out:
 		close(lfd);
 	if (rfd >= 0)
 		close(rfd);
+	wp_cert_free(cert); /* its renewal timer is on the loop */
 	if (w.loop)
 		loop_free(w.loop);
-	wp_cert_free(cert);
 	wp_stats_free(w.stats);
 	wmodel_unref(w.model);
 	return ret;
