@@ -144,7 +144,8 @@ static void wps_refused_one(void *ctx, const char *kind, const char *key, json_t
 static int wps_rebuild(void *ctx, json_t *all)
 {
 	struct wp_source *s = ctx;
-	struct wps_refusal r = { json_object(), json_array(), s->conf.root_ns };
+	struct wps_refusal r = { json_object(), json_array(),
+				 s->conf.root_ns ? s->conf.root_ns : AUTHZ_DEFAULT_ROOT_NAMESPACE };
 	struct mesh *m = NULL;
 	char err[512] = "";
 	int ret;
