@@ -28,6 +28,7 @@ struct caz_cached {
 	unsigned char h[32];
 	time_t until;
 	char node[254], pod[254];
+	char user[600]; /* the reviewed username: which identities it may have is decided per request */
 };
 
 static struct caz_cached caz_cache[CAZ_CACHE_N];
@@ -39,7 +40,7 @@ static size_t caz_slot(const unsigned char *h)
 }
 
 static bool caz_cache_get(const unsigned char *h, char *node, size_t node_len, char *pod,
-			  size_t pod_len)
+			  size_t pod_len, char *user, size_t user_len)
 {
 	struct caz_cached *c = &caz_cache[caz_slot(h)];
 	bool hit;
@@ -49,12 +50,13 @@ static bool caz_cache_get(const unsigned char *h, char *node, size_t node_len, c
 	if (hit) {
 		snprintf(node, node_len, "%s", c->node);
 		snprintf(pod, pod_len, "%s", c->pod);
+		snprintf(user, user_len, "%s", c->user);
 	}
 	pthread_mutex_unlock(&caz_cache_mu);
 	return hit;
 }
 
-static void caz_cache_put(const unsigned char *h, const char *node, const char *pod)
+static void caz_cache_put(const unsigned char *h, const char *node, const char *pod, const char *user)
 {
 	struct caz_cached *c = &caz_cache[caz_slot(h)];
 
@@ -63,6 +65,7 @@ static void caz_cache_put(const unsigned char *h, const char *node, const char *
 	c->until = time(NULL) + CAZ_REVIEW_TTL_S;
 	snprintf(c->node, sizeof(c->node), "%s", node);
 	snprintf(c->pod, sizeof(c->pod), "%s", pod);
+	snprintf(c->user, sizeof(c->user), "%s", user);
 	pthread_mutex_unlock(&caz_cache_mu);
 }
 
@@ -235,17 +238,38 @@ static const char *caz_extra1(json_t *user, const char *key)
 	return json_string_value(json_array_get(v, 0));
 }
 
-int caz_review_check(const struct caz_conf *conf, json_t *status, char *node, size_t node_len,
-		     char *pod, size_t pod_len, char *reason, size_t reason_len)
+/* Who username may be for identity ns/sa: CAZ_NODE (the tunnel's service
+ * account: node authorization), CAZ_SELF (that identity's own service
+ * account), or -EACCES with reason. */
+static int caz_caller(const struct caz_conf *conf, const char *username, const char *ns, const char *sa,
+		      char *reason, size_t reason_len)
 {
-	json_t *user = json_object_get(status, "user"), *auds;
+	char want[600], self[600];
+
+	snprintf(want, sizeof(want), "system:serviceaccount:%s:%s", conf->tunnel_ns, conf->tunnel_sa);
+	snprintf(self, sizeof(self), "system:serviceaccount:%s:%s", ns, sa);
+	if (username && !strcmp(username, want))
+		return CAZ_NODE;
+	if (username && !strcmp(username, self))
+		return CAZ_SELF;
+	errbuf_set(reason, reason_len,
+		   "caller %s is not the tunnel's service account %s nor the requested identity's own (%s/%s)",
+		   username ? username : "(no username)", want, ns, sa);
+	return -EACCES;
+}
+
+int caz_review_check(const struct caz_conf *conf, json_t *status, const char *ns, const char *sa,
+		     char *user, size_t user_len, char *node, size_t node_len, char *pod, size_t pod_len,
+		     char *reason, size_t reason_len)
+{
+	json_t *juser = json_object_get(status, "user"), *auds;
 	const char *err = json_string_value(json_object_get(status, "error"));
-	const char *username = json_string_value(json_object_get(user, "username"));
-	const char *pname = caz_extra1(user, "authentication.kubernetes.io/pod-name");
-	const char *nname = caz_extra1(user, "authentication.kubernetes.io/node-name");
-	char want[600];
+	const char *username = json_string_value(json_object_get(juser, "username"));
+	const char *pname = caz_extra1(juser, "authentication.kubernetes.io/pod-name");
+	const char *nname = caz_extra1(juser, "authentication.kubernetes.io/node-name");
 	size_t i;
 	bool aud = false;
+	int kind;
 
 	if (!json_is_true(json_object_get(status, "authenticated"))) {
 		errbuf_set(reason, reason_len, "token not authenticated: %s",
@@ -259,29 +283,29 @@ int caz_review_check(const struct caz_conf *conf, json_t *status, char *node, si
 		errbuf_set(reason, reason_len, "token not valid for audience %s", conf->audience);
 		return -EACCES;
 	}
-	snprintf(want, sizeof(want), "system:serviceaccount:%s:%s", conf->tunnel_ns,
-		conf->tunnel_sa);
-	if (!username || strcmp(username, want)) {
+	kind = caz_caller(conf, username, ns, sa, reason, reason_len);
+	if (kind < 0)
+		return kind;
+	/* a workload's own token must be bound to a pod too: a long-lived
+	 * Secret token of the account would otherwise outlive every pod */
+	if (!pname || (kind == CAZ_NODE && !nname)) {
 		errbuf_set(reason, reason_len,
-			"caller %s is not the tunnel's service account %s",
-			username ? username : "(no username)", want);
+			"token of %s is not bound to a pod%s (no pod-name%s in its extra info): use the "
+			"pod's projected token", username, kind == CAZ_NODE ? " scheduled on a node" : "",
+			kind == CAZ_NODE ? "/node-name" : "");
 		return -EACCES;
 	}
-	if (!pname || !nname) {
-		errbuf_set(reason, reason_len,
-			"token of %s is not bound to a pod scheduled on a node (no pod-name/node-name "
-			"in its extra info): use the pod's projected token",
-			username);
-		return -EACCES;
-	}
-	if (!caz_name_ok(nname) || !caz_name_ok(pname) || strlen(nname) >= node_len ||
-	    strlen(pname) >= pod_len) {
+	if (!nname)
+		nname = "";
+	if ((*nname && !caz_name_ok(nname)) || !caz_name_ok(pname) || strlen(nname) >= node_len ||
+	    strlen(pname) >= pod_len || strlen(username) >= user_len) {
 		errbuf_set(reason, reason_len, "token names a malformed node or pod");
 		return -EACCES;
 	}
 	strcpy(node, nname);
 	strcpy(pod, pname);
-	return 0;
+	strcpy(user, username);
+	return kind;
 }
 
 /* At least one pod of ns/sa on node, not finished, in the list answer. */
@@ -308,15 +332,17 @@ int caz_authorize(struct caz *z, const char *token, const char *ns, const char *
 		  size_t node_len, char *pod, size_t pod_len, char *reason, size_t reason_len)
 {
 	json_t *req = NULL, *ans = NULL;
-	char *body = NULL, path[1024];
+	char *body = NULL, path[1024], user[600];
 	unsigned char h[32];
 	bool hashed;
 	int ret;
 
 	node[0] = pod[0] = 0;
 	hashed = EVP_Digest(token, strlen(token), h, NULL, EVP_sha256(), NULL) == 1;
-	if (hashed && caz_cache_get(h, node, node_len, pod, pod_len))
-		goto pods;
+	if (hashed && caz_cache_get(h, node, node_len, pod, pod_len, user, sizeof(user))) {
+		ret = caz_caller(z->conf, user, ns, sa, reason, reason_len);
+		goto decided;
+	}
 	req = json_pack("{s:s, s:s, s:{s:s, s:[s]}}", "apiVersion", "authentication.k8s.io/v1",
 			"kind", "TokenReview", "spec", "token", token, "audiences",
 			z->conf->audience);
@@ -332,15 +358,17 @@ int caz_authorize(struct caz *z, const char *token, const char *ns, const char *
 	free(body);
 	if (ret)
 		return ret;
-	ret = caz_review_check(z->conf, json_object_get(ans, "status"), node, node_len, pod,
-			       pod_len, reason, reason_len);
+	ret = caz_review_check(z->conf, json_object_get(ans, "status"), ns, sa, user, sizeof(user), node,
+			       node_len, pod, pod_len, reason, reason_len);
 	json_decref(ans);
 	ans = NULL;
-	if (ret)
+	if (ret >= 0 && hashed)
+		caz_cache_put(h, node, pod, user);
+decided:
+	if (ret < 0)
 		return ret;
-	if (hashed)
-		caz_cache_put(h, node, pod);
-pods:
+	if (ret == CAZ_SELF)
+		return 0; /* its own identity: the API server checked the token's pod exists */
 	/* ns and sa are checked SPIFFE segments ([A-Za-z0-9._-]) and node a DNS
 	 * name: nothing here needs URL escaping. */
 	snprintf(path, sizeof(path),

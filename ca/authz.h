@@ -4,7 +4,13 @@
  * for which identity.
  *
  * caz_authorize(token, ns, sa) answers "may the caller holding token get a
- * certificate for spiffe://<td>/ns/<ns>/sa/<sa>?" with two API calls:
+ * certificate for spiffe://<td>/ns/<ns>/sa/<sa>?". A caller of that
+ * service account itself (a waypoint asking for its own identity, as istiod
+ * signs for a non-node caller) needs one API call: a TokenReview as in 1.
+ * below, with username system:serviceaccount:<ns>:<sa> and a token bound
+ * to a pod (pod-name; the API server refuses a token whose pod is gone).
+ * The tunnel's service account may have any identity with a pod on its
+ * node, with two API calls:
  *  1. a TokenReview (POST authentication.k8s.io/v1 tokenreviews) with the
  *     configured audience: the token must be authenticated, for that
  *     audience, of the tunnel's service account (system:serviceaccount:
@@ -40,6 +46,9 @@
 #include "conf/kube.h"
 
 #define CAZ_REVIEW_TTL_S 10
+/* caz_review_check's two kinds of callers */
+#define CAZ_NODE 0
+#define CAZ_SELF 1
 
 struct caz_conf {
 	const struct kube_creds *creds; /* the API server and warren-ca's own credentials */
@@ -57,9 +66,12 @@ void caz_free(struct caz *z);
 int caz_authorize(struct caz *z, const char *token, const char *ns, const char *sa, char *node,
 		  size_t node_len, char *pod, size_t pod_len, char *reason, size_t reason_len);
 
-/* The node name from a TokenReview answer's status (exposed for the unit
- * tests, as the checks of the answer): 0, -EACCES with reason. */
-int caz_review_check(const struct caz_conf *conf, json_t *status, char *node, size_t node_len,
-		     char *pod, size_t pod_len, char *reason, size_t reason_len);
+/* The checks of a TokenReview answer's status for identity ns/sa (exposed
+ * for the unit tests): CAZ_NODE (the tunnel's account, with the caller's
+ * node and pod), CAZ_SELF (ns/sa's own account, bound to pod; node may be
+ * empty), -EACCES with reason. user gets the reviewed username. */
+int caz_review_check(const struct caz_conf *conf, json_t *status, const char *ns, const char *sa,
+		     char *user, size_t user_len, char *node, size_t node_len, char *pod, size_t pod_len,
+		     char *reason, size_t reason_len);
 
 #endif

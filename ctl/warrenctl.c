@@ -60,6 +60,11 @@ static void usage(FILE *f)
 		"  config-dump        print the tunnel's configuration, pods and mesh state (JSON)\n"
 		"  log-level [LEVEL]  print the tunnel's log level, or set it to\n"
 		"                     error|warn|info|debug\n"
+		"  waypoint [routes|policies]\n"
+		"                     a warren-waypoint's state (its --admin socket): the\n"
+		"                     model's source, generation, errors and the objects it\n"
+		"                     refused (whose Services get 503); its HTTPRoutes\n"
+		"                     (parents, state, backends per rule); its policies\n"
 		"\n"
 		"Options:\n"
 		"  -s, --socket PATH  the admin API's Unix socket (adminSocket) [" DEFAULT_ADMIN_SOCKET "]\n"
@@ -592,6 +597,102 @@ out:
 	return ret;
 }
 
+/* route parent -> "ns/svc:port (state)" */
+static bool fmt_parent(json_t *v, size_t i, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s (%s)", i ? " " : "", json_string_value(json_object_get(v, "service")) ?: "?",
+		 json_string_value(json_object_get(v, "state")) ?: "?");
+	return true;
+}
+
+/* rule -> "svc:port*weight,..." per rule, rules separated by "; " */
+static bool fmt_rule(json_t *v, size_t i, char *buf, size_t len)
+{
+	json_t *b;
+	size_t k, off = (size_t)snprintf(buf, len, "%s", i ? " " : "");
+
+	json_array_foreach(json_object_get(v, "backends"), k, b)
+		if (off < len)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s:%lld*%lld", k ? "," : "",
+						json_string_value(json_object_get(b, "service")) ?: "?",
+						(long long)json_integer_value(json_object_get(b, "port")),
+						(long long)json_integer_value(json_object_get(b, "weight")));
+	return true;
+}
+
+static int flatten_route(json_t *row)
+{
+	char key[320];
+
+	snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(row, "namespace")) ?: "?",
+		 json_string_value(json_object_get(row, "name")) ?: "?");
+	if (json_object_set_new(row, "_key", json_string(key)) < 0 ||
+	    join_field(row, "parents", "_parents", fmt_parent) < 0 ||
+	    join_field(row, "rules", "_rules", fmt_rule) < 0)
+		return -1;
+	return 0;
+}
+
+static int flatten_wp_policy(json_t *row)
+{
+	return join_field(row, "messages", "_messages", fmt_message);
+}
+
+static int cmd_waypoint(const struct ctl *c, int argc, char **argv)
+{
+	static const char *const rhdr[] = { "ROUTE", "PARENTS", "BACKENDS" };
+	static const char *const rkeys[] = { "_key", "_parents", "_rules" };
+	static const char *const phdr[] = { "POLICY", "SCOPE", "ACTION", "STATE", "MESSAGES" };
+	static const char *const pkeys[] = { "key", "scope", "action", "state", "_messages" };
+	char *body = NULL, *src = NULL;
+	json_t *j = NULL, *s, *r;
+	size_t i;
+	int ret;
+
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "routes") && strcmp(argv[1], "policies"))) {
+		fprintf(stderr, "warrenctl: waypoint takes routes, policies or nothing\n");
+		return 2;
+	}
+	if (argc == 2 && !strcmp(argv[1], "routes"))
+		return cmd_list_flat(c, "/waypoint/routes", rhdr, rkeys, ARRAY_SIZE(rhdr), flatten_route);
+	if (argc == 2)
+		return cmd_list_flat(c, "/waypoint/policies", phdr, pkeys, ARRAY_SIZE(phdr), flatten_wp_policy);
+	ret = http(c, "/waypoint", false, &body);
+	if (ret || c->json) {
+		if (!ret)
+			fputs(body, stdout);
+		goto out;
+	}
+	ret = 1;
+	if (!(j = parse(body)))
+		goto out;
+	s = json_object_get(j, "source");
+	src = json_dumps(json_object_get(s, "kubernetes") ?: json_object_get(s, "path"), JSON_ENCODE_ANY);
+	printf("gateway     %s/%s\nidentity    %s\nready       %s\nrequests    %lld (%lld denied)\n"
+	       "source      %s %s\ngeneration  %lld (%lld loads, %lld errors)\nlast error  %s\n",
+	       json_string_value(json_object_get(j, "namespace")) ?: "?",
+	       json_string_value(json_object_get(j, "name")) ?: "?",
+	       json_string_value(json_object_get(j, "identity")) ?: "?",
+	       json_is_true(json_object_get(j, "ready")) ? "yes" : "no (no model yet)",
+	       (long long)json_integer_value(json_object_get(j, "requests")),
+	       (long long)json_integer_value(json_object_get(j, "denied")),
+	       json_string_value(json_object_get(s, "source")) ?: "?", src ? src : "",
+	       (long long)json_integer_value(json_object_get(s, "generation")),
+	       (long long)json_integer_value(json_object_get(s, "loads")),
+	       (long long)json_integer_value(json_object_get(s, "errors")),
+	       json_string_value(json_object_get(s, "lastError")) ?: "-");
+	json_array_foreach(json_object_get(s, "refused"), i, r)
+		printf("refused     %s %s: %s\n", json_string_value(json_object_get(r, "kind")) ?: "?",
+		       json_string_value(json_object_get(r, "name")) ?: "?",
+		       json_string_value(json_object_get(r, "error")) ?: "?");
+	ret = 0;
+out:
+	free(src);
+	json_decref(j);
+	free(body);
+	return ret;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(const struct ctl *c, int argc, char **argv);
@@ -605,6 +706,7 @@ static const struct {
 	{ "pool", cmd_pool },
 	{ "config-dump", cmd_config_dump },
 	{ "log-level", cmd_log_level },
+	{ "waypoint", cmd_waypoint },
 };
 
 int main(int argc, char **argv)

@@ -13,7 +13,7 @@
 #      versions listed in /usr/share/warren/base-packages.txt), plus what
 #      warren-netns runs (bash, curl, jq, nsenter, nft, ip, ss, tcpdump,
 #      conntrack and a few coreutils) and a minimal /etc;
-#   2. warren: warren-tunnel, warren-cni, warrenctl, warren-install, warren-ca in
+#   2. warren: warren-tunnel, warren-cni, warrenctl, warren-install, warren-ca, warren-waypoint in
 #      /usr/local/bin and hack/warren-netns as /usr/local/bin/warren-netns.
 # Reproducible: the binaries are built with the checkout's path mapped away
 # and stripped; the layers are tars of sorted names with uid/gid 0, mtime 0
@@ -34,7 +34,7 @@ umask 022
 export LC_ALL=C
 
 # --- binaries: the checkout's path must not reach them ---------------------------
-BINS=(warren-tunnel warren-cni warrenctl warren-install warren-ca)
+BINS=(warren-tunnel warren-cni warrenctl warren-install warren-ca warren-waypoint)
 nice make -s -j2 B="$B" CFLAGS="-O2 -g -ffile-prefix-map=$ROOT=." "${BINS[@]/#/$B/}" >/dev/null
 
 TOOLS=(/usr/bin/bash /usr/bin/curl /usr/bin/jq /usr/bin/nsenter /usr/sbin/nft /usr/sbin/ip /usr/bin/ss

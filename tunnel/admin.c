@@ -54,7 +54,7 @@
 #include "tunnel/ca.h"
 #include "tunnel/host_probe.h"
 #include "tunnel/http.h"
-#include "tunnel/kube_watch.h"
+#include "tunnel/kube_tunnel.h"
 #include "tunnel/loop.h"
 #include "tunnel/metrics.h"
 #include "tunnel/mtls.h"
@@ -427,7 +427,7 @@ static json_t *config_dump(const struct tunnel *t)
 			 "mesh", mesh ? mesh : json_null(),
 			 "meshGeneration", (json_int_t)t->mesh_generation, "ready", ready,
 			 "readyReason", reason, "hostProbe", host_probe_json(t),
-			 "kubernetes", kube_watch_json(t));
+			 "kubernetes", kube_tunnel_json(t));
 }
 
 static void handle_logging(struct http_response *resp, const struct http_request *req, bool post)

@@ -17,6 +17,8 @@
 
 #include <curl/curl.h>
 
+#include "tunnel/kube_watch.h"
+
 struct kube_watch;
 struct kpatch;
 struct loop_timer;
@@ -35,16 +37,5 @@ void kube_annotate_soon(struct kube_annotate *ka, uint64_t ms);
 /* A PATCH finished (its easy handle's CURLOPT_PRIVATE is the kpatch). */
 void kube_annotate_done(struct kpatch *kp, CURLcode res);
 void kube_annotate_stop(struct kube_annotate *ka);
-
-/* kube_watch.c's side. An easy handle for the API server's path with the
- * Authorization and Content-Type headers (*hdrs, freed by the caller after
- * the request) and the TLS options every request shares; NULL on failure. */
-CURL *kube_watch_request(struct kube_watch *kw, const char *path, const char *content_type,
-			 struct curl_slist **hdrs);
-/* Onto / off the shared multi handle. submit: 0 or -1. */
-int kube_watch_submit(struct kube_watch *kw, CURL *e);
-void kube_watch_cancel(struct kube_watch *kw, CURL *e);
-/* Re-read the token file when it changed (force: always, after a 401). */
-void kube_watch_token_refresh(struct kube_watch *kw, bool force);
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * meshSource kubernetes: the model comes from the API server.
+ * The Kubernetes source of the model (contract in tunnel/kube_watch.h).
  *
  * Each resource of the table below is listed (paged, limit/continue) and
  * then watched from the list's resourceVersion with bookmarks; the
@@ -13,7 +13,7 @@
  * changes and after a 401 (projected tokens expire).
  *
  * All requests are libcurl easy handles on one multi handle driven from
- * the tunnel's main loop (its fds through CURLMOPT_SOCKETFUNCTION, its
+ * the host's loop (its fds through CURLMOPT_SOCKETFUNCTION, its
  * timeouts through a loop timer); over HTTP/2 all watches share one TLS
  * connection.
  *
@@ -54,11 +54,9 @@
 #include "conf/kube.h"
 #include "conf/kube_prune.h"
 #include "conf/log.h"
-#include "tunnel/kube_annotate.h"
-#include "tunnel/kube_enroll.h"
+#include "conf/objcheck.h"
+#include "model/mesh.h"
 #include "tunnel/loop.h"
-#include "tunnel/mesh_watch.h"
-#include "tunnel/tunnel.h"
 
 #define KW_MAGIC          0x4b574154u
 #define REBUILD_MS        50
@@ -142,12 +140,13 @@ struct kres {
 	uint64_t last_sync_ms;     /* last list, event, bookmark or watch end */
 	uint64_t lists, events, errors, rejected;
 	uint64_t unchanged;        /* events that changed nothing the model reads */
+	json_t *refused, *refused_next; /* key -> {"error", "object"}: the builder refused its latest */
 	char last_error[384];
 };
 
 struct kube_watch {
 	unsigned magic;
-	struct tunnel *t;
+	struct kube_watch_host h;
 	struct kube_creds creds;
 	char *token;
 	struct stat token_st;
@@ -157,8 +156,6 @@ struct kube_watch {
 	uint64_t last_rebuild_ms;  /* when the last rebuild started */
 	bool curl_inited;
 	struct kres res[N_RES];
-	struct kube_annotate ann;      /* the status annotation (kube_annotate.c) */
-	struct loop_timer *resync;     /* kw_resync_cb: the backstop of both reconciles */
 };
 
 static int kres_start(struct kres *r);
@@ -240,11 +237,6 @@ static bool kw_all_listed(const struct kube_watch *kw, const char **reason)
 static void kw_rebuild_cb(struct loop *l, void *ctx)
 {
 	struct kube_watch *kw = ctx;
-	struct tunnel *t = kw->t;
-	struct mesh_watch_keep keep = { t, ORIGIN };
-	struct mesh *m = NULL;
-	char err[512] = "";
-	size_t kept = 0;
 	json_t *all;
 	int ret;
 
@@ -254,38 +246,25 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 		return; /* the last first list re-arms us */
 	kw->last_rebuild_ms = loop_now_ms();
 	all = json_array();
-	if (!all) {
-		mesh_watch_failed(t, ORIGIN, "out of memory", "retried on the next change");
-		return;
-	}
 	for (size_t i = 0; i < N_RES; i++) {
 		const char *k;
 		json_t *o;
 
 		json_object_foreach(kw->res[i].objs, k, o)
-			json_array_append(all, o);
+			if (all)
+				json_array_append(all, o);
 	}
-	/* the store is the main thread's alone; the workers need not wait */
-	loop_unguard(t->loop);
-	ret = mesh_build_shared(all, ORIGIN, t->mesh, mesh_watch_held_pod, mesh_watch_log_kept, &keep,
-				 &kept, &m, err, sizeof(err));
+	ret = all ? kw->h.rebuild(kw->h.ctx, all) : -ENOMEM; /* the host logs */
 	json_decref(all);
-	loop_reguard(t->loop);
 	kw->rebuilds++;
-	if (ret < 0) {
+	if (ret < 0)
 		kw->build_errors++;
-		mesh_watch_failed(t, ORIGIN, err[0] ? err : strerror(-ret), "retried on the next change");
-		return;
-	}
-	mesh_watch_install(t, m, ORIGIN, kept);
-	kube_enroll_reconcile(t);
-	kube_annotate_soon(&kw->ann, 0);
 }
 
 static void kw_changed(struct kube_watch *kw)
 {
 	if (!kw->rebuild)
-		kw->rebuild = loop_timer_add(kw->t->loop,
+		kw->rebuild = loop_timer_add(kw->h.loop,
 					     kube_rebuild_delay(loop_now_ms(), kw->last_rebuild_ms,
 								REBUILD_MS),
 					     kw_rebuild_cb, kw);
@@ -298,7 +277,8 @@ static void kw_changed(struct kube_watch *kw)
 /* Checks obj with the model builder and stores what the model needs of it
  * (kube_obj_compact) in store. true when that changed the store (more than
  * a resourceVersion). */
-static bool kres_put(struct kres *r, json_t *store, json_t *obj, const char *api_version)
+static bool kres_put(struct kres *r, json_t *store, json_t *refused, json_t *obj,
+		     const char *api_version)
 {
 	char key[512], err[512] = "";
 	json_t *keep, *old;
@@ -319,7 +299,18 @@ static bool kres_put(struct kres *r, json_t *store, json_t *obj, const char *api
 		kres_note(r, "%s %s rejected: %s; %s", r->def->kind, key, err[0] ? err : strerror(-ret),
 			  json_object_get(store, key) ? "its previous version stays in the model"
 						      : "it stays out of the model");
-		return false;
+		/* the host may fail closed on it (waypoint/source.c) */
+		if (refused)
+			json_object_set_new(refused, key,
+					    json_pack("{s:s,s:O}", "error", err[0] ? err : strerror(-ret),
+						      "object", obj));
+		return refused != NULL;
+	}
+	if (refused && json_object_get(refused, key)) {
+		json_object_del(refused, key);
+		json_object_set(store, key, keep);
+		json_decref(keep);
+		return true;
 	}
 	old = json_object_get(store, key);
 	changed = !old || !kube_obj_same(old, keep);
@@ -384,15 +375,17 @@ static int kres_event(struct kres *r, char *line, size_t len)
 		break;
 	case KEV_ADDED:
 	case KEV_MODIFIED:
-		if (kres_put(r, r->objs, ev.object, NULL))
+		if (kres_put(r, r->objs, r->refused, ev.object, NULL))
 			kw_changed(r->kw);
 		else
 			r->unchanged++;
 		kres_set_rv(r, ev.rv);
 		break;
 	case KEV_DELETED:
-		if (!kube_obj_key(ev.object, key, sizeof(key)))
+		if (!kube_obj_key(ev.object, key, sizeof(key))) {
 			json_object_del(r->objs, key);
+			json_object_del(r->refused, key);
+		}
 		kres_set_rv(r, ev.rv);
 		kw_changed(r->kw);
 		break;
@@ -487,8 +480,8 @@ static void kres_retry_cb(struct loop *l, void *ctx)
 static void kres_retry_in(struct kres *r, uint64_t ms)
 {
 	if (r->retry)
-		loop_timer_cancel(r->kw->t->loop, r->retry);
-	r->retry = loop_timer_add(r->kw->t->loop, ms, kres_retry_cb, r);
+		loop_timer_cancel(r->kw->h.loop, r->retry);
+	r->retry = loop_timer_add(r->kw->h.loop, ms, kres_retry_cb, r);
 	if (!r->retry)
 		log_error("kubernetes %s: out of memory arming a retry", r->def->name);
 }
@@ -509,6 +502,8 @@ static void kres_begin_list(struct kres *r)
 	r->cont = NULL;
 	json_decref(r->next);
 	r->next = NULL;
+	json_decref(r->refused_next);
+	r->refused_next = NULL;
 }
 
 static void kres_list_done(struct kres *r)
@@ -538,10 +533,12 @@ static void kres_list_done(struct kres *r)
 	}
 	if (!r->next)
 		r->next = json_object();
+	if (!r->refused_next)
+		r->refused_next = json_object();
 	apiv = json_string_value(json_object_get(body, "apiVersion"));
 	json_array_foreach(items, i, it)
 		if (r->next)
-			kres_put(r, r->next, it, apiv);
+			kres_put(r, r->next, r->refused_next, it, apiv);
 	cont = json_string_value(json_object_get(md, "continue"));
 	if (cont && *cont) {
 		free(r->cont);
@@ -561,6 +558,11 @@ static void kres_list_done(struct kres *r)
 	json_decref(r->objs);
 	r->objs = r->next;
 	r->next = NULL;
+	if (r->refused_next) {
+		json_decref(r->refused);
+		r->refused = r->refused_next;
+		r->refused_next = NULL;
+	}
 	kres_set_rv(r, json_string_value(json_object_get(md, "resourceVersion")));
 	json_decref(body);
 	if (r->lists++)
@@ -593,6 +595,7 @@ static void kres_absent(struct kres *r)
 		log_warn("kubernetes %s: %s", r->def->name, r->last_error);
 	json_decref(r->objs);
 	r->objs = json_object();
+	json_object_clear(r->refused);
 	free(r->rv);
 	r->rv = NULL;
 	r->listed = true;
@@ -695,7 +698,8 @@ static void kres_done(struct kres *r, CURLcode res)
 		kres_note(r, "401 Unauthorized (%s); re-reading the token", msg);
 		kube_watch_token_refresh(kw, true);
 	} else if (code == 403) {
-		kres_note(r, "403 Forbidden: the tunnel's account needs get, list and watch on %s (%s)",
+		kres_note(r, "403 Forbidden: %s needs get, list and watch on %s (%s)",
+			  r->kw->h.account ? r->kw->h.account : "this account",
 			  r->def->name, msg);
 	} else {
 		kres_note(r, "HTTP %ld: %s", code, msg);
@@ -890,27 +894,6 @@ static int kres_start(struct kres *r)
 	return 0;
 }
 
-/* Enrollment and annotations are reconciled after each rebuild and pod
- * change; this catches what no event announces (re-adoption finishing after
- * the first rebuild, a PATCH lost with its connection). */
-#define RESYNC_MS 10000
-
-static void kw_resync_cb(struct loop *l, void *ctx)
-{
-	struct kube_watch *kw = ctx;
-
-	CHECK_OBJ(kw, KW_MAGIC);
-	kw->resync = loop_timer_add(l, RESYNC_MS, kw_resync_cb, kw);
-	kube_enroll_reconcile(kw->t);
-	kube_annotate_soon(&kw->ann, 0);
-}
-
-void kube_watch_pods_changed(struct tunnel *t)
-{
-	if (t->kw)
-		kube_annotate_soon(&t->kw->ann, REBUILD_MS);
-}
-
 /* ---- libcurl on the loop ---- */
 
 static void kw_check_done(struct kube_watch *kw)
@@ -926,8 +909,8 @@ static void kw_check_done(struct kube_watch *kw)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
 		if (priv >= (char *)kw->res && priv < (char *)(kw->res + N_RES))
 			kres_done((struct kres *)priv, msg->data.result);
-		else
-			kube_annotate_done((struct kpatch *)priv, msg->data.result);
+		else if (kw->h.done)
+			kw->h.done(kw->h.ctx, priv, msg->data.result);
 	}
 }
 
@@ -953,14 +936,14 @@ static int kw_socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *s
 	uint32_t ev = 0;
 
 	if (what == CURL_POLL_REMOVE) {
-		loop_del(kw->t->loop, s);
+		loop_del(kw->h.loop, s);
 		return 0;
 	}
 	if (what & CURL_POLL_IN)
 		ev |= EPOLLIN;
 	if (what & CURL_POLL_OUT)
 		ev |= EPOLLOUT;
-	if (loop_set(kw->t->loop, s, ev, kw_fd_cb, kw) < 0) {
+	if (loop_set(kw->h.loop, s, ev, kw_fd_cb, kw) < 0) {
 		log_error("kubernetes: cannot watch fd %d on the loop", s);
 		return -1;
 	}
@@ -983,33 +966,30 @@ static int kw_timerfn(CURLM *multi, long timeout_ms, void *userp)
 	struct kube_watch *kw = userp;
 
 	if (kw->curl_timer) {
-		loop_timer_cancel(kw->t->loop, kw->curl_timer);
+		loop_timer_cancel(kw->h.loop, kw->curl_timer);
 		kw->curl_timer = NULL;
 	}
 	if (timeout_ms < 0)
 		return 0;
-	kw->curl_timer = loop_timer_add(kw->t->loop, (uint64_t)timeout_ms, kw_timer_cb, kw);
+	kw->curl_timer = loop_timer_add(kw->h.loop, (uint64_t)timeout_ms, kw_timer_cb, kw);
 	return kw->curl_timer ? 0 : -1;
 }
 
 /* ---- start, stop, state ---- */
 
-int kube_watch_start(struct tunnel *t)
+int kube_watch_new(const struct kube_watch_host *h, struct kube_watch **out)
 {
 	struct kube_watch *kw;
 	char err[512] = "";
 	int ret;
 
-	kw = calloc(1, sizeof(*kw));
+	*out = kw = calloc(1, sizeof(*kw));
 	if (!kw)
 		return -ENOMEM;
 	kw->magic = KW_MAGIC;
-	kw->t = t;
-	kw->ann.kw = kw;
-	kw->ann.t = t;
-	t->kw = kw;
-	if (t->conf->kubeconfig)
-		ret = kube_config_load(t->conf->kubeconfig, &kw->creds, err, sizeof(err));
+	kw->h = *h;
+	if (h->kubeconfig)
+		ret = kube_config_load(h->kubeconfig, &kw->creds, err, sizeof(err));
 	else
 		ret = kube_config_incluster(NULL, &kw->creds, err, sizeof(err));
 	if (ret) {
@@ -1035,8 +1015,6 @@ int kube_watch_start(struct tunnel *t)
 	curl_multi_setopt(kw->multi, CURLMOPT_TIMERFUNCTION, kw_timerfn);
 	curl_multi_setopt(kw->multi, CURLMOPT_TIMERDATA, kw);
 	curl_multi_setopt(kw->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-	kube_enroll_load(t);
-	kw->resync = loop_timer_add(t->loop, RESYNC_MS, kw_resync_cb, kw);
 	log_info("kubernetes: watching %s (%s)", kw->creds.server, kw->creds.origin);
 	for (size_t i = 0; i < N_RES; i++) {
 		struct kres *r = &kw->res[i];
@@ -1044,7 +1022,8 @@ int kube_watch_start(struct tunnel *t)
 		r->kw = kw;
 		r->def = &kres_defs[i];
 		r->objs = json_object();
-		if (!r->objs)
+		r->refused = json_object();
+		if (!r->objs || !r->refused)
 			return -ENOMEM;
 		kres_begin_list(r);
 		kres_start(r);
@@ -1052,13 +1031,10 @@ int kube_watch_start(struct tunnel *t)
 	return 0;
 }
 
-void kube_watch_stop(struct tunnel *t)
+void kube_watch_free(struct kube_watch *kw)
 {
-	struct kube_watch *kw = t->kw;
-
 	if (!kw)
 		return;
-	kube_enroll_stop(t);
 	for (size_t i = 0; i < N_RES; i++) {
 		struct kres *r = &kw->res[i];
 
@@ -1068,22 +1044,21 @@ void kube_watch_stop(struct tunnel *t)
 		}
 		curl_slist_free_all(r->hdrs);
 		if (r->retry)
-			loop_timer_cancel(t->loop, r->retry);
+			loop_timer_cancel(kw->h.loop, r->retry);
 		free(r->buf);
 		free(r->rv);
 		free(r->cont);
 		json_decref(r->objs);
 		json_decref(r->next);
+		json_decref(r->refused);
+		json_decref(r->refused_next);
 	}
-	kube_annotate_stop(&kw->ann);
-	if (kw->resync)
-		loop_timer_cancel(t->loop, kw->resync);
 	if (kw->multi)
 		curl_multi_cleanup(kw->multi);
 	if (kw->curl_timer)
-		loop_timer_cancel(t->loop, kw->curl_timer);
+		loop_timer_cancel(kw->h.loop, kw->curl_timer);
 	if (kw->rebuild)
-		loop_timer_cancel(t->loop, kw->rebuild);
+		loop_timer_cancel(kw->h.loop, kw->rebuild);
 	if (kw->curl_inited)
 		curl_global_cleanup();
 	if (kw->token) {
@@ -1092,12 +1067,28 @@ void kube_watch_stop(struct tunnel *t)
 	}
 	kube_creds_free(&kw->creds);
 	free(kw);
-	t->kw = NULL;
 }
 
-bool kube_watch_synced(const struct tunnel *t, const char **reason)
+void *kube_watch_host_ctx(const struct kube_watch *kw)
 {
-	return !t->kw || kw_all_listed(t->kw, reason);
+	return kw->h.ctx;
+}
+
+bool kube_watch_listed(const struct kube_watch *kw, const char **reason)
+{
+	return kw_all_listed(kw, reason);
+}
+
+void kube_watch_foreach_refused(const struct kube_watch *kw, kube_refused_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < N_RES; i++) {
+		const char *k;
+		json_t *v;
+
+		json_object_foreach(kw->res[i].refused, k, v)
+			fn(ctx, kw->res[i].def->kind, k, json_object_get(v, "object"),
+			   json_string_value(json_object_get(v, "error")));
+	}
 }
 
 /* Seconds since r was last known current: 0 while its watch is open. */
@@ -1110,14 +1101,11 @@ static double kres_age(const struct kres *r, uint64_t now)
 	return (double)(now - r->last_sync_ms) / 1000.0;
 }
 
-json_t *kube_watch_json(const struct tunnel *t)
+json_t *kube_watch_state(const struct kube_watch *kw)
 {
-	const struct kube_watch *kw = t->kw;
 	uint64_t now = loop_now_ms();
 	json_t *res, *o;
 
-	if (!kw)
-		return json_null();
 	res = json_object();
 	for (size_t i = 0; res && i < N_RES; i++) {
 		const struct kres *r = &kw->res[i];
@@ -1136,20 +1124,18 @@ json_t *kube_watch_json(const struct tunnel *t)
 		if (o) {
 			json_object_set_new(o, "rejected", json_integer((json_int_t)r->rejected));
 			json_object_set_new(o, "unchanged", json_integer((json_int_t)r->unchanged));
+			json_object_set_new(o, "refusedNow", json_integer((json_int_t)json_object_size(r->refused)));
 		}
 		json_object_set_new(res, r->def->name, o ? o : json_null());
 	}
-	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o}", "server", kw->creds.server,
+	return json_pack("{s:s,s:s,s:I,s:I,s:o}", "server", kw->creds.server,
 			 "credentials", kw->creds.origin, "rebuilds", (json_int_t)kw->rebuilds,
 			 "buildErrors", (json_int_t)kw->build_errors,
-			 "statusPatches", (json_int_t)kw->ann.ok,
-			 "statusPatchErrors", (json_int_t)kw->ann.failed,
 			 "resources", res ? res : json_null());
 }
 
-void kube_watch_metrics(const struct tunnel *t, FILE *f)
+void kube_watch_write_metrics(const struct kube_watch *kw, FILE *f)
 {
-	const struct kube_watch *kw = t->kw;
 	uint64_t now = loop_now_ms();
 	static const struct {
 		const char *name, *type, *help;
@@ -1163,8 +1149,6 @@ void kube_watch_metrics(const struct tunnel *t, FILE *f)
 		{ "warren_kube_watching", "gauge", "1 while the resource's watch is open." },
 	};
 
-	if (!kw)
-		return;
 	for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
 		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fam[k].name, fam[k].help, fam[k].name,
 			fam[k].type);

@@ -56,7 +56,7 @@
 #include "tunnel/drain.h"
 #include "tunnel/handoff_server.h"
 #include "tunnel/host_probe.h"
-#include "tunnel/kube_watch.h"
+#include "tunnel/kube_tunnel.h"
 #include "tunnel/loop.h"
 #include "tunnel/mesh_watch.h"
 #include "tunnel/metrics.h"
@@ -301,7 +301,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (admin_start(&t) < 0)
 		goto out;
-	if (conf.kube ? kube_watch_start(&t) < 0 : mesh_watch_start(&t) < 0)
+	if (conf.kube ? kube_tunnel_start(&t) < 0 : mesh_watch_start(&t) < 0)
 		goto out;
 	if (handoff_server_start(&t) < 0)
 		goto out;
@@ -339,7 +339,7 @@ out:
 	host_probe_stop(&t); /* its table stays too (host_probe.c says why) */
 	admin_stop(&t);
 	mesh_watch_stop(&t);
-	kube_watch_stop(&t);
+	kube_tunnel_stop(&t);
 	mtls_stop(&t);
 	mesh_free(t.mesh);
 	accesslog_close(t.alog);

@@ -30,7 +30,7 @@
 #include "conf/log.h"
 #include "conf/warren.h"
 #include "tunnel/accesslog.h"
-#include "tunnel/kube_watch.h"
+#include "tunnel/kube_tunnel.h"
 #include "tunnel/loop.h"
 #include "tunnel/mtls.h"
 #include "tunnel/pods.h"
@@ -840,7 +840,7 @@ char *metrics_render(struct tunnel *t)
 	header(f, "warren_connections_refused_unserving_total", "counter",
 	       "Captured connections refused before a model, its policies or a CA had loaded.");
 	sample(f, "warren_connections_refused_unserving_total", NULL, atomic_load(&t->gate_refused));
-	kube_watch_metrics(t, f);
+	kube_tunnel_metrics(t, f);
 	header(f, "warren_connections_active", "gauge", "Connections being relayed now, by direction.");
 	sample(f, "warren_connections_active", "direction=\"outbound\"", active[0]);
 	sample(f, "warren_connections_active", "direction=\"inbound\"", active[1]);

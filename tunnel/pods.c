@@ -25,7 +25,7 @@
 #include "conf/warren.h"
 #include "netlink/netns.h"
 #include "tunnel/inpod_listen.h"
-#include "tunnel/kube_watch.h"
+#include "tunnel/kube_tunnel.h"
 #include "tunnel/mtls.h"
 #include "tunnel/proxy.h"
 #include "tunnel/state.h"
@@ -185,7 +185,7 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 	t->pods = p;
 	t->n_pods++;
 	t->host_probe_stale = true;
-	kube_watch_pods_changed(t);
+	kube_tunnel_pods_changed(t);
 	return p;
 }
 
@@ -215,7 +215,7 @@ void pod_free(struct pod *p)
 		p->next->prev = p->prev;
 	t->n_pods--;
 	t->host_probe_stale = t->host_probe_full = true;
-	kube_watch_pods_changed(t);
+	kube_tunnel_pods_changed(t);
 	pod_release(p);
 }
 
@@ -320,7 +320,7 @@ bool tunnel_ready(const struct tunnel *t, const char **reason)
 
 	if (t->draining)
 		r = "draining: stopping after SIGTERM";
-	else if (!t->mesh && !kube_watch_synced(t, &r))
+	else if (!t->mesh && !kube_tunnel_synced(t, &r))
 		; /* r says which resource has not listed yet */
 	else if (!tunnel_serving(t, &r))
 		;

@@ -5,15 +5,16 @@
  * (gatewayClassName istio-waypoint) and serves HBONE on 15008 (data path:
  * waypoint/proxy.h), readiness on 15021 and metrics on 15020
  * (waypoint/stats.h). Its identity is
- * spiffe://<td>/ns/<namespace>/sa/<service account>, issued from the mesh
- * CA directory (--ca-dir), as a tunnel's caDir mode does.
+ * spiffe://<td>/ns/<namespace>/sa/<service account>, signed by warren-ca
+ * (--ca-address) or a local CA directory (--ca-dir): waypoint/cert.h.
  *
  * It reuses the tunnel's modules (tunnel/loop, tls, hbone, ca, http) and
  * the model (mesh, waypoint attachment, policy engine in waypoint mode);
  * it is a separate binary so that a node's tunnel never parses HTTP and a
  * waypoint never touches a pod's network namespace.
  *
- * The mesh model and policies are read once at start: restart to reload.
+ * The model and policies come from the mesh file or the API server and
+ * are kept current without a restart (waypoint/source.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,17 +38,24 @@
 #include "tunnel/http.h"
 #include "tunnel/loop.h"
 #include "tunnel/tls.h"
+#include "waypoint/admin.h"
+#include "waypoint/cert.h"
 #include "waypoint/proxy.h"
+#include "waypoint/source.h"
 #include "waypoint/stats.h"
+#include "waypoint/wmodel.h"
 
 static struct loop *wpm_loop;
+static struct wp_source *wpm_src;
 
 static void wpm_usage(FILE *f)
 {
-	fprintf(f, "usage: warren-waypoint --mesh PATH --ca-dir DIR --namespace NS --name GATEWAY\n"
+	fprintf(f, "usage: warren-waypoint (--mesh PATH [--reload-ms MS] | --kube [--kubeconfig PATH])\n"
+		   "         (--ca-dir DIR | --ca-address URL [--ca-token-file PATH] [--trust-bundle PATH])\n"
+		   "         --namespace NS --name GATEWAY\n"
 		   "         [--service-account SA] [--trust-domain TD] [--root-namespace NS]\n"
 		   "         [--listen ADDR:PORT] [--readiness ADDR:PORT|off] [--metrics ADDR:PORT|off]\n"
-		   "         [--log-level LEVEL]\n");
+		   "         [--admin PATH] [--log-level LEVEL]\n");
 }
 
 static int wpm_listen(const char *spec, int *out)
@@ -96,6 +104,10 @@ static void wpm_accept(struct loop *l, int fd, uint32_t events, void *ctx)
 				log_warn("accept on 15008: %s", strerror(errno));
 			return;
 		}
+		if (!w->server_ctx) { /* no certificate yet: fail closed */
+			close(c);
+			continue;
+		}
 		wp_accept(w, c, &peer);
 	}
 }
@@ -107,12 +119,35 @@ static void wpm_ready(void *ctx, const struct http_request *req, struct http_res
 	int n;
 
 	if (!strcmp(req->path, "/metrics") || !strcmp(req->path, "/stats/prometheus")) {
-		size_t len = 0;
+		size_t len = 0, slen = 0;
+		char *body = w->stats ? wp_stats_render(w->stats, &len) : strdup(""), *more = NULL;
+		FILE *f = wpm_src ? open_memstream(&more, &slen) : NULL;
 
+		if (f) {
+			wp_source_metrics(wpm_src, f);
+			fclose(f);
+		}
+		if (body && more) {
+			char *all = realloc(body, len + slen + 1);
+
+			if (all) {
+				memcpy(all + len, more, slen + 1);
+				body = all;
+				len += slen;
+			}
+		}
+		free(more);
 		resp->status = 200;
 		resp->content_type = "text/plain; version=0.0.4";
-		resp->body = w->stats ? wp_stats_render(w->stats, &len) : strdup("");
-		resp->body_len = resp->body ? (w->stats ? len : 0) : 0;
+		resp->body = body;
+		resp->body_len = body ? len : 0;
+		return;
+	}
+	if (!w->model || !w->server_ctx) {
+		resp->status = 503;
+		resp->content_type = "text/plain";
+		resp->body = strdup(!w->model ? "not ready: no model yet\n" : "not ready: no certificate yet\n");
+		resp->body_len = resp->body ? strlen(resp->body) : 0;
 		return;
 	}
 	if (strcmp(req->path, "/healthz/ready") && strcmp(req->path, "/stats")) {
@@ -131,17 +166,6 @@ static void wpm_ready(void *ctx, const struct http_request *req, struct http_res
 	resp->body_len = resp->body ? (size_t)n : 0;
 }
 
-static void wpm_policy(const struct authz_policy_info *in, void *ctx)
-{
-	(void)ctx;
-	for (size_t i = 0; i < in->n_msgs; i++)
-		log_info("policy %s (%s, %s): %s: %s", in->key, in->action, authz_state_name(in->state),
-			 authz_msg_level_name(in->msgs[i].level), in->msgs[i].text);
-	if (!in->n_msgs)
-		log_info("policy %s (%s, scope %s): %s", in->key, in->action, in->scope,
-			 authz_state_name(in->state));
-}
-
 static void wpm_signal(int sig)
 {
 	(void)sig;
@@ -154,6 +178,9 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "mesh", required_argument, NULL, 'm' },
 		{ "ca-dir", required_argument, NULL, 'c' },
+		{ "ca-address", required_argument, NULL, 'C' },
+		{ "ca-token-file", required_argument, NULL, 'O' },
+		{ "trust-bundle", required_argument, NULL, 'B' },
 		{ "namespace", required_argument, NULL, 'n' },
 		{ "name", required_argument, NULL, 'g' },
 		{ "service-account", required_argument, NULL, 's' },
@@ -163,27 +190,35 @@ int main(int argc, char **argv)
 		{ "readiness", required_argument, NULL, 'R' },
 		{ "metrics", required_argument, NULL, 'M' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "kube", no_argument, NULL, 'K' },
+		{ "kubeconfig", required_argument, NULL, 'k' },
+		{ "reload-ms", required_argument, NULL, 'T' },
+		{ "admin", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *mesh_path = NULL, *ca_dir = NULL, *ns = NULL, *name = NULL, *sa = NULL;
+	const char *mesh_path = NULL, *ns = NULL, *name = NULL, *sa = NULL;
 	const char *td = "cluster.local", *root = NULL, *listen_on = "0.0.0.0:15008";
-	const char *ready_on = "0.0.0.0:15021", *metrics_on = "0.0.0.0:15020";
+	const char *ready_on = "0.0.0.0:15021", *metrics_on = "0.0.0.0:15020", *admin_path = NULL;
+	struct wp_admin *admin = NULL;
 	enum wlog_level level = WLOG_INFO;
-	struct mesh *m = NULL;
-	struct authz_set *set = NULL;
-	struct mesh_ca *ca = NULL;
-	struct ca_leaf *leaf = NULL;
+	struct wp_source_conf sc = { 0 };
+	struct wp_source *src = NULL;
+	struct wp_cert_conf cc = { .token_file = "/var/run/secrets/warren-ca/token",
+				   .bundle_file = "/etc/warren/bundle/roots.pem" };
+	struct wp_cert *cert = NULL;
 	struct http_server *hs = NULL, *ms = NULL;
 	const struct mesh_gateway *gw;
 	struct wp w = { 0 };
-	char err[512];
 	int opt, lfd = -1, rfd = -1, ret = 1;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'm': mesh_path = optarg; break;
-		case 'c': ca_dir = optarg; break;
+		case 'c': cc.ca_dir = optarg; break;
+		case 'C': cc.ca_address = optarg; break;
+		case 'O': cc.token_file = optarg; break;
+		case 'B': cc.bundle_file = optarg; break;
 		case 'n': ns = optarg; break;
 		case 'g': name = optarg; break;
 		case 's': sa = optarg; break;
@@ -192,6 +227,10 @@ int main(int argc, char **argv)
 		case 'l': listen_on = optarg; break;
 		case 'R': ready_on = optarg; break;
 		case 'M': metrics_on = optarg; break;
+		case 'K': sc.kube = true; break;
+		case 'k': sc.kube = true; sc.kubeconfig = optarg; break;
+		case 'A': admin_path = optarg; break;
+		case 'T': sc.reload_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'L':
 			if (wlog_parse_level(optarg, &level)) {
 				fprintf(stderr, "warren-waypoint: unknown log level %s\n", optarg);
@@ -202,7 +241,7 @@ int main(int argc, char **argv)
 		default: wpm_usage(stderr); return 2;
 		}
 	}
-	if (!mesh_path || !ca_dir || !ns || !name || optind != argc) {
+	if (!mesh_path == !sc.kube || !cc.ca_dir == !cc.ca_address || !ns || !name || optind != argc) {
 		wpm_usage(stderr);
 		return 2;
 	}
@@ -211,42 +250,30 @@ int main(int argc, char **argv)
 	wlog_init("warren-waypoint", NULL, level);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (mesh_load_path(mesh_path, &m, err, sizeof(err))) {
-		log_error("cannot load the mesh model: %s", err);
-		goto out;
-	}
-	gw = mesh_find_gateway(m, ns, name);
-	if (!gw || !gw->waypoint) {
-		log_error("Gateway %s/%s %s; refusing to serve", ns, name,
-			  gw ? "is not of class " GATEWAY_CLASS_WAYPOINT : "is not in the mesh model");
-		goto out;
-	}
-	if (authz_compile_waypoint(m->authorization_policies, root, ns, name, &set)) {
-		log_error("cannot compile the policies");
-		goto out;
-	}
-	authz_policies_foreach(set, wpm_policy, NULL);
-	if (ca_load_dir(ca_dir, &ca, err, sizeof(err)) ||
-	    ca_issue(ca, td, ns, sa, 0, &leaf, err, sizeof(err))) {
-		log_error("no identity: %s", err);
-		goto out;
-	}
-	if (tls_ctx_new(TLS_SERVER, leaf, ca_root0(ca), &w.server_ctx, err, sizeof(err)) ||
-	    tls_ctx_new(TLS_CLIENT, leaf, ca_root0(ca), &w.client_ctx, err, sizeof(err))) {
-		log_error("TLS: %s", err);
-		goto out;
-	}
 	wpm_loop = w.loop = loop_new();
 	if (!w.loop || hbone_pool_new(w.loop, NULL, &w.pool)) {
 		log_error("out of memory");
 		goto out;
 	}
-	w.mesh = m;
-	w.authz = set;
 	w.ns = ns;
 	w.name = name;
 	w.td = td;
-	w.id = leaf->id;
+	cc.td = td;
+	cc.ns = ns;
+	cc.sa = sa;
+	if (wp_cert_start(&w, &cc, &cert) < 0)
+		goto out;
+	sc.mesh_path = mesh_path;
+	sc.root_ns = root;
+	if (wp_source_start(&w, &sc, &src) < 0)
+		goto out;
+	wpm_src = src;
+	gw = w.model ? mesh_find_gateway(w.model->mesh, ns, name) : NULL;
+	if (!sc.kube && (!gw || !gw->waypoint)) {
+		log_error("Gateway %s/%s %s; refusing to serve", ns, name,
+			  gw ? "is not of class " GATEWAY_CLASS_WAYPOINT : "is not in the mesh model");
+		goto out;
+	}
 	if (wpm_listen(listen_on, &lfd) || loop_add(w.loop, lfd, EPOLLIN, wpm_accept, &w)) {
 		log_error("cannot listen on %s: %s", listen_on, strerror(errno));
 		goto out;
@@ -275,8 +302,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	log_info("waypoint %s/%s as %s: HBONE on %s, readiness on %s, %zu policies (%zu invalid)", ns, name,
-		 leaf->id, listen_on, ready_on, authz_set_count(set), authz_set_invalid_count(set));
+	if (admin_path && wp_admin_start(&w, src, admin_path, &admin) < 0)
+		goto out;
+	log_info("waypoint %s/%s as %s: HBONE on %s, readiness on %s, model from %s", ns, name, w.id,
+		 listen_on, ready_on, sc.kube ? "the API server" : mesh_path);
 	signal(SIGTERM, wpm_signal);
 	signal(SIGINT, wpm_signal);
 	ret = loop_run(w.loop) ? 1 : 0;
@@ -284,6 +313,9 @@ int main(int argc, char **argv)
 		 (unsigned long long)w.denied);
 out:
 	wp_shutdown(&w);
+	wp_admin_free(admin);
+	wpm_src = NULL;
+	wp_source_free(src);
 	http_server_free(hs);
 	http_server_free(ms);
 	if (w.pool)
@@ -292,14 +324,10 @@ out:
 		close(lfd);
 	if (rfd >= 0)
 		close(rfd);
+	wp_cert_free(cert); /* its renewal timer is on the loop */
 	if (w.loop)
 		loop_free(w.loop);
-	SSL_CTX_free(w.server_ctx);
-	SSL_CTX_free(w.client_ctx);
-	ca_leaf_free(leaf);
-	ca_free(ca);
-	authz_set_free(set);
 	wp_stats_free(w.stats);
-	mesh_free(m);
+	wmodel_unref(w.model);
 	return ret;
 }

@@ -21,6 +21,7 @@
 #include "tunnel/ca.h"
 #include "waypoint/http1.h"
 #include "waypoint/stats.h"
+#include "waypoint/wmodel.h"
 
 #define WPC_MAGIC 0x77706363u /* "wpcc" */
 #define WP_BUF    H1_HEAD_MAX  /* each of the four buffers */
@@ -39,6 +40,8 @@ struct wp_conn {
 	unsigned magic;
 	struct wp *w;
 	struct wp_conn *next, **pprev;
+	struct wmodel *m;         /* the model of the request in flight (a reference) */
+	const char *flag;         /* a response flag other than the status's, or NULL */
 	int dfd, ufd;
 	bool d_eof, u_eof, u_shut, http;
 	enum wpc_state st;
@@ -121,12 +124,12 @@ static void wp_access(struct wp_conn *c, const char *kind)
 		      "route", c->route[0] ? c->route : "-", "duration_ms", (json_int_t)(wp_now_ms() - c->start_ms));
 	if (c->w->stats) {
 		struct spiffe_id sid;
-		const struct mesh_pod *sp = wp_ss_ip(&c->src, &ip) ? mesh_find_pod_by_ip(c->w->mesh, &ip) : NULL;
+		const struct mesh_pod *sp = wp_ss_ip(&c->src, &ip) ? mesh_find_pod_by_ip(c->m->mesh, &ip) : NULL;
 		char host[320] = "";
 		struct wp_stats_labels l = {
 			.source_principal = c->peer, .request_protocol = kind,
 			.response_code = c->status,
-			.response_flags = c->status == 503 ? "UF" : c->status == 502 ? "UPE" : c->status == 504 ? "UT" : "-",
+			.response_flags = c->flag ? c->flag : c->status == 503 ? "UF" : c->status == 502 ? "UPE" : c->status == 504 ? "UT" : "-",
 			.destination_service_name = c->svc ? c->svc->name : NULL,
 			.destination_service_namespace = c->svc ? c->svc->namespace : c->pod ? c->pod->namespace : NULL,
 			.destination_workload = c->pod ? c->pod->name : NULL,
@@ -168,6 +171,7 @@ static void wp_conn_free(struct wp_conn *c)
 		loop_del(c->w->loop, c->ufd);
 		close(c->ufd);
 	}
+	wmodel_unref(c->m);
 	c->magic = 0;
 	free(c);
 }
@@ -246,7 +250,7 @@ static int wp_upstream_open(struct wp_conn *c, const struct mesh_service *svc,
 	int sp[2], ret;
 
 	if (svc) {
-		while (mesh_service_next_endpoint(w->mesh, svc, svp, c->dst_ip.family, &pos, &e))
+		while (mesh_service_next_endpoint(c->m->mesh, svc, svp, c->dst_ip.family, &pos, &e))
 			n++;
 		if (!n) {
 			snprintf(why, whylen, "no ready endpoint of Service %s/%s", svc->namespace, svc->name);
@@ -254,7 +258,7 @@ static int wp_upstream_open(struct wp_conn *c, const struct mesh_service *svc,
 		}
 		k = w->rr++ % n;
 		pos = 0;
-		while (mesh_service_next_endpoint(w->mesh, svc, svp, c->dst_ip.family, &pos, &e) && k--)
+		while (mesh_service_next_endpoint(c->m->mesh, svc, svp, c->dst_ip.family, &pos, &e) && k--)
 			;
 		ep = e.pod;
 		epip = e.ip;
@@ -361,7 +365,7 @@ static bool wp_authorize(struct wp_conn *c, const struct h1_request *rq)
 	if (!rq)
 		ar.host = ar.method = ar.path = NULL;
 	wp_ss_ip(&c->src, &ar.conn.src_ip);
-	authz_evaluate_request(c->w->authz, &ar, &d);
+	authz_evaluate_request(c->m->authz, &ar, &d);
 	snprintf(c->policy, sizeof(c->policy), "%s", d.policy);
 	snprintf(c->reason, sizeof(c->reason), "%s", d.reason);
 	if (d.audit[0])
@@ -370,6 +374,7 @@ static bool wp_authorize(struct wp_conn *c, const struct h1_request *rq)
 }
 
 static void wp_pump(struct wp_conn *c);
+static bool wp_refresh(struct wp_conn *c);
 
 /* The route's timeout expired with the request upstream: 504 if no
  * response has started (the connection then closes: the request body may
@@ -423,10 +428,17 @@ static bool wp_route(struct wp_conn *c, const struct h1_request *rq, const struc
 	const struct mesh_route_rule *rule;
 	const struct mesh_route_backend *be;
 	const struct mesh_service *bs;
+	const char *refused = c->svc ? wmodel_refused(c->m, c->svc->namespace, c->svc->name) : NULL;
 
-	if (!c->svc || !mesh_service_routed(c->w->mesh, c->svc, c->dst_port))
+	if (refused) { /* fail closed until the object is fixed */
+		c->status = 503;
+		c->flag = "NR";
+		snprintf(c->reason, sizeof(c->reason), "%s", refused);
+		return false;
+	}
+	if (!c->svc || !mesh_service_routed(c->m->mesh, c->svc, c->dst_port))
 		return true;
-	rule = mesh_route_select(c->w->mesh, c->svc, c->dst_port, &mr, &route);
+	rule = mesh_route_select(c->m->mesh, c->svc, c->dst_port, &mr, &route);
 	if (!rule) {
 		c->status = 404;
 		snprintf(c->reason, sizeof(c->reason), "no HTTPRoute rule of Service %s/%s port %u matches",
@@ -435,7 +447,7 @@ static bool wp_route(struct wp_conn *c, const struct h1_request *rq, const struc
 	}
 	snprintf(c->route, sizeof(c->route), "%s/%s", route->namespace, route->name);
 	be = mesh_route_pick(rule, arc4random());
-	bs = be ? wp_find_service(c->w->mesh, route->namespace, be->service) : NULL;
+	bs = be ? wp_find_service(c->m->mesh, route->namespace, be->service) : NULL;
 	c->status = 500;
 	if (!be) {
 		snprintf(c->reason, sizeof(c->reason), "HTTPRoute %s/%s: the matching rule has no backend with a weight",
@@ -558,6 +570,13 @@ static bool wp_step(struct wp_conn *c)
 		c->w->requests++;
 		wp_copy_str(c->method, sizeof(c->method), rq.method);
 		wp_copy_str(c->path, sizeof(c->path), rq.path);
+		c->flag = NULL;
+		if (!wp_refresh(c)) {
+			wp_fail_request(c, 404, "Not Found", "no longer a destination of this waypoint");
+			return true;
+		}
+		bsvc = c->svc;
+		bsp = c->sp;
 		c->req_keep = rq.keep_alive;
 		c->head_req = h1_str_ieq(rq.method, "HEAD");
 		c->left = rq.content_length;
@@ -578,8 +597,9 @@ static bool wp_step(struct wp_conn *c)
 			bool close_now = rq.expect_continue && rq.body != H1_BODY_NONE;
 
 			wp_local(c, lstatus, lstatus == 403 ? "Forbidden" : lstatus == 404 ? "Not Found" :
-					     "Internal Server Error",
+					     lstatus == 503 ? "Service Unavailable" : "Internal Server Error",
 				 lstatus == 403 ? "RBAC: access denied" : lstatus == 404 ? "no route matched\n" :
+				 lstatus == 503 ? "route configuration refused\n" :
 				 "route has no usable backend\n", close_now);
 			wp_access(c, "http");
 			if (close_now) {
@@ -878,14 +898,61 @@ static bool wp_port_is_http(const struct mesh_service_port *sp)
 	       !strncmp(n, "grpc", 4);
 }
 
+/* Looks the stream's destination up in c->m: true when it is a Service
+ * port or a pod bound to this waypoint (no open relay). */
+static bool wp_resolve(struct wp_conn *c)
+{
+	const struct mesh *m = c->m->mesh;
+	struct mesh_wp_binding b = { .state = MESH_WP_NONE };
+
+	c->sp = NULL;
+	c->pod = NULL;
+	c->svc = mesh_find_service_by_vip(m, &c->dst_ip);
+	if (c->svc) {
+		for (size_t i = 0; i < c->svc->n_ports; i++)
+			if (c->svc->ports[i].port == c->dst_port)
+				c->sp = &c->svc->ports[i];
+		mesh_service_waypoint(m, c->svc, &b);
+	} else {
+		c->pod = mesh_find_pod_by_ip(m, &c->dst_ip);
+		if (c->pod)
+			mesh_pod_waypoint(m, c->pod, &b);
+	}
+	return (c->svc || c->pod) && (!c->svc || c->sp) && b.state != MESH_WP_NONE &&
+	       !strcmp(b.ns, c->w->ns) && !strcmp(b.name, c->w->name);
+}
+
+/* A new request head: take the current model if it changed. false when the
+ * destination is no longer served here (the stream is then closing). */
+static bool wp_refresh(struct wp_conn *c)
+{
+	bool was_http = c->http;
+
+	if (c->m == c->w->model)
+		return true;
+	wmodel_unref(c->m);
+	c->m = wmodel_ref(c->w->model);
+	if (wp_resolve(c) && wp_port_is_http(c->sp) == was_http)
+		return true;
+	c->svc = NULL;
+	c->sp = NULL;
+	c->pod = NULL;
+	return false;
+}
+
 static void wp_request(void *ctx, struct hbone_stream *s, const struct hbone_request *req)
 {
 	struct wp_hconn *h = ctx;
 	struct wp *w = h->w;
 	struct wp_conn *c;
-	struct mesh_wp_binding b;
 	int sp[2];
 
+	if (!w->model) {
+		log_info("HBONE stream from %s for %s refused with 503: no model yet",
+			 req->peer_id ? req->peer_id : "?", req->authority);
+		hbone_stream_reject(s, 503);
+		return;
+	}
 	if (!req->is_ip) {
 		hbone_stream_reject(s, 400);
 		return;
@@ -904,40 +971,33 @@ static void wp_request(void *ctx, struct hbone_stream *s, const struct hbone_req
 	snprintf(c->authority, sizeof(c->authority), "%s", req->authority);
 	c->dst_port = req->port;
 	wp_ss_ip(&req->target, &c->dst_ip);
-	c->svc = mesh_find_service_by_vip(w->mesh, &c->dst_ip);
-	if (c->svc) {
-		for (size_t i = 0; i < c->svc->n_ports; i++)
-			if (c->svc->ports[i].port == c->dst_port)
-				c->sp = &c->svc->ports[i];
-		mesh_service_waypoint(w->mesh, c->svc, &b);
-	} else {
-		c->pod = mesh_find_pod_by_ip(w->mesh, &c->dst_ip);
-		if (c->pod)
-			mesh_pod_waypoint(w->mesh, c->pod, &b);
-	}
+	c->m = wmodel_ref(w->model);
 	/* only what is bound to this waypoint: no open relay */
-	if ((!c->svc && !c->pod) || (c->svc && !c->sp) || b.state == MESH_WP_NONE ||
-	    strcmp(b.ns, w->ns) || strcmp(b.name, w->name)) {
+	if (!wp_resolve(c)) {
 		log_info("HBONE stream from %s for %s refused with 404: not a destination of waypoint %s/%s",
 			 c->peer, c->authority, w->ns, w->name);
+		wmodel_unref(c->m);
 		free(c);
 		hbone_stream_reject(s, 404);
 		return;
 	}
 	c->http = c->svc ? wp_port_is_http(c->sp) : false;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) < 0) {
+		wmodel_unref(c->m);
 		free(c);
 		hbone_stream_reject(s, 503);
 		return;
 	}
 	if (hbone_stream_accept(s, sp[0]) < 0) {
 		close(sp[1]);
+		wmodel_unref(c->m);
 		free(c);
 		return;
 	}
 	c->dfd = sp[1];
 	if (loop_add(w->loop, c->dfd, EPOLLIN, wp_io, c) < 0) {
 		close(c->dfd);
+		wmodel_unref(c->m);
 		free(c);
 		return;
 	}

@@ -32,6 +32,13 @@
  * Other ports: decided once per connection with the L4 fields only, then
  * relayed as bytes.
  *
+ * Models: each stream holds the model (waypoint/wmodel.h) its request was
+ * decided with; at each new request head it takes w->model if that changed
+ * (its destination looked up again: no longer bound here -> 404, closed).
+ * A Service the model's source refused a route or policy for gets 503
+ * (response flag NR) until it is fixed. Before the first model, streams
+ * are refused with 503.
+ *
  * One JSON access-log line per request (or TCP connection) on stdout, and
  * the same request counted in waypoint/stats.h (reporter="waypoint").
  * Single-threaded: everything runs on the loop it was made with.
@@ -50,14 +57,14 @@
 
 #define WP_MAX_STREAMS 100
 
+struct wmodel;
 struct wp_stats;
 struct wp_hconn;
 struct wp_conn;
 
 struct wp {
 	struct loop *loop;
-	const struct mesh *mesh;      /* borrowed */
-	const struct authz_set *authz; /* borrowed */
+	struct wmodel *model;         /* the model in use (a reference; waypoint/wmodel.h) */
 	const char *ns, *name;        /* the Gateway */
 	const char *td;               /* trust domain */
 	const char *id;               /* our SPIFFE ID */

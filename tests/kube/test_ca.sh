@@ -7,22 +7,25 @@
 #   netns wkc-ID: etcd, kube-apiserver 10.100.0.1:6443
 #                 warren-ca 127.0.0.1:15012 (--kubeconfig: the warren-ca SA's token)
 #                 curl --cacert root-cert.pem, as a tunnel: Bearer <pod-bound token>
+#                 warren-waypoint (--ca-address): its own identity, by CSR
 #
 #   Node objects node1, node2 (no kubelet: pods stay Pending, which is
 #   "not finished"); pods warren-system/tunnel-1 on node1 and tunnel-2 on
 #   node2 (service account warren), shop/cart-1 on node1 (cart),
-#   shop/batch-1 on node1 (batch, phase Succeeded).
+#   shop/batch-1 on node1 (batch, phase Succeeded), shop/waypoint-1 on node1
+#   (waypoint). A workload's own pod-bound token gets its own identity only.
 set -uo pipefail
 source "$(dirname "$0")/../netns/lib.sh"
 
 lib_init
 need openssl
-need_built warren-ca
+need_built warren-ca warren-waypoint
 kube_need_bins
 
 CA_PID=
 kube_cleanup() {
 	local rc=$?
+	[[ -n ${WP_PID:-} ]] && kill "$WP_PID" 2>/dev/null
 	ca_stop
 	kube_down || { not_ok "kube-down: everything removed" "$(cat "$T/kube-down.log")"; rc=1; }
 	(exit $rc)
@@ -38,7 +41,7 @@ ok "kube-up: etcd and kube-apiserver ready in $((SECONDS - t0)) s"
 kube_ns warren-system || die "namespace warren-system"
 kube_ns shop || die "namespace shop"
 kubectl create serviceaccount warren -n warren-system >/dev/null || die "sa warren"
-for sa in cart batch lonely; do kubectl create serviceaccount "$sa" -n shop >/dev/null || die "sa $sa"; done
+for sa in cart batch lonely waypoint; do kubectl create serviceaccount "$sa" -n shop >/dev/null || die "sa $sa"; done
 kubectl apply -f "$WARREN_ROOT/deploy/ca/rbac.yaml" >/dev/null || die "deploy/ca/rbac.yaml"
 check "deploy/ca/deployment.yaml (Deployment, Service) passes the API server's validation" \
 	kubectl apply --dry-run=server -f "$WARREN_ROOT/deploy/ca/deployment.yaml"
@@ -58,7 +61,8 @@ spec:
 YAML
 }
 pod warren-system tunnel-1 warren node1 && pod warren-system tunnel-2 warren node2 &&
-	pod shop cart-1 cart node1 && pod shop batch-1 batch node1 || die "pods"
+	pod shop cart-1 cart node1 && pod shop batch-1 batch node1 && pod shop waypoint-1 waypoint node1 ||
+	die "pods"
 kubectl patch pod batch-1 -n shop --subresource=status --type=merge \
 	-p '{"status":{"phase":"Succeeded"}}' >/dev/null || die "batch-1 Succeeded"
 
@@ -68,7 +72,9 @@ token() { # NS SA POD [AUDIENCE]
 		--bound-object-name "$3" --duration 1h
 }
 token warren-system warren tunnel-1 >"$T/tok-node1" && token warren-system warren tunnel-2 >"$T/tok-node2" &&
-	token shop cart cart-1 >"$T/tok-cart" && token warren-system warren tunnel-1 api >"$T/tok-aud" ||
+	token shop cart cart-1 >"$T/tok-cart" && token warren-system warren tunnel-1 api >"$T/tok-aud" &&
+	token shop waypoint waypoint-1 >"$T/tok-wp" &&
+	kubectl create token cart -n shop --audience warren-ca --duration 1h >"$T/tok-cart-unbound" ||
 	die "kubectl create token"
 
 # --- warren-ca, with its own service account's token ------------------------------
@@ -154,8 +160,53 @@ expect "a service account with no pod anywhere is refused" 403 "no running pod w
 	"$T/tok-node1" shop lonely
 expect "a finished pod (phase Succeeded) does not count" 403 "no running pod with service account shop/batch" \
 	"$T/tok-node1" shop batch
-expect "a token of another service account (the cart pod's own) is refused" 403 \
-	"caller system:serviceaccount:shop:cart is not the tunnel's service account" "$T/tok-cart" shop cart
+expect "a workload's own pod-bound token (the cart pod's) gets its own identity, shop/cart" 200 "" \
+	"$T/tok-cart" shop cart
+grep -q "sign spiffe://cluster.local/ns/shop/sa/cart for node .* pod cart-1 .*: 200" "$T/ca.log" &&
+	ok "... logged with the caller's pod" || not_ok "self signature logged" "$(tail -n 3 "$T/ca.log")"
+"$PYTHON" -c 'import json; print(json.load(open("'"$T"'/out.json"))["certChain"])' >"$T/cart-self.pem" &&
+	cp "$T/shop-cart.key" "$T/cart-self.key" || not_ok "the cart pod's own certificate kept"
+expect "... but no other service account's identity" 403 \
+	"caller system:serviceaccount:shop:cart is not the tunnel's service account system:serviceaccount:warren-system:warren nor the requested identity's own (shop/lonely)" \
+	"$T/tok-cart" shop lonely
+expect "a token of the identity's own account not bound to a pod is refused" 403 \
+	"token of system:serviceaccount:shop:cart is not bound to a pod" "$T/tok-cart-unbound" shop cart
+
+# warren-waypoint asks for its own identity: a key in memory, a CSR, the
+# pod's projected token; without an answer it serves nothing (fail closed).
+ca_stop
+ca_start --dns warren-ca.warren-system.svc --dns 127.0.0.1 --cert-lifetime 60
+wait_for -t 10 ca_healthy || die "warren-ca not serving again"
+printf 'apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: shop}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE}]\n' >"$T/wp-mesh.yaml"
+WP_PID=
+wp_start() { # TOKENFILE
+	ip netns exec "$KUBE_CP_NETNS" "$WARREN_BUILD/warren-waypoint" --mesh "$T/wp-mesh.yaml" \
+		--ca-address https://127.0.0.1:15012 --ca-token-file "$1" --trust-bundle "$T/ca/root-cert.pem" \
+		--namespace shop --name waypoint --listen 127.0.0.1:15108 --readiness 127.0.0.1:15121 \
+		--metrics off >"$T/wp.out" 2>"$T/wp.log" &
+	WP_PID=$!
+}
+wp_stop() { [[ -n $WP_PID ]] && kill "$WP_PID" 2>/dev/null && wait "$WP_PID" 2>/dev/null; WP_PID=; }
+wp_ready_is() { [[ $(cpexec curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15121/healthz/ready) == "$1" ]]; }
+wp_start "$T/tok-wp"
+check "warren-waypoint with its pod's token: a certificate from warren-ca, ready" wait_for -t 20 wp_ready_is 200
+check "... as spiffe://cluster.local/ns/shop/sa/waypoint, signed for its own pod" bash -c \
+	"grep -q 'waypoint shop/waypoint as spiffe://cluster.local/ns/shop/sa/waypoint' '$T/wp.log' &&
+	 grep -q 'sign spiffe://cluster.local/ns/shop/sa/waypoint for node .* pod waypoint-1 .*: 200' '$T/ca.log'"
+check "... and serves TLS 1.3 on 15008 with that certificate (the mesh root verifies it)" bash -c \
+	"ip netns exec '$KUBE_CP_NETNS' openssl s_client -connect 127.0.0.1:15108 -tls1_3 -alpn h2 -CAfile '$T/ca/root-cert.pem' \
+	  -cert '$T/cart-self.pem' -key '$T/cart-self.key' </dev/null 2>/dev/null | grep -q 'Verify return code: 0'"
+wp_renewed() { grep -q 'identity spiffe://cluster.local/ns/shop/sa/waypoint: renewed, serial' "$T/wp.log"; }
+check "... renewed before it expires (60 s certificates: a quarter of their life after issue)" wait_for -t 45 wp_renewed
+check "... and still ready with the new one" wp_ready_is 200
+wp_stop
+wp_start "$T/tok-cart"
+check "warren-waypoint with another account's token: refused by warren-ca, not ready" wait_for -t 20 bash -c \
+	"grep -q 'no certificate for spiffe://cluster.local/ns/shop/sa/waypoint yet (.*nor the requested identity.s own' '$T/wp.log'"
+check "... readiness answers 503 (no certificate yet)" wp_ready_is 503
+check "... and no HBONE connection gets a TLS handshake" fails bash -c \
+	"ip netns exec '$KUBE_CP_NETNS' openssl s_client -connect 127.0.0.1:15108 -tls1_3 -alpn h2 </dev/null 2>/dev/null | grep -q 'BEGIN CERTIFICATE'"
+wp_stop
 expect "a token for another audience is refused" 403 "token not authenticated" "$T/tok-aud" shop cart
 printf 'garbage' >"$T/tok-bad"
 expect "a token that is not a JWT is refused" 403 "token not authenticated" "$T/tok-bad" shop cart

@@ -30,7 +30,13 @@
 # rewriting the configuration gets warren back within a second; a rolling
 # update to a new image tag while a client loops connections through HBONE
 # fails none; warren-ca runs from the image and signs both tunnels'
-# certificates, and no DaemonSet pod mounts a Secret; kubectl delete leaves each node's configuration byte-identical,
+# certificates, and no DaemonSet pod mounts a Secret; a waypoint rendered by
+# hack/waypoint.sh runs from the image for namespace shop
+# (istio.io/use-waypoint), takes its certificate from warren-ca and its
+# model from the API server, and follows it live: an AuthorizationPolicy
+# DENY applied with kubectl gets 403 and deleted 200, an HTTPRoute applied
+# takes effect, an invalid one makes the Service fail closed (503) until
+# deleted; kubectl delete leaves each node's configuration byte-identical,
 # the binary gone, and a new pod gets its network.
 # Env: KEEP_CLUSTER=1 leaves the cluster up (prints its KUBE_DIR); KEEP_LOGS=DIR
 # copies the tunnels' logs of the rollout there.
@@ -334,6 +340,124 @@ fi
 for n in node1 node2; do
 	check "$n: after the rollout warren-cni is still the chain's last plugin" test "$(last_plugin "$K/$n/cni-conf/10-warren-kube.conflist")" = warren-cni
 done
+
+# --- a waypoint for namespace shop (hack/waypoint.sh), its model live ------------------
+t_wp=$SECONDS
+# the Gateway API's CRDs, schemaless (the tunnels and the waypoint only read them)
+for kp in Gateway:gateway HTTPRoute:httproute; do
+	kubectl apply -f - >/dev/null <<EOF || die "CRD ${kp#*:}s"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: ${kp#*:}s.gateway.networking.k8s.io
+  annotations: {api-approved.kubernetes.io: "https://github.com/kubernetes-sigs/gateway-api/pull/1538"}
+spec:
+  group: gateway.networking.k8s.io
+  scope: Namespaced
+  names: {kind: ${kp%:*}, listKind: ${kp%:*}List, plural: ${kp#*:}s, singular: ${kp#*:}}
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]
+EOF
+done
+wait_for -t 30 kubectl get gateways -A || die "the Gateway CRD is not served"
+bash hack/waypoint.sh shop --image localhost/warren:t2 --kubectl "$K/kubectl" >"$T/waypoint.yaml" 2>"$T/waypoint.err" ||
+	die "hack/waypoint.sh: $(cat "$T/waypoint.err")"
+check "hack/waypoint.sh shop: Gateway, ServiceAccount, binding, bundle, Deployment, Service pass the API server's validation" \
+	kubectl apply --dry-run=server -f "$T/waypoint.yaml"
+kubectl apply -f "$T/waypoint.yaml" >/dev/null || die "kubectl apply the waypoint"
+# No cluster DNS and no kube-proxy here: the waypoint pod gets warren-ca's
+# name in its /etc/hosts (hostAliases, the one change to the rendered
+# manifest) and each node DNATs warren-ca's Service for forwarded pod traffic.
+kubectl -n shop patch deployment waypoint --type=json -p "[{\"op\": \"add\", \"path\": \"/spec/template/spec/hostAliases\",
+	\"value\": [{\"ip\": \"$CA_VIP\", \"hostnames\": [\"warren-ca.warren-system.svc\"]}]}]" >/dev/null || die "hostAliases"
+for n in node1 node2; do
+	ip netns exec "wk${n#node}-$ID" nft -f - <<EOF || die "$n: DNAT for warren-ca's Service (pods)"
+table ip wi-kube-proxy-ca-pods {
+	chain pre { type nat hook prerouting priority -100; ip daddr $CA_VIP tcp dport 15012 dnat to numgen inc mod ${#CA_IPS[@]} map { $map }; }
+}
+EOF
+done
+wp_ready() { [[ $(kubectl -n shop get deploy waypoint -o 'jsonpath={.status.readyReplicas}' 2>/dev/null) == 1 &&
+	$(kubectl -n shop get pods -l gateway.networking.k8s.io/gateway-name=waypoint --no-headers 2>/dev/null | wc -l) == 1 ]]; }
+if wait_for -t 120 wp_ready; then
+	ok "the waypoint Deployment is ready: a certificate from warren-ca and a model from the API server"
+else
+	not_ok "the waypoint is not ready within 120 s" "$(kubectl -n shop get pods -o wide 2>&1; kubectl -n shop describe pods -l gateway.networking.k8s.io/gateway-name=waypoint 2>&1 | tail -20; kubectl -n shop logs -l gateway.networking.k8s.io/gateway-name=waypoint --tail 30 2>&1)"
+fi
+WP_POD=$(kubectl -n shop get pods -l gateway.networking.k8s.io/gateway-name=waypoint -o 'jsonpath={.items[0].metadata.name}')
+check "... from warren's image, as spiffe://cluster.local/ns/shop/sa/waypoint" bash -c \
+	"'$K/kubectl' -n shop logs '$WP_POD' | grep -q 'waypoint shop/waypoint as spiffe://cluster.local/ns/shop/sa/waypoint'"
+check "... its pod is not captured (no ambient.istio.io/redirection)" fails annotated "$WP_POD"
+kubectl apply -f - >/dev/null <<EOF || die "Service shop/server"
+apiVersion: v1
+kind: Service
+metadata: {name: server, namespace: shop}
+spec:
+  selector: {app: server}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+EOF
+SVC_VIP=$(kubectl -n shop get service server -o 'jsonpath={.spec.clusterIP}')
+kubectl label namespace shop istio.io/use-waypoint=waypoint >/dev/null || die "label shop"
+svc_get() { # PATH: the HTTP code of client -> Service server through the waypoint (body, head in $T)
+	in_node node1 nsenter --net="$CLIENT_NS" curl -s -o "$T/svc.body" -D "$T/svc.head" -w '%{http_code}' --max-time 5 \
+		"http://$SVC_VIP$1"
+}
+svc_is() { [[ $(svc_get "$2") == "$1" ]]; } # CODE PATH
+check "client -> Service server $SVC_VIP:80 (namespace labelled istio.io/use-waypoint): 200 through the waypoint" \
+	wait_for -t 60 svc_is 200 /cgi-bin/peer
+check "... the waypoint logged the request (access log, reporter waypoint)" bash -c \
+	"'$K/kubectl' -n shop logs '$WP_POD' | grep '\"reporter\":\"waypoint\"' | grep -q '\"path\":\"/cgi-bin/peer\"'"
+kubectl apply -f - >/dev/null <<EOF || die "policy deny-peer"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-peer, namespace: shop}
+spec:
+  targetRefs: [{kind: Service, group: "", name: server}]
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/cgi-bin/peer"]}}]}]
+EOF
+check "kubectl apply an AuthorizationPolicy DENY of /cgi-bin/peer: 403 from the waypoint, no restart" \
+	wait_for -t 30 svc_is 403 /cgi-bin/peer
+check "... with Istio's body, RBAC: access denied" grep -q 'RBAC: access denied' "$T/svc.body"
+check "... another path still reaches the app (busybox httpd's 404)" svc_is 404 /nothing-here
+kubectl -n shop delete authorizationpolicy deny-peer >/dev/null
+check "the policy deleted: 200 again" wait_for -t 30 svc_is 200 /cgi-bin/peer
+kubectl apply -f - >/dev/null <<EOF || die "HTTPRoute live"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: live, namespace: shop}
+spec:
+  parentRefs: [{group: "", kind: Service, name: server, port: 80}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /cgi-bin}}]
+    backendRefs: [{name: server, port: 80}]
+    filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-route, value: live}]}}]
+EOF
+routed_live() { [[ $(svc_get /cgi-bin/peer) == 200 ]] && grep -qi '^x-route: live' "$T/svc.head"; }
+check "kubectl apply an HTTPRoute: its header modifier is on the next responses" wait_for -t 30 routed_live
+unmatched() { svc_is 404 /elsewhere && grep -qx 'no route matched' "$T/svc.body"; }
+check "... and a path no rule matches gets 404 from the waypoint (GAMMA)" unmatched
+kubectl apply -f - >/dev/null <<EOF || die "HTTPRoute bad"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bad, namespace: shop}
+spec:
+  parentRefs: [{group: "", kind: Service, name: server}]
+  rules: [{filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /x}}}], backendRefs: [{name: server, port: 80}]}]
+EOF
+check "an HTTPRoute the model refuses (URLRewrite): the Service fails closed with 503" \
+	wait_for -t 30 svc_is 503 /cgi-bin/peer
+check "... the body says so, the waypoint's log names the route and field" bash -c \
+	"grep -q 'route configuration refused' '$T/svc.body' &&
+	 '$K/kubectl' -n shop logs '$WP_POD' | grep -q 'HTTPRoute shop/bad rejected: .*URLRewrite'"
+check "... warrenctl waypoint in the waypoint pod lists it as refused" bash -c \
+	"'$K/kubectl' -n shop exec '$WP_POD' -- warrenctl --socket /var/run/warren-waypoint/admin.sock waypoint | grep -q 'refused .*HTTPRoute shop/bad'"
+kubectl -n shop delete httproute bad >/dev/null
+check "the invalid route deleted: the live route serves again" wait_for -t 30 routed_live
+kubectl label namespace shop istio.io/use-waypoint- >/dev/null
+kubectl -n shop delete httproute live >/dev/null
+kubectl -n shop delete service server >/dev/null
+kubectl delete -f "$T/waypoint.yaml" --wait=false >/dev/null 2>&1
+diag "the waypoint section took $((SECONDS - t_wp)) s"
 
 # --- uninstall -------------------------------------------------------------------------
 kubectl delete -f deploy/warren.yaml --wait=false >/dev/null 2>&1

@@ -15,7 +15,7 @@
     no secret volume, none projected; the tunnel's token is a projected
     service-account token of audience warren-ca; the tunnel uses caAddress
     and no caDir; warren-ca's ClusterRole is exactly tokenreviews create
-    and pods list;
+    and pods list; warren-waypoint's is the tunnel's reads only;
   - no CRD in warren.yaml (Istio's must never be replaced by applying it);
     the CRDs file has structural schemas for both Istio kinds, v1 stored.
 """
@@ -59,7 +59,7 @@ def rules_set(rules):
 want = rules_set(yaml.safe_load(open("docs/kubernetes-rbac.yaml"))["rules"])
 croles = {d["metadata"]["name"]: d for d in kinds["ClusterRole"]}
 have = rules_set(croles["warren-tunnel"]["rules"])
-result(want == have and sorted(croles) == ["warren-ca", "warren-tunnel"],
+result(want == have and sorted(croles) == ["warren-ca", "warren-tunnel", "warren-waypoint"],
            "the ClusterRole grants exactly docs/kubernetes-rbac.yaml's verbs",
            [f"missing: {sorted(want - have)}", f"extra: {sorted(have - want)}"])
 role = rules_set(kinds["Role"][0]["rules"])
@@ -109,6 +109,10 @@ result(conf.get("caAddress", "").startswith("https://warren-ca.") and "caDir" no
 ca_rules = rules_set(croles.get("warren-ca", {}).get("rules", []))
 result(ca_rules == {("authentication.k8s.io", "tokenreviews", "create", ()), ("", "pods", "list", ())},
        "warren-ca's ClusterRole: create tokenreviews, list pods, nothing else", [str(sorted(ca_rules))])
+wp_rules = rules_set(croles.get("warren-waypoint", {}).get("rules", []))
+result(wp_rules == {r for r in want if r[2] in ("get", "list", "watch")},
+       "warren-waypoint's ClusterRole: the tunnel's get, list and watch, nothing it could write",
+       [f"missing: {sorted(want - wp_rules)}", f"extra: {sorted(wp_rules - want)}"])
 result("CustomResourceDefinition" not in kinds, "deploy/warren.yaml holds no CRD")
 
 crds = [d for d in yaml.safe_load_all(open("deploy/crds/istio-security.yaml")) if d]

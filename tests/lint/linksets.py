@@ -6,7 +6,8 @@ For the product binaries in $B (default build): every shared library
 the binary needs (readelf -d NEEDED) defines at least one symbol the binary
 imports (nm -D --undefined-only); only warren-cni and warren-tunnel link
 libbpf (they attach the eBPF capture and fill its map), and libcurl only
-warrenctl, warren-tunnel (Kubernetes mode's API client), warren-ca
+warrenctl, warren-tunnel and warren-waypoint (Kubernetes mode's API client;
+the waypoint also asks warren-ca for its certificate), warren-ca
 (TokenReview) and warren-install (is its DaemonSet being deleted?).
 Skipped when the binaries are not built.
 """
@@ -23,7 +24,7 @@ B = os.environ.get("B", "build")
 BINS = ["warren-cni", "warren-tunnel", "warrenctl", "warren-ca", "warren-install", "warren-waypoint"]
 # The C runtime and the sanitizers' runtimes come with the compiler.
 # who may call the API server (warren-install: is its DaemonSet being deleted?)
-CURL_OK = {"warrenctl", "warren-tunnel", "warren-install", "warren-ca"}
+CURL_OK = {"warrenctl", "warren-tunnel", "warren-install", "warren-ca", "warren-waypoint"}
 RUNTIME = re.compile(r"^(libc|libm|libpthread|libdl|librt|libasan|libubsan|libtsan|libgcc_s|libstdc\+\+)\.so")
 
 

@@ -36,7 +36,7 @@ for l in $la; do tar -xzf "$T/x/$l" -C "$T/root"; done
 check "the layers' blobs match their digests" bash -c "cd '$T/x/blobs/sha256' && for f in *; do [[ \$(sha256sum <\$f | cut -d' ' -f1) == \$f ]] || exit 1; done"
 bad=$(for l in $la; do tar -tvzf "$T/x/$l"; done | awk '$2 != "0/0" || $4 != "1970-01-01" {print}' | head -5)
 check "every layer entry is 0/0 with mtime 0" test -z "$bad"
-for c in "warren-tunnel --version" "warren-install --help" "warrenctl --help" "warren-ca --help" "warren-netns --help" \
+for c in "warren-tunnel --version" "warren-install --help" "warrenctl --help" "warren-ca --help" "warren-waypoint --help" "warren-netns --help" \
 	"nft --version" "tcpdump --version" "jq --version" "curl --version" "nsenter --version"; do
 	check "in the image: $c runs" chroot "$T/root" /usr/bin/env PATH=/usr/local/bin:/usr/sbin:/usr/bin $c
 done

@@ -237,7 +237,10 @@ static void test_review_checks(void)
 {
 	struct caz_conf conf = { .audience = "warren-ca", .tunnel_ns = "warren-system",
 				 .tunnel_sa = "warren" };
-	char node[64], pod[64], why[256];
+	char node[64], pod[64], why[256], user[128];
+	const char *self = "{\"authenticated\":true,\"audiences\":[\"warren-ca\"],\"user\":{"
+			   "\"username\":\"system:serviceaccount:shop:cart\",\"extra\":{"
+			   "\"authentication.kubernetes.io/pod-name\":[\"cart-1\"]}}}";
 	const char *ok = "{\"authenticated\":true,\"audiences\":[\"warren-ca\"],\"user\":{"
 			 "\"username\":\"system:serviceaccount:warren-system:warren\",\"extra\":{"
 			 "\"authentication.kubernetes.io/pod-name\":[\"warren-abc\"],"
@@ -252,21 +255,36 @@ static void test_review_checks(void)
 		{ "{\"authenticated\":true,\"audiences\":[\"warren-ca\"],\"user\":{\"username\":"
 		  "\"system:serviceaccount:warren-system:warren\"}}", "not bound to a pod" },
 		{ "{\"authenticated\":true,\"audiences\":[\"warren-ca\"],\"user\":{\"username\":"
+		  "\"system:serviceaccount:shop:other\"}}", "not bound to a pod" },
+		{ "{\"authenticated\":true,\"audiences\":[\"warren-ca\"],\"user\":{\"username\":"
 		  "\"system:serviceaccount:warren-system:warren\",\"extra\":{"
 		  "\"authentication.kubernetes.io/pod-name\":[\"p\"],"
 		  "\"authentication.kubernetes.io/node-name\":[\"../x\"]}}}", "malformed" },
 	};
 	json_t *j = json_loads(ok, 0, NULL);
 
-	T_ASSERT_INT(caz_review_check(&conf, j, node, sizeof(node), pod, sizeof(pod), why, sizeof(why)), 0);
+	T_ASSERT_INT(caz_review_check(&conf, j, "shop", "other", user, sizeof(user), node, sizeof(node), pod,
+				      sizeof(pod), why, sizeof(why)), CAZ_NODE);
 	T_ASSERT_STR(node, "node1");
 	T_ASSERT_STR(pod, "warren-abc");
+	json_decref(j);
+	/* a workload's own pod-bound token, for its own identity only */
+	j = json_loads(self, 0, NULL);
+	T_ASSERT_INT(caz_review_check(&conf, j, "shop", "cart", user, sizeof(user), node, sizeof(node), pod,
+				      sizeof(pod), why, sizeof(why)), CAZ_SELF);
+	T_ASSERT_STR(pod, "cart-1");
+	T_ASSERT_STR(user, "system:serviceaccount:shop:cart");
+	T_ASSERT_INT(caz_review_check(&conf, j, "shop", "other", user, sizeof(user), node, sizeof(node), pod,
+				      sizeof(pod), why, sizeof(why)), -EACCES);
+	T_ASSERT(strstr(why, "nor the requested identity's own (shop/other)"));
+	T_ASSERT_INT(caz_review_check(&conf, j, "bank", "cart", user, sizeof(user), node, sizeof(node), pod,
+				      sizeof(pod), why, sizeof(why)), -EACCES);
 	json_decref(j);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		j = json_loads(bad[i].status, 0, NULL);
 		T_ASSERT(j);
-		T_ASSERT_INT(caz_review_check(&conf, j, node, sizeof(node), pod, sizeof(pod), why,
-					      sizeof(why)), -EACCES);
+		T_ASSERT_INT(caz_review_check(&conf, j, "shop", "other", user, sizeof(user), node, sizeof(node),
+					      pod, sizeof(pod), why, sizeof(why)), -EACCES);
 		json_decref(j);
 		printf("# %s\n", why);
 		T_ASSERT(strstr(why, bad[i].want));
