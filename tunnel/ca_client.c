@@ -3,12 +3,18 @@
  * CSRs to warren-ca. Contract: tunnel/ca_client.h.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <cap-ng.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/bn.h>
@@ -23,11 +29,26 @@
 
 #define CACLIENT_ANSWER_MAX 65536
 
+struct cc_job {
+	struct cc_job *next;
+	char *ns, *sa;
+	struct caclient_result *res; /* set once done */
+};
+
 struct caclient {
 	char *url, *token_file, *bundle_file, *td;
 	CURL *curl;
 	char *buf;
 	size_t len;
+	/* asynchronous requests: queued, running (the thread's), done */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thr;
+	bool started;
+	atomic_bool stop;
+	struct cc_job *queue, *running, *done;
+	size_t n_pending;
+	int efd;
 };
 
 int caclient_new(const struct caclient_conf *conf, struct caclient **out)
@@ -42,18 +63,52 @@ int caclient_new(const struct caclient_conf *conf, struct caclient **out)
 	cc->bundle_file = strdup(conf->bundle_file);
 	cc->td = strdup(conf->td);
 	cc->curl = curl_easy_init();
-	if (!cc->url || !cc->token_file || !cc->bundle_file || !cc->td || !cc->curl) {
+	pthread_mutex_init(&cc->mu, NULL);
+	pthread_cond_init(&cc->cv, NULL);
+	cc->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (cc->efd < 0 || !cc->url || !cc->token_file || !cc->bundle_file || !cc->td || !cc->curl) {
+		int ret = cc->efd < 0 ? -errno : -ENOMEM;
+
 		caclient_free(cc);
-		return -ENOMEM;
+		return ret;
 	}
 	*out = cc;
 	return 0;
+}
+
+static void cc_job_free(struct cc_job *j)
+{
+	caclient_result_free(j->res);
+	free(j->ns);
+	free(j->sa);
+	free(j);
+}
+
+static void cc_jobs_free(struct cc_job *j)
+{
+	for (struct cc_job *next; j; j = next) {
+		next = j->next;
+		cc_job_free(j);
+	}
 }
 
 void caclient_free(struct caclient *cc)
 {
 	if (!cc)
 		return;
+	if (cc->started) {
+		pthread_mutex_lock(&cc->mu);
+		atomic_store(&cc->stop, true);
+		pthread_cond_signal(&cc->cv);
+		pthread_mutex_unlock(&cc->mu);
+		pthread_join(cc->thr, NULL);
+	}
+	cc_jobs_free(cc->queue);
+	cc_jobs_free(cc->done);
+	pthread_cond_destroy(&cc->cv);
+	pthread_mutex_destroy(&cc->mu);
+	if (cc->efd >= 0)
+		close(cc->efd);
 	if (cc->curl)
 		curl_easy_cleanup(cc->curl);
 	free(cc->url);
@@ -124,6 +179,15 @@ static size_t cc_write(char *p, size_t size, size_t n, void *ctx)
 	cc->len += add;
 	cc->buf[cc->len] = 0;
 	return add;
+}
+
+/* caclient_free() while a request runs: abort it. */
+static int cc_progress(void *ctx, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+	struct caclient *cc = ctx;
+
+	(void)dlt, (void)dln, (void)ult, (void)uln;
+	return atomic_load(&cc->stop) ? 1 : 0;
 }
 
 static time_t cc_time(const ASN1_TIME *t)
@@ -272,6 +336,9 @@ int caclient_request(struct caclient *cc, const char *ns, const char *sa, struct
 	curl_easy_setopt(cc->curl, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(cc->curl, CURLOPT_WRITEFUNCTION, cc_write);
 	curl_easy_setopt(cc->curl, CURLOPT_WRITEDATA, cc);
+	curl_easy_setopt(cc->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(cc->curl, CURLOPT_XFERINFOFUNCTION, cc_progress);
+	curl_easy_setopt(cc->curl, CURLOPT_XFERINFODATA, cc);
 	rc = curl_easy_perform(cc->curl);
 	ret = -EIO;
 	if (rc != CURLE_OK) {
@@ -322,4 +389,169 @@ out:
 	ca_leaf_free(leaf);
 	sk_X509_pop_free(roots, X509_free);
 	return ret;
+}
+
+/* ------------------------------------------------------------ asynchronous */
+
+void caclient_result_free(struct caclient_result *r)
+{
+	if (!r)
+		return;
+	ca_leaf_free(r->leaf);
+	sk_X509_pop_free(r->roots, X509_free);
+	free(r->ns);
+	free(r->sa);
+	free(r);
+}
+
+int caclient_event_fd(const struct caclient *cc)
+{
+	return cc->efd;
+}
+
+size_t caclient_pending(struct caclient *cc)
+{
+	size_t n;
+
+	pthread_mutex_lock(&cc->mu);
+	n = cc->n_pending;
+	pthread_mutex_unlock(&cc->mu);
+	return n;
+}
+
+/* The request thread needs no privilege: it reads two root-owned files
+ * (root's DAC, no capability) and makes one TCP connection. */
+static void cc_drop_caps(void)
+{
+	if (capng_get_caps_process() < 0)
+		return;
+	capng_clear(CAPNG_SELECT_BOTH);
+	if (capng_apply(CAPNG_SELECT_CAPS) < 0)
+		return; /* not fatal: the thread does nothing privileged */
+}
+
+static void *cc_thread(void *arg)
+{
+	struct caclient *cc = arg;
+
+	cc_drop_caps();
+	pthread_mutex_lock(&cc->mu);
+	for (;;) {
+		struct caclient_result *r;
+		struct cc_job *j, **tail;
+		struct timespec t0, t1;
+
+		while (!cc->queue && !atomic_load(&cc->stop))
+			pthread_cond_wait(&cc->cv, &cc->mu);
+		if (atomic_load(&cc->stop))
+			break;
+		j = cc->queue;
+		cc->queue = j->next;
+		j->next = NULL;
+		cc->running = j;
+		pthread_mutex_unlock(&cc->mu);
+
+		r = calloc(1, sizeof(*r));
+		if (r) {
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			r->ret = caclient_request(cc, j->ns, j->sa, &r->leaf, &r->roots, r->err,
+						  sizeof(r->err));
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			r->ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+				(double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+		}
+
+		pthread_mutex_lock(&cc->mu);
+		cc->running = NULL;
+		j->res = r;
+		for (tail = &cc->done; *tail; tail = &(*tail)->next)
+			;
+		*tail = j;
+		eventfd_write(cc->efd, 1);
+	}
+	pthread_mutex_unlock(&cc->mu);
+	return NULL;
+}
+
+static bool cc_job_is(const struct cc_job *j, const char *ns, const char *sa)
+{
+	return j && !strcmp(j->ns, ns) && !strcmp(j->sa, sa);
+}
+
+int caclient_submit(struct caclient *cc, const char *ns, const char *sa)
+{
+	struct cc_job *j, **tail;
+	int ret = 0;
+
+	pthread_mutex_lock(&cc->mu);
+	if (cc_job_is(cc->running, ns, sa)) {
+		ret = -EALREADY;
+		goto out;
+	}
+	for (tail = &cc->queue; *tail; tail = &(*tail)->next)
+		if (cc_job_is(*tail, ns, sa)) {
+			ret = -EALREADY;
+			goto out;
+		}
+	if (!cc->started) {
+		/* Started at the first request, not at caclient_new(): a
+		 * caller that never submits has no thread. */
+		ret = -pthread_create(&cc->thr, NULL, cc_thread, cc);
+		if (ret)
+			goto out;
+		cc->started = true;
+	}
+	ret = -ENOMEM;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		goto out;
+	j->ns = strdup(ns);
+	j->sa = strdup(sa);
+	if (!j->ns || !j->sa) {
+		cc_job_free(j);
+		goto out;
+	}
+	*tail = j;
+	cc->n_pending++;
+	pthread_cond_signal(&cc->cv);
+	ret = 0;
+out:
+	pthread_mutex_unlock(&cc->mu);
+	return ret;
+}
+
+struct caclient_result *caclient_take(struct caclient *cc)
+{
+	struct caclient_result *r = NULL;
+	struct cc_job *j;
+	eventfd_t v;
+
+	pthread_mutex_lock(&cc->mu);
+	j = cc->done;
+	if (j) {
+		cc->done = j->next;
+		cc->n_pending--;
+	}
+	if (!cc->done)
+		eventfd_read(cc->efd, &v); /* drained: readable again at the next result */
+	pthread_mutex_unlock(&cc->mu);
+	if (!j)
+		return NULL;
+	r = j->res;
+	j->res = NULL;
+	if (!r) {
+		/* the thread could not allocate a result: report it as one */
+		r = calloc(1, sizeof(*r));
+		if (r) {
+			r->ret = -ENOMEM;
+			snprintf(r->err, sizeof(r->err), "out of memory");
+		}
+	}
+	if (r && !r->ns) {
+		r->ns = j->ns;
+		r->sa = j->sa;
+		j->ns = j->sa = NULL;
+	}
+	cc_job_free(j);
+	return r;
 }
