@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@
 #include "conf/kube.h"
 #include "tunnel/ca_client.h"
 #include "tunnel/csr.h"
+#include "tunnel/istio_pb.h"
 
 #define CACLIENT_ANSWER_MAX 65536
 
@@ -37,9 +39,14 @@ struct cc_job {
 
 struct caclient {
 	char *url, *token_file, *bundle_file, *td;
+	enum caclient_protocol protocol;
+	int64_t validity_s;
+	const char *name; /* for messages: "warren-ca" or "Istio's CA" */
 	CURL *curl;
 	char *buf;
 	size_t len;
+	long grpc_status; /* -1: none seen */
+	char grpc_message[256];
 	/* asynchronous requests: queued, running (the thread's), done */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -62,6 +69,9 @@ int caclient_new(const struct caclient_conf *conf, struct caclient **out)
 	cc->token_file = strdup(conf->token_file);
 	cc->bundle_file = strdup(conf->bundle_file);
 	cc->td = strdup(conf->td);
+	cc->protocol = conf->protocol;
+	cc->validity_s = conf->validity_s > 0 ? conf->validity_s : 86400;
+	cc->name = conf->protocol == CACLIENT_ISTIO ? "Istio's CA" : "warren-ca";
 	cc->curl = curl_easy_init();
 	pthread_mutex_init(&cc->mu, NULL);
 	pthread_cond_init(&cc->cv, NULL);
@@ -273,6 +283,103 @@ out:
 	return ret;
 }
 
+/* gRPC's status and message, from the response headers (a trailers-only
+ * answer) or the trailers, which libcurl passes here too. */
+static size_t cc_header(char *p, size_t size, size_t n, void *ctx)
+{
+	struct caclient *cc = ctx;
+	size_t len = size * n, vlen;
+	const char *v;
+
+	if (len > 12 && !strncasecmp(p, "grpc-status:", 12)) {
+		v = p + 12;
+		cc->grpc_status = strtol(v, NULL, 10);
+	} else if (len > 13 && !strncasecmp(p, "grpc-message:", 13)) {
+		v = p + 13;
+		while (v < p + len && *v == ' ')
+			v++;
+		vlen = (size_t)(p + len - v);
+		while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'))
+			vlen--;
+		if (vlen >= sizeof(cc->grpc_message))
+			vlen = sizeof(cc->grpc_message) - 1;
+		memcpy(cc->grpc_message, v, vlen);
+		cc->grpc_message[vlen] = 0;
+	}
+	return len;
+}
+
+/* The request's body and headers for cc's protocol. 0 or -ENOMEM. */
+static int cc_build(struct caclient *cc, const char *id, const char *csr, const char *auth,
+		    char **body, size_t *blen, struct curl_slist **hdrs, char *url, size_t urllen)
+{
+	if (cc->protocol == CACLIENT_ISTIO) {
+		if (istiopb_request(csr, cc->validity_s, id, (uint8_t **)body, blen))
+			return -ENOMEM;
+		*hdrs = curl_slist_append(*hdrs, "Content-Type: application/grpc");
+		*hdrs = curl_slist_append(*hdrs, "TE: trailers");
+		snprintf(url, urllen, "%s/istio.v1.auth.IstioCertificateService/CreateCertificate",
+			 cc->url);
+	} else {
+		json_t *req = json_pack("{s:s}", "csr", csr);
+
+		*body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+		json_decref(req);
+		if (!*body)
+			return -ENOMEM;
+		*blen = strlen(*body);
+		*hdrs = curl_slist_append(*hdrs, "Content-Type: application/json");
+		snprintf(url, urllen, "%s/v1/sign", cc->url);
+	}
+	*hdrs = curl_slist_append(*hdrs, auth);
+	return 0;
+}
+
+/* The answer's chain (leaf first), or a refusal (-EACCES) or failure
+ * (-EIO) with err. *chain is malloc'd. */
+static int cc_answer(struct caclient *cc, const char *id, long status, char **chain, char *err,
+		     size_t errlen)
+{
+	json_t *ans;
+	const char *why, *pem;
+	long version = 0;
+
+	*chain = NULL;
+	if (cc->protocol == CACLIENT_ISTIO) {
+		curl_easy_getinfo(cc->curl, CURLINFO_HTTP_VERSION, &version);
+		if (version != CURL_HTTP_VERSION_2_0) {
+			errbuf_set(err, errlen, "%s %s does not speak HTTP/2 (gRPC needs it; ALPN)",
+				   cc->name, cc->url);
+			return -EIO;
+		}
+		if (status != 200 || cc->grpc_status != 0) {
+			errbuf_set(err, errlen, "%s refused %s: HTTP %ld, gRPC status %ld %s", cc->name,
+				   id, status, cc->grpc_status,
+				   cc->grpc_message[0] ? cc->grpc_message : "(no message)");
+			/* UNAUTHENTICATED, PERMISSION_DENIED */
+			return cc->grpc_status == 16 || cc->grpc_status == 7 ? -EACCES : -EIO;
+		}
+		return istiopb_response((const uint8_t *)(cc->buf ? cc->buf : ""), cc->len, chain, err,
+					errlen) == -ENOMEM ? -ENOMEM : (*chain ? 0 : -EIO);
+	}
+	ans = json_loadb(cc->buf ? cc->buf : "", cc->len, 0, NULL);
+	if (status != 200) {
+		why = json_string_value(json_object_get(ans, "error"));
+		errbuf_set(err, errlen, "warren-ca refused %s: %ld %s", id, status,
+			   why ? why : "(no reason given)");
+		json_decref(ans);
+		return status == 401 || status == 403 ? -EACCES : -EIO;
+	}
+	pem = json_string_value(json_object_get(ans, "certChain"));
+	*chain = pem ? strdup(pem) : NULL;
+	json_decref(ans);
+	if (!pem) {
+		errbuf_set(err, errlen, "warren-ca's answer has no certChain");
+		return -EIO;
+	}
+	return *chain ? 0 : -ENOMEM;
+}
+
 int caclient_request(struct caclient *cc, const char *ns, const char *sa, struct ca_leaf **out,
 		     STACK_OF(X509) **roots_out, char *err, size_t errlen)
 {
@@ -280,8 +387,8 @@ int caclient_request(struct caclient *cc, const char *ns, const char *sa, struct
 	STACK_OF(X509) *roots = NULL;
 	struct curl_slist *hdrs = NULL;
 	char id[SPIFFE_ID_MAX], url[1024], cerr[CURL_ERROR_SIZE] = "";
-	char *token = NULL, *csr = NULL, *body = NULL, *auth = NULL;
-	json_t *req = NULL, *ans = NULL;
+	char *token = NULL, *csr = NULL, *body = NULL, *auth = NULL, *chain = NULL;
+	size_t blen = 0;
 	long status = 0;
 	CURLcode rc;
 	int ret;
@@ -314,22 +421,27 @@ int caclient_request(struct caclient *cc, const char *ns, const char *sa, struct
 	if (ret)
 		goto out;
 	ret = -ENOMEM;
-	req = json_pack("{s:s}", "csr", csr);
-	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	if (!body || asprintf(&auth, "Authorization: Bearer %s", token) < 0) {
+	if (asprintf(&auth, "Authorization: Bearer %s", token) < 0) {
 		auth = NULL;
 		goto out;
 	}
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-	hdrs = curl_slist_append(hdrs, auth);
-	snprintf(url, sizeof(url), "%s/v1/sign", cc->url);
+	if (cc_build(cc, id, csr, auth, &body, &blen, &hdrs, url, sizeof(url)))
+		goto out;
 	cc->len = 0;
+	cc->grpc_status = -1;
+	cc->grpc_message[0] = 0;
 	curl_easy_reset(cc->curl);
 	curl_easy_setopt(cc->curl, CURLOPT_URL, url);
 	curl_easy_setopt(cc->curl, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(cc->curl, CURLOPT_CAINFO, cc->bundle_file);
 	curl_easy_setopt(cc->curl, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(cc->curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(cc->curl, CURLOPT_POSTFIELDSIZE, (long)blen);
+	if (cc->protocol == CACLIENT_ISTIO) {
+		curl_easy_setopt(cc->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+		curl_easy_setopt(cc->curl, CURLOPT_HEADERFUNCTION, cc_header);
+		curl_easy_setopt(cc->curl, CURLOPT_HEADERDATA, cc);
+	}
 	curl_easy_setopt(cc->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(cc->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)CACLIENT_CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(cc->curl, CURLOPT_TIMEOUT_MS, (long)CACLIENT_TIMEOUT_MS);
@@ -342,26 +454,15 @@ int caclient_request(struct caclient *cc, const char *ns, const char *sa, struct
 	rc = curl_easy_perform(cc->curl);
 	ret = -EIO;
 	if (rc != CURLE_OK) {
-		errbuf_set(err, errlen, "warren-ca %s unreachable: %s", cc->url,
+		errbuf_set(err, errlen, "%s %s unreachable: %s", cc->name, cc->url,
 			cerr[0] ? cerr : curl_easy_strerror(rc));
 		goto out;
 	}
 	curl_easy_getinfo(cc->curl, CURLINFO_RESPONSE_CODE, &status);
-	ans = json_loadb(cc->buf ? cc->buf : "", cc->len, 0, NULL);
-	if (status != 200) {
-		const char *why = json_string_value(json_object_get(ans, "error"));
-
-		errbuf_set(err, errlen, "warren-ca refused %s: %ld %s", id, status,
-			why ? why : "(no reason given)");
-		ret = status == 401 || status == 403 ? -EACCES : -EIO;
+	ret = cc_answer(cc, id, status, &chain, err, errlen);
+	if (ret)
 		goto out;
-	}
-	if (!json_string_value(json_object_get(ans, "certChain"))) {
-		errbuf_set(err, errlen, "warren-ca's answer has no certChain");
-		goto out;
-	}
-	ret = caclient_accept(json_string_value(json_object_get(ans, "certChain")), roots, id, leaf, err,
-			errlen);
+	ret = caclient_accept(chain, roots, id, leaf, err, errlen);
 	if (ret)
 		goto out;
 	*out = leaf;
@@ -382,9 +483,8 @@ out:
 		explicit_bzero(token, strlen(token));
 		free(token);
 	}
-	json_decref(req);
-	json_decref(ans);
 	free(body);
+	free(chain);
 	free(csr);
 	ca_leaf_free(leaf);
 	sk_X509_pop_free(roots, X509_free);

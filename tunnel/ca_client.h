@@ -49,11 +49,23 @@
 #define CACLIENT_CONNECT_TIMEOUT_MS 1000
 #define CACLIENT_TIMEOUT_MS         3000
 
+enum caclient_protocol {
+	CACLIENT_WARREN, /* POST /v1/sign, JSON (docs/ca.md) */
+	/* Istio's IstioCertificateService/CreateCertificate: gRPC over TLS
+	 * and HTTP/2 (libcurl's, on nghttp2), the request in protobuf
+	 * (tunnel/istio_pb.h) with the identity as ImpersonatedIdentity, as
+	 * ztunnel asks istiod; gRPC status UNAUTHENTICATED or
+	 * PERMISSION_DENIED is a refusal (-EACCES), any other a failure. */
+	CACLIENT_ISTIO,
+};
+
 struct caclient_conf {
 	const char *url;         /* https://host:port, no path */
 	const char *token_file;
 	const char *bundle_file;
 	const char *td;
+	enum caclient_protocol protocol;
+	int64_t validity_s;      /* CACLIENT_ISTIO: the lifetime asked for */
 };
 
 struct caclient;

@@ -363,7 +363,7 @@ int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
 		 * (identity_mgr_complete); a failure is retried with backoff by
 		 * identity_renew_due(), so it works once warren-ca signs
 		 * without the pods being added again. */
-		snprintf(id->why, sizeof(id->why), "requested from warren-ca, no answer yet");
+		snprintf(id->why, sizeof(id->why), "requested from the CA, no answer yet");
 		ret = request(mgr, id, id->why, sizeof(id->why));
 		if (ret) {
 			id->failures = 1;
@@ -382,7 +382,7 @@ int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
 		log_info("identity %s: issued certificate serial %s, renewal in %llds", id->sid,
 			 id->leaf->serial_hex, (long long)(id->renew_at - time(NULL)));
 	else
-		log_info("identity %s: certificate requested from warren-ca", id->sid);
+		log_info("identity %s: certificate requested from the CA", id->sid);
 	if (out)
 		*out = id;
 	return 0;
@@ -461,7 +461,7 @@ static void renewed(struct identity *id, int ret, bool was_pending, const char *
 
 	if (ret && was_pending) {
 		backoff = identity_failed(id, now, why, err, errlen);
-		log_error("identity %s: %s (%s); its pods' connections are refused until warren-ca "
+		log_error("identity %s: %s (%s); its pods' connections are refused until the CA "
 			  "signs one, retry in %llds", id->sid,
 			  id->failures == 1 ? "no certificate yet" : "still no certificate", why,
 			  (long long)backoff);

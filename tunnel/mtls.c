@@ -285,7 +285,10 @@ int mtls_start(struct tunnel *t)
 	if (conf->ca_address) {
 		struct caclient_conf cc = { .url = conf->ca_address, .token_file = conf->ca_token_file,
 					    .bundle_file = conf->trust_bundle,
-					    .td = conf->trust_domain };
+					    .td = conf->trust_domain,
+					    .protocol = strcmp(conf->ca_protocol, "istio")
+								? CACLIENT_WARREN : CACLIENT_ISTIO,
+					    .validity_s = conf->cert_lifetime_s };
 		STACK_OF(X509) *roots = NULL;
 
 		/* A bad bundle is a configuration error: say so now, not per pod. */
@@ -386,7 +389,7 @@ int mtls_pod_added(struct pod *p)
 		log_info("pod %s/%s uses identity %s (serial %s, refs %u)", p->namespace, p->name,
 			 identity_id(id), leaf->serial_hex, identity_refs(id));
 	} else if (identity_in_flight(id)) {
-		log_info("pod %s/%s uses identity %s, whose certificate is requested from warren-ca (%s): its connections are refused until it comes",
+		log_info("pod %s/%s uses identity %s, whose certificate is requested from the CA (%s): its connections are refused until it comes",
 			 p->namespace, p->name, identity_id(id), identity_error(id));
 	} else {
 		log_warn("pod %s/%s uses identity %s, which has no certificate yet (%s): its connections are refused until warren-ca signs one",
