@@ -260,44 +260,31 @@ static void swap_in(struct identity *id, struct ca_leaf *leaf, SSL_CTX *cctx, SS
 	id->why[0] = '\0';
 }
 
-/* leaf (from warren-ca) with new contexts into id; on failure id is
- * untouched and the caller frees leaf. */
+/* A new leaf and its contexts into id: leaf from the CA client, or (NULL)
+ * issued here by the local CA (caDir: a key, a signature and two contexts
+ * take milliseconds). Built without the loop's guard (they read only the
+ * immutable CA and the new objects); id changes after. On failure id is
+ * untouched, and a given leaf stays the caller's. */
 static int commit(struct identity_mgr *mgr, struct identity *id, struct ca_leaf *leaf,
 		  STACK_OF(X509) *roots, char *err, size_t errlen)
 {
+	struct ca_leaf *issued = NULL;
 	SSL_CTX *cctx = NULL, *sctx = NULL;
-	int ret;
+	int ret = 0;
 
 	loop_unguard(mgr->loop);
-	ret = make_ctxs(mgr, leaf, roots, &cctx, &sctx, err, errlen);
-	loop_reguard(mgr->loop);
-	if (ret) {
-		SSL_CTX_free(cctx);
-		SSL_CTX_free(sctx);
-		return ret;
+	if (!leaf) {
+		ret = ca_issue(mgr->ca, mgr->td, id->ns, id->sa, mgr->lifetime_s, &issued, err,
+			       errlen);
+		leaf = issued;
 	}
-	swap_in(id, leaf, cctx, sctx);
-	return 0;
-}
-
-/* The local CA (caDir): a key, a signature and two contexts take
- * milliseconds, done at once, without the loop's guard (they read only
- * the immutable CA); id changes after. */
-static int build_local(struct identity_mgr *mgr, struct identity *id, char *err, size_t errlen)
-{
-	struct ca_leaf *leaf = NULL;
-	SSL_CTX *cctx = NULL, *sctx = NULL;
-	int ret;
-
-	loop_unguard(mgr->loop);
-	ret = ca_issue(mgr->ca, mgr->td, id->ns, id->sa, mgr->lifetime_s, &leaf, err, errlen);
 	if (!ret)
-		ret = make_ctxs(mgr, leaf, NULL, &cctx, &sctx, err, errlen);
+		ret = make_ctxs(mgr, leaf, roots, &cctx, &sctx, err, errlen);
 	loop_reguard(mgr->loop);
 	if (ret) {
 		SSL_CTX_free(cctx);
 		SSL_CTX_free(sctx);
-		ca_leaf_free(leaf);
+		ca_leaf_free(issued);
 		return ret;
 	}
 	swap_in(id, leaf, cctx, sctx);
@@ -352,7 +339,7 @@ int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
 		goto fail;
 	snprintf(id->sid, sizeof(id->sid), "%s", probe);
 	if (!mgr->cc) {
-		ret = build_local(mgr, id, id->why, sizeof(id->why));
+		ret = commit(mgr, id, NULL, NULL, id->why, sizeof(id->why));
 		if (ret) {
 			errbuf_set(err, errlen, "%s", id->why);
 			goto fail;
@@ -496,7 +483,7 @@ int identity_renew(struct identity_mgr *mgr, struct identity *id, time_t now, ch
 		if (!ret)
 			return -EINPROGRESS;
 	} else {
-		ret = build_local(mgr, id, why, sizeof(why));
+		ret = commit(mgr, id, NULL, NULL, why, sizeof(why));
 	}
 	renewed(id, ret, was_pending, why, now, err, errlen);
 	if (!ret)

@@ -412,6 +412,24 @@ static void await_answers(struct caclient *cc, struct identity_mgr *mgr)
 	identity_mgr_complete(mgr);
 }
 
+/* A root in DIR/roots.pem (the bundle) and a token in DIR/token, for a
+ * warren-ca client. bundle and token are 128-byte buffers. */
+static void remote_files(char *dir, char *bundle, char *token, struct mesh_ca **root)
+{
+	FILE *f;
+
+	T_ASSERT(mkdtemp(dir));
+	snprintf(bundle, 128, "%s/roots.pem", dir);
+	snprintf(token, 128, "%s/token", dir);
+	T_ASSERT_INT(ca_create_root("warren", "root", 30, root), 0);
+	f = fopen(bundle, "w");
+	T_ASSERT(f && PEM_write_X509(f, ca_root0(*root)));
+	fclose(f);
+	f = fopen(token, "w");
+	T_ASSERT(f && fputs("not-a-real-token\n", f) >= 0);
+	fclose(f);
+}
+
 /* warren-ca unreachable: the identity is held PENDING (no certificate, no
  * context: its pods fail closed), says why, and is retried. */
 static void test_remote_identity_pending(void)
@@ -425,18 +443,8 @@ static void test_remote_identity_pending(void)
 	struct identity *id = NULL;
 	struct identity_info info[2];
 	char err[256] = "";
-	FILE *f;
 
-	T_ASSERT(mkdtemp(dir));
-	snprintf(bundle, sizeof(bundle), "%s/roots.pem", dir);
-	snprintf(token, sizeof(token), "%s/token", dir);
-	T_ASSERT_INT(ca_create_root("warren", "root", 30, &root), 0);
-	f = fopen(bundle, "w");
-	T_ASSERT(f && PEM_write_X509(f, ca_root0(root)));
-	fclose(f);
-	f = fopen(token, "w");
-	T_ASSERT(f && fputs("not-a-real-token\n", f) >= 0);
-	fclose(f);
+	remote_files(dir, bundle, token, &root);
 	T_ASSERT_INT(caclient_new(&cf, &cc), 0);
 	T_ASSERT_INT(identity_mgr_new_remote(cc, TD, &mgr), 0);
 	identity_mgr_set_csr_observer(mgr, obs, NULL);
@@ -502,22 +510,12 @@ static void test_remote_silent_ca(void)
 	struct identity *id = NULL;
 	char err[256] = "";
 	int lfd;
-	FILE *f;
 
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	T_ASSERT(lfd >= 0 && bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0 && listen(lfd, 8) == 0);
 	T_ASSERT(getsockname(lfd, (struct sockaddr *)&sin, &slen) == 0);
 	snprintf(url, sizeof(url), "https://127.0.0.1:%u", ntohs(sin.sin_port));
-	T_ASSERT(mkdtemp(dir));
-	snprintf(bundle, sizeof(bundle), "%s/roots.pem", dir);
-	snprintf(token, sizeof(token), "%s/token", dir);
-	T_ASSERT_INT(ca_create_root("warren", "root", 30, &root), 0);
-	f = fopen(bundle, "w");
-	T_ASSERT(f && PEM_write_X509(f, ca_root0(root)));
-	fclose(f);
-	f = fopen(token, "w");
-	T_ASSERT(f && fputs("token\n", f) >= 0);
-	fclose(f);
+	remote_files(dir, bundle, token, &root);
 	T_ASSERT_INT(caclient_new(&cf, &cc), 0);
 	T_ASSERT_INT(identity_mgr_new_remote(cc, TD, &mgr), 0);
 	T_ASSERT_INT(identity_acquire(mgr, "shop", "cart", &id, err, sizeof(err)), 0);
