@@ -56,6 +56,7 @@ static const struct conf_key keys[] = {
 	SKEY("clusterId", cluster_id, "Kubernetes"),
 	SKEY("caDir", ca_dir, NULL),
 	SKEY("caAddress", ca_address, NULL),
+	SKEY("caProtocol", ca_protocol, "warren"),
 	SKEY("caTokenFile", ca_token_file, "/var/run/secrets/warren-ca/token"),
 	SKEY("trustBundle", trust_bundle, NULL),
 	{ "mtls", KT_MTLS, offsetof(struct tunnel_conf, mtls_disabled), NULL, 0, 0 },
@@ -98,7 +99,7 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 	snprintf(err, errlen,
 		 "%s: unknown key \"%s\"; known keys: node, pluginSocket, stateDir, meshPath, "
 		 "meshSource, kubeconfig, adminAddress, adminSocket, metricsAddress, readinessAddress, logLevel, logFile, "
-		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, caAddress, caTokenFile, "
+		 "trustDomain, meshReloadMs, accessLog, clusterId, caDir, caAddress, caProtocol, caTokenFile, "
 		 "trustBundle, mtls, certLifetimeSeconds, "
 		 "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs, "
 		 "keepCapabilities, adoptBatch, workerThreads, hostProbeSnat, kubeletUid, drainSeconds, "
@@ -316,6 +317,11 @@ int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_
 		goto out;
 	}
 	ret = apply_defaults(path, out, err, errlen);
+	if (!ret && strcmp(out->ca_protocol, "warren") && strcmp(out->ca_protocol, "istio")) {
+		snprintf(err, errlen, "%s: caProtocol: \"%s\" is not \"warren\" (warren-ca) or \"istio\" "
+			 "(Istio's IstioCertificateService)", path, out->ca_protocol);
+		ret = -EINVAL;
+	}
 out:
 	json_decref(objs);
 	if (ret)

@@ -36,6 +36,7 @@ struct tunnel_conf {
 	char *cluster_id;
 	char *ca_dir;            /* the local CA (development only) */
 	char *ca_address;        /* warren-ca's https:// URL */
+	char *ca_protocol;       /* "warren" or "istio" (caAddress speaks it) */
 	char *ca_token_file;     /* the projected token sent to warren-ca */
 	char *trust_bundle;      /* PEM roots (several during a rotation) */
 	bool mtls_disabled;      /* mtls: disabled, the explicit plaintext choice */

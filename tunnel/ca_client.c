@@ -3,12 +3,19 @@
  * CSRs to warren-ca. Contract: tunnel/ca_client.h.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <cap-ng.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/bn.h>
@@ -20,14 +27,35 @@
 #include "conf/kube.h"
 #include "tunnel/ca_client.h"
 #include "tunnel/csr.h"
+#include "tunnel/istio_pb.h"
 
 #define CACLIENT_ANSWER_MAX 65536
 
+struct cc_job {
+	struct cc_job *next;
+	char *ns, *sa;
+	struct caclient_result *res; /* set once done */
+};
+
 struct caclient {
 	char *url, *token_file, *bundle_file, *td;
+	enum caclient_protocol protocol;
+	int64_t validity_s;
+	const char *name; /* for messages: "warren-ca" or "Istio's CA" */
 	CURL *curl;
 	char *buf;
 	size_t len;
+	long grpc_status; /* -1: none seen */
+	char grpc_message[256];
+	/* asynchronous requests: queued, running (the thread's), done */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thr;
+	bool started;
+	atomic_bool stop;
+	struct cc_job *queue, *running, *done;
+	size_t n_pending;
+	int efd;
 };
 
 int caclient_new(const struct caclient_conf *conf, struct caclient **out)
@@ -41,19 +69,56 @@ int caclient_new(const struct caclient_conf *conf, struct caclient **out)
 	cc->token_file = strdup(conf->token_file);
 	cc->bundle_file = strdup(conf->bundle_file);
 	cc->td = strdup(conf->td);
+	cc->protocol = conf->protocol;
+	cc->validity_s = conf->validity_s > 0 ? conf->validity_s : 86400;
+	cc->name = conf->protocol == CACLIENT_ISTIO ? "Istio's CA" : "warren-ca";
 	cc->curl = curl_easy_init();
-	if (!cc->url || !cc->token_file || !cc->bundle_file || !cc->td || !cc->curl) {
+	pthread_mutex_init(&cc->mu, NULL);
+	pthread_cond_init(&cc->cv, NULL);
+	cc->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (cc->efd < 0 || !cc->url || !cc->token_file || !cc->bundle_file || !cc->td || !cc->curl) {
+		int ret = cc->efd < 0 ? -errno : -ENOMEM;
+
 		caclient_free(cc);
-		return -ENOMEM;
+		return ret;
 	}
 	*out = cc;
 	return 0;
+}
+
+static void cc_job_free(struct cc_job *j)
+{
+	caclient_result_free(j->res);
+	free(j->ns);
+	free(j->sa);
+	free(j);
+}
+
+static void cc_jobs_free(struct cc_job *j)
+{
+	for (struct cc_job *next; j; j = next) {
+		next = j->next;
+		cc_job_free(j);
+	}
 }
 
 void caclient_free(struct caclient *cc)
 {
 	if (!cc)
 		return;
+	if (cc->started) {
+		pthread_mutex_lock(&cc->mu);
+		atomic_store(&cc->stop, true);
+		pthread_cond_signal(&cc->cv);
+		pthread_mutex_unlock(&cc->mu);
+		pthread_join(cc->thr, NULL);
+	}
+	cc_jobs_free(cc->queue);
+	cc_jobs_free(cc->done);
+	pthread_cond_destroy(&cc->cv);
+	pthread_mutex_destroy(&cc->mu);
+	if (cc->efd >= 0)
+		close(cc->efd);
 	if (cc->curl)
 		curl_easy_cleanup(cc->curl);
 	free(cc->url);
@@ -124,6 +189,15 @@ static size_t cc_write(char *p, size_t size, size_t n, void *ctx)
 	cc->len += add;
 	cc->buf[cc->len] = 0;
 	return add;
+}
+
+/* caclient_free() while a request runs: abort it. */
+static int cc_progress(void *ctx, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+	struct caclient *cc = ctx;
+
+	(void)dlt, (void)dln, (void)ult, (void)uln;
+	return atomic_load(&cc->stop) ? 1 : 0;
 }
 
 static time_t cc_time(const ASN1_TIME *t)
@@ -209,6 +283,103 @@ out:
 	return ret;
 }
 
+/* gRPC's status and message, from the response headers (a trailers-only
+ * answer) or the trailers, which libcurl passes here too. */
+static size_t cc_header(char *p, size_t size, size_t n, void *ctx)
+{
+	struct caclient *cc = ctx;
+	size_t len = size * n, vlen;
+	const char *v;
+
+	if (len > 12 && !strncasecmp(p, "grpc-status:", 12)) {
+		v = p + 12;
+		cc->grpc_status = strtol(v, NULL, 10);
+	} else if (len > 13 && !strncasecmp(p, "grpc-message:", 13)) {
+		v = p + 13;
+		while (v < p + len && *v == ' ')
+			v++;
+		vlen = (size_t)(p + len - v);
+		while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'))
+			vlen--;
+		if (vlen >= sizeof(cc->grpc_message))
+			vlen = sizeof(cc->grpc_message) - 1;
+		memcpy(cc->grpc_message, v, vlen);
+		cc->grpc_message[vlen] = 0;
+	}
+	return len;
+}
+
+/* The request's body and headers for cc's protocol. 0 or -ENOMEM. */
+static int cc_build(struct caclient *cc, const char *id, const char *csr, const char *auth,
+		    char **body, size_t *blen, struct curl_slist **hdrs, char *url, size_t urllen)
+{
+	if (cc->protocol == CACLIENT_ISTIO) {
+		if (istiopb_request(csr, cc->validity_s, id, (uint8_t **)body, blen))
+			return -ENOMEM;
+		*hdrs = curl_slist_append(*hdrs, "Content-Type: application/grpc");
+		*hdrs = curl_slist_append(*hdrs, "TE: trailers");
+		snprintf(url, urllen, "%s/istio.v1.auth.IstioCertificateService/CreateCertificate",
+			 cc->url);
+	} else {
+		json_t *req = json_pack("{s:s}", "csr", csr);
+
+		*body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+		json_decref(req);
+		if (!*body)
+			return -ENOMEM;
+		*blen = strlen(*body);
+		*hdrs = curl_slist_append(*hdrs, "Content-Type: application/json");
+		snprintf(url, urllen, "%s/v1/sign", cc->url);
+	}
+	*hdrs = curl_slist_append(*hdrs, auth);
+	return 0;
+}
+
+/* The answer's chain (leaf first), or a refusal (-EACCES) or failure
+ * (-EIO) with err. *chain is malloc'd. */
+static int cc_answer(struct caclient *cc, const char *id, long status, char **chain, char *err,
+		     size_t errlen)
+{
+	json_t *ans;
+	const char *why, *pem;
+	long version = 0;
+
+	*chain = NULL;
+	if (cc->protocol == CACLIENT_ISTIO) {
+		curl_easy_getinfo(cc->curl, CURLINFO_HTTP_VERSION, &version);
+		if (version != CURL_HTTP_VERSION_2_0) {
+			errbuf_set(err, errlen, "%s %s does not speak HTTP/2 (gRPC needs it; ALPN)",
+				   cc->name, cc->url);
+			return -EIO;
+		}
+		if (status != 200 || cc->grpc_status != 0) {
+			errbuf_set(err, errlen, "%s refused %s: HTTP %ld, gRPC status %ld %s", cc->name,
+				   id, status, cc->grpc_status,
+				   cc->grpc_message[0] ? cc->grpc_message : "(no message)");
+			/* UNAUTHENTICATED, PERMISSION_DENIED */
+			return cc->grpc_status == 16 || cc->grpc_status == 7 ? -EACCES : -EIO;
+		}
+		return istiopb_response((const uint8_t *)(cc->buf ? cc->buf : ""), cc->len, chain, err,
+					errlen) == -ENOMEM ? -ENOMEM : (*chain ? 0 : -EIO);
+	}
+	ans = json_loadb(cc->buf ? cc->buf : "", cc->len, 0, NULL);
+	if (status != 200) {
+		why = json_string_value(json_object_get(ans, "error"));
+		errbuf_set(err, errlen, "warren-ca refused %s: %ld %s", id, status,
+			   why ? why : "(no reason given)");
+		json_decref(ans);
+		return status == 401 || status == 403 ? -EACCES : -EIO;
+	}
+	pem = json_string_value(json_object_get(ans, "certChain"));
+	*chain = pem ? strdup(pem) : NULL;
+	json_decref(ans);
+	if (!pem) {
+		errbuf_set(err, errlen, "warren-ca's answer has no certChain");
+		return -EIO;
+	}
+	return *chain ? 0 : -ENOMEM;
+}
+
 int caclient_request(struct caclient *cc, const char *ns, const char *sa, struct ca_leaf **out,
 		     STACK_OF(X509) **roots_out, char *err, size_t errlen)
 {
@@ -216,8 +387,8 @@ int caclient_request(struct caclient *cc, const char *ns, const char *sa, struct
 	STACK_OF(X509) *roots = NULL;
 	struct curl_slist *hdrs = NULL;
 	char id[SPIFFE_ID_MAX], url[1024], cerr[CURL_ERROR_SIZE] = "";
-	char *token = NULL, *csr = NULL, *body = NULL, *auth = NULL;
-	json_t *req = NULL, *ans = NULL;
+	char *token = NULL, *csr = NULL, *body = NULL, *auth = NULL, *chain = NULL;
+	size_t blen = 0;
 	long status = 0;
 	CURLcode rc;
 	int ret;
@@ -250,51 +421,48 @@ int caclient_request(struct caclient *cc, const char *ns, const char *sa, struct
 	if (ret)
 		goto out;
 	ret = -ENOMEM;
-	req = json_pack("{s:s}", "csr", csr);
-	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	if (!body || asprintf(&auth, "Authorization: Bearer %s", token) < 0) {
+	if (asprintf(&auth, "Authorization: Bearer %s", token) < 0) {
 		auth = NULL;
 		goto out;
 	}
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-	hdrs = curl_slist_append(hdrs, auth);
-	snprintf(url, sizeof(url), "%s/v1/sign", cc->url);
+	if (cc_build(cc, id, csr, auth, &body, &blen, &hdrs, url, sizeof(url)))
+		goto out;
 	cc->len = 0;
+	cc->grpc_status = -1;
+	cc->grpc_message[0] = 0;
 	curl_easy_reset(cc->curl);
 	curl_easy_setopt(cc->curl, CURLOPT_URL, url);
 	curl_easy_setopt(cc->curl, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(cc->curl, CURLOPT_CAINFO, cc->bundle_file);
 	curl_easy_setopt(cc->curl, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(cc->curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(cc->curl, CURLOPT_POSTFIELDSIZE, (long)blen);
+	if (cc->protocol == CACLIENT_ISTIO) {
+		curl_easy_setopt(cc->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+		curl_easy_setopt(cc->curl, CURLOPT_HEADERFUNCTION, cc_header);
+		curl_easy_setopt(cc->curl, CURLOPT_HEADERDATA, cc);
+	}
 	curl_easy_setopt(cc->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(cc->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)CACLIENT_CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(cc->curl, CURLOPT_TIMEOUT_MS, (long)CACLIENT_TIMEOUT_MS);
 	curl_easy_setopt(cc->curl, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(cc->curl, CURLOPT_WRITEFUNCTION, cc_write);
 	curl_easy_setopt(cc->curl, CURLOPT_WRITEDATA, cc);
+	curl_easy_setopt(cc->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(cc->curl, CURLOPT_XFERINFOFUNCTION, cc_progress);
+	curl_easy_setopt(cc->curl, CURLOPT_XFERINFODATA, cc);
 	rc = curl_easy_perform(cc->curl);
 	ret = -EIO;
 	if (rc != CURLE_OK) {
-		errbuf_set(err, errlen, "warren-ca %s unreachable: %s", cc->url,
+		errbuf_set(err, errlen, "%s %s unreachable: %s", cc->name, cc->url,
 			cerr[0] ? cerr : curl_easy_strerror(rc));
 		goto out;
 	}
 	curl_easy_getinfo(cc->curl, CURLINFO_RESPONSE_CODE, &status);
-	ans = json_loadb(cc->buf ? cc->buf : "", cc->len, 0, NULL);
-	if (status != 200) {
-		const char *why = json_string_value(json_object_get(ans, "error"));
-
-		errbuf_set(err, errlen, "warren-ca refused %s: %ld %s", id, status,
-			why ? why : "(no reason given)");
-		ret = status == 401 || status == 403 ? -EACCES : -EIO;
+	ret = cc_answer(cc, id, status, &chain, err, errlen);
+	if (ret)
 		goto out;
-	}
-	if (!json_string_value(json_object_get(ans, "certChain"))) {
-		errbuf_set(err, errlen, "warren-ca's answer has no certChain");
-		goto out;
-	}
-	ret = caclient_accept(json_string_value(json_object_get(ans, "certChain")), roots, id, leaf, err,
-			errlen);
+	ret = caclient_accept(chain, roots, id, leaf, err, errlen);
 	if (ret)
 		goto out;
 	*out = leaf;
@@ -315,11 +483,175 @@ out:
 		explicit_bzero(token, strlen(token));
 		free(token);
 	}
-	json_decref(req);
-	json_decref(ans);
 	free(body);
+	free(chain);
 	free(csr);
 	ca_leaf_free(leaf);
 	sk_X509_pop_free(roots, X509_free);
 	return ret;
+}
+
+/* ------------------------------------------------------------ asynchronous */
+
+void caclient_result_free(struct caclient_result *r)
+{
+	if (!r)
+		return;
+	ca_leaf_free(r->leaf);
+	sk_X509_pop_free(r->roots, X509_free);
+	free(r->ns);
+	free(r->sa);
+	free(r);
+}
+
+int caclient_event_fd(const struct caclient *cc)
+{
+	return cc->efd;
+}
+
+size_t caclient_pending(struct caclient *cc)
+{
+	size_t n;
+
+	pthread_mutex_lock(&cc->mu);
+	n = cc->n_pending;
+	pthread_mutex_unlock(&cc->mu);
+	return n;
+}
+
+/* The request thread needs no privilege: it reads two root-owned files
+ * (root's DAC, no capability) and makes one TCP connection. */
+static void cc_drop_caps(void)
+{
+	if (capng_get_caps_process() < 0)
+		return;
+	capng_clear(CAPNG_SELECT_BOTH);
+	if (capng_apply(CAPNG_SELECT_CAPS) < 0)
+		return; /* not fatal: the thread does nothing privileged */
+}
+
+static void *cc_thread(void *arg)
+{
+	struct caclient *cc = arg;
+
+	cc_drop_caps();
+	pthread_mutex_lock(&cc->mu);
+	for (;;) {
+		struct caclient_result *r;
+		struct cc_job *j, **tail;
+		struct timespec t0, t1;
+
+		while (!cc->queue && !atomic_load(&cc->stop))
+			pthread_cond_wait(&cc->cv, &cc->mu);
+		if (atomic_load(&cc->stop))
+			break;
+		j = cc->queue;
+		cc->queue = j->next;
+		j->next = NULL;
+		cc->running = j;
+		pthread_mutex_unlock(&cc->mu);
+
+		r = calloc(1, sizeof(*r));
+		if (r) {
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			r->ret = caclient_request(cc, j->ns, j->sa, &r->leaf, &r->roots, r->err,
+						  sizeof(r->err));
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			r->ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+				(double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+		}
+
+		pthread_mutex_lock(&cc->mu);
+		cc->running = NULL;
+		j->res = r;
+		for (tail = &cc->done; *tail; tail = &(*tail)->next)
+			;
+		*tail = j;
+		eventfd_write(cc->efd, 1);
+	}
+	pthread_mutex_unlock(&cc->mu);
+	return NULL;
+}
+
+static bool cc_job_is(const struct cc_job *j, const char *ns, const char *sa)
+{
+	return j && !strcmp(j->ns, ns) && !strcmp(j->sa, sa);
+}
+
+int caclient_submit(struct caclient *cc, const char *ns, const char *sa)
+{
+	struct cc_job *j, **tail;
+	int ret = 0;
+
+	pthread_mutex_lock(&cc->mu);
+	if (cc_job_is(cc->running, ns, sa)) {
+		ret = -EALREADY;
+		goto out;
+	}
+	for (tail = &cc->queue; *tail; tail = &(*tail)->next)
+		if (cc_job_is(*tail, ns, sa)) {
+			ret = -EALREADY;
+			goto out;
+		}
+	if (!cc->started) {
+		/* Started at the first request, not at caclient_new(): a
+		 * caller that never submits has no thread. */
+		ret = -pthread_create(&cc->thr, NULL, cc_thread, cc);
+		if (ret)
+			goto out;
+		cc->started = true;
+	}
+	ret = -ENOMEM;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		goto out;
+	j->ns = strdup(ns);
+	j->sa = strdup(sa);
+	if (!j->ns || !j->sa) {
+		cc_job_free(j);
+		goto out;
+	}
+	*tail = j;
+	cc->n_pending++;
+	pthread_cond_signal(&cc->cv);
+	ret = 0;
+out:
+	pthread_mutex_unlock(&cc->mu);
+	return ret;
+}
+
+struct caclient_result *caclient_take(struct caclient *cc)
+{
+	struct caclient_result *r = NULL;
+	struct cc_job *j;
+	eventfd_t v;
+
+	pthread_mutex_lock(&cc->mu);
+	j = cc->done;
+	if (j) {
+		cc->done = j->next;
+		cc->n_pending--;
+	}
+	if (!cc->done)
+		eventfd_read(cc->efd, &v); /* drained: readable again at the next result */
+	pthread_mutex_unlock(&cc->mu);
+	if (!j)
+		return NULL;
+	r = j->res;
+	j->res = NULL;
+	if (!r) {
+		/* the thread could not allocate a result: report it as one */
+		r = calloc(1, sizeof(*r));
+		if (r) {
+			r->ret = -ENOMEM;
+			snprintf(r->err, sizeof(r->err), "out of memory");
+		}
+	}
+	if (r && !r->ns) {
+		r->ns = j->ns;
+		r->sa = j->sa;
+		j->ns = j->sa = NULL;
+	}
+	cc_job_free(j);
+	return r;
 }

@@ -20,8 +20,22 @@
  * belong to the caller; leaf->chain is the intermediates then the root the
  * chain verified to. struct caclient copies its conf strings and holds one
  * libcurl handle (kept-alive connection).
- * Threads: one caller at a time (the tunnel's main thread); a request
- * blocks for at most CACLIENT_TIMEOUT_MS.
+ *
+ * Asynchronous use (the tunnel): caclient_submit() queues a request for a
+ * service account and returns at once; one thread of the client's own,
+ * started at the first submit, runs the queued requests in order with
+ * caclient_request() (each bounded by CACLIENT_TIMEOUT_MS) and hands each
+ * result back through a queue and an eventfd (caclient_event_fd): the
+ * caller's loop watches it and takes the results with caclient_take(), so
+ * a slow or silent warren-ca never stalls the caller's thread. The thread
+ * holds no capability (it drops them all when it starts) and touches
+ * nothing of the caller's: only its copies of the request and its result.
+ *
+ * Threads: caclient_request() one caller at a time, never mixed with
+ * submit on the same client (both use the one libcurl handle); submit,
+ * take, event_fd and free from one thread (the owner's), the request
+ * thread runs inside. caclient_free() cancels the running request (within
+ * about a second: libcurl's progress callback) and joins the thread.
  */
 #ifndef WARREN_CA_CLIENT_H
 #define WARREN_CA_CLIENT_H
@@ -35,11 +49,23 @@
 #define CACLIENT_CONNECT_TIMEOUT_MS 1000
 #define CACLIENT_TIMEOUT_MS         3000
 
+enum caclient_protocol {
+	CACLIENT_WARREN, /* POST /v1/sign, JSON (docs/ca.md) */
+	/* Istio's IstioCertificateService/CreateCertificate: gRPC over TLS
+	 * and HTTP/2 (libcurl's, on nghttp2), the request in protobuf
+	 * (tunnel/istio_pb.h) with the identity as ImpersonatedIdentity, as
+	 * ztunnel asks istiod; gRPC status UNAUTHENTICATED or
+	 * PERMISSION_DENIED is a refusal (-EACCES), any other a failure. */
+	CACLIENT_ISTIO,
+};
+
 struct caclient_conf {
 	const char *url;         /* https://host:port, no path */
 	const char *token_file;
 	const char *bundle_file;
 	const char *td;
+	enum caclient_protocol protocol;
+	int64_t validity_s;      /* CACLIENT_ISTIO: the lifetime asked for */
 };
 
 struct caclient;
@@ -60,5 +86,31 @@ int caclient_request(struct caclient *cc, const char *ns, const char *sa, struct
  * with err; on failure the caller frees leaf (ca_leaf_free). */
 int caclient_accept(const char *chain_pem, STACK_OF(X509) *roots, const char *want_id,
 		    struct ca_leaf *leaf, char *err, size_t errlen);
+
+/* A finished asynchronous request. leaf and roots as caclient_request()
+ * gives them on success (ret 0), NULL otherwise; ms: time it took. */
+struct caclient_result {
+	char *ns, *sa;
+	int ret;
+	struct ca_leaf *leaf;
+	STACK_OF(X509) *roots;
+	double ms;
+	char err[512];
+};
+
+/* Queues a request for ns/sa. 0, -EALREADY (one for ns/sa is queued or
+ * running: its result will come), -ENOMEM, or -errno of starting the
+ * thread or the eventfd. */
+int caclient_submit(struct caclient *cc, const char *ns, const char *sa);
+/* The eventfd that is readable while results wait (created by
+ * caclient_new; valid until caclient_free). */
+int caclient_event_fd(const struct caclient *cc);
+/* The oldest finished result (the caller frees it with
+ * caclient_result_free), or NULL when none waits. Clears the eventfd once
+ * the queue is empty. */
+struct caclient_result *caclient_take(struct caclient *cc);
+void caclient_result_free(struct caclient_result *r);
+/* Requests queued or running. */
+size_t caclient_pending(struct caclient *cc);
 
 #endif

@@ -6,9 +6,11 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/errbuf.h"
 #include "conf/log.h"
 #include "conf/objcheck.h"
 #include "tunnel/ca_client.h"
@@ -30,6 +32,7 @@ struct identity {
 	SSL_CTX *server_ctx;
 	time_t renew_at;
 	unsigned failures;
+	bool inflight;        /* a request to warren-ca is queued or running */
 };
 
 struct identity_mgr {
@@ -39,14 +42,48 @@ struct identity_mgr {
 	void *csr_obs_ctx;
 	char *td;
 	uint32_t lifetime_s;
+	void (*issued)(void *ctx, const struct identity *id, int ret, const char *old_serial);
+	void *issued_ctx;
 	struct identity *head; /* acquisition order (appended) */
 	size_t count;
 	struct loop *loop;     /* whose guard issuing releases, or NULL */
+	bool watching;         /* the client's eventfd is on loop */
 };
+
+static void mgr_results_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+{
+	(void)l, (void)fd, (void)events;
+	identity_mgr_complete(ctx);
+}
 
 void identity_mgr_set_loop(struct identity_mgr *mgr, struct loop *loop)
 {
+	if (mgr->watching)
+		loop_del(mgr->loop, caclient_event_fd(mgr->cc));
+	mgr->watching = false;
 	mgr->loop = loop;
+	if (loop && mgr->cc) {
+		int ret = loop_add(loop, caclient_event_fd(mgr->cc), EPOLLIN, mgr_results_cb, mgr);
+
+		if (ret < 0)
+			log_error("cannot watch warren-ca's answers: %s; certificates will not arrive",
+				  strerror(-ret));
+		mgr->watching = ret == 0;
+	}
+}
+
+void identity_mgr_set_issued_cb(struct identity_mgr *mgr,
+				void (*cb)(void *ctx, const struct identity *id, int ret,
+					   const char *old_serial),
+				void *ctx)
+{
+	mgr->issued = cb;
+	mgr->issued_ctx = ctx;
+}
+
+bool identity_in_flight(const struct identity *id)
+{
+	return id->inflight;
 }
 
 static void identity_free(struct identity *id)
@@ -123,6 +160,8 @@ void identity_mgr_free(struct identity_mgr *mgr)
 
 	if (!mgr)
 		return;
+	if (mgr->watching)
+		loop_del(mgr->loop, caclient_event_fd(mgr->cc));
 	for (id = mgr->head; id; id = next) {
 		next = id->next;
 		identity_free(id);
@@ -187,66 +226,84 @@ static time_t half_life(const struct ca_leaf *leaf)
 	return hl > floor ? hl : floor;
 }
 
-/* Builds a new leaf and both contexts; on success swaps them into id and
- * drops the manager's references to the old ones (live SSLs keep theirs).
- * On failure id is untouched. */
-static int build(struct identity_mgr *mgr, struct identity *id, char *err, size_t errlen)
+/* Both contexts for leaf, trusting roots (every root of the bundle: a
+ * rotation adds the new root before anything is signed by it) or, with a
+ * local CA, its root. Called without the loop's guard: it writes only new
+ * objects, so the worker threads' data path runs meanwhile. */
+static int make_ctxs(struct identity_mgr *mgr, const struct ca_leaf *leaf, STACK_OF(X509) *roots,
+		     SSL_CTX **cctx, SSL_CTX **sctx, char *err, size_t errlen)
 {
-	struct ca_leaf *leaf = NULL;
-	STACK_OF(X509) *roots = NULL;
-	SSL_CTX *cctx = NULL, *sctx = NULL;
-	struct timespec t0, t1;
+	X509 *root0 = roots ? sk_X509_value(roots, 0) : ca_root0(mgr->ca);
 	int ret;
 
-	/* A key, a signature and two contexts take milliseconds (a CSR to
-	 * warren-ca at most CACLIENT_TIMEOUT_MS); they read only the immutable
-	 * CA and write only these new objects, so the worker threads' data
-	 * path runs meanwhile. id changes after. */
-	loop_unguard(mgr->loop);
-	if (mgr->cc) {
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		ret = caclient_request(mgr->cc, id->ns, id->sa, &leaf, &roots, err, errlen);
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		if (mgr->csr_obs)
-			mgr->csr_obs(mgr->csr_obs_ctx, ret,
-				     (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-					     (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
-	} else {
-		ret = ca_issue(mgr->ca, mgr->td, id->ns, id->sa, mgr->lifetime_s, &leaf, err, errlen);
-	}
-	/* Peers are verified against every root of the bundle (a rotation
-	 * adds the new root before anything is signed by it). */
+	ret = tls_ctx_new(TLS_CLIENT, leaf, root0, cctx, err, errlen);
 	if (!ret)
-		ret = tls_ctx_new(TLS_CLIENT, leaf, roots ? sk_X509_value(roots, 0) : ca_root0(mgr->ca),
-				  &cctx, err, errlen);
-	if (!ret)
-		ret = tls_ctx_new(TLS_SERVER, leaf, roots ? sk_X509_value(roots, 0) : ca_root0(mgr->ca),
-				  &sctx, err, errlen);
+		ret = tls_ctx_new(TLS_SERVER, leaf, root0, sctx, err, errlen);
 	for (int i = 1; !ret && roots && i < sk_X509_num(roots); i++)
-		if (tls_ctx_add_root(cctx, sk_X509_value(roots, i)) ||
-		    tls_ctx_add_root(sctx, sk_X509_value(roots, i)))
+		if (tls_ctx_add_root(*cctx, sk_X509_value(roots, i)) ||
+		    tls_ctx_add_root(*sctx, sk_X509_value(roots, i)))
 			ret = -EIO;
-	sk_X509_pop_free(roots, X509_free);
-	loop_reguard(mgr->loop);
-	if (ret)
-		goto out;
-	/* Commit. */
+	return ret;
+}
+
+/* Swaps the new leaf and contexts into id (taking them) and drops the
+ * manager's references to the old ones (live SSLs keep theirs). */
+static void swap_in(struct identity *id, struct ca_leaf *leaf, SSL_CTX *cctx, SSL_CTX *sctx)
+{
 	SSL_CTX_free(id->client_ctx);
 	SSL_CTX_free(id->server_ctx);
 	ca_leaf_free(id->leaf);
 	id->client_ctx = cctx;
 	id->server_ctx = sctx;
 	id->leaf = leaf;
-	cctx = sctx = NULL;
-	leaf = NULL;
 	id->renew_at = half_life(id->leaf);
-	id->failures = 0;
 	id->why[0] = '\0';
-out:
-	SSL_CTX_free(cctx);
-	SSL_CTX_free(sctx);
-	ca_leaf_free(leaf);
-	return ret;
+}
+
+/* A new leaf and its contexts into id: leaf from the CA client, or (NULL)
+ * issued here by the local CA (caDir: a key, a signature and two contexts
+ * take milliseconds). Built without the loop's guard (they read only the
+ * immutable CA and the new objects); id changes after. On failure id is
+ * untouched, and a given leaf stays the caller's. */
+static int commit(struct identity_mgr *mgr, struct identity *id, struct ca_leaf *leaf,
+		  STACK_OF(X509) *roots, char *err, size_t errlen)
+{
+	struct ca_leaf *issued = NULL;
+	SSL_CTX *cctx = NULL, *sctx = NULL;
+	int ret = 0;
+
+	loop_unguard(mgr->loop);
+	if (!leaf) {
+		ret = ca_issue(mgr->ca, mgr->td, id->ns, id->sa, mgr->lifetime_s, &issued, err,
+			       errlen);
+		leaf = issued;
+	}
+	if (!ret)
+		ret = make_ctxs(mgr, leaf, roots, &cctx, &sctx, err, errlen);
+	loop_reguard(mgr->loop);
+	if (ret) {
+		SSL_CTX_free(cctx);
+		SSL_CTX_free(sctx);
+		ca_leaf_free(issued);
+		return ret;
+	}
+	swap_in(id, leaf, cctx, sctx);
+	return 0;
+}
+
+/* warren-ca: queue a request; identity_mgr_complete() takes the answer. */
+static int request(struct identity_mgr *mgr, struct identity *id, char *err, size_t errlen)
+{
+	int ret = caclient_submit(mgr->cc, id->ns, id->sa);
+
+	if (ret == -EALREADY)
+		ret = 0; /* a request for it is on its way already */
+	if (ret) {
+		errbuf_set(err, errlen, "cannot queue a request to warren-ca: %s", strerror(-ret));
+		return ret;
+	}
+	id->inflight = true;
+	return 0;
 }
 
 int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
@@ -281,24 +338,27 @@ int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
 	if (!id->ns || !id->sa)
 		goto fail;
 	snprintf(id->sid, sizeof(id->sid), "%s", probe);
-	ret = build(mgr, id, id->why, sizeof(id->why));
-	/* From warren-ca, a failure leaves the identity pending: held, no
-	 * certificate (its pods' connections are refused), retried with
-	 * backoff by identity_renew_due(), so it works once warren-ca answers
-	 * without the pods being added again. */
-	if (ret && (!mgr->cc || ret == -EINVAL || ret == -ENOMEM)) {
-		if (err && errlen)
-			snprintf(err, errlen, "%s", id->why);
-		goto fail;
-	}
-	if (ret) {
-		id->failures = 1;
-		id->renew_at = time(NULL) + IDENTITY_BACKOFF_MIN_S;
-		log_error("identity %s: no certificate yet (%s); its pods' connections are refused "
-			  "until warren-ca signs one, retry in %ds", id->sid, id->why,
-			  IDENTITY_BACKOFF_MIN_S);
-		if (err && errlen)
-			snprintf(err, errlen, "%s", id->why);
+	if (!mgr->cc) {
+		ret = commit(mgr, id, NULL, NULL, id->why, sizeof(id->why));
+		if (ret) {
+			errbuf_set(err, errlen, "%s", id->why);
+			goto fail;
+		}
+	} else {
+		/* From warren-ca, the identity is held PENDING (no certificate:
+		 * its pods' connections are refused) until the answer comes
+		 * (identity_mgr_complete); a failure is retried with backoff by
+		 * identity_renew_due(), so it works once warren-ca signs
+		 * without the pods being added again. */
+		snprintf(id->why, sizeof(id->why), "requested from the CA, no answer yet");
+		ret = request(mgr, id, id->why, sizeof(id->why));
+		if (ret) {
+			id->failures = 1;
+			id->renew_at = time(NULL) + IDENTITY_BACKOFF_MIN_S;
+			errbuf_set(err, errlen, "%s", id->why);
+			log_error("identity %s: no certificate yet (%s), retry in %ds", id->sid,
+				  id->why, IDENTITY_BACKOFF_MIN_S);
+		}
 	}
 	id->refs = 1;
 	for (tail = &mgr->head; *tail; tail = &(*tail)->next)
@@ -308,6 +368,8 @@ int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
 	if (id->leaf)
 		log_info("identity %s: issued certificate serial %s, renewal in %llds", id->sid,
 			 id->leaf->serial_hex, (long long)(id->renew_at - time(NULL)));
+	else
+		log_info("identity %s: certificate requested from the CA", id->sid);
 	if (out)
 		*out = id;
 	return 0;
@@ -349,6 +411,8 @@ int64_t identity_next_renewal_ms(const struct identity_mgr *mgr)
 	for (const struct identity *id = mgr->head; id; id = id->next) {
 		int64_t d = (int64_t)id->renew_at * 1000 - now_ms;
 
+		if (id->inflight)
+			continue; /* its answer schedules it */
 		if (d < 0)
 			d = 0;
 		if (best < 0 || d < best)
@@ -375,36 +439,92 @@ static time_t identity_failed(struct identity *id, time_t now, const char *why, 
 	return backoff;
 }
 
+/* The outcome of a renewal or of a pending identity's request: logged
+ * (the tests and operators read these lines), and the backoff on failure. */
+static void renewed(struct identity *id, int ret, bool was_pending, const char *why, time_t now,
+		    char *err, size_t errlen)
+{
+	time_t backoff;
+
+	if (ret && was_pending) {
+		backoff = identity_failed(id, now, why, err, errlen);
+		log_error("identity %s: %s (%s); its pods' connections are refused until the CA "
+			  "signs one, retry in %llds", id->sid,
+			  id->failures == 1 ? "no certificate yet" : "still no certificate", why,
+			  (long long)backoff);
+	} else if (ret) {
+		backoff = identity_failed(id, now, why, err, errlen);
+		log_error("identity %s: renewal failed (%s); keeping the current certificate "
+			  "(expires in %llds), retry in %llds",
+			  id->sid, why, (long long)(id->leaf->not_after - now), (long long)backoff);
+	} else if (was_pending && id->failures) {
+		log_info("identity %s: issued certificate serial %s after %u failed attempts; its pods' "
+			 "connections are accepted", id->sid, id->leaf->serial_hex, id->failures);
+	} else if (was_pending) {
+		log_info("identity %s: issued certificate serial %s, renewal in %llds", id->sid,
+			 id->leaf->serial_hex, (long long)(id->renew_at - now));
+	} else {
+		log_info("identity %s: renewed, serial %s", id->sid, id->leaf->serial_hex);
+	}
+}
+
 int identity_renew(struct identity_mgr *mgr, struct identity *id, time_t now, char *err,
 		   size_t errlen)
 {
 	char why[512] = "";
 	bool was_pending = !id->leaf;
-	time_t backoff;
 	int ret;
 
 	CHECK_OBJ(id, IDENTITY_MAGIC);
-	ret = build(mgr, id, why, sizeof(why));
-	if (ret && was_pending) {
-		backoff = identity_failed(id, now, why, err, errlen);
-		log_error("identity %s: still no certificate (%s); its pods' connections are refused, "
-			  "retry in %llds", id->sid, why, (long long)backoff);
-		return ret;
+	if (mgr->cc) {
+		if (id->inflight)
+			return -EINPROGRESS;
+		ret = request(mgr, id, why, sizeof(why));
+		if (!ret)
+			return -EINPROGRESS;
+	} else {
+		ret = commit(mgr, id, NULL, NULL, why, sizeof(why));
 	}
-	if (ret) {
-		backoff = identity_failed(id, now, why, err, errlen);
-		log_error("identity %s: renewal failed (%s); keeping the current certificate "
-			  "(expires in %llds), retry in %llds",
-			  id->sid, why, (long long)(id->leaf->not_after - now),
-			  (long long)backoff);
-		return ret;
+	renewed(id, ret, was_pending, why, now, err, errlen);
+	if (!ret)
+		id->failures = 0;
+	return ret;
+}
+
+void identity_mgr_complete(struct identity_mgr *mgr)
+{
+	struct caclient_result *r;
+
+	if (!mgr->cc)
+		return;
+	while ((r = caclient_take(mgr->cc))) {
+		struct identity *id = identity_find(mgr, r->ns, r->sa);
+		char old_serial[sizeof(id->leaf->serial_hex)] = "";
+		bool was_pending;
+		int ret = r->ret;
+
+		if (mgr->csr_obs)
+			mgr->csr_obs(mgr->csr_obs_ctx, ret, r->ms);
+		if (!id) { /* its last pod left meanwhile */
+			caclient_result_free(r);
+			continue;
+		}
+		id->inflight = false;
+		was_pending = !id->leaf;
+		if (id->leaf)
+			snprintf(old_serial, sizeof(old_serial), "%s", id->leaf->serial_hex);
+		if (!ret) {
+			ret = commit(mgr, id, r->leaf, r->roots, r->err, sizeof(r->err));
+			if (!ret)
+				r->leaf = NULL; /* taken */
+		}
+		renewed(id, ret, was_pending, r->err, time(NULL), NULL, 0);
+		if (!ret)
+			id->failures = 0;
+		if (mgr->issued)
+			mgr->issued(mgr->issued_ctx, id, ret, old_serial);
+		caclient_result_free(r);
 	}
-	if (was_pending)
-		log_info("identity %s: issued certificate serial %s after %u failed attempts; its pods' "
-			 "connections are accepted", id->sid, id->leaf->serial_hex, id->failures);
-	else
-		log_info("identity %s: renewed, serial %s", id->sid, id->leaf->serial_hex);
-	return 0;
 }
 
 int identity_renew_due(struct identity_mgr *mgr, time_t now)
@@ -414,9 +534,11 @@ int identity_renew_due(struct identity_mgr *mgr, time_t now)
 	for (struct identity *id = mgr->head; id; id = id->next) {
 		int ret;
 
-		if (id->renew_at > now)
+		if (id->renew_at > now || id->inflight)
 			continue;
 		ret = identity_renew(mgr, id, now, NULL, 0);
+		if (ret == -EINPROGRESS)
+			continue; /* the answer comes to identity_mgr_complete() */
 		if (ret)
 			failed = ret;
 		else
@@ -447,6 +569,8 @@ size_t identity_snapshot(const struct identity_mgr *mgr, time_t now, struct iden
 		in->renew_in_s = (int64_t)(id->renew_at - now);
 		in->refs = id->refs;
 		in->failures = id->failures;
+		in->in_flight = id->inflight;
+		snprintf(in->error, sizeof(in->error), "%s", id->why);
 	}
 	return n;
 }

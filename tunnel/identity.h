@@ -75,6 +75,23 @@ int identity_mgr_new(struct mesh_ca *ca, const char *trust_domain, uint32_t life
  * one. Its pods' connections must be refused meanwhile (fail closed). */
 int identity_mgr_new_remote(struct caclient *cc, const char *trust_domain,
 			    struct identity_mgr **out);
+/* warren-ca's answers (remote mode): the requests run on the client's own
+ * thread (tunnel/ca_client.h), never on the caller's. identity_acquire()
+ * and a due renewal only queue one (identity_in_flight() until its answer,
+ * identity_error() "requested from warren-ca, no answer yet" meanwhile);
+ * identity_mgr_complete() takes the answers that came, commits each
+ * (certificate, contexts, schedule) or records the failure with its
+ * backoff, and calls cb for each one, on the caller's thread, with ret
+ * 0 or -errno and the serial of the certificate it replaced ("" if none).
+ * With identity_mgr_set_loop(), the loop calls identity_mgr_complete()
+ * when answers wait (the client's eventfd), so this is only for callers
+ * without a loop (the unit tests). */
+void identity_mgr_set_issued_cb(struct identity_mgr *mgr,
+				void (*cb)(void *ctx, const struct identity *id, int ret,
+					   const char *old_serial),
+				void *ctx);
+void identity_mgr_complete(struct identity_mgr *mgr);
+bool identity_in_flight(const struct identity *id);
 /* Called after each CSR with its result (0 or -errno) and duration, for
  * metrics. */
 void identity_mgr_set_csr_observer(struct identity_mgr *mgr,
@@ -110,11 +127,15 @@ const struct ca_leaf *identity_leaf0(const struct identity *id);
 /* Milliseconds (wall clock) from now until the earliest renewal is due:
  * 0 when one is overdue, -1 when there is no identity. */
 int64_t identity_next_renewal_ms(const struct identity_mgr *mgr);
-/* Renews every identity whose renewal time is <= now (wall clock seconds).
- * Returns how many were renewed, or the -errno of a failure (the failed
- * ones keep their current certificate and are retried after a backoff). */
+/* Renews every identity whose renewal time is <= now (wall clock seconds)
+ * and that has no request in flight. Returns how many were renewed, or the
+ * -errno of a failure (the failed ones keep their current certificate and
+ * are retried after a backoff). From warren-ca it only queues requests
+ * (0 renewed now). */
 int identity_renew_due(struct identity_mgr *mgr, time_t now);
-/* Renews one identity now, whatever its schedule. 0 or -errno. */
+/* Renews one identity now, whatever its schedule. 0 or -errno; from
+ * warren-ca -EINPROGRESS: the request is queued (or was already), its
+ * answer goes through identity_mgr_complete(). */
 int identity_renew(struct identity_mgr *mgr, struct identity *id, time_t now, char *err,
 		   size_t errlen);
 
@@ -128,6 +149,8 @@ struct identity_info {
 	int64_t renew_in_s;   /* renew_at - now; negative when overdue */
 	unsigned refs;
 	unsigned failures;    /* consecutive failed renewals */
+	bool in_flight;       /* a request to warren-ca is on its way */
+	char error[256];      /* the last failure, or why it has no certificate yet */
 };
 /* Fills up to max entries (in acquisition order); returns the total count. */
 size_t identity_snapshot(const struct identity_mgr *mgr, time_t now, struct identity_info *out,

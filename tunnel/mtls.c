@@ -165,6 +165,40 @@ static void csr_observer(void *ctx, int ret, double ms)
 
 static void renew_arm(struct tunnel *t);
 
+/* A certificate renewed: pooled connections of that identity dial again
+ * with it (live streams go on with the old one). */
+static void renewed_drain(struct tunnel *t, const char *id, const char *old_serial,
+			  const struct identity_info *now)
+{
+	log_info("certificate for %s renewed: serial %s -> %s, valid until %lld, next renewal in %lld s; pooled HBONE connections drained (live streams continue)",
+		 id, old_serial, now->serial_hex, (long long)now->not_after, (long long)now->renew_in_s);
+	for (struct pod *p = t->pods; p; p = pod_shard_next(p))
+		if (p->pool)
+			hbone_pool_drain(p->pool, id);
+}
+
+/* warren-ca answered a request (identity_mgr_complete, on the loop). */
+static void issued_cb(void *ctx, const struct identity *id, int ret, const char *old_serial)
+{
+	struct tunnel *t = ctx;
+	const struct ca_leaf *leaf = identity_leaf0(id);
+
+	CHECK_OBJ(t, TUNNEL_MAGIC);
+	if (!ret && leaf) {
+		struct identity_info now = { 0 };
+
+		metrics_cert_expiry(t, identity_id(id), (int64_t)leaf->not_after);
+		snprintf(now.serial_hex, sizeof(now.serial_hex), "%s", leaf->serial_hex);
+		now.not_after = leaf->not_after;
+		now.renew_in_s = identity_next_renewal_ms(t->sec->ids) / 1000;
+		if (old_serial[0] && strcmp(old_serial, leaf->serial_hex))
+			renewed_drain(t, identity_id(id), old_serial, &now);
+	}
+	renew_arm(t);
+	if (!ret && !old_serial[0])
+		state_listen_adopted(t); /* adopted pods waiting for this certificate */
+}
+
 static void renew_cb(struct loop *l, void *ctx)
 {
 	struct tunnel *t = ctx;
@@ -194,12 +228,7 @@ static void renew_cb(struct loop *l, void *ctx)
 			if (strcmp(before[k].id, after[i].id) ||
 			    !strcmp(before[k].serial_hex, after[i].serial_hex))
 				continue;
-			log_info("certificate for %s renewed: serial %s -> %s, valid until %lld, next renewal in %lld s; pooled HBONE connections drained (live streams continue)",
-				 after[i].id, before[k].serial_hex, after[i].serial_hex,
-				 (long long)after[i].not_after, (long long)after[i].renew_in_s);
-			for (struct pod *p = t->pods; p; p = pod_shard_next(p))
-				if (p->pool)
-					hbone_pool_drain(p->pool, after[i].id);
+			renewed_drain(t, after[i].id, before[k].serial_hex, &after[i]);
 		}
 	}
 out:
@@ -256,7 +285,10 @@ int mtls_start(struct tunnel *t)
 	if (conf->ca_address) {
 		struct caclient_conf cc = { .url = conf->ca_address, .token_file = conf->ca_token_file,
 					    .bundle_file = conf->trust_bundle,
-					    .td = conf->trust_domain };
+					    .td = conf->trust_domain,
+					    .protocol = strcmp(conf->ca_protocol, "istio")
+								? CACLIENT_WARREN : CACLIENT_ISTIO,
+					    .validity_s = conf->cert_lifetime_s };
 		STACK_OF(X509) *roots = NULL;
 
 		/* A bad bundle is a configuration error: say so now, not per pod. */
@@ -269,8 +301,10 @@ int mtls_start(struct tunnel *t)
 		ret = caclient_new(&cc, &sec->cc);
 		if (!ret)
 			ret = identity_mgr_new_remote(sec->cc, conf->trust_domain, &sec->ids);
-		if (!ret)
+		if (!ret) {
 			identity_mgr_set_csr_observer(sec->ids, csr_observer, t);
+			identity_mgr_set_issued_cb(sec->ids, issued_cb, t);
+		}
 	} else {
 		log_warn("caDir: the mesh signing key is on this node: development and single-host use only (a node can then mint any identity); use caAddress (warren-ca) in a cluster");
 		ret = ca_load_dir(conf->ca_dir, &sec->ca, err, sizeof(err));
@@ -354,6 +388,9 @@ int mtls_pod_added(struct pod *p)
 		metrics_cert_expiry(t, identity_id(id), (int64_t)leaf->not_after);
 		log_info("pod %s/%s uses identity %s (serial %s, refs %u)", p->namespace, p->name,
 			 identity_id(id), leaf->serial_hex, identity_refs(id));
+	} else if (identity_in_flight(id)) {
+		log_info("pod %s/%s uses identity %s, whose certificate is requested from the CA (%s): its connections are refused until it comes",
+			 p->namespace, p->name, identity_id(id), identity_error(id));
 	} else {
 		log_warn("pod %s/%s uses identity %s, which has no certificate yet (%s): its connections are refused until warren-ca signs one",
 			 p->namespace, p->name, identity_id(id), identity_error(id));
@@ -809,13 +846,14 @@ json_t *mtls_certs_json(const struct tunnel *t)
 		return a;
 	n = identity_snapshot(t->sec->ids, time(NULL), info, MAX_IDS);
 	for (size_t i = 0; i < n && i < MAX_IDS; i++)
-		json_array_append_new(a, json_pack("{s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I,s:I}",
+		json_array_append_new(a, json_pack("{s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:b,s:s}",
 			"identity", info[i].id, "serial", info[i].serial_hex,
 			"notBefore", time_json(info[i].not_before), "notAfter", time_json(info[i].not_after),
 			"notAfterUnix", (json_int_t)info[i].not_after,
 			"renewAtUnix", (json_int_t)info[i].renew_at,
 			"renewInSeconds", (json_int_t)info[i].renew_in_s, "refs", (json_int_t)info[i].refs,
-			"failures", (json_int_t)info[i].failures));
+			"failures", (json_int_t)info[i].failures, "requestInFlight", info[i].in_flight,
+			"error", info[i].error));
 	free(info);
 	return a;
 }

@@ -262,8 +262,35 @@ kubectl delete clusterrolebinding warren-ca >/dev/null || die "delete binding"
 expect "without its RBAC, warren-ca answers 503 and names the RBAC" 503 "RBAC" "$T/tok-node1" shop lonely
 kubectl apply -f "$WARREN_ROOT/deploy/ca/rbac.yaml" >/dev/null
 
+# --- an intermediate the user provides (cert-manager, their PKI) ---------------------------
+# The Secret's keys as hack/ca-bootstrap.sh --from takes them: ca-cert.pem,
+# ca-key.pem, cert-chain.pem; no root key.
 pid=$CA_PID
 ca_stop
 check "warren-ca stops on SIGTERM" fails kill -0 "$pid"
+bash "$WARREN_ROOT/hack/gen-ca.sh" "$T/inter" --intermediate >/dev/null 2>&1 || die "gen-ca.sh --intermediate"
+mv "$T/ca" "$T/ca.first" && mkdir -m 700 "$T/ca" &&
+	cp -p "$T/inter/ca-cert.pem" "$T/inter/ca-key.pem" "$T/inter/cert-chain.pem" "$T/ca/" ||
+	die "the intermediate's directory"
+cp "$T/inter/root-cert.pem" "$T/inter-root.pem"
+CURL=(cpexec curl -s --cacert "$T/inter-root.pem" --resolve "warren-ca.warren-system.svc:15012:127.0.0.1")
+pod shop cart-2 cart node1 || die "pod cart-2"
+ca_start
+wait_for -t 10 ca_healthy || die "warren-ca with an intermediate: $(tail -n 5 "$T/ca.log")"
+ok "warren-ca serves with an intermediate (no root key), its TLS certificate verified against the root"
+code=$(sign "$T/tok-node1" shop cart)
+if [[ $code == 200 ]]; then
+	"$PYTHON" -c 'import json; j=json.load(open("'"$T"'/out.json")); open("'"$T"'/ichain.pem","w").write(j["certChain"])'
+	awk '/BEGIN/ {n++} n == 1' "$T/ichain.pem" >"$T/ileaf.pem"
+	awk '/BEGIN/ {n++} n == 2' "$T/ichain.pem" >"$T/iinter.pem"
+	check "signed by the intermediate: the chain holds leaf and intermediate, and verifies to the root" bash -c "
+		cmp -s <(openssl x509 -in '$T/iinter.pem' -outform der) <(openssl x509 -in '$T/inter/ca-cert.pem' -outform der) &&
+		openssl verify -CAfile '$T/inter-root.pem' -untrusted '$T/iinter.pem' '$T/ileaf.pem'"
+else
+	not_ok "warren-ca with an intermediate signs cart for node1" "status $code: $(cat "$T/out.json")"
+fi
+pid=$CA_PID
+ca_stop
+check "warren-ca (intermediate) stops on SIGTERM" fails kill -0 "$pid"
 check "warren-ca: no sanitizer report (with B=build-san)" fails grep -q "Sanitizer" "$T/ca.log"
 [[ $TAP_FAILED == 0 ]]

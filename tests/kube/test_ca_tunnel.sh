@@ -150,7 +150,17 @@ reply=$(get cli "${POD_IP[srv]}")
 check "metrics: ok CSRs counted and the certificate's expiry on node1" bash -c \
 	"m=\$(ip netns exec ${NODE_NETNS[node1]} curl -s http://127.0.0.1:15020/metrics)
 	 grep -q 'warren_ca_csr_total{result=\"ok\"} [1-9]' <<<\"\$m\" &&
+	 grep -q 'warren_ca_csr_duration_microseconds_total{result=\"ok\"} [1-9]' <<<\"\$m\" &&
 	 grep -q 'warren_certificate_expiry_seconds{identity=\"spiffe://cluster.local/ns/mesh/sa/default\"}' <<<\"\$m\""
+
+# A connection held open across the outage: an echo server in srv's netns
+# (a process of the test beside the pod's httpd, whose connections do not
+# stay open) and one connection from cli that echoes a line at a time.
+bg pexec srv "$PYTHON" "$APP" server 9090 "$T/srv9090.log"
+wait_listen "${POD_NETNS[srv]}" 9090 || die "echo server in srv's netns"
+bg pexec cli "$PYTHON" "$APP" chat "${POD_IP[srv]}" 9090 "$T/held.status" "$T/held.stop"
+HELD_PID=${BG_PIDS[-1]}
+wait_for -t 10 progressed held 5 || not_ok "a held connection cli -> srv:9090 echoes" "$(cat "$T/held.status" 2>&1)"
 
 # --- warren-ca down ----------------------------------------------------------------------
 ca_stop
@@ -177,6 +187,13 @@ check "the refusal and its reason are in the access log" \
 	grep -q "identity spiffe://cluster.local/ns/late/sa/default has no certificate yet" "$T/node1/tunnel.out"
 check "metrics: a CSR counted unavailable" bash -c \
 	"ip netns exec ${NODE_NETNS[node1]} curl -s http://127.0.0.1:15020/metrics | grep -q 'warren_ca_csr_total{result=\"unavailable\"} [1-9]'"
+mark=$(status_ok held)
+if wait_for -t 10 progressed held $((mark + 5)) && [[ $(status_fail held) == 0 ]]; then
+	ok "warren-ca down: the connection opened before it stopped keeps echoing ($(status_ok held) lines, none failed)"
+else
+	not_ok "warren-ca down: the held connection keeps echoing" "$(cat "$T/held.status" 2>&1)"
+fi
+stop_traffic held "$HELD_PID"
 
 # --- warren-ca back: late works without being re-created --------------------------------
 ca_start
@@ -234,5 +251,23 @@ wait "$rot_pid"
 nok=$(wc -l <"$T/rot.ok") nfail=$(wc -l <"$T/rot.fail")
 ((nfail == 0 && nok > 100)) && ok "no failed connection during the rotation ($nok requests)" ||
 	not_ok "no failed connection during the rotation" "$nok ok, $nfail failed at: $(head -c 300 "$T/rot.fail")"
+# --- a tunnel asking for an identity with no pod on its node -------------------------------
+# node1's model says a pod there runs as mesh/ghost (a node lying, or a stale
+# model); the API server has no such pod: warren-ca refuses, and the tunnel
+# logs its reason and keeps the pod failing closed.
+HCTL=$WARREN_BUILD/tests/handoffctl INPODCTL=$WARREN_BUILD/tests/inpodctl sock=$T/node1/plugin.sock
+uid=$(mesh pod mesh liar --node node1 --sa ghost) || die "liar's object in the mesh file"
+mkpod "wp-$E2E_ID-liar" || die "netns of liar"
+enroll "wp-$E2E_ID-liar" "$uid" mesh liar "c${E2E_ID}liar" 2>"$T/err" || not_ok "ADD liar" "$(cat "$T/err")"
+ghost_refused() {
+	grep -q "identity spiffe://cluster.local/ns/mesh/sa/ghost: no certificate yet (warren-ca refused spiffe://cluster.local/ns/mesh/sa/ghost: 403 no running pod with service account mesh/ghost on node node1" "$T/node1/tunnel.out"
+}
+check "node1's tunnel asking for mesh/ghost (no such pod on node1) is refused and logs warren-ca's reason" \
+	wait_for -t 10 ghost_refused
+check "... and warren-ca logged the refusal" \
+	grep -q "sign spiffe://cluster.local/ns/mesh/sa/ghost for node node1 pod tunnel-node1 .*: 403 no running pod" "$T/ca.log"
+check "metrics: the refusal counted" bash -c \
+	"ip netns exec ${NODE_NETNS[node1]} curl -s http://127.0.0.1:15020/metrics | grep -q 'warren_ca_csr_total{result=\"refused\"} [1-9]'"
+
 sanitizer_clean node1 node2
 [[ $TAP_FAILED == 0 ]]

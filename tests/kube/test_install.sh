@@ -168,9 +168,15 @@ ca_pods=$(kubectl -n warren-system get pods -l app.kubernetes.io/name=warren-ca 
 check "warren-ca runs from warren's image" test "$(sort -u <<<"$ca_pods")" = "localhost/warren:t1 /usr/local/bin/warren-ca"
 # kube-proxy's part for warren-ca's Service: its address to the ready pods, in turn
 read -r -a CA_IPS < <(kubectl -n warren-system get pods -l app.kubernetes.io/name=warren-ca -o 'jsonpath={.items[*].status.podIP}')
-map=
-for i in "${!CA_IPS[@]}"; do map+="${map:+, }$i : ${CA_IPS[$i]}"; done
+# (node2's map in the other order: each node's first connection, its tunnel's
+# kept-alive one, goes to another replica, so that both sign)
 for n in node1 node2; do
+	map=
+	for i in "${!CA_IPS[@]}"; do
+		j=$i
+		[[ $n == node2 ]] && j=$(((i + 1) % ${#CA_IPS[@]}))
+		map+="${map:+, }$i : ${CA_IPS[$j]}"
+	done
 	ip netns exec "wk${n#node}-$ID" nft -f - <<EOF || die "$n: DNAT for warren-ca's Service"
 table ip wi-kube-proxy-ca {
 	chain out { type nat hook output priority -100; ip daddr $CA_VIP tcp dport 15012 dnat to numgen inc mod ${#CA_IPS[@]} map { $map }; }
@@ -275,6 +281,11 @@ print(" ".join(v["name"] for v in spec["volumes"] if "secret" in v or
 	check "$n: the tunnel container has its token and bundle, and no key file" \
 		bash -c 'grep -qx /var/run/secrets/warren-ca/token <<<"$1" && grep -qx /etc/warren/bundle/roots.pem <<<"$1" &&
 			! grep -q key <<<"$1"' sh "$files"
+done
+
+signed_by() { kubectl -n warren-system logs "$1" 2>/dev/null | grep -q "sign spiffe://.*: 200"; } # POD
+for p in $(kubectl -n warren-system get pods -l app.kubernetes.io/name=warren-ca -o 'jsonpath={.items[*].metadata.name}'); do
+	check "warren-ca pod $p signed certificates (either replica serves)" wait_for -t 10 signed_by "$p"
 done
 
 # --- another agent rewrites the configuration -----------------------------------------

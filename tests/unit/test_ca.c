@@ -6,7 +6,11 @@
  * intermediate, the checks of a TokenReview answer, and http_header().
  * Node authorization against a real API server: tests/kube/test_ca.sh.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -416,6 +420,34 @@ static void obs(void *ctx, int ret, double ms)
 	obs_last = ret;
 }
 
+/* Waits (bounded) for warren-ca's answers and hands them to the manager,
+ * as the tunnel's loop does when the client's eventfd is readable. */
+static void await_answers(struct caclient *cc, struct identity_mgr *mgr)
+{
+	struct pollfd pfd = { .fd = caclient_event_fd(cc), .events = POLLIN };
+
+	T_ASSERT(poll(&pfd, 1, 10000) == 1);
+	identity_mgr_complete(mgr);
+}
+
+/* A root in DIR/roots.pem (the bundle) and a token in DIR/token, for a
+ * warren-ca client. bundle and token are 128-byte buffers. */
+static void remote_files(char *dir, char *bundle, char *token, struct mesh_ca **root)
+{
+	FILE *f;
+
+	T_ASSERT(mkdtemp(dir));
+	snprintf(bundle, 128, "%s/roots.pem", dir);
+	snprintf(token, 128, "%s/token", dir);
+	T_ASSERT_INT(ca_create_root("warren", "root", 30, root), 0);
+	f = fopen(bundle, "w");
+	T_ASSERT(f && PEM_write_X509(f, ca_root0(*root)));
+	fclose(f);
+	f = fopen(token, "w");
+	T_ASSERT(f && fputs("not-a-real-token\n", f) >= 0);
+	fclose(f);
+}
+
 /* warren-ca unreachable: the identity is held PENDING (no certificate, no
  * context: its pods fail closed), says why, and is retried. */
 static void test_remote_identity_pending(void)
@@ -429,25 +461,20 @@ static void test_remote_identity_pending(void)
 	struct identity *id = NULL;
 	struct identity_info info[2];
 	char err[256] = "";
-	FILE *f;
 
-	T_ASSERT(mkdtemp(dir));
-	snprintf(bundle, sizeof(bundle), "%s/roots.pem", dir);
-	snprintf(token, sizeof(token), "%s/token", dir);
-	T_ASSERT_INT(ca_create_root("warren", "root", 30, &root), 0);
-	f = fopen(bundle, "w");
-	T_ASSERT(f && PEM_write_X509(f, ca_root0(root)));
-	fclose(f);
-	f = fopen(token, "w");
-	T_ASSERT(f && fputs("not-a-real-token\n", f) >= 0);
-	fclose(f);
+	remote_files(dir, bundle, token, &root);
 	T_ASSERT_INT(caclient_new(&cf, &cc), 0);
 	T_ASSERT_INT(identity_mgr_new_remote(cc, TD, &mgr), 0);
 	identity_mgr_set_csr_observer(mgr, obs, NULL);
 
 	T_ASSERT_INT(identity_acquire(mgr, "shop", "cart", &id, err, sizeof(err)), 0);
-	printf("# %s\n", err);
-	T_ASSERT(id && !identity_ready(id));
+	/* queued: the answer comes through the eventfd */
+	T_ASSERT(id && !identity_ready(id) && identity_in_flight(id));
+	T_ASSERT(strstr(identity_error(id), "no answer yet"));
+	T_ASSERT_INT(identity_next_renewal_ms(mgr), -1); /* its answer schedules it */
+	await_answers(cc, mgr);
+	printf("# %s\n", identity_error(id));
+	T_ASSERT(id && !identity_ready(id) && !identity_in_flight(id));
 	T_ASSERT(identity_ctx0(id, TLS_CLIENT) == NULL && identity_ctx0(id, TLS_SERVER) == NULL);
 	T_ASSERT(identity_leaf0(id) == NULL);
 	T_ASSERT_STR(identity_id(id), "spiffe://" TD "/ns/shop/sa/cart");
@@ -456,7 +483,11 @@ static void test_remote_identity_pending(void)
 	T_ASSERT_INT(obs_last, -EIO);
 	/* Retried at the backoff, and still pending while warren-ca is away. */
 	T_ASSERT(identity_next_renewal_ms(mgr) >= 0 && identity_next_renewal_ms(mgr) <= 1000);
-	T_ASSERT(identity_renew_due(mgr, time(NULL) + 5) < 0);
+	T_ASSERT_INT(identity_renew_due(mgr, time(NULL) + 5), 0); /* queued */
+	T_ASSERT(identity_in_flight(id));
+	T_ASSERT_INT(identity_renew_due(mgr, time(NULL) + 5), 0); /* not twice */
+	T_ASSERT_INT(caclient_pending(cc), 1);
+	await_answers(cc, mgr);
 	T_ASSERT_INT(obs_calls, 2);
 	T_ASSERT(!identity_ready(id));
 	T_ASSERT_INT(identity_snapshot(mgr, time(NULL), info, 2), 1);
@@ -471,6 +502,7 @@ static void test_remote_identity_pending(void)
 	/* An unreadable bundle is a failure too, never a certificate. */
 	unlink(bundle);
 	T_ASSERT_INT(identity_acquire(mgr, "shop", "cart", &id, err, sizeof(err)), 0);
+	await_answers(cc, mgr);
 	T_ASSERT(!identity_ready(id) && strstr(identity_error(id), "trust bundle"));
 	identity_mgr_free(mgr);
 	caclient_free(cc);
@@ -479,5 +511,50 @@ static void test_remote_identity_pending(void)
 	rmdir(dir);
 }
 
-T_MAIN(T_CASE(test_csr_roundtrip), T_CASE(test_remote_identity_pending), T_CASE(test_sign_rsa_key), T_CASE(test_client_accepts_only_the_bundle), T_CASE(test_csr_hostile), T_CASE(test_sign_root_and_intermediate),
+/* A warren-ca that accepts and never answers: acquiring an identity
+ * returns at once with its request in flight; the request times out on
+ * the client's thread and the identity stays pending. Freeing the client
+ * with a request hanging cancels it. */
+static void test_remote_silent_ca(void)
+{
+	char dir[] = "/tmp/warren-test-ca.XXXXXX", bundle[128], token[128], url[64];
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t slen = sizeof(sin);
+	struct caclient_conf cf = { .url = url, .token_file = token, .bundle_file = bundle, .td = TD };
+	struct pollfd pfd = { .events = POLLIN };
+	struct mesh_ca *root = NULL;
+	struct caclient *cc = NULL;
+	struct identity_mgr *mgr = NULL;
+	struct identity *id = NULL;
+	char err[256] = "";
+	int lfd;
+
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	T_ASSERT(lfd >= 0 && bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0 && listen(lfd, 8) == 0);
+	T_ASSERT(getsockname(lfd, (struct sockaddr *)&sin, &slen) == 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%u", ntohs(sin.sin_port));
+	remote_files(dir, bundle, token, &root);
+	T_ASSERT_INT(caclient_new(&cf, &cc), 0);
+	T_ASSERT_INT(identity_mgr_new_remote(cc, TD, &mgr), 0);
+	T_ASSERT_INT(identity_acquire(mgr, "shop", "cart", &id, err, sizeof(err)), 0);
+	T_ASSERT(identity_in_flight(id) && !identity_ready(id));
+	pfd.fd = caclient_event_fd(cc);
+	T_ASSERT_INT(poll(&pfd, 1, 0), 0); /* no answer: the call did not wait for one */
+	T_ASSERT_INT(identity_acquire(mgr, "shop", "other", NULL, err, sizeof(err)), 0);
+	T_ASSERT_INT(caclient_pending(cc), 2);
+	await_answers(cc, mgr);
+	printf("# %s\n", identity_error(id));
+	T_ASSERT(!identity_ready(id) && strstr(identity_error(id), "unreachable"));
+	/* the second request runs now, against the same silent listener:
+	 * freeing the client cancels it and joins the thread */
+	identity_mgr_free(mgr);
+	caclient_free(cc);
+	close(lfd);
+	ca_free(root);
+	unlink(bundle);
+	unlink(token);
+	rmdir(dir);
+}
+
+T_MAIN(T_CASE(test_csr_roundtrip), T_CASE(test_remote_identity_pending), T_CASE(test_remote_silent_ca), T_CASE(test_sign_rsa_key), T_CASE(test_client_accepts_only_the_bundle), T_CASE(test_csr_hostile), T_CASE(test_sign_root_and_intermediate),
        T_CASE(test_sign_body_refused), T_CASE(test_review_checks), T_CASE(test_http_header))

@@ -172,7 +172,7 @@ static void test_mtls_keys(void)
 	T_ASSERT_INT(load_text("meshPath: /m\ncadir: /x\n", &c), -EINVAL);
 	T_ASSERT(strstr(err, "did you mean \"caDir\"?"));
 	T_ASSERT_INT(load_text("meshPath: /m\nbogus: 1\n", &c), -EINVAL);
-	T_ASSERT(strstr(err, "caDir, caAddress, caTokenFile, trustBundle, mtls, certLifetimeSeconds, "
+	T_ASSERT(strstr(err, "caDir, caAddress, caProtocol, caTokenFile, trustBundle, mtls, certLifetimeSeconds, "
 			     "rootNamespace, poolMaxStreams, poolIdleTimeoutMs, hbonePingIntervalMs"));
 }
 
@@ -185,7 +185,15 @@ static void test_ca_client_keys(void)
 	T_ASSERT_STR(c.ca_address, "https://warren-ca.warren-system.svc:15012");
 	T_ASSERT_STR(c.trust_bundle, "/etc/warren/bundle/roots.pem");
 	T_ASSERT_STR(c.ca_token_file, "/var/run/secrets/warren-ca/token");
+	T_ASSERT_STR(c.ca_protocol, "warren");
 	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\ncaAddress: https://istiod.istio-system.svc:15012\n"
+			       "caProtocol: istio\ntrustBundle: /b\n", &c), 0);
+	T_ASSERT_STR(c.ca_protocol, "istio");
+	tunnel_conf_free(&c);
+	T_ASSERT_INT(load_text("meshPath: /m\ncaAddress: https://ca:1\ncaProtocol: grpc\ntrustBundle: /b\n",
+			       &c), -EINVAL);
+	T_ASSERT(strstr(err, "caProtocol: \"grpc\" is not"));
 	T_ASSERT_INT(load_text("meshPath: /m\ncaAddress: https://ca:1\n", &c), -EINVAL);
 	T_ASSERT(strstr(err, "caAddress needs trustBundle"));
 	T_ASSERT_INT(load_text("meshPath: /m\ntrustBundle: /b\n", &c), -EINVAL);
