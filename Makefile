@@ -28,7 +28,7 @@ INSTALL_PKGS := jansson libcurl libcrypto yaml-0.1
 # warren-waypoint: the tunnel's loop, TLS and HBONE (nghttp2, OpenSSL), the
 # mesh model (jansson, libyaml), the Kubernetes source and warren-ca's
 # client (libcurl); no netlink, no eBPF.
-WAYPOINT_PKGS := jansson libnghttp2 openssl yaml-0.1 libcurl
+WAYPOINT_PKGS := jansson libnghttp2 openssl yaml-0.1 libcurl libcap-ng
 PKGS        := $(sort $(CNI_PKGS) $(TUNNEL_PKGS) $(CTL_PKGS) $(INSTALL_PKGS) $(CA_PKGS) $(WAYPOINT_PKGS))
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

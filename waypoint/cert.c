@@ -49,10 +49,26 @@ static void wpc_timer_cb(struct loop *l, void *ctx)
 
 	(void)l;
 	c->timer = NULL;
+	/* local CA: issued here; warren-ca: queued, answered in wpc_issued_cb */
 	identity_renew_due(c->mgr, time(NULL)); /* failures logged by the manager */
 	wpc_publish(c);
 	if (!was && identity_ready(c->id))
 		log_info("certificate for %s issued: serving", identity_id(c->id));
+	wpc_arm(c);
+}
+
+/* warren-ca's answer, on w->loop (the manager watches the client's eventfd). */
+static void wpc_issued_cb(void *ctx, const struct identity *id, int ret, const char *old_serial)
+{
+	struct wp_cert *c = ctx;
+	bool was = c->w->server_ctx != NULL;
+
+	(void)id, (void)old_serial;
+	wpc_publish(c);
+	if (!ret && !was && identity_ready(c->id))
+		log_info("certificate for %s issued: serving", identity_id(c->id));
+	if (c->timer)
+		loop_timer_cancel(c->w->loop, c->timer);
 	wpc_arm(c);
 }
 
@@ -79,8 +95,11 @@ int wp_cert_start(struct wp *w, const struct wp_cert_conf *conf, struct wp_cert 
 		if (!ret)
 			ret = identity_mgr_new(c->ca, conf->td, 0, &c->mgr);
 	}
-	if (!ret)
+	if (!ret) {
+		identity_mgr_set_loop(c->mgr, w->loop);
+		identity_mgr_set_issued_cb(c->mgr, wpc_issued_cb, c);
 		ret = identity_acquire(c->mgr, conf->ns, conf->sa, &c->id, err, sizeof(err));
+	}
 	if (ret) {
 		log_error("no identity for spiffe://%s/ns/%s/sa/%s: %s", conf->td, conf->ns, conf->sa,
 			  err[0] ? err : "bad configuration");
@@ -88,8 +107,8 @@ int wp_cert_start(struct wp *w, const struct wp_cert_conf *conf, struct wp_cert 
 	}
 	wpc_publish(c);
 	if (!identity_ready(c->id))
-		log_error("no certificate for %s yet (%s): refusing every connection until warren-ca signs one",
-			  identity_id(c->id), identity_error(c->id));
+		log_warn("no certificate for %s yet (%s): refusing every connection until warren-ca signs one",
+			 identity_id(c->id), identity_error(c->id));
 	wpc_arm(c);
 	return 0;
 }

@@ -15,8 +15,8 @@
  *
  * w->server_ctx, w->client_ctx and w->id are borrowed from the identity
  * and replaced after each renewal (live connections keep their SSL_CTX
- * reference). Single-threaded (w->loop); a CSR blocks it for at most
- * CACLIENT_TIMEOUT_MS.
+ * reference). Single-threaded (w->loop): warren-ca's requests run on the
+ * CA client's own thread and their answers are taken on w->loop.
  */
 #ifndef WARREN_WAYPOINT_CERT_H
 #define WARREN_WAYPOINT_CERT_H
