@@ -554,6 +554,17 @@ if has plain; then
 fi
 
 # --- 4b. the capture modes side by side -------------------------------------------
+# connrate_run, plus KEY.cpu_us: the CPU time (user + system, as /proc
+# accounts it) that the processes PIDS spent per connection
+connrate_cpu() { # KEY "PIDS" CLIENT HOST PORT
+	local key=$1 pids=$2 a=0 b=0 p n
+	shift 2
+	for p in $pids; do a=$((a + $(ticks "$p"))); done
+	connrate_run "$key" "$@" "$SECS" 64 1
+	for p in $pids; do b=$((b + $(ticks "$p"))); done
+	n=$(awk -v k="$key.rate" '$1 == k {v = $2} END {print v + 0}' "$R")
+	res "$key.cpu_us" "$(awk -v t=$((b - a)) -v hz="$TCK" -v n="$n" -v s="$SECS" 'BEGIN {printf "%.1f", n ? t / hz * 1e6 / (n * s) : "nan"}')"
+}
 tunnels_restart() { # BUILD: both tunnels restarted from BUILD/warren-tunnel
 	# (same configuration; tunnel_start waits until the enrolled pods are
 	# adopted again)
@@ -587,15 +598,15 @@ if has ebpf; then
 	ctn0=$(ct_entries ecli 7002) cte0=$(ct_entries bcli 7002)
 	for ((r = 1; r <= ROUNDS; r++)); do
 		log "capture modes round $r/$ROUNDS: connections/s, iperf3, sockperf, $ECYCLES ADD/DEL cycles; nftables, eBPF (, haproxy, direct)"
-		connrate_run x.cn ecli "$ES" 7002 "$SECS" 64 1
-		connrate_run x.ce bcli "$BS" 7002 "$SECS" 64 1
-		[[ -z ${HPP_BAD:-} ]] && connrate_run x.ch dcli 127.0.0.1 37000 "$SECS" 64 1
+		connrate_cpu x.cn "${TUNNEL_PID[node1]} ${TUNNEL_PID[node2]}" ecli "$ES" 7002
+		connrate_cpu x.ce "${TUNNEL_PID[node1]} ${TUNNEL_PID[node2]}" bcli "$BS" 7002
+		[[ -z ${HPP_BAD:-} ]] && connrate_cpu x.ch "$HPP_CLI_PID $HPP_SRV_PID" dcli 127.0.0.1 37000
 		if [[ -n ${BENCH_BEFORE:-} ]]; then
 			log "capture modes round $r/$ROUNDS: connections/s with the tunnels of $BENCH_BEFORE"
 			if tunnels_restart "$BENCH_BEFORE"; then
 				connrate_run x.warm ecli "$ES" 7002 1 8 1
-				connrate_run x.cnb ecli "$ES" 7002 "$SECS" 64 1
-				connrate_run x.ceb bcli "$BS" 7002 "$SECS" 64 1
+				connrate_cpu x.cnb "${TUNNEL_PID[node1]} ${TUNNEL_PID[node2]}" ecli "$ES" 7002
+				connrate_cpu x.ceb "${TUNNEL_PID[node1]} ${TUNNEL_PID[node2]}" bcli "$BS" 7002
 			fi
 			tunnels_restart "$WARREN_BUILD" || die "tunnels of $WARREN_BUILD did not restart"
 			connrate_run x.warm ecli "$ES" 7002 1 8 1
@@ -996,6 +1007,10 @@ if "x.cnb.rate" in V:
     row("  the same, tunnels of BENCH_BEFORE", "x.cnb.rate", "x.ceb.rate", "%.0f",
         "now/before: nftables %s, ebpf %s; before: ebpf/haproxy %s, nftables/haproxy %s" % (ratio(cn, cnb), ratio(ce, ceb), ratio(ceb, ch), ratio(cnb, ch)))
 row("  connect+exchange p50, us", "x.cn.lat50", "x.ce.lat50", "%.0f", "lower is better")
+if "x.cn.cpu_us" in V:
+    row("  CPU per connection, both tunnels, us", "x.cn.cpu_us", "x.ce.cpu_us", "%.1f",
+        "haproxy's pair %s%s" % (" / ".join(mmm("x.ch.cpu_us", "%.1f")),
+        "; BENCH_BEFORE's tunnels: nftables %s, ebpf %s" % (" / ".join(mmm("x.cnb.cpu_us", "%.1f")), " / ".join(mmm("x.ceb.cpu_us", "%.1f"))) if "x.cnb.cpu_us" in V else ""))
 row("throughput, 1 stream, Gb/s", "x.tn.gbps", "x.te.gbps", "%.2f", "no worse than nftables")
 row("1 KiB ping-pong p50, us (RTT/2)", "x.ln.p50", "x.le.p50", "%.1f", "direct %s" % " / ".join(mmm("x.ld.p50", "%.1f")))
 row("  added p50 over direct (same round), us", "x.ln.add", "x.le.add", "%.1f", "no worse than nftables (lower is better)")
