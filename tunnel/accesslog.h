@@ -13,9 +13,14 @@
  * what came back. Unknown peers/identities/services are JSON null.
  *
  * Destination (accessLog key): "stdout", "off", or a file path (opened
- * O_APPEND, created 0640). Each line goes out in one write(2), so lines of
- * concurrent writers do not interleave. A write error is logged once and
- * the line dropped: the access log never stops traffic.
+ * O_APPEND, created 0640). Lines go out whole, never interleaved: the
+ * lines written by a loop's callbacks wait in a bounded buffer and go out
+ * in one write(2) at the end of that loop's round (accesslog.c); a line
+ * written outside any loop, at once. A write error is logged once and
+ * the lines dropped: the access log never stops traffic.
+ *
+ * Threads: any; one log is shared by the workers. accesslog_close() after
+ * every loop that wrote to it has stopped (it writes what still waits).
  */
 #ifndef WARREN_ACCESSLOG_H
 #define WARREN_ACCESSLOG_H
@@ -40,7 +45,7 @@ struct accesslog_entry {
 /* spec NULL means "stdout". *out NULL for "off". 0 or -errno with err. */
 int accesslog_open(const char *spec, struct accesslog **out, char *err, size_t errlen);
 void accesslog_close(struct accesslog *al);
-/* Format and write; no-op when al is NULL (log off). */
+/* Format and write (see above for when); no-op when al is NULL (log off). */
 void accesslog_write(struct accesslog *al, const struct accesslog_entry *e);
 /* "2026-01-02T03:04:05.678Z" into buf (>= 32 bytes). Returns buf. */
 const char *accesslog_time(int64_t unix_ms, char *buf, size_t len);

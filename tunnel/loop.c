@@ -68,6 +68,11 @@ struct loop {
 /* The loop this thread is running, so a timer armed from elsewhere wakes it. */
 static _Thread_local struct loop *running_loop;
 
+struct loop *loop_current(void)
+{
+	return running_loop;
+}
+
 uint64_t loop_now_ms(void)
 {
 	struct timespec ts;

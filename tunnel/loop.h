@@ -48,6 +48,10 @@ void loop_forget(struct loop *l, int fd);
 struct loop_timer *loop_timer_add(struct loop *l, uint64_t ms, loop_timer_cb cb, void *ctx);
 void loop_timer_cancel(struct loop *l, struct loop_timer *t);
 
+/* The loop whose loop_run() is on this thread's stack (its callbacks are
+ * running), or NULL. */
+struct loop *loop_current(void);
+
 /* Monotonic milliseconds. */
 uint64_t loop_now_ms(void);
 

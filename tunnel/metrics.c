@@ -7,9 +7,16 @@
  * string, and in a list in creation order (stable output). A series is
  * never freed before the registry: counters must not go backwards while
  * the process lives. Each connection keeps a struct conn_obs with its
- * label values (copied: the mesh model may be swapped while it lives), its
- * series, and how many of its relay's bytes are already counted, so a
- * scrape can add just the difference.
+ * label set (the values copied: the mesh model may be swapped while it
+ * lives), its series, and how many of its relay's bytes are already
+ * counted, so a scrape can add just the difference.
+ *
+ * Label sets are shared: connections whose route names the same model
+ * objects (same model generation, direction, local pod, peer, Service,
+ * identities) have the same labels, so the registry keeps the last
+ * OBS_MEMO sets made in a small table and a new connection takes a
+ * reference to its set instead of copying every value, rendering the
+ * label string and looking its series up again (docs/performance.md).
  *
  * Peers are looked up in the mesh model by IP. Naming follows Istio:
  * workload = app.kubernetes.io/name or app label, else the pod name;
@@ -39,6 +46,7 @@
 #include "tunnel/tunnel.h"
 
 #define HASH_BUCKETS 1024
+#define OBS_MEMO 64
 #define UNKNOWN "unknown"
 
 /* Istio's TCP label set, in Istio's order. */
@@ -98,8 +106,24 @@ struct family {
 /* Workers update series side by side, so mu guards the series and the
  * families. The main thread needs no lock: its callbacks run while no
  * worker does (workers.c), scrapes included. */
+/* One connection's labels, shared by reference (under metrics->mu when
+ * memoised; a registry-less observation owns its own). The key: what
+ * fill_labels() reads. */
+struct obs_lset {
+	unsigned refs;
+	uint64_t generation;
+	int dir;
+	bool mtls;
+	const void *local, *peer, *svc;
+	char *src_principal, *dst_principal; /* copies, NULL plaintext */
+	char *pod_ns, *pod_name;             /* copies, only without local */
+	char *lv[L_COUNT];
+	struct tcp_series *series;           /* response_flags "-", or NULL */
+};
+
 struct metrics {
 	pthread_mutex_t mu;
+	struct obs_lset *memo[OBS_MEMO];
 	struct tcp_series *bucket[HASH_BUCKETS];
 	struct tcp_series *all, **tail;
 	size_t n_series;
@@ -114,7 +138,7 @@ struct conn_obs {
 	int64_t start_unix_ms;
 	struct tcp_series *series;
 	uint64_t acct_ab, acct_ba; /* relay bytes already counted */
-	char *lv[L_COUNT];
+	struct obs_lset *ls;       /* set at open */
 	char *src_principal, *dst_principal, *policy_name;
 };
 
@@ -163,10 +187,14 @@ int metrics_new(struct metrics **out)
 	return 0;
 }
 
+static void lset_unref(struct obs_lset *ls);
+
 void metrics_free(struct metrics *m)
 {
 	if (!m)
 		return;
+	for (int i = 0; i < OBS_MEMO; i++)
+		lset_unref(m->memo[i]);
 	for (struct tcp_series *s = m->all, *n; s; s = n) {
 		n = s->next;
 		free(s);
@@ -477,12 +505,12 @@ static struct tcp_series *tcp_series_get(struct metrics *m, const char *labels)
 	return s;
 }
 
-static char *obs_labels(const struct conn_obs *o, const char *flags)
+static char *obs_labels(const struct obs_lset *ls, const char *flags)
 {
 	struct lbuf b = { 0 };
 
 	for (int i = 0; i < L_COUNT; i++)
-		lb_label(&b, lbl_name[i], i == L_FLAGS ? flags : o->lv[i] ? o->lv[i] : UNKNOWN);
+		lb_label(&b, lbl_name[i], i == L_FLAGS ? flags : ls->lv[i] ? ls->lv[i] : UNKNOWN);
 	return lb_done(&b);
 }
 
@@ -514,13 +542,13 @@ static const char *label_or(const struct mesh_pod *p, const char *k1, const char
 	return dflt;
 }
 
-static void set_lv(struct conn_obs *o, enum lbl l, const char *v)
+static void set_lv(struct obs_lset *o, enum lbl l, const char *v)
 {
 	free(o->lv[l]);
 	o->lv[l] = v ? strdup(v) : NULL; /* NULL renders "unknown" */
 }
 
-static void fill_peer(struct tunnel *t, struct conn_obs *o, const struct peer_lbl *pl,
+static void fill_peer(struct tunnel *t, struct obs_lset *o, const struct peer_lbl *pl,
 		      const struct mesh_pod *mp, const char *ns, const char *name)
 {
 	const char *wl = mp ? metrics_workload_name(mp) : name;
@@ -540,7 +568,7 @@ static void fill_peer(struct tunnel *t, struct conn_obs *o, const struct peer_lb
 					    : NULL);
 }
 
-static void fill_service(struct conn_obs *o, const struct mesh_service *svc)
+static void fill_service(struct obs_lset *o, const struct mesh_service *svc)
 {
 	char *fqdn = NULL;
 
@@ -554,7 +582,8 @@ static void fill_service(struct conn_obs *o, const struct mesh_service *svc)
 	set_lv(o, L_DST_SERVICE_NS, svc->namespace);
 }
 
-static void fill_labels(struct tunnel *t, struct conn *c, struct conn_obs *o)
+/* The label values of c into o, whose key lset_key() filled. */
+static void fill_labels(struct tunnel *t, struct conn *c, struct obs_lset *o)
 {
 	const struct route *r = &c->route;
 	const struct pod *p = c->pod;
@@ -593,12 +622,83 @@ static struct conn_obs *obs_get(struct conn *c)
 	return c->obs;
 }
 
+static void lset_unref(struct obs_lset *ls)
+{
+	if (!ls || --ls->refs)
+		return;
+	for (int i = 0; i < L_COUNT; i++)
+		free(ls->lv[i]);
+	free(ls->src_principal);
+	free(ls->dst_principal);
+	free(ls->pod_ns);
+	free(ls->pod_name);
+	free(ls);
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Does ls carry the labels fill_labels() would give c (key as below)? */
+static bool lset_match(const struct obs_lset *ls, const struct obs_lset *k)
+{
+	return ls && ls->generation == k->generation && ls->dir == k->dir &&
+	       ls->mtls == k->mtls && ls->local == k->local && ls->peer == k->peer &&
+	       ls->svc == k->svc && str_eq(ls->src_principal, k->src_principal) &&
+	       str_eq(ls->dst_principal, k->dst_principal) && str_eq(ls->pod_ns, k->pod_ns) &&
+	       str_eq(ls->pod_name, k->pod_name);
+}
+
+/* c's key, strings borrowed (k is compared, never kept). Pointers into the
+ * model are compared only within one generation, so a freed object's
+ * address reused by the next model cannot match. */
+static void lset_key(const struct conn *c, const struct conn_obs *o, struct obs_lset *k)
+{
+	const struct route *r = &c->route;
+
+	*k = (struct obs_lset){
+		.generation = r->generation, .dir = c->dir, .mtls = o->mtls, .local = r->local,
+		/* outbound to a VIP the labels name the Service, not the endpoint */
+		.peer = c->dir == CONN_OUTBOUND && r->via_vip ? NULL : r->peer, .svc = r->svc,
+		.src_principal = o->src_principal, .dst_principal = o->dst_principal,
+	};
+	if (!r->local) { /* the pod's own names stand in for the model's */
+		k->pod_ns = c->pod->namespace;
+		k->pod_name = c->pod->name;
+	}
+}
+
+static size_t lset_slot(const struct obs_lset *k)
+{
+	uint64_t h = k->generation * 0x9e3779b97f4a7c15ull;
+
+	h ^= (uintptr_t)k->local + 31 * (uintptr_t)k->peer + 961 * (uintptr_t)k->svc + k->dir;
+	h *= 0xff51afd7ed558ccdull;
+	return (size_t)(h >> 32) % OBS_MEMO;
+}
+
+/* A new set for c (one reference), the key's strings copied; NULL on ENOMEM. */
+static struct obs_lset *lset_new(struct tunnel *t, struct conn *c, const struct obs_lset *k)
+{
+	struct obs_lset *ls = calloc(1, sizeof(*ls));
+
+	if (!ls)
+		return NULL;
+	*ls = *k;
+	ls->refs = 1;
+	ls->src_principal = k->src_principal ? strdup(k->src_principal) : NULL;
+	ls->dst_principal = k->dst_principal ? strdup(k->dst_principal) : NULL;
+	ls->pod_ns = k->pod_ns ? strdup(k->pod_ns) : NULL;
+	ls->pod_name = k->pod_name ? strdup(k->pod_name) : NULL;
+	fill_labels(t, c, ls);
+	return ls;
+}
+
 static void obs_free(struct conn_obs *o)
 {
 	if (!o)
 		return;
-	for (int i = 0; i < L_COUNT; i++)
-		free(o->lv[i]);
 	free(o->src_principal);
 	free(o->dst_principal);
 	free(o->policy_name);
@@ -635,8 +735,11 @@ void metrics_conn_open(struct conn *c)
 {
 	struct tunnel *t = c->pod->t;
 	struct conn_obs *o = obs_get(c);
+	struct metrics *m = t->metrics;
+	struct obs_lset k, *ls;
 	struct timespec ts;
 	char *labels;
+	size_t slot;
 
 	if (!o || o->opened)
 		return;
@@ -645,15 +748,41 @@ void metrics_conn_open(struct conn *c)
 	/* c->start_ms is monotonic, taken at accept: back-date the wall clock. */
 	o->start_unix_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
 			   (int64_t)(loop_now_ms() - c->start_ms);
-	fill_labels(t, c, o);
-	if (!t->metrics)
+	lset_key(c, o, &k);
+	if (!m) {
+		o->ls = lset_new(t, c, &k); /* the access log's alone */
 		return;
-	labels = obs_labels(o, "-");
-	pthread_mutex_lock(&t->metrics->mu);
-	o->series = labels ? tcp_series_get(t->metrics, labels) : NULL;
+	}
+	slot = lset_slot(&k);
+	pthread_mutex_lock(&m->mu);
+	ls = m->memo[slot];
+	if (lset_match(ls, &k)) {
+		ls->refs++;
+		o->ls = ls;
+		o->series = ls->series;
+		if (o->series)
+			o->series->opened++;
+		pthread_mutex_unlock(&m->mu);
+		return;
+	}
+	pthread_mutex_unlock(&m->mu);
+	/* made outside the lock: the values and the label string */
+	ls = lset_new(t, c, &k);
+	labels = ls ? obs_labels(ls, "-") : NULL;
+	pthread_mutex_lock(&m->mu);
+	if (ls) {
+		ls->series = labels ? tcp_series_get(m, labels) : NULL;
+		if (ls->series) { /* a set without its series is not worth keeping */
+			lset_unref(m->memo[slot]);
+			m->memo[slot] = ls;
+			ls->refs++;
+		}
+	}
+	o->ls = ls;
+	o->series = ls ? ls->series : NULL;
 	if (o->series)
 		o->series->opened++;
-	pthread_mutex_unlock(&t->metrics->mu);
+	pthread_mutex_unlock(&m->mu);
 	free(labels);
 }
 
@@ -711,7 +840,7 @@ void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char
 		metrics_conn_open(c);
 	if (t->metrics) {
 		struct tcp_series *cs = o->series;
-		char *labels = st ? NULL : obs_labels(o, "CONNECT");
+		char *labels = st || !o->ls ? NULL : obs_labels(o->ls, "CONNECT");
 
 		pthread_mutex_lock(&t->metrics->mu);
 		if (st)
@@ -726,19 +855,22 @@ void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char
 		settle(o, st->a_to_b, st->b_to_a);
 	}
 	if (t->alog) {
+		static char *const none[L_COUNT];
+		char *const *lv = o->ls ? o->ls->lv : none;
+
 		e = (struct accesslog_entry){
 			.start_unix_ms = o->start_unix_ms,
 			.duration_ms = loop_now_ms() - c->start_ms,
 			.direction = c->dir == CONN_OUTBOUND ? "outbound" : "inbound",
 			.src_addr = sockaddr_str(&c->src, s, sizeof(s)),
-			.src_workload = known(o->lv[L_SRC_WORKLOAD]),
-			.src_namespace = known(o->lv[L_SRC_NS]),
+			.src_workload = known(lv[L_SRC_WORKLOAD]),
+			.src_namespace = known(lv[L_SRC_NS]),
 			.src_identity = o->src_principal,
 			.dst_addr = sockaddr_str(&c->dst, d, sizeof(d)),
-			.dst_workload = known(o->lv[L_DST_WORKLOAD]),
-			.dst_namespace = known(o->lv[L_DST_NS]),
+			.dst_workload = known(lv[L_DST_WORKLOAD]),
+			.dst_namespace = known(lv[L_DST_NS]),
 			.dst_identity = o->dst_principal,
-			.dst_service = known(o->lv[L_DST_SERVICE]),
+			.dst_service = known(lv[L_DST_SERVICE]),
 			.bytes_sent = o->acct_ab,
 			.bytes_received = o->acct_ba,
 			.policy_decision = o->policy == 1 ? "allow" : o->policy == 2 ? "deny" : "none",
@@ -747,6 +879,11 @@ void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char
 		};
 		accesslog_write(t->alog, &e);
 	}
+	if (t->metrics)
+		pthread_mutex_lock(&t->metrics->mu);
+	lset_unref(o->ls); /* shared with the memo and other connections */
+	if (t->metrics)
+		pthread_mutex_unlock(&t->metrics->mu);
 	obs_free(o);
 	c->obs = NULL;
 }

@@ -10,6 +10,9 @@
  *     without the extra read that would only return EAGAIN (epoll is
  *     level-triggered: unread data reports again). What dst refuses is
  *     written into the pipe and drained from there like spliced data.
+ *     The read interest carries EPOLLRDHUP: when the peer's FIN is already
+ *     there, a short read goes on to read the EOF in the same event, so
+ *     the FIN is forwarded without another round of the loop.
  * A direction starts in copy mode, switches to splice when a read fills
  * the copy buffer or dst refuses data (the pipe is then topped up from
  * src, so a blocked direction always buffers a full pipe), and back when
@@ -196,9 +199,10 @@ static ssize_t relay_copy(struct relay *r, int d, char *buf)
 /* Moves what it can for direction d: drain the pipe to dst, and while
  * it is empty refill it from src (splice) or copy straight through.
  * bounded: level-triggered registration, so stop after RELAY_BURST rounds
- * or a short copy read; else read until EAGAIN (no further edge would
- * bring us back). 0 or -errno (recorded by relay_fail). */
-static int relay_pump(struct relay *r, int d, bool bounded)
+ * or a short copy read (unless fin: src's FIN has arrived, so the next
+ * read is its EOF); else read until EAGAIN (no further edge would bring
+ * us back). 0 or -errno (recorded by relay_fail). */
+static int relay_pump(struct relay *r, int d, bool bounded, bool fin)
 {
 	struct relay_dir *h = &r->dir[d];
 	const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
@@ -231,7 +235,7 @@ static int relay_pump(struct relay *r, int d, bool bounded)
 			}
 			if (n == RELAY_COPY)
 				h->bulk = true;
-			else if (bounded && !h->pending)
+			else if (bounded && !h->pending && !fin)
 				return 0; /* short read: src is (very likely) dry */
 			continue;
 		}
@@ -268,7 +272,7 @@ static int relay_update(struct relay *r)
 		int ret;
 
 		if (!in->eof && !in->pending)
-			ev |= EPOLLIN;
+			ev |= EPOLLIN | EPOLLRDHUP;
 		if (out->pending)
 			ev |= EPOLLOUT;
 		ret = loop_mod(r->loop, r->fd[i], ev);
@@ -300,9 +304,10 @@ static void relay_event(struct loop *l, int fd, uint32_t events, void *ctx)
 	}
 	/* Read from fd (EPOLLIN), and flush what waits for it (EPOLLOUT). A
 	 * hang-up is reported whatever the interest: let both try. */
-	if ((events & (EPOLLIN | EPOLLHUP)) && relay_pump(r, i, !r->et[i]) < 0)
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) &&
+	    relay_pump(r, i, !r->et[i], events & (EPOLLRDHUP | EPOLLHUP)) < 0)
 		goto out;
-	if ((events & (EPOLLOUT | EPOLLHUP)) && relay_pump(r, !i, !r->et[!i]) < 0)
+	if ((events & (EPOLLOUT | EPOLLHUP)) && relay_pump(r, !i, !r->et[!i], false) < 0)
 		goto out;
 	if (events & EPOLLHUP) {
 		/* HUP means both halves of fd are shut. If we did not shut its
@@ -343,7 +348,7 @@ int relay_start(struct loop *l, int fd_a, int fd_b, relay_done_cb cb, void *ctx,
 	 * them here cost four syscalls per connection for nothing. A socket
 	 * the caller still watches (its connect) is taken over in place. */
 	for (int i = 0; i < 2; i++) {
-		ret = loop_set(l, r->fd[i], EPOLLIN, relay_event, r);
+		ret = loop_set(l, r->fd[i], EPOLLIN | EPOLLRDHUP, relay_event, r);
 		if (ret < 0)
 			goto out;
 	}

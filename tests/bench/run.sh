@@ -56,6 +56,8 @@
 #      BENCH_IDLE_CONNS (1000), BENCH_SECTIONS, TUNNEL_LOG_LEVEL (warn),
 #      BENCH_PERF=1 (perf record -g both tunnels during one iperf3 and one
 #      connrate run per mode; reports kept in $T, implies KEEP_TMP),
+#      BENCH_STRACE=1 (strace -c both tunnels during one connrate run per
+#      capture mode in the ebpf section: syscalls per connection; implies KEEP_TMP),
 #      BENCH_WORKERS (workerThreads of both tunnels; unset: the default),
 #      BENCH_CP_PODS (5000, pods in the mesh model the control-plane rows
 #      reload), BENCH_TUNNEL_CONF (YAML lines added to both tunnels'
@@ -63,7 +65,9 @@
 #      BENCH_BEFORE (a build directory, e.g. one made from the commit before a
 #      change: each mtls round also runs the HBONE 1-stream, 8-stream and
 #      ping-pong figures with both tunnels restarted from its warren-tunnel,
-#      interleaved with the current build's and haproxy's; rows "before"),
+#      interleaved with the current build's and haproxy's; rows "before";
+#      the ebpf section's rounds also measure connections/s in both modes
+#      with both tunnels restarted from it),
 #      BENCH_MTLS_ROUNDS_ONLY=1 (the mtls section stops after its rounds:
 #      no connection rate, idle connections, control-plane or worker rows).
 set -uo pipefail
@@ -77,7 +81,7 @@ NCONN=${BENCH_IDLE_CONNS:-1000}
 SECTIONS=" ${BENCH_SECTIONS:-cni mem plain ebpf mtls} "
 ECYCLES=${BENCH_EBPF_CYCLES:-30}
 export TUNNEL_LOG_LEVEL=${TUNNEL_LOG_LEVEL:-warn}
-[[ -n ${BENCH_PERF:-} ]] && export KEEP_TMP=1
+[[ -n ${BENCH_PERF:-}${BENCH_STRACE:-} ]] && export KEEP_TMP=1
 has() { [[ $SECTIONS == *" $1 "* ]]; }
 
 lib_init
@@ -402,6 +406,24 @@ perf_tunnels() { # NAME CMD...: perf record -g both tunnels while CMD runs, and
 	log "perf reports: $T/perf.$name.node1.txt $T/perf.$name.node2.txt (per library: .dso.txt); threads: $T/sched.$name.txt"
 }
 
+strace_tunnels() { # NAME CMD...: strace -c -f both tunnels while CMD runs
+	# (syscalls per connection: divide by the connections CMD reports,
+	# $T/strace.NAME.NODE.txt; CMD's own line in $T/strace.NAME.out)
+	command -v strace >/dev/null || return 0
+	local name=$1 p1 p2
+	shift
+	strace -c -f -o "$T/strace.$name.node1.txt" -p "${TUNNEL_PID[node1]}" 2>"$T/strace.$name.node1.err" &
+	p1=$!
+	strace -c -f -o "$T/strace.$name.node2.txt" -p "${TUNNEL_PID[node2]}" 2>"$T/strace.$name.node2.err" &
+	p2=$!
+	wait_for -t 10 grep -q attached "$T/strace.$name.node1.err" &&
+		wait_for -t 10 grep -q attached "$T/strace.$name.node2.err"
+	"$@" >"$T/strace.$name.out" 2>&1
+	kill -INT "$p1" "$p2"
+	wait "$p1" "$p2"
+	log "syscall counts: $T/strace.$name.node1.txt $T/strace.$name.node2.txt (connections: $T/strace.$name.out)"
+}
+
 # haproxy as the peer relay pair: a client-side haproxy in dcli (the app
 # connects to 127.0.0.1) and a server-side one in dsrv (connects to the app
 # on 127.0.0.1). MODE mtls: TLS 1.3 with ECDSA P-256 leaves from CA (the
@@ -532,6 +554,27 @@ if has plain; then
 fi
 
 # --- 4b. the capture modes side by side -------------------------------------------
+# connrate_run, plus KEY.cpu_us: the CPU time (user + system, as /proc
+# accounts it) that the processes PIDS spent per connection
+connrate_cpu() { # KEY "PIDS" CLIENT HOST PORT
+	local key=$1 pids=$2 a=0 b=0 p n
+	shift 2
+	for p in $pids; do a=$((a + $(ticks "$p"))); done
+	connrate_run "$key" "$@" "$SECS" 64 1
+	for p in $pids; do b=$((b + $(ticks "$p"))); done
+	n=$(awk -v k="$key.rate" '$1 == k {v = $2} END {print v + 0}' "$R")
+	res "$key.cpu_us" "$(awk -v t=$((b - a)) -v hz="$TCK" -v n="$n" -v s="$SECS" 'BEGIN {printf "%.1f", n ? t / hz * 1e6 / (n * s) : "nan"}')"
+}
+tunnels_restart() { # BUILD: both tunnels restarted from BUILD/warren-tunnel
+	# (same configuration; tunnel_start waits until the enrolled pods are
+	# adopted again)
+	local build=$WARREN_BUILD ok=1
+	tunnel_stop node1; tunnel_stop node2
+	WARREN_BUILD=$1
+	tunnel_start node1 2>/dev/null && tunnel_start node2 2>/dev/null && ok=0
+	WARREN_BUILD=$build
+	((ok == 0)) || { log "tunnels of $1 did not start (see $T/node*/tunnel.out)"; return 1; }
+}
 # conntrack entries in POD's netns for TCP to PORT (the eBPF mode has none)
 ct_entries() { pexec "$1" conntrack -L -p tcp --orig-port-dst "$2" 2>/dev/null | wc -l; }
 if has ebpf; then
@@ -555,9 +598,19 @@ if has ebpf; then
 	ctn0=$(ct_entries ecli 7002) cte0=$(ct_entries bcli 7002)
 	for ((r = 1; r <= ROUNDS; r++)); do
 		log "capture modes round $r/$ROUNDS: connections/s, iperf3, sockperf, $ECYCLES ADD/DEL cycles; nftables, eBPF (, haproxy, direct)"
-		connrate_run x.cn ecli "$ES" 7002 "$SECS" 64 1
-		connrate_run x.ce bcli "$BS" 7002 "$SECS" 64 1
-		[[ -z ${HPP_BAD:-} ]] && connrate_run x.ch dcli 127.0.0.1 37000 "$SECS" 64 1
+		connrate_cpu x.cn "${TUNNEL_PID[node1]} ${TUNNEL_PID[node2]}" ecli "$ES" 7002
+		connrate_cpu x.ce "${TUNNEL_PID[node1]} ${TUNNEL_PID[node2]}" bcli "$BS" 7002
+		[[ -z ${HPP_BAD:-} ]] && connrate_cpu x.ch "$HPP_CLI_PID $HPP_SRV_PID" dcli 127.0.0.1 37000
+		if [[ -n ${BENCH_BEFORE:-} ]]; then
+			log "capture modes round $r/$ROUNDS: connections/s with the tunnels of $BENCH_BEFORE"
+			if tunnels_restart "$BENCH_BEFORE"; then
+				connrate_run x.warm ecli "$ES" 7002 1 8 1
+				connrate_cpu x.cnb "${TUNNEL_PID[node1]} ${TUNNEL_PID[node2]}" ecli "$ES" 7002
+				connrate_cpu x.ceb "${TUNNEL_PID[node1]} ${TUNNEL_PID[node2]}" bcli "$BS" 7002
+			fi
+			tunnels_restart "$WARREN_BUILD" || die "tunnels of $WARREN_BUILD did not restart"
+			connrate_run x.warm ecli "$ES" 7002 1 8 1
+		fi
 		iperf_tun x.tn ecli "$ES" 5201
 		iperf_tun x.te bcli "$BS" 5201
 		sockperf_run x.ld dcli "$DS" 11111
@@ -578,6 +631,10 @@ if has ebpf; then
 	if [[ -n ${BENCH_PERF:-} ]]; then
 		perf_tunnels nft-conn pexec ecli "$CONNRATE" rate "$ES" 7002 "$SECS" 64 1
 		perf_tunnels ebpf-conn pexec bcli "$CONNRATE" rate "$BS" 7002 "$SECS" 64 1
+	fi
+	if [[ -n ${BENCH_STRACE:-} ]]; then
+		strace_tunnels nft-conn pexec ecli "$CONNRATE" rate "$ES" 7002 "$SECS" 64 1
+		strace_tunnels ebpf-conn pexec bcli "$CONNRATE" rate "$BS" 7002 "$SECS" 64 1
 	fi
 fi
 
@@ -945,7 +1002,15 @@ def row(name, kn, ke, fmt, note):
 cn, ce, ch = med("x.cn.rate"), med("x.ce.rate"), med("x.ch.rate")
 row("new connections/s (64 concurrent)", "x.cn.rate", "x.ce.rate", "%.0f",
     ">= 1.3x nftables, >= haproxy: ebpf/haproxy %s, nftables/haproxy %s (haproxy plain pair %s)" % (ratio(ce, ch), ratio(cn, ch), " / ".join(mmm("x.ch.rate", "%.0f"))))
+if "x.cnb.rate" in V:
+    cnb, ceb = med("x.cnb.rate"), med("x.ceb.rate")
+    row("  the same, tunnels of BENCH_BEFORE", "x.cnb.rate", "x.ceb.rate", "%.0f",
+        "now/before: nftables %s, ebpf %s; before: ebpf/haproxy %s, nftables/haproxy %s" % (ratio(cn, cnb), ratio(ce, ceb), ratio(ceb, ch), ratio(cnb, ch)))
 row("  connect+exchange p50, us", "x.cn.lat50", "x.ce.lat50", "%.0f", "lower is better")
+if "x.cn.cpu_us" in V:
+    row("  CPU per connection, both tunnels, us", "x.cn.cpu_us", "x.ce.cpu_us", "%.1f",
+        "haproxy's pair %s%s" % (" / ".join(mmm("x.ch.cpu_us", "%.1f")),
+        "; BENCH_BEFORE's tunnels: nftables %s, ebpf %s" % (" / ".join(mmm("x.cnb.cpu_us", "%.1f")), " / ".join(mmm("x.ceb.cpu_us", "%.1f"))) if "x.cnb.cpu_us" in V else ""))
 row("throughput, 1 stream, Gb/s", "x.tn.gbps", "x.te.gbps", "%.2f", "no worse than nftables")
 row("1 KiB ping-pong p50, us (RTT/2)", "x.ln.p50", "x.le.p50", "%.1f", "direct %s" % " / ".join(mmm("x.ld.p50", "%.1f")))
 row("  added p50 over direct (same round), us", "x.ln.add", "x.le.add", "%.1f", "no worse than nftables (lower is better)")
