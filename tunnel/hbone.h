@@ -77,6 +77,10 @@ struct hbone_opts {
 	uint32_t max_streams;      /* server: advertised MAX_CONCURRENT_STREAMS (200);
 				    * client pool: streams per connection (100) */
 	uint32_t max_header_list;  /* SETTINGS_MAX_HEADER_LIST_SIZE; 16 KiB client, 64 KiB server */
+	uint32_t sock_buf;         /* SO_SNDBUF and SO_RCVBUF of the connection's TCP socket
+				    * (the kernel doubles it), each set only where
+				    * net.core.{w,r}mem_max allow the whole size; 4 MiB;
+				    * 0 = the kernel's autotuning */
 	uint32_t send_buf;         /* unused (socket -> peer is read from the socket when
 				    * HTTP/2 can send); must be non-zero; 256 KiB */
 	uint32_t ping_interval_ms; /* keepalive PING; 10 s; 0 = off */

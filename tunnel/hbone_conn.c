@@ -26,6 +26,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,49 @@
 
 static void conn_pump(struct hbone_conn *c);
 
+/* net.core.wmem_max and rmem_max, read once (0: unknown). */
+static pthread_once_t conn_bufmax_once = PTHREAD_ONCE_INIT;
+static unsigned long conn_wmem_max, conn_rmem_max;
+
+static unsigned long conn_read_sysctl(const char *path)
+{
+	unsigned long v = 0;
+	FILE *f = fopen(path, "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
+}
+
+static void conn_bufmax_init(void)
+{
+	conn_wmem_max = conn_read_sysctl("/proc/sys/net/core/wmem_max");
+	conn_rmem_max = conn_read_sysctl("/proc/sys/net/core/rmem_max");
+}
+
+/*
+ * Fixed socket buffers for the HBONE socket instead of the kernel's
+ * autotuning: fewer CPU-s per GB on the loaded benchmark
+ * (docs/performance.md). A size the kernel would cut is not set at all: a
+ * locked but smaller buffer is worse than autotuning. Best effort: a
+ * failure leaves autotuning on.
+ */
+static void conn_set_sock_buf(int fd, uint32_t size)
+{
+	int v = (int)size;
+
+	if (!size || size > INT32_MAX / 2)
+		return;
+	pthread_once(&conn_bufmax_once, conn_bufmax_init);
+	if (conn_wmem_max >= size)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	if (conn_rmem_max >= size)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+}
+
 static hbone_handshake_cb conn_hs_observer;
 static void *conn_hs_observer_ctx;
 
@@ -80,6 +124,7 @@ void hbone_opts_default(struct hbone_opts *o, bool server)
 	o->max_frame = 1u << 20;
 	o->max_streams = server ? 200 : 100;
 	o->max_header_list = server ? 64u << 10 : 16u << 10;
+	o->sock_buf = 4u << 20;
 	o->send_buf = 256u << 10;
 	o->ping_interval_ms = 10000;
 	o->ping_timeout_ms = 20000;
@@ -956,6 +1001,8 @@ int hbone_conn_new(struct loop *l, enum hbone_conn_role role, int fd,
 		return -EINVAL;
 	}
 	c->created_ms = c->idle_since_ms = loop_now_ms();
+	if (fd >= 0) /* before connect(): the window scale follows SO_RCVBUF */
+		conn_set_sock_buf(fd, c->o.sock_buf);
 	/* A TLS server connection gets its HTTP/2 session once the client
 	 * has authenticated: a pending handshake costs no more than the SSL. */
 	ret = role == HBONE_ROLE_SERVER && fd >= 0 ? 0 : conn_session_new(c);

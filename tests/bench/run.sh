@@ -42,7 +42,9 @@
 #          with a mesh CA (hack/gen-ca.sh; enrolled pods survive the
 #          restart), ecli -> esrv then flows over HBONE. Rounds of
 #          {iperf3 HBONE, iperf3 haproxy, sockperf HBONE, sockperf
-#          haproxy}, then the same single-run figures as plain, then
+#          haproxy, iperf3 direct across the nodes and within a pod (the
+#          floor any user-space TLS relay pair pays per GB: those two TCP
+#          legs plus AES-GCM)}, then the same single-run figures as plain, then
 #          1 KiB ping-pong (pingpong: p99, p99.9, max) quiet, while both
 #          tunnels reload a large mesh model and while the admin API lists
 #          the open connections (tests/bench/cp-load.py), and
@@ -65,9 +67,10 @@
 #      BENCH_BEFORE (a build directory, e.g. one made from the commit before a
 #      change: each mtls round also runs the HBONE 1-stream, 8-stream and
 #      ping-pong figures with both tunnels restarted from its warren-tunnel,
-#      interleaved with the current build's and haproxy's; rows "before";
-#      the ebpf section's rounds also measure connections/s in both modes
-#      with both tunnels restarted from it),
+#      interleaved with the current build's and haproxy's, first in odd
+#      rounds and last in even ones; rows "before"; the ebpf section's
+#      rounds also measure connections/s in both modes with both tunnels
+#      restarted from it),
 #      BENCH_MTLS_ROUNDS_ONLY=1 (the mtls section stops after its rounds:
 #      no connection rate, idle connections, control-plane or worker rows).
 set -uo pipefail
@@ -713,6 +716,14 @@ control_plane_load() {
 	wait_for -t 20 few_fds
 }
 
+mtls_before_round() { # R: BENCH_BEFORE's HBONE figures of round R
+	log "mtls round $1/$ROUNDS: the tunnels of $BENCH_BEFORE: iperf3 1 and 8 streams, sockperf"
+	tunnels_from "$BENCH_BEFORE" || return 0
+	iperf_tun h.old ecli "$ES" 5201
+	iperf_workers h.old8 ecli "$ES" 5201 -P 8
+	sockperf_run h.lold ecli "$ES" 11111
+}
+
 MTLS_STATE=skip
 has mtls && MTLS_STATE="n/a (mTLS not built)"
 if has mtls && mtls_supported; then
@@ -733,13 +744,12 @@ if has mtls && mtls_supported; then
 		connrate_run h.warm ecli "$ES" 7002 1 8 1
 		hbone_pool_up || log "no HBONE connection to esrv:15008 after warm-up: is ecli -> esrv really HBONE?"
 		for ((r = 1; r <= ROUNDS; r++)); do
-			if [[ -n ${BENCH_BEFORE:-} ]]; then
-				log "mtls round $r/$ROUNDS: the tunnels of $BENCH_BEFORE: iperf3 1 and 8 streams, sockperf"
-				if tunnels_from "$BENCH_BEFORE"; then
-					iperf_tun h.old ecli "$ES" 5201
-					iperf_workers h.old8 ecli "$ES" 5201 -P 8
-					sockperf_run h.lold ecli "$ES" 11111
-				fi
+			# BENCH_BEFORE's tunnels run first in odd rounds and last
+			# in even ones: the load of a shared machine drifts within
+			# a round, and a fixed order would count that drift as a
+			# difference between the builds
+			if [[ -n ${BENCH_BEFORE:-} ]] && ((r % 2 == 1)); then
+				mtls_before_round "$r"
 				tunnels_from "$WARREN_BUILD" || die "tunnels of $WARREN_BUILD did not restart"
 			fi
 			log "mtls round $r/$ROUNDS: iperf3 HBONE, haproxy; 8 streams HBONE, haproxy; sockperf HBONE, haproxy"
@@ -749,6 +759,13 @@ if has mtls && mtls_supported; then
 			[[ -z ${HAPROXY_BAD:-} ]] && iperf_pair h.hap8 "$HAP_CLI_PID" "$HAP_SRV_PID" dcli 127.0.0.1 25201 -P 8
 			sockperf_run h.ltun ecli "$ES" 11111
 			[[ -z ${HAPROXY_BAD:-} ]] && sockperf_run h.lhap dcli 127.0.0.1 21111
+			# the floor's parts: one TCP leg across the nodes, one within a pod
+			iperf_run h.direct dcli "$DS" 5201
+			iperf_run h.loop dsrv 127.0.0.1 5201
+			if [[ -n ${BENCH_BEFORE:-} ]] && ((r % 2 == 0)); then
+				mtls_before_round "$r"
+				tunnels_from "$WARREN_BUILD" || die "tunnels of $WARREN_BUILD did not restart"
+			fi
 		done
 		if [[ -n ${BENCH_PERF:-} ]]; then
 			perf_tunnels mtls-iperf pexec ecli iperf3 -c "$ES" -p 5201 -t "$SECS"
@@ -874,6 +891,21 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
             a = med("h.aes128")
             row("AES-128-GCM, one core, 16 KiB records (openssl speed)", "%.2f GB/s" % a, "",
                 "sealing + opening each byte costs %.2f CPU s/GB of the relays' %.2f" % (2 / a, relays_per_gb("h.tun")))
+        if "h.aes128" in V and "h.direct.gb" in V and "h.loop.gb" in V:
+            # Each relay ends one TCP leg and starts the next: what both
+            # relays' kernel work per byte cannot go below is one leg
+            # across the nodes and one within a pod, both ends each (a
+            # user-space relay copies every byte in and out; iperf3's ends
+            # do the same and little else), plus sealing and opening.
+            def ends(k): return (med(k + ".cli_s") + med(k + ".srv_s")) / med(k + ".gb")
+            fl = ends("h.direct") + ends("h.loop") + 2 / med("h.aes128")
+            hr, hc = relays_per_gb("h.hap"), ends("h.hap")
+            row("floor CPU s/GB of any user-space TLS relay pair here", "%.2f s" % fl, "",
+                "%s of haproxy's relays (budget 0.75x: %s); TCP legs %.2f across nodes + %.2f in a pod (iperf3 ends, %s / %s Gb/s), AES %.2f; "
+                "with the CPUs saturated, at most %s of haproxy's throughput for 1 stream, %s for 8" % (
+                    r(fl, hr), "beyond this machine" if ok(fl) and ok(hr) and fl > 0.75 * hr else "reachable",
+                    ends("h.direct"), ends("h.loop"), spread("h.direct.gbps", ""), spread("h.loop.gbps", ""), 2 / med("h.aes128"),
+                    r(hr + hc, fl + ends("h.tun")), r(relays_per_gb("h.hap8") + ends("h.hap8"), fl + ends("h.tun8"))))
         if "h.old.gbps" in V:
             o = med("h.old.gbps")
             row("1 stream, HBONE, before (BENCH_BEFORE)", spread("h.old.gbps", "Gb/s"), "",

@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -227,6 +228,7 @@ struct env {
 	bool timed_out, met;
 	uint64_t deadline;
 	bool goaway_on_accept;         /* hbone_conn_goaway() right after accept */
+	int srv_sndbuf, srv_rcvbuf;    /* the last accepted socket's, once the server took it */
 	/* backpressure sampling */
 	size_t max_srv_buffered;
 	uint64_t last_sent;
@@ -304,6 +306,17 @@ static void srv_request(void *ctx, struct hbone_stream *s, const struct hbone_re
 	hbone_stream_accept(s, sp[0]);
 }
 
+static void sock_bufs(int fd, int *snd, int *rcv)
+{
+	socklen_t len = sizeof(*snd);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, snd, &len) < 0)
+		*snd = -1;
+	len = sizeof(*rcv);
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, rcv, &len) < 0)
+		*rcv = -1;
+}
+
 static void accept_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct env *e = ctx;
@@ -319,6 +332,7 @@ static void accept_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 		return;
 	if (hbone_server_accept(l, g_sctx, c, &e->sopts, &cbs, &e->last_srv_conn))
 		return;
+	sock_bufs(c, &e->srv_sndbuf, &e->srv_rcvbuf);
 	if (e->goaway_on_accept)
 		hbone_conn_goaway(e->last_srv_conn); /* still in its TLS handshake */
 	for (size_t i = 0; i < 8; i++) {
@@ -1107,6 +1121,77 @@ static void t_goaway_during_handshake(void)
 	env_fini(&e);
 }
 
+/* net.core.{w,r}mem_max as the kernel applies them: it cuts a size set on
+ * a socket to its maximum (and reports twice that). */
+static void sock_buf_max(unsigned long *wmax, unsigned long *rmax)
+{
+	int fd = tcp_socket(), v = INT32_MAX / 4, snd = 0, rcv = 0;
+
+	*wmax = *rmax = 0;
+	if (fd < 0)
+		return;
+	if (!setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v)) &&
+	    !setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v))) {
+		sock_bufs(fd, &snd, &rcv);
+		*wmax = snd > 0 ? (unsigned long)snd / 2 : 0;
+		*rmax = rcv > 0 ? (unsigned long)rcv / 2 : 0;
+	}
+	close(fd);
+}
+
+static bool srv_accepted(struct env *e)
+{
+	return e->srv_conns > 0;
+}
+
+/* Both ends of an HBONE connection get the configured socket buffers
+ * (the kernel reports twice the size set), and a size above what
+ * net.core.{w,r}mem_max allow is not set at all (the kernel would cut it
+ * and lock the socket at that smaller size). */
+static void t_sock_buf(void)
+{
+	const char *ids[] = { SERVER_ID };
+	unsigned long wmax, rmax;
+	int snd, rcv;
+	struct hbone_conn *c;
+	struct env e;
+	int fd;
+
+	sock_buf_max(&wmax, &rmax);
+	T_ASSERT(wmax >= 96u << 10 && rmax >= 96u << 10); /* the kernel's default is 208 KiB */
+	T_ASSERT_INT(env_init(&e), 0);
+	e.mode = SRV_ECHO;
+	e.copts.sock_buf = e.sopts.sock_buf = 96u << 10;
+	fd = tcp_socket();
+	T_ASSERT(fd >= 0);
+	T_ASSERT_INT(hbone_client_connect(e.l, g_cctx, fd, (struct sockaddr *)&e.addr, sizeof(e.addr),
+					  ids, 1, &e.copts, cli_conn_done, &e, &c), 0);
+	sock_bufs(fd, &snd, &rcv);
+	T_ASSERT_INT(snd, 192 << 10);
+	T_ASSERT_INT(rcv, 192 << 10);
+	T_ASSERT(run_until(&e, srv_accepted, 5000));
+	T_ASSERT_INT(e.srv_sndbuf, 192 << 10);
+	T_ASSERT_INT(e.srv_rcvbuf, 192 << 10);
+	hbone_conn_abort(c, "test over");
+	env_fini(&e);
+
+	T_ASSERT_INT(env_init(&e), 0);
+	e.mode = SRV_ECHO;
+	e.copts.sock_buf = (uint32_t)(wmax > rmax ? wmax : rmax) + 4096;
+	e.sopts.sock_buf = 0;
+	fd = tcp_socket();
+	T_ASSERT(fd >= 0);
+	T_ASSERT_INT(hbone_client_connect(e.l, g_cctx, fd, (struct sockaddr *)&e.addr, sizeof(e.addr),
+					  ids, 1, &e.copts, cli_conn_done, &e, &c), 0);
+	sock_bufs(fd, &snd, &rcv);
+	/* set anyway, the kernel would have cut it to twice its maximum */
+	T_ASSERT(snd > 0 && (unsigned long)snd < 2 * wmax);
+	T_ASSERT(rcv > 0 && (unsigned long)rcv < 2 * rmax);
+	T_ASSERT(run_until(&e, srv_accepted, 5000));
+	hbone_conn_abort(c, "test over");
+	env_fini(&e);
+}
+
 static void t_init(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -1118,4 +1203,4 @@ T_MAIN(T_CASE(t_init), T_CASE(t_authority), T_CASE(t_echo), T_CASE(t_half_close)
        T_CASE(t_32mib), T_CASE(t_pool), T_CASE(t_reject_401), T_CASE(t_reject_503),
        T_CASE(t_bad_requests_400), T_CASE(t_identity_mismatch), T_CASE(t_backpressure),
        T_CASE(t_ping), T_CASE(t_ping_timeout), T_CASE(t_goaway_drain),
-       T_CASE(t_goaway_during_handshake))
+       T_CASE(t_goaway_during_handshake), T_CASE(t_sock_buf))
