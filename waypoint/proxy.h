@@ -23,11 +23,17 @@
  * connection, the waypoint's own identity, the endpoint's identity
  * expected) to a ready endpoint's 15008 with :authority podIP:targetPort,
  * endpoints taken round robin per request; the response is relayed by its
- * framing and the upstream stream closed (no upstream keep-alive yet). A
- * malformed request gets 400 (431, 501, 505, 405) and the connection is
- * closed; an upstream that closes before any response byte is retried (an
- * idempotent request without a body, twice at most, to the next
- * endpoint), else gets 503; one that answers garbage 502.
+ * framing and the upstream stream parked for the next request (see
+ * WP_IDLE_MAX) or closed. A malformed request gets 400 (431, 501, 505,
+ * 405) and the connection is closed. Retries (twice at most, each to the
+ * next endpoint), as Istio's default (connect-failure, refused-stream; no
+ * status codes): a request whose upstream CONNECT failed (the endpoint's
+ * tunnel could not reach the app, refused the stream, or could not be
+ * dialled: the app never saw it) goes again whatever its method, if its
+ * head and body fit in WP_RETRY_MAX; one whose stream was established but
+ * closed before any response byte goes again only if it is idempotent
+ * (RFC 9110 9.2.2). Otherwise 503; a response (a 503 included) is never
+ * retried; one that is garbage gets 502.
  * A 101 response turns the stream into a byte relay (WebSocket).
  * Other ports: decided once per connection with the L4 fields only, then
  * relayed as bytes.
@@ -50,9 +56,22 @@
 
 #define WP_MAX_STREAMS 100
 
+/* Upstream keep-alive: after a complete keep-alive response, the
+ * request's upstream HBONE stream is parked (at most WP_IDLE_MAX in all,
+ * each for at most WP_IDLE_MS, closed at once if its peer sends or
+ * closes) and taken again by the next request to the same endpoint
+ * (podIP:targetPort, expected identity) instead of a new CONNECT. */
+#define WP_IDLE_MAX 128
+#define WP_IDLE_MS  60000
+#define WP_RETRY_MAX 16384
+/* How long a stream on a port of no declared protocol may stay silent
+ * before it is relayed as TCP (a server-first protocol). */
+#define WP_SNIFF_MS 1000
+
 struct wp_stats;
 struct wp_hconn;
 struct wp_conn;
+struct wp_up;
 
 struct wp {
 	struct loop *loop;
@@ -66,8 +85,9 @@ struct wp {
 	struct wp_stats *stats;       /* waypoint/stats.h; may be NULL */
 	struct wp_hconn *hconns;      /* live HBONE server connections */
 	struct wp_conn *conns;        /* live streams */
-	unsigned rr;
-	uint64_t requests, denied, n_conns;
+	struct wp_up *idle;           /* parked upstream streams, most recent first */
+	unsigned n_idle, rr;
+	uint64_t requests, denied, n_conns, up_new, up_reused;
 };
 
 /* Serves one accepted TCP connection on 15008 (fd owned from now on). */
