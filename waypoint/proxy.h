@@ -10,8 +10,13 @@
  * The stream is accepted onto one end of a socketpair; the proxy owns
  * the other end.
  *
- * HTTP ports (a Service port named http, http-*, http2*, grpc*, or with
- * appProtocol http): requests are read with waypoint/http1.h, strictly, one
+ * The protocol is the Service port's (appProtocol, else the name's prefix
+ * up to '-', as Istio); a port with neither, and a pod-addressed stream, is
+ * sniffed from its first bytes (an HTTP/1 method, or the HTTP/2 preface,
+ * is HTTP), a client silent for WP_SNIFF_MS being relayed as TCP. HTTP/2
+ * (the preface) is refused and closed: not served yet.
+ *
+ * HTTP: requests are read with waypoint/http1.h, strictly, one
  * at a time (a pipelined request waits for the previous response), and
  * each is decided by the waypoint's policy set (model/authz.h,
  * authz_compile_waypoint): denied -> 403 "RBAC: access denied", the body
@@ -35,8 +40,10 @@
  * (RFC 9110 9.2.2). Otherwise 503; a response (a 503 included) is never
  * retried; one that is garbage gets 502.
  * A 101 response turns the stream into a byte relay (WebSocket).
- * Other ports: decided once per connection with the L4 fields only, then
- * relayed as bytes.
+ * TCP: decided once per connection with the L4 fields only, then relayed
+ * as bytes.
+ * Each stream's four WP_BUF buffers are allocated while it has bytes to
+ * handle; an HTTP stream idle between requests holds none.
  *
  * One JSON access-log line per request (or TCP connection) on stdout, and
  * the same request counted in waypoint/stats.h (reporter="waypoint").
