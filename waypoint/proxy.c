@@ -20,7 +20,9 @@
 #include "model/waypoint.h"
 #include "tunnel/ca.h"
 #include "waypoint/http1.h"
+#include "waypoint/proto.h"
 #include "waypoint/stats.h"
+#include "waypoint/upstream.h"
 
 #define WPC_MAGIC 0x77706363u /* "wpcc" */
 #define WP_BUF    H1_HEAD_MAX  /* each of the four buffers */
@@ -34,24 +36,6 @@ struct wp_hconn {
 };
 
 enum wpc_state { S_SNIFF, S_HEAD, S_BODY, S_RESP, S_RESP_BODY, S_RAW, S_CLOSING };
-
-#define WPU_MAGIC 0x77707570u /* "wpup" */
-#define WPU_KEY   (SPIFFE_ID_MAX + 80)
-
-/* One upstream HBONE stream: our end of its socketpair, what its done
- * callback said, and, parked, its place on w->idle. Owned by the request
- * using it or by the idle list; freed once we closed it (wp_up_release)
- * and its done callback ran, whichever comes last. */
-struct wp_up {
-	unsigned magic;
-	struct wp *w;
-	int fd;
-	bool done, released;
-	int status;              /* the CONNECT's answer (from done); 0: none */
-	char key[WPU_KEY];       /* "podIP:port identity" */
-	struct wp_up *next, **pprev; /* w->idle, when parked */
-	struct loop_timer *timer;    /* parked: its expiry */
-};
 
 struct wp_conn {
 	unsigned magic;
@@ -251,75 +235,6 @@ static void wp_bufs_put(struct wp_conn *c)
 	c->din = c->uin = c->dout = c->uout = NULL;
 }
 
-/* ---- upstream streams and the idle list ---- */
-
-static void wp_up_unpark(struct wp_up *u)
-{
-	if (!u->pprev)
-		return;
-	*u->pprev = u->next;
-	if (u->next)
-		u->next->pprev = u->pprev;
-	u->next = NULL;
-	u->pprev = NULL;
-	u->w->n_idle--;
-	if (u->timer)
-		loop_timer_cancel(u->w->loop, u->timer);
-	u->timer = NULL;
-}
-
-/* We are done with u: close our end (the stream then ends); u is freed
- * now or by its done callback. */
-static void wp_up_release(struct wp_up *u)
-{
-	CHECK_OBJ(u, WPU_MAGIC);
-	wp_up_unpark(u);
-	if (u->fd >= 0) {
-		loop_del(u->w->loop, u->fd);
-		close(u->fd);
-		u->fd = -1;
-	}
-	u->released = true;
-	if (u->done) {
-		u->magic = 0;
-		free(u);
-	}
-}
-
-static void wp_up_done(void *ctx, struct hbone_stream *s, const struct hbone_stream_stats *st)
-{
-	struct wp_up *u = ctx;
-
-	(void)s;
-	CHECK_OBJ(u, WPU_MAGIC);
-	if (!st->ok)
-		log_debug("upstream HBONE stream %s ended: %s (status %d)", u->key, st->reason, st->status);
-	u->done = true;
-	u->status = st->status;
-	if (u->released) {
-		u->magic = 0;
-		free(u);
-	}
-}
-
-/* A parked stream's peer sent something or closed, or it expired. */
-static void wp_idle_io(struct loop *l, int fd, uint32_t events, void *ctx)
-{
-	(void)l;
-	(void)fd;
-	(void)events;
-	wp_up_release(ctx);
-}
-
-static void wp_idle_expire(struct loop *l, void *ctx)
-{
-	struct wp_up *u = ctx;
-
-	(void)l;
-	u->timer = NULL;
-	wp_up_release(u);
-}
-
 static void wp_upstream_close(struct wp_conn *c)
 {
 	if (c->up)
@@ -334,45 +249,13 @@ static void wp_upstream_close(struct wp_conn *c)
  * request's upstream stream for the next request to that endpoint. */
 static void wp_upstream_park(struct wp_conn *c)
 {
-	struct wp *w = c->w;
-	struct wp_up *u = c->up;
-
-	if (!u || !c->up_keep || c->u_eof || u->done || c->uin_len || c->uout_len || w->n_idle >= WP_IDLE_MAX ||
-	    loop_set(w->loop, u->fd, EPOLLIN, wp_idle_io, u) < 0 ||
-	    !(u->timer = loop_timer_add(w->loop, WP_IDLE_MS, wp_idle_expire, u))) {
+	if (!c->up || !c->up_keep || c->u_eof || c->uin_len || c->uout_len) {
 		wp_upstream_close(c);
 		return;
 	}
+	wp_up_park(c->up); /* or released */
 	c->up = NULL;
-	c->ufd = -1;
-	c->uout_off = 0;
-	u->next = w->idle;
-	if (u->next)
-		u->next->pprev = &u->next;
-	u->pprev = &w->idle;
-	w->idle = u;
-	w->n_idle++;
-}
-
-/* A parked stream to key that is still quiet, unparked, or NULL. */
-static struct wp_up *wp_upstream_take(struct wp *w, const char *key)
-{
-	struct wp_up *u, *next;
-	char b;
-
-	for (u = w->idle; u; u = next) {
-		next = u->next;
-		if (strcmp(u->key, key))
-			continue;
-		if (u->done || recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != -1 ||
-		    (errno != EAGAIN && errno != EWOULDBLOCK)) {
-			wp_up_release(u); /* closed or talking out of turn: not reusable */
-			continue;
-		}
-		wp_up_unpark(u);
-		return u;
-	}
-	return NULL;
+	wp_upstream_close(c);
 }
 
 /* Queues a local response (it always fits: dout is empty when we answer). */
@@ -404,15 +287,6 @@ static void wp_fail_request(struct wp_conn *c, unsigned status, const char *phra
 
 /* ---- upstream ---- */
 
-static int wp_mksock(void *ctx, const struct sockaddr *dst, socklen_t dstlen)
-{
-	int fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	(void)ctx;
-	(void)dstlen;
-	return fd < 0 ? -errno : fd;
-}
-
 static void wp_io(struct loop *l, int fd, uint32_t events, void *ctx);
 
 /* Picks an endpoint of (svc, sp) (round robin), or the pod-addressed
@@ -427,10 +301,11 @@ static int wp_upstream_open(struct wp_conn *c, const struct mesh_service *svc,
 	uint16_t port;
 	size_t n = 0, k, pos = 0;
 	struct sockaddr_storage hb = { 0 };
-	char expect[SPIFFE_ID_MAX], authority[80], a[INET6_ADDRSTRLEN], fwd[200], key[WPU_KEY];
-	const char *expv[1] = { expect };
-	struct wp_up *u;
-	int sp[2], ret;
+	char expect[SPIFFE_ID_MAX], authority[80], a[INET6_ADDRSTRLEN];
+	struct wp_up_dest d = { .hbone = (const struct sockaddr *)&hb, .authority = authority, .expect = expect,
+				.client = (const struct sockaddr *)&c->src };
+	bool reused;
+	int ret;
 
 	if (svc) {
 		while (mesh_service_next_endpoint(w->mesh, svc, svp, c->dst_ip.family, &pos, &e))
@@ -461,83 +336,29 @@ static int wp_upstream_open(struct wp_conn *c, const struct mesh_service *svc,
 	}
 	mesh_ip_str(&epip, a, sizeof(a));
 	snprintf(authority, sizeof(authority), epip.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
-	snprintf(key, sizeof(key), "%s %s", authority, expect);
 	c->up_keep = false;
-	if ((u = wp_upstream_take(w, key))) {
-		if (loop_set(w->loop, u->fd, EPOLLIN, wp_io, c) < 0) {
-			wp_up_release(u);
-			snprintf(why, whylen, "cannot watch the upstream socket");
-			return -ENOMEM;
-		}
-		c->up = u;
-		c->ufd = u->fd;
-		c->u_eof = false;
-		w->up_reused++;
-		if (w->stats)
-			wp_stats_upstream(w->stats, true);
-		log_debug("request of %s to %s: upstream %s (a parked stream)", c->peer, c->authority, authority);
-		return 0;
-	}
 	if (epip.family == AF_INET) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&hb;
 
 		s4->sin_family = AF_INET;
 		s4->sin_addr = epip.addr.v4;
 		s4->sin_port = htons(PORT_INBOUND_HBONE);
+		d.hbone_len = sizeof(*s4);
 	} else {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&hb;
 
 		s6->sin6_family = AF_INET6;
 		s6->sin6_addr = epip.addr.v6;
 		s6->sin6_port = htons(PORT_INBOUND_HBONE);
+		d.hbone_len = sizeof(*s6);
 	}
-	if (hbone_format_forwarded(fwd, sizeof(fwd), (const struct sockaddr *)&c->src, NULL) < 0)
-		fwd[0] = '\0';
-	u = calloc(1, sizeof(*u));
-	if (!u) {
-		snprintf(why, whylen, "out of memory");
-		return -ENOMEM;
-	}
-	u->magic = WPU_MAGIC;
-	u->w = w;
-	u->fd = -1;
-	snprintf(u->key, sizeof(u->key), "%s", key);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) < 0) {
-		ret = -errno;
-		free(u);
-		snprintf(why, whylen, "socketpair: %s", strerror(-ret));
+	c->up = wp_up_open(w, &d, wp_io, c, &reused, &ret, why, whylen);
+	if (!c->up)
 		return ret;
-	}
-	{
-		struct hbone_pool_target tg = {
-			.src_id = w->id, .ctx = w->client_ctx, .dst = (const struct sockaddr *)&hb,
-			.dstlen = epip.family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6),
-			.expect = expv, .n_expect = 1, .mksock = wp_mksock,
-		};
-		struct hbone_connect_req req = { .authority = authority, .forwarded = fwd[0] ? fwd : NULL };
-
-		ret = hbone_pool_open(w->pool, &tg, &req, sp[0], wp_up_done, u, NULL);
-	}
-	if (ret < 0) {
-		close(sp[1]);
-		free(u); /* a failed open runs no done callback */
-		snprintf(why, whylen, "cannot open an HBONE stream to %s: %s", authority, strerror(-ret));
-		return ret;
-	}
-	u->fd = sp[1];
-	c->up = u;
-	c->ufd = u->fd;
+	c->ufd = c->up->fd;
 	c->u_eof = false;
-	w->up_new++;
-	if (w->stats)
-		wp_stats_upstream(w->stats, false);
-	ret = loop_add(w->loop, c->ufd, EPOLLIN, wp_io, c);
-	if (ret < 0) {
-		wp_upstream_close(c);
-		snprintf(why, whylen, "cannot watch the upstream socket");
-		return ret;
-	}
-	log_debug("request of %s to %s: upstream %s (expecting %s)", c->peer, c->authority, authority, expect);
+	log_debug("request of %s to %s: upstream %s (expecting %s) on %s", c->peer, c->authority, authority,
+		  expect, reused ? "a parked stream" : "a new stream");
 	return 0;
 }
 
@@ -744,62 +565,6 @@ static void wp_copy_str(char *dst, size_t len, struct h1_str s)
 	dst[n] = '\0';
 }
 
-/* ---- protocol detection ---- */
-
-enum wp_proto { WP_PROTO_SNIFF, WP_PROTO_HTTP, WP_PROTO_TCP };
-
-/* A protocol name of Istio's (appProtocol, or a port name up to its first
- * '-'): HTTP for http, http2, grpc, grpc-web and kubernetes.io/{h2c,ws};
- * bytes for tcp and the TLS and database ones; anything else is sniffed. */
-static enum wp_proto wp_proto_of(const char *p, size_t n)
-{
-	static const char *const http[] = { "http", "http2", "grpc", "grpc-web", "kubernetes.io/h2c",
-					    "kubernetes.io/ws" };
-	static const char *const tcp[] = { "tcp", "tls", "https", "mongo", "mysql", "redis", "kubernetes.io/wss" };
-
-	for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++)
-		if (strlen(http[i]) == n && !strncasecmp(p, http[i], n))
-			return WP_PROTO_HTTP;
-	for (size_t i = 0; i < sizeof(tcp) / sizeof(tcp[0]); i++)
-		if (strlen(tcp[i]) == n && !strncasecmp(p, tcp[i], n))
-			return WP_PROTO_TCP;
-	return WP_PROTO_SNIFF;
-}
-
-/* As Istio: appProtocol first, then the port name's prefix. */
-static enum wp_proto wp_port_proto(const struct mesh_service_port *sp)
-{
-	const char *n = sp->name ? sp->name : "", *dash = strchr(n, '-');
-	enum wp_proto p = WP_PROTO_SNIFF;
-
-	if (sp->app_protocol && *sp->app_protocol)
-		p = wp_proto_of(sp->app_protocol, strlen(sp->app_protocol));
-	return p != WP_PROTO_SNIFF ? p : wp_proto_of(n, dash ? (size_t)(dash - n) : strlen(n));
-}
-
-#define WP_H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-/* The first bytes of a connection: an HTTP/1 request line's method and
- * space, or the HTTP/2 preface, is HTTP; a prefix of one is undecided
- * (SNIFF); anything else is TCP. */
-static enum wp_proto wp_sniff(const char *p, size_t n)
-{
-	static const char *const starts[] = { "GET ",   "HEAD ",  "POST ",    "PUT ",   "DELETE ",
-					       "PATCH ", "TRACE ", "OPTIONS ", "CONNECT ", WP_H2_PREFACE };
-	bool maybe = false;
-
-	for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
-		size_t k = strlen(starts[i]);
-
-		if (!memcmp(p, starts[i], n < k ? n : k)) {
-			if (n >= k)
-				return WP_PROTO_HTTP;
-			maybe = true;
-		}
-	}
-	return maybe ? WP_PROTO_SNIFF : WP_PROTO_TCP;
-}
-
 static bool wp_tcp_start(struct wp_conn *c);
 
 /* Keeps bytes of the request for a retry, as long as it fits. */
@@ -840,9 +605,7 @@ static int wp_upstream_open_retrying(struct wp_conn *c, const struct mesh_servic
  * when it is idempotent. Either way only while it is held whole. */
 static bool wp_retryable(const struct wp_conn *c)
 {
-	bool connect_failed = c->up && c->up->done && (c->up->status < 200 || c->up->status > 299);
-
-	return c->retry_head && c->retries < WP_RETRIES && (connect_failed || c->retry_idem);
+	return c->retry_head && c->retries < WP_RETRIES && ((c->up && wp_up_connect_failed(c->up)) || c->retry_idem);
 }
 
 /* One step; true when something changed. */
@@ -1033,8 +796,8 @@ body_done:
 			if (c->u_eof && !c->uin_len && wp_retryable(c)) {
 				/* closed before any response byte: goes again, to the next
 				 * endpoint (wp_retryable says when) */
-				const char *what = c->up->status && (c->up->status < 200 || c->up->status > 299) ?
-							   "its CONNECT was refused" : "the upstream closed before a response";
+				const char *what = wp_up_connect_failed(c->up) ? "its CONNECT failed" :
+									 "the upstream closed before a response";
 				int st = c->up->status;
 
 				wp_upstream_close(c);
@@ -1393,8 +1156,7 @@ static void wp_hconn_done(void *ctx, struct hbone_conn *hc, const char *reason)
 
 void wp_shutdown(struct wp *w)
 {
-	while (w->idle)
-		wp_up_release(w->idle);
+	wp_up_drain(w);
 	while (w->hconns)
 		hbone_conn_abort(w->hconns->hc, "waypoint stopping"); /* its done unlinks it */
 	while (w->conns)

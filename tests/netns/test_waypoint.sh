@@ -375,7 +375,7 @@ codes=""
 for i in 1 2 3 4; do codes+="$(req cli -d x=1 http://10.96.0.25/post$i | awk '{print $NF}') "; done
 [[ $codes == "200 200 200 200 " ]] && ok "POSTs to flaky: all 200, a refused CONNECT is retried whatever the method ($codes)" ||
 	not_ok "POSTs to flaky all 200 through connect-failure retries" "$codes"
-check "... the log says the CONNECT was refused" grep -q 'retry 1 of POST /post[0-9] to 10.96.0.25:80: its CONNECT was refused' "$T/wp.log"
+check "... the log says the CONNECT failed" grep -q 'retry 1 of POST /post[0-9] to 10.96.0.25:80: its CONNECT failed' "$T/wp.log"
 # an app that takes the request and closes without an answer (/drop): a GET
 # goes again (idempotent), twice, then 503; a POST is not retried (the app
 # may have acted on it); a 503 answer is never retried (Istio >= 1.24)
