@@ -22,7 +22,6 @@
 #include "waypoint/http1.h"
 #include "waypoint/proto.h"
 #include "waypoint/stats.h"
-#include "waypoint/upstream.h"
 
 #define WPC_MAGIC 0x77706363u /* "wpcc" */
 #define WP_BUF    H1_HEAD_MAX  /* each of the four buffers */
@@ -128,8 +127,7 @@ static void wp_labels(const struct wp_conn *c, const char *kind, struct wp_lbuf 
 	*l = (struct wp_stats_labels){
 		.source_principal = c->peer, .request_protocol = kind,
 		.response_code = tcp ? 0 : c->status,
-		.response_flags = c->status == 503 ? "UF" : c->status == 502 ? "UPE" : c->status == 504 ? "UT" :
-				  tcp && c->reason[0] && c->status != 403 ? "UF" : "-",
+		.response_flags = c->status == 503 ? "UF" : c->status == 502 ? "UPE" : c->status == 504 ? "UT" : "-",
 		.destination_service_name = c->svc ? c->svc->name : NULL,
 		.destination_service_namespace = c->svc ? c->svc->namespace : c->pod ? c->pod->namespace : NULL,
 		.destination_workload = c->pod ? c->pod->name : NULL,
@@ -352,7 +350,12 @@ static int wp_upstream_open(struct wp_conn *c, const struct mesh_service *svc,
 		s6->sin6_port = htons(PORT_INBOUND_HBONE);
 		d.hbone_len = sizeof(*s6);
 	}
-	c->up = wp_up_open(w, &d, wp_io, c, &reused, &ret, why, whylen);
+	w->ups.loop = w->loop; /* main fills w; the upstream side borrows the same */
+	w->ups.pool = w->pool;
+	w->ups.ctx = w->client_ctx;
+	w->ups.id = w->id;
+	w->ups.stats = w->stats;
+	c->up = wp_up_open(&w->ups, &d, wp_io, c, &reused, &ret, why, whylen);
 	if (!c->up)
 		return ret;
 	c->ufd = c->up->fd;
@@ -1031,6 +1034,7 @@ static bool wp_tcp_start(struct wp_conn *c)
 	}
 	if (wp_upstream_open(c, c->svc, c->sp, why, sizeof(why)) < 0) {
 		snprintf(c->reason, sizeof(c->reason), "%s", why);
+		c->status = 503; /* in the access log; the TCP metrics say UF */
 		wp_access(c, "tcp");
 		return false;
 	}
@@ -1156,7 +1160,7 @@ static void wp_hconn_done(void *ctx, struct hbone_conn *hc, const char *reason)
 
 void wp_shutdown(struct wp *w)
 {
-	wp_up_drain(w);
+	wp_up_drain(&w->ups);
 	while (w->hconns)
 		hbone_conn_abort(w->hconns->hc, "waypoint stopping"); /* its done unlinks it */
 	while (w->conns)

@@ -60,16 +60,14 @@
 #include "model/mesh.h"
 #include "tunnel/hbone.h"
 #include "tunnel/loop.h"
+#include "waypoint/upstream.h"
 
 #define WP_MAX_STREAMS 100
 
-/* Upstream keep-alive: after a complete keep-alive response, the
- * request's upstream HBONE stream is parked (at most WP_IDLE_MAX in all,
- * each for at most WP_IDLE_MS, closed at once if its peer sends or
- * closes) and taken again by the next request to the same endpoint
- * (podIP:targetPort, expected identity) instead of a new CONNECT. */
-#define WP_IDLE_MAX 128
-#define WP_IDLE_MS  60000
+/* Upstream keep-alive (waypoint/upstream.h): after a complete keep-alive
+ * response, the request's upstream HBONE stream is parked and taken again
+ * by the next request to the same endpoint (podIP:targetPort, expected
+ * identity) instead of a new CONNECT. */
 #define WP_RETRY_MAX 16384
 /* How long a stream on a port of no declared protocol may stay silent
  * before it is relayed as TCP (a server-first protocol). */
@@ -78,7 +76,6 @@
 struct wp_stats;
 struct wp_hconn;
 struct wp_conn;
-struct wp_up;
 
 struct wp {
 	struct loop *loop;
@@ -92,9 +89,9 @@ struct wp {
 	struct wp_stats *stats;       /* waypoint/stats.h; may be NULL */
 	struct wp_hconn *hconns;      /* live HBONE server connections */
 	struct wp_conn *conns;        /* live streams */
-	struct wp_up *idle;           /* parked upstream streams, most recent first */
-	unsigned n_idle, rr;
-	uint64_t requests, denied, n_conns, up_new, up_reused;
+	struct wp_ups ups;            /* upstream streams; proxy.c fills it from the above */
+	unsigned rr;
+	uint64_t requests, denied, n_conns;
 };
 
 /* Serves one accepted TCP connection on 15008 (fd owned from now on). */

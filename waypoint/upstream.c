@@ -11,8 +11,6 @@
 
 #include "conf/log.h"
 #include "conf/objcheck.h"
-#include "tunnel/hbone.h"
-#include "waypoint/proxy.h"
 #include "waypoint/stats.h"
 
 #define WPU_MAGIC 0x77707570u /* "wpup" */
@@ -26,9 +24,9 @@ static void wpu_unpark(struct wp_up *u)
 		u->next->pprev = u->pprev;
 	u->next = NULL;
 	u->pprev = NULL;
-	u->w->n_idle--;
+	u->ups->n_idle--;
 	if (u->timer)
-		loop_timer_cancel(u->w->loop, u->timer);
+		loop_timer_cancel(u->ups->loop, u->timer);
 	u->timer = NULL;
 }
 
@@ -37,7 +35,7 @@ void wp_up_release(struct wp_up *u)
 	CHECK_OBJ(u, WPU_MAGIC);
 	wpu_unpark(u);
 	if (u->fd >= 0) {
-		loop_del(u->w->loop, u->fd);
+		loop_del(u->ups->loop, u->fd);
 		close(u->fd);
 		u->fd = -1;
 	}
@@ -89,7 +87,7 @@ static void wpu_idle_expire(struct loop *l, void *ctx)
 
 bool wp_up_park(struct wp_up *u)
 {
-	struct wp *w = u->w;
+	struct wp_ups *w = u->ups;
 
 	CHECK_OBJ(u, WPU_MAGIC);
 	if (u->done || w->n_idle >= WP_IDLE_MAX || loop_set(w->loop, u->fd, EPOLLIN, wpu_idle_io, u) < 0 ||
@@ -107,7 +105,7 @@ bool wp_up_park(struct wp_up *u)
 }
 
 /* A parked stream to key that is still quiet, unparked, or NULL. */
-static struct wp_up *wpu_take(struct wp *w, const char *key)
+static struct wp_up *wpu_take(struct wp_ups *w, const char *key)
 {
 	struct wp_up *u, *next;
 	char b;
@@ -127,7 +125,7 @@ static struct wp_up *wpu_take(struct wp *w, const char *key)
 	return NULL;
 }
 
-void wp_up_drain(struct wp *w)
+void wp_up_drain(struct wp_ups *w)
 {
 	while (w->idle)
 		wp_up_release(w->idle);
@@ -142,7 +140,7 @@ static int wpu_mksock(void *ctx, const struct sockaddr *dst, socklen_t dstlen)
 	return fd < 0 ? -errno : fd;
 }
 
-struct wp_up *wp_up_open(struct wp *w, const struct wp_up_dest *d, loop_fd_cb cb, void *ctx, bool *reused,
+struct wp_up *wp_up_open(struct wp_ups *w, const struct wp_up_dest *d, loop_fd_cb cb, void *ctx, bool *reused,
 			 int *err, char *why, size_t whylen)
 {
 	char key[WPU_KEY], fwd[200];
@@ -159,7 +157,7 @@ struct wp_up *wp_up_open(struct wp *w, const struct wp_up_dest *d, loop_fd_cb cb
 			return NULL;
 		}
 		*reused = true;
-		w->up_reused++;
+		w->n_reused++;
 		if (w->stats)
 			wp_stats_upstream(w->stats, true);
 		return u;
@@ -174,7 +172,7 @@ struct wp_up *wp_up_open(struct wp *w, const struct wp_up_dest *d, loop_fd_cb cb
 		return NULL;
 	}
 	u->magic = WPU_MAGIC;
-	u->w = w;
+	u->ups = w;
 	u->fd = -1;
 	snprintf(u->key, sizeof(u->key), "%s", key);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) < 0) {
@@ -185,7 +183,7 @@ struct wp_up *wp_up_open(struct wp *w, const struct wp_up_dest *d, loop_fd_cb cb
 	}
 	{
 		struct hbone_pool_target tg = {
-			.src_id = w->id, .ctx = w->client_ctx, .dst = d->hbone, .dstlen = d->hbone_len,
+			.src_id = w->id, .ctx = w->ctx, .dst = d->hbone, .dstlen = d->hbone_len,
 			.expect = expv, .n_expect = 1, .mksock = wpu_mksock,
 		};
 		struct hbone_connect_req req = { .authority = d->authority, .forwarded = fwd[0] ? fwd : NULL };
@@ -200,7 +198,7 @@ struct wp_up *wp_up_open(struct wp *w, const struct wp_up_dest *d, loop_fd_cb cb
 		return NULL;
 	}
 	u->fd = sp[1];
-	w->up_new++;
+	w->n_new++;
 	if (w->stats)
 		wp_stats_upstream(w->stats, false);
 	ret = loop_add(w->loop, u->fd, EPOLLIN, cb, ctx);

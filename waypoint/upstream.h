@@ -27,16 +27,35 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 #include "tunnel/ca.h"
+#include "tunnel/hbone.h"
 #include "tunnel/loop.h"
 
-struct wp;
+#define WP_IDLE_MAX 128
+#define WP_IDLE_MS  60000
+#define WPU_KEY     (SPIFFE_ID_MAX + 80)
 
-#define WPU_KEY (SPIFFE_ID_MAX + 80)
+struct wp_stats;
+struct wp_up;
+
+/* The waypoint's upstream side: what streams are opened with (borrowed,
+ * set before the first wp_up_open), and the idle list. */
+struct wp_ups {
+	struct loop *loop;
+	struct hbone_pool *pool;
+	SSL_CTX *ctx;             /* the client context: our identity */
+	const char *id;           /* our SPIFFE ID */
+	struct wp_stats *stats;   /* may be NULL */
+	struct wp_up *idle;       /* parked, most recent first */
+	unsigned n_idle;
+	uint64_t n_new, n_reused;
+};
 
 struct wp_up {
 	unsigned magic;
-	struct wp *w;
+	struct wp_ups *ups;
 	int fd;                      /* ours; -1 once released */
 	bool done, released;
 	int status;                  /* the CONNECT's answer (from done); 0: none */
@@ -59,7 +78,7 @@ struct wp_up_dest {
  * was a parked one. NULL with why on failure (-errno in *err: -ECONNREFUSED
  * while the dial to that address is in backoff, ...).
  */
-struct wp_up *wp_up_open(struct wp *w, const struct wp_up_dest *d, loop_fd_cb cb, void *ctx, bool *reused,
+struct wp_up *wp_up_open(struct wp_ups *ups, const struct wp_up_dest *d, loop_fd_cb cb, void *ctx, bool *reused,
 			 int *err, char *why, size_t whylen);
 /* Parks u (the response ended cleanly); false when it cannot be parked,
  * and then u is released. */
@@ -69,6 +88,6 @@ void wp_up_release(struct wp_up *u);
  * handshake failed)? Known once its done callback ran. */
 bool wp_up_connect_failed(const struct wp_up *u);
 /* Releases every parked stream (shutdown). */
-void wp_up_drain(struct wp *w);
+void wp_up_drain(struct wp_ups *ups);
 
 #endif
