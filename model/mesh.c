@@ -488,6 +488,8 @@ static int decode_service_port(const struct objctx *c, json_t *e, size_t i,
 	ret = get_string(c, e, "name", "spec.ports[].name", "", &sp->name);
 	if (!ret)
 		ret = get_string(c, e, "protocol", "spec.ports[].protocol", "TCP", &sp->protocol);
+	if (!ret)
+		ret = get_string(c, e, "appProtocol", "spec.ports[].appProtocol", "", &sp->app_protocol);
 	if (ret)
 		return ret;
 	v = json_object_get(e, "port");

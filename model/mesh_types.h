@@ -72,6 +72,7 @@ struct mesh_pod {
 struct mesh_service_port {
 	const char *name;     /* may be "" */
 	const char *protocol; /* "TCP" default */
+	const char *app_protocol; /* appProtocol, or "" */
 	uint16_t port;
 	uint16_t target_port;       /* numeric targetPort, 0 when named */
 	const char *target_port_name; /* named targetPort, or NULL: resolved per

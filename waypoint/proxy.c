@@ -20,6 +20,7 @@
 #include "model/waypoint.h"
 #include "tunnel/ca.h"
 #include "waypoint/http1.h"
+#include "waypoint/proto.h"
 #include "waypoint/stats.h"
 #include "waypoint/wmodel.h"
 
@@ -34,7 +35,7 @@ struct wp_hconn {
 	struct sockaddr_storage peer;
 };
 
-enum wpc_state { S_HEAD, S_BODY, S_RESP, S_RESP_BODY, S_RAW, S_CLOSING };
+enum wpc_state { S_SNIFF, S_HEAD, S_BODY, S_RESP, S_RESP_BODY, S_RAW, S_CLOSING };
 
 struct wp_conn {
 	unsigned magic;
@@ -42,8 +43,10 @@ struct wp_conn {
 	struct wp_conn *next, **pprev;
 	struct wmodel *m;         /* the model of the request in flight (a reference) */
 	const char *flag;         /* a response flag other than the status's, or NULL */
-	int dfd, ufd;
-	bool d_eof, u_eof, u_shut, http;
+	int dfd, ufd;             /* ufd: up->fd while a request has one */
+	struct wp_up *up;
+	bool d_eof, u_eof, u_shut, http, up_keep, tcp_open;
+	uint64_t tcp_rx, tcp_tx;  /* a TCP relay's bytes from and to the client */
 	enum wpc_state st;
 	char peer[SPIFFE_ID_MAX];
 	struct sockaddr_storage src;
@@ -60,16 +63,21 @@ struct wp_conn {
 	char method[16], path[256], policy[320], reason[520], route[300];
 	uint32_t timeout_ms;      /* the route's, for the request in flight; 0: none */
 	const struct mesh_route_rule *rule; /* the request in flight's, or NULL */
-	/* a retryable request's head (idempotent, no body) and where it went */
+	/* a retryable request (head and body, up to WP_RETRY_MAX) and where it went */
 	char *retry_head;
 	size_t retry_len;
 	unsigned retries;
+	bool retry_idem;          /* idempotent: retried also after an established stream closed */
+	uint64_t req_bytes, resp_bytes;
 	const struct mesh_service *up_svc;
 	const struct mesh_service_port *up_sp;
 	struct loop_timer *timer; /* armed while a routed request with a timeout is upstream */
 	unsigned status;
 	uint64_t start_ms;
-	char din[WP_BUF], uin[WP_BUF], dout[WP_BUF], uout[WP_BUF];
+	/* the four buffers, one block of 4 * WP_BUF, allocated while the
+	 * connection has bytes to handle and freed when an HTTP connection is
+	 * idle between requests (wp_bufs_get, wp_bufs_put); NULL otherwise */
+	char *din, *uin, *dout, *uout;
 	size_t din_len, uin_len, dout_len, dout_off, uout_len, uout_off;
 };
 
@@ -103,6 +111,40 @@ static void wp_timer_stop(struct wp_conn *c)
 	c->timer = NULL;
 }
 
+/* The metric labels of a request, and the strings they point to that are
+ * not c's or the model's. */
+struct wp_lbuf {
+	struct wp_stats_labels l;
+	struct spiffe_id sid;
+	char host[320];
+};
+
+/* Fills b->l for c's request (kind "http" or "tcp"). */
+static void wp_labels(const struct wp_conn *c, const char *kind, struct wp_lbuf *b)
+{
+	struct wp_stats_labels *l = &b->l;
+	struct mesh_ip ip;
+	const struct mesh_pod *sp = c->m && wp_ss_ip(&c->src, &ip) ? mesh_find_pod_by_ip(c->m->mesh, &ip) : NULL;
+	bool tcp = !strcmp(kind, "tcp");
+
+	*l = (struct wp_stats_labels){
+		.source_principal = c->peer, .request_protocol = kind,
+		.response_code = tcp ? 0 : c->status,
+		.response_flags = c->flag ? c->flag : c->status == 503 ? "UF" : c->status == 502 ? "UPE" : c->status == 504 ? "UT" : "-",
+		.destination_service_name = c->svc ? c->svc->name : NULL,
+		.destination_service_namespace = c->svc ? c->svc->namespace : c->pod ? c->pod->namespace : NULL,
+		.destination_workload = c->pod ? c->pod->name : NULL,
+	};
+	if (c->peer[0] && !spiffe_id_parse(c->peer, &b->sid))
+		l->source_namespace = b->sid.ns;
+	if (sp)
+		l->source_workload = mesh_label(&sp->labels, "app") ? mesh_label(&sp->labels, "app") : sp->name;
+	if (c->svc) {
+		snprintf(b->host, sizeof(b->host), "%s.%s.svc.cluster.local", c->svc->name, c->svc->namespace);
+		l->destination_service = b->host;
+	}
+}
+
 static void wp_access(struct wp_conn *c, const char *kind)
 {
 	char src[INET6_ADDRSTRLEN] = "", tbuf[32];
@@ -117,32 +159,22 @@ static void wp_access(struct wp_conn *c, const char *kind)
 	if (wp_ss_ip(&c->src, &ip))
 		mesh_ip_str(&ip, src, sizeof(src));
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I}", "time", tbuf,
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:I}", "time", tbuf,
 		      "scope", "access", "reporter", "waypoint", "protocol", kind, "src.addr", src,
 		      "src.identity", c->peer, "authority", c->authority, "method", c->method, "path",
 		      c->path, "response_code", (int)c->status, "policy", c->policy, "reason", c->reason,
-		      "route", c->route[0] ? c->route : "-", "duration_ms", (json_int_t)(wp_now_ms() - c->start_ms));
+		      "route", c->route[0] ? c->route : "-", "duration_ms", (json_int_t)(wp_now_ms() - c->start_ms),
+		      "request_bytes", (json_int_t)c->req_bytes, "response_bytes", (json_int_t)c->resp_bytes);
 	if (c->w->stats) {
-		struct spiffe_id sid;
-		const struct mesh_pod *sp = wp_ss_ip(&c->src, &ip) ? mesh_find_pod_by_ip(c->m->mesh, &ip) : NULL;
-		char host[320] = "";
-		struct wp_stats_labels l = {
-			.source_principal = c->peer, .request_protocol = kind,
-			.response_code = c->status,
-			.response_flags = c->flag ? c->flag : c->status == 503 ? "UF" : c->status == 502 ? "UPE" : c->status == 504 ? "UT" : "-",
-			.destination_service_name = c->svc ? c->svc->name : NULL,
-			.destination_service_namespace = c->svc ? c->svc->namespace : c->pod ? c->pod->namespace : NULL,
-			.destination_workload = c->pod ? c->pod->name : NULL,
-		};
+		struct wp_lbuf b;
 
-		if (c->peer[0] && !spiffe_id_parse(c->peer, &sid))
-			l.source_namespace = sid.ns;
-		if (sp)
-			l.source_workload = mesh_label(&sp->labels, "app") ? mesh_label(&sp->labels, "app") : sp->name;
-		if (c->svc)
-			snprintf(host, sizeof(host), "%s.%s.svc.cluster.local", c->svc->name, c->svc->namespace);
-		l.destination_service = host[0] ? host : NULL;
-		wp_stats_request(c->w->stats, &l, wp_now_ms() - c->start_ms);
+		wp_labels(c, kind, &b);
+		if (!strcmp(kind, "tcp")) {
+			wp_stats_tcp(c->w->stats, &b.l, false, 0, 0);
+			c->tcp_open = true;
+		} else {
+			wp_stats_request(c->w->stats, &b.l, wp_now_ms() - c->start_ms, c->req_bytes, c->resp_bytes);
+		}
 	}
 	line = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	if (line) {
@@ -152,6 +184,8 @@ static void wp_access(struct wp_conn *c, const char *kind)
 	free(line);
 	json_decref(o);
 }
+
+static void wp_upstream_close(struct wp_conn *c);
 
 static void wp_conn_free(struct wp_conn *c)
 {
@@ -167,36 +201,77 @@ static void wp_conn_free(struct wp_conn *c)
 		loop_del(c->w->loop, c->dfd);
 		close(c->dfd);
 	}
-	if (c->ufd >= 0) {
-		loop_del(c->w->loop, c->ufd);
-		close(c->ufd);
+	wp_upstream_close(c);
+	free(c->din);
+	if (c->tcp_open && c->w->stats) {
+		struct wp_lbuf b;
+
+		wp_labels(c, "tcp", &b);
+		wp_stats_tcp(c->w->stats, &b.l, true, c->tcp_tx, c->tcp_rx);
 	}
 	wmodel_unref(c->m);
 	c->magic = 0;
 	free(c);
 }
 
+static bool wp_bufs_get(struct wp_conn *c)
+{
+	if (c->din)
+		return true;
+	c->din = malloc(4 * WP_BUF);
+	if (!c->din)
+		return false;
+	c->uin = c->din + WP_BUF;
+	c->dout = c->uin + WP_BUF;
+	c->uout = c->dout + WP_BUF;
+	return true;
+}
+
+/* An HTTP connection between requests holds no buffer. */
+static void wp_bufs_put(struct wp_conn *c)
+{
+	if (!c->din || !c->http || c->st != S_HEAD || c->din_len || c->dout_len || c->uin_len || c->uout_len ||
+	    c->ufd >= 0)
+		return;
+	free(c->din);
+	c->din = c->uin = c->dout = c->uout = NULL;
+}
+
 static void wp_upstream_close(struct wp_conn *c)
 {
-	if (c->ufd < 0)
-		return;
-	loop_del(c->w->loop, c->ufd);
-	close(c->ufd);
+	if (c->up)
+		wp_up_release(c->up);
+	c->up = NULL;
 	c->ufd = -1;
 	c->u_eof = c->u_shut = false;
 	c->uin_len = c->uout_len = c->uout_off = 0;
+}
+
+/* The response ended cleanly and both sides keep the connection: park the
+ * request's upstream stream for the next request to that endpoint. */
+static void wp_upstream_park(struct wp_conn *c)
+{
+	if (!c->up || !c->up_keep || c->u_eof || c->uin_len || c->uout_len) {
+		wp_upstream_close(c);
+		return;
+	}
+	wp_up_park(c->up); /* or released */
+	c->up = NULL;
+	wp_upstream_close(c);
 }
 
 /* Queues a local response (it always fits: dout is empty when we answer). */
 static void wp_local(struct wp_conn *c, unsigned status, const char *phrase, const char *body,
 		     bool close_after)
 {
-	int n = snprintf(c->dout + c->dout_len, sizeof(c->dout) - c->dout_len,
+	int n = snprintf(c->dout + c->dout_len, WP_BUF - c->dout_len,
 			 "HTTP/1.1 %u %s\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\n%s\r\n%s",
 			 status, phrase, strlen(body), close_after ? "connection: close\r\n" : "", body);
 
-	if (n > 0 && (size_t)n < sizeof(c->dout) - c->dout_len)
+	if (n > 0 && (size_t)n < WP_BUF - c->dout_len) {
 		c->dout_len += (size_t)n;
+		c->resp_bytes += (size_t)n;
+	}
 	c->status = status;
 	c->sent_resp = true;
 }
@@ -214,23 +289,6 @@ static void wp_fail_request(struct wp_conn *c, unsigned status, const char *phra
 
 /* ---- upstream ---- */
 
-static int wp_mksock(void *ctx, const struct sockaddr *dst, socklen_t dstlen)
-{
-	int fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	(void)ctx;
-	(void)dstlen;
-	return fd < 0 ? -errno : fd;
-}
-
-static void wp_up_done(void *ctx, struct hbone_stream *s, const struct hbone_stream_stats *st)
-{
-	(void)ctx;
-	(void)s;
-	if (!st->ok)
-		log_debug("upstream HBONE stream ended: %s (status %d)", st->reason, st->status);
-}
-
 static void wp_io(struct loop *l, int fd, uint32_t events, void *ctx);
 
 /* Picks an endpoint of (svc, sp) (round robin), or the pod-addressed
@@ -245,9 +303,11 @@ static int wp_upstream_open(struct wp_conn *c, const struct mesh_service *svc,
 	uint16_t port;
 	size_t n = 0, k, pos = 0;
 	struct sockaddr_storage hb = { 0 };
-	char expect[SPIFFE_ID_MAX], authority[80], a[INET6_ADDRSTRLEN], fwd[200];
-	const char *expv[1] = { expect };
-	int sp[2], ret;
+	char expect[SPIFFE_ID_MAX], authority[80], a[INET6_ADDRSTRLEN];
+	struct wp_up_dest d = { .hbone = (const struct sockaddr *)&hb, .authority = authority, .expect = expect,
+				.client = (const struct sockaddr *)&c->src };
+	bool reused;
+	int ret;
 
 	if (svc) {
 		while (mesh_service_next_endpoint(c->m->mesh, svc, svp, c->dst_ip.family, &pos, &e))
@@ -278,50 +338,34 @@ static int wp_upstream_open(struct wp_conn *c, const struct mesh_service *svc,
 	}
 	mesh_ip_str(&epip, a, sizeof(a));
 	snprintf(authority, sizeof(authority), epip.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
+	c->up_keep = false;
 	if (epip.family == AF_INET) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&hb;
 
 		s4->sin_family = AF_INET;
 		s4->sin_addr = epip.addr.v4;
 		s4->sin_port = htons(PORT_INBOUND_HBONE);
+		d.hbone_len = sizeof(*s4);
 	} else {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&hb;
 
 		s6->sin6_family = AF_INET6;
 		s6->sin6_addr = epip.addr.v6;
 		s6->sin6_port = htons(PORT_INBOUND_HBONE);
+		d.hbone_len = sizeof(*s6);
 	}
-	if (hbone_format_forwarded(fwd, sizeof(fwd), (const struct sockaddr *)&c->src, NULL) < 0)
-		fwd[0] = '\0';
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) < 0) {
-		snprintf(why, whylen, "socketpair: %s", strerror(errno));
-		return -errno;
-	}
-	{
-		struct hbone_pool_target tg = {
-			.src_id = w->id, .ctx = w->client_ctx, .dst = (const struct sockaddr *)&hb,
-			.dstlen = epip.family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6),
-			.expect = expv, .n_expect = 1, .mksock = wp_mksock,
-		};
-		struct hbone_connect_req req = { .authority = authority, .forwarded = fwd[0] ? fwd : NULL };
-
-		ret = hbone_pool_open(w->pool, &tg, &req, sp[0], wp_up_done, NULL, NULL);
-	}
-	if (ret < 0) {
-		close(sp[1]);
-		snprintf(why, whylen, "cannot open an HBONE stream to %s: %s", authority, strerror(-ret));
+	w->ups.loop = w->loop; /* main fills w; the upstream side borrows the same */
+	w->ups.pool = w->pool;
+	w->ups.ctx = w->client_ctx;
+	w->ups.id = w->id;
+	w->ups.stats = w->stats;
+	c->up = wp_up_open(&w->ups, &d, wp_io, c, &reused, &ret, why, whylen);
+	if (!c->up)
 		return ret;
-	}
-	c->ufd = sp[1];
+	c->ufd = c->up->fd;
 	c->u_eof = false;
-	ret = loop_add(w->loop, c->ufd, EPOLLIN, wp_io, c);
-	if (ret < 0) {
-		close(c->ufd);
-		c->ufd = -1;
-		snprintf(why, whylen, "cannot watch the upstream socket");
-		return ret;
-	}
-	log_debug("request of %s to %s: upstream %s (expecting %s)", c->peer, c->authority, authority, expect);
+	log_debug("request of %s to %s: upstream %s (expecting %s) on %s", c->peer, c->authority, authority,
+		  expect, reused ? "a parked stream" : "a new stream");
 	return 0;
 }
 
@@ -536,6 +580,49 @@ static void wp_copy_str(char *dst, size_t len, struct h1_str s)
 	dst[n] = '\0';
 }
 
+static bool wp_tcp_start(struct wp_conn *c);
+
+/* Keeps bytes of the request for a retry, as long as it fits. */
+static void wp_retry_keep(struct wp_conn *c, const char *p, size_t n)
+{
+	char *nb;
+
+	if (!c->retry_head || !n)
+		return;
+	if (c->retry_len + n > WP_RETRY_MAX || !(nb = realloc(c->retry_head, c->retry_len + n))) {
+		free(c->retry_head); /* too large to hold: not retryable */
+		c->retry_head = NULL;
+		return;
+	}
+	memcpy(nb + c->retry_len, p, n);
+	c->retry_head = nb;
+	c->retry_len += n;
+}
+
+/* Opens the request's upstream stream, trying the next endpoint when
+ * one cannot be opened at all (a dial in backoff: a connect failure). */
+static int wp_upstream_open_retrying(struct wp_conn *c, const struct mesh_service *svc,
+				     const struct mesh_service_port *svp, char *why, size_t whylen)
+{
+	int ret;
+
+	while ((ret = wp_upstream_open(c, svc, svp, why, whylen)) < 0 && ret != -EHOSTUNREACH &&
+	       c->retries < WP_RETRIES) {
+		c->retries++;
+		log_info("retry %u of %s %s to %s: %s", c->retries, c->method, c->path, c->authority, why);
+	}
+	return ret;
+}
+
+/* The upstream closed before any response byte: may the request go again?
+ * Always when its CONNECT failed (the app never saw it: Istio's
+ * connect-failure and refused-stream); after an established stream only
+ * when it is idempotent. Either way only while it is held whole. */
+static bool wp_retryable(const struct wp_conn *c)
+{
+	return c->retry_head && c->retries < WP_RETRIES && ((c->up && wp_up_connect_failed(c->up)) || c->retry_idem);
+}
+
 /* One step; true when something changed. */
 static bool wp_step(struct wp_conn *c)
 {
@@ -548,15 +635,51 @@ static bool wp_step(struct wp_conn *c)
 	int r;
 
 	switch (c->st) {
+	case S_SNIFF: {
+		enum wp_proto p = wp_sniff(c->din, c->din_len);
+
+		if (c->d_eof && !c->din_len) {
+			c->st = S_CLOSING;
+			return true;
+		}
+		if (p == WP_PROTO_SNIFF && !c->d_eof)
+			return false; /* more bytes, or the timer, will decide */
+		wp_timer_stop(c);
+		c->http = p == WP_PROTO_HTTP;
+		log_debug("stream of %s to %s: sniffed %s", c->peer, c->authority, c->http ? "HTTP" : "TCP");
+		if (c->http)
+			c->st = S_HEAD;
+		else if (!wp_tcp_start(c))
+			c->st = S_CLOSING;
+		return true;
+	}
 	case S_HEAD:
 		if (c->dout_len || !c->din_len)
 			return false;
+		if (c->din_len >= sizeof(WP_H2_PREFACE) - 1 && !memcmp(c->din, WP_H2_PREFACE, sizeof(WP_H2_PREFACE) - 1)) {
+			/* HTTP/2 with prior knowledge: not served yet; refused
+			 * rather than relayed past the L7 policy */
+			c->start_ms = wp_now_ms();
+			c->status = 505;
+			c->req_bytes = c->resp_bytes = 0;
+			snprintf(c->method, sizeof(c->method), "PRI");
+			snprintf(c->path, sizeof(c->path), "*");
+			snprintf(c->reason, sizeof(c->reason),
+				 "HTTP/2 from the application (prior knowledge) is not served by the waypoint yet");
+			c->w->requests++;
+			wp_access(c, "http");
+			c->st = S_CLOSING;
+			return true;
+		}
 		r = h1_parse_head(c->din, c->din_len, &rq);
 		if (r == 0)
 			return false;
 		c->start_ms = wp_now_ms();
 		c->status = 0;
 		c->sent_resp = false;
+		c->req_bytes = r > 0 ? (uint64_t)r : 0;
+		c->resp_bytes = 0;
+		c->retries = 0;
 		c->policy[0] = c->reason[0] = c->method[0] = c->path[0] = '\0';
 		if (r < 0) {
 			unsigned st = h1_error_status(r);
@@ -606,7 +729,7 @@ static bool wp_step(struct wp_conn *c)
 				c->st = S_CLOSING;
 				return true;
 			}
-		} else if (wp_upstream_open(c, bsvc, bsp, why, sizeof(why)) < 0) {
+		} else if (wp_upstream_open_retrying(c, bsvc, bsp, why, sizeof(why)) < 0) {
 			wp_fail_request(c, 503, "Service Unavailable", why);
 			return true;
 		} else {
@@ -628,8 +751,9 @@ static bool wp_step(struct wp_conn *c)
 			}
 			c->up_svc = bsvc;
 			c->up_sp = bsp;
-			c->retries = 0;
-			if (rq.body == H1_BODY_NONE && wp_idempotent(c->method) && (c->retry_head = malloc(c->uout_len))) {
+			c->retry_idem = wp_idempotent(c->method);
+			c->retry_len = 0;
+			if (c->uout_len <= WP_RETRY_MAX && (c->retry_head = malloc(c->uout_len))) {
 				memcpy(c->retry_head, c->uout, c->uout_len);
 				c->retry_len = c->uout_len;
 			}
@@ -650,6 +774,7 @@ static bool wp_step(struct wp_conn *c)
 		    rs.status >= 100 && rs.status < 200 && rs.status != 101) {
 			memcpy(c->dout, c->uin, (size_t)r);
 			c->dout_len = (size_t)r;
+			c->resp_bytes += (size_t)r;
 			memmove(c->uin, c->uin + r, c->uin_len - (size_t)r);
 			c->uin_len -= (size_t)r;
 			return true;
@@ -660,7 +785,14 @@ static bool wp_step(struct wp_conn *c)
 			wp_fail_request(c, 503, "Service Unavailable", "upstream connection closed during the request body");
 			return true;
 		}
-		r = wp_move_body(c, c->din, &c->din_len, c->uout, &c->uout_len, c->req_chunked, c->discard);
+		{
+			size_t din0 = c->din_len, uout0 = c->uout_len;
+
+			r = wp_move_body(c, c->din, &c->din_len, c->uout, &c->uout_len, c->req_chunked, c->discard);
+			c->req_bytes += din0 - c->din_len;
+			if (!c->discard)
+				wp_retry_keep(c, c->uout + uout0, c->uout_len - uout0);
+		}
 		if (r < 0) {
 			wp_upstream_close(c);
 			snprintf(c->reason, sizeof(c->reason), "%s", c->ch.error);
@@ -684,15 +816,18 @@ body_done:
 			return false;
 		r = c->uin_len ? h1_parse_response_head(c->uin, c->uin_len, c->head_req, &rs) : 0;
 		if (r == 0) {
-			if (c->u_eof && !c->uin_len && c->retry_head && c->retries < WP_RETRIES) {
-				/* closed before any response byte (connect failure, refused
-				 * stream): an idempotent request without a body goes again,
-				 * to the next endpoint, as Istio's default retry policy */
+			if (c->u_eof && !c->uin_len && wp_retryable(c)) {
+				/* closed before any response byte: goes again, to the next
+				 * endpoint (wp_retryable says when) */
+				const char *what = wp_up_connect_failed(c->up) ? "its CONNECT failed" :
+									 "the upstream closed before a response";
+				int st = c->up->status;
+
 				wp_upstream_close(c);
 				c->retries++;
-				if (wp_upstream_open(c, c->up_svc, c->up_sp, why, sizeof(why)) == 0) {
-					log_info("retry %u of %s %s to %s: the upstream closed before a response",
-						 c->retries, c->method, c->path, c->authority);
+				if (wp_upstream_open_retrying(c, c->up_svc, c->up_sp, why, sizeof(why)) == 0) {
+					log_info("retry %u of %s %s to %s: %s (status %d)", c->retries, c->method,
+						 c->path, c->authority, what, st);
 					memcpy(c->uout, c->retry_head, c->retry_len);
 					c->uout_len = c->retry_len;
 					return true;
@@ -727,6 +862,7 @@ body_done:
 		}
 		memmove(c->uin, c->uin + r, c->uin_len - (size_t)r);
 		c->uin_len -= (size_t)r;
+		c->resp_bytes += c->dout_len;
 		c->status = rs.status;
 		c->sent_resp = true;
 		if (rs.status == 101) {
@@ -737,6 +873,7 @@ body_done:
 		if (rs.status < 200)
 			return true; /* 100 Continue and friends: the final response follows */
 		c->resp_keep = rs.keep_alive && c->req_keep;
+		c->up_keep = c->resp_keep && !rs.until_close;
 		h1_chunked_init(&c->ch);
 		c->ch.done = rs.body != H1_BODY_CHUNKED;
 		c->left = rs.until_close ? UINT64_MAX : rs.content_length;
@@ -745,8 +882,12 @@ body_done:
 			goto resp_done;
 		c->resp_chunked = rs.body == H1_BODY_CHUNKED;
 		return true;
-	case S_RESP_BODY:
+	case S_RESP_BODY: {
+		size_t dout0 = c->dout_len;
+
 		r = wp_move_body(c, c->uin, &c->uin_len, c->dout, &c->dout_len, c->resp_chunked, false);
+		c->resp_bytes += c->dout_len - dout0;
+	}
 		if (r < 0) {
 			snprintf(c->reason, sizeof(c->reason), "upstream: %s", c->ch.error);
 			c->st = S_CLOSING;
@@ -765,7 +906,7 @@ body_done:
 		}
 resp_done:
 		wp_access(c, "http");
-		wp_upstream_close(c);
+		wp_upstream_park(c);
 		c->st = c->resp_keep ? S_HEAD : S_CLOSING;
 		return true;
 	case S_RAW: {
@@ -775,6 +916,7 @@ resp_done:
 		if (n) {
 			memcpy(c->uout + c->uout_len, c->din, n);
 			c->uout_len += n;
+			c->tcp_rx += n;
 			memmove(c->din, c->din + n, c->din_len - n);
 			c->din_len -= n;
 			moved = true;
@@ -783,6 +925,7 @@ resp_done:
 		if (n) {
 			memcpy(c->dout + c->dout_len, c->uin, n);
 			c->dout_len += n;
+			c->tcp_tx += n;
 			memmove(c->uin, c->uin + n, c->uin_len - n);
 			c->uin_len -= n;
 			moved = true;
@@ -836,6 +979,11 @@ static bool wp_fill(int fd, char *buf, size_t *len, bool *eof)
 
 static void wp_pump(struct wp_conn *c)
 {
+	if (!wp_bufs_get(c)) {
+		log_warn("out of memory for the buffers of a stream from %s: closing it", c->peer);
+		wp_conn_free(c);
+		return;
+	}
 	for (int i = 0; i < 64; i++) {
 		bool progress = false;
 		size_t dl = c->din_len, ul = c->uin_len, dol = c->dout_len, uol = c->uout_len;
@@ -860,7 +1008,7 @@ static void wp_pump(struct wp_conn *c)
 				wp_conn_free(c);
 				return;
 			}
-		} else if (c->d_eof && c->st == S_HEAD && !c->din_len && !c->dout_len) {
+		} else if (c->d_eof && (c->st == S_HEAD || c->st == S_SNIFF) && !c->din_len && !c->dout_len) {
 			wp_conn_free(c);
 			return;
 		}
@@ -869,6 +1017,7 @@ static void wp_pump(struct wp_conn *c)
 		if (!progress)
 			break;
 	}
+	wp_bufs_put(c);
 	loop_mod(c->w->loop, c->dfd,
 		 (c->din_len < WP_BUF && !c->d_eof && c->st != S_CLOSING ? EPOLLIN : 0) |
 			 (c->dout_len ? EPOLLOUT : 0));
@@ -890,12 +1039,46 @@ static void wp_io(struct loop *l, int fd, uint32_t events, void *ctx)
 
 /* ---- HBONE server side ---- */
 
-static bool wp_port_is_http(const struct mesh_service_port *sp)
+/* TCP: one L4 decision, then bytes. false (logged): c is to be closed. */
+static bool wp_tcp_start(struct wp_conn *c)
 {
-	const char *n = sp && sp->name ? sp->name : "";
+	char why[300];
 
-	return !strcmp(n, "http") || !strncmp(n, "http-", 5) || !strncmp(n, "http2", 5) ||
-	       !strncmp(n, "grpc", 4);
+	snprintf(c->method, sizeof(c->method), "-");
+	snprintf(c->path, sizeof(c->path), "-");
+	c->start_ms = wp_now_ms();
+	if (!wp_authorize(c, NULL)) {
+		c->status = 403;
+		wp_access(c, "tcp");
+		return false;
+	}
+	if (wp_upstream_open(c, c->svc, c->sp, why, sizeof(why)) < 0) {
+		snprintf(c->reason, sizeof(c->reason), "%s", why);
+		c->status = 503; /* in the access log; the TCP metrics say UF */
+		wp_access(c, "tcp");
+		return false;
+	}
+	wp_access(c, "tcp");
+	c->st = S_RAW;
+	return true;
+}
+
+/* Nothing came within WP_SNIFF_MS: a server-first protocol, relayed as TCP. */
+static void wp_sniff_timeout(struct loop *l, void *ctx)
+{
+	struct wp_conn *c = ctx;
+
+	(void)l;
+	CHECK_OBJ(c, WPC_MAGIC);
+	c->timer = NULL;
+	if (c->st != S_SNIFF)
+		return;
+	log_debug("stream of %s to %s: nothing in %d ms, relayed as TCP", c->peer, c->authority, WP_SNIFF_MS);
+	if (!wp_tcp_start(c)) {
+		wp_conn_free(c);
+		return;
+	}
+	wp_pump(c);
 }
 
 /* Looks the stream's destination up in c->m: true when it is a Service
@@ -927,13 +1110,18 @@ static bool wp_resolve(struct wp_conn *c)
 static bool wp_refresh(struct wp_conn *c)
 {
 	bool was_http = c->http;
+	enum wp_proto p;
 
 	if (c->m == c->w->model)
 		return true;
 	wmodel_unref(c->m);
 	c->m = wmodel_ref(c->w->model);
-	if (wp_resolve(c) && wp_port_is_http(c->sp) == was_http)
-		return true;
+	if (wp_resolve(c)) {
+		p = c->svc ? wp_port_proto(c->sp) : WP_PROTO_SNIFF;
+		/* still a port of the protocol it was declared or sniffed as */
+		if (p == WP_PROTO_SNIFF || (p == WP_PROTO_HTTP) == was_http)
+			return true;
+	}
 	c->svc = NULL;
 	c->sp = NULL;
 	c->pod = NULL;
@@ -945,6 +1133,7 @@ static void wp_request(void *ctx, struct hbone_stream *s, const struct hbone_req
 	struct wp_hconn *h = ctx;
 	struct wp *w = h->w;
 	struct wp_conn *c;
+	enum wp_proto proto;
 	int sp[2];
 
 	if (!w->model) {
@@ -981,7 +1170,8 @@ static void wp_request(void *ctx, struct hbone_stream *s, const struct hbone_req
 		hbone_stream_reject(s, 404);
 		return;
 	}
-	c->http = c->svc ? wp_port_is_http(c->sp) : false;
+	proto = c->svc ? wp_port_proto(c->sp) : WP_PROTO_SNIFF;
+	c->http = proto == WP_PROTO_HTTP;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) < 0) {
 		wmodel_unref(c->m);
 		free(c);
@@ -1011,27 +1201,14 @@ static void wp_request(void *ctx, struct hbone_stream *s, const struct hbone_req
 		c->st = S_HEAD;
 		return;
 	}
-	/* TCP: one L4 decision, then bytes */
-	snprintf(c->method, sizeof(c->method), "-");
-	snprintf(c->path, sizeof(c->path), "-");
-	if (!wp_authorize(c, NULL)) {
-		c->status = 403;
-		wp_access(c, "tcp");
-		wp_conn_free(c);
-		return;
-	}
-	{
-		char why[300];
-
-		if (wp_upstream_open(c, c->svc, c->sp, why, sizeof(why)) < 0) {
-			snprintf(c->reason, sizeof(c->reason), "%s", why);
-			wp_access(c, "tcp");
-			wp_conn_free(c);
+	if (proto == WP_PROTO_SNIFF) {
+		c->st = S_SNIFF;
+		c->timer = loop_timer_add(w->loop, WP_SNIFF_MS, wp_sniff_timeout, c);
+		if (c->timer)
 			return;
-		}
 	}
-	wp_access(c, "tcp");
-	c->st = S_RAW;
+	if (!wp_tcp_start(c))
+		wp_conn_free(c);
 }
 
 static void wp_hconn_done(void *ctx, struct hbone_conn *hc, const char *reason)
@@ -1048,6 +1225,7 @@ static void wp_hconn_done(void *ctx, struct hbone_conn *hc, const char *reason)
 
 void wp_shutdown(struct wp *w)
 {
+	wp_up_drain(&w->ups);
 	while (w->hconns)
 		hbone_conn_abort(w->hconns->hc, "waypoint stopping"); /* its done unlinks it */
 	while (w->conns)

@@ -10,8 +10,13 @@
  * The stream is accepted onto one end of a socketpair; the proxy owns
  * the other end.
  *
- * HTTP ports (a Service port named http, http-*, http2*, grpc*, or with
- * appProtocol http): requests are read with waypoint/http1.h, strictly, one
+ * The protocol is the Service port's (appProtocol, else the name's prefix
+ * up to '-', as Istio); a port with neither, and a pod-addressed stream, is
+ * sniffed from its first bytes (an HTTP/1 method, or the HTTP/2 preface,
+ * is HTTP), a client silent for WP_SNIFF_MS being relayed as TCP. HTTP/2
+ * (the preface) is refused and closed: not served yet.
+ *
+ * HTTP: requests are read with waypoint/http1.h, strictly, one
  * at a time (a pipelined request waits for the previous response), and
  * each is decided by the waypoint's policy set (model/authz.h,
  * authz_compile_waypoint): denied -> 403 "RBAC: access denied", the body
@@ -23,14 +28,22 @@
  * connection, the waypoint's own identity, the endpoint's identity
  * expected) to a ready endpoint's 15008 with :authority podIP:targetPort,
  * endpoints taken round robin per request; the response is relayed by its
- * framing and the upstream stream closed (no upstream keep-alive yet). A
- * malformed request gets 400 (431, 501, 505, 405) and the connection is
- * closed; an upstream that closes before any response byte is retried (an
- * idempotent request without a body, twice at most, to the next
- * endpoint), else gets 503; one that answers garbage 502.
+ * framing and the upstream stream parked for the next request (see
+ * WP_IDLE_MAX) or closed. A malformed request gets 400 (431, 501, 505,
+ * 405) and the connection is closed. Retries (twice at most, each to the
+ * next endpoint), as Istio's default (connect-failure, refused-stream; no
+ * status codes): a request whose upstream CONNECT failed (the endpoint's
+ * tunnel could not reach the app, refused the stream, or could not be
+ * dialled: the app never saw it) goes again whatever its method, if its
+ * head and body fit in WP_RETRY_MAX; one whose stream was established but
+ * closed before any response byte goes again only if it is idempotent
+ * (RFC 9110 9.2.2). Otherwise 503; a response (a 503 included) is never
+ * retried; one that is garbage gets 502.
  * A 101 response turns the stream into a byte relay (WebSocket).
- * Other ports: decided once per connection with the L4 fields only, then
- * relayed as bytes.
+ * TCP: decided once per connection with the L4 fields only, then relayed
+ * as bytes.
+ * Each stream's four WP_BUF buffers are allocated while it has bytes to
+ * handle; an HTTP stream idle between requests holds none.
  *
  * Models: each stream holds the model (waypoint/wmodel.h) its request was
  * decided with; at each new request head it takes w->model if that changed
@@ -54,10 +67,20 @@
 #include "model/mesh.h"
 #include "tunnel/hbone.h"
 #include "tunnel/loop.h"
+#include "waypoint/upstream.h"
 
 #define WP_MAX_STREAMS 100
 
 struct wmodel;
+/* Upstream keep-alive (waypoint/upstream.h): after a complete keep-alive
+ * response, the request's upstream HBONE stream is parked and taken again
+ * by the next request to the same endpoint (podIP:targetPort, expected
+ * identity) instead of a new CONNECT. */
+#define WP_RETRY_MAX 16384
+/* How long a stream on a port of no declared protocol may stay silent
+ * before it is relayed as TCP (a server-first protocol). */
+#define WP_SNIFF_MS 1000
+
 struct wp_stats;
 struct wp_hconn;
 struct wp_conn;
@@ -73,6 +96,7 @@ struct wp {
 	struct wp_stats *stats;       /* waypoint/stats.h; may be NULL */
 	struct wp_hconn *hconns;      /* live HBONE server connections */
 	struct wp_conn *conns;        /* live streams */
+	struct wp_ups ups;            /* upstream streams; proxy.c fills it from the above */
 	unsigned rr;
 	uint64_t requests, denied, n_conns;
 };

@@ -10,10 +10,13 @@
  * refusal carries a reason and a 4xx/5xx, the chunked decoder consumes
  * within bounds and never counts more data than it consumed; a head never
  * has both framings. The input is also parsed as a response head (the
- * application's answer). Aborts on a broken invariant; ASan/UBSan catch
+ * application's answer), and sniffed (waypoint/proto.h) prefix by prefix:
+ * once a prefix is decided, every longer one gets the same answer, and
+ * HTTP only for bytes the HTTP/1 parser would not call TCP. Aborts on a broken invariant; ASan/UBSan catch
  * memory errors.
  */
 #include "waypoint/http1.h"
+#include "waypoint/proto.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -40,6 +43,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!size)
 		return 0;
 	step = 1 + data[0] % 17; /* chunked feeding granularity */
+	{
+		enum wp_proto first = WP_PROTO_SNIFF;
+
+		for (size_t k = 0; k <= size && k <= 64; k++) {
+			enum wp_proto p = wp_sniff(buf, k);
+
+			if (first != WP_PROTO_SNIFF && p != first)
+				abort(); /* a decision never changes with more bytes */
+			if (p != WP_PROTO_SNIFF)
+				first = p;
+			if (p == WP_PROTO_HTTP && !(buf[0] >= 'A' && buf[0] <= 'Z'))
+				abort(); /* a method (or PRI) starts every HTTP stream */
+		}
+	}
 	{
 		/* the same bytes as an application's response head */
 		struct h1_response rs;

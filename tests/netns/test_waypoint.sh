@@ -117,13 +117,30 @@ check "istio.io/use-waypoint=none on the Service: cli -> cold works again" app_c
 
 # --- 3. the waypoint -----------------------------------------------------------
 # srv2 also serves HTTP on 8081 (a tiny app that logs "METHOD PATH BODYLEN
-# SRC" per request); Service web's port 80 (named http) goes to it.
-HTTP_APP='import sys, time, http.server
+# SRC" per request); Service web's port 80 (named http) goes to it. Its
+# answers carry x-conn (the connection's source port: which upstream
+# connection served it); /drop closes without an answer, /code/N answers
+# N, and an Upgrade: websocket request gets 101 and an echo of each frame.
+HTTP_APP='import sys, time, http.server, base64, hashlib
 log = sys.argv[2]
 name = sys.argv[3] if len(sys.argv) > 3 else "srv"
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    def ws(self):
+        acc = base64.b64encode(hashlib.sha1((self.headers["Sec-WebSocket-Key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.send_response(101); self.send_header("Upgrade", "websocket"); self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", acc); self.end_headers(); self.wfile.flush()
+        open(log, "a").write("WS %s\n" % self.path)
+        while True:
+            h = self.rfile.read(2)
+            if len(h) < 2: return
+            n = h[1] & 127
+            if n == 126: n = int.from_bytes(self.rfile.read(2), "big")
+            mask = self.rfile.read(4); data = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(n)))
+            if h[0] & 15 == 8: self.wfile.write(bytes([0x88, 0])); return
+            self.wfile.write(bytes([h[0], len(data)]) + data.upper()); self.wfile.flush()
     def any(self):
+        if self.headers.get("Upgrade", "").lower() == "websocket": return self.ws()
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = b""
             while True:
@@ -136,11 +153,14 @@ class H(http.server.BaseHTTPRequestHandler):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path.startswith("/slow"): time.sleep(3)
         open(log, "a").write("%s %s %d %s\n" % (self.command, self.path, len(body), self.client_address[0]))
+        if self.path.startswith("/drop"): self.close_connection = True; return
+        code = int(self.path[6:9]) if self.path.startswith("/code/") else 200
         extra = ""
         if self.path.startswith("/hdr"):
             extra = " env=%s added=%s drop=%s" % tuple(self.headers.get(h) for h in ("x-env", "x-added", "x-drop"))
         out = ("hello %s %d from %s%s\n" % (self.path, len(body), name, extra)).encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(out))); self.send_header("X-Secret", "s")
+        self.send_response(code); self.send_header("Content-Length", str(len(out))); self.send_header("X-Secret", "s")
+        self.send_header("X-Conn", str(self.client_address[1]))
         self.end_headers()
         self.wfile.write(out)
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = any
@@ -152,8 +172,17 @@ wait_listen "${POD_NETNS[srv]}" 8081 10 || not_ok "HTTP app in srv"
 pod_define node1 mesh cli2 --label app=cli2 || die "define cli2"
 set_sa mesh cli2 other-sa
 pod_cni_add cli2 2>"$T/err" || die "ADD cli2: $(cat "$T/err")"
-mesh service mesh web --selector app=srv --port 80:8081 --port 7:8080 --cluster-ip 10.96.0.20 >/dev/null
-mesh_py "[o['spec']['ports'][0].__setitem__('name', 'http') for o in objs if o['kind'] == 'Service' and o['metadata']['name'] == 'web']"
+# web's ports: 80 named http; 7 (echo), 81 (HTTP app) without a name:
+# sniffed; 82 (HTTP app) named web-ui (no protocol) with appProtocol http;
+# 83 (echo) named http-echo but with appProtocol tcp (appProtocol wins)
+mesh service mesh web --selector app=srv --port 80:8081 --port 7:8080 --port 81:8081 --port 82:8081 --port 83:8080 \
+	--cluster-ip 10.96.0.20 >/dev/null
+mesh_py "
+for o in objs:
+    if o['kind'] == 'Service' and o['metadata']['name'] == 'web':
+        ps = o['spec']['ports']
+        ps[0]['name'] = 'http'; ps[3].update(name='web-ui', appProtocol='http'); ps[4].update(name='http-echo', appProtocol='tcp')
+        for p in ps[1:3]: p.pop('name', None)"
 svc_label mesh web istio.io/use-waypoint waypoint
 # The waypoint's policies: a DENY on the Gateway (paths /admin*, hosts
 # evil.*), an ALLOW on Service web (cli's principal for GET/POST, or anyone
@@ -221,6 +250,15 @@ bg ip netns exec "${POD_NETNS[wp]}" "$WARREN_BUILD/warren-waypoint" --mesh "$T/m
 WP_PID=$! # ip netns exec execs it: the waypoint itself
 wp_ready() { [[ $(pexec wp curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:15021/healthz/ready) == 200 ]]; }
 check "warren-waypoint serves readiness on 15021 in wp" wait_for -t 10 wp_ready
+rss_kib() { sed -n 's/^VmRSS:[^0-9]*\([0-9]*\) kB$/\1/p' "/proc/$1/status"; } # PID
+# a sanitizer build's RSS (shadow memory, quarantine) says nothing of ours
+ldd "$WARREN_BUILD/warren-waypoint" | grep -qE 'lib[at]san' && WP_SAN=1 || WP_SAN=
+v=$(rss_kib "$WP_PID")
+if [[ -n $WP_SAN ]]; then
+	ok "warren-waypoint's RSS when ready ($v KiB) # SKIP sanitizer build"
+else
+	((v > 0 && v <= 8192)) && ok "warren-waypoint's RSS when ready: $v KiB (<= 8 MiB)" || not_ok "waypoint idle RSS <= 8 MiB" "$v KiB"
+fi
 check "... as spiffe://cluster.local/ns/mesh/sa/waypoint, with both policies active" bash -c \
 	"grep -q 'as spiffe://cluster.local/ns/mesh/sa/waypoint: HBONE on 0.0.0.0:15008' '$T/wp.log' && grep -q '2 policies (0 invalid)' '$T/wp.log'"
 req() { # POD [curl args...]: "CODE BODY"
@@ -338,10 +376,23 @@ for i in 1 2 3 4 5 6; do codes+="$(req cli http://10.96.0.25/get$i | awk '{print
 [[ $codes == "200 200 200 200 200 200 " ]] && ok "GETs to Service flaky (one endpoint refuses): all 200 ($codes)" ||
 	not_ok "GETs to flaky all 200 through retries" "$codes"
 check "... the waypoint retried (log)" grep -q 'retry 1 of GET /get[0-9] to 10.96.0.25:80' "$T/wp.log"
+# a refused CONNECT (srv2's tunnel cannot reach :8082) means the app never
+# saw the request: retried whatever the method, as Istio's connect-failure
 codes=""
 for i in 1 2 3 4; do codes+="$(req cli -d x=1 http://10.96.0.25/post$i | awk '{print $NF}') "; done
-[[ $codes == *503* && $codes == *200* ]] && ok "POSTs (not idempotent) are not retried: some 503 ($codes)" ||
-	not_ok "POSTs to flaky: some 503, some 200" "$codes"
+[[ $codes == "200 200 200 200 " ]] && ok "POSTs to flaky: all 200, a refused CONNECT is retried whatever the method ($codes)" ||
+	not_ok "POSTs to flaky all 200 through connect-failure retries" "$codes"
+check "... the log says the CONNECT failed" grep -q 'retry 1 of POST /post[0-9] to 10.96.0.25:80: its CONNECT failed' "$T/wp.log"
+# an app that takes the request and closes without an answer (/drop): a GET
+# goes again (idempotent), twice, then 503; a POST is not retried (the app
+# may have acted on it); a 503 answer is never retried (Istio >= 1.24)
+expect_req 503 cli http://10.96.0.20/drop/get >/dev/null
+check "GET /drop (the app closes without answering): 503 after 2 retries, the app saw it 3 times" \
+	bash -c "(( \$(grep -c '^GET /drop/get ' '$T/app.http.log') == 3 ))"
+expect_req 503 cli -d x=1 http://10.96.0.20/drop/post >/dev/null
+check "POST /drop: 503, not retried (the app saw it once)" bash -c "(( \$(grep -c '^POST /drop/post ' '$T/app.http.log') == 1 ))"
+check "a 503 answer from the app reaches the client" expect_req 503 cli http://10.96.0.20/code/503
+check "... and is not retried (the app saw it once)" bash -c "(( \$(grep -c '^GET /code/503 ' '$T/app.http.log') == 1 ))"
 # 90/10 over N requests on one keep-alive connection. srv2's count is
 # Binomial(N, 0.1): mean N/10, sd sqrt(N * 0.09) = 9.5 for N = 1000; the
 # check accepts mean +- 4 sd ([62, 138]), a false failure once in ~16000 runs.
@@ -411,6 +462,130 @@ for row in "${smuggle[@]}"; do
 		ok "smuggling shape $name: 400 and the connection closed" || not_ok "smuggling shape $name refused" "$out"
 done
 check "... the app saw none of them" fails grep -q ' /sm[0-9]' "$T/app.http.log"
+out=$(raw 'POST /pp1 HTTP/1.1\r\nHost: web\r\nContent-Length: 3\r\n\r\nabcGET /admin/pp HTTP/1.1\r\nHost: web\r\n\r\nGET /pp2 HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n' 3 close)
+[[ $(grep -o 'HTTP/1.1 [0-9]*' <<<"$out" | tr '\n' ' ') == "HTTP/1.1 200 HTTP/1.1 403 HTTP/1.1 200 " && $out == *"hello /pp1 3"*"RBAC: access denied"*"hello /pp2 0"* ]] &&
+	ok "pipelined POST with a body, a denied GET and a GET in one write: 200, 403, 200 in order" ||
+	not_ok "pipelined POST, denied GET, GET" "$out"
+
+# Expect: 100-continue: the app's 100 reaches the client before it sends
+# the body; a denied request gets its 403 at once (no 100) and is closed
+CONT_PY='import socket, sys
+s = socket.create_connection(("10.96.0.20", 80), timeout=3)
+s.sendall(("POST %s HTTP/1.1\r\nHost: web\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n" % sys.argv[1]).encode())
+got = b""
+while b"\r\n\r\n" not in got:
+    d = s.recv(4096)
+    if not d: break
+    got += d
+print("first: " + got.split(b"\r\n")[0].decode())
+if got.startswith(b"HTTP/1.1 100"):
+    got = got[got.index(b"\r\n\r\n") + 4:]
+    s.sendall(b"hello")
+while True:
+    d = s.recv(4096)
+    if not d: break
+    got += d
+sys.stdout.write(got.decode("latin-1"))'
+out=$(pexec cli timeout 10 "$PYTHON" -c "$CONT_PY" /cont)
+[[ $out == "first: HTTP/1.1 100 Continue"* && $out == *"HTTP/1.1 200 "*"hello /cont 5"* ]] &&
+	ok "Expect: 100-continue: the app's 100 Continue reaches the client, then the body, then 200" || not_ok "100-continue" "$out"
+out=$(pexec cli timeout 10 "$PYTHON" -c "$CONT_PY" /admin/cont)
+[[ $out == "first: HTTP/1.1 403 Forbidden"* && $out != *"100 Continue"* ]] &&
+	ok "... a denied one gets 403 at once, no 100, and the body is never asked for" || not_ok "denied 100-continue" "$out"
+
+# WebSocket: the 101 turns the stream into a byte relay (frames pass as they are)
+WS_PY='import socket, os, base64, sys
+s = socket.create_connection(("10.96.0.20", 80), timeout=5)
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall(("GET /ws HTTP/1.1\r\nHost: web\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+got = b""
+while b"\r\n\r\n" not in got: got += s.recv(4096)
+head, rest = got.split(b"\r\n\r\n", 1)
+print(head.split(b"\r\n")[0].decode())
+for msg in (b"hello ws", b"second frame"):
+    mask = os.urandom(4)
+    s.sendall(bytes([0x81, 0x80 | len(msg)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(msg)))
+    while len(rest) < 2 + len(msg): rest += s.recv(4096)
+    print("echo: " + rest[2:2 + len(msg)].decode()); rest = rest[2 + len(msg):]
+s.sendall(bytes([0x88, 0x80]) + os.urandom(4))
+while len(rest) < 2:
+    d = s.recv(4096)
+    if not d: break
+    rest += d
+print("close: %s" % rest[:2].hex())'
+out=$(pexec cli timeout 10 "$PYTHON" -c "$WS_PY")
+[[ $out == "HTTP/1.1 101 "*"echo: HELLO WS"*"echo: SECOND FRAME"*"close: 8800"* ]] &&
+	ok "WebSocket through the waypoint: 101, two frames echoed by the app, close handshake" || not_ok "WebSocket" "$out"
+check "... the waypoint logged the 101" bash -c "grep -F '\"path\":\"/ws\"' '$T/wp.access' | grep -q '\"response_code\":101'"
+
+# Upstream keep-alive: requests on one client connection, and the next
+# client connection, reuse the parked HBONE stream to srv (one app
+# connection: the same x-conn)
+KA_PY='import http.client
+seen = []
+for conn in range(2):
+    c = http.client.HTTPConnection("10.96.0.20", 80, timeout=5)
+    for i in range(3):
+        c.request("GET", "/ka%d/%d" % (conn, i)); r = c.getresponse(); r.read()
+        seen.append("%d:%s" % (r.status, r.getheader("x-conn")))
+    c.close()
+print(" ".join(seen))'
+up_metric() { pexec wp curl -s --max-time 2 http://127.0.0.1:15020/metrics | sed -n "s/^warren_waypoint_upstream_streams_total{reused=\"$1\"} //p"; }
+r0=$(up_metric true) n0=$(up_metric false)
+out=$(pexec cli timeout 20 "$PYTHON" -c "$KA_PY")
+r1=$(up_metric true) n1=$(up_metric false)
+read -ra ka <<<"$out"
+if ((${#ka[@]} == 6)) && [[ ${ka[0]} == 200:* ]] && [[ $(printf '%s\n' "${ka[@]}" | sort -u | wc -l) == 1 ]]; then
+	ok "upstream keep-alive: 6 requests over 2 client connections, one app connection ($out)"
+else
+	not_ok "upstream keep-alive: one app connection" "$out"
+fi
+((r1 - r0 >= 5 && n1 - n0 <= 1)) && ok "... warren_waypoint_upstream_streams_total: +$((r1 - r0)) reused, +$((n1 - n0)) new" ||
+	not_ok "upstream stream counters" "reused $r0 -> $r1, new $n0 -> $n1"
+
+# Memory: idle keep-alive client connections hold no buffer (each
+# connection's four 16 KiB buffers live only while it has a request)
+MEM_PY='import socket, sys
+pid, n = sys.argv[1], int(sys.argv[2])
+def rss():
+    for l in open("/proc/%s/status" % pid):
+        if l.startswith("VmRSS:"): return int(l.split()[1])
+before, socks = rss(), []
+for i in range(n):
+    s = socket.create_connection(("10.96.0.20", 80), timeout=5)
+    s.sendall(b"GET /idle/%d HTTP/1.1\r\nHost: web\r\n\r\n" % i)
+    got = b""
+    while not got.endswith(b" from srv\n"):
+        d = s.recv(4096)
+        if not d: sys.exit("closed after %d" % i)
+        got += d
+    socks.append(s)
+after = rss()
+print(before, after, (after - before) * 1024 // n)'
+N=150
+read -r b a per < <(pexec cli timeout 60 "$PYTHON" -c "$MEM_PY" "$WP_PID" $N)
+if [[ -n $WP_SAN ]]; then
+	ok "$N idle keep-alive client connections: $per bytes each # SKIP sanitizer build"
+else
+	[[ -n $per ]] && ((per <= 16384)) && ok "$N idle keep-alive client connections: waypoint RSS $b -> $a KiB, $per bytes each (<= 16 KiB)" ||
+		not_ok "idle client connection memory <= 16 KiB" "$b -> $a KiB, per connection: $per"
+fi
+
+# istio_request_bytes / istio_response_bytes: a request answered 202 (its
+# own series), head and body as on the wire
+BREQ='POST /code/202 HTTP/1.1\r\nHost: web\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello'
+breq=$(printf '%b' "$BREQ" | wc -c)
+bresp=$(raw "$BREQ" 1 close | wc -c)
+bytes_metric() { # NAME: its _sum for the 202 series
+	pexec wp curl -s --max-time 2 http://127.0.0.1:15020/metrics | grep "^$1_sum{" | grep -F 'response_code="202"' | awk '{ s += $NF } END { print s + 0 }'
+}
+check "the access log has request_bytes $breq and response_bytes $bresp for POST /code/202" bash -c \
+	"grep -F '\"path\":\"/code/202\"' '$T/wp.access' | grep -F '\"request_bytes\":$breq,' | grep -qF '\"response_bytes\":$bresp'"
+v=$(bytes_metric istio_request_bytes) v2=$(bytes_metric istio_response_bytes)
+[[ $v == "$breq" && $v2 == "$bresp" ]] && ok "istio_request_bytes_sum $v and istio_response_bytes_sum $v2 (reporter=waypoint, response_code=202)" ||
+	not_ok "istio_request_bytes / istio_response_bytes sums" "request $v (want $breq), response $v2 (want $bresp)"
+check "... with their buckets (le=\"1000\")" bash -c \
+	"ip netns exec ${POD_NETNS[wp]} curl -s http://127.0.0.1:15020/metrics | grep -q '^istio_response_bytes_bucket{reporter=\"waypoint\".*response_code=\"202\".*le=\"1000\"} 1$'"
 
 # A port not named http*: one L4 decision, then bytes. allow-web's rules
 # all need HTTP attributes (methods, a header), which a TCP connection
@@ -426,6 +601,49 @@ check "... the tunnel sent it to the waypoint with :authority ${POD_IP[srv2]}:80
 	"HBONE to $WP:15008 (:authority ${POD_IP[srv2]}:8080, expecting spiffe://cluster.local/ns/mesh/sa/waypoint)" "$T/node1/tunnel.log"
 check "... the waypoint relayed it (tcp access-log line for ${POD_IP[srv2]}:8080)" bash -c \
 	"grep -F '\"authority\":\"${POD_IP[srv2]}:8080\"' '$T/wp.access' | grep -qF '\"response_code\":0'"
+tcp_metric() { # NAME LABEL-SUBSTRING: the sum of NAME's series having it
+	pexec wp curl -s --max-time 2 http://127.0.0.1:15020/metrics | grep "^$1{" | grep -F "$2" | awk '{ s += $NF } END { print s + 0 }'
+}
+msg="wl-$E2E_ID"
+wait_for -t 5 bash -c "(( \$(ip netns exec ${POD_NETNS[wp]} curl -s http://127.0.0.1:15020/metrics | grep -c '^istio_tcp_connections_closed_total{.*destination_workload=\"srv2\"') > 0 ))"
+o=$(tcp_metric istio_tcp_connections_opened_total 'destination_workload="srv2"')
+cl=$(tcp_metric istio_tcp_connections_closed_total 'destination_workload="srv2"')
+rx=$(tcp_metric istio_tcp_received_bytes_total 'destination_workload="srv2"')
+tx=$(tcp_metric istio_tcp_sent_bytes_total 'destination_workload="srv2"')
+((o >= 1 && cl >= 1 && rx >= ${#msg} && tx >= ${#msg})) &&
+	ok "TCP metrics for it: opened $o, closed $cl, received $rx and sent $tx bytes (>= ${#msg})" ||
+	not_ok "istio_tcp_* for the pod-addressed relay" "opened $o closed $cl received $rx sent $tx"
+check "... with request_protocol=\"tcp\" and no response_code" bash -c \
+	"ip netns exec ${POD_NETNS[wp]} curl -s http://127.0.0.1:15020/metrics | grep '^istio_tcp_sent_bytes_total{' | grep -F 'request_protocol=\"tcp\"' | grep -vq response_code"
+check "... and no istio_requests_total series for tcp" fails bash -c \
+	"ip netns exec ${POD_NETNS[wp]} curl -s http://127.0.0.1:15020/metrics | grep '^istio_requests_total{' | grep -qF 'request_protocol=\"tcp\"'"
+
+# Protocol detection: Service port appProtocol, then the name's prefix, else sniffing
+check "web port 81 (no name): an HTTP request is sniffed as HTTP, 200 through the L7 path" \
+	expect_req 200 cli http://10.96.0.20:81/sniffed
+check "... the access log has it as http, GET /sniffed" bash -c \
+	"grep -F '\"authority\":\"10.96.0.20:81\"' '$T/wp.access' | grep -F '\"protocol\":\"http\"' | grep -qF '\"path\":\"/sniffed\"'"
+check "... and a denied path on it gets 403 (L7 policy applies to sniffed HTTP)" expect_req 403 cli http://10.96.0.20:81/admin/x
+check "web port 82 (name web-ui, appProtocol http): HTTP, 200" expect_req 200 cli http://10.96.0.20:82/app-proto
+check "web port 83 (name http-echo, appProtocol tcp): relayed as TCP, so refused by allow-web" \
+	fails app_client cli 10.96.0.20 83 "ap-$E2E_ID"
+check "... a tcp access-log line for 10.96.0.20:83 (not an HTTP 400)" bash -c \
+	"grep -F '\"authority\":\"10.96.0.20:83\"' '$T/wp.access' | grep -qF '\"protocol\":\"tcp\"'"
+# a client that sends nothing (a server-first protocol) on a sniffed port:
+# decided as TCP after the bounded wait (1 s), then refused by L4 policy
+SILENT_PY='import socket, time
+t = time.monotonic(); s = socket.create_connection(("10.96.0.20", 7), timeout=8)
+try: d = s.recv(100)
+except socket.timeout: d = b"timeout"
+print("%.1f %r" % (time.monotonic() - t, d))'
+out=$(pexec cli timeout 10 "$PYTHON" -c "$SILENT_PY")
+t=${out%% *}
+[[ ${out#* } == "b''" ]] && awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 5) }' &&
+	ok "a silent client on sniffed port 7: decided as TCP after the 1 s wait and closed by L4 policy ($out)" ||
+	not_ok "silent client on a sniffed port" "$out"
+check "HTTP/2 with prior knowledge is refused (not served yet), with the reason in the access log" bash -c \
+	"! ip netns exec ${POD_NETNS[cli]} curl -s --max-time 5 --http2-prior-knowledge http://10.96.0.20/h2 &&
+	 grep -F '\"method\":\"PRI\"' '$T/wp.access' | grep -qF 'HTTP/2 from the application'"
 
 # --- 3b. the model follows the mesh file, without a restart -------------------
 wp_metric() { pexec wp curl -s --max-time 2 http://127.0.0.1:15020/metrics | awk -v n="$1" '$1 == n { print $2 }'; }
