@@ -67,6 +67,9 @@ static void wpc_issued_cb(void *ctx, const struct identity *id, int ret, const c
 	wpc_publish(c);
 	if (!ret && !was && identity_ready(c->id))
 		log_info("certificate for %s issued: serving", identity_id(c->id));
+	else if (ret && !identity_ready(c->id))
+		log_warn("no certificate for %s yet (%s): refusing every connection until warren-ca signs one",
+			 identity_id(c->id), identity_error(c->id));
 	if (c->timer)
 		loop_timer_cancel(c->w->loop, c->timer);
 	wpc_arm(c);
