@@ -63,6 +63,7 @@
 #include "tunnel/relay.h"
 #include "tunnel/state.h"
 #include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 #define SRV_MAGIC 0x48545450u
 #define SRV_MAX 4
@@ -128,19 +129,33 @@ static void respond_text(struct http_response *resp, unsigned status, const char
 	respond(resp, status, body, "text/plain; charset=utf-8");
 }
 
-static json_t *pods_json(const struct tunnel *t)
+/* The connection counts are the workers': copied with them isolated, the
+ * rest (the pods, which only this thread changes) built after. */
+static json_t *pods_json(struct tunnel *t)
 {
 	json_t *a = json_array();
+	size_t *conns = calloc(t->n_pods + 1, sizeof(*conns)), i = 0;
 
+	if (!conns) {
+		json_decref(a);
+		return NULL;
+	}
+	workers_isolate(t);
+	for (const struct pod *p = t->pods; p; p = p->next)
+		conns[i++] = pod_conn_count(p);
+	workers_release(t);
+	i = 0;
 	for (const struct pod *p = t->pods; a && p; p = p->next) {
 		json_t *o = pod_to_json(p);
+		size_t n = conns[i++];
 
 		if (!o)
 			continue;
-		json_object_set_new(o, "connections", json_integer((json_int_t)pod_conn_count(p)));
+		json_object_set_new(o, "connections", json_integer((json_int_t)n));
 		json_object_set_new(o, "state", json_string(p->listening ? "ready" : "pending"));
 		json_array_append_new(a, o);
 	}
+	free(conns);
 	return a;
 }
 
@@ -173,21 +188,21 @@ static char *id_dup(const char *id)
 }
 
 /* NULL with *n 0 when there is none; NULL with *n SIZE_MAX: out of memory. */
-static struct conn_row *conn_rows(const struct tunnel *t, size_t *n)
+static struct conn_row *conn_rows(struct tunnel *t, size_t *n)
 {
 	struct conn_row *rows;
 	uint64_t now = loop_now_ms();
 	size_t i = 0;
 
 	*n = 0;
+	workers_isolate(t); /* the connections are the workers' */
 	for (const struct pod *p = t->pods; p; p = pod_shard_next(p))
 		for (const struct conn *c = p->conns; c; c = c->next)
 			(*n)++;
-	if (!*n)
-		return NULL;
-	rows = calloc(*n, sizeof(*rows));
+	rows = *n ? calloc(*n, sizeof(*rows)) : NULL;
 	if (!rows) {
-		*n = SIZE_MAX;
+		workers_release(t);
+		*n = *n ? SIZE_MAX : 0;
 		return NULL;
 	}
 	for (const struct pod *p = t->pods; p; p = pod_shard_next(p)) {
@@ -217,6 +232,7 @@ static struct conn_row *conn_rows(const struct tunnel *t, size_t *n)
 			r->received = st.b_to_a;
 		}
 	}
+	workers_release(t);
 	return rows;
 }
 
@@ -278,7 +294,7 @@ static bool pod_captured(const struct tunnel *t, const struct mesh_pod *mp)
  * whether this node's tunnel serves them. */
 static json_t *workloads_json(const struct tunnel *t)
 {
-	const struct mesh *m = t->mesh;
+	const struct mesh *m = tunnel_model(t);
 	json_t *a = json_array();
 
 	for (size_t i = 0; a && m && i < m->n_pods; i++) {
@@ -302,7 +318,7 @@ static json_t *workloads_json(const struct tunnel *t)
  * service's namespace that its selector matches (Kubernetes semantics). */
 static json_t *services_json(const struct tunnel *t)
 {
-	const struct mesh *m = t->mesh;
+	const struct mesh *m = tunnel_model(t);
 	json_t *a = json_array();
 
 	for (size_t i = 0; a && m && i < m->n_services; i++) {
@@ -378,7 +394,7 @@ static void respond_metrics(struct http_response *resp, struct tunnel *t)
 		respond(resp, 200, body, PROM_CTYPE);
 }
 
-static json_t *config_dump(const struct tunnel *t)
+static json_t *config_dump(struct tunnel *t)
 {
 	const struct tunnel_conf *c = t->conf;
 	const char *reason;
@@ -414,18 +430,18 @@ static json_t *config_dump(const struct tunnel *t)
 		json_object_set_new(conf, "meshSource", str_or_null(c->mesh_source));
 		json_object_set_new(conf, "kubeconfig", str_or_null(c->kubeconfig));
 	}
-	mesh = json_pack("{s:b,s:I,s:I,s:o,s:I,s:I,s:I}", "loaded", t->mesh != NULL,
-			 "generation", (json_int_t)t->mesh_generation,
+	mesh = json_pack("{s:b,s:I,s:I,s:o,s:I,s:I,s:I}", "loaded", tunnel_model(t) != NULL,
+			 "generation", (json_int_t)tunnel_generation(t),
 			 "reloadErrors", (json_int_t)t->mesh_reload_errors,
 			 "lastError", t->mesh_error[0] ? json_string(t->mesh_error) : json_null(),
-			 "namespaces", (json_int_t)(t->mesh ? t->mesh->n_namespaces : 0),
-			 "pods", (json_int_t)(t->mesh ? t->mesh->n_pods : 0),
-			 "services", (json_int_t)(t->mesh ? t->mesh->n_services : 0));
+			 "namespaces", (json_int_t)(tunnel_model(t) ? tunnel_model(t)->n_namespaces : 0),
+			 "pods", (json_int_t)(tunnel_model(t) ? tunnel_model(t)->n_pods : 0),
+			 "services", (json_int_t)(tunnel_model(t) ? tunnel_model(t)->n_services : 0));
 	return json_pack("{s:s,s:I,s:o,s:o,s:o,s:I,s:b,s:s,s:o,s:o}", "version", WARREN_VERSION,
 			 "pid", (json_int_t)getpid(),
 			 "config", conf ? conf : json_null(), "pods", pods_json(t),
 			 "mesh", mesh ? mesh : json_null(),
-			 "meshGeneration", (json_int_t)t->mesh_generation, "ready", ready,
+			 "meshGeneration", (json_int_t)tunnel_generation(t), "ready", ready,
 			 "readyReason", reason, "hostProbe", host_probe_json(t),
 			 "kubernetes", kube_watch_json(t));
 }
@@ -488,7 +504,7 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 		j = pods_json(t);
 		json = J_READY;
 	} else if ((!strcmp(url, "/workloads") || !strcmp(url, "/services")) && get) {
-		if (!t->mesh) {
+		if (!tunnel_model(t)) {
 			respond_text(resp, 503, "mesh model not loaded yet (%s); see the warren-tunnel log\n",
 				     t->mesh_error[0] ? t->mesh_error : "no load finished");
 		} else {
@@ -523,10 +539,9 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 			     method, url);
 	}
 	if (json != J_NONE) {
-		/* What is left reads only our own copies (or the immutable
-		 * model): build and serialize it (the slow part for thousands
-		 * of connections or pods) while the worker threads run. */
-		loop_unguard(t->loop);
+		/* What is left reads only our own copies (or the published
+		 * model, which only this thread replaces): built and
+		 * serialized while the worker threads run. */
 		if (json == J_CONNS) {
 			j = conn_rows_json(rows, n_rows);
 			conn_rows_free(rows, n_rows);
@@ -536,7 +551,6 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 			j = services_json(t);
 		}
 		respond_json(resp, 200, j);
-		loop_reguard(t->loop);
 	}
 }
 

@@ -46,6 +46,7 @@
 #include "tunnel/pods.h"
 #include "tunnel/state.h"
 #include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 #define DRAIN_POLL_MS 100
 
@@ -61,12 +62,14 @@ static void migrate_on_close(struct pod *p)
 			  p->namespace, p->name, strerror(-ret));
 }
 
-static size_t live_connections(const struct tunnel *t)
+static size_t live_connections(struct tunnel *t)
 {
 	size_t n = 0;
 
+	workers_isolate(t); /* the counts are the workers' */
 	for (const struct pod *p = t->pods; p; p = p->next)
 		n += pod_conn_count(p);
+	workers_release(t);
 	return n;
 }
 
@@ -110,6 +113,9 @@ void tunnel_drain_start(struct tunnel *t, int signo)
 		loop_stop(t->loop);
 		return;
 	}
+	/* The workers read draining and own the shards' listeners and HBONE
+	 * connections: all of it changes at once. */
+	workers_isolate(t);
 	t->draining = true;
 	t->drain_start_ms = loop_now_ms();
 	state_adopt_stop(t);
@@ -134,6 +140,7 @@ void tunnel_drain_start(struct tunnel *t, int signo)
 			t->drain_min_ms = HBONE_GOAWAY_GRACE_MS + 2 * DRAIN_POLL_MS;
 		}
 	}
+	workers_release(t);
 	log_info("received signal %d: draining. Listeners closed in %zu pod(s) and the plugin socket closed; %zu established connection(s) are served for up to %d s (a second signal stops at once)",
 		 signo, pods, live_connections(t), t->conf->drain_seconds);
 	drain_tick(t->loop, t);

@@ -52,6 +52,7 @@
 #include "tunnel/state.h"
 #include "tunnel/state_record.h"
 #include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 #define CLIENT_TIMEOUT_MS 5000
 /* Below the plugin's default timeoutMs (5000), so it reads why. */
@@ -151,8 +152,8 @@ static const char *str_field(json_t *req, const char *key)
 
 static bool pod_known(const struct tunnel *t, const char *uid, const char *ns, const char *name)
 {
-	return t->mesh && ((uid && mesh_find_pod_by_uid(t->mesh, uid)) ||
-			   mesh_find_pod(t->mesh, ns, name));
+	return tunnel_model(t) && ((uid && mesh_find_pod_by_uid(tunnel_model(t), uid)) ||
+			   mesh_find_pod(tunnel_model(t), ns, name));
 }
 
 /* Must this request wait for the model (see the top)? */
@@ -163,19 +164,19 @@ static bool needs_model(const struct tunnel *t, const char *op, json_t *req)
 
 	if (!ns || !name)
 		return false; /* answered with what is missing */
-	if (!t->mesh)
+	if (!tunnel_model(t))
 		return true;
 	if (pod_known(t, uid, ns, name))
 		return false;
 	if (!strcmp(op, "add"))
 		return true;
 	/* query: an unknown pod the namespace would not enroll passes through */
-	return mesh_pod_enrolled(t->mesh, ns, name, NULL);
+	return mesh_pod_enrolled(tunnel_model(t), ns, name, NULL);
 }
 
 static json_t *not_known(const struct tunnel *t, const char *op, const char *ns, const char *name)
 {
-	if (!t->mesh)
+	if (!tunnel_model(t))
 		return handoff_retry("%s for pod %s/%s: no mesh model has loaded yet (waited %d ms; see the warren-tunnel log); try again later",
 				     op, ns, name, MODEL_WAIT_MS);
 	return handoff_retry("%s for pod %s/%s: the pod is not in the mesh model yet (its Pod object decides its identity and enrollment; waited %d ms); try again later",
@@ -198,10 +199,10 @@ static json_t *op_query(struct tunnel *t, json_t *req, bool *wait)
 	}
 	*wait = false;
 	kube_enroll_remember(t, req);
-	enroll = mesh_pod_enrolled(t->mesh, ns, name, &reason);
+	enroll = mesh_pod_enrolled(tunnel_model(t), ns, name, &reason);
 	inpod_mode_init(&mode);
 	if (enroll) {
-		const struct mesh_pod *mp = mesh_find_pod(t->mesh, ns, name);
+		const struct mesh_pod *mp = mesh_find_pod(tunnel_model(t), ns, name);
 		const char *bad = NULL, *ifs = NULL;
 		char err[256];
 
@@ -274,8 +275,11 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 	old = pod_find_uid(t, uid);
 	if (old && old->netns_dev == dev && old->netns_ino == ino) {
 		if (!inpod_mode_equal(&old->mode, &mode)) {
-			/* The plugin re-applied the rules another way. */
+			/* The plugin re-applied the rules another way (its
+			 * shards' workers read the mode). */
+			workers_isolate(t);
 			old->mode = mode;
+			workers_release(t);
 			if (state_write(t, old, err, sizeof(err)) < 0)
 				return handoff_error("add for pod %s/%s failed: %s", ns, name, err);
 		}
@@ -291,11 +295,11 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 	old = pod_find_cid(t, cid, ifname);
 	if (old)
 		drop_pod(t, old, "re-added under another uid");
-	if (t->mesh) {
-		const struct mesh_pod *mp = mesh_find_pod_by_uid(t->mesh, uid);
+	if (tunnel_model(t)) {
+		const struct mesh_pod *mp = mesh_find_pod_by_uid(tunnel_model(t), uid);
 
 		if (!mp)
-			mp = mesh_find_pod(t->mesh, ns, name);
+			mp = mesh_find_pod(tunnel_model(t), ns, name);
 		if (mp && mp->service_account && *mp->service_account)
 			sa = mp->service_account;
 	}
@@ -306,8 +310,8 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 	p->netns_dev = dev;
 	p->netns_ino = ino;
 	p->mode = mode;
-	/* The record first: state_write() lets the worker threads run while
-	 * it writes, and until pod_listen() they cannot reach this pod. */
+	/* The record first: until pod_listen() no connection reaches this
+	 * pod. */
 	if (state_write(t, p, err, sizeof(err)) < 0 || pod_listen(p, err, sizeof(err)) < 0) {
 		pod_free(p);
 		state_remove(t, uid);

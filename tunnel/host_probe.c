@@ -452,11 +452,8 @@ static int add_new(struct tunnel *t, char *err, size_t errlen)
 	if (ret < 0)
 		return ret;
 	spec = (struct nft_host_spec){ .kubelet_uid = -1, .elems = elems, .n = n };
-	/* elems point into the pods, which only this thread frees: the
-	 * kernel's round trip needs none of the workers' state */
-	loop_unguard(t->loop);
+	/* elems point into the pods, which only this thread frees */
 	ret = n ? nft_host_add(&t->hp->nl, &spec, err, errlen) : 0;
-	loop_reguard(t->loop);
 	free(elems);
 	return ret;
 }
@@ -479,9 +476,7 @@ static int sync_all(struct tunnel *t, char *err, size_t errlen)
 				       .kubelet_cgroup_level = t->hp->cgroup_level,
 				       .elems = elems,
 				       .n = n };
-	loop_unguard(t->loop);
 	ret = nft_host_sync(&t->hp->nl, &spec, err, errlen);
-	loop_reguard(t->loop);
 	free(elems);
 	return ret;
 }

@@ -13,7 +13,6 @@
 #include "conf/objcheck.h"
 #include "tunnel/ca_client.h"
 #include "tunnel/identity.h"
-#include "tunnel/loop.h"
 
 #define IDENTITY_MAGIC 0x1de7a11cu
 
@@ -41,12 +40,20 @@ struct identity_mgr {
 	uint32_t lifetime_s;
 	struct identity *head; /* acquisition order (appended) */
 	size_t count;
-	struct loop *loop;     /* whose guard issuing releases, or NULL */
+	identity_isolate_fn isolate; /* around changes the workers may see; or NULL */
+	void *isolate_ctx;
 };
 
-void identity_mgr_set_loop(struct identity_mgr *mgr, struct loop *loop)
+void identity_mgr_set_isolation(struct identity_mgr *mgr, identity_isolate_fn fn, void *ctx)
 {
-	mgr->loop = loop;
+	mgr->isolate = fn;
+	mgr->isolate_ctx = ctx;
+}
+
+static void identity_isolate(const struct identity_mgr *mgr, bool enter)
+{
+	if (mgr->isolate)
+		mgr->isolate(mgr->isolate_ctx, enter);
 }
 
 static void identity_free(struct identity *id)
@@ -201,8 +208,7 @@ static int build(struct identity_mgr *mgr, struct identity *id, char *err, size_
 	/* A key, a signature and two contexts take milliseconds (a CSR to
 	 * warren-ca at most CACLIENT_TIMEOUT_MS); they read only the immutable
 	 * CA and write only these new objects, so the worker threads' data
-	 * path runs meanwhile. id changes after. */
-	loop_unguard(mgr->loop);
+	 * path runs meanwhile. id changes after, isolated. */
 	if (mgr->cc) {
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		ret = caclient_request(mgr->cc, id->ns, id->sa, &leaf, &roots, err, errlen);
@@ -227,10 +233,10 @@ static int build(struct identity_mgr *mgr, struct identity *id, char *err, size_
 		    tls_ctx_add_root(sctx, sk_X509_value(roots, i)))
 			ret = -EIO;
 	sk_X509_pop_free(roots, X509_free);
-	loop_reguard(mgr->loop);
 	if (ret)
 		goto out;
 	/* Commit. */
+	identity_isolate(mgr, true);
 	SSL_CTX_free(id->client_ctx);
 	SSL_CTX_free(id->server_ctx);
 	ca_leaf_free(id->leaf);
@@ -242,6 +248,7 @@ static int build(struct identity_mgr *mgr, struct identity *id, char *err, size_
 	id->renew_at = half_life(id->leaf);
 	id->failures = 0;
 	id->why[0] = '\0';
+	identity_isolate(mgr, false);
 out:
 	SSL_CTX_free(cctx);
 	SSL_CTX_free(sctx);
@@ -303,7 +310,9 @@ int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
 	id->refs = 1;
 	for (tail = &mgr->head; *tail; tail = &(*tail)->next)
 		;
+	identity_isolate(mgr, true); /* workers walk the list (identity_find) */
 	*tail = id;
+	identity_isolate(mgr, false);
 	mgr->count++;
 	if (id->leaf)
 		log_info("identity %s: issued certificate serial %s, renewal in %llds", id->sid,
@@ -328,10 +337,12 @@ int identity_release(struct identity_mgr *mgr, const char *ns, const char *sa)
 		assert(id->refs > 0);
 		if (--id->refs)
 			return 0;
-		*pp = id->next;
-		mgr->count--;
 		log_info("identity %s: last pod left, certificate dropped", id->sid);
+		identity_isolate(mgr, true);
+		*pp = id->next;
 		identity_free(id);
+		identity_isolate(mgr, false);
+		mgr->count--;
 		return 0;
 	}
 	return -ENOENT;
@@ -359,8 +370,8 @@ int64_t identity_next_renewal_ms(const struct identity_mgr *mgr)
 
 /* A failed attempt: the next one after an exponential backoff (returned),
  * why kept for the admin API and err. */
-static time_t identity_failed(struct identity *id, time_t now, const char *why, char *err,
-			      size_t errlen)
+static time_t identity_failed(const struct identity_mgr *mgr, struct identity *id, time_t now,
+			      const char *why, char *err, size_t errlen)
 {
 	unsigned shift = id->failures < 8 ? id->failures : 8;
 	time_t backoff = (time_t)IDENTITY_BACKOFF_MIN_S << shift;
@@ -369,7 +380,9 @@ static time_t identity_failed(struct identity *id, time_t now, const char *why, 
 		backoff = IDENTITY_BACKOFF_MAX_S;
 	id->failures++;
 	id->renew_at = now + backoff;
+	identity_isolate(mgr, true); /* workers log why (identity_error) */
 	snprintf(id->why, sizeof(id->why), "%s", why);
+	identity_isolate(mgr, false);
 	if (err && errlen)
 		snprintf(err, errlen, "%s", why);
 	return backoff;
@@ -386,13 +399,13 @@ int identity_renew(struct identity_mgr *mgr, struct identity *id, time_t now, ch
 	CHECK_OBJ(id, IDENTITY_MAGIC);
 	ret = build(mgr, id, why, sizeof(why));
 	if (ret && was_pending) {
-		backoff = identity_failed(id, now, why, err, errlen);
+		backoff = identity_failed(mgr, id, now, why, err, errlen);
 		log_error("identity %s: still no certificate (%s); its pods' connections are refused, "
 			  "retry in %llds", id->sid, why, (long long)backoff);
 		return ret;
 	}
 	if (ret) {
-		backoff = identity_failed(id, now, why, err, errlen);
+		backoff = identity_failed(mgr, id, now, why, err, errlen);
 		log_error("identity %s: renewal failed (%s); keeping the current certificate "
 			  "(expires in %llds), retry in %llds",
 			  id->sid, why, (long long)(id->leaf->not_after - now),

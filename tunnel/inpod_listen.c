@@ -33,6 +33,8 @@
 #include "tunnel/metrics.h"
 #include "tunnel/pods.h"
 #include "tunnel/proxy.h"
+#include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 static const uint16_t lis_port[LIS_COUNT] = { PORT_OUTBOUND, PORT_INBOUND_PLAIN, PORT_INBOUND_HBONE };
 
@@ -148,30 +150,41 @@ fail:
 	return ret;
 }
 
+/* The sockets are made while the workers run; only their registration in
+ * the worker's loop isolates it. */
 static int shard_listen(struct pod *p, char *err, size_t errlen)
 {
+	const struct pod *prim = pod_primary(p);
+	int fds[LIS_COUNT], ret = 0, k, n;
 	const char *what = "";
-	int ret = 0, k;
 
-	for (k = 0; k < LIS_COUNT; k++) {
-		const struct pod *prim = p->primary ? p->primary : p;
-
-		ret = listen_one(p->netns_fd, lis_port[k],
-				 prim->mode.redirect == INPOD_REDIRECT_EBPF && k == LIS_OUTBOUND, &what);
+	for (n = 0; n < LIS_COUNT; n++) {
+		ret = listen_one(p->netns_fd, lis_port[n],
+				 prim->mode.redirect == INPOD_REDIRECT_EBPF && n == LIS_OUTBOUND, &what);
 		if (ret < 0)
-			goto out;
-		p->lis[k].fd = ret;
-		ret = loop_add(p->loop, p->lis[k].fd, EPOLLIN, lis_cb, &p->lis[k]);
-		if (ret < 0) {
-			what = "loop_add";
-			close(p->lis[k].fd);
-			p->lis[k].fd = -1;
-			goto out;
-		}
+			break;
+		fds[n] = ret;
 	}
-	p->listening = true;
-	ret = 0;
-out:
+	k = n;
+	if (ret >= 0) {
+		workers_isolate(p->t);
+		for (k = 0; k < LIS_COUNT; k++) {
+			ret = loop_add(p->loop, fds[k], EPOLLIN, lis_cb, &p->lis[k]);
+			if (ret < 0) {
+				what = "loop_add";
+				break;
+			}
+			p->lis[k].fd = fds[k];
+		}
+		if (ret >= 0)
+			p->listening = true;
+		workers_release(p->t);
+	}
+	if (ret < 0) /* what was registered goes with shard_unlisten() */
+		for (int i = k; i < n; i++)
+			close(fds[i]);
+	else
+		ret = 0;
 	if (ret < 0)
 		snprintf(err, errlen, "cannot create listener on [::]:%u in the netns of pod %s/%s (%s): %s: %s",
 			 lis_port[k], p->namespace, p->name, p->netns_path, what, strerror(-ret));
@@ -180,6 +193,7 @@ out:
 
 static void shard_unlisten(struct pod *p)
 {
+	workers_isolate(p->t);
 	for (int k = 0; k < LIS_COUNT; k++) {
 		if (p->lis[k].pause) {
 			loop_timer_cancel(p->loop, p->lis[k].pause);
@@ -192,6 +206,7 @@ static void shard_unlisten(struct pod *p)
 		p->lis[k].fd = -1;
 	}
 	p->listening = false;
+	workers_release(p->t);
 }
 
 int pod_publish(struct pod *p, char *err, size_t errlen)

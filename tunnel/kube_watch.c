@@ -263,12 +263,11 @@ static void kw_rebuild_cb(struct loop *l, void *ctx)
 		json_object_foreach(kw->res[i].objs, k, o)
 			json_array_append(all, o);
 	}
-	/* the store is the main thread's alone; the workers need not wait */
-	loop_unguard(t->loop);
-	ret = mesh_build_shared(all, ORIGIN, t->mesh, mesh_watch_held_pod, mesh_watch_log_kept, &keep,
+	/* the store is the main thread's alone; the workers never wait for
+	 * the build (the model is published as a snapshot, snap.h) */
+	ret = mesh_build_shared(all, ORIGIN, tunnel_model(t), mesh_watch_held_pod, mesh_watch_log_kept, &keep,
 				 &kept, &m, err, sizeof(err));
 	json_decref(all);
-	loop_reguard(t->loop);
 	kw->rebuilds++;
 	if (ret < 0) {
 		kw->build_errors++;

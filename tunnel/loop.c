@@ -61,8 +61,6 @@ struct loop {
 	volatile sig_atomic_t stop;
 	loop_guard_cb guard;
 	void *guard_ctx;
-	bool guard_held;     /* by this loop's thread, in loop_run() */
-	bool guard_lent;     /* released by loop_unguard() */
 };
 
 /* The loop this thread is running, so a timer armed from elsewhere wakes it. */
@@ -342,25 +340,6 @@ static void guard(struct loop *l, bool enter)
 {
 	if (l->guard)
 		l->guard(l->guard_ctx, enter);
-	l->guard_held = enter;
-}
-
-void loop_unguard(struct loop *l)
-{
-	if (!l || !l->guard || !l->guard_held)
-		return;
-	assert(running_loop == l && !l->guard_lent);
-	guard(l, false);
-	l->guard_lent = true;
-}
-
-void loop_reguard(struct loop *l)
-{
-	if (!l || !l->guard_lent)
-		return;
-	assert(running_loop == l);
-	l->guard_lent = false;
-	guard(l, true);
 }
 
 int loop_run(struct loop *l)

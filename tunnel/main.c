@@ -199,7 +199,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct tunnel_conf conf = { 0 };
-	struct tunnel t = { .magic = TUNNEL_MAGIC, .conf = &conf, .handoff_fd = -1 };
+	struct tunnel t = { .magic = TUNNEL_MAGIC, .conf = &conf, .handoff_fd = -1,
+			   .snap_mu = PTHREAD_MUTEX_INITIALIZER };
 	const char *config = NULL;
 	char err[1024] = "";
 	sigset_t mask;
@@ -264,6 +265,11 @@ int main(int argc, char **argv)
 	}
 	if (loop_add(t.loop, sfd, EPOLLIN, on_signal, &t) < 0)
 		goto out;
+	ret = tunnel_snap_start(&t);
+	if (ret < 0) {
+		log_error("cannot set up the model snapshots: %s", strerror(-ret));
+		goto out;
+	}
 #ifdef __GLIBC__
 	/* One malloc arena for every thread: glibc's per-thread arenas keep
 	 * their free top chunk (up to twice the mmap threshold, which rises to
@@ -341,7 +347,7 @@ out:
 	mesh_watch_stop(&t);
 	kube_watch_stop(&t);
 	mtls_stop(&t);
-	mesh_free(t.mesh);
+	tunnel_snap_stop(&t); /* the workers let theirs go when they stopped */
 	accesslog_close(t.alog);
 	metrics_free(t.metrics);
 	if (sfd >= 0) {

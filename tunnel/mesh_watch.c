@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Keeps t->mesh current with meshPath. inotify watches the directory that
+ * Keeps the published model (snap.h) current with meshPath. inotify watches the directory that
  * holds the file (or the directory itself in directory mode), so an
  * editor's or kubectl's atomic rename-over is seen; events are coalesced
  * for a few ms and then the whole model is reloaded. When inotify cannot
@@ -103,13 +103,12 @@ static uint64_t path_sig(const char *path)
 }
 
 /*
- * Reading the files and compiling the policies run without the loop's
- * guard: they build private structures, and a large mesh takes a while
- * (docs/performance.md), which the worker threads' data path would
- * otherwise wait out on every change. Only the swap and the re-check of
- * open connections hold it; the old model is freed after.
+ * Reading the files and compiling the policies build private structures
+ * while the workers run; the result is published as a snapshot (snap.h),
+ * which each worker takes at its next loop iteration. Nothing here waits
+ * for a worker, nor a worker for this.
  */
-/* Runs unguarded on the main thread, which alone changes t->pods. */
+/* Main thread, which alone changes t->pods. */
 bool mesh_watch_held_pod(void *ctx, const struct mesh_pod *mp)
 {
 	const struct mesh_watch_keep *k = ctx;
@@ -126,7 +125,7 @@ void mesh_watch_log_kept(void *ctx, const struct mesh_pod *mp)
 	const struct mesh_watch_keep *k = ctx;
 
 	log_warn("pod %s/%s is enrolled on this node but missing from %s; keeping what mesh generation %llu said about it (its identity, addresses and enrollment) until it is deleted or %s lists it again",
-		 mp->namespace, mp->name, k->origin, (unsigned long long)k->t->mesh_generation,
+		 mp->namespace, mp->name, k->origin, (unsigned long long)tunnel_generation(k->t),
 		 k->origin);
 }
 
@@ -139,10 +138,8 @@ static void mesh_reload(struct tunnel *t)
 	int ret;
 
 	t->mw->sig = t->mw->pending = path_sig(t->conf->mesh_path);
-	loop_unguard(t->loop);
-	ret = mesh_load_path_keeping(t->conf->mesh_path, t->mesh, mesh_watch_held_pod,
+	ret = mesh_load_path_keeping(t->conf->mesh_path, tunnel_model(t), mesh_watch_held_pod,
 				     mesh_watch_log_kept, &k, &kept, &m, err, sizeof(err));
-	loop_reguard(t->loop);
 	if (ret < 0) {
 		mesh_watch_failed(t, t->conf->mesh_path, err[0] ? err : strerror(-ret),
 				  "fix the file, it is re-read on change");
@@ -155,9 +152,9 @@ void mesh_watch_failed(struct tunnel *t, const char *origin, const char *err, co
 {
 	t->mesh_reload_errors++;
 	snprintf(t->mesh_error, sizeof(t->mesh_error), "%s", err);
-	if (t->mesh)
+	if (tunnel_model(t))
 		log_error("cannot reload the mesh model from %s: %s; keeping generation %llu (%s)",
-			  origin, t->mesh_error, (unsigned long long)t->mesh_generation, hint);
+			  origin, t->mesh_error, (unsigned long long)tunnel_generation(t), hint);
 	else
 		log_error("cannot load the mesh model from %s: %s; not ready until it loads (retrying)",
 			  origin, t->mesh_error);
@@ -166,12 +163,10 @@ void mesh_watch_failed(struct tunnel *t, const char *origin, const char *err, co
 void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin, size_t kept)
 {
 	struct authz_set *set = NULL;
-	struct mesh *old;
 	struct mesh_ip first;
 	size_t conflicts;
 
-	m->generation = t->mesh_generation + 1;
-	loop_unguard(t->loop);
+	m->generation = tunnel_generation(t) + 1;
 	if (mtls_policies_compile(t, m, &set) < 0)
 		set = NULL; /* logged; the previous set stays */
 	conflicts = mesh_ip_conflicts(m, &first);
@@ -182,23 +177,20 @@ void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin, si
 			 (unsigned long long)m->generation, conflicts, conflicts > 1 ? "es are" : " is",
 			 mesh_ip_str(&first, a, sizeof(a)), conflicts > 1 ? "them" : "it");
 	}
-	loop_reguard(t->loop);
-	t->mesh_generation = m->generation;
-	t->mesh_pods_kept = kept;
-	old = t->mesh;
-	t->mesh = m;
-	t->mesh_error[0] = '\0';
 	log_info("mesh model generation %llu loaded from %s: %zu namespaces, %zu pods, %zu services",
 		 (unsigned long long)m->generation, origin, m->n_namespaces, m->n_pods,
 		 m->n_services);
-	if (set)
-		set = mtls_policies_install(t, set); /* open inbound connections re-checked */
+	/* The workers re-point and re-check their open connections when they
+	 * take it; the previous model is freed once none uses it. */
+	if (tunnel_snap_publish(t, m, set) < 0) {
+		mesh_watch_failed(t, origin, "out of memory publishing the model",
+				  "retried on the next change");
+		return;
+	}
+	t->mesh_pods_kept = kept;
+	t->mesh_error[0] = '\0';
 	handoff_server_model_changed(t); /* plugin requests waiting for their pod */
 	state_listen_adopted(t); /* adopted pods waiting for a model */
-	loop_unguard(t->loop);
-	mesh_free(old);
-	authz_set_free(set); /* the previous set */
-	loop_reguard(t->loop);
 }
 
 static void poll_cb(struct loop *l, void *ctx);
@@ -210,7 +202,7 @@ static void arm_poll(struct tunnel *t)
 
 	if (mw->poll)
 		return;
-	if (mw->ifd >= 0 && t->mesh)
+	if (mw->ifd >= 0 && tunnel_model(t))
 		return; /* inotify covers changes; no retry needed */
 	mw->poll = loop_timer_add(t->loop, (uint64_t)ms, poll_cb, t);
 }
@@ -227,7 +219,7 @@ static void poll_cb(struct loop *l, void *ctx)
 	 * have failed on something outside the file (a transient read). A
 	 * change is loaded once it has held still for one interval: a file
 	 * being written keeps changing. */
-	if (!t->mesh) {
+	if (!tunnel_model(t)) {
 		mesh_reload(t);
 	} else {
 		uint64_t sig = path_sig(t->conf->mesh_path);

@@ -179,10 +179,12 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 	}
 	p->netns_fd = netns_fd;
 	inpod_mode_init(&p->mode);
+	workers_isolate(t); /* they walk t->pods (pod_find_ip, proxy_snap_changed) */
 	p->next = t->pods;
 	if (t->pods)
 		t->pods->prev = p;
 	t->pods = p;
+	workers_release(t);
 	t->n_pods++;
 	t->host_probe_stale = true;
 	kube_watch_pods_changed(t);
@@ -199,6 +201,9 @@ void pod_free(struct pod *p)
 	CHECK_OBJ(p, POD_MAGIC);
 	assert(!p->primary);
 	t = p->t;
+	/* Every shard's connections, pool and listeners are its worker's:
+	 * they all go at once, with the workers isolated. */
+	workers_isolate(t);
 	pod_unlisten(p);
 	/* replicas first: the primary's identity outlives their TLS */
 	for (s = p->next_shard; s; s = next) {
@@ -213,6 +218,7 @@ void pod_free(struct pod *p)
 		t->pods = p->next;
 	if (p->next)
 		p->next->prev = p->prev;
+	workers_release(t);
 	t->n_pods--;
 	t->host_probe_stale = t->host_probe_full = true;
 	kube_watch_pods_changed(t);
@@ -299,10 +305,10 @@ bool tunnel_serving(const struct tunnel *t, const char **reason)
 {
 	const char *r = NULL;
 
-	if (!t->mesh)
+	if (!tunnel_model(t))
 		r = t->mesh_error[0] ? "mesh model not loaded (last load failed; see the log)"
 				     : "mesh model not loaded yet";
-	else if (!t->policies_loaded)
+	else if (!tunnel_snap_here(t)->policies_loaded)
 		r = "the mesh model's policies did not compile (see the log)";
 	else if (!t->sec && !t->conf->mtls_disabled)
 		r = t->conf->ca_address ? "the warren-ca client (caAddress) did not start (see the log)"
@@ -320,7 +326,7 @@ bool tunnel_ready(const struct tunnel *t, const char **reason)
 
 	if (t->draining)
 		r = "draining: stopping after SIGTERM";
-	else if (!t->mesh && !kube_watch_synced(t, &r))
+	else if (!tunnel_model(t) && !kube_watch_synced(t, &r))
 		; /* r says which resource has not listed yet */
 	else if (!tunnel_serving(t, &r))
 		;

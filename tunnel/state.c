@@ -122,8 +122,7 @@ int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen)
 	}
 	len = strlen(text);
 	/* The file work (two fsyncs: milliseconds on a real disk) touches
-	 * only our copy, so the worker threads' data path runs meanwhile. */
-	loop_unguard(t->loop);
+	 * only our copy; the worker threads' data path runs meanwhile. */
 	ret = mkdir_p(dir, 0700);
 	if (ret < 0)
 		goto out;
@@ -158,7 +157,6 @@ int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen)
 		fsync(dfd);
 	ret = 0;
 out:
-	loop_reguard(t->loop);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot write the state record of pod %s/%s in %s: %s; check stateDir",
 			 p->namespace, p->name, dir, strerror(-ret));
@@ -183,11 +181,7 @@ int state_remove(struct tunnel *t, const char *uid)
 	if (ret < 0)
 		return ret;
 	snprintf(path, sizeof(path), "%s/%s.json", dir, uid);
-	/* An unlink can take a third of a millisecond; it touches only our
-	 * file, so the worker threads' data path runs meanwhile. */
-	loop_unguard(t->loop);
 	ret = unlink(path) < 0 && errno != ENOENT ? -errno : 0;
-	loop_reguard(t->loop);
 	if (ret < 0)
 		log_warn("cannot remove state record %s: %s", path, strerror(-ret));
 	return ret;
