@@ -160,9 +160,9 @@ static json_t *pods_json(struct tunnel *t)
 }
 
 /*
- * GET /connections in two steps: rows copied under the guard (a connection
- * may end once the worker threads run again), then the JSON built without
- * it (for thousands of connections that is the slow part). Pods, whose
+ * GET /connections in two steps: rows copied with the workers isolated (a
+ * connection may end once they run again), then the JSON built while they
+ * run (for thousands of connections that is the slow part). Pods, whose
  * names the rows point at, are added and removed only by this thread.
  */
 struct conn_row {
@@ -470,9 +470,9 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 	struct http_srv *srv = ctx;
 	struct tunnel *t;
 	const char *url = req->path, *method = req->method, *reason;
-	/* A JSON answer is built, or finished, after the guard is lent:
+	/* A JSON answer is built, or finished, while the workers run:
 	 * J_READY from j (NULL: out of memory, a 500), J_CONNS from rows,
-	 * J_WORKLOADS and J_SERVICES from the immutable model. */
+	 * J_WORKLOADS and J_SERVICES from the published model. */
 	enum { J_NONE, J_READY, J_CONNS, J_WORKLOADS, J_SERVICES } json = J_NONE;
 	json_t *j = NULL;
 	struct conn_row *rows = NULL;

@@ -11,8 +11,8 @@
  * tunnel: while it restarts, probes still reach the apps directly and the
  * kubelet does not restart healthy pods. hostProbeSnat: false deletes it.
  *
- * The kernel's round trips run with the workers' locks released, like
- * the state records' writes. A failed sync is logged (once per distinct
+ * The kernel's round trips run while the workers run (they read none of
+ * this), like the state records' writes. A failed sync is logged (once per distinct
  * error) and retried at the next change. It never fails an add: without
  * the rule a probe is captured like any plaintext client, which is safe,
  * and only refused under STRICT mTLS.

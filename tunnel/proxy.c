@@ -590,11 +590,11 @@ static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr
 void proxy_snap_changed(struct tunnel *t, unsigned worker)
 {
 	for (struct pod *p = t->pods; p; p = pod_shard_next(p)) {
-		struct conn *c = p->conns, *next;
+		struct conn *c, *next;
 
 		if (p->worker != worker)
-			continue;
-		for (; c; c = next) {
+			continue; /* another worker's: not even its list head */
+		for (c = p->conns; c; c = next) {
 			struct authz_decision d;
 			char why[400], s[64], dst[64];
 

@@ -10,9 +10,9 @@
  * (route.h) and its observability record. Functions documented as "c may
  * be gone on return" may free it.
  *
- * Threads: a connection is touched only by its pod shard's worker, and by
- * the main thread while that worker is paused (policy recheck, admin
- * listing).
+ * Threads: a connection is touched only by its pod shard's worker (the
+ * policy re-check of a new snapshot included), and by the main thread with
+ * the workers isolated (admin listing, scrape, pod removal).
  */
 #ifndef WARREN_TUNNEL_PROXY_H
 #define WARREN_TUNNEL_PROXY_H

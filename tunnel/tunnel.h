@@ -4,11 +4,13 @@
  * a public API; each module's functions are in its own header).
  *
  * It owns: the configuration (borrowed from main), the main loop, the
- * current mesh model and compiled policy set (replaced whole on reload),
- * the pod registry (pods.h), the servers (handoff, admin, readiness), the
- * node's probe table (host_probe.h) and the data-path workers (workers.h,
- * which says how the threads share all this). Control-plane code runs on
- * the main loop; each pod shard's data path on its worker's loop.
+ * published snapshot of the mesh model and compiled policy set (snap.h:
+ * replaced whole on reload, read by the workers without locking), the pod
+ * registry (pods.h), the servers (handoff, admin, readiness), the node's
+ * probe table (host_probe.h) and the data-path workers (workers.h; workers.c
+ * says how the threads share all this). Control-plane code runs on the main
+ * loop; each pod shard's data path on its worker's loop. Fields without a
+ * note are the main thread's.
  */
 #ifndef WARREN_TUNNEL_H
 #define WARREN_TUNNEL_H
