@@ -143,7 +143,7 @@ static void reply(int fd, json_t *resp)
 	json_decref(resp);
 }
 
-static const char *str_field(json_t *req, const char *key)
+static const char *handoff_str_field(json_t *req, const char *key)
 {
 	const char *s = json_string_value(json_object_get(req, key));
 
@@ -159,8 +159,8 @@ static bool pod_known(const struct tunnel *t, const char *uid, const char *ns, c
 /* Must this request wait for the model (see the top)? */
 static bool needs_model(const struct tunnel *t, const char *op, json_t *req)
 {
-	const char *uid = str_field(req, "uid"), *ns = str_field(req, "namespace");
-	const char *name = str_field(req, "name");
+	const char *uid = handoff_str_field(req, "uid"), *ns = handoff_str_field(req, "namespace");
+	const char *name = handoff_str_field(req, "name");
 
 	if (!ns || !name)
 		return false; /* answered with what is missing */
@@ -185,7 +185,7 @@ static json_t *not_known(const struct tunnel *t, const char *op, const char *ns,
 
 static json_t *op_query(struct tunnel *t, json_t *req, bool *wait)
 {
-	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name"), *reason = "";
+	const char *ns = handoff_str_field(req, "namespace"), *name = handoff_str_field(req, "name"), *reason = "";
 	struct inpod_mode mode;
 	json_t *resp;
 	bool enroll;
@@ -236,9 +236,9 @@ static void drop_pod(struct tunnel *t, struct pod *p, const char *why)
 
 static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 {
-	const char *uid = str_field(req, "uid"), *ns = str_field(req, "namespace");
-	const char *name = str_field(req, "name"), *cid = str_field(req, "containerId");
-	const char *ifname = str_field(req, "ifname"), *netns = str_field(req, "netns");
+	const char *uid = handoff_str_field(req, "uid"), *ns = handoff_str_field(req, "namespace");
+	const char *name = handoff_str_field(req, "name"), *cid = handoff_str_field(req, "containerId");
+	const char *ifname = handoff_str_field(req, "ifname"), *netns = handoff_str_field(req, "netns");
 	const char *sa = "default";
 	json_t *ips = json_object_get(req, "ips");
 	struct inpod_mode mode;
@@ -327,8 +327,8 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 
 static struct pod *find_req_pod(struct tunnel *t, json_t *req)
 {
-	const char *cid = str_field(req, "containerId"), *ifname = str_field(req, "ifname");
-	const char *uid = str_field(req, "uid");
+	const char *cid = handoff_str_field(req, "containerId"), *ifname = handoff_str_field(req, "ifname");
+	const char *uid = handoff_str_field(req, "uid");
 	struct pod *p = NULL;
 
 	if (cid && ifname)
@@ -342,7 +342,7 @@ static json_t *op_del(struct tunnel *t, json_t *req)
 {
 	struct pod *p;
 
-	if (!(str_field(req, "containerId") && str_field(req, "ifname")) && !str_field(req, "uid"))
+	if (!(handoff_str_field(req, "containerId") && handoff_str_field(req, "ifname")) && !handoff_str_field(req, "uid"))
 		return handoff_error("del needs \"containerId\" and \"ifname\" (or \"uid\")");
 	kube_enroll_forget(t, req);
 	p = find_req_pod(t, req);
@@ -356,7 +356,7 @@ static json_t *op_check(struct tunnel *t, json_t *req)
 	struct pod *p;
 	json_t *resp;
 
-	if (!(str_field(req, "containerId") && str_field(req, "ifname")) && !str_field(req, "uid"))
+	if (!(handoff_str_field(req, "containerId") && handoff_str_field(req, "ifname")) && !handoff_str_field(req, "uid"))
 		return handoff_error("check needs \"containerId\" and \"ifname\" (or \"uid\")");
 	p = find_req_pod(t, req);
 	if (p && !p->listening)

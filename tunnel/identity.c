@@ -197,7 +197,7 @@ static time_t half_life(const struct ca_leaf *leaf)
 /* Builds a new leaf and both contexts; on success swaps them into id and
  * drops the manager's references to the old ones (live SSLs keep theirs).
  * On failure id is untouched. */
-static int build(struct identity_mgr *mgr, struct identity *id, char *err, size_t errlen)
+static int identity_build(struct identity_mgr *mgr, struct identity *id, char *err, size_t errlen)
 {
 	struct ca_leaf *leaf = NULL;
 	STACK_OF(X509) *roots = NULL;
@@ -288,7 +288,7 @@ int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
 	if (!id->ns || !id->sa)
 		goto fail;
 	snprintf(id->sid, sizeof(id->sid), "%s", probe);
-	ret = build(mgr, id, id->why, sizeof(id->why));
+	ret = identity_build(mgr, id, id->why, sizeof(id->why));
 	/* From warren-ca, a failure leaves the identity pending: held, no
 	 * certificate (its pods' connections are refused), retried with
 	 * backoff by identity_renew_due(), so it works once warren-ca answers
@@ -397,7 +397,7 @@ int identity_renew(struct identity_mgr *mgr, struct identity *id, time_t now, ch
 	int ret;
 
 	CHECK_OBJ(id, IDENTITY_MAGIC);
-	ret = build(mgr, id, why, sizeof(why));
+	ret = identity_build(mgr, id, why, sizeof(why));
 	if (ret && was_pending) {
 		backoff = identity_failed(mgr, id, now, why, err, errlen);
 		log_error("identity %s: still no certificate (%s); its pods' connections are refused, "

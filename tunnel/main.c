@@ -66,7 +66,7 @@
 #include "tunnel/tunnel.h"
 #include "tunnel/workers.h"
 
-static void usage(FILE *f)
+static void tunnel_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: warren-tunnel --config FILE\n"
@@ -212,13 +212,13 @@ int main(int argc, char **argv)
 			config = optarg;
 			break;
 		case 'h':
-			usage(stdout);
+			tunnel_usage(stdout);
 			return 0;
 		case 'V':
 			printf("warren-tunnel %s\n", WARREN_VERSION);
 			return 0;
 		default:
-			usage(stderr);
+			tunnel_usage(stderr);
 			return 2;
 		}
 	}
@@ -227,7 +227,7 @@ int main(int argc, char **argv)
 	(void)close_range(3, ~0U, 0);
 	if (!config || optind != argc) {
 		fprintf(stderr, "warren-tunnel: %s\n", config ? "unexpected argument" : "--config FILE is required");
-		usage(stderr);
+		tunnel_usage(stderr);
 		return 2;
 	}
 	ret = tunnel_conf_load(config, &conf, err, sizeof(err));
