@@ -185,7 +185,7 @@ const struct ca_leaf *identity_leaf0(const struct identity *id)
  * CA_BACKDATE_S, so for very short lifetimes (60 s) the half-life falls at
  * issuance and would renew in a loop: never renew sooner than a quarter of
  * the lifetime after issuance. */
-static time_t half_life(const struct ca_leaf *leaf)
+static time_t identity_half_life(const struct ca_leaf *leaf)
 {
 	time_t hl = leaf->not_before + (leaf->not_after - leaf->not_before) / 2;
 	time_t issued = leaf->not_before + CA_BACKDATE_S;
@@ -245,7 +245,7 @@ static int identity_build(struct identity_mgr *mgr, struct identity *id, char *e
 	id->leaf = leaf;
 	cctx = sctx = NULL;
 	leaf = NULL;
-	id->renew_at = half_life(id->leaf);
+	id->renew_at = identity_half_life(id->leaf);
 	id->failures = 0;
 	id->why[0] = '\0';
 	identity_isolate(mgr, false);

@@ -104,7 +104,7 @@ static void lis_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 	proxy_accept(pl);
 }
 
-static int listen_one(int netns_fd, uint16_t port, bool transparent, const char **what)
+static int lis_listen_one(int netns_fd, uint16_t port, bool transparent, const char **what)
 {
 	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT,
 				   .sin6_port = htons(port) };
@@ -152,14 +152,14 @@ fail:
 
 /* The sockets are made while the workers run; only their registration in
  * the worker's loop isolates it. */
-static int shard_listen(struct pod *p, char *err, size_t errlen)
+static int lis_shard_listen(struct pod *p, char *err, size_t errlen)
 {
 	const struct pod *prim = pod_primary(p);
 	int fds[LIS_COUNT], ret = 0, k, n;
 	const char *what = "";
 
 	for (n = 0; n < LIS_COUNT; n++) {
-		ret = listen_one(p->netns_fd, lis_port[n],
+		ret = lis_listen_one(p->netns_fd, lis_port[n],
 				 prim->mode.redirect == INPOD_REDIRECT_EBPF && n == LIS_OUTBOUND, &what);
 		if (ret < 0)
 			break;
@@ -180,7 +180,7 @@ static int shard_listen(struct pod *p, char *err, size_t errlen)
 			p->listening = true;
 		workers_release(p->t);
 	}
-	if (ret < 0) /* what was registered goes with shard_unlisten() */
+	if (ret < 0) /* what was registered goes with lis_shard_unlisten() */
 		for (int i = k; i < n; i++)
 			close(fds[i]);
 	else
@@ -191,7 +191,7 @@ static int shard_listen(struct pod *p, char *err, size_t errlen)
 	return ret;
 }
 
-static void shard_unlisten(struct pod *p)
+static void lis_shard_unlisten(struct pod *p)
 {
 	workers_isolate(p->t);
 	for (int k = 0; k < LIS_COUNT; k++) {
@@ -233,7 +233,7 @@ int pod_listen(struct pod *p, char *err, size_t errlen)
 	if (p->listening)
 		return 0;
 	for (struct pod *s = p; s; s = s->next_shard) {
-		ret = shard_listen(s, err, errlen);
+		ret = lis_shard_listen(s, err, errlen);
 		if (ret < 0) {
 			pod_unlisten(p);
 			return ret;
@@ -251,5 +251,5 @@ void pod_unlisten(struct pod *p)
 		return;
 	assert(!p->primary);
 	for (struct pod *s = p; s; s = s->next_shard)
-		shard_unlisten(s);
+		lis_shard_unlisten(s);
 }

@@ -125,7 +125,7 @@ static const struct {
 
 /* The process is single-threaded here: capabilities, the bounding set and
  * no_new_privs are per thread. 0 or -errno (logged). */
-static int drop_capabilities(void)
+static int tunnel_drop_capabilities(void)
 {
 	bool have[ARRAY_SIZE(kept_caps)];
 	char kept[512] = "";
@@ -180,7 +180,7 @@ static int drop_capabilities(void)
 	return 0;
 }
 
-static void on_signal(struct loop *l, int fd, uint32_t events, void *ctx)
+static void tunnel_on_signal(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct signalfd_siginfo si;
 
@@ -263,7 +263,7 @@ int main(int argc, char **argv)
 		log_error("cannot set up the event loop or signalfd: %s", strerror(errno));
 		goto out;
 	}
-	if (loop_add(t.loop, sfd, EPOLLIN, on_signal, &t) < 0)
+	if (loop_add(t.loop, sfd, EPOLLIN, tunnel_on_signal, &t) < 0)
 		goto out;
 	ret = tunnel_snap_start(&t);
 	if (ret < 0) {
@@ -321,7 +321,7 @@ int main(int argc, char **argv)
 	if (!conf.keep_capabilities)
 		log_warn("keepCapabilities is false: running with every capability we were started with "
 			 "(for debugging only)");
-	else if (drop_capabilities() < 0)
+	else if (tunnel_drop_capabilities() < 0)
 		goto out;
 	if (workers_start(&t) < 0)
 		goto out;

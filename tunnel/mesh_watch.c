@@ -57,22 +57,22 @@ struct mesh_watch {
 	struct loop_timer *debounce, *poll;
 };
 
-static uint64_t mix(uint64_t h, uint64_t v)
+static uint64_t mesh_watch_mix(uint64_t h, uint64_t v)
 {
 	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
 	return h;
 }
 
-static uint64_t stat_sig(uint64_t h, const struct stat *st)
+static uint64_t mesh_watch_stat_sig(uint64_t h, const struct stat *st)
 {
-	h = mix(h, (uint64_t)st->st_ino);
-	h = mix(h, (uint64_t)st->st_size);
-	h = mix(h, (uint64_t)st->st_mtim.tv_sec);
-	return mix(h, (uint64_t)st->st_mtim.tv_nsec);
+	h = mesh_watch_mix(h, (uint64_t)st->st_ino);
+	h = mesh_watch_mix(h, (uint64_t)st->st_size);
+	h = mesh_watch_mix(h, (uint64_t)st->st_mtim.tv_sec);
+	return mesh_watch_mix(h, (uint64_t)st->st_mtim.tv_nsec);
 }
 
 /* A cheap fingerprint of meshPath: changes when any file changes. */
-static uint64_t path_sig(const char *path)
+static uint64_t mesh_watch_path_sig(const char *path)
 {
 	struct stat st;
 	uint64_t h = 1469598103934665603ull;
@@ -80,13 +80,13 @@ static uint64_t path_sig(const char *path)
 	DIR *d;
 
 	if (stat(path, &st) < 0)
-		return mix(h, (uint64_t)errno);
-	h = stat_sig(h, &st);
+		return mesh_watch_mix(h, (uint64_t)errno);
+	h = mesh_watch_stat_sig(h, &st);
 	if (!S_ISDIR(st.st_mode))
 		return h;
 	d = opendir(path);
 	if (!d)
-		return mix(h, (uint64_t)errno);
+		return mesh_watch_mix(h, (uint64_t)errno);
 	while ((de = readdir(d))) {
 		char p[PATH_MAX];
 
@@ -94,9 +94,9 @@ static uint64_t path_sig(const char *path)
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
 		if (stat(p, &st) == 0)
-			h = stat_sig(h, &st);
+			h = mesh_watch_stat_sig(h, &st);
 		for (const char *c = de->d_name; *c; c++)
-			h = mix(h, (uint64_t)(unsigned char)*c);
+			h = mesh_watch_mix(h, (uint64_t)(unsigned char)*c);
 	}
 	closedir(d);
 	return h;
@@ -129,7 +129,7 @@ void mesh_watch_log_kept(void *ctx, const struct mesh_pod *mp)
 		 k->origin);
 }
 
-static void mesh_reload(struct tunnel *t)
+static void mesh_watch_reload(struct tunnel *t)
 {
 	struct mesh_watch_keep k = { t, t->conf->mesh_path };
 	struct mesh *m = NULL;
@@ -137,7 +137,7 @@ static void mesh_reload(struct tunnel *t)
 	size_t kept = 0;
 	int ret;
 
-	t->mw->sig = t->mw->pending = path_sig(t->conf->mesh_path);
+	t->mw->sig = t->mw->pending = mesh_watch_path_sig(t->conf->mesh_path);
 	ret = mesh_load_path_keeping(t->conf->mesh_path, tunnel_model(t), mesh_watch_held_pod,
 				     mesh_watch_log_kept, &k, &kept, &m, err, sizeof(err));
 	if (ret < 0) {
@@ -193,9 +193,9 @@ void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin, si
 	state_listen_adopted(t); /* adopted pods waiting for a model */
 }
 
-static void poll_cb(struct loop *l, void *ctx);
+static void mesh_watch_poll_cb(struct loop *l, void *ctx);
 
-static void arm_poll(struct tunnel *t)
+static void mesh_watch_arm_poll(struct tunnel *t)
 {
 	struct mesh_watch *mw = t->mw;
 	int ms = t->conf->mesh_reload_ms > 0 ? t->conf->mesh_reload_ms : 1000;
@@ -204,10 +204,10 @@ static void arm_poll(struct tunnel *t)
 		return;
 	if (mw->ifd >= 0 && tunnel_model(t))
 		return; /* inotify covers changes; no retry needed */
-	mw->poll = loop_timer_add(t->loop, (uint64_t)ms, poll_cb, t);
+	mw->poll = loop_timer_add(t->loop, (uint64_t)ms, mesh_watch_poll_cb, t);
 }
 
-static void poll_cb(struct loop *l, void *ctx)
+static void mesh_watch_poll_cb(struct loop *l, void *ctx)
 {
 	struct tunnel *t = ctx;
 	struct mesh_watch *mw;
@@ -220,29 +220,29 @@ static void poll_cb(struct loop *l, void *ctx)
 	 * change is loaded once it has held still for one interval: a file
 	 * being written keeps changing. */
 	if (!tunnel_model(t)) {
-		mesh_reload(t);
+		mesh_watch_reload(t);
 	} else {
-		uint64_t sig = path_sig(t->conf->mesh_path);
+		uint64_t sig = mesh_watch_path_sig(t->conf->mesh_path);
 
 		if (sig != mw->sig && sig == mw->pending)
-			mesh_reload(t);
+			mesh_watch_reload(t);
 		else
 			mw->pending = sig;
 	}
-	arm_poll(t);
+	mesh_watch_arm_poll(t);
 }
 
-static void debounce_cb(struct loop *l, void *ctx)
+static void mesh_watch_debounce_cb(struct loop *l, void *ctx)
 {
 	struct tunnel *t = ctx;
 
 	CHECK_OBJ(t, TUNNEL_MAGIC);
 	t->mw->debounce = NULL;
-	mesh_reload(t);
-	arm_poll(t);
+	mesh_watch_reload(t);
+	mesh_watch_arm_poll(t);
 }
 
-static void stop_inotify(struct tunnel *t, const char *why)
+static void mesh_watch_stop_inotify(struct tunnel *t, const char *why)
 {
 	struct mesh_watch *mw = t->mw;
 
@@ -253,10 +253,10 @@ static void stop_inotify(struct tunnel *t, const char *why)
 	loop_del(t->loop, mw->ifd);
 	close(mw->ifd);
 	mw->ifd = -1;
-	arm_poll(t);
+	mesh_watch_arm_poll(t);
 }
 
-static void inotify_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+static void mesh_watch_inotify_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct tunnel *t = ctx;
 	struct mesh_watch *mw;
@@ -291,11 +291,11 @@ static void inotify_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 		}
 	}
 	if (gone) {
-		stop_inotify(t, "the watched directory went away");
+		mesh_watch_stop_inotify(t, "the watched directory went away");
 		hit = true;
 	}
 	if (hit && !mw->debounce)
-		mw->debounce = loop_timer_add(t->loop, DEBOUNCE_MS, debounce_cb, t);
+		mw->debounce = loop_timer_add(t->loop, DEBOUNCE_MS, mesh_watch_debounce_cb, t);
 }
 
 int mesh_watch_start(struct tunnel *t)
@@ -337,12 +337,12 @@ int mesh_watch_start(struct tunnel *t)
 		close(mw->ifd);
 		mw->ifd = -1;
 	}
-	if (mw->ifd >= 0 && loop_add(t->loop, mw->ifd, EPOLLIN, inotify_cb, t) < 0) {
+	if (mw->ifd >= 0 && loop_add(t->loop, mw->ifd, EPOLLIN, mesh_watch_inotify_cb, t) < 0) {
 		close(mw->ifd);
 		mw->ifd = -1;
 	}
-	mesh_reload(t);
-	arm_poll(t);
+	mesh_watch_reload(t);
+	mesh_watch_arm_poll(t);
 out:
 	return ret;
 }

@@ -77,7 +77,7 @@ static void pod_release(struct pod *p)
 }
 
 /* One shard (not linked anywhere); takes netns_fd on success only. */
-static struct pod *shard_new(struct tunnel *t, unsigned worker, const char *uid,
+static struct pod *pod_shard_new(struct tunnel *t, unsigned worker, const char *uid,
 			     const char *container_id, const char *ifname, const char *ns,
 			     const char *name, const char *sa, const char *netns_path, int netns_fd,
 			     json_t *ips)
@@ -132,7 +132,7 @@ fail:
 }
 
 /* Everything a shard owns but its strings; the shard stays allocated. */
-static void shard_close(struct pod *p)
+static void pod_shard_close(struct pod *p)
 {
 	workers_forget_shard(p);
 	mtls_pod_removed(p); /* HBONE first: its streams are conns too */
@@ -151,14 +151,14 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 {
 	struct pod *p, **tail;
 
-	p = shard_new(t, 0, uid, container_id, ifname, ns, name, sa, netns_path, -1, ips);
+	p = pod_shard_new(t, 0, uid, container_id, ifname, ns, name, sa, netns_path, -1, ips);
 	if (!p)
 		return NULL;
 	tail = &p->next_shard;
 	for (unsigned w = 1; w < t->n_workers; w++) {
 		int fd = fcntl(netns_fd, F_DUPFD_CLOEXEC, 0);
 
-		*tail = fd < 0 ? NULL : shard_new(t, w, uid, container_id, ifname, ns, name, sa,
+		*tail = fd < 0 ? NULL : pod_shard_new(t, w, uid, container_id, ifname, ns, name, sa,
 						  netns_path, fd, ips);
 		if (!*tail) {
 			log_error("pod %s/%s: cannot make its shard for worker %u: %s", ns, name, w,
@@ -168,7 +168,7 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 			while (p) {
 				struct pod *next = p->next_shard;
 
-				shard_close(p);
+				pod_shard_close(p);
 				pod_release(p);
 				p = next;
 			}
@@ -208,10 +208,10 @@ void pod_free(struct pod *p)
 	/* replicas first: the primary's identity outlives their TLS */
 	for (s = p->next_shard; s; s = next) {
 		next = s->next_shard;
-		shard_close(s);
+		pod_shard_close(s);
 		pod_release(s);
 	}
-	shard_close(p);
+	pod_shard_close(p);
 	if (p->prev)
 		p->prev->next = p->next;
 	else

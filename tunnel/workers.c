@@ -146,7 +146,7 @@ void workers_wake(struct tunnel *t)
 		loop_wake(t->workers[i].loop);
 }
 
-static void inbox_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+static void worker_inbox_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct worker *w = ctx;
 	struct handoff *h, *fifo = NULL;
@@ -173,7 +173,7 @@ static void inbox_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 	}
 }
 
-static void inbox_drop(struct worker *w, const struct pod *only)
+static void worker_inbox_drop(struct worker *w, const struct pod *only)
 {
 	pthread_mutex_lock(&w->inbox_mu);
 	for (struct handoff **pp = &w->inbox; *pp;) {
@@ -236,7 +236,7 @@ void workers_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *
 
 void workers_forget_shard(struct pod *s)
 {
-	inbox_drop(&s->t->workers[s->worker], s);
+	worker_inbox_drop(&s->t->workers[s->worker], s);
 }
 
 int workers_create(struct tunnel *t, unsigned n)
@@ -256,7 +256,7 @@ int workers_create(struct tunnel *t, unsigned n)
 		w->loop = loop_new();
 		w->inbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (!w->loop || w->inbox_fd < 0 ||
-		    loop_add(w->loop, w->inbox_fd, EPOLLIN, inbox_cb, w) < 0) {
+		    loop_add(w->loop, w->inbox_fd, EPOLLIN, worker_inbox_cb, w) < 0) {
 			workers_free(t);
 			return -ENOMEM;
 		}
@@ -339,7 +339,7 @@ void workers_free(struct tunnel *t)
 		struct worker *w = &t->workers[i];
 
 		assert(!w->started);
-		inbox_drop(w, NULL);
+		worker_inbox_drop(w, NULL);
 		if (w->inbox_fd >= 0) {
 			if (w->loop)
 				loop_del(w->loop, w->inbox_fd);
