@@ -187,30 +187,34 @@ static char *id_dup(const char *id)
 	return id && *id ? strdup(id) : NULL;
 }
 
-/* NULL with *n 0 when there is none; NULL with *n SIZE_MAX: out of memory. */
-static struct conn_row *conn_rows(struct tunnel *t, size_t *n)
+/* Worker w's shards' connections appended to *rows (*n of them so far),
+ * with that worker alone paused. false: out of memory. */
+static bool conn_rows_of(struct tunnel *t, unsigned w, struct conn_row **rows, size_t *n)
 {
-	struct conn_row *rows;
 	uint64_t now = loop_now_ms();
-	size_t i = 0;
+	size_t i = *n, more = 0;
+	struct conn_row *grown;
+	bool ok = true;
 
-	*n = 0;
-	workers_isolate(t); /* the connections are the workers' */
+	worker_isolate(t, w); /* its connections */
 	for (const struct pod *p = t->pods; p; p = pod_shard_next(p))
-		for (const struct conn *c = p->conns; c; c = c->next)
-			(*n)++;
-	rows = *n ? calloc(*n, sizeof(*rows)) : NULL;
-	if (!rows) {
-		workers_release(t);
-		*n = *n ? SIZE_MAX : 0;
-		return NULL;
+		if (p->worker == w)
+			more += p->n_conns;
+	grown = more ? realloc(*rows, (i + more) * sizeof(**rows)) : *rows;
+	if (more && !grown) {
+		ok = false;
+		goto out;
 	}
+	*rows = grown;
+	memset(grown + i, 0, more * sizeof(*grown));
 	for (const struct pod *p = t->pods; p; p = pod_shard_next(p)) {
 		char own[SPIFFE_ID_MAX];
 
+		if (p->worker != w)
+			continue;
 		mtls_pod_identity(p, own, sizeof(own));
-		for (const struct conn *c = p->conns; c; c = c->next, i++) {
-			struct conn_row *r = &rows[i];
+		for (const struct conn *c = p->conns; c && i < *n + more; c = c->next, i++) {
+			struct conn_row *r = &(*rows)[i];
 			struct relay_stats st;
 
 			conn_get_stats(c, &st);
@@ -232,7 +236,26 @@ static struct conn_row *conn_rows(struct tunnel *t, size_t *n)
 			r->received = st.b_to_a;
 		}
 	}
-	workers_release(t);
+	*n = i;
+out:
+	worker_release(t, w);
+	return ok;
+}
+
+/* NULL with *n 0 when there is none; NULL with *n SIZE_MAX: out of memory.
+ * One worker paused at a time: the others' data path runs meanwhile. */
+static struct conn_row *conn_rows(struct tunnel *t, size_t *n)
+{
+	struct conn_row *rows = NULL;
+
+	*n = 0;
+	for (unsigned w = 0; w < (t->n_workers ? t->n_workers : 1); w++) {
+		if (!conn_rows_of(t, w, &rows, n)) {
+			conn_rows_free(rows, *n);
+			*n = SIZE_MAX;
+			return NULL;
+		}
+	}
 	return rows;
 }
 

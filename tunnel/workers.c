@@ -140,6 +140,29 @@ void workers_release(struct tunnel *t)
 	}
 }
 
+void worker_isolate(struct tunnel *t, unsigned i)
+{
+	struct worker *w;
+
+	if (t->isolated || i >= t->n_workers)
+		return; /* all of them are already, or there are none */
+	w = &t->workers[i];
+	atomic_fetch_add(&w->wanted, 1);
+	pthread_mutex_lock(&w->mu);
+}
+
+void worker_release(struct tunnel *t, unsigned i)
+{
+	struct worker *w;
+
+	if (t->isolated || i >= t->n_workers)
+		return;
+	w = &t->workers[i];
+	atomic_fetch_sub(&w->wanted, 1);
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
 void workers_wake(struct tunnel *t)
 {
 	for (unsigned i = 0; i < t->n_workers; i++)

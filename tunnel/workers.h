@@ -30,6 +30,10 @@ void workers_free(struct tunnel *t);
  * are published as snapshots, snap.h). */
 void workers_isolate(struct tunnel *t);
 void workers_release(struct tunnel *t);
+/* workers_isolate() for worker i alone (what only its shards hold); no
+ * pairs nested inside, none while workers_isolate() holds them all. */
+void worker_isolate(struct tunnel *t, unsigned i);
+void worker_release(struct tunnel *t, unsigned i);
 /* Make every worker go round its loop (and so take a new snapshot). Any
  * thread. */
 void workers_wake(struct tunnel *t);
