@@ -178,7 +178,7 @@ static int nomem(struct cni_error *err)
 
 /* Optional string key: absent or null keeps *dst. Empty strings are
  * rejected when !allow_empty. */
-static int get_string(json_t *root, const char *key, bool allow_empty, char **dst, struct cni_error *err)
+static int cni_get_string(json_t *root, const char *key, bool allow_empty, char **dst, struct cni_error *err)
 {
 	json_t *v = json_object_get(root, key);
 	char *s;
@@ -274,7 +274,7 @@ static int parse_redirect(json_t *root, struct cni_conf *c, struct cni_error *er
 	char *mode = NULL;
 	int ret;
 
-	ret = get_string(root, "redirect", false, &mode, err);
+	ret = cni_get_string(root, "redirect", false, &mode, err);
 	if (ret < 0 || !mode)
 		return ret;
 	if (!strcmp(mode, "nftables"))
@@ -322,12 +322,12 @@ int cni_conf_parse(const char *buf, size_t len, struct cni_conf **out, struct cn
 	}
 	if (parse_version(root, c, err) < 0)
 		goto out;
-	if (get_string(root, "name", false, &c->name, err) < 0 ||
-	    get_string(root, "type", true, &c->type, err) < 0 ||
-	    get_string(root, "tunnelSocket", false, &c->tunnel_socket, err) < 0 ||
-	    get_string(root, "logFile", true, &c->log_file, err) < 0 ||
-	    get_string(root, "bpfDir", false, &c->bpf_dir, err) < 0 ||
-	    get_string(root, "logLevel", true, &c->log_level, err) < 0 ||
+	if (cni_get_string(root, "name", false, &c->name, err) < 0 ||
+	    cni_get_string(root, "type", true, &c->type, err) < 0 ||
+	    cni_get_string(root, "tunnelSocket", false, &c->tunnel_socket, err) < 0 ||
+	    cni_get_string(root, "logFile", true, &c->log_file, err) < 0 ||
+	    cni_get_string(root, "bpfDir", false, &c->bpf_dir, err) < 0 ||
+	    cni_get_string(root, "logLevel", true, &c->log_level, err) < 0 ||
 	    parse_excludes(root, c, err) < 0 || parse_redirect(root, c, err) < 0 ||
 	    parse_timeout(root, c, err) < 0)
 		goto out;

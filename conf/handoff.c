@@ -279,26 +279,37 @@ json_t *handoff_ok(void)
 	return json_pack("{s:b}", "ok", 1);
 }
 
-json_t *handoff_error(const char *fmt, ...)
+static __attribute__((format(printf, 2, 0))) json_t *handoff_failure(bool retry, const char *fmt,
+									 va_list ap)
 {
 	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (retry)
+		return json_pack("{s:b,s:s,s:b}", "ok", 0, "error", msg, "retry", 1);
+	return json_pack("{s:b,s:s}", "ok", 0, "error", msg);
+}
+
+json_t *handoff_error(const char *fmt, ...)
+{
 	va_list ap;
+	json_t *j;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	j = handoff_failure(false, fmt, ap);
 	va_end(ap);
-	return json_pack("{s:b,s:s}", "ok", 0, "error", msg);
+	return j;
 }
 
 json_t *handoff_retry(const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
+	json_t *j;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	j = handoff_failure(true, fmt, ap);
 	va_end(ap);
-	return json_pack("{s:b,s:s,s:b}", "ok", 0, "error", msg, "retry", 1);
+	return j;
 }
 
 int handoff_mode_put(json_t *obj, const struct inpod_mode *mode)

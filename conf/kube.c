@@ -113,7 +113,7 @@ static json_t *named(json_t *root, const char *list, const char *name, const cha
 	return NULL;
 }
 
-static const char *str_field(json_t *o, const char *key)
+static const char *kube_str_field(json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
 
@@ -132,7 +132,7 @@ static int set_path(char **dst, const char *dir, const char *p)
 static int b64_field(json_t *o, const char *key, char **dst, const char *path, char *err,
 		     size_t errlen)
 {
-	const char *s = str_field(o, key);
+	const char *s = kube_str_field(o, key);
 	size_t n, pad = 0;
 	unsigned char *buf;
 	int len;
@@ -181,7 +181,7 @@ int kube_config_load(const char *path, struct kube_creds *out, char *err, size_t
 		errbuf_set(err, errlen, "%s: expected one kubeconfig mapping", path);
 		goto out;
 	}
-	cur = str_field(root, "current-context");
+	cur = kube_str_field(root, "current-context");
 	if (!cur) {
 		errbuf_set(err, errlen, "%s: current-context: not set", path);
 		goto out;
@@ -192,8 +192,8 @@ int kube_config_load(const char *path, struct kube_creds *out, char *err, size_t
 			   path, cur);
 		goto out;
 	}
-	cname = str_field(ctx, "cluster");
-	uname = str_field(ctx, "user");
+	cname = kube_str_field(ctx, "cluster");
+	uname = kube_str_field(ctx, "user");
 	cluster = cname ? named(root, "clusters", cname, "cluster") : NULL;
 	if (!json_is_object(cluster)) {
 		errbuf_set(err, errlen, "%s: clusters: no cluster named \"%s\" (context %s)", path,
@@ -212,7 +212,7 @@ int kube_config_load(const char *path, struct kube_creds *out, char *err, size_t
 			   path, uname);
 		goto out;
 	}
-	s = str_field(cluster, "server");
+	s = kube_str_field(cluster, "server");
 	if (!s || strncmp(s, "https://", 8)) {
 		errbuf_set(err, errlen, "%s: clusters[%s].server: %s", path, cname,
 			   s ? "must be an https:// URL" : "missing");
@@ -228,21 +228,21 @@ int kube_config_load(const char *path, struct kube_creds *out, char *err, size_t
 	while (strlen(out->server) > 8 && out->server[strlen(out->server) - 1] == '/')
 		out->server[strlen(out->server) - 1] = '\0';
 	out->insecure = json_is_true(json_object_get(cluster, "insecure-skip-tls-verify"));
-	if ((s = str_field(cluster, "certificate-authority")) && set_path(&out->ca_file, dir, s))
+	if ((s = kube_str_field(cluster, "certificate-authority")) && set_path(&out->ca_file, dir, s))
 		goto oom;
 	ret = b64_field(cluster, "certificate-authority-data", &out->ca_pem, path, err, errlen);
 	if (ret)
 		goto out;
-	if ((s = str_field(ctx, "namespace")) && !(out->namespace = strdup(s)))
+	if ((s = kube_str_field(ctx, "namespace")) && !(out->namespace = strdup(s)))
 		goto oom;
 	if (user) {
-		if ((s = str_field(user, "token")) && !(out->token = strdup(s)))
+		if ((s = kube_str_field(user, "token")) && !(out->token = strdup(s)))
 			goto oom;
-		if ((s = str_field(user, "tokenFile")) && set_path(&out->token_file, dir, s))
+		if ((s = kube_str_field(user, "tokenFile")) && set_path(&out->token_file, dir, s))
 			goto oom;
-		if ((s = str_field(user, "client-certificate")) && set_path(&out->cert_file, dir, s))
+		if ((s = kube_str_field(user, "client-certificate")) && set_path(&out->cert_file, dir, s))
 			goto oom;
-		if ((s = str_field(user, "client-key")) && set_path(&out->key_file, dir, s))
+		if ((s = kube_str_field(user, "client-key")) && set_path(&out->key_file, dir, s))
 			goto oom;
 		ret = b64_field(user, "client-certificate-data", &out->cert_pem, path, err, errlen);
 		if (!ret)

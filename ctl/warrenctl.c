@@ -29,7 +29,7 @@ struct buf {
 	size_t n;
 };
 
-static void usage(FILE *f)
+static void warrenctl_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: warrenctl [--admin URL | --socket PATH] [-o json|table] COMMAND [ARGS]\n"
@@ -740,19 +740,19 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			usage(stdout);
+			warrenctl_usage(stdout);
 			return 0;
 		case 'V':
 			printf("warrenctl %s\n", WARREN_VERSION);
 			return 0;
 		default:
-			usage(stderr);
+			warrenctl_usage(stderr);
 			return 2;
 		}
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "warrenctl: missing COMMAND\n");
-		usage(stderr);
+		warrenctl_usage(stderr);
 		return 2;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {

@@ -84,7 +84,7 @@ oerr(const struct objctx *c, const char *field, const char *fmt, ...)
 
 /* ---- small typed getters: absent or null means "unset" ---- */
 
-static int get_string(const struct objctx *c, json_t *parent, const char *key, const char *field,
+static int mesh_get_string(const struct objctx *c, json_t *parent, const char *key, const char *field,
 		      const char *dflt, const char **out)
 {
 	json_t *v = json_object_get(parent, key);
@@ -205,7 +205,7 @@ static int decode_meta(struct objctx *c, json_t *o, bool namespaced, json_t **me
 		oerr(c, "metadata", "missing; every object needs metadata.name");
 		return -EINVAL;
 	}
-	ret = get_string(c, *meta, "name", "metadata.name", NULL, &name);
+	ret = mesh_get_string(c, *meta, "name", "metadata.name", NULL, &name);
 	if (ret)
 		return ret;
 	if (!name || !*name) {
@@ -213,7 +213,7 @@ static int decode_meta(struct objctx *c, json_t *o, bool namespaced, json_t **me
 		return -EINVAL;
 	}
 	if (namespaced) {
-		ret = get_string(c, *meta, "namespace", "metadata.namespace", "default", &ns);
+		ret = mesh_get_string(c, *meta, "namespace", "metadata.namespace", "default", &ns);
 		if (ret)
 			return ret;
 		if (!*ns)
@@ -248,7 +248,7 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 	p->ready = p->running = true;
 	if (!status)
 		return 0;
-	ret = get_string(c, status, "phase", "status.phase", NULL, &phase);
+	ret = mesh_get_string(c, status, "phase", "status.phase", NULL, &phase);
 	if (ret)
 		return ret;
 	if (phase && strcmp(phase, "Running"))
@@ -266,9 +266,9 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 			     errbuf_json_type(e));
 			return -EINVAL;
 		}
-		ret = get_string(c, e, "type", "status.conditions[].type", "", &type);
+		ret = mesh_get_string(c, e, "type", "status.conditions[].type", "", &type);
 		if (!ret)
-			ret = get_string(c, e, "status", "status.conditions[].status", "", &st);
+			ret = mesh_get_string(c, e, "status", "status.conditions[].status", "", &st);
 		if (ret)
 			return ret;
 		if (!strcmp(type, "Ready") && !strcmp(st, "False"))
@@ -292,7 +292,7 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 				     errbuf_json_type(e));
 				return -EINVAL;
 			}
-			ret = get_string(c, e, "ip", "status.podIPs[].ip", NULL, &ip);
+			ret = mesh_get_string(c, e, "ip", "status.podIPs[].ip", NULL, &ip);
 			if (ret)
 				return ret;
 			if (!ip) {
@@ -307,7 +307,7 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 		}
 		return 0;
 	}
-	ret = get_string(c, status, "podIP", "status.podIP", "", &ip);
+	ret = mesh_get_string(c, status, "podIP", "status.podIP", "", &ip);
 	if (ret || !*ip)
 		return ret;
 	p->ips = calloc(1, sizeof(*p->ips));
@@ -363,7 +363,7 @@ static int decode_container_ports(const struct objctx *c, json_t *list, const ch
 			oerr(c, field, "item %zu is %s, expected a mapping", i, errbuf_json_type(ct));
 			return -EINVAL;
 		}
-		ret = get_string(c, ct, "restartPolicy", f_rp, "", &rp);
+		ret = mesh_get_string(c, ct, "restartPolicy", f_rp, "", &rp);
 		if (ret)
 			return ret;
 		keep = !sidecars_only || !strcmp(rp, "Always");
@@ -378,9 +378,9 @@ static int decode_container_ports(const struct objctx *c, json_t *list, const ch
 				     errbuf_json_type(e));
 				return -EINVAL;
 			}
-			ret = get_string(c, e, "name", f_name, "", &name);
+			ret = mesh_get_string(c, e, "name", f_name, "", &name);
 			if (!ret)
-				ret = get_string(c, e, "protocol", f_proto, "TCP", &proto);
+				ret = mesh_get_string(c, e, "protocol", f_proto, "TCP", &proto);
 			if (ret)
 				return ret;
 			v = json_object_get(e, "containerPort");
@@ -438,7 +438,7 @@ static int decode_pod(struct objctx *c, json_t *o, struct mesh_pod *p)
 		return ret;
 	p->namespace = c->ns;
 	p->name = c->name;
-	ret = get_string(c, meta, "uid", "metadata.uid", "", &p->uid);
+	ret = mesh_get_string(c, meta, "uid", "metadata.uid", "", &p->uid);
 	if (!ret)
 		ret = get_labels(c, meta, "labels", "metadata.labels", &p->labels);
 	if (!ret)
@@ -453,17 +453,17 @@ static int decode_pod(struct objctx *c, json_t *o, struct mesh_pod *p)
 	p->node = "";
 	if (spec) {
 		/* serviceAccount is the deprecated alias; serviceAccountName wins */
-		ret = get_string(c, spec, "serviceAccount", "spec.serviceAccount", NULL, &sa);
+		ret = mesh_get_string(c, spec, "serviceAccount", "spec.serviceAccount", NULL, &sa);
 		if (ret)
 			return ret;
 		if (sa && *sa)
 			p->service_account = sa;
-		ret = get_string(c, spec, "serviceAccountName", "spec.serviceAccountName", NULL, &sa);
+		ret = mesh_get_string(c, spec, "serviceAccountName", "spec.serviceAccountName", NULL, &sa);
 		if (ret)
 			return ret;
 		if (sa && *sa)
 			p->service_account = sa;
-		ret = get_string(c, spec, "nodeName", "spec.nodeName", "", &p->node);
+		ret = mesh_get_string(c, spec, "nodeName", "spec.nodeName", "", &p->node);
 		if (!ret)
 			ret = get_bool(c, spec, "hostNetwork", "spec.hostNetwork", &p->host_network);
 		if (!ret)
@@ -485,11 +485,11 @@ static int decode_service_port(const struct objctx *c, json_t *e, size_t i,
 		oerr(c, "spec.ports", "item %zu is %s, expected a mapping", i, errbuf_json_type(e));
 		return -EINVAL;
 	}
-	ret = get_string(c, e, "name", "spec.ports[].name", "", &sp->name);
+	ret = mesh_get_string(c, e, "name", "spec.ports[].name", "", &sp->name);
 	if (!ret)
-		ret = get_string(c, e, "protocol", "spec.ports[].protocol", "TCP", &sp->protocol);
+		ret = mesh_get_string(c, e, "protocol", "spec.ports[].protocol", "TCP", &sp->protocol);
 	if (!ret)
-		ret = get_string(c, e, "appProtocol", "spec.ports[].appProtocol", "", &sp->app_protocol);
+		ret = mesh_get_string(c, e, "appProtocol", "spec.ports[].appProtocol", "", &sp->app_protocol);
 	if (ret)
 		return ret;
 	v = json_object_get(e, "port");
@@ -568,7 +568,7 @@ static int decode_service(struct objctx *c, json_t *o, struct mesh_service *s)
 		return ret;
 	ret = get_labels(c, spec, "selector", "spec.selector", &s->selector);
 	if (!ret)
-		ret = get_string(c, spec, "clusterIP", "spec.clusterIP", "", &ip);
+		ret = mesh_get_string(c, spec, "clusterIP", "spec.clusterIP", "", &ip);
 	if (!ret)
 		ret = get_array(c, spec, "clusterIPs", "spec.clusterIPs", &ips);
 	if (!ret)
@@ -665,7 +665,7 @@ static int decode_listener(const struct objctx *c, json_t *l, size_t i, struct m
 		oerr(c, "spec.listeners", "item %zu: port must be a number 1..65535", i);
 		return -EINVAL;
 	}
-	if (get_string(c, l, "protocol", "spec.listeners[].protocol", NULL, &proto))
+	if (mesh_get_string(c, l, "protocol", "spec.listeners[].protocol", NULL, &proto))
 		return -EINVAL;
 	if (!proto) {
 		oerr(c, "spec.listeners", "item %zu: protocol missing", i);
@@ -703,7 +703,7 @@ static int decode_gateway(struct objctx *c, json_t *o, struct mesh_gateway *g)
 		ret = -EINVAL;
 	}
 	if (!ret)
-		ret = get_string(c, spec, "gatewayClassName", "spec.gatewayClassName", NULL,
+		ret = mesh_get_string(c, spec, "gatewayClassName", "spec.gatewayClassName", NULL,
 				 &g->class_name);
 	if (ret)
 		return ret;
@@ -797,9 +797,9 @@ static int decode_slice_ports(struct objctx *c, json_t *ports, struct mesh_slice
 			oerr(c, "ports", "item %zu is %s, expected a mapping", i, errbuf_json_type(e));
 			return -EINVAL;
 		}
-		ret = get_string(c, e, "name", "ports[].name", "", &sp->name);
+		ret = mesh_get_string(c, e, "name", "ports[].name", "", &sp->name);
 		if (!ret)
-			ret = get_string(c, e, "protocol", "ports[].protocol", "TCP", &sp->protocol);
+			ret = mesh_get_string(c, e, "protocol", "ports[].protocol", "TCP", &sp->protocol);
 		v = json_object_get(e, "port");
 		if (!ret && v && !json_is_null(v))
 			ret = get_port(c, v, "ports[].port", i, &sp->port);
@@ -828,7 +828,7 @@ static int decode_slice(struct objctx *c, json_t *o, struct mesh_slice *sl)
 		sl->service = mesh_label(&labels, "kubernetes.io/service-name");
 	free(labels.items);
 	if (!ret)
-		ret = get_string(c, o, "addressType", "addressType", NULL, &type);
+		ret = mesh_get_string(c, o, "addressType", "addressType", NULL, &type);
 	if (ret)
 		return ret;
 	if (!type) {

@@ -22,7 +22,7 @@
 #include "netlink/nl.h"
 #include "netlink/route.h"
 
-static const char *fam_name(int family)
+static const char *inpod_fam_name(int family)
 {
 	return family == AF_INET6 ? "IPv6" : "IPv4";
 }
@@ -76,7 +76,7 @@ static int any_table(struct nl_sock *nf)
 	return ret;
 }
 
-static int families(int netns_fd, int fams[2], char *err, size_t errlen)
+static int inpod_families(int netns_fd, int fams[2], char *err, size_t errlen)
 {
 	int v6 = route_ipv6_enabled(netns_fd);
 
@@ -102,7 +102,7 @@ int inpod_apply(int netns_fd, const struct inpod_mode *mode, char *err, size_t e
 	ret = open_socks(netns_fd, &nf, &rt, err, errlen);
 	if (ret < 0)
 		goto out;
-	ret = nfam = families(netns_fd, fams, err, errlen);
+	ret = nfam = inpod_families(netns_fd, fams, err, errlen);
 	if (ret < 0)
 		goto out;
 	ret = any_table(&nf);
@@ -123,7 +123,7 @@ int inpod_apply(int netns_fd, const struct inpod_mode *mode, char *err, size_t e
 		if (existed < 0) {
 			ret = existed;
 			errbuf_set(err, errlen, "cannot list %s routes in the pod netns: %s",
-				   fam_name(fams[i]), strerror(-ret));
+				   inpod_fam_name(fams[i]), strerror(-ret));
 			goto out;
 		}
 		ret = route_rule_add(&rt, fams[i], &rule_added[i], err, errlen);
@@ -309,7 +309,7 @@ int inpod_check(int netns_fd, const struct inpod_mode *mode, char *err, size_t e
 	ret = check_nft(&nf, mode, err, errlen);
 	if (ret < 0)
 		goto out;
-	ret = nfam = families(netns_fd, fams, err, errlen);
+	ret = nfam = inpod_families(netns_fd, fams, err, errlen);
 	if (ret < 0)
 		goto out;
 	for (int i = 0; i < nfam; i++) {
@@ -317,12 +317,12 @@ int inpod_check(int netns_fd, const struct inpod_mode *mode, char *err, size_t e
 		if (ret == 0) {
 			ret = -ENOENT;
 			errbuf_set(err, errlen, "%s ip rule \"fwmark 0x%x/0x%x pref %u lookup %u\" missing",
-				   fam_name(fams[i]), MARK_CONN, MARK_MASK, RULE_PRIORITY_INPOD,
+				   inpod_fam_name(fams[i]), MARK_CONN, MARK_MASK, RULE_PRIORITY_INPOD,
 				   ROUTE_TABLE_INPOD);
 			goto out;
 		}
 		if (ret < 0) {
-			errbuf_set(err, errlen, "cannot list %s ip rules: %s", fam_name(fams[i]),
+			errbuf_set(err, errlen, "cannot list %s ip rules: %s", inpod_fam_name(fams[i]),
 				   strerror(-ret));
 			goto out;
 		}
@@ -331,11 +331,11 @@ int inpod_check(int netns_fd, const struct inpod_mode *mode, char *err, size_t e
 			ret = -ENOENT;
 			errbuf_set(err, errlen,
 				   "%s route \"local default dev lo table %u\" missing",
-				   fam_name(fams[i]), ROUTE_TABLE_INPOD);
+				   inpod_fam_name(fams[i]), ROUTE_TABLE_INPOD);
 			goto out;
 		}
 		if (ret < 0) {
-			errbuf_set(err, errlen, "cannot list %s routes: %s", fam_name(fams[i]),
+			errbuf_set(err, errlen, "cannot list %s routes: %s", inpod_fam_name(fams[i]),
 				   strerror(-ret));
 			goto out;
 		}

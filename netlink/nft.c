@@ -161,7 +161,7 @@ static int build_exprs(struct nftnl_rule *r, enum rule_kind k, uint8_t fam, cons
 	return -EINVAL;
 }
 
-static int put_rule(struct nftb *bl, const struct nft_rule_spec *rs, enum rule_kind kind,
+static int nft_put_rule(struct nftb *bl, const struct nft_rule_spec *rs, enum rule_kind kind,
 		    const char *ifname)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
@@ -209,11 +209,11 @@ int nft_build_apply(struct nft_batch *b, const struct inpod_mode *mode)
 
 			snprintf(b->reroute_tag[i], sizeof(b->reroute_tag[i]), "%s%s",
 				 NFT_REROUTE_TAG_PREFIX, mode->reroute[i]);
-			ret = put_rule(&bl, &rs, RK_REROUTE, mode->reroute[i]);
+			ret = nft_put_rule(&bl, &rs, RK_REROUTE, mode->reroute[i]);
 		}
 		for (size_t i = 0; ret >= 0 && i < ARRAY_SIZE(rules); i++)
 			if (!strcmp(rules[i].table, tables[t]) && (mode->capture_inbound || !rules[i].inbound))
-				ret = put_rule(&bl, &rules[i], rule_kinds[i], NULL);
+				ret = nft_put_rule(&bl, &rules[i], rule_kinds[i], NULL);
 	}
 	return nftb_close(&bl, ret);
 }
@@ -239,7 +239,7 @@ static int build_apply(struct nft_batch *b, const void *mode)
 	return nft_build_apply(b, mode);
 }
 
-static int build_delete(struct nft_batch *b, const void *unused)
+static int nft_batch_delete_cb(struct nft_batch *b, const void *unused)
 {
 	(void)unused;
 	return nft_build_delete(b);
@@ -256,7 +256,7 @@ int nft_apply(struct nl_sock *s, const struct inpod_mode *mode, char *err, size_
 
 int nft_delete(struct nl_sock *s, char *err, size_t errlen)
 {
-	return nftb_run(s, NFT_BATCH_BUFSZ, build_delete, NULL, "delete", "", err, errlen);
+	return nftb_run(s, NFT_BATCH_BUFSZ, nft_batch_delete_cb, NULL, "delete", "", err, errlen);
 }
 
 int nft_table_exists(struct nl_sock *s, const char *table)

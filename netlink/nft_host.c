@@ -54,7 +54,7 @@ struct host_family {
 	const char *mark_tag;
 };
 
-static const struct host_family families[] = {
+static const struct host_family nft_host_families[] = {
 	{ AF_INET, NFPROTO_IPV4, NFT_HOST_SET_V4, 1, NFT_TYPE_IPADDR, 4, 16, PROBE_SNAT_IPV4,
 	  NFT_HOST_TAG_V4, NFT_HOST_MARK_TAG_V4 },
 	{ AF_INET6, NFPROTO_IPV6, NFT_HOST_SET_V6, 2, NFT_TYPE_IP6ADDR, 16, 24, PROBE_SNAT_IPV6,
@@ -266,7 +266,7 @@ static int mark_exprs(struct nftnl_rule *r, const struct host_family *hf,
 	return nx_ct_set(r, NFT_CT_LABELS);
 }
 
-static int put_rule(struct nftb *bl, const struct host_family *hf,
+static int nft_host_put_rule(struct nftb *bl, const struct host_family *hf,
 		    const struct nft_host_spec *spec, bool mark)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
@@ -321,11 +321,11 @@ int nft_build_host_add(struct nft_batch *b, const struct nft_host_spec *spec)
 	ret = host_begin(&bl, b, spec);
 	if (ret < 0)
 		return ret;
-	for (size_t f = 0; ret >= 0 && f < ARRAY_SIZE(families); f++) {
+	for (size_t f = 0; ret >= 0 && f < ARRAY_SIZE(nft_host_families); f++) {
 		size_t next = 0;
 
 		while (ret >= 0 && next < spec->n)
-			ret = put_elems(&bl, &families[f], spec, &next);
+			ret = put_elems(&bl, &nft_host_families[f], spec, &next);
 	}
 	return nftb_close(&bl, ret);
 }
@@ -347,18 +347,18 @@ int nft_build_host_sync(struct nft_batch *b, const struct nft_host_spec *spec)
 	/* only with a cgroup to match: a UID-only table hooks nothing else */
 	if (ret >= 0 && spec->kubelet_cgroup && spec->kubelet_uid >= 0)
 		ret = nftb_chain(&bl, &out_chain);
-	for (size_t f = 0; ret >= 0 && f < ARRAY_SIZE(families); f++) {
+	for (size_t f = 0; ret >= 0 && f < ARRAY_SIZE(nft_host_families); f++) {
 		size_t next = 0;
 
-		ret = put_set_msg(&bl, &families[f], NFT_MSG_NEWSET);
+		ret = put_set_msg(&bl, &nft_host_families[f], NFT_MSG_NEWSET);
 		if (ret >= 0)
-			ret = put_set_msg(&bl, &families[f], NFT_MSG_DELSETELEM);
+			ret = put_set_msg(&bl, &nft_host_families[f], NFT_MSG_DELSETELEM);
 		while (ret >= 0 && next < spec->n)
-			ret = put_elems(&bl, &families[f], spec, &next);
+			ret = put_elems(&bl, &nft_host_families[f], spec, &next);
 		if (ret >= 0 && spec->kubelet_uid >= 0 && spec->kubelet_cgroup)
-			ret = put_rule(&bl, &families[f], spec, true);
+			ret = nft_host_put_rule(&bl, &nft_host_families[f], spec, true);
 		if (ret >= 0 && spec->kubelet_uid >= 0)
-			ret = put_rule(&bl, &families[f], spec, false);
+			ret = nft_host_put_rule(&bl, &nft_host_families[f], spec, false);
 	}
 	return nftb_close(&bl, ret);
 }
@@ -384,7 +384,7 @@ static int build_add(struct nft_batch *b, const void *spec)
 	return nft_build_host_add(b, spec);
 }
 
-static int build_delete(struct nft_batch *b, const void *unused)
+static int nft_host_delete_cb(struct nft_batch *b, const void *unused)
 {
 	(void)unused;
 	return nft_build_host_delete(b);
@@ -420,6 +420,6 @@ int nft_host_add(struct nl_sock *s, const struct nft_host_spec *spec, char *err,
 
 int nft_host_delete(struct nl_sock *s, char *err, size_t errlen)
 {
-	return nftb_run(s, nft_host_bufsz(0), build_delete, NULL, "delete of table inet " NFT_HOST_TABLE,
+	return nftb_run(s, nft_host_bufsz(0), nft_host_delete_cb, NULL, "delete of table inet " NFT_HOST_TABLE,
 			"; nothing was changed", err, errlen);
 }

@@ -78,7 +78,7 @@ int route_build_local(void *buf, size_t buflen, uint16_t type, int family, uint3
 	return (int)nlh->nlmsg_len;
 }
 
-static const char *fam_name(int family)
+static const char *route_fam_name(int family)
 {
 	return family == AF_INET6 ? "IPv6" : "IPv4";
 }
@@ -95,7 +95,7 @@ static int talk(struct nl_sock *s, bool rule, uint16_t type, int family, const c
 		return len;
 	ret = nl_talk(s, buf, (size_t)len, 0, NULL, NULL, kerr, sizeof(kerr), NULL);
 	if (ret < 0 && err && errlen)
-		snprintf(err, errlen, "%s %s %s: %s", what, fam_name(family),
+		snprintf(err, errlen, "%s %s %s: %s", what, route_fam_name(family),
 			 rule ? "ip rule fwmark 0x111/0xfff lookup 100"
 			      : "route local default dev lo table 100",
 			 kerr);
@@ -413,7 +413,7 @@ static int spec_talk(struct nl_sock *s, uint16_t type, int family, const struct 
 		return len;
 	ret = nl_talk(s, buf, (size_t)len, 0, NULL, NULL, kerr, sizeof(kerr), NULL);
 	if (ret < 0 && err && errlen)
-		snprintf(err, errlen, "%s %s ip rule \"%s pref %u\": %s", what, fam_name(family), r->text,
+		snprintf(err, errlen, "%s %s ip rule \"%s pref %u\": %s", what, route_fam_name(family), r->text,
 			 r->priority, kerr);
 	return ret;
 }
@@ -495,7 +495,7 @@ int route_local_add_src(struct nl_sock *s, int family, const void *src, char *er
 		return len;
 	ret = nl_talk(s, buf, (size_t)len, 0, NULL, NULL, kerr, sizeof(kerr), NULL);
 	if (ret < 0 && err && errlen)
-		snprintf(err, errlen, "adding %s route local default dev lo table %u%s: %s", fam_name(family),
+		snprintf(err, errlen, "adding %s route local default dev lo table %u%s: %s", route_fam_name(family),
 			 ROUTE_TABLE_INPOD, src ? " src POD-IP" : "", kerr);
 	return ret;
 }

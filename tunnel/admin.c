@@ -63,6 +63,7 @@
 #include "tunnel/relay.h"
 #include "tunnel/state.h"
 #include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 #define SRV_MAGIC 0x48545450u
 #define SRV_MAX 4
@@ -128,26 +129,40 @@ static void respond_text(struct http_response *resp, unsigned status, const char
 	respond(resp, status, body, "text/plain; charset=utf-8");
 }
 
-static json_t *pods_json(const struct tunnel *t)
+/* The connection counts are the workers': copied with them isolated, the
+ * rest (the pods, which only this thread changes) built after. */
+static json_t *pods_json(struct tunnel *t)
 {
 	json_t *a = json_array();
+	size_t *conns = calloc(t->n_pods + 1, sizeof(*conns)), i = 0;
 
+	if (!conns) {
+		json_decref(a);
+		return NULL;
+	}
+	workers_isolate(t);
+	for (const struct pod *p = t->pods; p; p = p->next)
+		conns[i++] = pod_conn_count(p);
+	workers_release(t);
+	i = 0;
 	for (const struct pod *p = t->pods; a && p; p = p->next) {
 		json_t *o = pod_to_json(p);
+		size_t n = conns[i++];
 
 		if (!o)
 			continue;
-		json_object_set_new(o, "connections", json_integer((json_int_t)pod_conn_count(p)));
+		json_object_set_new(o, "connections", json_integer((json_int_t)n));
 		json_object_set_new(o, "state", json_string(p->listening ? "ready" : "pending"));
 		json_array_append_new(a, o);
 	}
+	free(conns);
 	return a;
 }
 
 /*
- * GET /connections in two steps: rows copied under the guard (a connection
- * may end once the worker threads run again), then the JSON built without
- * it (for thousands of connections that is the slow part). Pods, whose
+ * GET /connections in two steps: rows copied with the workers isolated (a
+ * connection may end once they run again), then the JSON built while they
+ * run (for thousands of connections that is the slow part). Pods, whose
  * names the rows point at, are added and removed only by this thread.
  */
 struct conn_row {
@@ -172,30 +187,34 @@ static char *id_dup(const char *id)
 	return id && *id ? strdup(id) : NULL;
 }
 
-/* NULL with *n 0 when there is none; NULL with *n SIZE_MAX: out of memory. */
-static struct conn_row *conn_rows(const struct tunnel *t, size_t *n)
+/* Worker w's shards' connections appended to *rows (*n of them so far),
+ * with that worker alone paused. false: out of memory. */
+static bool conn_rows_of(struct tunnel *t, unsigned w, struct conn_row **rows, size_t *n)
 {
-	struct conn_row *rows;
 	uint64_t now = loop_now_ms();
-	size_t i = 0;
+	size_t i = *n, more = 0;
+	struct conn_row *grown;
+	bool ok = true;
 
-	*n = 0;
+	worker_isolate(t, w); /* its connections */
 	for (const struct pod *p = t->pods; p; p = pod_shard_next(p))
-		for (const struct conn *c = p->conns; c; c = c->next)
-			(*n)++;
-	if (!*n)
-		return NULL;
-	rows = calloc(*n, sizeof(*rows));
-	if (!rows) {
-		*n = SIZE_MAX;
-		return NULL;
+		if (p->worker == w)
+			more += p->n_conns;
+	grown = more ? realloc(*rows, (i + more) * sizeof(**rows)) : *rows;
+	if (more && !grown) {
+		ok = false;
+		goto out;
 	}
+	*rows = grown;
+	memset(grown + i, 0, more * sizeof(*grown));
 	for (const struct pod *p = t->pods; p; p = pod_shard_next(p)) {
 		char own[SPIFFE_ID_MAX];
 
+		if (p->worker != w)
+			continue;
 		mtls_pod_identity(p, own, sizeof(own));
-		for (const struct conn *c = p->conns; c; c = c->next, i++) {
-			struct conn_row *r = &rows[i];
+		for (const struct conn *c = p->conns; c && i < *n + more; c = c->next, i++) {
+			struct conn_row *r = &(*rows)[i];
 			struct relay_stats st;
 
 			conn_get_stats(c, &st);
@@ -215,6 +234,26 @@ static struct conn_row *conn_rows(const struct tunnel *t, size_t *n)
 			r->age_ms = now - c->start_ms;
 			r->sent = st.a_to_b;
 			r->received = st.b_to_a;
+		}
+	}
+	*n = i;
+out:
+	worker_release(t, w);
+	return ok;
+}
+
+/* NULL with *n 0 when there is none; NULL with *n SIZE_MAX: out of memory.
+ * One worker paused at a time: the others' data path runs meanwhile. */
+static struct conn_row *conn_rows(struct tunnel *t, size_t *n)
+{
+	struct conn_row *rows = NULL;
+
+	*n = 0;
+	for (unsigned w = 0; w < (t->n_workers ? t->n_workers : 1); w++) {
+		if (!conn_rows_of(t, w, &rows, n)) {
+			conn_rows_free(rows, *n);
+			*n = SIZE_MAX;
+			return NULL;
 		}
 	}
 	return rows;
@@ -278,7 +317,7 @@ static bool pod_captured(const struct tunnel *t, const struct mesh_pod *mp)
  * whether this node's tunnel serves them. */
 static json_t *workloads_json(const struct tunnel *t)
 {
-	const struct mesh *m = t->mesh;
+	const struct mesh *m = tunnel_model(t);
 	json_t *a = json_array();
 
 	for (size_t i = 0; a && m && i < m->n_pods; i++) {
@@ -302,7 +341,7 @@ static json_t *workloads_json(const struct tunnel *t)
  * service's namespace that its selector matches (Kubernetes semantics). */
 static json_t *services_json(const struct tunnel *t)
 {
-	const struct mesh *m = t->mesh;
+	const struct mesh *m = tunnel_model(t);
 	json_t *a = json_array();
 
 	for (size_t i = 0; a && m && i < m->n_services; i++) {
@@ -378,7 +417,7 @@ static void respond_metrics(struct http_response *resp, struct tunnel *t)
 		respond(resp, 200, body, PROM_CTYPE);
 }
 
-static json_t *config_dump(const struct tunnel *t)
+static json_t *config_dump(struct tunnel *t)
 {
 	const struct tunnel_conf *c = t->conf;
 	const char *reason;
@@ -414,18 +453,18 @@ static json_t *config_dump(const struct tunnel *t)
 		json_object_set_new(conf, "meshSource", str_or_null(c->mesh_source));
 		json_object_set_new(conf, "kubeconfig", str_or_null(c->kubeconfig));
 	}
-	mesh = json_pack("{s:b,s:I,s:I,s:o,s:I,s:I,s:I}", "loaded", t->mesh != NULL,
-			 "generation", (json_int_t)t->mesh_generation,
+	mesh = json_pack("{s:b,s:I,s:I,s:o,s:I,s:I,s:I}", "loaded", tunnel_model(t) != NULL,
+			 "generation", (json_int_t)tunnel_generation(t),
 			 "reloadErrors", (json_int_t)t->mesh_reload_errors,
 			 "lastError", t->mesh_error[0] ? json_string(t->mesh_error) : json_null(),
-			 "namespaces", (json_int_t)(t->mesh ? t->mesh->n_namespaces : 0),
-			 "pods", (json_int_t)(t->mesh ? t->mesh->n_pods : 0),
-			 "services", (json_int_t)(t->mesh ? t->mesh->n_services : 0));
+			 "namespaces", (json_int_t)(tunnel_model(t) ? tunnel_model(t)->n_namespaces : 0),
+			 "pods", (json_int_t)(tunnel_model(t) ? tunnel_model(t)->n_pods : 0),
+			 "services", (json_int_t)(tunnel_model(t) ? tunnel_model(t)->n_services : 0));
 	return json_pack("{s:s,s:I,s:o,s:o,s:o,s:I,s:b,s:s,s:o,s:o}", "version", WARREN_VERSION,
 			 "pid", (json_int_t)getpid(),
 			 "config", conf ? conf : json_null(), "pods", pods_json(t),
 			 "mesh", mesh ? mesh : json_null(),
-			 "meshGeneration", (json_int_t)t->mesh_generation, "ready", ready,
+			 "meshGeneration", (json_int_t)tunnel_generation(t), "ready", ready,
 			 "readyReason", reason, "hostProbe", host_probe_json(t),
 			 "kubernetes", kube_tunnel_json(t));
 }
@@ -454,9 +493,9 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 	struct http_srv *srv = ctx;
 	struct tunnel *t;
 	const char *url = req->path, *method = req->method, *reason;
-	/* A JSON answer is built, or finished, after the guard is lent:
+	/* A JSON answer is built, or finished, while the workers run:
 	 * J_READY from j (NULL: out of memory, a 500), J_CONNS from rows,
-	 * J_WORKLOADS and J_SERVICES from the immutable model. */
+	 * J_WORKLOADS and J_SERVICES from the published model. */
 	enum { J_NONE, J_READY, J_CONNS, J_WORKLOADS, J_SERVICES } json = J_NONE;
 	json_t *j = NULL;
 	struct conn_row *rows = NULL;
@@ -488,7 +527,7 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 		j = pods_json(t);
 		json = J_READY;
 	} else if ((!strcmp(url, "/workloads") || !strcmp(url, "/services")) && get) {
-		if (!t->mesh) {
+		if (!tunnel_model(t)) {
 			respond_text(resp, 503, "mesh model not loaded yet (%s); see the warren-tunnel log\n",
 				     t->mesh_error[0] ? t->mesh_error : "no load finished");
 		} else {
@@ -523,10 +562,9 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 			     method, url);
 	}
 	if (json != J_NONE) {
-		/* What is left reads only our own copies (or the immutable
-		 * model): build and serialize it (the slow part for thousands
-		 * of connections or pods) while the worker threads run. */
-		loop_unguard(t->loop);
+		/* What is left reads only our own copies (or the published
+		 * model, which only this thread replaces): built and
+		 * serialized while the worker threads run. */
 		if (json == J_CONNS) {
 			j = conn_rows_json(rows, n_rows);
 			conn_rows_free(rows, n_rows);
@@ -536,7 +574,6 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 			j = services_json(t);
 		}
 		respond_json(resp, 200, j);
-		loop_reguard(t->loop);
 	}
 }
 

@@ -46,12 +46,13 @@
 #include "tunnel/pods.h"
 #include "tunnel/state.h"
 #include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 #define DRAIN_POLL_MS 100
 
 /* Queued connections of a closing listener go to another listener of its
  * SO_REUSEPORT group (Linux 5.14+). Per netns, so per pod; best effort. */
-static void migrate_on_close(struct pod *p)
+static void drain_migrate_on_close(struct pod *p)
 {
 	int ret = netns_sysctl_write(p->netns_fd, "/proc/sys/net/ipv4/tcp_migrate_req", "1");
 
@@ -61,12 +62,14 @@ static void migrate_on_close(struct pod *p)
 			  p->namespace, p->name, strerror(-ret));
 }
 
-static size_t live_connections(const struct tunnel *t)
+static size_t drain_live_connections(struct tunnel *t)
 {
 	size_t n = 0;
 
+	workers_isolate(t); /* the counts are the workers' */
 	for (const struct pod *p = t->pods; p; p = p->next)
 		n += pod_conn_count(p);
+	workers_release(t);
 	return n;
 }
 
@@ -78,7 +81,7 @@ static void drain_tick(struct loop *l, void *ctx)
 
 	CHECK_OBJ(t, TUNNEL_MAGIC);
 	t->drain_timer = NULL;
-	n = live_connections(t);
+	n = drain_live_connections(t);
 	/* With inbound HBONE connections, a CONNECT sent before the peer saw
 	 * our GOAWAY notice may still be on its way: the grace is waited out. */
 	if (!n && now >= t->drain_start_ms + t->drain_min_ms) {
@@ -110,6 +113,9 @@ void tunnel_drain_start(struct tunnel *t, int signo)
 		loop_stop(t->loop);
 		return;
 	}
+	/* The workers read draining and own the shards' listeners and HBONE
+	 * connections: all of it changes at once. */
+	workers_isolate(t);
 	t->draining = true;
 	t->drain_start_ms = loop_now_ms();
 	state_adopt_stop(t);
@@ -121,7 +127,7 @@ void tunnel_drain_start(struct tunnel *t, int signo)
 	for (struct pod *p = t->pods; p; p = p->next) {
 		if (!p->listening)
 			continue;
-		migrate_on_close(p);
+		drain_migrate_on_close(p);
 		pod_unlisten(p);
 		pods++;
 	}
@@ -134,7 +140,8 @@ void tunnel_drain_start(struct tunnel *t, int signo)
 			t->drain_min_ms = HBONE_GOAWAY_GRACE_MS + 2 * DRAIN_POLL_MS;
 		}
 	}
+	workers_release(t);
 	log_info("received signal %d: draining. Listeners closed in %zu pod(s) and the plugin socket closed; %zu established connection(s) are served for up to %d s (a second signal stops at once)",
-		 signo, pods, live_connections(t), t->conf->drain_seconds);
+		 signo, pods, drain_live_connections(t), t->conf->drain_seconds);
 	drain_tick(t->loop, t);
 }

@@ -52,6 +52,7 @@
 #include "tunnel/state.h"
 #include "tunnel/state_record.h"
 #include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 #define CLIENT_TIMEOUT_MS 5000
 /* Below the plugin's default timeoutMs (5000), so it reads why. */
@@ -142,7 +143,7 @@ static void reply(int fd, json_t *resp)
 	json_decref(resp);
 }
 
-static const char *str_field(json_t *req, const char *key)
+static const char *handoff_str_field(json_t *req, const char *key)
 {
 	const char *s = json_string_value(json_object_get(req, key));
 
@@ -151,31 +152,31 @@ static const char *str_field(json_t *req, const char *key)
 
 static bool pod_known(const struct tunnel *t, const char *uid, const char *ns, const char *name)
 {
-	return t->mesh && ((uid && mesh_find_pod_by_uid(t->mesh, uid)) ||
-			   mesh_find_pod(t->mesh, ns, name));
+	return tunnel_model(t) && ((uid && mesh_find_pod_by_uid(tunnel_model(t), uid)) ||
+			   mesh_find_pod(tunnel_model(t), ns, name));
 }
 
 /* Must this request wait for the model (see the top)? */
 static bool needs_model(const struct tunnel *t, const char *op, json_t *req)
 {
-	const char *uid = str_field(req, "uid"), *ns = str_field(req, "namespace");
-	const char *name = str_field(req, "name");
+	const char *uid = handoff_str_field(req, "uid"), *ns = handoff_str_field(req, "namespace");
+	const char *name = handoff_str_field(req, "name");
 
 	if (!ns || !name)
 		return false; /* answered with what is missing */
-	if (!t->mesh)
+	if (!tunnel_model(t))
 		return true;
 	if (pod_known(t, uid, ns, name))
 		return false;
 	if (!strcmp(op, "add"))
 		return true;
 	/* query: an unknown pod the namespace would not enroll passes through */
-	return mesh_pod_enrolled(t->mesh, ns, name, NULL);
+	return mesh_pod_enrolled(tunnel_model(t), ns, name, NULL);
 }
 
 static json_t *not_known(const struct tunnel *t, const char *op, const char *ns, const char *name)
 {
-	if (!t->mesh)
+	if (!tunnel_model(t))
 		return handoff_retry("%s for pod %s/%s: no mesh model has loaded yet (waited %d ms; see the warren-tunnel log); try again later",
 				     op, ns, name, MODEL_WAIT_MS);
 	return handoff_retry("%s for pod %s/%s: the pod is not in the mesh model yet (its Pod object decides its identity and enrollment; waited %d ms); try again later",
@@ -184,7 +185,7 @@ static json_t *not_known(const struct tunnel *t, const char *op, const char *ns,
 
 static json_t *op_query(struct tunnel *t, json_t *req, bool *wait)
 {
-	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name"), *reason = "";
+	const char *ns = handoff_str_field(req, "namespace"), *name = handoff_str_field(req, "name"), *reason = "";
 	struct inpod_mode mode;
 	json_t *resp;
 	bool enroll;
@@ -198,10 +199,10 @@ static json_t *op_query(struct tunnel *t, json_t *req, bool *wait)
 	}
 	*wait = false;
 	kube_enroll_remember(t, req);
-	enroll = mesh_pod_enrolled(t->mesh, ns, name, &reason);
+	enroll = mesh_pod_enrolled(tunnel_model(t), ns, name, &reason);
 	inpod_mode_init(&mode);
 	if (enroll) {
-		const struct mesh_pod *mp = mesh_find_pod(t->mesh, ns, name);
+		const struct mesh_pod *mp = mesh_find_pod(tunnel_model(t), ns, name);
 		const char *bad = NULL, *ifs = NULL;
 		char err[256];
 
@@ -235,9 +236,9 @@ static void drop_pod(struct tunnel *t, struct pod *p, const char *why)
 
 static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 {
-	const char *uid = str_field(req, "uid"), *ns = str_field(req, "namespace");
-	const char *name = str_field(req, "name"), *cid = str_field(req, "containerId");
-	const char *ifname = str_field(req, "ifname"), *netns = str_field(req, "netns");
+	const char *uid = handoff_str_field(req, "uid"), *ns = handoff_str_field(req, "namespace");
+	const char *name = handoff_str_field(req, "name"), *cid = handoff_str_field(req, "containerId");
+	const char *ifname = handoff_str_field(req, "ifname"), *netns = handoff_str_field(req, "netns");
 	const char *sa = "default";
 	json_t *ips = json_object_get(req, "ips");
 	struct inpod_mode mode;
@@ -274,8 +275,11 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 	old = pod_find_uid(t, uid);
 	if (old && old->netns_dev == dev && old->netns_ino == ino) {
 		if (!inpod_mode_equal(&old->mode, &mode)) {
-			/* The plugin re-applied the rules another way. */
+			/* The plugin re-applied the rules another way (its
+			 * shards' workers read the mode). */
+			workers_isolate(t);
 			old->mode = mode;
+			workers_release(t);
 			if (state_write(t, old, err, sizeof(err)) < 0)
 				return handoff_error("add for pod %s/%s failed: %s", ns, name, err);
 		}
@@ -291,11 +295,11 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 	old = pod_find_cid(t, cid, ifname);
 	if (old)
 		drop_pod(t, old, "re-added under another uid");
-	if (t->mesh) {
-		const struct mesh_pod *mp = mesh_find_pod_by_uid(t->mesh, uid);
+	if (tunnel_model(t)) {
+		const struct mesh_pod *mp = mesh_find_pod_by_uid(tunnel_model(t), uid);
 
 		if (!mp)
-			mp = mesh_find_pod(t->mesh, ns, name);
+			mp = mesh_find_pod(tunnel_model(t), ns, name);
 		if (mp && mp->service_account && *mp->service_account)
 			sa = mp->service_account;
 	}
@@ -306,8 +310,8 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 	p->netns_dev = dev;
 	p->netns_ino = ino;
 	p->mode = mode;
-	/* The record first: state_write() lets the worker threads run while
-	 * it writes, and until pod_listen() they cannot reach this pod. */
+	/* The record first: until pod_listen() no connection reaches this
+	 * pod. */
 	if (state_write(t, p, err, sizeof(err)) < 0 || pod_listen(p, err, sizeof(err)) < 0) {
 		pod_free(p);
 		state_remove(t, uid);
@@ -323,8 +327,8 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 
 static struct pod *find_req_pod(struct tunnel *t, json_t *req)
 {
-	const char *cid = str_field(req, "containerId"), *ifname = str_field(req, "ifname");
-	const char *uid = str_field(req, "uid");
+	const char *cid = handoff_str_field(req, "containerId"), *ifname = handoff_str_field(req, "ifname");
+	const char *uid = handoff_str_field(req, "uid");
 	struct pod *p = NULL;
 
 	if (cid && ifname)
@@ -338,7 +342,7 @@ static json_t *op_del(struct tunnel *t, json_t *req)
 {
 	struct pod *p;
 
-	if (!(str_field(req, "containerId") && str_field(req, "ifname")) && !str_field(req, "uid"))
+	if (!(handoff_str_field(req, "containerId") && handoff_str_field(req, "ifname")) && !handoff_str_field(req, "uid"))
 		return handoff_error("del needs \"containerId\" and \"ifname\" (or \"uid\")");
 	kube_enroll_forget(t, req);
 	p = find_req_pod(t, req);
@@ -352,7 +356,7 @@ static json_t *op_check(struct tunnel *t, json_t *req)
 	struct pod *p;
 	json_t *resp;
 
-	if (!(str_field(req, "containerId") && str_field(req, "ifname")) && !str_field(req, "uid"))
+	if (!(handoff_str_field(req, "containerId") && handoff_str_field(req, "ifname")) && !handoff_str_field(req, "uid"))
 		return handoff_error("check needs \"containerId\" and \"ifname\" (or \"uid\")");
 	p = find_req_pod(t, req);
 	if (p && !p->listening)

@@ -41,7 +41,8 @@
  *    streams; it must not free the loop.
  *  - A connection, its streams and a pool belong to the loop they were
  *    made on: only that loop's thread, or another holding that loop's
- *    guard (tunnel/workers.c), touches them. Different loops may run on
+ *    guard (the main thread with the workers isolated, tunnel/workers.h),
+ *    touches them. Different loops may run on
  *    different threads.
  * Errors: 0 or -errno. Human-readable reasons (TLS failures from
  * tunnel/tls.h, HTTP status, socket errors) travel in the stats structs.

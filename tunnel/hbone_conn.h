@@ -11,7 +11,7 @@
  * (nghttp2_session_send + SSL_write) and only the outermost leave frees a
  * connection marked dead (hbone_conn_kill() only marks it). Threads: a
  * connection and its streams are touched on their loop's thread only (or
- * under that loop's guard, tunnel/workers.c).
+ * with that loop's worker isolated, tunnel/workers.h).
  */
 #ifndef WARREN_HBONE_CONN_H
 #define WARREN_HBONE_CONN_H

@@ -11,8 +11,8 @@
  * tunnel: while it restarts, probes still reach the apps directly and the
  * kubelet does not restart healthy pods. hostProbeSnat: false deletes it.
  *
- * The kernel's round trips run with the workers' locks released, like
- * the state records' writes. A failed sync is logged (once per distinct
+ * The kernel's round trips run while the workers run (they read none of
+ * this), like the state records' writes. A failed sync is logged (once per distinct
  * error) and retried at the next change. It never fails an add: without
  * the rule a probe is captured like any plaintext client, which is safe,
  * and only refused under STRICT mTLS.
@@ -63,7 +63,7 @@ struct host_probe {
 
 /* Reads up to len-1 bytes of dir/pid/name into buf (NUL-terminated).
  * Returns the byte count or -1. */
-static ssize_t read_proc(int dirfd, const char *pid, const char *name, char *buf, size_t len)
+static ssize_t host_probe_read_proc(int dirfd, const char *pid, const char *name, char *buf, size_t len)
 {
 	char path[64];
 	ssize_t n;
@@ -81,7 +81,7 @@ static ssize_t read_proc(int dirfd, const char *pid, const char *name, char *buf
 	return n;
 }
 
-static bool cmdline_mentions(const char *buf, ssize_t n, const char *word)
+static bool host_probe_cmdline_mentions(const char *buf, ssize_t n, const char *word)
 {
 	/* NUL-separated arguments: search each */
 	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1)
@@ -107,20 +107,20 @@ int kubelet_uid_find(const char *proc, long long *uid, long *pid, char *err, siz
 
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
-		n = read_proc(dirfd(d), de->d_name, "comm", comm, sizeof(comm));
+		n = host_probe_read_proc(dirfd(d), de->d_name, "comm", comm, sizeof(comm));
 		if (n <= 0)
 			continue;
 		comm[strcspn(comm, "\n")] = '\0';
 		if (!strcmp(comm, "kubelet")) {
 			/* comm is settable by anyone; the kubelet's command line
 			 * names it too (Istio's check) */
-			n = read_proc(dirfd(d), de->d_name, "cmdline", buf, sizeof(buf));
-			if (n <= 0 || !cmdline_mentions(buf, n, "kubelet"))
+			n = host_probe_read_proc(dirfd(d), de->d_name, "cmdline", buf, sizeof(buf));
+			if (n <= 0 || !host_probe_cmdline_mentions(buf, n, "kubelet"))
 				continue;
 		} else if (strcmp(comm, "kubelite") && strcmp(comm, "k3s")) {
 			continue;
 		}
-		if (read_proc(dirfd(d), de->d_name, "status", buf, sizeof(buf)) <= 0)
+		if (host_probe_read_proc(dirfd(d), de->d_name, "status", buf, sizeof(buf)) <= 0)
 			continue;
 		line = strstr(buf, "\nUid:");
 		if (!line || sscanf(line + 5, "%lld", &u) != 1 || u < 0)
@@ -145,13 +145,13 @@ int kubelet_uid_find(const char *proc, long long *uid, long *pid, char *err, siz
 
 /* Whether pid's parent is ppid (the kubelet's short-lived helpers share
  * its cgroup). */
-static bool child_of(int dirfd, const char *pid, long ppid)
+static bool host_probe_child_of(int dirfd, const char *pid, long ppid)
 {
 	char buf[4096];
 	const char *line;
 	long pp;
 
-	if (read_proc(dirfd, pid, "status", buf, sizeof(buf)) <= 0)
+	if (host_probe_read_proc(dirfd, pid, "status", buf, sizeof(buf)) <= 0)
 		return false;
 	line = strstr(buf, "\nPPid:");
 	return line && sscanf(line + 6, "%ld", &pp) == 1 && pp == ppid;
@@ -172,7 +172,7 @@ int kubelet_cgroup_find(const char *proc, const char *cgroot, long pid, char *pa
 		return -errno;
 	snprintf(pidstr, sizeof(pidstr), "%ld", pid);
 	/* cgroup v2 is the "0::" line; v1 hierarchies have other numbers */
-	if (read_proc(dfd, pidstr, "cgroup", buf + 1, sizeof(buf) - 1) <= 0) {
+	if (host_probe_read_proc(dfd, pidstr, "cgroup", buf + 1, sizeof(buf) - 1) <= 0) {
 		snprintf(err, errlen, "cannot read %s/%ld/cgroup", proc, pid);
 		ret = -ENOENT;
 		goto out;
@@ -220,7 +220,7 @@ int kubelet_cgroup_find(const char *proc, const char *cgroot, long pid, char *pa
 		long other = strtol(buf, NULL, 10);
 
 		buf[strcspn(buf, "\n")] = '\0';
-		if (other == pid || child_of(dfd, buf, pid))
+		if (other == pid || host_probe_child_of(dfd, buf, pid))
 			continue;
 		snprintf(err, errlen, "the kubelet's cgroup %s (pid %ld) also holds pid %ld", path, pid, other);
 		ret = -EEXIST;
@@ -235,7 +235,7 @@ out:
  * through its /proc/PID/root: the tunnel's own mounts may not have it
  * (a container, or `ip netns exec`, which mounts a fresh /sys). On a
  * hybrid node it is /sys/fs/cgroup/unified. 0 or -ENOENT. */
-static int cgroup2_root(long pid, char *buf, size_t len)
+static int host_probe_cgroup2_root(long pid, char *buf, size_t len)
 {
 	struct mntent *m;
 	char path[64];
@@ -258,7 +258,7 @@ static int cgroup2_root(long pid, char *buf, size_t len)
 
 /* The kubelet's cgroup, to match its sockets more narrowly than by uid.
  * pid <= 0: look for a kubelet process running as hp->uid. */
-static void resolve_cgroup(struct host_probe *hp, long pid)
+static void host_probe_resolve_cgroup(struct host_probe *hp, long pid)
 {
 	char err[512] = "", root[320], path[256];
 	long long uid = -1;
@@ -275,7 +275,7 @@ static void resolve_cgroup(struct host_probe *hp, long pid)
 		}
 	}
 	if (pid > 0) {
-		ret = cgroup2_root(pid, root, sizeof(root));
+		ret = host_probe_cgroup2_root(pid, root, sizeof(root));
 		if (ret < 0)
 			snprintf(err, sizeof(err), "cgroup v2 is not mounted where the kubelet (pid %ld) runs", pid);
 		else
@@ -299,7 +299,7 @@ static void resolve_cgroup(struct host_probe *hp, long pid)
 			 hp->uid, err);
 }
 
-static void resolve_uid(struct host_probe *hp, const struct tunnel_conf *c)
+static void host_probe_resolve_uid(struct host_probe *hp, const struct tunnel_conf *c)
 {
 	char err[256] = "";
 	long pid = 0;
@@ -310,7 +310,7 @@ static void resolve_uid(struct host_probe *hp, const struct tunnel_conf *c)
 	if (c->kubelet_uid >= 0) {
 		hp->uid = c->kubelet_uid;
 		snprintf(hp->uid_from, sizeof(hp->uid_from), "config (kubeletUid)");
-		resolve_cgroup(hp, 0);
+		host_probe_resolve_cgroup(hp, 0);
 		return;
 	}
 	if (hp->last_scan_ms && loop_now_ms() - hp->last_scan_ms < KUBELET_RESCAN_MS)
@@ -320,7 +320,7 @@ static void resolve_uid(struct host_probe *hp, const struct tunnel_conf *c)
 	if (ret == 0) {
 		snprintf(hp->uid_from, sizeof(hp->uid_from), "kubelet process (pid %ld)", pid);
 		log_info("host probe SNAT: the kubelet runs as uid %lld (pid %ld)", hp->uid, pid);
-		resolve_cgroup(hp, pid);
+		host_probe_resolve_cgroup(hp, pid);
 		return;
 	}
 	hp->uid = -1;
@@ -361,7 +361,7 @@ int host_probe_start(struct tunnel *t)
 			log_info("host probe SNAT is off (hostProbeSnat: false): table inet " NFT_HOST_TABLE " removed");
 		return 0;
 	}
-	resolve_uid(hp, t->conf);
+	host_probe_resolve_uid(hp, t->conf);
 	t->host_probe_stale = true; /* the first sync comes when adoption is done */
 	return 0;
 }
@@ -376,7 +376,7 @@ void host_probe_stop(struct tunnel *t)
 }
 
 /* The pod's address without the prefix length ("10.0.0.2/24"). */
-static bool parse_pod_ip(const char *s, struct nft_host_elem *e)
+static bool host_probe_parse_pod_ip(const char *s, struct nft_host_elem *e)
 {
 	char buf[INET6_ADDRSTRLEN + 8];
 	size_t n = strcspn(s, "/");
@@ -399,7 +399,7 @@ static bool parse_pod_ip(const char *s, struct nft_host_elem *e)
 
 /* The addresses of the pods (only those not in the table yet, when
  * only_new) into *out (the caller frees it): 0 or -ENOMEM. */
-static int collect(struct tunnel *t, bool only_new, struct nft_host_elem **out, size_t *nout)
+static int host_probe_collect(struct tunnel *t, bool only_new, struct nft_host_elem **out, size_t *nout)
 {
 	struct nft_host_elem *elems = NULL;
 	size_t n = 0, cap = 0;
@@ -416,7 +416,7 @@ static int collect(struct tunnel *t, bool only_new, struct nft_host_elem **out, 
 			struct nft_host_elem e = { .comment = p->uid };
 			bool dup = false;
 
-			if (!parse_pod_ip(p->ips[i], &e)) {
+			if (!host_probe_parse_pod_ip(p->ips[i], &e)) {
 				log_debug("host probe SNAT: pod %s/%s: address \"%s\" skipped (not an IP)",
 					  p->namespace, p->name, p->ips[i]);
 				continue;
@@ -434,42 +434,39 @@ static int collect(struct tunnel *t, bool only_new, struct nft_host_elem **out, 
 	return 0;
 }
 
-static void mark_all(struct tunnel *t)
+static void host_probe_mark_all(struct tunnel *t)
 {
 	for (struct pod *p = t->pods; p; p = p->next)
 		p->in_host_table = true;
 }
 
 /* New pods only, with the add batch: 0, or -errno with err. */
-static int add_new(struct tunnel *t, char *err, size_t errlen)
+static int host_probe_add_new(struct tunnel *t, char *err, size_t errlen)
 {
 	struct nft_host_elem *elems;
 	struct nft_host_spec spec;
 	size_t n;
 	int ret;
 
-	ret = collect(t, true, &elems, &n);
+	ret = host_probe_collect(t, true, &elems, &n);
 	if (ret < 0)
 		return ret;
 	spec = (struct nft_host_spec){ .kubelet_uid = -1, .elems = elems, .n = n };
-	/* elems point into the pods, which only this thread frees: the
-	 * kernel's round trip needs none of the workers' state */
-	loop_unguard(t->loop);
+	/* elems point into the pods, which only this thread frees */
 	ret = n ? nft_host_add(&t->hp->nl, &spec, err, errlen) : 0;
-	loop_reguard(t->loop);
 	free(elems);
 	return ret;
 }
 
 /* The whole table: 0, or -errno with err. */
-static int sync_all(struct tunnel *t, char *err, size_t errlen)
+static int host_probe_sync_all(struct tunnel *t, char *err, size_t errlen)
 {
 	struct nft_host_elem *elems;
 	struct nft_host_spec spec;
 	size_t n;
 	int ret;
 
-	ret = collect(t, false, &elems, &n);
+	ret = host_probe_collect(t, false, &elems, &n);
 	if (ret < 0) {
 		snprintf(err, errlen, "out of memory");
 		return ret;
@@ -479,9 +476,7 @@ static int sync_all(struct tunnel *t, char *err, size_t errlen)
 				       .kubelet_cgroup_level = t->hp->cgroup_level,
 				       .elems = elems,
 				       .n = n };
-	loop_unguard(t->loop);
 	ret = nft_host_sync(&t->hp->nl, &spec, err, errlen);
-	loop_reguard(t->loop);
 	free(elems);
 	return ret;
 }
@@ -495,18 +490,18 @@ void host_probe_flush(struct tunnel *t)
 	if (!t->host_probe_stale || !hp || !hp->open || !t->conf->host_probe_snat || !t->adopted)
 		return;
 	t->host_probe_stale = false;
-	resolve_uid(hp, t->conf);
+	host_probe_resolve_uid(hp, t->conf);
 	hp->syncs++;
 	/* Only new pods since a good sync with the same rule: add them. */
 	if (!t->host_probe_full && hp->synced && hp->synced_uid == hp->uid &&
 	    hp->synced_cgroup == hp->cgroup_id) {
-		ret = add_new(t, err, sizeof(err));
+		ret = host_probe_add_new(t, err, sizeof(err));
 		if (ret < 0)
 			log_debug("host probe SNAT: adding the new pods' addresses failed (%s); syncing the whole table",
 				  err);
 	}
 	if (ret < 0)
-		ret = sync_all(t, err, sizeof(err));
+		ret = host_probe_sync_all(t, err, sizeof(err));
 	if (ret < 0) {
 		hp->failures++;
 		hp->synced = false;
@@ -516,7 +511,7 @@ void host_probe_flush(struct tunnel *t)
 		snprintf(hp->last_error, sizeof(hp->last_error), "%s", err);
 		return;
 	}
-	mark_all(t);
+	host_probe_mark_all(t);
 	t->host_probe_full = false;
 	hp->synced = true;
 	hp->synced_uid = hp->uid;

@@ -658,7 +658,7 @@ static int conn_try_request(struct http_conn *c)
 
 /* In WRITE: 1 when the response is out, 0 when the socket is full, < 0
  * when c is gone. */
-static int conn_flush(struct http_conn *c)
+static int http_conn_flush(struct http_conn *c)
 {
 	while (c->out_off < c->out_len) {
 		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
@@ -706,7 +706,7 @@ static int conn_run(struct http_conn *c)
 			r = conn_try_request(c);
 			break;
 		case CONN_WRITE:
-			r = conn_flush(c);
+			r = http_conn_flush(c);
 			break;
 		default:
 			return 0;

@@ -46,9 +46,23 @@ struct identity_mgr {
 	void *issued_ctx;
 	struct identity *head; /* acquisition order (appended) */
 	size_t count;
-	struct loop *loop;     /* whose guard issuing releases, or NULL */
+	struct loop *loop;     /* that takes warren-ca's answers, or NULL */
 	bool watching;         /* the client's eventfd is on loop */
+	identity_isolate_fn isolate; /* around changes the workers may see; or NULL */
+	void *isolate_ctx;
 };
+
+void identity_mgr_set_isolation(struct identity_mgr *mgr, identity_isolate_fn fn, void *ctx)
+{
+	mgr->isolate = fn;
+	mgr->isolate_ctx = ctx;
+}
+
+static void identity_isolate(const struct identity_mgr *mgr, bool enter)
+{
+	if (mgr->isolate)
+		mgr->isolate(mgr->isolate_ctx, enter);
+}
 
 static void mgr_results_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
@@ -262,9 +276,9 @@ static void swap_in(struct identity *id, struct ca_leaf *leaf, SSL_CTX *cctx, SS
 
 /* A new leaf and its contexts into id: leaf from the CA client, or (NULL)
  * issued here by the local CA (caDir: a key, a signature and two contexts
- * take milliseconds). Built without the loop's guard (they read only the
- * immutable CA and the new objects); id changes after. On failure id is
- * untouched, and a given leaf stays the caller's. */
+ * take milliseconds). Built while the workers run (they read only the
+ * immutable CA and the new objects); id changes after, isolated. On
+ * failure id is untouched, and a given leaf stays the caller's. */
 static int commit(struct identity_mgr *mgr, struct identity *id, struct ca_leaf *leaf,
 		  STACK_OF(X509) *roots, char *err, size_t errlen)
 {
@@ -272,7 +286,6 @@ static int commit(struct identity_mgr *mgr, struct identity *id, struct ca_leaf 
 	SSL_CTX *cctx = NULL, *sctx = NULL;
 	int ret = 0;
 
-	loop_unguard(mgr->loop);
 	if (!leaf) {
 		ret = ca_issue(mgr->ca, mgr->td, id->ns, id->sa, mgr->lifetime_s, &issued, err,
 			       errlen);
@@ -280,14 +293,15 @@ static int commit(struct identity_mgr *mgr, struct identity *id, struct ca_leaf 
 	}
 	if (!ret)
 		ret = make_ctxs(mgr, leaf, roots, &cctx, &sctx, err, errlen);
-	loop_reguard(mgr->loop);
 	if (ret) {
 		SSL_CTX_free(cctx);
 		SSL_CTX_free(sctx);
 		ca_leaf_free(issued);
 		return ret;
 	}
+	identity_isolate(mgr, true);
 	swap_in(id, leaf, cctx, sctx);
+	identity_isolate(mgr, false);
 	return 0;
 }
 
@@ -363,7 +377,9 @@ int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
 	id->refs = 1;
 	for (tail = &mgr->head; *tail; tail = &(*tail)->next)
 		;
+	identity_isolate(mgr, true); /* workers walk the list (identity_find) */
 	*tail = id;
+	identity_isolate(mgr, false);
 	mgr->count++;
 	if (id->leaf)
 		log_info("identity %s: issued certificate serial %s, renewal in %llds", id->sid,
@@ -390,10 +406,12 @@ int identity_release(struct identity_mgr *mgr, const char *ns, const char *sa)
 		assert(id->refs > 0);
 		if (--id->refs)
 			return 0;
-		*pp = id->next;
-		mgr->count--;
 		log_info("identity %s: last pod left, certificate dropped", id->sid);
+		identity_isolate(mgr, true);
+		*pp = id->next;
 		identity_free(id);
+		identity_isolate(mgr, false);
+		mgr->count--;
 		return 0;
 	}
 	return -ENOENT;
@@ -423,8 +441,8 @@ int64_t identity_next_renewal_ms(const struct identity_mgr *mgr)
 
 /* A failed attempt: the next one after an exponential backoff (returned),
  * why kept for the admin API and err. */
-static time_t identity_failed(struct identity *id, time_t now, const char *why, char *err,
-			      size_t errlen)
+static time_t identity_failed(const struct identity_mgr *mgr, struct identity *id, time_t now,
+			      const char *why, char *err, size_t errlen)
 {
 	unsigned shift = id->failures < 8 ? id->failures : 8;
 	time_t backoff = (time_t)IDENTITY_BACKOFF_MIN_S << shift;
@@ -433,7 +451,9 @@ static time_t identity_failed(struct identity *id, time_t now, const char *why, 
 		backoff = IDENTITY_BACKOFF_MAX_S;
 	id->failures++;
 	id->renew_at = now + backoff;
+	identity_isolate(mgr, true); /* workers log why (identity_error) */
 	snprintf(id->why, sizeof(id->why), "%s", why);
+	identity_isolate(mgr, false);
 	if (err && errlen)
 		snprintf(err, errlen, "%s", why);
 	return backoff;
@@ -441,19 +461,20 @@ static time_t identity_failed(struct identity *id, time_t now, const char *why, 
 
 /* The outcome of a renewal or of a pending identity's request: logged
  * (the tests and operators read these lines), and the backoff on failure. */
-static void renewed(struct identity *id, int ret, bool was_pending, const char *why, time_t now,
+static void renewed(const struct identity_mgr *mgr, struct identity *id, int ret, bool was_pending,
+		    const char *why, time_t now,
 		    char *err, size_t errlen)
 {
 	time_t backoff;
 
 	if (ret && was_pending) {
-		backoff = identity_failed(id, now, why, err, errlen);
+		backoff = identity_failed(mgr, id, now, why, err, errlen);
 		log_error("identity %s: %s (%s); its pods' connections are refused until the CA "
 			  "signs one, retry in %llds", id->sid,
 			  id->failures == 1 ? "no certificate yet" : "still no certificate", why,
 			  (long long)backoff);
 	} else if (ret) {
-		backoff = identity_failed(id, now, why, err, errlen);
+		backoff = identity_failed(mgr, id, now, why, err, errlen);
 		log_error("identity %s: renewal failed (%s); keeping the current certificate "
 			  "(expires in %llds), retry in %llds",
 			  id->sid, why, (long long)(id->leaf->not_after - now), (long long)backoff);
@@ -485,7 +506,7 @@ int identity_renew(struct identity_mgr *mgr, struct identity *id, time_t now, ch
 	} else {
 		ret = commit(mgr, id, NULL, NULL, why, sizeof(why));
 	}
-	renewed(id, ret, was_pending, why, now, err, errlen);
+	renewed(mgr, id, ret, was_pending, why, now, err, errlen);
 	if (!ret)
 		id->failures = 0;
 	return ret;
@@ -518,7 +539,7 @@ void identity_mgr_complete(struct identity_mgr *mgr)
 			if (!ret)
 				r->leaf = NULL; /* taken */
 		}
-		renewed(id, ret, was_pending, r->err, time(NULL), NULL, 0);
+		renewed(mgr, id, ret, was_pending, r->err, time(NULL), NULL, 0);
 		if (!ret)
 			id->failures = 0;
 		if (mgr->issued)

@@ -32,11 +32,14 @@
  *    longer calls SSL_CTX_up_ref() and later SSL_CTX_free().
  *  - identity_leaf0(): get0, same lifetime as identity_ctx0().
  * Errors: 0 or -errno; err (when non-NULL) gets a message for the log.
- * Threads: no locking of its own. The main thread changes it while every
- * worker is paused (tunnel/workers.c); workers only read it meanwhile.
- * With identity_mgr_set_loop(), issuing a certificate (acquire, renew)
- * releases that loop's guard while it builds the new leaf and contexts,
- * and takes it back before it changes anything the workers read.
+ * Threads: the main thread calls everything; the workers only read
+ * (identity_find, identity_ready, identity_error, identity_ctx0,
+ * identity_id). No locking of its own: with identity_mgr_set_isolation(),
+ * each change the workers may see (the list, a certificate and its
+ * contexts swapped in, a failure's reason) runs between fn(ctx, true) and
+ * fn(ctx, false), which pause them (workers_isolate); issuing a
+ * certificate (a key, a signature, a CSR round trip) runs before, while
+ * they run.
  */
 #ifndef WARREN_IDENTITY_H
 #define WARREN_IDENTITY_H
@@ -61,6 +64,8 @@ struct caclient;
 
 struct loop;
 void identity_mgr_set_loop(struct identity_mgr *mgr, struct loop *loop);
+typedef void (*identity_isolate_fn)(void *ctx, bool enter);
+void identity_mgr_set_isolation(struct identity_mgr *mgr, identity_isolate_fn fn, void *ctx);
 
 /* lifetime_s: workload certificate lifetime (0 = CA_DEFAULT_LIFETIME_S).
  * 0, -EINVAL (bad trust domain or lifetime), -ENOMEM. */

@@ -33,6 +33,8 @@
 #include "tunnel/metrics.h"
 #include "tunnel/pods.h"
 #include "tunnel/proxy.h"
+#include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 static const uint16_t lis_port[LIS_COUNT] = { PORT_OUTBOUND, PORT_INBOUND_PLAIN, PORT_INBOUND_HBONE };
 
@@ -102,7 +104,7 @@ static void lis_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 	proxy_accept(pl);
 }
 
-static int listen_one(int netns_fd, uint16_t port, bool transparent, const char **what)
+static int lis_listen_one(int netns_fd, uint16_t port, bool transparent, const char **what)
 {
 	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT,
 				   .sin6_port = htons(port) };
@@ -148,38 +150,50 @@ fail:
 	return ret;
 }
 
-static int shard_listen(struct pod *p, char *err, size_t errlen)
+/* The sockets are made while the workers run; only their registration in
+ * the worker's loop isolates it. */
+static int lis_shard_listen(struct pod *p, char *err, size_t errlen)
 {
+	const struct pod *prim = pod_primary(p);
+	int fds[LIS_COUNT], ret = 0, k, n;
 	const char *what = "";
-	int ret = 0, k;
 
-	for (k = 0; k < LIS_COUNT; k++) {
-		const struct pod *prim = p->primary ? p->primary : p;
-
-		ret = listen_one(p->netns_fd, lis_port[k],
-				 prim->mode.redirect == INPOD_REDIRECT_EBPF && k == LIS_OUTBOUND, &what);
+	for (n = 0; n < LIS_COUNT; n++) {
+		ret = lis_listen_one(p->netns_fd, lis_port[n],
+				 prim->mode.redirect == INPOD_REDIRECT_EBPF && n == LIS_OUTBOUND, &what);
 		if (ret < 0)
-			goto out;
-		p->lis[k].fd = ret;
-		ret = loop_add(p->loop, p->lis[k].fd, EPOLLIN, lis_cb, &p->lis[k]);
-		if (ret < 0) {
-			what = "loop_add";
-			close(p->lis[k].fd);
-			p->lis[k].fd = -1;
-			goto out;
-		}
+			break;
+		fds[n] = ret;
 	}
-	p->listening = true;
-	ret = 0;
-out:
+	k = n;
+	if (ret >= 0) {
+		workers_isolate(p->t);
+		for (k = 0; k < LIS_COUNT; k++) {
+			ret = loop_add(p->loop, fds[k], EPOLLIN, lis_cb, &p->lis[k]);
+			if (ret < 0) {
+				what = "loop_add";
+				break;
+			}
+			p->lis[k].fd = fds[k];
+		}
+		if (ret >= 0)
+			p->listening = true;
+		workers_release(p->t);
+	}
+	if (ret < 0) /* what was registered goes with lis_shard_unlisten() */
+		for (int i = k; i < n; i++)
+			close(fds[i]);
+	else
+		ret = 0;
 	if (ret < 0)
 		snprintf(err, errlen, "cannot create listener on [::]:%u in the netns of pod %s/%s (%s): %s: %s",
 			 lis_port[k], p->namespace, p->name, p->netns_path, what, strerror(-ret));
 	return ret;
 }
 
-static void shard_unlisten(struct pod *p)
+static void lis_shard_unlisten(struct pod *p)
 {
+	workers_isolate(p->t);
 	for (int k = 0; k < LIS_COUNT; k++) {
 		if (p->lis[k].pause) {
 			loop_timer_cancel(p->loop, p->lis[k].pause);
@@ -192,6 +206,7 @@ static void shard_unlisten(struct pod *p)
 		p->lis[k].fd = -1;
 	}
 	p->listening = false;
+	workers_release(p->t);
 }
 
 int pod_publish(struct pod *p, char *err, size_t errlen)
@@ -218,7 +233,7 @@ int pod_listen(struct pod *p, char *err, size_t errlen)
 	if (p->listening)
 		return 0;
 	for (struct pod *s = p; s; s = s->next_shard) {
-		ret = shard_listen(s, err, errlen);
+		ret = lis_shard_listen(s, err, errlen);
 		if (ret < 0) {
 			pod_unlisten(p);
 			return ret;
@@ -236,5 +251,5 @@ void pod_unlisten(struct pod *p)
 		return;
 	assert(!p->primary);
 	for (struct pod *s = p; s; s = s->next_shard)
-		shard_unlisten(s);
+		lis_shard_unlisten(s);
 }

@@ -2,7 +2,8 @@
 /*
  * A pod's in-pod listeners (inpod_listen.c): made in the pod's netns, one
  * set per worker shard, paused when fds run out. Main thread, except
- * where a function says otherwise.
+ * where a function says otherwise; pod_listen and pod_unlisten isolate the
+ * workers (workers.h) only while they change the shards' registrations.
  */
 #ifndef WARREN_TUNNEL_INPOD_LISTEN_H
 #define WARREN_TUNNEL_INPOD_LISTEN_H

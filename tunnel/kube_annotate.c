@@ -146,7 +146,7 @@ static void ka_compare_cb(struct loop *l, void *ctx)
 {
 	struct kube_annotate *ka = ctx;
 	struct tunnel *t = ka->t;
-	const struct mesh *m = t->mesh;
+	const struct mesh *m = tunnel_model(t);
 
 	ka->timer = NULL;
 	if (!m)

@@ -381,7 +381,7 @@ static bool seen_has(const struct kube_seen *ks, const char *uid)
  * of: their netns from the /proc scan, remembered as if told at ADD. */
 static void scan_unknown(struct tunnel *t)
 {
-	const struct mesh *m = t->mesh;
+	const struct mesh *m = tunnel_model(t);
 	char path[300], cid[128], ip[INET6_ADDRSTRLEN];
 
 	for (size_t i = 0; t->conf->node && i < m->n_pods; i++) {
@@ -418,7 +418,7 @@ static void scan_unknown(struct tunnel *t)
 
 void kube_enroll_reconcile(struct tunnel *t)
 {
-	const struct mesh *m = t->mesh;
+	const struct mesh *m = tunnel_model(t);
 	struct kube_seen_pod *e, *next;
 	struct pod *p, *pn;
 	const char *why;

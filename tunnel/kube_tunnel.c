@@ -47,11 +47,10 @@ static int kt_rebuild(void *ctx, json_t *all)
 	size_t kept = 0;
 	int ret;
 
-	/* the store is the main thread's alone; the workers need not wait */
-	loop_unguard(t->loop);
-	ret = mesh_build_shared(all, KT_ORIGIN, t->mesh, mesh_watch_held_pod, mesh_watch_log_kept, &keep,
-				&kept, &m, err, sizeof(err));
-	loop_reguard(t->loop);
+	/* the store is the main thread's alone; the workers never wait for
+	 * the build (the model is published as a snapshot, snap.h) */
+	ret = mesh_build_shared(all, KT_ORIGIN, tunnel_model(t), mesh_watch_held_pod, mesh_watch_log_kept,
+				&keep, &kept, &m, err, sizeof(err));
 	if (ret < 0) {
 		mesh_watch_failed(t, KT_ORIGIN, err[0] ? err : strerror(-ret), "retried on the next change");
 		return ret;

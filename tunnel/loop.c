@@ -61,8 +61,6 @@ struct loop {
 	volatile sig_atomic_t stop;
 	loop_guard_cb guard;
 	void *guard_ctx;
-	bool guard_held;     /* by this loop's thread, in loop_run() */
-	bool guard_lent;     /* released by loop_unguard() */
 };
 
 /* The loop this thread is running, so a timer armed from elsewhere wakes it. */
@@ -112,14 +110,14 @@ void loop_free(struct loop *l)
 	free(l);
 }
 
-static struct loop_reg *reg_get(struct loop *l, int fd)
+static struct loop_reg *loop_reg_get(struct loop *l, int fd)
 {
 	if (fd < 0 || (size_t)fd >= l->nregs || !l->regs[fd].cb)
 		return NULL;
 	return &l->regs[fd];
 }
 
-static int epoll_set(struct loop *l, int op, int fd, const struct loop_reg *reg)
+static int loop_epoll_set(struct loop *l, int op, int fd, const struct loop_reg *reg)
 {
 	struct epoll_event ev = {
 		.events = reg->events,
@@ -137,7 +135,7 @@ int loop_add(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ctx)
 	assert(cb);
 	if (fd < 0)
 		return -EBADF;
-	if (reg_get(l, fd))
+	if (loop_reg_get(l, fd))
 		return -EEXIST;
 	if ((size_t)fd >= l->nregs) {
 		size_t n = l->nregs ? l->nregs : 64;
@@ -153,7 +151,7 @@ int loop_add(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ctx)
 	}
 	reg = &l->regs[fd];
 	*reg = (struct loop_reg){ .cb = cb, .ctx = ctx, .events = events, .gen = ++l->gen };
-	ret = epoll_set(l, EPOLL_CTL_ADD, fd, reg);
+	ret = loop_epoll_set(l, EPOLL_CTL_ADD, fd, reg);
 	if (ret < 0)
 		reg->cb = NULL;
 	return ret;
@@ -161,7 +159,7 @@ int loop_add(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ctx)
 
 int loop_mod(struct loop *l, int fd, uint32_t events)
 {
-	struct loop_reg *reg = reg_get(l, fd);
+	struct loop_reg *reg = loop_reg_get(l, fd);
 	uint32_t old;
 	int ret;
 
@@ -172,7 +170,7 @@ int loop_mod(struct loop *l, int fd, uint32_t events)
 		return 0;
 	old = reg->events;
 	reg->events = events;
-	ret = epoll_set(l, EPOLL_CTL_MOD, fd, reg);
+	ret = loop_epoll_set(l, EPOLL_CTL_MOD, fd, reg);
 	if (ret < 0)
 		reg->events = old;
 	return ret;
@@ -180,7 +178,7 @@ int loop_mod(struct loop *l, int fd, uint32_t events)
 
 int loop_set(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ctx)
 {
-	struct loop_reg *reg = reg_get(l, fd), old;
+	struct loop_reg *reg = loop_reg_get(l, fd), old;
 	int ret;
 
 	if (!reg)
@@ -190,7 +188,7 @@ int loop_set(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ctx)
 	 * callback this round are dropped instead of reaching the new one. */
 	old = *reg;
 	*reg = (struct loop_reg){ .cb = cb, .ctx = ctx, .events = events, .gen = ++l->gen };
-	ret = epoll_set(l, EPOLL_CTL_MOD, fd, reg);
+	ret = loop_epoll_set(l, EPOLL_CTL_MOD, fd, reg);
 	if (ret < 0)
 		*reg = old;
 	return ret;
@@ -198,7 +196,7 @@ int loop_set(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ctx)
 
 void loop_forget(struct loop *l, int fd)
 {
-	struct loop_reg *reg = reg_get(l, fd);
+	struct loop_reg *reg = loop_reg_get(l, fd);
 
 	if (reg)
 		reg->cb = NULL;
@@ -206,7 +204,7 @@ void loop_forget(struct loop *l, int fd)
 
 int loop_del(struct loop *l, int fd)
 {
-	struct loop_reg *reg = reg_get(l, fd);
+	struct loop_reg *reg = loop_reg_get(l, fd);
 
 	if (!reg)
 		return -ENOENT;
@@ -217,29 +215,29 @@ int loop_del(struct loop *l, int fd)
 
 /* --- timers: binary min-heap --- */
 
-static bool timer_before(const struct loop_timer *a, const struct loop_timer *b)
+static bool loop_timer_before(const struct loop_timer *a, const struct loop_timer *b)
 {
 	return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
-static void heap_set(struct loop *l, size_t i, struct loop_timer *t)
+static void loop_heap_set(struct loop *l, size_t i, struct loop_timer *t)
 {
 	l->heap[i] = t;
 	t->idx = i;
 }
 
-static void heap_up(struct loop *l, size_t i)
+static void loop_heap_up(struct loop *l, size_t i)
 {
 	struct loop_timer *t = l->heap[i];
 
-	while (i > 0 && timer_before(t, l->heap[(i - 1) / 2])) {
-		heap_set(l, i, l->heap[(i - 1) / 2]);
+	while (i > 0 && loop_timer_before(t, l->heap[(i - 1) / 2])) {
+		loop_heap_set(l, i, l->heap[(i - 1) / 2]);
 		i = (i - 1) / 2;
 	}
-	heap_set(l, i, t);
+	loop_heap_set(l, i, t);
 }
 
-static void heap_down(struct loop *l, size_t i)
+static void loop_heap_down(struct loop *l, size_t i)
 {
 	struct loop_timer *t = l->heap[i];
 
@@ -248,17 +246,17 @@ static void heap_down(struct loop *l, size_t i)
 
 		if (c >= l->nheap)
 			break;
-		if (c + 1 < l->nheap && timer_before(l->heap[c + 1], l->heap[c]))
+		if (c + 1 < l->nheap && loop_timer_before(l->heap[c + 1], l->heap[c]))
 			c++;
-		if (!timer_before(l->heap[c], t))
+		if (!loop_timer_before(l->heap[c], t))
 			break;
-		heap_set(l, i, l->heap[c]);
+		loop_heap_set(l, i, l->heap[c]);
 		i = c;
 	}
-	heap_set(l, i, t);
+	loop_heap_set(l, i, t);
 }
 
-static void heap_remove(struct loop *l, struct loop_timer *t)
+static void loop_heap_remove(struct loop *l, struct loop_timer *t)
 {
 	size_t i = t->idx;
 	struct loop_timer *last;
@@ -267,9 +265,9 @@ static void heap_remove(struct loop *l, struct loop_timer *t)
 	last = l->heap[--l->nheap];
 	if (last == t)
 		return;
-	heap_set(l, i, last);
-	heap_up(l, i);
-	heap_down(l, last->idx);
+	loop_heap_set(l, i, last);
+	loop_heap_up(l, i);
+	loop_heap_down(l, last->idx);
 }
 
 struct loop_timer *loop_timer_add(struct loop *l, uint64_t ms, loop_timer_cb cb, void *ctx)
@@ -290,8 +288,8 @@ struct loop_timer *loop_timer_add(struct loop *l, uint64_t ms, loop_timer_cb cb,
 	if (!t)
 		return NULL;
 	*t = (struct loop_timer){ .when = loop_now_ms() + ms, .seq = l->seq++, .cb = cb, .ctx = ctx };
-	heap_set(l, l->nheap++, t);
-	heap_up(l, t->idx);
+	loop_heap_set(l, l->nheap++, t);
+	loop_heap_up(l, t->idx);
 	if (running_loop != l)
 		loop_wake(l);
 	return t;
@@ -301,13 +299,13 @@ void loop_timer_cancel(struct loop *l, struct loop_timer *t)
 {
 	if (!t)
 		return;
-	heap_remove(l, t);
+	loop_heap_remove(l, t);
 	free(t);
 }
 
 /* Fires due timers. Ones added by these callbacks wait for the next round,
  * so a callback re-arming itself with 0 ms cannot starve the fds. */
-static void timers_run(struct loop *l)
+static void loop_timers_run(struct loop *l)
 {
 	uint64_t now = loop_now_ms(), seq_limit = l->seq;
 
@@ -318,13 +316,13 @@ static void timers_run(struct loop *l)
 
 		if (t->when > now || t->seq >= seq_limit)
 			break;
-		heap_remove(l, t);
+		loop_heap_remove(l, t);
 		free(t);
 		cb(l, ctx);
 	}
 }
 
-static int next_timeout(const struct loop *l)
+static int loop_next_timeout(const struct loop *l)
 {
 	uint64_t now, when;
 
@@ -343,29 +341,10 @@ void loop_set_guard(struct loop *l, loop_guard_cb cb, void *ctx)
 	l->guard_ctx = ctx;
 }
 
-static void guard(struct loop *l, bool enter)
+static void loop_guard_call(struct loop *l, bool enter)
 {
 	if (l->guard)
 		l->guard(l->guard_ctx, enter);
-	l->guard_held = enter;
-}
-
-void loop_unguard(struct loop *l)
-{
-	if (!l || !l->guard || !l->guard_held)
-		return;
-	assert(running_loop == l && !l->guard_lent);
-	guard(l, false);
-	l->guard_lent = true;
-}
-
-void loop_reguard(struct loop *l)
-{
-	if (!l || !l->guard_lent)
-		return;
-	assert(running_loop == l);
-	l->guard_lent = false;
-	guard(l, true);
 }
 
 int loop_run(struct loop *l)
@@ -374,13 +353,13 @@ int loop_run(struct loop *l)
 	int ret = 0;
 
 	running_loop = l;
-	guard(l, true);
+	loop_guard_call(l, true);
 	while (!l->stop) {
-		int timeout = next_timeout(l), n;
+		int timeout = loop_next_timeout(l), n;
 
-		guard(l, false);
+		loop_guard_call(l, false);
 		n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout);
-		guard(l, true);
+		loop_guard_call(l, true);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -402,7 +381,7 @@ int loop_run(struct loop *l)
 				continue;
 			}
 			/* Looked up now: an earlier callback may have deleted it. */
-			reg = reg_get(l, fd);
+			reg = loop_reg_get(l, fd);
 			if (!reg || reg->gen != (uint32_t)(token >> 32))
 				continue;
 			/* Nor report interest that was dropped earlier in this round. */
@@ -410,12 +389,12 @@ int loop_run(struct loop *l)
 			if (ev)
 				reg->cb(l, fd, ev, reg->ctx);
 		}
-		timers_run(l);
+		loop_timers_run(l);
 	}
 	/* Consumed: the next loop_run() runs until the next loop_stop(). */
 	if (!ret)
 		l->stop = 0;
-	guard(l, false);
+	loop_guard_call(l, false);
 	running_loop = NULL;
 	return ret;
 }

@@ -63,12 +63,5 @@ void loop_wake(struct loop *l);
 /* Called with enter true once epoll_wait() returns and false before it
  * waits again (and around loop_run() as a whole). Set before loop_run(). */
 void loop_set_guard(struct loop *l, loop_guard_cb cb, void *ctx);
-/* For slow work in a callback that needs none of what the guard protects
- * (reading a file into a new private structure, serializing a copy): the
- * guard is released until loop_reguard(), so the threads it holds back
- * run meanwhile. Only on the loop's own thread; no-ops while the guard is
- * not held (outside loop_run(), no guard set, l NULL). Pairs do not nest. */
-void loop_unguard(struct loop *l);
-void loop_reguard(struct loop *l);
 
 #endif

@@ -66,7 +66,7 @@
 #include "tunnel/tunnel.h"
 #include "tunnel/workers.h"
 
-static void usage(FILE *f)
+static void tunnel_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: warren-tunnel --config FILE\n"
@@ -125,7 +125,7 @@ static const struct {
 
 /* The process is single-threaded here: capabilities, the bounding set and
  * no_new_privs are per thread. 0 or -errno (logged). */
-static int drop_capabilities(void)
+static int tunnel_drop_capabilities(void)
 {
 	bool have[ARRAY_SIZE(kept_caps)];
 	char kept[512] = "";
@@ -180,7 +180,7 @@ static int drop_capabilities(void)
 	return 0;
 }
 
-static void on_signal(struct loop *l, int fd, uint32_t events, void *ctx)
+static void tunnel_on_signal(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct signalfd_siginfo si;
 
@@ -199,7 +199,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct tunnel_conf conf = { 0 };
-	struct tunnel t = { .magic = TUNNEL_MAGIC, .conf = &conf, .handoff_fd = -1 };
+	struct tunnel t = { .magic = TUNNEL_MAGIC, .conf = &conf, .handoff_fd = -1,
+			   .snap_mu = PTHREAD_MUTEX_INITIALIZER };
 	const char *config = NULL;
 	char err[1024] = "";
 	sigset_t mask;
@@ -211,13 +212,13 @@ int main(int argc, char **argv)
 			config = optarg;
 			break;
 		case 'h':
-			usage(stdout);
+			tunnel_usage(stdout);
 			return 0;
 		case 'V':
 			printf("warren-tunnel %s\n", WARREN_VERSION);
 			return 0;
 		default:
-			usage(stderr);
+			tunnel_usage(stderr);
 			return 2;
 		}
 	}
@@ -226,7 +227,7 @@ int main(int argc, char **argv)
 	(void)close_range(3, ~0U, 0);
 	if (!config || optind != argc) {
 		fprintf(stderr, "warren-tunnel: %s\n", config ? "unexpected argument" : "--config FILE is required");
-		usage(stderr);
+		tunnel_usage(stderr);
 		return 2;
 	}
 	ret = tunnel_conf_load(config, &conf, err, sizeof(err));
@@ -262,8 +263,13 @@ int main(int argc, char **argv)
 		log_error("cannot set up the event loop or signalfd: %s", strerror(errno));
 		goto out;
 	}
-	if (loop_add(t.loop, sfd, EPOLLIN, on_signal, &t) < 0)
+	if (loop_add(t.loop, sfd, EPOLLIN, tunnel_on_signal, &t) < 0)
 		goto out;
+	ret = tunnel_snap_start(&t);
+	if (ret < 0) {
+		log_error("cannot set up the model snapshots: %s", strerror(-ret));
+		goto out;
+	}
 #ifdef __GLIBC__
 	/* One malloc arena for every thread: glibc's per-thread arenas keep
 	 * their free top chunk (up to twice the mmap threshold, which rises to
@@ -315,7 +321,7 @@ int main(int argc, char **argv)
 	if (!conf.keep_capabilities)
 		log_warn("keepCapabilities is false: running with every capability we were started with "
 			 "(for debugging only)");
-	else if (drop_capabilities() < 0)
+	else if (tunnel_drop_capabilities() < 0)
 		goto out;
 	if (workers_start(&t) < 0)
 		goto out;
@@ -341,7 +347,7 @@ out:
 	mesh_watch_stop(&t);
 	kube_tunnel_stop(&t);
 	mtls_stop(&t);
-	mesh_free(t.mesh);
+	tunnel_snap_stop(&t); /* the workers let theirs go when they stopped */
 	accesslog_close(t.alog);
 	metrics_free(t.metrics);
 	if (sfd >= 0) {

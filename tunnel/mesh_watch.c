@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Keeps t->mesh current with meshPath. inotify watches the directory that
+ * Keeps the published model (snap.h) current with meshPath. inotify watches the directory that
  * holds the file (or the directory itself in directory mode), so an
  * editor's or kubectl's atomic rename-over is seen; events are coalesced
  * for a few ms and then the whole model is reloaded. When inotify cannot
@@ -57,22 +57,22 @@ struct mesh_watch {
 	struct loop_timer *debounce, *poll;
 };
 
-static uint64_t mix(uint64_t h, uint64_t v)
+static uint64_t mesh_watch_mix(uint64_t h, uint64_t v)
 {
 	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
 	return h;
 }
 
-static uint64_t stat_sig(uint64_t h, const struct stat *st)
+static uint64_t mesh_watch_stat_sig(uint64_t h, const struct stat *st)
 {
-	h = mix(h, (uint64_t)st->st_ino);
-	h = mix(h, (uint64_t)st->st_size);
-	h = mix(h, (uint64_t)st->st_mtim.tv_sec);
-	return mix(h, (uint64_t)st->st_mtim.tv_nsec);
+	h = mesh_watch_mix(h, (uint64_t)st->st_ino);
+	h = mesh_watch_mix(h, (uint64_t)st->st_size);
+	h = mesh_watch_mix(h, (uint64_t)st->st_mtim.tv_sec);
+	return mesh_watch_mix(h, (uint64_t)st->st_mtim.tv_nsec);
 }
 
 /* A cheap fingerprint of meshPath: changes when any file changes. */
-static uint64_t path_sig(const char *path)
+static uint64_t mesh_watch_path_sig(const char *path)
 {
 	struct stat st;
 	uint64_t h = 1469598103934665603ull;
@@ -80,13 +80,13 @@ static uint64_t path_sig(const char *path)
 	DIR *d;
 
 	if (stat(path, &st) < 0)
-		return mix(h, (uint64_t)errno);
-	h = stat_sig(h, &st);
+		return mesh_watch_mix(h, (uint64_t)errno);
+	h = mesh_watch_stat_sig(h, &st);
 	if (!S_ISDIR(st.st_mode))
 		return h;
 	d = opendir(path);
 	if (!d)
-		return mix(h, (uint64_t)errno);
+		return mesh_watch_mix(h, (uint64_t)errno);
 	while ((de = readdir(d))) {
 		char p[PATH_MAX];
 
@@ -94,22 +94,21 @@ static uint64_t path_sig(const char *path)
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
 		if (stat(p, &st) == 0)
-			h = stat_sig(h, &st);
+			h = mesh_watch_stat_sig(h, &st);
 		for (const char *c = de->d_name; *c; c++)
-			h = mix(h, (uint64_t)(unsigned char)*c);
+			h = mesh_watch_mix(h, (uint64_t)(unsigned char)*c);
 	}
 	closedir(d);
 	return h;
 }
 
 /*
- * Reading the files and compiling the policies run without the loop's
- * guard: they build private structures, and a large mesh takes a while
- * (docs/performance.md), which the worker threads' data path would
- * otherwise wait out on every change. Only the swap and the re-check of
- * open connections hold it; the old model is freed after.
+ * Reading the files and compiling the policies build private structures
+ * while the workers run; the result is published as a snapshot (snap.h),
+ * which each worker takes at its next loop iteration. Nothing here waits
+ * for a worker, nor a worker for this.
  */
-/* Runs unguarded on the main thread, which alone changes t->pods. */
+/* Main thread, which alone changes t->pods. */
 bool mesh_watch_held_pod(void *ctx, const struct mesh_pod *mp)
 {
 	const struct mesh_watch_keep *k = ctx;
@@ -126,11 +125,11 @@ void mesh_watch_log_kept(void *ctx, const struct mesh_pod *mp)
 	const struct mesh_watch_keep *k = ctx;
 
 	log_warn("pod %s/%s is enrolled on this node but missing from %s; keeping what mesh generation %llu said about it (its identity, addresses and enrollment) until it is deleted or %s lists it again",
-		 mp->namespace, mp->name, k->origin, (unsigned long long)k->t->mesh_generation,
+		 mp->namespace, mp->name, k->origin, (unsigned long long)tunnel_generation(k->t),
 		 k->origin);
 }
 
-static void mesh_reload(struct tunnel *t)
+static void mesh_watch_reload(struct tunnel *t)
 {
 	struct mesh_watch_keep k = { t, t->conf->mesh_path };
 	struct mesh *m = NULL;
@@ -138,11 +137,9 @@ static void mesh_reload(struct tunnel *t)
 	size_t kept = 0;
 	int ret;
 
-	t->mw->sig = t->mw->pending = path_sig(t->conf->mesh_path);
-	loop_unguard(t->loop);
-	ret = mesh_load_path_keeping(t->conf->mesh_path, t->mesh, mesh_watch_held_pod,
+	t->mw->sig = t->mw->pending = mesh_watch_path_sig(t->conf->mesh_path);
+	ret = mesh_load_path_keeping(t->conf->mesh_path, tunnel_model(t), mesh_watch_held_pod,
 				     mesh_watch_log_kept, &k, &kept, &m, err, sizeof(err));
-	loop_reguard(t->loop);
 	if (ret < 0) {
 		mesh_watch_failed(t, t->conf->mesh_path, err[0] ? err : strerror(-ret),
 				  "fix the file, it is re-read on change");
@@ -155,9 +152,9 @@ void mesh_watch_failed(struct tunnel *t, const char *origin, const char *err, co
 {
 	t->mesh_reload_errors++;
 	snprintf(t->mesh_error, sizeof(t->mesh_error), "%s", err);
-	if (t->mesh)
+	if (tunnel_model(t))
 		log_error("cannot reload the mesh model from %s: %s; keeping generation %llu (%s)",
-			  origin, t->mesh_error, (unsigned long long)t->mesh_generation, hint);
+			  origin, t->mesh_error, (unsigned long long)tunnel_generation(t), hint);
 	else
 		log_error("cannot load the mesh model from %s: %s; not ready until it loads (retrying)",
 			  origin, t->mesh_error);
@@ -166,12 +163,10 @@ void mesh_watch_failed(struct tunnel *t, const char *origin, const char *err, co
 void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin, size_t kept)
 {
 	struct authz_set *set = NULL;
-	struct mesh *old;
 	struct mesh_ip first;
 	size_t conflicts;
 
-	m->generation = t->mesh_generation + 1;
-	loop_unguard(t->loop);
+	m->generation = tunnel_generation(t) + 1;
 	if (mtls_policies_compile(t, m, &set) < 0)
 		set = NULL; /* logged; the previous set stays */
 	conflicts = mesh_ip_conflicts(m, &first);
@@ -182,40 +177,37 @@ void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin, si
 			 (unsigned long long)m->generation, conflicts, conflicts > 1 ? "es are" : " is",
 			 mesh_ip_str(&first, a, sizeof(a)), conflicts > 1 ? "them" : "it");
 	}
-	loop_reguard(t->loop);
-	t->mesh_generation = m->generation;
-	t->mesh_pods_kept = kept;
-	old = t->mesh;
-	t->mesh = m;
-	t->mesh_error[0] = '\0';
 	log_info("mesh model generation %llu loaded from %s: %zu namespaces, %zu pods, %zu services",
 		 (unsigned long long)m->generation, origin, m->n_namespaces, m->n_pods,
 		 m->n_services);
-	if (set)
-		set = mtls_policies_install(t, set); /* open inbound connections re-checked */
+	/* The workers re-point and re-check their open connections when they
+	 * take it; the previous model is freed once none uses it. */
+	if (tunnel_snap_publish(t, m, set) < 0) {
+		mesh_watch_failed(t, origin, "out of memory publishing the model",
+				  "retried on the next change");
+		return;
+	}
+	t->mesh_pods_kept = kept;
+	t->mesh_error[0] = '\0';
 	handoff_server_model_changed(t); /* plugin requests waiting for their pod */
 	state_listen_adopted(t); /* adopted pods waiting for a model */
-	loop_unguard(t->loop);
-	mesh_free(old);
-	authz_set_free(set); /* the previous set */
-	loop_reguard(t->loop);
 }
 
-static void poll_cb(struct loop *l, void *ctx);
+static void mesh_watch_poll_cb(struct loop *l, void *ctx);
 
-static void arm_poll(struct tunnel *t)
+static void mesh_watch_arm_poll(struct tunnel *t)
 {
 	struct mesh_watch *mw = t->mw;
 	int ms = t->conf->mesh_reload_ms > 0 ? t->conf->mesh_reload_ms : 1000;
 
 	if (mw->poll)
 		return;
-	if (mw->ifd >= 0 && t->mesh)
+	if (mw->ifd >= 0 && tunnel_model(t))
 		return; /* inotify covers changes; no retry needed */
-	mw->poll = loop_timer_add(t->loop, (uint64_t)ms, poll_cb, t);
+	mw->poll = loop_timer_add(t->loop, (uint64_t)ms, mesh_watch_poll_cb, t);
 }
 
-static void poll_cb(struct loop *l, void *ctx)
+static void mesh_watch_poll_cb(struct loop *l, void *ctx)
 {
 	struct tunnel *t = ctx;
 	struct mesh_watch *mw;
@@ -227,30 +219,30 @@ static void poll_cb(struct loop *l, void *ctx)
 	 * have failed on something outside the file (a transient read). A
 	 * change is loaded once it has held still for one interval: a file
 	 * being written keeps changing. */
-	if (!t->mesh) {
-		mesh_reload(t);
+	if (!tunnel_model(t)) {
+		mesh_watch_reload(t);
 	} else {
-		uint64_t sig = path_sig(t->conf->mesh_path);
+		uint64_t sig = mesh_watch_path_sig(t->conf->mesh_path);
 
 		if (sig != mw->sig && sig == mw->pending)
-			mesh_reload(t);
+			mesh_watch_reload(t);
 		else
 			mw->pending = sig;
 	}
-	arm_poll(t);
+	mesh_watch_arm_poll(t);
 }
 
-static void debounce_cb(struct loop *l, void *ctx)
+static void mesh_watch_debounce_cb(struct loop *l, void *ctx)
 {
 	struct tunnel *t = ctx;
 
 	CHECK_OBJ(t, TUNNEL_MAGIC);
 	t->mw->debounce = NULL;
-	mesh_reload(t);
-	arm_poll(t);
+	mesh_watch_reload(t);
+	mesh_watch_arm_poll(t);
 }
 
-static void stop_inotify(struct tunnel *t, const char *why)
+static void mesh_watch_stop_inotify(struct tunnel *t, const char *why)
 {
 	struct mesh_watch *mw = t->mw;
 
@@ -261,10 +253,10 @@ static void stop_inotify(struct tunnel *t, const char *why)
 	loop_del(t->loop, mw->ifd);
 	close(mw->ifd);
 	mw->ifd = -1;
-	arm_poll(t);
+	mesh_watch_arm_poll(t);
 }
 
-static void inotify_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+static void mesh_watch_inotify_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct tunnel *t = ctx;
 	struct mesh_watch *mw;
@@ -299,11 +291,11 @@ static void inotify_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 		}
 	}
 	if (gone) {
-		stop_inotify(t, "the watched directory went away");
+		mesh_watch_stop_inotify(t, "the watched directory went away");
 		hit = true;
 	}
 	if (hit && !mw->debounce)
-		mw->debounce = loop_timer_add(t->loop, DEBOUNCE_MS, debounce_cb, t);
+		mw->debounce = loop_timer_add(t->loop, DEBOUNCE_MS, mesh_watch_debounce_cb, t);
 }
 
 int mesh_watch_start(struct tunnel *t)
@@ -345,12 +337,12 @@ int mesh_watch_start(struct tunnel *t)
 		close(mw->ifd);
 		mw->ifd = -1;
 	}
-	if (mw->ifd >= 0 && loop_add(t->loop, mw->ifd, EPOLLIN, inotify_cb, t) < 0) {
+	if (mw->ifd >= 0 && loop_add(t->loop, mw->ifd, EPOLLIN, mesh_watch_inotify_cb, t) < 0) {
 		close(mw->ifd);
 		mw->ifd = -1;
 	}
-	mesh_reload(t);
-	arm_poll(t);
+	mesh_watch_reload(t);
+	mesh_watch_arm_poll(t);
 out:
 	return ret;
 }

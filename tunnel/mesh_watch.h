@@ -18,13 +18,15 @@ int mesh_watch_start(struct tunnel *t);
 void mesh_watch_stop(struct tunnel *t);
 /* The one way a new model (owned, from mesh_build_keeping or
  * mesh_load_path_keeping) goes in use, whatever its source: generation set,
- * policies compiled, swapped in, the plugin requests waiting for their pod
- * answered, the old one freed. kept: how many held pods m kept from the
- * previous model (warren_mesh_pods_kept). Main loop, guard held. */
+ * policies compiled, published as a snapshot (snap.h: the workers take it
+ * at their next loop iteration, the old one is freed once none uses it),
+ * the plugin requests waiting for their pod answered. kept: how many held
+ * pods m kept from the previous model (warren_mesh_pods_kept). Main
+ * thread; it never waits for a worker. */
 void mesh_watch_install(struct tunnel *t, struct mesh *m, const char *origin, size_t kept);
 /* The keep rule every source applies (mesh_build_keeping's keep and
  * on_kept, ctx a struct mesh_watch_keep): a new model never drops a pod
- * this tunnel holds. Main thread (reads t->pods), guard not needed. */
+ * this tunnel holds. Main thread (reads t->pods). */
 struct mesh_watch_keep {
 	struct tunnel *t;
 	const char *origin;

@@ -44,6 +44,7 @@
 #include "tunnel/proxy.h"
 #include "tunnel/relay.h"
 #include "tunnel/tunnel.h"
+#include "tunnel/workers.h"
 
 #define HASH_BUCKETS 1024
 #define OBS_MEMO 64
@@ -103,9 +104,10 @@ struct family {
 	size_t n;
 };
 
-/* Workers update series side by side, so mu guards the series and the
- * families. The main thread needs no lock: its callbacks run while no
- * worker does (workers.c), scrapes included. */
+/* Workers and the main thread update series side by side, so mu guards
+ * the series and the families. A connection's own counters (struct
+ * conn_obs) are its worker's: the scrape reads them with the workers
+ * isolated (workers.h). */
 /* One connection's labels, shared by reference (under metrics->mu when
  * memoised; a registry-less observation owns its own). The key: what
  * fill_labels() reads. */
@@ -453,6 +455,7 @@ void metrics_cert_forget(struct tunnel *t, const char *identity)
 		return;
 	f = &t->metrics->fam[F_CERT];
 	labels = labels_fmt("identity", identity, NULL);
+	pthread_mutex_lock(&t->metrics->mu);
 	for (struct gseries **pp = &f->series; labels && *pp; pp = &(*pp)->next) {
 		if (strcmp((*pp)->labels, labels))
 			continue;
@@ -463,6 +466,7 @@ void metrics_cert_forget(struct tunnel *t, const char *identity)
 		f->n--;
 		break;
 	}
+	pthread_mutex_unlock(&t->metrics->mu);
 	free(labels);
 }
 
@@ -941,7 +945,9 @@ char *metrics_render(struct tunnel *t)
 	if (!m)
 		return strdup("");
 	mtls_scrape(t);
-	/* Live connections: bring their byte counters up to date. */
+	/* Live connections: bring their byte counters up to date (they are
+	 * the workers': isolated for this loop only). */
+	workers_isolate(t);
 	for (struct pod *p = t->pods; p; p = pod_shard_next(p)) {
 		for (struct conn *c = p->conns; c; c = c->next) {
 			active[c->dir == CONN_INBOUND]++;
@@ -953,12 +959,12 @@ char *metrics_render(struct tunnel *t)
 			}
 		}
 	}
+	workers_release(t);
 	f = open_memstream(&s, &n);
 	if (!f)
 		return NULL;
 	/* The rest reads the series under their own lock and what only this
 	 * (the main) thread writes: the worker threads run meanwhile. */
-	loop_unguard(t->loop);
 	pthread_mutex_lock(&m->mu);
 	render_tcp(f, m);
 	header(f, "warren_build_info", "gauge", "warren-tunnel build information.");
@@ -967,7 +973,7 @@ char *metrics_render(struct tunnel *t)
 	sample(f, "warren_enrolled_pods", NULL, t->n_pods);
 	header(f, "warren_mesh_generation", "gauge",
 	       "Generation of the mesh model in use (0: none loaded yet).");
-	sample(f, "warren_mesh_generation", NULL, t->mesh_generation);
+	sample(f, "warren_mesh_generation", NULL, tunnel_generation(t));
 	header(f, "warren_mesh_reload_errors_total", "counter",
 	       "Mesh model loads that failed (the last good model stayed in use).");
 	sample(f, "warren_mesh_reload_errors_total", NULL, t->mesh_reload_errors);
@@ -997,7 +1003,6 @@ char *metrics_render(struct tunnel *t)
 	}
 	pthread_mutex_unlock(&m->mu);
 	ok = fclose(f) == 0;
-	loop_reguard(t->loop);
 	if (!ok) {
 		free(s);
 		return NULL;

@@ -18,9 +18,10 @@
  * here by the setters below. Every setter is a no-op when t or t->metrics
  * is NULL, so callers never check. Strings passed in are copied.
  *
- * Worker threads call the per-connection hooks side by side (a lock inside
- * guards the shared series); everything else runs on the main loop while
- * no worker runs (tunnel/workers.c).
+ * Worker threads call the per-connection hooks side by side, and the main
+ * thread its setters while they run (a lock inside guards the shared
+ * series and families); metrics_render isolates the workers only while it
+ * reads the live connections' byte counters (tunnel/workers.h).
  */
 #ifndef WARREN_METRICS_H
 #define WARREN_METRICS_H

@@ -7,8 +7,8 @@
  * t->sec exists only when caDir is set. Without it the tunnel relays in
  * plaintext only when mtls: disabled says so (logged loudly at start);
  * otherwise it serves nothing (tunnel_serving). The compiled policy set
- * t->authz is kept in both modes: 15006 is policed with no identity
- * either way.
+ * (published with the model, snap.h) is kept in both modes: 15006 is
+ * policed with no identity either way.
  *
  * Identities: one per service account with an enrolled pod here
  * (identity_acquire at add/adopt, identity_release when the pod goes),
@@ -68,6 +68,14 @@ struct mtls {
 };
 
 /* ------------------------------------------------------------- helpers */
+
+static void mtls_isolate(void *ctx, bool enter)
+{
+	if (enter)
+		workers_isolate(ctx);
+	else
+		workers_release(ctx);
+}
 
 static struct identity *pod_identity(const struct pod *p)
 {
@@ -172,9 +180,11 @@ static void renewed_drain(struct tunnel *t, const char *id, const char *old_seri
 {
 	log_info("certificate for %s renewed: serial %s -> %s, valid until %lld, next renewal in %lld s; pooled HBONE connections drained (live streams continue)",
 		 id, old_serial, now->serial_hex, (long long)now->not_after, (long long)now->renew_in_s);
+	workers_isolate(t); /* the pools are the workers' */
 	for (struct pod *p = t->pods; p; p = pod_shard_next(p))
 		if (p->pool)
 			hbone_pool_drain(p->pool, id);
+	workers_release(t);
 }
 
 /* warren-ca answered a request (identity_mgr_complete, on the loop). */
@@ -321,6 +331,7 @@ int mtls_start(struct tunnel *t)
 			  conf->trust_domain, conf->cert_lifetime_s, strerror(-ret));
 		goto fail;
 	}
+	identity_mgr_set_isolation(sec->ids, mtls_isolate, t);
 	identity_mgr_set_loop(sec->ids, t->loop);
 	hbone_opts_default(&sec->copts, false);
 	hbone_opts_default(&sec->sopts, true);
@@ -352,8 +363,6 @@ void mtls_stop(struct tunnel *t)
 {
 	struct mtls *sec = t->sec;
 
-	authz_set_free(t->authz);
-	t->authz = NULL;
 	if (!sec)
 		return;
 	if (sec->renew_timer)
@@ -382,7 +391,9 @@ int mtls_pod_added(struct pod *p)
 			  p->namespace, p->name, p->service_account, err[0] ? err : strerror(-ret));
 		return ret;
 	}
+	workers_isolate(t); /* its shards' connections read it (pod_identity) */
 	p->id_held = true;
+	workers_release(t);
 	leaf = identity_leaf0(id);
 	if (leaf) {
 		metrics_cert_expiry(t, identity_id(id), (int64_t)leaf->not_after);
@@ -495,22 +506,11 @@ int mtls_policies_compile(const struct tunnel *t, const struct mesh *m, struct a
 		return ret;
 	}
 	authz_policies_foreach(*out, log_policy, &lc);
-	if (authz_set_count(*out) || authz_set_count(t->authz))
+	if (authz_set_count(*out) || authz_set_count(tunnel_policies(t)))
 		log_info("policies of mesh generation %llu: %zu compiled (%zu invalid, %zu ignored)",
 			 (unsigned long long)m->generation, authz_set_count(*out), lc.invalid,
 			 lc.ignored);
 	return 0;
-}
-
-struct authz_set *mtls_policies_install(struct tunnel *t, struct authz_set *set)
-{
-	struct authz_set *old = t->authz;
-
-	t->authz = set;
-	if (set)
-		t->policies_loaded = true;
-	proxy_policy_recheck(t);
-	return old;
 }
 
 int mtls_authorize(const struct conn *c, struct authz_decision *d)
@@ -523,7 +523,7 @@ int mtls_authorize(const struct conn *c, struct authz_decision *d)
 		w.labels = c->route.local->labels;
 	route_ss_to_ip(&c->src, &ac.src_ip, &ac.src_port);
 	route_ss_to_ip(&c->dst, &ac.dst_ip, &ac.dst_port);
-	return authz_evaluate(p->t->authz, &w, &ac, d);
+	return authz_evaluate(tunnel_policies(p->t), &w, &ac, d);
 }
 
 /* --------------------------------------------------------------- outbound */
@@ -634,12 +634,12 @@ static int waypoint_bypass(struct conn *c)
 	struct authz_decision d;
 	char name[300], msg[700];
 
-	if (!t->mesh || !mp || !mesh_pod_requires_waypoint(t->mesh, mp, &b))
+	if (!tunnel_model(t) || !mp || !mesh_pod_requires_waypoint(tunnel_model(t), mp, &b))
 		return 0;
 	if (peer && !spiffe_id_parse(peer, &sid) && mesh_waypoint_identity(&b, sid.ns, sid.sa))
 		return 0;
 	/* an ALLOW policy that matched this source explicitly lets it in */
-	if (t->authz && authz_set_count(t->authz) && !mtls_authorize(c, &d) && d.policy[0] != '(')
+	if (authz_set_count(tunnel_policies(t)) && !mtls_authorize(c, &d) && d.policy[0] != '(')
 		return 0;
 	snprintf(name, sizeof(name), "%s/%s", b.ns, b.name);
 	snprintf(msg, sizeof(msg), "pod is bound to waypoint %s and %s is not its identity (no bypass; an ALLOW policy naming the source, or annotation " MESH_ANNOTATION_ALLOW_DIRECT "=true, admits it)",
@@ -809,6 +809,7 @@ void mtls_scrape(struct tunnel *t)
 	if (!t->sec)
 		return;
 	info = calloc(64, sizeof(*info));
+	workers_isolate(t); /* the pools are the workers' */
 	for (struct pod *p = t->pods; info && p; p = pod_shard_next(p)) {
 		size_t n;
 
@@ -819,6 +820,7 @@ void mtls_scrape(struct tunnel *t)
 		for (size_t i = 0; i < n && i < 64; i++)
 			streams += info[i].conn.streams;
 	}
+	workers_release(t);
 	free(info);
 	metrics_pool_set(t, conns, streams);
 }
@@ -898,8 +900,9 @@ static void pol_cb(const struct authz_policy_info *in, void *ctx)
 json_t *mtls_policies_json(const struct tunnel *t)
 {
 	struct pol_ctx pc = { .arr = json_array(), .map = json_object() };
+	const struct authz_set *set = tunnel_policies(t);
 
-	if (!pc.arr || !pc.map || !t->authz)
+	if (!pc.arr || !pc.map || !set)
 		goto out;
 	for (const struct pod *p = t->pods; p; p = p->next) {
 		const struct mesh_pod *mp = route_local_pod(t, p);
@@ -910,15 +913,15 @@ json_t *mtls_policies_json(const struct tunnel *t)
 		if (mp)
 			w.labels = mp->labels;
 		snprintf(name, sizeof(name), "%s/%s", p->namespace, p->name);
-		authz_policies_selecting(t->authz, &w, sel_cb, &sc);
+		authz_policies_selecting(set, &w, sel_cb, &sc);
 	}
-	authz_policies_foreach(t->authz, pol_cb, &pc);
+	authz_policies_foreach(set, pol_cb, &pc);
 out:
 	json_decref(pc.map);
 	return pc.arr ? pc.arr : json_array();
 }
 
-json_t *mtls_pool_json(const struct tunnel *t)
+json_t *mtls_pool_json(struct tunnel *t)
 {
 	json_t *a = json_array();
 	struct hbone_pool_conn_info *info;
@@ -926,6 +929,7 @@ json_t *mtls_pool_json(const struct tunnel *t)
 	if (!a || !t->sec)
 		return a;
 	info = calloc(1024, sizeof(*info));
+	workers_isolate(t); /* the pools are the workers' (a debugging view) */
 	for (const struct pod *p = t->pods; info && p; p = pod_shard_next(p)) {
 		size_t n;
 
@@ -945,6 +949,7 @@ json_t *mtls_pool_json(const struct tunnel *t)
 				"ageMs", (json_int_t)ci->age_ms, "idleMs", (json_int_t)ci->idle_ms));
 		}
 	}
+	workers_release(t);
 	free(info);
 	return a;
 }

@@ -8,9 +8,11 @@
  * server connections (struct hsrv). A connection tunnelled over HBONE is a
  * struct conn whose hs is the HBONE stream instead of a relay.
  *
- * Threads: start, stop, the pod hooks, the policy compile/install and the
- * admin JSON run on the main thread; the accept, outbound and authorize
- * calls on the connection's worker.
+ * Threads: start, stop, the pod hooks, the policy compile and the admin
+ * JSON run on the main thread (the pod hooks with the workers isolated;
+ * the pool views and the scrape isolate them while they read the pools);
+ * the accept, outbound and authorize calls on the connection's worker,
+ * with the policies of that worker's snapshot (snap.h).
  */
 #ifndef WARREN_TUNNEL_MTLS_H
 #define WARREN_TUNNEL_MTLS_H
@@ -52,13 +54,10 @@ int mtls_pod_added(struct pod *p);
 /* Pod going away: drop its identity, pool and HBONE connections. */
 void mtls_pod_removed(struct pod *p);
 /* The policies of model m (its generation set), compiled into *out (the
- * caller's) and logged. Reads only t->conf and, on the main thread,
- * t->authz: runs without the guard.
- * 0, or -errno logged (the previous set stays in use). */
+ * caller's, published with m: snap.h) and logged. Main thread; reads only
+ * t->conf and the published set. 0, or -errno logged (the previous set
+ * stays in use). */
 int mtls_policies_compile(const struct tunnel *t, const struct mesh *m, struct authz_set **out);
-/* Puts set (owned, may be NULL) in use and re-evaluates the open inbound
- * connections against it; returns the previous set, the caller's to free. */
-struct authz_set *mtls_policies_install(struct tunnel *t, struct authz_set *set);
 /* Serve an accepted 15008 connection (fd owned). */
 void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *peer);
 /* An accepted 15001 connection whose route is ROUTE_HBONE: open its
@@ -72,7 +71,7 @@ int mtls_authorize(const struct conn *c, struct authz_decision *d);
 /* Admin JSON. */
 json_t *mtls_certs_json(const struct tunnel *t);
 json_t *mtls_policies_json(const struct tunnel *t);
-json_t *mtls_pool_json(const struct tunnel *t);
+json_t *mtls_pool_json(struct tunnel *t);
 /* At scrape time: pool gauges. */
 void mtls_scrape(struct tunnel *t);
 /* The pod's SPIFFE ID, "" when none (plaintext). */

@@ -77,7 +77,7 @@ static void pod_release(struct pod *p)
 }
 
 /* One shard (not linked anywhere); takes netns_fd on success only. */
-static struct pod *shard_new(struct tunnel *t, unsigned worker, const char *uid,
+static struct pod *pod_shard_new(struct tunnel *t, unsigned worker, const char *uid,
 			     const char *container_id, const char *ifname, const char *ns,
 			     const char *name, const char *sa, const char *netns_path, int netns_fd,
 			     json_t *ips)
@@ -132,7 +132,7 @@ fail:
 }
 
 /* Everything a shard owns but its strings; the shard stays allocated. */
-static void shard_close(struct pod *p)
+static void pod_shard_close(struct pod *p)
 {
 	workers_forget_shard(p);
 	mtls_pod_removed(p); /* HBONE first: its streams are conns too */
@@ -151,14 +151,14 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 {
 	struct pod *p, **tail;
 
-	p = shard_new(t, 0, uid, container_id, ifname, ns, name, sa, netns_path, -1, ips);
+	p = pod_shard_new(t, 0, uid, container_id, ifname, ns, name, sa, netns_path, -1, ips);
 	if (!p)
 		return NULL;
 	tail = &p->next_shard;
 	for (unsigned w = 1; w < t->n_workers; w++) {
 		int fd = fcntl(netns_fd, F_DUPFD_CLOEXEC, 0);
 
-		*tail = fd < 0 ? NULL : shard_new(t, w, uid, container_id, ifname, ns, name, sa,
+		*tail = fd < 0 ? NULL : pod_shard_new(t, w, uid, container_id, ifname, ns, name, sa,
 						  netns_path, fd, ips);
 		if (!*tail) {
 			log_error("pod %s/%s: cannot make its shard for worker %u: %s", ns, name, w,
@@ -168,7 +168,7 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 			while (p) {
 				struct pod *next = p->next_shard;
 
-				shard_close(p);
+				pod_shard_close(p);
 				pod_release(p);
 				p = next;
 			}
@@ -179,10 +179,12 @@ struct pod *pod_new(struct tunnel *t, const char *uid, const char *container_id,
 	}
 	p->netns_fd = netns_fd;
 	inpod_mode_init(&p->mode);
+	workers_isolate(t); /* they walk t->pods (pod_find_ip, proxy_snap_changed) */
 	p->next = t->pods;
 	if (t->pods)
 		t->pods->prev = p;
 	t->pods = p;
+	workers_release(t);
 	t->n_pods++;
 	t->host_probe_stale = true;
 	kube_tunnel_pods_changed(t);
@@ -199,20 +201,24 @@ void pod_free(struct pod *p)
 	CHECK_OBJ(p, POD_MAGIC);
 	assert(!p->primary);
 	t = p->t;
+	/* Every shard's connections, pool and listeners are its worker's:
+	 * they all go at once, with the workers isolated. */
+	workers_isolate(t);
 	pod_unlisten(p);
 	/* replicas first: the primary's identity outlives their TLS */
 	for (s = p->next_shard; s; s = next) {
 		next = s->next_shard;
-		shard_close(s);
+		pod_shard_close(s);
 		pod_release(s);
 	}
-	shard_close(p);
+	pod_shard_close(p);
 	if (p->prev)
 		p->prev->next = p->next;
 	else
 		t->pods = p->next;
 	if (p->next)
 		p->next->prev = p->prev;
+	workers_release(t);
 	t->n_pods--;
 	t->host_probe_stale = t->host_probe_full = true;
 	kube_tunnel_pods_changed(t);
@@ -299,10 +305,10 @@ bool tunnel_serving(const struct tunnel *t, const char **reason)
 {
 	const char *r = NULL;
 
-	if (!t->mesh)
+	if (!tunnel_model(t))
 		r = t->mesh_error[0] ? "mesh model not loaded (last load failed; see the log)"
 				     : "mesh model not loaded yet";
-	else if (!t->policies_loaded)
+	else if (!tunnel_snap_here(t)->policies_loaded)
 		r = "the mesh model's policies did not compile (see the log)";
 	else if (!t->sec && !t->conf->mtls_disabled)
 		r = t->conf->ca_address ? "the warren-ca client (caAddress) did not start (see the log)"
@@ -320,7 +326,7 @@ bool tunnel_ready(const struct tunnel *t, const char **reason)
 
 	if (t->draining)
 		r = "draining: stopping after SIGTERM";
-	else if (!t->mesh && !kube_tunnel_synced(t, &r))
+	else if (!tunnel_model(t) && !kube_tunnel_synced(t, &r))
 		; /* r says which resource has not listed yet */
 	else if (!tunnel_serving(t, &r))
 		;

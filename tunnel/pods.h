@@ -18,8 +18,10 @@
  * (relays allocate their pipes on first data).
  *
  * Threads: the registry (t->pods, pod_new, pod_free) changes on the main
- * thread only, with the workers paused (workers.h); a shard's
- * connections, pool and listeners belong to its worker.
+ * thread only, with the workers isolated (workers.h) while a pod is linked
+ * or unlinked and its shards torn down; a shard's connections, pool and
+ * listeners belong to its worker. The main thread reads the registry
+ * freely; it reads a shard's connections only with the workers isolated.
  */
 #ifndef WARREN_TUNNEL_PODS_H
 #define WARREN_TUNNEL_PODS_H
@@ -95,7 +97,7 @@ struct pod {
 struct pod *pod_find_uid(struct tunnel *t, const char *uid);
 struct pod *pod_find_cid(struct tunnel *t, const char *container_id, const char *ifname);
 /* The primary of the enrolled pod here with address ip, or NULL. Any
- * thread (t->pods changes only under every worker's lock). */
+ * thread (t->pods changes only with the workers isolated). */
 const struct pod *pod_find_ip(const struct tunnel *t, const struct mesh_ip *ip);
 /* Allocate a pod, one shard per worker (strings copied; ips: borrowed JSON
  * array of strings, may be NULL) and link the primary. Takes netns_fd on
@@ -124,7 +126,8 @@ int pod_socket(struct pod *p, int family);
  * once a mesh model and its policies have loaded, and with a mesh CA
  * unless mtls: disabled says plaintext is wanted. Otherwise every one is
  * refused: without them the tunnel cannot tell what is enrolled or
- * allowed. Any thread (reads what the guard protects). *reason static. */
+ * allowed. Any thread (reads that thread's snapshot, snap.h). *reason
+ * static. */
 bool tunnel_serving(const struct tunnel *t, const char **reason);
 /* Ready: serving, adoption done, every pod listening. *reason is
  * static or, while adopting, valid until the next loop callback. */

@@ -478,7 +478,7 @@ int conn_authorize(struct conn *c)
 	struct authz_decision d;
 	char s[64], dst[64], why[900];
 
-	if (!t->authz || !authz_set_count(t->authz))
+	if (!authz_set_count(tunnel_policies(t)))
 		return 0; /* no policy: nothing to decide, the access log says "none" */
 	if (!mtls_authorize(c, &d)) {
 		metrics_conn_policy(c, true, d.policy[0] == '(' ? NULL : d.policy);
@@ -587,21 +587,24 @@ static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr
 	conn_connect(c);
 }
 
-void proxy_policy_recheck(struct tunnel *t)
+void proxy_snap_changed(struct tunnel *t, unsigned worker)
 {
 	for (struct pod *p = t->pods; p; p = pod_shard_next(p)) {
-		struct conn *c = p->conns, *next;
+		struct conn *c, *next;
 
-		for (; c; c = next) {
+		if (p->worker != worker)
+			continue; /* another worker's: not even its list head */
+		for (c = p->conns; c; c = next) {
 			struct authz_decision d;
 			char why[400], s[64], dst[64];
 
 			next = c->next;
 			CHECK_OBJ(c, CONN_MAGIC);
+			/* every route: the old model goes once we let it go */
+			route_rebind(&c->route, t, p, &c->src, &c->dst);
 			if (c->dir != CONN_INBOUND || (!c->relay && !c->hs && c->up_fd < 0))
 				continue;
-			route_rebind(&c->route, t, p, &c->src, &c->dst);
-			if (!mtls_authorize(c, &d))
+			if (!authz_set_count(tunnel_policies(t)) || !mtls_authorize(c, &d))
 				continue;
 			snprintf(why, sizeof(why), "closed by policy change: %s", d.policy);
 			log_info("inbound %sconnection %s -> %s of pod %s/%s (%s) %s (%s)",

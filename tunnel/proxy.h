@@ -10,9 +10,9 @@
  * (route.h) and its observability record. Functions documented as "c may
  * be gone on return" may free it.
  *
- * Threads: a connection is touched only by its pod shard's worker, and by
- * the main thread while that worker is paused (policy recheck, admin
- * listing).
+ * Threads: a connection is touched only by its pod shard's worker (the
+ * policy re-check of a new snapshot included), and by the main thread with
+ * the workers isolated (admin listing, scrape, pod removal).
  */
 #ifndef WARREN_TUNNEL_PROXY_H
 #define WARREN_TUNNEL_PROXY_H
@@ -69,9 +69,11 @@ const char *sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t le
 /* Live byte counters of a connection in relay_stats terms (a_to_b: from
  * the source to the destination), from its relay or its HBONE stream. */
 void conn_get_stats(const struct conn *c, struct relay_stats *st);
-/* Re-evaluates every inbound connection of every pod against t->authz and
- * closes those now denied. */
-void proxy_policy_recheck(struct tunnel *t);
+/* Worker worker took a new snapshot (snap.h): points every route of its
+ * shards into the new model (route_rebind), re-evaluates every live
+ * inbound connection against the new policies and closes those now
+ * denied. On that worker, at its safe point (workers.c). */
+void proxy_snap_changed(struct tunnel *t, unsigned worker);
 
 /* Shared with mtls.c (inbound HBONE streams are connections too). */
 struct conn *conn_new(struct pod *p, enum conn_dir dir, int fd, const struct sockaddr_storage *src);

@@ -76,12 +76,13 @@ void route_ip_to_ss(const struct mesh_ip *ip, uint16_t port, struct sockaddr_sto
 
 const struct mesh_pod *route_local_pod(const struct tunnel *t, const struct pod *p)
 {
+	const struct mesh *m = tunnel_model(t);
 	const struct mesh_pod *mp;
 
-	if (!t->mesh)
+	if (!m)
 		return NULL;
-	mp = *p->uid ? mesh_find_pod_by_uid(t->mesh, p->uid) : NULL;
-	return mp ? mp : mesh_find_pod(t->mesh, p->namespace, p->name);
+	mp = *p->uid ? mesh_find_pod_by_uid(m, p->uid) : NULL;
+	return mp ? mp : mesh_find_pod(m, p->namespace, p->name);
 }
 
 /* The Service a connection to pod mp on port reached: a Service of the
@@ -225,7 +226,7 @@ enum route_kind route_outbound(struct route *r, const struct tunnel *t, const st
 {
 	struct mesh_wp_binding wb;
 	char what[300];
-	const struct mesh *m = t->mesh;
+	const struct mesh *m = tunnel_model(t);
 	const char *dst_ns, *dst_sa;
 	struct mesh_ip ip, epip;
 	uint16_t port;
@@ -299,13 +300,14 @@ enum route_kind route_outbound(struct route *r, const struct tunnel *t, const st
 void route_begin(struct route *r, const struct tunnel *t, const struct pod *p)
 {
 	memset(r, 0, sizeof(*r));
-	r->generation = t->mesh_generation;
+	r->generation = tunnel_generation(t);
 	r->local = route_local_pod(t, p);
 }
 
 static void route_bind_inbound(struct route *r, const struct tunnel *t,
 			       const struct sockaddr_storage *src, const struct sockaddr_storage *dst)
 {
+	const struct mesh *m = tunnel_model(t);
 	struct mesh_ip ip;
 	uint16_t port = 0;
 
@@ -313,9 +315,9 @@ static void route_bind_inbound(struct route *r, const struct tunnel *t,
 	r->svc = NULL;
 	r->svc_port = NULL;
 	if (route_ss_to_ip(dst, &ip, &port))
-		r->svc = route_service_of_pod(t->mesh, r->local, port);
-	if (t->mesh && route_ss_to_ip(src, &ip, &port))
-		r->peer = mesh_find_pod_by_ip(t->mesh, &ip);
+		r->svc = route_service_of_pod(m, r->local, port);
+	if (m && route_ss_to_ip(src, &ip, &port))
+		r->peer = mesh_find_pod_by_ip(m, &ip);
 }
 
 void route_inbound(struct route *r, const struct tunnel *t, const struct pod *p,
@@ -332,9 +334,9 @@ void route_inbound(struct route *r, const struct tunnel *t, const struct pod *p,
 void route_rebind(struct route *r, const struct tunnel *t, const struct pod *p,
 		  const struct sockaddr_storage *src, const struct sockaddr_storage *dst)
 {
-	if (r->generation == t->mesh_generation)
+	if (r->generation == tunnel_generation(t))
 		return;
-	r->generation = t->mesh_generation;
+	r->generation = tunnel_generation(t);
 	r->local = route_local_pod(t, p);
 	/* Only inbound routes are read after their first callback (the
 	 * policy recheck); an outbound one keeps its decision and drops the

@@ -11,18 +11,19 @@
  * owns its strings (peer_id, the waypoint's); route_clear() frees them.
  *
  * Lifetime of the model pointers (local, peer, svc, svc_port): they are
- * borrowed from the model that was in use when the route was resolved
- * (generation). The model is replaced only while every worker is paused
- * (workers.c), so they are valid in the worker callback that resolved the
- * route; after a model change only route_rebind() (main thread, workers
- * paused) makes them valid again. The rest (target, hbone_addr, authority,
+ * borrowed from the model of the snapshot (snap.h) the connection's worker
+ * used when the route was resolved (generation). The worker holds that
+ * snapshot until its next safe point (the top of a loop iteration); when
+ * it takes a new one it calls route_rebind() on every route of its shards
+ * (proxy_snap_changed) before it lets the old one go, so the pointers are
+ * always into the model the worker holds. The rest (target, hbone_addr, authority,
  * peer_id, waypoint) is the routing decision: fixed at resolution, valid
  * for the connection's lifetime.
  *
- * Threads: route_outbound() and route_inbound() run on the connection's
- * worker; they read the tunnel's model and pods as that worker's callbacks
- * may (see workers.c). route_rebind() and route_local_pod() run wherever
- * the model may be read.
+ * Threads: route_outbound(), route_inbound() and route_rebind() run on the
+ * connection's worker and read that worker's snapshot (tunnel_model);
+ * route_local_pod() reads the calling thread's (the main thread's: the
+ * published one).
  */
 #ifndef WARREN_TUNNEL_ROUTE_H
 #define WARREN_TUNNEL_ROUTE_H
@@ -100,7 +101,7 @@ void route_inbound(struct route *r, const struct tunnel *t, const struct pod *p,
 		   const struct sockaddr_storage *src, const struct sockaddr_storage *dst);
 /* The model changed: an inbound route points local, peer and svc into the
  * model in use again; an outbound one keeps its decision, refreshes local
- * and drops peer and svc. Main thread, workers paused. */
+ * and drops peer and svc. The connection's worker, at its safe point. */
 void route_rebind(struct route *r, const struct tunnel *t, const struct pod *p,
 		  const struct sockaddr_storage *src, const struct sockaddr_storage *dst);
 void route_clear(struct route *r);

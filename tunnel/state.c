@@ -73,7 +73,7 @@
 #include "tunnel/state_record.h"
 #include "tunnel/tunnel.h"
 
-static int mkdir_p(const char *path, mode_t mode)
+static int state_mkdir_p(const char *path, mode_t mode)
 {
 	char buf[4096];
 	size_t n = strlen(path);
@@ -94,7 +94,7 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-static int pods_dir(const struct tunnel *t, char *buf, size_t len)
+static int state_pods_dir(const struct tunnel *t, char *buf, size_t len)
 {
 	if ((size_t)snprintf(buf, len, "%s/pods", t->conf->state_dir) >= len)
 		return -ENAMETOOLONG;
@@ -109,7 +109,7 @@ int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen)
 	int fd = -1, dfd = -1, ret;
 	size_t len, off = 0;
 
-	ret = pods_dir(t, dir, sizeof(dir));
+	ret = state_pods_dir(t, dir, sizeof(dir));
 	if (ret < 0)
 		goto out;
 	snprintf(tmp, sizeof(tmp), "%s/.%s.json.tmp", dir, p->uid);
@@ -122,9 +122,8 @@ int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen)
 	}
 	len = strlen(text);
 	/* The file work (two fsyncs: milliseconds on a real disk) touches
-	 * only our copy, so the worker threads' data path runs meanwhile. */
-	loop_unguard(t->loop);
-	ret = mkdir_p(dir, 0700);
+	 * only our copy; the worker threads' data path runs meanwhile. */
+	ret = state_mkdir_p(dir, 0700);
 	if (ret < 0)
 		goto out;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -158,7 +157,6 @@ int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen)
 		fsync(dfd);
 	ret = 0;
 out:
-	loop_reguard(t->loop);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot write the state record of pod %s/%s in %s: %s; check stateDir",
 			 p->namespace, p->name, dir, strerror(-ret));
@@ -179,26 +177,22 @@ int state_remove(struct tunnel *t, const char *uid)
 	char dir[4096], path[4200];
 	int ret;
 
-	ret = pods_dir(t, dir, sizeof(dir));
+	ret = state_pods_dir(t, dir, sizeof(dir));
 	if (ret < 0)
 		return ret;
 	snprintf(path, sizeof(path), "%s/%s.json", dir, uid);
-	/* An unlink can take a third of a millisecond; it touches only our
-	 * file, so the worker threads' data path runs meanwhile. */
-	loop_unguard(t->loop);
 	ret = unlink(path) < 0 && errno != ENOENT ? -errno : 0;
-	loop_reguard(t->loop);
 	if (ret < 0)
 		log_warn("cannot remove state record %s: %s", path, strerror(-ret));
 	return ret;
 }
 
-/* adopt_one() could not adopt the pod, but the record must stay. */
+/* state_adopt_one() could not adopt the pod, but the record must stay. */
 #define ADOPT_KEEP 1
 
 /* The record file's bytes into buf (up to STATE_RECORD_MAX + 1, so that a
  * larger file is refused by the parser). Bytes read, or -errno. */
-static ssize_t record_read(const char *path, char *buf, size_t cap)
+static ssize_t state_record_read(const char *path, char *buf, size_t cap)
 {
 	size_t off = 0;
 	int fd, err;
@@ -228,7 +222,7 @@ static ssize_t record_read(const char *path, char *buf, size_t cap)
  * be adopted but may still be valid, -EBADMSG when the record itself is
  * bad (to be set aside), or -errno (record to drop); why is filled for the
  * last three. */
-static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whylen)
+static int state_adopt_one(struct tunnel *t, const char *path, char *why, size_t whylen)
 {
 	static char buf[STATE_RECORD_MAX + 1]; /* main thread only */
 	const char *uid, *cid, *ifname, *ns, *name, *sa, *netns, *gate;
@@ -239,7 +233,7 @@ static int adopt_one(struct tunnel *t, const char *path, char *why, size_t whyle
 	int fd = -1, ret;
 	ssize_t len;
 
-	len = record_read(path, buf, sizeof(buf));
+	len = state_record_read(path, buf, sizeof(buf));
 	if (len < 0) {
 		snprintf(why, whylen, "unreadable record: %s", strerror((int)-len));
 		return -EBADMSG;
@@ -326,7 +320,7 @@ out:
 	return ret;
 }
 
-static void retry_listen(struct loop *l, void *ctx)
+static void state_retry_listen(struct loop *l, void *ctx)
 {
 	struct tunnel *t = ctx;
 	bool missing = false;
@@ -347,7 +341,7 @@ static void retry_listen(struct loop *l, void *ctx)
 		}
 	}
 	if (missing)
-		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
+		t->retry_timer = loop_timer_add(t->loop, 5000, state_retry_listen, t);
 }
 
 void state_listen_adopted(struct tunnel *t)
@@ -362,7 +356,7 @@ void state_listen_adopted(struct tunnel *t)
 	if (!n || t->retry_timer)
 		return;
 	log_info("serving now: opening the listeners of %zu adopted pod(s)", n);
-	retry_listen(t->loop, t);
+	state_retry_listen(t->loop, t);
 }
 
 #define ADOPTION_MAGIC 0x41444f50u
@@ -465,7 +459,7 @@ static void adoption_finish(struct tunnel *t)
 	for (struct pod *p = t->pods; p; p = p->next)
 		missing |= !p->listening && !mtls_pod_cert_pending(p);
 	if (missing && !t->retry_timer && tunnel_serving(t, NULL))
-		t->retry_timer = loop_timer_add(t->loop, 5000, retry_listen, t);
+		t->retry_timer = loop_timer_add(t->loop, 5000, state_retry_listen, t);
 	adoption_free(a);
 	t->adoption = NULL;
 	host_probe_flush(t);
@@ -476,7 +470,7 @@ static void adoption_finish(struct tunnel *t)
 
 /* A record that cannot be read: moved aside (not deleted), counted and
  * listed for `warrenctl pods`. */
-static void record_set_aside(struct tunnel *t, const char *dir, const char *name, const char *why)
+static void state_record_set_aside(struct tunnel *t, const char *dir, const char *name, const char *why)
 {
 	char path[4400], bad[4500], uid[256];
 	size_t n = strlen(name) - 5; /* ".json" */
@@ -519,9 +513,9 @@ static bool adoption_batch(struct adoption *a)
 		end = a->n;
 	for (; a->next < end; a->next++) {
 		snprintf(path, sizeof(path), "%s/%s", a->dir, a->names[a->next]);
-		r = adopt_one(a->t, path, why, sizeof(why));
+		r = state_adopt_one(a->t, path, why, sizeof(why));
 		if (r == -EBADMSG) {
-			record_set_aside(a->t, a->dir, a->names[a->next], why);
+			state_record_set_aside(a->t, a->dir, a->names[a->next], why);
 			a->dropped++;
 		} else if (r < 0) {
 			log_warn("dropping state record %s: %s", path, why);
@@ -571,7 +565,7 @@ int state_adopt_start(struct tunnel *t)
 	if (!a)
 		return -ENOMEM;
 	*a = (struct adoption){ .magic = ADOPTION_MAGIC, .t = t };
-	ret = pods_dir(t, a->dir, sizeof(a->dir));
+	ret = state_pods_dir(t, a->dir, sizeof(a->dir));
 	if (ret == 0)
 		ret = adoption_scan(a);
 	if (ret < 0) {

@@ -18,8 +18,8 @@ struct pod;
  * writes the file: call it only while no worker can reach p (before
  * pod_listen). 0, or -errno with err filled. */
 int state_write(struct tunnel *t, const struct pod *p, char *err, size_t errlen);
-/* Removes uid's record; also releases the guard while it unlinks. 0 or
- * -errno (logged). */
+/* Removes uid's record (the workers run meanwhile). 0 or -errno
+ * (logged). */
 int state_remove(struct tunnel *t, const char *uid);
 /* Lists the pods recorded in stateDir and re-adopts them on the loop, a
  * batch per iteration, so readiness and the handoff socket answer

@@ -125,18 +125,18 @@ static int readopt_one(struct tunnel *t, const char *uid, char *why, size_t whyl
 	struct pod *p;
 	int fd, ret;
 
-	if (!t->mesh) {
+	if (!tunnel_model(t)) {
 		snprintf(why, whylen, "waiting for the mesh model");
 		return -EAGAIN;
 	}
-	mp = mesh_find_pod_by_uid(t->mesh, uid);
+	mp = mesh_find_pod_by_uid(tunnel_model(t), uid);
 	if (!mp)
 		r = "no pod of that uid in the mesh model";
 	else if (mp->host_network || mp->finished || !mp->n_ips)
 		r = "the model's pod has no IP of its own (host network, finished, or none yet)";
 	else if (t->conf->node && mp->node[0] && strcmp(mp->node, t->conf->node))
 		r = "the model puts the pod on another node";
-	else if (!mesh_pod_enrolled(t->mesh, mp->namespace, mp->name, NULL))
+	else if (!mesh_pod_enrolled(tunnel_model(t), mp->namespace, mp->name, NULL))
 		r = "the model does not enroll the pod";
 	else if (pod_find_uid(t, uid))
 		r = "a pod of that uid is held already";

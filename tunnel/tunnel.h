@@ -4,15 +4,18 @@
  * a public API; each module's functions are in its own header).
  *
  * It owns: the configuration (borrowed from main), the main loop, the
- * current mesh model and compiled policy set (replaced whole on reload),
- * the pod registry (pods.h), the servers (handoff, admin, readiness), the
- * node's probe table (host_probe.h) and the data-path workers (workers.h,
- * which says how the threads share all this). Control-plane code runs on
- * the main loop; each pod shard's data path on its worker's loop.
+ * published snapshot of the mesh model and compiled policy set (snap.h:
+ * replaced whole on reload, read by the workers without locking), the pod
+ * registry (pods.h), the servers (handoff, admin, readiness), the node's
+ * probe table (host_probe.h) and the data-path workers (workers.h; workers.c
+ * says how the threads share all this). Control-plane code runs on the main
+ * loop; each pod shard's data path on its worker's loop. Fields without a
+ * note are the main thread's.
  */
 #ifndef WARREN_TUNNEL_H
 #define WARREN_TUNNEL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,6 +27,7 @@
 #include "conf/tunnel_conf.h"
 #include "model/authz.h"
 #include "model/mesh.h"
+#include "tunnel/snap.h"
 
 #define TUNNEL_MAGIC 0x54554e4eu
 
@@ -46,11 +50,16 @@ struct tunnel {
 	unsigned magic;
 	const struct tunnel_conf *conf;
 	struct loop *loop;
-	struct mesh *mesh;             /* NULL until the first good load */
-	uint64_t mesh_generation;
+	/* snap.h: the published model and policies, main thread's to change */
+	struct tunnel_snap *_Atomic snap; /* NULL until the first good load */
+	struct tunnel_snap *snap_retired; /* replaced, maybe still used by a worker */
+	pthread_mutex_t snap_mu;       /* the publish/acquire handover (snap.c) */
+	int snap_retire_fd;            /* eventfd: a worker let go of a retired one */
+	bool snap_started;
+	unsigned isolated;             /* workers.c: workers_isolate() depth */
 	uint64_t mesh_reload_errors;
 	char mesh_error[512];          /* last load error, "" when none */
-	size_t mesh_pods_kept;         /* held pods t->mesh kept from an earlier model */
+	size_t mesh_pods_kept;         /* held pods the model kept from an earlier one */
 	struct mesh_watch *mw;
 	struct kube_watch *kw;         /* kube_watch.c: meshSource kubernetes */
 	struct kube_seen *seen;        /* kube_enroll.c: pods known from ADD, enrolled or not */
@@ -69,8 +78,6 @@ struct tunnel {
 	struct metrics *metrics;       /* NULL: metrics off (hooks are no-ops) */
 	struct accesslog *alog;        /* NULL: access log off */
 	struct mtls *sec;              /* NULL: no caDir (plaintext only with mtls: disabled) */
-	struct authz_set *authz;       /* compiled policies of t->mesh; NULL: none */
-	bool policies_loaded;          /* a compiled set was installed (tunnel_serving) */
 	atomic_uint_fast64_t gate_refused; /* captured connections refused by the gate */
 	atomic_uint_fast64_t gate_log_ms;  /* when the gate last logged (rate limit) */
 	struct worker *workers;        /* workers.c */

@@ -9,16 +9,26 @@
  * that worker. The main thread keeps the control plane (handoff, admin,
  * metrics, readiness, mesh reload, certificate renewal, adoption).
  *
- * Locking, the whole of it:
+ * Sharing, the whole of it:
+ *  - the mesh model and the compiled policies reach the workers as
+ *    immutable snapshots (snap.h): the main thread publishes a new one
+ *    without waiting for anybody; each worker takes it at the top of its
+ *    next loop iteration (worker_guard), re-points its own connections'
+ *    routes into it and re-authorizes them, and lets the old one go;
  *  - a worker holds its own mutex while it runs callbacks and releases it
  *    while it waits in epoll_wait() (loop guard);
- *  - the main loop's guard takes every worker's mutex, in index order, so
- *    control-plane code runs exactly as it did single-threaded: it may
- *    read and change any shard, the model, the policies, the identities;
+ *  - the main thread takes every worker's mutex, in index order
+ *    (workers_isolate), only around what changes or reads a worker's
+ *    shards: a pod added or removed (its shards, listeners and identity
+ *    reference), a certificate swapped in, shards' connections listed or
+ *    counted for the admin API, metrics and drain. Everything else it does
+ *    (reading files, building and compiling a model, serializing answers,
+ *    netlink round trips) runs while the workers run;
  *  - what workers share with each other (the metrics series and the
  *    access log) has its own lock (metrics.c, accesslog.c), taken last;
  *  - a worker's inbox (HBONE connections handed over by another worker,
- *    workers_hbone_accept) has its own lock, taken last too.
+ *    workers_hbone_accept) has its own lock, taken last too, and so is
+ *    t->snap_mu (snap.c).
  * A worker never takes another worker's mutex, so there is no cycle.
  * "wanted" makes a worker that just woke step aside when the main thread
  * is waiting, so a busy data path cannot starve the control plane.
@@ -42,6 +52,8 @@
 #include "tunnel/loop.h"
 #include "tunnel/mtls.h"
 #include "tunnel/pods.h"
+#include "tunnel/proxy.h"
+#include "tunnel/snap.h"
 #include "tunnel/tunnel.h"
 
 /* An accepted HBONE connection queued to another worker's shard. */
@@ -63,10 +75,30 @@ struct worker {
 	pthread_cond_t cv;
 	atomic_uint wanted;      /* main threads waiting for mu (0 or 1) */
 	atomic_uint hbone_conns; /* live inbound HBONE connections it serves */
+	const struct tunnel_snap *snap; /* the model and policies it reads (snap.h) */
 	int inbox_fd;            /* eventfd: something is in inbox */
 	pthread_mutex_t inbox_mu;
 	struct handoff *inbox;   /* newest first */
 };
+
+/* The safe point: no callback of this worker is running, so none holds a
+ * pointer into the model. Takes the published snapshot if it changed. */
+static void worker_snap_update(struct worker *w)
+{
+	struct tunnel *t = w->t;
+	const struct tunnel_snap *old = w->snap;
+
+	if (old && atomic_load_explicit(&t->snap, memory_order_relaxed) == old)
+		return;
+	if (!old && !atomic_load_explicit(&t->snap, memory_order_relaxed)) {
+		tunnel_snap_use(NULL); /* nothing published yet */
+		return;
+	}
+	w->snap = tunnel_snap_acquire(t);
+	tunnel_snap_use(w->snap);
+	proxy_snap_changed(t, w->index);
+	tunnel_snap_drop(t, old);
+}
 
 static void worker_guard(void *ctx, bool enter)
 {
@@ -79,20 +111,13 @@ static void worker_guard(void *ctx, bool enter)
 	pthread_mutex_lock(&w->mu);
 	while (atomic_load(&w->wanted))
 		pthread_cond_wait(&w->cv, &w->mu);
+	worker_snap_update(w);
 }
 
-static void main_guard(void *ctx, bool enter)
+void workers_isolate(struct tunnel *t)
 {
-	struct tunnel *t = ctx;
-
-	if (enter)
-		workers_lock_all(t);
-	else
-		workers_unlock_all(t);
-}
-
-void workers_lock_all(struct tunnel *t)
-{
+	if (t->isolated++)
+		return;
 	for (unsigned i = 0; i < t->n_workers; i++) {
 		struct worker *w = &t->workers[i];
 
@@ -101,8 +126,11 @@ void workers_lock_all(struct tunnel *t)
 	}
 }
 
-void workers_unlock_all(struct tunnel *t)
+void workers_release(struct tunnel *t)
 {
+	assert(t->isolated > 0);
+	if (--t->isolated)
+		return;
 	for (unsigned i = t->n_workers; i-- > 0;) {
 		struct worker *w = &t->workers[i];
 
@@ -112,7 +140,36 @@ void workers_unlock_all(struct tunnel *t)
 	}
 }
 
-static void inbox_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+void worker_isolate(struct tunnel *t, unsigned i)
+{
+	struct worker *w;
+
+	if (t->isolated || i >= t->n_workers)
+		return; /* all of them are already, or there are none */
+	w = &t->workers[i];
+	atomic_fetch_add(&w->wanted, 1);
+	pthread_mutex_lock(&w->mu);
+}
+
+void worker_release(struct tunnel *t, unsigned i)
+{
+	struct worker *w;
+
+	if (t->isolated || i >= t->n_workers)
+		return;
+	w = &t->workers[i];
+	atomic_fetch_sub(&w->wanted, 1);
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void workers_wake(struct tunnel *t)
+{
+	for (unsigned i = 0; i < t->n_workers; i++)
+		loop_wake(t->workers[i].loop);
+}
+
+static void worker_inbox_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct worker *w = ctx;
 	struct handoff *h, *fifo = NULL;
@@ -139,7 +196,7 @@ static void inbox_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 	}
 }
 
-static void inbox_drop(struct worker *w, const struct pod *only)
+static void worker_inbox_drop(struct worker *w, const struct pod *only)
 {
 	pthread_mutex_lock(&w->inbox_mu);
 	for (struct handoff **pp = &w->inbox; *pp;) {
@@ -202,7 +259,7 @@ void workers_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *
 
 void workers_forget_shard(struct pod *s)
 {
-	inbox_drop(&s->t->workers[s->worker], s);
+	worker_inbox_drop(&s->t->workers[s->worker], s);
 }
 
 int workers_create(struct tunnel *t, unsigned n)
@@ -222,13 +279,12 @@ int workers_create(struct tunnel *t, unsigned n)
 		w->loop = loop_new();
 		w->inbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (!w->loop || w->inbox_fd < 0 ||
-		    loop_add(w->loop, w->inbox_fd, EPOLLIN, inbox_cb, w) < 0) {
+		    loop_add(w->loop, w->inbox_fd, EPOLLIN, worker_inbox_cb, w) < 0) {
 			workers_free(t);
 			return -ENOMEM;
 		}
 		loop_set_guard(w->loop, worker_guard, w);
 	}
-	loop_set_guard(t->loop, main_guard, t);
 	return 0;
 }
 
@@ -245,6 +301,10 @@ static void *worker_main(void *arg)
 		log_error("worker %u: cannot drop cap_sys_ptrace: %s", w->index, strerror(-ret));
 	sem_post(&w->up);
 	ret = loop_run(w->loop);
+	/* stopped: it reads no model any more (the main thread frees them) */
+	tunnel_snap_use(NULL);
+	tunnel_snap_drop(w->t, w->snap);
+	w->snap = NULL;
 	if (ret < 0) {
 		/* Its pods' connections would queue unanswered: stop the
 		 * tunnel, which fails closed (the capture stays, nothing
@@ -281,10 +341,10 @@ int workers_start(struct tunnel *t)
 
 void workers_stop(struct tunnel *t)
 {
-	workers_lock_all(t);
+	workers_isolate(t);
 	for (unsigned i = 0; i < t->n_workers; i++)
 		loop_stop(t->workers[i].loop);
-	workers_unlock_all(t);
+	workers_release(t);
 	for (unsigned i = 0; i < t->n_workers; i++) {
 		struct worker *w = &t->workers[i];
 
@@ -298,12 +358,11 @@ void workers_free(struct tunnel *t)
 {
 	if (!t->workers)
 		return;
-	loop_set_guard(t->loop, NULL, NULL);
 	for (unsigned i = 0; i < t->n_workers; i++) {
 		struct worker *w = &t->workers[i];
 
 		assert(!w->started);
-		inbox_drop(w, NULL);
+		worker_inbox_drop(w, NULL);
 		if (w->inbox_fd >= 0) {
 			if (w->loop)
 				loop_del(w->loop, w->inbox_fd);

@@ -14,8 +14,7 @@ struct tunnel;
 struct pod;
 struct loop;
 
-/* n worker loops (no threads yet); makes t->loop's guard lock them all.
- * 0 or -ENOMEM. */
+/* n worker loops (no threads yet). 0 or -ENOMEM. */
 int workers_create(struct tunnel *t, unsigned n);
 /* Start the threads (after the capability drop: capabilities are per
  * thread and inherited). 0 or -errno (none left running). */
@@ -23,9 +22,21 @@ int workers_start(struct tunnel *t);
 /* Stop and join the threads; their loops stay for the teardown. */
 void workers_stop(struct tunnel *t);
 void workers_free(struct tunnel *t);
-/* Outside the main loop's callbacks (which hold them already). */
-void workers_lock_all(struct tunnel *t);
-void workers_unlock_all(struct tunnel *t);
+/* Pause every worker (between two of its callbacks) until the matching
+ * workers_release(): for what changes or reads a worker's shards (a pod
+ * added or removed, listeners, connections, pools, a certificate swapped
+ * in). Pairs nest. Keep what runs in between short: every worker's data
+ * path waits for it. The model and the policies need none of this (they
+ * are published as snapshots, snap.h). */
+void workers_isolate(struct tunnel *t);
+void workers_release(struct tunnel *t);
+/* workers_isolate() for worker i alone (what only its shards hold); no
+ * pairs nested inside, none while workers_isolate() holds them all. */
+void worker_isolate(struct tunnel *t, unsigned i);
+void worker_release(struct tunnel *t, unsigned i);
+/* Make every worker go round its loop (and so take a new snapshot). Any
+ * thread. */
+void workers_wake(struct tunnel *t);
 struct loop *worker_loop(const struct tunnel *t, unsigned i);
 /* An HBONE connection accepted on shard p (fd owned): served here, or, when
  * another worker serves fewer inbound HBONE connections, queued to that
@@ -36,7 +47,7 @@ void workers_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *
 /* Live inbound HBONE connections served by worker w (mtls.c). */
 void workers_hbone_conns_add(struct tunnel *t, unsigned w, int delta);
 /* Shard s is going away: close the connections queued to it (main
- * thread, every worker paused). */
+ * thread, workers isolated). */
 void workers_forget_shard(struct pod *s);
 
 #endif

@@ -71,6 +71,9 @@
 #      rounds and last in even ones; rows "before"; the ebpf section's
 #      rounds also measure connections/s in both modes with both tunnels
 #      restarted from it),
+#      with BENCH_BEFORE the control-plane rows run for both builds, back to
+#      back, BENCH_CP_ROUNDS (1) times (rows "before"), BENCH_CP_ONLY=1 (the
+#      mtls section measures only those rows and connections/s),
 #      BENCH_MTLS_ROUNDS_ONLY=1 (the mtls section stops after its rounds:
 #      no connection rate, idle connections, control-plane or worker rows).
 set -uo pipefail
@@ -679,21 +682,22 @@ workload_count() { # NODE: pods in the mesh model the tunnel runs
 mesh_settled() { # N: both tunnels run a model of N pods
 	[[ $(workload_count node1) == "$1" && $(workload_count node2) == "$1" ]]
 }
-control_plane_load() {
+control_plane_load() { # KEY: the rows' keys (h: this build; hb: BENCH_BEFORE's)
+	local k=$1
 	local saved=$T/mesh.yaml.before-cp hold loader base
-	pingpong_run h.cpq ecli "$ES"
+	pingpong_run "$k.cpq" ecli "$ES"
 	base=$(workload_count node1)
 	cp "$T/mesh.yaml" "$saved"
 	"$PYTHON" "$WARREN_ROOT/tests/bench/cp-load.py" mesh "$T/mesh.yaml" "$CP_PODS" "$((SECS + 1))" 0.5 \
 		>"$T/cp-mesh.out" 2>>"$T/cp-load.err" &
 	loader=$!
-	pingpong_run h.cpm ecli "$ES"
+	pingpong_run "$k.cpm" ecli "$ES"
 	wait "$loader" || log "mesh load failed: $(tail -n 1 "$T/cp-load.err")"
-	res h.cpm.writes "$(awk '{print $2}' "$T/cp-mesh.out")"
-	res h.cpm.pods "$CP_PODS"
+	res "$k.cpm.writes" "$(awk '{print $2}' "$T/cp-mesh.out")"
+	res "$k.cpm.pods" "$CP_PODS"
 	# the large model stays (no more writes): connections/s through it
 	if wait_for -t 20 mesh_settled "$((base + CP_PODS))"; then
-		connrate_run h.cbig ecli "$ES" 7002 "$SECS" 64 1
+		connrate_run "$k.cbig" ecli "$ES" 7002 "$SECS" 64 1
 	else
 		log "the tunnels did not load the $CP_PODS-pod model: $(workload_count node1) / $(workload_count node2) pods"
 	fi
@@ -705,9 +709,9 @@ control_plane_load() {
 		nexec node1 "$PYTHON" "$WARREN_ROOT/tests/bench/cp-load.py" http 127.0.0.1 15000 /connections 5 \
 			"$((SECS + 1))" >"$T/cp-http.out" 2>>"$T/cp-load.err" &
 		loader=$!
-		pingpong_run h.cpc ecli "$ES"
+		pingpong_run "$k.cpc" ecli "$ES"
 		wait "$loader" || log "admin API load failed: $(tail -n 1 "$T/cp-load.err")"
-		res h.cpc.req "$(cat "$T/cp-http.out")"
+		res "$k.cpc.req" "$(cat "$T/cp-http.out")"
 	else
 		log "idle connections for the admin API load not ready: $(tail -n 2 "$T/connrate.err")"
 	fi
@@ -743,7 +747,7 @@ if has mtls && mtls_supported; then
 		# warm the pool; HBONE carries ecli -> esrv from here on
 		connrate_run h.warm ecli "$ES" 7002 1 8 1
 		hbone_pool_up || log "no HBONE connection to esrv:15008 after warm-up: is ecli -> esrv really HBONE?"
-		for ((r = 1; r <= ROUNDS; r++)); do
+		for ((r = 1; r <= ROUNDS && ! ${BENCH_CP_ONLY:-0}; r++)); do
 			# BENCH_BEFORE's tunnels run first in odd rounds and last
 			# in even ones: the load of a shared machine drifts within
 			# a round, and a fixed order would count that drift as a
@@ -780,15 +784,26 @@ if has mtls && mtls_supported; then
 		res h.pool "$(ss -N "${POD_NETNS[esrv]}" -Htn state established '( sport = :15008 )' 2>/dev/null | wc -l)"
 		log "mtls: connections/s HBONE, haproxy"
 		connrate_run h.ctun ecli "$ES" 7002 "$SECS" 64 1
-		[[ -z ${HAPROXY_BAD:-} ]] && connrate_run h.chap dcli 127.0.0.1 27000 "$SECS" 64 1
-		log "mtls: $NCONN idle connections; RSS at 1000 req/s"
-		idle_conns h.idle ecli "$ES" 7001
-		load_1000 h.load ecli "$ES" 7000
+		if [[ -z ${BENCH_CP_ONLY:-} ]]; then
+			[[ -z ${HAPROXY_BAD:-} ]] && connrate_run h.chap dcli 127.0.0.1 27000 "$SECS" 64 1
+			log "mtls: $NCONN idle connections; RSS at 1000 req/s"
+			idle_conns h.idle ecli "$ES" 7001
+			load_1000 h.load ecli "$ES" 7000
+		fi
 		log "mtls: ping-pong while the control plane works (mesh reloads, admin API)"
-		control_plane_load
+		# with BENCH_BEFORE, that build's tunnels and this one's back to
+		# back, BENCH_CP_ROUNDS (1) times
+		for ((r = 1; r <= ${BENCH_CP_ROUNDS:-1}; r++)); do
+			if [[ -n ${BENCH_BEFORE:-} ]]; then
+				log "mtls: control-plane round $r: the tunnels of $BENCH_BEFORE"
+				tunnels_from "$BENCH_BEFORE" && control_plane_load hb
+				tunnels_from "$WARREN_BUILD" || die "tunnels of $WARREN_BUILD did not restart"
+			fi
+			control_plane_load h
+		done
 		# last, as it leaves the tunnels with one worker: what the
 		# default's second worker thread buys, in the same run
-		if [[ -z ${BENCH_WORKERS:-} ]]; then
+		if [[ -z ${BENCH_WORKERS:-} && -z ${BENCH_CP_ONLY:-} ]]; then
 			log "mtls: 8 streams and connections/s again with workerThreads: 1"
 			BENCH_WORKERS=1
 			tunnel_stop node1; tunnel_stop node2
@@ -870,6 +885,31 @@ def tun_cpu(k):
             s += "; %s threads %s" % (lab, " + ".join("%.2f" % (med("%s.%s.%s_s" % (k, n, w)) / SECS) for w in ws))
     return s
 
+
+def mv(k): # the median of a figure measured in several rounds
+    return raw(k) if len(V.get(k, [])) < 2 else "%.0f" % med(k)
+def cp_rows(q, p, label):
+    """The control-plane rows of keys q (p: the section's keys, for ratios);
+    with label, another build's (BENCH_BEFORE)."""
+    if q + ".cpq.max" not in V:
+        return
+    q999, qmax = med(q + ".cpq.p999"), med(q + ".cpq.max")
+    def cp_row(what, k, note):
+        before = "hb" + k[len(q):]
+        if not label and before + ".max" in V:
+            note += "; this build/before: p99.9 %s, max %s" % (r(med(k + ".p999"), med(before + ".p999")), r(med(k + ".max"), med(before + ".max")))
+        row("1 KiB ping-pong @1000/s, HBONE, %s%s: p99 / p99.9 / max" % (what, label),
+            "%s / %s / %s us" % (mv(k + ".p99"), mv(k + ".p999"), mv(k + ".max")), "",
+            note if k == q + ".cpq" else "p99.9 %s, max %s of quiet; %s" % (r(med(k + ".p999"), q999), r(med(k + ".max"), qmax), note))
+    cp_row("quiet", q + ".cpq", "pingpong (sleeping client), baseline for the rows below")
+    if q + ".cpm.max" in V:
+        cp_row("mesh reloads", q + ".cpm", "both tunnels reload a %s-pod mesh model every 0.5 s (%s writes)" % (raw(q + ".cpm.pods"), raw(q + ".cpm.writes")))
+    if q + ".cbig.rate" in V:
+        row("new connections/s, HBONE, %s-pod mesh model%s" % (raw(q + ".cpm.pods"), label), "%.0f /s" % med(q + ".cbig.rate"), "",
+            "%s of the small model's (above); the bench's pods come last in the model; p50/p99 %s/%s us, %s errors" % (
+                r(med(q + ".cbig.rate"), med(p + ".ctun.rate")), raw(q + ".cbig.lat50"), raw(q + ".cbig.lat99"), raw(q + ".cbig.err")))
+    if q + ".cpc.max" in V:
+        cp_row("admin API", q + ".cpc", "GET /connections of %s open connections 5x/s: %s" % (NCONN, raw(q + ".cpc.req")))
 
 def traffic(p, title, base_tput, base_lat, base_conn, peer):
     sect(title)
@@ -969,26 +1009,18 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
     a1, a2 = med(p + ".load.rss1"), med(p + ".load.rss2")
     row("tunnel RSS at 1000 req/s (short conns, 1 KiB req/resp)", "%.1f / %.1f MiB" % (a1 / 1024, a2 / 1024), "<= 10 MiB" if p == "h" else "",
         "%s of budget (larger); peak over the run; tunnel1 at the end %s KiB anon + %s KiB file; achieved %s req/s, tunnel CPU %s / %s vCPU" % (r(max(a1, a2) / 1024, 10), raw(p + ".load.anon1"), raw(p + ".load.file1"), raw(p + ".load.rate"), raw(p + ".load.cpu1"), raw(p + ".load.cpu2")))
-    if p + ".cpq.max" in V:
-        q999, qmax = med(p + ".cpq.p999"), med(p + ".cpq.max")
-        def cp_row(what, k, note):
-            row("1 KiB ping-pong @1000/s, HBONE, %s: p99 / p99.9 / max" % what,
-                "%s / %s / %s us" % (raw(k + ".p99"), raw(k + ".p999"), raw(k + ".max")), "",
-                note if k == p + ".cpq" else "p99.9 %s, max %s of quiet; %s" % (r(med(k + ".p999"), q999), r(med(k + ".max"), qmax), note))
-        cp_row("quiet", p + ".cpq", "pingpong (sleeping client), baseline for the two rows below")
-        if p + ".cpm.max" in V:
-            cp_row("mesh reloads", p + ".cpm", "both tunnels reload a %s-pod mesh model every 0.5 s (%s writes)" % (raw(p + ".cpm.pods"), raw(p + ".cpm.writes")))
-        if p + ".cbig.rate" in V:
-            row("new connections/s, HBONE, %s-pod mesh model" % raw(p + ".cpm.pods"), "%.0f /s" % med(p + ".cbig.rate"), "",
-                "%s of the small model's (above); the bench's pods come last in the model; p50/p99 %s/%s us, %s errors" % (
-                    r(med(p + ".cbig.rate"), med(p + ".ctun.rate")), raw(p + ".cbig.lat50"), raw(p + ".cbig.lat99"), raw(p + ".cbig.err")))
-        if p + ".cpc.max" in V:
-            cp_row("admin API", p + ".cpc", "GET /connections of %s open connections 5x/s: %s" % (NCONN, raw(p + ".cpc.req")))
+    cp_rows(p, p, "")
+    if p == "h":
+        cp_rows("hb", p, ", before (BENCH_BEFORE)")
 
 if "p.tun.gbps" in V:
     traffic("p", "-- plaintext relay (%d interleaved rounds: median [min-max])" % rounds, "p.direct", "p.ldirect", "p.cdirect", None)
 if "h.tun.gbps" in V:
     traffic("h", "-- HBONE mTLS (%d interleaved rounds with haproxy)" % rounds, "h.hap", "h.lhap", "h.chap", "h.hap")
+elif "h.cpq.max" in V:
+    sect("-- HBONE mTLS: the data path while the control plane works (BENCH_CP_ONLY)")
+    cp_rows("h", "h", "")
+    cp_rows("hb", "h", ", before (BENCH_BEFORE)")
 elif mtls_state != "skip":
     sect("-- HBONE mTLS: " + mtls_state)
 

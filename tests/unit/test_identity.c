@@ -997,22 +997,23 @@ static void test_io_map(void)
 	ca_free(ca);
 }
 
-/* Issuing releases the loop's guard for the crypto and takes it back
- * before the identity changes; a second acquire of the same account (a
- * reference) and a failed one (bad name) never release it. */
-struct issue_guard {
+/* Issuing isolates the workers only around what they may see change (the
+ * certificate swapped in, the list), never around the crypto: a second
+ * acquire of the same account (a reference) and a failed one (bad name)
+ * isolate nothing; the last release isolates the unlink and free. */
+struct issue_iso {
 	struct identity_mgr *mgr;
-	int exits, enters;
+	int enters, exits;
 	bool held;
-	int exits_new, exits_ref, exits_bad, exits_renew;
-	bool held_after;
-	int ret;
+	bool nested;      /* entered while held: pairs must not nest here */
 };
 
-static void issue_guard_cb(void *ctx, bool enter)
+static void issue_iso_cb(void *ctx, bool enter)
 {
-	struct issue_guard *g = ctx;
+	struct issue_iso *g = ctx;
 
+	if (enter && g->held)
+		g->nested = true;
 	g->held = enter;
 	if (enter)
 		g->enters++;
@@ -1020,54 +1021,37 @@ static void issue_guard_cb(void *ctx, bool enter)
 		g->exits++;
 }
 
-static void issue_cb(struct loop *l, void *ctx)
+static void test_issue_isolates_only_changes(void)
 {
-	struct issue_guard *g = ctx;
+	struct issue_iso g = { 0 };
+	struct mesh_ca *ca = NULL;
 	struct identity *id = NULL;
 	char err[256];
-	int e0 = g->exits;
+	int e0;
 
-	g->ret = identity_acquire(g->mgr, "shop", "cart", &id, err, sizeof(err));
-	g->exits_new = g->exits - e0;
-	e0 = g->exits;
-	g->ret |= identity_acquire(g->mgr, "shop", "cart", NULL, err, sizeof(err));
-	g->exits_ref = g->exits - e0;
-	e0 = g->exits;
-	g->ret |= identity_acquire(g->mgr, "shop", "bad/sa", NULL, err, sizeof(err)) != -EINVAL;
-	g->exits_bad = g->exits - e0;
-	e0 = g->exits;
-	g->ret |= id ? identity_renew(g->mgr, id, time(NULL), err, sizeof(err)) : -1;
-	g->exits_renew = g->exits - e0;
-	g->held_after = g->held;
-	loop_stop(l);
-}
-
-static void test_issue_releases_guard(void)
-{
-	struct issue_guard g = { 0 };
-	struct mesh_ca *ca = NULL;
-	struct loop *l = loop_new();
-
-	T_ASSERT(l);
 	T_ASSERT_INT(ca_create_root("warren-test", "root", 30, &ca), 0);
 	T_ASSERT_INT(identity_mgr_new(ca, TD, 0, &g.mgr), 0);
-	identity_mgr_set_loop(g.mgr, l);
-	loop_set_guard(l, issue_guard_cb, &g);
-	T_ASSERT(loop_timer_add(l, 0, issue_cb, &g));
-	T_ASSERT_INT(loop_run(l), 0);
-	T_ASSERT_INT(g.ret, 0);
-	T_ASSERT_INT(g.exits_new, 1);
-	T_ASSERT_INT(g.exits_ref, 0);
-	T_ASSERT_INT(g.exits_bad, 0);
-	T_ASSERT_INT(g.exits_renew, 1);
-	T_ASSERT(g.held_after);
-	T_ASSERT_INT(identity_count(g.mgr), 1);
-	loop_free(l);
+	identity_mgr_set_isolation(g.mgr, issue_iso_cb, &g);
+	T_ASSERT_INT(identity_acquire(g.mgr, "shop", "cart", &id, err, sizeof(err)), 0);
+	T_ASSERT_INT(g.enters, 2); /* the commit, then the list */
+	e0 = g.enters;
+	T_ASSERT_INT(identity_acquire(g.mgr, "shop", "cart", NULL, err, sizeof(err)), 0);
+	T_ASSERT_INT(identity_acquire(g.mgr, "shop", "bad/sa", NULL, err, sizeof(err)), -EINVAL);
+	T_ASSERT_INT(g.enters, e0);
+	T_ASSERT_INT(identity_renew(g.mgr, id, time(NULL), err, sizeof(err)), 0);
+	T_ASSERT_INT(g.enters, e0 + 1);
+	T_ASSERT_INT(identity_release(g.mgr, "shop", "cart"), 0);
+	T_ASSERT_INT(g.enters, e0 + 1);
+	T_ASSERT_INT(identity_release(g.mgr, "shop", "cart"), 0);
+	T_ASSERT_INT(g.enters, e0 + 2);
+	T_ASSERT_INT(g.enters, g.exits);
+	T_ASSERT(!g.held && !g.nested);
+	T_ASSERT_INT(identity_count(g.mgr), 0);
 	identity_mgr_free(g.mgr);
 	ca_free(ca);
 }
 
-T_MAIN(T_CASE(test_spiffe_ids), T_CASE(test_issue_releases_guard), T_CASE(test_issue_leaf), T_CASE(test_issue_rejects_bad_input),
+T_MAIN(T_CASE(test_spiffe_ids), T_CASE(test_issue_isolates_only_changes), T_CASE(test_issue_leaf), T_CASE(test_issue_rejects_bad_input),
        T_CASE(test_intermediate_chain), T_CASE(test_save_load_roundtrip),
        T_CASE(test_load_rejects_bad_material), T_CASE(test_gen_ca_sh), T_CASE(test_refcount),
        T_CASE(test_mtls_ok), T_CASE(test_reject_client_from_other_ca),

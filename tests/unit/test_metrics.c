@@ -46,20 +46,25 @@ struct fixture {
 static int setup(struct fixture *f)
 {
 	json_t *objs = json_loads(mesh_json, 0, NULL);
+	struct mesh *m = NULL;
 	char err[256];
 	int fd, ret;
 
 	memset(f, 0, sizeof(*f));
 	f->conf.node = (char *)"n1";
 	f->conf.cluster_id = (char *)"Kubernetes";
-	f->t = (struct tunnel){ .magic = TUNNEL_MAGIC, .conf = &f->conf, .handoff_fd = -1 };
-	ret = mesh_build(objs, "test", &f->t.mesh, err, sizeof(err));
+	f->t = (struct tunnel){ .magic = TUNNEL_MAGIC, .conf = &f->conf, .handoff_fd = -1,
+				.snap_mu = PTHREAD_MUTEX_INITIALIZER };
+	ret = mesh_build(objs, "test", &m, err, sizeof(err));
 	json_decref(objs);
 	if (ret < 0) {
 		printf("# mesh_build: %s\n", err);
 		return ret;
 	}
-	f->t.mesh_generation = 1;
+	m->generation = 1;
+	ret = tunnel_snap_publish(&f->t, m, NULL);
+	if (ret < 0)
+		return ret;
 	if (metrics_new(&f->t.metrics) < 0)
 		return -ENOMEM;
 	strcpy(f->alog_path, "/tmp/warren-alog.XXXXXX");
@@ -81,7 +86,7 @@ static void teardown(struct fixture *f)
 {
 	accesslog_close(f->t.alog);
 	metrics_free(f->t.metrics);
-	mesh_free(f->t.mesh);
+	tunnel_snap_stop(&f->t);
 	unlink(f->alog_path);
 }
 

@@ -502,84 +502,6 @@ static void loop_forget_before_close(void)
 	T_ASSERT_INT(new_calls, 1);
 }
 
-/* loop_unguard(): a thread that needs the loop's guard runs while a
- * callback has lent it, and the callback holds it again after
- * loop_reguard(). The guard here is one mutex, as each worker's is. */
-struct lend {
-	pthread_mutex_t mu;
-	int go, done;        /* eventfds: callback -> helper, helper -> callback */
-	int guard_calls, guard_errors;
-	bool helper_ran, held_after;
-};
-
-static void lend_guard(void *ctx, bool enter)
-{
-	struct lend *g = ctx;
-
-	g->guard_calls++;
-	/* error-checking: a double take or release is counted, not a hang */
-	if ((enter ? pthread_mutex_lock(&g->mu) : pthread_mutex_unlock(&g->mu)) != 0)
-		g->guard_errors++;
-}
-
-static void *lend_helper(void *ctx)
-{
-	struct lend *g = ctx;
-	uint64_t v;
-
-	if (read(g->go, &v, sizeof(v)) != sizeof(v))
-		return NULL;
-	pthread_mutex_lock(&g->mu); /* blocks until the guard is lent */
-	v = 1;
-	if (write(g->done, &v, sizeof(v)) != sizeof(v))
-		v = 0;
-	pthread_mutex_unlock(&g->mu);
-	return NULL;
-}
-
-static void lend_cb(struct loop *l, void *ctx)
-{
-	struct lend *g = ctx;
-	struct pollfd pfd = { .fd = g->done, .events = POLLIN };
-	uint64_t one = 1;
-
-	if (write(g->go, &one, sizeof(one)) != sizeof(one))
-		return;
-	loop_unguard(l);
-	/* bounded: without the lend the helper stays blocked */
-	g->helper_ran = poll(&pfd, 1, 2000) == 1;
-	loop_reguard(l);
-	g->held_after = pthread_mutex_trylock(&g->mu) == EBUSY;
-	loop_stop(l);
-}
-
-static void loop_unguard_lends_the_guard(void)
-{
-	struct lend g = { .mu = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP };
-	struct loop *l = loop_new();
-	pthread_t th;
-	int calls_outside, ok;
-
-	g.go = eventfd(0, EFD_CLOEXEC);
-	g.done = eventfd(0, EFD_CLOEXEC);
-	T_ASSERT(l && g.go >= 0 && g.done >= 0);
-	loop_set_guard(l, lend_guard, &g);
-	loop_unguard(l); /* outside loop_run(): the guard is not held, no-op */
-	loop_reguard(l);
-	calls_outside = g.guard_calls;
-	T_ASSERT(pthread_create(&th, NULL, lend_helper, &g) == 0);
-	ok = loop_timer_add(l, 0, lend_cb, &g) && loop_run(l) == 0;
-	pthread_join(th, NULL);
-	loop_free(l);
-	close(g.go);
-	close(g.done);
-	T_ASSERT_INT(calls_outside, 0);
-	T_ASSERT(ok);
-	T_ASSERT_INT(g.guard_errors, 0);
-	T_ASSERT(g.helper_ran);
-	T_ASSERT(g.held_after);
-}
-
 /* --- relay tests --- */
 
 static void echo_body(struct fx *f)
@@ -913,7 +835,6 @@ static void relay_small_copy_bulk_splice(void)
 
 T_MAIN(T_CASE(loop_timers_order_and_cancel), T_CASE(loop_del_in_same_round),
        T_CASE(loop_set_hands_over_in_same_round), T_CASE(loop_forget_before_close),
-       T_CASE(loop_unguard_lends_the_guard),
        T_CASE(relay_both_ways), T_CASE(relay_half_close), T_CASE(relay_takes_over_registration), T_CASE(relay_reset_propagates),
        T_CASE(relay_abort_resets_both), T_CASE(relay_backpressure), T_CASE(relay_hangup_while_blocked),
        T_CASE(relay_64mib_byte_exact), T_CASE(relay_small_copy_bulk_splice))

@@ -88,7 +88,7 @@ static void test_vip_to_hbone(void)
 	T_ASSERT_STR(route_service_host(&r, buf, sizeof(buf)), "echo.shop.svc.cluster.local");
 	T_ASSERT(r.waypoint.addr.ss_family == 0 && !r.waypoint.identity && !r.waypoint.authority);
 	route_clear(&r);
-	mesh_free(f.t.mesh);
+	tunnel_snap_stop(&f.t);
 }
 
 static void test_refused(void)
@@ -105,7 +105,7 @@ static void test_refused(void)
 	T_ASSERT_STR(why, "Service shop/echo has no TCP port 81");
 	T_ASSERT(!r.peer_id);
 	route_clear(&r);
-	mesh_free(f.t.mesh);
+	tunnel_snap_stop(&f.t);
 }
 
 static void test_outside_mesh_and_plaintext_mode(void)
@@ -136,7 +136,7 @@ static void test_outside_mesh_and_plaintext_mode(void)
 	T_ASSERT_INT(route_outbound(&r, &f.t, &f.client, &dst, false, why, sizeof(why)), ROUTE_PLAIN);
 	T_ASSERT(r.peer && !strcmp(r.peer->name, "echo-0") && r.svc && !r.via_vip);
 	route_clear(&r);
-	mesh_free(f.t.mesh);
+	tunnel_snap_stop(&f.t);
 }
 
 static void test_inbound_and_rebind(void)
@@ -144,9 +144,6 @@ static void test_inbound_and_rebind(void)
 	struct route_fixture f;
 	struct sockaddr_storage src, dst;
 	struct route r;
-	struct mesh *old;
-	json_t *objs;
-	char err[256];
 
 	T_ASSERT_INT(route_setup(&f), 0);
 	tfix_addr(&src, "10.1.0.1", 40000);
@@ -157,19 +154,16 @@ static void test_inbound_and_rebind(void)
 	T_ASSERT(r.local && !strcmp(r.local->name, "echo-0"));
 	T_ASSERT(r.peer && !strcmp(r.peer->name, "client"));
 	T_ASSERT(r.svc && !strcmp(r.svc->name, "echo"));
-	/* a new model: rebind points into it (the old one is freed) */
-	old = f.t.mesh;
-	objs = json_loads(route_mesh_json, 0, NULL);
-	T_ASSERT_INT(mesh_build(objs, "test", &f.t.mesh, err, sizeof(err)), 0);
-	json_decref(objs);
-	f.t.mesh_generation = 2;
-	mesh_free(old);
+	/* a new model (no worker holds the old one: it is freed at once):
+	 * rebind points into it */
+	T_ASSERT_INT(tfix_publish(&f.t, route_mesh_json, 2), 0);
+	T_ASSERT(!f.t.snap_retired);
 	route_rebind(&r, &f.t, &f.echo, &src, &dst);
 	T_ASSERT(r.generation == 2);
-	T_ASSERT(r.local == mesh_find_pod_by_uid(f.t.mesh, "u2"));
+	T_ASSERT(r.local == mesh_find_pod_by_uid(tunnel_model(&f.t), "u2"));
 	T_ASSERT(r.peer && !strcmp(r.peer->name, "client"));
 	route_clear(&r);
-	mesh_free(f.t.mesh);
+	tunnel_snap_stop(&f.t);
 }
 
 T_MAIN(T_CASE(test_vip_to_hbone), T_CASE(test_refused), T_CASE(test_outside_mesh_and_plaintext_mode),
