@@ -134,14 +134,14 @@ void accesslog_close(struct accesslog *al)
 /* Replaces a value of the template (a key it already has, so the order
  * stays). Empty or unset is null, as is a string jansson refuses
  * (not UTF-8): the field says "unknown" rather than the line going. */
-static int set_str(json_t *o, const char *key, const char *s)
+static int accesslog_set_str(json_t *o, const char *key, const char *s)
 {
 	json_t *v = s && *s ? json_string(s) : NULL;
 
 	return json_object_set_new_nocheck(o, key, v ? v : json_null());
 }
 
-static int set_int(json_t *o, const char *key, uint64_t n)
+static int accesslog_set_int(json_t *o, const char *key, uint64_t n)
 {
 	return json_object_set_new_nocheck(o, key, json_integer((json_int_t)n));
 }
@@ -158,20 +158,20 @@ static size_t accesslog_format(struct accesslog *al, const struct accesslog_entr
 	clock_gettime(CLOCK_REALTIME, &ts);
 	accesslog_time((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, now, sizeof(now));
 	accesslog_time(e->start_unix_ms, start, sizeof(start));
-	if (set_str(o, "time", now) || set_str(o, "start_time", start) ||
-	    set_int(o, "duration_ms", e->duration_ms) ||
-	    set_str(o, "direction", e->direction ? e->direction : "?") ||
-	    set_str(o, "src.addr", e->src_addr) || set_str(o, "src.workload", e->src_workload) ||
-	    set_str(o, "src.namespace", e->src_namespace) ||
-	    set_str(o, "src.identity", e->src_identity) || set_str(o, "dst.addr", e->dst_addr) ||
-	    set_str(o, "dst.workload", e->dst_workload) ||
-	    set_str(o, "dst.namespace", e->dst_namespace) ||
-	    set_str(o, "dst.identity", e->dst_identity) ||
-	    set_str(o, "dst.service", e->dst_service) || set_int(o, "bytes_sent", e->bytes_sent) ||
-	    set_int(o, "bytes_received", e->bytes_received) ||
-	    set_str(al->policy, "decision", e->policy_decision ? e->policy_decision : "none") ||
-	    set_str(al->policy, "policy", e->policy_name) ||
-	    set_str(o, "reason", e->reason ? e->reason : "closed"))
+	if (accesslog_set_str(o, "time", now) || accesslog_set_str(o, "start_time", start) ||
+	    accesslog_set_int(o, "duration_ms", e->duration_ms) ||
+	    accesslog_set_str(o, "direction", e->direction ? e->direction : "?") ||
+	    accesslog_set_str(o, "src.addr", e->src_addr) || accesslog_set_str(o, "src.workload", e->src_workload) ||
+	    accesslog_set_str(o, "src.namespace", e->src_namespace) ||
+	    accesslog_set_str(o, "src.identity", e->src_identity) || accesslog_set_str(o, "dst.addr", e->dst_addr) ||
+	    accesslog_set_str(o, "dst.workload", e->dst_workload) ||
+	    accesslog_set_str(o, "dst.namespace", e->dst_namespace) ||
+	    accesslog_set_str(o, "dst.identity", e->dst_identity) ||
+	    accesslog_set_str(o, "dst.service", e->dst_service) || accesslog_set_int(o, "bytes_sent", e->bytes_sent) ||
+	    accesslog_set_int(o, "bytes_received", e->bytes_received) ||
+	    accesslog_set_str(al->policy, "decision", e->policy_decision ? e->policy_decision : "none") ||
+	    accesslog_set_str(al->policy, "policy", e->policy_name) ||
+	    accesslog_set_str(o, "reason", e->reason ? e->reason : "closed"))
 		return 0;
 	n = json_dumpb(o, al->buf, sizeof(al->buf) - 1, JSON_COMPACT);
 	if (!n || n > sizeof(al->buf) - 1)

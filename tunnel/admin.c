@@ -12,7 +12,7 @@
  * Admin on adminSocket (a Unix socket, mode 0600: root only; default
  * /var/run/warren/admin.sock), every endpoint below. On adminAddress (TCP,
  * none by default), which any local user or host-network pod can reach,
- * only the read-only ones that hold no secret: /certs, /config_dump and
+ * only the read-only ones that hold no secret: /certs, /admin_config_dump and
  * POST /logging answer 403 there.
  *
  *   GET  /pods          JSON array of enrolled pods
@@ -24,7 +24,7 @@
  *   GET  /pool          JSON array of pooled outbound HBONE connections
  *   GET  /state_records JSON array of state records that could not be read
  *                       at start (moved aside; their pods not re-adopted)
- *   GET  /config_dump   {version, pid, config, pods, mesh, ready, hostProbe}
+ *   GET  /admin_config_dump   {version, pid, config, pods, mesh, ready, hostProbe}
  *   GET  /logging       {level};  POST /logging?level=debug sets it
  *   GET  /healthz/ready (also on the readiness address)
  *   GET  /stats/prometheus, /metrics (also on the metrics address)
@@ -71,7 +71,7 @@
 
 enum srv_kind { SRV_ADMIN, SRV_READINESS, SRV_METRICS, SRV_ADMIN_TCP };
 
-static const char *const srv_kind_name[] = { "admin API", "readiness", "metrics",
+static const char *const admin_srv_kind_name[] = { "admin API", "readiness", "metrics",
 					     "admin API (read-only)" };
 
 struct http_srv {
@@ -95,7 +95,7 @@ struct admin {
 
 /* Takes body (malloc'd, NUL-terminated; NULL after an allocation failure,
  * which the server answers with 500). */
-static void respond(struct http_response *resp, unsigned status, char *body, const char *ctype)
+static void admin_respond(struct http_response *resp, unsigned status, char *body, const char *ctype)
 {
 	resp->status = status;
 	resp->content_type = ctype;
@@ -103,7 +103,7 @@ static void respond(struct http_response *resp, unsigned status, char *body, con
 	resp->body_len = body ? strlen(body) : 0;
 }
 
-static void respond_json(struct http_response *resp, unsigned status, json_t *j)
+static void admin_respond_json(struct http_response *resp, unsigned status, json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
 	char *body = NULL;
@@ -112,12 +112,12 @@ static void respond_json(struct http_response *resp, unsigned status, json_t *j)
 	if (s && asprintf(&body, "%s\n", s) < 0)
 		body = NULL;
 	free(s);
-	respond(resp, status, body, "application/json");
+	admin_respond(resp, status, body, "application/json");
 }
 
-static void respond_text(struct http_response *resp, unsigned status, const char *fmt, ...)
+static void admin_respond_text(struct http_response *resp, unsigned status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static void respond_text(struct http_response *resp, unsigned status, const char *fmt, ...)
+static void admin_respond_text(struct http_response *resp, unsigned status, const char *fmt, ...)
 {
 	char *body = NULL;
 	va_list ap;
@@ -126,12 +126,12 @@ static void respond_text(struct http_response *resp, unsigned status, const char
 	if (vasprintf(&body, fmt, ap) < 0)
 		body = NULL;
 	va_end(ap);
-	respond(resp, status, body, "text/plain; charset=utf-8");
+	admin_respond(resp, status, body, "text/plain; charset=utf-8");
 }
 
 /* The connection counts are the workers': copied with them isolated, the
  * rest (the pods, which only this thread changes) built after. */
-static json_t *pods_json(struct tunnel *t)
+static json_t *admin_pods_json(struct tunnel *t)
 {
 	json_t *a = json_array();
 	size_t *conns = calloc(t->n_pods + 1, sizeof(*conns)), i = 0;
@@ -173,7 +173,7 @@ struct conn_row {
 	uint64_t age_ms, sent, received;
 };
 
-static void conn_rows_free(struct conn_row *rows, size_t n)
+static void admin_conn_rows_free(struct conn_row *rows, size_t n)
 {
 	for (size_t i = 0; rows && i < n; i++) {
 		free(rows[i].src_id);
@@ -182,14 +182,14 @@ static void conn_rows_free(struct conn_row *rows, size_t n)
 	free(rows);
 }
 
-static char *id_dup(const char *id)
+static char *admin_id_dup(const char *id)
 {
 	return id && *id ? strdup(id) : NULL;
 }
 
 /* Worker w's shards' connections appended to *rows (*n of them so far),
  * with that worker alone paused. false: out of memory. */
-static bool conn_rows_of(struct tunnel *t, unsigned w, struct conn_row **rows, size_t *n)
+static bool admin_conn_rows_of(struct tunnel *t, unsigned w, struct conn_row **rows, size_t *n)
 {
 	uint64_t now = loop_now_ms();
 	size_t i = *n, more = 0;
@@ -228,8 +228,8 @@ static bool conn_rows_of(struct tunnel *t, unsigned w, struct conn_row **rows, s
 			else
 				memcpy(r->target, r->dst, sizeof(r->target));
 			if (c->hbone) {
-				r->src_id = id_dup(r->outbound ? own : c->route.peer_id);
-				r->dst_id = id_dup(r->outbound ? c->route.peer_id : own);
+				r->src_id = admin_id_dup(r->outbound ? own : c->route.peer_id);
+				r->dst_id = admin_id_dup(r->outbound ? c->route.peer_id : own);
 			}
 			r->age_ms = now - c->start_ms;
 			r->sent = st.a_to_b;
@@ -244,14 +244,14 @@ out:
 
 /* NULL with *n 0 when there is none; NULL with *n SIZE_MAX: out of memory.
  * One worker paused at a time: the others' data path runs meanwhile. */
-static struct conn_row *conn_rows(struct tunnel *t, size_t *n)
+static struct conn_row *admin_conn_rows(struct tunnel *t, size_t *n)
 {
 	struct conn_row *rows = NULL;
 
 	*n = 0;
 	for (unsigned w = 0; w < (t->n_workers ? t->n_workers : 1); w++) {
-		if (!conn_rows_of(t, w, &rows, n)) {
-			conn_rows_free(rows, *n);
+		if (!admin_conn_rows_of(t, w, &rows, n)) {
+			admin_conn_rows_free(rows, *n);
 			*n = SIZE_MAX;
 			return NULL;
 		}
@@ -259,7 +259,7 @@ static struct conn_row *conn_rows(struct tunnel *t, size_t *n)
 	return rows;
 }
 
-static json_t *conn_rows_json(const struct conn_row *rows, size_t n)
+static json_t *admin_conn_rows_json(const struct conn_row *rows, size_t n)
 {
 	json_t *a = json_array();
 
@@ -280,12 +280,12 @@ static json_t *conn_rows_json(const struct conn_row *rows, size_t n)
 	return a;
 }
 
-static json_t *str_or_null(const char *s)
+static json_t *admin_str_or_null(const char *s)
 {
 	return s ? json_string(s) : json_null();
 }
 
-static json_t *ips_json(const struct mesh_ip *ips, size_t n)
+static json_t *admin_ips_json(const struct mesh_ip *ips, size_t n)
 {
 	json_t *a = json_array();
 	char buf[INET6_ADDRSTRLEN];
@@ -295,7 +295,7 @@ static json_t *ips_json(const struct mesh_ip *ips, size_t n)
 	return a ? a : json_array();
 }
 
-static json_t *labels_json(const struct mesh_labels *l)
+static json_t *admin_labels_json(const struct mesh_labels *l)
 {
 	json_t *o = json_object();
 
@@ -304,7 +304,7 @@ static json_t *labels_json(const struct mesh_labels *l)
 	return o ? o : json_object();
 }
 
-static bool pod_captured(const struct tunnel *t, const struct mesh_pod *mp)
+static bool admin_pod_captured(const struct tunnel *t, const struct mesh_pod *mp)
 {
 	for (const struct pod *p = t->pods; p; p = p->next)
 		if ((*mp->uid && !strcmp(p->uid, mp->uid)) ||
@@ -315,7 +315,7 @@ static bool pod_captured(const struct tunnel *t, const struct mesh_pod *mp)
 
 /* The mesh model's pods: who they are, whether the mesh enrolls them, and
  * whether this node's tunnel serves them. */
-static json_t *workloads_json(const struct tunnel *t)
+static json_t *admin_workloads_json(const struct tunnel *t)
 {
 	const struct mesh *m = tunnel_model(t);
 	json_t *a = json_array();
@@ -327,19 +327,19 @@ static json_t *workloads_json(const struct tunnel *t)
 
 		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:b,s:b,s:s,s:b,s:b,s:b,s:o}",
 			"namespace", mp->namespace, "name", mp->name, "uid", mp->uid,
-			"workload", metrics_workload_name(mp), "ips", ips_json(mp->ips, mp->n_ips),
+			"workload", metrics_workload_name(mp), "ips", admin_ips_json(mp->ips, mp->n_ips),
 			"node", mp->node, "serviceAccount", mp->service_account,
 			"hostNetwork", mp->host_network, "ready", mp->ready,
 			"enrolledReason", reason ? reason : "", "enrolled", enrolled,
 			"local", *mp->node && !strcmp(mp->node, t->conf->node),
-			"captured", pod_captured(t, mp), "labels", labels_json(&mp->labels)));
+			"captured", admin_pod_captured(t, mp), "labels", admin_labels_json(&mp->labels)));
 	}
 	return a;
 }
 
 /* The mesh model's services; endpoints are the ready pods of the
  * service's namespace that its selector matches (Kubernetes semantics). */
-static json_t *services_json(const struct tunnel *t)
+static json_t *admin_services_json(const struct tunnel *t)
 {
 	const struct mesh *m = tunnel_model(t);
 	json_t *a = json_array();
@@ -373,7 +373,7 @@ static json_t *services_json(const struct tunnel *t)
 			}
 			json_array_append_new(eps, json_pack("{s:s?,s:s?,s:o,s:s?,s:o}", "namespace",
 				ep->pod ? ep->pod->namespace : NULL, "name", ep->pod ? ep->pod->name : NULL,
-				"ips", ips_json(&ep->ip, 1), "node", ep->pod ? ep->pod->node : NULL,
+				"ips", admin_ips_json(&ep->ip, 1), "node", ep->pod ? ep->pod->node : NULL,
 				"ports", tports ? tports : json_object()));
 		}
 		for (size_t pos = 0; eps && (mp = mesh_service_next_pod(m, s, &pos));) {
@@ -393,31 +393,31 @@ static json_t *services_json(const struct tunnel *t)
 					json_object_set_new(tports, key, json_integer(tp));
 			}
 			json_array_append_new(eps, json_pack("{s:s,s:s,s:o,s:s,s:o}", "namespace",
-				mp->namespace, "name", mp->name, "ips", ips_json(mp->ips, mp->n_ips),
+				mp->namespace, "name", mp->name, "ips", admin_ips_json(mp->ips, mp->n_ips),
 				"node", mp->node, "ports", tports ? tports : json_object()));
 		}
 		json_array_append_new(a, json_pack("{s:s,s:s,s:s+++,s:o,s:o,s:o,s:o,s:o}",
 			"namespace", s->namespace, "name", s->name,
 			"hostname", s->name, ".", s->namespace, ".svc.cluster.local",
-			"vips", ips_json(s->vips, s->n_vips),
-			"ports", ports ? ports : json_array(), "selector", labels_json(&s->selector),
-			"waypoint", str_or_null(mesh_label(&s->labels, "istio.io/use-waypoint")),
+			"vips", admin_ips_json(s->vips, s->n_vips),
+			"ports", ports ? ports : json_array(), "selector", admin_labels_json(&s->selector),
+			"waypoint", admin_str_or_null(mesh_label(&s->labels, "istio.io/use-waypoint")),
 			"endpoints", eps ? eps : json_array()));
 	}
 	return a;
 }
 
-static void respond_metrics(struct http_response *resp, struct tunnel *t)
+static void admin_respond_metrics(struct http_response *resp, struct tunnel *t)
 {
 	char *body = metrics_render(t);
 
 	if (!body)
-		respond_text(resp, 500, "out of memory rendering metrics\n");
+		admin_respond_text(resp, 500, "out of memory rendering metrics\n");
 	else
-		respond(resp, 200, body, PROM_CTYPE);
+		admin_respond(resp, 200, body, PROM_CTYPE);
 }
 
-static json_t *config_dump(struct tunnel *t)
+static json_t *admin_config_dump(struct tunnel *t)
 {
 	const struct tunnel_conf *c = t->conf;
 	const char *reason;
@@ -425,23 +425,23 @@ static json_t *config_dump(struct tunnel *t)
 	json_t *conf, *mesh;
 
 	conf = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:s,s:i}",
-			 "node", str_or_null(c->node), "pluginSocket", str_or_null(c->plugin_socket),
-			 "stateDir", str_or_null(c->state_dir), "meshPath", str_or_null(c->mesh_path),
-			 "adminAddress", str_or_null(c->admin_address),
-			 "adminSocket", str_or_null(c->admin_socket),
-			 "metricsAddress", str_or_null(c->metrics_address),
-			 "readinessAddress", str_or_null(c->readiness_address),
-			 "logFile", str_or_null(c->log_file), "trustDomain", str_or_null(c->trust_domain),
+			 "node", admin_str_or_null(c->node), "pluginSocket", admin_str_or_null(c->plugin_socket),
+			 "stateDir", admin_str_or_null(c->state_dir), "meshPath", admin_str_or_null(c->mesh_path),
+			 "adminAddress", admin_str_or_null(c->admin_address),
+			 "adminSocket", admin_str_or_null(c->admin_socket),
+			 "metricsAddress", admin_str_or_null(c->metrics_address),
+			 "readinessAddress", admin_str_or_null(c->readiness_address),
+			 "logFile", admin_str_or_null(c->log_file), "trustDomain", admin_str_or_null(c->trust_domain),
 			 "logLevel", wlog_level_name(wlog_get_level()), "meshReloadMs", c->mesh_reload_ms);
 	if (conf) {
-		json_object_set_new(conf, "accessLog", str_or_null(c->access_log));
-		json_object_set_new(conf, "clusterId", str_or_null(c->cluster_id));
-		json_object_set_new(conf, "caDir", str_or_null(c->ca_dir));
-		json_object_set_new(conf, "caAddress", str_or_null(c->ca_address));
-		json_object_set_new(conf, "trustBundle", str_or_null(c->trust_bundle));
+		json_object_set_new(conf, "accessLog", admin_str_or_null(c->access_log));
+		json_object_set_new(conf, "clusterId", admin_str_or_null(c->cluster_id));
+		json_object_set_new(conf, "caDir", admin_str_or_null(c->ca_dir));
+		json_object_set_new(conf, "caAddress", admin_str_or_null(c->ca_address));
+		json_object_set_new(conf, "trustBundle", admin_str_or_null(c->trust_bundle));
 		json_object_set_new(conf, "mtls", json_boolean(t->sec != NULL));
 		json_object_set_new(conf, "certLifetimeSeconds", json_integer(c->cert_lifetime_s));
-		json_object_set_new(conf, "rootNamespace", str_or_null(c->root_namespace));
+		json_object_set_new(conf, "rootNamespace", admin_str_or_null(c->root_namespace));
 		json_object_set_new(conf, "poolMaxStreams", json_integer(c->pool_max_streams));
 		json_object_set_new(conf, "poolIdleTimeoutMs", json_integer(c->pool_idle_timeout_ms));
 		json_object_set_new(conf, "hbonePingIntervalMs", json_integer(c->hbone_ping_interval_ms));
@@ -450,8 +450,8 @@ static json_t *config_dump(struct tunnel *t)
 		json_object_set_new(conf, "kubeletUid",
 				    c->kubelet_uid >= 0 ? json_integer(c->kubelet_uid) : json_null());
 		json_object_set_new(conf, "drainSeconds", json_integer(c->drain_seconds));
-		json_object_set_new(conf, "meshSource", str_or_null(c->mesh_source));
-		json_object_set_new(conf, "kubeconfig", str_or_null(c->kubeconfig));
+		json_object_set_new(conf, "meshSource", admin_str_or_null(c->mesh_source));
+		json_object_set_new(conf, "kubeconfig", admin_str_or_null(c->kubeconfig));
 	}
 	mesh = json_pack("{s:b,s:I,s:I,s:o,s:I,s:I,s:I}", "loaded", tunnel_model(t) != NULL,
 			 "generation", (json_int_t)tunnel_generation(t),
@@ -462,14 +462,14 @@ static json_t *config_dump(struct tunnel *t)
 			 "services", (json_int_t)(tunnel_model(t) ? tunnel_model(t)->n_services : 0));
 	return json_pack("{s:s,s:I,s:o,s:o,s:o,s:I,s:b,s:s,s:o,s:o}", "version", WARREN_VERSION,
 			 "pid", (json_int_t)getpid(),
-			 "config", conf ? conf : json_null(), "pods", pods_json(t),
+			 "config", conf ? conf : json_null(), "pods", admin_pods_json(t),
 			 "mesh", mesh ? mesh : json_null(),
 			 "meshGeneration", (json_int_t)tunnel_generation(t), "ready", ready,
 			 "readyReason", reason, "hostProbe", host_probe_json(t),
 			 "kubernetes", kube_tunnel_json(t));
 }
 
-static void handle_logging(struct http_response *resp, const struct http_request *req, bool post)
+static void admin_handle_logging(struct http_response *resp, const struct http_request *req, bool post)
 {
 	char lv[32];
 	int n = http_query_arg(req->query, req->query_len, "level", lv, sizeof(lv));
@@ -477,18 +477,18 @@ static void handle_logging(struct http_response *resp, const struct http_request
 
 	if (post) {
 		if (n < 0 || wlog_parse_level(lv, &level) < 0) {
-			respond_text(resp, 400, "bad or missing level \"%s\"; use ?level=error|warn|info|debug\n",
+			admin_respond_text(resp, 400, "bad or missing level \"%s\"; use ?level=error|warn|info|debug\n",
 				     n < 0 ? "" : lv);
 			return;
 		}
 		wlog_set_level(level);
 		log_info("log level set to %s via the admin API", wlog_level_name(level));
 	}
-	respond_json(resp, 200, json_pack("{s:s}", "level", wlog_level_name(wlog_get_level())));
+	admin_respond_json(resp, 200, json_pack("{s:s}", "level", wlog_level_name(wlog_get_level())));
 }
 
 /* Request bodies are ignored. */
-static void handle(void *ctx, const struct http_request *req, struct http_response *resp)
+static void admin_handle(void *ctx, const struct http_request *req, struct http_response *resp)
 {
 	struct http_srv *srv = ctx;
 	struct tunnel *t;
@@ -507,36 +507,36 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 	t = srv->t;
 	if (!strcmp(url, "/healthz/ready") && get) {
 		if (tunnel_ready(t, &reason))
-			respond_text(resp, 200, "ready\n");
+			admin_respond_text(resp, 200, "ready\n");
 		else
-			respond_text(resp, 503, "not ready: %s\n", reason);
+			admin_respond_text(resp, 503, "not ready: %s\n", reason);
 	} else if ((!strcmp(url, "/metrics") || !strcmp(url, "/stats/prometheus")) && get &&
 		   srv->kind != SRV_READINESS) {
-		respond_metrics(resp, t);
+		admin_respond_metrics(resp, t);
 	} else if (srv->kind == SRV_READINESS) {
-		respond_text(resp, 404, "not found; this port serves GET /healthz/ready\n");
+		admin_respond_text(resp, 404, "not found; this port serves GET /healthz/ready\n");
 	} else if (srv->kind == SRV_METRICS) {
-		respond_text(resp, 404, "not found; this port serves GET /metrics and /stats/prometheus\n");
+		admin_respond_text(resp, 404, "not found; this port serves GET /metrics and /stats/prometheus\n");
 	} else if (srv->kind == SRV_ADMIN_TCP &&
 		   (!strcmp(url, "/certs") || !strcmp(url, "/config_dump") ||
 		    (!strcmp(url, "/logging") && post))) {
-		respond_text(resp, 403,
+		admin_respond_text(resp, 403,
 			     "forbidden: %s %s is served on the admin Unix socket (adminSocket) only; adminAddress is read-only\n",
 			     method, url);
 	} else if (!strcmp(url, "/pods") && get) {
-		j = pods_json(t);
+		j = admin_pods_json(t);
 		json = J_READY;
 	} else if ((!strcmp(url, "/workloads") || !strcmp(url, "/services")) && get) {
 		if (!tunnel_model(t)) {
-			respond_text(resp, 503, "mesh model not loaded yet (%s); see the warren-tunnel log\n",
+			admin_respond_text(resp, 503, "mesh model not loaded yet (%s); see the warren-tunnel log\n",
 				     t->mesh_error[0] ? t->mesh_error : "no load finished");
 		} else {
 			json = url[1] == 'w' ? J_WORKLOADS : J_SERVICES;
 		}
 	} else if (!strcmp(url, "/connections") && get) {
-		rows = conn_rows(t, &n_rows);
+		rows = admin_conn_rows(t, &n_rows);
 		if (n_rows == SIZE_MAX)
-			respond_text(resp, 500, "out of memory listing connections\n");
+			admin_respond_text(resp, 500, "out of memory listing connections\n");
 		else
 			json = J_CONNS;
 	} else if (!strcmp(url, "/certs") && get) {
@@ -552,12 +552,12 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 		j = mtls_pool_json(t);
 		json = J_READY;
 	} else if (!strcmp(url, "/config_dump") && get) {
-		j = config_dump(t);
+		j = admin_config_dump(t);
 		json = J_READY;
 	} else if (!strcmp(url, "/logging") && (get || post)) {
-		handle_logging(resp, req, post);
+		admin_handle_logging(resp, req, post);
 	} else {
-		respond_text(resp, 404,
+		admin_respond_text(resp, 404,
 			     "not found: %s %s; endpoints: GET /pods, GET /workloads, GET /services, GET /connections, GET /certs, GET /policies, GET /pool, GET /state_records, GET /config_dump, GET|POST /logging[?level=LEVEL], GET /healthz/ready, GET /stats/prometheus\n",
 			     method, url);
 	}
@@ -566,18 +566,18 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 		 * model, which only this thread replaces): built and
 		 * serialized while the worker threads run. */
 		if (json == J_CONNS) {
-			j = conn_rows_json(rows, n_rows);
-			conn_rows_free(rows, n_rows);
+			j = admin_conn_rows_json(rows, n_rows);
+			admin_conn_rows_free(rows, n_rows);
 		} else if (json == J_WORKLOADS) {
-			j = workloads_json(t); /* the model is swapped only by this thread */
+			j = admin_workloads_json(t); /* the model is swapped only by this thread */
 		} else if (json == J_SERVICES) {
-			j = services_json(t);
+			j = admin_services_json(t);
 		}
-		respond_json(resp, 200, j);
+		admin_respond_json(resp, 200, j);
 	}
 }
 
-static int listen_tcp(const char *addr, const char *what)
+static int admin_listen_tcp(const char *addr, const char *what)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_PASSIVE };
 	struct addrinfo *ai = NULL;
@@ -628,7 +628,7 @@ bad:
 	return -EINVAL;
 }
 
-static int listen_unix(const char *path, struct admin *a)
+static int admin_listen_unix(const char *path, struct admin *a)
 {
 	struct stat st;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -667,7 +667,7 @@ static int listen_unix(const char *path, struct admin *a)
 	return fd;
 }
 
-static void srv_paused(void *ctx)
+static void admin_srv_paused(void *ctx)
 {
 	static const char *const metric_name[] = { "admin", "readiness", "metrics", "admin" };
 	struct http_srv *srv = ctx;
@@ -676,7 +676,7 @@ static void srv_paused(void *ctx)
 	metrics_accept_paused(srv->t, metric_name[srv->kind]);
 }
 
-static int srv_start(struct tunnel *t, int lfd, enum srv_kind kind, const char *where)
+static int admin_srv_start(struct tunnel *t, int lfd, enum srv_kind kind, const char *where)
 {
 	struct admin *a = t->admin;
 	struct http_srv *srv = &a->srv[a->n];
@@ -685,15 +685,15 @@ static int srv_start(struct tunnel *t, int lfd, enum srv_kind kind, const char *
 
 	assert(a->n < SRV_MAX);
 	*srv = (struct http_srv){ .magic = SRV_MAGIC, .t = t, .kind = kind };
-	snprintf(name, sizeof(name), "%s on %s", srv_kind_name[kind], where);
-	ret = http_server_new(t->loop, lfd, name, handle, srv, &srv->hs);
+	snprintf(name, sizeof(name), "%s on %s", admin_srv_kind_name[kind], where);
+	ret = http_server_new(t->loop, lfd, name, admin_handle, srv, &srv->hs);
 	if (ret < 0) {
 		log_error("cannot start the HTTP server on %s: %s", where, strerror(-ret));
 		return ret;
 	}
-	http_server_on_pause(srv->hs, srv_paused, srv);
+	http_server_on_pause(srv->hs, admin_srv_paused, srv);
 	a->n++;
-	log_info("%s listening on %s", srv_kind_name[kind], where);
+	log_info("%s listening on %s", admin_srv_kind_name[kind], where);
 	return 0;
 }
 
@@ -736,35 +736,35 @@ int admin_start(struct tunnel *t)
 	if (!t->admin)
 		return -ENOMEM;
 	if (*as && strcmp(as, "off")) {
-		fd = listen_unix(as, t->admin);
+		fd = admin_listen_unix(as, t->admin);
 		if (fd < 0)
 			return fd;
-		ret = srv_start(t, fd, SRV_ADMIN, as);
+		ret = admin_srv_start(t, fd, SRV_ADMIN, as);
 		if (ret < 0)
 			return ret;
 	}
 	if (strcmp(aa, "off")) {
-		fd = listen_tcp(aa, "adminAddress");
+		fd = admin_listen_tcp(aa, "adminAddress");
 		if (fd < 0)
 			return fd;
-		ret = srv_start(t, fd, SRV_ADMIN_TCP, aa);
+		ret = admin_srv_start(t, fd, SRV_ADMIN_TCP, aa);
 		if (ret < 0)
 			return ret;
 	}
 	if (strcmp(ma, "off")) {
-		fd = listen_tcp(ma, "metricsAddress");
+		fd = admin_listen_tcp(ma, "metricsAddress");
 		if (fd < 0)
 			return fd;
-		ret = srv_start(t, fd, SRV_METRICS, ma);
+		ret = admin_srv_start(t, fd, SRV_METRICS, ma);
 		if (ret < 0)
 			return ret;
 	}
 	if (!strcmp(ra, "off"))
 		return 0;
-	fd = listen_tcp(ra, "readinessAddress");
+	fd = admin_listen_tcp(ra, "readinessAddress");
 	if (fd < 0)
 		return fd;
-	ret = srv_start(t, fd, SRV_READINESS, ra);
+	ret = admin_srv_start(t, fd, SRV_READINESS, ra);
 	if (ret == 0 && t->admin->sock_ino)
 		t->admin->succ_timer = loop_timer_add(t->loop, ADMIN_SUCCESSOR_CHECK_MS, admin_successor_check, t);
 	return ret;

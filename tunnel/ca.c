@@ -31,7 +31,7 @@ struct mesh_ca {
 };
 
 /* The most useful OpenSSL reason in the thread's queue; clears the queue. */
-static const char *ossl_reason(char *buf, size_t len)
+static const char *ca_ossl_reason(char *buf, size_t len)
 {
 	unsigned long e = ERR_peek_last_error();
 
@@ -51,7 +51,7 @@ static const char *ossl_reason(char *buf, size_t len)
 
 /* ---------------------------------------------------------------- SPIFFE */
 
-static bool td_ok(const char *s)
+static bool ca_td_ok(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -67,7 +67,7 @@ static bool td_ok(const char *s)
 	return true;
 }
 
-static bool seg_ok(const char *s, size_t n, size_t max)
+static bool ca_seg_ok(const char *s, size_t n, size_t max)
 {
 	if (n == 0 || n > max)
 		return false;
@@ -87,8 +87,8 @@ int spiffe_id_format(char *buf, size_t len, const char *td, const char *ns, cons
 {
 	int n;
 
-	if (!td || !ns || !sa || !td_ok(td) || !seg_ok(ns, strlen(ns), SPIFFE_NS_MAX) ||
-	    !seg_ok(sa, strlen(sa), SPIFFE_SA_MAX))
+	if (!td || !ns || !sa || !ca_td_ok(td) || !ca_seg_ok(ns, strlen(ns), SPIFFE_NS_MAX) ||
+	    !ca_seg_ok(sa, strlen(sa), SPIFFE_SA_MAX))
 		return -EINVAL;
 	n = snprintf(buf, len, "spiffe://%s/ns/%s/sa/%s", td, ns, sa);
 	if (n < 0 || (size_t)n >= len)
@@ -124,8 +124,8 @@ int spiffe_id_parse(const char *uri, struct spiffe_id *out)
 	if (strchr(sa, '/'))
 		return -EINVAL;
 	san = strlen(sa);
-	if (tdn == 0 || tdn > SPIFFE_TD_MAX || !seg_ok(ns, nsn, SPIFFE_NS_MAX) ||
-	    !seg_ok(sa, san, SPIFFE_SA_MAX))
+	if (tdn == 0 || tdn > SPIFFE_TD_MAX || !ca_seg_ok(ns, nsn, SPIFFE_NS_MAX) ||
+	    !ca_seg_ok(sa, san, SPIFFE_SA_MAX))
 		return -EINVAL;
 	for (size_t i = 0; i < tdn; i++) {
 		char c = td[i];
@@ -194,7 +194,7 @@ int spiffe_id_from_cert(const X509 *cert, char *buf, size_t len, int *nuri)
 
 /* ------------------------------------------------------------ building */
 
-static int rand_serial(X509 *x)
+static int ca_rand_serial(X509 *x)
 {
 	unsigned char b[16];
 	BIGNUM *bn = NULL;
@@ -216,7 +216,7 @@ out:
 }
 
 /* Adds one extension from OpenSSL's config syntax; X509_add_ext copies it. */
-static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+static int ca_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX v3;
 	X509_EXTENSION *ext;
@@ -233,14 +233,14 @@ static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 
 /* A certificate skeleton: v3, random serial, validity, issuer name,
  * subject (copied; NULL = empty) and public key. */
-static X509 *cert_skeleton(X509 *issuer, const X509_NAME *subject, EVP_PKEY *pub, time_t now,
+static X509 *ca_cert_skeleton(X509 *issuer, const X509_NAME *subject, EVP_PKEY *pub, time_t now,
 			   long lifetime_s)
 {
 	X509 *x = X509_new();
 
 	if (!x)
 		return NULL;
-	if (!X509_set_version(x, X509_VERSION_3) || rand_serial(x) ||
+	if (!X509_set_version(x, X509_VERSION_3) || ca_rand_serial(x) ||
 	    !X509_time_adj_ex(X509_getm_notBefore(x), 0, -CA_BACKDATE_S, &now) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(x), 0, lifetime_s, &now) ||
 	    (subject && !X509_set_subject_name(x, subject)) ||      /* copies */
@@ -253,7 +253,7 @@ static X509 *cert_skeleton(X509 *issuer, const X509_NAME *subject, EVP_PKEY *pub
 	return x;
 }
 
-static EVP_PKEY *new_p256(void)
+static EVP_PKEY *ca_new_p256(void)
 {
 	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 }
@@ -288,7 +288,7 @@ X509 *ca_cert0(const struct mesh_ca *ca) { return ca->cert; }
 EVP_PKEY *ca_key0(const struct mesh_ca *ca) { return ca->key; }
 STACK_OF(X509) *ca_chain0(const struct mesh_ca *ca) { return ca->chain; }
 
-static int create_ca(const struct mesh_ca *parent, const char *org, const char *cn,
+static int ca_create_ca(const struct mesh_ca *parent, const char *org, const char *cn,
 		     unsigned days, struct mesh_ca **out)
 {
 	struct mesh_ca *ca = NULL;
@@ -311,17 +311,17 @@ static int create_ca(const struct mesh_ca *parent, const char *org, const char *
 	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
 					-1, 0))
 		goto out;
-	ca->key = new_p256();
+	ca->key = ca_new_p256();
 	if (!ca->key)
 		goto out;
-	ca->cert = cert_skeleton(issuer, name, ca->key, time(NULL), (long)days * 86400);
+	ca->cert = ca_cert_skeleton(issuer, name, ca->key, time(NULL), (long)days * 86400);
 	if (!ca->cert)
 		goto out;
-	if (add_ext(ca->cert, issuer, NID_basic_constraints,
+	if (ca_add_ext(ca->cert, issuer, NID_basic_constraints,
 		    parent ? "critical,CA:TRUE,pathlen:0" : "critical,CA:TRUE") ||
-	    add_ext(ca->cert, issuer, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature") ||
-	    add_ext(ca->cert, issuer, NID_subject_key_identifier, "hash") ||
-	    (parent && add_ext(ca->cert, issuer, NID_authority_key_identifier, "keyid")))
+	    ca_add_ext(ca->cert, issuer, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature") ||
+	    ca_add_ext(ca->cert, issuer, NID_subject_key_identifier, "hash") ||
+	    (parent && ca_add_ext(ca->cert, issuer, NID_authority_key_identifier, "keyid")))
 		goto out;
 	if (!X509_sign(ca->cert, parent ? parent->key : ca->key, EVP_sha256()))
 		goto out;
@@ -350,7 +350,7 @@ out:
 
 int ca_create_root(const char *org, const char *cn, unsigned days, struct mesh_ca **out)
 {
-	return create_ca(NULL, org, cn, days, out);
+	return ca_create_ca(NULL, org, cn, days, out);
 }
 
 int ca_create_intermediate(const struct mesh_ca *parent, const char *cn, unsigned days,
@@ -360,18 +360,18 @@ int ca_create_intermediate(const struct mesh_ca *parent, const char *cn, unsigne
 		*out = NULL;
 		return -EINVAL;
 	}
-	return create_ca(parent, NULL, cn, days, out);
+	return ca_create_ca(parent, NULL, cn, days, out);
 }
 
 /* -------------------------------------------------------------- loading */
 
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
+static int ca_no_passphrase(char *buf, int size, int rwflag, void *u)
 {
 	(void)buf; (void)size; (void)rwflag; (void)u;
 	return -1; /* never prompt on a terminal: encrypted keys are an error */
 }
 
-static FILE *open_pem(const char *path, const char *what, int *ret, char *err, size_t errlen)
+static FILE *ca_open_pem(const char *path, const char *what, int *ret, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
 
@@ -382,17 +382,17 @@ static FILE *open_pem(const char *path, const char *what, int *ret, char *err, s
 	return f;
 }
 
-static int read_certs(const char *path, const char *what, STACK_OF(X509) *sk, char *err,
+static int ca_read_certs(const char *path, const char *what, STACK_OF(X509) *sk, char *err,
 		      size_t errlen)
 {
 	FILE *f;
 	X509 *x;
 	int ret = 0;
 
-	f = open_pem(path, what, &ret, err, errlen);
+	f = ca_open_pem(path, what, &ret, err, errlen);
 	if (!f)
 		return ret;
-	while ((x = PEM_read_X509(f, NULL, no_passphrase, NULL))) {
+	while ((x = PEM_read_X509(f, NULL, ca_no_passphrase, NULL))) {
 		if (!sk_X509_push(sk, x)) { /* push steals x on success */
 			X509_free(x);
 			ret = -ENOMEM;
@@ -412,7 +412,7 @@ static int read_certs(const char *path, const char *what, STACK_OF(X509) *sk, ch
 /* The signing key must be private to its owner: a key others can read is a
  * key others can sign with. fstat on the open file, so a Secret volume's
  * symlinks are followed to the file actually read. */
-static int key_mode_check(FILE *f, const char *path, char *err, size_t errlen)
+static int ca_key_mode_check(FILE *f, const char *path, char *err, size_t errlen)
 {
 	struct stat st;
 
@@ -432,7 +432,7 @@ static int key_mode_check(FILE *f, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-static bool self_signed(X509 *x)
+static bool ca_self_signed(X509 *x)
 {
 	return X509_check_issued(x, x) == X509_V_OK;
 }
@@ -455,22 +455,22 @@ int ca_load(const char *cert_path, const char *key_path, const char *chain_path,
 	if (!ca || !sk)
 		goto out;
 
-	ret = read_certs(cert_path, "CA certificate", sk, err, errlen);
+	ret = ca_read_certs(cert_path, "CA certificate", sk, err, errlen);
 	if (ret)
 		goto out;
 	ca->cert = sk_X509_shift(sk); /* steal the first one; the rest is ignored */
 
-	f = open_pem(key_path, "CA key", &ret, err, errlen);
+	f = ca_open_pem(key_path, "CA key", &ret, err, errlen);
 	if (!f)
 		goto out;
-	ret = key_mode_check(f, key_path, err, errlen);
+	ret = ca_key_mode_check(f, key_path, err, errlen);
 	if (ret)
 		goto out;
-	ca->key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
+	ca->key = PEM_read_PrivateKey(f, NULL, ca_no_passphrase, NULL);
 	if (!ca->key) {
 		ret = -EINVAL;
 		errbuf_set(err, errlen, "CA key %s: no unencrypted PEM private key (%s)", key_path,
-			ossl_reason(why, sizeof(why)));
+			ca_ossl_reason(why, sizeof(why)));
 		goto out;
 	}
 	ret = -EINVAL;
@@ -498,7 +498,7 @@ int ca_load(const char *cert_path, const char *key_path, const char *chain_path,
 	if (chain_path) {
 		while (sk_X509_num(sk))
 			X509_free(sk_X509_pop(sk));
-		ret = read_certs(chain_path, "CA chain", sk, err, errlen);
+		ret = ca_read_certs(chain_path, "CA chain", sk, err, errlen);
 		if (ret)
 			goto out;
 		ret = -EINVAL;
@@ -511,7 +511,7 @@ int ca_load(const char *cert_path, const char *key_path, const char *chain_path,
 			goto out;
 		}
 		ca->root = sk_X509_value(sk, sk_X509_num(sk) - 1);
-		if (!self_signed(ca->root)) {
+		if (!ca_self_signed(ca->root)) {
 			ca->root = NULL;
 			errbuf_set(err, errlen, "CA chain %s does not end with a self-signed root",
 				chain_path);
@@ -523,7 +523,7 @@ int ca_load(const char *cert_path, const char *key_path, const char *chain_path,
 		sk = NULL;
 	} else {
 		ret = -EINVAL;
-		if (!self_signed(ca->cert)) {
+		if (!ca_self_signed(ca->cert)) {
 			errbuf_set(err, errlen,
 				"CA certificate %s is not self-signed: for an intermediate CA also "
 				"give its chain (cert-chain.pem)",
@@ -586,7 +586,7 @@ int ca_load_dir(const char *dir, struct mesh_ca **out, char *err, size_t errlen)
 
 /* --------------------------------------------------------------- saving */
 
-static FILE *create_file(const char *dir, const char *name, mode_t mode)
+static FILE *ca_create_file(const char *dir, const char *name, mode_t mode)
 {
 	char path[4096];
 	int fd;
@@ -617,9 +617,9 @@ static FILE *create_file(const char *dir, const char *name, mode_t mode)
 	return f;
 }
 
-static int save_certs(const char *dir, const char *name, X509 *first, STACK_OF(X509) *rest)
+static int ca_save_certs(const char *dir, const char *name, X509 *first, STACK_OF(X509) *rest)
 {
-	FILE *f = create_file(dir, name, 0644);
+	FILE *f = ca_create_file(dir, name, 0644);
 	int ok;
 
 	if (!f)
@@ -634,9 +634,9 @@ static int save_certs(const char *dir, const char *name, X509 *first, STACK_OF(X
 	return 0;
 }
 
-static int save_key(const char *dir, const char *name, EVP_PKEY *key)
+static int ca_save_key(const char *dir, const char *name, EVP_PKEY *key)
 {
-	FILE *f = create_file(dir, name, 0600);
+	FILE *f = ca_create_file(dir, name, 0600);
 	int ok;
 
 	if (!f)
@@ -654,18 +654,18 @@ int ca_save(const struct mesh_ca *ca, const char *dir)
 	int ret;
 
 	if (sk_X509_num(ca->chain) == 0) {
-		ret = save_certs(dir, "root-cert.pem", ca->cert, NULL);
+		ret = ca_save_certs(dir, "root-cert.pem", ca->cert, NULL);
 		if (!ret)
-			ret = save_key(dir, "root-key.pem", ca->key);
+			ret = ca_save_key(dir, "root-key.pem", ca->key);
 		return ret;
 	}
-	ret = save_certs(dir, "root-cert.pem", ca->root, NULL);
+	ret = ca_save_certs(dir, "root-cert.pem", ca->root, NULL);
 	if (!ret)
-		ret = save_certs(dir, "ca-cert.pem", ca->cert, NULL);
+		ret = ca_save_certs(dir, "ca-cert.pem", ca->cert, NULL);
 	if (!ret)
-		ret = save_key(dir, "ca-key.pem", ca->key);
+		ret = ca_save_key(dir, "ca-key.pem", ca->key);
 	if (!ret)
-		ret = save_certs(dir, "cert-chain.pem", ca->cert, ca->chain);
+		ret = ca_save_certs(dir, "cert-chain.pem", ca->cert, ca->chain);
 	return ret;
 }
 
@@ -685,7 +685,7 @@ void ca_leaf_free(struct ca_leaf *leaf)
  * address), built as GENERAL_NAMEs
  * rather than through the config syntax, so no identity string is ever
  * parsed as config. */
-static int add_san(X509 *x, const char *uri, const char *const *dns)
+static int ca_add_san(X509 *x, const char *uri, const char *const *dns)
 {
 	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
 	GENERAL_NAME *gn = NULL;
@@ -732,7 +732,7 @@ out:
 
 /* Signs pub into a new leaf; the leaf takes ownership of key (may be NULL:
  * a remote requester keeps its private key). */
-static int sign_leaf(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
+static int ca_sign_leaf(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
 		     EVP_PKEY *pub, EVP_PKEY *key, const char *const *dns, uint32_t lifetime_s,
 		     struct ca_leaf **out, char *err, size_t errlen)
 {
@@ -769,18 +769,18 @@ static int sign_leaf(const struct mesh_ca *ca, const char *td, const char *ns, c
 	}
 	ret = -EIO;
 	now = time(NULL);
-	leaf->cert = cert_skeleton(ca->cert, NULL, pub, now, (long)lifetime_s);
+	leaf->cert = ca_cert_skeleton(ca->cert, NULL, pub, now, (long)lifetime_s);
 	if (!leaf->cert)
 		goto out;
 	/* keyEncipherment only where the key can encipher (RSA key transport). */
-	if (add_ext(leaf->cert, ca->cert, NID_basic_constraints, "critical,CA:FALSE") ||
-	    add_ext(leaf->cert, ca->cert, NID_key_usage,
+	if (ca_add_ext(leaf->cert, ca->cert, NID_basic_constraints, "critical,CA:FALSE") ||
+	    ca_add_ext(leaf->cert, ca->cert, NID_key_usage,
 		    EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA
 			    ? "critical,digitalSignature,keyEncipherment"
 			    : "critical,digitalSignature") ||
-	    add_ext(leaf->cert, ca->cert, NID_ext_key_usage, "serverAuth,clientAuth") ||
-	    add_ext(leaf->cert, ca->cert, NID_authority_key_identifier, "keyid") ||
-	    add_san(leaf->cert, leaf->id, dns))
+	    ca_add_ext(leaf->cert, ca->cert, NID_ext_key_usage, "serverAuth,clientAuth") ||
+	    ca_add_ext(leaf->cert, ca->cert, NID_authority_key_identifier, "keyid") ||
+	    ca_add_san(leaf->cert, leaf->id, dns))
 		goto out;
 	if (!X509_sign(leaf->cert, ca->key, EVP_sha256()))
 		goto out;
@@ -808,7 +808,7 @@ static int sign_leaf(const struct mesh_ca *ca, const char *td, const char *ns, c
 out:
 	if (ret == -EIO)
 		errbuf_set(err, errlen, "issuing a certificate failed: %s",
-			ossl_reason(why, sizeof(why)));
+			ca_ossl_reason(why, sizeof(why)));
 	else if (ret == -ENOMEM)
 		errbuf_set(err, errlen, "out of memory issuing a certificate");
 	OPENSSL_free(hex);
@@ -820,33 +820,33 @@ out:
 int ca_issue(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
 	     uint32_t lifetime_s, struct ca_leaf **out, char *err, size_t errlen)
 {
-	EVP_PKEY *key = new_p256();
+	EVP_PKEY *key = ca_new_p256();
 
 	*out = NULL;
 	if (!key) {
 		errbuf_set(err, errlen, "generating a key failed");
 		return -EIO;
 	}
-	return sign_leaf(ca, td, ns, sa, key, key, NULL, lifetime_s, out, err, errlen);
+	return ca_sign_leaf(ca, td, ns, sa, key, key, NULL, lifetime_s, out, err, errlen);
 }
 
 int ca_sign_pubkey(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
 		   EVP_PKEY *pub, uint32_t lifetime_s, struct ca_leaf **out, char *err,
 		   size_t errlen)
 {
-	return sign_leaf(ca, td, ns, sa, pub, NULL, NULL, lifetime_s, out, err, errlen);
+	return ca_sign_leaf(ca, td, ns, sa, pub, NULL, NULL, lifetime_s, out, err, errlen);
 }
 
 int ca_issue_server(const struct mesh_ca *ca, const char *td, const char *ns, const char *sa,
 		    const char *const *dns, uint32_t lifetime_s, struct ca_leaf **out, char *err,
 		    size_t errlen)
 {
-	EVP_PKEY *key = new_p256();
+	EVP_PKEY *key = ca_new_p256();
 
 	*out = NULL;
 	if (!key) {
 		errbuf_set(err, errlen, "generating a key failed");
 		return -EIO;
 	}
-	return sign_leaf(ca, td, ns, sa, key, key, dns, lifetime_s, out, err, errlen);
+	return ca_sign_leaf(ca, td, ns, sa, key, key, dns, lifetime_s, out, err, errlen);
 }

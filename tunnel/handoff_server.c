@@ -76,7 +76,7 @@ struct hclient {
 	struct hclient *next;
 };
 
-static void unhold(struct hclient *c)
+static void handoff_server_unhold(struct hclient *c)
 {
 	struct tunnel *t = c->t;
 	struct hclient **pp, *prev = NULL;
@@ -93,8 +93,8 @@ static void unhold(struct hclient *c)
 	c->held = false;
 }
 
-static void accept_resume(struct tunnel *t);
-static void unwait(struct hclient *c)
+static void handoff_server_accept_resume(struct tunnel *t);
+static void handoff_server_unwait(struct hclient *c)
 {
 	struct hclient **pp;
 
@@ -108,14 +108,14 @@ static void unwait(struct hclient *c)
 	c->waiting = false;
 }
 
-static void client_free(struct hclient *c)
+static void handoff_server_client_free(struct hclient *c)
 {
 	if (!c)
 		return;
 	if (c->held)
-		unhold(c);
+		handoff_server_unhold(c);
 	if (c->waiting)
-		unwait(c);
+		handoff_server_unwait(c);
 	if (c->timer)
 		loop_timer_cancel(c->t->loop, c->timer);
 	loop_del(c->t->loop, c->fd);
@@ -123,13 +123,13 @@ static void client_free(struct hclient *c)
 	if (c->pfd >= 0)
 		close(c->pfd);
 	if (c->t->handoff_pause)
-		accept_resume(c->t); /* fds freed */
+		handoff_server_accept_resume(c->t); /* fds freed */
 	json_decref(c->req);
 	c->magic = 0;
 	free(c);
 }
 
-static void reply(int fd, json_t *resp)
+static void handoff_server_reply(int fd, json_t *resp)
 {
 	int ret;
 
@@ -143,30 +143,30 @@ static void reply(int fd, json_t *resp)
 	json_decref(resp);
 }
 
-static const char *handoff_str_field(json_t *req, const char *key)
+static const char *handoff_server_handoff_str_field(json_t *req, const char *key)
 {
 	const char *s = json_string_value(json_object_get(req, key));
 
 	return s && *s ? s : NULL;
 }
 
-static bool pod_known(const struct tunnel *t, const char *uid, const char *ns, const char *name)
+static bool handoff_server_pod_known(const struct tunnel *t, const char *uid, const char *ns, const char *name)
 {
 	return tunnel_model(t) && ((uid && mesh_find_pod_by_uid(tunnel_model(t), uid)) ||
 			   mesh_find_pod(tunnel_model(t), ns, name));
 }
 
 /* Must this request wait for the model (see the top)? */
-static bool needs_model(const struct tunnel *t, const char *op, json_t *req)
+static bool handoff_server_needs_model(const struct tunnel *t, const char *op, json_t *req)
 {
-	const char *uid = handoff_str_field(req, "uid"), *ns = handoff_str_field(req, "namespace");
-	const char *name = handoff_str_field(req, "name");
+	const char *uid = handoff_server_handoff_str_field(req, "uid"), *ns = handoff_server_handoff_str_field(req, "namespace");
+	const char *name = handoff_server_handoff_str_field(req, "name");
 
 	if (!ns || !name)
 		return false; /* answered with what is missing */
 	if (!tunnel_model(t))
 		return true;
-	if (pod_known(t, uid, ns, name))
+	if (handoff_server_pod_known(t, uid, ns, name))
 		return false;
 	if (!strcmp(op, "add"))
 		return true;
@@ -174,7 +174,7 @@ static bool needs_model(const struct tunnel *t, const char *op, json_t *req)
 	return mesh_pod_enrolled(tunnel_model(t), ns, name, NULL);
 }
 
-static json_t *not_known(const struct tunnel *t, const char *op, const char *ns, const char *name)
+static json_t *handoff_server_not_known(const struct tunnel *t, const char *op, const char *ns, const char *name)
 {
 	if (!tunnel_model(t))
 		return handoff_retry("%s for pod %s/%s: no mesh model has loaded yet (waited %d ms; see the warren-tunnel log); try again later",
@@ -183,19 +183,19 @@ static json_t *not_known(const struct tunnel *t, const char *op, const char *ns,
 			     op, ns, name, MODEL_WAIT_MS);
 }
 
-static json_t *op_query(struct tunnel *t, json_t *req, bool *wait)
+static json_t *handoff_server_op_query(struct tunnel *t, json_t *req, bool *wait)
 {
-	const char *ns = handoff_str_field(req, "namespace"), *name = handoff_str_field(req, "name"), *reason = "";
+	const char *ns = handoff_server_handoff_str_field(req, "namespace"), *name = handoff_server_handoff_str_field(req, "name"), *reason = "";
 	struct inpod_mode mode;
 	json_t *resp;
 	bool enroll;
 
 	if (!ns || !name)
 		return handoff_error("query needs non-empty \"namespace\" and \"name\"");
-	if (needs_model(t, "query", req)) {
+	if (handoff_server_needs_model(t, "query", req)) {
 		if (*wait)
 			return NULL;
-		return not_known(t, "query", ns, name);
+		return handoff_server_not_known(t, "query", ns, name);
 	}
 	*wait = false;
 	kube_enroll_remember(t, req);
@@ -226,7 +226,7 @@ static json_t *op_query(struct tunnel *t, json_t *req, bool *wait)
 	return resp;
 }
 
-static void drop_pod(struct tunnel *t, struct pod *p, const char *why)
+static void handoff_server_drop_pod(struct tunnel *t, struct pod *p, const char *why)
 {
 	log_info("removing pod %s/%s (uid %s, container %s/%s): %s", p->namespace, p->name, p->uid,
 		 p->container_id, p->ifname, why);
@@ -234,11 +234,11 @@ static void drop_pod(struct tunnel *t, struct pod *p, const char *why)
 	pod_free(p);
 }
 
-static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
+static json_t *handoff_server_op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 {
-	const char *uid = handoff_str_field(req, "uid"), *ns = handoff_str_field(req, "namespace");
-	const char *name = handoff_str_field(req, "name"), *cid = handoff_str_field(req, "containerId");
-	const char *ifname = handoff_str_field(req, "ifname"), *netns = handoff_str_field(req, "netns");
+	const char *uid = handoff_server_handoff_str_field(req, "uid"), *ns = handoff_server_handoff_str_field(req, "namespace");
+	const char *name = handoff_server_handoff_str_field(req, "name"), *cid = handoff_server_handoff_str_field(req, "containerId");
+	const char *ifname = handoff_server_handoff_str_field(req, "ifname"), *netns = handoff_server_handoff_str_field(req, "netns");
 	const char *sa = "default";
 	json_t *ips = json_object_get(req, "ips");
 	struct inpod_mode mode;
@@ -266,10 +266,10 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 	if (ret < 0)
 		return handoff_error("add for pod %s/%s: cannot stat the passed netns: %s", ns, name,
 				     strerror(-ret));
-	if (needs_model(t, "add", req)) {
+	if (handoff_server_needs_model(t, "add", req)) {
 		if (*wait)
 			return NULL;
-		return not_known(t, "add", ns, name);
+		return handoff_server_not_known(t, "add", ns, name);
 	}
 	*wait = false;
 	old = pod_find_uid(t, uid);
@@ -291,10 +291,10 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 		return handoff_ok();
 	}
 	if (old)
-		drop_pod(t, old, "re-added with a different netns (sandbox re-created)");
+		handoff_server_drop_pod(t, old, "re-added with a different netns (sandbox re-created)");
 	old = pod_find_cid(t, cid, ifname);
 	if (old)
-		drop_pod(t, old, "re-added under another uid");
+		handoff_server_drop_pod(t, old, "re-added under another uid");
 	if (tunnel_model(t)) {
 		const struct mesh_pod *mp = mesh_find_pod_by_uid(tunnel_model(t), uid);
 
@@ -325,10 +325,10 @@ static json_t *op_add(struct tunnel *t, json_t *req, int *fdp, bool *wait)
 	return handoff_ok();
 }
 
-static struct pod *find_req_pod(struct tunnel *t, json_t *req)
+static struct pod *handoff_server_find_req_pod(struct tunnel *t, json_t *req)
 {
-	const char *cid = handoff_str_field(req, "containerId"), *ifname = handoff_str_field(req, "ifname");
-	const char *uid = handoff_str_field(req, "uid");
+	const char *cid = handoff_server_handoff_str_field(req, "containerId"), *ifname = handoff_server_handoff_str_field(req, "ifname");
+	const char *uid = handoff_server_handoff_str_field(req, "uid");
 	struct pod *p = NULL;
 
 	if (cid && ifname)
@@ -338,27 +338,27 @@ static struct pod *find_req_pod(struct tunnel *t, json_t *req)
 	return p;
 }
 
-static json_t *op_del(struct tunnel *t, json_t *req)
+static json_t *handoff_server_op_del(struct tunnel *t, json_t *req)
 {
 	struct pod *p;
 
-	if (!(handoff_str_field(req, "containerId") && handoff_str_field(req, "ifname")) && !handoff_str_field(req, "uid"))
+	if (!(handoff_server_handoff_str_field(req, "containerId") && handoff_server_handoff_str_field(req, "ifname")) && !handoff_server_handoff_str_field(req, "uid"))
 		return handoff_error("del needs \"containerId\" and \"ifname\" (or \"uid\")");
 	kube_enroll_forget(t, req);
-	p = find_req_pod(t, req);
+	p = handoff_server_find_req_pod(t, req);
 	if (p)
-		drop_pod(t, p, "deleted by the plugin");
+		handoff_server_drop_pod(t, p, "deleted by the plugin");
 	return json_pack("{s:b,s:b}", "ok", 1, "known", p != NULL);
 }
 
-static json_t *op_check(struct tunnel *t, json_t *req)
+static json_t *handoff_server_op_check(struct tunnel *t, json_t *req)
 {
 	struct pod *p;
 	json_t *resp;
 
-	if (!(handoff_str_field(req, "containerId") && handoff_str_field(req, "ifname")) && !handoff_str_field(req, "uid"))
+	if (!(handoff_server_handoff_str_field(req, "containerId") && handoff_server_handoff_str_field(req, "ifname")) && !handoff_server_handoff_str_field(req, "uid"))
 		return handoff_error("check needs \"containerId\" and \"ifname\" (or \"uid\")");
-	p = find_req_pod(t, req);
+	p = handoff_server_find_req_pod(t, req);
 	if (p && !p->listening)
 		return handoff_error("pod %s/%s is known but has no listeners (see the warren-tunnel log)",
 				     p->namespace, p->name);
@@ -370,7 +370,7 @@ static json_t *op_check(struct tunnel *t, json_t *req)
 	return resp;
 }
 
-static json_t *op_status(struct tunnel *t)
+static json_t *handoff_server_op_status(struct tunnel *t)
 {
 	const char *reason;
 	bool ready = tunnel_ready(t, &reason);
@@ -378,7 +378,7 @@ static json_t *op_status(struct tunnel *t)
 	return json_pack("{s:b,s:b,s:s}", "ok", 1, "ready", ready, "reason", reason);
 }
 
-static json_t *op_gc(struct tunnel *t, json_t *req)
+static json_t *handoff_server_op_gc(struct tunnel *t, json_t *req)
 {
 	json_t *valid = json_object_get(req, "valid"), *v;
 	struct pod *p, *next;
@@ -403,7 +403,7 @@ static json_t *op_gc(struct tunnel *t, json_t *req)
 			}
 		}
 		if (!keep) {
-			drop_pod(t, p, "not in the runtime's valid attachments (gc)");
+			handoff_server_drop_pod(t, p, "not in the runtime's valid attachments (gc)");
 			removed++;
 		}
 	}
@@ -411,7 +411,7 @@ static json_t *op_gc(struct tunnel *t, json_t *req)
 }
 
 /* *wait in: the request may wait for the model; out: it must (NULL). */
-static json_t *dispatch_op(struct hclient *c, json_t *req, const char *op, int *pfd, bool *wait)
+static json_t *handoff_server_dispatch_op(struct hclient *c, json_t *req, const char *op, int *pfd, bool *wait)
 {
 	struct tunnel *t = c->t;
 	bool may_wait = *wait;
@@ -428,24 +428,24 @@ static json_t *dispatch_op(struct hclient *c, json_t *req, const char *op, int *
 		return handoff_error("\"%s\" must not carry a file descriptor (only \"add\" does)", op);
 	*wait = may_wait;
 	if (!strcmp(op, "query"))
-		return op_query(t, req, wait);
+		return handoff_server_op_query(t, req, wait);
 	if (!strcmp(op, "add"))
-		return op_add(t, req, pfd, wait);
+		return handoff_server_op_add(t, req, pfd, wait);
 	*wait = false;
 	if (!strcmp(op, "del"))
-		return op_del(t, req);
+		return handoff_server_op_del(t, req);
 	if (!strcmp(op, "check"))
-		return op_check(t, req);
+		return handoff_server_op_check(t, req);
 	if (!strcmp(op, "status"))
-		return op_status(t);
+		return handoff_server_op_status(t);
 	if (!strcmp(op, "gc"))
-		return op_gc(t, req);
+		return handoff_server_op_gc(t, req);
 	return handoff_error("unknown op \"%s\" (query, add, del, check, status, gc)", op);
 }
 
-static json_t *dispatch(struct hclient *c, json_t *req, const char *op, int *pfd, bool *wait)
+static json_t *handoff_server_dispatch(struct hclient *c, json_t *req, const char *op, int *pfd, bool *wait)
 {
-	json_t *resp = dispatch_op(c, req, op, pfd, wait);
+	json_t *resp = handoff_server_dispatch_op(c, req, op, pfd, wait);
 
 	if (*wait)
 		return NULL;
@@ -459,12 +459,12 @@ json_t *handoff_server_local(struct tunnel *t, json_t *req, int *pfd)
 	struct hclient c = { .magic = CLIENT_MAGIC, .t = t, .fd = -1, .refused_uid = -1 };
 	bool wait = false; /* the caller acts on the model in use: no waiting */
 
-	return dispatch(&c, req, json_string_value(json_object_get(req, "op")), pfd, &wait);
+	return handoff_server_dispatch(&c, req, json_string_value(json_object_get(req, "op")), pfd, &wait);
 }
 
 /* Requests that change or inspect the pod registry wait for adoption; a
  * request that will be refused anyway is answered at once. */
-static bool must_hold(const struct hclient *c, const char *op, int pfd)
+static bool handoff_server_must_hold(const struct hclient *c, const char *op, int pfd)
 {
 	if (c->t->adopted || c->refused_uid >= 0 || !op)
 		return false;
@@ -474,22 +474,22 @@ static bool must_hold(const struct hclient *c, const char *op, int pfd)
 }
 
 /* Answers (when resp), then frees c with its request and fd. */
-static void finish(struct hclient *c, const char *op, json_t *resp)
+static void handoff_server_finish(struct hclient *c, const char *op, json_t *resp)
 {
 	if (resp) {
 		if (!json_is_true(json_object_get(resp, "ok")))
 			log_warn("handoff %s refused: %s", op ? op : "?",
 				 json_string_value(json_object_get(resp, "error")));
 		metrics_plugin_request(c->t, op, json_is_true(json_object_get(resp, "ok")));
-		reply(c->fd, resp);
+		handoff_server_reply(c->fd, resp);
 	}
-	client_free(c);
+	handoff_server_client_free(c);
 }
 
-static void model_wait_timeout(struct loop *l, void *ctx);
+static void handoff_server_model_wait_timeout(struct loop *l, void *ctx);
 
 /* Parks c (its request and fd with it) until the model knows its pod. */
-static void model_wait(struct hclient *c, json_t *req, int pfd, const char *op)
+static void handoff_server_model_wait(struct hclient *c, json_t *req, int pfd, const char *op)
 {
 	struct tunnel *t = c->t;
 
@@ -499,7 +499,7 @@ static void model_wait(struct hclient *c, json_t *req, int pfd, const char *op)
 	if (!c->wait_armed) { /* parked again after a model change: same deadline */
 		if (c->timer) /* the no-request timer */
 			loop_timer_cancel(t->loop, c->timer);
-		c->timer = loop_timer_add(t->loop, MODEL_WAIT_MS, model_wait_timeout, c);
+		c->timer = loop_timer_add(t->loop, MODEL_WAIT_MS, handoff_server_model_wait_timeout, c);
 		c->wait_armed = true;
 		log_info("handoff %s for pod %s/%s waits (at most %d ms) for the mesh model to know the pod",
 			 op, json_string_value(json_object_get(req, "namespace")),
@@ -513,22 +513,22 @@ static void model_wait(struct hclient *c, json_t *req, int pfd, const char *op)
 
 /* Answers req (owned, with pfd) or parks it; c is answered and freed, or
  * parked. */
-static void serve(struct hclient *c, json_t *req, const char *op, int pfd, bool may_wait)
+static void handoff_server_serve(struct hclient *c, json_t *req, const char *op, int pfd, bool may_wait)
 {
 	bool wait = may_wait;
-	json_t *resp = dispatch(c, req, op, &pfd, &wait);
+	json_t *resp = handoff_server_dispatch(c, req, op, &pfd, &wait);
 
 	if (wait) {
-		model_wait(c, req, pfd, op);
+		handoff_server_model_wait(c, req, pfd, op);
 		return;
 	}
 	if (pfd >= 0)
 		close(pfd);
-	finish(c, op, resp);
+	handoff_server_finish(c, op, resp);
 	json_decref(req);
 }
 
-static void model_wait_timeout(struct loop *l, void *ctx)
+static void handoff_server_model_wait_timeout(struct loop *l, void *ctx)
 {
 	struct hclient *c = ctx;
 	json_t *req;
@@ -536,19 +536,19 @@ static void model_wait_timeout(struct loop *l, void *ctx)
 
 	CHECK_OBJ(c, CLIENT_MAGIC);
 	c->timer = NULL;
-	unwait(c);
+	handoff_server_unwait(c);
 	req = c->req;
 	pfd = c->pfd;
 	c->req = NULL;
 	c->pfd = -1;
-	serve(c, req, json_string_value(json_object_get(req, "op")), pfd, false);
+	handoff_server_serve(c, req, json_string_value(json_object_get(req, "op")), pfd, false);
 }
 
 void handoff_server_model_changed(struct tunnel *t)
 {
 	struct hclient *list = t->model_wait, *c, *next;
 
-	/* Detach the list first: serve() may park a client again. */
+	/* Detach the list first: handoff_server_serve() may park a client again. */
 	t->model_wait = NULL;
 	for (c = list; c; c = next) {
 		json_t *req = c->req;
@@ -559,11 +559,11 @@ void handoff_server_model_changed(struct tunnel *t)
 		c->waiting = false;
 		c->req = NULL;
 		c->pfd = -1;
-		serve(c, req, json_string_value(json_object_get(req, "op")), pfd, true);
+		handoff_server_serve(c, req, json_string_value(json_object_get(req, "op")), pfd, true);
 	}
 }
 
-static void hold(struct hclient *c, json_t *req, int pfd, const char *op)
+static void handoff_server_hold(struct hclient *c, json_t *req, int pfd, const char *op)
 {
 	struct tunnel *t = c->t;
 
@@ -575,7 +575,7 @@ static void hold(struct hclient *c, json_t *req, int pfd, const char *op)
 		c->timer = NULL;
 	}
 	/* From now on any event means the client hung up (or broke the
-	 * one-request protocol): client_cb drops it. */
+	 * one-request protocol): handoff_server_client_cb drops it. */
 	if (loop_mod(t->loop, c->fd, EPOLLRDHUP) < 0)
 		log_debug("cannot watch a held handoff client for hang-up; its request will still be answered");
 	if (t->held_tail)
@@ -587,7 +587,7 @@ static void hold(struct hclient *c, json_t *req, int pfd, const char *op)
 		 state_adopt_progress(t));
 }
 
-static void client_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+static void handoff_server_client_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct hclient *c = ctx;
 	json_t *req = NULL, *resp = NULL;
@@ -600,7 +600,7 @@ static void client_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 		log_warn("handoff client went away while its %s was held for %s; dropped unprocessed",
 			 json_string_value(json_object_get(c->req, "op")),
 			 c->held ? "adoption" : "the mesh model");
-		client_free(c);
+		handoff_server_client_free(c);
 		return;
 	}
 	ret = handoff_recv(fd, &req, &pfd, err, sizeof(err));
@@ -614,20 +614,20 @@ static void client_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 		goto out;
 	}
 	op = json_string_value(json_object_get(req, "op"));
-	if (must_hold(c, op, pfd)) {
-		hold(c, req, pfd, op);
+	if (handoff_server_must_hold(c, op, pfd)) {
+		handoff_server_hold(c, req, pfd, op);
 		return;
 	}
-	serve(c, req, op, pfd, true);
+	handoff_server_serve(c, req, op, pfd, true);
 	return;
 out:
 	if (pfd >= 0)
 		close(pfd);
-	finish(c, op, resp);
+	handoff_server_finish(c, op, resp);
 	json_decref(req);
 }
 
-static bool peer_gone(int fd)
+static bool handoff_server_peer_gone(int fd)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
 
@@ -643,30 +643,30 @@ void handoff_server_resume(struct tunnel *t)
 		json_t *req = c->req;
 		int pfd = c->pfd;
 
-		unhold(c);
-		if (peer_gone(c->fd)) {
+		handoff_server_unhold(c);
+		if (handoff_server_peer_gone(c->fd)) {
 			log_warn("handoff client went away while its %s was held for adoption; dropped unprocessed",
 				 op);
-			finish(c, op, NULL);
+			handoff_server_finish(c, op, NULL);
 			continue;
 		}
 		c->req = NULL;
 		c->pfd = -1;
-		serve(c, req, op, pfd, true);
+		handoff_server_serve(c, req, op, pfd, true);
 	}
 }
 
-static void client_timeout(struct loop *l, void *ctx)
+static void handoff_server_client_timeout(struct loop *l, void *ctx)
 {
 	struct hclient *c = ctx;
 
 	CHECK_OBJ(c, CLIENT_MAGIC);
 	c->timer = NULL;
 	log_warn("handoff client sent no request within %d ms; closing it", CLIENT_TIMEOUT_MS);
-	client_free(c);
+	handoff_server_client_free(c);
 }
 
-static void accept_resume(struct tunnel *t)
+static void handoff_server_accept_resume(struct tunnel *t)
 {
 	if (t->handoff_pause) {
 		loop_timer_cancel(t->loop, t->handoff_pause);
@@ -676,18 +676,18 @@ static void accept_resume(struct tunnel *t)
 		loop_mod(t->loop, t->handoff_fd, EPOLLIN);
 }
 
-static void accept_pause_done(struct loop *l, void *ctx)
+static void handoff_server_accept_pause_done(struct loop *l, void *ctx)
 {
 	struct tunnel *t = ctx;
 
 	CHECK_OBJ(t, TUNNEL_MAGIC);
 	t->handoff_pause = NULL;
-	accept_resume(t);
+	handoff_server_accept_resume(t);
 }
 
 /* EMFILE & co: the client stays queued and the socket readable; stop
- * polling it until a timer or a client's close (client_free) frees fds. */
-static void accept_pause(struct tunnel *t, int err)
+ * polling it until a timer or a client's close (handoff_server_client_free) frees fds. */
+static void handoff_server_accept_pause(struct tunnel *t, int err)
 {
 	uint64_t now = loop_now_ms();
 
@@ -699,12 +699,12 @@ static void accept_pause(struct tunnel *t, int err)
 	}
 	if (t->handoff_pause || loop_mod(t->loop, t->handoff_fd, 0) < 0)
 		return;
-	t->handoff_pause = loop_timer_add(t->loop, ACCEPT_PAUSE_MS, accept_pause_done, t);
+	t->handoff_pause = loop_timer_add(t->loop, ACCEPT_PAUSE_MS, handoff_server_accept_pause_done, t);
 	if (!t->handoff_pause)
 		loop_mod(t->loop, t->handoff_fd, EPOLLIN);
 }
 
-static void accept_cb(struct loop *l, int lfd, uint32_t events, void *ctx)
+static void handoff_server_accept_cb(struct loop *l, int lfd, uint32_t events, void *ctx)
 {
 	struct tunnel *t = ctx;
 
@@ -720,7 +720,7 @@ static void accept_cb(struct loop *l, int lfd, uint32_t events, void *ctx)
 			if (errno == ECONNABORTED)
 				continue;
 			if (errno != EAGAIN && errno != EINTR)
-				accept_pause(t, errno);
+				handoff_server_accept_pause(t, errno);
 			return;
 		}
 		c = calloc(1, sizeof(*c));
@@ -737,12 +737,12 @@ static void accept_cb(struct loop *l, int lfd, uint32_t events, void *ctx)
 				 (int)cred.pid, (int)cred.uid);
 			c->refused_uid = (long)cred.uid;
 		}
-		if (loop_add(t->loop, fd, EPOLLIN, client_cb, c) < 0) {
+		if (loop_add(t->loop, fd, EPOLLIN, handoff_server_client_cb, c) < 0) {
 			close(fd);
 			free(c);
 			continue;
 		}
-		c->timer = loop_timer_add(t->loop, CLIENT_TIMEOUT_MS, client_timeout, c);
+		c->timer = loop_timer_add(t->loop, CLIENT_TIMEOUT_MS, handoff_server_client_timeout, c);
 	}
 }
 
@@ -756,7 +756,7 @@ int handoff_server_start(struct tunnel *t)
 			  strerror(-fd));
 		return fd;
 	}
-	ret = loop_add(t->loop, fd, EPOLLIN, accept_cb, t);
+	ret = loop_add(t->loop, fd, EPOLLIN, handoff_server_accept_cb, t);
 	if (ret < 0) {
 		close(fd);
 		return ret;
@@ -769,13 +769,13 @@ int handoff_server_start(struct tunnel *t)
 void handoff_server_stop(struct tunnel *t)
 {
 	while (t->held)
-		client_free(t->held);
+		handoff_server_client_free(t->held);
 	if (t->handoff_pause) {
 		loop_timer_cancel(t->loop, t->handoff_pause);
 		t->handoff_pause = NULL;
 	}
 	while (t->model_wait)
-		client_free(t->model_wait);
+		handoff_server_client_free(t->model_wait);
 	if (t->handoff_fd < 0)
 		return;
 	loop_del(t->loop, t->handoff_fd);

@@ -46,7 +46,7 @@
  * the calls its libraries make on error paths, and glibc's variants. The
  * data path's calls come first: the kernel caches constant allows, but an
  * uncached lookup walks the list in order. */
-static const int allowed[] = {
+static const int harden_allowed[] = {
 	/* data path */
 	__NR_epoll_wait, __NR_epoll_pwait, __NR_epoll_ctl, __NR_read, __NR_write, __NR_readv,
 	__NR_writev, __NR_recvfrom, __NR_sendto, __NR_recvmsg, __NR_sendmsg, __NR_splice,
@@ -107,7 +107,7 @@ static const int allowed[] = {
 
 /* bpf(2) only to use the eBPF capture's pinned objects (fill and check the
  * listener map, read the link's state), never to load or attach. */
-static const unsigned allowed_bpf_cmds[] = {
+static const unsigned harden_allowed_bpf_cmds[] = {
 	BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_OBJ_GET,
 	BPF_PROG_GET_FD_BY_ID, BPF_MAP_GET_FD_BY_ID, BPF_OBJ_GET_INFO_BY_FD, BPF_LINK_GET_FD_BY_ID,
 };
@@ -134,7 +134,7 @@ int harden_seccomp_install(int all_threads, char *err, size_t errlen)
 	errbuf_set(err, errlen, "no seccomp filter for this architecture");
 	return -ENOTSUP;
 #else
-	enum { N = ARRAY_SIZE(allowed), C = ARRAY_SIZE(allowed_bpf_cmds), B = C + 4 };
+	enum { N = ARRAY_SIZE(harden_allowed), C = ARRAY_SIZE(harden_allowed_bpf_cmds), B = C + 4 };
 	struct sock_filter f[N + B + 16];
 	struct sock_fprog prog = { .filter = f };
 	size_t n = 0;
@@ -152,14 +152,14 @@ int harden_seccomp_install(int all_threads, char *err, size_t errlen)
 	f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_bpf, 0, B - 1);
 	f[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, ARG0_LO);
 	for (size_t j = 0; j < C; j++)
-		f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, allowed_bpf_cmds[j], (uint8_t)(C - j), 0);
+		f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, harden_allowed_bpf_cmds[j], (uint8_t)(C - j), 0);
 	f[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
 	f[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	/* each allowed number jumps to the allow at the end: over the rest of
 	 * the list and the six instructions after it */
 	_Static_assert(N + 5 <= 255, "a BPF jump offset is 8 bits");
 	for (size_t i = 0; i < N; i++)
-		f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)allowed[i], (uint8_t)(N - i + 5), 0);
+		f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)harden_allowed[i], (uint8_t)(N - i + 5), 0);
 	f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
 	f[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
 	f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 2);
@@ -217,5 +217,5 @@ void harden_after_startup(struct tunnel *t)
 		log_error("%s; running without a syscall filter", err);
 	else
 		log_info("seccomp: allow-list of %zu syscalls on every thread; others fail with EPERM",
-			 ARRAY_SIZE(allowed));
+			 ARRAY_SIZE(harden_allowed));
 }

@@ -637,7 +637,7 @@ void hbone_conn_set_interest(struct hbone_conn *c)
  * Not MSG_MORE/TCP_CORK: on the veth + forwarding path, 64 KiB segments
  * cost far more in the kernel than 16 KiB pushes (docs/performance.md).
  */
-static void hbone_conn_flush_out(struct hbone_conn *c)
+static void conn_hbone_conn_flush_out(struct hbone_conn *c)
 {
 	while (c->out_len > 0) {
 		size_t n = 0;
@@ -688,7 +688,7 @@ static void conn_pump(struct hbone_conn *c)
 			}
 			if (c->mem)
 				break;
-			hbone_conn_flush_out(c);
+			conn_hbone_conn_flush_out(c);
 			if (c->dead)
 				return;
 			if (c->out_len || !nghttp2_session_want_write(c->h2))

@@ -53,29 +53,29 @@
 
 /* ---- parser ---- */
 
-static bool is_tchar(unsigned char c)
+static bool http_is_tchar(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	       (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-static bool is_digit(unsigned char c)
+static bool http_is_digit(unsigned char c)
 {
 	return c >= '0' && c <= '9';
 }
 
-static bool is_ows(unsigned char c)
+static bool http_is_ows(unsigned char c)
 {
 	return c == ' ' || c == '\t';
 }
 
 /* Field values: VCHAR, obs-text, SP, HTAB; no other control byte. */
-static bool is_vchar(unsigned char c)
+static bool http_is_vchar(unsigned char c)
 {
 	return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-static bool name_is(const char *p, size_t n, const char *name)
+static bool http_name_is(const char *p, size_t n, const char *name)
 {
 	return strlen(name) == n && !strncasecmp(p, name, n);
 }
@@ -83,7 +83,7 @@ static bool name_is(const char *p, size_t n, const char *name)
 /* Finds the line that starts at *pos within lim: sets [*start, *end) to its
  * content without CRLF/LF and *pos past it. 1 when found, 0 when its end is
  * not there yet, -EBADMSG for a CR not followed by LF. */
-static int next_line(const char *buf, size_t lim, size_t *pos, size_t *start, size_t *end)
+static int http_next_line(const char *buf, size_t lim, size_t *pos, size_t *start, size_t *end)
 {
 	const char *nl = memchr(buf + *pos, '\n', lim - *pos);
 	size_t e;
@@ -101,30 +101,30 @@ static int next_line(const char *buf, size_t lim, size_t *pos, size_t *start, si
 	return 1;
 }
 
-static int fail(struct http_request *req, int err, const char *why)
+static int http_fail(struct http_request *req, int err, const char *why)
 {
 	req->error = why;
 	return err;
 }
 
-static int parse_request_line(const char *buf, size_t s, size_t e, struct http_request *req)
+static int http_parse_request_line(const char *buf, size_t s, size_t e, struct http_request *req)
 {
 	size_t p = s, t;
 	const char *v;
 
-	while (p < e && is_tchar((unsigned char)buf[p]))
+	while (p < e && http_is_tchar((unsigned char)buf[p]))
 		p++;
 	if (p == s || p >= e || buf[p] != ' ')
-		return fail(req, -EBADMSG, "malformed request line: want METHOD SP /path SP HTTP/1.1");
+		return http_fail(req, -EBADMSG, "malformed request line: want METHOD SP /path SP HTTP/1.1");
 	req->method = buf + s;
 	req->method_len = p - s;
 	t = ++p;
 	while (p < e && (unsigned char)buf[p] > 0x20 && (unsigned char)buf[p] < 0x7f)
 		p++;
 	if (p == t || p >= e || buf[p] != ' ')
-		return fail(req, -EBADMSG, "malformed request line: want METHOD SP /path SP HTTP/1.1");
+		return http_fail(req, -EBADMSG, "malformed request line: want METHOD SP /path SP HTTP/1.1");
 	if (buf[t] != '/')
-		return fail(req, -EBADMSG, "request target must be an absolute path (/...)");
+		return http_fail(req, -EBADMSG, "request target must be an absolute path (/...)");
 	req->path = buf + t;
 	req->path_len = p - t;
 	v = memchr(req->path, '?', req->path_len);
@@ -135,16 +135,16 @@ static int parse_request_line(const char *buf, size_t s, size_t e, struct http_r
 	}
 	p++;
 	v = buf + p;
-	if (e - p != 8 || memcmp(v, "HTTP/", 5) || !is_digit(v[5]) || v[6] != '.' || !is_digit(v[7]))
-		return fail(req, -EBADMSG, "malformed HTTP version: want HTTP/1.1 or HTTP/1.0");
+	if (e - p != 8 || memcmp(v, "HTTP/", 5) || !http_is_digit(v[5]) || v[6] != '.' || !http_is_digit(v[7]))
+		return http_fail(req, -EBADMSG, "malformed HTTP version: want HTTP/1.1 or HTTP/1.0");
 	if (v[5] != '1')
-		return fail(req, -EPROTONOSUPPORT, "HTTP version not supported: use HTTP/1.1 or HTTP/1.0");
+		return http_fail(req, -EPROTONOSUPPORT, "HTTP version not supported: use HTTP/1.1 or HTTP/1.0");
 	req->minor = v[7] == '0' ? 0 : 1; /* 1.x, x > 1: answer as 1.1 (RFC 9110 2.5) */
 	return 0;
 }
 
 /* "5" or "5, 5": every element the same number. UINT64_MAX when too long. */
-static int parse_content_length(const char *v, size_t n, uint64_t *out)
+static int http_parse_content_length(const char *v, size_t n, uint64_t *out)
 {
 	size_t i = 0;
 	bool have = false;
@@ -153,7 +153,7 @@ static int parse_content_length(const char *v, size_t n, uint64_t *out)
 		uint64_t x = 0;
 		size_t d = 0;
 
-		for (; i < n && is_digit((unsigned char)v[i]); i++, d++)
+		for (; i < n && http_is_digit((unsigned char)v[i]); i++, d++)
 			x = x > (UINT64_MAX - 9) / 10 ? UINT64_MAX : x * 10 + (uint64_t)(v[i] - '0');
 		if (!d)
 			return -EBADMSG;
@@ -161,13 +161,13 @@ static int parse_content_length(const char *v, size_t n, uint64_t *out)
 			return -EBADMSG;
 		*out = x;
 		have = true;
-		while (i < n && is_ows((unsigned char)v[i]))
+		while (i < n && http_is_ows((unsigned char)v[i]))
 			i++;
 		if (i == n)
 			break;
 		if (v[i++] != ',')
 			return -EBADMSG;
-		while (i < n && is_ows((unsigned char)v[i]))
+		while (i < n && http_is_ows((unsigned char)v[i]))
 			i++;
 		if (i == n)
 			return -EBADMSG; /* "5," */
@@ -176,21 +176,21 @@ static int parse_content_length(const char *v, size_t n, uint64_t *out)
 }
 
 /* Connection: a comma-separated token list. */
-static void parse_connection(const char *v, size_t n, bool *close, bool *keep)
+static void http_parse_connection(const char *v, size_t n, bool *close, bool *keep)
 {
 	size_t i = 0;
 
 	while (i < n) {
 		size_t s;
 
-		while (i < n && (is_ows((unsigned char)v[i]) || v[i] == ','))
+		while (i < n && (http_is_ows((unsigned char)v[i]) || v[i] == ','))
 			i++;
 		s = i;
-		while (i < n && v[i] != ',' && !is_ows((unsigned char)v[i]))
+		while (i < n && v[i] != ',' && !http_is_ows((unsigned char)v[i]))
 			i++;
-		if (name_is(v + s, i - s, "close"))
+		if (http_name_is(v + s, i - s, "close"))
 			*close = true;
-		else if (name_is(v + s, i - s, "keep-alive"))
+		else if (http_name_is(v + s, i - s, "keep-alive"))
 			*keep = true;
 	}
 }
@@ -211,76 +211,76 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req)
 			if (pos + 1 >= lim)
 				goto more;
 			if (buf[pos + 1] != '\n')
-				return fail(req, -EBADMSG, "bare CR in the request head");
+				return http_fail(req, -EBADMSG, "bare CR in the request head");
 			pos++;
 		}
 		pos++;
 	}
-	ret = next_line(buf, lim, &pos, &s, &e);
+	ret = http_next_line(buf, lim, &pos, &s, &e);
 	if (ret < 0)
-		return fail(req, ret, "bare CR in the request head");
+		return http_fail(req, ret, "bare CR in the request head");
 	if (!ret)
 		goto more;
-	ret = parse_request_line(buf, s, e, req);
+	ret = http_parse_request_line(buf, s, e, req);
 	if (ret < 0)
 		return ret;
 	for (;;) {
 		size_t c, vs, ve;
 		const char *name;
 
-		ret = next_line(buf, lim, &pos, &s, &e);
+		ret = http_next_line(buf, lim, &pos, &s, &e);
 		if (ret < 0)
-			return fail(req, ret, "bare CR in the request head");
+			return http_fail(req, ret, "bare CR in the request head");
 		if (!ret)
 			goto more;
 		if (s == e)
 			break;
 		if (++n_fields > HTTP_HEADERS_MAX)
-			return fail(req, -E2BIG, "too many header fields (at most 64)");
-		if (is_ows((unsigned char)buf[s]))
-			return fail(req, -EBADMSG, "obsolete header line folding is not accepted");
-		for (c = s; c < e && is_tchar((unsigned char)buf[c]); c++)
+			return http_fail(req, -E2BIG, "too many header fields (at most 64)");
+		if (http_is_ows((unsigned char)buf[s]))
+			return http_fail(req, -EBADMSG, "obsolete header line folding is not accepted");
+		for (c = s; c < e && http_is_tchar((unsigned char)buf[c]); c++)
 			;
 		if (c == s || c >= e || buf[c] != ':')
-			return fail(req, -EBADMSG, "malformed header field: want Name: value");
+			return http_fail(req, -EBADMSG, "malformed header field: want Name: value");
 		name = buf + s;
-		for (vs = c + 1; vs < e && is_ows((unsigned char)buf[vs]); vs++)
+		for (vs = c + 1; vs < e && http_is_ows((unsigned char)buf[vs]); vs++)
 			;
-		for (ve = e; ve > vs && is_ows((unsigned char)buf[ve - 1]); ve--)
+		for (ve = e; ve > vs && http_is_ows((unsigned char)buf[ve - 1]); ve--)
 			;
 		for (size_t k = vs; k < ve; k++)
-			if (!is_vchar((unsigned char)buf[k]))
-				return fail(req, -EBADMSG, "control character in a header field value");
-		if (name_is(name, c - s, "Content-Length")) {
+			if (!http_is_vchar((unsigned char)buf[k]))
+				return http_fail(req, -EBADMSG, "control character in a header field value");
+		if (http_name_is(name, c - s, "Content-Length")) {
 			uint64_t v = 0;
 
-			if (parse_content_length(buf + vs, ve - vs, &v) < 0 || (have_cl && v != cl))
-				return fail(req, -EBADMSG, "invalid or conflicting Content-Length");
+			if (http_parse_content_length(buf + vs, ve - vs, &v) < 0 || (have_cl && v != cl))
+				return http_fail(req, -EBADMSG, "invalid or conflicting Content-Length");
 			cl = v;
 			have_cl = true;
-		} else if (name_is(name, c - s, "Transfer-Encoding")) {
-			return fail(req, -ENOSYS, "Transfer-Encoding is not supported; send Content-Length");
-		} else if (name_is(name, c - s, "Connection")) {
-			parse_connection(buf + vs, ve - vs, &conn_close, &conn_keep);
-		} else if (name_is(name, c - s, "Host")) {
+		} else if (http_name_is(name, c - s, "Transfer-Encoding")) {
+			return http_fail(req, -ENOSYS, "Transfer-Encoding is not supported; send Content-Length");
+		} else if (http_name_is(name, c - s, "Connection")) {
+			http_parse_connection(buf + vs, ve - vs, &conn_close, &conn_keep);
+		} else if (http_name_is(name, c - s, "Host")) {
 			n_host++;
-		} else if (name_is(name, c - s, "Expect")) {
-			req->expect_continue = name_is(buf + vs, ve - vs, "100-continue");
+		} else if (http_name_is(name, c - s, "Expect")) {
+			req->expect_continue = http_name_is(buf + vs, ve - vs, "100-continue");
 		}
 	}
 	if (cl > HTTP_BODY_MAX)
-		return fail(req, -EFBIG, "request body too large (at most 65536 bytes)");
+		return http_fail(req, -EFBIG, "request body too large (at most 65536 bytes)");
 	/* RFC 9112 3.2: a 1.1 request without exactly one Host is a 400. */
 	if (req->minor >= 1 && n_host != 1)
-		return fail(req, -EBADMSG, n_host ? "more than one Host header" : "missing Host header");
+		return http_fail(req, -EBADMSG, n_host ? "more than one Host header" : "missing Host header");
 	if (n_host > 1)
-		return fail(req, -EBADMSG, "more than one Host header");
+		return http_fail(req, -EBADMSG, "more than one Host header");
 	req->content_length = (size_t)cl;
 	req->keep_alive = !conn_close && (req->minor >= 1 || conn_keep);
 	return (int)pos;
 more:
 	if (len >= HTTP_HEAD_MAX)
-		return fail(req, -E2BIG, "request head too large (at most 8192 bytes)");
+		return http_fail(req, -E2BIG, "request head too large (at most 8192 bytes)");
 	return 0;
 }
 
@@ -295,19 +295,19 @@ int http_header(const char *head, size_t head_len, const char *name, const char 
 	/* Skip the request line (and the empty lines before it). */
 	while (pos < head_len && (head[pos] == '\n' || head[pos] == '\r'))
 		pos++;
-	if (next_line(head, head_len, &pos, &s, &e) != 1)
+	if (http_next_line(head, head_len, &pos, &s, &e) != 1)
 		return -EBADMSG;
-	while (next_line(head, head_len, &pos, &s, &e) == 1 && s != e) {
+	while (http_next_line(head, head_len, &pos, &s, &e) == 1 && s != e) {
 		c = s;
 		while (c < e && head[c] != ':')
 			c++;
-		if (c >= e || !name_is(head + s, c - s, name))
+		if (c >= e || !http_name_is(head + s, c - s, name))
 			continue;
 		if (found++)
 			return -EEXIST;
-		for (vs = c + 1; vs < e && is_ows((unsigned char)head[vs]); vs++)
+		for (vs = c + 1; vs < e && http_is_ows((unsigned char)head[vs]); vs++)
 			;
-		for (ve = e; ve > vs && is_ows((unsigned char)head[ve - 1]); ve--)
+		for (ve = e; ve > vs && http_is_ows((unsigned char)head[ve - 1]); ve--)
 			;
 		*val = head + vs;
 		*vlen = ve - vs;
@@ -351,7 +351,7 @@ const char *http_reason(unsigned status)
 	return "Unknown";
 }
 
-static int hexval(unsigned char c)
+static int http_hexval(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -362,7 +362,7 @@ static int hexval(unsigned char c)
 }
 
 /* The byte at s[*i] decoded ('+', %XX), advancing *i; -1 for a bad %. */
-static int form_byte(const char *s, size_t n, size_t *i)
+static int http_form_byte(const char *s, size_t n, size_t *i)
 {
 	unsigned char c = (unsigned char)s[*i];
 	int h, l;
@@ -377,8 +377,8 @@ static int form_byte(const char *s, size_t n, size_t *i)
 	}
 	if (*i + 2 >= n)
 		return -1;
-	h = hexval((unsigned char)s[*i + 1]);
-	l = hexval((unsigned char)s[*i + 2]);
+	h = http_hexval((unsigned char)s[*i + 1]);
+	l = http_hexval((unsigned char)s[*i + 2]);
 	if (h < 0 || l < 0)
 		return -1;
 	*i += 3;
@@ -398,13 +398,13 @@ int http_query_arg(const char *query, size_t query_len, const char *name, char *
 		bool match = true;
 
 		while (i < kend && match) {
-			int b = form_byte(query, kend, &i);
+			int b = http_form_byte(query, kend, &i);
 
 			match = b >= 0 && k < nl && (unsigned char)name[k++] == b;
 		}
 		if (match && k == nl) {
 			for (i = eq ? kend + 1 : end; i < end;) {
-				int b = form_byte(query, end, &i);
+				int b = http_form_byte(query, end, &i);
 
 				if (b <= 0)
 					return -EBADMSG;
@@ -462,7 +462,7 @@ struct http_conn {
 	bool trim;		/* a big response was freed: malloc_trim() */
 };
 
-static void srv_resume(struct loop *l, void *ctx);
+static void http_srv_resume(struct loop *l, void *ctx);
 
 static void http_conn_free(struct http_conn *c)
 {
@@ -489,7 +489,7 @@ static void http_conn_free(struct http_conn *c)
 		c->trim = true;
 	if (s->pause) { /* an fd is free: try accepting again now */
 		loop_timer_cancel(s->loop, s->pause);
-		srv_resume(s->loop, s);
+		http_srv_resume(s->loop, s);
 	}
 	free(c->in);
 	free(c->out);
@@ -499,14 +499,14 @@ static void http_conn_free(struct http_conn *c)
 	free(c);
 }
 
-/* Closes c; returns -1 so that callers can `return conn_drop(c);`. */
-static int conn_drop(struct http_conn *c)
+/* Closes c; returns -1 so that callers can `return http_conn_drop(c);`. */
+static int http_conn_drop(struct http_conn *c)
 {
 	http_conn_free(c);
 	return -1;
 }
 
-static void conn_timeout(struct loop *l, void *ctx)
+static void http_conn_timeout(struct loop *l, void *ctx)
 {
 	struct http_conn *c = ctx;
 
@@ -519,20 +519,20 @@ static void conn_timeout(struct loop *l, void *ctx)
 	http_conn_free(c);
 }
 
-static int conn_arm(struct http_conn *c, uint64_t ms)
+static int http_conn_arm(struct http_conn *c, uint64_t ms)
 {
 	if (c->timer)
 		loop_timer_cancel(c->srv->loop, c->timer);
-	c->timer = loop_timer_add(c->srv->loop, ms, conn_timeout, c);
-	return c->timer ? 0 : conn_drop(c);
+	c->timer = loop_timer_add(c->srv->loop, ms, http_conn_timeout, c);
+	return c->timer ? 0 : http_conn_drop(c);
 }
 
-static int conn_events(struct http_conn *c, uint32_t events)
+static int http_conn_events(struct http_conn *c, uint32_t events)
 {
 	if (c->events == events)
 		return 0;
 	if (loop_mod(c->srv->loop, c->fd, events) < 0)
-		return conn_drop(c);
+		return http_conn_drop(c);
 	c->events = events;
 	return 0;
 }
@@ -555,7 +555,7 @@ static void http_date(char *buf, size_t n)
 
 /* Queues one response (head, and body unless head_only) as c->out and
  * switches to WRITE. 0 or < 0 when c was closed (allocation failure). */
-static int conn_queue(struct http_conn *c, unsigned status, const char *ctype, const char *body,
+static int http_conn_queue(struct http_conn *c, unsigned status, const char *ctype, const char *body,
 		      size_t body_len, bool head_only)
 {
 	char head[512], date[40];
@@ -570,39 +570,39 @@ static int conn_queue(struct http_conn *c, unsigned status, const char *ctype, c
 		      c->close ? "Connection: close\r\n" :
 		      c->req.minor == 0 ? "Connection: keep-alive\r\n" : "");
 	if (hl < 0 || (size_t)hl >= sizeof(head))
-		return conn_drop(c);
+		return http_conn_drop(c);
 	c->out_len = (size_t)hl + (head_only ? 0 : body_len);
 	c->out = malloc(c->out_len);
 	if (!c->out)
-		return conn_drop(c);
+		return http_conn_drop(c);
 	memcpy(c->out, head, (size_t)hl);
 	if (!head_only && body_len)
 		memcpy(c->out + hl, body, body_len);
 	c->out_off = 0;
 	c->state = CONN_WRITE;
-	if (conn_events(c, EPOLLOUT) < 0)
+	if (http_conn_events(c, EPOLLOUT) < 0)
 		return -1;
-	return conn_arm(c, HTTP_TIMEOUT_MS);
+	return http_conn_arm(c, HTTP_TIMEOUT_MS);
 }
 
-static int conn_error(struct http_conn *c, int err)
+static int http_conn_error(struct http_conn *c, int err)
 {
 	char body[160];
 	int n;
 
 	n = snprintf(body, sizeof(body), "%s\n", c->req.error ? c->req.error : "bad request");
 	c->close = true;
-	return conn_queue(c, http_error_status(err), "text/plain; charset=utf-8", body,
+	return http_conn_queue(c, http_error_status(err), "text/plain; charset=utf-8", body,
 			  (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1, false);
 }
 
-static void nul_at(struct http_conn *c, const char *p)
+static void http_nul_at(struct http_conn *c, const char *p)
 {
 	assert(p >= c->in && p < c->in + c->in_len);
 	c->in[p - c->in] = '\0';
 }
 
-static int conn_dispatch(struct http_conn *c)
+static int http_conn_dispatch(struct http_conn *c)
 {
 	struct http_request *req = &c->req;
 	struct http_response resp = { .status = 500 };
@@ -611,10 +611,10 @@ static int conn_dispatch(struct http_conn *c)
 
 	/* The bytes after method, path and query are SP, '?' or SP: part of
 	 * the consumed head, so they can become terminators. */
-	nul_at(c, req->method + req->method_len);
-	nul_at(c, req->path + req->path_len);
+	http_nul_at(c, req->method + req->method_len);
+	http_nul_at(c, req->path + req->path_len);
 	if (req->query)
-		nul_at(c, req->query + req->query_len);
+		http_nul_at(c, req->query + req->query_len);
 	req->body = c->in + (c->need - req->content_length);
 	head = !strcmp(req->method, "HEAD");
 	c->close = !req->keep_alive;
@@ -622,23 +622,23 @@ static int conn_dispatch(struct http_conn *c)
 	if (!resp.body) {
 		static const char oom[] = "out of memory answering the request\n";
 
-		return conn_queue(c, 500, "text/plain; charset=utf-8", oom, sizeof(oom) - 1, head);
+		return http_conn_queue(c, 500, "text/plain; charset=utf-8", oom, sizeof(oom) - 1, head);
 	}
-	ret = conn_queue(c, resp.status, resp.content_type, resp.body, resp.body_len, head);
+	ret = http_conn_queue(c, resp.status, resp.content_type, resp.body, resp.body_len, head);
 	free(resp.body);
 	return ret;
 }
 
 /* In READ: answers the buffered request if it is complete. 1 when a
  * response was queued, 0 when more input is needed, < 0 when c is gone. */
-static int conn_try_request(struct http_conn *c)
+static int http_conn_try_request(struct http_conn *c)
 {
 	if (!c->need) {
 		int r = http_parse_request(c->in, c->in_len, &c->req);
 
 		if (r < 0) {
 			log_debug("%s: bad request (%s)", c->srv->name, c->req.error);
-			return conn_error(c, r) < 0 ? -1 : 1;
+			return http_conn_error(c, r) < 0 ? -1 : 1;
 		}
 		if (!r)
 			return 0;
@@ -653,7 +653,7 @@ static int conn_try_request(struct http_conn *c)
 	}
 	if (c->in_len < c->need)
 		return 0;
-	return conn_dispatch(c) < 0 ? -1 : 1;
+	return http_conn_dispatch(c) < 0 ? -1 : 1;
 }
 
 /* In WRITE: 1 when the response is out, 0 when the socket is full, < 0
@@ -668,7 +668,7 @@ static int http_conn_flush(struct http_conn *c)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
-			return conn_drop(c);
+			return http_conn_drop(c);
 		}
 		c->out_off += (size_t)n;
 	}
@@ -679,7 +679,7 @@ static int http_conn_flush(struct http_conn *c)
 	if (c->close) {
 		c->state = CONN_LINGER;
 		shutdown(c->fd, SHUT_WR);
-		if (conn_events(c, EPOLLIN) < 0 || conn_arm(c, HTTP_LINGER_MS) < 0)
+		if (http_conn_events(c, EPOLLIN) < 0 || http_conn_arm(c, HTTP_LINGER_MS) < 0)
 			return -1;
 		return 0;
 	}
@@ -689,21 +689,21 @@ static int http_conn_flush(struct http_conn *c)
 	c->need = 0;
 	c->state = CONN_READ;
 	c->wait_ms = loop_now_ms();
-	if (conn_events(c, EPOLLIN) < 0 || conn_arm(c, HTTP_REQUEST_TIMEOUT_MS) < 0)
+	if (http_conn_events(c, EPOLLIN) < 0 || http_conn_arm(c, HTTP_REQUEST_TIMEOUT_MS) < 0)
 		return -1;
 	return 1;
 }
 
 /* Handles buffered requests and writes responses until c waits for I/O or
  * is gone (< 0). */
-static int conn_run(struct http_conn *c)
+static int http_conn_run(struct http_conn *c)
 {
 	for (;;) {
 		int r;
 
 		switch (c->state) {
 		case CONN_READ:
-			r = conn_try_request(c);
+			r = http_conn_try_request(c);
 			break;
 		case CONN_WRITE:
 			r = http_conn_flush(c);
@@ -716,7 +716,7 @@ static int conn_run(struct http_conn *c)
 	}
 }
 
-static void conn_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+static void http_conn_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct http_conn *c = ctx;
 	ssize_t n;
@@ -737,10 +737,10 @@ static void conn_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 		 * work of a client that sends its head a byte at a time. */
 		if (c->need || c->in_len >= HTTP_HEAD_MAX ||
 		    memchr(c->in + c->in_len - (size_t)n, '\n', (size_t)n))
-			conn_run(c);
+			http_conn_run(c);
 		return;
 	case CONN_WRITE:
-		conn_run(c);
+		http_conn_run(c);
 		return;
 	case CONN_LINGER:
 		for (;;) {
@@ -773,7 +773,7 @@ static void http_conn_new(struct http_server *s, int fd)
 	c->wait_ms = loop_now_ms();
 	/* Responses are one buffer; their tail must not wait for an ACK. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (loop_add(s->loop, fd, EPOLLIN, conn_cb, c) < 0) {
+	if (loop_add(s->loop, fd, EPOLLIN, http_conn_cb, c) < 0) {
 		close(fd);
 		free(c->in);
 		free(c);
@@ -784,12 +784,12 @@ static void http_conn_new(struct http_server *s, int fd)
 		s->conns->prev = c;
 	s->conns = c;
 	s->n_conns++;
-	conn_arm(c, HTTP_REQUEST_TIMEOUT_MS);
+	http_conn_arm(c, HTTP_REQUEST_TIMEOUT_MS);
 }
 
 /* Full: the connection that has waited longest for a request (idle, or
  * still sending one) makes room; NULL when every one is answering. */
-static struct http_conn *oldest_waiting(struct http_server *s)
+static struct http_conn *http_oldest_waiting(struct http_server *s)
 {
 	struct http_conn *o = NULL;
 
@@ -799,9 +799,9 @@ static struct http_conn *oldest_waiting(struct http_server *s)
 	return o;
 }
 
-static void srv_accept_cb(struct loop *l, int fd, uint32_t events, void *ctx);
+static void http_srv_accept_cb(struct loop *l, int fd, uint32_t events, void *ctx);
 
-static void srv_resume(struct loop *l, void *ctx)
+static void http_srv_resume(struct loop *l, void *ctx)
 {
 	struct http_server *s = ctx;
 
@@ -816,7 +816,7 @@ void http_server_on_pause(struct http_server *s, void (*cb)(void *ctx), void *ct
 	s->pause_ctx = ctx;
 }
 
-static bool log_due(uint64_t *last)
+static bool http_log_due(uint64_t *last)
 {
 	uint64_t now = loop_now_ms();
 
@@ -826,7 +826,7 @@ static bool log_due(uint64_t *last)
 	return true;
 }
 
-static void srv_accept_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+static void http_srv_accept_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
 				   "Content-Type: text/plain; charset=utf-8\r\n"
@@ -845,22 +845,22 @@ static void srv_accept_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 				return;
 			/* EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays
 			 * queued and the listener readable; pause instead of spinning. */
-			if (log_due(&s->err_logged_ms))
+			if (http_log_due(&s->err_logged_ms))
 				log_warn("%s: cannot accept a connection: %s; pausing %d ms", s->name,
 					 strerror(errno), ACCEPT_PAUSE_MS);
 			if (s->on_pause)
 				s->on_pause(s->pause_ctx);
 			if (!s->pause && loop_mod(l, s->lfd, 0) == 0) {
-				s->pause = loop_timer_add(l, ACCEPT_PAUSE_MS, srv_resume, s);
+				s->pause = loop_timer_add(l, ACCEPT_PAUSE_MS, http_srv_resume, s);
 				if (!s->pause)
 					loop_mod(l, s->lfd, EPOLLIN);
 			}
 			return;
 		}
 		if (s->n_conns >= HTTP_CONN_MAX) {
-			struct http_conn *old = oldest_waiting(s);
+			struct http_conn *old = http_oldest_waiting(s);
 
-			if (log_due(&s->full_logged_ms))
+			if (http_log_due(&s->full_logged_ms))
 				log_warn("%s: %d connections open; %s", s->name, HTTP_CONN_MAX,
 					 old ? "closing the one idle longest" : "refusing more");
 			if (!old) {
@@ -896,7 +896,7 @@ int http_server_new(struct loop *l, int lfd, const char *name, http_handler hand
 	s->lfd = lfd;
 	s->handler = handler;
 	s->ctx = ctx;
-	ret = loop_add(l, lfd, EPOLLIN, srv_accept_cb, s);
+	ret = loop_add(l, lfd, EPOLLIN, http_srv_accept_cb, s);
 	if (ret < 0)
 		goto out;
 	*out = s;

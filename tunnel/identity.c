@@ -64,7 +64,7 @@ static void identity_isolate(const struct identity_mgr *mgr, bool enter)
 		mgr->isolate(mgr->isolate_ctx, enter);
 }
 
-static void mgr_results_cb(struct loop *l, int fd, uint32_t events, void *ctx)
+static void identity_mgr_results_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	(void)l, (void)fd, (void)events;
 	identity_mgr_complete(ctx);
@@ -77,7 +77,7 @@ void identity_mgr_set_loop(struct identity_mgr *mgr, struct loop *loop)
 	mgr->watching = false;
 	mgr->loop = loop;
 	if (loop && mgr->cc) {
-		int ret = loop_add(loop, caclient_event_fd(mgr->cc), EPOLLIN, mgr_results_cb, mgr);
+		int ret = loop_add(loop, caclient_event_fd(mgr->cc), EPOLLIN, identity_mgr_results_cb, mgr);
 
 		if (ret < 0)
 			log_error("cannot watch warren-ca's answers: %s; certificates will not arrive",
@@ -114,7 +114,7 @@ static void identity_free(struct identity *id)
 	free(id);
 }
 
-static int mgr_new(struct mesh_ca *ca, struct caclient *cc, const char *trust_domain,
+static int identity_mgr_create(struct mesh_ca *ca, struct caclient *cc, const char *trust_domain,
 		   uint32_t lifetime_s, struct identity_mgr **out);
 
 void identity_mgr_set_csr_observer(struct identity_mgr *mgr,
@@ -130,7 +130,7 @@ int identity_mgr_new_remote(struct caclient *cc, const char *trust_domain,
 	*out = NULL;
 	if (!cc)
 		return -EINVAL;
-	return mgr_new(NULL, cc, trust_domain, 0, out);
+	return identity_mgr_create(NULL, cc, trust_domain, 0, out);
 }
 
 int identity_mgr_new(struct mesh_ca *ca, const char *trust_domain, uint32_t lifetime_s,
@@ -139,10 +139,10 @@ int identity_mgr_new(struct mesh_ca *ca, const char *trust_domain, uint32_t life
 	*out = NULL;
 	if (!ca)
 		return -EINVAL;
-	return mgr_new(ca, NULL, trust_domain, lifetime_s, out);
+	return identity_mgr_create(ca, NULL, trust_domain, lifetime_s, out);
 }
 
-static int mgr_new(struct mesh_ca *ca, struct caclient *cc, const char *trust_domain,
+static int identity_mgr_create(struct mesh_ca *ca, struct caclient *cc, const char *trust_domain,
 		   uint32_t lifetime_s, struct identity_mgr **out)
 {
 	struct identity_mgr *mgr;
@@ -231,7 +231,7 @@ const struct ca_leaf *identity_leaf0(const struct identity *id)
  * CA_BACKDATE_S, so for very short lifetimes (60 s) the half-life falls at
  * issuance and would renew in a loop: never renew sooner than a quarter of
  * the lifetime after issuance. */
-static time_t half_life(const struct ca_leaf *leaf)
+static time_t identity_half_life(const struct ca_leaf *leaf)
 {
 	time_t hl = leaf->not_before + (leaf->not_after - leaf->not_before) / 2;
 	time_t issued = leaf->not_before + CA_BACKDATE_S;
@@ -244,7 +244,7 @@ static time_t half_life(const struct ca_leaf *leaf)
  * rotation adds the new root before anything is signed by it) or, with a
  * local CA, its root. Called without the loop's guard: it writes only new
  * objects, so the worker threads' data path runs meanwhile. */
-static int make_ctxs(struct identity_mgr *mgr, const struct ca_leaf *leaf, STACK_OF(X509) *roots,
+static int identity_make_ctxs(struct identity_mgr *mgr, const struct ca_leaf *leaf, STACK_OF(X509) *roots,
 		     SSL_CTX **cctx, SSL_CTX **sctx, char *err, size_t errlen)
 {
 	X509 *root0 = roots ? sk_X509_value(roots, 0) : ca_root0(mgr->ca);
@@ -262,7 +262,7 @@ static int make_ctxs(struct identity_mgr *mgr, const struct ca_leaf *leaf, STACK
 
 /* Swaps the new leaf and contexts into id (taking them) and drops the
  * manager's references to the old ones (live SSLs keep theirs). */
-static void swap_in(struct identity *id, struct ca_leaf *leaf, SSL_CTX *cctx, SSL_CTX *sctx)
+static void identity_swap_in(struct identity *id, struct ca_leaf *leaf, SSL_CTX *cctx, SSL_CTX *sctx)
 {
 	SSL_CTX_free(id->client_ctx);
 	SSL_CTX_free(id->server_ctx);
@@ -270,7 +270,7 @@ static void swap_in(struct identity *id, struct ca_leaf *leaf, SSL_CTX *cctx, SS
 	id->client_ctx = cctx;
 	id->server_ctx = sctx;
 	id->leaf = leaf;
-	id->renew_at = half_life(id->leaf);
+	id->renew_at = identity_half_life(id->leaf);
 	id->why[0] = '\0';
 }
 
@@ -279,7 +279,7 @@ static void swap_in(struct identity *id, struct ca_leaf *leaf, SSL_CTX *cctx, SS
  * take milliseconds). Built while the workers run (they read only the
  * immutable CA and the new objects); id changes after, isolated. On
  * failure id is untouched, and a given leaf stays the caller's. */
-static int commit(struct identity_mgr *mgr, struct identity *id, struct ca_leaf *leaf,
+static int identity_commit(struct identity_mgr *mgr, struct identity *id, struct ca_leaf *leaf,
 		  STACK_OF(X509) *roots, char *err, size_t errlen)
 {
 	struct ca_leaf *issued = NULL;
@@ -292,7 +292,7 @@ static int commit(struct identity_mgr *mgr, struct identity *id, struct ca_leaf 
 		leaf = issued;
 	}
 	if (!ret)
-		ret = make_ctxs(mgr, leaf, roots, &cctx, &sctx, err, errlen);
+		ret = identity_make_ctxs(mgr, leaf, roots, &cctx, &sctx, err, errlen);
 	if (ret) {
 		SSL_CTX_free(cctx);
 		SSL_CTX_free(sctx);
@@ -300,13 +300,13 @@ static int commit(struct identity_mgr *mgr, struct identity *id, struct ca_leaf 
 		return ret;
 	}
 	identity_isolate(mgr, true);
-	swap_in(id, leaf, cctx, sctx);
+	identity_swap_in(id, leaf, cctx, sctx);
 	identity_isolate(mgr, false);
 	return 0;
 }
 
 /* warren-ca: queue a request; identity_mgr_complete() takes the answer. */
-static int request(struct identity_mgr *mgr, struct identity *id, char *err, size_t errlen)
+static int identity_request(struct identity_mgr *mgr, struct identity *id, char *err, size_t errlen)
 {
 	int ret = caclient_submit(mgr->cc, id->ns, id->sa);
 
@@ -353,7 +353,7 @@ int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
 		goto fail;
 	snprintf(id->sid, sizeof(id->sid), "%s", probe);
 	if (!mgr->cc) {
-		ret = commit(mgr, id, NULL, NULL, id->why, sizeof(id->why));
+		ret = identity_commit(mgr, id, NULL, NULL, id->why, sizeof(id->why));
 		if (ret) {
 			errbuf_set(err, errlen, "%s", id->why);
 			goto fail;
@@ -365,7 +365,7 @@ int identity_acquire(struct identity_mgr *mgr, const char *ns, const char *sa,
 		 * identity_renew_due(), so it works once warren-ca signs
 		 * without the pods being added again. */
 		snprintf(id->why, sizeof(id->why), "requested from the CA, no answer yet");
-		ret = request(mgr, id, id->why, sizeof(id->why));
+		ret = identity_request(mgr, id, id->why, sizeof(id->why));
 		if (ret) {
 			id->failures = 1;
 			id->renew_at = time(NULL) + IDENTITY_BACKOFF_MIN_S;
@@ -461,7 +461,7 @@ static time_t identity_failed(const struct identity_mgr *mgr, struct identity *i
 
 /* The outcome of a renewal or of a pending identity's request: logged
  * (the tests and operators read these lines), and the backoff on failure. */
-static void renewed(const struct identity_mgr *mgr, struct identity *id, int ret, bool was_pending,
+static void identity_renewed(const struct identity_mgr *mgr, struct identity *id, int ret, bool was_pending,
 		    const char *why, time_t now,
 		    char *err, size_t errlen)
 {
@@ -500,13 +500,13 @@ int identity_renew(struct identity_mgr *mgr, struct identity *id, time_t now, ch
 	if (mgr->cc) {
 		if (id->inflight)
 			return -EINPROGRESS;
-		ret = request(mgr, id, why, sizeof(why));
+		ret = identity_request(mgr, id, why, sizeof(why));
 		if (!ret)
 			return -EINPROGRESS;
 	} else {
-		ret = commit(mgr, id, NULL, NULL, why, sizeof(why));
+		ret = identity_commit(mgr, id, NULL, NULL, why, sizeof(why));
 	}
-	renewed(mgr, id, ret, was_pending, why, now, err, errlen);
+	identity_renewed(mgr, id, ret, was_pending, why, now, err, errlen);
 	if (!ret)
 		id->failures = 0;
 	return ret;
@@ -535,11 +535,11 @@ void identity_mgr_complete(struct identity_mgr *mgr)
 		if (id->leaf)
 			snprintf(old_serial, sizeof(old_serial), "%s", id->leaf->serial_hex);
 		if (!ret) {
-			ret = commit(mgr, id, r->leaf, r->roots, r->err, sizeof(r->err));
+			ret = identity_commit(mgr, id, r->leaf, r->roots, r->err, sizeof(r->err));
 			if (!ret)
 				r->leaf = NULL; /* taken */
 		}
-		renewed(mgr, id, ret, was_pending, r->err, time(NULL), NULL, 0);
+		identity_renewed(mgr, id, ret, was_pending, r->err, time(NULL), NULL, 0);
 		if (!ret)
 			id->failures = 0;
 		if (mgr->issued)
@@ -550,7 +550,7 @@ void identity_mgr_complete(struct identity_mgr *mgr)
 
 int identity_renew_due(struct identity_mgr *mgr, time_t now)
 {
-	int renewed = 0, failed = 0;
+	int identity_renewed = 0, failed = 0;
 
 	for (struct identity *id = mgr->head; id; id = id->next) {
 		int ret;
@@ -563,9 +563,9 @@ int identity_renew_due(struct identity_mgr *mgr, time_t now)
 		if (ret)
 			failed = ret;
 		else
-			renewed++;
+			identity_renewed++;
 	}
-	return failed ? failed : renewed;
+	return failed ? failed : identity_renewed;
 }
 
 size_t identity_snapshot(const struct identity_mgr *mgr, time_t now, struct identity_info *out,

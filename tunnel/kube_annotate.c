@@ -36,12 +36,12 @@ struct kpatch {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-static size_t kpatch_discard(char *p, size_t size, size_t nmemb, void *ud)
+static size_t ka_kpatch_discard(char *p, size_t size, size_t nmemb, void *ud)
 {
 	return size * nmemb;
 }
 
-static bool kpatch_inflight(const struct kube_annotate *ka, const char *key)
+static bool ka_kpatch_inflight(const struct kube_annotate *ka, const char *key)
 {
 	for (const struct kpatch *kp = ka->patches; kp; kp = kp->next)
 		if (!strcmp(kp->key, key))
@@ -60,7 +60,7 @@ static void ka_patch(struct kube_annotate *ka, const char *ns, const char *name,
 	kp->ka = ka;
 	kp->enable = enable;
 	snprintf(kp->key, sizeof(kp->key), "%s/%s", ns, name);
-	if (kpatch_inflight(ka, kp->key)) {
+	if (ka_kpatch_inflight(ka, kp->key)) {
 		free(kp);
 		return;
 	}
@@ -79,7 +79,7 @@ static void ka_patch(struct kube_annotate *ka, const char *ns, const char *name,
 			 enable ? "{\"metadata\":{\"annotations\":{\"" REDIRECTION "\":\"enabled\"}}}"
 				: "{\"metadata\":{\"annotations\":{\"" REDIRECTION "\":null}}}");
 	curl_easy_setopt(kp->easy, CURLOPT_PRIVATE, kp);
-	curl_easy_setopt(kp->easy, CURLOPT_WRITEFUNCTION, kpatch_discard);
+	curl_easy_setopt(kp->easy, CURLOPT_WRITEFUNCTION, ka_kpatch_discard);
 	curl_easy_setopt(kp->easy, CURLOPT_ERRORBUFFER, kp->errbuf);
 	curl_easy_setopt(kp->easy, CURLOPT_TIMEOUT_MS, 30000L);
 	if (kube_watch_submit(ka->kw, kp->easy) < 0) {
@@ -93,7 +93,7 @@ static void ka_patch(struct kube_annotate *ka, const char *ns, const char *name,
 	ka->patches = kp;
 }
 
-static void kpatch_free(struct kpatch *kp)
+static void ka_kpatch_free(struct kpatch *kp)
 {
 	struct kube_annotate *ka = kp->ka;
 
@@ -132,10 +132,10 @@ void kube_annotate_done(struct kpatch *kp, CURLcode res)
 			kube_watch_token_refresh(ka->kw, true);
 		kube_annotate_soon(ka, PATCH_RETRY_MS);
 	}
-	kpatch_free(kp);
+	ka_kpatch_free(kp);
 }
 
-static bool redirection_enabled(const struct mesh_pod *mp)
+static bool ka_redirection_enabled(const struct mesh_pod *mp)
 {
 	const char *v = mesh_label(&mp->annotations, REDIRECTION);
 
@@ -157,7 +157,7 @@ static void ka_compare_cb(struct loop *l, void *ctx)
 		/* same name, another pod (recreated): wait for the model */
 		if (!mp || (p->uid[0] && mp->uid[0] && strcmp(p->uid, mp->uid)))
 			continue;
-		if (!redirection_enabled(mp))
+		if (!ka_redirection_enabled(mp))
 			ka_patch(ka, p->namespace, p->name, true);
 	}
 	if (!t->adopted)
@@ -166,7 +166,7 @@ static void ka_compare_cb(struct loop *l, void *ctx)
 		const struct mesh_pod *mp = &m->pods[i];
 		const struct pod *p;
 
-		if (strcmp(mp->node, t->conf->node) || !redirection_enabled(mp))
+		if (strcmp(mp->node, t->conf->node) || !ka_redirection_enabled(mp))
 			continue;
 		for (p = t->pods; p; p = p->next)
 			if (!strcmp(p->namespace, mp->namespace) && !strcmp(p->name, mp->name))
@@ -185,7 +185,7 @@ void kube_annotate_soon(struct kube_annotate *ka, uint64_t ms)
 void kube_annotate_stop(struct kube_annotate *ka)
 {
 	while (ka->patches)
-		kpatch_free(ka->patches);
+		ka_kpatch_free(ka->patches);
 	if (ka->timer)
 		loop_timer_cancel(ka->t->loop, ka->timer);
 	ka->timer = NULL;

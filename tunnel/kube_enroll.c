@@ -61,7 +61,7 @@ struct kube_seen {
 	bool releasing; /* our own "del": the pod stays remembered */
 };
 
-static void seen_free(struct kube_seen_pod *e)
+static void kube_enroll_seen_free(struct kube_seen_pod *e)
 {
 	free(e->uid);
 	free(e->ns);
@@ -73,7 +73,7 @@ static void seen_free(struct kube_seen_pod *e)
 	free(e);
 }
 
-static const char *field(json_t *req, const char *k)
+static const char *kube_enroll_field(json_t *req, const char *k)
 {
 	const char *s = json_string_value(json_object_get(req, k));
 
@@ -81,7 +81,7 @@ static const char *field(json_t *req, const char *k)
 }
 
 /* Unlinks and frees the entries of uid or of cid/ifname. */
-static void seen_drop(struct kube_seen *ks, const char *uid, const char *cid, const char *ifname)
+static void kube_enroll_seen_drop(struct kube_seen *ks, const char *uid, const char *cid, const char *ifname)
 {
 	for (struct kube_seen_pod **pp = &ks->pods; *pp;) {
 		struct kube_seen_pod *e = *pp;
@@ -89,7 +89,7 @@ static void seen_drop(struct kube_seen *ks, const char *uid, const char *cid, co
 		if ((uid && !strcmp(e->uid, uid)) ||
 		    (cid && ifname && !strcmp(e->cid, cid) && !strcmp(e->ifname, ifname))) {
 			*pp = e->next;
-			seen_free(e);
+			kube_enroll_seen_free(e);
 			ks->n--;
 		} else {
 			pp = &e->next;
@@ -99,7 +99,7 @@ static void seen_drop(struct kube_seen *ks, const char *uid, const char *cid, co
 
 #define SEEN_FILE "kube-seen.json"
 
-static json_t *seen_json(const struct kube_seen_pod *e)
+static json_t *kube_enroll_seen_json(const struct kube_seen_pod *e)
 {
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:O}", "uid", e->uid, "namespace", e->ns, "name",
 			 e->name, "containerId", e->cid, "ifname", e->ifname, "netns", e->netns, "ips",
@@ -107,13 +107,13 @@ static json_t *seen_json(const struct kube_seen_pod *e)
 }
 
 /* The whole table, atomically (a few hundred pods at most per node). */
-static void seen_save(struct tunnel *t)
+static void kube_enroll_seen_save(struct tunnel *t)
 {
 	char path[4096], tmp[4200];
 	json_t *a = json_array();
 
 	for (const struct kube_seen_pod *e = t->seen->pods; a && e; e = e->next)
-		json_array_append_new(a, seen_json(e));
+		json_array_append_new(a, kube_enroll_seen_json(e));
 	snprintf(path, sizeof(path), "%s/" SEEN_FILE, t->conf->state_dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	/* before the first enrollment nothing has made the state dir */
@@ -127,9 +127,9 @@ static void seen_save(struct tunnel *t)
 	json_decref(a);
 }
 
-static bool seen_same(const struct kube_seen_pod *e, json_t *req)
+static bool kube_enroll_seen_same(const struct kube_seen_pod *e, json_t *req)
 {
-	json_t *now = seen_json(e);
+	json_t *now = kube_enroll_seen_json(e);
 	bool same = true;
 	const char *k;
 	json_t *v;
@@ -146,11 +146,11 @@ static bool seen_same(const struct kube_seen_pod *e, json_t *req)
 	return same;
 }
 
-static void remember(struct tunnel *t, json_t *req, bool save);
+static void kube_enroll_remember_one(struct tunnel *t, json_t *req, bool save);
 
 void kube_enroll_remember(struct tunnel *t, json_t *req)
 {
-	remember(t, req, true);
+	kube_enroll_remember_one(t, req, true);
 }
 
 void kube_enroll_load(struct tunnel *t)
@@ -162,18 +162,18 @@ void kube_enroll_load(struct tunnel *t)
 	snprintf(path, sizeof(path), "%s/" SEEN_FILE, t->conf->state_dir);
 	a = json_load_file(path, 0, NULL);
 	json_array_foreach(a, i, e)
-		remember(t, e, false);
+		kube_enroll_remember_one(t, e, false);
 	if (json_array_size(a))
 		log_info("kubernetes: %zu pods of this node remembered from %s", t->seen ? t->seen->n : 0,
 			 path);
 	json_decref(a);
 }
 
-static void remember(struct tunnel *t, json_t *req, bool save)
+static void kube_enroll_remember_one(struct tunnel *t, json_t *req, bool save)
 {
-	const char *uid = field(req, "uid"), *ns = field(req, "namespace"), *name = field(req, "name");
-	const char *cid = field(req, "containerId"), *ifname = field(req, "ifname");
-	const char *netns = field(req, "netns");
+	const char *uid = kube_enroll_field(req, "uid"), *ns = kube_enroll_field(req, "namespace"), *name = kube_enroll_field(req, "name");
+	const char *cid = kube_enroll_field(req, "containerId"), *ifname = kube_enroll_field(req, "ifname");
+	const char *netns = kube_enroll_field(req, "netns");
 	json_t *ips = json_object_get(req, "ips");
 	struct kube_seen_pod *e;
 
@@ -182,9 +182,9 @@ static void remember(struct tunnel *t, json_t *req, bool save)
 	if (!t->seen && !(t->seen = calloc(1, sizeof(*t->seen))))
 		return;
 	for (e = t->seen->pods; e; e = e->next)
-		if (!strcmp(e->uid, uid) && seen_same(e, req))
+		if (!strcmp(e->uid, uid) && kube_enroll_seen_same(e, req))
 			return; /* a CHECK's query: nothing new */
-	seen_drop(t->seen, uid, cid, ifname);
+	kube_enroll_seen_drop(t->seen, uid, cid, ifname);
 	if (t->seen->n >= SEEN_MAX)
 		return;
 	e = calloc(1, sizeof(*e));
@@ -198,14 +198,14 @@ static void remember(struct tunnel *t, json_t *req, bool save)
 	e->netns = strdup(netns);
 	e->ips = json_is_array(ips) ? json_deep_copy(ips) : json_array();
 	if (!e->uid || !e->ns || !e->name || !e->cid || !e->ifname || !e->netns || !e->ips) {
-		seen_free(e);
+		kube_enroll_seen_free(e);
 		return;
 	}
 	e->next = t->seen->pods;
 	t->seen->pods = e;
 	t->seen->n++;
 	if (save)
-		seen_save(t);
+		kube_enroll_seen_save(t);
 }
 
 void kube_enroll_forget(struct tunnel *t, json_t *req)
@@ -215,9 +215,9 @@ void kube_enroll_forget(struct tunnel *t, json_t *req)
 	if (!t->seen || t->seen->releasing)
 		return;
 	n = t->seen->n;
-	seen_drop(t->seen, field(req, "uid"), field(req, "containerId"), field(req, "ifname"));
+	kube_enroll_seen_drop(t->seen, kube_enroll_field(req, "uid"), kube_enroll_field(req, "containerId"), kube_enroll_field(req, "ifname"));
 	if (t->seen->n != n)
-		seen_save(t);
+		kube_enroll_seen_save(t);
 }
 
 void kube_enroll_stop(struct tunnel *t)
@@ -228,13 +228,13 @@ void kube_enroll_stop(struct tunnel *t)
 		struct kube_seen_pod *e = t->seen->pods;
 
 		t->seen->pods = e->next;
-		seen_free(e);
+		kube_enroll_seen_free(e);
 	}
 	free(t->seen);
 	t->seen = NULL;
 }
 
-static bool answered_ok(json_t *resp, const char **error)
+static bool kube_enroll_answered_ok(json_t *resp, const char **error)
 {
 	*error = json_string_value(json_object_get(resp, "error"));
 	if (!*error)
@@ -242,7 +242,7 @@ static bool answered_ok(json_t *resp, const char **error)
 	return json_is_true(json_object_get(resp, "ok"));
 }
 
-static void release(struct tunnel *t, struct pod *p, const char *reason)
+static void kube_enroll_release(struct tunnel *t, struct pod *p, const char *reason)
 {
 	char err[512];
 	json_t *req, *resp;
@@ -258,7 +258,7 @@ static void release(struct tunnel *t, struct pod *p, const char *reason)
 	t->seen->releasing = true;
 	resp = req ? handoff_server_local(t, req, &fd) : NULL;
 	t->seen->releasing = false;
-	if (!answered_ok(resp, &why))
+	if (!kube_enroll_answered_ok(resp, &why))
 		log_error("pod %s/%s: release failed: %s", p->namespace, p->name, why);
 	json_decref(req);
 	json_decref(resp);
@@ -267,7 +267,7 @@ static void release(struct tunnel *t, struct pod *p, const char *reason)
 /* The netns of a remembered pod: its path from the ADD, else (the path is
  * the runtime's, in a mount namespace we do not see, or gone) the /proc
  * scan, whose path then replaces it. An fd or -errno. */
-static int seen_netns(struct tunnel *t, struct kube_seen_pod *e)
+static int kube_enroll_seen_netns(struct tunnel *t, struct kube_seen_pod *e)
 {
 	struct mesh_ip ips[8];
 	size_t n = 0, i;
@@ -303,11 +303,11 @@ static int seen_netns(struct tunnel *t, struct kube_seen_pod *e)
 		close(fd);
 		return -ENOMEM;
 	}
-	seen_save(t);
+	kube_enroll_seen_save(t);
 	return fd;
 }
 
-static void enroll(struct tunnel *t, struct kube_seen_pod *e)
+static void kube_enroll_enroll(struct tunnel *t, struct kube_seen_pod *e)
 {
 	struct inpod_mode mode;
 	json_t *req = NULL, *resp;
@@ -321,7 +321,7 @@ static void enroll(struct tunnel *t, struct kube_seen_pod *e)
 	resp = req ? handoff_server_local(t, req, &fd) : NULL;
 	json_decref(req);
 	req = NULL;
-	if (!answered_ok(resp, &why) || !json_is_true(json_object_get(resp, "enroll")) ||
+	if (!kube_enroll_answered_ok(resp, &why) || !json_is_true(json_object_get(resp, "enroll")) ||
 	    handoff_mode_get(resp, &mode, err, sizeof(err)) < 0) {
 		if (!json_is_true(json_object_get(resp, "ok")))
 			log_warn("pod %s/%s: not enrolled after its label change: %s", e->ns, e->name, why);
@@ -329,12 +329,12 @@ static void enroll(struct tunnel *t, struct kube_seen_pod *e)
 		return;
 	}
 	json_decref(resp);
-	fd = seen_netns(t, e);
+	fd = kube_enroll_seen_netns(t, e);
 	if (fd < 0) {
 		log_warn("pod %s/%s: cannot open its netns %s (%s), nor find it in /proc; forgetting it until its next ADD",
 			 e->ns, e->name, e->netns, strerror(-fd));
-		seen_drop(t->seen, e->uid, NULL, NULL); /* frees e */
-		seen_save(t);
+		kube_enroll_seen_drop(t->seen, e->uid, NULL, NULL); /* frees e */
+		kube_enroll_seen_save(t);
 		return;
 	}
 	if (inpod_apply(fd, &mode, err, sizeof(err)) < 0) {
@@ -351,13 +351,13 @@ static void enroll(struct tunnel *t, struct kube_seen_pod *e)
 		req = NULL;
 	}
 	resp = req ? handoff_server_local(t, req, &fd) : NULL;
-	if (answered_ok(resp, &why)) {
+	if (kube_enroll_answered_ok(resp, &why)) {
 		log_info("pod %s/%s enrolled after its label change, without a restart", e->ns,
 			 e->name);
 	} else {
 		log_error("pod %s/%s: enrolling after its label change failed: %s", e->ns, e->name, why);
 		if (fd < 0)
-			fd = seen_netns(t, e);
+			fd = kube_enroll_seen_netns(t, e);
 		if (fd >= 0 && inpod_remove(fd, err, sizeof(err)) < 0)
 			log_warn("pod %s/%s: removing the in-pod rules failed: %s", e->ns, e->name, err);
 	}
@@ -369,7 +369,7 @@ static void enroll(struct tunnel *t, struct kube_seen_pod *e)
 
 #define SCAN_CID "proc-scan:"
 
-static bool seen_has(const struct kube_seen *ks, const char *uid)
+static bool kube_enroll_seen_has(const struct kube_seen *ks, const char *uid)
 {
 	for (const struct kube_seen_pod *e = ks->pods; e; e = e->next)
 		if (!strcmp(e->uid, uid))
@@ -379,7 +379,7 @@ static bool seen_has(const struct kube_seen *ks, const char *uid)
 
 /* Pods of this node that the model enrolls, with IPs, that we know nothing
  * of: their netns from the /proc scan, remembered as if told at ADD. */
-static void scan_unknown(struct tunnel *t)
+static void kube_enroll_scan_unknown(struct tunnel *t)
 {
 	const struct mesh *m = tunnel_model(t);
 	char path[300], cid[128], ip[INET6_ADDRSTRLEN];
@@ -390,7 +390,7 @@ static void scan_unknown(struct tunnel *t)
 		int fd;
 
 		if (!mp->uid[0] || !mp->n_ips || mp->host_network || strcmp(mp->node, t->conf->node) ||
-		    pod_find_uid(t, mp->uid) || seen_has(t->seen, mp->uid) ||
+		    pod_find_uid(t, mp->uid) || kube_enroll_seen_has(t->seen, mp->uid) ||
 		    !mesh_pod_enrolled(m, mp->namespace, mp->name, NULL))
 			continue;
 		fd = pod_netns_find("/proc", mp->uid, mp->ips, mp->n_ips, path, sizeof(path));
@@ -411,7 +411,7 @@ static void scan_unknown(struct tunnel *t)
 		log_info("pod %s/%s predates warren: its netns is %s (a process in its cgroup, holding its IP)",
 			 mp->namespace, mp->name, path);
 		if (req)
-			remember(t, req, true);
+			kube_enroll_remember_one(t, req, true);
 		json_decref(req);
 	}
 }
@@ -438,16 +438,16 @@ void kube_enroll_reconcile(struct tunnel *t)
 				char uid[128];
 
 				snprintf(uid, sizeof(uid), "%s", p->uid);
-				release(t, p, "gone from the model"); /* frees p */
-				seen_drop(t->seen, uid, NULL, NULL);
-				seen_save(t);
+				kube_enroll_release(t, p, "gone from the model"); /* frees p */
+				kube_enroll_seen_drop(t->seen, uid, NULL, NULL);
+				kube_enroll_seen_save(t);
 			}
 			continue;
 		}
 		if (!mesh_pod_enrolled(m, p->namespace, p->name, &reason))
-			release(t, p, reason);
+			kube_enroll_release(t, p, reason);
 	}
-	scan_unknown(t);
+	kube_enroll_scan_unknown(t);
 	for (e = t->seen->pods; e; e = next) {
 		const struct mesh_pod *mp = mesh_find_pod(m, e->ns, e->name);
 
@@ -455,6 +455,6 @@ void kube_enroll_reconcile(struct tunnel *t)
 		if (pod_find_uid(t, e->uid) || !mp || (mp->uid[0] && strcmp(mp->uid, e->uid)) ||
 		    !mesh_pod_enrolled(m, e->ns, e->name, &why))
 			continue;
-		enroll(t, e);
+		kube_enroll_enroll(t, e);
 	}
 }

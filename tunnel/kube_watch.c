@@ -112,7 +112,7 @@ bool kube_watch_resource(const char *kind, const char **plural, const char *cons
 
 enum kstate { KS_LIST, KS_WATCH, KS_ABSENT };
 
-static const char *const kstate_names[] = { "listing", "watching", "absent" };
+static const char *const kw_kstate_names[] = { "listing", "watching", "absent" };
 
 struct kube_watch;
 
@@ -162,7 +162,7 @@ static int kres_start(struct kres *r);
 static struct curl_slist *kw_headers(struct kube_watch *kw, const char *content_type);
 static void kw_tls_opts(struct kube_watch *kw, CURL *e);
 
-static uint32_t rnd32(void)
+static uint32_t kw_rnd32(void)
 {
 	uint32_t v = 0;
 
@@ -396,7 +396,7 @@ static int kres_event(struct kres *r, char *line, size_t len)
 
 /* ---- transfers ---- */
 
-static int buf_add(struct kres *r, const char *p, size_t n, size_t max)
+static int kw_buf_add(struct kres *r, const char *p, size_t n, size_t max)
 {
 	if (r->len + n > max) {
 		r->overflow = true;
@@ -450,10 +450,10 @@ static size_t kres_write(char *p, size_t size, size_t nmemb, void *ud)
 
 	kres_got_code(r);
 	if (r->code != 200)
-		return buf_add(r, p, n, STATUS_MAX) ? 0 : n;
+		return kw_buf_add(r, p, n, STATUS_MAX) ? 0 : n;
 	if (r->state == KS_LIST)
-		return buf_add(r, p, n, BODY_MAX) ? 0 : n;
-	if (buf_add(r, p, n, LINE_MAX_BYTES))
+		return kw_buf_add(r, p, n, BODY_MAX) ? 0 : n;
+	if (kw_buf_add(r, p, n, LINE_MAX_BYTES))
 		return 0;
 	for (;;) {
 		char *nl = memchr(r->buf + off, '\n', r->len - off);
@@ -488,7 +488,7 @@ static void kres_retry_in(struct kres *r, uint64_t ms)
 
 static void kres_backoff(struct kres *r)
 {
-	uint64_t ms = kube_backoff_ms(r->attempt, BACKOFF_BASE_MS, BACKOFF_MAX_MS, rnd32());
+	uint64_t ms = kube_backoff_ms(r->attempt, BACKOFF_BASE_MS, BACKOFF_MAX_MS, kw_rnd32());
 
 	r->attempt++;
 	log_debug("kubernetes %s: retrying in %llu ms", r->def->name, (unsigned long long)ms);
@@ -606,7 +606,7 @@ static void kres_absent(struct kres *r)
 	kres_retry_in(r, ABSENT_RETRY_MS);
 }
 
-static const char *status_message(struct kres *r, char *buf, size_t len)
+static const char *kw_status_message(struct kres *r, char *buf, size_t len)
 {
 	json_t *st = r->len ? json_loadb(r->buf, r->len, 0, NULL) : NULL;
 	const char *m = json_string_value(json_object_get(st, "message"));
@@ -672,7 +672,7 @@ static void kres_done(struct kres *r, CURLcode res)
 		kres_backoff(r);
 		return;
 	}
-	status_message(r, msg, sizeof(msg));
+	kw_status_message(r, msg, sizeof(msg));
 	r->len = 0;
 	if (code == 410) {
 		log_info("kubernetes %s: %s expired (410 Gone); listing again", r->def->name,
@@ -846,7 +846,7 @@ static int kres_start(struct kres *r)
 		n = asprintf(&url,
 			     "%s%s/%s?watch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%u",
 			     c->server, r->def->prefix[r->ver], r->def->name, r->rv ? r->rv : "0",
-			     300 + rnd32() % 300);
+			     300 + kw_rnd32() % 300);
 	}
 	if (n < 0)
 		url = NULL;
@@ -1112,7 +1112,7 @@ json_t *kube_watch_state(const struct kube_watch *kw)
 		double age = kres_age(r, now);
 
 		o = json_pack("{s:s,s:s,s:b,s:b,s:o,s:I,s:I,s:I,s:I,s:I,s:o,s:o}",
-			      "state", kstate_names[r->state], "path", r->def->prefix[r->ver],
+			      "state", kw_kstate_names[r->state], "path", r->def->prefix[r->ver],
 			      "listed", r->listed, "watching", r->streaming,
 			      "resourceVersion", r->rv ? json_string(r->rv) : json_null(),
 			      "objects", (json_int_t)json_object_size(r->objs),

@@ -64,11 +64,11 @@ struct loop {
 };
 
 /* The loop this thread is running, so a timer armed from elsewhere wakes it. */
-static _Thread_local struct loop *running_loop;
+static _Thread_local struct loop *loop_running_loop;
 
 struct loop *loop_current(void)
 {
-	return running_loop;
+	return loop_running_loop;
 }
 
 uint64_t loop_now_ms(void)
@@ -290,7 +290,7 @@ struct loop_timer *loop_timer_add(struct loop *l, uint64_t ms, loop_timer_cb cb,
 	*t = (struct loop_timer){ .when = loop_now_ms() + ms, .seq = l->seq++, .cb = cb, .ctx = ctx };
 	loop_heap_set(l, l->nheap++, t);
 	loop_heap_up(l, t->idx);
-	if (running_loop != l)
+	if (loop_running_loop != l)
 		loop_wake(l);
 	return t;
 }
@@ -352,7 +352,7 @@ int loop_run(struct loop *l)
 	struct epoll_event evs[LOOP_MAX_EVENTS];
 	int ret = 0;
 
-	running_loop = l;
+	loop_running_loop = l;
 	loop_guard_call(l, true);
 	while (!l->stop) {
 		int timeout = loop_next_timeout(l), n;
@@ -395,7 +395,7 @@ int loop_run(struct loop *l)
 	if (!ret)
 		l->stop = 0;
 	loop_guard_call(l, false);
-	running_loop = NULL;
+	loop_running_loop = NULL;
 	return ret;
 }
 

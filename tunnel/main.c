@@ -26,7 +26,7 @@
  *
  * Privileges: everything that needs a file or a port is opened before the
  * loop starts, so from then on (keepCapabilities: true, the default) the
- * process keeps only kept_caps in its permitted and effective sets (the
+ * process keeps only tunnel_kept_caps in its permitted and effective sets (the
  * worker threads start after the drop and inherit it), the
  * same in its bounding set, none inheritable or ambient, and sets
  * no_new_privs. Fds inherited from whoever started us are closed first
@@ -112,7 +112,7 @@ static void tunnel_usage(FILE *f)
 static const struct {
 	unsigned cap;
 	const char *why;
-} kept_caps[] = {
+} tunnel_kept_caps[] = {
 	{ CAP_NET_ADMIN, "SO_MARK on in-pod sockets, IP_TRANSPARENT upstreams, nftables reads" },
 	{ CAP_SYS_ADMIN, "setns into pod network namespaces" },
 	/* opening /proc/PID/ns/net is a ptrace read check: without it EACCES
@@ -127,7 +127,7 @@ static const struct {
  * no_new_privs are per thread. 0 or -errno (logged). */
 static int tunnel_drop_capabilities(void)
 {
-	bool have[ARRAY_SIZE(kept_caps)];
+	bool have[ARRAY_SIZE(tunnel_kept_caps)];
 	char kept[512] = "";
 	size_t len = 0;
 	bool bounds;
@@ -142,22 +142,22 @@ static int tunnel_drop_capabilities(void)
 	/* the bounding set only shrinks with CAP_SETPCAP (a container may not
 	 * grant it); no_new_privs already keeps an exec from regaining more */
 	bounds = capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP);
-	for (size_t i = 0; i < ARRAY_SIZE(kept_caps); i++)
-		have[i] = capng_have_capability(CAPNG_PERMITTED, kept_caps[i].cap);
+	for (size_t i = 0; i < ARRAY_SIZE(tunnel_kept_caps); i++)
+		have[i] = capng_have_capability(CAPNG_PERMITTED, tunnel_kept_caps[i].cap);
 	capng_clear(CAPNG_SELECT_ALL);
-	for (size_t i = 0; i < ARRAY_SIZE(kept_caps); i++) {
-		const char *name = capng_capability_to_name(kept_caps[i].cap);
+	for (size_t i = 0; i < ARRAY_SIZE(tunnel_kept_caps); i++) {
+		const char *name = capng_capability_to_name(tunnel_kept_caps[i].cap);
 
 		if (!have[i]) {
-			log_warn("capability cap_%s is missing; %s will fail", name, kept_caps[i].why);
+			log_warn("capability cap_%s is missing; %s will fail", name, tunnel_kept_caps[i].why);
 			continue;
 		}
 		capng_update(CAPNG_ADD,
 			     CAPNG_EFFECTIVE | CAPNG_PERMITTED |
-				     (kept_caps[i].cap == CAP_SYS_PTRACE ? 0 : CAPNG_BOUNDING_SET),
-			     kept_caps[i].cap);
+				     (tunnel_kept_caps[i].cap == CAP_SYS_PTRACE ? 0 : CAPNG_BOUNDING_SET),
+			     tunnel_kept_caps[i].cap);
 		len += snprintf(kept + len, sizeof(kept) - len, "%scap_%s (%s)", len ? ", " : "", name,
-				kept_caps[i].why);
+				tunnel_kept_caps[i].why);
 		if (len >= sizeof(kept))
 			len = sizeof(kept) - 1;
 	}

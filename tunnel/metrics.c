@@ -62,7 +62,7 @@ enum lbl {
 	L_COUNT
 };
 
-static const char *const lbl_name[L_COUNT] = {
+static const char *const metrics_lbl_name[L_COUNT] = {
 	"reporter",
 	"source_workload", "source_canonical_service", "source_canonical_revision",
 	"source_workload_namespace", "source_principal", "source_app", "source_version",
@@ -78,9 +78,9 @@ static const char *const lbl_name[L_COUNT] = {
 struct peer_lbl {
 	enum lbl workload, canon_svc, canon_rev, ns, principal, app, version, cluster;
 };
-static const struct peer_lbl SRC = { L_SRC_WORKLOAD, L_SRC_CANON_SVC, L_SRC_CANON_REV, L_SRC_NS,
+static const struct peer_lbl METRICS_SRC = { L_SRC_WORKLOAD, L_SRC_CANON_SVC, L_SRC_CANON_REV, L_SRC_NS,
 				     L_SRC_PRINCIPAL, L_SRC_APP, L_SRC_VERSION, L_SRC_CLUSTER };
-static const struct peer_lbl DST = { L_DST_WORKLOAD, L_DST_CANON_SVC, L_DST_CANON_REV, L_DST_NS,
+static const struct peer_lbl METRICS_DST = { L_DST_WORKLOAD, L_DST_CANON_SVC, L_DST_CANON_REV, L_DST_NS,
 				     L_DST_PRINCIPAL, L_DST_APP, L_DST_VERSION, L_DST_CLUSTER };
 
 struct tcp_series {
@@ -110,7 +110,7 @@ struct family {
  * isolated (workers.h). */
 /* One connection's labels, shared by reference (under metrics->mu when
  * memoised; a registry-less observation owns its own). The key: what
- * fill_labels() reads. */
+ * metrics_fill_labels() reads. */
 struct obs_lset {
 	unsigned refs;
 	uint64_t generation;
@@ -144,7 +144,7 @@ struct conn_obs {
 	char *src_principal, *dst_principal, *policy_name;
 };
 
-static const struct family fam_init[F_COUNT] = {
+static const struct family metrics_fam_init[F_COUNT] = {
 	[F_PLUGIN] = { "warren_plugin_requests_total", "counter",
 		       "Handoff requests from warren-cni, by operation and result." },
 	[F_HANDSHAKES] = { "warren_handshakes_total", "counter",
@@ -184,19 +184,19 @@ int metrics_new(struct metrics **out)
 	pthread_mutex_init(&m->mu, NULL);
 	m->tail = &m->all;
 	for (int i = 0; i < F_COUNT; i++)
-		m->fam[i] = fam_init[i];
+		m->fam[i] = metrics_fam_init[i];
 	*out = m;
 	return 0;
 }
 
-static void lset_unref(struct obs_lset *ls);
+static void metrics_lset_unref(struct obs_lset *ls);
 
 void metrics_free(struct metrics *m)
 {
 	if (!m)
 		return;
 	for (int i = 0; i < OBS_MEMO; i++)
-		lset_unref(m->memo[i]);
+		metrics_lset_unref(m->memo[i]);
 	for (struct tcp_series *s = m->all, *n; s; s = n) {
 		n = s->next;
 		free(s);
@@ -214,7 +214,7 @@ void metrics_free(struct metrics *m)
 
 /* Prometheus label-value escaping: the two-byte replacement for c, or
  * NULL when c stands as it is. */
-static const char *prom_escape(char c)
+static const char *metrics_prom_escape(char c)
 {
 	return c == '\\' ? "\\\\" : c == '"' ? "\\\"" : c == '\n' ? "\\n" : NULL;
 }
@@ -227,7 +227,7 @@ struct lbuf {
 	bool err;
 };
 
-static void lb_put(struct lbuf *b, const char *p, size_t n)
+static void metrics_lb_put(struct lbuf *b, const char *p, size_t n)
 {
 	if (b->err)
 		return;
@@ -251,28 +251,28 @@ static void lb_put(struct lbuf *b, const char *p, size_t n)
 }
 
 /* name="value" with Prometheus escaping, comma-separated after the first. */
-static void lb_label(struct lbuf *b, const char *name, const char *v)
+static void metrics_lb_label(struct lbuf *b, const char *name, const char *v)
 {
 	if (b->n)
-		lb_put(b, ",", 1);
-	lb_put(b, name, strlen(name));
-	lb_put(b, "=\"", 2);
+		metrics_lb_put(b, ",", 1);
+	metrics_lb_put(b, name, strlen(name));
+	metrics_lb_put(b, "=\"", 2);
 	for (const char *run = v; ; v++) {
-		const char *rep = prom_escape(*v);
+		const char *rep = metrics_prom_escape(*v);
 
 		if (!rep && *v)
 			continue;
-		lb_put(b, run, (size_t)(v - run));
+		metrics_lb_put(b, run, (size_t)(v - run));
 		if (!*v)
 			break;
-		lb_put(b, rep, 2);
+		metrics_lb_put(b, rep, 2);
 		run = v + 1;
 	}
-	lb_put(b, "\"", 1);
+	metrics_lb_put(b, "\"", 1);
 }
 
 /* The text, malloc'd (the caller frees), or NULL on ENOMEM. */
-static char *lb_done(struct lbuf *b)
+static char *metrics_lb_done(struct lbuf *b)
 {
 	if (b->err) {
 		free(b->s);
@@ -288,7 +288,7 @@ const char *metrics_escape(const char *s, char *buf, size_t len)
 	if (!len)
 		return buf;
 	for (; s && *s; s++) {
-		const char *rep = prom_escape(*s);
+		const char *rep = metrics_prom_escape(*s);
 		size_t n = rep ? 2 : 1;
 
 		if (o + n >= len)
@@ -304,7 +304,7 @@ const char *metrics_escape(const char *s, char *buf, size_t len)
 }
 
 /* name="value",... for NULL-terminated name/value pairs; malloc'd. */
-static char *labels_fmt(const char *name, ...)
+static char *metrics_labels_fmt(const char *name, ...)
 {
 	struct lbuf b = { 0 };
 	va_list ap;
@@ -313,15 +313,15 @@ static char *labels_fmt(const char *name, ...)
 	for (; name; name = va_arg(ap, const char *)) {
 		const char *v = va_arg(ap, const char *);
 
-		lb_label(&b, name, v ? v : UNKNOWN);
+		metrics_lb_label(&b, name, v ? v : UNKNOWN);
 	}
 	va_end(ap);
-	return lb_done(&b);
+	return metrics_lb_done(&b);
 }
 
 /* ---- generic families ---- */
 
-static struct gseries *gs_find(struct family *f, const char *labels, bool create)
+static struct gseries *metrics_gs_find(struct family *f, const char *labels, bool create)
 {
 	struct gseries *g, **pp = &f->series;
 	size_t n;
@@ -341,13 +341,13 @@ static struct gseries *gs_find(struct family *f, const char *labels, bool create
 	return g;
 }
 
-static void fam_update(struct tunnel *t, enum fam_id id, char *labels, bool set, int64_t v)
+static void metrics_fam_update(struct tunnel *t, enum fam_id id, char *labels, bool set, int64_t v)
 {
 	struct gseries *g;
 
 	if (labels && t && t->metrics) {
 		pthread_mutex_lock(&t->metrics->mu);
-		g = gs_find(&t->metrics->fam[id], labels, true);
+		g = metrics_gs_find(&t->metrics->fam[id], labels, true);
 		if (g)
 			g->value = set ? v : g->value + v;
 		pthread_mutex_unlock(&t->metrics->mu);
@@ -365,15 +365,15 @@ void metrics_plugin_request(struct tunnel *t, const char *op, bool ok)
 	for (size_t i = 0; op && i < ARRAY_SIZE(ops); i++)
 		if (!strcmp(op, ops[i]))
 			o = ops[i];
-	fam_update(t, F_PLUGIN, labels_fmt("op", o, "result", ok ? "ok" : "error", NULL), false, 1);
+	metrics_fam_update(t, F_PLUGIN, metrics_labels_fmt("op", o, "result", ok ? "ok" : "error", NULL), false, 1);
 }
 
 void metrics_handshake(struct tunnel *t, bool ok, const char *reason)
 {
 	if (!t || !t->metrics)
 		return;
-	fam_update(t, F_HANDSHAKES,
-		   labels_fmt("result", ok ? "ok" : "error", "reason", reason ? reason : (ok ? "ok" : UNKNOWN),
+	metrics_fam_update(t, F_HANDSHAKES,
+		   metrics_labels_fmt("result", ok ? "ok" : "error", "reason", reason ? reason : (ok ? "ok" : UNKNOWN),
 			      NULL),
 		   false, 1);
 }
@@ -382,28 +382,28 @@ void metrics_policy_denial(struct tunnel *t, const char *policy)
 {
 	if (!t || !t->metrics)
 		return;
-	fam_update(t, F_DENIALS, labels_fmt("policy", policy ? policy : "default-deny", NULL), false, 1);
+	metrics_fam_update(t, F_DENIALS, metrics_labels_fmt("policy", policy ? policy : "default-deny", NULL), false, 1);
 }
 
 void metrics_accept_paused(struct tunnel *t, const char *listener)
 {
 	if (!t || !t->metrics)
 		return;
-	fam_update(t, F_ACCEPT_PAUSED, labels_fmt("listener", listener, NULL), false, 1);
+	metrics_fam_update(t, F_ACCEPT_PAUSED, metrics_labels_fmt("listener", listener, NULL), false, 1);
 }
 
 void metrics_hbone_refused(struct tunnel *t, const char *reason)
 {
 	if (!t || !t->metrics)
 		return;
-	fam_update(t, F_HBONE_REFUSED, labels_fmt("reason", reason, NULL), false, 1);
+	metrics_fam_update(t, F_HBONE_REFUSED, metrics_labels_fmt("reason", reason, NULL), false, 1);
 }
 
 void metrics_waypoint_refused(struct tunnel *t, const char *waypoint, const char *reason)
 {
 	if (!t || !t->metrics)
 		return;
-	fam_update(t, F_WAYPOINT_REFUSED, labels_fmt("waypoint", waypoint, "reason", reason, NULL),
+	metrics_fam_update(t, F_WAYPOINT_REFUSED, metrics_labels_fmt("waypoint", waypoint, "reason", reason, NULL),
 		   false, 1);
 }
 
@@ -411,29 +411,29 @@ void metrics_state_record_bad(struct tunnel *t)
 {
 	if (!t || !t->metrics)
 		return;
-	fam_update(t, F_STATE_BAD, strdup(""), false, 1);
+	metrics_fam_update(t, F_STATE_BAD, strdup(""), false, 1);
 }
 
 void metrics_state_record_readopt(struct tunnel *t, bool adopted)
 {
 	if (!t || !t->metrics)
 		return;
-	fam_update(t, F_STATE_READOPT, labels_fmt("result", adopted ? "adopted" : "refused", NULL), false, 1);
+	metrics_fam_update(t, F_STATE_READOPT, metrics_labels_fmt("result", adopted ? "adopted" : "refused", NULL), false, 1);
 }
 
 void metrics_pool_set(struct tunnel *t, uint64_t connections, uint64_t streams)
 {
 	if (!t || !t->metrics)
 		return;
-	fam_update(t, F_POOL_CONNS, strdup(""), true, (int64_t)connections);
-	fam_update(t, F_POOL_STREAMS, strdup(""), true, (int64_t)streams);
+	metrics_fam_update(t, F_POOL_CONNS, strdup(""), true, (int64_t)connections);
+	metrics_fam_update(t, F_POOL_STREAMS, strdup(""), true, (int64_t)streams);
 }
 
 void metrics_cert_expiry(struct tunnel *t, const char *identity, int64_t not_after)
 {
 	if (!t || !t->metrics)
 		return;
-	fam_update(t, F_CERT, labels_fmt("identity", identity, NULL), true, not_after);
+	metrics_fam_update(t, F_CERT, metrics_labels_fmt("identity", identity, NULL), true, not_after);
 }
 
 void metrics_csr(struct tunnel *t, int ret, double ms)
@@ -442,8 +442,8 @@ void metrics_csr(struct tunnel *t, int ret, double ms)
 
 	if (!t || !t->metrics)
 		return;
-	fam_update(t, F_CSR, labels_fmt("result", r, NULL), false, 1);
-	fam_update(t, F_CSR_US, labels_fmt("result", r, NULL), false, (int64_t)(ms * 1000.0));
+	metrics_fam_update(t, F_CSR, metrics_labels_fmt("result", r, NULL), false, 1);
+	metrics_fam_update(t, F_CSR_US, metrics_labels_fmt("result", r, NULL), false, (int64_t)(ms * 1000.0));
 }
 
 void metrics_cert_forget(struct tunnel *t, const char *identity)
@@ -454,7 +454,7 @@ void metrics_cert_forget(struct tunnel *t, const char *identity)
 	if (!t || !t->metrics)
 		return;
 	f = &t->metrics->fam[F_CERT];
-	labels = labels_fmt("identity", identity, NULL);
+	labels = metrics_labels_fmt("identity", identity, NULL);
 	pthread_mutex_lock(&t->metrics->mu);
 	for (struct gseries **pp = &f->series; labels && *pp; pp = &(*pp)->next) {
 		if (strcmp((*pp)->labels, labels))
@@ -472,7 +472,7 @@ void metrics_cert_forget(struct tunnel *t, const char *identity)
 
 /* ---- TCP series ---- */
 
-static uint64_t hash(const char *s)
+static uint64_t metrics_hash(const char *s)
 {
 	uint64_t h = 1469598103934665603ull;
 
@@ -483,7 +483,7 @@ static uint64_t hash(const char *s)
 
 static struct tcp_series *tcp_series_get(struct metrics *m, const char *labels)
 {
-	uint64_t b = hash(labels) % HASH_BUCKETS;
+	uint64_t b = metrics_hash(labels) % HASH_BUCKETS;
 	struct tcp_series *s;
 	size_t n;
 
@@ -509,13 +509,13 @@ static struct tcp_series *tcp_series_get(struct metrics *m, const char *labels)
 	return s;
 }
 
-static char *obs_labels(const struct obs_lset *ls, const char *flags)
+static char *metrics_obs_labels(const struct obs_lset *ls, const char *flags)
 {
 	struct lbuf b = { 0 };
 
 	for (int i = 0; i < L_COUNT; i++)
-		lb_label(&b, lbl_name[i], i == L_FLAGS ? flags : ls->lv[i] ? ls->lv[i] : UNKNOWN);
-	return lb_done(&b);
+		metrics_lb_label(&b, metrics_lbl_name[i], i == L_FLAGS ? flags : ls->lv[i] ? ls->lv[i] : UNKNOWN);
+	return metrics_lb_done(&b);
 }
 
 /* ---- peers ---- */
@@ -532,7 +532,7 @@ const char *metrics_workload_name(const struct mesh_pod *p)
 	return v && *v ? v : p->name;
 }
 
-static const char *label_or(const struct mesh_pod *p, const char *k1, const char *k2,
+static const char *metrics_label_or(const struct mesh_pod *p, const char *k1, const char *k2,
 			    const char *k3, const char *dflt)
 {
 	const char *keys[] = { k1, k2, k3 };
@@ -546,33 +546,33 @@ static const char *label_or(const struct mesh_pod *p, const char *k1, const char
 	return dflt;
 }
 
-static void set_lv(struct obs_lset *o, enum lbl l, const char *v)
+static void metrics_set_lv(struct obs_lset *o, enum lbl l, const char *v)
 {
 	free(o->lv[l]);
 	o->lv[l] = v ? strdup(v) : NULL; /* NULL renders "unknown" */
 }
 
-static void fill_peer(struct tunnel *t, struct obs_lset *o, const struct peer_lbl *pl,
+static void metrics_fill_peer(struct tunnel *t, struct obs_lset *o, const struct peer_lbl *pl,
 		      const struct mesh_pod *mp, const char *ns, const char *name)
 {
 	const char *wl = mp ? metrics_workload_name(mp) : name;
 
 	if (mp)
 		ns = mp->namespace;
-	set_lv(o, pl->workload, wl);
-	set_lv(o, pl->ns, ns);
-	set_lv(o, pl->canon_svc, mp ? label_or(mp, "service.istio.io/canonical-name",
+	metrics_set_lv(o, pl->workload, wl);
+	metrics_set_lv(o, pl->ns, ns);
+	metrics_set_lv(o, pl->canon_svc, mp ? metrics_label_or(mp, "service.istio.io/canonical-name",
 					       "app.kubernetes.io/name", "app", wl) : wl);
-	set_lv(o, pl->canon_rev, mp ? label_or(mp, "service.istio.io/canonical-revision",
+	metrics_set_lv(o, pl->canon_rev, mp ? metrics_label_or(mp, "service.istio.io/canonical-revision",
 					       "app.kubernetes.io/version", "version", "latest")
 				    : (name ? "latest" : NULL));
-	set_lv(o, pl->app, label_or(mp, "app", "app.kubernetes.io/name", NULL, NULL));
-	set_lv(o, pl->version, label_or(mp, "version", "app.kubernetes.io/version", NULL, NULL));
-	set_lv(o, pl->cluster, (mp || name) ? t->conf->cluster_id ? t->conf->cluster_id : "Kubernetes"
+	metrics_set_lv(o, pl->app, metrics_label_or(mp, "app", "app.kubernetes.io/name", NULL, NULL));
+	metrics_set_lv(o, pl->version, metrics_label_or(mp, "version", "app.kubernetes.io/version", NULL, NULL));
+	metrics_set_lv(o, pl->cluster, (mp || name) ? t->conf->cluster_id ? t->conf->cluster_id : "Kubernetes"
 					    : NULL);
 }
 
-static void fill_service(struct obs_lset *o, const struct mesh_service *svc)
+static void metrics_fill_service(struct obs_lset *o, const struct mesh_service *svc)
 {
 	char *fqdn = NULL;
 
@@ -582,40 +582,40 @@ static void fill_service(struct obs_lset *o, const struct mesh_service *svc)
 		fqdn = NULL;
 	free(o->lv[L_DST_SERVICE]);
 	o->lv[L_DST_SERVICE] = fqdn;
-	set_lv(o, L_DST_SERVICE_NAME, svc->name);
-	set_lv(o, L_DST_SERVICE_NS, svc->namespace);
+	metrics_set_lv(o, L_DST_SERVICE_NAME, svc->name);
+	metrics_set_lv(o, L_DST_SERVICE_NS, svc->namespace);
 }
 
-/* The label values of c into o, whose key lset_key() filled. */
-static void fill_labels(struct tunnel *t, struct conn *c, struct obs_lset *o)
+/* The label values of c into o, whose key metrics_lset_key() filled. */
+static void metrics_fill_labels(struct tunnel *t, struct conn *c, struct obs_lset *o)
 {
 	const struct route *r = &c->route;
 	const struct pod *p = c->pod;
 
-	set_lv(o, L_PROTOCOL, "tcp");
-	set_lv(o, L_SECURITY, o->mtls ? "mutual_tls" : "none");
-	set_lv(o, L_SRC_PRINCIPAL, o->src_principal);
-	set_lv(o, L_DST_PRINCIPAL, o->dst_principal);
+	metrics_set_lv(o, L_PROTOCOL, "tcp");
+	metrics_set_lv(o, L_SECURITY, o->mtls ? "mutual_tls" : "none");
+	metrics_set_lv(o, L_SRC_PRINCIPAL, o->src_principal);
+	metrics_set_lv(o, L_DST_PRINCIPAL, o->dst_principal);
 	if (c->dir == CONN_OUTBOUND) {
-		set_lv(o, L_REPORTER, "source");
-		fill_peer(t, o, &SRC, r->local, p->namespace, p->name);
-		fill_peer(t, o, &DST, NULL, NULL, NULL);
+		metrics_set_lv(o, L_REPORTER, "source");
+		metrics_fill_peer(t, o, &METRICS_SRC, r->local, p->namespace, p->name);
+		metrics_fill_peer(t, o, &METRICS_DST, NULL, NULL, NULL);
 		/* to a VIP the labels name the Service, not the endpoint picked */
 		if (!r->via_vip && r->peer)
-			fill_peer(t, o, &DST, r->peer, NULL, NULL);
+			metrics_fill_peer(t, o, &METRICS_DST, r->peer, NULL, NULL);
 	} else {
-		set_lv(o, L_REPORTER, "destination");
-		fill_peer(t, o, &DST, r->local, p->namespace, p->name);
-		fill_peer(t, o, &SRC, NULL, NULL, NULL);
+		metrics_set_lv(o, L_REPORTER, "destination");
+		metrics_fill_peer(t, o, &METRICS_DST, r->local, p->namespace, p->name);
+		metrics_fill_peer(t, o, &METRICS_SRC, NULL, NULL, NULL);
 		if (r->peer)
-			fill_peer(t, o, &SRC, r->peer, NULL, NULL);
+			metrics_fill_peer(t, o, &METRICS_SRC, r->peer, NULL, NULL);
 	}
-	fill_service(o, r->svc);
+	metrics_fill_service(o, r->svc);
 }
 
 /* ---- connection hooks ---- */
 
-static struct conn_obs *obs_get(struct conn *c)
+static struct conn_obs *metrics_obs_get(struct conn *c)
 {
 	struct tunnel *t = c->pod->t;
 
@@ -626,7 +626,7 @@ static struct conn_obs *obs_get(struct conn *c)
 	return c->obs;
 }
 
-static void lset_unref(struct obs_lset *ls)
+static void metrics_lset_unref(struct obs_lset *ls)
 {
 	if (!ls || --ls->refs)
 		return;
@@ -639,25 +639,25 @@ static void lset_unref(struct obs_lset *ls)
 	free(ls);
 }
 
-static bool str_eq(const char *a, const char *b)
+static bool metrics_str_eq(const char *a, const char *b)
 {
 	return a == b || (a && b && !strcmp(a, b));
 }
 
-/* Does ls carry the labels fill_labels() would give c (key as below)? */
-static bool lset_match(const struct obs_lset *ls, const struct obs_lset *k)
+/* Does ls carry the labels metrics_fill_labels() would give c (key as below)? */
+static bool metrics_lset_match(const struct obs_lset *ls, const struct obs_lset *k)
 {
 	return ls && ls->generation == k->generation && ls->dir == k->dir &&
 	       ls->mtls == k->mtls && ls->local == k->local && ls->peer == k->peer &&
-	       ls->svc == k->svc && str_eq(ls->src_principal, k->src_principal) &&
-	       str_eq(ls->dst_principal, k->dst_principal) && str_eq(ls->pod_ns, k->pod_ns) &&
-	       str_eq(ls->pod_name, k->pod_name);
+	       ls->svc == k->svc && metrics_str_eq(ls->src_principal, k->src_principal) &&
+	       metrics_str_eq(ls->dst_principal, k->dst_principal) && metrics_str_eq(ls->pod_ns, k->pod_ns) &&
+	       metrics_str_eq(ls->pod_name, k->pod_name);
 }
 
 /* c's key, strings borrowed (k is compared, never kept). Pointers into the
  * model are compared only within one generation, so a freed object's
  * address reused by the next model cannot match. */
-static void lset_key(const struct conn *c, const struct conn_obs *o, struct obs_lset *k)
+static void metrics_lset_key(const struct conn *c, const struct conn_obs *o, struct obs_lset *k)
 {
 	const struct route *r = &c->route;
 
@@ -673,7 +673,7 @@ static void lset_key(const struct conn *c, const struct conn_obs *o, struct obs_
 	}
 }
 
-static size_t lset_slot(const struct obs_lset *k)
+static size_t metrics_lset_slot(const struct obs_lset *k)
 {
 	uint64_t h = k->generation * 0x9e3779b97f4a7c15ull;
 
@@ -683,7 +683,7 @@ static size_t lset_slot(const struct obs_lset *k)
 }
 
 /* A new set for c (one reference), the key's strings copied; NULL on ENOMEM. */
-static struct obs_lset *lset_new(struct tunnel *t, struct conn *c, const struct obs_lset *k)
+static struct obs_lset *metrics_lset_new(struct tunnel *t, struct conn *c, const struct obs_lset *k)
 {
 	struct obs_lset *ls = calloc(1, sizeof(*ls));
 
@@ -695,11 +695,11 @@ static struct obs_lset *lset_new(struct tunnel *t, struct conn *c, const struct 
 	ls->dst_principal = k->dst_principal ? strdup(k->dst_principal) : NULL;
 	ls->pod_ns = k->pod_ns ? strdup(k->pod_ns) : NULL;
 	ls->pod_name = k->pod_name ? strdup(k->pod_name) : NULL;
-	fill_labels(t, c, ls);
+	metrics_fill_labels(t, c, ls);
 	return ls;
 }
 
-static void obs_free(struct conn_obs *o)
+static void metrics_obs_free(struct conn_obs *o)
 {
 	if (!o)
 		return;
@@ -711,7 +711,7 @@ static void obs_free(struct conn_obs *o)
 
 void metrics_conn_identity(struct conn *c, const char *src_principal, const char *dst_principal)
 {
-	struct conn_obs *o = obs_get(c);
+	struct conn_obs *o = metrics_obs_get(c);
 
 	if (!o)
 		return;
@@ -724,7 +724,7 @@ void metrics_conn_identity(struct conn *c, const char *src_principal, const char
 
 void metrics_conn_policy(struct conn *c, bool allow, const char *policy)
 {
-	struct conn_obs *o = obs_get(c);
+	struct conn_obs *o = metrics_obs_get(c);
 
 	if (!allow)
 		metrics_policy_denial(c->pod->t, policy);
@@ -738,7 +738,7 @@ void metrics_conn_policy(struct conn *c, bool allow, const char *policy)
 void metrics_conn_open(struct conn *c)
 {
 	struct tunnel *t = c->pod->t;
-	struct conn_obs *o = obs_get(c);
+	struct conn_obs *o = metrics_obs_get(c);
 	struct metrics *m = t->metrics;
 	struct obs_lset k, *ls;
 	struct timespec ts;
@@ -752,15 +752,15 @@ void metrics_conn_open(struct conn *c)
 	/* c->start_ms is monotonic, taken at accept: back-date the wall clock. */
 	o->start_unix_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
 			   (int64_t)(loop_now_ms() - c->start_ms);
-	lset_key(c, o, &k);
+	metrics_lset_key(c, o, &k);
 	if (!m) {
-		o->ls = lset_new(t, c, &k); /* the access log's alone */
+		o->ls = metrics_lset_new(t, c, &k); /* the access log's alone */
 		return;
 	}
-	slot = lset_slot(&k);
+	slot = metrics_lset_slot(&k);
 	pthread_mutex_lock(&m->mu);
 	ls = m->memo[slot];
-	if (lset_match(ls, &k)) {
+	if (metrics_lset_match(ls, &k)) {
 		ls->refs++;
 		o->ls = ls;
 		o->series = ls->series;
@@ -771,13 +771,13 @@ void metrics_conn_open(struct conn *c)
 	}
 	pthread_mutex_unlock(&m->mu);
 	/* made outside the lock: the values and the label string */
-	ls = lset_new(t, c, &k);
-	labels = ls ? obs_labels(ls, "-") : NULL;
+	ls = metrics_lset_new(t, c, &k);
+	labels = ls ? metrics_obs_labels(ls, "-") : NULL;
 	pthread_mutex_lock(&m->mu);
 	if (ls) {
 		ls->series = labels ? tcp_series_get(m, labels) : NULL;
 		if (ls->series) { /* a set without its series is not worth keeping */
-			lset_unref(m->memo[slot]);
+			metrics_lset_unref(m->memo[slot]);
 			m->memo[slot] = ls;
 			ls->refs++;
 		}
@@ -791,7 +791,7 @@ void metrics_conn_open(struct conn *c)
 }
 
 /* Count bytes the relay moved since the last call. */
-static void settle(struct conn_obs *o, uint64_t ab, uint64_t ba)
+static void metrics_settle(struct conn_obs *o, uint64_t ab, uint64_t ba)
 {
 	if (o->series) {
 		if (ab > o->acct_ab)
@@ -807,7 +807,7 @@ static void settle(struct conn_obs *o, uint64_t ab, uint64_t ba)
 
 /* "reset by a" speaks relay.h's sides: a is the accepted socket (the
  * source), b the upstream one (the destination). */
-static const char *close_reason(const struct relay_stats *st, const char *reason, char *buf,
+static const char *metrics_close_reason(const struct relay_stats *st, const char *reason, char *buf,
 				size_t len)
 {
 	const char *r = reason ? reason : st && st->reason ? st->reason : "closed";
@@ -826,7 +826,7 @@ static const char *close_reason(const struct relay_stats *st, const char *reason
 	return r;
 }
 
-static const char *known(const char *s)
+static const char *metrics_known(const char *s)
 {
 	return s && strcmp(s, UNKNOWN) ? s : NULL;
 }
@@ -834,7 +834,7 @@ static const char *known(const char *s)
 void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char *reason)
 {
 	struct tunnel *t = c->pod->t;
-	struct conn_obs *o = obs_get(c);
+	struct conn_obs *o = metrics_obs_get(c);
 	struct accesslog_entry e;
 	char s[64], d[64], rbuf[128];
 
@@ -844,11 +844,11 @@ void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char
 		metrics_conn_open(c);
 	if (t->metrics) {
 		struct tcp_series *cs = o->series;
-		char *labels = st || !o->ls ? NULL : obs_labels(o->ls, "CONNECT");
+		char *labels = st || !o->ls ? NULL : metrics_obs_labels(o->ls, "CONNECT");
 
 		pthread_mutex_lock(&t->metrics->mu);
 		if (st)
-			settle(o, st->a_to_b, st->b_to_a);
+			metrics_settle(o, st->a_to_b, st->b_to_a);
 		else
 			cs = labels ? tcp_series_get(t->metrics, labels) : NULL;
 		if (cs)
@@ -856,7 +856,7 @@ void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char
 		pthread_mutex_unlock(&t->metrics->mu);
 		free(labels);
 	} else if (st) {
-		settle(o, st->a_to_b, st->b_to_a);
+		metrics_settle(o, st->a_to_b, st->b_to_a);
 	}
 	if (t->alog) {
 		static char *const none[L_COUNT];
@@ -867,39 +867,39 @@ void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char
 			.duration_ms = loop_now_ms() - c->start_ms,
 			.direction = c->dir == CONN_OUTBOUND ? "outbound" : "inbound",
 			.src_addr = sockaddr_str(&c->src, s, sizeof(s)),
-			.src_workload = known(lv[L_SRC_WORKLOAD]),
-			.src_namespace = known(lv[L_SRC_NS]),
+			.src_workload = metrics_known(lv[L_SRC_WORKLOAD]),
+			.src_namespace = metrics_known(lv[L_SRC_NS]),
 			.src_identity = o->src_principal,
 			.dst_addr = sockaddr_str(&c->dst, d, sizeof(d)),
-			.dst_workload = known(lv[L_DST_WORKLOAD]),
-			.dst_namespace = known(lv[L_DST_NS]),
+			.dst_workload = metrics_known(lv[L_DST_WORKLOAD]),
+			.dst_namespace = metrics_known(lv[L_DST_NS]),
 			.dst_identity = o->dst_principal,
-			.dst_service = known(lv[L_DST_SERVICE]),
+			.dst_service = metrics_known(lv[L_DST_SERVICE]),
 			.bytes_sent = o->acct_ab,
 			.bytes_received = o->acct_ba,
 			.policy_decision = o->policy == 1 ? "allow" : o->policy == 2 ? "deny" : "none",
 			.policy_name = o->policy_name,
-			.reason = close_reason(st, reason, rbuf, sizeof(rbuf)),
+			.reason = metrics_close_reason(st, reason, rbuf, sizeof(rbuf)),
 		};
 		accesslog_write(t->alog, &e);
 	}
 	if (t->metrics)
 		pthread_mutex_lock(&t->metrics->mu);
-	lset_unref(o->ls); /* shared with the memo and other connections */
+	metrics_lset_unref(o->ls); /* shared with the memo and other connections */
 	if (t->metrics)
 		pthread_mutex_unlock(&t->metrics->mu);
-	obs_free(o);
+	metrics_obs_free(o);
 	c->obs = NULL;
 }
 
 /* ---- exposition ---- */
 
-static void header(FILE *f, const char *name, const char *type, const char *help)
+static void metrics_header(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void sample(FILE *f, const char *name, const char *labels, uint64_t v)
+static void metrics_sample(FILE *f, const char *name, const char *labels, uint64_t v)
 {
 	if (labels && *labels)
 		fprintf(f, "%s{%s} %llu\n", name, labels, (unsigned long long)v);
@@ -907,7 +907,7 @@ static void sample(FILE *f, const char *name, const char *labels, uint64_t v)
 		fprintf(f, "%s %llu\n", name, (unsigned long long)v);
 }
 
-static void render_tcp(FILE *f, const struct metrics *m)
+static void metrics_render_tcp(FILE *f, const struct metrics *m)
 {
 	static const struct {
 		const char *name, *help;
@@ -926,9 +926,9 @@ static void render_tcp(FILE *f, const struct metrics *m)
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(tcp); i++) {
-		header(f, tcp[i].name, "counter", tcp[i].help);
+		metrics_header(f, tcp[i].name, "counter", tcp[i].help);
 		for (const struct tcp_series *s = m->all; s; s = s->next)
-			sample(f, tcp[i].name, s->labels,
+			metrics_sample(f, tcp[i].name, s->labels,
 			       *(const uint64_t *)((const char *)s + tcp[i].off));
 	}
 }
@@ -955,7 +955,7 @@ char *metrics_render(struct tunnel *t)
 				struct relay_stats st;
 
 				conn_get_stats(c, &st);
-				settle(c->obs, st.a_to_b, st.b_to_a);
+				metrics_settle(c->obs, st.a_to_b, st.b_to_a);
 			}
 		}
 	}
@@ -966,34 +966,34 @@ char *metrics_render(struct tunnel *t)
 	/* The rest reads the series under their own lock and what only this
 	 * (the main) thread writes: the worker threads run meanwhile. */
 	pthread_mutex_lock(&m->mu);
-	render_tcp(f, m);
-	header(f, "warren_build_info", "gauge", "warren-tunnel build information.");
+	metrics_render_tcp(f, m);
+	metrics_header(f, "warren_build_info", "gauge", "warren-tunnel build information.");
 	fprintf(f, "warren_build_info{version=\"%s\"} 1\n", WARREN_VERSION);
-	header(f, "warren_enrolled_pods", "gauge", "Pods enrolled on this node's tunnel.");
-	sample(f, "warren_enrolled_pods", NULL, t->n_pods);
-	header(f, "warren_mesh_generation", "gauge",
+	metrics_header(f, "warren_enrolled_pods", "gauge", "Pods enrolled on this node's tunnel.");
+	metrics_sample(f, "warren_enrolled_pods", NULL, t->n_pods);
+	metrics_header(f, "warren_mesh_generation", "gauge",
 	       "Generation of the mesh model in use (0: none loaded yet).");
-	sample(f, "warren_mesh_generation", NULL, tunnel_generation(t));
-	header(f, "warren_mesh_reload_errors_total", "counter",
+	metrics_sample(f, "warren_mesh_generation", NULL, tunnel_generation(t));
+	metrics_header(f, "warren_mesh_reload_errors_total", "counter",
 	       "Mesh model loads that failed (the last good model stayed in use).");
-	sample(f, "warren_mesh_reload_errors_total", NULL, t->mesh_reload_errors);
-	header(f, "warren_mesh_pods_kept", "gauge",
+	metrics_sample(f, "warren_mesh_reload_errors_total", NULL, t->mesh_reload_errors);
+	metrics_header(f, "warren_mesh_pods_kept", "gauge",
 	       "Pods enrolled here that the mesh file no longer lists, kept from an earlier model.");
-	sample(f, "warren_mesh_pods_kept", NULL, t->mesh_pods_kept);
-	header(f, "warren_connections_refused_unserving_total", "counter",
+	metrics_sample(f, "warren_mesh_pods_kept", NULL, t->mesh_pods_kept);
+	metrics_header(f, "warren_connections_refused_unserving_total", "counter",
 	       "Captured connections refused before a model, its policies or a CA had loaded.");
-	sample(f, "warren_connections_refused_unserving_total", NULL, atomic_load(&t->gate_refused));
+	metrics_sample(f, "warren_connections_refused_unserving_total", NULL, atomic_load(&t->gate_refused));
 	kube_tunnel_metrics(t, f);
-	header(f, "warren_connections_active", "gauge", "Connections being relayed now, by direction.");
-	sample(f, "warren_connections_active", "direction=\"outbound\"", active[0]);
-	sample(f, "warren_connections_active", "direction=\"inbound\"", active[1]);
-	header(f, "warren_metrics_series_dropped_total", "counter",
+	metrics_header(f, "warren_connections_active", "gauge", "Connections being relayed now, by direction.");
+	metrics_sample(f, "warren_connections_active", "direction=\"outbound\"", active[0]);
+	metrics_sample(f, "warren_connections_active", "direction=\"inbound\"", active[1]);
+	metrics_header(f, "warren_metrics_series_dropped_total", "counter",
 	       "Connections whose Istio label set was not recorded (series limit reached).");
-	sample(f, "warren_metrics_series_dropped_total", NULL, m->dropped);
+	metrics_sample(f, "warren_metrics_series_dropped_total", NULL, m->dropped);
 	for (int i = 0; i < F_COUNT; i++) {
 		const struct family *fam = &m->fam[i];
 
-		header(f, fam->name, fam->type, fam->help);
+		metrics_header(f, fam->name, fam->type, fam->help);
 		for (const struct gseries *g = fam->series; g; g = g->next) {
 			if (*g->labels)
 				fprintf(f, "%s{%s} %lld\n", fam->name, g->labels, (long long)g->value);

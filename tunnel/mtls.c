@@ -77,7 +77,7 @@ static void mtls_isolate(void *ctx, bool enter)
 		workers_release(ctx);
 }
 
-static struct identity *pod_identity(const struct pod *p)
+static struct identity *mtls_identity_of(const struct pod *p)
 {
 	struct mtls *sec = p->t->sec;
 
@@ -90,8 +90,8 @@ static struct identity *pod_identity(const struct pod *p)
 	return id && identity_ready(id) ? id : NULL; /* pending: no certificate yet */
 }
 
-/* Why pod_identity() is NULL, for refusals in the log and access log. */
-static const char *pod_identity_why(const struct pod *p, char *buf, size_t len)
+/* Why mtls_identity_of() is NULL, for refusals in the log and access log. */
+static const char *mtls_pod_identity_why(const struct pod *p, char *buf, size_t len)
 {
 	struct mtls *sec = p->t->sec;
 	struct identity *id = sec ? identity_find(sec->ids, p->namespace, p->service_account) : NULL;
@@ -117,14 +117,14 @@ bool mtls_pod_cert_pending(const struct pod *p)
 
 const char *mtls_pod_identity(const struct pod *p, char *buf, size_t len)
 {
-	struct identity *id = pod_identity(p);
+	struct identity *id = mtls_identity_of(p);
 
 	snprintf(buf, len, "%s", id ? identity_id(id) : "");
 	return buf;
 }
 
 /* Low-cardinality label for warren_handshakes_total. */
-static const char *hs_reason_class(const char *r)
+static const char *mtls_hs_reason_class(const char *r)
 {
 	static const struct { const char *needle, *cls; } map[] = {
 		{ "not signed by", "untrusted_ca" },
@@ -150,7 +150,7 @@ static const char *hs_reason_class(const char *r)
 	return "other";
 }
 
-static void hs_observer(void *ctx, bool server, bool ok, const char *reason)
+static void mtls_hs_observer(void *ctx, bool server, bool ok, const char *reason)
 {
 	struct tunnel *t = ctx;
 
@@ -159,23 +159,23 @@ static void hs_observer(void *ctx, bool server, bool ok, const char *reason)
 		metrics_handshake(t, true, "ok");
 		return;
 	}
-	metrics_handshake(t, false, hs_reason_class(reason));
+	metrics_handshake(t, false, mtls_hs_reason_class(reason));
 	log_info("HBONE %s TLS handshake failed: %s", server ? "server (inbound 15008)" : "client (outbound)",
 		 reason);
 }
 
 /* -------------------------------------------------------------- renewal */
 
-static void csr_observer(void *ctx, int ret, double ms)
+static void mtls_csr_observer(void *ctx, int ret, double ms)
 {
 	metrics_csr(ctx, ret, ms);
 }
 
-static void renew_arm(struct tunnel *t);
+static void mtls_renew_arm(struct tunnel *t);
 
 /* A certificate renewed: pooled connections of that identity dial again
  * with it (live streams go on with the old one). */
-static void renewed_drain(struct tunnel *t, const char *id, const char *old_serial,
+static void mtls_renewed_drain(struct tunnel *t, const char *id, const char *old_serial,
 			  const struct identity_info *now)
 {
 	log_info("certificate for %s renewed: serial %s -> %s, valid until %lld, next renewal in %lld s; pooled HBONE connections drained (live streams continue)",
@@ -188,7 +188,7 @@ static void renewed_drain(struct tunnel *t, const char *id, const char *old_seri
 }
 
 /* warren-ca answered a request (identity_mgr_complete, on the loop). */
-static void issued_cb(void *ctx, const struct identity *id, int ret, const char *old_serial)
+static void mtls_issued_cb(void *ctx, const struct identity *id, int ret, const char *old_serial)
 {
 	struct tunnel *t = ctx;
 	const struct ca_leaf *leaf = identity_leaf0(id);
@@ -202,14 +202,14 @@ static void issued_cb(void *ctx, const struct identity *id, int ret, const char 
 		now.not_after = leaf->not_after;
 		now.renew_in_s = identity_next_renewal_ms(t->sec->ids) / 1000;
 		if (old_serial[0] && strcmp(old_serial, leaf->serial_hex))
-			renewed_drain(t, identity_id(id), old_serial, &now);
+			mtls_renewed_drain(t, identity_id(id), old_serial, &now);
 	}
-	renew_arm(t);
+	mtls_renew_arm(t);
 	if (!ret && !old_serial[0])
 		state_listen_adopted(t); /* adopted pods waiting for this certificate */
 }
 
-static void renew_cb(struct loop *l, void *ctx)
+static void mtls_renew_cb(struct loop *l, void *ctx)
 {
 	struct tunnel *t = ctx;
 	struct mtls *sec;
@@ -238,17 +238,17 @@ static void renew_cb(struct loop *l, void *ctx)
 			if (strcmp(before[k].id, after[i].id) ||
 			    !strcmp(before[k].serial_hex, after[i].serial_hex))
 				continue;
-			renewed_drain(t, after[i].id, before[k].serial_hex, &after[i]);
+			mtls_renewed_drain(t, after[i].id, before[k].serial_hex, &after[i]);
 		}
 	}
 out:
 	free(before);
 	free(after);
-	renew_arm(t);
+	mtls_renew_arm(t);
 	state_listen_adopted(t); /* adopted pods whose certificate just came */
 }
 
-static void renew_arm(struct tunnel *t)
+static void mtls_renew_arm(struct tunnel *t)
 {
 	struct mtls *sec = t->sec;
 	int64_t ms;
@@ -266,7 +266,7 @@ static void renew_arm(struct tunnel *t)
 		ms = RENEW_RECHECK_MS;
 	if (ms < 100)
 		ms = 100; /* never spin, whatever the schedule says */
-	sec->renew_timer = loop_timer_add(t->loop, (uint64_t)ms, renew_cb, t);
+	sec->renew_timer = loop_timer_add(t->loop, (uint64_t)ms, mtls_renew_cb, t);
 	if (!sec->renew_timer)
 		log_error("cannot arm the certificate renewal timer (out of memory); certificates will not renew");
 }
@@ -312,8 +312,8 @@ int mtls_start(struct tunnel *t)
 		if (!ret)
 			ret = identity_mgr_new_remote(sec->cc, conf->trust_domain, &sec->ids);
 		if (!ret) {
-			identity_mgr_set_csr_observer(sec->ids, csr_observer, t);
-			identity_mgr_set_issued_cb(sec->ids, issued_cb, t);
+			identity_mgr_set_csr_observer(sec->ids, mtls_csr_observer, t);
+			identity_mgr_set_issued_cb(sec->ids, mtls_issued_cb, t);
 		}
 	} else {
 		log_warn("caDir: the mesh signing key is on this node: development and single-host use only (a node can then mint any identity); use caAddress (warren-ca) in a cluster");
@@ -341,7 +341,7 @@ int mtls_start(struct tunnel *t)
 	sec->copts.ping_timeout_ms = sec->sopts.ping_timeout_ms = 2u * (uint32_t)conf->hbone_ping_interval_ms;
 	sec->sopts.connect_timeout_ms = (uint32_t)conf->hbone_handshake_timeout_ms;
 	t->sec = sec;
-	hbone_set_handshake_observer(hs_observer, t);
+	hbone_set_handshake_observer(mtls_hs_observer, t);
 	if (conf->ca_address)
 		log_info("mTLS mode: certificates from warren-ca %s (trust bundle %s), trust domain %s; HBONE pool %d streams/connection, idle timeout %d ms, PING every %d ms",
 			 conf->ca_address, conf->trust_bundle, conf->trust_domain, conf->pool_max_streams,
@@ -391,7 +391,7 @@ int mtls_pod_added(struct pod *p)
 			  p->namespace, p->name, p->service_account, err[0] ? err : strerror(-ret));
 		return ret;
 	}
-	workers_isolate(t); /* its shards' connections read it (pod_identity) */
+	workers_isolate(t); /* its shards' connections read it (mtls_identity_of) */
 	p->id_held = true;
 	workers_release(t);
 	leaf = identity_leaf0(id);
@@ -406,11 +406,11 @@ int mtls_pod_added(struct pod *p)
 		log_warn("pod %s/%s uses identity %s, which has no certificate yet (%s): its connections are refused until warren-ca signs one",
 			 p->namespace, p->name, identity_id(id), identity_error(id));
 	}
-	renew_arm(t);
+	mtls_renew_arm(t);
 	return 0;
 }
 
-static void hsrv_conn_done(void *ctx, struct hbone_conn *hc, const char *reason)
+static void mtls_hsrv_conn_done(void *ctx, struct hbone_conn *hc, const char *reason)
 {
 	struct hsrv *h = ctx;
 
@@ -456,7 +456,7 @@ void mtls_pod_removed(struct pod *p)
 			metrics_cert_forget(t, id);
 			log_info("identity %s dropped: its last pod on this node left", id);
 		}
-		renew_arm(t);
+		mtls_renew_arm(t);
 	}
 }
 
@@ -466,7 +466,7 @@ struct log_ctx {
 	size_t invalid, ignored;
 };
 
-static void log_policy(const struct authz_policy_info *in, void *ctx)
+static void mtls_log_policy(const struct authz_policy_info *in, void *ctx)
 {
 	struct log_ctx *lc = ctx;
 	char msgs[1024] = "";
@@ -505,7 +505,7 @@ int mtls_policies_compile(const struct tunnel *t, const struct mesh *m, struct a
 			  (unsigned long long)m->generation, strerror(-ret));
 		return ret;
 	}
-	authz_policies_foreach(*out, log_policy, &lc);
+	authz_policies_foreach(*out, mtls_log_policy, &lc);
 	if (authz_set_count(*out) || authz_set_count(tunnel_policies(t)))
 		log_info("policies of mesh generation %llu: %zu compiled (%zu invalid, %zu ignored)",
 			 (unsigned long long)m->generation, authz_set_count(*out), lc.invalid,
@@ -528,7 +528,7 @@ int mtls_authorize(const struct conn *c, struct authz_decision *d)
 
 /* --------------------------------------------------------------- outbound */
 
-static int pod_mksock(void *ctx, const struct sockaddr *dst, socklen_t dstlen)
+static int mtls_pod_mksock(void *ctx, const struct sockaddr *dst, socklen_t dstlen)
 {
 	(void)dstlen;
 	return pod_socket(ctx, dst->sa_family);
@@ -546,12 +546,12 @@ void mtls_outbound_hbone(struct conn *c)
 	struct hbone_stream *s = NULL;
 	int app_fd, ret;
 
-	id = pod_identity(p);
+	id = mtls_identity_of(p);
 	if (!id) {
 		char idwhy[400];
 
 		snprintf(msg, sizeof(msg), "%s; refusing to send in the clear to an enrolled destination",
-			 pod_identity_why(p, idwhy, sizeof(idwhy)));
+			 mtls_pod_identity_why(p, idwhy, sizeof(idwhy)));
 		conn_fail(c, msg, 0);
 		return;
 	}
@@ -576,7 +576,7 @@ void mtls_outbound_hbone(struct conn *c)
 			.src_id = identity_id(id), .ctx = identity_ctx0(id, TLS_CLIENT),
 			.dst = (const struct sockaddr *)&r->hbone_addr,
 			.dstlen = ss_len(&r->hbone_addr),
-			.expect = expv, .n_expect = 1, .mksock = pod_mksock, .mksock_ctx = p,
+			.expect = expv, .n_expect = 1, .mksock = mtls_pod_mksock, .mksock_ctx = p,
 		};
 		struct hbone_connect_req req = { .authority = r->authority,
 						 .forwarded = fwd[0] ? fwd : NULL, .baggage = bag };
@@ -624,7 +624,7 @@ void mtls_outbound_hbone(struct conn *c)
  * ALLOW policy that names the source admits it, or the pod opts out
  * (MESH_ANNOTATION_ALLOW_DIRECT). Istio leaves this to a policy the user
  * writes; here it is the default. 0, or -EACCES (answered 401, c freed). */
-static int waypoint_bypass(struct conn *c)
+static int mtls_waypoint_bypass(struct conn *c)
 {
 	struct tunnel *t = c->pod->t;
 	const struct mesh_pod *mp = c->route.local;
@@ -649,7 +649,7 @@ static int waypoint_bypass(struct conn *c)
 	return -EACCES;
 }
 
-static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_request *req)
+static void mtls_hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_request *req)
 {
 	struct hsrv *h = ctx;
 	struct pod *p;
@@ -694,7 +694,7 @@ static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_r
 		return;
 	}
 	route_inbound(&c->route, p->t, p, &c->src, &c->dst);
-	if (waypoint_bypass(c) < 0)
+	if (mtls_waypoint_bypass(c) < 0)
 		return; /* answered 401, c freed */
 	if (conn_authorize(c) < 0)
 		return; /* answered 401, c freed */
@@ -709,7 +709,7 @@ static void hsrv_request(void *ctx, struct hbone_stream *s, const struct hbone_r
  * are spread over the shards). NULL when p may take one more, else which
  * limit was hit (the metric's reason).
  */
-static const char *hbone_pending_full(const struct pod *p, const struct sockaddr_storage *peer)
+static const char *mtls_hbone_pending_full(const struct pod *p, const struct sockaddr_storage *peer)
 {
 	const struct tunnel_conf *conf = p->t->conf;
 	unsigned nw = p->t->n_workers ? p->t->n_workers : 1;
@@ -736,9 +736,9 @@ static const char *hbone_pending_full(const struct pod *p, const struct sockaddr
 void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *peer)
 {
 	struct tunnel *t = p->t;
-	struct identity *id = pod_identity(p);
-	struct hbone_server_cbs cbs = { .on_request = hsrv_request, .on_stream_done = conn_hs_in_done,
-					.on_conn_done = hsrv_conn_done };
+	struct identity *id = mtls_identity_of(p);
+	struct hbone_server_cbs cbs = { .on_request = mtls_hsrv_request, .on_stream_done = conn_hs_in_done,
+					.on_conn_done = mtls_hsrv_conn_done };
 	socklen_t len = sizeof(struct sockaddr_storage);
 	struct hsrv *h;
 	const char *full;
@@ -750,11 +750,11 @@ void mtls_hbone_accept(struct pod *p, int fd, const struct sockaddr_storage *pee
 
 		log_warn("HBONE connection from %s to pod %s/%s refused: %s",
 			 sockaddr_str(peer, a, sizeof(a)), p->namespace, p->name,
-			 pod_identity_why(p, why, sizeof(why)));
+			 mtls_pod_identity_why(p, why, sizeof(why)));
 		rst_close(fd);
 		return;
 	}
-	full = hbone_pending_full(p, peer);
+	full = mtls_hbone_pending_full(p, peer);
 	if (full) {
 		static _Atomic uint64_t warned_ms;
 		uint64_t now = loop_now_ms(), last = warned_ms;
@@ -825,7 +825,7 @@ void mtls_scrape(struct tunnel *t)
 	metrics_pool_set(t, conns, streams);
 }
 
-static json_t *time_json(time_t ts)
+static json_t *mtls_time_json(time_t ts)
 {
 	char buf[32];
 	struct tm tm;
@@ -850,7 +850,7 @@ json_t *mtls_certs_json(const struct tunnel *t)
 	for (size_t i = 0; i < n && i < MAX_IDS; i++)
 		json_array_append_new(a, json_pack("{s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:b,s:s}",
 			"identity", info[i].id, "serial", info[i].serial_hex,
-			"notBefore", time_json(info[i].not_before), "notAfter", time_json(info[i].not_after),
+			"notBefore", mtls_time_json(info[i].not_before), "notAfter", mtls_time_json(info[i].not_after),
 			"notAfterUnix", (json_int_t)info[i].not_after,
 			"renewAtUnix", (json_int_t)info[i].renew_at,
 			"renewInSeconds", (json_int_t)info[i].renew_in_s, "refs", (json_int_t)info[i].refs,
@@ -865,7 +865,7 @@ struct sel_ctx {
 	const char *pod;
 };
 
-static void sel_cb(const struct authz_policy_info *in, void *ctx)
+static void mtls_sel_cb(const struct authz_policy_info *in, void *ctx)
 {
 	struct sel_ctx *sc = ctx;
 	json_t *arr = json_object_get(sc->map, in->key);
@@ -881,7 +881,7 @@ struct pol_ctx {
 	json_t *arr, *map;
 };
 
-static void pol_cb(const struct authz_policy_info *in, void *ctx)
+static void mtls_pol_cb(const struct authz_policy_info *in, void *ctx)
 {
 	struct pol_ctx *pc = ctx;
 	json_t *msgs = json_array(), *sel = json_object_get(pc->map, in->key);
@@ -913,9 +913,9 @@ json_t *mtls_policies_json(const struct tunnel *t)
 		if (mp)
 			w.labels = mp->labels;
 		snprintf(name, sizeof(name), "%s/%s", p->namespace, p->name);
-		authz_policies_selecting(set, &w, sel_cb, &sc);
+		authz_policies_selecting(set, &w, mtls_sel_cb, &sc);
 	}
-	authz_policies_foreach(set, pol_cb, &pc);
+	authz_policies_foreach(set, mtls_pol_cb, &pc);
 out:
 	json_decref(pc.map);
 	return pc.arr ? pc.arr : json_array();

@@ -71,7 +71,7 @@
 #define CONNECT_TIMEOUT_MS 10000
 #define ACCEPT_BATCH 64
 
-static const char *const dir_name[] = { "outbound", "inbound" };
+static const char *const proxy_dir_name[] = { "outbound", "inbound" };
 
 const char *sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
@@ -118,7 +118,7 @@ socklen_t ss_len(const struct sockaddr_storage *ss)
 	return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 }
 
-static bool ss_loopback(const struct sockaddr_storage *ss)
+static bool proxy_ss_loopback(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET)
 		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
@@ -141,7 +141,7 @@ bool port_is_tunnel(uint16_t port)
 	return port == PORT_OUTBOUND || port == PORT_INBOUND_PLAIN || port == PORT_INBOUND_HBONE;
 }
 
-static int original_dst(const struct pod *p, int fd, struct sockaddr_storage *dst)
+static int proxy_original_dst(const struct pod *p, int fd, struct sockaddr_storage *dst)
 {
 	socklen_t len = sizeof(struct sockaddr_in);
 
@@ -221,7 +221,7 @@ void conn_fail(struct conn *c, const char *what, int err)
 	char s[64], d[64], why[512];
 
 	snprintf(why, sizeof(why), "%s%s%s", what, err ? ": " : "", err ? strerror(err) : "");
-	log_info("%s%s connection %s -> %s of pod %s/%s failed: %s; %s", dir_name[c->dir],
+	log_info("%s%s connection %s -> %s of pod %s/%s failed: %s; %s", proxy_dir_name[c->dir],
 		 c->hbone ? " HBONE" : "", sockaddr_str(&c->src, s, sizeof(s)),
 		 sockaddr_str(&c->dst, d, sizeof(d)), c->pod->namespace, c->pod->name, why,
 		 c->hbone && c->dir == CONN_INBOUND ? "answering 503" : "resetting the app's connection");
@@ -260,7 +260,7 @@ void conn_get_stats(const struct conn *c, struct relay_stats *st)
 }
 
 /* Both directions: the stream ended. */
-static void hs_done(struct conn *c, const struct hbone_stream_stats *hst)
+static void proxy_hs_done(struct conn *c, const struct hbone_stream_stats *hst)
 {
 	struct relay_stats st = {
 		.a_to_b = c->dir == CONN_OUTBOUND ? hst->tx : hst->rx,
@@ -281,7 +281,7 @@ static void hs_done(struct conn *c, const struct hbone_stream_stats *hst)
 		return;
 	}
 	log_debug("%s HBONE connection %s -> %s of pod %s/%s ended (%s): %llu bytes sent, %llu received",
-		  dir_name[c->dir], sockaddr_str(&c->src, s, sizeof(s)),
+		  proxy_dir_name[c->dir], sockaddr_str(&c->src, s, sizeof(s)),
 		  sockaddr_str(&c->dst, d, sizeof(d)), c->pod->namespace, c->pod->name, st.reason,
 		  (unsigned long long)st.a_to_b, (unsigned long long)st.b_to_a);
 	conn_free(c, &st, hst->ok ? "closed" : st.reason);
@@ -301,7 +301,7 @@ void conn_hs_out_done(void *ctx, struct hbone_stream *s, const struct hbone_stre
 		return; /* detached by conn_free */
 	if (st->status == 200)
 		c->hs_open = true;
-	hs_done(c, st);
+	proxy_hs_done(c, st);
 }
 
 void conn_hs_in_done(void *ctx, struct hbone_stream *s, const struct hbone_stream_stats *st)
@@ -312,20 +312,20 @@ void conn_hs_in_done(void *ctx, struct hbone_stream *s, const struct hbone_strea
 	if (!c)
 		return;
 	CHECK_OBJ(c, CONN_MAGIC);
-	hs_done(c, st);
+	proxy_hs_done(c, st);
 }
 
-static void relay_done(void *ctx, const struct relay_stats *st);
-static void conn_relay(struct conn *c);
+static void proxy_relay_done(void *ctx, const struct relay_stats *st);
+static void proxy_conn_relay(struct conn *c);
 
 /* Upstream connected: relay, or answer the inbound HBONE stream 200. */
-static void conn_connected(struct conn *c)
+static void proxy_conn_connected(struct conn *c)
 {
 	struct hbone_stream *s = c->hs;
 	int fd = c->up_fd, ret;
 
 	if (!c->hbone) {
-		conn_relay(c);
+		proxy_conn_relay(c);
 		return;
 	}
 	assert(c->dir == CONN_INBOUND && s);
@@ -337,14 +337,14 @@ static void conn_connected(struct conn *c)
 		log_debug("HBONE stream accept failed: %s", strerror(-ret));
 }
 
-static void relay_done(void *ctx, const struct relay_stats *st)
+static void proxy_relay_done(void *ctx, const struct relay_stats *st)
 {
 	struct conn *c = ctx;
 	char s[64], d[64];
 
 	CHECK_OBJ(c, CONN_MAGIC);
 	log_debug("%s connection %s -> %s of pod %s/%s ended (%s): %llu bytes sent, %llu received, %llu ms",
-		  dir_name[c->dir], sockaddr_str(&c->src, s, sizeof(s)),
+		  proxy_dir_name[c->dir], sockaddr_str(&c->src, s, sizeof(s)),
 		  sockaddr_str(&c->dst, d, sizeof(d)), c->pod->namespace, c->pod->name,
 		  st->reason ? st->reason : "closed", (unsigned long long)st->a_to_b,
 		  (unsigned long long)st->b_to_a,
@@ -353,14 +353,14 @@ static void relay_done(void *ctx, const struct relay_stats *st)
 	conn_free(c, st, NULL);
 }
 
-static void conn_relay(struct conn *c)
+static void proxy_conn_relay(struct conn *c)
 {
 	struct relay *r = NULL;
 	int a = c->app_fd, b = c->up_fd, ret;
 
 	c->app_fd = c->up_fd = -1;
 	/* relay_start owns both fds from here on, on every path. */
-	ret = relay_start(c->pod->loop, a, b, relay_done, c, &r);
+	ret = relay_start(c->pod->loop, a, b, proxy_relay_done, c, &r);
 	if (ret < 0) {
 		conn_fail(c, "cannot start the relay", -ret);
 		return;
@@ -368,7 +368,7 @@ static void conn_relay(struct conn *c)
 	c->relay = r;
 }
 
-static void connect_timeout(struct loop *l, void *ctx)
+static void proxy_connect_timeout(struct loop *l, void *ctx)
 {
 	struct conn *c = ctx;
 
@@ -377,7 +377,7 @@ static void connect_timeout(struct loop *l, void *ctx)
 	conn_fail(c, "upstream connect timed out after 10 s", 0);
 }
 
-static void upstream_writable(struct loop *l, int fd, uint32_t events, void *ctx)
+static void proxy_upstream_writable(struct loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct conn *c = ctx;
 	socklen_t len = sizeof(int);
@@ -402,7 +402,7 @@ static void upstream_writable(struct loop *l, int fd, uint32_t events, void *ctx
 		loop_del(l, fd);
 	loop_timer_cancel(l, c->timer);
 	c->timer = NULL;
-	conn_connected(c);
+	proxy_conn_connected(c);
 }
 
 int conn_upstream_socket(struct conn *c, const char **what)
@@ -510,19 +510,19 @@ void conn_connect(struct conn *c)
 	}
 	c->up_fd = ret;
 	if (connect(c->up_fd, (struct sockaddr *)&c->route.target, ss_len(&c->route.target)) == 0) {
-		conn_connected(c);
+		proxy_conn_connected(c);
 		return;
 	}
 	if (errno != EINPROGRESS) {
 		conn_fail(c, "upstream connect failed", errno);
 		return;
 	}
-	c->timer = loop_timer_add(p->loop, CONNECT_TIMEOUT_MS, connect_timeout, c);
+	c->timer = loop_timer_add(p->loop, CONNECT_TIMEOUT_MS, proxy_connect_timeout, c);
 	if (!c->timer) {
 		conn_fail(c, "cannot arm the connect timer", ENOMEM);
 		return;
 	}
-	ret = loop_add(p->loop, c->up_fd, EPOLLOUT, upstream_writable, c);
+	ret = loop_add(p->loop, c->up_fd, EPOLLOUT, proxy_upstream_writable, c);
 	if (ret < 0) {
 		/* not registered: keep conn_free from deleting it */
 		int ufd = c->up_fd;
@@ -533,7 +533,7 @@ void conn_connect(struct conn *c)
 	}
 }
 
-static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr_storage *src)
+static void proxy_conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr_storage *src)
 {
 	struct conn *c;
 	char s[64], d[64];
@@ -545,12 +545,12 @@ static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr
 		rst_close(fd);
 		return;
 	}
-	ret = original_dst(p, fd, &c->dst);
+	ret = proxy_original_dst(p, fd, &c->dst);
 	if (ret < 0) {
 		conn_fail(c, "no original destination (was the connection redirected by the in-pod rules?)", -ret);
 		return;
 	}
-	if (dir == CONN_OUTBOUND && ss_loopback(&c->dst) && port_is_tunnel(ss_port(&c->dst))) {
+	if (dir == CONN_OUTBOUND && proxy_ss_loopback(&c->dst) && port_is_tunnel(ss_port(&c->dst))) {
 		conn_fail(c, "self-call to a tunnel port refused", 0);
 		return;
 	}
@@ -558,7 +558,7 @@ static void conn_start(struct pod *p, enum conn_dir dir, int fd, struct sockaddr
 		conn_fail(c, "inbound to a tunnel port refused (self-call)", 0);
 		return;
 	}
-	log_debug("%s connection %s -> %s of pod %s/%s accepted", dir_name[dir],
+	log_debug("%s connection %s -> %s of pod %s/%s accepted", proxy_dir_name[dir],
 		  sockaddr_str(&c->src, s, sizeof(s)), sockaddr_str(&c->dst, d, sizeof(d)),
 		  p->namespace, p->name);
 	if (dir == CONN_INBOUND) {
@@ -626,7 +626,7 @@ void proxy_snap_changed(struct tunnel *t, unsigned worker)
 
 /* The gate is closed (tunnel_serving): reset fd, and say why at most once
  * per GATE_LOG_MS over all workers, with the count refused meanwhile. */
-static void gate_refuse(struct pod *p, enum lis_kind kind, int fd, const char *why)
+static void proxy_gate_refuse(struct pod *p, enum lis_kind kind, int fd, const char *why)
 {
 	static const unsigned short port[] = { PORT_OUTBOUND, PORT_INBOUND_PLAIN, PORT_INBOUND_HBONE };
 	struct tunnel *t = p->t;
@@ -666,15 +666,15 @@ void proxy_accept(struct pod_listener *pl)
 		}
 		/* Before any model, policy or CA: refused, never relayed. */
 		if (!tunnel_serving(p->t, &why)) {
-			gate_refuse(p, pl->kind, fd, why);
+			proxy_gate_refuse(p, pl->kind, fd, why);
 			continue;
 		}
 		switch (pl->kind) {
 		case LIS_OUTBOUND:
-			conn_start(p, CONN_OUTBOUND, fd, &src);
+			proxy_conn_start(p, CONN_OUTBOUND, fd, &src);
 			break;
 		case LIS_INBOUND:
-			conn_start(p, CONN_INBOUND, fd, &src);
+			proxy_conn_start(p, CONN_INBOUND, fd, &src);
 			break;
 		default:
 			ss_canonicalise(&src);

@@ -282,7 +282,7 @@ static int relay_update(struct relay *r)
 	return 0;
 }
 
-static int sock_error(int fd)
+static int relay_sock_error(int fd)
 {
 	int err = 0;
 	socklen_t len = sizeof(err);
@@ -299,7 +299,7 @@ static void relay_event(struct loop *l, int fd, uint32_t events, void *ctx)
 
 	assert(fd == r->fd[i]);
 	if (events & EPOLLERR) {
-		relay_fail(r, i, sock_error(fd));
+		relay_fail(r, i, relay_sock_error(fd));
 		goto out;
 	}
 	/* Read from fd (EPOLLIN), and flush what waits for it (EPOLLOUT). A

@@ -20,7 +20,7 @@
 
 #define TLS_CONN_MAGIC 0x7c5e11a1u
 
-/* Per-SSL state, SSL ex_data, freed by SSL_free through conn_state_free. */
+/* Per-SSL state, SSL ex_data, freed by SSL_free through tls_conn_state_free. */
 struct tls_conn_state {
 	unsigned magic;
 	unsigned nexpect;
@@ -37,8 +37,8 @@ struct tls_conn_state {
 #define TLS_READ_AHEAD (4 * (SSL3_RT_MAX_PLAIN_LENGTH + SSL3_RT_MAX_ENCRYPTED_OVERHEAD + \
 			     SSL3_RT_HEADER_LENGTH))
 
-static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
-static int ex_idx = -1;
+static pthread_once_t tls_ex_once = PTHREAD_ONCE_INIT;
+static int tls_ex_idx = -1;
 
 /* ------------------------------------------------------------ socket BIO */
 
@@ -52,7 +52,7 @@ struct sock_bio {
 	bool eof;
 };
 
-static int sbio_create(BIO *b)
+static int tls_sbio_create(BIO *b)
 {
 	struct sock_bio *sb = calloc(1, sizeof(*sb));
 
@@ -64,14 +64,14 @@ static int sbio_create(BIO *b)
 	return 1;
 }
 
-static int sbio_destroy(BIO *b)
+static int tls_sbio_destroy(BIO *b)
 {
 	free(BIO_get_data(b));
 	BIO_set_data(b, NULL);
 	return 1;
 }
 
-static int sbio_write(BIO *b, const char *buf, int len)
+static int tls_sbio_write(BIO *b, const char *buf, int len)
 {
 	struct sock_bio *sb = BIO_get_data(b);
 	ssize_t n;
@@ -85,7 +85,7 @@ static int sbio_write(BIO *b, const char *buf, int len)
 	return (int)n;
 }
 
-static int sbio_read(BIO *b, char *buf, int len)
+static int tls_sbio_read(BIO *b, char *buf, int len)
 {
 	struct sock_bio *sb = BIO_get_data(b);
 	ssize_t n;
@@ -101,7 +101,7 @@ static int sbio_read(BIO *b, char *buf, int len)
 	return (int)n;
 }
 
-static long sbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+static long tls_sbio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
 	struct sock_bio *sb = BIO_get_data(b);
 
@@ -120,10 +120,10 @@ static long sbio_ctrl(BIO *b, int cmd, long num, void *ptr)
 	}
 }
 
-static pthread_once_t sbio_once = PTHREAD_ONCE_INIT;
-static BIO_METHOD *sbio_meth; /* process lifetime */
+static pthread_once_t tls_sbio_once = PTHREAD_ONCE_INIT;
+static BIO_METHOD *tls_sbio_meth; /* process lifetime */
 
-static void sbio_init(void)
+static void tls_sbio_init(void)
 {
 	int idx = BIO_get_new_index();
 	BIO_METHOD *m;
@@ -133,24 +133,24 @@ static void sbio_init(void)
 	m = BIO_meth_new(idx | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "warren socket");
 	if (!m)
 		return;
-	if (!BIO_meth_set_write(m, sbio_write) || !BIO_meth_set_read(m, sbio_read) ||
-	    !BIO_meth_set_ctrl(m, sbio_ctrl) || !BIO_meth_set_create(m, sbio_create) ||
-	    !BIO_meth_set_destroy(m, sbio_destroy)) {
+	if (!BIO_meth_set_write(m, tls_sbio_write) || !BIO_meth_set_read(m, tls_sbio_read) ||
+	    !BIO_meth_set_ctrl(m, tls_sbio_ctrl) || !BIO_meth_set_create(m, tls_sbio_create) ||
+	    !BIO_meth_set_destroy(m, tls_sbio_destroy)) {
 		BIO_meth_free(m);
 		return;
 	}
-	sbio_meth = m;
+	tls_sbio_meth = m;
 }
 
-static BIO *sbio_new(int fd)
+static BIO *tls_sbio_new(int fd)
 {
 	struct sock_bio *sb;
 	BIO *b;
 
-	pthread_once(&sbio_once, sbio_init);
-	if (!sbio_meth)
+	pthread_once(&tls_sbio_once, tls_sbio_init);
+	if (!tls_sbio_meth)
 		return NULL;
-	b = BIO_new(sbio_meth);
+	b = BIO_new(tls_sbio_meth);
 	if (!b)
 		return NULL;
 	sb = BIO_get_data(b);
@@ -158,7 +158,7 @@ static BIO *sbio_new(int fd)
 	return b;
 }
 
-static void conn_state_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+static void tls_conn_state_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 			    void *argp)
 {
 	struct tls_conn_state *st = ptr;
@@ -176,21 +176,21 @@ static void conn_state_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 	free(st);
 }
 
-static void ex_init(void)
+static void tls_ex_init(void)
 {
-	ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_state_free);
+	tls_ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_conn_state_free);
 }
 
-static int ex_index(void)
+static int tls_ex_index(void)
 {
-	pthread_once(&ex_once, ex_init);
-	return ex_idx;
+	pthread_once(&tls_ex_once, tls_ex_init);
+	return tls_ex_idx;
 }
 
-static struct tls_conn_state *conn_state(const SSL *ssl, bool create)
+static struct tls_conn_state *tls_state_of(const SSL *ssl, bool create)
 {
 	struct tls_conn_state *st;
-	int idx = ex_index();
+	int idx = tls_ex_index();
 
 	if (idx < 0)
 		return NULL;
@@ -214,7 +214,7 @@ static struct tls_conn_state *conn_state(const SSL *ssl, bool create)
 	return st;
 }
 
-static char *vfmt(const char *fmt, va_list ap)
+static char *tls_vfmt(const char *fmt, va_list ap)
 {
 	char *s = NULL;
 
@@ -225,34 +225,34 @@ static char *vfmt(const char *fmt, va_list ap)
 
 /* The verification reason: the first one wins (later callbacks for the same
  * chain would only restate it less precisely). */
-static void __attribute__((format(printf, 2, 3))) set_vreason(SSL *ssl, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) tls_set_vreason(SSL *ssl, const char *fmt, ...)
 {
-	struct tls_conn_state *st = conn_state(ssl, true);
+	struct tls_conn_state *st = tls_state_of(ssl, true);
 	va_list ap;
 
 	if (!st || st->vreason)
 		return;
 	va_start(ap, fmt);
-	st->vreason = vfmt(fmt, ap);
+	st->vreason = tls_vfmt(fmt, ap);
 	va_end(ap);
 }
 
-static void __attribute__((format(printf, 2, 3))) set_reason(SSL *ssl, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) tls_set_reason(SSL *ssl, const char *fmt, ...)
 {
-	struct tls_conn_state *st = conn_state(ssl, true);
+	struct tls_conn_state *st = tls_state_of(ssl, true);
 	va_list ap;
 
 	if (!st)
 		return;
 	free(st->reason);
 	va_start(ap, fmt);
-	st->reason = vfmt(fmt, ap);
+	st->reason = tls_vfmt(fmt, ap);
 	va_end(ap);
 }
 
 const char *tls_error(const SSL *ssl)
 {
-	struct tls_conn_state *st = ssl ? conn_state(ssl, false) : NULL;
+	struct tls_conn_state *st = ssl ? tls_state_of(ssl, false) : NULL;
 
 	return st && st->reason ? st->reason : "";
 }
@@ -271,7 +271,7 @@ const char *tls_io_name(enum tls_io r)
 
 /* -------------------------------------------------------- verification */
 
-static bool cert_has_uri(const X509 *cert, const char *uri)
+static bool tls_cert_has_uri(const X509 *cert, const char *uri)
 {
 	GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	size_t n = strlen(uri);
@@ -296,13 +296,13 @@ static bool cert_has_uri(const X509 *cert, const char *uri)
 /* Our own (identity) rejections: without an X509 error code OpenSSL would
  * send an internal_error alert; this one becomes handshake_failure and
  * SSL_get_verify_result() says "application verification failure". */
-static int reject(X509_STORE_CTX *xs)
+static int tls_reject(X509_STORE_CTX *xs)
 {
 	X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
 	return 0;
 }
 
-static int verify_cb(int ok, X509_STORE_CTX *xs)
+static int tls_verify_cb(int ok, X509_STORE_CTX *xs)
 {
 	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
 	char id[SPIFFE_ID_MAX];
@@ -322,16 +322,16 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 		case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
 		case X509_V_ERR_CERT_SIGNATURE_FAILURE:
 		case X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE:
-			set_vreason(ssl, "peer certificate not signed by the mesh CA");
+			tls_set_vreason(ssl, "peer certificate not signed by the mesh CA");
 			break;
 		case X509_V_ERR_CERT_HAS_EXPIRED:
-			set_vreason(ssl, "peer certificate expired");
+			tls_set_vreason(ssl, "peer certificate expired");
 			break;
 		case X509_V_ERR_CERT_NOT_YET_VALID:
-			set_vreason(ssl, "peer certificate not yet valid (check the node clocks)");
+			tls_set_vreason(ssl, "peer certificate not yet valid (check the node clocks)");
 			break;
 		default:
-			set_vreason(ssl, "peer certificate rejected at depth %d: %s",
+			tls_set_vreason(ssl, "peer certificate rejected at depth %d: %s",
 				    X509_STORE_CTX_get_error_depth(xs),
 				    X509_verify_cert_error_string(e));
 			break;
@@ -343,16 +343,16 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 
 	peer = X509_STORE_CTX_get_current_cert(xs); /* get0 */
 	if (spiffe_id_from_cert(peer, id, sizeof(id), &nuri)) {
-		set_vreason(ssl, "peer certificate has no SPIFFE identity (URI SAN "
+		tls_set_vreason(ssl, "peer certificate has no SPIFFE identity (URI SAN "
 				 "spiffe://<td>/ns/<ns>/sa/<sa>)");
-		return reject(xs);
+		return tls_reject(xs);
 	}
 	/* An X.509 SVID has exactly one URI SAN (the SPIFFE spec): with more,
 	 * which one names the peer would be our guess. */
 	if (nuri != 1) {
-		set_vreason(ssl, "peer certificate has %d URI SANs; a SPIFFE identity has exactly one",
+		tls_set_vreason(ssl, "peer certificate has %d URI SANs; a SPIFFE identity has exactly one",
 			    nuri);
-		return reject(xs);
+		return tls_reject(xs);
 	}
 	if (SSL_is_server(ssl)) {
 		/* Same trust domain as our own certificate (ztunnel
@@ -362,31 +362,31 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 
 		if (spiffe_id_from_cert(SSL_get_certificate(ssl), own, sizeof(own), NULL) ||
 		    spiffe_id_parse(own, &a) || spiffe_id_parse(id, &b)) {
-			set_vreason(ssl, "our own certificate has no SPIFFE identity");
-			return reject(xs);
+			tls_set_vreason(ssl, "our own certificate has no SPIFFE identity");
+			return tls_reject(xs);
 		}
 		if (strcmp(a.td, b.td)) {
-			set_vreason(ssl, "peer identity %s not in trust domain %s", id, a.td);
-			return reject(xs);
+			tls_set_vreason(ssl, "peer identity %s not in trust domain %s", id, a.td);
+			return tls_reject(xs);
 		}
 		return 1;
 	} else {
-		struct tls_conn_state *st = conn_state(ssl, false);
+		struct tls_conn_state *st = tls_state_of(ssl, false);
 
 		if (!st || st->nexpect == 0) {
-			set_vreason(ssl, "no expected server identity was set for this connection");
-			return reject(xs);
+			tls_set_vreason(ssl, "no expected server identity was set for this connection");
+			return tls_reject(xs);
 		}
 		for (unsigned i = 0; i < st->nexpect; i++)
-			if (cert_has_uri(peer, st->expect[i]))
+			if (tls_cert_has_uri(peer, st->expect[i]))
 				return 1;
-		set_vreason(ssl, "expected %s%s but peer presented %s", st->expect[0],
+		tls_set_vreason(ssl, "expected %s%s but peer presented %s", st->expect[0],
 			    st->nexpect > 1 ? " (or another expected identity)" : "", id);
-		return reject(xs);
+		return tls_reject(xs);
 	}
 }
 
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+static int tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 		       const unsigned char *in, unsigned int inlen, void *arg)
 {
 	(void)ssl; (void)arg;
@@ -422,7 +422,7 @@ int tls_ctx_new(enum tls_role role, const struct ca_leaf *leaf, X509 *root, SSL_
 				 role == TLS_SERVER ? " and a workload certificate" : "");
 		goto out;
 	}
-	if (ex_index() < 0)
+	if (tls_ex_index() < 0)
 		goto ossl;
 	ret = -EIO;
 	ctx = SSL_CTX_new(role == TLS_CLIENT ? TLS_client_method() : TLS_server_method());
@@ -459,7 +459,7 @@ int tls_ctx_new(enum tls_role role, const struct ca_leaf *leaf, X509 *root, SSL_
 	SSL_CTX_set_verify(ctx,
 			   SSL_VERIFY_PEER |
 				   (role == TLS_SERVER ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
-			   verify_cb);
+			   tls_verify_cb);
 	SSL_CTX_set_verify_depth(ctx, 8);
 
 	if (leaf) {
@@ -483,7 +483,7 @@ int tls_ctx_new(enum tls_role role, const struct ca_leaf *leaf, X509 *root, SSL_
 		if (SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn)) != 0) /* 0 = success */
 			goto ossl;
 	} else {
-		SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+		SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, NULL);
 	}
 	*out = ctx;
 	ctx = NULL;
@@ -543,11 +543,11 @@ int tls_conn_new(SSL_CTX *ctx, int fd, SSL **out)
 		ERR_clear_error();
 		return -ENOMEM;
 	}
-	if (!conn_state(ssl, true)) {
+	if (!tls_state_of(ssl, true)) {
 		SSL_free(ssl);
 		return -ENOMEM;
 	}
-	bio = sbio_new(fd); /* does not own fd */
+	bio = tls_sbio_new(fd); /* does not own fd */
 	if (!bio) {
 		ERR_clear_error();
 		SSL_free(ssl);
@@ -568,7 +568,7 @@ int tls_client_expect_identity(SSL *ssl, const char *spiffe_id)
 
 	if (!spiffe_id || spiffe_id_parse(spiffe_id, NULL))
 		return -EINVAL;
-	st = conn_state(ssl, true);
+	st = tls_state_of(ssl, true);
 	if (!st)
 		return -ENOMEM;
 	if (st->nexpect >= TLS_MAX_EXPECTED)
@@ -591,47 +591,47 @@ int tls_peer_identity(SSL *ssl, char *buf, size_t len)
 
 /* ---------------------------------------------------------------- I/O */
 
-static void ssl_reason(SSL *ssl)
+static void tls_ssl_reason(SSL *ssl)
 {
-	struct tls_conn_state *st = conn_state(ssl, false);
+	struct tls_conn_state *st = tls_state_of(ssl, false);
 	unsigned long e = ERR_peek_error();
 	char buf[256];
 
 	if (st && st->vreason) {
-		set_reason(ssl, "%s", st->vreason);
+		tls_set_reason(ssl, "%s", st->vreason);
 		return;
 	}
 	if (ERR_GET_LIB(e) == ERR_LIB_SSL) {
 		switch (ERR_GET_REASON(e)) {
 		case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
-			set_reason(ssl, "no client certificate");
+			tls_set_reason(ssl, "no client certificate");
 			return;
 		case SSL_R_UNSUPPORTED_PROTOCOL:
 		case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
-			set_reason(ssl, "peer does not support TLS 1.3");
+			tls_set_reason(ssl, "peer does not support TLS 1.3");
 			return;
 		case SSL_R_NO_APPLICATION_PROTOCOL:
 		case SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL:
-			set_reason(ssl, "ALPN h2 not agreed with the peer");
+			tls_set_reason(ssl, "ALPN h2 not agreed with the peer");
 			return;
 		case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
-			set_reason(ssl, "peer requires a client certificate");
+			tls_set_reason(ssl, "peer requires a client certificate");
 			return;
 		case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
-			set_reason(ssl, "peer rejected our certificate: not signed by its mesh CA");
+			tls_set_reason(ssl, "peer rejected our certificate: not signed by its mesh CA");
 			return;
 		case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
-			set_reason(ssl, "peer refused the handshake (identity not accepted)");
+			tls_set_reason(ssl, "peer refused the handshake (identity not accepted)");
 			return;
 		case SSL_R_CERTIFICATE_VERIFY_FAILED:
-			set_reason(ssl, "peer certificate verification failed");
+			tls_set_reason(ssl, "peer certificate verification failed");
 			return;
 		case SSL_R_UNEXPECTED_EOF_WHILE_READING:
-			set_reason(ssl, "connection closed by the peer without close_notify");
+			tls_set_reason(ssl, "connection closed by the peer without close_notify");
 			return;
 		case SSL_R_WRONG_VERSION_NUMBER:
 		case SSL_R_HTTP_REQUEST:
-			set_reason(ssl, "peer is not speaking TLS");
+			tls_set_reason(ssl, "peer is not speaking TLS");
 			return;
 		default:
 			break;
@@ -647,7 +647,7 @@ static void ssl_reason(SSL *ssl)
 	} else {
 		snprintf(buf, sizeof(buf), "unknown error");
 	}
-	set_reason(ssl, "TLS error: %s", buf);
+	tls_set_reason(ssl, "TLS error: %s", buf);
 }
 
 enum tls_io tls_io_map(SSL *ssl, int ret)
@@ -671,17 +671,17 @@ enum tls_io tls_io_map(SSL *ssl, int ret)
 		break;
 	case SSL_ERROR_SYSCALL:
 		if (ERR_peek_error())
-			ssl_reason(ssl);
+			tls_ssl_reason(ssl);
 		else if (saved_errno)
-			set_reason(ssl, "socket error: %s", strerror(saved_errno));
+			tls_set_reason(ssl, "socket error: %s", strerror(saved_errno));
 		else
-			set_reason(ssl, "connection closed by the peer without close_notify");
+			tls_set_reason(ssl, "connection closed by the peer without close_notify");
 		break;
 	case SSL_ERROR_SSL:
-		ssl_reason(ssl);
+		tls_ssl_reason(ssl);
 		break;
 	default:
-		set_reason(ssl, "unexpected SSL_get_error result %d", e);
+		tls_set_reason(ssl, "unexpected SSL_get_error result %d", e);
 		break;
 	}
 	/* The queue is per thread: leftovers would be blamed on the next
@@ -703,28 +703,28 @@ enum tls_io tls_handshake(SSL *ssl)
 	r = SSL_do_handshake(ssl);
 	io = tls_io_map(ssl, r);
 	if (io == TLS_IO_CLOSED) {
-		set_reason(ssl, "peer closed the connection during the handshake");
+		tls_set_reason(ssl, "peer closed the connection during the handshake");
 		return TLS_IO_FATAL;
 	}
 	if (io != TLS_IO_OK)
 		return io;
 	if (SSL_version(ssl) != TLS1_3_VERSION) {
-		set_reason(ssl, "negotiated %s, not TLS 1.3", SSL_get_version(ssl));
+		tls_set_reason(ssl, "negotiated %s, not TLS 1.3", SSL_get_version(ssl));
 		return TLS_IO_FATAL;
 	}
 	SSL_get0_alpn_selected(ssl, &p, &n);
 	if (n != 2 || memcmp(p, TLS_ALPN_H2, 2)) {
-		set_reason(ssl, SSL_is_server(ssl) ? "client did not offer ALPN h2"
+		tls_set_reason(ssl, SSL_is_server(ssl) ? "client did not offer ALPN h2"
 						   : "server did not negotiate ALPN h2");
 		return TLS_IO_FATAL;
 	}
 	if (SSL_get_verify_result(ssl) != X509_V_OK) {
-		set_reason(ssl, "peer certificate verification failed: %s",
+		tls_set_reason(ssl, "peer certificate verification failed: %s",
 			   X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
 		return TLS_IO_FATAL;
 	}
 	if (tls_peer_identity(ssl, id, sizeof(id))) {
-		set_reason(ssl, "peer presented no SPIFFE identity");
+		tls_set_reason(ssl, "peer presented no SPIFFE identity");
 		return TLS_IO_FATAL;
 	}
 	return TLS_IO_OK;
