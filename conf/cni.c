@@ -85,7 +85,7 @@ json_t *cni_supported_versions_json(void)
 	return a;
 }
 
-static void versions_list(char *buf, size_t len)
+static void cni_versions_list(char *buf, size_t len)
 {
 	size_t off = 0;
 
@@ -99,7 +99,7 @@ static void versions_list(char *buf, size_t len)
 }
 
 /* Parse one numeric component; stops at '.' or end. */
-static unsigned long version_part(const char **p)
+static unsigned long cni_version_part(const char **p)
 {
 	unsigned long v = 0;
 
@@ -120,7 +120,7 @@ int cni_version_cmp(const char *a, const char *b)
 	const char *pa = a ? a : "", *pb = b ? b : "";
 
 	for (int i = 0; i < 3; i++) {
-		unsigned long x = version_part(&pa), y = version_part(&pb);
+		unsigned long x = cni_version_part(&pa), y = cni_version_part(&pb);
 
 		if (x != y)
 			return x < y ? -1 : 1;
@@ -165,13 +165,13 @@ void cni_conf_free(struct cni_conf *conf)
 	free(conf);
 }
 
-static int wrong_type(struct cni_error *err, const char *key, const char *want)
+static int cni_wrong_type(struct cni_error *err, const char *key, const char *want)
 {
 	return cni_error_set(err, CNI_ERR_INVALID_CONFIG, "invalid network configuration",
 			     "key \"%s\" must be %s; fix the warren-cni entry in the CNI conflist", key, want);
 }
 
-static int nomem(struct cni_error *err)
+static int cni_nomem(struct cni_error *err)
 {
 	return cni_error_set(err, CNI_ERR_INTERNAL, "out of memory", "allocation failed while parsing the configuration");
 }
@@ -186,18 +186,18 @@ static int cni_get_string(json_t *root, const char *key, bool allow_empty, char 
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_string(v) || memchr(json_string_value(v), '\0', json_string_length(v)))
-		return wrong_type(err, key, allow_empty ? "a string" : "a non-empty string");
+		return cni_wrong_type(err, key, allow_empty ? "a string" : "a non-empty string");
 	if (!allow_empty && json_string_length(v) == 0)
-		return wrong_type(err, key, "a non-empty string");
+		return cni_wrong_type(err, key, "a non-empty string");
 	s = strdup(json_string_value(v));
 	if (!s)
-		return nomem(err);
+		return cni_nomem(err);
 	free(*dst);
 	*dst = s;
 	return 0;
 }
 
-static int parse_excludes(json_t *root, struct cni_conf *c, struct cni_error *err)
+static int cni_parse_excludes(json_t *root, struct cni_conf *c, struct cni_error *err)
 {
 	json_t *v = json_object_get(root, "excludeNamespaces"), *e;
 	size_t i, n;
@@ -205,33 +205,33 @@ static int parse_excludes(json_t *root, struct cni_conf *c, struct cni_error *er
 	if (!v || json_is_null(v)) {
 		c->exclude_namespaces = calloc(1, sizeof(char *));
 		if (!c->exclude_namespaces)
-			return nomem(err);
+			return cni_nomem(err);
 		c->exclude_namespaces[0] = strdup("kube-system");
 		if (!c->exclude_namespaces[0])
-			return nomem(err);
+			return cni_nomem(err);
 		c->n_exclude_namespaces = 1;
 		return 0;
 	}
 	if (!json_is_array(v))
-		return wrong_type(err, "excludeNamespaces", "an array of strings");
+		return cni_wrong_type(err, "excludeNamespaces", "an array of strings");
 	n = json_array_size(v);
 	json_array_foreach(v, i, e) {
 		if (!json_is_string(e) || memchr(json_string_value(e), '\0', json_string_length(e)))
-			return wrong_type(err, "excludeNamespaces", "an array of strings");
+			return cni_wrong_type(err, "excludeNamespaces", "an array of strings");
 	}
 	c->exclude_namespaces = calloc(n ? n : 1, sizeof(char *));
 	if (!c->exclude_namespaces)
-		return nomem(err);
+		return cni_nomem(err);
 	json_array_foreach(v, i, e) {
 		c->exclude_namespaces[i] = strdup(json_string_value(e));
 		if (!c->exclude_namespaces[i])
-			return nomem(err);
+			return cni_nomem(err);
 		c->n_exclude_namespaces = i + 1;
 	}
 	return 0;
 }
 
-static int parse_timeout(json_t *root, struct cni_conf *c, struct cni_error *err)
+static int cni_parse_timeout(json_t *root, struct cni_conf *c, struct cni_error *err)
 {
 	json_t *v = json_object_get(root, "timeoutMs");
 	json_int_t t;
@@ -241,7 +241,7 @@ static int parse_timeout(json_t *root, struct cni_conf *c, struct cni_error *err
 	/* Go runtimes re-serialise through float64, which prints whole
 	 * numbers without a fraction, so a real here is a user mistake. */
 	if (!json_is_integer(v))
-		return wrong_type(err, "timeoutMs", "an integer (milliseconds, > 0)");
+		return cni_wrong_type(err, "timeoutMs", "an integer (milliseconds, > 0)");
 	t = json_integer_value(v);
 	if (t <= 0 || t > CNI_MAX_TIMEOUT_MS)
 		return cni_error_set(err, CNI_ERR_INVALID_CONFIG, "invalid network configuration",
@@ -251,14 +251,14 @@ static int parse_timeout(json_t *root, struct cni_conf *c, struct cni_error *err
 	return 0;
 }
 
-static int parse_version(json_t *root, struct cni_conf *c, struct cni_error *err)
+static int cni_parse_version(json_t *root, struct cni_conf *c, struct cni_error *err)
 {
 	json_t *v = json_object_get(root, "cniVersion");
 	char list[128];
 
-	versions_list(list, sizeof(list));
+	cni_versions_list(list, sizeof(list));
 	if (v && !json_is_string(v))
-		return wrong_type(err, "cniVersion", "a string");
+		return cni_wrong_type(err, "cniVersion", "a string");
 	if (!v || json_string_length(v) == 0)
 		return cni_error_set(err, CNI_ERR_INCOMPATIBLE_VERSION, "incompatible CNI versions",
 				     "config has no cniVersion (which means \"0.1.0\"), plugin supports [%s]", list);
@@ -266,10 +266,10 @@ static int parse_version(json_t *root, struct cni_conf *c, struct cni_error *err
 		return cni_error_set(err, CNI_ERR_INCOMPATIBLE_VERSION, "incompatible CNI versions",
 				     "config is \"%.64s\", plugin supports [%s]", json_string_value(v), list);
 	c->cni_version = strdup(json_string_value(v));
-	return c->cni_version ? 0 : nomem(err);
+	return c->cni_version ? 0 : cni_nomem(err);
 }
 
-static int parse_redirect(json_t *root, struct cni_conf *c, struct cni_error *err)
+static int cni_parse_redirect(json_t *root, struct cni_conf *c, struct cni_error *err)
 {
 	char *mode = NULL;
 	int ret;
@@ -309,7 +309,7 @@ int cni_conf_parse(const char *buf, size_t len, struct cni_conf **out, struct cn
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		nomem(err);
+		cni_nomem(err);
 		goto out;
 	}
 	c->timeout_ms = CNI_DEFAULT_TIMEOUT_MS;
@@ -317,10 +317,10 @@ int cni_conf_parse(const char *buf, size_t len, struct cni_conf **out, struct cn
 	c->tunnel_socket = strdup(DEFAULT_TUNNEL_SOCKET);
 	c->bpf_dir = strdup(CNI_DEFAULT_BPF_DIR);
 	if (!c->tunnel_socket || !c->bpf_dir) {
-		nomem(err);
+		cni_nomem(err);
 		goto out;
 	}
-	if (parse_version(root, c, err) < 0)
+	if (cni_parse_version(root, c, err) < 0)
 		goto out;
 	if (cni_get_string(root, "name", false, &c->name, err) < 0 ||
 	    cni_get_string(root, "type", true, &c->type, err) < 0 ||
@@ -328,8 +328,8 @@ int cni_conf_parse(const char *buf, size_t len, struct cni_conf **out, struct cn
 	    cni_get_string(root, "logFile", true, &c->log_file, err) < 0 ||
 	    cni_get_string(root, "bpfDir", false, &c->bpf_dir, err) < 0 ||
 	    cni_get_string(root, "logLevel", true, &c->log_level, err) < 0 ||
-	    parse_excludes(root, c, err) < 0 || parse_redirect(root, c, err) < 0 ||
-	    parse_timeout(root, c, err) < 0)
+	    cni_parse_excludes(root, c, err) < 0 || cni_parse_redirect(root, c, err) < 0 ||
+	    cni_parse_timeout(root, c, err) < 0)
 		goto out;
 	if (!c->name) {
 		cni_error_set(err, CNI_ERR_INVALID_CONFIG, "missing network name",
@@ -361,7 +361,7 @@ int cni_conf_parse(const char *buf, size_t len, struct cni_conf **out, struct cn
 	prev = json_object_get(root, "prevResult");
 	if (prev && !json_is_null(prev)) {
 		if (!json_is_object(prev)) {
-			wrong_type(err, "prevResult", "an object");
+			cni_wrong_type(err, "prevResult", "an object");
 			goto out;
 		}
 		c->prev_result = json_incref(prev);
@@ -401,20 +401,20 @@ int cni_conf_gc_valid(const struct cni_conf *conf, json_t **out, struct cni_erro
 		return cni_error_set(err, CNI_ERR_INVALID_CONFIG, "GC without a list of valid attachments",
 				     "key \"cni.dev/valid-attachments\" is missing; refusing to GC since every pod would be forgotten");
 	if (!json_is_array(list))
-		return wrong_type(err, key, "an array of {containerID, ifname} objects");
+		return cni_wrong_type(err, key, "an array of {containerID, ifname} objects");
 	res = json_array();
 	if (!res)
-		return nomem(err);
+		return cni_nomem(err);
 	json_array_foreach(list, i, e) {
 		json_t *id = json_object_get(e, "containerID"), *ifn = json_object_get(e, "ifname");
 
 		if (!json_is_string(id) || !json_is_string(ifn)) {
 			json_decref(res);
-			return wrong_type(err, key, "an array of {containerID, ifname} objects with string values");
+			return cni_wrong_type(err, key, "an array of {containerID, ifname} objects with string values");
 		}
 		if (json_array_append_new(res, json_pack("{s:O, s:O}", "containerId", id, "ifname", ifn)) < 0) {
 			json_decref(res);
-			return nomem(err);
+			return cni_nomem(err);
 		}
 	}
 	*out = res;
@@ -528,7 +528,7 @@ int cni_validate_ifname(const char *ifname, struct cni_error *err)
 /* ---- results ---- */
 
 /* "4" or "6" from "10.0.0.2/24" / "fd00::2/64", NULL when unparseable. */
-static const char *ip_version_of(const char *cidr)
+static const char *cni_ip_version_of(const char *cidr)
 {
 	char buf[INET6_ADDRSTRLEN + 8];
 	unsigned char addr[16];
@@ -549,7 +549,7 @@ static const char *ip_version_of(const char *cidr)
 /* Copy of an array with `drop` keys removed from each object element and,
  * for ips, "version" set or removed for `version`. Non-object elements
  * are copied unchanged: leniency over rejecting a result we only relay. */
-static json_t *convert_list(json_t *list, const char *const *drop, size_t ndrop, const char *version, bool is_ips)
+static json_t *cni_convert_list(json_t *list, const char *const *drop, size_t ndrop, const char *version, bool is_ips)
 {
 	json_t *out, *e;
 	size_t i;
@@ -569,7 +569,7 @@ static json_t *convert_list(json_t *list, const char *const *drop, size_t ndrop,
 				json_object_del(c, "version");
 			} else if (is_ips) {
 				json_t *a = json_object_get(c, "address");
-				const char *ver = json_is_string(a) ? ip_version_of(json_string_value(a)) : NULL;
+				const char *ver = json_is_string(a) ? cni_ip_version_of(json_string_value(a)) : NULL;
 
 				if (ver && json_object_set_new(c, "version", json_string(ver)) < 0) {
 					json_decref(c);
@@ -595,31 +595,31 @@ json_t *cni_result_convert(const json_t *prev, const char *version, struct cni_e
 	const char *key;
 
 	if (prev && !json_is_object(prev)) {
-		wrong_type(err, "prevResult", "an object");
+		cni_wrong_type(err, "prevResult", "an object");
 		return NULL;
 	}
 	/* cniVersion first, then prev's keys in their order. */
 	out = json_pack("{s:s}", "cniVersion", version);
 	if (!out)
-		goto nomem;
+		goto cni_nomem;
 	json_object_foreach((json_t *)prev, key, v) {
 		json_t *c;
 
 		if (!strcmp(key, "cniVersion"))
 			continue;
 		if (!strcmp(key, "ips") && json_is_array(v))
-			c = convert_list(v, NULL, 0, version, true);
+			c = cni_convert_list(v, NULL, 0, version, true);
 		else if (!strcmp(key, "interfaces") && json_is_array(v) && below11)
-			c = convert_list(v, if11, ARRAY_SIZE(if11), version, false);
+			c = cni_convert_list(v, if11, ARRAY_SIZE(if11), version, false);
 		else if (!strcmp(key, "routes") && json_is_array(v) && below11)
-			c = convert_list(v, rt11, ARRAY_SIZE(rt11), version, false);
+			c = cni_convert_list(v, rt11, ARRAY_SIZE(rt11), version, false);
 		else
 			c = json_deep_copy(v);
 		if (!c || json_object_set_new(out, key, c) < 0)
-			goto nomem;
+			goto cni_nomem;
 	}
 	return out;
-nomem:
+cni_nomem:
 	json_decref(out);
 	cni_error_set(err, CNI_ERR_INTERNAL, "out of memory", "allocation failed while building the result");
 	return NULL;

@@ -151,7 +151,7 @@ out:
 	return ret;
 }
 
-static long ms_left(const struct timespec *deadline)
+static long handoff_ms_left(const struct timespec *deadline)
 {
 	struct timespec now;
 
@@ -200,7 +200,7 @@ int handoff_call(const char *path, int timeout_ms, json_t *req, int pass_fd,
 	pfd.fd = sock;
 	pfd.events = POLLIN;
 	for (;;) {
-		long left = ms_left(&deadline);
+		long left = handoff_ms_left(&deadline);
 		int n;
 
 		if (left <= 0) {
@@ -224,7 +224,7 @@ out:
 	return ret;
 }
 
-static int mkdir_parents(const char *path)
+static int handoff_mkdir_parents(const char *path)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char *p;
@@ -255,7 +255,7 @@ int handoff_listen(const char *path)
 	if (strlen(path) >= sizeof(sun.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sun.sun_path, path);
-	ret = mkdir_parents(path);
+	ret = handoff_mkdir_parents(path);
 	if (ret < 0)
 		return ret;
 	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

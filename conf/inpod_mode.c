@@ -53,7 +53,7 @@ bool inpod_mode_equal(const struct inpod_mode *a, const struct inpod_mode *b)
 }
 
 /* The kernel's dev_valid_name(). */
-static bool ifname_valid(const char *name)
+static bool inpod_mode_ifname_valid(const char *name)
 {
 	if (!*name || strlen(name) >= INPOD_IFNAMSIZ || !strcmp(name, ".") || !strcmp(name, ".."))
 		return false;
@@ -65,7 +65,7 @@ static bool ifname_valid(const char *name)
 
 int inpod_mode_add_reroute(struct inpod_mode *m, const char *ifname, char *err, size_t errlen)
 {
-	if (!ifname_valid(ifname)) {
+	if (!inpod_mode_ifname_valid(ifname)) {
 		errbuf_set(err, errlen,
 			   "\"%.64s\" is not a network interface name (1-15 characters, no '/', ':' or spaces)",
 			   ifname);

@@ -31,13 +31,13 @@
 #define KOBJ_MAX_BYTES (16u << 20)
 #define KOBJ_MAX_DEPTH 64
 
-static const char *origin_or_default(const char *origin)
+static const char *kobj_origin_or_default(const char *origin)
 {
 	return origin && *origin ? origin : "<input>";
 }
 
 static void __attribute__((format(printf, 5, 6)))
-kerr(char *err, size_t errlen, const char *origin, const size_t *linecol, const char *fmt, ...)
+kobj_kerr(char *err, size_t errlen, const char *origin, const size_t *linecol, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -45,10 +45,10 @@ kerr(char *err, size_t errlen, const char *origin, const size_t *linecol, const 
 	if (!err || !errlen)
 		return;
 	if (linecol)
-		n = snprintf(err, errlen, "%s:%zu:%zu: ", origin_or_default(origin), linecol[0],
+		n = snprintf(err, errlen, "%s:%zu:%zu: ", kobj_origin_or_default(origin), linecol[0],
 			     linecol[1]);
 	else
-		n = snprintf(err, errlen, "%s: ", origin_or_default(origin));
+		n = snprintf(err, errlen, "%s: ", kobj_origin_or_default(origin));
 	if (n < 0 || (size_t)n >= errlen)
 		return;
 	va_start(ap, fmt);
@@ -59,7 +59,7 @@ kerr(char *err, size_t errlen, const char *origin, const size_t *linecol, const 
 /* ---- scalar typing (Kubernetes reads YAML with the JSON-compatible core
  * schema: yes/no/on/off stay strings) ---- */
 
-static bool is_decimal_int(const char *s, size_t len)
+static bool kobj_is_decimal_int(const char *s, size_t len)
 {
 	size_t i = 0;
 
@@ -74,7 +74,7 @@ static bool is_decimal_int(const char *s, size_t len)
 }
 
 /* [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? */
-static bool is_float(const char *s, size_t len)
+static bool kobj_is_float(const char *s, size_t len)
 {
 	size_t i = 0, digits = 0;
 
@@ -103,7 +103,7 @@ static bool is_float(const char *s, size_t len)
 	return i == len;
 }
 
-static bool eq_any(const char *s, size_t len, const char *const *words)
+static bool kobj_eq_any(const char *s, size_t len, const char *const *words)
 {
 	for (; *words; words++)
 		if (strlen(*words) == len && !memcmp(s, *words, len))
@@ -113,25 +113,25 @@ static bool eq_any(const char *s, size_t len, const char *const *words)
 
 /* Returns a new JSON value for a plain scalar, or NULL on allocation failure
  * or invalid UTF-8. */
-static json_t *plain_scalar(const char *s, size_t len)
+static json_t *kobj_plain_scalar(const char *s, size_t len)
 {
 	static const char *const trues[] = { "true", "True", "TRUE", NULL };
 	static const char *const falses[] = { "false", "False", "FALSE", NULL };
 	static const char *const nulls[] = { "null", "Null", "NULL", "~", NULL };
 
-	if (len == 0 || eq_any(s, len, nulls))
+	if (len == 0 || kobj_eq_any(s, len, nulls))
 		return json_null();
-	if (eq_any(s, len, trues))
+	if (kobj_eq_any(s, len, trues))
 		return json_true();
-	if (eq_any(s, len, falses))
+	if (kobj_eq_any(s, len, falses))
 		return json_false();
-	if (len < 64 && (is_decimal_int(s, len) || is_float(s, len))) {
+	if (len < 64 && (kobj_is_decimal_int(s, len) || kobj_is_float(s, len))) {
 		char buf[64];
 		char *end;
 
 		memcpy(buf, s, len);
 		buf[len] = '\0';
-		if (is_decimal_int(s, len)) {
+		if (kobj_is_decimal_int(s, len)) {
 			long long v;
 
 			errno = 0;
@@ -152,7 +152,7 @@ static json_t *plain_scalar(const char *s, size_t len)
 
 /* Walks the text once to bound the nesting before jansson recurses into it,
  * and to report where the limit was crossed. */
-static int json_check_depth(const char *text, size_t len, const char *origin, char *err,
+static int kobj_json_check_depth(const char *text, size_t len, const char *origin, char *err,
 			    size_t errlen)
 {
 	size_t line = 1, col = 0;
@@ -183,7 +183,7 @@ static int json_check_depth(const char *text, size_t len, const char *origin, ch
 			if (++depth > KOBJ_MAX_DEPTH) {
 				size_t lc[2] = { line, col };
 
-				kerr(err, errlen, origin, lc, "nesting deeper than %d levels",
+				kobj_kerr(err, errlen, origin, lc, "nesting deeper than %d levels",
 				     KOBJ_MAX_DEPTH);
 				return -EINVAL;
 			}
@@ -194,14 +194,14 @@ static int json_check_depth(const char *text, size_t len, const char *origin, ch
 	return 0;
 }
 
-static int load_json(const char *text, size_t len, const char *origin, json_t **docs,
+static int kobj_load_json(const char *text, size_t len, const char *origin, json_t **docs,
 		     char *err, size_t errlen)
 {
 	json_error_t jerr;
 	json_t *root;
 	int ret;
 
-	ret = json_check_depth(text, len, origin, err, errlen);
+	ret = kobj_json_check_depth(text, len, origin, err, errlen);
 	if (ret)
 		return ret;
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -209,7 +209,7 @@ static int load_json(const char *text, size_t len, const char *origin, json_t **
 		size_t lc[2] = { jerr.line > 0 ? (size_t)jerr.line : 0,
 				 jerr.column > 0 ? (size_t)jerr.column : 0 };
 
-		kerr(err, errlen, origin, jerr.line > 0 ? lc : NULL, "%s", jerr.text);
+		kobj_kerr(err, errlen, origin, jerr.line > 0 ? lc : NULL, "%s", jerr.text);
 		return -EINVAL;
 	}
 	if (json_is_object(root)) {
@@ -217,7 +217,7 @@ static int load_json(const char *text, size_t len, const char *origin, json_t **
 
 		if (!a || json_array_append_new(a, root)) {
 			json_decref(a);
-			kerr(err, errlen, origin, NULL, "out of memory");
+			kobj_kerr(err, errlen, origin, NULL, "out of memory");
 			return -ENOMEM;
 		}
 		*docs = a;
@@ -225,7 +225,7 @@ static int load_json(const char *text, size_t len, const char *origin, json_t **
 	}
 	if (!json_is_array(root)) {
 		json_decref(root);
-		kerr(err, errlen, origin, NULL,
+		kobj_kerr(err, errlen, origin, NULL,
 		     "top level must be an object or an array of objects");
 		return -EINVAL;
 	}
@@ -250,13 +250,13 @@ struct ybuild {
 	size_t errlen;
 };
 
-static void mark_lc(const yaml_mark_t *m, size_t lc[2])
+static void kobj_mark_lc(const yaml_mark_t *m, size_t lc[2])
 {
 	lc[0] = m->line + 1;
 	lc[1] = m->column + 1;
 }
 
-static void ybuild_reset(struct ybuild *b)
+static void kobj_ybuild_reset(struct ybuild *b)
 {
 	for (int i = 0; i < b->depth; i++)
 		free(b->stack[i].key);
@@ -266,14 +266,14 @@ static void ybuild_reset(struct ybuild *b)
 }
 
 /* Attaches v (stolen) where the parser currently is. */
-static int ybuild_add(struct ybuild *b, json_t *v, const yaml_mark_t *mark)
+static int kobj_ybuild_add(struct ybuild *b, json_t *v, const yaml_mark_t *mark)
 {
 	size_t lc[2];
 	struct yframe *f;
 
-	mark_lc(mark, lc);
+	kobj_mark_lc(mark, lc);
 	if (!v) {
-		kerr(b->err, b->errlen, b->origin, lc, "invalid string (bad UTF-8) or out of memory");
+		kobj_kerr(b->err, b->errlen, b->origin, lc, "invalid string (bad UTF-8) or out of memory");
 		return -EINVAL;
 	}
 	if (b->depth == 0) {
@@ -283,25 +283,25 @@ static int ybuild_add(struct ybuild *b, json_t *v, const yaml_mark_t *mark)
 	f = &b->stack[b->depth - 1];
 	if (json_is_array(f->node)) {
 		if (json_array_append_new(f->node, v)) {
-			kerr(b->err, b->errlen, b->origin, lc, "out of memory");
+			kobj_kerr(b->err, b->errlen, b->origin, lc, "out of memory");
 			return -ENOMEM;
 		}
 		return 0;
 	}
 	if (!f->key) {
 		json_decref(v);
-		kerr(b->err, b->errlen, b->origin, lc,
+		kobj_kerr(b->err, b->errlen, b->origin, lc,
 		     "mapping keys must be plain strings, not mappings or sequences");
 		return -EINVAL;
 	}
 	if (json_object_getn(f->node, f->key, f->keylen)) {
 		json_decref(v);
-		kerr(b->err, b->errlen, b->origin, lc, "duplicate key \"%.*s\"", (int)f->keylen,
+		kobj_kerr(b->err, b->errlen, b->origin, lc, "duplicate key \"%.*s\"", (int)f->keylen,
 		     f->key);
 		return -EINVAL;
 	}
 	if (json_object_setn_new(f->node, f->key, f->keylen, v)) {
-		kerr(b->err, b->errlen, b->origin, lc, "out of memory");
+		kobj_kerr(b->err, b->errlen, b->origin, lc, "out of memory");
 		return -ENOMEM;
 	}
 	free(f->key);
@@ -309,19 +309,19 @@ static int ybuild_add(struct ybuild *b, json_t *v, const yaml_mark_t *mark)
 	return 0;
 }
 
-static int ybuild_push(struct ybuild *b, json_t *v, const yaml_mark_t *mark)
+static int kobj_ybuild_push(struct ybuild *b, json_t *v, const yaml_mark_t *mark)
 {
 	size_t lc[2];
 	int ret;
 
-	mark_lc(mark, lc);
+	kobj_mark_lc(mark, lc);
 	if (b->depth >= KOBJ_MAX_DEPTH) {
 		json_decref(v);
-		kerr(b->err, b->errlen, b->origin, lc, "nesting deeper than %d levels",
+		kobj_kerr(b->err, b->errlen, b->origin, lc, "nesting deeper than %d levels",
 		     KOBJ_MAX_DEPTH);
 		return -EINVAL;
 	}
-	ret = ybuild_add(b, v, mark);
+	ret = kobj_ybuild_add(b, v, mark);
 	if (ret)
 		return ret;
 	b->stack[b->depth].node = v;
@@ -330,7 +330,7 @@ static int ybuild_push(struct ybuild *b, json_t *v, const yaml_mark_t *mark)
 	return 0;
 }
 
-static int ybuild_scalar(struct ybuild *b, const yaml_event_t *ev)
+static int kobj_ybuild_scalar(struct ybuild *b, const yaml_event_t *ev)
 {
 	const char *s = (const char *)ev->data.scalar.value;
 	size_t len = ev->data.scalar.length;
@@ -339,9 +339,9 @@ static int ybuild_scalar(struct ybuild *b, const yaml_event_t *ev)
 	size_t lc[2];
 	json_t *v;
 
-	mark_lc(&ev->start_mark, lc);
+	kobj_mark_lc(&ev->start_mark, lc);
 	if (memchr(s, '\0', len)) {
-		kerr(b->err, b->errlen, b->origin, lc, "strings must not contain NUL characters");
+		kobj_kerr(b->err, b->errlen, b->origin, lc, "strings must not contain NUL characters");
 		return -EINVAL;
 	}
 	if (f && json_is_object(f->node) && !f->key) {
@@ -349,7 +349,7 @@ static int ybuild_scalar(struct ybuild *b, const yaml_event_t *ev)
 		f->key = strndup(s, len);
 		f->keylen = len;
 		if (!f->key) {
-			kerr(b->err, b->errlen, b->origin, lc, "out of memory");
+			kobj_kerr(b->err, b->errlen, b->origin, lc, "out of memory");
 			return -ENOMEM;
 		}
 		return 0;
@@ -358,19 +358,19 @@ static int ybuild_scalar(struct ybuild *b, const yaml_event_t *ev)
 	    (tag && !strcmp(tag, YAML_STR_TAG)))
 		v = json_stringn(s, len);
 	else
-		v = plain_scalar(s, len);
-	return ybuild_add(b, v, &ev->start_mark);
+		v = kobj_plain_scalar(s, len);
+	return kobj_ybuild_add(b, v, &ev->start_mark);
 }
 
 /* Hands a finished document to docs (objects and sequences of them). */
-static int ybuild_document(struct ybuild *b, json_t *docs, const yaml_mark_t *mark)
+static int kobj_ybuild_document(struct ybuild *b, json_t *docs, const yaml_mark_t *mark)
 {
 	json_t *root = b->root;
 	size_t lc[2];
 	int ret = 0;
 
 	b->root = NULL;
-	mark_lc(mark, lc);
+	kobj_mark_lc(mark, lc);
 	if (!root || json_is_null(root))
 		goto out; /* empty document */
 	if (json_is_object(root)) {
@@ -380,19 +380,19 @@ static int ybuild_document(struct ybuild *b, json_t *docs, const yaml_mark_t *ma
 		if (json_array_extend(docs, root))
 			ret = -ENOMEM;
 	} else {
-		kerr(b->err, b->errlen, b->origin, lc,
+		kobj_kerr(b->err, b->errlen, b->origin, lc,
 		     "a document must be a mapping (a Kubernetes object), not a scalar");
 		ret = -EINVAL;
 		goto out;
 	}
 	if (ret)
-		kerr(b->err, b->errlen, b->origin, lc, "out of memory");
+		kobj_kerr(b->err, b->errlen, b->origin, lc, "out of memory");
 out:
 	json_decref(root);
 	return ret;
 }
 
-static int load_yaml(const char *text, size_t len, const char *origin, json_t **out,
+static int kobj_load_yaml(const char *text, size_t len, const char *origin, json_t **out,
 		     char *err, size_t errlen)
 {
 	yaml_parser_t parser;
@@ -405,19 +405,19 @@ static int load_yaml(const char *text, size_t len, const char *origin, json_t **
 
 	if (!docs || !yaml_parser_initialize(&parser)) {
 		json_decref(docs);
-		kerr(err, errlen, origin, NULL, "out of memory");
+		kobj_kerr(err, errlen, origin, NULL, "out of memory");
 		return -ENOMEM;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	while (!done && !ret) {
 		if (!yaml_parser_parse(&parser, &ev)) {
-			mark_lc(&parser.problem_mark, lc);
+			kobj_mark_lc(&parser.problem_mark, lc);
 			if (parser.context)
-				kerr(err, errlen, origin, lc, "%s (%s)",
+				kobj_kerr(err, errlen, origin, lc, "%s (%s)",
 				     parser.problem ? parser.problem : "syntax error",
 				     parser.context);
 			else
-				kerr(err, errlen, origin, lc, "%s",
+				kobj_kerr(err, errlen, origin, lc, "%s",
 				     parser.problem ? parser.problem : "syntax error");
 			ret = -EINVAL;
 			break;
@@ -427,26 +427,26 @@ static int load_yaml(const char *text, size_t len, const char *origin, json_t **
 			done = true;
 			break;
 		case YAML_DOCUMENT_START_EVENT:
-			ybuild_reset(&b);
+			kobj_ybuild_reset(&b);
 			break;
 		case YAML_DOCUMENT_END_EVENT:
-			ret = ybuild_document(&b, docs, &ev.start_mark);
+			ret = kobj_ybuild_document(&b, docs, &ev.start_mark);
 			break;
 		case YAML_ALIAS_EVENT:
-			mark_lc(&ev.start_mark, lc);
-			kerr(err, errlen, origin, lc,
+			kobj_mark_lc(&ev.start_mark, lc);
+			kobj_kerr(err, errlen, origin, lc,
 			     "YAML aliases (*%s) are not supported; write the value out",
 			     ev.data.alias.anchor ? (const char *)ev.data.alias.anchor : "");
 			ret = -EINVAL;
 			break;
 		case YAML_SCALAR_EVENT:
-			ret = ybuild_scalar(&b, &ev);
+			ret = kobj_ybuild_scalar(&b, &ev);
 			break;
 		case YAML_MAPPING_START_EVENT:
-			ret = ybuild_push(&b, json_object(), &ev.start_mark);
+			ret = kobj_ybuild_push(&b, json_object(), &ev.start_mark);
 			break;
 		case YAML_SEQUENCE_START_EVENT:
-			ret = ybuild_push(&b, json_array(), &ev.start_mark);
+			ret = kobj_ybuild_push(&b, json_array(), &ev.start_mark);
 			break;
 		case YAML_MAPPING_END_EVENT:
 		case YAML_SEQUENCE_END_EVENT:
@@ -462,7 +462,7 @@ static int load_yaml(const char *text, size_t len, const char *origin, json_t **
 		}
 		yaml_event_delete(&ev);
 	}
-	ybuild_reset(&b);
+	kobj_ybuild_reset(&b);
 	yaml_parser_delete(&parser);
 	if (ret) {
 		json_decref(docs);
@@ -474,7 +474,7 @@ static int load_yaml(const char *text, size_t len, const char *origin, json_t **
 
 /* ---- lists ---- */
 
-static bool is_list_object(json_t *o, const char **item_kind, size_t *item_kind_len)
+static bool kobj_is_list_object(json_t *o, const char **item_kind, size_t *item_kind_len)
 {
 	const char *kind = json_string_value(json_object_get(o, "kind"));
 	size_t n;
@@ -491,7 +491,7 @@ static bool is_list_object(json_t *o, const char **item_kind, size_t *item_kind_
 
 /* Flattens top-level lists into objects. Items of a typed list (PodList)
  * without their own kind get it from the list, as the API server omits it. */
-static int flatten(json_t *docs, const char *origin, json_t **out, char *err, size_t errlen)
+static int kobj_flatten(json_t *docs, const char *origin, json_t **out, char *err, size_t errlen)
 {
 	json_t *res = json_array();
 	json_t *o;
@@ -499,7 +499,7 @@ static int flatten(json_t *docs, const char *origin, json_t **out, char *err, si
 	int ret = 0;
 
 	if (!res) {
-		kerr(err, errlen, origin, NULL, "out of memory");
+		kobj_kerr(err, errlen, origin, NULL, "out of memory");
 		return -ENOMEM;
 	}
 	json_array_foreach(docs, i, o) {
@@ -507,12 +507,12 @@ static int flatten(json_t *docs, const char *origin, json_t **out, char *err, si
 		size_t ikl;
 
 		if (!json_is_object(o)) {
-			kerr(err, errlen, origin, NULL, "item %zu of the top-level array is not an object",
+			kobj_kerr(err, errlen, origin, NULL, "item %zu of the top-level array is not an object",
 			     i);
 			ret = -EINVAL;
 			goto out;
 		}
-		if (!is_list_object(o, &ik, &ikl)) {
+		if (!kobj_is_list_object(o, &ik, &ikl)) {
 			if (json_array_append(res, o))
 				goto oom;
 			continue;
@@ -523,7 +523,7 @@ static int flatten(json_t *docs, const char *origin, json_t **out, char *err, si
 
 		json_array_foreach(items, j, it) {
 			if (!json_is_object(it)) {
-				kerr(err, errlen, origin, NULL, "%.*sList item %zu is not an object",
+				kobj_kerr(err, errlen, origin, NULL, "%.*sList item %zu is not an object",
 				     (int)ikl, ik, j);
 				ret = -EINVAL;
 				goto out;
@@ -541,7 +541,7 @@ static int flatten(json_t *docs, const char *origin, json_t **out, char *err, si
 	*out = res;
 	return 0;
 oom:
-	kerr(err, errlen, origin, NULL, "out of memory");
+	kobj_kerr(err, errlen, origin, NULL, "out of memory");
 	ret = -ENOMEM;
 out:
 	json_decref(res);
@@ -559,7 +559,7 @@ int kobj_load_text(const char *text, size_t len, const char *origin, json_t **ou
 	if (err && errlen)
 		err[0] = '\0';
 	if (len > KOBJ_MAX_BYTES) {
-		kerr(err, errlen, origin, NULL, "input is %zu bytes, more than the limit of %u",
+		kobj_kerr(err, errlen, origin, NULL, "input is %zu bytes, more than the limit of %u",
 		     len, KOBJ_MAX_BYTES);
 		return -EINVAL;
 	}
@@ -569,12 +569,12 @@ int kobj_load_text(const char *text, size_t len, const char *origin, json_t **ou
 	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
 		i++;
 	if (i < len && (text[i] == '{' || text[i] == '['))
-		ret = load_json(text + start, len - start, origin, &docs, err, errlen);
+		ret = kobj_load_json(text + start, len - start, origin, &docs, err, errlen);
 	else
-		ret = load_yaml(text, len, origin, &docs, err, errlen);
+		ret = kobj_load_yaml(text, len, origin, &docs, err, errlen);
 	if (ret)
 		return ret;
-	ret = flatten(docs, origin, out, err, errlen);
+	ret = kobj_flatten(docs, origin, out, err, errlen);
 	json_decref(docs);
 	return ret;
 }
@@ -590,21 +590,21 @@ int kobj_load_file(const char *path, json_t **out, char *err, size_t errlen)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		kerr(err, errlen, path, NULL, "cannot open: %s", strerror(-ret));
+		kobj_kerr(err, errlen, path, NULL, "cannot open: %s", strerror(-ret));
 		return ret;
 	}
 	if (fstat(fd, &st)) {
 		ret = -errno;
-		kerr(err, errlen, path, NULL, "cannot stat: %s", strerror(-ret));
+		kobj_kerr(err, errlen, path, NULL, "cannot stat: %s", strerror(-ret));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		kerr(err, errlen, path, NULL, "not a regular file");
+		kobj_kerr(err, errlen, path, NULL, "not a regular file");
 		ret = -EINVAL;
 		goto out;
 	}
 	if ((unsigned long long)st.st_size > KOBJ_MAX_BYTES) {
-		kerr(err, errlen, path, NULL, "file is %lld bytes, more than the limit of %u",
+		kobj_kerr(err, errlen, path, NULL, "file is %lld bytes, more than the limit of %u",
 		     (long long)st.st_size, KOBJ_MAX_BYTES);
 		ret = -EFBIG;
 		goto out;
@@ -613,7 +613,7 @@ int kobj_load_file(const char *path, json_t **out, char *err, size_t errlen)
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
 		ret = -ENOMEM;
-		kerr(err, errlen, path, NULL, "out of memory");
+		kobj_kerr(err, errlen, path, NULL, "out of memory");
 		goto out;
 	}
 	for (;;) {
@@ -623,14 +623,14 @@ int kobj_load_file(const char *path, json_t **out, char *err, size_t errlen)
 			continue;
 		if (n < 0) {
 			ret = -errno;
-			kerr(err, errlen, path, NULL, "cannot read: %s", strerror(-ret));
+			kobj_kerr(err, errlen, path, NULL, "cannot read: %s", strerror(-ret));
 			goto out;
 		}
 		if (n == 0)
 			break;
 		got += (size_t)n;
 		if (got > (size_t)st.st_size) {
-			kerr(err, errlen, path, NULL, "file changed while being read; retry");
+			kobj_kerr(err, errlen, path, NULL, "file changed while being read; retry");
 			ret = -EAGAIN;
 			goto out;
 		}

@@ -41,7 +41,7 @@ void kube_creds_free(struct kube_creds *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static int read_small(const char *path, size_t max, char **out, char *err, size_t errlen)
+static int kc_read_small(const char *path, size_t max, char **out, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
 	char *buf;
@@ -79,7 +79,7 @@ static int read_small(const char *path, size_t max, char **out, char *err, size_
 int kube_token_read(const char *path, char **out, char *err, size_t errlen)
 {
 	char *s, *b, *e;
-	int ret = read_small(path, KUBE_TOKEN_MAX, &s, err, errlen);
+	int ret = kc_read_small(path, KUBE_TOKEN_MAX, &s, err, errlen);
 
 	if (ret)
 		return ret;
@@ -99,7 +99,7 @@ int kube_token_read(const char *path, char **out, char *err, size_t errlen)
 }
 
 /* The entry of list (clusters/contexts/users) named name, its `field`. */
-static json_t *named(json_t *root, const char *list, const char *name, const char *field)
+static json_t *kc_named(json_t *root, const char *list, const char *name, const char *field)
 {
 	json_t *a = json_object_get(root, list), *e;
 	size_t i;
@@ -113,14 +113,14 @@ static json_t *named(json_t *root, const char *list, const char *name, const cha
 	return NULL;
 }
 
-static const char *kube_str_field(json_t *o, const char *key)
+static const char *kc_kube_str_field(json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
 
 	return s && *s ? s : NULL;
 }
 
-static int set_path(char **dst, const char *dir, const char *p)
+static int kc_set_path(char **dst, const char *dir, const char *p)
 {
 	if (p[0] == '/' || !dir)
 		*dst = strdup(p);
@@ -129,10 +129,10 @@ static int set_path(char **dst, const char *dir, const char *p)
 	return *dst ? 0 : -ENOMEM;
 }
 
-static int b64_field(json_t *o, const char *key, char **dst, const char *path, char *err,
+static int kc_b64_field(json_t *o, const char *key, char **dst, const char *path, char *err,
 		     size_t errlen)
 {
-	const char *s = kube_str_field(o, key);
+	const char *s = kc_kube_str_field(o, key);
 	size_t n, pad = 0;
 	unsigned char *buf;
 	int len;
@@ -181,26 +181,26 @@ int kube_config_load(const char *path, struct kube_creds *out, char *err, size_t
 		errbuf_set(err, errlen, "%s: expected one kubeconfig mapping", path);
 		goto out;
 	}
-	cur = kube_str_field(root, "current-context");
+	cur = kc_kube_str_field(root, "current-context");
 	if (!cur) {
 		errbuf_set(err, errlen, "%s: current-context: not set", path);
 		goto out;
 	}
-	ctx = named(root, "contexts", cur, "context");
+	ctx = kc_named(root, "contexts", cur, "context");
 	if (!json_is_object(ctx)) {
 		errbuf_set(err, errlen, "%s: contexts: no context named \"%s\" (current-context)",
 			   path, cur);
 		goto out;
 	}
-	cname = kube_str_field(ctx, "cluster");
-	uname = kube_str_field(ctx, "user");
-	cluster = cname ? named(root, "clusters", cname, "cluster") : NULL;
+	cname = kc_kube_str_field(ctx, "cluster");
+	uname = kc_kube_str_field(ctx, "user");
+	cluster = cname ? kc_named(root, "clusters", cname, "cluster") : NULL;
 	if (!json_is_object(cluster)) {
 		errbuf_set(err, errlen, "%s: clusters: no cluster named \"%s\" (context %s)", path,
 			   cname ? cname : "", cur);
 		goto out;
 	}
-	user = uname ? named(root, "users", uname, "user") : NULL;
+	user = uname ? kc_named(root, "users", uname, "user") : NULL;
 	if (uname && !json_is_object(user)) {
 		errbuf_set(err, errlen, "%s: users: no user named \"%s\" (context %s)", path, uname,
 			   cur);
@@ -212,7 +212,7 @@ int kube_config_load(const char *path, struct kube_creds *out, char *err, size_t
 			   path, uname);
 		goto out;
 	}
-	s = kube_str_field(cluster, "server");
+	s = kc_kube_str_field(cluster, "server");
 	if (!s || strncmp(s, "https://", 8)) {
 		errbuf_set(err, errlen, "%s: clusters[%s].server: %s", path, cname,
 			   s ? "must be an https:// URL" : "missing");
@@ -228,25 +228,25 @@ int kube_config_load(const char *path, struct kube_creds *out, char *err, size_t
 	while (strlen(out->server) > 8 && out->server[strlen(out->server) - 1] == '/')
 		out->server[strlen(out->server) - 1] = '\0';
 	out->insecure = json_is_true(json_object_get(cluster, "insecure-skip-tls-verify"));
-	if ((s = kube_str_field(cluster, "certificate-authority")) && set_path(&out->ca_file, dir, s))
+	if ((s = kc_kube_str_field(cluster, "certificate-authority")) && kc_set_path(&out->ca_file, dir, s))
 		goto oom;
-	ret = b64_field(cluster, "certificate-authority-data", &out->ca_pem, path, err, errlen);
+	ret = kc_b64_field(cluster, "certificate-authority-data", &out->ca_pem, path, err, errlen);
 	if (ret)
 		goto out;
-	if ((s = kube_str_field(ctx, "namespace")) && !(out->namespace = strdup(s)))
+	if ((s = kc_kube_str_field(ctx, "namespace")) && !(out->namespace = strdup(s)))
 		goto oom;
 	if (user) {
-		if ((s = kube_str_field(user, "token")) && !(out->token = strdup(s)))
+		if ((s = kc_kube_str_field(user, "token")) && !(out->token = strdup(s)))
 			goto oom;
-		if ((s = kube_str_field(user, "tokenFile")) && set_path(&out->token_file, dir, s))
+		if ((s = kc_kube_str_field(user, "tokenFile")) && kc_set_path(&out->token_file, dir, s))
 			goto oom;
-		if ((s = kube_str_field(user, "client-certificate")) && set_path(&out->cert_file, dir, s))
+		if ((s = kc_kube_str_field(user, "client-certificate")) && kc_set_path(&out->cert_file, dir, s))
 			goto oom;
-		if ((s = kube_str_field(user, "client-key")) && set_path(&out->key_file, dir, s))
+		if ((s = kc_kube_str_field(user, "client-key")) && kc_set_path(&out->key_file, dir, s))
 			goto oom;
-		ret = b64_field(user, "client-certificate-data", &out->cert_pem, path, err, errlen);
+		ret = kc_b64_field(user, "client-certificate-data", &out->cert_pem, path, err, errlen);
 		if (!ret)
-			ret = b64_field(user, "client-key-data", &out->key_pem, path, err, errlen);
+			ret = kc_b64_field(user, "client-key-data", &out->key_pem, path, err, errlen);
 		if (ret)
 			goto out;
 		if (!!(out->cert_file || out->cert_pem) != !!(out->key_file || out->key_pem)) {
@@ -321,14 +321,14 @@ out:
 	return ret;
 }
 
-static const char *const ev_names[] = {
+static const char *const kc_ev_names[] = {
 	[KEV_ADDED] = "ADDED", [KEV_MODIFIED] = "MODIFIED", [KEV_DELETED] = "DELETED",
 	[KEV_BOOKMARK] = "BOOKMARK", [KEV_ERROR] = "ERROR",
 };
 
 const char *kube_event_type_name(enum kube_ev_type t)
 {
-	return (unsigned)t < sizeof(ev_names) / sizeof(ev_names[0]) ? ev_names[t] : "?";
+	return (unsigned)t < sizeof(kc_ev_names) / sizeof(kc_ev_names[0]) ? kc_ev_names[t] : "?";
 }
 
 int kube_event_parse(const char *line, size_t len, struct kube_event *ev, char *err,
@@ -354,10 +354,10 @@ int kube_event_parse(const char *line, size_t len, struct kube_event *ev, char *
 		json_decref(root);
 		return -EINVAL;
 	}
-	for (i = 0; i < sizeof(ev_names) / sizeof(ev_names[0]); i++)
-		if (!strcmp(type, ev_names[i]))
+	for (i = 0; i < sizeof(kc_ev_names) / sizeof(kc_ev_names[0]); i++)
+		if (!strcmp(type, kc_ev_names[i]))
 			break;
-	if (i == sizeof(ev_names) / sizeof(ev_names[0])) {
+	if (i == sizeof(kc_ev_names) / sizeof(kc_ev_names[0])) {
 		errbuf_set(err, errlen, "watch event: unknown type \"%.32s\"", type);
 		json_decref(root);
 		return -EINVAL;

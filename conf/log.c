@@ -14,7 +14,7 @@ static int log_fd = -1;
 enum wlog_level wlog_level_current = WLOG_INFO;
 static bool log_stderr = true;
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const log_level_names[] = { "error", "warn", "info", "debug" };
 
 int wlog_init(const char *prog, const char *file, enum wlog_level level)
 {
@@ -47,8 +47,8 @@ void wlog_set_stderr(bool on) { log_stderr = on; }
 
 int wlog_parse_level(const char *s, enum wlog_level *out)
 {
-	for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-		if (s && !strcasecmp(s, level_names[i])) {
+	for (unsigned i = 0; i < sizeof(log_level_names) / sizeof(log_level_names[0]); i++) {
+		if (s && !strcasecmp(s, log_level_names[i])) {
 			*out = (enum wlog_level)i;
 			return 0;
 		}
@@ -62,7 +62,7 @@ int wlog_parse_level(const char *s, enum wlog_level *out)
 
 const char *wlog_level_name(enum wlog_level level)
 {
-	return (unsigned)level < 4 ? level_names[level] : "?";
+	return (unsigned)level < 4 ? log_level_names[level] : "?";
 }
 
 void wlog(enum wlog_level level, const char *fmt, ...)
@@ -79,7 +79,7 @@ void wlog(enum wlog_level level, const char *fmt, ...)
 	gmtime_r(&ts.tv_sec, &tm);
 	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s[%d]: ",
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		     ts.tv_nsec / 1000000, level_names[level], log_prog, (int)getpid());
+		     ts.tv_nsec / 1000000, log_level_names[level], log_prog, (int)getpid());
 	va_start(ap, fmt);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);

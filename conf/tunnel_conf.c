@@ -39,7 +39,7 @@ struct conf_key {
 #define IKEY(n, f, lo, hi) { n, KT_INT, offsetof(struct tunnel_conf, f), NULL, lo, hi }
 #define MESH_RELOAD_MS_MAX 3600000
 
-static const struct conf_key keys[] = {
+static const struct conf_key tunnel_conf_keys[] = {
 	SKEY("node", node, NULL),
 	SKEY("pluginSocket", plugin_socket, DEFAULT_TUNNEL_SOCKET),
 	SKEY("stateDir", state_dir, DEFAULT_STATE_DIR),
@@ -79,20 +79,20 @@ static const struct conf_key keys[] = {
 	IKEY("hboneMaxPendingPerSource", hbone_max_pending_source, 1, 65536),
 };
 
-static const struct conf_key *find_key(const char *name)
+static const struct conf_key *tunnel_conf_find_key(const char *name)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-		if (!strcmp(keys[i].name, name))
-			return &keys[i];
+	for (size_t i = 0; i < ARRAY_SIZE(tunnel_conf_keys); i++)
+		if (!strcmp(tunnel_conf_keys[i].name, name))
+			return &tunnel_conf_keys[i];
 	return NULL;
 }
 
-static void unknown_key(const char *path, const char *name, char *err, size_t errlen)
+static void tunnel_conf_unknown_key(const char *path, const char *name, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-		if (!strcasecmp(keys[i].name, name)) {
+	for (size_t i = 0; i < ARRAY_SIZE(tunnel_conf_keys); i++) {
+		if (!strcasecmp(tunnel_conf_keys[i].name, name)) {
 			snprintf(err, errlen, "%s: unknown key \"%s\" (did you mean \"%s\"?)", path,
-				 name, keys[i].name);
+				 name, tunnel_conf_keys[i].name);
 			return;
 		}
 	}
@@ -107,7 +107,7 @@ static void unknown_key(const char *path, const char *name, char *err, size_t er
 		 path, name);
 }
 
-static int set_key(const char *path, const struct conf_key *k, json_t *v, struct tunnel_conf *c,
+static int tunnel_conf_set_key(const char *path, const struct conf_key *k, json_t *v, struct tunnel_conf *c,
 		   char *err, size_t errlen)
 {
 	char **sp = (char **)((char *)c + k->off);
@@ -184,14 +184,14 @@ static int set_key(const char *path, const struct conf_key *k, json_t *v, struct
 	return -EINVAL;
 }
 
-static int apply_defaults(const char *path, struct tunnel_conf *c, char *err, size_t errlen)
+static int tunnel_conf_apply_defaults(const char *path, struct tunnel_conf *c, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-		char **sp = (char **)((char *)c + keys[i].off);
+	for (size_t i = 0; i < ARRAY_SIZE(tunnel_conf_keys); i++) {
+		char **sp = (char **)((char *)c + tunnel_conf_keys[i].off);
 
-		if (keys[i].type != KT_STRING || *sp || !keys[i].dflt)
+		if (tunnel_conf_keys[i].type != KT_STRING || *sp || !tunnel_conf_keys[i].dflt)
 			continue;
-		*sp = strdup(keys[i].dflt);
+		*sp = strdup(tunnel_conf_keys[i].dflt);
 		if (!*sp)
 			goto oom;
 	}
@@ -261,14 +261,14 @@ int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_
 	}
 	o = json_array_get(objs, 0);
 	json_object_foreach(o, name, v) {
-		const struct conf_key *k = find_key(name);
+		const struct conf_key *k = tunnel_conf_find_key(name);
 
 		if (!k) {
-			unknown_key(path, name, err, errlen);
+			tunnel_conf_unknown_key(path, name, err, errlen);
 			ret = -EINVAL;
 			goto out;
 		}
-		ret = set_key(path, k, v, out, err, errlen);
+		ret = tunnel_conf_set_key(path, k, v, out, err, errlen);
 		if (ret)
 			goto out;
 	}
@@ -316,7 +316,7 @@ int tunnel_conf_load(const char *path, struct tunnel_conf *out, char *err, size_
 		ret = -EINVAL;
 		goto out;
 	}
-	ret = apply_defaults(path, out, err, errlen);
+	ret = tunnel_conf_apply_defaults(path, out, err, errlen);
 	if (!ret && strcmp(out->ca_protocol, "warren") && strcmp(out->ca_protocol, "istio")) {
 		snprintf(err, errlen, "%s: caProtocol: \"%s\" is not \"warren\" (warren-ca) or \"istio\" "
 			 "(Istio's IstioCertificateService)", path, out->ca_protocol);
@@ -333,8 +333,8 @@ void tunnel_conf_free(struct tunnel_conf *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-		if (keys[i].type == KT_STRING)
-			free(*(char **)((char *)c + keys[i].off));
+	for (size_t i = 0; i < ARRAY_SIZE(tunnel_conf_keys); i++)
+		if (tunnel_conf_keys[i].type == KT_STRING)
+			free(*(char **)((char *)c + tunnel_conf_keys[i].off));
 	memset(c, 0, sizeof(*c));
 }

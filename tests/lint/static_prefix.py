@@ -59,6 +59,14 @@ PREFIXES = {
     "tunnel/state_record.c": ["srec_"],
     "tunnel/tls.c": ["tls_"],
     "tunnel/workers.c": ["worker_"],
+    "conf/cni.c": ["cni_"],
+    "conf/handoff.c": ["handoff_"],
+    "conf/inpod_mode.c": ["inpod_mode_"],
+    "conf/kobj.c": ["kobj_"],
+    "conf/kube.c": ["kc_"],
+    "conf/kube_prune.c": ["kp_"],
+    "conf/log.c": ["log_"],
+    "conf/tunnel_conf.c": ["tunnel_conf_"],
 }
 
 TOKEN = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
@@ -137,8 +145,9 @@ def product_files(root):
 def offenders(root, path, prefixes):
     with open(os.path.join(root, path), encoding="utf-8") as f:
         text = f.read()
-    # An entry without a trailing "_" is one exact name (read by a test or a doc).
-    exact = {p for p in prefixes if not p.endswith("_")}
+    # An entry without a trailing "_" is one exact name (read by a test or a
+    # doc); the module's own state may be named the prefix itself (cas).
+    exact = {p for p in prefixes if not p.endswith("_")} | {p[:-1] for p in prefixes if p.endswith("_")}
     # A constant in capitals carries the prefix in capitals (METRICS_SRC).
     return [(line, name) for line, name in statics(text)
             if name not in exact and not (name.lower() if name.isupper() else name).startswith(
@@ -164,6 +173,14 @@ def main():
         for line, name in offenders(root, path, PREFIXES[path]):
             bad.append(f"{path}:{line}: static {name} does not start with {' or '.join(PREFIXES[path])}")
     tap.result(not bad, f"the statics of the {len(PREFIXES)} files in the table carry their module's prefix", bad)
+    where = {}
+    for path in sorted(PREFIXES):
+        if path not in missing:
+            with open(os.path.join(root, path), encoding="utf-8") as f:
+                for _, name in statics(f.read()):
+                    where.setdefault(name, set()).add(path)
+    dup = [f"{name}: {' '.join(sorted(paths))}" for name, paths in sorted(where.items()) if len(paths) > 1]
+    tap.result(not dup, "no two of those files define a static of the same name", dup)
     tap.done()
 
 
