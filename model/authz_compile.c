@@ -36,7 +36,7 @@ struct pctx {
 };
 
 static void __attribute__((format(printf, 3, 4)))
-addmsg(struct pctx *pc, enum authz_msg_level level, const char *fmt, ...)
+authz_compile_addmsg(struct pctx *pc, enum authz_msg_level level, const char *fmt, ...)
 {
 	struct az_policy *p = pc->p;
 	char buf[768];
@@ -70,7 +70,7 @@ addmsg(struct pctx *pc, enum authz_msg_level level, const char *fmt, ...)
 	}
 }
 
-static void note_l7(struct pctx *pc, const char *name)
+static void authz_compile_note_l7(struct pctx *pc, const char *name)
 {
 	for (size_t i = 0; i < pc->n_l7; i++)
 		if (!strcmp(pc->l7[i], name))
@@ -93,7 +93,7 @@ static void note_l7(struct pctx *pc, const char *name)
 
 /* snprintf for message paths: truncation only shortens a message. */
 static void __attribute__((format(printf, 3, 4)))
-pathf(char *buf, size_t len, const char *fmt, ...)
+authz_compile_pathf(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -102,7 +102,7 @@ pathf(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *jtype(const json_t *v)
+static const char *authz_compile_jtype(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: return "an object";
@@ -120,7 +120,7 @@ static const char *jtype(const json_t *v)
 /* ---- value parsers ---- */
 
 /* Decimal 1..65535, digits only (Istio ValidatePorts). */
-static int parse_port(const char *s, uint16_t *out)
+static int authz_compile_parse_port(const char *s, uint16_t *out)
 {
 	unsigned long v = 0;
 	size_t i;
@@ -137,7 +137,7 @@ static int parse_port(const char *s, uint16_t *out)
 }
 
 /* "a.b.c.d", "a.b.c.d/n", "v6", "v6/n"; a bare IP is /32 or /128. */
-static int parse_cidr(const char *s, struct az_cidr *c)
+static int authz_compile_parse_cidr(const char *s, struct az_cidr *c)
 {
 	char buf[INET6_ADDRSTRLEN + 8];
 	const char *slash = strchr(s, '/');
@@ -178,7 +178,7 @@ static int parse_cidr(const char *s, struct az_cidr *c)
 }
 
 /* istiod stringToMatch: "*" presence, "*x" suffix, "x*" prefix, else exact. */
-static void make_strmatch(struct arena *ar, const char *v, struct az_strmatch *m)
+static void authz_compile_make_strmatch(struct arena *ar, const char *v, struct az_strmatch *m)
 {
 	size_t len = strlen(v);
 
@@ -206,7 +206,7 @@ static void make_strmatch(struct arena *ar, const char *v, struct az_strmatch *m
  * messages) and converts it by type into *out (which may be NULL for L7
  * types). Absent or null: empty list. Problems are policy errors.
  */
-static void conv_list(struct pctx *pc, const json_t *arr, enum az_vtype type, struct az_flist *out,
+static void authz_compile_conv_list(struct pctx *pc, const json_t *arr, enum az_vtype type, struct az_flist *out,
 		      const char *path)
 {
 	size_t n, i, k = 0;
@@ -215,7 +215,7 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum az_vtype type, st
 	if (!arr || json_is_null(arr))
 		return;
 	if (!json_is_array(arr)) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "%s: must be a list of strings, found %s", path, jtype(arr));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: must be a list of strings, found %s", path, authz_compile_jtype(arr));
 		return;
 	}
 	n = json_array_size(arr);
@@ -236,24 +236,24 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum az_vtype type, st
 		const char *s = json_string_value(v);
 
 		if (!json_is_string(v)) {
-			addmsg(pc, AUTHZ_MSG_ERROR, "%s[%zu]: must be a string, found %s", path, i,
-			       jtype(v));
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s[%zu]: must be a string, found %s", path, i,
+			       authz_compile_jtype(v));
 			continue;
 		}
 		if (!*s) {
-			addmsg(pc, AUTHZ_MSG_ERROR, "%s[%zu]: empty string is not allowed", path, i);
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s[%zu]: empty string is not allowed", path, i);
 			continue;
 		}
 		switch (type) {
 		case AZ_T_STR:
-			make_strmatch(pc->ar, s, &out->u.s[k++]);
+			authz_compile_make_strmatch(pc->ar, s, &out->u.s[k++]);
 			break;
 		case AZ_T_SA: {
 			const char *sl = strchr(s, '/');
 			struct az_samatch *m = &out->u.sa[k];
 
 			if (sl && (sl == s || !sl[1] || strchr(sl + 1, '/'))) {
-				addmsg(pc, AUTHZ_MSG_ERROR,
+				authz_compile_addmsg(pc, AUTHZ_MSG_ERROR,
 				       "%s[%zu]: \"%s\" is not a service account: use \"sa\" or \"namespace/sa\"",
 				       path, i, s);
 				continue;
@@ -273,8 +273,8 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum az_vtype type, st
 		case AZ_T_L7IP: {
 			struct az_cidr c;
 
-			if (parse_cidr(s, &c)) {
-				addmsg(pc, AUTHZ_MSG_ERROR,
+			if (authz_compile_parse_cidr(s, &c)) {
+				authz_compile_addmsg(pc, AUTHZ_MSG_ERROR,
 				       "%s[%zu]: \"%s\" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8, 10.1.2.3)",
 				       path, i, s);
 				continue;
@@ -284,8 +284,8 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum az_vtype type, st
 			break;
 		}
 		case AZ_T_PORT:
-			if (parse_port(s, &out->u.port[k])) {
-				addmsg(pc, AUTHZ_MSG_ERROR,
+			if (authz_compile_parse_port(s, &out->u.port[k])) {
+				authz_compile_addmsg(pc, AUTHZ_MSG_ERROR,
 				       "%s[%zu]: \"%s\" is not a port: use a number 1..65535 as a string",
 				       path, i, s);
 				continue;
@@ -294,7 +294,7 @@ static void conv_list(struct pctx *pc, const json_t *arr, enum az_vtype type, st
 			break;
 		case AZ_T_HDR:
 			out->u.h[k].name = pc->hdr;
-			make_strmatch(pc->ar, s, &out->u.h[k].m);
+			authz_compile_make_strmatch(pc->ar, s, &out->u.h[k].m);
 			k++;
 			break;
 		case AZ_T_L7:
@@ -314,7 +314,7 @@ struct fspec {
 	enum az_vtype type;
 };
 
-static const struct fspec source_fields[] = {
+static const struct fspec authz_compile_source_fields[] = {
 	{ "principals", AZ_F_PR, 0, AZ_T_STR },
 	{ "notPrincipals", AZ_F_PR, 1, AZ_T_STR },
 	{ "namespaces", AZ_F_NS, 0, AZ_T_STR },
@@ -331,7 +331,7 @@ static const struct fspec source_fields[] = {
 	{ "notTrustDomains", AZ_F_MAX, 0, AZ_T_L7 },
 };
 
-static const struct fspec operation_fields[] = {
+static const struct fspec authz_compile_operation_fields[] = {
 	{ "ports", AZ_F_DPORT, 0, AZ_T_PORT },
 	{ "notPorts", AZ_F_DPORT, 1, AZ_T_PORT },
 	/* HTTP: compiled at a waypoint, dropped by a tunnel */
@@ -345,7 +345,7 @@ static const struct fspec operation_fields[] = {
 
 /* One from[].source or to[].operation entry -> one match. Returns whether
  * any L7 field was present. */
-static bool conv_entry(struct pctx *pc, const json_t *obj, const struct fspec *specs,
+static bool authz_compile_conv_entry(struct pctx *pc, const json_t *obj, const struct fspec *specs,
 		       size_t n_specs, struct az_match *m, const char *path)
 {
 	const char *k;
@@ -360,28 +360,28 @@ static bool conv_entry(struct pctx *pc, const json_t *obj, const struct fspec *s
 			if (!strcmp(specs[i].name, k))
 				fs = &specs[i];
 		if (!fs) {
-			addmsg(pc, AUTHZ_MSG_ERROR, "%s: unknown field \"%s\"", path, k);
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: unknown field \"%s\"", path, k);
 			continue;
 		}
-		pathf(sub, sizeof(sub), "%s.%s", path, k);
+		authz_compile_pathf(sub, sizeof(sub), "%s.%s", path, k);
 		if (pc->wp && fs->type == AZ_T_L7 && fs->field != AZ_F_MAX) {
-			conv_list(pc, v, AZ_T_STR, &m->f[fs->field][fs->neg], sub);
+			authz_compile_conv_list(pc, v, AZ_T_STR, &m->f[fs->field][fs->neg], sub);
 			if (json_array_size(v))
 				any = true;
 		} else if (fs->type == AZ_T_L7 || fs->type == AZ_T_L7IP) {
-			conv_list(pc, v, fs->type, NULL, sub);
+			authz_compile_conv_list(pc, v, fs->type, NULL, sub);
 			if (json_array_size(v)) {
 				l7 = any = true;
-				note_l7(pc, k);
+				authz_compile_note_l7(pc, k);
 			}
 		} else {
-			conv_list(pc, v, fs->type, &m->f[fs->field][fs->neg], sub);
+			authz_compile_conv_list(pc, v, fs->type, &m->f[fs->field][fs->neg], sub);
 			if (json_array_size(v))
 				any = true;
 		}
 	}
 	if (!any)
-		addmsg(pc, AUTHZ_MSG_ERROR, "%s: must not be empty", path);
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: must not be empty", path);
 	return l7;
 }
 
@@ -389,7 +389,7 @@ static const struct {
 	const char *key;
 	enum az_field field;
 	enum az_vtype type;
-} when_keys[] = {
+} authz_compile_when_keys[] = {
 	{ "source.ip", AZ_F_SIP, AZ_T_IP },
 	{ "source.namespace", AZ_F_NS, AZ_T_STR },
 	{ "source.principal", AZ_F_PR, AZ_T_STR },
@@ -398,7 +398,7 @@ static const struct {
 };
 
 /* A clause of one match per element of list (from[] or to[]). */
-static bool conv_entries(struct pctx *pc, const json_t *list, const char *inner,
+static bool authz_compile_conv_entries(struct pctx *pc, const json_t *list, const char *inner,
 			 const struct fspec *specs, size_t n_specs, struct az_clause *cl,
 			 const char *path)
 {
@@ -416,36 +416,36 @@ static bool conv_entries(struct pctx *pc, const json_t *list, const char *inner,
 		const char *k;
 		const json_t *v;
 
-		pathf(sub, sizeof(sub), "%s[%zu]", path, i);
+		authz_compile_pathf(sub, sizeof(sub), "%s[%zu]", path, i);
 		if (!json_is_object(e)) {
-			addmsg(pc, AUTHZ_MSG_ERROR, "%s: must be an object, found %s", sub, jtype(e));
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: must be an object, found %s", sub, authz_compile_jtype(e));
 			continue;
 		}
 		json_object_foreach((json_t *)e, k, v)
 			if (strcmp(k, inner))
-				addmsg(pc, AUTHZ_MSG_ERROR, "%s: unknown field \"%s\"", sub, k);
+				authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: unknown field \"%s\"", sub, k);
 		o = json_object_get(e, inner);
-		pathf(sub, sizeof(sub), "%s[%zu].%s", path, i, inner);
+		authz_compile_pathf(sub, sizeof(sub), "%s[%zu].%s", path, i, inner);
 		if (!json_is_object(o)) {
-			addmsg(pc, AUTHZ_MSG_ERROR, "%s: must be an object, found %s", sub,
-			       o ? jtype(o) : "nothing");
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: must be an object, found %s", sub,
+			       o ? authz_compile_jtype(o) : "nothing");
 			continue;
 		}
-		l7 |= conv_entry(pc, o, specs, n_specs, &cl->m[i], sub);
+		l7 |= authz_compile_conv_entry(pc, o, specs, n_specs, &cl->m[i], sub);
 		if (!strcmp(inner, "source")) {
 			const struct az_match *m = &cl->m[i];
 
 			if ((m->f[AZ_F_PR][0].n || m->f[AZ_F_PR][1].n || m->f[AZ_F_NS][0].n ||
 			     m->f[AZ_F_NS][1].n) &&
 			    (m->f[AZ_F_SA][0].n || m->f[AZ_F_SA][1].n))
-				addmsg(pc, AUTHZ_MSG_ERROR,
+				authz_compile_addmsg(pc, AUTHZ_MSG_ERROR,
 				       "%s: cannot set serviceAccounts with namespaces or principals", sub);
 		}
 	}
 	return l7;
 }
 
-static bool conv_when(struct pctx *pc, const json_t *c, struct az_clause *cl, const char *path)
+static bool authz_compile_conv_when(struct pctx *pc, const json_t *c, struct az_clause *cl, const char *path)
 {
 	const json_t *key, *vals, *nvals;
 	const char *k, *ks;
@@ -458,32 +458,32 @@ static bool conv_when(struct pctx *pc, const json_t *c, struct az_clause *cl, co
 		return false;
 	cl->n = 1;
 	if (!json_is_object(c)) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "%s: must be an object, found %s", path, jtype(c));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: must be an object, found %s", path, authz_compile_jtype(c));
 		return false;
 	}
 	json_object_foreach((json_t *)c, k, v)
 		if (strcmp(k, "key") && strcmp(k, "values") && strcmp(k, "notValues"))
-			addmsg(pc, AUTHZ_MSG_ERROR, "%s: unknown field \"%s\"", path, k);
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: unknown field \"%s\"", path, k);
 	key = json_object_get(c, "key");
 	vals = json_object_get(c, "values");
 	nvals = json_object_get(c, "notValues");
 	ks = json_string_value(key);
 	if (!ks || !*ks) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "%s.key: must be a non-empty string", path);
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s.key: must be a non-empty string", path);
 		return false;
 	}
 	if (!json_array_size(vals) && !json_array_size(nvals) &&
 	    (!vals || json_is_array(vals) || json_is_null(vals)) &&
 	    (!nvals || json_is_array(nvals) || json_is_null(nvals)))
-		addmsg(pc, AUTHZ_MSG_ERROR, "%s: at least one of values or notValues must be set for key %s",
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: at least one of values or notValues must be set for key %s",
 		       path, ks);
-	for (size_t i = 0; i < sizeof(when_keys) / sizeof(when_keys[0]); i++) {
-		if (strcmp(when_keys[i].key, ks))
+	for (size_t i = 0; i < sizeof(authz_compile_when_keys) / sizeof(authz_compile_when_keys[0]); i++) {
+		if (strcmp(authz_compile_when_keys[i].key, ks))
 			continue;
-		pathf(sub, sizeof(sub), "%s.values", path);
-		conv_list(pc, vals, when_keys[i].type, &cl->m[0].f[when_keys[i].field][0], sub);
-		pathf(sub, sizeof(sub), "%s.notValues", path);
-		conv_list(pc, nvals, when_keys[i].type, &cl->m[0].f[when_keys[i].field][1], sub);
+		authz_compile_pathf(sub, sizeof(sub), "%s.values", path);
+		authz_compile_conv_list(pc, vals, authz_compile_when_keys[i].type, &cl->m[0].f[authz_compile_when_keys[i].field][0], sub);
+		authz_compile_pathf(sub, sizeof(sub), "%s.notValues", path);
+		authz_compile_conv_list(pc, nvals, authz_compile_when_keys[i].type, &cl->m[0].f[authz_compile_when_keys[i].field][1], sub);
 		return false;
 	}
 	if (pc->wp && !strncmp(ks, "request.headers[", 16) && strlen(ks) > 17 &&
@@ -494,24 +494,24 @@ static bool conv_when(struct pctx *pc, const json_t *c, struct az_clause *cl, co
 			if (*q >= 'A' && *q <= 'Z')
 				*q = (char)(*q - 'A' + 'a');
 		pc->hdr = name;
-		pathf(sub, sizeof(sub), "%s.values", path);
-		conv_list(pc, vals, AZ_T_HDR, &cl->m[0].f[AZ_F_HDR][0], sub);
-		pathf(sub, sizeof(sub), "%s.notValues", path);
-		conv_list(pc, nvals, AZ_T_HDR, &cl->m[0].f[AZ_F_HDR][1], sub);
+		authz_compile_pathf(sub, sizeof(sub), "%s.values", path);
+		authz_compile_conv_list(pc, vals, AZ_T_HDR, &cl->m[0].f[AZ_F_HDR][0], sub);
+		authz_compile_pathf(sub, sizeof(sub), "%s.notValues", path);
+		authz_compile_conv_list(pc, nvals, AZ_T_HDR, &cl->m[0].f[AZ_F_HDR][1], sub);
 		return false;
 	}
 	/* any other key is an HTTP attribute: checked for shape, then an empty match */
-	pathf(sub, sizeof(sub), "%s.values", path);
-	conv_list(pc, vals, AZ_T_L7, NULL, sub);
-	pathf(sub, sizeof(sub), "%s.notValues", path);
-	conv_list(pc, nvals, AZ_T_L7, NULL, sub);
-	note_l7(pc, ks);
+	authz_compile_pathf(sub, sizeof(sub), "%s.values", path);
+	authz_compile_conv_list(pc, vals, AZ_T_L7, NULL, sub);
+	authz_compile_pathf(sub, sizeof(sub), "%s.notValues", path);
+	authz_compile_conv_list(pc, nvals, AZ_T_L7, NULL, sub);
+	authz_compile_note_l7(pc, ks);
 	l7 = true;
 	return l7;
 }
 
 /* istiod handleRule. Returns false when the rule is dropped (ALLOW with L7). */
-static bool conv_rule(struct pctx *pc, const json_t *r, struct az_rule *out, const char *path)
+static bool authz_compile_conv_rule(struct pctx *pc, const json_t *r, struct az_rule *out, const char *path)
 {
 	const json_t *from, *to, *when, *v;
 	const char *k;
@@ -520,12 +520,12 @@ static bool conv_rule(struct pctx *pc, const json_t *r, struct az_rule *out, con
 	char sub[320];
 
 	if (!json_is_object(r)) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "%s: must be an object, found %s", path, jtype(r));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: must be an object, found %s", path, authz_compile_jtype(r));
 		return false;
 	}
 	json_object_foreach((json_t *)r, k, v)
 		if (strcmp(k, "from") && strcmp(k, "to") && strcmp(k, "when"))
-			addmsg(pc, AUTHZ_MSG_ERROR, "%s: unknown field \"%s\"", path, k);
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: unknown field \"%s\"", path, k);
 	from = json_object_get(r, "from");
 	to = json_object_get(r, "to");
 	when = json_object_get(r, "when");
@@ -536,36 +536,36 @@ static bool conv_rule(struct pctx *pc, const json_t *r, struct az_rule *out, con
 	if (json_is_null(when))
 		when = NULL;
 	if (from && (!json_is_array(from) || !json_array_size(from))) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "%s.from: must be a non-empty list, found %s", path,
-		       json_is_array(from) ? "an empty list" : jtype(from));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s.from: must be a non-empty list, found %s", path,
+		       json_is_array(from) ? "an empty list" : authz_compile_jtype(from));
 		from = NULL;
 	}
 	if (to && (!json_is_array(to) || !json_array_size(to))) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "%s.to: must be a non-empty list, found %s", path,
-		       json_is_array(to) ? "an empty list" : jtype(to));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s.to: must be a non-empty list, found %s", path,
+		       json_is_array(to) ? "an empty list" : authz_compile_jtype(to));
 		to = NULL;
 	}
 	if (when && !json_is_array(when)) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "%s.when: must be a list, found %s", path, jtype(when));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s.when: must be a list, found %s", path, authz_compile_jtype(when));
 		when = NULL;
 	}
 	out->c = arena_calloc(pc->ar, 2 + json_array_size(when), sizeof(*out->c));
 	if (!out->c)
 		return false;
 	if (to) {
-		pathf(sub, sizeof(sub), "%s.to", path);
-		l7 |= conv_entries(pc, to, "operation", operation_fields,
-				   sizeof(operation_fields) / sizeof(operation_fields[0]), &out->c[n++],
+		authz_compile_pathf(sub, sizeof(sub), "%s.to", path);
+		l7 |= authz_compile_conv_entries(pc, to, "operation", authz_compile_operation_fields,
+				   sizeof(authz_compile_operation_fields) / sizeof(authz_compile_operation_fields[0]), &out->c[n++],
 				   sub);
 	}
 	if (from) {
-		pathf(sub, sizeof(sub), "%s.from", path);
-		l7 |= conv_entries(pc, from, "source", source_fields,
-				   sizeof(source_fields) / sizeof(source_fields[0]), &out->c[n++], sub);
+		authz_compile_pathf(sub, sizeof(sub), "%s.from", path);
+		l7 |= authz_compile_conv_entries(pc, from, "source", authz_compile_source_fields,
+				   sizeof(authz_compile_source_fields) / sizeof(authz_compile_source_fields[0]), &out->c[n++], sub);
 	}
 	json_array_foreach(when, i, v) {
-		pathf(sub, sizeof(sub), "%s.when[%zu]", path, i);
-		l7 |= conv_when(pc, v, &out->c[n++], sub);
+		authz_compile_pathf(sub, sizeof(sub), "%s.when[%zu]", path, i);
+		l7 |= authz_compile_conv_when(pc, v, &out->c[n++], sub);
 	}
 	out->n = n;
 	if (pc->p->action == AZ_A_ALLOW && l7)
@@ -574,7 +574,7 @@ static bool conv_rule(struct pctx *pc, const json_t *r, struct az_rule *out, con
 }
 
 /* Istio hasEffectiveRules: can any rule fire at all? */
-static bool has_effective_rules(const struct az_policy *p)
+static bool authz_compile_has_effective_rules(const struct az_policy *p)
 {
 	for (size_t r = 0; r < p->n_rules; r++) {
 		bool eff = true;
@@ -597,7 +597,7 @@ static bool has_effective_rules(const struct az_policy *p)
 
 /* metadata.namespace/name/creationTimestamp; *spec (NULL when absent, which
  * reads as {}). Returns 0, or -EINVAL when the object is unusable. */
-static int conv_meta(struct pctx *pc, const json_t *o, size_t idx, const char *kind,
+static int authz_compile_conv_meta(struct pctx *pc, const json_t *o, size_t idx, const char *kind,
 		     const json_t **spec)
 {
 	struct az_policy *p = pc->p;
@@ -611,10 +611,10 @@ static int conv_meta(struct pctx *pc, const json_t *o, size_t idx, const char *k
 	if (name && *name) {
 		p->name = arena_strdup(pc->ar, name);
 	} else {
-		pathf(key, sizeof(key), "(unnamed %s #%zu)", kind, idx + 1);
+		authz_compile_pathf(key, sizeof(key), "(unnamed %s #%zu)", kind, idx + 1);
 		p->name = arena_strdup(pc->ar, key);
 	}
-	pathf(key, sizeof(key), "%s/%s", p->ns ? p->ns : "", p->name ? p->name : "");
+	authz_compile_pathf(key, sizeof(key), "%s/%s", p->ns ? p->ns : "", p->name ? p->name : "");
 	p->key = arena_strdup(pc->ar, key);
 	p->created = arena_strdup(pc->ar, ts ? ts : "");
 	if (!p->action_str) /* AuthorizationPolicy set its default (ALLOW) already */
@@ -623,25 +623,25 @@ static int conv_meta(struct pctx *pc, const json_t *o, size_t idx, const char *k
 	if (!p->ns || !p->name || !p->key || !p->created)
 		return -EINVAL;
 	if (!json_is_object(o)) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "%s #%zu: must be an object, found %s", kind, idx + 1,
-		       jtype(o));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s #%zu: must be an object, found %s", kind, idx + 1,
+		       authz_compile_jtype(o));
 		return -EINVAL;
 	}
 	if (!json_is_object(meta)) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "metadata: must be an object");
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "metadata: must be an object");
 		return -EINVAL;
 	}
 	if (!name || !*name)
-		addmsg(pc, AUTHZ_MSG_ERROR, "metadata.name: must be a non-empty string");
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "metadata.name: must be a non-empty string");
 	if (json_object_get(meta, "namespace") && !ns)
-		addmsg(pc, AUTHZ_MSG_ERROR, "metadata.namespace: must be a string");
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "metadata.namespace: must be a string");
 
 	const json_t *sp = json_object_get(o, "spec");
 
 	if (!sp || json_is_null(sp))
 		return 0;
 	if (!json_is_object(sp)) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "spec: must be an object, found %s", jtype(sp));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec: must be an object, found %s", authz_compile_jtype(sp));
 		return -EINVAL;
 	}
 	*spec = sp;
@@ -653,7 +653,7 @@ static int conv_meta(struct pctx *pc, const json_t *o, size_t idx, const char *k
  * there is none (absent or null), 2 when present but without labels, -1
  * when unreadable (error recorded).
  */
-static int conv_selector(struct pctx *pc, const json_t *spec)
+static int authz_compile_conv_selector(struct pctx *pc, const json_t *spec)
 {
 	struct az_policy *p = pc->p;
 	const json_t *sel = json_object_get(spec, "selector"), *ml, *v;
@@ -664,18 +664,18 @@ static int conv_selector(struct pctx *pc, const json_t *spec)
 	if (!sel || json_is_null(sel))
 		return 0;
 	if (!json_is_object(sel)) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "spec.selector: must be an object, found %s", jtype(sel));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec.selector: must be an object, found %s", authz_compile_jtype(sel));
 		return -1;
 	}
 	json_object_foreach((json_t *)sel, k, v)
 		if (strcmp(k, "matchLabels")) {
-			addmsg(pc, AUTHZ_MSG_ERROR, "spec.selector: unknown field \"%s\"", k);
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec.selector: unknown field \"%s\"", k);
 			bad = 1;
 		}
 	ml = json_object_get(sel, "matchLabels");
 	if (ml && !json_is_null(ml) && !json_is_object(ml)) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "spec.selector.matchLabels: must be a map of strings, found %s",
-		       jtype(ml));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec.selector.matchLabels: must be a map of strings, found %s",
+		       authz_compile_jtype(ml));
 		return -1;
 	}
 	if (bad)
@@ -687,9 +687,9 @@ static int conv_selector(struct pctx *pc, const json_t *spec)
 		return -1;
 	json_object_foreach((json_t *)ml, k, v) {
 		if (!json_is_string(v)) {
-			addmsg(pc, AUTHZ_MSG_ERROR,
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR,
 			       "spec.selector.matchLabels.%s: must be a string, found %s (quote it)", k,
-			       jtype(v));
+			       authz_compile_jtype(v));
 			bad = 1;
 			continue;
 		}
@@ -702,7 +702,7 @@ static int conv_selector(struct pctx *pc, const json_t *spec)
 }
 
 /* Go strconv.ParseBool. */
-static int parse_bool(const char *s, bool *out)
+static int authz_compile_parse_bool(const char *s, bool *out)
 {
 	static const char *const t[] = { "1", "t", "T", "TRUE", "true", "True" };
 	static const char *const f[] = { "0", "f", "F", "FALSE", "false", "False" };
@@ -720,7 +720,7 @@ static int parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
-static bool has_target_ref(const json_t *spec)
+static bool authz_compile_has_target_ref(const json_t *spec)
 {
 	const json_t *tr = json_object_get(spec, "targetRef");
 	const json_t *trs = json_object_get(spec, "targetRefs");
@@ -734,7 +734,7 @@ static bool has_target_ref(const json_t *spec)
  * Gateway is ignored; a target of another kind, or unreadable, makes the
  * policy invalid, scoped to the whole waypoint (fail closed). Returns 1
  * when the policy is ignored. */
-static int conv_targets(struct pctx *pc, const json_t *spec)
+static int authz_compile_conv_targets(struct pctx *pc, const json_t *spec)
 {
 	struct az_policy *p = pc->p;
 	const json_t *one = json_object_get(spec, "targetRef"), *list = json_object_get(spec, "targetRefs");
@@ -744,7 +744,7 @@ static int conv_targets(struct pctx *pc, const json_t *spec)
 
 	p->scope = AZ_SC_GATEWAY; /* until read: an error fails the whole waypoint closed */
 	if (list && !json_is_null(list) && !json_is_array(list)) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "spec.targetRefs: must be a list, found %s", jtype(list));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec.targetRefs: must be a list, found %s", authz_compile_jtype(list));
 		return 0;
 	}
 	p->targets = arena_calloc(pc->ar, n + 1, sizeof(*p->targets));
@@ -756,24 +756,24 @@ static int conv_targets(struct pctx *pc, const json_t *spec)
 
 		t = i < json_array_size(list) ? json_array_get(list, i) : one;
 		if (!json_is_object(t)) {
-			addmsg(pc, AUTHZ_MSG_ERROR, "spec.targetRefs[%zu]: must be an object, found %s", i,
-			       jtype(t));
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec.targetRefs[%zu]: must be an object, found %s", i,
+			       authz_compile_jtype(t));
 			continue;
 		}
 		json_object_foreach((json_t *)t, k, v)
 			if (strcmp(k, "group") && strcmp(k, "kind") && strcmp(k, "name") &&
 			    strcmp(k, "namespace"))
-				addmsg(pc, AUTHZ_MSG_ERROR, "spec.targetRefs[%zu]: unknown field \"%s\"", i, k);
+				authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec.targetRefs[%zu]: unknown field \"%s\"", i, k);
 		kind = json_string_value(json_object_get(t, "kind"));
 		name = json_string_value(json_object_get(t, "name"));
 		group = json_string_value(json_object_get(t, "group"));
 		ns = json_string_value(json_object_get(t, "namespace"));
 		if (!kind || !name || !*name) {
-			addmsg(pc, AUTHZ_MSG_ERROR, "spec.targetRefs[%zu]: kind and name are required", i);
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec.targetRefs[%zu]: kind and name are required", i);
 			continue;
 		}
 		if (ns && *ns && strcmp(ns, p->ns)) {
-			addmsg(pc, AUTHZ_MSG_ERROR,
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR,
 			       "spec.targetRefs[%zu]: namespace %s: a target must be in the policy's namespace %s",
 			       i, ns, p->ns);
 			continue;
@@ -786,7 +786,7 @@ static int conv_targets(struct pctx *pc, const json_t *spec)
 		} else if (!strcmp(kind, "Service") && (!group || !*group)) {
 			p->targets[p->n_targets++] = arena_strdup(pc->ar, name);
 		} else {
-			addmsg(pc, AUTHZ_MSG_ERROR,
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR,
 			       "spec.targetRefs[%zu]: kind %s%s%s: a waypoint takes Gateway or Service", i,
 			       group && *group ? group : "", group && *group ? "/" : "", kind);
 		}
@@ -801,11 +801,11 @@ static int conv_targets(struct pctx *pc, const json_t *spec)
 	}
 	p->scope = AZ_SC_NONE;
 	p->state = AUTHZ_POLICY_IGNORED;
-	addmsg(pc, AUTHZ_MSG_INFO, "%s", other_gw ? "targets another Gateway" : "targets nothing here");
+	authz_compile_addmsg(pc, AUTHZ_MSG_INFO, "%s", other_gw ? "targets another Gateway" : "targets nothing here");
 	return 1;
 }
 
-static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
+static void authz_compile_conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 {
 	struct az_policy *p = pc->p;
 	const json_t *spec, *act, *rules, *r, *v;
@@ -818,16 +818,16 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 	p->state = AUTHZ_POLICY_ACTIVE;
 	p->action = AZ_A_ALLOW;
 	p->action_str = "ALLOW";
-	if (conv_meta(pc, o, idx, "AuthorizationPolicy", &spec)) {
+	if (authz_compile_conv_meta(pc, o, idx, "AuthorizationPolicy", &spec)) {
 		p->scope = p->ns && !strcmp(p->ns, pc->root) ? AZ_SC_GLOBAL : AZ_SC_NS;
 		return;
 	}
 	json_object_foreach((json_t *)spec, k, v)
 		if (strcmp(k, "selector") && strcmp(k, "action") && strcmp(k, "rules") &&
 		    strcmp(k, "provider") && strcmp(k, "targetRef") && strcmp(k, "targetRefs"))
-			addmsg(pc, AUTHZ_MSG_ERROR, "spec: unknown field \"%s\"", k);
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec: unknown field \"%s\"", k);
 
-	sel = conv_selector(pc, spec);
+	sel = authz_compile_conv_selector(pc, spec);
 	if (sel == 1)
 		p->scope = AZ_SC_WL;
 	else if (sel == 2)
@@ -841,30 +841,30 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 	if (dry) {
 		bool b = false;
 
-		if (parse_bool(dry, &b)) {
-			addmsg(pc, AUTHZ_MSG_WARNING,
+		if (authz_compile_parse_bool(dry, &b)) {
+			authz_compile_addmsg(pc, AUTHZ_MSG_WARNING,
 			       "annotation istio.io/dry-run: cannot parse \"%s\" as a boolean; policy enforced",
 			       dry);
 		} else if (b) {
 			p->state = AUTHZ_POLICY_IGNORED;
-			addmsg(pc, AUTHZ_MSG_INFO,
+			authz_compile_addmsg(pc, AUTHZ_MSG_INFO,
 			       "dry-run policies are not supported by the tunnel; policy ignored");
 			return;
 		}
 	}
 	if (pc->wp) {
-		if (!has_target_ref(spec)) {
+		if (!authz_compile_has_target_ref(spec)) {
 			p->scope = AZ_SC_NONE;
 			p->state = AUTHZ_POLICY_IGNORED;
-			addmsg(pc, AUTHZ_MSG_INFO,
+			authz_compile_addmsg(pc, AUTHZ_MSG_INFO,
 			       "no targetRefs: enforced by the tunnels of the workloads it selects, not by the waypoint");
 			return;
 		}
-		if (conv_targets(pc, spec))
+		if (authz_compile_conv_targets(pc, spec))
 			return;
-	} else if (has_target_ref(spec)) {
+	} else if (authz_compile_has_target_ref(spec)) {
 		p->state = AUTHZ_POLICY_IGNORED;
-		addmsg(pc, AUTHZ_MSG_INFO,
+		authz_compile_addmsg(pc, AUTHZ_MSG_INFO,
 		       "has targetRef/targetRefs: it is for a waypoint or gateway, not enforced by the tunnel");
 		return;
 	}
@@ -873,7 +873,7 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 		const char *a = json_string_value(act);
 
 		if (!a) {
-			addmsg(pc, AUTHZ_MSG_ERROR, "spec.action: must be a string, found %s", jtype(act));
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec.action: must be a string, found %s", authz_compile_jtype(act));
 			p->action_str = "?";
 		} else if (!strcmp(a, "ALLOW") || !*a) {
 			/* default */
@@ -887,21 +887,21 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 		} else if (!strcmp(a, "AUDIT") || !strcmp(a, "CUSTOM")) {
 			p->action_str = !strcmp(a, "AUDIT") ? "AUDIT" : "CUSTOM";
 			p->state = AUTHZ_POLICY_IGNORED;
-			addmsg(pc, AUTHZ_MSG_INFO,
+			authz_compile_addmsg(pc, AUTHZ_MSG_INFO,
 			       "the tunnel does not support the %s action; policy ignored", a);
 			return;
 		} else {
-			addmsg(pc, AUTHZ_MSG_ERROR,
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR,
 			       "spec.action: unknown action \"%s\" (use ALLOW or DENY)", a);
 			p->action_str = "?";
 		}
 	}
 	if (json_object_get(spec, "provider"))
-		addmsg(pc, AUTHZ_MSG_ERROR, "spec.provider: only allowed with action CUSTOM");
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec.provider: only allowed with action CUSTOM");
 
 	rules = json_object_get(spec, "rules");
 	if (rules && !json_is_null(rules) && !json_is_array(rules)) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "spec.rules: must be a list, found %s", jtype(rules));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec.rules: must be a list, found %s", authz_compile_jtype(rules));
 		return;
 	}
 	if (json_array_size(rules)) {
@@ -910,17 +910,17 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 			return;
 	}
 	json_array_foreach(rules, i, r) {
-		pathf(path, sizeof(path), "spec.rules[%zu]", i);
-		if (conv_rule(pc, r, &p->rules[n], path))
+		authz_compile_pathf(path, sizeof(path), "spec.rules[%zu]", i);
+		if (authz_compile_conv_rule(pc, r, &p->rules[n], path))
 			n++;
 	}
 	p->n_rules = n;
 
 	if (sel == 2)
-		addmsg(pc, AUTHZ_MSG_WARNING,
+		authz_compile_addmsg(pc, AUTHZ_MSG_WARNING,
 		       "spec.selector has no matchLabels: Istio ambient attaches selector policies by labels, so this policy selects no workload");
 	if (p->action == AZ_A_DENY && !json_array_size(rules))
-		addmsg(pc, AUTHZ_MSG_WARNING,
+		authz_compile_addmsg(pc, AUTHZ_MSG_WARNING,
 		       "DENY policy without rules never matches; add an empty rule {} to deny everything");
 	if (pc->n_l7) {
 		char found[512] = "";
@@ -942,19 +942,19 @@ static void conv_authz(struct pctx *pc, const json_t *o, size_t idx)
 				break;
 			off += (size_t)w;
 		}
-		addmsg(pc, AUTHZ_MSG_WARNING,
+		authz_compile_addmsg(pc, AUTHZ_MSG_WARNING,
 		       pc->wp ? "the waypoint does not enforce these attributes (found: %s). %s"
 			      : "the tunnel does not enforce HTTP attributes (found: %s); use a waypoint for HTTP rules. %s",
 		       found,
 		       p->action == AZ_A_ALLOW ?
 			       "Within an ALLOW policy, rules with HTTP attributes are omitted (never match): more restrictive than requested." :
-		       has_effective_rules(p) ?
+		       authz_compile_has_effective_rules(p) ?
 			       "The DENY policy is enforced without its HTTP attributes: more restrictive than requested." :
 			       "Without its HTTP attributes this DENY policy has no enforceable rule and has no effect.");
 	}
 }
 
-static int parse_mode(struct pctx *pc, const json_t *mtls, enum az_mtls *out, const char *path)
+static int authz_compile_parse_mode(struct pctx *pc, const json_t *mtls, enum az_mtls *out, const char *path)
 {
 	const json_t *m, *v;
 	const char *s, *k;
@@ -963,18 +963,18 @@ static int parse_mode(struct pctx *pc, const json_t *mtls, enum az_mtls *out, co
 	if (!mtls || json_is_null(mtls))
 		return 0;
 	if (!json_is_object(mtls)) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "%s: must be an object, found %s", path, jtype(mtls));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: must be an object, found %s", path, authz_compile_jtype(mtls));
 		return -EINVAL;
 	}
 	json_object_foreach((json_t *)mtls, k, v)
 		if (strcmp(k, "mode"))
-			addmsg(pc, AUTHZ_MSG_ERROR, "%s: unknown field \"%s\"", path, k);
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s: unknown field \"%s\"", path, k);
 	m = json_object_get(mtls, "mode");
 	if (!m || json_is_null(m))
 		return 0;
 	s = json_string_value(m);
 	if (!s) {
-		addmsg(pc, AUTHZ_MSG_ERROR, "%s.mode: must be a string, found %s", path, jtype(m));
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "%s.mode: must be a string, found %s", path, authz_compile_jtype(m));
 		return -EINVAL;
 	}
 	if (!strcmp(s, "UNSET") || !*s)
@@ -986,14 +986,14 @@ static int parse_mode(struct pctx *pc, const json_t *mtls, enum az_mtls *out, co
 	else if (!strcmp(s, "STRICT"))
 		*out = AZ_M_STRICT;
 	else {
-		addmsg(pc, AUTHZ_MSG_ERROR,
+		authz_compile_addmsg(pc, AUTHZ_MSG_ERROR,
 		       "%s.mode: unknown mode \"%s\" (use STRICT, PERMISSIVE, DISABLE or UNSET)", path, s);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-static const char *mode_name(enum az_mtls m)
+static const char *authz_compile_mode_name(enum az_mtls m)
 {
 	switch (m) {
 	case AZ_M_UNSET: return "UNSET";
@@ -1004,7 +1004,7 @@ static const char *mode_name(enum az_mtls m)
 	return "?";
 }
 
-static void conv_peerauthn(struct pctx *pc, const json_t *o, size_t idx)
+static void authz_compile_conv_peerauthn(struct pctx *pc, const json_t *o, size_t idx)
 {
 	struct az_policy *p = pc->p;
 	const json_t *spec, *plm, *v;
@@ -1017,7 +1017,7 @@ static void conv_peerauthn(struct pctx *pc, const json_t *o, size_t idx)
 	p->state = AUTHZ_POLICY_ACTIVE;
 	p->action = AZ_A_DENY;
 	is_root = false;
-	if (conv_meta(pc, o, idx, "PeerAuthentication", &spec)) {
+	if (authz_compile_conv_meta(pc, o, idx, "PeerAuthentication", &spec)) {
 		is_root = p->ns && !strcmp(p->ns, pc->root);
 		p->scope = is_root ? AZ_SC_MESH : AZ_SC_NS;
 		p->action_str = "?";
@@ -1026,8 +1026,8 @@ static void conv_peerauthn(struct pctx *pc, const json_t *o, size_t idx)
 	is_root = !strcmp(p->ns, pc->root);
 	json_object_foreach((json_t *)spec, k, v)
 		if (strcmp(k, "selector") && strcmp(k, "mtls") && strcmp(k, "portLevelMtls"))
-			addmsg(pc, AUTHZ_MSG_ERROR, "spec: unknown field \"%s\"", k);
-	sel = conv_selector(pc, spec);
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec: unknown field \"%s\"", k);
+	sel = authz_compile_conv_selector(pc, spec);
 	if (sel == 1)
 		p->scope = is_root ? AZ_SC_NONE : AZ_SC_WL;
 	else
@@ -1036,10 +1036,10 @@ static void conv_peerauthn(struct pctx *pc, const json_t *o, size_t idx)
 		/* istiod: a workload-level policy in the root namespace is never effective */
 		p->state = AUTHZ_POLICY_IGNORED;
 
-	parse_mode(pc, json_object_get(spec, "mtls"), &p->mode, "spec.mtls");
-	p->action_str = mode_name(p->mode);
+	authz_compile_parse_mode(pc, json_object_get(spec, "mtls"), &p->mode, "spec.mtls");
+	p->action_str = authz_compile_mode_name(p->mode);
 	if (p->mode == AZ_M_DISABLE)
-		addmsg(pc, AUTHZ_MSG_WARNING,
+		authz_compile_addmsg(pc, AUTHZ_MSG_WARNING,
 		       "mode DISABLE acts as PERMISSIVE: the tunnel always uses mTLS between enrolled pods");
 
 	plm = json_object_get(spec, "portLevelMtls");
@@ -1047,41 +1047,41 @@ static void conv_peerauthn(struct pctx *pc, const json_t *o, size_t idx)
 		size_t n = 0;
 
 		if (!json_is_object(plm)) {
-			addmsg(pc, AUTHZ_MSG_ERROR, "spec.portLevelMtls: must be a map, found %s",
-			       jtype(plm));
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR, "spec.portLevelMtls: must be a map, found %s",
+			       authz_compile_jtype(plm));
 		} else if (!json_object_size(plm)) {
-			addmsg(pc, AUTHZ_MSG_ERROR,
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR,
 			       "spec.portLevelMtls: if defined, must have at least one element");
 		} else if (sel != 1) {
-			addmsg(pc, AUTHZ_MSG_ERROR,
+			authz_compile_addmsg(pc, AUTHZ_MSG_ERROR,
 			       "spec.portLevelMtls: mesh/namespace peer authentication cannot have port level mTLS");
 		} else if ((p->ports = arena_calloc(pc->ar, json_object_size(plm), sizeof(*p->ports)))) {
 			json_object_foreach((json_t *)plm, k, v) {
 				uint16_t port;
 
-				pathf(path, sizeof(path), "spec.portLevelMtls.%.32s", k);
-				if (parse_port(k, &port)) {
-					addmsg(pc, AUTHZ_MSG_ERROR,
+				authz_compile_pathf(path, sizeof(path), "spec.portLevelMtls.%.32s", k);
+				if (authz_compile_parse_port(k, &port)) {
+					authz_compile_addmsg(pc, AUTHZ_MSG_ERROR,
 					       "spec.portLevelMtls: key \"%s\" is not a port 1..65535", k);
 					continue;
 				}
-				if (parse_mode(pc, v, &p->ports[n].mode, path))
+				if (authz_compile_parse_mode(pc, v, &p->ports[n].mode, path))
 					continue;
 				p->ports[n++].port = port;
 			}
 			p->n_ports = n;
 			if (p->state == AUTHZ_POLICY_ACTIVE)
-				addmsg(pc, AUTHZ_MSG_INFO,
+				authz_compile_addmsg(pc, AUTHZ_MSG_INFO,
 				       "portLevelMtls is applied per destination port");
 		}
 	}
 	if (sel == 1 && is_root && p->state == AUTHZ_POLICY_IGNORED)
-		addmsg(pc, AUTHZ_MSG_INFO,
+		authz_compile_addmsg(pc, AUTHZ_MSG_INFO,
 		       "a PeerAuthentication with a selector in the root namespace %s is not used (as in Istio)",
 		       pc->root);
 }
 
-static int cmp_policy(const void *a, const void *b)
+static int authz_compile_cmp_policy(const void *a, const void *b)
 {
 	const struct az_policy *x = a, *y = b;
 	int c = strcmp(x->ns, y->ns);
@@ -1089,7 +1089,7 @@ static int cmp_policy(const void *a, const void *b)
 	return c ? c : strcmp(x->name, y->name);
 }
 
-static int compile_list(struct authz_set *set, const json_t *arr, enum authz_policy_kind kind,
+static int authz_compile_compile_list(struct authz_set *set, const json_t *arr, enum authz_policy_kind kind,
 			struct az_policy **out, size_t *n_out)
 {
 	size_t n = json_array_size(arr), i;
@@ -1107,16 +1107,16 @@ static int compile_list(struct authz_set *set, const json_t *arr, enum authz_pol
 				   .wp = set->waypoint, .gw_ns = set->gw_ns, .gw_name = set->gw_name };
 
 		if (kind == AUTHZ_KIND_AUTHORIZATION)
-			conv_authz(&pc, o, i);
+			authz_compile_conv_authz(&pc, o, i);
 		else
-			conv_peerauthn(&pc, o, i);
+			authz_compile_conv_peerauthn(&pc, o, i);
 		if (set->ar.nomem)
 			return -ENOMEM;
 		if ((*out)[i].state == AUTHZ_POLICY_INVALID)
 			set->n_invalid++;
 	}
 	*n_out = n;
-	qsort(*out, n, sizeof(**out), cmp_policy);
+	qsort(*out, n, sizeof(**out), authz_compile_cmp_policy);
 	return 0;
 }
 
@@ -1139,11 +1139,11 @@ int authz_compile(const json_t *authorization_policies, const json_t *peer_authe
 		ret = -ENOMEM;
 		goto out;
 	}
-	ret = compile_list(set, authorization_policies, AUTHZ_KIND_AUTHORIZATION, &set->ap,
+	ret = authz_compile_compile_list(set, authorization_policies, AUTHZ_KIND_AUTHORIZATION, &set->ap,
 			   &set->n_ap);
 	if (ret)
 		goto out;
-	ret = compile_list(set, peer_authentications, AUTHZ_KIND_PEER_AUTHENTICATION, &set->pa,
+	ret = authz_compile_compile_list(set, peer_authentications, AUTHZ_KIND_PEER_AUTHENTICATION, &set->pa,
 			   &set->n_pa);
 	if (ret)
 		goto out;
@@ -1172,7 +1172,7 @@ int authz_compile_waypoint(const json_t *authorization_policies, const char *roo
 	set->gw_ns = arena_strdup(&set->ar, gw_ns);
 	set->gw_name = arena_strdup(&set->ar, gw_name);
 	if (set->root && set->gw_ns && set->gw_name)
-		ret = compile_list(set, authorization_policies, AUTHZ_KIND_AUTHORIZATION, &set->ap,
+		ret = authz_compile_compile_list(set, authorization_policies, AUTHZ_KIND_AUTHORIZATION, &set->ap,
 				   &set->n_ap);
 	if (!ret) {
 		*out = set;

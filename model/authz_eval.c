@@ -29,7 +29,7 @@ struct ectx {
 	const struct authz_request *rq; /* a waypoint's request, or NULL */
 };
 
-static bool labels_contain(const struct mesh_labels *l, const struct mesh_label *sel, size_t n)
+static bool authz_eval_labels_contain(const struct mesh_labels *l, const struct mesh_label *sel, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		bool found = false;
@@ -44,7 +44,7 @@ static bool labels_contain(const struct mesh_labels *l, const struct mesh_label 
 	return true;
 }
 
-static bool ap_selects(const struct authz_set *set, const struct az_policy *p,
+static bool authz_eval_ap_selects(const struct authz_set *set, const struct az_policy *p,
 		       const struct authz_workload *w)
 {
 	switch (p->scope) {
@@ -55,7 +55,7 @@ static bool ap_selects(const struct authz_set *set, const struct az_policy *p,
 		return !strcmp(p->ns, w->namespace);
 	case AZ_SC_WL:
 		return (!strcmp(p->ns, w->namespace) || !strcmp(p->ns, set->root)) &&
-		       labels_contain(&w->labels, p->sel, p->n_sel);
+		       authz_eval_labels_contain(&w->labels, p->sel, p->n_sel);
 	case AZ_SC_GATEWAY:
 		return true; /* a waypoint's own set: every request through it */
 	case AZ_SC_SERVICE:
@@ -71,7 +71,7 @@ static bool ap_selects(const struct authz_set *set, const struct az_policy *p,
 
 /* PeerAuthentication selection (istiod fetchPeerAuthentications): a
  * selector only selects in its own namespace. */
-static bool pa_selects(const struct az_policy *p, const struct authz_workload *w)
+static bool authz_eval_pa_selects(const struct az_policy *p, const struct authz_workload *w)
 {
 	switch (p->scope) {
 	case AZ_SC_MESH:
@@ -80,7 +80,7 @@ static bool pa_selects(const struct az_policy *p, const struct authz_workload *w
 	case AZ_SC_NS:
 		return !strcmp(p->ns, w->namespace);
 	case AZ_SC_WL:
-		return !strcmp(p->ns, w->namespace) && labels_contain(&w->labels, p->sel, p->n_sel);
+		return !strcmp(p->ns, w->namespace) && authz_eval_labels_contain(&w->labels, p->sel, p->n_sel);
 	case AZ_SC_GATEWAY:
 	case AZ_SC_SERVICE:
 	case AZ_SC_NONE:
@@ -89,7 +89,7 @@ static bool pa_selects(const struct az_policy *p, const struct authz_workload *w
 	return false;
 }
 
-static bool sm_match(const struct az_strmatch *m, const char *s, size_t len)
+static bool authz_eval_sm_match(const struct az_strmatch *m, const char *s, size_t len)
 {
 	switch (m->kind) {
 	case AZ_SM_EXACT: return len == m->len && !memcmp(s, m->s, len);
@@ -101,7 +101,7 @@ static bool sm_match(const struct az_strmatch *m, const char *s, size_t len)
 }
 
 /* Host names compare without regard to ASCII case. */
-static bool sm_match_ci(const struct az_strmatch *m, const char *s, size_t len)
+static bool authz_eval_sm_match_ci(const struct az_strmatch *m, const char *s, size_t len)
 {
 	size_t off = m->kind == AZ_SM_SUFFIX && len >= m->len ? len - m->len : 0;
 
@@ -112,7 +112,7 @@ static bool sm_match_ci(const struct az_strmatch *m, const char *s, size_t len)
 	return !strncasecmp(s + off, m->s, m->len);
 }
 
-static bool cidr_contains(const struct az_cidr *c, const struct mesh_ip *ip)
+static bool authz_eval_cidr_contains(const struct az_cidr *c, const struct mesh_ip *ip)
 {
 	const uint8_t *a;
 	unsigned full, rem;
@@ -133,37 +133,37 @@ static bool cidr_contains(const struct az_cidr *c, const struct mesh_ip *ip)
 	return true;
 }
 
-static bool value_hit(enum az_field f, const struct az_flist *l, size_t i, const struct ectx *e)
+static bool authz_eval_value_hit(enum az_field f, const struct az_flist *l, size_t i, const struct ectx *e)
 {
 	switch (f) {
 	case AZ_F_NS:
-		return sm_match(&l->u.s[i], e->id_ns, e->id_ns_len);
+		return authz_eval_sm_match(&l->u.s[i], e->id_ns, e->id_ns_len);
 	case AZ_F_PR:
 		/* an absent identity never matches (ztunnel matches_principal) */
-		return e->principal && sm_match(&l->u.s[i], e->principal, e->principal_len);
+		return e->principal && authz_eval_sm_match(&l->u.s[i], e->principal, e->principal_len);
 	case AZ_F_SA:
 		return e->id_sa && strlen(l->u.sa[i].ns) == e->id_ns_len &&
 		       !memcmp(l->u.sa[i].ns, e->id_ns, e->id_ns_len) &&
 		       strlen(l->u.sa[i].sa) == e->id_sa_len &&
 		       !memcmp(l->u.sa[i].sa, e->id_sa, e->id_sa_len);
 	case AZ_F_SIP:
-		return cidr_contains(&l->u.c[i], &e->src);
+		return authz_eval_cidr_contains(&l->u.c[i], &e->src);
 	case AZ_F_DIP:
-		return cidr_contains(&l->u.c[i], &e->dst);
+		return authz_eval_cidr_contains(&l->u.c[i], &e->dst);
 	case AZ_F_DPORT:
 		return l->u.port[i] == e->dport;
 	case AZ_F_HOST:
-		return e->rq && e->rq->host && sm_match_ci(&l->u.s[i], e->rq->host, strlen(e->rq->host));
+		return e->rq && e->rq->host && authz_eval_sm_match_ci(&l->u.s[i], e->rq->host, strlen(e->rq->host));
 	case AZ_F_METHOD:
-		return e->rq && e->rq->method && sm_match(&l->u.s[i], e->rq->method, strlen(e->rq->method));
+		return e->rq && e->rq->method && authz_eval_sm_match(&l->u.s[i], e->rq->method, strlen(e->rq->method));
 	case AZ_F_PATH:
-		return e->rq && e->rq->path && sm_match(&l->u.s[i], e->rq->path, strlen(e->rq->path));
+		return e->rq && e->rq->path && authz_eval_sm_match(&l->u.s[i], e->rq->path, strlen(e->rq->path));
 	case AZ_F_HDR: {
 		size_t vlen = 0;
 		const char *v = e->rq && e->rq->header ?
 					e->rq->header(e->rq->header_ctx, l->u.h[i].name, &vlen) : NULL;
 
-		return v && (l->u.h[i].m.kind == AZ_SM_PRESENCE || sm_match(&l->u.h[i].m, v, vlen));
+		return v && (l->u.h[i].m.kind == AZ_SM_PRESENCE || authz_eval_sm_match(&l->u.h[i].m, v, vlen));
 	}
 	case AZ_F_MAX:
 		break;
@@ -171,26 +171,26 @@ static bool value_hit(enum az_field f, const struct az_flist *l, size_t i, const
 	return false;
 }
 
-static bool list_any(enum az_field f, const struct az_flist *l, const struct ectx *e)
+static bool authz_eval_list_any(enum az_field f, const struct az_flist *l, const struct ectx *e)
 {
 	for (size_t i = 0; i < l->n; i++)
-		if (value_hit(f, l, i, e))
+		if (authz_eval_value_hit(f, l, i, e))
 			return true;
 	return false;
 }
 
-static bool match_eval(const struct az_match *m, const struct ectx *e)
+static bool authz_eval_match_eval(const struct az_match *m, const struct ectx *e)
 {
 	for (int f = 0; f < AZ_F_MAX; f++) {
-		if (m->f[f][0].n && !list_any((enum az_field)f, &m->f[f][0], e))
+		if (m->f[f][0].n && !authz_eval_list_any((enum az_field)f, &m->f[f][0], e))
 			return false;
-		if (m->f[f][1].n && list_any((enum az_field)f, &m->f[f][1], e))
+		if (m->f[f][1].n && authz_eval_list_any((enum az_field)f, &m->f[f][1], e))
 			return false;
 	}
 	return true;
 }
 
-static bool policy_matches(const struct az_policy *p, const struct ectx *e)
+static bool authz_eval_policy_matches(const struct az_policy *p, const struct ectx *e)
 {
 	for (size_t r = 0; r < p->n_rules; r++) {
 		const struct az_rule *ru = &p->rules[r];
@@ -201,7 +201,7 @@ static bool policy_matches(const struct az_policy *p, const struct ectx *e)
 			bool ok = cl->n == 0;
 
 			for (size_t m = 0; m < cl->n && !ok; m++)
-				ok = !az_match_is_empty(&cl->m[m]) && match_eval(&cl->m[m], e);
+				ok = !az_match_is_empty(&cl->m[m]) && authz_eval_match_eval(&cl->m[m], e);
 			rule_ok = ok;
 		}
 		if (rule_ok)
@@ -210,7 +210,7 @@ static bool policy_matches(const struct az_policy *p, const struct ectx *e)
 	return false;
 }
 
-static const struct az_policy *oldest(const struct az_policy *cur, const struct az_policy *cand)
+static const struct az_policy *authz_eval_oldest(const struct az_policy *cur, const struct az_policy *cand)
 {
 	/* policies are in key order, so strict "older" keeps the first on a tie */
 	if (!cur || strcmp(cand->created, cur->created) < 0)
@@ -219,7 +219,7 @@ static const struct az_policy *oldest(const struct az_policy *cur, const struct 
 }
 
 /* The effective PeerAuthentications for w (istiod convertedSelectorPeerAuthentications). */
-static void pa_effective(const struct authz_set *set, const struct authz_workload *w,
+static void authz_eval_pa_effective(const struct authz_set *set, const struct authz_workload *w,
 			 const struct az_policy **mesh, const struct az_policy **ns,
 			 const struct az_policy **wl)
 {
@@ -227,25 +227,25 @@ static void pa_effective(const struct authz_set *set, const struct authz_workloa
 	for (size_t i = 0; i < set->n_pa; i++) {
 		const struct az_policy *p = &set->pa[i];
 
-		if (p->state != AUTHZ_POLICY_ACTIVE || !pa_selects(p, w))
+		if (p->state != AUTHZ_POLICY_ACTIVE || !authz_eval_pa_selects(p, w))
 			continue;
 		if (p->scope == AZ_SC_MESH)
-			*mesh = oldest(*mesh, p);
+			*mesh = authz_eval_oldest(*mesh, p);
 		else if (p->scope == AZ_SC_NS)
-			*ns = oldest(*ns, p);
+			*ns = authz_eval_oldest(*ns, p);
 		else if (p->scope == AZ_SC_WL)
-			*wl = oldest(*wl, p);
+			*wl = authz_eval_oldest(*wl, p);
 	}
 }
 
 /* Returns the policy that makes (w, port) STRICT, or NULL. */
-static const struct az_policy *pa_strict(const struct authz_set *set, const struct authz_workload *w,
+static const struct az_policy *authz_eval_pa_strict(const struct authz_set *set, const struct authz_workload *w,
 				      uint16_t port)
 {
 	const struct az_policy *mesh, *ns, *wl, *decider = NULL;
 	bool strict = false;
 
-	pa_effective(set, w, &mesh, &ns, &wl);
+	authz_eval_pa_effective(set, w, &mesh, &ns, &wl);
 	if (mesh) {
 		strict = mesh->mode == AZ_M_STRICT;
 		decider = mesh;
@@ -269,7 +269,7 @@ static const struct az_policy *pa_strict(const struct authz_set *set, const stru
 	return strict ? decider : NULL;
 }
 
-static void canon_ip(const struct mesh_ip *in, struct mesh_ip *out)
+static void authz_eval_canon_ip(const struct mesh_ip *in, struct mesh_ip *out)
 {
 	*out = *in;
 	if (in->family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in->addr.v6)) {
@@ -280,7 +280,7 @@ static void canon_ip(const struct mesh_ip *in, struct mesh_ip *out)
 }
 
 /* ztunnel Identity: spiffe://<td>/ns/<ns>/sa/<sa>, exactly five segments. */
-static void parse_identity(const char *id, struct ectx *e)
+static void authz_eval_parse_identity(const char *id, struct ectx *e)
 {
 	static const char pfx[] = "spiffe://";
 	const char *seg[6];
@@ -319,10 +319,10 @@ static void parse_identity(const char *id, struct ectx *e)
 	e->id_sa_len = len[4];
 }
 
-static int decide(struct authz_decision *out, bool allow, const char *policy, const char *fmt,
+static int authz_eval_decide(struct authz_decision *out, bool allow, const char *policy, const char *fmt,
 		  ...) __attribute__((format(printf, 4, 5)));
 
-static int decide(struct authz_decision *out, bool allow, const char *policy, const char *fmt, ...)
+static int authz_eval_decide(struct authz_decision *out, bool allow, const char *policy, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -337,29 +337,29 @@ static int decide(struct authz_decision *out, bool allow, const char *policy, co
 /* Istio's order after CUSTOM: a DENY policy of w's that matches denies,
  * then an ALLOW policy of w's that matches allows. true with *ret when one
  * decided; *any_deny / *any_allow become true when such policies apply. */
-static bool deny_then_allow(const struct authz_set *set, const struct authz_workload *w,
+static bool authz_eval_deny_then_allow(const struct authz_set *set, const struct authz_workload *w,
 			    const struct ectx *e, struct authz_decision *out, int *ret,
 			    bool *any_deny, bool *any_allow)
 {
 	for (size_t i = 0; i < set->n_ap; i++) {
 		const struct az_policy *p = &set->ap[i];
 
-		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != AZ_A_DENY || !ap_selects(set, p, w))
+		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != AZ_A_DENY || !authz_eval_ap_selects(set, p, w))
 			continue;
 		*any_deny = true;
-		if (policy_matches(p, e)) {
-			*ret = decide(out, false, p->key, "denied by DENY policy %s", p->key);
+		if (authz_eval_policy_matches(p, e)) {
+			*ret = authz_eval_decide(out, false, p->key, "denied by DENY policy %s", p->key);
 			return true;
 		}
 	}
 	for (size_t i = 0; i < set->n_ap; i++) {
 		const struct az_policy *p = &set->ap[i];
 
-		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != AZ_A_ALLOW || !ap_selects(set, p, w))
+		if (p->state != AUTHZ_POLICY_ACTIVE || p->action != AZ_A_ALLOW || !authz_eval_ap_selects(set, p, w))
 			continue;
 		*any_allow = true;
-		if (policy_matches(p, e)) {
-			*ret = decide(out, true, p->key, "allowed by ALLOW policy %s", p->key);
+		if (authz_eval_policy_matches(p, e)) {
+			*ret = authz_eval_decide(out, true, p->key, "allowed by ALLOW policy %s", p->key);
 			return true;
 		}
 	}
@@ -382,38 +382,38 @@ int authz_evaluate(const struct authz_set *set, const struct authz_workload *dst
 	if (!w.namespace)
 		w.namespace = "";
 	if (!set)
-		return decide(out, true, AUTHZ_NO_POLICIES, "no policies apply");
+		return authz_eval_decide(out, true, AUTHZ_NO_POLICIES, "no policies apply");
 
 	/* fail closed: a policy we cannot read might have denied this */
 	for (i = 0; i < set->n_ap; i++)
-		if (set->ap[i].state == AUTHZ_POLICY_INVALID && ap_selects(set, &set->ap[i], &w))
-			return decide(out, false, set->ap[i].key, "policy %s is invalid: %s",
+		if (set->ap[i].state == AUTHZ_POLICY_INVALID && authz_eval_ap_selects(set, &set->ap[i], &w))
+			return authz_eval_decide(out, false, set->ap[i].key, "policy %s is invalid: %s",
 				      set->ap[i].key, set->ap[i].first_error ? set->ap[i].first_error : "?");
 	for (i = 0; i < set->n_pa; i++)
-		if (set->pa[i].state == AUTHZ_POLICY_INVALID && pa_selects(&set->pa[i], &w))
-			return decide(out, false, set->pa[i].key, "policy %s is invalid: %s",
+		if (set->pa[i].state == AUTHZ_POLICY_INVALID && authz_eval_pa_selects(&set->pa[i], &w))
+			return authz_eval_decide(out, false, set->pa[i].key, "policy %s is invalid: %s",
 				      set->pa[i].key, set->pa[i].first_error ? set->pa[i].first_error : "?");
 
-	parse_identity(conn->peer_identity, &e);
-	canon_ip(&conn->src_ip, &e.src);
-	canon_ip(&conn->dst_ip, &e.dst);
+	authz_eval_parse_identity(conn->peer_identity, &e);
+	authz_eval_canon_ip(&conn->src_ip, &e.src);
+	authz_eval_canon_ip(&conn->dst_ip, &e.dst);
 	e.dport = conn->dst_port;
 
-	strict = pa_strict(set, &w, conn->dst_port);
+	strict = authz_eval_pa_strict(set, &w, conn->dst_port);
 	if (strict) {
 		any = true;
 		if (!conn->peer_identity || !*conn->peer_identity)
-			return decide(out, false, strict->key,
+			return authz_eval_decide(out, false, strict->key,
 				      "PeerAuthentication %s requires mTLS (STRICT) and the connection has no peer identity",
 				      strict->key);
 	}
-	if (deny_then_allow(set, &w, &e, out, &ret, &any, &any_allow))
+	if (authz_eval_deny_then_allow(set, &w, &e, out, &ret, &any, &any_allow))
 		return ret;
 	if (!any_allow)
-		return any ? decide(out, true, AUTHZ_NO_ALLOW_POLICY,
+		return any ? authz_eval_decide(out, true, AUTHZ_NO_ALLOW_POLICY,
 				    "no DENY policy matched and no ALLOW policy applies") :
-			     decide(out, true, AUTHZ_NO_POLICIES, "no policies apply");
-	return decide(out, false, AUTHZ_NO_ALLOW_MATCHED,
+			     authz_eval_decide(out, true, AUTHZ_NO_POLICIES, "no policies apply");
+	return authz_eval_decide(out, false, AUTHZ_NO_ALLOW_MATCHED,
 		      "ALLOW policies apply to %s/%s but none matched", w.namespace,
 		      w.name ? w.name : "");
 }
@@ -432,14 +432,14 @@ int authz_evaluate_request(const struct authz_set *set, const struct authz_reque
 
 	memset(out, 0, sizeof(*out));
 	if (!set || !set->n_ap)
-		return decide(out, true, AUTHZ_NO_POLICIES, "no policies apply");
+		return authz_eval_decide(out, true, AUTHZ_NO_POLICIES, "no policies apply");
 	for (i = 0; i < set->n_ap; i++)
-		if (set->ap[i].state == AUTHZ_POLICY_INVALID && ap_selects(set, &set->ap[i], &w))
-			return decide(out, false, set->ap[i].key, "policy %s is invalid: %s",
+		if (set->ap[i].state == AUTHZ_POLICY_INVALID && authz_eval_ap_selects(set, &set->ap[i], &w))
+			return authz_eval_decide(out, false, set->ap[i].key, "policy %s is invalid: %s",
 				      set->ap[i].key, set->ap[i].first_error ? set->ap[i].first_error : "?");
-	parse_identity(rq->conn.peer_identity, &e);
-	canon_ip(&rq->conn.src_ip, &e.src);
-	canon_ip(&rq->conn.dst_ip, &e.dst);
+	authz_eval_parse_identity(rq->conn.peer_identity, &e);
+	authz_eval_canon_ip(&rq->conn.src_ip, &e.src);
+	authz_eval_canon_ip(&rq->conn.dst_ip, &e.dst);
 	e.dport = rq->conn.dst_port;
 	e.rq = rq;
 	/* Istio's order: (CUSTOM,) DENY, ALLOW; AUDIT only marks */
@@ -447,17 +447,17 @@ int authz_evaluate_request(const struct authz_set *set, const struct authz_reque
 		const struct az_policy *p = &set->ap[i];
 
 		if (p->state == AUTHZ_POLICY_ACTIVE && p->action == AZ_A_AUDIT &&
-		    ap_selects(set, p, &w) && policy_matches(p, &e) && !out->audit[0])
+		    authz_eval_ap_selects(set, p, &w) && authz_eval_policy_matches(p, &e) && !out->audit[0])
 			snprintf(out->audit, sizeof(out->audit), "%s", p->key);
 	}
-	if (deny_then_allow(set, &w, &e, out, &ret, &any_deny, &any_allow))
+	if (authz_eval_deny_then_allow(set, &w, &e, out, &ret, &any_deny, &any_allow))
 		return ret;
 	if (!any_allow)
-		return decide(out, true, AUTHZ_NO_ALLOW_POLICY, "no DENY policy matched and no ALLOW policy applies");
-	return decide(out, false, AUTHZ_NO_ALLOW_MATCHED, "ALLOW policies apply but none matched");
+		return authz_eval_decide(out, true, AUTHZ_NO_ALLOW_POLICY, "no DENY policy matched and no ALLOW policy applies");
+	return authz_eval_decide(out, false, AUTHZ_NO_ALLOW_MATCHED, "ALLOW policies apply but none matched");
 }
 
-static const char *scope_name(const struct az_policy *p)
+static const char *authz_eval_scope_name(const struct az_policy *p)
 {
 	switch (p->scope) {
 	case AZ_SC_GLOBAL: return "global";
@@ -471,14 +471,14 @@ static const char *scope_name(const struct az_policy *p)
 	return "?";
 }
 
-static void emit(const struct az_policy *p, authz_policy_cb cb, void *ctx)
+static void authz_eval_emit(const struct az_policy *p, authz_policy_cb cb, void *ctx)
 {
 	struct authz_policy_info info = {
 		.kind = p->kind,
 		.namespace = p->ns,
 		.name = p->name,
 		.key = p->key,
-		.scope = scope_name(p),
+		.scope = authz_eval_scope_name(p),
 		.action = p->action_str,
 		.state = p->state,
 		.msgs = p->msgs,
@@ -493,9 +493,9 @@ void authz_policies_foreach(const struct authz_set *set, authz_policy_cb cb, voi
 	if (!set)
 		return;
 	for (size_t i = 0; i < set->n_ap; i++)
-		emit(&set->ap[i], cb, ctx);
+		authz_eval_emit(&set->ap[i], cb, ctx);
 	for (size_t i = 0; i < set->n_pa; i++)
-		emit(&set->pa[i], cb, ctx);
+		authz_eval_emit(&set->pa[i], cb, ctx);
 }
 
 void authz_policies_selecting(const struct authz_set *set, const struct authz_workload *w,
@@ -510,15 +510,15 @@ void authz_policies_selecting(const struct authz_set *set, const struct authz_wo
 	if (!ww.namespace)
 		ww.namespace = "";
 	for (size_t i = 0; i < set->n_ap; i++)
-		if (set->ap[i].state != AUTHZ_POLICY_IGNORED && ap_selects(set, &set->ap[i], &ww))
-			emit(&set->ap[i], cb, ctx);
-	pa_effective(set, &ww, &eff[0], &eff[1], &eff[2]);
+		if (set->ap[i].state != AUTHZ_POLICY_IGNORED && authz_eval_ap_selects(set, &set->ap[i], &ww))
+			authz_eval_emit(&set->ap[i], cb, ctx);
+	authz_eval_pa_effective(set, &ww, &eff[0], &eff[1], &eff[2]);
 	for (size_t i = 0; i < 3; i++)
 		if (eff[i])
-			emit(eff[i], cb, ctx);
+			authz_eval_emit(eff[i], cb, ctx);
 	for (size_t i = 0; i < set->n_pa; i++)
-		if (set->pa[i].state == AUTHZ_POLICY_INVALID && pa_selects(&set->pa[i], &ww))
-			emit(&set->pa[i], cb, ctx);
+		if (set->pa[i].state == AUTHZ_POLICY_INVALID && authz_eval_pa_selects(&set->pa[i], &ww))
+			authz_eval_emit(&set->pa[i], cb, ctx);
 }
 
 const char *authz_state_name(enum authz_policy_state s)

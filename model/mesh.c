@@ -59,7 +59,7 @@ struct objctx {
 };
 
 static void __attribute__((format(printf, 3, 4)))
-oerr(const struct objctx *c, const char *field, const char *fmt, ...)
+mesh_oerr(const struct objctx *c, const char *field, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -94,14 +94,14 @@ static int mesh_get_string(const struct objctx *c, json_t *parent, const char *k
 		return 0;
 	}
 	if (!json_is_string(v)) {
-		oerr(c, field, "expected a string, got %s", errbuf_json_type(v));
+		mesh_oerr(c, field, "expected a string, got %s", errbuf_json_type(v));
 		return -EINVAL;
 	}
 	*out = json_string_value(v);
 	return 0;
 }
 
-static int get_object(const struct objctx *c, json_t *parent, const char *key, const char *field,
+static int mesh_get_object(const struct objctx *c, json_t *parent, const char *key, const char *field,
 		      json_t **out)
 {
 	json_t *v = json_object_get(parent, key);
@@ -110,14 +110,14 @@ static int get_object(const struct objctx *c, json_t *parent, const char *key, c
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_object(v)) {
-		oerr(c, field, "expected a mapping, got %s", errbuf_json_type(v));
+		mesh_oerr(c, field, "expected a mapping, got %s", errbuf_json_type(v));
 		return -EINVAL;
 	}
 	*out = v;
 	return 0;
 }
 
-static int get_array(const struct objctx *c, json_t *parent, const char *key, const char *field,
+static int mesh_get_array(const struct objctx *c, json_t *parent, const char *key, const char *field,
 		     json_t **out)
 {
 	json_t *v = json_object_get(parent, key);
@@ -126,14 +126,14 @@ static int get_array(const struct objctx *c, json_t *parent, const char *key, co
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_array(v)) {
-		oerr(c, field, "expected a list, got %s", errbuf_json_type(v));
+		mesh_oerr(c, field, "expected a list, got %s", errbuf_json_type(v));
 		return -EINVAL;
 	}
 	*out = v;
 	return 0;
 }
 
-static int get_bool(const struct objctx *c, json_t *parent, const char *key, const char *field,
+static int mesh_get_bool(const struct objctx *c, json_t *parent, const char *key, const char *field,
 		    bool *out)
 {
 	json_t *v = json_object_get(parent, key);
@@ -142,7 +142,7 @@ static int get_bool(const struct objctx *c, json_t *parent, const char *key, con
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_boolean(v)) {
-		oerr(c, field, "expected true or false, got %s", errbuf_json_type(v));
+		mesh_oerr(c, field, "expected true or false, got %s", errbuf_json_type(v));
 		return -EINVAL;
 	}
 	*out = json_is_true(v);
@@ -151,7 +151,7 @@ static int get_bool(const struct objctx *c, json_t *parent, const char *key, con
 
 /* Label maps: every value must be a string (Kubernetes rejects others; a
  * YAML "version: 1" needs quotes). */
-static int get_labels(const struct objctx *c, json_t *parent, const char *key, const char *field,
+static int mesh_get_labels(const struct objctx *c, json_t *parent, const char *key, const char *field,
 		      struct mesh_labels *out)
 {
 	json_t *obj, *v;
@@ -161,17 +161,17 @@ static int get_labels(const struct objctx *c, json_t *parent, const char *key, c
 
 	out->items = NULL;
 	out->n = 0;
-	ret = get_object(c, parent, key, field, &obj);
+	ret = mesh_get_object(c, parent, key, field, &obj);
 	if (ret || !obj || !json_object_size(obj))
 		return ret;
 	out->items = calloc(json_object_size(obj), sizeof(*out->items));
 	if (!out->items) {
-		oerr(c, field, "out of memory");
+		mesh_oerr(c, field, "out of memory");
 		return -ENOMEM;
 	}
 	json_object_foreach(obj, k, v) {
 		if (!json_is_string(v)) {
-			oerr(c, field, "value of \"%s\" must be a string, got %s (quote it)", k,
+			mesh_oerr(c, field, "value of \"%s\" must be a string, got %s (quote it)", k,
 			     errbuf_json_type(v));
 			return -EINVAL; /* items freed with the model */
 		}
@@ -182,34 +182,34 @@ static int get_labels(const struct objctx *c, json_t *parent, const char *key, c
 	return 0;
 }
 
-static int parse_ip_field(const struct objctx *c, const char *field, const char *s,
+static int mesh_parse_ip_field(const struct objctx *c, const char *field, const char *s,
 			  struct mesh_ip *ip)
 {
 	if (mesh_ip_parse(s, ip)) {
-		oerr(c, field, "\"%s\" is not an IPv4 or IPv6 address", s);
+		mesh_oerr(c, field, "\"%s\" is not an IPv4 or IPv6 address", s);
 		return -EINVAL;
 	}
 	return 0;
 }
 
 /* metadata.name (required) and metadata.namespace (default "default"). */
-static int decode_meta(struct objctx *c, json_t *o, bool namespaced, json_t **meta)
+static int mesh_decode_meta(struct objctx *c, json_t *o, bool namespaced, json_t **meta)
 {
 	const char *name, *ns = NULL;
 	int ret;
 
-	ret = get_object(c, o, "metadata", "metadata", meta);
+	ret = mesh_get_object(c, o, "metadata", "metadata", meta);
 	if (ret)
 		return ret;
 	if (!*meta) {
-		oerr(c, "metadata", "missing; every object needs metadata.name");
+		mesh_oerr(c, "metadata", "missing; every object needs metadata.name");
 		return -EINVAL;
 	}
 	ret = mesh_get_string(c, *meta, "name", "metadata.name", NULL, &name);
 	if (ret)
 		return ret;
 	if (!name || !*name) {
-		oerr(c, "metadata.name", "missing or empty");
+		mesh_oerr(c, "metadata.name", "missing or empty");
 		return -EINVAL;
 	}
 	if (namespaced) {
@@ -226,19 +226,19 @@ static int decode_meta(struct objctx *c, json_t *o, bool namespaced, json_t **me
 
 /* ---- kinds ---- */
 
-static int decode_namespace(struct objctx *c, json_t *o, struct mesh_namespace *out)
+static int mesh_decode_namespace(struct objctx *c, json_t *o, struct mesh_namespace *out)
 {
 	json_t *meta;
 	int ret;
 
-	ret = decode_meta(c, o, false, &meta);
+	ret = mesh_decode_meta(c, o, false, &meta);
 	if (ret)
 		return ret;
 	out->name = c->name;
-	return get_labels(c, meta, "labels", "metadata.labels", &out->labels);
+	return mesh_get_labels(c, meta, "labels", "metadata.labels", &out->labels);
 }
 
-static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *p)
+static int mesh_decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *p)
 {
 	json_t *ips, *conds, *e;
 	const char *phase, *ip;
@@ -255,14 +255,14 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 		p->ready = p->running = false;
 	/* A finished pod's IP goes back to the pool and may be a live pod's now. */
 	p->finished = phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"));
-	ret = get_array(c, status, "conditions", "status.conditions", &conds);
+	ret = mesh_get_array(c, status, "conditions", "status.conditions", &conds);
 	if (ret)
 		return ret;
 	json_array_foreach(conds, i, e) {
 		const char *type, *st;
 
 		if (!json_is_object(e)) {
-			oerr(c, "status.conditions", "item %zu is %s, expected a mapping", i,
+			mesh_oerr(c, "status.conditions", "item %zu is %s, expected a mapping", i,
 			     errbuf_json_type(e));
 			return -EINVAL;
 		}
@@ -275,20 +275,20 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 			p->ready = false;
 	}
 
-	ret = get_array(c, status, "podIPs", "status.podIPs", &ips);
+	ret = mesh_get_array(c, status, "podIPs", "status.podIPs", &ips);
 	if (ret)
 		return ret;
 	if (ips && json_array_size(ips)) {
 		p->ips = calloc(json_array_size(ips), sizeof(*p->ips));
 		if (!p->ips) {
-			oerr(c, "status.podIPs", "out of memory");
+			mesh_oerr(c, "status.podIPs", "out of memory");
 			return -ENOMEM;
 		}
 		json_array_foreach(ips, i, e) {
 			struct mesh_ip a;
 
 			if (!json_is_object(e)) {
-				oerr(c, "status.podIPs", "item %zu is %s, expected {ip: ...}", i,
+				mesh_oerr(c, "status.podIPs", "item %zu is %s, expected {ip: ...}", i,
 				     errbuf_json_type(e));
 				return -EINVAL;
 			}
@@ -296,10 +296,10 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 			if (ret)
 				return ret;
 			if (!ip) {
-				oerr(c, "status.podIPs[].ip", "missing in item %zu", i);
+				mesh_oerr(c, "status.podIPs[].ip", "missing in item %zu", i);
 				return -EINVAL;
 			}
-			ret = parse_ip_field(c, "status.podIPs[].ip", ip, &a);
+			ret = mesh_parse_ip_field(c, "status.podIPs[].ip", ip, &a);
 			if (ret)
 				return ret;
 			if (!mesh_ip_in(p->ips, p->n_ips, &a))
@@ -312,28 +312,28 @@ static int decode_pod_status(struct objctx *c, json_t *status, struct mesh_pod *
 		return ret;
 	p->ips = calloc(1, sizeof(*p->ips));
 	if (!p->ips) {
-		oerr(c, "status.podIP", "out of memory");
+		mesh_oerr(c, "status.podIP", "out of memory");
 		return -ENOMEM;
 	}
-	ret = parse_ip_field(c, "status.podIP", ip, &p->ips[0]);
+	ret = mesh_parse_ip_field(c, "status.podIP", ip, &p->ips[0]);
 	if (ret)
 		return ret;
 	p->n_ips = 1;
 	return 0;
 }
 
-static int get_port(const struct objctx *c, json_t *v, const char *field, size_t i,
+static int mesh_get_port(const struct objctx *c, json_t *v, const char *field, size_t i,
 		    uint16_t *out)
 {
 	json_int_t n;
 
 	if (!json_is_integer(v)) {
-		oerr(c, field, "item %zu: expected an integer, got %s", i, errbuf_json_type(v));
+		mesh_oerr(c, field, "item %zu: expected an integer, got %s", i, errbuf_json_type(v));
 		return -EINVAL;
 	}
 	n = json_integer_value(v);
 	if (n < 1 || n > 65535) {
-		oerr(c, field, "item %zu: %lld is not a port (1-65535)", i, (long long)n);
+		mesh_oerr(c, field, "item %zu: %lld is not a port (1-65535)", i, (long long)n);
 		return -EINVAL;
 	}
 	*out = (uint16_t)n;
@@ -343,7 +343,7 @@ static int get_port(const struct objctx *c, json_t *v, const char *field, size_t
 /* One container list's named ports into p->ports (room for all counted by
  * the caller). Every port is checked; of initContainers only sidecars
  * (restartPolicy Always) are kept, the ones that keep running and serve. */
-static int decode_container_ports(const struct objctx *c, json_t *list, const char *field,
+static int mesh_decode_container_ports(const struct objctx *c, json_t *list, const char *field,
 				  bool sidecars_only, struct mesh_pod *p)
 {
 	json_t *ct, *ports, *e, *v;
@@ -360,21 +360,21 @@ static int decode_container_ports(const struct objctx *c, json_t *list, const ch
 	snprintf(f_cport, sizeof(f_cport), "%s[].ports[].containerPort", field);
 	json_array_foreach(list, i, ct) {
 		if (!json_is_object(ct)) {
-			oerr(c, field, "item %zu is %s, expected a mapping", i, errbuf_json_type(ct));
+			mesh_oerr(c, field, "item %zu is %s, expected a mapping", i, errbuf_json_type(ct));
 			return -EINVAL;
 		}
 		ret = mesh_get_string(c, ct, "restartPolicy", f_rp, "", &rp);
 		if (ret)
 			return ret;
 		keep = !sidecars_only || !strcmp(rp, "Always");
-		ret = get_array(c, ct, "ports", f_ports, &ports);
+		ret = mesh_get_array(c, ct, "ports", f_ports, &ports);
 		if (ret)
 			return ret;
 		json_array_foreach(ports, k, e) {
 			struct mesh_container_port *cp = &p->ports[p->n_ports];
 
 			if (!json_is_object(e)) {
-				oerr(c, f_ports, "item %zu is %s, expected a mapping", k,
+				mesh_oerr(c, f_ports, "item %zu is %s, expected a mapping", k,
 				     errbuf_json_type(e));
 				return -EINVAL;
 			}
@@ -385,10 +385,10 @@ static int decode_container_ports(const struct objctx *c, json_t *list, const ch
 				return ret;
 			v = json_object_get(e, "containerPort");
 			if (!v) {
-				oerr(c, f_cport, "missing in item %zu", k);
+				mesh_oerr(c, f_cport, "missing in item %zu", k);
 				return -EINVAL;
 			}
-			ret = get_port(c, v, f_cport, k, &cp->port);
+			ret = mesh_get_port(c, v, f_cport, k, &cp->port);
 			if (ret)
 				return ret;
 			if (!*name || !keep)
@@ -401,15 +401,15 @@ static int decode_container_ports(const struct objctx *c, json_t *list, const ch
 	return 0;
 }
 
-static int decode_pod_ports(const struct objctx *c, json_t *spec, struct mesh_pod *p)
+static int mesh_decode_pod_ports(const struct objctx *c, json_t *spec, struct mesh_pod *p)
 {
 	json_t *ctrs, *inits, *ct;
 	size_t i, n = 0;
 	int ret;
 
-	ret = get_array(c, spec, "containers", "spec.containers", &ctrs);
+	ret = mesh_get_array(c, spec, "containers", "spec.containers", &ctrs);
 	if (!ret)
-		ret = get_array(c, spec, "initContainers", "spec.initContainers", &inits);
+		ret = mesh_get_array(c, spec, "initContainers", "spec.initContainers", &inits);
 	if (ret)
 		return ret;
 	json_array_foreach(ctrs, i, ct)
@@ -418,35 +418,35 @@ static int decode_pod_ports(const struct objctx *c, json_t *spec, struct mesh_po
 		n += json_array_size(json_object_get(ct, "ports"));
 	p->ports = n ? calloc(n, sizeof(*p->ports)) : NULL;
 	if (n && !p->ports) {
-		oerr(c, "spec.containers", "out of memory");
+		mesh_oerr(c, "spec.containers", "out of memory");
 		return -ENOMEM;
 	}
-	ret = decode_container_ports(c, ctrs, "spec.containers", false, p);
+	ret = mesh_decode_container_ports(c, ctrs, "spec.containers", false, p);
 	if (!ret)
-		ret = decode_container_ports(c, inits, "spec.initContainers", true, p);
+		ret = mesh_decode_container_ports(c, inits, "spec.initContainers", true, p);
 	return ret;
 }
 
-static int decode_pod(struct objctx *c, json_t *o, struct mesh_pod *p)
+static int mesh_decode_pod(struct objctx *c, json_t *o, struct mesh_pod *p)
 {
 	json_t *meta, *spec, *status;
 	const char *sa;
 	int ret;
 
-	ret = decode_meta(c, o, true, &meta);
+	ret = mesh_decode_meta(c, o, true, &meta);
 	if (ret)
 		return ret;
 	p->namespace = c->ns;
 	p->name = c->name;
 	ret = mesh_get_string(c, meta, "uid", "metadata.uid", "", &p->uid);
 	if (!ret)
-		ret = get_labels(c, meta, "labels", "metadata.labels", &p->labels);
+		ret = mesh_get_labels(c, meta, "labels", "metadata.labels", &p->labels);
 	if (!ret)
-		ret = get_labels(c, meta, "annotations", "metadata.annotations", &p->annotations);
+		ret = mesh_get_labels(c, meta, "annotations", "metadata.annotations", &p->annotations);
 	if (!ret)
-		ret = get_object(c, o, "spec", "spec", &spec);
+		ret = mesh_get_object(c, o, "spec", "spec", &spec);
 	if (!ret)
-		ret = get_object(c, o, "status", "status", &status);
+		ret = mesh_get_object(c, o, "status", "status", &status);
 	if (ret)
 		return ret;
 	p->service_account = "default";
@@ -465,24 +465,24 @@ static int decode_pod(struct objctx *c, json_t *o, struct mesh_pod *p)
 			p->service_account = sa;
 		ret = mesh_get_string(c, spec, "nodeName", "spec.nodeName", "", &p->node);
 		if (!ret)
-			ret = get_bool(c, spec, "hostNetwork", "spec.hostNetwork", &p->host_network);
+			ret = mesh_get_bool(c, spec, "hostNetwork", "spec.hostNetwork", &p->host_network);
 		if (!ret)
-			ret = decode_pod_ports(c, spec, p);
+			ret = mesh_decode_pod_ports(c, spec, p);
 		if (ret)
 			return ret;
 	}
 	p->kept = mesh_label(&p->annotations, MESH_ANNOTATION_KEPT) != NULL;
-	return decode_pod_status(c, status, p);
+	return mesh_decode_pod_status(c, status, p);
 }
 
-static int decode_service_port(const struct objctx *c, json_t *e, size_t i,
+static int mesh_decode_service_port(const struct objctx *c, json_t *e, size_t i,
 			       struct mesh_service_port *sp)
 {
 	json_t *v;
 	int ret;
 
 	if (!json_is_object(e)) {
-		oerr(c, "spec.ports", "item %zu is %s, expected a mapping", i, errbuf_json_type(e));
+		mesh_oerr(c, "spec.ports", "item %zu is %s, expected a mapping", i, errbuf_json_type(e));
 		return -EINVAL;
 	}
 	ret = mesh_get_string(c, e, "name", "spec.ports[].name", "", &sp->name);
@@ -494,10 +494,10 @@ static int decode_service_port(const struct objctx *c, json_t *e, size_t i,
 		return ret;
 	v = json_object_get(e, "port");
 	if (!v) {
-		oerr(c, "spec.ports[].port", "missing in item %zu", i);
+		mesh_oerr(c, "spec.ports[].port", "missing in item %zu", i);
 		return -EINVAL;
 	}
-	ret = get_port(c, v, "spec.ports[].port", i, &sp->port);
+	ret = mesh_get_port(c, v, "spec.ports[].port", i, &sp->port);
 	if (ret)
 		return ret;
 	v = json_object_get(e, "targetPort");
@@ -511,14 +511,14 @@ static int decode_service_port(const struct objctx *c, json_t *e, size_t i,
 		unsigned long n;
 
 		if (!*s) {
-			oerr(c, "spec.ports[].targetPort", "item %zu: empty name", i);
+			mesh_oerr(c, "spec.ports[].targetPort", "item %zu: empty name", i);
 			return -EINVAL;
 		}
 		/* "8080" quoted in YAML: IntOrString, read it as the number */
 		n = strtoul(s, &end, 10);
 		if (s[0] >= '0' && s[0] <= '9' && *end == '\0') {
 			if (n < 1 || n > 65535) {
-				oerr(c, "spec.ports[].targetPort", "item %zu: %s is not a port (1-65535)",
+				mesh_oerr(c, "spec.ports[].targetPort", "item %zu: %s is not a port (1-65535)",
 				     i, s);
 				return -EINVAL;
 			}
@@ -528,10 +528,10 @@ static int decode_service_port(const struct objctx *c, json_t *e, size_t i,
 		sp->target_port_name = s;
 		return 0;
 	}
-	return get_port(c, v, "spec.ports[].targetPort", i, &sp->target_port);
+	return mesh_get_port(c, v, "spec.ports[].targetPort", i, &sp->target_port);
 }
 
-static int add_vip(const struct objctx *c, struct mesh_service *s, const char *field,
+static int mesh_add_vip(const struct objctx *c, struct mesh_service *s, const char *field,
 		   const char *ip, size_t cap)
 {
 	struct mesh_ip a;
@@ -539,7 +539,7 @@ static int add_vip(const struct objctx *c, struct mesh_service *s, const char *f
 
 	if (!*ip || !strcmp(ip, "None"))
 		return 0; /* headless */
-	ret = parse_ip_field(c, field, ip, &a);
+	ret = mesh_parse_ip_field(c, field, ip, &a);
 	if (ret)
 		return ret;
 	if (mesh_ip_in(s->vips, s->n_vips, &a))
@@ -549,48 +549,48 @@ static int add_vip(const struct objctx *c, struct mesh_service *s, const char *f
 	return 0;
 }
 
-static int decode_service(struct objctx *c, json_t *o, struct mesh_service *s)
+static int mesh_decode_service(struct objctx *c, json_t *o, struct mesh_service *s)
 {
 	json_t *meta, *spec, *ips, *ports, *e;
 	const char *ip;
 	size_t i, cap;
 	int ret;
 
-	ret = decode_meta(c, o, true, &meta);
+	ret = mesh_decode_meta(c, o, true, &meta);
 	if (ret)
 		return ret;
 	s->namespace = c->ns;
 	s->name = c->name;
-	ret = get_labels(c, meta, "labels", "metadata.labels", &s->labels);
+	ret = mesh_get_labels(c, meta, "labels", "metadata.labels", &s->labels);
 	if (!ret)
-		ret = get_object(c, o, "spec", "spec", &spec);
+		ret = mesh_get_object(c, o, "spec", "spec", &spec);
 	if (ret || !spec)
 		return ret;
-	ret = get_labels(c, spec, "selector", "spec.selector", &s->selector);
+	ret = mesh_get_labels(c, spec, "selector", "spec.selector", &s->selector);
 	if (!ret)
 		ret = mesh_get_string(c, spec, "clusterIP", "spec.clusterIP", "", &ip);
 	if (!ret)
-		ret = get_array(c, spec, "clusterIPs", "spec.clusterIPs", &ips);
+		ret = mesh_get_array(c, spec, "clusterIPs", "spec.clusterIPs", &ips);
 	if (!ret)
-		ret = get_array(c, spec, "ports", "spec.ports", &ports);
+		ret = mesh_get_array(c, spec, "ports", "spec.ports", &ports);
 	if (ret)
 		return ret;
 	cap = 1 + json_array_size(ips);
 	s->vips = calloc(cap, sizeof(*s->vips));
 	if (!s->vips) {
-		oerr(c, "spec.clusterIP", "out of memory");
+		mesh_oerr(c, "spec.clusterIP", "out of memory");
 		return -ENOMEM;
 	}
-	ret = add_vip(c, s, "spec.clusterIP", ip, cap);
+	ret = mesh_add_vip(c, s, "spec.clusterIP", ip, cap);
 	if (ret)
 		return ret;
 	json_array_foreach(ips, i, e) {
 		if (!json_is_string(e)) {
-			oerr(c, "spec.clusterIPs", "item %zu is %s, expected a string", i,
+			mesh_oerr(c, "spec.clusterIPs", "item %zu is %s, expected a string", i,
 			     errbuf_json_type(e));
 			return -EINVAL;
 		}
-		ret = add_vip(c, s, "spec.clusterIPs", json_string_value(e), cap);
+		ret = mesh_add_vip(c, s, "spec.clusterIPs", json_string_value(e), cap);
 		if (ret)
 			return ret;
 	}
@@ -598,11 +598,11 @@ static int decode_service(struct objctx *c, json_t *o, struct mesh_service *s)
 		return 0;
 	s->ports = calloc(json_array_size(ports), sizeof(*s->ports));
 	if (!s->ports) {
-		oerr(c, "spec.ports", "out of memory");
+		mesh_oerr(c, "spec.ports", "out of memory");
 		return -ENOMEM;
 	}
 	json_array_foreach(ports, i, e) {
-		ret = decode_service_port(c, e, i, &s->ports[i]);
+		ret = mesh_decode_service_port(c, e, i, &s->ports[i]);
 		if (ret)
 			return ret;
 		s->n_ports = i + 1;
@@ -612,21 +612,21 @@ static int decode_service(struct objctx *c, json_t *o, struct mesh_service *s)
 
 /* Policies stay raw for the policy engine; check only what every consumer
  * needs (a name) and fill the namespace default into the private copy. */
-static int decode_policy(struct objctx *c, json_t *o, json_t *arr)
+static int mesh_decode_policy(struct objctx *c, json_t *o, json_t *arr)
 {
 	json_t *meta;
 	int ret;
 
-	ret = decode_meta(c, o, true, &meta);
+	ret = mesh_decode_meta(c, o, true, &meta);
 	if (ret)
 		return ret;
 	if (!json_is_string(json_object_get(meta, "namespace")) &&
 	    json_object_set_new(meta, "namespace", json_string("default"))) {
-		oerr(c, "metadata.namespace", "out of memory");
+		mesh_oerr(c, "metadata.namespace", "out of memory");
 		return -ENOMEM;
 	}
 	if (json_array_append(arr, o)) {
-		oerr(c, "metadata", "out of memory");
+		mesh_oerr(c, "metadata", "out of memory");
 		return -ENOMEM;
 	}
 	return 0;
@@ -640,14 +640,14 @@ static int decode_policy(struct objctx *c, json_t *o, json_t *arr)
 static const char *const mesh_listener_keys[] = { "name", "port", "protocol", "hostname",
 						  "allowedRoutes", "tls" };
 
-static int decode_listener(const struct objctx *c, json_t *l, size_t i, struct mesh_gateway *g)
+static int mesh_decode_listener(const struct objctx *c, json_t *l, size_t i, struct mesh_gateway *g)
 {
 	const char *k, *proto = NULL;
 	json_t *v, *port;
 	bool known;
 
 	if (!json_is_object(l)) {
-		oerr(c, "spec.listeners", "item %zu is %s, expected a mapping", i, errbuf_json_type(l));
+		mesh_oerr(c, "spec.listeners", "item %zu is %s, expected a mapping", i, errbuf_json_type(l));
 		return -EINVAL;
 	}
 	json_object_foreach(l, k, v) {
@@ -655,25 +655,25 @@ static int decode_listener(const struct objctx *c, json_t *l, size_t i, struct m
 		for (size_t j = 0; j < ARRAY_SIZE(mesh_listener_keys); j++)
 			known |= !strcmp(k, mesh_listener_keys[j]);
 		if (!known) {
-			oerr(c, "spec.listeners", "item %zu: unknown key \"%s\"", i, k);
+			mesh_oerr(c, "spec.listeners", "item %zu: unknown key \"%s\"", i, k);
 			return -EINVAL;
 		}
 	}
 	port = json_object_get(l, "port");
 	if (!json_is_integer(port) || json_integer_value(port) < 1 ||
 	    json_integer_value(port) > 65535) {
-		oerr(c, "spec.listeners", "item %zu: port must be a number 1..65535", i);
+		mesh_oerr(c, "spec.listeners", "item %zu: port must be a number 1..65535", i);
 		return -EINVAL;
 	}
 	if (mesh_get_string(c, l, "protocol", "spec.listeners[].protocol", NULL, &proto))
 		return -EINVAL;
 	if (!proto) {
-		oerr(c, "spec.listeners", "item %zu: protocol missing", i);
+		mesh_oerr(c, "spec.listeners", "item %zu: protocol missing", i);
 		return -EINVAL;
 	}
 	if (!strcmp(proto, "HBONE")) {
 		if (json_integer_value(port) != PORT_INBOUND_HBONE) {
-			oerr(c, "spec.listeners", "item %zu: an HBONE listener must be on port %d, not %lld",
+			mesh_oerr(c, "spec.listeners", "item %zu: an HBONE listener must be on port %d, not %lld",
 			     i, PORT_INBOUND_HBONE, (long long)json_integer_value(port));
 			return -EINVAL;
 		}
@@ -682,7 +682,7 @@ static int decode_listener(const struct objctx *c, json_t *l, size_t i, struct m
 	return 0;
 }
 
-static int decode_gateway(struct objctx *c, json_t *o, struct mesh_gateway *g)
+static int mesh_decode_gateway(struct objctx *c, json_t *o, struct mesh_gateway *g)
 {
 	static const char *const fors[] = { "service", "workload", "all", "none" };
 	json_t *meta, *spec, *listeners, *e;
@@ -690,16 +690,16 @@ static int decode_gateway(struct objctx *c, json_t *o, struct mesh_gateway *g)
 	size_t i;
 	int ret;
 
-	ret = decode_meta(c, o, true, &meta);
+	ret = mesh_decode_meta(c, o, true, &meta);
 	if (ret)
 		return ret;
 	g->namespace = c->ns;
 	g->name = c->name;
-	ret = get_labels(c, meta, "labels", "metadata.labels", &g->labels);
+	ret = mesh_get_labels(c, meta, "labels", "metadata.labels", &g->labels);
 	if (!ret)
-		ret = get_object(c, o, "spec", "spec", &spec);
+		ret = mesh_get_object(c, o, "spec", "spec", &spec);
 	if (!ret && !spec) {
-		oerr(c, "spec", "missing");
+		mesh_oerr(c, "spec", "missing");
 		ret = -EINVAL;
 	}
 	if (!ret)
@@ -708,7 +708,7 @@ static int decode_gateway(struct objctx *c, json_t *o, struct mesh_gateway *g)
 	if (ret)
 		return ret;
 	if (!g->class_name || !*g->class_name) {
-		oerr(c, "spec.gatewayClassName", "missing or empty");
+		mesh_oerr(c, "spec.gatewayClassName", "missing or empty");
 		return -EINVAL;
 	}
 	g->waypoint = !strcmp(g->class_name, GATEWAY_CLASS_WAYPOINT);
@@ -720,22 +720,22 @@ static int decode_gateway(struct objctx *c, json_t *o, struct mesh_gateway *g)
 		for (i = 0; i < ARRAY_SIZE(fors) && strcmp(wf, fors[i]); i++)
 			;
 		if (i == ARRAY_SIZE(fors)) {
-			oerr(c, "metadata.labels", LABEL_WAYPOINT_FOR " is \"%s\"; expected service, workload, all or none",
+			mesh_oerr(c, "metadata.labels", LABEL_WAYPOINT_FOR " is \"%s\"; expected service, workload, all or none",
 			     wf);
 			return -EINVAL;
 		}
 		g->waypoint_for = (enum mesh_waypoint_for)i;
 	}
-	ret = get_array(c, spec, "listeners", "spec.listeners", &listeners);
+	ret = mesh_get_array(c, spec, "listeners", "spec.listeners", &listeners);
 	if (ret)
 		return ret;
 	json_array_foreach(listeners, i, e) {
-		ret = decode_listener(c, e, i, g);
+		ret = mesh_decode_listener(c, e, i, g);
 		if (ret)
 			return ret;
 	}
 	if (!g->hbone_port) {
-		oerr(c, "spec.listeners", "a waypoint needs a listener with port %d and protocol HBONE",
+		mesh_oerr(c, "spec.listeners", "a waypoint needs a listener with port %d and protocol HBONE",
 		     PORT_INBOUND_HBONE);
 		return -EINVAL;
 	}
@@ -743,11 +743,11 @@ static int decode_gateway(struct objctx *c, json_t *o, struct mesh_gateway *g)
 }
 
 /* An HTTPRoute: decoded and checked by model/httproute.c. */
-static int decode_httproute(struct objctx *c, json_t *o, struct mesh_httproute *r)
+static int mesh_decode_httproute(struct objctx *c, json_t *o, struct mesh_httproute *r)
 {
 	char where[600];
 	json_t *meta;
-	int ret = decode_meta(c, o, true, &meta);
+	int ret = mesh_decode_meta(c, o, true, &meta);
 
 	if (ret)
 		return ret;
@@ -777,7 +777,7 @@ struct mesh_slice {
 	size_t n_ports;
 };
 
-static int decode_slice_ports(struct objctx *c, json_t *ports, struct mesh_slice *sl)
+static int mesh_decode_slice_ports(struct objctx *c, json_t *ports, struct mesh_slice *sl)
 {
 	json_t *e, *v;
 	size_t i;
@@ -787,14 +787,14 @@ static int decode_slice_ports(struct objctx *c, json_t *ports, struct mesh_slice
 		return 0;
 	sl->ports = calloc(json_array_size(ports), sizeof(*sl->ports));
 	if (!sl->ports) {
-		oerr(c, "ports", "out of memory");
+		mesh_oerr(c, "ports", "out of memory");
 		return -ENOMEM;
 	}
 	json_array_foreach(ports, i, e) {
 		struct slice_port *sp = &sl->ports[i];
 
 		if (!json_is_object(e)) {
-			oerr(c, "ports", "item %zu is %s, expected a mapping", i, errbuf_json_type(e));
+			mesh_oerr(c, "ports", "item %zu is %s, expected a mapping", i, errbuf_json_type(e));
 			return -EINVAL;
 		}
 		ret = mesh_get_string(c, e, "name", "ports[].name", "", &sp->name);
@@ -802,7 +802,7 @@ static int decode_slice_ports(struct objctx *c, json_t *ports, struct mesh_slice
 			ret = mesh_get_string(c, e, "protocol", "ports[].protocol", "TCP", &sp->protocol);
 		v = json_object_get(e, "port");
 		if (!ret && v && !json_is_null(v))
-			ret = get_port(c, v, "ports[].port", i, &sp->port);
+			ret = mesh_get_port(c, v, "ports[].port", i, &sp->port);
 		if (ret)
 			return ret;
 		sl->n_ports = i + 1;
@@ -810,7 +810,7 @@ static int decode_slice_ports(struct objctx *c, json_t *ports, struct mesh_slice
 	return 0;
 }
 
-static int decode_slice(struct objctx *c, json_t *o, struct mesh_slice *sl)
+static int mesh_decode_slice(struct objctx *c, json_t *o, struct mesh_slice *sl)
 {
 	json_t *meta, *eps, *ports, *e, *addrs, *conds, *rv;
 	struct mesh_labels labels = { 0 };
@@ -819,11 +819,11 @@ static int decode_slice(struct objctx *c, json_t *o, struct mesh_slice *sl)
 	size_t i;
 	int ret;
 
-	ret = decode_meta(c, o, true, &meta);
+	ret = mesh_decode_meta(c, o, true, &meta);
 	if (ret)
 		return ret;
 	sl->ns = c->ns;
-	ret = get_labels(c, meta, "labels", "metadata.labels", &labels);
+	ret = mesh_get_labels(c, meta, "labels", "metadata.labels", &labels);
 	if (!ret)
 		sl->service = mesh_label(&labels, "kubernetes.io/service-name");
 	free(labels.items);
@@ -832,7 +832,7 @@ static int decode_slice(struct objctx *c, json_t *o, struct mesh_slice *sl)
 	if (ret)
 		return ret;
 	if (!type) {
-		oerr(c, "addressType", "missing (IPv4, IPv6 or FQDN)");
+		mesh_oerr(c, "addressType", "missing (IPv4, IPv6 or FQDN)");
 		return -EINVAL;
 	}
 	if (!strcmp(type, "IPv4"))
@@ -840,20 +840,20 @@ static int decode_slice(struct objctx *c, json_t *o, struct mesh_slice *sl)
 	else if (!strcmp(type, "IPv6"))
 		family = AF_INET6;
 	else if (strcmp(type, "FQDN")) {
-		oerr(c, "addressType", "\"%s\" is none of IPv4, IPv6, FQDN", type);
+		mesh_oerr(c, "addressType", "\"%s\" is none of IPv4, IPv6, FQDN", type);
 		return -EINVAL;
 	}
-	ret = get_array(c, o, "endpoints", "endpoints", &eps);
+	ret = mesh_get_array(c, o, "endpoints", "endpoints", &eps);
 	if (!ret)
-		ret = get_array(c, o, "ports", "ports", &ports);
+		ret = mesh_get_array(c, o, "ports", "ports", &ports);
 	if (!ret)
-		ret = decode_slice_ports(c, ports, sl);
+		ret = mesh_decode_slice_ports(c, ports, sl);
 	if (ret || !family || !json_array_size(eps))
 		return ret;
 	sl->used = true;
 	sl->addrs = calloc(json_array_size(eps), sizeof(*sl->addrs));
 	if (!sl->addrs) {
-		oerr(c, "endpoints", "out of memory");
+		mesh_oerr(c, "endpoints", "out of memory");
 		return -ENOMEM;
 	}
 	json_array_foreach(eps, i, e) {
@@ -861,31 +861,31 @@ static int decode_slice(struct objctx *c, json_t *o, struct mesh_slice *sl)
 		json_t *first;
 
 		if (!json_is_object(e)) {
-			oerr(c, "endpoints", "item %zu is %s, expected a mapping", i, errbuf_json_type(e));
+			mesh_oerr(c, "endpoints", "item %zu is %s, expected a mapping", i, errbuf_json_type(e));
 			return -EINVAL;
 		}
-		ret = get_array(c, e, "addresses", "endpoints[].addresses", &addrs);
+		ret = mesh_get_array(c, e, "addresses", "endpoints[].addresses", &addrs);
 		if (!ret)
-			ret = get_object(c, e, "conditions", "endpoints[].conditions", &conds);
+			ret = mesh_get_object(c, e, "conditions", "endpoints[].conditions", &conds);
 		if (ret)
 			return ret;
 		first = json_array_get(addrs, 0);
 		if (!json_is_string(first)) {
-			oerr(c, "endpoints[].addresses", "item %zu: needs at least one address, a string", i);
+			mesh_oerr(c, "endpoints[].addresses", "item %zu: needs at least one address, a string", i);
 			return -EINVAL;
 		}
-		ret = parse_ip_field(c, "endpoints[].addresses", json_string_value(first), &a->ip);
+		ret = mesh_parse_ip_field(c, "endpoints[].addresses", json_string_value(first), &a->ip);
 		if (ret)
 			return ret;
 		if (a->ip.family != family) {
-			oerr(c, "endpoints[].addresses", "item %zu: \"%s\" is not an %s address", i,
+			mesh_oerr(c, "endpoints[].addresses", "item %zu: \"%s\" is not an %s address", i,
 			     json_string_value(first), type);
 			return -EINVAL;
 		}
 		/* Kubernetes: an unknown (null) readiness is read as ready */
 		rv = json_object_get(conds, "ready");
 		if (rv && !json_is_null(rv) && !json_is_boolean(rv)) {
-			oerr(c, "endpoints[].conditions.ready", "item %zu: expected true or false, got %s",
+			mesh_oerr(c, "endpoints[].conditions.ready", "item %zu: expected true or false, got %s",
 			     i, errbuf_json_type(rv));
 			return -EINVAL;
 		}
@@ -895,13 +895,13 @@ static int decode_slice(struct objctx *c, json_t *o, struct mesh_slice *sl)
 	return 0;
 }
 
-static void slice_clear(struct mesh_slice *sl)
+static void mesh_slice_clear(struct mesh_slice *sl)
 {
 	free(sl->addrs);
 	free(sl->ports);
 }
 
-static int slice_cmp(const void *a, const void *b)
+static int mesh_slice_cmp(const void *a, const void *b)
 {
 	const struct mesh_slice *x = a, *y = b;
 	int r = strcmp(x->ns, y->ns);
@@ -910,9 +910,9 @@ static int slice_cmp(const void *a, const void *b)
 }
 
 /* The endpoints of each Service without a selector, from the slices naming
- * it (sorted by slice_cmp), in slice order. Pods are looked up by IP, so
+ * it (sorted by mesh_slice_cmp), in slice order. Pods are looked up by IP, so
  * the model's indexes must be built. */
-static int attach_slices(struct mesh *m, struct mesh_slice *sl, size_t n, char *err, size_t errlen)
+static int mesh_attach_slices(struct mesh *m, struct mesh_slice *sl, size_t n, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < m->n_services; i++) {
 		struct mesh_service *s = &m->services[i];
@@ -921,19 +921,19 @@ static int attach_slices(struct mesh *m, struct mesh_slice *sl, size_t n, char *
 
 		if (s->selector.n || !n)
 			continue;
-		lo = bsearch(&key, sl, n, sizeof(*sl), slice_cmp);
+		lo = bsearch(&key, sl, n, sizeof(*sl), mesh_slice_cmp);
 		if (!lo)
 			continue;
-		while (lo > sl && !slice_cmp(lo - 1, &key))
+		while (lo > sl && !mesh_slice_cmp(lo - 1, &key))
 			lo--;
-		for (k = (size_t)(lo - sl); k < n && !slice_cmp(&sl[k], &key); k++)
+		for (k = (size_t)(lo - sl); k < n && !mesh_slice_cmp(&sl[k], &key); k++)
 			cnt += sl[k].used ? sl[k].n_addrs : 0;
 		if (!cnt)
 			continue;
 		s->endpoints = calloc(cnt, sizeof(*s->endpoints));
 		if (!s->endpoints)
 			goto oom;
-		for (k = (size_t)(lo - sl); k < n && !slice_cmp(&sl[k], &key); k++) {
+		for (k = (size_t)(lo - sl); k < n && !mesh_slice_cmp(&sl[k], &key); k++) {
 			for (size_t a = 0; sl[k].used && a < sl[k].n_addrs; a++) {
 				struct mesh_endpoint *ep = &s->endpoints[s->n_endpoints++];
 
@@ -963,7 +963,7 @@ oom:
 
 enum okind { K_NONE, K_NAMESPACE, K_POD, K_SERVICE, K_SLICE, K_AUTHZ, K_PEERAUTHN, K_GATEWAY, K_HTTPROUTE };
 
-static enum okind classify(const char *api, const char *kind)
+static enum okind mesh_classify(const char *api, const char *kind)
 {
 	bool istio = !strcmp(api, "security.istio.io/v1") || !strcmp(api, "security.istio.io/v1beta1");
 
@@ -1004,7 +1004,7 @@ struct dupkey {
 	const struct prov *prov;
 };
 
-static int dupkey_cmp(const void *a, const void *b)
+static int mesh_dupkey_cmp(const void *a, const void *b)
 {
 	const struct dupkey *x = a, *y = b;
 	int r = strcmp(x->ns ? x->ns : "", y->ns ? y->ns : "");
@@ -1012,11 +1012,11 @@ static int dupkey_cmp(const void *a, const void *b)
 	return r ? r : strcmp(x->name, y->name);
 }
 
-static int check_dups(struct dupkey *keys, size_t n, const char *kind, char *err, size_t errlen)
+static int mesh_check_dups(struct dupkey *keys, size_t n, const char *kind, char *err, size_t errlen)
 {
-	qsort(keys, n, sizeof(*keys), dupkey_cmp);
+	qsort(keys, n, sizeof(*keys), mesh_dupkey_cmp);
 	for (size_t i = 1; i < n; i++) {
-		if (dupkey_cmp(&keys[i - 1], &keys[i]))
+		if (mesh_dupkey_cmp(&keys[i - 1], &keys[i]))
 			continue;
 		const struct dupkey *a = &keys[i - 1], *b = &keys[i];
 
@@ -1035,7 +1035,7 @@ static int check_dups(struct dupkey *keys, size_t n, const char *kind, char *err
 	return 0;
 }
 
-static int find_dups(struct mesh *m, const struct prov *pns, const struct prov *ppod,
+static int mesh_find_dups(struct mesh *m, const struct prov *pns, const struct prov *ppod,
 		     const struct prov *psvc, char *err, size_t errlen)
 {
 	size_t n = m->n_namespaces > m->n_pods ? m->n_namespaces : m->n_pods;
@@ -1053,25 +1053,25 @@ static int find_dups(struct mesh *m, const struct prov *pns, const struct prov *
 	}
 	for (size_t i = 0; i < m->n_namespaces; i++)
 		keys[i] = (struct dupkey){ NULL, m->namespaces[i].name, &pns[i] };
-	ret = check_dups(keys, m->n_namespaces, "Namespace", err, errlen);
+	ret = mesh_check_dups(keys, m->n_namespaces, "Namespace", err, errlen);
 	if (ret)
 		goto out;
 	for (size_t i = 0; i < m->n_pods; i++)
 		keys[i] = (struct dupkey){ m->pods[i].namespace, m->pods[i].name, &ppod[i] };
-	ret = check_dups(keys, m->n_pods, "Pod", err, errlen);
+	ret = mesh_check_dups(keys, m->n_pods, "Pod", err, errlen);
 	if (ret)
 		goto out;
 	for (size_t i = 0; i < m->n_services; i++)
 		keys[i] = (struct dupkey){ m->services[i].namespace, m->services[i].name, &psvc[i] };
-	ret = check_dups(keys, m->n_services, "Service", err, errlen);
+	ret = mesh_check_dups(keys, m->n_services, "Service", err, errlen);
 out:
 	free(keys);
 	return ret;
 }
 
-static int link_gateway_pods(struct mesh *m, char *err, size_t errlen);
+static int mesh_link_gateway_pods(struct mesh *m, char *err, size_t errlen);
 
-static int find_gateway_dups(struct mesh *m, const struct prov *pgw, char *err, size_t errlen)
+static int mesh_find_gateway_dups(struct mesh *m, const struct prov *pgw, char *err, size_t errlen)
 {
 	struct dupkey *keys;
 	int ret;
@@ -1085,12 +1085,12 @@ static int find_gateway_dups(struct mesh *m, const struct prov *pgw, char *err, 
 	}
 	for (size_t i = 0; i < m->n_gateways; i++)
 		keys[i] = (struct dupkey){ m->gateways[i].namespace, m->gateways[i].name, &pgw[i] };
-	ret = check_dups(keys, m->n_gateways, "Gateway", err, errlen);
+	ret = mesh_check_dups(keys, m->n_gateways, "Gateway", err, errlen);
 	free(keys);
 	return ret;
 }
 
-static int find_httproute_dups(struct mesh *m, const struct prov *phr, char *err, size_t errlen)
+static int mesh_find_httproute_dups(struct mesh *m, const struct prov *phr, char *err, size_t errlen)
 {
 	struct dupkey *keys;
 	int ret;
@@ -1104,14 +1104,14 @@ static int find_httproute_dups(struct mesh *m, const struct prov *phr, char *err
 	}
 	for (size_t i = 0; i < m->n_httproutes; i++)
 		keys[i] = (struct dupkey){ m->httproutes[i].namespace, m->httproutes[i].name, &phr[i] };
-	ret = check_dups(keys, m->n_httproutes, "HTTPRoute", err, errlen);
+	ret = mesh_check_dups(keys, m->n_httproutes, "HTTPRoute", err, errlen);
 	free(keys);
 	return ret;
 }
 
 /* objs: private array, stolen (freed with the model or on error). provs[i]:
  * where objs[i] came from, for error messages. */
-static int build(json_t *objs, const struct prov *provs, bool index, struct mesh **out, char *err,
+static int mesh_build_objects(json_t *objs, const struct prov *provs, bool index, struct mesh **out, char *err,
 		 size_t errlen)
 {
 	struct mesh_impl *mi = NULL;
@@ -1176,37 +1176,37 @@ static int build(json_t *objs, const struct prov *provs, bool index, struct mesh
 			goto out;
 		}
 		c.kind = kind;
-		switch (classify(api, kind)) {
+		switch (mesh_classify(api, kind)) {
 		case K_NONE:
 			break;
 		case K_NAMESPACE:
 			pns[m->n_namespaces] = provs[i];
-			ret = decode_namespace(&c, o, &m->namespaces[m->n_namespaces++]);
+			ret = mesh_decode_namespace(&c, o, &m->namespaces[m->n_namespaces++]);
 			break;
 		case K_POD:
 			ppod[m->n_pods] = provs[i];
-			ret = decode_pod(&c, o, &m->pods[m->n_pods++]);
+			ret = mesh_decode_pod(&c, o, &m->pods[m->n_pods++]);
 			break;
 		case K_SERVICE:
 			psvc[m->n_services] = provs[i];
-			ret = decode_service(&c, o, &m->services[m->n_services++]);
+			ret = mesh_decode_service(&c, o, &m->services[m->n_services++]);
 			break;
 		case K_SLICE:
-			ret = decode_slice(&c, o, &slices[n_slices++]);
+			ret = mesh_decode_slice(&c, o, &slices[n_slices++]);
 			break;
 		case K_AUTHZ:
-			ret = decode_policy(&c, o, m->authorization_policies);
+			ret = mesh_decode_policy(&c, o, m->authorization_policies);
 			break;
 		case K_PEERAUTHN:
-			ret = decode_policy(&c, o, m->peer_authentications);
+			ret = mesh_decode_policy(&c, o, m->peer_authentications);
 			break;
 		case K_GATEWAY:
 			pgw[m->n_gateways] = provs[i];
-			ret = decode_gateway(&c, o, &m->gateways[m->n_gateways++]);
+			ret = mesh_decode_gateway(&c, o, &m->gateways[m->n_gateways++]);
 			break;
 		case K_HTTPROUTE:
 			phr[m->n_httproutes] = provs[i];
-			ret = decode_httproute(&c, o, &m->httproutes[m->n_httproutes]);
+			ret = mesh_decode_httproute(&c, o, &m->httproutes[m->n_httproutes]);
 			if (!ret)
 				m->n_httproutes++;
 			break;
@@ -1214,22 +1214,22 @@ static int build(json_t *objs, const struct prov *provs, bool index, struct mesh
 		if (ret)
 			goto out;
 	}
-	ret = find_dups(m, pns, ppod, psvc, err, errlen);
+	ret = mesh_find_dups(m, pns, ppod, psvc, err, errlen);
 	if (!ret)
-		ret = find_gateway_dups(m, pgw, err, errlen);
+		ret = mesh_find_gateway_dups(m, pgw, err, errlen);
 	if (!ret)
-		ret = find_httproute_dups(m, phr, err, errlen);
+		ret = mesh_find_httproute_dups(m, phr, err, errlen);
 	if (!ret && m->n_gateways)
-		ret = link_gateway_pods(m, err, errlen);
+		ret = mesh_link_gateway_pods(m, err, errlen);
 	if (!ret && index)
 		m->index = mesh_index_build(m, mesh_pod_ip_rank); /* NULL (out of memory): lookups scan */
 	if (!ret && n_slices) {
-		qsort(slices, n_slices, sizeof(*slices), slice_cmp);
-		ret = attach_slices(m, slices, n_slices, err, errlen);
+		qsort(slices, n_slices, sizeof(*slices), mesh_slice_cmp);
+		ret = mesh_attach_slices(m, slices, n_slices, err, errlen);
 	}
 out:
 	for (i = 0; slices && i < n_slices; i++)
-		slice_clear(&slices[i]);
+		mesh_slice_clear(&slices[i]);
 	free(slices);
 	free(pns);
 	free(ppod);
@@ -1244,7 +1244,7 @@ out:
 	return 0;
 }
 
-static int keep_pods(json_t *objs, struct prov **provs, const struct mesh *prev,
+static int mesh_keep_pods(json_t *objs, struct prov **provs, const struct mesh *prev,
 		     mesh_keep_fn keep, void (*on_kept)(void *, const struct mesh_pod *),
 		     void *ctx, size_t *n_kept);
 
@@ -1253,7 +1253,7 @@ int mesh_build(json_t *objects, const char *origin, struct mesh **out, char *err
 	return mesh_build_keeping(objects, origin, NULL, NULL, NULL, NULL, NULL, out, err, errlen);
 }
 
-static int build_keeping(json_t *objects, bool deep, const char *origin, const struct mesh *prev,
+static int mesh_build_keeping_deep(json_t *objects, bool deep, const char *origin, const struct mesh *prev,
 			 mesh_keep_fn keep, void (*on_kept)(void *ctx, const struct mesh_pod *p),
 			 void *ctx, size_t *n_kept, struct mesh **out, char *err, size_t errlen)
 {
@@ -1278,10 +1278,10 @@ static int build_keeping(json_t *objects, bool deep, const char *origin, const s
 		goto oom;
 	for (size_t i = 0; i < n; i++)
 		provs[i] = (struct prov){ origin, i + 1 };
-	if (keep_pods(copy, &provs, prev, keep, on_kept, ctx, n_kept) < 0)
+	if (mesh_keep_pods(copy, &provs, prev, keep, on_kept, ctx, n_kept) < 0)
 		goto oom;
-	/* copy is private: build() takes it */
-	ret = build(copy, provs, true, out, err, errlen);
+	/* copy is private: mesh_build_objects() takes it */
+	ret = mesh_build_objects(copy, provs, true, out, err, errlen);
 	free(provs);
 	return ret;
 oom:
@@ -1295,14 +1295,14 @@ int mesh_build_keeping(json_t *objects, const char *origin, const struct mesh *p
 		       mesh_keep_fn keep, void (*on_kept)(void *ctx, const struct mesh_pod *p),
 		       void *ctx, size_t *n_kept, struct mesh **out, char *err, size_t errlen)
 {
-	return build_keeping(objects, true, origin, prev, keep, on_kept, ctx, n_kept, out, err, errlen);
+	return mesh_build_keeping_deep(objects, true, origin, prev, keep, on_kept, ctx, n_kept, out, err, errlen);
 }
 
 int mesh_build_shared(json_t *objects, const char *origin, const struct mesh *prev,
 		      mesh_keep_fn keep, void (*on_kept)(void *ctx, const struct mesh_pod *p),
 		      void *ctx, size_t *n_kept, struct mesh **out, char *err, size_t errlen)
 {
-	return build_keeping(objects, false, origin, prev, keep, on_kept, ctx, n_kept, out, err, errlen);
+	return mesh_build_keeping_deep(objects, false, origin, prev, keep, on_kept, ctx, n_kept, out, err, errlen);
 }
 
 int mesh_check_object(json_t *obj, const char *origin, char *err, size_t errlen)
@@ -1317,12 +1317,12 @@ int mesh_check_object(json_t *obj, const char *origin, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	/* no copy: the model is freed before obj can change; no indexes: no lookups */
-	ret = build(one, &prov, false, &m, err, errlen);
+	ret = mesh_build_objects(one, &prov, false, &m, err, errlen);
 	mesh_free(m);
 	return ret;
 }
 
-static bool want_file(const char *name)
+static bool mesh_want_file(const char *name)
 {
 	size_t n = strlen(name);
 
@@ -1332,13 +1332,13 @@ static bool want_file(const char *name)
 	       (n > 4 && !strcmp(name + n - 4, ".yml"));
 }
 
-static int name_cmp(const void *a, const void *b)
+static int mesh_name_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* A 0-byte file is a truncation or a write not yet done, never "no objects". */
-static int load_file(const char *path, const struct stat *st, json_t **objs, char *err,
+static int mesh_load_file(const char *path, const struct stat *st, json_t **objs, char *err,
 		     size_t errlen)
 {
 	if (st->st_size == 0) {
@@ -1349,15 +1349,15 @@ static int load_file(const char *path, const struct stat *st, json_t **objs, cha
 	return kobj_load_file(path, objs, err, errlen);
 }
 
-static const char *obj_str(json_t *o, const char *k1, const char *k2)
+static const char *mesh_obj_str(json_t *o, const char *k1, const char *k2)
 {
 	return json_string_value(json_object_get(json_object_get(o, k1), k2));
 }
 
-static bool obj_is(json_t *o, const char *kind, const char *ns, const char *name)
+static bool mesh_obj_is(json_t *o, const char *kind, const char *ns, const char *name)
 {
 	const char *k = json_string_value(json_object_get(o, "kind"));
-	const char *n = obj_str(o, "metadata", "name"), *s = obj_str(o, "metadata", "namespace");
+	const char *n = mesh_obj_str(o, "metadata", "name"), *s = mesh_obj_str(o, "metadata", "namespace");
 
 	if (!k || strcmp(k, kind) || !n || strcmp(n, name))
 		return false;
@@ -1366,20 +1366,20 @@ static bool obj_is(json_t *o, const char *kind, const char *ns, const char *name
 	return !strcmp(s && *s ? s : "default", ns);
 }
 
-static bool objs_have(json_t *objs, const char *kind, const char *ns, const char *name)
+static bool mesh_objs_have(json_t *objs, const char *kind, const char *ns, const char *name)
 {
 	size_t i;
 	json_t *o;
 
 	json_array_foreach(objs, i, o)
-		if (obj_is(o, kind, ns, name))
+		if (mesh_obj_is(o, kind, ns, name))
 			return true;
 	return false;
 }
 
 /* A deep copy of prev's source object (kind, ns, name) appended to objs,
  * annotated when pods. 0, 1 (not in prev), -ENOMEM. */
-static int keep_obj(json_t *objs, json_t *src, const char *kind, const char *ns, const char *name,
+static int mesh_keep_obj(json_t *objs, json_t *src, const char *kind, const char *ns, const char *name,
 		    uint64_t gen)
 {
 	char g[32];
@@ -1387,7 +1387,7 @@ static int keep_obj(json_t *objs, json_t *src, const char *kind, const char *ns,
 	json_t *o, *copy, *meta, *ann;
 
 	json_array_foreach(src, i, o) {
-		if (!obj_is(o, kind, ns, name))
+		if (!mesh_obj_is(o, kind, ns, name))
 			continue;
 		copy = json_deep_copy(o);
 		if (!copy)
@@ -1415,7 +1415,7 @@ static int keep_obj(json_t *objs, json_t *src, const char *kind, const char *ns,
 
 /* Adds to objs (and provs, *n long) what prev knew of the pods keep
  * selects and objs lacks. */
-static int keep_pods(json_t *objs, struct prov **provs, const struct mesh *prev,
+static int mesh_keep_pods(json_t *objs, struct prov **provs, const struct mesh *prev,
 		     mesh_keep_fn keep, void (*on_kept)(void *, const struct mesh_pod *),
 		     void *ctx, size_t *n_kept)
 {
@@ -1430,15 +1430,15 @@ static int keep_pods(json_t *objs, struct prov **provs, const struct mesh *prev,
 	for (size_t i = 0; i < prev->n_pods; i++) {
 		const struct mesh_pod *p = &prev->pods[i];
 
-		if (!keep(ctx, p) || objs_have(objs, "Pod", p->namespace, p->name))
+		if (!keep(ctx, p) || mesh_objs_have(objs, "Pod", p->namespace, p->name))
 			continue;
-		ret = keep_obj(objs, src, "Pod", p->namespace, p->name, prev->generation);
+		ret = mesh_keep_obj(objs, src, "Pod", p->namespace, p->name, prev->generation);
 		if (ret < 0)
 			return ret;
 		if (ret)
 			continue;
-		if (!objs_have(objs, "Namespace", NULL, p->namespace) &&
-		    keep_obj(objs, src, "Namespace", NULL, p->namespace, prev->generation) < 0)
+		if (!mesh_objs_have(objs, "Namespace", NULL, p->namespace) &&
+		    mesh_keep_obj(objs, src, "Namespace", NULL, p->namespace, prev->generation) < 0)
 			return -ENOMEM;
 		if (n_kept)
 			(*n_kept)++;
@@ -1481,7 +1481,7 @@ int mesh_load_path_keeping(const char *path, const struct mesh *prev, mesh_keep_
 	if (n_kept)
 		*n_kept = 0;
 	if (!S_ISDIR(st.st_mode)) {
-		ret = load_file(path, &st, &objs, err, errlen);
+		ret = mesh_load_file(path, &st, &objs, err, errlen);
 		if (ret)
 			return ret;
 		provs = calloc(json_array_size(objs) + 1, sizeof(*provs));
@@ -1492,14 +1492,14 @@ int mesh_load_path_keeping(const char *path, const struct mesh *prev, mesh_keep_
 		}
 		for (size_t i = 0; i < json_array_size(objs); i++)
 			provs[i] = (struct prov){ path, i + 1 };
-		if (keep_pods(objs, &provs, prev, keep, on_kept, ctx, n_kept) < 0) {
+		if (mesh_keep_pods(objs, &provs, prev, keep, on_kept, ctx, n_kept) < 0) {
 			json_decref(objs);
 			free(provs);
 			snprintf(err, errlen, "%s: out of memory", path);
 			return -ENOMEM;
 		}
-		/* objs is private: build() takes it without a copy */
-		ret = build(objs, provs, true, out, err, errlen);
+		/* objs is private: mesh_build_objects() takes it without a copy */
+		ret = mesh_build_objects(objs, provs, true, out, err, errlen);
 		free(provs);
 		return ret;
 	}
@@ -1511,7 +1511,7 @@ int mesh_load_path_keeping(const char *path, const struct mesh *prev, mesh_keep_
 		return ret;
 	}
 	while ((de = readdir(d))) {
-		if (!want_file(de->d_name))
+		if (!mesh_want_file(de->d_name))
 			continue;
 		if (n_names == cap) {
 			char **nn;
@@ -1528,7 +1528,7 @@ int mesh_load_path_keeping(const char *path, const struct mesh *prev, mesh_keep_
 		n_names++;
 	}
 	if (n_names)
-		qsort(names, n_names, sizeof(*names), name_cmp);
+		qsort(names, n_names, sizeof(*names), mesh_name_cmp);
 	paths = calloc(n_names + 1, sizeof(*paths));
 	all = json_array();
 	if (!paths || !all)
@@ -1546,7 +1546,7 @@ int mesh_load_path_keeping(const char *path, const struct mesh *prev, mesh_keep_
 		/* directories named x.yaml, dangling links: not mesh files */
 		if (stat(paths[i], &fst) || !S_ISREG(fst.st_mode))
 			continue;
-		ret = load_file(paths[i], &fst, &objs, err, errlen);
+		ret = mesh_load_file(paths[i], &fst, &objs, err, errlen);
 		if (ret)
 			goto out;
 		np = realloc(provs, (total + json_array_size(objs) + 1) * sizeof(*provs));
@@ -1566,10 +1566,10 @@ int mesh_load_path_keeping(const char *path, const struct mesh *prev, mesh_keep_
 		if (!provs)
 			goto oom;
 	}
-	if (keep_pods(all, &provs, prev, keep, on_kept, ctx, n_kept) < 0)
+	if (mesh_keep_pods(all, &provs, prev, keep, on_kept, ctx, n_kept) < 0)
 		goto oom;
 	/* all is private: no deep copy needed */
-	ret = build(all, provs, true, out, err, errlen);
+	ret = mesh_build_objects(all, provs, true, out, err, errlen);
 	all = NULL;
 	goto out;
 oom:
@@ -1705,7 +1705,7 @@ int mesh_pod_ip_rank(const struct mesh *m, const struct mesh_pod *p)
 
 /* Host-network pods share the node's IP; they never identify a workload.
  * *conflict: the best holders of ip tie. */
-static const struct mesh_pod *pod_by_ip(const struct mesh *m, const struct mesh_ip *ip,
+static const struct mesh_pod *mesh_pod_by_ip(const struct mesh *m, const struct mesh_ip *ip,
 					bool *conflict)
 {
 	const struct mesh_pod *best = NULL;
@@ -1742,14 +1742,14 @@ const struct mesh_pod *mesh_find_pod_by_ip(const struct mesh *m, const struct me
 {
 	bool conflict;
 
-	return pod_by_ip(m, ip, &conflict);
+	return mesh_pod_by_ip(m, ip, &conflict);
 }
 
 bool mesh_ip_conflict(const struct mesh *m, const struct mesh_ip *ip)
 {
 	bool conflict;
 
-	pod_by_ip(m, ip, &conflict);
+	mesh_pod_by_ip(m, ip, &conflict);
 	return conflict;
 }
 
@@ -1843,9 +1843,9 @@ const struct mesh_service *mesh_pod_next_service(const struct mesh *m, const str
 	return NULL;
 }
 
-static bool pod_enrolled(const struct mesh *m, const struct mesh_pod *p, const char *ns,
+static bool mesh_pod_enrolled_in(const struct mesh *m, const struct mesh_pod *p, const char *ns,
 			 const char **reason);
-static const struct mesh_gateway *pod_waypoint(const struct mesh *m, const struct mesh_pod *p);
+static const struct mesh_gateway *mesh_pod_waypoint_of(const struct mesh *m, const struct mesh_pod *p);
 
 bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, const char **reason)
 {
@@ -1854,17 +1854,17 @@ bool mesh_pod_enrolled(const struct mesh *m, const char *ns, const char *name, c
 			*reason = "no mesh model is loaded";
 		return false;
 	}
-	return pod_enrolled(m, mesh_find_pod(m, ns, name), ns, reason);
+	return mesh_pod_enrolled_in(m, mesh_find_pod(m, ns, name), ns, reason);
 }
 
 bool mesh_pod_is_enrolled(const struct mesh *m, const struct mesh_pod *p)
 {
-	return pod_enrolled(m, p, p->namespace, NULL);
+	return mesh_pod_enrolled_in(m, p, p->namespace, NULL);
 }
 
 /* The waypoint Gateway pod p belongs to (label gateway-name naming an
  * istio-waypoint Gateway of its namespace), or NULL. */
-static const struct mesh_gateway *pod_waypoint(const struct mesh *m, const struct mesh_pod *p)
+static const struct mesh_gateway *mesh_pod_waypoint_of(const struct mesh *m, const struct mesh_pod *p)
 {
 	const char *gn = mesh_label(&p->labels, LABEL_GATEWAY_NAME);
 
@@ -1878,10 +1878,10 @@ static const struct mesh_gateway *pod_waypoint(const struct mesh *m, const struc
 }
 
 /* Each waypoint's pods (struct mesh_gateway.pods). */
-static int link_gateway_pods(struct mesh *m, char *err, size_t errlen)
+static int mesh_link_gateway_pods(struct mesh *m, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < m->n_pods; i++) {
-		struct mesh_gateway *g = (struct mesh_gateway *)pod_waypoint(m, &m->pods[i]);
+		struct mesh_gateway *g = (struct mesh_gateway *)mesh_pod_waypoint_of(m, &m->pods[i]);
 		const struct mesh_pod **np;
 
 		if (!g)
@@ -1898,7 +1898,7 @@ static int link_gateway_pods(struct mesh *m, char *err, size_t errlen)
 }
 
 /* p may be NULL: judged by namespace ns alone. */
-static bool pod_enrolled(const struct mesh *m, const struct mesh_pod *p, const char *ns,
+static bool mesh_pod_enrolled_in(const struct mesh *m, const struct mesh_pod *p, const char *ns,
 			 const char **reason)
 {
 	/* Reasons naming the namespace are formatted here: valid until the next
@@ -1916,7 +1916,7 @@ static bool pod_enrolled(const struct mesh *m, const struct mesh_pod *p, const c
 		why = "pod has a sidecar (annotation " ANNOTATION_SIDECAR_STATUS ")";
 		goto out;
 	}
-	if (p && pod_waypoint(m, p)) {
+	if (p && mesh_pod_waypoint_of(m, p)) {
 		/* its own traffic is the waypoint's HBONE: capturing it would loop */
 		why = "pod is a waypoint (label " LABEL_GATEWAY_NAME ")";
 		goto out;

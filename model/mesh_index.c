@@ -40,7 +40,7 @@ struct pod_key {
 
 typedef bool (*match_fn)(const struct mesh *m, size_t elem, const void *key);
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
+static uint64_t mesh_index_fnv(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *b = p;
 
@@ -51,45 +51,45 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 
 #define FNV_BASIS 1469598103934665603ull
 
-static uint64_t hash_ip(const struct mesh_ip *ip)
+static uint64_t mesh_index_hash_ip(const struct mesh_ip *ip)
 {
-	uint64_t h = fnv(FNV_BASIS, &ip->family, sizeof(ip->family));
+	uint64_t h = mesh_index_fnv(FNV_BASIS, &ip->family, sizeof(ip->family));
 
-	return ip->family == AF_INET ? fnv(h, &ip->addr.v4, sizeof(ip->addr.v4))
-				     : fnv(h, &ip->addr.v6, sizeof(ip->addr.v6));
+	return ip->family == AF_INET ? mesh_index_fnv(h, &ip->addr.v4, sizeof(ip->addr.v4))
+				     : mesh_index_fnv(h, &ip->addr.v6, sizeof(ip->addr.v6));
 }
 
 /* a and b hashed as "a\0b" (b may be NULL). */
-static uint64_t hash_strs(const char *a, const char *b)
+static uint64_t mesh_index_hash_strs(const char *a, const char *b)
 {
-	uint64_t h = fnv(FNV_BASIS, a, strlen(a) + 1);
+	uint64_t h = mesh_index_fnv(FNV_BASIS, a, strlen(a) + 1);
 
-	return b ? fnv(h, b, strlen(b)) : h;
+	return b ? mesh_index_fnv(h, b, strlen(b)) : h;
 }
 
-static bool service_has_vip(const struct mesh *m, size_t e, const void *key)
+static bool mesh_index_service_has_vip(const struct mesh *m, size_t e, const void *key)
 {
 	return mesh_ip_in(m->services[e].vips, m->services[e].n_vips, key);
 }
 
-static bool pod_has_uid(const struct mesh *m, size_t e, const void *key)
+static bool mesh_index_pod_has_uid(const struct mesh *m, size_t e, const void *key)
 {
 	return !strcmp(m->pods[e].uid, key);
 }
 
-static bool pod_has_name(const struct mesh *m, size_t e, const void *key)
+static bool mesh_index_pod_has_name(const struct mesh *m, size_t e, const void *key)
 {
 	const struct pod_key *k = key;
 
 	return !strcmp(m->pods[e].name, k->name) && !strcmp(m->pods[e].namespace, k->ns);
 }
 
-static bool namespace_has_name(const struct mesh *m, size_t e, const void *key)
+static bool mesh_index_namespace_has_name(const struct mesh *m, size_t e, const void *key)
 {
 	return !strcmp(m->namespaces[e].name, key);
 }
 
-static int table_init(struct table *t, size_t n)
+static int mesh_index_table_init(struct table *t, size_t n)
 {
 	size_t cap = 8;
 
@@ -103,7 +103,7 @@ static int table_init(struct table *t, size_t n)
 }
 
 /* Adds elem under key unless an element with that key is there already. */
-static void table_put(struct table *t, uint64_t h, const struct mesh *m, match_fn match,
+static void mesh_index_table_put(struct table *t, uint64_t h, const struct mesh *m, match_fn match,
 		      const void *key, size_t elem)
 {
 	for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
@@ -116,7 +116,7 @@ static void table_put(struct table *t, uint64_t h, const struct mesh *m, match_f
 	}
 }
 
-static ssize_t table_get(const struct table *t, uint64_t h, const struct mesh *m, match_fn match,
+static ssize_t mesh_index_table_get(const struct table *t, uint64_t h, const struct mesh *m, match_fn match,
 			 const void *key)
 {
 	for (size_t i = h & t->mask; t->slot[i]; i = (i + 1) & t->mask)
@@ -127,12 +127,12 @@ static ssize_t table_get(const struct table *t, uint64_t h, const struct mesh *m
 
 /* The pod IP table keeps, per IP, the pod that best holds it
  * (rank: mesh_pod_ip_rank); a tie at the top marks the slot a conflict. */
-static void ip_put(struct mesh_index *x, const struct mesh *m, mesh_index_rank_fn rank,
+static void mesh_index_ip_put(struct mesh_index *x, const struct mesh *m, mesh_index_rank_fn rank,
 		   const struct mesh_ip *ip, size_t elem)
 {
 	struct table *t = &x->pod_ip;
 
-	for (size_t i = hash_ip(ip) & t->mask;; i = (i + 1) & t->mask) {
+	for (size_t i = mesh_index_hash_ip(ip) & t->mask;; i = (i + 1) & t->mask) {
 		int have, want;
 
 		if (!t->slot[i]) {
@@ -154,7 +154,7 @@ static void ip_put(struct mesh_index *x, const struct mesh *m, mesh_index_rank_f
 	}
 }
 
-static int cmp_pod_ns(const void *a, const void *b, void *ctx)
+static int mesh_index_cmp_pod_ns(const void *a, const void *b, void *ctx)
 {
 	const struct mesh *m = ctx;
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -164,7 +164,7 @@ static int cmp_pod_ns(const void *a, const void *b, void *ctx)
 }
 
 /* The first position in by_ns (pods sorted by namespace) of namespace ns. */
-static size_t ns_lower_bound(const struct mesh *m, const uint32_t *by_ns, const char *ns)
+static size_t mesh_index_ns_lower_bound(const struct mesh *m, const uint32_t *by_ns, const char *ns)
 {
 	size_t lo = 0, hi = m->n_pods;
 
@@ -181,7 +181,7 @@ static size_t ns_lower_bound(const struct mesh *m, const uint32_t *by_ns, const 
 
 /* Calls fn(s, p) for every pod p that Service s selects, s in model order,
  * p in model order within s. */
-static void for_each_selection(const struct mesh *m, const uint32_t *by_ns,
+static void mesh_index_for_each_selection(const struct mesh *m, const uint32_t *by_ns,
 			       void (*fn)(struct mesh_index *x, size_t s, uint32_t p),
 			       struct mesh_index *x)
 {
@@ -190,40 +190,40 @@ static void for_each_selection(const struct mesh *m, const uint32_t *by_ns,
 
 		if (!svc->selector.n)
 			continue; /* an empty selector picks nothing */
-		for (size_t i = ns_lower_bound(m, by_ns, svc->namespace);
+		for (size_t i = mesh_index_ns_lower_bound(m, by_ns, svc->namespace);
 		     i < m->n_pods && !strcmp(m->pods[by_ns[i]].namespace, svc->namespace); i++)
 			if (mesh_selector_matches(&svc->selector, &m->pods[by_ns[i]].labels))
 				fn(x, s, by_ns[i]);
 	}
 }
 
-static void count_selection(struct mesh_index *x, size_t s, uint32_t p)
+static void mesh_index_count_selection(struct mesh_index *x, size_t s, uint32_t p)
 {
 	x->svc_pods.off[s + 1]++;
 	x->pod_svcs.off[p + 1]++;
 }
 
-static void fill_selection(struct mesh_index *x, size_t s, uint32_t p)
+static void mesh_index_fill_selection(struct mesh_index *x, size_t s, uint32_t p)
 {
 	/* off[i] is used as the fill cursor of element i, then restored */
 	x->svc_pods.items[x->svc_pods.off[s]++] = p;
 	x->pod_svcs.items[x->pod_svcs.off[p]++] = (uint32_t)s;
 }
 
-static void lists_free(struct lists *l)
+static void mesh_index_lists_free(struct lists *l)
 {
 	free(l->off);
 	free(l->items);
 }
 
-static int lists_alloc(struct lists *l, size_t n_elems)
+static int mesh_index_lists_alloc(struct lists *l, size_t n_elems)
 {
 	l->off = calloc(n_elems + 1, sizeof(*l->off));
 	return l->off ? 0 : -ENOMEM;
 }
 
 /* Counts in off[1..n] become offsets; items allocated for them. */
-static int lists_prefix(struct lists *l, size_t n_elems)
+static int mesh_index_lists_prefix(struct lists *l, size_t n_elems)
 {
 	for (size_t i = 0; i < n_elems; i++)
 		l->off[i + 1] += l->off[i];
@@ -232,28 +232,28 @@ static int lists_prefix(struct lists *l, size_t n_elems)
 }
 
 /* After filling, off[i] is where element i + 1 starts: shift back. */
-static void lists_restore(struct lists *l, size_t n_elems)
+static void mesh_index_lists_restore(struct lists *l, size_t n_elems)
 {
 	memmove(l->off + 1, l->off, n_elems * sizeof(*l->off));
 	l->off[0] = 0;
 }
 
-static int build_selection(struct mesh_index *x, const struct mesh *m)
+static int mesh_index_build_selection(struct mesh_index *x, const struct mesh *m)
 {
 	uint32_t *by_ns = malloc((m->n_pods ? m->n_pods : 1) * sizeof(*by_ns));
 	int ret = -ENOMEM;
 
-	if (!by_ns || lists_alloc(&x->svc_pods, m->n_services) || lists_alloc(&x->pod_svcs, m->n_pods))
+	if (!by_ns || mesh_index_lists_alloc(&x->svc_pods, m->n_services) || mesh_index_lists_alloc(&x->pod_svcs, m->n_pods))
 		goto out;
 	for (size_t i = 0; i < m->n_pods; i++)
 		by_ns[i] = (uint32_t)i;
-	qsort_r(by_ns, m->n_pods, sizeof(*by_ns), cmp_pod_ns, (void *)m);
-	for_each_selection(m, by_ns, count_selection, x);
-	if (lists_prefix(&x->svc_pods, m->n_services) || lists_prefix(&x->pod_svcs, m->n_pods))
+	qsort_r(by_ns, m->n_pods, sizeof(*by_ns), mesh_index_cmp_pod_ns, (void *)m);
+	mesh_index_for_each_selection(m, by_ns, mesh_index_count_selection, x);
+	if (mesh_index_lists_prefix(&x->svc_pods, m->n_services) || mesh_index_lists_prefix(&x->pod_svcs, m->n_pods))
 		goto out;
-	for_each_selection(m, by_ns, fill_selection, x);
-	lists_restore(&x->svc_pods, m->n_services);
-	lists_restore(&x->pod_svcs, m->n_pods);
+	mesh_index_for_each_selection(m, by_ns, mesh_index_fill_selection, x);
+	mesh_index_lists_restore(&x->svc_pods, m->n_services);
+	mesh_index_lists_restore(&x->pod_svcs, m->n_pods);
 	ret = 0;
 out:
 	free(by_ns);
@@ -271,8 +271,8 @@ void mesh_index_free(struct mesh_index *x)
 	free(x->pod_uid.slot);
 	free(x->pod_name.slot);
 	free(x->ns_name.slot);
-	lists_free(&x->svc_pods);
-	lists_free(&x->pod_svcs);
+	mesh_index_lists_free(&x->svc_pods);
+	mesh_index_lists_free(&x->pod_svcs);
 	free(x);
 }
 
@@ -287,9 +287,9 @@ struct mesh_index *mesh_index_build(const struct mesh *m, mesh_index_rank_fn ran
 		n_ips += m->pods[i].n_ips;
 	for (size_t i = 0; i < m->n_services; i++)
 		n_vips += m->services[i].n_vips;
-	if (table_init(&x->pod_ip, n_ips) || table_init(&x->svc_vip, n_vips) ||
-	    table_init(&x->pod_uid, m->n_pods) || table_init(&x->pod_name, m->n_pods) ||
-	    table_init(&x->ns_name, m->n_namespaces) || build_selection(x, m))
+	if (mesh_index_table_init(&x->pod_ip, n_ips) || mesh_index_table_init(&x->svc_vip, n_vips) ||
+	    mesh_index_table_init(&x->pod_uid, m->n_pods) || mesh_index_table_init(&x->pod_name, m->n_pods) ||
+	    mesh_index_table_init(&x->ns_name, m->n_namespaces) || mesh_index_build_selection(x, m))
 		goto fail;
 	x->ip_conflict = calloc(x->pod_ip.mask + 1, 1);
 	x->ip_key = calloc(x->pod_ip.mask + 1, sizeof(*x->ip_key));
@@ -300,17 +300,17 @@ struct mesh_index *mesh_index_build(const struct mesh *m, mesh_index_rank_fn ran
 		struct pod_key k = { p->namespace, p->name };
 
 		for (size_t j = 0; !p->host_network && !p->finished && j < p->n_ips; j++)
-			ip_put(x, m, rank, &p->ips[j], i);
+			mesh_index_ip_put(x, m, rank, &p->ips[j], i);
 		if (*p->uid)
-			table_put(&x->pod_uid, hash_strs(p->uid, NULL), m, pod_has_uid, p->uid, i);
-		table_put(&x->pod_name, hash_strs(p->namespace, p->name), m, pod_has_name, &k, i);
+			mesh_index_table_put(&x->pod_uid, mesh_index_hash_strs(p->uid, NULL), m, mesh_index_pod_has_uid, p->uid, i);
+		mesh_index_table_put(&x->pod_name, mesh_index_hash_strs(p->namespace, p->name), m, mesh_index_pod_has_name, &k, i);
 	}
 	for (size_t i = 0; i < m->n_services; i++)
 		for (size_t j = 0; j < m->services[i].n_vips; j++)
-			table_put(&x->svc_vip, hash_ip(&m->services[i].vips[j]), m, service_has_vip,
+			mesh_index_table_put(&x->svc_vip, mesh_index_hash_ip(&m->services[i].vips[j]), m, mesh_index_service_has_vip,
 				  &m->services[i].vips[j], i);
 	for (size_t i = 0; i < m->n_namespaces; i++)
-		table_put(&x->ns_name, hash_strs(m->namespaces[i].name, NULL), m, namespace_has_name,
+		mesh_index_table_put(&x->ns_name, mesh_index_hash_strs(m->namespaces[i].name, NULL), m, mesh_index_namespace_has_name,
 			  m->namespaces[i].name, i);
 	/* Count the conflicted IPs once each (marked 2 once counted), in model order. */
 	for (size_t i = 0; i < m->n_pods; i++) {
@@ -319,7 +319,7 @@ struct mesh_index *mesh_index_build(const struct mesh *m, mesh_index_rank_fn ran
 		for (size_t j = 0; !p->host_network && !p->finished && j < p->n_ips; j++) {
 			const struct table *t = &x->pod_ip;
 
-			for (size_t k = hash_ip(&p->ips[j]) & t->mask; t->slot[k]; k = (k + 1) & t->mask) {
+			for (size_t k = mesh_index_hash_ip(&p->ips[j]) & t->mask; t->slot[k]; k = (k + 1) & t->mask) {
 				if (!mesh_ip_equal(&x->ip_key[k], &p->ips[j]))
 					continue;
 				if (x->ip_conflict[k] == 1) {
@@ -342,7 +342,7 @@ ssize_t mesh_index_pod_by_ip(const struct mesh_index *x, const struct mesh *m, c
 	const struct table *t = &x->pod_ip;
 
 	(void)m;
-	for (size_t i = hash_ip(ip) & t->mask; t->slot[i]; i = (i + 1) & t->mask)
+	for (size_t i = mesh_index_hash_ip(ip) & t->mask; t->slot[i]; i = (i + 1) & t->mask)
 		if (mesh_ip_equal(&x->ip_key[i], ip))
 			return x->ip_conflict[i] ? -2 : (ssize_t)t->slot[i] - 1;
 	return -1;
@@ -358,12 +358,12 @@ size_t mesh_index_ip_conflicts(const struct mesh_index *x, struct mesh_ip *first
 ssize_t mesh_index_service_by_vip(const struct mesh_index *x, const struct mesh *m,
 				  const struct mesh_ip *ip)
 {
-	return table_get(&x->svc_vip, hash_ip(ip), m, service_has_vip, ip);
+	return mesh_index_table_get(&x->svc_vip, mesh_index_hash_ip(ip), m, mesh_index_service_has_vip, ip);
 }
 
 ssize_t mesh_index_pod_by_uid(const struct mesh_index *x, const struct mesh *m, const char *uid)
 {
-	return table_get(&x->pod_uid, hash_strs(uid, NULL), m, pod_has_uid, uid);
+	return mesh_index_table_get(&x->pod_uid, mesh_index_hash_strs(uid, NULL), m, mesh_index_pod_has_uid, uid);
 }
 
 ssize_t mesh_index_pod_by_name(const struct mesh_index *x, const struct mesh *m, const char *ns,
@@ -371,12 +371,12 @@ ssize_t mesh_index_pod_by_name(const struct mesh_index *x, const struct mesh *m,
 {
 	struct pod_key k = { ns, name };
 
-	return table_get(&x->pod_name, hash_strs(ns, name), m, pod_has_name, &k);
+	return mesh_index_table_get(&x->pod_name, mesh_index_hash_strs(ns, name), m, mesh_index_pod_has_name, &k);
 }
 
 ssize_t mesh_index_namespace(const struct mesh_index *x, const struct mesh *m, const char *name)
 {
-	return table_get(&x->ns_name, hash_strs(name, NULL), m, namespace_has_name, name);
+	return mesh_index_table_get(&x->ns_name, mesh_index_hash_strs(name, NULL), m, mesh_index_namespace_has_name, name);
 }
 
 const uint32_t *mesh_index_service_pods(const struct mesh_index *x, size_t svc, size_t *n)

@@ -40,7 +40,7 @@ const struct mesh_pod *mesh_gateway_next_ready_pod(const struct mesh_gateway *gw
 }
 
 /* labels: the object's own; ns: its namespace. */
-static void resolve(const struct mesh *m, const struct mesh_labels *labels, const char *ns,
+static void waypoint_resolve(const struct mesh *m, const struct mesh_labels *labels, const char *ns,
 		    bool for_service, struct mesh_wp_binding *out)
 {
 	const struct mesh_namespace *n = mesh_find_namespace(m, ns);
@@ -97,7 +97,7 @@ void mesh_service_waypoint(const struct mesh *m, const struct mesh_service *svc,
 		out->reason = "is a waypoint's Service";
 		return;
 	}
-	resolve(m, &svc->labels, svc->namespace, true, out);
+	waypoint_resolve(m, &svc->labels, svc->namespace, true, out);
 }
 
 void mesh_pod_waypoint(const struct mesh *m, const struct mesh_pod *p, struct mesh_wp_binding *out)
@@ -107,7 +107,7 @@ void mesh_pod_waypoint(const struct mesh *m, const struct mesh_pod *p, struct me
 		out->reason = "is a waypoint pod";
 		return;
 	}
-	resolve(m, &p->labels, p->namespace, false, out);
+	waypoint_resolve(m, &p->labels, p->namespace, false, out);
 }
 
 bool mesh_pod_requires_waypoint(const struct mesh *m, const struct mesh_pod *p,

@@ -67,6 +67,12 @@ PREFIXES = {
     "conf/kube_prune.c": ["kp_"],
     "conf/log.c": ["log_"],
     "conf/tunnel_conf.c": ["tunnel_conf_"],
+    "model/authz_compile.c": ["authz_compile_"],
+    "model/authz_eval.c": ["authz_eval_"],
+    "model/httproute.c": ["hr_"],
+    "model/mesh.c": ["mesh_"],
+    "model/mesh_index.c": ["mesh_index_"],
+    "model/waypoint.c": ["waypoint_"],
 }
 
 TOKEN = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
