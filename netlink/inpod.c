@@ -27,7 +27,7 @@ static const char *inpod_fam_name(int family)
 	return family == AF_INET6 ? "IPv6" : "IPv4";
 }
 
-static const char *hook_name(uint32_t hook)
+static const char *inpod_hook_name(uint32_t hook)
 {
 	switch (hook) {
 	case NF_INET_PRE_ROUTING:
@@ -44,7 +44,7 @@ static const char *hook_name(uint32_t hook)
 	return "?";
 }
 
-static int open_socks(int netns_fd, struct nl_sock *nf, struct nl_sock *rt, char *err,
+static int inpod_open_socks(int netns_fd, struct nl_sock *nf, struct nl_sock *rt, char *err,
 		      size_t errlen)
 {
 	int ret;
@@ -65,7 +65,7 @@ static int open_socks(int netns_fd, struct nl_sock *nf, struct nl_sock *rt, char
 	return ret;
 }
 
-static int any_table(struct nl_sock *nf)
+static int inpod_any_table(struct nl_sock *nf)
 {
 	const char *const *tables;
 	size_t n = nft_inpod_tables(&tables);
@@ -99,13 +99,13 @@ int inpod_apply(int netns_fd, const struct inpod_mode *mode, char *err, size_t e
 	char ignore[256];
 
 	errbuf_set(err, errlen, "%s", "");
-	ret = open_socks(netns_fd, &nf, &rt, err, errlen);
+	ret = inpod_open_socks(netns_fd, &nf, &rt, err, errlen);
 	if (ret < 0)
 		goto out;
 	ret = nfam = inpod_families(netns_fd, fams, err, errlen);
 	if (ret < 0)
 		goto out;
-	ret = any_table(&nf);
+	ret = inpod_any_table(&nf);
 	if (ret < 0) {
 		errbuf_set(err, errlen, "cannot list nftables tables in the pod netns: %s",
 			   strerror(-ret));
@@ -161,7 +161,7 @@ int inpod_remove(int netns_fd, char *err, size_t errlen)
 	int ret, first = 0;
 
 	errbuf_set(err, errlen, "%s", "");
-	ret = open_socks(netns_fd, &nf, &rt, err, errlen);
+	ret = inpod_open_socks(netns_fd, &nf, &rt, err, errlen);
 	if (ret < 0)
 		goto out;
 	/* Keep going after an error so as much as possible is removed; report
@@ -181,7 +181,7 @@ out:
 	return ret;
 }
 
-static bool reroute_expected(const struct inpod_mode *mode, const char *tag)
+static bool inpod_reroute_expected(const struct inpod_mode *mode, const char *tag)
 {
 	for (size_t i = 0; i < mode->n_reroute; i++)
 		if (!strcmp(tag + strlen(NFT_REROUTE_TAG_PREFIX), mode->reroute[i]))
@@ -189,7 +189,7 @@ static bool reroute_expected(const struct inpod_mode *mode, const char *tag)
 	return false;
 }
 
-static int check_nft(struct nl_sock *nf, const struct inpod_mode *mode, char *err, size_t errlen)
+static int inpod_check_nft(struct nl_sock *nf, const struct inpod_mode *mode, char *err, size_t errlen)
 {
 	const char *const *tables;
 	const struct nft_chain_spec *chains;
@@ -235,7 +235,7 @@ static int check_nft(struct nl_sock *nf, const struct inpod_mode *mode, char *er
 				errbuf_set(err, errlen,
 					   "nftables chain inet %s %s is not \"type %s hook %s priority %d\"",
 					   tables[t], chains[c].name, chains[c].type,
-					   hook_name(chains[c].hook), chains[c].prio);
+					   inpod_hook_name(chains[c].hook), chains[c].prio);
 				goto out;
 			}
 		}
@@ -282,7 +282,7 @@ static int check_nft(struct nl_sock *nf, const struct inpod_mode *mode, char *er
 		}
 		for (size_t i = 0; i < tags.n; i++) {
 			if (!strncmp(tags.v[i].tag, NFT_REROUTE_TAG_PREFIX, strlen(NFT_REROUTE_TAG_PREFIX)) &&
-			    !reroute_expected(mode, tags.v[i].tag)) {
+			    !inpod_reroute_expected(mode, tags.v[i].tag)) {
 				ret = -EEXIST;
 				errbuf_set(err, errlen,
 					   "nftables rule %s is in inet %s chain %s, but the pod was enrolled without rerouting that interface (" ANNOTATION_REROUTE_VIRTUAL_INTERFACES ")",
@@ -303,10 +303,10 @@ int inpod_check(int netns_fd, const struct inpod_mode *mode, char *err, size_t e
 	int fams[2], nfam, ret;
 
 	errbuf_set(err, errlen, "%s", "");
-	ret = open_socks(netns_fd, &nf, &rt, err, errlen);
+	ret = inpod_open_socks(netns_fd, &nf, &rt, err, errlen);
 	if (ret < 0)
 		goto out;
-	ret = check_nft(&nf, mode, err, errlen);
+	ret = inpod_check_nft(&nf, mode, err, errlen);
 	if (ret < 0)
 		goto out;
 	ret = nfam = inpod_families(netns_fd, fams, err, errlen);
@@ -352,9 +352,9 @@ int inpod_present(int netns_fd)
 	struct nl_sock nf = { 0 };
 	int ret;
 
-	ret = open_socks(netns_fd, &nf, NULL, NULL, 0);
+	ret = inpod_open_socks(netns_fd, &nf, NULL, NULL, 0);
 	if (ret >= 0)
-		ret = any_table(&nf);
+		ret = inpod_any_table(&nf);
 	nl_close(&nf);
 	return ret;
 }

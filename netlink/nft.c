@@ -40,9 +40,9 @@ enum rule_kind {
 	RK_REROUTE,            /* iifname IF meta l4proto tcp redirect :15001 */
 };
 
-static const char *const tables[] = { NFT_TABLE_NAT, NFT_TABLE_MANGLE };
+static const char *const nft_tables[] = { NFT_TABLE_NAT, NFT_TABLE_MANGLE };
 
-static const struct nft_chain_spec chains[] = {
+static const struct nft_chain_spec nft_chains[] = {
 	{ NFT_TABLE_NAT, "prerouting", "nat", NF_INET_PRE_ROUTING, -100 },
 	{ NFT_TABLE_NAT, "output", "nat", NF_INET_LOCAL_OUT, -100 },
 	{ NFT_TABLE_MANGLE, "prerouting", "filter", NF_INET_PRE_ROUTING, -150 },
@@ -53,7 +53,7 @@ static const struct nft_chain_spec chains[] = {
 #define V6 NFPROTO_IPV6
 #define ANY NFPROTO_UNSPEC
 
-static const struct nft_rule_spec rules[] = {
+static const struct nft_rule_spec nft_rules[] = {
 	{ NFT_TABLE_NAT, "prerouting", "warren:nat-pre-probe-accept-v4", V4, true },
 	{ NFT_TABLE_NAT, "prerouting", "warren:nat-pre-probe-accept-v6", V6, true },
 	{ NFT_TABLE_NAT, "prerouting", "warren:nat-pre-redirect-v4", V4, true },
@@ -69,39 +69,39 @@ static const struct nft_rule_spec rules[] = {
 	{ NFT_TABLE_MANGLE, "output", "warren:mangle-out-mark-restore", ANY, false },
 };
 
-static const enum rule_kind rule_kinds[] = {
+static const enum rule_kind nft_rule_kinds[] = {
 	RK_PROBE_SADDR_ACCEPT, RK_PROBE_SADDR_ACCEPT, RK_PRE_REDIRECT, RK_PRE_REDIRECT,
 	RK_PROBE_DADDR_ACCEPT, RK_PROBE_DADDR_ACCEPT, RK_MARK_ACCEPT,	RK_LO_ACCEPT,
 	RK_LO_ACCEPT,	       RK_OUT_REDIRECT,	      RK_OUT_REDIRECT,	RK_CONNMARK_SET,
 	RK_MARK_RESTORE,
 };
 
-_Static_assert(ARRAY_SIZE(rules) == ARRAY_SIZE(rule_kinds), "one kind per rule");
-_Static_assert(2 + ARRAY_SIZE(tables) * 2 + ARRAY_SIZE(chains) + ARRAY_SIZE(rules) +
+_Static_assert(ARRAY_SIZE(nft_rules) == ARRAY_SIZE(nft_rule_kinds), "one kind per rule");
+_Static_assert(2 + ARRAY_SIZE(nft_tables) * 2 + ARRAY_SIZE(nft_chains) + ARRAY_SIZE(nft_rules) +
 			       INPOD_MAX_REROUTE <=
 		       NFT_BATCH_MAX_MSGS,
 	       "apply batch fits nft_batch.msg[]");
 
 size_t nft_inpod_tables(const char *const **out)
 {
-	*out = tables;
-	return ARRAY_SIZE(tables);
+	*out = nft_tables;
+	return ARRAY_SIZE(nft_tables);
 }
 
 size_t nft_inpod_chains(const struct nft_chain_spec **out)
 {
-	*out = chains;
-	return ARRAY_SIZE(chains);
+	*out = nft_chains;
+	return ARRAY_SIZE(nft_chains);
 }
 
 size_t nft_inpod_rules(const struct nft_rule_spec **out)
 {
-	*out = rules;
-	return ARRAY_SIZE(rules);
+	*out = nft_rules;
+	return ARRAY_SIZE(nft_rules);
 }
 
 /* ifname: only for RK_REROUTE. */
-static int build_exprs(struct nftnl_rule *r, enum rule_kind k, uint8_t fam, const char *ifname)
+static int nft_build_exprs(struct nftnl_rule *r, enum rule_kind k, uint8_t fam, const char *ifname)
 {
 	const char *lo = fam == NFPROTO_IPV4 ? "127.0.0.1" : "::1";
 	const char *probe = fam == NFPROTO_IPV4 ? PROBE_SNAT_IPV4 : PROBE_SNAT_IPV6;
@@ -174,7 +174,7 @@ static int nft_put_rule(struct nftb *bl, const struct nft_rule_spec *rs, enum ru
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, rs->chain);
 	ret = nx_comment(r, rs->tag);
 	if (ret >= 0)
-		ret = build_exprs(r, kind, rs->family, ifname);
+		ret = nft_build_exprs(r, kind, rs->family, ifname);
 	if (ret >= 0) {
 		nlh = nftb_msg_start(bl, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK);
 		nftnl_rule_nlmsg_build_payload(nlh, r);
@@ -194,16 +194,16 @@ int nft_build_apply(struct nft_batch *b, const struct inpod_mode *mode)
 	ret = nftb_begin(&bl, b);
 	if (ret < 0)
 		return ret;
-	for (size_t t = 0; ret >= 0 && t < ARRAY_SIZE(tables); t++) {
+	for (size_t t = 0; ret >= 0 && t < ARRAY_SIZE(nft_tables); t++) {
 		ret = nftb_table(&bl, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, MK_ADD_TABLE,
-				tables[t]);
+				nft_tables[t]);
 		if (ret >= 0)
-			ret = nftb_flush_table(&bl, tables[t]);
-		for (size_t c = 0; ret >= 0 && c < ARRAY_SIZE(chains); c++)
-			if (!strcmp(chains[c].table, tables[t]))
-				ret = nftb_chain(&bl, &chains[c]);
+			ret = nftb_flush_table(&bl, nft_tables[t]);
+		for (size_t c = 0; ret >= 0 && c < ARRAY_SIZE(nft_chains); c++)
+			if (!strcmp(nft_chains[c].table, nft_tables[t]))
+				ret = nftb_chain(&bl, &nft_chains[c]);
 		/* Reroutes first: the inbound redirect would take their packets. */
-		for (size_t i = 0; ret >= 0 && i < mode->n_reroute && !strcmp(tables[t], NFT_TABLE_NAT); i++) {
+		for (size_t i = 0; ret >= 0 && i < mode->n_reroute && !strcmp(nft_tables[t], NFT_TABLE_NAT); i++) {
 			const struct nft_rule_spec rs = { NFT_TABLE_NAT, "prerouting", b->reroute_tag[i],
 							  NFPROTO_UNSPEC, false };
 
@@ -211,9 +211,9 @@ int nft_build_apply(struct nft_batch *b, const struct inpod_mode *mode)
 				 NFT_REROUTE_TAG_PREFIX, mode->reroute[i]);
 			ret = nft_put_rule(&bl, &rs, RK_REROUTE, mode->reroute[i]);
 		}
-		for (size_t i = 0; ret >= 0 && i < ARRAY_SIZE(rules); i++)
-			if (!strcmp(rules[i].table, tables[t]) && (mode->capture_inbound || !rules[i].inbound))
-				ret = nft_put_rule(&bl, &rules[i], rule_kinds[i], NULL);
+		for (size_t i = 0; ret >= 0 && i < ARRAY_SIZE(nft_rules); i++)
+			if (!strcmp(nft_rules[i].table, nft_tables[t]) && (mode->capture_inbound || !nft_rules[i].inbound))
+				ret = nft_put_rule(&bl, &nft_rules[i], nft_rule_kinds[i], NULL);
 	}
 	return nftb_close(&bl, ret);
 }
@@ -226,15 +226,15 @@ int nft_build_delete(struct nft_batch *b)
 	ret = nftb_begin(&bl, b);
 	if (ret < 0)
 		return ret;
-	for (size_t t = 0; ret >= 0 && t < ARRAY_SIZE(tables); t++)
-		ret = nftb_remove_table(&bl, tables[t]);
+	for (size_t t = 0; ret >= 0 && t < ARRAY_SIZE(nft_tables); t++)
+		ret = nftb_remove_table(&bl, nft_tables[t]);
 	return nftb_close(&bl, ret);
 }
 
 
 /* ---- I/O ---- */
 
-static int build_apply(struct nft_batch *b, const void *mode)
+static int nft_build_apply_mode(struct nft_batch *b, const void *mode)
 {
 	return nft_build_apply(b, mode);
 }
@@ -248,7 +248,7 @@ static int nft_batch_delete_cb(struct nft_batch *b, const void *unused)
 int nft_apply(struct nl_sock *s, const struct inpod_mode *mode, char *err, size_t errlen)
 {
 	assert(mode);
-	return nftb_run(s, NFT_BATCH_BUFSZ, build_apply, mode, "apply",
+	return nftb_run(s, NFT_BATCH_BUFSZ, nft_build_apply_mode, mode, "apply",
 			"; nothing was changed. Check that no other program owns these tables and "
 			"that the kernel has nf_tables with nat, redir and ct support",
 			err, errlen);
@@ -279,7 +279,7 @@ int nft_table_exists(struct nl_sock *s, const char *table)
 	return ret < 0 ? ret : 1;
 }
 
-static int chain_cb(const struct nlmsghdr *nlh, void *data)
+static int nft_chain_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct nft_chain_info *ci = data;
 	struct nftnl_chain *c = nftnl_chain_alloc();
@@ -321,7 +321,7 @@ int nft_chain_get(struct nl_sock *s, const char *table, const char *chain,
 				    nl_seq(s, 1));
 	nftnl_chain_nlmsg_build_payload(nlh, c);
 	nftnl_chain_free(c);
-	return nl_talk(s, buf, nlh->nlmsg_len, 0, chain_cb, out, NULL, 0, NULL);
+	return nl_talk(s, buf, nlh->nlmsg_len, 0, nft_chain_cb, out, NULL, 0, NULL);
 }
 
 bool nft_chain_matches(const struct nft_chain_info *ci, const struct nft_chain_spec *cs)
@@ -330,7 +330,7 @@ bool nft_chain_matches(const struct nft_chain_info *ci, const struct nft_chain_s
 	       !strcmp(ci->type, cs->type);
 }
 
-static int udata_cb(const struct nftnl_udata *attr, void *data)
+static int nft_udata_cb(const struct nftnl_udata *attr, void *data)
 {
 	const struct nftnl_udata **tb = data;
 	uint8_t type = nftnl_udata_type(attr);
@@ -352,7 +352,7 @@ bool nft_rule_tag(const struct nftnl_rule *r, char *out, size_t outlen)
 	if (!nftnl_rule_is_set(r, NFTNL_RULE_USERDATA))
 		return false;
 	ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len);
-	if (!ud || nftnl_udata_parse(ud, len, udata_cb, tb) < 0 || !tb[NFTNL_UDATA_RULE_COMMENT])
+	if (!ud || nftnl_udata_parse(ud, len, nft_udata_cb, tb) < 0 || !tb[NFTNL_UDATA_RULE_COMMENT])
 		return false;
 	s = nftnl_udata_get(tb[NFTNL_UDATA_RULE_COMMENT]);
 	slen = nftnl_udata_len(tb[NFTNL_UDATA_RULE_COMMENT]);
@@ -368,7 +368,7 @@ struct dump_ctx {
 	struct nft_tags *tags;
 };
 
-static int tags_cb(const struct nlmsghdr *nlh, void *data)
+static int nft_tags_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct dump_ctx *dc = data;
 	struct nft_tags *t = dc->tags;
@@ -428,7 +428,7 @@ int nft_dump_tags(struct nl_sock *s, const char *table, struct nft_tags *out, ch
 				    nl_seq(s, 1));
 	nftnl_rule_nlmsg_build_payload(nlh, r);
 	nftnl_rule_free(r);
-	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, tags_cb, &dc, err, errlen, NULL);
+	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, nft_tags_cb, &dc, err, errlen, NULL);
 	if (ret == -ENOENT)
 		ret = 0; /* no such table: no tags */
 	return ret;

@@ -34,10 +34,10 @@
 /* Elements per NEWSETELEM message. */
 #define ELEMS_PER_MSG 256
 
-static const struct nft_chain_spec host_chain = {
+static const struct nft_chain_spec nft_host_host_chain = {
 	NFT_HOST_TABLE, NFT_HOST_CHAIN, "nat", NF_INET_POST_ROUTING, NFT_HOST_PRIO,
 };
-static const struct nft_chain_spec out_chain = {
+static const struct nft_chain_spec nft_host_out_chain = {
 	NFT_HOST_TABLE, NFT_HOST_OUT_CHAIN, "filter", NF_INET_LOCAL_OUT, 0 /* NF_IP_PRI_FILTER */,
 };
 
@@ -68,7 +68,7 @@ size_t nft_host_bufsz(size_t n)
 	return 2 * (8192 + n * 128);
 }
 
-static struct nftnl_set *set_alloc(const struct host_family *hf)
+static struct nftnl_set *nft_host_set_alloc(const struct host_family *hf)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
 
@@ -82,9 +82,9 @@ static struct nftnl_set *set_alloc(const struct host_family *hf)
 }
 
 /* uint16_t type: NFT_MSG_NEWSET or NFT_MSG_DELSETELEM (no elements: flush). */
-static int put_set_msg(struct nftb *bl, const struct host_family *hf, uint16_t type)
+static int nft_host_put_set_msg(struct nftb *bl, const struct host_family *hf, uint16_t type)
 {
-	struct nftnl_set *s = set_alloc(hf);
+	struct nftnl_set *s = nft_host_set_alloc(hf);
 	struct nlmsghdr *nlh;
 
 	if (!s)
@@ -104,10 +104,10 @@ static int put_set_msg(struct nftb *bl, const struct host_family *hf, uint16_t t
 }
 
 /* Up to ELEMS_PER_MSG elements of family hf, from *next on. */
-static int put_elems(struct nftb *bl, const struct host_family *hf,
+static int nft_host_put_elems(struct nftb *bl, const struct host_family *hf,
 		     const struct nft_host_spec *spec, size_t *next)
 {
-	struct nftnl_set *s = set_alloc(hf);
+	struct nftnl_set *s = nft_host_set_alloc(hf);
 	struct nlmsghdr *nlh;
 	size_t n = 0;
 	int ret = 0;
@@ -149,7 +149,7 @@ out:
 }
 
 /* Register 1 gets the probe label's bit (the kernel's label bitmap). */
-static void label_bits(unsigned char bits[16])
+static void nft_host_label_bits(unsigned char bits[16])
 {
 	unsigned long words[16 / sizeof(unsigned long)] = { 0 };
 
@@ -159,7 +159,7 @@ static void label_bits(unsigned char bits[16])
 }
 
 /* meta nfproto, tcp, skuid UID, then (after `extra`) daddr @set. */
-static int match_head(struct nftnl_rule *r, const struct host_family *hf, uint32_t uid)
+static int nft_host_match_head(struct nftnl_rule *r, const struct host_family *hf, uint32_t uid)
 {
 	int ret;
 
@@ -169,7 +169,7 @@ static int match_head(struct nftnl_rule *r, const struct host_family *hf, uint32
 	return nx_cmp(r, NFT_CMP_EQ, &uid, sizeof(uid));
 }
 
-static int match_daddr(struct nftnl_rule *r, const struct host_family *hf)
+static int nft_host_match_daddr(struct nftnl_rule *r, const struct host_family *hf)
 {
 	struct nftnl_expr *e;
 	int ret;
@@ -185,14 +185,14 @@ static int match_daddr(struct nftnl_rule *r, const struct host_family *hf)
 }
 
 /* ct label 127: ct load label, bitwise with the bit, cmp neq 0. */
-static int match_label(struct nftnl_rule *r)
+static int nft_host_match_label(struct nftnl_rule *r)
 {
 	static const unsigned char zero[16];
 	unsigned char bits[16];
 	struct nftnl_expr *e;
 	int ret;
 
-	label_bits(bits);
+	nft_host_label_bits(bits);
 	TRY(nx_ct_load(r, NFT_CT_LABELS));
 	e = nftnl_expr_alloc("bitwise");
 	if (e) {
@@ -206,7 +206,7 @@ static int match_label(struct nftnl_rule *r)
 	return nx_cmp(r, NFT_CMP_NEQ, zero, sizeof(zero));
 }
 
-static int rule_exprs(struct nftnl_rule *r, const struct host_family *hf,
+static int nft_host_rule_exprs(struct nftnl_rule *r, const struct host_family *hf,
 		      const struct nft_host_spec *spec)
 {
 	unsigned char probe[16];
@@ -215,10 +215,10 @@ static int rule_exprs(struct nftnl_rule *r, const struct host_family *hf,
 
 	if (inet_pton(hf->family, hf->probe, probe) != 1)
 		return -EINVAL;
-	TRY(match_head(r, hf, (uint32_t)spec->kubelet_uid));
+	TRY(nft_host_match_head(r, hf, (uint32_t)spec->kubelet_uid));
 	if (spec->kubelet_cgroup)
-		TRY(match_label(r));
-	TRY(match_daddr(r, hf));
+		TRY(nft_host_match_label(r));
+	TRY(nft_host_match_daddr(r, hf));
 	TRY(nx_counter(r));
 	e = nftnl_expr_alloc("immediate");
 	if (e) {
@@ -237,7 +237,7 @@ static int rule_exprs(struct nftnl_rule *r, const struct host_family *hf,
 
 /* The output chain's rule: the kubelet's sockets (UID and cgroup) to a
  * pod in the set get the probe label. */
-static int mark_exprs(struct nftnl_rule *r, const struct host_family *hf,
+static int nft_host_mark_exprs(struct nftnl_rule *r, const struct host_family *hf,
 		      const struct nft_host_spec *spec)
 {
 	uint64_t id = spec->kubelet_cgroup;
@@ -245,7 +245,7 @@ static int mark_exprs(struct nftnl_rule *r, const struct host_family *hf,
 	struct nftnl_expr *e;
 	int ret;
 
-	TRY(match_head(r, hf, (uint32_t)spec->kubelet_uid));
+	TRY(nft_host_match_head(r, hf, (uint32_t)spec->kubelet_uid));
 	e = nftnl_expr_alloc("socket");
 	if (e) {
 		nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_KEY, NFT_SOCKET_CGROUPV2);
@@ -254,9 +254,9 @@ static int mark_exprs(struct nftnl_rule *r, const struct host_family *hf,
 	}
 	TRY(nx_add(r, e));
 	TRY(nx_cmp(r, NFT_CMP_EQ, &id, sizeof(id)));
-	TRY(match_daddr(r, hf));
+	TRY(nft_host_match_daddr(r, hf));
 	TRY(nx_counter(r));
-	label_bits(bits);
+	nft_host_label_bits(bits);
 	e = nftnl_expr_alloc("immediate");
 	if (e) {
 		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
@@ -280,7 +280,7 @@ static int nft_host_put_rule(struct nftb *bl, const struct host_family *hf,
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, mark ? NFT_HOST_OUT_CHAIN : NFT_HOST_CHAIN);
 	ret = nx_comment(r, tag);
 	if (ret >= 0)
-		ret = mark ? mark_exprs(r, hf, spec) : rule_exprs(r, hf, spec);
+		ret = mark ? nft_host_mark_exprs(r, hf, spec) : nft_host_rule_exprs(r, hf, spec);
 	if (ret >= 0) {
 		nlh = nftb_msg_start(bl, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK);
 		nftnl_rule_nlmsg_build_payload(nlh, r);
@@ -290,7 +290,7 @@ static int nft_host_put_rule(struct nftb *bl, const struct host_family *hf,
 	return ret;
 }
 
-static int check_spec(const struct nft_host_spec *spec)
+static int nft_host_check_spec(const struct nft_host_spec *spec)
 {
 	size_t count[2] = { 0, 0 };
 
@@ -305,10 +305,10 @@ static int check_spec(const struct nft_host_spec *spec)
 	return spec->kubelet_uid > (long long)UINT32_MAX - 1 ? -EINVAL : 0;
 }
 
-/* check_spec() and nftb_begin(): 0, or -errno with nothing to close. */
-static int host_begin(struct nftb *bl, struct nft_batch *b, const struct nft_host_spec *spec)
+/* nft_host_check_spec() and nftb_begin(): 0, or -errno with nothing to close. */
+static int nft_host_host_begin(struct nftb *bl, struct nft_batch *b, const struct nft_host_spec *spec)
 {
-	int ret = check_spec(spec);
+	int ret = nft_host_check_spec(spec);
 
 	return ret < 0 ? ret : nftb_begin(bl, b);
 }
@@ -318,14 +318,14 @@ int nft_build_host_add(struct nft_batch *b, const struct nft_host_spec *spec)
 	struct nftb bl;
 	int ret;
 
-	ret = host_begin(&bl, b, spec);
+	ret = nft_host_host_begin(&bl, b, spec);
 	if (ret < 0)
 		return ret;
 	for (size_t f = 0; ret >= 0 && f < ARRAY_SIZE(nft_host_families); f++) {
 		size_t next = 0;
 
 		while (ret >= 0 && next < spec->n)
-			ret = put_elems(&bl, &nft_host_families[f], spec, &next);
+			ret = nft_host_put_elems(&bl, &nft_host_families[f], spec, &next);
 	}
 	return nftb_close(&bl, ret);
 }
@@ -335,7 +335,7 @@ int nft_build_host_sync(struct nft_batch *b, const struct nft_host_spec *spec)
 	struct nftb bl;
 	int ret;
 
-	ret = host_begin(&bl, b, spec);
+	ret = nft_host_host_begin(&bl, b, spec);
 	if (ret < 0)
 		return ret;
 	ret = nftb_table(&bl, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, MK_ADD_TABLE,
@@ -343,18 +343,18 @@ int nft_build_host_sync(struct nft_batch *b, const struct nft_host_spec *spec)
 	if (ret >= 0)
 		ret = nftb_flush_table(&bl, NFT_HOST_TABLE);
 	if (ret >= 0)
-		ret = nftb_chain(&bl, &host_chain);
+		ret = nftb_chain(&bl, &nft_host_host_chain);
 	/* only with a cgroup to match: a UID-only table hooks nothing else */
 	if (ret >= 0 && spec->kubelet_cgroup && spec->kubelet_uid >= 0)
-		ret = nftb_chain(&bl, &out_chain);
+		ret = nftb_chain(&bl, &nft_host_out_chain);
 	for (size_t f = 0; ret >= 0 && f < ARRAY_SIZE(nft_host_families); f++) {
 		size_t next = 0;
 
-		ret = put_set_msg(&bl, &nft_host_families[f], NFT_MSG_NEWSET);
+		ret = nft_host_put_set_msg(&bl, &nft_host_families[f], NFT_MSG_NEWSET);
 		if (ret >= 0)
-			ret = put_set_msg(&bl, &nft_host_families[f], NFT_MSG_DELSETELEM);
+			ret = nft_host_put_set_msg(&bl, &nft_host_families[f], NFT_MSG_DELSETELEM);
 		while (ret >= 0 && next < spec->n)
-			ret = put_elems(&bl, &nft_host_families[f], spec, &next);
+			ret = nft_host_put_elems(&bl, &nft_host_families[f], spec, &next);
 		if (ret >= 0 && spec->kubelet_uid >= 0 && spec->kubelet_cgroup)
 			ret = nft_host_put_rule(&bl, &nft_host_families[f], spec, true);
 		if (ret >= 0 && spec->kubelet_uid >= 0)
@@ -374,12 +374,12 @@ int nft_build_host_delete(struct nft_batch *b)
 	return nftb_close(&bl, nftb_remove_table(&bl, NFT_HOST_TABLE));
 }
 
-static int build_sync(struct nft_batch *b, const void *spec)
+static int nft_host_build_sync(struct nft_batch *b, const void *spec)
 {
 	return nft_build_host_sync(b, spec);
 }
 
-static int build_add(struct nft_batch *b, const void *spec)
+static int nft_host_build_add(struct nft_batch *b, const void *spec)
 {
 	return nft_build_host_add(b, spec);
 }
@@ -391,7 +391,7 @@ static int nft_host_delete_cb(struct nft_batch *b, const void *unused)
 }
 
 /* -E2BIG from the builder: say it in the table's terms. */
-static int too_many(int ret, char *err, size_t errlen)
+static int nft_host_too_many(int ret, char *err, size_t errlen)
 {
 	if (ret == -E2BIG)
 		errbuf_set(err, errlen, "building the nftables batch: more pod addresses of one family than table inet " NFT_HOST_TABLE " holds (%d)",
@@ -401,21 +401,21 @@ static int too_many(int ret, char *err, size_t errlen)
 
 int nft_host_sync(struct nl_sock *s, const struct nft_host_spec *spec, char *err, size_t errlen)
 {
-	int ret = nftb_run(s, nft_host_bufsz(spec->n), build_sync, spec,
+	int ret = nftb_run(s, nft_host_bufsz(spec->n), nft_host_build_sync, spec,
 			   "sync of table inet " NFT_HOST_TABLE,
 			   "; nothing was changed. Check that the kernel has nf_tables with nat and "
 			   "that no other program owns the table",
 			   err, errlen);
 
-	return too_many(ret, err, errlen);
+	return nft_host_too_many(ret, err, errlen);
 }
 
 int nft_host_add(struct nl_sock *s, const struct nft_host_spec *spec, char *err, size_t errlen)
 {
-	int ret = nftb_run(s, nft_host_bufsz(spec->n), build_add, spec,
+	int ret = nftb_run(s, nft_host_bufsz(spec->n), nft_host_build_add, spec,
 			   "add to table inet " NFT_HOST_TABLE, "; nothing was changed", err, errlen);
 
-	return too_many(ret, err, errlen);
+	return nft_host_too_many(ret, err, errlen);
 }
 
 int nft_host_delete(struct nl_sock *s, char *err, size_t errlen)

@@ -81,7 +81,7 @@ struct ext_ack {
 	size_t msglen;
 };
 
-static int ext_ack_attr_cb(const struct nlattr *attr, void *data)
+static int nl_ext_ack_attr_cb(const struct nlattr *attr, void *data)
 {
 	struct ext_ack *ea = data;
 
@@ -110,12 +110,12 @@ int nl_parse_error(const struct nlmsghdr *nlh, char *msg, size_t msglen)
 		if (!(nlh->nlmsg_flags & NLM_F_CAPPED) && e->error)
 			off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
 		if (mnl_nlmsg_size(off) <= nlh->nlmsg_len)
-			(void)mnl_attr_parse(nlh, (unsigned)off, ext_ack_attr_cb, &ea);
+			(void)mnl_attr_parse(nlh, (unsigned)off, nl_ext_ack_attr_cb, &ea);
 	}
 	return e->error;
 }
 
-static void set_err(char *err, size_t errlen, int ret, const char *kmsg)
+static void nl_set_err(char *err, size_t errlen, int ret, const char *kmsg)
 {
 	if (!err || !errlen)
 		return;
@@ -141,13 +141,13 @@ int nl_talk(struct nl_sock *s, const void *buf, size_t len, unsigned flags, mnl_
 		return -EBADF;
 	if (mnl_socket_sendto(s->mnl, buf, len) < 0) {
 		first_err = -errno;
-		set_err(err, errlen, first_err, NULL);
+		nl_set_err(err, errlen, first_err, NULL);
 		return first_err;
 	}
 	rbuf = malloc(rlen);
 	if (!rbuf) {
 		first_err = -ENOMEM;
-		set_err(err, errlen, first_err, NULL);
+		nl_set_err(err, errlen, first_err, NULL);
 		return first_err;
 	}
 	fd = mnl_socket_get_fd(s->mnl);
@@ -169,7 +169,7 @@ int nl_talk(struct nl_sock *s, const void *buf, size_t len, unsigned flags, mnl_
 			 * know the outcome, so report it as a failure. */
 			if (!first_err) {
 				first_err = -errno;
-				set_err(err, errlen, first_err, NULL);
+				nl_set_err(err, errlen, first_err, NULL);
 			}
 			break;
 		}
@@ -178,7 +178,7 @@ int nl_talk(struct nl_sock *s, const void *buf, size_t len, unsigned flags, mnl_
 			 * truncation is a bug, not a runtime condition. */
 			if (!first_err) {
 				first_err = -ENOSPC;
-				set_err(err, errlen, first_err, "reply truncated");
+				nl_set_err(err, errlen, first_err, "reply truncated");
 			}
 			break;
 		}
@@ -194,7 +194,7 @@ int nl_talk(struct nl_sock *s, const void *buf, size_t len, unsigned flags, mnl_
 
 				if (e && !first_err) {
 					first_err = e;
-					set_err(err, errlen, e, kmsg);
+					nl_set_err(err, errlen, e, kmsg);
 					if (err_seq)
 						*err_seq = nlh->nlmsg_seq;
 				}
@@ -211,7 +211,7 @@ int nl_talk(struct nl_sock *s, const void *buf, size_t len, unsigned flags, mnl_
 
 					if (*de < 0 && *de >= -4095) {
 						first_err = *de;
-						set_err(err, errlen, first_err, NULL);
+						nl_set_err(err, errlen, first_err, NULL);
 					}
 				}
 				done = 1;
@@ -225,13 +225,13 @@ int nl_talk(struct nl_sock *s, const void *buf, size_t len, unsigned flags, mnl_
 				 * concurrent change to others does not hide,
 				 * but be strict and let them retry. */
 				first_err = -EINTR;
-				set_err(err, errlen, first_err, "netlink dump interrupted");
+				nl_set_err(err, errlen, first_err, "netlink dump interrupted");
 				continue;
 			}
 			errno = 0;
 			if (cb(nlh, data) == MNL_CB_ERROR) {
 				first_err = errno ? -errno : -EIO;
-				set_err(err, errlen, first_err, NULL);
+				nl_set_err(err, errlen, first_err, NULL);
 			}
 		}
 	}

@@ -21,13 +21,13 @@
 #include "conf/warren.h"
 #include "netlink/netns.h"
 
-static bool family_ok(int family)
+static bool route_family_ok(int family)
 {
 	return family == AF_INET || family == AF_INET6;
 }
 
 /* A zeroed, acked request header at the start of buf (ROUTE_MSG_BUFSZ bytes). */
-static struct nlmsghdr *put_request(void *buf, uint16_t type, uint16_t flags, uint32_t seq)
+static struct nlmsghdr *route_put_request(void *buf, uint16_t type, uint16_t flags, uint32_t seq)
 {
 	struct nlmsghdr *nlh;
 
@@ -55,11 +55,11 @@ int route_build_local(void *buf, size_t buflen, uint16_t type, int family, uint3
 	struct nlmsghdr *nlh;
 	struct rtmsg *rtm;
 
-	if (!family_ok(family) || (type != RTM_NEWROUTE && type != RTM_DELROUTE))
+	if (!route_family_ok(family) || (type != RTM_NEWROUTE && type != RTM_DELROUTE))
 		return -EINVAL;
 	if (buflen < ROUTE_MSG_BUFSZ)
 		return -ENOSPC;
-	nlh = put_request(buf, type, type == RTM_NEWROUTE ? NLM_F_CREATE | NLM_F_REPLACE : 0, seq);
+	nlh = route_put_request(buf, type, type == RTM_NEWROUTE ? NLM_F_CREATE | NLM_F_REPLACE : 0, seq);
 	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 	rtm->rtm_family = (uint8_t)family;
 	rtm->rtm_dst_len = 0;
@@ -83,7 +83,7 @@ static const char *route_fam_name(int family)
 	return family == AF_INET6 ? "IPv6" : "IPv4";
 }
 
-static int talk(struct nl_sock *s, bool rule, uint16_t type, int family, const char *what,
+static int route_talk(struct nl_sock *s, bool rule, uint16_t type, int family, const char *what,
 		char *err, size_t errlen)
 {
 	char buf[ROUTE_MSG_BUFSZ], kerr[320];
@@ -114,15 +114,15 @@ static int route_settled(int ret, bool del, char *err, size_t errlen)
 	return 0;
 }
 
-static int spec_talk(struct nl_sock *s, uint16_t type, int family, const struct route_rule *r,
+static int route_spec_talk(struct nl_sock *s, uint16_t type, int family, const struct route_rule *r,
 		     const char *what, char *err, size_t errlen);
 
 /* r: a rule spec; NULL: the fwmark rule (route_build_rule). */
 static int route_rule_talk(struct nl_sock *s, uint16_t type, int family, const struct route_rule *r,
 			   const char *what, char *err, size_t errlen)
 {
-	return r ? spec_talk(s, type, family, r, what, err, errlen)
-		 : talk(s, true, type, family, what, err, errlen);
+	return r ? route_spec_talk(s, type, family, r, what, err, errlen)
+		 : route_talk(s, true, type, family, what, err, errlen);
 }
 
 static int route_rule_add_one(struct nl_sock *s, int family, const struct route_rule *r, bool *added,
@@ -161,12 +161,12 @@ int route_rule_del(struct nl_sock *s, int family, char *err, size_t errlen)
 
 int route_local_add(struct nl_sock *s, int family, char *err, size_t errlen)
 {
-	return talk(s, false, RTM_NEWROUTE, family, "adding", err, errlen);
+	return route_talk(s, false, RTM_NEWROUTE, family, "adding", err, errlen);
 }
 
 int route_local_del(struct nl_sock *s, int family, char *err, size_t errlen)
 {
-	int ret = talk(s, false, RTM_DELROUTE, family, "deleting", err, errlen);
+	int ret = route_talk(s, false, RTM_DELROUTE, family, "deleting", err, errlen);
 
 	return route_settled(ret, true, err, errlen);
 }
@@ -176,7 +176,7 @@ struct attr_tb {
 	int max;
 };
 
-static int attr_cb(const struct nlattr *attr, void *data)
+static int route_attr_cb(const struct nlattr *attr, void *data)
 {
 	struct attr_tb *t = data;
 	int type = mnl_attr_get_type(attr);
@@ -188,7 +188,7 @@ static int attr_cb(const struct nlattr *attr, void *data)
 	return MNL_CB_OK;
 }
 
-static uint32_t tb_u32(const struct attr_tb *t, int type, uint32_t dflt)
+static uint32_t route_tb_u32(const struct attr_tb *t, int type, uint32_t dflt)
 {
 	return t->tb[type] ? mnl_attr_get_u32(t->tb[type]) : dflt;
 }
@@ -198,7 +198,7 @@ struct found {
 	bool hit;
 };
 
-static int rule_cb(const struct nlmsghdr *nlh, void *data)
+static int route_rule_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct found *f = data;
 	const struct fib_rule_hdr *frh;
@@ -209,11 +209,11 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 	frh = mnl_nlmsg_get_payload(nlh);
 	if (frh->family != f->family || frh->action != FR_ACT_TO_TBL)
 		return MNL_CB_OK;
-	if (mnl_attr_parse(nlh, sizeof(*frh), attr_cb, &t) < 0)
+	if (mnl_attr_parse(nlh, sizeof(*frh), route_attr_cb, &t) < 0)
 		return MNL_CB_OK;
-	if (tb_u32(&t, FRA_FWMARK, 0) == MARK_CONN && tb_u32(&t, FRA_FWMASK, 0) == MARK_MASK &&
-	    tb_u32(&t, FRA_PRIORITY, 0) == RULE_PRIORITY_INPOD &&
-	    tb_u32(&t, FRA_TABLE, frh->table) == ROUTE_TABLE_INPOD)
+	if (route_tb_u32(&t, FRA_FWMARK, 0) == MARK_CONN && route_tb_u32(&t, FRA_FWMASK, 0) == MARK_MASK &&
+	    route_tb_u32(&t, FRA_PRIORITY, 0) == RULE_PRIORITY_INPOD &&
+	    route_tb_u32(&t, FRA_TABLE, frh->table) == ROUTE_TABLE_INPOD)
 		f->hit = true;
 	return MNL_CB_OK;
 }
@@ -229,16 +229,16 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	rtm = mnl_nlmsg_get_payload(nlh);
 	if (rtm->rtm_family != f->family || rtm->rtm_dst_len != 0 || rtm->rtm_type != RTN_LOCAL)
 		return MNL_CB_OK;
-	if (mnl_attr_parse(nlh, sizeof(*rtm), attr_cb, &t) < 0)
+	if (mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, &t) < 0)
 		return MNL_CB_OK;
-	if (tb_u32(&t, RTA_TABLE, rtm->rtm_table) == ROUTE_TABLE_INPOD &&
-	    tb_u32(&t, RTA_OIF, 0) == ROUTE_LO_IFINDEX)
+	if (route_tb_u32(&t, RTA_TABLE, rtm->rtm_table) == ROUTE_TABLE_INPOD &&
+	    route_tb_u32(&t, RTA_OIF, 0) == ROUTE_LO_IFINDEX)
 		f->hit = true;
 	return MNL_CB_OK;
 }
 
 /* A dump of type for family through cb(data); *hit (set by cb) or -errno. */
-static int dump_hit(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb, void *data,
+static int route_dump_hit(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb, void *data,
 		    const bool *hit)
 {
 	char buf[ROUTE_MSG_BUFSZ] = { 0 };
@@ -260,21 +260,21 @@ static int dump_hit(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb, v
 	return ret < 0 ? ret : *hit;
 }
 
-static int dump(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb)
+static int route_dump(struct nl_sock *s, uint16_t type, int family, mnl_cb_t cb)
 {
 	struct found f = { family, false };
 
-	return dump_hit(s, type, family, cb, &f, &f.hit);
+	return route_dump_hit(s, type, family, cb, &f, &f.hit);
 }
 
 int route_rule_check(struct nl_sock *s, int family)
 {
-	return dump(s, RTM_GETRULE, family, rule_cb);
+	return route_dump(s, RTM_GETRULE, family, route_rule_cb);
 }
 
 int route_local_check(struct nl_sock *s, int family)
 {
-	return dump(s, RTM_GETROUTE, family, route_cb);
+	return route_dump(s, RTM_GETROUTE, family, route_cb);
 }
 
 struct addr_want {
@@ -283,7 +283,7 @@ struct addr_want {
 	bool hit;
 };
 
-static int addr_attr_cb(const struct nlattr *attr, void *data)
+static int route_addr_attr_cb(const struct nlattr *attr, void *data)
 {
 	struct addr_want *w = data;
 	size_t len = w->family == AF_INET ? 4 : 16;
@@ -295,7 +295,7 @@ static int addr_attr_cb(const struct nlattr *attr, void *data)
 	return MNL_CB_OK;
 }
 
-static int addr_cb(const struct nlmsghdr *nlh, void *data)
+static int route_addr_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct addr_want *w = data;
 	const struct ifaddrmsg *ifa;
@@ -304,7 +304,7 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_OK;
 	ifa = mnl_nlmsg_get_payload(nlh);
 	if (ifa->ifa_family == w->family)
-		mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, w);
+		mnl_attr_parse(nlh, sizeof(*ifa), route_addr_attr_cb, w);
 	return MNL_CB_OK;
 }
 
@@ -316,7 +316,7 @@ int route_addr_check(struct nl_sock *s, int family, const void *addr)
 	struct ifaddrmsg *ifa;
 	int ret;
 
-	if (!family_ok(family))
+	if (!route_family_ok(family))
 		return -EINVAL;
 	nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = RTM_GETADDR;
@@ -324,7 +324,7 @@ int route_addr_check(struct nl_sock *s, int family, const void *addr)
 	nlh->nlmsg_seq = nl_seq(s, 1);
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
 	ifa->ifa_family = (unsigned char)family;
-	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, addr_cb, &w, NULL, 0, NULL);
+	ret = nl_talk(s, buf, nlh->nlmsg_len, NL_TALK_DUMP, route_addr_cb, &w, NULL, 0, NULL);
 	if (ret == -EAFNOSUPPORT)
 		return 0;
 	return ret < 0 ? ret : w.hit;
@@ -378,11 +378,11 @@ int route_build_rule_spec(void *buf, size_t buflen, uint16_t type, int family,
 	struct nlmsghdr *nlh;
 	struct fib_rule_hdr *frh;
 
-	if (!family_ok(family) || (type != RTM_NEWRULE && type != RTM_DELRULE))
+	if (!route_family_ok(family) || (type != RTM_NEWRULE && type != RTM_DELRULE))
 		return -EINVAL;
 	if (buflen < ROUTE_MSG_BUFSZ)
 		return -ENOSPC;
-	nlh = put_request(buf, type, type == RTM_NEWRULE ? NLM_F_CREATE | NLM_F_EXCL : 0, seq);
+	nlh = route_put_request(buf, type, type == RTM_NEWRULE ? NLM_F_CREATE | NLM_F_EXCL : 0, seq);
 	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
 	frh->family = (uint8_t)family;
 	frh->table = r->table < 256 ? (uint8_t)r->table : RT_TABLE_UNSPEC;
@@ -402,7 +402,7 @@ int route_build_rule_spec(void *buf, size_t buflen, uint16_t type, int family,
 	return (int)nlh->nlmsg_len;
 }
 
-static int spec_talk(struct nl_sock *s, uint16_t type, int family, const struct route_rule *r,
+static int route_spec_talk(struct nl_sock *s, uint16_t type, int family, const struct route_rule *r,
 		     const char *what, char *err, size_t errlen)
 {
 	char buf[ROUTE_MSG_BUFSZ], kerr[320];
@@ -436,7 +436,7 @@ struct spec_found {
 	bool hit;
 };
 
-static int spec_cb(const struct nlmsghdr *nlh, void *data)
+static int route_spec_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct spec_found *f = data;
 	const struct route_rule *r = f->r;
@@ -452,7 +452,7 @@ static int spec_cb(const struct nlmsghdr *nlh, void *data)
 	if (frh->family != f->family || frh->action != FR_ACT_TO_TBL || frh->dst_len != r->dst_len ||
 	    !!(frh->flags & FIB_RULE_INVERT) != r->invert)
 		return MNL_CB_OK;
-	if (mnl_attr_parse(nlh, sizeof(*frh), attr_cb, &t) < 0)
+	if (mnl_attr_parse(nlh, sizeof(*frh), route_attr_cb, &t) < 0)
 		return MNL_CB_OK;
 	mnl_attr_for_each(a, nlh, sizeof(*frh)) {
 		if (mnl_attr_get_type(a) == FRA_IP_PROTO && mnl_attr_get_payload_len(a) == 1)
@@ -461,9 +461,9 @@ static int spec_cb(const struct nlmsghdr *nlh, void *data)
 		    mnl_attr_get_payload_len(a) == (f->family == AF_INET ? 4u : 16u))
 			dst_ok = !memcmp(mnl_attr_get_payload(a), r->dst, mnl_attr_get_payload_len(a));
 	}
-	if (proto == r->ip_proto && dst_ok && tb_u32(&t, FRA_PRIORITY, 0) == r->priority &&
-	    tb_u32(&t, FRA_TABLE, frh->table) == r->table &&
-	    (!r->fwmask || (tb_u32(&t, FRA_FWMARK, 0) == r->fwmark && tb_u32(&t, FRA_FWMASK, 0) == r->fwmask)))
+	if (proto == r->ip_proto && dst_ok && route_tb_u32(&t, FRA_PRIORITY, 0) == r->priority &&
+	    route_tb_u32(&t, FRA_TABLE, frh->table) == r->table &&
+	    (!r->fwmask || (route_tb_u32(&t, FRA_FWMARK, 0) == r->fwmark && route_tb_u32(&t, FRA_FWMASK, 0) == r->fwmask)))
 		f->hit = true;
 	return MNL_CB_OK;
 }
@@ -472,7 +472,7 @@ int route_spec_check(struct nl_sock *s, int family, const struct route_rule *r)
 {
 	struct spec_found f = { family, r, false };
 
-	return dump_hit(s, RTM_GETRULE, family, spec_cb, &f, &f.hit);
+	return route_dump_hit(s, RTM_GETRULE, family, route_spec_cb, &f, &f.hit);
 }
 
 int route_build_local_src(void *buf, size_t buflen, int family, const void *src, uint32_t seq)

@@ -73,6 +73,13 @@ PREFIXES = {
     "model/mesh.c": ["mesh_"],
     "model/mesh_index.c": ["mesh_index_"],
     "model/waypoint.c": ["waypoint_"],
+    "netlink/inpod.c": ["inpod_"],
+    "netlink/inpod_ebpf.c": ["ebpf_"],
+    "netlink/nft.c": ["nft_"],
+    "netlink/nft_host.c": ["nft_host_"],
+    "netlink/nl.c": ["nl_"],
+    "netlink/pod_netns.c": ["pn_"],
+    "netlink/route.c": ["route_"],
 }
 
 TOKEN = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
