@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int hand_off(const struct plugin_ctx *ctx, int nsfd, const struct inpod_mode *mode,
+static int cmd_add_hand_off(const struct plugin_ctx *ctx, int nsfd, const struct inpod_mode *mode,
 		    struct cni_error *err)
 {
 	const struct cni_args *a = &ctx->args;
@@ -89,7 +89,7 @@ int cmd_add(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 			      ctx->args.pod_name, ierr, strerror(-r));
 		goto out;
 	}
-	if (hand_off(ctx, nsfd, &mode, err) < 0)
+	if (cmd_add_hand_off(ctx, nsfd, &mode, err) < 0)
 		goto out;
 	applied = false;
 	log_info("pod %s/%s: %s redirection programmed (%s, %zu virtual interfaces rerouted) and handed to warren-tunnel",

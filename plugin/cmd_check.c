@@ -19,7 +19,7 @@
 /* Does warren-tunnel know the attachment ("check")? 1 yes, 0 no, -1 error.
  * *mode gets how the pod was enrolled (its record, not the model's current
  * annotations: the rules were programmed from that). */
-static int tunnel_knows(const struct plugin_ctx *ctx, struct inpod_mode *mode, struct cni_error *err)
+static int cmd_check_tunnel_knows(const struct plugin_ctx *ctx, struct inpod_mode *mode, struct cni_error *err)
 {
 	const struct cni_args *a = &ctx->args;
 	json_t *req, *resp = NULL, *known;
@@ -72,7 +72,7 @@ int cmd_check(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 		goto out;
 	}
 	/* The tunnel's record first: it says which rule set to expect. */
-	r = tunnel_knows(ctx, &mode, err);
+	r = cmd_check_tunnel_knows(ctx, &mode, err);
 	if (r < 0)
 		goto out;
 	if (r == 0) {

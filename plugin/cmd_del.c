@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void remove_redirect(const struct plugin_ctx *ctx)
+static void cmd_del_remove_redirect(const struct plugin_ctx *ctx)
 {
 	char ierr[512] = "";
 	int nsfd = -1, cause = 0, r;
@@ -38,7 +38,7 @@ static void remove_redirect(const struct plugin_ctx *ctx)
 		close(nsfd);
 }
 
-static void tell_tunnel(const struct plugin_ctx *ctx)
+static void cmd_del_tell_tunnel(const struct plugin_ctx *ctx)
 {
 	struct cni_error err = { 0 };
 	json_t *req, *resp = NULL, *known;
@@ -63,11 +63,11 @@ out:
 int cmd_del(struct plugin_ctx *ctx, json_t **result, struct cni_error *err)
 {
 	*result = NULL;
-	remove_redirect(ctx);
+	cmd_del_remove_redirect(ctx);
 	/* ADD never contacted the tunnel for these; neither does DEL, so a
 	 * node without a tunnel tears down kube-system pods quietly. With
 	 * unparseable CNI_ARGS we cannot tell, so we ask. */
 	if (!ctx->args_ok || plugin_pod_is_candidate(ctx))
-		tell_tunnel(ctx);
+		cmd_del_tell_tunnel(ctx);
 	return 0;
 }

@@ -229,7 +229,7 @@ out:
 	return ret < 0 ? -1 : 0;
 }
 
-static int capture_addrs(const struct plugin_ctx *ctx, struct ebpf_pod_addrs *a, char *ierr,
+static int common_capture_addrs(const struct plugin_ctx *ctx, struct ebpf_pod_addrs *a, char *ierr,
 			 size_t ierrlen)
 {
 	json_t *ips = cni_result_ips(ctx->conf->prev_result), *v;
@@ -276,7 +276,7 @@ int plugin_capture_apply(const struct plugin_ctx *ctx, int nsfd, const struct in
 	ret = inpod_mode_supported(mode, ierr, ierrlen);
 	if (ret < 0)
 		return ret;
-	ret = capture_addrs(ctx, &a, ierr, ierrlen);
+	ret = common_capture_addrs(ctx, &a, ierr, ierrlen);
 	if (ret < 0)
 		return ret;
 	ret = inpod_present(nsfd);

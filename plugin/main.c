@@ -25,7 +25,7 @@ static const struct command {
 	const char *name;
 	plugin_cmd_fn fn;
 	unsigned needs;
-} commands[] = {
+} plugin_commands[] = {
 	{ "ADD", cmd_add, NEED_CONF | NEED_CONTAINERID | NEED_NETNS | NEED_IFNAME | NEED_ARGS },
 	{ "DEL", cmd_del, NEED_CONF | NEED_CONTAINERID | NEED_IFNAME },
 	{ "CHECK", cmd_check, NEED_CONF | NEED_CONTAINERID | NEED_NETNS | NEED_IFNAME | NEED_ARGS },
@@ -34,7 +34,7 @@ static const struct command {
 	{ "GC", cmd_gc, NEED_CONF },
 };
 
-static void write_all(const char *s)
+static void plugin_write_all(const char *s)
 {
 	size_t len = strlen(s), off = 0;
 
@@ -51,7 +51,7 @@ static void write_all(const char *s)
 	}
 }
 
-static void print_json(const json_t *j)
+static void plugin_print_json(const json_t *j)
 {
 	char *s = json_dumps(j, JSON_COMPACT);
 
@@ -59,25 +59,25 @@ static void print_json(const json_t *j)
 		log_error("out of memory printing the result");
 		return;
 	}
-	write_all(s);
-	write_all("\n");
+	plugin_write_all(s);
+	plugin_write_all("\n");
 	free(s);
 }
 
-static void print_error(const char *version, const struct cni_error *err)
+static void plugin_print_error(const char *version, const struct cni_error *err)
 {
 	char *s = cni_error_json(version, err);
 
 	log_error("%s: %s", err->msg, err->details);
 	if (s)
-		write_all(s);
+		plugin_write_all(s);
 	else /* last resort, still valid JSON */
-		write_all("{\"code\":999,\"msg\":\"out of memory\",\"details\":\"\"}\n");
+		plugin_write_all("{\"code\":999,\"msg\":\"out of memory\",\"details\":\"\"}\n");
 	free(s);
 }
 
 /* Read all of stdin into a NUL-terminated buffer. */
-static int read_stdin(char **out, size_t *len, struct cni_error *err)
+static int plugin_read_stdin(char **out, size_t *len, struct cni_error *err)
 {
 	size_t cap = 4096, n = 0;
 	char *buf = malloc(cap), *nb;
@@ -123,14 +123,14 @@ static int read_stdin(char **out, size_t *len, struct cni_error *err)
 	return 0;
 }
 
-static const char *env(const char *name)
+static const char *plugin_env(const char *name)
 {
 	const char *v = getenv(name);
 
 	return v && *v ? v : NULL;
 }
 
-static int check_env(const struct command *cmd, struct plugin_ctx *ctx, struct cni_error *err)
+static int plugin_check_env(const struct command *cmd, struct plugin_ctx *ctx, struct cni_error *err)
 {
 	char missing[128] = "";
 
@@ -170,9 +170,9 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	wlog_init("warren-cni", NULL, WLOG_INFO);
 	name = getenv("CNI_COMMAND");
-	for (size_t i = 0; name && i < ARRAY_SIZE(commands); i++)
-		if (!strcmp(name, commands[i].name))
-			cmd = &commands[i];
+	for (size_t i = 0; name && i < ARRAY_SIZE(plugin_commands); i++)
+		if (!strcmp(name, plugin_commands[i].name))
+			cmd = &plugin_commands[i];
 	if (!cmd) {
 		if (!name || !*name)
 			cni_error_set(&err, CNI_ERR_INVALID_ENV, "required env variables [CNI_COMMAND] missing",
@@ -183,7 +183,7 @@ int main(void)
 				      name);
 		goto out;
 	}
-	if (read_stdin(&in, &len, &err) < 0)
+	if (plugin_read_stdin(&in, &len, &err) < 0)
 		goto out;
 	peek = cni_peek_version(in, len);
 	ctx.stdin_version = peek;
@@ -203,11 +203,11 @@ int main(void)
 					 strerror(-r));
 		}
 	}
-	ctx.container_id = env("CNI_CONTAINERID");
-	ctx.netns = env("CNI_NETNS");
-	ctx.ifname = env("CNI_IFNAME");
-	ctx.cni_args = env("CNI_ARGS");
-	if (check_env(cmd, &ctx, &err) < 0)
+	ctx.container_id = plugin_env("CNI_CONTAINERID");
+	ctx.netns = plugin_env("CNI_NETNS");
+	ctx.ifname = plugin_env("CNI_IFNAME");
+	ctx.cni_args = plugin_env("CNI_ARGS");
+	if (plugin_check_env(cmd, &ctx, &err) < 0)
 		goto out;
 	if (cmd->needs & NEED_CONF) {
 		struct cni_error aerr = { 0 };
@@ -225,7 +225,7 @@ int main(void)
 	if (cmd->fn(&ctx, &result, &err) < 0)
 		goto out;
 	if (result)
-		print_json(result);
+		plugin_print_json(result);
 	ret = 0;
 out:
 	if (ret) {
@@ -233,7 +233,7 @@ out:
 		errver = conf ? conf->cni_version : cni_version_supported(peek) ? peek : CNI_VERSION_LATEST;
 		if (!err.code)
 			cni_error_set(&err, CNI_ERR_INTERNAL, "internal error", "a command failed without a reason");
-		print_error(errver, &err);
+		plugin_print_error(errver, &err);
 	}
 	json_decref(result);
 	cni_args_release(&ctx.args);

@@ -80,6 +80,11 @@ PREFIXES = {
     "netlink/nl.c": ["nl_"],
     "netlink/pod_netns.c": ["pn_"],
     "netlink/route.c": ["route_"],
+    "plugin/cmd_add.c": ["cmd_add_"],
+    "plugin/cmd_check.c": ["cmd_check_"],
+    "plugin/cmd_del.c": ["cmd_del_"],
+    "plugin/common.c": ["common_"],
+    "plugin/main.c": ["plugin_"],
 }
 
 TOKEN = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
