@@ -29,7 +29,7 @@ struct buf {
 	size_t n;
 };
 
-static void warrenctl_usage(FILE *f)
+static void ctl_warrenctl_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: warrenctl [--admin URL | --socket PATH] [-o json|table] COMMAND [ARGS]\n"
@@ -82,7 +82,7 @@ static void warrenctl_usage(FILE *f)
 		"Exit status: 0 ok, 1 error, 2 bad usage.\n");
 }
 
-static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
+static size_t ctl_on_data(char *p, size_t size, size_t nmemb, void *ctx)
 {
 	struct buf *b = ctx;
 	size_t n = size * nmemb;
@@ -99,7 +99,7 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
 
 /* GET (or POST when post) base+path. Returns 0 and the body in *out
  * (malloc'd), or 1 after printing why. */
-static int http(const struct ctl *c, const char *path, bool post, char **out)
+static int ctl_http(const struct ctl *c, const char *path, bool post, char **out)
 {
 	char url[2048], errbuf[CURL_ERROR_SIZE] = "";
 	struct buf b = { 0 };
@@ -117,7 +117,7 @@ static int http(const struct ctl *c, const char *path, bool post, char **out)
 		return 1;
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, ctl_on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
@@ -161,7 +161,7 @@ out:
 	return ret;
 }
 
-static json_t *parse(const char *body)
+static json_t *ctl_parse(const char *body)
 {
 	json_error_t jerr;
 	json_t *j = json_loads(body, 0, &jerr);
@@ -171,7 +171,7 @@ static json_t *parse(const char *body)
 	return j;
 }
 
-static void print_cell(const char *s, size_t width, bool last)
+static void ctl_print_cell(const char *s, size_t width, bool last)
 {
 	if (last)
 		printf("%s\n", s);
@@ -180,7 +180,7 @@ static void print_cell(const char *s, size_t width, bool last)
 }
 
 /* Print rows (arrays of strings) as left-aligned columns. */
-static void print_table(const char *const *hdr, size_t ncol, char ***rows, size_t nrow)
+static void ctl_print_table(const char *const *hdr, size_t ncol, char ***rows, size_t nrow)
 {
 	size_t w[16] = { 0 };
 
@@ -191,13 +191,13 @@ static void print_table(const char *const *hdr, size_t ncol, char ***rows, size_
 				w[k] = strlen(rows[r][k]);
 	}
 	for (size_t k = 0; k < ncol; k++)
-		print_cell(hdr[k], w[k], k + 1 == ncol);
+		ctl_print_cell(hdr[k], w[k], k + 1 == ncol);
 	for (size_t r = 0; r < nrow; r++)
 		for (size_t k = 0; k < ncol; k++)
-			print_cell(rows[r][k], w[k], k + 1 == ncol);
+			ctl_print_cell(rows[r][k], w[k], k + 1 == ncol);
 }
 
-static char *jstr(json_t *o, const char *key)
+static char *ctl_jstr(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 
@@ -216,7 +216,7 @@ static char *jstr(json_t *o, const char *key)
 }
 
 /* Appends s (with a ',' separator) to *acc. -1 on ENOMEM. */
-static int append(char **acc, const char *s)
+static int ctl_append(char **acc, const char *s)
 {
 	size_t n = *acc ? strlen(*acc) : 0;
 	char *q = realloc(*acc, n + strlen(s) + 2);
@@ -233,14 +233,14 @@ typedef bool (*item_fmt)(json_t *item, size_t i, char *buf, size_t len);
 
 /* The items of arr formatted by fmt and joined with ','. 0 and *out
  * (malloc'd, NULL when nothing was formatted), or -1 on ENOMEM. */
-static int join_items(json_t *arr, item_fmt fmt, char **out)
+static int ctl_join_items(json_t *arr, item_fmt fmt, char **out)
 {
 	char *acc = NULL, item[1024];
 	json_t *v;
 	size_t i;
 
 	json_array_foreach(arr, i, v) {
-		if (fmt(v, i, item, sizeof(item)) && append(&acc, item) < 0) {
+		if (fmt(v, i, item, sizeof(item)) && ctl_append(&acc, item) < 0) {
 			free(acc);
 			return -1;
 		}
@@ -250,12 +250,12 @@ static int join_items(json_t *arr, item_fmt fmt, char **out)
 }
 
 /* row[to] = the items of row[from] joined ("-" when none). */
-static int join_field(json_t *row, const char *from, const char *to, item_fmt fmt)
+static int ctl_join_field(json_t *row, const char *from, const char *to, item_fmt fmt)
 {
 	char *s;
 	int ret;
 
-	if (join_items(json_object_get(row, from), fmt, &s) < 0)
+	if (ctl_join_items(json_object_get(row, from), fmt, &s) < 0)
 		return -1;
 	ret = json_object_set_new(row, to, json_string(s ? s : "-"));
 	free(s);
@@ -263,7 +263,7 @@ static int join_field(json_t *row, const char *from, const char *to, item_fmt fm
 }
 
 /* A string item as is; anything else is skipped. */
-static bool fmt_string(json_t *v, size_t i, char *buf, size_t len)
+static bool ctl_fmt_string(json_t *v, size_t i, char *buf, size_t len)
 {
 	const char *s = json_string_value(v);
 
@@ -272,7 +272,7 @@ static bool fmt_string(json_t *v, size_t i, char *buf, size_t len)
 	return s;
 }
 
-static int table_of(json_t *arr, const char *const *hdr, const char *const *keys, size_t ncol)
+static int ctl_table_of(json_t *arr, const char *const *hdr, const char *const *keys, size_t ncol)
 {
 	size_t n = json_array_size(arr), i;
 	char ***rows = calloc(n ? n : 1, sizeof(*rows));
@@ -289,11 +289,11 @@ static int table_of(json_t *arr, const char *const *hdr, const char *const *keys
 			if (!strcmp(keys[k], "ips") || !strcmp(keys[k], "vips")) {
 				char *s;
 
-				if (join_items(json_object_get(o, keys[k]), fmt_string, &s) < 0)
+				if (ctl_join_items(json_object_get(o, keys[k]), ctl_fmt_string, &s) < 0)
 					goto out;
 				rows[i][k] = s ? s : strdup("-");
 			} else {
-				rows[i][k] = jstr(o, keys[k]);
+				rows[i][k] = ctl_jstr(o, keys[k]);
 			}
 			if (!rows[i][k])
 				goto out;
@@ -302,7 +302,7 @@ static int table_of(json_t *arr, const char *const *hdr, const char *const *keys
 	if (!n)
 		printf("no %s\n", !strcmp(keys[2], "uid") ? "pods enrolled" : "entries");
 	else
-		print_table(hdr, ncol, rows, n);
+		ctl_print_table(hdr, ncol, rows, n);
 	ret = 0;
 out:
 	for (i = 0; i < n; i++) {
@@ -317,23 +317,23 @@ out:
 /* Rewrites a row for the table (e.g. nested arrays to one string). */
 typedef int (*flatten_fn)(json_t *row);
 
-static int cmd_list_flat(const struct ctl *c, const char *path, const char *const *hdr,
+static int ctl_cmd_list_flat(const struct ctl *c, const char *path, const char *const *hdr,
 			 const char *const *keys, size_t ncol, flatten_fn flat);
 
-static int cmd_list(const struct ctl *c, const char *path, const char *const *hdr,
+static int ctl_cmd_list(const struct ctl *c, const char *path, const char *const *hdr,
 		    const char *const *keys, size_t ncol)
 {
-	return cmd_list_flat(c, path, hdr, keys, ncol, NULL);
+	return ctl_cmd_list_flat(c, path, hdr, keys, ncol, NULL);
 }
 
-static int cmd_list_flat(const struct ctl *c, const char *path, const char *const *hdr,
+static int ctl_cmd_list_flat(const struct ctl *c, const char *path, const char *const *hdr,
 			 const char *const *keys, size_t ncol, flatten_fn flat)
 {
 	char *body = NULL;
 	json_t *j = NULL;
 	int ret;
 
-	ret = http(c, path, false, &body);
+	ret = ctl_http(c, path, false, &body);
 	if (ret)
 		goto out;
 	if (c->json) {
@@ -341,7 +341,7 @@ static int cmd_list_flat(const struct ctl *c, const char *path, const char *cons
 		goto out;
 	}
 	ret = 1;
-	j = parse(body);
+	j = ctl_parse(body);
 	if (!j)
 		goto out;
 	if (!json_is_array(j)) {
@@ -358,14 +358,14 @@ static int cmd_list_flat(const struct ctl *c, const char *path, const char *cons
 				goto out;
 			}
 	}
-	ret = table_of(j, hdr, keys, ncol);
+	ret = ctl_table_of(j, hdr, keys, ncol);
 out:
 	json_decref(j);
 	free(body);
 	return ret;
 }
 
-static int cmd_pods(const struct ctl *c, int argc, char **argv)
+static int ctl_cmd_pods(const struct ctl *c, int argc, char **argv)
 {
 	static const char *const hdr[] = { "NAMESPACE", "NAME", "UID", "IPS", "CONTAINER", "REDIRECT",
 					   "INBOUND" };
@@ -377,14 +377,14 @@ static int cmd_pods(const struct ctl *c, int argc, char **argv)
 	size_t i;
 	int ret;
 
-	ret = cmd_list(c, "/pods", hdr, keys, ARRAY_SIZE(hdr));
+	ret = ctl_cmd_list(c, "/pods", hdr, keys, ARRAY_SIZE(hdr));
 	if (ret || c->json)
 		return ret;
 	/* Records that could not be read at start: pods that may still be
 	 * captured with nobody serving them. */
-	if (http(c, "/state_records", false, &body))
+	if (ctl_http(c, "/state_records", false, &body))
 		return 1;
-	bad = parse(body);
+	bad = ctl_parse(body);
 	free(body);
 	if (json_is_array(bad) && json_array_size(bad)) {
 		printf("\nstate records that could not be read (moved aside; a pod not re-adopted from its\n"
@@ -402,18 +402,18 @@ static int cmd_pods(const struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_workloads(const struct ctl *c, int argc, char **argv)
+static int ctl_cmd_workloads(const struct ctl *c, int argc, char **argv)
 {
 	static const char *const hdr[] = { "NAMESPACE", "NAME", "IPS", "NODE", "SERVICE-ACCOUNT",
 					   "ENROLLED", "LOCAL", "CAPTURED" };
 	static const char *const keys[] = { "namespace", "name", "ips", "node", "serviceAccount",
 					    "enrolled", "local", "captured" };
 
-	return cmd_list(c, "/workloads", hdr, keys, ARRAY_SIZE(hdr));
+	return ctl_cmd_list(c, "/workloads", hdr, keys, ARRAY_SIZE(hdr));
 }
 
 /* port -> "80->8080/TCP" */
-static bool fmt_port(json_t *v, size_t i, char *buf, size_t len)
+static bool ctl_fmt_port(json_t *v, size_t i, char *buf, size_t len)
 {
 	json_t *tp = json_object_get(v, "targetPort");
 	char tps[128];
@@ -428,7 +428,7 @@ static bool fmt_port(json_t *v, size_t i, char *buf, size_t len)
 }
 
 /* endpoint -> "name(ip)" */
-static bool fmt_endpoint(json_t *v, size_t i, char *buf, size_t len)
+static bool ctl_fmt_endpoint(json_t *v, size_t i, char *buf, size_t len)
 {
 	const char *ip = json_string_value(json_array_get(json_object_get(v, "ips"), 0));
 
@@ -439,7 +439,7 @@ static bool fmt_endpoint(json_t *v, size_t i, char *buf, size_t len)
 
 /* endpoint -> "name(ip 80->8080,81->9090)": with a named targetPort the
  * numbers differ per pod, and a port the pod does not declare is absent */
-static bool fmt_endpoint_ports(json_t *v, size_t i, char *buf, size_t len)
+static bool ctl_fmt_endpoint_ports(json_t *v, size_t i, char *buf, size_t len)
 {
 	const char *ip = json_string_value(json_array_get(json_object_get(v, "ips"), 0));
 	const char *port, *sep = " ";
@@ -463,7 +463,7 @@ static bool fmt_endpoint_ports(json_t *v, size_t i, char *buf, size_t len)
 	return true;
 }
 
-static int flatten_service(json_t *row)
+static int ctl_flatten_service(json_t *row)
 {
 	json_t *p;
 	size_t i;
@@ -471,41 +471,41 @@ static int flatten_service(json_t *row)
 
 	json_array_foreach(json_object_get(row, "ports"), i, p)
 		named |= json_is_string(json_object_get(p, "targetPort"));
-	if (join_field(row, "ports", "_ports", fmt_port) < 0 ||
-	    join_field(row, "endpoints", "_endpoints", named ? fmt_endpoint_ports : fmt_endpoint) < 0)
+	if (ctl_join_field(row, "ports", "_ports", ctl_fmt_port) < 0 ||
+	    ctl_join_field(row, "endpoints", "_endpoints", named ? ctl_fmt_endpoint_ports : ctl_fmt_endpoint) < 0)
 		return -1;
 	return 0;
 }
 
-static int cmd_services(const struct ctl *c, int argc, char **argv)
+static int ctl_cmd_services(const struct ctl *c, int argc, char **argv)
 {
 	static const char *const hdr[] = { "NAMESPACE", "NAME", "VIPS", "PORTS", "ENDPOINTS" };
 	static const char *const keys[] = { "namespace", "name", "vips", "_ports", "_endpoints" };
 
-	return cmd_list_flat(c, "/services", hdr, keys, ARRAY_SIZE(hdr), flatten_service);
+	return ctl_cmd_list_flat(c, "/services", hdr, keys, ARRAY_SIZE(hdr), ctl_flatten_service);
 }
 
 
-static int cmd_connections_sec(const struct ctl *c, int argc, char **argv)
+static int ctl_cmd_connections_sec(const struct ctl *c, int argc, char **argv)
 {
 	static const char *const hdr[] = { "NAMESPACE", "POD", "DIRECTION", "SRC", "DST", "AGE_MS",
 					   "SECURITY", "SRC-IDENTITY", "DST-IDENTITY" };
 	static const char *const keys[] = { "namespace", "pod", "direction", "src", "dst", "ageMs",
 					    "security", "srcIdentity", "dstIdentity" };
 
-	return cmd_list(c, "/connections", hdr, keys, ARRAY_SIZE(hdr));
+	return ctl_cmd_list(c, "/connections", hdr, keys, ARRAY_SIZE(hdr));
 }
 
-static int cmd_certs(const struct ctl *c, int argc, char **argv)
+static int ctl_cmd_certs(const struct ctl *c, int argc, char **argv)
 {
 	static const char *const hdr[] = { "IDENTITY", "SERIAL", "NOT-AFTER", "RENEW-IN-S", "REFS" };
 	static const char *const keys[] = { "identity", "serial", "notAfter", "renewInSeconds", "refs" };
 
-	return cmd_list(c, "/certs", hdr, keys, ARRAY_SIZE(hdr));
+	return ctl_cmd_list(c, "/certs", hdr, keys, ARRAY_SIZE(hdr));
 }
 
 /* message -> "level: text", a space after the ',' of the one before */
-static bool fmt_message(json_t *v, size_t i, char *buf, size_t len)
+static bool ctl_fmt_message(json_t *v, size_t i, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s%s: %s", i ? " " : "", json_string_value(json_object_get(v, "level")) ?: "?",
 		 json_string_value(json_object_get(v, "text")) ?: "?");
@@ -513,44 +513,44 @@ static bool fmt_message(json_t *v, size_t i, char *buf, size_t len)
 }
 
 /* selected pod -> "ns/pod" */
-static bool fmt_selected(json_t *v, size_t i, char *buf, size_t len)
+static bool ctl_fmt_selected(json_t *v, size_t i, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s", json_string_value(v) ?: "?");
 	return true;
 }
 
-static int flatten_policy(json_t *row)
+static int ctl_flatten_policy(json_t *row)
 {
-	if (join_field(row, "messages", "_messages", fmt_message) < 0 ||
-	    join_field(row, "selects", "_selects", fmt_selected) < 0)
+	if (ctl_join_field(row, "messages", "_messages", ctl_fmt_message) < 0 ||
+	    ctl_join_field(row, "selects", "_selects", ctl_fmt_selected) < 0)
 		return -1;
 	return 0;
 }
 
-static int cmd_policies(const struct ctl *c, int argc, char **argv)
+static int ctl_cmd_policies(const struct ctl *c, int argc, char **argv)
 {
 	static const char *const hdr[] = { "KIND", "POLICY", "SCOPE", "ACTION", "STATE",
 					   "SELECTS", "MESSAGES" };
 	static const char *const keys[] = { "kind", "key", "scope", "action", "state", "_selects",
 					    "_messages" };
 
-	return cmd_list_flat(c, "/policies", hdr, keys, ARRAY_SIZE(hdr), flatten_policy);
+	return ctl_cmd_list_flat(c, "/policies", hdr, keys, ARRAY_SIZE(hdr), ctl_flatten_policy);
 }
 
-static int cmd_pool(const struct ctl *c, int argc, char **argv)
+static int ctl_cmd_pool(const struct ctl *c, int argc, char **argv)
 {
 	static const char *const hdr[] = { "POD", "SOURCE-IDENTITY", "DESTINATION", "STATE", "STREAMS",
 					   "BYTES-IN", "BYTES-OUT", "AGE_MS" };
 	static const char *const keys[] = { "pod", "sourceIdentity", "destination", "state", "streams",
 					    "bytesIn", "bytesOut", "ageMs" };
 
-	return cmd_list(c, "/pool", hdr, keys, ARRAY_SIZE(hdr));
+	return ctl_cmd_list(c, "/pool", hdr, keys, ARRAY_SIZE(hdr));
 }
 
-static int cmd_config_dump(const struct ctl *c, int argc, char **argv)
+static int ctl_cmd_config_dump(const struct ctl *c, int argc, char **argv)
 {
 	char *body = NULL;
-	int ret = http(c, "/config_dump", false, &body);
+	int ret = ctl_http(c, "/config_dump", false, &body);
 
 	if (!ret)
 		fputs(body, stdout);
@@ -558,7 +558,7 @@ static int cmd_config_dump(const struct ctl *c, int argc, char **argv)
 	return ret;
 }
 
-static int cmd_log_level(const struct ctl *c, int argc, char **argv)
+static int ctl_cmd_log_level(const struct ctl *c, int argc, char **argv)
 {
 	char path[128], *body = NULL;
 	json_t *j = NULL;
@@ -578,7 +578,7 @@ static int cmd_log_level(const struct ctl *c, int argc, char **argv)
 	} else {
 		snprintf(path, sizeof(path), "/logging");
 	}
-	ret = http(c, path, argc == 2, &body);
+	ret = ctl_http(c, path, argc == 2, &body);
 	if (ret)
 		goto out;
 	if (c->json) {
@@ -586,7 +586,7 @@ static int cmd_log_level(const struct ctl *c, int argc, char **argv)
 		goto out;
 	}
 	ret = 1;
-	j = parse(body);
+	j = ctl_parse(body);
 	if (!j)
 		goto out;
 	printf("%s\n", json_string_value(json_object_get(j, "level")) ?: "?");
@@ -598,7 +598,7 @@ out:
 }
 
 /* route parent -> "ns/svc:port (state)" */
-static bool fmt_parent(json_t *v, size_t i, char *buf, size_t len)
+static bool ctl_fmt_parent(json_t *v, size_t i, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s%s (%s)", i ? " " : "", json_string_value(json_object_get(v, "service")) ?: "?",
 		 json_string_value(json_object_get(v, "state")) ?: "?");
@@ -606,7 +606,7 @@ static bool fmt_parent(json_t *v, size_t i, char *buf, size_t len)
 }
 
 /* rule -> "svc:port*weight,..." per rule, rules separated by "; " */
-static bool fmt_rule(json_t *v, size_t i, char *buf, size_t len)
+static bool ctl_fmt_rule(json_t *v, size_t i, char *buf, size_t len)
 {
 	json_t *b;
 	size_t k, off = (size_t)snprintf(buf, len, "%s", i ? " " : "");
@@ -620,25 +620,25 @@ static bool fmt_rule(json_t *v, size_t i, char *buf, size_t len)
 	return true;
 }
 
-static int flatten_route(json_t *row)
+static int ctl_flatten_route(json_t *row)
 {
 	char key[320];
 
 	snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(row, "namespace")) ?: "?",
 		 json_string_value(json_object_get(row, "name")) ?: "?");
 	if (json_object_set_new(row, "_key", json_string(key)) < 0 ||
-	    join_field(row, "parents", "_parents", fmt_parent) < 0 ||
-	    join_field(row, "rules", "_rules", fmt_rule) < 0)
+	    ctl_join_field(row, "parents", "_parents", ctl_fmt_parent) < 0 ||
+	    ctl_join_field(row, "rules", "_rules", ctl_fmt_rule) < 0)
 		return -1;
 	return 0;
 }
 
-static int flatten_wp_policy(json_t *row)
+static int ctl_flatten_wp_policy(json_t *row)
 {
-	return join_field(row, "messages", "_messages", fmt_message);
+	return ctl_join_field(row, "messages", "_messages", ctl_fmt_message);
 }
 
-static int cmd_waypoint(const struct ctl *c, int argc, char **argv)
+static int ctl_cmd_waypoint(const struct ctl *c, int argc, char **argv)
 {
 	static const char *const rhdr[] = { "ROUTE", "PARENTS", "BACKENDS" };
 	static const char *const rkeys[] = { "_key", "_parents", "_rules" };
@@ -654,17 +654,17 @@ static int cmd_waypoint(const struct ctl *c, int argc, char **argv)
 		return 2;
 	}
 	if (argc == 2 && !strcmp(argv[1], "routes"))
-		return cmd_list_flat(c, "/waypoint/routes", rhdr, rkeys, ARRAY_SIZE(rhdr), flatten_route);
+		return ctl_cmd_list_flat(c, "/waypoint/routes", rhdr, rkeys, ARRAY_SIZE(rhdr), ctl_flatten_route);
 	if (argc == 2)
-		return cmd_list_flat(c, "/waypoint/policies", phdr, pkeys, ARRAY_SIZE(phdr), flatten_wp_policy);
-	ret = http(c, "/waypoint", false, &body);
+		return ctl_cmd_list_flat(c, "/waypoint/policies", phdr, pkeys, ARRAY_SIZE(phdr), ctl_flatten_wp_policy);
+	ret = ctl_http(c, "/waypoint", false, &body);
 	if (ret || c->json) {
 		if (!ret)
 			fputs(body, stdout);
 		goto out;
 	}
 	ret = 1;
-	if (!(j = parse(body)))
+	if (!(j = ctl_parse(body)))
 		goto out;
 	s = json_object_get(j, "source");
 	src = json_dumps(json_object_get(s, "kubernetes") ?: json_object_get(s, "path"), JSON_ENCODE_ANY);
@@ -696,17 +696,17 @@ out:
 static const struct {
 	const char *name;
 	int (*fn)(const struct ctl *c, int argc, char **argv);
-} cmds[] = {
-	{ "pods", cmd_pods },
-	{ "workloads", cmd_workloads },
-	{ "services", cmd_services },
-	{ "connections", cmd_connections_sec },
-	{ "certs", cmd_certs },
-	{ "policies", cmd_policies },
-	{ "pool", cmd_pool },
-	{ "config-dump", cmd_config_dump },
-	{ "log-level", cmd_log_level },
-	{ "waypoint", cmd_waypoint },
+} ctl_cmds[] = {
+	{ "pods", ctl_cmd_pods },
+	{ "workloads", ctl_cmd_workloads },
+	{ "services", ctl_cmd_services },
+	{ "connections", ctl_cmd_connections_sec },
+	{ "certs", ctl_cmd_certs },
+	{ "policies", ctl_cmd_policies },
+	{ "pool", ctl_cmd_pool },
+	{ "config-dump", ctl_cmd_config_dump },
+	{ "log-level", ctl_cmd_log_level },
+	{ "waypoint", ctl_cmd_waypoint },
 };
 
 int main(int argc, char **argv)
@@ -740,26 +740,26 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			warrenctl_usage(stdout);
+			ctl_warrenctl_usage(stdout);
 			return 0;
 		case 'V':
 			printf("warrenctl %s\n", WARREN_VERSION);
 			return 0;
 		default:
-			warrenctl_usage(stderr);
+			ctl_warrenctl_usage(stderr);
 			return 2;
 		}
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "warrenctl: missing COMMAND\n");
-		warrenctl_usage(stderr);
+		ctl_warrenctl_usage(stderr);
 		return 2;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
-		if (strcmp(argv[optind], cmds[i].name))
+	for (size_t i = 0; i < ARRAY_SIZE(ctl_cmds); i++) {
+		if (strcmp(argv[optind], ctl_cmds[i].name))
 			continue;
 		curl_global_init(CURL_GLOBAL_DEFAULT);
-		ret = cmds[i].fn(&c, argc - optind, argv + optind);
+		ret = ctl_cmds[i].fn(&c, argc - optind, argv + optind);
 		curl_global_cleanup();
 		return ret;
 	}

@@ -85,6 +85,7 @@ PREFIXES = {
     "plugin/cmd_del.c": ["cmd_del_"],
     "plugin/common.c": ["common_"],
     "plugin/main.c": ["plugin_"],
+    "ctl/warrenctl.c": ["ctl_"],
 }
 
 TOKEN = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
