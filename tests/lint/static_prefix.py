@@ -86,6 +86,21 @@ PREFIXES = {
     "plugin/common.c": ["common_"],
     "plugin/main.c": ["plugin_"],
     "ctl/warrenctl.c": ["ctl_"],
+    "install/chain.c": ["chain_"],
+    "install/cnifs.c": ["cnifs_"],
+    "install/main.c": ["inst_"],
+    "ca/authz.c": ["caz_"],
+    "ca/main.c": ["cas_"],
+    "ca/sign.c": ["casign_"],
+    "waypoint/admin.c": ["wpa_"],
+    "waypoint/cert.c": ["wpc_"],
+    "waypoint/http1.c": ["h1_"],
+    "waypoint/main.c": ["wpm_"],
+    "waypoint/proxy.c": ["wp_"],
+    "waypoint/source.c": ["wps_"],
+    "waypoint/stats.c": ["wps_"],
+    "waypoint/upstream.c": ["wpu_"],
+    "waypoint/wmodel.c": ["wmodel_"],
 }
 
 TOKEN = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
