@@ -206,7 +206,8 @@ static bool admin_conn_rows_of(struct tunnel *t, unsigned w, struct conn_row **r
 		goto out;
 	}
 	*rows = grown;
-	memset(grown + i, 0, more * sizeof(*grown));
+	if (more) /* grown may be NULL: no row yet and none to add */
+		memset(grown + i, 0, more * sizeof(*grown));
 	for (const struct pod *p = t->pods; p; p = pod_shard_next(p)) {
 		char own[SPIFFE_ID_MAX];
 
