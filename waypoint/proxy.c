@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -19,13 +20,14 @@
 #include "model/httproute.h"
 #include "model/waypoint.h"
 #include "tunnel/ca.h"
+#include "waypoint/conn.h"
+#include "waypoint/h2.h"
 #include "waypoint/http1.h"
 #include "waypoint/proto.h"
 #include "waypoint/stats.h"
 #include "waypoint/wmodel.h"
 
 #define WPC_MAGIC 0x77706363u /* "wpcc" */
-#define WP_BUF    H1_HEAD_MAX  /* each of the four buffers */
 
 /* One HBONE connection: the peer address for every stream on it. */
 struct wp_hconn {
@@ -35,53 +37,7 @@ struct wp_hconn {
 	struct sockaddr_storage peer;
 };
 
-enum wpc_state { S_SNIFF, S_HEAD, S_BODY, S_RESP, S_RESP_BODY, S_RAW, S_CLOSING };
-
-struct wp_conn {
-	unsigned magic;
-	struct wp *w;
-	struct wp_conn *next, **pprev;
-	struct wmodel *m;         /* the model of the request in flight (a reference) */
-	const char *flag;         /* a response flag other than the status's, or NULL */
-	int dfd, ufd;             /* ufd: up->fd while a request has one */
-	struct wp_up *up;
-	bool d_eof, u_eof, u_shut, http, up_keep, tcp_open;
-	uint64_t tcp_rx, tcp_tx;  /* a TCP relay's bytes from and to the client */
-	enum wpc_state st;
-	char peer[SPIFFE_ID_MAX];
-	struct sockaddr_storage src;
-	const struct mesh_service *svc;
-	const struct mesh_service_port *sp;
-	const struct mesh_pod *pod;
-	struct mesh_ip dst_ip;
-	uint16_t dst_port;
-	char authority[80];
-	/* the request in flight */
-	bool discard, req_keep, head_req, resp_keep, sent_resp, req_chunked, resp_chunked;
-	uint64_t left;
-	struct h1_chunked ch;
-	char method[16], path[256], policy[320], reason[520], route[300];
-	uint32_t timeout_ms;      /* the route's, for the request in flight; 0: none */
-	const struct mesh_route_rule *rule; /* the request in flight's, or NULL */
-	/* a retryable request (head and body, up to WP_RETRY_MAX) and where it went */
-	char *retry_head;
-	size_t retry_len;
-	unsigned retries;
-	bool retry_idem;          /* idempotent: retried also after an established stream closed */
-	uint64_t req_bytes, resp_bytes;
-	const struct mesh_service *up_svc;
-	const struct mesh_service_port *up_sp;
-	struct loop_timer *timer; /* armed while a routed request with a timeout is upstream */
-	unsigned status;
-	uint64_t start_ms;
-	/* the four buffers, one block of 4 * WP_BUF, allocated while the
-	 * connection has bytes to handle and freed when an HTTP connection is
-	 * idle between requests (wp_bufs_get, wp_bufs_put); NULL otherwise */
-	char *din, *uin, *dout, *uout;
-	size_t din_len, uin_len, dout_len, dout_off, uout_len, uout_off;
-};
-
-static uint64_t wp_now_ms(void)
+uint64_t wp_now_ms(void)
 {
 	struct timespec ts;
 
@@ -120,7 +76,7 @@ struct wp_lbuf {
 };
 
 /* Fills b->l for c's request (kind "http" or "tcp"). */
-static void wp_labels(const struct wp_conn *c, const char *kind, struct wp_lbuf *b)
+static void wp_labels(const struct wp_conn *c, const struct wp_req *r, const char *kind, struct wp_lbuf *b)
 {
 	struct wp_stats_labels *l = &b->l;
 	struct mesh_ip ip;
@@ -128,9 +84,10 @@ static void wp_labels(const struct wp_conn *c, const char *kind, struct wp_lbuf 
 	bool tcp = !strcmp(kind, "tcp");
 
 	*l = (struct wp_stats_labels){
-		.source_principal = c->peer, .request_protocol = kind,
-		.response_code = tcp ? 0 : c->status,
-		.response_flags = c->flag ? c->flag : c->status == 503 ? "UF" : c->status == 502 ? "UPE" : c->status == 504 ? "UT" : "-",
+		.source_principal = c->peer, .request_protocol = !tcp && r->proto ? r->proto : kind,
+		.response_code = tcp ? 0 : r->status,
+		.response_flags = r->flag ? r->flag : r->status == 503 ? "UF" : r->status == 502 ? "UPE" : r->status == 504 ? "UT" : "-",
+		.grpc_response_status = !tcp && r->proto && !strcmp(r->proto, "grpc") ? r->grpc_status : NULL,
 		.destination_service_name = c->svc ? c->svc->name : NULL,
 		.destination_service_namespace = c->svc ? c->svc->namespace : c->pod ? c->pod->namespace : NULL,
 		.destination_workload = c->pod ? c->pod->name : NULL,
@@ -145,7 +102,7 @@ static void wp_labels(const struct wp_conn *c, const char *kind, struct wp_lbuf 
 	}
 }
 
-static void wp_access(struct wp_conn *c, const char *kind)
+void wp_log_request(struct wp_conn *c, const struct wp_req *r, const char *kind)
 {
 	char src[INET6_ADDRSTRLEN] = "", tbuf[32];
 	struct mesh_ip ip;
@@ -153,43 +110,60 @@ static void wp_access(struct wp_conn *c, const char *kind)
 	json_t *o;
 	char *line;
 
-	wp_timer_stop(c); /* the request has ended */
-	free(c->retry_head);
-	c->retry_head = NULL;
 	if (wp_ss_ip(&c->src, &ip))
 		mesh_ip_str(&ip, src, sizeof(src));
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:I}", "time", tbuf,
-		      "scope", "access", "reporter", "waypoint", "protocol", kind, "src.addr", src,
-		      "src.identity", c->peer, "authority", c->authority, "method", c->method, "path",
-		      c->path, "response_code", (int)c->status, "policy", c->policy, "reason", c->reason,
-		      "route", c->route[0] ? c->route : "-", "duration_ms", (json_int_t)(wp_now_ms() - c->start_ms),
-		      "request_bytes", (json_int_t)c->req_bytes, "response_bytes", (json_int_t)c->resp_bytes);
+		      "scope", "access", "reporter", "waypoint", "protocol", c->h2 ? "http2" : kind, "src.addr", src,
+		      "src.identity", c->peer, "authority", c->authority, "method", r->method, "path",
+		      r->path, "response_code", (int)r->status, "policy", r->policy, "reason", r->reason,
+		      "route", r->route[0] ? r->route : "-", "duration_ms", (json_int_t)(wp_now_ms() - r->start_ms),
+		      "request_bytes", (json_int_t)r->req_bytes, "response_bytes", (json_int_t)r->resp_bytes);
+	if (o && r->proto && !strcmp(r->proto, "grpc"))
+		json_object_set_new(o, "grpc_status", json_string(r->grpc_status));
 	if (c->w->stats) {
 		struct wp_lbuf b;
 
-		wp_labels(c, kind, &b);
+		wp_labels(c, r, kind, &b);
 		if (!strcmp(kind, "tcp")) {
 			wp_stats_tcp(c->w->stats, &b.l, false, 0, 0);
 			c->tcp_open = true;
 		} else {
-			wp_stats_request(c->w->stats, &b.l, wp_now_ms() - c->start_ms, c->req_bytes, c->resp_bytes);
+			wp_stats_request(c->w->stats, &b.l, wp_now_ms() - r->start_ms, r->req_bytes, r->resp_bytes);
 		}
 	}
 	line = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	if (line) {
-		printf("%s\n", line);
-		fflush(stdout);
+		FILE *f = c->w->access ? c->w->access : stdout;
+
+		fprintf(f, "%s\n", line);
+		fflush(f);
 	}
 	free(line);
 	json_decref(o);
 }
 
+/* The HTTP/1.1 request (or TCP relay) in flight has ended. */
+static void wp_access(struct wp_conn *c, const char *kind)
+{
+	wp_timer_stop(c);
+	free(c->retry_head);
+	c->retry_head = NULL;
+	wp_log_request(c, &c->r, kind);
+}
+
 static void wp_upstream_close(struct wp_conn *c);
+static void wp_conn_free(struct wp_conn *c);
+
+void wp_conn_close(struct wp_conn *c)
+{
+	wp_conn_free(c);
+}
 
 static void wp_conn_free(struct wp_conn *c)
 {
 	CHECK_OBJ(c, WPC_MAGIC);
+	wph2_conn_free(c);
 	wp_timer_stop(c);
 	free(c->retry_head);
 	if (c->pprev) {
@@ -206,7 +180,7 @@ static void wp_conn_free(struct wp_conn *c)
 	if (c->tcp_open && c->w->stats) {
 		struct wp_lbuf b;
 
-		wp_labels(c, "tcp", &b);
+		wp_labels(c, &c->r, "tcp", &b);
 		wp_stats_tcp(c->w->stats, &b.l, true, c->tcp_tx, c->tcp_rx);
 	}
 	wmodel_unref(c->m);
@@ -270,9 +244,9 @@ static void wp_local(struct wp_conn *c, unsigned status, const char *phrase, con
 
 	if (n > 0 && (size_t)n < WP_BUF - c->dout_len) {
 		c->dout_len += (size_t)n;
-		c->resp_bytes += (size_t)n;
+		c->r.resp_bytes += (size_t)n;
 	}
-	c->status = status;
+	c->r.status = status;
 	c->sent_resp = true;
 }
 
@@ -281,7 +255,7 @@ static void wp_fail_request(struct wp_conn *c, unsigned status, const char *phra
 	char body[300];
 
 	snprintf(body, sizeof(body), "%s\n", why);
-	snprintf(c->reason, sizeof(c->reason), "%s", why);
+	snprintf(c->r.reason, sizeof(c->r.reason), "%s", why);
 	wp_local(c, status, phrase, body, true);
 	wp_access(c, "http");
 	c->st = S_CLOSING;
@@ -291,26 +265,31 @@ static void wp_fail_request(struct wp_conn *c, unsigned status, const char *phra
 
 static void wp_io(struct loop *l, int fd, uint32_t events, void *ctx);
 
-/* Picks an endpoint of (svc, sp) (round robin), or the pod-addressed
- * destination when svc is NULL, and opens an HBONE stream to it. */
-static int wp_upstream_open(struct wp_conn *c, const struct mesh_service *svc,
-			    const struct mesh_service_port *svp, char *why, size_t whylen)
+void wp_ups_sync(struct wp *w)
+{
+	w->ups.loop = w->loop; /* main fills w; the upstream side borrows the same */
+	w->ups.pool = w->pool;
+	w->ups.ctx = w->client_ctx;
+	w->ups.id = w->id;
+	w->ups.stats = w->stats;
+}
+
+int wp_endpoint(struct wp_conn *c, const struct mesh_service *svc, const struct mesh_service_port *svp,
+		struct wp_ep *e, char *why, size_t whylen)
 {
 	struct wp *w = c->w;
-	struct mesh_ep e = { 0 };
+	struct mesh_ep me = { 0 };
 	const struct mesh_pod *ep;
 	struct mesh_ip epip;
 	uint16_t port;
 	size_t n = 0, k, pos = 0;
-	struct sockaddr_storage hb = { 0 };
-	char expect[SPIFFE_ID_MAX], authority[80], a[INET6_ADDRSTRLEN];
-	struct wp_up_dest d = { .hbone = (const struct sockaddr *)&hb, .authority = authority, .expect = expect,
-				.client = (const struct sockaddr *)&c->src };
-	bool reused;
-	int ret;
+	char a[INET6_ADDRSTRLEN];
 
+	memset(&e->hb, 0, sizeof(e->hb));
+	e->d = (struct wp_up_dest){ .hbone = (const struct sockaddr *)&e->hb, .authority = e->authority,
+				    .expect = e->expect, .client = (const struct sockaddr *)&c->src };
 	if (svc) {
-		while (mesh_service_next_endpoint(c->m->mesh, svc, svp, c->dst_ip.family, &pos, &e))
+		while (mesh_service_next_endpoint(c->m->mesh, svc, svp, c->dst_ip.family, &pos, &me))
 			n++;
 		if (!n) {
 			snprintf(why, whylen, "no ready endpoint of Service %s/%s", svc->namespace, svc->name);
@@ -318,11 +297,11 @@ static int wp_upstream_open(struct wp_conn *c, const struct mesh_service *svc,
 		}
 		k = w->rr++ % n;
 		pos = 0;
-		while (mesh_service_next_endpoint(c->m->mesh, svc, svp, c->dst_ip.family, &pos, &e) && k--)
+		while (mesh_service_next_endpoint(c->m->mesh, svc, svp, c->dst_ip.family, &pos, &me) && k--)
 			;
-		ep = e.pod;
-		epip = e.ip;
-		port = e.port;
+		ep = me.pod;
+		epip = me.ip;
+		port = me.port;
 	} else {
 		ep = c->pod;
 		epip = c->dst_ip;
@@ -332,40 +311,49 @@ static int wp_upstream_open(struct wp_conn *c, const struct mesh_service *svc,
 		snprintf(why, whylen, "the endpoint is outside the mesh (no HBONE)");
 		return -EHOSTUNREACH;
 	}
-	if (spiffe_id_format(expect, sizeof(expect), w->td, ep->namespace, ep->service_account) < 0) {
+	if (spiffe_id_format(e->expect, sizeof(e->expect), w->td, ep->namespace, ep->service_account) < 0) {
 		snprintf(why, whylen, "endpoint %s/%s has no valid identity", ep->namespace, ep->name);
 		return -EINVAL;
 	}
 	mesh_ip_str(&epip, a, sizeof(a));
-	snprintf(authority, sizeof(authority), epip.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
-	c->up_keep = false;
+	snprintf(e->authority, sizeof(e->authority), epip.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
 	if (epip.family == AF_INET) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&hb;
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&e->hb;
 
 		s4->sin_family = AF_INET;
 		s4->sin_addr = epip.addr.v4;
 		s4->sin_port = htons(PORT_INBOUND_HBONE);
-		d.hbone_len = sizeof(*s4);
+		e->d.hbone_len = sizeof(*s4);
 	} else {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&hb;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&e->hb;
 
 		s6->sin6_family = AF_INET6;
 		s6->sin6_addr = epip.addr.v6;
 		s6->sin6_port = htons(PORT_INBOUND_HBONE);
-		d.hbone_len = sizeof(*s6);
+		e->d.hbone_len = sizeof(*s6);
 	}
-	w->ups.loop = w->loop; /* main fills w; the upstream side borrows the same */
-	w->ups.pool = w->pool;
-	w->ups.ctx = w->client_ctx;
-	w->ups.id = w->id;
-	w->ups.stats = w->stats;
-	c->up = wp_up_open(&w->ups, &d, wp_io, c, &reused, &ret, why, whylen);
+	return 0;
+}
+
+/* Picks an endpoint (wp_endpoint) and opens an HBONE stream to it. */
+static int wp_upstream_open(struct wp_conn *c, const struct mesh_service *svc,
+			    const struct mesh_service_port *svp, char *why, size_t whylen)
+{
+	struct wp_ep e;
+	bool reused;
+	int ret = wp_endpoint(c, svc, svp, &e, why, whylen);
+
+	if (ret < 0)
+		return ret;
+	c->up_keep = false;
+	wp_ups_sync(c->w);
+	c->up = wp_up_open(&c->w->ups, &e.d, wp_io, c, &reused, &ret, why, whylen);
 	if (!c->up)
 		return ret;
 	c->ufd = c->up->fd;
 	c->u_eof = false;
-	log_debug("request of %s to %s: upstream %s (expecting %s) on %s", c->peer, c->authority, authority,
-		  expect, reused ? "a parked stream" : "a new stream");
+	log_debug("request of %s to %s: upstream %s (expecting %s) on %s", c->peer, c->authority, e.authority,
+		  e.expect, reused ? "a parked stream" : "a new stream");
 	return 0;
 }
 
@@ -387,18 +375,11 @@ static const char *wp_header(void *ctx, const char *name, size_t *len)
 	return f->value.p;
 }
 
-static bool wp_authorize(struct wp_conn *c, const struct h1_request *rq)
+/* An HTTP/1.1 request's decision (rq NULL: a TCP connection's). */
+static bool wp_authorize_h1(struct wp_conn *c, const struct h1_request *rq)
 {
 	struct wp_hdrctx hc = { .rq = rq };
 	char host[256];
-	struct authz_request ar = {
-		.conn = { .dst_ip = c->dst_ip, .dst_port = c->dst_port, .peer_identity = c->peer },
-		.svc_namespace = c->svc ? c->svc->namespace : c->pod->namespace,
-		.svc_name = c->svc ? c->svc->name : NULL,
-		.method = c->method, .path = c->path, .host = host,
-		.header = wp_header, .header_ctx = &hc,
-	};
-	struct authz_decision d;
 	size_t hn = rq ? rq->authority.n : 0;
 
 	if (hn >= sizeof(host))
@@ -406,19 +387,32 @@ static bool wp_authorize(struct wp_conn *c, const struct h1_request *rq)
 	if (rq)
 		memcpy(host, rq->authority.p, hn);
 	host[hn] = '\0';
-	if (!rq)
+	return wp_authorize(c, &c->r, rq ? host : NULL, wp_header, &hc);
+}
+
+bool wp_authorize(struct wp_conn *c, struct wp_req *r, const char *host, wp_header_fn hdr, void *hctx)
+{
+	struct authz_request ar = {
+		.conn = { .dst_ip = c->dst_ip, .dst_port = c->dst_port, .peer_identity = c->peer },
+		.svc_namespace = c->svc ? c->svc->namespace : c->pod->namespace,
+		.svc_name = c->svc ? c->svc->name : NULL,
+		.method = r->method, .path = r->path, .host = host,
+		.header = hdr, .header_ctx = hctx,
+	};
+	struct authz_decision d;
+
+	if (!host)
 		ar.host = ar.method = ar.path = NULL;
 	wp_ss_ip(&c->src, &ar.conn.src_ip);
 	authz_evaluate_request(c->m->authz, &ar, &d);
-	snprintf(c->policy, sizeof(c->policy), "%s", d.policy);
-	snprintf(c->reason, sizeof(c->reason), "%s", d.reason);
+	snprintf(r->policy, sizeof(r->policy), "%s", d.policy);
+	snprintf(r->reason, sizeof(r->reason), "%s", d.reason);
 	if (d.audit[0])
-		log_info("AUDIT policy %s matched %s %s of %s", d.audit, c->method, c->path, c->peer);
+		log_info("AUDIT policy %s matched %s %s of %s", d.audit, r->method, r->path, c->peer);
 	return d.allow;
 }
 
 static void wp_pump(struct wp_conn *c);
-static bool wp_refresh(struct wp_conn *c);
 
 /* The route's timeout expired with the request upstream: 504 if no
  * response has started (the connection then closes: the request body may
@@ -436,10 +430,10 @@ static void wp_timeout(struct loop *l, void *ctx)
 	if (!c->sent_resp) {
 		char why[400];
 
-		snprintf(why, sizeof(why), "upstream request timeout (%u ms, HTTPRoute %s)", c->timeout_ms, c->route);
+		snprintf(why, sizeof(why), "upstream request timeout (%u ms, HTTPRoute %s)", c->r.timeout_ms, c->r.route);
 		wp_fail_request(c, 504, "Gateway Timeout", why);
 	} else {
-		snprintf(c->reason, sizeof(c->reason), "upstream request timeout (%u ms) mid-response", c->timeout_ms);
+		snprintf(c->r.reason, sizeof(c->r.reason), "upstream request timeout (%u ms) mid-response", c->r.timeout_ms);
 		wp_access(c, "http");
 		c->st = S_CLOSING;
 	}
@@ -458,15 +452,14 @@ static const struct mesh_service *wp_find_service(const struct mesh *m, const ch
 
 /* Chooses where an allowed request goes: (*svc, *sp) unchanged when no
  * route is attached to the destination; the picked backend of the rule
- * that matches otherwise. false with c->status 404 (no rule matches, as
- * GAMMA says) or 500 (the rule has no usable backend) and c->reason set. */
-static bool wp_route(struct wp_conn *c, const struct h1_request *rq, const struct mesh_service **svc,
-		     const struct mesh_service_port **sp)
+ * that matches otherwise. false with c->r.status 404 (no rule matches, as
+ * GAMMA says) or 500 (the rule has no usable backend) and c->r.reason set. */
+bool wp_route(struct wp_conn *c, struct wp_req *r, const char *path, size_t plen, const char *query, size_t qlen,
+	      wp_header_fn hdr, void *hctx, const struct mesh_service **svc, const struct mesh_service_port **sp)
 {
-	struct wp_hdrctx hc = { .rq = rq };
 	struct mesh_route_req mr = {
-		.method = c->method, .path = rq->path.p, .path_len = rq->path.n,
-		.query = rq->query.p, .query_len = rq->query.n, .header = wp_header, .ctx = &hc,
+		.method = r->method, .path = path, .path_len = plen,
+		.query = query, .query_len = qlen, .header = hdr, .ctx = hctx,
 	};
 	const struct mesh_httproute *route;
 	const struct mesh_route_rule *rule;
@@ -475,31 +468,31 @@ static bool wp_route(struct wp_conn *c, const struct h1_request *rq, const struc
 	const char *refused = c->svc ? wmodel_refused(c->m, c->svc->namespace, c->svc->name) : NULL;
 
 	if (refused) { /* fail closed until the object is fixed */
-		c->status = 503;
-		c->flag = "NR";
-		snprintf(c->reason, sizeof(c->reason), "%s", refused);
+		r->status = 503;
+		r->flag = "NR";
+		snprintf(r->reason, sizeof(r->reason), "%s", refused);
 		return false;
 	}
 	if (!c->svc || !mesh_service_routed(c->m->mesh, c->svc, c->dst_port))
 		return true;
 	rule = mesh_route_select(c->m->mesh, c->svc, c->dst_port, &mr, &route);
 	if (!rule) {
-		c->status = 404;
-		snprintf(c->reason, sizeof(c->reason), "no HTTPRoute rule of Service %s/%s port %u matches",
+		r->status = 404;
+		snprintf(r->reason, sizeof(r->reason), "no HTTPRoute rule of Service %s/%s port %u matches",
 			 c->svc->namespace, c->svc->name, c->dst_port);
 		return false;
 	}
-	snprintf(c->route, sizeof(c->route), "%s/%s", route->namespace, route->name);
+	snprintf(r->route, sizeof(r->route), "%s/%s", route->namespace, route->name);
 	be = mesh_route_pick(rule, arc4random());
 	bs = be ? wp_find_service(c->m->mesh, route->namespace, be->service) : NULL;
-	c->status = 500;
+	r->status = 500;
 	if (!be) {
-		snprintf(c->reason, sizeof(c->reason), "HTTPRoute %s/%s: the matching rule has no backend with a weight",
+		snprintf(r->reason, sizeof(r->reason), "HTTPRoute %s/%s: the matching rule has no backend with a weight",
 			 route->namespace, route->name);
 		return false;
 	}
 	if (!bs) {
-		snprintf(c->reason, sizeof(c->reason), "HTTPRoute %s/%s: backend Service %s does not exist",
+		snprintf(r->reason, sizeof(r->reason), "HTTPRoute %s/%s: backend Service %s does not exist",
 			 route->namespace, route->name, be->service);
 		return false;
 	}
@@ -508,17 +501,17 @@ static bool wp_route(struct wp_conn *c, const struct h1_request *rq, const struc
 		if (bs->ports[i].port == be->port)
 			*sp = &bs->ports[i];
 	if (!*sp) {
-		snprintf(c->reason, sizeof(c->reason), "HTTPRoute %s/%s: backend Service %s has no port %u",
+		snprintf(r->reason, sizeof(r->reason), "HTTPRoute %s/%s: backend Service %s has no port %u",
 			 route->namespace, route->name, be->service, be->port);
 		return false;
 	}
 	*svc = bs;
-	c->status = 0;
-	c->rule = rule;
-	c->timeout_ms = rule->timeout_ms;
-	if (rule->backend_timeout_ms && (!c->timeout_ms || rule->backend_timeout_ms < c->timeout_ms))
-		c->timeout_ms = rule->backend_timeout_ms;
-	log_debug("request %s %s to %s: HTTPRoute %s/%s, backend %s:%u", c->method, c->path, c->authority,
+	r->status = 0;
+	r->rule = rule;
+	r->timeout_ms = rule->timeout_ms;
+	if (rule->backend_timeout_ms && (!r->timeout_ms || rule->backend_timeout_ms < r->timeout_ms))
+		r->timeout_ms = rule->backend_timeout_ms;
+	log_debug("request %s %s to %s: HTTPRoute %s/%s, backend %s:%u", r->method, r->path, c->authority,
 		  route->namespace, route->name, be->service, be->port);
 	return true;
 }
@@ -527,8 +520,7 @@ static bool wp_route(struct wp_conn *c, const struct h1_request *rq, const struc
 
 #define WP_RETRIES 2
 
-/* RFC 9110 9.2.2 */
-static bool wp_idempotent(const char *m)
+bool wp_idempotent(const char *m)
 {
 	return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS") || !strcmp(m, "PUT") ||
 	       !strcmp(m, "DELETE") || !strcmp(m, "TRACE");
@@ -582,6 +574,17 @@ static void wp_copy_str(char *dst, size_t len, struct h1_str s)
 
 static bool wp_tcp_start(struct wp_conn *c);
 
+/* Upgrade: h2c (RFC 7540 3.2, removed by RFC 9113)? */
+static bool wp_h2c_upgrade(const struct h1_request *rq)
+{
+	const struct h1_field *f = h1_field(rq, "upgrade", NULL);
+
+	for (size_t i = 0; f && i + 3 <= f->value.n; i++)
+		if (!strncasecmp(f->value.p + i, "h2c", 3))
+			return true;
+	return false;
+}
+
 /* Keeps bytes of the request for a retry, as long as it fits. */
 static void wp_retry_keep(struct wp_conn *c, const char *p, size_t n)
 {
@@ -609,7 +612,7 @@ static int wp_upstream_open_retrying(struct wp_conn *c, const struct mesh_servic
 	while ((ret = wp_upstream_open(c, svc, svp, why, whylen)) < 0 && ret != -EHOSTUNREACH &&
 	       c->retries < WP_RETRIES) {
 		c->retries++;
-		log_info("retry %u of %s %s to %s: %s", c->retries, c->method, c->path, c->authority, why);
+		log_info("retry %u of %s %s to %s: %s", c->retries, c->r.method, c->r.path, c->authority, why);
 	}
 	return ret;
 }
@@ -633,6 +636,7 @@ static bool wp_step(struct wp_conn *c)
 	unsigned lstatus = 0;
 	char why[300];
 	int r;
+	struct wp_hdrctx hc = { .rq = &rq };
 
 	switch (c->st) {
 	case S_SNIFF: {
@@ -657,30 +661,23 @@ static bool wp_step(struct wp_conn *c)
 		if (c->dout_len || !c->din_len)
 			return false;
 		if (c->din_len >= sizeof(WP_H2_PREFACE) - 1 && !memcmp(c->din, WP_H2_PREFACE, sizeof(WP_H2_PREFACE) - 1)) {
-			/* HTTP/2 with prior knowledge: not served yet; refused
-			 * rather than relayed past the L7 policy */
-			c->start_ms = wp_now_ms();
-			c->status = 505;
-			c->req_bytes = c->resp_bytes = 0;
-			snprintf(c->method, sizeof(c->method), "PRI");
-			snprintf(c->path, sizeof(c->path), "*");
-			snprintf(c->reason, sizeof(c->reason),
-				 "HTTP/2 from the application (prior knowledge) is not served by the waypoint yet");
-			c->w->requests++;
-			wp_access(c, "http");
-			c->st = S_CLOSING;
+			/* HTTP/2 with prior knowledge (waypoint/h2.h) */
+			if (wph2_start(c) < 0) {
+				log_warn("out of memory for an HTTP/2 session of %s: closing its stream", c->peer);
+				c->st = S_CLOSING;
+			}
 			return true;
 		}
 		r = h1_parse_head(c->din, c->din_len, &rq);
 		if (r == 0)
 			return false;
-		c->start_ms = wp_now_ms();
-		c->status = 0;
+		c->r.start_ms = wp_now_ms();
+		c->r.status = 0;
 		c->sent_resp = false;
-		c->req_bytes = r > 0 ? (uint64_t)r : 0;
-		c->resp_bytes = 0;
+		c->r.req_bytes = r > 0 ? (uint64_t)r : 0;
+		c->r.resp_bytes = 0;
 		c->retries = 0;
-		c->policy[0] = c->reason[0] = c->method[0] = c->path[0] = '\0';
+		c->r.policy[0] = c->r.reason[0] = c->r.method[0] = c->r.path[0] = '\0';
 		if (r < 0) {
 			unsigned st = h1_error_status(r);
 
@@ -691,9 +688,9 @@ static bool wp_step(struct wp_conn *c)
 			return true;
 		}
 		c->w->requests++;
-		wp_copy_str(c->method, sizeof(c->method), rq.method);
-		wp_copy_str(c->path, sizeof(c->path), rq.path);
-		c->flag = NULL;
+		wp_copy_str(c->r.method, sizeof(c->r.method), rq.method);
+		wp_copy_str(c->r.path, sizeof(c->r.path), rq.path);
+		c->r.flag = NULL;
 		if (!wp_refresh(c)) {
 			wp_fail_request(c, 404, "Not Found", "no longer a destination of this waypoint");
 			return true;
@@ -704,16 +701,17 @@ static bool wp_step(struct wp_conn *c)
 		c->head_req = h1_str_ieq(rq.method, "HEAD");
 		c->left = rq.content_length;
 		h1_chunked_init(&c->ch);
-		c->route[0] = '\0';
-		c->timeout_ms = 0;
-		c->rule = NULL;
-		c->discard = !wp_authorize(c, &rq);
+		c->r.route[0] = '\0';
+		c->r.timeout_ms = 0;
+		c->r.rule = NULL;
+		c->discard = !wp_authorize_h1(c, &rq);
 		if (c->discard) {
 			c->w->denied++;
 			lstatus = 403;
-		} else if (!wp_route(c, &rq, &bsvc, &bsp)) {
+		} else if (!wp_route(c, &c->r, rq.path.p, rq.path.n, rq.query.p, rq.query.n, wp_header, &hc, &bsvc,
+				     &bsp)) {
 			c->discard = true;
-			lstatus = c->status;
+			lstatus = c->r.status;
 		}
 		if (c->discard) {
 			/* the client waits for 100 before its body: do not take it */
@@ -733,11 +731,32 @@ static bool wp_step(struct wp_conn *c)
 			wp_fail_request(c, 503, "Service Unavailable", why);
 			return true;
 		} else {
-			if (c->timeout_ms)
-				c->timer = loop_timer_add(c->w->loop, c->timeout_ms, wp_timeout, c);
-			if (c->rule && !mesh_route_hdrmod_empty(&c->rule->req_mod)) {
-				long n = mesh_route_rewrite_head(c->din, (size_t)r, &c->rule->req_mod, c->uout, WP_BUF);
+			if (c->r.timeout_ms)
+				c->timer = loop_timer_add(c->w->loop, c->r.timeout_ms, wp_timeout, c);
+			struct mesh_route_hdrmod mod = { 0 };
+			const char **rm = NULL;
 
+			if (c->r.rule)
+				mod = c->r.rule->req_mod;
+			if (wp_h2c_upgrade(&rq) && (rm = calloc(mod.n_remove + 2, sizeof(*rm)))) {
+				/* HTTP/2 by Upgrade would turn the stream into bytes
+				 * past the policy of each later request: not offered
+				 * to the app (as Envoy, which drops h2c upgrades) */
+				if (mod.n_remove)
+					memcpy(rm, mod.remove, mod.n_remove * sizeof(*rm));
+				rm[mod.n_remove] = "upgrade";
+				rm[mod.n_remove + 1] = "http2-settings";
+				mod.remove = rm;
+				mod.n_remove += 2;
+			} else if (wp_h2c_upgrade(&rq)) {
+				wp_upstream_close(c);
+				wp_fail_request(c, 503, "Service Unavailable", "out of memory");
+				return true;
+			}
+			if (!mesh_route_hdrmod_empty(&mod)) {
+				long n = mesh_route_rewrite_head(c->din, (size_t)r, &mod, c->uout, WP_BUF);
+
+				free(rm);
 				if (n < 0) {
 					wp_upstream_close(c);
 					wp_fail_request(c, 431, "Request Header Fields Too Large",
@@ -751,7 +770,7 @@ static bool wp_step(struct wp_conn *c)
 			}
 			c->up_svc = bsvc;
 			c->up_sp = bsp;
-			c->retry_idem = wp_idempotent(c->method);
+			c->retry_idem = wp_idempotent(c->r.method);
 			c->retry_len = 0;
 			if (c->uout_len <= WP_RETRY_MAX && (c->retry_head = malloc(c->uout_len))) {
 				memcpy(c->retry_head, c->uout, c->uout_len);
@@ -774,7 +793,7 @@ static bool wp_step(struct wp_conn *c)
 		    rs.status >= 100 && rs.status < 200 && rs.status != 101) {
 			memcpy(c->dout, c->uin, (size_t)r);
 			c->dout_len = (size_t)r;
-			c->resp_bytes += (size_t)r;
+			c->r.resp_bytes += (size_t)r;
 			memmove(c->uin, c->uin + r, c->uin_len - (size_t)r);
 			c->uin_len -= (size_t)r;
 			return true;
@@ -789,13 +808,13 @@ static bool wp_step(struct wp_conn *c)
 			size_t din0 = c->din_len, uout0 = c->uout_len;
 
 			r = wp_move_body(c, c->din, &c->din_len, c->uout, &c->uout_len, c->req_chunked, c->discard);
-			c->req_bytes += din0 - c->din_len;
+			c->r.req_bytes += din0 - c->din_len;
 			if (!c->discard)
 				wp_retry_keep(c, c->uout + uout0, c->uout_len - uout0);
 		}
 		if (r < 0) {
 			wp_upstream_close(c);
-			snprintf(c->reason, sizeof(c->reason), "%s", c->ch.error);
+			snprintf(c->r.reason, sizeof(c->r.reason), "%s", c->ch.error);
 			c->dout_len = 0; /* a 403 not yet sent would be followed by garbage */
 			if (!c->sent_resp || c->discard)
 				wp_local(c, 400, "Bad Request", "bad chunked body\n", true);
@@ -826,8 +845,8 @@ body_done:
 				wp_upstream_close(c);
 				c->retries++;
 				if (wp_upstream_open_retrying(c, c->up_svc, c->up_sp, why, sizeof(why)) == 0) {
-					log_info("retry %u of %s %s to %s: %s (status %d)", c->retries, c->method,
-						 c->path, c->authority, what, st);
+					log_info("retry %u of %s %s to %s: %s (status %d)", c->retries, c->r.method,
+						 c->r.path, c->authority, what, st);
 					memcpy(c->uout, c->retry_head, c->retry_len);
 					c->uout_len = c->retry_len;
 					return true;
@@ -846,8 +865,8 @@ body_done:
 			wp_fail_request(c, 502, "Bad Gateway", rs.error);
 			return true;
 		}
-		if (rs.status >= 200 && c->rule && !mesh_route_hdrmod_empty(&c->rule->resp_mod)) {
-			long n = mesh_route_rewrite_head(c->uin, (size_t)r, &c->rule->resp_mod, c->dout, WP_BUF);
+		if (rs.status >= 200 && c->r.rule && !mesh_route_hdrmod_empty(&c->r.rule->resp_mod)) {
+			long n = mesh_route_rewrite_head(c->uin, (size_t)r, &c->r.rule->resp_mod, c->dout, WP_BUF);
 
 			if (n < 0) {
 				wp_upstream_close(c);
@@ -862,8 +881,8 @@ body_done:
 		}
 		memmove(c->uin, c->uin + r, c->uin_len - (size_t)r);
 		c->uin_len -= (size_t)r;
-		c->resp_bytes += c->dout_len;
-		c->status = rs.status;
+		c->r.resp_bytes += c->dout_len;
+		c->r.status = rs.status;
 		c->sent_resp = true;
 		if (rs.status == 101) {
 			wp_access(c, "http");
@@ -886,10 +905,10 @@ body_done:
 		size_t dout0 = c->dout_len;
 
 		r = wp_move_body(c, c->uin, &c->uin_len, c->dout, &c->dout_len, c->resp_chunked, false);
-		c->resp_bytes += c->dout_len - dout0;
+		c->r.resp_bytes += c->dout_len - dout0;
 	}
 		if (r < 0) {
-			snprintf(c->reason, sizeof(c->reason), "upstream: %s", c->ch.error);
+			snprintf(c->r.reason, sizeof(c->r.reason), "upstream: %s", c->ch.error);
 			c->st = S_CLOSING;
 			return true;
 		}
@@ -897,7 +916,7 @@ body_done:
 			if (c->u_eof && !c->uin_len) {
 				/* until-close bodies end here; others were cut short */
 				if (c->left != UINT64_MAX)
-					snprintf(c->reason, sizeof(c->reason), "upstream closed mid-response");
+					snprintf(c->r.reason, sizeof(c->r.reason), "upstream closed mid-response");
 				wp_access(c, "http");
 				c->st = S_CLOSING;
 				return true;
@@ -941,6 +960,7 @@ resp_done:
 		}
 		return moved;
 	}
+	case S_H2: /* wph2_pump's */
 	case S_CLOSING:
 		return false;
 	}
@@ -986,7 +1006,16 @@ static void wp_pump(struct wp_conn *c)
 	}
 	for (int i = 0; i < 64; i++) {
 		bool progress = false;
-		size_t dl = c->din_len, ul = c->uin_len, dol = c->dout_len, uol = c->uout_len;
+		size_t dl, ul, dol, uol;
+
+		if (c->st == S_H2) {
+			wph2_pump(c); /* may free c */
+			return;
+		}
+		dl = c->din_len;
+		ul = c->uin_len;
+		dol = c->dout_len;
+		uol = c->uout_len;
 
 		if (!wp_flush(c->dfd, c->dout, &c->dout_len, &c->dout_off)) {
 			wp_conn_free(c);
@@ -1044,17 +1073,17 @@ static bool wp_tcp_start(struct wp_conn *c)
 {
 	char why[300];
 
-	snprintf(c->method, sizeof(c->method), "-");
-	snprintf(c->path, sizeof(c->path), "-");
-	c->start_ms = wp_now_ms();
-	if (!wp_authorize(c, NULL)) {
-		c->status = 403;
+	snprintf(c->r.method, sizeof(c->r.method), "-");
+	snprintf(c->r.path, sizeof(c->r.path), "-");
+	c->r.start_ms = wp_now_ms();
+	if (!wp_authorize_h1(c, NULL)) {
+		c->r.status = 403;
 		wp_access(c, "tcp");
 		return false;
 	}
 	if (wp_upstream_open(c, c->svc, c->sp, why, sizeof(why)) < 0) {
-		snprintf(c->reason, sizeof(c->reason), "%s", why);
-		c->status = 503; /* in the access log; the TCP metrics say UF */
+		snprintf(c->r.reason, sizeof(c->r.reason), "%s", why);
+		c->r.status = 503; /* in the access log; the TCP metrics say UF */
 		wp_access(c, "tcp");
 		return false;
 	}
@@ -1107,7 +1136,7 @@ static bool wp_resolve(struct wp_conn *c)
 
 /* A new request head: take the current model if it changed. false when the
  * destination is no longer served here (the stream is then closing). */
-static bool wp_refresh(struct wp_conn *c)
+bool wp_refresh(struct wp_conn *c)
 {
 	bool was_http = c->http;
 	enum wp_proto p;
@@ -1155,7 +1184,7 @@ static void wp_request(void *ctx, struct hbone_stream *s, const struct hbone_req
 	c->w = w;
 	c->dfd = c->ufd = -1;
 	c->src = h->peer;
-	c->start_ms = wp_now_ms();
+	c->r.start_ms = wp_now_ms();
 	snprintf(c->peer, sizeof(c->peer), "%s", req->peer_id ? req->peer_id : "");
 	snprintf(c->authority, sizeof(c->authority), "%s", req->authority);
 	c->dst_port = req->port;
@@ -1230,6 +1259,7 @@ void wp_shutdown(struct wp *w)
 		hbone_conn_abort(w->hconns->hc, "waypoint stopping"); /* its done unlinks it */
 	while (w->conns)
 		wp_conn_free(w->conns);
+	wph2_shutdown(w);
 }
 
 void wp_accept(struct wp *w, int fd, const struct sockaddr_storage *peer)

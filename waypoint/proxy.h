@@ -13,8 +13,8 @@
  * The protocol is the Service port's (appProtocol, else the name's prefix
  * up to '-', as Istio); a port with neither, and a pod-addressed stream, is
  * sniffed from its first bytes (an HTTP/1 method, or the HTTP/2 preface,
- * is HTTP), a client silent for WP_SNIFF_MS being relayed as TCP. HTTP/2
- * (the preface) is refused and closed: not served yet.
+ * is HTTP), a client silent for WP_SNIFF_MS being relayed as TCP. A stream
+ * that starts with the HTTP/2 preface is served by waypoint/h2.h.
  *
  * HTTP: requests are read with waypoint/http1.h, strictly, one
  * at a time (a pipelined request waits for the previous response), and
@@ -60,6 +60,7 @@
 #define WARREN_WAYPOINT_PROXY_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include <openssl/ssl.h>
 
@@ -67,39 +68,8 @@
 #include "model/mesh.h"
 #include "tunnel/hbone.h"
 #include "tunnel/loop.h"
+#include "waypoint/conn.h"
 #include "waypoint/upstream.h"
-
-#define WP_MAX_STREAMS 100
-
-struct wmodel;
-/* Upstream keep-alive (waypoint/upstream.h): after a complete keep-alive
- * response, the request's upstream HBONE stream is parked and taken again
- * by the next request to the same endpoint (podIP:targetPort, expected
- * identity) instead of a new CONNECT. */
-#define WP_RETRY_MAX 16384
-/* How long a stream on a port of no declared protocol may stay silent
- * before it is relayed as TCP (a server-first protocol). */
-#define WP_SNIFF_MS 1000
-
-struct wp_stats;
-struct wp_hconn;
-struct wp_conn;
-
-struct wp {
-	struct loop *loop;
-	struct wmodel *model;         /* the model in use (a reference; waypoint/wmodel.h) */
-	const char *ns, *name;        /* the Gateway */
-	const char *td;               /* trust domain */
-	const char *id;               /* our SPIFFE ID */
-	SSL_CTX *server_ctx, *client_ctx;
-	struct hbone_pool *pool;
-	struct wp_stats *stats;       /* waypoint/stats.h; may be NULL */
-	struct wp_hconn *hconns;      /* live HBONE server connections */
-	struct wp_conn *conns;        /* live streams */
-	struct wp_ups ups;            /* upstream streams; proxy.c fills it from the above */
-	unsigned rr;
-	uint64_t requests, denied, n_conns;
-};
 
 /* Serves one accepted TCP connection on 15008 (fd owned from now on). */
 void wp_accept(struct wp *w, int fd, const struct sockaddr_storage *peer);

@@ -117,6 +117,8 @@ static struct wps_series *wps_series(struct wp_stats *s, const struct wp_stats_l
 	if (!tcp)
 		wps_put(&p, &left, "response_code", code, false);
 	wps_put(&p, &left, "response_flags", l->response_flags ? l->response_flags : "-", false);
+	if (!tcp && l->grpc_response_status)
+		wps_put(&p, &left, "grpc_response_status", l->grpc_response_status, false);
 	wps_put(&p, &left, "connection_security_policy", "mutual_tls", false);
 	for (i = 0; i < s->n && strcmp(s->s[i].labels, buf); i++)
 		;

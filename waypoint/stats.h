@@ -30,9 +30,10 @@ struct wp_stats_labels {
 	const char *source_principal, *source_workload, *source_namespace;
 	const char *destination_service, *destination_service_name, *destination_service_namespace;
 	const char *destination_workload, *destination_principal;
-	const char *request_protocol; /* "http", "tcp" */
+	const char *request_protocol; /* "http", "grpc", "tcp" */
 	unsigned response_code;
 	const char *response_flags;   /* "-" none, "UF" upstream failure, ... */
+	const char *grpc_response_status; /* gRPC requests only (NULL: no such label) */
 };
 
 struct wp_stats *wp_stats_new(void);

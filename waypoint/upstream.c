@@ -149,7 +149,7 @@ struct wp_up *wp_up_open(struct wp_ups *w, const struct wp_up_dest *d, loop_fd_c
 	int sp[2], ret;
 
 	snprintf(key, sizeof(key), "%s %s", d->authority, d->expect);
-	if ((u = wpu_take(w, key))) {
+	if (!d->fresh && (u = wpu_take(w, key))) {
 		if (loop_set(w->loop, u->fd, EPOLLIN, cb, ctx) < 0) {
 			wp_up_release(u);
 			snprintf(why, whylen, "cannot watch the upstream socket");

@@ -71,6 +71,7 @@ struct wp_up_dest {
 	socklen_t hbone_len;
 	const char *authority, *expect;
 	const struct sockaddr *client;
+	bool fresh;                 /* a new stream, never a parked one (HTTP/2 upstream sessions) */
 };
 
 /*

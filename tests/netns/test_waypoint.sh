@@ -33,7 +33,7 @@ source "$(dirname "$0")/lib.sh"
 
 lib_init
 CLEANUP_TAP=1
-need openssl "$PYTHON"
+need openssl go "$PYTHON"
 need_built warren-cni warren-tunnel warrenctl
 
 eval "$(declare -f tunnel_conf_write | sed '1s/^tunnel_conf_write/lib_tunnel_conf_write/')"
@@ -644,9 +644,167 @@ t=${out%% *}
 [[ ${out#* } == "b''" ]] && awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 5) }' &&
 	ok "a silent client on sniffed port 7: decided as TCP after the 1 s wait and closed by L4 policy ($out)" ||
 	not_ok "silent client on a sniffed port" "$out"
-check "HTTP/2 with prior knowledge is refused (not served yet), with the reason in the access log" bash -c \
-	"! ip netns exec ${POD_NETNS[cli]} curl -s --max-time 5 --http2-prior-knowledge http://10.96.0.20/h2 &&
-	 grep -F '\"method\":\"PRI\"' '$T/wp.access' | grep -qF 'HTTP/2 from the application'"
+# --- 3c. HTTP/2 (prior knowledge) and gRPC ------------------------------------
+# grpcecho (tests/tools/grpcecho, grpc-go) in srv and srv2: gRPC on 9090 and
+# plain HTTP/2 (h2c) on 8090. Service h2web 10.96.0.26 -> srv: port 80
+# named http2 (-> 8090), 9090 named grpc, 81 without a name (-> 8090:
+# sniffed); h2web-v2 10.96.0.27 the same in srv2. HTTPRoute h2 on h2web:80:
+# /v2 to h2web-v2, /split 50/50, /hdr with header modifiers, /slow with a
+# 1 s timeout, the rest to h2web. DENY on h2web for gRPC metadata x-md: deny.
+GRPCECHO=$WARREN_BUILD/tests/grpcecho
+GSRC=$WARREN_ROOT/tests/tools/grpcecho
+if [[ ! -x $GRPCECHO || $GSRC/main.go -nt $GRPCECHO || $GSRC/go.sum -nt $GRPCECHO ]]; then
+	(cd "$GSRC" && go build -o "$GRPCECHO" .) >"$T/gobuild.log" 2>&1 ||
+		die "tests/tools/grpcecho builds: $(tail -n 5 "$T/gobuild.log")"
+fi
+: >"$T/g1.log"
+: >"$T/g2.log"
+bg ip netns exec "${POD_NETNS[srv]}" "$GRPCECHO" server -listen :9090 -http :8090 -name srv -log "$T/g1.log"
+bg ip netns exec "${POD_NETNS[srv2]}" "$GRPCECHO" server -listen :9090 -http :8090 -name srv2 -log "$T/g2.log"
+wait_listen "${POD_NETNS[srv]}" 8090 10 && wait_listen "${POD_NETNS[srv2]}" 9090 10 || not_ok "grpcecho in srv and srv2"
+mesh service mesh h2web --selector app=srv --port 80:8090 --port 9090:9090 --port 81:8090 --cluster-ip 10.96.0.26 >/dev/null
+mesh service mesh h2web-v2 --selector app=srv2 --port 80:8090 --port 9090:9090 --cluster-ip 10.96.0.27 >/dev/null
+mesh_py "
+for o in objs:
+    if o['kind'] == 'Service' and o['metadata']['name'] in ('h2web', 'h2web-v2'):
+        ps = o['spec']['ports']; ps[0]['name'] = 'http2'; ps[1]['name'] = 'grpc'
+        if len(ps) > 2: ps[2].pop('name', None)"
+svc_label mesh h2web istio.io/use-waypoint waypoint
+add_policy '{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+  "metadata": {"name": "deny-md", "namespace": "mesh"},
+  "spec": {"targetRefs": [{"kind": "Service", "group": "", "name": "h2web"}],
+           "action": "DENY", "rules": [{"when": [{"key": "request.headers[x-md]", "values": ["deny"]}]}]}}'
+add_policy '{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+  "metadata": {"name": "h2", "namespace": "mesh"},
+  "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "h2web", "port": 80}],
+           "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/v2"}}], "backendRefs": [{"name": "h2web-v2", "port": 80}]},
+                     {"matches": [{"path": {"type": "PathPrefix", "value": "/split"}}],
+                      "backendRefs": [{"name": "h2web", "port": 80, "weight": 50}, {"name": "h2web-v2", "port": 80, "weight": 50}]},
+                     {"matches": [{"path": {"type": "PathPrefix", "value": "/slow"}}], "timeouts": {"request": "1s"},
+                      "backendRefs": [{"name": "h2web", "port": 80}]},
+                     {"matches": [{"path": {"type": "PathPrefix", "value": "/hdr"}}], "backendRefs": [{"name": "h2web", "port": 80}],
+                      "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-env", "value": "prod"}],
+                                     "add": [{"name": "X-Added", "value": "1"}], "remove": ["x-drop"]}},
+                                  {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"set": [{"name": "x-served-by", "value": "waypoint"}],
+                                     "remove": ["x-secret"]}}]},
+                     {"backendRefs": [{"name": "h2web", "port": 80}]}]}}'
+h2() { pexec cli curl -s --http2-prior-knowledge --max-time 8 "$@"; }
+check "the model with Service h2web and HTTPRoute mesh/h2 is in use" wait_for -t 10 bash -c \
+	"'$WARREN_BUILD/warrenctl' --socket '$T/wp.admin.sock' waypoint routes | grep -q 'mesh/h2 .*mesh/h2web:80'"
+out=$(h2 -w ' %{http_code} %{http_version}' http://10.96.0.26/hello)
+[[ $out == "hello /hello 0 from srv"*" 200 2" ]] && ok "h2c GET through the waypoint: 200 over HTTP/2 from srv's app ($out)" ||
+	not_ok "h2c GET through the waypoint" "$out"
+check "... the app saw GET /hello over HTTP/2" grep -q '^GET /hello 0 HTTP/2.0$' "$T/g1.log"
+check "... the waypoint sent it on over HTTP/2 to $SRV:8090 as itself" \
+	grep -q "HTTP/2 request of spiffe://cluster.local/ns/mesh/sa/cli-sa to 10.96.0.26:80: upstream $SRV:8090 (expecting spiffe://cluster.local/ns/mesh/sa/srv-sa)" "$T/wp.log"
+head -c 300000 /dev/urandom >"$T/body.bin"
+out=$(pexec cli curl -s --http2-prior-knowledge --max-time 10 --data-binary @"$T/body.bin" -w ' %{http_code}' http://10.96.0.26/post)
+[[ $out == "hello /post 300000 from srv"*" 200" ]] && ok "h2c POST of a 300000-byte body (flow control both ways): the app got all of it" ||
+	not_ok "h2c POST with a large body" "$out"
+out=$(h2 -o /dev/null -w '%{http_code} %{size_download}' http://10.96.0.26/big/2000000)
+[[ $out == "200 2000000" ]] && ok "h2c GET of a 2000000-byte response: all of it arrives" || not_ok "h2c large response" "$out"
+# (curl 7.88 sends nothing for a second URL on a prior-knowledge connection:
+# grpcecho h2get, Go's HTTP/2 client, for several streams on one connection)
+h2get() { pexec cli timeout 20 "$GRPCECHO" h2get "$@"; }
+out=$(h2get http://10.96.0.26/a1 http://10.96.0.26/admin/x http://10.96.0.26/a2 | tr '\n' '|')
+[[ $out == "200 hello /a1 0 from srv|403 RBAC: access denied|200 hello /a2 0 from srv|CONNS 1|" ]] &&
+	ok "one HTTP/2 connection: /a1 200, /admin/x 403 RBAC: access denied (DENY), /a2 200 on later streams" ||
+	not_ok "h2: 200, 403, 200 on one connection" "$out"
+check "... the 403's body is RBAC: access denied" bash -c "[[ \$(ip netns exec ${POD_NETNS[cli]} curl -s --http2-prior-knowledge --max-time 5 http://10.96.0.26/admin/y) == 'RBAC: access denied' ]]"
+check "... the app never saw /admin" fails grep -q ' /admin' "$T/g1.log"
+# parallel streams on one connection (curl multiplexes): all answered
+# shellcheck disable=SC2046
+out=$(h2get -parallel $(printf 'http://10.96.0.26/par/%d ' {1..40}) | sed 's/ hello .* from / /' | sort | uniq -c | tr -s ' ' | tr '\n' '|')
+[[ $out == " 40 200 srv| 1 CONNS 1|" ]] && ok "40 requests as concurrent streams on one connection: 40 x 200" ||
+	not_ok "40 parallel h2 streams" "$out"
+# routes
+check "h2 route /v2 -> h2web-v2 (srv2)" bash -c "ip netns exec ${POD_NETNS[cli]} curl -s --http2-prior-knowledge --max-time 5 http://10.96.0.26/v2/x | grep -q 'from srv2'"
+# shellcheck disable=SC2046
+out=$(h2get $(printf 'http://10.96.0.26/split/%d ' {1..100}) | grep '^200 ' | awk '{ print $NF }' | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
+n1=$(awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "srv") print $i }' <<<"$out")
+n2=$(awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "srv2") print $i }' <<<"$out")
+# Binomial(100, 0.5): sd 5; [25, 75] is +-5 sd
+[[ -n $n1 && -n $n2 ]] && ((n1 + n2 == 100 && n2 >= 25 && n2 <= 75)) &&
+	ok "h2 50/50 split over 100 requests on one connection: srv $n1, srv2 $n2 (within [25, 75])" ||
+	not_ok "h2 weighted split" "$out"
+out=$(h2 -D - -H 'x-env: dev' -H 'x-drop: 1' http://10.96.0.26/hdr/1 | tr -d '\r')
+[[ $out == *"env=prod added=1 drop=None"* ]] && grep -qi '^x-served-by: waypoint$' <<<"$out" && ! grep -qi '^x-secret:' <<<"$out" &&
+	ok "h2 header modifiers: the app saw x-env: prod, x-added: 1, no x-drop; x-served-by set, x-secret removed" ||
+	not_ok "h2 header modifiers" "$out"
+out=$(h2 -o /dev/null --max-time 10 -w '%{http_code} %{time_total}' http://10.96.0.26/slow/1)
+code=${out%% *} secs=${out#* }
+[[ $code == 504 ]] && awk -v t="$secs" 'BEGIN { exit !(t >= 0.9 && t < 2.5) }' &&
+	ok "h2 route timeout 1s: 504 after ${secs}s" || not_ok "h2 route timeout" "$out"
+out=$(h2get http://10.96.0.26/trailer/1 | tr '\n' '|')
+[[ $out == "200 hello /trailer/1 0 from srv|TRAILER x-app-trailer=yes|CONNS 1|" ]] && ok "h2 response trailers pass through (x-app-trailer: yes)" ||
+	not_ok "h2 response trailers" "$out"
+check "a port without a name (h2web:81) is sniffed as HTTP/2 (preface) and served" bash -c \
+	"ip netns exec ${POD_NETNS[cli]} curl -s --http2-prior-knowledge --max-time 5 http://10.96.0.26:81/sniffed | grep -q 'hello /sniffed 0 from srv'"
+# gRPC
+gc() { pexec cli timeout 15 "$GRPCECHO" client "$@"; }
+out=$(gc -addr 10.96.0.26:9090 -call unary hi)
+[[ $out == "OK hi from srv" ]] && ok "gRPC unary call through the waypoint: $out" || not_ok "gRPC unary" "$out"
+out=$(gc -addr 10.96.0.26:9090 -call stream 4:s1 | tr '\n' '|')
+[[ $out == "OK s1 #1 from srv|OK s1 #2 from srv|OK s1 #3 from srv|OK s1 #4 from srv|TRAILER x-trailer=done-s1|" ]] &&
+	ok "gRPC server-streaming call: 4 messages and the trailer x-trailer intact" || not_ok "gRPC server streaming" "$out"
+out=$(gc -addr 10.96.0.26:9090 -call unary notfound-1)
+[[ $out == "ERR NotFound no such thing: notfound-1" ]] && ok "gRPC error status intact: $out" || not_ok "gRPC NOT_FOUND" "$out"
+out=$(gc -addr 10.96.0.26:9090 -call unary -md deny denied-1)
+[[ $out == "ERR PermissionDenied RBAC: access denied" ]] && ok "gRPC call denied by policy (x-md: deny): $out" || not_ok "gRPC denied" "$out"
+check "... the app never saw it" fails grep -q 'denied-1' "$T/g1.log"
+out=$(gc -addr 10.96.0.26:9090 -call unary -md hello mdcheck)
+[[ $out == "OK mdcheck from srv"*"HEADER x-echo-md=hello" ]] && ok "gRPC metadata to the app and response headers back" || not_ok "gRPC metadata" "$out"
+out=$(gc -addr 10.96.0.26:9090 -call unary flaky-1)
+[[ $out == "OK flaky-1 from srv" ]] && ok "gRPC UNAVAILABLE from the app is retried (Istio's default retryOn unavailable): $out" ||
+	not_ok "gRPC retry on unavailable" "$out"
+check "... the app saw it twice, the waypoint logged the retry" bash -c \
+	"(( \$(grep -c '^Unary flaky-1$' '$T/g1.log') == 2 )) && grep -q 'retry 1 of POST /warren.test.Echo/Unary to 10.96.0.26:9090: grpc-status 14' '$T/wp.log'"
+# access log and metrics
+check "access log: the h2 403 (protocol http2, /admin/x, response_code 403)" bash -c \
+	"grep -F '\"path\":\"/admin/x\"' '$T/wp.access' | grep -F '\"protocol\":\"http2\"' | grep -qF '\"response_code\":403'"
+check "access log: the gRPC NOT_FOUND call (POST /warren.test.Echo/Unary, 200, grpc_status 5)" bash -c \
+	"grep -F '\"path\":\"/warren.test.Echo/Unary\"' '$T/wp.access' | grep -F '\"response_code\":200' | grep -qF '\"grpc_status\":\"5\"'"
+check "access log: one line per stream (40 for the parallel requests)" bash -c "(( \$(grep -c '\"path\":\"/par/' '$T/wp.access') == 40 ))"
+check "istio_requests_total: gRPC with request_protocol=grpc, grpc_response_status=5, destination h2web" bash -c \
+	"ip netns exec ${POD_NETNS[wp]} curl -s http://127.0.0.1:15020/metrics | grep '^istio_requests_total{' | grep -F 'destination_service_name=\"h2web\"' | grep -F 'request_protocol=\"grpc\"' | grep -F 'response_code=\"200\"' | grep -qF 'grpc_response_status=\"5\"'"
+check "... the denied gRPC call: response_code 403, grpc_response_status 7" bash -c \
+	"ip netns exec ${POD_NETNS[wp]} curl -s http://127.0.0.1:15020/metrics | grep '^istio_requests_total{' | grep -F 'request_protocol=\"grpc\"' | grep -F 'response_code=\"403\"' | grep -qF 'grpc_response_status=\"7\"'"
+check "... h2 requests: request_protocol=http, response_code 403 for /admin/x, no grpc label" bash -c \
+	"ip netns exec ${POD_NETNS[wp]} curl -s http://127.0.0.1:15020/metrics | grep '^istio_requests_total{' | grep -F 'destination_service_name=\"h2web\"' | grep -F 'request_protocol=\"http\"' | grep -F 'response_code=\"403\"' | grep -vq grpc_response_status"
+# the waypoint's HTTP/2 server: its SETTINGS (100 streams), and a bad frame
+# (DATA on stream 0) gets GOAWAY PROTOCOL_ERROR and the connection closes
+H2RAW_PY='import socket, struct, sys
+s = socket.create_connection(("10.96.0.26", 80), timeout=5)
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(9)[:3] + bytes([4, 0]) + bytes(4))
+buf, frames = b"", []
+def more():
+    global buf
+    d = s.recv(65536)
+    if not d: return False
+    buf += d; return True
+settings = None
+while settings is None and more():
+    while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+        n, t = int.from_bytes(buf[:3], "big"), buf[3]
+        if t == 4 and not buf[4] & 1: settings = {struct.unpack(">H", buf[9+i:11+i])[0]: struct.unpack(">I", buf[11+i:15+i])[0] for i in range(0, n, 6)}
+        buf = buf[9 + n:]
+s.sendall(bytes([0, 0, 2, 0, 0, 0, 0, 0, 0]) + b"xx")
+goaway = None
+while more():
+    pass
+while len(buf) >= 9:
+    n, t = int.from_bytes(buf[:3], "big"), buf[3]
+    if t == 7: goaway = struct.unpack(">I", buf[13:17])[0]
+    buf = buf[9 + n:]
+print("max_streams=%s header_list=%s goaway=%s closed" % (settings.get(3), settings.get(6), goaway))'
+out=$(pexec cli timeout 10 "$PYTHON" -c "$H2RAW_PY" 2>&1)
+[[ $out == "max_streams=100 header_list=16384 goaway=1 closed" ]] &&
+	ok "the waypoint's HTTP/2 SETTINGS: 100 streams, 16384-byte header lists; DATA on stream 0 gets GOAWAY PROTOCOL_ERROR and the close" ||
+	not_ok "HTTP/2 settings and GOAWAY on a bad frame" "$out"
+big=$(printf 'x%.0s' {1..17000})
+out=$(h2 -o /dev/null -w '%{http_code}' -H "x-big: $big" http://10.96.0.26/bighdr)
+[[ $out == 431 ]] && ok "a request header list over 16384 bytes: 431" || not_ok "h2 header list limit" "$out"
+check "... and the app never saw it" fails grep -q '/bighdr' "$T/g1.log"
 
 # --- 3b. the model follows the mesh file, without a restart -------------------
 wp_metric() { pexec wp curl -s --max-time 2 http://127.0.0.1:15020/metrics | awk -v n="$1" '$1 == n { print $2 }'; }
