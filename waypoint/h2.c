@@ -76,6 +76,7 @@ struct wph2_stream {
 	size_t replay_len, replay_pos;
 	bool replay_over;                /* the body outgrew it: not retryable */
 	bool started, discard, grpc, req_end, resp_end, resp_sent, resp_trailers;
+	uint32_t resp_reset;             /* the app's RST_STREAM code, passed on after what it sent */
 	unsigned retries;
 	const struct mesh_service *bsvc;
 	const struct mesh_service_port *bsp;
@@ -180,6 +181,21 @@ static size_t wph2_nv(const struct wph2_hdrs *b, const struct mesh_route_hdrmod 
 		}
 	}
 	return k;
+}
+
+/* A body's end, in a data provider: the trailers t (if any fields) go
+ * after it, else END_STREAM. */
+static void wph2_body_end(nghttp2_session *s, int32_t sid, uint32_t *flags, const struct wph2_hdrs *t)
+{
+	*flags |= NGHTTP2_DATA_FLAG_EOF;
+	if (t && t->count) {
+		nghttp2_nv nv[WPH2_FIELDS + 32];
+		char names[8];
+		size_t k = wph2_nv(t, NULL, nv, names, sizeof(names));
+
+		if (!nghttp2_submit_trailer(s, sid, nv, k))
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+	}
 }
 
 /* ---- buffers ---- */
@@ -401,20 +417,27 @@ static void wph2_up_idle_expire(struct loop *l, void *ctx)
 	wph2_run(up->w);
 }
 
+/* A session's send callback: what fits in out (cap bytes, *len used). */
+static ssize_t wph2_append(char *out, size_t cap, size_t *len, const uint8_t *data, size_t n)
+{
+	size_t room = cap - *len;
+
+	if (!room)
+		return NGHTTP2_ERR_WOULDBLOCK;
+	if (n > room)
+		n = room;
+	memcpy(out + *len, data, n);
+	*len += n;
+	return (ssize_t)n;
+}
+
 static ssize_t wph2_up_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
 {
 	struct wph2_up *up = ud;
-	size_t room = WPH2_OUT - up->out_len;
 
 	(void)s;
 	(void)flags;
-	if (!room)
-		return NGHTTP2_ERR_WOULDBLOCK;
-	if (len > room)
-		len = room;
-	memcpy(up->out + up->out_len, data, len);
-	up->out_len += len;
-	return (ssize_t)len;
+	return wph2_append(up->out, WPH2_OUT, &up->out_len, data, len);
 }
 
 static int wph2_up_on_header(nghttp2_session *s, const nghttp2_frame *f, nghttp2_rcbuf *n, nghttp2_rcbuf *v,
@@ -571,7 +594,8 @@ static int wph2_up_on_close(nghttp2_session *s, int32_t sid, uint32_t code, void
 		snprintf(st->r.reason, sizeof(st->r.reason), "upstream reset the stream mid-response (%s)",
 			 nghttp2_http2_strerror(code));
 		st->r.flag = "UR";
-		nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->sid, code ? code : NGHTTP2_CANCEL);
+		st->resp_reset = code ? code : NGHTTP2_CANCEL; /* once the body before it went */
+		nghttp2_session_resume_data(st->h->s, st->sid);
 		wph2_mark(st->h);
 	}
 	return 0;
@@ -617,15 +641,7 @@ static ssize_t wph2_req_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size
 	}
 	if (!st->req_end)
 		return NGHTTP2_ERR_DEFERRED;
-	*flags |= NGHTTP2_DATA_FLAG_EOF;
-	if (st->qt.count) {
-		nghttp2_nv nv[WPH2_FIELDS + 32];
-		char names[8];
-		size_t k = wph2_nv(&st->qt, NULL, nv, names, sizeof(names));
-
-		if (!nghttp2_submit_trailer(s, sid, nv, k))
-			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-	}
+	wph2_body_end(s, sid, flags, &st->qt);
 	return 0;
 }
 
@@ -735,7 +751,11 @@ static void wph2_start_upstream(struct wph2_stream *st)
 	if (!c)
 		return;
 	for (;;) {
+		struct wmodel *cm = c->m;
+
+		c->m = st->m; /* the model st's backend is of (c's may be newer) */
 		ret = wp_endpoint(c, st->bsvc, st->bsp, &e, why, sizeof(why));
+		c->m = cm;
 		if (ret == 0 && (up = wph2_up_get(c->w, &e, why, sizeof(why))))
 			break;
 		if (ret == -EHOSTUNREACH || st->retries >= WPH2_RETRIES)
@@ -852,18 +872,10 @@ static void wph2_up_io(struct loop *l, int fd, uint32_t events, void *ctx)
 static ssize_t wph2_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
 {
 	struct wph2_conn *h = ud;
-	struct wp_conn *c = h->c;
-	size_t room = WP_BUF - c->dout_len;
 
 	(void)s;
 	(void)flags;
-	if (!room)
-		return NGHTTP2_ERR_WOULDBLOCK;
-	if (len > room)
-		len = room;
-	memcpy(c->dout + c->dout_len, data, len);
-	c->dout_len += len;
-	return (ssize_t)len;
+	return wph2_append(h->c->dout, WP_BUF, &h->c->dout_len, data, len);
 }
 
 static ssize_t wph2_resp_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
@@ -884,19 +896,16 @@ static ssize_t wph2_resp_read(nghttp2_session *s, int32_t sid, uint8_t *buf, siz
 		}
 		return (ssize_t)n;
 	}
+	if (st->resp_reset) {
+		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, sid, st->resp_reset);
+		return NGHTTP2_ERR_DEFERRED;
+	}
 	if (!st->resp_end)
 		return NGHTTP2_ERR_DEFERRED;
-	*flags |= NGHTTP2_DATA_FLAG_EOF;
-	if (st->resp_trailers) {
-		nghttp2_nv nv[WPH2_FIELDS + 32];
-		char names[8];
-		size_t k = wph2_nv(&st->p, NULL, nv, names, sizeof(names));
-
-		if (!nghttp2_submit_trailer(s, sid, nv, k))
-			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+	wph2_body_end(s, sid, flags, st->resp_trailers ? &st->p : NULL);
+	if (st->resp_trailers)
 		wph2_hdrs_clear(&st->p);
-		st->resp_trailers = false;
-	}
+	st->resp_trailers = false;
 	return 0;
 }
 
@@ -1213,6 +1222,8 @@ static bool wph2_flush(struct wph2_conn *h)
 {
 	struct wp_conn *c = h->c;
 
+	if (!c->dout) /* idle, its buffers freed: nothing to send */
+		return nghttp2_session_want_read(h->s) || nghttp2_session_want_write(h->s);
 	for (int i = 0; i < 64; i++) {
 		while (c->dfd >= 0 && c->dout_off < c->dout_len) {
 			ssize_t n = send(c->dfd, c->dout + c->dout_off, c->dout_len - c->dout_off, MSG_NOSIGNAL);
@@ -1270,12 +1281,18 @@ static void wph2_run(struct wp *w)
 				continue;
 			h->dirty = false;
 			again = true;
-			if (!wph2_flush(h) || (c->d_eof && !h->n_streams)) {
+			if (!wph2_flush(h) || c->d_eof) { /* the client is gone: its streams are cancelled */
 				wp_conn_close(c);
 				continue;
 			}
 			if (c->dfd >= 0)
 				loop_mod(w->loop, c->dfd, (c->d_eof ? 0 : EPOLLIN) | (c->dout_len ? EPOLLOUT : 0));
+			if (c->dfd >= 0 && c->din && !h->n_streams && !c->din_len && !c->dout_len &&
+			    !nghttp2_session_want_write(h->s)) {
+				/* idle: the stream's buffers go until its next bytes (wp_pump) */
+				free(c->din);
+				c->din = c->uin = c->dout = c->uout = NULL;
+			}
 		}
 		if (!again)
 			break;

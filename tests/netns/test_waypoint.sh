@@ -738,6 +738,33 @@ code=${out%% *} secs=${out#* }
 out=$(h2get http://10.96.0.26/trailer/1 | tr '\n' '|')
 [[ $out == "200 hello /trailer/1 0 from srv|TRAILER x-app-trailer=yes|CONNS 1|" ]] && ok "h2 response trailers pass through (x-app-trailer: yes)" ||
 	not_ok "h2 response trailers" "$out"
+out=$(h2get -post 1000 -T x-req-trailer:yes http://10.96.0.26/rtrailer | tr '\n' '|')
+[[ $out == "200 hello /rtrailer 1000 from srv trailer=yes|CONNS 1|" ]] && ok "h2 request trailers pass through (the app saw x-req-trailer: yes)" ||
+	not_ok "h2 request trailers" "$out"
+# RST_STREAM both ways: the app resets before its answer (a GET goes again,
+# twice, then 503), or after it began (the client's stream is reset with
+# the app's code); the client resets (the app's stream is cancelled)
+out=$(h2get http://10.96.0.26/reset/get | head -1)
+[[ $out == "503 "* ]] && ok "the app resets a GET's stream before answering: 503 after 2 retries" || not_ok "h2 upstream reset before a response" "$out"
+check "... the app saw it 3 times" bash -c "(( \$(grep -c '^GET /reset/get ' '$T/g1.log') == 3 ))"
+out=$(h2get -post 10 http://10.96.0.26/reset/post | head -1)
+[[ $out == "503 "* ]] && (( $(grep -c '^POST /reset/post ' "$T/g1.log") == 1 )) &&
+	ok "... a POST is not retried after the app saw it: 503, the app saw it once" || not_ok "h2 POST reset not retried" "$out"
+out=$(h2get http://10.96.0.26/reset-mid/1 | head -1)
+[[ $out == "200 partial ERR "*"INTERNAL_ERROR"* ]] && ok "the app resets after its answer began: the client's stream is reset with its code ($out)" ||
+	not_ok "h2 upstream reset mid-response" "$out"
+check "... the access log says the app reset it mid-response" bash -c \
+	"grep -F '\"path\":\"/reset-mid/1\"' '$T/wp.access' | grep -qF 'upstream reset the stream mid-response (INTERNAL_ERROR'"
+out=$(h2get -timeout 500ms http://10.96.0.26:81/slow/c1 http://10.96.0.26:81/after-c1 | head -1)
+[[ $out == "ERR "* ]] && ok "the client resets its stream (a 0.5 s timeout): ${out:0:60}" || not_ok "h2 client reset" "$out"
+check "... the app's stream was cancelled too" wait_for -t 5 grep -q '^CANCELLED /slow/c1$' "$T/g1.log"
+check "... the access log says the client reset it (CANCEL)" wait_for -t 5 bash -c \
+	"grep -F '\"path\":\"/slow/c1\"' '$T/wp.access' | grep -qF 'stream reset (CANCEL)'"
+# Upgrade: h2c from HTTP/1.1 would turn the stream into bytes past the
+# policy of every later request: the app is not offered it
+out=$(pexec cli curl -s --http2 --max-time 5 -w ' %{http_version}' http://10.96.0.26/upgrade/1)
+[[ $out == *'HTTP/1.1 upgrade=""'*" 1.1" ]] && ok "curl --http2 (Upgrade: h2c over HTTP/1.1): the app sees no Upgrade, the answer stays HTTP/1.1" ||
+	not_ok "h2c upgrade stripped" "$out"
 check "a port without a name (h2web:81) is sniffed as HTTP/2 (preface) and served" bash -c \
 	"ip netns exec ${POD_NETNS[cli]} curl -s --http2-prior-knowledge --max-time 5 http://10.96.0.26:81/sniffed | grep -q 'hello /sniffed 0 from srv'"
 # gRPC

@@ -8,7 +8,7 @@
 //
 //	grpcecho server -listen :9090 [-http :8090] -name srv -log FILE
 //	grpcecho client -addr IP:PORT -call unary|stream [-md V] VALUE
-//	grpcecho h2get [-parallel] [-H NAME:VALUE] URL...
+//	grpcecho h2get [-parallel] [-H NAME:VALUE] [-post BYTES -T NAME:VALUE] [-timeout D] URL...
 //
 // Server, per call (one line in -log: "METHOD VALUE"):
 //   - Unary: "VALUE from NAME"; VALUE "notfound..." answers NOT_FOUND with
@@ -21,11 +21,15 @@
 // With -http, also plain HTTP/2 (h2c, prior knowledge) on that address, one
 // line per request in -log ("METHOD PATH BODYLEN"): "hello PATH BODYLEN
 // from NAME" with x-secret: s; /code/N answers N, /big/N answers N bytes,
-// /slow waits 3 s, /hdr adds "env=... added=... drop=..." (those request
-// headers) to the answer, /trailer sends the trailer x-app-trailer: yes.
+// /slow waits 3 s (logs "CANCELLED PATH" if the stream is reset first), /hdr adds "env=... added=... drop=..." (those request
+// headers) to the answer, /trailer sends the trailer x-app-trailer: yes,
+// /rtrailer answers the request trailer x-req-trailer, /reset resets the
+// stream before answering, /reset-mid after the first line, /upgrade
+// answers the request's protocol and Upgrade field.
 //
 // h2get: plain HTTP/2 (prior knowledge) requests on one connection, in
-// order or all at once (-parallel); one line per URL, in the order given:
+// order or all at once (-parallel); GETs, or POSTs of -post bytes with the
+// request trailer -T; one line per URL, in the order given:
 // "CODE BODY" (the body's first line), or "ERR <error>", then
 // "TRAILER name=value" for each response trailer; last "CONNS n" (how many
 // connections were dialled).
@@ -135,13 +139,33 @@ func httpHandler(name string, s *echoServer) http.Handler {
 		code := http.StatusOK
 		switch {
 		case strings.HasPrefix(p, "/slow"):
-			time.Sleep(3 * time.Second)
+			select {
+			case <-time.After(3 * time.Second):
+			case <-r.Context().Done(): // the stream was reset
+				s.mu.Lock()
+				fmt.Fprintf(s.logf, "CANCELLED %s\n", p)
+				s.mu.Unlock()
+				return
+			}
 		case strings.HasPrefix(p, "/code/") && len(p) >= 9:
 			code, _ = strconv.Atoi(p[6:9])
 		case strings.HasPrefix(p, "/big/"):
 			n, _ := strconv.Atoi(p[5:])
 			w.WriteHeader(code)
 			w.Write([]byte(strings.Repeat("0123456789abcdef", n/16+1)[:n]))
+			return
+		case strings.HasPrefix(p, "/reset-mid"):
+			w.WriteHeader(code)
+			fmt.Fprintf(w, "partial\n")
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler) // RST_STREAM after the response began
+		case strings.HasPrefix(p, "/reset"):
+			panic(http.ErrAbortHandler) // RST_STREAM before any response
+		case strings.HasPrefix(p, "/rtrailer"):
+			fmt.Fprintf(w, "hello %s %d from %s trailer=%s\n", p, len(body), name, r.Trailer.Get("X-Req-Trailer"))
+			return
+		case strings.HasPrefix(p, "/upgrade"):
+			fmt.Fprintf(w, "hello %s %s upgrade=%q\n", p, r.Proto, r.Header.Get("Upgrade"))
 			return
 		case strings.HasPrefix(p, "/trailer"):
 			w.Header().Set("Trailer", "X-App-Trailer")
@@ -258,6 +282,9 @@ func h2get(args []string) {
 	fs := flag.NewFlagSet("h2get", flag.ExitOnError)
 	parallel := fs.Bool("parallel", false, "all requests at once")
 	hdr := fs.String("H", "", "NAME:VALUE to send")
+	post := fs.Int("post", -1, "POST this many bytes")
+	rtr := fs.String("T", "", "NAME:VALUE request trailer (with -post)")
+	timeout := fs.Duration("timeout", 10*time.Second, "per request")
 	fs.Parse(args)
 	var mu sync.Mutex
 	conns := 0
@@ -268,10 +295,16 @@ func h2get(args []string) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}}
-	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	cl := &http.Client{Transport: tr, Timeout: *timeout}
 	out := make([]string, fs.NArg())
 	get := func(i int, u string) {
 		req, _ := http.NewRequest("GET", u, nil)
+		if *post >= 0 {
+			req, _ = http.NewRequest("POST", u, io.NopCloser(strings.NewReader(strings.Repeat("p", *post))))
+			if k, v, ok := strings.Cut(*rtr, ":"); ok {
+				req.Trailer = http.Header{http.CanonicalHeaderKey(k): {v}}
+			}
+		}
 		if k, v, ok := strings.Cut(*hdr, ":"); ok {
 			req.Header.Set(k, v)
 		}
