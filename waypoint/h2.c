@@ -15,28 +15,13 @@
 #include "conf/log.h"
 #include "conf/objcheck.h"
 #include "waypoint/conn.h"
+#include "waypoint/h2msg.h"
 #include "waypoint/wmodel.h"
 
 #define WPH2_MAGIC  0x77706832u /* "wph2" */
 #define WPH2U_MAGIC 0x77706875u /* "wphu" */
 #define WPH2_OUT    16384       /* an upstream session's output buffer */
 #define WPH2_RETRIES 2
-
-/* A header block kept as nghttp2's reference-counted buffers (no copy). */
-struct wph2_hdrs {
-	nghttp2_rcbuf *n[WPH2_FIELDS], *v[WPH2_FIELDS];
-	unsigned count;
-	size_t size;  /* RFC 9113 6.5.2: name + value + 32 per field */
-	bool over;    /* past WPH2_FIELDS or WPH2_HEADER_LIST: dropped */
-};
-
-/* A bounded byte buffer (one direction of one stream's body): WPH2_WIN
- * bytes allocated with the first byte, grown (once) to RFC 9113's initial
- * window for what a peer may send before it took our SETTINGS. */
-struct wph2_buf {
-	char *p;
-	size_t off, len, cap;
-};
 
 struct wph2_conn {
 	unsigned magic;
@@ -70,8 +55,8 @@ struct wph2_stream {
 	int32_t usid;
 	struct wmodel *m;                /* the model it was decided with */
 	struct wp_req r;
-	struct wph2_hdrs q, qt, p;       /* request headers, request trailers, response headers/trailers */
-	struct wph2_buf req, resp;
+	struct h2m_hdrs q, qt, p;       /* request headers, request trailers, response headers/trailers */
+	struct h2m_buf req, resp;
 	char *replay;                    /* the request body so far, for a retry (up to WP_RETRY_MAX) */
 	size_t replay_len, replay_pos;
 	bool replay_over;                /* the body outgrew it: not retryable */
@@ -85,158 +70,6 @@ struct wph2_stream {
 };
 
 static void wph2_run(struct wp *w);
-
-/* ---- header blocks ---- */
-
-static void wph2_hdrs_clear(struct wph2_hdrs *b)
-{
-	for (unsigned i = 0; i < b->count; i++) {
-		nghttp2_rcbuf_decref(b->n[i]);
-		nghttp2_rcbuf_decref(b->v[i]);
-	}
-	b->count = 0;
-	b->size = 0;
-	b->over = false;
-}
-
-static void wph2_hdrs_add(struct wph2_hdrs *b, nghttp2_rcbuf *n, nghttp2_rcbuf *v)
-{
-	size_t sz = nghttp2_rcbuf_get_buf(n).len + nghttp2_rcbuf_get_buf(v).len + 32;
-
-	if (b->over || b->count >= WPH2_FIELDS || b->size + sz > WPH2_HEADER_LIST) {
-		b->over = true;
-		return;
-	}
-	nghttp2_rcbuf_incref(n);
-	nghttp2_rcbuf_incref(v);
-	b->n[b->count] = n;
-	b->v[b->count++] = v;
-	b->size += sz;
-}
-
-/* The value of field name (lower case), or NULL. */
-static const char *wph2_hdrs_get(const struct wph2_hdrs *b, const char *name, size_t *len)
-{
-	size_t nl = strlen(name);
-
-	for (unsigned i = 0; i < b->count; i++) {
-		nghttp2_vec n = nghttp2_rcbuf_get_buf(b->n[i]);
-
-		if (n.len == nl && !memcmp(n.base, name, nl)) {
-			nghttp2_vec v = nghttp2_rcbuf_get_buf(b->v[i]);
-
-			*len = v.len;
-			return (const char *)v.base;
-		}
-	}
-	return NULL;
-}
-
-/* For policy and routes: a regular field (pseudo-headers are not headers). */
-static const char *wph2_req_header(void *ctx, const char *name, size_t *len)
-{
-	return name[0] == ':' ? NULL : wph2_hdrs_get(ctx, name, len);
-}
-
-static bool wph2_is(const struct mesh_route_hdrmod *m, const nghttp2_vec *n, bool set_too)
-{
-	for (size_t i = 0; i < m->n_remove; i++)
-		if (strlen(m->remove[i]) == n->len && !strncasecmp(m->remove[i], (const char *)n->base, n->len))
-			return true;
-	for (size_t i = 0; set_too && i < m->n_set; i++)
-		if (strlen(m->set[i].name) == n->len && !strncasecmp(m->set[i].name, (const char *)n->base, n->len))
-			return true;
-	return false;
-}
-
-/* nv gets b's fields with the route's modifier applied (names lower-cased
- * into names[]); returns the count. */
-static size_t wph2_nv(const struct wph2_hdrs *b, const struct mesh_route_hdrmod *m, nghttp2_nv *nv,
-		      char *names, size_t names_cap)
-{
-	size_t k = 0, used = 0;
-
-	for (unsigned i = 0; i < b->count; i++) {
-		nghttp2_vec n = nghttp2_rcbuf_get_buf(b->n[i]), v = nghttp2_rcbuf_get_buf(b->v[i]);
-
-		if (m && n.len && n.base[0] != ':' && wph2_is(m, &n, true))
-			continue;
-		nv[k++] = (nghttp2_nv){ n.base, v.base, n.len, v.len, NGHTTP2_NV_FLAG_NONE };
-	}
-	for (int pass = 0; m && pass < 2; pass++) {
-		const struct mesh_route_kv *kv = pass ? m->add : m->set;
-		size_t nkv = pass ? m->n_add : m->n_set;
-
-		for (size_t i = 0; i < nkv && k < WPH2_FIELDS + 32; i++) {
-			size_t nl = strlen(kv[i].name);
-
-			if (used + nl > names_cap)
-				break;
-			for (size_t j = 0; j < nl; j++)
-				names[used + j] = (char)(kv[i].name[j] >= 'A' && kv[i].name[j] <= 'Z' ? kv[i].name[j] + 32 :
-											  kv[i].name[j]);
-			nv[k++] = (nghttp2_nv){ (uint8_t *)names + used, (uint8_t *)kv[i].value, nl, strlen(kv[i].value),
-						NGHTTP2_NV_FLAG_NONE };
-			used += nl;
-		}
-	}
-	return k;
-}
-
-/* A body's end, in a data provider: the trailers t (if any fields) go
- * after it, else END_STREAM. */
-static void wph2_body_end(nghttp2_session *s, int32_t sid, uint32_t *flags, const struct wph2_hdrs *t)
-{
-	*flags |= NGHTTP2_DATA_FLAG_EOF;
-	if (t && t->count) {
-		nghttp2_nv nv[WPH2_FIELDS + 32];
-		char names[8];
-		size_t k = wph2_nv(t, NULL, nv, names, sizeof(names));
-
-		if (!nghttp2_submit_trailer(s, sid, nv, k))
-			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-	}
-}
-
-/* ---- buffers ---- */
-
-static size_t wph2_buf_put(struct wph2_buf *b, const uint8_t *p, size_t n)
-{
-	if (!b->p && !(b->p = malloc(WPH2_WIN)))
-		return 0;
-	if (!b->cap)
-		b->cap = WPH2_WIN;
-	if (b->off && b->off + b->len + n > b->cap) {
-		memmove(b->p, b->p + b->off, b->len);
-		b->off = 0;
-	}
-	if (b->len + n > b->cap && b->cap < NGHTTP2_INITIAL_WINDOW_SIZE) {
-		char *np = realloc(b->p, NGHTTP2_INITIAL_WINDOW_SIZE);
-
-		if (np) {
-			b->p = np;
-			b->cap = NGHTTP2_INITIAL_WINDOW_SIZE;
-		}
-	}
-	if (n > b->cap - b->off - b->len)
-		n = b->cap - b->off - b->len;
-	memcpy(b->p + b->off + b->len, p, n);
-	b->len += n;
-	return n;
-}
-
-static size_t wph2_buf_take(struct wph2_buf *b, uint8_t *out, size_t n)
-{
-	if (n > b->len)
-		n = b->len;
-	if (n)
-		memcpy(out, b->p + b->off, n);
-	b->off += n;
-	b->len -= n;
-	if (!b->len)
-		b->off = 0;
-	return n;
-}
 
 /* ---- streams ---- */
 
@@ -258,9 +91,9 @@ static void wph2_stream_free(struct wph2_stream *st)
 		if (st->next)
 			st->next->pprev = st->pprev;
 	}
-	wph2_hdrs_clear(&st->q);
-	wph2_hdrs_clear(&st->qt);
-	wph2_hdrs_clear(&st->p);
+	h2m_hdrs_clear(&st->q);
+	h2m_hdrs_clear(&st->qt);
+	h2m_hdrs_clear(&st->p);
 	free(st->req.p);
 	free(st->resp.p);
 	free(st->replay);
@@ -278,19 +111,6 @@ static void wph2_up_mark(struct wph2_up *up)
 {
 	if (up)
 		up->dirty = true;
-}
-
-/* gRPC's status for an HTTP status the waypoint answers with (Envoy's mapping). */
-static unsigned wph2_grpc_of(unsigned status)
-{
-	switch (status) {
-	case 400: return 13; /* INTERNAL */
-	case 401: return 16; /* UNAUTHENTICATED */
-	case 403: return 7;  /* PERMISSION_DENIED */
-	case 404: return 12; /* UNIMPLEMENTED */
-	case 429: case 502: case 503: case 504: return 14; /* UNAVAILABLE */
-	default: return 2;   /* UNKNOWN */
-	}
 }
 
 static ssize_t wph2_resp_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
@@ -317,7 +137,7 @@ static void wph2_local(struct wph2_stream *st, unsigned status, const char *body
 	snprintf(code, sizeof(code), "%u", st->grpc ? 200 : status);
 	snprintf(st->local, sizeof(st->local), "%s", body);
 	if (st->grpc) {
-		snprintf(gs, sizeof(gs), "%u", wph2_grpc_of(status));
+		snprintf(gs, sizeof(gs), "%u", h2m_grpc_of(status));
 		snprintf(st->r.grpc_status, sizeof(st->r.grpc_status), "%s", gs);
 		nghttp2_nv nv[] = {
 			{ (uint8_t *)":status", (uint8_t *)code, 7, strlen(code), 0 },
@@ -333,7 +153,7 @@ static void wph2_local(struct wph2_stream *st, unsigned status, const char *body
 			{ (uint8_t *)"content-type", (uint8_t *)"text/plain", 12, 10, 0 },
 			{ (uint8_t *)"content-length", (uint8_t *)clen, 14, strlen(clen), 0 },
 		};
-		wph2_buf_put(&st->resp, (const uint8_t *)st->local, strlen(st->local));
+		h2m_buf_put(&st->resp, (const uint8_t *)st->local, strlen(st->local));
 		st->r.resp_bytes += strlen(st->local);
 		rv = nghttp2_submit_response(st->h->s, st->sid, nv, 3, &dp);
 	}
@@ -417,27 +237,13 @@ static void wph2_up_idle_expire(struct loop *l, void *ctx)
 	wph2_run(up->w);
 }
 
-/* A session's send callback: what fits in out (cap bytes, *len used). */
-static ssize_t wph2_append(char *out, size_t cap, size_t *len, const uint8_t *data, size_t n)
-{
-	size_t room = cap - *len;
-
-	if (!room)
-		return NGHTTP2_ERR_WOULDBLOCK;
-	if (n > room)
-		n = room;
-	memcpy(out + *len, data, n);
-	*len += n;
-	return (ssize_t)n;
-}
-
 static ssize_t wph2_up_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
 {
 	struct wph2_up *up = ud;
 
 	(void)s;
 	(void)flags;
-	return wph2_append(up->out, WPH2_OUT, &up->out_len, data, len);
+	return h2m_append(up->out, WPH2_OUT, &up->out_len, data, len);
 }
 
 static int wph2_up_on_header(nghttp2_session *s, const nghttp2_frame *f, nghttp2_rcbuf *n, nghttp2_rcbuf *v,
@@ -448,14 +254,14 @@ static int wph2_up_on_header(nghttp2_session *s, const nghttp2_frame *f, nghttp2
 	(void)flags;
 	(void)ud;
 	if (st && f->hd.type == NGHTTP2_HEADERS)
-		wph2_hdrs_add(&st->p, n, v);
+		h2m_hdrs_add(&st->p, n, v);
 	return 0;
 }
 
 static void wph2_note_grpc(struct wph2_stream *st)
 {
 	size_t n;
-	const char *g = wph2_hdrs_get(&st->p, "grpc-status", &n);
+	const char *g = h2m_hdrs_get(&st->p, "grpc-status", &n);
 
 	if (g && n < sizeof(st->r.grpc_status)) {
 		memcpy(st->r.grpc_status, g, n);
@@ -472,7 +278,7 @@ static void wph2_up_response(struct wph2_stream *st, bool end)
 	nghttp2_nv nv[WPH2_FIELDS + 32];
 	char names[1024];
 	size_t n, k;
-	const char *s = wph2_hdrs_get(&st->p, ":status", &n);
+	const char *s = h2m_hdrs_get(&st->p, ":status", &n);
 	unsigned status = 0;
 	bool final;
 
@@ -480,7 +286,7 @@ static void wph2_up_response(struct wph2_stream *st, bool end)
 		status = status * 10 + (unsigned)(s[i] - '0');
 	final = status >= 200 || status == 101;
 	if (st->p.over) {
-		wph2_hdrs_clear(&st->p);
+		h2m_hdrs_clear(&st->p);
 		if (st->up)
 			nghttp2_submit_rst_stream(st->up->s, NGHTTP2_FLAG_NONE, st->usid, NGHTTP2_CANCEL);
 		wph2_up_unlink(st);
@@ -503,16 +309,16 @@ static void wph2_up_response(struct wph2_stream *st, bool end)
 		log_info("retry %u of %s %s to %s: grpc-status %s", st->retries, st->r.method, st->r.path,
 			 st->h ? st->h->c->authority : "?", st->r.grpc_status);
 		st->r.grpc_status[0] = '\0';
-		wph2_hdrs_clear(&st->p);
+		h2m_hdrs_clear(&st->p);
 		st->replay_pos = 0;
 		wph2_start_upstream(st);
 		return;
 	}
 	if (!st->h) {
-		wph2_hdrs_clear(&st->p);
+		h2m_hdrs_clear(&st->p);
 		return;
 	}
-	k = wph2_nv(&st->p, final && st->r.rule ? &st->r.rule->resp_mod : NULL, nv, names, sizeof(names));
+	k = h2m_nv(&st->p, final && st->r.rule ? &st->r.rule->resp_mod : NULL, nv, names, sizeof(names));
 	if (!final) {
 		nghttp2_submit_headers(st->h->s, NGHTTP2_FLAG_NONE, st->sid, NULL, nv, k, NULL);
 	} else {
@@ -525,7 +331,7 @@ static void wph2_up_response(struct wph2_stream *st, bool end)
 		if (nghttp2_submit_response(st->h->s, st->sid, nv, k, end ? NULL : &dp))
 			nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->sid, NGHTTP2_INTERNAL_ERROR);
 	}
-	wph2_hdrs_clear(&st->p);
+	h2m_hdrs_clear(&st->p);
 	wph2_mark(st->h);
 }
 
@@ -546,7 +352,7 @@ static int wph2_up_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, voi
 				wph2_note_grpc(st);
 			st->resp_trailers = !st->p.over;
 			if (st->p.over)
-				wph2_hdrs_clear(&st->p);
+				h2m_hdrs_clear(&st->p);
 			st->resp_end = true;
 		}
 	} else if (f->hd.type == NGHTTP2_DATA && end) {
@@ -569,7 +375,7 @@ static int wph2_up_on_data(nghttp2_session *s, uint8_t flags, int32_t sid, const
 		nghttp2_session_consume(s, sid, len);
 		return 0;
 	}
-	if (wph2_buf_put(&st->resp, data, len) < len) /* the window bounds it: a peer past it */
+	if (h2m_buf_put(&st->resp, data, len) < len) /* the window bounds it: a peer past it */
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	st->r.resp_bytes += len;
 	nghttp2_session_resume_data(st->h->s, st->sid);
@@ -619,7 +425,7 @@ static ssize_t wph2_req_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size
 		st->replay_pos += n;
 		return (ssize_t)n;
 	}
-	n = wph2_buf_take(&st->req, buf, len);
+	n = h2m_buf_take(&st->req, buf, len);
 	if (n) {
 		if (st->h)
 			nghttp2_session_consume(st->h->s, st->sid, n);
@@ -641,7 +447,7 @@ static ssize_t wph2_req_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size
 	}
 	if (!st->req_end)
 		return NGHTTP2_ERR_DEFERRED;
-	wph2_body_end(s, sid, flags, &st->qt);
+	h2m_body_end(s, sid, flags, &st->qt);
 	return 0;
 }
 
@@ -770,7 +576,7 @@ static void wph2_start_upstream(struct wph2_stream *st)
 	}
 	log_debug("HTTP/2 request of %s to %s: upstream %s (expecting %s)", c->peer, c->authority, e.authority,
 		  e.expect);
-	k = wph2_nv(&st->q, st->r.rule ? &st->r.rule->req_mod : NULL, nv, names, sizeof(names));
+	k = h2m_nv(&st->q, st->r.rule ? &st->r.rule->req_mod : NULL, nv, names, sizeof(names));
 	st->usid = nghttp2_submit_request(up->s, NULL, nv, k, st->req_end && !st->req.len && !st->qt.count &&
 								     !st->replay_len ? NULL : &dp, st);
 	if (st->usid < 0) {
@@ -875,7 +681,7 @@ static ssize_t wph2_send(nghttp2_session *s, const uint8_t *data, size_t len, in
 
 	(void)s;
 	(void)flags;
-	return wph2_append(h->c->dout, WP_BUF, &h->c->dout_len, data, len);
+	return h2m_append(h->c->dout, WP_BUF, &h->c->dout_len, data, len);
 }
 
 static ssize_t wph2_resp_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
@@ -888,7 +694,7 @@ static ssize_t wph2_resp_read(nghttp2_session *s, int32_t sid, uint8_t *buf, siz
 	(void)ud;
 	if (!st)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	n = wph2_buf_take(&st->resp, buf, len);
+	n = h2m_buf_take(&st->resp, buf, len);
 	if (n) {
 		if (st->up) {
 			nghttp2_session_consume(st->up->s, st->usid, n);
@@ -902,9 +708,9 @@ static ssize_t wph2_resp_read(nghttp2_session *s, int32_t sid, uint8_t *buf, siz
 	}
 	if (!st->resp_end)
 		return NGHTTP2_ERR_DEFERRED;
-	wph2_body_end(s, sid, flags, st->resp_trailers ? &st->p : NULL);
+	h2m_body_end(s, sid, flags, st->resp_trailers ? &st->p : NULL);
 	if (st->resp_trailers)
-		wph2_hdrs_clear(&st->p);
+		h2m_hdrs_clear(&st->p);
 	st->resp_trailers = false;
 	return 0;
 }
@@ -941,7 +747,7 @@ static int wph2_on_header(nghttp2_session *s, const nghttp2_frame *f, nghttp2_rc
 	(void)flags;
 	(void)ud;
 	if (st && f->hd.type == NGHTTP2_HEADERS)
-		wph2_hdrs_add(f->headers.cat == NGHTTP2_HCAT_REQUEST ? &st->q : &st->qt, n, v);
+		h2m_hdrs_add(f->headers.cat == NGHTTP2_HCAT_REQUEST ? &st->q : &st->qt, n, v);
 	return 0;
 }
 
@@ -981,12 +787,12 @@ static void wph2_request(struct wph2_stream *st)
 
 	st->started = true;
 	c->w->requests++;
-	m = wph2_hdrs_get(&st->q, ":method", &mn);
-	p = wph2_hdrs_get(&st->q, ":path", &pn);
-	a = wph2_hdrs_get(&st->q, ":authority", &an);
+	m = h2m_hdrs_get(&st->q, ":method", &mn);
+	p = h2m_hdrs_get(&st->q, ":path", &pn);
+	a = h2m_hdrs_get(&st->q, ":authority", &an);
 	if (!a)
-		a = wph2_hdrs_get(&st->q, "host", &an);
-	ct = wph2_hdrs_get(&st->q, "content-type", &ctn);
+		a = h2m_hdrs_get(&st->q, "host", &an);
+	ct = h2m_hdrs_get(&st->q, "content-type", &ctn);
 	st->grpc = ct && ctn >= 16 && !strncasecmp(ct, "application/grpc", 16);
 	st->r.proto = st->grpc ? "grpc" : "http";
 	snprintf(st->r.method, sizeof(st->r.method), "%.*s", (int)(m ? mn : 0), m ? m : "");
@@ -1029,12 +835,12 @@ static void wph2_request(struct wph2_stream *st)
 	host[an] = '\0';
 	bsvc = c->svc;
 	bsp = c->sp;
-	if (!wp_authorize(c, &st->r, host, wph2_req_header, &st->q)) {
+	if (!wp_authorize(c, &st->r, host, h2m_req_header, &st->q)) {
 		c->w->denied++;
 		wph2_local(st, 403, "RBAC: access denied");
 		return;
 	}
-	if (!wp_route(c, &st->r, p, q ? (size_t)(q - p) : pn, q ? q + 1 : NULL, qn, wph2_req_header, &st->q, &bsvc,
+	if (!wp_route(c, &st->r, p, q ? (size_t)(q - p) : pn, q ? q + 1 : NULL, qn, h2m_req_header, &st->q, &bsvc,
 		      &bsp)) {
 		unsigned s = st->r.status;
 
@@ -1094,7 +900,7 @@ static int wph2_on_data(nghttp2_session *s, uint8_t flags, int32_t sid, const ui
 		return 0;
 	}
 	st->r.req_bytes += len;
-	if (wph2_buf_put(&st->req, data, len) < len)
+	if (h2m_buf_put(&st->req, data, len) < len)
 		return NGHTTP2_ERR_CALLBACK_FAILURE; /* past the window we gave, or out of memory */
 	if (st->up) {
 		nghttp2_session_resume_data(st->up->s, st->usid);

@@ -40,9 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WPH2_WIN         16384
-#define WPH2_FIELDS      100
-#define WPH2_HEADER_LIST 16384
+#include "waypoint/h2msg.h" /* WPH2_WIN, WPH2_FIELDS, WPH2_HEADER_LIST */
 
 struct wp;
 struct wp_conn;

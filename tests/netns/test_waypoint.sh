@@ -717,6 +717,16 @@ check "... the app never saw /admin" fails grep -q ' /admin' "$T/g1.log"
 out=$(h2get -parallel $(printf 'http://10.96.0.26/par/%d ' {1..40}) | sed 's/ hello .* from / /' | sort | uniq -c | tr -s ' ' | tr '\n' '|')
 [[ $out == " 40 200 srv| 1 CONNS 1|" ]] && ok "40 requests as concurrent streams on one connection: 40 x 200" ||
 	not_ok "40 parallel h2 streams" "$out"
+# the waypoint multiplexes: concurrent client streams, from two client
+# connections, share one upstream HTTP/2 session (one app connection)
+r0=$(pexec wp curl -s --max-time 2 http://127.0.0.1:15020/metrics | sed -n 's/^warren_waypoint_upstream_streams_total{reused="true"} //p')
+# shellcheck disable=SC2046
+out=$( { h2get -parallel $(printf 'http://10.96.0.26/conn/a%d ' {1..20}) & h2get -parallel $(printf 'http://10.96.0.26/conn/b%d ' {1..20}); wait; } |
+	grep -v '^CONNS' | sort | uniq -c | tr -s ' ' | tr '\n' '|')
+r1=$(pexec wp curl -s --max-time 2 http://127.0.0.1:15020/metrics | sed -n 's/^warren_waypoint_upstream_streams_total{reused="true"} //p')
+[[ $out =~ ^\ 40\ 200\ conn\ [0-9.]+:[0-9]+\|$ ]] && ((r1 - r0 >= 39)) &&
+	ok "40 concurrent streams from 2 client connections: one upstream session (app connection), +$((r1 - r0)) reused" ||
+	not_ok "upstream HTTP/2 multiplexing" "$out (reused $r0 -> $r1)"
 # routes
 check "h2 route /v2 -> h2web-v2 (srv2)" bash -c "ip netns exec ${POD_NETNS[cli]} curl -s --http2-prior-knowledge --max-time 5 http://10.96.0.26/v2/x | grep -q 'from srv2'"
 # shellcheck disable=SC2046

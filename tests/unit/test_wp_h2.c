@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests of the waypoint's HTTP/2 server side (waypoint/h2.c) against
- * a real nghttp2 client session: what the client's session sends is fed
+ * a real nghttp2 client session (and its pure pieces, waypoint/h2msg.h): what the client's session sends is fed
  * to a waypoint connection without a model (every request is answered by
  * the waypoint itself), and the waypoint's answer is read back by the
  * client's session. Checks the SETTINGS (100 streams, 16 KiB header lists,
@@ -176,5 +176,27 @@ static void test_bad_frame_goaway(void)
 	nghttp2_session_del(s);
 }
 
-T_MAIN(T_CASE(test_settings_and_local_answer), T_CASE(test_refusals),
+/* waypoint/h2msg.h's pure pieces: gRPC's status for the waypoint's own
+ * answers (Envoy's mapping), and a body buffer's bound. */
+static void test_msg_pieces(void)
+{
+	static const unsigned map[][2] = { { 403, 7 }, { 404, 12 }, { 503, 14 }, { 504, 14 },
+					   { 502, 14 }, { 400, 13 }, { 401, 16 }, { 500, 2 } };
+	static uint8_t big[70000], back[70000];
+	struct h2m_buf b = { 0 };
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		T_ASSERT_INT(h2m_grpc_of(map[i][0]), map[i][1]);
+	T_ASSERT_INT(h2m_buf_put(&b, big, WPH2_WIN), WPH2_WIN);
+	/* past the window: at most RFC 9113's initial window in all */
+	T_ASSERT_INT(h2m_buf_put(&b, big, sizeof(big)), NGHTTP2_INITIAL_WINDOW_SIZE - WPH2_WIN);
+	T_ASSERT_INT(h2m_buf_put(&b, big, 1), 0);
+	T_ASSERT_INT(h2m_buf_take(&b, back, 100), 100);
+	T_ASSERT_INT(h2m_buf_put(&b, big, 1000), 100);
+	T_ASSERT_INT(h2m_buf_take(&b, back, sizeof(back)), NGHTTP2_INITIAL_WINDOW_SIZE);
+	T_ASSERT_INT(b.len, 0);
+	free(b.p);
+}
+
+T_MAIN(T_CASE(test_msg_pieces), T_CASE(test_settings_and_local_answer), T_CASE(test_refusals),
        T_CASE(test_bad_frame_goaway))

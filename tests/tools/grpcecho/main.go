@@ -25,7 +25,8 @@
 // headers) to the answer, /trailer sends the trailer x-app-trailer: yes,
 // /rtrailer answers the request trailer x-req-trailer, /reset resets the
 // stream before answering, /reset-mid after the first line, /upgrade
-// answers the request's protocol and Upgrade field.
+// answers the request's protocol and Upgrade field, /conn the connection's
+// peer address.
 //
 // h2get: plain HTTP/2 (prior knowledge) requests on one connection, in
 // order or all at once (-parallel); GETs, or POSTs of -post bytes with the
@@ -163,6 +164,9 @@ func httpHandler(name string, s *echoServer) http.Handler {
 			panic(http.ErrAbortHandler) // RST_STREAM before any response
 		case strings.HasPrefix(p, "/rtrailer"):
 			fmt.Fprintf(w, "hello %s %d from %s trailer=%s\n", p, len(body), name, r.Trailer.Get("X-Req-Trailer"))
+			return
+		case strings.HasPrefix(p, "/conn"):
+			fmt.Fprintf(w, "conn %s\n", r.RemoteAddr) // which connection carried it
 			return
 		case strings.HasPrefix(p, "/upgrade"):
 			fmt.Fprintf(w, "hello %s %s upgrade=%q\n", p, r.Proto, r.Header.Get("Upgrade"))
