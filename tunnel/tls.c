@@ -33,9 +33,13 @@ struct tls_conn_state {
  * AES-256-GCM and ChaCha20-Poly1305 for peers that offer only those. */
 #define TLS_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
-/* Read-ahead buffer: four full records (ciphertext incl. overhead). */
-#define TLS_READ_AHEAD (4 * (SSL3_RT_MAX_PLAIN_LENGTH + SSL3_RT_MAX_ENCRYPTED_OVERHEAD + \
-			     SSL3_RT_HEADER_LENGTH))
+/* Read-ahead buffer: one full record (ciphertext incl. overhead), OpenSSL's
+ * minimum. Before each record OpenSSL moves what its buffer holds beyond
+ * it to the front (to align the payload): with four records per buffer
+ * that moved more bytes than it received; with one, only the start of the
+ * next record moves, still one read(2) per record (docs/performance.md). */
+#define TLS_READ_AHEAD (SSL3_RT_MAX_PLAIN_LENGTH + SSL3_RT_MAX_ENCRYPTED_OVERHEAD + \
+			SSL3_RT_HEADER_LENGTH)
 
 static pthread_once_t tls_ex_once = PTHREAD_ONCE_INIT;
 static int tls_ex_idx = -1;

@@ -50,8 +50,8 @@
  *    tls_* call on it or SSL_free().
  * I/O goes through our own socket BIO: read(2), and send(2) with
  * MSG_NOSIGNAL (no SIGPIPE).
- * Read-ahead is on (up to 4 records per read(2)): use SSL_has_pending(),
- * not SSL_pending(), to know whether input is buffered.
+ * Read-ahead is on (a record and the start of the next per read(2)): use
+ * SSL_has_pending(), not SSL_pending(), to know whether input is buffered.
  * Threads: contexts are immutable after tls_ctx_new() and may be shared;
  * one SSL is used by one thread at a time.
  */
@@ -99,12 +99,12 @@ int tls_ctx_add_root(SSL_CTX *ctx, X509 *root);
  * 0, -ENOMEM, -EIO.
  */
 int tls_conn_new(SSL_CTX *ctx, int fd, SSL **out);
-/* Server: until tls_conn_opened(), read one record at a time into a
- * one-record buffer instead of the read-ahead one, so a client that never
- * finishes its handshake holds as little as OpenSSL allows. */
+/* Server: until tls_conn_opened(), read one record at a time with no
+ * read-ahead, so a client that never finishes its handshake holds as
+ * little as OpenSSL allows. */
 void tls_conn_handshaking(SSL *ssl);
-/* The handshake is done: read ahead again (the big buffer is allocated by
- * the next read once the small one is empty). */
+/* The handshake is done: read ahead again (the buffer is allocated by the
+ * next read once the handshake's is empty and freed). */
 void tls_conn_opened(SSL *ssl);
 
 /* Client: add an identity the server may present (copied). Call before

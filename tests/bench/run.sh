@@ -57,9 +57,13 @@
 #      BENCH_SECONDS (5, per iperf3/sockperf/connrate run), BENCH_ROUNDS (3),
 #      BENCH_IDLE_CONNS (1000), BENCH_SECTIONS, TUNNEL_LOG_LEVEL (warn),
 #      BENCH_PERF=1 (perf record -g both tunnels during one iperf3 and one
-#      connrate run per mode; reports kept in $T, implies KEEP_TMP),
+#      connrate run per mode, in the mtls section also 8 streams, and
+#      haproxy's mTLS pair during 1 and 8 streams; reports kept in $T,
+#      implies KEEP_TMP),
 #      BENCH_STRACE=1 (strace -c both tunnels during one connrate run per
-#      capture mode in the ebpf section: syscalls per connection; implies KEEP_TMP),
+#      capture mode in the ebpf section: syscalls per connection; and in the
+#      mtls section during one iperf3 run of 1 and one of 8 streams: syscalls
+#      per GB; implies KEEP_TMP),
 #      BENCH_WORKERS (workerThreads of both tunnels; unset: the default),
 #      BENCH_CP_PODS (5000, pods in the mesh model the control-plane rows
 #      reload), BENCH_TUNNEL_CONF (YAML lines added to both tunnels'
@@ -388,13 +392,20 @@ perf_tunnels() { # NAME CMD...: perf record -g both tunnels while CMD runs, and
 	# each tunnel thread's time on CPU, waiting for a CPU (runqueue) and
 	# asleep (the rest of the wall time: epoll_wait, a lock), with its
 	# context switches, over the same run ($T/sched.NAME.txt)
+	local name=$1
+	shift
+	perf_pair "$name" "${TUNNEL_PID[node1]}" "${TUNNEL_PID[node2]}" "$@"
+}
+perf_pair() { # NAME PID1 PID2 CMD...: perf_tunnels for any two relays (the
+	# haproxy pair: PID1's report is NAME.node1, PID2's NAME.node2; the
+	# per-thread rows stay the tunnels')
 	command -v perf >/dev/null || return 0
 	local name=$1 p1 p2 s0 w0
-	shift
-	perf record -q -g -o "$T/perf.$name.node1.data" -p "${TUNNEL_PID[node1]}" >/dev/null 2>&1 &
+	perf record -q -g -o "$T/perf.$name.node1.data" -p "$2" >/dev/null 2>&1 &
 	p1=$!
-	perf record -q -g -o "$T/perf.$name.node2.data" -p "${TUNNEL_PID[node2]}" >/dev/null 2>&1 &
+	perf record -q -g -o "$T/perf.$name.node2.data" -p "$3" >/dev/null 2>&1 &
 	p2=$!
+	shift 3
 	s0=$(thread_sched) w0=${EPOCHREALTIME/./}
 	"$@" >/dev/null 2>&1
 	awk -v wall=$((${EPOCHREALTIME/./} - w0)) 'NR == FNR { on[$1] = $2; rq[$1] = $3; v[$1] = $4; nv[$1] = $5; next }
@@ -773,7 +784,18 @@ if has mtls && mtls_supported; then
 		done
 		if [[ -n ${BENCH_PERF:-} ]]; then
 			perf_tunnels mtls-iperf pexec ecli iperf3 -c "$ES" -p 5201 -t "$SECS"
+			perf_tunnels mtls-iperf8 pexec ecli iperf3 -c "$ES" -p 5201 -t "$SECS" -P 8
+			if [[ -z ${HAPROXY_BAD:-} ]]; then
+				perf_pair mtls-hap "$HAP_CLI_PID" "$HAP_SRV_PID" pexec dcli iperf3 -c 127.0.0.1 -p 25201 -t "$SECS"
+				perf_pair mtls-hap8 "$HAP_CLI_PID" "$HAP_SRV_PID" pexec dcli iperf3 -c 127.0.0.1 -p 25201 -t "$SECS" -P 8
+			fi
 			perf_tunnels mtls-conn pexec ecli "$CONNRATE" rate "$ES" 7002 "$SECS" 64 1
+		fi
+		if [[ -n ${BENCH_STRACE:-} ]]; then
+			# syscalls per GB of 1 and 8 streams (divide by the bytes
+			# in iperf3's own output, $T/strace.NAME.out)
+			strace_tunnels mtls-iperf1 pexec ecli iperf3 -c "$ES" -p 5201 -t "$SECS"
+			strace_tunnels mtls-iperf8 pexec ecli iperf3 -c "$ES" -p 5201 -t "$SECS" -P 8
 		fi
 	fi
 	# the cipher's bound: AES-128-GCM on one core in 16 KiB records, each
