@@ -37,7 +37,9 @@
 #          eBPF; sockperf direct, nftables, eBPF; BENCH_EBPF_CYCLES (30)
 #          ADD/DEL cycles of an enrolled pod per mode}; min/median/max and
 #          the eBPF/nftables ratios, and the conntrack entries left in the
-#          client pods (none expected in the eBPF mode);
+#          client pods (none expected in the eBPF mode); and per round the
+#          bound (bound_round: tests/tools/minrelay in place of the tunnels,
+#          in both modes and as an explicit pair without capture);
 #   mtls   only when warren-tunnel accepts caDir: both tunnels restarted
 #          with a mesh CA (hack/gen-ca.sh; enrolled pods survive the
 #          restart), ecli -> esrv then flows over HBONE. Rounds of
@@ -59,7 +61,12 @@
 #      BENCH_PERF=1 (perf record -g both tunnels during one iperf3 and one
 #      connrate run per mode; reports kept in $T, implies KEEP_TMP),
 #      BENCH_STRACE=1 (strace -c both tunnels during one connrate run per
-#      capture mode in the ebpf section: syscalls per connection; implies KEEP_TMP),
+#      capture mode in the ebpf section, and haproxy's plain pair during
+#      one of its own: syscalls per connection; implies KEEP_TMP),
+#      BENCH_BOUND=0 (the ebpf section skips its bound: minrelay, a relay
+#      doing only the kernel's part per connection, run in the enrolled
+#      pods in both modes and as an explicit pair beside haproxy's; with
+#      BENCH_PERF, a whole-machine profile of its eBPF and explicit runs),
 #      BENCH_WORKERS (workerThreads of both tunnels; unset: the default),
 #      BENCH_CP_PODS (5000, pods in the mesh model the control-plane rows
 #      reload), BENCH_TUNNEL_CONF (YAML lines added to both tunnels'
@@ -413,6 +420,23 @@ perf_tunnels() { # NAME CMD...: perf record -g both tunnels while CMD runs, and
 	log "perf reports: $T/perf.$name.node1.txt $T/perf.$name.node2.txt (per library: .dso.txt); threads: $T/sched.$name.txt"
 }
 
+perf_path() { # NAME CMD...: perf record -a -g while CMD runs; the report keeps
+	# the relays' and connrate's samples (each runs the softirq work its
+	# sends cause): $T/perf.NAME.txt (symbols), $T/perf.NAME.comm.txt
+	command -v perf >/dev/null || return 0
+	local name=$1 p
+	shift
+	perf record -q -a -g -o "$T/perf.$name.data" >/dev/null 2>&1 &
+	p=$!
+	"$@" >"$T/perf.$name.out" 2>&1
+	kill -INT "$p"
+	wait "$p"
+	perf report -i "$T/perf.$name.data" --comms connrate,minrelay --no-children --stdio -g none 2>/dev/null |
+		grep -v '^#' | grep '%' | head -n 50 >"$T/perf.$name.txt"
+	perf report -i "$T/perf.$name.data" --sort comm --no-children --stdio -g none 2>/dev/null |
+		grep -v '^#' | grep '%' | head -n 12 >"$T/perf.$name.comm.txt"
+	log "whole-machine perf: $T/perf.$name.txt (connrate and minrelay only), $T/perf.$name.comm.txt"
+}
 strace_pids() { # NAME "NODE=PID ..." CMD...: strace -c -f each PID while CMD runs
 	# (syscalls per connection: $T/strace.NAME.NODE.txt, divided by the
 	# connections CMD reports in $T/strace.NAME.out, in $T/strace.NAME.per-conn)
@@ -626,6 +650,10 @@ bound_round() { # R
 		connrate_cpu x.cem "${MR_PID[bcli]} ${MR_PID[bsrv]}" bcli "$BS" 7002
 		connrate_run x.warm dcli 127.0.0.1 47000 1 8 1
 		connrate_cpu x.chm "${MR_PID[dcli]} ${MR_PID[dsrv]}" dcli 127.0.0.1 47000
+		if [[ -n ${BENCH_PERF:-} ]] && (($1 == 1)); then
+			perf_path bound-ebpf pexec bcli "$CONNRATE" rate "$BS" 7002 "$SECS" 64 1
+			perf_path bound-explicit pexec dcli "$CONNRATE" rate 127.0.0.1 47000 "$SECS" 64 1
+		fi
 	fi
 	kill "${MR_PID[@]}" 2>/dev/null
 	wait "${MR_PID[@]}" 2>/dev/null

@@ -210,7 +210,9 @@ static bool mr_pump(struct mr_conn *c, int i, bool fin)
 			return false;
 		}
 		if (n == 0) {
-			struct epoll_event ev = { .events = EPOLLRDHUP, .data.ptr = &c->side[i] };
+			/* No interest left in fd[i]: its EOF (and RDHUP) would
+			 * report at every round, level-triggered. */
+			struct epoll_event ev = { .events = 0, .data.ptr = &c->side[i] };
 
 			c->eof[i] = true;
 			if (c->eof[!i]) {
