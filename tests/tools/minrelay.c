@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "netlink/inpod_ebpf.h"
+#include "tunnel/proxy.h"
 
 #define MR_MARK 0x539
 #define MR_BUF 16384
@@ -67,24 +68,6 @@ static unsigned long mr_done, mr_failed, mr_cut;
 static struct mr_conn *mr_dead; /* an event later in the batch may name them */
 static struct mr_side mr_lis[2] = { { NULL, 2 }, { NULL, 2 } };
 static int mr_lis_fd[2];
-
-static void mr_canon(struct sockaddr_storage *ss)
-{
-	struct sockaddr_in6 *s6 = (void *)ss;
-	struct sockaddr_in s4 = { .sin_family = AF_INET };
-
-	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-		return;
-	s4.sin_port = s6->sin6_port;
-	memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, &s4, sizeof(s4));
-}
-
-static socklen_t mr_len(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-}
 
 static void mr_end(struct mr_conn *c, bool error)
 {
@@ -154,7 +137,7 @@ static void mr_accept(int lfd, bool inbound)
 			continue;
 		}
 		*c = (struct mr_conn){ .fd = { fd, -1 }, .side = { { c, 0 }, { c, 1 } } };
-		mr_canon(&src);
+		ss_canonicalise(&src);
 		len = sizeof(dst);
 		memset(&dst, 0, sizeof(dst));
 		if (mr_explicit) {
@@ -169,7 +152,7 @@ static void mr_accept(int lfd, bool inbound)
 			mr_end(c, true);
 			continue;
 		}
-		mr_canon(&dst);
+		ss_canonicalise(&dst);
 		c->fd[1] = socket(dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (c->fd[1] < 0 ||
 		    (!mr_explicit && setsockopt(c->fd[1], SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)) {
@@ -180,12 +163,12 @@ static void mr_accept(int lfd, bool inbound)
 			((struct sockaddr_in *)&src)->sin_port = 0;
 			if (setsockopt(c->fd[1], SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
 			    (mr_ebpf && setsockopt(c->fd[1], SOL_SOCKET, SO_BINDTODEVICE, "lo", 3) < 0) ||
-			    bind(c->fd[1], (struct sockaddr *)&src, mr_len(&src)) < 0) {
+			    bind(c->fd[1], (struct sockaddr *)&src, ss_len(&src)) < 0) {
 				mr_end(c, true);
 				continue;
 			}
 		}
-		if (connect(c->fd[1], (struct sockaddr *)&dst, mr_len(&dst)) < 0 && errno != EINPROGRESS) {
+		if (connect(c->fd[1], (struct sockaddr *)&dst, ss_len(&dst)) < 0 && errno != EINPROGRESS) {
 			mr_end(c, true);
 			continue;
 		}
