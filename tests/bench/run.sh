@@ -37,7 +37,9 @@
 #          eBPF; sockperf direct, nftables, eBPF; BENCH_EBPF_CYCLES (30)
 #          ADD/DEL cycles of an enrolled pod per mode}; min/median/max and
 #          the eBPF/nftables ratios, and the conntrack entries left in the
-#          client pods (none expected in the eBPF mode);
+#          client pods (none expected in the eBPF mode); and per round the
+#          bound (bound_round: tests/tools/minrelay in place of the tunnels,
+#          in both modes and as an explicit pair without capture);
 #   mtls   only when warren-tunnel accepts caDir: both tunnels restarted
 #          with a mesh CA (hack/gen-ca.sh; enrolled pods survive the
 #          restart), ecli -> esrv then flows over HBONE. Rounds of
@@ -61,9 +63,14 @@
 #      haproxy's mTLS pair during 1 and 8 streams; reports kept in $T,
 #      implies KEEP_TMP),
 #      BENCH_STRACE=1 (strace -c both tunnels during one connrate run per
-#      capture mode in the ebpf section: syscalls per connection; and in the
-#      mtls section during one iperf3 run of 1 and one of 8 streams: syscalls
-#      per GB; implies KEEP_TMP),
+#      capture mode in the ebpf section, and haproxy's plain pair during
+#      one of its own: syscalls per connection; and in the mtls section
+#      during one iperf3 run of 1 and one of 8 streams: syscalls per GB;
+#      implies KEEP_TMP),
+#      BENCH_BOUND=0 (the ebpf section skips its bound: minrelay, a relay
+#      doing only the kernel's part per connection, run in the enrolled
+#      pods in both modes and as an explicit pair beside haproxy's; with
+#      BENCH_PERF, a whole-machine profile of its eBPF and explicit runs),
 #      BENCH_WORKERS (workerThreads of both tunnels; unset: the default),
 #      BENCH_CP_PODS (5000, pods in the mesh model the control-plane rows
 #      reload), BENCH_TUNNEL_CONF (YAML lines added to both tunnels'
@@ -96,8 +103,9 @@ has() { [[ $SECTIONS == *" $1 "* ]]; }
 
 lib_init
 need iperf3 sockperf
-need_built warren-cni warren-tunnel warrenctl tests/connrate tests/pingpong
+need_built warren-cni warren-tunnel warrenctl tests/connrate tests/pingpong tests/minrelay
 CONNRATE=$WARREN_BUILD/tests/connrate
+MINRELAY=$WARREN_BUILD/tests/minrelay
 log() { printf '[bench %3ds] %s\n' "$SECONDS" "$*" >&2; }
 R=$T/results # "key value" lines; a key repeated once per round
 res() { echo "$1 $2" >>"$R"; }
@@ -423,22 +431,50 @@ perf_pair() { # NAME PID1 PID2 CMD...: perf_tunnels for any two relays (the
 	log "perf reports: $T/perf.$name.node1.txt $T/perf.$name.node2.txt (per library: .dso.txt); threads: $T/sched.$name.txt"
 }
 
-strace_tunnels() { # NAME CMD...: strace -c -f both tunnels while CMD runs
-	# (syscalls per connection: divide by the connections CMD reports,
-	# $T/strace.NAME.NODE.txt; CMD's own line in $T/strace.NAME.out)
-	command -v strace >/dev/null || return 0
-	local name=$1 p1 p2
+perf_path() { # NAME CMD...: perf record -a -g while CMD runs; the report keeps
+	# the relays' and connrate's samples (each runs the softirq work its
+	# sends cause): $T/perf.NAME.txt (symbols), $T/perf.NAME.comm.txt
+	command -v perf >/dev/null || return 0
+	local name=$1 p
 	shift
-	strace -c -f -o "$T/strace.$name.node1.txt" -p "${TUNNEL_PID[node1]}" 2>"$T/strace.$name.node1.err" &
-	p1=$!
-	strace -c -f -o "$T/strace.$name.node2.txt" -p "${TUNNEL_PID[node2]}" 2>"$T/strace.$name.node2.err" &
-	p2=$!
-	wait_for -t 10 grep -q attached "$T/strace.$name.node1.err" &&
-		wait_for -t 10 grep -q attached "$T/strace.$name.node2.err"
+	perf record -q -a -g -o "$T/perf.$name.data" >/dev/null 2>&1 &
+	p=$!
+	"$@" >"$T/perf.$name.out" 2>&1
+	kill -INT "$p"
+	wait "$p"
+	perf report -i "$T/perf.$name.data" --comms connrate,minrelay --no-children --stdio -g none 2>/dev/null |
+		grep -v '^#' | grep '%' | head -n 50 >"$T/perf.$name.txt"
+	perf report -i "$T/perf.$name.data" --sort comm --no-children --stdio -g none 2>/dev/null |
+		grep -v '^#' | grep '%' | head -n 12 >"$T/perf.$name.comm.txt"
+	log "whole-machine perf: $T/perf.$name.txt (connrate and minrelay only), $T/perf.$name.comm.txt"
+}
+strace_pids() { # NAME "NODE=PID ..." CMD...: strace -c -f each PID while CMD runs
+	# (syscalls per connection: $T/strace.NAME.NODE.txt, divided by the
+	# connections CMD reports in $T/strace.NAME.out, in $T/strace.NAME.per-conn)
+	command -v strace >/dev/null || return 0
+	local name=$1 np pids=() nodes=() i
+	shift
+	for np in $1; do
+		nodes+=("${np%%=*}")
+		strace -c -f -o "$T/strace.$name.${np%%=*}.txt" -p "${np#*=}" 2>"$T/strace.$name.${np%%=*}.err" &
+		pids+=($!)
+	done
+	shift
+	for i in "${nodes[@]}"; do wait_for -t 10 grep -q attached "$T/strace.$name.$i.err" || break; done
 	"$@" >"$T/strace.$name.out" 2>&1
-	kill -INT "$p1" "$p2"
-	wait "$p1" "$p2"
-	log "syscall counts: $T/strace.$name.node1.txt $T/strace.$name.node2.txt (connections: $T/strace.$name.out)"
+	kill -INT "${pids[@]}"
+	wait "${pids[@]}"
+	for i in "${nodes[@]}"; do
+		awk -v conns="$(awk '{for (i = 1; i < NF; i++) if ($i == "conns") print $(i + 1)}' "$T/strace.$name.out")" \
+			-v who="$i" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" && conns > 0 {
+				printf "%s %s %.2f\n", who, $NF, $4 / conns }' "$T/strace.$name.$i.txt"
+	done >"$T/strace.$name.per-conn"
+	log "syscall counts: $T/strace.$name.*.txt, per connection: $T/strace.$name.per-conn (connections: $T/strace.$name.out)"
+}
+strace_tunnels() { # NAME CMD...: strace_pids on both tunnels
+	local name=$1
+	shift
+	strace_pids "$name" "node1=${TUNNEL_PID[node1]} node2=${TUNNEL_PID[node2]}" "$@"
 }
 
 # haproxy as the peer relay pair: a client-side haproxy in dcli (the app
@@ -592,6 +628,51 @@ tunnels_restart() { # BUILD: both tunnels restarted from BUILD/warren-tunnel
 	WARREN_BUILD=$build
 	((ok == 0)) || { log "tunnels of $1 did not start (see $T/node*/tunnel.out)"; return 1; }
 }
+# The bound (tests/tools/minrelay): both tunnels stopped, a minimal relay in
+# each of the four enrolled pods takes their listeners (eBPF: their map
+# slots), and connections/s and CPU per connection run through it in both
+# capture modes, and through the same relay placed as haproxy's pair is
+# (explicit, in dcli and dsrv, no capture); then the tunnels start again and
+# re-adopt the pods.
+declare -A MR_PID
+bound_round() { # R
+	local p ok=1
+	tunnel_stop node1; tunnel_stop node2
+	for p in ecli esrv bcli bsrv dcli dsrv; do
+		if [[ $p == dcli ]]; then
+			ip netns exec "${POD_NETNS[$p]}" "$MINRELAY" explicit 127.0.0.1 47000 "$DS" 46445 2>"$T/minrelay.$p.err" &
+		elif [[ $p == dsrv ]]; then
+			ip netns exec "${POD_NETNS[$p]}" "$MINRELAY" explicit "$DS" 46445 127.0.0.1 7002 2>"$T/minrelay.$p.err" &
+		elif [[ $p == b* ]]; then
+			ip netns exec "${POD_NETNS[$p]}" "$MINRELAY" ebpf "$T/bpffs" "${POD_ID[$p]}" 2>"$T/minrelay.$p.err" &
+		else
+			ip netns exec "${POD_NETNS[$p]}" "$MINRELAY" nftables 2>"$T/minrelay.$p.err" &
+		fi
+		MR_PID[$p]=$!
+		BG_PIDS+=($!)
+	done
+	for p in ecli esrv bcli bsrv dcli dsrv; do
+		wait_for -t 10 grep -q listening "$T/minrelay.$p.err" || { log "minrelay in $p: $(cat "$T/minrelay.$p.err")"; ok=0; }
+	done
+	if ((ok)); then
+		connrate_run x.warm ecli "$ES" 7002 1 8 1
+		connrate_run x.warm bcli "$BS" 7002 1 8 1
+		connrate_cpu x.cnm "${MR_PID[ecli]} ${MR_PID[esrv]}" ecli "$ES" 7002
+		connrate_cpu x.cem "${MR_PID[bcli]} ${MR_PID[bsrv]}" bcli "$BS" 7002
+		connrate_run x.warm dcli 127.0.0.1 47000 1 8 1
+		connrate_cpu x.chm "${MR_PID[dcli]} ${MR_PID[dsrv]}" dcli 127.0.0.1 47000
+		if [[ -n ${BENCH_PERF:-} ]] && (($1 == 1)); then
+			perf_path bound-ebpf pexec bcli "$CONNRATE" rate "$BS" 7002 "$SECS" 64 1
+			perf_path bound-explicit pexec dcli "$CONNRATE" rate 127.0.0.1 47000 "$SECS" 64 1
+		fi
+	fi
+	kill "${MR_PID[@]}" 2>/dev/null
+	wait "${MR_PID[@]}" 2>/dev/null
+	for p in ecli esrv bcli bsrv dcli dsrv; do echo "$p round $1: $(tail -n 1 "$T/minrelay.$p.err")"; done >>"$T/minrelay.log"
+	tunnels_restart "$WARREN_BUILD" || die "tunnels of $WARREN_BUILD did not restart after the bound"
+	connrate_run x.warm ecli "$ES" 7002 1 8 1
+	connrate_run x.warm bcli "$BS" 7002 1 8 1
+}
 # conntrack entries in POD's netns for TCP to PORT (the eBPF mode has none)
 ct_entries() { pexec "$1" conntrack -L -p tcp --orig-port-dst "$2" 2>/dev/null | wc -l; }
 if has ebpf; then
@@ -628,6 +709,10 @@ if has ebpf; then
 			tunnels_restart "$WARREN_BUILD" || die "tunnels of $WARREN_BUILD did not restart"
 			connrate_run x.warm ecli "$ES" 7002 1 8 1
 		fi
+		if [[ ${BENCH_BOUND:-1} != 0 ]]; then
+			log "capture modes round $r/$ROUNDS: connections/s through minrelay (the bound), both modes"
+			bound_round "$r"
+		fi
 		iperf_tun x.tn ecli "$ES" 5201
 		iperf_tun x.te bcli "$BS" 5201
 		sockperf_run x.ld dcli "$DS" 11111
@@ -652,6 +737,8 @@ if has ebpf; then
 	if [[ -n ${BENCH_STRACE:-} ]]; then
 		strace_tunnels nft-conn pexec ecli "$CONNRATE" rate "$ES" 7002 "$SECS" 64 1
 		strace_tunnels ebpf-conn pexec bcli "$CONNRATE" rate "$BS" 7002 "$SECS" 64 1
+		[[ -z ${HPP_BAD:-} ]] && strace_pids haproxy-conn "client=$HPP_CLI_PID server=$HPP_SRV_PID" \
+			pexec dcli "$CONNRATE" rate 127.0.0.1 37000 "$SECS" 64 1
 	fi
 fi
 
@@ -1097,6 +1184,23 @@ if "x.cn.cpu_us" in V:
     row("  CPU per connection, both tunnels, us", "x.cn.cpu_us", "x.ce.cpu_us", "%.1f",
         "haproxy's pair %s%s" % (" / ".join(mmm("x.ch.cpu_us", "%.1f")),
         "; BENCH_BEFORE's tunnels: nftables %s, ebpf %s" % (" / ".join(mmm("x.cnb.cpu_us", "%.1f")), " / ".join(mmm("x.ceb.cpu_us", "%.1f"))) if "x.cnb.cpu_us" in V else ""))
+def rounds(a, b): # per-round ratios a/b (each pair measured in the same round)
+    return " ".join("%.2f" % (float(x) / float(y)) for x, y in zip(V.get(a, []), V.get(b, []))
+                    if x not in ("nan", "0") and y not in ("nan", "0")) or "n/a"
+if "x.cnm.rate" in V:
+    cnm, cem = med("x.cnm.rate"), med("x.cem.rate")
+    row("  the bound: minrelay in the pods (tunnels stopped)", "x.cnm.rate", "x.cem.rate", "%.0f",
+        "tunnels/bound: nftables %s, ebpf %s; bound/haproxy: nftables %s, ebpf %s" % (ratio(cn, cnm), ratio(ce, cem), ratio(cnm, ch), ratio(cem, ch)))
+    chm = med("x.chm.rate")
+    rows.append(("  the same relay without capture (explicit, as haproxy)", " / ".join(mmm("x.chm.rate", "%.0f")), "", "",
+                 "explicit/haproxy %s; ebpf bound/explicit %s, nftables bound/explicit %s; CPU per connection %s us" % (
+                 ratio(chm, ch), ratio(cem, chm), ratio(cnm, chm), " / ".join(mmm("x.chm.cpu_us", "%.1f")))))
+    print_rounds = [("per round, ebpf tunnels/haproxy", "x.ce.rate", "x.ch.rate"), ("per round, ebpf bound/haproxy", "x.cem.rate", "x.ch.rate"),
+                    ("per round, ebpf tunnels/bound", "x.ce.rate", "x.cem.rate"), ("per round, nftables tunnels/bound", "x.cn.rate", "x.cnm.rate"),
+                    ("per round, explicit minrelay pair/haproxy", "x.chm.rate", "x.ch.rate"), ("per round, ebpf bound/explicit minrelay pair", "x.cem.rate", "x.chm.rate")]
+    if "x.cnm.cpu_us" in V:
+        row("  CPU per connection, both minrelays, us", "x.cnm.cpu_us", "x.cem.cpu_us", "%.1f",
+            "tunnels/bound: nftables %s, ebpf %s" % (ratio(med("x.cn.cpu_us"), med("x.cnm.cpu_us")), ratio(med("x.ce.cpu_us"), med("x.cem.cpu_us"))))
 row("throughput, 1 stream, Gb/s", "x.tn.gbps", "x.te.gbps", "%.2f", "no worse than nftables")
 row("1 KiB ping-pong p50, us (RTT/2)", "x.ln.p50", "x.le.p50", "%.1f", "direct %s" % " / ".join(mmm("x.ld.p50", "%.1f")))
 row("  added p50 over direct (same round), us", "x.ln.add", "x.le.add", "%.1f", "no worse than nftables (lower is better)")
@@ -1105,6 +1209,8 @@ row("  whole chain ADD p50, ms", "x.acn", "x.acb", "%.2f", "bridge + host-local 
 w = [max(len(r[i]) for r in rows) for i in range(4)]
 for r in rows:
     print("  ".join(c.ljust(w[i]) for i, c in enumerate(r[:4])) + "  " + r[4])
+for name, a, b in (print_rounds if "x.cnm.rate" in V else ()):
+    print("%s: %s" % (name, rounds(a, b)))
 print("conntrack entries added in the client pod by the rounds' connections: nftables %s, ebpf %s (ebpf server pod: %s); eBPF program's outbound count in bcli: %s" % (
     V.get("x.ctn", ["n/a"])[-1], V.get("x.cte", ["n/a"])[-1], V.get("x.ctse", ["n/a"])[-1], V.get("x.bcnt", ["n/a"])[-1]))
 print("conntrack entries in node1 for the eBPF pods' flows at the end (the node's own nat chain for probes tracks what it routes): %s" % V.get("x.ctnode", ["n/a"])[-1])
