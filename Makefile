@@ -38,7 +38,10 @@ CNI_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CNI_PKGS))
 TUNNEL_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(TUNNEL_PKGS)) -lpthread
 CTL_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CTL_PKGS))
 CA_LIBS     := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CA_PKGS)) -lpthread
-WAYPOINT_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(WAYPOINT_PKGS))
+# waypoint/main.c's _gnutls_global_init_skip must be visible to GnuTLS's
+# load-time constructor.
+WAYPOINT_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(WAYPOINT_PKGS)) \
+                 -Wl,--export-dynamic-symbol=_gnutls_global_init_skip
 # Unit tests, tools and fuzz targets: the tunnel's libraries (not libcurl:
 # only warrenctl calls it); --as-needed keeps each to the ones it calls.
 INSTALL_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(INSTALL_PKGS))

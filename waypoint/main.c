@@ -45,6 +45,20 @@
 #include "waypoint/stats.h"
 #include "waypoint/wmodel.h"
 
+/*
+ * GnuTLS is loaded but never used: Debian's libcurl (OpenSSL build) links
+ * librtmp, which links GnuTLS, whose load-time constructor runs its global
+ * initialisation (ASN.1 tables, PKCS#11 and random state) unless the
+ * program says to skip it through this hook (the Makefile exports it).
+ * curl would initialise GnuTLS itself where it used it. Figures in
+ * docs/performance.md.
+ */
+int _gnutls_global_init_skip(void);
+int _gnutls_global_init_skip(void)
+{
+	return 1;
+}
+
 static struct loop *wpm_loop;
 static struct wp_source *wpm_src;
 
