@@ -84,7 +84,7 @@ ifeq ($(V),1)
 Q :=
 endif
 
-all: $(BINS) $(UNIT_BINS) $(TOOL_BINS)
+all: $(BINS) $(UNIT_BINS) $(TOOL_BINS) $(B)/tests/waypoint-floor
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -134,6 +134,12 @@ $(B)/warren-ca: $(B)/ca/main.o $(B)/libwarren.a
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CA_LIBS)
 
 $(B)/warren-waypoint: $(B)/waypoint/main.o $(B)/libwarren.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(WAYPOINT_LIBS)
+
+# make bench's bound for the waypoint's RSS: an empty program linked with
+# exactly the waypoint's libraries and flags (tests/bench/waypoint-floor.c).
+$(B)/tests/waypoint-floor: $(B)/tests/bench/waypoint-floor.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(WAYPOINT_LIBS)
 

@@ -14,7 +14,7 @@
 #      |-- cycle pods (ADD/DEL latency), idle pods (memory)
 #     warren-tunnel (node1)                          warren-tunnel (node2)
 #
-# Sections (BENCH_SECTIONS, default "cni mem plain ebpf mtls"):
+# Sections (BENCH_SECTIONS, default "cni mem plain ebpf mtls waypoint"):
 #   cni    CNI ADD latency of warren-cni (its own exec, from the chain
 #          runner's timings) for an enrolled pod, p50/p99 over N ADD/DEL
 #          cycles, beside a non-enrolled pod's, and the whole chain's ADD;
@@ -53,6 +53,12 @@
 #          certificate verified, a client-side haproxy in dcli (plain in,
 #          mTLS out) and a server-side one in dsrv (mTLS in, plain to the
 #          app), same cipher suites as warren.
+#   waypoint warren-waypoint beside haproxy as the same mTLS HTTP proxy
+#          (tests/bench/waypoint.sh, its own diagram): wrk keep-alive
+#          requests/s and p50/p99, added over the direct path, 1000 req/s
+#          paced, the waypoint's RSS idle (beside its bounds,
+#          tests/waypoint-floor), at 1000 req/s and per idle keep-alive
+#          client connection; tunnels with a mesh CA (as mtls).
 # Env: B / WARREN_BUILD, BENCH_CYCLES (100), BENCH_IDLE_PODS (100),
 #      BENCH_SECONDS (5, per iperf3/sockperf/connrate run), BENCH_ROUNDS (3),
 #      BENCH_IDLE_CONNS (1000), BENCH_SECTIONS, TUNNEL_LOG_LEVEL (warn),
@@ -84,7 +90,7 @@ IDLE=${BENCH_IDLE_PODS:-100}
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 NCONN=${BENCH_IDLE_CONNS:-1000}
-SECTIONS=" ${BENCH_SECTIONS:-cni mem plain ebpf mtls} "
+SECTIONS=" ${BENCH_SECTIONS:-cni mem plain ebpf mtls waypoint} "
 ECYCLES=${BENCH_EBPF_CYCLES:-30}
 export TUNNEL_LOG_LEVEL=${TUNNEL_LOG_LEVEL:-warn}
 [[ -n ${BENCH_PERF:-}${BENCH_STRACE:-} ]] && export KEEP_TMP=1
@@ -196,7 +202,7 @@ if has mem; then
 	# by one would only cost time.
 fi
 
-has plain || has mtls || has ebpf || { SKIP_TRAFFIC=1; }
+has plain || has mtls || has ebpf || has waypoint || { SKIP_TRAFFIC=1; }
 
 # --- 3. traffic: helpers ------------------------------------------------------------
 ticks() { # PID -> utime+stime in clock ticks
@@ -819,6 +825,9 @@ if has mtls && mtls_supported; then
 	fi
 fi
 
+# --- 6. waypoint ------------------------------------------------------------------
+has waypoint && source "$(dirname "$0")/waypoint.sh"
+
 # --- table ------------------------------------------------------------------------
 "$PYTHON" - "$R" "$ROUNDS" "$MTLS_STATE" "$TCK" "$SECS" "$NCONN" <<'EOF'
 import math, os, statistics, sys
@@ -1088,6 +1097,7 @@ print("conntrack entries added in the client pod by the rounds' connections: nft
 print("conntrack entries in node1 for the eBPF pods' flows at the end (the node's own nat chain for probes tracks what it routes): %s" % V.get("x.ctnode", ["n/a"])[-1])
 EOF
 fi
+declare -F wpb_report >/dev/null && wpb_report
 echo
 [[ -f $R ]] && grep -q p.redirected "$R" && echo "outbound redirect counter in ecli (plain rounds): $(awk '$1=="p.redirected"{$1=""; print}' "$R")"
 echo "CPU pressure during the run (PSI some, share of wall time a task waited for a CPU): $(awk -v a="$PSI0" -v b="$(psi)" -v s="$SECONDS" 'BEGIN{printf "%.0f %%", s ? (b - a) / 1e4 / s : 0}')"
