@@ -84,7 +84,7 @@ ifeq ($(V),1)
 Q :=
 endif
 
-all: $(BINS) $(UNIT_BINS) $(TOOL_BINS) $(B)/tests/waypoint-floor
+all: $(BINS) $(UNIT_BINS) $(TOOL_BINS) $(B)/tests/waypoint-floor $(B)/tests/waypoint-floor-nocurl
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -138,10 +138,16 @@ $(B)/warren-waypoint: $(B)/waypoint/main.o $(B)/libwarren.a
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(WAYPOINT_LIBS)
 
 # make bench's bound for the waypoint's RSS: an empty program linked with
-# exactly the waypoint's libraries and flags (tests/bench/waypoint-floor.c).
+# exactly the waypoint's libraries and flags (tests/bench/waypoint-floor.c);
+# -nocurl: the same without libcurl, for what libcurl's dependencies cost.
 $(B)/tests/waypoint-floor: $(B)/tests/bench/waypoint-floor.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(WAYPOINT_LIBS)
+
+$(B)/tests/waypoint-floor-nocurl: $(B)/tests/bench/waypoint-floor.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(filter-out libcurl,$(WAYPOINT_PKGS))) \
+		-Wl,--export-dynamic-symbol=_gnutls_global_init_skip
 
 $(B)/warren-install: $(B)/install/main.o $(B)/libwarren.a
 	@echo "  LD      $@"

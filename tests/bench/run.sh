@@ -336,28 +336,31 @@ few_fds() { (($(ls "/proc/${TUNNEL_PID[node1]}/fd" | wc -l) < 400)); }
 # Tunnel RSS and CPU while CLIENT makes 1000 short 1 KiB request/response
 # connections per second to HOST:PORT (records KEY.rss1/rss2 in KiB,
 # KEY.cpu1/cpu2 in vCPU, KEY.rate achieved).
-rss_peak() { # NODE FILE: the tunnel's largest VmRSS (KiB) while FILE.on exists,
+pid_rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; } # PID: KiB
+pid_peak() { # PID FILE: the process's largest VmRSS (KiB) while FILE.on exists,
 	# sampled every 100 ms (a sampling period, not a synchronization), into FILE
 	local max=0 v
 	while [[ -e $2.on ]]; do
-		v=$(tunnel_rss_kb "$1")
+		v=$(pid_rss "$1")
 		((v > max)) && max=$v
 		sleep 0.1
 	done
-	v=$(tunnel_rss_kb "$1")
+	v=$(pid_rss "$1")
 	((v > max)) && max=$v
 	echo "$max" >"$2"
 }
-rss_settled() { # NODE: VmRSS unchanged for a second (the heap trim after a
+rss_peak() { pid_peak "${TUNNEL_PID[$1]}" "$2"; } # NODE FILE: the tunnel's
+pid_settled() { # PID: VmRSS unchanged for a second (the heap trim after a
 	# burst has run), so what the step before left does not count
 	local now t
-	now=$(tunnel_rss_kb "$1") t=${EPOCHREALTIME/./}
+	now=$(pid_rss "$1") t=${EPOCHREALTIME/./}
 	if [[ $now != "${RSS_LAST[$1]:-}" ]]; then
 		RSS_LAST[$1]=$now RSS_SINCE[$1]=$t
 		return 1
 	fi
 	((t - RSS_SINCE[$1] >= 1000000))
 }
+rss_settled() { pid_settled "${TUNNEL_PID[$1]}"; } # NODE: the tunnel's
 declare -A RSS_LAST RSS_SINCE
 load_1000() { # KEY CLIENT HOST PORT
 	local key=$1 a b c d s1 s2
@@ -1044,24 +1047,14 @@ for x in rows:
     print("  ".join(c.ljust(w[i]) for i, c in enumerate(x[:3])) + "  " + x[3])
 EOF
 if grep -q '^x.cn.rate' "$R" 2>/dev/null; then
-	"$PYTHON" - "$R" "$ROUNDS" "$ECYCLES" <<'EOF'
+	PYTHONPATH=$WARREN_ROOT/tests/bench "$PYTHON" - "$R" "$ROUNDS" "$ECYCLES" <<'EOF'
 import statistics, sys
-V = {}
-for line in open(sys.argv[1]):
-    k, _, v = line.rstrip("\n").partition(" ")
-    V.setdefault(k, []).append(v)
-def nums(k):
-    out = []
-    for x in V.get(k, []):
-        try: out.append(float(x))
-        except ValueError: pass
-    return sorted(x for x in out if x == x)
+from results import Results
+V = Results(sys.argv[1])
+nums, med = V.nums, V.med
 def mmm(k, fmt):
     a = nums(k)
     return (fmt % a[0], fmt % statistics.median(a), fmt % a[-1]) if a else ("n/a",) * 3
-def med(k):
-    a = nums(k)
-    return statistics.median(a) if a else float("nan")
 def ratio(a, b): return "%.2fx" % (a / b) if a == a and b == b and b else "n/a"
 # added latency: each round's tunnel p50 minus the same round's direct p50
 for k in ("x.ln", "x.le"):

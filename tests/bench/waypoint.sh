@@ -24,40 +24,21 @@
 # on the three paths, then 1000 requests/s paced on 16 keep-alive
 # connections (latency from when each request was due; the proxies' peak
 # RSS and CPU meanwhile). Before the rounds: the waypoint's idle RSS
-# (smaps_rollup) beside two bounds started beside it, tests/waypoint-floor
+# (smaps_rollup) beside bounds started beside it, tests/waypoint-floor
 # linked with exactly the waypoint's libraries: empty, and holding a TLS
-# server and client context with the waypoint's certificate material.
+# server and client context with a P-256 certificate and key; and the
+# latter linked without libcurl (what libcurl's dependencies cost).
 # After: BENCH_WP_IDLE idle keep-alive connections through each proxy
-# (RSS delta / N).
+# (RSS delta / N), their first requests 16 at a time, then all at once.
 WP_CONNS=${BENCH_WP_CONNS:-32}
 WP_IDLE=${BENCH_WP_IDLE:-1000}
 WP_BODY=${BENCH_WP_BODY:-128}
 WP_VIP=10.96.0.30
 HTTPLOAD=$WARREN_BUILD/tests/httpload
 need wrk
-need_built tests/httpload tests/waypoint-floor
+need_built tests/httpload tests/waypoint-floor tests/waypoint-floor-nocurl
 
-pid_rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; } # PID (KiB)
-pid_settled() { # PID: VmRSS unchanged for a second
-	local now t
-	now=$(pid_rss "$1") t=${EPOCHREALTIME/./}
-	if [[ $now != "${WPB_LAST:-}" ]]; then
-		WPB_LAST=$now WPB_SINCE=$t
-		return 1
-	fi
-	((t - WPB_SINCE >= 1000000))
-}
-settle() { WPB_LAST=; wait_for -t 10 pid_settled "$1"; } # PID
-pid_peak() { # PID FILE: the largest VmRSS while FILE.on exists, sampled every
-	# 100 ms (a sampling period, not a synchronization), into FILE
-	local max=0 v
-	while [[ -e $2.on ]]; do
-		v=$(pid_rss "$1")
-		((v > max)) && max=$v
-		sleep 0.1
-	done
-	echo "$max" >"$2"
-}
+settle() { RSS_LAST=(); wait_for -t 10 pid_settled "$1"; } # PID (run.sh's helpers)
 rollup() { # KEY PID: KEY.anon, KEY.file, KEY.pdirty from smaps_rollup (KiB)
 	awk -v k="$1" '/^Rss:/ {r = $2} /^Anonymous:/ {a = $2} /^Private_Dirty:/ {d = $2}
 		END {print k ".anon " a; print k ".file " r - a; print k ".pdirty " d}' "/proc/$2/smaps_rollup" >>"$R"
@@ -89,13 +70,14 @@ paced_run() { # KEY POD HOST PORT "PIDS": 1000 req/s on 16 connections; KEY.rate
 	res "$key.peak" "$(cat "$T/$key.peak")"
 	res "$key.cpu_us" "$(awk -v t=$((b - a)) -v hz="$TCK" -v s="$SECS" 'BEGIN {printf "%.1f", t / hz * 1e6 / (1000 * s)}')"
 }
-hold_conns() { # KEY POD HOST PORT PID: WP_IDLE idle keep-alive connections; PID's KEY.kib_per_conn
-	local key=$1 pod=$2 host=$3 port=$4 pid=$5 r0 r1 h
+hold_conns() { # KEY POD HOST PORT PID [CONC]: WP_IDLE idle keep-alive connections, their
+	# first requests at most CONC (16) at a time; PID's KEY.kib_per_conn
+	local key=$1 pod=$2 host=$3 port=$4 pid=$5 conc=${6:-16} r0 r1 h
 	settle "$pid"
 	r0=$(pid_rss "$pid")
 	: >"$T/$key.hold"
 	# not pexec: $! must be httpload itself, so the TERM below reaches it
-	ip netns exec "${POD_NETNS[$pod]}" "$HTTPLOAD" hold "$host" "$port" "$WP_IDLE" >"$T/$key.hold" 2>>"$T/httpload.err" &
+	ip netns exec "${POD_NETNS[$pod]}" "$HTTPLOAD" hold "$host" "$port" "$WP_IDLE" "$conc" >"$T/$key.hold" 2>>"$T/httpload.err" &
 	h=$!
 	if wait_for -t 60 grep -q '^ready' "$T/$key.hold"; then
 		settle "$pid"
@@ -197,15 +179,19 @@ F0=$!
 # a P-256 certificate and key, as the waypoint holds (the mesh root's)
 bg "$WARREN_BUILD/tests/waypoint-floor" "$T/ca/root-cert.pem" "$T/ca/root-key.pem" "$T/ca/root-cert.pem" >"$T/floor1.out"
 F1=$!
-wait_for -t 5 grep -q ready "$T/floor0.out" && wait_for -t 5 grep -q ready "$T/floor1.out" || die "waypoint-floor"
-settle "$WP_PID"; settle "$F0"; settle "$F1"
+bg "$WARREN_BUILD/tests/waypoint-floor-nocurl" "$T/ca/root-cert.pem" "$T/ca/root-key.pem" "$T/ca/root-cert.pem" >"$T/floor2.out"
+F2=$!
+for f in 0 1 2; do wait_for -t 5 grep -q ready "$T/floor$f.out" || die "waypoint-floor ($f)"; done
+settle "$WP_PID"; settle "$F0"; settle "$F1"; settle "$F2"
 res w.idle "$(pid_rss "$WP_PID")"
 rollup w.idle "$WP_PID"
 res w.floor0 "$(pid_rss "$F0")"
 rollup w.floor0 "$F0"
 res w.floor1 "$(pid_rss "$F1")"
 rollup w.floor1 "$F1"
-kill -TERM "$F0" "$F1"
+res w.floor2 "$(pid_rss "$F2")"
+rollup w.floor2 "$F2"
+kill -TERM "$F0" "$F1" "$F2"
 
 [[ $(pexec ecli curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://$WP_VIP/") == 200 ]] ||
 	die "ecli -> $WP_VIP through the waypoint (see $T/wp.log)"
@@ -240,25 +226,18 @@ done
 log "waypoint: $WP_IDLE idle keep-alive connections through each proxy"
 hold_conns w.cw ecli "$WP_VIP" 80 "$WP_PID"
 hold_conns w.ch dcli 127.0.0.1 28080 "$HWM_PID"
+# the same with every first request at once: what a burst leaves behind
+hold_conns w.bw ecli "$WP_VIP" 80 "$WP_PID" "$WP_IDLE"
+hold_conns w.bh dcli 127.0.0.1 28080 "$HWM_PID" "$WP_IDLE"
 res w.after "$(pid_rss "$WP_PID")"
 
 wpb_report() {
-	"$PYTHON" - "$R" "$ROUNDS" "$WP_CONNS" "$WP_IDLE" "$WP_BODY" <<'EOF'
+	PYTHONPATH=$WARREN_ROOT/tests/bench "$PYTHON" - "$R" "$ROUNDS" "$WP_CONNS" "$WP_IDLE" "$WP_BODY" <<'EOF'
 import statistics, sys
-V = {}
-for line in open(sys.argv[1]):
-    k, _, v = line.rstrip("\n").partition(" ")
-    V.setdefault(k, []).append(v)
+from results import Results
+V = Results(sys.argv[1])
+nums, med = V.nums, V.med
 rounds, conns, idle, body = sys.argv[2:6]
-def nums(k):
-    out = []
-    for x in V.get(k, []):
-        try: out.append(float(x))
-        except ValueError: pass
-    return sorted(x for x in out if x == x)
-def med(k):
-    a = nums(k)
-    return statistics.median(a) if a else float("nan")
 def mmm(k, fmt):
     a = nums(k)
     return "%s [%s-%s]" % (fmt % statistics.median(a), fmt % a[0], fmt % a[-1]) if a else "n/a"
@@ -299,12 +278,18 @@ row("  bound: empty program, the waypoint's libraries", "%.1f MiB" % mib("w.floo
 row("  bound: the same holding TLS server + client contexts", "%.1f MiB" % mib("w.floor1"), "",
     "%s KiB anonymous, %s KiB file-backed; the waypoint's own share: %+.1f MiB" % (
         raw("w.floor1.anon"), raw("w.floor1.file"), mib("w.idle") - mib("w.floor1")))
+row("  bound: the same without libcurl", "%.1f MiB" % mib("w.floor2"), "",
+    "%s KiB anonymous, %s KiB file-backed: libcurl and its dependencies cost %.1f MiB" % (
+        raw("w.floor2.anon"), raw("w.floor2.file"), mib("w.floor1") - mib("w.floor2")))
 row("  haproxy (middle) idle", "%.1f MiB" % mib("w.hidle"), "", "%s threads" % raw("w.hthreads"))
 row("waypoint RSS at 1000 req/s (peak)", "%.1f MiB" % (max(nums("w.pw.peak") or [float("nan")]) / 1024), "<= 16 MiB",
     "largest over the rounds' paced runs; haproxy middle %.1f MiB" % (max(nums("w.ph.peak") or [float("nan")]) / 1024))
 row("RSS per idle client keep-alive connection", "%.2f KiB" % med("w.cw.kib_per_conn"), "<= 16 KiB",
-    "%s idle connections, one request each: waypoint %s KiB; haproxy middle %.2f KiB/conn (%s KiB)" % (
+    "%s idle connections, one request each, 16 at a time: waypoint %s KiB; haproxy middle %.2f KiB/conn (%s KiB)" % (
         idle, raw("w.cw.rss"), med("w.ch.kib_per_conn"), raw("w.ch.rss")))
+row("  the same, every first request at once", "%.2f KiB" % med("w.bw.kib_per_conn"), "",
+    "what the burst leaves resident, settled: waypoint %s KiB; haproxy middle %.2f KiB/conn (%s KiB)" % (
+        raw("w.bw.rss"), med("w.bh.kib_per_conn"), raw("w.bh.rss")))
 hdr = ("figure", "value", "budget", "ratio / note")
 w = [max(len(x[i]) for x in rows + [hdr]) for i in range(3)]
 print("  ".join(h.ljust(w[i]) for i, h in enumerate(hdr[:3])) + "  " + hdr[3])

@@ -15,10 +15,12 @@
  *       request's latency runs from the time it was due (not from when a
  *       connection was free to send it), so a stall is not hidden. Prints
  *       "reqs N secs S rate R/s errors E p50_us X p99_us Y".
- *   httpload hold HOST PORT N
+ *   httpload hold HOST PORT N [CONC]
  *       Opens N connections, one request and its whole answer on each (so
- *       every proxy on the path has set up its state), prints "ready N",
- *       and keeps them open and idle until SIGTERM/SIGINT.
+ *       every proxy on the path has set up its state), at most CONC (16)
+ *       opening or awaiting their answer at a time, as clients that come
+ *       over time; prints "ready N" and keeps them open and idle until
+ *       SIGTERM/SIGINT. CONC N: every first request at once.
  * Exit status: 0, 1 on a setup or request error, 2 on usage.
  */
 #include <arpa/inet.h>
@@ -39,27 +41,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/tools/loadtool.h"
+
 #define MAX_EVENTS 256
 #define MAX_SAMPLES (4u << 20)
 #define RBUF 8192
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
 
 /* ---- server ---- */
 
@@ -317,21 +303,23 @@ static int run_rate(struct addrinfo *ai, int nconn, double rate, double secs)
 	return 0;
 }
 
-static int run_hold(struct addrinfo *ai, int n)
+static int run_hold(struct addrinfo *ai, int n, int conc)
 {
 	struct cconn *cs = calloc((size_t)n, sizeof(*cs));
 	struct epoll_event evs[MAX_EVENTS];
-	int ep = epoll_create1(0), done = 0;
+	int ep = epoll_create1(0), done = 0, next = 0;
 	uint64_t deadline = now_us() + 60000000;
 
 	if (!cs || ep < 0)
 		return perror("setup"), 1;
-	for (int i = 0; i < n; i++)
-		if (cconn_open(ai, &cs[i], ep) || cconn_send(&cs[i], now_us()))
-			return fprintf(stderr, "connection %d: %s\n", i, strerror(errno)), 1;
 	while (done < n && !stop && now_us() < deadline) {
-		int k = epoll_wait(ep, evs, MAX_EVENTS, 1000);
+		int k;
 
+		/* at most conc connections opening or awaiting their answer */
+		for (; next < n && next - done < conc; next++)
+			if (cconn_open(ai, &cs[next], ep) || cconn_send(&cs[next], now_us()))
+				return fprintf(stderr, "connection %d: %s\n", next, strerror(errno)), 1;
+		k = epoll_wait(ep, evs, MAX_EVENTS, 1000);
 		for (int i = 0; i < k; i++) {
 			struct cconn *c = evs[i].data.ptr;
 			int r = cconn_read(c);
@@ -358,12 +346,12 @@ int main(int argc, char **argv)
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
 	bool serve = argc == 4 && !strcmp(argv[1], "serve");
 	bool rate = argc == 7 && !strcmp(argv[1], "rate");
-	bool hold = argc == 5 && !strcmp(argv[1], "hold");
+	bool hold = (argc == 5 || argc == 6) && !strcmp(argv[1], "hold");
 
 	if (!serve && !rate && !hold) {
 		fprintf(stderr, "usage: httpload serve PORT SIZE\n"
 				"       httpload rate HOST PORT CONNS RATE SECS\n"
-				"       httpload hold HOST PORT N\n");
+				"       httpload hold HOST PORT N [CONC]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -389,5 +377,7 @@ int main(int argc, char **argv)
 			return fprintf(stderr, "CONNS, RATE, SECS: positive\n"), 2;
 		return run_rate(ai, n, r, s);
 	}
-	return run_hold(ai, atoi(argv[4]));
+	if (atoi(argv[4]) < 1 || (argc == 6 && atoi(argv[5]) < 1))
+		return fprintf(stderr, "N, CONC: positive\n"), 2;
+	return run_hold(ai, atoi(argv[4]), argc == 6 ? atoi(argv[5]) : 16);
 }
