@@ -14,14 +14,15 @@
 #    dcli (plain): GET http://127.0.0.1:28080/           dsrv (plain): httpload :8080
 #      -> haproxy tcp =mTLS=> hwp (plain): haproxy http    ^
 #                              =mTLS=> dsrv: haproxy tcp --+
-#    dcli -> dsrv:8080 directly: the floor of "added latency"
+#    dcli -> dsrv:8080 directly: the floor of "added latency"; ecli -> esrv:8080
+#    (HBONE through both tunnels, no waypoint): the tunnels' share
 #
 # Both proxies log one line per request (the waypoint's JSON access log,
 # haproxy's httplog on stdout), each to a file. The app is
 # tests/tools/httpload (epoll, keep-alive, a BENCH_WP_BODY-byte answer);
 # the paced client too. Per round (BENCH_ROUNDS, order alternating between
 # the proxies): wrk keep-alive requests/s and p50/p99 (-c BENCH_WP_CONNS)
-# on the three paths, then 1000 requests/s paced on 16 keep-alive
+# on the four paths, then 1000 requests/s paced on 16 keep-alive
 # connections (latency from when each request was due; the proxies' peak
 # RSS and CPU meanwhile). Before the rounds: the waypoint's idle RSS
 # (smaps_rollup) beside bounds started beside it, tests/waypoint-floor
@@ -162,7 +163,7 @@ pod_cni_add wp 2>"$T/err" || die "ADD wp: $(cat "$T/err")"
 pod_add node2 bench wsrv --label app=wsrv 2>"$T/err" || die "ADD wsrv: $(cat "$T/err")"
 pod_add node1 plain hwp 2>"$T/err" || die "ADD hwp: $(cat "$T/err")"
 HWP=${POD_IP[hwp]}
-for s in dsrv wsrv; do
+for s in dsrv wsrv esrv; do
 	bg ip netns exec "${POD_NETNS[$s]}" "$HTTPLOAD" serve 8080 "$WP_BODY"
 	wait_listen "${POD_NETNS[$s]}" 8080 || die "httpload in $s"
 done
@@ -209,6 +210,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	log "waypoint round $r/$ROUNDS: wrk and 1000 req/s paced; direct, waypoint, haproxy (alternating)"
 	wrk_run w.d dcli "http://$DS:8080/"
 	paced_run w.pd dcli "$DS" 8080
+	# the tunnels alone (HBONE, pod-addressed, no waypoint): their share
+	wrk_run w.t ecli "http://$ES:8080/"
+	paced_run w.pt ecli "$ES" 8080 "${TUNNEL_PID[node1]} ${TUNNEL_PID[node2]}"
 	order="wp hap"
 	((r % 2 == 0)) && order="hap wp"
 	for who in $order; do
@@ -221,6 +225,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		fi
 	done
 done
+
+# upstream HBONE streams the waypoint opened vs took parked (reused)
+pexec wp curl -s --max-time 2 http://127.0.0.1:15020/metrics |
+	awk '/^warren_waypoint_upstream_streams_total/ { print ($0 ~ /reused="true"/ ? "w.up.reused " : "w.up.new ") $NF }' >>"$R"
+res w.requests "$(pexec wp curl -s --max-time 2 http://127.0.0.1:15021/stats | awk '$1 == "requests" {print $2}')"
 
 # --- idle keep-alive connections -----------------------------------------------------
 log "waypoint: $WP_IDLE idle keep-alive connections through each proxy"
@@ -257,6 +266,8 @@ row("requests/s, direct (no proxy)", mmm("w.d.rps", "%.0f"), "", "floor of added
 row("requests/s, haproxy", mmm("w.h.rps", "%.0f"), "", "peer baseline: %s of direct; errors %s" % (r(med("w.h.rps"), med("w.d.rps")), raw("w.h.err")))
 row("requests/s, waypoint", mmm("w.w.rps", "%.0f"), ">= 1.0x haproxy",
     "%s of haproxy, %s of direct; errors %s" % (r(med("w.w.rps"), med("w.h.rps")), r(med("w.w.rps"), med("w.d.rps")), raw("w.w.err")))
+row("requests/s, tunnels only (HBONE, no waypoint)", mmm("w.t.rps", "%.0f"), "", "where the path's time goes: %s of direct; errors %s" % (
+    r(med("w.t.rps"), med("w.d.rps")), raw("w.t.err")))
 row("wrk p50 / p99, direct", "%s / %s us" % (mmm("w.d.p50", "%.0f"), mmm("w.d.p99", "%.0f")), "", "closed loop: queueing at saturation")
 row("wrk p50 / p99, haproxy", "%s / %s us" % (mmm("w.h.p50", "%.0f"), mmm("w.h.p99", "%.0f")), "", "added %+.0f / %+.0f us" % (h50, h99))
 row("wrk p50 / p99, waypoint", "%s / %s us" % (mmm("w.w.p50", "%.0f"), mmm("w.w.p99", "%.0f")), "added <= haproxy's",
@@ -265,12 +276,15 @@ p50, p99 = med("w.pd.p50"), med("w.pd.p99")
 pw50, pw99, ph50, ph99 = med("w.pw.p50") - p50, med("w.pw.p99") - p99, med("w.ph.p50") - p50, med("w.ph.p99") - p99
 row("1000 req/s paced (16 conns) p50 / p99, direct", "%s / %s us" % (mmm("w.pd.p50", "%.0f"), mmm("w.pd.p99", "%.0f")), "",
     "from when each request was due; achieved %s /s" % raw("w.pd.rate"))
+row("1000 req/s paced p50 / p99, tunnels only", "%s / %s us" % (mmm("w.pt.p50", "%.0f"), mmm("w.pt.p99", "%.0f")), "",
+    "added %+.0f / %+.0f us; CPU per request, both tunnels %.1f us" % (med("w.pt.p50") - p50, med("w.pt.p99") - p99, med("w.pt.cpu_us")))
 row("1000 req/s paced p50 / p99, haproxy", "%s / %s us" % (mmm("w.ph.p50", "%.0f"), mmm("w.ph.p99", "%.0f")), "",
     "added %+.0f / %+.0f us; errors %s" % (ph50, ph99, raw("w.ph.err")))
 row("1000 req/s paced p50 / p99, waypoint", "%s / %s us" % (mmm("w.pw.p50", "%.0f"), mmm("w.pw.p99", "%.0f")), "added <= haproxy's",
     "added %+.0f / %+.0f us: p50 %s, p99 %s of haproxy's added; errors %s" % (pw50, pw99, ra(pw50, ph50), ra(pw99, ph99), raw("w.pw.err")))
 row("CPU per request at 1000 req/s, whole path", "%.1f / %.1f us" % (med("w.pw.cpu_us"), med("w.ph.cpu_us")), "",
-    "warren (waypoint + both tunnels) / haproxy (its three): %s" % r(med("w.pw.cpu_us"), med("w.ph.cpu_us")))
+    "warren (waypoint + both tunnels) / haproxy (its three): %s; the waypoint answered %s requests, upstream HBONE streams %s new, %s reused" % (
+        r(med("w.pw.cpu_us"), med("w.ph.cpu_us")), raw("w.requests"), raw("w.up.new"), raw("w.up.reused")))
 row("waypoint RSS idle (ready, no traffic)", "%.1f MiB" % mib("w.idle"), "<= 8 MiB",
     "%s of budget; %s KiB anonymous, %s KiB file-backed, %s KiB private dirty" % (r(mib("w.idle"), 8), raw("w.idle.anon"), raw("w.idle.file"), raw("w.idle.pdirty")))
 row("  bound: empty program, the waypoint's libraries", "%.1f MiB" % mib("w.floor0"), "",
