@@ -243,10 +243,11 @@ v=$(rss_kib "$WP_PID")
 if [[ -n $WP_SAN ]]; then
 	ok "warren-waypoint's RSS when ready ($v KiB) # SKIP sanitizer build"
 else
-	# The budget is 8 MiB; libcurl (Kubernetes mode, warren-ca) and the
-	# libraries it loads take about 4 MiB of it by themselves (docs/waypoint.md),
-	# so this guards against growth beyond today's figure, not the budget.
-	((v > 0 && v <= 12288)) && ok "warren-waypoint's RSS when ready: $v KiB (<= 12 MiB)" || not_ok "waypoint idle RSS <= 12 MiB" "$v KiB"
+	# The budget is 8 MiB; OpenSSL set up for mTLS and libcurl's libraries
+	# (Kubernetes mode, warren-ca) take more by themselves (make bench
+	# measures that bound), so this guards against growth beyond today's
+	# figure (about 10.5 MiB), not the budget.
+	((v > 0 && v <= 11776)) && ok "warren-waypoint's RSS when ready: $v KiB (<= 11.5 MiB)" || not_ok "waypoint idle RSS <= 11.5 MiB" "$v KiB"
 fi
 check "... as spiffe://cluster.local/ns/mesh/sa/waypoint, with both policies active" bash -c \
 	"grep -q 'as spiffe://cluster.local/ns/mesh/sa/waypoint: HBONE on 0.0.0.0:15008' '$T/wp.log' && grep -q '2 policies (0 invalid)' '$T/wp.log'"
