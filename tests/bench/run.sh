@@ -12,6 +12,8 @@
 #      |     haproxy TCP client  -- plain ------->   |     haproxy TCP server (plaintext peer)
 #      |-- ecli (ns bench, enrolled) -- tunnels -->  |-- esrv (ns bench, enrolled): same servers
 #      |-- cycle pods (ADD/DEL latency), idle pods (memory)
+#      |-- wp (ns bench): warren-waypoint            |-- wsrv (ns bench, enrolled): HTTP app
+#      |-- hwp (ns plain): haproxy mode http         (waypoint section: its own diagram)
 #     warren-tunnel (node1)                          warren-tunnel (node2)
 #
 # Sections (BENCH_SECTIONS, default "cni mem plain ebpf mtls waypoint"):
@@ -55,8 +57,8 @@
 #          app), same cipher suites as warren.
 #   waypoint warren-waypoint beside haproxy as the same mTLS HTTP proxy
 #          (tests/bench/waypoint.sh, its own diagram): wrk keep-alive
-#          requests/s and p50/p99, added over the direct path, 1000 req/s
-#          paced, the waypoint's RSS idle (beside its bounds,
+#          requests/s and p50/p99, added over the direct path (the tunnels
+#          alone beside), 1000 req/s paced, the waypoint's RSS idle (beside its bounds,
 #          tests/waypoint-floor), at 1000 req/s and per idle keep-alive
 #          client connection; tunnels with a mesh CA (as mtls).
 # Env: B / WARREN_BUILD, BENCH_CYCLES (100), BENCH_IDLE_PODS (100),
@@ -81,7 +83,10 @@
 #      back, BENCH_CP_ROUNDS (1) times (rows "before"), BENCH_CP_ONLY=1 (the
 #      mtls section measures only those rows and connections/s),
 #      BENCH_MTLS_ROUNDS_ONLY=1 (the mtls section stops after its rounds:
-#      no connection rate, idle connections, control-plane or worker rows).
+#      no connection rate, idle connections, control-plane or worker rows),
+#      BENCH_WP_CONNS (32, wrk's connections), BENCH_WP_IDLE (1000, idle
+#      keep-alive connections), BENCH_WP_BODY (128, the app's answer size):
+#      the waypoint section.
 set -uo pipefail
 source "$(dirname "$0")/../netns/lib.sh"
 
