@@ -38,7 +38,10 @@ CNI_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CNI_PKGS))
 TUNNEL_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(TUNNEL_PKGS)) -lpthread
 CTL_LIBS    := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CTL_PKGS))
 CA_LIBS     := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(CA_PKGS)) -lpthread
-WAYPOINT_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(WAYPOINT_PKGS))
+# waypoint/main.c's _gnutls_global_init_skip must be visible to GnuTLS's
+# load-time constructor.
+WAYPOINT_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(WAYPOINT_PKGS)) \
+                 -Wl,--export-dynamic-symbol=_gnutls_global_init_skip
 # Unit tests, tools and fuzz targets: the tunnel's libraries (not libcurl:
 # only warrenctl calls it); --as-needed keeps each to the ones it calls.
 INSTALL_LIBS := -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(INSTALL_PKGS))
@@ -81,7 +84,7 @@ ifeq ($(V),1)
 Q :=
 endif
 
-all: $(BINS) $(UNIT_BINS) $(TOOL_BINS)
+all: $(BINS) $(UNIT_BINS) $(TOOL_BINS) $(B)/tests/waypoint-floor $(B)/tests/waypoint-floor-nocurl
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -133,6 +136,18 @@ $(B)/warren-ca: $(B)/ca/main.o $(B)/libwarren.a
 $(B)/warren-waypoint: $(B)/waypoint/main.o $(B)/libwarren.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(WAYPOINT_LIBS)
+
+# make bench's bound for the waypoint's RSS: an empty program linked with
+# exactly the waypoint's libraries and flags (tests/bench/waypoint-floor.c);
+# -nocurl: the same without libcurl, for what libcurl's dependencies cost.
+$(B)/tests/waypoint-floor: $(B)/tests/bench/waypoint-floor.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(WAYPOINT_LIBS)
+
+$(B)/tests/waypoint-floor-nocurl: $(B)/tests/bench/waypoint-floor.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -Wl,--no-as-needed $(shell $(PKG_CONFIG) --libs $(filter-out libcurl,$(WAYPOINT_PKGS))) \
+		-Wl,--export-dynamic-symbol=_gnutls_global_init_skip
 
 $(B)/warren-install: $(B)/install/main.o $(B)/libwarren.a
 	@echo "  LD      $@"

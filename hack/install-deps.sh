@@ -18,7 +18,7 @@ PKGS=(
   # test_ca.sh re-signs a service-account token to make an expired one
   libseccomp-dev python3-cryptography
   # benchmark peers and load tools
-  iperf3 sockperf haproxy
+  iperf3 sockperf haproxy wrk
 )
 
 missing=()

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,20 @@
 #include "waypoint/source.h"
 #include "waypoint/stats.h"
 #include "waypoint/wmodel.h"
+
+/*
+ * GnuTLS is loaded but never used: Debian's libcurl (OpenSSL build) links
+ * librtmp, which links GnuTLS, whose load-time constructor runs its global
+ * initialisation (ASN.1 tables, PKCS#11 and random state) unless the
+ * program says to skip it through this hook (the Makefile exports it).
+ * curl would initialise GnuTLS itself where it used it. Figures in
+ * docs/performance.md.
+ */
+int _gnutls_global_init_skip(void);
+int _gnutls_global_init_skip(void)
+{
+	return 1;
+}
 
 static struct loop *wpm_loop;
 static struct wp_source *wpm_src;
@@ -78,6 +93,9 @@ static int wpm_listen(const char *spec, int *out)
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* inherited by accepted sockets: an answer's TLS records leave at
+	 * once, not after the peer's (delayed) ACK of the one before */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1024) < 0) {
 		int e = -errno;
 

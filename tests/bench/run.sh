@@ -12,9 +12,11 @@
 #      |     haproxy TCP client  -- plain ------->   |     haproxy TCP server (plaintext peer)
 #      |-- ecli (ns bench, enrolled) -- tunnels -->  |-- esrv (ns bench, enrolled): same servers
 #      |-- cycle pods (ADD/DEL latency), idle pods (memory)
+#      |-- wp (ns bench): warren-waypoint            |-- wsrv (ns bench, enrolled): HTTP app
+#      |-- hwp (ns plain): haproxy mode http         (waypoint section: its own diagram)
 #     warren-tunnel (node1)                          warren-tunnel (node2)
 #
-# Sections (BENCH_SECTIONS, default "cni mem plain ebpf mtls"):
+# Sections (BENCH_SECTIONS, default "cni mem plain ebpf mtls waypoint"):
 #   cni    CNI ADD latency of warren-cni (its own exec, from the chain
 #          runner's timings) for an enrolled pod, p50/p99 over N ADD/DEL
 #          cycles, beside a non-enrolled pod's, and the whole chain's ADD;
@@ -55,6 +57,12 @@
 #          certificate verified, a client-side haproxy in dcli (plain in,
 #          mTLS out) and a server-side one in dsrv (mTLS in, plain to the
 #          app), same cipher suites as warren.
+#   waypoint warren-waypoint beside haproxy as the same mTLS HTTP proxy
+#          (tests/bench/waypoint.sh, its own diagram): wrk keep-alive
+#          requests/s and p50/p99, added over the direct path (the tunnels
+#          alone beside), 1000 req/s paced, the waypoint's RSS idle (beside its bounds,
+#          tests/waypoint-floor), at 1000 req/s and per idle keep-alive
+#          client connection; tunnels with a mesh CA (as mtls).
 # Env: B / WARREN_BUILD, BENCH_CYCLES (100), BENCH_IDLE_PODS (100),
 #      BENCH_SECONDS (5, per iperf3/sockperf/connrate run), BENCH_ROUNDS (3),
 #      BENCH_IDLE_CONNS (1000), BENCH_SECTIONS, TUNNEL_LOG_LEVEL (warn),
@@ -86,7 +94,10 @@
 #      back, BENCH_CP_ROUNDS (1) times (rows "before"), BENCH_CP_ONLY=1 (the
 #      mtls section measures only those rows and connections/s),
 #      BENCH_MTLS_ROUNDS_ONLY=1 (the mtls section stops after its rounds:
-#      no connection rate, idle connections, control-plane or worker rows).
+#      no connection rate, idle connections, control-plane or worker rows),
+#      BENCH_WP_CONNS (32, wrk's connections), BENCH_WP_IDLE (1000, idle
+#      keep-alive connections), BENCH_WP_BODY (128, the app's answer size):
+#      the waypoint section.
 set -uo pipefail
 source "$(dirname "$0")/../netns/lib.sh"
 
@@ -95,7 +106,7 @@ IDLE=${BENCH_IDLE_PODS:-100}
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 NCONN=${BENCH_IDLE_CONNS:-1000}
-SECTIONS=" ${BENCH_SECTIONS:-cni mem plain ebpf mtls} "
+SECTIONS=" ${BENCH_SECTIONS:-cni mem plain ebpf mtls waypoint} "
 ECYCLES=${BENCH_EBPF_CYCLES:-30}
 export TUNNEL_LOG_LEVEL=${TUNNEL_LOG_LEVEL:-warn}
 [[ -n ${BENCH_PERF:-}${BENCH_STRACE:-} ]] && export KEEP_TMP=1
@@ -208,7 +219,7 @@ if has mem; then
 	# by one would only cost time.
 fi
 
-has plain || has mtls || has ebpf || { SKIP_TRAFFIC=1; }
+has plain || has mtls || has ebpf || has waypoint || { SKIP_TRAFFIC=1; }
 
 # --- 3. traffic: helpers ------------------------------------------------------------
 ticks() { # PID -> utime+stime in clock ticks
@@ -342,28 +353,31 @@ few_fds() { (($(ls "/proc/${TUNNEL_PID[node1]}/fd" | wc -l) < 400)); }
 # Tunnel RSS and CPU while CLIENT makes 1000 short 1 KiB request/response
 # connections per second to HOST:PORT (records KEY.rss1/rss2 in KiB,
 # KEY.cpu1/cpu2 in vCPU, KEY.rate achieved).
-rss_peak() { # NODE FILE: the tunnel's largest VmRSS (KiB) while FILE.on exists,
+pid_rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; } # PID: KiB
+pid_peak() { # PID FILE: the process's largest VmRSS (KiB) while FILE.on exists,
 	# sampled every 100 ms (a sampling period, not a synchronization), into FILE
 	local max=0 v
 	while [[ -e $2.on ]]; do
-		v=$(tunnel_rss_kb "$1")
+		v=$(pid_rss "$1")
 		((v > max)) && max=$v
 		sleep 0.1
 	done
-	v=$(tunnel_rss_kb "$1")
+	v=$(pid_rss "$1")
 	((v > max)) && max=$v
 	echo "$max" >"$2"
 }
-rss_settled() { # NODE: VmRSS unchanged for a second (the heap trim after a
+rss_peak() { pid_peak "${TUNNEL_PID[$1]}" "$2"; } # NODE FILE: the tunnel's
+pid_settled() { # PID: VmRSS unchanged for a second (the heap trim after a
 	# burst has run), so what the step before left does not count
 	local now t
-	now=$(tunnel_rss_kb "$1") t=${EPOCHREALTIME/./}
+	now=$(pid_rss "$1") t=${EPOCHREALTIME/./}
 	if [[ $now != "${RSS_LAST[$1]:-}" ]]; then
 		RSS_LAST[$1]=$now RSS_SINCE[$1]=$t
 		return 1
 	fi
 	((t - RSS_SINCE[$1] >= 1000000))
 }
+rss_settled() { pid_settled "${TUNNEL_PID[$1]}"; } # NODE: the tunnel's
 declare -A RSS_LAST RSS_SINCE
 load_1000() { # KEY CLIENT HOST PORT
 	local key=$1 a b c d s1 s2
@@ -928,6 +942,9 @@ if has mtls && mtls_supported; then
 	fi
 fi
 
+# --- 6. waypoint ------------------------------------------------------------------
+has waypoint && source "$(dirname "$0")/waypoint.sh"
+
 # --- table ------------------------------------------------------------------------
 "$PYTHON" - "$R" "$ROUNDS" "$MTLS_STATE" "$TCK" "$SECS" "$NCONN" <<'EOF'
 import math, os, statistics, sys
@@ -1144,24 +1161,14 @@ for x in rows:
     print("  ".join(c.ljust(w[i]) for i, c in enumerate(x[:3])) + "  " + x[3])
 EOF
 if grep -q '^x.cn.rate' "$R" 2>/dev/null; then
-	"$PYTHON" - "$R" "$ROUNDS" "$ECYCLES" <<'EOF'
+	PYTHONPATH=$WARREN_ROOT/tests/bench "$PYTHON" - "$R" "$ROUNDS" "$ECYCLES" <<'EOF'
 import statistics, sys
-V = {}
-for line in open(sys.argv[1]):
-    k, _, v = line.rstrip("\n").partition(" ")
-    V.setdefault(k, []).append(v)
-def nums(k):
-    out = []
-    for x in V.get(k, []):
-        try: out.append(float(x))
-        except ValueError: pass
-    return sorted(x for x in out if x == x)
+from results import Results
+V = Results(sys.argv[1])
+nums, med = V.nums, V.med
 def mmm(k, fmt):
     a = nums(k)
     return (fmt % a[0], fmt % statistics.median(a), fmt % a[-1]) if a else ("n/a",) * 3
-def med(k):
-    a = nums(k)
-    return statistics.median(a) if a else float("nan")
 def ratio(a, b): return "%.2fx" % (a / b) if a == a and b == b and b else "n/a"
 # added latency: each round's tunnel p50 minus the same round's direct p50
 for k in ("x.ln", "x.le"):
@@ -1216,6 +1223,7 @@ print("conntrack entries added in the client pod by the rounds' connections: nft
 print("conntrack entries in node1 for the eBPF pods' flows at the end (the node's own nat chain for probes tracks what it routes): %s" % V.get("x.ctnode", ["n/a"])[-1])
 EOF
 fi
+declare -F wpb_report >/dev/null && wpb_report
 echo
 [[ -f $R ]] && grep -q p.redirected "$R" && echo "outbound redirect counter in ecli (plain rounds): $(awk '$1=="p.redirected"{$1=""; print}' "$R")"
 echo "CPU pressure during the run (PSI some, share of wall time a task waited for a CPU): $(awk -v a="$PSI0" -v b="$(psi)" -v s="$SECONDS" 'BEGIN{printf "%.0f %%", s ? (b - a) / 1e4 / s : 0}')"

@@ -726,6 +726,33 @@ kube_down() { # stop the tunnels, remove the cluster (log in $T/kube-down.log); 
 	"$WARREN_ROOT/hack/kube-down.sh" "$T" >"$T/kube-down.log" 2>&1
 }
 
+# --- waypoints -------------------------------------------------------------
+
+set_sa() { mesh_py "[o['spec'].__setitem__('serviceAccountName', '$3') for o in objs if o['kind'] == 'Pod' and o['metadata']['namespace'] == '$1' and o['metadata']['name'] == '$2']"; }
+gateway() { # NS NAME [waypoint-for]
+	add_policy "{\"apiVersion\": \"gateway.networking.k8s.io/v1\", \"kind\": \"Gateway\",
+	  \"metadata\": {\"name\": \"$2\", \"namespace\": \"$1\", \"labels\": {\"istio.io/waypoint-for\": \"${3:-service}\"}},
+	  \"spec\": {\"gatewayClassName\": \"istio-waypoint\", \"listeners\": [{\"name\": \"mesh\", \"port\": 15008, \"protocol\": \"HBONE\"}]}}"
+}
+svc_label() { # NS NAME KEY VALUE
+	mesh_py "[o['metadata'].setdefault('labels', {}).__setitem__('$3', '$4') for o in objs if o['kind'] == 'Service' and o['metadata']['namespace'] == '$1' and o['metadata']['name'] == '$2']"
+}
+# warren-waypoint for Gateway NS/GATEWAY in POD's netns (a pod labelled
+# gateway.networking.k8s.io/gateway-name=GATEWAY), model from the mesh file,
+# identity from the mesh CA in $T/ca; access log in $T/POD.access, log in
+# $T/POD.log; WP_PID is the waypoint itself (ip netns exec execs it).
+waypoint_run() { # POD NS GATEWAY [warren-waypoint args...]
+	local pod=$1 ns=$2 gw=$3
+	shift 3
+	printf '\e[2m+ %s\e[0m\n' "warren-waypoint in $pod" >&"$PP_FD"
+	bg ip netns exec "${POD_NETNS[$pod]}" "$WARREN_BUILD/warren-waypoint" --mesh "$T/mesh.yaml" --ca-dir "$T/ca" \
+		--namespace "$ns" --name "$gw" "$@" >"$T/$pod.access" 2>"$T/$pod.log"
+	WP_PID=$!
+}
+waypoint_ready() { # POD: its readiness on 15021 answers 200
+	[[ $(pexec "$1" curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:15021/healthz/ready) == 200 ]]
+}
+
 # --- cleanup ---------------------------------------------------------------
 
 cleanup() {

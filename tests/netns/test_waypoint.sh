@@ -41,20 +41,11 @@ tunnel_conf_write() { # NODE
 	lib_tunnel_conf_write "$1"
 	printf 'caDir: %s\nmeshReloadMs: 200\n' "$T/ca" >>"$T/$1/tunnel.yaml"
 }
-set_sa() { mesh_py "[o['spec'].__setitem__('serviceAccountName', '$3') for o in objs if o['kind'] == 'Pod' and o['metadata']['namespace'] == '$1' and o['metadata']['name'] == '$2']"; }
 metric() { # NODE NAME LABEL-SUBSTRING: value (sum) or 0
 	nexec "$1" curl -s --max-time 2 http://127.0.0.1:15020/metrics |
 		awk -v n="$2" -v l="$3" 'index($0, n) == 1 && index($0, l) { s += $NF } END { print s + 0 }'
 }
 at_least() { local v; v=$(metric "$1" "$2" "$3"); ((v >= $4)); } # NODE NAME LABELS MIN
-gateway() { # NS NAME [waypoint-for]
-	add_policy "{\"apiVersion\": \"gateway.networking.k8s.io/v1\", \"kind\": \"Gateway\",
-	  \"metadata\": {\"name\": \"$2\", \"namespace\": \"$1\", \"labels\": {\"istio.io/waypoint-for\": \"${3:-service}\"}},
-	  \"spec\": {\"gatewayClassName\": \"istio-waypoint\", \"listeners\": [{\"name\": \"mesh\", \"port\": 15008, \"protocol\": \"HBONE\"}]}}"
-}
-svc_label() { # NS NAME KEY VALUE
-	mesh_py "[o['metadata'].setdefault('labels', {}).__setitem__('$3', '$4') for o in objs if o['kind'] == 'Service' and o['metadata']['namespace'] == '$1' and o['metadata']['name'] == '$2']"
-}
 pod_annotate() { # NS NAME KEY VALUE
 	mesh_py "[o['metadata'].setdefault('annotations', {}).__setitem__('$3', '$4') for o in objs if o['kind'] == 'Pod' and o['metadata']['namespace'] == '$1' and o['metadata']['name'] == '$2']"
 }
@@ -243,13 +234,8 @@ mesh_py "[o['metadata']['labels'].__setitem__('flaky', 'yes') for o in objs if o
 mesh service mesh flaky --selector flaky=yes --port 80:8082 --cluster-ip 10.96.0.25 >/dev/null
 mesh_py "[o['spec']['ports'][0].__setitem__('name', 'http') for o in objs if o['kind'] == 'Service' and o['metadata']['name'] == 'flaky']"
 svc_label mesh flaky istio.io/use-waypoint waypoint
-printf '\e[2m+ %s\e[0m\n' "warren-waypoint in wp" >&"$PP_FD"
-bg ip netns exec "${POD_NETNS[wp]}" "$WARREN_BUILD/warren-waypoint" --mesh "$T/mesh.yaml" --ca-dir "$T/ca" \
-	--namespace mesh --name waypoint --reload-ms 200 --admin "$T/wp.admin.sock" --log-level debug \
-	>"$T/wp.access" 2>"$T/wp.log"
-WP_PID=$! # ip netns exec execs it: the waypoint itself
-wp_ready() { [[ $(pexec wp curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:15021/healthz/ready) == 200 ]]; }
-check "warren-waypoint serves readiness on 15021 in wp" wait_for -t 10 wp_ready
+waypoint_run wp mesh waypoint --reload-ms 200 --admin "$T/wp.admin.sock" --log-level debug
+check "warren-waypoint serves readiness on 15021 in wp" wait_for -t 10 waypoint_ready wp
 rss_kib() { sed -n 's/^VmRSS:[^0-9]*\([0-9]*\) kB$/\1/p' "/proc/$1/status"; } # PID
 # a sanitizer build's RSS (shadow memory, quarantine) says nothing of ours
 ldd "$WARREN_BUILD/warren-waypoint" | grep -qE 'lib[at]san' && WP_SAN=1 || WP_SAN=
@@ -257,10 +243,11 @@ v=$(rss_kib "$WP_PID")
 if [[ -n $WP_SAN ]]; then
 	ok "warren-waypoint's RSS when ready ($v KiB) # SKIP sanitizer build"
 else
-	# The budget is 8 MiB; libcurl (Kubernetes mode, warren-ca) and the
-	# libraries it loads take about 4 MiB of it by themselves (docs/waypoint.md),
-	# so this guards against growth beyond today's figure, not the budget.
-	((v > 0 && v <= 12288)) && ok "warren-waypoint's RSS when ready: $v KiB (<= 12 MiB)" || not_ok "waypoint idle RSS <= 12 MiB" "$v KiB"
+	# The budget is 8 MiB; OpenSSL set up for mTLS and libcurl's libraries
+	# (Kubernetes mode, warren-ca) take more by themselves (make bench
+	# measures that bound), so this guards against growth beyond today's
+	# figure (about 10.5 MiB), not the budget.
+	((v > 0 && v <= 11776)) && ok "warren-waypoint's RSS when ready: $v KiB (<= 11.5 MiB)" || not_ok "waypoint idle RSS <= 11.5 MiB" "$v KiB"
 fi
 check "... as spiffe://cluster.local/ns/mesh/sa/waypoint, with both policies active" bash -c \
 	"grep -q 'as spiffe://cluster.local/ns/mesh/sa/waypoint: HBONE on 0.0.0.0:15008' '$T/wp.log' && grep -q '2 policies (0 invalid)' '$T/wp.log'"

@@ -39,28 +39,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/tools/loadtool.h"
+
 #define MAX_EVENTS 256
 #define MAX_SAMPLES (4u << 20)
 
 static char buf[65536];
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
 
 /* --- server --- */
 
