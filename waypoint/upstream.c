@@ -3,6 +3,8 @@
 #include "waypoint/upstream.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,10 +136,21 @@ void wp_up_drain(struct wp_ups *w)
 static int wpu_mksock(void *ctx, const struct sockaddr *dst, socklen_t dstlen)
 {
 	int fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
 
 	(void)ctx;
 	(void)dstlen;
-	return fd < 0 ? -errno : fd;
+	if (fd < 0)
+		return -errno;
+	/* as on the 15008 listener: a request's TLS records leave at once,
+	 * not after the peer's delayed ACK of the one before */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+		int e = -errno;
+
+		close(fd);
+		return e;
+	}
+	return fd;
 }
 
 struct wp_up *wp_up_open(struct wp_ups *w, const struct wp_up_dest *d, loop_fd_cb cb, void *ctx, bool *reused,
