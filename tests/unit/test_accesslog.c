@@ -4,8 +4,10 @@
  * entry, with the strings given per line and with the names rendered once
  * (accesslog_names), the line must be byte for byte what jansson's compact
  * dump makes of the same object (the time of the line aside, checked by
- * its form), including strings that need escaping or that jansson refuses.
+ * its form), including strings that need escaping or that jansson refuses;
+ * and the addresses it shows (sockaddr_str) against inet_ntop's.
  */
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include "tunnel/accesslog.h"
+#include "tunnel/proxy.h"
 
 #include "tests/unit/t.h"
 
@@ -221,4 +224,49 @@ static void test_time_cache(void)
 	free(log);
 }
 
-T_MAIN(T_CASE(test_line_matches_jansson), T_CASE(test_time_cache))
+/* The addresses of a line (sockaddr_str, written digit by digit) as
+ * inet_ntop and snprintf write them, cut the same way to a short buffer. */
+static void test_addresses(void)
+{
+	static const struct {
+		int family;
+		const char *ip;
+		unsigned port;
+	} cases[] = {
+		{ AF_INET, "0.0.0.0", 0 }, { AF_INET, "10.244.1.5", 43210 },
+		{ AF_INET, "255.255.255.255", 65535 }, { AF_INET, "1.20.100.9", 7 },
+		{ AF_INET6, "::", 0 }, { AF_INET6, "fd00::2", 80 }, { AF_INET6, "::ffff:10.0.0.1", 15008 },
+		{ AF_INET6, "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff", 65535 }, { 0, NULL, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sockaddr_storage ss = { .ss_family = (sa_family_t)cases[i].family };
+		char ip[INET6_ADDRSTRLEN], want[80], got[80];
+
+		if (cases[i].family == AF_INET) {
+			struct sockaddr_in *s4 = (void *)&ss;
+
+			T_ASSERT(inet_pton(AF_INET, cases[i].ip, &s4->sin_addr) == 1);
+			s4->sin_port = htons((uint16_t)cases[i].port);
+			inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+			snprintf(want, sizeof(want), "%s:%u", ip, cases[i].port);
+		} else if (cases[i].family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (void *)&ss;
+
+			T_ASSERT(inet_pton(AF_INET6, cases[i].ip, &s6->sin6_addr) == 1);
+			s6->sin6_port = htons((uint16_t)cases[i].port);
+			inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+			snprintf(want, sizeof(want), "[%s]:%u", ip, cases[i].port);
+		} else {
+			snprintf(want, sizeof(want), "?");
+		}
+		T_ASSERT_STR(sockaddr_str(&ss, got, sizeof(got)), want);
+		for (size_t len = 1; len <= strlen(want) + 1; len++) {
+			memset(got, 'x', sizeof(got));
+			sockaddr_str(&ss, got, len);
+			T_ASSERT(strlen(got) == len - 1 && !strncmp(got, want, len - 1));
+		}
+	}
+}
+
+T_MAIN(T_CASE(test_line_matches_jansson), T_CASE(test_time_cache), T_CASE(test_addresses))
