@@ -493,8 +493,15 @@ struct conn *conn_new(struct pod *p, enum conn_dir dir, int fd, const struct soc
 
 	if (!c)
 		return NULL;
-	*c = (struct conn){ .magic = CONN_MAGIC, .pod = p, .dir = dir, .src = *src,
-			    .start_ms = loop_now_ms(), .app_fd = fd, .up_fd = -1 };
+	/* calloc zeroed the rest (a compound literal would zero and copy
+	 * all of its ~1 KiB again) */
+	c->magic = CONN_MAGIC;
+	c->pod = p;
+	c->dir = dir;
+	c->src = *src;
+	c->start_ms = loop_now_ms();
+	c->app_fd = fd;
+	c->up_fd = -1;
 	ss_canonicalise(&c->src);
 	route_begin(&c->route, p->t, p);
 	c->next = p->conns;
