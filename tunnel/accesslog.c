@@ -196,6 +196,26 @@ const char *accesslog_time(int64_t unix_ms, char *buf, size_t len)
 	return buf;
 }
 
+/* The names fixed per label set on one side (dst: 0 the source's, 1 the
+ * destination's), keys and values, each value written by put. */
+static void accesslog_put_side(struct accesslog_buf *b, const struct accesslog_entry *e, int dst,
+			       void (*put)(struct accesslog_buf *, const char *))
+{
+	static const char *const keys[2][4] = {
+		{ "\"src.workload\":", ",\"src.namespace\":", ",\"src.identity\":", NULL },
+		{ "\"dst.workload\":", ",\"dst.namespace\":", ",\"dst.identity\":", ",\"dst.service\":" },
+	};
+	const char *const vals[2][4] = {
+		{ e->src_workload, e->src_namespace, e->src_identity, NULL },
+		{ e->dst_workload, e->dst_namespace, e->dst_identity, e->dst_service },
+	};
+
+	for (int i = 0; i < 4 && keys[dst][i]; i++) {
+		accesslog_put(b, keys[dst][i], strlen(keys[dst][i]));
+		put(b, vals[dst][i]);
+	}
+}
+
 struct accesslog_names *accesslog_names_new(const struct accesslog_entry *e)
 {
 	char *tmp = malloc(ACCESSLOG_LINE_MAX);
@@ -205,21 +225,9 @@ struct accesslog_names *accesslog_names_new(const struct accesslog_entry *e)
 
 	accesslog_put_json(&b, e->direction ? e->direction : "?");
 	dir_len = b.len;
-	accesslog_lit(&b, "\"src.workload\":");
-	accesslog_put_json(&b, e->src_workload);
-	accesslog_lit(&b, ",\"src.namespace\":");
-	accesslog_put_json(&b, e->src_namespace);
-	accesslog_lit(&b, ",\"src.identity\":");
-	accesslog_put_json(&b, e->src_identity);
+	accesslog_put_side(&b, e, 0, accesslog_put_json);
 	src_len = b.len - dir_len;
-	accesslog_lit(&b, "\"dst.workload\":");
-	accesslog_put_json(&b, e->dst_workload);
-	accesslog_lit(&b, ",\"dst.namespace\":");
-	accesslog_put_json(&b, e->dst_namespace);
-	accesslog_lit(&b, ",\"dst.identity\":");
-	accesslog_put_json(&b, e->dst_identity);
-	accesslog_lit(&b, ",\"dst.service\":");
-	accesslog_put_json(&b, e->dst_service);
+	accesslog_put_side(&b, e, 1, accesslog_put_json);
 	if (!b.full)
 		n = malloc(sizeof(*n) + b.len);
 	if (n) {
@@ -307,31 +315,17 @@ static size_t accesslog_format(struct accesslog *al, const struct accesslog_entr
 	accesslog_lit(&b, ",\"src.addr\":");
 	accesslog_put_str(&b, e->src_addr);
 	accesslog_lit(&b, ",");
-	if (n) {
+	if (n)
 		accesslog_put(&b, n->text + n->dir_len, n->src_len);
-	} else {
-		accesslog_lit(&b, "\"src.workload\":");
-		accesslog_put_str(&b, e->src_workload);
-		accesslog_lit(&b, ",\"src.namespace\":");
-		accesslog_put_str(&b, e->src_namespace);
-		accesslog_lit(&b, ",\"src.identity\":");
-		accesslog_put_str(&b, e->src_identity);
-	}
+	else
+		accesslog_put_side(&b, e, 0, accesslog_put_str);
 	accesslog_lit(&b, ",\"dst.addr\":");
 	accesslog_put_str(&b, e->dst_addr);
 	accesslog_lit(&b, ",");
-	if (n) {
+	if (n)
 		accesslog_put(&b, n->text + n->dir_len + n->src_len, n->dst_len);
-	} else {
-		accesslog_lit(&b, "\"dst.workload\":");
-		accesslog_put_str(&b, e->dst_workload);
-		accesslog_lit(&b, ",\"dst.namespace\":");
-		accesslog_put_str(&b, e->dst_namespace);
-		accesslog_lit(&b, ",\"dst.identity\":");
-		accesslog_put_str(&b, e->dst_identity);
-		accesslog_lit(&b, ",\"dst.service\":");
-		accesslog_put_str(&b, e->dst_service);
-	}
+	else
+		accesslog_put_side(&b, e, 1, accesslog_put_str);
 	accesslog_lit(&b, ",\"bytes_sent\":");
 	accesslog_put_int(&b, (int64_t)e->bytes_sent);
 	accesslog_lit(&b, ",\"bytes_received\":");

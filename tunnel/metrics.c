@@ -891,12 +891,14 @@ void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char
 	if (t->alog) {
 		struct obs_lset *ls = o->ls;
 
-		metrics_alog_names(ls, o->src_principal, o->dst_principal, &e);
-		e.direction = c->dir == CONN_OUTBOUND ? "outbound" : "inbound";
 		/* the set's rendered names, unless an identity came after open */
 		if (ls && ls->alnames && metrics_str_eq(ls->src_principal, o->src_principal) &&
-		    metrics_str_eq(ls->dst_principal, o->dst_principal) && ls->dir == (int)c->dir)
-			e.names = ls->alnames;
+		    metrics_str_eq(ls->dst_principal, o->dst_principal) && ls->dir == (int)c->dir) {
+			e = (struct accesslog_entry){ .names = ls->alnames };
+		} else {
+			metrics_alog_names(ls, o->src_principal, o->dst_principal, &e);
+			e.direction = c->dir == CONN_OUTBOUND ? "outbound" : "inbound";
+		}
 		e.start_unix_ms = o->start_unix_ms;
 		e.duration_ms = loop_now_ms() - c->start_ms;
 		e.src_addr = sockaddr_str(&c->src, s, sizeof(s));

@@ -388,6 +388,37 @@ out:
 	T_ASSERT(text && log);
 }
 
+/* The access log takes the label set's rendered names only while they
+ * are the connection's: an identity proven after the set was taken (at
+ * open) still shows, and the next connection of the set shows none. */
+static void test_accesslog_identity_after_open(void)
+{
+	struct fixture f;
+	struct conn a, b;
+	struct relay_stats st = { .a_to_b = 1, .b_to_a = 2, .reason = "closed" };
+	char *log = NULL, *l2;
+
+	T_ASSERT_INT(setup(&f), 0);
+	conn_init(&a, &f.pod, CONN_OUTBOUND, "10.1.0.1", "10.1.0.2", 8080);
+	conn_init(&b, &f.pod, CONN_OUTBOUND, "10.1.0.1", "10.1.0.2", 8080);
+	metrics_conn_open(&a);
+	metrics_conn_open(&b);
+	metrics_conn_identity(&a, "spiffe://cluster.local/ns/obs/sa/late", NULL);
+	metrics_conn_close(&a, &st, NULL);
+	metrics_conn_close(&b, &st, NULL);
+	log = slurp(f.alog_path);
+	l2 = log ? strchr(log, '\n') : NULL;
+	if (l2)
+		*l2++ = 0;
+	T_ASSERT(log && l2);
+	T_ASSERT(strstr(log, "\"src.identity\":\"spiffe://cluster.local/ns/obs/sa/late\""));
+	T_ASSERT(strstr(log, "\"src.workload\":\"sleep\""));
+	T_ASSERT(strstr(l2, "\"src.identity\":null"));
+	T_ASSERT(strstr(l2, "\"src.workload\":\"sleep\""));
+	free(log);
+	teardown(&f);
+}
+
 struct batch_ctx {
 	struct accesslog *al;
 	const char *path;
@@ -445,4 +476,4 @@ static void test_accesslog_batched(void)
 T_MAIN(T_CASE(test_escape), T_CASE(test_time), T_CASE(test_outbound),
        T_CASE(test_inbound_failure_and_unknown), T_CASE(test_internals), T_CASE(test_accesslog_off),
        T_CASE(test_accesslog_lines), T_CASE(test_label_sets_shared),
-       T_CASE(test_accesslog_batched))
+       T_CASE(test_accesslog_batched), T_CASE(test_accesslog_identity_after_open))
