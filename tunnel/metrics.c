@@ -724,7 +724,7 @@ static struct obs_lset *metrics_lset_new(struct tunnel *t, struct conn *c, const
 	ls->pod_ns = k->pod_ns ? strdup(k->pod_ns) : NULL;
 	ls->pod_name = k->pod_name ? strdup(k->pod_name) : NULL;
 	metrics_fill_labels(t, c, ls);
-	if (t->alog) {
+	if (t->alog && t->metrics) { /* without metrics the set is this connection's alone */
 		struct accesslog_entry e;
 
 		metrics_alog_names(ls, ls->src_principal, ls->dst_principal, &e);
