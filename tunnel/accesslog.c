@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The connection access log (contract in tunnel/accesslog.h). The line is
- * made by jansson (correct JSON escaping of anything a peer controls, e.g.
- * names from the mesh file) from one template object whose values are
- * replaced per line, and dumped at the end of the log's pending buffer.
- * Per line, with its write to /dev/null, on the development machine: 8.2
- * us when each line built its own object and dump, 5.0 us with the
- * template. Worker threads share one log: a mutex guards the template and
- * the buffer, held from the format through the write, so lines never
+ * The connection access log (contract in tunnel/accesslog.h). jansson
+ * escapes every string that needs it (anything a peer controls, e.g.
+ * names from the mesh file); the line itself is put together here, key
+ * by key in ztunnel's order, the way jansson's compact dump would write
+ * it: the keys are constants, the numbers are written digit by digit, and
+ * a string made only of printable ASCII without '"' or '\\' is copied
+ * between quotes (what jansson writes for it). The names fixed per label
+ * set are rendered by jansson once (accesslog_names) and copied per line.
+ * Worker threads share one log: a mutex guards the buffers and the time
+ * cache, held from the format through the write, so lines never
  * interleave.
  *
  * Batching: a line made inside a loop callback waits in the buffer, and
@@ -47,15 +49,138 @@ struct accesslog {
 	bool own_fd;
 	bool warned;
 	char *path;
-	/* The line as a JSON object with every key in its order, values
-	 * replaced per line: no object built and no string allocated per
-	 * connection but the values. policy is borrowed from line. */
-	json_t *line, *policy;
+	/* The last two seconds rendered ("2026-01-02T03:04:05"): a line's
+	 * time and start time fall in one or two seconds, rarely others. */
+	struct {
+		int64_t sec;
+		char text[24];
+	} tcache[2];
+	unsigned tnext;      /* the tcache entry to replace next */
 	bool flush_armed;    /* a loop's 0 ms timer will write pending */
 	size_t npending;     /* bytes of whole lines in pending */
 	char pending[ACCESSLOG_PENDING_MAX];
 	char buf[ACCESSLOG_LINE_MAX];
 };
+
+/* Text rendered once per label set: the direction's value, then
+ * "src.workload":...,"src.identity":... and "dst.workload":...,
+ * "dst.service":... (keys and values), one after the other in text. */
+struct accesslog_names {
+	size_t dir_len, src_len, dst_len;
+	char text[];
+};
+
+/* A line being made: what does not fit marks it full (the line is
+ * dropped, never cut). */
+struct accesslog_buf {
+	char *p;
+	size_t len, cap;
+	bool full;
+};
+
+static void accesslog_put(struct accesslog_buf *b, const char *s, size_t n)
+{
+	if (b->full || n > b->cap - b->len) {
+		b->full = true;
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+#define accesslog_lit(b, s) accesslog_put((b), (s), sizeof(s) - 1)
+
+/* s as jansson dumps it: null when unset or empty, and when jansson
+ * refuses it (not UTF-8), so the field says "unknown" rather than the
+ * line going. */
+static void accesslog_put_json(struct accesslog_buf *b, const char *s)
+{
+	json_t *v = s && *s ? json_string(s) : NULL;
+	size_t n;
+
+	if (!v) {
+		accesslog_lit(b, "null");
+		return;
+	}
+	n = b->full ? 0 : json_dumpb(v, b->p + b->len, b->cap - b->len, JSON_ENCODE_ANY | JSON_COMPACT);
+	json_decref(v);
+	if (!n || n > b->cap - b->len)
+		b->full = true;
+	else
+		b->len += n;
+}
+
+/* The same text, without jansson when there is nothing to escape or
+ * check: printable ASCII but '"' and '\\' is written as it is. */
+static void accesslog_put_str(struct accesslog_buf *b, const char *s)
+{
+	size_t n = 0;
+
+	if (!s || !*s) {
+		accesslog_lit(b, "null");
+		return;
+	}
+	for (; s[n]; n++) {
+		unsigned char ch = (unsigned char)s[n];
+
+		if (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\') {
+			accesslog_put_json(b, s);
+			return;
+		}
+	}
+	accesslog_lit(b, "\"");
+	accesslog_put(b, s, n);
+	accesslog_lit(b, "\"");
+}
+
+/* As jansson writes a json_int_t. */
+static void accesslog_put_int(struct accesslog_buf *b, int64_t v)
+{
+	char t[24];
+	size_t i = sizeof(t);
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+
+	do {
+		t[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		t[--i] = '-';
+	accesslog_put(b, t + i, sizeof(t) - i);
+}
+
+/* accesslog_time(unix_ms) as a JSON string, the date and time of day
+ * taken from the cache when that second was rendered lately. */
+static void accesslog_put_time(struct accesslog *al, struct accesslog_buf *b, int64_t unix_ms)
+{
+	int64_t sec = unix_ms / 1000;
+	unsigned ms = (unsigned)(unix_ms % 1000);
+	char frac[6] = { '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"' };
+	char text[40];
+	unsigned i;
+
+	if (unix_ms < 0) { /* not a time the tunnel makes; as accesslog_time has it */
+		accesslog_put_str(b, accesslog_time(unix_ms, text, sizeof(text)));
+		return;
+	}
+	for (i = 0; i < 2 && al->tcache[i].sec != sec; i++)
+		;
+	if (i == 2) {
+		accesslog_time(sec * 1000, text, sizeof(text));
+		if (strlen(text) != 24) { /* "?", or a year past 9999 */
+			accesslog_put_str(b, accesslog_time(unix_ms, text, sizeof(text)));
+			return;
+		}
+		i = al->tnext;
+		al->tnext ^= 1;
+		al->tcache[i].sec = sec;
+		memcpy(al->tcache[i].text, text, 19);
+		al->tcache[i].text[19] = 0;
+	}
+	accesslog_lit(b, "\"");
+	accesslog_put(b, al->tcache[i].text, 19);
+	accesslog_put(b, frac, sizeof(frac));
+}
 
 const char *accesslog_time(int64_t unix_ms, char *buf, size_t len)
 {
@@ -71,6 +196,55 @@ const char *accesslog_time(int64_t unix_ms, char *buf, size_t len)
 	return buf;
 }
 
+/* The names fixed per label set on one side (dst: 0 the source's, 1 the
+ * destination's), keys and values, each value written by put. */
+static void accesslog_put_side(struct accesslog_buf *b, const struct accesslog_entry *e, int dst,
+			       void (*put)(struct accesslog_buf *, const char *))
+{
+	static const char *const keys[2][4] = {
+		{ "\"src.workload\":", ",\"src.namespace\":", ",\"src.identity\":", NULL },
+		{ "\"dst.workload\":", ",\"dst.namespace\":", ",\"dst.identity\":", ",\"dst.service\":" },
+	};
+	const char *const vals[2][4] = {
+		{ e->src_workload, e->src_namespace, e->src_identity, NULL },
+		{ e->dst_workload, e->dst_namespace, e->dst_identity, e->dst_service },
+	};
+
+	for (int i = 0; i < 4 && keys[dst][i]; i++) {
+		accesslog_put(b, keys[dst][i], strlen(keys[dst][i]));
+		put(b, vals[dst][i]);
+	}
+}
+
+struct accesslog_names *accesslog_names_new(const struct accesslog_entry *e)
+{
+	char *tmp = malloc(ACCESSLOG_LINE_MAX);
+	struct accesslog_buf b = { .p = tmp, .cap = ACCESSLOG_LINE_MAX, .full = !tmp };
+	struct accesslog_names *n = NULL;
+	size_t dir_len, src_len;
+
+	accesslog_put_json(&b, e->direction ? e->direction : "?");
+	dir_len = b.len;
+	accesslog_put_side(&b, e, 0, accesslog_put_json);
+	src_len = b.len - dir_len;
+	accesslog_put_side(&b, e, 1, accesslog_put_json);
+	if (!b.full)
+		n = malloc(sizeof(*n) + b.len);
+	if (n) {
+		n->dir_len = dir_len;
+		n->src_len = src_len;
+		n->dst_len = b.len - dir_len - src_len;
+		memcpy(n->text, tmp, b.len);
+	}
+	free(tmp);
+	return n;
+}
+
+void accesslog_names_free(struct accesslog_names *n)
+{
+	free(n);
+}
+
 int accesslog_open(const char *spec, struct accesslog **out, char *err, size_t errlen)
 {
 	struct accesslog *al;
@@ -82,19 +256,7 @@ int accesslog_open(const char *spec, struct accesslog **out, char *err, size_t e
 	if (!al)
 		return -ENOMEM;
 	pthread_mutex_init(&al->mu, NULL);
-	al->line = json_pack("{s:n,s:s,s:s,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,"
-			     "s:n,s:n,s:{s:n,s:n},s:n}",
-			     "time", "scope", "access", "message", "connection closed", "start_time",
-			     "duration_ms", "direction", "src.addr", "src.workload", "src.namespace",
-			     "src.identity", "dst.addr", "dst.workload", "dst.namespace", "dst.identity",
-			     "dst.service", "bytes_sent", "bytes_received", "policy", "decision",
-			     "policy", "reason");
-	al->policy = json_object_get(al->line, "policy");
-	if (!al->policy) {
-		json_decref(al->line);
-		free(al);
-		return -ENOMEM;
-	}
+	al->tcache[0].sec = al->tcache[1].sec = -1;
 	al->fd = STDOUT_FILENO;
 	if (spec && strcmp(spec, "stdout")) {
 		al->fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -103,7 +265,7 @@ int accesslog_open(const char *spec, struct accesslog **out, char *err, size_t e
 
 			snprintf(err, errlen, "cannot open accessLog %s: %s (use stdout, off, or a writable path)",
 				 spec, strerror(errno));
-			json_decref(al->line);
+			pthread_mutex_destroy(&al->mu);
 			free(al);
 			return ret;
 		}
@@ -125,59 +287,57 @@ void accesslog_close(struct accesslog *al)
 	accesslog_flush_locked(al);
 	if (al->own_fd)
 		close(al->fd);
-	json_decref(al->line);
 	free(al->path);
 	pthread_mutex_destroy(&al->mu);
 	free(al);
-}
-
-/* Replaces a value of the template (a key it already has, so the order
- * stays). Empty or unset is null, as is a string jansson refuses
- * (not UTF-8): the field says "unknown" rather than the line going. */
-static int accesslog_set_str(json_t *o, const char *key, const char *s)
-{
-	json_t *v = s && *s ? json_string(s) : NULL;
-
-	return json_object_set_new_nocheck(o, key, v ? v : json_null());
-}
-
-static int accesslog_set_int(json_t *o, const char *key, uint64_t n)
-{
-	return json_object_set_new_nocheck(o, key, json_integer((json_int_t)n));
 }
 
 /* The line for e into al->buf, '\n'-terminated; its length, or 0 when it
  * could not be made (ENOMEM, or longer than the buffer). */
 static size_t accesslog_format(struct accesslog *al, const struct accesslog_entry *e)
 {
-	json_t *o = al->line;
-	char now[40], start[40];
+	struct accesslog_buf b = { .p = al->buf, .cap = sizeof(al->buf) };
+	const struct accesslog_names *n = e->names;
 	struct timespec ts;
-	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	accesslog_time((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, now, sizeof(now));
-	accesslog_time(e->start_unix_ms, start, sizeof(start));
-	if (accesslog_set_str(o, "time", now) || accesslog_set_str(o, "start_time", start) ||
-	    accesslog_set_int(o, "duration_ms", e->duration_ms) ||
-	    accesslog_set_str(o, "direction", e->direction ? e->direction : "?") ||
-	    accesslog_set_str(o, "src.addr", e->src_addr) || accesslog_set_str(o, "src.workload", e->src_workload) ||
-	    accesslog_set_str(o, "src.namespace", e->src_namespace) ||
-	    accesslog_set_str(o, "src.identity", e->src_identity) || accesslog_set_str(o, "dst.addr", e->dst_addr) ||
-	    accesslog_set_str(o, "dst.workload", e->dst_workload) ||
-	    accesslog_set_str(o, "dst.namespace", e->dst_namespace) ||
-	    accesslog_set_str(o, "dst.identity", e->dst_identity) ||
-	    accesslog_set_str(o, "dst.service", e->dst_service) || accesslog_set_int(o, "bytes_sent", e->bytes_sent) ||
-	    accesslog_set_int(o, "bytes_received", e->bytes_received) ||
-	    accesslog_set_str(al->policy, "decision", e->policy_decision ? e->policy_decision : "none") ||
-	    accesslog_set_str(al->policy, "policy", e->policy_name) ||
-	    accesslog_set_str(o, "reason", e->reason ? e->reason : "closed"))
-		return 0;
-	n = json_dumpb(o, al->buf, sizeof(al->buf) - 1, JSON_COMPACT);
-	if (!n || n > sizeof(al->buf) - 1)
-		return 0;
-	al->buf[n] = '\n';
-	return n + 1;
+	accesslog_lit(&b, "{\"time\":");
+	accesslog_put_time(al, &b, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	accesslog_lit(&b, ",\"scope\":\"access\",\"message\":\"connection closed\",\"start_time\":");
+	accesslog_put_time(al, &b, e->start_unix_ms);
+	accesslog_lit(&b, ",\"duration_ms\":");
+	accesslog_put_int(&b, (int64_t)e->duration_ms);
+	accesslog_lit(&b, ",\"direction\":");
+	if (n)
+		accesslog_put(&b, n->text, n->dir_len);
+	else
+		accesslog_put_str(&b, e->direction ? e->direction : "?");
+	accesslog_lit(&b, ",\"src.addr\":");
+	accesslog_put_str(&b, e->src_addr);
+	accesslog_lit(&b, ",");
+	if (n)
+		accesslog_put(&b, n->text + n->dir_len, n->src_len);
+	else
+		accesslog_put_side(&b, e, 0, accesslog_put_str);
+	accesslog_lit(&b, ",\"dst.addr\":");
+	accesslog_put_str(&b, e->dst_addr);
+	accesslog_lit(&b, ",");
+	if (n)
+		accesslog_put(&b, n->text + n->dir_len + n->src_len, n->dst_len);
+	else
+		accesslog_put_side(&b, e, 1, accesslog_put_str);
+	accesslog_lit(&b, ",\"bytes_sent\":");
+	accesslog_put_int(&b, (int64_t)e->bytes_sent);
+	accesslog_lit(&b, ",\"bytes_received\":");
+	accesslog_put_int(&b, (int64_t)e->bytes_received);
+	accesslog_lit(&b, ",\"policy\":{\"decision\":");
+	accesslog_put_str(&b, e->policy_decision ? e->policy_decision : "none");
+	accesslog_lit(&b, ",\"policy\":");
+	accesslog_put_str(&b, e->policy_name);
+	accesslog_lit(&b, "},\"reason\":");
+	accesslog_put_str(&b, e->reason ? e->reason : "closed");
+	accesslog_lit(&b, "}\n");
+	return b.full ? 0 : b.len;
 }
 
 /* Writes what is pending; al->mu held (or no other thread left). */

@@ -21,6 +21,13 @@
  *
  * Threads: any; one log is shared by the workers. accesslog_close() after
  * every loop that wrote to it has stopped (it writes what still waits).
+ *
+ * Names: the fields fixed per label set (direction, workloads,
+ * namespaces, identities, Service) can be rendered once into an
+ * accesslog_names and given with each line instead of the strings; the
+ * line is the same byte for byte. An accesslog_names is immutable once
+ * made: any thread may use it, its owner frees it after the last line
+ * that uses it.
  */
 #ifndef WARREN_ACCESSLOG_H
 #define WARREN_ACCESSLOG_H
@@ -29,6 +36,7 @@
 #include <stddef.h>
 
 struct accesslog;
+struct accesslog_names;
 
 struct accesslog_entry {
 	int64_t start_unix_ms;
@@ -40,6 +48,10 @@ struct accesslog_entry {
 	const char *policy_decision; /* NULL: "none" */
 	const char *policy_name;
 	const char *reason;
+	/* Non-NULL: these take the place of direction, src_workload,
+	 * src_namespace, src_identity, dst_workload, dst_namespace,
+	 * dst_identity and dst_service (ignored then). Borrowed. */
+	const struct accesslog_names *names;
 };
 
 /* spec NULL means "stdout". *out NULL for "off". 0 or -errno with err. */
@@ -47,6 +59,12 @@ int accesslog_open(const char *spec, struct accesslog **out, char *err, size_t e
 void accesslog_close(struct accesslog *al);
 /* Format and write (see above for when); no-op when al is NULL (log off). */
 void accesslog_write(struct accesslog *al, const struct accesslog_entry *e);
+/* e's direction, workloads, namespaces, identities and Service rendered
+ * once (other fields ignored); NULL on ENOMEM or when they are longer
+ * than a line (the caller then passes the strings). Free with
+ * accesslog_names_free (NULL is a no-op). */
+struct accesslog_names *accesslog_names_new(const struct accesslog_entry *e);
+void accesslog_names_free(struct accesslog_names *n);
 /* "2026-01-02T03:04:05.678Z" into buf (>= 32 bytes). Returns buf. */
 const char *accesslog_time(int64_t unix_ms, char *buf, size_t len);
 

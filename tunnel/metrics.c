@@ -121,6 +121,9 @@ struct obs_lset {
 	char *pod_ns, *pod_name;             /* copies, only without local */
 	char *lv[L_COUNT];
 	struct tcp_series *series;           /* response_flags "-", or NULL */
+	/* The access log's names of these labels, rendered once (NULL: log
+	 * off, or ENOMEM: the line then takes the strings). */
+	struct accesslog_names *alnames;
 };
 
 struct metrics {
@@ -636,6 +639,7 @@ static void metrics_lset_unref(struct obs_lset *ls)
 	free(ls->dst_principal);
 	free(ls->pod_ns);
 	free(ls->pod_name);
+	accesslog_names_free(ls->alnames);
 	free(ls);
 }
 
@@ -682,6 +686,30 @@ static size_t metrics_lset_slot(const struct obs_lset *k)
 	return (size_t)(h >> 32) % OBS_MEMO;
 }
 
+static const char *metrics_known(const char *s)
+{
+	return s && strcmp(s, UNKNOWN) ? s : NULL;
+}
+
+/* The access log's fields fixed by the labels ls (none: all unknown). */
+static void metrics_alog_names(const struct obs_lset *ls, const char *src_principal,
+			       const char *dst_principal, struct accesslog_entry *e)
+{
+	static char *const none[L_COUNT];
+	char *const *lv = ls ? ls->lv : none;
+
+	*e = (struct accesslog_entry){
+		.direction = (ls ? ls->dir : CONN_OUTBOUND) == CONN_OUTBOUND ? "outbound" : "inbound",
+		.src_workload = metrics_known(lv[L_SRC_WORKLOAD]),
+		.src_namespace = metrics_known(lv[L_SRC_NS]),
+		.src_identity = src_principal,
+		.dst_workload = metrics_known(lv[L_DST_WORKLOAD]),
+		.dst_namespace = metrics_known(lv[L_DST_NS]),
+		.dst_identity = dst_principal,
+		.dst_service = metrics_known(lv[L_DST_SERVICE]),
+	};
+}
+
 /* A new set for c (one reference), the key's strings copied; NULL on ENOMEM. */
 static struct obs_lset *metrics_lset_new(struct tunnel *t, struct conn *c, const struct obs_lset *k)
 {
@@ -696,6 +724,12 @@ static struct obs_lset *metrics_lset_new(struct tunnel *t, struct conn *c, const
 	ls->pod_ns = k->pod_ns ? strdup(k->pod_ns) : NULL;
 	ls->pod_name = k->pod_name ? strdup(k->pod_name) : NULL;
 	metrics_fill_labels(t, c, ls);
+	if (t->alog && t->metrics) { /* without metrics the set is this connection's alone */
+		struct accesslog_entry e;
+
+		metrics_alog_names(ls, ls->src_principal, ls->dst_principal, &e);
+		ls->alnames = accesslog_names_new(&e);
+	}
 	return ls;
 }
 
@@ -826,10 +860,6 @@ static const char *metrics_close_reason(const struct relay_stats *st, const char
 	return r;
 }
 
-static const char *metrics_known(const char *s)
-{
-	return s && strcmp(s, UNKNOWN) ? s : NULL;
-}
 
 void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char *reason)
 {
@@ -859,28 +889,25 @@ void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char
 		metrics_settle(o, st->a_to_b, st->b_to_a);
 	}
 	if (t->alog) {
-		static char *const none[L_COUNT];
-		char *const *lv = o->ls ? o->ls->lv : none;
+		struct obs_lset *ls = o->ls;
 
-		e = (struct accesslog_entry){
-			.start_unix_ms = o->start_unix_ms,
-			.duration_ms = loop_now_ms() - c->start_ms,
-			.direction = c->dir == CONN_OUTBOUND ? "outbound" : "inbound",
-			.src_addr = sockaddr_str(&c->src, s, sizeof(s)),
-			.src_workload = metrics_known(lv[L_SRC_WORKLOAD]),
-			.src_namespace = metrics_known(lv[L_SRC_NS]),
-			.src_identity = o->src_principal,
-			.dst_addr = sockaddr_str(&c->dst, d, sizeof(d)),
-			.dst_workload = metrics_known(lv[L_DST_WORKLOAD]),
-			.dst_namespace = metrics_known(lv[L_DST_NS]),
-			.dst_identity = o->dst_principal,
-			.dst_service = metrics_known(lv[L_DST_SERVICE]),
-			.bytes_sent = o->acct_ab,
-			.bytes_received = o->acct_ba,
-			.policy_decision = o->policy == 1 ? "allow" : o->policy == 2 ? "deny" : "none",
-			.policy_name = o->policy_name,
-			.reason = metrics_close_reason(st, reason, rbuf, sizeof(rbuf)),
-		};
+		/* the set's rendered names, unless an identity came after open */
+		if (ls && ls->alnames && metrics_str_eq(ls->src_principal, o->src_principal) &&
+		    metrics_str_eq(ls->dst_principal, o->dst_principal) && ls->dir == (int)c->dir) {
+			e = (struct accesslog_entry){ .names = ls->alnames };
+		} else {
+			metrics_alog_names(ls, o->src_principal, o->dst_principal, &e);
+			e.direction = c->dir == CONN_OUTBOUND ? "outbound" : "inbound";
+		}
+		e.start_unix_ms = o->start_unix_ms;
+		e.duration_ms = loop_now_ms() - c->start_ms;
+		e.src_addr = sockaddr_str(&c->src, s, sizeof(s));
+		e.dst_addr = sockaddr_str(&c->dst, d, sizeof(d));
+		e.bytes_sent = o->acct_ab;
+		e.bytes_received = o->acct_ba;
+		e.policy_decision = o->policy == 1 ? "allow" : o->policy == 2 ? "deny" : "none";
+		e.policy_name = o->policy_name;
+		e.reason = metrics_close_reason(st, reason, rbuf, sizeof(rbuf));
 		accesslog_write(t->alog, &e);
 	}
 	if (t->metrics)

@@ -73,22 +73,55 @@
 
 static const char *const proxy_dir_name[] = { "outbound", "inbound" };
 
+/* v's digits at p; returns the end. */
+static char *proxy_put_uint(char *p, unsigned v)
+{
+	char t[10];
+	size_t n = 0;
+
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = t[--n];
+	return p;
+}
+
+/* Digit by digit rather than through snprintf: every access log line and
+ * debug line takes two. */
 const char *sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
-	char ip[INET6_ADDRSTRLEN] = "?";
+	char t[INET6_ADDRSTRLEN + 16], *p = t;
+	size_t n;
 
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const void *)ss;
+		const unsigned char *b = (const void *)&s4->sin_addr;
 
-		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-		snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
+		for (int i = 0; i < 4; i++) {
+			p = proxy_put_uint(p, b[i]);
+			*p++ = i < 3 ? '.' : ':';
+		}
+		p = proxy_put_uint(p, ntohs(s4->sin_port));
 	} else if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const void *)ss;
 
-		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-		snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+		*p++ = '[';
+		if (!inet_ntop(AF_INET6, &s6->sin6_addr, p, INET6_ADDRSTRLEN))
+			strcpy(p, "?");
+		p += strlen(p);
+		*p++ = ']';
+		*p++ = ':';
+		p = proxy_put_uint(p, ntohs(s6->sin6_port));
 	} else {
-		snprintf(buf, len, "?");
+		*p++ = '?';
+	}
+	n = (size_t)(p - t);
+	if (len) { /* as snprintf: cut to fit, always terminated */
+		n = n < len - 1 ? n : len - 1;
+		memcpy(buf, t, n);
+		buf[n] = 0;
 	}
 	return buf;
 }
@@ -460,8 +493,15 @@ struct conn *conn_new(struct pod *p, enum conn_dir dir, int fd, const struct soc
 
 	if (!c)
 		return NULL;
-	*c = (struct conn){ .magic = CONN_MAGIC, .pod = p, .dir = dir, .src = *src,
-			    .start_ms = loop_now_ms(), .app_fd = fd, .up_fd = -1 };
+	/* calloc zeroed the rest (a compound literal would zero and copy
+	 * all of its ~1 KiB again) */
+	c->magic = CONN_MAGIC;
+	c->pod = p;
+	c->dir = dir;
+	c->src = *src;
+	c->start_ms = loop_now_ms();
+	c->app_fd = fd;
+	c->up_fd = -1;
 	ss_canonicalise(&c->src);
 	route_begin(&c->route, p->t, p);
 	c->next = p->conns;

@@ -315,6 +315,16 @@ check "... and counted the denial (warren_policy_denials_total{policy=mesh/deny-
 	wait_for -t 5 at_least node2 warren_policy_denials_total 'policy="mesh/deny-cli"' $((d0 + 1))
 check "... and the access log has the deny decision with the policy" \
 	bash -c "grep -F '\"decision\":\"deny\"' '$T/node2/tunnel.out' | grep -F 'mesh/deny-cli' >/dev/null"
+check "... a JSON line naming both identities" "$PYTHON" -c '
+import json, sys
+ok = False
+for l in open(sys.argv[1]):
+    if not l.startswith("{"): continue
+    e = json.loads(l)
+    ok = ok or (e["policy"] == {"decision": "deny", "policy": "mesh/deny-cli"} and e["direction"] == "inbound"
+                and e["src.identity"].startswith("spiffe://") and e["src.identity"].endswith("/ns/mesh/sa/cli-sa")
+                and e["dst.identity"].startswith("spiffe://") and "/ns/mesh/sa/" in e["dst.identity"])
+sys.exit(0 if ok else 1)' "$T/node2/tunnel.out"
 check "... node1's log shows the 401 answer" bash -c "grep -q 'destination answered 401' '$T/node1/tunnel.log'"
 del_policy AuthorizationPolicy mesh deny-cli || not_ok "remove DENY policy"
 check "policy removed: cli -> srv works again" app_client cli "$SRV" 8080 "allowed-$E2E_ID"

@@ -225,6 +225,12 @@ acc() { jq -c --arg d "$1" --arg dst "$2" 'select(.direction == $d and .["dst.ad
 check "access log: $K outbound + $K inbound lines for :8080" \
 	wait_for bash -c "$(declare -f acc); alog=$alog; test \$(acc outbound 10.252.0.2:8080 | wc -l) = $K && test \$(acc inbound 10.252.0.2:8080 | wc -l) = $K"
 check "access log: every line is one JSON object" bash -c "jq -e . '$alog' >/dev/null && test \$(jq -c . '$alog' | wc -l) = \$(wc -l <'$alog')"
+check "access log: every line has ztunnel's keys in its order" jqok -s '
+	all(.[]; keys_unsorted == ["time", "scope", "message", "start_time", "duration_ms",
+		"direction", "src.addr", "src.workload", "src.namespace", "src.identity", "dst.addr",
+		"dst.workload", "dst.namespace", "dst.identity", "dst.service", "bytes_sent",
+		"bytes_received", "policy", "reason"] and (.policy | keys_unsorted) == ["decision", "policy"]
+		and .scope == "access" and .message == "connection closed")' <"$alog"
 for d in outbound inbound; do
 	lines=$(acc $d 10.252.0.2:8080)
 	check "access log $d: fields, peers and byte counts" jqok -s --argjson k "$K" '

@@ -388,6 +388,62 @@ out:
 	T_ASSERT(text && log);
 }
 
+/* The access log takes the label set's rendered names only while they
+ * are the connection's: an identity proven after the set was taken (at
+ * open) still shows, and the next connection of the set shows none. */
+static void test_accesslog_identity_after_open(void)
+{
+	struct fixture f;
+	struct conn a, b;
+	struct relay_stats st = { .a_to_b = 1, .b_to_a = 2, .reason = "closed" };
+	char *log = NULL, *l2;
+
+	T_ASSERT_INT(setup(&f), 0);
+	conn_init(&a, &f.pod, CONN_OUTBOUND, "10.1.0.1", "10.1.0.2", 8080);
+	conn_init(&b, &f.pod, CONN_OUTBOUND, "10.1.0.1", "10.1.0.2", 8080);
+	metrics_conn_open(&a);
+	metrics_conn_open(&b);
+	metrics_conn_identity(&a, "spiffe://cluster.local/ns/obs/sa/late", NULL);
+	metrics_conn_close(&a, &st, NULL);
+	metrics_conn_close(&b, &st, NULL);
+	log = slurp(f.alog_path);
+	l2 = log ? strchr(log, '\n') : NULL;
+	if (l2)
+		*l2++ = 0;
+	T_ASSERT(log && l2);
+	T_ASSERT(strstr(log, "\"src.identity\":\"spiffe://cluster.local/ns/obs/sa/late\""));
+	T_ASSERT(strstr(log, "\"src.workload\":\"sleep\""));
+	T_ASSERT(strstr(l2, "\"src.identity\":null"));
+	T_ASSERT(strstr(l2, "\"src.workload\":\"sleep\""));
+	free(log);
+	teardown(&f);
+}
+
+/* Metrics off, access log on: each connection's labels are its own (no
+ * names rendered for a set no other connection takes), the line the same. */
+static void test_accesslog_without_metrics(void)
+{
+	struct fixture f;
+	struct conn a;
+	struct relay_stats st = { .a_to_b = 1, .b_to_a = 2, .reason = "closed" };
+	char *log = NULL;
+
+	T_ASSERT_INT(setup(&f), 0);
+	metrics_free(f.t.metrics);
+	f.t.metrics = NULL;
+	conn_init(&a, &f.pod, CONN_OUTBOUND, "10.1.0.1", "10.1.0.2", 8080);
+	metrics_conn_open(&a);
+	metrics_conn_close(&a, &st, NULL);
+	log = slurp(f.alog_path);
+	teardown(&f);
+	T_ASSERT(log);
+	T_ASSERT(strstr(log, "\"direction\":\"outbound\",\"src.addr\":\"10.1.0.1:"));
+	T_ASSERT(strstr(log, "\"src.workload\":\"sleep\",\"src.namespace\":\"obs\",\"src.identity\":null,"
+			     "\"dst.addr\":\"10.1.0.2:8080\",\"dst.workload\":\"echo\""));
+	T_ASSERT(strstr(log, "\"bytes_sent\":1,\"bytes_received\":2,"));
+	free(log);
+}
+
 struct batch_ctx {
 	struct accesslog *al;
 	const char *path;
@@ -445,4 +501,5 @@ static void test_accesslog_batched(void)
 T_MAIN(T_CASE(test_escape), T_CASE(test_time), T_CASE(test_outbound),
        T_CASE(test_inbound_failure_and_unknown), T_CASE(test_internals), T_CASE(test_accesslog_off),
        T_CASE(test_accesslog_lines), T_CASE(test_label_sets_shared),
-       T_CASE(test_accesslog_batched))
+       T_CASE(test_accesslog_batched), T_CASE(test_accesslog_identity_after_open),
+       T_CASE(test_accesslog_without_metrics))
