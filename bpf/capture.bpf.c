@@ -63,12 +63,18 @@ static __always_inline void count(__u32 what)
 		*c += 1;
 }
 
-/* The pod's addresses, set by the loader before the program is loaded
- * (network byte order; IPv4 in word 0). */
-const volatile __u32 n_ip4 = 0;
-const volatile __u32 n_ip6 = 0;
-const volatile __u32 pod_ip4[CAPTURE_MAX_ADDRS] = { 0 };
-const volatile __u32 pod_ip6[CAPTURE_MAX_ADDRS][4] = { { 0 } };
+/* The pod's addresses (network byte order; IPv4 in word 0), written once
+ * by the loader into slot 0 before attaching. A map rather than read-only
+ * data: libbpf's global-data path costs an ADD about ten more bpf()
+ * calls (feature probes, the .rodata map, its freeze and binding). The
+ * program only reads it (BPF_F_RDONLY_PROG). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_RDONLY_PROG);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct capture_pod);
+} warren_pod SEC(".maps");
 
 static __always_inline bool local_is_loopback(const struct bpf_sk_lookup *ctx)
 {
@@ -80,19 +86,24 @@ static __always_inline bool local_is_loopback(const struct bpf_sk_lookup *ctx)
 
 static __always_inline bool local_is_pod(const struct bpf_sk_lookup *ctx)
 {
+	const __u32 zero = 0;
+	const struct capture_pod *pod = bpf_map_lookup_elem(&warren_pod, &zero);
+
+	if (!pod)
+		return false;
 	if (ctx->family == AF_INET) {
 		__u32 ip = ctx->local_ip4;
 
 #pragma unroll
 		for (int i = 0; i < CAPTURE_MAX_ADDRS; i++)
-			if (i < n_ip4 && pod_ip4[i] == ip)
+			if (i < pod->n_ip4 && pod->ip4[i] == ip)
 				return true;
 		return false;
 	}
 #pragma unroll
 	for (int i = 0; i < CAPTURE_MAX_ADDRS; i++)
-		if (i < n_ip6 && pod_ip6[i][0] == ctx->local_ip6[0] && pod_ip6[i][1] == ctx->local_ip6[1] &&
-		    pod_ip6[i][2] == ctx->local_ip6[2] && pod_ip6[i][3] == ctx->local_ip6[3])
+		if (i < pod->n_ip6 && pod->ip6[i][0] == ctx->local_ip6[0] && pod->ip6[i][1] == ctx->local_ip6[1] &&
+		    pod->ip6[i][2] == ctx->local_ip6[2] && pod->ip6[i][3] == ctx->local_ip6[3])
 			return true;
 	return false;
 }

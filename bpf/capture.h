@@ -24,6 +24,16 @@
 /* At most this many addresses per family (prevResult's ips). */
 #define CAPTURE_MAX_ADDRS 4
 
+/* Slot 0 of the array "warren_pod": the pod's own addresses (prevResult),
+ * network byte order, IPv4 in word 0. Fixed-width fields only, the same
+ * layout for clang -target bpf and the host compiler. */
+struct capture_pod {
+	unsigned int n_ip4;
+	unsigned int n_ip6;
+	unsigned int ip4[CAPTURE_MAX_ADDRS];
+	unsigned int ip6[CAPTURE_MAX_ADDRS][4];
+};
+
 /* The program's name as the kernel shows it (BPF_OBJ_NAME_LEN 16). */
 #define CAPTURE_PROG_NAME "warren_capture"
 

@@ -218,9 +218,13 @@ static int ebpf_load_attach(int netns_fd, const char *dir, const char *key, cons
 {
 	struct capture_bpf *skel = NULL;
 	struct bpf_link *link = NULL;
+	struct capture_pod pod = { 0 };
+	const uint32_t zero = 0;
 	char path[256];
 	int ret;
 
+	_Static_assert(sizeof(pod.ip4) == sizeof(a->ip4) && sizeof(pod.ip6) == sizeof(a->ip6),
+		       "struct capture_pod and struct ebpf_pod_addrs disagree");
 	libbpf_set_print(ebpf_libbpf_print);
 	if ((ebpf_path(path, sizeof(path), dir, NULL, NULL) == 0 && mkdir(path, 0700) < 0 && errno != EEXIST) ||
 	    (ebpf_path(path, sizeof(path), dir, key, NULL) == 0 && mkdir(path, 0700) < 0 && errno != EEXIST)) {
@@ -234,15 +238,22 @@ static int ebpf_load_attach(int netns_fd, const char *dir, const char *key, cons
 		errbuf_set(err, errlen, "cannot open the eBPF capture program: %s", strerror(errno));
 		goto out;
 	}
-	skel->rodata->n_ip4 = (uint32_t)a->n4;
-	skel->rodata->n_ip6 = (uint32_t)a->n6;
-	memcpy((void *)skel->rodata->pod_ip4, a->ip4, sizeof(a->ip4));
-	memcpy((void *)skel->rodata->pod_ip6, a->ip6, sizeof(a->ip6));
 	ret = capture_bpf__load(skel);
 	if (ret < 0) {
 		errbuf_set(err, errlen,
 			   "the kernel refused the eBPF program " CAPTURE_PROG_NAME " (sk_lookup, needs Linux 5.17 or later with BPF and CAP_BPF/CAP_NET_ADMIN): %s",
 			   strerror(-ret));
+		goto out;
+	}
+	/* Before the attach: the program never runs without them. */
+	pod.n_ip4 = (unsigned int)a->n4;
+	pod.n_ip6 = (unsigned int)a->n6;
+	memcpy(pod.ip4, a->ip4, sizeof(pod.ip4));
+	memcpy(pod.ip6, a->ip6, sizeof(pod.ip6));
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.warren_pod), &zero, &pod, BPF_ANY) < 0) {
+		ret = -errno;
+		errbuf_set(err, errlen, "cannot write the pod's addresses into the eBPF map warren_pod: %s",
+			   strerror(errno));
 		goto out;
 	}
 	ebpf_path(path, sizeof(path), dir, key, "lis");
