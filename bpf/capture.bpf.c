@@ -63,17 +63,17 @@ static __always_inline void count(__u32 what)
 		*c += 1;
 }
 
-/* The pod's addresses (network byte order; IPv4 in word 0), written once
- * by the loader into slot 0 before attaching. A map rather than read-only
- * data: libbpf's global-data path costs an ADD about ten more bpf()
- * calls (feature probes, the .rodata map, its freeze and binding). The
- * program only reads it (BPF_F_RDONLY_PROG). */
+/* The pod's own addresses (struct capture_addr keys, bpf/capture.h), put
+ * in by the loader before attaching. A hash lookup rather than a loop over
+ * an address table: the program stays small and the verifier's pass over
+ * it, run at every ADD, short. The program only reads the map
+ * (BPF_F_RDONLY_PROG). */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_RDONLY_PROG);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct capture_pod);
+	__uint(max_entries, 2 * CAPTURE_MAX_ADDRS);
+	__type(key, struct capture_addr);
+	__type(value, __u32);
 } warren_pod SEC(".maps");
 
 static __always_inline bool local_is_loopback(const struct bpf_sk_lookup *ctx)
@@ -86,26 +86,17 @@ static __always_inline bool local_is_loopback(const struct bpf_sk_lookup *ctx)
 
 static __always_inline bool local_is_pod(const struct bpf_sk_lookup *ctx)
 {
-	const __u32 zero = 0;
-	const struct capture_pod *pod = bpf_map_lookup_elem(&warren_pod, &zero);
+	struct capture_addr k = { .family = ctx->family };
 
-	if (!pod)
-		return false;
 	if (ctx->family == AF_INET) {
-		__u32 ip = ctx->local_ip4;
-
-#pragma unroll
-		for (int i = 0; i < CAPTURE_MAX_ADDRS; i++)
-			if (i < pod->n_ip4 && pod->ip4[i] == ip)
-				return true;
-		return false;
+		k.addr[0] = ctx->local_ip4;
+	} else {
+		k.addr[0] = ctx->local_ip6[0];
+		k.addr[1] = ctx->local_ip6[1];
+		k.addr[2] = ctx->local_ip6[2];
+		k.addr[3] = ctx->local_ip6[3];
 	}
-#pragma unroll
-	for (int i = 0; i < CAPTURE_MAX_ADDRS; i++)
-		if (i < pod->n_ip6 && pod->ip6[i][0] == ctx->local_ip6[0] && pod->ip6[i][1] == ctx->local_ip6[1] &&
-		    pod->ip6[i][2] == ctx->local_ip6[2] && pod->ip6[i][3] == ctx->local_ip6[3])
-			return true;
-	return false;
+	return bpf_map_lookup_elem(&warren_pod, &k) != NULL;
 }
 
 static __always_inline bool remote_is_probe(const struct bpf_sk_lookup *ctx)

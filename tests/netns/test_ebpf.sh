@@ -44,10 +44,10 @@ map_elems() { bpftool -j map dump pinned "$(ebpf_pin_dir "$1")/lis" 2>/dev/null 
 map_full() { [[ $(map_elems "$1") == 2 ]]; }
 map_empty() { [[ $(map_elems "$1") == 0 ]]; }
 cni_check() { chain node1 CHECK "$1" >"$T/$1.check.out" 2>&1; }
-# POD's program reads POD's IPv4 address from slot 0 of its array warren_pod
-# (struct capture_pod: n_ip4, n_ip6, ip4[4] in network byte order), a map
-# the program cannot write (BPF_F_RDONLY_PROG)
-pod_map_holds() { # POD
+# POD's program finds POD's IPv4 address in its hash warren_pod (key struct
+# capture_addr: family 2, then the address in network byte order), a map the
+# program cannot write (BPF_F_RDONLY_PROG)
+pod_map_holds() { # POD [IP (default: POD's)]
 	local id
 	id=$(ebpf_link_id "$1") || return 1
 	"$PYTHON" -c '
@@ -55,18 +55,16 @@ import json, socket, subprocess, sys
 def bt(*a):
     return json.loads(subprocess.run(["bpftool", "-j", *a], capture_output=True, text=True).stdout)
 prog = bt("link", "show", "id", sys.argv[1])["prog_id"]
+want = (2).to_bytes(4, "little") + socket.inet_aton(sys.argv[2]) + bytes(12)
 for m in bt("prog", "show", "id", str(prog)).get("map_ids", []):
     info = bt("map", "show", "id", str(m))
     if info.get("name") != "warren_pod":
         continue
     if not info.get("flags", 0) & 0x80:
         sys.exit("warren_pod is writable by the program: flags %s" % info.get("flags"))
-    v = bytes(int(b, 16) for b in bt("map", "dump", "id", str(m))[0]["value"])
-    n4 = int.from_bytes(v[0:4], "little")
-    if n4 < 1 or v[8:12] != socket.inet_aton(sys.argv[2]):
-        sys.exit("warren_pod: n_ip4 %d, ip4[0] %s" % (n4, socket.inet_ntoa(v[8:12])))
-    sys.exit(0)
-sys.exit("no map warren_pod on the program")' "$id" "${POD_IP[$1]}"
+    keys = [bytes(int(b, 16) for b in e["key"]) for e in bt("map", "dump", "id", str(m))]
+    sys.exit(0 if want in keys else "warren_pod: %s not among %s" % (sys.argv[2], [k.hex() for k in keys]))
+sys.exit("no map warren_pod on the program")' "$id" "${2:-${POD_IP[$1]}}"
 }
 
 metric() { # NODE NAME LABEL-SUBSTRING: value (sum) or 0
@@ -117,6 +115,7 @@ pod_add node1 mesh srv 2>"$T/err" && ok "ADD enrolled pod srv with redirect ebpf
 check "bpftool: an sk_lookup link of program warren_capture is attached to srv's netns" attached srv
 check "link and listener map pinned under bpfDir/warren/<container ID>" pinned srv
 check "the program's read-only map warren_pod holds srv's address" pod_map_holds srv
+check "... and not another pod's (cli's)" fails pod_map_holds srv "${POD_IP[cli]}"
 check "the three ip rules of the eBPF mode are in the pod" test "$(rules_in srv)" -ge 3
 check "no nftables table of ours in the pod (the eBPF mode replaces them)" \
 	fails sh -c "ip netns exec ${POD_NETNS[srv]} nft list tables | grep -q warren"
