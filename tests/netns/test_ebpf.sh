@@ -48,23 +48,17 @@ cni_check() { chain node1 CHECK "$1" >"$T/$1.check.out" 2>&1; }
 # capture_addr: family 2, then the address in network byte order), a map the
 # program cannot write (BPF_F_RDONLY_PROG)
 pod_map_holds() { # POD [IP (default: POD's)]
-	local id
-	id=$(ebpf_link_id "$1") || return 1
+	local m
+	m=$(ebpf_map_id "$1" warren_pod) || { echo "no map warren_pod on $1's program"; return 1; }
 	"$PYTHON" -c '
 import json, socket, subprocess, sys
 def bt(*a):
     return json.loads(subprocess.run(["bpftool", "-j", *a], capture_output=True, text=True).stdout)
-prog = bt("link", "show", "id", sys.argv[1])["prog_id"]
+if not bt("map", "show", "id", sys.argv[1]).get("flags", 0) & 0x80:
+    sys.exit("warren_pod is writable by the program")
 want = (2).to_bytes(4, "little") + socket.inet_aton(sys.argv[2]) + bytes(12)
-for m in bt("prog", "show", "id", str(prog)).get("map_ids", []):
-    info = bt("map", "show", "id", str(m))
-    if info.get("name") != "warren_pod":
-        continue
-    if not info.get("flags", 0) & 0x80:
-        sys.exit("warren_pod is writable by the program: flags %s" % info.get("flags"))
-    keys = [bytes(int(b, 16) for b in e["key"]) for e in bt("map", "dump", "id", str(m))]
-    sys.exit(0 if want in keys else "warren_pod: %s not among %s" % (sys.argv[2], [k.hex() for k in keys]))
-sys.exit("no map warren_pod on the program")' "$id" "${2:-${POD_IP[$1]}}"
+keys = [bytes(int(b, 16) for b in e["key"]) for e in bt("map", "dump", "id", sys.argv[1])]
+sys.exit(0 if want in keys else "warren_pod: %s not among %s" % (sys.argv[2], [k.hex() for k in keys]))' "$m" "${2:-${POD_IP[$1]}}"
 }
 
 metric() { # NODE NAME LABEL-SUBSTRING: value (sum) or 0
