@@ -146,8 +146,11 @@ check "tunnel restarted: the pod is listed with redirect ebpf" tunnel_knows node
 
 # --- 4. DEL detaches and unpins ------------------------------------------------
 ino=$(netns_ino srv)
+pm=$(ebpf_map_id srv warren_pod) || not_ok "srv's program has a map warren_pod"
 chain node1 DEL srv >/dev/null 2>"$T/err" || not_ok "DEL srv" "$(cat "$T/err")"
 check "DEL: nothing pinned for the pod" unpinned srv
+# the unpinned address map goes with the program (freed after a grace period)
+check "DEL: the program's address map (id $pm) is freed" wait_for -t 5 fails bpftool map show id "${pm:-0}"
 check "DEL: no sk_lookup link left on the pod's netns" fails attached srv
 check "DEL: the eBPF mode's rules are gone" test "$(rules_in srv)" -eq 0
 pod_kill_procs srv; ip netns del "${POD_NETNS[srv]}"; mesh rm-pod mesh srv
