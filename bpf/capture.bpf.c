@@ -63,12 +63,18 @@ static __always_inline void count(__u32 what)
 		*c += 1;
 }
 
-/* The pod's addresses, set by the loader before the program is loaded
- * (network byte order; IPv4 in word 0). */
-const volatile __u32 n_ip4 = 0;
-const volatile __u32 n_ip6 = 0;
-const volatile __u32 pod_ip4[CAPTURE_MAX_ADDRS] = { 0 };
-const volatile __u32 pod_ip6[CAPTURE_MAX_ADDRS][4] = { { 0 } };
+/* The pod's own addresses (struct capture_addr keys, bpf/capture.h), put
+ * in by the loader before attaching. A hash lookup rather than a loop over
+ * an address table: the program stays small and the verifier's pass over
+ * it, run at every ADD, short. The program only reads the map
+ * (BPF_F_RDONLY_PROG). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_RDONLY_PROG);
+	__uint(max_entries, 2 * CAPTURE_MAX_ADDRS);
+	__type(key, struct capture_addr);
+	__type(value, __u32);
+} warren_pod SEC(".maps");
 
 static __always_inline bool local_is_loopback(const struct bpf_sk_lookup *ctx)
 {
@@ -80,21 +86,17 @@ static __always_inline bool local_is_loopback(const struct bpf_sk_lookup *ctx)
 
 static __always_inline bool local_is_pod(const struct bpf_sk_lookup *ctx)
 {
-	if (ctx->family == AF_INET) {
-		__u32 ip = ctx->local_ip4;
+	struct capture_addr k = { .family = ctx->family };
 
-#pragma unroll
-		for (int i = 0; i < CAPTURE_MAX_ADDRS; i++)
-			if (i < n_ip4 && pod_ip4[i] == ip)
-				return true;
-		return false;
+	if (ctx->family == AF_INET) {
+		k.addr[0] = ctx->local_ip4;
+	} else {
+		k.addr[0] = ctx->local_ip6[0];
+		k.addr[1] = ctx->local_ip6[1];
+		k.addr[2] = ctx->local_ip6[2];
+		k.addr[3] = ctx->local_ip6[3];
 	}
-#pragma unroll
-	for (int i = 0; i < CAPTURE_MAX_ADDRS; i++)
-		if (i < n_ip6 && pod_ip6[i][0] == ctx->local_ip6[0] && pod_ip6[i][1] == ctx->local_ip6[1] &&
-		    pod_ip6[i][2] == ctx->local_ip6[2] && pod_ip6[i][3] == ctx->local_ip6[3])
-			return true;
-	return false;
+	return bpf_map_lookup_elem(&warren_pod, &k) != NULL;
 }
 
 static __always_inline bool remote_is_probe(const struct bpf_sk_lookup *ctx)

@@ -21,6 +21,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 
 #include "bpf/capture.h"
 #include "bpf/capture.skel.h"
@@ -120,46 +121,87 @@ int ebpf_capture_supported(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+static const void *ebpf_routing_src(int family, const struct ebpf_pod_addrs *a)
+{
+	if (family == AF_INET)
+		return a->n4 ? (const void *)&a->ip4[0] : NULL;
+	return a->n6 ? (const void *)a->ip6[0] : NULL;
+}
+
+/* The local route and the rules of each family in one netlink exchange:
+ * 0, or the first error (the caller then goes one message at a time). */
+static int ebpf_routing_batch(struct nl_sock *rt, const struct ebpf_pod_addrs *a, int v6)
+{
+	static const int fams[] = { AF_INET, AF_INET6 };
+	char buf[2 * (1 + ROUTE_EBPF_RULES) * ROUTE_MSG_BUFSZ];
+	struct route_rule rules[ROUTE_EBPF_RULES];
+	size_t len = 0;
+	int n;
+
+	for (size_t f = 0; f < (v6 ? 2u : 1u); f++) {
+		size_t nr = route_ebpf_rules(fams[f], rules);
+
+		n = route_build_local_src(buf + len, sizeof(buf) - len, fams[f], ebpf_routing_src(fams[f], a),
+					  nl_seq(rt, 1));
+		if (n < 0)
+			return n;
+		len += (size_t)n;
+		for (size_t i = 0; i < nr; i++) {
+			n = route_build_rule_spec(buf + len, sizeof(buf) - len, RTM_NEWRULE, fams[f], &rules[i],
+						  nl_seq(rt, 1));
+			if (n < 0)
+				return n;
+			len += (size_t)n;
+		}
+	}
+	return nl_talk(rt, buf, len, 0, NULL, NULL, NULL, 0, NULL);
+}
+
 static int ebpf_routing(int netns_fd, const struct ebpf_pod_addrs *a, bool add, char *err,
 			size_t errlen)
 {
 	static const int fams[] = { AF_INET, AF_INET6 };
 	struct nl_sock rt = { 0 };
 	struct route_rule rules[ROUTE_EBPF_RULES];
-	int ret, first = 0, v6;
+	int ret, first = 0, v6, saved = -1;
 	char e[384];
 
-	ret = nl_open(&rt, NETLINK_ROUTE, netns_fd);
+	/* One visit to the pod's netns for the socket and both sysctls. */
+	ret = netns_enter(netns_fd, &saved);
 	if (ret < 0) {
+		errbuf_set(err, errlen, "cannot enter the pod netns: %s", strerror(-ret));
+		return ret;
+	}
+	ret = nl_open(&rt, NETLINK_ROUTE, -1);
+	if (ret < 0) {
+		netns_leave(&saved);
 		errbuf_set(err, errlen, "cannot open a route netlink socket in the pod netns: %s",
 			   strerror(-ret));
 		return ret;
 	}
-	v6 = add ? route_ipv6_enabled(netns_fd) : 1;
-	if (v6 < 0) {
-		ret = v6;
-		errbuf_set(err, errlen, "cannot enter the pod netns to read its IPv6 settings: %s",
+	v6 = add ? route_ipv6_enabled(-1) : 1;
+	ret = route_accept_local(-1, add);
+	netns_leave(&saved);
+	if (ret < 0 && add) {
+		errbuf_set(err, errlen, "cannot set net.ipv4.conf.all.accept_local in the pod netns: %s",
 			   strerror(-ret));
 		goto out;
 	}
-	if (add) {
-		ret = route_accept_local(netns_fd, true);
-		if (ret < 0) {
-			errbuf_set(err, errlen, "cannot set net.ipv4.conf.all.accept_local in the pod netns: %s",
-				   strerror(-ret));
-			goto out;
-		}
-	} else if (route_accept_local(netns_fd, false) < 0) {
+	if (ret < 0)
 		log_debug("cannot reset net.ipv4.conf.all.accept_local in the pod netns");
+	/* The common case, nothing there yet: every message in one
+	 * exchange. Any error (a rule already there is one: the rules are
+	 * exclusive) falls back to one message at a time below, which
+	 * tolerates what is already in place and names what failed. */
+	if (add && ebpf_routing_batch(&rt, a, v6) == 0) {
+		ret = 0;
+		goto out;
 	}
 	for (size_t f = 0; f < (v6 ? 2u : 1u); f++) {
 		size_t n = route_ebpf_rules(fams[f], rules);
 
 		if (add) {
-			const void *src = fams[f] == AF_INET ? (a->n4 ? (const void *)&a->ip4[0] : NULL)
-							     : (a->n6 ? (const void *)a->ip6[0] : NULL);
-
-			ret = route_local_add_src(&rt, fams[f], src, err, errlen);
+			ret = route_local_add_src(&rt, fams[f], ebpf_routing_src(fams[f], a), err, errlen);
 			for (size_t i = 0; ret == 0 && i < n; i++)
 				ret = route_spec_add(&rt, fams[f], &rules[i], NULL, err, errlen);
 			if (ret < 0)
@@ -213,6 +255,29 @@ static int ebpf_unpin(const char *dir, const char *key, char *err, size_t errlen
 	return ret;
 }
 
+/* The pod's addresses into the program's map warren_pod. */
+static int ebpf_pod_addrs_put(int map_fd, const struct ebpf_pod_addrs *a, char *err, size_t errlen)
+{
+	const uint32_t one = 1;
+
+	for (size_t i = 0; i < a->n4 + a->n6; i++) {
+		struct capture_addr k = { .family = i < a->n4 ? AF_INET : AF_INET6 };
+
+		if (i < a->n4)
+			memcpy(k.addr, &a->ip4[i], 4);
+		else
+			memcpy(k.addr, a->ip6[i - a->n4], 16);
+		if (bpf_map_update_elem(map_fd, &k, &one, BPF_ANY) < 0) {
+			int e = errno;
+
+			errbuf_set(err, errlen, "cannot write the pod's addresses into the eBPF map warren_pod: %s",
+				   strerror(e));
+			return -e;
+		}
+	}
+	return 0;
+}
+
 static int ebpf_load_attach(int netns_fd, const char *dir, const char *key, const struct ebpf_pod_addrs *a, char *err,
 			    size_t errlen)
 {
@@ -234,10 +299,6 @@ static int ebpf_load_attach(int netns_fd, const char *dir, const char *key, cons
 		errbuf_set(err, errlen, "cannot open the eBPF capture program: %s", strerror(errno));
 		goto out;
 	}
-	skel->rodata->n_ip4 = (uint32_t)a->n4;
-	skel->rodata->n_ip6 = (uint32_t)a->n6;
-	memcpy((void *)skel->rodata->pod_ip4, a->ip4, sizeof(a->ip4));
-	memcpy((void *)skel->rodata->pod_ip6, a->ip6, sizeof(a->ip6));
 	ret = capture_bpf__load(skel);
 	if (ret < 0) {
 		errbuf_set(err, errlen,
@@ -245,6 +306,10 @@ static int ebpf_load_attach(int netns_fd, const char *dir, const char *key, cons
 			   strerror(-ret));
 		goto out;
 	}
+	/* Before the attach: the program never runs without them. */
+	ret = ebpf_pod_addrs_put(bpf_map__fd(skel->maps.warren_pod), a, err, errlen);
+	if (ret < 0)
+		goto out;
 	ebpf_path(path, sizeof(path), dir, key, "lis");
 	ret = bpf_map__pin(skel->maps.warren_lis, path);
 	if (ret < 0) {

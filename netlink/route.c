@@ -504,9 +504,11 @@ int route_accept_local(int netns_fd, bool on)
 {
 	int saved = -1, fd, ret;
 
-	ret = netns_enter(netns_fd, &saved);
-	if (ret < 0)
-		return ret;
+	if (netns_fd >= 0) {
+		ret = netns_enter(netns_fd, &saved);
+		if (ret < 0)
+			return ret;
+	}
 	fd = open("/proc/sys/net/ipv4/conf/all/accept_local", O_WRONLY | O_CLOEXEC);
 	ret = fd < 0 ? -errno : 0;
 	if (fd >= 0 && write(fd, on ? "1" : "0", 1) != 1)

@@ -105,7 +105,7 @@ int route_local_add_src(struct nl_sock *s, int family, const void *src, char *er
 /* net.ipv4.conf.all.accept_local inside netns_fd (the eBPF mode's rule
  * sends the reverse-path check of an inbound TCP SYN to table 100, whose
  * answer is "local"; the kernel drops such a SYN as a martian unless
- * accept_local is on). 0 or -errno. */
+ * accept_local is on); netns_fd < 0: the current netns. 0 or -errno. */
 int route_accept_local(int netns_fd, bool on);
 
 #endif

@@ -540,6 +540,7 @@ nft_counter() { nft_counter_in "${POD_NETNS[$1]}" "$2" "$3"; } # POD TABLE TAG
 #   ebpf_link_id POD       the id of the sk_lookup link on POD's netns
 #                          running warren_capture (ebpf mode)
 #   ebpf_pin_dir POD       the pod's bpffs directory
+#   ebpf_map_id POD NAME   the id of the map NAME of POD's program
 ebpf_pin_dir() { echo "$T/bpffs/warren/${POD_ID[$1]}"; }
 ebpf_link_id() { # POD
 	local ino
@@ -555,8 +556,8 @@ for l in json.load(sys.stdin):
             print(l["id"]); sys.exit(0)
 sys.exit(1)' "$ino"
 }
-# SYNs counted by POD's program in slot N of its map warren_cnt (summed over CPUs)
-ebpf_count() { # POD N
+# the id of the map NAME of POD's program (ebpf mode)
+ebpf_map_id() { # POD NAME
 	local id
 	id=$(ebpf_link_id "$1") || return 1
 	"$PYTHON" -c '
@@ -565,17 +566,25 @@ def bt(*a):
     return json.loads(subprocess.run(["bpftool", "-j", *a], capture_output=True, text=True).stdout)
 prog = bt("link", "show", "id", sys.argv[1])["prog_id"]
 for m in bt("prog", "show", "id", str(prog)).get("map_ids", []):
-    if bt("map", "show", "id", str(m)).get("name") != "warren_cnt":
-        continue
-    for e in bt("map", "dump", "id", str(m)):
-        f = e.get("formatted", e)
-        k = f["key"] if isinstance(f["key"], int) else int(f["key"][0], 16)
-        if k == int(sys.argv[2]):
-            print(sum(int(v["value"]) if isinstance(v["value"], int) else
-                      int.from_bytes(bytes(int(b, 16) for b in v["value"]), "little")
-                      for v in f["values"]))
-            sys.exit(0)
+    if bt("map", "show", "id", str(m)).get("name") == sys.argv[2]:
+        print(m); sys.exit(0)
 sys.exit(1)' "$id" "$2"
+}
+# SYNs counted by POD's program in slot N of its map warren_cnt (summed over CPUs)
+ebpf_count() { # POD N
+	local m
+	m=$(ebpf_map_id "$1" warren_cnt) || return 1
+	"$PYTHON" -c '
+import json, subprocess, sys
+for e in json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "id", sys.argv[1]], capture_output=True, text=True).stdout):
+    f = e.get("formatted", e)
+    k = f["key"] if isinstance(f["key"], int) else int(f["key"][0], 16)
+    if k == int(sys.argv[2]):
+        print(sum(int(v["value"]) if isinstance(v["value"], int) else
+                  int.from_bytes(bytes(int(b, 16) for b in v["value"]), "little")
+                  for v in f["values"]))
+        sys.exit(0)
+sys.exit(1)' "$m" "$2"
 }
 capture_state() { # POD
 	local p=${POD_NETNS[$1]} f

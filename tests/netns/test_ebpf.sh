@@ -44,6 +44,22 @@ map_elems() { bpftool -j map dump pinned "$(ebpf_pin_dir "$1")/lis" 2>/dev/null 
 map_full() { [[ $(map_elems "$1") == 2 ]]; }
 map_empty() { [[ $(map_elems "$1") == 0 ]]; }
 cni_check() { chain node1 CHECK "$1" >"$T/$1.check.out" 2>&1; }
+# POD's program finds POD's IPv4 address in its hash warren_pod (key struct
+# capture_addr: family 2, then the address in network byte order), a map the
+# program cannot write (BPF_F_RDONLY_PROG)
+pod_map_holds() { # POD [IP (default: POD's)]
+	local m
+	m=$(ebpf_map_id "$1" warren_pod) || { echo "no map warren_pod on $1's program"; return 1; }
+	"$PYTHON" -c '
+import json, socket, subprocess, sys
+def bt(*a):
+    return json.loads(subprocess.run(["bpftool", "-j", *a], capture_output=True, text=True).stdout)
+if not bt("map", "show", "id", sys.argv[1]).get("flags", 0) & 0x80:
+    sys.exit("warren_pod is writable by the program")
+want = (2).to_bytes(4, "little") + socket.inet_aton(sys.argv[2]) + bytes(12)
+keys = [bytes(int(b, 16) for b in e["key"]) for e in bt("map", "dump", "id", sys.argv[1])]
+sys.exit(0 if want in keys else "warren_pod: %s not among %s" % (sys.argv[2], [k.hex() for k in keys]))' "$m" "${2:-${POD_IP[$1]}}"
+}
 
 metric() { # NODE NAME LABEL-SUBSTRING: value (sum) or 0
 	nexec "$1" curl -s --max-time 2 http://127.0.0.1:15020/metrics |
@@ -92,6 +108,8 @@ pod_add node1 mesh srv 2>"$T/err" && ok "ADD enrolled pod srv with redirect ebpf
 	die "ADD srv: $(cat "$T/err")"
 check "bpftool: an sk_lookup link of program warren_capture is attached to srv's netns" attached srv
 check "link and listener map pinned under bpfDir/warren/<container ID>" pinned srv
+check "the program's read-only map warren_pod holds srv's address" pod_map_holds srv
+check "... and not another pod's (cli's)" fails pod_map_holds srv "${POD_IP[cli]}"
 check "the three ip rules of the eBPF mode are in the pod" test "$(rules_in srv)" -ge 3
 check "no nftables table of ours in the pod (the eBPF mode replaces them)" \
 	fails sh -c "ip netns exec ${POD_NETNS[srv]} nft list tables | grep -q warren"
@@ -128,8 +146,11 @@ check "tunnel restarted: the pod is listed with redirect ebpf" tunnel_knows node
 
 # --- 4. DEL detaches and unpins ------------------------------------------------
 ino=$(netns_ino srv)
+pm=$(ebpf_map_id srv warren_pod) || not_ok "srv's program has a map warren_pod"
 chain node1 DEL srv >/dev/null 2>"$T/err" || not_ok "DEL srv" "$(cat "$T/err")"
 check "DEL: nothing pinned for the pod" unpinned srv
+# the unpinned address map goes with the program (freed after a grace period)
+check "DEL: the program's address map (id $pm) is freed" wait_for -t 5 fails bpftool map show id "${pm:-0}"
 check "DEL: no sk_lookup link left on the pod's netns" fails attached srv
 check "DEL: the eBPF mode's rules are gone" test "$(rules_in srv)" -eq 0
 pod_kill_procs srv; ip netns del "${POD_NETNS[srv]}"; mesh rm-pod mesh srv
