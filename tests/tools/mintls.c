@@ -18,8 +18,10 @@
  * 16 MiB, default 256 KiB: the tunnels read the app in chunks of that
  * order; haproxy's buffers are 16 KiB), one per direction, both sockets
  * edge-triggered for in and out from the start (no epoll_ctl after the
- * connection is set up); a short read means the socket is drained (a later
- * arrival is a new edge). A read EOF is passed on as a half-close (TLS:
+ * connection is set up); a side is read again only after an edge for its
+ * input: a short read, or a short record with nothing left in OpenSSL's
+ * read-ahead buffer, means the socket is drained (no read just to hear
+ * EAGAIN; a later arrival is a new edge). A read EOF is passed on as a half-close (TLS:
  * close_notify, then shutdown); the connection closes when both directions
  * have ended.
  * Prints "mintls: listening" once all listeners are bound and, at
@@ -54,18 +56,25 @@ struct mt_dir {
 	bool shut; /* passed on to the writing side */
 };
 
+struct mt_conn;
+struct mt_side { /* epoll's data: one per socket */
+	int kind;  /* 0: plain socket, 1: TLS socket, 2: listener (first field of all) */
+	struct mt_conn *c;
+};
+
 struct mt_conn {
-	int kind; /* 0: connection, 1: listener (first field of both) */
 	int pfd, tfd; /* plain and TLS sockets */
 	SSL *ssl;
 	bool hs_done, dead;
+	bool p_drained, t_drained; /* read to empty, no edge since */
+	struct mt_side side[2];
 	struct mt_dir up;   /* plain -> TLS */
 	struct mt_dir down; /* TLS -> plain */
 	struct mt_conn *next_dead;
 };
 
 struct mt_listener {
-	int kind;
+	int kind; /* 2 */
 	int fd;
 	struct sockaddr_in target;
 };
@@ -114,8 +123,6 @@ static bool mt_ssl_wait(SSL *ssl, int r)
 /* Moves bytes both ways until nothing moves, or ends the connection. */
 static void mt_run(struct mt_worker *w, struct mt_conn *c)
 {
-	bool p_drained = false, t_drained = false;
-
 	if (!c->hs_done) {
 		int r = SSL_do_handshake(c->ssl);
 
@@ -132,17 +139,17 @@ static void mt_run(struct mt_worker *w, struct mt_conn *c)
 		int r;
 
 		/* plain -> TLS */
-		if (!c->up.eof && !c->up.len && !p_drained) {
+		if (!c->up.eof && !c->up.len && !c->p_drained) {
 			n = read(c->pfd, c->up.buf, mt_buf);
 			if (n > 0) {
 				c->up.off = 0;
 				c->up.len = n;
-				p_drained = (size_t)n < mt_buf;
+				c->p_drained = (size_t)n < mt_buf;
 				prog = true;
 			} else if (n == 0) {
 				c->up.eof = prog = true;
 			} else if (errno == EAGAIN) {
-				p_drained = true;
+				c->p_drained = true;
 			} else {
 				goto fail;
 			}
@@ -164,19 +171,24 @@ static void mt_run(struct mt_worker *w, struct mt_conn *c)
 			c->up.shut = prog = true;
 		}
 		/* TLS -> plain: records until the buffer cannot take one more */
-		while (!c->down.eof && !c->down.off && !t_drained &&
+		while (!c->down.eof && !c->down.off && !c->t_drained &&
 		       mt_buf - c->down.len >= SSL3_RT_MAX_PLAIN_LENGTH) {
 			ERR_clear_error();
 			r = SSL_read(c->ssl, c->down.buf + c->down.len, mt_buf - c->down.len);
 			if (r > 0) {
 				c->down.len += r;
 				prog = true;
+				/* A short record and an empty read-ahead buffer:
+				 * OpenSSL's read(2) came back short, the socket
+				 * is empty (no read just to hear EAGAIN). */
+				if (r < SSL3_RT_MAX_PLAIN_LENGTH && !SSL_has_pending(c->ssl))
+					c->t_drained = true;
 				continue;
 			}
 			switch (SSL_get_error(c->ssl, r)) {
 			case SSL_ERROR_WANT_READ:
 			case SSL_ERROR_WANT_WRITE:
-				t_drained = true;
+				c->t_drained = true;
 				break;
 			case SSL_ERROR_ZERO_RETURN:
 				c->down.eof = prog = true;
@@ -260,9 +272,11 @@ static void mt_accept(struct mt_worker *w, struct mt_listener *l)
 			mt_end(w, c, true);
 			continue;
 		}
-		ev.data.ptr = c;
+		c->side[0] = (struct mt_side){ 0, c };
+		c->side[1] = (struct mt_side){ 1, c };
+		ev.data.ptr = &c->side[0];
 		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->pfd, &ev) < 0 ||
-		    epoll_ctl(w->ep, EPOLL_CTL_ADD, c->tfd, &ev) < 0) {
+		    (ev.data.ptr = &c->side[1], epoll_ctl(w->ep, EPOLL_CTL_ADD, c->tfd, &ev) < 0)) {
 			mt_end(w, c, true);
 			continue;
 		}
@@ -279,12 +293,23 @@ static void *mt_worker_main(void *arg)
 		int n = epoll_wait(w->ep, evs, 64, -1);
 
 		for (int k = 0; k < n; k++) {
-			struct mt_conn *c = evs[k].data.ptr;
+			struct mt_side *s = evs[k].data.ptr;
+			struct mt_conn *c = s->c;
 
-			if (c->kind == 1)
-				mt_accept(w, (struct mt_listener *)c);
-			else if (!c->dead)
-				mt_run(w, c);
+			if (s->kind == 2) {
+				mt_accept(w, (struct mt_listener *)s);
+				continue;
+			}
+			if (c->dead)
+				continue;
+			/* new input (or its end) on this side: read it again */
+			if (evs[k].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+				if (s->kind == 0)
+					c->p_drained = false;
+				else
+					c->t_drained = false;
+			}
+			mt_run(w, c);
 		}
 		while (w->dead) {
 			struct mt_conn *c = w->dead;
@@ -381,7 +406,7 @@ int main(int argc, char **argv)
 			struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &w->lis[m] };
 			int one = 1, fd = mt_socket();
 
-			w->lis[m] = (struct mt_listener){ .kind = 1, .fd = fd, .target = tgt[m] };
+			w->lis[m] = (struct mt_listener){ .kind = 2, .fd = fd, .target = tgt[m] };
 			if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 			    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
 			    bind(fd, (struct sockaddr *)&lis[m], sizeof(lis[m])) < 0 || listen(fd, 1024) < 0 ||
