@@ -85,6 +85,7 @@
 #      BENCH_PERF, a whole-machine profile of its eBPF and explicit runs)
 #      and the mtls section its: mintls, a minimal TLS relay pair placed as
 #      haproxy's, in the same rounds for 1 and 8 streams and ping-pong),
+#      BENCH_MINTLS_SMALL=1 (a second mintls pair with 16 KiB buffers),
 #      BENCH_WORKERS (workerThreads of both tunnels; unset: the default),
 #      BENCH_CP_PODS (5000, pods in the mesh model the control-plane rows
 #      reload), BENCH_TUNNEL_CONF (YAML lines added to both tunnels'
@@ -577,17 +578,20 @@ EOF
 # pair of user-space TLS relays does here, placed as haproxy's pair is
 # (dcli: plain in on 127.0.0.1, TLS out; dsrv: TLS in, plain to the app),
 # with haproxy's certificates (ECDSA P-256 from the mesh CA), as many
-# worker threads as the tunnels: 55201/51111 -> 56443/56444.
-mintls_up() {
-	local d=$T/haproxy-mtls w=${BENCH_WORKERS:-2}
-	bg ip netns exec "${POD_NETNS[dsrv]}" "$MINTLS" server "$d/server.pem" "$MTLS_CA/root-cert.pem" "$w" \
-		"$DS:56443=127.0.0.1:5201" "$DS:56444=127.0.0.1:11111" 2>"$T/mintls.server.err"
-	MT_SRV_PID=$!
-	bg ip netns exec "${POD_NETNS[dcli]}" "$MINTLS" client "$d/client.pem" "$MTLS_CA/root-cert.pem" "$w" \
-		"127.0.0.1:55201=$DS:56443" "127.0.0.1:51111=$DS:56444" 2>"$T/mintls.client.err"
-	MT_CLI_PID=$!
-	wait_for -t 10 grep -q listening "$T/mintls.server.err" && wait_for -t 10 grep -q listening "$T/mintls.client.err" &&
-		pexec dcli timeout 20 iperf3 -c 127.0.0.1 -p 55201 -n 1M >/dev/null 2>&1
+# worker threads as the tunnels: 55201/51111 -> 56443/56444 (256 KiB
+# buffers, reads of the app's bytes in chunks like the tunnels'); with
+# BENCH_MINTLS_SMALL=1 a second pair with 16 KiB buffers (haproxy's size),
+# 45201/41111 -> 46443/46444. Sets MT_CLI_PID/MT_SRV_PID (SM_... the second).
+mintls_up() { # NAME BUF PORT-BASE
+	local d=$T/haproxy-mtls w=${BENCH_WORKERS:-2} b=$3 srv
+	MINTLS_BUF=$2 bg ip netns exec "${POD_NETNS[dsrv]}" "$MINTLS" server "$d/server.pem" "$MTLS_CA/root-cert.pem" "$w" \
+		"$DS:${b}6443=127.0.0.1:5201" "$DS:${b}6444=127.0.0.1:11111" 2>"$T/$1.server.err"
+	srv=$!
+	MINTLS_BUF=$2 bg ip netns exec "${POD_NETNS[dcli]}" "$MINTLS" client "$d/client.pem" "$MTLS_CA/root-cert.pem" "$w" \
+		"127.0.0.1:${b}5201=$DS:${b}6443" "127.0.0.1:${b}1111=$DS:${b}6444" 2>"$T/$1.client.err"
+	if [[ $1 == mintls ]]; then MT_SRV_PID=$srv MT_CLI_PID=$!; else SM_SRV_PID=$srv SM_CLI_PID=$!; fi
+	wait_for -t 10 grep -q listening "$T/$1.server.err" && wait_for -t 10 grep -q listening "$T/$1.client.err" &&
+		pexec dcli timeout 20 iperf3 -c 127.0.0.1 -p "${b}5201" -n 1M >/dev/null 2>&1
 }
 
 if [[ -z ${SKIP_TRAFFIC:-} ]]; then
@@ -882,7 +886,10 @@ if has mtls && mtls_supported; then
 	if [[ $MTLS_STATE == ok ]]; then
 		haproxy_up mtls "$T/ca" || { log "haproxy mTLS baseline failed (see $T/haproxy-mtls)"; HAPROXY_BAD=1; }
 		if [[ -z ${HAPROXY_BAD:-} && ${BENCH_BOUND:-1} != 0 ]]; then
-			mintls_up || { log "mintls, the TLS relay bound, failed (see $T/mintls.*.err)"; MINTLS_BAD=1; }
+			mintls_up mintls 262144 5 || { log "mintls, the TLS relay bound, failed (see $T/mintls.*.err)"; MINTLS_BAD=1; }
+			if [[ -n ${BENCH_MINTLS_SMALL:-} ]]; then
+				mintls_up mintls16 16384 4 || { log "mintls with 16 KiB buffers failed (see $T/mintls16.*.err)"; SM_CLI_PID=; }
+			fi
 		else
 			MINTLS_BAD=1
 		fi
@@ -902,12 +909,15 @@ if has mtls && mtls_supported; then
 			iperf_tun h.tun ecli "$ES" 5201
 			[[ -z ${HAPROXY_BAD:-} ]] && iperf_pair h.hap "$HAP_CLI_PID" "$HAP_SRV_PID" dcli 127.0.0.1 25201
 			[[ -z ${MINTLS_BAD:-} ]] && iperf_pair h.min "$MT_CLI_PID" "$MT_SRV_PID" dcli 127.0.0.1 55201
+			[[ -n ${SM_CLI_PID:-} ]] && iperf_pair h.sml "$SM_CLI_PID" "$SM_SRV_PID" dcli 127.0.0.1 45201
 			iperf_workers h.tun8 ecli "$ES" 5201 -P 8
 			[[ -z ${HAPROXY_BAD:-} ]] && iperf_pair h.hap8 "$HAP_CLI_PID" "$HAP_SRV_PID" dcli 127.0.0.1 25201 -P 8
 			[[ -z ${MINTLS_BAD:-} ]] && iperf_pair h.min8 "$MT_CLI_PID" "$MT_SRV_PID" dcli 127.0.0.1 55201 -P 8
+			[[ -n ${SM_CLI_PID:-} ]] && iperf_pair h.sml8 "$SM_CLI_PID" "$SM_SRV_PID" dcli 127.0.0.1 45201 -P 8
 			sockperf_run h.ltun ecli "$ES" 11111
 			[[ -z ${HAPROXY_BAD:-} ]] && sockperf_run h.lhap dcli 127.0.0.1 21111
 			[[ -z ${MINTLS_BAD:-} ]] && sockperf_run h.lmin dcli 127.0.0.1 51111
+			[[ -n ${SM_CLI_PID:-} ]] && sockperf_run h.lsml dcli 127.0.0.1 41111
 			# the floor's parts: one TCP leg across the nodes, one within a pod
 			iperf_run h.direct dcli "$DS" 5201
 			iperf_run h.loop dsrv 127.0.0.1 5201
@@ -926,6 +936,10 @@ if has mtls && mtls_supported; then
 			if [[ -z ${MINTLS_BAD:-} ]]; then
 				perf_pair mtls-min "$MT_CLI_PID" "$MT_SRV_PID" pexec dcli iperf3 -c 127.0.0.1 -p 55201 -t "$SECS"
 				perf_pair mtls-min8 "$MT_CLI_PID" "$MT_SRV_PID" pexec dcli iperf3 -c 127.0.0.1 -p 55201 -t "$SECS" -P 8
+			fi
+			if [[ -n ${SM_CLI_PID:-} ]]; then
+				perf_pair mtls-sml "$SM_CLI_PID" "$SM_SRV_PID" pexec dcli iperf3 -c 127.0.0.1 -p 45201 -t "$SECS"
+				perf_pair mtls-sml8 "$SM_CLI_PID" "$SM_SRV_PID" pexec dcli iperf3 -c 127.0.0.1 -p 45201 -t "$SECS" -P 8
 			fi
 			perf_tunnels mtls-conn pexec ecli "$CONNRATE" rate "$ES" 7002 "$SECS" 64 1
 		fi
@@ -1036,7 +1050,7 @@ def cpu_per_gb(k):
     parts = []
     last = k.split(".")[-1]
     relay = ("haproxy client", "haproxy server") if last.startswith("hap") else \
-        ("mintls client", "mintls server") if last.startswith("min") else ("tunnel1", "tunnel2")
+        ("mintls client", "mintls server") if last.startswith(("min", "sml")) else ("tunnel1", "tunnel2")
     for lab, kk in (("iperf3 client", ".cli_s"), ("iperf3 server", ".srv_s"), (relay[0], ".t1_s"), (relay[1], ".t2_s")):
         if k + kk in V:
             parts.append("%s %.2f" % (lab, med(k + kk) / gb if gb else float("nan")))
@@ -1099,13 +1113,15 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
             "%s of haproxy, %s of plaintext direct; min round %s of median; %s" % (r(t, hp), r(t, med("p.direct.gbps")), r(lo("h.tun.gbps"), t), cpu_per_gb("h.tun")))
         row("CPU s/GB, both relays together, HBONE / haproxy", "%.2f / %.2f s" % (relays_per_gb("h.tun"), relays_per_gb("h.hap")), "<= 0.75x haproxy",
             r(relays_per_gb("h.tun"), relays_per_gb("h.hap")) + " of haproxy")
-        if "h.min.gbps" in V:
+        for mk, what in (("h.min", "mintls (minimal TLS relay pair, the bound)"), ("h.sml", "mintls, 16 KiB buffers")):
             # the bound measured: a minimal TLS relay pair (tests/tools/mintls)
-            m = med("h.min.gbps")
-            row("1 stream, mintls (minimal TLS relay pair, the bound)", spread("h.min.gbps", "Gb/s"), "",
+            if mk + ".gbps" not in V:
+                continue
+            m = med(mk + ".gbps")
+            row("1 stream, " + what, spread(mk + ".gbps", "Gb/s"), "",
                 "%s of haproxy; HBONE %s of it; relays' CPU s/GB %.2f (%s of haproxy's; HBONE %s of it); %s" % (
-                    r(m, hp), r(t, m), relays_per_gb("h.min"), r(relays_per_gb("h.min"), relays_per_gb("h.hap")),
-                    r(relays_per_gb("h.tun"), relays_per_gb("h.min")), cpu_per_gb("h.min")))
+                    r(m, hp), r(t, m), relays_per_gb(mk), r(relays_per_gb(mk), relays_per_gb("h.hap")),
+                    r(relays_per_gb("h.tun"), relays_per_gb(mk)), cpu_per_gb(mk)))
         if "h.aes128" in V:
             a = med("h.aes128")
             row("AES-128-GCM, one core, 16 KiB records (openssl speed)", "%.2f GB/s" % a, "",
@@ -1138,12 +1154,14 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
     row("8 streams, through both tunnels", spread(p + ".tun8.gbps", "Gb/s"), ">= 1.2x haproxy" if p == "h" else "",
         ("%s of haproxy; " % r(t8, med("h.hap8.gbps")) if p == "h" else "") +
         "%s; %s of 8-stream direct" % (tun_cpu(p + ".tun8"), r(t8, med("p.direct8.gbps"))))
-    if p == "h" and "h.min8.gbps" in V:
-        m8, hp8 = med("h.min8.gbps"), med("h.hap8.gbps")
-        row("8 streams, mintls (minimal TLS relay pair, the bound)", spread("h.min8.gbps", "Gb/s"), "",
+    for mk, what in (("h.min8", "mintls (minimal TLS relay pair, the bound)"), ("h.sml8", "mintls, 16 KiB buffers")):
+        if p != "h" or mk + ".gbps" not in V:
+            continue
+        m8, hp8 = med(mk + ".gbps"), med("h.hap8.gbps")
+        row("8 streams, " + what, spread(mk + ".gbps", "Gb/s"), "",
             "%s of haproxy (budget 1.2x: %s); HBONE %s of it; relays' CPU s/GB %.2f, HBONE's %.2f, haproxy's %.2f" % (
                 r(m8, hp8), "beyond this machine" if ok(m8) and ok(hp8) and m8 < 1.2 * hp8 else "reachable",
-                r(t8, m8), relays_per_gb("h.min8"), relays_per_gb("h.tun8"), relays_per_gb("h.hap8")))
+                r(t8, m8), relays_per_gb(mk), relays_per_gb("h.tun8"), relays_per_gb("h.hap8")))
     if p == "h" and "h.old8.gbps" in V:
         row("8 streams, HBONE, before (BENCH_BEFORE)", spread("h.old8.gbps", "Gb/s"), "",
             "%s of haproxy; now %s of before" % (r(med("h.old8.gbps"), med("h.hap8.gbps")), r(t8, med("h.old8.gbps"))))
@@ -1170,9 +1188,11 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
         row("1 KiB ping-pong @1000/s, HBONE p50 / p99", "%s / %s" % (spread("h.ltun.p50", "us", "%.1f"), spread("h.ltun.p99", "us", "%.1f")),
             "p50 <= 2x, p99 <= 2.5x plaintext", "vs direct %s p50, %s p99; vs plaintext relay %s p50, %s p99; vs haproxy %s p50, %s p99" % (
                 r(l50, d50), r(l99, d99), r(l50, t50), r(l99, t99), r(l50, med("h.lhap.p50")), r(l99, med("h.lhap.p99"))))
-        if "h.lmin.p50" in V:
-            m50, m99 = med("h.lmin.p50"), med("h.lmin.p99")
-            row("1 KiB ping-pong @1000/s, mintls (the bound) p50 / p99", "%s / %s" % (spread("h.lmin.p50", "us", "%.1f"), spread("h.lmin.p99", "us", "%.1f")), "",
+        for mk, what in (("h.lmin", "mintls (the bound)"), ("h.lsml", "mintls, 16 KiB buffers")):
+            if mk + ".p50" not in V:
+                continue
+            m50, m99 = med(mk + ".p50"), med(mk + ".p99")
+            row("1 KiB ping-pong @1000/s, %s p50 / p99" % what, "%s / %s" % (spread(mk + ".p50", "us", "%.1f"), spread(mk + ".p99", "us", "%.1f")), "",
                 "vs haproxy %s p50, %s p99; HBONE %s p50, %s p99 of it" % (
                     r(m50, med("h.lhap.p50")), r(m99, med("h.lhap.p99")), r(l50, m50), r(l99, m99)))
         if "h.lold.p50" in V:
