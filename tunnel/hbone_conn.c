@@ -338,6 +338,7 @@ static int conn_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, con
 		s->rd_err = r < 0 ? errno : EIO;
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
+	s->drained = s->avail <= (int)length && length < HBONE_TLS_RECORD;
 	s->avail = s->avail > (int)length ? s->avail - (int)length : -1;
 	if (pad > 1)
 		memset(p + length, 0, pad - 1);
@@ -523,7 +524,9 @@ static ssize_t conn_data_len_cb(nghttp2_session *session, uint8_t frame_type, in
 
 		/* One FIONREAD per socket-full, not per frame: what it
 		 * reported and we have not read yet is still there. */
-		if (avail <= 0 && ioctl(s->fd, FIONREAD, &avail) < 0) {
+		if (avail <= 0 && s->drained)
+			avail = 0; /* defer: EPOLLIN tells when more comes */
+		else if (avail <= 0 && ioctl(s->fd, FIONREAD, &avail) < 0) {
 			s->rd_err = errno;
 			avail = 0;
 		}
@@ -725,6 +728,7 @@ static void conn_read(struct hbone_conn *c)
 	uint8_t *own = hbone_trim_read_buf_take(&cap);
 	uint8_t *buf = own ? own : small;
 	int reads = 0;
+	bool drained = false;
 
 	if (!own)
 		cap = sizeof(small);
@@ -742,6 +746,16 @@ static void conn_read(struct hbone_conn *c)
 				break;
 			c->bytes_in += n;
 			fill += n;
+			/* Less than a full record and nothing left in OpenSSL's
+			 * read-ahead buffer: its read(2), which asked for a
+			 * whole buffer, came back short, so the socket was
+			 * empty. No read(2) just to hear EAGAIN (one per
+			 * request/response message); EPOLLIN is
+			 * level-triggered and reports whatever came since. */
+			if (n < HBONE_TLS_RECORD && !SSL_has_pending(c->ssl)) {
+				drained = true;
+				break;
+			}
 		}
 		if (fill > high)
 			high = fill;
@@ -754,8 +768,10 @@ static void conn_read(struct hbone_conn *c)
 			if (c->dead)
 				break;
 		}
-		if (io == TLS_IO_OK)
+		if (io == TLS_IO_OK && !drained)
 			continue;
+		if (io == TLS_IO_OK)
+			break;
 		if (io == TLS_IO_CLOSED)
 			hbone_conn_kill(c, "peer closed the connection");
 		else if (io == TLS_IO_FATAL)

@@ -289,6 +289,7 @@ static void stream_fd_cb(struct loop *l, int fd, uint32_t events, void *ctx)
 				    strerror(s->rd_err));
 			goto out;
 		}
+		s->drained = false; /* what the event announced needs FIONREAD */
 		if (events & (EPOLLRDHUP | EPOLLHUP))
 			s->rdhup = true;
 		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -329,7 +330,9 @@ ssize_t hbone_stream_data_read_cb(nghttp2_session *session, int32_t stream_id, u
 		/* Known queued bytes are enough to go on; deferring or ending
 		 * the stream needs the socket's word of just now (a 0 that
 		 * conn_data_len_cb left, used up here). */
-		if (avail < 0 && ioctl(s->fd, FIONREAD, &avail) < 0) {
+		if (avail < 0 && s->drained)
+			avail = 0;
+		else if (avail < 0 && ioctl(s->fd, FIONREAD, &avail) < 0) {
 			s->avail = -1;
 			s->rd_err = errno;
 			goto defer;

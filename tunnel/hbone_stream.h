@@ -57,6 +57,10 @@ struct hbone_stream {
 				    we read since (a lower bound, queued bytes only
 				    grow); 0 FIONREAD's answer of just now, used
 				    once; -1 unknown */
+	bool drained;            /* a read of less than a record took all that was
+				    queued: request/response traffic; until the next
+				    event on fd, no FIONREAD (EPOLLIN, level-triggered,
+				    says when more comes) */
 	struct hbone_ring down;  /* peer -> socket: what the app did not take yet */
 	struct hbone_stream_stats stats;
 	hbone_stream_done_cb cb;

@@ -48,7 +48,9 @@
 #          {iperf3 HBONE, iperf3 haproxy, sockperf HBONE, sockperf
 #          haproxy, iperf3 direct across the nodes and within a pod (the
 #          floor any user-space TLS relay pair pays per GB: those two TCP
-#          legs plus AES-GCM)}, then the same single-run figures as plain, then
+#          legs plus AES-GCM), the same through mintls (tests/tools/mintls:
+#          the least a TLS relay pair does here, the bound)}, then the same
+#          single-run figures as plain, then
 #          1 KiB ping-pong (pingpong: p99, p99.9, max) quiet, while both
 #          tunnels reload a large mesh model and while the admin API lists
 #          the open connections (tests/bench/cp-load.py), and
@@ -66,6 +68,8 @@
 # Env: B / WARREN_BUILD, BENCH_CYCLES (100), BENCH_IDLE_PODS (100),
 #      BENCH_SECONDS (5, per iperf3/sockperf/connrate run), BENCH_ROUNDS (3),
 #      BENCH_IDLE_CONNS (1000), BENCH_SECTIONS, TUNNEL_LOG_LEVEL (warn),
+#      BENCH_PERF_CALLGRAPH (perf's --call-graph for those: dwarf
+#      finds the callers of libc's memcpy/memmove, which fp cannot),
 #      BENCH_PERF=1 (perf record -g both tunnels during one iperf3 and one
 #      connrate run per mode, in the mtls section also 8 streams, and
 #      haproxy's mTLS pair during 1 and 8 streams; reports kept in $T,
@@ -78,7 +82,10 @@
 #      BENCH_BOUND=0 (the ebpf section skips its bound: minrelay, a relay
 #      doing only the kernel's part per connection, run in the enrolled
 #      pods in both modes and as an explicit pair beside haproxy's; with
-#      BENCH_PERF, a whole-machine profile of its eBPF and explicit runs),
+#      BENCH_PERF, a whole-machine profile of its eBPF and explicit runs)
+#      and the mtls section its: mintls, a minimal TLS relay pair placed as
+#      haproxy's, in the same rounds for 1 and 8 streams and ping-pong),
+#      BENCH_MINTLS_SMALL=1 (a second mintls pair with 16 KiB buffers),
 #      BENCH_WORKERS (workerThreads of both tunnels; unset: the default),
 #      BENCH_CP_PODS (5000, pods in the mesh model the control-plane rows
 #      reload), BENCH_TUNNEL_CONF (YAML lines added to both tunnels'
@@ -114,9 +121,10 @@ has() { [[ $SECTIONS == *" $1 "* ]]; }
 
 lib_init
 need iperf3 sockperf
-need_built warren-cni warren-tunnel warrenctl tests/connrate tests/pingpong tests/minrelay
+need_built warren-cni warren-tunnel warrenctl tests/connrate tests/pingpong tests/minrelay tests/mintls
 CONNRATE=$WARREN_BUILD/tests/connrate
 MINRELAY=$WARREN_BUILD/tests/minrelay
+MINTLS=$WARREN_BUILD/tests/mintls
 log() { printf '[bench %3ds] %s\n' "$SECONDS" "$*" >&2; }
 R=$T/results # "key value" lines; a key repeated once per round
 res() { echo "$1 $2" >>"$R"; }
@@ -422,10 +430,11 @@ perf_pair() { # NAME PID1 PID2 CMD...: perf_tunnels for any two relays (the
 	# haproxy pair: PID1's report is NAME.node1, PID2's NAME.node2; the
 	# per-thread rows stay the tunnels')
 	command -v perf >/dev/null || return 0
-	local name=$1 p1 p2 s0 w0
-	perf record -q -g -o "$T/perf.$name.node1.data" -p "$2" >/dev/null 2>&1 &
+	local name=$1 p1 p2 s0 w0 cg=(-g)
+	[[ -n ${BENCH_PERF_CALLGRAPH:-} ]] && cg=(--call-graph "$BENCH_PERF_CALLGRAPH")
+	perf record -q "${cg[@]}" -o "$T/perf.$name.node1.data" -p "$2" >/dev/null 2>&1 &
 	p1=$!
-	perf record -q -g -o "$T/perf.$name.node2.data" -p "$3" >/dev/null 2>&1 &
+	perf record -q "${cg[@]}" -o "$T/perf.$name.node2.data" -p "$3" >/dev/null 2>&1 &
 	p2=$!
 	shift 3
 	s0=$(thread_sched) w0=${EPOCHREALTIME/./}
@@ -563,6 +572,26 @@ EOF
 	# one end-to-end exchange proves the path (for mtls: handshake + verify)
 	pexec dcli "$CONNRATE" rate 127.0.0.1 "${base}7000" 0.5 1 1 >>"$d/check" 2>&1
 	awk '$2 > 0 && $8 == 0 {ok=1} END {exit !ok}' "$d/check"
+}
+
+# The bound of the HBONE per-byte figures (tests/tools/mintls): the least a
+# pair of user-space TLS relays does here, placed as haproxy's pair is
+# (dcli: plain in on 127.0.0.1, TLS out; dsrv: TLS in, plain to the app),
+# with haproxy's certificates (ECDSA P-256 from the mesh CA), as many
+# worker threads as the tunnels: 55201/51111 -> 56443/56444 (256 KiB
+# buffers, reads of the app's bytes in chunks like the tunnels'); with
+# BENCH_MINTLS_SMALL=1 a second pair with 16 KiB buffers (haproxy's size),
+# 45201/41111 -> 46443/46444. Sets MT_CLI_PID/MT_SRV_PID (SM_... the second).
+mintls_up() { # NAME BUF PORT-BASE
+	local d=$T/haproxy-mtls w=${BENCH_WORKERS:-2} b=$3 srv
+	MINTLS_BUF=$2 bg ip netns exec "${POD_NETNS[dsrv]}" "$MINTLS" server "$d/server.pem" "$MTLS_CA/root-cert.pem" "$w" \
+		"$DS:${b}6443=127.0.0.1:5201" "$DS:${b}6444=127.0.0.1:11111" 2>"$T/$1.server.err"
+	srv=$!
+	MINTLS_BUF=$2 bg ip netns exec "${POD_NETNS[dcli]}" "$MINTLS" client "$d/client.pem" "$MTLS_CA/root-cert.pem" "$w" \
+		"127.0.0.1:${b}5201=$DS:${b}6443" "127.0.0.1:${b}1111=$DS:${b}6444" 2>"$T/$1.client.err"
+	if [[ $1 == mintls ]]; then MT_SRV_PID=$srv MT_CLI_PID=$!; else SM_SRV_PID=$srv SM_CLI_PID=$!; fi
+	wait_for -t 10 grep -q listening "$T/$1.server.err" && wait_for -t 10 grep -q listening "$T/$1.client.err" &&
+		pexec dcli timeout 20 iperf3 -c 127.0.0.1 -p "${b}5201" -n 1M >/dev/null 2>&1
 }
 
 if [[ -z ${SKIP_TRAFFIC:-} ]]; then
@@ -856,6 +885,14 @@ if has mtls && mtls_supported; then
 	fi
 	if [[ $MTLS_STATE == ok ]]; then
 		haproxy_up mtls "$T/ca" || { log "haproxy mTLS baseline failed (see $T/haproxy-mtls)"; HAPROXY_BAD=1; }
+		if [[ -z ${HAPROXY_BAD:-} && ${BENCH_BOUND:-1} != 0 ]]; then
+			mintls_up mintls 262144 5 || { log "mintls, the TLS relay bound, failed (see $T/mintls.*.err)"; MINTLS_BAD=1; }
+			if [[ -n ${BENCH_MINTLS_SMALL:-} ]]; then
+				mintls_up mintls16 16384 4 || { log "mintls with 16 KiB buffers failed (see $T/mintls16.*.err)"; SM_CLI_PID=; }
+			fi
+		else
+			MINTLS_BAD=1
+		fi
 		# warm the pool; HBONE carries ecli -> esrv from here on
 		connrate_run h.warm ecli "$ES" 7002 1 8 1
 		hbone_pool_up || log "no HBONE connection to esrv:15008 after warm-up: is ecli -> esrv really HBONE?"
@@ -868,13 +905,19 @@ if has mtls && mtls_supported; then
 				mtls_before_round "$r"
 				tunnels_from "$WARREN_BUILD" || die "tunnels of $WARREN_BUILD did not restart"
 			fi
-			log "mtls round $r/$ROUNDS: iperf3 HBONE, haproxy; 8 streams HBONE, haproxy; sockperf HBONE, haproxy"
+			log "mtls round $r/$ROUNDS: iperf3 HBONE, haproxy, mintls; 8 streams HBONE, haproxy, mintls; sockperf HBONE, haproxy, mintls"
 			iperf_tun h.tun ecli "$ES" 5201
 			[[ -z ${HAPROXY_BAD:-} ]] && iperf_pair h.hap "$HAP_CLI_PID" "$HAP_SRV_PID" dcli 127.0.0.1 25201
+			[[ -z ${MINTLS_BAD:-} ]] && iperf_pair h.min "$MT_CLI_PID" "$MT_SRV_PID" dcli 127.0.0.1 55201
+			[[ -n ${SM_CLI_PID:-} ]] && iperf_pair h.sml "$SM_CLI_PID" "$SM_SRV_PID" dcli 127.0.0.1 45201
 			iperf_workers h.tun8 ecli "$ES" 5201 -P 8
 			[[ -z ${HAPROXY_BAD:-} ]] && iperf_pair h.hap8 "$HAP_CLI_PID" "$HAP_SRV_PID" dcli 127.0.0.1 25201 -P 8
+			[[ -z ${MINTLS_BAD:-} ]] && iperf_pair h.min8 "$MT_CLI_PID" "$MT_SRV_PID" dcli 127.0.0.1 55201 -P 8
+			[[ -n ${SM_CLI_PID:-} ]] && iperf_pair h.sml8 "$SM_CLI_PID" "$SM_SRV_PID" dcli 127.0.0.1 45201 -P 8
 			sockperf_run h.ltun ecli "$ES" 11111
 			[[ -z ${HAPROXY_BAD:-} ]] && sockperf_run h.lhap dcli 127.0.0.1 21111
+			[[ -z ${MINTLS_BAD:-} ]] && sockperf_run h.lmin dcli 127.0.0.1 51111
+			[[ -n ${SM_CLI_PID:-} ]] && sockperf_run h.lsml dcli 127.0.0.1 41111
 			# the floor's parts: one TCP leg across the nodes, one within a pod
 			iperf_run h.direct dcli "$DS" 5201
 			iperf_run h.loop dsrv 127.0.0.1 5201
@@ -890,6 +933,14 @@ if has mtls && mtls_supported; then
 				perf_pair mtls-hap "$HAP_CLI_PID" "$HAP_SRV_PID" pexec dcli iperf3 -c 127.0.0.1 -p 25201 -t "$SECS"
 				perf_pair mtls-hap8 "$HAP_CLI_PID" "$HAP_SRV_PID" pexec dcli iperf3 -c 127.0.0.1 -p 25201 -t "$SECS" -P 8
 			fi
+			if [[ -z ${MINTLS_BAD:-} ]]; then
+				perf_pair mtls-min "$MT_CLI_PID" "$MT_SRV_PID" pexec dcli iperf3 -c 127.0.0.1 -p 55201 -t "$SECS"
+				perf_pair mtls-min8 "$MT_CLI_PID" "$MT_SRV_PID" pexec dcli iperf3 -c 127.0.0.1 -p 55201 -t "$SECS" -P 8
+			fi
+			if [[ -n ${SM_CLI_PID:-} ]]; then
+				perf_pair mtls-sml "$SM_CLI_PID" "$SM_SRV_PID" pexec dcli iperf3 -c 127.0.0.1 -p 45201 -t "$SECS"
+				perf_pair mtls-sml8 "$SM_CLI_PID" "$SM_SRV_PID" pexec dcli iperf3 -c 127.0.0.1 -p 45201 -t "$SECS" -P 8
+			fi
 			perf_tunnels mtls-conn pexec ecli "$CONNRATE" rate "$ES" 7002 "$SECS" 64 1
 		fi
 		if [[ -n ${BENCH_STRACE:-} ]]; then
@@ -897,6 +948,13 @@ if has mtls && mtls_supported; then
 			# in iperf3's own output, $T/strace.NAME.out)
 			strace_tunnels mtls-iperf1 pexec ecli iperf3 -c "$ES" -p 5201 -t "$SECS"
 			strace_tunnels mtls-iperf8 pexec ecli iperf3 -c "$ES" -p 5201 -t "$SECS" -P 8
+			# syscalls per 1 KiB exchange (divide by sockperf's count of
+			# messages in $T/strace.NAME.out): tunnels, haproxy, mintls
+			strace_tunnels mtls-pp pexec ecli sockperf ping-pong --tcp -i "$ES" -p 11111 --mps 1000 -m 1024 -t "$SECS"
+			[[ -z ${HAPROXY_BAD:-} ]] && strace_pids mtls-pp-hap "node1=$HAP_CLI_PID node2=$HAP_SRV_PID" \
+				pexec dcli sockperf ping-pong --tcp -i 127.0.0.1 -p 21111 --mps 1000 -m 1024 -t "$SECS"
+			[[ -z ${MINTLS_BAD:-} ]] && strace_pids mtls-pp-min "node1=$MT_CLI_PID node2=$MT_SRV_PID" \
+				pexec dcli sockperf ping-pong --tcp -i 127.0.0.1 -p 51111 --mps 1000 -m 1024 -t "$SECS"
 		fi
 	fi
 	# the cipher's bound: AES-128-GCM on one core in 16 KiB records, each
@@ -990,7 +1048,9 @@ if "mem.idle" in V:
 def cpu_per_gb(k):
     gb = med(k + ".gb")
     parts = []
-    relay = ("haproxy client", "haproxy server") if k.split(".")[-1].startswith("hap") else ("tunnel1", "tunnel2")
+    last = k.split(".")[-1]
+    relay = ("haproxy client", "haproxy server") if last.startswith("hap") else \
+        ("mintls client", "mintls server") if last.startswith(("min", "sml")) else ("tunnel1", "tunnel2")
     for lab, kk in (("iperf3 client", ".cli_s"), ("iperf3 server", ".srv_s"), (relay[0], ".t1_s"), (relay[1], ".t2_s")):
         if k + kk in V:
             parts.append("%s %.2f" % (lab, med(k + kk) / gb if gb else float("nan")))
@@ -1053,6 +1113,15 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
             "%s of haproxy, %s of plaintext direct; min round %s of median; %s" % (r(t, hp), r(t, med("p.direct.gbps")), r(lo("h.tun.gbps"), t), cpu_per_gb("h.tun")))
         row("CPU s/GB, both relays together, HBONE / haproxy", "%.2f / %.2f s" % (relays_per_gb("h.tun"), relays_per_gb("h.hap")), "<= 0.75x haproxy",
             r(relays_per_gb("h.tun"), relays_per_gb("h.hap")) + " of haproxy")
+        for mk, what in (("h.min", "mintls (minimal TLS relay pair, the bound)"), ("h.sml", "mintls, 16 KiB buffers")):
+            # the bound measured: a minimal TLS relay pair (tests/tools/mintls)
+            if mk + ".gbps" not in V:
+                continue
+            m = med(mk + ".gbps")
+            row("1 stream, " + what, spread(mk + ".gbps", "Gb/s"), "",
+                "%s of haproxy; HBONE %s of it; relays' CPU s/GB %.2f (%s of haproxy's; HBONE %s of it); %s" % (
+                    r(m, hp), r(t, m), relays_per_gb(mk), r(relays_per_gb(mk), relays_per_gb("h.hap")),
+                    r(relays_per_gb("h.tun"), relays_per_gb(mk)), cpu_per_gb(mk)))
         if "h.aes128" in V:
             a = med("h.aes128")
             row("AES-128-GCM, one core, 16 KiB records (openssl speed)", "%.2f GB/s" % a, "",
@@ -1085,6 +1154,14 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
     row("8 streams, through both tunnels", spread(p + ".tun8.gbps", "Gb/s"), ">= 1.2x haproxy" if p == "h" else "",
         ("%s of haproxy; " % r(t8, med("h.hap8.gbps")) if p == "h" else "") +
         "%s; %s of 8-stream direct" % (tun_cpu(p + ".tun8"), r(t8, med("p.direct8.gbps"))))
+    for mk, what in (("h.min8", "mintls (minimal TLS relay pair, the bound)"), ("h.sml8", "mintls, 16 KiB buffers")):
+        if p != "h" or mk + ".gbps" not in V:
+            continue
+        m8, hp8 = med(mk + ".gbps"), med("h.hap8.gbps")
+        row("8 streams, " + what, spread(mk + ".gbps", "Gb/s"), "",
+            "%s of haproxy (budget 1.2x: %s); HBONE %s of it; relays' CPU s/GB %.2f, HBONE's %.2f, haproxy's %.2f" % (
+                r(m8, hp8), "beyond this machine" if ok(m8) and ok(hp8) and m8 < 1.2 * hp8 else "reachable",
+                r(t8, m8), relays_per_gb(mk), relays_per_gb("h.tun8"), relays_per_gb("h.hap8")))
     if p == "h" and "h.old8.gbps" in V:
         row("8 streams, HBONE, before (BENCH_BEFORE)", spread("h.old8.gbps", "Gb/s"), "",
             "%s of haproxy; now %s of before" % (r(med("h.old8.gbps"), med("h.hap8.gbps")), r(t8, med("h.old8.gbps"))))
@@ -1111,6 +1188,13 @@ def traffic(p, title, base_tput, base_lat, base_conn, peer):
         row("1 KiB ping-pong @1000/s, HBONE p50 / p99", "%s / %s" % (spread("h.ltun.p50", "us", "%.1f"), spread("h.ltun.p99", "us", "%.1f")),
             "p50 <= 2x, p99 <= 2.5x plaintext", "vs direct %s p50, %s p99; vs plaintext relay %s p50, %s p99; vs haproxy %s p50, %s p99" % (
                 r(l50, d50), r(l99, d99), r(l50, t50), r(l99, t99), r(l50, med("h.lhap.p50")), r(l99, med("h.lhap.p99"))))
+        for mk, what in (("h.lmin", "mintls (the bound)"), ("h.lsml", "mintls, 16 KiB buffers")):
+            if mk + ".p50" not in V:
+                continue
+            m50, m99 = med(mk + ".p50"), med(mk + ".p99")
+            row("1 KiB ping-pong @1000/s, %s p50 / p99" % what, "%s / %s" % (spread(mk + ".p50", "us", "%.1f"), spread(mk + ".p99", "us", "%.1f")), "",
+                "vs haproxy %s p50, %s p99; HBONE %s p50, %s p99 of it" % (
+                    r(m50, med("h.lhap.p50")), r(m99, med("h.lhap.p99")), r(l50, m50), r(l99, m99)))
         if "h.lold.p50" in V:
             row("1 KiB ping-pong @1000/s, HBONE before (BENCH_BEFORE) p50 / p99", "%s / %s" % (spread("h.lold.p50", "us", "%.1f"), spread("h.lold.p99", "us", "%.1f")), "",
                 "vs haproxy %s p50, %s p99" % (r(med("h.lold.p50"), med("h.lhap.p50")), r(med("h.lold.p99"), med("h.lhap.p99"))))
