@@ -8,9 +8,11 @@ address it sees, and a client.
       "accept <peer-ip> <peer-port> <local-ip> <local-port>" to LOGFILE
       (flushed at once) and echoes everything back until EOF.
   app.py client HOST PORT MESSAGE [--timeout S] [--ready-file F --hold-until G]
+                [--source-port P]
       Connects, sends MESSAGE, reads the echo and prints it. With
       --hold-until: after the echo, creates F and keeps the connection open
-      until G exists (at most --timeout seconds), then closes.
+      until G exists (at most --timeout seconds), then closes. With
+      --source-port: from that local port.
       Exit: 0 echo matched, 1 mismatch/short, 2 refused, 3 timeout,
       4 reset, 5 other error.
   app.py loop HOST PORT STATUS STOP
@@ -76,10 +78,11 @@ def server(port, logfile, v6=False):
     accept_loop(s)
 
 
-def client(host, port, msg, timeout, ready_file, hold_until):
+def client(host, port, msg, timeout, ready_file, hold_until, source_port=0):
     data = msg.encode()
     try:
-        c = socket.create_connection((host, port), timeout=timeout)
+        c = socket.create_connection((host, port), timeout=timeout,
+                                     source_address=("", source_port) if source_port else None)
         c.sendall(data)
         got = b""
         while len(got) < len(data):
@@ -222,7 +225,7 @@ def main():
     if a and a[0] == "server" and (len(a) == 3 or (len(a) == 4 and a[3] == "--v6")):
         server(int(a[1]), a[2], len(a) == 4)
     elif a and a[0] == "client" and len(a) >= 4:
-        opts = {"--timeout": "5", "--ready-file": None, "--hold-until": None}
+        opts = {"--timeout": "5", "--ready-file": None, "--hold-until": None, "--source-port": "0"}
         rest = a[4:]
         while rest:
             if rest[0] not in opts or len(rest) < 2:
@@ -230,7 +233,7 @@ def main():
             opts[rest[0]] = rest[1]
             rest = rest[2:]
         sys.exit(client(a[1], int(a[2]), a[3], float(opts["--timeout"]),
-                        opts["--ready-file"], opts["--hold-until"]))
+                        opts["--ready-file"], opts["--hold-until"], int(opts["--source-port"])))
     elif a and a[0] == "until-end" and len(a) in (5, 6) and a[5:] in ([], ["--half-close"]):
         sys.exit(until_end(a[1], int(a[2]), a[3], a[4], len(a) == 6))
     elif a and a[0] in ("loop", "chat") and len(a) == 5:
