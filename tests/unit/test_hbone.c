@@ -1040,6 +1040,28 @@ static bool drained(struct env *e)
 	return (e->srv_conns_done >= 1 && e->cli_conn_done) || g_app->err || g_app->mismatch;
 }
 
+/* g_goaway_cli, a client connection on fd (its own socket: -1), and g_app,
+ * a stream on it that has echoed 1000 bytes, for the GOAWAY cases (a
+ * failed assertion here leaves t_failed_current set for the caller). */
+static void goaway_setup(struct env *e, int fd)
+{
+	const char *ids[] = { SERVER_ID };
+
+	T_ASSERT_INT(env_init(e), 0);
+	e->mode = SRV_ECHO;
+	if (fd < 0)
+		fd = tcp_socket();
+	T_ASSERT(fd >= 0);
+	T_ASSERT_INT(hbone_client_connect(e->l, g_cctx, fd, (struct sockaddr *)&e->addr, sizeof(e->addr),
+					  ids, 1, &e->copts, cli_conn_done, e, &g_goaway_cli), 0);
+	g_app = open_app(e, g_goaway_cli, NULL);
+	T_ASSERT(g_app);
+	g_app->to_send = 1000;
+	tpeer_interest(g_app);
+	T_ASSERT(run_until(e, some_echoed, 5000));
+	T_ASSERT(!g_app->err && !g_app->mismatch && e->last_srv_conn);
+}
+
 /* A draining tunnel's inbound connection (hbone_conn_goaway): the client
  * learns that it may open no new stream there, the stream it has keeps
  * working to its end, then both sides close the connection. */
@@ -1051,16 +1073,8 @@ static void t_goaway_drain(void)
 	struct hbone_connect_req req = { .authority = "127.0.0.1:8080" };
 	int sp[2];
 
-	T_ASSERT_INT(env_init(&e), 0);
-	e.mode = SRV_ECHO;
-	g_goaway_cli = client_conn(&e, SERVER_ID);
-	T_ASSERT(g_goaway_cli);
-	g_app = open_app(&e, g_goaway_cli, NULL);
-	T_ASSERT(g_app);
-	g_app->to_send = 1000;
-	tpeer_interest(g_app);
-	T_ASSERT(run_until(&e, some_echoed, 5000));
-	T_ASSERT(!g_app->err && !g_app->mismatch && e.last_srv_conn);
+	goaway_setup(&e, -1);
+	T_ASSERT(!t_failed_current);
 	hbone_conn_goaway(g_goaway_cli); /* a client connection: no-op */
 	hbone_conn_get_info(g_goaway_cli, &ci);
 	T_ASSERT_INT(ci.state, HBONE_OPEN);
@@ -1145,23 +1159,13 @@ static bool app_echoed_100(struct env *e)
  * the notice is in it, so that both land in one round. */
 static void t_goaway_race(void)
 {
-	const char *ids[] = { SERVER_ID };
 	struct hbone_stream *s2 = NULL;
 	struct hbone_conn_info ci;
 	struct env e;
 
-	T_ASSERT_INT(env_init(&e), 0);
-	e.mode = SRV_ECHO;
 	g_race_fd = tcp_socket();
-	T_ASSERT(g_race_fd >= 0);
-	T_ASSERT_INT(hbone_client_connect(e.l, g_cctx, g_race_fd, (struct sockaddr *)&e.addr, sizeof(e.addr),
-					  ids, 1, &e.copts, cli_conn_done, &e, &g_goaway_cli), 0);
-	g_app = open_app(&e, g_goaway_cli, NULL);
-	T_ASSERT(g_app);
-	g_app->to_send = 1000;
-	tpeer_interest(g_app);
-	T_ASSERT(run_until(&e, some_echoed, 5000));
-	T_ASSERT(!g_app->err && !g_app->mismatch && e.last_srv_conn);
+	goaway_setup(&e, g_race_fd);
+	T_ASSERT(!t_failed_current);
 	T_ASSERT_INT(loop_mod(e.l, g_race_fd, 0), 0);
 	hbone_conn_goaway(e.last_srv_conn);
 	T_ASSERT(run_until(&e, cli_has_input, 5000));
