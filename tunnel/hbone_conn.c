@@ -730,9 +730,12 @@ static void conn_read(struct hbone_conn *c)
 	 * although a draining peer's notice admits every stream (drain.c):
 	 * the app's connection would be reset in a rollout. Framed first, they
 	 * count as sent; their bytes still leave with the flush. */
-	if (c->role == HBONE_ROLE_CLIENT && nghttp2_session_get_outbound_queue_size(c->h2) > 0) {
-		int rv = nghttp2_session_send(c->h2);
+	if (c->connect_queued) {
+		int rv = 0;
 
+		c->connect_queued = false;
+		if (nghttp2_session_get_outbound_queue_size(c->h2) > 0)
+			rv = nghttp2_session_send(c->h2);
 		if (rv) {
 			hbone_conn_kill(c, "HTTP/2: %s", nghttp2_strerror(rv));
 			return;
