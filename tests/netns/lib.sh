@@ -43,6 +43,8 @@
 #   app_server POD PORT     start the echo server in POD (log in $T/POD.app.log)
 #   bg CMD...               start CMD in the background and remember its pid for cleanup
 #   diag_files FILE...      the files' lines as TAP diagnostics
+#   traffic NAME MODE POD ADDR / stop_traffic NAME PID   app.py loop or chat in the background
+#   traffic_trail NAME NODE...   a failed traffic connection and what NODEs' tunnels logged about it
 #
 # Hooks a test, the demo or the benchmark defines to change what the
 # library does, instead of redefining its functions:
