@@ -725,11 +725,28 @@ static void conn_read(struct hbone_conn *c)
 {
 	uint8_t small[HBONE_TLS_RECORD];
 	size_t cap = 0, high = 0;
-	uint8_t *own = hbone_trim_read_buf_take(&cap);
-	uint8_t *buf = own ? own : small;
+	uint8_t *own, *buf;
 	int reads = 0;
 	bool drained = false;
 
+	/* A client's new CONNECTs wait for the round's flush (hbone_conn_leave).
+	 * Were the input a GOAWAY, nghttp2 would then refuse to send them,
+	 * although a draining peer's notice admits every stream (drain.c):
+	 * the app's connection would be reset in a rollout. Framed first, they
+	 * count as sent; their bytes still leave with the flush. */
+	if (c->connect_queued) {
+		int rv = 0;
+
+		c->connect_queued = false;
+		if (nghttp2_session_get_outbound_queue_size(c->h2) > 0)
+			rv = nghttp2_session_send(c->h2);
+		if (rv) {
+			hbone_conn_kill(c, "HTTP/2: %s", nghttp2_strerror(rv));
+			return;
+		}
+	}
+	own = hbone_trim_read_buf_take(&cap);
+	buf = own ? own : small;
 	if (!own)
 		cap = sizeof(small);
 	while (reads < READS_PER_EVENT || SSL_has_pending(c->ssl)) {

@@ -58,6 +58,7 @@ struct hbone_conn {
 	struct loop_timer *goaway_timer; /* server drain: the final GOAWAY */
 	bool goaway_pending;     /* server drain asked before the handshake ended */
 	bool pump_now;           /* conn_flush_cb: hbone_conn_leave pumps instead of deferring */
+	bool connect_queued;     /* client: a CONNECT submitted since the last read (conn_read) */
 	uint64_t ping_sent_ms, pings_sent, pings_acked;
 	bool ping_outstanding;
 	uint64_t created_ms, idle_since_ms;

@@ -477,6 +477,7 @@ int hbone_stream_open(struct hbone_conn *c, const struct hbone_connect_req *req,
 		goto out;
 	}
 	s->id = id;
+	c->connect_queued = true;
 	if (out)
 		*out = s;
 out:

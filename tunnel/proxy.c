@@ -438,7 +438,9 @@ static void proxy_upstream_writable(struct loop *l, int fd, uint32_t events, voi
 	proxy_conn_connected(c);
 }
 
-int conn_upstream_socket(struct conn *c, const char **what)
+/* One upstream socket in the pod, from the client's address when it is
+ * another's (source-preserving): fd, or -errno with what. */
+static int proxy_upstream_socket1(struct conn *c, const char **what)
 {
 	struct pod *p = c->pod;
 	int fd, one = 1;
@@ -485,6 +487,35 @@ fail:
 		close(fd);
 		return ret;
 	}
+}
+
+/* eBPF capture: the client's connection, assigned to our 15006, keeps the
+ * target as its local address. An upstream bound to the client's address
+ * and the same port would make the app's side of it the same four-tuple:
+ * its SYN would find the client's connection instead of the app, and the
+ * connect hang until it timed out (docs/ebpf.md). 1 when fd got that port. */
+static bool proxy_upstream_twins_client(const struct conn *c, int fd)
+{
+	struct sockaddr_storage b;
+	socklen_t len = sizeof(b);
+
+	if (c->dir != CONN_INBOUND || c->hbone ||
+	    (c->pod->primary ? c->pod->primary : c->pod)->mode.redirect != INPOD_REDIRECT_EBPF ||
+	    getsockname(fd, (struct sockaddr *)&b, &len) < 0 || b.ss_family != c->src.ss_family)
+		return false;
+	return ss_port(&b) == ss_port(&c->src) && ss_same_ip(&b, &c->src);
+}
+
+int conn_upstream_socket(struct conn *c, const char **what)
+{
+	int fd = proxy_upstream_socket1(c, what), other;
+
+	if (fd < 0 || !proxy_upstream_twins_client(c, fd))
+		return fd;
+	/* bound while the next one binds: the kernel picks another port */
+	other = proxy_upstream_socket1(c, what);
+	close(fd);
+	return other;
 }
 
 struct conn *conn_new(struct pod *p, enum conn_dir dir, int fd, const struct sockaddr_storage *src)

@@ -8,15 +8,21 @@ address it sees, and a client.
       "accept <peer-ip> <peer-port> <local-ip> <local-port>" to LOGFILE
       (flushed at once) and echoes everything back until EOF.
   app.py client HOST PORT MESSAGE [--timeout S] [--ready-file F --hold-until G]
+                [--source-port P]
       Connects, sends MESSAGE, reads the echo and prints it. With
       --hold-until: after the echo, creates F and keeps the connection open
-      until G exists (at most --timeout seconds), then closes.
+      until G exists (at most --timeout seconds), then closes. With
+      --source-port: from that local port.
       Exit: 0 echo matched, 1 mismatch/short, 2 refused, 3 timeout,
       4 reset, 5 other error.
   app.py loop HOST PORT STATUS STOP
       New connections one after another (connect, echo a message, close,
       5 ms apart) until the file STOP exists. STATUS is rewritten after
-      each one: "ok N fail M" plus the first errors.
+      each one: "ok N fail M" plus the first errors, each as "K: error
+      (phase PHASE at TIME, from ADDR:PORT)", PHASE being connect, send
+      or recv, TIME in UTC as in the tunnels' logs, ADDR:PORT the client's
+      side as the tunnels log it ("?" if connect failed): a failure can be
+      matched to their lines.
   app.py chat HOST PORT STATUS STOP
       One connection, a message echoed every 50 ms on it until STOP exists;
       STATUS as for loop (a failure ends it: the connection is gone).
@@ -72,10 +78,11 @@ def server(port, logfile, v6=False):
     accept_loop(s)
 
 
-def client(host, port, msg, timeout, ready_file, hold_until):
+def client(host, port, msg, timeout, ready_file, hold_until, source_port=0):
     data = msg.encode()
     try:
-        c = socket.create_connection((host, port), timeout=timeout)
+        c = socket.create_connection((host, port), timeout=timeout,
+                                     source_address=("", source_port) if source_port else None)
         c.sendall(data)
         got = b""
         while len(got) < len(data):
@@ -108,9 +115,25 @@ def client(host, port, msg, timeout, ready_file, hold_until):
         return 4 if e.errno == errno.ECONNRESET else 5
 
 
-def one_echo(c, data):
+class Phase:
+    """Where a connection of loop or chat failed, for its error line."""
+
+    def __init__(self):
+        self.name, self.local = "connect", "?"
+
+    def describe(self, n, e):
+        t = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+        return "%d: %s (phase %s at %s, from %s)" % (n, e, self.name, stamp, self.local)
+
+
+def one_echo(c, data, phase=None):
+    if phase:
+        phase.name = "send"
     c.sendall(data)
     got = b""
+    if phase:
+        phase.name = "recv"
     while len(got) < len(data):
         d = c.recv(65536)
         if not d:
@@ -118,6 +141,17 @@ def one_echo(c, data):
         got += d
     if got != data:
         raise OSError("echo mismatch")
+
+
+def connect_traced(host, port, phase):
+    """create_connection, noting the local address in phase once connected.
+    No bind() first: the kernel would then pick an odd port where connect()
+    picks an even one, and the tests' traffic should look like an app's."""
+    phase.name, phase.local = "connect", "?"
+    c = socket.create_connection((host, port), timeout=5)
+    a = c.getsockname()
+    phase.local = ("[%s]:%d" if ":" in a[0] else "%s:%d") % (a[0], a[1])
+    return c
 
 
 def write_status(path, ok, fail, errors):
@@ -132,17 +166,18 @@ def write_status(path, ok, fail, errors):
 def loop(host, port, status, stop):
     ok = fail = 0
     errors = []
+    phase = Phase()
     while not os.path.exists(stop):
         try:
-            c = socket.create_connection((host, port), timeout=5)
+            c = connect_traced(host, port, phase)
             try:
-                one_echo(c, b"loop-%d" % (ok + fail))
+                one_echo(c, b"loop-%d" % (ok + fail), phase)
             finally:
                 c.close()
             ok += 1
         except OSError as e:
             fail += 1
-            errors.append("%d: %s" % (ok + fail, e))
+            errors.append(phase.describe(ok + fail, e))
         write_status(status, ok, fail, errors)
         time.sleep(0.005)
 
@@ -150,17 +185,18 @@ def loop(host, port, status, stop):
 def chat(host, port, status, stop):
     ok = fail = 0
     errors = []
+    phase = Phase()
     try:
-        c = socket.create_connection((host, port), timeout=5)
+        c = connect_traced(host, port, phase)
         while not os.path.exists(stop):
-            one_echo(c, b"chat-%d\n" % ok)
+            one_echo(c, b"chat-%d\n" % ok, phase)
             ok += 1
             write_status(status, ok, fail, errors)
             time.sleep(0.05)
         c.close()
     except OSError as e:
         fail += 1
-        errors.append("%d: %s" % (ok + fail, e))
+        errors.append(phase.describe(ok + fail, e))
     write_status(status, ok, fail, errors)
 
 
@@ -189,7 +225,7 @@ def main():
     if a and a[0] == "server" and (len(a) == 3 or (len(a) == 4 and a[3] == "--v6")):
         server(int(a[1]), a[2], len(a) == 4)
     elif a and a[0] == "client" and len(a) >= 4:
-        opts = {"--timeout": "5", "--ready-file": None, "--hold-until": None}
+        opts = {"--timeout": "5", "--ready-file": None, "--hold-until": None, "--source-port": "0"}
         rest = a[4:]
         while rest:
             if rest[0] not in opts or len(rest) < 2:
@@ -197,7 +233,7 @@ def main():
             opts[rest[0]] = rest[1]
             rest = rest[2:]
         sys.exit(client(a[1], int(a[2]), a[3], float(opts["--timeout"]),
-                        opts["--ready-file"], opts["--hold-until"]))
+                        opts["--ready-file"], opts["--hold-until"], int(opts["--source-port"])))
     elif a and a[0] == "until-end" and len(a) in (5, 6) and a[5:] in ([], ["--half-close"]):
         sys.exit(until_end(a[1], int(a[2]), a[3], a[4], len(a) == 6))
     elif a and a[0] in ("loop", "chat") and len(a) == 5:

@@ -43,6 +43,8 @@
 #   app_server POD PORT     start the echo server in POD (log in $T/POD.app.log)
 #   bg CMD...               start CMD in the background and remember its pid for cleanup
 #   diag_files FILE...      the files' lines as TAP diagnostics
+#   traffic NAME MODE POD ADDR / stop_traffic NAME PID   app.py loop or chat in the background
+#   traffic_trail NAME NODE...   a failed traffic connection and what NODEs' tunnels logged about it
 #
 # Hooks a test, the demo or the benchmark defines to change what the
 # library does, instead of redefining its functions:
@@ -475,6 +477,39 @@ stop_traffic() { touch "$T/$1.stop"; wait_for -t 10 exited "$2"; } # NAME PID
 status_ok() { awk 'NR == 1 {print $2}' "$T/$1.status" 2>/dev/null; } # NAME: successes so far
 status_fail() { awk 'NR == 1 {print $4}' "$T/$1.status" 2>/dev/null; } # NAME: failures so far
 progressed() { local n; n=$(status_ok "$1"); [[ -n $n ]] && ((n > $2)); } # NAME COUNT
+# What the tunnels logged about traffic NAME's failed connections, for a
+# not_ok's diagnostics (the suite's temp dir, logs included, is gone after
+# it): per error in $T/NAME.status (app.py's "... (phase P at TIME, from
+# ADDR:PORT)"; the first two), each NODE's log lines naming ADDR:PORT, then
+# its lines above debug from 6 s before TIME to 1 s after: at most 8 and 12
+# lines of 300 characters.
+traffic_trail() { # NAME NODE...
+	local name=$1 line at from node log; shift
+	tail -n +2 "$T/$name.status" 2>/dev/null | head -n 2 | while IFS= read -r line; do
+		at=$(sed -n 's/.* at \([0-9T:.-]*Z\), from .*/\1/p' <<<"$line")
+		from=$(sed -n 's/.*, from \([^)]*\))$/\1/p' <<<"$line")
+		echo "$name failed: $line"
+		for node in "$@"; do
+			log=$T/$node/tunnel.log
+			[[ -f $log ]] || continue
+			[[ -n $from && $from != "?" ]] && grep -F -- "$from " "$log" | head -n 8 | cut -c1-300 | sed "s/^/$node: /"
+			[[ -n $at ]] && "$PYTHON" - "$at" "$log" <<-'EOF' | tail -n 12 | cut -c1-300 | sed "s/^/$node: /"
+				import datetime, sys
+				iso = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")
+				at = iso(sys.argv[1])
+				lo, hi = at - datetime.timedelta(seconds=6), at + datetime.timedelta(seconds=1)
+				for l in open(sys.argv[2], errors="replace"):
+				    f = l.split(" ", 2)
+				    try:
+				        t = iso(f[0])
+				    except (ValueError, IndexError):
+				        continue
+				    if lo <= t <= hi and f[1] != "debug":
+				        sys.stdout.write(l)
+			EOF
+		done
+	done
+}
 # pids owning a TCP listener on PORT in POD's netns, sorted, space-separated
 listener_pids() { # POD PORT
 	ss -N "${POD_NETNS[$1]}" -Htlnp "sport = :$2" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' '

@@ -84,6 +84,21 @@ check "plaintext inbound: pl (not enrolled) -> web:8080 round-trips through web'
 check "plaintext inbound: web's app saw pl's address" test "$(last_peer web)" = "${POD_IP[pl]}"
 check "plaintext inbound: web's tunnel logged it, original destination from the socket" \
 	grep -q "inbound connection ${POD_IP[pl]}:[0-9]* -> ${POD_IP[web]}:8080 of pod mesh/web accepted" "$T/node2/tunnel.log"
+# The captured connection's local address is web:8080 (the original
+# destination). The tunnel's upstream to the app, from pl's address with
+# a port the kernel picks in web's netns, must not get pl's own port: the
+# app's side would be that same four-tuple and its SYN would reach the
+# tunnel's socket, not the app (the connect hung for 10 s). web's netns
+# offers only ports P-1 and P, and bind() tries P first (its first pass
+# takes ports at an odd offset from the range's start): pl's port.
+P=40001
+range0=$(pexec web sysctl -n net.ipv4.ip_local_port_range | tr -s '\t ' ' ')
+pexec web sysctl -qw net.ipv4.ip_local_port_range="$((P - 1)) $P"
+check "plaintext inbound from pl's port $P, web's netns offering the tunnel's upstream ports $((P - 1)) and $P: round-trips" \
+	app_client pl "${POD_IP[web]}" 8080 "twin-$E2E_ID" --source-port "$P" --timeout 3
+check "... the app saw pl's address from port $((P - 1)), not $P" \
+	grep -q "^accept ${POD_IP[pl]} $((P - 1)) " "$T/web.app.log"
+pexec web sysctl -qw net.ipv4.ip_local_port_range="$range0"
 check "plaintext outbound: cli -> psrv:8080 (not enrolled) round-trips through cli's 15001" app_client cli "${POD_IP[psrv]}" 8080 "plain-out-$E2E_ID"
 check "plaintext outbound: cli's tunnel logged it with the original destination" \
 	grep -q "outbound connection ${POD_IP[cli]}:[0-9]* -> ${POD_IP[psrv]}:8080 of pod mesh/cli accepted" "$T/node1/tunnel.log"

@@ -48,6 +48,9 @@ print(" ".join(sorted(c["state"] for c in json.load(sys.stdin)
 # stream still on it) and a new one, to B, carries the new streams
 pool_moved() { local s; s=$(pool_states); [[ $s == *closing* && $s == *open* ]]; }
 
+# A failed connection's trail in both tunnels' logs, for the diagnostics
+trails() { local n; for n in hbone plain local; do traffic_trail $n node1 node2; done; }
+
 mtls_cluster_up
 pod_add node2 mesh srv --label app=srv 2>"$T/err" || die "ADD srv: $(cat "$T/err")"
 pod_add node2 mesh loc --label app=loc 2>"$T/err" || die "ADD loc: $(cat "$T/err")"
@@ -87,7 +90,7 @@ wait_for -t 10 progressed hbone $((mark_hbone + 40)) && wait_for -t 10 progresse
 	wait_for -t 10 progressed local $((mark_local + 40)) &&
 	[[ $(status_fail hbone) == "$fail_hbone" && $(status_fail plain) == "$fail_plain" && $(status_fail local) == "$fail_local" ]] &&
 	ok "meanwhile A serves every new connection (40 more of each loop, none failed)" ||
-	not_ok "no connection failed beside the successor without certificates" "$(head -n 3 "$T"/{hbone,plain,local}.status)"
+	not_ok "no connection failed beside the successor without certificates" "$(head -n 3 "$T"/{hbone,plain,local}.status)" "$(trails)"
 kill -KILL "$B0" # a successor that crashed: the next one takes over
 wait_for -t 5 exited "$B0"
 
@@ -128,7 +131,7 @@ wait_for -t 10 progressed hbone $((mark_hbone + 40)) && wait_for -t 10 progresse
 	wait_for -t 10 progressed local $((mark_local + 40)) &&
 	[[ $(status_fail hbone) == "$fail_hbone" && $(status_fail plain) == "$fail_plain" && $(status_fail local) == "$fail_local" ]] &&
 	ok "meanwhile A serves every new connection (40 more of each loop, none failed)" ||
-	not_ok "no connection failed while B waited for its model" "$(head -n 3 "$T"/{hbone,plain,local}.status)"
+	not_ok "no connection failed while B waited for its model" "$(head -n 3 "$T"/{hbone,plain,local}.status)" "$(trails)"
 mv "$T/mesh.yaml.held" "$T/mesh.yaml"
 wait_for -t 10 answered_by node2 "$B" &&
 	ok "with its model B opened the pods' listeners and is ready" ||
@@ -155,7 +158,7 @@ for n in hbone plain local; do eval "mark_$n=\$(status_ok $n)"; done
 wait_for -t 10 progressed hbone $((mark_hbone + 40)) && wait_for -t 10 progressed plain $((mark_plain + 40)) &&
 	wait_for -t 10 progressed local $((mark_local + 40)) &&
 	ok "new connections keep succeeding after A's SIGTERM (40 more of each loop, through B)" ||
-	not_ok "the loops made progress after SIGTERM" "$(head -n 3 "$T"/{hbone,plain,local}.status)"
+	not_ok "the loops made progress after SIGTERM" "$(head -n 3 "$T"/{hbone,plain,local}.status)" "$(trails)"
 wait_for -t 5 progressed held $((before + 20)) && ! exited "$A" &&
 	ok "the held connection keeps echoing on A, which is still draining" ||
 	not_ok "the held connection on the draining A" "$(cat "$T/held.status"); A alive: $(exited "$A" && echo no || echo yes)"
@@ -164,7 +167,7 @@ wait_for -t 5 pool_moved &&
 	not_ok "node1's pool moved to B" "states: $(pool_states)"
 stop_traffic held "$P_HELD"
 [[ $(status_fail held) == 0 ]] && ok "... it ended without an error when its client closed it ($(status_ok held) echoes)" ||
-	not_ok "the held connection had no error" "$(cat "$T/held.status")"
+	not_ok "the held connection had no error" "$(cat "$T/held.status")" "$(traffic_trail held node1 node2)"
 check "A stopped once its last connection ended, well before drainSeconds (20 s)" wait_for -t 10 exited "$A"
 check "A said so" grep -q 'drained: no connection left after' "$T/node2/tunnel.log"
 TUNNEL_PID[node2]=$B
@@ -172,14 +175,14 @@ for n in hbone plain local; do eval "mark_$n=\$(status_ok $n)"; done
 wait_for -t 10 progressed hbone $((mark_hbone + 20)) && wait_for -t 10 progressed plain $((mark_plain + 20)) &&
 	wait_for -t 10 progressed local $((mark_local + 20)) &&
 	ok "traffic keeps flowing after A exited (20 more of each loop)" ||
-	not_ok "traffic after A exited" "$(head -n 3 "$T"/{hbone,plain,local}.status)"
+	not_ok "traffic after A exited" "$(head -n 3 "$T"/{hbone,plain,local}.status)" "$(trails)"
 stop_traffic hbone "$P_HBONE"
 stop_traffic plain "$P_PLAIN"
 stop_traffic local "$P_LOCAL"
 for n in hbone plain local; do
 	[[ $(status_fail $n) == 0 && $(status_ok $n) -gt 100 ]] &&
 		ok "loop $n: $(status_ok $n) connections across the rollout, none failed" ||
-		not_ok "loop $n: no failed connection" "$(cat "$T/$n.status")"
+		not_ok "loop $n: no failed connection" "$(cat "$T/$n.status")" "$(traffic_trail $n node1 node2)"
 done
 
 # --- B serves alone -------------------------------------------------------------------------------

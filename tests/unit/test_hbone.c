@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -1039,6 +1040,28 @@ static bool drained(struct env *e)
 	return (e->srv_conns_done >= 1 && e->cli_conn_done) || g_app->err || g_app->mismatch;
 }
 
+/* g_goaway_cli, a client connection on fd (its own socket: -1), and g_app,
+ * a stream on it that has echoed 1000 bytes, for the GOAWAY cases (a
+ * failed assertion here leaves t_failed_current set for the caller). */
+static void goaway_setup(struct env *e, int fd)
+{
+	const char *ids[] = { SERVER_ID };
+
+	T_ASSERT_INT(env_init(e), 0);
+	e->mode = SRV_ECHO;
+	if (fd < 0)
+		fd = tcp_socket();
+	T_ASSERT(fd >= 0);
+	T_ASSERT_INT(hbone_client_connect(e->l, g_cctx, fd, (struct sockaddr *)&e->addr, sizeof(e->addr),
+					  ids, 1, &e->copts, cli_conn_done, e, &g_goaway_cli), 0);
+	g_app = open_app(e, g_goaway_cli, NULL);
+	T_ASSERT(g_app);
+	g_app->to_send = 1000;
+	tpeer_interest(g_app);
+	T_ASSERT(run_until(e, some_echoed, 5000));
+	T_ASSERT(!g_app->err && !g_app->mismatch && e->last_srv_conn);
+}
+
 /* A draining tunnel's inbound connection (hbone_conn_goaway): the client
  * learns that it may open no new stream there, the stream it has keeps
  * working to its end, then both sides close the connection. */
@@ -1050,16 +1073,8 @@ static void t_goaway_drain(void)
 	struct hbone_connect_req req = { .authority = "127.0.0.1:8080" };
 	int sp[2];
 
-	T_ASSERT_INT(env_init(&e), 0);
-	e.mode = SRV_ECHO;
-	g_goaway_cli = client_conn(&e, SERVER_ID);
-	T_ASSERT(g_goaway_cli);
-	g_app = open_app(&e, g_goaway_cli, NULL);
-	T_ASSERT(g_app);
-	g_app->to_send = 1000;
-	tpeer_interest(g_app);
-	T_ASSERT(run_until(&e, some_echoed, 5000));
-	T_ASSERT(!g_app->err && !g_app->mismatch && e.last_srv_conn);
+	goaway_setup(&e, -1);
+	T_ASSERT(!t_failed_current);
 	hbone_conn_goaway(g_goaway_cli); /* a client connection: no-op */
 	hbone_conn_get_info(g_goaway_cli, &ci);
 	T_ASSERT_INT(ci.state, HBONE_OPEN);
@@ -1118,6 +1133,58 @@ static void t_goaway_during_handshake(void)
 	T_ASSERT_INT(e.requests, 0);
 	if (!e.cli_conn_done)
 		hbone_conn_abort(g_goaway_cli, "test over");
+	env_fini(&e);
+}
+
+static int g_race_fd = -1;
+static bool cli_has_input(struct env *e)
+{
+	int n = 0;
+
+	(void)e;
+	return ioctl(g_race_fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+static bool app_echoed_100(struct env *e)
+{
+	(void)e;
+	return g_app->received >= 100 || g_app->err || g_app->mismatch || e->cli_done >= 1;
+}
+
+/* A CONNECT the client submits in the loop round in which a draining
+ * server's GOAWAY notice arrives is served: it is framed before the
+ * notice is read. Framed only at the round's flush, after it, nghttp2
+ * refused it ("request HEADERS is not allowed") and the app's connection
+ * was reset in a rollout. The client's socket is left unwatched until
+ * the notice is in it, so that both land in one round. */
+static void t_goaway_race(void)
+{
+	struct hbone_stream *s2 = NULL;
+	struct hbone_conn_info ci;
+	struct env e;
+
+	g_race_fd = tcp_socket();
+	goaway_setup(&e, g_race_fd);
+	T_ASSERT(!t_failed_current);
+	T_ASSERT_INT(loop_mod(e.l, g_race_fd, 0), 0);
+	hbone_conn_goaway(e.last_srv_conn);
+	T_ASSERT(run_until(&e, cli_has_input, 5000));
+	hbone_conn_get_info(g_goaway_cli, &ci);
+	T_ASSERT_INT(ci.state, HBONE_OPEN); /* the notice is unread */
+	g_app = open_app(&e, g_goaway_cli, &s2);
+	T_ASSERT(g_app && s2);
+	T_ASSERT_INT(loop_mod(e.l, g_race_fd, EPOLLIN), 0);
+	g_app->to_send = 100;
+	tpeer_interest(g_app);
+	T_ASSERT(run_until(&e, app_echoed_100, 5000));
+	printf("# second stream: received %llu; client: %s\n", (unsigned long long)g_app->received,
+	       e.cli_done ? e.last_cli_stats.reason : "live");
+	T_ASSERT(!g_app->err && !g_app->mismatch);
+	T_ASSERT_INT(g_app->received, 100);
+	T_ASSERT_INT(e.requests, 2);
+	hbone_conn_get_info(g_goaway_cli, &ci);
+	T_ASSERT_INT(ci.state, HBONE_CLOSING);
+	hbone_conn_abort(g_goaway_cli, "test over");
 	env_fini(&e);
 }
 
@@ -1203,4 +1270,4 @@ T_MAIN(T_CASE(t_init), T_CASE(t_authority), T_CASE(t_echo), T_CASE(t_half_close)
        T_CASE(t_32mib), T_CASE(t_pool), T_CASE(t_reject_401), T_CASE(t_reject_503),
        T_CASE(t_bad_requests_400), T_CASE(t_identity_mismatch), T_CASE(t_backpressure),
        T_CASE(t_ping), T_CASE(t_ping_timeout), T_CASE(t_goaway_drain),
-       T_CASE(t_goaway_during_handshake), T_CASE(t_sock_buf))
+       T_CASE(t_goaway_during_handshake), T_CASE(t_goaway_race), T_CASE(t_sock_buf))
