@@ -197,9 +197,8 @@ const char *accesslog_time(int64_t unix_ms, char *buf, size_t len)
 }
 
 /* The names fixed per label set on one side (dst: 0 the source's, 1 the
- * destination's), keys and values, each value written by put. */
-static void accesslog_put_side(struct accesslog_buf *b, const struct accesslog_entry *e, int dst,
-			       void (*put)(struct accesslog_buf *, const char *))
+ * destination's), keys and values. */
+static void accesslog_put_side(struct accesslog_buf *b, const struct accesslog_entry *e, int dst)
 {
 	static const char *const keys[2][4] = {
 		{ "\"src.workload\":", ",\"src.namespace\":", ",\"src.identity\":", NULL },
@@ -212,7 +211,7 @@ static void accesslog_put_side(struct accesslog_buf *b, const struct accesslog_e
 
 	for (int i = 0; i < 4 && keys[dst][i]; i++) {
 		accesslog_put(b, keys[dst][i], strlen(keys[dst][i]));
-		put(b, vals[dst][i]);
+		accesslog_put_str(b, vals[dst][i]);
 	}
 }
 
@@ -223,11 +222,11 @@ struct accesslog_names *accesslog_names_new(const struct accesslog_entry *e)
 	struct accesslog_names *n = NULL;
 	size_t dir_len, src_len;
 
-	accesslog_put_json(&b, e->direction ? e->direction : "?");
+	accesslog_put_str(&b, e->direction ? e->direction : "?");
 	dir_len = b.len;
-	accesslog_put_side(&b, e, 0, accesslog_put_json);
+	accesslog_put_side(&b, e, 0);
 	src_len = b.len - dir_len;
-	accesslog_put_side(&b, e, 1, accesslog_put_json);
+	accesslog_put_side(&b, e, 1);
 	if (!b.full)
 		n = malloc(sizeof(*n) + b.len);
 	if (n) {
@@ -318,14 +317,14 @@ static size_t accesslog_format(struct accesslog *al, const struct accesslog_entr
 	if (n)
 		accesslog_put(&b, n->text + n->dir_len, n->src_len);
 	else
-		accesslog_put_side(&b, e, 0, accesslog_put_str);
+		accesslog_put_side(&b, e, 0);
 	accesslog_lit(&b, ",\"dst.addr\":");
 	accesslog_put_str(&b, e->dst_addr);
 	accesslog_lit(&b, ",");
 	if (n)
 		accesslog_put(&b, n->text + n->dir_len + n->src_len, n->dst_len);
 	else
-		accesslog_put_side(&b, e, 1, accesslog_put_str);
+		accesslog_put_side(&b, e, 1);
 	accesslog_lit(&b, ",\"bytes_sent\":");
 	accesslog_put_int(&b, (int64_t)e->bytes_sent);
 	accesslog_lit(&b, ",\"bytes_received\":");

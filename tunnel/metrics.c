@@ -860,7 +860,6 @@ static const char *metrics_close_reason(const struct relay_stats *st, const char
 	return r;
 }
 
-
 void metrics_conn_close(struct conn *c, const struct relay_stats *st, const char *reason)
 {
 	struct tunnel *t = c->pod->t;
