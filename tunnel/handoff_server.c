@@ -27,6 +27,7 @@
  * which the pod runs as sa/default and its peers refuse it.
  */
 #include "tunnel/handoff_server.h"
+#include "tunnel/keeper.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -255,6 +256,10 @@ static json_t *handoff_server_op_add(struct tunnel *t, json_t *req, int *fdp, bo
 		return handoff_error("add: \"ips\" must be an array of strings");
 	if (handoff_mode_get(req, &mode, err, sizeof(err)) < 0)
 		return handoff_error("add: %s", err);
+	/* The ADD may have taken a spare program: the keeper tops the pool
+	 * up on its own time. */
+	if (mode.redirect == INPOD_REDIRECT_EBPF)
+		keeper_nudge(t, mode.bpf_dir);
 	if (*fdp < 0)
 		return handoff_error("add for pod %s/%s carries no netns file descriptor; the plugin must pass exactly one (SCM_RIGHTS)",
 				     ns, name);

@@ -69,6 +69,8 @@ struct tunnel {
 	struct adoption *adoption;     /* state.c: in progress; NULL before and after */
 	json_t *bad_records;           /* state.c: records set aside at start (array); NULL: none */
 	int handoff_fd;
+	int keeper_fd;                 /* keeper.c: the pool keeper's socket, when keeper */
+	bool keeper, keeper_gone;
 	struct hclient *held, *held_tail; /* handoff_server.c: requests held during adoption */
 	struct loop_timer *handoff_pause; /* handoff_server.c: accepting paused (out of fds) */
 	uint64_t handoff_warned_ms;
