@@ -110,6 +110,18 @@ unique_ids() { # N ID...: N ids, all different
 	ids=$(printf '%s\n' "$@" | tr ' ' '\n' | sed '/^$/d')
 	[[ -z $(sort <<<"$ids" | uniq -d) && $(wc -l <<<"$ids") == "$n" ]]
 }
+# the tunnel's pool keeper: its only child (tunnel/keeper.h)
+keeper_pid() { awk '{print $1}' "/proc/${TUNNEL_PID[$1]}/task/${TUNNEL_PID[$1]}/children"; }
+keeper_hardened() { # NODE: CAP_BPF and CAP_NET_ADMIN only, no_new_privs, a seccomp filter
+	local p st
+	p=$(keeper_pid "$1") && [[ -n $p ]] || { echo "no keeper process"; return 1; }
+	st=/proc/$p/status
+	[[ $(awk '$1 == "Name:" {print $2}' "$st") == warren-keeper &&
+		$(awk '$1 == "CapEff:" || $1 == "CapPrm:" || $1 == "CapBnd:" {print $2}' "$st" | sort -u) == 0000008000001000 &&
+		$(awk '$1 == "CapInh:" || $1 == "CapAmb:" {print $2}' "$st" | sort -u) == 0000000000000000 &&
+		$(awk '$1 == "NoNewPrivs:" {print $2}' "$st") == 1 && $(awk '$1 == "Seccomp:" {print $2}' "$st") == 2 ]] ||
+		{ grep -E '^(Name|Cap|NoNewPrivs|Seccomp)' "$st" | tr '\n' ' '; return 1; }
+}
 took_spare() { grep -q "eBPF capture of ${POD_ID[$1]}: attached a spare program from the pool" "$T/${POD_NODE[$1]}/cni.log"; }
 loaded_own() { grep -q "eBPF capture of ${POD_ID[$1]}: no spare program of object $HASH in the pool; loading one" "$T/${POD_NODE[$1]}/cni.log"; }
 
@@ -124,6 +136,7 @@ HASH=$(sed -n 's/.*ebpf pool: keeper process .* object \([0-9a-f]*\)).*/\1/p' "$
 check "the first ADD (web's: no tunnel knew the bpfDir, no pool yet) loaded its own program" loaded_own web
 check "the keepers filled the pool: 4 whole spares (prog, pod, lis) under bpfDir/warren/_pool/$HASH" wait_for -t 10 pool_full
 check "no spare is attached to anything (a spare captures nothing)" no_spare_attached
+check "node1's pool keeper: warren-keeper with cap_bpf and cap_net_admin only, no_new_privs, a seccomp filter" keeper_hardened node1
 app_server psrv 8080 || die "echo server in psrv"
 m0=$(metric node2 istio_tcp_connections_opened_total 'connection_security_policy="mutual_tls"')
 check "HBONE: cli -> web:8080 round-trips (both pods captured by eBPF)" app_client cli "${POD_IP[web]}" 8080 "hbone-$E2E_ID"
