@@ -83,17 +83,27 @@ static void keeper_on_term(int sig)
 	keeper_stopping = 1;
 }
 
-/* CAP_BPF (load) and CAP_NET_ADMIN (a SOCKMAP), nothing else, in every
- * set; no_new_privs; the allow-list. 0 or -errno (logged). */
+/* CAP_BPF (load; CAP_SYS_ADMIN instead where we were not given it) and
+ * CAP_NET_ADMIN (a SOCKMAP), nothing else, in every set; no_new_privs;
+ * the allow-list. 0 or -errno (logged). */
 static int keeper_drop(void)
 {
+	unsigned load = CAP_BPF;
 	char err[256];
 	int ret;
 
 	if (capng_get_caps_process() < 0)
 		return -EPERM;
+	if (!capng_have_capability(CAPNG_PERMITTED, CAP_BPF)) {
+		load = CAP_SYS_ADMIN;
+		log_warn("ebpf pool keeper: no cap_bpf; keeping cap_sys_admin to load programs (grant CAP_BPF)");
+	}
+	if (!capng_have_capability(CAPNG_PERMITTED, load) || !capng_have_capability(CAPNG_PERMITTED, CAP_NET_ADMIN)) {
+		log_warn("ebpf pool keeper: no cap_bpf, cap_sys_admin or cap_net_admin: no pool (ADDs load their programs)");
+		return -EPERM;
+	}
 	capng_clear(CAPNG_SELECT_ALL);
-	capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, CAP_BPF);
+	capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, load);
 	capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, CAP_NET_ADMIN);
 	ret = capng_apply(CAPNG_SELECT_ALL);
 	if (ret)
