@@ -230,6 +230,20 @@ void keeper_nudge(struct tunnel *t, const char *bpf_dir)
 	}
 }
 
+void keeper_nudge_after_reply(struct tunnel *t, const char *bpf_dir)
+{
+	if (t->keeper && strlen(bpf_dir) < sizeof(t->keeper_due))
+		snprintf(t->keeper_due, sizeof(t->keeper_due), "%s", bpf_dir);
+}
+
+void keeper_flush(struct tunnel *t)
+{
+	if (!t->keeper_due[0])
+		return;
+	keeper_nudge(t, t->keeper_due);
+	t->keeper_due[0] = '\0';
+}
+
 void keeper_stop(struct tunnel *t)
 {
 	struct pollfd p = { .events = POLLIN };

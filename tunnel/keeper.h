@@ -34,6 +34,12 @@ int keeper_start(struct tunnel *t, bool keep_caps);
  * keeper has no room for is dropped (the next one tops up as much). */
 void keeper_nudge(struct tunnel *t, const char *bpf_dir);
 
+/* The same once the handoff request being served is answered
+ * (keeper_flush): the keeper's loading then does not compete with the
+ * rest of that ADD for the CPU. */
+void keeper_nudge_after_reply(struct tunnel *t, const char *bpf_dir);
+void keeper_flush(struct tunnel *t);
+
 /* Tell the keeper to stop and wait (at most 2 s) for it to remove the
  * pools, so that nothing of them outlives the tunnel's container. */
 void keeper_stop(struct tunnel *t);
