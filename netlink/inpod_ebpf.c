@@ -388,7 +388,7 @@ static int ebpf_attach_spare(int netns_fd, const char *dir, const char *key, con
 	/* The link holds the program, the program its maps. */
 	if (unlink(prog_pin) < 0 || unlink(pod_pin) < 0) {
 		ret = -errno;
-		errbuf_set(err, errlen, "cannot unpin the spare's %s: %s", prog_pin, strerror(errno));
+		errbuf_set(err, errlen, "cannot unpin the spare's %s or %s: %s", prog_pin, pod_pin, strerror(errno));
 		goto out;
 	}
 	ret = 1;
