@@ -111,7 +111,14 @@ $(B)/bpf/%.skel.h: $(B)/bpf/%.bpf.o
 	@echo "  SKEL    $@"
 	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
 
+# The object's identity for the pool of spare programs (netlink/ebpf_pool.h):
+# a plugin takes only spares loaded from the very bytes it embeds.
+$(B)/bpf/%.hash.h: $(B)/bpf/%.bpf.o
+	@echo "  HASH    $@"
+	$(Q)printf '#define CAPTURE_OBJ_HASH "%s"\n' "$$(sha256sum $< | cut -c1-16)" > $@.tmp && mv $@.tmp $@
+
 $(B)/netlink/inpod_ebpf.o: $(B)/bpf/capture.skel.h
+$(B)/netlink/ebpf_pool.o: $(B)/bpf/capture.skel.h $(B)/bpf/capture.hash.h
 
 $(B)/libwarren.a: $(LIB_OBJS)
 	@echo "  AR      $@"
@@ -165,7 +172,7 @@ $(B)/tests/%: $(B)/tests/tools/%.o $(B)/libwarren.a
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -I. -I$(B) $(shell $(PKG_CONFIG) --cflags $(PKGS)) \
                -fsanitize=fuzzer,address,undefined -Wno-unused-command-line-argument
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(B)/bpf/capture.skel.h
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(B)/bpf/capture.skel.h $(B)/bpf/capture.hash.h
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(TEST_LIBS)

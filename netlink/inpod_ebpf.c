@@ -28,6 +28,7 @@
 #include "conf/errbuf.h"
 #include "conf/log.h"
 #include "conf/warren.h"
+#include "netlink/ebpf_pool.h"
 #include "netlink/netns.h"
 #include "netlink/nl.h"
 #include "netlink/route.h"
@@ -224,15 +225,17 @@ out:
 
 static int ebpf_unpin(const char *dir, const char *key, char *err, size_t errlen)
 {
-	char link[256], lis[256], pod[256];
+	/* link and lis: the pod's layout; prog and pod: what a claimed spare
+	 * brings until the ADD drops them (an ADD that died in between) */
+	static const char *const leaves[] = { "link", EBPF_POOL_LIS, EBPF_POOL_PROG, EBPF_POOL_POD };
+	char path[256], pod[256];
 	int fd, ret = 0;
 
-	if (ebpf_path(link, sizeof(link), dir, key, "link") < 0 || ebpf_path(lis, sizeof(lis), dir, key, "lis") < 0 ||
-	    ebpf_path(pod, sizeof(pod), dir, key, NULL) < 0) {
+	if (ebpf_path(path, sizeof(path), dir, key, "link") < 0 || ebpf_path(pod, sizeof(pod), dir, key, NULL) < 0) {
 		errbuf_set(err, errlen, "container ID \"%.64s\" cannot name a bpffs directory", key);
 		return -EINVAL;
 	}
-	fd = bpf_obj_get(link);
+	fd = bpf_obj_get(path);
 	if (fd >= 0) {
 		/* Detach now, not when the last reference goes: a process
 		 * holding the link (bpftool) must not keep the capture. */
@@ -240,13 +243,12 @@ static int ebpf_unpin(const char *dir, const char *key, char *err, size_t errlen
 			log_warn("detaching the eBPF link of %s: %s", key, strerror(errno));
 		close(fd);
 	}
-	if (unlink(link) < 0 && errno != ENOENT) {
-		ret = -errno;
-		errbuf_set(err, errlen, "cannot unpin %s: %s", link, strerror(errno));
-	}
-	if (unlink(lis) < 0 && errno != ENOENT && !ret) {
-		ret = -errno;
-		errbuf_set(err, errlen, "cannot unpin %s: %s", lis, strerror(errno));
+	for (size_t i = 0; i < ARRAY_SIZE(leaves); i++) {
+		ebpf_path(path, sizeof(path), dir, key, leaves[i]);
+		if (unlink(path) < 0 && errno != ENOENT && !ret) {
+			ret = -errno;
+			errbuf_set(err, errlen, "cannot unpin %s: %s", path, strerror(errno));
+		}
 	}
 	if (rmdir(pod) < 0 && errno != ENOENT && !ret) {
 		ret = -errno;
@@ -338,6 +340,68 @@ out:
 	return ret;
 }
 
+/* A spare from the pool (netlink/ebpf_pool.h), with thin calls only (no
+ * object opened, so no verifier run and no feature probe): claimed into
+ * the pod's directory, its address map filled, attached and the link
+ * pinned, then the spare's pins that the pod's layout does not keep
+ * dropped. 1 attached, 0 no spare, -errno (the caller removes what is
+ * there: a claimed spare is never put back). */
+static int ebpf_attach_spare(int netns_fd, const char *dir, const char *key, const struct ebpf_pod_addrs *a,
+			     char *err, size_t errlen)
+{
+	char prog_pin[256], pod_pin[256], link_pin[256];
+	int prog = -1, pod = -1, link = -1, ret;
+
+	ret = ebpf_pool_claim(dir, key);
+	if (ret <= 0) {
+		if (ret < 0)
+			errbuf_set(err, errlen, "cannot claim a spare eBPF program: %s", strerror(-ret));
+		return ret;
+	}
+	ebpf_path(prog_pin, sizeof(prog_pin), dir, key, EBPF_POOL_PROG);
+	ebpf_path(pod_pin, sizeof(pod_pin), dir, key, EBPF_POOL_POD);
+	ebpf_path(link_pin, sizeof(link_pin), dir, key, "link");
+	prog = bpf_obj_get(prog_pin);
+	pod = prog < 0 ? -1 : bpf_obj_get(pod_pin);
+	if (pod < 0) {
+		ret = -errno;
+		errbuf_set(err, errlen, "cannot open the claimed spare's %s: %s", prog < 0 ? prog_pin : pod_pin,
+			   strerror(errno));
+		goto out;
+	}
+	/* Before the attach: the program never runs without them. */
+	ret = ebpf_pod_addrs_put(pod, a, err, errlen);
+	if (ret < 0)
+		goto out;
+	link = bpf_link_create(prog, netns_fd, BPF_SK_LOOKUP, NULL);
+	if (link < 0) {
+		ret = -errno;
+		errbuf_set(err, errlen, "cannot attach the eBPF program " CAPTURE_PROG_NAME " to the pod netns: %s",
+			   strerror(errno));
+		goto out;
+	}
+	if (bpf_obj_pin(link, link_pin) < 0) {
+		ret = -errno;
+		errbuf_set(err, errlen, "cannot pin the eBPF link at %s: %s", link_pin, strerror(errno));
+		goto out;
+	}
+	/* The link holds the program, the program its maps. */
+	if (unlink(prog_pin) < 0 || unlink(pod_pin) < 0) {
+		ret = -errno;
+		errbuf_set(err, errlen, "cannot unpin the spare's %s or %s: %s", prog_pin, pod_pin, strerror(errno));
+		goto out;
+	}
+	ret = 1;
+out:
+	if (link >= 0)
+		close(link); /* pinned, or never attached once closed */
+	if (pod >= 0)
+		close(pod);
+	if (prog >= 0)
+		close(prog);
+	return ret;
+}
+
 int ebpf_capture_apply(int netns_fd, const char *dir, const char *key, const struct ebpf_pod_addrs *a, char *err,
 		       size_t errlen)
 {
@@ -360,9 +424,21 @@ int ebpf_capture_apply(int netns_fd, const char *dir, const char *key, const str
 	ret = ebpf_capture_present(netns_fd, dir, key);
 	if (ret != 1 || access(path, F_OK) < 0) {
 		ebpf_unpin(dir, key, ignore, sizeof(ignore));
-		ret = ebpf_load_attach(netns_fd, dir, key, a, err, errlen);
-		if (ret < 0)
-			goto out;
+		ret = ebpf_attach_spare(netns_fd, dir, key, a, err, errlen);
+		if (ret < 0) {
+			log_debug("eBPF capture of %s: the spare program failed (%s); removed, loading one", key, err);
+			ebpf_unpin(dir, key, ignore, sizeof(ignore));
+		} else if (ret == 0) {
+			log_debug("eBPF capture of %s: no spare program of object %s in the pool; loading one", key,
+				  ebpf_pool_hash());
+		} else {
+			log_debug("eBPF capture of %s: attached a spare program from the pool", key);
+		}
+		if (ret != 1) {
+			ret = ebpf_load_attach(netns_fd, dir, key, a, err, errlen);
+			if (ret < 0)
+				goto out;
+		}
 	}
 	ret = ebpf_routing(netns_fd, a, true, err, errlen);
 out:

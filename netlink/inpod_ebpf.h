@@ -12,6 +12,8 @@
  *        attached after the plugin exits, across tunnel restarts)
  *   DIR/warren/<containerId>/lis   the SOCKMAP the tunnel fills with its
  *        15001 / 15006 listeners (keys in bpf/capture.h)
+ * (and, between a spare's claim and the end of its ADD, the spare's prog
+ * and pod: DEL and rollback remove them too).
  *
  * All functions return 0 or -errno with err naming what is wrong. Not
  * thread-safe with each other for the same pod; no global state.
@@ -39,8 +41,10 @@ int ebpf_addrs_parse(const char *const *cidrs, size_t n, struct ebpf_pod_addrs *
  * naming the missing piece. */
 int ebpf_capture_supported(const char *dir, char *err, size_t errlen);
 
-/* Load, pin and attach the program for the pod in netns_fd, then program
- * the rules and route. All-or-nothing: on failure everything of this pod
+/* Attach a program to the pod in netns_fd and pin it, then program the
+ * rules and route. The program is a spare from the pool (ebpf_pool.h)
+ * when one of this build's object is there, else loaded here (the
+ * debug log says which). All-or-nothing: on failure everything of this pod
  * is removed. A re-apply keeps an intact attachment (and the listeners
  * the tunnel put in its map). key: the container ID. */
 int ebpf_capture_apply(int netns_fd, const char *dir, const char *key, const struct ebpf_pod_addrs *a, char *err,

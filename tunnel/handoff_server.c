@@ -27,6 +27,7 @@
  * which the pod runs as sa/default and its peers refuse it.
  */
 #include "tunnel/handoff_server.h"
+#include "tunnel/keeper.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -255,6 +256,10 @@ static json_t *handoff_server_op_add(struct tunnel *t, json_t *req, int *fdp, bo
 		return handoff_error("add: \"ips\" must be an array of strings");
 	if (handoff_mode_get(req, &mode, err, sizeof(err)) < 0)
 		return handoff_error("add: %s", err);
+	/* The ADD may have taken a spare program: the keeper tops the pool
+	 * up on its own time, once this ADD is answered. */
+	if (mode.redirect == INPOD_REDIRECT_EBPF)
+		keeper_nudge_after_reply(t, mode.bpf_dir);
 	if (*fdp < 0)
 		return handoff_error("add for pod %s/%s carries no netns file descriptor; the plugin must pass exactly one (SCM_RIGHTS)",
 				     ns, name);
@@ -459,7 +464,10 @@ json_t *handoff_server_local(struct tunnel *t, json_t *req, int *pfd)
 	struct hclient c = { .magic = CLIENT_MAGIC, .t = t, .fd = -1, .refused_uid = -1 };
 	bool wait = false; /* the caller acts on the model in use: no waiting */
 
-	return handoff_server_dispatch(&c, req, json_string_value(json_object_get(req, "op")), pfd, &wait);
+	json_t *resp = handoff_server_dispatch(&c, req, json_string_value(json_object_get(req, "op")), pfd, &wait);
+
+	keeper_flush(t);
+	return resp;
 }
 
 /* Requests that change or inspect the pod registry wait for adoption; a
@@ -483,6 +491,7 @@ static void handoff_server_finish(struct hclient *c, const char *op, json_t *res
 		metrics_plugin_request(c->t, op, json_is_true(json_object_get(resp, "ok")));
 		handoff_server_reply(c->fd, resp);
 	}
+	keeper_flush(c->t);
 	handoff_server_client_free(c);
 }
 

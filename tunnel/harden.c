@@ -128,38 +128,44 @@ int harden_drop_thread_cap(unsigned cap)
 	return 0;
 }
 
-int harden_seccomp_install(int all_threads, char *err, size_t errlen)
+int harden_seccomp_install_list(const int *allowed, size_t N, const unsigned *bpf_cmds, size_t C, int all_threads,
+				char *err, size_t errlen)
 {
 #ifndef HARDEN_ARCH
+	(void)allowed, (void)N, (void)bpf_cmds, (void)C, (void)all_threads;
 	errbuf_set(err, errlen, "no seccomp filter for this architecture");
 	return -ENOTSUP;
 #else
-	enum { N = ARRAY_SIZE(harden_allowed), C = ARRAY_SIZE(harden_allowed_bpf_cmds), B = C + 4 };
-	struct sock_filter f[N + B + 16];
+	enum { MAX = 250 };
+	const size_t B = C + 4;
+	struct sock_filter f[MAX + 16];
 	struct sock_fprog prog = { .filter = f };
 	size_t n = 0;
 	long ret;
 
+	/* a BPF jump offset is 8 bits */
+	if (N + B + 5 > MAX) {
+		errbuf_set(err, errlen, "seccomp allow-list too long (%zu syscalls, %zu bpf commands)", N, C);
+		return -E2BIG;
+	}
 	f[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
 	f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, HARDEN_ARCH, 1, 0);
 	f[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS); /* another ABI: never ours */
 	f[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
 #if defined(__x86_64__)
-	f[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000 /* __X32_SYSCALL_BIT */, N + B + 5, 0);
+	f[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000 /* __X32_SYSCALL_BIT */, (uint8_t)(N + B + 5), 0);
 #endif
 	/* bpf(2): allowed by its command (argument 0), then the list below */
-	_Static_assert(N + B + 5 <= 255, "a BPF jump offset is 8 bits");
-	f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_bpf, 0, B - 1);
+	f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_bpf, 0, (uint8_t)(B - 1));
 	f[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, ARG0_LO);
 	for (size_t j = 0; j < C; j++)
-		f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, harden_allowed_bpf_cmds[j], (uint8_t)(C - j), 0);
+		f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, bpf_cmds[j], (uint8_t)(C - j), 0);
 	f[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
 	f[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	/* each allowed number jumps to the allow at the end: over the rest of
 	 * the list and the six instructions after it */
-	_Static_assert(N + 5 <= 255, "a BPF jump offset is 8 bits");
 	for (size_t i = 0; i < N; i++)
-		f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)harden_allowed[i], (uint8_t)(N - i + 5), 0);
+		f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)allowed[i], (uint8_t)(N - i + 5), 0);
 	f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
 	f[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
 	f[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 2);
@@ -190,6 +196,12 @@ int harden_seccomp_install(int all_threads, char *err, size_t errlen)
 	}
 	return 0;
 #endif
+}
+
+int harden_seccomp_install(int all_threads, char *err, size_t errlen)
+{
+	return harden_seccomp_install_list(harden_allowed, ARRAY_SIZE(harden_allowed), harden_allowed_bpf_cmds,
+					   ARRAY_SIZE(harden_allowed_bpf_cmds), all_threads, err, errlen);
 }
 
 void harden_after_startup(struct tunnel *t)

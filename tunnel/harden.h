@@ -30,6 +30,10 @@ int harden_drop_thread_cap(unsigned cap);
 /* Installs the allow-list (no_new_privs first), on every thread when
  * all_threads. 0 or -errno with err. */
 int harden_seccomp_install(int all_threads, char *err, size_t errlen);
+/* The same filter from another process's lists (tunnel/keeper.c): the
+ * syscall numbers allowed and the bpf(2) commands allowed. */
+int harden_seccomp_install_list(const int *allowed, size_t n, const unsigned *bpf_cmds, size_t c, int all_threads,
+				char *err, size_t errlen);
 /* Adoption is done: the main thread drops CAP_SYS_PTRACE, then the filter
  * goes on every thread. Failures are logged (the tunnel keeps running: it
  * is only less hardened, and says so). */

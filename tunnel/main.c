@@ -56,6 +56,7 @@
 #include "tunnel/drain.h"
 #include "tunnel/handoff_server.h"
 #include "tunnel/host_probe.h"
+#include "tunnel/keeper.h"
 #include "tunnel/kube_tunnel.h"
 #include "tunnel/loop.h"
 #include "tunnel/mesh_watch.h"
@@ -241,6 +242,9 @@ int main(int argc, char **argv)
 			conf.log_file, strerror(-ret));
 
 	signal(SIGPIPE, SIG_IGN);
+	/* Before any thread and any privilege drop: the keeper of the eBPF
+	 * capture's spare programs keeps what loading needs, we do not. */
+	keeper_start(&t, conf.keep_capabilities);
 	/* two fds per relayed connection (six while bulk data flows through
 	 * pipes): the usual soft limit of 1024 would cap a node at a few
 	 * hundred connections */
@@ -343,6 +347,7 @@ out:
 	while (t.pods)
 		pod_free(t.pods); /* records stay on disk for the next start */
 	host_probe_stop(&t); /* its table stays too (host_probe.c says why) */
+	keeper_stop(&t);
 	admin_stop(&t);
 	mesh_watch_stop(&t);
 	kube_tunnel_stop(&t);

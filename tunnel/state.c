@@ -44,6 +44,7 @@
  * unprocessed. Holding is also what keeps a pod from being handed over
  * twice: an add or del never races the adoption of the same record.
  */
+#include "tunnel/keeper.h"
 #include "tunnel/state.h"
 
 #include <dirent.h>
@@ -301,6 +302,8 @@ static int state_adopt_one(struct tunnel *t, const char *path, char *why, size_t
 	p->netns_dev = cur_dev;
 	p->netns_ino = cur_ino;
 	p->mode = rec.mode;
+	if (p->mode.redirect == INPOD_REDIRECT_EBPF)
+		keeper_nudge(t, p->mode.bpf_dir); /* the pool of its bpfDir, kept from now on */
 	mtls_pod_added(p); /* a failure is logged; its HBONE is refused */
 	if (!tunnel_serving(t, &gate))
 		log_info("re-adopted pod %s/%s (uid %s, netns %s); its listeners wait until we can serve (%s)",

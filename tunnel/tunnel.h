@@ -23,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "conf/inpod_mode.h"
 #include "conf/objcheck.h"
 #include "conf/tunnel_conf.h"
 #include "model/authz.h"
@@ -69,6 +70,9 @@ struct tunnel {
 	struct adoption *adoption;     /* state.c: in progress; NULL before and after */
 	json_t *bad_records;           /* state.c: records set aside at start (array); NULL: none */
 	int handoff_fd;
+	int keeper_fd;                 /* keeper.c: the pool keeper's socket, when keeper */
+	bool keeper, keeper_gone;
+	char keeper_due[INPOD_BPF_DIR_MAX]; /* keeper.c: a bpfDir to send once the handoff is answered */
 	struct hclient *held, *held_tail; /* handoff_server.c: requests held during adoption */
 	struct loop_timer *handoff_pause; /* handoff_server.c: accepting paused (out of fds) */
 	uint64_t handoff_warned_ms;

@@ -8,8 +8,8 @@ Derived from the #include "dir/file.h" lines of the product sources:
     and never include each other) < {ca, waypoint} (warren-ca uses the
     tunnel's CA, CSR and HTTP parser modules; warren-waypoint its TLS, HBONE,
     identity and loop modules; the two are peers);
-    bpf/ (the eBPF program's shared constants and its generated skeleton,
-    *.skel.h, made in the build directory) ranks with conf, and its *.bpf.c
+    bpf/ (the eBPF program's shared constants, its generated skeleton and hash,
+    *.skel.h and *.hash.h, made in the build directory) ranks with conf, and its *.bpf.c
     programs are not C of ours;
   - modules (a folder's x.c + x.h): the module graph has no cycle
     (tunnel/ not yet: its tunnel.h still serves eleven files).
@@ -47,7 +47,7 @@ for folder in sorted(RANK):
             if dest not in RANK:
                 bad.append(f"{path} includes \"{inc}\", not in a known folder")
                 continue
-            if not os.path.exists(inc) and not inc.endswith(".skel.h"):
+            if not os.path.exists(inc) and not inc.endswith((".skel.h", ".hash.h")):
                 bad.append(f"{path} includes \"{inc}\", which does not exist")
                 continue
             folder_edges.setdefault(folder, set()).add(dest)

@@ -807,11 +807,14 @@ cleanup() {
 	for node in "${!TUNNEL_PID[@]}"; do kill -KILL "${TUNNEL_PID[$node]}" 2>/dev/null; done
 	for pid in "${BG_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
 	# anything still running inside one of our namespaces was started by us
+	local nspids=()
 	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E -- "^w[np][0-9]*-$E2E_ID(-|$)"); do
 		pid=$(ip netns pids "$ns" 2>/dev/null)
-		[[ -n $pid ]] && kill -KILL $pid 2>/dev/null
+		[[ -n $pid ]] && kill -KILL $pid 2>/dev/null && nspids+=($pid)
 	done
 	for node in "${!TUNNEL_PID[@]}"; do wait_for -t 5 exited "${TUNNEL_PID[$node]}"; done
+	# (a tunnel's pool keeper among them holds the bpffs until it is gone)
+	for pid in "${nspids[@]}"; do wait_for -t 5 exited "$pid"; done
 	for pid in "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
 	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E -- "^w[np][0-9]*-$E2E_ID(-|$)"); do
 		ip netns del "$ns" 2>/dev/null

@@ -6,13 +6,20 @@
 # detached program; nothing pinned after DEL or a failed ADD; clear ADD
 # errors for a missing bpffs and for unsupported pod options; the tunnel's
 # listeners put into the pod's map, emptied when it stops (fail closed) and
-# put back on restart (re-adoption).
+# put back on restart (re-adoption); the pool of spare programs the
+# tunnels' keepers pre-load (bpfDir/warren/_pool/<object hash>/<n>): an ADD
+# takes one without loading a program (strace), it is topped up again, an
+# ADD falls back with the pool empty or of another object, a failed ADD
+# does not put its spare back, two keepers share it, the last one to stop
+# removes it.
 #
 #   node1 netns <== veth ==> node2 netns (lib.sh topology)
 #     |-- cli (mesh), pl (plain)                    |-- web (mesh, echo :8080), psrv (plain, echo :8080)
 #     |-- srv (ns mesh, enrolled, redirect ebpf)
 #     |-- byp (ns mesh, bypass-inbound-capture: refused)
 #     |-- busy (ns mesh, 15006 taken before ADD: the handoff fails after attach)
+#     |-- sp, em, wh, c1..c3 (ns mesh: ADDs with the pool full, empty, of
+#         another object, and concurrent on both nodes)
 #   bpffs: $T/bpffs (bpfDir), mounted by topo_up
 #
 # Plus traffic: HBONE cli -> web, plaintext pl -> web (inbound) and
@@ -26,7 +33,7 @@ source "$(dirname "$0")/lib.sh"
 
 lib_init
 CLEANUP_TAP=1
-need bpftool mountpoint
+need bpftool mountpoint strace
 need_built warren-cni warren-tunnel warrenctl
 
 tunnel_conf_extra() { echo "caDir: $T/ca"; } # NODE: mTLS, so mesh-to-mesh is HBONE
@@ -67,12 +74,70 @@ metric() { # NODE NAME LABEL-SUBSTRING: value (sum) or 0
 }
 accepts() { wc -l <"$T/$1.app.log"; }
 
+# The pool of spare programs (netlink/ebpf_pool.h)
+POOL=$T/bpffs/warren/_pool
+spare_dirs() { ls -d "$POOL"/*/[0-9]* 2>/dev/null; }
+prog_id_of() { bpftool -j prog show pinned "$1" 2>/dev/null | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+spare_ids() { local d; for d in $(spare_dirs); do prog_id_of "$d/prog"; done | sort -n | tr '\n' ' '; }
+# exactly EBPF_POOL_SIZE (4) whole spares of this build's object, nothing else
+pool_full() {
+	local d n=0
+	[[ $(ls "$POOL" 2>/dev/null) == "$HASH" ]] || return 1
+	[[ $(ls "$POOL/$HASH" | grep -cv '^[0-3]$') == 0 ]] || return 1
+	for d in $(spare_dirs); do
+		[[ $(ls "$d" | tr '\n' ' ') == "lis pod prog " ]] && ((n++))
+	done
+	((n == 4)) && [[ $(spare_ids | wc -w) == 4 ]]
+}
+pod_prog_id() { bpftool -j link show id "$(ebpf_link_id "$1")" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["prog_id"])'; }
+linked_prog_ids() { bpftool -j link show | "$PYTHON" -c 'import json,sys; print(" ".join(str(l["prog_id"]) for l in json.load(sys.stdin)))'; }
+no_spare_attached() { local i; for i in $(spare_ids); do [[ " $(linked_prog_ids) " != *" $i "* ]] || return 1; done; }
+prog_gone() { ! bpftool prog show id "$1" >/dev/null 2>&1; }
+# chain ADD under strace -f -e trace=bpf (every process of the chain), to $T/POD.strace
+straced_add() { # POD
+	: >"$T/$1.strace" # appended to: pod_cni_add runs $PYTHON more than once
+	printf '#!/bin/sh\nexec strace -f -qq -A -e trace=bpf -o "%s" %s "$@"\n' "$T/$1.strace" "$PYTHON" >"$T/strace-py"
+	chmod +x "$T/strace-py"
+	# LeakSanitizer refuses to run under ptrace (a sanitizer build's exit check)
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 PYTHON=$T/strace-py pod_cni_add "$1"
+}
+in_list() { [[ " $2 " == *" $1 "* ]]; } # ID LIST
+attach_only() { ! grep -qE 'BPF_PROG_LOAD|BPF_BTF_LOAD' "$1" && [[ $(grep -c 'bpf(BPF_LINK_CREATE' "$1") == 1 ]]; } # STRACE
+refilled_without() { wait_for -t 10 pool_full && ! in_list "$1" "$(spare_ids)"; } # PROG_ID
+all_gone() { local i; for i in "$@"; do wait_for -t 5 prog_gone "$i" || return 1; done; } # PROG_ID...
+spare_freed() { [[ $(wc -w <<<"$1") == 1 ]] && wait_for -t 5 prog_gone "$1"; } # PROG_ID
+unique_ids() { # N ID...: N ids, all different
+	local n=$1 ids; shift
+	ids=$(printf '%s\n' "$@" | tr ' ' '\n' | sed '/^$/d')
+	[[ -z $(sort <<<"$ids" | uniq -d) && $(wc -l <<<"$ids") == "$n" ]]
+}
+# the tunnel's pool keeper: its only child (tunnel/keeper.h)
+keeper_pid() { awk '{print $1}' "/proc/${TUNNEL_PID[$1]}/task/${TUNNEL_PID[$1]}/children"; }
+keeper_hardened() { # NODE: CAP_BPF and CAP_NET_ADMIN only, no_new_privs, a seccomp filter
+	local p st
+	p=$(keeper_pid "$1") && [[ -n $p ]] || { echo "no keeper process"; return 1; }
+	st=/proc/$p/status
+	[[ $(awk '$1 == "Name:" {print $2}' "$st") == warren-keeper &&
+		$(awk '$1 == "CapEff:" || $1 == "CapPrm:" || $1 == "CapBnd:" {print $2}' "$st" | sort -u) == 0000008000001000 &&
+		$(awk '$1 == "CapInh:" || $1 == "CapAmb:" {print $2}' "$st" | sort -u) == 0000000000000000 &&
+		$(awk '$1 == "NoNewPrivs:" {print $2}' "$st") == 1 && $(awk '$1 == "Seccomp:" {print $2}' "$st") == 2 ]] ||
+		{ grep -E '^(Name|Cap|NoNewPrivs|Seccomp)' "$st" | tr '\n' ' '; return 1; }
+}
+took_spare() { grep -q "eBPF capture of ${POD_ID[$1]}: attached a spare program from the pool" "$T/${POD_NODE[$1]}/cni.log"; }
+loaded_own() { grep -q "eBPF capture of ${POD_ID[$1]}: no spare program of object $HASH in the pool; loading one" "$T/${POD_NODE[$1]}/cni.log"; }
+
 # --- 0. traffic through the mode ------------------------------------------------
 pod_add node2 mesh web 2>"$T/err" || die "ADD web: $(cat "$T/err")"
 pod_add node1 mesh cli 2>"$T/err" || die "ADD cli: $(cat "$T/err")"
 pod_add node1 plain pl 2>"$T/err" || die "ADD pl: $(cat "$T/err")"
 pod_add node2 plain psrv 2>"$T/err" || die "ADD psrv: $(cat "$T/err")"
 app_server web 8080 || die "echo server in web"
+HASH=$(sed -n 's/.*ebpf pool: keeper process .* object \([0-9a-f]*\)).*/\1/p' "$T/node1/tunnel.log" | head -n 1)
+[[ $HASH =~ ^[0-9a-f]{16}$ ]] || die "the tunnel's log names no pool object hash"
+check "the first ADD (web's: no tunnel knew the bpfDir, no pool yet) loaded its own program" loaded_own web
+check "the keepers filled the pool: 4 whole spares (prog, pod, lis) under bpfDir/warren/_pool/$HASH" wait_for -t 10 pool_full
+check "no spare is attached to anything (a spare captures nothing)" no_spare_attached
+check "node1's pool keeper: warren-keeper with cap_bpf and cap_net_admin only, no_new_privs, a seccomp filter" keeper_hardened node1
 app_server psrv 8080 || die "echo server in psrv"
 m0=$(metric node2 istio_tcp_connections_opened_total 'connection_security_policy="mutual_tls"')
 check "HBONE: cli -> web:8080 round-trips (both pods captured by eBPF)" app_client cli "${POD_IP[web]}" 8080 "hbone-$E2E_ID"
@@ -184,6 +249,8 @@ pod_define node1 mesh busy >/dev/null || die "define busy"
 bg ip netns exec "${POD_NETNS[busy]}" "$PYTHON" -c 'import socket,time
 s=socket.socket(socket.AF_INET6); s.bind(("::",15006)); s.listen(); time.sleep(120)'
 wait_listen "${POD_NETNS[busy]}" 15006 || die "squatter on 15006"
+wait_for -t 10 pool_full || not_ok "the pool is full before busy's ADD" "$(ls -R "$POOL")"
+ids0=$(spare_ids)
 if chain node1 ADD busy >"$T/busy.out" 2>&1; then
 	not_ok "ADD fails when the tunnel cannot listen in the pod (after the program was attached)"
 else
@@ -191,6 +258,10 @@ else
 fi
 check "failed ADD: nothing pinned" unpinned busy
 check "failed ADD: no link on the pod's netns" fails attached busy
+check "failed ADD took a spare (the plugin's log)" took_spare busy
+check "failed ADD: the pool is topped up with a new spare" wait_for -t 10 pool_full
+taken=$(comm -23 <(tr ' ' '\n' <<<"$ids0" | sed '/^$/d') <(spare_ids | tr ' ' '\n' | sed '/^$/d'))
+check "failed ADD: its spare (program $taken) is not back in the pool, and is freed" spare_freed "$taken"
 
 # a bpfDir that is not a bpffs: a clear error, nothing done
 mkdir -p "$T/notbpf"
@@ -203,7 +274,81 @@ else
 fi
 check "no bpffs: nothing attached" fails attached nob
 
+# --- 6. the pool of spare programs ------------------------------------------------
+wait_for -t 10 pool_full || not_ok "the pool is full before sp's ADD" "$(ls -R "$POOL")"
+ids0=$(spare_ids)
+pod_define node1 mesh sp >/dev/null || die "define sp"
+straced_add sp 2>"$T/err" && ok "ADD sp with the pool full" || not_ok "ADD sp with the pool full" "$(cat "$T/err")"
+spid=$(pod_prog_id sp)
+check "sp's program ($spid) is one the keepers pre-loaded ($ids0)" in_list "$spid" "$ids0"
+check "sp's ADD made no BPF_PROG_LOAD and no BPF_BTF_LOAD, one BPF_LINK_CREATE (strace -f of the chain)" \
+	attach_only "$T/sp.strace"
+check "sp's pins are the pod's layout: link and lis only" test "$(ls "$(ebpf_pin_dir sp)" | tr '\n' ' ')" = "link lis "
+check "sp's program holds sp's address in warren_pod" pod_map_holds sp
+check "the pool is topped up after the ADD (4 spares, sp's program not among them)" refilled_without "$spid"
+check "the tunnel put its listeners into sp's map" wait_for -t 5 map_full sp
+check "CHECK passes on a pod whose program came from the pool" cni_check sp
+check "sp -> psrv:8080 (outbound) goes through sp's 15001 on the pool's program" app_client sp "${POD_IP[psrv]}" 8080 "spare-$E2E_ID"
+check "... counted by sp's program (warren_cnt slot 0)" test "$(ebpf_count sp 0)" -ge 1
+chain node1 DEL sp >/dev/null 2>"$T/err" || not_ok "DEL sp" "$(cat "$T/err")"
+check "DEL of a pod on a spare: nothing pinned for it" unpinned sp
+check "DEL of a pod on a spare: its program ($spid) is freed" wait_for -t 5 prog_gone "$spid"
+
+# empty pool: a burst took every spare (here: moved aside as a keeper
+# moves a spare it drops)
+wait_for -t 10 pool_full || not_ok "the pool is full before em's ADD" "$(ls -R "$POOL")"
+for d in $(spare_dirs); do mv "$d" "$POOL/$HASH/drop-test-${d##*/}"; done
+pod_define node1 mesh em >/dev/null || die "define em"
+pod_cni_add em 2>"$T/err" && ok "ADD em with the pool empty works" || not_ok "ADD em with the pool empty works" "$(cat "$T/err")"
+check "... it loaded its own program (the plugin's debug log names the path taken)" loaded_own em
+check "... and em is captured: program attached and pinned" attached em
+check "... pinned" pinned em
+check "the keeper refills the pool and removes what was moved aside" wait_for -t 10 pool_full
+
+# another object's spares only: the pool renamed to another hash, as a
+# plugin of another build finds this build's pool
+wait_for -t 10 pool_full || not_ok "the pool is full before wh's ADD" "$(ls -R "$POOL")"
+old_ids=$(spare_ids)
+mv "$POOL/$HASH" "$POOL/00000000deadbeef"
+pod_define node1 mesh wh >/dev/null || die "define wh"
+pod_cni_add wh 2>"$T/err" && ok "ADD wh with only another object's spares works" || not_ok "ADD wh with only another object's spares works" "$(cat "$T/err")"
+check "... it loaded its own program" loaded_own wh
+check "... not another object's spare" fails in_list "$(pod_prog_id wh)" "$old_ids"
+check "the keeper removed the other object's spares and refilled this object's" wait_for -t 10 pool_full
+check "... the other object's programs are freed" all_gone $old_ids
+
+# two keepers (node1's and node2's tunnels share this bpffs) topping up at
+# once while ADDs on both nodes claim spares
+for i in 1 2 3; do pod_define "node$((i % 2 + 1))" mesh "c$i" >/dev/null || die "define c$i"; done
+cpids=()
+for i in 1 2 3; do chain "node$((i % 2 + 1))" ADD "c$i" >"$T/c$i.result" 2>"$T/c$i.err" & cpids+=($!); done
+for p in "${cpids[@]}"; do wait "$p"; done
+for i in 1 2 3; do
+	check "concurrent ADD c$i (node$((i % 2 + 1))) works: program attached" attached "c$i"
+done
+check "after concurrent ADDs on both nodes: the pool is whole again (4 spares, nothing else)" wait_for -t 10 pool_full
+check "... no two spares or pods share a program" unique_ids 7 $(spare_ids) "$(pod_prog_id c1)" "$(pod_prog_id c2)" "$(pod_prog_id c3)"
+check "no spare is attached to anything" no_spare_attached
+
+# restarts: the pool stays while a keeper holds it; the last one removes it
+ids0=$(spare_ids)
+tunnel_stop node1
+check "node1's tunnel stopped, node2's keeper still holds the pool: the same spares stay" test "$(spare_ids)" = "$ids0"
+tunnel_start node1 2>/dev/null || die "warren-tunnel restart on node1"
+check "node1's tunnel restarted: the pool is whole" wait_for -t 10 pool_full
 tunnel_stop node1
 tunnel_stop node2
+check "both tunnels stopped: the last keeper removed the pool (no bpfDir/warren/_pool)" wait_for -t 5 fails test -e "$POOL"
+check "... and freed the spares' programs" all_gone $ids0
+check "... the pods keep their capture (cli's program attached)" attached cli
+tunnel_start node1 2>/dev/null || die "warren-tunnel restart on node1"
+tunnel_start node2 2>/dev/null || die "warren-tunnel restart on node2"
+check "tunnels restarted: their keepers refill the pool (re-adopted eBPF pods name its bpfDir)" wait_for -t 10 pool_full
+check "no spare is attached to anything" no_spare_attached
+
+tunnel_stop node1
+tunnel_stop node2
+check "tunnels stopped at the end: the pool is removed" \
+	wait_for -t 5 fails test -e "$POOL"
 sanitizer_clean node1 node2
 echo "1..$((TAP_COUNT + 1))"

@@ -15,6 +15,13 @@
  * into the pod's map and answers each connection with "hello-<port>
  * orig=<local address>" (the original destination, as the tunnel reads it)
  * until killed.
+ *
+ * `inpodctl pool BPFDIR` tops up BPFDIR's pool of spare programs as the
+ * tunnel's keeper does (netlink/ebpf_pool.h) and prints how many it made.
+ * With INPODCTL_TIME=1 in the environment, apply prints the microseconds
+ * its inpod_apply / ebpf_capture_apply call took (stdout: "apply_us N"),
+ * for measuring the capture step alone, one process per apply as the
+ * plugin runs it (docs/performance.md).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,8 +32,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "netlink/ebpf_pool.h"
 #include "netlink/inpod.h"
 #include "netlink/inpod_ebpf.h"
 #include "netlink/netns.h"
@@ -134,6 +143,17 @@ int main(int argc, char **argv)
 	const char *cmd;
 	int fd, ret;
 
+	struct timespec t0, t1;
+
+	if (argc == 3 && !strcmp(argv[1], "pool")) {
+		ret = ebpf_pool_fill(argv[2], err, sizeof(err));
+		if (ret < 0) {
+			fprintf(stderr, "inpodctl: pool: %s\n", err);
+			return 1;
+		}
+		printf("%d\n", ret);
+		return 0;
+	}
 	if (argc < 3)
 		goto usage;
 	inpod_mode_init(&mode);
@@ -161,8 +181,10 @@ int main(int argc, char **argv)
 		return 1;
 	} else if (ebpf && !strcmp(cmd, "apply")) {
 		ret = ebpf_addrs_parse(eb.cidrs, eb.n, &addrs, err, sizeof(err));
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (ret == 0)
 			ret = ebpf_capture_apply(fd, eb.dir, eb.key, &addrs, err, sizeof(err));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
 	} else if (ebpf && !strcmp(cmd, "remove")) {
 		ret = ebpf_capture_remove(fd, eb.dir, eb.key, err, sizeof(err));
 	} else if (ebpf && !strcmp(cmd, "check")) {
@@ -177,7 +199,9 @@ int main(int argc, char **argv)
 		printf("%s\n", ret ? "yes" : "no");
 		return ret ? 0 : 1;
 	} else if (!strcmp(cmd, "apply")) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		ret = inpod_apply(fd, &mode, err, sizeof(err));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
 	} else if (!strcmp(cmd, "remove")) {
 		ret = inpod_remove(fd, err, sizeof(err));
 	} else if (!strcmp(cmd, "check")) {
@@ -201,12 +225,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "inpodctl: %s: %s\n", cmd, *err ? err : strerror(-ret));
 		return 1;
 	}
+	if (!strcmp(cmd, "apply") && getenv("INPODCTL_TIME"))
+		printf("apply_us %ld\n", (long)((t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000));
 	return 0;
 usage:
 	fprintf(stderr,
 		"usage: %s apply|remove|check|present NETNS_PATH [outbound] [reroute=IF,...] | [ebpf=BPFDIR,KEY[,CIDR...]]\n"
-		"       %s serve NETNS_PATH ebpf=BPFDIR,KEY%s%s\n",
-		argv[0],
-		argv[0], *err ? ": " : "", err);
+		"       %s serve NETNS_PATH ebpf=BPFDIR,KEY\n"
+		"       %s pool BPFDIR%s%s\n",
+		argv[0], argv[0], argv[0], *err ? ": " : "", err);
 	return 1;
 }

@@ -3,7 +3,8 @@
  * tunnel/harden.c on the real kernel: the tunnel's seccomp filter,
  * installed in a child process, refuses execve (and, outside sanitizer
  * builds, ptrace and fork) with EPERM while sockets, files and threads
- * still work; dropping a capability leaves it out of the thread's sets.
+ * still work; dropping a capability leaves it out of the thread's sets;
+ * another process's lists (the pool keeper's) allow only what they list.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "conf/warren.h"
 #include "tunnel/harden.h"
 #include "tests/unit/t.h"
 
@@ -169,4 +171,44 @@ static void test_drop_cap_and_mode(void)
 	T_ASSERT_INT(run_child(drop_child), 0);
 }
 
-T_MAIN(T_CASE(test_filter), T_CASE(test_drop_cap_and_mode))
+/* Another process's lists (the pool keeper's, tunnel/keeper.c): only the
+ * listed syscalls and bpf(2) commands pass. */
+static int list_child(void)
+{
+	/* and what a sanitizer's runtime may call on the way out */
+	static const int allowed[] = { __NR_exit, __NR_exit_group, __NR_getpid, __NR_close, __NR_write,
+				       __NR_mmap, __NR_munmap, __NR_mprotect, __NR_madvise, __NR_rt_sigprocmask,
+				       __NR_rt_sigaction, __NR_sigaltstack, __NR_gettid, __NR_futex };
+	static const unsigned cmds[] = { BPF_OBJ_GET };
+	static int many[300];
+	union bpf_attr a;
+	char err[256];
+	int bad = 0;
+
+	if (harden_seccomp_install_list(many, 300, cmds, 1, 0, err, sizeof(err)) != -E2BIG)
+		bad |= 1; /* too long for 8-bit jumps: refused, not installed */
+	if (harden_seccomp_install_list(allowed, ARRAY_SIZE(allowed), cmds, 1, 0, err, sizeof(err)) < 0)
+		return bad | 2;
+	if (syscall(SYS_getpid) <= 0)
+		bad |= 4;
+	errno = 0;
+	if (syscall(SYS_getppid) != -1 || errno != EPERM)
+		bad |= 8;
+	memset(&a, 0, sizeof(a));
+	a.pathname = (uintptr_t)"/nonexistent/warren-test-pin";
+	errno = 0;
+	if (syscall(SYS_bpf, BPF_OBJ_GET, &a, sizeof(a)) != -1 || errno != ENOENT)
+		bad |= 16;
+	memset(&a, 0, sizeof(a));
+	errno = 0;
+	if (syscall(SYS_bpf, BPF_LINK_CREATE, &a, sizeof(a)) != -1 || errno != EPERM)
+		bad |= 32;
+	return bad;
+}
+
+static void test_install_list(void)
+{
+	T_ASSERT_INT(run_child(list_child), 0);
+}
+
+T_MAIN(T_CASE(test_filter), T_CASE(test_drop_cap_and_mode), T_CASE(test_install_list))
