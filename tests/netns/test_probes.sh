@@ -22,8 +22,9 @@
 # Shown by the kernel (the table's set and counters, the in-pod probe
 # accept counter) and by traffic (the app sees 169.254.7.127), across a
 # tunnel restart, a pod deleted while the tunnel was down, a table deleted
-# by hand, a kubelet running as root (in a cgroup of its own, then in the
-# root cgroup: the uid alone, with a warning) and hostProbeSnat: false.
+# by hand, a sync failing at start (retried with no pod change), a kubelet
+# running as root (in a cgroup of its own, then in the root cgroup: the uid
+# alone, with a warning) and hostProbeSnat: false.
 # Env: B or WARREN_BUILD, KEEP_TMP=1.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -261,6 +262,26 @@ in_host_set node2 "${POD_IP[srv]}" && in_host_set node2 "${POD_IP[srv4]}" &&
 [[ $(host_probe node2 lastError) == None && $(host_probe node2 addresses) == 2 ]] &&
 	ok "config_dump hostProbe: 2 addresses, no error" ||
 	not_ok "config_dump hostProbe" "$(wctl node2 -o json config-dump | grep -A12 hostProbe)"
+
+# --- a sync that fails at start ----------------------------------------------------------
+# A table in the way (its postrouting a regular chain) fails the sync at the
+# end of adoption: logged, shown as lastError, and retried on a timer with
+# no pod coming or going (a stale table, maybe matching more, must not stay).
+tunnel_stop node2
+{ nexec node2 nft delete table inet warren-host && nexec node2 nft add table inet warren-host &&
+	nexec node2 nft add chain inet warren-host postrouting; } || not_ok "a table in the way"
+tunnel_start node2 || die "node2's tunnel with a table in the way"
+[[ $(host_probe node2 lastError) == *'failed at "add chain inet warren-host postrouting"'* &&
+	$(host_probe node2 failures) -ge 1 ]] &&
+	grep -F "host probe SNAT: nftables sync of table inet warren-host failed" "$T/node2/tunnel.log" >/dev/null &&
+	ok "a sync that fails at start (a table in the way) is logged and shown (config_dump lastError)" ||
+	not_ok "a failed sync at start is logged and shown" "$(host_diag srv)"
+nexec node2 nft delete table inet warren-host || not_ok "remove the table in the way"
+wait_for -t 20 host_in_step node2 "$KUBELET_UID" 1 &&
+	grep -F "host probe SNAT: table inet warren-host is in step again" "$T/node2/tunnel.log" >/dev/null &&
+	ok "... and retried with no pod coming or going: the table is in step again" ||
+	not_ok "a failed sync is retried" "$(host_diag srv)"
+probe_check "... and a probe -> srv:8080 works" srv probe srv "retry-probe-$E2E_ID"
 
 # --- a kubelet running as root ----------------------------------------------------------
 # The usual case. In a cgroup of its own, only its sockets are probes; in
