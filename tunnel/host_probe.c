@@ -13,9 +13,12 @@
  *
  * The kernel's round trips run while the workers run (they read none of
  * this), like the state records' writes. A failed sync is logged (once per distinct
- * error) and retried at the next change. It never fails an add: without
- * the rule a probe is captured like any plaintext client, which is safe,
- * and only refused under STRICT mTLS.
+ * error) and retried at the next change, and on a timer (backing off to
+ * HOST_RETRY_MAX_MS) until one succeeds: the table left by a previous
+ * start may match more than this one would (another uid, the uid alone),
+ * and must not outlive a transient failure when no pod comes or goes. It
+ * never fails an add: without the rule a probe is captured like any
+ * plaintext client, which is safe, and only refused under STRICT mTLS.
  */
 #include "tunnel/host_probe.h"
 
@@ -34,6 +37,7 @@
 #include <unistd.h>
 
 #include "conf/log.h"
+#include "conf/objcheck.h"
 #include "conf/warren.h"
 #include "netlink/nft_host.h"
 #include "netlink/nl.h"
@@ -43,6 +47,9 @@
 
 /* How often an unknown kubelet UID is looked for again. */
 #define KUBELET_RESCAN_MS 10000
+/* A failed sync is retried after 1 s, then twice as late, up to this. */
+#define HOST_RETRY_MIN_MS 1000
+#define HOST_RETRY_MAX_MS 30000
 
 struct host_probe {
 	struct nl_sock nl;
@@ -59,6 +66,8 @@ struct host_probe {
 	uint64_t synced_cgroup; /* and cgroup */
 	uint64_t syncs, failures;
 	char last_error[512];   /* of the last sync; "" after a good one */
+	struct loop_timer *retry; /* armed while the last sync failed */
+	uint64_t retry_ms;        /* its next delay */
 };
 
 /* Reads up to len-1 bytes of dir/pid/name into buf (NUL-terminated).
@@ -370,6 +379,8 @@ void host_probe_stop(struct tunnel *t)
 {
 	if (!t->hp)
 		return;
+	if (t->hp->retry)
+		loop_timer_cancel(t->loop, t->hp->retry);
 	nl_close(&t->hp->nl);
 	free(t->hp);
 	t->hp = NULL;
@@ -481,6 +492,18 @@ static int host_probe_sync_all(struct tunnel *t, char *err, size_t errlen)
 	return ret;
 }
 
+static void host_probe_retry_cb(struct loop *l, void *ctx)
+{
+	struct tunnel *t = ctx;
+
+	(void)l;
+	CHECK_OBJ(t, TUNNEL_MAGIC);
+	t->hp->retry = NULL;
+	/* draining: the pods may be going, and the table stays as it is */
+	if (!t->draining)
+		host_probe_flush(t);
+}
+
 void host_probe_flush(struct tunnel *t)
 {
 	struct host_probe *hp = t->hp;
@@ -509,8 +532,19 @@ void host_probe_flush(struct tunnel *t)
 		if (strcmp(err, hp->last_error))
 			log_error("host probe SNAT: %s", err);
 		snprintf(hp->last_error, sizeof(hp->last_error), "%s", err);
+		if (!hp->retry) {
+			hp->retry_ms = hp->retry_ms ? hp->retry_ms * 2 : HOST_RETRY_MIN_MS;
+			if (hp->retry_ms > HOST_RETRY_MAX_MS)
+				hp->retry_ms = HOST_RETRY_MAX_MS;
+			hp->retry = loop_timer_add(t->loop, hp->retry_ms, host_probe_retry_cb, t);
+		}
 		return;
 	}
+	if (hp->retry) {
+		loop_timer_cancel(t->loop, hp->retry);
+		hp->retry = NULL;
+	}
+	hp->retry_ms = 0;
 	host_probe_mark_all(t);
 	t->host_probe_full = false;
 	hp->synced = true;

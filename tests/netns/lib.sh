@@ -343,6 +343,9 @@ tunnel_stop() { # NODE [SIGNAL]: signal the tunnel, KILL it after 10 s, reap it
 	if ! wait_for -t 10 exited "$pid"; then
 		echo "warren-tunnel on $node ignored SIG$sig for 10 s; killing it" >&2
 		kill -KILL "$pid" 2>/dev/null
+		# gone before the caller starts the next one: until then it holds
+		# its SO_REUSEPORT ports (readiness, the pods' listeners)
+		wait_for -t 5 exited "$pid" || echo "warren-tunnel on $node (pid $pid) survived SIGKILL for 5 s" >&2
 	fi
 	unset "TUNNEL_PID[$node]"
 	return 0

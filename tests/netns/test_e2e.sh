@@ -309,7 +309,8 @@ tunnel_kill9 node2
 tunnel_start node2 2>/dev/null || die "restart node2 tunnel"
 n0=$(accepts srv)
 check "server-side tunnel killed -9 and restarted: cli -> srv round-trips with no new ADD" app_client cli "${POD_IP[srv]}" 8080 "after-restart-2"
-[[ $(last_peer srv) == "${POD_IP[cli]}" ]] && ok "and the server still sees the client's real IP" || not_ok "server sees client IP after restart"
+(($(accepts srv) > n0)) && [[ $(last_peer srv) == "${POD_IP[cli]}" ]] &&
+	ok "and the server still sees the client's real IP" || not_ok "server sees client IP after restart" "$(tail -n 3 "$T/srv.app.log")"
 
 # --- 9. final teardown through the chain ---------------------------------------------
 for p in cli pl ks optout; do

@@ -22,15 +22,16 @@
 # Shown by the kernel (the table's set and counters, the in-pod probe
 # accept counter) and by traffic (the app sees 169.254.7.127), across a
 # tunnel restart, a pod deleted while the tunnel was down, a table deleted
-# by hand, a kubelet running as root (in a cgroup of its own, then in the
-# root cgroup: the uid alone, with a warning) and hostProbeSnat: false.
+# by hand, a sync failing at start (retried with no pod change), a kubelet
+# running as root (in a cgroup of its own, then in the root cgroup: the uid
+# alone, with a warning) and hostProbeSnat: false.
 # Env: B or WARREN_BUILD, KEEP_TMP=1.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
 lib_init
 CLEANUP_TAP=1
-need setpriv findmnt "$PYTHON" "$USER_PYTHON"
+need setpriv findmnt conntrack "$PYTHON" "$USER_PYTHON"
 need_built warren-cni warren-tunnel warrenctl
 
 KUBELET_UID=4321 # node2's "kubelet", found in /proc
@@ -71,9 +72,52 @@ for i in json.load(sys.stdin)["nftables"]:
 }
 in_host_set() { host_set "$1" | grep "^$2 " >/dev/null; } # NODE ADDR
 host_table() { nexec "$1" nft list table inet warren-host >/dev/null 2>&1; } # NODE
+# For a failed connection check: node2's table, its tunnel's host-probe
+# state and log lines, and the conntrack entries (node2's, POD's) for POD.
+host_diag() { # POD
+	echo "table inet warren-host in node2:"
+	nexec node2 nft list table inet warren-host 2>&1
+	echo "config_dump hostProbe:"
+	wctl node2 -o json config-dump | "$PYTHON" -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["hostProbe"]))'
+	echo "node2's tunnel log (host probe):"
+	grep -F 'host probe' "$T/node2/tunnel.log" | tail -n 6 | cut -c1-300
+	echo "conntrack in node2 for ${POD_IP[$1]}:"
+	nexec node2 conntrack -L -d "${POD_IP[$1]}" 2>/dev/null
+	echo "conntrack in $1:"
+	pexec "$1" conntrack -L -p tcp --orig-port-dst 8080 2>/dev/null
+	echo "$1's tunnel log (connections to :8080):"
+	grep -F -- "-> ${POD_IP[$1]}:8080" "$T/node2/tunnel.log" | tail -n 4 | cut -c1-300
+}
 host_probe() { # NODE KEY: config_dump hostProbe.KEY
 	wctl "$1" -o json config-dump | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["hostProbe"][sys.argv[1]])' "$2"
 }
+# The restarted tunnel's sync of the table (at the end of adoption) is what
+# a probe depends on: its last sync succeeded, and the SNAT rule is uid
+# UID's, with the probe label (LABEL 1: the kubelet's cgroup, whose output
+# rule sets it) or without (0: the uid alone).
+host_in_step() { # NODE UID LABEL
+	local chains
+	[[ $(host_probe "$1" syncs) -ge 1 && $(host_probe "$1" lastError) == None ]] || return 1
+	chains=$(nexec "$1" nft list chain inet warren-host postrouting 2>/dev/null
+		nexec "$1" nft list chain inet warren-host output 2>/dev/null)
+	if (($3)); then
+		grep -F "meta skuid $2 ct label 127 ip daddr @probe-pods-v4 " <<<"$chains" | grep -F "snat ip to 169.254.7.127" &&
+			grep -F "meta skuid $2 socket cgroupv2 level " <<<"$chains" | grep -F "ct label set 127"
+	else
+		grep -F "meta skuid $2 ip daddr @probe-pods-v4 " <<<"$chains" | grep -F "snat ip to 169.254.7.127" &&
+			! grep -F "ct label" <<<"$chains"
+	fi >/dev/null
+}
+# check, with node2's host-probe state and conntrack (host_diag POD) in a
+# failure's diagnostics
+probe_check() { # NAME POD CMD...
+	local name=$1 pod=$2 out; shift 2
+	if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "command: $*"$'\n'"$out"$'\n'"$(host_diag "$pod")"; fi
+}
+# The app log's accepts: a peer check after a connection looks only at the
+# lines it added (a refused connection adds none).
+accepts() { wc -l <"$T/$1.app.log"; } # POD
+new_peer() { tail -n +"$(($2 + 1))" "$T/$1.app.log" | tail -n 1 | awk '{print $2}'; } # POD ACCEPTS
 
 # --- the "kubelet" --------------------------------------------------------------
 # The tunnel looks for the kubelet in the whole /proc: another kubelet on this
@@ -147,8 +191,9 @@ c0=$(nft_counter_in "${NODE_NETNS[node2]}" warren-host warren:host-probe-snat-v4
 # probe without counting it as captured (its inbound count stays)
 pa() { if [[ $REDIRECT_MODE == ebpf ]]; then capture_count srv in; else nft_counter srv warren-nat warren:nat-pre-probe-accept-v4; fi; }
 a0=$(pa)
+n=$(accepts srv)
 check "probe (uid $KUBELET_UID) from node2 -> srv:8080 works" probe srv "probe-$E2E_ID"
-[[ $(last_peer srv) == 169.254.7.127 ]] && ok "... srv's app sees it from 169.254.7.127" ||
+[[ $(new_peer srv "$n") == 169.254.7.127 ]] && ok "... srv's app sees it from 169.254.7.127" ||
 	not_ok "srv's app sees the probe from 169.254.7.127" "$(tail -n 3 "$T/srv.app.log")"
 c1=$(nft_counter_in "${NODE_NETNS[node2]}" warren-host warren:host-probe-snat-v4)
 a1=$(pa)
@@ -160,14 +205,17 @@ else
 	((c1 > c0 && a1 > a0)) && ok "... the host SNAT rule and srv's in-pod probe accept both counted it ($c0 -> $c1, $a0 -> $a1)" ||
 		not_ok "host SNAT and in-pod probe-accept counters" "host $c0 -> $c1, pod $a0 -> $a1"
 fi
+n=$(accepts srv)
 check "root from node2 -> srv:8080 works too (captured as plaintext through 15006)" root_connect srv "root-$E2E_ID"
-[[ $(last_peer srv) == 10.244.2.1 ]] && ok "... and srv's app sees the node's address, not the probe address" ||
+[[ $(new_peer srv "$n") == 10.244.2.1 ]] && ok "... and srv's app sees the node's address, not the probe address" ||
 	not_ok "root's connection is not rewritten" "$(tail -n 3 "$T/srv.app.log")"
+n=$(accepts srv)
 check "uid $KUBELET_UID outside the kubelet's cgroup -> srv:8080 works (captured as plaintext)" uid_connect srv "uid-$E2E_ID"
-[[ $(last_peer srv) == 10.244.2.1 ]] && ok "... and is not rewritten: the kubelet's uid alone is not a probe" ||
+[[ $(new_peer srv "$n") == 10.244.2.1 ]] && ok "... and is not rewritten: the kubelet's uid alone is not a probe" ||
 	not_ok "uid $KUBELET_UID outside the cgroup is not rewritten" "$(tail -n 3 "$T/srv.app.log")"
+n=$(accepts side)
 check "probe from node2 -> side (not enrolled) works, not rewritten" probe side "side-$E2E_ID"
-[[ $(last_peer side) == 10.244.2.1 ]] && ok "... side's app sees the node's address" ||
+[[ $(new_peer side "$n") == 10.244.2.1 ]] && ok "... side's app sees the node's address" ||
 	not_ok "side's app sees the node's address" "$(tail -n 3 "$T/side.app.log")"
 
 add_policy "$STRICT" || not_ok "add STRICT PeerAuthentication"
@@ -189,10 +237,12 @@ check "tunnel down: root from node2 -> srv:8080 fails closed" fails root_connect
 srv2_ip=${POD_IP[srv2]}
 pod_del srv2 || not_ok "DEL srv2 while node2's tunnel is down"
 tunnel_start node2 || die "node2's tunnel restart"
+wait_for host_in_step node2 "$KUBELET_UID" 1 && ok "restarted: node2's table in step (a good sync, uid $KUBELET_UID's rules)" ||
+	not_ok "restarted: node2's table in step" "$(host_diag srv)"
 in_host_set node2 "${POD_IP[srv]}" && ! in_host_set node2 "$srv2_ip" &&
 	ok "restarted: srv's address kept, srv2's (deleted while down) gone" ||
 	not_ok "restart syncs the set" "$(host_set node2)"
-check "restarted: probe -> srv:8080 works" probe srv "restart-probe-$E2E_ID"
+probe_check "restarted: probe -> srv:8080 works" srv probe srv "restart-probe-$E2E_ID"
 
 # --- changes while up ---------------------------------------------------------------
 pod_add node2 mesh srv3 --label app=srv3 2>"$T/err" || not_ok "ADD srv3" "$(cat "$T/err")"
@@ -212,6 +262,26 @@ in_host_set node2 "${POD_IP[srv]}" && in_host_set node2 "${POD_IP[srv4]}" &&
 [[ $(host_probe node2 lastError) == None && $(host_probe node2 addresses) == 2 ]] &&
 	ok "config_dump hostProbe: 2 addresses, no error" ||
 	not_ok "config_dump hostProbe" "$(wctl node2 -o json config-dump | grep -A12 hostProbe)"
+
+# --- a sync that fails at start ----------------------------------------------------------
+# A table in the way (its postrouting a regular chain) fails the sync at the
+# end of adoption: logged, shown as lastError, and retried on a timer with
+# no pod coming or going (a stale table, maybe matching more, must not stay).
+tunnel_stop node2
+{ nexec node2 nft delete table inet warren-host && nexec node2 nft add table inet warren-host &&
+	nexec node2 nft add chain inet warren-host postrouting; } || not_ok "a table in the way"
+tunnel_start node2 || die "node2's tunnel with a table in the way"
+[[ $(host_probe node2 lastError) == *'failed at "add chain inet warren-host postrouting"'* &&
+	$(host_probe node2 failures) -ge 1 ]] &&
+	grep -F "host probe SNAT: nftables sync of table inet warren-host failed" "$T/node2/tunnel.log" >/dev/null &&
+	ok "a sync that fails at start (a table in the way) is logged and shown (config_dump lastError)" ||
+	not_ok "a failed sync at start is logged and shown" "$(host_diag srv)"
+nexec node2 nft delete table inet warren-host || not_ok "remove the table in the way"
+wait_for -t 20 host_in_step node2 "$KUBELET_UID" 1 &&
+	grep -F "host probe SNAT: table inet warren-host is in step again" "$T/node2/tunnel.log" >/dev/null &&
+	ok "... and retried with no pod coming or going: the table is in step again" ||
+	not_ok "a failed sync is retried" "$(host_diag srv)"
+probe_check "... and a probe -> srv:8080 works" srv probe srv "retry-probe-$E2E_ID"
 
 # --- a kubelet running as root ----------------------------------------------------------
 # The usual case. In a cgroup of its own, only its sockets are probes; in
@@ -234,10 +304,13 @@ else
 	[[ $(host_probe node2 kubeletUid) == 0 && $(host_probe node2 kubeletCgroup) == "$KCG_REL" ]] &&
 		ok "root kubelet in its own cgroup: node2 matches uid 0 and $KCG_REL" ||
 		not_ok "root kubelet: uid 0 and its cgroup" "$(wctl node2 -o json config-dump | grep -A14 hostProbe)"
-	check "STRICT: the root kubelet's probe -> srv:8080 works" probe srv "root-probe-$E2E_ID"
-	[[ $(last_peer srv) == 169.254.7.127 ]] && ok "... srv's app sees it from 169.254.7.127" ||
+	wait_for host_in_step node2 0 1 && ok "... node2's table in step (a good sync, uid 0's rules with the label)" ||
+		not_ok "root kubelet in its cgroup: node2's table in step" "$(host_diag srv)"
+	n=$(accepts srv)
+	probe_check "STRICT: the root kubelet's probe -> srv:8080 works" srv probe srv "root-probe-$E2E_ID"
+	[[ $(new_peer srv "$n") == 169.254.7.127 ]] && ok "... srv's app sees it from 169.254.7.127" ||
 		not_ok "the root kubelet's probe comes from 169.254.7.127" "$(tail -n 3 "$T/srv.app.log")"
-	check "STRICT: another root process on the node -> srv:8080 is refused (not a probe)" \
+	probe_check "STRICT: another root process on the node -> srv:8080 is refused (not a probe)" srv \
 		fails root_connect srv "root-other-$E2E_ID"
 	tunnel_stop node2
 	echo "$KUBELET_PID" >"$CGROOT/cgroup.procs" || die "root's fake kubelet back to the root cgroup"
@@ -246,8 +319,11 @@ else
 		grep -F "WARNING: the kubelet is matched by uid 0 alone (the kubelet (pid $KUBELET_PID) is in the root cgroup" "$T/node2/tunnel.log" >/dev/null &&
 		ok "root kubelet in the root cgroup: the uid alone, with a warning at start" ||
 		not_ok "root cgroup: uid alone and a warning" "$(grep -i 'host probe' "$T/node2/tunnel.log")"
-	check "... and then any root process passes as a probe (the documented limit)" root_connect srv "root-limit-$E2E_ID"
-	[[ $(last_peer srv) == 169.254.7.127 ]] && ok "... from 169.254.7.127" ||
+	wait_for host_in_step node2 0 0 && ok "... node2's table in step (a good sync, uid 0's rule without the label)" ||
+		not_ok "root kubelet in the root cgroup: node2's table in step" "$(host_diag srv)"
+	n=$(accepts srv)
+	probe_check "... and then any root process passes as a probe (the documented limit)" srv root_connect srv "root-limit-$E2E_ID"
+	[[ $(new_peer srv "$n") == 169.254.7.127 ]] && ok "... from 169.254.7.127" ||
 		not_ok "root-cgroup fallback SNATs root" "$(tail -n 3 "$T/srv.app.log")"
 fi
 
