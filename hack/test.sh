@@ -3,7 +3,8 @@
 # cluster's binaries, hack/kube-build.sh, once per machine), builds with strict
 # warnings, builds everything again with ASan+UBSan (tests and fuzz targets
 # too) and runs the whole suite on the sanitizer build, as root; then the
-# suites that drive the tunnel's threads hardest once more on a TSan build.
+# unit tests that start threads and the suites that drive the tunnel's
+# threads hardest once more on a TSan build.
 # Ends with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -6,20 +6,23 @@
  * carries the fd and the generation of its registration, so an event
  * collected for a registration that was deleted (or deleted and re-added
  * for a new fd with the same number) earlier in the round is dropped.
- * loop_stop() only sets a flag and writes an eventfd, so it is safe from
- * a callback and from a signal handler; the round in progress is finished
- * first (edge-triggered users would lose its events otherwise).
+ * loop_stop() only sets an atomic flag and writes an eventfd, so it is
+ * safe from a callback, from another thread without the guard (workers.c
+ * stops the main loop from a worker) and from a signal handler on any
+ * thread. Release store, acquire loads: what the stopper wrote before is
+ * visible once loop_run() returns. The round in progress is finished first
+ * (edge-triggered users would lose its events otherwise).
  *
- * Threads (tunnel/workers.c): a loop's state is only touched while its
- * guard is held. loop_run() holds it from the moment epoll_wait() returns
- * until it is about to wait again, so another thread that takes the same
- * guard may add, delete and arm timers; a timer armed from another thread
- * wakes the loop, which then recomputes its timeout.
+ * Threads (tunnel/workers.c): a loop's state, but the stop flag, is only
+ * touched while its guard is held. loop_run() holds it from the moment
+ * epoll_wait() returns until it is about to wait again, so another thread
+ * that takes the same guard may add, delete and arm timers; a timer armed
+ * from another thread wakes the loop, which then recomputes its timeout.
  */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,10 +61,18 @@ struct loop {
 	struct loop_timer **heap;
 	size_t nheap, capheap;
 	uint64_t seq;
-	volatile sig_atomic_t stop;
+	atomic_bool stop;
 	loop_guard_cb guard;
 	void *guard_ctx;
 };
+
+/* Lock-free, so a signal handler may store it (C11 7.14.1.1). */
+_Static_assert(ATOMIC_BOOL_LOCK_FREE == 2, "loop_stop() needs a lock-free atomic_bool");
+
+static bool loop_stopping(struct loop *l)
+{
+	return atomic_load_explicit(&l->stop, memory_order_acquire);
+}
 
 /* The loop this thread is running, so a timer armed from elsewhere wakes it. */
 static _Thread_local struct loop *loop_running_loop;
@@ -309,7 +320,7 @@ static void loop_timers_run(struct loop *l)
 {
 	uint64_t now = loop_now_ms(), seq_limit = l->seq;
 
-	while (l->nheap && !l->stop) {
+	while (l->nheap && !loop_stopping(l)) {
 		struct loop_timer *t = l->heap[0];
 		loop_timer_cb cb = t->cb;
 		void *ctx = t->ctx;
@@ -354,7 +365,7 @@ int loop_run(struct loop *l)
 
 	loop_running_loop = l;
 	loop_guard_call(l, true);
-	while (!l->stop) {
+	while (!loop_stopping(l)) {
 		int timeout = loop_next_timeout(l), n;
 
 		loop_guard_call(l, false);
@@ -393,7 +404,7 @@ int loop_run(struct loop *l)
 	}
 	/* Consumed: the next loop_run() runs until the next loop_stop(). */
 	if (!ret)
-		l->stop = 0;
+		atomic_store_explicit(&l->stop, false, memory_order_relaxed);
 	loop_guard_call(l, false);
 	loop_running_loop = NULL;
 	return ret;
@@ -413,7 +424,7 @@ void loop_wake(struct loop *l)
 
 void loop_stop(struct loop *l)
 {
-	l->stop = 1;
-	/* Wakes an epoll_wait() this interrupted (signal handler). */
+	atomic_store_explicit(&l->stop, true, memory_order_release);
+	/* Wakes an epoll_wait() on another thread or one this interrupted. */
 	loop_wake(l);
 }

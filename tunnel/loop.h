@@ -3,9 +3,10 @@
  * The tunnel's reactor: one epoll instance, an fd-indexed table of
  * callbacks, and one-shot timers. Every callback runs on the thread that
  * called loop_run(); another thread may touch the loop only while holding
- * its guard (loop_set_guard), which loop_run() holds except while it waits. A callback may add, modify or delete
- * any registration (its own included) and close fds; events already
- * collected for an fd deleted in the same round are dropped.
+ * its guard (loop_set_guard), which loop_run() holds except while it waits
+ * (loop_stop() and loop_wake() need no guard). A callback may add, modify
+ * or delete any registration (its own included) and close fds; events
+ * already collected for an fd deleted in the same round are dropped.
  * Ownership: the loop never closes fds it did not create; callers
  * loop_del() before close(), or loop_forget() when they hold the only
  * reference to the file and close it at once (close() then takes it out
@@ -57,6 +58,8 @@ uint64_t loop_now_ms(void);
 
 /* Run until loop_stop(). Returns 0, or -errno on an epoll failure. */
 int loop_run(struct loop *l);
+/* Safe from any thread (no guard needed) and from a signal handler. A stop
+ * that comes before loop_run() makes it return at once. */
 void loop_stop(struct loop *l);
 /* Make a waiting loop_run() go round (safe from any thread). */
 void loop_wake(struct loop *l);
