@@ -2,14 +2,84 @@
 /* The stream's byte ring (contract: hbone_ring.h). */
 #include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tunnel/hbone_ring.h"
 
+/* This thread's drained buffers (only where hbone_ring_cache_enable()
+ * ran): a bulk stream drains and refills its ring many times per MiB, and
+ * from 128 KiB up every malloc() is a fresh mmap() whose pages fault in
+ * again (the tunnel fixes the mmap threshold, main.c). */
+#define RING_CACHE_N HBONE_RING_CACHE
+static _Thread_local bool ring_cache_on;
+static _Thread_local unsigned ring_cache_n;
+static _Thread_local struct {
+	uint8_t *buf;
+	size_t cap;
+} ring_cache[RING_CACHE_N];
+
+void hbone_ring_cache_enable(void)
+{
+	ring_cache_on = true;
+}
+
+void hbone_ring_cache_flush(void)
+{
+	while (ring_cache_n)
+		free(ring_cache[--ring_cache_n].buf);
+}
+
+/* Into the cache (the smallest one makes room for a bigger one), or freed. */
+static void ring_cache_put(uint8_t *buf, size_t cap)
+{
+	unsigned i, min = 0;
+
+	if (!buf)
+		return;
+	if (!ring_cache_on) {
+		free(buf);
+		return;
+	}
+	if (ring_cache_n < RING_CACHE_N) {
+		ring_cache[ring_cache_n].buf = buf;
+		ring_cache[ring_cache_n++].cap = cap;
+		return;
+	}
+	for (i = 1; i < RING_CACHE_N; i++)
+		if (ring_cache[i].cap < ring_cache[min].cap)
+			min = i;
+	if (ring_cache[min].cap >= cap) {
+		free(buf);
+		return;
+	}
+	free(ring_cache[min].buf);
+	ring_cache[min].buf = buf;
+	ring_cache[min].cap = cap;
+}
+
+/* The biggest cached buffer that fits max, or NULL. */
+static uint8_t *ring_cache_take(size_t max, size_t *cap)
+{
+	unsigned i, best = RING_CACHE_N;
+	uint8_t *buf;
+
+	for (i = 0; i < ring_cache_n; i++)
+		if (ring_cache[i].cap <= max &&
+		    (best == RING_CACHE_N || ring_cache[i].cap > ring_cache[best].cap))
+			best = i;
+	if (best == RING_CACHE_N)
+		return NULL;
+	buf = ring_cache[best].buf;
+	*cap = ring_cache[best].cap;
+	ring_cache[best] = ring_cache[--ring_cache_n];
+	return buf;
+}
+
 void hbone_ring_free(struct hbone_ring *r)
 {
-	free(r->buf);
+	ring_cache_put(r->buf, r->cap);
 	r->buf = NULL;
 	r->cap = r->head = r->len = 0;
 }
@@ -40,6 +110,12 @@ int hbone_ring_reserve(struct hbone_ring *r, size_t n)
 	uint8_t *nb;
 
 	assert(n <= hbone_ring_space(r));
+	if (!r->buf && (r->buf = ring_cache_take(r->max, &r->cap))) {
+		r->head = 0;
+		cap = r->cap;
+		if (cap >= HBONE_RING_BIG)
+			r->grew_big = true;
+	}
 	if (r->buf && r->len + n <= r->cap)
 		return 0;
 	while (cap < r->len + n)
@@ -54,7 +130,7 @@ int hbone_ring_reserve(struct hbone_ring *r, size_t n)
 		memcpy(nb, iov[0].iov_base, iov[0].iov_len);
 		memcpy(nb + iov[0].iov_len, iov[1].iov_base, iov[1].iov_len);
 	}
-	free(r->buf);
+	ring_cache_put(r->buf, r->cap);
 	r->buf = nb;
 	r->cap = cap;
 	r->head = 0;
@@ -69,7 +145,7 @@ void hbone_ring_drop(struct hbone_ring *r, size_t n)
 	r->head = (r->head + n) % r->cap;
 	r->len -= n;
 	if (!r->len)
-		hbone_ring_free(r); /* an idle stream holds no buffer (re-allocated on next data) */
+		hbone_ring_free(r); /* an idle stream holds no buffer (the thread's cache may) */
 }
 
 /* Appends n bytes; hbone_ring_reserve(r, n) succeeded before. */

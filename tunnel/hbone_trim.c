@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 
+#include "tunnel/hbone_ring.h"
 #include "tunnel/hbone_trim.h"
 
 #define TRIM_MIN_PEAK 32u
@@ -79,6 +80,7 @@ void hbone_trim_conn_end(void)
 
 void hbone_trim_now(void)
 {
+	hbone_ring_cache_flush();
 	trim_heap();
 	if (trim_read_buf && !trim_read_busy && trim_read_high > HBONE_TLS_RECORD) {
 		(void)madvise(trim_read_buf, HBONE_READ_BUF, MADV_DONTNEED);

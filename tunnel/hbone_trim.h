@@ -40,8 +40,9 @@ void hbone_trim_conn_begin(void);
 /* A connection is gone: trims the heap now when that ends a burst. */
 void hbone_trim_conn_end(void);
 
-/* malloc_trim, and this thread's read buffer's pages back once bulk reads
- * filled it (unless it is in use). */
+/* This thread's cached ring buffers (hbone_ring.h), malloc_trim, and this
+ * thread's read buffer's pages back once bulk reads filled it (unless it is
+ * in use). */
 void hbone_trim_now(void);
 
 /* This thread's read buffer (*cap = HBONE_READ_BUF), NULL when it is in use

@@ -49,6 +49,7 @@
 
 #include "conf/log.h"
 #include "tunnel/harden.h"
+#include "tunnel/hbone_ring.h"
 #include "tunnel/loop.h"
 #include "tunnel/mtls.h"
 #include "tunnel/pods.h"
@@ -299,8 +300,10 @@ static void *worker_main(void *arg)
 	/* only the main thread re-adopts pods (harden.h) */
 	if (w->t->conf->keep_capabilities && (ret = harden_drop_thread_cap(CAP_SYS_PTRACE)) < 0)
 		log_error("worker %u: cannot drop cap_sys_ptrace: %s", w->index, strerror(-ret));
+	hbone_ring_cache_enable();
 	sem_post(&w->up);
 	ret = loop_run(w->loop);
+	hbone_ring_cache_flush();
 	/* stopped: it reads no model any more (the main thread frees them) */
 	tunnel_snap_use(NULL);
 	tunnel_snap_drop(w->t, w->snap);
